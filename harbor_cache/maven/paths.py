@@ -1,0 +1,170 @@
+"""Maven repository paths: validation and what kind of file a path holds.
+
+Every path that reaches storage or an upstream URL goes through
+:func:`normalize_artifact_path` or :func:`normalize_browse_path` first; what
+they return is a relative path of plain segments (no ``.``/``..``, no empty
+segment, no backslash, no control character, no leftover percent-encoding),
+so joining it under a directory cannot escape it.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+__all__ = [
+    "InvalidPath",
+    "normalize_artifact_path",
+    "normalize_browse_path",
+    "content_type_for",
+    "CHECKSUM_EXTENSIONS",
+    "METADATA_NAME",
+    "is_checksum",
+    "checksum_base",
+    "is_metadata",
+    "is_snapshot",
+    "is_mutable",
+    "parent_path",
+    "split_path",
+]
+
+METADATA_NAME = "maven-metadata.xml"
+CHECKSUM_EXTENSIONS = (".sha1", ".sha256", ".sha512", ".md5")
+
+_CONTENT_TYPES = (
+    (".jar", "application/java-archive"),
+    (".pom", "application/xml"),
+    (".xml", "application/xml"),
+    (".sha1", "text/plain"),
+    (".sha256", "text/plain"),
+    (".sha512", "text/plain"),
+    (".md5", "text/plain"),
+    (".asc", "application/pgp-signature"),
+)
+_DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+_PERCENT_ENCODED_RE = re.compile(r"%[0-9a-fA-F]{2}")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class InvalidPath(ValueError):
+    """The path could escape the repository or is not a plain relative path."""
+
+
+def _check_relative(path: str) -> str:
+    """Validate an already-decoded relative path; return it without a
+    trailing slash."""
+    if path.endswith("/"):
+        path = path[:-1]
+    if not path:
+        raise InvalidPath("empty path")
+    if path.startswith("/"):
+        raise InvalidPath("path must be relative")
+    if "\\" in path:
+        raise InvalidPath("backslash in path")
+    if _CONTROL_RE.search(path):
+        raise InvalidPath("control character in path")
+    if _PERCENT_ENCODED_RE.search(path):
+        raise InvalidPath("percent-encoding left after decoding")
+    for segment in path.split("/"):
+        if segment == "":
+            raise InvalidPath("empty path segment")
+        if segment in (".", ".."):
+            raise InvalidPath("dot segment in path")
+    return path
+
+
+def normalize_artifact_path(raw: str) -> str:
+    """Decode the still percent-encoded path after ``/artifacts/{repo}/`` once
+    and validate it.
+
+    A single trailing slash is dropped (``org/apache/`` -> ``org/apache``).
+
+    @return: the clean relative path.
+    @raise InvalidPath: empty, absolute, empty/dot segments, backslash,
+        control characters, invalid UTF-8, or double percent-encoding.
+    """
+    if not isinstance(raw, str):
+        raise InvalidPath("path must be text")
+    try:
+        decoded = unquote(raw, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidPath("path is not UTF-8") from None
+    return _check_relative(decoded)
+
+
+def normalize_browse_path(raw: str | None) -> str:
+    """Validate the ``path`` query parameter of browse/info (already decoded
+    by the web layer, so not decoded again).
+
+    @return: ``""`` for the root (``None``, ``""`` or ``"/"``), else the clean
+        relative path without its trailing slash.
+    @raise InvalidPath: as :func:`normalize_artifact_path`.
+    """
+    if raw is None or raw in ("", "/"):
+        return ""
+    if not isinstance(raw, str):
+        raise InvalidPath("path must be text")
+    return _check_relative(raw)
+
+
+def content_type_for(name: str) -> str:
+    """The Content-Type for a Maven file, by extension (the kagami table)."""
+    lowered = name.lower()
+    for extension, content_type in _CONTENT_TYPES:
+        if lowered.endswith(extension):
+            return content_type
+    return _DEFAULT_CONTENT_TYPE
+
+
+def split_path(path: str) -> list[str]:
+    """The non-empty segments of ``path`` (``""`` -> ``[]``)."""
+    return [segment for segment in path.split("/") if segment]
+
+
+def _basename(path: str) -> str:
+    segments = split_path(path)
+    return segments[-1] if segments else ""
+
+
+def checksum_base(path: str) -> str | None:
+    """The file a checksum file is for (``a.jar.sha1`` -> ``a.jar``), or
+    L{None} when ``path`` is not a checksum file."""
+    for extension in CHECKSUM_EXTENSIONS:
+        if path.endswith(extension) and len(path) > len(extension):
+            return path[: -len(extension)]
+    return None
+
+
+def is_checksum(path: str) -> bool:
+    """True for ``.sha1``, ``.sha256``, ``.sha512`` and ``.md5`` files."""
+    return checksum_base(path) is not None
+
+
+def is_metadata(path: str) -> bool:
+    """True for ``maven-metadata.xml`` and its checksum files, at any depth."""
+    name = _basename(path)
+    base = checksum_base(name)
+    return name == METADATA_NAME or base == METADATA_NAME
+
+
+def is_snapshot(path: str) -> bool:
+    """True when any segment ends in ``-SNAPSHOT`` (a snapshot version
+    directory or a file under one)."""
+    return any(segment.endswith("-SNAPSHOT") for segment in split_path(path))
+
+
+def is_mutable(path: str) -> bool:
+    """True for files that can change upstream and so follow the metadata
+    TTL: metadata and anything under a SNAPSHOT directory.  Everything else
+    is a release file, immutable once cached."""
+    return is_metadata(path) or is_snapshot(path)
+
+
+def parent_path(path: str) -> str | None:
+    """The directory holding ``path``: ``"org"`` for ``"org/apache"``,
+    ``""`` for ``"org"``, L{None} for the root ``""``."""
+    segments = split_path(path)
+    if not segments:
+        return None
+    return "/".join(segments[:-1])
