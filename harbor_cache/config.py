@@ -1,0 +1,185 @@
+"""Start-up settings: embedded defaults, then the TOML file, then command-line options.
+
+Only what needs a restart lives here (listen endpoint, data dir, upstreams, Maven
+repositories). Settings that change at run time (cache size, TTLs, ...) live in
+the index and are described by `runtime_settings.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+DOCKER_HUB_URL = "https://registry-1.docker.io"
+MAVEN_CENTRAL_URL = "https://repo.maven.apache.org/maven2"
+
+
+class ConfigError(ValueError):
+    """The configuration file or an option is not usable; the message says which key."""
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    """One OCI registry we pull through, chosen by route globs on the repository name."""
+
+    name: str
+    url: str
+    routes: tuple[str, ...] = ("*",)
+    priority: int = 0
+    username: str | None = None
+    password: str | None = None
+    # Docker Hub keeps official images under library/: "nginx" means "library/nginx".
+    library_prefix: bool = False
+
+
+@dataclass(frozen=True)
+class MavenRepositoryConfig:
+    """One Maven repository we mirror under /artifacts/{id}/."""
+
+    id: str
+    url: str
+    private: bool = False
+    username: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    listen: str = "tcp:5001"
+    public_url: str = "http://localhost:5001"
+    data_dir: str = "./data"
+    eviction_interval_seconds: float = 300.0
+    access_flush_seconds: float = 5.0
+    upstream_connect_timeout: float = 10.0
+    upstream_idle_timeout: float = 30.0
+    artifact_token_max_hours: int = 720
+    upstreams: tuple[UpstreamConfig, ...] = field(
+        default_factory=lambda: (
+            UpstreamConfig(name="dockerhub", url=DOCKER_HUB_URL, library_prefix=True),
+        )
+    )
+    maven_repositories: tuple[MavenRepositoryConfig, ...] = field(
+        default_factory=lambda: (MavenRepositoryConfig(id="central", url=MAVEN_CENTRAL_URL),)
+    )
+
+
+def _take(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any = None) -> Any:
+    if key not in table:
+        return default
+    value = table[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}.{key}: expected {getattr(kind, '__name__', kind)}, got {value!r}")
+    return value
+
+
+def _upstream(table: dict[str, Any], i: int) -> UpstreamConfig:
+    where = f"upstreams[{i}]"
+    url = _take(table, "url", str, where)
+    if not url:
+        raise ConfigError(f"{where}.url is required")
+    routes = _take(table, "routes", list, where, ["*"])
+    if not all(isinstance(r, str) and r for r in routes):
+        raise ConfigError(f"{where}.routes: expected a list of glob strings")
+    return UpstreamConfig(
+        name=_take(table, "name", str, where, f"upstream{i}"),
+        url=url.rstrip("/"),
+        routes=tuple(routes),
+        priority=_take(table, "priority", int, where, 0),
+        username=_take(table, "username", str, where),
+        password=_take(table, "password", str, where),
+        library_prefix=_take(table, "library_prefix", bool, where, url.rstrip("/") == DOCKER_HUB_URL),
+    )
+
+
+def _maven_repository(table: dict[str, Any], i: int) -> MavenRepositoryConfig:
+    where = f"maven.repositories[{i}]"
+    repo_id = _take(table, "id", str, where)
+    url = _take(table, "url", str, where)
+    if not repo_id or not url:
+        raise ConfigError(f"{where}: id and url are required")
+    if "/" in repo_id or repo_id in (".", ".."):
+        raise ConfigError(f"{where}.id: {repo_id!r} is not a usable repository id")
+    return MavenRepositoryConfig(
+        id=repo_id,
+        url=url if url.endswith("/") else url + "/",
+        private=_take(table, "private", bool, where, False),
+        username=_take(table, "username", str, where),
+        password=_take(table, "password", str, where),
+    )
+
+
+def parse_config(document: dict[str, Any]) -> Config:
+    """Build a Config from a parsed TOML document; every key is optional."""
+    base = Config()
+    server = document.get("server", {})
+    if not isinstance(server, dict):
+        raise ConfigError("[server] must be a table")
+    values: dict[str, Any] = {
+        "listen": _take(server, "listen", str, "server", base.listen),
+        "public_url": _take(server, "public_url", str, "server", base.public_url).rstrip("/"),
+        "data_dir": _take(server, "data_dir", str, "server", base.data_dir),
+        "eviction_interval_seconds": _take(
+            server, "eviction_interval_seconds", float, "server", base.eviction_interval_seconds
+        ),
+        "access_flush_seconds": _take(server, "access_flush_seconds", float, "server", base.access_flush_seconds),
+        "upstream_connect_timeout": _take(
+            server, "upstream_connect_timeout", float, "server", base.upstream_connect_timeout
+        ),
+        "upstream_idle_timeout": _take(server, "upstream_idle_timeout", float, "server", base.upstream_idle_timeout),
+        "artifact_token_max_hours": _take(
+            server, "artifact_token_max_hours", int, "server", base.artifact_token_max_hours
+        ),
+    }
+    if "upstreams" in document:
+        ups = document["upstreams"]
+        if not isinstance(ups, list):
+            raise ConfigError("[[upstreams]] must be an array of tables")
+        values["upstreams"] = tuple(_upstream(u, i) for i, u in enumerate(ups))
+        names = [u.name for u in values["upstreams"]]
+        if len(set(names)) != len(names):
+            raise ConfigError("upstreams: names must be unique")
+    maven = document.get("maven", {})
+    if "repositories" in maven:
+        repos = maven["repositories"]
+        if not isinstance(repos, list):
+            raise ConfigError("[[maven.repositories]] must be an array of tables")
+        values["maven_repositories"] = tuple(_maven_repository(r, i) for i, r in enumerate(repos))
+        ids = [r.id for r in values["maven_repositories"]]
+        if len(set(ids)) != len(ids):
+            raise ConfigError("maven.repositories: ids must be unique")
+    if values["eviction_interval_seconds"] <= 0:
+        raise ConfigError("server.eviction_interval_seconds must be positive")
+    return Config(**values)
+
+
+def load_config(
+    path: str | None = None,
+    listen: str | None = None,
+    data_dir: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Defaults < TOML file (path, else $HARBOR_CACHE_CONFIG) < explicit options."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("HARBOR_CACHE_CONFIG") or None
+    document: dict[str, Any] = {}
+    if path:
+        try:
+            with open(path, "rb") as f:
+                document = tomllib.load(f)
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path}: {e}") from e
+    config = parse_config(document)
+    overrides: dict[str, Any] = {}
+    if listen:
+        overrides["listen"] = listen
+    if data_dir:
+        overrides["data_dir"] = data_dir
+    if overrides:
+        config = Config(**{**config.__dict__, **overrides})
+    return config

@@ -1,0 +1,409 @@
+"""The index: every SQL statement of harbor-cache, and the schema migrations.
+
+Each public method is ``async`` and runs one transaction through the pool's
+``runInteraction`` with an inner ``_txn`` function (commit on return, rollback
+on raise).  SQL is written with ``?`` placeholders and portable statements
+(``INSERT ... ON CONFLICT``, ``RETURNING``) so that PostgreSQL can be swapped in:
+`Index` rewrites the placeholders for a ``format`` paramstyle driver, and the
+DDL in `MIGRATIONS` is the only dialect-specific part.
+
+Times are float epoch seconds.  Rows come back as plain dicts.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Callable, Iterable
+
+from twisted.enterprise import adbapi
+from twisted.internet import defer
+
+MIGRATIONS: list[list[str]] = [
+    # 1: the first schema
+    [
+        """CREATE TABLE entries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL CHECK (kind IN ('proxy', 'hosted')),
+            type TEXT NOT NULL CHECK (type IN ('manifest', 'blob', 'maven')),
+            repository TEXT NOT NULL,
+            key TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            media_type TEXT,
+            sha1 TEXT,
+            upstream TEXT,
+            upstream_modified REAL,
+            created_at REAL NOT NULL,
+            fetched_at REAL NOT NULL,
+            last_access REAL NOT NULL,
+            access_count INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (type, repository, key)
+        )""",
+        "CREATE INDEX entries_digest ON entries (digest)",
+        "CREATE INDEX entries_kind_access ON entries (kind, last_access)",
+        """CREATE TABLE tags (
+            repository TEXT NOT NULL,
+            tag TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('proxy', 'hosted')),
+            media_type TEXT,
+            fetched_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (repository, tag)
+        )""",
+        """CREATE TABLE users (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            username TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL,
+            role TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE counters (
+            name TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+        )""",
+    ],
+]
+
+
+def _rows(txn) -> list[dict[str, Any]]:
+    cols = [c[0] for c in txn.description]
+    return [dict(zip(cols, r)) for r in txn.fetchall()]
+
+
+def _row(txn) -> dict[str, Any] | None:
+    rows = _rows(txn)
+    return rows[0] if rows else None
+
+
+def _sqlite_connect_options(conn) -> None:
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=5000")
+
+
+def open_sqlite_pool(path: str) -> adbapi.ConnectionPool:
+    """One connection, so there is exactly one writer; WAL so a crash never tears a page."""
+    return adbapi.ConnectionPool(
+        "sqlite3",
+        path,
+        check_same_thread=False,
+        cp_min=1,
+        cp_max=1,
+        cp_openfun=_sqlite_connect_options,
+    )
+
+
+class InlinePool:
+    """A threadless stand-in for ConnectionPool: each interaction runs at once.
+
+    For unit tests (SQL finishes inside the test's own call stack) and tools.
+    """
+
+    def __init__(self, path: str):
+        self.conn = sqlite3.connect(path, check_same_thread=False)
+        _sqlite_connect_options(self.conn)
+        self.dbapi = sqlite3
+
+    def runInteraction(self, fn: Callable, *args, **kw) -> defer.Deferred:
+        cur = self.conn.cursor()
+        try:
+            result = fn(cur, *args, **kw)
+        except BaseException:
+            self.conn.rollback()
+            return defer.fail()
+        finally:
+            cur.close()
+        self.conn.commit()
+        return defer.succeed(result)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Index:
+    """Every query the rest of the program makes, by name."""
+
+    def __init__(self, pool):
+        self._pool = pool
+        dbapi = getattr(pool, "dbapi", sqlite3)
+        self._format = getattr(dbapi, "paramstyle", "qmark") in ("format", "pyformat")
+
+    def _q(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self._format else sql
+
+    def _run(self, desc: str, fn: Callable, *args) -> defer.Deferred:
+        # desc names the transaction in logs and metrics.
+        return self._pool.runInteraction(fn, *args)
+
+    def _exec(self, txn, sql: str, args: Iterable = ()) -> None:
+        txn.execute(self._q(sql), tuple(args))
+
+    # -- schema ---------------------------------------------------------
+
+    async def migrate(self) -> int:
+        """Apply the numbered migrations not yet applied; returns the schema version."""
+
+        def _txn(txn):
+            self._exec(txn, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            self._exec(txn, "SELECT MAX(version) FROM schema_version")
+            current = txn.fetchone()[0] or 0
+            for number, statements in enumerate(MIGRATIONS, start=1):
+                if number <= current:
+                    continue
+                for statement in statements:
+                    self._exec(txn, statement)
+                self._exec(txn, "INSERT INTO schema_version (version) VALUES (?)", (number,))
+                current = number
+            return current
+
+        return await self._run("migrate", _txn)
+
+    async def ping(self) -> bool:
+        def _txn(txn):
+            self._exec(txn, "SELECT 1")
+            return txn.fetchone()[0] == 1
+
+        return await self._run("ping", _txn)
+
+    # -- entries --------------------------------------------------------
+
+    async def get_entry(self, type_: str, repository: str, key: str) -> dict | None:
+        def _txn(txn):
+            self._exec(txn, "SELECT * FROM entries WHERE type = ? AND repository = ? AND key = ?", (type_, repository, key))
+            return _row(txn)
+
+        return await self._run("get_entry", _txn)
+
+    async def put_entry(
+        self,
+        *,
+        kind: str,
+        type_: str,
+        repository: str,
+        key: str,
+        digest: str,
+        size: int,
+        now: float,
+        media_type: str | None = None,
+        sha1: str | None = None,
+        upstream: str | None = None,
+        upstream_modified: float | None = None,
+    ) -> dict:
+        """Insert or replace an entry; an existing hosted entry stays hosted."""
+
+        def _txn(txn):
+            self._exec(
+                txn,
+                """INSERT INTO entries (kind, type, repository, key, digest, size, media_type, sha1, upstream,
+                       upstream_modified, created_at, fetched_at, last_access, access_count)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
+                   ON CONFLICT (type, repository, key) DO UPDATE SET
+                       kind = CASE WHEN entries.kind = 'hosted' OR excluded.kind = 'hosted'
+                                   THEN 'hosted' ELSE 'proxy' END,
+                       digest = excluded.digest, size = excluded.size, media_type = excluded.media_type,
+                       sha1 = excluded.sha1, upstream = excluded.upstream,
+                       upstream_modified = excluded.upstream_modified,
+                       fetched_at = excluded.fetched_at""",
+                (kind, type_, repository, key, digest, size, media_type, sha1, upstream, upstream_modified, now, now, now),
+            )
+            self._exec(txn, "SELECT * FROM entries WHERE type = ? AND repository = ? AND key = ?", (type_, repository, key))
+            return _row(txn)
+
+        return await self._run("put_entry", _txn)
+
+    async def mark_fetched(self, entry_id: int, now: float) -> None:
+        """Record a successful revalidation (TTL restarts)."""
+
+        def _txn(txn):
+            self._exec(txn, "UPDATE entries SET fetched_at = ? WHERE id = ?", (now, entry_id))
+
+        await self._run("mark_fetched", _txn)
+
+    async def record_access(self, touches: dict[int, tuple[float, int]], counters: dict[str, int]) -> None:
+        """Flush a batch of last-access times / hit counts and counter deltas in one transaction."""
+
+        def _txn(txn):
+            for entry_id, (when, count) in touches.items():
+                self._exec(
+                    txn,
+                    "UPDATE entries SET last_access = MAX(last_access, ?), access_count = access_count + ? WHERE id = ?",
+                    (when, count, entry_id),
+                )
+            for name, delta in counters.items():
+                self._exec(
+                    txn,
+                    """INSERT INTO counters (name, value) VALUES (?, ?)
+                       ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value""",
+                    (name, delta),
+                )
+
+        await self._run("record_access", _txn)
+
+    async def get_counters(self) -> dict[str, int]:
+        def _txn(txn):
+            self._exec(txn, "SELECT name, value FROM counters")
+            return {r["name"]: r["value"] for r in _rows(txn)}
+
+        return await self._run("get_counters", _txn)
+
+    async def digest_in_use(self, digest: str) -> bool:
+        def _txn(txn):
+            self._exec(txn, "SELECT 1 FROM entries WHERE digest = ? LIMIT 1", (digest,))
+            return txn.fetchone() is not None
+
+        return await self._run("digest_in_use", _txn)
+
+    async def delete_entries(self, ids: list[int]) -> list[str]:
+        """Delete entries by id; returns the digests no longer referenced by any entry."""
+
+        def _txn(txn):
+            digests: set[str] = set()
+            for entry_id in ids:
+                self._exec(txn, "SELECT digest FROM entries WHERE id = ?", (entry_id,))
+                r = txn.fetchone()
+                if r is None:
+                    continue
+                digests.add(r[0])
+                self._exec(txn, "DELETE FROM entries WHERE id = ?", (entry_id,))
+            orphans = []
+            for d in sorted(digests):
+                self._exec(txn, "SELECT 1 FROM entries WHERE digest = ? LIMIT 1", (d,))
+                if txn.fetchone() is None:
+                    orphans.append(d)
+            return orphans
+
+        return await self._run("delete_entries", _txn)
+
+    # -- tags -----------------------------------------------------------
+
+    async def get_tag(self, repository: str, tag: str) -> dict | None:
+        def _txn(txn):
+            self._exec(txn, "SELECT * FROM tags WHERE repository = ? AND tag = ?", (repository, tag))
+            return _row(txn)
+
+        return await self._run("get_tag", _txn)
+
+    async def put_tag(
+        self, repository: str, tag: str, digest: str, kind: str, media_type: str | None, now: float
+    ) -> None:
+        """Point a tag at a digest; a hosted tag is never overwritten by a proxy one."""
+
+        def _txn(txn):
+            self._exec(
+                txn,
+                """INSERT INTO tags (repository, tag, digest, kind, media_type, fetched_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (repository, tag) DO UPDATE SET
+                       digest = excluded.digest, kind = excluded.kind, media_type = excluded.media_type,
+                       fetched_at = excluded.fetched_at, updated_at = excluded.updated_at
+                   WHERE tags.kind = 'proxy' OR excluded.kind = 'hosted'""",
+                (repository, tag, digest, kind, media_type, now, now),
+            )
+
+        await self._run("put_tag", _txn)
+
+    async def mark_tag_fetched(self, repository: str, tag: str, now: float) -> None:
+        def _txn(txn):
+            self._exec(txn, "UPDATE tags SET fetched_at = ? WHERE repository = ? AND tag = ?", (now, repository, tag))
+
+        await self._run("mark_tag_fetched", _txn)
+
+    async def list_tags(self, repository: str) -> list[str]:
+        def _txn(txn):
+            self._exec(txn, "SELECT tag FROM tags WHERE repository = ? ORDER BY tag", (repository,))
+            return [r[0] for r in txn.fetchall()]
+
+        return await self._run("list_tags", _txn)
+
+    async def delete_tags(self, repository: str, digest: str) -> int:
+        def _txn(txn):
+            self._exec(txn, "DELETE FROM tags WHERE repository = ? AND digest = ?", (repository, digest))
+            return txn.rowcount
+
+        return await self._run("delete_tags", _txn)
+
+    # -- users ----------------------------------------------------------
+
+    async def count_users(self) -> int:
+        def _txn(txn):
+            self._exec(txn, "SELECT COUNT(*) FROM users")
+            return txn.fetchone()[0]
+
+        return await self._run("count_users", _txn)
+
+    async def create_user(self, username: str, password_hash: str, role: str, now: float) -> dict | None:
+        """Returns the new user, or None when the username is taken."""
+
+        def _txn(txn):
+            self._exec(txn, "SELECT 1 FROM users WHERE username = ?", (username,))
+            if txn.fetchone() is not None:
+                return None
+            self._exec(
+                txn,
+                "INSERT INTO users (username, password_hash, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (username, password_hash, role, now, now),
+            )
+            self._exec(txn, "SELECT * FROM users WHERE username = ?", (username,))
+            return _row(txn)
+
+        return await self._run("create_user", _txn)
+
+    async def get_user(self, user_id: int) -> dict | None:
+        def _txn(txn):
+            self._exec(txn, "SELECT * FROM users WHERE id = ?", (user_id,))
+            return _row(txn)
+
+        return await self._run("get_user", _txn)
+
+    async def get_user_by_name(self, username: str) -> dict | None:
+        def _txn(txn):
+            self._exec(txn, "SELECT * FROM users WHERE username = ?", (username,))
+            return _row(txn)
+
+        return await self._run("get_user_by_name", _txn)
+
+    async def list_users(self) -> list[dict]:
+        def _txn(txn):
+            self._exec(txn, "SELECT * FROM users ORDER BY id")
+            return _rows(txn)
+
+        return await self._run("list_users", _txn)
+
+    # -- runtime settings -------------------------------------------------
+
+    async def get_settings(self) -> list[dict]:
+        def _txn(txn):
+            self._exec(txn, "SELECT key, value, updated_at FROM settings ORDER BY key")
+            return _rows(txn)
+
+        return await self._run("get_settings", _txn)
+
+    async def put_settings(self, entries: list[tuple[str, str]], now: float) -> int:
+        """Store every entry in one transaction (all or nothing)."""
+
+        def _txn(txn):
+            for key, value in entries:
+                self._exec(
+                    txn,
+                    """INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
+                       ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at""",
+                    (key, value, now),
+                )
+            return len(entries)
+
+        return await self._run("put_settings", _txn)
+
+    async def delete_setting(self, key: str) -> bool:
+        def _txn(txn):
+            self._exec(txn, "DELETE FROM settings WHERE key = ?", (key,))
+            return txn.rowcount > 0
+
+        return await self._run("delete_setting", _txn)

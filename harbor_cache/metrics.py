@@ -1,0 +1,52 @@
+"""Prometheus metrics, on a registry of our own (never the process-global one).
+
+The seed's four plain counters come first; the labelled ones break the same
+events down by front (``oci``/``maven``) and source (upstream name or Maven
+repository id).  Label names match the fields of our log lines.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.health_checks = Counter("harbor_cache_health_checks", "Health checks answered", registry=r)
+        self.requests = Counter("harbor_cache_requests", "HTTP requests answered", registry=r)
+        self.hits = Counter("harbor_cache_hits", "Content served from the cache", registry=r)
+        self.misses = Counter("harbor_cache_misses", "Content fetched from upstream", registry=r)
+
+        labels = ("front", "source")
+        self.source_hits = Counter("harbor_cache_source_hits", "Cache hits by front and source", labels, registry=r)
+        self.source_misses = Counter(
+            "harbor_cache_source_misses", "Cache misses by front and source", labels, registry=r
+        )
+        self.coalesced = Counter(
+            "harbor_cache_coalesced_waits", "Requests that joined a download already in flight", labels, registry=r
+        )
+        self.upstream_bytes = Counter(
+            "harbor_cache_upstream_bytes", "Bytes received from upstreams", labels, registry=r
+        )
+        self.served_bytes = Counter("harbor_cache_served_bytes", "Body bytes sent to clients", ("front",), registry=r)
+        self.upstream_errors = Counter(
+            "harbor_cache_upstream_errors", "Failed upstream requests", ("front", "source", "reason"), registry=r
+        )
+        self.stale_served = Counter(
+            "harbor_cache_stale_served", "Stale content served while upstream was unavailable", labels, registry=r
+        )
+        self.inflight = Gauge("harbor_cache_inflight_downloads", "Upstream downloads in progress", ("front",), registry=r)
+        self.pushes = Counter("harbor_cache_pushes", "Manifests and blobs pushed", ("type",), registry=r)
+        self.push_bytes = Counter("harbor_cache_push_bytes", "Bytes received by pushes", registry=r)
+        self.evicted = Counter("harbor_cache_evicted_entries", "Entries removed by eviction", ("reason",), registry=r)
+        self.responses = Counter(
+            "harbor_cache_http_responses", "HTTP responses by method and status", ("method", "status"), registry=r
+        )
+        self.request_seconds = Histogram(
+            "harbor_cache_request_seconds",
+            "Time to answer a request (until the last byte)",
+            ("front",),
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120),
+            registry=r,
+        )

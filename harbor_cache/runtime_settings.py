@@ -1,0 +1,149 @@
+"""Settings that change at run time: typed, validated, kept in the index.
+
+The core reads them from memory on every lookup (``settings.get(key)``), so a
+change through ``/api/v1/config`` takes effect at the next request or eviction
+pass without a restart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+GIB = 1 << 30
+
+
+class SettingError(ValueError):
+    """An unknown key or a value its validator refuses; the message says why."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+def _parse_int(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        text = text.strip()
+        if not text or not (text.isdigit() or (text[0] == "-" and text[1:].isdigit())):
+            raise ValueError(f"expected an integer, got {text!r}")
+        value = int(text)
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return text
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    default: str
+    parse: Callable[[str], Any]
+    description: str
+
+
+SETTINGS: dict[str, Setting] = {
+    s.key: s
+    for s in (
+        Setting("cache.max_size", str(10 * GIB), _parse_int(1), "Bytes of proxied content kept before eviction"),
+        Setting("cache.retention_days", "30", _parse_int(0), "Proxied entries unused this long are removed (0 = off)"),
+        Setting("cache.eviction_policy", "lru", _parse_choice("lru", "lfu", "fifo"), "Which entries go first"),
+        Setting("cache.tag_ttl_seconds", "300", _parse_int(0), "Manifest tags are revalidated upstream after this"),
+        Setting("cache.negative_ttl_seconds", "60", _parse_int(0), "An upstream 404 is remembered this long"),
+        Setting("maven.metadata_ttl_seconds", "300", _parse_int(0), "maven-metadata.xml and SNAPSHOTs revalidate after"),
+        Setting("registry.anonymous_pull", "true", _parse_bool, "Pulls without credentials are allowed"),
+    )
+}
+
+
+class RuntimeSettings:
+    """The current value of every runtime setting, mirrored from the index."""
+
+    def __init__(self, index, clock):
+        self._index = index
+        self._clock = clock
+        self._stored: dict[str, tuple[str, float]] = {}
+        self._values: dict[str, Any] = {k: s.parse(s.default) for k, s in SETTINGS.items()}
+
+    async def load(self) -> None:
+        """Read stored values at start-up; a stored value that no longer validates is ignored."""
+        for row in await self._index.get_settings():
+            setting = SETTINGS.get(row["key"])
+            if setting is None:
+                continue
+            try:
+                self._values[row["key"]] = setting.parse(row["value"])
+            except ValueError:
+                continue
+            self._stored[row["key"]] = (row["value"], row["updated_at"])
+
+    def get(self, key: str) -> Any:
+        return self._values[key]
+
+    @staticmethod
+    def validate(key: Any, value: Any) -> tuple[str, Any]:
+        """Returns (text, parsed) or raises SettingError."""
+        if not isinstance(key, str) or key not in SETTINGS:
+            raise SettingError(str(key), "unknown configuration key")
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise SettingError(key, "value must be a string")
+        try:
+            parsed = SETTINGS[key].parse(value)
+        except ValueError as e:
+            raise SettingError(key, str(e)) from None
+        return value.strip(), parsed
+
+    def entry(self, key: str) -> dict[str, Any]:
+        """One entry as the API shows it; updated_at is None for a default never set."""
+        if key not in SETTINGS:
+            raise SettingError(key, "unknown configuration key")
+        stored = self._stored.get(key)
+        return {
+            "key": key,
+            "value": stored[0] if stored else SETTINGS[key].default,
+            "updated_at": stored[1] if stored else None,
+        }
+
+    def entries(self) -> list[dict[str, Any]]:
+        return [self.entry(k) for k in sorted(SETTINGS)]
+
+    async def update(self, pairs: list[tuple[Any, Any]]) -> int:
+        """Validate every pair first, then store them all in one transaction."""
+        checked = [(key, *self.validate(key, value)) for key, value in pairs]
+        now = self._clock.seconds()
+        count = await self._index.put_settings([(k, text) for k, text, _ in checked], now)
+        for key, text, parsed in checked:
+            self._values[key] = parsed
+            self._stored[key] = (text, now)
+        return count
+
+    async def reset(self, key: str) -> bool:
+        """Back to the default; returns whether a stored value existed."""
+        if key not in SETTINGS:
+            raise SettingError(key, "unknown configuration key")
+        existed = await self._index.delete_setting(key)
+        self._stored.pop(key, None)
+        self._values[key] = SETTINGS[key].parse(SETTINGS[key].default)
+        return existed

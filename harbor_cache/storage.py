@@ -1,0 +1,484 @@
+"""Content-addressed files on disk, temp files that are hashed as they grow, and
+the producers that stream a (possibly still growing) file to an HTTP response.
+
+Layout: ``DATA/blobs/sha256/ab/abcd...`` for committed content and ``DATA/tmp/``
+for writes in progress.  A file only ever appears under its digest name by an
+atomic rename after its digest has been checked, so a crash leaves at most a
+stray temp file, which `Storage.clean_temp` removes at the next start.
+
+Disk writes and hashing run on a thread pool (`ThreadIO`), never on the
+reactor: the reactor only queues chunks and is told when they are on disk.
+Readers follow the bytes that are on disk and never pass the writer; until the
+content is verified they also hold back its last byte, so a client can never
+receive a complete-looking body that later turns out to be corrupt.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import uuid
+from collections import deque
+from typing import Callable, Protocol
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+log = Logger()
+
+# How much a reader moves per read: large enough that per-chunk Python
+# overhead stays small, small enough that one read never stalls the reactor.
+READ_CHUNK = 1 << 20
+# Queued-but-unwritten bytes above which the writer asks its producer to pause.
+HIGH_WATER = 8 << 20
+LOW_WATER = 2 << 20
+
+
+class StorageIO(Protocol):
+    def run(self, fn: Callable, *args) -> defer.Deferred: ...
+
+
+class ThreadIO:
+    """Runs blocking file work on a thread pool and reports back on the reactor."""
+
+    def __init__(self, reactor, threadpool):
+        self._reactor = reactor
+        self._pool = threadpool
+
+    def run(self, fn, *args):
+        from twisted.internet.threads import deferToThreadPool
+
+        return deferToThreadPool(self._reactor, self._pool, fn, *args)
+
+
+class InlineIO:
+    """Runs file work synchronously: for unit tests, where determinism beats speed."""
+
+    def run(self, fn, *args):
+        return defer.maybeDeferred(fn, *args)
+
+
+class BlobCorrupt(Exception):
+    """The bytes written do not match the digest they were promised to have."""
+
+    def __init__(self, expected: str, actual: str):
+        super().__init__(f"digest mismatch: expected {expected}, got {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class SourceFailed(Exception):
+    """The growing file will never be completed (upstream failure, corruption)."""
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+class GrowingSource:
+    """What readers need to know about a file that may still be growing.
+
+    ``available`` bytes are on disk at ``path``; ``total`` is the final size when
+    known.  ``verified`` means the file is complete and its digest checked;
+    ``failure`` means it never will be.
+    """
+
+    def __init__(self, path: str, total: int | None):
+        self.path = path
+        self.total = total
+        self.available = 0
+        self.verified = False
+        self.failure: Exception | None = None
+        self._waiters: list[Callable[[], None]] = []
+
+    def wait(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (once) the next time something changes."""
+        self._waiters.append(callback)
+
+    def unwait(self, callback: Callable[[], None]) -> None:
+        try:
+            self._waiters.remove(callback)
+        except ValueError:
+            pass
+
+    def _changed(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for w in waiters:
+            try:
+                w()
+            except Exception:
+                log.failure("reader wake-up failed")
+
+
+class StoredSource(GrowingSource):
+    """A committed file: complete and verified from the start."""
+
+    def __init__(self, path: str, size: int):
+        super().__init__(path, size)
+        self.available = size
+        self.verified = True
+
+
+class TempBlob(GrowingSource):
+    """A file being written under ``DATA/tmp``, hashed as it grows.
+
+    `write` queues a chunk and returns True when the caller should pause its
+    producer (too much queued); `on_drain` is then called once the queue is
+    low again.  `finish` waits for the queue, checks the digest and renames
+    the file into the store; `abort` throws everything away.
+    """
+
+    def __init__(self, storage: "Storage", total: int | None, extra_hashes: tuple[str, ...] = ()):
+        path = os.path.join(storage.tmp_dir, uuid.uuid4().hex)
+        super().__init__(path, total)
+        self._storage = storage
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._sha256 = hashlib.sha256()
+        self._extra = {name: hashlib.new(name) for name in extra_hashes}
+        self._queue: deque[bytes] = deque()
+        self.queued = 0
+        self._busy = False
+        self._drained: list[defer.Deferred] = []
+        self.on_drain: Callable[[], None] | None = None
+        self.received = 0
+        self.digest: str | None = None
+        self.hashes: dict[str, str] = {}
+        self.closed = False
+
+    def write(self, data: bytes) -> bool:
+        if self.closed or self.failure is not None:
+            return False
+        self._queue.append(data)
+        self.queued += len(data)
+        self.received += len(data)
+        self._kick()
+        return self.queued > HIGH_WATER
+
+    def _kick(self) -> None:
+        if self._busy or not self._queue:
+            if not self._busy and not self._queue:
+                drained, self._drained = self._drained, []
+                for d in drained:
+                    d.callback(None)
+            return
+        chunks = list(self._queue)
+        self._queue.clear()
+        self._busy = True
+        d = self._storage.io.run(self._write_chunks, chunks)
+        d.addCallbacks(self._written, self._write_failed)
+
+    def _write_chunks(self, chunks: list[bytes]) -> int:
+        """Runs on the I/O thread: append and hash (hashlib releases the GIL)."""
+        n = 0
+        for c in chunks:
+            _write_all(self._fd, c)
+            self._sha256.update(c)
+            for h in self._extra.values():
+                h.update(c)
+            n += len(c)
+        return n
+
+    def _written(self, n: int) -> None:
+        self._busy = False
+        self.queued -= n
+        self.available += n
+        was_high = self.queued + n > LOW_WATER
+        self._kick()
+        self._changed()
+        if was_high and self.queued <= LOW_WATER and self.on_drain is not None:
+            self.on_drain()
+
+    def _write_failed(self, failure) -> None:
+        self._busy = False
+        log.failure("writing {path} failed", failure, path=self.path)
+        self.abort(SourceFailed(f"write failed: {failure.getErrorMessage()}"))
+
+    def _wait_drained(self) -> defer.Deferred:
+        if not self._busy and not self._queue:
+            return defer.succeed(None)
+        d: defer.Deferred = defer.Deferred()
+        self._drained.append(d)
+        return d
+
+    async def finish(self, expected_digest: str | None = None) -> str:
+        """Wait for every byte to reach disk, verify, rename into the store.
+
+        Returns the ``sha256:<hex>`` digest.  Raises `BlobCorrupt` (and aborts)
+        when ``expected_digest`` (sha256 or, for Maven, any extra hash given
+        as ``algo:hex``) does not match, or when ``total`` was announced and
+        a different number of bytes arrived.
+        """
+        if self.failure is not None:
+            raise self.failure
+        await self._wait_drained()
+        if self.failure is not None:
+            raise self.failure
+        self.closed = True
+        await self._storage.io.run(os.close, self._fd)
+        self._fd = -1
+        digest = "sha256:" + self._sha256.hexdigest()
+        self.hashes = {"sha256": self._sha256.hexdigest()}
+        self.hashes.update({k: h.hexdigest() for k, h in self._extra.items()})
+        if self.total is not None and self.available != self.total:
+            err = SourceFailed(f"short body: {self.available} of {self.total} bytes")
+            self.abort(err)
+            raise err
+        if expected_digest is not None:
+            algo, _, hexpart = expected_digest.partition(":")
+            actual = self.hashes.get(algo)
+            if actual != hexpart.lower():
+                err = BlobCorrupt(expected_digest, f"{algo}:{actual}")
+                self.abort(err)
+                raise err
+        final = self._storage.blob_path(digest)
+        try:
+            await self._storage.io.run(self._storage._install, self.path, final)
+        except Exception as e:
+            self.abort(SourceFailed(f"commit failed: {e}"))
+            raise
+        self.digest = digest
+        self.path = final
+        self.total = self.available
+        self.verified = True
+        self._changed()
+        return digest
+
+    def abort(self, reason: Exception) -> None:
+        """Give up: readers are told (they abort their connections) and the temp file goes."""
+        if self.verified or self.failure is not None:
+            return
+        self.failure = reason
+        self.closed = True
+        self._queue.clear()
+        fd, self._fd = self._fd, -1
+        path = self.path
+
+        def _remove():
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+        self._storage.io.run(_remove).addErrback(lambda f: log.failure("removing temp file", f))
+        self._changed()
+        drained, self._drained = self._drained, []
+        for d in drained:
+            d.callback(None)
+
+
+class Storage:
+    """Files under one data directory: ``blobs/`` (committed), ``tmp/`` (in progress)."""
+
+    def __init__(self, root: str, io: StorageIO):
+        self.root = os.path.abspath(root)
+        self.blob_dir = os.path.join(self.root, "blobs")
+        self.tmp_dir = os.path.join(self.root, "tmp")
+        self.io = io
+        os.makedirs(self.blob_dir, exist_ok=True)
+        os.makedirs(self.tmp_dir, exist_ok=True)
+
+    def clean_temp(self) -> int:
+        """Remove what a previous run left half-written; run once at start-up."""
+        removed = 0
+        for name in os.listdir(self.tmp_dir):
+            try:
+                os.unlink(os.path.join(self.tmp_dir, name))
+                removed += 1
+            except (IsADirectoryError, FileNotFoundError, PermissionError):
+                pass
+        return removed
+
+    def blob_path(self, digest: str) -> str:
+        algo, _, hexpart = digest.partition(":")
+        if not hexpart or "/" in hexpart or "/" in algo or hexpart.startswith("."):
+            raise ValueError(f"not a digest: {digest!r}")
+        return os.path.join(self.blob_dir, algo, hexpart[:2], hexpart)
+
+    @staticmethod
+    def _install(tmp_path: str, final: str) -> None:
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.replace(tmp_path, final)
+
+    def new_temp(self, total: int | None = None, extra_hashes: tuple[str, ...] = ()) -> TempBlob:
+        return TempBlob(self, total, extra_hashes)
+
+    def stat_blob(self, digest: str) -> int | None:
+        """Size of the committed file, or None when it is not on disk."""
+        try:
+            return os.stat(self.blob_path(digest)).st_size
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def open_stored(self, digest: str, size: int | None = None) -> StoredSource:
+        path = self.blob_path(digest)
+        if size is None:
+            size = os.stat(path).st_size
+        return StoredSource(path, size)
+
+    async def store_bytes(self, data: bytes, expected_digest: str | None = None) -> str:
+        """Write a small body (manifests, checksums) through the same verify-and-rename path."""
+        temp = self.new_temp(len(data))
+        temp.write(data)
+        return await temp.finish(expected_digest)
+
+    async def read_bytes(self, digest: str) -> bytes:
+        """Read a small committed file (manifests) off the reactor thread."""
+
+        def _read():
+            with open(self.blob_path(digest), "rb") as f:
+                return f.read()
+
+        return await self.io.run(_read)
+
+    async def delete_blob(self, digest: str) -> bool:
+        def _delete():
+            try:
+                os.unlink(self.blob_path(digest))
+                return True
+            except FileNotFoundError:
+                return False
+
+        return await self.io.run(_delete)
+
+    def usable(self) -> bool:
+        """Can we still write here? (for /health)"""
+        return os.access(self.tmp_dir, os.W_OK) and os.access(self.blob_dir, os.W_OK)
+
+
+@implementer(IPushProducer)
+class RangeProducer:
+    """Moves bytes ``[start, end]`` of a source to a consumer, following the writer.
+
+    Only moves bytes: status and headers are the caller's job.  Honours the
+    consumer's pause/resume, wakes when the writer appends (no polling),
+    closes its file in `stopProducing`.  ``end`` None means "to the end of the
+    source, whatever length it turns out to have".
+
+    `done` fires with None when every byte went out, or errbacks with
+    `SourceFailed` when the source failed mid-way; in that case the caller
+    must make the client see an incomplete body (abort the connection).
+    """
+
+    def __init__(self, source: GrowingSource, consumer, start: int = 0, end: int | None = None):
+        self.source = source
+        self.consumer = consumer
+        self.offset = start
+        self.end = end
+        self.sent = 0
+        self.paused = False
+        self.stopped = False
+        self._fd = -1
+        self._pumping = False
+        self.done: defer.Deferred = defer.Deferred(lambda d: self.stopProducing())
+
+    def start(self) -> defer.Deferred:
+        try:
+            self._fd = os.open(self.source.path, os.O_RDONLY)
+        except OSError as e:
+            self._finish(SourceFailed(f"cannot open {self.source.path}: {e.strerror}"))
+            return self.done
+        self.consumer.registerProducer(self, True)
+        self._pump()
+        return self.done
+
+    def _limit(self) -> int:
+        """How far (exclusive) we may read now."""
+        src = self.source
+        limit = src.available
+        if not src.verified:
+            # Hold back the last byte until the digest is checked.
+            if src.total is not None:
+                limit = min(limit, src.total - 1)
+        if self.end is not None:
+            limit = min(limit, self.end + 1)
+        return limit
+
+    def _pump(self) -> None:
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while not self.paused and not self.stopped:
+                src = self.source
+                if src.failure is not None:
+                    self._finish(SourceFailed(str(src.failure)))
+                    return
+                target_end = self.end + 1 if self.end is not None else (src.total if src.verified else None)
+                if target_end is not None and self.offset >= target_end:
+                    self._finish(None)
+                    return
+                limit = self._limit()
+                if self.offset >= limit:
+                    if src.verified and self.end is None and src.total is not None and self.offset >= src.total:
+                        self._finish(None)
+                        return
+                    src.wait(self._wake)
+                    return
+                n = min(READ_CHUNK, limit - self.offset)
+                try:
+                    data = os.pread(self._fd, n, self.offset)
+                except OSError as e:
+                    if e.errno == errno.EINTR:
+                        continue
+                    self._finish(SourceFailed(f"read failed: {e.strerror}"))
+                    return
+                if not data:
+                    self._finish(SourceFailed("file shorter than announced"))
+                    return
+                self.offset += len(data)
+                self.sent += len(data)
+                self.consumer.write(data)
+        finally:
+            self._pumping = False
+
+    def _wake(self) -> None:
+        if not self.stopped and not self.paused:
+            self._pump()
+
+    def _close(self) -> None:
+        self.source.unwait(self._wake)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _finish(self, error: Exception | None) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        self._close()
+        try:
+            self.consumer.unregisterProducer()
+        except Exception:
+            pass
+        if error is None:
+            self.done.callback(None)
+        else:
+            self.done.errback(error)
+
+    # IPushProducer
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self._pump()
+
+    def stopProducing(self) -> None:
+        """The consumer went away (or we were cancelled): stop, close the file."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self._close()
+        if not self.done.called:
+            self.done.callback(None)
