@@ -1,0 +1,87 @@
+"""Batched bookkeeping for the warm path: no SQL write per hit.
+
+Hits only touch memory here; `flush` (run every few seconds by a
+LoopingCall, and at shutdown) writes the accumulated last-access times, hit
+counts and hit/miss counters in one transaction.
+"""
+
+from __future__ import annotations
+
+from twisted.logger import Logger
+
+log = Logger()
+
+
+class AccessRecorder:
+    def __init__(self, index, clock):
+        self._index = index
+        self._clock = clock
+        self._touches: dict[int, tuple[float, int]] = {}
+        self._counters: dict[str, int] = {}
+        # Counters that are persisted, as loaded at start plus what happened since.
+        self.totals: dict[str, int] = {}
+
+    async def load(self) -> None:
+        self.totals = await self._index.get_counters()
+
+    def touch(self, entry_id: int) -> None:
+        _, count = self._touches.get(entry_id, (0.0, 0))
+        self._touches[entry_id] = (self._clock.seconds(), count + 1)
+
+    def count(self, name: str, delta: int = 1) -> None:
+        self._counters[name] = self._counters.get(name, 0) + delta
+        self.totals[name] = self.totals.get(name, 0) + delta
+
+    def forget(self, entry_ids) -> None:
+        for entry_id in entry_ids:
+            self._touches.pop(entry_id, None)
+
+    async def flush(self) -> int:
+        """Write what accumulated; returns how many entries were touched."""
+        if not self._touches and not self._counters:
+            return 0
+        touches, self._touches = self._touches, {}
+        counters, self._counters = self._counters, {}
+        try:
+            await self._index.record_access(touches, counters)
+        except Exception:
+            log.failure("flushing access times failed; will retry")
+            for k, v in touches.items():
+                when, count = self._touches.get(k, (0.0, 0))
+                self._touches[k] = (max(when, v[0]), count + v[1])
+            for k, v in counters.items():
+                self._counters[k] = self._counters.get(k, 0) + v
+            return 0
+        return len(touches)
+
+
+class NegativeCache:
+    """Upstream 404s remembered for a while, so a missing thing costs one upstream request."""
+
+    def __init__(self, clock, ttl):
+        self._clock = clock
+        self._ttl = ttl  # a callable: the TTL is a runtime setting
+        self._until: dict[object, float] = {}
+
+    def remember(self, key: object) -> None:
+        ttl = self._ttl()
+        if ttl > 0:
+            self._until[key] = self._clock.seconds() + ttl
+            if len(self._until) > 100_000:
+                self._prune()
+
+    def known_missing(self, key: object) -> bool:
+        until = self._until.get(key)
+        if until is None:
+            return False
+        if until <= self._clock.seconds():
+            del self._until[key]
+            return False
+        return True
+
+    def forget(self, key: object) -> None:
+        self._until.pop(key, None)
+
+    def _prune(self) -> None:
+        now = self._clock.seconds()
+        self._until = {k: v for k, v in self._until.items() if v > now}

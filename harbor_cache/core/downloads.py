@@ -1,0 +1,127 @@
+"""Single-flight downloads: one upstream body per key, however many clients ask.
+
+`Downloads.start` registers the download under its key *before* anything is
+awaited, so a second caller always finds it.  The body goes into a `TempBlob`
+(hashed as it grows); every client streams from that growing file at its own
+pace.  At the end the digest is checked, the file renamed into the store, the
+caller's ``commit`` hook records it in the index, and only then is the key
+released, so there is never a moment when neither the index nor the
+in-flight table knows the content.  On any failure the temp file goes, the
+readers are aborted and nothing is recorded.
+
+Both fronts use this: OCI blobs keyed by digest, Maven files by repository and path.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, Hashable
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ..storage import Storage, TempBlob
+from ..upstream.body import stream_to_temp
+from ..upstream.registry import response_length
+from .observable import Observable
+
+log = Logger()
+
+
+class Download:
+    """One upstream body on its way to the store."""
+
+    def __init__(self, key: Hashable, front: str, source: str):
+        self.key = key
+        self.front = front
+        self.source = source
+        self.response = None
+        self.temp: TempBlob | None = None
+        self.headers_ready = Observable()
+        self.committed = Observable()
+        self.result: Any = None
+        self.joined = 0
+
+    @property
+    def length(self) -> int | None:
+        return None if self.temp is None else self.temp.total
+
+    def header(self, name: str) -> str | None:
+        if self.response is None:
+            return None
+        values = self.response.headers.getRawHeaders(name)
+        if not values:
+            return None
+        v = values[-1]
+        return v.decode("latin-1") if isinstance(v, bytes) else v
+
+
+class Downloads:
+    """The in-flight table and the work of each download."""
+
+    def __init__(self, storage: Storage, clock, metrics, idle_timeout: float = 30.0):
+        self.storage = storage
+        self.clock = clock
+        self.metrics = metrics
+        self.idle_timeout = idle_timeout
+        self.inflight: dict[Hashable, Download] = {}
+
+    def get(self, key: Hashable) -> Download | None:
+        dl = self.inflight.get(key)
+        if dl is not None:
+            dl.joined += 1
+            self.metrics.coalesced.labels(dl.front, dl.source).inc()
+        return dl
+
+    def start(
+        self,
+        key: Hashable,
+        *,
+        front: str,
+        source: str,
+        open_response: Callable[[Download], Awaitable[Any]],
+        commit: Callable[[Download], Awaitable[Any]],
+        expected_digest: str | Callable[[Download], Awaitable[str | None]] | None = None,
+        extra_hashes: tuple[str, ...] = (),
+    ) -> Download:
+        """Begin a download; the caller then waits on ``download.headers_ready``.
+
+        ``open_response(download)`` returns a 200 treq response (unbuffered)
+        or raises (it may set ``download.source`` to the upstream it used);
+        ``expected_digest`` is a digest string, an async function of the
+        download (e.g. fetch the upstream ``.sha1``), or None; ``commit``
+        records the verified file and its value becomes ``download.result``.
+        """
+        if key in self.inflight:
+            raise RuntimeError(f"download {key!r} already in flight")
+        dl = Download(key, front, source)
+        self.inflight[key] = dl
+        self.metrics.inflight.labels(front).inc()
+        defer.Deferred.fromCoroutine(self._run(dl, open_response, commit, expected_digest, extra_hashes))
+        return dl
+
+    async def _run(self, dl, open_response, commit, expected_digest, extra_hashes) -> None:
+        try:
+            response = await open_response(dl)
+            dl.response = response
+            dl.temp = self.storage.new_temp(response_length(response), extra_hashes)
+            dl.headers_ready.fire(dl)
+            counter = self.metrics.upstream_bytes.labels(dl.front, dl.source)
+            await stream_to_temp(response, dl.temp, self.clock, self.idle_timeout, counter.inc)
+            expected = expected_digest
+            if callable(expected):
+                expected = await expected(dl)
+            await dl.temp.finish(expected)
+            dl.result = await commit(dl)
+            dl.committed.fire(dl)
+        except BaseException as e:
+            reason = type(e).__name__
+            log.warn("download {key} from {source} failed: {reason}: {error}",
+                     key=dl.key, source=dl.source, reason=reason, error=e)
+            if dl.temp is not None:
+                dl.temp.abort(e if isinstance(e, Exception) else Exception(reason))
+            dl.headers_ready.fail(e)
+            dl.committed.fail(e)
+            dl.committed.observe().addErrback(lambda f: None)
+        finally:
+            self.inflight.pop(dl.key, None)
+            self.metrics.inflight.labels(dl.front).dec()

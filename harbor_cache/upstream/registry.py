@@ -1,0 +1,206 @@
+"""One upstream OCI registry: requests with the token dance, and the set of upstreams.
+
+Authentication follows what registries ask for: a request goes out with the
+token cached for its scope (or Basic credentials when configured); on a 401
+with ``WWW-Authenticate: Bearer realm=...,service=...,scope=...`` we get a
+token from the realm (with our Basic credentials if any), cache it per scope
+until it expires, and retry once.  Blob redirects (S3, CDNs) are followed by
+treq's RedirectAgent, which drops ``Authorization`` on a cross-origin hop.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import treq
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import UNKNOWN_LENGTH
+
+from ..config import UpstreamConfig
+from .body import discard_body
+from .challenge import parse_www_authenticate
+from .routing import route_matches, upstream_repository_name
+
+log = Logger()
+
+ALL_MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        "application/vnd.docker.distribution.manifest.v1+json",
+    ]
+)
+MAX_MANIFEST_BYTES = 4 << 20
+
+
+class UpstreamError(Exception):
+    """The upstream could not be reached or answered with an error we cannot use."""
+
+    def __init__(self, message: str, reason: str = "error", code: int | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.code = code
+
+
+def response_length(response) -> int | None:
+    length = response.length
+    return None if length is UNKNOWN_LENGTH else int(length)
+
+
+def header(response, name: str) -> str | None:
+    values = response.headers.getRawHeaders(name)
+    if not values:
+        return None
+    value = values[-1]
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+class RegistryUpstream:
+    """Talks to one registry for pulls."""
+
+    def __init__(self, config: UpstreamConfig, http: treq.HTTPClient, clock, header_timeout: float = 30.0):
+        self.config = config
+        self.name = config.name
+        self.priority = config.priority
+        self._http = http
+        self._clock = clock
+        self._header_timeout = header_timeout
+        self._tokens: dict[str, tuple[str, float]] = {}
+
+    def matches(self, name: str) -> bool:
+        return route_matches(list(self.config.routes), name)
+
+    def remote_name(self, name: str) -> str:
+        return upstream_repository_name(name, self.config.library_prefix)
+
+    def _basic(self) -> bytes | None:
+        if self.config.username is None:
+            return None
+        raw = f"{self.config.username}:{self.config.password or ''}".encode()
+        return b"Basic " + base64.b64encode(raw)
+
+    async def _send(self, method: str, url: str, headers: dict[bytes, list[bytes]]):
+        try:
+            return await self._http.request(
+                method,
+                url,
+                headers=Headers(headers),
+                unbuffered=True,
+                timeout=self._header_timeout,
+                reactor=self._clock,
+            )
+        except defer.CancelledError:
+            raise UpstreamError(f"{self.name}: no answer within {self._header_timeout:g}s", "timeout") from None
+        except Exception as e:
+            raise UpstreamError(f"{self.name}: {e.__class__.__name__}: {e}", "connect") from None
+
+    async def _token(self, params: dict[str, str], scope: str) -> str | None:
+        realm = params.get("realm")
+        if not realm:
+            return None
+        query: dict[str, str] = {}
+        if params.get("service"):
+            query["service"] = params["service"]
+        query["scope"] = params.get("scope") or scope
+        headers: dict[bytes, list[bytes]] = {}
+        basic = self._basic()
+        if basic:
+            headers[b"Authorization"] = [basic]
+        try:
+            resp = await self._http.get(realm, params=query, headers=Headers(headers),
+                                        timeout=self._header_timeout, reactor=self._clock)
+            body = await resp.content()
+        except Exception as e:
+            raise UpstreamError(f"{self.name}: token endpoint failed: {e}", "token") from None
+        if resp.code != 200:
+            raise UpstreamError(f"{self.name}: token endpoint answered {resp.code}", "token", resp.code)
+        try:
+            doc = json.loads(body)
+            token = doc.get("token") or doc.get("access_token")
+            lifetime = float(doc.get("expires_in") or 60)
+        except (ValueError, AttributeError, TypeError):
+            raise UpstreamError(f"{self.name}: token endpoint sent no token", "token") from None
+        if not token:
+            raise UpstreamError(f"{self.name}: token endpoint sent no token", "token")
+        self._tokens[scope] = (token, self._clock.seconds() + max(lifetime - 10, 1))
+        return token
+
+    def _cached_token(self, scope: str) -> str | None:
+        entry = self._tokens.get(scope)
+        if entry and entry[1] > self._clock.seconds():
+            return entry[0]
+        self._tokens.pop(scope, None)
+        return None
+
+    async def request(self, method: str, name: str, kind: str, reference: str, accept: str | None = None):
+        """Send one request for ``/v2/<name>/<kind>/<reference>``; returns the unbuffered response.
+
+        401 challenges are answered once.  Raises `UpstreamError` when the
+        upstream cannot be reached or does not answer within the timeout.
+        """
+        remote = self.remote_name(name)
+        url = f"{self.config.url}/v2/{remote}/{kind}/{reference}"
+        scope = f"repository:{remote}:pull"
+        headers: dict[bytes, list[bytes]] = {b"User-Agent": [b"harbor-cache/0.1"]}
+        if accept:
+            headers[b"Accept"] = [accept.encode()]
+        token = self._cached_token(scope)
+        if token:
+            headers[b"Authorization"] = [b"Bearer " + token.encode()]
+        elif self._basic():
+            headers[b"Authorization"] = [self._basic()]
+        response = await self._send(method, url, headers)
+        if response.code != 401:
+            return response
+        challenge = response.headers.getRawHeaders(b"WWW-Authenticate")
+        await discard_body(response)
+        if not challenge:
+            return response
+        scheme, params = parse_www_authenticate(challenge[0].decode("latin-1"))
+        if scheme == "bearer":
+            token = await self._token(params, scope)
+            if token is None:
+                raise UpstreamError(f"{self.name}: bearer challenge without realm", "auth", 401)
+            headers[b"Authorization"] = [b"Bearer " + token.encode()]
+        elif scheme == "basic" and self._basic() and headers.get(b"Authorization") != [self._basic()]:
+            headers[b"Authorization"] = [self._basic()]
+        else:
+            raise UpstreamError(f"{self.name}: upstream refused our credentials", "auth", 401)
+        response = await self._send(method, url, headers)
+        if response.code == 401:
+            await discard_body(response)
+            raise UpstreamError(f"{self.name}: upstream refused our credentials", "auth", 401)
+        return response
+
+
+async def read_limited(response, limit: int = MAX_MANIFEST_BYTES) -> bytes:
+    """Read a small body (manifests), refusing anything over ``limit``."""
+    length = response_length(response)
+    if length is not None and length > limit:
+        await discard_body(response)
+        raise UpstreamError(f"upstream body of {length} bytes is over the {limit}-byte limit", "too_large")
+    body = await treq.content(response)
+    if len(body) > limit:
+        raise UpstreamError(f"upstream body over the {limit}-byte limit", "too_large")
+    return body
+
+
+class UpstreamSet:
+    """All configured registries; picks candidates for a repository by route and priority."""
+
+    def __init__(self, upstreams: list[RegistryUpstream]):
+        self.upstreams = sorted(upstreams, key=lambda u: u.priority)
+
+    def candidates(self, name: str) -> list[RegistryUpstream]:
+        return [u for u in self.upstreams if u.matches(name)]
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [{"name": u.name, "url": u.config.url, "routes": list(u.config.routes), "priority": u.priority}
+                for u in self.upstreams]
