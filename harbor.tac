@@ -1,0 +1,9 @@
+# twistd -ny harbor.tac : the same service as `twistd harbor-cache`, configured by
+# $HARBOR_CACHE_CONFIG (a TOML file) or, without it, by the embedded defaults.
+from twisted.application import service
+
+from harbor_cache.config import load_config
+from harbor_cache.service import make_service
+
+application = service.Application("harbor-cache")
+make_service(load_config()).setServiceParent(application)

@@ -1,0 +1,503 @@
+"""The OCI cache core: decides hit, miss, join, revalidate or serve stale.
+
+Blobs are content-addressed and shared by every repository name: a blob
+known to the index is served from disk; otherwise one download per digest
+(`Downloads`) feeds every client that asks.  Manifests are small: they are
+fetched whole, verified against their digest, stored as blobs and kept in a
+bounded memory cache so a warm pull by tag touches neither disk nor SQL.
+Tags point at digests and are revalidated upstream with HEAD after
+``cache.tag_ttl_seconds``; when the upstream cannot answer, the cached
+manifest is served with ``stale=True`` (the front adds ``Warning: 110``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Hashable
+
+from twisted.logger import Logger
+
+from ..digests import InvalidDigest, digest_bytes, parse_digest
+from ..errors import BlobUnknown, ManifestInvalid, ManifestUnknown, UpstreamBadResponse, UpstreamUnavailable
+from ..mediatypes import InvalidManifest, detect_manifest_media_type
+from ..storage import GrowingSource
+from ..upstream.body import discard_body
+from ..upstream.registry import ALL_MANIFEST_TYPES, UpstreamError, read_limited, response_length
+from .access import NegativeCache
+from .observable import Observable
+
+log = Logger()
+
+MANIFEST_MEMORY_BYTES = 64 << 20
+
+
+class UpstreamNotFound(Exception):
+    """Every upstream that serves this repository said 404."""
+
+
+@dataclass
+class BlobHandle:
+    digest: str
+    size: int | None
+    source: GrowingSource
+    cache_status: str  # hit | miss | coalesced
+
+
+@dataclass
+class ManifestResult:
+    body: bytes
+    digest: str
+    media_type: str
+    cache_status: str  # hit | miss | revalidated | stale
+    stale: bool = False
+
+
+@dataclass
+class TagState:
+    digest: str
+    media_type: str | None
+    kind: str
+    fetched_at: float
+
+
+class ManifestMemory:
+    """Bounded LRU of manifest bodies by digest (they are immutable)."""
+
+    def __init__(self, limit: int = MANIFEST_MEMORY_BYTES):
+        self.limit = limit
+        self.size = 0
+        self._items: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+
+    def get(self, digest: str) -> tuple[bytes, str] | None:
+        item = self._items.get(digest)
+        if item is not None:
+            self._items.move_to_end(digest)
+        return item
+
+    def put(self, digest: str, body: bytes, media_type: str) -> None:
+        if digest in self._items:
+            return
+        self._items[digest] = (body, media_type)
+        self.size += len(body)
+        while self.size > self.limit and self._items:
+            _, (old, _) = self._items.popitem(last=False)
+            self.size -= len(old)
+
+    def discard(self, digest: str) -> None:
+        item = self._items.pop(digest, None)
+        if item is not None:
+            self.size -= len(item[0])
+
+
+def _map_upstream_failure(e: BaseException, what: str) -> Exception:
+    if isinstance(e, UpstreamError):
+        if e.code is not None and 400 <= e.code < 500:
+            return UpstreamBadResponse(f"upstream refused the {what}", str(e))
+        return UpstreamUnavailable(f"no upstream could serve the {what}", str(e))
+    return UpstreamBadResponse(f"upstream failed while sending the {what}", f"{type(e).__name__}: {e}")
+
+
+class OciCache:
+    def __init__(self, *, index, storage, downloads, upstreams, settings, access, metrics, clock):
+        self.index = index
+        self.storage = storage
+        self.downloads = downloads
+        self.upstreams = upstreams
+        self.settings = settings
+        self.access = access
+        self.metrics = metrics
+        self.clock = clock
+        self.negative = NegativeCache(clock, lambda: settings.get("cache.negative_ttl_seconds"))
+        self.manifests = ManifestMemory()
+        self._blob_rows: dict[str, tuple[int, int]] = {}  # digest -> (entry id, size)
+        # (name, digest) -> (entry id, media type, digest of the stored file)
+        self._manifest_rows: dict[tuple[str, str], tuple[int, str, str]] = {}
+        self._tags: dict[tuple[str, str], TagState] = {}
+        self._flights: dict[Hashable, Observable] = {}
+
+    # -- bookkeeping --------------------------------------------------------
+
+    def _hit(self, entry_id: int | None, source: str = "cache") -> None:
+        if entry_id is not None:
+            self.access.touch(entry_id)
+        self.access.count("hits")
+        self.metrics.hits.inc()
+        self.metrics.source_hits.labels("oci", source).inc()
+
+    def _miss(self, source: str) -> None:
+        self.access.count("misses")
+        self.metrics.misses.inc()
+        self.metrics.source_misses.labels("oci", source).inc()
+
+    def _upstream_error(self, source: str, reason: str) -> None:
+        self.metrics.upstream_errors.labels("oci", source, reason).inc()
+
+    def invalidate(self, type_: str, repository: str, key: str) -> None:
+        """Forget memory state for an entry the index no longer has (eviction, delete)."""
+        if type_ == "blob":
+            self._blob_rows.pop(key, None)
+        elif type_ == "manifest":
+            self._manifest_rows.pop((repository, key), None)
+            self.manifests.discard(key)
+            for tag_key, state in list(self._tags.items()):
+                if tag_key[0] == repository and state.digest == key:
+                    del self._tags[tag_key]
+
+    def forget_tag(self, repository: str, tag: str) -> None:
+        self._tags.pop((repository, tag), None)
+
+    async def _single(self, key: Hashable, work: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``work`` once for concurrent callers with the same key."""
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = self._flights[key] = Observable()
+
+            async def _run():
+                try:
+                    flight.fire(await work())
+                except BaseException as e:
+                    flight.fail(e)
+                finally:
+                    self._flights.pop(key, None)
+
+            from twisted.internet.defer import Deferred
+
+            Deferred.fromCoroutine(_run())
+        return await flight.observe()
+
+    # -- blobs ---------------------------------------------------------------
+
+    async def _blob_row(self, digest: str) -> tuple[int, int] | None:
+        row = self._blob_rows.get(digest)
+        if row is None:
+            entry = await self.index.get_entry("blob", "", digest)
+            if entry is None:
+                return None
+            row = self._blob_rows[digest] = (entry["id"], entry["size"])
+        return row
+
+    async def stored_blob_size(self, digest: str) -> int | None:
+        """Size of a committed blob we hold, or None."""
+        row = await self._blob_row(digest)
+        if row is None:
+            return None
+        if self.storage.stat_blob(digest) is None:
+            log.warn("index lists {digest} but its file is gone; treating as a miss", digest=digest)
+            self._blob_rows.pop(digest, None)
+            return None
+        return row[1]
+
+    async def get_blob(self, name: str, digest: str) -> BlobHandle:
+        """A source to stream the blob from: stored, joined in flight, or a new download.
+
+        Raises BlobUnknown (404 upstream), UpstreamUnavailable (503) or
+        UpstreamBadResponse (502).
+        """
+        size = await self.stored_blob_size(digest)
+        if size is not None:
+            self._hit(self._blob_rows[digest][0])
+            return BlobHandle(digest, size, self.storage.open_stored(digest, size), "hit")
+        key = ("blob", digest)
+        dl = self.downloads.get(key)
+        status = "coalesced"
+        if dl is None:
+            if self.negative.known_missing(("blob", name, digest)):
+                raise BlobUnknown("blob unknown to registry", {"digest": digest})
+            dl = self.downloads.start(
+                key,
+                front="oci",
+                source="upstream",
+                open_response=lambda d: self._open_blob(name, digest, d),
+                commit=lambda d: self._commit_blob(digest, d),
+                expected_digest=digest,
+            )
+            status = "miss"
+        try:
+            await dl.headers_ready.observe()
+        except UpstreamNotFound:
+            self.negative.remember(("blob", name, digest))
+            raise BlobUnknown("blob unknown to registry", {"digest": digest}) from None
+        except Exception as e:
+            raise _map_upstream_failure(e, "blob") from None
+        if status == "miss":
+            self._miss(dl.source)
+        return BlobHandle(digest, dl.length, dl.temp, status)
+
+    async def _open_blob(self, name: str, digest: str, dl) -> Any:
+        candidates = self.upstreams.candidates(name)
+        if not candidates:
+            raise UpstreamNotFound(name)
+        not_found = 0
+        last_error: Exception | None = None
+        for up in candidates:
+            dl.source = up.name
+            try:
+                response = await up.request("GET", name, "blobs", digest)
+            except UpstreamError as e:
+                self._upstream_error(up.name, e.reason)
+                last_error = e
+                continue
+            if response.code == 200:
+                return response
+            await discard_body(response)
+            if response.code == 404:
+                not_found += 1
+                continue
+            self._upstream_error(up.name, f"http_{response.code}")
+            last_error = UpstreamError(f"{up.name} answered {response.code}", "status", response.code)
+        if last_error is None:
+            raise UpstreamNotFound(name)
+        raise last_error
+
+    async def _commit_blob(self, digest: str, dl) -> dict:
+        entry = await self.index.put_entry(
+            kind="proxy", type_="blob", repository="", key=digest, digest=digest,
+            size=dl.temp.total, now=self.clock.seconds(), upstream=dl.source,
+        )
+        self._blob_rows[digest] = (entry["id"], entry["size"])
+        return entry
+
+    async def head_blob(self, name: str, digest: str) -> tuple[int | None, str]:
+        """(size, cache status) without downloading a body: stored, in flight, or an upstream HEAD."""
+        size = await self.stored_blob_size(digest)
+        if size is not None:
+            self._hit(self._blob_rows[digest][0])
+            return size, "hit"
+        dl = self.downloads.inflight.get(("blob", digest))
+        if dl is not None and dl.temp is not None and dl.length is not None:
+            return dl.length, "coalesced"
+        if self.negative.known_missing(("blob", name, digest)):
+            raise BlobUnknown("blob unknown to registry", {"digest": digest})
+        not_found = 0
+        candidates = self.upstreams.candidates(name)
+        last_error: Exception | None = None
+        for up in candidates:
+            try:
+                response = await up.request("HEAD", name, "blobs", digest)
+            except UpstreamError as e:
+                self._upstream_error(up.name, e.reason)
+                last_error = e
+                continue
+            await discard_body(response)
+            if response.code == 200:
+                return response_length(response), "upstream"
+            if response.code == 404:
+                not_found += 1
+                continue
+            last_error = UpstreamError(f"{up.name} answered {response.code}", "status", response.code)
+        if last_error is None:
+            self.negative.remember(("blob", name, digest))
+            raise BlobUnknown("blob unknown to registry", {"digest": digest})
+        raise _map_upstream_failure(last_error, "blob")
+
+    # -- manifests ------------------------------------------------------------
+
+    async def _cached_manifest(self, name: str, digest: str) -> ManifestResult | None:
+        row = self._manifest_rows.get((name, digest))
+        if row is None:
+            entry = await self.index.get_entry("manifest", name, digest)
+            if entry is None:
+                return None
+            row = self._manifest_rows[(name, digest)] = (entry["id"], entry["media_type"], entry["digest"])
+        item = self.manifests.get(digest)
+        if item is None:
+            try:
+                body = await self.storage.read_bytes(row[2])
+            except FileNotFoundError:
+                log.warn("index lists manifest {digest} but its file is gone", digest=digest)
+                self._manifest_rows.pop((name, digest), None)
+                return None
+            self.manifests.put(digest, body, row[1])
+            item = (body, row[1])
+        self._hit(row[0])
+        return ManifestResult(item[0], digest, item[1], "hit")
+
+    async def _store_manifest(self, name: str, body: bytes, digest: str, media_type: str, source: str) -> None:
+        stored = await self.storage.store_bytes(body, digest if digest.startswith("sha256:") else None)
+        entry = await self.index.put_entry(
+            kind="proxy", type_="manifest", repository=name, key=digest, digest=stored,
+            size=len(body), now=self.clock.seconds(), media_type=media_type, upstream=source,
+        )
+        self._manifest_rows[(name, digest)] = (entry["id"], media_type, stored)
+        self.manifests.put(digest, body, media_type)
+
+    async def _fetch_manifest(self, name: str, reference: str) -> tuple[bytes, str, str, str]:
+        """GET from the first upstream that has it: (body, digest, media type, upstream name)."""
+        candidates = self.upstreams.candidates(name)
+        last_error: Exception | None = None
+        for up in candidates:
+            try:
+                response = await up.request("GET", name, "manifests", reference, accept=ALL_MANIFEST_TYPES)
+            except UpstreamError as e:
+                self._upstream_error(up.name, e.reason)
+                last_error = e
+                continue
+            if response.code == 404:
+                await discard_body(response)
+                continue
+            if response.code != 200:
+                await discard_body(response)
+                self._upstream_error(up.name, f"http_{response.code}")
+                last_error = UpstreamError(f"{up.name} answered {response.code}", "status", response.code)
+                continue
+            try:
+                body = await read_limited(response)
+            except UpstreamError as e:
+                self._upstream_error(up.name, e.reason)
+                last_error = e
+                continue
+            except Exception as e:
+                self._upstream_error(up.name, "body")
+                last_error = UpstreamError(f"{up.name}: manifest body failed: {e}", "body")
+                continue
+            content_type = (response.headers.getRawHeaders(b"Content-Type") or [b""])[0].decode("latin-1")
+            content_type = content_type.split(";")[0].strip() or None
+            try:
+                media_type = detect_manifest_media_type(body, content_type)
+            except InvalidManifest as e:
+                self._upstream_error(up.name, "invalid_manifest")
+                last_error = UpstreamError(f"{up.name} sent an invalid manifest: {e}", "invalid_manifest", 502)
+                continue
+            digest = self._verified_manifest_digest(body, reference, response, up.name)
+            if digest is None:
+                last_error = UpstreamError(f"{up.name} sent a manifest that does not match its digest",
+                                           "digest_mismatch", 502)
+                continue
+            self._miss(up.name)
+            return body, digest, media_type, up.name
+        if last_error is None:
+            raise UpstreamNotFound(name)
+        raise last_error
+
+    def _verified_manifest_digest(self, body: bytes, reference: str, response, source: str) -> str | None:
+        """The digest of a fetched manifest, or None when it contradicts what was asked or announced."""
+        claimed = None
+        if ":" in reference:
+            claimed = reference
+        else:
+            header = response.headers.getRawHeaders(b"Docker-Content-Digest")
+            if header:
+                claimed = header[0].decode("latin-1").strip()
+        if claimed is None:
+            return str(digest_bytes(body, "sha256"))
+        try:
+            parsed = parse_digest(claimed)
+        except InvalidDigest:
+            if ":" in reference:
+                return None
+            return str(digest_bytes(body, "sha256"))
+        if str(digest_bytes(body, parsed.algorithm)) != str(parsed):
+            log.warn("manifest from {source} does not match {digest}", source=source, digest=claimed)
+            self._upstream_error(source, "digest_mismatch")
+            return None
+        return str(parsed)
+
+    async def get_manifest_by_digest(self, name: str, digest: str) -> ManifestResult:
+        cached = await self._cached_manifest(name, digest)
+        if cached is not None:
+            return cached
+        if self.negative.known_missing(("manifest", name, digest)):
+            raise ManifestUnknown("manifest unknown", {"name": name, "reference": digest})
+
+        async def work():
+            try:
+                body, got, media_type, source = await self._fetch_manifest(name, digest)
+            except UpstreamNotFound:
+                self.negative.remember(("manifest", name, digest))
+                raise ManifestUnknown("manifest unknown", {"name": name, "reference": digest}) from None
+            except UpstreamError as e:
+                raise _map_upstream_failure(e, "manifest") from None
+            await self._store_manifest(name, body, got, media_type, source)
+            return ManifestResult(body, got, media_type, "miss")
+
+        return await self._single(("manifest", name, digest), work)
+
+    async def _tag_state(self, name: str, tag: str) -> TagState | None:
+        state = self._tags.get((name, tag))
+        if state is None:
+            row = await self.index.get_tag(name, tag)
+            if row is None:
+                return None
+            state = self._tags[(name, tag)] = TagState(row["digest"], row["media_type"], row["kind"], row["fetched_at"])
+        return state
+
+    async def get_manifest_by_tag(self, name: str, tag: str) -> ManifestResult:
+        state = await self._tag_state(name, tag)
+        now = self.clock.seconds()
+        if state is not None and (state.kind == "hosted" or now - state.fetched_at < self.settings.get("cache.tag_ttl_seconds")):
+            cached = await self._cached_manifest(name, state.digest)
+            if cached is not None:
+                return cached
+        if state is None and self.negative.known_missing(("manifest", name, tag)):
+            raise ManifestUnknown("manifest unknown", {"name": name, "reference": tag})
+        return await self._single(("tag", name, tag), lambda: self._refresh_tag(name, tag))
+
+    async def _refresh_tag(self, name: str, tag: str) -> ManifestResult:
+        state = await self._tag_state(name, tag)
+        if state is not None:
+            result = await self._revalidate(name, tag, state)
+            if result is not None:
+                return result
+        try:
+            body, digest, media_type, source = await self._fetch_manifest(name, tag)
+        except UpstreamNotFound:
+            self.negative.remember(("manifest", name, tag))
+            raise ManifestUnknown("manifest unknown", {"name": name, "reference": tag}) from None
+        except UpstreamError as e:
+            stale = await self._stale(name, state)
+            if stale is not None:
+                return stale
+            raise _map_upstream_failure(e, "manifest") from None
+        await self._store_manifest(name, body, digest, media_type, source)
+        now = self.clock.seconds()
+        await self.index.put_tag(name, tag, digest, "proxy", media_type, now)
+        self._tags[(name, tag)] = TagState(digest, media_type, "proxy", now)
+        self.negative.forget(("manifest", name, tag))
+        return ManifestResult(body, digest, media_type, "miss")
+
+    async def _stale(self, name: str, state: TagState | None) -> ManifestResult | None:
+        if state is None:
+            return None
+        cached = await self._cached_manifest(name, state.digest)
+        if cached is None:
+            return None
+        self.metrics.stale_served.labels("oci", "upstream").inc()
+        cached.cache_status = "stale"
+        cached.stale = True
+        return cached
+
+    async def _revalidate(self, name: str, tag: str, state: TagState) -> ManifestResult | None:
+        """HEAD upstream: unchanged -> cached (TTL restarts); unreachable -> stale; else None (refetch)."""
+        candidates = self.upstreams.candidates(name)
+        reachable = False
+        for up in candidates:
+            try:
+                response = await up.request("HEAD", name, "manifests", tag, accept=ALL_MANIFEST_TYPES)
+            except UpstreamError as e:
+                self._upstream_error(up.name, e.reason)
+                continue
+            await discard_body(response)
+            if response.code == 404:
+                reachable = True
+                continue
+            if response.code != 200:
+                self._upstream_error(up.name, f"http_{response.code}")
+                continue
+            header = response.headers.getRawHeaders(b"Docker-Content-Digest")
+            if header and header[0].decode("latin-1").strip() == state.digest:
+                now = self.clock.seconds()
+                cached = await self._cached_manifest(name, state.digest)
+                if cached is None:
+                    return None
+                await self.index.mark_tag_fetched(name, tag, now)
+                state.fetched_at = now
+                cached.cache_status = "revalidated"
+                return cached
+            return None  # changed (or no digest header): refetch
+        if reachable:
+            # Every upstream that answered says the tag is gone.
+            self.forget_tag(name, tag)
+            self.negative.remember(("manifest", name, tag))
+            raise ManifestUnknown("manifest unknown", {"name": name, "reference": tag})
+        return await self._stale(name, state)

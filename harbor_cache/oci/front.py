@@ -1,0 +1,205 @@
+"""The OCI Distribution front (``/v2/``): parses requests, checks access, shapes responses.
+
+It never touches files or SQL: the cache core (`core.oci.OciCache`) decides
+what to serve and hands back a source that `storage.RangeProducer` streams.
+Paths are parsed by `oci.paths.parse_v2_path` so names of any depth work.
+"""
+
+from __future__ import annotations
+
+from klein import Klein
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ..digests import InvalidDigest, UnsupportedDigest, is_digest_reference, parse_digest
+from ..errors import DigestInvalid, HarborError, ManifestUnknown, NameInvalid, NotFound, Unauthorized, Unsupported
+from ..mediatypes import INDEX_TYPES, accepts
+from ..names import is_valid_repository_name, is_valid_tag
+from ..ranges import UnsatisfiableRange, content_range_header, parse_range, unsatisfied_range_header
+from ..storage import RangeProducer, SourceFailed
+from ..web import install_error_handlers, write_error
+from .paths import parse_v2_path
+
+log = Logger()
+
+API_VERSION_HEADER = (b"Docker-Distribution-API-Version", b"registry/2.0")
+
+
+class TagInvalid(HarborError):
+    status = 400
+    code = "TAG_INVALID"
+
+
+class AnonymousPullPolicy:
+    """Default access policy: pulls follow ``registry.anonymous_pull``; nothing else is allowed.
+
+    The registry token flow (users, roles, push) replaces this with a full
+    authorizer; the front only needs ``authorize(request, name, actions)``.
+    """
+
+    def __init__(self, settings, public_url: str = ""):
+        self.settings = settings
+        self.public_url = public_url
+
+    def challenge(self, name: str | None, actions: set[str]) -> dict[str, str]:
+        value = f'Bearer realm="{self.public_url}/v2/token",service="harbor-cache"'
+        if name:
+            value += f',scope="repository:{name}:{",".join(sorted(actions))}"'
+        return {"WWW-Authenticate": value}
+
+    async def authorize(self, request, name: str | None, actions: set[str]) -> str | None:
+        if actions <= {"pull"} and self.settings.get("registry.anonymous_pull"):
+            return None
+        raise Unauthorized("authentication required", headers=self.challenge(name, actions))
+
+
+def _check_name(name: str) -> None:
+    if not is_valid_repository_name(name):
+        raise NameInvalid("invalid repository name", {"name": name})
+
+
+def _check_digest(digest: str) -> str:
+    try:
+        return str(parse_digest(digest))
+    except UnsupportedDigest:
+        raise DigestInvalid("unsupported digest algorithm", {"digest": digest}) from None
+    except InvalidDigest:
+        raise DigestInvalid("invalid digest", {"digest": digest}) from None
+
+
+class OciFront:
+    app = Klein()
+    install_error_handlers(app)
+
+    def __init__(self, cache, settings, metrics, policy=None, public_url: str = ""):
+        self.cache = cache
+        self.settings = settings
+        self.metrics = metrics
+        self.policy = policy or AnonymousPullPolicy(settings, public_url)
+        # Handlers for writes (uploads, manifest PUT, delete, tags, catalog) are
+        # attached by the hosted-registry module; see `extensions`.
+        self.extensions: dict[str, object] = {}
+
+    @app.route("/v2/", methods=["GET", "HEAD"])
+    @app.route("/v2", methods=["GET", "HEAD"])
+    async def base(self, request):
+        request.front = "oci"
+        request.setHeader(*API_VERSION_HEADER)
+        await self.policy.authorize(request, None, {"pull"})
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Content-Length", b"2")
+        return b"" if request.method == b"HEAD" else b"{}"
+
+    @app.route("/v2/<path:rest>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+    async def dispatch(self, request, rest):
+        request.front = "oci"
+        request.setHeader(*API_VERSION_HEADER)
+        route = parse_v2_path(rest)
+        if route is None:
+            raise NotFound("no such endpoint", request.path.decode("latin-1"))
+        method = request.method.decode("ascii")
+        ext = self.extensions.get(route.kind)
+        if route.kind == "manifest" and method in ("GET", "HEAD"):
+            return await self.get_manifest(request, route.name, route.reference)
+        if route.kind == "blob" and method in ("GET", "HEAD"):
+            return await self.get_blob(request, route.name, route.reference)
+        if ext is not None:
+            return await ext.handle(request, route)
+        if route.kind in ("manifest", "blob", "upload"):
+            raise Unsupported("this registry does not accept pushes yet", {"method": method})
+        raise NotFound("no such endpoint", request.path.decode("latin-1"))
+
+    # -- manifests -------------------------------------------------------------
+
+    async def get_manifest(self, request, name: str, reference: str):
+        _check_name(name)
+        if is_digest_reference(reference):
+            reference = _check_digest(reference)
+        elif not is_valid_tag(reference):
+            raise TagInvalid("invalid tag", {"tag": reference})
+        await self.policy.authorize(request, name, {"pull"})
+        if ":" in reference:
+            result = await self.cache.get_manifest_by_digest(name, reference)
+        else:
+            result = await self.cache.get_manifest_by_tag(name, reference)
+        request.cache_status = result.cache_status
+        accept = b",".join(request.requestHeaders.getRawHeaders(b"Accept") or []).decode("latin-1") or None
+        if not accepts(accept, result.media_type) and result.media_type not in INDEX_TYPES:
+            raise ManifestUnknown(
+                f"manifest is of type {result.media_type}, which the Accept header does not allow",
+                {"name": name, "reference": reference},
+            )
+        request.setHeader(b"Content-Type", result.media_type.encode())
+        request.setHeader(b"Docker-Content-Digest", result.digest.encode())
+        request.setHeader(b"ETag", b'"%s"' % result.digest.encode())
+        request.setHeader(b"Content-Length", b"%d" % len(result.body))
+        if result.stale:
+            request.setHeader(b"Warning", b'110 - "Response is Stale"')
+        if request.method == b"HEAD":
+            return b""
+        self.metrics.served_bytes.labels("oci").inc(len(result.body))
+        return result.body
+
+    # -- blobs -----------------------------------------------------------------
+
+    async def get_blob(self, request, name: str, digest: str):
+        _check_name(name)
+        digest = _check_digest(digest)
+        await self.policy.authorize(request, name, {"pull"})
+        request.setHeader(b"Docker-Content-Digest", digest.encode())
+        request.setHeader(b"Accept-Ranges", b"bytes")
+        request.setHeader(b"ETag", b'"%s"' % digest.encode())
+        if request.method == b"HEAD":
+            size, status = await self.cache.head_blob(name, digest)
+            request.cache_status = status
+            request.setHeader(b"Content-Type", b"application/octet-stream")
+            if size is not None:
+                request.setHeader(b"Content-Length", b"%d" % size)
+            return b""
+        handle = await self.cache.get_blob(name, digest)
+        request.cache_status = handle.cache_status
+        return await serve_source(request, handle.source, handle.size, b"application/octet-stream",
+                                  self.metrics.served_bytes.labels("oci"))
+
+
+async def serve_source(request, source, size: int | None, content_type: bytes, served_counter) -> bytes | None:
+    """Status and headers for a (possibly ranged) body, then stream it.
+
+    Shared by every front that serves stored or growing files.  When the
+    source fails mid-way the connection is aborted so the client can never
+    mistake a partial body for a whole one.
+    """
+    start, end = 0, None
+    range_header = request.getHeader(b"Range")
+    request.setHeader(b"Content-Type", content_type)
+    if size is not None:
+        try:
+            wanted = parse_range(range_header, size)
+        except UnsatisfiableRange:
+            return write_error(request, 416, "RANGE_INVALID", "requested range not satisfiable",
+                               {"size": size}, headers={"Content-Range": unsatisfied_range_header(size)})
+        if wanted is not None:
+            start, end = wanted
+            request.setResponseCode(206)
+            request.setHeader(b"Content-Range", content_range_header(start, end, size).encode())
+            request.setHeader(b"Content-Length", b"%d" % (end - start + 1))
+        else:
+            request.setHeader(b"Content-Length", b"%d" % size)
+            if size == 0:
+                return b""
+            end = size - 1
+    producer = RangeProducer(source, request, start, end)
+    try:
+        await producer.start()
+    except SourceFailed as e:
+        log.warn("aborting response for {path}: {error}", path=request.path.decode("latin-1"), error=e)
+        request.cache_status = "aborted"
+        request.transport.abortConnection()
+        try:
+            await request.notifyFinish()
+        except Exception:
+            pass
+        return None
+    finally:
+        served_counter.inc(producer.sent)
+    return None

@@ -1,0 +1,202 @@
+"""makeService: the one place that builds and wires everything.
+
+Start order (a MultiService starts children in order and stops them in
+reverse): the index pool and migrations, the runtime state (settings,
+counters, the first admin user), the web listener, then timers (eviction,
+access-time flush).  `harbor.tac` and the twistd plugin both call
+`make_service`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import treq
+from twisted.application import internet, service
+from twisted.internet import defer, endpoints
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+from twisted.web.client import Agent, HTTPConnectionPool
+
+from . import __version__
+from .auth import hash_password
+from .config import Config
+from .core.access import AccessRecorder
+from .core.downloads import Downloads
+from .core.oci import OciCache
+from .index import Index, open_sqlite_pool
+from .metrics import Metrics
+from .oci.front import OciFront
+from .runtime_settings import RuntimeSettings
+from .storage import Storage, ThreadIO
+from .upstream.registry import RegistryUpstream, UpstreamSet
+from .web import HarborSite, Root, SiteFront
+
+log = Logger()
+
+
+class ThreadPoolService(service.Service):
+    """Starts and stops a thread pool with the application."""
+
+    def __init__(self, pool: ThreadPool):
+        self.pool = pool
+
+    def startService(self):
+        super().startService()
+        self.pool.start()
+
+    def stopService(self):
+        super().stopService()
+        self.pool.stop()
+
+
+class HarborState(service.MultiService):
+    """Runs the async start-up (migrations, settings, first admin), then starts its children.
+
+    The listener and timers are children of this service, so nothing is
+    served and no timer fires before the index is ready.
+    """
+
+    def __init__(self, app: "HarborApp"):
+        super().__init__()
+        self.app = app
+
+    def startService(self):
+        service.Service.startService(self)
+        d = defer.Deferred.fromCoroutine(self.app.start())
+        d.addCallback(lambda _: [child.startService() for child in self if self.running])
+        d.addErrback(self._failed)
+        self.ready = d
+
+    def _failed(self, failure):
+        log.failure("harbor-cache failed to start", failure)
+        from twisted.internet import reactor
+
+        if reactor.running:
+            reactor.stop()
+
+    def stopService(self):
+        d = defer.maybeDeferred(super().stopService)
+        d.addCallback(lambda _: defer.Deferred.fromCoroutine(self.app.stop()))
+        return d
+
+
+class HarborApp:
+    """Everything the process holds, built from a Config; fronts and core hang off it."""
+
+    def __init__(self, config: Config, reactor):
+        self.config = config
+        self.reactor = reactor
+        self.data_dir = os.path.abspath(config.data_dir)
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.metrics = Metrics()
+        self.io_pool = ThreadPool(minthreads=1, maxthreads=4, name="harbor-io")
+        self.storage = Storage(self.data_dir, ThreadIO(reactor, self.io_pool))
+        self.db_pool = open_sqlite_pool(os.path.join(self.data_dir, "index.sqlite"))
+        self.index = Index(self.db_pool)
+        self.settings = RuntimeSettings(self.index, reactor)
+        self.access = AccessRecorder(self.index, reactor)
+
+        http_pool = HTTPConnectionPool(reactor, persistent=True)
+        http_pool.maxPersistentPerHost = 16
+        http_pool.cachedConnectionTimeout = 120
+        agent = Agent(reactor, connectTimeout=config.upstream_connect_timeout, pool=http_pool)
+        self.http_pool = http_pool
+        self.http = treq.HTTPClient(agent)
+        self.downloads = Downloads(self.storage, reactor, self.metrics, idle_timeout=config.upstream_idle_timeout)
+        self.upstreams = UpstreamSet(
+            [RegistryUpstream(u, self.http, reactor, header_timeout=config.upstream_idle_timeout)
+             for u in config.upstreams]
+        )
+        self.oci = OciCache(
+            index=self.index,
+            storage=self.storage,
+            downloads=self.downloads,
+            upstreams=self.upstreams,
+            settings=self.settings,
+            access=self.access,
+            metrics=self.metrics,
+            clock=reactor,
+        )
+        self.root = Root()
+        self.site_front = SiteFront(self.index, self.storage, self.metrics)
+        self.oci_front = OciFront(self.oci, self.settings, self.metrics)
+        self._mount_fronts()
+        self.site = HarborSite(self.root, self.metrics)
+
+    def _mount_fronts(self) -> None:
+        from prometheus_client.twisted import MetricsResource
+
+        site_resource = self.site_front.app.resource()
+        self.root.mount(b"health", site_resource)
+        self.root.mount(b"healthz", site_resource)
+        self.root.put(b"metrics", MetricsResource(registry=self.metrics.registry))
+        self.root.mount(b"v2", self.oci_front.app.resource())
+        # Other fronts (api, maven, ui) are mounted here as they are built.
+
+    async def start(self) -> None:
+        removed = self.storage.clean_temp()
+        if removed:
+            log.info("removed {count} temp files left by the previous run", count=removed)
+        version = await self.index.migrate()
+        await self.settings.load()
+        await self.access.load()
+        await self.ensure_admin()
+        log.info("harbor-cache {version} ready: data in {data_dir}, index schema {schema}",
+                 version=__version__, data_dir=self.data_dir, schema=version)
+
+    def run_eviction(self) -> defer.Deferred:
+        """One eviction pass (the TimerService waits for it, so passes never overlap)."""
+        return defer.succeed(0)
+
+    async def ensure_admin(self) -> None:
+        """First start: create `admin` with a random password (or $HARBOR_CACHE_ADMIN_PASSWORD)."""
+        if await self.index.count_users():
+            return
+        chosen = os.environ.get("HARBOR_CACHE_ADMIN_PASSWORD")
+        password = chosen or secrets.token_urlsafe(18)
+        hashed = await hash_password(password)
+        await self.index.create_user("admin", hashed, "admin", self.reactor.seconds())
+        if chosen:
+            log.info("created user admin with the password from HARBOR_CACHE_ADMIN_PASSWORD")
+            return
+        path = os.path.join(self.data_dir, "admin-password")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(password + "\n")
+        log.info("created user admin with password {password} (also in {path})", password=password, path=path)
+
+    async def stop(self) -> None:
+        await self.access.flush()
+        await self.http_pool.closeCachedConnections()
+
+
+def make_service(config: Config, reactor=None) -> service.MultiService:
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    app = HarborApp(config, reactor)
+    top = service.MultiService()
+    top.harbor = app  # for tests and tools
+
+    ThreadPoolService(app.io_pool).setServiceParent(top)
+    state = HarborState(app)
+    state.setServiceParent(top)
+
+    flush = internet.TimerService(config.access_flush_seconds, lambda: defer.Deferred.fromCoroutine(app.access.flush()))
+    flush.clock = reactor
+    flush.setName("access-flush")
+    flush.setServiceParent(state)
+
+    eviction = internet.TimerService(config.eviction_interval_seconds, app.run_eviction)
+    eviction.clock = reactor
+    eviction.setName("eviction")
+    eviction.setServiceParent(state)
+
+    endpoint = endpoints.serverFromString(reactor, config.listen)
+    web = internet.StreamServerEndpointService(endpoint, app.site)
+    web.setName("web")
+    web.setServiceParent(state)
+    return top
