@@ -69,6 +69,10 @@ MIGRATIONS: list[list[str]] = [
             value INTEGER NOT NULL
         )""",
     ],
+    # 2: Maven front (reserved; replace this comment's list with real statements if needed)
+    [],
+    # 3: hosted registry / uploads (reserved)
+    [],
 ]
 
 
@@ -407,3 +411,9 @@ class Index:
             return txn.rowcount > 0
 
         return await self._run("delete_setting", _txn)
+
+    # == management API, users and eviction (issue 5) ==========================
+
+    # == Maven front (issue 6) =================================================
+
+    # == hosted registry: uploads, tags, catalog (issue 7) =====================

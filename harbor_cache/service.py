@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 
-import treq
+from treq.client import HTTPClient
 from twisted.application import internet, service
 from twisted.internet import defer, endpoints
 from twisted.logger import Logger
@@ -103,7 +103,7 @@ class HarborApp:
         http_pool.cachedConnectionTimeout = 120
         agent = Agent(reactor, connectTimeout=config.upstream_connect_timeout, pool=http_pool)
         self.http_pool = http_pool
-        self.http = treq.HTTPClient(agent)
+        self.http = HTTPClient(agent)
         self.downloads = Downloads(self.storage, reactor, self.metrics, idle_timeout=config.upstream_idle_timeout)
         self.upstreams = UpstreamSet(
             [RegistryUpstream(u, self.http, reactor, header_timeout=config.upstream_idle_timeout)

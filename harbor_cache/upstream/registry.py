@@ -65,7 +65,7 @@ def header(response, name: str) -> str | None:
 class RegistryUpstream:
     """Talks to one registry for pulls."""
 
-    def __init__(self, config: UpstreamConfig, http: treq.HTTPClient, clock, header_timeout: float = 30.0):
+    def __init__(self, config: UpstreamConfig, http, clock, header_timeout: float = 30.0):
         self.config = config
         self.name = config.name
         self.priority = config.priority
