@@ -96,6 +96,8 @@ class GrowingSource:
         self.verified = False
         self.failure: Exception | None = None
         self._waiters: list[Callable[[], None]] = []
+        # The storage's set of live RangeProducers, so eviction can see what is being read.
+        self.readers: set | None = None
 
     def wait(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (once) the next time something changes."""
@@ -285,6 +287,7 @@ class Storage:
         self.blob_dir = os.path.join(self.root, "blobs")
         self.tmp_dir = os.path.join(self.root, "tmp")
         self.io = io
+        self.live_readers: set[RangeProducer] = set()
         os.makedirs(self.blob_dir, exist_ok=True)
         os.makedirs(self.tmp_dir, exist_ok=True)
 
@@ -311,7 +314,20 @@ class Storage:
         os.replace(tmp_path, final)
 
     def new_temp(self, total: int | None = None, extra_hashes: tuple[str, ...] = ()) -> TempBlob:
-        return TempBlob(self, total, extra_hashes)
+        temp = TempBlob(self, total, extra_hashes)
+        temp.readers = self.live_readers
+        return temp
+
+    def digests_being_read(self) -> set[str]:
+        """Digests of committed files some response is streaming right now (eviction skips them)."""
+        prefix = self.blob_dir + os.sep
+        found = set()
+        for producer in self.live_readers:
+            path = producer.source.path
+            if path.startswith(prefix):
+                algo, _, hexpart = os.path.relpath(path, self.blob_dir).partition(os.sep)
+                found.add(f"{algo}:{os.path.basename(hexpart)}")
+        return found
 
     def stat_blob(self, digest: str) -> int | None:
         """Size of the committed file, or None when it is not on disk."""
@@ -324,7 +340,9 @@ class Storage:
         path = self.blob_path(digest)
         if size is None:
             size = os.stat(path).st_size
-        return StoredSource(path, size)
+        source = StoredSource(path, size)
+        source.readers = self.live_readers
+        return source
 
     async def store_bytes(self, data: bytes, expected_digest: str | None = None) -> str:
         """Write a small body (manifests, checksums) through the same verify-and-rename path."""
@@ -388,6 +406,8 @@ class RangeProducer:
         except OSError as e:
             self._finish(SourceFailed(f"cannot open {self.source.path}: {e.strerror}"))
             return self.done
+        if self.source.readers is not None:
+            self.source.readers.add(self)
         self.consumer.registerProducer(self, True)
         self._pump()
         return self.done
@@ -448,6 +468,8 @@ class RangeProducer:
 
     def _close(self) -> None:
         self.source.unwait(self._wake)
+        if self.source.readers is not None:
+            self.source.readers.discard(self)
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

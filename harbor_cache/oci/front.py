@@ -15,9 +15,8 @@ from ..digests import InvalidDigest, UnsupportedDigest, is_digest_reference, par
 from ..errors import DigestInvalid, HarborError, ManifestUnknown, NameInvalid, NotFound, Unauthorized, Unsupported
 from ..mediatypes import INDEX_TYPES, accepts
 from ..names import is_valid_repository_name, is_valid_tag
-from ..ranges import UnsatisfiableRange, content_range_header, parse_range, unsatisfied_range_header
-from ..storage import RangeProducer, SourceFailed
-from ..web import install_error_handlers, write_error
+from ..serving import serve_source
+from ..web import install_error_handlers
 from .paths import parse_v2_path
 
 log = Logger()
@@ -160,46 +159,3 @@ class OciFront:
         request.cache_status = handle.cache_status
         return await serve_source(request, handle.source, handle.size, b"application/octet-stream",
                                   self.metrics.served_bytes.labels("oci"))
-
-
-async def serve_source(request, source, size: int | None, content_type: bytes, served_counter) -> bytes | None:
-    """Status and headers for a (possibly ranged) body, then stream it.
-
-    Shared by every front that serves stored or growing files.  When the
-    source fails mid-way the connection is aborted so the client can never
-    mistake a partial body for a whole one.
-    """
-    start, end = 0, None
-    range_header = request.getHeader(b"Range")
-    request.setHeader(b"Content-Type", content_type)
-    if size is not None:
-        try:
-            wanted = parse_range(range_header, size)
-        except UnsatisfiableRange:
-            return write_error(request, 416, "RANGE_INVALID", "requested range not satisfiable",
-                               {"size": size}, headers={"Content-Range": unsatisfied_range_header(size)})
-        if wanted is not None:
-            start, end = wanted
-            request.setResponseCode(206)
-            request.setHeader(b"Content-Range", content_range_header(start, end, size).encode())
-            request.setHeader(b"Content-Length", b"%d" % (end - start + 1))
-        else:
-            request.setHeader(b"Content-Length", b"%d" % size)
-            if size == 0:
-                return b""
-            end = size - 1
-    producer = RangeProducer(source, request, start, end)
-    try:
-        await producer.start()
-    except SourceFailed as e:
-        log.warn("aborting response for {path}: {error}", path=request.path.decode("latin-1"), error=e)
-        request.cache_status = "aborted"
-        request.transport.abortConnection()
-        try:
-            await request.notifyFinish()
-        except Exception:
-            pass
-        return None
-    finally:
-        served_counter.inc(producer.sent)
-    return None
