@@ -42,6 +42,8 @@ async def serve_source(request, source, size: int | None, content_type: bytes, s
             if size == 0:
                 return b""
             end = size - 1
+    if request.method == b"HEAD":
+        return b""
     producer = RangeProducer(source, request, start, end)
     try:
         await producer.start()
