@@ -10,7 +10,7 @@ from __future__ import annotations
 from twisted.logger import Logger
 
 from .ranges import UnsatisfiableRange, content_range_header, parse_range, unsatisfied_range_header
-from .storage import RangeProducer, SourceFailed
+from .storage import READ_CHUNK, RangeProducer, SourceFailed
 from .web import write_error
 
 log = Logger()
@@ -44,6 +44,10 @@ async def serve_source(request, source, size: int | None, content_type: bytes, s
             end = size - 1
     if request.method == b"HEAD":
         return b""
+    transport = getattr(request, "transport", None)
+    if transport is not None and hasattr(transport, "SEND_LIMIT"):
+        # Let each send(2) take a whole read chunk instead of 128 KiB slices.
+        transport.SEND_LIMIT = READ_CHUNK
     producer = RangeProducer(source, request, start, end)
     try:
         await producer.start()

@@ -14,7 +14,7 @@ from typing import Any
 
 from klein import Klein
 from twisted.logger import Logger
-from twisted.web import resource, server
+from twisted.web import http, resource, server
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as WerkzeugNotFound
 
@@ -129,10 +129,33 @@ class HarborRequest(server.Request):
         super().connectionLost(reason)
 
 
+class HarborChannel(http.HTTPChannel):
+    """Answers a TLS handshake on the plain-HTTP port at once, as Go servers do.
+
+    Clients such as skopeo and podman try HTTPS first; a ClientHello has no
+    line ending, so the HTTP parser would wait for one until the client times
+    out (10 s per pull).  A plain 400 makes them fall back to HTTP at once.
+    """
+
+    _first = True
+
+    def dataReceived(self, data):
+        if self._first:
+            self._first = False
+            if data[:1] == b"\x16":
+                self.transport.write(
+                    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+                )
+                self.transport.loseConnection()
+                return
+        super().dataReceived(data)
+
+
 class HarborSite(server.Site):
     """The site: our request class, and an access line (plus metrics) per request."""
 
     requestFactory = HarborRequest
+    protocol = HarborChannel
 
     def __init__(self, root, metrics, **kw):
         super().__init__(root, **kw)
