@@ -1,0 +1,179 @@
+"""In-memory stand-ins for unit tests: a tiny upstream registry and a whole site on fakes.
+
+Everything runs without sockets or threads: upstream and client talk through
+treq's RequestTraversalAgent, SQL through InlinePool, file work through
+InlineIO, time through a Clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+
+from treq.client import HTTPClient
+from treq.testing import RequestTraversalAgent
+from twisted.internet.task import Clock
+from twisted.web import resource, server
+
+from harbor_cache.config import UpstreamConfig
+from harbor_cache.core.access import AccessRecorder
+from harbor_cache.core.downloads import Downloads
+from harbor_cache.core.oci import OciCache
+from harbor_cache.index import Index, InlinePool
+from harbor_cache.metrics import Metrics
+from harbor_cache.oci.front import OciFront
+from harbor_cache.runtime_settings import RuntimeSettings
+from harbor_cache.storage import InlineIO, Storage
+from harbor_cache.upstream.registry import RegistryUpstream, UpstreamSet
+from harbor_cache.web import HarborSite, Root, SiteFront
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class FakeRegistry(resource.Resource):
+    """Enough of a distribution registry for pulls, with knobs to make it misbehave."""
+
+    isLeaf = True
+
+    def __init__(self):
+        super().__init__()
+        self.blobs: dict[str, bytes] = {}
+        self.manifests: dict[tuple[str, str], tuple[bytes, str]] = {}
+        self.requests: Counter = Counter()
+        self.corrupt: set[str] = set()
+        self.status: int | None = None  # answer everything with this status
+        self.hold: dict[str, int] = {}  # digest -> bytes to send before pausing the body
+        self.held: list = []
+        self.no_length = False
+
+    def add_blob(self, data: bytes) -> str:
+        digest = sha(data)
+        self.blobs[digest] = data
+        return digest
+
+    def add_manifest(self, name: str, tag: str, doc: dict, media_type: str = OCI_MANIFEST) -> tuple[bytes, str]:
+        body = json.dumps(doc).encode()
+        digest = sha(body)
+        self.manifests[(name, tag)] = (body, media_type)
+        self.manifests[(name, digest)] = (body, media_type)
+        return body, digest
+
+    def count(self, method: str, fragment: str) -> int:
+        return sum(n for (m, p), n in self.requests.items() if m == method and fragment in p)
+
+    def render(self, request):
+        path = request.path.decode()
+        method = request.method.decode()
+        self.requests[(method, path)] += 1
+        if self.status is not None:
+            request.setResponseCode(self.status)
+            return b"{}"
+        if path in ("/v2/", "/v2"):
+            return b"{}"
+        rest = path[len("/v2/"):]
+        if "/manifests/" in rest:
+            name, _, ref = rest.rpartition("/manifests/")
+            item = self.manifests.get((name, ref))
+            if item is None:
+                request.setResponseCode(404)
+                return b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}'
+            body, media_type = item
+            request.setHeader(b"Content-Type", media_type.encode())
+            request.setHeader(b"Docker-Content-Digest", sha(body).encode())
+            request.setHeader(b"Content-Length", b"%d" % len(body))
+            return b"" if method == "HEAD" else body
+        if "/blobs/" in rest:
+            digest = rest.rpartition("/blobs/")[2]
+            data = self.blobs.get(digest)
+            if data is None:
+                request.setResponseCode(404)
+                return b'{"errors":[{"code":"BLOB_UNKNOWN"}]}'
+            if digest in self.corrupt:
+                data = bytes([data[0] ^ 0xFF]) + data[1:]
+            if not self.no_length:
+                request.setHeader(b"Content-Length", b"%d" % len(data))
+            request.setHeader(b"Docker-Content-Digest", digest.encode())
+            if method == "HEAD":
+                return b""
+            if digest in self.hold:
+                n = self.hold[digest]
+                request.write(data[:n])
+                self.held.append((request, data[n:]))
+                return server.NOT_DONE_YET
+            return data
+        request.setResponseCode(404)
+        return b"{}"
+
+    def release(self, fail: bool = False) -> None:
+        """Finish (or cut) every held body."""
+        held, self.held = self.held, []
+        for request, rest in held:
+            if fail:
+                request.transport.abortConnection() if hasattr(request.transport, "abortConnection") \
+                    else request.transport.loseConnection()
+            else:
+                request.write(rest)
+                request.finish()
+
+
+class Harness:
+    """A whole harbor-cache (site front + OCI front + core) on fakes."""
+
+    def __init__(self, tmpdir: str, upstream: FakeRegistry | None = None):
+        os.makedirs(tmpdir, exist_ok=True)
+        self.clock = Clock()
+        self.clock.advance(1_000_000)
+        self.upstream = upstream or FakeRegistry()
+        self.upstream_agent = RequestTraversalAgent(self.upstream)
+        self.metrics = Metrics()
+        self.storage = Storage(os.path.join(tmpdir, "data"), InlineIO())
+        self.pool = InlinePool(os.path.join(tmpdir, "index.sqlite"))
+        self.index = Index(self.pool)
+        from twisted.internet.defer import Deferred
+
+        Deferred.fromCoroutine(self.index.migrate())
+        self.settings = RuntimeSettings(self.index, self.clock)
+        self.access = AccessRecorder(self.index, self.clock)
+        self.downloads = Downloads(self.storage, self.clock, self.metrics, idle_timeout=30)
+        up = RegistryUpstream(UpstreamConfig(name="fake", url="http://upstream.test"),
+                              HTTPClient(self.upstream_agent), self.clock, header_timeout=10)
+        self.upstreams = UpstreamSet([up])
+        self.oci = OciCache(index=self.index, storage=self.storage, downloads=self.downloads,
+                            upstreams=self.upstreams, settings=self.settings, access=self.access,
+                            metrics=self.metrics, clock=self.clock)
+        self.root = Root()
+        site_front = SiteFront(self.index, self.storage, self.metrics)
+        self.root.mount(b"health", site_front.app.resource())
+        self.root.mount(b"healthz", site_front.app.resource())
+        self.oci_front = OciFront(self.oci, self.settings, self.metrics, public_url="http://cache.test")
+        self.root.mount(b"v2", self.oci_front.app.resource())
+        self.agent = RequestTraversalAgent(self.root)
+        self.agent._serverFactory = HarborSite(self.root, self.metrics, reactor=self.agent._memoryReactor)
+        self.client = HTTPClient(self.agent)
+
+    def flush(self) -> None:
+        for _ in range(20):
+            self.upstream_agent.flush()
+            self.agent.flush()
+
+    def request(self, method: str, path: str, headers: dict | None = None):
+        """Send a request and pump both sides until it settles; returns the Deferred of the response."""
+        from twisted.web.http_headers import Headers
+
+        hdrs = Headers({k.encode(): [v.encode()] for k, v in (headers or {}).items()})
+        d = self.client.request(method, "http://cache.test" + path, headers=hdrs, unbuffered=True)
+        self.flush()
+        return d
+
+    def body(self, response) -> bytes:
+        import treq
+
+        d = treq.content(response)
+        self.flush()
+        return d
