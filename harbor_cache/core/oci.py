@@ -30,6 +30,8 @@ from .observable import Observable
 log = Logger()
 
 MANIFEST_MEMORY_BYTES = 64 << 20
+# Upstream answered, but with content we must not serve: 502, not 503.
+BAD_CONTENT_REASONS = frozenset({"digest_mismatch", "invalid_manifest", "too_large", "body"})
 
 
 class UpstreamNotFound(Exception):
@@ -92,6 +94,8 @@ class ManifestMemory:
 
 def _map_upstream_failure(e: BaseException, what: str) -> Exception:
     if isinstance(e, UpstreamError):
+        if e.reason in BAD_CONTENT_REASONS:
+            return UpstreamBadResponse(f"upstream sent a bad {what}", str(e))
         if e.code is not None and 400 <= e.code < 500:
             return UpstreamBadResponse(f"upstream refused the {what}", str(e))
         return UpstreamUnavailable(f"no upstream could serve the {what}", str(e))
