@@ -51,6 +51,11 @@ class FakeRegistry(resource.Resource):
         self.hold: dict[str, int] = {}  # digest -> bytes to send before pausing the body
         self.held: list = []
         self.no_length = False
+        self.bearer: str | None = None  # require this token (got from /token with basic_auth)
+        self.basic_auth: tuple[str, str] | None = None
+        self.tokens_issued = 0
+        self.redirect_blobs = False  # answer blob GETs with a 307 to /cdn/<digest>
+        self.cdn_authorization: list = []
 
     def add_blob(self, data: bytes) -> str:
         digest = sha(data)
@@ -74,6 +79,15 @@ class FakeRegistry(resource.Resource):
         if self.status is not None:
             request.setResponseCode(self.status)
             return b"{}"
+        if path == "/token":
+            return self._token(request)
+        if path.startswith("/cdn/"):
+            self.cdn_authorization.append(request.getHeader(b"Authorization"))
+            data = self.blobs[path[len("/cdn/"):]]
+            request.setHeader(b"Content-Length", b"%d" % len(data))
+            return data
+        if not self._authorized(request):
+            return b'{"errors":[{"code":"UNAUTHORIZED"}]}'
         if path in ("/v2/", "/v2"):
             return b"{}"
         rest = path[len("/v2/"):]
@@ -101,6 +115,10 @@ class FakeRegistry(resource.Resource):
             request.setHeader(b"Docker-Content-Digest", digest.encode())
             if method == "HEAD":
                 return b""
+            if self.redirect_blobs:
+                request.setResponseCode(307)
+                request.setHeader(b"Location", b"http://cdn.test/cdn/" + digest.encode())
+                return b""
             if digest in self.hold:
                 n = self.hold[digest]
                 request.write(data[:n])
@@ -109,6 +127,38 @@ class FakeRegistry(resource.Resource):
             return data
         request.setResponseCode(404)
         return b"{}"
+
+    def _basic_ok(self, request) -> bool:
+        import base64
+
+        if self.basic_auth is None:
+            return True
+        expected = b"Basic " + base64.b64encode(("%s:%s" % self.basic_auth).encode())
+        return request.getHeader(b"Authorization") == expected
+
+    def _token(self, request):
+        if not self._basic_ok(request):
+            request.setResponseCode(401)
+            return b"{}"
+        self.tokens_issued += 1
+        self.last_token_scope = request.args.get(b"scope", [b""])[0].decode()
+        return json.dumps({"token": self.bearer, "expires_in": 300}).encode()
+
+    def _authorized(self, request) -> bool:
+        if self.bearer is not None:
+            if request.getHeader(b"Authorization") == b"Bearer " + self.bearer.encode():
+                return True
+            name = request.path.decode()[len("/v2/"):].rpartition("/")[0].rpartition("/")[0]
+            request.setResponseCode(401)
+            request.setHeader(b"WWW-Authenticate",
+                              b'Bearer realm="http://upstream.test/token",service="fake",scope="repository:%s:pull"'
+                              % name.encode())
+            return False
+        if self.basic_auth is not None and not self._basic_ok(request):
+            request.setResponseCode(401)
+            request.setHeader(b"WWW-Authenticate", b'Basic realm="fake"')
+            return False
+        return True
 
     def release(self, fail: bool = False) -> None:
         """Finish (or cut) every held body."""
@@ -125,7 +175,8 @@ class FakeRegistry(resource.Resource):
 class Harness:
     """A whole harbor-cache (site front + OCI front + core) on fakes."""
 
-    def __init__(self, tmpdir: str, upstream: FakeRegistry | None = None):
+    def __init__(self, tmpdir: str, upstream: FakeRegistry | None = None, username: str | None = None,
+                 password: str | None = None):
         os.makedirs(tmpdir, exist_ok=True)
         self.clock = Clock()
         self.clock.advance(1_000_000)
@@ -141,7 +192,8 @@ class Harness:
         self.settings = RuntimeSettings(self.index, self.clock)
         self.access = AccessRecorder(self.index, self.clock)
         self.downloads = Downloads(self.storage, self.clock, self.metrics, idle_timeout=30)
-        up = RegistryUpstream(UpstreamConfig(name="fake", url="http://upstream.test"),
+        up = RegistryUpstream(UpstreamConfig(name="fake", url="http://upstream.test",
+                                             username=username, password=password),
                               HTTPClient(self.upstream_agent), self.clock, header_timeout=10)
         self.upstreams = UpstreamSet([up])
         self.oci = OciCache(index=self.index, storage=self.storage, downloads=self.downloads,

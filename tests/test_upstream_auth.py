@@ -1,0 +1,65 @@
+"""The upstream client: token dance, Basic credentials, redirects."""
+
+import os
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.fakes import FakeRegistry, Harness
+
+
+class UpstreamAuthTests(SynchronousTestCase):
+    def setUp(self):
+        self.up = FakeRegistry()
+        self.data = os.urandom(5000)
+        self.digest = self.up.add_blob(self.data)
+
+    def get(self, h, path):
+        response = self.successResultOf(h.request("GET", path))
+        return response, self.successResultOf(h.body(response))
+
+    def test_bearer_token_dance_and_cache(self):
+        """A Bearer challenge is answered with a token from the realm, cached per scope."""
+        self.up.bearer = "tok-123"
+        self.up.basic_auth = ("robot", "secret")
+        h = Harness(self.mktemp(), self.up, username="robot", password="secret")
+        response, body = self.get(h, "/v2/library/app/blobs/" + self.digest)
+        self.assertEqual((response.code, body), (200, self.data))
+        self.assertEqual(self.up.tokens_issued, 1)
+        self.assertEqual(self.up.last_token_scope, "repository:library/app:pull")
+        self.up.blobs[self.up.add_blob(b"second")] = b"second"
+        self.get(h, "/v2/library/app/blobs/" + self.up.add_blob(b"second"))
+        self.assertEqual(self.up.tokens_issued, 1)  # same scope: cached token
+        h.clock.advance(301)
+        self.get(h, "/v2/library/app/blobs/" + self.up.add_blob(b"third"))
+        self.assertEqual(self.up.tokens_issued, 2)  # expired: fetched again
+
+    def test_anonymous_token(self):
+        """Without credentials the token endpoint is asked anonymously (Docker Hub's public images)."""
+        self.up.bearer = "anon"
+        h = Harness(self.mktemp(), self.up)
+        response, body = self.get(h, "/v2/library/app/blobs/" + self.digest)
+        self.assertEqual(body, self.data)
+
+    def test_basic_credentials(self):
+        """A registry that wants Basic gets the configured credentials."""
+        self.up.basic_auth = ("u", "p")
+        h = Harness(self.mktemp(), self.up, username="u", password="p")
+        response, body = self.get(h, "/v2/library/app/blobs/" + self.digest)
+        self.assertEqual(body, self.data)
+
+    def test_refused_credentials_are_an_upstream_error(self):
+        """Wrong credentials end in a 502/503 error body, not a hang or a crash."""
+        self.up.basic_auth = ("u", "p")
+        h = Harness(self.mktemp(), self.up, username="u", password="wrong")
+        response, body = self.get(h, "/v2/library/app/manifests/1")
+        self.assertIn(response.code, (502, 503))
+        self.assertIn(b"errors", body)
+
+    def test_blob_redirect_followed_without_credentials(self):
+        """Blob redirects (S3/CDN) are followed; Authorization is not sent to the other host."""
+        self.up.redirect_blobs = True
+        self.up.bearer = "tok"
+        h = Harness(self.mktemp(), self.up)
+        response, body = self.get(h, "/v2/library/app/blobs/" + self.digest)
+        self.assertEqual((response.code, body), (200, self.data))
+        self.assertEqual(self.up.cdn_authorization, [None])
