@@ -7,7 +7,7 @@ shared work behind it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Awaitable, Callable, Hashable
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
@@ -52,3 +52,34 @@ class Observable:
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.errback(self._failure)
+
+
+class SingleFlight:
+    """Run one piece of async work per key for any number of concurrent callers.
+
+    The entry is registered before the work starts and dropped when it ends,
+    success or failure (errors are never cached); a caller that goes away
+    only stops observing.
+    """
+
+    def __init__(self) -> None:
+        self._flights: dict[Hashable, Observable] = {}
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._flights
+
+    async def run(self, key: Hashable, work: Callable[[], Awaitable[Any]]) -> Any:
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = self._flights[key] = Observable()
+
+            async def _run():
+                try:
+                    flight.fire(await work())
+                except BaseException as e:
+                    flight.fail(e)
+                finally:
+                    self._flights.pop(key, None)
+
+            defer.Deferred.fromCoroutine(_run())
+        return await flight.observe()

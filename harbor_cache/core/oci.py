@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Hashable
+from typing import Any
 
 from twisted.logger import Logger
 
@@ -25,7 +25,7 @@ from ..storage import GrowingSource
 from ..upstream.body import discard_body
 from ..upstream.registry import ALL_MANIFEST_TYPES, UpstreamError, read_limited, response_length
 from .access import NegativeCache
-from .observable import Observable
+from .observable import SingleFlight
 
 log = Logger()
 
@@ -118,7 +118,7 @@ class OciCache:
         # (name, digest) -> (entry id, media type, digest of the stored file)
         self._manifest_rows: dict[tuple[str, str], tuple[int, str, str]] = {}
         self._tags: dict[tuple[str, str], TagState] = {}
-        self._flights: dict[Hashable, Observable] = {}
+        self._single = SingleFlight()
 
     # -- bookkeeping --------------------------------------------------------
 
@@ -150,25 +150,6 @@ class OciCache:
 
     def forget_tag(self, repository: str, tag: str) -> None:
         self._tags.pop((repository, tag), None)
-
-    async def _single(self, key: Hashable, work: Callable[[], Awaitable[Any]]) -> Any:
-        """Run ``work`` once for concurrent callers with the same key."""
-        flight = self._flights.get(key)
-        if flight is None:
-            flight = self._flights[key] = Observable()
-
-            async def _run():
-                try:
-                    flight.fire(await work())
-                except BaseException as e:
-                    flight.fail(e)
-                finally:
-                    self._flights.pop(key, None)
-
-            from twisted.internet.defer import Deferred
-
-            Deferred.fromCoroutine(_run())
-        return await flight.observe()
 
     # -- blobs ---------------------------------------------------------------
 
@@ -228,31 +209,34 @@ class OciCache:
             self._miss(dl.source)
         return BlobHandle(digest, dl.length, dl.temp, status)
 
-    async def _open_blob(self, name: str, digest: str, dl) -> Any:
-        candidates = self.upstreams.candidates(name)
-        if not candidates:
-            raise UpstreamNotFound(name)
-        not_found = 0
+    async def _first_answer(self, name: str, method: str, kind: str, reference: str, accept: str | None = None):
+        """The first 200 among the upstreams serving ``name``, by priority: (upstream, response).
+
+        Raises UpstreamNotFound when every one said 404, else the last
+        UpstreamError (unreachable, timed out, other statuses).
+        """
         last_error: Exception | None = None
-        for up in candidates:
-            dl.source = up.name
+        for up in self.upstreams.candidates(name):
             try:
-                response = await up.request("GET", name, "blobs", digest)
+                response = await up.request(method, name, kind, reference, accept=accept)
             except UpstreamError as e:
                 self._upstream_error(up.name, e.reason)
                 last_error = e
                 continue
             if response.code == 200:
-                return response
+                return up, response
             await discard_body(response)
-            if response.code == 404:
-                not_found += 1
-                continue
-            self._upstream_error(up.name, f"http_{response.code}")
-            last_error = UpstreamError(f"{up.name} answered {response.code}", "status", response.code)
+            if response.code != 404:
+                self._upstream_error(up.name, f"http_{response.code}")
+                last_error = UpstreamError(f"{up.name} answered {response.code}", "status", response.code)
         if last_error is None:
             raise UpstreamNotFound(name)
         raise last_error
+
+    async def _open_blob(self, name: str, digest: str, dl) -> Any:
+        up, response = await self._first_answer(name, "GET", "blobs", digest)
+        dl.source = up.name
+        return response
 
     async def _commit_blob(self, digest: str, dl) -> dict:
         entry = await self.index.put_entry(
@@ -273,27 +257,15 @@ class OciCache:
             return dl.length, "coalesced"
         if self.negative.known_missing(("blob", name, digest)):
             raise BlobUnknown("blob unknown to registry", {"digest": digest})
-        not_found = 0
-        candidates = self.upstreams.candidates(name)
-        last_error: Exception | None = None
-        for up in candidates:
-            try:
-                response = await up.request("HEAD", name, "blobs", digest)
-            except UpstreamError as e:
-                self._upstream_error(up.name, e.reason)
-                last_error = e
-                continue
-            await discard_body(response)
-            if response.code == 200:
-                return response_length(response), "upstream"
-            if response.code == 404:
-                not_found += 1
-                continue
-            last_error = UpstreamError(f"{up.name} answered {response.code}", "status", response.code)
-        if last_error is None:
+        try:
+            up, response = await self._first_answer(name, "HEAD", "blobs", digest)
+        except UpstreamNotFound:
             self.negative.remember(("blob", name, digest))
-            raise BlobUnknown("blob unknown to registry", {"digest": digest})
-        raise _map_upstream_failure(last_error, "blob")
+            raise BlobUnknown("blob unknown to registry", {"digest": digest}) from None
+        except UpstreamError as e:
+            raise _map_upstream_failure(e, "blob") from None
+        await discard_body(response)
+        return response_length(response), "upstream"
 
     # -- manifests ------------------------------------------------------------
 
@@ -327,52 +299,32 @@ class OciCache:
         self.manifests.put(digest, body, media_type)
 
     async def _fetch_manifest(self, name: str, reference: str) -> tuple[bytes, str, str, str]:
-        """GET from the first upstream that has it: (body, digest, media type, upstream name)."""
-        candidates = self.upstreams.candidates(name)
-        last_error: Exception | None = None
-        for up in candidates:
-            try:
-                response = await up.request("GET", name, "manifests", reference, accept=ALL_MANIFEST_TYPES)
-            except UpstreamError as e:
-                self._upstream_error(up.name, e.reason)
-                last_error = e
-                continue
-            if response.code == 404:
-                await discard_body(response)
-                continue
-            if response.code != 200:
-                await discard_body(response)
-                self._upstream_error(up.name, f"http_{response.code}")
-                last_error = UpstreamError(f"{up.name} answered {response.code}", "status", response.code)
-                continue
-            try:
-                body = await read_limited(response)
-            except UpstreamError as e:
-                self._upstream_error(up.name, e.reason)
-                last_error = e
-                continue
-            except Exception as e:
-                self._upstream_error(up.name, "body")
-                last_error = UpstreamError(f"{up.name}: manifest body failed: {e}", "body")
-                continue
-            content_type = (response.headers.getRawHeaders(b"Content-Type") or [b""])[0].decode("latin-1")
-            content_type = content_type.split(";")[0].strip() or None
-            try:
-                media_type = detect_manifest_media_type(body, content_type)
-            except InvalidManifest as e:
-                self._upstream_error(up.name, "invalid_manifest")
-                last_error = UpstreamError(f"{up.name} sent an invalid manifest: {e}", "invalid_manifest", 502)
-                continue
-            digest = self._verified_manifest_digest(body, reference, response, up.name)
-            if digest is None:
-                last_error = UpstreamError(f"{up.name} sent a manifest that does not match its digest",
-                                           "digest_mismatch", 502)
-                continue
-            self._miss(up.name)
-            return body, digest, media_type, up.name
-        if last_error is None:
-            raise UpstreamNotFound(name)
-        raise last_error
+        """GET from the first upstream that has it: (body, digest, media type, upstream name).
+
+        Raises UpstreamNotFound, or UpstreamError (bad content carries a
+        reason in BAD_CONTENT_REASONS).
+        """
+        up, response = await self._first_answer(name, "GET", "manifests", reference, accept=ALL_MANIFEST_TYPES)
+        try:
+            body = await read_limited(response)
+        except UpstreamError as e:
+            self._upstream_error(up.name, e.reason)
+            raise
+        except Exception as e:
+            self._upstream_error(up.name, "body")
+            raise UpstreamError(f"{up.name}: manifest body failed: {e}", "body") from None
+        content_type = (response.headers.getRawHeaders(b"Content-Type") or [b""])[0].decode("latin-1")
+        content_type = content_type.split(";")[0].strip() or None
+        try:
+            media_type = detect_manifest_media_type(body, content_type)
+        except InvalidManifest as e:
+            self._upstream_error(up.name, "invalid_manifest")
+            raise UpstreamError(f"{up.name} sent an invalid manifest: {e}", "invalid_manifest", 502) from None
+        digest = self._verified_manifest_digest(body, reference, response, up.name)
+        if digest is None:
+            raise UpstreamError(f"{up.name} sent a manifest that does not match its digest", "digest_mismatch", 502)
+        self._miss(up.name)
+        return body, digest, media_type, up.name
 
     def _verified_manifest_digest(self, body: bytes, reference: str, response, source: str) -> str | None:
         """The digest of a fetched manifest, or None when it contradicts what was asked or announced."""
@@ -415,7 +367,7 @@ class OciCache:
             await self._store_manifest(name, body, got, media_type, source)
             return ManifestResult(body, got, media_type, "miss")
 
-        return await self._single(("manifest", name, digest), work)
+        return await self._single.run(("manifest", name, digest), work)
 
     async def _tag_state(self, name: str, tag: str) -> TagState | None:
         state = self._tags.get((name, tag))
@@ -435,7 +387,7 @@ class OciCache:
                 return cached
         if state is None and self.negative.known_missing(("manifest", name, tag)):
             raise ManifestUnknown("manifest unknown", {"name": name, "reference": tag})
-        return await self._single(("tag", name, tag), lambda: self._refresh_tag(name, tag))
+        return await self._single.run(("tag", name, tag), lambda: self._refresh_tag(name, tag))
 
     async def _refresh_tag(self, name: str, tag: str) -> ManifestResult:
         state = await self._tag_state(name, tag)
@@ -473,35 +425,24 @@ class OciCache:
 
     async def _revalidate(self, name: str, tag: str, state: TagState) -> ManifestResult | None:
         """HEAD upstream: unchanged -> cached (TTL restarts); unreachable -> stale; else None (refetch)."""
-        candidates = self.upstreams.candidates(name)
-        reachable = False
-        for up in candidates:
-            try:
-                response = await up.request("HEAD", name, "manifests", tag, accept=ALL_MANIFEST_TYPES)
-            except UpstreamError as e:
-                self._upstream_error(up.name, e.reason)
-                continue
-            await discard_body(response)
-            if response.code == 404:
-                reachable = True
-                continue
-            if response.code != 200:
-                self._upstream_error(up.name, f"http_{response.code}")
-                continue
-            header = response.headers.getRawHeaders(b"Docker-Content-Digest")
-            if header and header[0].decode("latin-1").strip() == state.digest:
-                now = self.clock.seconds()
-                cached = await self._cached_manifest(name, state.digest)
-                if cached is None:
-                    return None
-                await self.index.mark_tag_fetched(name, tag, now)
-                state.fetched_at = now
-                cached.cache_status = "revalidated"
-                return cached
-            return None  # changed (or no digest header): refetch
-        if reachable:
-            # Every upstream that answered says the tag is gone.
+        try:
+            up, response = await self._first_answer(name, "HEAD", "manifests", tag, accept=ALL_MANIFEST_TYPES)
+        except UpstreamNotFound:
+            # Every upstream that serves this name says the tag is gone.
             self.forget_tag(name, tag)
             self.negative.remember(("manifest", name, tag))
-            raise ManifestUnknown("manifest unknown", {"name": name, "reference": tag})
-        return await self._stale(name, state)
+            raise ManifestUnknown("manifest unknown", {"name": name, "reference": tag}) from None
+        except UpstreamError:
+            return await self._stale(name, state)
+        await discard_body(response)
+        header = response.headers.getRawHeaders(b"Docker-Content-Digest")
+        if not header or header[0].decode("latin-1").strip() != state.digest:
+            return None  # changed (or no digest header): refetch
+        cached = await self._cached_manifest(name, state.digest)
+        if cached is None:
+            return None
+        now = self.clock.seconds()
+        await self.index.mark_tag_fetched(name, tag, now)
+        state.fetched_at = now
+        cached.cache_status = "revalidated"
+        return cached
