@@ -122,6 +122,7 @@ class OciTests(SynchronousTestCase):
         """HEAD of an uncached blob asks upstream with HEAD only."""
         response, body = self.get("/v2/library/app/blobs/" + self.layer_digest, "HEAD")
         self.assertEqual((response.code, body), (200, b""))
+        self.assertEqual(self.header(response, "Content-Length"), str(len(self.layer)))
         self.assertEqual(self.up.count("GET", "/blobs/"), 0)
         self.assertEqual(self.up.count("HEAD", "/blobs/"), 1)
 

@@ -47,13 +47,14 @@ class UpstreamAuthTests(SynchronousTestCase):
         response, body = self.get(h, "/v2/library/app/blobs/" + self.digest)
         self.assertEqual(body, self.data)
 
-    def test_refused_credentials_are_an_upstream_error(self):
-        """Wrong credentials end in a 502/503 error body, not a hang or a crash."""
+    def test_refused_access_counts_as_unknown(self):
+        """An upstream that refuses us (Docker Hub's 401 for unknown names) means 404 here, and is counted."""
         self.up.basic_auth = ("u", "p")
         h = Harness(self.mktemp(), self.up, username="u", password="wrong")
         response, body = self.get(h, "/v2/library/app/manifests/1")
-        self.assertIn(response.code, (502, 503))
-        self.assertIn(b"errors", body)
+        self.assertEqual(response.code, 404)
+        self.assertIn(b"MANIFEST_UNKNOWN", body)
+        self.assertEqual(h.metrics.upstream_errors.labels("oci", "fake", "auth")._value.get(), 1)
 
     def test_blob_redirect_followed_without_credentials(self):
         """Blob redirects (S3/CDN) are followed; Authorization is not sent to the other host."""

@@ -23,7 +23,7 @@ from ..errors import BlobUnknown, ManifestInvalid, ManifestUnknown, UpstreamBadR
 from ..mediatypes import InvalidManifest, detect_manifest_media_type
 from ..storage import GrowingSource
 from ..upstream.body import discard_body
-from ..upstream.registry import ALL_MANIFEST_TYPES, UpstreamError, read_limited, response_length
+from ..upstream.registry import ALL_MANIFEST_TYPES, UpstreamError, header, read_limited
 from .access import NegativeCache
 from .observable import SingleFlight
 
@@ -221,6 +221,11 @@ class OciCache:
                 response = await up.request(method, name, kind, reference, accept=accept)
             except UpstreamError as e:
                 self._upstream_error(up.name, e.reason)
+                if e.code in (401, 403):
+                    # Docker Hub answers 401 for repositories it does not have:
+                    # for this upstream the name is as good as unknown.
+                    log.warn("{upstream} refused access to {name}: treated as not found", upstream=up.name, name=name)
+                    continue
                 last_error = e
                 continue
             if response.code == 200:
@@ -265,7 +270,9 @@ class OciCache:
         except UpstreamError as e:
             raise _map_upstream_failure(e, "blob") from None
         await discard_body(response)
-        return response_length(response), "upstream"
+        # Twisted reports length 0 for HEAD; the size is in the header.
+        value = header(response, "Content-Length")
+        return (int(value) if value and value.isdigit() else None), "upstream"
 
     # -- manifests ------------------------------------------------------------
 
