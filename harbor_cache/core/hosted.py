@@ -1,0 +1,449 @@
+"""The hosted registry: what clients push is kept here as the only copy.
+
+Blob uploads are sessions held in memory: each owns one `TempBlob` that is
+hashed as it grows, so chunks (PATCH) append to the same file and the digest
+given at the end (PUT) is checked without reading anything twice.  A session
+that nobody touches for ``upload_idle_seconds`` is dropped and its temp file
+removed (`expire_uploads`, run by a timer); a restart drops them all
+(`Storage.clean_temp`).
+
+Request bodies arrive as a file-like object (Twisted buffers them before the
+handler runs); they are copied into the temp file a chunk at a time, reads on
+the I/O pool, pausing while the temp file's write queue is full, so memory
+stays flat whatever the size.
+
+Manifests pushed here are checked (size, JSON, media type, digest, every
+referenced blob and child manifest present) and recorded as **hosted**:
+eviction never removes them, and the blobs and children they reference are
+made hosted too.  A pushed tag is served before any upstream lookup.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ..digests import digest_bytes, parse_digest
+from ..errors import (
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    HarborError,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameUnknown,
+    SizeInvalid,
+)
+from ..mediatypes import INDEX_TYPES, MANIFEST_TYPES, InvalidManifest, detect_manifest_media_type, manifest_references
+from ..storage import BlobCorrupt, SourceFailed, TempBlob
+
+log = Logger()
+
+MAX_MANIFEST_BYTES = 4 << 20
+UPLOAD_IDLE_SECONDS = 3600.0
+# How much of a request body is read per step (on the I/O pool).
+COPY_CHUNK = 1 << 20
+
+
+class UploadRangeInvalid(HarborError):
+    """A chunk that does not start where the session ends (a gap or an overlap)."""
+
+    status = 416
+    code = "BLOB_UPLOAD_INVALID"
+
+
+class NotHosted(HarborError):
+    """DELETE of content this registry only caches (removed through the management API instead)."""
+
+    status = 405
+    code = "UNSUPPORTED"
+
+
+@dataclass
+class UploadSession:
+    id: str
+    name: str
+    temp: TempBlob
+    started_at: float
+    touched_at: float
+    busy: bool = False
+
+    @property
+    def offset(self) -> int:
+        """Bytes received so far (the next chunk must start here)."""
+        return self.temp.received
+
+
+@dataclass
+class PushedManifest:
+    digest: str
+    media_type: str
+    subject: str | None
+
+
+def body_length(content: BinaryIO | None) -> int:
+    """Size of a buffered request body (a seek, no read)."""
+    if content is None:
+        return 0
+    content.seek(0, 2)
+    size = content.tell()
+    content.seek(0)
+    return size
+
+
+class HostedRegistry:
+    def __init__(self, *, cache, index, storage, metrics, clock, upload_idle_seconds: float = UPLOAD_IDLE_SECONDS,
+                 max_manifest_bytes: int = MAX_MANIFEST_BYTES):
+        self.cache = cache
+        self.index = index
+        self.storage = storage
+        self.metrics = metrics
+        self.clock = clock
+        self.upload_idle_seconds = upload_idle_seconds
+        self.max_manifest_bytes = max_manifest_bytes
+        self.uploads: dict[str, UploadSession] = {}
+
+    # -- upload sessions ------------------------------------------------------
+
+    def start_upload(self, name: str) -> UploadSession:
+        now = self.clock.seconds()
+        session = UploadSession(str(uuid.uuid4()), name, self.storage.new_temp(), now, now)
+        self.uploads[session.id] = session
+        return session
+
+    def get_upload(self, name: str, session_id: str) -> UploadSession:
+        """The live session ``session_id`` of repository ``name``; raises BlobUploadUnknown."""
+        session = self.uploads.get(session_id)
+        if session is None or session.name != name or session.temp.failure is not None:
+            raise BlobUploadUnknown("upload session unknown", {"name": name, "session": session_id})
+        return session
+
+    def cancel_upload(self, session: UploadSession) -> None:
+        self._drop(session, BlobUploadUnknown("upload cancelled"))
+
+    def _drop(self, session: UploadSession, reason: Exception) -> None:
+        self.uploads.pop(session.id, None)
+        session.temp.abort(reason)
+
+    def expire_uploads(self) -> int:
+        """Drop sessions idle for longer than ``upload_idle_seconds``; returns how many."""
+        cutoff = self.clock.seconds() - self.upload_idle_seconds
+        stale = [s for s in self.uploads.values() if s.touched_at < cutoff and not s.busy]
+        for session in stale:
+            log.info("upload {session} to {name} expired after {bytes} bytes", session=session.id,
+                     name=session.name, bytes=session.offset)
+            self._drop(session, BlobUploadUnknown("upload expired"))
+        return len(stale)
+
+    async def _copy_body(self, temp: TempBlob, content: BinaryIO) -> int:
+        """Append a buffered request body to ``temp``; reads run on the I/O pool."""
+        copied = 0
+        content.seek(0)
+        while True:
+            chunk = await self.storage.io.run(content.read, COPY_CHUNK)
+            if not chunk:
+                return copied
+            if temp.failure is not None:
+                raise BlobUploadInvalid("upload failed while writing", str(temp.failure))
+            copied += len(chunk)
+            if temp.write(chunk):
+                await _drained(temp)
+
+    async def append(self, session: UploadSession, content: BinaryIO | None,
+                     content_range: tuple[int, int] | None) -> int:
+        """Add a chunk; returns the new offset.
+
+        ``content_range`` (inclusive, as in the ``Content-Range`` header) must
+        start at the session's offset and cover exactly the body: a gap or
+        an overlap raises `UploadRangeInvalid` (416) and nothing is written.
+        """
+        length = body_length(content)
+        if session.busy:
+            raise UploadRangeInvalid("another request is writing to this upload", {"session": session.id})
+        if content_range is not None:
+            start, end = content_range
+            if start != session.offset or end - start + 1 != length:
+                raise UploadRangeInvalid(
+                    "chunk does not continue the upload",
+                    {"offset": session.offset, "range": f"{start}-{end}", "length": length},
+                )
+        session.busy = True
+        try:
+            if length:
+                await self._copy_body(session.temp, content)
+        finally:
+            session.busy = False
+            session.touched_at = self.clock.seconds()
+        self.metrics.push_bytes.inc(length)
+        return session.offset
+
+    async def complete_upload(self, session: UploadSession, digest: str, content: BinaryIO | None,
+                              content_range: tuple[int, int] | None) -> str:
+        """Append the optional last chunk, verify ``digest`` and commit the blob as hosted.
+
+        On a digest mismatch the session ends, nothing is stored and
+        `DigestInvalid` is raised.
+        """
+        expected = _upload_digest(digest)
+        if body_length(content) or content_range is not None:
+            await self.append(session, content, content_range)
+        if session.busy:
+            raise UploadRangeInvalid("another request is writing to this upload", {"session": session.id})
+        self.uploads.pop(session.id, None)
+        return await self._commit(session.name, session.temp, expected)
+
+    async def upload_monolithic(self, name: str, digest: str, content: BinaryIO | None) -> str:
+        """POST ...?digest=: the whole blob in one request."""
+        expected = _upload_digest(digest)
+        length = body_length(content)
+        temp = self.storage.new_temp(length)
+        try:
+            if length:
+                await self._copy_body(temp, content)
+        except BaseException as e:
+            temp.abort(e if isinstance(e, Exception) else SourceFailed("cancelled"))
+            raise
+        self.metrics.push_bytes.inc(length)
+        return await self._commit(name, temp, expected)
+
+    async def _commit(self, name: str, temp: TempBlob, expected: str) -> str:
+        try:
+            got = await temp.finish(expected)
+        except BlobCorrupt as e:
+            raise DigestInvalid("content does not match the digest", {"expected": expected, "actual": e.actual}) \
+                from None
+        except SourceFailed as e:
+            raise BlobUploadInvalid("upload could not be stored", str(e)) from None
+        await self.index.put_entry(
+            kind="hosted", type_="blob", repository="", key=got, digest=got, size=temp.total,
+            now=self.clock.seconds(),
+        )
+        self.cache.invalidate("blob", "", got)
+        self.cache.negative.forget(("blob", name, got))
+        self.metrics.pushes.labels("blob").inc()
+        log.info("pushed blob {digest} ({bytes} bytes) to {name}", digest=got, bytes=temp.total, name=name)
+        return got
+
+    async def mount(self, name: str, digest: str) -> bool:
+        """Whether a blob can be mounted (we hold it): blobs are shared by every repository."""
+        return await self.cache.stored_blob_size(digest) is not None
+
+    # -- blobs ----------------------------------------------------------------
+
+    async def delete_blob(self, name: str, digest: str) -> None:
+        """Remove a hosted blob; cached (proxy) blobs are refused with `NotHosted`."""
+        kind, orphans = await self.index.delete_hosted_entry("blob", "", digest)
+        if kind is None:
+            raise BlobUnknown("blob unknown to registry", {"digest": digest})
+        if kind != "hosted":
+            raise NotHosted("cached blobs are removed through the management API", {"digest": digest})
+        self.cache.invalidate("blob", "", digest)
+        for d in orphans:
+            await self.storage.delete_blob(d)
+
+    # -- manifests -------------------------------------------------------------
+
+    async def read_manifest_body(self, content: BinaryIO | None) -> bytes:
+        """The request body, refused (413 SIZE_INVALID) above the manifest limit before it is read."""
+        length = body_length(content)
+        if length > self.max_manifest_bytes:
+            raise SizeInvalid("manifest too large", {"size": length, "limit": self.max_manifest_bytes}, status=413)
+        if not length:
+            return b""
+        content.seek(0)
+        return await self.storage.io.run(content.read, length)
+
+    async def put_manifest(self, name: str, reference: str, body: bytes, content_type: str | None,
+                           tag: str | None) -> PushedManifest:
+        """Validate and store a pushed manifest; ``reference`` is a checked digest or the tag.
+
+        Raises ManifestInvalid (bad JSON, unknown type, Content-Type and
+        ``mediaType`` disagreeing), DigestInvalid (body does not match the
+        digest in the URL), ManifestBlobUnknown (a referenced blob or child
+        manifest is missing), SizeInvalid (too large).
+        """
+        if len(body) > self.max_manifest_bytes:
+            raise SizeInvalid("manifest too large", {"size": len(body), "limit": self.max_manifest_bytes}, status=413)
+        media_type, document = _check_manifest(body, content_type)
+        if tag is None:
+            parsed = parse_digest(reference)
+            if str(digest_bytes(body, parsed.algorithm)) != reference:
+                raise DigestInvalid("manifest does not match the digest", {"digest": reference})
+            key = reference
+        else:
+            key = str(digest_bytes(body, "sha256"))
+        try:
+            blobs, children = manifest_references(body)
+        except InvalidManifest as e:
+            raise ManifestInvalid("manifest not valid", str(e)) from None
+        needed: list[int] = []
+        for digest in blobs:
+            if await self.cache.stored_blob_size(digest) is None:
+                raise ManifestBlobUnknown("blob unknown to registry", {"digest": digest})
+            entry = await self.index.get_entry("blob", "", digest)
+            if entry is not None and entry["kind"] != "hosted":
+                needed.append(entry["id"])
+        for digest in children:
+            entry = await self.index.get_entry("manifest", name, digest)
+            if entry is None or self.storage.stat_blob(entry["digest"]) is None:
+                raise ManifestBlobUnknown("manifest unknown to registry", {"digest": digest})
+            if entry["kind"] != "hosted":
+                needed.append(entry["id"])
+        if needed:
+            await self.index.mark_hosted(needed)
+        subject = _subject(document)
+        referrer = None
+        if subject is not None:
+            referrer = {
+                "subject": subject,
+                "artifact_type": _artifact_type(document),
+                "annotations": json.dumps(document["annotations"]) if isinstance(document.get("annotations"), dict)
+                else None,
+            }
+        stored = await self.storage.store_bytes(body, key if key.startswith("sha256:") else None)
+        await self.index.put_hosted_manifest(
+            repository=name, key=key, digest=stored, size=len(body), media_type=media_type,
+            now=self.clock.seconds(), tag=tag, referrer=referrer,
+        )
+        self.cache.invalidate("manifest", name, key)
+        self.cache.manifests.put(key, body, media_type)
+        self.cache.negative.forget(("manifest", name, key))
+        if tag is not None:
+            self.cache.forget_tag(name, tag)
+            self.cache.negative.forget(("manifest", name, tag))
+        self.metrics.pushes.labels("manifest").inc()
+        self.metrics.push_bytes.inc(len(body))
+        log.info("pushed manifest {digest} to {name}{tag}", digest=key, name=name,
+                 tag=f":{tag}" if tag else "")
+        return PushedManifest(key, media_type, subject)
+
+    async def delete_manifest(self, name: str, reference: str, is_tag: bool) -> None:
+        """DELETE by digest removes a hosted manifest and its tags; by tag only the (hosted) tag."""
+        if is_tag:
+            if await self.index.delete_hosted_tag(name, reference) is None:
+                if await self.index.get_tag(name, reference) is not None:
+                    raise NotHosted("cached tags are removed through the management API", {"tag": reference})
+                raise ManifestUnknown("manifest unknown", {"name": name, "reference": reference})
+            self.cache.forget_tag(name, reference)
+            return
+        kind, orphans = await self.index.delete_hosted_entry("manifest", name, reference)
+        if kind is None:
+            raise ManifestUnknown("manifest unknown", {"name": name, "reference": reference})
+        if kind != "hosted":
+            raise NotHosted("cached manifests are removed through the management API", {"digest": reference})
+        self.cache.invalidate("manifest", name, reference)
+        for d in orphans:
+            await self.storage.delete_blob(d)
+
+    # -- listings ---------------------------------------------------------------
+
+    async def list_tags(self, name: str, n: int | None, last: str | None) -> tuple[list[str], bool]:
+        """One page of tags and whether more follow; NameUnknown when the repository has none at all."""
+        limit = None if n is None else n + 1
+        tags = await self.index.list_tags_page(name, last, limit) if n != 0 else []
+        if not tags and last is None and not await self.index.repository_known(name):
+            raise NameUnknown("repository name not known to registry", {"name": name})
+        more = n is not None and len(tags) > n
+        return tags[:n] if n is not None else tags, more
+
+    async def list_repositories(self, n: int | None, last: str | None) -> tuple[list[str], bool]:
+        if n == 0:
+            return [], False
+        names = await self.index.list_repositories_page(last, None if n is None else n + 1)
+        more = n is not None and len(names) > n
+        return names[:n] if n is not None else names, more
+
+    async def referrers(self, name: str, subject: str, artifact_type: str | None) -> dict[str, Any]:
+        """The referrers of ``subject`` as an OCI image index (empty when there are none)."""
+        rows = await self.index.list_referrers(name, subject, artifact_type)
+        manifests = []
+        for row in rows:
+            descriptor: dict[str, Any] = {"mediaType": row["media_type"], "digest": row["digest"], "size": row["size"]}
+            if row["artifact_type"]:
+                descriptor["artifactType"] = row["artifact_type"]
+            if row["annotations"]:
+                descriptor["annotations"] = json.loads(row["annotations"])
+            manifests.append(descriptor)
+        return {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
+
+
+def _drained(temp: TempBlob) -> defer.Deferred:
+    """Fires once the temp file's write queue is low again (or it failed)."""
+    d: defer.Deferred = defer.Deferred()
+
+    def fire():
+        temp.on_drain = None
+        if not d.called:
+            d.callback(None)
+
+    temp.on_drain = fire
+    if temp.failure is not None or temp.queued == 0:
+        fire()
+    return d
+
+
+def _upload_digest(digest: str | None) -> str:
+    """The digest an upload is checked against: sha256 only (files are stored under their sha256)."""
+    if not digest:
+        raise DigestInvalid("digest parameter missing")
+    try:
+        parsed = parse_digest(digest)
+    except ValueError as e:
+        raise DigestInvalid("invalid digest", {"digest": digest, "reason": str(e)}) from None
+    if parsed.algorithm != "sha256":
+        raise DigestInvalid("uploads must name a sha256 digest", {"digest": digest})
+    return str(parsed)
+
+
+def _check_manifest(body: bytes, content_type: str | None) -> tuple[str, dict]:
+    """(media type, document): the media type from Content-Type, checked against the body's ``mediaType``."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as e:
+        raise ManifestInvalid("manifest is not valid JSON", str(e)) from None
+    if not isinstance(document, dict):
+        raise ManifestInvalid("manifest is not a JSON object")
+    declared = (content_type or "").split(";", 1)[0].strip().lower() or None
+    try:
+        media_type = detect_manifest_media_type(body, declared)
+    except InvalidManifest as e:
+        raise ManifestInvalid("manifest not valid", str(e)) from None
+    if media_type not in MANIFEST_TYPES:
+        raise ManifestInvalid("unsupported manifest media type", {"mediaType": media_type})
+    inner = document.get("mediaType")
+    if inner is not None and (not isinstance(inner, str) or inner.strip().lower() != media_type):
+        raise ManifestInvalid("mediaType in the body does not match Content-Type",
+                              {"content_type": media_type, "mediaType": inner})
+    if media_type in INDEX_TYPES and not isinstance(document.get("manifests"), list):
+        raise ManifestInvalid("an index needs a manifests list")
+    if media_type not in INDEX_TYPES and document.get("schemaVersion") == 2 and "config" not in document:
+        raise ManifestInvalid("an image manifest needs a config descriptor")
+    return media_type, document
+
+
+def _subject(document: dict) -> str | None:
+    subject = document.get("subject")
+    if not isinstance(subject, dict):
+        return None
+    try:
+        return str(parse_digest(subject.get("digest")))
+    except ValueError:
+        raise ManifestInvalid("subject has no valid digest") from None
+
+
+def _artifact_type(document: dict) -> str | None:
+    """``artifactType``, else the config's media type (the referrers API's rule for images)."""
+    value = document.get("artifactType")
+    if isinstance(value, str) and value:
+        return value
+    config = document.get("config")
+    if isinstance(config, dict) and isinstance(config.get("mediaType"), str):
+        return config["mediaType"]
+    return None

@@ -1,0 +1,233 @@
+"""Who may do what on ``/v2/``: docker's token flow, Basic credentials, anonymous pulls.
+
+Clients ping ``/v2/``; without credentials they get 401 and a challenge
+naming the token endpoint (``GET /v2/token``), which takes Basic credentials
+(or none, for an anonymous token) and mints a short-lived registry token
+holding only the actions the user's role allows.  Later requests carry that
+token as ``Bearer``.  Basic credentials straight on ``/v2/`` requests are
+accepted too.
+
+Refusals follow what clients expect: anonymous callers and tokens that lack
+a scope the role would allow get 401 with the challenge (so the client asks
+for a wider token); an authenticated user whose role does not allow the
+action gets 403 ``DENIED``.
+
+bcrypt is slow on purpose, so a verified Basic header is remembered (as a
+hash, never the password) for ``BASIC_CACHE_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from twisted.logger import Logger
+
+from ..auth import (
+    InvalidToken,
+    allowed_registry_actions,
+    check_password,
+    granted_actions,
+    parse_basic_authorization,
+    parse_bearer_authorization,
+    parse_scope,
+)
+from ..errors import Denied, Unauthorized
+from ..names import is_valid_repository_name
+
+log = Logger()
+
+SERVICE = "harbor-cache"
+BASIC_CACHE_SECONDS = 60.0
+BASIC_CACHE_SIZE = 1024
+# "*" on a repository is spelled out when a role is narrower than admin.
+ALL_ACTIONS = ("pull", "push", "delete")
+
+
+@dataclass
+class Caller:
+    """An identified caller: a user with a role (Basic), or the claims of a registry token (Bearer)."""
+
+    username: str | None
+    role: str | None = None
+    claims: dict | None = None
+
+
+class RegistryAuthorizer:
+    """The access policy of the OCI front: ``authorize(request, name, actions)``."""
+
+    def __init__(self, index, settings, tokens, public_url: str, clock, password_checker=check_password):
+        self.index = index
+        self.settings = settings
+        self.tokens = tokens
+        self.public_url = public_url.rstrip("/")
+        self.clock = clock
+        self.check_password = password_checker
+        self._basic: dict[str, tuple[str, str, float]] = {}  # sha256(header) -> (username, role, until)
+
+    # -- challenges -----------------------------------------------------------------
+
+    def challenge(self, name: str | None, actions: set[str] | None = None, error: str | None = None
+                  ) -> dict[str, str]:
+        value = f'Bearer realm="{self.public_url}/v2/token",service="{SERVICE}"'
+        if name and actions:
+            value += f',scope="repository:{name}:{",".join(_ordered(actions))}"'
+        if error:
+            value += f',error="{error}"'
+        return {"WWW-Authenticate": value}
+
+    # -- identification ---------------------------------------------------------------
+
+    async def identify(self, request, name: str | None = None, actions: set[str] | None = None) -> Caller | None:
+        """The caller behind the Authorization header; None when anonymous.
+
+        Bad credentials or an invalid token raise Unauthorized (with the
+        challenge for ``name``/``actions``).
+        """
+        header = request.getHeader(b"Authorization")
+        if not header:
+            return None
+        basic = parse_basic_authorization(header)
+        if basic is not None:
+            user = await self._basic_user(header, *basic)
+            if user is None:
+                raise Unauthorized("invalid username or password", headers=self.challenge(name, actions))
+            return Caller(user[0], role=user[1])
+        token = parse_bearer_authorization(header)
+        if token is None:
+            raise Unauthorized("unsupported Authorization header", headers=self.challenge(name, actions))
+        try:
+            claims = self.tokens.verify(token)
+        except InvalidToken as e:
+            raise Unauthorized(f"invalid token: {e.reason}",
+                               headers=self.challenge(name, actions, "invalid_token")) from None
+        return Caller(claims.get("sub") or None, claims=claims)
+
+    async def _basic_user(self, header: str | bytes, username: str, password: str) -> tuple[str, str] | None:
+        raw = header if isinstance(header, bytes) else header.encode("utf-8", "replace")
+        key = hashlib.sha256(raw).hexdigest()
+        now = self.clock.seconds()
+        cached = self._basic.get(key)
+        if cached is not None and cached[2] > now:
+            return cached[0], cached[1]
+        user = await self.index.get_user_by_name(username)
+        ok = await self.check_password(password, user["password_hash"] if user else None)
+        if not ok or user is None:
+            return None
+        if len(self._basic) >= BASIC_CACHE_SIZE:
+            self._basic = {k: v for k, v in self._basic.items() if v[2] > now}
+            if len(self._basic) >= BASIC_CACHE_SIZE:
+                self._basic.clear()
+        self._basic[key] = (user["username"], user["role"], now + BASIC_CACHE_SECONDS)
+        return user["username"], user["role"]
+
+    async def _role_of(self, username: str | None) -> str | None:
+        if not username:
+            return None
+        user = await self.index.get_user_by_name(username)
+        return user["role"] if user else None
+
+    def _anonymous_pull(self) -> bool:
+        return bool(self.settings.get("registry.anonymous_pull"))
+
+    # -- decisions ------------------------------------------------------------------------
+
+    async def allowed(self, caller: Caller | None, name: str, actions: set[str]) -> set[str]:
+        """Which of ``actions`` the caller holds on repository ``name``."""
+        if caller is None:
+            return allowed_registry_actions(None, actions, self._anonymous_pull())
+        if caller.claims is not None:
+            return set(actions) & granted_actions(caller.claims, name)
+        return allowed_registry_actions(caller.role, actions, self._anonymous_pull())
+
+    async def authorize(self, request, name: str | None, actions: set[str]) -> str | None:
+        """The username allowed to do ``actions`` on ``name`` (None: anonymous), or raise.
+
+        ``name`` None is the ``/v2/`` ping: anonymous callers always get the
+        challenge there (so clients learn where to get tokens), any valid
+        credentials pass.
+        """
+        caller = await self.identify(request, name, actions)
+        if name is None:
+            if caller is None:
+                raise Unauthorized("authentication required", headers=self.challenge(None))
+            return caller.username
+        if set(actions) <= await self.allowed(caller, name, actions):
+            return caller.username if caller else None
+        if caller is None or not caller.username:
+            raise Unauthorized("authentication required", headers=self.challenge(name, actions))
+        if caller.claims is not None:
+            # A token narrower than the role: ask the client for a new one.
+            role = await self._role_of(caller.username)
+            if actions <= allowed_registry_actions(role, actions, self._anonymous_pull()):
+                raise Unauthorized("token does not cover this action",
+                                   headers=self.challenge(name, actions, "insufficient_scope"))
+        raise Denied("requested access to the resource is denied",
+                     {"name": name, "actions": _ordered(actions)})
+
+    async def may(self, request, name: str, actions: set[str]) -> bool:
+        """Like `authorize`, but answers False instead of raising (cross-repository mounts)."""
+        try:
+            caller = await self.identify(request, name, actions)
+        except Unauthorized:
+            return False
+        return set(actions) <= await self.allowed(caller, name, actions)
+
+    async def authorize_catalog(self, request) -> str | None:
+        """The catalog: any valid credentials, or anyone when anonymous pulls are on."""
+        caller = await self.identify(request)
+        if caller is None and not self._anonymous_pull():
+            raise Unauthorized("authentication required", headers=self.challenge(None))
+        return caller.username if caller else None
+
+    # -- the token endpoint -------------------------------------------------------------------
+
+    async def issue_token(self, request) -> dict:
+        """``GET /v2/token``: a registry token for the requested scopes, narrowed to the role.
+
+        Basic credentials identify the user; none means anonymous (pull only,
+        when allowed).  Wrong credentials raise Unauthorized.  A Bearer
+        registry token may be presented to renew with the same or fewer
+        actions.
+        """
+        header = request.getHeader(b"Authorization")
+        username: str | None = None
+        role: str | None = None
+        claims = None
+        if header:
+            basic = parse_basic_authorization(header)
+            if basic is not None:
+                user = await self._basic_user(header, *basic)
+                if user is None:
+                    raise Unauthorized("invalid username or password",
+                                       headers={"WWW-Authenticate": f'Basic realm="{SERVICE}"'})
+                username, role = user
+            else:
+                caller = await self.identify(request)
+                username, claims = caller.username, caller.claims
+                role = await self._role_of(username)
+        scopes = [arg.decode("utf-8", "replace") for arg in request.args.get(b"scope", [])]
+        access = []
+        for scope in scopes:
+            for entry in parse_scope(scope):
+                if entry["type"] != "repository" or not is_valid_repository_name(entry["name"]):
+                    continue
+                wanted = set(entry["actions"])
+                granted = allowed_registry_actions(role, wanted, self._anonymous_pull())
+                if claims is not None:
+                    granted &= granted_actions(claims, entry["name"])
+                if granted:
+                    access.append({"type": "repository", "name": entry["name"], "actions": _ordered(granted)})
+        token = self.tokens.mint(username, access)
+        now = self.clock.seconds()
+        issued = datetime.fromtimestamp(int(now), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        log.debug("registry token for {user}: {access}", user=username or "<anonymous>", access=json.dumps(access))
+        return {"token": token, "access_token": token, "expires_in": self.tokens.lifetime, "issued_at": issued}
+
+
+def _ordered(actions) -> list[str]:
+    """Actions in a stable order: pull, push, delete, then anything else."""
+    known = [a for a in ALL_ACTIONS if a in actions] + (["*"] if "*" in actions else [])
+    return known + sorted(a for a in actions if a not in ALL_ACTIONS and a != "*")

@@ -1,0 +1,253 @@
+"""The write side of ``/v2/`` (and its listings): parse, authorize, shape.
+
+`HostedFront.register` attaches one handler per route kind to
+`OciFront.extensions`; the front keeps GET/HEAD of manifests and blobs and
+hands everything else here.  Decisions (sessions, offsets, digests,
+validation, storage) belong to `core.hosted.HostedRegistry`; who may do what
+to `oci.auth.RegistryAuthorizer`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import urlencode
+
+from ..core.hosted import UploadRangeInvalid
+from ..digests import is_digest_reference
+from ..errors import BadRequest, HarborError
+from ..names import is_valid_repository_name, is_valid_tag
+from .front import TagInvalid, _check_digest, _check_name
+
+# "0-1023", "bytes=0-1023", "bytes 0-1023/2048", "0-1023/*"
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?\s*(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+
+
+class MethodNotAllowed(HarborError):
+    status = 405
+    code = "UNSUPPORTED"
+
+
+def _arg(request, name: str) -> str | None:
+    values = request.args.get(name.encode())
+    return values[0].decode("utf-8", "replace") if values else None
+
+
+def parse_content_range(value: bytes | str | None) -> tuple[int, int] | None:
+    """``(start, end)`` (inclusive) of a chunk's Content-Range, None when absent.
+
+    Raises a 416 error for a header that is present but unreadable or backwards.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    m = _CONTENT_RANGE.match(value.strip())
+    if m is None or int(m.group(2)) < int(m.group(1)):
+        raise UploadRangeInvalid("malformed Content-Range", {"content_range": value})
+    return int(m.group(1)), int(m.group(2))
+
+
+def _page_size(request) -> int | None:
+    raw = _arg(request, "n")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise BadRequest("n must be a non-negative integer", {"n": raw}, code="PAGINATION_NUMBER_INVALID")
+    return int(raw)
+
+
+def _upload_headers(request, name: str, session) -> None:
+    request.setHeader(b"Location", f"/v2/{name}/blobs/uploads/{session.id}".encode())
+    request.setHeader(b"Docker-Upload-UUID", session.id.encode())
+    request.setHeader(b"Range", b"0-%d" % max(session.offset - 1, 0))
+    request.setHeader(b"Content-Length", b"0")
+
+
+def _blob_created(request, name: str, digest: str) -> bytes:
+    request.setResponseCode(201)
+    request.setHeader(b"Location", f"/v2/{name}/blobs/{digest}".encode())
+    request.setHeader(b"Docker-Content-Digest", digest.encode())
+    request.setHeader(b"Content-Length", b"0")
+    return b""
+
+
+def _json(request, obj, content_type: bytes = b"application/json") -> bytes:
+    body = json.dumps(obj).encode()
+    request.setHeader(b"Content-Type", content_type)
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    return body
+
+
+class _Handler:
+    def __init__(self, fn):
+        self.handle = fn
+
+
+class HostedFront:
+    def __init__(self, hosted, policy, metrics=None):
+        self.hosted = hosted
+        self.policy = policy
+        self.metrics = metrics
+
+    def register(self, front) -> None:
+        """Attach the handlers to an `OciFront` (and make our policy its policy)."""
+        front.policy = self.policy
+        front.extensions.update({
+            "upload": _Handler(self.upload),
+            "manifest": _Handler(self.manifest),
+            "blob": _Handler(self.blob),
+            "tags": _Handler(self.tags),
+            "catalog": _Handler(self.catalog),
+            "token": _Handler(self.token),
+            "referrers": _Handler(self.referrers),
+        })
+
+    # -- uploads -----------------------------------------------------------------------
+
+    async def upload(self, request, route):
+        name = route.name
+        _check_name(name)
+        method = request.method
+        await self.policy.authorize(request, name, {"pull", "push"})
+        if route.reference is None:
+            if method != b"POST":
+                raise MethodNotAllowed("method not allowed here", {"method": method.decode()})
+            return await self._start(request, name)
+        session = self.hosted.get_upload(name, route.reference)
+        if method == b"PATCH":
+            content_range = parse_content_range(request.getHeader(b"Content-Range"))
+            await self.hosted.append(session, request.content, content_range)
+            request.setResponseCode(202)
+            _upload_headers(request, name, session)
+            return b""
+        if method == b"PUT":
+            content_range = parse_content_range(request.getHeader(b"Content-Range"))
+            digest = await self.hosted.complete_upload(session, _arg(request, "digest"), request.content,
+                                                       content_range)
+            return _blob_created(request, name, digest)
+        if method == b"GET":
+            request.setResponseCode(204)
+            _upload_headers(request, name, session)
+            return b""
+        if method == b"DELETE":
+            self.hosted.cancel_upload(session)
+            request.setResponseCode(204)
+            request.setHeader(b"Content-Length", b"0")
+            return b""
+        raise MethodNotAllowed("method not allowed here", {"method": method.decode()})
+
+    async def _start(self, request, name: str):
+        mount = _arg(request, "mount")
+        source = _arg(request, "from")
+        if mount is not None:
+            digest = _check_digest(mount)
+            source_ok = source is None or (
+                is_valid_repository_name(source) and await self.policy.may(request, source, {"pull"}))
+            if source_ok and await self.hosted.mount(name, digest):
+                return _blob_created(request, name, digest)
+        digest = _arg(request, "digest")
+        if digest is not None:
+            digest = await self.hosted.upload_monolithic(name, digest, request.content)
+            return _blob_created(request, name, digest)
+        session = self.hosted.start_upload(name)
+        request.setResponseCode(202)
+        _upload_headers(request, name, session)
+        return b""
+
+    # -- manifests and blobs ---------------------------------------------------------------
+
+    async def manifest(self, request, route):
+        name, reference = route.name, route.reference
+        _check_name(name)
+        is_tag = not is_digest_reference(reference)
+        if is_tag:
+            if not is_valid_tag(reference):
+                raise TagInvalid("invalid tag", {"tag": reference})
+        else:
+            reference = _check_digest(reference)
+        if request.method == b"PUT":
+            await self.policy.authorize(request, name, {"pull", "push"})
+            body = await self.hosted.read_manifest_body(request.content)
+            content_type = request.getHeader(b"Content-Type")
+            pushed = await self.hosted.put_manifest(
+                name, reference, body, content_type.decode("latin-1") if content_type else None,
+                tag=reference if is_tag else None)
+            request.setResponseCode(201)
+            request.setHeader(b"Location", f"/v2/{name}/manifests/{pushed.digest}".encode())
+            request.setHeader(b"Docker-Content-Digest", pushed.digest.encode())
+            if pushed.subject:
+                request.setHeader(b"OCI-Subject", pushed.subject.encode())
+            request.setHeader(b"Content-Length", b"0")
+            return b""
+        if request.method == b"DELETE":
+            await self.policy.authorize(request, name, {"delete"})
+            await self.hosted.delete_manifest(name, reference, is_tag)
+            request.setResponseCode(202)
+            request.setHeader(b"Content-Length", b"0")
+            return b""
+        raise MethodNotAllowed("method not allowed here", {"method": request.method.decode()})
+
+    async def blob(self, request, route):
+        name = route.name
+        _check_name(name)
+        digest = _check_digest(route.reference)
+        if request.method != b"DELETE":
+            raise MethodNotAllowed("method not allowed here", {"method": request.method.decode()})
+        await self.policy.authorize(request, name, {"delete"})
+        await self.hosted.delete_blob(name, digest)
+        request.setResponseCode(202)
+        request.setHeader(b"Content-Length", b"0")
+        return b""
+
+    # -- listings ------------------------------------------------------------------------------
+
+    async def tags(self, request, route):
+        name = route.name
+        _check_name(name)
+        _only_get(request)
+        n = _page_size(request)
+        last = _arg(request, "last")
+        await self.policy.authorize(request, name, {"pull"})
+        tags, more = await self.hosted.list_tags(name, n, last)
+        if more:
+            query = urlencode({"n": n, "last": tags[-1]})
+            request.setHeader(b"Link", f'</v2/{name}/tags/list?{query}>; rel="next"'.encode())
+        body = _json(request, {"name": name, "tags": tags})
+        return b"" if request.method == b"HEAD" else body
+
+    async def catalog(self, request, route):
+        _only_get(request)
+        n = _page_size(request)
+        last = _arg(request, "last")
+        await self.policy.authorize_catalog(request)
+        names, more = await self.hosted.list_repositories(n, last)
+        if more:
+            query = urlencode({"n": n, "last": names[-1]})
+            request.setHeader(b"Link", f'</v2/_catalog?{query}>; rel="next"'.encode())
+        body = _json(request, {"repositories": names})
+        return b"" if request.method == b"HEAD" else body
+
+    async def referrers(self, request, route):
+        name = route.name
+        _check_name(name)
+        digest = _check_digest(route.reference)
+        _only_get(request)
+        await self.policy.authorize(request, name, {"pull"})
+        artifact_type = _arg(request, "artifactType")
+        index = await self.hosted.referrers(name, digest, artifact_type)
+        if artifact_type is not None:
+            request.setHeader(b"OCI-Filters-Applied", b"artifactType")
+        body = _json(request, index, b"application/vnd.oci.image.index.v1+json")
+        return b"" if request.method == b"HEAD" else body
+
+    async def token(self, request, route):
+        if request.method != b"GET":
+            raise MethodNotAllowed("the token endpoint takes GET", {"method": request.method.decode()})
+        request.setHeader(b"Cache-Control", b"no-store")
+        return _json(request, await self.policy.issue_token(request))
+
+
+def _only_get(request) -> None:
+    if request.method not in (b"GET", b"HEAD"):
+        raise MethodNotAllowed("method not allowed here", {"method": request.method.decode()})

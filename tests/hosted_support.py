@@ -1,0 +1,140 @@
+"""A whole /v2 front with the hosted registry, in memory: for test_hosted and test_registry_auth.
+
+Storage runs file work inline, the index is a threadless sqlite pool, time
+is a task.Clock and passwords are compared without bcrypt, so every request
+finishes inside the test's own call (StubTreq, no reactor, no threads).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+
+from treq.testing import StubTreq
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+
+from harbor_cache.auth import RegistryTokens
+from harbor_cache.core.access import AccessRecorder
+from harbor_cache.core.downloads import Downloads
+from harbor_cache.core.hosted import HostedRegistry
+from harbor_cache.core.oci import OciCache
+from harbor_cache.index import Index, InlinePool
+from harbor_cache.metrics import Metrics
+from harbor_cache.oci.auth import RegistryAuthorizer
+from harbor_cache.oci.front import OciFront
+from harbor_cache.oci.hosted import HostedFront
+from harbor_cache.runtime_settings import RuntimeSettings
+from harbor_cache.storage import InlineIO, Storage
+from harbor_cache.upstream.registry import UpstreamSet
+
+PUBLIC_URL = "http://registry.test"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+USERS = {"admin": ("admin-pw", "admin"), "writer": ("writer-pw", "read-write"), "reader": ("reader-pw", "read-only")}
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def basic(user: str, password: str | None = None) -> dict:
+    password = USERS[user][0] if password is None else password
+    return {b"Authorization": [b"Basic " + base64.b64encode(f"{user}:{password}".encode())]}
+
+
+async def plain_check(password: str, hashed: str | None) -> bool:
+    """Stand-in for bcrypt: the 'hash' is the password itself."""
+    return hashed is not None and password == hashed
+
+
+class Registry:
+    """Everything behind the /v2 front, plus helpers to push and read."""
+
+    def __init__(self, case, anonymous_pull: bool = True):
+        self.dir = tempfile.mkdtemp(prefix="harbor-hosted-test-")
+        case.addCleanup(shutil.rmtree, self.dir, True)
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.storage = Storage(os.path.join(self.dir, "data"), InlineIO())
+        self.pool = InlinePool(os.path.join(self.dir, "index.sqlite"))
+        case.addCleanup(self.pool.close)
+        self.index = Index(self.pool)
+        case.successResultOf(Deferred.fromCoroutine(self._setup(anonymous_pull)))
+        self.metrics = Metrics()
+        self.oci = OciCache(index=self.index, storage=self.storage,
+                            downloads=Downloads(self.storage, self.clock, self.metrics),
+                            upstreams=UpstreamSet([]), settings=self.settings,
+                            access=AccessRecorder(self.index, self.clock), metrics=self.metrics, clock=self.clock)
+        self.tokens = RegistryTokens(b"k" * 32, self.clock, issuer=PUBLIC_URL)
+        self.policy = RegistryAuthorizer(self.index, self.settings, self.tokens, PUBLIC_URL, self.clock,
+                                         password_checker=plain_check)
+        self.hosted = HostedRegistry(cache=self.oci, index=self.index, storage=self.storage,
+                                     metrics=self.metrics, clock=self.clock)
+        self.front = OciFront(self.oci, self.settings, self.metrics, public_url=PUBLIC_URL)
+        HostedFront(self.hosted, self.policy, self.metrics).register(self.front)
+        self.treq = StubTreq(self.front.app.resource())
+        self.case = case
+
+    async def _setup(self, anonymous_pull: bool) -> None:
+        await self.index.migrate()
+        self.settings = RuntimeSettings(self.index, self.clock)
+        await self.settings.load()
+        if not anonymous_pull:
+            await self.settings.update([("registry.anonymous_pull", "false")])
+        for name, (password, role) in USERS.items():
+            await self.index.create_user(name, password, role, self.clock.seconds())
+
+    # -- HTTP -------------------------------------------------------------------
+
+    def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None,
+                user: str | None = "admin"):
+        """(response, body bytes); ``user`` adds Basic credentials (None: anonymous)."""
+        h = dict(basic(user) if user else {})
+        for k, v in (headers or {}).items():
+            h[k.encode() if isinstance(k, str) else k] = [v.encode() if isinstance(v, str) else v]
+        url = PUBLIC_URL + path
+        kw = {"headers": h}
+        if body:
+            kw["data"] = body
+        d = self.treq.request(method, url, **kw)
+        self.treq.flush()
+        response = self.case.successResultOf(d)
+        content = self.treq.content(response)
+        self.treq.flush()
+        return response, self.case.successResultOf(content)
+
+    @staticmethod
+    def header(response, name: str) -> str | None:
+        values = response.headers.getRawHeaders(name)
+        return values[0] if values else None
+
+    @staticmethod
+    def error_code(body: bytes) -> str:
+        return json.loads(body)["errors"][0]["code"]
+
+    def push_blob(self, name: str, data: bytes, user: str = "admin") -> str:
+        digest = sha256(data)
+        response, body = self.request("POST", f"/v2/{name}/blobs/uploads/?digest={digest}", data, user=user,
+                                      headers={"Content-Type": "application/octet-stream"})
+        self.case.assertEqual(response.code, 201, body)
+        return digest
+
+    def image_manifest(self, name: str, layers: list[bytes], config: bytes = b"{}", **extra) -> bytes:
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": self.push_blob(name, config), "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": self.push_blob(name, layer), "size": len(layer)} for layer in layers],
+        }
+        doc.update(extra)
+        return json.dumps(doc).encode()
+
+    def put_manifest(self, name: str, ref: str, body: bytes, media_type: str = OCI_MANIFEST, user: str = "admin"):
+        return self.request("PUT", f"/v2/{name}/manifests/{ref}", body, {"Content-Type": media_type}, user=user)

@@ -1,0 +1,396 @@
+"""The hosted registry through the /v2 front: uploads, manifest pushes, listings, deletes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbor_cache.core import hosted as hosted_module
+from harbor_cache.oci.hosted import parse_content_range
+from tests.hosted_support import OCI_INDEX, OCI_MANIFEST, Registry, sha256
+
+NAME = "team/app"
+
+
+class UploadTests(SynchronousTestCase):
+    def setUp(self):
+        self.r = Registry(self)
+
+    def start(self, name=NAME):
+        response, body = self.r.request("POST", f"/v2/{name}/blobs/uploads/")
+        self.assertEqual(response.code, 202, body)
+        return self.r.header(response, "Location")
+
+    def patch(self, location, data, content_range=None):
+        headers = {"Content-Type": "application/octet-stream"}
+        if content_range is not None:
+            headers["Content-Range"] = content_range
+        return self.r.request("PATCH", location, data, headers)
+
+    def test_start_answers_202_with_session_headers(self):
+        """POST starts a session: 202, Location, Docker-Upload-UUID and Range 0-0."""
+        response, _ = self.r.request("POST", f"/v2/{NAME}/blobs/uploads/")
+        self.assertEqual(response.code, 202)
+        uuid = self.r.header(response, "Docker-Upload-UUID")
+        self.assertEqual(self.r.header(response, "Location"), f"/v2/{NAME}/blobs/uploads/{uuid}")
+        self.assertEqual(self.r.header(response, "Range"), "0-0")
+
+    def test_chunks_in_order_then_put(self):
+        """Chunks with matching Content-Range append; PUT ?digest= commits and the blob is served."""
+        data = os.urandom(3000)
+        location = self.start()
+        response, _ = self.patch(location, data[:1000], "0-999")
+        self.assertEqual(response.code, 202)
+        self.assertEqual(self.r.header(response, "Range"), "0-999")
+        response, _ = self.patch(location, data[1000:2500], "1000-2499")
+        self.assertEqual(self.r.header(response, "Range"), "0-2499")
+        response, body = self.r.request("PUT", f"{location}?digest={sha256(data)}", data[2500:])
+        self.assertEqual(response.code, 201, body)
+        self.assertEqual(self.r.header(response, "Location"), f"/v2/{NAME}/blobs/{sha256(data)}")
+        self.assertEqual(self.r.header(response, "Docker-Content-Digest"), sha256(data))
+        response, body = self.r.request("GET", f"/v2/{NAME}/blobs/{sha256(data)}")
+        self.assertEqual((response.code, body), (200, data))
+        entry = self.successResultOf(Deferred.fromCoroutine(self.r.index.get_entry("blob", "", sha256(data))))
+        self.assertEqual(entry["kind"], "hosted")
+
+    def test_chunk_without_content_range_streams(self):
+        """A PATCH without Content-Range (podman's streamed upload) appends at the end."""
+        data = os.urandom(200_000)  # above Twisted's in-memory body limit: a temp file
+        location = self.start()
+        response, _ = self.patch(location, data)
+        self.assertEqual(self.r.header(response, "Range"), f"0-{len(data) - 1}")
+        response, _ = self.r.request("PUT", f"{location}?digest={sha256(data)}")
+        self.assertEqual(response.code, 201)
+
+    def test_gap_is_416(self):
+        """A chunk that starts after the session's end is refused with 416 and not written."""
+        location = self.start()
+        self.patch(location, b"a" * 10, "0-9")
+        response, body = self.patch(location, b"b" * 10, "11-20")
+        self.assertEqual(response.code, 416)
+        self.assertEqual(self.r.error_code(body), "BLOB_UPLOAD_INVALID")
+        response, _ = self.r.request("GET", location)
+        self.assertEqual((response.code, self.r.header(response, "Range")), (204, "0-9"))
+
+    def test_overlap_is_416(self):
+        """A chunk that starts inside what was already received is refused with 416."""
+        location = self.start()
+        self.patch(location, b"a" * 10, "0-9")
+        response, _ = self.patch(location, b"b" * 10, "5-14")
+        self.assertEqual(response.code, 416)
+
+    def test_range_not_matching_body_is_416(self):
+        """A Content-Range whose length differs from the body is refused."""
+        location = self.start()
+        response, _ = self.patch(location, b"a" * 10, "0-19")
+        self.assertEqual(response.code, 416)
+
+    def test_malformed_content_range_is_416(self):
+        """Garbage in Content-Range is refused with 416."""
+        location = self.start()
+        response, _ = self.patch(location, b"a", "one-two")
+        self.assertEqual(response.code, 416)
+
+    def test_digest_mismatch_stores_nothing(self):
+        """PUT with the wrong digest: 400 DIGEST_INVALID, no blob, the session is over, no temp file left."""
+        location = self.start()
+        self.patch(location, b"hello", "0-4")
+        wrong = sha256(b"other")
+        response, body = self.r.request("PUT", f"{location}?digest={wrong}")
+        self.assertEqual(response.code, 400)
+        self.assertEqual(self.r.error_code(body), "DIGEST_INVALID")
+        self.assertEqual(self.r.request("GET", f"/v2/{NAME}/blobs/{wrong}")[0].code, 404)
+        self.assertEqual(self.r.request("GET", f"/v2/{NAME}/blobs/{sha256(b'hello')}")[0].code, 404)
+        self.assertEqual(self.r.request("GET", location)[0].code, 404)
+        self.assertEqual(os.listdir(self.r.storage.tmp_dir), [])
+
+    def test_monolithic_digest_mismatch(self):
+        """POST ?digest= with a body that does not match: DIGEST_INVALID, nothing stored."""
+        response, body = self.r.request("POST", f"/v2/{NAME}/blobs/uploads/?digest={sha256(b'x')}", b"y")
+        self.assertEqual((response.code, self.r.error_code(body)), (400, "DIGEST_INVALID"))
+        self.assertEqual(self.r.request("GET", f"/v2/{NAME}/blobs/{sha256(b'y')}")[0].code, 404)
+
+    def test_bad_digests(self):
+        """Malformed, wrong-length and unsupported digests are DIGEST_INVALID."""
+        location = self.start()
+        for digest in ("sha256:xyz", "sha256:" + "a" * 63, "md5:" + "a" * 32, "sha512:" + "a" * 128):
+            response, body = self.r.request("PUT", f"{location}?digest={digest}")
+            self.assertEqual((response.code, self.r.error_code(body)), (400, "DIGEST_INVALID"), digest)
+        response, body = self.r.request("PUT", location)
+        self.assertEqual(self.r.error_code(body), "DIGEST_INVALID")
+
+    def test_bad_names(self):
+        """Names outside the distribution grammar are NAME_INVALID before anything happens."""
+        for name in ("UPPER/case", "a//b", "-lead", "x" * 256):
+            response, body = self.r.request("POST", f"/v2/{name}/blobs/uploads/")
+            self.assertEqual((response.code, self.r.error_code(body)), (400, "NAME_INVALID"), name)
+        self.assertEqual(self.r.hosted.uploads, {})
+
+    def test_unknown_session(self):
+        """PATCH/PUT/GET/DELETE of an unknown session, or one of another repository, is BLOB_UPLOAD_UNKNOWN."""
+        location = self.start()
+        other = location.replace(NAME, "other/repo")
+        for method in ("PATCH", "GET", "DELETE"):
+            response, body = self.r.request(method, other)
+            self.assertEqual((response.code, self.r.error_code(body)), (404, "BLOB_UPLOAD_UNKNOWN"))
+        response, _ = self.r.request("GET", f"/v2/{NAME}/blobs/uploads/nope")
+        self.assertEqual(response.code, 404)
+
+    def test_cancel(self):
+        """DELETE cancels: 204, the session is gone, its temp file removed."""
+        location = self.start()
+        self.patch(location, b"abc", "0-2")
+        response, _ = self.r.request("DELETE", location)
+        self.assertEqual(response.code, 204)
+        self.assertEqual(self.r.request("GET", location)[0].code, 404)
+        self.assertEqual(os.listdir(self.r.storage.tmp_dir), [])
+
+    def test_abandoned_sessions_expire(self):
+        """A session idle past the limit is dropped with its temp file; an active one stays."""
+        old = self.start()
+        self.patch(old, b"abc", "0-2")
+        self.r.clock.advance(hosted_module.UPLOAD_IDLE_SECONDS - 10)
+        fresh = self.start()
+        self.r.clock.advance(20)
+        self.assertEqual(self.r.hosted.expire_uploads(), 1)
+        self.assertEqual(self.r.request("GET", old)[0].code, 404)
+        self.assertEqual(self.r.request("GET", fresh)[0].code, 204)
+        self.assertEqual(len(os.listdir(self.r.storage.tmp_dir)), 1)
+
+    def test_mount_existing_blob(self):
+        """POST ?mount=&from= of a blob we hold answers 201 without a session."""
+        digest = self.r.push_blob("src/repo", b"shared layer")
+        response, _ = self.r.request("POST", f"/v2/{NAME}/blobs/uploads/?mount={digest}&from=src/repo")
+        self.assertEqual(response.code, 201)
+        self.assertEqual(self.r.header(response, "Docker-Content-Digest"), digest)
+        self.assertEqual(self.r.hosted.uploads, {})
+
+    def test_mount_unknown_blob_falls_back_to_session(self):
+        """Mounting a blob we do not hold starts an ordinary session (202)."""
+        response, _ = self.r.request("POST", f"/v2/{NAME}/blobs/uploads/?mount={sha256(b'zz')}&from=src/repo")
+        self.assertEqual(response.code, 202)
+        self.assertIsNotNone(self.r.header(response, "Docker-Upload-UUID"))
+
+    def test_push_metrics(self):
+        """Pushed blobs and their bytes are counted."""
+        self.r.push_blob(NAME, b"12345")
+        self.assertEqual(self.r.metrics.pushes.labels("blob")._value.get(), 1)
+        self.assertEqual(self.r.metrics.push_bytes._value.get(), 5)
+
+    def test_parse_content_range(self):
+        """Content-Range forms clients send are understood."""
+        self.assertEqual(parse_content_range("0-99"), (0, 99))
+        self.assertEqual(parse_content_range("bytes=5-9"), (5, 9))
+        self.assertEqual(parse_content_range("bytes 5-9/100"), (5, 9))
+        self.assertIsNone(parse_content_range(None))
+
+
+class ManifestTests(SynchronousTestCase):
+    def setUp(self):
+        self.r = Registry(self)
+
+    def test_push_by_tag_then_pull(self):
+        """PUT by tag: 201 with Location and digest; GET by tag and digest serve it; tag is hosted."""
+        body = self.r.image_manifest(NAME, [b"layer one"])
+        response, _ = self.r.put_manifest(NAME, "v1", body)
+        digest = sha256(body)
+        self.assertEqual(response.code, 201)
+        self.assertEqual(self.r.header(response, "Docker-Content-Digest"), digest)
+        self.assertEqual(self.r.header(response, "Location"), f"/v2/{NAME}/manifests/{digest}")
+        for ref in ("v1", digest):
+            response, got = self.r.request("GET", f"/v2/{NAME}/manifests/{ref}",
+                                           headers={"Accept": OCI_MANIFEST})
+            self.assertEqual((response.code, got), (200, body))
+            self.assertEqual(self.r.header(response, "Content-Type"), OCI_MANIFEST)
+        tag = self.successResultOf(Deferred.fromCoroutine(self.r.index.get_tag(NAME, "v1")))
+        self.assertEqual((tag["kind"], tag["digest"]), ("hosted", digest))
+
+    def test_hosted_tag_never_revalidated(self):
+        """Long after the tag TTL a hosted tag is still served from here (no upstream exists at all)."""
+        body = self.r.image_manifest(NAME, [b"l"])
+        self.r.put_manifest(NAME, "v1", body)
+        self.r.oci.forget_tag(NAME, "v1")
+        self.r.clock.advance(10 * 86400)
+        response, got = self.r.request("GET", f"/v2/{NAME}/manifests/v1")
+        self.assertEqual((response.code, got), (200, body))
+
+    def test_retag_moves_the_tag(self):
+        """Pushing another manifest under the same tag moves it."""
+        first = self.r.image_manifest(NAME, [b"a"])
+        second = self.r.image_manifest(NAME, [b"b"])
+        self.r.put_manifest(NAME, "latest", first)
+        self.r.request("GET", f"/v2/{NAME}/manifests/latest")
+        self.r.put_manifest(NAME, "latest", second)
+        response, got = self.r.request("GET", f"/v2/{NAME}/manifests/latest")
+        self.assertEqual(got, second)
+
+    def test_push_by_digest_must_match(self):
+        """PUT by digest: the body must hash to it, else DIGEST_INVALID and nothing stored."""
+        body = self.r.image_manifest(NAME, [b"l"])
+        response, _ = self.r.put_manifest(NAME, sha256(body), body)
+        self.assertEqual(response.code, 201)
+        wrong = sha256(b"not it")
+        response, err = self.r.put_manifest(NAME, wrong, body)
+        self.assertEqual((response.code, self.r.error_code(err)), (400, "DIGEST_INVALID"))
+        self.assertEqual(self.r.request("GET", f"/v2/{NAME}/manifests/{wrong}")[0].code, 404)
+
+    def test_missing_blob(self):
+        """A manifest naming a layer we do not hold: 400 MANIFEST_BLOB_UNKNOWN."""
+        body = json.loads(self.r.image_manifest(NAME, [b"l"]))
+        body["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                               "digest": sha256(b"never pushed"), "size": 12})
+        response, err = self.r.put_manifest(NAME, "v1", json.dumps(body).encode())
+        self.assertEqual((response.code, self.r.error_code(err)), (400, "MANIFEST_BLOB_UNKNOWN"))
+        self.assertEqual(self.r.request("GET", f"/v2/{NAME}/manifests/v1")[0].code, 404)
+
+    def test_missing_config(self):
+        """A manifest whose config blob is missing is refused too."""
+        body = json.loads(self.r.image_manifest(NAME, [b"l"]))
+        body["config"]["digest"] = sha256(b"no config")
+        response, err = self.r.put_manifest(NAME, "v1", json.dumps(body).encode())
+        self.assertEqual(self.r.error_code(err), "MANIFEST_BLOB_UNKNOWN")
+
+    def test_index_needs_its_children(self):
+        """An index is accepted once its child manifests are in the repository, refused before."""
+        child = self.r.image_manifest(NAME, [b"arm"])
+        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": sha256(child), "size": len(child)}]}).encode()
+        response, err = self.r.put_manifest(NAME, "multi", index, OCI_INDEX)
+        self.assertEqual((response.code, self.r.error_code(err)), (400, "MANIFEST_BLOB_UNKNOWN"))
+        self.assertEqual(self.r.put_manifest(NAME, sha256(child), child)[0].code, 201)
+        response, _ = self.r.put_manifest(NAME, "multi", index, OCI_INDEX)
+        self.assertEqual(response.code, 201)
+
+    def test_oversized_manifest(self):
+        """A body over 4 MiB is refused with 413 SIZE_INVALID before it is parsed."""
+        body = b'{"schemaVersion": 2, "pad": "' + b"x" * (4 << 20) + b'"}'
+        response, err = self.r.put_manifest(NAME, "big", body)
+        self.assertEqual((response.code, self.r.error_code(err)), (413, "SIZE_INVALID"))
+
+    def test_invalid_json(self):
+        """Bodies that are not JSON objects are MANIFEST_INVALID."""
+        for body in (b"not json", b"[1, 2]", b'{"schemaVersion": 2, "layers": "x", "config": {}}'):
+            response, err = self.r.put_manifest(NAME, "bad", body)
+            self.assertEqual((response.code, self.r.error_code(err)), (400, "MANIFEST_INVALID"), body)
+
+    def test_media_type_mismatch(self):
+        """Content-Type and the body's mediaType must agree."""
+        body = self.r.image_manifest(NAME, [b"l"])
+        response, err = self.r.put_manifest(NAME, "v1", body, "application/vnd.docker.distribution.manifest.v2+json")
+        self.assertEqual(self.r.error_code(err), "MANIFEST_INVALID")
+
+    def test_bad_tag_and_digest_references(self):
+        """A tag outside the grammar is TAG_INVALID, a malformed digest DIGEST_INVALID."""
+        body = self.r.image_manifest(NAME, [b"l"])
+        self.assertEqual(self.r.error_code(self.r.put_manifest(NAME, "-bad", body)[1]), "TAG_INVALID")
+        self.assertEqual(self.r.error_code(self.r.put_manifest(NAME, "sha256:abc", body)[1]), "DIGEST_INVALID")
+
+    def test_pushed_manifest_pins_proxy_blobs(self):
+        """Blobs the cache holds as proxy become hosted once a pushed manifest uses them."""
+        layer = b"cached layer"
+        digest = sha256(layer)
+        stored = self.successResultOf(Deferred.fromCoroutine(self.r.storage.store_bytes(layer)))
+        self.successResultOf(Deferred.fromCoroutine(self.r.index.put_entry(
+            kind="proxy", type_="blob", repository="", key=stored, digest=stored, size=len(layer), now=1.0)))
+        config = self.r.push_blob(NAME, b"{}")
+        body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config,
+                                      "size": 2},
+                           "layers": [{"mediaType": "x", "digest": digest, "size": len(layer)}]}).encode()
+        self.assertEqual(self.r.put_manifest(NAME, "v1", body)[0].code, 201)
+        entry = self.successResultOf(Deferred.fromCoroutine(self.r.index.get_entry("blob", "", digest)))
+        self.assertEqual(entry["kind"], "hosted")
+
+
+class ListingAndDeleteTests(SynchronousTestCase):
+    def setUp(self):
+        self.r = Registry(self)
+        self.body = self.r.image_manifest(NAME, [b"l"])
+        for tag in ("c", "a", "b", "d"):
+            self.r.put_manifest(NAME, tag, self.body)
+
+    def test_tags_list(self):
+        """All tags in lexical order."""
+        response, body = self.r.request("GET", f"/v2/{NAME}/tags/list")
+        self.assertEqual(json.loads(body), {"name": NAME, "tags": ["a", "b", "c", "d"]})
+
+    def test_tags_pagination(self):
+        """n and last page through the tags; Link points at the next page."""
+        response, body = self.r.request("GET", f"/v2/{NAME}/tags/list?n=2")
+        self.assertEqual(json.loads(body)["tags"], ["a", "b"])
+        self.assertEqual(self.r.header(response, "Link"), f'</v2/{NAME}/tags/list?n=2&last=b>; rel="next"')
+        response, body = self.r.request("GET", f"/v2/{NAME}/tags/list?n=2&last=b")
+        self.assertEqual(json.loads(body)["tags"], ["c", "d"])
+        self.assertIsNone(self.r.header(response, "Link"))
+        response, body = self.r.request("GET", f"/v2/{NAME}/tags/list?n=0")
+        self.assertEqual(json.loads(body)["tags"], [])
+
+    def test_tags_of_unknown_repository(self):
+        """A repository with nothing in it is NAME_UNKNOWN."""
+        response, body = self.r.request("GET", "/v2/nothing/here/tags/list")
+        self.assertEqual((response.code, self.r.error_code(body)), (404, "NAME_UNKNOWN"))
+
+    def test_catalog(self):
+        """The catalog lists repositories with manifests, paginated."""
+        self.r.put_manifest("another/one", "x", self.r.image_manifest("another/one", [b"z"]))
+        response, body = self.r.request("GET", "/v2/_catalog")
+        self.assertEqual(json.loads(body), {"repositories": ["another/one", NAME]})
+        response, body = self.r.request("GET", "/v2/_catalog?n=1")
+        self.assertEqual(json.loads(body)["repositories"], ["another/one"])
+        self.assertIn("last=another%2Fone", self.r.header(response, "Link"))
+
+    def test_delete_manifest_by_digest(self):
+        """DELETE by digest: 202, manifest and its tags gone (404 afterwards)."""
+        digest = sha256(self.body)
+        response, _ = self.r.request("DELETE", f"/v2/{NAME}/manifests/{digest}")
+        self.assertEqual(response.code, 202)
+        self.assertEqual(self.r.request("GET", f"/v2/{NAME}/manifests/{digest}")[0].code, 404)
+        self.assertEqual(self.r.request("GET", f"/v2/{NAME}/manifests/a")[0].code, 404)
+        self.assertEqual(self.r.request("DELETE", f"/v2/{NAME}/manifests/{digest}")[0].code, 404)
+
+    def test_delete_tag(self):
+        """DELETE by tag removes only that tag."""
+        response, _ = self.r.request("DELETE", f"/v2/{NAME}/manifests/a")
+        self.assertEqual(response.code, 202)
+        response, body = self.r.request("GET", f"/v2/{NAME}/tags/list")
+        self.assertEqual(json.loads(body)["tags"], ["b", "c", "d"])
+        self.assertEqual(self.r.request("GET", f"/v2/{NAME}/manifests/b")[0].code, 200)
+
+    def test_delete_proxy_content_refused(self):
+        """Cached (proxy) manifests and blobs are not deleted through /v2 (405)."""
+        stored = self.successResultOf(Deferred.fromCoroutine(self.r.storage.store_bytes(b"cached")))
+        for type_, repo in (("blob", ""), ("manifest", NAME)):
+            self.successResultOf(Deferred.fromCoroutine(self.r.index.put_entry(
+                kind="proxy", type_=type_, repository=repo, key=stored, digest=stored, size=6, now=1.0,
+                media_type=OCI_MANIFEST)))
+        self.assertEqual(self.r.request("DELETE", f"/v2/{NAME}/blobs/{stored}")[0].code, 405)
+        self.assertEqual(self.r.request("DELETE", f"/v2/{NAME}/manifests/{stored}")[0].code, 405)
+        self.assertIsNotNone(self.r.storage.stat_blob(stored))
+
+    def test_delete_blob(self):
+        """DELETE of a hosted blob: 202, then 404; the file is removed."""
+        digest = self.r.push_blob(NAME, b"to delete")
+        self.assertEqual(self.r.request("DELETE", f"/v2/{NAME}/blobs/{digest}")[0].code, 202)
+        self.assertEqual(self.r.request("GET", f"/v2/{NAME}/blobs/{digest}")[0].code, 404)
+        self.assertIsNone(self.r.storage.stat_blob(digest))
+
+    def test_referrers(self):
+        """A manifest with a subject shows up in the subject's referrers, filterable by artifactType."""
+        subject = sha256(self.body)
+        sig = json.loads(self.r.image_manifest(NAME, [b"sig"]))
+        sig["artifactType"] = "application/example.sig"
+        sig["subject"] = {"mediaType": OCI_MANIFEST, "digest": subject, "size": len(self.body)}
+        sig_body = json.dumps(sig).encode()
+        response, _ = self.r.put_manifest(NAME, sha256(sig_body), sig_body)
+        self.assertEqual(self.r.header(response, "OCI-Subject"), subject)
+        response, body = self.r.request("GET", f"/v2/{NAME}/referrers/{subject}")
+        index = json.loads(body)
+        self.assertEqual(self.r.header(response, "Content-Type"), OCI_INDEX)
+        self.assertEqual([(m["digest"], m["artifactType"]) for m in index["manifests"]],
+                         [(sha256(sig_body), "application/example.sig")])
+        response, body = self.r.request("GET", f"/v2/{NAME}/referrers/{subject}?artifactType=other")
+        self.assertEqual(json.loads(body)["manifests"], [])
+        self.assertEqual(self.r.header(response, "OCI-Filters-Applied"), "artifactType")
