@@ -1,0 +1,281 @@
+"""The management API: every ``/api/v1`` endpoint of seeds/harbor-cache-api.md.
+
+This front only parses requests, checks who is calling and shapes JSON; the
+rules live in `core.users.UserService`, `runtime_settings.RuntimeSettings`
+and `core.eviction.Evictor`.
+
+Who may do what is decided in one place, `requires`: every route names the
+lowest role it accepts (`ANY_USER` for ``GET /api/v1/cache/stats``, `ADMIN`
+for everything else; login and the OpenAPI document are public).  The caller
+is looked up in the index on every request, so a deleted user's token stops
+working at once and a changed role applies to the next request (the role in
+the token is ignored).  Failures use the seed's error body: 401
+``UNAUTHORIZED`` with ``WWW-Authenticate: Bearer`` (plus ``error="invalid_token"``
+when a token was sent but cannot be honoured), 403 ``DENIED`` with
+``error="insufficient_scope"``.
+
+Decisions the seed leaves open (also stated in the OpenAPI document):
+
+- timestamps are ISO 8601 UTC with a ``Z`` and whole seconds;
+  a configuration entry still at its default has ``"updated_at": null``;
+- 409 ``CONFLICT`` for a taken username and for deleting or demoting the
+  last admin; 404 ``NOT_FOUND`` for an unknown user id or configuration key
+  (GET, DELETE); PUT with an unknown key or bad value is 400 and changes
+  nothing;
+- request bodies are JSON objects of at most 64 KiB; fields the seed does not
+  name are ignored.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from klein import Klein
+from twisted.logger import Logger
+
+from ..auth import InvalidToken, parse_bearer_authorization
+from ..errors import BadRequest, Denied, HarborError, NotFound, Unauthorized
+from ..runtime_settings import SettingError
+from ..web import install_error_handlers, json_response
+
+log = Logger()
+
+MAX_BODY_BYTES = 64 * 1024
+
+ANY_USER = "any"
+ADMIN = "admin"
+
+
+class PayloadTooLarge(HarborError):
+    status = 413
+    code = "SIZE_INVALID"
+
+
+def iso8601(ts: float | None) -> str | None:
+    """Epoch seconds as "2024-01-15T10:30:00Z" (None stays None)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(int(ts), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def user_view(row: dict) -> dict[str, Any]:
+    """A user as the API shows it (never the password hash)."""
+    return {
+        "id": row["id"],
+        "username": row["username"],
+        "role": row["role"],
+        "created_at": iso8601(row["created_at"]),
+        "updated_at": iso8601(row["updated_at"]),
+    }
+
+
+def config_view(entry: dict) -> dict[str, Any]:
+    return {"key": entry["key"], "value": entry["value"], "updated_at": iso8601(entry["updated_at"])}
+
+
+def read_json_object(request) -> dict[str, Any]:
+    """The request body as a JSON object; BadRequest / 413 otherwise."""
+    content = request.content
+    data = content.read(MAX_BODY_BYTES + 1) if content is not None else b""
+    if len(data) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"request body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        body = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
+
+
+def _challenge(error: str | None = None, description: str | None = None) -> dict[str, str]:
+    if error is None:
+        return {"WWW-Authenticate": "Bearer"}
+    text = description.replace("\\", "\\\\").replace('"', '\\"') if description else ""
+    return {"WWW-Authenticate": f'Bearer error="{error}", error_description="{text}"'}
+
+
+def requires(role: str):
+    """Route decorator: authenticate the caller, check ``role``, pass the user row as ``caller``."""
+
+    def decorate(handler):
+        @functools.wraps(handler)
+        async def wrapper(self, request, *args, **kwargs):
+            caller = await self.authorize(request, role)
+            return await handler(self, request, *args, caller=caller, **kwargs)
+
+        wrapper.required_role = role
+        return wrapper
+
+    return decorate
+
+
+class ApiFront:
+    """The /api/v1 Klein app; collaborators are passed in, nothing here does I/O itself."""
+
+    app = Klein()
+    install_error_handlers(app)
+
+    def __init__(self, *, users, tokens, settings, evictor, openapi_document: dict | None = None):
+        self.users = users
+        self.tokens = tokens
+        self.settings = settings
+        self.evictor = evictor
+        self._openapi = json.dumps(openapi_document or {}).encode()
+
+    # -- who is calling ----------------------------------------------------
+
+    async def authorize(self, request, role: str) -> dict:
+        """The caller's current user row; Unauthorized (401) or Denied (403)."""
+        request.front = "api"
+        header = request.getHeader(b"Authorization")
+        if header is None:
+            raise Unauthorized("authentication required", headers=_challenge())
+        token = parse_bearer_authorization(header)
+        if token is None:
+            raise Unauthorized("a Bearer token is required",
+                               headers=_challenge("invalid_request", "expected: Bearer <token>"))
+        try:
+            claims = self.tokens.verify(token)
+        except InvalidToken as e:
+            raise Unauthorized("invalid token", e.reason,
+                               headers=_challenge("invalid_token", e.reason)) from None
+        user = await self.users.find(int(claims["sub"]))
+        if user is None or user["username"] != claims["username"]:
+            raise Unauthorized("invalid token", "user no longer exists",
+                               headers=_challenge("invalid_token", "user no longer exists"))
+        if role == ADMIN and user["role"] != "admin":
+            raise Denied("admin role required", {"role": user["role"]},
+                         headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", '
+                                                      'error_description="admin role required"'})
+        return user
+
+    # -- auth ----------------------------------------------------------------
+
+    @app.route("/api/v1/auth/login", methods=["POST"])
+    async def login(self, request):
+        body = read_json_object(request)
+        username, password = body.get("username"), body.get("password")
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise BadRequest("username and password must be strings")
+        user = await self.users.authenticate(username, password)
+        if user is None:
+            raise Unauthorized("Invalid credentials", headers=_challenge())
+        token = self.tokens.mint(user["id"], user["username"], user["role"])
+        request.setHeader(b"Cache-Control", b"no-store")
+        return json_response(request, {"token": token, "expires_in": self.tokens.lifetime})
+
+    # -- cache -----------------------------------------------------------------
+
+    @app.route("/api/v1/cache/stats", methods=["GET"])
+    @requires(ANY_USER)
+    async def cache_stats(self, request, caller):
+        return json_response(request, await self.evictor.stats())
+
+    @app.route("/api/v1/cache", methods=["DELETE"])
+    @requires(ADMIN)
+    async def clear_cache(self, request, caller):
+        cleared = await self.evictor.clear_proxy()
+        log.info("{username} cleared the cache: {count} proxy entries", username=caller["username"], count=cleared)
+        return json_response(request, {"cleared": cleared})
+
+    @app.route("/api/v1/cache/cleanup", methods=["POST"])
+    @requires(ADMIN)
+    async def cleanup_cache(self, request, caller):
+        return json_response(request, {"cleaned": await self.evictor.run()})
+
+    # -- users -----------------------------------------------------------------
+
+    @app.route("/api/v1/users", methods=["GET"])
+    @requires(ADMIN)
+    async def list_users(self, request, caller):
+        return json_response(request, [user_view(u) for u in await self.users.list()])
+
+    @app.route("/api/v1/users", methods=["POST"])
+    @requires(ADMIN)
+    async def create_user(self, request, caller):
+        body = read_json_object(request)
+        row = await self.users.create(body.get("username"), body.get("password"), body.get("role"))
+        log.info("{username} created user {created} ({role})",
+                 username=caller["username"], created=row["username"], role=row["role"])
+        request.setHeader(b"Location", b"/api/v1/users/%d" % row["id"])
+        return json_response(request, user_view(row), 201)
+
+    @app.route("/api/v1/users/<int:user_id>", methods=["GET"])
+    @requires(ADMIN)
+    async def get_user(self, request, user_id, caller):
+        return json_response(request, user_view(await self.users.get(user_id)))
+
+    @app.route("/api/v1/users/<int:user_id>", methods=["PUT"])
+    @requires(ADMIN)
+    async def update_user(self, request, user_id, caller):
+        body = read_json_object(request)
+        for field in ("role", "password"):
+            if field in body and body[field] is None:
+                raise BadRequest(f"{field} may be left out but not null")
+        row = await self.users.update(user_id, role=body.get("role"), password=body.get("password"))
+        return json_response(request, user_view(row))
+
+    @app.route("/api/v1/users/<int:user_id>", methods=["DELETE"])
+    @requires(ADMIN)
+    async def delete_user(self, request, user_id, caller):
+        await self.users.delete(user_id)
+        log.info("{username} deleted user id {id}", username=caller["username"], id=user_id)
+        request.setResponseCode(204)
+        return b""
+
+    # -- configuration -----------------------------------------------------------
+
+    @app.route("/api/v1/config", methods=["GET"])
+    @requires(ADMIN)
+    async def list_config(self, request, caller):
+        return json_response(request, [config_view(e) for e in self.settings.entries()])
+
+    @app.route("/api/v1/config", methods=["PUT"])
+    @requires(ADMIN)
+    async def update_config(self, request, caller):
+        body = read_json_object(request)
+        entries = body.get("entries")
+        if not isinstance(entries, list):
+            raise BadRequest('"entries" must be a list of {"key", "value"} objects')
+        pairs = []
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict) or "key" not in entry or "value" not in entry:
+                raise BadRequest('each entry must be an object with "key" and "value"', {"index": i})
+            pairs.append((entry["key"], entry["value"]))
+        try:
+            updated = await self.settings.update(pairs)
+        except SettingError as e:
+            raise BadRequest(str(e), {"key": e.key}) from None
+        log.info("{username} changed configuration: {keys}",
+                 username=caller["username"], keys=", ".join(str(k) for k, _ in pairs))
+        return json_response(request, {"updated": updated})
+
+    @app.route("/api/v1/config/<key>", methods=["GET"])
+    @requires(ADMIN)
+    async def get_config(self, request, key, caller):
+        try:
+            entry = self.settings.entry(key)
+        except SettingError:
+            raise NotFound("unknown configuration key", {"key": key}) from None
+        return json_response(request, config_view(entry))
+
+    @app.route("/api/v1/config/<key>", methods=["DELETE"])
+    @requires(ADMIN)
+    async def delete_config(self, request, key, caller):
+        try:
+            await self.settings.reset(key)
+        except SettingError:
+            raise NotFound("unknown configuration key", {"key": key}) from None
+        request.setResponseCode(204)
+        return b""
+
+    # -- the document ------------------------------------------------------------
+
+    @app.route("/api/v1/openapi.json", methods=["GET"])
+    async def openapi(self, request):
+        request.setHeader(b"Content-Type", b"application/json")
+        return self._openapi

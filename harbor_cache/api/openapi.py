@@ -1,0 +1,595 @@
+"""The OpenAPI 3.1 document of the whole server, served at ``GET /api/v1/openapi.json``.
+
+Written from the seeds (seeds/harbor-cache-api.md, seeds/kagami-api.md) and
+API-NOTES.md, and kept true to what the fronts do: when an endpoint, a status
+code or a field changes, change it here in the same commit.  The management
+API part is checked against the live server by
+``tests/integration/test_openapi_fuzz.py`` (schemathesis): every status code a
+``/api/v1`` operation can answer is listed, and every body matches its schema.
+
+Request schemas are never stricter than the server (a body the schema
+forbids is refused by the server too), so schemathesis' negative tests hold.
+
+OCI repository names contain "/"; OpenAPI path parameters cannot, so
+``{name}`` in the ``/v2/`` paths stands for one or more segments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..runtime_settings import SETTINGS
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str, headers: dict | None = None) -> dict:
+    out: dict[str, Any] = {"description": description, "content": {JSON: {"schema": schema}}}
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+def _error(description: str, headers: dict | None = None) -> dict:
+    return _json(_ref("Error"), description, headers)
+
+
+def _header(description: str, schema: dict | None = None, required: bool = True) -> dict:
+    return {"description": description, "required": required, "schema": schema or {"type": "string"}}
+
+
+WWW_AUTHENTICATE = {"WWW-Authenticate": _header('"Bearer", or "Bearer error=\\"invalid_token\\", ..." when a token was sent')}
+
+# The answers every authenticated /api/v1 operation may give besides its own.
+AUTH_ERRORS = {
+    "401": _error("No token, a malformed, tampered or expired token, or a token of a deleted user "
+                  "(code UNAUTHORIZED).", WWW_AUTHENTICATE),
+    "403": _error("The caller's current role is too low (code DENIED).",
+                  {"WWW-Authenticate": _header('Bearer error="insufficient_scope", ...')}),
+}
+BAD_BODY = {
+    "400": _error("The body is not a JSON object or a field is invalid (code BAD_REQUEST)."),
+    "413": _error("The body is larger than 64 KiB (code SIZE_INVALID)."),
+}
+
+
+def _op(summary: str, responses: dict, *, role: str | None = None, body: dict | None = None,
+        parameters: list | None = None, tags: list[str], description: str | None = None,
+        operation_id: str | None = None, security: list | None = None) -> dict:
+    op: dict[str, Any] = {"summary": summary, "tags": tags, "responses": dict(responses)}
+    if operation_id:
+        op["operationId"] = operation_id
+    if description or role:
+        text = description or ""
+        if role:
+            text = (text + "\n\n" if text else "") + f"**Required role:** {role}"
+        op["description"] = text
+    if parameters:
+        op["parameters"] = parameters
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+    if role is not None:
+        op["security"] = [{"bearerAuth": []}]
+        op["responses"].update(AUTH_ERRORS)
+    elif security is not None:
+        op["security"] = security
+    return op
+
+
+def _path_param(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
+
+
+def _query_param(name: str, schema: dict, description: str, required: bool = False) -> dict:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+TIMESTAMP = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC, e.g. 2024-01-15T10:30:00Z"}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["errors"],
+        "properties": {
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string", "examples": ["UNAUTHORIZED"]},
+                        "message": {"type": "string"},
+                        "detail": {},
+                    },
+                },
+            }
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "version"],
+        "properties": {
+            "status": {"type": "string", "enum": ["healthy", "degraded"]},
+            "version": {"type": "string"},
+            "problems": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "LoginRequest": {
+        "type": "object",
+        "required": ["username", "password"],
+        "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
+    },
+    "LoginResponse": {
+        "type": "object",
+        "required": ["token", "expires_in"],
+        "properties": {
+            "token": {"type": "string", "description": "HS256 JWT: sub, username, role, exp, iat"},
+            "expires_in": {"type": "integer", "const": 86400},
+        },
+    },
+    "CacheStats": {
+        "type": "object",
+        "required": ["total_size", "total_size_human", "entry_count", "manifest_count", "blob_count",
+                     "hit_count", "miss_count", "hit_rate"],
+        "properties": {
+            "total_size": {"type": "integer", "minimum": 0, "description": "Bytes on disk, each digest once"},
+            "total_size_human": {"type": "string", "examples": ["1.00 GB"],
+                                 "description": "1024-based, two decimals (\"512 B\" below 1 KB)"},
+            "entry_count": {"type": "integer", "minimum": 0},
+            "manifest_count": {"type": "integer", "minimum": 0},
+            "blob_count": {"type": "integer", "minimum": 0,
+                           "description": "Every entry that is not a manifest (OCI blobs and Maven files)"},
+            "hit_count": {"type": "integer", "minimum": 0},
+            "miss_count": {"type": "integer", "minimum": 0},
+            "hit_rate": {"type": "number", "minimum": 0, "maximum": 1},
+        },
+    },
+    "Cleared": {"type": "object", "required": ["cleared"],
+                "properties": {"cleared": {"type": "integer", "minimum": 0}}},
+    "Cleaned": {"type": "object", "required": ["cleaned"],
+                "properties": {"cleaned": {"type": "integer", "minimum": 0}}},
+    "Role": {"type": "string", "enum": ["admin", "read-write", "read-only"]},
+    "User": {
+        "type": "object",
+        "required": ["id", "username", "role", "created_at", "updated_at"],
+        "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "username": {"type": "string"},
+            "role": _ref("Role"),
+            "created_at": TIMESTAMP,
+            "updated_at": TIMESTAMP,
+        },
+    },
+    "UserCreate": {
+        "type": "object",
+        "required": ["username", "password", "role"],
+        "properties": {
+            "username": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^\\s:]+$",
+                         "description": "Printable, no whitespace, no ':'"},
+            "password": {"type": "string", "minLength": 1, "maxLength": 72,
+                         "description": "At most 72 UTF-8 bytes (bcrypt)"},
+            "role": _ref("Role"),
+        },
+    },
+    "UserUpdate": {
+        "type": "object",
+        "description": "All fields optional; only those given are changed. The last admin cannot be demoted.",
+        "properties": {
+            "role": _ref("Role"),
+            "password": {"type": "string", "minLength": 1, "maxLength": 72},
+        },
+    },
+    "ConfigKey": {"type": "string", "enum": sorted(SETTINGS)},
+    "ConfigEntry": {
+        "type": "object",
+        "required": ["key", "value", "updated_at"],
+        "properties": {
+            "key": _ref("ConfigKey"),
+            "value": {"type": "string"},
+            "updated_at": {"anyOf": [TIMESTAMP, {"type": "null"}],
+                           "description": "null while the key is at its default"},
+        },
+    },
+    "ConfigUpdate": {
+        "type": "object",
+        "required": ["entries"],
+        "properties": {
+            "entries": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["key", "value"],
+                    "properties": {
+                        "key": _ref("ConfigKey"),
+                        "value": {"type": ["string", "integer", "boolean"],
+                                  "description": "Text as stored; numbers and booleans are accepted too"},
+                    },
+                },
+            }
+        },
+    },
+    "Updated": {"type": "object", "required": ["updated"],
+                "properties": {"updated": {"type": "integer", "minimum": 0}}},
+    "RegistryToken": {
+        "type": "object",
+        "required": ["token"],
+        "properties": {"token": {"type": "string"}, "access_token": {"type": "string"},
+                       "expires_in": {"type": "integer"}, "issued_at": {"type": "string"}},
+    },
+    "Catalog": {"type": "object", "properties": {"repositories": {"type": "array", "items": {"type": "string"}}}},
+    "TagList": {"type": "object", "properties": {"name": {"type": "string"},
+                                                 "tags": {"type": "array", "items": {"type": "string"}}}},
+    "Repositories": {
+        "type": "object",
+        "required": ["repositories"],
+        "properties": {
+            "repositories": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "url", "artifactCount", "totalSize", "lastUpdated", "isPrivate"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "url": {"type": "string"},
+                        "artifactCount": {"type": "integer"},
+                        "totalSize": {"type": "integer"},
+                        "lastUpdated": {"anyOf": [TIMESTAMP, {"type": "null"}]},
+                        "isPrivate": {"type": "boolean"},
+                    },
+                },
+            }
+        },
+    },
+    "Browse": {
+        "type": "object",
+        "required": ["repositoryId", "currentPath", "parentPath", "entries"],
+        "properties": {
+            "repositoryId": {"type": "string"},
+            "currentPath": {"type": "string"},
+            "parentPath": {"type": ["string", "null"]},
+            "entries": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "type", "path", "lastModified"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "type": {"type": "string", "enum": ["file", "directory"]},
+                        "path": {"type": "string"},
+                        "size": {"type": "integer", "description": "Files only"},
+                        "lastModified": TIMESTAMP,
+                    },
+                },
+            },
+        },
+    },
+    "FileInfo": {
+        "type": "object",
+        "required": ["repositoryId", "path", "name", "type", "size", "lastModified", "contentType"],
+        "properties": {
+            "repositoryId": {"type": "string"},
+            "path": {"type": "string"},
+            "name": {"type": "string"},
+            "type": {"type": "string", "const": "file"},
+            "size": {"type": "integer"},
+            "lastModified": TIMESTAMP,
+            "contentType": {"type": "string"},
+            "sha1": {"type": "string"},
+            "sha256": {"type": "string"},
+        },
+    },
+    "Jwks": {"type": "object", "required": ["keys"], "properties": {"keys": {"type": "array", "items": {"type": "object"}}}},
+}
+
+
+def _management_paths() -> dict:
+    user_id = _path_param("id", {"type": "integer", "minimum": 1}, "User id")
+    config_key = _path_param("key", _ref("ConfigKey"), "Configuration key")
+    not_found_user = {"404": _error("No user with this id (code NOT_FOUND).")}
+    tags = ["management"]
+    return {
+        "/api/v1/auth/login": {
+            "post": _op("Log in: a management JWT", {
+                "200": _json(_ref("LoginResponse"), "A token valid for 24 hours."),
+                "401": _error("Wrong username or password (code UNAUTHORIZED); an unknown user costs the same time.",
+                              WWW_AUTHENTICATE),
+                **BAD_BODY,
+            }, body=_ref("LoginRequest"), tags=tags, operation_id="login", security=[]),
+        },
+        "/api/v1/cache/stats": {
+            "get": _op("Cache statistics", {"200": _json(_ref("CacheStats"), "Computed from the index.")},
+                       role="any authenticated user", tags=tags, operation_id="cacheStats"),
+        },
+        "/api/v1/cache": {
+            "delete": _op("Clear every proxied entry (hosted content is kept)",
+                          {"200": _json(_ref("Cleared"), "How many entries were removed.")},
+                          role="admin", tags=tags, operation_id="clearCache"),
+        },
+        "/api/v1/cache/cleanup": {
+            "post": _op("Run eviction and retention now", {
+                "200": _json(_ref("Cleaned"), "How many entries were removed."),
+            }, role="admin", tags=tags, operation_id="cleanupCache",
+                description="The same pass the eviction timer runs: retention (cache.retention_days), "
+                            "then eviction by cache.eviction_policy until proxied content <= cache.max_size."),
+        },
+        "/api/v1/users": {
+            "get": _op("List users", {"200": _json({"type": "array", "items": _ref("User")}, "Every user, by id.")},
+                       role="admin", tags=tags, operation_id="listUsers"),
+            "post": _op("Create a user", {
+                "201": _json(_ref("User"), "Created.", {"Location": _header("/api/v1/users/{id}")}),
+                "409": _error("The username is taken (code CONFLICT)."),
+                **BAD_BODY,
+            }, role="admin", body=_ref("UserCreate"), tags=tags, operation_id="createUser"),
+        },
+        "/api/v1/users/{id}": {
+            "get": _op("Get a user", {"200": _json(_ref("User"), "The user."), **not_found_user},
+                       role="admin", parameters=[user_id], tags=tags, operation_id="getUser"),
+            "put": _op("Update a user's role and/or password", {
+                "200": _json(_ref("User"), "The updated user."),
+                "409": _error("Would demote the last admin (code CONFLICT)."),
+                **not_found_user, **BAD_BODY,
+            }, role="admin", parameters=[user_id], body=_ref("UserUpdate"), tags=tags, operation_id="updateUser"),
+            "delete": _op("Delete a user (their tokens stop working at once)", {
+                "204": {"description": "Deleted."},
+                "409": _error("The last admin cannot be deleted (code CONFLICT)."),
+                **not_found_user,
+            }, role="admin", parameters=[user_id], tags=tags, operation_id="deleteUser"),
+        },
+        "/api/v1/config": {
+            "get": _op("All runtime configuration entries",
+                       {"200": _json({"type": "array", "items": _ref("ConfigEntry")}, "Every key, by name.")},
+                       role="admin", tags=tags, operation_id="listConfig"),
+            "put": _op("Update configuration entries (all or nothing)", {
+                "200": _json(_ref("Updated"), "How many entries were stored; they apply without a restart."),
+                **BAD_BODY,
+            }, role="admin", body=_ref("ConfigUpdate"), tags=tags, operation_id="updateConfig",
+                description="One unknown key or invalid value refuses the whole request (400) and changes nothing."),
+        },
+        "/api/v1/config/{key}": {
+            "get": _op("One configuration entry", {
+                "200": _json(_ref("ConfigEntry"), "The entry."),
+                "404": _error("Unknown key (code NOT_FOUND)."),
+            }, role="admin", parameters=[config_key], tags=tags, operation_id="getConfig"),
+            "delete": _op("Restore a key's default", {
+                "204": {"description": "The key is back at its default."},
+                "404": _error("Unknown key (code NOT_FOUND)."),
+            }, role="admin", parameters=[config_key], tags=tags, operation_id="resetConfig"),
+        },
+        "/api/v1/openapi.json": {
+            "get": _op("This document", {"200": {"description": "OpenAPI 3.1", "content": {JSON: {"schema": {"type": "object"}}}}},
+                       tags=tags, operation_id="openapi", security=[]),
+        },
+    }
+
+
+def _site_paths() -> dict:
+    tags = ["health"]
+    health = {
+        "200": _json(_ref("Health"), "Index and data directory usable."),
+        "503": _json(_ref("Health"), "Degraded: problems lists what failed."),
+    }
+    return {
+        "/health": {"get": _op("Health check", health, tags=tags, operation_id="health", security=[])},
+        "/healthz": {"get": _op("Alias for /health", health, tags=tags, operation_id="healthz", security=[])},
+        "/metrics": {
+            "get": _op("Prometheus metrics", {"200": {"description": "Prometheus text format",
+                                                      "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                       tags=tags, operation_id="metrics", security=[]),
+        },
+    }
+
+
+def _v2_paths() -> dict:
+    tags = ["oci"]
+    name = _path_param("name", {"type": "string"}, "Repository name; may contain '/', e.g. library/nginx")
+    reference = _path_param("reference", {"type": "string"}, "Tag or digest")
+    digest = _path_param("digest", {"type": "string", "pattern": "^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"},
+                         "Content digest, e.g. sha256:...")
+    session = _path_param("session_id", {"type": "string"}, "Upload session id")
+    unauthorized = {"401": _error("Credentials needed (docker token flow); see WWW-Authenticate.",
+                                  {"WWW-Authenticate": _header('Bearer realm="<base>/v2/token",service="harbor-cache",scope=...')})}
+    denied = {"403": _error("The caller's role may not do this (code DENIED).")}
+    content_headers = {
+        "Docker-Content-Digest": _header("Digest of the content"),
+        "Content-Length": _header("Bytes", {"type": "integer"}),
+        "Content-Type": _header("Media type"),
+    }
+    upstream = {
+        "502": _error("The upstream answered badly (code UPSTREAM_ERROR)."),
+        "503": _error("No upstream could answer (code UPSTREAM_UNAVAILABLE)."),
+    }
+    any_body = {"*/*": {"schema": {}}}
+    manifest = {
+        "200": {"description": "The manifest as stored (no conversion); Warning: 110 when served stale.",
+                "headers": content_headers, "content": any_body},
+        "404": _error("MANIFEST_UNKNOWN or NAME_UNKNOWN."),
+        "400": _error("NAME_INVALID or DIGEST_INVALID."),
+        **unauthorized, **upstream,
+    }
+    blob = {
+        "200": {"description": "The blob.", "headers": content_headers,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        "206": {"description": "A single byte range (Range: bytes=a-b).", "headers": content_headers,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        "416": _error("The range cannot be served (code RANGE_INVALID)."),
+        "404": _error("BLOB_UNKNOWN."),
+        "400": _error("NAME_INVALID or DIGEST_INVALID."),
+        **unauthorized, **upstream,
+    }
+    upload_headers = {"Location": _header("Upload URL"), "Docker-Upload-UUID": _header("Session id"),
+                      "Range": _header("Bytes received, 0-N")}
+    push_errors = {"400": _error("DIGEST_INVALID, SIZE_INVALID, NAME_INVALID or MANIFEST_INVALID."),
+                   "404": _error("BLOB_UPLOAD_UNKNOWN or BLOB_UNKNOWN."), **unauthorized, **denied}
+    security = [{"basicAuth": []}, {"bearerAuth": []}, {}]
+    return {
+        "/v2/": {"get": _op("API version check", {
+            "200": _json({"type": "object"}, "{}", {"Docker-Distribution-API-Version": _header("registry/2.0")}),
+            **unauthorized}, tags=tags, operation_id="v2Base", security=security)},
+        "/v2/token": {"get": _op("Registry token (docker token flow; Basic credentials)", {
+            "200": _json(_ref("RegistryToken"), "A token with the actions the role allows."),
+            **unauthorized}, tags=tags, operation_id="v2Token", security=[{"basicAuth": []}, {}],
+            parameters=[_query_param("service", {"type": "string"}, "harbor-cache"),
+                        _query_param("scope", {"type": "string"}, "repository:<name>:pull,push")])},
+        "/v2/_catalog": {"get": _op("Repository names", {"200": _json(_ref("Catalog"), "Names, paginated."),
+                                                           **unauthorized},
+                                    tags=tags, operation_id="v2Catalog", security=security,
+                                    parameters=[_query_param("n", {"type": "integer", "minimum": 0}, "Page size"),
+                                                _query_param("last", {"type": "string"}, "Last name of the previous page")])},
+        "/v2/{name}/tags/list": {"get": _op("Tags of a repository", {
+            "200": _json(_ref("TagList"), "Tags, paginated."), "404": _error("NAME_UNKNOWN."), **unauthorized},
+            tags=tags, operation_id="v2Tags", security=security,
+            parameters=[name, _query_param("n", {"type": "integer", "minimum": 0}, "Page size"),
+                        _query_param("last", {"type": "string"}, "Last tag of the previous page")])},
+        "/v2/{name}/manifests/{reference}": {
+            "get": _op("Pull a manifest by tag or digest", manifest, parameters=[name, reference], tags=tags,
+                       operation_id="getManifest", security=security),
+            "head": _op("Manifest headers only", manifest, parameters=[name, reference], tags=tags,
+                        operation_id="headManifest", security=security),
+            "put": _op("Push a manifest (hosted content; role read-write or admin)", {
+                "201": {"description": "Stored.", "headers": {"Location": _header("Manifest URL"),
+                                                             "Docker-Content-Digest": _header("Digest")}},
+                "413": _error("Manifest over 4 MiB (code SIZE_INVALID)."), **push_errors},
+                parameters=[name, reference], tags=tags, operation_id="putManifest", security=security[:2]),
+            "delete": _op("Delete a manifest by digest", {
+                "202": {"description": "Deleted."}, **push_errors},
+                parameters=[name, reference], tags=tags, operation_id="deleteManifest", security=security[:2]),
+        },
+        "/v2/{name}/blobs/{digest}": {
+            "get": _op("Pull a blob (Range supported)", blob, parameters=[name, digest], tags=tags,
+                       operation_id="getBlob", security=security),
+            "head": _op("Blob headers only", blob, parameters=[name, digest], tags=tags,
+                        operation_id="headBlob", security=security),
+            "delete": _op("Delete a hosted blob", {"202": {"description": "Deleted."}, **push_errors},
+                          parameters=[name, digest], tags=tags, operation_id="deleteBlob", security=security[:2]),
+        },
+        "/v2/{name}/blobs/uploads/": {
+            "post": _op("Start an upload (or mount with ?mount=&from=, or monolithic with ?digest=)", {
+                "201": {"description": "Mounted or uploaded in one request.", "headers": {
+                    "Location": _header("Blob URL"), "Docker-Content-Digest": _header("Digest")}},
+                "202": {"description": "Upload session started.", "headers": upload_headers},
+                **push_errors},
+                parameters=[name, _query_param("mount", {"type": "string"}, "Digest to mount"),
+                            _query_param("from", {"type": "string"}, "Repository to mount from"),
+                            _query_param("digest", {"type": "string"}, "Digest of a monolithic upload")],
+                tags=tags, operation_id="startUpload", security=security[:2]),
+        },
+        "/v2/{name}/blobs/uploads/{session_id}": {
+            "get": _op("Upload progress", {"204": {"description": "Progress.", "headers": upload_headers},
+                                            **push_errors},
+                       parameters=[name, session], tags=tags, operation_id="uploadStatus", security=security[:2]),
+            "patch": _op("Upload a chunk (Content-Range: a-b)", {
+                "202": {"description": "Chunk stored.", "headers": upload_headers},
+                "416": _error("Chunk out of order (code BLOB_UPLOAD_INVALID)."), **push_errors},
+                parameters=[name, session], tags=tags, operation_id="uploadChunk", security=security[:2]),
+            "put": _op("Finish an upload (?digest= required; optional last chunk)", {
+                "201": {"description": "Stored.", "headers": {"Location": _header("Blob URL"),
+                                                             "Docker-Content-Digest": _header("Digest")}},
+                **push_errors},
+                parameters=[name, session, _query_param("digest", {"type": "string"}, "Final digest", True)],
+                tags=tags, operation_id="finishUpload", security=security[:2]),
+            "delete": _op("Cancel an upload", {"204": {"description": "Cancelled."}, **push_errors},
+                          parameters=[name, session], tags=tags, operation_id="cancelUpload", security=security[:2]),
+        },
+    }
+
+
+def _maven_paths() -> dict:
+    tags = ["maven"]
+    repo_id = _path_param("repositoryId", {"type": "string"}, "Repository identifier")
+    artifact_path = _path_param("artifactPath", {"type": "string"},
+                                "Path inside the repository; may contain '/', e.g. org/x/y/1.0/y-1.0.jar")
+    security = [{"bearerAuth": []}, {"basicAuth": []}, {}]
+    kagami_401 = {"401": {"description": "Private repository without credentials, or an invalid token.",
+                          "headers": {"WWW-Authenticate": _header('Bearer, or Bearer error="invalid_token", ...')}}}
+    kagami_403 = {"403": {"description": "The token lacks the repository or scope.",
+                          "headers": {"WWW-Authenticate": _header('Bearer error="insufficient_scope", ...')}}}
+    file_headers = {"Content-Type": _header("By extension (.jar application/java-archive, .pom application/xml, ...)"),
+                    "Content-Length": _header("Bytes", {"type": "integer"}),
+                    "Last-Modified": _header("HTTP date")}
+    return {
+        "/repositories": {"get": _op("Configured Maven repositories with statistics", {
+            "200": _json(_ref("Repositories"), "Every repository.")}, tags=tags, operation_id="listRepositories",
+            security=[{}])},
+        "/repositories/{repositoryId}/browse": {"get": _op("Directory listing of cached content", {
+            "200": _json(_ref("Browse"), "Entries at path (root when path is omitted)."),
+            "400": {"description": "Invalid repository id or path."}, **kagami_401, **kagami_403},
+            parameters=[repo_id, _query_param("path", {"type": "string"}, "Path inside the repository")],
+            tags=tags, operation_id="browseRepository", security=security)},
+        "/repositories/{repositoryId}/info": {"get": _op("Details of one file", {
+            "200": _json(_ref("FileInfo"), "The file."),
+            "400": {"description": "Invalid repository id, missing path, or file not found."},
+            **kagami_401, **kagami_403},
+            parameters=[repo_id, _query_param("path", {"type": "string"}, "File path", True)],
+            tags=tags, operation_id="fileInfo", security=security)},
+        "/artifacts/{repositoryId}/{artifactPath}": {
+            "get": _op("Download an artifact (fetched from upstream on a miss)", {
+                "200": {"description": "The file.", "headers": file_headers,
+                        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+                "400": {"description": "Invalid path."},
+                "404": {"description": "Repository or file not found."},
+                **kagami_401, **kagami_403,
+                "502": {"description": "The upstream answered badly."},
+                "503": {"description": "The upstream could not be reached."}},
+                parameters=[repo_id, artifact_path], tags=tags, operation_id="getArtifact", security=security),
+            "head": _op("Artifact headers only", {
+                "200": {"description": "Headers of the file.", "headers": file_headers},
+                "404": {"description": "Repository or file not found."}, **kagami_401, **kagami_403},
+                parameters=[repo_id, artifact_path], tags=tags, operation_id="headArtifact", security=security),
+            "delete": _op("Remove a file or directory from the cache (upstream untouched; scope artifacts:delete)", {
+                "204": {"description": "Deleted."},
+                "400": {"description": "Invalid path."},
+                "404": {"description": "Repository or file not found."}, **kagami_401, **kagami_403},
+                parameters=[repo_id, artifact_path], tags=tags, operation_id="deleteArtifact", security=security[:2]),
+        },
+        "/token": {"post": _op("Mint an RS256 artifact token (Basic username/password of a user)", {
+            "200": {"description": "The raw JWT.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            "400": {"description": "Unknown scope or repository, or a bad expires_in."},
+            "401": {"description": "No or wrong credentials.", "headers": {"WWW-Authenticate": _header("Basic")}},
+            "403": {"description": "A scope beyond the caller's role."}},
+            tags=tags, operation_id="mintArtifactToken", security=[{"basicAuth": []}],
+            description="Form fields: expires_in (hours, default 3), repositories and scope "
+                        "(comma-separated; artifacts:read, artifacts:delete).")},
+        "/.well-known/jwks.json": {"get": _op("Public keys that verify artifact tokens", {
+            "200": _json(_ref("Jwks"), "JWK set.")}, tags=tags, operation_id="jwks", security=[{}])},
+    }
+
+
+def build_document(version: str) -> dict:
+    """The whole OpenAPI 3.1 document (a fresh dict each call)."""
+    paths: dict[str, Any] = {}
+    for part in (_site_paths(), _v2_paths(), _management_paths(), _maven_paths()):
+        paths.update(part)
+    # The /token form body is described on the operation rather than in a schema
+    # with required fields: every field is optional.
+    paths["/token"]["post"]["requestBody"] = {
+        "required": False,
+        "content": {"application/x-www-form-urlencoded": {"schema": {
+            "type": "object",
+            "properties": {"expires_in": {"type": "integer", "minimum": 1},
+                           "repositories": {"type": "string"}, "scope": {"type": "string"}},
+        }}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "harbor-cache",
+            "version": version,
+            "description": "Pull-through cache for OCI registries and Maven repositories, "
+                           "with a management API. Errors of /v2 and /api/v1 use "
+                           '{"errors": [{"code", "message", "detail"}]}.',
+        },
+        "servers": [{"url": "/"}],
+        "tags": [{"name": "health"}, {"name": "oci"}, {"name": "management"}, {"name": "maven"}],
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "basicAuth": {"type": "http", "scheme": "basic"},
+            },
+        },
+    }

@@ -1,0 +1,311 @@
+"""Eviction: keep proxied content within `cache.max_size` and `cache.retention_days`.
+
+One pass (`Evictor.run`, called by the service's `TimerService` and by
+``POST /api/v1/cache/cleanup``) does, with the settings read at the start of
+the pass (so a change through /api/v1/config applies at the next pass):
+
+1. retention: every proxy entry not accessed for ``cache.retention_days``
+   days goes (0 turns this off);
+2. size: while the bytes eviction can free exceed ``cache.max_size``, proxy
+   entries go in ``cache.eviction_policy`` order: ``lru`` by last access,
+   ``lfu`` by access count (then last access), ``fifo`` by creation.
+
+What is counted against ``cache.max_size`` is the proxied content on disk:
+each digest once, and only digests no hosted entry references (hosted
+content is never evicted, so counting it would only evict more proxy
+content for nothing).
+
+Safety rules:
+
+- hosted entries are never touched: the DELETE itself says ``kind = 'proxy'``
+  so an entry that became hosted after it was picked survives;
+- entries whose digest is being downloaded (a key in ``Downloads.inflight``)
+  or streamed from the store (``Storage.digests_being_read``) are skipped;
+- a file is deleted only when no index row references its digest, checked
+  in the transaction that deletes the rows and again just before unlinking;
+  a file whose digest is being read by then is remembered and deleted by a
+  later pass;
+- memory caches above the index are told about each deleted entry through
+  ``invalidators`` (callables ``(type, repository, key)``): the OCI core's
+  `invalidate` and whatever the Maven front registers.
+
+Work is done in batches of ``batch_size`` rows, one SQL transaction each,
+handing the reactor back between batches, so 100k entries never stall it
+(see ``bench/eviction_bench.py``).  Passes never overlap: a second caller
+waits for the running one and then runs its own.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterable
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+log = Logger()
+
+Invalidator = Callable[[str, str, str], Any]
+
+DAY = 86400.0
+UNITS = ("B", "KB", "MB", "GB", "TB", "PB", "EB")
+
+
+def human_size(size: int) -> str:
+    """Bytes for people, 1024-based with two decimals: 1073741824 -> "1.00 GB".
+
+    Units step by 1024 (as `du -h` and most registries' UIs do) but keep the
+    short names KB/MB/GB the seed shows; below 1 KB the exact count: "512 B".
+    """
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    unit = 0
+    while value >= 1024 and unit < len(UNITS) - 1:
+        value /= 1024
+        unit += 1
+    if round(value, 2) >= 1024 and unit < len(UNITS) - 1:
+        value /= 1024
+        unit += 1
+    return f"{value:.2f} {UNITS[unit]}"
+
+
+def _digests_in_keys(keys: Iterable[Any]) -> set[str]:
+    """Digest-looking strings inside in-flight keys (("blob", digest), ...)."""
+    found = set()
+    for key in keys:
+        parts = key if isinstance(key, tuple) else (key,)
+        for part in parts:
+            if isinstance(part, str) and ":" in part and not part.startswith(":"):
+                found.add(part)
+    return found
+
+
+def _detached(coro) -> defer.Deferred:
+    """Run ``coro`` to its end even when the caller stops waiting.
+
+    Klein cancels a handler's Deferred when the client disconnects; a pass cut
+    between "rows deleted" and "files unlinked" would leave files that no row
+    points at.  Cancelling the returned Deferred only stops the waiting.
+    """
+    work = defer.Deferred.fromCoroutine(coro)
+    out = defer.Deferred()
+
+    def _done(result):
+        if not out.called:
+            out.callback(result)
+        elif isinstance(result, Failure):
+            log.failure("eviction work failed after its caller left", result)
+        return None
+
+    work.addBoth(_done)
+    return out
+
+
+class Evictor:
+    """Runs eviction passes and cache clears over the index and the store."""
+
+    def __init__(self, *, index, storage, downloads, settings, access, clock,
+                 batch_size: int = 500, cooperate: Callable[[], Any] | None = None):
+        self.index = index
+        self.storage = storage
+        self.downloads = downloads
+        self.settings = settings
+        self.access = access
+        self.clock = clock
+        self.batch_size = batch_size
+        self.page_size = batch_size * 10
+        # Called between batches; its Deferred lets the reactor run other work.
+        self._cooperate = cooperate or (lambda: task.deferLater(clock, 0, lambda: None))
+        self.invalidators: list[Invalidator] = []
+        self._lock = defer.DeferredLock()
+        # Files whose rows are gone but which were being read when we wanted to unlink them.
+        self.pending_files: set[str] = set()
+        self.last_pass: dict[str, Any] = {}
+
+    # -- public ------------------------------------------------------------
+
+    async def run(self) -> int:
+        """One eviction pass (retention, then size); the number of entries removed."""
+        return await _detached(self._locked(self._pass))
+
+    async def clear_proxy(self) -> int:
+        """Remove every proxy entry (rows and unreferenced files); the number removed.
+
+        Entries being downloaded or streamed go too (the reader keeps its open
+        file; the file itself is unlinked by a later pass once nobody reads it).
+        """
+        return await _detached(self._locked(self._clear))
+
+    async def stats(self) -> dict[str, Any]:
+        """The body of GET /api/v1/cache/stats.
+
+        ``total_size`` is the bytes of content on disk (each digest once),
+        ``entry_count`` every index entry, ``manifest_count`` the OCI
+        manifests and ``blob_count`` every other stored object (OCI blobs
+        and Maven files), so entry_count = manifest_count + blob_count.
+        Hits and misses are the persisted counters since the cache was created.
+        """
+        totals = await self.index.cache_totals()
+        hits = int(self.access.totals.get("hits", 0))
+        misses = int(self.access.totals.get("misses", 0))
+        lookups = hits + misses
+        return {
+            "total_size": totals["total_size"],
+            "total_size_human": human_size(totals["total_size"]),
+            "entry_count": totals["entries"],
+            "manifest_count": totals["manifests"],
+            "blob_count": totals["entries"] - totals["manifests"],
+            "hit_count": hits,
+            "miss_count": misses,
+            "hit_rate": (hits / lookups) if lookups else 0.0,
+        }
+
+    # -- passes ------------------------------------------------------------
+
+    async def _locked(self, work) -> int:
+        await self._lock.acquire()
+        try:
+            return await work()
+        finally:
+            self._lock.release()
+
+    async def _pass(self) -> int:
+        started = self.clock.seconds()
+        await self.access.flush()  # so LRU/LFU see the latest hits
+        await self._delete_pending_files()
+        retention_days = self.settings.get("cache.retention_days")
+        max_size = self.settings.get("cache.max_size")
+        policy = self.settings.get("cache.eviction_policy")
+        expired = 0
+        if retention_days > 0:
+            cutoff = started - retention_days * DAY
+            expired, _ = await self._sweep("lru", accessed_before=cutoff)
+        size = await self.index.evictable_size()
+        evicted = 0
+        if size > max_size:
+            evicted, size = await self._sweep(policy, excess=size - max_size, size=size)
+        self.last_pass = {"expired": expired, "evicted": evicted, "evictable_size": size,
+                          "seconds": self.clock.seconds() - started}
+        if expired or evicted:
+            log.info("eviction: {expired} expired, {evicted} evicted by {policy}; "
+                     "{size} bytes of proxied content left (limit {max_size})",
+                     expired=expired, evicted=evicted, policy=policy, size=size, max_size=max_size)
+        return expired + evicted
+
+    async def _clear(self) -> int:
+        removed, _ = await self._sweep("id", protect=False)
+        return removed
+
+    async def _sweep(self, order: str, *, accessed_before: float | None = None,
+                     excess: int | None = None, size: int = 0, protect: bool = True) -> tuple[int, int]:
+        """Walk proxy entries in ``order`` and delete them batch by batch.
+
+        Stops at the end, or once ``excess`` bytes were freed.  Returns
+        (entries removed, evictable bytes left by the caller's count).
+        """
+        removed = 0
+        freed = 0
+        after = None
+        cols = self.index.EVICTION_ORDERS[order]
+        while excess is None or freed < excess:
+            # One query fetches a window of several batches: for orders without
+            # an index (lfu, fifo) each query is a scan and sort of every proxy row.
+            window = await self.index.proxy_entries_page(order, after, self.page_size, accessed_before)
+            if not window:
+                break
+            finished_window = True
+            for start in range(0, len(window), self.batch_size):
+                chunk = window[start:start + self.batch_size]
+                busy = self._busy_digests() if protect else set()
+                victims = []
+                planned = 0
+                considered = 0
+                for row in chunk:
+                    considered += 1
+                    if row["digest"] in busy:
+                        continue
+                    victims.append(row["id"])
+                    planned += row["size"]
+                    if excess is not None and freed + planned >= excess:
+                        break
+                # The next query starts after the last row looked at (rows after
+                # an early stop are still candidates).
+                after = tuple(chunk[considered - 1][c] for c in cols)
+                if victims:
+                    count, bytes_freed = await self._delete(victims)
+                    removed += count
+                    freed += bytes_freed
+                await self._cooperate()
+                if considered < len(chunk) or (excess is not None and freed >= excess):
+                    finished_window = False
+                    break
+            if finished_window and len(window) < self.page_size:
+                break
+        return removed, size - freed
+
+    def _busy_digests(self) -> set[str]:
+        return self.storage.digests_being_read() | _digests_in_keys(self.downloads.inflight)
+
+    async def _delete(self, ids: list[int]) -> tuple[int, int]:
+        """Delete rows, tell the caches, unlink orphaned files; (rows, bytes freed)."""
+        deleted, orphans = await self.index.delete_proxy_entries(ids)
+        self.access.forget([row["id"] for row in deleted])
+        for row in deleted:
+            for invalidate in self.invalidators:
+                try:
+                    invalidate(row["type"], row["repository"], row["key"])
+                except Exception:
+                    log.failure("eviction invalidator {hook} failed", hook=invalidate)
+        await self._unlink([digest for digest, _ in orphans])
+        return len(deleted), sum(size for _, size in orphans)
+
+    async def _unlink(self, digests: list[str]) -> None:
+        if not digests:
+            return
+        still_used = await self.index.digests_referenced(digests)
+        busy = self._busy_digests()
+        work: list[str] = []
+        for digest in digests:
+            if digest in still_used:  # re-committed since its rows went
+                self.pending_files.discard(digest)
+                continue
+            if digest in busy:
+                self.pending_files.add(digest)
+                continue
+            self.pending_files.discard(digest)
+            work.append(digest)
+        try:
+            await self._delete_files(work)
+        except Exception:
+            log.failure("eviction could not delete {count} files", count=len(work))
+
+    async def _delete_files(self, digests: list[str]) -> None:
+        """Unlink committed files in one trip to the storage I/O pool.
+
+        One job per batch, not one per file: hundreds of thread round trips
+        per batch cost the reactor more than the unlinks themselves.  Uses
+        ``Storage.delete_blobs`` when storage offers it.
+        """
+        if not digests:
+            return
+        many = getattr(self.storage, "delete_blobs", None)
+        if many is not None:
+            await many(digests)
+            return
+        storage = self.storage
+
+        def _unlink_all(paths):
+            for path in paths:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+
+        await storage.io.run(_unlink_all, [storage.blob_path(d) for d in digests])
+
+    async def _delete_pending_files(self) -> None:
+        pending = sorted(self.pending_files)
+        for start in range(0, len(pending), self.batch_size):
+            await self._unlink(pending[start:start + self.batch_size])

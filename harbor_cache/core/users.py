@@ -1,0 +1,154 @@
+"""User rules: who may exist, with which role, and how a password is checked.
+
+The management API only parses and shapes; every rule about users is here:
+
+- usernames are 1-128 printable characters without whitespace or ":" (Basic
+  authentication splits at the first colon, so such a name could never log in
+  to /v2/ or a Maven repository);
+- passwords are non-empty and at most 72 UTF-8 bytes (bcrypt ignores the rest);
+- roles are one of `auth.ROLES`;
+- a username is unique (409 on a duplicate);
+- there is always at least one admin: the last one can neither be deleted
+  nor demoted (409, decided inside the SQL transaction so two concurrent
+  requests cannot both pass the check).
+
+Hashing and checking run on a thread (`auth.hash_password`,
+`auth.check_password`); `authenticate` costs one bcrypt check whether or not
+the user exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..auth import MAX_PASSWORD_BYTES, ROLES, check_password, hash_password, is_valid_role
+from ..errors import BadRequest, HarborError, NotFound
+
+MAX_USERNAME_LENGTH = 128
+# SQLite integers are signed 64-bit: a larger id cannot name a user.
+MAX_USER_ID = (1 << 63) - 1
+
+
+class Conflict(HarborError):
+    """The request is well formed but clashes with the current state (409)."""
+
+    status = 409
+    code = "CONFLICT"
+
+
+def _encodable(text: str) -> bool:
+    """False for strings holding lone surrogates (JSON allows "\\ud800"; UTF-8 does not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_username(username: Any) -> str:
+    """The username, or BadRequest saying what is wrong with it."""
+    if not isinstance(username, str) or not username:
+        raise BadRequest("username must be a non-empty string")
+    if len(username) > MAX_USERNAME_LENGTH:
+        raise BadRequest(f"username longer than {MAX_USERNAME_LENGTH} characters")
+    if ":" in username or any(c.isspace() or not c.isprintable() for c in username):
+        raise BadRequest("username may not contain whitespace, control characters or ':'")
+    return username
+
+
+def check_new_password(password: Any) -> str:
+    if not isinstance(password, str) or not password:
+        raise BadRequest("password must be a non-empty string")
+    if not _encodable(password):
+        raise BadRequest("password is not valid Unicode")
+    if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
+        raise BadRequest(f"password longer than {MAX_PASSWORD_BYTES} bytes")
+    return password
+
+
+def check_role(role: Any) -> str:
+    if not is_valid_role(role):
+        raise BadRequest(f"role must be one of {', '.join(ROLES)}")
+    return role
+
+
+class UserService:
+    """Create, change, delete and authenticate users; rows are the index's dicts."""
+
+    def __init__(self, index, clock, *, hasher=hash_password, checker=check_password):
+        self.index = index
+        self.clock = clock
+        # Both run bcrypt off the reactor thread; tests pass inline versions.
+        self._hash = hasher
+        self._check = checker
+
+    async def list(self) -> list[dict]:
+        return await self.index.list_users()
+
+    async def find(self, user_id: int) -> dict | None:
+        """The user's row, or None (also for ids no user can have)."""
+        if not isinstance(user_id, int) or not 0 < user_id <= MAX_USER_ID:
+            return None
+        return await self.index.get_user(user_id)
+
+    async def get(self, user_id: int) -> dict:
+        """The user's row; raises NotFound."""
+        row = await self.find(user_id)
+        if row is None:
+            raise NotFound("user not found", {"id": user_id})
+        return row
+
+    async def create(self, username: Any, password: Any, role: Any) -> dict:
+        """The new user's row; BadRequest for bad fields, Conflict for a taken username."""
+        username = check_username(username)
+        password = check_new_password(password)
+        role = check_role(role)
+        if await self.index.get_user_by_name(username) is not None:
+            raise Conflict("username already exists", {"username": username})
+        hashed = await self._hash(password)
+        row = await self.index.create_user(username, hashed, role, self.clock.seconds())
+        if row is None:  # created by a concurrent request while we hashed
+            raise Conflict("username already exists", {"username": username})
+        return row
+
+    async def update(self, user_id: int, *, role: Any = None, password: Any = None) -> dict:
+        """Change the given fields (None = leave as is); the updated row.
+
+        Raises NotFound, BadRequest, or Conflict when it would demote the last admin.
+        """
+        if role is not None:
+            check_role(role)
+        if password is not None:
+            check_new_password(password)
+        await self.get(user_id)
+        hashed = await self._hash(password) if password is not None else None
+        status, row = await self.index.update_user(user_id, role, hashed, self.clock.seconds())
+        if status == "missing":
+            raise NotFound("user not found", {"id": user_id})
+        if status == "last_admin":
+            raise Conflict("the last admin cannot be demoted", {"id": user_id})
+        return row
+
+    async def delete(self, user_id: int) -> None:
+        """Raises NotFound, or Conflict for the last admin."""
+        if await self.find(user_id) is None:
+            raise NotFound("user not found", {"id": user_id})
+        status = await self.index.delete_user(user_id)
+        if status == "missing":
+            raise NotFound("user not found", {"id": user_id})
+        if status == "last_admin":
+            raise Conflict("the last admin cannot be deleted", {"id": user_id})
+
+    async def authenticate(self, username: Any, password: Any) -> dict | None:
+        """The user's row when the password matches, else None.
+
+        An unknown user still costs one bcrypt check (against a dummy hash),
+        so the answer's timing does not reveal which usernames exist.
+        """
+        row = None
+        if isinstance(username, str) and 0 < len(username) <= MAX_USERNAME_LENGTH and _encodable(username):
+            row = await self.index.get_user_by_name(username)
+        if not isinstance(password, str):
+            password = ""
+        ok = await self._check(password, row["password_hash"] if row else None)
+        return row if ok and row is not None else None
