@@ -1,0 +1,202 @@
+"""Maven benchmark: harbor-cache against nginx ``proxy_cache``, same upstream, same run.
+
+Both caches sit in front of one nginx serving the harness Maven repository
+(tests/integration/support.py: MavenUpstream).  Each is warmed by one cold
+``mvn -B -C clean install`` of the harness's small project (plus a version
+range and a SNAPSHOT dependency); then, alternating between the two:
+
+- warm build: ``mvn -B -C clean install`` with a fresh local repository
+  (so every file comes from the cache), ``--runs`` times, median wall time;
+- small files: ``wrk`` on a cached POM (``--wrk-seconds``, 16 connections,
+  2 threads), requests/s.
+
+Targets (issue 6): warm build <= 1.2x nginx, small-file req/s >= 0.1x nginx.
+
+    python bench/maven_bench.py                # 3 builds each, 10 s of wrk each
+    python bench/maven_bench.py --record       # also write "## Maven" in bench/RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tests.integration import support  # noqa: E402
+from tests.integration.test_maven_it import write_project  # noqa: E402
+
+SMALL_FILE = "org/apache/commons/commons-lang3/3.12.0/commons-lang3-3.12.0.pom"
+RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
+
+
+class NginxProxyCache:
+    """nginx with proxy_cache in front of ``upstream_url`` (the peer we compare against)."""
+
+    def __init__(self, upstream_url: str):
+        support.require("nginx")
+        self.dir = tempfile.mkdtemp(prefix="harbor-bench-nginx-cache-")
+        os.chmod(self.dir, 0o755)
+        self.port = support.free_port()
+        self.url = "http://%s:%d" % (support.LOOPBACK, self.port)
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi", "cache"):
+            os.makedirs(os.path.join(self.dir, "tmp", sub))
+        d = self.dir
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join([
+                "user root;" if os.geteuid() == 0 else "",
+                "worker_processes 1;",
+                "daemon off;",
+                "pid %s/nginx.pid;" % d,
+                "error_log %s/error.log warn;" % d,
+                "events { worker_connections 1024; }",
+                "http {",
+                "  access_log off;",
+                "  client_body_temp_path %s/tmp/body;" % d,
+                "  proxy_temp_path %s/tmp/proxy;" % d,
+                "  fastcgi_temp_path %s/tmp/fastcgi;" % d,
+                "  uwsgi_temp_path %s/tmp/uwsgi;" % d,
+                "  scgi_temp_path %s/tmp/scgi;" % d,
+                "  proxy_cache_path %s/tmp/cache levels=1:2 keys_zone=maven:10m max_size=2g inactive=1d;" % d,
+                "  sendfile on;",
+                "  keepalive_requests 100000;",
+                "  server {",
+                "    listen %s:%d;" % (support.LOOPBACK, self.port),
+                "    location / {",
+                "      proxy_pass %s;" % upstream_url,
+                "      proxy_http_version 1.1;",
+                "      proxy_set_header Connection \"\";",
+                "      proxy_cache maven;",
+                "      proxy_cache_valid 200 1d;",
+                "      proxy_cache_valid 404 1m;",
+                "      proxy_cache_lock on;",
+                "      proxy_cache_use_stale error timeout updating;",
+                "    }",
+                "  }",
+                "}",
+                ""]))
+        self._daemon = support._Daemon("nginx proxy_cache :%d" % self.port, os.path.join(d, "nginx.out"))
+        self._daemon.start(["nginx", "-p", d, "-c", conf])
+        self._daemon.wait_ready(self.url + "/" + SMALL_FILE, 20)
+
+    def close(self):
+        self._daemon.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def build(settings: str, project: str, local_repo: str) -> float:
+    shutil.rmtree(local_repo, ignore_errors=True)
+    started = time.monotonic()
+    cp = support.mvn(settings, local_repo, "-q", "-C", "clean", "install", cwd=project)
+    elapsed = time.monotonic() - started
+    support.check_ok(cp)
+    return elapsed
+
+
+def wrk(url: str, seconds: int) -> float:
+    support.require("wrk")
+    cp = support.check_ok(support.run(["wrk", "-t2", "-c16", "-d%ds" % seconds, "--latency", url],
+                                      timeout=seconds + 60))
+    m = re.search(r"Requests/sec:\s+([0-9.]+)", cp.stdout)
+    if not m:
+        raise RuntimeError("no Requests/sec in wrk output:\n" + cp.stdout)
+    if "Non-2xx" in cp.stdout:
+        raise RuntimeError("wrk saw errors:\n" + cp.stdout)
+    return float(m.group(1))
+
+
+def record(text: str) -> None:
+    """Replace (or append) the "## Maven" section of bench/RESULTS.md."""
+    existing = ""
+    if os.path.exists(RESULTS):
+        with open(RESULTS) as f:
+            existing = f.read()
+    section = "## Maven\n\n" + text.strip() + "\n"
+    pattern = re.compile(r"^## Maven\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(existing):
+        updated = pattern.sub(section + "\n", existing).rstrip() + "\n"
+    else:
+        head = existing.rstrip() + "\n\n" if existing.strip() else "# Benchmark results\n\n"
+        updated = head + section
+    with open(RESULTS, "w") as f:
+        f.write(updated)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--wrk-seconds", type=int, default=10)
+    parser.add_argument("--record", action="store_true", help="write the figures to bench/RESULTS.md")
+    args = parser.parse_args()
+
+    work = tempfile.mkdtemp(prefix="harbor-bench-maven-")
+    upstream = support.MavenUpstream()
+    harbor = support.HarborServer(support.maven_config([{"id": "central", "url": upstream.url}]))
+    nginx = NginxProxyCache(upstream.url)
+    try:
+        project = write_project(os.path.join(work, "project"))
+        peers = {
+            "harbor-cache": (harbor.url + "/artifacts/central/", harbor.url + "/artifacts/central/" + SMALL_FILE),
+            "nginx proxy_cache": (nginx.url + "/", nginx.url + "/" + SMALL_FILE),
+        }
+        settings = {name: support.write_maven_settings(os.path.join(work, name.replace(" ", "-") + ".xml"), mirror)
+                    for name, (mirror, _) in peers.items()}
+        cold = {name: build(settings[name], project, os.path.join(work, "m2")) for name in peers}
+        print("cold builds:", {k: round(v, 2) for k, v in cold.items()}, flush=True)
+        times: dict[str, list[float]] = {name: [] for name in peers}
+        for i in range(args.runs):
+            for name in peers:
+                t = build(settings[name], project, os.path.join(work, "m2"))
+                times[name].append(t)
+                print(f"warm build {i + 1} {name}: {t:.2f}s", flush=True)
+        rps = {}
+        for name, (_, small) in peers.items():
+            wrk(small, 2)  # warm-up
+            rps[name] = wrk(small, args.wrk_seconds)
+            print(f"small file {name}: {rps[name]:.0f} req/s", flush=True)
+    finally:
+        nginx.close()
+        harbor.close()
+        upstream.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+    med = {name: statistics.median(v) for name, v in times.items()}
+    build_ratio = med["harbor-cache"] / med["nginx proxy_cache"]
+    rps_ratio = rps["harbor-cache"] / rps["nginx proxy_cache"]
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')} by `python bench/maven_bench.py --runs {args.runs} "
+        f"--wrk-seconds {args.wrk_seconds}` ({os.cpu_count()} CPUs, loopback; both caches in front of the same "
+        "nginx upstream serving the harness repository, in the same run).",
+        "",
+        "| | harbor-cache | nginx proxy_cache | ratio | target |",
+        "|---|---|---|---|---|",
+        f"| cold `mvn -C clean install` (s) | {cold['harbor-cache']:.2f} | {cold['nginx proxy_cache']:.2f} | "
+        f"{cold['harbor-cache'] / cold['nginx proxy_cache']:.2f}x | - |",
+        f"| warm `mvn -C clean install`, fresh local repo, median of {args.runs} (s) | {med['harbor-cache']:.2f} | "
+        f"{med['nginx proxy_cache']:.2f} | {build_ratio:.2f}x | <= 1.2x |",
+        f"| small file (POM) with wrk -t2 -c16 (req/s) | {rps['harbor-cache']:.0f} | "
+        f"{rps['nginx proxy_cache']:.0f} | {rps_ratio:.2f}x | >= 0.1x |",
+        "",
+        "Warm build times per run: " + "; ".join(
+            f"{name}: " + ", ".join(f"{t:.2f}" for t in v) for name, v in times.items()) + ".",
+    ]
+    text = "\n".join(lines)
+    print()
+    print(text)
+    if args.record:
+        record(text)
+    ok = build_ratio <= 1.2 and rps_ratio >= 0.1
+    print("\ntargets met" if ok else "\nTARGETS NOT MET")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,593 @@
+"""The Maven cache core: decides hit, miss, join, revalidate or serve stale for repository files.
+
+A Maven file is named by (repository id, path).  A cached file is served from
+its blob; a missing one is fetched once through `Downloads` (keyed
+``("maven", repository, path)``), streamed to every client that asks while it
+is written, checked against the upstream's ``<path>.sha1`` when there is one,
+and only then committed (index row + blob).  The ``.sha1`` fetched for that
+check is stored too, so the build tool's next request for it is a hit.
+
+Release files never change once cached.  ``maven-metadata.xml``, anything
+under a ``-SNAPSHOT`` directory and their checksums follow
+``maven.metadata_ttl_seconds``: after it a conditional GET
+(``If-Modified-Since``) either confirms the copy (304: the TTL restarts) or
+brings the new body through the same download path.  When the upstream cannot
+answer, the cached copy is served stale.  An upstream 404 is remembered for
+``cache.negative_ttl_seconds``.  A file that is neither cached nor reachable
+upstream is a 404 (as Nexus answers), so a build tool treats it as absent.
+
+Warm hits touch neither SQL nor the upstream: rows are kept in memory once
+looked up, and last-access times are batched by `AccessRecorder`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Hashable
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.web import http
+from twisted.web.http import datetimeToString
+
+from ..errors import HarborError, NotFound, UpstreamBadResponse
+from ..maven.paths import content_type_for, is_checksum, is_mutable, parent_path
+from ..storage import BlobCorrupt, GrowingSource
+from ..upstream.body import discard_body
+from ..upstream.maven import parse_sha1
+from ..upstream.registry import UpstreamError
+from .access import NegativeCache
+from .observable import Observable
+
+log = Logger()
+
+# Small files (POMs, checksums, metadata) are kept in memory once read, so a warm
+# hit is one dict lookup and one write: no file open, no producer.
+SMALL_FILE_BYTES = 64 << 10
+SMALL_MEMORY_BYTES = 32 << 20
+
+
+class UnknownRepository(NotFound):
+    """No Maven repository with this id is configured."""
+
+
+class PathNotFound(HarborError):
+    """Browse/info of a path the cache does not hold (the seed answers 400 for it)."""
+
+    status = 400
+    code = "NOT_FOUND"
+
+
+class UpstreamNotFound(Exception):
+    """The upstream answered 404 for the file."""
+
+
+class NotModified(Exception):
+    """The upstream confirmed our copy (304)."""
+
+
+@dataclass
+class CachedRow:
+    """What the hit path needs of an index row, kept in memory."""
+
+    id: int
+    digest: str
+    size: int
+    sha1: str | None
+    upstream_modified: float | None
+    created_at: float
+    fetched_at: float
+    mutable: bool = False
+    hit: "MavenFile | None" = None  # the answer for an in-memory hit, built once
+
+    @classmethod
+    def from_entry(cls, entry: dict) -> "CachedRow":
+        return cls(entry["id"], entry["digest"], entry["size"], entry.get("sha1"), entry.get("upstream_modified"),
+                   entry["created_at"], entry["fetched_at"], is_mutable(entry["key"]))
+
+    @property
+    def last_modified(self) -> float:
+        return self.upstream_modified if self.upstream_modified is not None else self.created_at
+
+
+@dataclass
+class MavenFile:
+    """A file to serve: a (possibly growing) source and the headers that describe it."""
+
+    repository: str
+    path: str
+    size: int | None
+    source: GrowingSource
+    content_type: str
+    last_modified: float
+    etag: str | None
+    cache_status: str  # hit | miss | coalesced | revalidated | stale
+    stale: bool = False
+    body: bytes | None = None  # the whole content, when it is small and in memory
+
+    @property
+    def http_last_modified(self) -> bytes:
+        """Last-Modified as an HTTP date (computed once: in-memory hits reuse their MavenFile)."""
+        value = self.__dict__.get("_http_lm")
+        if value is None:
+            value = self.__dict__["_http_lm"] = datetimeToString(self.last_modified)
+        return value
+
+
+def parse_http_date(value: str | None) -> float | None:
+    """Epoch seconds of an HTTP date, or None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return float(http.stringToDatetime(value.encode("latin-1")))
+    except (ValueError, IndexError, KeyError, UnicodeEncodeError):
+        return None
+
+
+def iso8601(seconds: float | None) -> str | None:
+    """``2025-08-07T10:30:00Z`` (UTC, whole seconds), as the seed writes timestamps."""
+    if seconds is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+class SmallFiles:
+    """Bounded LRU of small committed files by digest (they never change under a digest)."""
+
+    def __init__(self, limit: int = SMALL_MEMORY_BYTES):
+        self.limit = limit
+        self.size = 0
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+
+    def get(self, digest: str) -> bytes | None:
+        body = self._items.get(digest)
+        if body is not None:
+            self._items.move_to_end(digest)
+        return body
+
+    def put(self, digest: str, body: bytes) -> None:
+        if digest in self._items:
+            return
+        self._items[digest] = body
+        self.size += len(body)
+        while self.size > self.limit and self._items:
+            _, old = self._items.popitem(last=False)
+            self.size -= len(old)
+
+    def discard(self, digest: str) -> None:
+        body = self._items.pop(digest, None)
+        if body is not None:
+            self.size -= len(body)
+
+
+class MavenCache:
+    def __init__(self, *, repositories, upstreams, index, storage, downloads, settings, access, metrics, clock):
+        """``repositories``: the configured `MavenRepositoryConfig`s in order;
+        ``upstreams``: repository id -> `upstream.maven.MavenUpstream`."""
+        self.repositories = {r.id: r for r in repositories}
+        self.upstreams = upstreams
+        self.index = index
+        self.storage = storage
+        self.downloads = downloads
+        self.settings = settings
+        self.access = access
+        self.metrics = metrics
+        self.clock = clock
+        self.negative = NegativeCache(clock, lambda: settings.get("cache.negative_ttl_seconds"))
+        self._rows: dict[tuple[str, str], CachedRow] = {}
+        self._flights: dict[Hashable, Observable] = {}
+        self.small = SmallFiles()
+        self._hit_counters: dict[str, Any] = {}
+
+    # -- bookkeeping --------------------------------------------------------
+
+    def repository(self, repo_id: str):
+        """The repository's config; raises `UnknownRepository`."""
+        repo = self.repositories.get(repo_id)
+        if repo is None:
+            raise UnknownRepository("repository not found", {"repositoryId": repo_id})
+        return repo
+
+    def _hit(self, repo_id: str, row: CachedRow) -> None:
+        self.access.touch(row.id)
+        self.access.count("hits")
+        self.metrics.hits.inc()
+        counter = self._hit_counters.get(repo_id)
+        if counter is None:
+            counter = self._hit_counters[repo_id] = self.metrics.source_hits.labels("maven", repo_id)
+        counter.inc()
+
+    def _miss(self, repo_id: str) -> None:
+        self.access.count("misses")
+        self.metrics.misses.inc()
+        self.metrics.source_misses.labels("maven", repo_id).inc()
+
+    def _upstream_error(self, repo_id: str, reason: str) -> None:
+        self.metrics.upstream_errors.labels("maven", repo_id, reason).inc()
+
+    def invalidate(self, type_: str, repository: str, key: str) -> None:
+        """Forget memory state for an entry the index no longer has (eviction, delete)."""
+        if type_ == "maven":
+            row = self._rows.pop((repository, key), None)
+            if row is not None:
+                self.small.discard(row.digest)
+
+    async def _single(self, key: Hashable, work: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``work`` once for concurrent callers with the same key (errors are not kept)."""
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = self._flights[key] = Observable()
+
+            async def _run():
+                try:
+                    flight.fire(await work())
+                except BaseException as e:
+                    flight.fail(e)
+                finally:
+                    self._flights.pop(key, None)
+
+            Deferred.fromCoroutine(_run())
+        return await flight.observe()
+
+    async def _row(self, repo_id: str, path: str, *, check_negative: bool = False) -> CachedRow | None:
+        row = self._rows.get((repo_id, path))
+        if row is None:
+            if check_negative and self.negative.known_missing(("maven", repo_id, path)):
+                return None
+            entry = await self.index.get_entry("maven", repo_id, path)
+            if entry is None:
+                return None
+            row = self._rows[(repo_id, path)] = CachedRow.from_entry(entry)
+        if self.storage.stat_blob(row.digest) is None:
+            log.warn("index lists {repository}/{path} but its file is gone; treating as a miss",
+                     repository=repo_id, path=path)
+            self._rows.pop((repo_id, path), None)
+            return None
+        return row
+
+    def _expired(self, path: str, row: CachedRow) -> bool:
+        if not row.mutable:
+            return False
+        return self.clock.seconds() - row.fetched_at >= self.settings.get("maven.metadata_ttl_seconds")
+
+    def _in_memory(self, repo_id: str, path: str, row: CachedRow, body: bytes) -> MavenFile:
+        if row.hit is None or row.hit.body is not body:
+            row.hit = MavenFile(
+                repository=repo_id, path=path, size=row.size, source=self.storage.open_stored(row.digest, row.size),
+                content_type=content_type_for(path), last_modified=row.last_modified,
+                etag='"%s"' % row.digest.partition(":")[2], cache_status="hit", body=body,
+            )
+        return row.hit
+
+    def _stored(self, repo_id: str, path: str, row: CachedRow, status: str, stale: bool = False) -> MavenFile:
+        return MavenFile(
+            repository=repo_id, path=path, size=row.size, source=self.storage.open_stored(row.digest, row.size),
+            content_type=content_type_for(path), last_modified=row.last_modified,
+            etag='"%s"' % row.digest.partition(":")[2], cache_status=status, stale=stale,
+        )
+
+    # -- files --------------------------------------------------------------
+
+    async def get_file(self, repo_id: str, path: str) -> MavenFile:
+        """A file to serve: stored, joined in flight, revalidated, stale, or a new download.
+
+        ``path`` must already be validated (`maven.paths.normalize_artifact_path`).
+        Raises `UnknownRepository` or `NotFound` (404: not upstream, or not
+        cached and upstream unreachable), `UpstreamBadResponse` (502).
+        """
+        self.repository(repo_id)
+        key = ("maven", repo_id, path)
+        row = self._rows.get((repo_id, path))
+        if row is not None and not self._expired(path, row):
+            body = self.small.get(row.digest)
+            if body is not None:
+                self._hit(repo_id, row)
+                return self._in_memory(repo_id, path, row, body)
+        row = await self._row(repo_id, path, check_negative=True)
+        if row is not None and not self._expired(path, row):
+            self._hit(repo_id, row)
+            if row.size <= SMALL_FILE_BYTES:
+                try:
+                    body = await self.storage.read_bytes(row.digest)
+                except OSError:
+                    body = None
+                if body is not None and len(body) == row.size:
+                    self.small.put(row.digest, body)
+                    return self._in_memory(repo_id, path, row, body)
+            return self._stored(repo_id, path, row, "hit")
+        dl = self.downloads.get(key)
+        if dl is not None:
+            return await self._join(dl, repo_id, path, "coalesced", row)
+        if row is not None:
+            outcome, dl = await self._single(("revalidate",) + key, lambda: self._revalidate(repo_id, path, row))
+            if outcome == "fresh":
+                fresh = self._rows.get((repo_id, path), row)
+                self._hit(repo_id, fresh)
+                return self._stored(repo_id, path, fresh, "revalidated")
+            if outcome == "stale":
+                return self._stale(repo_id, path, row)
+            return await self._join(dl, repo_id, path, "refreshed" if outcome == "changed" else "coalesced", row)
+        if self.negative.known_missing(key):
+            raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path})
+        dl = self._start(repo_id, path)
+        return await self._join(dl, repo_id, path, "miss", None)
+
+    def _stale(self, repo_id: str, path: str, row: CachedRow) -> MavenFile:
+        self.metrics.stale_served.labels("maven", repo_id).inc()
+        self.access.touch(row.id)
+        return self._stored(repo_id, path, row, "stale", stale=True)
+
+    async def _join(self, dl, repo_id: str, path: str, status: str, row: CachedRow | None) -> MavenFile:
+        key = ("maven", repo_id, path)
+        try:
+            await dl.headers_ready.observe()
+        except UpstreamNotFound:
+            self.negative.remember(key)
+            raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path}) from None
+        except UpstreamError as e:
+            if row is not None and self.storage.stat_blob(row.digest) is not None:
+                return self._stale(repo_id, path, row)
+            if e.code is not None and 400 <= e.code < 500:
+                raise UpstreamBadResponse("upstream refused the request", {"repositoryId": repo_id, "path": path,
+                                                                           "reason": str(e)}) from None
+            raise NotFound("artifact not cached and upstream unavailable",
+                           {"repositoryId": repo_id, "path": path, "reason": str(e)}) from None
+        except Exception as e:
+            raise UpstreamBadResponse("upstream failed", {"repositoryId": repo_id, "path": path,
+                                                          "reason": f"{type(e).__name__}: {e}"}) from None
+        if status == "miss":
+            self._miss(repo_id)
+        last_modified = parse_http_date(dl.header("Last-Modified"))
+        return MavenFile(
+            repository=repo_id, path=path, size=dl.length, source=dl.temp, content_type=content_type_for(path),
+            last_modified=last_modified if last_modified is not None else self.clock.seconds(),
+            etag=None, cache_status=status,
+        )
+
+    async def _open(self, repo_id: str, path: str, headers: dict[bytes, bytes] | None = None):
+        """GET from upstream: the 200 response, or `NotModified` / `UpstreamNotFound` / `UpstreamError`."""
+        up = self.upstreams[repo_id]
+        try:
+            response = await up.request("GET", path, headers)
+        except UpstreamError as e:
+            self._upstream_error(repo_id, e.reason)
+            raise
+        if response.code == 200:
+            return response
+        await discard_body(response)
+        if response.code == 304:
+            raise NotModified(path)
+        if response.code in (404, 410):
+            raise UpstreamNotFound(path)
+        self._upstream_error(repo_id, f"http_{response.code}")
+        raise UpstreamError(f"{repo_id}: {path} answered {response.code}", f"http_{response.code}", response.code)
+
+    def _start(self, repo_id: str, path: str, response=None):
+        """Begin the one download of ``path`` (with an already-open response, when revalidating)."""
+        published: dict[str, Deferred] = {}
+
+        async def open_response(dl):
+            resp = response if response is not None else await self._open(repo_id, path)
+            if not is_checksum(path):
+                # Ask for the .sha1 while the body streams; it is awaited before commit.
+                published["sha1"] = Deferred.fromCoroutine(self._published_sha1(repo_id, path))
+            return resp
+
+        async def expected_digest(dl):
+            d = published.get("sha1")
+            if d is None:
+                return None
+            found = await d
+            return None if found is None else "sha1:" + found[0]
+
+        async def commit(dl):
+            found = await published["sha1"] if "sha1" in published else None
+            return await self._commit(repo_id, path, dl, found)
+
+        dl = self.downloads.start(
+            ("maven", repo_id, path), front="maven", source=repo_id, open_response=open_response,
+            commit=commit, expected_digest=expected_digest, extra_hashes=("sha1",),
+        )
+
+        def _failed(failure):
+            if failure.check(BlobCorrupt):
+                log.warn("{repository}/{path} does not match upstream's .sha1; nothing stored",
+                         repository=repo_id, path=path)
+                self._upstream_error(repo_id, "checksum_mismatch")
+            elif not failure.check(UpstreamNotFound, UpstreamError):
+                self._upstream_error(repo_id, "body")
+
+        dl.committed.observe().addErrback(_failed)
+        return dl
+
+    async def _published_sha1(self, repo_id: str, path: str) -> tuple[str, bytes, float | None] | None:
+        """(hex, file body, Last-Modified) of upstream's ``<path>.sha1``; None when it has none or cannot be asked."""
+        try:
+            found = await self.upstreams[repo_id].fetch_small(path + ".sha1")
+        except UpstreamError as e:
+            self._upstream_error(repo_id, "checksum_" + e.reason)
+            log.warn("no checksum for {repository}/{path}: {error}", repository=repo_id, path=path, error=e)
+            return None
+        except Exception as e:
+            log.warn("no checksum for {repository}/{path}: {error}", repository=repo_id, path=path, error=e)
+            return None
+        if found is None:
+            return None
+        hexsha = parse_sha1(found[0])
+        if hexsha is None:
+            log.warn("{repository}/{path}.sha1 holds no SHA-1; not checking", repository=repo_id, path=path)
+            return None
+        return hexsha, found[0], parse_http_date(found[1])
+
+    async def _commit(self, repo_id: str, path: str, dl, published: tuple[str, bytes, float | None] | None) -> dict:
+        temp = dl.temp
+        if published is not None:
+            # Before the file's own row: a client that has the file asks for its .sha1 next.
+            try:
+                await self._store_sidecar(repo_id, path + ".sha1", published[1], published[2])
+            except Exception:
+                log.failure("storing {repository}/{path}.sha1 failed", repository=repo_id, path=path)
+        old = await self.index.get_entry("maven", repo_id, path)
+        entry = await self._put(repo_id, path, temp.digest, temp.total, temp.hashes.get("sha1"),
+                                parse_http_date(dl.header("Last-Modified")))
+        if old is not None and old["digest"] != temp.digest:
+            await self._drop_if_orphan(old["digest"])
+        return entry
+
+    async def _put(self, repo_id, path, digest, size, sha1, upstream_modified) -> dict:
+        entry = await self.index.put_entry(
+            kind="proxy", type_="maven", repository=repo_id, key=path, digest=digest, size=size,
+            now=self.clock.seconds(), media_type=content_type_for(path), sha1=sha1, upstream=repo_id,
+            upstream_modified=upstream_modified,
+        )
+        self._rows[(repo_id, path)] = CachedRow.from_entry(entry)
+        self.negative.forget(("maven", repo_id, path))
+        return entry
+
+    async def _store_sidecar(self, repo_id: str, path: str, body: bytes, modified: float | None) -> None:
+        """Keep the checksum file fetched for verification, unless an equal one is cached."""
+        existing = await self.index.get_entry("maven", repo_id, path)
+        digest = await self.storage.store_bytes(body)
+        if existing is not None and existing["digest"] == digest:
+            return
+        await self._put(repo_id, path, digest, len(body), hashlib.sha1(body).hexdigest(), modified)
+        if existing is not None:
+            await self._drop_if_orphan(existing["digest"])
+
+    async def _drop_if_orphan(self, digest: str) -> None:
+        if not await self.index.digest_in_use(digest):
+            self.small.discard(digest)
+            await self.storage.delete_blob(digest)
+
+    async def _revalidate(self, repo_id: str, path: str, row: CachedRow) -> tuple[str, Any]:
+        """Ask upstream whether our copy still holds.
+
+        Returns ("fresh", None) after a 304 (the TTL restarts), ("changed",
+        download) when a new body is on its way, ("joined", download) when a
+        download was already running, ("stale", None) when upstream could not
+        answer.  Raises `NotFound` when upstream no longer has the file.
+        """
+        headers = {}
+        if row.upstream_modified is not None:
+            headers[b"If-Modified-Since"] = http.datetimeToString(row.upstream_modified)
+        try:
+            response = await self._open(repo_id, path, headers)
+        except NotModified:
+            now = self.clock.seconds()
+            await self.index.mark_fetched(row.id, now)
+            current = self._rows.get((repo_id, path))
+            if current is not None:
+                current.fetched_at = now
+            return "fresh", None
+        except UpstreamNotFound:
+            log.info("{repository}/{path} is gone upstream; forgetting it", repository=repo_id, path=path)
+            await self.delete(repo_id, path)
+            self.negative.remember(("maven", repo_id, path))
+            raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path}) from None
+        except UpstreamError:
+            return "stale", None
+        key = ("maven", repo_id, path)
+        running = self.downloads.get(key)
+        if running is not None:
+            await discard_body(response)
+            return "joined", running
+        self._miss(repo_id)
+        return "changed", self._start(repo_id, path, response)
+
+    # -- the cache's view: browse, info, stats, delete ------------------------
+
+    async def browse(self, repo_id: str, path: str) -> dict:
+        """The seed's browse document for directory ``path`` ("" = root) of what is cached.
+
+        Raises `UnknownRepository`; `PathNotFound` when ``path`` is a file or
+        holds nothing cached.
+        """
+        self.repository(repo_id)
+        rows = await self.index.maven_entries_under(repo_id, path)
+        if path and not rows:
+            if await self.index.get_entry("maven", repo_id, path) is not None:
+                raise PathNotFound("path is a file, not a directory", {"repositoryId": repo_id, "path": path})
+            raise PathNotFound("path not found", {"repositoryId": repo_id, "path": path})
+        start = len(path) + 1 if path else 0
+        directories: dict[str, float] = {}
+        files: list[dict] = []
+        for r in rows:
+            rest = r["key"][start:]
+            name, sep, _ = rest.partition("/")
+            modified = r["upstream_modified"] if r["upstream_modified"] is not None else r["created_at"]
+            if sep:
+                directories[name] = max(directories.get(name, modified), modified)
+            else:
+                files.append({"name": name, "type": "file", "path": r["key"], "size": r["size"],
+                              "lastModified": iso8601(modified)})
+        entries = [
+            {"name": name, "type": "directory", "path": f"{path}/{name}" if path else name,
+             "lastModified": iso8601(modified)}
+            for name, modified in sorted(directories.items())
+        ]
+        entries += sorted(files, key=lambda e: e["name"])
+        return {"repositoryId": repo_id, "currentPath": path, "parentPath": parent_path(path), "entries": entries}
+
+    async def info(self, repo_id: str, path: str) -> dict:
+        """The seed's info document for a cached file; raises `UnknownRepository`, `PathNotFound`."""
+        self.repository(repo_id)
+        entry = await self.index.get_entry("maven", repo_id, path)
+        if entry is None:
+            raise PathNotFound("file not found", {"repositoryId": repo_id, "path": path})
+        row = CachedRow.from_entry(entry)
+        doc = {
+            "repositoryId": repo_id,
+            "path": path,
+            "name": path.rsplit("/", 1)[-1],
+            "type": "file",
+            "size": row.size,
+            "lastModified": iso8601(row.last_modified),
+            "contentType": content_type_for(path),
+        }
+        if row.sha1:
+            doc["sha1"] = row.sha1
+        if row.digest.startswith("sha256:"):
+            doc["sha256"] = row.digest.partition(":")[2]
+        return doc
+
+    async def repository_list(self) -> list[dict]:
+        """Every configured repository with the seed's statistics of what is cached."""
+        stats = await self.index.maven_repository_stats()
+        out = []
+        for repo in self.repositories.values():
+            s = stats.get(repo.id) or {}
+            out.append({
+                "id": repo.id,
+                "url": repo.url,
+                "artifactCount": int(s.get("artifact_count") or 0),
+                "totalSize": int(s.get("total_size") or 0),
+                "lastUpdated": iso8601(s.get("last_updated")),
+                "isPrivate": bool(repo.private),
+            })
+        return out
+
+    async def delete(self, repo_id: str, path: str) -> int:
+        """Remove a file, or every file under a directory, from the cache (never upstream).
+
+        Returns how many files went; raises `UnknownRepository`, or `NotFound`
+        when nothing is cached there.  A blob file is deleted only when no
+        other entry still uses it.
+        """
+        self.repository(repo_id)
+        entry = await self.index.get_entry("maven", repo_id, path)
+        rows = [entry] if entry is not None else await self.index.maven_entries_under(repo_id, path)
+        if not rows:
+            raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path})
+        ids = [r["id"] for r in rows]
+        orphans = await self.index.delete_entries(ids)
+        for r in rows:
+            self._rows.pop((repo_id, r["key"]), None)
+        self.access.forget(ids)
+        for digest in orphans:
+            self.small.discard(digest)
+            await self.storage.delete_blob(digest)
+        log.info("deleted {count} files under {repository}/{path}", count=len(rows), repository=repo_id, path=path)
+        return len(rows)

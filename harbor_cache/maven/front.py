@@ -1,0 +1,319 @@
+"""The Maven front (the Kagami API): ``/artifacts``, ``/repositories``, ``/token``, ``/.well-known/jwks.json``.
+
+It parses requests, checks tokens and shapes responses; the cache core
+(`core.maven.MavenCache`) decides what to serve.  Artifact paths are taken
+from the raw request path (Twisted has already percent-decoded the segments
+it hands to resources, which would hide ``%2e%2e`` and ``%2f``) and go through
+`maven.paths.normalize_artifact_path` before anything else happens, so a bad
+path is a 400 before any file or upstream is touched.
+
+Private repositories, and every DELETE, need an RS256 artifact token from
+``POST /token``: ``Authorization: Bearer <jwt>`` or Basic with the JWT as the
+password (what Maven's settings.xml can send).  A missing token gets a 401
+with ``WWW-Authenticate: Bearer`` (plus a Basic challenge, because Maven's
+HTTP client only sends its configured credentials when challenged with a
+scheme it knows); a bad one ``error="invalid_token"``; one that does not
+cover the repository or scope a 403 ``error="insufficient_scope"``.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+from klein import Klein
+from twisted.logger import Logger
+from werkzeug.routing import PathConverter
+
+from ..auth import (
+    ArtifactTokenRequestError,
+    InvalidToken,
+    check_password,
+    parse_basic_authorization,
+    parse_bearer_authorization,
+    plan_artifact_token,
+)
+from ..core.maven import MavenFile, UnknownRepository, parse_http_date
+from ..errors import BadRequest, HarborError, NotFound
+from ..serving import serve_source
+from ..web import install_error_handlers, json_response, write_error
+from .paths import InvalidPath, normalize_artifact_path, normalize_browse_path
+
+log = Logger()
+
+READ = "artifacts:read"
+DELETE = "artifacts:delete"
+BASIC_CHALLENGE = 'Basic realm="harbor-cache"'
+ARTIFACTS_PREFIX = b"/artifacts/"
+# An encoded "/" or "\\" would turn into a separator after decoding; NUL never belongs in a path.
+_ENCODED_SEPARATOR_RE = re.compile(r"%(2f|5c|00)", re.IGNORECASE)
+
+
+class AuthChallenge(HarborError):
+    """401 or 403 with one or more ``WWW-Authenticate`` values."""
+
+    def __init__(self, status: int, message: str, challenges: list[str]):
+        super().__init__(message, status=status, code="UNAUTHORIZED" if status == 401 else "DENIED")
+        self.challenges = challenges
+
+
+def _bearer_error(error: str, description: str) -> str:
+    description = description.replace("\\", "\\\\").replace('"', '\\"')
+    return f'Bearer error="{error}", error_description="{description}"'
+
+
+def _bad_path(e: Exception, raw: str | None = None) -> BadRequest:
+    return BadRequest("invalid path", {"reason": str(e), **({"path": raw} if raw is not None else {})})
+
+
+def _etag_matches(header: bytes, etag: str | None) -> bool:
+    if etag is None:
+        return False
+    wanted = etag.encode()
+    for candidate in header.split(b","):
+        candidate = candidate.strip()
+        if candidate == b"*" or candidate == wanted or candidate == b"W/" + wanted:
+            return True
+    return False
+
+
+def not_modified(request, f: MavenFile) -> bool:
+    """True when the client's conditional headers say its copy is current (If-None-Match wins)."""
+    inm = request.getHeader(b"If-None-Match")
+    if inm is not None:
+        return _etag_matches(inm, f.etag)
+    ims = request.getHeader(b"If-Modified-Since")
+    if ims is not None:
+        since = parse_http_date(ims.decode("latin-1"))
+        return since is not None and int(f.last_modified) <= since
+    return False
+
+
+class _AnyPath(PathConverter):
+    """Like ``path`` but also matching control characters, so they reach the path check (400)."""
+
+    regex = "(?s:.+)"
+    part_isolating = False
+
+
+class MavenFront:
+    app = Klein()
+    # '//' is an empty path segment, which must be refused (400), not redirected.
+    app.url_map.merge_slashes = False
+    app.url_map.converters["anypath"] = _AnyPath
+
+    @app.handle_errors(AuthChallenge)
+    def _challenge(self, request, failure):
+        e = failure.value
+        body = write_error(request, e.status, e.code, e.message, e.detail)
+        request.responseHeaders.setRawHeaders(b"WWW-Authenticate", [c.encode() for c in e.challenges])
+        return body
+
+    install_error_handlers(app)
+
+    def __init__(self, cache, tokens, index, metrics):
+        self.cache = cache
+        self.tokens = tokens
+        self.index = index
+        self.metrics = metrics
+        self._served = metrics.served_bytes.labels("maven")
+
+    # -- auth ---------------------------------------------------------------
+
+    def _token(self, request) -> str | None:
+        """The JWT the request carries (Bearer, or Basic's password); None when there is none."""
+        header = request.getHeader(b"Authorization")
+        if header is None:
+            return None
+        token = parse_bearer_authorization(header)
+        if token is None:
+            basic = parse_basic_authorization(header)
+            if basic is not None:
+                token = basic[1]
+        if not token:
+            raise AuthChallenge(401, "malformed Authorization header",
+                                [_bearer_error("invalid_token", "malformed Authorization header")])
+        return token
+
+    def authorize(self, request, repo_id: str, scope: str) -> dict:
+        """The verified claims of a token covering ``repo_id`` and ``scope``; raises `AuthChallenge`."""
+        token = self._token(request)
+        if token is None:
+            raise AuthChallenge(401, "authentication required", ["Bearer", BASIC_CHALLENGE])
+        try:
+            claims = self.tokens.verify(token)
+        except InvalidToken as e:
+            raise AuthChallenge(401, f"invalid token: {e.reason}", [_bearer_error("invalid_token", e.reason)])
+        if not self.tokens.covers(claims, repo_id, scope):
+            reason = f"token does not grant {scope} on {repo_id}"
+            raise AuthChallenge(403, reason, [_bearer_error("insufficient_scope", reason)])
+        return claims
+
+    def _repository(self, repo_id: str, unknown_status: int = 404):
+        try:
+            return self.cache.repository(repo_id)
+        except UnknownRepository:
+            if unknown_status == 400:
+                raise BadRequest("invalid repository id", {"repositoryId": repo_id}) from None
+            raise
+
+    # -- artifacts ----------------------------------------------------------
+
+    def _artifact_target(self, request) -> tuple[str, str]:
+        """(repository id, clean path) from the raw request path; 400 for anything unsafe."""
+        raw = request.path
+        if not raw.startswith(ARTIFACTS_PREFIX):
+            raise NotFound("no such endpoint", raw.decode("latin-1"))
+        try:
+            rest = raw[len(ARTIFACTS_PREFIX):].decode("ascii")
+        except UnicodeDecodeError:
+            raise _bad_path(InvalidPath("path is not ASCII (percent-encode it)")) from None
+        if _ENCODED_SEPARATOR_RE.search(rest):
+            raise _bad_path(InvalidPath("encoded separator or NUL in path"), rest)
+        repo_raw, _, path_raw = rest.partition("/")
+        try:
+            repo_id = unquote(repo_raw, errors="strict")
+        except UnicodeDecodeError:
+            raise BadRequest("invalid repository id") from None
+        if not repo_id or "/" in repo_id or "\\" in repo_id or repo_id in (".", ".."):
+            raise BadRequest("invalid repository id", {"repositoryId": repo_id})
+        try:
+            path = normalize_artifact_path(path_raw)
+        except InvalidPath as e:
+            raise _bad_path(e, path_raw) from None
+        return repo_id, path
+
+    @app.route("/artifacts/", methods=["GET", "HEAD", "DELETE"])
+    @app.route("/artifacts/<anypath:rest>", methods=["GET", "HEAD", "DELETE"])
+    async def artifact(self, request, rest: str = ""):
+        request.front = "maven"
+        repo_id, path = self._artifact_target(request)
+        repo = self._repository(repo_id)
+        if request.method == b"DELETE":
+            self.authorize(request, repo_id, DELETE)
+            await self.cache.delete(repo_id, path)
+            request.setResponseCode(204)
+            return b""
+        if repo.private:
+            self.authorize(request, repo_id, READ)
+        f = await self.cache.get_file(repo_id, path)
+        request.cache_status = f.cache_status
+        request.setHeader(b"Last-Modified", f.http_last_modified)
+        if f.etag is not None:
+            request.setHeader(b"ETag", f.etag.encode())
+        request.setHeader(b"Accept-Ranges", b"bytes")
+        if f.stale:
+            request.setHeader(b"Warning", b'110 - "Response is Stale"')
+        if not_modified(request, f):
+            request.setResponseCode(304)
+            return b""
+        if f.body is not None and request.getHeader(b"Range") is None:
+            # Small and in memory: the whole answer in one write.
+            request.setHeader(b"Content-Type", f.content_type.encode())
+            request.setHeader(b"Content-Length", b"%d" % len(f.body))
+            if request.method == b"HEAD":
+                return b""
+            self._served.inc(len(f.body))
+            return f.body
+        return await serve_source(request, f.source, f.size, f.content_type.encode(),
+                                  self.metrics.served_bytes.labels("maven"))
+
+    # -- repositories ---------------------------------------------------------
+
+    @app.route("/repositories", methods=["GET", "HEAD"])
+    @app.route("/repositories/", methods=["GET", "HEAD"])
+    async def repositories(self, request):
+        request.front = "maven"
+        return self._json(request, {"repositories": await self.cache.repository_list()})
+
+    def _query_path(self, request, required: bool) -> str:
+        values = request.args.get(b"path")
+        if not values or values[0] == b"":
+            if required:
+                raise BadRequest("missing path")
+            return ""
+        try:
+            raw = values[0].decode("utf-8")
+        except UnicodeDecodeError:
+            raise _bad_path(InvalidPath("path is not UTF-8")) from None
+        try:
+            path = normalize_browse_path(raw)
+        except InvalidPath as e:
+            raise _bad_path(e, raw) from None
+        if required and not path:
+            raise BadRequest("missing path")
+        return path
+
+    @app.route("/repositories/<repo_id>/browse", methods=["GET", "HEAD"])
+    async def browse(self, request, repo_id: str):
+        request.front = "maven"
+        path = self._query_path(request, required=False)
+        repo = self._repository(repo_id, unknown_status=400)
+        if repo.private:
+            self.authorize(request, repo_id, READ)
+        return self._json(request, await self.cache.browse(repo_id, path))
+
+    @app.route("/repositories/<repo_id>/info", methods=["GET", "HEAD"])
+    async def info(self, request, repo_id: str):
+        request.front = "maven"
+        path = self._query_path(request, required=True)
+        repo = self._repository(repo_id, unknown_status=400)
+        if repo.private:
+            self.authorize(request, repo_id, READ)
+        return self._json(request, await self.cache.info(repo_id, path))
+
+    def _json(self, request, doc) -> bytes:
+        body = json_response(request, doc)
+        request.setHeader(b"Content-Length", b"%d" % len(body))
+        return b"" if request.method == b"HEAD" else body
+
+    # -- tokens ---------------------------------------------------------------
+
+    @app.route("/token", methods=["POST"])
+    async def token(self, request):
+        """Mint an artifact token for a harbor-cache user (Basic username/password)."""
+        request.front = "maven"
+        creds = parse_basic_authorization(request.getHeader(b"Authorization"))
+        if creds is None:
+            raise AuthChallenge(401, "Basic username and password required", [BASIC_CHALLENGE])
+        username, password = creds
+        user = await self.index.get_user_by_name(username)
+        ok = await check_password(password, user["password_hash"] if user else None)
+        if not ok or user is None:
+            raise AuthChallenge(401, "invalid username or password", [BASIC_CHALLENGE])
+        expires_in = self._form(request, b"expires_in")
+        try:
+            hours = float(expires_in) if expires_in else 3.0
+        except ValueError:
+            raise BadRequest("expires_in must be a number of hours", {"expires_in": expires_in}) from None
+        repositories = (self._form(request, b"repositories") or "").split(",")
+        scopes = (self._form(request, b"scope") or "").split(",")
+        try:
+            repositories, scopes = plan_artifact_token(user["role"], repositories,
+                                                       list(self.cache.repositories), scopes)
+            token = self.tokens.mint(user["username"], repositories, scopes, hours)
+        except ArtifactTokenRequestError as e:
+            raise HarborError(e.reason, status=e.status,
+                              code="DENIED" if e.status == 403 else "BAD_REQUEST") from None
+        log.info("artifact token for {user}: {repositories} {scopes} {hours}h",
+                 user=username, repositories=repositories, scopes=scopes, hours=hours)
+        request.setHeader(b"Content-Type", b"text/plain")
+        request.setHeader(b"Cache-Control", b"no-store")
+        body = token.encode("ascii")
+        request.setHeader(b"Content-Length", b"%d" % len(body))
+        return body
+
+    @staticmethod
+    def _form(request, name: bytes) -> str | None:
+        values = request.args.get(name)
+        if not values:
+            return None
+        try:
+            return values[0].decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise BadRequest(f"{name.decode()} is not UTF-8") from None
+
+    @app.route("/.well-known/jwks.json", methods=["GET", "HEAD"])
+    async def jwks(self, request):
+        request.front = "maven"
+        return self._json(request, self.tokens.jwks())
