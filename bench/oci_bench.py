@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""OCI benchmark: harbor-cache against distribution direct and distribution in proxy mode.
+
+One run measures, all on 127.0.0.1 with processes of its own:
+
+* warm blob throughput of the large layer (curl ``%{speed_download}``, median of ``--runs``);
+* cold blob time of the large layer (a fresh cache each run; for the
+  distribution proxy its storage is wiped while it is stopped);
+* warm manifest-by-tag requests/s (``wrk -t2 -c16 -d5s`` with the OCI Accept header);
+* RSS growth of the harbor-cache process while 20 slow readers
+  (``curl --limit-rate``) and one fast reader share a cold blob;
+* ``skopeo copy`` of library/test:large: direct, harbor cold, harbor warm.
+
+Then the ratios against the issue's targets. Usage::
+
+    python3 bench/oci_bench.py [--large-mib 200] [--runs 5] [--markdown]
+
+Needs docker-registry, skopeo, curl and wrk (Debian packages). The image
+layout is generated once per machine (see tests/integration/support.py).
+"""
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+from tests.integration import oci_support as oci  # noqa: E402
+from tests.integration import support  # noqa: E402
+
+OCI_ACCEPT = "Accept: " + oci.OCI_MANIFEST
+MB = 1e6
+MIB = 1 << 20
+
+
+class DistributionProxy:
+    """``docker-registry serve`` with ``proxy: {remoteurl}`` (it panics if the remote is down at start)."""
+
+    def __init__(self, remote_url):
+        self.dir = tempfile.mkdtemp(prefix="bench-dist-proxy-")
+        self.storage = os.path.join(self.dir, "storage")
+        self.port = support.free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.config = os.path.join(self.dir, "proxy.yml")
+        with open(self.config, "w") as f:
+            f.write("\n".join([
+                "version: 0.1",
+                "log: {level: warn, accesslog: {disabled: true}}",
+                "storage:",
+                "  filesystem: {rootdirectory: %s}" % self.storage,
+                "  delete: {enabled: true}",
+                "  cache: {blobdescriptor: inmemory}",
+                "http:",
+                "  addr: 127.0.0.1:%d" % self.port,
+                "  secret: bench-not-secret",
+                "health: {storagedriver: {enabled: false}}",
+                "proxy: {remoteurl: '%s'}" % remote_url,
+                ""]))
+        self.daemon = support._Daemon("dist-proxy :%d" % self.port, os.path.join(self.dir, "proxy.log"))
+        support._CLOSE_AT_EXIT.append(self.close)
+        self.cmd = ["docker-registry", "serve", self.config]
+
+    def cold_start(self):
+        """Stop, wipe storage, start: an empty cache."""
+        self.daemon.stop()
+        shutil.rmtree(self.storage, ignore_errors=True)
+        os.makedirs(self.storage)
+        self.daemon.start(self.cmd)
+        self.daemon.wait_ready(self.url + "/v2/", 30)
+
+    def close(self):
+        self.daemon.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def curl_get(url, limit_rate=None):
+    """(seconds, bytes/s, bytes) of one curl GET to /dev/null."""
+    cmd = ["curl", "-sf", "-o", "/dev/null", "-w", "%{time_total} %{speed_download} %{size_download}"]
+    if limit_rate:
+        cmd += ["--limit-rate", limit_rate]
+    cp = support.check_ok(support.run(cmd + [url], timeout=600))
+    t, speed, size = cp.stdout.split()
+    return float(t), float(speed), int(size)
+
+
+def wrk(url):
+    cmd = ["wrk", "-t2", "-c16", "-d5s", "-H", OCI_ACCEPT, url]
+    cp = support.check_ok(support.run(cmd, timeout=60))
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", cp.stdout).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", cp.stdout)
+    return rps, int(bad.group(1)) if bad else 0, " ".join(cmd)
+
+
+def vm_rss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS for %d" % pid)
+
+
+def skopeo_copy(hostport, out):
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.monotonic()
+    support.check_ok(support.skopeo("copy", "-q", "--src-tls-verify=false",
+                                    "docker://%s/library/test:large" % hostport, "oci:%s:x" % out, timeout=900))
+    return time.monotonic() - t0
+
+
+def fmt_runs(values, unit="s"):
+    return ", ".join("%.3f" % v for v in values) + " " + unit
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--large-mib", type=int, default=200, help="size of the large layer (default 200)")
+    ap.add_argument("--runs", type=int, default=5, help="runs per throughput/cold figure (default 5)")
+    ap.add_argument("--skopeo-runs", type=int, default=3)
+    ap.add_argument("--slow-readers", type=int, default=20)
+    ap.add_argument("--slow-rate", default="2M", help="curl --limit-rate of each slow reader (default 2M)")
+    ap.add_argument("--markdown", action="store_true", help="also print a Markdown section for bench/RESULTS.md")
+    args = ap.parse_args(argv)
+    for tool in ("docker-registry", "skopeo", "curl", "wrk"):
+        if shutil.which(tool) is None:
+            sys.exit("missing tool: %s" % tool)
+
+    lines = []
+
+    def say(text=""):
+        print(text, flush=True)
+        lines.append(text)
+
+    layout, images = support.oci_layout(large=args.large_mib)
+    large = images["images"]["large"]
+    layer = max(large["layers"], key=lambda l: l["size"])
+    blob_path = "/v2/library/test/blobs/" + layer["digest"]
+    size = layer["size"]
+
+    reg = support.Registry()
+    support.push_layout(layout, reg.hostport, "library/test", names=["single", "large"])
+    proxy = DistributionProxy(reg.url)
+    work = tempfile.mkdtemp(prefix="bench-oci-")
+
+    def harbor():
+        return support.HarborServer(oci.harbor_config(reg.url))
+
+    say("blob: %s, %d bytes (%.1f MiB); %d runs per figure; MB = 1e6 bytes"
+        % (layer["digest"], size, size / MIB, args.runs))
+    say("nproc %d, python %s" % (os.cpu_count(), sys.version.split()[0]))
+    say()
+
+    # -- warm blob throughput ----------------------------------------------------
+    srv = harbor()
+    curl_get(srv.url + blob_path)  # fills the cache
+    proxy.cold_start()
+    curl_get(proxy.url + blob_path)
+    warm = {}
+    for name, base in (("direct", reg.url), ("dist-proxy", proxy.url), ("harbor", srv.url)):
+        curl_get(base + blob_path)  # page cache
+        speeds = [curl_get(base + blob_path)[1] for _ in range(args.runs)]
+        warm[name] = statistics.median(speeds)
+        say("warm blob   %-10s median %7.1f MB/s  runs: %s" % (name, warm[name] / MB,
+                                                              ", ".join("%.0f" % (s / MB) for s in speeds)))
+    say("  cmd: curl -sf -o /dev/null -w '%%{speed_download}' %s%s" % ("<base>", blob_path))
+
+    # -- warm manifest req/s -----------------------------------------------------
+    manifest_path = "/v2/library/test/manifests/1"
+    rps = {}
+    for name, base in (("direct", reg.url), ("dist-proxy", proxy.url), ("harbor", srv.url)):
+        status, _, _ = support.http("GET", base + manifest_path, {"Accept": oci.OCI_MANIFEST})
+        assert status == 200, (name, status)
+        rps[name], bad, cmd = wrk(base + manifest_path)
+        say("manifest    %-10s %9.0f req/s  (non-2xx: %d)" % (name, rps[name], bad))
+    say("  cmd: wrk -t2 -c16 -d5s -H '%s' <base>%s" % (OCI_ACCEPT, manifest_path))
+    srv.close()
+
+    # -- cold blob time --------------------------------------------------------------
+    cold = {"direct": [], "dist-proxy": [], "harbor": []}
+    for _ in range(args.runs):
+        cold["direct"].append(curl_get(reg.url + blob_path)[0])
+        proxy.cold_start()
+        cold["dist-proxy"].append(curl_get(proxy.url + blob_path)[0])
+        s = harbor()
+        try:
+            cold["harbor"].append(curl_get(s.url + blob_path)[0])
+        finally:
+            s.close()
+    cold_med = {k: statistics.median(v) for k, v in cold.items()}
+    for name, values in cold.items():
+        say("cold blob   %-10s median %.3f s  runs: %s" % (name, cold_med[name], fmt_runs(values)))
+    say("  cold = fresh harbor-cache data dir per run / dist-proxy stopped, storage wiped, restarted; direct = same GET")
+
+    # -- RSS with slow readers ---------------------------------------------------
+    s = harbor()
+    slow = []
+    try:
+        base_rss = vm_rss(s.pid)
+        peak = base_rss
+        for _ in range(args.slow_readers):
+            slow.append(subprocess.Popen(["curl", "-s", "-o", "/dev/null", "--limit-rate", args.slow_rate,
+                                          s.url + blob_path], stdin=subprocess.DEVNULL))
+        fast = subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", "%{time_total} %{size_download}",
+                                 s.url + blob_path],
+                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        samples = 0
+        end = None
+        while True:
+            peak = max(peak, vm_rss(s.pid))
+            samples += 1
+            if end is None and fast.poll() is not None:
+                end = time.monotonic() + 5  # keep sampling while the slow readers go on
+            if end is not None and time.monotonic() >= end:
+                break
+            time.sleep(0.05)
+        fast_time, fast_size = fast.stdout.read().split()
+        fast_time = float(fast_time)
+        assert int(fast_size) == size, "fast reader got %s of %d bytes" % (fast_size, size)
+        alive = sum(1 for p in slow if p.poll() is None)
+        final_rss = vm_rss(s.pid)
+    finally:
+        for p in slow:
+            if p.poll() is None:
+                p.terminate()
+        for p in slow:
+            p.wait(10)
+        s.close()
+    growth = peak - base_rss
+    say("rss         harbor     base %.1f MiB, peak %.1f MiB, growth %.1f MiB (%d samples); fast reader %.2f s; "
+        "%d of %d slow readers (--limit-rate %s) still reading at the end; rss then %.1f MiB"
+        % (base_rss / MIB, peak / MIB, growth / MIB, samples, fast_time, alive, args.slow_readers, args.slow_rate,
+           final_rss / MIB))
+
+    # -- skopeo copy -------------------------------------------------------------
+    out = os.path.join(work, "skopeo-out")
+    sk = {"direct": [], "harbor-cold": [], "harbor-warm": []}
+    for _ in range(args.skopeo_runs):
+        sk["direct"].append(skopeo_copy(reg.hostport, out))
+    warm_srv = None
+    for _ in range(args.skopeo_runs):
+        s = harbor()
+        try:
+            sk["harbor-cold"].append(skopeo_copy(s.hostport, out))
+        finally:
+            if warm_srv is None:
+                warm_srv = s
+            else:
+                s.close()
+    for _ in range(args.skopeo_runs):
+        sk["harbor-warm"].append(skopeo_copy(warm_srv.hostport, out))
+    warm_srv.close()
+    total = large["bytes_total"]
+    for name, values in sk.items():
+        say("skopeo copy %-11s median %.2f s (%.0f MB/s)  runs: %s" % (
+            name, statistics.median(values), total / statistics.median(values) / MB, fmt_runs(values)))
+    say("  cmd: skopeo copy -q --src-tls-verify=false docker://<host>/library/test:large oci:<dir>:x  (%d bytes)"
+        % total)
+
+    # -- verdict -----------------------------------------------------------------
+    say()
+    checks = [
+        ("warm throughput vs direct", warm["harbor"] / warm["direct"], ">=", 0.8),
+        ("cold time vs direct", cold_med["harbor"] / cold_med["direct"], "<=", 1.15),
+        ("manifest req/s vs dist-proxy", rps["harbor"] / rps["dist-proxy"], ">=", 5.0),
+        ("rss growth MiB", growth / MIB, "<", 100.0),
+    ]
+    for name, value, op, target in checks:
+        ok = {">=": value >= target, "<=": value <= target, "<": value < target}[op]
+        say("%-30s %8.2f  target %s %g  %s" % (name, value, op, target, "OK" if ok else "MISSED"))
+    say("(cold vs dist-proxy cold: %.2f; warm vs dist-proxy warm: %.2f)"
+        % (cold_med["harbor"] / cold_med["dist-proxy"], warm["harbor"] / warm["dist-proxy"]))
+
+    proxy.close()
+    reg.close()
+    shutil.rmtree(work, ignore_errors=True)
+    if args.markdown:
+        print("\n----- markdown -----")
+        print("```")
+        print("\n".join(lines))
+        print("```")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
