@@ -55,3 +55,9 @@ RangeNotSatisfiable = _kind("RangeNotSatisfiable", 416, "RANGE_INVALID", "The ra
 UpstreamUnavailable = _kind("UpstreamUnavailable", 503, "UPSTREAM_UNAVAILABLE", "No upstream could answer.")
 UpstreamBadResponse = _kind("UpstreamBadResponse", 502, "UPSTREAM_ERROR", "An upstream answered badly.")
 TooManyRequests = _kind("TooManyRequests", 429, "TOOMANYREQUESTS", "Upstream rate limit.")
+
+# Hosted registry (issue 7): uploads and manifest pushes.
+BlobUploadUnknown = _kind("BlobUploadUnknown", 404, "BLOB_UPLOAD_UNKNOWN", "Upload session not known.")
+BlobUploadInvalid = _kind("BlobUploadInvalid", 400, "BLOB_UPLOAD_INVALID", "Upload session or chunk not valid.")
+ManifestBlobUnknown = _kind("ManifestBlobUnknown", 400, "MANIFEST_BLOB_UNKNOWN",
+                            "A blob or manifest the manifest references is not known.")

@@ -71,8 +71,20 @@ MIGRATIONS: list[list[str]] = [
     ],
     # 2: Maven front (reserved; replace this comment's list with real statements if needed)
     [],
-    # 3: hosted registry / uploads (reserved)
-    [],
+    # 3: hosted registry: manifests that name a subject (the referrers API)
+    [
+        """CREATE TABLE referrers (
+            repository TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            media_type TEXT NOT NULL,
+            artifact_type TEXT,
+            size INTEGER NOT NULL,
+            annotations TEXT,
+            PRIMARY KEY (repository, digest)
+        )""",
+        "CREATE INDEX referrers_subject ON referrers (repository, subject)",
+    ],
 ]
 
 
@@ -414,6 +426,382 @@ class Index:
 
     # == management API, users and eviction (issue 5) ==========================
 
+    async def count_admins(self) -> int:
+        def _txn(txn):
+            self._exec(txn, "SELECT COUNT(*) FROM users WHERE role = 'admin'")
+            return txn.fetchone()[0]
+
+        return await self._run("count_admins", _txn)
+
+    async def update_user(
+        self, user_id: int, role: str | None, password_hash: str | None, now: float
+    ) -> tuple[str, dict | None]:
+        """Change role and/or password in one transaction.
+
+        Returns ("ok", row), ("missing", None), or ("last_admin", row) when
+        the change would leave no admin (nothing is changed then).
+        """
+
+        def _txn(txn):
+            self._exec(txn, "SELECT * FROM users WHERE id = ?", (user_id,))
+            row = _row(txn)
+            if row is None:
+                return "missing", None
+            if row["role"] == "admin" and role is not None and role != "admin":
+                self._exec(txn, "SELECT COUNT(*) FROM users WHERE role = 'admin'")
+                if txn.fetchone()[0] <= 1:
+                    return "last_admin", row
+            sets, args = ["updated_at = ?"], [now]
+            if role is not None:
+                sets.append("role = ?")
+                args.append(role)
+            if password_hash is not None:
+                sets.append("password_hash = ?")
+                args.append(password_hash)
+            self._exec(txn, f"UPDATE users SET {', '.join(sets)} WHERE id = ?", (*args, user_id))
+            self._exec(txn, "SELECT * FROM users WHERE id = ?", (user_id,))
+            return "ok", _row(txn)
+
+        return await self._run("update_user", _txn)
+
+    async def delete_user(self, user_id: int) -> str:
+        """Returns "ok", "missing", or "last_admin" (the only admin is never deleted)."""
+
+        def _txn(txn):
+            self._exec(txn, "SELECT role FROM users WHERE id = ?", (user_id,))
+            r = txn.fetchone()
+            if r is None:
+                return "missing"
+            if r[0] == "admin":
+                self._exec(txn, "SELECT COUNT(*) FROM users WHERE role = 'admin'")
+                if txn.fetchone()[0] <= 1:
+                    return "last_admin"
+            self._exec(txn, "DELETE FROM users WHERE id = ?", (user_id,))
+            return "ok"
+
+        return await self._run("delete_user", _txn)
+
+    # Keyset columns per eviction order; the last column is always the unique id,
+    # so paging with "(cols) > (last row's cols)" never repeats or skips a row.
+    EVICTION_ORDERS = {
+        "lru": ("last_access", "id"),
+        "lfu": ("access_count", "last_access", "id"),
+        "fifo": ("created_at", "id"),
+        "id": ("id",),
+    }
+
+    async def proxy_entries_page(
+        self, order: str, after: tuple | None, limit: int, accessed_before: float | None = None
+    ) -> list[dict]:
+        """One page of proxy entries in eviction order (see EVICTION_ORDERS).
+
+        ``after`` is the order columns of the previous page's last row (None
+        for the first page); ``accessed_before`` keeps only entries whose last
+        access is older (retention).  Hosted entries are never returned.
+        """
+        cols = self.EVICTION_ORDERS[order]
+
+        def _txn(txn):
+            where, args = ["kind = 'proxy'"], []
+            if accessed_before is not None:
+                where.append("last_access < ?")
+                args.append(accessed_before)
+            if after is not None:
+                where.append(f"({', '.join(cols)}) > ({', '.join('?' * len(cols))})")
+                args.extend(after)
+            self._exec(
+                txn,
+                f"""SELECT id, type, repository, key, digest, size, created_at, last_access, access_count
+                    FROM entries WHERE {' AND '.join(where)} ORDER BY {', '.join(cols)} LIMIT ?""",
+                (*args, limit),
+            )
+            return _rows(txn)
+
+        return await self._run("proxy_entries_page", _txn)
+
+    async def delete_proxy_entries(self, ids: list[int]) -> tuple[list[dict], list[tuple[str, int]]]:
+        """Delete the given entries that are still proxy entries, in one transaction.
+
+        Returns (deleted rows: id, type, repository, key, digest, size;
+        [(digest, size)] of digests no entry references any more).  An entry
+        that became hosted since it was picked is left alone.  Set-based (a
+        few statements per call, whatever its length) so a batch of hundreds
+        of rows costs milliseconds; keep ``ids`` under a few thousand.
+        """
+
+        def _txn(txn):
+            if not ids:
+                return [], []
+            marks = ", ".join("?" * len(ids))
+            self._exec(
+                txn,
+                f"""SELECT id, type, repository, key, digest, size FROM entries
+                    WHERE kind = 'proxy' AND id IN ({marks})""",
+                ids,
+            )
+            deleted = _rows(txn)
+            if not deleted:
+                return [], []
+            gone = [row["id"] for row in deleted]
+            self._exec(txn, f"DELETE FROM entries WHERE kind = 'proxy' AND id IN ({', '.join('?' * len(gone))})", gone)
+            sizes: dict[str, int] = {}
+            for row in deleted:
+                sizes[row["digest"]] = max(sizes.get(row["digest"], 0), row["size"])
+            still = self._referenced_txn(txn, list(sizes))
+            return deleted, [(d, sizes[d]) for d in sorted(sizes) if d not in still]
+
+        return await self._run("delete_proxy_entries", _txn)
+
+    def _referenced_txn(self, txn, digests: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(digests), 500):
+            chunk = digests[start:start + 500]
+            self._exec(txn, f"SELECT DISTINCT digest FROM entries WHERE digest IN ({', '.join('?' * len(chunk))})",
+                       chunk)
+            found.update(r[0] for r in txn.fetchall())
+        return found
+
+    async def digests_referenced(self, digests: list[str]) -> set[str]:
+        """The subset of digests that some entry still references."""
+
+        def _txn(txn):
+            return self._referenced_txn(txn, list(digests))
+
+        return await self._run("digests_referenced", _txn)
+
+    async def evictable_size(self) -> int:
+        """Bytes on disk that eviction could free: digests referenced only by proxy entries."""
+
+        def _txn(txn):
+            self._exec(
+                txn,
+                """SELECT COALESCE(SUM(size), 0) FROM (
+                       SELECT MAX(size) AS size FROM entries GROUP BY digest
+                       HAVING SUM(CASE WHEN kind = 'hosted' THEN 1 ELSE 0 END) = 0) AS only_proxy""",
+            )
+            return int(txn.fetchone()[0])
+
+        return await self._run("evictable_size", _txn)
+
+    async def cache_totals(self) -> dict[str, int]:
+        """Entry counts by type and the bytes on disk (each digest counted once)."""
+
+        def _txn(txn):
+            self._exec(
+                txn,
+                """SELECT COUNT(*),
+                          COALESCE(SUM(CASE WHEN type = 'manifest' THEN 1 ELSE 0 END), 0),
+                          COALESCE(SUM(CASE WHEN type = 'blob' THEN 1 ELSE 0 END), 0),
+                          COALESCE(SUM(CASE WHEN type = 'maven' THEN 1 ELSE 0 END), 0),
+                          COALESCE(SUM(CASE WHEN kind = 'proxy' THEN 1 ELSE 0 END), 0)
+                   FROM entries""",
+            )
+            entries, manifests, blobs, maven, proxy = txn.fetchone()
+            self._exec(
+                txn,
+                "SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM entries GROUP BY digest) AS d",
+            )
+            total = txn.fetchone()[0]
+            return {
+                "entries": int(entries), "manifests": int(manifests), "blobs": int(blobs),
+                "maven": int(maven), "proxy": int(proxy), "total_size": int(total),
+            }
+
+        return await self._run("cache_totals", _txn)
+
+
     # == Maven front (issue 6) =================================================
 
+    async def maven_entries_under(self, repository: str, prefix: str) -> list[dict]:
+        """Maven entries of ``repository`` whose key is under directory ``prefix`` ("" = all), by key.
+
+        A key range (``prefix/`` up to ``prefix0``, "0" being the byte after
+        "/") so the (type, repository, key) index answers it.
+        """
+
+        def _txn(txn):
+            sql = ("SELECT id, key, digest, size, media_type, sha1, upstream_modified, created_at, fetched_at "
+                   "FROM entries WHERE type = 'maven' AND repository = ?")
+            args: list = [repository]
+            if prefix:
+                sql += " AND key >= ? AND key < ?"
+                args += [prefix + "/", prefix + "0"]
+            self._exec(txn, sql + " ORDER BY key", args)
+            return _rows(txn)
+
+        return await self._run("maven_entries_under", _txn)
+
+    async def maven_repository_stats(self) -> dict[str, dict]:
+        """Per Maven repository: files (checksums excluded), their bytes, and the last write time."""
+
+        # Checksum suffixes go in as parameters (a literal % would clash with a "format" driver).
+        suffixes = ["%.sha1", "%.sha256", "%.sha512", "%.md5"]
+        is_checksum = " OR ".join(["key LIKE ?"] * len(suffixes))
+
+        def _txn(txn):
+            self._exec(
+                txn,
+                f"""SELECT repository,
+                       SUM(CASE WHEN {is_checksum} THEN 0 ELSE 1 END) AS artifact_count,
+                       SUM(CASE WHEN {is_checksum} THEN 0 ELSE size END) AS total_size,
+                       MAX(fetched_at) AS last_updated
+                   FROM entries WHERE type = 'maven' GROUP BY repository""",
+                suffixes + suffixes,
+            )
+            return {r["repository"]: r for r in _rows(txn)}
+
+        return await self._run("maven_repository_stats", _txn)
+
+
     # == hosted registry: uploads, tags, catalog (issue 7) =====================
+
+    async def list_tags_page(self, repository: str, last: str | None, limit: int | None) -> list[str]:
+        """Tags of a repository in byte order, after ``last``; at most ``limit`` (None: all)."""
+
+        def _txn(txn):
+            sql = "SELECT tag FROM tags WHERE repository = ? AND tag > ? ORDER BY tag"
+            args: list = [repository, last or ""]
+            if limit is not None:
+                sql += " LIMIT ?"
+                args.append(limit)
+            self._exec(txn, sql, args)
+            return [r[0] for r in txn.fetchall()]
+
+        return await self._run("list_tags_page", _txn)
+
+    async def repository_known(self, repository: str) -> bool:
+        """Whether any tag or manifest is recorded under this repository name."""
+
+        def _txn(txn):
+            self._exec(txn, "SELECT 1 FROM tags WHERE repository = ? LIMIT 1", (repository,))
+            if txn.fetchone() is not None:
+                return True
+            self._exec(txn, "SELECT 1 FROM entries WHERE type = 'manifest' AND repository = ? LIMIT 1", (repository,))
+            return txn.fetchone() is not None
+
+        return await self._run("repository_known", _txn)
+
+    async def list_repositories_page(self, last: str | None, limit: int | None) -> list[str]:
+        """Repository names with a tag or a manifest, in byte order, after ``last``."""
+
+        def _txn(txn):
+            sql = """SELECT repository FROM (
+                         SELECT repository FROM tags
+                         UNION SELECT repository FROM entries WHERE type = 'manifest'
+                     ) AS names WHERE repository > ? ORDER BY repository"""
+            args: list = [last or ""]
+            if limit is not None:
+                sql += " LIMIT ?"
+                args.append(limit)
+            self._exec(txn, sql, args)
+            return [r[0] for r in txn.fetchall()]
+
+        return await self._run("list_repositories_page", _txn)
+
+    async def mark_hosted(self, ids: list[int]) -> None:
+        """Make entries hosted (a pushed manifest now needs them): eviction skips them from now on."""
+
+        def _txn(txn):
+            for entry_id in ids:
+                self._exec(txn, "UPDATE entries SET kind = 'hosted' WHERE id = ?", (entry_id,))
+
+        await self._run("mark_hosted", _txn)
+
+    async def put_hosted_manifest(
+        self, *, repository: str, key: str, digest: str, size: int, media_type: str, now: float,
+        tag: str | None, referrer: dict | None,
+    ) -> dict:
+        """Record a pushed manifest: its hosted entry, its tag and its referrer row, in one transaction."""
+
+        def _txn(txn):
+            self._exec(
+                txn,
+                """INSERT INTO entries (kind, type, repository, key, digest, size, media_type, created_at,
+                       fetched_at, last_access, access_count)
+                   VALUES ('hosted', 'manifest', ?, ?, ?, ?, ?, ?, ?, ?, 0)
+                   ON CONFLICT (type, repository, key) DO UPDATE SET
+                       kind = 'hosted', digest = excluded.digest, size = excluded.size,
+                       media_type = excluded.media_type, upstream = NULL, fetched_at = excluded.fetched_at""",
+                (repository, key, digest, size, media_type, now, now, now),
+            )
+            if tag is not None:
+                self._exec(
+                    txn,
+                    """INSERT INTO tags (repository, tag, digest, kind, media_type, fetched_at, updated_at)
+                       VALUES (?, ?, ?, 'hosted', ?, ?, ?)
+                       ON CONFLICT (repository, tag) DO UPDATE SET
+                           digest = excluded.digest, kind = 'hosted', media_type = excluded.media_type,
+                           fetched_at = excluded.fetched_at, updated_at = excluded.updated_at""",
+                    (repository, tag, key, media_type, now, now),
+                )
+            if referrer is not None:
+                self._exec(
+                    txn,
+                    """INSERT INTO referrers (repository, digest, subject, media_type, artifact_type, size, annotations)
+                       VALUES (?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT (repository, digest) DO UPDATE SET
+                           subject = excluded.subject, media_type = excluded.media_type,
+                           artifact_type = excluded.artifact_type, size = excluded.size,
+                           annotations = excluded.annotations""",
+                    (repository, key, referrer["subject"], media_type, referrer.get("artifact_type"), size,
+                     referrer.get("annotations")),
+                )
+            self._exec(txn, "SELECT * FROM entries WHERE type = 'manifest' AND repository = ? AND key = ?",
+                       (repository, key))
+            return _row(txn)
+
+        return await self._run("put_hosted_manifest", _txn)
+
+    async def delete_hosted_tag(self, repository: str, tag: str) -> str | None:
+        """Remove a hosted tag; returns the digest it pointed at, None when there was no hosted tag."""
+
+        def _txn(txn):
+            self._exec(txn, "SELECT digest FROM tags WHERE repository = ? AND tag = ? AND kind = 'hosted'",
+                       (repository, tag))
+            r = txn.fetchone()
+            if r is None:
+                return None
+            self._exec(txn, "DELETE FROM tags WHERE repository = ? AND tag = ?", (repository, tag))
+            return r[0]
+
+        return await self._run("delete_hosted_tag", _txn)
+
+    async def delete_hosted_entry(self, type_: str, repository: str, key: str) -> tuple[str | None, list[str]]:
+        """Delete one hosted entry (and, for a manifest, its tags and referrer row).
+
+        Returns ``(kind, orphans)``: kind is None when there is no such entry
+        and "proxy" when there is one that is not hosted (nothing deleted);
+        orphans are the file digests no entry references any more.
+        """
+
+        def _txn(txn):
+            self._exec(txn, "SELECT id, kind, digest FROM entries WHERE type = ? AND repository = ? AND key = ?",
+                       (type_, repository, key))
+            r = txn.fetchone()
+            if r is None:
+                return None, []
+            entry_id, kind, digest = r
+            if kind != "hosted":
+                return kind, []
+            self._exec(txn, "DELETE FROM entries WHERE id = ?", (entry_id,))
+            if type_ == "manifest":
+                self._exec(txn, "DELETE FROM tags WHERE repository = ? AND digest = ?", (repository, key))
+                self._exec(txn, "DELETE FROM referrers WHERE repository = ? AND digest = ?", (repository, key))
+            self._exec(txn, "SELECT 1 FROM entries WHERE digest = ? LIMIT 1", (digest,))
+            return kind, ([] if txn.fetchone() is not None else [digest])
+
+        return await self._run("delete_hosted_entry", _txn)
+
+    async def list_referrers(self, repository: str, subject: str, artifact_type: str | None) -> list[dict]:
+        """Manifests in a repository whose ``subject`` is this digest, optionally of one artifact type."""
+
+        def _txn(txn):
+            sql = "SELECT * FROM referrers WHERE repository = ? AND subject = ?"
+            args: list = [repository, subject]
+            if artifact_type is not None:
+                sql += " AND artifact_type = ?"
+                args.append(artifact_type)
+            self._exec(txn, sql + " ORDER BY digest", args)
+            return _rows(txn)
+
+        return await self._run("list_referrers", _txn)

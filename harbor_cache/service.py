@@ -121,7 +121,54 @@ class HarborApp:
         )
         self.root = Root()
         self.site_front = SiteFront(self.index, self.storage, self.metrics)
-        self.oci_front = OciFront(self.oci, self.settings, self.metrics)
+        # Hosted registry (issue 7): pushes, registry token flow, tags, catalog, deletes.
+        from .auth import RegistryTokens, load_or_create_secret
+        from .core.hosted import HostedRegistry
+        from .oci.auth import RegistryAuthorizer
+        from .oci.hosted import HostedFront
+
+        self.registry_tokens = RegistryTokens(
+            load_or_create_secret(os.path.join(self.data_dir, "registry-secret")), reactor, issuer=config.public_url)
+        self.registry_policy = RegistryAuthorizer(self.index, self.settings, self.registry_tokens,
+                                                  config.public_url, reactor)
+        self.hosted = HostedRegistry(cache=self.oci, index=self.index, storage=self.storage,
+                                     metrics=self.metrics, clock=reactor)
+        self.oci_front = OciFront(self.oci, self.settings, self.metrics, policy=self.registry_policy,
+                                  public_url=config.public_url)
+        HostedFront(self.hosted, self.registry_policy, self.metrics).register(self.oci_front)
+        # Management API, users and eviction (issue 5).
+        from .api.front import ApiFront
+        from .api.openapi import build_document
+        from .auth import ManagementTokens
+        from .auth import load_or_create_secret as _load_secret
+        from .core.eviction import Evictor
+        from .core.users import UserService
+
+        self.management_tokens = ManagementTokens(_load_secret(os.path.join(self.data_dir, "jwt-secret")), reactor)
+        self.users = UserService(self.index, reactor)
+        self.evictor = Evictor(index=self.index, storage=self.storage, downloads=self.downloads,
+                               settings=self.settings, access=self.access, clock=reactor)
+        self.evictor.invalidators.append(self.oci.invalidate)
+        self.api_front = ApiFront(users=self.users, tokens=self.management_tokens, settings=self.settings,
+                                  evictor=self.evictor, openapi_document=build_document(__version__))
+        self.root.mount(b"api", self.api_front.app.resource())
+        # Maven front (issue 6): repositories, artifact tokens, the Kagami API.
+        from .auth import ArtifactTokens, load_or_create_rsa_key
+        from .core.maven import MavenCache
+        from .maven.front import MavenFront
+        from .upstream.maven import MavenUpstream
+
+        self.artifact_tokens = ArtifactTokens(load_or_create_rsa_key(os.path.join(self.data_dir, "artifact-key.pem")),
+                                              config.public_url, reactor, config.artifact_token_max_hours)
+        self.maven = MavenCache(
+            repositories=config.maven_repositories,
+            upstreams={r.id: MavenUpstream(r, self.http, reactor, header_timeout=config.upstream_idle_timeout)
+                       for r in config.maven_repositories},
+            index=self.index, storage=self.storage, downloads=self.downloads, settings=self.settings,
+            access=self.access, metrics=self.metrics, clock=reactor,
+        )
+        self.evictor.invalidators.append(self.maven.invalidate)
+        self.maven_front = MavenFront(self.maven, self.artifact_tokens, self.index, self.metrics)
         self._mount_fronts()
         self.site = HarborSite(self.root, self.metrics)
 
@@ -133,6 +180,9 @@ class HarborApp:
         self.root.mount(b"healthz", site_resource)
         self.root.put(b"metrics", MetricsResource(registry=self.metrics.registry))
         self.root.mount(b"v2", self.oci_front.app.resource())
+        maven_resource = self.maven_front.app.resource()
+        for segment in (b"artifacts", b"repositories", b"token", b".well-known"):
+            self.root.mount(segment, maven_resource)
         # Other fronts (api, maven, ui) are mounted here as they are built.
 
     async def start(self) -> None:
@@ -147,8 +197,13 @@ class HarborApp:
                  version=__version__, data_dir=self.data_dir, schema=version)
 
     def run_eviction(self) -> defer.Deferred:
-        """One eviction pass (the TimerService waits for it, so passes never overlap)."""
-        return defer.succeed(0)
+        """One eviction pass (the TimerService waits for it, so passes never overlap).
+
+        A failed pass is logged and swallowed: an error would stop the LoopingCall.
+        """
+        d = defer.Deferred.fromCoroutine(self.evictor.run())
+        d.addErrback(lambda f: log.failure("eviction pass failed", f))
+        return d
 
     async def ensure_admin(self) -> None:
         """First start: create `admin` with a random password (or $HARBOR_CACHE_ADMIN_PASSWORD)."""
@@ -194,6 +249,11 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
     eviction.clock = reactor
     eviction.setName("eviction")
     eviction.setServiceParent(state)
+
+    uploads = internet.TimerService(300, app.hosted.expire_uploads)
+    uploads.clock = reactor
+    uploads.setName("upload-expiry")
+    uploads.setServiceParent(state)
 
     endpoint = endpoints.serverFromString(reactor, config.listen)
     web = internet.StreamServerEndpointService(endpoint, app.site)
