@@ -100,7 +100,7 @@ class MavenCoreTests(SynchronousTestCase):
         self.assertIsNone(self.h.storage.stat_blob("sha256:" + sha256(self.jar)))
         self.assertEqual(os.listdir(self.h.storage.tmp_dir), [])
         self.assertEqual(self.metric("harbor_cache_upstream_errors_total", front="maven", source="central",
-                                     reason="checksum_mismatch"), 1)
+                                     reason="digest_mismatch"), 1)
         # Nothing was remembered: the next request tries again.
         self.get(JAR)
         self.assertEqual(self.up.count("GET", JAR), 2)

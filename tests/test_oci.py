@@ -93,6 +93,7 @@ class OciTests(SynchronousTestCase):
             self.failureResultOf(d)
         self.assertIsNone(self.h.storage.stat_blob(self.layer_digest))
         self.assertEqual(os.listdir(self.h.storage.tmp_dir), [])
+        self.assertEqual(self.h.metrics.upstream_errors.labels("oci", "fake", "digest_mismatch")._value.get(), 1)
         self.up.corrupt.clear()
         response, data = self.get("/v2/library/app/blobs/" + self.layer_digest)
         self.assertEqual(data, self.layer)
@@ -105,6 +106,7 @@ class OciTests(SynchronousTestCase):
         self.up.release(fail=True)
         self.h.flush()
         self.failureResultOf(body)
+        self.assertEqual(self.h.metrics.upstream_errors.labels("oci", "fake", "body")._value.get(), 1)
         self.assertIsNone(self.h.storage.stat_blob(self.layer_digest))
         self.assertEqual(os.listdir(self.h.storage.tmp_dir), [])
 

@@ -115,6 +115,10 @@ class Downloads:
             dl.committed.fire(dl)
         except BaseException as e:
             reason = type(e).__name__
+            if dl.headers_ready.fired:
+                # The upstream answered but its body failed or did not verify;
+                # failures before that are counted where the upstream is chosen.
+                self.metrics.upstream_errors.labels(dl.front, dl.source, _body_failure_reason(e)).inc()
             log.warn("download {key} from {source} failed: {reason}: {error}",
                      key=dl.key, source=dl.source, reason=reason, error=e)
             if dl.temp is not None:
@@ -125,3 +129,14 @@ class Downloads:
         finally:
             self.inflight.pop(dl.key, None)
             self.metrics.inflight.labels(dl.front).dec()
+
+
+def _body_failure_reason(error: BaseException) -> str:
+    from ..storage import BlobCorrupt
+    from ..upstream.body import UpstreamStalled
+
+    if isinstance(error, BlobCorrupt):
+        return "digest_mismatch"
+    if isinstance(error, UpstreamStalled):
+        return "stalled"
+    return "body"

@@ -393,12 +393,10 @@ class MavenCache:
         )
 
         def _failed(failure):
+            # Downloads counts the failure (upstream_errors, reason digest_mismatch/body/stalled).
             if failure.check(BlobCorrupt):
                 log.warn("{repository}/{path} does not match upstream's .sha1; nothing stored",
                          repository=repo_id, path=path)
-                self._upstream_error(repo_id, "checksum_mismatch")
-            elif not failure.check(UpstreamNotFound, UpstreamError):
-                self._upstream_error(repo_id, "body")
 
         dl.committed.observe().addErrback(_failed)
         return dl

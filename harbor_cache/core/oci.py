@@ -19,7 +19,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from ..digests import InvalidDigest, digest_bytes, parse_digest
-from ..errors import BlobUnknown, ManifestInvalid, ManifestUnknown, UpstreamBadResponse, UpstreamUnavailable
+from ..errors import BlobUnknown, ManifestUnknown, UpstreamBadResponse, UpstreamUnavailable
 from ..mediatypes import InvalidManifest, detect_manifest_media_type
 from ..storage import GrowingSource
 from ..upstream.body import discard_body

@@ -8,7 +8,6 @@ Paths are parsed by `oci.paths.parse_v2_path` so names of any depth work.
 from __future__ import annotations
 
 from klein import Klein
-from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..digests import InvalidDigest, UnsupportedDigest, is_digest_reference, parse_digest
