@@ -2,7 +2,7 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.maven.paths import (
+from harbor_cache.mavenpaths import (
     InvalidPath,
     checksum_base,
     content_type_for,

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import datetime, timezone
 from typing import Any
 
 from klein import Klein
@@ -40,6 +39,7 @@ from ..auth import InvalidToken, parse_bearer_authorization
 from ..errors import BadRequest, Denied, HarborError, NotFound, Unauthorized
 from ..runtime_settings import SettingError
 from ..web import install_error_handlers, json_response
+from ..timestamps import iso8601
 
 log = Logger()
 
@@ -54,11 +54,6 @@ class PayloadTooLarge(HarborError):
     code = "SIZE_INVALID"
 
 
-def iso8601(ts: float | None) -> str | None:
-    """Epoch seconds as "2024-01-15T10:30:00Z" (None stays None)."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(int(ts), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def user_view(row: dict) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from twisted.logger import Logger
 
 from ..storage import Storage, TempBlob
 from ..upstream.body import stream_to_temp
-from ..upstream.registry import response_length
+from ..upstream.http import header, response_length
 from .observable import Observable
 
 log = Logger()
@@ -46,13 +46,7 @@ class Download:
         return None if self.temp is None else self.temp.total
 
     def header(self, name: str) -> str | None:
-        if self.response is None:
-            return None
-        values = self.response.headers.getRawHeaders(name)
-        if not values:
-            return None
-        v = values[-1]
-        return v.decode("latin-1") if isinstance(v, bytes) else v
+        return None if self.response is None else header(self.response, name)
 
 
 class Downloads:

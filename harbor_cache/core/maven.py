@@ -23,10 +23,9 @@ looked up, and last-access times are batched by `AccessRecorder`.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Hashable
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -34,13 +33,14 @@ from twisted.web import http
 from twisted.web.http import datetimeToString
 
 from ..errors import HarborError, NotFound, UpstreamBadResponse
-from ..maven.paths import content_type_for, is_checksum, is_mutable, parent_path
+from ..mavenpaths import content_type_for, is_checksum, is_mutable, parent_path
 from ..storage import BlobCorrupt, GrowingSource
 from ..upstream.body import discard_body
 from ..upstream.maven import parse_sha1
-from ..upstream.registry import UpstreamError
+from ..upstream.http import UpstreamError
 from .access import NegativeCache
-from .observable import Observable
+from .observable import SingleFlight
+from ..timestamps import iso8601
 
 log = Logger()
 
@@ -127,11 +127,6 @@ def parse_http_date(value: str | None) -> float | None:
         return None
 
 
-def iso8601(seconds: float | None) -> str | None:
-    """``2025-08-07T10:30:00Z`` (UTC, whole seconds), as the seed writes timestamps."""
-    if seconds is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 class SmallFiles:
@@ -178,7 +173,7 @@ class MavenCache:
         self.clock = clock
         self.negative = NegativeCache(clock, lambda: settings.get("cache.negative_ttl_seconds"))
         self._rows: dict[tuple[str, str], CachedRow] = {}
-        self._flights: dict[Hashable, Observable] = {}
+        self._single = SingleFlight()
         self.small = SmallFiles()
         self._hit_counters: dict[str, Any] = {}
 
@@ -214,23 +209,6 @@ class MavenCache:
             row = self._rows.pop((repository, key), None)
             if row is not None:
                 self.small.discard(row.digest)
-
-    async def _single(self, key: Hashable, work: Callable[[], Awaitable[Any]]) -> Any:
-        """Run ``work`` once for concurrent callers with the same key (errors are not kept)."""
-        flight = self._flights.get(key)
-        if flight is None:
-            flight = self._flights[key] = Observable()
-
-            async def _run():
-                try:
-                    flight.fire(await work())
-                except BaseException as e:
-                    flight.fail(e)
-                finally:
-                    self._flights.pop(key, None)
-
-            Deferred.fromCoroutine(_run())
-        return await flight.observe()
 
     async def _row(self, repo_id: str, path: str, *, check_negative: bool = False) -> CachedRow | None:
         row = self._rows.get((repo_id, path))
@@ -302,7 +280,7 @@ class MavenCache:
         if dl is not None:
             return await self._join(dl, repo_id, path, "coalesced", row)
         if row is not None:
-            outcome, dl = await self._single(("revalidate",) + key, lambda: self._revalidate(repo_id, path, row))
+            outcome, dl = await self._single.run(("revalidate",) + key, lambda: self._revalidate(repo_id, path, row))
             if outcome == "fresh":
                 fresh = self._rows.get((repo_id, path), row)
                 self._hit(repo_id, fresh)

@@ -23,7 +23,8 @@ from ..errors import BlobUnknown, ManifestUnknown, UpstreamBadResponse, Upstream
 from ..mediatypes import InvalidManifest, detect_manifest_media_type
 from ..storage import GrowingSource
 from ..upstream.body import discard_body
-from ..upstream.registry import ALL_MANIFEST_TYPES, UpstreamError, header, read_limited
+from ..upstream.http import UpstreamError, header
+from ..upstream.registry import ALL_MANIFEST_TYPES, read_limited
 from .access import NegativeCache
 from .observable import SingleFlight
 

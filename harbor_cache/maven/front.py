@@ -37,7 +37,7 @@ from ..core.maven import MavenFile, UnknownRepository, parse_http_date
 from ..errors import BadRequest, HarborError, NotFound
 from ..serving import serve_source
 from ..web import install_error_handlers, json_response, write_error
-from .paths import InvalidPath, normalize_artifact_path, normalize_browse_path
+from ..mavenpaths import InvalidPath, normalize_artifact_path, normalize_browse_path
 
 log = Logger()
 

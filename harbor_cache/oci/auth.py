@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from twisted.logger import Logger
 
@@ -36,6 +35,7 @@ from ..auth import (
 )
 from ..errors import Denied, Unauthorized
 from ..names import is_valid_repository_name
+from ..timestamps import iso8601
 
 log = Logger()
 
@@ -222,7 +222,7 @@ class RegistryAuthorizer:
                     access.append({"type": "repository", "name": entry["name"], "actions": _ordered(granted)})
         token = self.tokens.mint(username, access)
         now = self.clock.seconds()
-        issued = datetime.fromtimestamp(int(now), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        issued = iso8601(now)
         log.debug("registry token for {user}: {access}", user=username or "<anonymous>", access=json.dumps(access))
         return {"token": token, "access_token": token, "expires_in": self.tokens.lifetime, "issued_at": issued}
 

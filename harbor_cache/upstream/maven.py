@@ -11,17 +11,15 @@ the wire is exactly the file that was asked for.
 
 from __future__ import annotations
 
-import base64
 import re
 from urllib.parse import quote
 
 import treq
-from twisted.internet import defer
 from twisted.web.http_headers import Headers
 
 from ..config import MavenRepositoryConfig
 from .body import discard_body
-from .registry import UpstreamError, header, response_length
+from .http import UpstreamError, basic_authorization, header, response_length, send_request
 
 # Characters left as they are in the URL path; everything else is percent-encoded.
 _SAFE = "/-._~!$&'()*+,;=:@"
@@ -45,9 +43,9 @@ class MavenUpstream:
 
     def _headers(self, extra: dict[bytes, bytes] | None) -> Headers:
         headers: dict[bytes, list[bytes]] = {b"User-Agent": [b"harbor-cache/0.1"]}
-        if self.config.username is not None:
-            raw = f"{self.config.username}:{self.config.password or ''}".encode()
-            headers[b"Authorization"] = [b"Basic " + base64.b64encode(raw)]
+        basic = basic_authorization(self.config.username, self.config.password)
+        if basic is not None:
+            headers[b"Authorization"] = [basic]
         for name, value in (extra or {}).items():
             headers[name] = [value]
         return Headers(headers)
@@ -58,19 +56,8 @@ class MavenUpstream:
         Raises `UpstreamError` (reason ``timeout`` or ``connect``) when the
         upstream cannot be reached or sends no headers in time.
         """
-        try:
-            return await self._http.request(
-                method,
-                self.url_for(path),
-                headers=self._headers(headers),
-                unbuffered=True,
-                timeout=self._header_timeout,
-                reactor=self._clock,
-            )
-        except defer.CancelledError:
-            raise UpstreamError(f"{self.id}: no answer within {self._header_timeout:g}s", "timeout") from None
-        except Exception as e:
-            raise UpstreamError(f"{self.id}: {e.__class__.__name__}: {e}", "connect") from None
+        return await send_request(self._http, method, self.url_for(path), self._headers(headers),
+                                  timeout=self._header_timeout, clock=self._clock, who=self.id)
 
     async def fetch_sha1(self, path: str) -> str | None:
         """The hex SHA-1 that upstream publishes in ``<path>.sha1``, or None when it has none.

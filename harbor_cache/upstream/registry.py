@@ -10,19 +10,17 @@ treq's RedirectAgent, which drops ``Authorization`` on a cross-origin hop.
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
 import treq
-from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH
 
 from ..config import UpstreamConfig
 from .body import discard_body
 from .challenge import parse_www_authenticate
+from .http import UpstreamError, basic_authorization, response_length, send_request
 from .routing import route_matches, upstream_repository_name
 
 log = Logger()
@@ -38,28 +36,6 @@ ALL_MANIFEST_TYPES = ", ".join(
     ]
 )
 MAX_MANIFEST_BYTES = 4 << 20
-
-
-class UpstreamError(Exception):
-    """The upstream could not be reached or answered with an error we cannot use."""
-
-    def __init__(self, message: str, reason: str = "error", code: int | None = None):
-        super().__init__(message)
-        self.reason = reason
-        self.code = code
-
-
-def response_length(response) -> int | None:
-    length = response.length
-    return None if length is UNKNOWN_LENGTH else int(length)
-
-
-def header(response, name: str) -> str | None:
-    values = response.headers.getRawHeaders(name)
-    if not values:
-        return None
-    value = values[-1]
-    return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
 class RegistryUpstream:
@@ -81,25 +57,11 @@ class RegistryUpstream:
         return upstream_repository_name(name, self.config.library_prefix)
 
     def _basic(self) -> bytes | None:
-        if self.config.username is None:
-            return None
-        raw = f"{self.config.username}:{self.config.password or ''}".encode()
-        return b"Basic " + base64.b64encode(raw)
+        return basic_authorization(self.config.username, self.config.password)
 
     async def _send(self, method: str, url: str, headers: dict[bytes, list[bytes]]):
-        try:
-            return await self._http.request(
-                method,
-                url,
-                headers=Headers(headers),
-                unbuffered=True,
-                timeout=self._header_timeout,
-                reactor=self._clock,
-            )
-        except defer.CancelledError:
-            raise UpstreamError(f"{self.name}: no answer within {self._header_timeout:g}s", "timeout") from None
-        except Exception as e:
-            raise UpstreamError(f"{self.name}: {e.__class__.__name__}: {e}", "connect") from None
+        return await send_request(self._http, method, url, Headers(headers), timeout=self._header_timeout,
+                                  clock=self._clock, who=self.name)
 
     async def _token(self, params: dict[str, str], scope: str) -> str | None:
         realm = params.get("realm")
