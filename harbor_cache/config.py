@@ -112,6 +112,17 @@ def _maven_repository(table: dict[str, Any], i: int) -> MavenRepositoryConfig:
     )
 
 
+def _table_array(items: Any, where: str, build, unique: str) -> tuple:
+    """An array of tables ([[where]]), each built by ``build``, with a unique ``unique`` field."""
+    if not isinstance(items, list) or not all(isinstance(t, dict) for t in items):
+        raise ConfigError(f"[[{where}]] must be an array of tables")
+    built = tuple(build(t, i) for i, t in enumerate(items))
+    keys = [getattr(b, unique) for b in built]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"{where}: {unique}s must be unique")
+    return built
+
+
 def parse_config(document: dict[str, Any]) -> Config:
     """Build a Config from a parsed TOML document; every key is optional."""
     base = Config()
@@ -135,22 +146,12 @@ def parse_config(document: dict[str, Any]) -> Config:
         ),
     }
     if "upstreams" in document:
-        ups = document["upstreams"]
-        if not isinstance(ups, list):
-            raise ConfigError("[[upstreams]] must be an array of tables")
-        values["upstreams"] = tuple(_upstream(u, i) for i, u in enumerate(ups))
-        names = [u.name for u in values["upstreams"]]
-        if len(set(names)) != len(names):
-            raise ConfigError("upstreams: names must be unique")
+        values["upstreams"] = _table_array(document["upstreams"], "upstreams", _upstream, "name")
     maven = document.get("maven", {})
     if "repositories" in maven:
-        repos = maven["repositories"]
-        if not isinstance(repos, list):
-            raise ConfigError("[[maven.repositories]] must be an array of tables")
-        values["maven_repositories"] = tuple(_maven_repository(r, i) for i, r in enumerate(repos))
-        ids = [r.id for r in values["maven_repositories"]]
-        if len(set(ids)) != len(ids):
-            raise ConfigError("maven.repositories: ids must be unique")
+        values["maven_repositories"] = _table_array(
+            maven["repositories"], "maven.repositories", _maven_repository, "id"
+        )
     if values["eviction_interval_seconds"] <= 0:
         raise ConfigError("server.eviction_interval_seconds must be positive")
     return Config(**values)
