@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 
+from prometheus_client.twisted import MetricsResource
 from treq.client import HTTPClient
 from twisted.application import internet, service
 from twisted.internet import defer, endpoints
@@ -20,16 +21,33 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from . import __version__
-from .auth import hash_password
+from .api.front import ApiFront
+from .api.openapi import build_document
+from .auth import (
+    ArtifactTokens,
+    ManagementTokens,
+    RegistryTokens,
+    hash_password,
+    load_or_create_rsa_key,
+    load_or_create_secret,
+)
 from .config import Config
 from .core.access import AccessRecorder
 from .core.downloads import Downloads
+from .core.eviction import Evictor
+from .core.hosted import HostedRegistry
+from .core.maven import MavenCache
 from .core.oci import OciCache
+from .core.users import UserService
 from .index import Index, open_sqlite_pool
+from .maven.front import MavenFront
 from .metrics import Metrics
+from .oci.auth import RegistryAuthorizer
 from .oci.front import OciFront
+from .oci.hosted import HostedFront
 from .runtime_settings import RuntimeSettings
 from .storage import Storage, ThreadIO
+from .upstream.maven import MavenUpstream
 from .upstream.registry import RegistryUpstream, UpstreamSet
 from .web import HarborSite, Root, SiteFront
 
@@ -91,44 +109,44 @@ class HarborApp:
         self.data_dir = os.path.abspath(config.data_dir)
         os.makedirs(self.data_dir, exist_ok=True)
         self.metrics = Metrics()
+        self._build_io()
+        self._build_oci()
+        self._build_management()
+        self._build_maven()
+        self.root = Root()
+        self._mount_fronts()
+        self.site = HarborSite(self.root, self.metrics)
+
+    def _secret_path(self, name: str) -> str:
+        return os.path.join(self.data_dir, name)
+
+    def _build_io(self) -> None:
+        """Storage, index, runtime settings, the upstream HTTP client and the in-flight table."""
+        reactor, config = self.reactor, self.config
         self.io_pool = ThreadPool(minthreads=1, maxthreads=4, name="harbor-io")
         self.storage = Storage(self.data_dir, ThreadIO(reactor, self.io_pool))
         self.db_pool = open_sqlite_pool(os.path.join(self.data_dir, "index.sqlite"))
         self.index = Index(self.db_pool)
         self.settings = RuntimeSettings(self.index, reactor)
         self.access = AccessRecorder(self.index, reactor)
-
-        http_pool = HTTPConnectionPool(reactor, persistent=True)
-        http_pool.maxPersistentPerHost = 16
-        http_pool.cachedConnectionTimeout = 120
-        agent = Agent(reactor, connectTimeout=config.upstream_connect_timeout, pool=http_pool)
-        self.http_pool = http_pool
-        self.http = HTTPClient(agent)
+        self.http_pool = HTTPConnectionPool(reactor, persistent=True)
+        self.http_pool.maxPersistentPerHost = 16
+        self.http_pool.cachedConnectionTimeout = 120
+        self.http = HTTPClient(Agent(reactor, connectTimeout=config.upstream_connect_timeout, pool=self.http_pool))
         self.downloads = Downloads(self.storage, reactor, self.metrics, idle_timeout=config.upstream_idle_timeout)
+
+    def _build_oci(self) -> None:
+        """The OCI cache core, the hosted registry, registry tokens and the /v2 front."""
+        reactor, config = self.reactor, self.config
         self.upstreams = UpstreamSet(
             [RegistryUpstream(u, self.http, reactor, header_timeout=config.upstream_idle_timeout)
              for u in config.upstreams]
         )
-        self.oci = OciCache(
-            index=self.index,
-            storage=self.storage,
-            downloads=self.downloads,
-            upstreams=self.upstreams,
-            settings=self.settings,
-            access=self.access,
-            metrics=self.metrics,
-            clock=reactor,
-        )
-        self.root = Root()
-        self.site_front = SiteFront(self.index, self.storage, self.metrics)
-        # Hosted registry (issue 7): pushes, registry token flow, tags, catalog, deletes.
-        from .auth import RegistryTokens, load_or_create_secret
-        from .core.hosted import HostedRegistry
-        from .oci.auth import RegistryAuthorizer
-        from .oci.hosted import HostedFront
-
-        self.registry_tokens = RegistryTokens(
-            load_or_create_secret(os.path.join(self.data_dir, "registry-secret")), reactor, issuer=config.public_url)
+        self.oci = OciCache(index=self.index, storage=self.storage, downloads=self.downloads,
+                            upstreams=self.upstreams, settings=self.settings, access=self.access,
+                            metrics=self.metrics, clock=reactor)
+        self.registry_tokens = RegistryTokens(load_or_create_secret(self._secret_path("registry-secret")),
+                                              reactor, issuer=config.public_url)
         self.registry_policy = RegistryAuthorizer(self.index, self.settings, self.registry_tokens,
                                                   config.public_url, reactor)
         self.hosted = HostedRegistry(cache=self.oci, index=self.index, storage=self.storage,
@@ -136,29 +154,23 @@ class HarborApp:
         self.oci_front = OciFront(self.oci, self.settings, self.metrics, policy=self.registry_policy,
                                   public_url=config.public_url)
         HostedFront(self.hosted, self.registry_policy, self.metrics).register(self.oci_front)
-        # Management API, users and eviction (issue 5).
-        from .api.front import ApiFront
-        from .api.openapi import build_document
-        from .auth import ManagementTokens
-        from .auth import load_or_create_secret as _load_secret
-        from .core.eviction import Evictor
-        from .core.users import UserService
 
-        self.management_tokens = ManagementTokens(_load_secret(os.path.join(self.data_dir, "jwt-secret")), reactor)
+    def _build_management(self) -> None:
+        """Users, management tokens, eviction, /health and the /api/v1 front."""
+        reactor = self.reactor
+        self.site_front = SiteFront(self.index, self.storage, self.metrics)
+        self.management_tokens = ManagementTokens(load_or_create_secret(self._secret_path("jwt-secret")), reactor)
         self.users = UserService(self.index, reactor)
         self.evictor = Evictor(index=self.index, storage=self.storage, downloads=self.downloads,
                                settings=self.settings, access=self.access, clock=reactor)
         self.evictor.invalidators.append(self.oci.invalidate)
         self.api_front = ApiFront(users=self.users, tokens=self.management_tokens, settings=self.settings,
                                   evictor=self.evictor, openapi_document=build_document(__version__))
-        self.root.mount(b"api", self.api_front.app.resource())
-        # Maven front (issue 6): repositories, artifact tokens, the Kagami API.
-        from .auth import ArtifactTokens, load_or_create_rsa_key
-        from .core.maven import MavenCache
-        from .maven.front import MavenFront
-        from .upstream.maven import MavenUpstream
 
-        self.artifact_tokens = ArtifactTokens(load_or_create_rsa_key(os.path.join(self.data_dir, "artifact-key.pem")),
+    def _build_maven(self) -> None:
+        """Maven repositories on the shared download core, artifact tokens and the Kagami front."""
+        reactor, config = self.reactor, self.config
+        self.artifact_tokens = ArtifactTokens(load_or_create_rsa_key(self._secret_path("artifact-key.pem")),
                                               config.public_url, reactor, config.artifact_token_max_hours)
         self.maven = MavenCache(
             repositories=config.maven_repositories,
@@ -169,21 +181,17 @@ class HarborApp:
         )
         self.evictor.invalidators.append(self.maven.invalidate)
         self.maven_front = MavenFront(self.maven, self.artifact_tokens, self.index, self.metrics)
-        self._mount_fronts()
-        self.site = HarborSite(self.root, self.metrics)
 
     def _mount_fronts(self) -> None:
-        from prometheus_client.twisted import MetricsResource
-
         site_resource = self.site_front.app.resource()
         self.root.mount(b"health", site_resource)
         self.root.mount(b"healthz", site_resource)
         self.root.put(b"metrics", MetricsResource(registry=self.metrics.registry))
         self.root.mount(b"v2", self.oci_front.app.resource())
+        self.root.mount(b"api", self.api_front.app.resource())
         maven_resource = self.maven_front.app.resource()
         for segment in (b"artifacts", b"repositories", b"token", b".well-known"):
             self.root.mount(segment, maven_resource)
-        # Other fronts (api, maven, ui) are mounted here as they are built.
 
     async def start(self) -> None:
         removed = self.storage.clean_temp()
