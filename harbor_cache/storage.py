@@ -127,6 +127,23 @@ class StoredSource(GrowingSource):
         self.verified = True
 
 
+class _Lane:
+    """One ordered stream of work over the chunks of a TempBlob (the disk write, or one hash).
+
+    Lanes run on the I/O pool side by side: writing and each hash release the
+    GIL, so the slowest of them, not their sum, bounds a cold download.
+    """
+
+    def __init__(self, work: Callable[[list[bytes]], None]):
+        self.work = work
+        self.queue: deque[bytes] = deque()
+        self.pending = 0
+        self.busy = False
+
+    def idle(self) -> bool:
+        return not self.busy and not self.queue
+
+
 class TempBlob(GrowingSource):
     """A file being written under ``DATA/tmp``, hashed as it grows.
 
@@ -141,11 +158,11 @@ class TempBlob(GrowingSource):
         super().__init__(path, total)
         self._storage = storage
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self._sha256 = hashlib.sha256()
-        self._extra = {name: hashlib.new(name) for name in extra_hashes}
-        self._queue: deque[bytes] = deque()
-        self.queued = 0
-        self._busy = False
+        self._hashers = {"sha256": hashlib.sha256()}
+        self._hashers.update({name: hashlib.new(name) for name in extra_hashes})
+        self._writer = _Lane(self._write_chunks)
+        self._lanes = [self._writer] + [_Lane(self._hash_lane(h)) for h in self._hashers.values()]
+        self._high = False
         self._drained: list[defer.Deferred] = []
         self.on_drain: Callable[[], None] | None = None
         self.received = 0
@@ -153,56 +170,76 @@ class TempBlob(GrowingSource):
         self.hashes: dict[str, str] = {}
         self.closed = False
 
+    @property
+    def queued(self) -> int:
+        """Bytes received but not yet through every lane (the slowest one counts)."""
+        return max(lane.pending for lane in self._lanes)
+
     def write(self, data: bytes) -> bool:
         if self.closed or self.failure is not None:
             return False
-        self._queue.append(data)
-        self.queued += len(data)
         self.received += len(data)
-        self._kick()
-        return self.queued > HIGH_WATER
+        for lane in self._lanes:
+            lane.queue.append(data)
+            lane.pending += len(data)
+            self._kick(lane)
+        if self.queued > HIGH_WATER:
+            self._high = True
+        return self._high
 
-    def _kick(self) -> None:
-        if self._busy or not self._queue:
-            if not self._busy and not self._queue:
-                drained, self._drained = self._drained, []
-                for d in drained:
-                    d.callback(None)
+    def _kick(self, lane: _Lane) -> None:
+        if lane.busy or not lane.queue or self.failure is not None:
             return
-        chunks = list(self._queue)
-        self._queue.clear()
-        self._busy = True
-        d = self._storage.io.run(self._write_chunks, chunks)
-        d.addCallbacks(self._written, self._write_failed)
+        chunks = list(lane.queue)
+        lane.queue.clear()
+        lane.busy = True
+        n = sum(len(c) for c in chunks)
+        d = self._storage.io.run(lane.work, chunks)
+        d.addCallbacks(lambda _: self._lane_done(lane, n), lambda f: self._lane_failed(lane, f))
 
-    def _write_chunks(self, chunks: list[bytes]) -> int:
-        """Runs on the I/O thread: append and hash (hashlib releases the GIL)."""
-        n = 0
+    def _write_chunks(self, chunks: list[bytes]) -> None:
+        """Runs on the I/O pool: append to the file."""
         for c in chunks:
             _write_all(self._fd, c)
-            self._sha256.update(c)
-            for h in self._extra.values():
-                h.update(c)
-            n += len(c)
-        return n
 
-    def _written(self, n: int) -> None:
-        self._busy = False
-        self.queued -= n
-        self.available += n
-        was_high = self.queued + n > LOW_WATER
-        self._kick()
-        self._changed()
-        if was_high and self.queued <= LOW_WATER and self.on_drain is not None:
-            self.on_drain()
+    @staticmethod
+    def _hash_lane(hasher) -> Callable[[list[bytes]], None]:
+        def work(chunks: list[bytes]) -> None:
+            """Runs on the I/O pool: hashlib releases the GIL for large updates."""
+            for c in chunks:
+                hasher.update(c)
 
-    def _write_failed(self, failure) -> None:
-        self._busy = False
+        return work
+
+    def _lane_done(self, lane: _Lane, n: int) -> None:
+        lane.busy = False
+        lane.pending -= n
+        if self.failure is not None:
+            if lane is self._writer:
+                self._release_file()
+            return
+        self._kick(lane)
+        if lane is self._writer:
+            self.available += n
+            self._changed()
+        if self._high and self.queued <= LOW_WATER:
+            self._high = False
+            if self.on_drain is not None:
+                self.on_drain()
+        if all(lane.idle() for lane in self._lanes):
+            drained, self._drained = self._drained, []
+            for d in drained:
+                d.callback(None)
+
+    def _lane_failed(self, lane: _Lane, failure) -> None:
+        lane.busy = False
         log.failure("writing {path} failed", failure, path=self.path)
         self.abort(SourceFailed(f"write failed: {failure.getErrorMessage()}"))
+        if lane is self._writer:
+            self._release_file()
 
     def _wait_drained(self) -> defer.Deferred:
-        if not self._busy and not self._queue:
+        if all(lane.idle() for lane in self._lanes):
             return defer.succeed(None)
         d: defer.Deferred = defer.Deferred()
         self._drained.append(d)
@@ -224,9 +261,8 @@ class TempBlob(GrowingSource):
         self.closed = True
         await self._storage.io.run(os.close, self._fd)
         self._fd = -1
-        digest = "sha256:" + self._sha256.hexdigest()
-        self.hashes = {"sha256": self._sha256.hexdigest()}
-        self.hashes.update({k: h.hexdigest() for k, h in self._extra.items()})
+        self.hashes = {name: h.hexdigest() for name, h in self._hashers.items()}
+        digest = "sha256:" + self.hashes["sha256"]
         if self.total is not None and self.available != self.total:
             err = SourceFailed(f"short body: {self.available} of {self.total} bytes")
             self.abort(err)
@@ -251,14 +287,11 @@ class TempBlob(GrowingSource):
         self._changed()
         return digest
 
-    def abort(self, reason: Exception) -> None:
-        """Give up: readers are told (they abort their connections) and the temp file goes."""
-        if self.verified or self.failure is not None:
+    def _release_file(self) -> None:
+        """Close and unlink the temp file, once no write is running on it (never close under a writer)."""
+        if self._writer.busy or self._fd == -2:
             return
-        self.failure = reason
-        self.closed = True
-        self._queue.clear()
-        fd, self._fd = self._fd, -1
+        fd, self._fd = self._fd, -2
         path = self.path
 
         def _remove():
@@ -273,6 +306,16 @@ class TempBlob(GrowingSource):
                 pass
 
         self._storage.io.run(_remove).addErrback(lambda f: log.failure("removing temp file", f))
+
+    def abort(self, reason: Exception) -> None:
+        """Give up: readers are told (they abort their connections) and the temp file goes."""
+        if self.verified or self.failure is not None:
+            return
+        self.failure = reason
+        self.closed = True
+        for lane in self._lanes:
+            lane.queue.clear()
+        self._release_file()
         self._changed()
         drained, self._drained = self._drained, []
         for d in drained:
