@@ -19,6 +19,7 @@ from twisted.internet import defer, endpoints
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.static import File
 
 from . import __version__
 from .api.front import ApiFront
@@ -49,7 +50,7 @@ from .runtime_settings import RuntimeSettings
 from .storage import Storage, ThreadIO
 from .upstream.maven import MavenUpstream
 from .upstream.registry import RegistryUpstream, UpstreamSet
-from .web import HarborSite, Root, SiteFront
+from .web import HarborSite, NotFoundResource, Root, SiteFront
 
 log = Logger()
 
@@ -187,6 +188,9 @@ class HarborApp:
         self.root.mount(b"health", site_resource)
         self.root.mount(b"healthz", site_resource)
         self.root.put(b"metrics", MetricsResource(registry=self.metrics.registry))
+        ui = File(os.path.join(os.path.dirname(__file__), "ui"))
+        ui.childNotFound = NotFoundResource()
+        self.root.put(b"ui", ui)
         self.root.mount(b"v2", self.oci_front.app.resource())
         self.root.mount(b"api", self.api_front.app.resource())
         maven_resource = self.maven_front.app.resource()
