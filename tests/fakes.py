@@ -172,6 +172,27 @@ class FakeRegistry(resource.Resource):
                 request.finish()
 
 
+def site_client(root, metrics) -> tuple[RequestTraversalAgent, HTTPClient]:
+    """An in-memory client for ``root`` served by our own HarborSite (CORS, access log, errors)."""
+    agent = RequestTraversalAgent(root)
+    agent._serverFactory = HarborSite(root, metrics, reactor=agent._memoryReactor)
+    return agent, HTTPClient(agent)
+
+
+def migrated_index(case) -> Index:
+    """A fresh, migrated index on a sqlite file in the test's temp dir; closed at cleanup."""
+    from twisted.internet.defer import Deferred
+
+    tmp = case.mktemp()
+    os.makedirs(tmp)
+    pool = InlinePool(os.path.join(tmp, "index.sqlite"))
+    case.addCleanup(pool.close)
+    index = Index(pool)
+    index.pool = pool
+    case.successResultOf(Deferred.fromCoroutine(index.migrate()))
+    return index
+
+
 class Harness:
     """A whole harbor-cache (site front + OCI front + core) on fakes."""
 
@@ -205,9 +226,7 @@ class Harness:
         self.root.mount(b"healthz", site_front.app.resource())
         self.oci_front = OciFront(self.oci, self.settings, self.metrics, public_url="http://cache.test")
         self.root.mount(b"v2", self.oci_front.app.resource())
-        self.agent = RequestTraversalAgent(self.root)
-        self.agent._serverFactory = HarborSite(self.root, self.metrics, reactor=self.agent._memoryReactor)
-        self.client = HTTPClient(self.agent)
+        self.agent, self.client = site_client(self.root, self.metrics)
 
     def flush(self) -> None:
         for _ in range(20):

@@ -35,7 +35,8 @@ from harbor_cache.metrics import Metrics
 from harbor_cache.runtime_settings import RuntimeSettings
 from harbor_cache.storage import InlineIO, Storage
 from harbor_cache.upstream.maven import MavenUpstream
-from harbor_cache.web import HarborSite, Root
+from harbor_cache.web import Root
+from tests.fakes import site_client
 
 START = 1_700_000_000.0
 UPSTREAM_MODIFIED = 1_600_000_000.0
@@ -182,9 +183,7 @@ class MavenHarness:
         res = self.front.app.resource()
         for segment in (b"artifacts", b"repositories", b"token", b".well-known"):
             self.root.mount(segment, res)
-        self.agent = RequestTraversalAgent(self.root)
-        self.agent._serverFactory = HarborSite(self.root, self.metrics, reactor=self.agent._memoryReactor)
-        self.client = HTTPClient(self.agent)
+        self.agent, self.client = site_client(self.root, self.metrics)
 
     # -- driving --------------------------------------------------------------
 

@@ -25,10 +25,10 @@ from harbor_cache.auth import ManagementTokens
 from harbor_cache.core.access import AccessRecorder
 from harbor_cache.core.eviction import Evictor
 from harbor_cache.core.users import UserService
-from harbor_cache.index import Index, InlinePool
 from harbor_cache.runtime_settings import SETTINGS, RuntimeSettings
 from harbor_cache.storage import InlineIO, Storage
 from harbor_cache.web import Root
+from tests.fakes import migrated_index
 from tests.test_users import InlineBcrypt
 
 T0 = 1_700_000_000.0
@@ -69,15 +69,11 @@ class Response(SimpleNamespace):
 
 class ApiCase(SynchronousTestCase):
     def setUp(self):
-        tmp = self.mktemp()
-        os.makedirs(tmp)
-        self.pool = InlinePool(os.path.join(tmp, "index.sqlite"))
-        self.addCleanup(self.pool.close)
-        self.index = Index(self.pool)
-        self.wait(self.index.migrate())
+        self.index = migrated_index(self)
+        self.pool = self.index.pool
         self.clock = Clock()
         self.clock.advance(T0)
-        self.storage = Storage(os.path.join(tmp, "data"), InlineIO())
+        self.storage = Storage(self.mktemp(), InlineIO())
         self.settings = RuntimeSettings(self.index, self.clock)
         self.access = AccessRecorder(self.index, self.clock)
         self.crypt = InlineBcrypt()

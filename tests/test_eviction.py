@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.core.access import AccessRecorder
 from harbor_cache.core.eviction import DAY, Evictor, human_size
-from harbor_cache.index import Index, InlinePool
+from tests.fakes import migrated_index
 from harbor_cache.runtime_settings import RuntimeSettings
 from harbor_cache.storage import InlineIO, RangeProducer, Storage
 
@@ -42,15 +42,11 @@ class PausingConsumer:
 
 class EvictionCase(SynchronousTestCase):
     def setUp(self):
-        tmp = self.mktemp()
-        os.makedirs(tmp)
-        self.pool = InlinePool(os.path.join(tmp, "index.sqlite"))
-        self.addCleanup(self.pool.close)
-        self.index = Index(self.pool)
-        self.successResultOf(defer.ensureDeferred(self.index.migrate()))
+        self.index = migrated_index(self)
+        self.pool = self.index.pool
         self.clock = Clock()
         self.clock.advance(T0)
-        self.storage = Storage(os.path.join(tmp, "data"), InlineIO())
+        self.storage = Storage(self.mktemp(), InlineIO())
         self.settings = RuntimeSettings(self.index, self.clock)
         self.access = AccessRecorder(self.index, self.clock)
         self.downloads = SimpleNamespace(inflight={})

@@ -274,7 +274,30 @@ def count_log_requests(log_path, method, path_substring, status=None):
     return n
 
 
-class _Counting:
+class _Peer:
+    """Lifecycle shared by every process a test starts: ``self._daemon`` runs it, ``self.dir`` holds its files."""
+
+    def stop(self, grace=10.0):
+        """SIGTERM, wait up to ``grace`` seconds, then SIGKILL."""
+        self._daemon.stop(grace)
+
+    def running(self):
+        return self._daemon.running()
+
+    def close(self):
+        self.stop()
+        if not self._closed:
+            self._closed = True
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _Counting(_Peer):
     """Access-log counting shared by the upstreams."""
 
     def count_requests(self, method, path_substring, status=None):
@@ -346,23 +369,6 @@ class Registry(_Counting):
         self._daemon.start(["docker-registry", "serve", self.config_path])
         self._daemon.wait_ready(self.url + "/v2/", timeout)
 
-    def stop(self):
-        self._daemon.stop()
-
-    def running(self):
-        return self._daemon.running()
-
-    def close(self):
-        self.stop()
-        if not self._closed:
-            self._closed = True
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _file_hash(path):
@@ -564,23 +570,6 @@ class MavenUpstream(_Counting):
         self._daemon.start(["nginx", "-p", self.dir, "-e", self.log_path, "-c", self.config_path])
         self._daemon.wait_ready(self.url, timeout)
 
-    def stop(self):
-        self._daemon.stop()
-
-    def running(self):
-        return self._daemon.running()
-
-    def close(self):
-        self.stop()
-        if not self._closed:
-            self._closed = True
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 _SHARED_MAVEN = None
@@ -667,7 +656,8 @@ def maven_config(repos, server=None, upstreams=()):
 # the server under test
 
 
-class HarborServer:
+class HarborServer(_Peer):
+    # close() removes self.dir only: a caller's data_dir lives outside it and is left alone.
     """harbor-cache run by ``twist`` in its own process on a free port.
 
     The config text may contain ``@PORT@`` (replaced by the chosen port); a
@@ -721,16 +711,9 @@ class HarborServer:
         self._daemon.start(self.command(), env=self.env, cwd=REPO_ROOT)
         self._daemon.wait_ready(self.url + "/health", self.timeout)
 
-    def stop(self, grace=10.0):
-        """SIGTERM, wait up to ``grace`` seconds, then SIGKILL."""
-        self._daemon.stop(grace)
-
     def restart(self):
         self.stop()
         self.start()
-
-    def running(self):
-        return self._daemon.running()
 
     @property
     def pid(self):
@@ -752,18 +735,6 @@ class HarborServer:
             raise AssertionError("login as %s: %d %r" % (username, status, body[:500]))
         return json.loads(body)["token"]
 
-    def close(self):
-        self.stop()
-        if not self._closed:
-            self._closed = True
-            # a caller's data_dir lives outside self.dir and is left alone
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 # --------------------------------------------------------------------------
