@@ -69,7 +69,7 @@ MIGRATIONS: list[list[str]] = [
             value INTEGER NOT NULL
         )""",
     ],
-    # 2: Maven front (reserved; replace this comment's list with real statements if needed)
+    # 2: (reserved for the Maven front, which needed no schema of its own)
     [],
     # 3: hosted registry: manifests that name a subject (the referrers API)
     [
@@ -84,6 +84,11 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (repository, digest)
         )""",
         "CREATE INDEX referrers_subject ON referrers (repository, subject)",
+    ],
+    # 4: eviction pages in lfu and fifo order without scanning and sorting every proxy row
+    [
+        "CREATE INDEX entries_kind_lfu ON entries (kind, access_count, last_access, id)",
+        "CREATE INDEX entries_kind_fifo ON entries (kind, created_at, id)",
     ],
 ]
 

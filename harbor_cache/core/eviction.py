@@ -210,8 +210,8 @@ class Evictor:
         after = None
         cols = self.index.EVICTION_ORDERS[order]
         while excess is None or freed < excess:
-            # One query fetches a window of several batches: for orders without
-            # an index (lfu, fifo) each query is a scan and sort of every proxy row.
+            # One query fetches a window of several batches (each order has an
+            # index on (kind, order columns), migrations 1 and 4).
             window = await self.index.proxy_entries_page(order, after, self.page_size, accessed_before)
             if not window:
                 break
