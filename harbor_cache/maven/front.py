@@ -246,21 +246,22 @@ class MavenFront:
 
     @app.route("/repositories/<repo_id>/browse", methods=["GET", "HEAD"])
     async def browse(self, request, repo_id: str):
-        request.front = "maven"
-        path = self._query_path(request, required=False)
-        repo = self._repository(repo_id, unknown_status=400)
-        if repo.private:
-            self.authorize(request, repo_id, READ)
+        path = self._readable_path(request, repo_id, required=False)
         return self._json(request, await self.cache.browse(repo_id, path))
 
     @app.route("/repositories/<repo_id>/info", methods=["GET", "HEAD"])
     async def info(self, request, repo_id: str):
+        path = self._readable_path(request, repo_id, required=True)
+        return self._json(request, await self.cache.info(repo_id, path))
+
+    def _readable_path(self, request, repo_id: str, required: bool) -> str:
+        """The validated ``path`` query of a browse/info request, after the repository's read check."""
         request.front = "maven"
-        path = self._query_path(request, required=True)
+        path = self._query_path(request, required=required)
         repo = self._repository(repo_id, unknown_status=400)
         if repo.private:
             self.authorize(request, repo_id, READ)
-        return self._json(request, await self.cache.info(repo_id, path))
+        return path
 
     def _json(self, request, doc) -> bytes:
         body = json_response(request, doc)

@@ -277,6 +277,18 @@ def count_log_requests(log_path, method, path_substring, status=None):
 class _Peer:
     """Lifecycle shared by every process a test starts: ``self._daemon`` runs it, ``self.dir`` holds its files."""
 
+    def _launch(self, daemon, start):
+        """Adopt ``daemon``, close at exit, and start it now if asked (cleaning up if that fails)."""
+        self._daemon = daemon
+        self._closed = False
+        _CLOSE_AT_EXIT.append(self.close)
+        if start:
+            try:
+                self.start()
+            except BaseException:
+                self.close()  # the error carries the log's tail
+                raise
+
     def stop(self, grace=10.0):
         """SIGTERM, wait up to ``grace`` seconds, then SIGKILL."""
         self._daemon.stop(grace)
@@ -355,15 +367,7 @@ class Registry(_Counting):
                 "  secret: harbor-it-not-secret",
                 "health: {storagedriver: {enabled: false}}",
                 ""]))
-        self._daemon = _Daemon("docker-registry :%d" % self.port, self.log_path)
-        self._closed = False
-        _CLOSE_AT_EXIT.append(self.close)
-        if start:
-            try:
-                self.start()
-            except BaseException:
-                self.close()  # the error carries the log's tail
-                raise
+        self._launch(_Daemon("docker-registry :%d" % self.port, self.log_path), start)
 
     def start(self, timeout=20):
         self._daemon.start(["docker-registry", "serve", self.config_path])
@@ -556,15 +560,7 @@ class MavenUpstream(_Counting):
                 "  server { listen %s; root %s; autoindex on; }" % (self.hostport, self.root),
                 "}",
                 ""]))
-        self._daemon = _Daemon("nginx :%d" % self.port, os.path.join(self.dir, "nginx.out"))
-        self._closed = False
-        _CLOSE_AT_EXIT.append(self.close)
-        if start:
-            try:
-                self.start()
-            except BaseException:
-                self.close()  # the error carries the log's tail
-                raise
+        self._launch(_Daemon("nginx :%d" % self.port, os.path.join(self.dir, "nginx.out")), start)
 
     def start(self, timeout=20):
         self._daemon.start(["nginx", "-p", self.dir, "-e", self.log_path, "-c", self.config_path])
@@ -693,15 +689,7 @@ class HarborServer(_Peer):
         self.admin_password = self.env["HARBOR_CACHE_ADMIN_PASSWORD"]
         self.log_path = os.path.join(self.dir, "server.log")
         self.timeout = timeout
-        self._daemon = _Daemon("harbor-cache :%d" % self.port, self.log_path)
-        self._closed = False
-        _CLOSE_AT_EXIT.append(self.close)
-        if start:
-            try:
-                self.start()
-            except BaseException:
-                self.close()  # the error carries the log's tail
-                raise
+        self._launch(_Daemon("harbor-cache :%d" % self.port, self.log_path), start)
 
     def command(self):
         return [sys.executable, "-m", "twisted", "harbor-cache", "--config", self.config_path,
