@@ -4,7 +4,7 @@ Run as a process (``python -m tests.integration.fault_upstream --port P
 --upstream URL --log FILE``): every request is forwarded to ``URL`` with
 http.client and the answer copied back, except when a *rule* matches it.
 Rules are set per test over HTTP on the same port (``POST /_fault/rules``
-with a JSON list, ``DELETE /_fault/rules``) by `FaultUpstream`, the
+with a JSON list, ``DELETE /_fault/rules``) by `oci_support.FaultUpstream`, the
 controller the tests use. A rule is::
 
     {"method": "GET", "path": "<substring of the path>", "times": N or null,
@@ -26,7 +26,6 @@ import argparse
 import http.client
 import http.server
 import json
-import os
 import socket
 import socketserver
 import sys
@@ -231,90 +230,6 @@ def main(argv=None):
 
 # --------------------------------------------------------------------------
 # the controller the tests use (imports the test support only here)
-
-
-def _support():
-    from tests.integration import support
-
-    return support
-
-
-class FaultUpstream:
-    """The fault proxy as a daemon on a free loopback port, with its rules and access log.
-
-    ``url``/``hostport`` point at it; ``count_requests``/``wait_requests`` read
-    its access log like `support.Registry`'s. ``stop()``/``start()`` keep the
-    port (an outage and its recovery); ``kill()`` is SIGKILL (a crash).
-    """
-
-    def __init__(self, upstream_url, start=True):
-        import tempfile
-
-        support = _support()
-        self.upstream_url = upstream_url
-        self.dir = tempfile.mkdtemp(prefix="harbor-it-fault-")
-        self.port = support.free_port()
-        self.hostport = "%s:%d" % (support.LOOPBACK, self.port)
-        self.url = "http://" + self.hostport
-        self.access_log_path = os.path.join(self.dir, "access.log")
-        self.log_path = os.path.join(self.dir, "fault.out")
-        self._daemon = support._Daemon("fault-upstream :%d" % self.port, self.log_path)
-        self._closed = False
-        support._CLOSE_AT_EXIT.append(self.close)
-        if start:
-            self.start()
-
-    def start(self, timeout=20):
-        support = _support()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = support.REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        self._daemon.start([sys.executable, "-m", "tests.integration.fault_upstream", "--port", str(self.port),
-                            "--upstream", self.upstream_url, "--log", self.access_log_path],
-                           env=env, cwd=support.REPO_ROOT)
-        self._daemon.wait_ready(self.url + "/_fault/ping", timeout)
-
-    def stop(self):
-        self._daemon.stop(grace=5)
-
-    def kill(self):
-        """SIGKILL: connections in progress are reset, as when an upstream crashes."""
-        import signal
-
-        if self._daemon.running():
-            self._daemon._signal(signal.SIGKILL)
-            self._daemon.proc.wait(10)
-        self._daemon.stop()
-
-    def running(self):
-        return self._daemon.running()
-
-    def set_rules(self, *rules):
-        """Replace the rules (dicts as in the module docstring)."""
-        status, _, body = _support().http("POST", self.url + "/_fault/rules", body=list(rules))
-        if status != 200:
-            raise AssertionError("setting fault rules: %d %r" % (status, body))
-
-    def clear_rules(self):
-        _support().http("DELETE", self.url + "/_fault/rules")
-
-    def count_requests(self, method, path_substring, status=None):
-        return _support().count_log_requests(self.access_log_path, method, path_substring, status)
-
-    def wait_requests(self, method, path_substring, at_least, timeout=5, status=None):
-        deadline = time.monotonic() + timeout
-        while True:
-            n = self.count_requests(method, path_substring, status)
-            if n >= at_least or time.monotonic() >= deadline:
-                return n
-            time.sleep(0.05)
-
-    def close(self):
-        import shutil
-
-        self.stop()
-        if not self._closed:
-            self._closed = True
-            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ import http.client as httpclient
 import json
 import os
 import re
+import signal
 import sqlite3
+import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -303,3 +306,53 @@ def push_raw(layout, registry_url, name, ref, tag):
             raise AssertionError("manifest %s: %d %r" % (reference, status, body))
 
     put_manifest(desc, tag)
+
+
+# --------------------------------------------------------------------------
+# the fault-injecting upstream (its server is tests/integration/fault_upstream.py)
+
+
+class FaultUpstream(support._Counting):
+    """The fault proxy as a daemon on a free loopback port, with its rules and access log.
+
+    ``url``/``hostport`` point at it; ``count_requests``/``wait_requests`` read
+    its access log like `support.Registry`'s. ``stop()``/``start()`` keep the
+    port (an outage and its recovery); ``kill()`` is SIGKILL (a crash).
+    """
+
+    def __init__(self, upstream_url, start=True):
+        self.upstream_url = upstream_url
+        self.dir = tempfile.mkdtemp(prefix="harbor-it-fault-")
+        self.port = support.free_port()
+        self.hostport = "%s:%d" % (support.LOOPBACK, self.port)
+        self.url = "http://" + self.hostport
+        self.access_log_path = os.path.join(self.dir, "access.log")
+        self.log_path = os.path.join(self.dir, "fault.out")
+        self._launch(support._Daemon("fault-upstream :%d" % self.port, self.log_path), start)
+
+    def start(self, timeout=20):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = support.REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self._daemon.start([sys.executable, "-m", "tests.integration.fault_upstream", "--port", str(self.port),
+                            "--upstream", self.upstream_url, "--log", self.access_log_path],
+                           env=env, cwd=support.REPO_ROOT)
+        self._daemon.wait_ready(self.url + "/_fault/ping", timeout)
+
+    def stop(self, grace=5):
+        self._daemon.stop(grace)
+
+    def kill(self):
+        """SIGKILL: connections in progress are reset, as when an upstream crashes."""
+        if self._daemon.running():
+            self._daemon._signal(signal.SIGKILL)
+            self._daemon.proc.wait(10)
+        self._daemon.stop()
+
+    def set_rules(self, *rules):
+        """Replace the rules (dicts as in fault_upstream's docstring)."""
+        status, _, body = support.http("POST", self.url + "/_fault/rules", body=list(rules))
+        if status != 200:
+            raise AssertionError("setting fault rules: %d %r" % (status, body))
+
+    def clear_rules(self):
+        support.http("DELETE", self.url + "/_fault/rules")

@@ -12,7 +12,6 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration import oci_support as oci
 from tests.integration import support
-from tests.integration.fault_upstream import FaultUpstream
 
 
 class CrashRecoveryTests(SynchronousTestCase):
@@ -21,7 +20,7 @@ class CrashRecoveryTests(SynchronousTestCase):
         reg, images = support.shared_upstream()
         layer = max(images["images"]["large"]["layers"], key=lambda l: l["size"])
         digest, size = layer["digest"], layer["size"]
-        fault = FaultUpstream(reg.url)
+        fault = oci.FaultUpstream(reg.url)
         self.addCleanup(fault.close)
         # slow the upstream down so the kill surely lands mid-body
         fault.set_rules({"method": "GET", "path": digest, "mode": "rate", "rate": 20_000_000, "times": 1})

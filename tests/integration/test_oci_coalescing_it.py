@@ -9,7 +9,6 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration import oci_support as oci
 from tests.integration import support
-from tests.integration.fault_upstream import FaultUpstream
 
 CLIENTS = 50
 
@@ -50,7 +49,7 @@ class CoalescingTests(SynchronousTestCase):
         """With a slow upstream all 50 clients join the one download in flight."""
         layer = self.images["images"]["multi"]["manifests"]["arm64"]["layers"][1]
         path = "/v2/library/test/blobs/" + layer["digest"]
-        fault = FaultUpstream(self.reg.url)
+        fault = oci.FaultUpstream(self.reg.url)
         self.addCleanup(fault.close)
         # about 2 s for the whole body: every client is in long before the end
         fault.set_rules({"path": path, "mode": "rate", "rate": layer["size"] // 2})
@@ -68,7 +67,7 @@ class CoalescingTests(SynchronousTestCase):
         layer = max(self.images["images"]["large"]["layers"], key=lambda l: l["size"])
         size, digest = layer["size"], layer["digest"]
         path = "/v2/library/test/blobs/" + digest
-        fault = FaultUpstream(self.reg.url)
+        fault = oci.FaultUpstream(self.reg.url)
         self.addCleanup(fault.close)
         fault.set_rules({"path": path, "mode": "rate", "rate": 48 << 20})  # ~2.5 s for 120 MiB
         srv = self._server(fault.url)

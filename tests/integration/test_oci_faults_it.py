@@ -3,7 +3,7 @@ and remembered 404s.
 
 The promise under test: a client never receives a complete-looking body
 that is wrong, nothing half-written is kept, and a later request works.
-Faults come from `fault_upstream.FaultUpstream` (a proxy in front of the
+Faults come from `oci_support.FaultUpstream` (a proxy in front of the
 shared registry) or from stopping a registry of the test's own.
 """
 
@@ -14,7 +14,6 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration import oci_support as oci
 from tests.integration import support
-from tests.integration.fault_upstream import FaultUpstream
 
 IDLE_TIMEOUT = 2  # server.upstream_idle_timeout for the stall tests (seconds)
 
@@ -26,7 +25,7 @@ class BlobFaultTests(SynchronousTestCase):
         self.reg, self.images = support.shared_upstream()
 
         def make():
-            fault = FaultUpstream(self.reg.url)
+            fault = oci.FaultUpstream(self.reg.url)
             try:
                 srv = support.HarborServer(oci.harbor_config(fault.url, upstream_idle_timeout=IDLE_TIMEOUT))
             except BaseException:

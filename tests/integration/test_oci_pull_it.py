@@ -16,7 +16,6 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration import oci_support as oci
 from tests.integration import support
-from tests.integration.fault_upstream import FaultUpstream
 
 DEEP_NAME = "it/deep/test"  # depth 3
 SOLO_NAME = "solo"  # depth 1
@@ -289,7 +288,7 @@ class RangeWhileDownloadingTests(SynchronousTestCase):
 
     def setUp(self):
         self.reg, self.images = support.shared_upstream()
-        self.fault = FaultUpstream(self.reg.url)
+        self.fault = oci.FaultUpstream(self.reg.url)
         self.addCleanup(self.fault.close)
         self.srv = support.HarborServer(oci.harbor_config(self.fault.url))
         self.addCleanup(self.srv.close)
