@@ -55,6 +55,39 @@ class AccessRecorder:
         return len(touches)
 
 
+class Outcomes:
+    """What a front's cache core reports per request: hits, misses, upstream errors.
+
+    One place for the three sinks each outcome goes to: the persisted
+    counters (AccessRecorder, for /api/v1/cache/stats), the seed's plain
+    counters, and the per-front, per-source labelled breakdown.
+    """
+
+    def __init__(self, front: str, access: AccessRecorder, metrics):
+        self.front = front
+        self._access = access
+        self._metrics = metrics
+        self._source_hits: dict[str, object] = {}  # labelled children, looked up once per source
+
+    def hit(self, entry_id: int | None, source: str) -> None:
+        if entry_id is not None:
+            self._access.touch(entry_id)
+        self._access.count("hits")
+        self._metrics.hits.inc()
+        child = self._source_hits.get(source)
+        if child is None:
+            child = self._source_hits[source] = self._metrics.source_hits.labels(self.front, source)
+        child.inc()
+
+    def miss(self, source: str) -> None:
+        self._access.count("misses")
+        self._metrics.misses.inc()
+        self._metrics.source_misses.labels(self.front, source).inc()
+
+    def upstream_error(self, source: str, reason: str) -> None:
+        self._metrics.upstream_errors.labels(self.front, source, reason).inc()
+
+
 class NegativeCache:
     """Upstream 404s remembered for a while, so a missing thing costs one upstream request."""
 

@@ -38,7 +38,7 @@ from ..storage import BlobCorrupt, GrowingSource
 from ..upstream.body import discard_body
 from ..upstream.maven import parse_sha1
 from ..upstream.http import UpstreamError
-from .access import NegativeCache
+from .access import NegativeCache, Outcomes
 from .observable import SingleFlight
 from ..timestamps import iso8601
 
@@ -175,7 +175,7 @@ class MavenCache:
         self._rows: dict[tuple[str, str], CachedRow] = {}
         self._single = SingleFlight()
         self.small = SmallFiles()
-        self._hit_counters: dict[str, Any] = {}
+        self.outcomes = Outcomes("maven", access, metrics)
 
     # -- bookkeeping --------------------------------------------------------
 
@@ -185,23 +185,6 @@ class MavenCache:
         if repo is None:
             raise UnknownRepository("repository not found", {"repositoryId": repo_id})
         return repo
-
-    def _hit(self, repo_id: str, row: CachedRow) -> None:
-        self.access.touch(row.id)
-        self.access.count("hits")
-        self.metrics.hits.inc()
-        counter = self._hit_counters.get(repo_id)
-        if counter is None:
-            counter = self._hit_counters[repo_id] = self.metrics.source_hits.labels("maven", repo_id)
-        counter.inc()
-
-    def _miss(self, repo_id: str) -> None:
-        self.access.count("misses")
-        self.metrics.misses.inc()
-        self.metrics.source_misses.labels("maven", repo_id).inc()
-
-    def _upstream_error(self, repo_id: str, reason: str) -> None:
-        self.metrics.upstream_errors.labels("maven", repo_id, reason).inc()
 
     def invalidate(self, type_: str, repository: str, key: str) -> None:
         """Forget memory state for an entry the index no longer has (eviction, delete)."""
@@ -262,11 +245,11 @@ class MavenCache:
         if row is not None and not self._expired(path, row):
             body = self.small.get(row.digest)
             if body is not None:
-                self._hit(repo_id, row)
+                self.outcomes.hit(row.id, repo_id)
                 return self._in_memory(repo_id, path, row, body)
         row = await self._row(repo_id, path, check_negative=True)
         if row is not None and not self._expired(path, row):
-            self._hit(repo_id, row)
+            self.outcomes.hit(row.id, repo_id)
             if row.size <= SMALL_FILE_BYTES:
                 try:
                     body = await self.storage.read_bytes(row.digest)
@@ -283,7 +266,7 @@ class MavenCache:
             outcome, dl = await self._single.run(("revalidate",) + key, lambda: self._revalidate(repo_id, path, row))
             if outcome == "fresh":
                 fresh = self._rows.get((repo_id, path), row)
-                self._hit(repo_id, fresh)
+                self.outcomes.hit(fresh.id, repo_id)
                 return self._stored(repo_id, path, fresh, "revalidated")
             if outcome == "stale":
                 return self._stale(repo_id, path, row)
@@ -317,7 +300,7 @@ class MavenCache:
             raise UpstreamBadResponse("upstream failed", {"repositoryId": repo_id, "path": path,
                                                           "reason": f"{type(e).__name__}: {e}"}) from None
         if status == "miss":
-            self._miss(repo_id)
+            self.outcomes.miss(repo_id)
         last_modified = parse_http_date(dl.header("Last-Modified"))
         return MavenFile(
             repository=repo_id, path=path, size=dl.length, source=dl.temp, content_type=content_type_for(path),
@@ -331,7 +314,7 @@ class MavenCache:
         try:
             response = await up.request("GET", path, headers)
         except UpstreamError as e:
-            self._upstream_error(repo_id, e.reason)
+            self.outcomes.upstream_error(repo_id, e.reason)
             raise
         if response.code == 200:
             return response
@@ -340,7 +323,7 @@ class MavenCache:
             raise NotModified(path)
         if response.code in (404, 410):
             raise UpstreamNotFound(path)
-        self._upstream_error(repo_id, f"http_{response.code}")
+        self.outcomes.upstream_error(repo_id, f"http_{response.code}")
         raise UpstreamError(f"{repo_id}: {path} answered {response.code}", f"http_{response.code}", response.code)
 
     def _start(self, repo_id: str, path: str, response=None):
@@ -384,7 +367,7 @@ class MavenCache:
         try:
             found = await self.upstreams[repo_id].fetch_small(path + ".sha1")
         except UpstreamError as e:
-            self._upstream_error(repo_id, "checksum_" + e.reason)
+            self.outcomes.upstream_error(repo_id, "checksum_" + e.reason)
             log.warn("no checksum for {repository}/{path}: {error}", repository=repo_id, path=path, error=e)
             return None
         except Exception as e:
@@ -470,7 +453,7 @@ class MavenCache:
         if running is not None:
             await discard_body(response)
             return "joined", running
-        self._miss(repo_id)
+        self.outcomes.miss(repo_id)
         return "changed", self._start(repo_id, path, response)
 
     # -- the cache's view: browse, info, stats, delete ------------------------

@@ -25,7 +25,7 @@ from ..storage import GrowingSource
 from ..upstream.body import discard_body
 from ..upstream.http import UpstreamError, header
 from ..upstream.registry import ALL_MANIFEST_TYPES, read_limited
-from .access import NegativeCache
+from .access import NegativeCache, Outcomes
 from .observable import SingleFlight
 
 log = Logger()
@@ -120,23 +120,9 @@ class OciCache:
         self._manifest_rows: dict[tuple[str, str], tuple[int, str, str]] = {}
         self._tags: dict[tuple[str, str], TagState] = {}
         self._single = SingleFlight()
+        self.outcomes = Outcomes("oci", access, metrics)
 
     # -- bookkeeping --------------------------------------------------------
-
-    def _hit(self, entry_id: int | None, source: str = "cache") -> None:
-        if entry_id is not None:
-            self.access.touch(entry_id)
-        self.access.count("hits")
-        self.metrics.hits.inc()
-        self.metrics.source_hits.labels("oci", source).inc()
-
-    def _miss(self, source: str) -> None:
-        self.access.count("misses")
-        self.metrics.misses.inc()
-        self.metrics.source_misses.labels("oci", source).inc()
-
-    def _upstream_error(self, source: str, reason: str) -> None:
-        self.metrics.upstream_errors.labels("oci", source, reason).inc()
 
     def invalidate(self, type_: str, repository: str, key: str) -> None:
         """Forget memory state for an entry the index no longer has (eviction, delete)."""
@@ -182,7 +168,7 @@ class OciCache:
         """
         size = await self.stored_blob_size(digest)
         if size is not None:
-            self._hit(self._blob_rows[digest][0])
+            self.outcomes.hit(self._blob_rows[digest][0], "cache")
             return BlobHandle(digest, size, self.storage.open_stored(digest, size), "hit")
         key = ("blob", digest)
         dl = self.downloads.get(key)
@@ -207,7 +193,7 @@ class OciCache:
         except Exception as e:
             raise _map_upstream_failure(e, "blob") from None
         if status == "miss":
-            self._miss(dl.source)
+            self.outcomes.miss(dl.source)
         return BlobHandle(digest, dl.length, dl.temp, status)
 
     async def _first_answer(self, name: str, method: str, kind: str, reference: str, accept: str | None = None):
@@ -221,7 +207,7 @@ class OciCache:
             try:
                 response = await up.request(method, name, kind, reference, accept=accept)
             except UpstreamError as e:
-                self._upstream_error(up.name, e.reason)
+                self.outcomes.upstream_error(up.name, e.reason)
                 if e.code in (401, 403):
                     # Docker Hub answers 401 for repositories it does not have:
                     # for this upstream the name is as good as unknown.
@@ -233,7 +219,7 @@ class OciCache:
                 return up, response
             await discard_body(response)
             if response.code != 404:
-                self._upstream_error(up.name, f"http_{response.code}")
+                self.outcomes.upstream_error(up.name, f"http_{response.code}")
                 last_error = UpstreamError(f"{up.name} answered {response.code}", "status", response.code)
         if last_error is None:
             raise UpstreamNotFound(name)
@@ -256,7 +242,7 @@ class OciCache:
         """(size, cache status) without downloading a body: stored, in flight, or an upstream HEAD."""
         size = await self.stored_blob_size(digest)
         if size is not None:
-            self._hit(self._blob_rows[digest][0])
+            self.outcomes.hit(self._blob_rows[digest][0], "cache")
             return size, "hit"
         dl = self.downloads.inflight.get(("blob", digest))
         if dl is not None and dl.temp is not None and dl.length is not None:
@@ -294,7 +280,7 @@ class OciCache:
                 return None
             self.manifests.put(digest, body, row[1])
             item = (body, row[1])
-        self._hit(row[0])
+        self.outcomes.hit(row[0], "cache")
         return ManifestResult(item[0], digest, item[1], "hit")
 
     async def _store_manifest(self, name: str, body: bytes, digest: str, media_type: str, source: str) -> None:
@@ -316,22 +302,22 @@ class OciCache:
         try:
             body = await read_limited(response)
         except UpstreamError as e:
-            self._upstream_error(up.name, e.reason)
+            self.outcomes.upstream_error(up.name, e.reason)
             raise
         except Exception as e:
-            self._upstream_error(up.name, "body")
+            self.outcomes.upstream_error(up.name, "body")
             raise UpstreamError(f"{up.name}: manifest body failed: {e}", "body") from None
         content_type = (response.headers.getRawHeaders(b"Content-Type") or [b""])[0].decode("latin-1")
         content_type = content_type.split(";")[0].strip() or None
         try:
             media_type = detect_manifest_media_type(body, content_type)
         except InvalidManifest as e:
-            self._upstream_error(up.name, "invalid_manifest")
+            self.outcomes.upstream_error(up.name, "invalid_manifest")
             raise UpstreamError(f"{up.name} sent an invalid manifest: {e}", "invalid_manifest", 502) from None
         digest = self._verified_manifest_digest(body, reference, response, up.name)
         if digest is None:
             raise UpstreamError(f"{up.name} sent a manifest that does not match its digest", "digest_mismatch", 502)
-        self._miss(up.name)
+        self.outcomes.miss(up.name)
         return body, digest, media_type, up.name
 
     def _verified_manifest_digest(self, body: bytes, reference: str, response, source: str) -> str | None:
@@ -353,7 +339,7 @@ class OciCache:
             return str(digest_bytes(body, "sha256"))
         if str(digest_bytes(body, parsed.algorithm)) != str(parsed):
             log.warn("manifest from {source} does not match {digest}", source=source, digest=claimed)
-            self._upstream_error(source, "digest_mismatch")
+            self.outcomes.upstream_error(source, "digest_mismatch")
             return None
         return str(parsed)
 
