@@ -119,7 +119,6 @@ class Downloads:
                 dl.temp.abort(e if isinstance(e, Exception) else Exception(reason))
             dl.headers_ready.fail(e)
             dl.committed.fail(e)
-            dl.committed.observe().addErrback(lambda f: None)
         finally:
             self.inflight.pop(dl.key, None)
             self.metrics.inflight.labels(dl.front).dec()
