@@ -57,6 +57,22 @@ def write_error(request, status: int, code: str, message: str, detail: Any = Non
     return body
 
 
+def crash_response(request, failure) -> bytes | None:
+    """Log an unexpected error; answer 500 in the error format, or abort if the body already started.
+
+    Returns the body to write, or None when the connection was aborted.
+    """
+    log.failure("unhandled error on {method} {path}", failure,
+                method=request.method.decode("latin-1"), path=request.path.decode("latin-1"))
+    if request.startedWriting:
+        request.transport.abortConnection()
+        return None
+    body = write_error(request, 500, "INTERNAL_ERROR", "internal server error")
+    if request.method != b"HEAD":  # (write_error already set it for HEAD)
+        request.setHeader(b"Content-Length", b"%d" % len(body))
+    return body
+
+
 def install_error_handlers(app: Klein) -> None:
     """Map our errors, routing misses and crashes onto the seed's error format."""
 
@@ -81,12 +97,7 @@ def install_error_handlers(app: Klein) -> None:
 
     @app.handle_errors(Exception)
     def _crash(self, request, failure):
-        log.failure("unhandled error on {method} {path}", failure,
-                    method=request.method.decode("latin-1"), path=request.path.decode("latin-1"))
-        if request.startedWriting:
-            request.transport.abortConnection()
-            return None
-        return write_error(request, 500, "INTERNAL_ERROR", "internal server error")
+        return crash_response(request, failure)
 
 
 class HarborRequest(server.Request):
@@ -108,16 +119,10 @@ class HarborRequest(server.Request):
         super().process()
 
     def processingFailed(self, reason):
-        log.failure("unhandled error on {path}", reason, path=self.path.decode("latin-1"))
-        if self.startedWriting:
-            self.transport.abortConnection()
-            return None
-        body = error_body("INTERNAL_ERROR", "internal server error")
-        self.setResponseCode(500)
-        self.setHeader(b"Content-Type", b"application/json")
-        self.setHeader(b"Content-Length", b"%d" % len(body))
-        self.write(body)
-        self.finish()
+        body = crash_response(self, reason)
+        if body is not None:
+            self.write(body)
+            self.finish()
         return reason
 
     def connectionLost(self, reason):
