@@ -11,8 +11,12 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
+
+from .namespaces import check_namespaces, check_prefix, check_registry_host
 
 DOCKER_HUB_URL = "https://registry-1.docker.io"
+DOCKER_HUB_REGISTRY = "docker.io"
 MAVEN_CENTRAL_URL = "https://repo.maven.apache.org/maven2"
 
 
@@ -32,6 +36,12 @@ class UpstreamConfig:
     password: str | None = None
     # Docker Hub keeps official images under library/: "nginx" means "library/nginx".
     library_prefix: bool = False
+    # The registry host this upstream serves (containerd's ?ns=), e.g. "quay.io".
+    registry: str | None = None
+    # The path prefix that selects this upstream and is stripped: /v2/<prefix>/<name>.
+    prefix: str | None = None
+    # Pushes and deletes into this upstream's names are allowed (a proxy is read-only otherwise).
+    allow_push: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,7 +67,7 @@ class Config:
     artifact_token_max_hours: int = 720
     upstreams: tuple[UpstreamConfig, ...] = field(
         default_factory=lambda: (
-            UpstreamConfig(name="dockerhub", url=DOCKER_HUB_URL, library_prefix=True),
+            UpstreamConfig(name="dockerhub", url=DOCKER_HUB_URL, library_prefix=True, registry="docker.io"),
         )
     )
     maven_repositories: tuple[MavenRepositoryConfig, ...] = field(
@@ -81,10 +91,17 @@ def _upstream(table: dict[str, Any], i: int) -> UpstreamConfig:
     url = _take(table, "url", str, where)
     if not url:
         raise ConfigError(f"{where}.url is required")
-    routes = _take(table, "routes", list, where, ["*"])
+    registry = _take(table, "registry", str, where)
+    prefix = _take(table, "prefix", str, where)
+    if registry is None and url.rstrip("/") == DOCKER_HUB_URL:
+        registry = DOCKER_HUB_REGISTRY
+    # An upstream reached by a prefix or a registry host joins the default
+    # namespace only through routes it names; a plain one routes everything.
+    reached_otherwise = "prefix" in table or "registry" in table
+    routes = _take(table, "routes", list, where, [] if reached_otherwise else ["*"])
     if not all(isinstance(r, str) and r for r in routes):
         raise ConfigError(f"{where}.routes: expected a list of glob strings")
-    return UpstreamConfig(
+    upstream = UpstreamConfig(
         name=_take(table, "name", str, where, f"upstream{i}"),
         url=url.rstrip("/"),
         routes=tuple(routes),
@@ -92,7 +109,32 @@ def _upstream(table: dict[str, Any], i: int) -> UpstreamConfig:
         username=_take(table, "username", str, where),
         password=_take(table, "password", str, where),
         library_prefix=_take(table, "library_prefix", bool, where, url.rstrip("/") == DOCKER_HUB_URL),
+        registry=registry,
+        prefix=prefix,
+        allow_push=_take(table, "allow_push", bool, where, False),
     )
+    problem = check_upstream(upstream)
+    if problem:
+        raise ConfigError(f"{where}.{problem}")
+    return upstream
+
+
+def check_upstream(upstream: UpstreamConfig) -> str | None:
+    """What is wrong with one upstream on its own ("key: why"), or None.
+
+    Shared by the config file and the management API so both refuse the same things.
+    """
+
+    if not upstream.name or len(upstream.name) > 64 or not upstream.name.isprintable():
+        return "name: 1 to 64 printable characters"
+    parts = urlsplit(upstream.url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        return f"url: expected an http:// or https:// URL, got {upstream.url!r}"
+    if upstream.prefix is not None and (problem := check_prefix(upstream.prefix)):
+        return f"prefix: {problem}"
+    if upstream.registry is not None and (problem := check_registry_host(upstream.registry)):
+        return f"registry: {problem}"
+    return None
 
 
 def _maven_repository(table: dict[str, Any], i: int) -> MavenRepositoryConfig:
@@ -147,6 +189,9 @@ def parse_config(document: dict[str, Any]) -> Config:
     }
     if "upstreams" in document:
         values["upstreams"] = _table_array(document["upstreams"], "upstreams", _upstream, "name")
+        problem = check_namespaces(values["upstreams"])
+        if problem:
+            raise ConfigError(f"upstreams: {problem}")
     maven = document.get("maven", {})
     if "repositories" in maven:
         values["maven_repositories"] = _table_array(

@@ -90,6 +90,31 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX entries_kind_lfu ON entries (kind, access_count, last_access, id)",
         "CREATE INDEX entries_kind_fifo ON entries (kind, created_at, id)",
     ],
+    # 5: OCI upstreams managed at run time (seeded from the config file once); the
+    #    generation lets every node notice a change made on another one
+    [
+        """CREATE TABLE upstreams (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            url TEXT NOT NULL,
+            registry TEXT,
+            prefix TEXT,
+            routes TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            allow_push INTEGER NOT NULL,
+            library_prefix INTEGER NOT NULL,
+            username TEXT,
+            password TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE upstreams_meta (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            generation INTEGER NOT NULL,
+            seeded_at REAL
+        )""",
+        "INSERT INTO upstreams_meta (id, generation, seeded_at) VALUES (1, 0, NULL)",
+    ],
 ]
 
 
@@ -810,3 +835,103 @@ class Index:
             return _rows(txn)
 
         return await self._run("list_referrers", _txn)
+
+
+    # == OCI upstreams at run time (issue 14) ===================================
+    # Rows hold routes as a JSON list and booleans as 0/1 (portable to PostgreSQL).
+    # Every change bumps upstreams_meta.generation in the same transaction.
+
+    UPSTREAM_FIELDS = ("name", "url", "registry", "prefix", "routes", "priority", "allow_push", "library_prefix",
+                       "username", "password")
+
+    def _bump_upstreams_txn(self, txn) -> None:
+        self._exec(txn, "UPDATE upstreams_meta SET generation = generation + 1 WHERE id = 1")
+
+    async def upstreams_generation(self) -> int:
+        """A number that changes whenever any upstream row does (cheap enough to poll)."""
+
+        def _txn(txn):
+            self._exec(txn, "SELECT generation FROM upstreams_meta WHERE id = 1")
+            return int(txn.fetchone()[0])
+
+        return await self._run("upstreams_generation", _txn)
+
+    async def list_upstreams(self) -> tuple[int, list[dict]]:
+        """(generation, every upstream row by id), read in one transaction."""
+
+        def _txn(txn):
+            self._exec(txn, "SELECT generation FROM upstreams_meta WHERE id = 1")
+            generation = int(txn.fetchone()[0])
+            self._exec(txn, "SELECT * FROM upstreams ORDER BY id")
+            return generation, _rows(txn)
+
+        return await self._run("list_upstreams", _txn)
+
+    async def seed_upstreams(self, rows: list[dict], now: float) -> bool:
+        """Insert the config file's upstreams unless that was done before (on any node); True if done now."""
+
+        def _txn(txn):
+            self._exec(txn, "UPDATE upstreams_meta SET seeded_at = ? WHERE id = 1 AND seeded_at IS NULL", (now,))
+            if txn.rowcount != 1:
+                return False
+            for row in rows:
+                self._insert_upstream_txn(txn, row, now)
+            self._bump_upstreams_txn(txn)
+            return True
+
+        return await self._run("seed_upstreams", _txn)
+
+    def _insert_upstream_txn(self, txn, row: dict, now: float) -> None:
+        cols = self.UPSTREAM_FIELDS
+        self._exec(
+            txn,
+            f"""INSERT INTO upstreams ({', '.join(cols)}, created_at, updated_at)
+                VALUES ({', '.join('?' * (len(cols) + 2))})""",
+            [row[c] for c in cols] + [now, now],
+        )
+
+    async def create_upstream(self, row: dict, now: float) -> dict | None:
+        """Insert an upstream; None when the name is taken."""
+
+        def _txn(txn):
+            self._exec(txn, "SELECT 1 FROM upstreams WHERE name = ?", (row["name"],))
+            if txn.fetchone() is not None:
+                return None
+            self._insert_upstream_txn(txn, row, now)
+            self._bump_upstreams_txn(txn)
+            self._exec(txn, "SELECT * FROM upstreams WHERE name = ?", (row["name"],))
+            return _row(txn)
+
+        return await self._run("create_upstream", _txn)
+
+    async def update_upstream(self, upstream_id: int, row: dict, now: float) -> dict | str:
+        """Replace an upstream's fields; "missing" or "name_taken" when that cannot be done."""
+
+        def _txn(txn):
+            self._exec(txn, "SELECT 1 FROM upstreams WHERE id = ?", (upstream_id,))
+            if txn.fetchone() is None:
+                return "missing"
+            self._exec(txn, "SELECT 1 FROM upstreams WHERE name = ? AND id <> ?", (row["name"], upstream_id))
+            if txn.fetchone() is not None:
+                return "name_taken"
+            cols = self.UPSTREAM_FIELDS
+            self._exec(
+                txn,
+                f"UPDATE upstreams SET {', '.join(c + ' = ?' for c in cols)}, updated_at = ? WHERE id = ?",
+                [row[c] for c in cols] + [now, upstream_id],
+            )
+            self._bump_upstreams_txn(txn)
+            self._exec(txn, "SELECT * FROM upstreams WHERE id = ?", (upstream_id,))
+            return _row(txn)
+
+        return await self._run("update_upstream", _txn)
+
+    async def delete_upstream(self, upstream_id: int) -> bool:
+        def _txn(txn):
+            self._exec(txn, "DELETE FROM upstreams WHERE id = ?", (upstream_id,))
+            if txn.rowcount != 1:
+                return False
+            self._bump_upstreams_txn(txn)
+            return True
+
+        return await self._run("delete_upstream", _txn)

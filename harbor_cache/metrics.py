@@ -40,6 +40,21 @@ class Metrics:
         self.pushes = Counter("harbor_cache_pushes", "Manifests and blobs pushed", ("type",), registry=r)
         self.push_bytes = Counter("harbor_cache_push_bytes", "Bytes received by pushes", registry=r)
         self.evicted = Counter("harbor_cache_evicted_entries", "Entries removed by eviction", ("reason",), registry=r)
+        per_upstream = ("upstream",)
+        self.upstream_up = Gauge("harbor_cache_upstream_up", "1 when the last probe or request succeeded",
+                                 per_upstream, registry=r)
+        self.upstream_blocked = Gauge("harbor_cache_upstream_blocked", "1 while the upstream is blocked",
+                                      per_upstream, registry=r)
+        self.upstream_failures = Gauge("harbor_cache_upstream_consecutive_failures",
+                                       "Failed probes and requests in a row", per_upstream, registry=r)
+        self.upstream_latency = Gauge("harbor_cache_upstream_probe_latency_seconds",
+                                      "Time the last GET /v2/ probe took", per_upstream, registry=r)
+        self.upstream_ratelimit_limit = Gauge("harbor_cache_upstream_ratelimit_limit",
+                                              "The upstream's ratelimit-limit header (Docker Hub)", per_upstream,
+                                              registry=r)
+        self.upstream_ratelimit_remaining = Gauge("harbor_cache_upstream_ratelimit_remaining",
+                                                  "The upstream's ratelimit-remaining header (Docker Hub)",
+                                                  per_upstream, registry=r)
         self.responses = Counter(
             "harbor_cache_http_responses", "HTTP responses by method and status", ("method", "status"), registry=r
         )

@@ -70,6 +70,10 @@ SETTINGS: dict[str, Setting] = {
         Setting("cache.negative_ttl_seconds", "60", _parse_int(0), "An upstream 404 is remembered this long"),
         Setting("maven.metadata_ttl_seconds", "300", _parse_int(0), "maven-metadata.xml and SNAPSHOTs revalidate after"),
         Setting("registry.anonymous_pull", "true", _parse_bool, "Pulls without credentials are allowed"),
+        Setting("upstreams.probe_interval_seconds", "30", _parse_int(1), "Each OCI upstream gets a GET /v2/ this often"),
+        Setting("upstreams.block_after_failures", "3", _parse_int(0),
+                "Failures in a row that block an upstream (0 = never block)"),
+        Setting("upstreams.block_seconds", "60", _parse_int(1), "How long a blocked upstream is skipped"),
     )
 }
 

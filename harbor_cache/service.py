@@ -32,13 +32,15 @@ from .auth import (
     load_or_create_rsa_key,
     load_or_create_secret,
 )
-from .config import Config
+from .config import Config, UpstreamConfig
 from .core.access import AccessRecorder
 from .core.downloads import Downloads
 from .core.eviction import Evictor
 from .core.hosted import HostedRegistry
 from .core.maven import MavenCache
 from .core.oci import OciCache
+from .core.upstream_health import HealthMonitor
+from .core.upstreams import UpstreamCatalog
 from .core.users import UserService
 from .index import Index, open_sqlite_pool
 from .maven.front import MavenFront
@@ -68,6 +70,25 @@ class ThreadPoolService(service.Service):
     def stopService(self):
         super().stopService()
         self.pool.stop()
+
+
+# How often each node checks whether upstreams were changed (on any node).
+UPSTREAM_POLL_SECONDS = 3.0
+
+
+class ProbeService(service.Service):
+    """Runs the upstream health probes while the application runs."""
+
+    def __init__(self, monitor: HealthMonitor):
+        self.monitor = monitor
+
+    def startService(self):
+        super().startService()
+        self.monitor.start()
+
+    def stopService(self):
+        super().stopService()
+        self.monitor.stop()
 
 
 class HarborState(service.MultiService):
@@ -139,13 +160,16 @@ class HarborApp:
     def _build_oci(self) -> None:
         """The OCI cache core, the hosted registry, registry tokens and the /v2 front."""
         reactor, config = self.reactor, self.config
-        self.upstreams = UpstreamSet(
-            [RegistryUpstream(u, self.http, reactor, header_timeout=config.upstream_idle_timeout)
-             for u in config.upstreams]
+        self.upstreams = UpstreamSet([self._registry_upstream(u) for u in config.upstreams])
+        self.upstream_health = HealthMonitor(self.upstreams, self.settings, self.metrics, reactor)
+        self.upstream_catalog = UpstreamCatalog(
+            index=self.index, upstream_set=self.upstreams, health=self.upstream_health,
+            build=self._registry_upstream, seed=config.upstreams, maven_repositories=config.maven_repositories,
+            clock=reactor,
         )
         self.oci = OciCache(index=self.index, storage=self.storage, downloads=self.downloads,
                             upstreams=self.upstreams, settings=self.settings, access=self.access,
-                            metrics=self.metrics, clock=reactor)
+                            metrics=self.metrics, clock=reactor, health=self.upstream_health)
         self.registry_tokens = RegistryTokens(load_or_create_secret(self._secret_path("registry-secret")),
                                               reactor, issuer=config.public_url)
         self.registry_policy = RegistryAuthorizer(self.index, self.settings, self.registry_tokens,
@@ -155,6 +179,10 @@ class HarborApp:
         self.oci_front = OciFront(self.oci, self.settings, self.metrics, policy=self.registry_policy,
                                   public_url=config.public_url)
         HostedFront(self.hosted, self.registry_policy, self.metrics).register(self.oci_front)
+
+    def _registry_upstream(self, config: UpstreamConfig) -> RegistryUpstream:
+        return RegistryUpstream(config, self.http, self.reactor, header_timeout=self.config.upstream_idle_timeout,
+                                metrics=self.metrics)
 
     def _build_management(self) -> None:
         """Users, management tokens, eviction, /health and the /api/v1 front."""
@@ -166,7 +194,8 @@ class HarborApp:
                                settings=self.settings, access=self.access, clock=reactor)
         self.evictor.invalidators.append(self.oci.invalidate)
         self.api_front = ApiFront(users=self.users, tokens=self.management_tokens, settings=self.settings,
-                                  evictor=self.evictor, openapi_document=build_document(__version__))
+                                  evictor=self.evictor, openapi_document=build_document(__version__),
+                                  upstreams=self.upstream_catalog)
 
     def _build_maven(self) -> None:
         """Maven repositories on the shared download core, artifact tokens and the Kagami front."""
@@ -205,6 +234,7 @@ class HarborApp:
         await self.settings.load()
         await self.access.load()
         await self.ensure_admin()
+        await self.upstream_catalog.start()
         log.info("harbor-cache {version} ready: data in {data_dir}, index schema {schema}",
                  version=__version__, data_dir=self.data_dir, schema=version)
 
@@ -234,7 +264,14 @@ class HarborApp:
             f.write(password + "\n")
         log.info("created user admin with password {password} (also in {path})", password=password, path=path)
 
+    def poll_upstreams(self) -> defer.Deferred:
+        """Pick up upstream changes made on another node; a failed poll is logged and retried."""
+        d = defer.Deferred.fromCoroutine(self.upstream_catalog.poll())
+        d.addErrback(lambda f: log.failure("reloading upstreams failed", f))
+        return d
+
     async def stop(self) -> None:
+        self.upstream_health.stop()
         await self.access.flush()
         await self.http_pool.closeCachedConnections()
 
@@ -266,6 +303,15 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
     uploads.clock = reactor
     uploads.setName("upload-expiry")
     uploads.setServiceParent(state)
+
+    upstream_poll = internet.TimerService(UPSTREAM_POLL_SECONDS, app.poll_upstreams)
+    upstream_poll.clock = reactor
+    upstream_poll.setName("upstream-poll")
+    upstream_poll.setServiceParent(state)
+
+    probes = ProbeService(app.upstream_health)
+    probes.setName("upstream-probes")
+    probes.setServiceParent(state)
 
     endpoint = endpoints.serverFromString(reactor, config.listen)
     web = internet.StreamServerEndpointService(endpoint, app.site)

@@ -114,8 +114,9 @@ class ApiFront:
     app = Klein()
     install_error_handlers(app)
 
-    def __init__(self, *, users, tokens, settings, evictor, openapi_document: dict | None = None):
+    def __init__(self, *, users, tokens, settings, evictor, openapi_document: dict | None = None, upstreams=None):
         self.users = users
+        self.upstreams = upstreams  # core.upstreams.UpstreamCatalog
         self.tokens = tokens
         self.settings = settings
         self.evictor = evictor
@@ -265,6 +266,49 @@ class ApiFront:
             await self.settings.reset(key)
         except SettingError:
             raise NotFound("unknown configuration key", {"key": key}) from None
+        request.setResponseCode(204)
+        return b""
+
+    # -- upstreams ----------------------------------------------------------------
+
+    @app.route("/api/v1/upstreams", methods=["GET"])
+    @requires(ADMIN)
+    async def list_upstreams(self, request, caller):
+        await self.upstreams.poll()
+        return json_response(request, {"upstreams": self.upstreams.list()})
+
+    @app.route("/api/v1/upstreams", methods=["POST"])
+    @requires(ADMIN)
+    async def create_upstream(self, request, caller):
+        view = await self.upstreams.create(read_json_object(request))
+        log.info("{username} added upstream {name} ({url})", username=caller["username"], name=view["name"],
+                 url=view["url"])
+        request.setHeader(b"Location", b"/api/v1/upstreams/%d" % view["id"])
+        return json_response(request, view, 201)
+
+    @app.route("/api/v1/upstreams/test", methods=["POST"])
+    @requires(ADMIN)
+    async def test_upstream(self, request, caller):
+        return json_response(request, await self.upstreams.test(read_json_object(request)))
+
+    @app.route("/api/v1/upstreams/<upstream_id>", methods=["GET"])
+    @requires(ADMIN)
+    async def get_upstream(self, request, upstream_id, caller):
+        await self.upstreams.poll()
+        return json_response(request, self.upstreams.get(upstream_id))
+
+    @app.route("/api/v1/upstreams/<upstream_id>", methods=["PUT"])
+    @requires(ADMIN)
+    async def update_upstream(self, request, upstream_id, caller):
+        view = await self.upstreams.update(upstream_id, read_json_object(request))
+        log.info("{username} changed upstream {name}", username=caller["username"], name=view["name"])
+        return json_response(request, view)
+
+    @app.route("/api/v1/upstreams/<upstream_id>", methods=["DELETE"])
+    @requires(ADMIN)
+    async def delete_upstream(self, request, upstream_id, caller):
+        await self.upstreams.delete(upstream_id)
+        log.info("{username} deleted upstream {id}", username=caller["username"], id=upstream_id)
         request.setResponseCode(204)
         return b""
 

@@ -282,6 +282,75 @@ SCHEMAS: dict[str, Any] = {
             "sha256": {"type": "string"},
         },
     },
+    "UpstreamHealth": {
+        "type": "object",
+        "required": ["status", "last_check", "latency_ms", "last_error", "consecutive_failures", "blocked_until"],
+        "properties": {
+            "status": {"type": "string", "enum": ["healthy", "failing", "blocked", "unknown"]},
+            "last_check": {"anyOf": [TIMESTAMP, {"type": "null"}], "description": "Last GET /v2/ probe"},
+            "latency_ms": {"type": ["number", "null"]},
+            "last_error": {"type": ["string", "null"]},
+            "consecutive_failures": {"type": "integer", "minimum": 0},
+            "blocked_until": {"anyOf": [TIMESTAMP, {"type": "null"}],
+                              "description": "While blocked, the end of the cool-down"},
+        },
+    },
+    "Upstream": {
+        "type": "object",
+        "required": ["id", "name", "kind", "url", "registry", "prefix", "routes", "priority", "allow_push", "health"],
+        "properties": {
+            "id": {"type": ["integer", "string"],
+                   "description": "An integer for OCI upstreams; \"maven:<id>\" for Maven repositories"},
+            "name": {"type": "string"},
+            "kind": {"type": "string", "enum": ["oci", "maven"],
+                     "description": "Maven repositories are listed read-only (they come from the config file)"},
+            "url": {"type": "string"},
+            "registry": {"type": ["string", "null"], "description": "Registry host matched against containerd's ns="},
+            "prefix": {"type": ["string", "null"], "description": "Path prefix that selects this upstream (stripped)"},
+            "effective_prefix": {"type": ["string", "null"],
+                                 "description": "The prefix in use: prefix, else the registry host"},
+            "routes": {"type": "array", "items": {"type": "string"},
+                       "description": "Globs of the default namespace (no prefix, no ns) this upstream serves"},
+            "priority": {"type": "integer", "description": "Lower is tried first"},
+            "allow_push": {"type": "boolean", "description": "Pushes into this proxy namespace are allowed"},
+            "library_prefix": {"type": "boolean"},
+            "has_credentials": {"type": "boolean", "description": "Credentials are write-only: never shown"},
+            "health": {"anyOf": [_ref("UpstreamHealth"), {"type": "null"}]},
+        },
+    },
+    "UpstreamList": {"type": "object", "required": ["upstreams"],
+                     "properties": {"upstreams": {"type": "array", "items": _ref("Upstream")}}},
+    "UpstreamChange": {
+        "type": "object",
+        "description": "POST: name and url are required. PUT: every field is optional and keeps its value when "
+                       "left out; username/password left out are kept, null clears them. Other fields are ignored.",
+        "properties": {
+            "name": {"type": "string"},
+            "url": {"type": "string", "description": "http:// or https:// base URL of the registry"},
+            "kind": {"type": "string", "enum": ["oci"]},
+            "registry": {"type": ["string", "null"]},
+            "prefix": {"type": ["string", "null"]},
+            "routes": {"type": "array", "items": {"type": "string"}},
+            "priority": {"type": "integer"},
+            "allow_push": {"type": "boolean"},
+            "library_prefix": {"type": "boolean"},
+            "username": {"type": ["string", "null"]},
+            "password": {"type": ["string", "null"]},
+        },
+    },
+    "UpstreamTest": {
+        "type": "object",
+        "required": ["reachable", "authenticated", "status", "error", "name"],
+        "properties": {
+            "name": {"type": "string"},
+            "reachable": {"type": "boolean", "description": "GET /v2/ answered below 500"},
+            "authenticated": {"type": ["boolean", "null"],
+                              "description": "A manifest HEAD through the token dance was not refused (401/403); "
+                                             "null when that could not be told"},
+            "status": {"type": ["integer", "null"], "description": "Status of GET /v2/"},
+            "error": {"type": ["string", "null"]},
+        },
+    },
     "Jwks": {"type": "object", "required": ["keys"], "properties": {"keys": {"type": "array", "items": {"type": "object"}}}},
 }
 
@@ -290,6 +359,9 @@ def _management_paths() -> dict:
     user_id = _path_param("id", {"type": "integer", "minimum": 1}, "User id")
     config_key = _path_param("key", _ref("ConfigKey"), "Configuration key")
     not_found_user = {"404": _error("No user with this id (code NOT_FOUND).")}
+    upstream_id = _path_param("id", {"type": ["integer", "string"]},
+                              "Upstream id (an integer; \"maven:<id>\" for a Maven repository)")
+    not_found_upstream = {"404": _error("No upstream with this id (code NOT_FOUND).")}
     tags = ["management"]
     return {
         "/api/v1/auth/login": {
@@ -358,6 +430,42 @@ def _management_paths() -> dict:
                 "204": {"description": "The key is back at its default."},
                 "404": _error("Unknown key (code NOT_FOUND)."),
             }, role="admin", parameters=[config_key], tags=tags, operation_id="resetConfig"),
+        },
+        "/api/v1/upstreams": {
+            "get": _op("OCI upstreams (and Maven repositories, read-only) with their health", {
+                "200": _json(_ref("UpstreamList"), "OCI upstreams by id, then Maven repositories."),
+            }, role="admin", tags=tags, operation_id="listUpstreams"),
+            "post": _op("Add an OCI upstream (applies at once, on every node within seconds)", {
+                "201": _json(_ref("Upstream"), "Created.", {"Location": _header("/api/v1/upstreams/{id}")}),
+                "409": _error("The name is taken, or the prefix/registry clash with another upstream (code CONFLICT)."),
+                **BAD_BODY,
+            }, role="admin", body=_ref("UpstreamChange"), tags=tags, operation_id="createUpstream"),
+        },
+        "/api/v1/upstreams/test": {
+            "post": _op("Check that an upstream is reachable and accepts its credentials (nothing is stored)", {
+                "200": _json(_ref("UpstreamTest"), "What the upstream answered."),
+                "404": _error("No upstream with this id (code NOT_FOUND)."),
+                "409": _error("The id is a Maven repository (code CONFLICT)."),
+                **BAD_BODY,
+            }, role="admin", body={"allOf": [_ref("UpstreamChange"), {"type": "object", "properties": {
+                "id": {"type": ["integer", "string"], "description": "Test a stored upstream (with its credentials), "
+                                                                   "changed by the other fields"}}}]},
+                tags=tags, operation_id="testUpstream"),
+        },
+        "/api/v1/upstreams/{id}": {
+            "get": _op("One upstream", {"200": _json(_ref("Upstream"), "The upstream."), **not_found_upstream},
+                       role="admin", parameters=[upstream_id], tags=tags, operation_id="getUpstream"),
+            "put": _op("Change an OCI upstream (fields left out keep their value)", {
+                "200": _json(_ref("Upstream"), "The changed upstream."),
+                "409": _error("Name or namespace clash, or a Maven repository (code CONFLICT)."),
+                **not_found_upstream, **BAD_BODY,
+            }, role="admin", parameters=[upstream_id], body=_ref("UpstreamChange"), tags=tags,
+                operation_id="updateUpstream"),
+            "delete": _op("Remove an OCI upstream (cached content stays until evicted)", {
+                "204": {"description": "Deleted."},
+                "409": _error("A Maven repository (code CONFLICT)."),
+                **not_found_upstream,
+            }, role="admin", parameters=[upstream_id], tags=tags, operation_id="deleteUpstream"),
         },
         "/api/v1/openapi.json": {
             "get": _op("This document", {"200": {"description": "OpenAPI 3.1", "content": {JSON: {"schema": {"type": "object"}}}}},

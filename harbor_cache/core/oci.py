@@ -104,8 +104,9 @@ def _map_upstream_failure(e: BaseException, what: str) -> Exception:
 
 
 class OciCache:
-    def __init__(self, *, index, storage, downloads, upstreams, settings, access, metrics, clock):
+    def __init__(self, *, index, storage, downloads, upstreams, settings, access, metrics, clock, health=None):
         self.index = index
+        self.health = health  # HealthMonitor: skips blocked upstreams, learns from each answer
         self.storage = storage
         self.downloads = downloads
         self.upstreams = upstreams
@@ -121,6 +122,16 @@ class OciCache:
         self._tags: dict[tuple[str, str], TagState] = {}
         self._single = SingleFlight()
         self.outcomes = Outcomes("oci", access, metrics)
+
+    # -- namespaces ---------------------------------------------------------
+
+    def key_for(self, name: str, ns: str | None) -> str:
+        """The cache key of a name asked with containerd's ``ns``; UnknownRegistry if none serves it."""
+        return self.upstreams.key_for(name, ns)
+
+    def route(self, key: str):
+        """The namespace, upstream name and upstreams of a cache key (`upstream.registry.Route`)."""
+        return self.upstreams.route(key)
 
     # -- bookkeeping --------------------------------------------------------
 
@@ -199,15 +210,23 @@ class OciCache:
     async def _first_answer(self, name: str, method: str, kind: str, reference: str, accept: str | None = None):
         """The first 200 among the upstreams serving ``name``, by priority: (upstream, response).
 
-        Raises UpstreamNotFound when every one said 404, else the last
-        UpstreamError (unreachable, timed out, other statuses).
+        ``name`` is the cache key; its namespace picks the upstreams and the
+        name they are asked for.  Blocked upstreams are skipped.  Raises
+        UpstreamNotFound when every one said 404, else the last UpstreamError
+        (unreachable, timed out, blocked, other statuses).
         """
         last_error: Exception | None = None
-        for up in self.upstreams.candidates(name):
+        route = self.upstreams.route(name)
+        for up in route.upstreams:
+            if self.health is not None and self.health.is_blocked(up):
+                last_error = UpstreamError(f"{up.name} is blocked after repeated failures", "blocked")
+                continue
             try:
-                response = await up.request(method, name, kind, reference, accept=accept)
+                response = await up.request(method, route.remote, kind, reference, accept=accept)
             except UpstreamError as e:
                 self.outcomes.upstream_error(up.name, e.reason)
+                if self.health is not None and e.code is None:
+                    self.health.failed(up, str(e))
                 if e.code in (401, 403):
                     # Docker Hub answers 401 for repositories it does not have:
                     # for this upstream the name is as good as unknown.
@@ -215,6 +234,11 @@ class OciCache:
                     continue
                 last_error = e
                 continue
+            if self.health is not None:
+                if response.code >= 500:
+                    self.health.failed(up, f"{method} {kind} answered {response.code}")
+                else:
+                    self.health.succeeded(up)
             if response.code == 200:
                 return up, response
             await discard_body(response)

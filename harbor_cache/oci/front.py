@@ -11,9 +11,19 @@ from klein import Klein
 from twisted.logger import Logger
 
 from ..digests import InvalidDigest, UnsupportedDigest, is_digest_reference, parse_digest
-from ..errors import DigestInvalid, HarborError, ManifestUnknown, NameInvalid, NotFound, Unauthorized, Unsupported
+from ..errors import (
+    DigestInvalid,
+    HarborError,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    NotFound,
+    Unauthorized,
+    Unsupported,
+)
 from ..mediatypes import INDEX_TYPES, accepts
 from ..names import is_valid_repository_name, is_valid_tag
+from ..namespaces import UnknownRegistry
 from ..serving import serve_source
 from ..web import install_error_handlers
 from .paths import parse_v2_path
@@ -96,6 +106,8 @@ class OciFront:
         if route is None:
             raise NotFound("no such endpoint", request.path.decode("latin-1"))
         method = request.method.decode("ascii")
+        if route.name is not None:
+            route = route._replace(name=self._namespaced(request, route.name))
         ext = self.extensions.get(route.kind)
         if route.kind == "manifest" and method in ("GET", "HEAD"):
             return await self.get_manifest(request, route.name, route.reference)
@@ -106,6 +118,23 @@ class OciFront:
         if route.kind in ("manifest", "blob", "upload"):
             raise Unsupported("this registry does not accept pushes yet", {"method": method})
         raise NotFound("no such endpoint", request.path.decode("latin-1"))
+
+    def _namespaced(self, request, name: str) -> str:
+        """The cache key of ``name``: containerd's ``?ns=<registry host>`` files it under that
+        registry's namespace (a path prefix is already part of the name)."""
+        ns = request.args.get(b"ns")
+        if not ns:
+            return name
+        host = (request.getHeader(b"Host") or b"").decode("latin-1").lower()
+        value = ns[0].decode("latin-1").strip().lower()
+        if not value or value == host:
+            return name  # the client is asking us as the registry itself
+        _check_name(name)
+        try:
+            return self.cache.key_for(name, value)
+        except UnknownRegistry:
+            raise NameUnknown(f"this cache serves no upstream for registry {value}; configure one with "
+                              f"registry = \"{value}\"", {"name": name, "ns": value}) from None
 
     # -- manifests -------------------------------------------------------------
 

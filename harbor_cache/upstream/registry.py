@@ -11,6 +11,7 @@ treq's RedirectAgent, which drops ``Authorization`` on a cross-origin hop.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import treq
@@ -18,6 +19,7 @@ from twisted.logger import Logger
 from twisted.web.http_headers import Headers
 
 from ..config import UpstreamConfig
+from ..namespaces import UnknownRegistry, effective_prefix, namespaced_key, split_prefix
 from .body import discard_body
 from .challenge import parse_www_authenticate
 from .http import UpstreamError, basic_authorization, response_length, send_request
@@ -41,8 +43,9 @@ MAX_MANIFEST_BYTES = 4 << 20
 class RegistryUpstream:
     """Talks to one registry for pulls."""
 
-    def __init__(self, config: UpstreamConfig, http, clock, header_timeout: float = 30.0):
+    def __init__(self, config: UpstreamConfig, http, clock, header_timeout: float = 30.0, metrics=None):
         self.config = config
+        self._metrics = metrics
         self.name = config.name
         self.priority = config.priority
         self._http = http
@@ -119,6 +122,7 @@ class RegistryUpstream:
         elif self._basic():
             headers[b"Authorization"] = [self._basic()]
         response = await self._send(method, url, headers)
+        self._note_ratelimit(response)
         if response.code != 401:
             return response
         challenge = response.headers.getRawHeaders(b"WWW-Authenticate")
@@ -136,10 +140,58 @@ class RegistryUpstream:
         else:
             raise UpstreamError(f"{self.name}: upstream refused our credentials", "auth", 401)
         response = await self._send(method, url, headers)
+        self._note_ratelimit(response)
         if response.code == 401:
             await discard_body(response)
             raise UpstreamError(f"{self.name}: upstream refused our credentials", "auth", 401)
         return response
+
+    def _note_ratelimit(self, response) -> None:
+        """Docker Hub's ``ratelimit-limit: 100;w=21600`` / ``ratelimit-remaining: 76;w=21600`` as gauges."""
+        if self._metrics is None:
+            return
+        for name, gauge in ((b"ratelimit-limit", self._metrics.upstream_ratelimit_limit),
+                            (b"ratelimit-remaining", self._metrics.upstream_ratelimit_remaining)):
+            raw = response.headers.getRawHeaders(name)
+            if raw:
+                count = raw[0].decode("latin-1").split(";")[0].strip()
+                if count.isdigit():
+                    gauge.labels(self.name).set(int(count))
+
+    async def probe(self) -> int:
+        """``GET /v2/`` without credentials: the status code (401 means up, asking for a token)."""
+        response = await self._send("GET", f"{self.config.url}/v2/", {b"User-Agent": [b"harbor-cache/0.1"]})
+        await discard_body(response)
+        return response.code
+
+    async def check_access(self, name: str = "library/hello-world") -> dict[str, Any]:
+        """Reachability and authentication, for ``POST /api/v1/upstreams/test``.
+
+        ``GET /v2/`` tells whether the registry answers; then a manifest HEAD
+        of ``name`` goes through the full token dance with our credentials,
+        so refused credentials show as ``authenticated: false``.
+        """
+        result: dict[str, Any] = {"reachable": False, "authenticated": None, "status": None, "error": None}
+        try:
+            result["status"] = await self.probe()
+        except UpstreamError as e:
+            result["error"] = str(e)
+            return result
+        result["reachable"] = result["status"] < 500
+        if not result["reachable"]:
+            result["error"] = f"GET /v2/ answered {result['status']}"
+            return result
+        try:
+            response = await self.request("HEAD", name, "manifests", "latest", accept=ALL_MANIFEST_TYPES)
+        except UpstreamError as e:
+            result["authenticated"] = False if e.code in (401, 403) or e.reason in ("auth", "token") else None
+            result["error"] = str(e)
+            return result
+        await discard_body(response)
+        result["authenticated"] = response.code not in (401, 403)
+        if not result["authenticated"]:
+            result["error"] = f"manifest HEAD answered {response.code}"
+        return result
 
 
 async def read_limited(response, limit: int = MAX_MANIFEST_BYTES) -> bytes:
@@ -154,14 +206,72 @@ async def read_limited(response, limit: int = MAX_MANIFEST_BYTES) -> bytes:
     return body
 
 
+@dataclass
+class Route:
+    """Where a cache key leads: its namespace, the name upstream, the upstreams by priority."""
+
+    key: str
+    prefix: str | None  # the namespace's prefix; None for the default namespace
+    remote: str  # the name within the namespace (each upstream may still add library/)
+    upstreams: list["RegistryUpstream"]
+
+    @property
+    def proxied(self) -> bool:
+        """Some proxy upstream claims this name (a hosted name has none)."""
+        return bool(self.upstreams)
+
+    @property
+    def writable(self) -> bool:
+        """Pushes and deletes are allowed: hosted, or every claiming upstream allows them."""
+        return all(u.config.allow_push for u in self.upstreams)
+
+
 class UpstreamSet:
-    """All configured registries; picks candidates for a repository by route and priority."""
+    """All OCI upstreams; maps cache keys to namespaces and candidates by route and priority.
+
+    The set is replaced whole when upstreams change at run time (`replace`),
+    so a request works on one consistent list from start to end.
+    """
 
     def __init__(self, upstreams: list[RegistryUpstream]):
-        self.upstreams = sorted(upstreams, key=lambda u: u.priority)
+        self.replace(upstreams)
 
-    def candidates(self, name: str) -> list[RegistryUpstream]:
-        return [u for u in self.upstreams if u.matches(name)]
+    def replace(self, upstreams: list[RegistryUpstream]) -> None:
+        self.upstreams = sorted(upstreams, key=lambda u: u.priority)
+        self._by_prefix: dict[str, list[RegistryUpstream]] = {}
+        self._prefix_of_registry: dict[str, str] = {}
+        for u in self.upstreams:
+            prefix = effective_prefix(u.config)
+            if prefix is None:
+                continue
+            self._by_prefix.setdefault(prefix, []).append(u)
+            if u.config.registry:
+                self._prefix_of_registry[u.config.registry] = prefix
+
+    def by_name(self, name: str) -> "RegistryUpstream | None":
+        return next((u for u in self.upstreams if u.name == name), None)
+
+    def key_for(self, name: str, ns: str | None) -> str:
+        """The cache key of ``name`` as a client asked for it, ``ns`` being containerd's query value.
+
+        Raises UnknownRegistry when ``ns`` names a registry no upstream serves
+        (the client then tries its next mirror, or the registry itself).
+        """
+        if not ns:
+            return name
+        prefix = self._prefix_of_registry.get(ns.lower())
+        if prefix is None:
+            raise UnknownRegistry(ns)
+        return namespaced_key(prefix, name)
+
+    def route(self, key: str) -> Route:
+        prefix, remote = split_prefix(key, self._by_prefix)
+        if prefix is not None:
+            return Route(key, prefix, remote, list(self._by_prefix[prefix]))
+        return Route(key, None, key, [u for u in self.upstreams if u.matches(key)])
+
+    def candidates(self, key: str) -> list[RegistryUpstream]:
+        return self.route(key).upstreams
 
     def describe(self) -> list[dict[str, Any]]:
         return [{"name": u.name, "url": u.config.url, "routes": list(u.config.routes), "priority": u.priority}

@@ -37,6 +37,9 @@ CHECKS = ",".join([
 MAX_EXAMPLES = os.environ.get("HARBOR_FUZZ_EXAMPLES", "25")
 SEED = os.environ.get("HARBOR_FUZZ_SEED", "20240115")
 USER_MUTATIONS = "^(updateUser|deleteUser)$"
+# Creating, changing or testing an upstream makes the server connect to the URL in
+# the body: a fuzzed URL would be a real outbound target.  Unit tests cover them.
+NOT_FUZZED = "^(updateUser|deleteUser|createUpstream|updateUpstream|testUpstream)$"
 
 
 class OpenApiFuzzTests(SynchronousTestCase):
@@ -86,7 +89,7 @@ class OpenApiFuzzTests(SynchronousTestCase):
     def test_management_api_conforms(self):
         """No 5xx and no response outside the document for /api/v1 (but user mutations), /health*, /metrics."""
         self.schemathesis("--include-path-regex", "^/(api/v1/.*|health|healthz|metrics)$",
-                          "--exclude-operation-id-regex", USER_MUTATIONS)
+                          "--exclude-operation-id-regex", NOT_FUZZED)
         self.assert_server_sound()
 
     def test_user_mutations_conform(self):
