@@ -91,6 +91,8 @@ class FakeRegistry(resource.Resource):
         if path in ("/v2/", "/v2"):
             return b"{}"
         rest = path[len("/v2/"):]
+        if rest.endswith("/tags/list"):
+            return self._tags(request, rest[:-len("/tags/list")])
         if "/manifests/" in rest:
             name, _, ref = rest.rpartition("/manifests/")
             item = self.manifests.get((name, ref))
@@ -127,6 +129,23 @@ class FakeRegistry(resource.Resource):
             return data
         request.setResponseCode(404)
         return b"{}"
+
+    def _tags(self, request, name: str) -> bytes:
+        """tags/list with n and last, as distribution pages it (a Link header when more follow)."""
+        tags = sorted(ref for (n, ref) in self.manifests if n == name and not ref.startswith("sha256:"))
+        if not tags:
+            request.setResponseCode(404)
+            return b'{"errors":[{"code":"NAME_UNKNOWN"}]}'
+        last = request.args.get(b"last", [b""])[0].decode()
+        tags = [t for t in tags if t > last]
+        n = request.args.get(b"n")
+        if n is not None:
+            limit = int(n[0])
+            if len(tags) > limit:
+                request.setHeader(b"Link", b'</v2/%s/tags/list?n=%d&last=%s>; rel="next"'
+                                  % (name.encode(), limit, tags[limit - 1].encode()))
+            tags = tags[:limit]
+        return json.dumps({"name": name, "tags": tags}).encode()
 
     def _basic_ok(self, request) -> bool:
         import base64

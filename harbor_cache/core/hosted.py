@@ -112,6 +112,10 @@ class HostedRegistry:
 
     # -- upload sessions ------------------------------------------------------
 
+    def ensure_writable(self, name: str) -> None:
+        """403 DENIED for a name a read-only proxy namespace serves (see `OciCache.ensure_writable`)."""
+        self.cache.ensure_writable(name)
+
     def start_upload(self, name: str) -> UploadSession:
         now = self.clock.seconds()
         session = UploadSession(str(uuid.uuid4()), name, self.storage.new_temp(), now, now)
@@ -344,14 +348,20 @@ class HostedRegistry:
 
     # -- listings ---------------------------------------------------------------
 
-    async def list_tags(self, name: str, n: int | None, last: str | None) -> tuple[list[str], bool]:
-        """One page of tags and whether more follow; NameUnknown when the repository has none at all."""
+    async def list_tags(self, name: str, n: int | None, last: str | None) -> tuple[list[str], bool, bool]:
+        """One page of tags, whether more follow, and whether the list is the cache's alone
+        because the upstream did not answer (a proxied name asks its upstream first).
+
+        NameUnknown when the repository has none at all.
+        """
+        if self.cache.route(name).proxied:
+            return await self.cache.list_proxied_tags(name, n, last)
         limit = None if n is None else n + 1
         tags = await self.index.list_tags_page(name, last, limit) if n != 0 else []
         if not tags and last is None and not await self.index.repository_known(name):
             raise NameUnknown("repository name not known to registry", {"name": name})
         more = n is not None and len(tags) > n
-        return tags[:n] if n is not None else tags, more
+        return tags[:n] if n is not None else tags, more, False
 
     async def list_repositories(self, n: int | None, last: str | None) -> tuple[list[str], bool]:
         if n == 0:

@@ -12,6 +12,7 @@ manifest is served with ``stale=True`` (the front adds ``Warning: 110``).
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from ..digests import InvalidDigest, digest_bytes, parse_digest
-from ..errors import BlobUnknown, ManifestUnknown, UpstreamBadResponse, UpstreamUnavailable
+from ..errors import BlobUnknown, Denied, ManifestUnknown, NameUnknown, UpstreamBadResponse, UpstreamUnavailable
 from ..mediatypes import InvalidManifest, detect_manifest_media_type
 from ..storage import GrowingSource
 from ..upstream.body import discard_body
@@ -133,6 +134,23 @@ class OciCache:
         """The namespace, upstream name and upstreams of a cache key (`upstream.registry.Route`)."""
         return self.upstreams.route(key)
 
+    def ensure_writable(self, key: str) -> None:
+        """Refuse (403 DENIED) a push or delete under a name a read-only proxy serves.
+
+        A name is hosted when no upstream claims it (no prefix, no route); a
+        proxied one is writable only when each upstream serving it has
+        ``allow_push``: otherwise a push would shadow the upstream's content
+        for every client.
+        """
+        route = self.upstreams.route(key)
+        if route.writable:
+            return
+        names = ", ".join(u.name for u in route.upstreams if not u.config.allow_push)
+        where = f"namespace {route.prefix!r}" if route.prefix else "the default namespace (by route)"
+        raise Denied(f"{key} is in {where}, a read-only proxy of {names}; pushes and deletes are refused "
+                     f"(allow_push = true on the upstream makes it writable)",
+                     {"name": key, "namespace": route.prefix or "", "upstreams": names.split(", ")})
+
     # -- bookkeeping --------------------------------------------------------
 
     def invalidate(self, type_: str, repository: str, key: str) -> None:
@@ -207,7 +225,49 @@ class OciCache:
             self.outcomes.miss(dl.source)
         return BlobHandle(digest, dl.length, dl.temp, status)
 
-    async def _first_answer(self, name: str, method: str, kind: str, reference: str, accept: str | None = None):
+    # -- tags ------------------------------------------------------------------
+
+    async def list_proxied_tags(self, key: str, n: int | None, last: str | None) -> tuple[list[str], bool, bool]:
+        """One page of a proxied repository's tags: (tags, more, stale).
+
+        The first upstream that answers (by priority, blocked ones skipped)
+        is asked with ``n``/``last``; what is cached under the key (pushed
+        tags of a writable namespace included) is merged in.  When no
+        upstream answers, the cached list is the answer and ``stale`` is
+        True (the front adds ``Warning: 110``).  NameUnknown when neither
+        knows the repository.
+        """
+        limit = None if n is None else n + 1
+        cached = await self.index.list_tags_page(key, last, limit) if n != 0 else []
+        query = {k: v for k, v in (("n", None if n is None else str(n)), ("last", last)) if v is not None}
+        try:
+            up, response = await self._first_answer(key, "GET", "tags", "list", query=query)
+        except UpstreamNotFound:
+            upstream_tags, upstream_more, stale = None, False, False
+        except UpstreamError as e:
+            log.warn("tags/list of {key} from the cache only: {error}", key=key, error=str(e))
+            upstream_tags, upstream_more, stale = None, False, True
+        else:
+            upstream_more = bool(response.headers.getRawHeaders(b"Link"))
+            try:
+                document = json.loads(await read_limited(response))
+                upstream_tags = [t for t in (document.get("tags") or []) if isinstance(t, str)]
+                stale = False
+            except (UpstreamError, ValueError, AttributeError) as e:
+                self.outcomes.upstream_error(up.name, "body")
+                log.warn("{upstream} sent an unreadable tag list for {key}: {error}", upstream=up.name, key=key,
+                         error=str(e))
+                upstream_tags, upstream_more, stale = None, False, True
+        if upstream_tags is None and not cached and last is None and not stale:
+            if not await self.index.repository_known(key):
+                raise NameUnknown("repository name not known to registry", {"name": key})
+        merged = sorted(set(cached) | set(t for t in (upstream_tags or []) if last is None or t > last))
+        if n is None:
+            return merged, False, stale
+        return merged[:n], upstream_more or len(merged) > n, stale
+
+    async def _first_answer(self, name: str, method: str, kind: str, reference: str, accept: str | None = None,
+                            query: dict[str, str] | None = None):
         """The first 200 among the upstreams serving ``name``, by priority: (upstream, response).
 
         ``name`` is the cache key; its namespace picks the upstreams and the
@@ -222,7 +282,7 @@ class OciCache:
                 last_error = UpstreamError(f"{up.name} is blocked after repeated failures", "blocked")
                 continue
             try:
-                response = await up.request(method, route.remote, kind, reference, accept=accept)
+                response = await up.request(method, route.remote, kind, reference, accept=accept, query=query)
             except UpstreamError as e:
                 self.outcomes.upstream_error(up.name, e.reason)
                 if self.health is not None and e.code is None:

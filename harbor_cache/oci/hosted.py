@@ -110,6 +110,7 @@ class HostedFront:
         _check_name(name)
         method = request.method
         await self.policy.authorize(request, name, {"pull", "push"})
+        self.hosted.ensure_writable(name)
         if route.reference is None:
             if method != b"POST":
                 raise MethodNotAllowed("method not allowed here", {"method": method.decode()})
@@ -168,6 +169,7 @@ class HostedFront:
             reference = _check_digest(reference)
         if request.method == b"PUT":
             await self.policy.authorize(request, name, {"pull", "push"})
+            self.hosted.ensure_writable(name)
             body = await self.hosted.read_manifest_body(request.content)
             content_type = request.getHeader(b"Content-Type")
             pushed = await self.hosted.put_manifest(
@@ -182,6 +184,7 @@ class HostedFront:
             return b""
         if request.method == b"DELETE":
             await self.policy.authorize(request, name, {"delete"})
+            self.hosted.ensure_writable(name)
             await self.hosted.delete_manifest(name, reference, is_tag)
             request.setResponseCode(202)
             request.setHeader(b"Content-Length", b"0")
@@ -195,6 +198,7 @@ class HostedFront:
         if request.method != b"DELETE":
             raise MethodNotAllowed("method not allowed here", {"method": request.method.decode()})
         await self.policy.authorize(request, name, {"delete"})
+        self.hosted.ensure_writable(name)
         await self.hosted.delete_blob(name, digest)
         request.setResponseCode(202)
         request.setHeader(b"Content-Length", b"0")
@@ -209,7 +213,9 @@ class HostedFront:
         n = _page_size(request)
         last = _arg(request, "last")
         await self.policy.authorize(request, name, {"pull"})
-        tags, more = await self.hosted.list_tags(name, n, last)
+        tags, more, stale = await self.hosted.list_tags(name, n, last)
+        if stale:
+            request.setHeader(b"Warning", b'110 - "Response is Stale"')
         if more:
             query = urlencode({"n": n, "last": tags[-1]})
             request.setHeader(b"Link", f'</v2/{name}/tags/list?{query}>; rel="next"'.encode())

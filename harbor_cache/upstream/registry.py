@@ -11,6 +11,7 @@ treq's RedirectAgent, which drops ``Authorization`` on a cross-origin hop.
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,7 +105,8 @@ class RegistryUpstream:
         self._tokens.pop(scope, None)
         return None
 
-    async def request(self, method: str, name: str, kind: str, reference: str, accept: str | None = None):
+    async def request(self, method: str, name: str, kind: str, reference: str, accept: str | None = None,
+                      query: dict[str, str] | None = None):
         """Send one request for ``/v2/<name>/<kind>/<reference>``; returns the unbuffered response.
 
         401 challenges are answered once.  Raises `UpstreamError` when the
@@ -112,6 +114,8 @@ class RegistryUpstream:
         """
         remote = self.remote_name(name)
         url = f"{self.config.url}/v2/{remote}/{kind}/{reference}"
+        if query:
+            url += "?" + urlencode(query)
         scope = f"repository:{remote}:pull"
         headers: dict[bytes, list[bytes]] = {b"User-Agent": [b"harbor-cache/0.1"]}
         if accept:

@@ -1,0 +1,233 @@
+"""Namespaces on fakes: prefixes, containerd's ns=, no mixing, read-only proxies, tags from upstream, auto-block."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from treq.client import HTTPClient
+from treq.testing import RequestTraversalAgent
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbor_cache.config import ConfigError, UpstreamConfig, parse_config
+from harbor_cache.core.hosted import HostedRegistry
+from harbor_cache.core.upstream_health import HealthMonitor
+from harbor_cache.oci.hosted import HostedFront
+from harbor_cache.namespaces import check_namespaces, effective_prefix, namespaced_key, split_prefix
+from harbor_cache.upstream.registry import RegistryUpstream
+from tests import hosted_support
+from tests.fakes import OCI_MANIFEST, FakeRegistry, Harness, sha
+
+
+def image(registry: FakeRegistry, name: str, tag: str, marker: bytes) -> str:
+    """Put a one-layer image whose content says ``marker`` under name:tag; returns the manifest digest."""
+    layer = registry.add_blob(b"layer of " + marker)
+    config = registry.add_blob(b'{"marker": "%s"}' % marker)
+    _, digest = registry.add_manifest(name, tag, {
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 10},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 10}],
+    })
+    return digest
+
+
+class PureTests(SynchronousTestCase):
+    def test_prefix_split_and_keys(self):
+        """A prefix owns the names under it; the bare name is the default namespace's key."""
+        self.assertEqual(split_prefix("quay/library/nginx", ["quay"]), ("quay", "library/nginx"))
+        self.assertEqual(split_prefix("quay", ["quay"]), (None, "quay"))
+        self.assertEqual(split_prefix("quayx/a", ["quay"]), (None, "quayx/a"))
+        self.assertEqual(namespaced_key("quay.io", "library/x"), "quay.io/library/x")
+        self.assertEqual(namespaced_key(None, "library/x"), "library/x")
+
+    def test_effective_prefix_and_clashes(self):
+        """The registry host is the prefix by default; a prefix means one registry and the other way round."""
+        quay = UpstreamConfig("quay", "http://q", registry="quay.io")
+        self.assertEqual(effective_prefix(quay), "quay.io")
+        self.assertIsNone(effective_prefix(UpstreamConfig("plain", "http://p")))
+        self.assertIsNone(check_namespaces([quay, UpstreamConfig("quay2", "http://q2", registry="quay.io")]))
+        self.assertIn("already", check_namespaces([quay, UpstreamConfig("x", "http://x", prefix="quay.io")]))
+        self.assertIn("set prefix", check_namespaces([UpstreamConfig("p", "http://p", registry="reg:5000")]))
+
+    def test_config_keys(self):
+        """prefix, registry and allow_push parse; a namespaced upstream routes nothing by default."""
+        c = parse_config({"upstreams": [
+            {"name": "hub", "url": "http://127.0.0.1:1", "registry": "docker.io", "routes": ["*"]},
+            {"name": "quay", "url": "http://127.0.0.1:2", "registry": "quay.io", "prefix": "quay",
+             "allow_push": True},
+            {"name": "plain", "url": "http://127.0.0.1:3"},
+        ]})
+        hub, quay, plain = c.upstreams
+        self.assertEqual((hub.routes, quay.routes, plain.routes), (("*",), (), ("*",)))
+        self.assertEqual((quay.prefix, quay.registry, quay.allow_push), ("quay", "quay.io", True))
+        self.assertEqual(parse_config({}).upstreams[0].registry, "docker.io")
+        for bad in ({"name": "a", "url": "http://a", "prefix": "A/B"}, {"name": "a", "url": "http://a",
+                                                                      "registry": "no spaces"},
+                    {"name": "a", "url": "http://a", "allow_push": "yes"}):
+            self.assertRaises(ConfigError, parse_config, {"upstreams": [bad]})
+        self.assertRaises(ConfigError, parse_config, {"upstreams": [
+            {"name": "a", "url": "http://a", "prefix": "p", "registry": "a.io"},
+            {"name": "b", "url": "http://b", "prefix": "p", "registry": "b.io"}]})
+
+
+class TwoRegistries(SynchronousTestCase):
+    """docker.io (routes *) and quay.io (prefix quay), each holding a different library/test:1."""
+
+    def setUp(self):
+        self.h = Harness(self.mktemp())
+        self.hub, self.quay = self.h.upstream, FakeRegistry()
+        self.hub_digest = image(self.hub, "library/test", "1", b"hub")
+        self.quay_digest = image(self.quay, "library/test", "1", b"quay")
+        self.quay_agent = RequestTraversalAgent(self.quay)
+        self.health = HealthMonitor(self.h.upstreams, self.h.settings, self.h.metrics, self.h.clock)
+        self.h.oci.health = self.health
+        hub = RegistryUpstream(UpstreamConfig(name="hub", url="http://upstream.test", registry="docker.io",
+                                              routes=("*",)),
+                               self.h.upstreams.upstreams[0]._http, self.h.clock, header_timeout=10)
+        quay = RegistryUpstream(UpstreamConfig(name="quay", url="http://quay.test", registry="quay.io",
+                                               prefix="quay", routes=()),
+                                HTTPClient(self.quay_agent), self.h.clock, header_timeout=10)
+        self.h.upstreams.replace([hub, quay])
+        hosted = HostedRegistry(cache=self.h.oci, index=self.h.index, storage=self.h.storage,
+                                metrics=self.h.metrics, clock=self.h.clock)
+        HostedFront(hosted, self.h.oci_front.policy, self.h.metrics).register(self.h.oci_front)
+        flush = self.h.flush
+
+        def flush_both():
+            for _ in range(5):
+                self.quay_agent.flush()
+                flush()
+
+        self.h.flush = flush_both
+
+    def get(self, path, method="GET"):
+        response = self.successResultOf(self.h.request(method, path))
+        return response, self.successResultOf(self.h.body(response))
+
+    def digest_of(self, path):
+        response, body = self.get(path)
+        self.assertEqual(response.code, 200, body)
+        return response.headers.getRawHeaders(b"Docker-Content-Digest")[0].decode()
+
+    def test_same_name_in_two_registries_never_mixes(self):
+        """ns=docker.io, ns=quay.io, the quay prefix and the default namespace each get their own image."""
+        self.assertEqual(self.digest_of("/v2/library/test/manifests/1?ns=quay.io"), self.quay_digest)
+        self.assertEqual(self.digest_of("/v2/library/test/manifests/1?ns=docker.io"), self.hub_digest)
+        self.assertEqual(self.digest_of("/v2/quay/library/test/manifests/1"), self.quay_digest)
+        self.assertEqual(self.digest_of("/v2/library/test/manifests/1"), self.hub_digest)
+        # Served again from the cache: still apart (tags are keyed by namespace).
+        self.assertEqual(self.digest_of("/v2/library/test/manifests/1?ns=quay.io"), self.quay_digest)
+        self.assertEqual(self.digest_of("/v2/library/test/manifests/1"), self.hub_digest)
+        # ns=quay.io and the quay prefix share one entry: quay was asked once.
+        self.assertEqual(self.quay.count("GET", "/v2/library/test/manifests/1"), 1)
+        tags = self.successResultOf(self.h.index.get_tag("quay/library/test", "1"))
+        self.assertEqual(tags["digest"], self.quay_digest)
+
+    def test_unknown_ns_is_name_unknown(self):
+        """A registry no upstream serves is 404 NAME_UNKNOWN (containerd then tries its next host)."""
+        response, body = self.get("/v2/library/test/manifests/1?ns=ghcr.io")
+        self.assertEqual(response.code, 404)
+        self.assertEqual(json.loads(body)["errors"][0]["code"], "NAME_UNKNOWN")
+        self.assertIn(b"ghcr.io", body)
+
+    def test_negative_cache_is_per_namespace(self):
+        """A 404 from quay for a name does not hide docker.io's copy of it."""
+        only_hub = image(self.hub, "library/solo", "1", b"solo")
+        response, _ = self.get("/v2/quay/library/solo/manifests/1")
+        self.assertEqual(response.code, 404)
+        self.assertEqual(self.digest_of("/v2/library/solo/manifests/1?ns=docker.io"), only_hub)
+
+    def test_blobs_are_shared_by_digest(self):
+        """A blob pulled through one namespace is a hit through the other."""
+        layer = self.hub.add_blob(b"shared layer")
+        self.quay.add_blob(b"shared layer")
+        self.get(f"/v2/library/x/blobs/{layer}")
+        response, body = self.get(f"/v2/quay/library/x/blobs/{layer}")
+        self.assertEqual((response.code, body), (200, b"shared layer"))
+        self.assertEqual(self.quay.count("GET", "/blobs/"), 0)
+
+    def test_tags_list_asks_the_upstream(self):
+        """tags/list of a proxied repository is the upstream's list (paged with n/last) merged with the cache."""
+        image(self.quay, "library/test", "2", b"quay2")
+        image(self.quay, "library/test", "3", b"quay3")
+        response, body = self.get("/v2/quay/library/test/tags/list")
+        self.assertEqual((response.code, json.loads(body)["tags"]), (200, ["1", "2", "3"]))
+        response, body = self.get("/v2/quay/library/test/tags/list?n=2")
+        self.assertEqual(json.loads(body)["tags"], ["1", "2"])
+        self.assertIn(b'rel="next"', response.headers.getRawHeaders(b"Link")[0])
+        response, body = self.get("/v2/quay/library/test/tags/list?n=2&last=2")
+        self.assertEqual(json.loads(body)["tags"], ["3"])
+        self.assertIsNone(response.headers.getRawHeaders(b"Warning"))
+
+    def test_tags_list_falls_back_to_the_cache_with_a_warning(self):
+        """Upstream down: the cached tags, flagged stale."""
+        self.get("/v2/quay/library/test/manifests/1")
+        self.quay.status = 503
+        response, body = self.get("/v2/quay/library/test/tags/list")
+        self.assertEqual((response.code, json.loads(body)["tags"]), (200, ["1"]))
+        self.assertIn(b"110", response.headers.getRawHeaders(b"Warning")[0])
+
+    def test_failing_upstream_is_blocked_then_unblocked(self):
+        """N failed probes block an upstream (skipped, stale served); one good probe unblocks it."""
+        self.get("/v2/quay/library/test/manifests/1")
+        self.quay.status = 503
+        for _ in range(3):
+            self.successResultOf(Deferred.fromCoroutine(
+                self.health.probe_all()))
+            self.h.flush()
+        quay = self.h.upstreams.by_name("quay")
+        self.assertTrue(self.health.is_blocked(quay))
+        view = self.health.health_of("quay").view(self.h.clock.seconds())
+        self.assertEqual((view["status"], view["consecutive_failures"]), ("blocked", 3))
+        self.assertIsNotNone(view["blocked_until"])
+        self.assertEqual(self.h.metrics.upstream_blocked.labels("quay")._value.get(), 1)
+        before = self.quay.count("GET", "/manifests/")
+        self.h.clock.advance(10_000)  # tag TTL over: revalidation would ask upstream
+        self.health.health_of("quay").blocked_until = self.h.clock.seconds() + 60
+        response, _ = self.get("/v2/quay/library/test/manifests/1")
+        self.assertEqual(response.code, 200)
+        self.assertIn(b"110", response.headers.getRawHeaders(b"Warning")[0])
+        self.assertEqual(self.quay.count("GET", "/manifests/") + self.quay.count("HEAD", "/manifests/"), before)
+        self.quay.status = None
+        self.successResultOf(Deferred.fromCoroutine(
+            self.health.probe_all()))
+        self.assertEqual(self.health.health_of("quay").view(self.h.clock.seconds())["status"], "healthy")
+        self.assertFalse(self.health.is_blocked(quay))
+
+
+class ReadOnlyProxyTests(SynchronousTestCase):
+    def setUp(self):
+        self.r = hosted_support.Registry(self)
+        self.r.case = self
+        http = HTTPClient(RequestTraversalAgent(FakeRegistry()))
+        self.r.oci.upstreams.replace([
+            RegistryUpstream(UpstreamConfig("hub", "http://hub.test", routes=("library/*",)), http, self.r.clock),
+            RegistryUpstream(UpstreamConfig("quay", "http://quay.test", registry="quay.io", prefix="quay", routes=()),
+                             http,
+                             self.r.clock),
+            RegistryUpstream(UpstreamConfig("team", "http://team.test", prefix="team", allow_push=True, routes=()),
+                             http,
+                             self.r.clock),
+        ])
+
+    def test_push_into_a_proxy_namespace_is_denied(self):
+        """Blob upload, manifest PUT and DELETE under a proxied name: 403 DENIED saying it is a proxy."""
+        for name in ("library/test", "quay/library/test"):
+            response, body = self.r.request("POST", f"/v2/{name}/blobs/uploads/")
+            self.assertEqual(response.code, 403, body)
+            self.assertEqual(self.r.error_code(body), "DENIED")
+            self.assertIn(b"proxy", body)
+            response, body = self.r.request("PUT", f"/v2/{name}/manifests/1", b"{}",
+                                            {"Content-Type": OCI_MANIFEST})
+            self.assertEqual((response.code, self.r.error_code(body)), (403, "DENIED"))
+            response, body = self.r.request("DELETE", f"/v2/{name}/manifests/1")
+            self.assertEqual((response.code, self.r.error_code(body)), (403, "DENIED"))
+
+    def test_hosted_and_allow_push_names_take_pushes(self):
+        """Names no proxy claims, and names of an allow_push namespace, are writable."""
+        for name in ("myteam/app", "team/app"):
+            body = self.r.image_manifest(name, [os.urandom(100)])
+            response, answer = self.r.put_manifest(name, "1", body)
+            self.assertEqual(response.code, 201, answer)
+            self.assertEqual(self.r.header(response, "Docker-Content-Digest"), sha(body))
