@@ -231,3 +231,41 @@ class ReadOnlyProxyTests(SynchronousTestCase):
             response, answer = self.r.put_manifest(name, "1", body)
             self.assertEqual(response.code, 201, answer)
             self.assertEqual(self.r.header(response, "Docker-Content-Digest"), sha(body))
+
+
+class ProbeScheduleTests(SynchronousTestCase):
+    def test_rounds_follow_the_interval_setting(self):
+        """A round at start, then one per interval; a shorter interval applies within a second."""
+        from twisted.internet.task import Clock
+
+        from harbor_cache.metrics import Metrics
+
+        class Settings(dict):
+            get = dict.__getitem__
+
+        class Probed:
+            name = "u"
+            calls = 0
+
+            async def probe(self):
+                Probed.calls += 1
+                return 200
+
+        clock = Clock()
+        settings = Settings({"upstreams.probe_interval_seconds": 30, "upstreams.block_after_failures": 3,
+                             "upstreams.block_seconds": 60})
+        monitor = HealthMonitor(type("S", (), {"upstreams": [Probed()]})(), settings, Metrics(), clock)
+        monitor.start()
+        clock.advance(0)
+        self.assertEqual(Probed.calls, 1)
+        clock.pump([1] * 29)
+        self.assertEqual(Probed.calls, 1)
+        clock.advance(1)
+        self.assertEqual(Probed.calls, 2)
+        settings["upstreams.probe_interval_seconds"] = 2
+        clock.pump([1] * 2)
+        self.assertEqual(Probed.calls, 3)
+        monitor.stop()
+        clock.pump([1] * 10)
+        self.assertEqual(Probed.calls, 3)
+        self.assertEqual(clock.getDelayedCalls(), [])

@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from ..timestamps import iso8601
 
 log = Logger()
+TICK_SECONDS = 1.0
 # Blocks and unblocks go to the access log too: they explain the 503s and stale answers around them.
 access_log = Logger(namespace="harbor_cache.access")
 
@@ -155,25 +156,33 @@ class HealthMonitor:
         )
 
     def start(self) -> None:
+        """Probe at once, then every ``upstreams.probe_interval_seconds`` (re-read each second,
+        so a changed interval applies without waiting out the old one)."""
         self._stopped = False
+        self._last_round = float("-inf")
         self._schedule(0)
 
     def _schedule(self, delay: float) -> None:
-        self._call = self.clock.callLater(delay, self._round)
+        self._call = self.clock.callLater(delay, self._tick)
 
-    def _round(self) -> None:
+    def _tick(self) -> None:
         self._call = None
+        now = self.clock.seconds()
+        if now < self._last_round + self.settings.get("upstreams.probe_interval_seconds"):
+            self._schedule(TICK_SECONDS)
+            return
+        self._last_round = now
         d = defer.Deferred.fromCoroutine(self.probe_all())
         d.addErrback(lambda f: log.failure("upstream probe round failed", f))
 
         def again(_):
-            if self._stopped:
-                return
-            self._schedule(self.settings.get("upstreams.probe_interval_seconds"))
+            if not self._stopped:
+                self._schedule(TICK_SECONDS)
 
         d.addBoth(again)
 
     _stopped = False
+    _last_round = float("-inf")
 
     def stop(self) -> None:
         """No more rounds; a round in flight ends by itself (its requests time out)."""
