@@ -56,6 +56,7 @@ class FakeRegistry(resource.Resource):
         self.tokens_issued = 0
         self.redirect_blobs = False  # answer blob GETs with a 307 to /cdn/<digest>
         self.cdn_authorization: list = []
+        self.extra_headers: dict[bytes, bytes] = {}  # sent with every answer
 
     def add_blob(self, data: bytes) -> str:
         digest = sha(data)
@@ -76,6 +77,8 @@ class FakeRegistry(resource.Resource):
         path = request.path.decode()
         method = request.method.decode()
         self.requests[(method, path)] += 1
+        for name, value in self.extra_headers.items():
+            request.setHeader(name, value)
         if self.status is not None:
             request.setResponseCode(self.status)
             return b"{}"

@@ -269,3 +269,61 @@ class ProbeScheduleTests(SynchronousTestCase):
         clock.pump([1] * 10)
         self.assertEqual(Probed.calls, 3)
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class _DownUpstream:
+    """An upstream that is never reachable: answers fail at once."""
+
+    def __init__(self, config):
+        self.config, self.name, self.priority = config, config.name, config.priority
+
+    def matches(self, name):
+        return False
+
+    async def request(self, *args, **kwargs):
+        from harbor_cache.upstream.http import UpstreamError
+
+        raise UpstreamError(f"{self.name}: connection refused", "connect")
+
+
+class NsTokenScopeTests(SynchronousTestCase):
+    def test_token_for_the_client_name_covers_an_ns_request(self):
+        """containerd's token names library/test; the same request with ns=quay.io is not a 401 loop."""
+        r = hosted_support.Registry(self, anonymous_pull=False)
+        r.case = self
+        r.oci.upstreams.replace([_DownUpstream(UpstreamConfig("quay", "http://quay.test", registry="quay.io",
+                                                              prefix="quay", routes=()))])
+        response, body = r.request("GET", "/v2/token?service=harbor-cache&scope=repository:library/test:pull",
+                                   user="reader")
+        token = json.loads(body)["token"]
+        response, body = r.request("GET", "/v2/library/test/manifests/1?ns=quay.io", user=None,
+                                   headers={"Authorization": "Bearer " + token})
+        self.assertEqual(response.code, 503, body)  # past authorization: the (down) upstream was asked
+        response, body = r.request("GET", "/v2/other/name/manifests/1?ns=quay.io", user=None,
+                                   headers={"Authorization": "Bearer " + token})
+        self.assertEqual(response.code, 401, body)
+
+
+class FallbackAndRateLimitTests(TwoRegistries):
+    def test_blocked_upstream_is_skipped_in_priority_fallback(self):
+        """Two upstreams serve the default namespace; the first one blocked is not even asked."""
+        second = RegistryUpstream(UpstreamConfig(name="second", url="http://quay.test", routes=("*",), priority=5),
+                                  HTTPClient(self.quay_agent), self.h.clock, header_timeout=10)
+        hub = self.h.upstreams.by_name("hub")
+        self.h.upstreams.replace([hub, second])
+        only_second = image(self.quay, "library/only", "1", b"only")
+        for _ in range(3):
+            self.health.failed(hub, "test")
+        self.assertTrue(self.health.is_blocked(hub))
+        before = self.hub.count("GET", "/v2/library/only")
+        self.assertEqual(self.digest_of("/v2/library/only/manifests/1"), only_second)
+        self.assertEqual(self.hub.count("GET", "/v2/library/only"), before)
+
+    def test_ratelimit_headers_become_gauges(self):
+        """ratelimit-limit / ratelimit-remaining (Docker Hub's "100;w=21600") are exported per upstream."""
+        metrics_upstream = self.h.upstreams.by_name("hub")
+        metrics_upstream._metrics = self.h.metrics
+        self.hub.extra_headers = {b"ratelimit-limit": b"100;w=21600", b"ratelimit-remaining": b"76;w=21600"}
+        self.digest_of("/v2/library/test/manifests/1")
+        self.assertEqual(self.h.metrics.upstream_ratelimit_limit.labels("hub")._value.get(), 100)
+        self.assertEqual(self.h.metrics.upstream_ratelimit_remaining.labels("hub")._value.get(), 76)

@@ -75,6 +75,12 @@ def _check_digest(digest: str) -> str:
         raise DigestInvalid("invalid digest", {"digest": digest}) from None
 
 
+def _scope_name(request, key: str) -> str:
+    """The repository name to check the caller's access (and token scope) against: the name the
+    client wrote, which differs from the cache key for containerd's ``?ns=``."""
+    return getattr(request, "scope_name", None) or key
+
+
 class OciFront:
     app = Klein()
     install_error_handlers(app)
@@ -131,10 +137,13 @@ class OciFront:
             return name  # the client is asking us as the registry itself
         _check_name(name)
         try:
-            return self.cache.key_for(name, value)
+            key = self.cache.key_for(name, value)
         except UnknownRegistry:
             raise NameUnknown(f"this cache serves no upstream for registry {value}; configure one with "
                               f"registry = \"{value}\"", {"name": name, "ns": value}) from None
+        # The client's token names the repository as the client wrote it.
+        request.scope_name = name
+        return key
 
     # -- manifests -------------------------------------------------------------
 
@@ -144,7 +153,7 @@ class OciFront:
             reference = _check_digest(reference)
         elif not is_valid_tag(reference):
             raise TagInvalid("invalid tag", {"tag": reference})
-        await self.policy.authorize(request, name, {"pull"})
+        await self.policy.authorize(request, _scope_name(request, name), {"pull"})
         if ":" in reference:
             result = await self.cache.get_manifest_by_digest(name, reference)
         else:
@@ -172,7 +181,7 @@ class OciFront:
     async def get_blob(self, request, name: str, digest: str):
         _check_name(name)
         digest = _check_digest(digest)
-        await self.policy.authorize(request, name, {"pull"})
+        await self.policy.authorize(request, _scope_name(request, name), {"pull"})
         request.setHeader(b"Docker-Content-Digest", digest.encode())
         request.setHeader(b"Accept-Ranges", b"bytes")
         request.setHeader(b"ETag", b'"%s"' % digest.encode())
