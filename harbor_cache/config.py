@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from .config_schema import unknown_keys
 from .namespaces import check_namespaces, check_prefix, check_registry_host
 
 DOCKER_HUB_URL = "https://registry-1.docker.io"
@@ -166,7 +167,13 @@ def _table_array(items: Any, where: str, build, unique: str) -> tuple:
 
 
 def parse_config(document: dict[str, Any]) -> Config:
-    """Build a Config from a parsed TOML document; every key is optional."""
+    """Build a Config from a parsed TOML document; every key is optional, none unknown.
+
+    Keys are declared in ``config_schema.SCHEMA``: a key added here must be added there.
+    """
+    unknown = unknown_keys(document)
+    if unknown:
+        raise ConfigError("; ".join(f"{path}: unknown key" for path in unknown))
     base = Config()
     server = document.get("server", {})
     if not isinstance(server, dict):
@@ -193,6 +200,8 @@ def parse_config(document: dict[str, Any]) -> Config:
         if problem:
             raise ConfigError(f"upstreams: {problem}")
     maven = document.get("maven", {})
+    if not isinstance(maven, dict):
+        raise ConfigError("[maven] must be a table")
     if "repositories" in maven:
         values["maven_repositories"] = _table_array(
             maven["repositories"], "maven.repositories", _maven_repository, "id"

@@ -21,16 +21,29 @@ class SettingError(ValueError):
         self.key = key
 
 
-def _parse_int(minimum: int) -> Callable[[str], int]:
+DAY = 86400
+YEAR = 365 * DAY
+
+
+def _parse_int(minimum: int, maximum: int) -> Callable[[str], int]:
+    """ASCII digits only, between ``minimum`` and ``maximum``.
+
+    Every integer setting has an upper bound: a value the server accepts must
+    not break it later (a 400-digit TTL overflowed the clock arithmetic and
+    turned every upstream 404 into a 500).
+    """
+
     def parse(text: str) -> int:
         text = text.strip()
-        if not text or not (text.isdigit() or (text[0] == "-" and text[1:].isdigit())):
-            raise ValueError(f"expected an integer, got {text!r}")
+        digits = text[1:] if text.startswith("-") else text
+        if not digits or len(digits) > 20 or not (digits.isascii() and digits.isdigit()):
+            raise ValueError(f"expected an integer from {minimum} to {maximum}, got {text[:40]!r}")
         value = int(text)
-        if value < minimum:
-            raise ValueError(f"must be at least {minimum}")
+        if not minimum <= value <= maximum:
+            raise ValueError(f"must be from {minimum} to {maximum}")
         return value
 
+    parse.bounds = (minimum, maximum)  # type: ignore[attr-defined]
     return parse
 
 
@@ -63,17 +76,22 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     s.key: s
     for s in (
-        Setting("cache.max_size", str(10 * GIB), _parse_int(1), "Bytes of proxied content kept before eviction"),
-        Setting("cache.retention_days", "30", _parse_int(0), "Proxied entries unused this long are removed (0 = off)"),
+        Setting("cache.max_size", str(10 * GIB), _parse_int(1, 1 << 60),
+                "Bytes of proxied content kept before eviction"),
+        Setting("cache.retention_days", "30", _parse_int(0, 36500),
+                "Proxied entries unused this long are removed (0 = off)"),
         Setting("cache.eviction_policy", "lru", _parse_choice("lru", "lfu", "fifo"), "Which entries go first"),
-        Setting("cache.tag_ttl_seconds", "300", _parse_int(0), "Manifest tags are revalidated upstream after this"),
-        Setting("cache.negative_ttl_seconds", "60", _parse_int(0), "An upstream 404 is remembered this long"),
-        Setting("maven.metadata_ttl_seconds", "300", _parse_int(0), "maven-metadata.xml and SNAPSHOTs revalidate after"),
+        Setting("cache.tag_ttl_seconds", "300", _parse_int(0, YEAR),
+                "Manifest tags are revalidated upstream after this"),
+        Setting("cache.negative_ttl_seconds", "60", _parse_int(0, YEAR), "An upstream 404 is remembered this long"),
+        Setting("maven.metadata_ttl_seconds", "300", _parse_int(0, YEAR),
+                "maven-metadata.xml and SNAPSHOTs revalidate after"),
         Setting("registry.anonymous_pull", "true", _parse_bool, "Pulls without credentials are allowed"),
-        Setting("upstreams.probe_interval_seconds", "30", _parse_int(1), "Each OCI upstream gets a GET /v2/ this often"),
-        Setting("upstreams.block_after_failures", "3", _parse_int(0),
+        Setting("upstreams.probe_interval_seconds", "30", _parse_int(1, DAY),
+                "Each OCI upstream gets a GET /v2/ this often"),
+        Setting("upstreams.block_after_failures", "3", _parse_int(0, 1000),
                 "Failures in a row that block an upstream (0 = never block)"),
-        Setting("upstreams.block_seconds", "60", _parse_int(1), "How long a blocked upstream is skipped"),
+        Setting("upstreams.block_seconds", "60", _parse_int(1, DAY), "How long a blocked upstream is skipped"),
     )
 }
 

@@ -400,6 +400,22 @@ class ConfigEndpointTests(ApiCase):
         self.assert_error(self.request("PUT", "/api/v1/config", {"entries": "x"}, token=self.admin),
                           400, "BAD_REQUEST")
 
+    def test_every_integer_key_is_bounded(self):
+        """Out-of-bounds, 400-digit and non-ASCII-digit values get 400; the bounds themselves pass."""
+        for key, setting in SETTINGS.items():
+            bounds = getattr(setting.parse, "bounds", None)
+            if bounds is None:
+                continue
+            low, high = bounds
+            for bad in (str(high + 1), str(low - 1), "9" * 400, "\u0663\u0660", "1e3", 10 ** 400):
+                r = self.request("PUT", "/api/v1/config", {"entries": [{"key": key, "value": bad}]},
+                                 token=self.admin)
+                self.assert_error(r, 400, "BAD_REQUEST")
+            for good in (low, high):
+                r = self.request("PUT", "/api/v1/config", {"entries": [{"key": key, "value": str(good)}]},
+                                 token=self.admin)
+                self.assertEqual(r.code, 200, (key, good))
+
     def test_unknown_key(self):
         """GET and DELETE of an unknown key: 404."""
         self.assert_error(self.request("GET", "/api/v1/config/nope", token=self.admin), 404, "NOT_FOUND")

@@ -61,3 +61,36 @@ class ConfigTests(SynchronousTestCase):
         """A missing or broken file is a ConfigError, not a traceback."""
         self.assertRaises(ConfigError, load_config, "/nonexistent/harbor.toml", environ={})
         self.assertRaises(ConfigError, load_config, self.write("[server\n"), environ={})
+
+    def test_unknown_keys_fail_with_their_path(self):
+        """A key or section nobody reads stops the start, named by its full path."""
+        for doc, path in (
+            ({"index": {"url": "x"}}, "index"),
+            ({"server": {"listen": "tcp:1", "listn": "tcp:2"}}, "server.listn"),
+            ({"upstreams": [{"name": "a", "url": "http://a"},
+                            {"name": "b", "url": "http://b", "strip_prefix": "x"}]}, "upstreams[1].strip_prefix"),
+            ({"maven": {"repositories": [{"id": "r", "url": "http://a", "privat": True}]}},
+             "maven.repositories[0].privat"),
+            ({"maven": {"mirrors": []}}, "maven.mirrors"),
+        ):
+            e = self.assertRaises(ConfigError, parse_config, doc)
+            self.assertIn(f"{path}: unknown key", str(e))
+
+    def test_every_documented_key_is_accepted(self):
+        """The schema knows every key the parser reads (a full file parses)."""
+        path = self.write(
+            '[server]\nlisten = "tcp:1"\npublic_url = "http://h"\ndata_dir = "/tmp/d"\n'
+            'eviction_interval_seconds = 1\naccess_flush_seconds = 1\nupstream_connect_timeout = 1\n'
+            'upstream_idle_timeout = 1\nartifact_token_max_hours = 1\n'
+            '[[upstreams]]\nname = "a"\nurl = "http://a"\nroutes = ["*"]\npriority = 1\nusername = "u"\n'
+            'password = "p"\nlibrary_prefix = false\nallow_push = true\n'
+            '[[upstreams]]\nname = "q"\nurl = "http://q"\nregistry = "quay.io"\nprefix = "quay"\n'
+            '[[maven.repositories]]\nid = "r"\nurl = "http://a"\nprivate = true\nusername = "u"\n'
+            'password = "p"\n')
+        self.assertEqual(load_config(path, environ={}).listen, "tcp:1")
+
+    def test_file_with_unknown_key_is_refused_by_load(self):
+        """load_config names the key of a file, too."""
+        path = self.write('[server]\nlisten = "tcp:1"\n[index]\nurl = "postgres://x"\n')
+        e = self.assertRaises(ConfigError, load_config, path, environ={})
+        self.assertIn("index: unknown key", str(e))

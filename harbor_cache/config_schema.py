@@ -1,0 +1,88 @@
+"""Every key the TOML config file may hold, in one declaration.
+
+A key nobody reads is almost always a typo or a key from another version
+(``strip_prefix`` for ``prefix``, an ``[index]`` section on a build without
+it); ignoring it silently runs a server that differs from what the operator
+wrote. So the file is checked against ``SCHEMA`` before it is parsed, and the
+first unknown key stops the start with its full path
+(``upstreams[1].strip_prefix: unknown key``).
+
+How to add a key (the only place besides the parser in ``config.py``):
+
+* a key of an existing table: add ``"name": KEY`` to that table's dict below;
+* a new table ``[section]``: add ``"section": {"key": KEY, ...}``;
+* a new array of tables ``[[section]]``: add ``"section": [{"key": KEY, ...}]``
+  (a one-element list holding the schema of each table);
+* a nested table (``[maven.repositories]``): nest the dicts.
+
+Types and values are not checked here (``config.py`` does that and names the
+key too); this module only knows which names exist. It imports nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+KEY = None  # a leaf: any TOML value, checked by the parser in config.py
+
+SCHEMA: dict[str, Any] = {
+    "server": {
+        "listen": KEY,
+        "public_url": KEY,
+        "data_dir": KEY,
+        "eviction_interval_seconds": KEY,
+        "access_flush_seconds": KEY,
+        "upstream_connect_timeout": KEY,
+        "upstream_idle_timeout": KEY,
+        "artifact_token_max_hours": KEY,
+    },
+    "upstreams": [
+        {
+            "name": KEY,
+            "url": KEY,
+            "routes": KEY,
+            "priority": KEY,
+            "username": KEY,
+            "password": KEY,
+            "library_prefix": KEY,
+            "registry": KEY,
+            "prefix": KEY,
+            "allow_push": KEY,
+        }
+    ],
+    "maven": {
+        "repositories": [
+            {
+                "id": KEY,
+                "url": KEY,
+                "private": KEY,
+                "username": KEY,
+                "password": KEY,
+            }
+        ],
+    },
+}
+
+
+def unknown_keys(document: dict[str, Any], schema: dict[str, Any] | None = None, where: str = "") -> list[str]:
+    """Paths of every key in ``document`` that ``schema`` does not declare, in file order.
+
+    A table where the schema wants a table (or an array where it wants an
+    array) is left to the parser, which reports the wrong shape by name.
+    """
+
+    schema = SCHEMA if schema is None else schema
+    found: list[str] = []
+    for key, value in document.items():
+        path = f"{where}.{key}" if where else key
+        if key not in schema:
+            found.append(path)
+            continue
+        expected = schema[key]
+        if isinstance(expected, dict) and isinstance(value, dict):
+            found.extend(unknown_keys(value, expected, path))
+        elif isinstance(expected, list) and isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, dict):
+                    found.extend(unknown_keys(item, expected[0], f"{path}[{i}]"))
+    return found
