@@ -327,3 +327,30 @@ class FallbackAndRateLimitTests(TwoRegistries):
         self.digest_of("/v2/library/test/manifests/1")
         self.assertEqual(self.h.metrics.upstream_ratelimit_limit.labels("hub")._value.get(), 100)
         self.assertEqual(self.h.metrics.upstream_ratelimit_remaining.labels("hub")._value.get(), 76)
+
+
+class MigrationTests(SynchronousTestCase):
+    def test_rows_from_before_namespaces_are_the_default_namespace(self):
+        """An index at schema 4 migrates to 5 untouched: its tags are the default namespace's, and the
+        upstreams tables start empty and unseeded (seeding happens once)."""
+        import harbor_cache.index as index_module
+        from harbor_cache.index import Index, InlinePool
+
+        def run(coro):
+            return self.successResultOf(Deferred.fromCoroutine(coro))
+
+        directory = self.mktemp()
+        os.makedirs(directory)
+        pool = InlinePool(os.path.join(directory, "index.sqlite"))
+        self.addCleanup(pool.close)
+        index = Index(pool)
+        everything = index_module.MIGRATIONS
+        before_namespaces = self.patch(index_module, "MIGRATIONS", everything[:4])
+        self.assertEqual(run(index.migrate()), 4)
+        run(index.put_tag("library/test", "1", "sha256:" + "a" * 64, "proxy", OCI_MANIFEST, 1.0))
+        before_namespaces.restore()
+        self.assertEqual(run(index.migrate()), len(everything))
+        self.assertEqual(run(index.get_tag("library/test", "1"))["digest"], "sha256:" + "a" * 64)
+        self.assertEqual(run(index.list_upstreams()), (0, []))
+        self.assertTrue(run(index.seed_upstreams([], 2.0)))
+        self.assertFalse(run(index.seed_upstreams([], 3.0)))

@@ -315,7 +315,7 @@ SCHEMAS: dict[str, Any] = {
             "allow_push": {"type": "boolean", "description": "Pushes into this proxy namespace are allowed"},
             "library_prefix": {"type": "boolean"},
             "has_credentials": {"type": "boolean", "description": "Credentials are write-only: never shown"},
-            "health": {"anyOf": [_ref("UpstreamHealth"), {"type": "null"}]},
+            "health": _ref("UpstreamHealth"),
         },
     },
     "UpstreamList": {"type": "object", "required": ["upstreams"],
@@ -493,14 +493,21 @@ def _site_paths() -> dict:
 
 def _v2_paths() -> dict:
     tags = ["oci"]
-    name = _path_param("name", {"type": "string"}, "Repository name; may contain '/', e.g. library/nginx")
+    name = _path_param("name", {"type": "string"},
+                       "Repository name; may contain '/', e.g. library/nginx. A first segment that is an "
+                       "upstream's prefix selects that upstream's namespace and is stripped upstream "
+                       "(quay/library/nginx is library/nginx on quay).")
+    ns = _query_param("ns", {"type": "string"},
+                      "containerd's registry host (quay.io): the namespace of the upstream whose registry it is; "
+                      "404 NAME_UNKNOWN when no upstream serves it")
     reference = _path_param("reference", {"type": "string"}, "Tag or digest")
     digest = _path_param("digest", {"type": "string", "pattern": "^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"},
                          "Content digest, e.g. sha256:...")
     session = _path_param("session_id", {"type": "string"}, "Upload session id")
     unauthorized = {"401": _error("Credentials needed (docker token flow); see WWW-Authenticate.",
                                   {"WWW-Authenticate": _header('Bearer realm="<base>/v2/token",service="harbor-cache",scope=...')})}
-    denied = {"403": _error("The caller's role may not do this (code DENIED).")}
+    denied = {"403": _error("The caller's role may not do this, or the name is in a read-only proxy namespace "
+                            "(code DENIED; the message says which).")}
     content_headers = {
         "Docker-Content-Digest": _header("Digest of the content"),
         "Content-Length": _header("Bytes", {"type": "integer"}),
@@ -548,14 +555,17 @@ def _v2_paths() -> dict:
                                     parameters=[_query_param("n", {"type": "integer", "minimum": 0}, "Page size"),
                                                 _query_param("last", {"type": "string"}, "Last name of the previous page")])},
         "/v2/{name}/tags/list": {"get": _op("Tags of a repository", {
-            "200": _json(_ref("TagList"), "Tags, paginated."), "404": _error("NAME_UNKNOWN."), **unauthorized},
+            "200": _json(_ref("TagList"), "Tags, paginated. For a proxied name: the upstream's list merged with "
+                                          "the cached tags; Warning: 110 when the upstream could not answer and "
+                                          "the list is the cache's alone."),
+            "404": _error("NAME_UNKNOWN."), **unauthorized},
             tags=tags, operation_id="v2Tags", security=security,
-            parameters=[name, _query_param("n", {"type": "integer", "minimum": 0}, "Page size"),
+            parameters=[name, ns, _query_param("n", {"type": "integer", "minimum": 0}, "Page size"),
                         _query_param("last", {"type": "string"}, "Last tag of the previous page")])},
         "/v2/{name}/manifests/{reference}": {
-            "get": _op("Pull a manifest by tag or digest", manifest, parameters=[name, reference], tags=tags,
+            "get": _op("Pull a manifest by tag or digest", manifest, parameters=[name, reference, ns], tags=tags,
                        operation_id="getManifest", security=security),
-            "head": _op("Manifest headers only", manifest, parameters=[name, reference], tags=tags,
+            "head": _op("Manifest headers only", manifest, parameters=[name, reference, ns], tags=tags,
                         operation_id="headManifest", security=security),
             "put": _op("Push a manifest (hosted content; role read-write or admin)", {
                 "201": {"description": "Stored.", "headers": {"Location": _header("Manifest URL"),
@@ -567,9 +577,9 @@ def _v2_paths() -> dict:
                 parameters=[name, reference], tags=tags, operation_id="deleteManifest", security=security[:2]),
         },
         "/v2/{name}/blobs/{digest}": {
-            "get": _op("Pull a blob (Range supported)", blob, parameters=[name, digest], tags=tags,
+            "get": _op("Pull a blob (Range supported)", blob, parameters=[name, digest, ns], tags=tags,
                        operation_id="getBlob", security=security),
-            "head": _op("Blob headers only", blob, parameters=[name, digest], tags=tags,
+            "head": _op("Blob headers only", blob, parameters=[name, digest, ns], tags=tags,
                         operation_id="headBlob", security=security),
             "delete": _op("Delete a hosted blob", {"202": {"description": "Deleted."}, **push_errors},
                           parameters=[name, digest], tags=tags, operation_id="deleteBlob", security=security[:2]),

@@ -152,7 +152,6 @@ class UpstreamCatalog:
 
     def view(self, row: dict) -> dict[str, Any]:
         config = config_from_row(row)
-        upstream = self.upstream_set.by_name(config.name)
         now = self.clock.seconds()
         return {
             "id": row["id"],
@@ -167,7 +166,7 @@ class UpstreamCatalog:
             "allow_push": config.allow_push,
             "library_prefix": config.library_prefix,
             "has_credentials": bool(config.username or config.password),
-            "health": self.health.health_of(config.name).view(now) if upstream is not None else None,
+            "health": self.health.health_of(config.name).view(now),
         }
 
     def maven_view(self, repo) -> dict[str, Any]:
