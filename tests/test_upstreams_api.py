@@ -168,3 +168,22 @@ class PersistenceTests(UpstreamsApiCase):
         unchanged = other_set.upstreams[0]
         self.wait(other.poll())
         self.assertIs(other_set.upstreams[0], unchanged)  # no change: same objects (tokens and health kept)
+
+    def test_a_changed_config_file_is_reported_not_applied(self):
+        """After the first start the index wins; a config file that differs says so in the log."""
+        from twisted.logger import globalLogPublisher
+
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        restarted = UpstreamSet([])
+        changed = (UpstreamConfig(name="other", url="http://127.0.0.1:5"),)
+        catalog = self.make_catalog(restarted, HealthMonitor(restarted, self.settings, Metrics(), self.clock),
+                                    seed=changed)
+        self.wait(catalog.start())
+        self.assertEqual(sorted(u.name for u in restarted.upstreams), ["hub", "quay"])
+        self.assertTrue(any("differ" in e.get("log_format", "") for e in events))
+        events.clear()
+        same = UpstreamSet([])
+        self.wait(self.make_catalog(same, HealthMonitor(same, self.settings, Metrics(), self.clock)).start())
+        self.assertFalse(any("differ" in e.get("log_format", "") for e in events))

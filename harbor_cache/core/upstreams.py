@@ -123,6 +123,9 @@ class UpstreamCatalog:
         if await self.index.seed_upstreams([row_from_config(u) for u in self._seed], self.clock.seconds()):
             log.info("seeded {count} upstreams from the config file into the index", count=len(self._seed))
         await self.reload()
+        if {u.name: u for u in self._seed} != {u.name: u.config for u in self.upstream_set.upstreams}:
+            log.warn("the config file's [[upstreams]] differ from those in the index; the index's are used "
+                     "(they were seeded from the file at the first start; change them with /api/v1/upstreams)")
 
     async def reload(self) -> None:
         generation, rows = await self.index.list_upstreams()

@@ -274,9 +274,3 @@ class UpstreamSet:
             return Route(key, prefix, remote, list(self._by_prefix[prefix]))
         return Route(key, None, key, [u for u in self.upstreams if u.matches(key)])
 
-    def candidates(self, key: str) -> list[RegistryUpstream]:
-        return self.route(key).upstreams
-
-    def describe(self) -> list[dict[str, Any]]:
-        return [{"name": u.name, "url": u.config.url, "routes": list(u.config.routes), "priority": u.priority}
-                for u in self.upstreams]
