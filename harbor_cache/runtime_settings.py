@@ -65,6 +65,14 @@ def _parse_choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def _parse_globs(text: str) -> tuple[str, ...]:
+    """Comma-separated repository-name globs ("team/*, ci/*"); empty means none."""
+    globs = tuple(g.strip() for g in text.split(",") if g.strip())
+    if len(globs) > 100 or any(len(g) > 255 or not g.isprintable() or " " in g for g in globs):
+        raise ValueError("expected up to 100 comma-separated globs without spaces, e.g. \"team/*, ci/*\"")
+    return globs
+
+
 @dataclass(frozen=True)
 class Setting:
     key: str
@@ -87,6 +95,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("maven.metadata_ttl_seconds", "300", _parse_int(0, YEAR),
                 "maven-metadata.xml and SNAPSHOTs revalidate after"),
         Setting("registry.anonymous_pull", "true", _parse_bool, "Pulls without credentials are allowed"),
+        Setting("registry.hosted_names", "", _parse_globs,
+                "Globs of names that are hosted even though a route claims them (never proxied; pushable)"),
         Setting("upstreams.probe_interval_seconds", "30", _parse_int(1, DAY),
                 "Each OCI upstream gets a GET /v2/ this often"),
         Setting("upstreams.block_after_failures", "3", _parse_int(0, 1000),

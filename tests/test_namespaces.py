@@ -196,7 +196,9 @@ class TwoRegistries(SynchronousTestCase):
         self.assertFalse(self.health.is_blocked(quay))
 
 
-class ReadOnlyProxyTests(SynchronousTestCase):
+class _ThreeUpstreams(SynchronousTestCase):
+    """A hosted registry whose names are partly claimed: hub by route library/*, quay and team by prefix."""
+
     def setUp(self):
         self.r = hosted_support.Registry(self)
         self.r.case = self
@@ -211,6 +213,8 @@ class ReadOnlyProxyTests(SynchronousTestCase):
                              self.r.clock),
         ])
 
+
+class ReadOnlyProxyTests(_ThreeUpstreams):
     def test_push_into_a_proxy_namespace_is_denied(self):
         """Blob upload, manifest PUT and DELETE under a proxied name: 403 DENIED saying it is a proxy."""
         for name in ("library/test", "quay/library/test"):
@@ -284,6 +288,23 @@ class _DownUpstream:
         from harbor_cache.upstream.http import UpstreamError
 
         raise UpstreamError(f"{self.name}: connection refused", "connect")
+
+
+class HostedNamesTests(_ThreeUpstreams):
+    def test_hosted_names_override_routes(self):
+        """registry.hosted_names carves hosted names out of a route's claim, at run time; not out of a prefix."""
+        name = "library/ours"
+        response, body = self.r.request("POST", f"/v2/{name}/blobs/uploads/")
+        self.assertEqual(response.code, 403, body)
+        self.successResultOf(Deferred.fromCoroutine(self.r.settings.update([("registry.hosted_names",
+                                                                            "library/ours*, quay/*")])))
+        response, answer = self.r.put_manifest(name, "1", self.r.image_manifest(name, [os.urandom(50)]))
+        self.assertEqual(response.code, 201, answer)
+        self.assertEqual(self.r.oci.route(name).upstreams, [])
+        response, body = self.r.request("POST", "/v2/quay/library/test/blobs/uploads/")
+        self.assertEqual(response.code, 403, body)
+        response, body = self.r.request("POST", "/v2/library/test/blobs/uploads/")
+        self.assertEqual(response.code, 403, body)
 
 
 class NsTokenScopeTests(SynchronousTestCase):

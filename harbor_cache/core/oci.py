@@ -25,7 +25,8 @@ from ..mediatypes import InvalidManifest, detect_manifest_media_type
 from ..storage import GrowingSource
 from ..upstream.body import discard_body
 from ..upstream.http import UpstreamError, header
-from ..upstream.registry import ALL_MANIFEST_TYPES, read_limited
+from ..upstream.registry import ALL_MANIFEST_TYPES, Route, read_limited
+from ..upstream.routing import route_matches
 from .access import NegativeCache, Outcomes
 from .observable import SingleFlight
 
@@ -130,9 +131,18 @@ class OciCache:
         """The cache key of a name asked with containerd's ``ns``; UnknownRegistry if none serves it."""
         return self.upstreams.key_for(name, ns)
 
-    def route(self, key: str):
-        """The namespace, upstream name and upstreams of a cache key (`upstream.registry.Route`)."""
-        return self.upstreams.route(key)
+    def route(self, key: str) -> Route:
+        """The namespace, upstream name and upstreams of a cache key.
+
+        In the default namespace, a name matching ``registry.hosted_names`` is
+        hosted whatever the routes say: no upstream is asked, pushes are
+        allowed.  A prefix namespace always belongs to its upstreams.
+        """
+        route = self.upstreams.route(key)
+        if route.prefix is None and route.upstreams and route_matches(
+                list(self.settings.get("registry.hosted_names")), key):
+            return Route(key, None, key, [])
+        return route
 
     def ensure_writable(self, key: str) -> None:
         """Refuse (403 DENIED) a push or delete under a name a read-only proxy serves.
@@ -142,7 +152,7 @@ class OciCache:
         ``allow_push``: otherwise a push would shadow the upstream's content
         for every client.
         """
-        route = self.upstreams.route(key)
+        route = self.route(key)
         if route.writable:
             return
         names = ", ".join(u.name for u in route.upstreams if not u.config.allow_push)
@@ -276,7 +286,7 @@ class OciCache:
         (unreachable, timed out, blocked, other statuses).
         """
         last_error: Exception | None = None
-        route = self.upstreams.route(name)
+        route = self.route(name)
         for up in route.upstreams:
             if self.health is not None and self.health.is_blocked(up):
                 last_error = UpstreamError(f"{up.name} is blocked after repeated failures", "blocked")
