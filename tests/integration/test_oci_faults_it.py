@@ -150,7 +150,9 @@ class OutageTests(SynchronousTestCase):
             try:
                 support.push_layout(layout, reg.hostport, "library/test", names=["single"])
                 srv = support.HarborServer(oci.harbor_config(reg.url))
-                oci.set_runtime_settings(srv, cache_tag_ttl_seconds=0)
+                # these tests stop the upstream on purpose: auto-block (tested in
+                # test_namespaces_it) would keep it skipped after it comes back
+                oci.set_runtime_settings(srv, cache_tag_ttl_seconds=0, upstreams_block_after_failures=0)
             except BaseException:
                 reg.close()
                 raise
