@@ -35,10 +35,12 @@ from harbor_cache.auth_roles import (
     plan_artifact_token,
 )
 from harbor_cache.auth_tokens import (
+    STAMP_CLAIM,
     ArtifactTokens,
     InvalidToken,
     ManagementTokens,
     RegistryTokens,
+    credential_stamp,
     granted_actions,
     parse_scope,
 )
@@ -52,10 +54,12 @@ __all__ = [
     "InvalidToken",
     "ManagementTokens",
     "RegistryTokens",
+    "STAMP_CLAIM",
     "allowed_artifact_scopes",
     "allowed_registry_actions",
     "can_push",
     "check_password",
+    "credential_stamp",
     "granted_actions",
     "hash_password",
     "is_valid_role",

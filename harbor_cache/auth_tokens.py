@@ -37,6 +37,8 @@ __all__ = [
     "ArtifactTokens",
     "InvalidToken",
     "ManagementTokens",
+    "STAMP_CLAIM",
+    "credential_stamp",
     "RegistryTokens",
     "granted_actions",
     "parse_scope",
@@ -44,6 +46,20 @@ __all__ = [
 
 MIN_HMAC_SECRET_BYTES = 32
 ARTIFACT_AUDIENCE = "kagami"
+# The claim holding credential_stamp(password hash at issue) in every token of a user.
+STAMP_CLAIM = "cst"
+
+
+def credential_stamp(password_hash: str) -> str:
+    """A short fingerprint of a user's stored password hash, carried in each token.
+
+    Every password change writes a new bcrypt hash (new salt), so a token whose
+    stamp differs from today's user row was issued before the change and is
+    refused. It reveals nothing usable: the hash it is derived from is itself
+    salted and slow, and only 64 bits of its SHA-256 are kept.
+    """
+    digest = hashlib.sha256(b"harbor-cache credential stamp\0" + password_hash.encode("utf-8", "replace"))
+    return digest.hexdigest()[:16]
 
 
 class IClock(Protocol):
@@ -156,7 +172,7 @@ class ManagementTokens:
         self.clock = clock
         self.lifetime = lifetime
 
-    def mint(self, user_id: int, username: str, role: str) -> str:
+    def mint(self, user_id: int, username: str, role: str, stamp: str | None = None) -> str:
         """A signed token for this user, valid for lifetime seconds from now."""
         now = int(self.clock.seconds())
         claims = {
@@ -166,6 +182,8 @@ class ManagementTokens:
             "iat": now,
             "exp": now + self.lifetime,
         }
+        if stamp is not None:
+            claims[STAMP_CLAIM] = stamp
         return jwt.encode(claims, self._secret, algorithm=self.algorithm)
 
     def verify(self, token: str) -> dict[str, Any]:
@@ -260,7 +278,7 @@ class RegistryTokens:
     granted_actions = staticmethod(granted_actions)
     parse_scope = staticmethod(parse_scope)
 
-    def mint(self, username: str | None, access: list[dict[str, Any]]) -> str:
+    def mint(self, username: str | None, access: list[dict[str, Any]], stamp: str | None = None) -> str:
         """A token granting access (already narrowed to the role) for lifetime s."""
         now = int(self.clock.seconds())
         claims = {
@@ -280,6 +298,8 @@ class RegistryTokens:
                 for entry in access
             ],
         }
+        if stamp is not None:
+            claims[STAMP_CLAIM] = stamp
         return jwt.encode(claims, self._secret, algorithm=self.algorithm)
 
     def verify(self, token: str) -> dict[str, Any]:
@@ -344,6 +364,7 @@ class ArtifactTokens:
         repositories: list[str],
         scopes: list[str],
         expires_hours: float = 3,
+        stamp: str | None = None,
     ) -> str:
         """
         A token for exactly these repositories and scopes (decide them with
@@ -369,6 +390,8 @@ class ArtifactTokens:
             "iat": int(now),
             "exp": int(now + expires_hours * 3600),
         }
+        if stamp is not None:
+            claims[STAMP_CLAIM] = stamp
         return jwt.encode(
             claims,
             self._private_key,

@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbor_cache import __version__
 from harbor_cache.api.front import ApiFront
 from harbor_cache.api.openapi import build_document
-from harbor_cache.auth import ManagementTokens
+from harbor_cache.auth import ManagementTokens, credential_stamp
 from harbor_cache.core.access import AccessRecorder
 from harbor_cache.core.eviction import Evictor
 from harbor_cache.core.users import UserService
@@ -136,7 +136,8 @@ class LoginTests(ApiCase):
         self.assertEqual(jwt.get_unverified_header(body["token"])["alg"], "HS256")
         claims = jwt.decode(body["token"], SECRET, algorithms=["HS256"], options={"verify_exp": False})
         self.assertEqual(claims, {"sub": str(self.accounts["admin"]["id"]), "username": "admin", "role": "admin",
-                                  "iat": int(T0), "exp": int(T0) + 86400})
+                                  "iat": int(T0), "exp": int(T0) + 86400,
+                                  "cst": credential_stamp(self.accounts["admin"]["password_hash"])})
 
     def test_wrong_password(self):
         """A wrong password: 401 UNAUTHORIZED "Invalid credentials" with WWW-Authenticate: Bearer."""
@@ -260,6 +261,23 @@ class RoleMatrixTests(ApiCase):
         # A new user with the same name does not revive the old token (ids are never reused).
         self.wait(self.users.create("victim", "pw", "admin"))
         self.assert_error(self.request("GET", "/api/v1/users", token=token), 401, "UNAUTHORIZED")
+
+    def test_password_change_revokes_older_tokens(self):
+        """A password change (by an admin or anyone) refuses every token issued before it; new logins work."""
+        admin = self.token("admin")
+        user = self.wait(self.users.create("changer", "old-pw", "read-only"))
+        old = self.login("changer", "old-pw")
+        self.assertEqual(self.request("GET", "/api/v1/cache/stats", token=old).code, 200)
+        r = self.request("PUT", f"/api/v1/users/{user['id']}", {"password": "new-pw"}, token=admin)
+        self.assertEqual(r.code, 200)
+        r = self.request("GET", "/api/v1/cache/stats", token=old)
+        self.assert_error(r, 401, "UNAUTHORIZED")
+        self.assertIn(b"password changed", r.header("WWW-Authenticate"))
+        new = self.login("changer", "new-pw")
+        self.assertEqual(self.request("GET", "/api/v1/cache/stats", token=new).code, 200)
+        # A role change alone keeps the token (the role is read per request anyway).
+        self.request("PUT", f"/api/v1/users/{user['id']}", {"role": "read-write"}, token=admin)
+        self.assertEqual(self.request("GET", "/api/v1/cache/stats", token=new).code, 200)
 
     def test_role_change_takes_effect_at_once(self):
         """The role is read from the index per request: demotion and promotion apply to old tokens."""

@@ -6,11 +6,14 @@ import hashlib
 import json
 import os
 
+import bcrypt
 import jwt
+from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import http
 
-from tests.maven_fakes import UPSTREAM_MODIFIED, FakeMavenRepo, MavenHarness, inline_check_password, rsa_key
+from harbor_cache.auth import credential_stamp
+from tests.maven_fakes import START, UPSTREAM_MODIFIED, FakeMavenRepo, MavenHarness, inline_check_password, rsa_key
 
 JAR = "org/example/lib/1.0/lib-1.0.jar"
 
@@ -349,7 +352,9 @@ class ScopeMatrixTests(FrontBase):
         both = self.token("central,secret", "artifacts:read,artifacts:delete")
         cases = [
             ("Bearer " + read_secret, 200),
-            (basic("anyone", read_secret), 200),
+            (basic("admin", read_secret), 200),
+            (basic("anyone", read_secret), 401),  # the Basic user must be the token's subject
+            (basic("reader", read_secret), 401),
             ("Bearer " + both, 200),
             ("Bearer " + read_central, 403),
             ("Bearer " + delete_secret, 403),
@@ -402,8 +407,10 @@ class ScopeMatrixTests(FrontBase):
     def test_wrong_audience_and_issuer(self):
         """Properly signed tokens for another audience or issuer are refused."""
         now = int(self.h.clock.seconds())
+        admin = self.successResultOf(defer.Deferred.fromCoroutine(self.h.index.get_user_by_name("admin")))
         base = {"iss": "http://cache.test", "aud": "kagami", "sub": "admin", "repositories": ["secret"],
-                "scope": ["artifacts:read"], "iat": now, "exp": now + 3600}
+                "scope": ["artifacts:read"], "iat": now, "exp": now + 3600,
+                "cst": credential_stamp(admin["password_hash"])}
         good = jwt.encode(base, rsa_key(), algorithm="RS256", headers={"kid": self.h.tokens.kid})
         self.assertEqual(self.get_secret("Bearer " + good)[0].code, 200)
         for change in ({"aud": "harbor-cache"}, {"iss": "http://elsewhere"}):
@@ -412,6 +419,38 @@ class ScopeMatrixTests(FrontBase):
             self.assertEqual((change, response.code), (change, 401))
         hs = jwt.encode(base, b"k" * 32, algorithm="HS256")
         self.assertEqual(self.get_secret("Bearer " + hs)[0].code, 401)
+
+    def test_token_follows_the_user(self):
+        """Deleted user, demoted role, changed password: the token stops working at once (401 / 403)."""
+        index = self.h.index
+
+        def run(coro):
+            return self.successResultOf(defer.Deferred.fromCoroutine(coro))
+
+        writer = run(index.get_user_by_name("writer"))
+        both = self.token("central,secret", "artifacts:read,artifacts:delete", user="writer", password="writer-pw")
+        self.assertEqual(self.get_secret("Bearer " + both)[0].code, 200)
+        # Demoted to read-only: reading still works, deleting does not (403 insufficient_scope).
+        run(index.update_user(writer["id"], "read-only", None, START))
+        self.assertEqual(self.get_secret("Bearer " + both)[0].code, 200)
+        response, body = self.call("DELETE", "/artifacts/central/" + JAR, {"Authorization": "Bearer " + both})
+        self.assertEqual((response.code, self.error_code(body)), (403, "DENIED"))
+        # A password change revokes every token issued before it; a new one works.
+        run(index.update_user(writer["id"], None, bcrypt.hashpw(b"new-pw", bcrypt.gensalt(4)).decode(), START))
+        response, _ = self.get_secret("Bearer " + both)
+        self.assertEqual(response.code, 401)
+        self.assertIn("password changed", self.headers(response, "WWW-Authenticate")[0])
+        fresh = self.token("secret", "artifacts:read", user="writer", password="new-pw")
+        self.assertEqual(self.get_secret("Bearer " + fresh)[0].code, 200)
+        # Deleted: 401, even through Basic with its own name.
+        run(index.delete_user(writer["id"]))
+        for auth in ("Bearer " + fresh, basic("writer", fresh)):
+            response, _ = self.get_secret(auth)
+            self.assertEqual(response.code, 401)
+            self.assertIn("user no longer exists", self.headers(response, "WWW-Authenticate")[0])
+        # Re-created under the same name: a new password hash, the old tokens stay dead.
+        self.h.add_user("writer", "new-pw", "read-write")
+        self.assertEqual(self.get_secret("Bearer " + fresh)[0].code, 401)
 
     def test_public_get_ignores_tokens(self):
         """Public repositories serve anyone, whatever Authorization header comes along."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.hosted_support import PUBLIC_URL, Registry, basic, sha256
@@ -163,6 +164,68 @@ class MatrixTests(SynchronousTestCase):
         response, _ = self.r.request("POST", f"/v2/{NAME}/blobs/uploads/?mount={digest}&from=src/repo",
                                      headers=bearer(token), user=None)
         self.assertEqual(response.code, 201)
+
+
+class TokenHolderTests(SynchronousTestCase):
+    """A registry token is checked against its user on every request, not only at issue."""
+
+    def setUp(self):
+        self.r = Registry(self)
+
+    def wait(self, coro):
+        return self.successResultOf(Deferred.fromCoroutine(coro))
+
+    def writer_token(self, password="writer-pw"):
+        headers = {k.decode(): v[0] for k, v in basic("writer", password).items()}
+        response, body = self.r.request("GET", f"/v2/token?scope=repository:{NAME}:pull,push", headers=headers,
+                                        user=None)
+        self.assertEqual(response.code, 200, body)
+        return json.loads(body)["token"]
+
+    def push(self, token):
+        return self.r.request("POST", f"/v2/{NAME}/blobs/uploads/", headers=bearer(token), user=None)
+
+    def assertRevoked(self, answer, reason):
+        response, body = answer
+        self.assertEqual((response.code, self.r.error_code(body)), (401, "UNAUTHORIZED"))
+        self.assertIn('error="invalid_token"', self.r.header(response, "WWW-Authenticate"))
+        self.assertIn(reason, json.loads(body)["errors"][0]["message"])
+
+    def test_deleted_user_token_stops_pushing(self):
+        token = self.writer_token()
+        self.assertEqual(self.push(token)[0].code, 202)
+        writer = self.wait(self.r.index.get_user_by_name("writer"))
+        self.wait(self.r.index.delete_user(writer["id"]))
+        self.assertRevoked(self.push(token), "user no longer exists")
+
+    def test_demoted_user_token_loses_push(self):
+        token = self.writer_token()
+        writer = self.wait(self.r.index.get_user_by_name("writer"))
+        self.wait(self.r.index.update_user(writer["id"], "read-only", None, self.r.clock.seconds()))
+        response, body = self.r.request("POST", f"/v2/{NAME}/blobs/uploads/", headers=bearer(token), user=None)
+        self.assertEqual((response.code, self.r.error_code(body)), (403, "DENIED"))
+        # Pulling with it still works (404: nothing there, not 401/403).
+        self.assertEqual(self.r.request("GET", f"/v2/{NAME}/manifests/x", headers=bearer(token),
+                                        user=None)[0].code, 404)
+
+    def test_password_change_revokes_tokens_and_cached_basic(self):
+        token = self.writer_token()
+        self.assertEqual(self.r.request("POST", f"/v2/{NAME}/blobs/uploads/", user="writer")[0].code, 202)
+        writer = self.wait(self.r.index.get_user_by_name("writer"))
+        self.wait(self.r.index.update_user(writer["id"], None, "changed-pw", self.r.clock.seconds()))
+        self.assertRevoked(self.push(token), "password changed")
+        # The old password, although remembered for a minute, no longer passes.
+        self.assertEqual(self.r.request("POST", f"/v2/{NAME}/blobs/uploads/", user="writer")[0].code, 401)
+        self.assertEqual(self.push(self.writer_token("changed-pw"))[0].code, 202)
+
+    def test_anonymous_token_follows_the_setting(self):
+        response, body = self.r.request("GET", f"/v2/token?scope=repository:{NAME}:pull", user=None)
+        token = json.loads(body)["token"]
+        self.assertEqual(self.r.request("GET", f"/v2/{NAME}/manifests/x", headers=bearer(token),
+                                        user=None)[0].code, 404)
+        self.wait(self.r.settings.update([("registry.anonymous_pull", "false")]))
+        self.assertEqual(self.r.request("GET", f"/v2/{NAME}/manifests/x", headers=bearer(token),
+                                        user=None)[0].code, 401)
 
 
 class NoAnonymousPullTests(SynchronousTestCase):

@@ -35,7 +35,7 @@ from typing import Any
 from klein import Klein
 from twisted.logger import Logger
 
-from ..auth import InvalidToken, parse_bearer_authorization
+from ..auth import STAMP_CLAIM, InvalidToken, credential_stamp, parse_bearer_authorization
 from ..errors import BadRequest, Denied, HarborError, NotFound, Unauthorized
 from ..runtime_settings import SettingError
 from ..web import install_error_handlers, json_response
@@ -143,6 +143,9 @@ class ApiFront:
         if user is None or user["username"] != claims["username"]:
             raise Unauthorized("invalid token", "user no longer exists",
                                headers=_challenge("invalid_token", "user no longer exists"))
+        if claims.get(STAMP_CLAIM) != credential_stamp(user["password_hash"]):
+            reason = "password changed since the token was issued"
+            raise Unauthorized("invalid token", reason, headers=_challenge("invalid_token", reason))
         if role == ADMIN and user["role"] != "admin":
             raise Denied("admin role required", {"role": user["role"]},
                          headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", '
@@ -160,7 +163,8 @@ class ApiFront:
         user = await self.users.authenticate(username, password)
         if user is None:
             raise Unauthorized("Invalid credentials", headers=_challenge())
-        token = self.tokens.mint(user["id"], user["username"], user["role"])
+        token = self.tokens.mint(user["id"], user["username"], user["role"],
+                                 stamp=credential_stamp(user["password_hash"]))
         request.setHeader(b"Cache-Control", b"no-store")
         return json_response(request, {"token": token, "expires_in": self.tokens.lifetime})
 

@@ -29,11 +29,13 @@ from ..auth import (
     ArtifactTokenRequestError,
     InvalidToken,
     check_password,
+    credential_stamp,
     parse_basic_authorization,
     parse_bearer_authorization,
     plan_artifact_token,
 )
 from ..core.maven import MavenFile, UnknownRepository, parse_http_date
+from ..core.token_holders import current_artifact_scopes, current_holder
 from ..errors import BadRequest, HarborError, NotFound
 from ..serving import serve_source
 from ..web import install_error_handlers, json_response, write_error
@@ -120,31 +122,40 @@ class MavenFront:
 
     # -- auth ---------------------------------------------------------------
 
-    def _token(self, request) -> str | None:
-        """The JWT the request carries (Bearer, or Basic's password); None when there is none."""
+    def _token(self, request) -> tuple[str | None, str | None]:
+        """(JWT, Basic username) the request carries (Bearer, or Basic's password); (None, None) without one."""
         header = request.getHeader(b"Authorization")
         if header is None:
-            return None
+            return None, None
         token = parse_bearer_authorization(header)
+        username = None
         if token is None:
             basic = parse_basic_authorization(header)
             if basic is not None:
-                token = basic[1]
+                username, token = basic
         if not token:
             raise AuthChallenge(401, "malformed Authorization header",
                                 [_bearer_error("invalid_token", "malformed Authorization header")])
-        return token
+        return token, username
 
-    def authorize(self, request, repo_id: str, scope: str) -> dict:
-        """The verified claims of a token covering ``repo_id`` and ``scope``; raises `AuthChallenge`."""
-        token = self._token(request)
+    async def authorize(self, request, repo_id: str, scope: str) -> dict:
+        """The verified claims of a token covering ``repo_id`` and ``scope``; raises `AuthChallenge`.
+
+        The token's user must still exist with the password it had at issue,
+        its current role must still allow ``scope`` (see core.token_holders),
+        and a Basic username must be the token's subject.
+        """
+        token, basic_username = self._token(request)
         if token is None:
             raise AuthChallenge(401, "authentication required", ["Bearer", BASIC_CHALLENGE])
         try:
             claims = self.tokens.verify(token)
+            if basic_username is not None and basic_username != claims["sub"]:
+                raise InvalidToken("username does not match the token's subject")
+            user = await current_holder(self.index, claims, claims["sub"])
         except InvalidToken as e:
             raise AuthChallenge(401, f"invalid token: {e.reason}", [_bearer_error("invalid_token", e.reason)])
-        if not self.tokens.covers(claims, repo_id, scope):
+        if not (self.tokens.covers(claims, repo_id, scope) and scope in current_artifact_scopes(user, claims)):
             reason = f"token does not grant {scope} on {repo_id}"
             raise AuthChallenge(403, reason, [_bearer_error("insufficient_scope", reason)])
         return claims
@@ -190,12 +201,12 @@ class MavenFront:
         repo_id, path = self._artifact_target(request)
         repo = self._repository(repo_id)
         if request.method == b"DELETE":
-            self.authorize(request, repo_id, DELETE)
+            await self.authorize(request, repo_id, DELETE)
             await self.cache.delete(repo_id, path)
             request.setResponseCode(204)
             return b""
         if repo.private:
-            self.authorize(request, repo_id, READ)
+            await self.authorize(request, repo_id, READ)
         f = await self.cache.get_file(repo_id, path)
         request.cache_status = f.cache_status
         request.setHeader(b"Last-Modified", f.http_last_modified)
@@ -246,21 +257,21 @@ class MavenFront:
 
     @app.route("/repositories/<repo_id>/browse", methods=["GET", "HEAD"])
     async def browse(self, request, repo_id: str):
-        path = self._readable_path(request, repo_id, required=False)
+        path = await self._readable_path(request, repo_id, required=False)
         return self._json(request, await self.cache.browse(repo_id, path))
 
     @app.route("/repositories/<repo_id>/info", methods=["GET", "HEAD"])
     async def info(self, request, repo_id: str):
-        path = self._readable_path(request, repo_id, required=True)
+        path = await self._readable_path(request, repo_id, required=True)
         return self._json(request, await self.cache.info(repo_id, path))
 
-    def _readable_path(self, request, repo_id: str, required: bool) -> str:
+    async def _readable_path(self, request, repo_id: str, required: bool) -> str:
         """The validated ``path`` query of a browse/info request, after the repository's read check."""
         request.front = "maven"
         path = self._query_path(request, required=required)
         repo = self._repository(repo_id, unknown_status=400)
         if repo.private:
-            self.authorize(request, repo_id, READ)
+            await self.authorize(request, repo_id, READ)
         return path
 
     def _json(self, request, doc) -> bytes:
@@ -292,7 +303,8 @@ class MavenFront:
         try:
             repositories, scopes = plan_artifact_token(user["role"], repositories,
                                                        list(self.cache.repositories), scopes)
-            token = self.tokens.mint(user["username"], repositories, scopes, hours)
+            token = self.tokens.mint(user["username"], repositories, scopes, hours,
+                                     stamp=credential_stamp(user["password_hash"]))
         except ArtifactTokenRequestError as e:
             raise HarborError(e.reason, status=e.status,
                               code="DENIED" if e.status == 403 else "BAD_REQUEST") from None

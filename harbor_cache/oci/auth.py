@@ -13,7 +13,14 @@ for a wider token); an authenticated user whose role does not allow the
 action gets 403 ``DENIED``.
 
 bcrypt is slow on purpose, so a verified Basic header is remembered (as a
-hash, never the password) for ``BASIC_CACHE_SECONDS``.
+hash, never the password) for ``BASIC_CACHE_SECONDS``; the user is still
+looked up on every request, and the memory only counts while the stored
+password hash is the one it was checked against.
+
+Every request re-checks the holder of a registry token (core.token_holders):
+a deleted user's or a pre-password-change token is refused (401
+``invalid_token``), and a token grants only what the user's current role
+(for anonymous tokens: the current ``registry.anonymous_pull``) allows.
 """
 
 from __future__ import annotations
@@ -25,14 +32,17 @@ from dataclasses import dataclass
 from twisted.logger import Logger
 
 from ..auth import (
+    STAMP_CLAIM,
     InvalidToken,
     allowed_registry_actions,
     check_password,
+    credential_stamp,
     granted_actions,
     parse_basic_authorization,
     parse_bearer_authorization,
     parse_scope,
 )
+from ..core.token_holders import current_holder, current_registry_actions
 from ..errors import Denied, Unauthorized
 from ..names import is_valid_repository_name
 from ..timestamps import iso8601
@@ -65,7 +75,7 @@ class RegistryAuthorizer:
         self.public_url = public_url.rstrip("/")
         self.clock = clock
         self.check_password = password_checker
-        self._basic: dict[str, tuple[str, str, float]] = {}  # sha256(header) -> (username, role, until)
+        self._basic: dict[str, tuple[str, float]] = {}  # sha256(header) -> (password hash checked, until)
 
     # -- challenges -----------------------------------------------------------------
 
@@ -94,40 +104,39 @@ class RegistryAuthorizer:
             user = await self._basic_user(header, *basic)
             if user is None:
                 raise Unauthorized("invalid username or password", headers=self.challenge(name, actions))
-            return Caller(user[0], role=user[1])
+            return Caller(user["username"], role=user["role"])
         token = parse_bearer_authorization(header)
         if token is None:
             raise Unauthorized("unsupported Authorization header", headers=self.challenge(name, actions))
         try:
             claims = self.tokens.verify(token)
+            username = claims.get("sub") or None
+            role = (await current_holder(self.index, claims, username))["role"] if username else None
         except InvalidToken as e:
             raise Unauthorized(f"invalid token: {e.reason}",
                                headers=self.challenge(name, actions, "invalid_token")) from None
-        return Caller(claims.get("sub") or None, claims=claims)
+        return Caller(username, role=role, claims=claims)
 
-    async def _basic_user(self, header: str | bytes, username: str, password: str) -> tuple[str, str] | None:
+    async def _basic_user(self, header: str | bytes, username: str, password: str) -> dict | None:
+        """The user row for Basic credentials, or None; bcrypt runs at most once a minute per header."""
         raw = header if isinstance(header, bytes) else header.encode("utf-8", "replace")
         key = hashlib.sha256(raw).hexdigest()
         now = self.clock.seconds()
-        cached = self._basic.get(key)
-        if cached is not None and cached[2] > now:
-            return cached[0], cached[1]
         user = await self.index.get_user_by_name(username)
-        ok = await self.check_password(password, user["password_hash"] if user else None)
-        if not ok or user is None:
+        if user is None:
+            await self.check_password(password, None)  # the same cost as a wrong password
+            return None
+        cached = self._basic.get(key)
+        if cached is not None and cached[1] > now and cached[0] == user["password_hash"]:
+            return user
+        if not await self.check_password(password, user["password_hash"]):
             return None
         if len(self._basic) >= BASIC_CACHE_SIZE:
-            self._basic = {k: v for k, v in self._basic.items() if v[2] > now}
+            self._basic = {k: v for k, v in self._basic.items() if v[1] > now}
             if len(self._basic) >= BASIC_CACHE_SIZE:
                 self._basic.clear()
-        self._basic[key] = (user["username"], user["role"], now + BASIC_CACHE_SECONDS)
-        return user["username"], user["role"]
-
-    async def _role_of(self, username: str | None) -> str | None:
-        if not username:
-            return None
-        user = await self.index.get_user_by_name(username)
-        return user["role"] if user else None
+        self._basic[key] = (user["password_hash"], now + BASIC_CACHE_SECONDS)
+        return user
 
     def _anonymous_pull(self) -> bool:
         return bool(self.settings.get("registry.anonymous_pull"))
@@ -139,7 +148,8 @@ class RegistryAuthorizer:
         if caller is None:
             return allowed_registry_actions(None, actions, self._anonymous_pull())
         if caller.claims is not None:
-            return set(actions) & granted_actions(caller.claims, name)
+            granted = set(actions) & granted_actions(caller.claims, name)
+            return current_registry_actions(caller.role, granted, self._anonymous_pull())
         return allowed_registry_actions(caller.role, actions, self._anonymous_pull())
 
     async def authorize(self, request, name: str | None, actions: set[str]) -> str | None:
@@ -160,8 +170,7 @@ class RegistryAuthorizer:
             raise Unauthorized("authentication required", headers=self.challenge(name, actions))
         if caller.claims is not None:
             # A token narrower than the role: ask the client for a new one.
-            role = await self._role_of(caller.username)
-            if actions <= allowed_registry_actions(role, actions, self._anonymous_pull()):
+            if actions <= allowed_registry_actions(caller.role, actions, self._anonymous_pull()):
                 raise Unauthorized("token does not cover this action",
                                    headers=self.challenge(name, actions, "insufficient_scope"))
         raise Denied("requested access to the resource is denied",
@@ -195,6 +204,7 @@ class RegistryAuthorizer:
         header = request.getHeader(b"Authorization")
         username: str | None = None
         role: str | None = None
+        stamp: str | None = None
         claims = None
         if header:
             basic = parse_basic_authorization(header)
@@ -203,11 +213,11 @@ class RegistryAuthorizer:
                 if user is None:
                     raise Unauthorized("invalid username or password",
                                        headers={"WWW-Authenticate": f'Basic realm="{SERVICE}"'})
-                username, role = user
+                username, role, stamp = user["username"], user["role"], credential_stamp(user["password_hash"])
             else:
-                caller = await self.identify(request)
-                username, claims = caller.username, caller.claims
-                role = await self._role_of(username)
+                caller = await self.identify(request)  # checks the holder: the stamp is today's
+                username, role, claims = caller.username, caller.role, caller.claims
+                stamp = claims.get(STAMP_CLAIM) if claims else None
         scopes = [arg.decode("utf-8", "replace") for arg in request.args.get(b"scope", [])]
         access = []
         for scope in scopes:
@@ -220,7 +230,7 @@ class RegistryAuthorizer:
                     granted &= granted_actions(claims, entry["name"])
                 if granted:
                     access.append({"type": "repository", "name": entry["name"], "actions": _ordered(granted)})
-        token = self.tokens.mint(username, access)
+        token = self.tokens.mint(username, access, stamp=stamp)
         now = self.clock.seconds()
         issued = iso8601(now)
         log.debug("registry token for {user}: {access}", user=username or "<anonymous>", access=json.dumps(access))
