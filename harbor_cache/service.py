@@ -48,6 +48,7 @@ from .metrics import Metrics
 from .oci.auth import RegistryAuthorizer
 from .oci.front import OciFront
 from .oci.hosted import HostedFront
+from .private_files import make_private_dir, make_private_file
 from .runtime_settings import RuntimeSettings
 from .storage import Storage, ThreadIO
 from .upstream.maven import MavenUpstream
@@ -95,12 +96,24 @@ class HarborState(service.MultiService):
     """Runs the async start-up (migrations, settings, first admin), then starts its children.
 
     The listener and timers are children of this service, so nothing is
-    served and no timer fires before the index is ready.
+    served and no timer fires before the index is ready: no request is ever
+    answered with the defaults of settings not yet loaded (an anonymous pull
+    while ``registry.anonymous_pull`` is stored as false), and ``/health``
+    never says healthy before the first admin exists.
+
+    twistd calls ``privilegedStartService`` before ``startService``; a
+    MultiService passes it on, and ``StreamServerEndpointService`` opens its
+    port there. So it is *not* passed on: the port opens in ``startService``,
+    after start-up (binding a port below 1024 therefore needs the capability
+    to do so, not twistd's root-then-drop).
     """
 
     def __init__(self, app: "HarborApp"):
         super().__init__()
         self.app = app
+
+    def privilegedStartService(self):
+        service.Service.privilegedStartService(self)
 
     def startService(self):
         service.Service.startService(self)
@@ -129,7 +142,7 @@ class HarborApp:
         self.config = config
         self.reactor = reactor
         self.data_dir = os.path.abspath(config.data_dir)
-        os.makedirs(self.data_dir, exist_ok=True)
+        make_private_dir(self.data_dir)
         self.metrics = Metrics()
         self._build_io()
         self._build_oci()
@@ -147,7 +160,9 @@ class HarborApp:
         reactor, config = self.reactor, self.config
         self.io_pool = ThreadPool(minthreads=1, maxthreads=4, name="harbor-io")
         self.storage = Storage(self.data_dir, ThreadIO(reactor, self.io_pool))
-        self.db_pool = open_sqlite_pool(os.path.join(self.data_dir, "index.sqlite"))
+        index_path = os.path.join(self.data_dir, "index.sqlite")
+        make_private_file(index_path)
+        self.db_pool = open_sqlite_pool(index_path)
         self.index = Index(self.db_pool)
         self.settings = RuntimeSettings(self.index, reactor)
         self.access = AccessRecorder(self.index, reactor)
@@ -262,7 +277,8 @@ class HarborApp:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(password + "\n")
-        log.info("created user admin with password {password} (also in {path})", password=password, path=path)
+        # Never the password itself: log files are often world-readable and shipped elsewhere.
+        log.info("created user admin; its password is in {path} (readable by this user only)", path=path)
 
     def poll_upstreams(self) -> defer.Deferred:
         """Pick up upstream changes made on another node; a failed poll is logged and retried."""
