@@ -375,3 +375,35 @@ class MigrationTests(SynchronousTestCase):
         self.assertEqual(run(index.list_upstreams()), (0, []))
         self.assertTrue(run(index.seed_upstreams([], 2.0)))
         self.assertFalse(run(index.seed_upstreams([], 3.0)))
+
+
+class CheckAccessTests(SynchronousTestCase):
+    """RegistryUpstream.check_access, behind POST /api/v1/upstreams/test."""
+
+    def check(self, registry, username=None, password=None):
+        from twisted.internet.task import Clock
+
+        agent = RequestTraversalAgent(registry)
+        up = RegistryUpstream(UpstreamConfig("t", "http://upstream.test", username=username, password=password),
+                              HTTPClient(agent), Clock(), header_timeout=10)
+        d = Deferred.fromCoroutine(up.check_access())
+        for _ in range(20):
+            agent.flush()
+        return self.successResultOf(d)
+
+    def test_good_and_bad_credentials(self):
+        """A token-protected registry: our Basic credentials at its realm decide ``authenticated``."""
+        registry = FakeRegistry()
+        registry.bearer, registry.basic_auth = "tok", ("u", "p")
+        good = self.check(registry, "u", "p")
+        self.assertEqual((good["reachable"], good["authenticated"], good["status"]), (True, True, 401))
+        bad = self.check(registry, "u", "wrong")
+        self.assertEqual((bad["reachable"], bad["authenticated"]), (True, False))
+        self.assertTrue(bad["error"])
+
+    def test_unreachable_or_broken(self):
+        """A 5xx on /v2/ is not reachable; nothing further is tried."""
+        registry = FakeRegistry()
+        registry.status = 503
+        result = self.check(registry)
+        self.assertEqual((result["reachable"], result["authenticated"], result["status"]), (False, None, 503))

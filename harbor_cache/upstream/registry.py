@@ -11,9 +11,9 @@ treq's RedirectAgent, which drops ``Authorization`` on a cross-origin hop.
 from __future__ import annotations
 
 import json
-from urllib.parse import urlencode
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import treq
 from twisted.logger import Logger
