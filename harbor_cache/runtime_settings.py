@@ -99,6 +99,8 @@ SETTINGS: dict[str, Setting] = {
                 "Globs of names that are hosted even though a route claims them (never proxied; pushable)"),
         Setting("upstreams.probe_interval_seconds", "30", _parse_int(1, DAY),
                 "Each OCI upstream gets a GET /v2/ this often"),
+        Setting("upstreams.failing_probe_interval_seconds", "2", _parse_int(1, DAY),
+                "A failing or blocked upstream is probed this often (at most probe_interval_seconds)"),
         Setting("upstreams.block_after_failures", "3", _parse_int(0, 1000),
                 "Failures in a row that block an upstream (0 = never block)"),
         Setting("upstreams.block_seconds", "60", _parse_int(1, DAY), "How long a blocked upstream is skipped"),

@@ -238,8 +238,7 @@ class ReadOnlyProxyTests(_ThreeUpstreams):
 
 
 class ProbeScheduleTests(SynchronousTestCase):
-    def test_rounds_follow_the_interval_setting(self):
-        """A round at start, then one per interval; a shorter interval applies within a second."""
+    def setUp(self):
         from twisted.internet.task import Clock
 
         from harbor_cache.metrics import Metrics
@@ -248,31 +247,60 @@ class ProbeScheduleTests(SynchronousTestCase):
             get = dict.__getitem__
 
         class Probed:
-            name = "u"
-            calls = 0
+            def __init__(self, name):
+                self.name, self.calls, self.code, self.hold = name, 0, 200, None
 
             async def probe(self):
-                Probed.calls += 1
-                return 200
+                self.calls += 1
+                if self.hold is not None:
+                    await self.hold
+                return self.code
 
-        clock = Clock()
-        settings = Settings({"upstreams.probe_interval_seconds": 30, "upstreams.block_after_failures": 3,
-                             "upstreams.block_seconds": 60})
-        monitor = HealthMonitor(type("S", (), {"upstreams": [Probed()]})(), settings, Metrics(), clock)
-        monitor.start()
-        clock.advance(0)
-        self.assertEqual(Probed.calls, 1)
-        clock.pump([1] * 29)
-        self.assertEqual(Probed.calls, 1)
-        clock.advance(1)
-        self.assertEqual(Probed.calls, 2)
-        settings["upstreams.probe_interval_seconds"] = 2
-        clock.pump([1] * 2)
-        self.assertEqual(Probed.calls, 3)
-        monitor.stop()
-        clock.pump([1] * 10)
-        self.assertEqual(Probed.calls, 3)
-        self.assertEqual(clock.getDelayedCalls(), [])
+        self.clock = Clock()
+        self.settings = Settings({"upstreams.probe_interval_seconds": 30, "upstreams.block_after_failures": 3,
+                                  "upstreams.block_seconds": 60, "upstreams.failing_probe_interval_seconds": 2})
+        self.a, self.b = Probed("a"), Probed("b")
+        self.monitor = HealthMonitor(type("S", (), {"upstreams": [self.a, self.b]})(), self.settings, Metrics(),
+                                     self.clock)
+        self.monitor.start()
+        self.addCleanup(self.monitor.stop)
+        self.clock.advance(0)
+
+    def test_rounds_follow_the_interval_setting(self):
+        """A probe at start, then one per interval; a shorter interval applies within a second; stop stops."""
+        self.assertEqual(self.a.calls, 1)
+        self.clock.pump([1] * 29)
+        self.assertEqual(self.a.calls, 1)
+        self.clock.advance(1)
+        self.assertEqual(self.a.calls, 2)
+        self.settings["upstreams.probe_interval_seconds"] = 2
+        self.clock.pump([1] * 2)
+        self.assertEqual(self.a.calls, 3)
+        self.monitor.stop()
+        self.clock.pump([1] * 10)
+        self.assertEqual(self.a.calls, 3)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_failing_upstream_is_probed_often_and_unblocks_soon(self):
+        """While failing or blocked an upstream is probed every failing interval; it is back within it."""
+        self.a.code = 503
+        self.clock.pump([1] * 34)
+        self.assertEqual(self.a.calls, 4)  # t=0 (fine), 30 (fails), 32, 34
+        self.assertEqual(self.b.calls, 2)  # t=0, 30
+        self.assertEqual(self.monitor.health_of("a").status(self.clock.seconds()), "blocked")
+        self.a.code = 200
+        self.clock.pump([1] * 2)
+        self.assertEqual(self.monitor.health_of("a").status(self.clock.seconds()), "healthy")
+
+    def test_a_hanging_probe_delays_no_other(self):
+        """One probe in flight per upstream; the others keep their schedule."""
+        from twisted.internet.defer import Deferred as D
+
+        self.a.hold = D()
+        self.clock.pump([1] * 30)
+        self.clock.pump([1] * 31)
+        self.assertEqual((self.a.calls, self.b.calls), (2, 3))
+        self.a.hold.callback(None)
 
 
 class _DownUpstream:

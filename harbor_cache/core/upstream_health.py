@@ -1,13 +1,13 @@
 """Upstream health and auto-block, as Nexus does it.
 
 Every ``upstreams.probe_interval_seconds`` each OCI upstream gets a ``GET /v2/``
-probe; any HTTP answer below 500 counts as reachable (401 is how a registry
+probe (every ``upstreams.failing_probe_interval_seconds`` while it fails); any HTTP answer below 500 counts as reachable (401 is how a registry
 asks for a token).  Probes and transport failures of real requests both count:
 after ``upstreams.block_after_failures`` failures in a row an upstream is
 *blocked* for ``upstreams.block_seconds``, and the OCI core skips it in its
 priority fallback (what is cached is still served, stale with ``Warning``).
 A success, probe or request, clears the failures and the block at once, so an
-upstream that comes back is used again at the next probe.  When a cool-down
+upstream that comes back is used again within a failing-probe interval.  When a cool-down
 ends without a success the upstream is tried again (state ``failing``), and
 one more failure blocks it for another cool-down.
 
@@ -71,6 +71,7 @@ class HealthMonitor:
         self.clock = clock
         self._call = None
         self._health: dict[str, UpstreamHealth] = {}
+        self._probing: set[str] = set()
 
     def health_of(self, name: str) -> UpstreamHealth:
         health = self._health.get(name)
@@ -156,33 +157,42 @@ class HealthMonitor:
         )
 
     def start(self) -> None:
-        """Probe at once, then every ``upstreams.probe_interval_seconds`` (re-read each second,
-        so a changed interval applies without waiting out the old one)."""
+        """Probe every upstream at once, then each on its own schedule (see `_tick`)."""
         self._stopped = False
-        self._last_round = float("-inf")
         self._schedule(0)
 
     def _schedule(self, delay: float) -> None:
         self._call = self.clock.callLater(delay, self._tick)
 
     def _tick(self) -> None:
+        """Once a second: start the probes that are due.
+
+        A healthy upstream is due every ``upstreams.probe_interval_seconds``;
+        one that is failing or blocked every
+        ``upstreams.failing_probe_interval_seconds`` (never less often), so a
+        registry that comes back is unblocked within seconds.  Each upstream
+        has at most one probe in flight, and a slow one delays no other.
+        Settings are re-read at every tick.
+        """
         self._call = None
         now = self.clock.seconds()
-        if now < self._last_round + self.settings.get("upstreams.probe_interval_seconds"):
+        interval = self.settings.get("upstreams.probe_interval_seconds")
+        failing_interval = min(interval, self.settings.get("upstreams.failing_probe_interval_seconds"))
+        for upstream in list(self.upstreams.upstreams):
+            if upstream.name in self._probing:
+                continue
+            health = self.health_of(upstream.name)
+            period = failing_interval if health.consecutive_failures else interval
+            if health.last_check is not None and now < health.last_check + period:
+                continue
+            self._probing.add(upstream.name)
+            d = defer.Deferred.fromCoroutine(self.probe(upstream))
+            d.addErrback(lambda f: log.failure("upstream probe failed", f))
+            d.addBoth(lambda _, name=upstream.name: self._probing.discard(name))
+        if not self._stopped:
             self._schedule(TICK_SECONDS)
-            return
-        self._last_round = now
-        d = defer.Deferred.fromCoroutine(self.probe_all())
-        d.addErrback(lambda f: log.failure("upstream probe round failed", f))
-
-        def again(_):
-            if not self._stopped:
-                self._schedule(TICK_SECONDS)
-
-        d.addBoth(again)
 
     _stopped = False
-    _last_round = float("-inf")
 
     def stop(self) -> None:
         """No more rounds; a round in flight ends by itself (its requests time out)."""
