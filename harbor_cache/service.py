@@ -185,6 +185,7 @@ class HarborApp:
         self.oci = OciCache(index=self.index, storage=self.storage, downloads=self.downloads,
                             upstreams=self.upstreams, settings=self.settings, access=self.access,
                             metrics=self.metrics, clock=reactor, health=self.upstream_health)
+        self.upstream_catalog.listeners.append(self.oci.upstreams_changed)
         self.registry_tokens = RegistryTokens(load_or_create_secret(self._secret_path("registry-secret")),
                                               reactor, issuer=config.public_url)
         self.registry_policy = RegistryAuthorizer(self.index, self.settings, self.registry_tokens,

@@ -138,6 +138,16 @@ class TwoRegistries(SynchronousTestCase):
         self.assertEqual(response.code, 404)
         self.assertEqual(self.digest_of("/v2/library/solo/manifests/1?ns=docker.io"), only_hub)
 
+    def test_changed_upstreams_forget_remembered_404s(self):
+        """A name that was 404 is asked again once the upstream list changed."""
+        response, _ = self.get("/v2/quay/library/late/manifests/1")
+        self.assertEqual(response.code, 404)
+        digest = image(self.quay, "library/late", "1", b"late")
+        response, _ = self.get("/v2/quay/library/late/manifests/1")
+        self.assertEqual(response.code, 404)  # remembered
+        self.h.oci.upstreams_changed()
+        self.assertEqual(self.digest_of("/v2/quay/library/late/manifests/1"), digest)
+
     def test_blobs_are_shared_by_digest(self):
         """A blob pulled through one namespace is a hit through the other."""
         layer = self.hub.add_blob(b"shared layer")

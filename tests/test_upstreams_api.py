@@ -116,6 +116,18 @@ class ChangeTests(UpstreamsApiCase):
         self.assert_error(self.request("GET", f"/api/v1/upstreams/{created['id']}", token=self.admin),
                           404, "NOT_FOUND")
 
+    def test_listeners_hear_changes_only(self):
+        """A change calls the listeners (the OCI core drops remembered 404s); a poll without one does not."""
+        calls = []
+        self.catalog.listeners.append(lambda: calls.append(1))
+        self.upstreams()
+        self.assertEqual(calls, [])
+        self.request("POST", "/api/v1/upstreams", {"name": "n", "url": "http://127.0.0.1:3", "prefix": "n"},
+                     token=self.admin)
+        self.assertEqual(calls, [1])
+        self.upstreams()
+        self.assertEqual(calls, [1])
+
     def test_bad_bodies(self):
         """Wrong types, bad URLs, prefixes and hosts are 400; clashes are 409; Maven is read-only (409)."""
         for body in ({"url": "http://x"}, {"name": "a"}, {"name": "a", "url": "ftp://x"},

@@ -115,6 +115,10 @@ class NegativeCache:
     def forget(self, key: object) -> None:
         self._until.pop(key, None)
 
+    def clear(self) -> None:
+        """Forget every remembered 404 (the upstreams changed: their answers may too)."""
+        self._until.clear()
+
     def _prune(self) -> None:
         now = self._clock.seconds()
         self._until = {k: v for k, v in self._until.items() if v > now}

@@ -144,6 +144,10 @@ class OciCache:
             return Route(key, None, key, [])
         return route
 
+    def upstreams_changed(self) -> None:
+        """The upstream list was replaced: a 404 remembered from the old list may not hold any more."""
+        self.negative.clear()
+
     def ensure_writable(self, key: str) -> None:
         """Refuse (403 DENIED) a push or delete under a name a read-only proxy serves.
 

@@ -115,6 +115,8 @@ class UpstreamCatalog:
         self.clock = clock
         self.generation: int | None = None
         self._rows: dict[int, dict] = {}
+        # Called after the upstream list changed (e.g. to drop remembered 404s).
+        self.listeners: list[Callable[[], None]] = []
 
     # -- loading ----------------------------------------------------------------
 
@@ -145,6 +147,8 @@ class UpstreamCatalog:
         self.upstream_set.replace(built)
         self._rows = {row["id"]: row for row in rows}
         self.generation = generation
+        for listener in self.listeners:
+            listener()
 
     async def poll(self) -> None:
         """Reload when another node (or this one) changed the upstreams."""

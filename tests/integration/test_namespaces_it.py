@@ -303,3 +303,32 @@ def _basic(creds):
     import base64
 
     return base64.b64encode(creds.encode()).decode()
+
+
+class SecondNodeIT(SynchronousTestCase):
+    def test_a_change_on_one_node_applies_on_another_within_seconds(self):
+        """Two processes on one index (SQLite here, PostgreSQL in a cluster): an upstream added through
+        node A serves on node B without a restart, within a few seconds."""
+        global _PEERS
+        if _PEERS is None:
+            _PEERS = _Peers()
+        node_a = _PEERS.srv
+        node_b = support.HarborServer(node_a.config_text, data_dir=node_a.data_dir)
+        self.addCleanup(node_b.close)
+        url = "/v2/third/library/test/manifests/1"
+        status, _, _ = support.http("GET", node_b.url + url, {"Accept": oci.OCI_MANIFEST})
+        self.assertEqual(status, 404)
+        token = node_a.login()
+        status, _, body = support.http("POST", node_a.url + "/api/v1/upstreams",
+                                       headers={"Authorization": "Bearer " + token},
+                                       body={"name": "third", "url": _PEERS.quay.url, "prefix": "third"})
+        self.assertEqual(status, 201, body)
+        created = json.loads(body)
+        self.addCleanup(support.http, "DELETE", node_a.url + "/api/v1/upstreams/%d" % created["id"],
+                        {"Authorization": "Bearer " + node_a.login()})
+        started = time.monotonic()
+        wait_for(lambda: support.http("GET", node_b.url + url, {"Accept": oci.OCI_MANIFEST})[0] == 200, 10,
+                 "node B to serve the new prefix")
+        self.assertLess(time.monotonic() - started, 8)
+        status, headers, _ = support.http("GET", node_b.url + url, {"Accept": oci.OCI_MANIFEST})
+        self.assertEqual(headers.get("docker-content-digest"), _PEERS.quay_digest)
