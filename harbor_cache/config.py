@@ -128,7 +128,13 @@ def check_upstream(upstream: UpstreamConfig) -> str | None:
 
     if not upstream.name or len(upstream.name) > 64 or not upstream.name.isprintable():
         return "name: 1 to 64 printable characters"
-    parts = urlsplit(upstream.url)
+    try:
+        parts = urlsplit(upstream.url)
+        parts.port  # noqa: B018  (raises ValueError for a port out of range)
+    except ValueError:
+        return "url: not a URL"
+    if "@" in parts.netloc:
+        return "url: credentials go in username and password, never in the URL"
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         return f"url: expected an http:// or https:// URL, got {upstream.url!r}"
     if upstream.prefix is not None and (problem := check_prefix(upstream.prefix)):

@@ -135,6 +135,8 @@ class ChangeTests(UpstreamsApiCase):
                                                                           "registry": "bad host"},
                      {"name": "a", "url": "http://x", "priority": "1"}, {"name": "a", "url": "http://x",
                                                                          "routes": [""]},
+                     {"name": "a", "url": "http://u:secret@x"}, {"name": "a", "url": "http://[::1"},
+                     {"name": "a", "url": "http://x:99999"},
                      {"name": "a", "url": "http://x", "kind": "maven"}, {"name": "a", "url": "http://x",
                                                                          "allow_push": 1}):
             self.assert_error(self.request("POST", "/api/v1/upstreams", body, token=self.admin), 400,
