@@ -115,6 +115,19 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "INSERT INTO upstreams_meta (id, generation, seeded_at) VALUES (1, 0, NULL)",
     ],
+    # 6: which repository holds which hosted blob: an upload or mount claims it for the
+    #    repository (manifest ''), a pushed manifest records every blob it needs; a blob
+    #    DELETE removes one repository's claim and never a blob a manifest still needs
+    [
+        """CREATE TABLE blob_refs (
+            repository TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            manifest TEXT NOT NULL,
+            PRIMARY KEY (repository, digest, manifest)
+        )""",
+        "CREATE INDEX blob_refs_digest ON blob_refs (digest)",
+        "CREATE INDEX blob_refs_manifest ON blob_refs (repository, manifest)",
+    ],
 ]
 
 
@@ -737,13 +750,68 @@ class Index:
 
         await self._run("mark_hosted", _txn)
 
-    async def put_hosted_manifest(
-        self, *, repository: str, key: str, digest: str, size: int, media_type: str, now: float,
-        tag: str | None, referrer: dict | None,
-    ) -> dict:
-        """Record a pushed manifest: its hosted entry, its tag and its referrer row, in one transaction."""
+    async def claim_blob(self, repository: str, digest: str) -> None:
+        """Record that ``repository`` holds a blob (pushed or mounted into it)."""
 
         def _txn(txn):
+            self._exec(txn, """INSERT INTO blob_refs (repository, digest, manifest) VALUES (?, ?, '')
+                               ON CONFLICT (repository, digest, manifest) DO NOTHING""", (repository, digest))
+
+        await self._run("claim_blob", _txn)
+
+    async def release_blob(self, repository: str, digest: str) -> tuple[str, Any]:
+        """A blob DELETE through ``repository``, decided and done in one transaction.
+
+        Returns one of:
+        ``("unknown", None)`` the repository holds no such blob (nothing changes);
+        ``("in_use", manifest)`` a hosted manifest of the repository needs it (nothing changes);
+        ``("released", orphans)`` the repository's claim is gone; when no repository claims or
+        needs the blob any more its hosted entry is deleted too, and ``orphans`` lists the file
+        digests nothing references;
+        ``("proxy", None)`` a cached blob nobody pushed (removed through the management API).
+        A blob pushed before claims were recorded (no rows at all) is released as if this
+        repository were its only holder.
+        """
+
+        def _txn(txn):
+            self._exec(txn, "SELECT repository, manifest FROM blob_refs WHERE digest = ?", (digest,))
+            rows = txn.fetchall()
+            mine = [m for r, m in rows if r == repository]
+            if rows and not mine:
+                return "unknown", None
+            using = sorted(m for m in mine if m)
+            if using:
+                return "in_use", using[0]
+            self._exec(txn, "DELETE FROM blob_refs WHERE repository = ? AND digest = ? AND manifest = ''",
+                       (repository, digest))
+            if len(rows) > len(mine):
+                return "released", []
+            self._exec(txn, "SELECT id, kind FROM entries WHERE type = 'blob' AND repository = '' AND key = ?",
+                       (digest,))
+            r = txn.fetchone()
+            if r is None:
+                return ("released", []) if rows else ("unknown", None)
+            if r[1] != "hosted":
+                return ("released", []) if rows else ("proxy", None)
+            self._exec(txn, "DELETE FROM entries WHERE id = ?", (r[0],))
+            self._exec(txn, "SELECT 1 FROM entries WHERE digest = ? LIMIT 1", (digest,))
+            return "released", ([] if txn.fetchone() is not None else [digest])
+
+        return await self._run("release_blob", _txn)
+
+    async def put_hosted_manifest(
+        self, *, repository: str, key: str, digest: str, size: int, media_type: str, now: float,
+        tag: str | None, referrer: dict | None, blobs: list[str] = (),  # type: ignore[assignment]
+    ) -> dict:
+        """Record a pushed manifest: its hosted entry, its tag, its referrer row and the blobs it
+        needs (``blob_refs``), in one transaction."""
+
+        def _txn(txn):
+            self._exec(txn, "DELETE FROM blob_refs WHERE repository = ? AND manifest = ?", (repository, key))
+            for blob in blobs:
+                self._exec(txn, """INSERT INTO blob_refs (repository, digest, manifest) VALUES (?, ?, ?)
+                                   ON CONFLICT (repository, digest, manifest) DO NOTHING""",
+                           (repository, blob, key))
             self._exec(
                 txn,
                 """INSERT INTO entries (kind, type, repository, key, digest, size, media_type, created_at,
@@ -815,6 +883,7 @@ class Index:
                 return kind, []
             self._exec(txn, "DELETE FROM entries WHERE id = ?", (entry_id,))
             if type_ == "manifest":
+                self._exec(txn, "DELETE FROM blob_refs WHERE repository = ? AND manifest = ?", (repository, key))
                 self._exec(txn, "DELETE FROM tags WHERE repository = ? AND digest = ?", (repository, key))
                 self._exec(txn, "DELETE FROM referrers WHERE repository = ? AND digest = ?", (repository, key))
             self._exec(txn, "SELECT 1 FROM entries WHERE digest = ? LIMIT 1", (digest,))

@@ -282,6 +282,42 @@ class ManifestTests(SynchronousTestCase):
         response, err = self.r.put_manifest(NAME, "v1", body, "application/vnd.docker.distribution.manifest.v2+json")
         self.assertEqual(self.r.error_code(err), "MANIFEST_INVALID")
 
+    def test_content_type_schema_version_and_sizes_are_checked(self):
+        """text/plain, schema 1, a missing/odd schemaVersion, a size that differs from the stored blob:
+        400 MANIFEST_INVALID and nothing stored."""
+        good = json.loads(self.r.image_manifest(NAME, [b"layer"]))
+        wrong_size = json.loads(json.dumps(good))
+        wrong_size["layers"][0]["size"] = 999
+        wrong_config_size = json.loads(json.dumps(good))
+        wrong_config_size["config"]["size"] = 0
+        no_size = json.loads(json.dumps(good))
+        del no_size["layers"][0]["size"]
+        for body, content_type in (
+            (good, "text/plain"),
+            ({"schemaVersion": 1}, "text/plain"),
+            ({"schemaVersion": 1}, "application/vnd.docker.distribution.manifest.v1+prettyjws"),
+            ({**good, "schemaVersion": 1}, OCI_MANIFEST),
+            ({**good, "schemaVersion": "2"}, OCI_MANIFEST),
+            ({k: v for k, v in good.items() if k != "schemaVersion"}, OCI_MANIFEST),
+            (wrong_size, OCI_MANIFEST),
+            (wrong_config_size, OCI_MANIFEST),
+            (no_size, OCI_MANIFEST),
+        ):
+            response, err = self.r.put_manifest(NAME, "v1", json.dumps(body).encode(), content_type)
+            self.assertEqual((response.code, self.r.error_code(err)), (400, "MANIFEST_INVALID"),
+                             (body, content_type))
+        self.assertEqual(self.r.request("GET", f"/v2/{NAME}/manifests/v1")[0].code, 404)
+        self.assertEqual(self.r.put_manifest(NAME, "v1", json.dumps(good).encode())[0].code, 201)
+
+    def test_index_child_size_is_checked(self):
+        """An index whose child descriptor states another size than the stored manifest: MANIFEST_INVALID."""
+        child = self.r.image_manifest(NAME, [b"arm"])
+        self.assertEqual(self.r.put_manifest(NAME, sha256(child), child)[0].code, 201)
+        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": sha256(child), "size": len(child) + 1}]}).encode()
+        response, err = self.r.put_manifest(NAME, "multi", index, OCI_INDEX)
+        self.assertEqual((response.code, self.r.error_code(err)), (400, "MANIFEST_INVALID"))
+
     def test_bad_tag_and_digest_references(self):
         """A tag outside the grammar is TAG_INVALID, a malformed digest DIGEST_INVALID."""
         body = self.r.image_manifest(NAME, [b"l"])
@@ -375,6 +411,40 @@ class ListingAndDeleteTests(SynchronousTestCase):
         digest = self.r.push_blob(NAME, b"to delete")
         self.assertEqual(self.r.request("DELETE", f"/v2/{NAME}/blobs/{digest}")[0].code, 202)
         self.assertEqual(self.r.request("GET", f"/v2/{NAME}/blobs/{digest}")[0].code, 404)
+        self.assertIsNone(self.r.storage.stat_blob(digest))
+
+    def test_blob_needed_by_another_repositorys_manifest_survives_delete(self):
+        """DELETE through another repository name removes only that name's claim; the manifest that
+        needs the blob keeps working, and the file goes only when nothing holds it any more."""
+        layer = b"shared layer"
+        body = self.r.image_manifest("team/a", [layer])
+        self.assertEqual(self.r.put_manifest("team/a", "v1", body)[0].code, 201)
+        digest = sha256(layer)
+        # A repository that never held the blob cannot delete it.
+        response, err = self.r.request("DELETE", f"/v2/team/other/blobs/{digest}")
+        self.assertEqual((response.code, self.r.error_code(err)), (404, "BLOB_UNKNOWN"))
+        # Another repository pushed it too: its DELETE drops its own claim only.
+        self.r.push_blob("team/b", layer)
+        self.assertEqual(self.r.request("DELETE", f"/v2/team/b/blobs/{digest}")[0].code, 202)
+        self.assertIsNotNone(self.r.storage.stat_blob(digest))
+        self.assertEqual(self.r.request("GET", f"/v2/team/a/blobs/{digest}")[0].code, 200)
+        # The repository whose manifest needs it: 409 DENIED until the manifest is gone.
+        response, err = self.r.request("DELETE", f"/v2/team/a/blobs/{digest}")
+        self.assertEqual((response.code, self.r.error_code(err)), (409, "DENIED"))
+        self.assertEqual(self.r.request("GET", f"/v2/team/a/manifests/v1")[0].code, 200)
+        self.assertEqual(self.r.request("DELETE", f"/v2/team/a/manifests/{sha256(body)}")[0].code, 202)
+        self.assertEqual(self.r.request("DELETE", f"/v2/team/a/blobs/{digest}")[0].code, 202)
+        self.assertIsNone(self.r.storage.stat_blob(digest))
+        self.assertEqual(self.r.request("GET", f"/v2/team/a/blobs/{digest}")[0].code, 404)
+
+    def test_mounted_blob_is_claimed(self):
+        """A blob mounted into a repository is that repository's to delete (and the source keeps it)."""
+        digest = self.r.push_blob("team/src", b"mounted")
+        response, _ = self.r.request("POST", f"/v2/team/dst/blobs/uploads/?mount={digest}&from=team/src")
+        self.assertEqual(response.code, 201)
+        self.assertEqual(self.r.request("DELETE", f"/v2/team/dst/blobs/{digest}")[0].code, 202)
+        self.assertEqual(self.r.request("GET", f"/v2/team/src/blobs/{digest}")[0].code, 200)
+        self.assertEqual(self.r.request("DELETE", f"/v2/team/src/blobs/{digest}")[0].code, 202)
         self.assertIsNone(self.r.storage.stat_blob(digest))
 
     def test_referrers(self):

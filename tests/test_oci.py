@@ -143,16 +143,18 @@ class OciTests(SynchronousTestCase):
         self.assertEqual(json.loads(body)["errors"][0]["code"], "BLOB_UNKNOWN")
 
     def test_bad_input(self):
-        """Bad names, digests and tags get 400s in the error format before any upstream call."""
+        """Bad names and digests get 400s in the error format before any upstream call; a reference that
+        is no valid tag names no manifest: 404 MANIFEST_UNKNOWN (the conformance suite's .INVALID_MANIFEST_NAME)."""
         cases = [
-            ("/v2/Library/app/manifests/1", "NAME_INVALID"),
-            ("/v2/library/app/blobs/sha256:xyz", "DIGEST_INVALID"),
-            ("/v2/library/app/blobs/md5:" + "a" * 32, "DIGEST_INVALID"),
-            ("/v2/library/app/manifests/-bad", "TAG_INVALID"),
+            ("/v2/Library/app/manifests/1", 400, "NAME_INVALID"),
+            ("/v2/library/app/blobs/sha256:xyz", 400, "DIGEST_INVALID"),
+            ("/v2/library/app/blobs/md5:" + "a" * 32, 400, "DIGEST_INVALID"),
+            ("/v2/library/app/manifests/-bad", 404, "MANIFEST_UNKNOWN"),
+            ("/v2/library/app/manifests/.INVALID_MANIFEST_NAME", 404, "MANIFEST_UNKNOWN"),
         ]
-        for path, code in cases:
+        for path, status, code in cases:
             response, body = self.get(path)
-            self.assertEqual(response.code, 400, path)
+            self.assertEqual(response.code, status, path)
             self.assertEqual(json.loads(body)["errors"][0]["code"], code)
         self.assertEqual(sum(self.up.requests.values()), 0)
 
@@ -204,6 +206,29 @@ class OciTests(SynchronousTestCase):
                                   headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
         self.assertEqual((response.code, body), (200, index_body))
         self.assertEqual(self.header(response, "Content-Type"), INDEX)
+
+    def test_by_digest_served_as_stored_whatever_accept_says(self):
+        """A known digest requested with a Docker-v2-only Accept: 200 with the stored type (by tag: 404)."""
+        self.get("/v2/library/app/manifests/1")
+        response, body = self.get("/v2/library/app/manifests/" + self.manifest_digest,
+                                  headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+        self.assertEqual((response.code, body), (200, self.manifest))
+        self.assertEqual(self.header(response, "Content-Type"), OCI_MANIFEST)
+
+    def test_if_none_match_gives_304(self):
+        """If-None-Match with the manifest's ETag (by tag or digest, GET or HEAD): 304 without a body."""
+        response, _ = self.get("/v2/library/app/manifests/1")
+        etag = self.header(response, "ETag")
+        self.assertEqual(etag, '"%s"' % self.manifest_digest)
+        for ref in ("1", self.manifest_digest):
+            for method in ("GET", "HEAD"):
+                for value in (etag, "W/" + etag, '"sha256:other", ' + etag):
+                    response, body = self.get("/v2/library/app/manifests/" + ref, method=method,
+                                              headers={"If-None-Match": value})
+                    self.assertEqual((response.code, body), (304, b""), (ref, method, value))
+                    self.assertEqual(self.header(response, "Docker-Content-Digest"), self.manifest_digest)
+        response, body = self.get("/v2/library/app/manifests/1", headers={"If-None-Match": '"sha256:other"'})
+        self.assertEqual((response.code, body), (200, self.manifest))
 
     def test_manifest_digest_verified(self):
         """A manifest by digest whose body does not hash to it is refused, not stored."""

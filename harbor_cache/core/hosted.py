@@ -34,6 +34,7 @@ from ..errors import (
     BlobUploadInvalid,
     BlobUploadUnknown,
     DigestInvalid,
+    Denied,
     HarborError,
     ManifestBlobUnknown,
     ManifestInvalid,
@@ -41,7 +42,16 @@ from ..errors import (
     NameUnknown,
     SizeInvalid,
 )
-from ..mediatypes import INDEX_TYPES, MANIFEST_TYPES, InvalidManifest, detect_manifest_media_type, manifest_references
+from ..mediatypes import (
+    DOCKER_MANIFEST_LIST,
+    DOCKER_MANIFEST_V2,
+    INDEX_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    InvalidManifest,
+    detect_manifest_media_type,
+    manifest_references,
+)
 from ..storage import BlobCorrupt, SourceFailed, TempBlob
 
 log = Logger()
@@ -229,6 +239,7 @@ class HostedRegistry:
             kind="hosted", type_="blob", repository="", key=got, digest=got, size=temp.total,
             now=self.clock.seconds(),
         )
+        await self.index.claim_blob(name, got)
         self.cache.invalidate("blob", "", got)
         self.cache.negative.forget(("blob", name, got))
         self.metrics.pushes.labels("blob").inc()
@@ -236,18 +247,31 @@ class HostedRegistry:
         return got
 
     async def mount(self, name: str, digest: str) -> bool:
-        """Whether a blob can be mounted (we hold it): blobs are shared by every repository."""
-        return await self.cache.stored_blob_size(digest) is not None
+        """Whether a blob can be mounted (we hold it); a mounted blob is claimed by ``name``."""
+        if await self.cache.stored_blob_size(digest) is None:
+            return False
+        await self.index.claim_blob(name, digest)
+        return True
 
     # -- blobs ----------------------------------------------------------------
 
     async def delete_blob(self, name: str, digest: str) -> None:
-        """Remove a hosted blob; cached (proxy) blobs are refused with `NotHosted`."""
-        kind, orphans = await self.index.delete_hosted_entry("blob", "", digest)
-        if kind is None:
+        """Remove repository ``name``'s claim on a blob (see ``Index.release_blob``).
+
+        The file goes only when no repository claims or needs it. A blob a
+        hosted manifest of ``name`` still needs is refused (409 DENIED: delete
+        the manifest first); one ``name`` never held is 404; cached (proxy)
+        blobs are refused with `NotHosted`.
+        """
+        outcome, detail = await self.index.release_blob(name, digest)
+        if outcome == "unknown":
             raise BlobUnknown("blob unknown to registry", {"digest": digest})
-        if kind != "hosted":
+        if outcome == "proxy":
             raise NotHosted("cached blobs are removed through the management API", {"digest": digest})
+        if outcome == "in_use":
+            raise Denied("blob is still used by a manifest of this repository; delete the manifest first",
+                         {"digest": digest, "manifest": detail}, status=409)
+        orphans = detail
         self.cache.invalidate("blob", "", digest)
         for d in orphans:
             await self.storage.delete_blob(d)
@@ -287,10 +311,13 @@ class HostedRegistry:
             blobs, children = manifest_references(body)
         except InvalidManifest as e:
             raise ManifestInvalid("manifest not valid", str(e)) from None
+        declared = _descriptor_sizes(document)
         needed: list[int] = []
         for digest in blobs:
-            if await self.cache.stored_blob_size(digest) is None:
+            stored_size = await self.cache.stored_blob_size(digest)
+            if stored_size is None:
                 raise ManifestBlobUnknown("blob unknown to registry", {"digest": digest})
+            _check_size(digest, declared, stored_size)
             entry = await self.index.get_entry("blob", "", digest)
             if entry is not None and entry["kind"] != "hosted":
                 needed.append(entry["id"])
@@ -298,6 +325,7 @@ class HostedRegistry:
             entry = await self.index.get_entry("manifest", name, digest)
             if entry is None or self.storage.stat_blob(entry["digest"]) is None:
                 raise ManifestBlobUnknown("manifest unknown to registry", {"digest": digest})
+            _check_size(digest, declared, entry["size"])
             if entry["kind"] != "hosted":
                 needed.append(entry["id"])
         if needed:
@@ -314,7 +342,7 @@ class HostedRegistry:
         stored = await self.storage.store_bytes(body, key if key.startswith("sha256:") else None)
         await self.index.put_hosted_manifest(
             repository=name, key=key, digest=stored, size=len(body), media_type=media_type,
-            now=self.clock.seconds(), tag=tag, referrer=referrer,
+            now=self.clock.seconds(), tag=tag, referrer=referrer, blobs=blobs,
         )
         self.cache.invalidate("manifest", name, key)
         self.cache.manifests.put(key, body, media_type)
@@ -412,8 +440,17 @@ def _upload_digest(digest: str | None) -> str:
     return str(parsed)
 
 
+# What may be pushed: schema 2 only. Schema 1 (deprecated, unsigned bodies
+# that carry no sizes) is still served from upstreams but never accepted.
+PUSHABLE_TYPES = frozenset({OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_V2, DOCKER_MANIFEST_LIST})
+
+
 def _check_manifest(body: bytes, content_type: str | None) -> tuple[str, dict]:
-    """(media type, document): the media type from Content-Type, checked against the body's ``mediaType``."""
+    """(media type, document): the media type from Content-Type, checked against the body's ``mediaType``.
+
+    Content-Type, when sent, must be a pushable manifest type (``text/plain``
+    is refused, not sniffed); ``schemaVersion`` must be the integer 2.
+    """
     try:
         document = json.loads(body)
     except (ValueError, RecursionError) as e:
@@ -421,11 +458,17 @@ def _check_manifest(body: bytes, content_type: str | None) -> tuple[str, dict]:
     if not isinstance(document, dict):
         raise ManifestInvalid("manifest is not a JSON object")
     declared = (content_type or "").split(";", 1)[0].strip().lower() or None
+    if declared is not None and declared not in PUSHABLE_TYPES:
+        raise ManifestInvalid("Content-Type is not a manifest type this registry accepts",
+                              {"content_type": declared, "accepted": sorted(PUSHABLE_TYPES)})
+    version = document.get("schemaVersion")
+    if type(version) is not int or version != 2:
+        raise ManifestInvalid("schemaVersion must be 2", {"schemaVersion": version})
     try:
         media_type = detect_manifest_media_type(body, declared)
     except InvalidManifest as e:
         raise ManifestInvalid("manifest not valid", str(e)) from None
-    if media_type not in MANIFEST_TYPES:
+    if media_type not in PUSHABLE_TYPES:
         raise ManifestInvalid("unsupported manifest media type", {"mediaType": media_type})
     inner = document.get("mediaType")
     if inner is not None and (not isinstance(inner, str) or inner.strip().lower() != media_type):
@@ -433,9 +476,39 @@ def _check_manifest(body: bytes, content_type: str | None) -> tuple[str, dict]:
                               {"content_type": media_type, "mediaType": inner})
     if media_type in INDEX_TYPES and not isinstance(document.get("manifests"), list):
         raise ManifestInvalid("an index needs a manifests list")
-    if media_type not in INDEX_TYPES and document.get("schemaVersion") == 2 and "config" not in document:
+    if media_type not in INDEX_TYPES and "config" not in document:
         raise ManifestInvalid("an image manifest needs a config descriptor")
     return media_type, document
+
+
+def _descriptor_sizes(document: dict) -> dict[str, int]:
+    """Digest -> size of every config, layer and child descriptor; each must carry an integer size."""
+    descriptors = []
+    if isinstance(document.get("config"), dict):
+        descriptors.append(("config", document["config"]))
+    for field in ("layers", "manifests"):
+        items = document.get(field)
+        if isinstance(items, list):
+            descriptors.extend((f"{field}[{i}]", d) for i, d in enumerate(items) if isinstance(d, dict))
+    sizes: dict[str, int] = {}
+    for where, descriptor in descriptors:
+        size = descriptor.get("size")
+        if type(size) is not int or size < 0:
+            raise ManifestInvalid(f"{where}: size must be a non-negative integer", {"size": size})
+        digest = descriptor.get("digest")
+        if isinstance(digest, str):
+            if sizes.get(digest, size) != size:
+                raise ManifestInvalid(f"{where}: two sizes for one digest", {"digest": digest})
+            sizes[digest] = size
+    return sizes
+
+
+def _check_size(digest: str, declared: dict[str, int], stored: int) -> None:
+    """A descriptor must state the size of what is stored under its digest (400 MANIFEST_INVALID)."""
+    size = declared.get(digest)
+    if size is not None and size != stored:
+        raise ManifestInvalid("descriptor size differs from the stored content",
+                              {"digest": digest, "size": size, "stored": stored})
 
 
 def _subject(document: dict) -> str | None:

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from ..core.hosted import UploadRangeInvalid
 from ..digests import is_digest_reference
-from ..errors import BadRequest, HarborError
+from ..errors import BadRequest, HarborError, ManifestUnknown
 from ..names import is_valid_repository_name, is_valid_tag
 from .front import TagInvalid, _check_digest, _check_name
 
@@ -164,7 +164,11 @@ class HostedFront:
         is_tag = not is_digest_reference(reference)
         if is_tag:
             if not is_valid_tag(reference):
-                raise TagInvalid("invalid tag", {"tag": reference})
+                if request.method == b"PUT":
+                    raise TagInvalid("invalid tag", {"tag": reference})
+                # No manifest can live under it: 404, like GET and HEAD (distribution-spec conformance).
+                await self.policy.authorize(request, name, {"delete"})
+                raise ManifestUnknown("manifest unknown: not a valid tag", {"name": name, "reference": reference})
         else:
             reference = _check_digest(reference)
         if request.method == b"PUT":

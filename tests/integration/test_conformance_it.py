@@ -122,6 +122,27 @@ class PullTests(Conformance):
         status, _, body = self.call("GET", "/v2/%s/blobs/%s" % (REPO, digest_of(b"nope")))
         self.assertEqual((status, self.error_codes(body)), (404, ["BLOB_UNKNOWN"]))
 
+    def test_nonexistent_manifest_with_invalid_name(self):
+        """The suite's three cases: GET and HEAD of a reference that is not a valid tag
+        (.INVALID_MANIFEST_NAME) answer 404 MANIFEST_UNKNOWN, not 400; DELETE of it likewise 404."""
+        path = "/v2/%s/manifests/.INVALID_MANIFEST_NAME" % REPO
+        status, _, body = self.call("GET", path)
+        self.assertEqual((status, self.error_codes(body)), (404, ["MANIFEST_UNKNOWN"]))
+        status, _, body = self.call("HEAD", path)
+        self.assertEqual((status, body), (404, b""))
+        status, _, body = self.call("DELETE", path)
+        self.assertEqual((status, self.error_codes(body)), (404, ["MANIFEST_UNKNOWN"]))
+
+    def test_by_digest_whatever_accept_and_if_none_match(self):
+        """By digest the manifest comes as stored even with a Docker-v2-only Accept; If-None-Match: 304."""
+        digest = digest_of(self.manifest)
+        status, headers, body = self.call("GET", "/v2/%s/manifests/%s" % (REPO, digest),
+                                          headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+        self.assertEqual((status, body, headers["Content-Type"]), (200, self.manifest, MANIFEST))
+        status, _, body = self.call("GET", "/v2/%s/manifests/pull" % REPO,
+                                    headers={"Accept": MANIFEST, "If-None-Match": '"%s"' % digest})
+        self.assertEqual((status, body), (304, b""))
+
     def test_invalid_name_and_digest(self):
         """A bad repository name is NAME_INVALID; a bad digest DIGEST_INVALID."""
         status, _, body = self.call("GET", "/v2/Bad_Name/manifests/x")
@@ -220,6 +241,16 @@ class PushTests(Conformance):
         status, _, body = self.put_manifest("broken", json.dumps(doc).encode())
         self.assertEqual((status, self.error_codes(body)), (400, ["MANIFEST_BLOB_UNKNOWN"]))
 
+    def test_manifest_invalid_type_version_or_size(self):
+        """text/plain, a bare schema 1 body, a layer size that differs from the blob: 400 MANIFEST_INVALID."""
+        good = self.image()
+        doc = json.loads(good)
+        doc["layers"][0]["size"] += 1
+        for body, media_type in ((good, "text/plain"), (b'{"schemaVersion":1}', "text/plain"),
+                                 (json.dumps(doc).encode(), MANIFEST)):
+            status, _, err = self.put_manifest("invalid", body, media_type=media_type)
+            self.assertEqual((status, self.error_codes(err)), (400, ["MANIFEST_INVALID"]), (body[:40], media_type))
+
     def test_manifest_too_large(self):
         """A manifest over 4 MiB is refused (413)."""
         status, _, _ = self.put_manifest("huge", b'{"pad":"' + b"x" * (4 << 20) + b'"}')
@@ -317,10 +348,24 @@ class ManagementTests(Conformance):
         self.assertIn(self.call("DELETE", "/v2/%s/manifests/%s" % (self.repo, digest))[0], (202, 404))
 
     def test_delete_blob(self):
-        """DELETE blob: 202; then GET 404."""
+        """DELETE blob: refused (409 DENIED) while a manifest of the repository needs it; once the
+        manifest is deleted, 202 and then GET 404 (the conformance suite deletes manifests first)."""
         digest = digest_of(self.layer)
+        status, _, body = self.call("DELETE", "/v2/%s/blobs/%s" % (self.repo, digest))
+        self.assertEqual((status, self.error_codes(body)), (409, ["DENIED"]))
+        self.assertEqual(self.call("GET", "/v2/%s/manifests/keep" % self.repo)[0], 200)
+        self.assertEqual(self.call("DELETE", "/v2/%s/manifests/%s" % (self.repo, digest_of(self.body)))[0], 202)
         self.assertEqual(self.call("DELETE", "/v2/%s/blobs/%s" % (self.repo, digest))[0], 202)
         self.assertEqual(self.call("GET", "/v2/%s/blobs/%s" % (self.repo, digest))[0], 404)
+
+    def test_delete_through_another_name_keeps_the_blob(self):
+        """A blob DELETE through a repository that does not hold it is 404 and the layer stays pullable."""
+        digest = digest_of(self.layer)
+        token = push_support.registry_token(self.server, *push_support.WRITER, "repository:conformance/x:delete")
+        status, _, body = self.call("DELETE", "/v2/conformance/x/blobs/%s" % digest,
+                                    headers={"Authorization": "Bearer " + token})
+        self.assertEqual((status, self.error_codes(body)), (404, ["BLOB_UNKNOWN"]))
+        self.assertEqual(self.call("GET", "/v2/%s/blobs/%s" % (self.repo, digest))[0], 200)
 
     def test_read_only_may_not_delete(self):
         """A read-only user's DELETE is refused."""
