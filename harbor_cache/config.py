@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from .config_schema import unknown_keys
 from .namespaces import check_namespaces, check_prefix, check_registry_host
+from .public_url import parse_trusted_proxies
 
 DOCKER_HUB_URL = "https://registry-1.docker.io"
 DOCKER_HUB_REGISTRY = "docker.io"
@@ -59,7 +60,10 @@ class MavenRepositoryConfig:
 @dataclass(frozen=True)
 class Config:
     listen: str = "tcp:5001"
-    public_url: str = "http://localhost:5001"
+    # None: token realms and links are built from each request's Host (see public_url.py).
+    public_url: str | None = None
+    # Addresses/CIDRs whose X-Forwarded-Proto/-Host are believed (only when public_url is unset).
+    trusted_proxies: tuple[str, ...] = ()
     data_dir: str = "./data"
     eviction_interval_seconds: float = 300.0
     access_flush_seconds: float = 5.0
@@ -172,6 +176,24 @@ def _table_array(items: Any, where: str, build, unique: str) -> tuple:
     return built
 
 
+def _public_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment \
+            or any(c in value for c in '" ,\\'):
+        raise ConfigError(f"server.public_url: expected an http:// or https:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _trusted_proxies(values: list) -> tuple[str, ...]:
+    try:
+        parse_trusted_proxies(values)
+    except ValueError as e:
+        raise ConfigError(f"server.trusted_proxies: {e}") from None
+    return tuple(values)
+
+
 def parse_config(document: dict[str, Any]) -> Config:
     """Build a Config from a parsed TOML document; every key is optional, none unknown.
 
@@ -186,7 +208,8 @@ def parse_config(document: dict[str, Any]) -> Config:
         raise ConfigError("[server] must be a table")
     values: dict[str, Any] = {
         "listen": _take(server, "listen", str, "server", base.listen),
-        "public_url": _take(server, "public_url", str, "server", base.public_url).rstrip("/"),
+        "public_url": _public_url(_take(server, "public_url", str, "server")),
+        "trusted_proxies": _trusted_proxies(_take(server, "trusted_proxies", list, "server", [])),
         "data_dir": _take(server, "data_dir", str, "server", base.data_dir),
         "eviction_interval_seconds": _take(
             server, "eviction_interval_seconds", float, "server", base.eviction_interval_seconds

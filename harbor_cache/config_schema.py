@@ -29,6 +29,7 @@ SCHEMA: dict[str, Any] = {
     "server": {
         "listen": KEY,
         "public_url": KEY,
+        "trusted_proxies": KEY,
         "data_dir": KEY,
         "eviction_interval_seconds": KEY,
         "access_flush_seconds": KEY,

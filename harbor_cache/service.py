@@ -49,6 +49,7 @@ from .oci.auth import RegistryAuthorizer
 from .oci.front import OciFront
 from .oci.hosted import HostedFront
 from .private_files import make_private_dir, make_private_file
+from .public_url import PublicURL
 from .runtime_settings import RuntimeSettings
 from .storage import Storage, ThreadIO
 from .upstream.maven import MavenUpstream
@@ -152,6 +153,12 @@ class HarborApp:
         self._mount_fronts()
         self.site = HarborSite(self.root, self.metrics)
 
+    @property
+    def token_issuer(self) -> str:
+        """``iss`` of registry and artifact tokens: the public URL when one is configured, else a
+        fixed name (a request's Host may differ from one request to the next)."""
+        return self.config.public_url or "harbor-cache"
+
     def _secret_path(self, name: str) -> str:
         return os.path.join(self.data_dir, name)
 
@@ -186,14 +193,15 @@ class HarborApp:
                             upstreams=self.upstreams, settings=self.settings, access=self.access,
                             metrics=self.metrics, clock=reactor, health=self.upstream_health)
         self.upstream_catalog.listeners.append(self.oci.upstreams_changed)
+        self.public_url = PublicURL(config.public_url, config.trusted_proxies)
         self.registry_tokens = RegistryTokens(load_or_create_secret(self._secret_path("registry-secret")),
-                                              reactor, issuer=config.public_url)
+                                              reactor, issuer=self.token_issuer)
         self.registry_policy = RegistryAuthorizer(self.index, self.settings, self.registry_tokens,
-                                                  config.public_url, reactor)
+                                                  self.public_url, reactor)
         self.hosted = HostedRegistry(cache=self.oci, index=self.index, storage=self.storage,
                                      metrics=self.metrics, clock=reactor)
         self.oci_front = OciFront(self.oci, self.settings, self.metrics, policy=self.registry_policy,
-                                  public_url=config.public_url)
+                                  public_url=self.public_url)
         HostedFront(self.hosted, self.registry_policy, self.metrics).register(self.oci_front)
 
     def _registry_upstream(self, config: UpstreamConfig) -> RegistryUpstream:
@@ -217,7 +225,7 @@ class HarborApp:
         """Maven repositories on the shared download core, artifact tokens and the Kagami front."""
         reactor, config = self.reactor, self.config
         self.artifact_tokens = ArtifactTokens(load_or_create_rsa_key(self._secret_path("artifact-key.pem")),
-                                              config.public_url, reactor, config.artifact_token_max_hours)
+                                              self.token_issuer, reactor, config.artifact_token_max_hours)
         self.maven = MavenCache(
             repositories=config.maven_repositories,
             upstreams={r.id: MavenUpstream(r, self.http, reactor, header_timeout=config.upstream_idle_timeout)

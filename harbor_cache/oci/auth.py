@@ -44,6 +44,7 @@ from ..auth import (
 )
 from ..core.token_holders import current_holder, current_registry_actions
 from ..errors import Denied, Unauthorized
+from ..public_url import PublicURL
 from ..names import is_valid_repository_name
 from ..timestamps import iso8601
 
@@ -68,20 +69,20 @@ class Caller:
 class RegistryAuthorizer:
     """The access policy of the OCI front: ``authorize(request, name, actions)``."""
 
-    def __init__(self, index, settings, tokens, public_url: str, clock, password_checker=check_password):
+    def __init__(self, index, settings, tokens, public_url, clock, password_checker=check_password):
         self.index = index
         self.settings = settings
         self.tokens = tokens
-        self.public_url = public_url.rstrip("/")
+        self.public_url = PublicURL.of(public_url)
         self.clock = clock
         self.check_password = password_checker
         self._basic: dict[str, tuple[str, float]] = {}  # sha256(header) -> (password hash checked, until)
 
     # -- challenges -----------------------------------------------------------------
 
-    def challenge(self, name: str | None, actions: set[str] | None = None, error: str | None = None
+    def challenge(self, request, name: str | None, actions: set[str] | None = None, error: str | None = None
                   ) -> dict[str, str]:
-        value = f'Bearer realm="{self.public_url}/v2/token",service="{SERVICE}"'
+        value = f'Bearer realm="{self.public_url.for_request(request)}/v2/token",service="{SERVICE}"'
         if name and actions:
             value += f',scope="repository:{name}:{",".join(_ordered(actions))}"'
         if error:
@@ -103,18 +104,18 @@ class RegistryAuthorizer:
         if basic is not None:
             user = await self._basic_user(header, *basic)
             if user is None:
-                raise Unauthorized("invalid username or password", headers=self.challenge(name, actions))
+                raise Unauthorized("invalid username or password", headers=self.challenge(request, name, actions))
             return Caller(user["username"], role=user["role"])
         token = parse_bearer_authorization(header)
         if token is None:
-            raise Unauthorized("unsupported Authorization header", headers=self.challenge(name, actions))
+            raise Unauthorized("unsupported Authorization header", headers=self.challenge(request, name, actions))
         try:
             claims = self.tokens.verify(token)
             username = claims.get("sub") or None
             role = (await current_holder(self.index, claims, username))["role"] if username else None
         except InvalidToken as e:
             raise Unauthorized(f"invalid token: {e.reason}",
-                               headers=self.challenge(name, actions, "invalid_token")) from None
+                               headers=self.challenge(request, name, actions, "invalid_token")) from None
         return Caller(username, role=role, claims=claims)
 
     async def _basic_user(self, header: str | bytes, username: str, password: str) -> dict | None:
@@ -162,17 +163,17 @@ class RegistryAuthorizer:
         caller = await self.identify(request, name, actions)
         if name is None:
             if caller is None:
-                raise Unauthorized("authentication required", headers=self.challenge(None))
+                raise Unauthorized("authentication required", headers=self.challenge(request, None))
             return caller.username
         if set(actions) <= await self.allowed(caller, name, actions):
             return caller.username if caller else None
         if caller is None or not caller.username:
-            raise Unauthorized("authentication required", headers=self.challenge(name, actions))
+            raise Unauthorized("authentication required", headers=self.challenge(request, name, actions))
         if caller.claims is not None:
             # A token narrower than the role: ask the client for a new one.
             if actions <= allowed_registry_actions(caller.role, actions, self._anonymous_pull()):
                 raise Unauthorized("token does not cover this action",
-                                   headers=self.challenge(name, actions, "insufficient_scope"))
+                                   headers=self.challenge(request, name, actions, "insufficient_scope"))
         raise Denied("requested access to the resource is denied",
                      {"name": name, "actions": _ordered(actions)})
 
@@ -188,7 +189,7 @@ class RegistryAuthorizer:
         """The catalog: any valid credentials, or anyone when anonymous pulls are on."""
         caller = await self.identify(request)
         if caller is None and not self._anonymous_pull():
-            raise Unauthorized("authentication required", headers=self.challenge(None))
+            raise Unauthorized("authentication required", headers=self.challenge(request, None))
         return caller.username if caller else None
 
     # -- the token endpoint -------------------------------------------------------------------

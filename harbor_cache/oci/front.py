@@ -24,6 +24,7 @@ from ..errors import (
 from ..mediatypes import INDEX_TYPES, accepts
 from ..names import is_valid_repository_name, is_valid_tag
 from ..namespaces import UnknownRegistry
+from ..public_url import PublicURL
 from ..serving import serve_source
 from ..web import install_error_handlers
 from .paths import parse_v2_path
@@ -45,12 +46,12 @@ class AnonymousPullPolicy:
     authorizer; the front only needs ``authorize(request, name, actions)``.
     """
 
-    def __init__(self, settings, public_url: str = ""):
+    def __init__(self, settings, public_url=None):
         self.settings = settings
-        self.public_url = public_url
+        self.public_url = PublicURL.of(public_url)
 
-    def challenge(self, name: str | None, actions: set[str]) -> dict[str, str]:
-        value = f'Bearer realm="{self.public_url}/v2/token",service="harbor-cache"'
+    def challenge(self, request, name: str | None, actions: set[str]) -> dict[str, str]:
+        value = f'Bearer realm="{self.public_url.for_request(request)}/v2/token",service="harbor-cache"'
         if name:
             value += f',scope="repository:{name}:{",".join(sorted(actions))}"'
         return {"WWW-Authenticate": value}
@@ -58,7 +59,7 @@ class AnonymousPullPolicy:
     async def authorize(self, request, name: str | None, actions: set[str]) -> str | None:
         if actions <= {"pull"} and self.settings.get("registry.anonymous_pull"):
             return None
-        raise Unauthorized("authentication required", headers=self.challenge(name, actions))
+        raise Unauthorized("authentication required", headers=self.challenge(request, name, actions))
 
 
 def etag_matches(header: bytes | None, digest: str) -> bool:
@@ -98,7 +99,7 @@ class OciFront:
     app = Klein()
     install_error_handlers(app)
 
-    def __init__(self, cache, settings, metrics, policy=None, public_url: str = ""):
+    def __init__(self, cache, settings, metrics, policy=None, public_url=None):
         self.cache = cache
         self.settings = settings
         self.metrics = metrics

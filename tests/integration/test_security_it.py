@@ -1,0 +1,54 @@
+"""Security hardening (issue 10) with real clients against the real server.
+
+- point 10: with no ``public_url`` the token realm follows the address the
+  client used, so ``skopeo copy`` to a server on any port works; a forged
+  ``X-Forwarded-Host`` from an untrusted peer is ignored.
+"""
+
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.integration import push_support, support
+from tests.integration.support import check_ok, http, skopeo
+
+_SERVER = None
+
+
+def _server():
+    """One server without public_url (a [server] table without it keeps the harness from adding one)."""
+    global _SERVER
+    if _SERVER is None or not _SERVER.running():
+        config = "[server]\naccess_flush_seconds = 1\n" + support.oci_config("http://127.0.0.1:9",
+                                                                             routes=["proxied/*"])
+        _SERVER = support.HarborServer(config)
+        push_support.ensure_user(_SERVER, *push_support.WRITER, "read-write")
+    return _SERVER
+
+
+class PublicUrlTests(SynchronousTestCase):
+    def setUp(self):
+        self.server = _server()
+
+    def test_realm_follows_the_request_host(self):
+        """The challenge names the host and port the client asked; X-Forwarded-Host from an untrusted peer
+        does not change it."""
+        status, headers, _ = http("GET", self.server.url + "/v2/")
+        self.assertEqual(status, 401)
+        self.assertIn('realm="http://%s/v2/token"' % self.server.hostport, headers["WWW-Authenticate"])
+        status, headers, _ = http("GET", self.server.url + "/v2/",
+                                  headers={"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"})
+        self.assertIn('realm="http://%s/v2/token"' % self.server.hostport, headers["WWW-Authenticate"])
+
+    def test_skopeo_copy_without_public_url(self):
+        """skopeo copy --dest-creds to a server started on a free port without public_url succeeds."""
+        support.require("skopeo")
+        layout, images = support.oci_layout()
+        check_ok(skopeo("copy", "--dest-tls-verify=false", "--preserve-digests",
+                        "--dest-creds", "%s:%s" % push_support.WRITER,
+                        "oci:%s:single" % layout, "docker://%s/sec/single:1" % self.server.hostport, timeout=600))
+        token = push_support.registry_token(self.server, *push_support.WRITER, "repository:sec/single:pull")
+        status, headers, _ = http("HEAD", self.server.url + "/v2/sec/single/manifests/1",
+                                  headers={"Authorization": "Bearer " + token,
+                                           "Accept": "application/vnd.oci.image.manifest.v1+json"})
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["Docker-Content-Digest"], images["images"]["single"]["digest"])
