@@ -17,4 +17,6 @@ setup(
         "service-identity>=24.1",
         "prometheus_client>=0.20",
     ],
+    # [index] url = "postgresql://..." (several nodes on one index) needs the driver
+    extras_require={"postgresql": ["psycopg2-binary>=2.9"]},
 )

@@ -70,6 +70,10 @@ class Config:
     upstream_connect_timeout: float = 10.0
     upstream_idle_timeout: float = 30.0
     artifact_token_max_hours: int = 720
+    # [index]: None keeps the embedded sqlite file in data_dir; a postgresql:// URL
+    # is the shared index of several nodes (pool_size connections per node).
+    index_url: str | None = None
+    index_pool_size: int = 10
     upstreams: tuple[UpstreamConfig, ...] = field(
         default_factory=lambda: (
             UpstreamConfig(name="dockerhub", url=DOCKER_HUB_URL, library_prefix=True, registry="docker.io"),
@@ -223,6 +227,17 @@ def parse_config(document: dict[str, Any]) -> Config:
             server, "artifact_token_max_hours", int, "server", base.artifact_token_max_hours
         ),
     }
+    index = document.get("index", {})
+    if not isinstance(index, dict):
+        raise ConfigError("[index] must be a table")
+    values["index_url"] = _take(index, "url", str, "index", base.index_url)
+    values["index_pool_size"] = _take(index, "pool_size", int, "index", base.index_pool_size)
+    if values["index_url"] is not None and values["index_url"].split(":", 1)[0] not in (
+        "postgresql", "postgres", "sqlite"
+    ):
+        raise ConfigError("index.url: expected a postgresql:// URL (or sqlite: for the embedded file)")
+    if not 1 <= values["index_pool_size"] <= 200:
+        raise ConfigError("index.pool_size: must be between 1 and 200")
     if "upstreams" in document:
         values["upstreams"] = _table_array(document["upstreams"], "upstreams", _upstream, "name")
         problem = check_namespaces(values["upstreams"])

@@ -51,6 +51,10 @@ SCHEMA: dict[str, Any] = {
             "allow_push": KEY,
         }
     ],
+    "index": {
+        "url": KEY,
+        "pool_size": KEY,
+    },
     "maven": {
         "repositories": [
             {

@@ -42,7 +42,7 @@ from .core.oci import OciCache
 from .core.upstream_health import HealthMonitor
 from .core.upstreams import UpstreamCatalog
 from .core.users import UserService
-from .index import Index, open_sqlite_pool
+from .index import Index, dialect_of_url, open_pool
 from .maven.front import MavenFront
 from .metrics import Metrics
 from .oci.auth import RegistryAuthorizer
@@ -168,8 +168,9 @@ class HarborApp:
         self.io_pool = ThreadPool(minthreads=1, maxthreads=4, name="harbor-io")
         self.storage = Storage(self.data_dir, ThreadIO(reactor, self.io_pool))
         index_path = os.path.join(self.data_dir, "index.sqlite")
-        make_private_file(index_path)
-        self.db_pool = open_sqlite_pool(index_path)
+        if dialect_of_url(config.index_url) == "sqlite":
+            make_private_file(index_path)
+        self.db_pool = open_pool(config.index_url, index_path, config.index_pool_size)
         self.index = Index(self.db_pool)
         self.settings = RuntimeSettings(self.index, reactor)
         self.access = AccessRecorder(self.index, reactor)

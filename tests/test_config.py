@@ -65,7 +65,8 @@ class ConfigTests(SynchronousTestCase):
     def test_unknown_keys_fail_with_their_path(self):
         """A key or section nobody reads stops the start, named by its full path."""
         for doc, path in (
-            ({"index": {"url": "x"}}, "index"),
+            ({"index": {"uri": "x"}}, "index.uri"),
+            ({"indexes": {"url": "x"}}, "indexes"),
             ({"server": {"listen": "tcp:1", "listn": "tcp:2"}}, "server.listn"),
             ({"upstreams": [{"name": "a", "url": "http://a"},
                             {"name": "b", "url": "http://b", "strip_prefix": "x"}]}, "upstreams[1].strip_prefix"),
@@ -86,11 +87,27 @@ class ConfigTests(SynchronousTestCase):
             'password = "p"\nlibrary_prefix = false\nallow_push = true\n'
             '[[upstreams]]\nname = "q"\nurl = "http://q"\nregistry = "quay.io"\nprefix = "quay"\n'
             '[[maven.repositories]]\nid = "r"\nurl = "http://a"\nprivate = true\nusername = "u"\n'
-            'password = "p"\n')
-        self.assertEqual(load_config(path, environ={}).listen, "tcp:1")
+            'password = "p"\n'
+            '[index]\nurl = "postgresql://u:p@db/harbor"\npool_size = 4\n')
+        config = load_config(path, environ={})
+        self.assertEqual((config.listen, config.index_url, config.index_pool_size),
+                         ("tcp:1", "postgresql://u:p@db/harbor", 4))
+
+    def test_index_section(self):
+        """[index] url picks PostgreSQL; no url keeps sqlite; bad values are named."""
+        self.assertIsNone(parse_config({}).index_url)
+        self.assertEqual(parse_config({"index": {"url": "postgres://h/db"}}).index_url, "postgres://h/db")
+        for doc, where in (
+            ({"index": {"url": "mysql://h/db"}}, "index.url"),
+            ({"index": {"pool_size": 0}}, "index.pool_size"),
+            ({"index": {"pool_size": "4"}}, "index.pool_size"),
+            ({"index": "x"}, "[index]"),
+        ):
+            e = self.assertRaises(ConfigError, parse_config, doc)
+            self.assertIn(where, str(e))
 
     def test_file_with_unknown_key_is_refused_by_load(self):
         """load_config names the key of a file, too."""
-        path = self.write('[server]\nlisten = "tcp:1"\n[index]\nurl = "postgres://x"\n')
+        path = self.write('[server]\nlisten = "tcp:1"\n[index]\nuri = "postgres://x"\n')
         e = self.assertRaises(ConfigError, load_config, path, environ={})
-        self.assertIn("index: unknown key", str(e))
+        self.assertIn("index.uri: unknown key", str(e))

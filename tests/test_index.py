@@ -1,26 +1,36 @@
-"""Index: migrations, entries, tags, settings and users, on a real sqlite file."""
+"""Index: every query on a real sqlite file and on a real PostgreSQL server.
+
+`IndexTestsMixin` holds the tests; `SqliteIndexTests` and `PostgresIndexTests`
+run all of them on each engine (the PostgreSQL variant on the throwaway
+cluster of `tests.pg_support`, one fresh schema per test).
+"""
 
 import os
+import socket
+import time
 
-from twisted.internet.defer import Deferred
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from harbor_cache.index import MIGRATIONS, Index, InlinePool
+from harbor_cache.index import MIGRATIONS, Index, InlinePool, _postgres_ddl, open_postgres_pool
+from tests import pg_support
 
 
 def run(case, coro):
     return case.successResultOf(Deferred.fromCoroutine(coro))
 
 
-class IndexTests(SynchronousTestCase):
+class IndexTestsMixin:
+    """Tests for one engine; a subclass provides `open_pool` (a new connection to the same database)."""
+
     def setUp(self):
-        os.makedirs(self.mktemp())
-        self.path = os.path.join(self.mktemp(), "index.sqlite")
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self.pool = InlinePool(self.path)
-        self.addCleanup(self.pool.close)
+        self.pool = self.open_pool()
         self.index = Index(self.pool)
         run(self, self.index.migrate())
+
+    def open_pool(self):
+        raise NotImplementedError
 
     def entry(self, key, kind="proxy", type_="blob", repository="", size=10, now=100.0):
         return run(self, self.index.put_entry(kind=kind, type_=type_, repository=repository, key=key,
@@ -29,7 +39,7 @@ class IndexTests(SynchronousTestCase):
     def test_migrations_are_numbered_and_idempotent(self):
         """Migrating again applies nothing and reports the same version."""
         self.assertEqual(run(self, self.index.migrate()), len(MIGRATIONS))
-        second = Index(InlinePool(self.path))
+        second = Index(self.open_pool())
         self.assertEqual(run(self, second.migrate()), len(MIGRATIONS))
 
     def test_put_and_get_entry(self):
@@ -84,3 +94,236 @@ class IndexTests(SynchronousTestCase):
         self.assertEqual(u["username"], "bob")
         self.assertIsNone(run(self, self.index.create_user("bob", "h", "admin", 1.0)))
         self.assertEqual(run(self, self.index.count_users()), 1)
+
+
+    # -- the rest of the queries, so each engine runs every statement once ------
+
+    def test_user_updates_and_last_admin(self):
+        """Role and password change in one go; the last admin is neither demoted nor deleted."""
+        admin = run(self, self.index.create_user("root", "h", "admin", 1.0))
+        bob = run(self, self.index.create_user("bob", "h", "read-only", 1.0))
+        self.assertEqual(run(self, self.index.update_user(admin["id"], "read-only", None, 2.0))[0], "last_admin")
+        status, row = run(self, self.index.update_user(bob["id"], "admin", "h2", 3.0))
+        self.assertEqual((status, row["role"], row["password_hash"], row["updated_at"]), ("ok", "admin", "h2", 3.0))
+        self.assertEqual(run(self, self.index.count_admins()), 2)
+        self.assertEqual(run(self, self.index.delete_user(bob["id"])), "ok")
+        self.assertEqual(run(self, self.index.delete_user(admin["id"])), "last_admin")
+        self.assertEqual(run(self, self.index.delete_user(9999)), "missing")
+        self.assertEqual(run(self, self.index.update_user(9999, None, None, 1.0)), ("missing", None))
+        self.assertEqual([u["username"] for u in run(self, self.index.list_users())], ["root"])
+        self.assertEqual(run(self, self.index.get_user_by_name("root"))["id"], admin["id"])
+        self.assertEqual(run(self, self.index.get_user(admin["id"]))["username"], "root")
+
+    def test_settings_upsert_and_delete(self):
+        run(self, self.index.put_settings([("a", "1"), ("b", "2")], 1.0))
+        run(self, self.index.put_settings([("a", "3")], 2.0))
+        self.assertEqual([(r["key"], r["value"], r["updated_at"]) for r in run(self, self.index.get_settings())],
+                         [("a", "3", 2.0), ("b", "2", 1.0)])
+        self.assertTrue(run(self, self.index.delete_setting("a")))
+        self.assertFalse(run(self, self.index.delete_setting("a")))
+
+    def test_eviction_pages_in_every_order(self):
+        """Keyset pages walk proxy entries in each order without repeats; hosted ones never appear."""
+        for i in range(5):
+            e = self.entry(f"sha256:{i:02d}", now=float(10 - i))
+            run(self, self.index.record_access({e["id"]: (float(100 + (i % 2)), i)}, {}))
+        self.entry("sha256:hosted", kind="hosted")
+        for order, cols in Index.EVICTION_ORDERS.items():
+            seen, after = [], None
+            while True:
+                page = run(self, self.index.proxy_entries_page(order, after, 2))
+                if not page:
+                    break
+                seen += page
+                after = tuple(page[-1][c] for c in cols)
+            self.assertEqual(len(seen), 5, order)
+            self.assertEqual(len({r["id"] for r in seen}), 5, order)
+            keys = [tuple(r[c] for c in cols) for r in seen]
+            self.assertEqual(keys, sorted(keys), order)
+        old = run(self, self.index.proxy_entries_page("lru", None, 10, accessed_before=100.5))
+        self.assertEqual(sorted(r["key"] for r in old), ["sha256:00", "sha256:02", "sha256:04"])
+
+    def test_delete_proxy_entries_reports_orphans_and_spares_hosted(self):
+        a = self.entry("sha256:a1", size=7)
+        b = self.entry("sha256:b1", kind="hosted")
+        run(self, self.index.put_entry(kind="proxy", type_="maven", repository="central", key="x.jar",
+                                       digest="sha256:a1", size=7, now=1.0))
+        self.assertEqual(run(self, self.index.evictable_size()), 7)
+        deleted, orphans = run(self, self.index.delete_proxy_entries([a["id"], b["id"]]))
+        self.assertEqual(([r["id"] for r in deleted], orphans), ([a["id"]], []))
+        m = run(self, self.index.get_entry("maven", "central", "x.jar"))
+        deleted, orphans = run(self, self.index.delete_proxy_entries([m["id"]]))
+        self.assertEqual(orphans, [("sha256:a1", 7)])
+        self.assertEqual(run(self, self.index.delete_proxy_entries([])), ([], []))
+        self.assertEqual(run(self, self.index.digests_referenced(["sha256:a1", "sha256:b1"])), {"sha256:b1"})
+        self.assertTrue(run(self, self.index.digest_in_use("sha256:b1")))
+        self.assertFalse(run(self, self.index.digest_in_use("sha256:a1")))
+
+    def test_cache_totals_count_each_digest_once(self):
+        self.entry("sha256:t1", size=10)
+        run(self, self.index.put_entry(kind="proxy", type_="maven", repository="central", key="a.jar",
+                                       digest="sha256:t1", size=10, now=1.0))
+        self.entry("sha256:t2", type_="manifest", repository="r", size=5, kind="hosted")
+        totals = run(self, self.index.cache_totals())
+        self.assertEqual(totals, {"entries": 3, "manifests": 1, "blobs": 1, "maven": 1, "proxy": 2,
+                                  "total_size": 15})
+        self.assertIsInstance(totals["total_size"], int)
+        self.assertEqual(run(self, self.index.evictable_size()), 10)
+
+    def test_maven_listing_and_stats(self):
+        for key, size in (("g/a/1/a.jar", 100), ("g/a/1/a.jar.sha1", 40), ("g/b/1/b.pom", 3), ("g0/x", 1)):
+            run(self, self.index.put_entry(kind="proxy", type_="maven", repository="central", key=key,
+                                           digest="sha256:" + key, size=size, now=5.0))
+        under = run(self, self.index.maven_entries_under("central", "g/a"))
+        self.assertEqual([r["key"] for r in under], ["g/a/1/a.jar", "g/a/1/a.jar.sha1"])
+        self.assertEqual(len(run(self, self.index.maven_entries_under("central", ""))), 4)
+        stats = run(self, self.index.maven_repository_stats())["central"]
+        self.assertEqual((stats["artifact_count"], stats["total_size"], stats["last_updated"]), (3, 104, 5.0))
+
+    def test_tags_and_repositories_in_byte_order(self):
+        """Paging is by byte order on both engines (PostgreSQL compares TEXT with the C collation)."""
+        for tag in ("b", "B", "a-1", "a_1", "Z"):
+            run(self, self.index.put_tag("lib/x", tag, "sha256:1", "proxy", None, 1.0))
+        self.assertEqual(run(self, self.index.list_tags("lib/x")), ["B", "Z", "a-1", "a_1", "b"])
+        self.assertEqual(run(self, self.index.list_tags_page("lib/x", "Z", 2)), ["a-1", "a_1"])
+        self.assertEqual(run(self, self.index.list_tags_page("lib/x", None, None)), ["B", "Z", "a-1", "a_1", "b"])
+        run(self, self.index.mark_tag_fetched("lib/x", "b", 9.0))
+        self.assertEqual(run(self, self.index.get_tag("lib/x", "b"))["fetched_at"], 9.0)
+        self.entry("sha256:m", type_="manifest", repository="Lib/y")
+        self.assertEqual(run(self, self.index.list_repositories_page(None, None)), ["Lib/y", "lib/x"])
+        self.assertEqual(run(self, self.index.list_repositories_page("Lib/y", 1)), ["lib/x"])
+        self.assertTrue(run(self, self.index.repository_known("Lib/y")))
+        self.assertFalse(run(self, self.index.repository_known("nope")))
+        self.assertEqual(run(self, self.index.delete_tags("lib/x", "sha256:1")), 5)
+
+    def test_hosted_manifest_tag_referrer_and_delete(self):
+        row = run(self, self.index.put_hosted_manifest(
+            repository="r", key="sha256:m1", digest="sha256:m1", size=3, media_type="application/x", now=2.0,
+            tag="v1", referrer={"subject": "sha256:s", "artifact_type": "t/a", "annotations": "{}"}))
+        self.assertEqual((row["kind"], row["type"]), ("hosted", "manifest"))
+        self.assertEqual(run(self, self.index.get_tag("r", "v1"))["digest"], "sha256:m1")
+        self.assertEqual([r["digest"] for r in run(self, self.index.list_referrers("r", "sha256:s", None))],
+                         ["sha256:m1"])
+        self.assertEqual(run(self, self.index.list_referrers("r", "sha256:s", "other")), [])
+        self.assertEqual(run(self, self.index.delete_hosted_tag("r", "v1")), "sha256:m1")
+        self.assertIsNone(run(self, self.index.delete_hosted_tag("r", "v1")))
+        self.assertEqual(run(self, self.index.delete_hosted_entry("manifest", "r", "sha256:m1")),
+                         ("hosted", ["sha256:m1"]))
+        self.assertEqual(run(self, self.index.delete_hosted_entry("manifest", "r", "sha256:m1")), (None, []))
+        p = self.entry("sha256:p1")
+        self.assertEqual(run(self, self.index.delete_hosted_entry("blob", "", "sha256:p1")), ("proxy", []))
+        run(self, self.index.mark_hosted([p["id"]]))
+        self.assertEqual(run(self, self.index.get_entry("blob", "", "sha256:p1"))["kind"], "hosted")
+        run(self, self.index.mark_fetched(p["id"], 77.0))
+        self.assertEqual(run(self, self.index.get_entry("blob", "", "sha256:p1"))["fetched_at"], 77.0)
+
+    def test_upstreams_crud_bumps_generation(self):
+        def row(name, **kw):
+            base = {"name": name, "url": "https://r.example", "registry": None, "prefix": None, "routes": '["*"]',
+                    "priority": 0, "allow_push": 0, "library_prefix": 1, "username": None, "password": None}
+            return {**base, **kw}
+
+        g0 = run(self, self.index.upstreams_generation())
+        self.assertTrue(run(self, self.index.seed_upstreams([row("a")], 1.0)))
+        self.assertFalse(run(self, self.index.seed_upstreams([row("b")], 1.0)))
+        created = run(self, self.index.create_upstream(row("c", priority=5), 2.0))
+        self.assertIsNone(run(self, self.index.create_upstream(row("c"), 2.0)))
+        self.assertEqual(run(self, self.index.update_upstream(created["id"], row("a"), 3.0)), "name_taken")
+        self.assertEqual(run(self, self.index.update_upstream(9999, row("z"), 3.0)), "missing")
+        updated = run(self, self.index.update_upstream(created["id"], row("d", allow_push=1), 3.0))
+        self.assertEqual((updated["name"], updated["allow_push"]), ("d", 1))
+        self.assertTrue(run(self, self.index.delete_upstream(created["id"])))
+        self.assertFalse(run(self, self.index.delete_upstream(created["id"])))
+        generation, rows = run(self, self.index.list_upstreams())
+        self.assertEqual([r["name"] for r in rows], ["a"])
+        self.assertEqual(generation, g0 + 4)
+
+    def test_ping(self):
+        self.assertTrue(run(self, self.index.ping()))
+
+
+class SqliteIndexTests(IndexTestsMixin, SynchronousTestCase):
+    def open_pool(self):
+        if not hasattr(self, "path"):
+            directory = self.mktemp()
+            os.makedirs(directory)
+            self.path = os.path.join(directory, "index.sqlite")
+        pool = InlinePool(self.path)
+        self.addCleanup(pool.close)
+        return pool
+
+    def test_dialect(self):
+        self.assertEqual(self.index.dialect, "sqlite")
+
+
+class PostgresIndexTests(IndexTestsMixin, SynchronousTestCase):
+    def open_pool(self):
+        if not hasattr(self, "url"):
+            self.url = pg_support.fresh_schema_url(self)
+        pool = InlinePool.postgres(self.url)
+        self.addCleanup(pool.close)
+        return pool
+
+    def test_dialect(self):
+        self.assertEqual(self.index.dialect, "postgresql")
+
+    def test_ddl_types_are_wide(self):
+        """Sizes beyond 2 GiB and epoch seconds with sub-millisecond digits survive PostgreSQL."""
+        big = 5 << 40
+        run(self, self.index.put_entry(kind="proxy", type_="blob", repository="", key="sha256:big",
+                                       digest="sha256:big", size=big, now=1700000000.123456))
+        got = run(self, self.index.get_entry("blob", "", "sha256:big"))
+        self.assertEqual((got["size"], got["created_at"]), (big, 1700000000.123456))
+
+    def test_ddl_translation(self):
+        self.assertEqual(_postgres_ddl("CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, a REAL, b TEXT)"),
+                         'CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, '
+                         'a DOUBLE PRECISION, b TEXT COLLATE "C")')
+        self.assertEqual(_postgres_ddl("CREATE INDEX i ON t (a)"), "CREATE INDEX i ON t (a)")
+
+
+class PostgresPoolTests(TestCase):
+    """The threaded adbapi pool the service uses, on the real server: lost connections and a dead server."""
+
+    def setUp(self):
+        self.url = pg_support.fresh_schema_url(self)
+
+    def _pool(self, url, size=2):
+        pool = open_postgres_pool(url, size)
+        self.addCleanup(pool.close)
+        return pool
+
+    async def _ours(self, index):
+        def _txn(txn):
+            txn.execute("SELECT pg_backend_pid()")
+            return txn.fetchone()[0]
+
+        return await index._pool.runInteraction(_txn)
+
+    @inlineCallbacks
+    def test_lost_connection_is_retried(self):
+        """A backend killed under the pool: the next transaction reconnects and succeeds, no error reaches the caller."""
+        index = Index(self._pool(self.url, size=1))
+        self.assertEqual(index.dialect, "postgresql")
+        yield Deferred.fromCoroutine(index.migrate())
+        pid = yield Deferred.fromCoroutine(self._ours(index))
+        pg_support.admin(f"SELECT pg_terminate_backend({int(pid)})")
+        self.assertTrue((yield Deferred.fromCoroutine(index.ping())))
+        row = yield Deferred.fromCoroutine(index.create_user("after", "h", "admin", 1.0))
+        self.assertEqual(row["username"], "after")
+        new_pid = yield Deferred.fromCoroutine(self._ours(index))
+        self.assertNotEqual(new_pid, pid)
+        self.flushLoggedErrors()  # adbapi logs the failed rollback of the dead connection
+
+    @inlineCallbacks
+    def test_dead_server_fails_calls_quickly(self):
+        """No server at the URL: a call fails (health reports degraded from that), nothing hangs or crashes."""
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        index = Index(self._pool(f"postgresql://postgres@127.0.0.1:{port}/postgres", size=1))
+        started = time.monotonic()
+        outcome = yield Deferred.fromCoroutine(index.ping()).addErrback(lambda f: [f])
+        self.assertIsInstance(outcome[0], Failure)
+        self.assertLess(time.monotonic() - started, 10)
+        self.flushLoggedErrors()
