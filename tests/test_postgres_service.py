@@ -78,7 +78,7 @@ class PostgresServiceTests(TestCase):
     def test_outage_is_degraded_then_healthy_again(self):
         top = make_service(self.config, reactor)
         top.startService()
-        self.addCleanup(top.stopService)
+        self.addCleanup(lambda: top.running and top.stopService())
         state = [s for s in top if hasattr(s, "ready")][0]
         yield state.ready
         self.assertEqual(top.harbor.index.dialect, "postgresql")
