@@ -7,7 +7,12 @@ pace.  At the end the digest is checked, the file renamed into the store, the
 caller's ``commit`` hook records it in the index, and only then is the key
 released, so there is never a moment when neither the index nor the
 in-flight table knows the content.  On any failure the temp file goes, the
-readers are aborted and nothing is recorded.
+readers are aborted, the upstream transfer is stopped, the key is released at
+once (the next request starts afresh) and nothing is recorded.
+
+A body whose end was only the upstream closing the connection (no
+``Content-Length``, no chunking) may be truncated: it is committed only when
+an expected digest (the OCI digest, the Maven ``.sha1``) verified it.
 
 Both fronts use this: OCI blobs keyed by digest, Maven files by repository and path.
 """
@@ -20,7 +25,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..storage import Storage, TempBlob
-from ..upstream.body import stream_to_temp
+from ..upstream.body import UpstreamBodyFailed, stream_to_temp
 from ..upstream.http import header, response_length
 from .observable import Observable
 
@@ -100,10 +105,13 @@ class Downloads:
             dl.temp = self.storage.new_temp(response_length(response), extra_hashes)
             dl.headers_ready.fire(dl)
             counter = self.metrics.upstream_bytes.labels(dl.front, dl.source)
-            await stream_to_temp(response, dl.temp, self.clock, self.idle_timeout, counter.inc)
+            end_certain = await stream_to_temp(response, dl.temp, self.clock, self.idle_timeout, counter.inc)
             expected = expected_digest
             if callable(expected):
                 expected = await expected(dl)
+            if not end_certain and expected is None:
+                raise UpstreamBodyFailed("the body ended with the connection, with no length and no checksum "
+                                         "to show it is whole")
             await dl.temp.finish(expected)
             dl.result = await commit(dl)
             dl.committed.fire(dl)
@@ -120,7 +128,8 @@ class Downloads:
             dl.headers_ready.fail(e)
             dl.committed.fail(e)
         finally:
-            self.inflight.pop(dl.key, None)
+            if self.inflight.get(dl.key) is dl:
+                del self.inflight[dl.key]
             self.metrics.inflight.labels(dl.front).dec()
 
 

@@ -39,7 +39,7 @@ from ..upstream.body import discard_body
 from ..upstream.maven import parse_sha1
 from ..upstream.http import UpstreamError
 from .access import NegativeCache, Outcomes
-from .observable import SingleFlight
+from .observable import Observable, SingleFlight
 from ..timestamps import iso8601
 
 log = Logger()
@@ -247,6 +247,8 @@ class MavenCache:
             if body is not None:
                 self.outcomes.hit(row.id, repo_id)
                 return self._in_memory(repo_id, path, row, body)
+        if row is None and path.endswith(".sha1"):
+            await self._sidecar_settled(repo_id, path[:-len(".sha1")])
         row = await self._row(repo_id, path, check_negative=True)
         if row is not None and not self._expired(path, row):
             self.outcomes.hit(row.id, repo_id)
@@ -275,6 +277,21 @@ class MavenCache:
             raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path})
         dl = self._start(repo_id, path)
         return await self._join(dl, repo_id, path, "miss", None)
+
+    async def _sidecar_settled(self, repo_id: str, file_path: str) -> None:
+        """Wait for the download of ``file_path`` to end, when one is running.
+
+        A client asks for ``x.jar.sha1`` as soon as its ``x.jar`` body ends,
+        which is before that download's commit has stored the ``.sha1`` it
+        fetched: without waiting, that request would go upstream again.
+        """
+        running = self.downloads.inflight.get(("maven", repo_id, file_path))
+        if running is None:
+            return
+        try:
+            await running.committed.observe()
+        except Exception:
+            pass  # the file failed; the .sha1 request goes its own way
 
     def _stale(self, repo_id: str, path: str, row: CachedRow) -> MavenFile:
         self.metrics.stale_served.labels("maven", repo_id).inc()
@@ -328,25 +345,28 @@ class MavenCache:
 
     def _start(self, repo_id: str, path: str, response=None):
         """Begin the one download of ``path`` (with an already-open response, when revalidating)."""
-        published: dict[str, Deferred] = {}
+        # The upstream's answer for <path>.sha1, observed twice (to verify, then
+        # to store it): awaiting one Deferred twice gives None the second time.
+        published: dict[str, Observable] = {}
 
         async def open_response(dl):
             resp = response if response is not None else await self._open(repo_id, path)
             if not is_checksum(path):
                 # Ask for the .sha1 while the body streams; it is awaited before commit.
-                published["sha1"] = Deferred.fromCoroutine(self._published_sha1(repo_id, path))
+                answer = published["sha1"] = Observable()
+                Deferred.fromCoroutine(self._published_sha1(repo_id, path)).addCallbacks(answer.fire, answer.fail)
             return resp
 
+        async def published_sha1():
+            answer = published.get("sha1")
+            return None if answer is None else await answer.observe()
+
         async def expected_digest(dl):
-            d = published.get("sha1")
-            if d is None:
-                return None
-            found = await d
+            found = await published_sha1()
             return None if found is None else "sha1:" + found[0]
 
         async def commit(dl):
-            found = await published["sha1"] if "sha1" in published else None
-            return await self._commit(repo_id, path, dl, found)
+            return await self._commit(repo_id, path, dl, await published_sha1())
 
         dl = self.downloads.start(
             ("maven", repo_id, path), front="maven", source=repo_id, open_response=open_response,

@@ -337,14 +337,27 @@ class OciCache:
         return entry
 
     async def head_blob(self, name: str, digest: str) -> tuple[int | None, str]:
-        """(size, cache status) without downloading a body: stored, in flight, or an upstream HEAD."""
+        """(size, cache status) without downloading a body: stored, in flight, or an upstream HEAD.
+
+        A blob still being downloaded does not exist yet: pushing clients
+        (skopeo, docker) HEAD a blob to decide whether to upload it, and the
+        manifest PUT that follows needs it committed.  So the HEAD waits for
+        the download's commit; if the download fails it asks the upstream.
+        """
         size = await self.stored_blob_size(digest)
         if size is not None:
             self.outcomes.hit(self._blob_rows[digest][0], "cache")
             return size, "hit"
         dl = self.downloads.inflight.get(("blob", digest))
-        if dl is not None and dl.temp is not None and dl.length is not None:
-            return dl.length, "coalesced"
+        if dl is not None:
+            try:
+                await dl.committed.observe()
+            except Exception:
+                pass  # the download failed; answer as if it had never run
+            else:
+                size = await self.stored_blob_size(digest)
+                if size is not None:
+                    return size, "coalesced"
         if self.negative.known_missing(("blob", name, digest)):
             raise BlobUnknown("blob unknown to registry", {"digest": digest})
         try:

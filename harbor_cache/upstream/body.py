@@ -3,7 +3,13 @@
 treq with ``unbuffered=True`` hands the body to a Protocol; ours appends each
 chunk to a `TempBlob` (which writes and hashes on an I/O thread) and pauses
 the upstream transport while too much is queued, resuming when the writer has
-caught up.  An idle watchdog aborts a body that stops moving.
+caught up.  An idle watchdog aborts a body that stops moving, and a local
+failure (the disk is full, the write failed) stops the upstream transfer at
+once instead of reading a body nobody will keep.
+
+A body with no ``Content-Length`` that ends when the upstream closes the
+connection (Twisted's `PotentialDataLoss`) may be cut short: `stream_to_temp`
+reports it so the caller commits such a body only when a checksum verified it.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class _TempSink(Protocol):
         self.stalled = False
         self._watchdog = None
         temp.on_drain = self._drained
+        temp.on_failure = self._temp_failed
 
     def connectionMade(self):
         # Read the body in large gulps: 64 KiB reads cost more Python per byte
@@ -73,14 +80,26 @@ class _TempSink(Protocol):
             self.paused = False
             self.transport.resumeProducing()
 
+    def _temp_failed(self, reason: Exception):
+        """The local side failed: stop reading the upstream now and report it."""
+        if self._watchdog is not None and self._watchdog.active():
+            self._watchdog.cancel()
+        if not self.done.called:
+            self.done.errback(reason)
+        if self.transport is not None:
+            self.transport.stopProducing()
+
     def connectionLost(self, reason):
         if self._watchdog is not None and self._watchdog.active():
             self._watchdog.cancel()
         self.temp.on_drain = None
+        self.temp.on_failure = None
         if self.done.called:
             return
-        if reason.check(ResponseDone, PotentialDataLoss):
-            self.done.callback(None)
+        if reason.check(ResponseDone):
+            self.done.callback(True)
+        elif reason.check(PotentialDataLoss):
+            self.done.callback(False)
         elif self.stalled:
             self.done.errback(UpstreamStalled(f"no data for {self.idle_timeout:g}s"))
         else:
@@ -88,7 +107,11 @@ class _TempSink(Protocol):
 
 
 def stream_to_temp(response, temp, clock, idle_timeout: float, on_bytes: Callable[[int], None]) -> defer.Deferred:
-    """Deliver ``response``'s body into ``temp``; fires None at the end, fails on a broken body."""
+    """Deliver ``response``'s body into ``temp``; fails on a broken body or a failed ``temp``.
+
+    Fires True when the body's end is certain (its length or chunking said
+    so), False when it ended only by the connection closing.
+    """
     done: defer.Deferred = defer.Deferred()
     response.deliverBody(_TempSink(temp, done, clock, idle_timeout, on_bytes))
     return done

@@ -8,8 +8,9 @@ with a JSON list, ``DELETE /_fault/rules``) by `oci_support.FaultUpstream`, the
 controller the tests use. A rule is::
 
     {"method": "GET", "path": "<substring of the path>", "times": N or null,
-     "mode": "cut" | "flip" | "hang" | "rate" | "status",
-     "after": bytes,        # cut: close after this many body bytes; hang: stall after them
+     "mode": "cut" | "truncate" | "flip" | "hang" | "rate" | "status",
+     "after": bytes,        # cut: reset after this many body bytes; truncate: send no
+                            # Content-Length and close cleanly after them; hang: stall after them
      "offset": byte index,  # flip: which body byte is inverted
      "rate": bytes/second,  # rate: throttle the body
      "status": code}        # status: answer this without asking the upstream
@@ -124,10 +125,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             conn.request(self.command, self.path, body=req_body, headers=headers)
             resp = conn.getresponse()
             self.send_response(resp.status, resp.reason)
+            truncate = rule is not None and rule["mode"] == "truncate"
             for k, v in resp.getheaders():
-                if k.lower() not in HOP_HEADERS:
+                if k.lower() not in HOP_HEADERS and not (truncate and k.lower() == "content-length"):
                     self.send_header(k, v)
-            if resp.getheader("Content-Length") is None and self.command != "HEAD" and resp.status not in (204, 304):
+            if truncate or (resp.getheader("Content-Length") is None and self.command != "HEAD"
+                            and resp.status not in (204, 304)):
                 self.close_connection = True
             self.end_headers()
             sent = 0
@@ -171,12 +174,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             data = resp.read(CHUNK)
             if not data:
                 return sent
-            if mode in ("cut", "hang") and sent + len(data) >= rule["after"]:
+            if mode in ("cut", "hang", "truncate") and sent + len(data) >= rule["after"]:
                 data = data[: rule["after"] - sent]
                 self.wfile.write(data)
                 sent += len(data)
                 if mode == "cut":
                     self._cut()
+                elif mode == "truncate":
+                    self.wfile.flush()  # the server closes the connection cleanly (FIN): the body "ends"
                 else:
                     self.wfile.flush()
                     self._hang()

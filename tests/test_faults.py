@@ -1,0 +1,321 @@
+"""Faults and races that used to cost data or time (issue 11): each test fails on the code before its fix."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.client import ResponseDone
+from twisted.web.http import PotentialDataLoss
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import UNKNOWN_LENGTH
+
+from harbor_cache import storage as storage_module
+from harbor_cache.core.downloads import Downloads
+from harbor_cache.metrics import Metrics
+from harbor_cache.storage import InlineIO, RangeProducer, Storage
+from tests.fakes import FakeRegistry, Harness
+from tests.maven_fakes import FakeMavenRepo, MavenHarness
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class ManualIO:
+    """File work queued until the test runs it: to stop between "done on the pool" and "reported back"."""
+
+    def __init__(self):
+        self.jobs: list = []
+
+    def run(self, fn, *args):
+        d = defer.Deferred()
+        self.jobs.append((fn, args, d))
+        return d
+
+    def step(self, report: bool = True):
+        """Run the next job; report its result back now, or return its Deferred and result to do it later."""
+        fn, args, d = self.jobs.pop(0)
+        result = fn(*args)
+        if report:
+            d.callback(result)
+            return None
+        return d, result
+
+    def run_all(self):
+        while self.jobs:
+            self.step()
+
+
+class FakeTransport:
+    def __init__(self):
+        self.paused = False
+        self.stopped = False
+
+    def pauseProducing(self):
+        self.paused = True
+
+    def resumeProducing(self):
+        self.paused = False
+
+    def stopProducing(self):
+        self.stopped = True
+
+
+class FakeResponse:
+    """An upstream 200 whose body the test delivers by hand."""
+
+    code = 200
+
+    def __init__(self, length=UNKNOWN_LENGTH):
+        self.length = length
+        self.headers = Headers()
+        self.transport = FakeTransport()
+        self.protocol = None
+
+    def deliverBody(self, protocol):
+        self.protocol = protocol
+        protocol.makeConnection(self.transport)
+
+    def send(self, data: bytes):
+        self.protocol.dataReceived(data)
+
+    def end(self, reason):
+        self.protocol.connectionLost(Failure(reason))
+
+
+class DownloadFaultTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.storage = Storage(self.mktemp(), InlineIO())
+        self.downloads = Downloads(self.storage, self.clock, Metrics(), idle_timeout=30)
+        self.committed = []
+
+    def start(self, response, expected=None, key="k"):
+        async def open_response(dl):
+            return response
+
+        async def commit(dl):
+            self.committed.append(dl.temp.digest)
+            return dl.temp.digest
+
+        dl = self.downloads.start(key, front="maven", source="up", open_response=open_response, commit=commit,
+                                  expected_digest=expected)
+        return dl, dl.committed.observe()
+
+    def test_body_ended_by_close_without_checksum_is_not_committed(self):
+        """No Content-Length, the connection closes (PotentialDataLoss), nothing verifies it: not committed."""
+        response = FakeResponse()
+        dl, committed = self.start(response)
+        response.send(b"half of a jar")
+        response.end(PotentialDataLoss())
+        self.failureResultOf(committed)
+        self.assertEqual(self.committed, [])
+        self.assertIsNotNone(dl.temp.failure)  # readers abort their connections
+        self.assertEqual(os.listdir(self.storage.tmp_dir), [])
+        self.assertNotIn("k", self.downloads.inflight)
+
+    def test_body_ended_by_close_with_matching_checksum_is_committed(self):
+        """The same close-delimited body is kept when a checksum proved it whole."""
+        response = FakeResponse()
+        dl, committed = self.start(response, expected=sha256(b"a whole jar"))
+        response.send(b"a whole jar")
+        response.end(PotentialDataLoss())
+        self.assertEqual(self.successResultOf(committed).temp.digest, sha256(b"a whole jar"))
+        self.assertEqual(self.committed, [sha256(b"a whole jar")])
+
+    def test_body_with_certain_end_is_committed_without_checksum(self):
+        """A body whose end is certain (length or chunking) needs no checksum."""
+        response = FakeResponse()
+        dl, committed = self.start(response)
+        response.send(b"chunked body")
+        response.end(ResponseDone())
+        self.successResultOf(committed)
+        self.assertEqual(self.committed, [sha256(b"chunked body")])
+
+    def test_local_write_error_stops_upstream_and_frees_the_key(self):
+        """A failed disk write ends the download at once: upstream transfer stopped, key free, temp gone."""
+        def fail_write(fd, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        self.patch(storage_module, "_write_all", fail_write)
+        response = FakeResponse(length=1000)
+        dl, committed = self.start(response, expected=sha256(b"x" * 1000))
+        response.send(b"x" * 100)
+        # The upstream has not finished (it never ends here): everything must already be over.
+        self.assertTrue(response.transport.stopped)
+        self.assertNotIn("k", self.downloads.inflight)
+        self.failureResultOf(committed)
+        self.assertEqual(os.listdir(self.storage.tmp_dir), [])
+        # A new request starts a new download instead of joining the dead one.
+        self.assertIsNone(self.downloads.get("k"))
+        self.flushLoggedErrors(OSError)
+
+
+class _Consumer(StringTransport):
+    pass
+
+
+class CommitRaceTests(SynchronousTestCase):
+    def test_reader_joining_during_rename_gets_the_committed_file(self):
+        """A reader that opens the temp path after the rename waits for the new path instead of failing."""
+        io = ManualIO()
+        store = Storage(self.mktemp(), io)
+        data = os.urandom(5000)
+        temp = store.new_temp(len(data))
+        temp.write(data)
+        io.run_all()  # write and hash lanes
+        finished = defer.Deferred.fromCoroutine(temp.finish(sha256(data)))
+        io.step()  # fsync (or close, before the fix)
+        while io.jobs and io.jobs[0][0] != store._install:
+            io.step()
+        install_done, _ = io.step(report=False)  # renamed on the pool, not yet reported to the reactor
+        self.assertFalse(os.path.exists(temp.path))
+        consumer = _Consumer()
+        reader = RangeProducer(temp, consumer)
+        done = reader.start()
+        self.assertNoResult(done)
+        install_done.callback(None)
+        io.run_all()
+        self.successResultOf(finished)
+        self.successResultOf(done)
+        self.assertEqual(consumer.value(), data)
+
+    def test_reader_waiting_for_rename_fails_when_the_commit_fails(self):
+        """If the rename never completes, the waiting reader fails (its client is aborted), never hangs."""
+        io = ManualIO()
+        store = Storage(self.mktemp(), io)
+        temp = store.new_temp(4)
+        temp.write(b"abcd")
+        io.run_all()
+        os.unlink(temp.path)  # as if it had just been renamed
+        reader = RangeProducer(temp, _Consumer())
+        done = reader.start()
+        self.assertNoResult(done)
+        temp.abort(Exception("commit failed"))
+        io.run_all()
+        self.failureResultOf(done, storage_module.SourceFailed)
+
+
+class DurabilityTests(SynchronousTestCase):
+    def test_file_fsynced_before_rename_and_directory_after(self):
+        """finish() fsyncs the temp file before the rename and the receiving directories after it."""
+        store = Storage(self.mktemp(), InlineIO())
+        events = []
+        real_sync_file, real_sync_dir = storage_module._sync_file, storage_module._sync_dir
+        temp = store.new_temp(3)
+        final = store.blob_path(sha256(b"abc"))
+
+        def sync_file(fd):
+            events.append(("file", os.path.exists(temp.path), os.path.exists(final)))
+            real_sync_file(fd)
+
+        def sync_dir(path):
+            events.append(("dir", path, os.path.exists(final)))
+            real_sync_dir(path)
+
+        self.patch(storage_module, "_sync_file", sync_file)
+        self.patch(storage_module, "_sync_dir", sync_dir)
+        temp.write(b"abc")
+        self.successResultOf(defer.Deferred.fromCoroutine(temp.finish(sha256(b"abc"))))
+        self.assertEqual(events[0], ("file", True, False))
+        self.assertIn(("dir", os.path.dirname(final), True), events)
+        # The two-hex-digit directory was new: its parent is synced too.
+        self.assertIn(("dir", os.path.dirname(os.path.dirname(final)), True), events)
+
+    def test_fsync_failure_commits_nothing(self):
+        """An fsync error (EIO, ENOSPC on some filesystems) fails the blob: no file under the digest."""
+        store = Storage(self.mktemp(), InlineIO())
+
+        def sync_file(fd):
+            raise OSError(errno.EIO, "Input/output error")
+
+        self.patch(storage_module, "_sync_file", sync_file)
+        temp = store.new_temp(3)
+        temp.write(b"abc")
+        self.failureResultOf(defer.Deferred.fromCoroutine(temp.finish(sha256(b"abc"))))
+        self.assertIsNone(store.stat_blob(sha256(b"abc")))
+        self.assertEqual(os.listdir(store.tmp_dir), [])
+
+
+class HeadInFlightTests(SynchronousTestCase):
+    def setUp(self):
+        self.up = FakeRegistry()
+        self.layer = os.urandom(100_000)
+        self.digest = self.up.add_blob(self.layer)
+        self.h = Harness(self.mktemp(), self.up)
+
+    def test_head_of_a_blob_in_flight_waits_for_its_commit(self):
+        """HEAD of a blob still downloading answers only once it is committed (a push would skip it otherwise)."""
+        self.up.hold[self.digest] = 10_000
+        get = self.h.request("GET", "/v2/library/app/blobs/" + self.digest)
+        body = self.h.body(self.successResultOf(get))
+        head = self.h.request("HEAD", "/v2/other/name/blobs/" + self.digest)
+        self.assertNoResult(head)
+        self.up.release()
+        self.h.flush()
+        response = self.successResultOf(head)
+        self.assertEqual(response.code, 200)
+        self.assertEqual(response.headers.getRawHeaders(b"Content-Length"), [b"%d" % len(self.layer)])
+        self.assertEqual(self.successResultOf(body), self.layer)
+        self.assertIsNotNone(self.h.storage.stat_blob(self.digest))
+
+    def test_head_of_a_blob_whose_download_fails_asks_upstream(self):
+        """If the download it waited for fails, the HEAD answers what the upstream says."""
+        self.up.hold[self.digest] = 10_000
+        get = self.h.request("GET", "/v2/library/app/blobs/" + self.digest)
+        body = self.h.body(self.successResultOf(get))
+        head = self.h.request("HEAD", "/v2/library/app/blobs/" + self.digest)
+        self.assertNoResult(head)
+        self.up.release(fail=True)
+        self.h.flush()
+        self.failureResultOf(body)
+        self.assertEqual(self.successResultOf(head).code, 200)
+        self.assertEqual(self.up.count("HEAD", "/blobs/"), 1)
+        self.assertIsNone(self.h.storage.stat_blob(self.digest))
+
+
+class MavenChecksumTests(SynchronousTestCase):
+    JAR = "org/example/lib/1.0/lib-1.0.jar"
+
+    def test_sha1_answered_after_the_body_is_still_stored(self):
+        """The upstream .sha1 used for verification is stored even when it arrives after the body."""
+        up = FakeMavenRepo()
+        jar = os.urandom(50_000)
+        up.put(self.JAR, jar)
+        h = MavenHarness(self.mktemp(), up)
+        pending = defer.Deferred()
+        upstream = h.upstreams["central"]
+        self.patch(upstream, "fetch_small", lambda path, limit=None: pending)
+        got = h.run(h.cache.get_file("central", self.JAR))
+        f = self.successResultOf(got)
+        self.assertFalse(f.source.verified)  # waits for the checksum
+        pending.callback((hashlib.sha1(jar).hexdigest().encode(), None))
+        h.flush()
+        self.assertTrue(f.source.verified)
+        entry = self.successResultOf(h.run(h.index.get_entry("maven", "central", self.JAR + ".sha1")))
+        self.assertIsNotNone(entry)
+        self.assertEqual(entry["size"], 40)
+
+    def test_sha1_asked_before_the_commit_is_served_from_the_commit(self):
+        """A client's .sha1 request that arrives before the jar's commit waits for it: no second upstream GET."""
+        up = FakeMavenRepo()
+        jar = os.urandom(50_000)
+        up.put(self.JAR, jar)
+        h = MavenHarness(self.mktemp(), up)
+        pending = defer.Deferred()
+        upstream = h.upstreams["central"]
+        self.patch(upstream, "fetch_small", lambda path, limit=None: pending)
+        self.successResultOf(h.run(h.cache.get_file("central", self.JAR)))
+        sidecar = h.run(h.cache.get_file("central", self.JAR + ".sha1"))
+        pending.callback((hashlib.sha1(jar).hexdigest().encode(), None))
+        h.flush()
+        f = self.successResultOf(sidecar)
+        self.assertEqual(up.count("GET", self.JAR + ".sha1"), 0)
+        self.assertEqual(f.cache_status, "hit")
