@@ -55,11 +55,24 @@ async def serve_source(request, source, size: int | None, content_type: bytes, s
         log.warn("aborting response for {path}: {error}", path=request.path.decode("latin-1"), error=e)
         request.cache_status = "aborted"
         request.transport.abortConnection()
-        try:
-            await request.notifyFinish()
-        except Exception:
-            pass
+        await _connection_gone(request)
         return None
     finally:
         served_counter.inc(producer.sent)
+    if producer.consumer_gone:
+        # The transport stopped us as its connection went (a client leaving,
+        # or every connection closed at shutdown).  The request hears of it
+        # just after; returning now would let Klein finish() a response whose
+        # producer is still registered ("Producer was not unregistered").
+        await _connection_gone(request)
     return None
+
+
+async def _connection_gone(request) -> None:
+    """Wait until the request knows its connection is lost (at once if it already does)."""
+    if getattr(request, "_disconnected", False) or getattr(request, "finished", False):
+        return
+    try:
+        await request.notifyFinish()
+    except Exception:
+        pass

@@ -484,6 +484,7 @@ class RangeProducer:
         self.sent = 0
         self.paused = False
         self.stopped = False
+        self.consumer_gone = False
         self._fd = -1
         self._pumping = False
         self.done: defer.Deferred = defer.Deferred(lambda d: self.stopProducing())
@@ -598,10 +599,16 @@ class RangeProducer:
         self._pump()
 
     def stopProducing(self) -> None:
-        """The consumer went away (or we were cancelled): stop, close the file."""
+        """The consumer went away (or we were cancelled): stop, close the file.
+
+        ``consumer_gone`` tells the caller that the response cannot be
+        finished: the transport calls this just before the request learns
+        that its connection is lost.
+        """
         if self.stopped:
             return
         self.stopped = True
+        self.consumer_gone = True
         self._close()
         if not self.done.called:
             self.done.callback(None)
