@@ -182,6 +182,8 @@ class HealthMonitor:
             if upstream.name in self._probing:
                 continue
             health = self.health_of(upstream.name)
+            if health.blocked_until is not None and not health.is_blocked(now):
+                self._export(upstream)  # a cool-down ended: the gauges say so
             period = failing_interval if health.consecutive_failures else interval
             if health.last_check is not None and now < health.last_check + period:
                 continue
