@@ -8,6 +8,7 @@ the index and are described by `runtime_settings.py`.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +75,10 @@ class Config:
     # is the shared index of several nodes (pool_size connections per node).
     index_url: str | None = None
     index_pool_size: int = 10
+    # This node's name among several (its temp dir and lease holder name): default the host name.
+    node_name: str | None = None
+    # How long a lease of a dead node blocks the others (renewed every third of it while alive).
+    lease_seconds: float = 30.0
     upstreams: tuple[UpstreamConfig, ...] = field(
         default_factory=lambda: (
             UpstreamConfig(name="dockerhub", url=DOCKER_HUB_URL, library_prefix=True, registry="docker.io"),
@@ -238,6 +243,12 @@ def parse_config(document: dict[str, Any]) -> Config:
         raise ConfigError("index.url: expected a postgresql:// URL (or sqlite: for the embedded file)")
     if not 1 <= values["index_pool_size"] <= 200:
         raise ConfigError("index.pool_size: must be between 1 and 200")
+    values["node_name"] = _take(index, "node_name", str, "index", base.node_name)
+    if values["node_name"] is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", values["node_name"]):
+        raise ConfigError("index.node_name: 1 to 63 letters, digits, '.', '_' or '-' (it names a directory)")
+    values["lease_seconds"] = _take(index, "lease_seconds", float, "index", base.lease_seconds)
+    if not 1 <= values["lease_seconds"] <= 3600:
+        raise ConfigError("index.lease_seconds: must be between 1 and 3600")
     if "upstreams" in document:
         values["upstreams"] = _table_array(document["upstreams"], "upstreams", _upstream, "name")
         problem = check_namespaces(values["upstreams"])

@@ -54,6 +54,8 @@ SCHEMA: dict[str, Any] = {
     "index": {
         "url": KEY,
         "pool_size": KEY,
+        "node_name": KEY,
+        "lease_seconds": KEY,
     },
     "maven": {
         "repositories": [

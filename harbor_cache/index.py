@@ -142,6 +142,27 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX blob_refs_digest ON blob_refs (digest)",
         "CREATE INDEX blob_refs_manifest ON blob_refs (repository, manifest)",
     ],
+    # 7: several nodes on one index: leases (one node downloads a key, one node evicts)
+    #    and upload sessions any node can continue
+    [
+        """CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            node TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        )""",
+        """CREATE TABLE upload_sessions (
+            id TEXT PRIMARY KEY,
+            repository TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            touched_at REAL NOT NULL,
+            writer TEXT,
+            writer_until REAL
+        )""",
+        "CREATE INDEX upload_sessions_owner ON upload_sessions (owner)",
+        "CREATE INDEX upload_sessions_touched ON upload_sessions (touched_at)",
+    ],
 ]
 
 
@@ -1155,3 +1176,47 @@ class Index:
             return True
 
         return await self._run("delete_upstream", _txn)
+
+
+    # == several nodes: leases (issue 15) =========================================
+    # A lease is a named row held by one node until ``expires_at``; the holder
+    # renews it, anyone may take it over once it has expired (its node died).
+
+    async def acquire_lease(self, name: str, node: str, now: float, ttl: float) -> bool:
+        """Take ``name`` for ``node`` until now + ttl when free, expired or already ours; True if held."""
+
+        def _txn(txn):
+            self._exec(
+                txn,
+                """INSERT INTO leases (name, node, expires_at) VALUES (?, ?, ?)
+                   ON CONFLICT (name) DO UPDATE SET node = excluded.node, expires_at = excluded.expires_at
+                   WHERE leases.expires_at < ? OR leases.node = excluded.node""",
+                (name, node, now + ttl, now),
+            )
+            self._exec(txn, "SELECT node FROM leases WHERE name = ?", (name,))
+            row = txn.fetchone()
+            return row is not None and row[0] == node
+
+        return await self._run("acquire_lease", _txn)
+
+    async def renew_lease(self, name: str, node: str, now: float, ttl: float) -> bool:
+        """Extend a lease this node holds; False when it is no longer ours."""
+
+        def _txn(txn):
+            self._exec(txn, "UPDATE leases SET expires_at = ? WHERE name = ? AND node = ?", (now + ttl, name, node))
+            return txn.rowcount == 1
+
+        return await self._run("renew_lease", _txn)
+
+    async def release_lease(self, name: str, node: str) -> None:
+        def _txn(txn):
+            self._exec(txn, "DELETE FROM leases WHERE name = ? AND node = ?", (name, node))
+
+        await self._run("release_lease", _txn)
+
+    async def get_lease(self, name: str) -> dict | None:
+        def _txn(txn):
+            self._exec(txn, "SELECT name, node, expires_at FROM leases WHERE name = ?", (name,))
+            return _row(txn)
+
+        return await self._run("get_lease", _txn)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 
 from prometheus_client.twisted import MetricsResource
 from treq.client import HTTPClient
@@ -37,6 +38,7 @@ from .core.access import AccessRecorder
 from .core.downloads import Downloads
 from .core.eviction import Evictor
 from .core.hosted import HostedRegistry
+from .core.leases import LeaseBook
 from .core.maven import MavenCache
 from .core.oci import OciCache
 from .core.upstream_health import HealthMonitor
@@ -166,19 +168,27 @@ class HarborApp:
         """Storage, index, runtime settings, the upstream HTTP client and the in-flight table."""
         reactor, config = self.reactor, self.config
         self.io_pool = ThreadPool(minthreads=1, maxthreads=4, name="harbor-io")
-        self.storage = Storage(self.data_dir, ThreadIO(reactor, self.io_pool))
         index_path = os.path.join(self.data_dir, "index.sqlite")
-        if dialect_of_url(config.index_url) == "sqlite":
+        # A PostgreSQL index may be shared by several nodes on one data directory:
+        # then temp files are per node and downloads and eviction take leases.
+        self.shared_index = dialect_of_url(config.index_url) == "postgresql"
+        self.node_name = config.node_name or socket.gethostname()
+        self.storage = Storage(self.data_dir, ThreadIO(reactor, self.io_pool),
+                               node=self.node_name if self.shared_index else None)
+        if not self.shared_index:
             make_private_file(index_path)
         self.db_pool = open_pool(config.index_url, index_path, config.index_pool_size)
         self.index = Index(self.db_pool)
+        self.leases = (LeaseBook(self.index, self.node_name, reactor, ttl=config.lease_seconds)
+                       if self.shared_index else None)
         self.settings = RuntimeSettings(self.index, reactor)
         self.access = AccessRecorder(self.index, reactor)
         self.http_pool = HTTPConnectionPool(reactor, persistent=True)
         self.http_pool.maxPersistentPerHost = 16
         self.http_pool.cachedConnectionTimeout = 120
         self.http = HTTPClient(Agent(reactor, connectTimeout=config.upstream_connect_timeout, pool=self.http_pool))
-        self.downloads = Downloads(self.storage, reactor, self.metrics, idle_timeout=config.upstream_idle_timeout)
+        self.downloads = Downloads(self.storage, reactor, self.metrics, idle_timeout=config.upstream_idle_timeout,
+                                   leases=self.leases)
 
     def _build_oci(self) -> None:
         """The OCI cache core, the hosted registry, registry tokens and the /v2 front."""
@@ -268,9 +278,22 @@ class HarborApp:
 
         A failed pass is logged and swallowed: an error would stop the LoopingCall.
         """
-        d = defer.Deferred.fromCoroutine(self.evictor.run())
+        d = defer.Deferred.fromCoroutine(self._evict_once())
         d.addErrback(lambda f: log.failure("eviction pass failed", f))
         return d
+
+    async def _evict_once(self) -> None:
+        """Several nodes: only the one holding the "eviction" lease runs a pass; the others skip theirs."""
+        if self.leases is None:
+            await self.evictor.run()
+            return
+        lease = await self.leases.try_hold("eviction")
+        if lease is None:
+            return
+        try:
+            await self.evictor.run()
+        finally:
+            await lease.release()
 
     async def ensure_admin(self) -> None:
         """First start: create `admin` with a random password (or $HARBOR_CACHE_ADMIN_PASSWORD)."""

@@ -357,10 +357,12 @@ class TempBlob(GrowingSource):
 class Storage:
     """Files under one data directory: ``blobs/`` (committed), ``tmp/`` (in progress)."""
 
-    def __init__(self, root: str, io: StorageIO):
+    def __init__(self, root: str, io: StorageIO, node: str | None = None):
         self.root = os.path.abspath(root)
         self.blob_dir = os.path.join(self.root, "blobs")
-        self.tmp_dir = os.path.join(self.root, "tmp")
+        # Several nodes on one data directory each write under tmp/<node>, so a
+        # starting node's clean_temp never removes another node's work in progress.
+        self.tmp_dir = os.path.join(self.root, "tmp") if node is None else os.path.join(self.root, "tmp", node)
         self.io = io
         self.live_readers: set[RangeProducer] = set()
         os.makedirs(self.blob_dir, exist_ok=True)

@@ -238,6 +238,23 @@ class IndexTestsMixin:
         self.assertEqual([r["name"] for r in rows], ["a"])
         self.assertEqual(generation, g0 + 4)
 
+    def test_leases(self):
+        """One holder at a time; the holder renews and re-takes; anyone takes an expired one; release frees it."""
+        acquire = lambda node, now: run(self, self.index.acquire_lease("download:x", node, now, 10.0))  # noqa: E731
+        self.assertTrue(acquire("a", 100.0))
+        self.assertFalse(acquire("b", 105.0))
+        self.assertTrue(acquire("a", 106.0))  # ours already: extended to 116
+        self.assertTrue(run(self, self.index.renew_lease("download:x", "a", 110.0, 10.0)))  # to 120
+        self.assertFalse(run(self, self.index.renew_lease("download:x", "b", 110.0, 10.0)))
+        self.assertFalse(acquire("b", 119.0))
+        self.assertTrue(acquire("b", 120.5))  # expired: taken over
+        self.assertFalse(run(self, self.index.renew_lease("download:x", "a", 121.0, 10.0)))
+        run(self, self.index.release_lease("download:x", "a"))  # not a's any more: no effect
+        self.assertEqual(run(self, self.index.get_lease("download:x"))["node"], "b")
+        run(self, self.index.release_lease("download:x", "b"))
+        self.assertIsNone(run(self, self.index.get_lease("download:x")))
+        self.assertTrue(acquire("c", 121.0))
+
     def test_ping(self):
         self.assertTrue(run(self, self.index.ping()))
 

@@ -104,6 +104,19 @@ class StorageTests(SynchronousTestCase):
             self.assertRaises(ValueError, self.storage.blob_path, bad)
 
 
+class NodeTempTests(SynchronousTestCase):
+    def test_a_starting_node_never_removes_another_nodes_temp_files(self):
+        """Nodes on one data directory write under tmp/<node>; clean_temp empties only its own."""
+        root = self.mktemp()
+        a, b = Storage(root, InlineIO(), node="a"), Storage(root, InlineIO(), node="b")
+        in_flight_on_b = b.new_temp(3)
+        in_flight_on_b.write(b"abc")
+        a.new_temp(1)  # a's own leftover from "before its restart"
+        self.assertEqual(Storage(root, InlineIO(), node="a").clean_temp(), 1)
+        self.assertEqual(os.listdir(b.tmp_dir), [os.path.basename(in_flight_on_b.path)])
+        self.assertEqual(os.path.dirname(b.tmp_dir), os.path.join(os.path.abspath(root), "tmp"))
+
+
 class GrowingReaderTests(SynchronousTestCase):
     def setUp(self):
         self.storage = Storage(self.mktemp(), InlineIO())

@@ -15,6 +15,14 @@ A body whose end was only the upstream closing the connection (no
 an expected digest (the OCI digest, the Maven ``.sha1``) verified it.
 
 Both fronts use this: OCI blobs keyed by digest, Maven files by repository and path.
+
+Several nodes on one index (`leases.LeaseBook`): a download that can be
+*adopted* (the caller passes ``adopt``: "is it committed by now? then here
+is the stored source") first takes the key's lease in the index. A node
+that finds the lease held by another node fetches nothing: its clients wait
+until the other node commits the file to the shared store and are then
+served that file; when the other node dies, its lease expires and this node
+takes the download over.
 """
 
 from __future__ import annotations
@@ -57,8 +65,9 @@ class Download:
 class Downloads:
     """The in-flight table and the work of each download."""
 
-    def __init__(self, storage: Storage, clock, metrics, idle_timeout: float = 30.0):
+    def __init__(self, storage: Storage, clock, metrics, idle_timeout: float = 30.0, leases=None):
         self.storage = storage
+        self.leases = leases  # a LeaseBook when several nodes share the index, else None
         self.clock = clock
         self.metrics = metrics
         self.idle_timeout = idle_timeout
@@ -81,6 +90,7 @@ class Downloads:
         commit: Callable[[Download], Awaitable[Any]],
         expected_digest: str | Callable[[Download], Awaitable[str | None]] | None = None,
         extra_hashes: tuple[str, ...] = (),
+        adopt: Callable[[Download], Awaitable[Any]] | None = None,
     ) -> Download:
         """Begin a download; the caller then waits on ``download.headers_ready``.
 
@@ -89,17 +99,30 @@ class Downloads:
         ``expected_digest`` is a digest string, an async function of the
         download (e.g. fetch the upstream ``.sha1``), or None; ``commit``
         records the verified file and its value becomes ``download.result``.
+        ``adopt(download)``, with a lease book, looks for the content committed
+        by another node: when there, it sets ``download.temp`` to the stored
+        source and returns the entry (which becomes ``download.result``), else
+        returns None.
         """
         if key in self.inflight:
             raise RuntimeError(f"download {key!r} already in flight")
         dl = Download(key, front, source)
         self.inflight[key] = dl
         self.metrics.inflight.labels(front).inc()
-        defer.Deferred.fromCoroutine(self._run(dl, open_response, commit, expected_digest, extra_hashes))
+        defer.Deferred.fromCoroutine(self._run(dl, open_response, commit, expected_digest, extra_hashes, adopt))
         return dl
 
-    async def _run(self, dl, open_response, commit, expected_digest, extra_hashes) -> None:
+    async def _run(self, dl, open_response, commit, expected_digest, extra_hashes, adopt) -> None:
+        lease = None
         try:
+            if adopt is not None and self.leases is not None:
+                lease, adopted = await self.leases.hold_or_adopt(lease_name(dl.key), lambda: adopt(dl))
+                if lease is None:
+                    dl.source = "node"
+                    dl.result = adopted
+                    dl.headers_ready.fire(dl)
+                    dl.committed.fire(dl)
+                    return
             response = await open_response(dl)
             dl.response = response
             dl.temp = self.storage.new_temp(response_length(response), extra_hashes)
@@ -131,6 +154,14 @@ class Downloads:
             if self.inflight.get(dl.key) is dl:
                 del self.inflight[dl.key]
             self.metrics.inflight.labels(dl.front).dec()
+            if lease is not None:
+                await lease.release()
+
+
+def lease_name(key: Hashable) -> str:
+    """The index's name for a download key: "download:" and its parts joined by "/"."""
+    parts = key if isinstance(key, tuple) else (key,)
+    return "download:" + "/".join(str(p) for p in parts)
 
 
 def _body_failure_reason(error: BaseException) -> str:

@@ -226,6 +226,7 @@ class OciCache:
                 open_response=lambda d: self._open_blob(name, digest, d),
                 commit=lambda d: self._commit_blob(digest, d),
                 expected_digest=digest,
+                adopt=lambda d: self._adopt_blob(digest, d),
             )
             status = "miss"
         try:
@@ -334,6 +335,15 @@ class OciCache:
             size=dl.temp.total, now=self.clock.seconds(), upstream=dl.source,
         )
         self._blob_rows[digest] = (entry["id"], entry["size"])
+        return entry
+
+    async def _adopt_blob(self, digest: str, dl) -> dict | None:
+        """The blob as committed by another node sharing the index and the store, or None."""
+        entry = await self.index.get_entry("blob", "", digest)
+        if entry is None or self.storage.stat_blob(digest) is None:
+            return None
+        self._blob_rows[digest] = (entry["id"], entry["size"])
+        dl.temp = self.storage.open_stored(digest, entry["size"])
         return entry
 
     async def head_blob(self, name: str, digest: str) -> tuple[int | None, str]:
