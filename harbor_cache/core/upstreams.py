@@ -266,6 +266,10 @@ class UpstreamCatalog:
             current = config_from_row(self._rows[self._writable_id(str(body["id"]))])
         config = config_from_body(body, current)
         upstream = self._build(config)
-        result = await upstream.check_access()
+        try:
+            result = await upstream.check_access()
+        finally:
+            if self.upstream_set.by_name(config.name) is None:
+                self.health.forget(config.name)  # no gauges left behind for a name that is not live
         result["name"] = config.name
         return result
