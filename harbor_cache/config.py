@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from .client_limits import LIMIT_KEYS, ClientLimits
 from .config_schema import unknown_keys
 from .namespaces import check_namespaces, check_prefix, check_registry_host
 from .public_url import parse_trusted_proxies
@@ -87,6 +88,8 @@ class Config:
     maven_repositories: tuple[MavenRepositoryConfig, ...] = field(
         default_factory=lambda: (MavenRepositoryConfig(id="central", url=MAVEN_CENTRAL_URL),)
     )
+    # [limits]: what one client may cost (body sizes, slowness, connections); docs/security.md.
+    limits: ClientLimits = field(default_factory=ClientLimits)
 
 
 def _take(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any = None) -> Any:
@@ -261,9 +264,24 @@ def parse_config(document: dict[str, Any]) -> Config:
         values["maven_repositories"] = _table_array(
             maven["repositories"], "maven.repositories", _maven_repository, "id"
         )
+    values["limits"] = _limits(document.get("limits", {}))
     if values["eviction_interval_seconds"] <= 0:
         raise ConfigError("server.eviction_interval_seconds must be positive")
     return Config(**values)
+
+
+def _limits(table: Any) -> ClientLimits:
+    """The [limits] table: each key within its bounds (`client_limits.LIMIT_KEYS`)."""
+    if not isinstance(table, dict):
+        raise ConfigError("[limits] must be a table")
+    base = ClientLimits()
+    values: dict[str, Any] = {}
+    for key, kind, low, high in LIMIT_KEYS:
+        value = _take(table, key, kind, "limits", getattr(base, key))
+        if not low <= value <= high:
+            raise ConfigError(f"limits.{key}: must be between {low:g} and {high:g}, got {value!r}")
+        values[key] = value
+    return ClientLimits(**values)
 
 
 def load_config(

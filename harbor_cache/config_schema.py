@@ -57,6 +57,14 @@ SCHEMA: dict[str, Any] = {
         "node_name": KEY,
         "lease_seconds": KEY,
     },
+    "limits": {
+        "max_body_bytes": KEY,
+        "max_upload_bytes": KEY,
+        "header_timeout_seconds": KEY,
+        "min_body_rate_bytes": KEY,
+        "body_rate_window_seconds": KEY,
+        "max_connections": KEY,
+    },
     "maven": {
         "repositories": [
             {

@@ -153,7 +153,7 @@ class HarborApp:
         self._build_maven()
         self.root = Root()
         self._mount_fronts()
-        self.site = HarborSite(self.root, self.metrics)
+        self.site = HarborSite(self.root, self.metrics, limits=config.limits)
 
     @property
     def token_issuer(self) -> str:

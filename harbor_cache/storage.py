@@ -352,6 +352,8 @@ class TempBlob(GrowingSource):
         drained, self._drained = self._drained, []
         for d in drained:
             d.callback(None)
+        if self.on_drain is not None:  # wake a paused producer: it sees `failure` and stops
+            self.on_drain()
 
 
 class Storage:

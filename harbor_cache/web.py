@@ -8,18 +8,30 @@ Everything a client can get wrong or we can fail at ends in the seed's
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 from klein import Klein
+from twisted.internet import protocol
 from twisted.logger import Logger
 from twisted.web import http, resource, server
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as WerkzeugNotFound
 
 from . import __version__
+from .client_limits import ClientLimits, raw_error
 from .errors import HarborError, error_body
+from .request_body import (
+    BodyRules,
+    BodyTooLarge,
+    BodyTooSlow,
+    ClientGone,
+    StreamedBody,
+    default_rules,
+)
 
 log = Logger()
 access_log = Logger(namespace="harbor_cache.access")
@@ -101,10 +113,99 @@ def install_error_handlers(app: Klein) -> None:
 
 
 class HarborRequest(server.Request):
-    """Adds CORS to every response, answers preflights, remembers timing and cache status."""
+    """Adds CORS to every response, answers preflights, remembers timing and cache status.
+
+    The body is never spooled: `gotLength` (headers in, body not yet read)
+    asks the site's `BodyRules` whether the route streams its body.  If so,
+    the request is processed at once with a `StreamedBody` as ``body`` (the
+    handler pulls it; see `request_body`); otherwise the body is buffered in
+    memory up to ``max_body_bytes`` and a larger one is refused with 413
+    before (Content-Length) or as soon as (chunked) it goes over.
+    """
 
     cache_status: str | None = None
     front: str = "site"
+    body: StreamedBody | None = None
+    refused = False
+    _line_parsed = False
+    _buffered = 0
+    _buffer_limit = 0
+
+    # -- body handling (before process) -----------------------------------------
+
+    def gotLength(self, length):
+        channel = self.channel
+        site = channel.site
+        rules: BodyRules = site.body_rules
+        if rules.streamed(channel._command, channel._path):
+            self.content = io.BytesIO()
+            self.body = StreamedBody(length, rules.max_upload_bytes, channel.pause_body, channel.resume_body,
+                                     channel.send_continue)
+            return
+        self._buffer_limit = rules.max_body_bytes
+        self.content = io.BytesIO()
+        if length is not None and length > self._buffer_limit:
+            self.refuse(BodyTooLarge("request body too large", {"size": length, "limit": self._buffer_limit}))
+
+    def handleContentChunk(self, data):
+        if self.body is not None:
+            self.body.feed(data)
+            return
+        if self.refused:
+            return
+        self._buffered += len(data)
+        if self._buffered > self._buffer_limit:
+            self.refuse(BodyTooLarge("request body too large", {"limit": self._buffer_limit}))
+            return
+        self.content.write(data)
+
+    def _parse_request_line(self, command, path, version):
+        self._line_parsed = True
+        self.args = {}
+        self.method, self.uri = command, path
+        self.clientproto = version
+        target, _, query = path.partition(b"?")
+        self.path = target
+        if query:
+            self.args = parse_qs(query, 1)
+
+    def start_early(self, command, path, version):
+        """Process a streamed-body request now; its handler pulls the body."""
+        self._parse_request_line(command, path, version)
+        self.process()
+
+    def requestReceived(self, command, path, version):
+        if self.body is not None:
+            self.body.end()
+            return
+        if self.refused:
+            return
+        super().requestReceived(command, path, version)
+
+    def refuse(self, error: HarborError) -> None:
+        """Answer ``error`` before the body is read (or while it is cut off) and close the connection."""
+        if self.refused or self.finished:
+            return
+        self.refused = True
+        channel = self.channel
+        if not self._line_parsed:
+            self._parse_request_line(channel._command, channel._path, channel._version)
+        self.started_at = time.monotonic()
+        channel.persistent = False
+        body = write_error(self, error.status, error.code, error.message, error.detail)
+        self.setHeader(b"Connection", b"close")
+        self.setHeader(b"Content-Length", b"%d" % len(body))
+        self.write(b"" if self.method == b"HEAD" else body)
+        self.finish()
+
+    def write(self, data):
+        if not self.startedWriting and self.body is not None and not self.body.complete:
+            # Answered before the body ended (an error, a 401): the rest of it is never read.
+            self.channel.persistent = False
+            self.setHeader(b"Connection", b"close")
+        super().write(data)
+
+    # -- processing -----------------------------------------------------------------
 
     def process(self):
         self.started_at = time.monotonic()
@@ -126,6 +227,8 @@ class HarborRequest(server.Request):
         return reason
 
     def connectionLost(self, reason):
+        if self.body is not None:
+            self.body.fail(ClientGone("client disconnected"))
         if not self.finished and hasattr(self, "started_at"):
             self.channel_lost = True
             site = getattr(self, "site", None)
@@ -135,14 +238,40 @@ class HarborRequest(server.Request):
 
 
 class HarborChannel(http.HTTPChannel):
-    """Answers a TLS handshake on the plain-HTTP port at once, as Go servers do.
+    """One client connection, with the limits of `ClientLimits` applied.
 
-    Clients such as skopeo and podman try HTTPS first; a ClientHello has no
-    line ending, so the HTTP parser would wait for one until the client times
-    out (10 s per pull).  A plain 400 makes them fall back to HTTP at once.
+    * A TLS handshake on the plain-HTTP port is answered at once, as Go
+      servers do: clients such as skopeo and podman try HTTPS first, and a
+      ClientHello has no line ending, so the parser would wait for one until
+      the client times out (10 s per pull).
+    * Headers must be complete within ``header_timeout_seconds`` of the
+      connection (or of the previous response): 408, or a silent close for a
+      connection that sent nothing.
+    * While a body is read, at least ``min_body_rate_bytes`` per second must
+      arrive, averaged over ``body_rate_window_seconds``; time during which
+      *we* paused the socket (backpressure, a handler not yet reading) does not
+      count.  Too slow: 408 and close.
+    * A streamed body pauses the socket while its handler is not pulling.
     """
 
     _first = True
+    _body_paused = False
+    _header_deadline = None
+    _rate_check = None
+    _rate_request = None
+    _rate_bytes = 0
+    _early_saved_timeout = None
+    _counted = False
+
+    @property
+    def limits(self) -> ClientLimits:
+        return self.site.limits
+
+    def connectionMade(self):
+        super().connectionMade()
+        self._counted = True
+        self.site.open_connections += 1
+        self._arm_header_deadline()
 
     def dataReceived(self, data):
         if self._first:
@@ -153,18 +282,202 @@ class HarborChannel(http.HTTPChannel):
                 )
                 self.transport.loseConnection()
                 return
+        self._bytes_in += len(data)
         super().dataReceived(data)
+
+    _bytes_in = 0
+
+    # -- header deadline ----------------------------------------------------------------
+
+    def _arm_header_deadline(self):
+        self._cancel_header_deadline()
+        self._bytes_at_idle = self._bytes_in
+        self._header_deadline = self.callLater(self.limits.header_timeout_seconds, self._headers_too_slow)
+
+    def _cancel_header_deadline(self):
+        if self._header_deadline is not None and self._header_deadline.active():
+            self._header_deadline.cancel()
+        self._header_deadline = None
+
+    def _headers_too_slow(self):
+        self._header_deadline = None
+        if self.transport is None or self.transport.disconnecting:
+            return
+        if self.requests or self._bytes_in > self._bytes_at_idle or self._dataBuffer:
+            seconds = self.limits.header_timeout_seconds
+            self.transport.write(raw_error(408, "Request Timeout", "REQUEST_TIMEOUT",
+                                           f"request headers not complete within {seconds:g} s",
+                                           {"header_timeout_seconds": seconds}))
+        self.transport.loseConnection()
+
+    # -- body ---------------------------------------------------------------------------
+
+    def allHeadersReceived(self):
+        self._cancel_header_deadline()
+        req = self.requests[-1]
+        req.parseCookies()
+        self.persistent = self.checkPersistence(req, self._version)
+        req.gotLength(self.length)
+        if req.refused:
+            return
+        if self.length != 0:
+            self._start_rate_check(req)
+        if req.body is not None:
+            # The idle timer would fire while the handler decides (socket paused): the rate check replaces it.
+            self._early_saved_timeout = self.setTimeout(None)
+            req.start_early(self._command, self._path, self._version)
+            return  # 100-continue goes out when the handler pulls the body
+        expect = req.requestHeaders.getRawHeaders(b"Expect")
+        if expect and expect[0].lower() == b"100-continue" and self._version == b"HTTP/1.1":
+            self._send100Continue()
+
+    def send_continue(self):
+        req = self.requests[-1] if self.requests else None
+        if req is None or self._version_of(req) != b"HTTP/1.1":
+            return
+        expect = req.requestHeaders.getRawHeaders(b"Expect")
+        if expect and expect[0].lower() == b"100-continue":
+            self._send100Continue()
+
+    @staticmethod
+    def _version_of(req):
+        return getattr(req, "clientproto", None)
+
+    def allContentReceived(self):
+        self._stop_rate_check()
+        req = self.requests[-1] if self.requests else None
+        if req is None or req.refused:
+            # Answered (and closing) before its body ended: drop whatever else arrives.
+            self.length = 0
+            self._transferDecoder = None
+            self._handlingRequest = True
+            self._dataBuffer = []
+            self.setRawMode()
+            self.rawDataReceived = lambda data: None
+            return
+        if req.body is not None:
+            saved = self._early_saved_timeout
+            super().allContentReceived()
+            self._savedTimeOut = saved
+            return
+        super().allContentReceived()
+
+    def pause_body(self):
+        self._body_paused = True
+        self._networkProducer.pauseProducing()
+
+    def resume_body(self):
+        self._body_paused = False
+        self._reset_rate_window()
+        if not self._waitingForTransport:
+            self._networkProducer.resumeProducing()
+
+    def resumeProducing(self):
+        self._waitingForTransport = False
+        if self._requestProducer is not None:
+            self._requestProducer.resumeProducing()
+        if not self._handlingRequest and not self._body_paused:
+            self._networkProducer.resumeProducing()
+
+    # -- minimum body rate ------------------------------------------------------------
+
+    def _start_rate_check(self, req):
+        if self.limits.min_body_rate_bytes <= 0:
+            return
+        self._rate_request = req
+        self._reset_rate_window()
+
+    def _reset_rate_window(self):
+        """Start a new window from now (also after we resume a socket we had paused)."""
+        if self._rate_request is None:
+            return
+        if self._rate_check is not None and self._rate_check.active():
+            self._rate_check.cancel()
+        self._rate_bytes = self._bytes_in
+        self._rate_check = self.callLater(self.limits.body_rate_window_seconds, self._check_rate)
+
+    def _stop_rate_check(self):
+        if self._rate_check is not None and self._rate_check.active():
+            self._rate_check.cancel()
+        self._rate_check = None
+        self._rate_request = None
+
+    def _check_rate(self):
+        limits = self.limits
+        req = self._rate_request
+        self._rate_check = None
+        if req is None or self.transport is None:
+            return
+        body = req.body
+        waiting_on_us = self._body_paused or (body is not None and not body.wanted)
+        got = self._bytes_in - self._rate_bytes
+        if not waiting_on_us and got < limits.min_body_rate_bytes * limits.body_rate_window_seconds:
+            self._body_too_slow(req, got)
+            return
+        self._reset_rate_window()
+
+    def _body_too_slow(self, req, got: int):
+        limits = self.limits
+        error = BodyTooSlow(f"request body slower than {limits.min_body_rate_bytes} bytes/s",
+                            {"min_body_rate_bytes": limits.min_body_rate_bytes,
+                             "received_in_window": got, "window_seconds": limits.body_rate_window_seconds})
+        self._rate_request = None
+        if req.body is not None and not req.startedWriting:
+            req.body.fail(error)  # the handler answers it (in the error format) and the connection closes
+            self.persistent = False
+            return
+        if not req.startedWriting and not req.finished:
+            req.refuse(error)
+            return
+        self.transport.loseConnection()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def requestDone(self, request):
+        super().requestDone(request)
+        if self.persistent and self.transport is not None and not self.transport.disconnecting:
+            self._arm_header_deadline()
+
+    def connectionLost(self, reason):
+        self._cancel_header_deadline()
+        self._stop_rate_check()
+        if self._counted:
+            self._counted = False
+            self.site.open_connections -= 1
+        super().connectionLost(reason)
+
+
+class _Refusal(protocol.Protocol):
+    """A connection over ``max_connections``: one 503 in the error format, then closed."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+
+    def connectionMade(self):
+        self.transport.write(raw_error(503, "Service Unavailable", "TOO_MANY_CONNECTIONS",
+                                       "too many open connections, retry later",
+                                       {"max_connections": self.limit}))
+        self.transport.loseConnection()
 
 
 class HarborSite(server.Site):
-    """The site: our request class, and an access line (plus metrics) per request."""
+    """The site: our request class, limits per client, and an access line (plus metrics) per request."""
 
     requestFactory = HarborRequest
     protocol = HarborChannel
 
-    def __init__(self, root, metrics, **kw):
+    def __init__(self, root, metrics, limits: ClientLimits | None = None, body_rules: BodyRules | None = None, **kw):
         super().__init__(root, **kw)
         self.metrics = metrics
+        self.limits = limits or ClientLimits()
+        self.body_rules = body_rules or default_rules(self.limits.max_body_bytes, self.limits.max_upload_bytes)
+        self.open_connections = 0
+
+    def buildProtocol(self, addr):
+        if self.open_connections >= self.limits.max_connections:
+            log.warn("refused a connection: {open} open (limits.max_connections)", open=self.open_connections)
+            return _Refusal(self.limits.max_connections)
+        return super().buildProtocol(addr)
 
     def log(self, request):
         duration = time.monotonic() - getattr(request, "started_at", time.monotonic())

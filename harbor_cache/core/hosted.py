@@ -7,10 +7,12 @@ that nobody touches for ``upload_idle_seconds`` is dropped and its temp file
 removed (`expire_uploads`, run by a timer); a restart drops them all
 (`Storage.clean_temp`).
 
-Request bodies arrive as a file-like object (Twisted buffers them before the
-handler runs); they are copied into the temp file a chunk at a time, reads on
-the I/O pool, pausing while the temp file's write queue is full, so memory
-stays flat whatever the size.
+Request bodies arrive as a body source (`request_body.StreamedBody`: bytes
+pulled from the socket as they arrive, never spooled first) and go straight
+into the session's temp file, hashed as they come; the socket is paused while
+the file's write queue is full, so memory stays flat whatever the size.  The
+core only knows the source's ``length`` (None when chunked), ``stream_to(sink)``
+and ``read_all(limit)``.
 
 Manifests pushed here are checked (size, JSON, media type, digest, every
 referenced blob and child manifest present) and recorded as **hosted**:
@@ -23,9 +25,8 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
-from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..digests import digest_bytes, parse_digest
@@ -58,8 +59,16 @@ log = Logger()
 
 MAX_MANIFEST_BYTES = 4 << 20
 UPLOAD_IDLE_SECONDS = 3600.0
-# How much of a request body is read per step (on the I/O pool).
-COPY_CHUNK = 1 << 20
+
+
+class RequestBodySource(Protocol):
+    """Where pushed bytes come from (`request_body.StreamedBody` or `BufferedBody`)."""
+
+    length: int | None
+
+    def stream_to(self, sink) -> Any: ...
+
+    async def read_all(self, limit: int) -> bytes: ...
 
 
 class UploadRangeInvalid(HarborError):
@@ -96,16 +105,6 @@ class PushedManifest:
     digest: str
     media_type: str
     subject: str | None
-
-
-def body_length(content: BinaryIO | None) -> int:
-    """Size of a buffered request body (a seek, no read)."""
-    if content is None:
-        return 0
-    content.seek(0, 2)
-    size = content.tell()
-    content.seek(0)
-    return size
 
 
 class HostedRegistry:
@@ -156,49 +155,60 @@ class HostedRegistry:
             self._drop(session, BlobUploadUnknown("upload expired"))
         return len(stale)
 
-    async def _copy_body(self, temp: TempBlob, content: BinaryIO) -> int:
-        """Append a buffered request body to ``temp``; reads run on the I/O pool."""
-        copied = 0
-        content.seek(0)
-        while True:
-            chunk = await self.storage.io.run(content.read, COPY_CHUNK)
-            if not chunk:
-                return copied
-            if temp.failure is not None:
-                raise BlobUploadInvalid("upload failed while writing", str(temp.failure))
-            copied += len(chunk)
-            if temp.write(chunk):
-                await _drained(temp)
-
-    async def append(self, session: UploadSession, content: BinaryIO | None,
+    async def append(self, session: UploadSession, body: RequestBodySource,
                      content_range: tuple[int, int] | None) -> int:
-        """Add a chunk; returns the new offset.
+        """Append these bytes to session X: stream ``body`` into the session's file; returns the new offset.
 
-        ``content_range`` (inclusive, as in the ``Content-Range`` header) must
-        start at the session's offset and cover exactly the body: a gap or
-        an overlap raises `UploadRangeInvalid` (416) and nothing is written.
+        This is the seam between how bytes arrive (the request body, pulled
+        from the socket as the file's write queue allows) and where they go
+        (the session's `TempBlob`, hashed as it grows).  ``content_range``
+        (inclusive, as in the ``Content-Range`` header) must start at the
+        session's offset and cover exactly the body: with a Content-Length that
+        is checked before a byte is read (416, nothing written); a chunked body
+        that ends up longer or shorter than its range ends the session (416).
         """
-        length = body_length(content)
+        length = body.length
         if session.busy:
             raise UploadRangeInvalid("another request is writing to this upload", {"session": session.id})
+        expected_length = None
         if content_range is not None:
             start, end = content_range
-            if start != session.offset or end - start + 1 != length:
+            expected_length = end - start + 1
+            if start != session.offset or (length is not None and expected_length != length):
                 raise UploadRangeInvalid(
                     "chunk does not continue the upload",
                     {"offset": session.offset, "range": f"{start}-{end}", "length": length},
                 )
         session.busy = True
+        before = session.offset
         try:
-            if length:
-                await self._copy_body(session.temp, content)
+            copied = await self._stream_into(session.temp, body)
+        except BaseException:
+            # A body cut off mid-way (client gone, too slow, too large): whatever arrived stays
+            # appended (the client can ask for the offset and resume), unless the file broke.
+            if session.temp.failure is not None:
+                self._drop(session, BlobUploadUnknown("upload failed"))
+            raise
         finally:
             session.busy = False
             session.touched_at = self.clock.seconds()
-        self.metrics.push_bytes.inc(length)
+        if expected_length is not None and copied != expected_length:
+            self._drop(session, BlobUploadInvalid("chunk length does not match its range"))
+            raise UploadRangeInvalid("chunk length does not match its Content-Range",
+                                     {"offset": before, "range": f"{content_range[0]}-{content_range[1]}",
+                                      "length": copied})
+        self.metrics.push_bytes.inc(copied)
         return session.offset
 
-    async def complete_upload(self, session: UploadSession, digest: str, content: BinaryIO | None,
+    async def _stream_into(self, temp: TempBlob, body: RequestBodySource) -> int:
+        if body.length == 0:
+            return 0
+        copied = await body.stream_to(temp)
+        if temp.failure is not None:
+            raise BlobUploadInvalid("upload failed while writing", str(temp.failure))
+        return copied
+
+    async def complete_upload(self, session: UploadSession, digest: str, body: RequestBodySource,
                               content_range: tuple[int, int] | None) -> str:
         """Append the optional last chunk, verify ``digest`` and commit the blob as hosted.
 
@@ -206,25 +216,23 @@ class HostedRegistry:
         `DigestInvalid` is raised.
         """
         expected = _upload_digest(digest)
-        if body_length(content) or content_range is not None:
-            await self.append(session, content, content_range)
+        if body.length != 0 or content_range is not None:
+            await self.append(session, body, content_range)
         if session.busy:
             raise UploadRangeInvalid("another request is writing to this upload", {"session": session.id})
         self.uploads.pop(session.id, None)
         return await self._commit(session.name, session.temp, expected)
 
-    async def upload_monolithic(self, name: str, digest: str, content: BinaryIO | None) -> str:
+    async def upload_monolithic(self, name: str, digest: str, body: RequestBodySource) -> str:
         """POST ...?digest=: the whole blob in one request."""
         expected = _upload_digest(digest)
-        length = body_length(content)
-        temp = self.storage.new_temp(length)
+        temp = self.storage.new_temp(body.length)
         try:
-            if length:
-                await self._copy_body(temp, content)
+            copied = await self._stream_into(temp, body)
         except BaseException as e:
             temp.abort(e if isinstance(e, Exception) else SourceFailed("cancelled"))
             raise
-        self.metrics.push_bytes.inc(length)
+        self.metrics.push_bytes.inc(copied)
         return await self._commit(name, temp, expected)
 
     async def _commit(self, name: str, temp: TempBlob, expected: str) -> str:
@@ -278,15 +286,18 @@ class HostedRegistry:
 
     # -- manifests -------------------------------------------------------------
 
-    async def read_manifest_body(self, content: BinaryIO | None) -> bytes:
-        """The request body, refused (413 SIZE_INVALID) above the manifest limit before it is read."""
-        length = body_length(content)
-        if length > self.max_manifest_bytes:
-            raise SizeInvalid("manifest too large", {"size": length, "limit": self.max_manifest_bytes}, status=413)
-        if not length:
-            return b""
-        content.seek(0)
-        return await self.storage.io.run(content.read, length)
+    async def read_manifest_body(self, body: RequestBodySource) -> bytes:
+        """The request body, refused (413 SIZE_INVALID) above the manifest limit: from Content-Length
+        before it is read, or as soon as a chunked body goes over."""
+        if body.length is not None and body.length > self.max_manifest_bytes:
+            raise SizeInvalid("manifest too large", {"size": body.length, "limit": self.max_manifest_bytes},
+                              status=413)
+        try:
+            return await body.read_all(self.max_manifest_bytes)
+        except HarborError as e:
+            if e.status == 413:
+                raise SizeInvalid("manifest too large", {"limit": self.max_manifest_bytes}, status=413) from None
+            raise
 
     async def put_manifest(self, name: str, reference: str, body: bytes, content_type: str | None,
                            tag: str | None) -> PushedManifest:
@@ -410,21 +421,6 @@ class HostedRegistry:
                 descriptor["annotations"] = json.loads(row["annotations"])
             manifests.append(descriptor)
         return {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
-
-
-def _drained(temp: TempBlob) -> defer.Deferred:
-    """Fires once the temp file's write queue is low again (or it failed)."""
-    d: defer.Deferred = defer.Deferred()
-
-    def fire():
-        temp.on_drain = None
-        if not d.called:
-            d.callback(None)
-
-    temp.on_drain = fire
-    if temp.failure is not None or temp.queued == 0:
-        fire()
-    return d
 
 
 def _upload_digest(digest: str | None) -> str:

@@ -17,6 +17,7 @@ from ..core.hosted import UploadRangeInvalid
 from ..digests import is_digest_reference
 from ..errors import BadRequest, HarborError, ManifestUnknown
 from ..names import is_valid_repository_name, is_valid_tag
+from ..request_body import body_of
 from .front import TagInvalid, _check_digest, _check_name
 
 # "0-1023", "bytes=0-1023", "bytes 0-1023/2048", "0-1023/*"
@@ -118,13 +119,13 @@ class HostedFront:
         session = self.hosted.get_upload(name, route.reference)
         if method == b"PATCH":
             content_range = parse_content_range(request.getHeader(b"Content-Range"))
-            await self.hosted.append(session, request.content, content_range)
+            await self.hosted.append(session, body_of(request), content_range)
             request.setResponseCode(202)
             _upload_headers(request, name, session)
             return b""
         if method == b"PUT":
             content_range = parse_content_range(request.getHeader(b"Content-Range"))
-            digest = await self.hosted.complete_upload(session, _arg(request, "digest"), request.content,
+            digest = await self.hosted.complete_upload(session, _arg(request, "digest"), body_of(request),
                                                        content_range)
             return _blob_created(request, name, digest)
         if method == b"GET":
@@ -149,7 +150,7 @@ class HostedFront:
                 return _blob_created(request, name, digest)
         digest = _arg(request, "digest")
         if digest is not None:
-            digest = await self.hosted.upload_monolithic(name, digest, request.content)
+            digest = await self.hosted.upload_monolithic(name, digest, body_of(request))
             return _blob_created(request, name, digest)
         session = self.hosted.start_upload(name)
         request.setResponseCode(202)
@@ -174,7 +175,7 @@ class HostedFront:
         if request.method == b"PUT":
             await self.policy.authorize(request, name, {"pull", "push"})
             self.hosted.ensure_writable(name)
-            body = await self.hosted.read_manifest_body(request.content)
+            body = await self.hosted.read_manifest_body(body_of(request))
             content_type = request.getHeader(b"Content-Type")
             pushed = await self.hosted.put_manifest(
                 name, reference, body, content_type.decode("latin-1") if content_type else None,
