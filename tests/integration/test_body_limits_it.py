@@ -1,0 +1,197 @@
+"""Request bodies and slow clients against a real harbor-cache over real sockets.
+
+Issue 10 (12, 13) and issue 17 (2): bodies are decided from the headers before
+they are read; an upload body goes from the socket into the session file
+(never spooled, never held: RSS stays flat for a 200 MiB chunked PATCH);
+headers have a deadline; connections are capped.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+import urllib.parse
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.integration import support
+
+LIMITS = """
+[limits]
+header_timeout_seconds = 2.0
+max_connections = 40
+"""
+
+
+def _rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _dir_bytes(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass
+    return total
+
+
+def _read_response(sock, timeout=10):
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head else 0
+    length = None
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while length is not None and len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    if b"transfer-encoding: chunked" in head.lower():
+        while not body.endswith(b"0\r\n\r\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        out = b""
+        while body:
+            size, _, rest = body.partition(b"\r\n")
+            n = int(size, 16)
+            if n == 0:
+                break
+            out, body = out + rest[:n], rest[n + 2:]
+        body = out
+    return status, head, body
+
+
+class BodyLimitTests(SynchronousTestCase):
+    def setUp(self):
+        self.server = support.HarborServer(support.oci_config("http://127.0.0.1:9", routes=["proxied/*"]) + LIMITS)
+        self.addCleanup(self.server.close)
+        self.auth = "Basic " + base64.b64encode(("admin:" + self.server.admin_password).encode()).decode()
+
+    def connect(self):
+        sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        self.addCleanup(sock.close)
+        return sock
+
+    def _send_big(self, method, path, extra=""):
+        """Announce a 1 GiB body, send 4 MiB of it (as far as the server reads); the reply and the tmp growth."""
+        tmp = os.path.join(self.server.data_dir, "tmp")
+        before = _dir_bytes(self.server.data_dir)
+        sock = self.connect()
+        sock.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s"
+                      "Content-Length: 1073741824\r\n\r\n" % (method, path, extra)).encode())
+        sock.settimeout(0.5)
+        try:
+            for _ in range(64):
+                sock.sendall(b"x" * 65536)
+        except OSError:
+            pass  # the server closed on us: that is the point
+        status, head, body = _read_response(sock)
+        return status, head, body, _dir_bytes(self.server.data_dir) - before, tmp
+
+    def test_anonymous_1gib_login_refused_from_headers(self):
+        """POST /api/v1/auth/login announcing 1 GiB: 413 SIZE_INVALID, nothing written to disk."""
+        status, head, body, grown, _ = self._send_big("POST", "/api/v1/auth/login")
+        self.assertEqual(status, 413)
+        self.assertEqual(json.loads(body)["errors"][0]["code"], "SIZE_INVALID")
+        self.assertIn(b"Connection: close", head)
+        self.assertLess(grown, 1 << 20)
+
+    def test_anonymous_1gib_manifest_put_is_401_unread(self):
+        """An anonymous 1 GiB manifest PUT gets its 401 before the body is read."""
+        status, head, body, grown, _ = self._send_big("PUT", "/v2/hosted/x/manifests/1")
+        self.assertEqual(status, 401)
+        self.assertEqual(json.loads(body)["errors"][0]["code"], "UNAUTHORIZED")
+        self.assertLess(grown, 1 << 20)
+
+    def test_chunked_200mib_patch_rss_flat(self):
+        """A chunked 200 MiB PATCH goes straight into the session file: RSS grows < 50 MiB; the digest checks."""
+        status, headers, _ = support.http("POST", self.server.url + "/v2/hosted/big/blobs/uploads/",
+                                          headers={"Authorization": self.auth})
+        self.assertEqual(status, 202)
+        location = headers.get("Location")
+        pid = self.server.pid
+        base = _rss_kib(pid)
+        peak = [base]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], _rss_kib(pid))
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        block = hashlib.sha256(b"seed").digest() * 32768  # 1 MiB, not all zeroes
+        digest = hashlib.sha256()
+        sock = self.connect()
+        sock.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nTransfer-Encoding: chunked\r\n"
+                      "Content-Type: application/octet-stream\r\n\r\n" % (location, self.auth)).encode())
+        for i in range(200):
+            piece = block[:-1] + bytes([i])
+            digest.update(piece)
+            sock.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+        sock.sendall(b"0\r\n\r\n")
+        status, head, body = _read_response(sock, timeout=60)
+        stop.set()
+        sampler.join()
+        self.assertEqual(status, 202, body)
+        growth_mib = (peak[0] - base) / 1024
+        print("chunked 200 MiB PATCH: RSS %d KiB -> peak %d KiB (+%.1f MiB)" % (base, peak[0], growth_mib))
+        self.assertLess(growth_mib, 50, "RSS grew %.1f MiB" % growth_mib)
+        loc = [line.split(b":", 1)[1].strip().decode() for line in head.split(b"\r\n")
+               if line.lower().startswith(b"location:")][0]
+        sep = "&" if "?" in loc else "?"
+        d = "sha256:" + digest.hexdigest()
+        status, _, body = support.http("PUT", self.server.url + loc + sep + "digest=" + urllib.parse.quote(d),
+                                       headers={"Authorization": self.auth})
+        self.assertEqual(status, 201, body)
+
+    def test_header_deadline(self):
+        """Headers trickled one byte at a time: 408 REQUEST_TIMEOUT after header_timeout_seconds (2 s)."""
+        sock = self.connect()
+        started = time.monotonic()
+        try:
+            for ch in b"GET /health HTTP/1.1\r\nX-Slow: ":
+                sock.sendall(bytes([ch]))
+                time.sleep(0.2)
+        except OSError:
+            pass
+        status, _, body = _read_response(sock)
+        self.assertEqual(status, 408)
+        self.assertEqual(json.loads(body)["errors"][0]["code"], "REQUEST_TIMEOUT")
+        self.assertLess(time.monotonic() - started, 6)
+
+    def test_connection_cap(self):
+        """Past limits.max_connections (40) a new client gets 503 TOO_MANY_CONNECTIONS; /health works again after."""
+        held = [self.connect() for _ in range(40)]
+        time.sleep(0.3)
+        extra = self.connect()
+        status, _, body = _read_response(extra)
+        self.assertEqual(status, 503)
+        self.assertEqual(json.loads(body)["errors"][0]["code"], "TOO_MANY_CONNECTIONS")
+        for s in held:
+            s.close()
+        time.sleep(0.3)
+        status, _, _ = support.http("GET", self.server.url + "/health")
+        self.assertEqual(status, 200)
