@@ -237,6 +237,11 @@ class HarborRequest(server.Request):
         super().connectionLost(reason)
 
 
+# How long, and how much, a refused body is read and dropped before the connection closes.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 16 << 20
+
+
 class HarborChannel(http.HTTPChannel):
     """One client connection, with the limits of `ClientLimits` applied.
 
@@ -434,13 +439,45 @@ class HarborChannel(http.HTTPChannel):
     # -- lifecycle ------------------------------------------------------------------------
 
     def requestDone(self, request):
-        super().requestDone(request)
-        if self.persistent and self.transport is not None and not self.transport.disconnecting:
-            self._arm_header_deadline()
+        unread = request.refused or (request.body is not None and not request.body.complete)
+        if self.persistent or not unread:
+            super().requestDone(request)
+            if self.persistent and self.transport is not None and not self.transport.disconnecting:
+                self._arm_header_deadline()
+            return
+        if request != self.requests[0]:
+            raise TypeError
+        del self.requests[0]
+        self._linger()
+
+    def _linger(self):
+        """Answered before the body was read: drop what the client still sends for a moment, then close.
+
+        Clients such as Python's http.client send the whole body before they
+        read a response; closing at once would reset the connection under them
+        and they would never see the 413/401.  As nginx's lingering close:
+        discard for at most LINGER_SECONDS or LINGER_BYTES, whichever first.
+        Nothing is stored or parsed meanwhile.
+        """
+        self._stop_rate_check()
+        self._cancel_header_deadline()
+        self._lingered = 0
+        self.dataReceived = self._discard
+        self._body_paused = False
+        self._networkProducer.resumeProducing()
+        self._linger_call = self.callLater(LINGER_SECONDS, self.loseConnection)
+
+    def _discard(self, data):
+        self._lingered += len(data)
+        if self._lingered > LINGER_BYTES:
+            self.loseConnection()
 
     def connectionLost(self, reason):
         self._cancel_header_deadline()
         self._stop_rate_check()
+        linger = getattr(self, "_linger_call", None)
+        if linger is not None and linger.active():
+            linger.cancel()
         if self._counted:
             self._counted = False
             self.site.open_connections -= 1

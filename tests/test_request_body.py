@@ -20,7 +20,7 @@ from harbor_cache.client_limits import ClientLimits
 from harbor_cache.errors import Unauthorized
 from harbor_cache.metrics import Metrics
 from harbor_cache.request_body import BodyTooLarge, BufferedBody, StreamedBody, body_of
-from harbor_cache.web import HarborSite, Root, install_error_handlers
+from harbor_cache.web import LINGER_SECONDS, LINGER_BYTES, HarborSite, Root, install_error_handlers
 
 ADDR = IPv4Address("TCP", "127.0.0.1", 40000)
 
@@ -113,6 +113,13 @@ def response(transport):
     return status, head_part, body
 
 
+def closes(h, transport):
+    """The connection closes: at once, or after the lingering read of a refused body."""
+    if not transport.disconnecting:
+        h.clock.advance(LINGER_SECONDS)
+    assert transport.disconnecting, "connection still open"
+
+
 def error_code(body):
     return json.loads(body)["errors"][0]["code"]
 
@@ -127,9 +134,21 @@ class BufferedRouteTests(SynchronousTestCase):
         self.assertEqual(status, 413)
         self.assertEqual(error_code(body), "SIZE_INVALID")
         self.assertIn(b"Connection: close", headers)
-        self.assertTrue(transport.disconnecting)
+        closes(h, transport)
         self.assertEqual(h.front.calls, [])
-        channel.dataReceived(b"x" * 65536)  # what was already in flight is dropped, nothing breaks
+        self.assertEqual(h.front.calls, [])
+
+    def test_refused_body_is_dropped_for_a_moment_then_closed(self):
+        """After a refusal the rest of the body is read and dropped (so the client sees the answer), bounded."""
+        h = Harness(self, max_body_bytes=1024)
+        channel, transport = h.connect()
+        channel.dataReceived(head("POST", "/api/v1/echo", "Content-Length: 1073741824"))
+        self.assertEqual(response(transport)[0], 413)
+        self.assertFalse(transport.disconnecting)
+        channel.dataReceived(b"x" * (LINGER_BYTES // 2))
+        self.assertFalse(transport.disconnecting)
+        channel.dataReceived(b"x" * LINGER_BYTES)
+        self.assertTrue(transport.disconnecting)
         self.assertEqual(h.front.calls, [])
 
     def test_chunked_body_cut_at_the_limit(self):
@@ -143,7 +162,7 @@ class BufferedRouteTests(SynchronousTestCase):
         status, _, body = response(transport)
         self.assertEqual(status, 413)
         self.assertEqual(error_code(body), "SIZE_INVALID")
-        self.assertTrue(transport.disconnecting)
+        closes(h, transport)
         channel.dataReceived(b"0\r\n\r\n")
         self.assertEqual(h.front.calls, [])
 
@@ -200,7 +219,7 @@ class StreamedRouteTests(SynchronousTestCase):
         self.assertEqual(status, 401)
         self.assertEqual(error_code(body), "UNAUTHORIZED")
         self.assertIn(b"Connection: close", headers)
-        self.assertTrue(transport.disconnecting)
+        closes(h, transport)
         self.assertEqual(h.front.sink.data, b"")
 
     def test_upload_limit(self):
@@ -213,7 +232,7 @@ class StreamedRouteTests(SynchronousTestCase):
         status, _, body = response(transport)
         self.assertEqual(status, 413)
         self.assertEqual(error_code(body), "SIZE_INVALID")
-        self.assertTrue(transport.disconnecting)
+        closes(h, transport)
 
     def test_expect_continue_only_when_the_body_is_wanted(self):
         """100-continue goes out when the handler pulls, never before a refusal."""
@@ -241,7 +260,7 @@ class SlowClientTests(SynchronousTestCase):
         status, headers, body = response(transport)
         self.assertEqual(status, 408)
         self.assertEqual(error_code(body), "REQUEST_TIMEOUT")
-        self.assertTrue(transport.disconnecting)
+        closes(h, transport)
 
     def test_idle_keepalive_closed_silently(self):
         """A kept-alive connection that sends nothing is closed at the deadline without a response."""
@@ -253,7 +272,7 @@ class SlowClientTests(SynchronousTestCase):
         self.assertFalse(transport.disconnecting)
         h.clock.advance(1)
         self.assertEqual(transport.value(), b"")
-        self.assertTrue(transport.disconnecting)
+        closes(h, transport)
 
     def test_minimum_body_rate(self):
         """A body arriving slower than min_body_rate_bytes over the window: 408 and closed."""
@@ -266,7 +285,7 @@ class SlowClientTests(SynchronousTestCase):
         status, _, body = response(transport)
         self.assertEqual(status, 408)
         self.assertEqual(error_code(body), "REQUEST_TIMEOUT")
-        self.assertTrue(transport.disconnecting)
+        closes(h, transport)
         self.assertEqual(h.front.calls, [])
 
     def test_minimum_body_rate_streamed(self):
@@ -284,7 +303,7 @@ class SlowClientTests(SynchronousTestCase):
         status, _, body = response(transport)
         self.assertEqual(status, 408)
         self.assertEqual(error_code(body), "REQUEST_TIMEOUT")
-        self.assertTrue(transport.disconnecting)
+        closes(h, transport)
 
     def test_fast_body_passes(self):
         h = Harness(self, min_body_rate_bytes=100, body_rate_window_seconds=10)
