@@ -163,6 +163,20 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX upload_sessions_owner ON upload_sessions (owner)",
         "CREATE INDEX upload_sessions_touched ON upload_sessions (touched_at)",
     ],
+    # 8: the audit log (issue 13): who did what and when, for the console
+    [
+        """CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            actor TEXT,
+            action TEXT NOT NULL,
+            target TEXT,
+            detail TEXT,
+            client TEXT
+        )""",
+        "CREATE INDEX audit_log_at ON audit_log (at, id)",
+        "CREATE INDEX audit_log_action ON audit_log (action, at)",
+    ],
 ]
 
 
@@ -1220,3 +1234,158 @@ class Index:
             return _row(txn)
 
         return await self._run("get_lease", _txn)
+
+    # == console (issue 13): cache entries, images, audit log ===================
+
+    #: sort keys of GET /api/v1/cache/entries -> column (id breaks ties)
+    ENTRY_SORTS = {"size": "size", "last_access": "last_access", "hits": "access_count",
+                   "created": "created_at", "repository": "repository"}
+
+    @staticmethod
+    def _entry_filters(front: str | None, kind: str | None, repository: str | None,
+                       text: str | None) -> tuple[list[str], list]:
+        where, args = [], []
+        if front == "oci":
+            where.append("type IN ('manifest', 'blob')")
+        elif front == "maven":
+            where.append("type = 'maven'")
+        if kind is not None:
+            where.append("kind = ?")
+            args.append(kind)
+        if repository is not None:
+            where.append("repository = ?")
+            args.append(repository)
+        if text:
+            # instr() rather than LIKE: no wildcard escaping, and portable (strpos on PostgreSQL
+            # is spelled differently, so the dialect layer maps it).
+            where.append("(instr(lower(repository), ?) > 0 OR instr(lower(key), ?) > 0)")
+            args += [text.lower(), text.lower()]
+        return where, args
+
+    async def cache_entries_page(self, *, offset: int, limit: int, sort: str, descending: bool,
+                                 front: str | None = None, kind: str | None = None,
+                                 repository: str | None = None, text: str | None = None) -> tuple[int, list[dict]]:
+        """(matching count, one page of entries) for the console's cache table."""
+        column = self.ENTRY_SORTS[sort]
+        direction = "DESC" if descending else "ASC"
+        where, args = self._entry_filters(front, kind, repository, text)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+
+        def _txn(txn):
+            self._exec(txn, "SELECT COUNT(*) FROM entries" + clause, args)
+            total = int(txn.fetchone()[0])
+            self._exec(
+                txn,
+                f"""SELECT id, kind, type, repository, key, digest, size, media_type, upstream, created_at,
+                           fetched_at, last_access, access_count FROM entries{clause}
+                    ORDER BY {column} {direction}, id {direction} LIMIT ? OFFSET ?""",
+                (*args, limit, offset),
+            )
+            return total, _rows(txn)
+
+        return await self._run("cache_entries_page", _txn)
+
+    async def get_entry_by_id(self, entry_id: int) -> dict | None:
+        def _txn(txn):
+            self._exec(txn, "SELECT * FROM entries WHERE id = ?", (entry_id,))
+            return _row(txn)
+
+        return await self._run("get_entry_by_id", _txn)
+
+    async def image_repositories(self) -> list[dict]:
+        """Every OCI repository with a tag or a manifest: name, hosted/cached tag and manifest counts, last update."""
+
+        def _txn(txn):
+            self._exec(
+                txn,
+                """SELECT repository,
+                          SUM(CASE WHEN kind = 'hosted' THEN 1 ELSE 0 END) AS hosted_tags,
+                          SUM(CASE WHEN kind = 'proxy' THEN 1 ELSE 0 END) AS cached_tags,
+                          MAX(updated_at) AS updated_at
+                   FROM tags GROUP BY repository""",
+            )
+            tags = {r["repository"]: r for r in _rows(txn)}
+            self._exec(
+                txn,
+                """SELECT repository,
+                          SUM(CASE WHEN kind = 'hosted' THEN 1 ELSE 0 END) AS hosted_manifests,
+                          SUM(CASE WHEN kind = 'proxy' THEN 1 ELSE 0 END) AS cached_manifests,
+                          MAX(fetched_at) AS fetched_at
+                   FROM entries WHERE type = 'manifest' GROUP BY repository""",
+            )
+            manifests = {r["repository"]: r for r in _rows(txn)}
+            out = []
+            for name in sorted(set(tags) | set(manifests)):
+                t, m = tags.get(name, {}), manifests.get(name, {})
+                out.append({
+                    "name": name,
+                    "hosted_tags": int(t.get("hosted_tags") or 0),
+                    "cached_tags": int(t.get("cached_tags") or 0),
+                    "hosted_manifests": int(m.get("hosted_manifests") or 0),
+                    "cached_manifests": int(m.get("cached_manifests") or 0),
+                    "updated_at": max(x for x in (t.get("updated_at"), m.get("fetched_at"), 0) if x is not None),
+                })
+            return out
+
+        return await self._run("image_repositories", _txn)
+
+    async def image_tags(self, repository: str) -> list[dict]:
+        """Tags of one repository with what they point at, by tag."""
+
+        def _txn(txn):
+            self._exec(
+                txn,
+                """SELECT t.tag, t.digest, t.kind, t.media_type, t.updated_at, e.size
+                   FROM tags t LEFT JOIN entries e
+                        ON e.type = 'manifest' AND e.repository = t.repository AND e.key = t.digest
+                   WHERE t.repository = ? ORDER BY t.tag""",
+                (repository,),
+            )
+            return _rows(txn)
+
+        return await self._run("image_tags", _txn)
+
+    async def add_audit(self, *, at: float, actor: str | None, action: str, target: str | None,
+                        detail: str | None, client: str | None) -> None:
+        def _txn(txn):
+            self._exec(txn, "INSERT INTO audit_log (at, actor, action, target, detail, client) VALUES (?, ?, ?, ?, ?, ?)",
+                       (at, actor, action, target, detail, client))
+
+        await self._run("add_audit", _txn)
+
+    async def audit_page(self, *, offset: int, limit: int, action: str | None = None, actor: str | None = None,
+                         text: str | None = None, since: float | None = None) -> tuple[int, list[dict]]:
+        """(matching count, one page of audit records, newest first)."""
+        where, args = [], []
+        if action is not None:
+            # "user" matches user.create, user.update, ...; "login" matches login only.
+            where.append("(action = ? OR substr(action, 1, ?) = ?)")
+            args += [action, len(action) + 1, action + "."]
+        if actor is not None:
+            where.append("actor = ?")
+            args.append(actor)
+        if text:
+            where.append("(instr(lower(coalesce(target, '')), ?) > 0 OR instr(lower(coalesce(detail, '')), ?) > 0)")
+            args += [text.lower(), text.lower()]
+        if since is not None:
+            where.append("at >= ?")
+            args.append(since)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+
+        def _txn(txn):
+            self._exec(txn, "SELECT COUNT(*) FROM audit_log" + clause, args)
+            total = int(txn.fetchone()[0])
+            self._exec(txn, "SELECT * FROM audit_log" + clause + " ORDER BY at DESC, id DESC LIMIT ? OFFSET ?",
+                       (*args, limit, offset))
+            return total, _rows(txn)
+
+        return await self._run("audit_page", _txn)
+
+    async def prune_audit(self, before: float) -> int:
+        """Drop audit records older than ``before``; how many went."""
+
+        def _txn(txn):
+            self._exec(txn, "DELETE FROM audit_log WHERE at < ?", (before,))
+            return txn.rowcount
+
+        return await self._run("prune_audit", _txn)

@@ -37,6 +37,11 @@ class Metrics:
             "harbor_cache_stale_served", "Stale content served while upstream was unavailable", labels, registry=r
         )
         self.inflight = Gauge("harbor_cache_inflight_downloads", "Upstream downloads in progress", ("front",), registry=r)
+        # Refreshed from the index by the service (a timer, and after clears and deletes).
+        self.cache_bytes = Gauge("harbor_cache_cache_bytes", "Bytes of content on disk (each digest once)",
+                                 registry=r)
+        self.cache_entries = Gauge("harbor_cache_cache_entries", "Index entries by kind (proxy, hosted)",
+                                   ("kind",), registry=r)
         self.pushes = Counter("harbor_cache_pushes", "Manifests and blobs pushed", ("type",), registry=r)
         self.push_bytes = Counter("harbor_cache_push_bytes", "Bytes received by pushes", registry=r)
         self.evicted = Counter("harbor_cache_evicted_entries", "Entries removed by eviction", ("reason",), registry=r)

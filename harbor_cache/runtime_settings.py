@@ -44,6 +44,7 @@ def _parse_int(minimum: int, maximum: int) -> Callable[[str], int]:
         return value
 
     parse.bounds = (minimum, maximum)  # type: ignore[attr-defined]
+    parse.schema = {"type": "integer", "minimum": minimum, "maximum": maximum}  # type: ignore[attr-defined]
     return parse
 
 
@@ -56,12 +57,16 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(f"expected true or false, got {text!r}")
 
 
+_parse_bool.schema = {"type": "boolean"}
+
+
 def _parse_choice(*choices: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in choices:
             raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
         return text
 
+    parse.schema = {"type": "string", "enum": list(choices)}
     return parse
 
 
@@ -104,6 +109,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("upstreams.block_after_failures", "3", _parse_int(0, 1000),
                 "Failures in a row that block an upstream (0 = never block)"),
         Setting("upstreams.block_seconds", "60", _parse_int(1, DAY), "How long a blocked upstream is skipped"),
+        Setting("audit.retention_days", "90", _parse_int(0, 36500),
+                "Audit log records older than this are dropped (0 = keep)"),
     )
 }
 
@@ -162,6 +169,18 @@ class RuntimeSettings:
 
     def entries(self) -> list[dict[str, Any]]:
         return [self.entry(k) for k in sorted(SETTINGS)]
+
+    def schema(self) -> list[dict[str, Any]]:
+        """Every key with its type, bounds, description, default and current value (the console's config page)."""
+        out = []
+        for key in sorted(SETTINGS):
+            setting = SETTINGS[key]
+            entry = self.entry(key)
+            described = dict(getattr(setting.parse, "schema", {"type": "string"}))
+            described.update({"key": key, "description": setting.description, "default": setting.default,
+                              "value": entry["value"], "updated_at": entry["updated_at"]})
+            out.append(described)
+        return out
 
     async def update(self, pairs: list[tuple[Any, Any]]) -> int:
         """Validate every pair first, then store them all in one transaction."""

@@ -20,9 +20,9 @@ from twisted.internet import defer, endpoints
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.client import Agent, HTTPConnectionPool
-from twisted.web.static import File
 
 from . import __version__
+from .api.console import ConsoleApi
 from .api.front import ApiFront
 from .api.openapi import build_document
 from .auth import (
@@ -35,6 +35,7 @@ from .auth import (
 )
 from .config import Config, UpstreamConfig
 from .core.access import AccessRecorder
+from .core.audit import AuditLog
 from .core.downloads import Downloads
 from .core.eviction import Evictor
 from .core.hosted import HostedRegistry
@@ -56,7 +57,7 @@ from .runtime_settings import RuntimeSettings
 from .storage import Storage, ThreadIO
 from .upstream.maven import MavenUpstream
 from .upstream.registry import RegistryUpstream, UpstreamSet
-from .web import HarborSite, NotFoundResource, Root, SiteFront
+from .web import ConsoleFiles, HarborSite, NotFoundResource, Root, SiteFront
 
 log = Logger()
 
@@ -182,6 +183,7 @@ class HarborApp:
         self.leases = (LeaseBook(self.index, self.node_name, reactor, ttl=config.lease_seconds)
                        if self.shared_index else None)
         self.settings = RuntimeSettings(self.index, reactor)
+        self.audit = AuditLog(self.index, reactor, self.settings)
         self.access = AccessRecorder(self.index, reactor)
         self.http_pool = HTTPConnectionPool(reactor, persistent=True)
         self.http_pool.maxPersistentPerHost = 16
@@ -213,7 +215,7 @@ class HarborApp:
                                      metrics=self.metrics, clock=reactor)
         self.oci_front = OciFront(self.oci, self.settings, self.metrics, policy=self.registry_policy,
                                   public_url=self.public_url)
-        HostedFront(self.hosted, self.registry_policy, self.metrics).register(self.oci_front)
+        HostedFront(self.hosted, self.registry_policy, self.metrics, audit=self.audit).register(self.oci_front)
 
     def _registry_upstream(self, config: UpstreamConfig) -> RegistryUpstream:
         return RegistryUpstream(config, self.http, self.reactor, header_timeout=self.config.upstream_idle_timeout,
@@ -228,9 +230,14 @@ class HarborApp:
         self.evictor = Evictor(index=self.index, storage=self.storage, downloads=self.downloads,
                                settings=self.settings, access=self.access, clock=reactor)
         self.evictor.invalidators.append(self.oci.invalidate)
+        self.console_api = ConsoleApi(index=self.index, downloads=self.downloads, evictor=self.evictor,
+                                      settings=self.settings, oci=self.oci, hosted=self.hosted,
+                                      metrics=self.metrics, site_front=self.site_front, clock=reactor,
+                                      public_url=self.public_url)
         self.api_front = ApiFront(users=self.users, tokens=self.management_tokens, settings=self.settings,
                                   evictor=self.evictor, openapi_document=build_document(__version__),
-                                  upstreams=self.upstream_catalog)
+                                  upstreams=self.upstream_catalog, audit=self.audit, console=self.console_api,
+                                  on_cache_change=self.refresh_gauges_soon)
 
     def _build_maven(self) -> None:
         """Maven repositories on the shared download core, artifact tokens and the Kagami front."""
@@ -245,14 +252,14 @@ class HarborApp:
             access=self.access, metrics=self.metrics, clock=reactor,
         )
         self.evictor.invalidators.append(self.maven.invalidate)
-        self.maven_front = MavenFront(self.maven, self.artifact_tokens, self.index, self.metrics)
+        self.maven_front = MavenFront(self.maven, self.artifact_tokens, self.index, self.metrics, audit=self.audit)
 
     def _mount_fronts(self) -> None:
         site_resource = self.site_front.app.resource()
         self.root.mount(b"health", site_resource)
         self.root.mount(b"healthz", site_resource)
         self.root.put(b"metrics", MetricsResource(registry=self.metrics.registry))
-        ui = File(os.path.join(os.path.dirname(__file__), "ui"))
+        ui = ConsoleFiles(os.path.join(os.path.dirname(__file__), "ui"))
         ui.childNotFound = NotFoundResource()
         self.root.put(b"ui", ui)
         self.root.mount(b"v2", self.oci_front.app.resource())
@@ -270,6 +277,7 @@ class HarborApp:
         await self.access.load()
         await self.ensure_admin()
         await self.upstream_catalog.start()
+        self.console_api.started_at = self.reactor.seconds()
         log.info("harbor-cache {version} ready: data in {data_dir}, index schema {schema}",
                  version=__version__, data_dir=self.data_dir, schema=version)
 
@@ -280,6 +288,28 @@ class HarborApp:
         """
         d = defer.Deferred.fromCoroutine(self._evict_once())
         d.addErrback(lambda f: log.failure("eviction pass failed", f))
+        d.addCallback(lambda _: self.refresh_gauges())
+        return d
+
+    def refresh_gauges(self) -> defer.Deferred:
+        """Set the cache size and entry gauges of /metrics from the index (errors logged, never raised)."""
+
+        async def work():
+            totals = await self.index.cache_totals()
+            self.metrics.cache_bytes.set(totals["total_size"])
+            self.metrics.cache_entries.labels("proxy").set(totals["proxy"])
+            self.metrics.cache_entries.labels("hosted").set(totals["entries"] - totals["proxy"])
+
+        d = defer.Deferred.fromCoroutine(work())
+        d.addErrback(lambda f: log.failure("could not refresh cache gauges", f))
+        return d
+
+    def refresh_gauges_soon(self) -> None:
+        self.refresh_gauges()
+
+    def prune_audit(self) -> defer.Deferred:
+        d = defer.Deferred.fromCoroutine(self.audit.prune())
+        d.addErrback(lambda f: log.failure("audit log pruning failed", f))
         return d
 
     async def _evict_once(self) -> None:
@@ -347,6 +377,16 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
     eviction.clock = reactor
     eviction.setName("eviction")
     eviction.setServiceParent(state)
+
+    gauges = internet.TimerService(15, app.refresh_gauges)
+    gauges.clock = reactor
+    gauges.setName("cache-gauges")
+    gauges.setServiceParent(state)
+
+    audit_prune = internet.TimerService(3600, app.prune_audit)
+    audit_prune.clock = reactor
+    audit_prune.setName("audit-prune")
+    audit_prune.setServiceParent(state)
 
     uploads = internet.TimerService(300, app.hosted.expire_uploads)
     uploads.clock = reactor

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from types import SimpleNamespace
 
 import jwt
@@ -510,7 +511,7 @@ class OpenApiTests(ApiCase):
         described = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops if p.startswith("/api/")}
         routed = set()
         for rule in self.front.app.url_map.iter_rules():
-            path = rule.rule.replace("<int:user_id>", "{id}").replace("<key>", "{key}").replace("<upstream_id>", "{id}")
+            path = re.sub(r"<int:\w+>", "{id}", rule.rule).replace("<key>", "{key}").replace("<upstream_id>", "{id}")
             for method in rule.methods - {"HEAD", "OPTIONS"}:
                 routed.add((method, path))
         self.assertEqual(described, routed)

@@ -46,7 +46,9 @@ log = Logger()
 MAX_BODY_BYTES = 64 * 1024
 
 ANY_USER = "any"
+WRITER = "read-write"
 ADMIN = "admin"
+WRITER_ROLES = ("admin", "read-write")
 
 
 class PayloadTooLarge(HarborError):
@@ -114,13 +116,29 @@ class ApiFront:
     app = Klein()
     install_error_handlers(app)
 
-    def __init__(self, *, users, tokens, settings, evictor, openapi_document: dict | None = None, upstreams=None):
+    def __init__(self, *, users, tokens, settings, evictor, openapi_document: dict | None = None, upstreams=None,
+                 audit=None, console=None, on_cache_change=None):
         self.users = users
         self.upstreams = upstreams  # core.upstreams.UpstreamCatalog
         self.tokens = tokens
         self.settings = settings
         self.evictor = evictor
+        self.audit = audit
+        self.console = console
+        # Called after clear / cleanup / delete so gauges follow at once (service: refresh metrics).
+        self.on_cache_change = on_cache_change or (lambda: None)
         self._openapi = json.dumps(openapi_document or {}).encode()
+
+    async def record(self, request, action: str, actor: str | None, target: str | None = None,
+                     detail: dict | None = None) -> None:
+        """One audit record (no-op without an audit log)."""
+        if self.audit is not None:
+            await self.audit.record(action, actor=actor, target=target, detail=detail, request=request)
+
+    def _console(self):
+        if self.console is None:
+            raise NotFound("the console API is not enabled")
+        return self.console
 
     # -- who is calling ----------------------------------------------------
 
@@ -146,6 +164,10 @@ class ApiFront:
         if claims.get(STAMP_CLAIM) != credential_stamp(user["password_hash"]):
             reason = "password changed since the token was issued"
             raise Unauthorized("invalid token", reason, headers=_challenge("invalid_token", reason))
+        if role == WRITER and user["role"] not in WRITER_ROLES:
+            raise Denied("read-write or admin role required", {"role": user["role"]},
+                         headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", '
+                                                      'error_description="read-write role required"'})
         if role == ADMIN and user["role"] != "admin":
             raise Denied("admin role required", {"role": user["role"]},
                          headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", '
@@ -162,7 +184,9 @@ class ApiFront:
             raise BadRequest("username and password must be strings")
         user = await self.users.authenticate(username, password)
         if user is None:
+            await self.record(request, "login.failed", username[:128])
             raise Unauthorized("Invalid credentials", headers=_challenge())
+        await self.record(request, "login", user["username"])
         token = self.tokens.mint(user["id"], user["username"], user["role"],
                                  stamp=credential_stamp(user["password_hash"]))
         request.setHeader(b"Cache-Control", b"no-store")
@@ -180,12 +204,17 @@ class ApiFront:
     async def clear_cache(self, request, caller):
         cleared = await self.evictor.clear_proxy()
         log.info("{username} cleared the cache: {count} proxy entries", username=caller["username"], count=cleared)
+        await self.record(request, "cache.clear", caller["username"], detail={"cleared": cleared})
+        self.on_cache_change()
         return json_response(request, {"cleared": cleared})
 
     @app.route("/api/v1/cache/cleanup", methods=["POST"])
     @requires(ADMIN)
     async def cleanup_cache(self, request, caller):
-        return json_response(request, {"cleaned": await self.evictor.run()})
+        cleaned = await self.evictor.run()
+        await self.record(request, "cache.cleanup", caller["username"], detail={"cleaned": cleaned})
+        self.on_cache_change()
+        return json_response(request, {"cleaned": cleaned})
 
     # -- users -----------------------------------------------------------------
 
@@ -201,6 +230,7 @@ class ApiFront:
         row = await self.users.create(body.get("username"), body.get("password"), body.get("role"))
         log.info("{username} created user {created} ({role})",
                  username=caller["username"], created=row["username"], role=row["role"])
+        await self.record(request, "user.create", caller["username"], row["username"], {"role": row["role"]})
         request.setHeader(b"Location", b"/api/v1/users/%d" % row["id"])
         return json_response(request, user_view(row), 201)
 
@@ -217,12 +247,20 @@ class ApiFront:
             if field in body and body[field] is None:
                 raise BadRequest(f"{field} may be left out but not null")
         row = await self.users.update(user_id, role=body.get("role"), password=body.get("password"))
+        changes: dict = {}
+        if "role" in body:
+            changes["role"] = row["role"]
+        if "password" in body:
+            changes["password_changed"] = True
+        await self.record(request, "user.update", caller["username"], row["username"], changes)
         return json_response(request, user_view(row))
 
     @app.route("/api/v1/users/<int:user_id>", methods=["DELETE"])
     @requires(ADMIN)
     async def delete_user(self, request, user_id, caller):
+        gone = await self.users.get(user_id)
         await self.users.delete(user_id)
+        await self.record(request, "user.delete", caller["username"], gone["username"], {"id": user_id})
         log.info("{username} deleted user id {id}", username=caller["username"], id=user_id)
         request.setResponseCode(204)
         return b""
@@ -252,6 +290,8 @@ class ApiFront:
             raise BadRequest(str(e), {"key": e.key}) from None
         log.info("{username} changed configuration: {keys}",
                  username=caller["username"], keys=", ".join(str(k) for k, _ in pairs))
+        await self.record(request, "config.update", caller["username"], ", ".join(str(k) for k, _ in pairs),
+                          {str(k): v for k, v in pairs})
         return json_response(request, {"updated": updated})
 
     @app.route("/api/v1/config/<key>", methods=["GET"])
@@ -270,6 +310,7 @@ class ApiFront:
             await self.settings.reset(key)
         except SettingError:
             raise NotFound("unknown configuration key", {"key": key}) from None
+        await self.record(request, "config.reset", caller["username"], key)
         request.setResponseCode(204)
         return b""
 
@@ -315,6 +356,66 @@ class ApiFront:
         log.info("{username} deleted upstream {id}", username=caller["username"], id=upstream_id)
         request.setResponseCode(204)
         return b""
+
+    # -- the console (see api/console.py) -------------------------------------------
+
+    @app.route("/api/v1/dashboard", methods=["GET"])
+    @requires(ANY_USER)
+    async def dashboard(self, request, caller):
+        return json_response(request, await self._console().dashboard())
+
+    @app.route("/api/v1/downloads", methods=["GET"])
+    @requires(ANY_USER)
+    async def downloads(self, request, caller):
+        return json_response(request, self._console().downloads_now())
+
+    @app.route("/api/v1/cache/entries", methods=["GET"])
+    @requires(ADMIN)
+    async def cache_entries(self, request, caller):
+        return json_response(request, await self._console().entries(request))
+
+    @app.route("/api/v1/cache/entries/<int:entry_id>", methods=["DELETE"])
+    @requires(ADMIN)
+    async def delete_cache_entry(self, request, entry_id, caller):
+        entry = await self._console().delete_entry(entry_id)
+        await self.record(request, "cache.delete", caller["username"], f"{entry['repository']} {entry['key']}",
+                          {"id": entry_id, "type": entry["type"], "size": entry["size"]})
+        self.on_cache_change()
+        request.setResponseCode(204)
+        return b""
+
+    @app.route("/api/v1/config/schema", methods=["GET"])
+    @requires(ADMIN)
+    async def config_schema(self, request, caller):
+        return json_response(request, self._console().config_schema())
+
+    @app.route("/api/v1/audit", methods=["GET"])
+    @requires(ADMIN)
+    async def audit_log(self, request, caller):
+        return json_response(request, await self._console().audit(request))
+
+    @app.route("/api/v1/images", methods=["GET"])
+    @requires(ANY_USER)
+    async def images(self, request, caller):
+        return json_response(request, await self._console().images())
+
+    @app.route("/api/v1/images/tags", methods=["GET"])
+    @requires(ANY_USER)
+    async def image_tags(self, request, caller):
+        return json_response(request, await self._console().image_tags(request))
+
+    @app.route("/api/v1/images/tags", methods=["DELETE"])
+    @requires(WRITER)
+    async def delete_image_tag(self, request, caller):
+        name, tag = await self._console().delete_tag(request)
+        await self.record(request, "image.delete", caller["username"], f"{name}:{tag}")
+        request.setResponseCode(204)
+        return b""
+
+    @app.route("/api/v1/images/manifest", methods=["GET"])
+    @requires(ANY_USER)
+    async def image_manifest(self, request, caller):
+        return json_response(request, await self._console().image_manifest(request))
 
     # -- the document ------------------------------------------------------------
 

@@ -354,6 +354,172 @@ SCHEMAS: dict[str, Any] = {
     "Jwks": {"type": "object", "required": ["keys"], "properties": {"keys": {"type": "array", "items": {"type": "object"}}}},
 }
 
+NULLABLE_STRING = {"type": ["string", "null"]}
+NULLABLE_TIMESTAMP = {"anyOf": [TIMESTAMP, {"type": "null"}]}
+COUNT = {"type": "integer", "minimum": 0}
+
+
+def _page(items_name: str, item: dict, extra: dict | None = None) -> dict:
+    props = {"total": COUNT, "offset": COUNT, "limit": {"type": "integer", "minimum": 1, "maximum": 500},
+             items_name: {"type": "array", "items": item}}
+    props.update(extra or {})
+    return {"type": "object", "required": ["total", "offset", "limit", items_name], "properties": props}
+
+
+def _descriptor_schema(**extra) -> dict:
+    props = {"digest": NULLABLE_STRING, "size": {"type": ["integer", "null"]}, "media_type": NULLABLE_STRING}
+    props.update(extra)
+    return {"type": "object", "required": ["digest", "size", "media_type"], "properties": props}
+
+
+STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+
+# The console's endpoints (issue 13; api/console.py).
+SCHEMAS.update({
+    "CacheEntry": {
+        "type": "object",
+        "required": ["id", "front", "kind", "type", "repository", "key", "digest", "size", "media_type",
+                     "upstream", "created_at", "fetched_at", "last_access", "hits"],
+        "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "front": {"type": "string", "enum": ["oci", "maven"]},
+            "kind": {"type": "string", "enum": ["proxy", "hosted"]},
+            "type": {"type": "string", "enum": ["manifest", "blob", "maven"]},
+            "repository": {"type": "string", "description": "OCI repository or Maven repository id (\"\" for blobs)"},
+            "key": {"type": "string", "description": "Digest (OCI) or path (Maven)"},
+            "digest": {"type": "string"},
+            "size": COUNT,
+            "media_type": NULLABLE_STRING,
+            "upstream": NULLABLE_STRING,
+            "created_at": TIMESTAMP,
+            "fetched_at": TIMESTAMP,
+            "last_access": TIMESTAMP,
+            "hits": COUNT,
+        },
+    },
+    "Download": {
+        "type": "object",
+        "required": ["front", "source", "repository", "target", "bytes_done", "total", "rate", "clients",
+                     "started_at", "elapsed_seconds", "state"],
+        "properties": {
+            "front": {"type": "string", "enum": ["oci", "maven"]},
+            "source": {"type": "string", "description": "Upstream name or Maven repository id"},
+            "repository": {"type": "string"},
+            "target": {"type": "string", "description": "Blob digest or Maven path"},
+            "bytes_done": COUNT,
+            "total": {"type": ["integer", "null"], "description": "Content-Length, when the upstream sent one"},
+            "rate": {"type": "number", "minimum": 0, "description": "Bytes per second since the download began"},
+            "clients": {"type": "integer", "minimum": 1, "description": "Requests served by this one download"},
+            "started_at": TIMESTAMP,
+            "elapsed_seconds": {"type": "number", "minimum": 0},
+            "state": {"type": "string", "enum": ["connecting", "body"]},
+        },
+    },
+    "ConfigSchemaKey": {
+        "type": "object",
+        "required": ["key", "type", "description", "default", "value", "updated_at"],
+        "properties": {
+            "key": _ref("ConfigKey"),
+            "type": {"type": "string", "enum": ["integer", "boolean", "string"]},
+            "description": {"type": "string"},
+            "default": {"type": "string"},
+            "value": {"type": "string", "description": "Current value, as stored"},
+            "updated_at": NULLABLE_TIMESTAMP,
+            "minimum": {"type": "integer"},
+            "maximum": {"type": "integer"},
+            "enum": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "AuditRecord": {
+        "type": "object",
+        "required": ["id", "at", "actor", "action", "target", "detail", "client"],
+        "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "at": TIMESTAMP,
+            "actor": {"type": ["string", "null"], "description": "Username (the name tried, for a failed login)"},
+            "action": {"type": "string"},
+            "target": NULLABLE_STRING,
+            "detail": {"type": ["object", "null"]},
+            "client": {"type": ["string", "null"], "description": "Peer address"},
+        },
+    },
+    "SourceCounters": {
+        "type": "object",
+        "required": ["front", "source", "hits", "misses", "upstream_bytes", "errors", "coalesced"],
+        "properties": {"front": {"type": "string"}, "source": {"type": "string"}, "hits": COUNT, "misses": COUNT,
+                       "upstream_bytes": COUNT, "errors": COUNT, "coalesced": COUNT},
+    },
+    "Dashboard": {
+        "type": "object",
+        "required": ["version", "status", "problems", "started_at", "uptime_seconds", "server_time", "cache",
+                     "sources", "served_bytes", "inflight", "last_eviction"],
+        "properties": {
+            "version": {"type": "string"},
+            "status": {"type": "string", "enum": ["healthy", "degraded"]},
+            "problems": {"type": "array", "items": {"type": "string"}},
+            "started_at": TIMESTAMP,
+            "uptime_seconds": COUNT,
+            "server_time": TIMESTAMP,
+            "cache": {"allOf": [_ref("CacheStats"), {"type": "object", "required": ["max_size", "eviction_policy"],
+                                                     "properties": {"max_size": COUNT,
+                                                                    "eviction_policy": {"type": "string"}}}]},
+            "sources": {"type": "array", "items": _ref("SourceCounters"),
+                        "description": "Since this process started, by front and upstream / repository"},
+            "served_bytes": {"type": "object", "additionalProperties": COUNT},
+            "inflight": COUNT,
+            "last_eviction": {"type": "object"},
+        },
+    },
+    "ImageRepositories": {
+        "type": "object",
+        "required": ["repositories"],
+        "properties": {"repositories": {"type": "array", "items": {
+            "type": "object",
+            "required": ["name", "hosted", "cached", "tag_count", "manifest_count", "updated_at"],
+            "properties": {"name": {"type": "string"}, "hosted": {"type": "boolean"}, "cached": {"type": "boolean"},
+                           "tag_count": COUNT, "manifest_count": COUNT, "updated_at": NULLABLE_TIMESTAMP},
+        }}},
+    },
+    "PullLines": {"type": "object", "required": ["docker", "podman"],
+                  "properties": {"docker": {"type": "string"}, "podman": {"type": "string"}}},
+    "ImageTags": {
+        "type": "object",
+        "required": ["repository", "tags"],
+        "properties": {"repository": {"type": "string"}, "tags": {"type": "array", "items": {
+            "type": "object",
+            "required": ["tag", "digest", "kind", "media_type", "size", "updated_at", "pull"],
+            "properties": {"tag": {"type": "string"}, "digest": {"type": "string"},
+                           "kind": {"type": "string", "enum": ["hosted", "cached"]},
+                           "media_type": NULLABLE_STRING, "size": {"type": ["integer", "null"]},
+                           "updated_at": TIMESTAMP, "pull": _ref("PullLines")},
+        }}},
+    },
+    "ImageManifest": {
+        "type": "object",
+        "required": ["repository", "reference", "digest", "media_type", "size", "kind", "annotations", "pull",
+                     "cache_status"],
+        "properties": {
+            "repository": {"type": "string"},
+            "reference": {"type": "string"},
+            "digest": {"type": "string"},
+            "media_type": {"type": "string"},
+            "size": COUNT,
+            "kind": {"type": "string", "enum": ["index", "image"]},
+            "artifact_type": NULLABLE_STRING,
+            "annotations": STRING_MAP,
+            "cache_status": {"type": "string"},
+            "pull": _ref("PullLines"),
+            "platforms": {"type": "array", "description": "An index: one per child manifest",
+                          "items": _descriptor_schema(os=NULLABLE_STRING, architecture=NULLABLE_STRING,
+                                                      variant=NULLABLE_STRING, os_version=NULLABLE_STRING,
+                                                      annotations=STRING_MAP)},
+            "config": {"anyOf": [_descriptor_schema(), {"type": "null"}]},
+            "layers": {"type": "array", "items": _descriptor_schema(annotations=STRING_MAP)},
+            "total_size": {"type": "integer", "minimum": 0, "description": "Sum of the layer sizes"},
+        },
+    },
+})
+
 
 def _management_paths() -> dict:
     user_id = _path_param("id", {"type": "integer", "minimum": 1}, "User id")
@@ -471,6 +637,84 @@ def _management_paths() -> dict:
             "get": _op("This document", {"200": {"description": "OpenAPI 3.1", "content": {JSON: {"schema": {"type": "object"}}}}},
                        tags=tags, operation_id="openapi", security=[]),
         },
+    }
+
+
+def _console_paths() -> dict:
+    tags = ["console"]
+    bad_query = {"400": _error("A query parameter is invalid (code BAD_REQUEST, NAME_INVALID, TAG_INVALID or "
+                               "DIGEST_INVALID).")}
+    paging = [_query_param("offset", {"type": "integer", "minimum": 0}, "Rows to skip (default 0)"),
+              _query_param("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "Page size (default 50)")]
+    repository = _query_param("repository", {"type": "string"}, "OCI repository name, e.g. library/alpine", True)
+    upstream = {"502": _error("The upstream answered badly (code UPSTREAM_ERROR)."),
+                "503": _error("No upstream could answer (code UPSTREAM_UNAVAILABLE).")}
+    return {
+        "/api/v1/dashboard": {"get": _op("Everything the console's dashboard shows, in one answer", {
+            "200": _json(_ref("Dashboard"), "Health, version, uptime, cache totals against cache.max_size, "
+                                            "counters by front and source.")},
+            role="any authenticated user", tags=tags, operation_id="dashboard")},
+        "/api/v1/downloads": {"get": _op("Upstream downloads in flight", {
+            "200": _json({"type": "object", "required": ["downloads"],
+                          "properties": {"downloads": {"type": "array", "items": _ref("Download")}}},
+                         "Oldest first; bytes done of total, rate, clients joined.")},
+            role="any authenticated user", tags=tags, operation_id="listDownloads")},
+        "/api/v1/cache/entries": {"get": _op("Cache entries, paged, sorted and filtered", {
+            "200": _json(_page("entries", _ref("CacheEntry"), {"sort": {"type": "string"},
+                                                                "order": {"type": "string"}}),
+                         "One page and the number of matching entries."), **bad_query},
+            role="admin", tags=tags, operation_id="listCacheEntries", parameters=[
+                *paging,
+                _query_param("sort", {"type": "string", "enum": ["size", "last_access", "hits", "created",
+                                                                 "repository"]}, "Default last_access"),
+                _query_param("order", {"type": "string", "enum": ["asc", "desc"]}, "Default desc"),
+                _query_param("front", {"type": "string", "enum": ["oci", "maven"]}, "Only this front"),
+                _query_param("kind", {"type": "string", "enum": ["proxy", "hosted"]}, "Only proxied or hosted"),
+                _query_param("repository", {"type": "string", "maxLength": 256}, "Exactly this repository"),
+                _query_param("q", {"type": "string", "maxLength": 256},
+                             "Text contained in the repository or key (case-insensitive)"),
+            ])},
+        "/api/v1/cache/entries/{id}": {"delete": _op("Remove one proxied entry (its file too, once unreferenced)", {
+            "204": {"description": "Removed."},
+            "404": _error("No entry with this id (code NOT_FOUND)."),
+            "409": _error("The entry is hosted content (code CONFLICT): delete it through /v2 or /artifacts."),
+        }, role="admin", tags=tags, operation_id="deleteCacheEntry",
+            parameters=[_path_param("id", {"type": "integer", "minimum": 1}, "Entry id")])},
+        "/api/v1/config/schema": {"get": _op("Every runtime key: type, bounds, description, default, current", {
+            "200": _json({"type": "object", "required": ["keys"],
+                          "properties": {"keys": {"type": "array", "items": _ref("ConfigSchemaKey")}}},
+                         "By key.")}, role="admin", tags=tags, operation_id="configSchema")},
+        "/api/v1/audit": {"get": _op("The audit log, newest first", {
+            "200": _json(_page("entries", _ref("AuditRecord"),
+                               {"actions": {"type": "array", "items": {"type": "string"}}}),
+                         "One page, the number of matching records and every action name."), **bad_query},
+            role="admin", tags=tags, operation_id="auditLog", parameters=[
+                *paging,
+                _query_param("action", {"type": "string"},
+                             "An action (user.create) or an area (user: every user.* action)"),
+                _query_param("actor", {"type": "string", "maxLength": 256}, "Exactly this username"),
+                _query_param("q", {"type": "string", "maxLength": 256}, "Text in the target or detail"),
+            ])},
+        "/api/v1/images": {"get": _op("OCI repositories this server hosts or has cached", {
+            "200": _json(_ref("ImageRepositories"), "By name.")},
+            role="any authenticated user", tags=tags, operation_id="listImages")},
+        "/api/v1/images/tags": {
+            "get": _op("Tags of a repository (as known here) and what they point at", {
+                "200": _json(_ref("ImageTags"), "By tag."),
+                "404": _error("No tag or manifest under this name (code NAME_UNKNOWN)."), **bad_query},
+                role="any authenticated user", tags=tags, operation_id="listImageTags", parameters=[repository]),
+            "delete": _op("Delete a hosted (pushed) tag", {
+                "204": {"description": "The tag is gone (the manifest stays, by digest)."},
+                "404": _error("No such tag (code MANIFEST_UNKNOWN)."),
+                "409": _error("The tag is cached from an upstream, not hosted (code CONFLICT)."), **bad_query},
+                role="read-write or admin", tags=tags, operation_id="deleteImageTag",
+                parameters=[repository, _query_param("tag", {"type": "string"}, "The tag", True)]),
+        },
+        "/api/v1/images/manifest": {"get": _op("A manifest, read as a client would pull it (cache, then upstream)", {
+            "200": _json(_ref("ImageManifest"), "Media type, digest, platforms of an index or layers of an image."),
+            "404": _error("MANIFEST_UNKNOWN or NAME_UNKNOWN."), **bad_query, **upstream},
+            role="any authenticated user", tags=tags, operation_id="imageManifest",
+            parameters=[repository, _query_param("reference", {"type": "string"}, "Tag or digest", True)])},
     }
 
 
@@ -679,7 +923,7 @@ def _maven_paths() -> dict:
 def build_document(version: str) -> dict:
     """The whole OpenAPI 3.1 document (a fresh dict each call)."""
     paths: dict[str, Any] = {}
-    for part in (_site_paths(), _v2_paths(), _management_paths(), _maven_paths()):
+    for part in (_site_paths(), _v2_paths(), _management_paths(), _console_paths(), _maven_paths()):
         paths.update(part)
     # The /token form body is described on the operation rather than in a schema
     # with required fields: every field is optional.
@@ -701,7 +945,8 @@ def build_document(version: str) -> dict:
                            '{"errors": [{"code", "message", "detail"}]}.',
         },
         "servers": [{"url": "/"}],
-        "tags": [{"name": "health"}, {"name": "oci"}, {"name": "management"}, {"name": "maven"}],
+        "tags": [{"name": "health"}, {"name": "oci"}, {"name": "management"}, {"name": "console"},
+                 {"name": "maven"}],
         "paths": paths,
         "components": {
             "schemas": SCHEMAS,

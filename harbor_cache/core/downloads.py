@@ -53,6 +53,7 @@ class Download:
         self.committed = Observable()
         self.result: Any = None
         self.joined = 0
+        self.started_at: float | None = None
 
     @property
     def length(self) -> int | None:
@@ -107,6 +108,7 @@ class Downloads:
         if key in self.inflight:
             raise RuntimeError(f"download {key!r} already in flight")
         dl = Download(key, front, source)
+        dl.started_at = self.clock.seconds()
         self.inflight[key] = dl
         self.metrics.inflight.labels(front).inc()
         defer.Deferred.fromCoroutine(self._run(dl, open_response, commit, expected_digest, extra_hashes, adopt))

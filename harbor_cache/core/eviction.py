@@ -138,6 +138,19 @@ class Evictor:
         """
         return await _detached(self._locked(self._clear))
 
+    async def delete_entry(self, entry_id: int) -> bool:
+        """Remove one proxy entry now (the console's delete): its row, the caches above, its file if orphaned.
+
+        False when there is no such proxy entry (gone meanwhile, or hosted).
+        A file being downloaded or read is unlinked by a later pass, as in eviction.
+        """
+
+        async def work():
+            count, _ = await self._delete([entry_id])
+            return count
+
+        return bool(await _detached(self._locked(work)))
+
     async def stats(self) -> dict[str, Any]:
         """The body of GET /api/v1/cache/stats.
 

@@ -113,11 +113,12 @@ class MavenFront:
 
     install_error_handlers(app)
 
-    def __init__(self, cache, tokens, index, metrics):
+    def __init__(self, cache, tokens, index, metrics, audit=None):
         self.cache = cache
         self.tokens = tokens
         self.index = index
         self.metrics = metrics
+        self.audit = audit
         self._served = metrics.served_bytes.labels("maven")
 
     # -- auth ---------------------------------------------------------------
@@ -201,8 +202,11 @@ class MavenFront:
         repo_id, path = self._artifact_target(request)
         repo = self._repository(repo_id)
         if request.method == b"DELETE":
-            await self.authorize(request, repo_id, DELETE)
+            claims = await self.authorize(request, repo_id, DELETE)
             await self.cache.delete(repo_id, path)
+            if self.audit is not None:
+                await self.audit.record("artifact.delete", actor=claims.get("sub"), target=f"{repo_id}/{path}",
+                                        request=request)
             request.setResponseCode(204)
             return b""
         if repo.private:

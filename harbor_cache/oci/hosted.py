@@ -86,10 +86,15 @@ class _Handler:
 
 
 class HostedFront:
-    def __init__(self, hosted, policy, metrics=None):
+    def __init__(self, hosted, policy, metrics=None, audit=None):
         self.hosted = hosted
         self.policy = policy
         self.metrics = metrics
+        self.audit = audit
+
+    async def _record(self, request, action: str, actor: str | None, target: str, detail=None) -> None:
+        if self.audit is not None:
+            await self.audit.record(action, actor=actor, target=target, detail=detail, request=request)
 
     def register(self, front) -> None:
         """Attach the handlers to an `OciFront` (and make our policy its policy)."""
@@ -173,13 +178,15 @@ class HostedFront:
         else:
             reference = _check_digest(reference)
         if request.method == b"PUT":
-            await self.policy.authorize(request, name, {"pull", "push"})
+            pusher = await self.policy.authorize(request, name, {"pull", "push"})
             self.hosted.ensure_writable(name)
             body = await self.hosted.read_manifest_body(body_of(request))
             content_type = request.getHeader(b"Content-Type")
             pushed = await self.hosted.put_manifest(
                 name, reference, body, content_type.decode("latin-1") if content_type else None,
                 tag=reference if is_tag else None)
+            await self._record(request, "image.push", pusher, f"{name}:{reference}" if is_tag else f"{name}@{reference}",
+                               {"digest": pushed.digest, "media_type": pushed.media_type})
             request.setResponseCode(201)
             request.setHeader(b"Location", f"/v2/{name}/manifests/{pushed.digest}".encode())
             request.setHeader(b"Docker-Content-Digest", pushed.digest.encode())
@@ -188,9 +195,11 @@ class HostedFront:
             request.setHeader(b"Content-Length", b"0")
             return b""
         if request.method == b"DELETE":
-            await self.policy.authorize(request, name, {"delete"})
+            deleter = await self.policy.authorize(request, name, {"delete"})
             self.hosted.ensure_writable(name)
             await self.hosted.delete_manifest(name, reference, is_tag)
+            await self._record(request, "image.delete", deleter,
+                               f"{name}:{reference}" if is_tag else f"{name}@{reference}")
             request.setResponseCode(202)
             request.setHeader(b"Content-Length", b"0")
             return b""

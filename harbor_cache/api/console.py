@@ -1,0 +1,385 @@
+"""What the web console reads and does beyond the seed's management API.
+
+`ConsoleApi` parses query strings and shapes JSON for the ``/api/v1`` routes
+the console needs (cache entries, in-flight downloads, the config schema,
+the audit log, a dashboard summary, container images); `api.front.ApiFront`
+declares the routes, checks the caller and records audit entries.  The
+decisions stay in the core: deleting an entry is `Evictor.delete_entry`,
+a manifest comes from `OciCache` (pull-through, as a client would get it),
+a hosted tag goes through `HostedRegistry.delete_manifest`.
+
+Every list is paged with ``offset``/``limit`` (limit 1..500, default 50) and
+answers ``{"total": N, "offset": o, "limit": l, <items>: [...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from .. import __version__
+from ..core.audit import ACTIONS
+from ..digests import is_digest_reference
+from ..errors import BadRequest, HarborError, ManifestInvalid, NameInvalid, NameUnknown, NotFound
+from ..names import is_valid_repository_name, is_valid_tag
+from ..public_url import PublicURL
+from ..timestamps import iso8601
+
+MAX_PAGE = 500
+DEFAULT_PAGE = 50
+MAX_TEXT = 256
+
+INDEX_TYPES = {
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+}
+
+
+class Conflict(HarborError):
+    status = 409
+    code = "CONFLICT"
+
+
+def query_arg(request, name: str) -> str | None:
+    """A query parameter as text (the first one), None when absent or empty."""
+    values = request.args.get(name.encode())
+    if not values:
+        return None
+    try:
+        text = values[0].decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(f"{name} is not UTF-8") from None
+    if len(text) > MAX_TEXT:
+        raise BadRequest(f"{name} is longer than {MAX_TEXT} characters", {name: text[:32]})
+    return text or None
+
+
+def int_arg(request, name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = query_arg(request, name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise BadRequest(f"{name} must be an integer from {minimum} to {maximum}", {name: raw})
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise BadRequest(f"{name} must be an integer from {minimum} to {maximum}", {name: raw})
+    return value
+
+
+def choice_arg(request, name: str, choices, default: str | None = None) -> str | None:
+    raw = query_arg(request, name)
+    if raw is None:
+        return default
+    if raw not in choices:
+        raise BadRequest(f"{name} must be one of {', '.join(sorted(choices))}", {name: raw})
+    return raw
+
+
+def page_args(request) -> tuple[int, int]:
+    return (int_arg(request, "offset", 0, 0, 1 << 40),
+            int_arg(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE))
+
+
+def entry_view(row: dict) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "front": "maven" if row["type"] == "maven" else "oci",
+        "kind": row["kind"],
+        "type": row["type"],
+        "repository": row["repository"],
+        "key": row["key"],
+        "digest": row["digest"],
+        "size": row["size"],
+        "media_type": row["media_type"],
+        "upstream": row["upstream"],
+        "created_at": iso8601(row["created_at"]),
+        "fetched_at": iso8601(row["fetched_at"]),
+        "last_access": iso8601(row["last_access"]),
+        "hits": row["access_count"],
+    }
+
+
+def audit_view(row: dict) -> dict[str, Any]:
+    detail = None
+    if row["detail"]:
+        try:
+            detail = json.loads(row["detail"])
+        except ValueError:
+            detail = {"text": row["detail"]}
+    return {"id": row["id"], "at": iso8601(row["at"]), "actor": row["actor"], "action": row["action"],
+            "target": row["target"], "detail": detail, "client": row["client"]}
+
+
+def download_label(key) -> tuple[str, str]:
+    """(repository, what) for an in-flight key: ("blob", digest) or ("maven", repo, path)."""
+    if isinstance(key, tuple) and len(key) == 3 and key[0] == "maven":
+        return str(key[1]), str(key[2])
+    if isinstance(key, tuple) and len(key) == 2:
+        return "", str(key[1])
+    return "", str(key)
+
+
+def _descriptor(d: dict) -> dict[str, Any]:
+    return {"digest": d.get("digest"), "size": d.get("size") if isinstance(d.get("size"), int) else None,
+            "media_type": d.get("mediaType")}
+
+
+def _strings(obj) -> dict[str, str]:
+    if not isinstance(obj, dict):
+        return {}
+    return {str(k): str(v) for k, v in obj.items()}
+
+
+def manifest_view(body: bytes, digest: str, media_type: str) -> dict[str, Any]:
+    """Media type, platforms (an index) or config and layers with the total (an image)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise ManifestInvalid("stored manifest is not JSON", {"digest": digest}) from None
+    if not isinstance(document, dict):
+        raise ManifestInvalid("stored manifest is not a JSON object", {"digest": digest})
+    view: dict[str, Any] = {"digest": digest, "media_type": media_type, "size": len(body),
+                            "annotations": _strings(document.get("annotations")),
+                            "artifact_type": document.get("artifactType")}
+    if media_type in INDEX_TYPES or isinstance(document.get("manifests"), list):
+        view["kind"] = "index"
+        platforms = []
+        for child in document.get("manifests") or []:
+            if not isinstance(child, dict):
+                continue
+            platform = child.get("platform") if isinstance(child.get("platform"), dict) else {}
+            platforms.append({**_descriptor(child),
+                              "os": platform.get("os"), "architecture": platform.get("architecture"),
+                              "variant": platform.get("variant"), "os_version": platform.get("os.version"),
+                              "annotations": _strings(child.get("annotations"))})
+        view["platforms"] = platforms
+        return view
+    view["kind"] = "image"
+    layers = [d for d in (document.get("layers") or []) if isinstance(d, dict)]
+    if not layers and isinstance(document.get("fsLayers"), list):  # schema 1: digests only
+        layers = [{"digest": d.get("blobSum")} for d in document["fsLayers"] if isinstance(d, dict)]
+    view["config"] = _descriptor(document["config"]) if isinstance(document.get("config"), dict) else None
+    view["layers"] = [{**_descriptor(d), "annotations": _strings(d.get("annotations"))} for d in layers]
+    view["total_size"] = sum(layer["size"] or 0 for layer in view["layers"])
+    return view
+
+
+class ConsoleApi:
+    """Collaborators the console's endpoints read; `ApiFront` calls these after checking the caller."""
+
+    def __init__(self, *, index, downloads, evictor, settings, oci, hosted, metrics, site_front,
+                 clock, public_url: PublicURL | str | None = None, started_at: float | None = None):
+        self.index = index
+        self.downloads = downloads
+        self.evictor = evictor
+        self.settings = settings
+        self.oci = oci
+        self.hosted = hosted
+        self.metrics = metrics
+        self.site_front = site_front
+        self.clock = clock
+        self.public_url = PublicURL.of(public_url)
+        self.started_at = clock.seconds() if started_at is None else started_at
+
+    # -- cache entries -------------------------------------------------------------
+
+    async def entries(self, request) -> dict[str, Any]:
+        offset, limit = page_args(request)
+        sort = choice_arg(request, "sort", self.index.ENTRY_SORTS, "last_access")
+        order = choice_arg(request, "order", {"asc", "desc"}, "desc")
+        total, rows = await self.index.cache_entries_page(
+            offset=offset, limit=limit, sort=sort, descending=order == "desc",
+            front=choice_arg(request, "front", {"oci", "maven"}),
+            kind=choice_arg(request, "kind", {"proxy", "hosted"}),
+            repository=query_arg(request, "repository"),
+            text=query_arg(request, "q"),
+        )
+        return {"total": total, "offset": offset, "limit": limit, "sort": sort, "order": order,
+                "entries": [entry_view(r) for r in rows]}
+
+    async def delete_entry(self, entry_id: int) -> dict[str, Any]:
+        """Remove one proxied entry; NotFound, or Conflict for hosted content."""
+        row = await self.index.get_entry_by_id(entry_id)
+        if row is None:
+            raise NotFound("no cache entry with this id", {"id": entry_id})
+        if row["kind"] == "hosted":
+            raise Conflict("hosted content is deleted through the registry or artifact API, not the cache",
+                           {"id": entry_id})
+        if not await self.evictor.delete_entry(entry_id):
+            raise NotFound("no cache entry with this id", {"id": entry_id})
+        return entry_view(row)
+
+    # -- downloads -------------------------------------------------------------------
+
+    def downloads_now(self) -> dict[str, Any]:
+        now = self.clock.seconds()
+        out = []
+        for dl in list(self.downloads.inflight.values()):
+            repository, what = download_label(dl.key)
+            done = dl.temp.received if dl.temp is not None else 0
+            started = getattr(dl, "started_at", None) or now
+            elapsed = max(now - started, 0.0)
+            out.append({
+                "front": dl.front, "source": dl.source, "repository": repository, "target": what,
+                "bytes_done": done, "total": dl.length,
+                "rate": round(done / elapsed, 1) if elapsed > 0 else 0.0,
+                "clients": dl.joined + 1,
+                "started_at": iso8601(started), "elapsed_seconds": round(elapsed, 3),
+                "state": "body" if dl.temp is not None else "connecting",
+            })
+        out.sort(key=lambda d: d["started_at"] or "")
+        return {"downloads": out}
+
+    # -- config -----------------------------------------------------------------------
+
+    def config_schema(self) -> dict[str, Any]:
+        keys = self.settings.schema()
+        for k in keys:
+            k["updated_at"] = iso8601(k["updated_at"])
+        return {"keys": keys}
+
+    # -- audit ------------------------------------------------------------------------
+
+    async def audit(self, request) -> dict[str, Any]:
+        offset, limit = page_args(request)
+        areas = set(ACTIONS) | {a.split(".")[0] for a in ACTIONS}
+        total, rows = await self.index.audit_page(
+            offset=offset, limit=limit, action=choice_arg(request, "action", areas),
+            actor=query_arg(request, "actor"), text=query_arg(request, "q"),
+        )
+        return {"total": total, "offset": offset, "limit": limit, "actions": list(ACTIONS),
+                "entries": [audit_view(r) for r in rows]}
+
+    # -- dashboard ----------------------------------------------------------------------
+
+    def _source_counters(self) -> list[dict[str, Any]]:
+        table: dict[tuple[str, str], dict[str, Any]] = {}
+
+        def add(counter, field):
+            for metric in counter.collect():
+                for sample in metric.samples:
+                    if not sample.name.endswith("_total"):
+                        continue
+                    key = (sample.labels.get("front", ""), sample.labels.get("source", ""))
+                    row = table.setdefault(key, {"front": key[0], "source": key[1], "hits": 0, "misses": 0,
+                                                 "upstream_bytes": 0, "errors": 0, "coalesced": 0})
+                    row[field] += int(sample.value)
+
+        m = self.metrics
+        add(m.source_hits, "hits")
+        add(m.source_misses, "misses")
+        add(m.upstream_bytes, "upstream_bytes")
+        add(m.upstream_errors, "errors")
+        add(m.coalesced, "coalesced")
+        return [table[k] for k in sorted(table)]
+
+    def _served_bytes(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for metric in self.metrics.served_bytes.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    out[sample.labels.get("front", "")] = int(sample.value)
+        return out
+
+    async def dashboard(self) -> dict[str, Any]:
+        stats = await self.evictor.stats()
+        problems = await self.site_front.problems()
+        now = self.clock.seconds()
+        return {
+            "version": __version__,
+            "status": "degraded" if problems else "healthy",
+            "problems": problems,
+            "started_at": iso8601(self.started_at),
+            "uptime_seconds": int(max(now - self.started_at, 0)),
+            "server_time": iso8601(now),
+            "cache": {**stats, "max_size": self.settings.get("cache.max_size"),
+                      "eviction_policy": self.settings.get("cache.eviction_policy")},
+            "sources": self._source_counters(),
+            "served_bytes": self._served_bytes(),
+            "inflight": len(self.downloads.inflight),
+            "last_eviction": dict(self.evictor.last_pass),
+        }
+
+    # -- container images ---------------------------------------------------------------
+
+    def pull_lines(self, request, name: str, reference: str) -> dict[str, str]:
+        """``docker pull`` / ``podman pull`` of this server (server.public_url, else the request's Host)."""
+        base = self.public_url.for_request(request)
+        host = urlsplit(base).netloc or base
+        ref = f"{name}@{reference}" if is_digest_reference(reference) else f"{name}:{reference}"
+        return {"docker": f"docker pull {host}/{ref}", "podman": f"podman pull {host}/{ref}"}
+
+    async def images(self) -> dict[str, Any]:
+        repos = []
+        for r in await self.index.image_repositories():
+            repos.append({
+                "name": r["name"],
+                "hosted": bool(r["hosted_tags"] or r["hosted_manifests"]),
+                "cached": bool(r["cached_tags"] or r["cached_manifests"]),
+                "tag_count": r["hosted_tags"] + r["cached_tags"],
+                "manifest_count": r["hosted_manifests"] + r["cached_manifests"],
+                "updated_at": iso8601(r["updated_at"] or None),
+            })
+        return {"repositories": repos}
+
+    @staticmethod
+    def _name(request) -> str:
+        name = query_arg(request, "repository")
+        if name is None:
+            raise BadRequest("repository is required")
+        if not is_valid_repository_name(name):
+            raise NameInvalid("invalid repository name", {"repository": name})
+        return name
+
+    @staticmethod
+    def _reference(request) -> str:
+        reference = query_arg(request, "reference")
+        if reference is None:
+            raise BadRequest("reference is required")
+        if is_digest_reference(reference):
+            from ..digests import parse_digest
+
+            try:
+                return str(parse_digest(reference))
+            except ValueError:
+                raise BadRequest("invalid digest", {"reference": reference}, code="DIGEST_INVALID") from None
+        if not is_valid_tag(reference):
+            raise BadRequest("invalid tag", {"reference": reference}, code="TAG_INVALID")
+        return reference
+
+    async def image_tags(self, request) -> dict[str, Any]:
+        name = self._name(request)
+        rows = await self.index.image_tags(name)
+        if not rows and not await self.index.repository_known(name):
+            raise NameUnknown("repository name not known to this cache", {"repository": name})
+        return {"repository": name, "tags": [
+            {"tag": r["tag"], "digest": r["digest"], "kind": "hosted" if r["kind"] == "hosted" else "cached",
+             "media_type": r["media_type"], "size": r["size"], "updated_at": iso8601(r["updated_at"]),
+             "pull": self.pull_lines(request, name, r["tag"])}
+            for r in rows]}
+
+    async def image_manifest(self, request) -> dict[str, Any]:
+        name, reference = self._name(request), self._reference(request)
+        if is_digest_reference(reference):
+            result = await self.oci.get_manifest_by_digest(name, reference)
+        else:
+            result = await self.oci.get_manifest_by_tag(name, reference)
+        view = manifest_view(result.body, result.digest, result.media_type)
+        view.update({"repository": name, "reference": reference, "cache_status": result.cache_status,
+                     "pull": self.pull_lines(request, name, reference)})
+        return view
+
+    async def delete_tag(self, request) -> tuple[str, str]:
+        name = self._name(request)
+        tag = query_arg(request, "tag")
+        if tag is None or not is_valid_tag(tag):
+            raise BadRequest("a valid tag is required", {"tag": tag}, code="TAG_INVALID")
+        from ..core.hosted import NotHosted
+
+        try:
+            await self.hosted.delete_manifest(name, tag, True)
+        except NotHosted:
+            raise Conflict("only hosted (pushed) tags can be deleted; cached tags follow their upstream",
+                           {"repository": name, "tag": tag}) from None
+        return name, tag

@@ -1,0 +1,62 @@
+"""The audit log: who did what and when, kept in the index for the console.
+
+Fronts call `AuditLog.record` after an action succeeded (or, for a failed
+login, after it failed).  Recording never fails the action it describes: a
+write error is logged and swallowed, because refusing a push or a login
+because the log could not be written would turn a bookkeeping fault into an
+outage.  Records older than ``audit.retention_days`` are dropped by `prune`
+(run by the service's hourly timer; 0 keeps everything).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.logger import Logger
+
+log = Logger()
+
+DAY = 86400.0
+
+#: every action the server records, by area (the console's filter offers these)
+ACTIONS = (
+    "login", "login.failed",
+    "user.create", "user.update", "user.delete",
+    "config.update", "config.reset",
+    "cache.clear", "cache.cleanup", "cache.delete",
+    "image.push", "image.delete",
+    "artifact.delete",
+)
+
+
+def client_of(request) -> str | None:
+    """The peer address of a request (no proxy headers are trusted)."""
+    try:
+        return request.getClientAddress().host
+    except Exception:
+        return None
+
+
+class AuditLog:
+    def __init__(self, index, clock, settings):
+        self.index = index
+        self.clock = clock
+        self.settings = settings
+
+    async def record(self, action: str, *, actor: str | None, target: str | None = None,
+                     detail: dict[str, Any] | None = None, request=None) -> None:
+        try:
+            await self.index.add_audit(
+                at=self.clock.seconds(), actor=actor, action=action, target=target,
+                detail=json.dumps(detail, sort_keys=True) if detail else None,
+                client=client_of(request) if request is not None else None,
+            )
+        except Exception:
+            log.failure("could not write audit record {action} by {actor}", action=action, actor=actor)
+
+    async def prune(self) -> int:
+        days = self.settings.get("audit.retention_days")
+        if days <= 0:
+            return 0
+        return await self.index.prune_audit(self.clock.seconds() - days * DAY)

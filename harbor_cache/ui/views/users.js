@@ -1,0 +1,63 @@
+// Users (admin): list, create, change role or password, delete; the API's error is shown inline.
+import { api, errorBox, h, session, table, timeEl } from "../lib.js";
+
+const ROLES = ["admin", "read-write", "read-only"];
+
+function roleSelect(id, value) {
+  return h("select", { id, name: "role" }, ROLES.map(r => h("option", { value: r, selected: r === value }, r)));
+}
+
+export async function render(main, { navigate }) {
+  main.append(h("h1", { tabindex: "-1" }, "Users"));
+  const reload = () => navigate("users", {}, { replace: true });
+
+  const createError = h("p", { class: "error", role: "alert", id: "create-user-error", hidden: true });
+  const username = h("input", { id: "new-username", name: "username", autocomplete: "off", required: true });
+  const password = h("input", { id: "new-password", name: "password", type: "password", autocomplete: "new-password", required: true });
+  const role = roleSelect("new-role", "read-only");
+  const form = h("form", { class: "card inline-form", id: "create-user" },
+    h("h2", {}, "New user"),
+    h("label", { for: "new-username" }, "Username"), username,
+    h("label", { for: "new-password" }, "Password"), password,
+    h("label", { for: "new-role" }, "Role"), role,
+    h("button", { type: "submit" }, "Create"), createError);
+  form.addEventListener("submit", async e => {
+    e.preventDefault();
+    createError.hidden = true;
+    try {
+      await api("/api/v1/users", { method: "POST", body: { username: username.value, password: password.value, role: role.value } });
+      reload();
+    } catch (err) {
+      createError.textContent = err.message;
+      createError.hidden = false;
+    }
+  });
+
+  let users;
+  try { users = await api("/api/v1/users"); } catch (e) { main.append(errorBox(e)); return; }
+  const rows = users.map(u => {
+    const err = h("p", { class: "error", role: "alert", hidden: true });
+    const show = e => { err.textContent = e.message; err.hidden = false; };
+    const sel = roleSelect(`role-${u.id}`, u.role);
+    const pw = h("input", { id: `pw-${u.id}`, type: "password", autocomplete: "new-password", placeholder: "new password",
+      "aria-label": `New password for ${u.username}` });
+    return h("tr", { dataset: { username: u.username } },
+      h("td", {}, u.id), h("td", { class: "username" }, u.username, u.username === session.user?.username ? " (you)" : ""),
+      h("td", {}, h("label", { for: `role-${u.id}`, class: "sr" }, `Role of ${u.username}`), sel,
+        h("button", { type: "button", class: "small", onclick: async () => {
+          err.hidden = true;
+          try { await api(`/api/v1/users/${u.id}`, { method: "PUT", body: { role: sel.value } }); reload(); } catch (e) { show(e); }
+        } }, "Save role")),
+      h("td", {}, pw, h("button", { type: "button", class: "small", onclick: async () => {
+        err.hidden = true;
+        try { await api(`/api/v1/users/${u.id}`, { method: "PUT", body: { password: pw.value } }); pw.value = ""; err.textContent = ""; }
+        catch (e) { show(e); }
+      } }, "Set password")),
+      h("td", {}, timeEl(u.created_at)),
+      h("td", {}, h("button", { type: "button", class: "danger small", "aria-label": `Delete user ${u.username}`, onclick: async () => {
+        err.hidden = true;
+        try { await api(`/api/v1/users/${u.id}`, { method: "DELETE" }); reload(); } catch (e) { show(e); }
+      } }, "Delete"), err));
+  });
+  main.append(table(["Id", "Username", "Role", "Password", "Created", ""], rows, { className: "users" }), form);
+}
