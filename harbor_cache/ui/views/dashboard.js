@@ -65,11 +65,16 @@ export async function render(main) {
 
   let stopped = false;
   const refreshSummary = async () => {
-    try { clear(top).append(...summary(await api("/api/v1/dashboard"))); }
+    try { clear(top).append(...summary(await api("/api/v1/dashboard")).filter(Boolean)); }
     catch (e) { if (!stopped) clear(top).append(errorBox(e)); }
   };
   const refreshDownloads = async () => {
-    try { clear(inflight).append(downloads((await api("/api/v1/downloads")).downloads)); }
+    try {
+      const list = (await api("/api/v1/downloads")).downloads;
+      clear(inflight).append(downloads(list));
+      const count = document.getElementById("dash-inflight");
+      if (count) count.textContent = String(list.length);
+    }
     catch (e) { if (!stopped) clear(inflight).append(errorBox(e)); }
   };
   await Promise.all([refreshSummary(), refreshDownloads()]);

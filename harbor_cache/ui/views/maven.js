@@ -118,8 +118,7 @@ export async function render(main, { params, navigate }) {
 
   const rows = page.entries.map(entry => {
     const isDir = entry.type === "directory";
-    const icon = h("span", { class: "icon " + (isDir ? "icon-dir" : "icon-file"), "aria-hidden": "true" },
-      isDir ? "📁" : "📄");
+    const icon = h("span", { class: "icon " + (isDir ? "icon-dir" : "icon-file"), "aria-hidden": "true" });
     const name = isDir
       ? h("a", { href: href(repo.id, entry.path), class: "entry dir", dataset: { path: entry.path } }, entry.name)
       : h("a", { href: href(repo.id, path, entry.path), class: "entry file", dataset: { path: entry.path } },
