@@ -18,7 +18,7 @@ const PAGES = [
   ["cache", "Cache", cache, "admin"],
   ["users", "Users", users, "admin"],
   ["config", "Config", config, "admin"],
-  ["upstreams", "Upstreams", upstreams, "user"],
+  ["upstreams", "Upstreams", upstreams, "admin"],
   ["audit", "Audit", audit, "admin"],
 ];
 

@@ -122,10 +122,11 @@ class Console:
             self.closers.append(lambda: shutil.rmtree(self.maven_root, ignore_errors=True))
             self.maven = support.MavenUpstream(self.maven_root)
             self.closers.append(self.maven.close)
-            config = oci.harbor_config(self.fault.url) + "\n" + support.toml_config(maven_repositories=[
-                {"id": "central", "url": self.maven.url, "private": False},
-                {"id": "secret", "url": self.maven.url, "private": True},
-            ])
+            # library/* is proxied (read-only); every other name, team/app included, is hosted
+            config = support.oci_config(
+                self.fault.url, server={"public_url": "http://127.0.0.1:@PORT@"}, routes=["library/*"],
+                maven_repositories=[{"id": "central", "url": self.maven.url, "private": False},
+                                    {"id": "secret", "url": self.maven.url, "private": True}])
             self.server = support.HarborServer(config)
             self.closers.append(self.server.close)
             self.prime()

@@ -21,10 +21,11 @@ export async function render(main) {
   main.append(table(["Name", "Kind", "URL", "Routes", "Health", "Latency", "Last check", "Last error"], list.map(u => {
     const health = u.health || { status: "unknown" };
     const where = [u.registry ? "registry " + u.registry : null, u.prefix ? "prefix /" + u.prefix : null,
-      (u.routes || []).join(", ") || null, u.allow_push ? "push allowed" : null].filter(Boolean).join(" · ");
+      (u.routes || []).join(", ") || null, `priority ${u.priority}`, u.allow_push ? "push allowed" : null]
+      .filter(Boolean).join(" · ");
     return h("tr", { class: "upstream", dataset: { name: u.name } },
       h("td", {}, u.name), h("td", {}, u.kind), h("td", { class: "wrap" }, h("code", {}, u.url)),
-      h("td", { class: "wrap" }, where, ` · priority ${u.priority}`),
+      h("td", { class: "wrap" }, where),
       h("td", {}, h("span", { class: "badge " + health.status }, health.status),
         health.consecutive_failures ? ` (${health.consecutive_failures} failures)` : "",
         health.blocked_until ? [" until ", timeEl(health.blocked_until)] : ""),
