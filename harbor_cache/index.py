@@ -1242,6 +1242,12 @@ class Index:
                    "created": "created_at", "repository": "repository"}
 
     @staticmethod
+    def _contains(text: str) -> str:
+        """A LIKE pattern (with ESCAPE '!') matching any value that contains ``text`` literally."""
+        escaped = text.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        return "%" + escaped + "%"
+
+    @staticmethod
     def _entry_filters(front: str | None, kind: str | None, repository: str | None,
                        text: str | None) -> tuple[list[str], list]:
         where, args = [], []
@@ -1256,10 +1262,9 @@ class Index:
             where.append("repository = ?")
             args.append(repository)
         if text:
-            # instr() rather than LIKE: no wildcard escaping, and portable (strpos on PostgreSQL
-            # is spelled differently, so the dialect layer maps it).
-            where.append("(instr(lower(repository), ?) > 0 OR instr(lower(key), ?) > 0)")
-            args += [text.lower(), text.lower()]
+            # LIKE with an escape character: the same on sqlite and PostgreSQL, wildcards taken literally
+            where.append("(lower(repository) LIKE ? ESCAPE '!' OR lower(key) LIKE ? ESCAPE '!')")
+            args += [Index._contains(text)] * 2
         return where, args
 
     async def cache_entries_page(self, *, offset: int, limit: int, sort: str, descending: bool,
@@ -1365,8 +1370,9 @@ class Index:
             where.append("actor = ?")
             args.append(actor)
         if text:
-            where.append("(instr(lower(coalesce(target, '')), ?) > 0 OR instr(lower(coalesce(detail, '')), ?) > 0)")
-            args += [text.lower(), text.lower()]
+            where.append("(lower(coalesce(target, '')) LIKE ? ESCAPE '!' "
+                         "OR lower(coalesce(detail, '')) LIKE ? ESCAPE '!')")
+            args += [self._contains(text)] * 2
         if since is not None:
             where.append("at >= ?")
             args.append(since)

@@ -259,6 +259,67 @@ class IndexTestsMixin:
         self.assertTrue(run(self, self.index.ping()))
 
 
+    # -- the console's queries (issue 13) --------------------------------------------
+
+    def test_cache_entries_page_sorts_filters_and_counts(self):
+        """Sort by size either way; front, kind, repository and a literal text filter; total counts matches."""
+        a = run(self, self.index.put_entry(kind="proxy", type_="maven", repository="central", key="org/a_b/1/x%.jar",
+                                           digest="sha256:a1", size=30, now=10.0))
+        b = self.entry("sha256:b2", size=20)
+        c = run(self, self.index.put_entry(kind="hosted", type_="manifest", repository="team/app", key="sha256:c3",
+                                           digest="sha256:c3", size=10, now=30.0))
+
+        def ids(**kw):
+            args = dict(offset=0, limit=10, sort="size", descending=True)
+            args.update(kw)
+            total, rows = run(self, self.index.cache_entries_page(**args))
+            return total, [r["id"] for r in rows]
+
+        self.assertEqual(ids(), (3, [a["id"], b["id"], c["id"]]))
+        self.assertEqual(ids(descending=False, limit=1, offset=1), (3, [b["id"]]))
+        self.assertEqual(ids(front="maven"), (1, [a["id"]]))
+        self.assertEqual(ids(front="oci", kind="hosted"), (1, [c["id"]]))
+        self.assertEqual(ids(repository="team/app"), (1, [c["id"]]))
+        self.assertEqual(ids(text="A_B"), (1, [a["id"]]))
+        self.assertEqual(ids(text="x%"), (1, [a["id"]]))
+        self.assertEqual(ids(text="a%b"), (0, []))  # % is a character here, not a wildcard
+        self.assertEqual(ids(text="_"), (1, [a["id"]]))
+
+    def test_audit_page_and_prune(self):
+        """Newest first; an area matches its actions; actor and literal text filter; prune drops the old."""
+        for at, action, actor, target in [(1.0, "login", "ann", None), (2.0, "user.create", "ann", "bob_1"),
+                                          (3.0, "user.delete", "cy", "bob_1"), (4.0, "userx", "cy", "100%")]:
+            run(self, self.index.add_audit(at=at, actor=actor, action=action, target=target, detail=None,
+                                           client="127.0.0.1"))
+
+        def actions(**kw):
+            total, rows = run(self, self.index.audit_page(offset=0, limit=10, **kw))
+            return total, [r["action"] for r in rows]
+
+        self.assertEqual(actions(), (4, ["userx", "user.delete", "user.create", "login"]))
+        self.assertEqual(actions(action="user"), (2, ["user.delete", "user.create"]))
+        self.assertEqual(actions(action="user.create"), (1, ["user.create"]))
+        self.assertEqual(actions(actor="cy"), (2, ["userx", "user.delete"]))
+        self.assertEqual(actions(text="0%"), (1, ["userx"]))
+        self.assertEqual(actions(text="B_1"), (2, ["user.delete", "user.create"]))
+        self.assertEqual(run(self, self.index.prune_audit(2.5)), 2)
+        self.assertEqual(actions(), (2, ["userx", "user.delete"]))
+
+    def test_image_repositories_and_tags(self):
+        """Hosted and cached counts per repository; tags with the size of the manifest they point at."""
+        run(self, self.index.put_tag("library/x", "1", "sha256:m1", "proxy", None, 5.0))
+        run(self, self.index.put_entry(kind="proxy", type_="manifest", repository="library/x", key="sha256:m1",
+                                       digest="sha256:m1", size=77, now=6.0))
+        run(self, self.index.put_hosted_manifest(repository="team/app", key="sha256:m2", digest="sha256:m2", size=5,
+                                                 media_type="application/vnd.oci.image.manifest.v1+json", now=7.0,
+                                                 tag="v1", referrer=None))
+        repos = {r["name"]: r for r in run(self, self.index.image_repositories())}
+        self.assertEqual((repos["library/x"]["cached_tags"], repos["library/x"]["cached_manifests"],
+                          repos["library/x"]["hosted_tags"]), (1, 1, 0))
+        self.assertEqual((repos["team/app"]["hosted_tags"], repos["team/app"]["updated_at"]), (1, 7.0))
+        tags = run(self, self.index.image_tags("library/x"))
+        self.assertEqual([(t["tag"], t["digest"], t["kind"], t["size"]) for t in tags], [("1", "sha256:m1", "proxy", 77)])
+
 class SqliteIndexTests(IndexTestsMixin, SynchronousTestCase):
     def open_pool(self):
         if not hasattr(self, "path"):
