@@ -408,7 +408,8 @@ class ConsoleTests(SynchronousTestCase):
         self.login()
         self.click_link("Images", "nav")
         self.heading("Container images")
-        repos = {r.find_element("css selector", "a").text: r.text for r in self.all("table tbody tr")}
+        rows = self.wait(lambda d: self.all("table tbody tr"), message="no repository listed")
+        repos = {r.find_element("css selector", "a").text: r.text for r in rows}
         self.assertIn("hosted", repos[HOSTED_REPO])
         self.assertIn("cached", repos["library/test"])
         self.shot("images")
@@ -554,8 +555,8 @@ class ConsoleTests(SynchronousTestCase):
         self.login()
         self.click_link("Audit", "nav")
         self.heading("Audit log")
-        actions = {r.get_attribute("data-action") for r in self.all("tr.audit")}
-        self.assertIn("login", actions)
+        self.wait(lambda d: "login" in {r.get_attribute("data-action") for r in self.all("tr.audit")},
+                  message="no login in the audit table")
         self.shot("audit")
         status, page = self.api("GET", "/api/v1/audit?limit=500")
         seen = {e["action"] for e in page["entries"]}
