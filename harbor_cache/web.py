@@ -125,6 +125,7 @@ class HarborRequest(server.Request):
     """
 
     cache_status: str | None = None
+    upstream: str | None = None  # the upstream that answered, when one did (OCI)
     front: str = "site"
     body: StreamedBody | None = None
     refused = False
@@ -524,13 +525,14 @@ class HarborSite(server.Site):
         self.metrics.responses.labels(request.method.decode("latin-1"), status).inc()
         self.metrics.request_seconds.labels(request.front).observe(duration)
         access_log.info(
-            "{method} {path} {status} {bytes} {duration_ms:.1f}ms {cache_status}",
+            "{method} {path} {status} {bytes} {duration_ms:.1f}ms {cache_status} {upstream}",
             method=request.method.decode("latin-1"),
             path=request.uri.decode("latin-1"),
             status=status,
             bytes=request.sentLength,
             duration_ms=duration * 1000,
             cache_status=request.cache_status or "-",
+            upstream=request.upstream or "-",
         )
 
 

@@ -124,6 +124,22 @@ class TwoRegistries(SynchronousTestCase):
         tags = self.successResultOf(self.h.index.get_tag("quay/library/test", "1"))
         self.assertEqual(tags["digest"], self.quay_digest)
 
+    def test_access_log_names_the_upstream(self):
+        """Each access line says which upstream answered ("-" when the cache did alone)."""
+        from twisted.logger import globalLogPublisher
+
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.get("/v2/library/test/manifests/1?ns=quay.io")
+        self.get("/v2/library/test/manifests/1?ns=docker.io")
+        self.get("/v2/library/test/manifests/1?ns=quay.io")
+        lines = [(e["path"], e["cache_status"], e["upstream"]) for e in events
+                 if e.get("log_namespace") == "harbor_cache.access" and "path" in e]
+        self.assertEqual(lines, [("/v2/library/test/manifests/1?ns=quay.io", "miss", "quay"),
+                                 ("/v2/library/test/manifests/1?ns=docker.io", "miss", "hub"),
+                                 ("/v2/library/test/manifests/1?ns=quay.io", "hit", "-")])
+
     def test_unknown_ns_is_name_unknown(self):
         """A registry no upstream serves is 404 NAME_UNKNOWN (containerd then tries its next host)."""
         response, body = self.get("/v2/library/test/manifests/1?ns=ghcr.io")

@@ -47,6 +47,7 @@ class BlobHandle:
     size: int | None
     source: GrowingSource
     cache_status: str  # hit | miss | coalesced
+    upstream: str | None = None  # the upstream it comes from (None: the disk)
 
 
 @dataclass
@@ -56,6 +57,7 @@ class ManifestResult:
     media_type: str
     cache_status: str  # hit | miss | revalidated | stale
     stale: bool = False
+    upstream: str | None = None  # the upstream that answered this time (None: the cache alone)
 
 
 @dataclass
@@ -238,7 +240,7 @@ class OciCache:
             raise _map_upstream_failure(e, "blob") from None
         if status == "miss":
             self.outcomes.miss(dl.source)
-        return BlobHandle(digest, dl.length, dl.temp, status)
+        return BlobHandle(digest, dl.length, dl.temp, status, dl.source)
 
     # -- tags ------------------------------------------------------------------
 
@@ -480,7 +482,7 @@ class OciCache:
             except UpstreamError as e:
                 raise _map_upstream_failure(e, "manifest") from None
             await self._store_manifest(name, body, got, media_type, source)
-            return ManifestResult(body, got, media_type, "miss")
+            return ManifestResult(body, got, media_type, "miss", upstream=source)
 
         return await self._single.run(("manifest", name, digest), work)
 
@@ -525,7 +527,7 @@ class OciCache:
         await self.index.put_tag(name, tag, digest, "proxy", media_type, now)
         self._tags[(name, tag)] = TagState(digest, media_type, "proxy", now)
         self.negative.forget(("manifest", name, tag))
-        return ManifestResult(body, digest, media_type, "miss")
+        return ManifestResult(body, digest, media_type, "miss", upstream=source)
 
     async def _stale(self, name: str, state: TagState | None) -> ManifestResult | None:
         if state is None:
@@ -560,4 +562,5 @@ class OciCache:
         await self.index.mark_tag_fetched(name, tag, now)
         state.fetched_at = now
         cached.cache_status = "revalidated"
+        cached.upstream = up.name
         return cached

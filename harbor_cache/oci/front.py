@@ -183,6 +183,7 @@ class OciFront:
         else:
             result = await self.cache.get_manifest_by_tag(name, reference)
         request.cache_status = result.cache_status
+        request.upstream = result.upstream
         accept = b",".join(request.requestHeaders.getRawHeaders(b"Accept") or []).decode("latin-1") or None
         if not by_digest and not accepts(accept, result.media_type) and result.media_type not in INDEX_TYPES:
             raise ManifestUnknown(
@@ -221,5 +222,6 @@ class OciFront:
             return b""
         handle = await self.cache.get_blob(name, digest)
         request.cache_status = handle.cache_status
+        request.upstream = handle.upstream
         return await serve_source(request, handle.source, handle.size, b"application/octet-stream",
                                   self.metrics.served_bytes.labels("oci"))
