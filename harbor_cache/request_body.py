@@ -138,7 +138,8 @@ class StreamedBody:
         self._sink: BodySink | None = None
         self._done: defer.Deferred | None = None
         self._paused = False
-        self._set_paused(True)
+        if not self.complete:
+            self._set_paused(True)
 
     # -- the channel's side -------------------------------------------------------
 

@@ -139,7 +139,7 @@ class HarborRequest(server.Request):
         channel = self.channel
         site = channel.site
         rules: BodyRules = site.body_rules
-        if rules.streamed(channel._command, channel._path):
+        if length != 0 and rules.streamed(channel._command, channel._path):  # no body: nothing to stream
             self.content = io.BytesIO()
             self.body = StreamedBody(length, rules.max_upload_bytes, channel.pause_body, channel.resume_body,
                                      channel.send_continue)
@@ -443,6 +443,7 @@ class HarborChannel(http.HTTPChannel):
     def requestDone(self, request):
         unread = request.refused or (request.body is not None and not request.body.complete)
         if self.persistent or not unread:
+            self._body_paused = False  # a streamed body paused reading; the next request starts unpaused
             super().requestDone(request)
             if self.persistent and self.transport is not None and not self.transport.disconnecting:
                 self._arm_header_deadline()

@@ -350,3 +350,22 @@ class BodyObjectTests(SynchronousTestCase):
         d = Deferred.fromCoroutine(body.stream_to(sink))
         self.assertEqual(self.successResultOf(d), 3)
         self.assertEqual(bytes(sink.data), b"abc")
+
+
+class KeepAliveTests(SynchronousTestCase):
+    def test_streamed_route_without_body_leaves_the_socket_readable(self):
+        """A streamed route with no body (upload POST) never pauses reading; the next request is served."""
+        h = Harness(self)
+        channel, transport = h.connect()
+        channel.dataReceived(head("POST", "/v2/a/blobs/uploads/", "Content-Length: 0"))
+        self.assertEqual(response(transport)[0], 202)
+        self.assertEqual(transport.producerState, "producing")
+        self.assertFalse(channel._body_paused)
+        transport.clear()
+        channel.dataReceived(head("PATCH", "/v2/a/blobs/uploads/1", "Content-Length: 2") + b"ok")
+        self.assertEqual(response(transport)[0], 202)
+        self.assertEqual(transport.producerState, "producing")
+        self.assertFalse(channel._body_paused)
+        transport.clear()
+        channel.dataReceived(head("POST", "/api/v1/echo", "Content-Length: 2") + b"hi")
+        self.assertEqual(response(transport)[:3:2], (200, b"hi"))
