@@ -21,8 +21,9 @@ _REGISTRY_ACTIONS_BY_ROLE = {
     "read-write": frozenset({"pull", "push", "delete"}),
 }
 
-# Maven (Kagami) artifact token scopes.
-ARTIFACT_SCOPES = ("artifacts:read", "artifacts:delete")
+# Maven (Kagami) artifact token scopes.  artifacts:write deploys (PUT) into a
+# hosted repository; like delete, only roles that may push can hold it.
+ARTIFACT_SCOPES = ("artifacts:read", "artifacts:delete", "artifacts:write")
 
 _ARTIFACT_SCOPES_BY_ROLE = {
     "admin": ARTIFACT_SCOPES,

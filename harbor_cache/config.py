@@ -48,15 +48,39 @@ class UpstreamConfig:
     allow_push: bool = False
 
 
+MAVEN_REPOSITORY_TYPES = ("proxy", "hosted", "group")
+REDEPLOY_POLICIES = ("deny", "allow")
+
+
 @dataclass(frozen=True)
 class MavenRepositoryConfig:
-    """One Maven repository we mirror under /artifacts/{id}/."""
+    """One Maven repository served under /artifacts/{id}/.
+
+    ``type`` "proxy" mirrors ``url``; "hosted" holds what clients deploy
+    (``redeploy`` says whether a release file may be overwritten); "group"
+    serves its ``members`` (proxy or hosted ids, in order) behind one URL.
+    """
 
     id: str
-    url: str
+    url: str = ""
     private: bool = False
     username: str | None = None
     password: str | None = None
+    type: str = "proxy"
+    members: tuple[str, ...] = ()
+    redeploy: str = "deny"
+
+    @property
+    def is_proxy(self) -> bool:
+        return self.type == "proxy"
+
+    @property
+    def is_hosted(self) -> bool:
+        return self.type == "hosted"
+
+    @property
+    def is_group(self) -> bool:
+        return self.type == "group"
 
 
 @dataclass(frozen=True)
@@ -160,21 +184,70 @@ def check_upstream(upstream: UpstreamConfig) -> str | None:
     return None
 
 
+_KEYS_BY_MAVEN_TYPE = {
+    "proxy": {"url", "username", "password"},
+    "hosted": {"redeploy"},
+    "group": {"members"},
+}
+
+
 def _maven_repository(table: dict[str, Any], i: int) -> MavenRepositoryConfig:
     where = f"maven.repositories[{i}]"
     repo_id = _take(table, "id", str, where)
-    url = _take(table, "url", str, where)
-    if not repo_id or not url:
-        raise ConfigError(f"{where}: id and url are required")
-    if "/" in repo_id or repo_id in (".", ".."):
+    kind = _take(table, "type", str, where, "proxy")
+    if kind not in MAVEN_REPOSITORY_TYPES:
+        raise ConfigError(f"{where}.type: expected one of {', '.join(MAVEN_REPOSITORY_TYPES)}, got {kind!r}")
+    if not repo_id:
+        raise ConfigError(f"{where}: id is required")
+    if "/" in repo_id or "\\" in repo_id or repo_id in (".", "..") or not repo_id.isprintable():
         raise ConfigError(f"{where}.id: {repo_id!r} is not a usable repository id")
+    for other, keys in _KEYS_BY_MAVEN_TYPE.items():
+        misplaced = sorted(k for k in keys - _KEYS_BY_MAVEN_TYPE[kind] if k in table)
+        if other != kind and misplaced:
+            raise ConfigError(f"{where}.{misplaced[0]}: only a {other} repository has it (this one is {kind})")
+    url = _take(table, "url", str, where, "")
+    if kind == "proxy" and not url:
+        raise ConfigError(f"{where}: id and url are required")
+    members = _take(table, "members", list, where, [])
+    if kind == "group" and (not members or not all(isinstance(m, str) and m for m in members)):
+        raise ConfigError(f"{where}.members: a group needs a non-empty list of repository ids")
+    if len(set(members)) != len(members):
+        raise ConfigError(f"{where}.members: a repository is listed twice")
+    redeploy = _take(table, "redeploy", str, where, "deny")
+    if redeploy not in REDEPLOY_POLICIES:
+        raise ConfigError(f"{where}.redeploy: expected one of {', '.join(REDEPLOY_POLICIES)}, got {redeploy!r}")
     return MavenRepositoryConfig(
         id=repo_id,
-        url=url if url.endswith("/") else url + "/",
+        url=(url if url.endswith("/") else url + "/") if url else "",
         private=_take(table, "private", bool, where, False),
         username=_take(table, "username", str, where),
         password=_take(table, "password", str, where),
+        type=kind,
+        members=tuple(members),
+        redeploy=redeploy,
     )
+
+
+def check_maven_groups(repositories: tuple[MavenRepositoryConfig, ...]) -> str | None:
+    """What is wrong with the groups' members ("key: why"), or None.
+
+    Members must be configured proxy or hosted repositories (no group in a
+    group: no cycles, one level to reason about), and a public group may not
+    hold a private member, which would otherwise be readable without a token.
+    """
+    by_id = {r.id: r for r in repositories}
+    for r in repositories:
+        if not r.is_group:
+            continue
+        for m in r.members:
+            member = by_id.get(m)
+            if member is None:
+                return f"{r.id}.members: no repository {m!r}"
+            if member.is_group:
+                return f"{r.id}.members: {m!r} is a group (groups hold proxy and hosted repositories only)"
+            if member.private and not r.private:
+                return f"{r.id}.members: {m!r} is private, so the group must be private too"
+    return None
 
 
 def _table_array(items: Any, where: str, build, unique: str) -> tuple:
@@ -264,6 +337,9 @@ def parse_config(document: dict[str, Any]) -> Config:
         values["maven_repositories"] = _table_array(
             maven["repositories"], "maven.repositories", _maven_repository, "id"
         )
+        problem = check_maven_groups(values["maven_repositories"])
+        if problem:
+            raise ConfigError(f"maven.repositories: {problem}")
     values["limits"] = _limits(document.get("limits", {}))
     if values["eviction_interval_seconds"] <= 0:
         raise ConfigError("server.eviction_interval_seconds must be positive")

@@ -882,6 +882,45 @@ class Index:
         return await self._run("maven_repository_stats", _txn)
 
 
+    async def put_hosted_maven_file(
+        self, *, repository: str, key: str, digest: str, size: int, media_type: str | None,
+        sha1: str | None, now: float, overwrite: bool,
+    ) -> tuple[str, dict | None, str | None]:
+        """Deploy one file into a hosted Maven repository, in one transaction.
+
+        Returns ``(outcome, entry, previous digest)``: outcome "created",
+        "replaced", or "exists" when a file is there and ``overwrite`` is
+        false (nothing written; entry None).  The check and the write are one
+        transaction, so two racing deploys of a release cannot both win.
+        """
+
+        def _txn(txn):
+            self._exec(txn, "SELECT id, digest FROM entries WHERE type = 'maven' AND repository = ? AND key = ?",
+                       (repository, key))
+            r = txn.fetchone()
+            if r is not None and not overwrite:
+                return "exists", None, r[1]
+            if r is not None:
+                self._exec(
+                    txn,
+                    """UPDATE entries SET kind = 'hosted', digest = ?, size = ?, media_type = ?, sha1 = ?,
+                           upstream = NULL, upstream_modified = ?, fetched_at = ? WHERE id = ?""",
+                    (digest, size, media_type, sha1, now, now, r[0]),
+                )
+            else:
+                self._exec(
+                    txn,
+                    """INSERT INTO entries (kind, type, repository, key, digest, size, media_type, sha1, upstream,
+                           upstream_modified, created_at, fetched_at, last_access, access_count)
+                       VALUES ('hosted', 'maven', ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, 0)""",
+                    (repository, key, digest, size, media_type, sha1, now, now, now, now),
+                )
+            self._exec(txn, "SELECT * FROM entries WHERE type = 'maven' AND repository = ? AND key = ?",
+                       (repository, key))
+            return ("replaced" if r is not None else "created"), _row(txn), (r[1] if r is not None else None)
+
+        return await self._run("put_hosted_maven_file", _txn)
+
     # == hosted registry: uploads, tags, catalog (issue 7) =====================
 
     async def list_tags_page(self, repository: str, last: str | None, limit: int | None) -> list[str]:

@@ -199,7 +199,8 @@ class HarborApp:
         self.upstream_health = HealthMonitor(self.upstreams, self.settings, self.metrics, reactor)
         self.upstream_catalog = UpstreamCatalog(
             index=self.index, upstream_set=self.upstreams, health=self.upstream_health,
-            build=self._registry_upstream, seed=config.upstreams, maven_repositories=config.maven_repositories,
+            build=self._registry_upstream, seed=config.upstreams,
+            maven_repositories=tuple(r for r in config.maven_repositories if r.is_proxy),
             clock=reactor,
         )
         self.oci = OciCache(index=self.index, storage=self.storage, downloads=self.downloads,
@@ -247,9 +248,9 @@ class HarborApp:
         self.maven = MavenCache(
             repositories=config.maven_repositories,
             upstreams={r.id: MavenUpstream(r, self.http, reactor, header_timeout=config.upstream_idle_timeout)
-                       for r in config.maven_repositories},
+                       for r in config.maven_repositories if r.is_proxy},
             index=self.index, storage=self.storage, downloads=self.downloads, settings=self.settings,
-            access=self.access, metrics=self.metrics, clock=reactor,
+            access=self.access, metrics=self.metrics, clock=reactor, public_url=config.public_url,
         )
         self.evictor.invalidators.append(self.maven.invalidate)
         self.maven_front = MavenFront(self.maven, self.artifact_tokens, self.index, self.metrics, audit=self.audit)

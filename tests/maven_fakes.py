@@ -153,7 +153,7 @@ class FlakyHTTP:
 class MavenHarness:
     """The Maven core and front over fakes; repositories ``central`` (public) and ``secret`` (private)."""
 
-    def __init__(self, tmpdir: str, upstream: FakeMavenRepo | None = None):
+    def __init__(self, tmpdir: str, upstream: FakeMavenRepo | None = None, extra_repositories=()):
         os.makedirs(tmpdir, exist_ok=True)
         self.clock = Clock()
         self.clock.advance(START)
@@ -172,11 +172,13 @@ class MavenHarness:
             MavenRepositoryConfig(id="central", url="http://upstream.test/"),
             MavenRepositoryConfig(id="secret", url="http://upstream.test/", private=True,
                                   username="up-user", password="up-pass"),
-        )
-        self.upstreams = {r.id: MavenUpstream(r, self.http, self.clock, header_timeout=10) for r in self.repositories}
+        ) + tuple(extra_repositories)
+        self.upstreams = {r.id: MavenUpstream(r, self.http, self.clock, header_timeout=10)
+                          for r in self.repositories if r.is_proxy}
         self.cache = MavenCache(repositories=self.repositories, upstreams=self.upstreams, index=self.index,
                                 storage=self.storage, downloads=self.downloads, settings=self.settings,
-                                access=self.access, metrics=self.metrics, clock=self.clock)
+                                access=self.access, metrics=self.metrics, clock=self.clock,
+                                public_url="http://cache.test")
         self.tokens = ArtifactTokens(rsa_key(), "http://cache.test", self.clock, 720)
         self.front = MavenFront(self.cache, self.tokens, self.index, self.metrics)
         self.root = Root()

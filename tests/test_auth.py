@@ -191,8 +191,8 @@ class RoleTests(unittest.SynchronousTestCase):
         self.assertEqual(requested, {"*"})
 
     def test_artifact_scope_matrix(self) -> None:
-        """read-only reads; read-write and admin read and delete; others nothing."""
-        self.assertEqual(ARTIFACT_SCOPES, ("artifacts:read", "artifacts:delete"))
+        """read-only reads; read-write and admin read, delete and write (deploy); others nothing."""
+        self.assertEqual(ARTIFACT_SCOPES, ("artifacts:read", "artifacts:delete", "artifacts:write"))
         self.assertEqual(allowed_artifact_scopes("read-only"), {"artifacts:read"})
         self.assertEqual(allowed_artifact_scopes("read-write"), set(ARTIFACT_SCOPES))
         self.assertEqual(allowed_artifact_scopes("admin"), set(ARTIFACT_SCOPES))
@@ -251,8 +251,15 @@ class PlanArtifactTokenTests(unittest.SynchronousTestCase):
     def test_unknown_scope_400(self) -> None:
         """A scope string we do not know is a bad request, whatever the role."""
         for role in ROLES:
-            self.assertRefused(400, role, [], self.known, ["artifacts:write"])
+            self.assertRefused(400, role, [], self.known, ["artifacts:deploy"])
             self.assertRefused(400, role, [], self.known, ["artifacts:read", "admin"])
+
+    def test_write_scope_never_beyond_role(self) -> None:
+        """artifacts:write (deploy) goes to read-write and admin; read-only asking for it is refused."""
+        self.assertRefused(403, "read-only", [], self.known, ["artifacts:write"])
+        self.assertEqual(plan_artifact_token("read-write", ["releases"], self.known, ["artifacts:write"]),
+                         (["releases"], ["artifacts:write"]))
+        self.assertEqual(plan_artifact_token("read-only", [], self.known, [])[1], ["artifacts:read"])
 
     def test_unknown_repository_400(self) -> None:
         """A repository that does not exist is a bad request."""

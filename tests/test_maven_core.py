@@ -319,7 +319,8 @@ class MavenCoreTests(SynchronousTestCase):
         """artifactCount counts cached files without checksums, totalSize their bytes, lastUpdated the last write."""
         doc = self.successResultOf(self.h.run(self.cache.repository_list()))
         self.assertEqual(doc[0], {"id": "central", "url": "http://upstream.test/", "artifactCount": 0,
-                                  "totalSize": 0, "lastUpdated": None, "isPrivate": False})
+                                  "totalSize": 0, "lastUpdated": None, "isPrivate": False,
+                                  "type": "proxy"})
         self.assertTrue(doc[1]["isPrivate"])
         self.h.clock.advance(10)
         self.fill()

@@ -244,7 +244,8 @@ class RepositoryDocumentTests(FrontBase):
         doc = json.loads(body)
         self.assertEqual([r["id"] for r in doc["repositories"]], ["central", "secret"])
         central = doc["repositories"][0]
-        self.assertEqual(set(central), {"id", "url", "artifactCount", "totalSize", "lastUpdated", "isPrivate"})
+        self.assertEqual(set(central), {"id", "url", "artifactCount", "totalSize", "lastUpdated", "isPrivate",
+                                        "type"})
         self.assertEqual((central["artifactCount"], central["totalSize"], central["isPrivate"]),
                          (1, len(self.jar), False))
         self.assertRegex(central["lastUpdated"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -319,7 +320,7 @@ class TokenEndpointTests(FrontBase):
         for auth in (basic("reader", "wrong"), basic("ghost", "x"), "Bearer " + self.token()):
             response, _ = self.call("POST", "/token", {"Authorization": auth})
             self.assertEqual(response.code, 401)
-        cases = [("scope=artifacts:delete", 403), ("repositories=nope", 400), ("scope=artifacts:write", 400),
+        cases = [("scope=artifacts:delete", 403), ("repositories=nope", 400), ("scope=artifacts:write", 403), ("scope=artifacts:admin", 400),
                  ("expires_in=abc", 400), ("expires_in=-1", 400), ("expires_in=100000", 400)]
         for form, status in cases:
             response, body = self.call("POST", "/token", {

@@ -33,12 +33,14 @@ from twisted.web import http
 from twisted.web.http import datetimeToString
 
 from ..errors import HarborError, NotFound, UpstreamBadResponse
-from ..mavenpaths import content_type_for, is_checksum, is_mutable, parent_path
+from ..mavenpaths import checksum_base, content_type_for, is_checksum, is_mutable, parent_path
 from ..storage import BlobCorrupt, GrowingSource
 from ..upstream.body import discard_body
 from ..upstream.maven import parse_sha1
 from ..upstream.http import UpstreamError
 from .access import NegativeCache, Outcomes
+from .maven_group import MavenGroups
+from .maven_hosted import checksum_algorithm, hash_file
 from .observable import Observable, SingleFlight
 from ..timestamps import iso8601
 
@@ -129,6 +131,11 @@ def parse_http_date(value: str | None) -> float | None:
 
 
 
+def _read_head(path: str, limit: int) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(limit)
+
+
 class SmallFiles:
     """Bounded LRU of small committed files by digest (they never change under a digest)."""
 
@@ -159,10 +166,16 @@ class SmallFiles:
 
 
 class MavenCache:
-    def __init__(self, *, repositories, upstreams, index, storage, downloads, settings, access, metrics, clock):
+    def __init__(self, *, repositories, upstreams, index, storage, downloads, settings, access, metrics, clock,
+                 public_url: str = ""):
         """``repositories``: the configured `MavenRepositoryConfig`s in order;
-        ``upstreams``: repository id -> `upstream.maven.MavenUpstream`."""
+        ``upstreams``: proxy repository id -> `upstream.maven.MavenUpstream`.
+
+        Hosted repositories are served from what was deployed (never an
+        upstream, never revalidated); groups go through `MavenGroups`.
+        """
         self.repositories = {r.id: r for r in repositories}
+        self.public_url = public_url.rstrip("/")
         self.upstreams = upstreams
         self.index = index
         self.storage = storage
@@ -176,6 +189,7 @@ class MavenCache:
         self._single = SingleFlight()
         self.small = SmallFiles()
         self.outcomes = Outcomes("maven", access, metrics)
+        self.groups = MavenGroups(self)
 
     # -- bookkeeping --------------------------------------------------------
 
@@ -239,7 +253,11 @@ class MavenCache:
         Raises `UnknownRepository` or `NotFound` (404: not upstream, or not
         cached and upstream unreachable), `UpstreamBadResponse` (502).
         """
-        self.repository(repo_id)
+        repo = self.repository(repo_id)
+        if repo.is_hosted:
+            return await self._hosted_file(repo_id, path)
+        if repo.is_group:
+            return await self.groups.get_file(repo, path)
         key = ("maven", repo_id, path)
         row = self._rows.get((repo_id, path))
         if row is not None and not self._expired(path, row):
@@ -251,16 +269,7 @@ class MavenCache:
             await self._sidecar_settled(repo_id, path[:-len(".sha1")])
         row = await self._row(repo_id, path, check_negative=True)
         if row is not None and not self._expired(path, row):
-            self.outcomes.hit(row.id, repo_id)
-            if row.size <= SMALL_FILE_BYTES:
-                try:
-                    body = await self.storage.read_bytes(row.digest)
-                except OSError:
-                    body = None
-                if body is not None and len(body) == row.size:
-                    self.small.put(row.digest, body)
-                    return self._in_memory(repo_id, path, row, body)
-            return self._stored(repo_id, path, row, "hit")
+            return await self._hit(repo_id, path, row)
         dl = self.downloads.get(key)
         if dl is not None:
             return await self._join(dl, repo_id, path, "coalesced", row)
@@ -292,6 +301,90 @@ class MavenCache:
             await running.committed.observe()
         except Exception:
             pass  # the file failed; the .sha1 request goes its own way
+
+    async def _hit(self, repo_id: str, path: str, row: CachedRow) -> MavenFile:
+        self.outcomes.hit(row.id, repo_id)
+        if row.size <= SMALL_FILE_BYTES:
+            body = self.small.get(row.digest)
+            if body is None:
+                try:
+                    body = await self.storage.read_bytes(row.digest)
+                except OSError:
+                    body = None
+            if body is not None and len(body) == row.size:
+                self.small.put(row.digest, body)
+                return self._in_memory(repo_id, path, row, body)
+        return self._stored(repo_id, path, row, "hit")
+
+    # -- hosted repositories --------------------------------------------------
+
+    async def _hosted_file(self, repo_id: str, path: str) -> MavenFile:
+        """What was deployed at ``path``; a checksum nobody uploaded is computed from its file."""
+        row = await self._row(repo_id, path)
+        if row is not None:
+            return await self._hit(repo_id, path, row)
+        base = checksum_base(path)
+        algorithm = checksum_algorithm(path)
+        if base is not None and algorithm is not None:
+            base_row = await self._row(repo_id, base)
+            if base_row is not None:
+                hexdigest = await self._row_checksum(base_row, algorithm)
+                return self.in_memory_file(repo_id, path, hexdigest.encode(), base_row.last_modified, "computed")
+        raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path})
+
+    async def stored_checksum(self, repo_id: str, path: str, algorithm: str) -> str | None:
+        """Hex ``algorithm`` digest of the file stored at ``path``, or None when there is none."""
+        row = await self._row(repo_id, path)
+        if row is None:
+            return None
+        return await self._row_checksum(row, algorithm)
+
+    async def _row_checksum(self, row: CachedRow, algorithm: str) -> str:
+        if algorithm == "sha256" and row.digest.startswith("sha256:"):
+            return row.digest.partition(":")[2]
+        if algorithm == "sha1" and row.sha1:
+            return row.sha1
+        return await self.storage.io.run(hash_file, self.storage.blob_path(row.digest), algorithm)
+
+    def in_memory_file(self, repo_id: str, path: str, body: bytes, last_modified: float, status: str) -> MavenFile:
+        """A file made here (a computed checksum, a merged maven-metadata.xml), served from memory."""
+        return MavenFile(
+            repository=repo_id, path=path, size=len(body), source=None, content_type=content_type_for(path),
+            last_modified=last_modified, etag='"%s"' % hashlib.sha256(body).hexdigest(), cache_status=status,
+            body=body,
+        )
+
+    def remember(self, repo_id: str, path: str, entry: dict) -> None:
+        """A deploy committed ``entry``: the next GET sees it without SQL."""
+        old = self._rows.get((repo_id, path))
+        if old is not None and old.digest != entry["digest"]:
+            self.small.discard(old.digest)
+        self._rows[(repo_id, path)] = CachedRow.from_entry(entry)
+
+    async def drop_if_orphan(self, digest: str) -> None:
+        """Delete a stored file no entry references any more."""
+        await self._drop_if_orphan(digest)
+
+    async def whole_body(self, f: MavenFile, limit: int) -> bytes:
+        """All of ``f`` in memory (waiting for a download in flight); `HarborError` when above ``limit``."""
+        if f.body is not None:
+            return f.body
+        if f.size is not None and f.size > limit:
+            raise HarborError(f"{f.path} is larger than {limit} bytes", {"path": f.path}, status=502,
+                              code="UPSTREAM_ERROR")
+        source = f.source
+        while not source.verified:
+            if source.failure is not None:
+                raise UpstreamBadResponse("upstream failed", {"repositoryId": f.repository, "path": f.path,
+                                                              "reason": str(source.failure)})
+            changed: Deferred = Deferred()
+            source.wait(lambda: changed.called or changed.callback(None))
+            await changed
+        body = await self.storage.io.run(_read_head, source.path, limit + 1)
+        if len(body) > limit:
+            raise HarborError(f"{f.path} is larger than {limit} bytes", {"path": f.path}, status=502,
+                              code="UPSTREAM_ERROR")
+        return body
 
     def _stale(self, repo_id: str, path: str, row: CachedRow) -> MavenFile:
         self.metrics.stale_served.labels("maven", repo_id).inc()
@@ -482,9 +575,11 @@ class MavenCache:
         """The seed's browse document for directory ``path`` ("" = root) of what is cached.
 
         Raises `UnknownRepository`; `PathNotFound` when ``path`` is a file or
-        holds nothing cached.
+        holds nothing cached.  A group lists the union of its members.
         """
-        self.repository(repo_id)
+        repo = self.repository(repo_id)
+        if repo.is_group:
+            return await self.groups.browse(repo, path)
         rows = await self.index.maven_entries_under(repo_id, path)
         if path and not rows:
             if await self.index.get_entry("maven", repo_id, path) is not None:
@@ -512,7 +607,9 @@ class MavenCache:
 
     async def info(self, repo_id: str, path: str) -> dict:
         """The seed's info document for a cached file; raises `UnknownRepository`, `PathNotFound`."""
-        self.repository(repo_id)
+        repo = self.repository(repo_id)
+        if repo.is_group:
+            return await self.groups.info(repo, path)
         entry = await self.index.get_entry("maven", repo_id, path)
         if entry is None:
             raise PathNotFound("file not found", {"repositoryId": repo_id, "path": path})
@@ -533,29 +630,43 @@ class MavenCache:
         return doc
 
     async def repository_list(self) -> list[dict]:
-        """Every configured repository with the seed's statistics of what is cached."""
+        """Every configured repository with the seed's statistics of what is cached.
+
+        Beyond the seed's fields: ``type`` (proxy, hosted, group) and, for a
+        group, ``members``.  A hosted or group repository's ``url`` is its own
+        address here (it has no remote); a group's counts are its members' sums.
+        """
         stats = await self.index.maven_repository_stats()
-        out = []
+        docs: dict[str, dict] = {}
         for repo in self.repositories.values():
             s = stats.get(repo.id) or {}
-            out.append({
+            docs[repo.id] = {
                 "id": repo.id,
-                "url": repo.url,
+                "url": repo.url if repo.is_proxy else f"{self.public_url}/artifacts/{repo.id}/",
                 "artifactCount": int(s.get("artifact_count") or 0),
                 "totalSize": int(s.get("total_size") or 0),
                 "lastUpdated": iso8601(s.get("last_updated")),
                 "isPrivate": bool(repo.private),
-            })
-        return out
+                "type": repo.type,
+            }
+        for repo in self.repositories.values():
+            if repo.is_group:
+                docs[repo.id].update(self.groups.statistics(repo, docs), members=list(repo.members))
+        return list(docs.values())
 
     async def delete(self, repo_id: str, path: str) -> int:
         """Remove a file, or every file under a directory, from the cache (never upstream).
 
         Returns how many files went; raises `UnknownRepository`, or `NotFound`
         when nothing is cached there.  A blob file is deleted only when no
-        other entry still uses it.
+        other entry still uses it.  A group has nothing of its own to delete
+        (405): delete through its members.
         """
-        self.repository(repo_id)
+        repo = self.repository(repo_id)
+        if repo.is_group:
+            raise HarborError(f"repository {repo_id} is a group; delete from one of its members",
+                              {"repositoryId": repo_id, "members": list(repo.members)}, status=405,
+                              code="UNSUPPORTED")
         entry = await self.index.get_entry("maven", repo_id, path)
         rows = [entry] if entry is not None else await self.index.maven_entries_under(repo_id, path)
         if not rows:

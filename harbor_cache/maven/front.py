@@ -18,6 +18,7 @@ cover the repository or scope a 403 ``error="insufficient_scope"``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from urllib.parse import unquote
 
@@ -27,6 +28,7 @@ from werkzeug.routing import PathConverter
 
 from ..auth import (
     ArtifactTokenRequestError,
+    can_push,
     InvalidToken,
     check_password,
     credential_stamp,
@@ -35,6 +37,7 @@ from ..auth import (
     plan_artifact_token,
 )
 from ..core.maven import MavenFile, UnknownRepository, parse_http_date
+from ..core.maven_hosted import MavenDeployer
 from ..core.token_holders import current_artifact_scopes, current_holder
 from ..errors import BadRequest, HarborError, NotFound
 from ..serving import serve_source
@@ -45,6 +48,11 @@ log = Logger()
 
 READ = "artifacts:read"
 DELETE = "artifacts:delete"
+WRITE = "artifacts:write"
+# A verified Basic user:password is remembered this long (keyed by the stored
+# hash too, so a password change ends it; the role is read on every request).
+PASSWORD_MEMORY_SECONDS = 60.0
+_PASSWORD_MEMORY_SIZE = 256
 BASIC_CHALLENGE = 'Basic realm="harbor-cache"'
 ARTIFACTS_PREFIX = b"/artifacts/"
 # An encoded "/" or "\\" would turn into a separator after decoding; NUL never belongs in a path.
@@ -66,6 +74,17 @@ def _bearer_error(error: str, description: str) -> str:
 
 def _bad_path(e: Exception, raw: str | None = None) -> BadRequest:
     return BadRequest("invalid path", {"reason": str(e), **({"path": raw} if raw is not None else {})})
+
+
+def _looks_like_jwt(password: str) -> bool:
+    """A JWT (header.payload.signature, the header a base64url JSON object) rather than a password."""
+    return password.startswith("eyJ") and password.count(".") == 2
+
+
+def _reason_phrase(message: str) -> bytes:
+    """``message`` as a safe HTTP reason phrase (printable ASCII, one line, bounded)."""
+    text = "".join(c if 32 <= ord(c) < 127 else "?" for c in message)
+    return text[:300].encode("ascii")
 
 
 def _etag_matches(header: bytes, etag: str | None) -> bool:
@@ -115,11 +134,13 @@ class MavenFront:
 
     def __init__(self, cache, tokens, index, metrics, audit=None):
         self.cache = cache
+        self.deployer = MavenDeployer(cache)
         self.tokens = tokens
         self.index = index
         self.metrics = metrics
         self.audit = audit
         self._served = metrics.served_bytes.labels("maven")
+        self._passwords: dict[bytes, float] = {}
 
     # -- auth ---------------------------------------------------------------
 
@@ -160,6 +181,39 @@ class MavenFront:
             reason = f"token does not grant {scope} on {repo_id}"
             raise AuthChallenge(403, reason, [_bearer_error("insufficient_scope", reason)])
         return claims
+
+    async def authorize_write(self, request, repo_id: str) -> str:
+        """Who may deploy into ``repo_id``: a read-write or admin user by Basic user:password,
+        or a token with artifacts:write on it (Bearer, or Basic with the JWT as password)."""
+        header = request.getHeader(b"Authorization")
+        basic = parse_basic_authorization(header) if header is not None else None
+        if basic is not None and not _looks_like_jwt(basic[1]):
+            username, password = basic
+            user = await self.index.get_user_by_name(username)
+            if user is None or not await self._password_ok(username, password, user["password_hash"]):
+                raise AuthChallenge(401, "invalid username or password", [BASIC_CHALLENGE])
+            if not can_push(user["role"]):
+                reason = f"user {username} ({user['role']}) may not deploy"
+                raise AuthChallenge(403, reason, [_bearer_error("insufficient_scope", reason)])
+            return user["username"]
+        claims = await self.authorize(request, repo_id, WRITE)
+        return str(claims.get("sub"))
+
+    async def _password_ok(self, username: str, password: str, hashed: str) -> bool:
+        """bcrypt once per minute per (user, password, stored hash): a deploy is a dozen PUTs."""
+        key = hashlib.sha256("\0".join((username, password, hashed)).encode("utf-8", "surrogatepass")).digest()
+        now = self.tokens.clock.seconds()
+        until = self._passwords.get(key)
+        if until is not None and until > now:
+            return True
+        if not await check_password(password, hashed):
+            return False
+        if len(self._passwords) >= _PASSWORD_MEMORY_SIZE:
+            self._passwords = {k: t for k, t in self._passwords.items() if t > now}
+            if len(self._passwords) >= _PASSWORD_MEMORY_SIZE:
+                self._passwords.clear()
+        self._passwords[key] = now + PASSWORD_MEMORY_SECONDS
+        return True
 
     def _repository(self, repo_id: str, unknown_status: int = 404):
         try:
@@ -222,7 +276,7 @@ class MavenFront:
         if not_modified(request, f):
             request.setResponseCode(304)
             return b""
-        if f.body is not None and request.getHeader(b"Range") is None:
+        if f.body is not None and (request.getHeader(b"Range") is None or f.source is None):
             # Small and in memory: the whole answer in one write.
             request.setHeader(b"Content-Type", f.content_type.encode())
             request.setHeader(b"Content-Length", b"%d" % len(f.body))
@@ -234,6 +288,33 @@ class MavenFront:
                                   self.metrics.served_bytes.labels("maven"))
 
     # -- repositories ---------------------------------------------------------
+
+    @app.route("/artifacts/<anypath:rest>", methods=["PUT"])
+    async def deploy(self, request, rest: str = ""):
+        """Deploy one file into a hosted repository (201 new, 200 replaced).
+
+        An error's message is also the status line's reason phrase: Maven's
+        HTTP client prints that, not the body.
+        """
+        request.front = "maven"
+        try:
+            repo_id, path = self._artifact_target(request)
+            self._repository(repo_id)
+            self.deployer.hosted(repo_id)
+            user = await self.authorize_write(request, repo_id)
+            created = await self.deployer.deploy(repo_id, path, request.content, user)
+        except HarborError as e:
+            body = write_error(request, e.status, e.code, e.message, e.detail, e.headers)
+            request.setResponseCode(e.status, _reason_phrase(e.message))
+            if isinstance(e, AuthChallenge):
+                request.responseHeaders.setRawHeaders(b"WWW-Authenticate", [c.encode() for c in e.challenges])
+            if e.status == 405:
+                request.setHeader(b"Allow", b"GET, HEAD, DELETE")
+            request.setHeader(b"Content-Length", b"%d" % len(body))
+            return body
+        request.setResponseCode(201 if created else 200)
+        request.setHeader(b"Content-Length", b"0")
+        return b""
 
     @app.route("/repositories", methods=["GET", "HEAD"])
     @app.route("/repositories/", methods=["GET", "HEAD"])

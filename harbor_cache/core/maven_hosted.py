@@ -1,0 +1,205 @@
+"""Deploying into hosted Maven repositories (``mvn deploy``, gradle publish): PUT, checks, commit.
+
+A PUT body has already been received by the web layer (Twisted spools a big
+body to a temporary file, a small one to memory); it is copied chunk by chunk
+on the I/O pool into a `TempBlob` (hashed as it grows: sha256, sha1, md5,
+sha512), which ``finish`` renames into the content store, and only then does
+one index transaction make the file visible.  A refused or failed deploy
+leaves nothing behind: the temp file goes, and a stored blob that no entry
+references is deleted again.
+
+Rules, checked before the index row is written:
+
+- A checksum file (``.sha1``, ``.md5``, ``.sha256``, ``.sha512``) must hold
+  the right digest of the deployed file it names, which must already be
+  there (clients upload a file first, then its checksums); otherwise 400.
+- A release file that already exists is refused with 409 when the
+  repository's ``redeploy`` policy is "deny" (the default).  Anything under a
+  ``-SNAPSHOT`` directory and every ``maven-metadata.xml`` (and checksums of
+  those) may always be replaced: that is how SNAPSHOT builds and version
+  lists move on.  A checksum identical to the one stored is accepted (a
+  client retrying is not redeploying).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import BinaryIO
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ..errors import BadRequest, DigestInvalid, HarborError
+from ..mavenpaths import checksum_base, content_type_for, is_mutable
+from ..storage import BlobCorrupt, SourceFailed, TempBlob
+
+log = Logger()
+
+COPY_CHUNK = 1 << 20
+# A checksum file is one hex digest, maybe followed by a file name.
+MAX_CHECKSUM_BYTES = 1024
+CHECKSUM_ALGORITHMS = {".sha1": "sha1", ".md5": "md5", ".sha256": "sha256", ".sha512": "sha512"}
+_HEX_LENGTHS = {"sha1": 40, "md5": 32, "sha256": 64, "sha512": 128}
+
+
+class DeployRefused(HarborError):
+    """The deploy breaks a repository rule; the message is also the HTTP reason phrase mvn prints."""
+
+    status = 409
+    code = "CONFLICT"
+
+
+class DeployNotAllowed(HarborError):
+    """PUT to a proxy or group repository."""
+
+    status = 405
+    code = "UNSUPPORTED"
+
+
+def body_length(content: BinaryIO | None) -> int:
+    """Size of a received request body (a seek, no read)."""
+    if content is None:
+        return 0
+    content.seek(0, 2)
+    size = content.tell()
+    content.seek(0)
+    return size
+
+
+def checksum_algorithm(path: str) -> str | None:
+    """The hashlib name for a checksum file's extension, or None for any other file."""
+    for extension, algorithm in CHECKSUM_ALGORITHMS.items():
+        if path.endswith(extension) and checksum_base(path) is not None:
+            return algorithm
+    return None
+
+
+def parse_checksum(body: bytes, algorithm: str) -> str | None:
+    """The lower-case hex digest at the start of a checksum file, or None when there is none."""
+    try:
+        words = body.decode("ascii").split()
+    except UnicodeDecodeError:
+        return None
+    if not words:
+        return None
+    first = words[0].lower()
+    if len(first) != _HEX_LENGTHS[algorithm] or any(c not in "0123456789abcdef" for c in first):
+        return None
+    return first
+
+
+def _drained(temp: TempBlob) -> defer.Deferred:
+    """Fires once the temp file's write queue is low again (or it failed)."""
+    d: defer.Deferred = defer.Deferred()
+
+    def fire():
+        temp.on_drain = None
+        if not d.called:
+            d.callback(None)
+
+    temp.on_drain = fire
+    if temp.failure is not None or temp.queued == 0:
+        fire()
+    return d
+
+
+class MavenDeployer:
+    """PUT into hosted repositories; shares the cache core's index, storage and memory of rows."""
+
+    def __init__(self, cache):
+        self.cache = cache
+        self.index = cache.index
+        self.storage = cache.storage
+        self.clock = cache.clock
+        self.metrics = cache.metrics
+
+    def hosted(self, repo_id: str):
+        """The hosted repository's config; `UnknownRepository`, or `DeployNotAllowed` for proxy/group."""
+        repo = self.cache.repository(repo_id)
+        if not repo.is_hosted:
+            raise DeployNotAllowed(
+                f"repository {repo_id} is a {repo.type} repository; deploy to a hosted one",
+                {"repositoryId": repo_id, "type": repo.type})
+        return repo
+
+    async def deploy(self, repo_id: str, path: str, content: BinaryIO | None, user: str) -> bool:
+        """Store ``content`` at ``path``; True when it is new, False when it replaced a file.
+
+        Raises `DeployNotAllowed`, `DeployRefused` (redeploy), `DigestInvalid`
+        (a checksum that does not match), `BadRequest`.
+        """
+        repo = self.hosted(repo_id)
+        length = body_length(content)
+        algorithm = checksum_algorithm(path)
+        if algorithm is not None:
+            await self._check_checksum(repo_id, path, content, length, algorithm)
+        temp = self.storage.new_temp(length, extra_hashes=("sha1",))
+        try:
+            if length:
+                await self._copy(temp, content)
+            digest = await temp.finish()
+        except BlobCorrupt as e:  # (no expected digest is given, but be exact)
+            raise DigestInvalid("upload did not match its digest", {"reason": str(e)}) from None
+        except SourceFailed as e:
+            raise HarborError("upload could not be stored", {"reason": str(e)}) from None
+        except BaseException as e:
+            temp.abort(e if isinstance(e, Exception) else SourceFailed("cancelled"))
+            raise
+        overwrite = repo.redeploy == "allow" or is_mutable(path)
+        outcome, entry, previous = await self.index.put_hosted_maven_file(
+            repository=repo_id, key=path, digest=digest, size=length, media_type=content_type_for(path),
+            sha1=temp.hashes.get("sha1"), now=self.clock.seconds(), overwrite=overwrite,
+        )
+        if outcome == "exists":
+            if previous == digest and algorithm is not None:
+                return False  # the same checksum again: a retry, not a redeploy
+            await self.cache.drop_if_orphan(digest)
+            raise DeployRefused(
+                f"{path} is already deployed in {repo_id} and the repository does not allow redeploying releases",
+                {"repositoryId": repo_id, "path": path, "redeploy": repo.redeploy})
+        self.cache.remember(repo_id, path, entry)
+        if previous is not None and previous != digest:
+            await self.cache.drop_if_orphan(previous)
+        self.metrics.push_bytes.inc(length)
+        log.info("{user} deployed {repository}/{path} ({bytes} bytes)", user=user, repository=repo_id,
+                 path=path, bytes=length)
+        return outcome == "created"
+
+    async def _copy(self, temp: TempBlob, content: BinaryIO) -> None:
+        content.seek(0)
+        while True:
+            chunk = await self.storage.io.run(content.read, COPY_CHUNK)
+            if not chunk:
+                return
+            if temp.failure is not None:
+                raise SourceFailed(str(temp.failure))
+            if temp.write(chunk):
+                await _drained(temp)
+
+    async def _check_checksum(self, repo_id: str, path: str, content: BinaryIO | None, length: int,
+                              algorithm: str) -> None:
+        """Refuse a checksum file that is malformed or does not match the deployed file it names."""
+        if length > MAX_CHECKSUM_BYTES:
+            raise BadRequest(f"a checksum file is at most {MAX_CHECKSUM_BYTES} bytes", {"path": path})
+        body = content.read(length) if content is not None and length else b""
+        content.seek(0) if content is not None else None
+        claimed = parse_checksum(body, algorithm)
+        if claimed is None:
+            raise BadRequest(f"{path} does not hold a {algorithm} digest", {"repositoryId": repo_id, "path": path})
+        base = checksum_base(path)
+        actual = await self.cache.stored_checksum(repo_id, base, algorithm)
+        if actual is None:
+            raise DigestInvalid(f"{base} is not deployed: upload it before its checksum",
+                                {"repositoryId": repo_id, "path": path})
+        if actual != claimed:
+            raise DigestInvalid(f"{algorithm} of {base} is {actual}, not {claimed}",
+                                {"repositoryId": repo_id, "path": path, "expected": claimed, "actual": actual})
+
+
+def hash_file(path: str, algorithm: str) -> str:
+    """Hex digest of a stored file (run on the I/O pool)."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(COPY_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
