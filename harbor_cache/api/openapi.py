@@ -239,6 +239,10 @@ SCHEMAS: dict[str, Any] = {
                         "totalSize": {"type": "integer"},
                         "lastUpdated": {"anyOf": [TIMESTAMP, {"type": "null"}]},
                         "isPrivate": {"type": "boolean"},
+                        "type": {"enum": ["proxy", "hosted", "group"],
+                                 "description": "hosted and group: url is this server's own address"},
+                        "members": {"type": "array", "items": {"type": "string"},
+                                    "description": "A group's members, in the order they are asked"},
                     },
                 },
             }
@@ -906,6 +910,18 @@ def _maven_paths() -> dict:
                 "400": {"description": "Invalid path."},
                 "404": {"description": "Repository or file not found."}, **kagami_401, **kagami_403},
                 parameters=[repo_id, artifact_path], tags=tags, operation_id="deleteArtifact", security=security[:2]),
+            "put": _op("Deploy a file into a hosted repository (mvn deploy; Basic user:password of a read-write "
+                       "or admin user, or a token with artifacts:write)", {
+                "201": {"description": "Deployed."},
+                "200": {"description": "Replaced (SNAPSHOT, maven-metadata.xml, or a redeploy the policy allows)."},
+                "400": {"description": "Invalid path; a checksum file that is malformed, names a file not "
+                                       "deployed, or does not match it (DIGEST_INVALID)."},
+                "404": {"description": "Repository not found."},
+                "405": {"description": "A proxy or group repository (deploy to a hosted one)."},
+                "409": {"description": "A release file already deployed, and the repository's redeploy policy "
+                                       "is deny. The message is also the status line's reason phrase."},
+                **kagami_401, **kagami_403},
+                parameters=[repo_id, artifact_path], tags=tags, operation_id="deployArtifact", security=security[:2]),
         },
         "/token": {"post": _op("Mint an RS256 artifact token (Basic username/password of a user)", {
             "200": {"description": "The raw JWT.", "content": {"text/plain": {"schema": {"type": "string"}}}},
@@ -914,7 +930,8 @@ def _maven_paths() -> dict:
             "403": {"description": "A scope beyond the caller's role."}},
             tags=tags, operation_id="mintArtifactToken", security=[{"basicAuth": []}],
             description="Form fields: expires_in (hours, default 3), repositories and scope "
-                        "(comma-separated; artifacts:read, artifacts:delete).")},
+                        "(comma-separated; artifacts:read, artifacts:delete, artifacts:write; "
+                        "delete and write only for read-write and admin users).")},
         "/.well-known/jwks.json": {"get": _op("Public keys that verify artifact tokens", {
             "200": _json(_ref("Jwks"), "JWK set.")}, tags=tags, operation_id="jwks", security=[{}])},
     }
@@ -925,6 +942,10 @@ def build_document(version: str) -> dict:
     paths: dict[str, Any] = {}
     for part in (_site_paths(), _v2_paths(), _management_paths(), _console_paths(), _maven_paths()):
         paths.update(part)
+    paths["/artifacts/{repositoryId}/{artifactPath}"]["put"]["requestBody"] = {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
     # The /token form body is described on the operation rather than in a schema
     # with required fields: every field is optional.
     paths["/token"]["post"]["requestBody"] = {
