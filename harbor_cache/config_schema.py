@@ -73,6 +73,9 @@ SCHEMA: dict[str, Any] = {
                 "private": KEY,
                 "username": KEY,
                 "password": KEY,
+                "type": KEY,
+                "members": KEY,
+                "redeploy": KEY,
             }
         ],
     },
