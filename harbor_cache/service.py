@@ -250,10 +250,11 @@ class HarborApp:
             upstreams={r.id: MavenUpstream(r, self.http, reactor, header_timeout=config.upstream_idle_timeout)
                        for r in config.maven_repositories if r.is_proxy},
             index=self.index, storage=self.storage, downloads=self.downloads, settings=self.settings,
-            access=self.access, metrics=self.metrics, clock=reactor, public_url=config.public_url,
+            access=self.access, metrics=self.metrics, clock=reactor,
         )
         self.evictor.invalidators.append(self.maven.invalidate)
-        self.maven_front = MavenFront(self.maven, self.artifact_tokens, self.index, self.metrics, audit=self.audit)
+        self.maven_front = MavenFront(self.maven, self.artifact_tokens, self.index, self.metrics, audit=self.audit,
+                                      public_url=self.public_url)
 
     def _mount_fronts(self) -> None:
         site_resource = self.site_front.app.resource()

@@ -177,8 +177,7 @@ class MavenHarness:
                           for r in self.repositories if r.is_proxy}
         self.cache = MavenCache(repositories=self.repositories, upstreams=self.upstreams, index=self.index,
                                 storage=self.storage, downloads=self.downloads, settings=self.settings,
-                                access=self.access, metrics=self.metrics, clock=self.clock,
-                                public_url="http://cache.test")
+                                access=self.access, metrics=self.metrics, clock=self.clock)
         self.tokens = ArtifactTokens(rsa_key(), "http://cache.test", self.clock, 720)
         self.front = MavenFront(self.cache, self.tokens, self.index, self.metrics)
         self.root = Root()

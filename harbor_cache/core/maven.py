@@ -166,8 +166,7 @@ class SmallFiles:
 
 
 class MavenCache:
-    def __init__(self, *, repositories, upstreams, index, storage, downloads, settings, access, metrics, clock,
-                 public_url: str = ""):
+    def __init__(self, *, repositories, upstreams, index, storage, downloads, settings, access, metrics, clock):
         """``repositories``: the configured `MavenRepositoryConfig`s in order;
         ``upstreams``: proxy repository id -> `upstream.maven.MavenUpstream`.
 
@@ -175,7 +174,6 @@ class MavenCache:
         upstream, never revalidated); groups go through `MavenGroups`.
         """
         self.repositories = {r.id: r for r in repositories}
-        self.public_url = public_url.rstrip("/")
         self.upstreams = upstreams
         self.index = index
         self.storage = storage
@@ -629,12 +627,13 @@ class MavenCache:
             doc["sha256"] = row.digest.partition(":")[2]
         return doc
 
-    async def repository_list(self) -> list[dict]:
+    async def repository_list(self, base_url: str = "") -> list[dict]:
         """Every configured repository with the seed's statistics of what is cached.
 
         Beyond the seed's fields: ``type`` (proxy, hosted, group) and, for a
         group, ``members``.  A hosted or group repository's ``url`` is its own
-        address here (it has no remote); a group's counts are its members' sums.
+        address here, under ``base_url`` (it has no remote); a group's counts
+        are its members' sums.
         """
         stats = await self.index.maven_repository_stats()
         docs: dict[str, dict] = {}
@@ -642,7 +641,7 @@ class MavenCache:
             s = stats.get(repo.id) or {}
             docs[repo.id] = {
                 "id": repo.id,
-                "url": repo.url if repo.is_proxy else f"{self.public_url}/artifacts/{repo.id}/",
+                "url": repo.url if repo.is_proxy else f"{base_url}/artifacts/{repo.id}/",
                 "artifactCount": int(s.get("artifact_count") or 0),
                 "totalSize": int(s.get("total_size") or 0),
                 "lastUpdated": iso8601(s.get("last_updated")),

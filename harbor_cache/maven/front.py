@@ -40,6 +40,7 @@ from ..core.maven import MavenFile, UnknownRepository, parse_http_date
 from ..core.maven_hosted import MavenDeployer
 from ..core.token_holders import current_artifact_scopes, current_holder
 from ..errors import BadRequest, HarborError, NotFound
+from ..public_url import PublicURL
 from ..serving import serve_source
 from ..web import install_error_handlers, json_response, write_error
 from ..mavenpaths import InvalidPath, normalize_artifact_path, normalize_browse_path
@@ -132,8 +133,9 @@ class MavenFront:
 
     install_error_handlers(app)
 
-    def __init__(self, cache, tokens, index, metrics, audit=None):
+    def __init__(self, cache, tokens, index, metrics, audit=None, public_url=None):
         self.cache = cache
+        self.public_url = PublicURL.of(public_url)
         self.deployer = MavenDeployer(cache)
         self.tokens = tokens
         self.index = index
@@ -320,7 +322,8 @@ class MavenFront:
     @app.route("/repositories/", methods=["GET", "HEAD"])
     async def repositories(self, request):
         request.front = "maven"
-        return self._json(request, {"repositories": await self.cache.repository_list()})
+        return self._json(request, {"repositories": await self.cache.repository_list(
+            self.public_url.for_request(request))})
 
     def _query_path(self, request, required: bool) -> str:
         values = request.args.get(b"path")
