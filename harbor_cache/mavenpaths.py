@@ -10,6 +10,7 @@ so joining it under a directory cannot escape it.
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import unquote
 
 __all__ = [
@@ -46,9 +47,32 @@ _DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _PERCENT_ENCODED_RE = re.compile(r"%[0-9a-fA-F]{2}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
+# Longer paths are refused (414) before any upstream sees them: upstream servers
+# answer 8 KiB+ request lines with their own 414, which used to become our 502.
+# Real Maven paths (group/artifact/version/file) are a few hundred characters.
+MAX_PATH_LENGTH = 2048
+# A file or directory name longer than this cannot be stored on common file systems.
+MAX_SEGMENT_LENGTH = 255
+
 
 class InvalidPath(ValueError):
     """The path could escape the repository or is not a plain relative path."""
+
+
+class PathTooLong(InvalidPath):
+    """The path is longer than MAX_PATH_LENGTH (the front answers 414)."""
+
+
+def _is_dot_segment(segment: str) -> bool:
+    """Whether some common server would read ``segment`` as ``.`` or ``..``.
+
+    Servers differ: Tomcat drops ``;params`` (``..;x`` is ``..``), IIS and
+    Windows drop trailing dots and spaces (``...``, ``.. ``), some normalize
+    Unicode (``\uff0e\uff0e`` is ``..`` under NFKC). A segment made only of
+    dots and spaces after NFKC is refused; ``;`` is refused on its own.
+    """
+    folded = unicodedata.normalize("NFKC", segment)
+    return folded.strip(". \t") == "" and "." in folded
 
 
 def _check_relative(path: str) -> str:
@@ -66,11 +90,15 @@ def _check_relative(path: str) -> str:
         raise InvalidPath("control character in path")
     if _PERCENT_ENCODED_RE.search(path):
         raise InvalidPath("percent-encoding left after decoding")
+    if ";" in path:
+        raise InvalidPath("';' in path (path parameters are not part of Maven paths)")
     for segment in path.split("/"):
         if segment == "":
             raise InvalidPath("empty path segment")
-        if segment in (".", ".."):
+        if segment in (".", "..") or _is_dot_segment(segment):
             raise InvalidPath("dot segment in path")
+        if len(segment.encode("utf-8")) > MAX_SEGMENT_LENGTH:
+            raise InvalidPath(f"path segment longer than {MAX_SEGMENT_LENGTH} bytes")
     return path
 
 
@@ -86,6 +114,8 @@ def normalize_artifact_path(raw: str) -> str:
     """
     if not isinstance(raw, str):
         raise InvalidPath("path must be text")
+    if len(raw) > MAX_PATH_LENGTH:
+        raise PathTooLong(f"path longer than {MAX_PATH_LENGTH} characters")
     try:
         decoded = unquote(raw, encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
@@ -105,6 +135,8 @@ def normalize_browse_path(raw: str | None) -> str:
         return ""
     if not isinstance(raw, str):
         raise InvalidPath("path must be text")
+    if len(raw) > MAX_PATH_LENGTH:
+        raise PathTooLong(f"path longer than {MAX_PATH_LENGTH} characters")
     return _check_relative(raw)
 
 

@@ -21,6 +21,17 @@ _SPEC_RE = re.compile(r"\s*bytes\s*=(.*)", re.IGNORECASE | re.DOTALL)
 _RANGE_RE = re.compile(r"\s*([0-9]*)\s*-\s*([0-9]*)\s*")
 
 
+# A position of 19 digits or more is beyond any body we hold; reading it as this
+# keeps the arithmetic exact (and int() of thousands of digits raises).
+_BEYOND_ANY_SIZE = 10**18
+
+
+def _capped(digits: str) -> int | None:
+    if not digits:
+        return None
+    return int(digits) if len(digits) <= 18 else _BEYOND_ANY_SIZE
+
+
 class UnsatisfiableRange(ValueError):
     """The range does not overlap the body: answer 416 with ``bytes */size``."""
 
@@ -52,16 +63,16 @@ def parse_range(header: str | bytes | None, size: int) -> tuple[int, int] | None
     match = _RANGE_RE.fullmatch(ranges[0])
     if match is None:
         return None
-    first, last = match.groups()
-    if not first and not last:
+    first, last = (_capped(g) for g in match.groups())
+    if first is None and last is None:
         return None
-    if not first:
-        suffix = int(last)
+    if first is None:
+        suffix = last
         if suffix == 0 or size <= 0:
             raise UnsatisfiableRange(f"suffix range of {suffix} bytes on {size} bytes")
         return max(0, size - suffix), size - 1
-    start = int(first)
-    end = int(last) if last else None
+    start = first
+    end = last
     if end is not None and end < start:
         # Syntactically invalid per RFC 9110: ignore the header.
         return None

@@ -13,6 +13,7 @@ import json
 import time
 from typing import Any
 from urllib.parse import parse_qs
+from urllib.parse import unquote_to_bytes
 
 from klein import Klein
 from twisted.internet import protocol
@@ -573,6 +574,28 @@ class ConsoleFiles(File):
         return NotFoundResource()
 
 
+class BadPathResource(resource.Resource):
+    """400 in the error format for a path whose percent escapes are not UTF-8.
+
+    Klein would answer these itself, in text/html; clients of every front
+    expect the JSON error format.
+    """
+
+    isLeaf = True
+
+    def render(self, request):
+        return write_error(request, 400, "BAD_REQUEST", "path is not UTF-8 after percent-decoding",
+                           request.path.decode("latin-1")[:200])
+
+
+def _utf8_path(path: bytes) -> bool:
+    try:
+        unquote_to_bytes(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class RedirectToUI(resource.Resource):
     isLeaf = True
 
@@ -599,6 +622,8 @@ class Root(resource.Resource):
         self._plain[segment] = res
 
     def getChild(self, path, request):
+        if not _utf8_path(request.path):
+            return BadPathResource()
         if path in self._mounts:
             request.postpath.insert(0, request.prepath.pop())
             return self._mounts[path]

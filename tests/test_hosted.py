@@ -89,10 +89,12 @@ class UploadTests(SynchronousTestCase):
         self.assertEqual(response.code, 416)
 
     def test_malformed_content_range_is_416(self):
-        """Garbage in Content-Range is refused with 416."""
+        """Garbage, thousands of digits or non-ASCII digits in Content-Range are refused with 416."""
         location = self.start()
-        response, _ = self.patch(location, b"a", "one-two")
-        self.assertEqual(response.code, 416)
+        for value in ("one-two", "0-" + "9" * 5000, "9" * 5000 + "-" + "9" * 5001, "\u0660-\u0660"):
+            response, body = self.patch(location, b"a", value)
+            self.assertEqual(response.code, 416, value[:20])
+            self.assertEqual(self.r.error_code(body), "BLOB_UPLOAD_INVALID")
 
     def test_digest_mismatch_stores_nothing(self):
         """PUT with the wrong digest: 400 DIGEST_INVALID, no blob, the session is over, no temp file left."""
@@ -363,6 +365,10 @@ class ListingAndDeleteTests(SynchronousTestCase):
         self.assertIsNone(self.r.header(response, "Link"))
         response, body = self.r.request("GET", f"/v2/{NAME}/tags/list?n=0")
         self.assertEqual(json.loads(body)["tags"], [])
+        for bad in ("99999999999999999999", "9" * 5000, "%C2%B2", "%D9%A3", "-1", "1.5"):
+            for path in (f"/v2/{NAME}/tags/list?n={bad}", f"/v2/_catalog?n={bad}"):
+                response, body = self.r.request("GET", path)
+                self.assertEqual((response.code, self.r.error_code(body)), (400, "PAGINATION_NUMBER_INVALID"), path)
 
     def test_tags_of_unknown_repository(self):
         """A repository with nothing in it is NAME_UNKNOWN."""

@@ -205,7 +205,33 @@ TRAVERSAL = [
 ]
 
 
+TRAVERSAL += [
+    "/artifacts/central/org/..;/..;/etc/passwd",
+    "/artifacts/central/org/..;x=1/lib.jar",
+    "/artifacts/central/org/%2e%2e;/lib.jar",
+    "/artifacts/central/org/lib;jsessionid=1/lib.jar",
+    "/artifacts/central/org/.../lib.jar",
+    "/artifacts/central/org/..%20/lib.jar",
+    "/artifacts/central/org/%EF%BC%8E%EF%BC%8E/lib.jar",
+]
+
+
 class TraversalTests(FrontBase):
+    def test_long_path_is_414_without_upstream(self):
+        """A path over 2048 characters: 414 URI_TOO_LONG in the error format, nothing sent upstream."""
+        response, body = self.call("GET", "/artifacts/central/" + "a/" * 1100 + "x.jar")
+        self.assertEqual((response.code, self.error_code(body)), (414, "URI_TOO_LONG"))
+        self.assertEqual(self.header(response, "Content-Type"), "application/json")
+        self.assertEqual(self.up.total(), 0)
+
+    def test_huge_range_numbers(self):
+        """Range values with thousands of digits on a Maven file: 416 or the clamped range, never 500."""
+        self.call("GET", "/artifacts/central/" + JAR)
+        response, _ = self.call("GET", "/artifacts/central/" + JAR, {"Range": "bytes=" + "9" * 5000 + "-"})
+        self.assertEqual(response.code, 416)
+        response, body = self.call("GET", "/artifacts/central/" + JAR, {"Range": "bytes=5-" + "9" * 5000})
+        self.assertEqual((response.code, body), (206, self.jar[5:]))
+
     def test_corpus(self):
         """Every unsafe path is a 400 (GET, HEAD and DELETE) before any upstream or file access."""
         tmp_before = os.listdir(self.h.storage.tmp_dir)

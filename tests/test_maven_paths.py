@@ -91,8 +91,27 @@ class ArtifactPathTests(SynchronousTestCase):
         self.assertEqual(normalize_artifact_path("org/apache/"), "org/apache")
 
     def test_dots_inside_names(self):
-        """Dots that are not whole segments are fine ('...', '.m2', 'a..b')."""
-        self.assertEqual(normalize_artifact_path(".m2/a..b/.../x"), ".m2/a..b/.../x")
+        """Dots inside names are fine ('.m2', 'a..b', '1.0.'); a segment of dots alone is not ('...')."""
+        self.assertEqual(normalize_artifact_path(".m2/a..b/1.0./x"), ".m2/a..b/1.0./x")
+
+    def test_segments_other_servers_read_as_dot_dot(self):
+        """';' parameters (Tomcat), trailing dots/spaces (IIS), NFKC dots: all refused, encoded or not."""
+        for raw in ("a/..;/b", "a/..;x=1/b", "..;/etc/passwd", "a/%2e%2e;/b", "a/b;jsessionid=1/c.jar",
+                    "a/.../b", "a/.. /b", "a/..%20/b", "a/%EF%BC%8E%EF%BC%8E/b", "a/\uff0e\uff0e/b", "a/. ./b"):
+            with self.assertRaises(InvalidPath, msg=repr(raw)):
+                normalize_artifact_path(raw)
+        with self.assertRaises(InvalidPath):
+            normalize_browse_path("a/..;/b")
+
+    def test_length_limits(self):
+        """Over 2048 characters: PathTooLong (414); a segment over 255 bytes: InvalidPath."""
+        from harbor_cache.mavenpaths import PathTooLong
+
+        with self.assertRaises(PathTooLong):
+            normalize_artifact_path("a/" * 1100 + "x.jar")
+        with self.assertRaises(InvalidPath):
+            normalize_artifact_path("a/" + "b" * 256 + "/x.jar")
+        self.assertEqual(normalize_artifact_path("a/" + "b" * 255), "a/" + "b" * 255)
 
     def test_lone_percent(self):
         """A '%' not followed by two hex digits is an ordinary character."""

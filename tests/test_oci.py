@@ -120,6 +120,19 @@ class OciTests(SynchronousTestCase):
         self.assertEqual(response.code, 416)
         self.assertEqual(self.header(response, "Content-Range"), f"bytes */{len(self.layer)}")
 
+    def test_huge_range_numbers(self):
+        """Range values with thousands of digits: 416 past the end, the whole tail for a huge end, never 500."""
+        self.get("/v2/library/app/blobs/" + self.layer_digest)
+        path = "/v2/library/app/blobs/" + self.layer_digest
+        response, _ = self.get(path, headers={"Range": "bytes=" + "9" * 5000 + "-"})
+        self.assertEqual(response.code, 416)
+        response, body = self.get(path, headers={"Range": "bytes=10-" + "9" * 5000})
+        self.assertEqual((response.code, body), (206, self.layer[10:]))
+        response, body = self.get(path, headers={"Range": "bytes=-" + "9" * 5000})
+        self.assertEqual((response.code, body), (206, self.layer))
+        response, body = self.get(path, headers={"Range": "bytes=\u0661-\u0662"})
+        self.assertEqual((response.code, body), (200, self.layer))
+
     def test_head_blob_does_not_download(self):
         """HEAD of an uncached blob asks upstream with HEAD only."""
         response, body = self.get("/v2/library/app/blobs/" + self.layer_digest, "HEAD")

@@ -38,6 +38,16 @@ class SiteTests(SynchronousTestCase):
         self.assertEqual(json.loads(body)["errors"][0]["code"], "NOT_FOUND")
         self.assertEqual(response.headers.getRawHeaders(b"Content-Type"), [b"application/json"])
 
+    def test_non_utf8_escape_is_400_in_error_format(self):
+        """A percent escape that is not UTF-8 gets 400 in the JSON error format on every front, not text/html."""
+        for path in ("/v2/%ff/manifests/x", "/v2/a/manifests/%ff", "/health/%c3%28"):
+            response, body = self.get(path)
+            self.assertEqual(response.code, 400, path)
+            self.assertEqual(response.headers.getRawHeaders(b"Content-Type"), [b"application/json"])
+            self.assertEqual(json.loads(body)["errors"][0]["code"], "BAD_REQUEST")
+        response, _ = self.get("/v2/a/manifests/%C3%A9")
+        self.assertNotEqual(response.code, 400)
+
     def test_cors_on_every_response_and_preflight(self):
         """Every response has Access-Control-Allow-Origin; OPTIONS answers 204 with methods and headers."""
         response, _ = self.get("/nope")

@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from ..digests import InvalidDigest, digest_bytes, parse_digest
 from ..errors import BlobUnknown, Denied, ManifestUnknown, NameUnknown, UpstreamBadResponse, UpstreamUnavailable
 from ..mediatypes import InvalidManifest, detect_manifest_media_type
+from ..numbers import parse_decimal
 from ..storage import GrowingSource
 from ..upstream.body import discard_body
 from ..upstream.http import UpstreamError, header
@@ -382,7 +383,7 @@ class OciCache:
         await discard_body(response)
         # Twisted reports length 0 for HEAD; the size is in the header.
         value = header(response, "Content-Length")
-        return (int(value) if value and value.isdigit() else None), "upstream"
+        return parse_decimal(value), "upstream"
 
     # -- manifests ------------------------------------------------------------
 

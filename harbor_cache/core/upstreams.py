@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from ..config import DOCKER_HUB_REGISTRY, DOCKER_HUB_URL, UpstreamConfig, check_upstream
 from ..errors import BadRequest, HarborError, NotFound
 from ..namespaces import check_namespaces, effective_prefix
+from ..numbers import parse_decimal
 
 log = Logger()
 
@@ -201,7 +202,7 @@ class UpstreamCatalog:
         return self.view(row)
 
     def _oci_id(self, upstream_id: str) -> int | None:
-        return int(upstream_id) if upstream_id.isdigit() and len(upstream_id) < 12 else None
+        return parse_decimal(upstream_id, max_digits=11)
 
     def _writable_id(self, upstream_id: str) -> int:
         if upstream_id.startswith(MAVEN_ID_PREFIX) and any(

@@ -43,7 +43,7 @@ from ..errors import BadRequest, HarborError, NotFound
 from ..public_url import PublicURL
 from ..serving import serve_source
 from ..web import install_error_handlers, json_response, write_error
-from ..mavenpaths import InvalidPath, normalize_artifact_path, normalize_browse_path
+from ..mavenpaths import InvalidPath, PathTooLong, normalize_artifact_path, normalize_browse_path
 
 log = Logger()
 
@@ -74,7 +74,11 @@ def _bearer_error(error: str, description: str) -> str:
 
 
 def _bad_path(e: Exception, raw: str | None = None) -> BadRequest:
-    return BadRequest("invalid path", {"reason": str(e), **({"path": raw} if raw is not None else {})})
+    """400 for an unsafe path; 414 URI_TOO_LONG for an over-long one (never sent upstream)."""
+    detail = {"reason": str(e), **({"path": raw[:200]} if raw is not None else {})}
+    if isinstance(e, PathTooLong):
+        return BadRequest("path too long", detail, status=414, code="URI_TOO_LONG")
+    return BadRequest("invalid path", detail)
 
 
 def _looks_like_jwt(password: str) -> bool:

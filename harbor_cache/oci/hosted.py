@@ -18,10 +18,11 @@ from ..digests import is_digest_reference
 from ..errors import BadRequest, HarborError, ManifestUnknown
 from ..names import is_valid_repository_name, is_valid_tag
 from ..request_body import body_of
+from ..numbers import parse_decimal
 from .front import TagInvalid, _check_digest, _check_name
 
 # "0-1023", "bytes=0-1023", "bytes 0-1023/2048", "0-1023/*"
-_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?\s*(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?\s*([0-9]+)-([0-9]+)(?:/(?:[0-9]+|\*))?$")
 
 
 class MethodNotAllowed(HarborError):
@@ -44,18 +45,21 @@ def parse_content_range(value: bytes | str | None) -> tuple[int, int] | None:
     if isinstance(value, bytes):
         value = value.decode("latin-1")
     m = _CONTENT_RANGE.match(value.strip())
-    if m is None or int(m.group(2)) < int(m.group(1)):
-        raise UploadRangeInvalid("malformed Content-Range", {"content_range": value})
-    return int(m.group(1)), int(m.group(2))
+    start, end = (parse_decimal(m.group(1)), parse_decimal(m.group(2))) if m else (None, None)
+    if start is None or end is None or end < start:
+        raise UploadRangeInvalid("malformed Content-Range", {"content_range": value[:100]})
+    return start, end
 
 
 def _page_size(request) -> int | None:
     raw = _arg(request, "n")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
-        raise BadRequest("n must be a non-negative integer", {"n": raw}, code="PAGINATION_NUMBER_INVALID")
-    return int(raw)
+    n = parse_decimal(raw)
+    if n is None:
+        raise BadRequest("n must be a non-negative integer of at most 18 ASCII digits", {"n": raw[:40]},
+                         code="PAGINATION_NUMBER_INVALID")
+    return n
 
 
 def _upload_headers(request, name: str, session) -> None:

@@ -22,7 +22,8 @@ from .body import discard_body
 from .http import UpstreamError, basic_authorization, header, response_length, send_request
 
 # Characters left as they are in the URL path; everything else is percent-encoded.
-_SAFE = "/-._~!$&'()*+,;=:@"
+# Not ";": some servers (Tomcat) read what follows it as path parameters.
+_SAFE = "/-._~!$&'()*+,=:@"
 MAX_CHECKSUM_BYTES = 1024
 _HEX_RE = re.compile(r"[0-9a-fA-F]+")
 

@@ -21,6 +21,7 @@ from twisted.web.http_headers import Headers
 
 from ..config import UpstreamConfig
 from ..namespaces import UnknownRegistry, effective_prefix, namespaced_key, split_prefix
+from ..numbers import parse_decimal
 from .body import discard_body
 from .challenge import parse_www_authenticate
 from .http import UpstreamError, basic_authorization, response_length, send_request
@@ -159,8 +160,9 @@ class RegistryUpstream:
             raw = response.headers.getRawHeaders(name)
             if raw:
                 count = raw[0].decode("latin-1").split(";")[0].strip()
-                if count.isdigit():
-                    gauge.labels(self.name).set(int(count))
+                value = parse_decimal(count)
+                if value is not None:
+                    gauge.labels(self.name).set(value)
 
     async def probe(self) -> int:
         """``GET /v2/`` without credentials: the status code (401 means up, asking for a token)."""

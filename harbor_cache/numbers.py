@@ -1,0 +1,25 @@
+"""Decimal numbers from the wire, without surprises.
+
+``str.isdigit`` accepts superscripts and other scripts' digits (``"²"``,
+``"٣"``) that ``int`` then refuses or reads unexpectedly, and ``int`` refuses
+more than 4300 digits outright: both used to surface as 500s. Every number a
+client or an upstream sends goes through `parse_decimal`: ASCII digits only,
+at most ``max_digits`` of them (18 keeps every value inside a signed 64-bit
+integer, so SQLite and struct packing never overflow either).
+"""
+
+from __future__ import annotations
+
+MAX_DIGITS = 18
+
+
+def parse_decimal(text: str | None, max_digits: int = MAX_DIGITS) -> int | None:
+    """The non-negative integer ``text`` spells in ASCII digits, or None (empty, other characters, too long)."""
+    if not text or len(text) > max_digits or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
+def is_decimal(text: str | None) -> bool:
+    """Whether ``text`` is one or more ASCII digits (of any length)."""
+    return bool(text) and text.isascii() and text.isdigit()  # type: ignore[union-attr]
