@@ -177,6 +177,14 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX audit_log_at ON audit_log (at, id)",
         "CREATE INDEX audit_log_action ON audit_log (action, at)",
     ],
+    # 9: Maven rows that are directories (an upstream's HTML index stored under the directory's
+    #    path, next to the files below it) are removed; the range keeps it on the unique index
+    [
+        """DELETE FROM entries WHERE type = 'maven' AND EXISTS (
+               SELECT 1 FROM entries AS below
+               WHERE below.type = 'maven' AND below.repository = entries.repository
+                 AND below.key > entries.key || '/' AND below.key < entries.key || '0')""",
+    ],
 ]
 
 

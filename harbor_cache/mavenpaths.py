@@ -44,6 +44,13 @@ _CONTENT_TYPES = (
 )
 _DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
+# Extensions of files found in Maven repositories (see is_directory_listing).
+_FILE_EXTENSIONS = (
+    ".jar", ".pom", ".xml", ".sha1", ".sha256", ".sha512", ".md5", ".asc", ".sig", ".war", ".ear", ".aar",
+    ".zip", ".gz", ".tgz", ".bz2", ".xz", ".module", ".json", ".txt", ".properties", ".klib", ".so", ".dll",
+    ".exe", ".nbm", ".apk", ".rar", ".kar", ".swc", ".swf", ".html", ".htm", ".xhtml",
+)
+
 _PERCENT_ENCODED_RE = re.compile(r"%[0-9a-fA-F]{2}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -138,6 +145,21 @@ def normalize_browse_path(raw: str | None) -> str:
     if len(raw) > MAX_PATH_LENGTH:
         raise PathTooLong(f"path longer than {MAX_PATH_LENGTH} characters")
     return _check_relative(raw)
+
+
+def is_directory_listing(path: str, content_type: str | None) -> bool:
+    """Whether an upstream 200 for ``path`` is an HTML directory index rather than the file.
+
+    Repositories answer a directory (``org/example/lib``, ``.../1.0``) with an
+    HTML page. Some servers also label real files text/html, so a name with
+    a file extension Maven repositories hold is always taken as a file.
+    """
+    if not content_type:
+        return False
+    bare = content_type.split(";", 1)[0].strip().lower()
+    if bare not in ("text/html", "application/xhtml+xml"):
+        return False
+    return not _basename(path).lower().endswith(_FILE_EXTENSIONS)
 
 
 def content_type_for(name: str) -> str:

@@ -105,6 +105,11 @@ class FakeRegistry(resource.Resource):
             body, media_type = item
             request.setHeader(b"Content-Type", media_type.encode())
             request.setHeader(b"Docker-Content-Digest", sha(body).encode())
+            if self.no_length and method == "GET":
+                for i in range(0, len(body), 65536):
+                    request.write(body[i:i + 65536])
+                request.finish()
+                return server.NOT_DONE_YET
             request.setHeader(b"Content-Length", b"%d" % len(body))
             return b"" if method == "HEAD" else body
         if "/blobs/" in rest:

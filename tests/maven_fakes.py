@@ -63,6 +63,9 @@ class FakeMavenRepo(resource.Resource):
         self.status: dict[str, int] = {}  # path -> answer with this status
         self.hold = False  # keep non-checksum bodies open until release()
         self.held: list = []
+        self.redirects: dict[str, str] = {}  # path -> Location of a 302
+        self.listings: dict[str, bytes] = {}  # path -> an HTML directory index (200 text/html)
+        self.chunked: set[str] = set()  # paths sent without Content-Length, in 64 KiB writes
 
     def put(self, path: str, data: bytes, modified: float = UPSTREAM_MODIFIED, sha1: bool | str = True) -> None:
         """Add a file (and its .sha1 unless sha1 is False; a str is written as the .sha1 body)."""
@@ -89,16 +92,29 @@ class FakeMavenRepo(resource.Resource):
         if path in self.status:
             request.setResponseCode(self.status[path])
             return b"error"
+        if path in self.redirects:
+            request.setResponseCode(302)
+            request.setHeader(b"Location", self.redirects[path].encode())
+            return b"<html>moved</html>"
+        if path in self.listings:
+            request.setHeader(b"Content-Type", b"text/html")
+            return self.listings[path]
         item = self.files.get(path)
         if item is None:
             request.setResponseCode(404)
             return b"not found"
         data, modified = item
+        request.setHeader(b"Content-Type", b"application/octet-stream")
         request.setHeader(b"Last-Modified", http.datetimeToString(modified))
         ims = request.getHeader(b"If-Modified-Since")
         if ims is not None and http.stringToDatetime(ims) >= int(modified):
             request.setResponseCode(304)
             return b""
+        if path in self.chunked:
+            for i in range(0, len(data), 65536):
+                request.write(data[i:i + 65536])
+            request.finish()
+            return server.NOT_DONE_YET
         request.setHeader(b"Content-Length", b"%d" % len(data))
         if method == "HEAD":
             return b""

@@ -133,6 +133,27 @@ class OciTests(SynchronousTestCase):
         response, body = self.get(path, headers={"Range": "bytes=\u0661-\u0662"})
         self.assertEqual((response.code, body), (200, self.layer))
 
+    def test_oversized_manifest_without_length_is_cut_while_streaming(self):
+        """A 6 MiB manifest sent without Content-Length: refused (502) and not stored; the read stops at the limit."""
+        from harbor_cache.upstream import body as body_module
+
+        seen = []
+        original = body_module._Limited.dataReceived
+
+        def counting(protocol, data):
+            if not protocol.done.called:  # what the reader takes in before it gives up
+                seen.append(len(data))
+            return original(protocol, data)
+
+        self.patch(body_module._Limited, "dataReceived", counting)
+        self.up.add_manifest("library/app", "huge", {"schemaVersion": 2, "pad": "x" * (6 << 20)})
+        self.up.no_length = True
+        response, body = self.get("/v2/library/app/manifests/huge")
+        self.assertEqual(response.code, 502)
+        self.assertLessEqual(sum(seen), (4 << 20) + 65536)
+        self.up.no_length = False
+        self.assertEqual(self.up.count("GET", "/manifests/huge"), 1)
+
     def test_head_blob_does_not_download(self):
         """HEAD of an uncached blob asks upstream with HEAD only."""
         response, body = self.get("/v2/library/app/blobs/" + self.layer_digest, "HEAD")

@@ -33,11 +33,11 @@ from twisted.web import http
 from twisted.web.http import datetimeToString
 
 from ..errors import HarborError, NotFound, UpstreamBadResponse
-from ..mavenpaths import checksum_base, content_type_for, is_checksum, is_mutable, parent_path
+from ..mavenpaths import checksum_base, content_type_for, is_checksum, is_directory_listing, is_mutable, parent_path
 from ..storage import BlobCorrupt, GrowingSource
 from ..upstream.body import discard_body
-from ..upstream.maven import parse_sha1
-from ..upstream.http import UpstreamError
+from ..upstream.maven import NotAFile, parse_sha1
+from ..upstream.http import UpstreamError, header
 from .access import NegativeCache, Outcomes
 from .maven_group import MavenGroups
 from .maven_hosted import checksum_algorithm, hash_file
@@ -421,9 +421,15 @@ class MavenCache:
         up = self.upstreams[repo_id]
         try:
             response = await up.request("GET", path, headers)
+        except NotAFile:
+            raise UpstreamNotFound(path) from None
         except UpstreamError as e:
             self.outcomes.upstream_error(repo_id, e.reason)
             raise
+        if response.code == 200 and is_directory_listing(path, header(response, "Content-Type")):
+            # A directory's HTML index is not the file: never stored, 404 like a missing file.
+            await discard_body(response)
+            raise UpstreamNotFound(path)
         if response.code == 200:
             return response
         await discard_body(response)
@@ -479,6 +485,12 @@ class MavenCache:
             found = await self.upstreams[repo_id].fetch_small(path + ".sha1")
         except UpstreamError as e:
             self.outcomes.upstream_error(repo_id, "checksum_" + e.reason)
+            if e.reason == "too_large":
+                # A checksum file is a few dozen bytes: a huge one is an upstream (or a man in the
+                # middle) misbehaving, and the file is not stored unchecked on its word.
+                log.warn("{repository}/{path}.sha1 is over the limit; not storing the file", repository=repo_id,
+                         path=path)
+                raise
             log.warn("no checksum for {repository}/{path}: {error}", repository=repo_id, path=path, error=e)
             return None
         except Exception as e:

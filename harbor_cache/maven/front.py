@@ -261,6 +261,10 @@ class MavenFront:
         request.front = "maven"
         repo_id, path = self._artifact_target(request)
         repo = self._repository(repo_id)
+        if request.method != b"DELETE" and request.path.endswith(b"/"):
+            # A directory: its listing is never served or stored as a file (browse lists directories).
+            raise NotFound("not a file (directories are listed by /repositories/{id}/browse)",
+                           {"repositoryId": repo_id, "path": path})
         if request.method == b"DELETE":
             claims = await self.authorize(request, repo_id, DELETE)
             await self.cache.delete(repo_id, path)

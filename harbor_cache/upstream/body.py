@@ -117,6 +117,51 @@ def stream_to_temp(response, temp, clock, idle_timeout: float, on_bytes: Callabl
     return done
 
 
+class BodyTooLarge(Exception):
+    """The body went past the limit while streaming; the connection was dropped."""
+
+
+class _Limited(Protocol):
+    """Collects a small body in memory and drops the connection the moment it exceeds ``limit``."""
+
+    def __init__(self, done: defer.Deferred, limit: int):
+        self.done = done
+        self.limit = limit
+        self.chunks: list[bytes] = []
+        self.total = 0
+
+    def dataReceived(self, data: bytes):
+        if self.done.called:
+            return
+        self.total += len(data)
+        if self.total > self.limit:
+            self.chunks = []
+            self.done.errback(BodyTooLarge(f"body over the {self.limit}-byte limit"))
+            self.transport.stopProducing()
+            return
+        self.chunks.append(data)
+
+    def connectionLost(self, reason):
+        if self.done.called:
+            return
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.done.callback(b"".join(self.chunks))
+        else:
+            self.done.errback(UpstreamBodyFailed(reason.getErrorMessage()))
+
+
+def read_body_limited(response, limit: int) -> defer.Deferred:
+    """The whole body of ``response`` as bytes, or BodyTooLarge as soon as more than ``limit`` bytes arrive.
+
+    For bodies kept in memory (manifests, checksums): whatever Content-Length
+    says or does not say, at most ``limit`` bytes (plus one network read) are
+    ever held, and an oversized body is cut off rather than read to the end.
+    """
+    done: defer.Deferred = defer.Deferred()
+    response.deliverBody(_Limited(done, limit))
+    return done
+
+
 class _Discard(Protocol):
     def __init__(self, done):
         self.done = done

@@ -12,20 +12,29 @@ the wire is exactly the file that was asked for.
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
+from urllib.parse import quote, urljoin, urlsplit
 
-import treq
 from twisted.web.http_headers import Headers
 
 from ..config import MavenRepositoryConfig
-from .body import discard_body
+from .body import BodyTooLarge, discard_body, read_body_limited
 from .http import UpstreamError, basic_authorization, header, response_length, send_request
 
 # Characters left as they are in the URL path; everything else is percent-encoded.
 # Not ";": some servers (Tomcat) read what follows it as path parameters.
 _SAFE = "/-._~!$&'()*+,=:@"
 MAX_CHECKSUM_BYTES = 1024
+MAX_REDIRECTS = 5
+_REDIRECTS = (301, 302, 303, 307, 308)
 _HEX_RE = re.compile(r"[0-9a-fA-F]+")
+
+
+class NotAFile(UpstreamError):
+    """The upstream answered with a directory (a redirect to ``path/``) or sent us outside the
+    repository: there is no file to serve or store here (the cache answers 404)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "not_a_file", 404)
 
 
 class MavenUpstream:
@@ -51,14 +60,37 @@ class MavenUpstream:
             headers[name] = [value]
         return Headers(headers)
 
-    async def request(self, method: str, path: str, headers: dict[bytes, bytes] | None = None):
-        """Send one request for ``path``; returns the unbuffered treq response (any status).
+    def _inside(self, url: str) -> bool:
+        """Whether ``url`` (absolute, dot segments resolved) names a file under this repository."""
+        parts = urlsplit(url)
+        bare = url.split("?", 1)[0].split("#", 1)[0]
+        return bare.startswith(self.base) and len(bare) > len(self.base) and not parts.path.endswith("/")
 
-        Raises `UpstreamError` (reason ``timeout`` or ``connect``) when the
-        upstream cannot be reached or sends no headers in time.
+    async def request(self, method: str, path: str, headers: dict[bytes, bytes] | None = None):
+        """Send one request for ``path``; returns the unbuffered treq response (any status but 3xx).
+
+        Redirects are followed by hand, and only to files under this
+        repository's URL: a redirect to ``path/`` is a directory, one to
+        another host or path is outside the repository, and neither is ever
+        stored as the file (`NotAFile`). Credentials are only ever sent to the
+        repository's own URL. Raises `UpstreamError` (reason ``timeout`` or
+        ``connect``) when the upstream cannot be reached or sends no headers
+        in time.
         """
-        return await send_request(self._http, method, self.url_for(path), self._headers(headers),
-                                  timeout=self._header_timeout, clock=self._clock, who=self.id)
+        url = self.url_for(path)
+        for _ in range(MAX_REDIRECTS + 1):
+            response = await send_request(self._http, method, url, self._headers(headers),
+                                          timeout=self._header_timeout, clock=self._clock, who=self.id,
+                                          allow_redirects=False)
+            if response.code not in _REDIRECTS:
+                return response
+            location = header(response, "Location")
+            await discard_body(response)
+            target = urljoin(url, location.strip()) if location else ""
+            if not self._inside(target):
+                raise NotAFile(f"{self.id}: {path} redirects to {target[:200]!r}, not to a file of the repository")
+            url = target
+        raise UpstreamError(f"{self.id}: {path}: more than {MAX_REDIRECTS} redirects", "redirects")
 
     async def fetch_sha1(self, path: str) -> str | None:
         """The hex SHA-1 that upstream publishes in ``<path>.sha1``, or None when it has none.
@@ -78,7 +110,10 @@ class MavenUpstream:
         Raises `UpstreamError` for other statuses, bodies over ``limit`` and
         unreachable upstreams.
         """
-        response = await self.request("GET", path)
+        try:
+            response = await self.request("GET", path)
+        except NotAFile:
+            return None
         if response.code == 404:
             await discard_body(response)
             return None
@@ -91,11 +126,11 @@ class MavenUpstream:
             await discard_body(response)
             raise UpstreamError(f"{self.id}: {path} is over {limit} bytes", "too_large")
         try:
-            body = await treq.content(response)
+            body = await read_body_limited(response, limit)
+        except BodyTooLarge:
+            raise UpstreamError(f"{self.id}: {path} is over {limit} bytes", "too_large") from None
         except Exception as e:
             raise UpstreamError(f"{self.id}: {path}: body failed: {e}", "body") from None
-        if len(body) > limit:
-            raise UpstreamError(f"{self.id}: {path} is over {limit} bytes", "too_large")
         return body, header(response, "Last-Modified")
 
 

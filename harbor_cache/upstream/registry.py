@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import treq
 from twisted.logger import Logger
 from twisted.web.http_headers import Headers
 
 from ..config import UpstreamConfig
 from ..namespaces import UnknownRegistry, effective_prefix, namespaced_key, split_prefix
 from ..numbers import parse_decimal
-from .body import discard_body
+from .body import BodyTooLarge, discard_body, read_body_limited
 from .challenge import parse_www_authenticate
 from .http import UpstreamError, basic_authorization, response_length, send_request
 from .routing import route_matches, upstream_repository_name
@@ -206,10 +205,10 @@ async def read_limited(response, limit: int = MAX_MANIFEST_BYTES) -> bytes:
     if length is not None and length > limit:
         await discard_body(response)
         raise UpstreamError(f"upstream body of {length} bytes is over the {limit}-byte limit", "too_large")
-    body = await treq.content(response)
-    if len(body) > limit:
-        raise UpstreamError(f"upstream body over the {limit}-byte limit", "too_large")
-    return body
+    try:
+        return await read_body_limited(response, limit)
+    except BodyTooLarge:
+        raise UpstreamError(f"upstream body over the {limit}-byte limit", "too_large") from None
 
 
 @dataclass
