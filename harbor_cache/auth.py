@@ -6,7 +6,8 @@ The public names live here so every front imports from one place:
 roles and permissions come from auth_roles, the three JWT kinds from
 auth_tokens.  Nothing here speaks HTTP or SQL: fronts parse a header with
 parse_basic_authorization, the index hands over the stored hash, and
-check_password answers on a pool thread so bcrypt never blocks the reactor.
+check_password answers on the bcrypt pool (password_pool.py), so bcrypt never
+blocks the reactor nor starves the shared thread pool.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import tempfile
 import bcrypt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from harbor_cache.auth_roles import (
@@ -34,6 +34,7 @@ from harbor_cache.auth_roles import (
     is_valid_role,
     plan_artifact_token,
 )
+from harbor_cache.password_pool import run_hashing
 from harbor_cache.auth_tokens import (
     STAMP_CLAIM,
     ArtifactTokens,
@@ -124,7 +125,7 @@ async def hash_password(password: str) -> str:
     encoded = password.encode("utf-8")
     if len(encoded) > MAX_PASSWORD_BYTES:
         raise ValueError("password longer than 72 bytes")
-    return await deferToThread(_hash_blocking, encoded, BCRYPT_ROUNDS)
+    return await run_hashing(_hash_blocking, encoded, BCRYPT_ROUNDS)
 
 
 async def check_password(password: str, hashed: str | None) -> bool:
@@ -144,7 +145,7 @@ async def check_password(password: str, hashed: str | None) -> bool:
         stored = hashed.encode("ascii") if hashed is not None else None
     except (AttributeError, UnicodeEncodeError):
         stored = b"malformed"
-    return await deferToThread(_check_blocking, encoded, stored, BCRYPT_ROUNDS)
+    return await run_hashing(_check_blocking, encoded, stored, BCRYPT_ROUNDS)
 
 
 # ------------------------------------------------------------------ secrets

@@ -9,6 +9,25 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+# Every label value a client can influence comes from a fixed set: each new
+# value is a new time series kept forever (5,000 made-up methods once grew
+# /metrics to 111 MB). Anything else is counted as "other".
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+KNOWN_FRONTS = frozenset({"oci", "maven", "api", "site", "ui", "-"})
+
+
+def method_label(method: bytes | str) -> str:
+    text = method.decode("latin-1") if isinstance(method, bytes) else method
+    return text if text in KNOWN_METHODS else "other"
+
+
+def status_label(status: str) -> str:
+    return status if status == "aborted" or (status.isascii() and status.isdigit() and len(status) == 3) else "other"
+
+
+def front_label(front: object) -> str:
+    return front if isinstance(front, str) and front in KNOWN_FRONTS else "other"
+
 
 class Metrics:
     def __init__(self) -> None:

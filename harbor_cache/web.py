@@ -26,6 +26,7 @@ from werkzeug.exceptions import NotFound as WerkzeugNotFound
 from . import __version__
 from .client_limits import ClientLimits, raw_error
 from .errors import HarborError, error_body
+from .metrics import front_label, method_label, status_label
 from .request_body import (
     BodyRules,
     BodyTooLarge,
@@ -524,8 +525,8 @@ class HarborSite(server.Site):
         duration = time.monotonic() - getattr(request, "started_at", time.monotonic())
         status = "aborted" if getattr(request, "channel_lost", False) else str(request.code)
         self.metrics.requests.inc()
-        self.metrics.responses.labels(request.method.decode("latin-1"), status).inc()
-        self.metrics.request_seconds.labels(request.front).observe(duration)
+        self.metrics.responses.labels(method_label(request.method), status_label(status)).inc()
+        self.metrics.request_seconds.labels(front_label(request.front)).observe(duration)
         access_log.info(
             "{method} {path} {status} {bytes} {duration_ms:.1f}ms {cache_status} {upstream}",
             method=request.method.decode("latin-1"),
