@@ -116,6 +116,26 @@ class ChangeTests(UpstreamsApiCase):
         self.assert_error(self.request("GET", f"/api/v1/upstreams/{created['id']}", token=self.admin),
                           404, "NOT_FOUND")
 
+    def test_changes_are_audited_without_credentials(self):
+        """upstream.create / update / delete go to the audit log with field names, never their values."""
+        records = []
+
+        class Audit:
+            async def record(self, action, *, actor, target=None, detail=None, request=None):
+                records.append((action, actor, target, detail))
+
+        self.front.audit = Audit()
+        r = self.request("POST", "/api/v1/upstreams", {"name": "g", "url": "http://127.0.0.1:3", "prefix": "g",
+                                                      "password": "hush"}, token=self.admin)
+        upstream_id = r.json()["id"]
+        self.request("PUT", f"/api/v1/upstreams/{upstream_id}", {"password": "hush2"}, token=self.admin)
+        self.request("DELETE", f"/api/v1/upstreams/{upstream_id}", token=self.admin)
+        self.assertEqual([(a, actor, target) for a, actor, target, _ in records],
+                         [("upstream.create", "admin", "g"), ("upstream.update", "admin", "g"),
+                          ("upstream.delete", "admin", "g")])
+        self.assertEqual(records[1][3], {"id": upstream_id, "fields": ["password"]})
+        self.assertNotIn("hush", repr(records))
+
     def test_listeners_hear_changes_only(self):
         """A change calls the listeners (the OCI core drops remembered 404s); a poll without one does not."""
         calls = []

@@ -325,7 +325,10 @@ class ApiFront:
     @app.route("/api/v1/upstreams", methods=["POST"])
     @requires(ADMIN)
     async def create_upstream(self, request, caller):
-        view = await self.upstreams.create(read_json_object(request))
+        body = read_json_object(request)
+        view = await self.upstreams.create(body)
+        await self.record(request, "upstream.create", caller["username"], view["name"],
+                          {"id": view["id"], "url": view["url"], "fields": sorted(body)})
         log.info("{username} added upstream {name} ({url})", username=caller["username"], name=view["name"],
                  url=view["url"])
         request.setHeader(b"Location", b"/api/v1/upstreams/%d" % view["id"])
@@ -345,14 +348,20 @@ class ApiFront:
     @app.route("/api/v1/upstreams/<upstream_id>", methods=["PUT"])
     @requires(ADMIN)
     async def update_upstream(self, request, upstream_id, caller):
-        view = await self.upstreams.update(upstream_id, read_json_object(request))
+        body = read_json_object(request)
+        view = await self.upstreams.update(upstream_id, body)
+        await self.record(request, "upstream.update", caller["username"], view["name"],
+                          {"id": view["id"], "fields": sorted(body)})
         log.info("{username} changed upstream {name}", username=caller["username"], name=view["name"])
         return json_response(request, view)
 
     @app.route("/api/v1/upstreams/<upstream_id>", methods=["DELETE"])
     @requires(ADMIN)
     async def delete_upstream(self, request, upstream_id, caller):
+        await self.upstreams.poll()
+        gone = self.upstreams.get(upstream_id)
         await self.upstreams.delete(upstream_id)
+        await self.record(request, "upstream.delete", caller["username"], gone["name"], {"id": gone["id"]})
         log.info("{username} deleted upstream {id}", username=caller["username"], id=upstream_id)
         request.setResponseCode(204)
         return b""

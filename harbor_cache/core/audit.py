@@ -27,6 +27,7 @@ ACTIONS = (
     "cache.clear", "cache.cleanup", "cache.delete",
     "image.push", "image.delete",
     "artifact.delete",
+    "upstream.create", "upstream.update", "upstream.delete",
 )
 
 
