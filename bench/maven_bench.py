@@ -10,7 +10,7 @@ range and a SNAPSHOT dependency); then, alternating between the two:
 - small files: ``wrk`` on a cached POM (``--wrk-seconds``, 16 connections,
   2 threads), requests/s.
 
-Targets (issue 6): warm build <= 1.2x nginx, small-file req/s >= 0.1x nginx.
+Targets: warm build <= 1.2x nginx (issue 6), small-file req/s >= 0.2x nginx (issue 17); each printed OK/MISSED.
 
     python bench/maven_bench.py                # 3 builds each, 10 s of wrk each
     python bench/maven_bench.py --record       # also write "## Maven" in bench/RESULTS.md
@@ -134,6 +134,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--wrk-seconds", type=int, default=10)
+    parser.add_argument("--wrk-runs", type=int, default=3, help="wrk runs per peer, alternating; the median counts")
     parser.add_argument("--record", action="store_true", help="write the figures to bench/RESULTS.md")
     args = parser.parse_args()
 
@@ -157,11 +158,14 @@ def main() -> int:
                 t = build(settings[name], project, os.path.join(work, "m2"))
                 times[name].append(t)
                 print(f"warm build {i + 1} {name}: {t:.2f}s", flush=True)
-        rps = {}
+        rps_runs: dict[str, list[float]] = {name: [] for name in peers}
         for name, (_, small) in peers.items():
             wrk(small, 2)  # warm-up
-            rps[name] = wrk(small, args.wrk_seconds)
-            print(f"small file {name}: {rps[name]:.0f} req/s", flush=True)
+        for i in range(args.wrk_runs):  # alternating, so both see the same machine load
+            for name, (_, small) in peers.items():
+                rps_runs[name].append(wrk(small, args.wrk_seconds))
+                print(f"small file {i + 1} {name}: {rps_runs[name][-1]:.0f} req/s", flush=True)
+        rps = {name: statistics.median(v) for name, v in rps_runs.items()}
     finally:
         nginx.close()
         harbor.close()
@@ -183,17 +187,23 @@ def main() -> int:
         f"| warm `mvn -C clean install`, fresh local repo, median of {args.runs} (s) | {med['harbor-cache']:.2f} | "
         f"{med['nginx proxy_cache']:.2f} | {build_ratio:.2f}x | <= 1.2x |",
         f"| small file (POM) with wrk -t2 -c16 (req/s) | {rps['harbor-cache']:.0f} | "
-        f"{rps['nginx proxy_cache']:.0f} | {rps_ratio:.2f}x | >= 0.1x |",
+        f"{rps['nginx proxy_cache']:.0f} | {rps_ratio:.2f}x | >= 0.2x |",
         "",
         "Warm build times per run: " + "; ".join(
             f"{name}: " + ", ".join(f"{t:.2f}" for t in v) for name, v in times.items()) + ".",
+        "Small-file req/s per run: " + "; ".join(
+            f"{name}: " + ", ".join(f"{r:.0f}" for r in v) for name, v in rps_runs.items()) + ".",
+        f"loadavg at the end: {' '.join(open('/proc/loadavg').read().split()[:3])}",
+        "",
+        f"warm build vs nginx      {build_ratio:6.2f}  target <= 1.2  {'OK' if build_ratio <= 1.2 else 'MISSED'}",
+        f"small file req/s vs nginx {rps_ratio:5.2f}  target >= 0.2  {'OK' if rps_ratio >= 0.2 else 'MISSED'}",
     ]
     text = "\n".join(lines)
     print()
     print(text)
     if args.record:
         record(text)
-    ok = build_ratio <= 1.2 and rps_ratio >= 0.1
+    ok = build_ratio <= 1.2 and rps_ratio >= 0.2
     print("\ntargets met" if ok else "\nTARGETS NOT MET")
     return 0 if ok else 1
 

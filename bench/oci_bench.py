@@ -153,7 +153,8 @@ def main(argv=None):
 
     say("blob: %s, %d bytes (%.1f MiB); %d runs per figure; MB = 1e6 bytes"
         % (layer["digest"], size, size / MIB, args.runs))
-    say("nproc %d, python %s" % (os.cpu_count(), sys.version.split()[0]))
+    say("nproc %d, python %s, loadavg at start %s" % (os.cpu_count(), sys.version.split()[0],
+                                                      " ".join(open("/proc/loadavg").read().split()[:3])))
     say()
 
     # -- warm blob throughput ----------------------------------------------------
@@ -269,6 +270,10 @@ def main(argv=None):
         ("cold time vs direct", cold_med["harbor"] / cold_med["direct"], "<=", 1.15),
         ("manifest req/s vs dist-proxy", rps["harbor"] / rps["dist-proxy"], ">=", 5.0),
         ("rss growth MiB", growth / MIB, "<", 100.0),
+        # issue 17
+        ("cold time vs dist-proxy cold", cold_med["harbor"] / cold_med["dist-proxy"], "<=", 1.0),
+        ("skopeo cold vs direct", statistics.median(sk["harbor-cold"]) / statistics.median(sk["direct"]), "<=", 1.1),
+        ("manifest req/s vs direct", rps["harbor"] / rps["direct"], ">=", 2.0),
     ]
     for name, value, op, target in checks:
         ok = {">=": value >= target, "<=": value <= target, "<": value < target}[op]
