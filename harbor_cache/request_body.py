@@ -89,10 +89,11 @@ class BodyRules:
 
 
 def default_rules(max_body_bytes: int = MAX_BODY_BYTES, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> BodyRules:
-    """The OCI write routes: uploads (POST/PATCH/PUT) and manifest PUT are streamed."""
+    """The write routes: OCI uploads (POST/PATCH/PUT), manifest PUT, and Maven deploys (PUT /artifacts/...)."""
     rules = BodyRules(max_body_bytes, max_upload_bytes)
     rules.stream(("POST", "PATCH", "PUT"), r"^/v2/.+/blobs/uploads/")
     rules.stream(("PUT",), r"^/v2/.+/manifests/[^/]+$")
+    rules.stream(("PUT",), r"^/artifacts/")
     return rules
 
 

@@ -122,21 +122,31 @@ class MavenDeployer:
                 {"repositoryId": repo_id, "type": repo.type})
         return repo
 
-    async def deploy(self, repo_id: str, path: str, content: BinaryIO | None, user: str) -> bool:
-        """Store ``content`` at ``path``; True when it is new, False when it replaced a file.
+    async def deploy(self, repo_id: str, path: str, body, user: str) -> bool:
+        """Store the request ``body`` at ``path``; True when it is new, False when it replaced a file.
+
+        ``body`` is a request body source (`request_body.StreamedBody`, or
+        `BufferedBody` over a file): its bytes go from the socket straight into
+        the temp file, hashed as they arrive.  A checksum file is read whole
+        (at most MAX_CHECKSUM_BYTES).
 
         Raises `DeployNotAllowed`, `DeployRefused` (redeploy), `DigestInvalid`
         (a checksum that does not match), `BadRequest`.
         """
         repo = self.hosted(repo_id)
-        length = body_length(content)
         algorithm = checksum_algorithm(path)
+        checksum_body = None
         if algorithm is not None:
-            await self._check_checksum(repo_id, path, content, length, algorithm)
-        temp = self.storage.new_temp(length, extra_hashes=("sha1",))
+            checksum_body = await self._check_checksum(repo_id, path, body, algorithm)
+        temp = self.storage.new_temp(body.length, extra_hashes=("sha1",))
         try:
-            if length:
-                await self._copy(temp, content)
+            if checksum_body is not None:
+                if checksum_body and temp.write(checksum_body):
+                    await _drained(temp)
+            elif body.length != 0:
+                await body.stream_to(temp)
+            if temp.failure is not None:
+                raise SourceFailed(str(temp.failure))
             digest = await temp.finish()
         except BlobCorrupt as e:  # (no expected digest is given, but be exact)
             raise DigestInvalid("upload did not match its digest", {"reason": str(e)}) from None
@@ -145,6 +155,7 @@ class MavenDeployer:
         except BaseException as e:
             temp.abort(e if isinstance(e, Exception) else SourceFailed("cancelled"))
             raise
+        length = temp.total
         overwrite = repo.redeploy == "allow" or is_mutable(path)
         outcome, entry, previous = await self.index.put_hosted_maven_file(
             repository=repo_id, key=path, digest=digest, size=length, media_type=content_type_for(path),
@@ -165,24 +176,16 @@ class MavenDeployer:
                  path=path, bytes=length)
         return outcome == "created"
 
-    async def _copy(self, temp: TempBlob, content: BinaryIO) -> None:
-        content.seek(0)
-        while True:
-            chunk = await self.storage.io.run(content.read, COPY_CHUNK)
-            if not chunk:
-                return
-            if temp.failure is not None:
-                raise SourceFailed(str(temp.failure))
-            if temp.write(chunk):
-                await _drained(temp)
-
-    async def _check_checksum(self, repo_id: str, path: str, content: BinaryIO | None, length: int,
-                              algorithm: str) -> None:
-        """Refuse a checksum file that is malformed or does not match the deployed file it names."""
-        if length > MAX_CHECKSUM_BYTES:
+    async def _check_checksum(self, repo_id: str, path: str, source, algorithm: str) -> bytes:
+        """Refuse a checksum file that is malformed or does not match the deployed file it names; returns it."""
+        if source.length is not None and source.length > MAX_CHECKSUM_BYTES:
             raise BadRequest(f"a checksum file is at most {MAX_CHECKSUM_BYTES} bytes", {"path": path})
-        body = content.read(length) if content is not None and length else b""
-        content.seek(0) if content is not None else None
+        try:
+            body = await source.read_all(MAX_CHECKSUM_BYTES)
+        except HarborError as e:
+            if e.status != 413:
+                raise
+            raise BadRequest(f"a checksum file is at most {MAX_CHECKSUM_BYTES} bytes", {"path": path}) from None
         claimed = parse_checksum(body, algorithm)
         if claimed is None:
             raise BadRequest(f"{path} does not hold a {algorithm} digest", {"repositoryId": repo_id, "path": path})
@@ -194,6 +197,7 @@ class MavenDeployer:
         if actual != claimed:
             raise DigestInvalid(f"{algorithm} of {base} is {actual}, not {claimed}",
                                 {"repositoryId": repo_id, "path": path, "expected": claimed, "actual": actual})
+        return body
 
 
 def hash_file(path: str, algorithm: str) -> str:

@@ -41,6 +41,7 @@ from ..core.maven_hosted import MavenDeployer
 from ..core.token_holders import current_artifact_scopes, current_holder
 from ..errors import BadRequest, HarborError, NotFound
 from ..public_url import PublicURL
+from ..request_body import body_of
 from ..serving import serve_source
 from ..web import install_error_handlers, json_response, write_error
 from ..mavenpaths import InvalidPath, PathTooLong, normalize_artifact_path, normalize_browse_path
@@ -312,7 +313,7 @@ class MavenFront:
             self._repository(repo_id)
             self.deployer.hosted(repo_id)
             user = await self.authorize_write(request, repo_id)
-            created = await self.deployer.deploy(repo_id, path, request.content, user)
+            created = await self.deployer.deploy(repo_id, path, body_of(request), user)
         except HarborError as e:
             body = write_error(request, e.status, e.code, e.message, e.detail, e.headers)
             request.setResponseCode(e.status, _reason_phrase(e.message))

@@ -195,3 +195,27 @@ class BodyLimitTests(SynchronousTestCase):
         time.sleep(0.3)
         status, _, _ = support.http("GET", self.server.url + "/health")
         self.assertEqual(status, 200)
+
+
+class MavenDeployStreamTests(SynchronousTestCase):
+    def test_large_deploy_streams_past_the_buffer_limit(self):
+        """curl PUT of a 24 MiB jar (chunked and with Content-Length) into a hosted repository: stored whole.
+
+        Deploys are streamed routes: the buffered-body limit (1 MiB) does not apply, the sha1 matches.
+        """
+        srv = support.HarborServer(support.maven_config([{"id": "releases", "type": "hosted"}]))
+        self.addCleanup(srv.close)
+        data = hashlib.sha256(b"jar").digest() * (24 << 15)
+        path = os.path.join(srv.dir, "big.jar")
+        with open(path, "wb") as f:
+            f.write(data)
+        creds = "admin:" + srv.admin_password
+        for i, extra in enumerate(([], ["-H", "Transfer-Encoding: chunked"])):
+            url = srv.url + "/artifacts/releases/org/example/big/1.%d/big-1.%d.jar" % (i, i)
+            cp = support.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", creds, "-T", path,
+                              *extra, url])
+            self.assertEqual(cp.stdout, "201", cp.stderr)
+            status, _, body = support.http("GET", url, headers={
+                "Authorization": "Basic " + base64.b64encode(creds.encode()).decode()})
+            self.assertEqual(status, 200)
+            self.assertEqual(hashlib.sha1(body).hexdigest(), hashlib.sha1(data).hexdigest())
