@@ -992,6 +992,30 @@ class Index:
 
         await self._run("claim_blob", _txn)
 
+    async def hosted_manifests_without_refs(self) -> list[dict]:
+        """Hosted manifests with no ``blob_refs`` rows: pushed before claims were recorded (or blob-less)."""
+
+        def _txn(txn):
+            self._exec(txn, """SELECT repository, key, digest FROM entries AS m
+                               WHERE m.type = 'manifest' AND m.kind = 'hosted' AND NOT EXISTS (
+                                   SELECT 1 FROM blob_refs AS r
+                                   WHERE r.repository = m.repository AND r.manifest = m.key)
+                               ORDER BY m.id""")
+            return _rows(txn)
+
+        return await self._run("hosted_manifests_without_refs", _txn)
+
+    async def add_blob_refs(self, repository: str, manifest: str, blobs: list[str]) -> None:
+        """Record that a hosted manifest needs these blobs (kept idempotent)."""
+
+        def _txn(txn):
+            for blob in blobs:
+                self._exec(txn, """INSERT INTO blob_refs (repository, digest, manifest) VALUES (?, ?, ?)
+                                   ON CONFLICT (repository, digest, manifest) DO NOTHING""",
+                           (repository, blob, manifest))
+
+        await self._run("add_blob_refs", _txn)
+
     async def release_blob(self, repository: str, digest: str) -> tuple[str, Any]:
         """A blob DELETE through ``repository``, decided and done in one transaction.
 

@@ -279,6 +279,9 @@ class HarborApp:
         await self.access.load()
         await self.ensure_admin()
         await self.upstream_catalog.start()
+        recorded = await self.hosted.record_legacy_blob_refs()
+        if recorded:
+            log.info("recorded the blobs of {count} hosted manifests pushed before blob claims", count=recorded)
         self.console_api.started_at = self.reactor.seconds()
         log.info("harbor-cache {version} ready: data in {data_dir}, index schema {schema}",
                  version=__version__, data_dir=self.data_dir, schema=version)

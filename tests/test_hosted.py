@@ -443,6 +443,19 @@ class ListingAndDeleteTests(SynchronousTestCase):
         self.assertIsNone(self.r.storage.stat_blob(digest))
         self.assertEqual(self.r.request("GET", f"/v2/team/a/blobs/{digest}")[0].code, 404)
 
+    def test_manifests_pushed_before_claims_are_recorded_at_start(self):
+        """A manifest pushed before blob_refs existed gets its blobs recorded at start; its layer is then safe."""
+        layer = b"legacy layer"
+        body = self.r.image_manifest("team/old", [layer])
+        self.assertEqual(self.r.put_manifest("team/old", "v1", body)[0].code, 201)
+        self.r.pool.conn.execute("DELETE FROM blob_refs")  # as an index from before migration 6 left it
+        self.r.pool.conn.commit()
+        recorded = self.successResultOf(Deferred.fromCoroutine(self.r.hosted.record_legacy_blob_refs()))
+        self.assertGreaterEqual(recorded, 1)  # this one, and the manifest setUp pushed
+        response, err = self.r.request("DELETE", f"/v2/team/old/blobs/{sha256(layer)}")
+        self.assertEqual((response.code, self.r.error_code(err)), (409, "DENIED"))
+        self.assertEqual(self.successResultOf(Deferred.fromCoroutine(self.r.hosted.record_legacy_blob_refs())), 0)
+
     def test_mounted_blob_is_claimed(self):
         """A blob mounted into a repository is that repository's to delete (and the source keeps it)."""
         digest = self.r.push_blob("team/src", b"mounted")

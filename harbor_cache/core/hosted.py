@@ -263,6 +263,27 @@ class HostedRegistry:
 
     # -- blobs ----------------------------------------------------------------
 
+    async def record_legacy_blob_refs(self) -> int:
+        """At start: record the blobs of hosted manifests pushed before blob claims existed.
+
+        Without this, a blob DELETE could still remove a layer such a manifest
+        needs. Reads each such manifest once (later starts find none left,
+        except manifests that need no blob). Returns how many were recorded.
+        """
+        recorded = 0
+        for row in await self.index.hosted_manifests_without_refs():
+            try:
+                body = await self.storage.read_bytes(row["digest"])
+                blobs, _ = manifest_references(body)
+            except (OSError, InvalidManifest) as e:
+                log.warn("cannot read hosted manifest {name}@{key} to record its blobs: {error}",
+                         name=row["repository"], key=row["key"], error=e)
+                continue
+            if blobs:
+                await self.index.add_blob_refs(row["repository"], row["key"], blobs)
+                recorded += 1
+        return recorded
+
     async def delete_blob(self, name: str, digest: str) -> None:
         """Remove repository ``name``'s claim on a blob (see ``Index.release_blob``).
 
