@@ -221,3 +221,13 @@ class PersistenceTests(UpstreamsApiCase):
         same = UpstreamSet([])
         self.wait(self.make_catalog(same, HealthMonitor(same, self.settings, Metrics(), self.clock)).start())
         self.assertFalse(any("differ" in e.get("log_format", "") for e in events))
+
+    def test_list_survives_an_index_outage(self):
+        """GET /api/v1/upstreams still answers (this node's list) when the index cannot be asked."""
+        from twisted.internet import defer
+
+        self.patch(self.index, "upstreams_generation", lambda: defer.fail(RuntimeError("database down")))
+        r = self.request("GET", "/api/v1/upstreams", token=self.admin)
+        self.assertEqual(r.code, 200, r.body)
+        self.assertEqual(len(r.json()["upstreams"]), 3)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

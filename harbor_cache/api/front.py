@@ -319,7 +319,7 @@ class ApiFront:
     @app.route("/api/v1/upstreams", methods=["GET"])
     @requires(ADMIN)
     async def list_upstreams(self, request, caller):
-        await self.upstreams.poll()
+        await self.upstreams.fresh()
         return json_response(request, {"upstreams": self.upstreams.list()})
 
     @app.route("/api/v1/upstreams", methods=["POST"])
@@ -342,7 +342,7 @@ class ApiFront:
     @app.route("/api/v1/upstreams/<upstream_id>", methods=["GET"])
     @requires(ADMIN)
     async def get_upstream(self, request, upstream_id, caller):
-        await self.upstreams.poll()
+        await self.upstreams.fresh()
         return json_response(request, self.upstreams.get(upstream_id))
 
     @app.route("/api/v1/upstreams/<upstream_id>", methods=["PUT"])

@@ -156,6 +156,14 @@ class UpstreamCatalog:
         if await self.index.upstreams_generation() != self.generation:
             await self.reload()
 
+    async def fresh(self) -> None:
+        """`poll` for readers: when the index cannot answer, what this node has is still shown
+        (health matters most during an outage) and the failure is logged."""
+        try:
+            await self.poll()
+        except Exception:
+            log.failure("could not check the index for upstream changes; showing this node's list")
+
     # -- views ----------------------------------------------------------------------
 
     def view(self, row: dict) -> dict[str, Any]:
