@@ -195,7 +195,10 @@ class MavenHarness:
                                 storage=self.storage, downloads=self.downloads, settings=self.settings,
                                 access=self.access, metrics=self.metrics, clock=self.clock)
         self.tokens = ArtifactTokens(rsa_key(), "http://cache.test", self.clock, 720)
-        self.front = MavenFront(self.cache, self.tokens, self.index, self.metrics)
+        from harbor_cache.core.audit import AuditLog
+
+        self.audit = AuditLog(self.index, self.clock, self.settings)
+        self.front = MavenFront(self.cache, self.tokens, self.index, self.metrics, audit=self.audit)
         self.root = Root()
         res = self.front.app.resource()
         for segment in (b"artifacts", b"repositories", b"token", b".well-known"):

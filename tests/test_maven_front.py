@@ -509,6 +509,16 @@ class DeleteTests(FrontBase):
         response, _ = self.call("GET", "/repositories/central/info?path=" + JAR)
         self.assertEqual(response.code, 400)
 
+    def test_delete_is_audited(self):
+        """A successful DELETE leaves an artifact.delete record naming the token's user; refused ones leave none."""
+        path = "/artifacts/central/" + JAR
+        self.call("DELETE", path, {"Authorization": "Bearer " + self.token("central", "artifacts:read")})
+        self.call("DELETE", path, {"Authorization": "Bearer " + self.token("central", "artifacts:delete", user="writer")})
+        total, rows = self.successResultOf(defer.Deferred.fromCoroutine(
+            self.h.index.audit_page(offset=0, limit=10)))
+        self.assertEqual([(r["action"], r["actor"], r["target"]) for r in rows],
+                         [("artifact.delete", "writer", "central/" + JAR)])
+
     def test_delete_directory(self):
         delete = "Bearer " + self.token("central", "artifacts:delete")
         response, _ = self.call("DELETE", "/artifacts/central/org/example/", {"Authorization": delete})

@@ -142,6 +142,10 @@ class Console:
             options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
             self.driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
             self.closers.append(self.driver.quit)
+            self.downloads = os.path.join(self.profile, "downloads")
+            os.makedirs(self.downloads)
+            self.driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                                        {"behavior": "allow", "downloadPath": self.downloads})
         except BaseException:
             self.close()
             raise
@@ -263,6 +267,16 @@ class ConsoleTests(SynchronousTestCase):
         self.assertIsNone(self.d.execute_script("return window.__xss === undefined ? null : window.__xss"))
         self.assertEqual(self.all("main img, main svg, main b, [onerror], [onload]"), [])
 
+    def downloaded(self, name, timeout=WAIT):
+        """The bytes of ``name`` once Chromium has finished saving it in the download directory."""
+        path = os.path.join(self.c.downloads, name)
+        self.wait(lambda d: os.path.exists(path) and not os.path.exists(path + ".crdownload"), timeout,
+                  "%s was not downloaded" % name)
+        with open(path, "rb") as f:
+            data = f.read()
+        os.unlink(path)
+        return data
+
     def api(self, method, path, body=None):
         token = self.c.server.login()
         status, _, data = support.http(method, self.url + path, headers={"Authorization": "Bearer " + token},
@@ -353,6 +367,8 @@ class ConsoleTests(SynchronousTestCase):
               .then(h => done(Array.from(new Uint8Array(h)).map(x => x.toString(16).padStart(2, '0')).join('')))
               .catch(e => done('error ' + e));""", link.get_attribute("href"))
         self.assertEqual(got, hashlib.sha1(data).hexdigest())
+        link.click()
+        self.assertEqual(self.downloaded("small-1.0.jar"), data)
         # reload keeps the place (repository, path and the open file); back goes to the previous directory
         self.d.refresh()
         self.css("#info-panel")
@@ -402,6 +418,15 @@ class ConsoleTests(SynchronousTestCase):
         self.open("#/maven?repo=secret&path=harness/small/1.0")
         self.css("table.entries")
         self.assertIn("small-1.0.jar", [a.text for a in self.all("a.entry")])
+        # the file of a private repository downloads with the tab's token (the link itself carries none)
+        self.click_link("small-1.0.pom")
+        link = self.css("#download-link")
+        self.assertNotIn("token", link.get_attribute("href"))
+        status, _, _ = support.http("GET", link.get_attribute("href"))
+        self.assertEqual(status, 401)
+        link.click()
+        with open(os.path.join(self.c.maven_root, "harness/small/1.0/small-1.0.pom"), "rb") as f:
+            self.assertEqual(self.downloaded("small-1.0.pom"), f.read())
 
     def test_e_multi_arch_image(self):
         """Images list (hosted and cached), tags, the index's two platforms, a platform's layers and total."""
@@ -476,6 +501,12 @@ class ConsoleTests(SynchronousTestCase):
                   == "read-write")
         status, users = self.api("GET", "/api/v1/users")
         self.assertEqual([u["role"] for u in users if u["username"] == "carol"], ["read-write"])
+        row = self.css("tr[data-username='carol']")
+        row.find_element("css selector", "input[type=password]").send_keys("carol-new-pw")
+        [b for b in row.find_elements("css selector", "button") if b.text == "Set password"][0].click()
+        self.wait(lambda d: support.http("POST", self.url + "/api/v1/auth/login",
+                                         body={"username": "carol", "password": "carol-new-pw"})[0] == 200,
+                  message="the new password never worked")
         self.css("tr[data-username='carol'] button[aria-label='Delete user carol']").click()
         self.wait(lambda d: not self.all("tr[data-username='carol']"))
 
@@ -535,6 +566,15 @@ class ConsoleTests(SynchronousTestCase):
         self.css("dialog.confirm button[data-confirm='yes']").click()
         self.wait(lambda d: not self.all("tr[data-id='%s']" % victim))
         self.assertEqual(self.api("DELETE", "/api/v1/cache/entries/" + victim)[0], 404)
+        # /metrics follows the delete (gauges refreshed from the index)
+        stats = self.api("GET", "/api/v1/cache/stats")[1]
+        self.wait(lambda d: oci.metric(self.c.server, "harbor_cache_cache_bytes") == stats["total_size"]
+                  and oci.metric(self.c.server, "harbor_cache_cache_entries", kind="proxy")
+                  + oci.metric(self.c.server, "harbor_cache_cache_entries", kind="hosted") == stats["entry_count"],
+                  message="the cache gauges of /metrics do not match the index")
+        self.css("#cleanup").click()
+        self.css("dialog.confirm button[data-confirm='yes']").click()
+        self.wait(lambda d: "Cleanup removed" in self.css("#cache-status").text)
         self.css("#clear-cache").click()
         self.css("dialog.confirm button[data-confirm='no']").click()
         self.assertGreater(self.api("GET", "/api/v1/cache/stats")[1]["entry_count"], 0)
