@@ -169,6 +169,16 @@ class DeployTests(HostedBase):
         self.assertEqual(self.call("GET", "/artifacts/releases/" + POM)[0].code, 404)
         self.assertEqual(os.listdir(self.h.storage.tmp_dir), [])
 
+    def test_deploy_is_audited(self):
+        """A deploy leaves an artifact.deploy record with the deployer; checksum sidecars and refusals leave none."""
+        jar = os.urandom(1000)
+        self.put("releases", JAR, jar)
+        self.put("releases", JAR + ".sha1", hashlib.sha1(jar).hexdigest().encode())
+        self.put("releases", JAR, b"again")  # a release is not redeployed: refused, not recorded
+        total, rows = self.successResultOf(defer.Deferred.fromCoroutine(self.h.index.audit_page(offset=0, limit=10)))
+        self.assertEqual([(r["action"], r["actor"], r["target"]) for r in rows],
+                         [("artifact.deploy", "writer", "releases/" + JAR)])
+
     def test_redeploy_release_refused(self):
         """A second PUT of a release is 409 with the reason in the status line; the first bytes stay."""
         self.put("releases", JAR, b"first")

@@ -26,7 +26,7 @@ ACTIONS = (
     "config.update", "config.reset",
     "cache.clear", "cache.cleanup", "cache.delete",
     "image.push", "image.delete",
-    "artifact.delete",
+    "artifact.deploy", "artifact.delete",
     "upstream.create", "upstream.update", "upstream.delete",
 )
 

@@ -44,7 +44,7 @@ from ..public_url import PublicURL
 from ..request_body import body_of
 from ..serving import serve_source
 from ..web import install_error_handlers, json_response, write_error
-from ..mavenpaths import InvalidPath, PathTooLong, normalize_artifact_path, normalize_browse_path
+from ..mavenpaths import InvalidPath, PathTooLong, is_checksum, normalize_artifact_path, normalize_browse_path
 
 log = Logger()
 
@@ -323,6 +323,9 @@ class MavenFront:
                 request.setHeader(b"Allow", b"GET, HEAD, DELETE")
             request.setHeader(b"Content-Length", b"%d" % len(body))
             return body
+        if self.audit is not None and not is_checksum(path):  # (a .sha1 beside each file would only be noise)
+            await self.audit.record("artifact.deploy", actor=user, target=f"{repo_id}/{path}",
+                                    detail={"replaced": not created}, request=request)
         request.setResponseCode(201 if created else 200)
         request.setHeader(b"Content-Length", b"0")
         return b""
