@@ -220,7 +220,7 @@ class ConsoleTests(SynchronousTestCase):
 
     def heading(self, text):
         self.wait(lambda d: any(e.text == text for e in d.find_elements("css selector", "main h1")),
-                  message="heading %r never shown (have %r)" % (text, [e.text for e in self.all("main h1")]))
+                  message="heading %r never shown" % (text,))
 
     def open(self, hash_):
         """Type an address: a full load of /ui/#/..., as a bookmark or a reload would do."""
@@ -256,7 +256,7 @@ class ConsoleTests(SynchronousTestCase):
     def crumbs(self, expected):
         """Wait until the breadcrumbs read ``expected`` (the listing of that directory is rendered)."""
         self.wait(lambda d: [li.text for li in self.all(".crumbs li")] == expected and self.all("table.entries"),
-                  message="breadcrumbs never read %r (have %r)" % (expected, [li.text for li in self.all(".crumbs li")]))
+                  message="breadcrumbs never read %r" % (expected,))
 
     def hash_params(self):
         fragment = urllib.parse.urlsplit(self.d.current_url).fragment
