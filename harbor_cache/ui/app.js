@@ -23,6 +23,7 @@ const PAGES = [
 ];
 
 let cleanup = null;
+let generation = 0;
 
 export function parseHash() {
   const raw = location.hash.replace(/^#\/?/, "");
@@ -64,15 +65,23 @@ function renderNav(current) {
   nav.appendChild(list);
 }
 
+// Each render writes into a fresh container: a slower render of an earlier address (Back pressed
+// twice quickly) finishes into a container that is no longer on the page, never into the current one.
 async function render() {
   if (cleanup) { try { cleanup(); } catch { /* a view's timer */ } cleanup = null; }
+  const mine = ++generation;
   const { page, params } = parseHash();
-  const main = clear(document.getElementById("main"));
+  const main = h("div", { class: "view" });
+  clear(document.getElementById("main")).appendChild(main);
   renderNav(page);
+  const keep = stop => {
+    if (mine === generation) cleanup = stop || null;
+    else if (stop) stop();
+  };
   const entry = PAGES.find(p => p[0] === page);
   const ctx = { navigate, params, here: location.hash };
   if (page === "login") {
-    cleanup = await login.render(main, ctx);
+    keep(await login.render(main, ctx));
     return;
   }
   if (!entry) {
@@ -87,7 +96,7 @@ async function render() {
     return;
   }
   document.title = entry[1] + " · harbor-cache";
-  cleanup = (await entry[2].render(main, ctx)) || null;
+  keep(await entry[2].render(main, ctx));
 }
 
 // A 401 from the management API: the token expired or the user changed; back to the login form.
