@@ -769,7 +769,8 @@ def _v2_paths() -> dict:
     manifest = {
         "200": {"description": "The manifest as stored (no conversion); Warning: 110 when served stale.",
                 "headers": content_headers, "content": any_body},
-        "404": _error("MANIFEST_UNKNOWN or NAME_UNKNOWN."),
+        "304": {"description": "If-None-Match named the manifest's ETag (its digest)."},
+        "404": _error("MANIFEST_UNKNOWN (also for a reference that is not a valid tag) or NAME_UNKNOWN."),
         "400": _error("NAME_INVALID or DIGEST_INVALID."),
         **unauthorized, **upstream,
     }
@@ -829,7 +830,10 @@ def _v2_paths() -> dict:
                        operation_id="getBlob", security=security),
             "head": _op("Blob headers only", blob, parameters=[name, digest, ns], tags=tags,
                         operation_id="headBlob", security=security),
-            "delete": _op("Delete a hosted blob", {"202": {"description": "Deleted."}, **push_errors},
+            "delete": _op("Remove this repository's claim on a hosted blob (the file goes when nothing holds it)", {
+                "202": {"description": "Released."},
+                "409": _error("A hosted manifest of this repository still needs the blob (code DENIED)."),
+                **push_errors},
                           parameters=[name, digest], tags=tags, operation_id="deleteBlob", security=security[:2]),
         },
         "/v2/{name}/blobs/uploads/": {
@@ -896,7 +900,8 @@ def _maven_paths() -> dict:
                 "200": {"description": "The file.", "headers": file_headers,
                         "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
                 "400": {"description": "Invalid path."},
-                "404": {"description": "Repository or file not found."},
+                "404": {"description": "Repository or file not found (also a directory)."},
+                "414": {"description": "Path over 2048 characters (code URI_TOO_LONG)."},
                 **kagami_401, **kagami_403,
                 "502": {"description": "The upstream answered badly."},
                 "503": {"description": "The upstream could not be reached."}},
