@@ -2,9 +2,12 @@
 
 - point 10: with no ``public_url`` the token realm follows the address the
   client used, so ``skopeo copy`` to a server on any port works; a forged
-  ``X-Forwarded-Host`` from an untrusted peer is ignored.
+  ``X-Forwarded-Host`` from an untrusted peer is ignored;
+- point 1: over real HTTP, a registry token stops working as soon as its user
+  is deleted or its password changed through the management API.
 """
 
+import json
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -52,3 +55,30 @@ class PublicUrlTests(SynchronousTestCase):
                                            "Accept": "application/vnd.oci.image.manifest.v1+json"})
         self.assertEqual(status, 200)
         self.assertEqual(headers["Docker-Content-Digest"], images["images"]["single"]["digest"])
+
+
+class TokenHolderTests(SynchronousTestCase):
+    """Point 1 end to end: a registry token stops pushing the moment its user is deleted or changes password."""
+
+    def setUp(self):
+        self.server = _server()
+
+    def test_deleted_and_changed_users_tokens_stop(self):
+        admin = {"Authorization": "Bearer " + self.server.login()}
+        for name, change in (("sec-deleted", "delete"), ("sec-changed", "password")):
+            push_support.ensure_user(self.server, name, "first-password", "read-write")
+            status, _, body = http("GET", self.server.url + "/api/v1/users", headers=admin)
+            user_id = next(u["id"] for u in json.loads(body) if u["username"] == name)
+            token = push_support.registry_token(self.server, name, "first-password",
+                                                "repository:sec/holder:pull,push")
+            bearer = {"Authorization": "Bearer " + token}
+            self.assertEqual(http("POST", self.server.url + "/v2/sec/holder/blobs/uploads/", headers=bearer)[0], 202)
+            if change == "delete":
+                self.assertEqual(http("DELETE", self.server.url + "/api/v1/users/%d" % user_id, headers=admin)[0],
+                                 204)
+            else:
+                self.assertEqual(http("PUT", self.server.url + "/api/v1/users/%d" % user_id, headers=admin,
+                                      body={"password": "second-password"})[0], 200)
+            status, headers, _ = http("POST", self.server.url + "/v2/sec/holder/blobs/uploads/", headers=bearer)
+            self.assertEqual(status, 401, change)
+            self.assertIn('error="invalid_token"', headers["WWW-Authenticate"])
