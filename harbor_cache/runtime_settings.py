@@ -111,6 +111,12 @@ SETTINGS: dict[str, Setting] = {
         Setting("upstreams.block_seconds", "60", _parse_int(1, DAY), "How long a blocked upstream is skipped"),
         Setting("audit.retention_days", "90", _parse_int(0, 36500),
                 "Audit log records older than this are dropped (0 = keep)"),
+        Setting("uploads.max_sessions_per_user", "64", _parse_int(1, 100_000),
+                "Open blob upload sessions one user (or all anonymous clients together) may hold; more get 429"),
+        Setting("uploads.max_sessions", "1024", _parse_int(1, 1_000_000),
+                "Open blob upload sessions in all (every node together); more get 429"),
+        Setting("uploads.idle_seconds", "3600", _parse_int(60, 7 * DAY),
+                "An upload session nobody touches for this long is removed with its bytes"),
     )
 }
 

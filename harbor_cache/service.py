@@ -213,7 +213,7 @@ class HarborApp:
         self.registry_policy = RegistryAuthorizer(self.index, self.settings, self.registry_tokens,
                                                   self.public_url, reactor)
         self.hosted = HostedRegistry(cache=self.oci, index=self.index, storage=self.storage,
-                                     metrics=self.metrics, clock=reactor)
+                                     metrics=self.metrics, clock=reactor, node=self.node_name)
         self.oci_front = OciFront(self.oci, self.settings, self.metrics, policy=self.registry_policy,
                                   public_url=self.public_url)
         HostedFront(self.hosted, self.registry_policy, self.metrics, audit=self.audit).register(self.oci_front)
@@ -348,6 +348,12 @@ class HarborApp:
         # Never the password itself: log files are often world-readable and shipped elsewhere.
         log.info("created user admin; its password is in {path} (readable by this user only)", path=path)
 
+    def expire_uploads(self) -> defer.Deferred:
+        """Remove idle upload sessions (of any node); a failed pass is logged and retried next time."""
+        d = defer.Deferred.fromCoroutine(self.hosted.expire_uploads())
+        d.addErrback(lambda f: log.failure("expiring upload sessions failed", f))
+        return d
+
     def poll_upstreams(self) -> defer.Deferred:
         """Pick up upstream changes made on another node; a failed poll is logged and retried."""
         d = defer.Deferred.fromCoroutine(self.upstream_catalog.poll())
@@ -393,7 +399,7 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
     audit_prune.setName("audit-prune")
     audit_prune.setServiceParent(state)
 
-    uploads = internet.TimerService(300, app.hosted.expire_uploads)
+    uploads = internet.TimerService(60, app.expire_uploads)
     uploads.clock = reactor
     uploads.setName("upload-expiry")
     uploads.setServiceParent(state)

@@ -170,19 +170,33 @@ class TempBlob(GrowingSource):
     the file into the store; `abort` throws everything away.
     """
 
-    def __init__(self, storage: "Storage", total: int | None, extra_hashes: tuple[str, ...] = ()):
-        path = os.path.join(storage.tmp_dir, uuid.uuid4().hex)
+    def __init__(self, storage: "Storage", total: int | None, extra_hashes: tuple[str, ...] = (), *,
+                 append_to: str | None = None, offset: int = 0, hashers: dict | None = None):
+        """A new file under ``DATA/tmp``; or, with ``append_to``, more bytes for an existing file.
+
+        Appending (an upload session's next chunk, `UploadFiles.appender`):
+        the file holds ``offset`` bytes already; ``hashers`` are the hash
+        states at that offset to continue ({} when this node does not have
+        them: the digest is then computed from the file at the end).
+        """
+        path = append_to or os.path.join(storage.tmp_dir, uuid.uuid4().hex)
         super().__init__(path, total)
         self._storage = storage
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self._hashers = {"sha256": hashlib.sha256()}
-        self._hashers.update({name: hashlib.new(name) for name in extra_hashes})
+        if append_to is None:
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            self._hashers = {"sha256": hashlib.sha256()}
+            self._hashers.update({name: hashlib.new(name) for name in extra_hashes})
+        else:
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            self._hashers = dict(hashers or {})
+            self.available = offset
+        self._append_offset = None if append_to is None else offset
         self._writer = _Lane(self._write_chunks)
         self._lanes = [self._writer] + [_Lane(self._hash_lane(h)) for h in self._hashers.values()]
         self._high = False
         self._drained: list[defer.Deferred] = []
         self.on_drain: Callable[[], None] | None = None
-        self.received = 0
+        self.received = offset
         self.digest: str | None = None
         self.hashes: dict[str, str] = {}
         self.closed = False
@@ -313,12 +327,30 @@ class TempBlob(GrowingSource):
         self._changed()
         return digest
 
+    async def close_append(self) -> int:
+        """End one request's appending: every byte on disk, the descriptor closed; returns the file's size.
+
+        The session file stays (it is not renamed: `UploadFiles.commit` does
+        that at the end of the upload); no descriptor is held while the
+        session waits for its next chunk.
+        """
+        if self.failure is not None:
+            raise self.failure
+        await self._wait_drained()
+        if self.failure is not None:
+            raise self.failure
+        self.closed = True
+        fd, self._fd = self._fd, -2
+        await self._storage.io.run(os.close, fd)
+        return self.available
+
     def _release_file(self) -> None:
         """Close and unlink the temp file, once no write is running on it (never close under a writer)."""
         if self._writer.busy or self._fd == -2:
             return
         fd, self._fd = self._fd, -2
         path = self.path
+        keep_to = self._append_offset  # an upload session's file: cut back to where this request began
 
         def _remove():
             if fd >= 0:
@@ -327,7 +359,10 @@ class TempBlob(GrowingSource):
                 except OSError:
                     pass
             try:
-                os.unlink(path)
+                if keep_to is None:
+                    os.unlink(path)
+                else:
+                    os.truncate(path, keep_to)
             except FileNotFoundError:
                 pass
 

@@ -24,6 +24,9 @@ class UploadTests(SynchronousTestCase):
         self.assertEqual(response.code, 202, body)
         return self.r.header(response, "Location")
 
+    def sessions(self):
+        return self.successResultOf(Deferred.fromCoroutine(self.r.index.count_uploads()))
+
     def patch(self, location, data, content_range=None):
         headers = {"Content-Type": "application/octet-stream"}
         if content_range is not None:
@@ -129,7 +132,7 @@ class UploadTests(SynchronousTestCase):
         for name in ("UPPER/case", "a//b", "-lead", "x" * 256):
             response, body = self.r.request("POST", f"/v2/{name}/blobs/uploads/")
             self.assertEqual((response.code, self.r.error_code(body)), (400, "NAME_INVALID"), name)
-        self.assertEqual(self.r.hosted.uploads, {})
+        self.assertEqual(self.sessions(), 0)
 
     def test_unknown_session(self):
         """PATCH/PUT/GET/DELETE of an unknown session, or one of another repository, is BLOB_UPLOAD_UNKNOWN."""
@@ -142,25 +145,27 @@ class UploadTests(SynchronousTestCase):
         self.assertEqual(response.code, 404)
 
     def test_cancel(self):
-        """DELETE cancels: 204, the session is gone, its temp file removed."""
+        """DELETE cancels: 204, the session is gone, its file removed."""
         location = self.start()
         self.patch(location, b"abc", "0-2")
+        self.assertEqual(len(os.listdir(self.r.hosted.files.dir)), 1)
         response, _ = self.r.request("DELETE", location)
         self.assertEqual(response.code, 204)
         self.assertEqual(self.r.request("GET", location)[0].code, 404)
+        self.assertEqual(os.listdir(self.r.hosted.files.dir), [])
         self.assertEqual(os.listdir(self.r.storage.tmp_dir), [])
 
     def test_abandoned_sessions_expire(self):
-        """A session idle past the limit is dropped with its temp file; an active one stays."""
+        """A session idle past uploads.idle_seconds is dropped with its file; an active one stays."""
         old = self.start()
         self.patch(old, b"abc", "0-2")
         self.r.clock.advance(hosted_module.UPLOAD_IDLE_SECONDS - 10)
         fresh = self.start()
         self.r.clock.advance(20)
-        self.assertEqual(self.r.hosted.expire_uploads(), 1)
+        self.assertEqual(self.successResultOf(Deferred.fromCoroutine(self.r.hosted.expire_uploads())), 1)
         self.assertEqual(self.r.request("GET", old)[0].code, 404)
         self.assertEqual(self.r.request("GET", fresh)[0].code, 204)
-        self.assertEqual(len(os.listdir(self.r.storage.tmp_dir)), 1)
+        self.assertEqual(len(os.listdir(self.r.hosted.files.dir)), 1)
 
     def test_mount_existing_blob(self):
         """POST ?mount=&from= of a blob we hold answers 201 without a session."""
@@ -168,7 +173,7 @@ class UploadTests(SynchronousTestCase):
         response, _ = self.r.request("POST", f"/v2/{NAME}/blobs/uploads/?mount={digest}&from=src/repo")
         self.assertEqual(response.code, 201)
         self.assertEqual(self.r.header(response, "Docker-Content-Digest"), digest)
-        self.assertEqual(self.r.hosted.uploads, {})
+        self.assertEqual(self.sessions(), 0)
 
     def test_mount_unknown_blob_falls_back_to_session(self):
         """Mounting a blob we do not hold starts an ordinary session (202)."""

@@ -255,6 +255,25 @@ class IndexTestsMixin:
         self.assertIsNone(run(self, self.index.get_lease("download:x")))
         self.assertTrue(acquire("c", 121.0))
 
+    def test_upload_sessions(self):
+        """Caps counted in the insert's transaction; one writer at a time; stale sessions removed."""
+        self.assertEqual(run(self, self.index.create_upload("s1", "r", "bob", 1.0, 2, 3)), "ok")
+        self.assertEqual(run(self, self.index.create_upload("s2", "r", "bob", 1.0, 2, 3)), "ok")
+        self.assertEqual(run(self, self.index.create_upload("s3", "r", "bob", 1.0, 2, 3)), "owner_cap")
+        self.assertEqual(run(self, self.index.create_upload("s3", "r", "amy", 1.0, 2, 3)), "ok")
+        self.assertEqual(run(self, self.index.create_upload("s4", "r", "cid", 1.0, 2, 3)), "overall_cap")
+        self.assertTrue(run(self, self.index.claim_upload_write("s1", "a", 0, 2.0, 10.0)))
+        self.assertFalse(run(self, self.index.claim_upload_write("s1", "b", 0, 3.0, 10.0)))
+        run(self, self.index.end_upload_write("s1", "a", 42, 4.0))
+        self.assertFalse(run(self, self.index.claim_upload_write("s1", "b", 0, 5.0, 10.0)))  # size moved on
+        self.assertTrue(run(self, self.index.claim_upload_write("s1", "b", 42, 5.0, 10.0)))
+        row = run(self, self.index.get_upload("s1"))
+        self.assertEqual((row["size"], row["writer"], row["owner"], row["repository"]), (42, "b", "bob", "r"))
+        self.assertEqual(run(self, self.index.stale_uploads(3.0, 6.0)), ["s2", "s3"])  # s1 is being written
+        self.assertEqual(run(self, self.index.stale_uploads(100.0, 16.0)), ["s1"])  # its writer's hold ran out
+        self.assertEqual(run(self, self.index.count_uploads()), 0)
+        self.assertFalse(run(self, self.index.delete_upload("s1")))
+
     def test_ping(self):
         self.assertTrue(run(self, self.index.ping()))
 

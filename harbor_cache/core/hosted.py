@@ -1,11 +1,13 @@
 """The hosted registry: what clients push is kept here as the only copy.
 
-Blob uploads are sessions held in memory: each owns one `TempBlob` that is
-hashed as it grows, so chunks (PATCH) append to the same file and the digest
-given at the end (PUT) is checked without reading anything twice.  A session
-that nobody touches for ``upload_idle_seconds`` is dropped and its temp file
-removed (`expire_uploads`, run by a timer); a restart drops them all
-(`Storage.clean_temp`).
+Blob uploads are sessions recorded in the index, their bytes in
+``DATA/uploads/<id>`` on the shared data directory (`upload_files`), so any
+node continues a session another node started and a restart keeps them.
+Each request opens the session's file for appending and closes it before it
+answers: an idle session holds no descriptor. Sessions are capped per user
+and overall (``uploads.max_sessions_per_user``, ``uploads.max_sessions``:
+429 TOOMANYREQUESTS) and removed after ``uploads.idle_seconds`` untouched
+(`expire_uploads`, run by a timer on every node).
 
 Request bodies arrive as a body source (`request_body.StreamedBody`: bytes
 pulled from the socket as they arrive, never spooled first) and go straight
@@ -22,6 +24,7 @@ made hosted too.  A pushed tag is served before any upstream lookup.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -42,6 +45,7 @@ from ..errors import (
     ManifestUnknown,
     NameUnknown,
     SizeInvalid,
+    TooManyRequests,
 )
 from ..mediatypes import (
     DOCKER_MANIFEST_LIST,
@@ -54,11 +58,14 @@ from ..mediatypes import (
     manifest_references,
 )
 from ..storage import BlobCorrupt, SourceFailed, TempBlob
+from ..upload_files import SESSION_ID, UploadFiles
 
 log = Logger()
 
 MAX_MANIFEST_BYTES = 4 << 20
 UPLOAD_IDLE_SECONDS = 3600.0
+# How long one request may hold a session for writing before another may take it (a node died mid-PATCH).
+UPLOAD_WRITE_HOLD_SECONDS = 600.0
 
 
 class RequestBodySource(Protocol):
@@ -87,17 +94,17 @@ class NotHosted(HarborError):
 
 @dataclass
 class UploadSession:
+    """One upload session as the index records it (any node may continue it)."""
+
     id: str
     name: str
-    temp: TempBlob
-    started_at: float
-    touched_at: float
-    busy: bool = False
+    owner: str
+    size: int
 
     @property
     def offset(self) -> int:
         """Bytes received so far (the next chunk must start here)."""
-        return self.temp.received
+        return self.size
 
 
 @dataclass
@@ -109,7 +116,7 @@ class PushedManifest:
 
 class HostedRegistry:
     def __init__(self, *, cache, index, storage, metrics, clock, upload_idle_seconds: float = UPLOAD_IDLE_SECONDS,
-                 max_manifest_bytes: int = MAX_MANIFEST_BYTES):
+                 max_manifest_bytes: int = MAX_MANIFEST_BYTES, node: str = "local"):
         self.cache = cache
         self.index = index
         self.storage = storage
@@ -117,7 +124,10 @@ class HostedRegistry:
         self.clock = clock
         self.upload_idle_seconds = upload_idle_seconds
         self.max_manifest_bytes = max_manifest_bytes
-        self.uploads: dict[str, UploadSession] = {}
+        self.node = node
+        self.files = UploadFiles(storage)
+        # session id -> (offset, hash states at that offset) for sessions this node wrote last
+        self._hash_state: dict[str, tuple[int, dict]] = {}
 
     # -- upload sessions ------------------------------------------------------
 
@@ -125,35 +135,76 @@ class HostedRegistry:
         """403 DENIED for a name a read-only proxy namespace serves (see `OciCache.ensure_writable`)."""
         self.cache.ensure_writable(name)
 
-    def start_upload(self, name: str) -> UploadSession:
-        now = self.clock.seconds()
-        session = UploadSession(str(uuid.uuid4()), name, self.storage.new_temp(), now, now)
-        self.uploads[session.id] = session
-        return session
+    def _setting(self, key: str, default: int) -> int:
+        settings = getattr(self.cache, "settings", None)
+        try:
+            return int(settings.get(key)) if settings is not None else default
+        except KeyError:
+            return default
 
-    def get_upload(self, name: str, session_id: str) -> UploadSession:
+    async def start_upload(self, name: str, owner: str | None = None) -> UploadSession:
+        """A new session of ``owner`` (None: anonymous), or 429 TOOMANYREQUESTS when a cap is reached."""
+        session_id = str(uuid.uuid4())
+        who = owner or ""
+        per_owner = self._setting("uploads.max_sessions_per_user", 64)
+        overall = self._setting("uploads.max_sessions", 1024)
+        outcome = await self.index.create_upload(session_id, name, who, self.clock.seconds(), per_owner, overall)
+        if outcome != "ok":
+            limit, setting = ((per_owner, "uploads.max_sessions_per_user") if outcome == "owner_cap"
+                              else (overall, "uploads.max_sessions"))
+            raise TooManyRequests(
+                "too many open upload sessions: finish or cancel some first",
+                {"limit": limit, "setting": setting, "user": who or None},
+                headers={"Retry-After": "60"},
+            )
+        try:
+            await self.files.create(session_id)
+        except BaseException:
+            await self.index.delete_upload(session_id)
+            raise
+        return UploadSession(session_id, name, who, 0)
+
+    async def get_upload(self, name: str, session_id: str) -> UploadSession:
         """The live session ``session_id`` of repository ``name``; raises BlobUploadUnknown."""
-        session = self.uploads.get(session_id)
-        if session is None or session.name != name or session.temp.failure is not None:
+        row = None
+        if SESSION_ID.match(session_id):
+            row = await self.index.get_upload(session_id)
+        if row is None or row["repository"] != name:
             raise BlobUploadUnknown("upload session unknown", {"name": name, "session": session_id})
-        return session
+        return UploadSession(row["id"], row["repository"], row["owner"], row["size"])
 
-    def cancel_upload(self, session: UploadSession) -> None:
-        self._drop(session, BlobUploadUnknown("upload cancelled"))
+    async def cancel_upload(self, session: UploadSession) -> None:
+        await self._drop(session)
 
-    def _drop(self, session: UploadSession, reason: Exception) -> None:
-        self.uploads.pop(session.id, None)
-        session.temp.abort(reason)
+    async def _drop(self, session: UploadSession) -> None:
+        self._hash_state.pop(session.id, None)
+        await self.index.delete_upload(session.id)
+        await self.files.remove(session.id)
 
-    def expire_uploads(self) -> int:
-        """Drop sessions idle for longer than ``upload_idle_seconds``; returns how many."""
-        cutoff = self.clock.seconds() - self.upload_idle_seconds
-        stale = [s for s in self.uploads.values() if s.touched_at < cutoff and not s.busy]
-        for session in stale:
-            log.info("upload {session} to {name} expired after {bytes} bytes", session=session.id,
-                     name=session.name, bytes=session.offset)
-            self._drop(session, BlobUploadUnknown("upload expired"))
+    async def expire_uploads(self) -> int:
+        """Remove sessions idle for longer than ``uploads.idle_seconds`` (any node's); returns how many."""
+        now = self.clock.seconds()
+        idle = self._setting("uploads.idle_seconds", int(self.upload_idle_seconds))
+        stale = await self.index.stale_uploads(now - idle, now)
+        for session_id in stale:
+            self._hash_state.pop(session_id, None)
+            await self.files.remove(session_id)
+            log.info("upload {session} expired after {idle} s idle", session=session_id, idle=idle)
         return len(stale)
+
+    def _hashers_at(self, session: UploadSession) -> dict:
+        """The hash state at the session's offset when this node has it, else {} (hash the file at the end)."""
+        offset, hashers = self._hash_state.pop(session.id, (None, None))
+        if offset == session.size and hashers is not None:
+            return hashers
+        return {"sha256": hashlib.sha256()} if session.size == 0 else {}
+
+    async def _claim(self, session: UploadSession) -> None:
+        """Make this request the session's only writer (on any node), or 416."""
+        if not await self.index.claim_upload_write(session.id, self.node, session.size, self.clock.seconds(),
+                                                   UPLOAD_WRITE_HOLD_SECONDS):
+            raise UploadRangeInvalid("another request is writing to this upload (or it moved on)",
+                                     {"session": session.id})
 
     async def append(self, session: UploadSession, body: RequestBodySource,
                      content_range: tuple[int, int] | None) -> int:
@@ -161,15 +212,16 @@ class HostedRegistry:
 
         This is the seam between how bytes arrive (the request body, pulled
         from the socket as the file's write queue allows) and where they go
-        (the session's `TempBlob`, hashed as it grows).  ``content_range``
+        (the session file's appender, a `TempBlob` opened for appending at
+        the session's offset and closed before this returns).  The session is
+        claimed in the index while it is written, so a second request on any
+        node gets 416 instead of interleaving bytes.  ``content_range``
         (inclusive, as in the ``Content-Range`` header) must start at the
         session's offset and cover exactly the body: with a Content-Length that
         is checked before a byte is read (416, nothing written); a chunked body
         that ends up longer or shorter than its range ends the session (416).
         """
         length = body.length
-        if session.busy:
-            raise UploadRangeInvalid("another request is writing to this upload", {"session": session.id})
         expected_length = None
         if content_range is not None:
             start, end = content_range
@@ -179,24 +231,43 @@ class HostedRegistry:
                     "chunk does not continue the upload",
                     {"offset": session.offset, "range": f"{start}-{end}", "length": length},
                 )
-        session.busy = True
-        before = session.offset
+        await self._claim(session)
+        before = size = session.size
+        hashers = self._hashers_at(session)
+        sink = self.files.appender(session.id, before, hashers)
+        broken = False
         try:
-            copied = await self._stream_into(session.temp, body)
-        except BaseException:
-            # A body cut off mid-way (client gone, too slow, too large): whatever arrived stays
-            # appended (the client can ask for the offset and resume), unless the file broke.
-            if session.temp.failure is not None:
-                self._drop(session, BlobUploadUnknown("upload failed"))
+            try:
+                copied = await self._stream_into(sink, body)
+            except BaseException:
+                # A body cut off mid-way (client gone, too slow, too large): whatever arrived stays
+                # appended (the client can ask for the offset and resume), unless the file broke.
+                if sink.failure is None:
+                    size = await sink.close_append()
+                    if hashers:
+                        self._hash_state[session.id] = (size, hashers)
+                else:
+                    broken = True
+                raise
+            size = await sink.close_append()
+        except BaseException as e:
+            if sink.failure is None and not sink.closed:
+                sink.abort(e if isinstance(e, Exception) else SourceFailed("cancelled"))
+            if sink.failure is not None:
+                broken = True  # the file could not be written: the session ends
             raise
         finally:
-            session.busy = False
-            session.touched_at = self.clock.seconds()
+            await self.index.end_upload_write(session.id, self.node, size, self.clock.seconds())
+            session.size = size
+            if broken:
+                await self._drop(session)
         if expected_length is not None and copied != expected_length:
-            self._drop(session, BlobUploadInvalid("chunk length does not match its range"))
+            await self._drop(session)
             raise UploadRangeInvalid("chunk length does not match its Content-Range",
                                      {"offset": before, "range": f"{content_range[0]}-{content_range[1]}",
                                       "length": copied})
+        if hashers:
+            self._hash_state[session.id] = (size, hashers)
         self.metrics.push_bytes.inc(copied)
         return session.offset
 
@@ -218,10 +289,17 @@ class HostedRegistry:
         expected = _upload_digest(digest)
         if body.length != 0 or content_range is not None:
             await self.append(session, body, content_range)
-        if session.busy:
-            raise UploadRangeInvalid("another request is writing to this upload", {"session": session.id})
-        self.uploads.pop(session.id, None)
-        return await self._commit(session.name, session.temp, expected)
+        await self._claim(session)
+        offset, hashers = self._hash_state.pop(session.id, (None, None))
+        known = hashers["sha256"].hexdigest() if hashers and offset == session.size and "sha256" in hashers else None
+        try:
+            got = await self.files.commit(session.id, expected, session.size, known)
+        except BlobCorrupt as e:
+            raise DigestInvalid("content does not match the digest", {"expected": expected, "actual": e.actual}) \
+                from None
+        finally:
+            await self.index.delete_upload(session.id)
+        return await self._record_blob(session.name, got, session.size)
 
     async def upload_monolithic(self, name: str, digest: str, body: RequestBodySource) -> str:
         """POST ...?digest=: the whole blob in one request."""
@@ -243,15 +321,18 @@ class HostedRegistry:
                 from None
         except SourceFailed as e:
             raise BlobUploadInvalid("upload could not be stored", str(e)) from None
+        return await self._record_blob(name, got, temp.total)
+
+    async def _record_blob(self, name: str, got: str, size: int) -> str:
         await self.index.put_entry(
-            kind="hosted", type_="blob", repository="", key=got, digest=got, size=temp.total,
+            kind="hosted", type_="blob", repository="", key=got, digest=got, size=size,
             now=self.clock.seconds(),
         )
         await self.index.claim_blob(name, got)
         self.cache.invalidate("blob", "", got)
         self.cache.negative.forget(("blob", name, got))
         self.metrics.pushes.labels("blob").inc()
-        log.info("pushed blob {digest} ({bytes} bytes) to {name}", digest=got, bytes=temp.total, name=name)
+        log.info("pushed blob {digest} ({bytes} bytes) to {name}", digest=got, bytes=size, name=name)
         return got
 
     async def mount(self, name: str, digest: str) -> bool:

@@ -119,13 +119,13 @@ class HostedFront:
         name = route.name
         _check_name(name)
         method = request.method
-        await self.policy.authorize(request, name, {"pull", "push"})
+        user = await self.policy.authorize(request, name, {"pull", "push"})
         self.hosted.ensure_writable(name)
         if route.reference is None:
             if method != b"POST":
                 raise MethodNotAllowed("method not allowed here", {"method": method.decode()})
-            return await self._start(request, name)
-        session = self.hosted.get_upload(name, route.reference)
+            return await self._start(request, name, user)
+        session = await self.hosted.get_upload(name, route.reference)
         if method == b"PATCH":
             content_range = parse_content_range(request.getHeader(b"Content-Range"))
             await self.hosted.append(session, body_of(request), content_range)
@@ -142,13 +142,13 @@ class HostedFront:
             _upload_headers(request, name, session)
             return b""
         if method == b"DELETE":
-            self.hosted.cancel_upload(session)
+            await self.hosted.cancel_upload(session)
             request.setResponseCode(204)
             request.setHeader(b"Content-Length", b"0")
             return b""
         raise MethodNotAllowed("method not allowed here", {"method": method.decode()})
 
-    async def _start(self, request, name: str):
+    async def _start(self, request, name: str, user: str | None):
         mount = _arg(request, "mount")
         source = _arg(request, "from")
         if mount is not None:
@@ -161,7 +161,7 @@ class HostedFront:
         if digest is not None:
             digest = await self.hosted.upload_monolithic(name, digest, body_of(request))
             return _blob_created(request, name, digest)
-        session = self.hosted.start_upload(name)
+        session = await self.hosted.start_upload(name, user)
         request.setResponseCode(202)
         _upload_headers(request, name, session)
         return b""
