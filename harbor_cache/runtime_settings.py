@@ -142,6 +142,24 @@ class RuntimeSettings:
                 continue
             self._stored[row["key"]] = (row["value"], row["updated_at"])
 
+    async def reload(self) -> None:
+        """Mirror the index again: values changed or reset on another node sharing it apply here.
+
+        Built aside and swapped in at once, so a request never sees a mix.
+        """
+        values = {k: s.parse(s.default) for k, s in SETTINGS.items()}
+        stored: dict[str, tuple[str, float]] = {}
+        for row in await self._index.get_settings():
+            setting = SETTINGS.get(row["key"])
+            if setting is None:
+                continue
+            try:
+                values[row["key"]] = setting.parse(row["value"])
+            except ValueError:
+                continue
+            stored[row["key"]] = (row["value"], row["updated_at"])
+        self._values, self._stored = values, stored
+
     def get(self, key: str) -> Any:
         return self._values[key]
 

@@ -348,6 +348,12 @@ class HarborApp:
         # Never the password itself: log files are often world-readable and shipped elsewhere.
         log.info("created user admin; its password is in {path} (readable by this user only)", path=path)
 
+    def reload_settings(self) -> defer.Deferred:
+        """Pick up runtime settings changed on another node; a failed reload is logged and retried."""
+        d = defer.Deferred.fromCoroutine(self.settings.reload())
+        d.addErrback(lambda f: log.failure("reloading runtime settings failed", f))
+        return d
+
     def expire_uploads(self) -> defer.Deferred:
         """Remove idle upload sessions (of any node); a failed pass is logged and retried next time."""
         d = defer.Deferred.fromCoroutine(self.hosted.expire_uploads())
@@ -408,6 +414,13 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
     upstream_poll.clock = reactor
     upstream_poll.setName("upstream-poll")
     upstream_poll.setServiceParent(state)
+
+    if app.shared_index:
+        # Several nodes: runtime settings changed on another node apply here within this many seconds.
+        settings_poll = internet.TimerService(UPSTREAM_POLL_SECONDS, app.reload_settings)
+        settings_poll.clock = reactor
+        settings_poll.setName("settings-poll")
+        settings_poll.setServiceParent(state)
 
     probes = ProbeService(app.upstream_health)
     probes.setName("upstream-probes")
