@@ -149,12 +149,17 @@ class DeployAndGroupTests(SynchronousTestCase):
         greeter = library(os.path.join(self.dir, "greeter"), srv.url, "greeter", "1.0", (
             "Greeter.java", "package com.example.hc.greeter;\n"
                             "public class Greeter { public static String greet(String s) { return \"hi \" + s; } }\n"))
+        # 2 MiB of noise in the jar: above limits.max_body_bytes, so the PUT must be streamed.
+        os.makedirs(os.path.join(greeter, "src/main/resources"))
+        with open(os.path.join(greeter, "src/main/resources/noise.bin"), "wb") as f:
+            f.write(os.urandom(2 << 20))
         cp = self.deploy(greeter)
         support.check_ok(cp)
         self.assertIn("BUILD SUCCESS", cp.stdout)
         release_jar = "%s/greeter/1.0/greeter-1.0.jar" % GROUP_PATH
         status, _, body = self.get(release_jar, "releases")
         self.assertEqual(status, 200)
+        self.assertGreater(len(body), 2 << 20)
         self.assertEqual(hashlib.sha1(body).hexdigest(), sha1_file(os.path.join(greeter, "target/greeter-1.0.jar")))
         self.assertEqual(self.get(release_jar + ".sha1", "releases")[2].decode().split()[0],
                          hashlib.sha1(body).hexdigest())
