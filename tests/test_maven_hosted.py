@@ -239,6 +239,23 @@ class DeployTests(HostedBase):
             self.assertEqual(self.call("GET", f"/artifacts/releases/{JAR}.{algo}")[1], text)
             self.assertEqual(self.put("releases", f"{JAR}.{algo}", text)[0].code, 200, algo)  # a retry
 
+    def test_replaced_on_another_node(self):
+        """Metadata another node (same index) replaced is served new; a release is remembered in memory."""
+        meta = "com/example/lib/maven-metadata.xml"
+        self.put("releases", meta, b"<metadata>one</metadata>")
+        self.put("releases", JAR, b"jar")
+        self.assertEqual(self.call("GET", "/artifacts/releases/" + meta)[1], b"<metadata>one</metadata>")
+        self.call("GET", "/artifacts/releases/" + JAR)
+
+        def elsewhere(path, body):
+            digest = self.successResultOf(defer.Deferred.fromCoroutine(self.h.storage.store_bytes(body)))
+            self.successResultOf(defer.Deferred.fromCoroutine(self.h.index.put_hosted_maven_file(
+                repository="releases", key=path, digest=digest, size=len(body), media_type="application/xml",
+                sha1=hashlib.sha1(body).hexdigest(), now=self.h.clock.seconds(), overwrite=True)))
+
+        elsewhere(meta, b"<metadata>two</metadata>")
+        self.assertEqual(self.call("GET", "/artifacts/releases/" + meta)[1], b"<metadata>two</metadata>")
+
     def test_checksums_computed_when_not_deployed(self):
         """A hosted file's checksum nobody uploaded is computed (gradle asks for .sha1)."""
         jar = b"jar bytes"

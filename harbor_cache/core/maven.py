@@ -317,7 +317,15 @@ class MavenCache:
     # -- hosted repositories --------------------------------------------------
 
     async def _hosted_file(self, repo_id: str, path: str) -> MavenFile:
-        """What was deployed at ``path``; a checksum nobody uploaded is computed from its file."""
+        """What was deployed at ``path``; a checksum nobody uploaded is computed from its file.
+
+        A file that can be replaced (SNAPSHOT, maven-metadata.xml, anything
+        under ``redeploy = "allow"``) is looked up in the index every time:
+        another node sharing the index may have replaced it, and this node's
+        memory of the row would serve the old one.
+        """
+        if is_mutable(path) or self.repositories[repo_id].redeploy == "allow":
+            self._rows.pop((repo_id, path), None)
         row = await self._row(repo_id, path)
         if row is not None:
             return await self._hit(repo_id, path, row)
