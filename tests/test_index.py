@@ -55,6 +55,22 @@ class IndexTestsMixin:
         again = self.entry("sha256:bb", kind="proxy")
         self.assertEqual(again["kind"], "hosted")
 
+    def test_put_hosted_maven_file(self):
+        """Deploy: created, refused ("exists", nothing written) without overwrite, replaced with it."""
+        def put(digest, overwrite, now=10.0):
+            return run(self, self.index.put_hosted_maven_file(
+                repository="releases", key="a/b/1/b-1.jar", digest=digest, size=3, media_type="application/java-archive",
+                sha1="0" * 40, now=now, overwrite=overwrite))
+
+        outcome, entry, previous = put("sha256:d1", False)
+        self.assertEqual((outcome, entry["kind"], entry["digest"], previous), ("created", "hosted", "sha256:d1", None))
+        self.assertEqual(put("sha256:d2", False), ("exists", None, "sha256:d1"))
+        self.assertEqual(run(self, self.index.get_entry("maven", "releases", "a/b/1/b-1.jar"))["digest"], "sha256:d1")
+        outcome, entry, previous = put("sha256:d2", True, now=20.0)
+        self.assertEqual((outcome, entry["digest"], entry["upstream_modified"], previous),
+                         ("replaced", "sha256:d2", 20.0, "sha256:d1"))
+        self.assertEqual(entry["created_at"], 10.0)
+
     def test_delete_returns_only_orphaned_digests(self):
         """A digest still referenced by another entry is not reported as deletable."""
         a = self.entry("sha256:cc", type_="blob")
