@@ -277,6 +277,13 @@ class DeployTests(HostedBase):
         self.successResultOf(defer.Deferred.fromCoroutine(evictor.clear_proxy()))
         self.assertIsNone(self.entry("central", CENTRAL_JAR))
         self.assertEqual(self.call("GET", "/artifacts/releases/" + JAR)[1], b"deployed")
+        # A size-driven pass with room for nothing still keeps the deployed file.
+        self.call("GET", "/artifacts/central/" + CENTRAL_JAR)
+        self.successResultOf(defer.Deferred.fromCoroutine(self.h.settings.update([("cache.max_size", "1")])))
+        self.h.clock.advance(3600)
+        self.successResultOf(defer.Deferred.fromCoroutine(evictor.run()))
+        self.assertIsNone(self.entry("central", CENTRAL_JAR))
+        self.assertEqual(self.call("GET", "/artifacts/releases/" + JAR)[1], b"deployed")
 
     def test_delete_from_hosted_and_not_from_group(self):
         _, token = self.token("releases,public", "artifacts:delete")
