@@ -85,3 +85,35 @@ class TwoNodeTests(SynchronousTestCase):
         self.advance(0.25)
         self.assertEqual(self.successResultOf(self.b.body(self.successResultOf(on_b))), self.layer)
         self.assertEqual(self.up.count("GET", "/blobs/"), 1)
+
+
+class TwoMavenNodeTests(SynchronousTestCase):
+    """The same for Maven files: a file in flight on node A is served to B's client from A's commit."""
+
+    def setUp(self):
+        from tests.maven_fakes import FakeMavenRepo, MavenHarness
+
+        self.up = FakeMavenRepo()
+        self.jar = os.urandom(200_000)
+        self.up.put("org/x/1/x-1.jar", self.jar)
+        shared = self.mktemp()
+        self.a = MavenHarness(shared, self.up)
+        self.b = MavenHarness(shared, self.up)
+        for node, h in (("a", self.a), ("b", self.b)):
+            h.downloads.leases = LeaseBook(h.index, node, h.clock, ttl=10, poll=0.25)
+
+    def test_file_in_flight_on_one_node_is_not_fetched_by_the_other(self):
+        path = "/artifacts/central/org/x/1/x-1.jar"
+        self.up.hold = True
+        on_a = self.a.request("GET", path)
+        on_b = self.b.request("GET", path)
+        self.b.clock.advance(1)
+        self.b.flush()
+        self.assertNoResult(on_b)
+        self.up.release()
+        self.a.flush()
+        self.assertEqual(self.successResultOf(self.a.body(self.successResultOf(on_a))), self.jar)
+        self.b.clock.advance(0.25)
+        self.b.flush()
+        self.assertEqual(self.successResultOf(self.b.body(self.successResultOf(on_b))), self.jar)
+        self.assertEqual(self.up.count("GET", "org/x/1/x-1.jar"), 1)

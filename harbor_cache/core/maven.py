@@ -473,9 +473,19 @@ class MavenCache:
         async def commit(dl):
             return await self._commit(repo_id, path, dl, await published_sha1())
 
+        async def adopt(dl):
+            """The file as another node sharing the index and the store committed it (a miss only)."""
+            entry = await self.index.get_entry("maven", repo_id, path)
+            if entry is None or self.storage.stat_blob(entry["digest"]) is None:
+                return None
+            self._rows[(repo_id, path)] = CachedRow.from_entry(entry)
+            dl.temp = self.storage.open_stored(entry["digest"], entry["size"])
+            return entry
+
         dl = self.downloads.start(
             ("maven", repo_id, path), front="maven", source=repo_id, open_response=open_response,
             commit=commit, expected_digest=expected_digest, extra_hashes=("sha1",),
+            adopt=adopt if response is None else None,
         )
 
         def _failed(failure):
