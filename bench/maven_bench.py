@@ -159,7 +159,7 @@ def main() -> int:
                 times[name].append(t)
                 print(f"warm build {i + 1} {name}: {t:.2f}s", flush=True)
         rps_runs: dict[str, list[float]] = {name: [] for name in peers}
-        for name, (_, small) in peers.items():
+        for _name, (_, small) in peers.items():
             wrk(small, 2)  # warm-up
         for i in range(args.wrk_runs):  # alternating, so both see the same machine load
             for name, (_, small) in peers.items():

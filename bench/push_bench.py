@@ -124,7 +124,7 @@ def main(argv=None):
             say("push %-7s median %.2f s (%.0f MB/s)  runs: %s" % (
                 name, med[name], total / med[name] / 1e6, ", ".join("%.2f" % v for v in values)))
         ratio = med["harbor"] / med["direct"]
-        per_run = [h / d for h, d in zip(times["harbor"], times["direct"])]
+        per_run = [h / d for h, d in zip(times["harbor"], times["direct"], strict=False)]
         say("per-run ratios: %s" % ", ".join("%.2f" % r for r in per_run))
         say("harbor-cache CPU per push (utime+stime, load-independent): median %.2f s  runs: %s" % (
             statistics.median(harbor_cpu), ", ".join("%.2f" % c for c in harbor_cpu)))

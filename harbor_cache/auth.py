@@ -34,7 +34,6 @@ from harbor_cache.auth_roles import (
     is_valid_role,
     plan_artifact_token,
 )
-from harbor_cache.password_pool import run_hashing
 from harbor_cache.auth_tokens import (
     STAMP_CLAIM,
     ArtifactTokens,
@@ -45,6 +44,7 @@ from harbor_cache.auth_tokens import (
     granted_actions,
     parse_scope,
 )
+from harbor_cache.password_pool import run_hashing
 
 __all__ = [
     "ARTIFACT_SCOPES",

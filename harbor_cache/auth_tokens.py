@@ -20,7 +20,8 @@ import base64
 import hashlib
 import math
 import os
-from typing import Any, Iterable, Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import jwt
 from cryptography.hazmat.primitives import serialization

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from twisted.enterprise import adbapi
 from twisted.internet import defer
@@ -194,7 +195,7 @@ MIGRATION_LOCK = 0x68617262  # "harb"
 
 def _rows(txn) -> list[dict[str, Any]]:
     cols = [c[0] for c in txn.description]
-    return [dict(zip(cols, r)) for r in txn.fetchall()]
+    return [dict(zip(cols, r, strict=False)) for r in txn.fetchall()]
 
 
 def _row(txn) -> dict[str, Any] | None:
@@ -333,7 +334,7 @@ class InlinePool:
         self.dbapi = dbapi
 
     @classmethod
-    def postgres(cls, url: str) -> "InlinePool":
+    def postgres(cls, url: str) -> InlinePool:
         import psycopg2
 
         conn = psycopg2.connect(url, **POSTGRES_CONNECT_OPTIONS)

@@ -25,7 +25,8 @@ Pure: imports no Twisted, so config parsing and the API validate with it.
 from __future__ import annotations
 
 import re
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 __all__ = [
     "UnknownRegistry",

@@ -12,7 +12,8 @@ The pool starts on first use and stops when the reactor shuts down.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool

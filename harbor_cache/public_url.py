@@ -48,7 +48,7 @@ class PublicURL:
         self.trusted = parse_trusted_proxies(trusted_proxies)
 
     @classmethod
-    def of(cls, value: "PublicURL | str | None") -> "PublicURL":
+    def of(cls, value: PublicURL | str | None) -> PublicURL:
         return value if isinstance(value, PublicURL) else cls(value or None)
 
     def _from_trusted_proxy(self, request) -> bool:

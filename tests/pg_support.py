@@ -91,7 +91,6 @@ def _start() -> str:
     atexit.register(stop)
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     deadline = time.monotonic() + 30
-    import psycopg2
 
     while True:
         if proc.poll() is not None:
@@ -101,7 +100,7 @@ def _start() -> str:
             return url
         except psycopg2.OperationalError:
             if time.monotonic() > deadline:
-                raise OSError(f"postgres did not accept connections within 30 s: {_log_tail()}")
+                raise OSError(f"postgres did not accept connections within 30 s: {_log_tail()}") from None
             time.sleep(0.05)
 
 

@@ -442,7 +442,7 @@ class ListingAndDeleteTests(SynchronousTestCase):
         # The repository whose manifest needs it: 409 DENIED until the manifest is gone.
         response, err = self.r.request("DELETE", f"/v2/team/a/blobs/{digest}")
         self.assertEqual((response.code, self.r.error_code(err)), (409, "DENIED"))
-        self.assertEqual(self.r.request("GET", f"/v2/team/a/manifests/v1")[0].code, 200)
+        self.assertEqual(self.r.request("GET", "/v2/team/a/manifests/v1")[0].code, 200)
         self.assertEqual(self.r.request("DELETE", f"/v2/team/a/manifests/{sha256(body)}")[0].code, 202)
         self.assertEqual(self.r.request("DELETE", f"/v2/team/a/blobs/{digest}")[0].code, 202)
         self.assertIsNone(self.r.storage.stat_blob(digest))

@@ -42,7 +42,7 @@ class OciTests(SynchronousTestCase):
 
     def test_manifest_miss_then_hit(self):
         """The first pull asks upstream once; the second is served from the cache with the same headers."""
-        for expected in ("miss", "hit"):
+        for _expected in ("miss", "hit"):
             response, body = self.get("/v2/library/app/manifests/1")
             self.assertEqual(response.code, 200)
             self.assertEqual(body, self.manifest)

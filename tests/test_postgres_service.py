@@ -13,7 +13,6 @@ import os
 
 import treq
 from twisted.internet import defer, reactor
-from twisted.internet.protocol import Factory
 from twisted.protocols import portforward
 from twisted.trial.unittest import TestCase
 

@@ -20,7 +20,7 @@ from harbor_cache.client_limits import ClientLimits
 from harbor_cache.errors import Unauthorized
 from harbor_cache.metrics import Metrics
 from harbor_cache.request_body import BodyTooLarge, BufferedBody, StreamedBody, body_of
-from harbor_cache.web import LINGER_SECONDS, LINGER_BYTES, HarborSite, Root, install_error_handlers
+from harbor_cache.web import LINGER_BYTES, LINGER_SECONDS, HarborSite, Root, install_error_handlers
 
 ADDR = IPv4Address("TCP", "127.0.0.1", 40000)
 

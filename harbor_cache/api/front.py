@@ -38,8 +38,8 @@ from twisted.logger import Logger
 from ..auth import STAMP_CLAIM, InvalidToken, credential_stamp, parse_bearer_authorization
 from ..errors import BadRequest, Denied, HarborError, NotFound, Unauthorized
 from ..runtime_settings import SettingError
-from ..web import install_error_handlers, json_response
 from ..timestamps import iso8601
+from ..web import install_error_handlers, json_response
 
 log = Logger()
 

@@ -16,7 +16,8 @@ lease book.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -31,7 +32,7 @@ DEFAULT_POLL_SECONDS = 0.25
 class Lease:
     """A lease this node holds; `release` ends it (renewal stops)."""
 
-    def __init__(self, book: "LeaseBook", name: str):
+    def __init__(self, book: LeaseBook, name: str):
         self.book = book
         self.name = name
         self.lost = False

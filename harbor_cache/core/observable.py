@@ -7,7 +7,8 @@ shared work behind it.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
 
 from twisted.internet import defer
 from twisted.python.failure import Failure

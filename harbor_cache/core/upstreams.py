@@ -16,8 +16,9 @@ come from the config file).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, replace
-from typing import Any, Callable
+from typing import Any
 
 from twisted.logger import Logger
 

@@ -28,8 +28,8 @@ from werkzeug.routing import PathConverter
 
 from ..auth import (
     ArtifactTokenRequestError,
-    can_push,
     InvalidToken,
+    can_push,
     check_password,
     credential_stamp,
     parse_basic_authorization,
@@ -40,11 +40,11 @@ from ..core.maven import MavenFile, UnknownRepository, parse_http_date
 from ..core.maven_hosted import MavenDeployer
 from ..core.token_holders import current_artifact_scopes, current_holder
 from ..errors import BadRequest, HarborError, NotFound
+from ..mavenpaths import InvalidPath, PathTooLong, is_checksum, normalize_artifact_path, normalize_browse_path
 from ..public_url import PublicURL
 from ..request_body import body_of
 from ..serving import serve_source
 from ..web import install_error_handlers, json_response, write_error
-from ..mavenpaths import InvalidPath, PathTooLong, is_checksum, normalize_artifact_path, normalize_browse_path
 
 log = Logger()
 
@@ -183,7 +183,7 @@ class MavenFront:
                 raise InvalidToken("username does not match the token's subject")
             user = await current_holder(self.index, claims, claims["sub"])
         except InvalidToken as e:
-            raise AuthChallenge(401, f"invalid token: {e.reason}", [_bearer_error("invalid_token", e.reason)])
+            raise AuthChallenge(401, f"invalid token: {e.reason}", [_bearer_error("invalid_token", e.reason)]) from None
         if not (self.tokens.covers(claims, repo_id, scope) and scope in current_artifact_scopes(user, claims)):
             reason = f"token does not grant {scope} on {repo_id}"
             raise AuthChallenge(403, reason, [_bearer_error("insufficient_scope", reason)])

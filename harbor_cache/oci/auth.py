@@ -44,8 +44,8 @@ from ..auth import (
 )
 from ..core.token_holders import current_holder, current_registry_actions
 from ..errors import Denied, Unauthorized
-from ..public_url import PublicURL
 from ..names import is_valid_repository_name
+from ..public_url import PublicURL
 from ..timestamps import iso8601
 
 log = Logger()

@@ -17,8 +17,8 @@ from ..core.hosted import UploadRangeInvalid
 from ..digests import is_digest_reference
 from ..errors import BadRequest, HarborError, ManifestUnknown
 from ..names import is_valid_repository_name, is_valid_tag
-from ..request_body import body_of
 from ..numbers import parse_decimal
+from ..request_body import body_of
 from .front import TagInvalid, _check_digest, _check_name
 
 # "0-1023", "bytes=0-1023", "bytes 0-1023/2048", "0-1023/*"

@@ -218,7 +218,7 @@ class Route:
     key: str
     prefix: str | None  # the namespace's prefix; None for the default namespace
     remote: str  # the name within the namespace (each upstream may still add library/)
-    upstreams: list["RegistryUpstream"]
+    upstreams: list[RegistryUpstream]
 
     @property
     def proxied(self) -> bool:
@@ -253,7 +253,7 @@ class UpstreamSet:
             if u.config.registry:
                 self._prefix_of_registry[u.config.registry] = prefix
 
-    def by_name(self, name: str) -> "RegistryUpstream | None":
+    def by_name(self, name: str) -> RegistryUpstream | None:
         return next((u for u in self.upstreams if u.name == name), None)
 
     def key_for(self, name: str, ns: str | None) -> str:

@@ -137,7 +137,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if self.command != "HEAD":
                 sent = self._copy_body(resp, rule)
             self._log_access(resp.status, sent)
-        except (ConnectionError, socket.timeout, OSError):
+        except (TimeoutError, ConnectionError, OSError):
             self.close_connection = True
             self._log_access(502, 0)
         finally:
@@ -151,7 +151,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             try:
                 if self.connection.recv(1 << 16) == b"":
                     return
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

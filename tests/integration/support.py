@@ -256,7 +256,7 @@ def count_log_requests(log_path, method, path_substring, status=None):
     """
     n = 0
     try:
-        f = open(log_path, "r", encoding="utf-8", errors="replace")
+        f = open(log_path, encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return 0
     with f:
@@ -709,7 +709,7 @@ class HarborServer(_Peer):
 
     def log_text(self):
         try:
-            with open(self.log_path, "r", encoding="utf-8", errors="replace") as f:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
                 return f.read()
         except FileNotFoundError:
             return ""

@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 import urllib.parse
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -346,7 +345,7 @@ class ConsoleTests(SynchronousTestCase):
         with open(local, "rb") as f:
             data = f.read()
         fields = {dt.text: dd for dt, dd in zip(panel.find_elements("css selector", "dt"),
-                                                panel.find_elements("css selector", "dd"))}
+                                                panel.find_elements("css selector", "dd"), strict=False)}
         self.assertEqual(fields["SHA-1"].find_element("css selector", "code").text, hashlib.sha1(data).hexdigest())
         self.assertEqual(fields["SHA-256"].find_element("css selector", "code").text, hashlib.sha256(data).hexdigest())
         self.assertEqual(fields["Content type"].find_element("css selector", "code").text, "application/java-archive")

@@ -95,7 +95,7 @@ class SkopeoTests(_UpstreamCase):
         with open(_layout_blob(out, multi["digest"]), "rb") as f:
             children = {m["platform"]["architecture"]: m["digest"] for m in json.load(f)["manifests"]}
         self.assertEqual(children, {arch: m["digest"] for arch, m in multi["manifests"].items()})
-        for arch, child in multi["manifests"].items():
+        for _arch, child in multi["manifests"].items():
             self.assertLayoutHolds(out, child)
 
     def test_names_of_depth_one_and_three(self):
@@ -248,7 +248,7 @@ class ManifestAcceptTests(_UpstreamCase):
             # the index is returned as is, whatever manifest type is asked for
             self.assertManifest(self._get(self.srv.url, "library/test", "multi", accept), oci.OCI_INDEX,
                                 multi["digest"])
-        for arch, child in multi["manifests"].items():
+        for _arch, child in multi["manifests"].items():
             self.assertManifest(self._get(self.srv.url, "library/test", child["digest"], oci.OCI_MANIFEST),
                                 oci.OCI_MANIFEST, child["digest"])
 

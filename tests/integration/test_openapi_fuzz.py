@@ -71,7 +71,7 @@ class OpenApiFuzzTests(SynchronousTestCase):
             cp = subprocess.run(cmd, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL,
                                 env=dict(os.environ, SCHEMATHESIS_HOOKS=""))
         except subprocess.TimeoutExpired as e:
-            raise AssertionError("schemathesis did not finish in 900 s: %s" % (e.stdout or "")[-4000:])
+            raise AssertionError("schemathesis did not finish in 900 s: %s" % (e.stdout or "")[-4000:]) from e
         output = cp.stdout + cp.stderr
         if cp.returncode != 0:
             raise AssertionError("schemathesis failed (exit %d):\n%s\n--- server log ---\n%s"

@@ -192,7 +192,7 @@ class TwoNodeTests(SynchronousTestCase):
                             "oci:%s:single" % layout, "docker://%s/hosted/single:1" % lb.hostport, timeout=600)
         self.assertEqual(cp.returncode, 0, cp.stderr[-2000:])
         by_session: dict[str, set] = {}
-        for method, path, status, upstream in lb.requests():
+        for method, path, _status, upstream in lb.requests():
             m = re.search(r"/blobs/uploads/([0-9a-f-]{36})$", path)
             if m and method in ("PATCH", "PUT"):
                 by_session.setdefault(m.group(1), set()).add(upstream)
