@@ -54,6 +54,8 @@ BadRequest = _kind("BadRequest", 400, "BAD_REQUEST", "The request is malformed."
 RangeNotSatisfiable = _kind("RangeNotSatisfiable", 416, "RANGE_INVALID", "The range cannot be served.")
 UpstreamUnavailable = _kind("UpstreamUnavailable", 503, "UPSTREAM_UNAVAILABLE", "No upstream could answer.")
 UpstreamBadResponse = _kind("UpstreamBadResponse", 502, "UPSTREAM_ERROR", "An upstream answered badly.")
+InsufficientStorage = _kind("InsufficientStorage", 507, "INSUFFICIENT_STORAGE",
+                            "The cache's disk is too full to store what was asked.")
 TooManyRequests = _kind("TooManyRequests", 429, "TOOMANYREQUESTS", "Upstream rate limit.")
 
 # Hosted registry (issue 7): uploads and manifest pushes.

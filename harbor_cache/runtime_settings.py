@@ -93,6 +93,11 @@ SETTINGS: dict[str, Setting] = {
                 "Bytes of proxied content kept before eviction"),
         Setting("cache.retention_days", "30", _parse_int(0, 36500),
                 "Proxied entries unused this long are removed (0 = off)"),
+        Setting("cache.min_free_bytes", str(GIB), _parse_int(0, 1 << 60),
+                "Free disk space kept on the data directory: eviction frees space below it, /health is "
+                "degraded below it"),
+        Setting("cache.orphan_grace_seconds", "900", _parse_int(0, 7 * DAY),
+                "A stored file no index row points at is removed once this old (a commit in progress is younger)"),
         Setting("cache.eviction_policy", "lru", _parse_choice("lru", "lfu", "fifo"), "Which entries go first"),
         Setting("cache.tag_ttl_seconds", "300", _parse_int(0, YEAR),
                 "Manifest tags are revalidated upstream after this"),

@@ -37,7 +37,9 @@ from .config import Config, UpstreamConfig
 from .core.access import AccessRecorder
 from .core.audit import AuditLog
 from .core.downloads import Downloads
+from .core.diskspace import DiskSpace
 from .core.eviction import Evictor
+from .core.orphans import OrphanSweeper
 from .core.hosted import HostedRegistry
 from .core.leases import LeaseBook
 from .core.maven import MavenCache
@@ -225,7 +227,10 @@ class HarborApp:
     def _build_management(self) -> None:
         """Users, management tokens, eviction, /health and the /api/v1 front."""
         reactor = self.reactor
-        self.site_front = SiteFront(self.index, self.storage, self.metrics)
+        self.space = DiskSpace(self.storage, self.settings, on_low=self.evict_soon)
+        self.downloads.space = self.space
+        self._eviction_asked = False
+        self.site_front = SiteFront(self.index, self.storage, self.metrics, space=self.space)
         self.management_tokens = ManagementTokens(load_or_create_secret(self._secret_path("jwt-secret")), reactor)
         self.users = UserService(self.index, reactor)
         self.evictor = Evictor(index=self.index, storage=self.storage, downloads=self.downloads,
@@ -235,6 +240,9 @@ class HarborApp:
                                       settings=self.settings, oci=self.oci, hosted=self.hosted,
                                       metrics=self.metrics, site_front=self.site_front, clock=reactor,
                                       public_url=self.public_url)
+        self.evictor.space = self.space
+        self.evictor.orphans = OrphanSweeper(index=self.index, storage=self.storage, settings=self.settings,
+                                             clock=reactor, busy=self.evictor._busy_digests)
         self.api_front = ApiFront(users=self.users, tokens=self.management_tokens, settings=self.settings,
                                   evictor=self.evictor, openapi_document=build_document(__version__),
                                   upstreams=self.upstream_catalog, audit=self.audit, console=self.console_api,
@@ -278,6 +286,8 @@ class HarborApp:
         await self.settings.load()
         await self.access.load()
         await self.ensure_admin()
+        if not self.storage.ensure_reserve():  # one fallocate, like clean_temp above: start-up only
+            log.warn("no room for {path}: clearing the cache on a full disk may fail", path=self.storage.reserve_path)
         await self.upstream_catalog.start()
         recorded = await self.hosted.record_legacy_blob_refs()
         if recorded:
@@ -329,6 +339,17 @@ class HarborApp:
             await self.evictor.run()
         finally:
             await lease.release()
+
+    def evict_soon(self) -> None:
+        """An eviction pass now (a download was refused for want of space); one at a time."""
+        if self._eviction_asked:
+            return
+        self._eviction_asked = True
+
+        def _done(_):
+            self._eviction_asked = False
+
+        self.run_eviction().addBoth(_done)
 
     async def ensure_admin(self) -> None:
         """First start: create `admin` with a random password (or $HARBOR_CACHE_ADMIN_PASSWORD)."""

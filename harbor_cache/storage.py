@@ -77,6 +77,22 @@ class SourceFailed(Exception):
     """The growing file will never be completed (upstream failure, corruption)."""
 
 
+class StorageFull(SourceFailed):
+    """A write or flush failed because the disk (or the quota) is full."""
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+# Bytes kept in DATA/.reserve: given back when the disk is full so that
+# deleting rows (which sqlite must journal) can still run; see `release_reserve`.
+RESERVE_BYTES = 16 << 20
+
+
+def _write_failure(what: str, error: BaseException) -> SourceFailed:
+    if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+        return StorageFull(f"{what} failed: disk full ({error.strerror})")
+    return SourceFailed(f"{what} failed: {error}")
+
+
 def _sync_file(fd: int) -> None:
     """Make the file's bytes durable (before it is renamed into the store)."""
     os.fsync(fd)
@@ -267,8 +283,12 @@ class TempBlob(GrowingSource):
 
     def _lane_failed(self, lane: _Lane, failure) -> None:
         lane.busy = False
-        log.failure("writing {path} failed", failure, path=self.path)
-        self.abort(SourceFailed(f"write failed: {failure.getErrorMessage()}"))
+        error = _write_failure("write", failure.value)
+        if isinstance(error, StorageFull):
+            log.warn("writing {path} failed: {error}", path=self.path, error=error)
+        else:
+            log.failure("writing {path} failed", failure, path=self.path)
+        self.abort(error)
         if lane is self._writer:
             self._release_file()
 
@@ -297,7 +317,7 @@ class TempBlob(GrowingSource):
         try:
             await self._storage.io.run(_sync_file, fd)
         except Exception as e:
-            self.abort(SourceFailed(f"flushing to disk failed: {e}"))
+            self.abort(_write_failure("flushing to disk", e))
             raise self.failure from None
         self._fd = -1
         await self._storage.io.run(os.close, fd)
@@ -318,8 +338,8 @@ class TempBlob(GrowingSource):
         try:
             await self._storage.io.run(self._storage._install, self.path, final)
         except Exception as e:
-            self.abort(SourceFailed(f"commit failed: {e}"))
-            raise
+            self.abort(_write_failure("commit", e))
+            raise self.failure from None
         self.digest = digest
         self.path = final
         self.total = self.available
@@ -499,6 +519,71 @@ class Storage:
     def usable(self) -> bool:
         """Can we still write here? (for /health)"""
         return os.access(self.tmp_dir, os.W_OK) and os.access(self.blob_dir, os.W_OK)
+
+    def free_bytes(self) -> int:
+        """Bytes an unprivileged writer can still use on the data directory's filesystem."""
+        st = os.statvfs(self.root)
+        return st.f_bavail * st.f_frsize
+
+    # -- the reserve: room for the remedy when the disk is full ----------------
+
+    @property
+    def reserve_path(self) -> str:
+        return os.path.join(self.root, ".reserve")
+
+    def ensure_reserve(self, size: int = RESERVE_BYTES) -> bool:
+        """(Re)create DATA/.reserve; blocking (run on the I/O pool). False when there is no room."""
+        try:
+            if os.path.getsize(self.reserve_path) >= size:
+                return True
+        except FileNotFoundError:
+            pass
+        try:
+            fd = os.open(self.reserve_path, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, size)
+            finally:
+                os.close(fd)
+            return True
+        except OSError as e:
+            if e.errno not in DISK_FULL_ERRNOS:
+                log.warn("cannot keep {path}: {error}", path=self.reserve_path, error=e)
+            try:
+                os.unlink(self.reserve_path)
+            except FileNotFoundError:
+                pass
+            return False
+
+    def release_reserve(self) -> bool:
+        """Give the reserve's space back (the disk is full); True when there was one."""
+        try:
+            os.unlink(self.reserve_path)
+            return True
+        except FileNotFoundError:
+            return False
+
+    # -- orphans ------------------------------------------------------------
+
+    def scan_blobs(self) -> list[tuple[str, int, float]]:
+        """(digest, size, mtime) of every committed file; blocking (run on the I/O pool)."""
+        found = []
+        for algo in os.listdir(self.blob_dir):
+            algo_dir = os.path.join(self.blob_dir, algo)
+            if not os.path.isdir(algo_dir):
+                continue
+            for prefix in os.listdir(algo_dir):
+                prefix_dir = os.path.join(algo_dir, prefix)
+                try:
+                    names = os.listdir(prefix_dir)
+                except NotADirectoryError:
+                    continue
+                for name in names:
+                    try:
+                        st = os.stat(os.path.join(prefix_dir, name))
+                    except FileNotFoundError:
+                        continue
+                    found.append((f"{algo}:{name}", st.st_size, st.st_mtime))
+        return found
 
 
 @implementer(IPushProducer)

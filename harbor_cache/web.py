@@ -650,10 +650,11 @@ class SiteFront:
     app = Klein()
     install_error_handlers(app)
 
-    def __init__(self, index, storage, metrics):
+    def __init__(self, index, storage, metrics, space=None):
         self.index = index
         self.storage = storage
         self.metrics = metrics
+        self.space = space  # core.diskspace.DiskSpace: "disk_space" below cache.min_free_bytes
 
     async def problems(self) -> list[str]:
         """What is wrong now: "index" (no answer to a ping), "data_dir" (not writable); [] when healthy."""
@@ -666,6 +667,8 @@ class SiteFront:
             problems.append("index")
         if not self.storage.usable():
             problems.append("data_dir")
+        if self.space is not None and self.space.low():
+            problems.append("disk_space")
         return problems
 
     @app.route("/health", methods=["GET", "HEAD"])

@@ -319,3 +319,131 @@ class MavenChecksumTests(SynchronousTestCase):
         f = self.successResultOf(sidecar)
         self.assertEqual(up.count("GET", self.JAR + ".sha1"), 0)
         self.assertEqual(f.cache_status, "hit")
+
+
+class DiskFullTests(SynchronousTestCase):
+    def setUp(self):
+        self.up = FakeRegistry()
+        self.layer = os.urandom(100_000)
+        self.digest = self.up.add_blob(self.layer)
+        self.h = Harness(self.mktemp(), self.up)
+        from harbor_cache.core.diskspace import DiskSpace
+
+        self.free = 10 << 30
+        self.patch(self.h.storage, "free_bytes", lambda: self.free)
+        self.space = DiskSpace(self.h.storage, self.h.settings)
+        self.h.downloads.space = self.space
+
+    def test_cold_blob_that_cannot_be_stored_is_507_in_oci_format(self):
+        """With no room, a cold blob gets 507 INSUFFICIENT_STORAGE (not a reset) and upstream is not asked."""
+        import json
+
+        self.free = 1 << 20
+        response = self.successResultOf(self.h.request("GET", "/v2/library/app/blobs/" + self.digest))
+        self.assertEqual(response.code, 507)
+        body = json.loads(self.successResultOf(self.h.body(response)))
+        self.assertEqual(body["errors"][0]["code"], "INSUFFICIENT_STORAGE")
+        self.assertEqual(self.up.count("GET", "/blobs/"), 0)
+        self.assertEqual(self.h.downloads.inflight, {})
+        self.free = 10 << 30
+        response = self.successResultOf(self.h.request("GET", "/v2/library/app/blobs/" + self.digest))
+        self.assertEqual((response.code, self.successResultOf(self.h.body(response))), (200, self.layer))
+
+    def test_health_degraded_below_the_free_space_floor(self):
+        """/health reports degraded with problem disk_space below cache.min_free_bytes."""
+        import json
+
+        from harbor_cache.web import SiteFront
+
+        front = SiteFront(self.h.index, self.h.storage, self.h.metrics, space=self.space)
+        self.h.root.mount(b"health", front.app.resource())
+        self.free = 1 << 20
+        response = self.successResultOf(self.h.request("GET", "/health"))
+        body = json.loads(self.successResultOf(self.h.body(response)))
+        self.assertEqual((body["status"], body["problems"]), ("degraded", ["disk_space"]))
+        self.free = 10 << 30
+        response = self.successResultOf(self.h.request("GET", "/health"))
+        self.assertEqual(json.loads(self.successResultOf(self.h.body(response)))["status"], "healthy")
+
+
+class FullDiskEvictionTests(SynchronousTestCase):
+    def setUp(self):
+        from harbor_cache.core.diskspace import DiskSpace
+        from harbor_cache.core.eviction import Evictor
+
+        self.up = FakeRegistry()
+        self.h = Harness(self.mktemp(), self.up)
+        self.digests = []
+        for _ in range(3):
+            d = self.up.add_blob(os.urandom(1000))
+            self.digests.append(d)
+            response = self.successResultOf(self.h.request("GET", "/v2/library/app/blobs/" + d))
+            self.successResultOf(self.h.body(response))
+        self.free = 10 << 30
+        self.patch(self.h.storage, "free_bytes", lambda: self.free)
+        self.space = DiskSpace(self.h.storage, self.h.settings)
+        self.evictor = Evictor(index=self.h.index, storage=self.h.storage, downloads=self.h.downloads,
+                               settings=self.h.settings, access=self.h.access, clock=self.h.clock,
+                               cooperate=lambda: defer.succeed(None))
+        self.evictor.space = self.space
+
+    def test_clear_on_a_full_disk_gives_back_the_reserve_and_works(self):
+        """sqlite's "database or disk is full" on DELETE: the reserve is released and the clear succeeds."""
+        import sqlite3
+
+        self.assertTrue(self.h.storage.ensure_reserve(1 << 16))
+        real = self.h.index.delete_proxy_entries
+        calls = []
+
+        async def full_once(ids):
+            calls.append(ids)
+            if len(calls) == 1:
+                raise sqlite3.OperationalError("database or disk is full")
+            return await real(ids)
+
+        self.patch(self.h.index, "delete_proxy_entries", full_once)
+        removed = self.successResultOf(defer.Deferred.fromCoroutine(self.evictor.clear_proxy()))
+        self.assertEqual(removed, 3)
+        self.assertFalse(os.path.exists(self.h.storage.reserve_path) and len(calls) < 2)
+        for d in self.digests:
+            self.assertIsNone(self.h.storage.stat_blob(d))
+
+    def test_eviction_keeps_the_free_space_floor(self):
+        """Below cache.min_free_bytes a pass evicts proxied content even under cache.max_size."""
+        self.free = (1 << 30) - 1500  # 1500 bytes short of the default floor (1 GiB)
+        real_delete = self.h.storage.delete_blob
+
+        removed = self.successResultOf(defer.Deferred.fromCoroutine(self.evictor.run()))
+        self.assertEqual(removed, 2)  # 1000 bytes each: two are needed
+        left = [d for d in self.digests if self.h.storage.stat_blob(d) is not None]
+        self.assertEqual(len(left), 1)
+        del real_delete
+
+
+class OrphanTests(SynchronousTestCase):
+    def test_sweep_removes_old_unreferenced_files_only(self):
+        """A file no row points at goes once older than the grace; indexed and young files stay; stats count them."""
+        import time
+
+        from harbor_cache.core.orphans import OrphanSweeper
+
+        up = FakeRegistry()
+        h = Harness(self.mktemp(), up)
+        kept = up.add_blob(b"indexed")
+        self.successResultOf(h.body(self.successResultOf(h.request("GET", "/v2/library/app/blobs/" + kept))))
+        old = sha256(b"orphan left by kill -9")
+        young = sha256(b"a commit in progress")
+        for digest, data, age in ((old, b"orphan left by kill -9", 3600), (young, b"a commit in progress", 10)):
+            path = h.storage.blob_path(digest)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+            os.utime(path, (time.time() - age, time.time() - age))
+        h.clock.advance(time.time() - h.clock.seconds())
+        sweeper = OrphanSweeper(index=h.index, storage=h.storage, settings=h.settings, clock=h.clock)
+        removed = self.successResultOf(defer.Deferred.fromCoroutine(sweeper.sweep()))
+        self.assertEqual(removed, (1, len(b"orphan left by kill -9")))
+        self.assertIsNone(h.storage.stat_blob(old))
+        self.assertIsNotNone(h.storage.stat_blob(young))
+        self.assertIsNotNone(h.storage.stat_blob(kept))
+        self.assertEqual(sweeper.orphan_bytes, len(b"a commit in progress"))

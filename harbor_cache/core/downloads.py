@@ -33,7 +33,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..storage import Storage, TempBlob
-from ..upstream.body import UpstreamBodyFailed, stream_to_temp
+from ..upstream.body import UpstreamBodyFailed, abandon_body, stream_to_temp
 from ..upstream.http import header, response_length
 from .observable import Observable
 
@@ -73,6 +73,9 @@ class Downloads:
         self.metrics = metrics
         self.idle_timeout = idle_timeout
         self.inflight: dict[Hashable, Download] = {}
+        # A `core.diskspace.DiskSpace`: a body the disk cannot take is refused
+        # (507) before anything is written.  None: no check.
+        self.space = None
 
     def get(self, key: Hashable) -> Download | None:
         dl = self.inflight.get(key)
@@ -125,8 +128,16 @@ class Downloads:
                     dl.headers_ready.fire(dl)
                     dl.committed.fire(dl)
                     return
+            if self.space is not None:
+                self.space.check_room(None)  # not even worth asking the upstream
             response = await open_response(dl)
             dl.response = response
+            if self.space is not None:
+                try:
+                    self.space.check_room(response_length(response))
+                except Exception:
+                    abandon_body(response)
+                    raise
             dl.temp = self.storage.new_temp(response_length(response), extra_hashes)
             dl.headers_ready.fire(dl)
             counter = self.metrics.upstream_bytes.labels(dl.front, dl.source)

@@ -8,7 +8,17 @@ the pass (so a change through /api/v1/config applies at the next pass):
    days goes (0 turns this off);
 2. size: while the bytes eviction can free exceed ``cache.max_size``, proxy
    entries go in ``cache.eviction_policy`` order: ``lru`` by last access,
-   ``lfu`` by access count (then last access), ``fifo`` by creation.
+   ``lfu`` by access count (then last access), ``fifo`` by creation;
+3. free space: while the data directory's filesystem has less than
+   ``cache.min_free_bytes`` free, proxy entries go in the same order (the
+   disk may be shared with other data: ``cache.max_size`` alone cannot
+   promise room).
+
+Each pass also sweeps orphan files (`core.orphans`).  At 100% full sqlite
+cannot even journal a DELETE ("database or disk is full"): the pass then
+gives back the space of ``DATA/.reserve`` (`Storage.release_reserve`) and
+tries again, so clearing the cache and cleanup work on a full disk; the
+reserve is recreated once there is room.
 
 What is counted against ``cache.max_size`` is the proxied content on disk:
 each digest once, and only digests no hosted entry references (hosted
@@ -43,6 +53,9 @@ from typing import Any, Callable, Iterable
 from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+from ..storage import RESERVE_BYTES
+from .diskspace import is_disk_full
 
 log = Logger()
 
@@ -123,6 +136,8 @@ class Evictor:
         # Files whose rows are gone but which were being read when we wanted to unlink them.
         self.pending_files: set[str] = set()
         self.last_pass: dict[str, Any] = {}
+        self.space = None  # core.diskspace.DiskSpace: the free-space floor (None: not kept)
+        self.orphans = None  # core.orphans.OrphanSweeper (None: no sweep)
 
     # -- public ------------------------------------------------------------
 
@@ -161,6 +176,9 @@ class Evictor:
         Hits and misses are the persisted counters since the cache was created.
         """
         totals = await self.index.cache_totals()
+        if self.orphans is not None:
+            # Files on disk that no entry points at yet count until the sweep removes them.
+            totals = dict(totals, total_size=totals["total_size"] + self.orphans.orphan_bytes)
         hits = int(self.access.totals.get("hits", 0))
         misses = int(self.access.totals.get("misses", 0))
         lookups = hits + misses
@@ -186,8 +204,14 @@ class Evictor:
 
     async def _pass(self) -> int:
         started = self.clock.seconds()
-        await self.access.flush()  # so LRU/LFU see the latest hits
+        try:
+            await self.access.flush()  # so LRU/LFU see the latest hits
+        except Exception as e:
+            if not is_disk_full(e):
+                raise
+            log.warn("disk full: last-access times not written before eviction")
         await self._delete_pending_files()
+        await self._sweep_orphans()
         retention_days = self.settings.get("cache.retention_days")
         max_size = self.settings.get("cache.max_size")
         policy = self.settings.get("cache.eviction_policy")
@@ -199,6 +223,13 @@ class Evictor:
         evicted = 0
         if size > max_size:
             evicted, size = await self._sweep(policy, excess=size - max_size, size=size)
+        shortfall = self.space.shortfall() if self.space is not None else 0
+        if shortfall > 0:
+            log.warn("{free} bytes free, below cache.min_free_bytes: evicting {shortfall} bytes",
+                     free=self.space.free(), shortfall=shortfall)
+            more, size = await self._sweep(policy, excess=shortfall, size=size)
+            evicted += more
+        await self._keep_reserve()
         self.last_pass = {"expired": expired, "evicted": evicted, "evictable_size": size,
                           "seconds": self.clock.seconds() - started}
         if expired or evicted:
@@ -209,7 +240,28 @@ class Evictor:
 
     async def _clear(self) -> int:
         removed, _ = await self._sweep("id", protect=False)
+        await self._keep_reserve()
         return removed
+
+    async def _sweep_orphans(self) -> None:
+        if self.orphans is None:
+            return
+        try:
+            await self.orphans.sweep()
+        except Exception:
+            log.failure("orphan sweep failed")
+
+    async def _keep_reserve(self) -> None:
+        """Recreate DATA/.reserve once the disk has room for it again (never eating the last space)."""
+        make = getattr(self.storage, "ensure_reserve", None)
+        if make is None or self.space is None or os.path.exists(self.storage.reserve_path):
+            return
+        if self.space.free() < 4 * RESERVE_BYTES:
+            return
+        try:
+            await self.storage.io.run(make)
+        except Exception:
+            log.failure("recreating the disk reserve")
 
     async def _sweep(self, order: str, *, accessed_before: float | None = None,
                      excess: int | None = None, size: int = 0, protect: bool = True) -> tuple[int, int]:
@@ -263,7 +315,14 @@ class Evictor:
 
     async def _delete(self, ids: list[int]) -> tuple[int, int]:
         """Delete rows, tell the caches, unlink orphaned files; (rows, bytes freed)."""
-        deleted, orphans = await self.index.delete_proxy_entries(ids)
+        try:
+            deleted, orphans = await self.index.delete_proxy_entries(ids)
+        except Exception as e:
+            release = getattr(self.storage, "release_reserve", None)
+            if not is_disk_full(e) or release is None or not await self.storage.io.run(release):
+                raise
+            log.warn("disk full: gave back DATA/.reserve so that eviction can delete rows")
+            deleted, orphans = await self.index.delete_proxy_entries(ids)
         self.access.forget([row["id"] for row in deleted])
         for row in deleted:
             for invalidate in self.invalidators:

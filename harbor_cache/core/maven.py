@@ -412,6 +412,8 @@ class MavenCache:
                                                                            "reason": str(e)}) from None
             raise NotFound("artifact not cached and upstream unavailable",
                            {"repositoryId": repo_id, "path": path, "reason": str(e)}) from None
+        except HarborError:
+            raise  # e.g. InsufficientStorage: the disk cannot take it
         except Exception as e:
             raise UpstreamBadResponse("upstream failed", {"repositoryId": repo_id, "path": path,
                                                           "reason": f"{type(e).__name__}: {e}"}) from None

@@ -20,7 +20,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from ..digests import InvalidDigest, digest_bytes, parse_digest
-from ..errors import BlobUnknown, Denied, ManifestUnknown, NameUnknown, UpstreamBadResponse, UpstreamUnavailable
+from ..errors import HarborError, BlobUnknown, Denied, ManifestUnknown, NameUnknown, UpstreamBadResponse, UpstreamUnavailable
 from ..mediatypes import InvalidManifest, detect_manifest_media_type
 from ..numbers import parse_decimal
 from ..storage import GrowingSource
@@ -29,6 +29,7 @@ from ..upstream.http import UpstreamError, header
 from ..upstream.registry import ALL_MANIFEST_TYPES, Route, read_limited
 from ..upstream.routing import route_matches
 from .access import NegativeCache, Outcomes
+from .diskspace import is_disk_full
 from .observable import SingleFlight
 
 log = Logger()
@@ -237,6 +238,8 @@ class OciCache:
         except UpstreamNotFound:
             self.negative.remember(("blob", name, digest))
             raise BlobUnknown("blob unknown to registry", {"digest": digest}) from None
+        except HarborError:
+            raise  # e.g. InsufficientStorage: the disk cannot take it
         except Exception as e:
             raise _map_upstream_failure(e, "blob") from None
         if status == "miss":
@@ -408,6 +411,15 @@ class OciCache:
         return ManifestResult(item[0], digest, item[1], "hit")
 
     async def _store_manifest(self, name: str, body: bytes, digest: str, media_type: str, source: str) -> None:
+        """Keep a fetched manifest; when the disk is full it is served without being kept."""
+        try:
+            await self._store_manifest_files(name, body, digest, media_type, source)
+        except Exception as e:
+            if not is_disk_full(e):
+                raise
+            log.warn("disk full: manifest {digest} of {name} served without being cached", digest=digest, name=name)
+
+    async def _store_manifest_files(self, name: str, body: bytes, digest: str, media_type: str, source: str) -> None:
         stored = await self.storage.store_bytes(body, digest if digest.startswith("sha256:") else None)
         entry = await self.index.put_entry(
             kind="proxy", type_="manifest", repository=name, key=digest, digest=stored,
@@ -525,7 +537,13 @@ class OciCache:
             raise _map_upstream_failure(e, "manifest") from None
         await self._store_manifest(name, body, digest, media_type, source)
         now = self.clock.seconds()
-        await self.index.put_tag(name, tag, digest, "proxy", media_type, now)
+        try:
+            await self.index.put_tag(name, tag, digest, "proxy", media_type, now)
+        except Exception as e:
+            if not is_disk_full(e):
+                raise
+            log.warn("disk full: tag {name}:{tag} served without being cached", name=name, tag=tag)
+            return ManifestResult(body, digest, media_type, "miss")
         self._tags[(name, tag)] = TagState(digest, media_type, "proxy", now)
         self.negative.forget(("manifest", name, tag))
         return ManifestResult(body, digest, media_type, "miss", upstream=source)

@@ -178,3 +178,16 @@ def discard_body(response) -> defer.Deferred:
     except Exception:
         done.callback(None)
     return done
+
+
+class _Abandon(Protocol):
+    def connectionMade(self):
+        self.transport.stopProducing()
+
+
+def abandon_body(response) -> None:
+    """Drop a body we will not read (too big to store): close its connection instead of draining it."""
+    try:
+        response.deliverBody(_Abandon())
+    except Exception:
+        pass

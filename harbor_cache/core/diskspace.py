@@ -1,0 +1,73 @@
+"""Free disk space: what /health, cold downloads and eviction need to know about it.
+
+``cache.min_free_bytes`` is the floor an operator wants kept free on the data
+directory's filesystem: below it /health reports ``degraded`` (problem
+``disk_space``) and each eviction pass frees proxied content until the floor
+holds again.  A cold download is refused (507 ``INSUFFICIENT_STORAGE``) only
+when the disk cannot take it at all (its length plus `storage.RESERVE_BYTES`),
+and each refusal asks for an eviction pass at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+from typing import Any, Callable
+
+from twisted.logger import Logger
+
+from ..errors import InsufficientStorage
+from ..storage import RESERVE_BYTES, StorageFull
+
+log = Logger()
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """A write failed for want of space: ENOSPC/EDQUOT, `StorageFull`, sqlite's "database or disk is full"."""
+    if isinstance(error, StorageFull):
+        return True
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if isinstance(error, sqlite3.OperationalError) and "full" in str(error):
+        return True
+    return "disk is full" in str(error) or "No space left" in str(error)
+
+
+class DiskSpace:
+    def __init__(self, storage, settings, on_low: Callable[[], Any] | None = None):
+        self.storage = storage
+        self.settings = settings
+        # Called (not awaited) when a download is refused: the service runs an eviction pass.
+        self.on_low = on_low
+
+    def free(self) -> int:
+        try:
+            return self.storage.free_bytes()
+        except OSError:
+            return 0
+
+    def floor(self) -> int:
+        return self.settings.get("cache.min_free_bytes")
+
+    def low(self) -> bool:
+        """Below the floor (for /health)."""
+        return self.free() < self.floor()
+
+    def shortfall(self) -> int:
+        """Bytes to free to get back to the floor (0 when it holds)."""
+        return max(0, self.floor() - self.free())
+
+    def check_room(self, length: int | None) -> None:
+        """Raise `InsufficientStorage` when a body of ``length`` bytes (None: unknown) cannot be stored."""
+        free = self.free()
+        needed = (length or 0) + RESERVE_BYTES
+        if free >= needed:
+            return
+        log.warn("refusing to store {length} bytes: {free} bytes free", length=length, free=free)
+        if self.on_low is not None:
+            try:
+                self.on_low()
+            except Exception:
+                log.failure("asking for an eviction pass")
+        raise InsufficientStorage("the cache's disk is full: it cannot store this now",
+                                  {"free_bytes": free, "needed_bytes": needed})
