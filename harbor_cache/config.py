@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -367,8 +368,8 @@ def load_config(
     environ: dict[str, str] | None = None,
 ) -> Config:
     """Defaults < TOML file (path, else $HARBOR_CACHE_CONFIG) < explicit options."""
-    environ = os.environ if environ is None else environ
-    path = path or environ.get("HARBOR_CACHE_CONFIG") or None
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    path = path or env.get("HARBOR_CACHE_CONFIG") or None
     document: dict[str, Any] = {}
     if path:
         try:

@@ -273,14 +273,14 @@ def dialect_of_url(url: str | None) -> str:
 
 def open_pool(url: str | None, sqlite_path: str, size: int = 10) -> adbapi.ConnectionPool:
     """The pool ``[index] url`` names: PostgreSQL for a postgresql:// URL, else the sqlite file."""
-    if dialect_of_url(url) == "postgresql":
+    if url is not None and dialect_of_url(url) == "postgresql":
         return open_postgres_pool(url, size)
     return open_sqlite_pool(sqlite_path)
 
 
 def dialect_of(pool) -> str:
     """"postgresql" or "sqlite", from the pool's DB-API module."""
-    name = getattr(pool, "dbapiName", None) or getattr(getattr(pool, "dbapi", None), "__name__", "sqlite3")
+    name = str(getattr(pool, "dbapiName", None) or getattr(getattr(pool, "dbapi", None), "__name__", "sqlite3"))
     return "postgresql" if name.startswith("psycopg") else "sqlite"
 
 
@@ -327,6 +327,7 @@ class InlinePool:
 
     def __init__(self, path: str | None = None, *, conn=None, dbapi=None):
         if conn is None:
+            assert path is not None, "a path or a connection"
             conn = sqlite3.connect(path, check_same_thread=False)
             _sqlite_connect_options(conn)
             dbapi = sqlite3

@@ -119,15 +119,15 @@ def merge_metadata(bodies: list[bytes]) -> bytes:
     roots = [_parse(b) for b in bodies]
     first = roots[0]
     out = ET.Element("metadata")
-    if first.get("modelVersion"):
-        out.set("modelVersion", first.get("modelVersion"))
+    model_version = first.get("modelVersion")
+    if model_version:
+        out.set("modelVersion", model_version)
     for tag in ("groupId", "artifactId", "version"):
-        _set(out, tag, next((v for r in roots if (v := _text(r, tag)) is not None), None))
+        _set(out, tag, next((text for r in roots if (text := _text(r, tag)) is not None), None))
 
-    versionings = [(r.find("versioning"), r) for r in roots]
-    versionings = [(v, r) for v, r in versionings if v is not None]
+    versionings = [found for r in roots if (found := r.find("versioning")) is not None]
     if versionings:
-        _merge_versioning(out, [v for v, _ in versionings])
+        _merge_versioning(out, versionings)
 
     plugins: dict[str, ET.Element] = {}
     for r in roots:
@@ -161,7 +161,7 @@ def _merge_versioning(out: ET.Element, versionings: list[ET.Element]) -> None:
     versioning = ET.SubElement(out, "versioning")
     if ordered:
         _set(versioning, "latest", ordered[-1])
-        releases = [v for v in ordered if not v.endswith("-SNAPSHOT")]
+        releases = [version for version in ordered if not version.endswith("-SNAPSHOT")]
         _set(versioning, "release", releases[-1] if releases else None)
     snapshot = newest.find("snapshot")
     if snapshot is None:
@@ -170,8 +170,8 @@ def _merge_versioning(out: ET.Element, versionings: list[ET.Element]) -> None:
         versioning.append(snapshot)
     if ordered:
         holder = ET.SubElement(versioning, "versions")
-        for v in ordered:
-            ET.SubElement(holder, "version").text = v
+        for version in ordered:
+            ET.SubElement(holder, "version").text = version
     _set(versioning, "lastUpdated", max(updated) if updated else None)
 
     snapshot_versions: dict[tuple[str, str], ET.Element] = {}

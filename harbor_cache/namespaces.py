@@ -47,9 +47,14 @@ class UnknownRegistry(Exception):
 
 
 class UpstreamLike(Protocol):
-    name: str
-    prefix: str | None
-    registry: str | None
+    """What namespace checks read of an upstream (a frozen config row fits)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def prefix(self) -> str | None: ...
+    @property
+    def registry(self) -> str | None: ...
 
 
 def check_prefix(prefix: str) -> str | None:

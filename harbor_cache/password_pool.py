@@ -32,7 +32,8 @@ def password_pool() -> ThreadPool:
 
         pool = ThreadPool(minthreads=0, maxthreads=PASSWORD_THREADS, name="harbor-bcrypt")
         pool.start()
-        reactor.addSystemEventTrigger("during", "shutdown", _stop, pool)
+        core: Any = reactor  # the interface's stub has no `self`, so mypy misreads the arguments
+        core.addSystemEventTrigger("during", "shutdown", _stop, pool)
         _pool = pool
     return _pool
 

@@ -68,6 +68,7 @@ def parse_range(header: str | bytes | None, size: int) -> tuple[int, int] | None
         return None
     if first is None:
         suffix = last
+        assert suffix is not None  # both None returned above
         if suffix == 0 or size <= 0:
             raise UnsatisfiableRange(f"suffix range of {suffix} bytes on {size} bytes")
         return max(0, size - suffix), size - 1

@@ -30,6 +30,7 @@ whether they come from a socket or a buffer.
 
 from __future__ import annotations
 
+import io
 import re
 from collections import deque
 from collections.abc import Callable
@@ -101,7 +102,7 @@ def default_rules(max_body_bytes: int = MAX_BODY_BYTES, max_upload_bytes: int = 
 class _BytesSink:
     """Collects a small body in memory (`read_all`), refusing more than ``limit`` bytes."""
 
-    on_drain = None
+    on_drain: Callable[[], None] | None = None
 
     def __init__(self, limit: int):
         self.limit = limit
@@ -138,6 +139,7 @@ class StreamedBody:
         self._send_continue = send_continue
         self._early: deque[bytes] = deque()
         self._sink: BodySink | None = None
+        self._sink_full = False  # the sink said "full"; we wait for its on_drain
         self._done: defer.Deferred | None = None
         self._paused = False
         if not self.complete:
@@ -185,6 +187,7 @@ class StreamedBody:
         if self._sink is not None:
             raise RuntimeError("the body is already being read")
         self._sink = sink
+        self._sink_full = False
         self.wanted = True
         self._done = defer.Deferred(lambda _: self._detach())
         done = self._done
@@ -195,7 +198,7 @@ class StreamedBody:
                 break
         if self.failure is not None or (self.complete and not self._early):
             self._settle()
-        elif not self._paused_for_sink():
+        elif not self._sink_full:
             self._set_paused(False)
         return done
 
@@ -209,12 +212,10 @@ class StreamedBody:
 
     # -- internals -----------------------------------------------------------------
 
-    def _paused_for_sink(self) -> bool:
-        return getattr(self._sink, "_harbor_paused", False)
-
     def _deliver(self, data: bytes) -> bool:
         """Hand ``data`` to the sink; False when it asked us to pause (or failed)."""
         sink = self._sink
+        assert sink is not None, "bytes are delivered only to an attached sink"
         try:
             full = sink.write(data)
         except Exception as e:  # the sink refused (e.g. over its own limit)
@@ -225,7 +226,7 @@ class StreamedBody:
             self.fail(broken)
             return False
         if full:
-            sink._harbor_paused = True
+            self._sink_full = True
             sink.on_drain = self._drained
             self._set_paused(True)
             return False
@@ -236,7 +237,7 @@ class StreamedBody:
         if sink is None:
             return
         sink.on_drain = None
-        sink._harbor_paused = False
+        self._sink_full = False
         while self._early and self.failure is None:
             if not self._deliver(self._early.popleft()):
                 return
@@ -259,6 +260,7 @@ class StreamedBody:
         if self._sink is not None:
             self._sink.on_drain = None
         self._sink = None
+        self._sink_full = False
         self._done = None
         self.fail(ClientGone("handler stopped reading"))
 
@@ -282,7 +284,7 @@ class BufferedBody:
     CHUNK = 1 << 20
 
     def __init__(self, content: BinaryIO | None):
-        self.content = content
+        self.content: BinaryIO = content if content is not None else io.BytesIO()
         if content is None:
             self.length = 0
         else:

@@ -148,7 +148,9 @@ def manifest_view(body: bytes, digest: str, media_type: str) -> dict[str, Any]:
         for child in document.get("manifests") or []:
             if not isinstance(child, dict):
                 continue
-            platform = child.get("platform") if isinstance(child.get("platform"), dict) else {}
+            platform = child.get("platform")
+            if not isinstance(platform, dict):
+                platform = {}
             platforms.append({**_descriptor(child),
                               "os": platform.get("os"), "architecture": platform.get("architecture"),
                               "variant": platform.get("variant"), "os_version": platform.get("os.version"),

@@ -765,7 +765,7 @@ def _v2_paths() -> dict:
         "502": _error("The upstream answered badly (code UPSTREAM_ERROR)."),
         "503": _error("No upstream could answer (code UPSTREAM_UNAVAILABLE)."),
     }
-    any_body = {"*/*": {"schema": {}}}
+    any_body: dict[str, Any] = {"*/*": {"schema": {}}}
     manifest = {
         "200": {"description": "The manifest as stored (no conversion); Warning: 110 when served stale.",
                 "headers": content_headers, "content": any_body},
@@ -788,7 +788,7 @@ def _v2_paths() -> dict:
                       "Range": _header("Bytes received, 0-N")}
     push_errors = {"400": _error("DIGEST_INVALID, SIZE_INVALID, NAME_INVALID or MANIFEST_INVALID."),
                    "404": _error("BLOB_UPLOAD_UNKNOWN or BLOB_UNKNOWN."), **unauthorized, **denied}
-    security = [{"basicAuth": []}, {"bearerAuth": []}, {}]
+    security: list[dict[str, list[str]]] = [{"basicAuth": []}, {"bearerAuth": []}, {}]
     return {
         "/v2/": {"get": _op("API version check", {
             "200": _json({"type": "object"}, "{}", {"Docker-Distribution-API-Version": _header("registry/2.0")}),
@@ -872,7 +872,7 @@ def _maven_paths() -> dict:
     repo_id = _path_param("repositoryId", {"type": "string"}, "Repository identifier")
     artifact_path = _path_param("artifactPath", {"type": "string"},
                                 "Path inside the repository; may contain '/', e.g. org/x/y/1.0/y-1.0.jar")
-    security = [{"bearerAuth": []}, {"basicAuth": []}, {}]
+    security: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"basicAuth": []}, {}]
     kagami_401 = {"401": {"description": "Private repository without credentials, or an invalid token.",
                           "headers": {"WWW-Authenticate": _header('Bearer, or Bearer error="invalid_token", ...')}}}
     kagami_403 = {"403": {"description": "The token lacks the repository or scope.",

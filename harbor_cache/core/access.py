@@ -7,6 +7,8 @@ counts and hit/miss counters in one transaction.
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.logger import Logger
 
 log = Logger()
@@ -49,8 +51,8 @@ class AccessRecorder:
             for k, v in touches.items():
                 when, count = self._touches.get(k, (0.0, 0))
                 self._touches[k] = (max(when, v[0]), count + v[1])
-            for k, v in counters.items():
-                self._counters[k] = self._counters.get(k, 0) + v
+            for name, n in counters.items():
+                self._counters[name] = self._counters.get(name, 0) + n
             return 0
         return len(touches)
 
@@ -67,7 +69,7 @@ class Outcomes:
         self.front = front
         self._access = access
         self._metrics = metrics
-        self._source_hits: dict[str, object] = {}  # labelled children, looked up once per source
+        self._source_hits: dict[str, Any] = {}  # labelled children, looked up once per source
 
     def hit(self, entry_id: int | None, source: str) -> None:
         if entry_id is not None:

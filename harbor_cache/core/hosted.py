@@ -262,6 +262,7 @@ class HostedRegistry:
             if broken:
                 await self._drop(session)
         if expected_length is not None and copied != expected_length:
+            assert content_range is not None  # the expected length comes from it
             await self._drop(session)
             raise UploadRangeInvalid("chunk length does not match its Content-Range",
                                      {"offset": before, "range": f"{content_range[0]}-{content_range[1]}",
@@ -321,7 +322,7 @@ class HostedRegistry:
                 from None
         except SourceFailed as e:
             raise BlobUploadInvalid("upload could not be stored", str(e)) from None
-        return await self._record_blob(name, got, temp.total)
+        return await self._record_blob(name, got, temp.available)  # == total once finished
 
     async def _record_blob(self, name: str, got: str, size: int) -> str:
         await self.index.put_entry(
@@ -613,8 +614,11 @@ def _subject(document: dict) -> str | None:
     subject = document.get("subject")
     if not isinstance(subject, dict):
         return None
+    digest = subject.get("digest")
+    if not isinstance(digest, str):
+        return None
     try:
-        return str(parse_digest(subject.get("digest")))
+        return str(parse_digest(digest))
     except ValueError:
         raise ManifestInvalid("subject has no valid digest") from None
 

@@ -136,6 +136,7 @@ class MavenGroups:
                 last_error = e
                 continue
             return {**doc, "repositoryId": group.id, "member": member}
+        assert last_error is not None, "a group has at least one member (checked at start)"
         raise last_error.__class__(last_error.message, {"repositoryId": group.id, "path": path})
 
     @staticmethod

@@ -190,9 +190,12 @@ class HealthMonitor:
             self._probing.add(upstream.name)
             d = defer.Deferred.fromCoroutine(self.probe(upstream))
             d.addErrback(lambda f: log.failure("upstream probe failed", f))
-            d.addBoth(lambda _, name=upstream.name: self._probing.discard(name))
+            d.addBoth(self._probe_done, upstream.name)
         if not self._stopped:
             self._schedule(TICK_SECONDS)
+
+    def _probe_done(self, _result: object, name: str) -> None:
+        self._probing.discard(name)
 
     _stopped = False
 

@@ -205,7 +205,8 @@ class UpstreamCatalog:
             repo = next((r for r in self.maven_repositories if MAVEN_ID_PREFIX + r.id == upstream_id), None)
             if repo is not None:
                 return self.maven_view(repo)
-        row = self._rows.get(self._oci_id(upstream_id))
+        oci_id = self._oci_id(upstream_id)
+        row = None if oci_id is None else self._rows.get(oci_id)
         if row is None:
             raise NotFound("no such upstream", {"id": upstream_id})
         return self.view(row)

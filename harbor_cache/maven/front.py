@@ -74,7 +74,7 @@ def _bearer_error(error: str, description: str) -> str:
     return f'Bearer error="{error}", error_description="{description}"'
 
 
-def _bad_path(e: Exception, raw: str | None = None) -> BadRequest:
+def _bad_path(e: Exception, raw: str | None = None) -> HarborError:
     """400 for an unsafe path; 414 URI_TOO_LONG for an over-long one (never sent upstream)."""
     detail = {"reason": str(e), **({"path": raw[:200]} if raw is not None else {})}
     if isinstance(e, PathTooLong):

@@ -217,6 +217,7 @@ class RegistryAuthorizer:
                 username, role, stamp = user["username"], user["role"], credential_stamp(user["password_hash"])
             else:
                 caller = await self.identify(request)  # checks the holder: the stamp is today's
+                assert caller is not None  # a header is present, so never anonymous
                 username, role, claims = caller.username, caller.role, caller.claims
                 stamp = claims.get(STAMP_CLAIM) if claims else None
         scopes = [arg.decode("utf-8", "replace") for arg in request.args.get(b"scope", [])]

@@ -157,9 +157,9 @@ class HostedFront:
                 is_valid_repository_name(source) and await self.policy.may(request, source, {"pull"}))
             if source_ok and await self.hosted.mount(name, digest):
                 return _blob_created(request, name, digest)
-        digest = _arg(request, "digest")
-        if digest is not None:
-            digest = await self.hosted.upload_monolithic(name, digest, body_of(request))
+        monolithic = _arg(request, "digest")
+        if monolithic is not None:
+            digest = await self.hosted.upload_monolithic(name, monolithic, body_of(request))
             return _blob_created(request, name, digest)
         session = await self.hosted.start_upload(name, user)
         request.setResponseCode(202)

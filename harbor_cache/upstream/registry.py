@@ -121,10 +121,11 @@ class RegistryUpstream:
         if accept:
             headers[b"Accept"] = [accept.encode()]
         token = self._cached_token(scope)
+        basic = self._basic()
         if token:
             headers[b"Authorization"] = [b"Bearer " + token.encode()]
-        elif self._basic():
-            headers[b"Authorization"] = [self._basic()]
+        elif basic:
+            headers[b"Authorization"] = [basic]
         response = await self._send(method, url, headers)
         self._note_ratelimit(response)
         if response.code != 401:
@@ -139,8 +140,8 @@ class RegistryUpstream:
             if token is None:
                 raise UpstreamError(f"{self.name}: bearer challenge without realm", "auth", 401)
             headers[b"Authorization"] = [b"Bearer " + token.encode()]
-        elif scheme == "basic" and self._basic() and headers.get(b"Authorization") != [self._basic()]:
-            headers[b"Authorization"] = [self._basic()]
+        elif scheme == "basic" and basic and headers.get(b"Authorization") != [basic]:
+            headers[b"Authorization"] = [basic]
         else:
             raise UpstreamError(f"{self.name}: upstream refused our credentials", "auth", 401)
         response = await self._send(method, url, headers)
