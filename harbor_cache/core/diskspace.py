@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import errno
 import sqlite3
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.logger import Logger
 
