@@ -35,31 +35,146 @@ def error_body(code: str, message: str, detail: Any = None) -> bytes:
     return json.dumps({"errors": [entry]}).encode()
 
 
-def _kind(name: str, status: int, code: str, doc: str) -> type[HarborError]:
-    return type(name, (HarborError,), {"status": status, "code": code, "__doc__": doc})
+# One class per error kind: greppable, usable as a base class and as a type.
 
 
-Unauthorized = _kind("Unauthorized", 401, "UNAUTHORIZED", "Authentication required or failed.")
-Denied = _kind("Denied", 403, "DENIED", "Authenticated, but not allowed.")
-NotFound = _kind("NotFound", 404, "NOT_FOUND", "No such resource.")
-NameUnknown = _kind("NameUnknown", 404, "NAME_UNKNOWN", "Repository not known.")
-NameInvalid = _kind("NameInvalid", 400, "NAME_INVALID", "Repository name not valid.")
-ManifestUnknown = _kind("ManifestUnknown", 404, "MANIFEST_UNKNOWN", "Manifest not known.")
-ManifestInvalid = _kind("ManifestInvalid", 400, "MANIFEST_INVALID", "Manifest not valid.")
-BlobUnknown = _kind("BlobUnknown", 404, "BLOB_UNKNOWN", "Blob not known.")
-DigestInvalid = _kind("DigestInvalid", 400, "DIGEST_INVALID", "Digest not valid or does not match.")
-SizeInvalid = _kind("SizeInvalid", 400, "SIZE_INVALID", "Content size does not match.")
-Unsupported = _kind("Unsupported", 415, "UNSUPPORTED", "Operation or media type not supported.")
-BadRequest = _kind("BadRequest", 400, "BAD_REQUEST", "The request is malformed.")
-RangeNotSatisfiable = _kind("RangeNotSatisfiable", 416, "RANGE_INVALID", "The range cannot be served.")
-UpstreamUnavailable = _kind("UpstreamUnavailable", 503, "UPSTREAM_UNAVAILABLE", "No upstream could answer.")
-UpstreamBadResponse = _kind("UpstreamBadResponse", 502, "UPSTREAM_ERROR", "An upstream answered badly.")
-InsufficientStorage = _kind("InsufficientStorage", 507, "INSUFFICIENT_STORAGE",
-                            "The cache's disk is too full to store what was asked.")
-TooManyRequests = _kind("TooManyRequests", 429, "TOOMANYREQUESTS", "Upstream rate limit.")
+class Unauthorized(HarborError):
+    """Authentication required or failed."""
 
-# Hosted registry (issue 7): uploads and manifest pushes.
-BlobUploadUnknown = _kind("BlobUploadUnknown", 404, "BLOB_UPLOAD_UNKNOWN", "Upload session not known.")
-BlobUploadInvalid = _kind("BlobUploadInvalid", 400, "BLOB_UPLOAD_INVALID", "Upload session or chunk not valid.")
-ManifestBlobUnknown = _kind("ManifestBlobUnknown", 400, "MANIFEST_BLOB_UNKNOWN",
-                            "A blob or manifest the manifest references is not known.")
+    status = 401
+    code = "UNAUTHORIZED"
+
+
+class Denied(HarborError):
+    """Authenticated, but not allowed."""
+
+    status = 403
+    code = "DENIED"
+
+
+class NotFound(HarborError):
+    """No such resource."""
+
+    status = 404
+    code = "NOT_FOUND"
+
+
+class NameUnknown(HarborError):
+    """Repository not known."""
+
+    status = 404
+    code = "NAME_UNKNOWN"
+
+
+class NameInvalid(HarborError):
+    """Repository name not valid."""
+
+    status = 400
+    code = "NAME_INVALID"
+
+
+class ManifestUnknown(HarborError):
+    """Manifest not known."""
+
+    status = 404
+    code = "MANIFEST_UNKNOWN"
+
+
+class ManifestInvalid(HarborError):
+    """Manifest not valid."""
+
+    status = 400
+    code = "MANIFEST_INVALID"
+
+
+class BlobUnknown(HarborError):
+    """Blob not known."""
+
+    status = 404
+    code = "BLOB_UNKNOWN"
+
+
+class DigestInvalid(HarborError):
+    """Digest not valid or does not match."""
+
+    status = 400
+    code = "DIGEST_INVALID"
+
+
+class SizeInvalid(HarborError):
+    """Content size does not match."""
+
+    status = 400
+    code = "SIZE_INVALID"
+
+
+class Unsupported(HarborError):
+    """Operation or media type not supported."""
+
+    status = 415
+    code = "UNSUPPORTED"
+
+
+class BadRequest(HarborError):
+    """The request is malformed."""
+
+    status = 400
+    code = "BAD_REQUEST"
+
+
+class RangeNotSatisfiable(HarborError):
+    """The range cannot be served."""
+
+    status = 416
+    code = "RANGE_INVALID"
+
+
+class UpstreamUnavailable(HarborError):
+    """No upstream could answer."""
+
+    status = 503
+    code = "UPSTREAM_UNAVAILABLE"
+
+
+class UpstreamBadResponse(HarborError):
+    """An upstream answered badly."""
+
+    status = 502
+    code = "UPSTREAM_ERROR"
+
+
+class InsufficientStorage(HarborError):
+    """The cache's disk is too full to store what was asked."""
+
+    status = 507
+    code = "INSUFFICIENT_STORAGE"
+
+
+class TooManyRequests(HarborError):
+    """Upstream rate limit."""
+
+    status = 429
+    code = "TOOMANYREQUESTS"
+
+
+# The hosted registry: uploads and manifest pushes.
+
+class BlobUploadUnknown(HarborError):
+    """Upload session not known."""
+
+    status = 404
+    code = "BLOB_UPLOAD_UNKNOWN"
+
+
+class BlobUploadInvalid(HarborError):
+    """Upload session or chunk not valid."""
+
+    status = 400
+    code = "BLOB_UPLOAD_INVALID"
+
+
+class ManifestBlobUnknown(HarborError):
+    """A blob or manifest the manifest references is not known."""
+
+    status = 400
+    code = "MANIFEST_BLOB_UNKNOWN"
