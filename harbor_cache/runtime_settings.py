@@ -7,8 +7,9 @@ pass without a restart.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 GIB = 1 << 30
 
@@ -57,7 +58,7 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(f"expected true or false, got {text!r}")
 
 
-_parse_bool.schema = {"type": "boolean"}
+_parse_bool.schema = {"type": "boolean"}  # type: ignore[attr-defined]
 
 
 def _parse_choice(*choices: str) -> Callable[[str], str]:
@@ -66,7 +67,7 @@ def _parse_choice(*choices: str) -> Callable[[str], str]:
             raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
         return text
 
-    parse.schema = {"type": "string", "enum": list(choices)}
+    parse.schema = {"type": "string", "enum": list(choices)}  # type: ignore[attr-defined]
     return parse
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from typing import Any
 
 from prometheus_client.twisted import MetricsResource
 from treq.client import HTTPClient
@@ -36,14 +37,14 @@ from .auth import (
 from .config import Config, UpstreamConfig
 from .core.access import AccessRecorder
 from .core.audit import AuditLog
-from .core.downloads import Downloads
 from .core.diskspace import DiskSpace
+from .core.downloads import Downloads
 from .core.eviction import Evictor
-from .core.orphans import OrphanSweeper
 from .core.hosted import HostedRegistry
 from .core.leases import LeaseBook
 from .core.maven import MavenCache
 from .core.oci import OciCache
+from .core.orphans import OrphanSweeper
 from .core.upstream_health import HealthMonitor
 from .core.upstreams import UpstreamCatalog
 from .core.users import UserService
@@ -114,7 +115,7 @@ class HarborState(service.MultiService):
     to do so, not twistd's root-then-drop).
     """
 
-    def __init__(self, app: "HarborApp"):
+    def __init__(self, app: HarborApp):
         super().__init__()
         self.app = app
 
@@ -190,7 +191,8 @@ class HarborApp:
         self.http_pool = HTTPConnectionPool(reactor, persistent=True)
         self.http_pool.maxPersistentPerHost = 16
         self.http_pool.cachedConnectionTimeout = 120
-        self.http = HTTPClient(Agent(reactor, connectTimeout=config.upstream_connect_timeout, pool=self.http_pool))
+        agent: Any = Agent(reactor, connectTimeout=config.upstream_connect_timeout, pool=self.http_pool)  # an IAgent
+        self.http = HTTPClient(agent)
         self.downloads = Downloads(self.storage, reactor, self.metrics, idle_timeout=config.upstream_idle_timeout,
                                    leases=self.leases)
 
@@ -268,9 +270,9 @@ class HarborApp:
         site_resource = self.site_front.app.resource()
         self.root.mount(b"health", site_resource)
         self.root.mount(b"healthz", site_resource)
-        self.root.put(b"metrics", MetricsResource(registry=self.metrics.registry))
+        self.root.put(b"metrics", MetricsResource(registry=self.metrics.registry))  # type: ignore[arg-type]
         ui = ConsoleFiles(os.path.join(os.path.dirname(__file__), "ui"))
-        ui.childNotFound = NotFoundResource()
+        ui.childNotFound = NotFoundResource()  # type: ignore[assignment]
         self.root.put(b"ui", ui)
         self.root.mount(b"v2", self.oci_front.app.resource())
         self.root.mount(b"api", self.api_front.app.resource())
@@ -400,7 +402,7 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
         reactor = global_reactor
     app = HarborApp(config, reactor)
     top = service.MultiService()
-    top.harbor = app  # for tests and tools
+    top.harbor = app  # type: ignore[attr-defined]  # for tests and tools
 
     ThreadPoolService(app.io_pool).setServiceParent(top)
     state = HarborState(app)

@@ -23,7 +23,8 @@ import hashlib
 import os
 import uuid
 from collections import deque
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
@@ -186,7 +187,7 @@ class TempBlob(GrowingSource):
     the file into the store; `abort` throws everything away.
     """
 
-    def __init__(self, storage: "Storage", total: int | None, extra_hashes: tuple[str, ...] = (), *,
+    def __init__(self, storage: Storage, total: int | None, extra_hashes: tuple[str, ...] = (), *,
                  append_to: str | None = None, offset: int = 0, hashers: dict | None = None):
         """A new file under ``DATA/tmp``; or, with ``append_to``, more bytes for an existing file.
 
@@ -299,6 +300,11 @@ class TempBlob(GrowingSource):
         self._drained.append(d)
         return d
 
+    def _failure(self) -> Exception:
+        """The failure `abort` recorded (the first one, if several)."""
+        assert self.failure is not None
+        return self.failure
+
     async def finish(self, expected_digest: str | None = None) -> str:
         """Wait for every byte to reach disk, verify, rename into the store.
 
@@ -318,7 +324,7 @@ class TempBlob(GrowingSource):
             await self._storage.io.run(_sync_file, fd)
         except Exception as e:
             self.abort(_write_failure("flushing to disk", e))
-            raise self.failure from None
+            raise self._failure() from None
         self._fd = -1
         await self._storage.io.run(os.close, fd)
         self.hashes = {name: h.hexdigest() for name, h in self._hashers.items()}
@@ -331,15 +337,15 @@ class TempBlob(GrowingSource):
             algo, _, hexpart = expected_digest.partition(":")
             actual = self.hashes.get(algo)
             if actual != hexpart.lower():
-                err = BlobCorrupt(expected_digest, f"{algo}:{actual}")
-                self.abort(err)
-                raise err
+                corrupt = BlobCorrupt(expected_digest, f"{algo}:{actual}")
+                self.abort(corrupt)
+                raise corrupt
         final = self._storage.blob_path(digest)
         try:
             await self._storage.io.run(self._storage._install, self.path, final)
         except Exception as e:
             self.abort(_write_failure("commit", e))
-            raise self.failure from None
+            raise self._failure() from None
         self.digest = digest
         self.path = final
         self.total = self.available

@@ -12,8 +12,7 @@ import io
 import json
 import time
 from typing import Any
-from urllib.parse import parse_qs
-from urllib.parse import unquote_to_bytes
+from urllib.parse import parse_qs, unquote_to_bytes
 
 from klein import Klein
 from twisted.internet import protocol
@@ -274,6 +273,8 @@ class HarborChannel(http.HTTPChannel):
     _early_saved_timeout = None
     _counted = False
 
+    site: HarborSite  # set by the factory that builds the channel
+
     @property
     def limits(self) -> ClientLimits:
         return self.site.limits
@@ -444,7 +445,7 @@ class HarborChannel(http.HTTPChannel):
         if not req.startedWriting and not req.finished:
             req.refuse(error)
             return
-        self.transport.loseConnection()
+        self.transport.loseConnection()  # type: ignore[misc,union-attr]  # (zope interface typing)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -515,7 +516,7 @@ class HarborSite(server.Site):
     """The site: our request class, limits per client, and an access line (plus metrics) per request."""
 
     requestFactory = HarborRequest
-    protocol = HarborChannel
+    protocol = HarborChannel  # type: ignore[assignment]  # a channel class is a factory of channels
 
     def __init__(self, root, metrics, limits: ClientLimits | None = None, body_rules: BodyRules | None = None, **kw):
         super().__init__(root, **kw)

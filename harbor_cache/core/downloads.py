@@ -27,7 +27,8 @@ takes the download over.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -36,6 +37,9 @@ from ..storage import Storage, TempBlob
 from ..upstream.body import UpstreamBodyFailed, abandon_body, stream_to_temp
 from ..upstream.http import header, response_length
 from .observable import Observable
+
+if TYPE_CHECKING:
+    from .diskspace import DiskSpace
 
 log = Logger()
 
@@ -75,7 +79,7 @@ class Downloads:
         self.inflight: dict[Hashable, Download] = {}
         # A `core.diskspace.DiskSpace`: a body the disk cannot take is refused
         # (507) before anything is written.  None: no check.
-        self.space = None
+        self.space: DiskSpace | None = None
 
     def get(self, key: Hashable) -> Download | None:
         dl = self.inflight.get(key)
@@ -117,7 +121,7 @@ class Downloads:
         defer.Deferred.fromCoroutine(self._run(dl, open_response, commit, expected_digest, extra_hashes, adopt))
         return dl
 
-    async def _run(self, dl, open_response, commit, expected_digest, extra_hashes, adopt) -> None:
+    async def _run(self, dl: Download, open_response, commit, expected_digest, extra_hashes, adopt) -> None:
         lease = None
         try:
             if adopt is not None and self.leases is not None:

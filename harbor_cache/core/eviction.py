@@ -48,7 +48,8 @@ waits for the running one and then runs its own.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -56,6 +57,10 @@ from twisted.python.failure import Failure
 
 from ..storage import RESERVE_BYTES
 from .diskspace import is_disk_full
+
+if TYPE_CHECKING:
+    from .diskspace import DiskSpace
+    from .orphans import OrphanSweeper
 
 log = Logger()
 
@@ -103,7 +108,7 @@ def _detached(coro) -> defer.Deferred:
     points at.  Cancelling the returned Deferred only stops the waiting.
     """
     work = defer.Deferred.fromCoroutine(coro)
-    out = defer.Deferred()
+    out: defer.Deferred = defer.Deferred()
 
     def _done(result):
         if not out.called:
@@ -136,8 +141,8 @@ class Evictor:
         # Files whose rows are gone but which were being read when we wanted to unlink them.
         self.pending_files: set[str] = set()
         self.last_pass: dict[str, Any] = {}
-        self.space = None  # core.diskspace.DiskSpace: the free-space floor (None: not kept)
-        self.orphans = None  # core.orphans.OrphanSweeper (None: no sweep)
+        self.space: DiskSpace | None = None  # core.diskspace.DiskSpace: the free-space floor (None: not kept)
+        self.orphans: OrphanSweeper | None = None  # core.orphans.OrphanSweeper (None: no sweep)
 
     # -- public ------------------------------------------------------------
 
@@ -223,10 +228,11 @@ class Evictor:
         evicted = 0
         if size > max_size:
             evicted, size = await self._sweep(policy, excess=size - max_size, size=size)
-        shortfall = self.space.shortfall() if self.space is not None else 0
-        if shortfall > 0:
+        space = self.space
+        shortfall = space.shortfall() if space is not None else 0
+        if space is not None and shortfall > 0:
             log.warn("{free} bytes free, below cache.min_free_bytes: evicting {shortfall} bytes",
-                     free=self.space.free(), shortfall=shortfall)
+                     free=space.free(), shortfall=shortfall)
             more, size = await self._sweep(policy, excess=shortfall, size=size)
             evicted += more
         await self._keep_reserve()

@@ -35,14 +35,14 @@ from twisted.web.http import datetimeToString
 from ..errors import HarborError, NotFound, UpstreamBadResponse
 from ..mavenpaths import checksum_base, content_type_for, is_checksum, is_directory_listing, is_mutable, parent_path
 from ..storage import BlobCorrupt, GrowingSource
+from ..timestamps import iso8601
 from ..upstream.body import discard_body
-from ..upstream.maven import NotAFile, parse_sha1
 from ..upstream.http import UpstreamError, header
+from ..upstream.maven import NotAFile, parse_sha1
 from .access import NegativeCache, Outcomes
 from .maven_group import MavenGroups
 from .maven_hosted import checksum_algorithm, hash_file
 from .observable import Observable, SingleFlight
-from ..timestamps import iso8601
 
 log = Logger()
 
@@ -83,10 +83,10 @@ class CachedRow:
     created_at: float
     fetched_at: float
     mutable: bool = False
-    hit: "MavenFile | None" = None  # the answer for an in-memory hit, built once
+    hit: MavenFile | None = None  # the answer for an in-memory hit, built once
 
     @classmethod
-    def from_entry(cls, entry: dict) -> "CachedRow":
+    def from_entry(cls, entry: dict) -> CachedRow:
         return cls(entry["id"], entry["digest"], entry["size"], entry.get("sha1"), entry.get("upstream_modified"),
                    entry["created_at"], entry["fetched_at"], is_mutable(entry["key"]))
 
@@ -102,7 +102,7 @@ class MavenFile:
     repository: str
     path: str
     size: int | None
-    source: GrowingSource
+    source: GrowingSource | None  # None for a file made here and held in ``body``
     content_type: str
     last_modified: float
     etag: str | None
@@ -379,12 +379,18 @@ class MavenCache:
             raise HarborError(f"{f.path} is larger than {limit} bytes", {"path": f.path}, status=502,
                               code="UPSTREAM_ERROR")
         source = f.source
+        assert source is not None  # no body in memory, so a source holds the content
         while not source.verified:
             if source.failure is not None:
                 raise UpstreamBadResponse("upstream failed", {"repositoryId": f.repository, "path": f.path,
                                                               "reason": str(source.failure)})
             changed: Deferred = Deferred()
-            source.wait(lambda: changed.called or changed.callback(None))
+
+            def wake(d: Deferred = changed) -> None:
+                if not d.called:
+                    d.callback(None)
+
+            source.wait(wake)
             await changed
         body = await self.storage.io.run(_read_head, source.path, limit + 1)
         if len(body) > limit:
@@ -632,7 +638,7 @@ class MavenCache:
              "lastModified": iso8601(modified)}
             for name, modified in sorted(directories.items())
         ]
-        entries += sorted(files, key=lambda e: e["name"])
+        entries += sorted(files, key=lambda e: e["name"] or "")
         return {"repositoryId": repo_id, "currentPath": path, "parentPath": parent_path(path), "entries": entries}
 
     async def info(self, repo_id: str, path: str) -> dict:

@@ -20,7 +20,15 @@ from typing import Any
 from twisted.logger import Logger
 
 from ..digests import InvalidDigest, digest_bytes, parse_digest
-from ..errors import HarborError, BlobUnknown, Denied, ManifestUnknown, NameUnknown, UpstreamBadResponse, UpstreamUnavailable
+from ..errors import (
+    BlobUnknown,
+    Denied,
+    HarborError,
+    ManifestUnknown,
+    NameUnknown,
+    UpstreamBadResponse,
+    UpstreamUnavailable,
+)
 from ..mediatypes import InvalidManifest, detect_manifest_media_type
 from ..numbers import parse_decimal
 from ..storage import GrowingSource

@@ -14,13 +14,13 @@ reports it so the caller commits such a body only when a checksum verified it.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
-
 
 READ_SIZE = 1 << 20
 
@@ -34,6 +34,8 @@ class UpstreamBodyFailed(Exception):
 
 
 class _TempSink(Protocol):
+    transport: Any  # the TCP transport (an IPushProducer), set by makeConnection
+
     def __init__(self, temp, done: defer.Deferred, clock, idle_timeout: float, on_bytes: Callable[[int], None]):
         self.temp = temp
         self.done = done
@@ -123,6 +125,8 @@ class BodyTooLarge(Exception):
 
 class _Limited(Protocol):
     """Collects a small body in memory and drops the connection the moment it exceeds ``limit``."""
+
+    transport: Any  # the TCP transport (an IPushProducer), set by makeConnection
 
     def __init__(self, done: defer.Deferred, limit: int):
         self.done = done
