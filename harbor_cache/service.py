@@ -65,38 +65,25 @@ from .web import ConsoleFiles, HarborSite, NotFoundResource, Root, SiteFront
 log = Logger()
 
 
-class ThreadPoolService(service.Service):
-    """Starts and stops a thread pool with the application."""
+class StartStopService(service.Service):
+    """Starts and stops one object with ``start()``/``stop()`` (a thread pool, the upstream prober) with the app."""
 
-    def __init__(self, pool: ThreadPool):
-        self.pool = pool
+    def __init__(self, target: ThreadPool | HealthMonitor):
+        self.target = target
 
     def startService(self):
         super().startService()
-        self.pool.start()
+        self.target.start()
 
     def stopService(self):
         super().stopService()
-        self.pool.stop()
+        self.target.stop()
 
 
 # How often each node checks whether upstreams were changed (on any node).
 UPSTREAM_POLL_SECONDS = 3.0
 
 
-class ProbeService(service.Service):
-    """Runs the upstream health probes while the application runs."""
-
-    def __init__(self, monitor: HealthMonitor):
-        self.monitor = monitor
-
-    def startService(self):
-        super().startService()
-        self.monitor.start()
-
-    def stopService(self):
-        super().stopService()
-        self.monitor.stop()
 
 
 class HarborState(service.MultiService):
@@ -404,7 +391,7 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
     top = service.MultiService()
     top.harbor = app  # type: ignore[attr-defined]  # for tests and tools
 
-    ThreadPoolService(app.io_pool).setServiceParent(top)
+    StartStopService(app.io_pool).setServiceParent(top)
     state = HarborState(app)
     state.setServiceParent(top)
 
@@ -445,7 +432,7 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
         settings_poll.setName("settings-poll")
         settings_poll.setServiceParent(state)
 
-    probes = ProbeService(app.upstream_health)
+    probes = StartStopService(app.upstream_health)
     probes.setName("upstream-probes")
     probes.setServiceParent(state)
 

@@ -305,6 +305,15 @@ class TempBlob(GrowingSource):
         assert self.failure is not None
         return self.failure
 
+    async def _settle_writes(self) -> None:
+        """Every queued write on disk, then no more writes; raises the failure of any that did not make it."""
+        if self.failure is not None:
+            raise self.failure
+        await self._wait_drained()
+        if self.failure is not None:
+            raise self.failure
+        self.closed = True
+
     async def finish(self, expected_digest: str | None = None) -> str:
         """Wait for every byte to reach disk, verify, rename into the store.
 
@@ -313,12 +322,7 @@ class TempBlob(GrowingSource):
         as ``algo:hex``) does not match, or when ``total`` was announced and
         a different number of bytes arrived.
         """
-        if self.failure is not None:
-            raise self.failure
-        await self._wait_drained()
-        if self.failure is not None:
-            raise self.failure
-        self.closed = True
+        await self._settle_writes()
         fd = self._fd
         try:
             await self._storage.io.run(_sync_file, fd)
@@ -360,12 +364,7 @@ class TempBlob(GrowingSource):
         that at the end of the upload); no descriptor is held while the
         session waits for its next chunk.
         """
-        if self.failure is not None:
-            raise self.failure
-        await self._wait_drained()
-        if self.failure is not None:
-            raise self.failure
-        self.closed = True
+        await self._settle_writes()
         fd, self._fd = self._fd, -2
         await self._storage.io.run(os.close, fd)
         return self.available
