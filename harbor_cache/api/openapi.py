@@ -764,6 +764,8 @@ def _v2_paths() -> dict:
     upstream = {
         "502": _error("The upstream answered badly (code UPSTREAM_ERROR)."),
         "503": _error("No upstream could answer (code UPSTREAM_UNAVAILABLE)."),
+        "507": _error("A cold blob the disk cannot hold (below cache.min_free_bytes): code INSUFFICIENT_STORAGE, "
+                      "sent before any byte of the body."),
     }
     any_body: dict[str, Any] = {"*/*": {"schema": {}}}
     manifest = {
@@ -904,7 +906,8 @@ def _maven_paths() -> dict:
                 "414": {"description": "Path over 2048 characters (code URI_TOO_LONG)."},
                 **kagami_401, **kagami_403,
                 "502": {"description": "The upstream answered badly."},
-                "503": {"description": "The upstream could not be reached."}},
+                "503": {"description": "The upstream could not be reached."},
+                "507": {"description": "A cold file the disk cannot hold (code INSUFFICIENT_STORAGE)."}},
                 parameters=[repo_id, artifact_path], tags=tags, operation_id="getArtifact", security=security),
             "head": _op("Artifact headers only", {
                 "200": {"description": "Headers of the file.", "headers": file_headers},
