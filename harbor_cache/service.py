@@ -80,6 +80,14 @@ class StartStopService(service.Service):
         self.target.stop()
 
 
+def _timer(name: str, seconds: float, call, clock, parent: service.MultiService) -> None:
+    """A named `TimerService` on ``clock`` under ``parent`` (runs never overlap: it waits for a Deferred)."""
+    timer = internet.TimerService(seconds, call)
+    timer.clock = clock
+    timer.setName(name)
+    timer.setServiceParent(parent)
+
+
 # How often each node checks whether upstreams were changed (on any node).
 UPSTREAM_POLL_SECONDS = 3.0
 
@@ -395,42 +403,19 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
     state = HarborState(app)
     state.setServiceParent(top)
 
-    flush = internet.TimerService(config.access_flush_seconds, lambda: defer.Deferred.fromCoroutine(app.access.flush()))
-    flush.clock = reactor
-    flush.setName("access-flush")
-    flush.setServiceParent(state)
+    def flush_access():
+        return defer.Deferred.fromCoroutine(app.access.flush())
 
-    eviction = internet.TimerService(config.eviction_interval_seconds, app.run_eviction)
-    eviction.clock = reactor
-    eviction.setName("eviction")
-    eviction.setServiceParent(state)
-
-    gauges = internet.TimerService(15, app.refresh_gauges)
-    gauges.clock = reactor
-    gauges.setName("cache-gauges")
-    gauges.setServiceParent(state)
-
-    audit_prune = internet.TimerService(3600, app.prune_audit)
-    audit_prune.clock = reactor
-    audit_prune.setName("audit-prune")
-    audit_prune.setServiceParent(state)
-
-    uploads = internet.TimerService(60, app.expire_uploads)
-    uploads.clock = reactor
-    uploads.setName("upload-expiry")
-    uploads.setServiceParent(state)
-
-    upstream_poll = internet.TimerService(UPSTREAM_POLL_SECONDS, app.poll_upstreams)
-    upstream_poll.clock = reactor
-    upstream_poll.setName("upstream-poll")
-    upstream_poll.setServiceParent(state)
+    _timer("access-flush", config.access_flush_seconds, flush_access, reactor, state)
+    _timer("eviction", config.eviction_interval_seconds, app.run_eviction, reactor, state)
+    _timer("cache-gauges", 15, app.refresh_gauges, reactor, state)
+    _timer("audit-prune", 3600, app.prune_audit, reactor, state)
+    _timer("upload-expiry", 60, app.expire_uploads, reactor, state)
+    _timer("upstream-poll", UPSTREAM_POLL_SECONDS, app.poll_upstreams, reactor, state)
 
     if app.shared_index:
         # Several nodes: runtime settings changed on another node apply here within this many seconds.
-        settings_poll = internet.TimerService(UPSTREAM_POLL_SECONDS, app.reload_settings)
-        settings_poll.clock = reactor
-        settings_poll.setName("settings-poll")
-        settings_poll.setServiceParent(state)
+        _timer("settings-poll", UPSTREAM_POLL_SECONDS, app.reload_settings, reactor, state)
 
     probes = StartStopService(app.upstream_health)
     probes.setName("upstream-probes")
