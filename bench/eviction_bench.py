@@ -34,7 +34,7 @@ from twisted.python.threadpool import ThreadPool  # noqa: E402
 from harbor_cache.core.access import AccessRecorder  # noqa: E402
 from harbor_cache.core.eviction import DAY, Evictor  # noqa: E402
 from harbor_cache.index import Index, open_sqlite_pool  # noqa: E402
-from harbor_cache.runtime_settings import RuntimeSettings  # noqa: E402
+from harbor_cache.settings.runtime import RuntimeSettings  # noqa: E402
 from harbor_cache.storage import Storage, ThreadIO  # noqa: E402
 
 HEARTBEAT = 0.005

@@ -19,8 +19,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from twisted.internet import defer  # noqa: E402
 
-from harbor_cache import storage as storage_module  # noqa: E402
-from harbor_cache.storage import InlineIO, Storage  # noqa: E402
+from harbor_cache.storage import (  # noqa: E402
+    InlineIO,
+    Storage,
+    disk,  # noqa: E402
+)
 
 
 def commit_times(root, size, count):
@@ -44,19 +47,19 @@ def main():
     p.add_argument("--sizes", default="4096,1048576,67108864")
     args = p.parse_args()
     base = tempfile.mkdtemp(prefix="fsync-bench-", dir=args.dir)
-    real_file, real_dir = storage_module._sync_file, storage_module._sync_dir
+    real_file, real_dir = disk.sync_file, disk.sync_dir
     try:
         print("| size | with fsync (ms/commit) | without (ms/commit) | extra |")
         print("|---|---|---|---|")
         for size in [int(s) for s in args.sizes.split(",")]:
             count = max(3, args.count if size < (16 << 20) else args.count // 6)
-            storage_module._sync_file, storage_module._sync_dir = real_file, real_dir
+            disk.sync_file, disk.sync_dir = real_file, real_dir
             on = commit_times(os.path.join(base, "on-%d" % size), size, count)
-            storage_module._sync_file = storage_module._sync_dir = lambda *_: None
+            disk.sync_file = disk.sync_dir = lambda *_: None
             off = commit_times(os.path.join(base, "off-%d" % size), size, count)
             print("| %d | %.2f | %.2f | %.2f ms |" % (size, on * 1e3, off * 1e3, (on - off) * 1e3))
     finally:
-        storage_module._sync_file, storage_module._sync_dir = real_file, real_dir
+        disk.sync_file, disk.sync_dir = real_file, real_dir
         shutil.rmtree(base, True)
 
 

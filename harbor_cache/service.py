@@ -22,11 +22,11 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.client import Agent, HTTPConnectionPool
 
-from . import __version__
-from .api.console import ConsoleApi
-from .api.front import ApiFront
-from .api.openapi import build_document
-from .auth import (
+from harbor_cache import __version__
+from harbor_cache.api.console import ConsoleApi
+from harbor_cache.api.front import ApiFront
+from harbor_cache.api.openapi import build_document
+from harbor_cache.auth import (
     ArtifactTokens,
     ManagementTokens,
     RegistryTokens,
@@ -34,33 +34,33 @@ from .auth import (
     load_or_create_rsa_key,
     load_or_create_secret,
 )
-from .config import Config, UpstreamConfig
-from .core.access import AccessRecorder
-from .core.audit import AuditLog
-from .core.diskspace import DiskSpace
-from .core.downloads import Downloads
-from .core.eviction import Evictor
-from .core.hosted import HostedRegistry
-from .core.leases import LeaseBook
-from .core.maven import MavenCache
-from .core.oci import OciCache
-from .core.orphans import OrphanSweeper
-from .core.upstream_health import HealthMonitor
-from .core.upstreams import UpstreamCatalog
-from .core.users import UserService
-from .index import Index, dialect_of_url, open_pool
-from .maven.front import MavenFront
-from .metrics import Metrics
-from .oci.auth import RegistryAuthorizer
-from .oci.front import OciFront
-from .oci.hosted import HostedFront
-from .private_files import make_private_dir, make_private_file
-from .public_url import PublicURL
-from .runtime_settings import RuntimeSettings
-from .storage import Storage, ThreadIO
-from .upstream.maven import MavenUpstream
-from .upstream.registry import RegistryUpstream, UpstreamSet
-from .web import ConsoleFiles, HarborSite, NotFoundResource, Root, SiteFront
+from harbor_cache.core.access import AccessRecorder
+from harbor_cache.core.audit import AuditLog
+from harbor_cache.core.diskspace import DiskSpace
+from harbor_cache.core.downloads import Downloads
+from harbor_cache.core.eviction import Evictor
+from harbor_cache.core.hosted import HostedRegistry
+from harbor_cache.core.leases import LeaseBook
+from harbor_cache.core.maven import MavenCache
+from harbor_cache.core.oci import OciCache
+from harbor_cache.core.orphans import OrphanSweeper
+from harbor_cache.core.upstream_health import HealthMonitor
+from harbor_cache.core.upstreams import UpstreamCatalog
+from harbor_cache.core.users import UserService
+from harbor_cache.grammar.public_url import PublicURL
+from harbor_cache.http.site import ConsoleFiles, HarborSite, NotFoundResource, Root, SiteFront
+from harbor_cache.index import Index, dialect_of_url, open_pool
+from harbor_cache.maven.front import MavenFront
+from harbor_cache.metrics import Metrics
+from harbor_cache.oci.auth import RegistryAuthorizer
+from harbor_cache.oci.front import OciFront
+from harbor_cache.oci.hosted import HostedFront
+from harbor_cache.settings.runtime import RuntimeSettings
+from harbor_cache.settings.startup import Config, UpstreamConfig
+from harbor_cache.storage import Storage, ThreadIO
+from harbor_cache.storage.private_files import make_private_dir, make_private_file
+from harbor_cache.upstream.maven import MavenUpstream
+from harbor_cache.upstream.registry import RegistryUpstream, UpstreamSet
 
 log = Logger()
 

@@ -17,17 +17,17 @@ from treq.testing import RequestTraversalAgent
 from twisted.internet.task import Clock
 from twisted.web import resource, server
 
-from harbor_cache.config import UpstreamConfig
 from harbor_cache.core.access import AccessRecorder
 from harbor_cache.core.downloads import Downloads
 from harbor_cache.core.oci import OciCache
+from harbor_cache.http.site import HarborSite, Root, SiteFront
 from harbor_cache.index import Index, InlinePool
 from harbor_cache.metrics import Metrics
 from harbor_cache.oci.front import OciFront
-from harbor_cache.runtime_settings import RuntimeSettings
+from harbor_cache.settings.runtime import RuntimeSettings
+from harbor_cache.settings.startup import UpstreamConfig
 from harbor_cache.storage import InlineIO, Storage
 from harbor_cache.upstream.registry import RegistryUpstream, UpstreamSet
-from harbor_cache.web import HarborSite, Root, SiteFront
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 

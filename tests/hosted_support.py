@@ -28,7 +28,7 @@ from harbor_cache.metrics import Metrics
 from harbor_cache.oci.auth import RegistryAuthorizer
 from harbor_cache.oci.front import OciFront
 from harbor_cache.oci.hosted import HostedFront
-from harbor_cache.runtime_settings import RuntimeSettings
+from harbor_cache.settings.runtime import RuntimeSettings
 from harbor_cache.storage import InlineIO, Storage
 from harbor_cache.upstream.registry import UpstreamSet
 

@@ -24,18 +24,18 @@ from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from harbor_cache.auth import ArtifactTokens
-from harbor_cache.config import MavenRepositoryConfig
 from harbor_cache.core.access import AccessRecorder
 from harbor_cache.core.downloads import Downloads
 from harbor_cache.core.maven import MavenCache
+from harbor_cache.http.site import Root
 from harbor_cache.index import Index, InlinePool
 from harbor_cache.maven import front as maven_front
 from harbor_cache.maven.front import MavenFront
 from harbor_cache.metrics import Metrics
-from harbor_cache.runtime_settings import RuntimeSettings
+from harbor_cache.settings.runtime import RuntimeSettings
+from harbor_cache.settings.startup import MavenRepositoryConfig
 from harbor_cache.storage import InlineIO, Storage
 from harbor_cache.upstream.maven import MavenUpstream
-from harbor_cache.web import Root
 from tests.fakes import site_client
 
 START = 1_700_000_000.0

@@ -26,9 +26,9 @@ from harbor_cache.auth import ManagementTokens, credential_stamp
 from harbor_cache.core.access import AccessRecorder
 from harbor_cache.core.eviction import Evictor
 from harbor_cache.core.users import UserService
-from harbor_cache.runtime_settings import SETTINGS, RuntimeSettings
+from harbor_cache.http.site import Root
+from harbor_cache.settings.runtime import SETTINGS, RuntimeSettings
 from harbor_cache.storage import InlineIO, Storage
-from harbor_cache.web import Root
 from tests.fakes import migrated_index
 from tests.test_users import InlineBcrypt
 

@@ -19,7 +19,6 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
-from harbor_cache import auth
 from harbor_cache.auth import (
     ARTIFACT_SCOPES,
     ROLES,
@@ -40,6 +39,7 @@ from harbor_cache.auth import (
     parse_basic_authorization,
     parse_bearer_authorization,
     parse_scope,
+    passwords,
     plan_artifact_token,
 )
 
@@ -47,7 +47,7 @@ SECRET = b"s" * 32
 OTHER_SECRET = b"o" * 32
 ISSUER = "http://cache.example:8080/"
 START = 1_700_000_000
-DEFAULT_BCRYPT_ROUNDS = auth.BCRYPT_ROUNDS
+DEFAULT_BCRYPT_ROUNDS = passwords.BCRYPT_ROUNDS
 
 _KEYS: dict[str, rsa.RSAPrivateKey] = {}
 
@@ -290,7 +290,7 @@ class PlanArtifactTokenTests(unittest.SynchronousTestCase):
 
 class PasswordTests(unittest.TestCase):
     def setUp(self) -> None:
-        self.patch(auth, "BCRYPT_ROUNDS", 4)
+        self.patch(passwords, "BCRYPT_ROUNDS", 4)
 
     def test_hash_and_check(self) -> None:
         """A hash checks true for its password and false for another."""
@@ -327,7 +327,7 @@ class PasswordTests(unittest.TestCase):
 
         async def go() -> None:
             self.assertFalse(await check_password("anything", None))
-            self.assertIn(4, auth._dummy_hashes)
+            self.assertIn(4, passwords._dummy_hashes)
 
         return Deferred.fromCoroutine(go())
 
@@ -356,7 +356,7 @@ class PasswordTests(unittest.TestCase):
     def test_rounds_default(self) -> None:
         """Production cost is 12; the module attribute is read at call time."""
         self.assertEqual(DEFAULT_BCRYPT_ROUNDS, 12)
-        self.assertEqual(auth.BCRYPT_ROUNDS, 4)
+        self.assertEqual(passwords.BCRYPT_ROUNDS, 4)
 
 
 # ------------------------------------------------------------------- secrets

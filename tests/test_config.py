@@ -2,7 +2,7 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.config import DOCKER_HUB_URL, ConfigError, load_config, parse_config
+from harbor_cache.settings.startup import DOCKER_HUB_URL, ConfigError, load_config, parse_config
 
 
 class ConfigTests(SynchronousTestCase):

@@ -23,8 +23,8 @@ from harbor_cache.core.downloads import Download
 from harbor_cache.core.hosted import NotHosted
 from harbor_cache.core.oci import ManifestResult
 from harbor_cache.errors import ManifestUnknown
+from harbor_cache.http.site import Root
 from harbor_cache.metrics import Metrics
-from harbor_cache.web import Root
 from tests.test_api import T0, ApiCase
 
 INDEX = json.dumps({

@@ -1,10 +1,10 @@
-"""Tests for L{harbor_cache.digests}."""
+"""Tests for L{harbor_cache.grammar.digests}."""
 
 import hashlib
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.digests import (
+from harbor_cache.grammar.digests import (
     Digest,
     InvalidDigest,
     UnsupportedDigest,

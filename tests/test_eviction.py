@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.core.access import AccessRecorder
 from harbor_cache.core.eviction import DAY, Evictor, human_size
-from harbor_cache.runtime_settings import RuntimeSettings
+from harbor_cache.settings.runtime import RuntimeSettings
 from harbor_cache.storage import InlineIO, RangeProducer, Storage
 from tests.fakes import migrated_index
 

@@ -16,10 +16,9 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH
 
-from harbor_cache import storage as storage_module
 from harbor_cache.core.downloads import Downloads
 from harbor_cache.metrics import Metrics
-from harbor_cache.storage import InlineIO, RangeProducer, Storage
+from harbor_cache.storage import InlineIO, RangeProducer, SourceFailed, Storage, disk
 from tests.fakes import FakeRegistry, Harness
 from tests.maven_fakes import FakeMavenRepo, MavenHarness
 
@@ -144,7 +143,7 @@ class DownloadFaultTests(SynchronousTestCase):
         def fail_write(fd, data):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        self.patch(storage_module, "_write_all", fail_write)
+        self.patch(disk, "write_all", fail_write)
         response = FakeResponse(length=1000)
         dl, committed = self.start(response, expected=sha256(b"x" * 1000))
         response.send(b"x" * 100)
@@ -200,7 +199,7 @@ class CommitRaceTests(SynchronousTestCase):
         self.assertNoResult(done)
         temp.abort(Exception("commit failed"))
         io.run_all()
-        self.failureResultOf(done, storage_module.SourceFailed)
+        self.failureResultOf(done, SourceFailed)
 
 
 class DurabilityTests(SynchronousTestCase):
@@ -208,7 +207,7 @@ class DurabilityTests(SynchronousTestCase):
         """finish() fsyncs the temp file before the rename and the receiving directories after it."""
         store = Storage(self.mktemp(), InlineIO())
         events = []
-        real_sync_file, real_sync_dir = storage_module._sync_file, storage_module._sync_dir
+        real_sync_file, real_sync_dir = disk.sync_file, disk.sync_dir
         temp = store.new_temp(3)
         final = store.blob_path(sha256(b"abc"))
 
@@ -220,8 +219,8 @@ class DurabilityTests(SynchronousTestCase):
             events.append(("dir", path, os.path.exists(final)))
             real_sync_dir(path)
 
-        self.patch(storage_module, "_sync_file", sync_file)
-        self.patch(storage_module, "_sync_dir", sync_dir)
+        self.patch(disk, "sync_file", sync_file)
+        self.patch(disk, "sync_dir", sync_dir)
         temp.write(b"abc")
         self.successResultOf(defer.Deferred.fromCoroutine(temp.finish(sha256(b"abc"))))
         self.assertEqual(events[0], ("file", True, False))
@@ -236,7 +235,7 @@ class DurabilityTests(SynchronousTestCase):
         def sync_file(fd):
             raise OSError(errno.EIO, "Input/output error")
 
-        self.patch(storage_module, "_sync_file", sync_file)
+        self.patch(disk, "sync_file", sync_file)
         temp = store.new_temp(3)
         temp.write(b"abc")
         self.failureResultOf(defer.Deferred.fromCoroutine(temp.finish(sha256(b"abc"))))
@@ -353,7 +352,7 @@ class DiskFullTests(SynchronousTestCase):
         """/health reports degraded with problem disk_space below cache.min_free_bytes."""
         import json
 
-        from harbor_cache.web import SiteFront
+        from harbor_cache.http.site import SiteFront
 
         front = SiteFront(self.h.index, self.h.storage, self.h.metrics, space=self.space)
         self.h.root.mount(b"health", front.app.resource())

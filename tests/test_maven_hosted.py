@@ -14,8 +14,8 @@ import xml.etree.ElementTree as ET
 from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.config import MavenRepositoryConfig
 from harbor_cache.core.eviction import Evictor
+from harbor_cache.settings.startup import MavenRepositoryConfig
 from tests.maven_fakes import FakeMavenRepo, MavenHarness, inline_check_password
 from tests.test_maven_front import basic
 

@@ -4,8 +4,8 @@ import xml.etree.ElementTree as ET
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.config import ConfigError, parse_config
-from harbor_cache.mavenmetadata import MetadataInvalid, merge_metadata, version_key
+from harbor_cache.grammar.maven_metadata import MetadataInvalid, merge_metadata, version_key
+from harbor_cache.settings.startup import ConfigError, parse_config
 
 
 def repos(*tables):

@@ -2,7 +2,7 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.mavenpaths import (
+from harbor_cache.grammar.maven_paths import (
     InvalidPath,
     checksum_base,
     content_type_for,
@@ -105,7 +105,7 @@ class ArtifactPathTests(SynchronousTestCase):
 
     def test_length_limits(self):
         """Over 2048 characters: PathTooLong (414); a segment over 255 bytes: InvalidPath."""
-        from harbor_cache.mavenpaths import PathTooLong
+        from harbor_cache.grammar.maven_paths import PathTooLong
 
         with self.assertRaises(PathTooLong):
             normalize_artifact_path("a/" * 1100 + "x.jar")

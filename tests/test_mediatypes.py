@@ -1,10 +1,10 @@
-"""Tests for L{harbor_cache.mediatypes}."""
+"""Tests for L{harbor_cache.grammar.mediatypes}."""
 
 import json
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.mediatypes import (
+from harbor_cache.grammar.mediatypes import (
     DOCKER_MANIFEST_LIST,
     DOCKER_MANIFEST_V1_SIGNED,
     DOCKER_MANIFEST_V2,

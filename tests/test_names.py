@@ -1,8 +1,8 @@
-"""Tests for L{harbor_cache.names}."""
+"""Tests for L{harbor_cache.grammar.names}."""
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.names import is_valid_repository_name, is_valid_tag
+from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
 
 
 class RepositoryNameTests(SynchronousTestCase):

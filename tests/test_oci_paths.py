@@ -1,8 +1,8 @@
-"""Tests for L{harbor_cache.oci.paths}."""
+"""Tests for L{harbor_cache.grammar.oci_paths}."""
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.oci.paths import V2Route, parse_v2_path
+from harbor_cache.grammar.oci_paths import V2Route, parse_v2_path
 
 DIGEST = "sha256:" + "a" * 64
 

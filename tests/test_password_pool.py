@@ -7,7 +7,7 @@ import threading
 from twisted.internet import defer, reactor, threads
 from twisted.trial.unittest import TestCase
 
-from harbor_cache import auth, password_pool
+from harbor_cache.auth import password_pool, passwords
 
 
 class PasswordPoolTests(TestCase):
@@ -31,8 +31,8 @@ class PasswordPoolTests(TestCase):
                 running.pop()
             return False
 
-        self.patch(auth, "_check_blocking", slow_check)
-        checks = [defer.ensureDeferred(auth.check_password("wrong", None)) for _ in range(30)]
+        self.patch(passwords, "_check_blocking", slow_check)
+        checks = [defer.ensureDeferred(passwords.check_password("wrong", None)) for _ in range(30)]
         try:
             # A job on the shared pool answers although every bcrypt thread is busy.
             answer = yield threads.deferToThreadPool(reactor, reactor.getThreadPool(), lambda: "resolved")

@@ -16,9 +16,9 @@ from twisted.internet import defer, reactor
 from twisted.protocols import portforward
 from twisted.trial.unittest import TestCase
 
-from harbor_cache import auth
-from harbor_cache.config import Config
+from harbor_cache.auth import passwords
 from harbor_cache.service import make_service
+from harbor_cache.settings.startup import Config
 from tests import pg_support
 
 
@@ -57,7 +57,7 @@ class PostgresServiceTests(TestCase):
     timeout = 60
 
     def setUp(self):
-        self.patch(auth, "BCRYPT_ROUNDS", 4)
+        self.patch(passwords, "BCRYPT_ROUNDS", 4)
         url = pg_support.fresh_database_url(self)
         from urllib.parse import urlsplit
 

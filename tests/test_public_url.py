@@ -4,8 +4,8 @@ from twisted.internet.address import IPv4Address
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
-from harbor_cache.config import ConfigError, parse_config
-from harbor_cache.public_url import PublicURL
+from harbor_cache.grammar.public_url import PublicURL
+from harbor_cache.settings.startup import ConfigError, parse_config
 
 
 def request(host=None, peer="10.0.0.1", **headers):

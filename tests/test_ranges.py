@@ -1,8 +1,8 @@
-"""Tests for L{harbor_cache.ranges}."""
+"""Tests for L{harbor_cache.grammar.ranges}."""
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.ranges import (
+from harbor_cache.grammar.ranges import (
     UnsatisfiableRange,
     content_range_header,
     parse_range,

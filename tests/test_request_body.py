@@ -16,11 +16,11 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.client_limits import ClientLimits
 from harbor_cache.errors import Unauthorized
+from harbor_cache.http.client_limits import ClientLimits
+from harbor_cache.http.request_body import BodyTooLarge, BufferedBody, StreamedBody, body_of
+from harbor_cache.http.site import LINGER_BYTES, LINGER_SECONDS, HarborSite, Root, install_error_handlers
 from harbor_cache.metrics import Metrics
-from harbor_cache.request_body import BodyTooLarge, BufferedBody, StreamedBody, body_of
-from harbor_cache.web import LINGER_BYTES, LINGER_SECONDS, HarborSite, Root, install_error_handlers
 
 ADDR = IPv4Address("TCP", "127.0.0.1", 40000)
 

@@ -4,7 +4,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.runtime_settings import RuntimeSettings
+from harbor_cache.settings.runtime import RuntimeSettings
 from tests.fakes import migrated_index
 
 

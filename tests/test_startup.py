@@ -13,14 +13,14 @@ from twisted.internet import defer, reactor
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from harbor_cache import auth
-from harbor_cache.config import Config
+from harbor_cache.auth import passwords
 from harbor_cache.service import make_service
+from harbor_cache.settings.startup import Config
 
 
 class StartupTests(TestCase):
     def setUp(self):
-        self.patch(auth, "BCRYPT_ROUNDS", 4)
+        self.patch(passwords, "BCRYPT_ROUNDS", 4)
         self.data_dir = os.path.abspath(self.mktemp())
         self.config = Config(listen="tcp:0:interface=127.0.0.1", data_dir=self.data_dir, upstreams=(),
                              maven_repositories=())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from harbor_cache.config import MavenRepositoryConfig, UpstreamConfig
 from harbor_cache.core.upstream_health import HealthMonitor
 from harbor_cache.core.upstreams import UpstreamCatalog
 from harbor_cache.metrics import Metrics
+from harbor_cache.settings.startup import MavenRepositoryConfig, UpstreamConfig
 from harbor_cache.upstream.registry import UpstreamSet
 from tests.test_api import ApiCase
 

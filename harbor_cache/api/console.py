@@ -18,13 +18,13 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import __version__
-from ..core.audit import ACTIONS
-from ..digests import is_digest_reference
-from ..errors import BadRequest, HarborError, ManifestInvalid, NameInvalid, NameUnknown, NotFound
-from ..names import is_valid_repository_name, is_valid_tag
-from ..public_url import PublicURL
-from ..timestamps import iso8601
+from harbor_cache import __version__
+from harbor_cache.core.audit import ACTIONS
+from harbor_cache.errors import BadRequest, HarborError, ManifestInvalid, NameInvalid, NameUnknown, NotFound
+from harbor_cache.grammar.digests import is_digest_reference
+from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
+from harbor_cache.grammar.public_url import PublicURL
+from harbor_cache.grammar.timestamps import iso8601
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
@@ -340,7 +340,7 @@ class ConsoleApi:
         if reference is None:
             raise BadRequest("reference is required")
         if is_digest_reference(reference):
-            from ..digests import parse_digest
+            from harbor_cache.grammar.digests import parse_digest
 
             try:
                 return str(parse_digest(reference))
@@ -377,7 +377,7 @@ class ConsoleApi:
         tag = query_arg(request, "tag")
         if tag is None or not is_valid_tag(tag):
             raise BadRequest("a valid tag is required", {"tag": tag}, code="TAG_INVALID")
-        from ..core.hosted import NotHosted
+        from harbor_cache.core.hosted import NotHosted
 
         try:
             await self.hosted.delete_manifest(name, tag, True)

@@ -1,7 +1,7 @@
 """The management API: every ``/api/v1`` endpoint of seeds/harbor-cache-api.md.
 
 This front only parses requests, checks who is calling and shapes JSON; the
-rules live in `core.users.UserService`, `runtime_settings.RuntimeSettings`
+rules live in `core.users.UserService`, `settings.runtime.RuntimeSettings`
 and `core.eviction.Evictor`.
 
 Who may do what is decided in one place, `requires`: every route names the
@@ -35,11 +35,11 @@ from typing import Any
 from klein import Klein
 from twisted.logger import Logger
 
-from ..auth import STAMP_CLAIM, InvalidToken, credential_stamp, parse_bearer_authorization
-from ..errors import BadRequest, Denied, HarborError, NotFound, Unauthorized
-from ..runtime_settings import SettingError
-from ..timestamps import iso8601
-from ..web import install_error_handlers, json_response
+from harbor_cache.auth import STAMP_CLAIM, InvalidToken, credential_stamp, parse_bearer_authorization
+from harbor_cache.errors import BadRequest, Denied, HarborError, NotFound, Unauthorized
+from harbor_cache.grammar.timestamps import iso8601
+from harbor_cache.http.site import install_error_handlers, json_response
+from harbor_cache.settings.runtime import SettingError
 
 log = Logger()
 

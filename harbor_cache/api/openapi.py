@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..runtime_settings import SETTINGS
+from harbor_cache.settings.runtime import SETTINGS
 
 JSON = "application/json"
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from ..errors import InsufficientStorage
-from ..storage import RESERVE_BYTES, StorageFull
+from harbor_cache.errors import InsufficientStorage
+from harbor_cache.storage.errors import RESERVE_BYTES, StorageFull
 
 log = Logger()
 

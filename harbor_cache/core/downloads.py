@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from ..storage import Storage, TempBlob
-from ..upstream.body import UpstreamBodyFailed, abandon_body, stream_to_temp
-from ..upstream.http import header, response_length
-from .observable import Observable
+from harbor_cache.core.observable import Observable
+from harbor_cache.storage import Storage, TempBlob
+from harbor_cache.upstream.body import UpstreamBodyFailed, abandon_body, stream_to_temp
+from harbor_cache.upstream.http import header, response_length
 
 if TYPE_CHECKING:
-    from .diskspace import DiskSpace
+    from harbor_cache.core.diskspace import DiskSpace
 
 log = Logger()
 
@@ -182,8 +182,8 @@ def lease_name(key: Hashable) -> str:
 
 
 def _body_failure_reason(error: BaseException) -> str:
-    from ..storage import BlobCorrupt
-    from ..upstream.body import UpstreamStalled
+    from harbor_cache.storage import BlobCorrupt
+    from harbor_cache.upstream.body import UpstreamStalled
 
     if isinstance(error, BlobCorrupt):
         return "digest_mismatch"

@@ -55,12 +55,12 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..storage import RESERVE_BYTES
-from .diskspace import is_disk_full
+from harbor_cache.core.diskspace import is_disk_full
+from harbor_cache.storage.errors import RESERVE_BYTES
 
 if TYPE_CHECKING:
-    from .diskspace import DiskSpace
-    from .orphans import OrphanSweeper
+    from harbor_cache.core.diskspace import DiskSpace
+    from harbor_cache.core.orphans import OrphanSweeper
 
 log = Logger()
 

@@ -1,7 +1,7 @@
 """The hosted registry: what clients push is kept here as the only copy.
 
 Blob uploads are sessions recorded in the index, their bytes in
-``DATA/uploads/<id>`` on the shared data directory (`upload_files`), so any
+``DATA/uploads/<id>`` on the shared data directory (`storage.uploads`), so any
 node continues a session another node started and a restart keeps them.
 Each request opens the session's file for appending and closes it before it
 answers: an idle session holds no descriptor. Sessions are capped per user
@@ -32,8 +32,7 @@ from typing import Any, Protocol
 
 from twisted.logger import Logger
 
-from ..digests import digest_bytes, parse_digest
-from ..errors import (
+from harbor_cache.errors import (
     BlobUnknown,
     BlobUploadInvalid,
     BlobUploadUnknown,
@@ -47,7 +46,8 @@ from ..errors import (
     SizeInvalid,
     TooManyRequests,
 )
-from ..mediatypes import (
+from harbor_cache.grammar.digests import digest_bytes, parse_digest
+from harbor_cache.grammar.mediatypes import (
     DOCKER_MANIFEST_LIST,
     DOCKER_MANIFEST_V2,
     INDEX_TYPES,
@@ -57,8 +57,8 @@ from ..mediatypes import (
     detect_manifest_media_type,
     manifest_references,
 )
-from ..storage import BlobCorrupt, SourceFailed, TempBlob
-from ..upload_files import SESSION_ID, UploadFiles
+from harbor_cache.storage import BlobCorrupt, SourceFailed, TempBlob
+from harbor_cache.storage.uploads import SESSION_ID, UploadFiles
 
 log = Logger()
 

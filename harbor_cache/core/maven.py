@@ -32,17 +32,24 @@ from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.http import datetimeToString
 
-from ..errors import HarborError, NotFound, UpstreamBadResponse
-from ..mavenpaths import checksum_base, content_type_for, is_checksum, is_directory_listing, is_mutable, parent_path
-from ..storage import BlobCorrupt, GrowingSource
-from ..timestamps import iso8601
-from ..upstream.body import discard_body
-from ..upstream.http import UpstreamError, header
-from ..upstream.maven import NotAFile, parse_sha1
-from .access import NegativeCache, Outcomes
-from .maven_group import MavenGroups
-from .maven_hosted import checksum_algorithm, hash_file
-from .observable import Observable, SingleFlight
+from harbor_cache.core.access import NegativeCache, Outcomes
+from harbor_cache.core.maven_group import MavenGroups
+from harbor_cache.core.maven_hosted import checksum_algorithm, hash_file
+from harbor_cache.core.observable import Observable, SingleFlight
+from harbor_cache.errors import HarborError, NotFound, UpstreamBadResponse
+from harbor_cache.grammar.maven_paths import (
+    checksum_base,
+    content_type_for,
+    is_checksum,
+    is_directory_listing,
+    is_mutable,
+    parent_path,
+)
+from harbor_cache.grammar.timestamps import iso8601
+from harbor_cache.storage import BlobCorrupt, GrowingSource
+from harbor_cache.upstream.body import discard_body
+from harbor_cache.upstream.http import UpstreamError, header
+from harbor_cache.upstream.maven import NotAFile, parse_sha1
 
 log = Logger()
 

@@ -26,9 +26,9 @@ import hashlib
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
-from ..errors import HarborError, NotFound, UpstreamBadResponse
-from ..mavenmetadata import MAX_METADATA_BYTES, MetadataInvalid, merge_metadata
-from ..mavenpaths import METADATA_NAME, checksum_base, is_metadata, parent_path
+from harbor_cache.errors import HarborError, NotFound, UpstreamBadResponse
+from harbor_cache.grammar.maven_metadata import MAX_METADATA_BYTES, MetadataInvalid, merge_metadata
+from harbor_cache.grammar.maven_paths import METADATA_NAME, checksum_base, is_metadata, parent_path
 
 log = Logger()
 

@@ -29,9 +29,9 @@ from typing import BinaryIO
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from ..errors import BadRequest, DigestInvalid, HarborError
-from ..mavenpaths import checksum_base, content_type_for, is_mutable
-from ..storage import BlobCorrupt, SourceFailed, TempBlob
+from harbor_cache.errors import BadRequest, DigestInvalid, HarborError
+from harbor_cache.grammar.maven_paths import checksum_base, content_type_for, is_mutable
+from harbor_cache.storage import BlobCorrupt, SourceFailed, TempBlob
 
 log = Logger()
 

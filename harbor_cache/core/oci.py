@@ -19,8 +19,10 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from ..digests import InvalidDigest, digest_bytes, parse_digest
-from ..errors import (
+from harbor_cache.core.access import NegativeCache, Outcomes
+from harbor_cache.core.diskspace import is_disk_full
+from harbor_cache.core.observable import SingleFlight
+from harbor_cache.errors import (
     BlobUnknown,
     Denied,
     HarborError,
@@ -29,16 +31,14 @@ from ..errors import (
     UpstreamBadResponse,
     UpstreamUnavailable,
 )
-from ..mediatypes import InvalidManifest, detect_manifest_media_type
-from ..numbers import parse_decimal
-from ..storage import GrowingSource
-from ..upstream.body import discard_body
-from ..upstream.http import UpstreamError, header
-from ..upstream.registry import ALL_MANIFEST_TYPES, Route, read_limited
-from ..upstream.routing import route_matches
-from .access import NegativeCache, Outcomes
-from .diskspace import is_disk_full
-from .observable import SingleFlight
+from harbor_cache.grammar.digests import InvalidDigest, digest_bytes, parse_digest
+from harbor_cache.grammar.mediatypes import InvalidManifest, detect_manifest_media_type
+from harbor_cache.grammar.numbers import parse_decimal
+from harbor_cache.storage import GrowingSource
+from harbor_cache.upstream.body import discard_body
+from harbor_cache.upstream.http import UpstreamError, header
+from harbor_cache.upstream.registry import ALL_MANIFEST_TYPES, Route, read_limited
+from harbor_cache.upstream.routing import route_matches
 
 log = Logger()
 

@@ -11,13 +11,19 @@ request, for every token kind, the front looks the user up again:
   ``cst`` credential stamp of the hash at issue (`credential_stamp`);
 - what a token grants is cut to what the user's *current* role allows,
   per scope or action, with the same role tables that decided it at issue
-  (``auth_roles``), so a scope added there (``artifacts:write``) is checked
+  (``auth.roles``), so a scope added there (``artifacts:write``) is checked
   the same way without code here.
 """
 
 from __future__ import annotations
 
-from ..auth import STAMP_CLAIM, InvalidToken, allowed_artifact_scopes, allowed_registry_actions, credential_stamp
+from harbor_cache.auth import (
+    STAMP_CLAIM,
+    InvalidToken,
+    allowed_artifact_scopes,
+    allowed_registry_actions,
+    credential_stamp,
+)
 
 
 async def current_holder(index, claims: dict, username: str | None) -> dict:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from ..timestamps import iso8601
+from harbor_cache.grammar.timestamps import iso8601
 
 log = Logger()
 TICK_SECONDS = 1.0

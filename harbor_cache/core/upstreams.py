@@ -22,10 +22,10 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from ..config import DOCKER_HUB_REGISTRY, DOCKER_HUB_URL, UpstreamConfig, check_upstream
-from ..errors import BadRequest, HarborError, NotFound
-from ..namespaces import check_namespaces, effective_prefix
-from ..numbers import parse_decimal
+from harbor_cache.errors import BadRequest, HarborError, NotFound
+from harbor_cache.grammar.namespaces import check_namespaces, effective_prefix
+from harbor_cache.grammar.numbers import parse_decimal
+from harbor_cache.settings.startup import DOCKER_HUB_REGISTRY, DOCKER_HUB_URL, UpstreamConfig, check_upstream
 
 log = Logger()
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..auth import MAX_PASSWORD_BYTES, ROLES, check_password, hash_password, is_valid_role
-from ..errors import BadRequest, HarborError, NotFound
+from harbor_cache.auth import MAX_PASSWORD_BYTES, ROLES, check_password, hash_password, is_valid_role
+from harbor_cache.errors import BadRequest, HarborError, NotFound
 
 MAX_USERNAME_LENGTH = 128
 # SQLite integers are signed 64-bit: a larger id cannot name a user.

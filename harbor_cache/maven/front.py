@@ -26,7 +26,7 @@ from klein import Klein
 from twisted.logger import Logger
 from werkzeug.routing import PathConverter
 
-from ..auth import (
+from harbor_cache.auth import (
     ArtifactTokenRequestError,
     InvalidToken,
     can_push,
@@ -36,15 +36,21 @@ from ..auth import (
     parse_bearer_authorization,
     plan_artifact_token,
 )
-from ..core.maven import MavenFile, UnknownRepository, parse_http_date
-from ..core.maven_hosted import MavenDeployer
-from ..core.token_holders import current_artifact_scopes, current_holder
-from ..errors import BadRequest, HarborError, NotFound
-from ..mavenpaths import InvalidPath, PathTooLong, is_checksum, normalize_artifact_path, normalize_browse_path
-from ..public_url import PublicURL
-from ..request_body import body_of
-from ..serving import serve_source
-from ..web import install_error_handlers, json_response, write_error
+from harbor_cache.core.maven import MavenFile, UnknownRepository, parse_http_date
+from harbor_cache.core.maven_hosted import MavenDeployer
+from harbor_cache.core.token_holders import current_artifact_scopes, current_holder
+from harbor_cache.errors import BadRequest, HarborError, NotFound
+from harbor_cache.grammar.maven_paths import (
+    InvalidPath,
+    PathTooLong,
+    is_checksum,
+    normalize_artifact_path,
+    normalize_browse_path,
+)
+from harbor_cache.grammar.public_url import PublicURL
+from harbor_cache.http.request_body import body_of
+from harbor_cache.http.serving import serve_source
+from harbor_cache.http.site import install_error_handlers, json_response, write_error
 
 log = Logger()
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from twisted.logger import Logger
 
-from ..auth import (
+from harbor_cache.auth import (
     STAMP_CLAIM,
     InvalidToken,
     allowed_registry_actions,
@@ -42,11 +42,11 @@ from ..auth import (
     parse_bearer_authorization,
     parse_scope,
 )
-from ..core.token_holders import current_holder, current_registry_actions
-from ..errors import Denied, Unauthorized
-from ..names import is_valid_repository_name
-from ..public_url import PublicURL
-from ..timestamps import iso8601
+from harbor_cache.core.token_holders import current_holder, current_registry_actions
+from harbor_cache.errors import Denied, Unauthorized
+from harbor_cache.grammar.names import is_valid_repository_name
+from harbor_cache.grammar.public_url import PublicURL
+from harbor_cache.grammar.timestamps import iso8601
 
 log = Logger()
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 from klein import Klein
 from twisted.logger import Logger
 
-from ..digests import InvalidDigest, UnsupportedDigest, is_digest_reference, parse_digest
-from ..errors import (
+from harbor_cache.errors import (
     DigestInvalid,
     HarborError,
     ManifestUnknown,
@@ -21,13 +20,14 @@ from ..errors import (
     Unauthorized,
     Unsupported,
 )
-from ..mediatypes import INDEX_TYPES, accepts
-from ..names import is_valid_repository_name, is_valid_tag
-from ..namespaces import UnknownRegistry
-from ..public_url import PublicURL
-from ..serving import serve_source
-from ..web import install_error_handlers
-from .paths import parse_v2_path
+from harbor_cache.grammar.digests import InvalidDigest, UnsupportedDigest, is_digest_reference, parse_digest
+from harbor_cache.grammar.mediatypes import INDEX_TYPES, accepts
+from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
+from harbor_cache.grammar.namespaces import UnknownRegistry
+from harbor_cache.grammar.oci_paths import parse_v2_path
+from harbor_cache.grammar.public_url import PublicURL
+from harbor_cache.http.serving import serve_source
+from harbor_cache.http.site import install_error_handlers
 
 log = Logger()
 

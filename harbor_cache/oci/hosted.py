@@ -13,13 +13,13 @@ import json
 import re
 from urllib.parse import urlencode
 
-from ..core.hosted import UploadRangeInvalid
-from ..digests import is_digest_reference
-from ..errors import BadRequest, HarborError, ManifestUnknown
-from ..names import is_valid_repository_name, is_valid_tag
-from ..numbers import parse_decimal
-from ..request_body import body_of
-from .front import TagInvalid, _check_digest, _check_name
+from harbor_cache.core.hosted import UploadRangeInvalid
+from harbor_cache.errors import BadRequest, HarborError, ManifestUnknown
+from harbor_cache.grammar.digests import is_digest_reference
+from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
+from harbor_cache.grammar.numbers import parse_decimal
+from harbor_cache.http.request_body import body_of
+from harbor_cache.oci.front import TagInvalid, _check_digest, _check_name
 
 # "0-1023", "bytes=0-1023", "bytes 0-1023/2048", "0-1023/*"
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?\s*([0-9]+)-([0-9]+)(?:/(?:[0-9]+|\*))?$")

@@ -18,13 +18,13 @@ from urllib.parse import urlencode
 from twisted.logger import Logger
 from twisted.web.http_headers import Headers
 
-from ..config import UpstreamConfig
-from ..namespaces import UnknownRegistry, effective_prefix, namespaced_key, split_prefix
-from ..numbers import parse_decimal
-from .body import BodyTooLarge, discard_body, read_body_limited
-from .challenge import parse_www_authenticate
-from .http import UpstreamError, basic_authorization, response_length, send_request
-from .routing import route_matches, upstream_repository_name
+from harbor_cache.grammar.namespaces import UnknownRegistry, effective_prefix, namespaced_key, split_prefix
+from harbor_cache.grammar.numbers import parse_decimal
+from harbor_cache.settings.startup import UpstreamConfig
+from harbor_cache.upstream.body import BodyTooLarge, discard_body, read_body_limited
+from harbor_cache.upstream.challenge import parse_www_authenticate
+from harbor_cache.upstream.http import UpstreamError, basic_authorization, response_length, send_request
+from harbor_cache.upstream.routing import route_matches, upstream_repository_name
 
 log = Logger()
 

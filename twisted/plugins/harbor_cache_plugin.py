@@ -26,8 +26,8 @@ class HarborCacheServiceMaker:
     options = Options
 
     def makeService(self, options):
-        from harbor_cache.config import load_config
         from harbor_cache.service import make_service
+        from harbor_cache.settings.startup import load_config
 
         config = load_config(options["config"], listen=options["listen"], data_dir=options["data-dir"])
         return make_service(config)

@@ -2,7 +2,7 @@
 
 Only what needs a restart lives here (listen endpoint, data dir, upstreams, Maven
 repositories). Settings that change at run time (cache size, TTLs, ...) live in
-the index and are described by `runtime_settings.py`.
+the index and are described by `settings.runtime`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .client_limits import LIMIT_KEYS, ClientLimits
-from .config_schema import unknown_keys
-from .namespaces import check_namespaces, check_prefix, check_registry_host
-from .public_url import parse_trusted_proxies
+from harbor_cache.grammar.namespaces import check_namespaces, check_prefix, check_registry_host
+from harbor_cache.grammar.public_url import parse_trusted_proxies
+from harbor_cache.http.client_limits import LIMIT_KEYS, ClientLimits
+from harbor_cache.settings.schema import unknown_keys
 
 DOCKER_HUB_URL = "https://registry-1.docker.io"
 DOCKER_HUB_REGISTRY = "docker.io"

@@ -22,18 +22,11 @@ from twisted.web.static import File
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as WerkzeugNotFound
 
-from . import __version__
-from .client_limits import ClientLimits, raw_error
-from .errors import HarborError, error_body
-from .metrics import front_label, method_label, status_label
-from .request_body import (
-    BodyRules,
-    BodyTooLarge,
-    BodyTooSlow,
-    ClientGone,
-    StreamedBody,
-    default_rules,
-)
+from harbor_cache import __version__
+from harbor_cache.errors import HarborError, error_body
+from harbor_cache.http.client_limits import ClientLimits, raw_error
+from harbor_cache.http.request_body import BodyRules, BodyTooLarge, BodyTooSlow, ClientGone, StreamedBody, default_rules
+from harbor_cache.metrics import front_label, method_label, status_label
 
 log = Logger()
 access_log = Logger(namespace="harbor_cache.access")

@@ -1,7 +1,7 @@
 """Limits on what one HTTP client may cost us: body sizes, slowness, connections.
 
 Each is a ``[limits]`` key of the config file (see docs/security.md for what a
-client sees when it hits one).  The channel and request classes in `web.py`
+client sees when it hits one).  The channel and request classes in `http.site`
 enforce them; this module only holds the numbers and the raw error reply used
 when there is no request object to answer through.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import error_body
-from .request_body import MAX_BODY_BYTES, MAX_UPLOAD_BYTES
+from harbor_cache.errors import error_body
+from harbor_cache.http.request_body import MAX_BODY_BYTES, MAX_UPLOAD_BYTES
 
 
 @dataclass(frozen=True)

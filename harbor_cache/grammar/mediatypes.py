@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harbor_cache.digests import InvalidDigest, parse_digest
+from harbor_cache.grammar.digests import InvalidDigest, parse_digest
 
 __all__ = [
     "OCI_MANIFEST",
@@ -194,7 +194,7 @@ def manifest_references(body: bytes) -> tuple[list[str], list[str]]:
     included.  Children are the ``manifests`` of an index or list.
 
     @raise InvalidManifest: bad JSON, a malformed descriptor, or a digest that
-        does not pass :func:`harbor_cache.digests.parse_digest`.
+        does not pass :func:`harbor_cache.grammar.digests.parse_digest`.
     """
     document = _load_object(body)
     blobs: list[str] = []

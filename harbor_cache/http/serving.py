@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from twisted.logger import Logger
 
-from .ranges import UnsatisfiableRange, content_range_header, parse_range, unsatisfied_range_header
-from .storage import READ_CHUNK, RangeProducer, SourceFailed
-from .web import write_error
+from harbor_cache.grammar.ranges import UnsatisfiableRange, content_range_header, parse_range, unsatisfied_range_header
+from harbor_cache.http.site import write_error
+from harbor_cache.storage import READ_CHUNK, RangeProducer, SourceFailed
 
 log = Logger()
 

@@ -3,7 +3,7 @@
 Repository names contain slashes, so the endpoint is found from the end of
 the path: the last two (or three) segments name the endpoint, everything
 before them is the repository name.  Names are not validated here; see
-:mod:`harbor_cache.names`.
+:mod:`harbor_cache.grammar.names`.
 """
 
 from __future__ import annotations

@@ -17,7 +17,10 @@ import hashlib
 import os
 import re
 
-from .storage import BlobCorrupt, Storage, TempBlob, _sync_file
+from harbor_cache.storage import disk
+from harbor_cache.storage.errors import BlobCorrupt
+from harbor_cache.storage.layout import Storage
+from harbor_cache.storage.writer import TempBlob
 
 SESSION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 HASH_READ = 1 << 20
@@ -78,7 +81,7 @@ class UploadFiles:
                     while chunk := os.read(fd, HASH_READ):
                         h.update(chunk)
                     hexdigest = h.hexdigest()
-                _sync_file(fd)
+                disk.sync_file(fd)
                 return "sha256:" + hexdigest
             finally:
                 os.close(fd)

@@ -27,7 +27,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from harbor_cache.auth_roles import (
+from harbor_cache.auth.roles import (
     ARTIFACT_SCOPES,
     REGISTRY_ACTIONS,
     ArtifactTokenRequestError,

@@ -7,7 +7,7 @@ wrote. So the file is checked against ``SCHEMA`` before it is parsed, and the
 first unknown key stops the start with its full path
 (``upstreams[1].strip_prefix: unknown key``).
 
-How to add a key (the only place besides the parser in ``config.py``):
+How to add a key (the only place besides the parser in ``settings.startup``):
 
 * a key of an existing table: add ``"name": KEY`` to that table's dict below;
 * a new table ``[section]``: add ``"section": {"key": KEY, ...}``;
@@ -15,7 +15,7 @@ How to add a key (the only place besides the parser in ``config.py``):
   (a one-element list holding the schema of each table);
 * a nested table (``[maven.repositories]``): nest the dicts.
 
-Types and values are not checked here (``config.py`` does that and names the
+Types and values are not checked here (``settings.startup`` does that and names the
 key too); this module only knows which names exist. It imports nothing.
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-KEY = None  # a leaf: any TOML value, checked by the parser in config.py
+KEY = None  # a leaf: any TOML value, checked by the parser in settings.startup
 
 SCHEMA: dict[str, Any] = {
     "server": {

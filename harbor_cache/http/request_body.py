@@ -39,7 +39,7 @@ from typing import BinaryIO, Protocol
 
 from twisted.internet import defer
 
-from .errors import HarborError
+from harbor_cache.errors import HarborError
 
 # Bodies of routes that are not streamed are buffered in memory up to this.
 MAX_BODY_BYTES = 1 << 20

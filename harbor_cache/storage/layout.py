@@ -1,0 +1,194 @@
+"""The data directory's layout: ``blobs/<algo>/<ab>/<hex>`` for committed content,
+``tmp/[<node>/]`` for writes in progress, ``.reserve`` for the bytes given back
+when the disk is full; and the operations that move files between them."""
+
+from __future__ import annotations
+
+import os
+
+from twisted.logger import Logger
+
+from harbor_cache.storage import disk
+from harbor_cache.storage.errors import DISK_FULL_ERRNOS, RESERVE_BYTES
+from harbor_cache.storage.io import StorageIO
+from harbor_cache.storage.reader import RangeProducer, StoredSource
+from harbor_cache.storage.writer import TempBlob
+
+log = Logger()
+
+
+class Storage:
+    """Files under one data directory: ``blobs/`` (committed), ``tmp/`` (in progress)."""
+
+    def __init__(self, root: str, io: StorageIO, node: str | None = None):
+        self.root = os.path.abspath(root)
+        self.blob_dir = os.path.join(self.root, "blobs")
+        # Several nodes on one data directory each write under tmp/<node>, so a
+        # starting node's clean_temp never removes another node's work in progress.
+        self.tmp_dir = os.path.join(self.root, "tmp") if node is None else os.path.join(self.root, "tmp", node)
+        self.io = io
+        self.live_readers: set[RangeProducer] = set()
+        os.makedirs(self.blob_dir, exist_ok=True)
+        os.makedirs(self.tmp_dir, exist_ok=True)
+
+    def clean_temp(self) -> int:
+        """Remove what a previous run left half-written; run once at start-up."""
+        removed = 0
+        for name in os.listdir(self.tmp_dir):
+            try:
+                os.unlink(os.path.join(self.tmp_dir, name))
+                removed += 1
+            except (IsADirectoryError, FileNotFoundError, PermissionError):
+                pass
+        return removed
+
+    def blob_path(self, digest: str) -> str:
+        algo, _, hexpart = digest.partition(":")
+        if not hexpart or "/" in hexpart or "/" in algo or hexpart.startswith("."):
+            raise ValueError(f"not a digest: {digest!r}")
+        return os.path.join(self.blob_dir, algo, hexpart[:2], hexpart)
+
+    def _install(self, tmp_path: str, final: str) -> None:
+        """Rename a verified (already fsynced) temp file into the store, durably.
+
+        The directory that receives the name is fsynced after the rename, and
+        so are the parents of any directory created for it.
+        """
+        parent = os.path.dirname(final)
+        created = []
+        walk = parent
+        while not os.path.isdir(walk) and walk.startswith(self.blob_dir):
+            created.append(walk)
+            walk = os.path.dirname(walk)
+        os.makedirs(parent, exist_ok=True)
+        os.replace(tmp_path, final)
+        disk.sync_dir(parent)
+        for path in created:
+            disk.sync_dir(os.path.dirname(path))
+
+    def new_temp(self, total: int | None = None, extra_hashes: tuple[str, ...] = ()) -> TempBlob:
+        temp = TempBlob(self, total, extra_hashes)
+        temp.readers = self.live_readers
+        return temp
+
+    def digests_being_read(self) -> set[str]:
+        """Digests of committed files some response is streaming right now (eviction skips them)."""
+        prefix = self.blob_dir + os.sep
+        found = set()
+        for producer in self.live_readers:
+            path = producer.source.path
+            if path.startswith(prefix):
+                algo, _, hexpart = os.path.relpath(path, self.blob_dir).partition(os.sep)
+                found.add(f"{algo}:{os.path.basename(hexpart)}")
+        return found
+
+    def stat_blob(self, digest: str) -> int | None:
+        """Size of the committed file, or None when it is not on disk."""
+        try:
+            return os.stat(self.blob_path(digest)).st_size
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def open_stored(self, digest: str, size: int | None = None) -> StoredSource:
+        path = self.blob_path(digest)
+        if size is None:
+            size = os.stat(path).st_size
+        source = StoredSource(path, size)
+        source.readers = self.live_readers
+        return source
+
+    async def store_bytes(self, data: bytes, expected_digest: str | None = None) -> str:
+        """Write a small body (manifests, checksums) through the same verify-and-rename path."""
+        temp = self.new_temp(len(data))
+        temp.write(data)
+        return await temp.finish(expected_digest)
+
+    async def read_bytes(self, digest: str) -> bytes:
+        """Read a small committed file (manifests) off the reactor thread."""
+
+        def _read():
+            with open(self.blob_path(digest), "rb") as f:
+                return f.read()
+
+        return await self.io.run(_read)
+
+    async def delete_blob(self, digest: str) -> bool:
+        def _delete():
+            try:
+                os.unlink(self.blob_path(digest))
+                return True
+            except FileNotFoundError:
+                return False
+
+        return await self.io.run(_delete)
+
+    def usable(self) -> bool:
+        """Can we still write here? (for /health)"""
+        return os.access(self.tmp_dir, os.W_OK) and os.access(self.blob_dir, os.W_OK)
+
+    def free_bytes(self) -> int:
+        """Bytes an unprivileged writer can still use on the data directory's filesystem."""
+        st = os.statvfs(self.root)
+        return st.f_bavail * st.f_frsize
+
+    # -- the reserve: room for the remedy when the disk is full ----------------
+
+    @property
+    def reserve_path(self) -> str:
+        return os.path.join(self.root, ".reserve")
+
+    def ensure_reserve(self, size: int = RESERVE_BYTES) -> bool:
+        """(Re)create DATA/.reserve; blocking (run on the I/O pool). False when there is no room."""
+        try:
+            if os.path.getsize(self.reserve_path) >= size:
+                return True
+        except FileNotFoundError:
+            pass
+        try:
+            fd = os.open(self.reserve_path, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, size)
+            finally:
+                os.close(fd)
+            return True
+        except OSError as e:
+            if e.errno not in DISK_FULL_ERRNOS:
+                log.warn("cannot keep {path}: {error}", path=self.reserve_path, error=e)
+            try:
+                os.unlink(self.reserve_path)
+            except FileNotFoundError:
+                pass
+            return False
+
+    def release_reserve(self) -> bool:
+        """Give the reserve's space back (the disk is full); True when there was one."""
+        try:
+            os.unlink(self.reserve_path)
+            return True
+        except FileNotFoundError:
+            return False
+
+    # -- orphans ------------------------------------------------------------
+
+    def scan_blobs(self) -> list[tuple[str, int, float]]:
+        """(digest, size, mtime) of every committed file; blocking (run on the I/O pool)."""
+        found = []
+        for algo in os.listdir(self.blob_dir):
+            algo_dir = os.path.join(self.blob_dir, algo)
+            if not os.path.isdir(algo_dir):
+                continue
+            for prefix in os.listdir(algo_dir):
+                prefix_dir = os.path.join(algo_dir, prefix)
+                try:
+                    names = os.listdir(prefix_dir)
+                except NotADirectoryError:
+                    continue
+                for name in names:
+                    try:
+                        st = os.stat(os.path.join(prefix_dir, name))
+                    except FileNotFoundError:
+                        continue
+                    found.append((f"{algo}:{name}", st.st_size, st.st_mtime))
+        return found
+
+

@@ -1,0 +1,221 @@
+"""Readers of stored content: a file that may still be growing, and the producer
+that streams a byte range of it to an HTTP response, following the writer and
+holding back the last byte until the content is verified."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from harbor_cache.storage.errors import SourceFailed
+
+log = Logger()
+
+# How much a reader moves per read: large enough that per-chunk Python
+# overhead stays small, small enough that one read never stalls the reactor.
+READ_CHUNK = 1 << 20
+
+
+class GrowingSource:
+    """What readers need to know about a file that may still be growing.
+
+    ``available`` bytes are on disk at ``path``; ``total`` is the final size when
+    known.  ``verified`` means the file is complete and its digest checked;
+    ``failure`` means it never will be.
+    """
+
+    def __init__(self, path: str, total: int | None):
+        self.path = path
+        self.total = total
+        self.available = 0
+        self.verified = False
+        self.failure: Exception | None = None
+        self._waiters: list[Callable[[], None]] = []
+        # The storage's set of live RangeProducers, so eviction can see what is being read.
+        self.readers: set | None = None
+
+    def wait(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (once) the next time something changes."""
+        self._waiters.append(callback)
+
+    def unwait(self, callback: Callable[[], None]) -> None:
+        try:
+            self._waiters.remove(callback)
+        except ValueError:
+            pass
+
+    def _changed(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for w in waiters:
+            try:
+                w()
+            except Exception:
+                log.failure("reader wake-up failed")
+
+
+class StoredSource(GrowingSource):
+    """A committed file: complete and verified from the start."""
+
+    def __init__(self, path: str, size: int):
+        super().__init__(path, size)
+        self.available = size
+        self.verified = True
+
+
+
+@implementer(IPushProducer)
+class RangeProducer:
+    """Moves bytes ``[start, end]`` of a source to a consumer, following the writer.
+
+    Only moves bytes: status and headers are the caller's job.  Honours the
+    consumer's pause/resume, wakes when the writer appends (no polling),
+    closes its file in `stopProducing`.  ``end`` None means "to the end of the
+    source, whatever length it turns out to have".
+
+    `done` fires with None when every byte went out, or errbacks with
+    `SourceFailed` when the source failed mid-way; in that case the caller
+    must make the client see an incomplete body (abort the connection).
+    """
+
+    def __init__(self, source: GrowingSource, consumer, start: int = 0, end: int | None = None):
+        self.source = source
+        self.consumer = consumer
+        self.offset = start
+        self.end = end
+        self.sent = 0
+        self.paused = False
+        self.stopped = False
+        self.consumer_gone = False
+        self._fd = -1
+        self._pumping = False
+        self.done: defer.Deferred = defer.Deferred(lambda d: self.stopProducing())
+
+    def start(self) -> defer.Deferred:
+        if self.stopped:
+            return self.done
+        try:
+            self._fd = os.open(self.source.path, os.O_RDONLY)
+        except OSError as e:
+            src = self.source
+            if e.errno == errno.ENOENT and not src.verified and src.failure is None:
+                # Joined just as the file is being renamed into the store: its
+                # new path is known once the rename is done (or it failed).
+                src.wait(self._start_again)
+                return self.done
+            self._finish(SourceFailed(f"cannot open {src.path}: {e.strerror}"))
+            return self.done
+        if self.source.readers is not None:
+            self.source.readers.add(self)
+        self.consumer.registerProducer(self, True)
+        self._pump()
+        return self.done
+
+    def _limit(self) -> int:
+        """How far (exclusive) we may read now."""
+        src = self.source
+        limit = src.available
+        if not src.verified:
+            # Hold back the last byte until the digest is checked.
+            if src.total is not None:
+                limit = min(limit, src.total - 1)
+        if self.end is not None:
+            limit = min(limit, self.end + 1)
+        return limit
+
+    def _pump(self) -> None:
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while not self.paused and not self.stopped:
+                src = self.source
+                if src.failure is not None:
+                    self._finish(SourceFailed(str(src.failure)))
+                    return
+                target_end = self.end + 1 if self.end is not None else (src.total if src.verified else None)
+                if target_end is not None and self.offset >= target_end:
+                    self._finish(None)
+                    return
+                limit = self._limit()
+                if self.offset >= limit:
+                    if src.verified and self.end is None and src.total is not None and self.offset >= src.total:
+                        self._finish(None)
+                        return
+                    src.wait(self._wake)
+                    return
+                n = min(READ_CHUNK, limit - self.offset)
+                try:
+                    data = os.pread(self._fd, n, self.offset)
+                except OSError as e:
+                    if e.errno == errno.EINTR:
+                        continue
+                    self._finish(SourceFailed(f"read failed: {e.strerror}"))
+                    return
+                if not data:
+                    self._finish(SourceFailed("file shorter than announced"))
+                    return
+                self.offset += len(data)
+                self.sent += len(data)
+                self.consumer.write(data)
+        finally:
+            self._pumping = False
+
+    def _start_again(self) -> None:
+        if not self.stopped:
+            self.start()
+
+    def _wake(self) -> None:
+        if not self.stopped and not self.paused:
+            self._pump()
+
+    def _close(self) -> None:
+        self.source.unwait(self._wake)
+        self.source.unwait(self._start_again)
+        if self.source.readers is not None:
+            self.source.readers.discard(self)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _finish(self, error: Exception | None) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        self._close()
+        try:
+            self.consumer.unregisterProducer()
+        except Exception:
+            pass
+        if error is None:
+            self.done.callback(None)
+        else:
+            self.done.errback(error)
+
+    # IPushProducer
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self._pump()
+
+    def stopProducing(self) -> None:
+        """The consumer went away (or we were cancelled): stop, close the file.
+
+        ``consumer_gone`` tells the caller that the response cannot be
+        finished: the transport calls this just before the request learns
+        that its connection is lost.
+        """
+        if self.stopped:
+            return
+        self.stopped = True
+        self.consumer_gone = True
+        self._close()
+        if not self.done.called:
+            self.done.callback(None)

@@ -1,0 +1,283 @@
+"""Writers of new content: a temp file under ``DATA/tmp`` that is written and
+hashed on the I/O pool as chunks arrive, with backpressure toward its producer."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from harbor_cache.storage import disk
+from harbor_cache.storage.errors import BlobCorrupt, SourceFailed, StorageFull, write_failure
+from harbor_cache.storage.reader import GrowingSource
+
+if TYPE_CHECKING:  # the layout creates temp blobs; a temp blob only names its layout
+    from harbor_cache.storage.layout import Storage
+
+log = Logger()
+
+# Queued-but-unwritten bytes above which the writer asks its producer to pause.
+HIGH_WATER = 8 << 20
+LOW_WATER = 2 << 20
+
+
+class _Lane:
+    """One ordered stream of work over the chunks of a TempBlob (the disk write, or one hash).
+
+    Lanes run on the I/O pool side by side: writing and each hash release the
+    GIL, so the slowest of them, not their sum, bounds a cold download.
+    """
+
+    def __init__(self, work: Callable[[list[bytes]], None]):
+        self.work = work
+        self.queue: deque[bytes] = deque()
+        self.pending = 0
+        self.busy = False
+
+    def idle(self) -> bool:
+        return not self.busy and not self.queue
+
+
+class TempBlob(GrowingSource):
+    """A file being written under ``DATA/tmp``, hashed as it grows.
+
+    `write` queues a chunk and returns True when the caller should pause its
+    producer (too much queued); `on_drain` is then called once the queue is
+    low again.  `finish` waits for the queue, checks the digest and renames
+    the file into the store; `abort` throws everything away.
+    """
+
+    def __init__(self, storage: Storage, total: int | None, extra_hashes: tuple[str, ...] = (), *,
+                 append_to: str | None = None, offset: int = 0, hashers: dict | None = None):
+        """A new file under ``DATA/tmp``; or, with ``append_to``, more bytes for an existing file.
+
+        Appending (an upload session's next chunk, `UploadFiles.appender`):
+        the file holds ``offset`` bytes already; ``hashers`` are the hash
+        states at that offset to continue ({} when this node does not have
+        them: the digest is then computed from the file at the end).
+        """
+        path = append_to or os.path.join(storage.tmp_dir, uuid.uuid4().hex)
+        super().__init__(path, total)
+        self._storage = storage
+        if append_to is None:
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            self._hashers = {"sha256": hashlib.sha256()}
+            self._hashers.update({name: hashlib.new(name) for name in extra_hashes})
+        else:
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            self._hashers = dict(hashers or {})
+            self.available = offset
+        self._append_offset = None if append_to is None else offset
+        self._writer = _Lane(self._write_chunks)
+        self._lanes = [self._writer] + [_Lane(self._hash_lane(h)) for h in self._hashers.values()]
+        self._high = False
+        self._drained: list[defer.Deferred] = []
+        self.on_drain: Callable[[], None] | None = None
+        self.received = offset
+        self.digest: str | None = None
+        self.hashes: dict[str, str] = {}
+        self.closed = False
+        # Called once with the reason when the blob fails (a local write error,
+        # a bad digest): the upstream reader uses it to stop the transfer at once.
+        self.on_failure: Callable[[Exception], None] | None = None
+
+    @property
+    def queued(self) -> int:
+        """Bytes received but not yet through every lane (the slowest one counts)."""
+        return max(lane.pending for lane in self._lanes)
+
+    def write(self, data: bytes) -> bool:
+        if self.closed or self.failure is not None:
+            return False
+        self.received += len(data)
+        for lane in self._lanes:
+            lane.queue.append(data)
+            lane.pending += len(data)
+            self._kick(lane)
+        if self.queued > HIGH_WATER:
+            self._high = True
+        return self._high
+
+    def _kick(self, lane: _Lane) -> None:
+        if lane.busy or not lane.queue or self.failure is not None:
+            return
+        chunks = list(lane.queue)
+        lane.queue.clear()
+        lane.busy = True
+        n = sum(len(c) for c in chunks)
+        d = self._storage.io.run(lane.work, chunks)
+        d.addCallbacks(lambda _: self._lane_done(lane, n), lambda f: self._lane_failed(lane, f))
+
+    def _write_chunks(self, chunks: list[bytes]) -> None:
+        """Runs on the I/O pool: append to the file."""
+        for c in chunks:
+            disk.write_all(self._fd, c)
+
+    @staticmethod
+    def _hash_lane(hasher) -> Callable[[list[bytes]], None]:
+        def work(chunks: list[bytes]) -> None:
+            """Runs on the I/O pool: hashlib releases the GIL for large updates."""
+            for c in chunks:
+                hasher.update(c)
+
+        return work
+
+    def _lane_done(self, lane: _Lane, n: int) -> None:
+        lane.busy = False
+        lane.pending -= n
+        if self.failure is not None:
+            if lane is self._writer:
+                self._release_file()
+            return
+        self._kick(lane)
+        if lane is self._writer:
+            self.available += n
+            self._changed()
+        if self._high and self.queued <= LOW_WATER:
+            self._high = False
+            if self.on_drain is not None:
+                self.on_drain()
+        if all(lane.idle() for lane in self._lanes):
+            drained, self._drained = self._drained, []
+            for d in drained:
+                d.callback(None)
+
+    def _lane_failed(self, lane: _Lane, failure) -> None:
+        lane.busy = False
+        error = write_failure("write", failure.value)
+        if isinstance(error, StorageFull):
+            log.warn("writing {path} failed: {error}", path=self.path, error=error)
+        else:
+            log.failure("writing {path} failed", failure, path=self.path)
+        self.abort(error)
+        if lane is self._writer:
+            self._release_file()
+
+    def _wait_drained(self) -> defer.Deferred:
+        if all(lane.idle() for lane in self._lanes):
+            return defer.succeed(None)
+        d: defer.Deferred = defer.Deferred()
+        self._drained.append(d)
+        return d
+
+    def _failure(self) -> Exception:
+        """The failure `abort` recorded (the first one, if several)."""
+        assert self.failure is not None
+        return self.failure
+
+    async def _settle_writes(self) -> None:
+        """Every queued write on disk, then no more writes; raises the failure of any that did not make it."""
+        if self.failure is not None:
+            raise self.failure
+        await self._wait_drained()
+        if self.failure is not None:
+            raise self.failure
+        self.closed = True
+
+    async def finish(self, expected_digest: str | None = None) -> str:
+        """Wait for every byte to reach disk, verify, rename into the store.
+
+        Returns the ``sha256:<hex>`` digest.  Raises `BlobCorrupt` (and aborts)
+        when ``expected_digest`` (sha256 or, for Maven, any extra hash given
+        as ``algo:hex``) does not match, or when ``total`` was announced and
+        a different number of bytes arrived.
+        """
+        await self._settle_writes()
+        fd = self._fd
+        try:
+            await self._storage.io.run(disk.sync_file, fd)
+        except Exception as e:
+            self.abort(write_failure("flushing to disk", e))
+            raise self._failure() from None
+        self._fd = -1
+        await self._storage.io.run(os.close, fd)
+        self.hashes = {name: h.hexdigest() for name, h in self._hashers.items()}
+        digest = "sha256:" + self.hashes["sha256"]
+        if self.total is not None and self.available != self.total:
+            err = SourceFailed(f"short body: {self.available} of {self.total} bytes")
+            self.abort(err)
+            raise err
+        if expected_digest is not None:
+            algo, _, hexpart = expected_digest.partition(":")
+            actual = self.hashes.get(algo)
+            if actual != hexpart.lower():
+                corrupt = BlobCorrupt(expected_digest, f"{algo}:{actual}")
+                self.abort(corrupt)
+                raise corrupt
+        final = self._storage.blob_path(digest)
+        try:
+            await self._storage.io.run(self._storage._install, self.path, final)
+        except Exception as e:
+            self.abort(write_failure("commit", e))
+            raise self._failure() from None
+        self.digest = digest
+        self.path = final
+        self.total = self.available
+        self.verified = True
+        self._changed()
+        return digest
+
+    async def close_append(self) -> int:
+        """End one request's appending: every byte on disk, the descriptor closed; returns the file's size.
+
+        The session file stays (it is not renamed: `UploadFiles.commit` does
+        that at the end of the upload); no descriptor is held while the
+        session waits for its next chunk.
+        """
+        await self._settle_writes()
+        fd, self._fd = self._fd, -2
+        await self._storage.io.run(os.close, fd)
+        return self.available
+
+    def _release_file(self) -> None:
+        """Close and unlink the temp file, once no write is running on it (never close under a writer)."""
+        if self._writer.busy or self._fd == -2:
+            return
+        fd, self._fd = self._fd, -2
+        path = self.path
+        keep_to = self._append_offset  # an upload session's file: cut back to where this request began
+
+        def _remove():
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            try:
+                if keep_to is None:
+                    os.unlink(path)
+                else:
+                    os.truncate(path, keep_to)
+            except FileNotFoundError:
+                pass
+
+        self._storage.io.run(_remove).addErrback(lambda f: log.failure("removing temp file", f))
+
+    def abort(self, reason: Exception) -> None:
+        """Give up: readers are told (they abort their connections) and the temp file goes."""
+        if self.verified or self.failure is not None:
+            return
+        self.failure = reason
+        self.closed = True
+        for lane in self._lanes:
+            lane.queue.clear()
+        self._release_file()
+        self._changed()
+        hook, self.on_failure = self.on_failure, None
+        if hook is not None:
+            try:
+                hook(reason)
+            except Exception:
+                log.failure("failure hook of {path}", path=self.path)
+        drained, self._drained = self._drained, []
+        for d in drained:
+            d.callback(None)
+        if self.on_drain is not None:  # wake a paused producer: it sees `failure` and stops
+            self.on_drain()
+
