@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.enterprise import adbapi
@@ -358,6 +359,22 @@ class InlinePool:
         self.conn.close()
 
 
+@dataclass(frozen=True, slots=True)
+class EntryWrite:
+    """One entry to insert or replace (`Index.put_entries`)."""
+
+    kind: str
+    type_: str
+    repository: str
+    key: str
+    digest: str
+    size: int
+    media_type: str | None = None
+    sha1: str | None = None
+    upstream: str | None = None
+    upstream_modified: float | None = None
+
+
 class Index:
     """Every query the rest of the program makes, by name."""
 
@@ -453,26 +470,56 @@ class Index:
         upstream_modified: float | None = None,
     ) -> dict:
         """Insert or replace an entry; an existing hosted entry stays hosted."""
+        write = EntryWrite(kind, type_, repository, key, digest, size, media_type, sha1, upstream, upstream_modified)
+        return await self._run("put_entry", self._upsert_entry_txn, write, now)
+
+    async def put_entries(self, writes: list[EntryWrite], now: float) -> tuple[list[dict], list[str]]:
+        """Insert or replace several entries in one transaction (a Maven file and its ``.sha1``).
+
+        Returns the rows as stored, in order, and the digests the writes
+        replaced that no entry references any more (files the caller may delete).
+        """
 
         def _txn(txn):
-            self._exec(
-                txn,
-                """INSERT INTO entries (kind, type, repository, key, digest, size, media_type, sha1, upstream,
-                       upstream_modified, created_at, fetched_at, last_access, access_count)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
-                   ON CONFLICT (type, repository, key) DO UPDATE SET
-                       kind = CASE WHEN entries.kind = 'hosted' OR excluded.kind = 'hosted'
-                                   THEN 'hosted' ELSE 'proxy' END,
-                       digest = excluded.digest, size = excluded.size, media_type = excluded.media_type,
-                       sha1 = excluded.sha1, upstream = excluded.upstream,
-                       upstream_modified = excluded.upstream_modified,
-                       fetched_at = excluded.fetched_at""",
-                (kind, type_, repository, key, digest, size, media_type, sha1, upstream, upstream_modified, now, now, now),
-            )
-            self._exec(txn, "SELECT * FROM entries WHERE type = ? AND repository = ? AND key = ?", (type_, repository, key))
-            return _row(txn)
+            replaced: set[str] = set()
+            rows = []
+            for write in writes:
+                self._exec(txn, "SELECT digest FROM entries WHERE type = ? AND repository = ? AND key = ?",
+                           (write.type_, write.repository, write.key))
+                old = txn.fetchone()
+                if old is not None and old[0] != write.digest:
+                    replaced.add(old[0])
+                rows.append(self._upsert_entry_txn(txn, write, now))
+            orphans = []
+            for digest in sorted(replaced):
+                self._exec(txn, "SELECT 1 FROM entries WHERE digest = ? LIMIT 1", (digest,))
+                if txn.fetchone() is None:
+                    orphans.append(digest)
+            return rows, orphans
 
-        return await self._run("put_entry", _txn)
+        return await self._run("put_entries", _txn)
+
+    def _upsert_entry_txn(self, txn, write: EntryWrite, now: float) -> dict:
+        self._exec(
+            txn,
+            """INSERT INTO entries (kind, type, repository, key, digest, size, media_type, sha1, upstream,
+                   upstream_modified, created_at, fetched_at, last_access, access_count)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
+               ON CONFLICT (type, repository, key) DO UPDATE SET
+                   kind = CASE WHEN entries.kind = 'hosted' OR excluded.kind = 'hosted'
+                               THEN 'hosted' ELSE 'proxy' END,
+                   digest = excluded.digest, size = excluded.size, media_type = excluded.media_type,
+                   sha1 = excluded.sha1, upstream = excluded.upstream,
+                   upstream_modified = excluded.upstream_modified,
+                   fetched_at = excluded.fetched_at""",
+            (write.kind, write.type_, write.repository, write.key, write.digest, write.size, write.media_type,
+             write.sha1, write.upstream, write.upstream_modified, now, now, now),
+        )
+        self._exec(txn, "SELECT * FROM entries WHERE type = ? AND repository = ? AND key = ?",
+                   (write.type_, write.repository, write.key))
+        row = _row(txn)
+        assert row is not None
+        return row
 
     async def mark_fetched(self, entry_id: int, now: float) -> None:
         """Record a successful revalidation (TTL restarts)."""

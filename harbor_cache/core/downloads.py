@@ -16,9 +16,13 @@ an expected digest (the OCI digest, the Maven ``.sha1``) verified it.
 
 Both fronts use this: OCI blobs keyed by digest, Maven files by repository and path.
 
+The core describes each download with one `DownloadJob`: its key, how to
+open the upstream response (and which upstream answered), the digest the
+body must have, and how to record it once verified.
+
 Several nodes on one index (`leases.LeaseBook`): a download that can be
-*adopted* (the caller passes ``adopt``: "is it committed by now? then here
-is the stored source") first takes the key's lease in the index. A node
+*adopted* (the job's ``adopt``: "is it committed by now? then here is the
+stored source") first takes the key's lease in the index. A node
 that finds the lease held by another node fetches nothing: its clients wait
 until the other node commits the file to the shared store and are then
 served that file; when the other node dies, its lease expires and this node
@@ -27,8 +31,8 @@ takes the download over.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -42,6 +46,49 @@ if TYPE_CHECKING:
     from harbor_cache.core.diskspace import DiskSpace
 
 log = Logger()
+
+
+class Opened(NamedTuple):
+    """An upstream's 200 response (unbuffered) and the name of the upstream that gave it."""
+
+    response: Any
+    source: str
+
+
+class Adopted(NamedTuple):
+    """What another node committed: the value `commit` would have returned, and the stored file."""
+
+    result: Any
+    stored: Any
+
+
+class DownloadJob(Protocol):
+    """One download as the core describes it to `Downloads`.
+
+    ``key`` identifies it in the in-flight table (and the lease); ``front``
+    and ``source`` label its metrics until `open` names the upstream that
+    answered; ``extra_hashes`` are computed beside the sha256 as the body
+    arrives (Maven's sha1).  ``adoptable``: with a lease book, another node
+    may be fetching it, and `adopt` finds its commit.
+    """
+
+    key: Hashable
+    front: str
+    source: str
+    extra_hashes: tuple[str, ...]
+    adoptable: bool
+
+    async def open(self) -> Opened:
+        """The upstream's 200 response; raises when there is none."""
+
+    async def expected_digest(self) -> str | None:
+        """The digest the whole body must have, asked for once the body has ended; None: nothing to check."""
+
+    async def commit(self, download: Download) -> Any:
+        """Record the verified file (``download.temp``); the value becomes ``download.result``."""
+
+    async def adopt(self) -> Adopted | None:
+        """The file as another node committed it, or None while it is not there."""
 
 
 class Download:
@@ -88,53 +135,31 @@ class Downloads:
             self.metrics.coalesced.labels(dl.front, dl.source).inc()
         return dl
 
-    def start(
-        self,
-        key: Hashable,
-        *,
-        front: str,
-        source: str,
-        open_response: Callable[[Download], Awaitable[Any]],
-        commit: Callable[[Download], Awaitable[Any]],
-        expected_digest: str | Callable[[Download], Awaitable[str | None]] | None = None,
-        extra_hashes: tuple[str, ...] = (),
-        adopt: Callable[[Download], Awaitable[Any]] | None = None,
-    ) -> Download:
-        """Begin a download; the caller then waits on ``download.headers_ready``.
-
-        ``open_response(download)`` returns a 200 treq response (unbuffered)
-        or raises (it may set ``download.source`` to the upstream it used);
-        ``expected_digest`` is a digest string, an async function of the
-        download (e.g. fetch the upstream ``.sha1``), or None; ``commit``
-        records the verified file and its value becomes ``download.result``.
-        ``adopt(download)``, with a lease book, looks for the content committed
-        by another node: when there, it sets ``download.temp`` to the stored
-        source and returns the entry (which becomes ``download.result``), else
-        returns None.
-        """
-        if key in self.inflight:
-            raise RuntimeError(f"download {key!r} already in flight")
-        dl = Download(key, front, source)
+    def start(self, job: DownloadJob) -> Download:
+        """Begin ``job``'s download; the caller then waits on ``download.headers_ready``."""
+        if job.key in self.inflight:
+            raise RuntimeError(f"download {job.key!r} already in flight")
+        dl = Download(job.key, job.front, job.source)
         dl.started_at = self.clock.seconds()
-        self.inflight[key] = dl
-        self.metrics.inflight.labels(front).inc()
-        defer.Deferred.fromCoroutine(self._run(dl, open_response, commit, expected_digest, extra_hashes, adopt))
+        self.inflight[job.key] = dl
+        self.metrics.inflight.labels(job.front).inc()
+        defer.Deferred.fromCoroutine(self._run(dl, job))
         return dl
 
-    async def _run(self, dl: Download, open_response, commit, expected_digest, extra_hashes, adopt) -> None:
+    async def _run(self, dl: Download, job: DownloadJob) -> None:
         lease = None
         try:
-            if adopt is not None and self.leases is not None:
-                lease, adopted = await self.leases.hold_or_adopt(lease_name(dl.key), lambda: adopt(dl))
+            if job.adoptable and self.leases is not None:
+                lease, adopted = await self.leases.hold_or_adopt(lease_name(dl.key), job.adopt)
                 if lease is None:
                     dl.source = "node"
-                    dl.result = adopted
+                    dl.result, dl.temp = adopted
                     dl.headers_ready.fire(dl)
                     dl.committed.fire(dl)
                     return
             if self.space is not None:
                 self.space.check_room(None)  # not even worth asking the upstream
-            response = await open_response(dl)
+            response, dl.source = await job.open()
             dl.response = response
             if self.space is not None:
                 try:
@@ -142,18 +167,16 @@ class Downloads:
                 except Exception:
                     abandon_body(response)
                     raise
-            dl.temp = self.storage.new_temp(response_length(response), extra_hashes)
+            dl.temp = self.storage.new_temp(response_length(response), job.extra_hashes)
             dl.headers_ready.fire(dl)
             counter = self.metrics.upstream_bytes.labels(dl.front, dl.source)
             end_certain = await stream_to_temp(response, dl.temp, self.clock, self.idle_timeout, counter.inc)
-            expected = expected_digest
-            if callable(expected):
-                expected = await expected(dl)
+            expected = await job.expected_digest()
             if not end_certain and expected is None:
                 raise UpstreamBodyFailed("the body ended with the connection, with no length and no checksum "
                                          "to show it is whole")
             await dl.temp.finish(expected)
-            dl.result = await commit(dl)
+            dl.result = await job.commit(dl)
             dl.committed.fire(dl)
         except BaseException as e:
             reason = type(e).__name__

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 
 from harbor_cache.core.access import NegativeCache, Outcomes
 from harbor_cache.core.diskspace import is_disk_full
+from harbor_cache.core.downloads import Adopted, Download, Opened
 from harbor_cache.core.observable import SingleFlight
 from harbor_cache.errors import (
     BlobUnknown,
@@ -231,15 +232,7 @@ class OciCache:
         if dl is None:
             if self.negative.known_missing(("blob", name, digest)):
                 raise BlobUnknown("blob unknown to registry", {"digest": digest})
-            dl = self.downloads.start(
-                key,
-                front="oci",
-                source="upstream",
-                open_response=lambda d: self._open_blob(name, digest, d),
-                commit=lambda d: self._commit_blob(digest, d),
-                expected_digest=digest,
-                adopt=lambda d: self._adopt_blob(digest, d),
-            )
+            dl = self.downloads.start(BlobDownload(self, name, digest))
             status = "miss"
         try:
             await dl.headers_ready.observe()
@@ -338,27 +331,21 @@ class OciCache:
             raise UpstreamNotFound(name)
         raise last_error
 
-    async def _open_blob(self, name: str, digest: str, dl) -> Any:
-        up, response = await self._first_answer(name, "GET", "blobs", digest)
-        dl.source = up.name
-        return response
-
-    async def _commit_blob(self, digest: str, dl) -> dict:
+    async def _commit_blob(self, digest: str, size: int, source: str) -> dict:
         entry = await self.index.put_entry(
             kind="proxy", type_="blob", repository="", key=digest, digest=digest,
-            size=dl.temp.total, now=self.clock.seconds(), upstream=dl.source,
+            size=size, now=self.clock.seconds(), upstream=source,
         )
         self._blob_rows[digest] = (entry["id"], entry["size"])
         return entry
 
-    async def _adopt_blob(self, digest: str, dl) -> dict | None:
+    async def _adopt_blob(self, digest: str) -> Adopted | None:
         """The blob as committed by another node sharing the index and the store, or None."""
         entry = await self.index.get_entry("blob", "", digest)
         if entry is None or self.storage.stat_blob(digest) is None:
             return None
         self._blob_rows[digest] = (entry["id"], entry["size"])
-        dl.temp = self.storage.open_stored(digest, entry["size"])
-        return entry
+        return Adopted(entry, self.storage.open_stored(digest, entry["size"]))
 
     async def head_blob(self, name: str, digest: str) -> tuple[int | None, str]:
         """(size, cache status) without downloading a body: stored, in flight, or an upstream HEAD.
@@ -591,3 +578,32 @@ class OciCache:
         cached.cache_status = "revalidated"
         cached.upstream = up.name
         return cached
+
+
+class BlobDownload:
+    """The `DownloadJob` of one proxied blob: keyed by digest alone, verified by it."""
+
+    front = "oci"
+    source = "upstream"
+    extra_hashes: tuple[str, ...] = ()
+    adoptable = True
+
+    def __init__(self, cache: OciCache, name: str, digest: str):
+        self.cache = cache
+        self.name = name
+        self.digest = digest
+        self.key = ("blob", digest)
+
+    async def open(self) -> Opened:
+        up, response = await self.cache._first_answer(self.name, "GET", "blobs", self.digest)
+        return Opened(response, up.name)
+
+    async def expected_digest(self) -> str:
+        return self.digest
+
+    async def commit(self, download: Download) -> dict:
+        assert download.temp is not None
+        return await self.cache._commit_blob(self.digest, download.temp.total, download.source)
+
+    async def adopt(self) -> Adopted | None:
+        return await self.cache._adopt_blob(self.digest)
