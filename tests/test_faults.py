@@ -16,7 +16,7 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH
 
-from harbor_cache.core.downloads import Downloads
+from harbor_cache.core.downloads import Downloads, Opened
 from harbor_cache.metrics import Metrics
 from harbor_cache.storage import InlineIO, RangeProducer, SourceFailed, Storage, disk
 from tests.fakes import FakeRegistry, Harness
@@ -97,15 +97,31 @@ class DownloadFaultTests(SynchronousTestCase):
         self.committed = []
 
     def start(self, response, expected=None, key="k"):
-        async def open_response(dl):
-            return response
+        test = self
 
-        async def commit(dl):
-            self.committed.append(dl.temp.digest)
-            return dl.temp.digest
+        class Job:
+            front = "maven"
+            source = "up"
+            extra_hashes = ()
+            adoptable = False
 
-        dl = self.downloads.start(key, front="maven", source="up", open_response=open_response, commit=commit,
-                                  expected_digest=expected)
+            def __init__(self):
+                self.key = key
+
+            async def open(self):
+                return Opened(response, "up")
+
+            async def expected_digest(self):
+                return expected
+
+            async def commit(self, dl):
+                test.committed.append(dl.temp.digest)
+                return dl.temp.digest
+
+            async def adopt(self):
+                return None
+
+        dl = self.downloads.start(Job())
         return dl, dl.committed.observe()
 
     def test_body_ended_by_close_without_checksum_is_not_committed(self):

@@ -289,7 +289,8 @@ class MavenCoreTests(SynchronousTestCase):
     def test_browse_lastmodified_falls_back_to_cache_time(self):
         """Without an upstream Last-Modified, lastModified is when the file was cached."""
         self.h.clock.advance(5)
-        self.h.run(self.cache._put("central", "n/o/1/o-1.jar", "sha256:" + "0" * 64, 3, None, None))
+        self.h.run(self.h.index.put_entry(kind="proxy", type_="maven", repository="central", key="n/o/1/o-1.jar",
+                                          digest="sha256:" + "0" * 64, size=3, now=self.h.clock.seconds()))
         doc = self.successResultOf(self.h.run(self.cache.browse("central", "n/o/1")))
         self.assertEqual(doc["entries"][0]["lastModified"], iso8601(START + 5))
 

@@ -33,6 +33,7 @@ from twisted.web import http
 from twisted.web.http import datetimeToString
 
 from harbor_cache.core.access import NegativeCache, Outcomes
+from harbor_cache.core.downloads import Adopted, Download, Opened
 from harbor_cache.core.maven_group import MavenGroups
 from harbor_cache.core.maven_hosted import checksum_algorithm, hash_file
 from harbor_cache.core.observable import Observable, SingleFlight
@@ -46,6 +47,7 @@ from harbor_cache.grammar.maven_paths import (
     parent_path,
 )
 from harbor_cache.grammar.timestamps import iso8601
+from harbor_cache.index import EntryWrite
 from harbor_cache.storage import BlobCorrupt, GrowingSource
 from harbor_cache.upstream.body import discard_body
 from harbor_cache.upstream.http import UpstreamError, header
@@ -369,6 +371,9 @@ class MavenCache:
 
     def remember(self, repo_id: str, path: str, entry: dict) -> None:
         """A deploy committed ``entry``: the next GET sees it without SQL."""
+        self._remember_row(repo_id, path, entry)
+
+    def _remember_row(self, repo_id: str, path: str, entry: dict) -> None:
         old = self._rows.get((repo_id, path))
         if old is not None and old.digest != entry["digest"]:
             self.small.discard(old.digest)
@@ -465,43 +470,7 @@ class MavenCache:
 
     def _start(self, repo_id: str, path: str, response=None):
         """Begin the one download of ``path`` (with an already-open response, when revalidating)."""
-        # The upstream's answer for <path>.sha1, observed twice (to verify, then
-        # to store it): awaiting one Deferred twice gives None the second time.
-        published: dict[str, Observable] = {}
-
-        async def open_response(dl):
-            resp = response if response is not None else await self._open(repo_id, path)
-            if not is_checksum(path):
-                # Ask for the .sha1 while the body streams; it is awaited before commit.
-                answer = published["sha1"] = Observable()
-                Deferred.fromCoroutine(self._published_sha1(repo_id, path)).addCallbacks(answer.fire, answer.fail)
-            return resp
-
-        async def published_sha1():
-            answer = published.get("sha1")
-            return None if answer is None else await answer.observe()
-
-        async def expected_digest(dl):
-            found = await published_sha1()
-            return None if found is None else "sha1:" + found[0]
-
-        async def commit(dl):
-            return await self._commit(repo_id, path, dl, await published_sha1())
-
-        async def adopt(dl):
-            """The file as another node sharing the index and the store committed it (a miss only)."""
-            entry = await self.index.get_entry("maven", repo_id, path)
-            if entry is None or self.storage.stat_blob(entry["digest"]) is None:
-                return None
-            self._rows[(repo_id, path)] = CachedRow.from_entry(entry)
-            dl.temp = self.storage.open_stored(entry["digest"], entry["size"])
-            return entry
-
-        dl = self.downloads.start(
-            ("maven", repo_id, path), front="maven", source=repo_id, open_response=open_response,
-            commit=commit, expected_digest=expected_digest, extra_hashes=("sha1",),
-            adopt=adopt if response is None else None,
-        )
+        dl = self.downloads.start(MavenDownload(self, repo_id, path, response))
 
         def _failed(failure):
             # Downloads counts the failure (upstream_errors, reason digest_mismatch/body/stalled).
@@ -511,6 +480,14 @@ class MavenCache:
 
         dl.committed.observe().addErrback(_failed)
         return dl
+
+    async def _adopt(self, repo_id: str, path: str) -> Adopted | None:
+        """The file as another node sharing the index and the store committed it (a miss only)."""
+        entry = await self.index.get_entry("maven", repo_id, path)
+        if entry is None or self.storage.stat_blob(entry["digest"]) is None:
+            return None
+        self._rows[(repo_id, path)] = CachedRow.from_entry(entry)
+        return Adopted(entry, self.storage.open_stored(entry["digest"], entry["size"]))
 
     async def _published_sha1(self, repo_id: str, path: str) -> tuple[str, bytes, float | None] | None:
         """(hex, file body, Last-Modified) of upstream's ``<path>.sha1``; None when it has none or cannot be asked."""
@@ -538,39 +515,33 @@ class MavenCache:
         return hexsha, found[0], parse_http_date(found[1])
 
     async def _commit(self, repo_id: str, path: str, dl, published: tuple[str, bytes, float | None] | None) -> dict:
+        """Record the verified file, and the ``.sha1`` upstream published for it, in one transaction.
+
+        Both appear together: a client that has the file asks for its
+        ``.sha1`` next, and finds it.
+        """
         temp = dl.temp
+        now = self.clock.seconds()
+        writes = [EntryWrite("proxy", "maven", repo_id, path, temp.digest, temp.total, content_type_for(path),
+                             temp.hashes.get("sha1"), repo_id, parse_http_date(dl.header("Last-Modified")))]
         if published is not None:
-            # Before the file's own row: a client that has the file asks for its .sha1 next.
+            sidecar = path + ".sha1"
             try:
-                await self._store_sidecar(repo_id, path + ".sha1", published[1], published[2])
+                sidecar_digest = await self.storage.store_bytes(published[1])
             except Exception:
-                log.failure("storing {repository}/{path}.sha1 failed", repository=repo_id, path=path)
-        old = await self.index.get_entry("maven", repo_id, path)
-        entry = await self._put(repo_id, path, temp.digest, temp.total, temp.hashes.get("sha1"),
-                                parse_http_date(dl.header("Last-Modified")))
-        if old is not None and old["digest"] != temp.digest:
-            await self._drop_if_orphan(old["digest"])
-        return entry
-
-    async def _put(self, repo_id, path, digest, size, sha1, upstream_modified) -> dict:
-        entry = await self.index.put_entry(
-            kind="proxy", type_="maven", repository=repo_id, key=path, digest=digest, size=size,
-            now=self.clock.seconds(), media_type=content_type_for(path), sha1=sha1, upstream=repo_id,
-            upstream_modified=upstream_modified,
-        )
-        self._rows[(repo_id, path)] = CachedRow.from_entry(entry)
-        self.negative.forget(("maven", repo_id, path))
-        return entry
-
-    async def _store_sidecar(self, repo_id: str, path: str, body: bytes, modified: float | None) -> None:
-        """Keep the checksum file fetched for verification, unless an equal one is cached."""
-        existing = await self.index.get_entry("maven", repo_id, path)
-        digest = await self.storage.store_bytes(body)
-        if existing is not None and existing["digest"] == digest:
-            return
-        await self._put(repo_id, path, digest, len(body), hashlib.sha1(body).hexdigest(), modified)
-        if existing is not None:
-            await self._drop_if_orphan(existing["digest"])
+                log.failure("storing {repository}/{path} failed", repository=repo_id, path=sidecar)
+            else:
+                writes.append(EntryWrite("proxy", "maven", repo_id, sidecar, sidecar_digest, len(published[1]),
+                                         content_type_for(sidecar), hashlib.sha1(published[1]).hexdigest(),
+                                         repo_id, published[2]))
+        rows, orphans = await self.index.put_entries(writes, now)
+        for write, entry in zip(writes, rows, strict=True):
+            self._remember_row(repo_id, write.key, entry)
+            self.negative.forget(("maven", repo_id, write.key))
+        for digest in orphans:
+            self.small.discard(digest)
+            await self.storage.delete_blob(digest)
+        return rows[0]
 
     async def _drop_if_orphan(self, digest: str) -> None:
         if not await self.index.digest_in_use(digest):
@@ -725,3 +696,46 @@ class MavenCache:
             await self.storage.delete_blob(digest)
         log.info("deleted {count} files under {repository}/{path}", count=len(rows), repository=repo_id, path=path)
         return len(rows)
+
+
+class MavenDownload:
+    """The `DownloadJob` of one proxied Maven file.
+
+    Upstream's ``<path>.sha1`` is asked for while the body streams; its
+    answer verifies the body and is then stored beside the file.  A
+    revalidation hands in the response it already opened (and is never
+    adopted: this node holds the file already).
+    """
+
+    front = "maven"
+    extra_hashes = ("sha1",)
+
+    def __init__(self, cache: MavenCache, repo_id: str, path: str, response=None):
+        self.cache = cache
+        self.repo_id = repo_id
+        self.path = path
+        self.key = ("maven", repo_id, path)
+        self.source = repo_id
+        self.response = response
+        self.adoptable = response is None
+        self._sha1: Observable | None = None  # upstream's answer for <path>.sha1, once asked
+        self.published: tuple[str, bytes, float | None] | None = None
+
+    async def open(self) -> Opened:
+        response = self.response if self.response is not None else await self.cache._open(self.repo_id, self.path)
+        if not is_checksum(self.path):
+            answer = self._sha1 = Observable()
+            Deferred.fromCoroutine(self.cache._published_sha1(self.repo_id, self.path)).addCallbacks(
+                answer.fire, answer.fail)
+        return Opened(response, self.repo_id)
+
+    async def expected_digest(self) -> str | None:
+        if self._sha1 is not None:
+            self.published = await self._sha1.observe()
+        return None if self.published is None else "sha1:" + self.published[0]
+
+    async def commit(self, download: Download) -> dict:
+        return await self.cache._commit(self.repo_id, self.path, download, self.published)
+
+    async def adopt(self) -> Adopted | None:
+        return await self.cache._adopt(self.repo_id, self.path)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
 from twisted.logger import Logger
 
@@ -602,7 +601,7 @@ class BlobDownload:
         return self.digest
 
     async def commit(self, download: Download) -> dict:
-        assert download.temp is not None
+        assert download.temp is not None and download.temp.total is not None  # verified: its length is known
         return await self.cache._commit_blob(self.digest, download.temp.total, download.source)
 
     async def adopt(self) -> Adopted | None:
