@@ -68,6 +68,23 @@ class MavenCoreTests(SynchronousTestCase):
         self.assertGreaterEqual(self.metric("harbor_cache_upstream_bytes_total", front="maven", source="central"),
                                 len(self.jar))
 
+    def test_cold_get_runs_two_transactions(self):
+        """A cold GET looks its row up once and records the file with its .sha1 in one transaction."""
+        self.up.put(JAR + ".sha1", sha1(self.jar).encode())
+        calls = []
+        run = self.h.pool.runInteraction
+
+        def counting(fn, *args, **kw):
+            calls.append(fn)
+            return run(fn, *args, **kw)
+
+        self.h.pool.runInteraction = counting
+        f = self.get(JAR)
+        self.assertEqual(f.cache_status, "miss")
+        self.assertEqual(len(calls), 2, calls)
+        self.assertIsNotNone(self.entry(JAR + ".sha1"))
+        self.assertEqual(self.up.count("GET", JAR), 1)
+
     def test_index_row(self):
         """The row: type maven, repository id, key = path, sha256 digest, sha1, size, media type, Last-Modified."""
         self.get(JAR)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -52,6 +52,9 @@ from harbor_cache.storage import BlobCorrupt, GrowingSource
 from harbor_cache.upstream.body import discard_body
 from harbor_cache.upstream.http import UpstreamError, header
 from harbor_cache.upstream.maven import NotAFile, parse_sha1
+
+if TYPE_CHECKING:
+    from harbor_cache.settings.startup import MavenRepositoryConfig
 
 log = Logger()
 
@@ -214,11 +217,9 @@ class MavenCache:
             if row is not None:
                 self.small.discard(row.digest)
 
-    async def _row(self, repo_id: str, path: str, *, check_negative: bool = False) -> CachedRow | None:
+    async def _row(self, repo_id: str, path: str) -> CachedRow | None:
         row = self._rows.get((repo_id, path))
         if row is None:
-            if check_negative and self.negative.known_missing(("maven", repo_id, path)):
-                return None
             entry = await self.index.get_entry("maven", repo_id, path)
             if entry is None:
                 return None
@@ -253,28 +254,36 @@ class MavenCache:
 
     # -- files --------------------------------------------------------------
 
-    async def get_file(self, repo_id: str, path: str) -> MavenFile:
+    async def get_file(self, repo_id: str, path: str, repo: MavenRepositoryConfig | None = None) -> MavenFile:
         """A file to serve: stored, joined in flight, revalidated, stale, or a new download.
 
-        ``path`` must already be validated (`maven.paths.normalize_artifact_path`).
-        Raises `UnknownRepository` or `NotFound` (404: not upstream, or not
-        cached and upstream unreachable), `UpstreamBadResponse` (502).
+        ``path`` must already be validated (`grammar.maven_paths.normalize_artifact_path`);
+        ``repo`` is the repository's config when the caller has looked it up
+        already.  Raises `UnknownRepository` or `NotFound` (404: not upstream,
+        or not cached and upstream unreachable), `UpstreamBadResponse` (502).
         """
-        repo = self.repository(repo_id)
+        if repo is None:
+            repo = self.repository(repo_id)
         if repo.is_hosted:
             return await self._hosted_file(repo_id, path)
         if repo.is_group:
             return await self.groups.get_file(repo, path)
         key = ("maven", repo_id, path)
-        row = self._rows.get((repo_id, path))
-        if row is not None and not self._expired(path, row):
-            body = self.small.get(row.digest)
-            if body is not None:
-                self.outcomes.hit(row.id, repo_id)
-                return self._in_memory(repo_id, path, row, body)
-        if row is None and path.endswith(".sha1"):
-            await self._sidecar_settled(repo_id, path[:-len(".sha1")])
-        row = await self._row(repo_id, path, check_negative=True)
+        row: CachedRow | None = self._rows.get((repo_id, path))
+        known_missing = False
+        if row is not None:
+            if not self._expired(path, row):
+                body = self.small.get(row.digest)
+                if body is not None:
+                    self.outcomes.hit(row.id, repo_id)
+                    return self._in_memory(repo_id, path, row, body)
+            row = await self._row(repo_id, path)
+        else:
+            if path.endswith(".sha1"):
+                await self._sidecar_settled(repo_id, path[:-len(".sha1")])
+            known_missing = self.negative.known_missing(key)
+            if not known_missing:
+                row = await self._row(repo_id, path)
         if row is not None and not self._expired(path, row):
             return await self._hit(repo_id, path, row)
         dl = self.downloads.get(key)
@@ -289,7 +298,7 @@ class MavenCache:
             if outcome == "stale":
                 return self._stale(repo_id, path, row)
             return await self._join(dl, repo_id, path, "refreshed" if outcome == "changed" else "coalesced", row)
-        if self.negative.known_missing(key):
+        if known_missing:
             raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path})
         dl = self._start(repo_id, path)
         return await self._join(dl, repo_id, path, "miss", None)

@@ -282,7 +282,7 @@ class MavenFront:
             return b""
         if repo.private:
             await self.authorize(request, repo_id, READ)
-        f = await self.cache.get_file(repo_id, path)
+        f = await self.cache.get_file(repo_id, path, repo)
         request.cache_status = f.cache_status
         request.setHeader(b"Last-Modified", f.http_last_modified)
         if f.etag is not None:
