@@ -5,9 +5,8 @@ import os
 from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache import index as index_module
 from harbor_cache.errors import NotFound
-from harbor_cache.index import Index, InlinePool
+from harbor_cache.index import Index, InlinePool, migrations
 from tests.maven_fakes import FakeMavenRepo, MavenHarness
 
 JAR = "harness/small/1.0/small-1.0.jar"
@@ -85,8 +84,8 @@ class RepairMigrationTests(SynchronousTestCase):
         def run(coro):
             return self.successResultOf(defer.Deferred.fromCoroutine(coro))
 
-        everything = index_module.MIGRATIONS
-        before = self.patch(index_module, "MIGRATIONS", everything[:8])
+        everything = migrations.MIGRATIONS
+        before = self.patch(migrations, "MIGRATIONS", everything[:8])
         run(index.migrate())
         for repo, key in (("central", "harness/small"), ("central", JAR), ("central", "harness/smallish.jar"),
                           ("central", "a_b"), ("central", "axb/c.jar"), ("other", "harness/small")):

@@ -408,7 +408,7 @@ class MigrationTests(SynchronousTestCase):
     def test_rows_from_before_namespaces_are_the_default_namespace(self):
         """An index at schema 4 migrates to 5 untouched: its tags are the default namespace's, and the
         upstreams tables start empty and unseeded (seeding happens once)."""
-        import harbor_cache.index as index_module
+        import harbor_cache.index.migrations as migrations
         from harbor_cache.index import Index, InlinePool
 
         def run(coro):
@@ -419,8 +419,8 @@ class MigrationTests(SynchronousTestCase):
         pool = InlinePool(os.path.join(directory, "index.sqlite"))
         self.addCleanup(pool.close)
         index = Index(pool)
-        everything = index_module.MIGRATIONS
-        before_namespaces = self.patch(index_module, "MIGRATIONS", everything[:4])
+        everything = migrations.MIGRATIONS
+        before_namespaces = self.patch(migrations, "MIGRATIONS", everything[:4])
         self.assertEqual(run(index.migrate()), 4)
         run(index.put_tag("library/test", "1", "sha256:" + "a" * 64, "proxy", OCI_MANIFEST, 1.0))
         before_namespaces.restore()

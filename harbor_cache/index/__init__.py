@@ -1,0 +1,61 @@
+"""The index: every SQL statement of harbor-cache, one store per family of tables.
+
+`Index` is what the rest of the program holds: it composes the stores (each
+a `Store` over the same pool, as Synapse composes its ``DataStore``), so a
+call site reads ``index.get_entry(...)`` whichever store answers it.  The
+pools and the two dialects are in `harbor_cache.index.engine`, the schema in
+`harbor_cache.index.migrations`.  Times are float epoch seconds.
+"""
+
+from harbor_cache.index.audit import AuditStore
+from harbor_cache.index.console import ConsoleStore
+from harbor_cache.index.engine import (
+    InlinePool,
+    Store,
+    dialect_of,
+    dialect_of_url,
+    open_pool,
+    open_postgres_pool,
+    open_sqlite_pool,
+)
+from harbor_cache.index.entries import EntriesStore, EntryWrite
+from harbor_cache.index.eviction import EvictionStore
+from harbor_cache.index.hosted import HostedStore
+from harbor_cache.index.leases import LeasesStore
+from harbor_cache.index.maven import MavenStore
+from harbor_cache.index.migrations import SchemaStore
+from harbor_cache.index.settings import SettingsStore
+from harbor_cache.index.tags import TagsStore
+from harbor_cache.index.uploads import UploadsStore
+from harbor_cache.index.upstreams import UpstreamsStore
+from harbor_cache.index.users import UsersStore
+
+__all__ = [
+    "EntryWrite",
+    "Index",
+    "InlinePool",
+    "Store",
+    "dialect_of",
+    "dialect_of_url",
+    "open_pool",
+    "open_postgres_pool",
+    "open_sqlite_pool",
+]
+
+
+class Index(
+    SchemaStore,
+    EntriesStore,
+    EvictionStore,
+    TagsStore,
+    HostedStore,
+    MavenStore,
+    UsersStore,
+    SettingsStore,
+    UpstreamsStore,
+    LeasesStore,
+    UploadsStore,
+    AuditStore,
+    ConsoleStore,
+):
+    """Every query the rest of the program makes, by name: the stores over one pool."""

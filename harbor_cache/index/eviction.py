@@ -1,0 +1,121 @@
+"""Eviction: proxy entries page by page in eviction order, their deletion, and the cache's totals."""
+
+from __future__ import annotations
+
+from harbor_cache.index.engine import Store, fetch_rows
+from harbor_cache.index.entries import referenced_txn
+
+
+class EvictionStore(Store):
+    """What eviction reads and deletes; hosted entries are never touched."""
+
+    # Keyset columns per eviction order; the last column is always the unique id,
+    # so paging with "(cols) > (last row's cols)" never repeats or skips a row.
+    EVICTION_ORDERS = {
+        "lru": ("last_access", "id"),
+        "lfu": ("access_count", "last_access", "id"),
+        "fifo": ("created_at", "id"),
+        "id": ("id",),
+    }
+
+    async def proxy_entries_page(
+        self, order: str, after: tuple | None, limit: int, accessed_before: float | None = None
+    ) -> list[dict]:
+        """One page of proxy entries in eviction order (see EVICTION_ORDERS).
+
+        ``after`` is the order columns of the previous page's last row (None
+        for the first page); ``accessed_before`` keeps only entries whose last
+        access is older (retention).  Hosted entries are never returned.
+        """
+        cols = self.EVICTION_ORDERS[order]
+
+        def _txn(txn):
+            where, args = ["kind = 'proxy'"], []
+            if accessed_before is not None:
+                where.append("last_access < ?")
+                args.append(accessed_before)
+            if after is not None:
+                where.append(f"({', '.join(cols)}) > ({', '.join('?' * len(cols))})")
+                args.extend(after)
+            self._exec(
+                txn,
+                f"""SELECT id, type, repository, key, digest, size, created_at, last_access, access_count
+                    FROM entries WHERE {' AND '.join(where)} ORDER BY {', '.join(cols)} LIMIT ?""",
+                (*args, limit),
+            )
+            return fetch_rows(txn)
+
+        return await self._run("proxy_entries_page", _txn)
+
+    async def delete_proxy_entries(self, ids: list[int]) -> tuple[list[dict], list[tuple[str, int]]]:
+        """Delete the given entries that are still proxy entries, in one transaction.
+
+        Returns (deleted rows: id, type, repository, key, digest, size;
+        [(digest, size)] of digests no entry references any more).  An entry
+        that became hosted since it was picked is left alone.  Set-based (a
+        few statements per call, whatever its length) so a batch of hundreds
+        of rows costs milliseconds; keep ``ids`` under a few thousand.
+        """
+
+        def _txn(txn):
+            if not ids:
+                return [], []
+            marks = ", ".join("?" * len(ids))
+            self._exec(
+                txn,
+                f"""SELECT id, type, repository, key, digest, size FROM entries
+                    WHERE kind = 'proxy' AND id IN ({marks})""",
+                ids,
+            )
+            deleted = fetch_rows(txn)
+            if not deleted:
+                return [], []
+            gone = [row["id"] for row in deleted]
+            self._exec(txn, f"DELETE FROM entries WHERE kind = 'proxy' AND id IN ({', '.join('?' * len(gone))})", gone)
+            sizes: dict[str, int] = {}
+            for row in deleted:
+                sizes[row["digest"]] = max(sizes.get(row["digest"], 0), row["size"])
+            still = referenced_txn(self, txn, list(sizes))
+            return deleted, [(d, sizes[d]) for d in sorted(sizes) if d not in still]
+
+        return await self._run("delete_proxy_entries", _txn)
+
+    async def evictable_size(self) -> int:
+        """Bytes on disk that eviction could free: digests referenced only by proxy entries."""
+
+        def _txn(txn):
+            self._exec(
+                txn,
+                """SELECT COALESCE(SUM(size), 0) FROM (
+                       SELECT MAX(size) AS size FROM entries GROUP BY digest
+                       HAVING SUM(CASE WHEN kind = 'hosted' THEN 1 ELSE 0 END) = 0) AS only_proxy""",
+            )
+            return int(txn.fetchone()[0])
+
+        return await self._run("evictable_size", _txn)
+
+    async def cache_totals(self) -> dict[str, int]:
+        """Entry counts by type and the bytes on disk (each digest counted once)."""
+
+        def _txn(txn):
+            self._exec(
+                txn,
+                """SELECT COUNT(*),
+                          COALESCE(SUM(CASE WHEN type = 'manifest' THEN 1 ELSE 0 END), 0),
+                          COALESCE(SUM(CASE WHEN type = 'blob' THEN 1 ELSE 0 END), 0),
+                          COALESCE(SUM(CASE WHEN type = 'maven' THEN 1 ELSE 0 END), 0),
+                          COALESCE(SUM(CASE WHEN kind = 'proxy' THEN 1 ELSE 0 END), 0)
+                   FROM entries""",
+            )
+            entries, manifests, blobs, maven, proxy = txn.fetchone()
+            self._exec(
+                txn,
+                "SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM entries GROUP BY digest) AS d",
+            )
+            total = txn.fetchone()[0]
+            return {
+                "entries": int(entries), "manifests": int(manifests), "blobs": int(blobs),
+                "maven": int(maven), "proxy": int(proxy), "total_size": int(total),
+            }
+
+        return await self._run("cache_totals", _txn)

@@ -1,0 +1,88 @@
+"""Maven entries: directory listings, per-repository statistics, and deploys into hosted repositories."""
+
+from __future__ import annotations
+
+from harbor_cache.index.engine import Store, fetch_row, fetch_rows
+
+
+class MavenStore(Store):
+    """Queries over ``type = 'maven'`` entries that the Maven front and the console need."""
+
+    async def maven_entries_under(self, repository: str, prefix: str) -> list[dict]:
+        """Maven entries of ``repository`` whose key is under directory ``prefix`` ("" = all), by key.
+
+        A key range (``prefix/`` up to ``prefix0``, "0" being the byte after
+        "/") so the (type, repository, key) index answers it.
+        """
+
+        def _txn(txn):
+            sql = ("SELECT id, key, digest, size, media_type, sha1, upstream_modified, created_at, fetched_at "
+                   "FROM entries WHERE type = 'maven' AND repository = ?")
+            args: list = [repository]
+            if prefix:
+                sql += " AND key >= ? AND key < ?"
+                args += [prefix + "/", prefix + "0"]
+            self._exec(txn, sql + " ORDER BY key", args)
+            return fetch_rows(txn)
+
+        return await self._run("maven_entries_under", _txn)
+
+    async def maven_repository_stats(self) -> dict[str, dict]:
+        """Per Maven repository: files (checksums excluded), their bytes, and the last write time."""
+
+        # Checksum suffixes go in as parameters (a literal % would clash with a "format" driver).
+        suffixes = ["%.sha1", "%.sha256", "%.sha512", "%.md5"]
+        is_checksum = " OR ".join(["key LIKE ?"] * len(suffixes))
+
+        def _txn(txn):
+            self._exec(
+                txn,
+                f"""SELECT repository,
+                       SUM(CASE WHEN {is_checksum} THEN 0 ELSE 1 END) AS artifact_count,
+                       SUM(CASE WHEN {is_checksum} THEN 0 ELSE size END) AS total_size,
+                       MAX(fetched_at) AS last_updated
+                   FROM entries WHERE type = 'maven' GROUP BY repository""",
+                suffixes + suffixes,
+            )
+            return {r["repository"]: r for r in fetch_rows(txn)}
+
+        return await self._run("maven_repository_stats", _txn)
+
+    async def put_hosted_maven_file(
+        self, *, repository: str, key: str, digest: str, size: int, media_type: str | None,
+        sha1: str | None, now: float, overwrite: bool,
+    ) -> tuple[str, dict | None, str | None]:
+        """Deploy one file into a hosted Maven repository, in one transaction.
+
+        Returns ``(outcome, entry, previous digest)``: outcome "created",
+        "replaced", or "exists" when a file is there and ``overwrite`` is
+        false (nothing written; entry None).  The check and the write are one
+        transaction, so two racing deploys of a release cannot both win.
+        """
+
+        def _txn(txn):
+            self._exec(txn, "SELECT id, digest FROM entries WHERE type = 'maven' AND repository = ? AND key = ?",
+                       (repository, key))
+            r = txn.fetchone()
+            if r is not None and not overwrite:
+                return "exists", None, r[1]
+            if r is not None:
+                self._exec(
+                    txn,
+                    """UPDATE entries SET kind = 'hosted', digest = ?, size = ?, media_type = ?, sha1 = ?,
+                           upstream = NULL, upstream_modified = ?, fetched_at = ? WHERE id = ?""",
+                    (digest, size, media_type, sha1, now, now, r[0]),
+                )
+            else:
+                self._exec(
+                    txn,
+                    """INSERT INTO entries (kind, type, repository, key, digest, size, media_type, sha1, upstream,
+                           upstream_modified, created_at, fetched_at, last_access, access_count)
+                       VALUES ('hosted', 'maven', ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, 0)""",
+                    (repository, key, digest, size, media_type, sha1, now, now, now, now),
+                )
+            self._exec(txn, "SELECT * FROM entries WHERE type = 'maven' AND repository = ? AND key = ?",
+                       (repository, key))
+            return ("replaced" if r is not None else "created"), fetch_row(txn), (r[1] if r is not None else None)
+
+        return await self._run("put_hosted_maven_file", _txn)

@@ -1,0 +1,204 @@
+"""The schema: numbered migrations, applied in order, each once, on either engine.
+
+A migration is a list of statements in sqlite's spelling (see
+`harbor_cache.index.engine` for the types PostgreSQL gets instead).  Append
+new migrations at the end; never edit or renumber an applied one, since
+``schema_version`` records numbers.
+"""
+
+from __future__ import annotations
+
+from harbor_cache.index.engine import Store
+
+MIGRATIONS: list[list[str]] = [
+    # 1: the first schema
+    [
+        """CREATE TABLE entries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL CHECK (kind IN ('proxy', 'hosted')),
+            type TEXT NOT NULL CHECK (type IN ('manifest', 'blob', 'maven')),
+            repository TEXT NOT NULL,
+            key TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            media_type TEXT,
+            sha1 TEXT,
+            upstream TEXT,
+            upstream_modified REAL,
+            created_at REAL NOT NULL,
+            fetched_at REAL NOT NULL,
+            last_access REAL NOT NULL,
+            access_count INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (type, repository, key)
+        )""",
+        "CREATE INDEX entries_digest ON entries (digest)",
+        "CREATE INDEX entries_kind_access ON entries (kind, last_access)",
+        """CREATE TABLE tags (
+            repository TEXT NOT NULL,
+            tag TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('proxy', 'hosted')),
+            media_type TEXT,
+            fetched_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (repository, tag)
+        )""",
+        """CREATE TABLE users (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            username TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL,
+            role TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE counters (
+            name TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+        )""",
+    ],
+    # 2: (reserved for the Maven front, which needed no schema of its own)
+    [],
+    # 3: hosted registry: manifests that name a subject (the referrers API)
+    [
+        """CREATE TABLE referrers (
+            repository TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            media_type TEXT NOT NULL,
+            artifact_type TEXT,
+            size INTEGER NOT NULL,
+            annotations TEXT,
+            PRIMARY KEY (repository, digest)
+        )""",
+        "CREATE INDEX referrers_subject ON referrers (repository, subject)",
+    ],
+    # 4: eviction pages in lfu and fifo order without scanning and sorting every proxy row
+    [
+        "CREATE INDEX entries_kind_lfu ON entries (kind, access_count, last_access, id)",
+        "CREATE INDEX entries_kind_fifo ON entries (kind, created_at, id)",
+    ],
+    # 5: OCI upstreams managed at run time (seeded from the config file once); the
+    #    generation lets every node notice a change made on another one
+    [
+        """CREATE TABLE upstreams (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            url TEXT NOT NULL,
+            registry TEXT,
+            prefix TEXT,
+            routes TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            allow_push INTEGER NOT NULL,
+            library_prefix INTEGER NOT NULL,
+            username TEXT,
+            password TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE upstreams_meta (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            generation INTEGER NOT NULL,
+            seeded_at REAL
+        )""",
+        "INSERT INTO upstreams_meta (id, generation, seeded_at) VALUES (1, 0, NULL)",
+    ],
+    # 6: which repository holds which hosted blob: an upload or mount claims it for the
+    #    repository (manifest ''), a pushed manifest records every blob it needs; a blob
+    #    DELETE removes one repository's claim and never a blob a manifest still needs
+    [
+        """CREATE TABLE blob_refs (
+            repository TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            manifest TEXT NOT NULL,
+            PRIMARY KEY (repository, digest, manifest)
+        )""",
+        "CREATE INDEX blob_refs_digest ON blob_refs (digest)",
+        "CREATE INDEX blob_refs_manifest ON blob_refs (repository, manifest)",
+    ],
+    # 7: several nodes on one index: leases (one node downloads a key, one node evicts)
+    #    and upload sessions any node can continue
+    [
+        """CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            node TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        )""",
+        """CREATE TABLE upload_sessions (
+            id TEXT PRIMARY KEY,
+            repository TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            touched_at REAL NOT NULL,
+            writer TEXT,
+            writer_until REAL
+        )""",
+        "CREATE INDEX upload_sessions_owner ON upload_sessions (owner)",
+        "CREATE INDEX upload_sessions_touched ON upload_sessions (touched_at)",
+    ],
+    # 8: the audit log: who did what and when, for the console
+    [
+        """CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            actor TEXT,
+            action TEXT NOT NULL,
+            target TEXT,
+            detail TEXT,
+            client TEXT
+        )""",
+        "CREATE INDEX audit_log_at ON audit_log (at, id)",
+        "CREATE INDEX audit_log_action ON audit_log (action, at)",
+    ],
+    # 9: Maven rows that are directories (an upstream's HTML index stored under the directory's
+    #    path, next to the files below it) are removed; the range keeps it on the unique index
+    [
+        """DELETE FROM entries WHERE type = 'maven' AND EXISTS (
+               SELECT 1 FROM entries AS below
+               WHERE below.type = 'maven' AND below.repository = entries.repository
+                 AND below.key > entries.key || '/' AND below.key < entries.key || '0')""",
+    ],
+]
+
+
+# The advisory lock key that serializes migrations across nodes (PostgreSQL).
+MIGRATION_LOCK = 0x68617262  # "harb"
+
+
+class SchemaStore(Store):
+    """Brings the database up to the newest schema, and says whether it answers at all."""
+
+    async def migrate(self) -> int:
+        """Apply the numbered migrations not yet applied; returns the schema version."""
+
+        def _txn(txn):
+            if self.dialect == "postgresql":
+                # Nodes starting together: one migrates, the others wait and then find nothing to do.
+                self._exec(txn, "SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            self._exec(txn, self._ddl("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"))
+            self._exec(txn, "SELECT MAX(version) FROM schema_version")
+            current = txn.fetchone()[0] or 0
+            for number, statements in enumerate(MIGRATIONS, start=1):
+                if number <= current:
+                    continue
+                for statement in statements:
+                    self._exec(txn, self._ddl(statement))
+                self._exec(txn, "INSERT INTO schema_version (version) VALUES (?)", (number,))
+                current = number
+            return current
+
+        return await self._run("migrate", _txn)
+
+    async def ping(self) -> bool:
+        """One trivial query: True when the database answers (``/health``)."""
+
+        def _txn(txn):
+            self._exec(txn, "SELECT 1")
+            return txn.fetchone()[0] == 1
+
+        return await self._run("ping", _txn)

@@ -1,0 +1,109 @@
+"""OCI upstreams managed at run time (seeded from the config file once).
+
+Rows hold routes as a JSON list and booleans as 0/1 (portable to
+PostgreSQL).  Every change bumps ``upstreams_meta.generation`` in the same
+transaction, so every node notices a change made on another one.
+"""
+
+from __future__ import annotations
+
+from harbor_cache.index.engine import Store, fetch_row, fetch_rows
+
+
+class UpstreamsStore(Store):
+    """The ``upstreams`` table and its generation counter."""
+
+    UPSTREAM_FIELDS = ("name", "url", "registry", "prefix", "routes", "priority", "allow_push", "library_prefix",
+                       "username", "password")
+
+    def _bump_upstreams_txn(self, txn) -> None:
+        self._exec(txn, "UPDATE upstreams_meta SET generation = generation + 1 WHERE id = 1")
+
+    async def upstreams_generation(self) -> int:
+        """A number that changes whenever any upstream row does (cheap enough to poll)."""
+
+        def _txn(txn):
+            self._exec(txn, "SELECT generation FROM upstreams_meta WHERE id = 1")
+            return int(txn.fetchone()[0])
+
+        return await self._run("upstreams_generation", _txn)
+
+    async def list_upstreams(self) -> tuple[int, list[dict]]:
+        """(generation, every upstream row by id), read in one transaction."""
+
+        def _txn(txn):
+            self._exec(txn, "SELECT generation FROM upstreams_meta WHERE id = 1")
+            generation = int(txn.fetchone()[0])
+            self._exec(txn, "SELECT * FROM upstreams ORDER BY id")
+            return generation, fetch_rows(txn)
+
+        return await self._run("list_upstreams", _txn)
+
+    async def seed_upstreams(self, rows: list[dict], now: float) -> bool:
+        """Insert the config file's upstreams unless that was done before (on any node); True if done now."""
+
+        def _txn(txn):
+            self._exec(txn, "UPDATE upstreams_meta SET seeded_at = ? WHERE id = 1 AND seeded_at IS NULL", (now,))
+            if txn.rowcount != 1:
+                return False
+            for row in rows:
+                self._insert_upstream_txn(txn, row, now)
+            self._bump_upstreams_txn(txn)
+            return True
+
+        return await self._run("seed_upstreams", _txn)
+
+    def _insert_upstream_txn(self, txn, row: dict, now: float) -> None:
+        cols = self.UPSTREAM_FIELDS
+        self._exec(
+            txn,
+            f"""INSERT INTO upstreams ({', '.join(cols)}, created_at, updated_at)
+                VALUES ({', '.join('?' * (len(cols) + 2))})""",
+            [row[c] for c in cols] + [now, now],
+        )
+
+    async def create_upstream(self, row: dict, now: float) -> dict | None:
+        """Insert an upstream; None when the name is taken."""
+
+        def _txn(txn):
+            self._exec(txn, "SELECT 1 FROM upstreams WHERE name = ?", (row["name"],))
+            if txn.fetchone() is not None:
+                return None
+            self._insert_upstream_txn(txn, row, now)
+            self._bump_upstreams_txn(txn)
+            self._exec(txn, "SELECT * FROM upstreams WHERE name = ?", (row["name"],))
+            return fetch_row(txn)
+
+        return await self._run("create_upstream", _txn)
+
+    async def update_upstream(self, upstream_id: int, row: dict, now: float) -> dict | str:
+        """Replace an upstream's fields; "missing" or "name_taken" when that cannot be done."""
+
+        def _txn(txn):
+            self._exec(txn, "SELECT 1 FROM upstreams WHERE id = ?", (upstream_id,))
+            if txn.fetchone() is None:
+                return "missing"
+            self._exec(txn, "SELECT 1 FROM upstreams WHERE name = ? AND id <> ?", (row["name"], upstream_id))
+            if txn.fetchone() is not None:
+                return "name_taken"
+            cols = self.UPSTREAM_FIELDS
+            self._exec(
+                txn,
+                f"UPDATE upstreams SET {', '.join(c + ' = ?' for c in cols)}, updated_at = ? WHERE id = ?",
+                [row[c] for c in cols] + [now, upstream_id],
+            )
+            self._bump_upstreams_txn(txn)
+            self._exec(txn, "SELECT * FROM upstreams WHERE id = ?", (upstream_id,))
+            return fetch_row(txn)
+
+        return await self._run("update_upstream", _txn)
+
+    async def delete_upstream(self, upstream_id: int) -> bool:
+        def _txn(txn):
+            self._exec(txn, "DELETE FROM upstreams WHERE id = ?", (upstream_id,))
+            if txn.rowcount != 1:
+                return False
+            self._bump_upstreams_txn(txn)
+            return True
+
+        return await self._run("delete_upstream", _txn)

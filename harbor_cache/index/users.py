@@ -1,0 +1,109 @@
+"""Users of the management API and the registry: name, password hash, role."""
+
+from __future__ import annotations
+
+from harbor_cache.index.engine import Store, fetch_row, fetch_rows
+
+
+class UsersStore(Store):
+    """Users; the last admin can be neither demoted nor deleted."""
+
+    async def count_users(self) -> int:
+        def _txn(txn):
+            self._exec(txn, "SELECT COUNT(*) FROM users")
+            return txn.fetchone()[0]
+
+        return await self._run("count_users", _txn)
+
+    async def count_admins(self) -> int:
+        def _txn(txn):
+            self._exec(txn, "SELECT COUNT(*) FROM users WHERE role = 'admin'")
+            return txn.fetchone()[0]
+
+        return await self._run("count_admins", _txn)
+
+    async def create_user(self, username: str, password_hash: str, role: str, now: float) -> dict | None:
+        """Returns the new user, or None when the username is taken."""
+
+        def _txn(txn):
+            self._exec(txn, "SELECT 1 FROM users WHERE username = ?", (username,))
+            if txn.fetchone() is not None:
+                return None
+            self._exec(
+                txn,
+                "INSERT INTO users (username, password_hash, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (username, password_hash, role, now, now),
+            )
+            self._exec(txn, "SELECT * FROM users WHERE username = ?", (username,))
+            return fetch_row(txn)
+
+        return await self._run("create_user", _txn)
+
+    async def get_user(self, user_id: int) -> dict | None:
+        def _txn(txn):
+            self._exec(txn, "SELECT * FROM users WHERE id = ?", (user_id,))
+            return fetch_row(txn)
+
+        return await self._run("get_user", _txn)
+
+    async def get_user_by_name(self, username: str) -> dict | None:
+        def _txn(txn):
+            self._exec(txn, "SELECT * FROM users WHERE username = ?", (username,))
+            return fetch_row(txn)
+
+        return await self._run("get_user_by_name", _txn)
+
+    async def list_users(self) -> list[dict]:
+        def _txn(txn):
+            self._exec(txn, "SELECT * FROM users ORDER BY id")
+            return fetch_rows(txn)
+
+        return await self._run("list_users", _txn)
+
+    async def update_user(
+        self, user_id: int, role: str | None, password_hash: str | None, now: float
+    ) -> tuple[str, dict | None]:
+        """Change role and/or password in one transaction.
+
+        Returns ("ok", row), ("missing", None), or ("last_admin", row) when
+        the change would leave no admin (nothing is changed then).
+        """
+
+        def _txn(txn):
+            self._exec(txn, "SELECT * FROM users WHERE id = ?", (user_id,))
+            row = fetch_row(txn)
+            if row is None:
+                return "missing", None
+            if row["role"] == "admin" and role is not None and role != "admin":
+                self._exec(txn, "SELECT COUNT(*) FROM users WHERE role = 'admin'")
+                if txn.fetchone()[0] <= 1:
+                    return "last_admin", row
+            sets, args = ["updated_at = ?"], [now]
+            if role is not None:
+                sets.append("role = ?")
+                args.append(role)
+            if password_hash is not None:
+                sets.append("password_hash = ?")
+                args.append(password_hash)
+            self._exec(txn, f"UPDATE users SET {', '.join(sets)} WHERE id = ?", (*args, user_id))
+            self._exec(txn, "SELECT * FROM users WHERE id = ?", (user_id,))
+            return "ok", fetch_row(txn)
+
+        return await self._run("update_user", _txn)
+
+    async def delete_user(self, user_id: int) -> str:
+        """Returns "ok", "missing", or "last_admin" (the only admin is never deleted)."""
+
+        def _txn(txn):
+            self._exec(txn, "SELECT role FROM users WHERE id = ?", (user_id,))
+            r = txn.fetchone()
+            if r is None:
+                return "missing"
+            if r[0] == "admin":
+                self._exec(txn, "SELECT COUNT(*) FROM users WHERE role = 'admin'")
+                if txn.fetchone()[0] <= 1:
+                    return "last_admin"
+            self._exec(txn, "DELETE FROM users WHERE id = ?", (user_id,))
+            return "ok"
+
+        return await self._run("delete_user", _txn)
