@@ -1,180 +1,249 @@
-"""Errors in the seed's format: ``{"errors": [{"code", "message", "detail"}]}``.
+"""The errors the program raises, in the seed's format: ``{"errors": [{"code", "message", "detail"}]}``.
 
-Code anywhere below the fronts raises `HarborError` (or a subclass); the web
-layer turns it into a response with `error_body`.  One helper, one format.
+Each kind is one class here: greppable, usable as a base class and as a type.
+A class says *what* went wrong (its `ErrorCode`, a message, a detail); it
+does not say which HTTP status that is.  The fronts and the web layer map
+classes to statuses in one table (`harbor_cache.http.errors`), so the core
+decides without knowing about HTTP.
 """
 
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from typing import Any
 
 
+class ErrorCode(StrEnum):
+    """Every ``code`` an error body can carry (OCI distribution codes and the seed's own)."""
+
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    BAD_REQUEST = "BAD_REQUEST"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    DENIED = "DENIED"
+    NOT_FOUND = "NOT_FOUND"
+    CONFLICT = "CONFLICT"
+    UNSUPPORTED = "UNSUPPORTED"
+    URI_TOO_LONG = "URI_TOO_LONG"
+    REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
+    TOOMANYREQUESTS = "TOOMANYREQUESTS"
+    NAME_UNKNOWN = "NAME_UNKNOWN"
+    NAME_INVALID = "NAME_INVALID"
+    TAG_INVALID = "TAG_INVALID"
+    MANIFEST_UNKNOWN = "MANIFEST_UNKNOWN"
+    MANIFEST_INVALID = "MANIFEST_INVALID"
+    MANIFEST_BLOB_UNKNOWN = "MANIFEST_BLOB_UNKNOWN"
+    BLOB_UNKNOWN = "BLOB_UNKNOWN"
+    BLOB_UPLOAD_UNKNOWN = "BLOB_UPLOAD_UNKNOWN"
+    BLOB_UPLOAD_INVALID = "BLOB_UPLOAD_INVALID"
+    DIGEST_INVALID = "DIGEST_INVALID"
+    SIZE_INVALID = "SIZE_INVALID"
+    RANGE_INVALID = "RANGE_INVALID"
+    PAGINATION_NUMBER_INVALID = "PAGINATION_NUMBER_INVALID"
+    UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+    UPSTREAM_ERROR = "UPSTREAM_ERROR"
+    INSUFFICIENT_STORAGE = "INSUFFICIENT_STORAGE"
+
+
 class HarborError(Exception):
-    """An error with an HTTP status and an OCI-style error code."""
+    """An error a client is told about; ``code`` may be narrowed per instance (the status stays the class's)."""
 
-    status = 500
-    code = "INTERNAL_ERROR"
+    code: ErrorCode = ErrorCode.INTERNAL_ERROR
 
-    def __init__(self, message: str, detail: Any = None, *, status: int | None = None, code: str | None = None,
+    def __init__(self, message: str, detail: Any = None, *, code: ErrorCode | None = None,
                  headers: dict[str, str] | None = None):
         super().__init__(message)
         self.message = message
         self.detail = detail
-        if status is not None:
-            self.status = status
         if code is not None:
             self.code = code
         self.headers = dict(headers or {})
 
 
 def error_body(code: str, message: str, detail: Any = None) -> bytes:
-    entry: dict[str, Any] = {"code": code, "message": message}
+    entry: dict[str, Any] = {"code": str(code), "message": message}
     if detail is not None:
         entry["detail"] = detail
     return json.dumps({"errors": [entry]}).encode()
 
 
-# One class per error kind: greppable, usable as a base class and as a type.
-
-
-class Unauthorized(HarborError):
-    """Authentication required or failed."""
-
-    status = 401
-    code = "UNAUTHORIZED"
-
-
-class Denied(HarborError):
-    """Authenticated, but not allowed."""
-
-    status = 403
-    code = "DENIED"
-
-
-class NotFound(HarborError):
-    """No such resource."""
-
-    status = 404
-    code = "NOT_FOUND"
-
-
-class NameUnknown(HarborError):
-    """Repository not known."""
-
-    status = 404
-    code = "NAME_UNKNOWN"
-
-
-class NameInvalid(HarborError):
-    """Repository name not valid."""
-
-    status = 400
-    code = "NAME_INVALID"
-
-
-class ManifestUnknown(HarborError):
-    """Manifest not known."""
-
-    status = 404
-    code = "MANIFEST_UNKNOWN"
-
-
-class ManifestInvalid(HarborError):
-    """Manifest not valid."""
-
-    status = 400
-    code = "MANIFEST_INVALID"
-
-
-class BlobUnknown(HarborError):
-    """Blob not known."""
-
-    status = 404
-    code = "BLOB_UNKNOWN"
-
-
-class DigestInvalid(HarborError):
-    """Digest not valid or does not match."""
-
-    status = 400
-    code = "DIGEST_INVALID"
-
-
-class SizeInvalid(HarborError):
-    """Content size does not match."""
-
-    status = 400
-    code = "SIZE_INVALID"
-
-
-class Unsupported(HarborError):
-    """Operation or media type not supported."""
-
-    status = 415
-    code = "UNSUPPORTED"
+# -- the request and who sent it ------------------------------------------------
 
 
 class BadRequest(HarborError):
     """The request is malformed."""
 
-    status = 400
-    code = "BAD_REQUEST"
+    code = ErrorCode.BAD_REQUEST
 
 
-class RangeNotSatisfiable(HarborError):
-    """The range cannot be served."""
+class UriTooLong(BadRequest):
+    """A path longer than any upstream would take (never sent upstream)."""
 
-    status = 416
-    code = "RANGE_INVALID"
+    code = ErrorCode.URI_TOO_LONG
+
+
+class TooLarge(HarborError):
+    """A body above its limit (a manifest, a checksum file, a JSON document)."""
+
+    code = ErrorCode.SIZE_INVALID
+
+
+class Unauthorized(HarborError):
+    """Authentication required or failed."""
+
+    code = ErrorCode.UNAUTHORIZED
+
+
+class Denied(HarborError):
+    """Authenticated, but not allowed."""
+
+    code = ErrorCode.DENIED
+
+
+class NotAllowed(HarborError):
+    """The method is not available on this resource (a group, a proxy repository, cached content)."""
+
+    code = ErrorCode.UNSUPPORTED
+
+
+class Conflict(HarborError):
+    """Well formed, but clashes with the current state (a duplicate name, the last admin, a redeploy)."""
+
+    code = ErrorCode.CONFLICT
+
+
+class Unsupported(HarborError):
+    """Operation or media type not supported."""
+
+    code = ErrorCode.UNSUPPORTED
+
+
+# -- what is (not) there ----------------------------------------------------------
+
+
+class NotFound(HarborError):
+    """No such resource."""
+
+    code = ErrorCode.NOT_FOUND
+
+
+class UnknownRepository(NotFound):
+    """No Maven repository with this id is configured."""
+
+
+class PathNotFound(HarborError):
+    """Browse/info of a path the cache does not hold (the seed answers 400 for it)."""
+
+    code = ErrorCode.NOT_FOUND
+
+
+class NameUnknown(HarborError):
+    """Repository not known."""
+
+    code = ErrorCode.NAME_UNKNOWN
+
+
+class NameInvalid(HarborError):
+    """Repository name not valid."""
+
+    code = ErrorCode.NAME_INVALID
+
+
+class TagInvalid(HarborError):
+    """Tag not valid."""
+
+    code = ErrorCode.TAG_INVALID
+
+
+class ManifestUnknown(HarborError):
+    """Manifest not known."""
+
+    code = ErrorCode.MANIFEST_UNKNOWN
+
+
+class ManifestInvalid(HarborError):
+    """Manifest not valid."""
+
+    code = ErrorCode.MANIFEST_INVALID
+
+
+class BlobUnknown(HarborError):
+    """Blob not known."""
+
+    code = ErrorCode.BLOB_UNKNOWN
+
+
+class DigestInvalid(HarborError):
+    """Digest not valid or does not match."""
+
+    code = ErrorCode.DIGEST_INVALID
+
+
+class SizeInvalid(HarborError):
+    """Content size does not match."""
+
+    code = ErrorCode.SIZE_INVALID
+
+
+# -- upstreams and the disk ------------------------------------------------------------
 
 
 class UpstreamUnavailable(HarborError):
     """No upstream could answer."""
 
-    status = 503
-    code = "UPSTREAM_UNAVAILABLE"
+    code = ErrorCode.UPSTREAM_UNAVAILABLE
 
 
 class UpstreamBadResponse(HarborError):
     """An upstream answered badly."""
 
-    status = 502
-    code = "UPSTREAM_ERROR"
-
-
-class InsufficientStorage(HarborError):
-    """The cache's disk is too full to store what was asked."""
-
-    status = 507
-    code = "INSUFFICIENT_STORAGE"
+    code = ErrorCode.UPSTREAM_ERROR
 
 
 class TooManyRequests(HarborError):
     """Upstream rate limit."""
 
-    status = 429
-    code = "TOOMANYREQUESTS"
+    code = ErrorCode.TOOMANYREQUESTS
 
 
-# The hosted registry: uploads and manifest pushes.
+class InsufficientStorage(HarborError):
+    """The cache's disk is too full to store what was asked."""
+
+    code = ErrorCode.INSUFFICIENT_STORAGE
+
+
+# -- the hosted registry: uploads and manifest pushes ---------------------------------
+
 
 class BlobUploadUnknown(HarborError):
     """Upload session not known."""
 
-    status = 404
-    code = "BLOB_UPLOAD_UNKNOWN"
+    code = ErrorCode.BLOB_UPLOAD_UNKNOWN
 
 
 class BlobUploadInvalid(HarborError):
     """Upload session or chunk not valid."""
 
-    status = 400
-    code = "BLOB_UPLOAD_INVALID"
+    code = ErrorCode.BLOB_UPLOAD_INVALID
+
+
+class UploadRangeInvalid(BlobUploadInvalid):
+    """A chunk that does not start where the session ends (a gap or an overlap)."""
 
 
 class ManifestBlobUnknown(HarborError):
     """A blob or manifest the manifest references is not known."""
 
-    status = 400
-    code = "MANIFEST_BLOB_UNKNOWN"
+    code = ErrorCode.MANIFEST_BLOB_UNKNOWN
+
+
+class NotHosted(NotAllowed):
+    """DELETE of content this registry only caches (removed through the management API instead)."""
+
+
+class DeployRefused(Conflict):
+    """The deploy breaks a repository rule; the message is also the HTTP reason phrase mvn prints."""
+
+
+class DeployNotAllowed(NotAllowed):
+    """PUT to a proxy or group repository."""

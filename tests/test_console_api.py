@@ -20,9 +20,8 @@ from harbor_cache.api.front import ApiFront
 from harbor_cache.api.openapi import build_document
 from harbor_cache.core.audit import AuditLog
 from harbor_cache.core.downloads import Download
-from harbor_cache.core.hosted import NotHosted
 from harbor_cache.core.oci import ManifestResult
-from harbor_cache.errors import ManifestUnknown
+from harbor_cache.errors import ManifestUnknown, NotHosted
 from harbor_cache.http.site import Root
 from harbor_cache.metrics import Metrics
 from tests.test_api import T0, ApiCase

@@ -9,8 +9,9 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.core.users import Conflict, UserService
-from harbor_cache.errors import BadRequest, NotFound
+from harbor_cache.core.users import UserService
+from harbor_cache.errors import BadRequest, Conflict, NotFound
+from harbor_cache.http.errors import status_of
 from harbor_cache.index import Index, InlinePool
 
 T0 = 1_700_000_000.0
@@ -68,7 +69,7 @@ class UserRuleTests(SynchronousTestCase):
     def test_duplicate_username_conflicts(self):
         """A taken username is a 409 Conflict."""
         e = self.fails(self.users.create("admin", "x", "read-only"), Conflict)
-        self.assertEqual(e.status, 409)
+        self.assertEqual(status_of(e), 409)
 
     def test_bad_fields_are_bad_requests(self):
         """Unknown role, empty or missing password, bad usernames: 400, nothing created."""
@@ -80,7 +81,7 @@ class UserRuleTests(SynchronousTestCase):
             ("u", "p" * 73, "read-only"), ("u", "\ud800", "read-only"),
         ]:
             e = self.fails(self.users.create(username, password, role), BadRequest)
-            self.assertEqual(e.status, 400)
+            self.assertEqual(status_of(e), 400)
         self.assertEqual(len(self.wait(self.users.list())), 1)
 
     def test_update_role_and_password(self):

@@ -20,7 +20,16 @@ from urllib.parse import urlsplit
 
 from harbor_cache import __version__
 from harbor_cache.core.audit import ACTIONS
-from harbor_cache.errors import BadRequest, HarborError, ManifestInvalid, NameInvalid, NameUnknown, NotFound
+from harbor_cache.errors import (
+    BadRequest,
+    Conflict,
+    ErrorCode,
+    ManifestInvalid,
+    NameInvalid,
+    NameUnknown,
+    NotFound,
+    NotHosted,
+)
 from harbor_cache.grammar.digests import is_digest_reference
 from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
 from harbor_cache.grammar.public_url import PublicURL
@@ -34,11 +43,6 @@ INDEX_TYPES = {
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 }
-
-
-class Conflict(HarborError):
-    status = 409
-    code = "CONFLICT"
 
 
 def query_arg(request, name: str) -> str | None:
@@ -345,9 +349,9 @@ class ConsoleApi:
             try:
                 return str(parse_digest(reference))
             except ValueError:
-                raise BadRequest("invalid digest", {"reference": reference}, code="DIGEST_INVALID") from None
+                raise BadRequest("invalid digest", {"reference": reference}, code=ErrorCode.DIGEST_INVALID) from None
         if not is_valid_tag(reference):
-            raise BadRequest("invalid tag", {"reference": reference}, code="TAG_INVALID")
+            raise BadRequest("invalid tag", {"reference": reference}, code=ErrorCode.TAG_INVALID)
         return reference
 
     async def image_tags(self, request) -> dict[str, Any]:
@@ -376,8 +380,7 @@ class ConsoleApi:
         name = self._name(request)
         tag = query_arg(request, "tag")
         if tag is None or not is_valid_tag(tag):
-            raise BadRequest("a valid tag is required", {"tag": tag}, code="TAG_INVALID")
-        from harbor_cache.core.hosted import NotHosted
+            raise BadRequest("a valid tag is required", {"tag": tag}, code=ErrorCode.TAG_INVALID)
 
         try:
             await self.hosted.delete_manifest(name, tag, True)

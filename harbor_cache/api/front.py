@@ -36,7 +36,7 @@ from klein import Klein
 from twisted.logger import Logger
 
 from harbor_cache.auth import STAMP_CLAIM, InvalidToken, credential_stamp, parse_bearer_authorization
-from harbor_cache.errors import BadRequest, Denied, HarborError, NotFound, Unauthorized
+from harbor_cache.errors import BadRequest, Denied, NotFound, TooLarge, Unauthorized
 from harbor_cache.grammar.timestamps import iso8601
 from harbor_cache.http.site import install_error_handlers, json_response
 from harbor_cache.settings.runtime import SettingError
@@ -51,9 +51,6 @@ ADMIN = "admin"
 WRITER_ROLES = ("admin", "read-write")
 
 
-class PayloadTooLarge(HarborError):
-    status = 413
-    code = "SIZE_INVALID"
 
 
 
@@ -78,7 +75,7 @@ def read_json_object(request) -> dict[str, Any]:
     content = request.content
     data = content.read(MAX_BODY_BYTES + 1) if content is not None else b""
     if len(data) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"request body larger than {MAX_BODY_BYTES} bytes")
+        raise TooLarge(f"request body larger than {MAX_BODY_BYTES} bytes")
     try:
         body = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):

@@ -36,15 +36,17 @@ from harbor_cache.errors import (
     BlobUnknown,
     BlobUploadInvalid,
     BlobUploadUnknown,
-    Denied,
+    Conflict,
     DigestInvalid,
-    HarborError,
+    ErrorCode,
     ManifestBlobUnknown,
     ManifestInvalid,
     ManifestUnknown,
     NameUnknown,
-    SizeInvalid,
+    NotHosted,
+    TooLarge,
     TooManyRequests,
+    UploadRangeInvalid,
 )
 from harbor_cache.grammar.digests import digest_bytes, parse_digest
 from harbor_cache.grammar.mediatypes import (
@@ -76,20 +78,6 @@ class RequestBodySource(Protocol):
     def stream_to(self, sink) -> Any: ...
 
     async def read_all(self, limit: int) -> bytes: ...
-
-
-class UploadRangeInvalid(HarborError):
-    """A chunk that does not start where the session ends (a gap or an overlap)."""
-
-    status = 416
-    code = "BLOB_UPLOAD_INVALID"
-
-
-class NotHosted(HarborError):
-    """DELETE of content this registry only caches (removed through the management API instead)."""
-
-    status = 405
-    code = "UNSUPPORTED"
 
 
 @dataclass
@@ -380,8 +368,8 @@ class HostedRegistry:
         if outcome == "proxy":
             raise NotHosted("cached blobs are removed through the management API", {"digest": digest})
         if outcome == "in_use":
-            raise Denied("blob is still used by a manifest of this repository; delete the manifest first",
-                         {"digest": digest, "manifest": detail}, status=409)
+            raise Conflict("blob is still used by a manifest of this repository; delete the manifest first",
+                           {"digest": digest, "manifest": detail}, code=ErrorCode.DENIED)
         orphans = detail
         self.cache.invalidate("blob", "", digest)
         for d in orphans:
@@ -393,14 +381,11 @@ class HostedRegistry:
         """The request body, refused (413 SIZE_INVALID) above the manifest limit: from Content-Length
         before it is read, or as soon as a chunked body goes over."""
         if body.length is not None and body.length > self.max_manifest_bytes:
-            raise SizeInvalid("manifest too large", {"size": body.length, "limit": self.max_manifest_bytes},
-                              status=413)
+            raise TooLarge("manifest too large", {"size": body.length, "limit": self.max_manifest_bytes})
         try:
             return await body.read_all(self.max_manifest_bytes)
-        except HarborError as e:
-            if e.status == 413:
-                raise SizeInvalid("manifest too large", {"limit": self.max_manifest_bytes}, status=413) from None
-            raise
+        except TooLarge:
+            raise TooLarge("manifest too large", {"limit": self.max_manifest_bytes}) from None
 
     async def put_manifest(self, name: str, reference: str, body: bytes, content_type: str | None,
                            tag: str | None) -> PushedManifest:
@@ -412,7 +397,7 @@ class HostedRegistry:
         manifest is missing), SizeInvalid (too large).
         """
         if len(body) > self.max_manifest_bytes:
-            raise SizeInvalid("manifest too large", {"size": len(body), "limit": self.max_manifest_bytes}, status=413)
+            raise TooLarge("manifest too large", {"size": len(body), "limit": self.max_manifest_bytes})
         media_type, document = _check_manifest(body, content_type)
         if tag is None:
             parsed = parse_digest(reference)

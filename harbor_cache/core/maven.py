@@ -37,7 +37,7 @@ from harbor_cache.core.downloads import Adopted, Download, Opened
 from harbor_cache.core.maven_group import MavenGroups
 from harbor_cache.core.maven_hosted import checksum_algorithm, hash_file
 from harbor_cache.core.observable import Observable, SingleFlight
-from harbor_cache.errors import HarborError, NotFound, UpstreamBadResponse
+from harbor_cache.errors import HarborError, NotAllowed, NotFound, PathNotFound, UnknownRepository, UpstreamBadResponse
 from harbor_cache.grammar.maven_paths import (
     checksum_base,
     content_type_for,
@@ -50,7 +50,7 @@ from harbor_cache.grammar.timestamps import iso8601
 from harbor_cache.index import EntryWrite
 from harbor_cache.storage import BlobCorrupt, GrowingSource
 from harbor_cache.upstream.body import discard_body
-from harbor_cache.upstream.http import UpstreamError, header
+from harbor_cache.upstream.http import NotModified, UpstreamError, UpstreamNotFound, header
 from harbor_cache.upstream.maven import NotAFile, parse_sha1
 
 if TYPE_CHECKING:
@@ -62,25 +62,6 @@ log = Logger()
 # hit is one dict lookup and one write: no file open, no producer.
 SMALL_FILE_BYTES = 64 << 10
 SMALL_MEMORY_BYTES = 32 << 20
-
-
-class UnknownRepository(NotFound):
-    """No Maven repository with this id is configured."""
-
-
-class PathNotFound(HarborError):
-    """Browse/info of a path the cache does not hold (the seed answers 400 for it)."""
-
-    status = 400
-    code = "NOT_FOUND"
-
-
-class UpstreamNotFound(Exception):
-    """The upstream answered 404 for the file."""
-
-
-class NotModified(Exception):
-    """The upstream confirmed our copy (304)."""
 
 
 @dataclass
@@ -397,8 +378,7 @@ class MavenCache:
         if f.body is not None:
             return f.body
         if f.size is not None and f.size > limit:
-            raise HarborError(f"{f.path} is larger than {limit} bytes", {"path": f.path}, status=502,
-                              code="UPSTREAM_ERROR")
+            raise UpstreamBadResponse(f"{f.path} is larger than {limit} bytes", {"path": f.path})
         source = f.source
         assert source is not None  # no body in memory, so a source holds the content
         while not source.verified:
@@ -415,8 +395,7 @@ class MavenCache:
             await changed
         body = await self.storage.io.run(_read_head, source.path, limit + 1)
         if len(body) > limit:
-            raise HarborError(f"{f.path} is larger than {limit} bytes", {"path": f.path}, status=502,
-                              code="UPSTREAM_ERROR")
+            raise UpstreamBadResponse(f"{f.path} is larger than {limit} bytes", {"path": f.path})
         return body
 
     def _stale(self, repo_id: str, path: str, row: CachedRow) -> MavenFile:
@@ -688,9 +667,8 @@ class MavenCache:
         """
         repo = self.repository(repo_id)
         if repo.is_group:
-            raise HarborError(f"repository {repo_id} is a group; delete from one of its members",
-                              {"repositoryId": repo_id, "members": list(repo.members)}, status=405,
-                              code="UNSUPPORTED")
+            raise NotAllowed(f"repository {repo_id} is a group; delete from one of its members",
+                             {"repositoryId": repo_id, "members": list(repo.members)})
         entry = await self.index.get_entry("maven", repo_id, path)
         rows = [entry] if entry is not None else await self.index.maven_entries_under(repo_id, path)
         if not rows:

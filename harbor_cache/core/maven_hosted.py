@@ -29,7 +29,7 @@ from typing import BinaryIO
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from harbor_cache.errors import BadRequest, DigestInvalid, HarborError
+from harbor_cache.errors import BadRequest, DeployNotAllowed, DeployRefused, DigestInvalid, HarborError, TooLarge
 from harbor_cache.grammar.maven_paths import checksum_base, content_type_for, is_mutable
 from harbor_cache.storage import BlobCorrupt, SourceFailed, TempBlob
 
@@ -40,20 +40,6 @@ COPY_CHUNK = 1 << 20
 MAX_CHECKSUM_BYTES = 1024
 CHECKSUM_ALGORITHMS = {".sha1": "sha1", ".md5": "md5", ".sha256": "sha256", ".sha512": "sha512"}
 _HEX_LENGTHS = {"sha1": 40, "md5": 32, "sha256": 64, "sha512": 128}
-
-
-class DeployRefused(HarborError):
-    """The deploy breaks a repository rule; the message is also the HTTP reason phrase mvn prints."""
-
-    status = 409
-    code = "CONFLICT"
-
-
-class DeployNotAllowed(HarborError):
-    """PUT to a proxy or group repository."""
-
-    status = 405
-    code = "UNSUPPORTED"
 
 
 def body_length(content: BinaryIO | None) -> int:
@@ -182,9 +168,7 @@ class MavenDeployer:
             raise BadRequest(f"a checksum file is at most {MAX_CHECKSUM_BYTES} bytes", {"path": path})
         try:
             body = await source.read_all(MAX_CHECKSUM_BYTES)
-        except HarborError as e:
-            if e.status != 413:
-                raise
+        except TooLarge:
             raise BadRequest(f"a checksum file is at most {MAX_CHECKSUM_BYTES} bytes", {"path": path}) from None
         claimed = parse_checksum(body, algorithm)
         if claimed is None:

@@ -36,7 +36,7 @@ from harbor_cache.grammar.mediatypes import InvalidManifest, detect_manifest_med
 from harbor_cache.grammar.numbers import parse_decimal
 from harbor_cache.storage import GrowingSource
 from harbor_cache.upstream.body import discard_body
-from harbor_cache.upstream.http import UpstreamError, header
+from harbor_cache.upstream.http import UpstreamError, UpstreamNotFound, header
 from harbor_cache.upstream.registry import ALL_MANIFEST_TYPES, Route, read_limited
 from harbor_cache.upstream.routing import route_matches
 
@@ -45,10 +45,6 @@ log = Logger()
 MANIFEST_MEMORY_BYTES = 64 << 20
 # Upstream answered, but with content we must not serve: 502, not 503.
 BAD_CONTENT_REASONS = frozenset({"digest_mismatch", "invalid_manifest", "too_large", "body"})
-
-
-class UpstreamNotFound(Exception):
-    """Every upstream that serves this repository said 404."""
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from harbor_cache.errors import BadRequest, HarborError, NotFound
+from harbor_cache.errors import BadRequest, Conflict, NotFound
 from harbor_cache.grammar.namespaces import check_namespaces, effective_prefix
 from harbor_cache.grammar.numbers import parse_decimal
 from harbor_cache.settings.startup import DOCKER_HUB_REGISTRY, DOCKER_HUB_URL, UpstreamConfig, check_upstream
@@ -36,11 +36,6 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "routes": (list,), "priority": (int,), "allow_push": (bool,), "library_prefix": (bool,),
     "username": (str, type(None)), "password": (str, type(None)),
 }
-
-
-class Conflict(HarborError):
-    status = 409
-    code = "CONFLICT"
 
 
 def config_from_row(row: dict) -> UpstreamConfig:

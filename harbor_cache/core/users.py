@@ -22,18 +22,11 @@ from __future__ import annotations
 from typing import Any
 
 from harbor_cache.auth import MAX_PASSWORD_BYTES, ROLES, check_password, hash_password, is_valid_role
-from harbor_cache.errors import BadRequest, HarborError, NotFound
+from harbor_cache.errors import BadRequest, Conflict, NotFound
 
 MAX_USERNAME_LENGTH = 128
 # SQLite integers are signed 64-bit: a larger id cannot name a user.
 MAX_USER_ID = (1 << 63) - 1
-
-
-class Conflict(HarborError):
-    """The request is well formed but clashes with the current state (409)."""
-
-    status = 409
-    code = "CONFLICT"
 
 
 def _encodable(text: str) -> bool:

@@ -39,7 +39,7 @@ from typing import BinaryIO, Protocol
 
 from twisted.internet import defer
 
-from harbor_cache.errors import HarborError
+from harbor_cache.errors import ErrorCode, HarborError, TooLarge
 
 # Bodies of routes that are not streamed are buffered in memory up to this.
 MAX_BODY_BYTES = 1 << 20
@@ -47,14 +47,14 @@ MAX_BODY_BYTES = 1 << 20
 MAX_UPLOAD_BYTES = 64 << 30
 
 
-class BodyTooLarge(HarborError):
-    status = 413
-    code = "SIZE_INVALID"
+class BodyTooLarge(TooLarge):
+    """A request body above its route's limit."""
 
 
 class BodyTooSlow(HarborError):
-    status = 408
-    code = "REQUEST_TIMEOUT"
+    """A request body that did not arrive in time."""
+
+    code = ErrorCode.REQUEST_TIMEOUT
 
 
 class ClientGone(Exception):

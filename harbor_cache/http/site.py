@@ -25,6 +25,7 @@ from werkzeug.exceptions import NotFound as WerkzeugNotFound
 from harbor_cache import __version__
 from harbor_cache.errors import HarborError, error_body
 from harbor_cache.http.client_limits import ClientLimits, raw_error
+from harbor_cache.http.errors import status_of
 from harbor_cache.http.request_body import BodyRules, BodyTooLarge, BodyTooSlow, ClientGone, StreamedBody, default_rules
 from harbor_cache.metrics import front_label, method_label, status_label
 
@@ -86,7 +87,7 @@ def install_error_handlers(app: Klein) -> None:
     @app.handle_errors(HarborError)
     def _harbor_error(self, request, failure):
         e = failure.value
-        return write_error(request, e.status, e.code, e.message, e.detail, e.headers)
+        return write_error(request, status_of(e), e.code, e.message, e.detail, e.headers)
 
     @app.handle_errors(WerkzeugNotFound)
     def _not_found(self, request, failure):
@@ -188,7 +189,7 @@ class HarborRequest(server.Request):
             self._parse_request_line(channel._command, channel._path, channel._version)
         self.started_at = time.monotonic()
         channel.persistent = False
-        body = write_error(self, error.status, error.code, error.message, error.detail)
+        body = write_error(self, status_of(error), error.code, error.message, error.detail)
         self.setHeader(b"Connection", b"close")
         self.setHeader(b"Content-Length", b"%d" % len(body))
         self.write(b"" if self.method == b"HEAD" else body)

@@ -36,10 +36,10 @@ from harbor_cache.auth import (
     parse_bearer_authorization,
     plan_artifact_token,
 )
-from harbor_cache.core.maven import MavenFile, UnknownRepository, parse_http_date
+from harbor_cache.core.maven import MavenFile, parse_http_date
 from harbor_cache.core.maven_hosted import MavenDeployer
 from harbor_cache.core.token_holders import current_artifact_scopes, current_holder
-from harbor_cache.errors import BadRequest, HarborError, NotFound
+from harbor_cache.errors import BadRequest, Denied, ErrorCode, HarborError, NotFound, UnknownRepository, UriTooLong
 from harbor_cache.grammar.maven_paths import (
     InvalidPath,
     PathTooLong,
@@ -48,6 +48,7 @@ from harbor_cache.grammar.maven_paths import (
     normalize_browse_path,
 )
 from harbor_cache.grammar.public_url import PublicURL
+from harbor_cache.http.errors import status_of
 from harbor_cache.http.request_body import body_of
 from harbor_cache.http.serving import serve_source
 from harbor_cache.http.site import install_error_handlers, json_response, write_error
@@ -71,7 +72,8 @@ class AuthChallenge(HarborError):
     """401 or 403 with one or more ``WWW-Authenticate`` values."""
 
     def __init__(self, status: int, message: str, challenges: list[str]):
-        super().__init__(message, status=status, code="UNAUTHORIZED" if status == 401 else "DENIED")
+        super().__init__(message, code=ErrorCode.UNAUTHORIZED if status == 401 else ErrorCode.DENIED)
+        self.http_status = status
         self.challenges = challenges
 
 
@@ -84,7 +86,7 @@ def _bad_path(e: Exception, raw: str | None = None) -> HarborError:
     """400 for an unsafe path; 414 URI_TOO_LONG for an over-long one (never sent upstream)."""
     detail = {"reason": str(e), **({"path": raw[:200]} if raw is not None else {})}
     if isinstance(e, PathTooLong):
-        return BadRequest("path too long", detail, status=414, code="URI_TOO_LONG")
+        return UriTooLong("path too long", detail)
     return BadRequest("invalid path", detail)
 
 
@@ -138,7 +140,7 @@ class MavenFront:
     @app.handle_errors(AuthChallenge)
     def _challenge(self, request, failure):
         e = failure.value
-        body = write_error(request, e.status, e.code, e.message, e.detail)
+        body = write_error(request, status_of(e), e.code, e.message, e.detail)
         request.responseHeaders.setRawHeaders(b"WWW-Authenticate", [c.encode() for c in e.challenges])
         return body
 
@@ -321,11 +323,12 @@ class MavenFront:
             user = await self.authorize_write(request, repo_id)
             created = await self.deployer.deploy(repo_id, path, body_of(request), user)
         except HarborError as e:
-            body = write_error(request, e.status, e.code, e.message, e.detail, e.headers)
-            request.setResponseCode(e.status, _reason_phrase(e.message))
+            status = status_of(e)
+            body = write_error(request, status, e.code, e.message, e.detail, e.headers)
+            request.setResponseCode(status, _reason_phrase(e.message))
             if isinstance(e, AuthChallenge):
                 request.responseHeaders.setRawHeaders(b"WWW-Authenticate", [c.encode() for c in e.challenges])
-            if e.status == 405:
+            if status == 405:
                 request.setHeader(b"Allow", b"GET, HEAD, DELETE")
             request.setHeader(b"Content-Length", b"%d" % len(body))
             return body
@@ -412,8 +415,7 @@ class MavenFront:
             token = self.tokens.mint(user["username"], repositories, scopes, hours,
                                      stamp=credential_stamp(user["password_hash"]))
         except ArtifactTokenRequestError as e:
-            raise HarborError(e.reason, status=e.status,
-                              code="DENIED" if e.status == 403 else "BAD_REQUEST") from None
+            raise (Denied(e.reason) if e.status == 403 else BadRequest(e.reason)) from None
         log.info("artifact token for {user}: {repositories} {scopes} {hours}h",
                  user=username, repositories=repositories, scopes=scopes, hours=hours)
         request.setHeader(b"Content-Type", b"text/plain")

@@ -12,7 +12,6 @@ from twisted.logger import Logger
 
 from harbor_cache.errors import (
     DigestInvalid,
-    HarborError,
     ManifestUnknown,
     NameInvalid,
     NameUnknown,
@@ -32,11 +31,6 @@ from harbor_cache.http.site import install_error_handlers
 log = Logger()
 
 API_VERSION_HEADER = (b"Docker-Distribution-API-Version", b"registry/2.0")
-
-
-class TagInvalid(HarborError):
-    status = 400
-    code = "TAG_INVALID"
 
 
 class AnonymousPullPolicy:

@@ -13,21 +13,15 @@ import json
 import re
 from urllib.parse import urlencode
 
-from harbor_cache.core.hosted import UploadRangeInvalid
-from harbor_cache.errors import BadRequest, HarborError, ManifestUnknown
+from harbor_cache.errors import BadRequest, ErrorCode, ManifestUnknown, NotAllowed, TagInvalid, UploadRangeInvalid
 from harbor_cache.grammar.digests import is_digest_reference
 from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
 from harbor_cache.grammar.numbers import parse_decimal
 from harbor_cache.http.request_body import body_of
-from harbor_cache.oci.front import TagInvalid, _check_digest, _check_name
+from harbor_cache.oci.front import _check_digest, _check_name
 
 # "0-1023", "bytes=0-1023", "bytes 0-1023/2048", "0-1023/*"
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?\s*([0-9]+)-([0-9]+)(?:/(?:[0-9]+|\*))?$")
-
-
-class MethodNotAllowed(HarborError):
-    status = 405
-    code = "UNSUPPORTED"
 
 
 def _arg(request, name: str) -> str | None:
@@ -58,7 +52,7 @@ def _page_size(request) -> int | None:
     n = parse_decimal(raw)
     if n is None:
         raise BadRequest("n must be a non-negative integer of at most 18 ASCII digits", {"n": raw[:40]},
-                         code="PAGINATION_NUMBER_INVALID")
+                         code=ErrorCode.PAGINATION_NUMBER_INVALID)
     return n
 
 
@@ -123,7 +117,7 @@ class HostedFront:
         self.hosted.ensure_writable(name)
         if route.reference is None:
             if method != b"POST":
-                raise MethodNotAllowed("method not allowed here", {"method": method.decode()})
+                raise NotAllowed("method not allowed here", {"method": method.decode()})
             return await self._start(request, name, user)
         session = await self.hosted.get_upload(name, route.reference)
         if method == b"PATCH":
@@ -146,7 +140,7 @@ class HostedFront:
             request.setResponseCode(204)
             request.setHeader(b"Content-Length", b"0")
             return b""
-        raise MethodNotAllowed("method not allowed here", {"method": method.decode()})
+        raise NotAllowed("method not allowed here", {"method": method.decode()})
 
     async def _start(self, request, name: str, user: str | None):
         mount = _arg(request, "mount")
@@ -207,14 +201,14 @@ class HostedFront:
             request.setResponseCode(202)
             request.setHeader(b"Content-Length", b"0")
             return b""
-        raise MethodNotAllowed("method not allowed here", {"method": request.method.decode()})
+        raise NotAllowed("method not allowed here", {"method": request.method.decode()})
 
     async def blob(self, request, route):
         name = route.name
         _check_name(name)
         digest = _check_digest(route.reference)
         if request.method != b"DELETE":
-            raise MethodNotAllowed("method not allowed here", {"method": request.method.decode()})
+            raise NotAllowed("method not allowed here", {"method": request.method.decode()})
         await self.policy.authorize(request, name, {"delete"})
         self.hosted.ensure_writable(name)
         await self.hosted.delete_blob(name, digest)
@@ -267,11 +261,11 @@ class HostedFront:
 
     async def token(self, request, route):
         if request.method != b"GET":
-            raise MethodNotAllowed("the token endpoint takes GET", {"method": request.method.decode()})
+            raise NotAllowed("the token endpoint takes GET", {"method": request.method.decode()})
         request.setHeader(b"Cache-Control", b"no-store")
         return _json(request, await self.policy.issue_token(request))
 
 
 def _only_get(request) -> None:
     if request.method not in (b"GET", b"HEAD"):
-        raise MethodNotAllowed("method not allowed here", {"method": request.method.decode()})
+        raise NotAllowed("method not allowed here", {"method": request.method.decode()})

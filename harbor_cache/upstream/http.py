@@ -23,6 +23,14 @@ class UpstreamError(Exception):
         self.code = code
 
 
+class UpstreamNotFound(Exception):
+    """The upstream (for OCI: every upstream that serves the repository) answered 404 or 410."""
+
+
+class NotModified(Exception):
+    """The upstream confirmed our copy (304)."""
+
+
 def basic_authorization(username: str | None, password: str | None) -> bytes | None:
     """The Basic header value for configured upstream credentials, or None."""
     if username is None:
