@@ -14,6 +14,13 @@ One run measures, all on 127.0.0.1 with processes of its own:
 Then the ratios against the issue's targets. Usage::
 
     python3 bench/oci_bench.py [--large-mib 200] [--runs 5] [--markdown]
+    python3 bench/oci_bench.py --only cold,skopeo --baseline /tmp/main-export   # A/B of the cold figures
+
+``--only`` picks sections (warm, manifest, cold, rss, skopeo; the verdict
+shows the targets whose figures were taken). ``--baseline DIR`` also runs
+harbor-cache from another checkout (e.g. ``git archive main | tar -x -C DIR``)
+as "harbor-base", alternating with this one run by run in the cold and
+skopeo-cold figures, so a change can be compared with main on a busy machine.
 
 Needs docker-registry, skopeo, curl and wrk (Debian packages). The image
 layout is generated once per machine (see tests/integration/support.py).
@@ -80,6 +87,20 @@ class DistributionProxy:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+SECTIONS = ("warm", "manifest", "cold", "rss", "skopeo")
+
+
+def tree_harbor(tree, config):
+    """A HarborServer running the code of checkout ``tree`` instead of this one."""
+
+    class _TreeServer(support.HarborServer):
+        def start(self):
+            self._daemon.start(self.command(), env=self.env, cwd=tree)
+            self._daemon.wait_ready(self.url + "/health", self.timeout)
+
+    return _TreeServer(config, env={"PYTHONPATH": tree})
+
+
 def curl_get(url, limit_rate=None):
     """(seconds, bytes/s, bytes) of one curl GET to /dev/null."""
     cmd = ["curl", "-sf", "-o", "/dev/null", "-w", "%{time_total} %{speed_download} %{size_download}"]
@@ -126,7 +147,15 @@ def main(argv=None):
     ap.add_argument("--slow-readers", type=int, default=20)
     ap.add_argument("--slow-rate", default="2M", help="curl --limit-rate of each slow reader (default 2M)")
     ap.add_argument("--markdown", action="store_true", help="also print a Markdown section for bench/RESULTS.md")
+    ap.add_argument("--only", default=",".join(SECTIONS),
+                    help="comma-separated sections to run (default: all of %s)" % ",".join(SECTIONS))
+    ap.add_argument("--baseline", metavar="DIR", default=None,
+                    help="another checkout whose harbor-cache runs as harbor-base in the cold figures (A/B)")
     args = ap.parse_args(argv)
+    only = set(args.only.split(","))
+    if not only <= set(SECTIONS):
+        ap.error("--only takes %s" % ",".join(SECTIONS))
+    baseline = os.path.abspath(args.baseline) if args.baseline else None
     for tool in ("docker-registry", "skopeo", "curl", "wrk"):
         if shutil.which(tool) is None:
             sys.exit("missing tool: %s" % tool)
@@ -148,8 +177,13 @@ def main(argv=None):
     proxy = DistributionProxy(reg.url)
     work = tempfile.mkdtemp(prefix="bench-oci-")
 
-    def harbor():
+    def harbor(tree=None):
+        if tree is not None:
+            return tree_harbor(tree, oci.harbor_config(reg.url))
         return support.HarborServer(oci.harbor_config(reg.url))
+
+    # (name, checkout) of the harbor-cache builds in the cold figures, in the order they run
+    builds = [("harbor", None)] + ([("harbor-base", baseline)] if baseline else [])
 
     say("blob: %s, %d bytes (%.1f MiB); %d runs per figure; MB = 1e6 bytes"
         % (layer["digest"], size, size / MIB, args.runs))
@@ -157,129 +191,158 @@ def main(argv=None):
                                                       " ".join(open("/proc/loadavg").read().split()[:3])))
     say()
 
+    warm, rps, cold_med, growth, sk = {}, {}, {}, None, {}
     # -- warm blob throughput ----------------------------------------------------
-    srv = harbor()
-    curl_get(srv.url + blob_path)  # fills the cache
-    proxy.cold_start()
-    curl_get(proxy.url + blob_path)
-    warm = {}
-    for name, base in (("direct", reg.url), ("dist-proxy", proxy.url), ("harbor", srv.url)):
+    srv = harbor() if only & {"warm", "manifest"} else None
+    if "warm" in only:
+        curl_get(srv.url + blob_path)  # fills the cache
+        proxy.cold_start()
+        curl_get(proxy.url + blob_path)
+    for name, base in (("direct", reg.url), ("dist-proxy", proxy.url), ("harbor", srv.url)) if "warm" in only else ():
         curl_get(base + blob_path)  # page cache
         speeds = [curl_get(base + blob_path)[1] for _ in range(args.runs)]
         warm[name] = statistics.median(speeds)
         say("warm blob   %-10s median %7.1f MB/s  runs: %s" % (name, warm[name] / MB,
                                                               ", ".join("%.0f" % (s / MB) for s in speeds)))
-    say("  cmd: curl -sf -o /dev/null -w '%%{speed_download}' %s%s" % ("<base>", blob_path))
+    if "warm" in only:
+        say("  cmd: curl -sf -o /dev/null -w '%%{speed_download}' %s%s" % ("<base>", blob_path))
 
     # -- warm manifest req/s -----------------------------------------------------
     manifest_path = "/v2/library/test/manifests/1"
-    rps = {}
-    for name, base in (("direct", reg.url), ("dist-proxy", proxy.url), ("harbor", srv.url)):
+    if "manifest" in only and "warm" not in only:
+        proxy.cold_start()
+    for name, base in (("direct", reg.url), ("dist-proxy", proxy.url), ("harbor", srv.url)) if "manifest" in only else ():
         status, _, _ = support.http("GET", base + manifest_path, {"Accept": oci.OCI_MANIFEST})
         assert status == 200, (name, status)
         rps[name], bad, cmd = wrk(base + manifest_path)
         say("manifest    %-10s %9.0f req/s  (non-2xx: %d)" % (name, rps[name], bad))
-    say("  cmd: wrk -t2 -c16 -d5s -H '%s' <base>%s" % (OCI_ACCEPT, manifest_path))
-    srv.close()
+    if "manifest" in only:
+        say("  cmd: wrk -t2 -c16 -d5s -H '%s' <base>%s" % (OCI_ACCEPT, manifest_path))
+    if srv is not None:
+        srv.close()
 
     # -- cold blob time --------------------------------------------------------------
-    cold = {"direct": [], "dist-proxy": [], "harbor": []}
-    for _ in range(args.runs):
-        cold["direct"].append(curl_get(reg.url + blob_path)[0])
-        proxy.cold_start()
-        cold["dist-proxy"].append(curl_get(proxy.url + blob_path)[0])
-        s = harbor()
-        try:
-            cold["harbor"].append(curl_get(s.url + blob_path)[0])
-        finally:
-            s.close()
-    cold_med = {k: statistics.median(v) for k, v in cold.items()}
-    for name, values in cold.items():
-        say("cold blob   %-10s median %.3f s  runs: %s" % (name, cold_med[name], fmt_runs(values)))
-    say("  cold = fresh harbor-cache data dir per run / dist-proxy stopped, storage wiped, restarted; direct = same GET")
+    if "cold" in only:
+        cold = {"direct": [], "dist-proxy": []}
+        cold.update({name: [] for name, _ in builds})
+        for run in range(args.runs):
+            cold["direct"].append(curl_get(reg.url + blob_path)[0])
+            proxy.cold_start()
+            cold["dist-proxy"].append(curl_get(proxy.url + blob_path)[0])
+            for name, tree in builds if run % 2 == 0 else builds[::-1]:
+                s = harbor(tree)
+                try:
+                    cold[name].append(curl_get(s.url + blob_path)[0])
+                finally:
+                    s.close()
+        cold_med = {k: statistics.median(v) for k, v in cold.items()}
+        for name, values in cold.items():
+            say("cold blob   %-11s median %.3f s  runs: %s" % (name, cold_med[name], fmt_runs(values)))
+        say("  cold = fresh harbor-cache data dir per run / dist-proxy stopped, storage wiped, restarted; "
+            "direct = same GET")
+        if baseline:
+            say("  harbor-base = the checkout in %s; harbor and harbor-base alternate which goes first" % baseline)
 
     # -- RSS with slow readers ---------------------------------------------------
-    s = harbor()
-    slow = []
-    try:
-        base_rss = vm_rss(s.pid)
-        peak = base_rss
-        for _ in range(args.slow_readers):
-            slow.append(subprocess.Popen(["curl", "-s", "-o", "/dev/null", "--limit-rate", args.slow_rate,
-                                          s.url + blob_path], stdin=subprocess.DEVNULL))
-        fast = subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", "%{time_total} %{size_download}",
-                                 s.url + blob_path],
-                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-        samples = 0
-        end = None
-        while True:
-            peak = max(peak, vm_rss(s.pid))
-            samples += 1
-            if end is None and fast.poll() is not None:
-                end = time.monotonic() + 5  # keep sampling while the slow readers go on
-            if end is not None and time.monotonic() >= end:
-                break
-            time.sleep(0.05)
-        fast_time, fast_size = fast.stdout.read().split()
-        fast_time = float(fast_time)
-        assert int(fast_size) == size, "fast reader got %s of %d bytes" % (fast_size, size)
-        alive = sum(1 for p in slow if p.poll() is None)
-        final_rss = vm_rss(s.pid)
-    finally:
-        for p in slow:
-            if p.poll() is None:
-                p.terminate()
-        for p in slow:
-            p.wait(10)
-        s.close()
-    growth = peak - base_rss
-    say("rss         harbor     base %.1f MiB, peak %.1f MiB, growth %.1f MiB (%d samples); fast reader %.2f s; "
-        "%d of %d slow readers (--limit-rate %s) still reading at the end; rss then %.1f MiB"
-        % (base_rss / MIB, peak / MIB, growth / MIB, samples, fast_time, alive, args.slow_readers, args.slow_rate,
-           final_rss / MIB))
+    if "rss" in only:
+        s = harbor()
+        slow = []
+        try:
+            base_rss = vm_rss(s.pid)
+            peak = base_rss
+            for _ in range(args.slow_readers):
+                slow.append(subprocess.Popen(["curl", "-s", "-o", "/dev/null", "--limit-rate", args.slow_rate,
+                                              s.url + blob_path], stdin=subprocess.DEVNULL))
+            fast = subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", "%{time_total} %{size_download}",
+                                     s.url + blob_path],
+                                    stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+            samples = 0
+            end = None
+            while True:
+                peak = max(peak, vm_rss(s.pid))
+                samples += 1
+                if end is None and fast.poll() is not None:
+                    end = time.monotonic() + 5  # keep sampling while the slow readers go on
+                if end is not None and time.monotonic() >= end:
+                    break
+                time.sleep(0.05)
+            fast_time, fast_size = fast.stdout.read().split()
+            fast_time = float(fast_time)
+            assert int(fast_size) == size, "fast reader got %s of %d bytes" % (fast_size, size)
+            alive = sum(1 for p in slow if p.poll() is None)
+            final_rss = vm_rss(s.pid)
+        finally:
+            for p in slow:
+                if p.poll() is None:
+                    p.terminate()
+            for p in slow:
+                p.wait(10)
+            s.close()
+        growth = peak - base_rss
+        say("rss         harbor     base %.1f MiB, peak %.1f MiB, growth %.1f MiB (%d samples); fast reader %.2f s; "
+            "%d of %d slow readers (--limit-rate %s) still reading at the end; rss then %.1f MiB"
+            % (base_rss / MIB, peak / MIB, growth / MIB, samples, fast_time, alive, args.slow_readers, args.slow_rate,
+               final_rss / MIB))
 
     # -- skopeo copy -------------------------------------------------------------
-    out = os.path.join(work, "skopeo-out")
-    sk = {"direct": [], "harbor-cold": [], "harbor-warm": []}
-    for _ in range(args.skopeo_runs):
-        sk["direct"].append(skopeo_copy(reg.hostport, out))
-    warm_srv = None
-    for _ in range(args.skopeo_runs):
-        s = harbor()
-        try:
-            sk["harbor-cold"].append(skopeo_copy(s.hostport, out))
-        finally:
-            if warm_srv is None:
-                warm_srv = s
-            else:
-                s.close()
-    for _ in range(args.skopeo_runs):
-        sk["harbor-warm"].append(skopeo_copy(warm_srv.hostport, out))
-    warm_srv.close()
-    total = large["bytes_total"]
-    for name, values in sk.items():
-        say("skopeo copy %-11s median %.2f s (%.0f MB/s)  runs: %s" % (
-            name, statistics.median(values), total / statistics.median(values) / MB, fmt_runs(values)))
-    say("  cmd: skopeo copy -q --src-tls-verify=false docker://<host>/library/test:large oci:<dir>:x  (%d bytes)"
-        % total)
+    if "skopeo" in only:
+        out = os.path.join(work, "skopeo-out")
+        sk = {"direct": []}
+        sk.update({name + "-cold": [] for name, _ in builds})
+        sk["harbor-warm"] = []
+        warm_srv = None
+        for run in range(args.skopeo_runs):
+            sk["direct"].append(skopeo_copy(reg.hostport, out))
+            for name, tree in builds if run % 2 == 0 else builds[::-1]:
+                s = harbor(tree)
+                try:
+                    sk[name + "-cold"].append(skopeo_copy(s.hostport, out))
+                finally:
+                    if warm_srv is None and tree is None:
+                        warm_srv = s
+                    else:
+                        s.close()
+        for _ in range(args.skopeo_runs):
+            sk["harbor-warm"].append(skopeo_copy(warm_srv.hostport, out))
+        warm_srv.close()
+        total = large["bytes_total"]
+        for name, values in sk.items():
+            say("skopeo copy %-16s median %.2f s (%.0f MB/s)  runs: %s" % (
+                name, statistics.median(values), total / statistics.median(values) / MB, fmt_runs(values)))
+        say("  cmd: skopeo copy -q --src-tls-verify=false docker://<host>/library/test:large oci:<dir>:x  (%d bytes)"
+            % total)
 
     # -- verdict -----------------------------------------------------------------
     say()
-    checks = [
-        ("warm throughput vs direct", warm["harbor"] / warm["direct"], ">=", 0.8),
-        ("cold time vs direct", cold_med["harbor"] / cold_med["direct"], "<=", 1.15),
-        ("manifest req/s vs dist-proxy", rps["harbor"] / rps["dist-proxy"], ">=", 5.0),
-        ("rss growth MiB", growth / MIB, "<", 100.0),
-        # issue 17
-        ("cold time vs dist-proxy cold", cold_med["harbor"] / cold_med["dist-proxy"], "<=", 1.0),
-        ("skopeo cold vs direct", statistics.median(sk["harbor-cold"]) / statistics.median(sk["direct"]), "<=", 1.1),
-        ("manifest req/s vs direct", rps["harbor"] / rps["direct"], ">=", 2.0),
-    ]
+    checks = []
+    if "warm" in only:
+        checks.append(("warm throughput vs direct", warm["harbor"] / warm["direct"], ">=", 0.8))
+    if "cold" in only:
+        checks.append(("cold time vs direct", cold_med["harbor"] / cold_med["direct"], "<=", 1.15))
+    if "manifest" in only:
+        checks.append(("manifest req/s vs dist-proxy", rps["harbor"] / rps["dist-proxy"], ">=", 5.0))
+    if "rss" in only:
+        checks.append(("rss growth MiB", growth / MIB, "<", 100.0))
+    # issue 17
+    if "cold" in only:
+        checks.append(("cold time vs dist-proxy cold", cold_med["harbor"] / cold_med["dist-proxy"], "<=", 1.0))
+    if "skopeo" in only:
+        checks.append(("skopeo cold vs direct",
+                       statistics.median(sk["harbor-cold"]) / statistics.median(sk["direct"]), "<=", 1.1))
+    if "manifest" in only:
+        checks.append(("manifest req/s vs direct", rps["harbor"] / rps["direct"], ">=", 2.0))
+    if baseline and "cold" in only:
+        checks.append(("base: cold vs dist-proxy cold", cold_med["harbor-base"] / cold_med["dist-proxy"], "<=", 1.0))
+    if baseline and "skopeo" in only:
+        checks.append(("base: skopeo cold vs direct",
+                       statistics.median(sk["harbor-base-cold"]) / statistics.median(sk["direct"]), "<=", 1.1))
     for name, value, op, target in checks:
         ok = {">=": value >= target, "<=": value <= target, "<": value < target}[op]
         say("%-30s %8.2f  target %s %g  %s" % (name, value, op, target, "OK" if ok else "MISSED"))
-    say("(cold vs dist-proxy cold: %.2f; warm vs dist-proxy warm: %.2f)"
-        % (cold_med["harbor"] / cold_med["dist-proxy"], warm["harbor"] / warm["dist-proxy"]))
+    if "cold" in only and "warm" in only:
+        say("(cold vs dist-proxy cold: %.2f; warm vs dist-proxy warm: %.2f)"
+            % (cold_med["harbor"] / cold_med["dist-proxy"], warm["harbor"] / warm["dist-proxy"]))
+    say("loadavg at the end %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
 
     proxy.close()
     reg.close()

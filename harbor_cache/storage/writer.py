@@ -34,11 +34,12 @@ class _Lane:
     GIL, so the slowest of them, not their sum, bounds a cold download.
     """
 
-    def __init__(self, work: Callable[[list[bytes]], None]):
+    def __init__(self, work: Callable[[list[bytes | memoryview]], None]):
         self.work = work
-        self.queue: deque[bytes] = deque()
+        self.queue: deque[bytes | memoryview] = deque()
         self.pending = 0
         self.busy = False
+        self.done = 0  # bytes through this lane since the blob was created
 
     def idle(self) -> bool:
         return not self.busy and not self.queue
@@ -74,10 +75,16 @@ class TempBlob(GrowingSource):
             self._hashers = dict(hashers or {})
             self.available = offset
         self._append_offset = None if append_to is None else offset
+        # Where the write lane is in the file, and up to where it has asked for writeback (I/O pool only).
+        self._file_end = offset
+        self._writeback_from = offset
         self._writer = _Lane(self._write_chunks)
         self._lanes = [self._writer] + [_Lane(self._hash_lane(h)) for h in self._hashers.values()]
         self._high = False
         self._drained: list[defer.Deferred] = []
+        # (bytes written since creation up to the end of a chunk, its release callback), oldest first
+        self._tickets: deque[tuple[int, Callable[[], None]]] = deque()
+        self._written = 0
         self.on_drain: Callable[[], None] | None = None
         self.received = offset
         self.digest: str | None = None
@@ -92,13 +99,23 @@ class TempBlob(GrowingSource):
         """Bytes received but not yet through every lane (the slowest one counts)."""
         return max(lane.pending for lane in self._lanes)
 
-    def write(self, data: bytes) -> bool:
+    def write(self, data: bytes | memoryview, release: Callable[[], None] | None = None) -> bool:
+        """Queue ``data`` for the file and every hash; True when the producer should pause.
+
+        ``data`` may be a view of a buffer the caller reuses: ``release`` is
+        then called once every lane is done with it (never, if the blob
+        fails first: the buffer is simply not reused).
+        """
         if self.closed or self.failure is not None:
             return False
-        self.received += len(data)
+        n = len(data)
+        self.received += n
+        self._written += n
+        if release is not None:
+            self._tickets.append((self._written, release))
         for lane in self._lanes:
             lane.queue.append(data)
-            lane.pending += len(data)
+            lane.pending += n
             self._kick(lane)
         if self.queued > HIGH_WATER:
             self._high = True
@@ -114,14 +131,18 @@ class TempBlob(GrowingSource):
         d = self._storage.io.run(lane.work, chunks)
         d.addCallbacks(lambda _: self._lane_done(lane, n), lambda f: self._lane_failed(lane, f))
 
-    def _write_chunks(self, chunks: list[bytes]) -> None:
-        """Runs on the I/O pool: append to the file."""
+    def _write_chunks(self, chunks: list[bytes | memoryview]) -> None:
+        """Runs on the I/O pool: append to the file, starting its writeback every few MiB."""
         for c in chunks:
             disk.write_all(self._fd, c)
+            self._file_end += len(c)
+        if self._file_end - self._writeback_from >= disk.WRITEBACK_STEP:
+            disk.start_writeback(self._fd, self._writeback_from, self._file_end - self._writeback_from)
+            self._writeback_from = self._file_end
 
     @staticmethod
-    def _hash_lane(hasher) -> Callable[[list[bytes]], None]:
-        def work(chunks: list[bytes]) -> None:
+    def _hash_lane(hasher) -> Callable[[list[bytes | memoryview]], None]:
+        def work(chunks: list[bytes | memoryview]) -> None:
             """Runs on the I/O pool: hashlib releases the GIL for large updates."""
             for c in chunks:
                 hasher.update(c)
@@ -131,10 +152,16 @@ class TempBlob(GrowingSource):
     def _lane_done(self, lane: _Lane, n: int) -> None:
         lane.busy = False
         lane.pending -= n
+        lane.done += n
         if self.failure is not None:
             if lane is self._writer:
                 self._release_file()
             return
+        tickets = self._tickets
+        if tickets:
+            through = min(other.done for other in self._lanes)
+            while tickets and tickets[0][0] <= through:
+                tickets.popleft()[1]()
         self._kick(lane)
         if lane is self._writer:
             self.available += n
@@ -267,6 +294,7 @@ class TempBlob(GrowingSource):
         self.closed = True
         for lane in self._lanes:
             lane.queue.clear()
+        self._tickets.clear()  # a lane may still be reading a buffer: it is never handed back
         self._release_file()
         self._changed()
         hook, self.on_failure = self.on_failure, None

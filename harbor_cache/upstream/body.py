@@ -7,6 +7,10 @@ caught up.  An idle watchdog aborts a body that stops moving, and a local
 failure (the disk is full, the write failed) stops the upstream transfer at
 once instead of reading a body nobody will keep.
 
+A body of known length over plain TCP is read by `recv.DirectReader` into
+reused buffers (no new ``bytes`` per read); the watchdog is one timer that
+checks the time of the last read instead of being reset on every read.
+
 A body with no ``Content-Length`` that ends when the upstream closes the
 connection (Twisted's `PotentialDataLoss`) may be cut short: `stream_to_temp`
 reports it so the caller commits such a body only when a checksum verified it.
@@ -21,6 +25,8 @@ from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
+
+from harbor_cache.upstream.recv import DirectReader
 
 READ_SIZE = 1 << 20
 
@@ -45,6 +51,8 @@ class _TempSink(Protocol):
         self.paused = False
         self.stalled = False
         self._watchdog = None
+        self._last_read = 0.0
+        self.direct: DirectReader | None = None
         temp.on_drain = self._drained
         temp.on_failure = self._temp_failed
 
@@ -54,26 +62,32 @@ class _TempSink(Protocol):
         real = getattr(self.transport, "_producer", None)
         if real is not None and hasattr(real, "bufferSize"):
             real.bufferSize = READ_SIZE
-        self._arm()
+        self.direct = DirectReader.attach(self.transport, self, self._received)
+        self._last_read = self.clock.seconds()
+        self._watchdog = self.clock.callLater(self.idle_timeout, self._check_idle)
 
-    def _arm(self):
-        if self._watchdog is not None and self._watchdog.active():
-            self._watchdog.reset(self.idle_timeout)
-        else:
-            self._watchdog = self.clock.callLater(self.idle_timeout, self._stall)
-
-    def _stall(self):
+    def _check_idle(self):
+        """The watchdog's one timer: stall when nothing was read for ``idle_timeout``, else look again later."""
+        now = self.clock.seconds()
         if self.paused:
             # We are the slow side (disk); not the upstream's fault.
-            self._watchdog = self.clock.callLater(self.idle_timeout, self._stall)
+            self._last_read = now
+        idle = now - self._last_read
+        if idle < self.idle_timeout:
+            self._watchdog = self.clock.callLater(self.idle_timeout - idle, self._check_idle)
             return
+        self._watchdog = None
         self.stalled = True
         self.transport.stopProducing()
 
     def dataReceived(self, data: bytes):
-        self._arm()
+        self._received(data, None)
+
+    def _received(self, data, release: Callable[[], None] | None) -> None:
+        """One read of the body (bytes, or a view of a reused buffer with the ``release`` that frees it)."""
+        self._last_read = self.clock.seconds()
         self.on_bytes(len(data))
-        if self.temp.write(data) and not self.paused:
+        if self.temp.write(data, release) and not self.paused:
             self.paused = True
             self.transport.pauseProducing()
 
@@ -92,6 +106,8 @@ class _TempSink(Protocol):
             self.transport.stopProducing()
 
     def connectionLost(self, reason):
+        if self.direct is not None:
+            self.direct.detach()
         if self._watchdog is not None and self._watchdog.active():
             self._watchdog.cancel()
         self.temp.on_drain = None

@@ -1,0 +1,232 @@
+"""The cold download path's cheap parts (issue 17): reused receive buffers, write-behind, the idle watchdog."""
+
+from __future__ import annotations
+
+import hashlib
+
+from twisted.internet import defer, reactor
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web import resource, server
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
+
+from harbor_cache.storage import Storage, disk
+from harbor_cache.upstream.body import UpstreamStalled, stream_to_temp
+from harbor_cache.upstream.recv import MIN_ROOM, BufferPool, DirectReader
+from tests.test_faults import FakeResponse, ManualIO
+
+MIB = 1 << 20
+
+
+class ReleaseTicketTests(SynchronousTestCase):
+    """A reused buffer is handed back only when the file and every hash are done with it."""
+
+    def setUp(self):
+        self.io = ManualIO()
+        self.storage = Storage(self.mktemp(), self.io)
+
+    def test_release_waits_for_every_lane(self):
+        temp = self.storage.new_temp(8)
+        released = []
+        temp.write(memoryview(b"abcd"), lambda: released.append(1))
+        temp.write(memoryview(b"efgh"), lambda: released.append(2))
+        self.assertEqual(len(self.io.jobs), 2)  # the write lane and the sha256 lane, first chunk each
+        self.io.step()  # the file has "abcd"
+        self.assertEqual(released, [])
+        self.io.step()  # sha256 has "abcd" too
+        self.assertEqual(released, [1])
+        self.io.run_all()
+        self.assertEqual(released, [1, 2])
+        d = defer.Deferred.fromCoroutine(temp.finish())
+        self.io.run_all()
+        self.assertEqual(self.successResultOf(d), "sha256:" + hashlib.sha256(b"abcdefgh").hexdigest())
+
+    def test_a_failed_blob_never_hands_a_buffer_back(self):
+        """After a failure a lane may still be reading the buffer on the pool: it must not be reused."""
+        temp = self.storage.new_temp(8)
+        released = []
+        temp.write(memoryview(b"abcd"), lambda: released.append(1))
+        temp.abort(Exception("disk gone"))
+        self.io.run_all()
+        self.assertEqual(released, [])
+        self.assertFalse(temp.write(memoryview(b"efgh"), lambda: released.append(2)))
+
+
+class WriteBehindTests(SynchronousTestCase):
+    def test_writeback_is_started_every_few_mib(self):
+        """So the fsync before the rename only waits for the tail of the file."""
+        calls = []
+        self.patch(disk, "start_writeback", lambda fd, offset, length: calls.append((offset, length)))
+        storage = Storage(self.mktemp(), ManualIO())
+        temp = storage.new_temp()
+        chunk = b"x" * MIB
+        for _ in range(10):
+            temp.write(chunk)
+            storage.io.run_all()
+        step = disk.WRITEBACK_STEP
+        self.assertEqual(calls, [(0, step), (step, step)])
+
+    def test_start_writeback_on_a_real_file(self):
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"x" * 4096)
+            disk.start_writeback(f.fileno(), 0, 4096)  # a hint: no error, no effect on the content
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), b"x" * 4096)
+
+
+class BufferPoolTests(SynchronousTestCase):
+    def test_a_buffer_is_reused_once_every_view_is_back(self):
+        pool = BufferPool(size=MIN_ROOM * 2)
+        room = pool.room()
+        room[:4] = b"abcd"
+        view1, release1 = pool.take(4)
+        self.assertEqual(bytes(view1), b"abcd")
+        # Less than MIN_ROOM left after the next take: the read after it starts a fresh buffer.
+        pool.room()
+        view2, release2 = pool.take(MIN_ROOM + 1)
+        fresh = pool.room()
+        self.assertEqual(pool.allocated, 2)
+        pool.take(len(fresh))
+        release1()
+        pool.room()  # the first buffer still has a view out: a third one
+        self.assertEqual(pool.allocated, 3)
+        release2()
+        pool.room()  # the third buffer is current; the first is free again and is next
+        pool.take(MIN_ROOM * 2 - 1)
+        pool.room()
+        self.assertEqual(pool.allocated, 3)
+
+
+class _Body(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, body: bytes):
+        super().__init__()
+        self.body = body
+
+    def render_GET(self, request):
+        if request.args.get(b"chunked"):
+            request.write(self.body)  # no Content-Length: chunked
+            request.finish()
+            return server.NOT_DONE_YET
+        return self.body
+
+
+class _Sink(Protocol):
+    def __init__(self):
+        self.done: defer.Deferred = defer.Deferred()
+        self.normal = bytearray()
+        self.direct = bytearray()
+        self.reader = None
+        self.reason = None
+
+    def connectionMade(self):
+        self.reader = DirectReader.attach(self.transport, self, self._direct)
+
+    def _direct(self, view, release):
+        self.direct += view
+        release()
+
+    def dataReceived(self, data):
+        self.normal += data
+
+    def connectionLost(self, reason):
+        if self.reader is not None:
+            self.reader.detach()
+        self.reason = reason
+        self.done.callback(None)
+
+
+class DirectReaderTests(TestCase):
+    """Over real loopback TCP: the body arrives whole and in order, and the connection goes back to the pool."""
+
+    def setUp(self):
+        self.body = bytes(range(256)) * (12 * 1024)  # 3 MiB
+        self.port = reactor.listenTCP(0, server.Site(_Body(self.body)), interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+        self.pool = HTTPConnectionPool(reactor)
+        self.addCleanup(self.pool.closeCachedConnections)
+        self.agent = Agent(reactor, pool=self.pool)
+        self.url = b"http://127.0.0.1:%d/blob" % self.port.getHost().port
+
+    async def _get(self, url):
+        response = await self.agent.request(b"GET", url)
+        sink = _Sink()
+        response.deliverBody(sink)
+        await sink.done
+        return sink
+
+    def test_body_of_known_length_is_read_into_reused_buffers(self):
+        async def go():
+            sink = await self._get(self.url)
+            self.assertTrue(sink.reason.check(ResponseDone))
+            self.assertGreater(len(sink.direct), len(self.body) // 2)
+            self.assertGreaterEqual(len(sink.normal), 1)  # at least the last byte went through Twisted's parser
+            # Normal reads come before the reader takes over and after it lets go: the body is their join.
+            head = bytes(sink.normal[:-1]) if len(sink.normal) > 1 else b""
+            self.assertEqual(len(sink.normal) + len(sink.direct), len(self.body))
+            self.assertEqual(head + bytes(sink.direct) + bytes(sink.normal[-1:]), self.body)
+            self.assertEqual(sink.reader.attached, False)
+            # The connection went back to the pool and serves the next request.
+            self.assertEqual(sum(len(c) for c in self.pool._connections.values()), 1)
+            again = await self._get(self.url)
+            self.assertEqual(len(again.normal) + len(again.direct), len(self.body))
+
+        return defer.Deferred.fromCoroutine(go())
+
+    def test_chunked_body_stays_with_twisted(self):
+        async def go():
+            sink = await self._get(self.url + b"?chunked=1")
+            self.assertIsNone(sink.reader)
+            self.assertEqual(bytes(sink.normal), self.body)
+
+        return defer.Deferred.fromCoroutine(go())
+
+
+class IdleWatchdogTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.storage = Storage(self.mktemp(), ManualIO())
+
+    def _stream(self):
+        response = FakeResponse(length=100)
+        temp = self.storage.new_temp(100)
+        d = stream_to_temp(response, temp, self.clock, 30, lambda n: None)
+        return response, temp, d
+
+    def test_stalls_after_the_idle_timeout_counted_from_the_last_read(self):
+        response, temp, d = self._stream()
+        self.clock.advance(20)
+        response.send(b"x")
+        self.clock.advance(29)
+        self.assertFalse(response.transport.stopped)
+        self.clock.advance(1)
+        self.assertTrue(response.transport.stopped)
+        response.end(Exception("aborted"))
+        self.failureResultOf(d, UpstreamStalled)
+
+    def test_one_timer_not_one_per_read(self):
+        response, temp, d = self._stream()
+        for _ in range(10):
+            response.send(b"x")
+            self.clock.advance(1)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        response.end(ResponseDone())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_a_paused_body_is_not_stalled(self):
+        """The disk being slow is not the upstream's fault."""
+        response, temp, d = self._stream()
+        response.send(b"x" * 10)
+        sink = response.protocol
+        sink.paused = True
+        self.clock.advance(95)
+        self.assertFalse(response.transport.stopped)
+        sink.paused = False
+        self.clock.advance(30)
+        self.assertTrue(response.transport.stopped)
+        response.end(Failure(Exception("aborted")).value)
+        self.failureResultOf(d, UpstreamStalled)
