@@ -36,6 +36,7 @@ from harbor_cache.auth import (
 )
 from harbor_cache.core.access import AccessRecorder
 from harbor_cache.core.audit import AuditLog
+from harbor_cache.core.credentials import Credentials
 from harbor_cache.core.diskspace import DiskSpace
 from harbor_cache.core.downloads import Downloads
 from harbor_cache.core.eviction import Evictor
@@ -209,8 +210,10 @@ class HarborApp:
         self.public_url = PublicURL(config.public_url, config.trusted_proxies)
         self.registry_tokens = RegistryTokens(load_or_create_secret(self._secret_path("registry-secret")),
                                               reactor, issuer=self.token_issuer)
+        # One username/password check for /v2/, the Maven front and the management API.
+        self.credentials = Credentials(self.index, reactor)
         self.registry_policy = RegistryAuthorizer(self.index, self.settings, self.registry_tokens,
-                                                  self.public_url, reactor)
+                                                  self.public_url, reactor, credentials=self.credentials)
         self.hosted = HostedRegistry(cache=self.oci, index=self.index, storage=self.storage,
                                      metrics=self.metrics, clock=reactor, node=self.node_name)
         self.oci_front = OciFront(self.oci, self.settings, self.metrics, policy=self.registry_policy,
@@ -229,7 +232,7 @@ class HarborApp:
         self._eviction_asked = False
         self.site_front = SiteFront(self.index, self.storage, self.metrics, space=self.space)
         self.management_tokens = ManagementTokens(load_or_create_secret(self._secret_path("jwt-secret")), reactor)
-        self.users = UserService(self.index, reactor)
+        self.users = UserService(self.index, reactor, credentials=self.credentials)
         self.evictor = Evictor(index=self.index, storage=self.storage, downloads=self.downloads,
                                settings=self.settings, access=self.access, clock=reactor)
         self.evictor.invalidators.append(self.oci.invalidate)
@@ -259,7 +262,7 @@ class HarborApp:
         )
         self.evictor.invalidators.append(self.maven.invalidate)
         self.maven_front = MavenFront(self.maven, self.artifact_tokens, self.index, self.metrics, audit=self.audit,
-                                      public_url=self.public_url)
+                                      public_url=self.public_url, credentials=self.credentials)
 
     def _mount_fronts(self) -> None:
         site_resource = self.site_front.app.resource()

@@ -25,11 +25,11 @@ from zope.interface import implementer
 
 from harbor_cache.auth import ArtifactTokens
 from harbor_cache.core.access import AccessRecorder
+from harbor_cache.core.credentials import Credentials
 from harbor_cache.core.downloads import Downloads
 from harbor_cache.core.maven import MavenCache
 from harbor_cache.http.site import Root
 from harbor_cache.index import Index, InlinePool
-from harbor_cache.maven import front as maven_front
 from harbor_cache.maven.front import MavenFront
 from harbor_cache.metrics import Metrics
 from harbor_cache.settings.runtime import RuntimeSettings
@@ -198,7 +198,8 @@ class MavenHarness:
         from harbor_cache.core.audit import AuditLog
 
         self.audit = AuditLog(self.index, self.clock, self.settings)
-        self.front = MavenFront(self.cache, self.tokens, self.index, self.metrics, audit=self.audit)
+        self.front = MavenFront(self.cache, self.tokens, self.index, self.metrics, audit=self.audit,
+                                credentials=Credentials(self.index, self.clock, inline_check_password))
         self.root = Root()
         res = self.front.app.resource()
         for segment in (b"artifacts", b"repositories", b"token", b".well-known"):
@@ -238,12 +239,8 @@ class MavenHarness:
         defer.Deferred.fromCoroutine(self.index.create_user(name, hashed, role, START))
 
 
-def inline_check_password(testcase) -> None:
-    """Patch the front's check_password to run bcrypt inline (no thread in a SynchronousTestCase)."""
-
-    async def check(password, hashed):
-        if hashed is None:
-            return False
-        return bcrypt.checkpw(password.encode(), hashed.encode())
-
-    testcase.patch(maven_front, "check_password", check)
+async def inline_check_password(password: str, hashed: str | None) -> bool:
+    """bcrypt inline (no thread in a SynchronousTestCase), for the harness's `Credentials`."""
+    if hashed is None:
+        return False
+    return bcrypt.checkpw(password.encode(), hashed.encode())

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import http
 
 from harbor_cache.auth import credential_stamp
-from tests.maven_fakes import START, UPSTREAM_MODIFIED, FakeMavenRepo, MavenHarness, inline_check_password, rsa_key
+from tests.maven_fakes import START, UPSTREAM_MODIFIED, FakeMavenRepo, MavenHarness, rsa_key
 
 JAR = "org/example/lib/1.0/lib-1.0.jar"
 
@@ -28,7 +28,6 @@ class FrontBase(SynchronousTestCase):
         self.jar = os.urandom(50_000)
         self.up.put(JAR, self.jar)
         self.h = MavenHarness(self.mktemp(), self.up)
-        inline_check_password(self)
         self.h.add_user("admin", "admin-pw", "admin")
         self.h.add_user("writer", "writer-pw", "read-write")
         self.h.add_user("reader", "reader-pw", "read-only")

@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.core.eviction import Evictor
 from harbor_cache.settings.startup import MavenRepositoryConfig
-from tests.maven_fakes import FakeMavenRepo, MavenHarness, inline_check_password
+from tests.maven_fakes import FakeMavenRepo, MavenHarness
 from tests.test_maven_front import basic
 
 JAR = "com/example/lib/1.0/lib-1.0.jar"
@@ -63,7 +63,6 @@ class HostedBase(SynchronousTestCase):
             MavenRepositoryConfig(id="public", type="group", members=("releases", "central")),
         )
         self.h = MavenHarness(self.mktemp(), self.up, extra_repositories=extra)
-        inline_check_password(self)
         self.h.add_user("admin", "admin-pw", "admin")
         self.h.add_user("writer", "writer-pw", "read-write")
         self.h.add_user("reader", "reader-pw", "read-only")
@@ -111,14 +110,14 @@ class DeployAuthTests(HostedBase):
     def test_password_remembered_until_it_changes(self):
         """A verified password is not re-hashed per PUT, but a changed stored hash ends that."""
         calls = []
-        import harbor_cache.maven.front as front
-        real = front.check_password
+        credentials = self.h.front.credentials
+        real = credentials._check
 
         async def counting(password, hashed):
             calls.append(password)
             return await real(password, hashed)
 
-        self.patch(front, "check_password", counting)
+        credentials._check = counting
         self.put("releases", JAR, b"jar")
         self.put("releases", POM, b"pom")
         self.assertEqual(len(calls), 1)

@@ -49,4 +49,4 @@ def run_hashing(fn: Callable[..., Any], *args: Any):
     """``fn(*args)`` on the bcrypt pool; a Deferred of its result."""
     from twisted.internet import reactor
 
-    return deferToThreadPool(reactor, password_pool(), fn, *args)
+    return deferToThreadPool(reactor, password_pool(), fn, *args)  # type: ignore[arg-type]  # the global reactor

@@ -22,20 +22,11 @@ from __future__ import annotations
 from typing import Any
 
 from harbor_cache.auth import MAX_PASSWORD_BYTES, ROLES, check_password, hash_password, is_valid_role
+from harbor_cache.core.credentials import MAX_USERNAME_LENGTH, Credentials, encodable
 from harbor_cache.errors import BadRequest, Conflict, NotFound
 
-MAX_USERNAME_LENGTH = 128
 # SQLite integers are signed 64-bit: a larger id cannot name a user.
 MAX_USER_ID = (1 << 63) - 1
-
-
-def _encodable(text: str) -> bool:
-    """False for strings holding lone surrogates (JSON allows "\\ud800"; UTF-8 does not)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def check_username(username: Any) -> str:
@@ -52,7 +43,7 @@ def check_username(username: Any) -> str:
 def check_new_password(password: Any) -> str:
     if not isinstance(password, str) or not password:
         raise BadRequest("password must be a non-empty string")
-    if not _encodable(password):
+    if not encodable(password):
         raise BadRequest("password is not valid Unicode")
     if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
         raise BadRequest(f"password longer than {MAX_PASSWORD_BYTES} bytes")
@@ -68,12 +59,13 @@ def check_role(role: Any) -> str:
 class UserService:
     """Create, change, delete and authenticate users; rows are the index's dicts."""
 
-    def __init__(self, index, clock, *, hasher=hash_password, checker=check_password):
+    def __init__(self, index, clock, *, hasher=hash_password, checker=check_password,
+                 credentials: Credentials | None = None):
         self.index = index
         self.clock = clock
         # Both run bcrypt off the reactor thread; tests pass inline versions.
         self._hash = hasher
-        self._check = checker
+        self.credentials = credentials if credentials is not None else Credentials(index, clock, checker)
 
     async def list(self) -> list[dict]:
         return await self.index.list_users()
@@ -133,15 +125,5 @@ class UserService:
             raise Conflict("the last admin cannot be deleted", {"id": user_id})
 
     async def authenticate(self, username: Any, password: Any) -> dict | None:
-        """The user's row when the password matches, else None.
-
-        An unknown user still costs one bcrypt check (against a dummy hash),
-        so the answer's timing does not reveal which usernames exist.
-        """
-        row = None
-        if isinstance(username, str) and 0 < len(username) <= MAX_USERNAME_LENGTH and _encodable(username):
-            row = await self.index.get_user_by_name(username)
-        if not isinstance(password, str):
-            password = ""
-        ok = await self._check(password, row["password_hash"] if row else None)
-        return row if ok and row is not None else None
+        """The user's row when the password matches, else None (`core.credentials.Credentials`)."""
+        return await self.credentials.check(username, password)

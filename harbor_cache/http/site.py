@@ -439,7 +439,7 @@ class HarborChannel(http.HTTPChannel):
         if not req.startedWriting and not req.finished:
             req.refuse(error)
             return
-        self.transport.loseConnection()  # type: ignore[misc,union-attr]  # (zope interface typing)
+        self.transport.loseConnection()  # type: ignore[union-attr]
 
     # -- lifecycle ------------------------------------------------------------------------
 

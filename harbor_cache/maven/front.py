@@ -18,7 +18,6 @@ cover the repository or scope a 403 ``error="insufficient_scope"``.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from urllib.parse import unquote
 
@@ -30,12 +29,12 @@ from harbor_cache.auth import (
     ArtifactTokenRequestError,
     InvalidToken,
     can_push,
-    check_password,
     credential_stamp,
     parse_basic_authorization,
     parse_bearer_authorization,
     plan_artifact_token,
 )
+from harbor_cache.core.credentials import Credentials
 from harbor_cache.core.maven import MavenFile, parse_http_date
 from harbor_cache.core.maven_hosted import MavenDeployer
 from harbor_cache.core.token_holders import current_artifact_scopes, current_holder
@@ -60,8 +59,6 @@ DELETE = "artifacts:delete"
 WRITE = "artifacts:write"
 # A verified Basic user:password is remembered this long (keyed by the stored
 # hash too, so a password change ends it; the role is read on every request).
-PASSWORD_MEMORY_SECONDS = 60.0
-_PASSWORD_MEMORY_SIZE = 256
 BASIC_CHALLENGE = 'Basic realm="harbor-cache"'
 ARTIFACTS_PREFIX = b"/artifacts/"
 # An encoded "/" or "\\" would turn into a separator after decoding; NUL never belongs in a path.
@@ -146,7 +143,8 @@ class MavenFront:
 
     install_error_handlers(app)
 
-    def __init__(self, cache, tokens, index, metrics, audit=None, public_url=None):
+    def __init__(self, cache, tokens, index, metrics, audit=None, public_url=None,
+                 credentials: Credentials | None = None):
         self.cache = cache
         self.public_url = PublicURL.of(public_url)
         self.deployer = MavenDeployer(cache)
@@ -155,7 +153,8 @@ class MavenFront:
         self.metrics = metrics
         self.audit = audit
         self._served = metrics.served_bytes.labels("maven")
-        self._passwords: dict[bytes, float] = {}
+        # The username/password check shared with /v2/ and the management API.
+        self.credentials = credentials if credentials is not None else Credentials(index, tokens.clock)
 
     # -- auth ---------------------------------------------------------------
 
@@ -204,8 +203,8 @@ class MavenFront:
         basic = parse_basic_authorization(header) if header is not None else None
         if basic is not None and not _looks_like_jwt(basic[1]):
             username, password = basic
-            user = await self.index.get_user_by_name(username)
-            if user is None or not await self._password_ok(username, password, user["password_hash"]):
+            user = await self.credentials.check(username, password)
+            if user is None:
                 raise AuthChallenge(401, "invalid username or password", [BASIC_CHALLENGE])
             if not can_push(user["role"]):
                 reason = f"user {username} ({user['role']}) may not deploy"
@@ -213,22 +212,6 @@ class MavenFront:
             return user["username"]
         claims = await self.authorize(request, repo_id, WRITE)
         return str(claims.get("sub"))
-
-    async def _password_ok(self, username: str, password: str, hashed: str) -> bool:
-        """bcrypt once per minute per (user, password, stored hash): a deploy is a dozen PUTs."""
-        key = hashlib.sha256("\0".join((username, password, hashed)).encode("utf-8", "surrogatepass")).digest()
-        now = self.tokens.clock.seconds()
-        until = self._passwords.get(key)
-        if until is not None and until > now:
-            return True
-        if not await check_password(password, hashed):
-            return False
-        if len(self._passwords) >= _PASSWORD_MEMORY_SIZE:
-            self._passwords = {k: t for k, t in self._passwords.items() if t > now}
-            if len(self._passwords) >= _PASSWORD_MEMORY_SIZE:
-                self._passwords.clear()
-        self._passwords[key] = now + PASSWORD_MEMORY_SECONDS
-        return True
 
     def _repository(self, repo_id: str, unknown_status: int = 404):
         try:
@@ -398,9 +381,8 @@ class MavenFront:
         if creds is None:
             raise AuthChallenge(401, "Basic username and password required", [BASIC_CHALLENGE])
         username, password = creds
-        user = await self.index.get_user_by_name(username)
-        ok = await check_password(password, user["password_hash"] if user else None)
-        if not ok or user is None:
+        user = await self.credentials.check(username, password)
+        if user is None:
             raise AuthChallenge(401, "invalid username or password", [BASIC_CHALLENGE])
         expires_in = self._form(request, b"expires_in")
         try:

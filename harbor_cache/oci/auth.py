@@ -12,10 +12,9 @@ a scope the role would allow get 401 with the challenge (so the client asks
 for a wider token); an authenticated user whose role does not allow the
 action gets 403 ``DENIED``.
 
-bcrypt is slow on purpose, so a verified Basic header is remembered (as a
-hash, never the password) for ``BASIC_CACHE_SECONDS``; the user is still
-looked up on every request, and the memory only counts while the stored
-password hash is the one it was checked against.
+Basic credentials are checked by `core.credentials.Credentials`, the same
+check the Maven front and the management API use (it remembers a verified
+password for a minute, so bcrypt does not run on every request).
 
 Every request re-checks the holder of a registry token (core.token_holders):
 a deleted user's or a pre-password-change token is refused (401
@@ -25,7 +24,6 @@ a deleted user's or a pre-password-change token is refused (401
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 
@@ -42,6 +40,7 @@ from harbor_cache.auth import (
     parse_bearer_authorization,
     parse_scope,
 )
+from harbor_cache.core.credentials import Credentials
 from harbor_cache.core.token_holders import current_holder, current_registry_actions
 from harbor_cache.errors import Denied, Unauthorized
 from harbor_cache.grammar.names import is_valid_repository_name
@@ -51,8 +50,6 @@ from harbor_cache.grammar.timestamps import iso8601
 log = Logger()
 
 SERVICE = "harbor-cache"
-BASIC_CACHE_SECONDS = 60.0
-BASIC_CACHE_SIZE = 1024
 # "*" on a repository is spelled out when a role is narrower than admin.
 ALL_ACTIONS = ("pull", "push", "delete")
 
@@ -69,14 +66,14 @@ class Caller:
 class RegistryAuthorizer:
     """The access policy of the OCI front: ``authorize(request, name, actions)``."""
 
-    def __init__(self, index, settings, tokens, public_url, clock, password_checker=check_password):
+    def __init__(self, index, settings, tokens, public_url, clock, password_checker=check_password,
+                 credentials: Credentials | None = None):
         self.index = index
         self.settings = settings
         self.tokens = tokens
         self.public_url = PublicURL.of(public_url)
         self.clock = clock
-        self.check_password = password_checker
-        self._basic: dict[str, tuple[str, float]] = {}  # sha256(header) -> (password hash checked, until)
+        self.credentials = credentials if credentials is not None else Credentials(index, clock, password_checker)
 
     # -- challenges -----------------------------------------------------------------
 
@@ -102,7 +99,7 @@ class RegistryAuthorizer:
             return None
         basic = parse_basic_authorization(header)
         if basic is not None:
-            user = await self._basic_user(header, *basic)
+            user = await self._basic_user(*basic)
             if user is None:
                 raise Unauthorized("invalid username or password", headers=self.challenge(request, name, actions))
             return Caller(user["username"], role=user["role"])
@@ -118,26 +115,9 @@ class RegistryAuthorizer:
                                headers=self.challenge(request, name, actions, "invalid_token")) from None
         return Caller(username, role=role, claims=claims)
 
-    async def _basic_user(self, header: str | bytes, username: str, password: str) -> dict | None:
-        """The user row for Basic credentials, or None; bcrypt runs at most once a minute per header."""
-        raw = header if isinstance(header, bytes) else header.encode("utf-8", "replace")
-        key = hashlib.sha256(raw).hexdigest()
-        now = self.clock.seconds()
-        user = await self.index.get_user_by_name(username)
-        if user is None:
-            await self.check_password(password, None)  # the same cost as a wrong password
-            return None
-        cached = self._basic.get(key)
-        if cached is not None and cached[1] > now and cached[0] == user["password_hash"]:
-            return user
-        if not await self.check_password(password, user["password_hash"]):
-            return None
-        if len(self._basic) >= BASIC_CACHE_SIZE:
-            self._basic = {k: v for k, v in self._basic.items() if v[1] > now}
-            if len(self._basic) >= BASIC_CACHE_SIZE:
-                self._basic.clear()
-        self._basic[key] = (user["password_hash"], now + BASIC_CACHE_SECONDS)
-        return user
+    async def _basic_user(self, username: str, password: str) -> dict | None:
+        """The user row for Basic credentials, or None."""
+        return await self.credentials.check(username, password)
 
     def _anonymous_pull(self) -> bool:
         return bool(self.settings.get("registry.anonymous_pull"))
@@ -210,7 +190,7 @@ class RegistryAuthorizer:
         if header:
             basic = parse_basic_authorization(header)
             if basic is not None:
-                user = await self._basic_user(header, *basic)
+                user = await self._basic_user(*basic)
                 if user is None:
                     raise Unauthorized("invalid username or password",
                                        headers={"WWW-Authenticate": f'Basic realm="{SERVICE}"'})

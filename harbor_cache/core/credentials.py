@@ -1,0 +1,71 @@
+"""The one username/password check, used by ``/v2/``, the Maven front and the management API.
+
+bcrypt is slow on purpose, and clients send Basic credentials on every
+request (docker with ``--password``, a Maven deploy of a dozen PUTs), so a
+successful check is remembered for `REMEMBER_SECONDS` under a hash of
+(username, password, stored password hash), never the password itself.  The
+user is still read on every request, and a remembered check counts only while
+the stored hash is the one it was made against: a password change ends it at
+once.  An unknown user costs one bcrypt check (against a dummy hash), so the
+timing of a refusal does not reveal which usernames exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
+
+from harbor_cache.auth import check_password
+
+# Usernames are at most this long (`core.users.check_username`): a longer one is never looked up.
+MAX_USERNAME_LENGTH = 128
+REMEMBER_SECONDS = 60.0
+REMEMBER_SIZE = 1024
+
+PasswordChecker = Callable[[str, "str | None"], Awaitable[bool]]
+
+
+def encodable(text: str) -> bool:
+    """False for strings holding lone surrogates (JSON allows "\\ud800"; UTF-8 does not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class Credentials:
+    """``check(username, password)``: the user's row when the password is right, else None."""
+
+    def __init__(self, index, clock: IReactorTime, checker: PasswordChecker = check_password):
+        self.index = index
+        self.clock = clock
+        self._check = checker
+        self._remembered: dict[bytes, float] = {}  # sha256(username, password, hash) -> until
+
+    async def check(self, username: Any, password: Any) -> dict | None:
+        row = None
+        if isinstance(username, str) and 0 < len(username) <= MAX_USERNAME_LENGTH and encodable(username):
+            row = await self.index.get_user_by_name(username)
+        if not isinstance(password, str):
+            password = ""
+        if row is None:
+            await self._check(password, None)  # the same cost as a wrong password
+            return None
+        hashed = row["password_hash"]
+        key = hashlib.sha256("\0".join((username, password, hashed)).encode("utf-8", "surrogatepass")).digest()
+        now = self.clock.seconds()
+        until = self._remembered.get(key)
+        if until is not None and until > now:
+            return row
+        if not await self._check(password, hashed):
+            return None
+        if len(self._remembered) >= REMEMBER_SIZE:
+            self._remembered = {k: t for k, t in self._remembered.items() if t > now}
+            if len(self._remembered) >= REMEMBER_SIZE:
+                self._remembered.clear()
+        self._remembered[key] = now + REMEMBER_SECONDS
+        return row
