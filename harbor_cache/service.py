@@ -216,9 +216,9 @@ class HarborApp:
                                                   self.public_url, reactor, credentials=self.credentials)
         self.hosted = HostedRegistry(cache=self.oci, index=self.index, storage=self.storage,
                                      metrics=self.metrics, clock=reactor, node=self.node_name)
+        hosted_front = HostedFront(self.hosted, self.registry_policy, self.metrics, audit=self.audit)
         self.oci_front = OciFront(self.oci, self.settings, self.metrics, policy=self.registry_policy,
-                                  public_url=self.public_url)
-        HostedFront(self.hosted, self.registry_policy, self.metrics, audit=self.audit).register(self.oci_front)
+                                  public_url=self.public_url, extensions=hosted_front.routes())
 
     def _registry_upstream(self, config: UpstreamConfig) -> RegistryUpstream:
         return RegistryUpstream(config, self.http, self.reactor, header_timeout=self.config.upstream_idle_timeout,

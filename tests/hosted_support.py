@@ -75,8 +75,8 @@ class Registry:
                                          password_checker=plain_check)
         self.hosted = HostedRegistry(cache=self.oci, index=self.index, storage=self.storage,
                                      metrics=self.metrics, clock=self.clock)
-        self.front = OciFront(self.oci, self.settings, self.metrics, public_url=PUBLIC_URL)
-        HostedFront(self.hosted, self.policy, self.metrics).register(self.front)
+        self.front = OciFront(self.oci, self.settings, self.metrics, policy=self.policy, public_url=PUBLIC_URL,
+                              extensions=HostedFront(self.hosted, self.policy, self.metrics).routes())
         self.treq = StubTreq(self.front.app.resource())
         self.case = case
 

@@ -91,7 +91,7 @@ class TwoRegistries(SynchronousTestCase):
         self.h.upstreams.replace([hub, quay])
         hosted = HostedRegistry(cache=self.h.oci, index=self.h.index, storage=self.h.storage,
                                 metrics=self.h.metrics, clock=self.h.clock)
-        HostedFront(hosted, self.h.oci_front.policy, self.h.metrics).register(self.h.oci_front)
+        self.h.oci_front.extensions = HostedFront(hosted, self.h.oci_front.policy, self.h.metrics).routes()
         flush = self.h.flush
 
         def flush_both():

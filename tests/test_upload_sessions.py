@@ -24,8 +24,8 @@ def other_node(r: Registry, node: str) -> Registry:
     twin = copy.copy(r)
     twin.hosted = HostedRegistry(cache=r.oci, index=r.index, storage=r.storage, metrics=r.metrics, clock=r.clock,
                                  node=node)
-    twin.front = OciFront(r.oci, r.settings, r.metrics, public_url=PUBLIC_URL)
-    HostedFront(twin.hosted, r.policy, r.metrics).register(twin.front)
+    twin.front = OciFront(r.oci, r.settings, r.metrics, policy=r.policy, public_url=PUBLIC_URL,
+                          extensions=HostedFront(twin.hosted, r.policy, r.metrics).routes())
     twin.treq = StubTreq(twin.front.app.resource())
     return twin
 

@@ -2,31 +2,33 @@
 
 It never touches files or SQL: the cache core (`core.oci.OciCache`) decides
 what to serve and hands back a source that `storage.RangeProducer` streams.
-Paths are parsed by `oci.paths.parse_v2_path` so names of any depth work.
+Paths are parsed by `grammar.oci_paths.parse_v2_path` so names of any depth work.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from klein import Klein
 from twisted.logger import Logger
 
 from harbor_cache.errors import (
-    DigestInvalid,
     ManifestUnknown,
-    NameInvalid,
     NameUnknown,
     NotFound,
     Unauthorized,
     Unsupported,
 )
-from harbor_cache.grammar.digests import InvalidDigest, UnsupportedDigest, is_digest_reference, parse_digest
+from harbor_cache.grammar.digests import is_digest_reference
 from harbor_cache.grammar.mediatypes import INDEX_TYPES, accepts
-from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
+from harbor_cache.grammar.names import is_valid_tag
 from harbor_cache.grammar.namespaces import UnknownRegistry
-from harbor_cache.grammar.oci_paths import parse_v2_path
+from harbor_cache.grammar.oci_paths import V2Route, parse_v2_path
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.http.serving import serve_source
 from harbor_cache.http.site import install_error_handlers
+from harbor_cache.oci.checks import check_digest, check_name, scope_name
 
 log = Logger()
 
@@ -69,38 +71,23 @@ def etag_matches(header: bytes | None, digest: str) -> bool:
     return False
 
 
-def _check_name(name: str) -> None:
-    if not is_valid_repository_name(name):
-        raise NameInvalid("invalid repository name", {"name": name})
-
-
-def _check_digest(digest: str) -> str:
-    try:
-        return str(parse_digest(digest))
-    except UnsupportedDigest:
-        raise DigestInvalid("unsupported digest algorithm", {"digest": digest}) from None
-    except InvalidDigest:
-        raise DigestInvalid("invalid digest", {"digest": digest}) from None
-
-
-def _scope_name(request, key: str) -> str:
-    """The repository name to check the caller's access (and token scope) against: the name the
-    client wrote, which differs from the cache key for containerd's ``?ns=``."""
-    return getattr(request, "scope_name", None) or key
+# Handles one parsed /v2/ route: (request, route) -> the response body.
+RouteHandler = Callable[[Any, V2Route], Awaitable[Any]]
 
 
 class OciFront:
     app = Klein()
     install_error_handlers(app)
 
-    def __init__(self, cache, settings, metrics, policy=None, public_url=None):
+    def __init__(self, cache, settings, metrics, policy=None, public_url=None,
+                 extensions: Mapping[str, RouteHandler] | None = None):
+        """``extensions``: route kind -> handler for everything but GET/HEAD of manifests and blobs
+        (uploads, manifest PUT, deletes, tags, catalog, token, referrers): `oci.hosted.HostedFront.routes`."""
         self.cache = cache
         self.settings = settings
         self.metrics = metrics
         self.policy = policy or AnonymousPullPolicy(settings, public_url)
-        # Handlers for writes (uploads, manifest PUT, delete, tags, catalog) are
-        # attached by the hosted-registry module; see `extensions`.
-        self.extensions: dict[str, object] = {}
+        self.extensions: Mapping[str, RouteHandler] = extensions or {}
 
     @app.route("/v2/", methods=["GET", "HEAD"])
     @app.route("/v2", methods=["GET", "HEAD"])
@@ -128,7 +115,7 @@ class OciFront:
         if route.kind == "blob" and method in ("GET", "HEAD"):
             return await self.get_blob(request, route.name, route.reference)
         if ext is not None:
-            return await ext.handle(request, route)
+            return await ext(request, route)
         if route.kind in ("manifest", "blob", "upload"):
             raise Unsupported("this registry does not accept pushes yet", {"method": method})
         raise NotFound("no such endpoint", request.path.decode("latin-1"))
@@ -143,7 +130,7 @@ class OciFront:
         value = ns[0].decode("latin-1").strip().lower()
         if not value or value == host:
             return name  # the client is asking us as the registry itself
-        _check_name(name)
+        check_name(name)
         try:
             key = self.cache.key_for(name, value)
         except UnknownRegistry:
@@ -165,11 +152,11 @@ class OciFront:
         tag, a type the client does not accept is 404. ``If-None-Match``
         with the digest's ETag gets 304.
         """
-        _check_name(name)
+        check_name(name)
         by_digest = is_digest_reference(reference)
         if by_digest:
-            reference = _check_digest(reference)
-        await self.policy.authorize(request, _scope_name(request, name), {"pull"})
+            reference = check_digest(reference)
+        await self.policy.authorize(request, scope_name(request, name), {"pull"})
         if not by_digest and not is_valid_tag(reference):
             raise ManifestUnknown("manifest unknown: not a valid tag", {"name": name, "reference": reference})
         if by_digest:
@@ -201,9 +188,9 @@ class OciFront:
     # -- blobs -----------------------------------------------------------------
 
     async def get_blob(self, request, name: str, digest: str):
-        _check_name(name)
-        digest = _check_digest(digest)
-        await self.policy.authorize(request, _scope_name(request, name), {"pull"})
+        check_name(name)
+        digest = check_digest(digest)
+        await self.policy.authorize(request, scope_name(request, name), {"pull"})
         request.setHeader(b"Docker-Content-Digest", digest.encode())
         request.setHeader(b"Accept-Ranges", b"bytes")
         request.setHeader(b"ETag", b'"%s"' % digest.encode())

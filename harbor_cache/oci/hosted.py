@@ -1,7 +1,7 @@
 """The write side of ``/v2/`` (and its listings): parse, authorize, shape.
 
-`HostedFront.register` attaches one handler per route kind to
-`OciFront.extensions`; the front keeps GET/HEAD of manifests and blobs and
+`HostedFront.routes` gives one handler per route kind, which `OciFront` is
+built with (its ``extensions``); the front keeps GET/HEAD of manifests and blobs and
 hands everything else here.  Decisions (sessions, offsets, digests,
 validation, storage) belong to `core.hosted.HostedRegistry`; who may do what
 to `oci.auth.RegistryAuthorizer`.
@@ -18,7 +18,8 @@ from harbor_cache.grammar.digests import is_digest_reference
 from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
 from harbor_cache.grammar.numbers import parse_decimal
 from harbor_cache.http.request_body import body_of
-from harbor_cache.oci.front import _check_digest, _check_name
+from harbor_cache.oci.checks import check_digest, check_name
+from harbor_cache.oci.front import RouteHandler
 
 # "0-1023", "bytes=0-1023", "bytes 0-1023/2048", "0-1023/*"
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?\s*([0-9]+)-([0-9]+)(?:/(?:[0-9]+|\*))?$")
@@ -78,11 +79,6 @@ def _json(request, obj, content_type: bytes = b"application/json") -> bytes:
     return body
 
 
-class _Handler:
-    def __init__(self, fn):
-        self.handle = fn
-
-
 class HostedFront:
     def __init__(self, hosted, policy, metrics=None, audit=None):
         self.hosted = hosted
@@ -94,24 +90,23 @@ class HostedFront:
         if self.audit is not None:
             await self.audit.record(action, actor=actor, target=target, detail=detail, request=request)
 
-    def register(self, front) -> None:
-        """Attach the handlers to an `OciFront` (and make our policy its policy)."""
-        front.policy = self.policy
-        front.extensions.update({
-            "upload": _Handler(self.upload),
-            "manifest": _Handler(self.manifest),
-            "blob": _Handler(self.blob),
-            "tags": _Handler(self.tags),
-            "catalog": _Handler(self.catalog),
-            "token": _Handler(self.token),
-            "referrers": _Handler(self.referrers),
-        })
+    def routes(self) -> dict[str, RouteHandler]:
+        """Route kind -> handler, for `OciFront`'s ``extensions`` (built with the same policy)."""
+        return {
+            "upload": self.upload,
+            "manifest": self.manifest,
+            "blob": self.blob,
+            "tags": self.tags,
+            "catalog": self.catalog,
+            "token": self.token,
+            "referrers": self.referrers,
+        }
 
     # -- uploads -----------------------------------------------------------------------
 
     async def upload(self, request, route):
         name = route.name
-        _check_name(name)
+        check_name(name)
         method = request.method
         user = await self.policy.authorize(request, name, {"pull", "push"})
         self.hosted.ensure_writable(name)
@@ -146,7 +141,7 @@ class HostedFront:
         mount = _arg(request, "mount")
         source = _arg(request, "from")
         if mount is not None:
-            digest = _check_digest(mount)
+            digest = check_digest(mount)
             source_ok = source is None or (
                 is_valid_repository_name(source) and await self.policy.may(request, source, {"pull"}))
             if source_ok and await self.hosted.mount(name, digest):
@@ -164,7 +159,7 @@ class HostedFront:
 
     async def manifest(self, request, route):
         name, reference = route.name, route.reference
-        _check_name(name)
+        check_name(name)
         is_tag = not is_digest_reference(reference)
         if is_tag:
             if not is_valid_tag(reference):
@@ -174,7 +169,7 @@ class HostedFront:
                 await self.policy.authorize(request, name, {"delete"})
                 raise ManifestUnknown("manifest unknown: not a valid tag", {"name": name, "reference": reference})
         else:
-            reference = _check_digest(reference)
+            reference = check_digest(reference)
         if request.method == b"PUT":
             pusher = await self.policy.authorize(request, name, {"pull", "push"})
             self.hosted.ensure_writable(name)
@@ -205,8 +200,8 @@ class HostedFront:
 
     async def blob(self, request, route):
         name = route.name
-        _check_name(name)
-        digest = _check_digest(route.reference)
+        check_name(name)
+        digest = check_digest(route.reference)
         if request.method != b"DELETE":
             raise NotAllowed("method not allowed here", {"method": request.method.decode()})
         await self.policy.authorize(request, name, {"delete"})
@@ -220,7 +215,7 @@ class HostedFront:
 
     async def tags(self, request, route):
         name = route.name
-        _check_name(name)
+        check_name(name)
         _only_get(request)
         n = _page_size(request)
         last = _arg(request, "last")
@@ -248,8 +243,8 @@ class HostedFront:
 
     async def referrers(self, request, route):
         name = route.name
-        _check_name(name)
-        digest = _check_digest(route.reference)
+        check_name(name)
+        digest = check_digest(route.reference)
         _only_get(request)
         await self.policy.authorize(request, name, {"pull"})
         artifact_type = _arg(request, "artifactType")
