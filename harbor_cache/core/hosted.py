@@ -318,8 +318,7 @@ class HostedRegistry:
             now=self.clock.seconds(),
         )
         await self.index.claim_blob(name, got)
-        self.cache.invalidate("blob", "", got)
-        self.cache.negative.forget(("blob", name, got))
+        self.cache.blob_pushed(name, got)
         self.metrics.pushes.labels("blob").inc()
         log.info("pushed blob {digest} ({bytes} bytes) to {name}", digest=got, bytes=size, name=name)
         return got
@@ -443,12 +442,7 @@ class HostedRegistry:
             repository=name, key=key, digest=stored, size=len(body), media_type=media_type,
             now=self.clock.seconds(), tag=tag, referrer=referrer, blobs=blobs,
         )
-        self.cache.invalidate("manifest", name, key)
-        self.cache.manifests.put(key, body, media_type)
-        self.cache.negative.forget(("manifest", name, key))
-        if tag is not None:
-            self.cache.forget_tag(name, tag)
-            self.cache.negative.forget(("manifest", name, tag))
+        self.cache.manifest_pushed(name, key, body, media_type, tag)
         self.metrics.pushes.labels("manifest").inc()
         self.metrics.push_bytes.inc(len(body))
         log.info("pushed manifest {digest} to {name}{tag}", digest=key, name=name,

@@ -189,6 +189,21 @@ class OciCache:
     def forget_tag(self, repository: str, tag: str) -> None:
         self._tags.pop((repository, tag), None)
 
+    def blob_pushed(self, name: str, digest: str) -> None:
+        """A push stored ``digest`` under ``name``: drop what memory knew of its absence."""
+        self.invalidate("blob", "", digest)
+        self.negative.forget(("blob", name, digest))
+
+    def manifest_pushed(self, name: str, digest: str, body: bytes, media_type: str, tag: str | None) -> None:
+        """A push stored this manifest (under ``tag``): the next pull is served from memory, not from a
+        remembered 404 or an older tag."""
+        self.invalidate("manifest", name, digest)
+        self.manifests.put(digest, body, media_type)
+        self.negative.forget(("manifest", name, digest))
+        if tag is not None:
+            self.forget_tag(name, tag)
+            self.negative.forget(("manifest", name, tag))
+
     # -- blobs ---------------------------------------------------------------
 
     async def _blob_row(self, digest: str) -> tuple[int, int] | None:
