@@ -1,18 +1,22 @@
-"""The cold download path's cheap parts (issue 17): reused receive buffers, write-behind, the idle watchdog."""
+"""The cold download path's cheap parts (issue 17): reused receive buffers, write-behind, the idle watchdog, sendfile."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web import resource, server
-from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone, readBody
+from twisted.web.http_headers import Headers
 
-from harbor_cache.storage import Storage, disk
+from harbor_cache.http.serving import serve_source
+from harbor_cache.storage import InlineIO, RangeProducer, Storage, StoredSource, disk
 from harbor_cache.upstream.body import UpstreamStalled, stream_to_temp
 from harbor_cache.upstream.recv import MIN_ROOM, BufferPool, DirectReader
 from tests.test_faults import FakeResponse, ManualIO
@@ -230,3 +234,163 @@ class IdleWatchdogTests(SynchronousTestCase):
         self.assertTrue(response.transport.stopped)
         response.end(Failure(Exception("aborted")).value)
         self.failureResultOf(d, UpstreamStalled)
+
+
+class FakeSocket:
+    """A `DirectSend` that copies file bytes into ``sent``; ``room`` bytes fit before it is full."""
+
+    def __init__(self, consumer, room: int | None = None, ready: bool = True):
+        self.consumer = consumer
+        self.sent = bytearray()
+        self.room = room
+        self.is_ready = ready
+        self.waits = 0
+        self.fail = False
+        self.broke = False
+
+    def ready(self):
+        return self.is_ready
+
+    def send(self, fd, offset, count):
+        if self.fail:
+            raise ConnectionResetError()
+        if self.room is not None:
+            count = min(count, self.room)
+            self.room -= count
+        data = os.pread(fd, count, offset)
+        if not data and count:
+            return -1
+        self.sent += data
+        return len(data)
+
+    def wait(self):
+        self.waits += 1
+
+    def broken(self):
+        self.broke = True
+
+
+class DirectSendTests(SynchronousTestCase):
+    """RangeProducer with a DirectSend: first chunk written (with the headers), the rest sent from the file."""
+
+    def setUp(self):
+        self.storage = Storage(self.mktemp(), InlineIO())
+        self.data = os.urandom(3 * MIB + 5)
+        self.temp = self.storage.new_temp(len(self.data))
+
+    def _finish(self):
+        return defer.Deferred.fromCoroutine(self.temp.finish("sha256:" + hashlib.sha256(self.data).hexdigest()))
+
+    def test_rest_of_a_growing_file_goes_by_sendfile_and_the_last_byte_still_waits(self):
+        consumer = StringTransport()
+        sockets = []
+        producer = RangeProducer(self.temp, consumer, direct=lambda: sockets.append(FakeSocket(consumer))
+                                 or sockets[-1])
+        done = producer.start()
+        self.temp.write(self.data[:MIB])
+        self.assertEqual(consumer.value(), self.data[:MIB])
+        self.temp.write(self.data[MIB:])
+        (sock,) = sockets
+        self.assertEqual(bytes(consumer.value()) + bytes(sock.sent), self.data[:-1])  # held back
+        self.assertNoResult(done)
+        self.successResultOf(self._finish())
+        self.successResultOf(done)
+        self.assertEqual(consumer.value() + bytes(sock.sent), self.data)
+        self.assertEqual(producer.sent, len(self.data))
+
+    def test_a_full_socket_waits_for_writability(self):
+        self.temp.write(self.data)
+        self.successResultOf(self._finish())
+        consumer = StringTransport()
+        sock = FakeSocket(consumer, room=100_000)
+        producer = RangeProducer(self.temp, consumer, direct=lambda: sock)
+        done = producer.start()
+        self.assertEqual((len(sock.sent), sock.waits, producer.paused), (100_000, 1, True))
+        self.assertNoResult(done)
+        sock.room = None
+        producer.resumeProducing()  # what the transport does once it can write
+        self.successResultOf(done)
+        self.assertEqual(consumer.value() + bytes(sock.sent), self.data)
+
+    def test_nothing_is_sent_past_data_still_queued_in_the_transport(self):
+        self.temp.write(self.data)
+        self.successResultOf(self._finish())
+        consumer = StringTransport()
+        sock = FakeSocket(consumer, ready=False)
+        producer = RangeProducer(self.temp, consumer, direct=lambda: sock)
+        done = producer.start()
+        self.assertEqual((len(sock.sent), sock.waits), (0, 1))
+        sock.is_ready = True
+        producer.resumeProducing()
+        self.successResultOf(done)
+        self.assertEqual(consumer.value() + bytes(sock.sent), self.data)
+
+    def test_a_broken_connection_is_left_to_the_transport(self):
+        self.temp.write(self.data)
+        self.successResultOf(self._finish())
+        consumer = StringTransport()
+        sock = FakeSocket(consumer)
+        sock.fail = True
+        producer = RangeProducer(self.temp, consumer, direct=lambda: sock)
+        done = producer.start()
+        self.assertTrue(sock.broke)
+        self.assertNoResult(done)
+        producer.stopProducing()  # the transport's connectionLost
+        self.successResultOf(done)
+        self.assertTrue(producer.consumer_gone)
+
+
+class _Served(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, path: str, size: int):
+        super().__init__()
+        self.path = path
+        self.size = size
+        self.requests: list = []
+        self.served = 0
+
+    def inc(self, n):
+        self.served += n
+
+    def render_GET(self, request):
+        self.requests.append(request)
+        d = defer.Deferred.fromCoroutine(serve_source(request, StoredSource(self.path, self.size), self.size,
+                                                      b"application/octet-stream", self))
+        d.addCallback(lambda _: request.finish())
+        return server.NOT_DONE_YET
+
+
+class SocketSendTests(TestCase):
+    """Over real loopback TCP: a stored file served by sendfile, whole, counted, ranges too."""
+
+    def setUp(self):
+        self.data = os.urandom(5 * MIB + 3)
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(self.data)
+        self.resource = _Served(path, len(self.data))
+        self.port = reactor.listenTCP(0, server.Site(self.resource), interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+        self.pool = HTTPConnectionPool(reactor)
+        self.addCleanup(self.pool.closeCachedConnections)
+        self.agent = Agent(reactor, pool=self.pool)
+        self.url = b"http://127.0.0.1:%d/f" % self.port.getHost().port
+
+    def test_whole_file_and_a_range(self):
+        calls = []
+        real = os.sendfile
+        self.patch(os, "sendfile", lambda *a: calls.append(a) or real(*a))
+
+        async def go():
+            response = await self.agent.request(b"GET", self.url)
+            body = await readBody(response)
+            self.assertEqual(body, self.data)
+            self.assertTrue(calls)
+            self.assertEqual(self.resource.requests[-1].sentLength, len(self.data))  # the access log's bytes
+            self.assertEqual(self.resource.served, len(self.data))
+            response = await self.agent.request(b"GET", self.url, Headers({b"Range": [b"bytes=1048000-4000000"]}))
+            self.assertEqual(response.code, 206)
+            self.assertEqual(await readBody(response), self.data[1048000:4000001])
+
+        return defer.Deferred.fromCoroutine(go())

@@ -2,11 +2,16 @@
 
 Shared by every front (OCI blobs, Maven files), split like twisted.web.static:
 `ranges.parse_range` parses, `serve_source` sets status and headers (200, 206,
-416), `storage.RangeProducer` only moves bytes.
+416), `storage.RangeProducer` only moves bytes; over plain TCP it moves them
+with ``os.sendfile`` through `SocketSend` (the first chunk, with the headers,
+still goes the ordinary way).
 """
 
 from __future__ import annotations
 
+import os
+
+from twisted.internet import tcp
 from twisted.logger import Logger
 
 from harbor_cache.grammar.ranges import UnsatisfiableRange, content_range_header, parse_range, unsatisfied_range_header
@@ -48,7 +53,7 @@ async def serve_source(request, source, size: int | None, content_type: bytes, s
     if transport is not None and hasattr(transport, "SEND_LIMIT"):
         # Let each send(2) take a whole read chunk instead of 128 KiB slices.
         transport.SEND_LIMIT = READ_CHUNK
-    producer = RangeProducer(source, request, start, end)
+    producer = RangeProducer(source, request, start, end, direct=lambda: SocketSend.of(request))
     try:
         await producer.start()
     except SourceFailed as e:
@@ -76,3 +81,55 @@ async def _connection_gone(request) -> None:
         await request.notifyFinish()
     except Exception:
         pass
+
+
+class SocketSend:
+    """`storage.DirectSend` for a twisted.web response on a plain TCP connection.
+
+    The bytes bypass the transport's buffer, so they are sent only while that
+    buffer is empty (`ready`), and waiting for the socket uses the
+    transport's own writability callback: marking its producer paused makes
+    it call ``resumeProducing`` (down to the RangeProducer) once it could
+    write. ``request.sentLength`` counts the bytes as ``request.write`` would
+    (the access log reports it).
+    """
+
+    def __init__(self, request, transport: tcp.Connection):
+        self.request = request
+        self.transport = transport
+        self.socket_fd = transport.socket.fileno()
+
+    @classmethod
+    def of(cls, request) -> SocketSend | None:
+        """The request's socket when its body may go by sendfile: headers out, a length, no TLS or encoding."""
+        if not hasattr(os, "sendfile") or not request.startedWriting or request.chunked:
+            return None
+        if request.method == b"HEAD" or getattr(request, "_encoder", None) is not None:
+            return None
+        transport = getattr(getattr(request, "channel", None), "transport", None)
+        if not isinstance(transport, tcp.Connection) or transport.disconnecting:
+            return None  # TLS, or a test's transport: write as usual
+        if not all(hasattr(transport, a) for a in ("dataBuffer", "offset", "_tempDataLen", "producerPaused")):
+            return None
+        return cls(request, transport)
+
+    def ready(self) -> bool:
+        t = self.transport
+        return len(t.dataBuffer) == t.offset and not t._tempDataLen
+
+    def send(self, fd: int, offset: int, count: int) -> int:
+        try:
+            n = os.sendfile(self.socket_fd, fd, offset, count)
+        except BlockingIOError:
+            return 0
+        if n == 0:
+            return -1
+        self.request.sentLength += n
+        return n
+
+    def wait(self) -> None:
+        self.transport.producerPaused = True
+        self.transport.startWriting()
+
+    def broken(self) -> None:
+        self.transport.abortConnection()

@@ -1,12 +1,18 @@
 """Readers of stored content: a file that may still be growing, and the producer
 that streams a byte range of it to an HTTP response, following the writer and
-holding back the last byte until the content is verified."""
+holding back the last byte until the content is verified.
+
+Where the consumer's socket allows it (plain TCP, a body of known length), the
+bytes go from the file to the socket with ``os.sendfile`` (a `DirectSend` the
+caller provides): no ``pread`` into a new buffer and no copy back out of it.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
 from collections.abc import Callable
+from typing import Protocol
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
@@ -20,6 +26,28 @@ log = Logger()
 # How much a reader moves per read: large enough that per-chunk Python
 # overhead stays small, small enough that one read never stalls the reactor.
 READ_CHUNK = 1 << 20
+# How much one sendfile call may move (the socket takes what fits; the rest waits for writability).
+SENDFILE_CHUNK = 4 << 20
+
+
+class DirectSend(Protocol):
+    """The consumer's socket, for moving file bytes with ``os.sendfile`` instead of ``write``.
+
+    `ready`: nothing written the ordinary way is still queued ahead (the
+    headers, a first chunk), so bytes sent now are in order. `send` moves up
+    to ``count`` bytes of ``fd`` at ``offset``; it returns how many went (0:
+    the socket is full) and raises OSError when the connection is broken.
+    `wait` asks for the producer's ``resumeProducing`` once the socket can
+    take more (or the queue ahead has gone).
+    """
+
+    def ready(self) -> bool: ...
+
+    def send(self, fd: int, offset: int, count: int) -> int: ...
+
+    def wait(self) -> None: ...
+
+    def broken(self) -> None: ...
 
 
 class GrowingSource:
@@ -83,8 +111,13 @@ class RangeProducer:
     must make the client see an incomplete body (abort the connection).
     """
 
-    def __init__(self, source: GrowingSource, consumer, start: int = 0, end: int | None = None):
+    def __init__(self, source: GrowingSource, consumer, start: int = 0, end: int | None = None,
+                 direct: Callable[[], DirectSend | None] | None = None):
+        """``direct``, when given, is asked once after the first chunk went out the ordinary way
+        (with the headers) for the consumer's `DirectSend`; None keeps ``pread`` and ``write``."""
         self.source = source
+        self._direct_factory = direct
+        self._direct: DirectSend | None = None
         self.consumer = consumer
         self.offset = start
         self.end = end
@@ -149,6 +182,10 @@ class RangeProducer:
                         return
                     src.wait(self._wake)
                     return
+                if self._direct is not None:
+                    if not self._send_direct(self._direct, limit):
+                        return
+                    continue
                 n = min(READ_CHUNK, limit - self.offset)
                 try:
                     data = os.pread(self._fd, n, self.offset)
@@ -163,8 +200,39 @@ class RangeProducer:
                 self.offset += len(data)
                 self.sent += len(data)
                 self.consumer.write(data)
+                if self._direct_factory is not None:
+                    factory, self._direct_factory = self._direct_factory, None
+                    self._direct = factory()
         finally:
             self._pumping = False
+
+    def _send_direct(self, direct: DirectSend, limit: int) -> bool:
+        """One ``sendfile`` of the bytes up to ``limit``; False when the pump must stop for now."""
+        if not direct.ready():
+            self.paused = True
+            direct.wait()
+            return False
+        count = min(SENDFILE_CHUNK, limit - self.offset)
+        try:
+            n = direct.send(self._fd, self.offset, count)
+        except InterruptedError:
+            return True
+        except OSError:
+            # The client's connection broke: the transport reports it (stopProducing).
+            self.paused = True
+            direct.broken()
+            return False
+        if n < 0:
+            self._finish(SourceFailed("file shorter than announced"))
+            return False
+        self.offset += n
+        self.sent += n
+        if n < count:
+            # The socket is full: go on when it can take more.
+            self.paused = True
+            direct.wait()
+            return False
+        return True
 
     def _start_again(self) -> None:
         if not self.stopped:
