@@ -31,6 +31,7 @@ from harbor_cache.errors import (
     NotHosted,
 )
 from harbor_cache.grammar.digests import is_digest_reference
+from harbor_cache.grammar.mediatypes import INDEX_TYPES
 from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.grammar.timestamps import iso8601
@@ -38,12 +39,6 @@ from harbor_cache.grammar.timestamps import iso8601
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
 MAX_TEXT = 256
-
-INDEX_TYPES = {
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-}
-
 
 def query_arg(request, name: str) -> str | None:
     """A query parameter as text (the first one), None when absent or empty."""

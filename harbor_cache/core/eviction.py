@@ -363,14 +363,9 @@ class Evictor:
         """Unlink committed files in one trip to the storage I/O pool.
 
         One job per batch, not one per file: hundreds of thread round trips
-        per batch cost the reactor more than the unlinks themselves.  Uses
-        ``Storage.delete_blobs`` when storage offers it.
+        per batch cost the reactor more than the unlinks themselves.
         """
         if not digests:
-            return
-        many = getattr(self.storage, "delete_blobs", None)
-        if many is not None:
-            await many(digests)
             return
         storage = self.storage
 

@@ -53,6 +53,7 @@ from harbor_cache.grammar.mediatypes import (
     DOCKER_MANIFEST_LIST,
     DOCKER_MANIFEST_V2,
     INDEX_TYPES,
+    MAX_MANIFEST_BYTES,
     OCI_INDEX,
     OCI_MANIFEST,
     InvalidManifest,
@@ -64,7 +65,6 @@ from harbor_cache.storage.uploads import SESSION_ID, UploadFiles
 
 log = Logger()
 
-MAX_MANIFEST_BYTES = 4 << 20
 UPLOAD_IDLE_SECONDS = 3600.0
 # How long one request may hold a session for writing before another may take it (a node died mid-PATCH).
 UPLOAD_WRITE_HOLD_SECONDS = 600.0

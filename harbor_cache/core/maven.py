@@ -23,7 +23,6 @@ looked up, and last-access times are batched by `AccessRecorder`.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +35,7 @@ from harbor_cache.core.access import NegativeCache, Outcomes
 from harbor_cache.core.downloads import Adopted, Download, Opened
 from harbor_cache.core.maven_group import MavenGroups
 from harbor_cache.core.maven_hosted import checksum_algorithm, hash_file
+from harbor_cache.core.memory import BoundedMemory
 from harbor_cache.core.observable import Observable, SingleFlight
 from harbor_cache.errors import HarborError, NotAllowed, NotFound, PathNotFound, UnknownRepository, UpstreamBadResponse
 from harbor_cache.grammar.maven_paths import (
@@ -129,35 +129,6 @@ def _read_head(path: str, limit: int) -> bytes:
         return f.read(limit)
 
 
-class SmallFiles:
-    """Bounded LRU of small committed files by digest (they never change under a digest)."""
-
-    def __init__(self, limit: int = SMALL_MEMORY_BYTES):
-        self.limit = limit
-        self.size = 0
-        self._items: OrderedDict[str, bytes] = OrderedDict()
-
-    def get(self, digest: str) -> bytes | None:
-        body = self._items.get(digest)
-        if body is not None:
-            self._items.move_to_end(digest)
-        return body
-
-    def put(self, digest: str, body: bytes) -> None:
-        if digest in self._items:
-            return
-        self._items[digest] = body
-        self.size += len(body)
-        while self.size > self.limit and self._items:
-            _, old = self._items.popitem(last=False)
-            self.size -= len(old)
-
-    def discard(self, digest: str) -> None:
-        body = self._items.pop(digest, None)
-        if body is not None:
-            self.size -= len(body)
-
-
 class MavenCache:
     def __init__(self, *, repositories, upstreams, index, storage, downloads, settings, access, metrics, clock):
         """``repositories``: the configured `MavenRepositoryConfig`s in order;
@@ -178,7 +149,8 @@ class MavenCache:
         self.negative = NegativeCache(clock, lambda: settings.get("cache.negative_ttl_seconds"))
         self._rows: dict[tuple[str, str], CachedRow] = {}
         self._single = SingleFlight()
-        self.small = SmallFiles()
+        # Bodies of small files by digest: a warm hit is a dict lookup and one write.
+        self.small: BoundedMemory[bytes] = BoundedMemory(SMALL_MEMORY_BYTES, len)
         self.outcomes = Outcomes("maven", access, metrics)
         self.groups = MavenGroups(self)
 

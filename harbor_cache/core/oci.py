@@ -13,7 +13,6 @@ manifest is served with ``stale=True`` (the front adds ``Warning: 110``).
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from twisted.logger import Logger
@@ -21,6 +20,7 @@ from twisted.logger import Logger
 from harbor_cache.core.access import NegativeCache, Outcomes
 from harbor_cache.core.diskspace import is_disk_full
 from harbor_cache.core.downloads import Adopted, Download, Opened
+from harbor_cache.core.memory import BoundedMemory
 from harbor_cache.core.observable import SingleFlight
 from harbor_cache.errors import (
     BlobUnknown,
@@ -32,12 +32,12 @@ from harbor_cache.errors import (
     UpstreamUnavailable,
 )
 from harbor_cache.grammar.digests import InvalidDigest, digest_bytes, parse_digest
-from harbor_cache.grammar.mediatypes import InvalidManifest, detect_manifest_media_type
+from harbor_cache.grammar.mediatypes import MANIFEST_ACCEPT, InvalidManifest, detect_manifest_media_type
 from harbor_cache.grammar.numbers import parse_decimal
 from harbor_cache.storage import GrowingSource
 from harbor_cache.upstream.body import discard_body
 from harbor_cache.upstream.http import UpstreamError, UpstreamNotFound, header
-from harbor_cache.upstream.registry import ALL_MANIFEST_TYPES, Route, read_limited
+from harbor_cache.upstream.registry import Route, read_limited
 from harbor_cache.upstream.routing import route_matches
 
 log = Logger()
@@ -74,33 +74,8 @@ class TagState:
     fetched_at: float
 
 
-class ManifestMemory:
-    """Bounded LRU of manifest bodies by digest (they are immutable)."""
-
-    def __init__(self, limit: int = MANIFEST_MEMORY_BYTES):
-        self.limit = limit
-        self.size = 0
-        self._items: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
-
-    def get(self, digest: str) -> tuple[bytes, str] | None:
-        item = self._items.get(digest)
-        if item is not None:
-            self._items.move_to_end(digest)
-        return item
-
-    def put(self, digest: str, body: bytes, media_type: str) -> None:
-        if digest in self._items:
-            return
-        self._items[digest] = (body, media_type)
-        self.size += len(body)
-        while self.size > self.limit and self._items:
-            _, (old, _) = self._items.popitem(last=False)
-            self.size -= len(old)
-
-    def discard(self, digest: str) -> None:
-        item = self._items.pop(digest, None)
-        if item is not None:
-            self.size -= len(item[0])
+def _first_length(item: tuple[bytes, str]) -> int:
+    return len(item[0])
 
 
 def _map_upstream_failure(e: BaseException, what: str) -> Exception:
@@ -125,7 +100,8 @@ class OciCache:
         self.metrics = metrics
         self.clock = clock
         self.negative = NegativeCache(clock, lambda: settings.get("cache.negative_ttl_seconds"))
-        self.manifests = ManifestMemory()
+        # Manifest bodies and media types by digest.
+        self.manifests: BoundedMemory[tuple[bytes, str]] = BoundedMemory(MANIFEST_MEMORY_BYTES, _first_length)
         self._blob_rows: dict[str, tuple[int, int]] = {}  # digest -> (entry id, size)
         # (name, digest) -> (entry id, media type, digest of the stored file)
         self._manifest_rows: dict[tuple[str, str], tuple[int, str, str]] = {}
@@ -198,7 +174,7 @@ class OciCache:
         """A push stored this manifest (under ``tag``): the next pull is served from memory, not from a
         remembered 404 or an older tag."""
         self.invalidate("manifest", name, digest)
-        self.manifests.put(digest, body, media_type)
+        self.manifests.put(digest, (body, media_type))
         self.negative.forget(("manifest", name, digest))
         if tag is not None:
             self.forget_tag(name, tag)
@@ -410,7 +386,7 @@ class OciCache:
                 log.warn("index lists manifest {digest} but its file is gone", digest=digest)
                 self._manifest_rows.pop((name, digest), None)
                 return None
-            self.manifests.put(digest, body, row[1])
+            self.manifests.put(digest, (body, row[1]))
             item = (body, row[1])
         self.outcomes.hit(row[0], "cache")
         return ManifestResult(item[0], digest, item[1], "hit")
@@ -431,7 +407,7 @@ class OciCache:
             size=len(body), now=self.clock.seconds(), media_type=media_type, upstream=source,
         )
         self._manifest_rows[(name, digest)] = (entry["id"], media_type, stored)
-        self.manifests.put(digest, body, media_type)
+        self.manifests.put(digest, (body, media_type))
 
     async def _fetch_manifest(self, name: str, reference: str) -> tuple[bytes, str, str, str]:
         """GET from the first upstream that has it: (body, digest, media type, upstream name).
@@ -439,7 +415,7 @@ class OciCache:
         Raises UpstreamNotFound, or UpstreamError (bad content carries a
         reason in BAD_CONTENT_REASONS).
         """
-        up, response = await self._first_answer(name, "GET", "manifests", reference, accept=ALL_MANIFEST_TYPES)
+        up, response = await self._first_answer(name, "GET", "manifests", reference, accept=MANIFEST_ACCEPT)
         try:
             body = await read_limited(response)
         except UpstreamError as e:
@@ -567,7 +543,7 @@ class OciCache:
     async def _revalidate(self, name: str, tag: str, state: TagState) -> ManifestResult | None:
         """HEAD upstream: unchanged -> cached (TTL restarts); unreachable -> stale; else None (refetch)."""
         try:
-            up, response = await self._first_answer(name, "HEAD", "manifests", tag, accept=ALL_MANIFEST_TYPES)
+            up, response = await self._first_answer(name, "HEAD", "manifests", tag, accept=MANIFEST_ACCEPT)
         except UpstreamNotFound:
             # Every upstream that serves this name says the tag is gone.
             self.forget_tag(name, tag)

@@ -67,6 +67,15 @@ MANIFEST_TYPES = frozenset(
 )
 
 
+#: The Accept header sent upstream for a manifest: every type, the multi-platform ones first.
+MANIFEST_ACCEPT = ", ".join(
+    [OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST_V2, DOCKER_MANIFEST_V1_SIGNED, DOCKER_MANIFEST_V1]
+)
+
+#: A manifest is at most this large, fetched or pushed (distribution's own limit is 4 MiB).
+MAX_MANIFEST_BYTES = 4 << 20
+
+
 class InvalidManifest(ValueError):
     """The body is not a JSON object shaped like a manifest."""
 

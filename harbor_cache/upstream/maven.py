@@ -92,18 +92,6 @@ class MavenUpstream:
             url = target
         raise UpstreamError(f"{self.id}: {path}: more than {MAX_REDIRECTS} redirects", "redirects")
 
-    async def fetch_sha1(self, path: str) -> str | None:
-        """The hex SHA-1 that upstream publishes in ``<path>.sha1``, or None when it has none.
-
-        Raises `UpstreamError` when the upstream cannot be asked (the caller
-        decides whether an unknown checksum is acceptable).  The file holds
-        the hex digest, optionally followed by whitespace and a file name.
-        """
-        found = await self.fetch_small(path + ".sha1")
-        if found is None:
-            return None
-        return parse_sha1(found[0])
-
     async def fetch_small(self, path: str, limit: int = MAX_CHECKSUM_BYTES) -> tuple[bytes, str | None] | None:
         """(whole body, Last-Modified header) of a small file (checksums), or None on 404.
 

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from twisted.logger import Logger
 from twisted.web.http_headers import Headers
 
+from harbor_cache.grammar.mediatypes import MANIFEST_ACCEPT, MAX_MANIFEST_BYTES
 from harbor_cache.grammar.namespaces import UnknownRegistry, effective_prefix, namespaced_key, split_prefix
 from harbor_cache.grammar.numbers import parse_decimal
 from harbor_cache.settings.startup import UpstreamConfig
@@ -28,17 +29,6 @@ from harbor_cache.upstream.routing import route_matches, upstream_repository_nam
 
 log = Logger()
 
-ALL_MANIFEST_TYPES = ", ".join(
-    [
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.docker.distribution.manifest.v1+prettyjws",
-        "application/vnd.docker.distribution.manifest.v1+json",
-    ]
-)
-MAX_MANIFEST_BYTES = 4 << 20
 
 
 class RegistryUpstream:
@@ -188,7 +178,7 @@ class RegistryUpstream:
             result["error"] = f"GET /v2/ answered {result['status']}"
             return result
         try:
-            response = await self.request("HEAD", name, "manifests", "latest", accept=ALL_MANIFEST_TYPES)
+            response = await self.request("HEAD", name, "manifests", "latest", accept=MANIFEST_ACCEPT)
         except UpstreamError as e:
             result["authenticated"] = False if e.code in (401, 403) or e.reason in ("auth", "token") else None
             result["error"] = str(e)
