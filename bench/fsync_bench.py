@@ -19,11 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from twisted.internet import defer  # noqa: E402
 
-from harbor_cache.storage import (  # noqa: E402
-    InlineIO,
-    Storage,
-    disk,  # noqa: E402
-)
+from harbor_cache.storage import Storage, disk  # noqa: E402
+from harbor_cache.testing import InlineIO  # noqa: E402
 
 
 def commit_times(root, size, count):

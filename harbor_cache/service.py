@@ -12,12 +12,16 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client.twisted import MetricsResource
 from treq.client import HTTPClient
 from twisted.application import internet, service
 from twisted.internet import defer, endpoints
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.client import Agent, HTTPConnectionPool
@@ -30,13 +34,14 @@ from harbor_cache.auth import (
     ArtifactTokens,
     ManagementTokens,
     RegistryTokens,
+    check_password,
     hash_password,
     load_or_create_rsa_key,
     load_or_create_secret,
 )
 from harbor_cache.core.access import AccessRecorder
 from harbor_cache.core.audit import AuditLog
-from harbor_cache.core.credentials import Credentials
+from harbor_cache.core.credentials import Credentials, PasswordChecker
 from harbor_cache.core.diskspace import DiskSpace
 from harbor_cache.core.downloads import Downloads
 from harbor_cache.core.eviction import Evictor
@@ -58,12 +63,15 @@ from harbor_cache.oci.front import OciFront
 from harbor_cache.oci.hosted import HostedFront
 from harbor_cache.settings.runtime import RuntimeSettings
 from harbor_cache.settings.startup import Config, UpstreamConfig
-from harbor_cache.storage import Storage, ThreadIO
+from harbor_cache.storage import Storage, StorageIO, ThreadIO
 from harbor_cache.storage.private_files import make_private_dir, make_private_file
 from harbor_cache.upstream.maven import MavenUpstream
 from harbor_cache.upstream.registry import RegistryUpstream, UpstreamSet
 
 log = Logger()
+
+# A password's bcrypt hash (whether a password matches a stored hash is a `PasswordChecker`).
+PasswordHasher = Callable[[str], Awaitable[str]]
 
 
 class StartStopService(service.Service):
@@ -138,14 +146,64 @@ class HarborState(service.MultiService):
         return d
 
 
-class HarborApp:
-    """Everything the process holds, built from a Config; fronts and core hang off it."""
+@dataclass(frozen=True)
+class Secrets:
+    """The keys that sign tokens; every node of one data directory shares them."""
 
-    def __init__(self, config: Config, reactor):
+    registry: bytes  # HMAC key of /v2 registry tokens
+    management: bytes  # HMAC key of /api/v1 management tokens
+    artifact_key: rsa.RSAPrivateKey  # signs Maven artifact tokens (published as JWKS)
+
+    @classmethod
+    def in_data_dir(cls, data_dir: str) -> Secrets:
+        """The secrets in ``data_dir``, each created (mode 0600) by the first node to start."""
+        return cls(
+            registry=load_or_create_secret(os.path.join(data_dir, "registry-secret")),
+            management=load_or_create_secret(os.path.join(data_dir, "jwt-secret")),
+            artifact_key=load_or_create_rsa_key(os.path.join(data_dir, "artifact-key.pem")),
+        )
+
+
+class HarborApp:
+    """Everything the process holds, built from a Config; fronts and core hang off it.
+
+    The collaborators that touch the outside world are keyword arguments, so
+    production and tests wire the same object graph (tests pass the doubles
+    of `harbor_cache.testing`). Each one left out is built for production:
+
+    - ``clock``: time and timers for every component (default ``reactor``).
+    - ``db_pool``: the index's pool, anything with adbapi's ``runInteraction``
+      (default: `open_pool` on ``[index] url`` or ``index.sqlite`` in the data dir).
+    - ``io``: where blocking file work runs, a `StorageIO` (default: `ThreadIO`
+      on a pool of its own, started and stopped by `make_service`).
+    - ``http``: the treq-like client every upstream (registry and Maven) uses
+      (default: a persistent Agent pool, closed by `stop`).
+    - ``hash_password`` / ``check_password``: the bcrypt functions of `auth`
+      (they run on their own thread pool) for the admin created at first start,
+      the user service and the one `Credentials` check of the three fronts.
+    - ``secrets``: the token keys (default: read from, or created in, the data
+      directory by `Secrets.in_data_dir`).
+
+    ``reactor`` is needed only for those defaults (the global one when None).
+    """
+
+    def __init__(self, config: Config, reactor: Any = None, *, clock: IReactorTime | None = None,
+                 db_pool: Any = None, io: StorageIO | None = None, http: Any = None,
+                 hash_password: PasswordHasher = hash_password, check_password: PasswordChecker = check_password,
+                 secrets: Secrets | None = None):
+        if reactor is None and None in (clock, db_pool, io, http):
+            from twisted.internet import reactor as global_reactor
+
+            reactor = global_reactor
         self.config = config
         self.reactor = reactor
+        self.clock: IReactorTime = clock if clock is not None else reactor
+        self.hash_password = hash_password
+        self.check_password = check_password
+        self._given = {"db_pool": db_pool, "io": io, "http": http}
         self.data_dir = os.path.abspath(config.data_dir)
         make_private_dir(self.data_dir)
+        self.secrets = secrets if secrets is not None else Secrets.in_data_dir(self.data_dir)
         self.metrics = Metrics()
         self._build_io()
         self._build_oci()
@@ -161,88 +219,92 @@ class HarborApp:
         fixed name (a request's Host may differ from one request to the next)."""
         return self.config.public_url or "harbor-cache"
 
-    def _secret_path(self, name: str) -> str:
-        return os.path.join(self.data_dir, name)
-
     def _build_io(self) -> None:
         """Storage, index, runtime settings, the upstream HTTP client and the in-flight table."""
-        reactor, config = self.reactor, self.config
-        self.io_pool = ThreadPool(minthreads=1, maxthreads=4, name="harbor-io")
-        index_path = os.path.join(self.data_dir, "index.sqlite")
+        reactor, clock, config, given = self.reactor, self.clock, self.config, self._given
         # A PostgreSQL index may be shared by several nodes on one data directory:
         # then temp files are per node and downloads and eviction take leases.
         self.shared_index = dialect_of_url(config.index_url) == "postgresql"
         self.node_name = config.node_name or socket.gethostname()
-        self.storage = Storage(self.data_dir, ThreadIO(reactor, self.io_pool),
-                               node=self.node_name if self.shared_index else None)
-        if not self.shared_index:
-            make_private_file(index_path)
-        self.db_pool = open_pool(config.index_url, index_path, config.index_pool_size)
+        self.io_pool: ThreadPool | None = None
+        io = given["io"]
+        if io is None:
+            self.io_pool = ThreadPool(minthreads=1, maxthreads=4, name="harbor-io")
+            io = ThreadIO(reactor, self.io_pool)
+        self.storage = Storage(self.data_dir, io, node=self.node_name if self.shared_index else None)
+        self.db_pool = given["db_pool"]
+        if self.db_pool is None:
+            index_path = os.path.join(self.data_dir, "index.sqlite")
+            if not self.shared_index:
+                make_private_file(index_path)
+            self.db_pool = open_pool(config.index_url, index_path, config.index_pool_size)
         self.index = Index(self.db_pool)
-        self.leases = (LeaseBook(self.index, self.node_name, reactor, ttl=config.lease_seconds)
+        self.leases = (LeaseBook(self.index, self.node_name, clock, ttl=config.lease_seconds)
                        if self.shared_index else None)
-        self.settings = RuntimeSettings(self.index, reactor)
-        self.audit = AuditLog(self.index, reactor, self.settings)
-        self.access = AccessRecorder(self.index, reactor)
-        self.http_pool = HTTPConnectionPool(reactor, persistent=True)
-        self.http_pool.maxPersistentPerHost = 16
-        self.http_pool.cachedConnectionTimeout = 120
-        agent: Any = Agent(reactor, connectTimeout=config.upstream_connect_timeout, pool=self.http_pool)  # an IAgent
-        self.http = HTTPClient(agent)
-        self.downloads = Downloads(self.storage, reactor, self.metrics, idle_timeout=config.upstream_idle_timeout,
+        self.settings = RuntimeSettings(self.index, clock)
+        self.audit = AuditLog(self.index, clock, self.settings)
+        self.access = AccessRecorder(self.index, clock)
+        self.http_pool: HTTPConnectionPool | None = None
+        self.http = given["http"]
+        if self.http is None:
+            self.http_pool = HTTPConnectionPool(reactor, persistent=True)
+            self.http_pool.maxPersistentPerHost = 16
+            self.http_pool.cachedConnectionTimeout = 120
+            agent: Any = Agent(reactor, connectTimeout=config.upstream_connect_timeout, pool=self.http_pool)  # an IAgent
+            self.http = HTTPClient(agent)
+        self.downloads = Downloads(self.storage, clock, self.metrics, idle_timeout=config.upstream_idle_timeout,
                                    leases=self.leases)
 
     def _build_oci(self) -> None:
         """The OCI cache core, the hosted registry, registry tokens and the /v2 front."""
-        reactor, config = self.reactor, self.config
+        clock, config = self.clock, self.config
         self.upstreams = UpstreamSet([self._registry_upstream(u) for u in config.upstreams])
-        self.upstream_health = HealthMonitor(self.upstreams, self.settings, self.metrics, reactor)
+        self.upstream_health = HealthMonitor(self.upstreams, self.settings, self.metrics, clock)
         self.upstream_catalog = UpstreamCatalog(
             index=self.index, upstream_set=self.upstreams, health=self.upstream_health,
             build=self._registry_upstream, seed=config.upstreams,
             maven_repositories=tuple(r for r in config.maven_repositories if r.is_proxy),
-            clock=reactor,
+            clock=clock,
         )
         self.oci = OciCache(index=self.index, storage=self.storage, downloads=self.downloads,
                             upstreams=self.upstreams, settings=self.settings, access=self.access,
-                            metrics=self.metrics, clock=reactor, health=self.upstream_health)
+                            metrics=self.metrics, clock=clock, health=self.upstream_health)
         self.upstream_catalog.listeners.append(self.oci.upstreams_changed)
         self.public_url = PublicURL(config.public_url, config.trusted_proxies)
-        self.registry_tokens = RegistryTokens(load_or_create_secret(self._secret_path("registry-secret")),
-                                              reactor, issuer=self.token_issuer)
+        self.registry_tokens = RegistryTokens(self.secrets.registry, clock, issuer=self.token_issuer)
         # One username/password check for /v2/, the Maven front and the management API.
-        self.credentials = Credentials(self.index, reactor)
+        self.credentials = Credentials(self.index, clock, self.check_password)
         self.registry_policy = RegistryAuthorizer(self.index, self.settings, self.registry_tokens,
-                                                  self.public_url, reactor, credentials=self.credentials)
+                                                  self.public_url, clock, credentials=self.credentials)
         self.hosted = HostedRegistry(cache=self.oci, index=self.index, storage=self.storage,
-                                     metrics=self.metrics, clock=reactor, node=self.node_name)
+                                     metrics=self.metrics, clock=clock, node=self.node_name)
         hosted_front = HostedFront(self.hosted, self.registry_policy, self.metrics, audit=self.audit)
         self.oci_front = OciFront(self.oci, self.settings, self.metrics, policy=self.registry_policy,
                                   public_url=self.public_url, extensions=hosted_front.routes())
 
     def _registry_upstream(self, config: UpstreamConfig) -> RegistryUpstream:
-        return RegistryUpstream(config, self.http, self.reactor, header_timeout=self.config.upstream_idle_timeout,
+        return RegistryUpstream(config, self.http, self.clock, header_timeout=self.config.upstream_idle_timeout,
                                 metrics=self.metrics)
 
     def _build_management(self) -> None:
         """Users, management tokens, eviction, /health and the /api/v1 front."""
-        reactor = self.reactor
+        clock = self.clock
         self.space = DiskSpace(self.storage, self.settings, on_low=self.evict_soon)
         self.downloads.space = self.space
         self._eviction_asked = False
         self.site_front = SiteFront(self.index, self.storage, self.metrics, space=self.space)
-        self.management_tokens = ManagementTokens(load_or_create_secret(self._secret_path("jwt-secret")), reactor)
-        self.users = UserService(self.index, reactor, credentials=self.credentials)
+        self.management_tokens = ManagementTokens(self.secrets.management, clock)
+        self.users = UserService(self.index, clock, hasher=self.hash_password, credentials=self.credentials)
         self.evictor = Evictor(index=self.index, storage=self.storage, downloads=self.downloads,
-                               settings=self.settings, access=self.access, clock=reactor)
+                               settings=self.settings, access=self.access, clock=clock)
         self.evictor.invalidators.append(self.oci.invalidate)
         self.console_api = ConsoleApi(index=self.index, downloads=self.downloads, evictor=self.evictor,
                                       settings=self.settings, oci=self.oci, hosted=self.hosted,
-                                      metrics=self.metrics, site_front=self.site_front, clock=reactor,
+                                      metrics=self.metrics, site_front=self.site_front, clock=clock,
                                       public_url=self.public_url)
         self.evictor.space = self.space
         self.evictor.orphans = OrphanSweeper(index=self.index, storage=self.storage, settings=self.settings,
-                                             clock=reactor, busy=self.evictor._busy_digests)
+                                             clock=clock, busy=self.evictor._busy_digests)
         self.api_front = ApiFront(users=self.users, tokens=self.management_tokens, settings=self.settings,
                                   evictor=self.evictor, openapi_document=build_document(__version__),
                                   upstreams=self.upstream_catalog, audit=self.audit, console=self.console_api,
@@ -250,15 +312,15 @@ class HarborApp:
 
     def _build_maven(self) -> None:
         """Maven repositories on the shared download core, artifact tokens and the Kagami front."""
-        reactor, config = self.reactor, self.config
-        self.artifact_tokens = ArtifactTokens(load_or_create_rsa_key(self._secret_path("artifact-key.pem")),
-                                              self.token_issuer, reactor, config.artifact_token_max_hours)
+        clock, config = self.clock, self.config
+        self.artifact_tokens = ArtifactTokens(self.secrets.artifact_key, self.token_issuer, clock,
+                                              config.artifact_token_max_hours)
         self.maven = MavenCache(
             repositories=config.maven_repositories,
-            upstreams={r.id: MavenUpstream(r, self.http, reactor, header_timeout=config.upstream_idle_timeout)
+            upstreams={r.id: MavenUpstream(r, self.http, clock, header_timeout=config.upstream_idle_timeout)
                        for r in config.maven_repositories if r.is_proxy},
             index=self.index, storage=self.storage, downloads=self.downloads, settings=self.settings,
-            access=self.access, metrics=self.metrics, clock=reactor,
+            access=self.access, metrics=self.metrics, clock=clock,
         )
         self.evictor.invalidators.append(self.maven.invalidate)
         self.maven_front = MavenFront(self.maven, self.artifact_tokens, self.index, self.metrics, audit=self.audit,
@@ -292,7 +354,7 @@ class HarborApp:
         recorded = await self.hosted.record_legacy_blob_refs()
         if recorded:
             log.info("recorded the blobs of {count} hosted manifests pushed before blob claims", count=recorded)
-        self.console_api.started_at = self.reactor.seconds()
+        self.console_api.started_at = self.clock.seconds()
         log.info("harbor-cache {version} ready: data in {data_dir}, index schema {schema}",
                  version=__version__, data_dir=self.data_dir, schema=version)
 
@@ -357,8 +419,8 @@ class HarborApp:
             return
         chosen = os.environ.get("HARBOR_CACHE_ADMIN_PASSWORD")
         password = chosen or secrets.token_urlsafe(18)
-        hashed = await hash_password(password)
-        await self.index.create_user("admin", hashed, "admin", self.reactor.seconds())
+        hashed = await self.hash_password(password)
+        await self.index.create_user("admin", hashed, "admin", self.clock.seconds())
         if chosen:
             log.info("created user admin with the password from HARBOR_CACHE_ADMIN_PASSWORD")
             return
@@ -390,7 +452,8 @@ class HarborApp:
     async def stop(self) -> None:
         self.upstream_health.stop()
         await self.access.flush()
-        await self.http_pool.closeCachedConnections()
+        if self.http_pool is not None:
+            await self.http_pool.closeCachedConnections()
 
 
 def make_service(config: Config, reactor=None) -> service.MultiService:
@@ -402,7 +465,8 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
     top = service.MultiService()
     top.harbor = app  # type: ignore[attr-defined]  # for tests and tools
 
-    StartStopService(app.io_pool).setServiceParent(top)
+    if app.io_pool is not None:
+        StartStopService(app.io_pool).setServiceParent(top)
     state = HarborState(app)
     state.setServiceParent(top)
 

@@ -1,8 +1,9 @@
 """A whole /v2 front with the hosted registry, in memory: for test_hosted and test_registry_auth.
 
-Storage runs file work inline, the index is a threadless sqlite pool, time
-is a task.Clock and passwords are compared without bcrypt, so every request
-finishes inside the test's own call (StubTreq, no reactor, no threads).
+Built by `harbor_cache.testing.build_app`: storage runs file work inline, the
+index is a threadless sqlite pool, time is a task.Clock and passwords are
+compared without bcrypt (`PlainPasswords`), so every request finishes inside
+the test's own call (StubTreq, no reactor, no threads).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 
@@ -18,19 +18,9 @@ from treq.testing import StubTreq
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from harbor_cache.auth import RegistryTokens
-from harbor_cache.core.access import AccessRecorder
-from harbor_cache.core.downloads import Downloads
-from harbor_cache.core.hosted import HostedRegistry
-from harbor_cache.core.oci import OciCache
-from harbor_cache.index import Index, InlinePool
-from harbor_cache.metrics import Metrics
-from harbor_cache.oci.auth import RegistryAuthorizer
-from harbor_cache.oci.front import OciFront
-from harbor_cache.oci.hosted import HostedFront
-from harbor_cache.settings.runtime import RuntimeSettings
-from harbor_cache.storage import InlineIO, Storage
-from harbor_cache.upstream.registry import UpstreamSet
+from harbor_cache.testing import PlainPasswords, build_app, fixed_secrets
+
+__all__ = ["OCI_INDEX", "OCI_MANIFEST", "PUBLIC_URL", "USERS", "Registry", "basic", "sha256"]
 
 PUBLIC_URL = "http://registry.test"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -47,11 +37,6 @@ def basic(user: str, password: str | None = None) -> dict:
     return {b"Authorization": [b"Basic " + base64.b64encode(f"{user}:{password}".encode())]}
 
 
-async def plain_check(password: str, hashed: str | None) -> bool:
-    """Stand-in for bcrypt: the 'hash' is the password itself."""
-    return hashed is not None and password == hashed
-
-
 class Registry:
     """Everything behind the /v2 front, plus helpers to push and read."""
 
@@ -60,29 +45,24 @@ class Registry:
         case.addCleanup(shutil.rmtree, self.dir, True)
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
-        self.storage = Storage(os.path.join(self.dir, "data"), InlineIO())
-        self.pool = InlinePool(os.path.join(self.dir, "index.sqlite"))
+        self.app = app = build_app(self.dir, clock=self.clock, passwords=PlainPasswords, public_url=PUBLIC_URL,
+                                   node_name="local", secrets=fixed_secrets(registry=b"k" * 32))
+        self.pool = app.db_pool
         case.addCleanup(self.pool.close)
-        self.index = Index(self.pool)
+        self.storage = app.storage
+        self.index = app.index
+        self.settings = app.settings
         case.successResultOf(Deferred.fromCoroutine(self._setup(anonymous_pull)))
-        self.metrics = Metrics()
-        self.oci = OciCache(index=self.index, storage=self.storage,
-                            downloads=Downloads(self.storage, self.clock, self.metrics),
-                            upstreams=UpstreamSet([]), settings=self.settings,
-                            access=AccessRecorder(self.index, self.clock), metrics=self.metrics, clock=self.clock)
-        self.tokens = RegistryTokens(b"k" * 32, self.clock, issuer=PUBLIC_URL)
-        self.policy = RegistryAuthorizer(self.index, self.settings, self.tokens, PUBLIC_URL, self.clock,
-                                         password_checker=plain_check)
-        self.hosted = HostedRegistry(cache=self.oci, index=self.index, storage=self.storage,
-                                     metrics=self.metrics, clock=self.clock)
-        self.front = OciFront(self.oci, self.settings, self.metrics, policy=self.policy, public_url=PUBLIC_URL,
-                              extensions=HostedFront(self.hosted, self.policy, self.metrics).routes())
+        self.metrics = app.metrics
+        self.oci = app.oci
+        self.tokens = app.registry_tokens
+        self.policy = app.registry_policy
+        self.hosted = app.hosted
+        self.front = app.oci_front
         self.treq = StubTreq(self.front.app.resource())
         self.case = case
 
     async def _setup(self, anonymous_pull: bool) -> None:
-        await self.index.migrate()
-        self.settings = RuntimeSettings(self.index, self.clock)
         await self.settings.load()
         if not anonymous_pull:
             await self.settings.update([("registry.anonymous_pull", "false")])

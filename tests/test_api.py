@@ -1,8 +1,8 @@
 """The /api/v1 front: every endpoint, every role, every kind of bad token.
 
-Requests go through StubTreq into the real Root resource with the ApiFront
-mounted as in service.py; SQL runs inline on a sqlite file, bcrypt inline at
-cost 4, time from a Clock.
+Requests go through StubTreq into the Root of a whole app built by
+`harbor_cache.testing.build_app` (the wiring of service.py); SQL runs inline on
+a sqlite file, bcrypt inline at cost 4, time from a Clock.
 """
 
 from __future__ import annotations
@@ -20,17 +20,10 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache import __version__
-from harbor_cache.api.front import ApiFront
 from harbor_cache.api.openapi import build_document
-from harbor_cache.auth import ManagementTokens, credential_stamp
-from harbor_cache.core.access import AccessRecorder
-from harbor_cache.core.eviction import Evictor
-from harbor_cache.core.users import UserService
-from harbor_cache.http.site import Root
-from harbor_cache.settings.runtime import SETTINGS, RuntimeSettings
-from harbor_cache.storage import InlineIO, Storage
-from tests.fakes import migrated_index
-from tests.test_users import InlineBcrypt
+from harbor_cache.auth import credential_stamp
+from harbor_cache.settings.runtime import SETTINGS
+from harbor_cache.testing import InlineBcrypt, build_app, fixed_secrets
 
 T0 = 1_700_000_000.0
 SECRET = b"s" * 32
@@ -70,24 +63,22 @@ class Response(SimpleNamespace):
 
 class ApiCase(SynchronousTestCase):
     def setUp(self):
-        self.index = migrated_index(self)
-        self.pool = self.index.pool
         self.clock = Clock()
         self.clock.advance(T0)
-        self.storage = Storage(self.mktemp(), InlineIO())
-        self.settings = RuntimeSettings(self.index, self.clock)
-        self.access = AccessRecorder(self.index, self.clock)
         self.crypt = InlineBcrypt()
-        self.users = UserService(self.index, self.clock, hasher=self.crypt.hash, checker=self.crypt.check)
-        self.tokens = ManagementTokens(SECRET, self.clock)
-        self.evictor = Evictor(index=self.index, storage=self.storage, downloads=SimpleNamespace(inflight={}),
-                               settings=self.settings, access=self.access, clock=self.clock,
-                               cooperate=lambda: defer.succeed(None))
-        self.front = ApiFront(users=self.users, tokens=self.tokens, settings=self.settings, evictor=self.evictor,
-                              openapi_document=build_document(__version__))
-        root = Root()
-        root.mount(b"api", self.front.app.resource())
-        self.http = StubTreq(root)
+        self.app = app = build_app(self.mktemp(), clock=self.clock, passwords=self.crypt,
+                                   secrets=fixed_secrets(management=SECRET))
+        self.addCleanup(app.db_pool.close)
+        self.index = app.index
+        self.pool = app.db_pool
+        self.storage = app.storage
+        self.settings = app.settings
+        self.access = app.access
+        self.users = app.users
+        self.tokens = app.management_tokens
+        self.evictor = app.evictor
+        self.front = app.api_front
+        self.http = StubTreq(app.root)
         self.accounts = {}
         for role in ROLES:
             row = self.wait(self.users.create(role, f"{role}-pw", role))
@@ -97,13 +88,19 @@ class ApiCase(SynchronousTestCase):
     def wait(self, d):
         return self.successResultOf(defer.ensureDeferred(d) if not isinstance(d, defer.Deferred) else d)
 
+    def settle(self):
+        """Deliver the request and run what is due now (eviction yields to the reactor between batches)."""
+        for _ in range(20):
+            self.http.flush()
+            self.clock.advance(0)
+
     def request(self, method, path, body=None, token=None, headers=None, raw=None):
         hdrs = dict(headers or {})
         if token is not None:
             hdrs["Authorization"] = f"Bearer {token}"
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         d = self.http.request(method, BASE + path, headers=hdrs, data=data)
-        self.http.flush()
+        self.settle()
         response = self.successResultOf(d)
         content = self.successResultOf(self.http.content(response))
         return Response(code=response.code, headers=response.headers, body=content)

@@ -1,23 +1,21 @@
 """Eviction: retention, LRU/LFU/FIFO victims, hosted content, readers, batches, stats.
 
-Synchronous: SQL on a real sqlite file through InlinePool, files through
-InlineIO, time from a Clock.
+Synchronous, on the collaborators of an app built by `harbor_cache.testing.build_app`:
+SQL on a real sqlite file through InlinePool, files through InlineIO, time from a
+Clock.  Each test builds the Evictor it examines (batch size, counted yields).
 """
 
 from __future__ import annotations
 
 import os
-from types import SimpleNamespace
 
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.core.access import AccessRecorder
 from harbor_cache.core.eviction import DAY, Evictor, human_size
-from harbor_cache.settings.runtime import RuntimeSettings
-from harbor_cache.storage import InlineIO, RangeProducer, Storage
-from tests.fakes import migrated_index
+from harbor_cache.storage import RangeProducer
+from harbor_cache.testing import build_app
 
 T0 = 1_700_000_000.0
 
@@ -42,14 +40,16 @@ class PausingConsumer:
 
 class EvictionCase(SynchronousTestCase):
     def setUp(self):
-        self.index = migrated_index(self)
-        self.pool = self.index.pool
         self.clock = Clock()
         self.clock.advance(T0)
-        self.storage = Storage(self.mktemp(), InlineIO())
-        self.settings = RuntimeSettings(self.index, self.clock)
-        self.access = AccessRecorder(self.index, self.clock)
-        self.downloads = SimpleNamespace(inflight={})
+        self.app = app = build_app(self.mktemp(), clock=self.clock)
+        self.addCleanup(app.db_pool.close)
+        self.index = app.index
+        self.pool = app.db_pool
+        self.storage = app.storage
+        self.settings = app.settings
+        self.access = app.access
+        self.downloads = app.downloads
         self.cooperations = 0
         self.invalidated = []
         self.evictor = self.make_evictor()

@@ -18,7 +18,8 @@ from twisted.web.iweb import UNKNOWN_LENGTH
 
 from harbor_cache.core.downloads import Downloads, Opened
 from harbor_cache.metrics import Metrics
-from harbor_cache.storage import InlineIO, RangeProducer, SourceFailed, Storage, disk
+from harbor_cache.storage import RangeProducer, SourceFailed, Storage, disk
+from harbor_cache.testing import InlineIO
 from tests.fakes import FakeRegistry, Harness
 from tests.maven_fakes import FakeMavenRepo, MavenHarness
 

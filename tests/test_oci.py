@@ -1,5 +1,6 @@
 """The OCI pull-through path on fakes: hits, misses, single flight, verification, TTLs, stale."""
 
+import base64
 import json
 import os
 
@@ -35,8 +36,9 @@ class OciTests(SynchronousTestCase):
         return values[0].decode() if values else None
 
     def test_base(self):
-        """GET /v2/ answers {} with the API version header."""
-        response, body = self.get("/v2/")
+        """GET /v2/ answers {} with the API version header (to a user: an anonymous ping is challenged)."""
+        self.h.add_user("reader", "reader-pw", "read-only")
+        response, body = self.get("/v2/", headers={"Authorization": "Basic " + base64.b64encode(b"reader:reader-pw").decode()})
         self.assertEqual((response.code, body), (200, b"{}"))
         self.assertEqual(self.header(response, "Docker-Distribution-API-Version"), "registry/2.0")
 

@@ -6,7 +6,8 @@ import os
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.storage import BlobCorrupt, InlineIO, RangeProducer, SourceFailed, Storage
+from harbor_cache.storage import BlobCorrupt, RangeProducer, SourceFailed, Storage
+from harbor_cache.testing import InlineIO
 
 
 def sha(data: bytes) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import bcrypt
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -12,28 +11,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbor_cache.core.users import UserService
 from harbor_cache.errors import BadRequest, Conflict, NotFound
 from harbor_cache.http.errors import status_of
-from harbor_cache.index import Index, InlinePool
+from harbor_cache.index import Index
+from harbor_cache.testing import InlineBcrypt, InlinePool
 
 T0 = 1_700_000_000.0
-
-
-class InlineBcrypt:
-    """Real bcrypt at cost 4, run inline (no threads), recording each check."""
-
-    def __init__(self):
-        self.checks: list[tuple[str, str | None]] = []
-        self.dummy = bcrypt.hashpw(b"dummy", bcrypt.gensalt(4)).decode()
-
-    async def hash(self, password: str) -> str:
-        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
-
-    async def check(self, password: str, hashed: str | None) -> bool:
-        self.checks.append((password, hashed))
-        try:
-            ok = bcrypt.checkpw(password.encode(), (hashed or self.dummy).encode())
-        except (ValueError, UnicodeEncodeError):
-            return False
-        return ok and hashed is not None
 
 
 def make_users(case) -> tuple[UserService, Index, Clock, InlineBcrypt]:

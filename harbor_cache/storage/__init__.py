@@ -19,7 +19,7 @@ receive a complete-looking body that later turns out to be corrupt.
 from __future__ import annotations
 
 from harbor_cache.storage.errors import BlobCorrupt, SourceFailed, StorageFull
-from harbor_cache.storage.io import InlineIO, StorageIO, ThreadIO
+from harbor_cache.storage.io import StorageIO, ThreadIO
 from harbor_cache.storage.layout import Storage
 from harbor_cache.storage.reader import READ_CHUNK, GrowingSource, RangeProducer, StoredSource
 from harbor_cache.storage.writer import TempBlob
@@ -28,7 +28,6 @@ __all__ = [
     "READ_CHUNK",
     "BlobCorrupt",
     "GrowingSource",
-    "InlineIO",
     "RangeProducer",
     "SourceFailed",
     "Storage",

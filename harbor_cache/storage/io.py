@@ -1,4 +1,5 @@
-"""Where blocking file work runs: a thread pool in production, inline in unit tests."""
+"""Where blocking file work runs: a thread pool in production (`ThreadIO`); unit tests run it inline
+(`harbor_cache.testing.InlineIO`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from twisted.internet import defer
 
 
 class StorageIO(Protocol):
+    """Runs ``fn(*args)`` (blocking file work) off the reactor's call stack; a Deferred of its result."""
+
     def run(self, fn: Callable, *args) -> defer.Deferred: ...
 
 
@@ -23,11 +26,3 @@ class ThreadIO:
         from twisted.internet.threads import deferToThreadPool
 
         return deferToThreadPool(self._reactor, self._pool, fn, *args)
-
-
-class InlineIO:
-    """Runs file work synchronously: for unit tests, where determinism beats speed."""
-
-    def run(self, fn, *args):
-        return defer.maybeDeferred(fn, *args)
-
