@@ -10,10 +10,8 @@ from treq.testing import RequestTraversalAgent
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.core.hosted import HostedRegistry
 from harbor_cache.core.upstream_health import HealthMonitor
 from harbor_cache.grammar.namespaces import check_namespaces, effective_prefix, namespaced_key, split_prefix
-from harbor_cache.oci.hosted import HostedFront
 from harbor_cache.settings.startup import ConfigError, UpstreamConfig, parse_config
 from harbor_cache.upstream.registry import RegistryUpstream
 from tests import hosted_support
@@ -80,8 +78,7 @@ class TwoRegistries(SynchronousTestCase):
         self.hub_digest = image(self.hub, "library/test", "1", b"hub")
         self.quay_digest = image(self.quay, "library/test", "1", b"quay")
         self.quay_agent = RequestTraversalAgent(self.quay)
-        self.health = HealthMonitor(self.h.upstreams, self.h.settings, self.h.metrics, self.h.clock)
-        self.h.oci.health = self.health
+        self.health = self.h.app.upstream_health
         hub = RegistryUpstream(UpstreamConfig(name="hub", url="http://upstream.test", registry="docker.io",
                                               routes=("*",)),
                                self.h.upstreams.upstreams[0]._http, self.h.clock, header_timeout=10)
@@ -89,9 +86,6 @@ class TwoRegistries(SynchronousTestCase):
                                                prefix="quay", routes=()),
                                 HTTPClient(self.quay_agent), self.h.clock, header_timeout=10)
         self.h.upstreams.replace([hub, quay])
-        hosted = HostedRegistry(cache=self.h.oci, index=self.h.index, storage=self.h.storage,
-                                metrics=self.h.metrics, clock=self.h.clock)
-        self.h.oci_front.extensions = HostedFront(hosted, self.h.oci_front.policy, self.h.metrics).routes()
         flush = self.h.flush
 
         def flush_both():
