@@ -147,7 +147,7 @@ class HarborState(service.MultiService):
 
 
 @dataclass(frozen=True)
-class Secrets:
+class TokenKeys:
     """The keys that sign tokens; every node of one data directory shares them."""
 
     registry: bytes  # HMAC key of /v2 registry tokens
@@ -155,8 +155,8 @@ class Secrets:
     artifact_key: rsa.RSAPrivateKey  # signs Maven artifact tokens (published as JWKS)
 
     @classmethod
-    def in_data_dir(cls, data_dir: str) -> Secrets:
-        """The secrets in ``data_dir``, each created (mode 0600) by the first node to start."""
+    def in_data_dir(cls, data_dir: str) -> TokenKeys:
+        """The keys in ``data_dir``, each created (mode 0600) by the first node to start."""
         return cls(
             registry=load_or_create_secret(os.path.join(data_dir, "registry-secret")),
             management=load_or_create_secret(os.path.join(data_dir, "jwt-secret")),
@@ -181,8 +181,8 @@ class HarborApp:
     - ``hash_password`` / ``check_password``: the bcrypt functions of `auth`
       (they run on their own thread pool) for the admin created at first start,
       the user service and the one `Credentials` check of the three fronts.
-    - ``secrets``: the token keys (default: read from, or created in, the data
-      directory by `Secrets.in_data_dir`).
+    - ``token_keys``: the keys that sign tokens (default: read from, or created
+      in, the data directory by `TokenKeys.in_data_dir`).
 
     ``reactor`` is needed only for those defaults (the global one when None).
     """
@@ -190,7 +190,7 @@ class HarborApp:
     def __init__(self, config: Config, reactor: Any = None, *, clock: IReactorTime | None = None,
                  db_pool: Any = None, io: StorageIO | None = None, http: Any = None,
                  hash_password: PasswordHasher = hash_password, check_password: PasswordChecker = check_password,
-                 secrets: Secrets | None = None):
+                 token_keys: TokenKeys | None = None):
         if reactor is None and None in (clock, db_pool, io, http):
             from twisted.internet import reactor as global_reactor
 
@@ -200,10 +200,12 @@ class HarborApp:
         self.clock: IReactorTime = clock if clock is not None else reactor
         self.hash_password = hash_password
         self.check_password = check_password
-        self._given = {"db_pool": db_pool, "io": io, "http": http}
+        self.db_pool = db_pool
+        self.http = http
+        self._io = io
         self.data_dir = os.path.abspath(config.data_dir)
         make_private_dir(self.data_dir)
-        self.secrets = secrets if secrets is not None else Secrets.in_data_dir(self.data_dir)
+        self.token_keys = token_keys if token_keys is not None else TokenKeys.in_data_dir(self.data_dir)
         self.metrics = Metrics()
         self._build_io()
         self._build_oci()
@@ -221,18 +223,17 @@ class HarborApp:
 
     def _build_io(self) -> None:
         """Storage, index, runtime settings, the upstream HTTP client and the in-flight table."""
-        reactor, clock, config, given = self.reactor, self.clock, self.config, self._given
+        reactor, clock, config = self.reactor, self.clock, self.config
         # A PostgreSQL index may be shared by several nodes on one data directory:
         # then temp files are per node and downloads and eviction take leases.
         self.shared_index = dialect_of_url(config.index_url) == "postgresql"
         self.node_name = config.node_name or socket.gethostname()
         self.io_pool: ThreadPool | None = None
-        io = given["io"]
+        io = self._io
         if io is None:
             self.io_pool = ThreadPool(minthreads=1, maxthreads=4, name="harbor-io")
             io = ThreadIO(reactor, self.io_pool)
         self.storage = Storage(self.data_dir, io, node=self.node_name if self.shared_index else None)
-        self.db_pool = given["db_pool"]
         if self.db_pool is None:
             index_path = os.path.join(self.data_dir, "index.sqlite")
             if not self.shared_index:
@@ -245,7 +246,6 @@ class HarborApp:
         self.audit = AuditLog(self.index, clock, self.settings)
         self.access = AccessRecorder(self.index, clock)
         self.http_pool: HTTPConnectionPool | None = None
-        self.http = given["http"]
         if self.http is None:
             self.http_pool = HTTPConnectionPool(reactor, persistent=True)
             self.http_pool.maxPersistentPerHost = 16
@@ -271,7 +271,7 @@ class HarborApp:
                             metrics=self.metrics, clock=clock, health=self.upstream_health)
         self.upstream_catalog.listeners.append(self.oci.upstreams_changed)
         self.public_url = PublicURL(config.public_url, config.trusted_proxies)
-        self.registry_tokens = RegistryTokens(self.secrets.registry, clock, issuer=self.token_issuer)
+        self.registry_tokens = RegistryTokens(self.token_keys.registry, clock, issuer=self.token_issuer)
         # One username/password check for /v2/, the Maven front and the management API.
         self.credentials = Credentials(self.index, clock, self.check_password)
         self.registry_policy = RegistryAuthorizer(self.index, self.settings, self.registry_tokens,
@@ -293,7 +293,7 @@ class HarborApp:
         self.downloads.space = self.space
         self._eviction_asked = False
         self.site_front = SiteFront(self.index, self.storage, self.metrics, space=self.space)
-        self.management_tokens = ManagementTokens(self.secrets.management, clock)
+        self.management_tokens = ManagementTokens(self.token_keys.management, clock)
         self.users = UserService(self.index, clock, hasher=self.hash_password, credentials=self.credentials)
         self.evictor = Evictor(index=self.index, storage=self.storage, downloads=self.downloads,
                                settings=self.settings, access=self.access, clock=clock)
@@ -313,7 +313,7 @@ class HarborApp:
     def _build_maven(self) -> None:
         """Maven repositories on the shared download core, artifact tokens and the Kagami front."""
         clock, config = self.clock, self.config
-        self.artifact_tokens = ArtifactTokens(self.secrets.artifact_key, self.token_issuer, clock,
+        self.artifact_tokens = ArtifactTokens(self.token_keys.artifact_key, self.token_issuer, clock,
                                               config.artifact_token_max_hours)
         self.maven = MavenCache(
             repositories=config.maven_repositories,

@@ -33,7 +33,7 @@ from zope.interface import implementer
 
 from harbor_cache.http.site import HarborSite
 from harbor_cache.index import InlinePool
-from harbor_cache.service import HarborApp, Secrets
+from harbor_cache.service import HarborApp, TokenKeys
 from harbor_cache.settings.startup import Config
 
 __all__ = [
@@ -48,7 +48,7 @@ __all__ = [
     "InlineIO",
     "InlinePool",
     "build_app",
-    "fixed_secrets",
+    "fixed_keys",
     "plain_check",
     "plain_hash",
     "resolved",
@@ -433,13 +433,13 @@ def site_client(root, metrics) -> tuple[RequestTraversalAgent, HTTPClient]:
 # -- the application -------------------------------------------------------------
 
 
-def fixed_secrets(registry: bytes = b"r" * 32, management: bytes = b"m" * 32) -> Secrets:
+def fixed_keys(registry: bytes = b"r" * 32, management: bytes = b"m" * 32) -> TokenKeys:
     """Token keys a test knows (so it can sign or read tokens); the artifact key is `rsa_key`."""
-    return Secrets(registry=registry, management=management, artifact_key=rsa_key())
+    return TokenKeys(registry=registry, management=management, artifact_key=rsa_key())
 
 
 def build_app(directory: str, *, clock: Clock | None = None, client: Any = None, passwords: Any = None,
-              secrets: Secrets | None = None, migrate: bool = True, **config: Any) -> HarborApp:
+              token_keys: TokenKeys | None = None, migrate: bool = True, **config: Any) -> HarborApp:
     """The production `HarborApp` over the doubles of this module, in ``directory`` (created if need be).
 
     ``config`` are `Config` fields (``upstreams`` and ``maven_repositories``
@@ -447,7 +447,7 @@ def build_app(directory: str, *, clock: Clock | None = None, client: Any = None,
     ``directory/index.sqlite``.  ``client`` is the upstreams' HTTP client
     (default: one where every upstream answers 404); ``passwords`` has the
     ``hash`` and ``check`` coroutines of `InlineBcrypt` (the default) or
-    `PlainPasswords`; ``secrets`` are the token keys (default `fixed_secrets`:
+    `PlainPasswords`; ``token_keys`` sign tokens (default `fixed_keys`:
     no key file is read or written).  The index is migrated (``migrate``) but
     `HarborApp.start` is not run: no admin user, settings at their defaults
     until loaded.
@@ -465,7 +465,7 @@ def build_app(directory: str, *, clock: Clock | None = None, client: Any = None,
     app = HarborApp(Config(data_dir=data_dir, **config), clock=clock,
                     db_pool=InlinePool(os.path.join(directory, "index.sqlite")), io=InlineIO(), http=client,
                     hash_password=passwords.hash, check_password=passwords.check,
-                    secrets=secrets if secrets is not None else fixed_secrets())
+                    token_keys=token_keys if token_keys is not None else fixed_keys())
     if migrate:
         resolved(defer.Deferred.fromCoroutine(app.index.migrate()))
     return app

@@ -18,7 +18,7 @@ from treq.testing import StubTreq
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from harbor_cache.testing import PlainPasswords, build_app, fixed_secrets
+from harbor_cache.testing import PlainPasswords, build_app, fixed_keys
 
 __all__ = ["OCI_INDEX", "OCI_MANIFEST", "PUBLIC_URL", "USERS", "Registry", "basic", "sha256"]
 
@@ -46,7 +46,7 @@ class Registry:
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         self.app = app = build_app(self.dir, clock=self.clock, passwords=PlainPasswords, public_url=PUBLIC_URL,
-                                   node_name="local", secrets=fixed_secrets(registry=b"k" * 32))
+                                   node_name="local", token_keys=fixed_keys(registry=b"k" * 32))
         self.pool = app.db_pool
         case.addCleanup(self.pool.close)
         self.storage = app.storage

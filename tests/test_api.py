@@ -23,7 +23,7 @@ from harbor_cache import __version__
 from harbor_cache.api.openapi import build_document
 from harbor_cache.auth import credential_stamp
 from harbor_cache.settings.runtime import SETTINGS
-from harbor_cache.testing import InlineBcrypt, build_app, fixed_secrets
+from harbor_cache.testing import InlineBcrypt, build_app, fixed_keys
 
 T0 = 1_700_000_000.0
 SECRET = b"s" * 32
@@ -67,7 +67,7 @@ class ApiCase(SynchronousTestCase):
         self.clock.advance(T0)
         self.crypt = InlineBcrypt()
         self.app = app = build_app(self.mktemp(), clock=self.clock, passwords=self.crypt,
-                                   secrets=fixed_secrets(management=SECRET))
+                                   token_keys=fixed_keys(management=SECRET))
         self.addCleanup(app.db_pool.close)
         self.index = app.index
         self.pool = app.db_pool
