@@ -16,7 +16,8 @@ from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone, readBody
 from twisted.web.http_headers import Headers
 
 from harbor_cache.http.serving import serve_source
-from harbor_cache.storage import InlineIO, RangeProducer, Storage, StoredSource, disk
+from harbor_cache.storage import RangeProducer, Storage, StoredSource, disk
+from harbor_cache.testing import InlineIO
 from harbor_cache.upstream.body import UpstreamStalled, stream_to_temp
 from harbor_cache.upstream.recv import MIN_ROOM, BufferPool, DirectReader
 from tests.test_faults import FakeResponse, ManualIO
