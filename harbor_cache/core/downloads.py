@@ -72,11 +72,20 @@ class DownloadJob(Protocol):
     may be fetching it, and `adopt` finds its commit.
     """
 
-    key: Hashable
-    front: str
-    source: str
-    extra_hashes: tuple[str, ...]
-    adoptable: bool
+    @property
+    def key(self) -> Hashable: ...
+
+    @property
+    def front(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def extra_hashes(self) -> tuple[str, ...]: ...
+
+    @property
+    def adoptable(self) -> bool: ...
 
     async def open(self) -> Opened:
         """The upstream's 200 response; raises when there is none."""

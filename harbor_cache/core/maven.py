@@ -23,20 +23,23 @@ looked up, and last-access times are batched by `AccessRecorder`.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.http import datetimeToString
 
 from harbor_cache.core.access import NegativeCache, Outcomes
-from harbor_cache.core.downloads import Adopted, Download, Opened
+from harbor_cache.core.downloads import Adopted, Download, Downloads, Opened
 from harbor_cache.core.maven_group import MavenGroups
 from harbor_cache.core.maven_hosted import checksum_algorithm, hash_file
 from harbor_cache.core.memory import BoundedMemory
 from harbor_cache.core.observable import Observable, SingleFlight
+from harbor_cache.core.seams import BlobStore, CacheIndex, CacheStatus, MavenRemote
 from harbor_cache.errors import HarborError, NotAllowed, NotFound, PathNotFound, UnknownRepository, UpstreamBadResponse
 from harbor_cache.grammar.maven_paths import (
     checksum_base,
@@ -99,7 +102,7 @@ class MavenFile:
     content_type: str
     last_modified: float
     etag: str | None
-    cache_status: str  # hit | miss | coalesced | revalidated | stale
+    cache_status: CacheStatus
     stale: bool = False
     body: bytes | None = None  # the whole content, when it is small and in memory
 
@@ -130,7 +133,8 @@ def _read_head(path: str, limit: int) -> bytes:
 
 
 class MavenCache:
-    def __init__(self, *, repositories, upstreams, index, storage, downloads, settings, access, metrics, clock):
+    def __init__(self, *, repositories, upstreams: Mapping[str, MavenRemote], index: CacheIndex, storage: BlobStore,
+                 downloads: Downloads, settings, access, metrics, clock: IReactorTime):
         """``repositories``: the configured `MavenRepositoryConfig`s in order;
         ``upstreams``: proxy repository id -> `upstream.maven.MavenUpstream`.
 
@@ -198,7 +202,7 @@ class MavenCache:
             )
         return row.hit
 
-    def _stored(self, repo_id: str, path: str, row: CachedRow, status: str, stale: bool = False) -> MavenFile:
+    def _stored(self, repo_id: str, path: str, row: CachedRow, status: CacheStatus, stale: bool = False) -> MavenFile:
         return MavenFile(
             repository=repo_id, path=path, size=row.size, source=self.storage.open_stored(row.digest, row.size),
             content_type=content_type_for(path), last_modified=row.last_modified,
@@ -323,7 +327,7 @@ class MavenCache:
             return row.sha1
         return await self.storage.io.run(hash_file, self.storage.blob_path(row.digest), algorithm)
 
-    def in_memory_file(self, repo_id: str, path: str, body: bytes, last_modified: float, status: str) -> MavenFile:
+    def in_memory_file(self, repo_id: str, path: str, body: bytes, last_modified: float, status: CacheStatus) -> MavenFile:
         """A file made here (a computed checksum, a merged maven-metadata.xml), served from memory."""
         return MavenFile(
             repository=repo_id, path=path, size=len(body), source=None, content_type=content_type_for(path),
@@ -375,7 +379,7 @@ class MavenCache:
         self.access.touch(row.id)
         return self._stored(repo_id, path, row, "stale", stale=True)
 
-    async def _join(self, dl, repo_id: str, path: str, status: str, row: CachedRow | None) -> MavenFile:
+    async def _join(self, dl, repo_id: str, path: str, status: CacheStatus, row: CachedRow | None) -> MavenFile:
         key = ("maven", repo_id, path)
         try:
             await dl.headers_ready.observe()

@@ -15,13 +15,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from harbor_cache.core.access import NegativeCache, Outcomes
 from harbor_cache.core.diskspace import is_disk_full
-from harbor_cache.core.downloads import Adopted, Download, Opened
+from harbor_cache.core.downloads import Adopted, Download, Downloads, Opened
 from harbor_cache.core.memory import BoundedMemory
 from harbor_cache.core.observable import SingleFlight
+from harbor_cache.core.seams import BlobStore, CacheIndex, CacheStatus
 from harbor_cache.errors import (
     BlobUnknown,
     Denied,
@@ -52,7 +54,7 @@ class BlobHandle:
     digest: str
     size: int | None
     source: GrowingSource
-    cache_status: str  # hit | miss | coalesced
+    cache_status: CacheStatus
     upstream: str | None = None  # the upstream it comes from (None: the disk)
 
 
@@ -61,7 +63,7 @@ class ManifestResult:
     body: bytes
     digest: str
     media_type: str
-    cache_status: str  # hit | miss | revalidated | stale
+    cache_status: CacheStatus
     stale: bool = False
     upstream: str | None = None  # the upstream that answered this time (None: the cache alone)
 
@@ -89,7 +91,8 @@ def _map_upstream_failure(e: BaseException, what: str) -> Exception:
 
 
 class OciCache:
-    def __init__(self, *, index, storage, downloads, upstreams, settings, access, metrics, clock, health=None):
+    def __init__(self, *, index: CacheIndex, storage: BlobStore, downloads: Downloads, upstreams, settings, access,
+                 metrics, clock: IReactorTime, health=None):
         self.index = index
         self.health = health  # HealthMonitor: skips blocked upstreams, learns from each answer
         self.storage = storage
@@ -214,7 +217,7 @@ class OciCache:
             return BlobHandle(digest, size, self.storage.open_stored(digest, size), "hit")
         key = ("blob", digest)
         dl = self.downloads.get(key)
-        status = "coalesced"
+        status: CacheStatus = "coalesced"
         if dl is None:
             if self.negative.known_missing(("blob", name, digest)):
                 raise BlobUnknown("blob unknown to registry", {"digest": digest})
@@ -231,6 +234,7 @@ class OciCache:
             raise _map_upstream_failure(e, "blob") from None
         if status == "miss":
             self.outcomes.miss(dl.source)
+        assert dl.temp is not None  # the headers are in: the file exists
         return BlobHandle(digest, dl.length, dl.temp, status, dl.source)
 
     # -- tags ------------------------------------------------------------------

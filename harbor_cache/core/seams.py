@@ -1,0 +1,93 @@
+"""What the core needs from the layers below it, as Protocols.
+
+The core decides; storage, the index and the upstreams do the I/O.  These
+are the calls the caches make on them, so a reader sees the whole contract
+in one place and a test can hand in any object that keeps it (the real
+classes are `storage.Storage`, `index.Index`, `upstream.registry.RegistryUpstream`
+and `upstream.maven.MavenUpstream`; mypy checks them against these where
+`service.HarborApp` wires them).  Rows are the index's; clocks are
+`twisted.internet.interfaces.IReactorTime`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+from harbor_cache.storage.io import StorageIO
+
+#: What a response was served from, as the access log and ``X-Cache`` say it:
+#: stored (hit), fetched now (miss), joined a fetch in flight (coalesced),
+#: confirmed upstream (revalidated), fetched again because it changed (refreshed),
+#: served although upstream could not confirm it (stale), made here from
+#: stored content (computed: a checksum; merged: a group's metadata).
+CacheStatus = Literal["hit", "miss", "coalesced", "revalidated", "refreshed", "stale", "computed", "merged"]
+
+
+class BlobStore(Protocol):
+    """Content-addressed files: `storage.Storage`."""
+
+    io: StorageIO
+
+    def blob_path(self, digest: str) -> str: ...
+
+    def new_temp(self, total: int | None = None, extra_hashes: tuple[str, ...] = ()) -> Any: ...
+
+    def stat_blob(self, digest: str) -> int | None: ...
+
+    def open_stored(self, digest: str, size: int | None = None) -> Any: ...
+
+    async def store_bytes(self, data: bytes, expected_digest: str | None = None) -> str: ...
+
+    async def read_bytes(self, digest: str) -> bytes: ...
+
+    async def delete_blob(self, digest: str) -> bool: ...
+
+
+class CacheIndex(Protocol):
+    """The index queries the pull caches make: `index.Index`."""
+
+    async def get_entry(self, type_: str, repository: str, key: str) -> Any: ...
+
+    async def put_entry(self, *, kind: str, type_: str, repository: str, key: str, digest: str, size: int,
+                        now: float, media_type: str | None = None, sha1: str | None = None,
+                        upstream: str | None = None, upstream_modified: float | None = None) -> Any: ...
+
+    async def put_entries(self, writes: list[Any], now: float) -> tuple[list[Any], list[str]]: ...
+
+    async def mark_fetched(self, entry_id: int, now: float) -> None: ...
+
+    async def digest_in_use(self, digest: str) -> bool: ...
+
+    async def delete_entries(self, ids: list[int]) -> list[str]: ...
+
+    async def get_tag(self, repository: str, tag: str) -> Any: ...
+
+    async def put_tag(self, repository: str, tag: str, digest: str, kind: str, media_type: str | None,
+                      now: float) -> None: ...
+
+    async def mark_tag_fetched(self, repository: str, tag: str, now: float) -> None: ...
+
+    async def list_tags_page(self, repository: str, last: str | None, limit: int | None) -> list[str]: ...
+
+    async def repository_known(self, repository: str) -> bool: ...
+
+    async def maven_entries_under(self, repository: str, prefix: str) -> list[Any]: ...
+
+    async def maven_repository_stats(self) -> dict[str, Any]: ...
+
+
+class MavenRemote(Protocol):
+    """One proxied Maven repository: `upstream.maven.MavenUpstream`."""
+
+    async def request(self, method: str, path: str, headers: dict[bytes, bytes] | None = None) -> Any: ...
+
+    async def fetch_small(self, path: str, limit: int = ...) -> tuple[bytes, str | None] | None: ...
+
+
+class RegistryRemote(Protocol):
+    """One upstream registry: `upstream.registry.RegistryUpstream`."""
+
+    name: str
+
+    async def request(self, method: str, name: str, kind: str, reference: str, accept: str | None = None,
+                      query: dict[str, str] | None = None) -> Any: ...
