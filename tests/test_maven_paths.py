@@ -1,4 +1,4 @@
-"""Tests for L{harbor_cache.maven.paths}."""
+"""Tests for L{harbor_cache.grammar.maven_paths}."""
 
 from twisted.trial.unittest import SynchronousTestCase
 

@@ -4,7 +4,7 @@
 directory's filesystem: below it /health reports ``degraded`` (problem
 ``disk_space``) and each eviction pass frees proxied content until the floor
 holds again.  A cold download is refused (507 ``INSUFFICIENT_STORAGE``) only
-when the disk cannot take it at all (its length plus `storage.RESERVE_BYTES`),
+when the disk cannot take it at all (its length plus `storage.errors.RESERVE_BYTES`),
 and each refusal asks for an eviction pass at once.
 """
 

@@ -10,7 +10,7 @@ no member has the file the answer is 502 if one of them failed (the file may
 exist there), else 404.
 
 ``maven-metadata.xml`` is different: every member is asked and the copies
-are merged (`mavenmetadata.merge_metadata`), so a version deployed to a
+are merged (`grammar.maven_metadata.merge_metadata`), so a version deployed to a
 hosted member and the versions of Central appear in one list.  Its
 checksums are computed for the merged file, never taken from a member.
 

@@ -84,7 +84,7 @@ async def _connection_gone(request) -> None:
 
 
 class SocketSend:
-    """`storage.DirectSend` for a twisted.web response on a plain TCP connection.
+    """`storage.reader.DirectSend` for a twisted.web response on a plain TCP connection.
 
     The bytes bypass the transport's buffer, so they are sent only while that
     buffer is empty (`ready`), and waiting for the socket uses the

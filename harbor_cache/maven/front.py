@@ -4,7 +4,7 @@ It parses requests, checks tokens and shapes responses; the cache core
 (`core.maven.MavenCache`) decides what to serve.  Artifact paths are taken
 from the raw request path (Twisted has already percent-decoded the segments
 it hands to resources, which would hide ``%2e%2e`` and ``%2f``) and go through
-`maven.paths.normalize_artifact_path` before anything else happens, so a bad
+`grammar.maven_paths.normalize_artifact_path` before anything else happens, so a bad
 path is a 400 before any file or upstream is touched.
 
 Private repositories, and every DELETE, need an RS256 artifact token from

@@ -283,7 +283,7 @@ def _trusted_proxies(values: list) -> tuple[str, ...]:
 def parse_config(document: dict[str, Any]) -> Config:
     """Build a Config from a parsed TOML document; every key is optional, none unknown.
 
-    Keys are declared in ``config_schema.SCHEMA``: a key added here must be added there.
+    Keys are declared in ``settings.schema.SCHEMA``: a key added here must be added there.
     """
     unknown = unknown_keys(document)
     if unknown:

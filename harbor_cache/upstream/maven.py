@@ -5,7 +5,7 @@ request per path, Basic credentials when the repository is configured with
 them (private upstreams), treq with ``unbuffered=True`` so bodies stream into
 a temp file, and a timeout on the wait for headers (the idle watchdog in
 `upstream.body` covers the body).  Paths arrive already validated by
-`maven.paths.normalize_artifact_path` and are re-quoted here, so what goes on
+`grammar.maven_paths.normalize_artifact_path` and are re-quoted here, so what goes on
 the wire is exactly the file that was asked for.
 """
 
