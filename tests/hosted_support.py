@@ -40,19 +40,25 @@ def basic(user: str, password: str | None = None) -> dict:
 class Registry:
     """Everything behind the /v2 front, plus helpers to push and read."""
 
-    def __init__(self, case, anonymous_pull: bool = True):
-        self.dir = tempfile.mkdtemp(prefix="harbor-hosted-test-")
-        case.addCleanup(shutil.rmtree, self.dir, True)
-        self.clock = Clock()
-        self.clock.advance(1_700_000_000)
+    def __init__(self, case, anonymous_pull: bool = True, *, node: str = "local", twin_of: Registry | None = None):
+        """A fresh registry; or, with ``twin_of``, another node on its index, data directory and clock
+        (its own app, so nothing in memory is shared)."""
+        if twin_of is None:
+            self.dir = tempfile.mkdtemp(prefix="harbor-hosted-test-")
+            case.addCleanup(shutil.rmtree, self.dir, True)
+            self.clock = Clock()
+            self.clock.advance(1_700_000_000)
+        else:
+            self.dir, self.clock = twin_of.dir, twin_of.clock
         self.app = app = build_app(self.dir, clock=self.clock, passwords=PlainPasswords, public_url=PUBLIC_URL,
-                                   node_name="local", token_keys=fixed_keys(registry=b"k" * 32))
+                                   node_name=node, token_keys=fixed_keys(registry=b"k" * 32),
+                                   migrate=twin_of is None)
         self.pool = app.db_pool
         case.addCleanup(self.pool.close)
         self.storage = app.storage
         self.index = app.index
         self.settings = app.settings
-        case.successResultOf(Deferred.fromCoroutine(self._setup(anonymous_pull)))
+        case.successResultOf(Deferred.fromCoroutine(self._setup(anonymous_pull, first=twin_of is None)))
         self.metrics = app.metrics
         self.oci = app.oci
         self.tokens = app.registry_tokens
@@ -62,12 +68,18 @@ class Registry:
         self.treq = StubTreq(self.front.app.resource())
         self.case = case
 
-    async def _setup(self, anonymous_pull: bool) -> None:
+    async def _setup(self, anonymous_pull: bool, first: bool) -> None:
         await self.settings.load()
+        if not first:
+            return
         if not anonymous_pull:
             await self.settings.update([("registry.anonymous_pull", "false")])
         for name, (password, role) in USERS.items():
             await self.index.create_user(name, password, role, self.clock.seconds())
+
+    def other_node(self, node: str) -> Registry:
+        """Another node on the same index and data directory, with nothing in memory shared."""
+        return Registry(self.case, node=node, twin_of=self)
 
     # -- HTTP -------------------------------------------------------------------
 

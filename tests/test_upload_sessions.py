@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.core.hosted import HostedRegistry
-from harbor_cache.oci.front import OciFront
-from harbor_cache.oci.hosted import HostedFront
-from tests.hosted_support import PUBLIC_URL, Registry, sha256
+from tests.hosted_support import Registry, sha256
 
 NAME = "team/app"
 
 
 def other_node(r: Registry, node: str) -> Registry:
-    """Another node on the same index and data directory: its own HostedRegistry (no shared memory) and front."""
-    from treq.testing import StubTreq
-
-    twin = copy.copy(r)
-    twin.hosted = HostedRegistry(cache=r.oci, index=r.index, storage=r.storage, metrics=r.metrics, clock=r.clock,
-                                 node=node)
-    twin.front = OciFront(r.oci, r.settings, r.metrics, policy=r.policy, public_url=PUBLIC_URL,
-                          extensions=HostedFront(twin.hosted, r.policy, r.metrics).routes())
-    twin.treq = StubTreq(twin.front.app.resource())
-    return twin
+    """Another node on the same index and data directory: its own app (no shared memory)."""
+    return r.other_node(node)
 
 
 class UploadSessionTests(SynchronousTestCase):
