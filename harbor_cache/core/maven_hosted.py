@@ -24,7 +24,6 @@ Rules, checked before the index row is written:
 from __future__ import annotations
 
 import hashlib
-from typing import BinaryIO
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -40,16 +39,6 @@ COPY_CHUNK = 1 << 20
 MAX_CHECKSUM_BYTES = 1024
 CHECKSUM_ALGORITHMS = {".sha1": "sha1", ".md5": "md5", ".sha256": "sha256", ".sha512": "sha512"}
 _HEX_LENGTHS = {"sha1": 40, "md5": 32, "sha256": 64, "sha512": 128}
-
-
-def body_length(content: BinaryIO | None) -> int:
-    """Size of a received request body (a seek, no read)."""
-    if content is None:
-        return 0
-    content.seek(0, 2)
-    size = content.tell()
-    content.seek(0)
-    return size
 
 
 def checksum_algorithm(path: str) -> str | None:

@@ -31,14 +31,13 @@ class OrphanSweeper:
         self.clock = clock
         self.busy = busy  # callable: digests being read or downloaded right now
         self.orphan_bytes = 0  # unreferenced bytes still on disk after the last sweep
-        self.orphan_files = 0
 
     async def sweep(self) -> tuple[int, int]:
         """One sweep; returns (files removed, bytes removed)."""
         files = await self.storage.io.run(self.storage.scan_blobs)
         grace = self.settings.get("cache.orphan_grace_seconds")
         now = self.clock.seconds()
-        removed = removed_bytes = left = left_bytes = 0
+        removed = removed_bytes = left_bytes = 0
         for start in range(0, len(files), BATCH):
             batch = files[start:start + BATCH]
             referenced = await self.index.digests_referenced([digest for digest, _, _ in batch])
@@ -48,7 +47,6 @@ class OrphanSweeper:
                 if digest in referenced:
                     continue
                 if digest in busy or now - mtime < grace:
-                    left += 1
                     left_bytes += size
                     continue
                 doomed.append((digest, size))
@@ -59,7 +57,7 @@ class OrphanSweeper:
                 await self.storage.io.run(_unlink_all, [self.storage.blob_path(d) for d, _ in doomed], now - grace)
                 removed += len(doomed)
                 removed_bytes += sum(size for _, size in doomed)
-        self.orphan_files, self.orphan_bytes = left, left_bytes
+        self.orphan_bytes = left_bytes
         if removed:
             log.info("removed {count} orphan files ({size} bytes) that no index entry pointed at",
                      count=removed, size=removed_bytes)

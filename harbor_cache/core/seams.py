@@ -3,8 +3,7 @@
 The core decides; storage, the index and the upstreams do the I/O.  These
 are the calls the caches make on them, so a reader sees the whole contract
 in one place and a test can hand in any object that keeps it (the real
-classes are `storage.Storage`, `index.Index`, `upstream.registry.RegistryUpstream`
-and `upstream.maven.MavenUpstream`; mypy checks them against these where
+classes are `storage.Storage`, `index.Index` and `upstream.maven.MavenUpstream`; mypy checks them against these where
 `service.HarborApp` wires them).  Rows are the index's; clocks are
 `twisted.internet.interfaces.IReactorTime`.
 """
@@ -82,12 +81,3 @@ class MavenRemote(Protocol):
     async def request(self, method: str, path: str, headers: dict[bytes, bytes] | None = None) -> Any: ...
 
     async def fetch_small(self, path: str, limit: int = ...) -> tuple[bytes, str | None] | None: ...
-
-
-class RegistryRemote(Protocol):
-    """One upstream registry: `upstream.registry.RegistryUpstream`."""
-
-    name: str
-
-    async def request(self, method: str, name: str, kind: str, reference: str, accept: str | None = None,
-                      query: dict[str, str] | None = None) -> Any: ...

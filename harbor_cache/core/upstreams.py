@@ -30,7 +30,6 @@ from harbor_cache.settings.startup import DOCKER_HUB_REGISTRY, DOCKER_HUB_URL, U
 log = Logger()
 
 MAVEN_ID_PREFIX = "maven:"
-CREDENTIAL_FIELDS = ("username", "password")
 _TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,), "url": (str,), "registry": (str, type(None)), "prefix": (str, type(None)),
     "routes": (list,), "priority": (int,), "allow_push": (bool,), "library_prefix": (bool,),

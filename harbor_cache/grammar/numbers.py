@@ -18,8 +18,3 @@ def parse_decimal(text: str | None, max_digits: int = MAX_DIGITS) -> int | None:
     if not text or len(text) > max_digits or not (text.isascii() and text.isdigit()):
         return None
     return int(text)
-
-
-def is_decimal(text: str | None) -> bool:
-    """Whether ``text`` is one or more ASCII digits (of any length)."""
-    return bool(text) and text.isascii() and text.isdigit()  # type: ignore[union-attr]
