@@ -14,6 +14,11 @@ Targets: warm build <= 1.2x nginx (issue 6), small-file req/s >= 0.2x nginx (iss
 
     python bench/maven_bench.py                # 3 builds each, 10 s of wrk each
     python bench/maven_bench.py --record       # also write "## Maven" in bench/RESULTS.md
+    python bench/maven_bench.py --wrk-only     # no mvn builds: the small file is fetched once, then wrk
+    python bench/maven_bench.py --wrk-only --compare /work/main   # A/B: a second harbor-cache from that checkout
+
+``--compare DIR`` runs another harbor-cache (its code from checkout DIR) as a third peer in the same alternating
+wrk rounds, so two builds are compared under the same machine load.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from tests.integration.test_maven_it import write_project  # noqa: E402
 
 SMALL_FILE = "org/apache/commons/commons-lang3/3.12.0/commons-lang3-3.12.0.pom"
 RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
+COMPARED = "harbor-cache (--compare)"
 
 
 class NginxProxyCache:
@@ -92,6 +98,18 @@ class NginxProxyCache:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class CheckoutHarborServer(support.HarborServer):
+    """harbor-cache run from another checkout (``root``): its code, not this one's."""
+
+    def __init__(self, root: str, config_toml: str):
+        self.root = os.path.abspath(root)
+        super().__init__(config_toml, env={"PYTHONPATH": self.root})
+
+    def start(self):
+        self._daemon.start(self.command(), env=self.env, cwd=self.root)
+        self._daemon.wait_ready(self.url + "/health", self.timeout)
+
+
 def build(settings: str, project: str, local_repo: str) -> float:
     shutil.rmtree(local_repo, ignore_errors=True)
     started = time.monotonic()
@@ -136,28 +154,47 @@ def main() -> int:
     parser.add_argument("--wrk-seconds", type=int, default=10)
     parser.add_argument("--wrk-runs", type=int, default=3, help="wrk runs per peer, alternating; the median counts")
     parser.add_argument("--record", action="store_true", help="write the figures to bench/RESULTS.md")
+    parser.add_argument("--wrk-only", action="store_true",
+                        help="skip the mvn builds: fetch the small file once through each cache, then only wrk")
+    parser.add_argument("--compare", metavar="CHECKOUT",
+                        help="also run harbor-cache from this checkout (e.g. /work/main) in the same wrk rounds")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="harbor-bench-maven-")
     upstream = support.MavenUpstream()
-    harbor = support.HarborServer(support.maven_config([{"id": "central", "url": upstream.url}]))
+    config = support.maven_config([{"id": "central", "url": upstream.url}])
+    harbor = support.HarborServer(config)
+    other = CheckoutHarborServer(args.compare, config) if args.compare else None
     nginx = NginxProxyCache(upstream.url)
+    times: dict[str, list[float]] = {}
+    cold: dict[str, float] = {}
     try:
         project = write_project(os.path.join(work, "project"))
         peers = {
             "harbor-cache": (harbor.url + "/artifacts/central/", harbor.url + "/artifacts/central/" + SMALL_FILE),
             "nginx proxy_cache": (nginx.url + "/", nginx.url + "/" + SMALL_FILE),
         }
-        settings = {name: support.write_maven_settings(os.path.join(work, name.replace(" ", "-") + ".xml"), mirror)
-                    for name, (mirror, _) in peers.items()}
-        cold = {name: build(settings[name], project, os.path.join(work, "m2")) for name in peers}
-        print("cold builds:", {k: round(v, 2) for k, v in cold.items()}, flush=True)
-        times: dict[str, list[float]] = {name: [] for name in peers}
-        for i in range(args.runs):
-            for name in peers:
-                t = build(settings[name], project, os.path.join(work, "m2"))
-                times[name].append(t)
-                print(f"warm build {i + 1} {name}: {t:.2f}s", flush=True)
+        if other is not None:
+            peers[COMPARED] = (other.url + "/artifacts/central/", other.url + "/artifacts/central/" + SMALL_FILE)
+        if args.wrk_only:
+            for name, (_, small) in peers.items():
+                cp = support.run(["curl", "-fsS", "-o", "/dev/null", small], timeout=60)
+                if cp.returncode != 0:
+                    server = {"harbor-cache": harbor, COMPARED: other}.get(name)
+                    raise RuntimeError(f"{name}: {small} failed: {cp.stderr}"
+                                       + ("\n" + server.log_text()[-4000:] if server is not None else ""))
+        else:
+            settings = {name: support.write_maven_settings(os.path.join(work, name.replace(" ", "-") + ".xml"),
+                                                           mirror)
+                        for name, (mirror, _) in peers.items()}
+            cold = {name: build(settings[name], project, os.path.join(work, "m2")) for name in peers}
+            print("cold builds:", {k: round(v, 2) for k, v in cold.items()}, flush=True)
+            times = {name: [] for name in peers}
+            for i in range(args.runs):
+                for name in peers:
+                    t = build(settings[name], project, os.path.join(work, "m2"))
+                    times[name].append(t)
+                    print(f"warm build {i + 1} {name}: {t:.2f}s", flush=True)
         rps_runs: dict[str, list[float]] = {name: [] for name in peers}
         for _name, (_, small) in peers.items():
             wrk(small, 2)  # warm-up
@@ -169,12 +206,40 @@ def main() -> int:
     finally:
         nginx.close()
         harbor.close()
+        if other is not None:
+            other.close()
         upstream.close()
         shutil.rmtree(work, ignore_errors=True)
 
+    rps_ratio = rps["harbor-cache"] / rps["nginx proxy_cache"]
+    loadavg = " ".join(open("/proc/loadavg").read().split()[:3])
+    per_run = "Small-file req/s per run: " + "; ".join(
+        f"{name}: " + ", ".join(f"{r:.0f}" for r in v) for name, v in rps_runs.items()) + "."
+    verdict = f"small file req/s vs nginx {rps_ratio:5.2f}  target >= 0.2  {'OK' if rps_ratio >= 0.2 else 'MISSED'}"
+    if args.wrk_only:
+        lines = [
+            f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python bench/maven_bench.py "
+            f"--wrk-only --wrk-seconds {args.wrk_seconds} --wrk-runs {args.wrk_runs}"
+            + (" --compare CHECKOUT" if other is not None else "") + f"` ({os.cpu_count()} CPUs, loopback).",
+            "",
+            "| | req/s (median) | ratio to nginx |",
+            "|---|---|---|",
+        ] + [f"| {name} | {r:.0f} | {r / rps['nginx proxy_cache']:.3f}x |" for name, r in rps.items()] + [
+            "",
+            per_run,
+            f"loadavg at the end: {loadavg}",
+            "",
+            verdict,
+        ]
+        text = "\n".join(lines)
+        print()
+        print(text)
+        ok = rps_ratio >= 0.2
+        print("\ntargets met" if ok else "\nTARGETS NOT MET")
+        return 0 if ok else 1
+
     med = {name: statistics.median(v) for name, v in times.items()}
     build_ratio = med["harbor-cache"] / med["nginx proxy_cache"]
-    rps_ratio = rps["harbor-cache"] / rps["nginx proxy_cache"]
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} by `python bench/maven_bench.py --runs {args.runs} "
         f"--wrk-seconds {args.wrk_seconds}` ({os.cpu_count()} CPUs, loopback; both caches in front of the same "
@@ -191,12 +256,11 @@ def main() -> int:
         "",
         "Warm build times per run: " + "; ".join(
             f"{name}: " + ", ".join(f"{t:.2f}" for t in v) for name, v in times.items()) + ".",
-        "Small-file req/s per run: " + "; ".join(
-            f"{name}: " + ", ".join(f"{r:.0f}" for r in v) for name, v in rps_runs.items()) + ".",
-        f"loadavg at the end: {' '.join(open('/proc/loadavg').read().split()[:3])}",
+        per_run,
+        f"loadavg at the end: {loadavg}",
         "",
         f"warm build vs nginx      {build_ratio:6.2f}  target <= 1.2  {'OK' if build_ratio <= 1.2 else 'MISSED'}",
-        f"small file req/s vs nginx {rps_ratio:5.2f}  target >= 0.2  {'OK' if rps_ratio >= 0.2 else 'MISSED'}",
+        verdict,
     ]
     text = "\n".join(lines)
     print()

@@ -337,8 +337,9 @@ class HarborApp:
         self.root.mount(b"v2", self.oci_front.app.resource())
         self.root.mount(b"api", self.api_front.app.resource())
         maven_resource = self.maven_front.app.resource()
-        for segment in (b"artifacts", b"repositories", b"token", b".well-known"):
+        for segment in (b"repositories", b"token", b".well-known"):
             self.root.mount(segment, maven_resource)
+        self.root.mount(b"artifacts", maven_resource, hot=self.maven_front.hot_artifact)
 
     async def start(self) -> None:
         removed = self.storage.clean_temp()

@@ -229,11 +229,9 @@ class MavenCache:
         row: CachedRow | None = self._rows.get((repo_id, path))
         known_missing = False
         if row is not None:
-            if not self._expired(path, row):
-                body = self.small.get(row.digest)
-                if body is not None:
-                    self.outcomes.hit(row.id, repo_id)
-                    return self._in_memory(repo_id, path, row, body)
+            hit = self._memory_hit(repo_id, path)
+            if hit is not None:
+                return hit
             row = await self._row(repo_id, path)
         else:
             if path.endswith(".sha1"):
@@ -259,6 +257,28 @@ class MavenCache:
             raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path})
         dl = self._start(repo_id, path)
         return await self._join(dl, repo_id, path, "miss", None)
+
+    def memory_hit(self, repo_id: str, path: str) -> MavenFile | None:
+        """The answer `get_file` would give at once for a warm small file of a proxy repository, or None.
+
+        Synchronous, for the front's hot path (no Deferred, no coroutine):
+        a file is returned, and the hit counted, only when `get_file` would
+        return it without awaiting anything; None changes nothing.
+        """
+        repo = self.repositories.get(repo_id)
+        if repo is None or repo.is_hosted or repo.is_group:
+            return None
+        return self._memory_hit(repo_id, path)
+
+    def _memory_hit(self, repo_id: str, path: str) -> MavenFile | None:
+        row = self._rows.get((repo_id, path))
+        if row is None or self._expired(path, row):
+            return None
+        body = self.small.get(row.digest)
+        if body is None:
+            return None
+        self.outcomes.hit(row.id, repo_id)
+        return self._in_memory(repo_id, path, row, body)
 
     async def _sidecar_settled(self, repo_id: str, file_path: str) -> None:
         """Wait for the download of ``file_path`` to end, when one is running.

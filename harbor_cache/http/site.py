@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote_to_bytes
 
@@ -610,6 +611,40 @@ class RedirectToUI(resource.Resource):
         return b""
 
 
+class HotRoute(resource.Resource):
+    """A front's Klein resource with a synchronous first try for its hot GET and HEAD requests.
+
+    ``hot(request)`` answers what it can from memory at once (a warm Maven
+    file, a cached manifest) and returns the body to write; it returns None,
+    having changed nothing on the request, whenever the answer takes more (an
+    auth check, a miss, a Range, an error), and the request goes to the Klein
+    front as if this resource were not here.  Klein's routing, Deferreds and
+    coroutine cost more than the rest of a hit together, so the hottest
+    requests skip them; the response (status, headers, body, access line) is
+    the one the front would have written.
+    """
+
+    isLeaf = True
+
+    def __init__(self, front: resource.Resource, hot: Callable[[Any], bytes | None]):
+        super().__init__()
+        self.front = front
+        self.hot = hot
+
+    def render(self, request):
+        if request.method in _HOT_METHODS:
+            body = self.hot(request)
+            if body is not None:
+                request.write(body)  # as Klein writes a handler's bytes, then finishes
+                request.finish()
+                return server.NOT_DONE_YET
+        request.postpath.insert(0, request.prepath.pop())
+        return self.front.render(request)
+
+
+_HOT_METHODS = frozenset((b"GET", b"HEAD"))
+
+
 class Root(resource.Resource):
     """Picks the front for the first path segment; Klein fronts see the whole path."""
 
@@ -617,10 +652,20 @@ class Root(resource.Resource):
         super().__init__()
         self._mounts: dict[bytes, resource.Resource] = {}
         self._plain: dict[bytes, resource.Resource] = {}
+        self._hot: dict[bytes, HotRoute] = {}
 
-    def mount(self, segment: bytes, res: resource.Resource) -> None:
-        """Route /segment/... to a Klein resource whose routes include /segment."""
+    def mount(self, segment: bytes, res: resource.Resource,
+              hot: Callable[[Any], bytes | None] | None = None) -> None:
+        """Route /segment/... to a Klein resource whose routes include /segment.
+
+        ``hot``: the front's synchronous answer for hot GET/HEADs under this
+        segment (see `HotRoute`); anything it declines goes to ``res``.
+        """
         self._mounts[segment] = res
+        if hot is not None:
+            self._hot[segment] = HotRoute(res, hot)
+        else:
+            self._hot.pop(segment, None)
 
     def put(self, segment: bytes, res: resource.Resource) -> None:
         """Route /segment/... to an ordinary Twisted resource (static files)."""
@@ -629,6 +674,9 @@ class Root(resource.Resource):
     def getChild(self, path, request):
         if not _utf8_path(request.path):
             return BadPathResource()
+        hot = self._hot.get(path)
+        if hot is not None:
+            return hot  # (it hands over to the Klein resource with the whole path when it declines)
         if path in self._mounts:
             request.postpath.insert(0, request.prepath.pop())
             return self._mounts[path]

@@ -268,6 +268,17 @@ class MavenFront:
         if repo.private:
             await self.authorize(request, repo_id, READ)
         f = await self.cache.get_file(repo_id, path, repo)
+        body = self._answer(request, f)
+        if body is not None:
+            return body
+        return await serve_source(request, f.source, f.size, f.content_type.encode(),
+                                  self.metrics.served_bytes.labels("maven"))
+
+    def _answer(self, request, f: MavenFile) -> bytes | None:
+        """Status and headers for ``f``; the body when it is answered at once (304, or small and in memory).
+
+        None: the body is to be streamed from ``f.source`` (`serve_source`).
+        """
         request.cache_status = f.cache_status
         request.setHeader(b"Last-Modified", f.http_last_modified)
         if f.etag is not None:
@@ -286,8 +297,31 @@ class MavenFront:
                 return b""
             self._served.inc(len(f.body))
             return f.body
-        return await serve_source(request, f.source, f.size, f.content_type.encode(),
-                                  self.metrics.served_bytes.labels("maven"))
+        return None
+
+    def hot_artifact(self, request) -> bytes | None:
+        """`artifact` for a GET or HEAD of a warm small file in a public proxy repository, without Klein.
+
+        The `site.HotRoute` of ``/artifacts``: returns the body (b"" for
+        HEAD and 304) after setting what `artifact` would set, or None having
+        set nothing, whenever `artifact` would have to do more than this: a
+        bad path, a directory, a private repository (token check), a Range,
+        anything but a memory hit (`MavenCache.memory_hit`).
+        """
+        if request.path.endswith(b"/") or request.getHeader(b"Range") is not None:
+            return None
+        try:
+            repo_id, path = self._artifact_target(request)
+        except HarborError:
+            return None  # (artifact() answers it)
+        repo = self.cache.repositories.get(repo_id)
+        if repo is None or repo.private:
+            return None
+        f = self.cache.memory_hit(repo_id, path)
+        if f is None:
+            return None
+        request.front = "maven"
+        return self._answer(request, f)
 
     # -- repositories ---------------------------------------------------------
 

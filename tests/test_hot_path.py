@@ -1,0 +1,288 @@
+"""The hot path (`site.HotRoute` + `MavenFront.hot_artifact`) against the Klein front it short-cuts.
+
+Each request is sent as raw bytes twice, to a site whose root has the hot
+route and to one whose root mounts only the Klein front, both over the same
+harness (same cache, same metrics): the responses must be byte for byte the
+same (but for ``Date``), and so must the access events (but for timing).
+Requests the hot path must decline (a Range, a private repository, a miss,
+a bad path, ...) are checked to reach Klein with nothing counted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import eventAsJSON, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web import http
+
+from harbor_cache.http.site import HarborSite, HotRoute, Root
+from harbor_cache.settings.startup import MavenRepositoryConfig
+from tests.maven_fakes import START, UPSTREAM_MODIFIED, FakeMavenRepo, MavenHarness
+
+POM = "org/example/lib/1.0/lib-1.0.pom"
+JAR = "org/example/lib/1.0/lib-1.0.jar"
+META = "org/example/lib/maven-metadata.xml"
+SEGMENTS = (b"artifacts", b"repositories", b"token", b".well-known")
+_LEGACY_KEYS = frozenset(("message", "format", "system", "isError", "time"))
+
+
+class HotPathTests(SynchronousTestCase):
+    def setUp(self):
+        self.up = FakeMavenRepo()
+        self.pom = b"<project>" + os.urandom(3000).hex().encode() + b"</project>"
+        self.up.put(POM, self.pom)
+        self.up.put(JAR, os.urandom(200_000))  # over the small-file limit: never a memory hit
+        self.up.put(META, b"<metadata/>")
+        hosted = MavenRepositoryConfig(id="releases", type="hosted")
+        self.h = MavenHarness(self.mktemp(), self.up, extra_repositories=(hosted,))
+        self.events: list[dict] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        klein = self.h.front.app.resource()
+        self.klein_root = Root()
+        for segment in SEGMENTS:
+            self.klein_root.mount(segment, klein)
+        self.hot_root = Root()
+        for segment in SEGMENTS:
+            self.hot_root.mount(segment, klein, hot=self.spy if segment == b"artifacts" else None)
+        self.answered: list[bool] = []
+        self.clock = Clock()
+        self.clock.advance(START)
+
+    def spy(self, request):
+        body = self.h.front.hot_artifact(request)
+        self.answered.append(body is not None)
+        return body
+
+    # -- driving ------------------------------------------------------------------
+
+    def raw(self, root, method: str, path: str, headers: dict[str, str] | None = None) -> bytes:
+        """One request on a fresh connection to a HarborSite over ``root``: the bytes written back."""
+        site = HarborSite(root, self.h.metrics, reactor=self.clock)
+        channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        lines = [f"{method} {path} HTTP/1.1", "Host: cache.test"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        channel.dataReceived(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.h.flush()
+        out = transport.value()
+        channel.connectionLost(None)
+        return out
+
+    def access(self) -> list[list]:
+        """The access events since the last call, as the JSON log observer writes them, without timing.
+
+        (Keys the legacy log bridge adds for trial's own observers are left out, key order is kept.)
+        """
+        events = [e for e in self.events if e.get("log_namespace") == "harbor_cache.access"]
+        self.events.clear()
+        kept = []
+        for e in events:
+            e = {k: v for k, v in e.items() if k not in _LEGACY_KEYS}
+            doc = json.loads(eventAsJSON(e))
+            doc.pop("duration_ms"), doc.pop("log_time")
+            flat = doc["log_flattened"]
+            flat.pop("duration_ms!s:.1f"), flat.pop("duration_ms!:.1f")
+            kept.append([list(doc.items()), list(flat.items())])
+        return kept
+
+    def counters(self) -> dict:
+        m = self.h.metrics
+        return {
+            "hits": m.hits._value.get(),
+            "misses": m.misses._value.get(),
+            "requests": m.requests._value.get(),
+            "served": m.served_bytes.labels("maven")._value.get(),
+            "touches": dict(self.h.access._touches),
+            "counts": dict(self.h.access._counters),
+        }
+
+    @staticmethod
+    def without_date(raw: bytes) -> bytes:
+        return b"\r\n".join(line for line in raw.split(b"\r\n") if not line.lower().startswith(b"date: "))
+
+    def warm(self, path: str) -> None:
+        """Miss, then a disk hit that puts the small file in memory (both through Klein)."""
+        for _ in range(2):
+            self.assertIn(b" 200 ", self.raw(self.klein_root, "GET", "/artifacts/central/" + path).split(b"\r\n")[0])
+        self.access()
+
+    def same(self, method: str, path: str, headers: dict[str, str] | None = None, hot: bool = True) -> bytes:
+        """Klein's answer, then the hot root's: equal bytes, access events and counter steps."""
+        before = self.counters()
+        klein = self.raw(self.klein_root, method, path, headers)
+        klein_events = self.access()
+        middle = self.counters()
+        self.answered.clear()
+        fast = self.raw(self.hot_root, method, path, headers)
+        fast_events = self.access()
+        after = self.counters()
+        self.assertEqual(self.without_date(fast), self.without_date(klein))
+        self.assertEqual(fast_events, klein_events)
+        self.assertEqual(len(fast_events), 1)
+        for name in ("hits", "misses", "requests", "served"):
+            self.assertEqual(after[name] - middle[name], middle[name] - before[name], name)
+        self.assertEqual(self.answered, [hot] if method in ("GET", "HEAD") else [])
+        return fast
+
+    # -- hits -----------------------------------------------------------------------
+
+    def test_get_hit(self):
+        """A warm small file: the same bytes and headers, the same access line, one hit counted, no Klein."""
+        self.warm(POM)
+        raw = self.same("GET", "/artifacts/central/" + POM)
+        self.assertTrue(raw.startswith(b"HTTP/1.1 200 OK\r\n"))
+        self.assertTrue(raw.endswith(self.pom))
+        for header in (b"Content-Length: %d" % len(self.pom), b"Content-Type: application/xml",
+                       b"Accept-Ranges: bytes", b"ETag: ", b"Access-Control-Allow-Origin: *",
+                       b"Last-Modified: " + http.datetimeToString(UPSTREAM_MODIFIED)):
+            self.assertIn(b"\r\n" + header, raw)
+
+    def test_hit_records_access_time(self):
+        """The hot hit touches the entry (batched, no SQL) like a Klein hit."""
+        self.warm(POM)
+        self.h.access._touches.clear()
+        self.raw(self.hot_root, "GET", "/artifacts/central/" + POM)
+        self.assertEqual([count for _, count in self.h.access._touches.values()], [1])
+
+    def test_head_hit(self):
+        self.warm(POM)
+        raw = self.same("HEAD", "/artifacts/central/" + POM)
+        self.assertIn(b"\r\nContent-Length: %d\r\n" % len(self.pom), raw)
+        self.assertTrue(raw.endswith(b"\r\n\r\n"))
+
+    def test_conditional_hits(self):
+        """If-None-Match (match, no match, weak, *) and If-Modified-Since: the same 304s and 200s."""
+        self.warm(POM)
+        raw = self.raw(self.klein_root, "GET", "/artifacts/central/" + POM)
+        etag = [line for line in raw.split(b"\r\n") if line.startswith(b"ETag: ")][0][6:].decode()
+        self.access()
+        for headers, status in (({"If-None-Match": etag}, b"304"), ({"If-None-Match": "W/" + etag}, b"304"),
+                                ({"If-None-Match": "*"}, b"304"), ({"If-None-Match": '"other"'}, b"200"),
+                                ({"If-Modified-Since": http.datetimeToString(UPSTREAM_MODIFIED).decode()}, b"304"),
+                                ({"If-Modified-Since": http.datetimeToString(UPSTREAM_MODIFIED - 1).decode()},
+                                 b"200")):
+            raw = self.same("GET", "/artifacts/central/" + POM, headers)
+            self.assertTrue(raw.startswith(b"HTTP/1.1 " + status), (headers, raw[:40]))
+
+    def test_query_and_extra_headers(self):
+        """A query string and extra request headers go the hot way too, with identical answers."""
+        self.warm(POM)
+        self.same("GET", "/artifacts/central/" + POM + "?x=1", {"Accept": "*/*", "User-Agent": "wrk"})
+
+    def test_checksum_hit(self):
+        """The stored .sha1 (a small file of its own) is a hot hit once in memory."""
+        self.warm(POM)
+        self.warm(POM + ".sha1")
+        self.same("GET", "/artifacts/central/" + POM + ".sha1")
+
+    # -- declined: Klein answers, nothing counted twice ----------------------------------
+
+    def test_range_goes_to_klein(self):
+        self.warm(POM)
+        raw = self.same("GET", "/artifacts/central/" + POM, {"Range": "bytes=0-9"}, hot=False)
+        self.assertTrue(raw.startswith(b"HTTP/1.1 206 "))
+
+    def test_miss_goes_to_klein(self):
+        """A cold file (and the disk hit that follows) are Klein's; the next one is hot."""
+        self.assertEqual(self.h.front.hot_artifact(_FakeRequest("/artifacts/central/" + POM)), None)
+        self.raw(self.hot_root, "GET", "/artifacts/central/" + POM)
+        self.raw(self.hot_root, "GET", "/artifacts/central/" + POM)
+        self.assertEqual(self.answered, [False, False])
+        self.access()
+        self.same("GET", "/artifacts/central/" + POM)
+
+    def test_large_file_goes_to_klein(self):
+        """A file over the small-file limit is streamed by Klein's path, never held in memory."""
+        self.warm(JAR)
+        self.same("GET", "/artifacts/central/" + JAR, hot=False)
+
+    def test_private_repository_goes_to_klein(self):
+        """Private repositories need the token check: 401 challenge from Klein, hot path declined."""
+        self.up.put("a/b/1/b-1.pom", b"<p/>")
+        raw = self.same("GET", "/artifacts/secret/a/b/1/b-1.pom", hot=False)
+        self.assertTrue(raw.startswith(b"HTTP/1.1 401 "))
+        self.assertIn(b"\r\nWWW-Authenticate: Bearer\r\n", raw)
+
+    def test_bad_paths_go_to_klein(self):
+        """Unsafe or odd paths get Klein's error answers, unchanged."""
+        self.warm(POM)
+        for path, status in (("/artifacts/central/org/../etc/passwd", b"400"),
+                             ("/artifacts/central/org/%2e%2e/x.pom", b"400"),
+                             ("/artifacts/central/org/a%2fb.pom", b"400"),
+                             ("/artifacts/central/org/example/", b"404"),
+                             ("/artifacts/nope/" + POM, b"404"),
+                             ("/artifacts/", b"400"),
+                             ("/artifacts", b"308")):
+            raw = self.same("GET", path, hot=False)
+            self.assertTrue(raw.startswith(b"HTTP/1.1 " + status), (path, raw[:60]))
+
+    def test_hosted_repository_goes_to_klein(self):
+        """Hosted files are looked up by get_file (a replaced SNAPSHOT must not be served from memory)."""
+        self.same("GET", "/artifacts/releases/" + POM, hot=False)
+
+    def test_expired_metadata_goes_to_klein(self):
+        """maven-metadata.xml past its TTL is revalidated by Klein's path; fresh, it is hot."""
+        self.warm(META)
+        self.same("GET", "/artifacts/central/" + META)
+        self.h.clock.advance(self.h.settings.get("maven.metadata_ttl_seconds") + 1)
+        self.answered.clear()
+        raw = self.raw(self.hot_root, "GET", "/artifacts/central/" + META)
+        self.assertTrue(raw.startswith(b"HTTP/1.1 200 "))
+        self.assertEqual(self.answered, [False])
+        [[fields, _]] = self.access()
+        self.assertIn(("cache_status", "revalidated"), fields)
+        self.same("GET", "/artifacts/central/" + META)  # the TTL restarted: hot again
+
+    def test_other_methods_go_to_klein(self):
+        """DELETE, PUT and OPTIONS never reach the hot path."""
+        self.warm(POM)
+        self.same("DELETE", "/artifacts/central/" + POM)
+        self.same("OPTIONS", "/artifacts/central/" + POM)
+
+    def test_declining_changes_nothing(self):
+        """hot_artifact returning None leaves the request as it found it (headers, code, front)."""
+        self.warm(POM)
+        request = _FakeRequest("/artifacts/central/" + POM, {b"range": b"bytes=0-1"})
+        self.assertIsNone(self.h.front.hot_artifact(request))
+        self.assertEqual(request.set, {})
+        request = _FakeRequest("/artifacts/central/" + POM)
+        self.assertEqual(self.h.front.hot_artifact(request), self.pom)
+        self.assertEqual(request.front, "maven")
+
+    def test_mount_without_hot_forgets_it(self):
+        root = Root()
+        klein = self.h.front.app.resource()
+        root.mount(b"artifacts", klein, hot=self.spy)
+        self.assertIsInstance(root._hot[b"artifacts"], HotRoute)
+        root.mount(b"artifacts", klein)
+        self.assertNotIn(b"artifacts", root._hot)
+
+
+class _FakeRequest:
+    """Just what hot_artifact reads and writes."""
+
+    method = b"GET"
+    front = "site"
+    cache_status = None
+    code = 200
+
+    def __init__(self, path: str, headers: dict[bytes, bytes] | None = None):
+        self.path = path.encode()
+        self._headers = headers or {}
+        self.set: dict[bytes, bytes] = {}
+
+    def getHeader(self, name: bytes):
+        return self._headers.get(name.lower())
+
+    def setHeader(self, name: bytes, value: bytes):
+        self.set[name] = value
+
+    def setResponseCode(self, code: int, message: bytes | None = None):
+        self.code = code
