@@ -28,7 +28,7 @@ POM = "org/example/lib/1.0/lib-1.0.pom"
 JAR = "org/example/lib/1.0/lib-1.0.jar"
 META = "org/example/lib/maven-metadata.xml"
 SEGMENTS = (b"artifacts", b"repositories", b"token", b".well-known")
-_LEGACY_KEYS = frozenset(("message", "format", "system", "isError", "time"))
+_LEGACY_KEYS = frozenset(("message", "format", "system", "isError", "time", "log_legacy"))
 
 
 class HotPathTests(SynchronousTestCase):
@@ -264,6 +264,19 @@ class HotPathTests(SynchronousTestCase):
         root.mount(b"artifacts", klein)
         self.assertNotIn(b"artifacts", root._hot)
 
+    def test_parsed_paths_are_remembered_boundedly(self):
+        """The hot path remembers parsed paths (a pure function of the path), boundedly, and only good ones."""
+        from harbor_cache.maven import front
+
+        self.patch(front, "_HOT_TARGETS_SIZE", 2)
+        self.warm(POM)
+        for i in range(5):
+            self.raw(self.hot_root, "GET", f"/artifacts/central/{POM}?{i}")  # (the query is not part of the path)
+            self.raw(self.hot_root, "GET", f"/artifacts/central/org/example/lib/1.0/x-{i}.pom")
+            self.assertLessEqual(len(self.h.front._hot_targets), 2)
+        self.raw(self.hot_root, "GET", "/artifacts/central/org/../x.pom")
+        self.assertNotIn(b"/artifacts/central/org/../x.pom", self.h.front._hot_targets)
+
 
 class _FakeRequest:
     """Just what hot_artifact reads and writes."""
@@ -286,3 +299,41 @@ class _FakeRequest:
 
     def setResponseCode(self, code: int, message: bytes | None = None):
         self.code = code
+
+
+class AccessLineTests(SynchronousTestCase):
+    """`HarborSite.log` emits exactly the event ``access_log.info(ACCESS_FORMAT, ...)`` would."""
+
+    def test_same_event_as_logger_info(self):
+        from harbor_cache.http.site import ACCESS_FORMAT, access_log
+        from harbor_cache.metrics import Metrics
+
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        site = HarborSite(Root(), Metrics(), reactor=Clock())
+        for method, code, cache_status, upstream, lost in ((b"GET", 200, "hit", None, False),
+                                                           (b"HEAD", 404, None, "hub", False),
+                                                           (b"BREW", 500, "miss", None, True)):
+            request = _FakeRequest("/x?y=1")
+            request.method, request.code, request.uri = method, code, b"/x?y=1"
+            request.cache_status, request.upstream, request.sentLength = cache_status, upstream, 12
+            request.started_at = 0.0
+            if lost:
+                request.channel_lost = True
+            site.log(request)
+            access_log.info(ACCESS_FORMAT, method=method.decode(), path="/x?y=1",
+                            status="aborted" if lost else str(code), bytes=12, duration_ms=1.5,
+                            cache_status=cache_status or "-", upstream=upstream or "-")
+            ours, theirs = [{k: v for k, v in e.items() if k not in _LEGACY_KEYS} for e in events[-2:]]
+            self.assertEqual(list(ours), list(theirs))
+            for k in ("duration_ms", "log_time"):
+                self.assertIsInstance(ours.pop(k), float)
+                theirs.pop(k)
+            self.assertEqual(ours, theirs)
+            self.assertIs(ours["log_logger"], access_log)
+        samples = {(s.labels.get("method"), s.labels.get("status")): s.value
+                   for s in site.metrics.responses.collect()[0].samples if s.name.endswith("_total")}
+        self.assertEqual(samples, {("GET", "200"): 1.0, ("HEAD", "404"): 1.0, ("other", "aborted"): 1.0})
+        self.assertEqual(site.metrics.requests._value.get(), 3)
+

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, unquote_to_bytes
 
 from klein import Klein
 from twisted.internet import protocol
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.web import http, resource, server
 from twisted.web.static import File
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -32,6 +32,11 @@ from harbor_cache.metrics import front_label, method_label, status_label
 
 log = Logger()
 access_log = Logger(namespace="harbor_cache.access")
+_ACCESS_NAMESPACE = "harbor_cache.access"
+#: the access line (tests and log readers parse it): one event per request, in this namespace
+ACCESS_FORMAT = "{method} {path} {status} {bytes} {duration_ms:.1f}ms {cache_status} {upstream}"
+# Memo sizes for labelled metric children (keys: raw method and status, or front; bounded for made-up methods).
+_MEMO_LIMIT = 256
 
 CORS_HEADERS = {
     b"Access-Control-Allow-Origin": b"*",
@@ -262,6 +267,7 @@ class HarborChannel(http.HTTPChannel):
     _first = True
     _body_paused = False
     _header_deadline = None
+    _awaiting_headers = False
     _rate_check = None
     _rate_request = None
     _rate_bytes = 0
@@ -297,17 +303,35 @@ class HarborChannel(http.HTTPChannel):
     # -- header deadline ----------------------------------------------------------------
 
     def _arm_header_deadline(self):
-        self._cancel_header_deadline()
+        """The next request's headers are due within ``header_timeout_seconds`` from now.
+
+        One timer per connection, moved on after each response (a later time
+        is a cheap `reset`) and merely disarmed while a request is handled,
+        instead of a new timer per request.
+        """
         self._bytes_at_idle = self._bytes_in
-        self._header_deadline = self.callLater(self.limits.header_timeout_seconds, self._headers_too_slow)
+        self._awaiting_headers = True
+        timeout = self.limits.header_timeout_seconds
+        call = self._header_deadline
+        if call is not None and call.active():
+            call.reset(timeout)
+        else:
+            self._header_deadline = self.callLater(timeout, self._headers_too_slow)
+
+    def _disarm_header_deadline(self):
+        """Headers are in: the timer stays scheduled, but firing now does nothing."""
+        self._awaiting_headers = False
 
     def _cancel_header_deadline(self):
+        self._awaiting_headers = False
         if self._header_deadline is not None and self._header_deadline.active():
             self._header_deadline.cancel()
         self._header_deadline = None
 
     def _headers_too_slow(self):
         self._header_deadline = None
+        if not self._awaiting_headers:
+            return  # a request is being handled; its response arms the deadline again
         if self.transport is None or self.transport.disconnecting:
             return
         if self.requests or self._bytes_in > self._bytes_at_idle or self._dataBuffer:
@@ -320,7 +344,7 @@ class HarborChannel(http.HTTPChannel):
     # -- body ---------------------------------------------------------------------------
 
     def allHeadersReceived(self):
-        self._cancel_header_deadline()
+        self._disarm_header_deadline()
         req = self.requests[-1]
         req.parseCookies()
         self.persistent = self.checkPersistence(req, self._version)
@@ -519,6 +543,8 @@ class HarborSite(server.Site):
         self.limits = limits or ClientLimits()
         self.body_rules = body_rules or default_rules(self.limits.max_body_bytes, self.limits.max_upload_bytes)
         self.open_connections = 0
+        self._responses: dict[tuple[bytes, str], Any] = {}  # (method, status) -> labelled child
+        self._seconds: dict[Any, Any] = {}  # front -> labelled child
 
     def buildProtocol(self, addr):
         if self.open_connections >= self.limits.max_connections:
@@ -527,21 +553,49 @@ class HarborSite(server.Site):
         return super().buildProtocol(addr)
 
     def log(self, request):
-        duration = time.monotonic() - getattr(request, "started_at", time.monotonic())
+        """Metrics and the access line of a finished (or aborted) request.
+
+        Once per request, so kept cheap: the labelled metric children are
+        looked up once per label value (the values come from fixed sets, so
+        the memo stays small), and the access event is built here and handed
+        to the logger's observer, exactly the event ``access_log.info`` would
+        emit (same keys, same order, same values) minus ``Logger.emit``'s
+        per-call overhead.
+        """
+        started = getattr(request, "started_at", None)
+        duration = 0.0 if started is None else time.monotonic() - started
         status = "aborted" if getattr(request, "channel_lost", False) else str(request.code)
+        method = request.method
         self.metrics.requests.inc()
-        self.metrics.responses.labels(method_label(request.method), status_label(status)).inc()
-        self.metrics.request_seconds.labels(front_label(request.front)).observe(duration)
-        access_log.info(
-            "{method} {path} {status} {bytes} {duration_ms:.1f}ms {cache_status} {upstream}",
-            method=request.method.decode("latin-1"),
-            path=request.uri.decode("latin-1"),
-            status=status,
-            bytes=request.sentLength,
-            duration_ms=duration * 1000,
-            cache_status=request.cache_status or "-",
-            upstream=request.upstream or "-",
-        )
+        key = (method, status)
+        responses = self._responses.get(key)
+        if responses is None:
+            responses = self.metrics.responses.labels(method_label(method), status_label(status))
+            if len(self._responses) < _MEMO_LIMIT:
+                self._responses[key] = responses
+        responses.inc()
+        front = request.front
+        seconds = self._seconds.get(front)
+        if seconds is None:
+            seconds = self.metrics.request_seconds.labels(front_label(front))
+            if len(self._seconds) < _MEMO_LIMIT:
+                self._seconds[front] = seconds
+        seconds.observe(duration)
+        access_log.observer({
+            "method": method.decode("latin-1"),
+            "path": request.uri.decode("latin-1"),
+            "status": status,
+            "bytes": request.sentLength,
+            "duration_ms": duration * 1000,
+            "cache_status": request.cache_status or "-",
+            "upstream": request.upstream or "-",
+            "log_logger": access_log,
+            "log_level": LogLevel.info,
+            "log_namespace": _ACCESS_NAMESPACE,
+            "log_source": None,
+            "log_format": ACCESS_FORMAT,
+            "log_time": time.time(),
+        })
 
 
 class NotFoundResource(resource.Resource):

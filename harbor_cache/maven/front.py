@@ -61,6 +61,8 @@ WRITE = "artifacts:write"
 # hash too, so a password change ends it; the role is read on every request).
 BASIC_CHALLENGE = 'Basic realm="harbor-cache"'
 ARTIFACTS_PREFIX = b"/artifacts/"
+# How many parsed artifact paths the hot path remembers (then it starts over).
+_HOT_TARGETS_SIZE = 4096
 # An encoded "/" or "\\" would turn into a separator after decoding; NUL never belongs in a path.
 _ENCODED_SEPARATOR_RE = re.compile(r"%(2f|5c|00)", re.IGNORECASE)
 
@@ -155,6 +157,8 @@ class MavenFront:
         self._served = metrics.served_bytes.labels("maven")
         # The username/password check shared with /v2/ and the management API.
         self.credentials = credentials if credentials is not None else Credentials(index, tokens.clock)
+        # Raw request path -> (repository id, clean path) of paths the hot path parsed (a pure function of the path).
+        self._hot_targets: dict[bytes, tuple[str, str]] = {}
 
     # -- auth ---------------------------------------------------------------
 
@@ -308,12 +312,19 @@ class MavenFront:
         bad path, a directory, a private repository (token check), a Range,
         anything but a memory hit (`MavenCache.memory_hit`).
         """
-        if request.path.endswith(b"/") or request.getHeader(b"Range") is not None:
+        raw = request.path
+        if raw.endswith(b"/") or request.getHeader(b"Range") is not None:
             return None
-        try:
-            repo_id, path = self._artifact_target(request)
-        except HarborError:
-            return None  # (artifact() answers it)
+        target = self._hot_targets.get(raw)
+        if target is None:
+            try:
+                target = self._artifact_target(request)
+            except HarborError:
+                return None  # (artifact() answers it)
+            if len(self._hot_targets) >= _HOT_TARGETS_SIZE:
+                self._hot_targets.clear()
+            self._hot_targets[raw] = target
+        repo_id, path = target
         repo = self.cache.repositories.get(repo_id)
         if repo is None or repo.private:
             return None
