@@ -119,8 +119,10 @@ def build(settings: str, project: str, local_repo: str) -> float:
     return elapsed
 
 
-def wrk(url: str, seconds: int) -> float:
+def wrk(url: str, seconds: int, pid: int | None = None) -> float:
+    """req/s of one wrk run; with ``pid``, also that process's CPU time per request (`cpu_per_request`)."""
     support.require("wrk")
+    before = _cpu_seconds(pid)
     cp = support.check_ok(support.run(["wrk", "-t2", "-c16", "-d%ds" % seconds, "--latency", url],
                                       timeout=seconds + 60))
     m = re.search(r"Requests/sec:\s+([0-9.]+)", cp.stdout)
@@ -128,7 +130,24 @@ def wrk(url: str, seconds: int) -> float:
         raise RuntimeError("no Requests/sec in wrk output:\n" + cp.stdout)
     if "Non-2xx" in cp.stdout:
         raise RuntimeError("wrk saw errors:\n" + cp.stdout)
+    count = re.search(r"(\d+) requests in", cp.stdout)
+    if pid is not None and count and int(count.group(1)):
+        cpu_per_request.setdefault(url, []).append((_cpu_seconds(pid) - before) / int(count.group(1)))
     return float(m.group(1))
+
+
+#: url -> CPU seconds per request of the serving process, per wrk run (for peers whose pid is known)
+cpu_per_request: dict[str, list[float]] = {}
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of ``pid`` so far (0 when unknown): a figure the machine's load moves far
+    less than req/s, since a busy neighbour takes wall time from a request, not CPU time."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def record(text: str) -> None:
@@ -198,9 +217,10 @@ def main() -> int:
         rps_runs: dict[str, list[float]] = {name: [] for name in peers}
         for _name, (_, small) in peers.items():
             wrk(small, 2)  # warm-up
+        pids = {"harbor-cache": harbor.pid, COMPARED: other.pid if other is not None else None}
         for i in range(args.wrk_runs):  # alternating, so both see the same machine load
             for name, (_, small) in peers.items():
-                rps_runs[name].append(wrk(small, args.wrk_seconds))
+                rps_runs[name].append(wrk(small, args.wrk_seconds, pids.get(name)))
                 print(f"small file {i + 1} {name}: {rps_runs[name][-1]:.0f} req/s", flush=True)
         rps = {name: statistics.median(v) for name, v in rps_runs.items()}
     finally:
@@ -227,6 +247,9 @@ def main() -> int:
         ] + [f"| {name} | {r:.0f} | {r / rps['nginx proxy_cache']:.3f}x |" for name, r in rps.items()] + [
             "",
             per_run,
+        ] + [f"CPU per request of {name} (us, median; per run): {statistics.median(cpu_per_request[small]) * 1e6:.0f}; "
+             + ", ".join(f"{c * 1e6:.0f}" for c in cpu_per_request[small])
+             for name, (_, small) in peers.items() if small in cpu_per_request] + [
             f"loadavg at the end: {loadavg}",
             "",
             verdict,
