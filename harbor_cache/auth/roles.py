@@ -113,18 +113,9 @@ def plan_artifact_token(
     """
     allowed = allowed_artifact_scopes(role)
     scopes = _clean(requested_scopes)
-    unknown_scopes = [s for s in scopes if s not in ARTIFACT_SCOPES]
-    if unknown_scopes:
-        raise ArtifactTokenRequestError(
-            400, "unknown scope: " + ", ".join(unknown_scopes)
-        )
+    _refuse_unknown("scope", scopes, ARTIFACT_SCOPES)
     repositories = _clean(requested_repositories)
-    known = set(known_repositories)
-    unknown_repositories = [r for r in repositories if r not in known]
-    if unknown_repositories:
-        raise ArtifactTokenRequestError(
-            400, "unknown repository: " + ", ".join(unknown_repositories)
-        )
+    _refuse_unknown("repository", repositories, set(known_repositories))
     if not scopes:
         if not allowed:
             raise ArtifactTokenRequestError(403, "role may not hold artifact tokens")
@@ -137,3 +128,10 @@ def plan_artifact_token(
     if not repositories:
         repositories = _clean(list(known_repositories))
     return repositories, scopes
+
+
+def _refuse_unknown(what: str, asked: list[str], known) -> None:
+    """400 naming every asked-for ``what`` that is not among ``known``."""
+    unknown = [a for a in asked if a not in known]
+    if unknown:
+        raise ArtifactTokenRequestError(400, f"unknown {what}: " + ", ".join(unknown))

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import hashlib
 
-from twisted.internet import defer
 from twisted.logger import Logger
 
 from harbor_cache.errors import BadRequest, DeployNotAllowed, DeployRefused, DigestInvalid, HarborError, TooLarge
 from harbor_cache.grammar.maven_paths import checksum_base, content_type_for, is_mutable
-from harbor_cache.storage import BlobCorrupt, SourceFailed, TempBlob
+from harbor_cache.storage import BlobCorrupt, SourceFailed
+from harbor_cache.storage.writer import drained
 
 log = Logger()
 
@@ -61,21 +61,6 @@ def parse_checksum(body: bytes, algorithm: str) -> str | None:
     if len(first) != _HEX_LENGTHS[algorithm] or any(c not in "0123456789abcdef" for c in first):
         return None
     return first
-
-
-def _drained(temp: TempBlob) -> defer.Deferred:
-    """Fires once the temp file's write queue is low again (or it failed)."""
-    d: defer.Deferred = defer.Deferred()
-
-    def fire():
-        temp.on_drain = None
-        if not d.called:
-            d.callback(None)
-
-    temp.on_drain = fire
-    if temp.failure is not None or temp.queued == 0:
-        fire()
-    return d
 
 
 class MavenDeployer:
@@ -117,7 +102,7 @@ class MavenDeployer:
         try:
             if checksum_body is not None:
                 if checksum_body and temp.write(checksum_body):
-                    await _drained(temp)
+                    await drained(temp)
             elif body.length != 0:
                 await body.stream_to(temp)
             if temp.failure is not None:

@@ -40,6 +40,7 @@ from typing import BinaryIO, Protocol
 from twisted.internet import defer
 
 from harbor_cache.errors import ErrorCode, HarborError, TooLarge
+from harbor_cache.storage.writer import drained
 
 # Bodies of routes that are not streamed are buffered in memory up to this.
 MAX_BODY_BYTES = 1 << 20
@@ -303,7 +304,7 @@ class BufferedBody:
                 return copied
             copied += len(chunk)
             if sink.write(chunk):
-                await _wait_drain(sink)
+                await drained(sink)
 
     async def read_all(self, limit: int) -> bytes:
         if self.length > limit:
@@ -312,20 +313,6 @@ class BufferedBody:
             return b""
         self.content.seek(0)
         return self.content.read()
-
-
-def _wait_drain(sink: BodySink) -> defer.Deferred:
-    d: defer.Deferred = defer.Deferred()
-
-    def fire():
-        sink.on_drain = None
-        if not d.called:
-            d.callback(None)
-
-    sink.on_drain = fire
-    if getattr(sink, "queued", None) == 0 or getattr(sink, "failure", None) is not None:
-        fire()
-    return d
 
 
 def body_of(request) -> StreamedBody | BufferedBody:

@@ -309,3 +309,18 @@ class TempBlob(GrowingSource):
         if self.on_drain is not None:  # wake a paused producer: it sees `failure` and stops
             self.on_drain()
 
+
+def drained(sink) -> defer.Deferred:
+    """Fires once ``sink``'s write queue is low again, or it failed (a `TempBlob`, or any object with
+    ``on_drain``, ``queued`` and ``failure``): the socket feeding it stays paused until then."""
+    d: defer.Deferred = defer.Deferred()
+
+    def fire():
+        sink.on_drain = None
+        if not d.called:
+            d.callback(None)
+
+    sink.on_drain = fire
+    if getattr(sink, "queued", None) == 0 or getattr(sink, "failure", None) is not None:
+        fire()
+    return d
