@@ -304,7 +304,7 @@ class HarborApp:
                                       public_url=self.public_url)
         self.evictor.space = self.space
         self.evictor.orphans = OrphanSweeper(index=self.index, storage=self.storage, settings=self.settings,
-                                             clock=clock, busy=self.evictor._busy_digests)
+                                             clock=clock, busy=self.evictor.busy_digests)
         self.api_front = ApiFront(users=self.users, tokens=self.management_tokens, settings=self.settings,
                                   evictor=self.evictor, openapi_document=build_document(__version__),
                                   upstreams=self.upstream_catalog, audit=self.audit, console=self.console_api,

@@ -289,7 +289,7 @@ class Evictor:
             finished_window = True
             for start in range(0, len(window), self.batch_size):
                 chunk = window[start:start + self.batch_size]
-                busy = self._busy_digests() if protect else set()
+                busy = self.busy_digests() if protect else set()
                 victims = []
                 planned = 0
                 considered = 0
@@ -316,7 +316,7 @@ class Evictor:
                 break
         return removed, size - freed
 
-    def _busy_digests(self) -> set[str]:
+    def busy_digests(self) -> set[str]:
         return self.storage.digests_being_read() | _digests_in_keys(self.downloads.inflight)
 
     async def _delete(self, ids: list[int]) -> tuple[int, int]:
@@ -343,7 +343,7 @@ class Evictor:
         if not digests:
             return
         still_used = await self.index.digests_referenced(digests)
-        busy = self._busy_digests()
+        busy = self.busy_digests()
         work: list[str] = []
         for digest in digests:
             if digest in still_used:  # re-committed since its rows went
