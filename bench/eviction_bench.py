@@ -130,7 +130,7 @@ async def one_pass(reactor, root: str, policy: str, batch: int, retention: bool)
 
         evictor = Evictor(index=index, storage=storage, downloads=NoDownloads(), settings=settings,
                           access=access, clock=reactor, batch_size=batch)
-        rows_before = (await index.cache_totals())["entries"]
+        rows_before = (await index.cache_totals()).entries
         beat = Heartbeat(reactor)
         beat.start()
         started = time.monotonic()
@@ -138,7 +138,7 @@ async def one_pass(reactor, root: str, policy: str, batch: int, retention: bool)
         elapsed = time.monotonic() - started
         beat.stop()
         files_left = sum(len(files) for _, _, files in os.walk(os.path.join(root, "blobs")))
-        rows_after = (await index.cache_totals())["entries"]
+        rows_after = (await index.cache_totals()).entries
         return {"policy": "retention" if retention else policy, "rows": rows_before, "removed": removed,
                 "rows_left": rows_after, "files_left": files_left, "seconds": elapsed,
                 "rows_per_s": removed / elapsed if elapsed else 0.0, **beat.summary()}

@@ -374,9 +374,9 @@ class HarborApp:
 
         async def work():
             totals = await self.index.cache_totals()
-            self.metrics.cache_bytes.set(totals["total_size"])
-            self.metrics.cache_entries.labels("proxy").set(totals["proxy"])
-            self.metrics.cache_entries.labels("hosted").set(totals["entries"] - totals["proxy"])
+            self.metrics.cache_bytes.set(totals.total_size)
+            self.metrics.cache_entries.labels("proxy").set(totals.proxy)
+            self.metrics.cache_entries.labels("hosted").set(totals.entries - totals.proxy)
 
         d = defer.Deferred.fromCoroutine(work())
         d.addErrback(lambda f: log.failure("could not refresh cache gauges", f))

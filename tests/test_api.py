@@ -133,9 +133,9 @@ class LoginTests(ApiCase):
         self.assertEqual(body["expires_in"], 86400)
         self.assertEqual(jwt.get_unverified_header(body["token"])["alg"], "HS256")
         claims = jwt.decode(body["token"], SECRET, algorithms=["HS256"], options={"verify_exp": False})
-        self.assertEqual(claims, {"sub": str(self.accounts["admin"]["id"]), "username": "admin", "role": "admin",
+        self.assertEqual(claims, {"sub": str(self.accounts["admin"].id), "username": "admin", "role": "admin",
                                   "iat": int(T0), "exp": int(T0) + 86400,
-                                  "cst": credential_stamp(self.accounts["admin"]["password_hash"])})
+                                  "cst": credential_stamp(self.accounts["admin"].password_hash)})
 
     def test_wrong_password(self):
         """A wrong password: 401 UNAUTHORIZED "Invalid credentials" with WWW-Authenticate: Bearer."""
@@ -174,7 +174,7 @@ class RoleMatrixTests(ApiCase):
     def call(self, method, path, body, token):
         bob = self.wait(self.users.create(f"bob{self.n}", "pw", "read-only"))
         self.n += 1
-        path = path.format(bob=bob["id"])
+        path = path.format(bob=bob.id)
         if body is not None:
             body = json.loads(json.dumps(body).replace("{n}", str(self.n)))
         return self.request(method, path, body, token=token)
@@ -221,7 +221,7 @@ class RoleMatrixTests(ApiCase):
 
     def test_alg_none_token(self):
         """An unsigned "alg: none" token is refused (the algorithm is pinned)."""
-        claims = {"sub": str(self.accounts["admin"]["id"]), "username": "admin", "role": "admin",
+        claims = {"sub": str(self.accounts["admin"].id), "username": "admin", "role": "admin",
                   "iat": int(T0), "exp": int(T0) + 3600}
         token = jwt.encode(claims, None, algorithm="none")
         self.bad_token_answers(token)
@@ -229,7 +229,7 @@ class RoleMatrixTests(ApiCase):
 
     def test_token_of_another_secret(self):
         """A well-formed HS256 token signed with another key is refused."""
-        claims = {"sub": str(self.accounts["admin"]["id"]), "username": "admin", "role": "admin",
+        claims = {"sub": str(self.accounts["admin"].id), "username": "admin", "role": "admin",
                   "iat": int(T0), "exp": int(T0) + 3600}
         self.bad_token_answers(jwt.encode(claims, b"x" * 32, algorithm="HS256"), "bad signature")
 
@@ -252,7 +252,7 @@ class RoleMatrixTests(ApiCase):
         victim = self.wait(self.users.create("victim", "pw", "read-only"))
         token = self.login("victim", "pw")
         self.assertEqual(self.request("GET", "/api/v1/cache/stats", token=token).code, 200)
-        self.assertEqual(self.request("DELETE", f"/api/v1/users/{victim['id']}", token=admin).code, 204)
+        self.assertEqual(self.request("DELETE", f"/api/v1/users/{victim.id}", token=admin).code, 204)
         r = self.request("GET", "/api/v1/cache/stats", token=token)
         self.assert_error(r, 401, "UNAUTHORIZED")
         self.assertIn(b"user no longer exists", r.header("WWW-Authenticate"))
@@ -266,7 +266,7 @@ class RoleMatrixTests(ApiCase):
         user = self.wait(self.users.create("changer", "old-pw", "read-only"))
         old = self.login("changer", "old-pw")
         self.assertEqual(self.request("GET", "/api/v1/cache/stats", token=old).code, 200)
-        r = self.request("PUT", f"/api/v1/users/{user['id']}", {"password": "new-pw"}, token=admin)
+        r = self.request("PUT", f"/api/v1/users/{user.id}", {"password": "new-pw"}, token=admin)
         self.assertEqual(r.code, 200)
         r = self.request("GET", "/api/v1/cache/stats", token=old)
         self.assert_error(r, 401, "UNAUTHORIZED")
@@ -274,7 +274,7 @@ class RoleMatrixTests(ApiCase):
         new = self.login("changer", "new-pw")
         self.assertEqual(self.request("GET", "/api/v1/cache/stats", token=new).code, 200)
         # A role change alone keeps the token (the role is read per request anyway).
-        self.request("PUT", f"/api/v1/users/{user['id']}", {"role": "read-write"}, token=admin)
+        self.request("PUT", f"/api/v1/users/{user.id}", {"role": "read-write"}, token=admin)
         self.assertEqual(self.request("GET", "/api/v1/cache/stats", token=new).code, 200)
 
     def test_role_change_takes_effect_at_once(self):
@@ -283,10 +283,10 @@ class RoleMatrixTests(ApiCase):
         second = self.wait(self.users.create("second", "pw", "admin"))
         token = self.login("second", "pw")
         self.assertEqual(self.request("GET", "/api/v1/users", token=token).code, 200)
-        self.request("PUT", f"/api/v1/users/{second['id']}", {"role": "read-only"}, token=admin)
+        self.request("PUT", f"/api/v1/users/{second.id}", {"role": "read-only"}, token=admin)
         self.assert_error(self.request("GET", "/api/v1/users", token=token), 403, "DENIED")
         self.assertEqual(self.request("GET", "/api/v1/cache/stats", token=token).code, 200)
-        self.request("PUT", f"/api/v1/users/{second['id']}", {"role": "admin"}, token=admin)
+        self.request("PUT", f"/api/v1/users/{second.id}", {"role": "admin"}, token=admin)
         self.assertEqual(self.request("GET", "/api/v1/users", token=token).code, 200)
 
     def test_unknown_api_path(self):
@@ -333,7 +333,7 @@ class UserEndpointTests(ApiCase):
 
     def test_get(self):
         """GET /api/v1/users/{id}: the user; 404 for unknown or absurd ids."""
-        uid = self.accounts["read-only"]["id"]
+        uid = self.accounts["read-only"].id
         r = self.request("GET", f"/api/v1/users/{uid}", token=self.admin)
         self.assertEqual(r.json()["username"], "read-only")
         for bad in ("999", "0", "abc", "-1", str(1 << 80)):
@@ -341,7 +341,7 @@ class UserEndpointTests(ApiCase):
 
     def test_update(self):
         """PUT /api/v1/users/{id}: only given fields change; updated_at moves."""
-        uid = self.accounts["read-only"]["id"]
+        uid = self.accounts["read-only"].id
         self.clock.advance(3600)
         r = self.request("PUT", f"/api/v1/users/{uid}", {"role": "read-write"}, token=self.admin)
         self.assertEqual(r.code, 200)
@@ -357,22 +357,22 @@ class UserEndpointTests(ApiCase):
 
     def test_update_errors(self):
         """400 for a bad role, empty or null password; 404 unknown id; 409 demoting the last admin."""
-        uid = self.accounts["read-only"]["id"]
+        uid = self.accounts["read-only"].id
         for body in ({"role": "x"}, {"password": ""}, {"password": None}, {"role": None}, "text"):
             self.assert_error(self.request("PUT", f"/api/v1/users/{uid}", body, token=self.admin), 400, "BAD_REQUEST")
         self.assert_error(self.request("PUT", "/api/v1/users/999", {"role": "admin"}, token=self.admin),
                           404, "NOT_FOUND")
-        admin_id = self.accounts["admin"]["id"]
+        admin_id = self.accounts["admin"].id
         self.assert_error(self.request("PUT", f"/api/v1/users/{admin_id}", {"role": "read-only"}, token=self.admin),
                           409, "CONFLICT")
 
     def test_delete(self):
         """DELETE /api/v1/users/{id}: 204 and empty; then 404; the last admin is 409."""
-        uid = self.accounts["read-write"]["id"]
+        uid = self.accounts["read-write"].id
         r = self.request("DELETE", f"/api/v1/users/{uid}", token=self.admin)
         self.assertEqual((r.code, r.body), (204, b""))
         self.assert_error(self.request("DELETE", f"/api/v1/users/{uid}", token=self.admin), 404, "NOT_FOUND")
-        admin_id = self.accounts["admin"]["id"]
+        admin_id = self.accounts["admin"].id
         self.assert_error(self.request("DELETE", f"/api/v1/users/{admin_id}", token=self.admin), 409, "CONFLICT")
 
 
@@ -479,7 +479,7 @@ class CacheEndpointTests(ApiCase):
         self.assertEqual(r.json(), {"cleared": 3})
         stats = self.request("GET", "/api/v1/cache/stats", token=self.admin).json()
         self.assertEqual(stats["entry_count"], 1)
-        self.assertTrue(os.path.exists(self.storage.blob_path(hosted["digest"])))
+        self.assertTrue(os.path.exists(self.storage.blob_path(hosted.digest)))
 
     def test_cleanup_runs_eviction(self):
         """POST /api/v1/cache/cleanup: a pass with the current settings; {"cleaned": n}."""

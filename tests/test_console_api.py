@@ -99,8 +99,8 @@ class ConsoleCase(ApiCase):
         row = self.wait(self.index.put_entry(kind=kind, type_=type_, repository=repository, key=key,
                                              digest="sha256:" + key.encode().hex()[:64].ljust(64, "0"), size=size,
                                              now=T0 + created))
-        self.wait(self.index.record_access({row["id"]: (T0 + access, hits)}, {}))
-        return row["id"]
+        self.wait(self.index.record_access({row.id: (T0 + access, hits)}, {}))
+        return row.id
 
     def get(self, path, token=None):
         r = self.request("GET", path, token=token or self.admin)

@@ -82,16 +82,16 @@ class EvictionCase(SynchronousTestCase):
                                                digest=digest, size=len(data), now=T0 + created))
         if accessed is not None or hits:
             when = T0 + (accessed if accessed is not None else created)
-            self.wait(self.index.record_access({entry["id"]: (when, hits)}, {}))
+            self.wait(self.index.record_access({entry.id: (when, hits)}, {}))
         return entry
 
     def remaining(self):
         rows = self.wait(self.index.proxy_entries_page("id", None, 10_000))
         hosted = self.pool.conn.execute("SELECT id FROM entries WHERE kind = 'hosted'").fetchall()
-        return sorted([r["id"] for r in rows] + [r[0] for r in hosted])
+        return sorted([r.id for r in rows] + [r[0] for r in hosted])
 
     def on_disk(self, entry):
-        return os.path.exists(self.storage.blob_path(entry["digest"]))
+        return os.path.exists(self.storage.blob_path(entry.digest))
 
     def run_pass(self):
         return self.wait(self.evictor.run())
@@ -106,7 +106,7 @@ class PolicyTests(EvictionCase):
         d = self.add("d", created=3, accessed=20)
         self.configure(cache__max_size=250, cache__eviction_policy="lru")
         self.assertEqual(self.run_pass(), 2)
-        self.assertEqual(self.remaining(), sorted([a["id"], c["id"]]))
+        self.assertEqual(self.remaining(), sorted([a.id, c.id]))
         self.assertFalse(self.on_disk(b))
         self.assertFalse(self.on_disk(d))
         self.assertTrue(self.on_disk(a))
@@ -120,7 +120,7 @@ class PolicyTests(EvictionCase):
         d = self.add("d", created=3, accessed=60, hits=2)
         self.configure(cache__max_size=250, cache__eviction_policy="lfu")
         self.assertEqual(self.run_pass(), 2)
-        self.assertEqual(self.remaining(), sorted([a["id"], c["id"]]))
+        self.assertEqual(self.remaining(), sorted([a.id, c.id]))
         self.assertFalse(self.on_disk(b))
         self.assertFalse(self.on_disk(d))
 
@@ -130,7 +130,7 @@ class PolicyTests(EvictionCase):
         self.add("b", created=1, accessed=10, hits=1)
         self.configure(cache__max_size=150, cache__eviction_policy="lfu")
         self.assertEqual(self.run_pass(), 1)
-        self.assertEqual(self.remaining(), [a["id"]])
+        self.assertEqual(self.remaining(), [a.id])
 
     def test_fifo_evicts_oldest_created(self):
         """fifo: creation order, even for entries accessed a moment ago."""
@@ -139,7 +139,7 @@ class PolicyTests(EvictionCase):
         c = self.add("c", created=2, accessed=3)
         self.configure(cache__max_size=150, cache__eviction_policy="fifo")
         self.assertEqual(self.run_pass(), 2)
-        self.assertEqual(self.remaining(), [c["id"]])
+        self.assertEqual(self.remaining(), [c.id])
         self.assertFalse(self.on_disk(a))
         self.assertFalse(self.on_disk(b))
 
@@ -155,10 +155,10 @@ class PolicyTests(EvictionCase):
         a = self.add("a", created=0, accessed=0)
         b = self.add("b", created=1, accessed=1)
         self.clock.advance(100)
-        self.access.touch(a["id"])
+        self.access.touch(a.id)
         self.configure(cache__max_size=150)
         self.assertEqual(self.run_pass(), 1)
-        self.assertEqual(self.remaining(), [a["id"]])
+        self.assertEqual(self.remaining(), [a.id])
         self.assertFalse(self.on_disk(b))
 
     def test_smaller_limit_applies_at_next_pass(self):
@@ -179,7 +179,7 @@ class RetentionTests(EvictionCase):
         self.clock.advance(2 * DAY + 10)
         self.configure(cache__retention_days=1)
         self.assertEqual(self.run_pass(), 1)
-        self.assertEqual(self.remaining(), [fresh["id"]])
+        self.assertEqual(self.remaining(), [fresh.id])
         self.assertFalse(self.on_disk(old))
 
     def test_retention_zero_is_off(self):
@@ -195,7 +195,7 @@ class RetentionTests(EvictionCase):
         self.clock.advance(100 * DAY)
         self.configure(cache__retention_days=1)
         self.assertEqual(self.run_pass(), 0)
-        self.assertEqual(self.remaining(), [hosted["id"]])
+        self.assertEqual(self.remaining(), [hosted.id])
         self.assertTrue(self.on_disk(hosted))
 
 
@@ -208,18 +208,18 @@ class SafetyTests(EvictionCase):
         self.assertEqual(self.run_pass(), 0)
         self.configure(cache__max_size=50)
         self.assertEqual(self.run_pass(), 1)
-        self.assertEqual(self.remaining(), [hosted["id"]])
+        self.assertEqual(self.remaining(), [hosted.id])
         self.assertTrue(self.on_disk(hosted))
         self.assertFalse(self.on_disk(proxy))
 
     def test_entry_that_became_hosted_is_not_deleted(self):
         """The DELETE re-checks kind: an entry pushed after it was picked survives."""
         entry = self.add("x")
-        self.wait(self.index.put_entry(kind="hosted", type_="blob", repository="", key=entry["key"],
-                                       digest=entry["digest"], size=entry["size"], now=T0 + 5))
-        deleted, orphans = self.wait(self.index.delete_proxy_entries([entry["id"]]))
+        self.wait(self.index.put_entry(kind="hosted", type_="blob", repository="", key=entry.key,
+                                       digest=entry.digest, size=entry.size, now=T0 + 5))
+        deleted, orphans = self.wait(self.index.delete_proxy_entries([entry.id]))
         self.assertEqual((deleted, orphans), ([], []))
-        self.assertEqual(self.remaining(), [entry["id"]])
+        self.assertEqual(self.remaining(), [entry.id])
 
     def test_streamed_blob_is_not_deleted_under_its_reader(self):
         """An entry whose file is being streamed is skipped; the next candidate goes instead."""
@@ -227,30 +227,30 @@ class SafetyTests(EvictionCase):
         other = self.add("other", created=1, accessed=1)
         keep = self.add("keep", created=2, accessed=2)
         consumer = PausingConsumer()
-        producer = RangeProducer(self.storage.open_stored(streamed["digest"]), consumer)
+        producer = RangeProducer(self.storage.open_stored(streamed.digest), consumer)
         producer.start()
-        self.assertIn(streamed["digest"], self.storage.digests_being_read())
+        self.assertIn(streamed.digest, self.storage.digests_being_read())
         self.configure(cache__max_size=200)
         self.assertEqual(self.run_pass(), 1)
-        self.assertEqual(self.remaining(), sorted([streamed["id"], keep["id"]]))
+        self.assertEqual(self.remaining(), sorted([streamed.id, keep.id]))
         self.assertTrue(self.on_disk(streamed))
         self.assertFalse(self.on_disk(other))
         # The reader still gets every byte.
         producer.resumeProducing()
-        self.assertEqual(len(consumer.data), streamed["size"])
+        self.assertEqual(len(consumer.data), streamed.size)
 
     def test_clear_while_streaming_defers_the_file(self):
         """DELETE /api/v1/cache removes the row of a streamed blob but unlinks its file only once nobody reads it."""
         streamed = self.add("streamed")
         consumer = PausingConsumer()
-        producer = RangeProducer(self.storage.open_stored(streamed["digest"]), consumer)
+        producer = RangeProducer(self.storage.open_stored(streamed.digest), consumer)
         producer.start()
         self.assertEqual(self.wait(self.evictor.clear_proxy()), 1)
         self.assertEqual(self.remaining(), [])
         self.assertTrue(self.on_disk(streamed))
-        self.assertEqual(self.evictor.pending_files, {streamed["digest"]})
+        self.assertEqual(self.evictor.pending_files, {streamed.digest})
         producer.resumeProducing()  # reads to the end, then leaves the readers
-        self.assertEqual(len(consumer.data), streamed["size"])
+        self.assertEqual(len(consumer.data), streamed.size)
         self.run_pass()
         self.assertFalse(self.on_disk(streamed))
         self.assertEqual(self.evictor.pending_files, set())
@@ -258,7 +258,7 @@ class SafetyTests(EvictionCase):
     def test_pending_file_recommitted_is_kept(self):
         """A pending file whose digest is back in the index (fetched again) is not deleted."""
         entry = self.add("again")
-        self.evictor.pending_files.add(entry["digest"])
+        self.evictor.pending_files.add(entry.digest)
         self.run_pass()
         self.assertTrue(self.on_disk(entry))
         self.assertEqual(self.evictor.pending_files, set())
@@ -267,10 +267,10 @@ class SafetyTests(EvictionCase):
         """An entry whose digest is in the in-flight table is not evicted."""
         busy = self.add("busy", created=0, accessed=0)
         other = self.add("other", created=1, accessed=1)
-        self.downloads.inflight[("blob", busy["digest"])] = object()
+        self.downloads.inflight[("blob", busy.digest)] = object()
         self.configure(cache__max_size=100)
         self.assertEqual(self.run_pass(), 1)
-        self.assertEqual(self.remaining(), [busy["id"]])
+        self.assertEqual(self.remaining(), [busy.id])
         self.assertFalse(self.on_disk(other))
 
     def test_shared_digest_file_kept_until_last_reference(self):
@@ -278,10 +278,10 @@ class SafetyTests(EvictionCase):
         data = b"m" * 100
         first = self.add("one", type_="manifest", repository="a/x", data=data, created=0, accessed=0)
         second = self.add("two", type_="manifest", repository="b/x", data=data, created=1, accessed=1)
-        self.assertEqual(first["digest"], second["digest"])
-        deleted, orphans = self.wait(self.index.delete_proxy_entries([first["id"]]))
+        self.assertEqual(first.digest, second.digest)
+        deleted, orphans = self.wait(self.index.delete_proxy_entries([first.id]))
         self.assertEqual(orphans, [])
-        self.assertEqual(self.remaining(), [second["id"]])
+        self.assertEqual(self.remaining(), [second.id])
         self.configure(cache__max_size=1)
         self.assertEqual(self.run_pass(), 1)
         self.assertFalse(self.on_disk(second))
@@ -292,7 +292,7 @@ class SafetyTests(EvictionCase):
         b = self.add("blob", created=1, accessed=1)
         self.wait(self.evictor.clear_proxy())
         self.assertEqual(sorted(self.invalidated),
-                         sorted([("manifest", "lib/x", m["key"]), ("blob", "", b["key"])]))
+                         sorted([("manifest", "lib/x", m.key), ("blob", "", b.key)]))
 
     def test_a_failing_invalidator_does_not_stop_eviction(self):
         """An invalidator that raises is logged; the pass goes on."""
@@ -306,14 +306,14 @@ class SafetyTests(EvictionCase):
         hosted = self.add("hosted", kind="hosted")
         proxies = [self.add(n) for n in "abc"]
         self.assertEqual(self.wait(self.evictor.clear_proxy()), 3)
-        self.assertEqual(self.remaining(), [hosted["id"]])
+        self.assertEqual(self.remaining(), [hosted.id])
         self.assertTrue(self.on_disk(hosted))
         self.assertFalse(any(self.on_disk(p) for p in proxies))
 
     def test_access_recorder_forgets_deleted_entries(self):
         """Pending touches of evicted entries are dropped (no UPDATE of a row that is gone)."""
         e = self.add("x")
-        self.access.touch(e["id"])
+        self.access.touch(e.id)
         self.wait(self.evictor.clear_proxy())
         self.assertEqual(self.wait(self.access.flush()), 0)
 
@@ -325,7 +325,7 @@ class BatchTests(EvictionCase):
         entries = [self.add(f"e{i}", created=i, accessed=10 - i) for i in range(7)]
         self.configure(cache__max_size=300)
         self.assertEqual(self.run_pass(), 4)
-        self.assertEqual(self.remaining(), sorted(e["id"] for e in entries[:3]))
+        self.assertEqual(self.remaining(), sorted(e.id for e in entries[:3]))
         self.assertGreaterEqual(self.cooperations, 1)
 
     def test_skipped_rows_do_not_stall_paging(self):
@@ -334,7 +334,7 @@ class BatchTests(EvictionCase):
         busy = [self.add(f"busy{i}", created=i, accessed=i) for i in range(4)]
         free = self.add("free", created=9, accessed=9)
         for e in busy:
-            self.downloads.inflight[("blob", e["digest"])] = object()
+            self.downloads.inflight[("blob", e.digest)] = object()
         self.configure(cache__max_size=400)
         self.assertEqual(self.run_pass(), 1)
         self.assertFalse(self.on_disk(free))

@@ -317,7 +317,7 @@ class MavenChecksumTests(SynchronousTestCase):
         self.assertTrue(f.source.verified)
         entry = self.successResultOf(h.run(h.index.get_entry("maven", "central", self.JAR + ".sha1")))
         self.assertIsNotNone(entry)
-        self.assertEqual(entry["size"], 40)
+        self.assertEqual(entry.size, 40)
 
     def test_sha1_asked_before_the_commit_is_served_from_the_commit(self):
         """A client's .sha1 request that arrives before the jar's commit waits for it: no second upstream GET."""

@@ -57,7 +57,7 @@ class UploadTests(SynchronousTestCase):
         response, body = self.r.request("GET", f"/v2/{NAME}/blobs/{sha256(data)}")
         self.assertEqual((response.code, body), (200, data))
         entry = self.successResultOf(Deferred.fromCoroutine(self.r.index.get_entry("blob", "", sha256(data))))
-        self.assertEqual(entry["kind"], "hosted")
+        self.assertEqual(entry.kind, "hosted")
 
     def test_chunk_without_content_range_streams(self):
         """A PATCH without Content-Range (podman's streamed upload) appends at the end."""
@@ -213,7 +213,7 @@ class ManifestTests(SynchronousTestCase):
             self.assertEqual((response.code, got), (200, body))
             self.assertEqual(self.r.header(response, "Content-Type"), OCI_MANIFEST)
         tag = self.successResultOf(Deferred.fromCoroutine(self.r.index.get_tag(NAME, "v1")))
-        self.assertEqual((tag["kind"], tag["digest"]), ("hosted", digest))
+        self.assertEqual((tag.kind, tag.digest), ("hosted", digest))
 
     def test_hosted_tag_never_revalidated(self):
         """Long after the tag TTL a hosted tag is still served from here (no upstream exists at all)."""
@@ -345,7 +345,7 @@ class ManifestTests(SynchronousTestCase):
                            "layers": [{"mediaType": "x", "digest": digest, "size": len(layer)}]}).encode()
         self.assertEqual(self.r.put_manifest(NAME, "v1", body)[0].code, 201)
         entry = self.successResultOf(Deferred.fromCoroutine(self.r.index.get_entry("blob", "", digest)))
-        self.assertEqual(entry["kind"], "hosted")
+        self.assertEqual(entry.kind, "hosted")
 
 
 class ListingAndDeleteTests(SynchronousTestCase):

@@ -7,6 +7,7 @@ cluster of `tests.pg_support`, one fresh schema per test).
 
 import os
 import socket
+import sqlite3
 import time
 
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -14,8 +15,9 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from harbor_cache.index import Index, InlinePool, open_postgres_pool
-from harbor_cache.index.engine import postgres_ddl
+from harbor_cache.index.engine import fetch_all, fetch_one, postgres_ddl
 from harbor_cache.index.migrations import MIGRATIONS
+from harbor_cache.index.rows import CacheTotals, Setting
 from tests import pg_support
 
 
@@ -48,14 +50,14 @@ class IndexTestsMixin:
         """An entry round-trips with its fields; access count starts at zero."""
         e = self.entry("sha256:aa", size=42)
         got = run(self, self.index.get_entry("blob", "", "sha256:aa"))
-        self.assertEqual(got["id"], e["id"])
-        self.assertEqual((got["size"], got["kind"], got["access_count"]), (42, "proxy", 0))
+        self.assertEqual(got.id, e.id)
+        self.assertEqual((got.size, got.kind, got.access_count), (42, "proxy", 0))
 
     def test_hosted_stays_hosted(self):
         """Pulling content that was pushed never turns it back into evictable proxy content."""
         self.entry("sha256:bb", kind="hosted")
         again = self.entry("sha256:bb", kind="proxy")
-        self.assertEqual(again["kind"], "hosted")
+        self.assertEqual(again.kind, "hosted")
 
     def test_put_hosted_maven_file(self):
         """Deploy: created, refused ("exists", nothing written) without overwrite, replaced with it."""
@@ -65,51 +67,51 @@ class IndexTestsMixin:
                 sha1="0" * 40, now=now, overwrite=overwrite))
 
         outcome, entry, previous = put("sha256:d1", False)
-        self.assertEqual((outcome, entry["kind"], entry["digest"], previous), ("created", "hosted", "sha256:d1", None))
+        self.assertEqual((outcome, entry.kind, entry.digest, previous), ("created", "hosted", "sha256:d1", None))
         self.assertEqual(put("sha256:d2", False), ("exists", None, "sha256:d1"))
-        self.assertEqual(run(self, self.index.get_entry("maven", "releases", "a/b/1/b-1.jar"))["digest"], "sha256:d1")
+        self.assertEqual(run(self, self.index.get_entry("maven", "releases", "a/b/1/b-1.jar")).digest, "sha256:d1")
         outcome, entry, previous = put("sha256:d2", True, now=20.0)
-        self.assertEqual((outcome, entry["digest"], entry["upstream_modified"], previous),
+        self.assertEqual((outcome, entry.digest, entry.upstream_modified, previous),
                          ("replaced", "sha256:d2", 20.0, "sha256:d1"))
-        self.assertEqual(entry["created_at"], 10.0)
+        self.assertEqual(entry.created_at, 10.0)
 
     def test_delete_returns_only_orphaned_digests(self):
         """A digest still referenced by another entry is not reported as deletable."""
         a = self.entry("sha256:cc", type_="blob")
         run(self, self.index.put_entry(kind="proxy", type_="maven", repository="central", key="a/b.jar",
                                        digest="sha256:cc", size=10, now=1.0))
-        self.assertEqual(run(self, self.index.delete_entries([a["id"]])), [])
+        self.assertEqual(run(self, self.index.delete_entries([a.id])), [])
         m = run(self, self.index.get_entry("maven", "central", "a/b.jar"))
-        self.assertEqual(run(self, self.index.delete_entries([m["id"]])), ["sha256:cc"])
+        self.assertEqual(run(self, self.index.delete_entries([m.id])), ["sha256:cc"])
 
     def test_record_access_batches(self):
         """One flush updates last access, counts and counters."""
         e = self.entry("sha256:dd")
-        run(self, self.index.record_access({e["id"]: (500.0, 3)}, {"hits": 3, "misses": 1}))
-        run(self, self.index.record_access({e["id"]: (400.0, 1)}, {"hits": 1}))
+        run(self, self.index.record_access({e.id: (500.0, 3)}, {"hits": 3, "misses": 1}))
+        run(self, self.index.record_access({e.id: (400.0, 1)}, {"hits": 1}))
         got = run(self, self.index.get_entry("blob", "", "sha256:dd"))
-        self.assertEqual((got["last_access"], got["access_count"]), (500.0, 4))
+        self.assertEqual((got.last_access, got.access_count), (500.0, 4))
         self.assertEqual(run(self, self.index.get_counters()), {"hits": 4, "misses": 1})
 
     def test_proxy_tag_never_overwrites_hosted(self):
         """A pushed tag wins over what upstream says."""
         run(self, self.index.put_tag("r", "t", "sha256:11", "hosted", None, 1.0))
         run(self, self.index.put_tag("r", "t", "sha256:22", "proxy", None, 2.0))
-        self.assertEqual(run(self, self.index.get_tag("r", "t"))["digest"], "sha256:11")
+        self.assertEqual(run(self, self.index.get_tag("r", "t")).digest, "sha256:11")
         run(self, self.index.put_tag("r", "t", "sha256:33", "hosted", None, 3.0))
-        self.assertEqual(run(self, self.index.get_tag("r", "t"))["digest"], "sha256:33")
+        self.assertEqual(run(self, self.index.get_tag("r", "t")).digest, "sha256:33")
 
     def test_settings_all_or_nothing(self):
         """A failing statement rolls back the whole settings transaction."""
         run(self, self.index.put_settings([("a", "1")], 1.0))
         d = Deferred.fromCoroutine(self.index.put_settings([("a", "2"), ("b", None)], 2.0))
         self.failureResultOf(d)
-        self.assertEqual([(r["key"], r["value"]) for r in run(self, self.index.get_settings())], [("a", "1")])
+        self.assertEqual([(r.key, r.value) for r in run(self, self.index.get_settings())], [("a", "1")])
 
     def test_users(self):
         """Usernames are unique."""
         u = run(self, self.index.create_user("bob", "h", "read-only", 1.0))
-        self.assertEqual(u["username"], "bob")
+        self.assertEqual(u.username, "bob")
         self.assertIsNone(run(self, self.index.create_user("bob", "h", "admin", 1.0)))
         self.assertEqual(run(self, self.index.count_users()), 1)
 
@@ -120,22 +122,22 @@ class IndexTestsMixin:
         """Role and password change in one go; the last admin is neither demoted nor deleted."""
         admin = run(self, self.index.create_user("root", "h", "admin", 1.0))
         bob = run(self, self.index.create_user("bob", "h", "read-only", 1.0))
-        self.assertEqual(run(self, self.index.update_user(admin["id"], "read-only", None, 2.0))[0], "last_admin")
-        status, row = run(self, self.index.update_user(bob["id"], "admin", "h2", 3.0))
-        self.assertEqual((status, row["role"], row["password_hash"], row["updated_at"]), ("ok", "admin", "h2", 3.0))
+        self.assertEqual(run(self, self.index.update_user(admin.id, "read-only", None, 2.0))[0], "last_admin")
+        status, row = run(self, self.index.update_user(bob.id, "admin", "h2", 3.0))
+        self.assertEqual((status, row.role, row.password_hash, row.updated_at), ("ok", "admin", "h2", 3.0))
         self.assertEqual(run(self, self.index.count_admins()), 2)
-        self.assertEqual(run(self, self.index.delete_user(bob["id"])), "ok")
-        self.assertEqual(run(self, self.index.delete_user(admin["id"])), "last_admin")
+        self.assertEqual(run(self, self.index.delete_user(bob.id)), "ok")
+        self.assertEqual(run(self, self.index.delete_user(admin.id)), "last_admin")
         self.assertEqual(run(self, self.index.delete_user(9999)), "missing")
         self.assertEqual(run(self, self.index.update_user(9999, None, None, 1.0)), ("missing", None))
-        self.assertEqual([u["username"] for u in run(self, self.index.list_users())], ["root"])
-        self.assertEqual(run(self, self.index.get_user_by_name("root"))["id"], admin["id"])
-        self.assertEqual(run(self, self.index.get_user(admin["id"]))["username"], "root")
+        self.assertEqual([u.username for u in run(self, self.index.list_users())], ["root"])
+        self.assertEqual(run(self, self.index.get_user_by_name("root")).id, admin.id)
+        self.assertEqual(run(self, self.index.get_user(admin.id)).username, "root")
 
     def test_settings_upsert_and_delete(self):
         run(self, self.index.put_settings([("a", "1"), ("b", "2")], 1.0))
         run(self, self.index.put_settings([("a", "3")], 2.0))
-        self.assertEqual([(r["key"], r["value"], r["updated_at"]) for r in run(self, self.index.get_settings())],
+        self.assertEqual([(r.key, r.value, r.updated_at) for r in run(self, self.index.get_settings())],
                          [("a", "3", 2.0), ("b", "2", 1.0)])
         self.assertTrue(run(self, self.index.delete_setting("a")))
         self.assertFalse(run(self, self.index.delete_setting("a")))
@@ -144,7 +146,7 @@ class IndexTestsMixin:
         """Keyset pages walk proxy entries in each order without repeats; hosted ones never appear."""
         for i in range(5):
             e = self.entry(f"sha256:{i:02d}", now=float(10 - i))
-            run(self, self.index.record_access({e["id"]: (float(100 + (i % 2)), i)}, {}))
+            run(self, self.index.record_access({e.id: (float(100 + (i % 2)), i)}, {}))
         self.entry("sha256:hosted", kind="hosted")
         for order, cols in Index.EVICTION_ORDERS.items():
             seen, after = [], None
@@ -153,13 +155,13 @@ class IndexTestsMixin:
                 if not page:
                     break
                 seen += page
-                after = tuple(page[-1][c] for c in cols)
+                after = tuple(getattr(page[-1], c) for c in cols)
             self.assertEqual(len(seen), 5, order)
-            self.assertEqual(len({r["id"] for r in seen}), 5, order)
-            keys = [tuple(r[c] for c in cols) for r in seen]
+            self.assertEqual(len({r.id for r in seen}), 5, order)
+            keys = [tuple(getattr(r, c) for c in cols) for r in seen]
             self.assertEqual(keys, sorted(keys), order)
         old = run(self, self.index.proxy_entries_page("lru", None, 10, accessed_before=100.5))
-        self.assertEqual(sorted(r["key"] for r in old), ["sha256:00", "sha256:02", "sha256:04"])
+        self.assertEqual(sorted(r.key for r in old), ["sha256:00", "sha256:02", "sha256:04"])
 
     def test_delete_proxy_entries_reports_orphans_and_spares_hosted(self):
         a = self.entry("sha256:a1", size=7)
@@ -167,10 +169,10 @@ class IndexTestsMixin:
         run(self, self.index.put_entry(kind="proxy", type_="maven", repository="central", key="x.jar",
                                        digest="sha256:a1", size=7, now=1.0))
         self.assertEqual(run(self, self.index.evictable_size()), 7)
-        deleted, orphans = run(self, self.index.delete_proxy_entries([a["id"], b["id"]]))
-        self.assertEqual(([r["id"] for r in deleted], orphans), ([a["id"]], []))
+        deleted, orphans = run(self, self.index.delete_proxy_entries([a.id, b.id]))
+        self.assertEqual(([r.id for r in deleted], orphans), ([a.id], []))
         m = run(self, self.index.get_entry("maven", "central", "x.jar"))
-        deleted, orphans = run(self, self.index.delete_proxy_entries([m["id"]]))
+        deleted, orphans = run(self, self.index.delete_proxy_entries([m.id]))
         self.assertEqual(orphans, [("sha256:a1", 7)])
         self.assertEqual(run(self, self.index.delete_proxy_entries([])), ([], []))
         self.assertEqual(run(self, self.index.digests_referenced(["sha256:a1", "sha256:b1"])), {"sha256:b1"})
@@ -183,9 +185,8 @@ class IndexTestsMixin:
                                        digest="sha256:t1", size=10, now=1.0))
         self.entry("sha256:t2", type_="manifest", repository="r", size=5, kind="hosted")
         totals = run(self, self.index.cache_totals())
-        self.assertEqual(totals, {"entries": 3, "manifests": 1, "blobs": 1, "maven": 1, "proxy": 2,
-                                  "total_size": 15})
-        self.assertIsInstance(totals["total_size"], int)
+        self.assertEqual(totals, CacheTotals(entries=3, manifests=1, blobs=1, maven=1, proxy=2, total_size=15))
+        self.assertIsInstance(totals.total_size, int)
         self.assertEqual(run(self, self.index.evictable_size()), 10)
 
     def test_maven_listing_and_stats(self):
@@ -193,10 +194,10 @@ class IndexTestsMixin:
             run(self, self.index.put_entry(kind="proxy", type_="maven", repository="central", key=key,
                                            digest="sha256:" + key, size=size, now=5.0))
         under = run(self, self.index.maven_entries_under("central", "g/a"))
-        self.assertEqual([r["key"] for r in under], ["g/a/1/a.jar", "g/a/1/a.jar.sha1"])
+        self.assertEqual([r.key for r in under], ["g/a/1/a.jar", "g/a/1/a.jar.sha1"])
         self.assertEqual(len(run(self, self.index.maven_entries_under("central", ""))), 4)
         stats = run(self, self.index.maven_repository_stats())["central"]
-        self.assertEqual((stats["artifact_count"], stats["total_size"], stats["last_updated"]), (3, 104, 5.0))
+        self.assertEqual((stats.artifact_count, stats.total_size, stats.last_updated), (3, 104, 5.0))
 
     def test_tags_and_repositories_in_byte_order(self):
         """Paging is by byte order on both engines (PostgreSQL compares TEXT with the C collation)."""
@@ -206,7 +207,7 @@ class IndexTestsMixin:
         self.assertEqual(run(self, self.index.list_tags_page("lib/x", "Z", 2)), ["a-1", "a_1"])
         self.assertEqual(run(self, self.index.list_tags_page("lib/x", None, None)), ["B", "Z", "a-1", "a_1", "b"])
         run(self, self.index.mark_tag_fetched("lib/x", "b", 9.0))
-        self.assertEqual(run(self, self.index.get_tag("lib/x", "b"))["fetched_at"], 9.0)
+        self.assertEqual(run(self, self.index.get_tag("lib/x", "b")).fetched_at, 9.0)
         self.entry("sha256:m", type_="manifest", repository="Lib/y")
         self.assertEqual(run(self, self.index.list_repositories_page(None, None)), ["Lib/y", "lib/x"])
         self.assertEqual(run(self, self.index.list_repositories_page("Lib/y", 1)), ["lib/x"])
@@ -218,9 +219,9 @@ class IndexTestsMixin:
         row = run(self, self.index.put_hosted_manifest(
             repository="r", key="sha256:m1", digest="sha256:m1", size=3, media_type="application/x", now=2.0,
             tag="v1", referrer={"subject": "sha256:s", "artifact_type": "t/a", "annotations": "{}"}))
-        self.assertEqual((row["kind"], row["type"]), ("hosted", "manifest"))
-        self.assertEqual(run(self, self.index.get_tag("r", "v1"))["digest"], "sha256:m1")
-        self.assertEqual([r["digest"] for r in run(self, self.index.list_referrers("r", "sha256:s", None))],
+        self.assertEqual((row.kind, row.type), ("hosted", "manifest"))
+        self.assertEqual(run(self, self.index.get_tag("r", "v1")).digest, "sha256:m1")
+        self.assertEqual([r.digest for r in run(self, self.index.list_referrers("r", "sha256:s", None))],
                          ["sha256:m1"])
         self.assertEqual(run(self, self.index.list_referrers("r", "sha256:s", "other")), [])
         self.assertEqual(run(self, self.index.delete_hosted_tag("r", "v1")), "sha256:m1")
@@ -230,10 +231,10 @@ class IndexTestsMixin:
         self.assertEqual(run(self, self.index.delete_hosted_entry("manifest", "r", "sha256:m1")), (None, []))
         p = self.entry("sha256:p1")
         self.assertEqual(run(self, self.index.delete_hosted_entry("blob", "", "sha256:p1")), ("proxy", []))
-        run(self, self.index.mark_hosted([p["id"]]))
-        self.assertEqual(run(self, self.index.get_entry("blob", "", "sha256:p1"))["kind"], "hosted")
-        run(self, self.index.mark_fetched(p["id"], 77.0))
-        self.assertEqual(run(self, self.index.get_entry("blob", "", "sha256:p1"))["fetched_at"], 77.0)
+        run(self, self.index.mark_hosted([p.id]))
+        self.assertEqual(run(self, self.index.get_entry("blob", "", "sha256:p1")).kind, "hosted")
+        run(self, self.index.mark_fetched(p.id, 77.0))
+        self.assertEqual(run(self, self.index.get_entry("blob", "", "sha256:p1")).fetched_at, 77.0)
 
     def test_upstreams_crud_bumps_generation(self):
         def row(name, **kw):
@@ -246,14 +247,14 @@ class IndexTestsMixin:
         self.assertFalse(run(self, self.index.seed_upstreams([row("b")], 1.0)))
         created = run(self, self.index.create_upstream(row("c", priority=5), 2.0))
         self.assertIsNone(run(self, self.index.create_upstream(row("c"), 2.0)))
-        self.assertEqual(run(self, self.index.update_upstream(created["id"], row("a"), 3.0)), "name_taken")
+        self.assertEqual(run(self, self.index.update_upstream(created.id, row("a"), 3.0)), "name_taken")
         self.assertEqual(run(self, self.index.update_upstream(9999, row("z"), 3.0)), "missing")
-        updated = run(self, self.index.update_upstream(created["id"], row("d", allow_push=1), 3.0))
-        self.assertEqual((updated["name"], updated["allow_push"]), ("d", 1))
-        self.assertTrue(run(self, self.index.delete_upstream(created["id"])))
-        self.assertFalse(run(self, self.index.delete_upstream(created["id"])))
+        updated = run(self, self.index.update_upstream(created.id, row("d", allow_push=1), 3.0))
+        self.assertEqual((updated.name, updated.allow_push), ("d", 1))
+        self.assertTrue(run(self, self.index.delete_upstream(created.id)))
+        self.assertFalse(run(self, self.index.delete_upstream(created.id)))
         generation, rows = run(self, self.index.list_upstreams())
-        self.assertEqual([r["name"] for r in rows], ["a"])
+        self.assertEqual([r.name for r in rows], ["a"])
         self.assertEqual(generation, g0 + 4)
 
     def test_leases(self):
@@ -268,7 +269,7 @@ class IndexTestsMixin:
         self.assertTrue(acquire("b", 120.5))  # expired: taken over
         self.assertFalse(run(self, self.index.renew_lease("download:x", "a", 121.0, 10.0)))
         run(self, self.index.release_lease("download:x", "a"))  # not a's any more: no effect
-        self.assertEqual(run(self, self.index.get_lease("download:x"))["node"], "b")
+        self.assertEqual(run(self, self.index.get_lease("download:x")).node, "b")
         run(self, self.index.release_lease("download:x", "b"))
         self.assertIsNone(run(self, self.index.get_lease("download:x")))
         self.assertTrue(acquire("c", 121.0))
@@ -286,7 +287,7 @@ class IndexTestsMixin:
         self.assertFalse(run(self, self.index.claim_upload_write("s1", "b", 0, 5.0, 10.0)))  # size moved on
         self.assertTrue(run(self, self.index.claim_upload_write("s1", "b", 42, 5.0, 10.0)))
         row = run(self, self.index.get_upload("s1"))
-        self.assertEqual((row["size"], row["writer"], row["owner"], row["repository"]), (42, "b", "bob", "r"))
+        self.assertEqual((row.size, row.writer, row.owner, row.repository), (42, "b", "bob", "r"))
         self.assertEqual(run(self, self.index.stale_uploads(3.0, 6.0)), ["s2", "s3"])  # s1 is being written
         self.assertEqual(run(self, self.index.stale_uploads(100.0, 16.0)), ["s1"])  # its writer's hold ran out
         self.assertEqual(run(self, self.index.count_uploads()), 0)
@@ -310,17 +311,17 @@ class IndexTestsMixin:
             args = dict(offset=0, limit=10, sort="size", descending=True)
             args.update(kw)
             total, rows = run(self, self.index.cache_entries_page(**args))
-            return total, [r["id"] for r in rows]
+            return total, [r.id for r in rows]
 
-        self.assertEqual(ids(), (3, [a["id"], b["id"], c["id"]]))
-        self.assertEqual(ids(descending=False, limit=1, offset=1), (3, [b["id"]]))
-        self.assertEqual(ids(front="maven"), (1, [a["id"]]))
-        self.assertEqual(ids(front="oci", kind="hosted"), (1, [c["id"]]))
-        self.assertEqual(ids(repository="team/app"), (1, [c["id"]]))
-        self.assertEqual(ids(text="A_B"), (1, [a["id"]]))
-        self.assertEqual(ids(text="x%"), (1, [a["id"]]))
+        self.assertEqual(ids(), (3, [a.id, b.id, c.id]))
+        self.assertEqual(ids(descending=False, limit=1, offset=1), (3, [b.id]))
+        self.assertEqual(ids(front="maven"), (1, [a.id]))
+        self.assertEqual(ids(front="oci", kind="hosted"), (1, [c.id]))
+        self.assertEqual(ids(repository="team/app"), (1, [c.id]))
+        self.assertEqual(ids(text="A_B"), (1, [a.id]))
+        self.assertEqual(ids(text="x%"), (1, [a.id]))
         self.assertEqual(ids(text="a%b"), (0, []))  # % is a character here, not a wildcard
-        self.assertEqual(ids(text="_"), (1, [a["id"]]))
+        self.assertEqual(ids(text="_"), (1, [a.id]))
 
     def test_audit_page_and_prune(self):
         """Newest first; an area matches its actions; actor and literal text filter; prune drops the old."""
@@ -331,7 +332,7 @@ class IndexTestsMixin:
 
         def actions(**kw):
             total, rows = run(self, self.index.audit_page(offset=0, limit=10, **kw))
-            return total, [r["action"] for r in rows]
+            return total, [r.action for r in rows]
 
         self.assertEqual(actions(), (4, ["userx", "user.delete", "user.create", "login"]))
         self.assertEqual(actions(action="user"), (2, ["user.delete", "user.create"]))
@@ -350,12 +351,24 @@ class IndexTestsMixin:
         run(self, self.index.put_hosted_manifest(repository="team/app", key="sha256:m2", digest="sha256:m2", size=5,
                                                  media_type="application/vnd.oci.image.manifest.v1+json", now=7.0,
                                                  tag="v1", referrer=None))
-        repos = {r["name"]: r for r in run(self, self.index.image_repositories())}
-        self.assertEqual((repos["library/x"]["cached_tags"], repos["library/x"]["cached_manifests"],
-                          repos["library/x"]["hosted_tags"]), (1, 1, 0))
-        self.assertEqual((repos["team/app"]["hosted_tags"], repos["team/app"]["updated_at"]), (1, 7.0))
+        repos = {r.name: r for r in run(self, self.index.image_repositories())}
+        self.assertEqual((repos["library/x"].cached_tags, repos["library/x"].cached_manifests,
+                          repos["library/x"].hosted_tags), (1, 1, 0))
+        self.assertEqual((repos["team/app"].hosted_tags, repos["team/app"].updated_at), (1, 7.0))
         tags = run(self, self.index.image_tags("library/x"))
-        self.assertEqual([(t["tag"], t["digest"], t["kind"], t["size"]) for t in tags], [("1", "sha256:m1", "proxy", 77)])
+        self.assertEqual([(t.tag, t.digest, t.kind, t.size) for t in tags], [("1", "sha256:m1", "proxy", 77)])
+
+class RowTests(SynchronousTestCase):
+    """Rows are built from a query's columns by name."""
+
+    def test_columns_a_row_does_not_name_are_skipped(self):
+        """A column a newer node's migration added does not break this node's ``SELECT *`` reads."""
+        conn = sqlite3.connect(":memory:")
+        self.addCleanup(conn.close)
+        cursor = conn.execute("SELECT 'v' AS value, 'x' AS extra, 2.5 AS updated_at, 'k' AS key")
+        self.assertEqual(fetch_all(cursor, Setting), [Setting(key="k", value="v", updated_at=2.5)])
+        self.assertIsNone(fetch_one(conn.execute("SELECT 'k' AS key WHERE 0"), Setting))
+
 
 class SqliteIndexTests(IndexTestsMixin, SynchronousTestCase):
     def open_pool(self):
@@ -388,7 +401,7 @@ class PostgresIndexTests(IndexTestsMixin, SynchronousTestCase):
         run(self, self.index.put_entry(kind="proxy", type_="blob", repository="", key="sha256:big",
                                        digest="sha256:big", size=big, now=1700000000.123456))
         got = run(self, self.index.get_entry("blob", "", "sha256:big"))
-        self.assertEqual((got["size"], got["created_at"]), (big, 1700000000.123456))
+        self.assertEqual((got.size, got.created_at), (big, 1700000000.123456))
 
     def test_ddl_translation(self):
         self.assertEqual(postgres_ddl("CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, a REAL, b TEXT)"),
@@ -425,7 +438,7 @@ class PostgresPoolTests(TestCase):
         pg_support.admin(f"SELECT pg_terminate_backend({int(pid)})")
         self.assertTrue((yield Deferred.fromCoroutine(index.ping())))
         row = yield Deferred.fromCoroutine(index.create_user("after", "h", "admin", 1.0))
-        self.assertEqual(row["username"], "after")
+        self.assertEqual(row.username, "after")
         new_pid = yield Deferred.fromCoroutine(self._ours(index))
         self.assertNotEqual(new_pid, pid)
         self.flushLoggedErrors()  # adbapi logs the failed rollback of the dead connection

@@ -89,12 +89,12 @@ class MavenCoreTests(SynchronousTestCase):
         """The row: type maven, repository id, key = path, sha256 digest, sha1, size, media type, Last-Modified."""
         self.get(JAR)
         e = self.entry(JAR)
-        self.assertEqual((e["type"], e["repository"], e["key"], e["kind"]), ("maven", "central", JAR, "proxy"))
-        self.assertEqual(e["digest"], "sha256:" + sha256(self.jar))
-        self.assertEqual(e["sha1"], sha1(self.jar))
-        self.assertEqual(e["size"], len(self.jar))
-        self.assertEqual(e["media_type"], "application/java-archive")
-        self.assertEqual(e["upstream_modified"], UPSTREAM_MODIFIED)
+        self.assertEqual((e.type, e.repository, e.key, e.kind), ("maven", "central", JAR, "proxy"))
+        self.assertEqual(e.digest, "sha256:" + sha256(self.jar))
+        self.assertEqual(e.sha1, sha1(self.jar))
+        self.assertEqual(e.size, len(self.jar))
+        self.assertEqual(e.media_type, "application/java-archive")
+        self.assertEqual(e.upstream_modified, UPSTREAM_MODIFIED)
 
     def test_sha1_fetched_for_check_is_kept(self):
         """The upstream .sha1 used to check the file is stored, so the client's .sha1 request is a hit."""
@@ -127,7 +127,7 @@ class MavenCoreTests(SynchronousTestCase):
         self.up.put("a/b/1/b-1.jar", b"payload", sha1=False)
         f = self.get("a/b/1/b-1.jar")
         self.assertTrue(f.source.verified)
-        self.assertEqual(self.entry("a/b/1/b-1.jar")["sha1"], sha1(b"payload"))
+        self.assertEqual(self.entry("a/b/1/b-1.jar").sha1, sha1(b"payload"))
 
     def test_sha1_file_with_name(self):
         """A .sha1 file holding 'hex  filename' is understood."""
@@ -185,19 +185,19 @@ class MavenCoreTests(SynchronousTestCase):
         self.assertEqual((method, path), ("GET", META))
         self.assertEqual(headers["if-modified-since"], "Sun, 13 Sep 2020 12:26:40 GMT")
         self.assertEqual(self.get(META).cache_status, "hit")
-        self.assertEqual(self.entry(META)["fetched_at"], START + 301)
+        self.assertEqual(self.entry(META).fetched_at, START + 301)
 
     def test_metadata_changed_upstream(self):
         """Changed metadata replaces the cached copy; the old blob goes when nothing uses it."""
         self.get(META)
-        old_digest = self.entry(META)["digest"]
+        old_digest = self.entry(META).digest
         self.up.put(META, b"<metadata>v2</metadata>", modified=UPSTREAM_MODIFIED + 3600)
         self.h.clock.advance(301)
         f = self.get(META)
         self.assertEqual(f.cache_status, "refreshed")
         self.assertEqual(self.read(f), b"<metadata>v2</metadata>")
-        self.assertEqual(self.entry(META)["digest"], "sha256:" + sha256(b"<metadata>v2</metadata>"))
-        self.assertEqual(self.entry(META + ".sha1")["sha1"], sha1(sha1(b"<metadata>v2</metadata>").encode()))
+        self.assertEqual(self.entry(META).digest, "sha256:" + sha256(b"<metadata>v2</metadata>"))
+        self.assertEqual(self.entry(META + ".sha1").sha1, sha1(sha1(b"<metadata>v2</metadata>").encode()))
         self.assertIsNone(self.h.storage.stat_blob(old_digest))
         self.assertEqual(self.read(self.get(META + ".sha1")), sha1(b"<metadata>v2</metadata>").encode())
 
@@ -352,7 +352,7 @@ class MavenCoreTests(SynchronousTestCase):
     def test_delete_file(self):
         """Deleting a file removes its row and blob; the next GET is a miss."""
         self.fill()
-        digest = self.entry(JAR)["digest"]
+        digest = self.entry(JAR).digest
         n = self.successResultOf(self.h.run(self.cache.delete("central", JAR)))
         self.assertEqual(n, 1)
         self.assertIsNone(self.entry(JAR))
@@ -396,10 +396,10 @@ class MavenCoreTests(SynchronousTestCase):
         self.get(POM)
         f = self.get(POM)
         self.assertEqual((f.cache_status, f.body), ("hit", b"<project/>"))
-        os.unlink(self.h.storage.blob_path(self.entry(POM)["digest"]))
+        os.unlink(self.h.storage.blob_path(self.entry(POM).digest))
         self.assertEqual(self.get(POM).body, b"<project/>")
         self.cache.invalidate("maven", "central", POM)
-        self.assertIsNone(self.cache.small.get(self.entry(POM)["digest"]))
+        self.assertIsNone(self.cache.small.get(self.entry(POM).digest))
 
     def test_large_files_not_in_memory(self):
         """Files over the small-file limit are streamed from disk on every hit."""

@@ -436,7 +436,7 @@ class ScopeMatrixTests(FrontBase):
         admin = self.successResultOf(defer.Deferred.fromCoroutine(self.h.index.get_user_by_name("admin")))
         base = {"iss": "http://cache.test", "aud": "kagami", "sub": "admin", "repositories": ["secret"],
                 "scope": ["artifacts:read"], "iat": now, "exp": now + 3600,
-                "cst": credential_stamp(admin["password_hash"])}
+                "cst": credential_stamp(admin.password_hash)}
         good = jwt.encode(base, rsa_key(), algorithm="RS256", headers={"kid": self.h.tokens.kid})
         self.assertEqual(self.get_secret("Bearer " + good)[0].code, 200)
         for change in ({"aud": "harbor-cache"}, {"iss": "http://elsewhere"}):
@@ -457,19 +457,19 @@ class ScopeMatrixTests(FrontBase):
         both = self.token("central,secret", "artifacts:read,artifacts:delete", user="writer", password="writer-pw")
         self.assertEqual(self.get_secret("Bearer " + both)[0].code, 200)
         # Demoted to read-only: reading still works, deleting does not (403 insufficient_scope).
-        run(index.update_user(writer["id"], "read-only", None, START))
+        run(index.update_user(writer.id, "read-only", None, START))
         self.assertEqual(self.get_secret("Bearer " + both)[0].code, 200)
         response, body = self.call("DELETE", "/artifacts/central/" + JAR, {"Authorization": "Bearer " + both})
         self.assertEqual((response.code, self.error_code(body)), (403, "DENIED"))
         # A password change revokes every token issued before it; a new one works.
-        run(index.update_user(writer["id"], None, bcrypt.hashpw(b"new-pw", bcrypt.gensalt(4)).decode(), START))
+        run(index.update_user(writer.id, None, bcrypt.hashpw(b"new-pw", bcrypt.gensalt(4)).decode(), START))
         response, _ = self.get_secret("Bearer " + both)
         self.assertEqual(response.code, 401)
         self.assertIn("password changed", self.headers(response, "WWW-Authenticate")[0])
         fresh = self.token("secret", "artifacts:read", user="writer", password="new-pw")
         self.assertEqual(self.get_secret("Bearer " + fresh)[0].code, 200)
         # Deleted: 401, even through Basic with its own name.
-        run(index.delete_user(writer["id"]))
+        run(index.delete_user(writer.id))
         for auth in ("Bearer " + fresh, basic("writer", fresh)):
             response, _ = self.get_secret(auth)
             self.assertEqual(response.code, 401)
@@ -515,7 +515,7 @@ class DeleteTests(FrontBase):
         self.call("DELETE", path, {"Authorization": "Bearer " + self.token("central", "artifacts:delete", user="writer")})
         total, rows = self.successResultOf(defer.Deferred.fromCoroutine(
             self.h.index.audit_page(offset=0, limit=10)))
-        self.assertEqual([(r["action"], r["actor"], r["target"]) for r in rows],
+        self.assertEqual([(r.action, r.actor, r.target) for r in rows],
                          [("artifact.delete", "writer", "central/" + JAR)])
 
     def test_delete_directory(self):

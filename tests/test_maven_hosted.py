@@ -159,7 +159,7 @@ class DeployTests(HostedBase):
         self.assertEqual((response.code, body), (200, jar))
         self.assertEqual(response.headers.getRawHeaders(b"Content-Type"), [b"application/java-archive"])
         entry = self.entry("releases", JAR)
-        self.assertEqual((entry["kind"], entry["sha1"]), ("hosted", hashlib.sha1(jar).hexdigest()))
+        self.assertEqual((entry.kind, entry.sha1), ("hosted", hashlib.sha1(jar).hexdigest()))
         self.assertEqual(self.up.total(), 0)  # a hosted repository never asks an upstream
         self.assertEqual(self.call("GET", "/artifacts/releases/" + POM)[0].code, 404)
         self.assertEqual(os.listdir(self.h.storage.tmp_dir), [])
@@ -171,7 +171,7 @@ class DeployTests(HostedBase):
         self.put("releases", JAR + ".sha1", hashlib.sha1(jar).hexdigest().encode())
         self.put("releases", JAR, b"again")  # a release is not redeployed: refused, not recorded
         total, rows = self.successResultOf(defer.Deferred.fromCoroutine(self.h.index.audit_page(offset=0, limit=10)))
-        self.assertEqual([(r["action"], r["actor"], r["target"]) for r in rows],
+        self.assertEqual([(r.action, r.actor, r.target) for r in rows],
                          [("artifact.deploy", "writer", "releases/" + JAR)])
 
     def test_redeploy_release_refused(self):

@@ -116,7 +116,7 @@ class TwoRegistries(SynchronousTestCase):
         # ns=quay.io and the quay prefix share one entry: quay was asked once.
         self.assertEqual(self.quay.count("GET", "/v2/library/test/manifests/1"), 1)
         tags = self.successResultOf(self.h.index.get_tag("quay/library/test", "1"))
-        self.assertEqual(tags["digest"], self.quay_digest)
+        self.assertEqual(tags.digest, self.quay_digest)
 
     def test_access_log_names_the_upstream(self):
         """Each access line says which upstream answered ("-" when the cache did alone)."""
@@ -419,7 +419,7 @@ class MigrationTests(SynchronousTestCase):
         run(index.put_tag("library/test", "1", "sha256:" + "a" * 64, "proxy", OCI_MANIFEST, 1.0))
         before_namespaces.restore()
         self.assertEqual(run(index.migrate()), len(everything))
-        self.assertEqual(run(index.get_tag("library/test", "1"))["digest"], "sha256:" + "a" * 64)
+        self.assertEqual(run(index.get_tag("library/test", "1")).digest, "sha256:" + "a" * 64)
         self.assertEqual(run(index.list_upstreams()), (0, []))
         self.assertTrue(run(index.seed_upstreams([], 2.0)))
         self.assertFalse(run(index.seed_upstreams([], 3.0)))

@@ -283,5 +283,5 @@ class OciTests(SynchronousTestCase):
 
         self.assertEqual(self.successResultOf(Deferred.fromCoroutine(self.h.access.flush())), 1)
         entry = self.successResultOf(Deferred.fromCoroutine(self.h.index.get_entry("blob", "", self.layer_digest)))
-        self.assertEqual(entry["access_count"], 3)
+        self.assertEqual(entry.access_count, 3)
         self.assertEqual(self.h.access.totals, {"misses": 1, "hits": 3})

@@ -195,13 +195,13 @@ class TokenHolderTests(SynchronousTestCase):
         token = self.writer_token()
         self.assertEqual(self.push(token)[0].code, 202)
         writer = self.wait(self.r.index.get_user_by_name("writer"))
-        self.wait(self.r.index.delete_user(writer["id"]))
+        self.wait(self.r.index.delete_user(writer.id))
         self.assertRevoked(self.push(token), "user no longer exists")
 
     def test_demoted_user_token_loses_push(self):
         token = self.writer_token()
         writer = self.wait(self.r.index.get_user_by_name("writer"))
-        self.wait(self.r.index.update_user(writer["id"], "read-only", None, self.r.clock.seconds()))
+        self.wait(self.r.index.update_user(writer.id, "read-only", None, self.r.clock.seconds()))
         response, body = self.r.request("POST", f"/v2/{NAME}/blobs/uploads/", headers=bearer(token), user=None)
         self.assertEqual((response.code, self.r.error_code(body)), (403, "DENIED"))
         # Pulling with it still works (404: nothing there, not 401/403).
@@ -212,7 +212,7 @@ class TokenHolderTests(SynchronousTestCase):
         token = self.writer_token()
         self.assertEqual(self.r.request("POST", f"/v2/{NAME}/blobs/uploads/", user="writer")[0].code, 202)
         writer = self.wait(self.r.index.get_user_by_name("writer"))
-        self.wait(self.r.index.update_user(writer["id"], None, "changed-pw", self.r.clock.seconds()))
+        self.wait(self.r.index.update_user(writer.id, None, "changed-pw", self.r.clock.seconds()))
         self.assertRevoked(self.push(token), "password changed")
         # The old password, although remembered for a minute, no longer passes.
         self.assertEqual(self.r.request("POST", f"/v2/{NAME}/blobs/uploads/", user="writer")[0].code, 401)

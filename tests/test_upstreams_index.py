@@ -43,17 +43,17 @@ class UpstreamRowsMixin:
         other = run(self, self.index.create_upstream(row_from_config(QUAY), 2.0))
         self.assertEqual(run(self, self.index.upstreams_generation()), 2)
         moved = UpstreamConfig(**{**HUB.__dict__, "url": "http://127.0.0.1:9", "priority": 7})
-        updated = run(self, self.index.update_upstream(created["id"], row_from_config(moved), 3.0))
-        self.assertEqual((config_from_row(updated), updated["created_at"], updated["updated_at"]), (moved, 1.0, 3.0))
+        updated = run(self, self.index.update_upstream(created.id, row_from_config(moved), 3.0))
+        self.assertEqual((config_from_row(updated), updated.created_at, updated.updated_at), (moved, 1.0, 3.0))
         clash = UpstreamConfig(**{**QUAY.__dict__, "name": "hub"})
-        self.assertEqual(run(self, self.index.update_upstream(other["id"], row_from_config(clash), 4.0)),
+        self.assertEqual(run(self, self.index.update_upstream(other.id, row_from_config(clash), 4.0)),
                          "name_taken")
         self.assertEqual(run(self, self.index.update_upstream(999, row_from_config(QUAY), 4.0)), "missing")
         self.assertEqual(run(self, self.index.upstreams_generation()), 3)
-        self.assertTrue(run(self, self.index.delete_upstream(created["id"])))
-        self.assertFalse(run(self, self.index.delete_upstream(created["id"])))
+        self.assertTrue(run(self, self.index.delete_upstream(created.id)))
+        self.assertFalse(run(self, self.index.delete_upstream(created.id)))
         generation, rows = run(self, self.index.list_upstreams())
-        self.assertEqual((generation, [r["name"] for r in rows]), (4, ["quay"]))
+        self.assertEqual((generation, [r.name for r in rows]), (4, ["quay"]))
 
 
 class SqliteUpstreamRowsTests(UpstreamRowsMixin, SynchronousTestCase):

@@ -44,8 +44,8 @@ class UserRuleTests(SynchronousTestCase):
     def test_create_stores_a_bcrypt_hash(self):
         """A new user gets an id, the role, times, and a bcrypt hash (never the password)."""
         row = self.wait(self.users.create("bob", "pw", "read-only"))
-        self.assertEqual((row["username"], row["role"], row["created_at"]), ("bob", "read-only", T0))
-        self.assertTrue(row["password_hash"].startswith("$2b$"))
+        self.assertEqual((row.username, row.role, row.created_at), ("bob", "read-only", T0))
+        self.assertTrue(row.password_hash.startswith("$2b$"))
 
     def test_duplicate_username_conflicts(self):
         """A taken username is a 409 Conflict."""
@@ -69,18 +69,18 @@ class UserRuleTests(SynchronousTestCase):
         """update changes only the given fields and bumps updated_at."""
         bob = self.wait(self.users.create("bob", "old", "read-only"))
         self.clock.advance(60)
-        row = self.wait(self.users.update(bob["id"], role="read-write"))
-        self.assertEqual((row["role"], row["password_hash"], row["updated_at"]),
-                         ("read-write", bob["password_hash"], T0 + 60))
-        self.wait(self.users.update(bob["id"], password="new"))
+        row = self.wait(self.users.update(bob.id, role="read-write"))
+        self.assertEqual((row.role, row.password_hash, row.updated_at),
+                         ("read-write", bob.password_hash, T0 + 60))
+        self.wait(self.users.update(bob.id, password="new"))
         self.assertIsNone(self.wait(self.users.authenticate("bob", "old")))
-        self.assertEqual(self.wait(self.users.authenticate("bob", "new"))["role"], "read-write")
+        self.assertEqual(self.wait(self.users.authenticate("bob", "new")).role, "read-write")
 
     def test_update_validates(self):
         """A bad role or empty password is refused and changes nothing."""
-        self.fails(self.users.update(self.admin["id"], role="superuser"), BadRequest)
-        self.fails(self.users.update(self.admin["id"], password=""), BadRequest)
-        self.assertEqual(self.wait(self.users.get(self.admin["id"])), self.admin)
+        self.fails(self.users.update(self.admin.id, role="superuser"), BadRequest)
+        self.fails(self.users.update(self.admin.id, password=""), BadRequest)
+        self.assertEqual(self.wait(self.users.get(self.admin.id)), self.admin)
 
     def test_unknown_ids(self):
         """Unknown, zero, negative and out-of-range ids are NotFound."""
@@ -91,28 +91,28 @@ class UserRuleTests(SynchronousTestCase):
 
     def test_last_admin_cannot_be_demoted_or_deleted(self):
         """The only admin stays: demotion and deletion are 409."""
-        self.fails(self.users.update(self.admin["id"], role="read-write"), Conflict)
-        self.fails(self.users.delete(self.admin["id"]), Conflict)
-        self.assertEqual(self.wait(self.users.get(self.admin["id"]))["role"], "admin")
+        self.fails(self.users.update(self.admin.id, role="read-write"), Conflict)
+        self.fails(self.users.delete(self.admin.id), Conflict)
+        self.assertEqual(self.wait(self.users.get(self.admin.id)).role, "admin")
 
     def test_an_admin_can_go_when_another_remains(self):
         """With two admins one may be demoted, then the other is the last."""
         other = self.wait(self.users.create("root2", "pw", "admin"))
-        self.wait(self.users.update(self.admin["id"], role="read-only"))
-        self.fails(self.users.delete(other["id"]), Conflict)
-        self.wait(self.users.update(self.admin["id"], role="admin"))
-        self.wait(self.users.delete(other["id"]))
-        self.assertEqual([u["username"] for u in self.wait(self.users.list())], ["admin"])
+        self.wait(self.users.update(self.admin.id, role="read-only"))
+        self.fails(self.users.delete(other.id), Conflict)
+        self.wait(self.users.update(self.admin.id, role="admin"))
+        self.wait(self.users.delete(other.id))
+        self.assertEqual([u.username for u in self.wait(self.users.list())], ["admin"])
 
     def test_delete(self):
         """A deleted user is gone."""
         bob = self.wait(self.users.create("bob", "pw", "read-only"))
-        self.wait(self.users.delete(bob["id"]))
-        self.assertIsNone(self.wait(self.users.find(bob["id"])))
+        self.wait(self.users.delete(bob.id))
+        self.assertIsNone(self.wait(self.users.find(bob.id)))
 
     def test_authenticate(self):
         """Right password: the row; wrong password: None."""
-        self.assertEqual(self.wait(self.users.authenticate("admin", "admin-pw"))["id"], self.admin["id"])
+        self.assertEqual(self.wait(self.users.authenticate("admin", "admin-pw")).id, self.admin.id)
         self.assertIsNone(self.wait(self.users.authenticate("admin", "nope")))
 
     def test_unknown_user_costs_one_bcrypt_check(self):
@@ -123,4 +123,4 @@ class UserRuleTests(SynchronousTestCase):
             self.assertEqual(self.crypt.checks, [("pw", None)])
         self.crypt.checks.clear()
         self.wait(self.users.authenticate("admin", "wrong"))
-        self.assertEqual(self.crypt.checks, [("wrong", self.admin["password_hash"])])
+        self.assertEqual(self.crypt.checks, [("wrong", self.admin.password_hash)])

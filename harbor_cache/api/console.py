@@ -35,6 +35,7 @@ from harbor_cache.grammar.mediatypes import INDEX_TYPES
 from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.grammar.timestamps import iso8601
+from harbor_cache.index.rows import AuditRecord, Entry
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
@@ -80,34 +81,34 @@ def page_args(request) -> tuple[int, int]:
             int_arg(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE))
 
 
-def entry_view(row: dict) -> dict[str, Any]:
+def entry_view(row: Entry) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "front": "maven" if row["type"] == "maven" else "oci",
-        "kind": row["kind"],
-        "type": row["type"],
-        "repository": row["repository"],
-        "key": row["key"],
-        "digest": row["digest"],
-        "size": row["size"],
-        "media_type": row["media_type"],
-        "upstream": row["upstream"],
-        "created_at": iso8601(row["created_at"]),
-        "fetched_at": iso8601(row["fetched_at"]),
-        "last_access": iso8601(row["last_access"]),
-        "hits": row["access_count"],
+        "id": row.id,
+        "front": "maven" if row.type == "maven" else "oci",
+        "kind": row.kind,
+        "type": row.type,
+        "repository": row.repository,
+        "key": row.key,
+        "digest": row.digest,
+        "size": row.size,
+        "media_type": row.media_type,
+        "upstream": row.upstream,
+        "created_at": iso8601(row.created_at),
+        "fetched_at": iso8601(row.fetched_at),
+        "last_access": iso8601(row.last_access),
+        "hits": row.access_count,
     }
 
 
-def audit_view(row: dict) -> dict[str, Any]:
+def audit_view(row: AuditRecord) -> dict[str, Any]:
     detail = None
-    if row["detail"]:
+    if row.detail:
         try:
-            detail = json.loads(row["detail"])
+            detail = json.loads(row.detail)
         except ValueError:
-            detail = {"text": row["detail"]}
-    return {"id": row["id"], "at": iso8601(row["at"]), "actor": row["actor"], "action": row["action"],
-            "target": row["target"], "detail": detail, "client": row["client"]}
+            detail = {"text": row.detail}
+    return {"id": row.id, "at": iso8601(row.at), "actor": row.actor, "action": row.action,
+            "target": row.target, "detail": detail, "client": row.client}
 
 
 def download_label(key) -> tuple[str, str]:
@@ -204,7 +205,7 @@ class ConsoleApi:
         row = await self.index.get_entry_by_id(entry_id)
         if row is None:
             raise NotFound("no cache entry with this id", {"id": entry_id})
-        if row["kind"] == "hosted":
+        if row.kind == "hosted":
             raise Conflict("hosted content is deleted through the registry or artifact API, not the cache",
                            {"id": entry_id})
         if not await self.evictor.delete_entry(entry_id):
@@ -315,12 +316,12 @@ class ConsoleApi:
         repos = []
         for r in await self.index.image_repositories():
             repos.append({
-                "name": r["name"],
-                "hosted": bool(r["hosted_tags"] or r["hosted_manifests"]),
-                "cached": bool(r["cached_tags"] or r["cached_manifests"]),
-                "tag_count": r["hosted_tags"] + r["cached_tags"],
-                "manifest_count": r["hosted_manifests"] + r["cached_manifests"],
-                "updated_at": iso8601(r["updated_at"] or None),
+                "name": r.name,
+                "hosted": bool(r.hosted_tags or r.hosted_manifests),
+                "cached": bool(r.cached_tags or r.cached_manifests),
+                "tag_count": r.hosted_tags + r.cached_tags,
+                "manifest_count": r.hosted_manifests + r.cached_manifests,
+                "updated_at": iso8601(r.updated_at or None),
             })
         return {"repositories": repos}
 
@@ -355,9 +356,9 @@ class ConsoleApi:
         if not rows and not await self.index.repository_known(name):
             raise NameUnknown("repository name not known to this cache", {"repository": name})
         return {"repository": name, "tags": [
-            {"tag": r["tag"], "digest": r["digest"], "kind": "hosted" if r["kind"] == "hosted" else "cached",
-             "media_type": r["media_type"], "size": r["size"], "updated_at": iso8601(r["updated_at"]),
-             "pull": self.pull_lines(request, name, r["tag"])}
+            {"tag": r.tag, "digest": r.digest, "kind": "hosted" if r.kind == "hosted" else "cached",
+             "media_type": r.media_type, "size": r.size, "updated_at": iso8601(r.updated_at),
+             "pull": self.pull_lines(request, name, r.tag)}
             for r in rows]}
 
     async def image_manifest(self, request) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from harbor_cache.auth import STAMP_CLAIM, InvalidToken, credential_stamp, parse
 from harbor_cache.errors import BadRequest, Denied, NotFound, TooLarge, Unauthorized
 from harbor_cache.grammar.timestamps import iso8601
 from harbor_cache.http.site import install_error_handlers, json_response
+from harbor_cache.index.rows import User
 from harbor_cache.settings.runtime import SettingError
 
 log = Logger()
@@ -55,14 +56,14 @@ WRITER_ROLES = ("admin", "read-write")
 
 
 
-def user_view(row: dict) -> dict[str, Any]:
+def user_view(row: User) -> dict[str, Any]:
     """A user as the API shows it (never the password hash)."""
     return {
-        "id": row["id"],
-        "username": row["username"],
-        "role": row["role"],
-        "created_at": iso8601(row["created_at"]),
-        "updated_at": iso8601(row["updated_at"]),
+        "id": row.id,
+        "username": row.username,
+        "role": row.role,
+        "created_at": iso8601(row.created_at),
+        "updated_at": iso8601(row.updated_at),
     }
 
 
@@ -155,18 +156,18 @@ class ApiFront:
             raise Unauthorized("invalid token", e.reason,
                                headers=_challenge("invalid_token", e.reason)) from None
         user = await self.users.find(int(claims["sub"]))
-        if user is None or user["username"] != claims["username"]:
+        if user is None or user.username != claims["username"]:
             raise Unauthorized("invalid token", "user no longer exists",
                                headers=_challenge("invalid_token", "user no longer exists"))
-        if claims.get(STAMP_CLAIM) != credential_stamp(user["password_hash"]):
+        if claims.get(STAMP_CLAIM) != credential_stamp(user.password_hash):
             reason = "password changed since the token was issued"
             raise Unauthorized("invalid token", reason, headers=_challenge("invalid_token", reason))
-        if role == WRITER and user["role"] not in WRITER_ROLES:
-            raise Denied("read-write or admin role required", {"role": user["role"]},
+        if role == WRITER and user.role not in WRITER_ROLES:
+            raise Denied("read-write or admin role required", {"role": user.role},
                          headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", '
                                                       'error_description="read-write role required"'})
-        if role == ADMIN and user["role"] != "admin":
-            raise Denied("admin role required", {"role": user["role"]},
+        if role == ADMIN and user.role != "admin":
+            raise Denied("admin role required", {"role": user.role},
                          headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", '
                                                       'error_description="admin role required"'})
         return user
@@ -183,9 +184,9 @@ class ApiFront:
         if user is None:
             await self.record(request, "login.failed", username[:128])
             raise Unauthorized("Invalid credentials", headers=_challenge())
-        await self.record(request, "login", user["username"])
-        token = self.tokens.mint(user["id"], user["username"], user["role"],
-                                 stamp=credential_stamp(user["password_hash"]))
+        await self.record(request, "login", user.username)
+        token = self.tokens.mint(user.id, user.username, user.role,
+                                 stamp=credential_stamp(user.password_hash))
         request.setHeader(b"Cache-Control", b"no-store")
         return json_response(request, {"token": token, "expires_in": self.tokens.lifetime})
 
@@ -200,8 +201,8 @@ class ApiFront:
     @requires(ADMIN)
     async def clear_cache(self, request, caller):
         cleared = await self.evictor.clear_proxy()
-        log.info("{username} cleared the cache: {count} proxy entries", username=caller["username"], count=cleared)
-        await self.record(request, "cache.clear", caller["username"], detail={"cleared": cleared})
+        log.info("{username} cleared the cache: {count} proxy entries", username=caller.username, count=cleared)
+        await self.record(request, "cache.clear", caller.username, detail={"cleared": cleared})
         self.on_cache_change()
         return json_response(request, {"cleared": cleared})
 
@@ -209,7 +210,7 @@ class ApiFront:
     @requires(ADMIN)
     async def cleanup_cache(self, request, caller):
         cleaned = await self.evictor.run()
-        await self.record(request, "cache.cleanup", caller["username"], detail={"cleaned": cleaned})
+        await self.record(request, "cache.cleanup", caller.username, detail={"cleaned": cleaned})
         self.on_cache_change()
         return json_response(request, {"cleaned": cleaned})
 
@@ -226,9 +227,9 @@ class ApiFront:
         body = read_json_object(request)
         row = await self.users.create(body.get("username"), body.get("password"), body.get("role"))
         log.info("{username} created user {created} ({role})",
-                 username=caller["username"], created=row["username"], role=row["role"])
-        await self.record(request, "user.create", caller["username"], row["username"], {"role": row["role"]})
-        request.setHeader(b"Location", b"/api/v1/users/%d" % row["id"])
+                 username=caller.username, created=row.username, role=row.role)
+        await self.record(request, "user.create", caller.username, row.username, {"role": row.role})
+        request.setHeader(b"Location", b"/api/v1/users/%d" % row.id)
         return json_response(request, user_view(row), 201)
 
     @app.route("/api/v1/users/<int:user_id>", methods=["GET"])
@@ -246,10 +247,10 @@ class ApiFront:
         row = await self.users.update(user_id, role=body.get("role"), password=body.get("password"))
         changes: dict = {}
         if "role" in body:
-            changes["role"] = row["role"]
+            changes["role"] = row.role
         if "password" in body:
             changes["password_changed"] = True
-        await self.record(request, "user.update", caller["username"], row["username"], changes)
+        await self.record(request, "user.update", caller.username, row.username, changes)
         return json_response(request, user_view(row))
 
     @app.route("/api/v1/users/<int:user_id>", methods=["DELETE"])
@@ -257,8 +258,8 @@ class ApiFront:
     async def delete_user(self, request, user_id, caller):
         gone = await self.users.get(user_id)
         await self.users.delete(user_id)
-        await self.record(request, "user.delete", caller["username"], gone["username"], {"id": user_id})
-        log.info("{username} deleted user id {id}", username=caller["username"], id=user_id)
+        await self.record(request, "user.delete", caller.username, gone.username, {"id": user_id})
+        log.info("{username} deleted user id {id}", username=caller.username, id=user_id)
         request.setResponseCode(204)
         return b""
 
@@ -286,8 +287,8 @@ class ApiFront:
         except SettingError as e:
             raise BadRequest(str(e), {"key": e.key}) from None
         log.info("{username} changed configuration: {keys}",
-                 username=caller["username"], keys=", ".join(str(k) for k, _ in pairs))
-        await self.record(request, "config.update", caller["username"], ", ".join(str(k) for k, _ in pairs),
+                 username=caller.username, keys=", ".join(str(k) for k, _ in pairs))
+        await self.record(request, "config.update", caller.username, ", ".join(str(k) for k, _ in pairs),
                           {str(k): v for k, v in pairs})
         return json_response(request, {"updated": updated})
 
@@ -307,7 +308,7 @@ class ApiFront:
             await self.settings.reset(key)
         except SettingError:
             raise NotFound("unknown configuration key", {"key": key}) from None
-        await self.record(request, "config.reset", caller["username"], key)
+        await self.record(request, "config.reset", caller.username, key)
         request.setResponseCode(204)
         return b""
 
@@ -324,9 +325,9 @@ class ApiFront:
     async def create_upstream(self, request, caller):
         body = read_json_object(request)
         view = await self.upstreams.create(body)
-        await self.record(request, "upstream.create", caller["username"], view["name"],
+        await self.record(request, "upstream.create", caller.username, view["name"],
                           {"id": view["id"], "url": view["url"], "fields": sorted(body)})
-        log.info("{username} added upstream {name} ({url})", username=caller["username"], name=view["name"],
+        log.info("{username} added upstream {name} ({url})", username=caller.username, name=view["name"],
                  url=view["url"])
         request.setHeader(b"Location", b"/api/v1/upstreams/%d" % view["id"])
         return json_response(request, view, 201)
@@ -347,9 +348,9 @@ class ApiFront:
     async def update_upstream(self, request, upstream_id, caller):
         body = read_json_object(request)
         view = await self.upstreams.update(upstream_id, body)
-        await self.record(request, "upstream.update", caller["username"], view["name"],
+        await self.record(request, "upstream.update", caller.username, view["name"],
                           {"id": view["id"], "fields": sorted(body)})
-        log.info("{username} changed upstream {name}", username=caller["username"], name=view["name"])
+        log.info("{username} changed upstream {name}", username=caller.username, name=view["name"])
         return json_response(request, view)
 
     @app.route("/api/v1/upstreams/<upstream_id>", methods=["DELETE"])
@@ -358,8 +359,8 @@ class ApiFront:
         await self.upstreams.poll()
         gone = self.upstreams.get(upstream_id)
         await self.upstreams.delete(upstream_id)
-        await self.record(request, "upstream.delete", caller["username"], gone["name"], {"id": gone["id"]})
-        log.info("{username} deleted upstream {id}", username=caller["username"], id=upstream_id)
+        await self.record(request, "upstream.delete", caller.username, gone["name"], {"id": gone["id"]})
+        log.info("{username} deleted upstream {id}", username=caller.username, id=upstream_id)
         request.setResponseCode(204)
         return b""
 
@@ -384,7 +385,7 @@ class ApiFront:
     @requires(ADMIN)
     async def delete_cache_entry(self, request, entry_id, caller):
         entry = await self._console().delete_entry(entry_id)
-        await self.record(request, "cache.delete", caller["username"], f"{entry['repository']} {entry['key']}",
+        await self.record(request, "cache.delete", caller.username, f"{entry['repository']} {entry['key']}",
                           {"id": entry_id, "type": entry["type"], "size": entry["size"]})
         self.on_cache_change()
         request.setResponseCode(204)
@@ -414,7 +415,7 @@ class ApiFront:
     @requires(WRITER)
     async def delete_image_tag(self, request, caller):
         name, tag = await self._console().delete_tag(request)
-        await self.record(request, "image.delete", caller["username"], f"{name}:{tag}")
+        await self.record(request, "image.delete", caller.username, f"{name}:{tag}")
         request.setResponseCode(204)
         return b""
 

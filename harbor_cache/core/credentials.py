@@ -19,6 +19,7 @@ from typing import Any
 from twisted.internet.interfaces import IReactorTime
 
 from harbor_cache.auth import check_password
+from harbor_cache.index.rows import User
 
 # Usernames are at most this long (`core.users.check_username`): a longer one is never looked up.
 MAX_USERNAME_LENGTH = 128
@@ -46,7 +47,7 @@ class Credentials:
         self._check = checker
         self._remembered: dict[bytes, float] = {}  # sha256(username, password, hash) -> until
 
-    async def check(self, username: Any, password: Any) -> dict | None:
+    async def check(self, username: Any, password: Any) -> User | None:
         row = None
         if isinstance(username, str) and 0 < len(username) <= MAX_USERNAME_LENGTH and encodable(username):
             row = await self.index.get_user_by_name(username)
@@ -55,7 +56,7 @@ class Credentials:
         if row is None:
             await self._check(password, None)  # the same cost as a wrong password
             return None
-        hashed = row["password_hash"]
+        hashed = row.password_hash
         key = hashlib.sha256("\0".join((username, password, hashed)).encode("utf-8", "surrogatepass")).digest()
         now = self.clock.seconds()
         until = self._remembered.get(key)

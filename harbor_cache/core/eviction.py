@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, task
@@ -183,16 +184,16 @@ class Evictor:
         totals = await self.index.cache_totals()
         if self.orphans is not None:
             # Files on disk that no entry points at yet count until the sweep removes them.
-            totals = dict(totals, total_size=totals["total_size"] + self.orphans.orphan_bytes)
+            totals = replace(totals, total_size=totals.total_size + self.orphans.orphan_bytes)
         hits = int(self.access.totals.get("hits", 0))
         misses = int(self.access.totals.get("misses", 0))
         lookups = hits + misses
         return {
-            "total_size": totals["total_size"],
-            "total_size_human": human_size(totals["total_size"]),
-            "entry_count": totals["entries"],
-            "manifest_count": totals["manifests"],
-            "blob_count": totals["entries"] - totals["manifests"],
+            "total_size": totals.total_size,
+            "total_size_human": human_size(totals.total_size),
+            "entry_count": totals.entries,
+            "manifest_count": totals.manifests,
+            "blob_count": totals.entries - totals.manifests,
             "hit_count": hits,
             "miss_count": misses,
             "hit_rate": (hits / lookups) if lookups else 0.0,
@@ -295,15 +296,15 @@ class Evictor:
                 considered = 0
                 for row in chunk:
                     considered += 1
-                    if row["digest"] in busy:
+                    if row.digest in busy:
                         continue
-                    victims.append(row["id"])
-                    planned += row["size"]
+                    victims.append(row.id)
+                    planned += row.size
                     if excess is not None and freed + planned >= excess:
                         break
                 # The next query starts after the last row looked at (rows after
                 # an early stop are still candidates).
-                after = tuple(chunk[considered - 1][c] for c in cols)
+                after = tuple(getattr(chunk[considered - 1], c) for c in cols)
                 if victims:
                     count, bytes_freed = await self._delete(victims)
                     removed += count
@@ -329,11 +330,11 @@ class Evictor:
                 raise
             log.warn("disk full: gave back DATA/.reserve so that eviction can delete rows")
             deleted, orphans = await self.index.delete_proxy_entries(ids)
-        self.access.forget([row["id"] for row in deleted])
+        self.access.forget([row.id for row in deleted])
         for row in deleted:
             for invalidate in self.invalidators:
                 try:
-                    invalidate(row["type"], row["repository"], row["key"])
+                    invalidate(row.type, row.repository, row.key)
                 except Exception:
                     log.failure("eviction invalidator {hook} failed", hook=invalidate)
         await self._unlink([digest for digest, _ in orphans])

@@ -157,9 +157,9 @@ class HostedRegistry:
         row = None
         if SESSION_ID.match(session_id):
             row = await self.index.get_upload(session_id)
-        if row is None or row["repository"] != name:
+        if row is None or row.repository != name:
             raise BlobUploadUnknown("upload session unknown", {"name": name, "session": session_id})
-        return UploadSession(row["id"], row["repository"], row["owner"], row["size"])
+        return UploadSession(row.id, row.repository, row.owner, row.size)
 
     async def cancel_upload(self, session: UploadSession) -> None:
         await self._drop(session)
@@ -342,14 +342,14 @@ class HostedRegistry:
         recorded = 0
         for row in await self.index.hosted_manifests_without_refs():
             try:
-                body = await self.storage.read_bytes(row["digest"])
+                body = await self.storage.read_bytes(row.digest)
                 blobs, _ = manifest_references(body)
             except (OSError, InvalidManifest) as e:
                 log.warn("cannot read hosted manifest {name}@{key} to record its blobs: {error}",
-                         name=row["repository"], key=row["key"], error=e)
+                         name=row.repository, key=row.key, error=e)
                 continue
             if blobs:
-                await self.index.add_blob_refs(row["repository"], row["key"], blobs)
+                await self.index.add_blob_refs(row.repository, row.key, blobs)
                 recorded += 1
         return recorded
 
@@ -417,15 +417,15 @@ class HostedRegistry:
                 raise ManifestBlobUnknown("blob unknown to registry", {"digest": digest})
             _check_size(digest, declared, stored_size)
             entry = await self.index.get_entry("blob", "", digest)
-            if entry is not None and entry["kind"] != "hosted":
-                needed.append(entry["id"])
+            if entry is not None and entry.kind != "hosted":
+                needed.append(entry.id)
         for digest in children:
             entry = await self.index.get_entry("manifest", name, digest)
-            if entry is None or self.storage.stat_blob(entry["digest"]) is None:
+            if entry is None or self.storage.stat_blob(entry.digest) is None:
                 raise ManifestBlobUnknown("manifest unknown to registry", {"digest": digest})
-            _check_size(digest, declared, entry["size"])
-            if entry["kind"] != "hosted":
-                needed.append(entry["id"])
+            _check_size(digest, declared, entry.size)
+            if entry.kind != "hosted":
+                needed.append(entry.id)
         if needed:
             await self.index.mark_hosted(needed)
         subject = _subject(document)
@@ -496,11 +496,11 @@ class HostedRegistry:
         rows = await self.index.list_referrers(name, subject, artifact_type)
         manifests = []
         for row in rows:
-            descriptor: dict[str, Any] = {"mediaType": row["media_type"], "digest": row["digest"], "size": row["size"]}
-            if row["artifact_type"]:
-                descriptor["artifactType"] = row["artifact_type"]
-            if row["annotations"]:
-                descriptor["annotations"] = json.loads(row["annotations"])
+            descriptor: dict[str, Any] = {"mediaType": row.media_type, "digest": row.digest, "size": row.size}
+            if row.artifact_type:
+                descriptor["artifactType"] = row.artifact_type
+            if row.annotations:
+                descriptor["annotations"] = json.loads(row.annotations)
             manifests.append(descriptor)
         return {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
 

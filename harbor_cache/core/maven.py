@@ -51,6 +51,7 @@ from harbor_cache.grammar.maven_paths import (
 )
 from harbor_cache.grammar.timestamps import iso8601
 from harbor_cache.index import EntryWrite
+from harbor_cache.index.rows import Entry
 from harbor_cache.storage import BlobCorrupt, GrowingSource
 from harbor_cache.upstream.body import discard_body
 from harbor_cache.upstream.http import NotModified, UpstreamError, UpstreamNotFound, header
@@ -82,9 +83,9 @@ class CachedRow:
     hit: MavenFile | None = None  # the answer for an in-memory hit, built once
 
     @classmethod
-    def from_entry(cls, entry: dict) -> CachedRow:
-        return cls(entry["id"], entry["digest"], entry["size"], entry.get("sha1"), entry.get("upstream_modified"),
-                   entry["created_at"], entry["fetched_at"], is_mutable(entry["key"]))
+    def from_entry(cls, entry: Entry) -> CachedRow:
+        return cls(entry.id, entry.digest, entry.size, entry.sha1, entry.upstream_modified,
+                   entry.created_at, entry.fetched_at, is_mutable(entry.key))
 
     @property
     def last_modified(self) -> float:
@@ -355,13 +356,13 @@ class MavenCache:
             body=body,
         )
 
-    def remember(self, repo_id: str, path: str, entry: dict) -> None:
+    def remember(self, repo_id: str, path: str, entry: Entry) -> None:
         """A deploy committed ``entry``: the next GET sees it without SQL."""
         self._remember_row(repo_id, path, entry)
 
-    def _remember_row(self, repo_id: str, path: str, entry: dict) -> None:
+    def _remember_row(self, repo_id: str, path: str, entry: Entry) -> None:
         old = self._rows.get((repo_id, path))
-        if old is not None and old.digest != entry["digest"]:
+        if old is not None and old.digest != entry.digest:
             self.small.discard(old.digest)
         self._rows[(repo_id, path)] = CachedRow.from_entry(entry)
 
@@ -468,10 +469,10 @@ class MavenCache:
     async def _adopt(self, repo_id: str, path: str) -> Adopted | None:
         """The file as another node sharing the index and the store committed it (a miss only)."""
         entry = await self.index.get_entry("maven", repo_id, path)
-        if entry is None or self.storage.stat_blob(entry["digest"]) is None:
+        if entry is None or self.storage.stat_blob(entry.digest) is None:
             return None
         self._rows[(repo_id, path)] = CachedRow.from_entry(entry)
-        return Adopted(entry, self.storage.open_stored(entry["digest"], entry["size"]))
+        return Adopted(entry, self.storage.open_stored(entry.digest, entry.size))
 
     async def _published_sha1(self, repo_id: str, path: str) -> tuple[str, bytes, float | None] | None:
         """(hex, file body, Last-Modified) of upstream's ``<path>.sha1``; None when it has none or cannot be asked."""
@@ -498,7 +499,7 @@ class MavenCache:
             return None
         return hexsha, found[0], parse_http_date(found[1])
 
-    async def _commit(self, repo_id: str, path: str, dl, published: tuple[str, bytes, float | None] | None) -> dict:
+    async def _commit(self, repo_id: str, path: str, dl, published: tuple[str, bytes, float | None] | None) -> Entry:
         """Record the verified file, and the ``.sha1`` upstream published for it, in one transaction.
 
         Both appear together: a client that has the file asks for its
@@ -587,13 +588,13 @@ class MavenCache:
         directories: dict[str, float] = {}
         files: list[dict] = []
         for r in rows:
-            rest = r["key"][start:]
+            rest = r.key[start:]
             name, sep, _ = rest.partition("/")
-            modified = r["upstream_modified"] if r["upstream_modified"] is not None else r["created_at"]
+            modified = r.upstream_modified if r.upstream_modified is not None else r.created_at
             if sep:
                 directories[name] = max(directories.get(name, modified), modified)
             else:
-                files.append({"name": name, "type": "file", "path": r["key"], "size": r["size"],
+                files.append({"name": name, "type": "file", "path": r.key, "size": r.size,
                               "lastModified": iso8601(modified)})
         entries = [
             {"name": name, "type": "directory", "path": f"{path}/{name}" if path else name,
@@ -638,13 +639,13 @@ class MavenCache:
         stats = await self.index.maven_repository_stats()
         docs: dict[str, dict] = {}
         for repo in self.repositories.values():
-            s = stats.get(repo.id) or {}
+            s = stats.get(repo.id)
             docs[repo.id] = {
                 "id": repo.id,
                 "url": repo.url if repo.is_proxy else f"{base_url}/artifacts/{repo.id}/",
-                "artifactCount": int(s.get("artifact_count") or 0),
-                "totalSize": int(s.get("total_size") or 0),
-                "lastUpdated": iso8601(s.get("last_updated")),
+                "artifactCount": s.artifact_count if s else 0,
+                "totalSize": s.total_size if s else 0,
+                "lastUpdated": iso8601(s.last_updated if s else None),
                 "isPrivate": bool(repo.private),
                 "type": repo.type,
             }
@@ -669,10 +670,10 @@ class MavenCache:
         rows = [entry] if entry is not None else await self.index.maven_entries_under(repo_id, path)
         if not rows:
             raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path})
-        ids = [r["id"] for r in rows]
+        ids = [r.id for r in rows]
         orphans = await self.index.delete_entries(ids)
         for r in rows:
-            self._rows.pop((repo_id, r["key"]), None)
+            self._rows.pop((repo_id, r.key), None)
         self.access.forget(ids)
         for digest in orphans:
             self.small.discard(digest)
@@ -717,7 +718,7 @@ class MavenDownload:
             self.published = await self._sha1.observe()
         return None if self.published is None else "sha1:" + self.published[0]
 
-    async def commit(self, download: Download) -> dict:
+    async def commit(self, download: Download) -> Entry:
         return await self.cache._commit(self.repo_id, self.path, download, self.published)
 
     async def adopt(self) -> Adopted | None:

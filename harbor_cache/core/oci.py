@@ -36,6 +36,7 @@ from harbor_cache.errors import (
 from harbor_cache.grammar.digests import InvalidDigest, digest_bytes, parse_digest
 from harbor_cache.grammar.mediatypes import MANIFEST_ACCEPT, InvalidManifest, detect_manifest_media_type
 from harbor_cache.grammar.numbers import parse_decimal
+from harbor_cache.index.rows import Entry
 from harbor_cache.storage import GrowingSource
 from harbor_cache.upstream.body import discard_body
 from harbor_cache.upstream.http import UpstreamError, UpstreamNotFound, header
@@ -191,7 +192,7 @@ class OciCache:
             entry = await self.index.get_entry("blob", "", digest)
             if entry is None:
                 return None
-            row = self._blob_rows[digest] = (entry["id"], entry["size"])
+            row = self._blob_rows[digest] = (entry.id, entry.size)
         return row
 
     async def stored_blob_size(self, digest: str) -> int | None:
@@ -321,12 +322,12 @@ class OciCache:
             raise UpstreamNotFound(name)
         raise last_error
 
-    async def _commit_blob(self, digest: str, size: int, source: str) -> dict:
+    async def _commit_blob(self, digest: str, size: int, source: str) -> Entry:
         entry = await self.index.put_entry(
             kind="proxy", type_="blob", repository="", key=digest, digest=digest,
             size=size, now=self.clock.seconds(), upstream=source,
         )
-        self._blob_rows[digest] = (entry["id"], entry["size"])
+        self._blob_rows[digest] = (entry.id, entry.size)
         return entry
 
     async def _adopt_blob(self, digest: str) -> Adopted | None:
@@ -334,8 +335,8 @@ class OciCache:
         entry = await self.index.get_entry("blob", "", digest)
         if entry is None or self.storage.stat_blob(digest) is None:
             return None
-        self._blob_rows[digest] = (entry["id"], entry["size"])
-        return Adopted(entry, self.storage.open_stored(digest, entry["size"]))
+        self._blob_rows[digest] = (entry.id, entry.size)
+        return Adopted(entry, self.storage.open_stored(digest, entry.size))
 
     async def head_blob(self, name: str, digest: str) -> tuple[int | None, str]:
         """(size, cache status) without downloading a body: stored, in flight, or an upstream HEAD.
@@ -381,7 +382,7 @@ class OciCache:
             entry = await self.index.get_entry("manifest", name, digest)
             if entry is None:
                 return None
-            row = self._manifest_rows[(name, digest)] = (entry["id"], entry["media_type"], entry["digest"])
+            row = self._manifest_rows[(name, digest)] = (entry.id, entry.media_type, entry.digest)
         item = self.manifests.get(digest)
         if item is None:
             try:
@@ -410,7 +411,7 @@ class OciCache:
             kind="proxy", type_="manifest", repository=name, key=digest, digest=stored,
             size=len(body), now=self.clock.seconds(), media_type=media_type, upstream=source,
         )
-        self._manifest_rows[(name, digest)] = (entry["id"], media_type, stored)
+        self._manifest_rows[(name, digest)] = (entry.id, media_type, stored)
         self.manifests.put(digest, (body, media_type))
 
     async def _fetch_manifest(self, name: str, reference: str) -> tuple[bytes, str, str, str]:
@@ -490,7 +491,7 @@ class OciCache:
             row = await self.index.get_tag(name, tag)
             if row is None:
                 return None
-            state = self._tags[(name, tag)] = TagState(row["digest"], row["media_type"], row["kind"], row["fetched_at"])
+            state = self._tags[(name, tag)] = TagState(row.digest, row.media_type, row.kind, row.fetched_at)
         return state
 
     async def get_manifest_by_tag(self, name: str, tag: str) -> ManifestResult:
@@ -591,7 +592,7 @@ class BlobDownload:
     async def expected_digest(self) -> str:
         return self.digest
 
-    async def commit(self, download: Download) -> dict:
+    async def commit(self, download: Download) -> Entry:
         assert download.temp is not None and download.temp.total is not None  # verified: its length is known
         return await self.cache._commit_blob(self.digest, download.temp.total, download.source)
 

@@ -24,24 +24,25 @@ from harbor_cache.auth import (
     allowed_registry_actions,
     credential_stamp,
 )
+from harbor_cache.index.rows import User
 
 
-async def current_holder(index, claims: dict, username: str | None) -> dict:
+async def current_holder(index, claims: dict, username: str | None) -> User:
     """The user row behind verified ``claims`` now; InvalidToken when it no longer holds them."""
     user = await index.get_user_by_name(username) if username else None
     if user is None:
         raise InvalidToken("user no longer exists")
-    if claims.get(STAMP_CLAIM) != credential_stamp(user["password_hash"]):
+    if claims.get(STAMP_CLAIM) != credential_stamp(user.password_hash):
         raise InvalidToken("password changed since the token was issued")
     return user
 
 
-def current_artifact_scopes(user: dict, claims: dict) -> set[str]:
+def current_artifact_scopes(user: User, claims: dict) -> set[str]:
     """The scopes of an artifact token that the holder's role still allows."""
     scopes = claims.get("scope")
     if not isinstance(scopes, list):
         return set()
-    return {s for s in scopes if isinstance(s, str)} & allowed_artifact_scopes(user["role"])
+    return {s for s in scopes if isinstance(s, str)} & allowed_artifact_scopes(user.role)
 
 
 def current_registry_actions(role: str | None, granted: set[str], anonymous_pull: bool) -> set[str]:

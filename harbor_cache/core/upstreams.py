@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from harbor_cache.errors import BadRequest, Conflict, NotFound
 from harbor_cache.grammar.namespaces import check_namespaces, effective_prefix
 from harbor_cache.grammar.numbers import parse_decimal
+from harbor_cache.index.rows import Upstream
 from harbor_cache.settings.startup import DOCKER_HUB_REGISTRY, DOCKER_HUB_URL, UpstreamConfig, check_upstream
 
 log = Logger()
@@ -37,11 +38,11 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def config_from_row(row: dict) -> UpstreamConfig:
+def config_from_row(row: Upstream) -> UpstreamConfig:
     return UpstreamConfig(
-        name=row["name"], url=row["url"], routes=tuple(json.loads(row["routes"])), priority=int(row["priority"]),
-        username=row["username"], password=row["password"], library_prefix=bool(row["library_prefix"]),
-        registry=row["registry"], prefix=row["prefix"], allow_push=bool(row["allow_push"]),
+        name=row.name, url=row.url, routes=tuple(json.loads(row.routes)), priority=int(row.priority),
+        username=row.username, password=row.password, library_prefix=bool(row.library_prefix),
+        registry=row.registry, prefix=row.prefix, allow_push=bool(row.allow_push),
     )
 
 
@@ -110,7 +111,7 @@ class UpstreamCatalog:
         self.maven_repositories = tuple(maven_repositories)
         self.clock = clock
         self.generation: int | None = None
-        self._rows: dict[int, dict] = {}
+        self._rows: dict[int, Upstream] = {}
         # Called after the upstream list changed (e.g. to drop remembered 404s).
         self.listeners: list[Callable[[], None]] = []
 
@@ -141,7 +142,7 @@ class UpstreamCatalog:
         for name in set(current) - {u.name for u in built}:
             self.health.forget(name)
         self.upstream_set.replace(built)
-        self._rows = {row["id"]: row for row in rows}
+        self._rows = {row.id: row for row in rows}
         self.generation = generation
         for listener in self.listeners:
             listener()
@@ -161,11 +162,11 @@ class UpstreamCatalog:
 
     # -- views ----------------------------------------------------------------------
 
-    def view(self, row: dict) -> dict[str, Any]:
+    def view(self, row: Upstream) -> dict[str, Any]:
         config = config_from_row(row)
         now = self.clock.seconds()
         return {
-            "id": row["id"],
+            "id": row.id,
             "name": config.name,
             "kind": "oci",
             "url": config.url,

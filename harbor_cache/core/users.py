@@ -24,6 +24,7 @@ from typing import Any
 from harbor_cache.auth import MAX_PASSWORD_BYTES, ROLES, check_password, hash_password, is_valid_role
 from harbor_cache.core.credentials import MAX_USERNAME_LENGTH, Credentials, encodable
 from harbor_cache.errors import BadRequest, Conflict, NotFound
+from harbor_cache.index.rows import User
 
 # SQLite integers are signed 64-bit: a larger id cannot name a user.
 MAX_USER_ID = (1 << 63) - 1
@@ -57,7 +58,7 @@ def check_role(role: Any) -> str:
 
 
 class UserService:
-    """Create, change, delete and authenticate users; rows are the index's dicts."""
+    """Create, change, delete and authenticate users; rows are the index's `User` rows."""
 
     def __init__(self, index, clock, *, hasher=hash_password, checker=check_password,
                  credentials: Credentials | None = None):
@@ -67,23 +68,23 @@ class UserService:
         self._hash = hasher
         self.credentials = credentials if credentials is not None else Credentials(index, clock, checker)
 
-    async def list(self) -> list[dict]:
+    async def list(self) -> list[User]:
         return await self.index.list_users()
 
-    async def find(self, user_id: int) -> dict | None:
+    async def find(self, user_id: int) -> User | None:
         """The user's row, or None (also for ids no user can have)."""
         if not isinstance(user_id, int) or not 0 < user_id <= MAX_USER_ID:
             return None
         return await self.index.get_user(user_id)
 
-    async def get(self, user_id: int) -> dict:
+    async def get(self, user_id: int) -> User:
         """The user's row; raises NotFound."""
         row = await self.find(user_id)
         if row is None:
             raise NotFound("user not found", {"id": user_id})
         return row
 
-    async def create(self, username: Any, password: Any, role: Any) -> dict:
+    async def create(self, username: Any, password: Any, role: Any) -> User:
         """The new user's row; BadRequest for bad fields, Conflict for a taken username."""
         username = check_username(username)
         password = check_new_password(password)
@@ -96,7 +97,7 @@ class UserService:
             raise Conflict("username already exists", {"username": username})
         return row
 
-    async def update(self, user_id: int, *, role: Any = None, password: Any = None) -> dict:
+    async def update(self, user_id: int, *, role: Any = None, password: Any = None) -> User:
         """Change the given fields (None = leave as is); the updated row.
 
         Raises NotFound, BadRequest, or Conflict when it would demote the last admin.
@@ -124,6 +125,6 @@ class UserService:
         if status == "last_admin":
             raise Conflict("the last admin cannot be deleted", {"id": user_id})
 
-    async def authenticate(self, username: Any, password: Any) -> dict | None:
+    async def authenticate(self, username: Any, password: Any) -> User | None:
         """The user's row when the password matches, else None (`core.credentials.Credentials`)."""
         return await self.credentials.check(username, password)

@@ -4,7 +4,8 @@
 a `Store` over the same pool, as Synapse composes its ``DataStore``), so a
 call site reads ``index.get_entry(...)`` whichever store answers it.  The
 pools and the two dialects are in `harbor_cache.index.engine`, the schema in
-`harbor_cache.index.migrations`.  Times are float epoch seconds.
+`harbor_cache.index.migrations`, the rows the stores return (frozen
+dataclasses) in `harbor_cache.index.rows`.  Times are float epoch seconds.
 """
 
 from harbor_cache.index.audit import AuditStore

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store, contains_pattern, fetch_rows
+from harbor_cache.index.engine import Store, contains_pattern, fetch_all
+from harbor_cache.index.rows import AuditRecord
 
 
 class AuditStore(Store):
@@ -17,7 +18,7 @@ class AuditStore(Store):
         await self._run("add_audit", _txn)
 
     async def audit_page(self, *, offset: int, limit: int, action: str | None = None, actor: str | None = None,
-                         text: str | None = None, since: float | None = None) -> tuple[int, list[dict]]:
+                         text: str | None = None, since: float | None = None) -> tuple[int, list[AuditRecord]]:
         """(matching count, one page of audit records, newest first)."""
         where, args = [], []
         if action is not None:
@@ -41,7 +42,7 @@ class AuditStore(Store):
             total = int(txn.fetchone()[0])
             self._exec(txn, "SELECT * FROM audit_log" + clause + " ORDER BY at DESC, id DESC LIMIT ? OFFSET ?",
                        (*args, limit, offset))
-            return total, fetch_rows(txn)
+            return total, fetch_all(txn, AuditRecord)
 
         return await self._run("audit_page", _txn)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store, contains_pattern, fetch_rows
+from harbor_cache.index.engine import Store, contains_pattern, fetch_all, fetch_dicts
+from harbor_cache.index.rows import Entry, ImageRepository, ImageTag
 
 
 class ConsoleStore(Store):
@@ -34,7 +35,7 @@ class ConsoleStore(Store):
 
     async def cache_entries_page(self, *, offset: int, limit: int, sort: str, descending: bool,
                                  front: str | None = None, kind: str | None = None,
-                                 repository: str | None = None, text: str | None = None) -> tuple[int, list[dict]]:
+                                 repository: str | None = None, text: str | None = None) -> tuple[int, list[Entry]]:
         """(matching count, one page of entries) for the console's cache table."""
         column = self.ENTRY_SORTS[sort]
         direction = "DESC" if descending else "ASC"
@@ -46,16 +47,15 @@ class ConsoleStore(Store):
             total = int(txn.fetchone()[0])
             self._exec(
                 txn,
-                f"""SELECT id, kind, type, repository, key, digest, size, media_type, upstream, created_at,
-                           fetched_at, last_access, access_count FROM entries{clause}
+                f"""SELECT * FROM entries{clause}
                     ORDER BY {column} {direction}, id {direction} LIMIT ? OFFSET ?""",
                 (*args, limit, offset),
             )
-            return total, fetch_rows(txn)
+            return total, fetch_all(txn, Entry)
 
         return await self._run("cache_entries_page", _txn)
 
-    async def image_repositories(self) -> list[dict]:
+    async def image_repositories(self) -> list[ImageRepository]:
         """Every OCI repository with a tag or a manifest: name, hosted/cached tag and manifest counts, last update."""
 
         def _txn(txn):
@@ -67,7 +67,7 @@ class ConsoleStore(Store):
                           MAX(updated_at) AS updated_at
                    FROM tags GROUP BY repository""",
             )
-            tags = {r["repository"]: r for r in fetch_rows(txn)}
+            tags = {r["repository"]: r for r in fetch_dicts(txn)}
             self._exec(
                 txn,
                 """SELECT repository,
@@ -76,23 +76,23 @@ class ConsoleStore(Store):
                           MAX(fetched_at) AS fetched_at
                    FROM entries WHERE type = 'manifest' GROUP BY repository""",
             )
-            manifests = {r["repository"]: r for r in fetch_rows(txn)}
+            manifests = {r["repository"]: r for r in fetch_dicts(txn)}
             out = []
             for name in sorted(set(tags) | set(manifests)):
                 t, m = tags.get(name, {}), manifests.get(name, {})
-                out.append({
-                    "name": name,
-                    "hosted_tags": int(t.get("hosted_tags") or 0),
-                    "cached_tags": int(t.get("cached_tags") or 0),
-                    "hosted_manifests": int(m.get("hosted_manifests") or 0),
-                    "cached_manifests": int(m.get("cached_manifests") or 0),
-                    "updated_at": max(x for x in (t.get("updated_at"), m.get("fetched_at"), 0) if x is not None),
-                })
+                out.append(ImageRepository(
+                    name=name,
+                    hosted_tags=int(t.get("hosted_tags") or 0),
+                    cached_tags=int(t.get("cached_tags") or 0),
+                    hosted_manifests=int(m.get("hosted_manifests") or 0),
+                    cached_manifests=int(m.get("cached_manifests") or 0),
+                    updated_at=max(x for x in (t.get("updated_at"), m.get("fetched_at"), 0) if x is not None),
+                ))
             return out
 
         return await self._run("image_repositories", _txn)
 
-    async def image_tags(self, repository: str) -> list[dict]:
+    async def image_tags(self, repository: str) -> list[ImageTag]:
         """Tags of one repository with what they point at, by tag."""
 
         def _txn(txn):
@@ -104,6 +104,6 @@ class ConsoleStore(Store):
                    WHERE t.repository = ? ORDER BY t.tag""",
                 (repository,),
             )
-            return fetch_rows(txn)
+            return fetch_all(txn, ImageTag)
 
         return await self._run("image_tags", _txn)

@@ -17,10 +17,11 @@ stays in this module:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sqlite3
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.enterprise import adbapi
 from twisted.internet import defer
@@ -29,16 +30,40 @@ from twisted.logger import Logger
 log = Logger()
 
 
-def fetch_rows(txn) -> list[dict[str, Any]]:
-    """The cursor's remaining rows as dicts keyed by column name."""
+R = TypeVar("R")
+
+
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+def fetch_all(txn, cls: type[R]) -> list[R]:
+    """The cursor's remaining rows as ``cls`` (a dataclass of `harbor_cache.index.rows`), by column name.
+
+    Columns ``cls`` does not name are skipped: a newer node may have added
+    one to a table that this node reads with ``SELECT *``.
+    """
+    wanted = _field_names(cls)
+    keep = [(i, c[0]) for i, c in enumerate(txn.description) if c[0] in wanted]
+    return [cls(**{name: r[i] for i, name in keep}) for r in txn.fetchall()]
+
+
+def fetch_one(txn, cls: type[R]) -> R | None:
+    """The cursor's first row as ``cls``, or None when the query found nothing."""
+    rows = fetch_all(txn, cls)
+    return rows[0] if rows else None
+
+
+def fetch_dicts(txn) -> list[dict[str, Any]]:
+    """The cursor's remaining rows as dicts keyed by column name (for aggregates shaped in Python)."""
     cols = [c[0] for c in txn.description]
     return [dict(zip(cols, r, strict=False)) for r in txn.fetchall()]
-
-
-def fetch_row(txn) -> dict[str, Any] | None:
-    """The cursor's first row as a dict, or None when the query found nothing."""
-    rows = fetch_rows(txn)
-    return rows[0] if rows else None
 
 
 def contains_pattern(text: str) -> str:

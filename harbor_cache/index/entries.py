@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harbor_cache.index.engine import Store, fetch_row, fetch_rows
+from harbor_cache.index.engine import Store, fetch_one
+from harbor_cache.index.rows import Entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,17 +43,17 @@ def referenced_txn(store: Store, txn, digests: list[str]) -> set[str]:
 class EntriesStore(Store):
     """Reads and writes single entries, their access times, and the counters."""
 
-    async def get_entry(self, type_: str, repository: str, key: str) -> dict | None:
+    async def get_entry(self, type_: str, repository: str, key: str) -> Entry | None:
         def _txn(txn):
             self._exec(txn, "SELECT * FROM entries WHERE type = ? AND repository = ? AND key = ?", (type_, repository, key))
-            return fetch_row(txn)
+            return fetch_one(txn, Entry)
 
         return await self._run("get_entry", _txn)
 
-    async def get_entry_by_id(self, entry_id: int) -> dict | None:
+    async def get_entry_by_id(self, entry_id: int) -> Entry | None:
         def _txn(txn):
             self._exec(txn, "SELECT * FROM entries WHERE id = ?", (entry_id,))
-            return fetch_row(txn)
+            return fetch_one(txn, Entry)
 
         return await self._run("get_entry_by_id", _txn)
 
@@ -70,12 +71,12 @@ class EntriesStore(Store):
         sha1: str | None = None,
         upstream: str | None = None,
         upstream_modified: float | None = None,
-    ) -> dict:
+    ) -> Entry:
         """Insert or replace an entry; an existing hosted entry stays hosted."""
         write = EntryWrite(kind, type_, repository, key, digest, size, media_type, sha1, upstream, upstream_modified)
         return await self._run("put_entry", self._upsert_entry_txn, write, now)
 
-    async def put_entries(self, writes: list[EntryWrite], now: float) -> tuple[list[dict], list[str]]:
+    async def put_entries(self, writes: list[EntryWrite], now: float) -> tuple[list[Entry], list[str]]:
         """Insert or replace several entries in one transaction (a Maven file and its ``.sha1``).
 
         Returns the rows as stored, in order, and the digests the writes
@@ -101,7 +102,7 @@ class EntriesStore(Store):
 
         return await self._run("put_entries", _txn)
 
-    def _upsert_entry_txn(self, txn, write: EntryWrite, now: float) -> dict:
+    def _upsert_entry_txn(self, txn, write: EntryWrite, now: float) -> Entry:
         self._exec(
             txn,
             """INSERT INTO entries (kind, type, repository, key, digest, size, media_type, sha1, upstream,
@@ -119,7 +120,7 @@ class EntriesStore(Store):
         )
         self._exec(txn, "SELECT * FROM entries WHERE type = ? AND repository = ? AND key = ?",
                    (write.type_, write.repository, write.key))
-        row = fetch_row(txn)
+        row = fetch_one(txn, Entry)
         assert row is not None
         return row
 
@@ -154,7 +155,7 @@ class EntriesStore(Store):
     async def get_counters(self) -> dict[str, int]:
         def _txn(txn):
             self._exec(txn, "SELECT name, value FROM counters")
-            return {r["name"]: r["value"] for r in fetch_rows(txn)}
+            return {name: value for name, value in txn.fetchall()}
 
         return await self._run("get_counters", _txn)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store, fetch_rows
+from harbor_cache.index.engine import Store, fetch_all
 from harbor_cache.index.entries import referenced_txn
+from harbor_cache.index.rows import CacheTotals, ProxyEntry
+
+_PROXY_COLUMNS = "id, type, repository, key, digest, size, created_at, last_access, access_count"
 
 
 class EvictionStore(Store):
@@ -20,11 +23,11 @@ class EvictionStore(Store):
 
     async def proxy_entries_page(
         self, order: str, after: tuple | None, limit: int, accessed_before: float | None = None
-    ) -> list[dict]:
+    ) -> list[ProxyEntry]:
         """One page of proxy entries in eviction order (see EVICTION_ORDERS).
 
         ``after`` is the order columns of the previous page's last row (None
-        for the first page); ``accessed_before`` keeps only entries whose last
+        for the first page; the fields of `ProxyEntry` are named like the columns); ``accessed_before`` keeps only entries whose last
         access is older (retention).  Hosted entries are never returned.
         """
         cols = self.EVICTION_ORDERS[order]
@@ -39,18 +42,18 @@ class EvictionStore(Store):
                 args.extend(after)
             self._exec(
                 txn,
-                f"""SELECT id, type, repository, key, digest, size, created_at, last_access, access_count
+                f"""SELECT {_PROXY_COLUMNS}
                     FROM entries WHERE {' AND '.join(where)} ORDER BY {', '.join(cols)} LIMIT ?""",
                 (*args, limit),
             )
-            return fetch_rows(txn)
+            return fetch_all(txn, ProxyEntry)
 
         return await self._run("proxy_entries_page", _txn)
 
-    async def delete_proxy_entries(self, ids: list[int]) -> tuple[list[dict], list[tuple[str, int]]]:
+    async def delete_proxy_entries(self, ids: list[int]) -> tuple[list[ProxyEntry], list[tuple[str, int]]]:
         """Delete the given entries that are still proxy entries, in one transaction.
 
-        Returns (deleted rows: id, type, repository, key, digest, size;
+        Returns (deleted rows;
         [(digest, size)] of digests no entry references any more).  An entry
         that became hosted since it was picked is left alone.  Set-based (a
         few statements per call, whatever its length) so a batch of hundreds
@@ -63,18 +66,18 @@ class EvictionStore(Store):
             marks = ", ".join("?" * len(ids))
             self._exec(
                 txn,
-                f"""SELECT id, type, repository, key, digest, size FROM entries
+                f"""SELECT {_PROXY_COLUMNS} FROM entries
                     WHERE kind = 'proxy' AND id IN ({marks})""",
                 ids,
             )
-            deleted = fetch_rows(txn)
+            deleted = fetch_all(txn, ProxyEntry)
             if not deleted:
                 return [], []
-            gone = [row["id"] for row in deleted]
+            gone = [row.id for row in deleted]
             self._exec(txn, f"DELETE FROM entries WHERE kind = 'proxy' AND id IN ({', '.join('?' * len(gone))})", gone)
             sizes: dict[str, int] = {}
             for row in deleted:
-                sizes[row["digest"]] = max(sizes.get(row["digest"], 0), row["size"])
+                sizes[row.digest] = max(sizes.get(row.digest, 0), row.size)
             still = referenced_txn(self, txn, list(sizes))
             return deleted, [(d, sizes[d]) for d in sorted(sizes) if d not in still]
 
@@ -94,7 +97,7 @@ class EvictionStore(Store):
 
         return await self._run("evictable_size", _txn)
 
-    async def cache_totals(self) -> dict[str, int]:
+    async def cache_totals(self) -> CacheTotals:
         """Entry counts by type and the bytes on disk (each digest counted once)."""
 
         def _txn(txn):
@@ -113,9 +116,7 @@ class EvictionStore(Store):
                 "SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM entries GROUP BY digest) AS d",
             )
             total = txn.fetchone()[0]
-            return {
-                "entries": int(entries), "manifests": int(manifests), "blobs": int(blobs),
-                "maven": int(maven), "proxy": int(proxy), "total_size": int(total),
-            }
+            return CacheTotals(entries=int(entries), manifests=int(manifests), blobs=int(blobs),
+                               maven=int(maven), proxy=int(proxy), total_size=int(total))
 
         return await self._run("cache_totals", _txn)

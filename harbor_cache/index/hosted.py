@@ -8,9 +8,11 @@ still needs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from harbor_cache.index.engine import Store, fetch_row, fetch_rows
+from harbor_cache.index.engine import Store, fetch_all, fetch_one
+from harbor_cache.index.rows import Entry, Referrer
 
 
 class HostedStore(Store):
@@ -34,16 +36,16 @@ class HostedStore(Store):
 
         await self._run("claim_blob", _txn)
 
-    async def hosted_manifests_without_refs(self) -> list[dict]:
+    async def hosted_manifests_without_refs(self) -> list[Entry]:
         """Hosted manifests with no ``blob_refs`` rows: pushed before claims were recorded (or blob-less)."""
 
         def _txn(txn):
-            self._exec(txn, """SELECT repository, key, digest FROM entries AS m
+            self._exec(txn, """SELECT m.* FROM entries AS m
                                WHERE m.type = 'manifest' AND m.kind = 'hosted' AND NOT EXISTS (
                                    SELECT 1 FROM blob_refs AS r
                                    WHERE r.repository = m.repository AND r.manifest = m.key)
                                ORDER BY m.id""")
-            return fetch_rows(txn)
+            return fetch_all(txn, Entry)
 
         return await self._run("hosted_manifests_without_refs", _txn)
 
@@ -100,8 +102,8 @@ class HostedStore(Store):
 
     async def put_hosted_manifest(
         self, *, repository: str, key: str, digest: str, size: int, media_type: str, now: float,
-        tag: str | None, referrer: dict | None, blobs: list[str] = (),  # type: ignore[assignment]
-    ) -> dict:
+        tag: str | None, referrer: dict | None, blobs: Sequence[str] = (),
+    ) -> Entry:
         """Record a pushed manifest: its hosted entry, its tag, its referrer row and the blobs it
         needs (``blob_refs``), in one transaction."""
 
@@ -145,7 +147,7 @@ class HostedStore(Store):
                 )
             self._exec(txn, "SELECT * FROM entries WHERE type = 'manifest' AND repository = ? AND key = ?",
                        (repository, key))
-            return fetch_row(txn)
+            return fetch_one(txn, Entry)
 
         return await self._run("put_hosted_manifest", _txn)
 
@@ -176,7 +178,7 @@ class HostedStore(Store):
 
         return await self._run("delete_hosted_entry", _txn)
 
-    async def list_referrers(self, repository: str, subject: str, artifact_type: str | None) -> list[dict]:
+    async def list_referrers(self, repository: str, subject: str, artifact_type: str | None) -> list[Referrer]:
         """Manifests in a repository whose ``subject`` is this digest, optionally of one artifact type."""
 
         def _txn(txn):
@@ -186,6 +188,6 @@ class HostedStore(Store):
                 sql += " AND artifact_type = ?"
                 args.append(artifact_type)
             self._exec(txn, sql + " ORDER BY digest", args)
-            return fetch_rows(txn)
+            return fetch_all(txn, Referrer)
 
         return await self._run("list_referrers", _txn)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store, fetch_row, fetch_rows
+from harbor_cache.index.engine import Store, fetch_all, fetch_one
+from harbor_cache.index.rows import Entry, MavenRepositoryStats
 
 
 class MavenStore(Store):
     """Queries over ``type = 'maven'`` entries that the Maven front and the console need."""
 
-    async def maven_entries_under(self, repository: str, prefix: str) -> list[dict]:
+    async def maven_entries_under(self, repository: str, prefix: str) -> list[Entry]:
         """Maven entries of ``repository`` whose key is under directory ``prefix`` ("" = all), by key.
 
         A key range (``prefix/`` up to ``prefix0``, "0" being the byte after
@@ -16,18 +17,17 @@ class MavenStore(Store):
         """
 
         def _txn(txn):
-            sql = ("SELECT id, key, digest, size, media_type, sha1, upstream_modified, created_at, fetched_at "
-                   "FROM entries WHERE type = 'maven' AND repository = ?")
+            sql = "SELECT * FROM entries WHERE type = 'maven' AND repository = ?"
             args: list = [repository]
             if prefix:
                 sql += " AND key >= ? AND key < ?"
                 args += [prefix + "/", prefix + "0"]
             self._exec(txn, sql + " ORDER BY key", args)
-            return fetch_rows(txn)
+            return fetch_all(txn, Entry)
 
         return await self._run("maven_entries_under", _txn)
 
-    async def maven_repository_stats(self) -> dict[str, dict]:
+    async def maven_repository_stats(self) -> dict[str, MavenRepositoryStats]:
         """Per Maven repository: files (checksums excluded), their bytes, and the last write time."""
 
         # Checksum suffixes go in as parameters (a literal % would clash with a "format" driver).
@@ -44,14 +44,17 @@ class MavenStore(Store):
                    FROM entries WHERE type = 'maven' GROUP BY repository""",
                 suffixes + suffixes,
             )
-            return {r["repository"]: r for r in fetch_rows(txn)}
+            return {
+                repository: MavenRepositoryStats(repository, int(count or 0), int(size or 0), last)
+                for repository, count, size, last in txn.fetchall()
+            }
 
         return await self._run("maven_repository_stats", _txn)
 
     async def put_hosted_maven_file(
         self, *, repository: str, key: str, digest: str, size: int, media_type: str | None,
         sha1: str | None, now: float, overwrite: bool,
-    ) -> tuple[str, dict | None, str | None]:
+    ) -> tuple[str, Entry | None, str | None]:
         """Deploy one file into a hosted Maven repository, in one transaction.
 
         Returns ``(outcome, entry, previous digest)``: outcome "created",
@@ -83,6 +86,6 @@ class MavenStore(Store):
                 )
             self._exec(txn, "SELECT * FROM entries WHERE type = 'maven' AND repository = ? AND key = ?",
                        (repository, key))
-            return ("replaced" if r is not None else "created"), fetch_row(txn), (r[1] if r is not None else None)
+            return ("replaced" if r is not None else "created"), fetch_one(txn, Entry), (r[1] if r is not None else None)
 
         return await self._run("put_hosted_maven_file", _txn)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store, fetch_rows
+from harbor_cache.index.engine import Store, fetch_all
+from harbor_cache.index.rows import Setting
 
 
 class SettingsStore(Store):
     """The ``settings`` table."""
 
-    async def get_settings(self) -> list[dict]:
+    async def get_settings(self) -> list[Setting]:
         def _txn(txn):
             self._exec(txn, "SELECT key, value, updated_at FROM settings ORDER BY key")
-            return fetch_rows(txn)
+            return fetch_all(txn, Setting)
 
         return await self._run("get_settings", _txn)
 

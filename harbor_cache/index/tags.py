@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store, fetch_row
+from harbor_cache.index.engine import Store, fetch_one
+from harbor_cache.index.rows import Tag
 
 
 class TagsStore(Store):
     """Tags of cached and hosted repositories (a hosted tag is never overwritten by a cached one)."""
 
-    async def get_tag(self, repository: str, tag: str) -> dict | None:
+    async def get_tag(self, repository: str, tag: str) -> Tag | None:
         def _txn(txn):
             self._exec(txn, "SELECT * FROM tags WHERE repository = ? AND tag = ?", (repository, tag))
-            return fetch_row(txn)
+            return fetch_one(txn, Tag)
 
         return await self._run("get_tag", _txn)
 

@@ -7,7 +7,8 @@ session at once.
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store, fetch_row
+from harbor_cache.index.engine import Store, fetch_one
+from harbor_cache.index.rows import Upload
 
 
 class UploadsStore(Store):
@@ -38,10 +39,10 @@ class UploadsStore(Store):
 
         return await self._run("create_upload", _txn)
 
-    async def get_upload(self, session_id: str) -> dict | None:
+    async def get_upload(self, session_id: str) -> Upload | None:
         def _txn(txn):
             self._exec(txn, "SELECT * FROM upload_sessions WHERE id = ?", (session_id,))
-            return fetch_row(txn)
+            return fetch_one(txn, Upload)
 
         return await self._run("get_upload", _txn)
 

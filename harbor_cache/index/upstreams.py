@@ -7,7 +7,8 @@ transaction, so every node notices a change made on another one.
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store, fetch_row, fetch_rows
+from harbor_cache.index.engine import Store, fetch_all, fetch_one
+from harbor_cache.index.rows import Upstream
 
 
 class UpstreamsStore(Store):
@@ -28,14 +29,14 @@ class UpstreamsStore(Store):
 
         return await self._run("upstreams_generation", _txn)
 
-    async def list_upstreams(self) -> tuple[int, list[dict]]:
+    async def list_upstreams(self) -> tuple[int, list[Upstream]]:
         """(generation, every upstream row by id), read in one transaction."""
 
         def _txn(txn):
             self._exec(txn, "SELECT generation FROM upstreams_meta WHERE id = 1")
             generation = int(txn.fetchone()[0])
             self._exec(txn, "SELECT * FROM upstreams ORDER BY id")
-            return generation, fetch_rows(txn)
+            return generation, fetch_all(txn, Upstream)
 
         return await self._run("list_upstreams", _txn)
 
@@ -62,7 +63,7 @@ class UpstreamsStore(Store):
             [row[c] for c in cols] + [now, now],
         )
 
-    async def create_upstream(self, row: dict, now: float) -> dict | None:
+    async def create_upstream(self, row: dict, now: float) -> Upstream | None:
         """Insert an upstream; None when the name is taken."""
 
         def _txn(txn):
@@ -72,11 +73,11 @@ class UpstreamsStore(Store):
             self._insert_upstream_txn(txn, row, now)
             self._bump_upstreams_txn(txn)
             self._exec(txn, "SELECT * FROM upstreams WHERE name = ?", (row["name"],))
-            return fetch_row(txn)
+            return fetch_one(txn, Upstream)
 
         return await self._run("create_upstream", _txn)
 
-    async def update_upstream(self, upstream_id: int, row: dict, now: float) -> dict | str:
+    async def update_upstream(self, upstream_id: int, row: dict, now: float) -> Upstream | str:
         """Replace an upstream's fields; "missing" or "name_taken" when that cannot be done."""
 
         def _txn(txn):
@@ -94,7 +95,7 @@ class UpstreamsStore(Store):
             )
             self._bump_upstreams_txn(txn)
             self._exec(txn, "SELECT * FROM upstreams WHERE id = ?", (upstream_id,))
-            return fetch_row(txn)
+            return fetch_one(txn, Upstream)
 
         return await self._run("update_upstream", _txn)
 

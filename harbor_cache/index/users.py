@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store, fetch_row, fetch_rows
+from harbor_cache.index.engine import Store, fetch_all, fetch_one
+from harbor_cache.index.rows import User
 
 
 class UsersStore(Store):
@@ -22,7 +23,7 @@ class UsersStore(Store):
 
         return await self._run("count_admins", _txn)
 
-    async def create_user(self, username: str, password_hash: str, role: str, now: float) -> dict | None:
+    async def create_user(self, username: str, password_hash: str, role: str, now: float) -> User | None:
         """Returns the new user, or None when the username is taken."""
 
         def _txn(txn):
@@ -35,34 +36,34 @@ class UsersStore(Store):
                 (username, password_hash, role, now, now),
             )
             self._exec(txn, "SELECT * FROM users WHERE username = ?", (username,))
-            return fetch_row(txn)
+            return fetch_one(txn, User)
 
         return await self._run("create_user", _txn)
 
-    async def get_user(self, user_id: int) -> dict | None:
+    async def get_user(self, user_id: int) -> User | None:
         def _txn(txn):
             self._exec(txn, "SELECT * FROM users WHERE id = ?", (user_id,))
-            return fetch_row(txn)
+            return fetch_one(txn, User)
 
         return await self._run("get_user", _txn)
 
-    async def get_user_by_name(self, username: str) -> dict | None:
+    async def get_user_by_name(self, username: str) -> User | None:
         def _txn(txn):
             self._exec(txn, "SELECT * FROM users WHERE username = ?", (username,))
-            return fetch_row(txn)
+            return fetch_one(txn, User)
 
         return await self._run("get_user_by_name", _txn)
 
-    async def list_users(self) -> list[dict]:
+    async def list_users(self) -> list[User]:
         def _txn(txn):
             self._exec(txn, "SELECT * FROM users ORDER BY id")
-            return fetch_rows(txn)
+            return fetch_all(txn, User)
 
         return await self._run("list_users", _txn)
 
     async def update_user(
         self, user_id: int, role: str | None, password_hash: str | None, now: float
-    ) -> tuple[str, dict | None]:
+    ) -> tuple[str, User | None]:
         """Change role and/or password in one transaction.
 
         Returns ("ok", row), ("missing", None), or ("last_admin", row) when
@@ -71,10 +72,10 @@ class UsersStore(Store):
 
         def _txn(txn):
             self._exec(txn, "SELECT * FROM users WHERE id = ?", (user_id,))
-            row = fetch_row(txn)
+            row = fetch_one(txn, User)
             if row is None:
                 return "missing", None
-            if row["role"] == "admin" and role is not None and role != "admin":
+            if row.role == "admin" and role is not None and role != "admin":
                 self._exec(txn, "SELECT COUNT(*) FROM users WHERE role = 'admin'")
                 if txn.fetchone()[0] <= 1:
                     return "last_admin", row
@@ -87,7 +88,7 @@ class UsersStore(Store):
                 args.append(password_hash)
             self._exec(txn, f"UPDATE users SET {', '.join(sets)} WHERE id = ?", (*args, user_id))
             self._exec(txn, "SELECT * FROM users WHERE id = ?", (user_id,))
-            return "ok", fetch_row(txn)
+            return "ok", fetch_one(txn, User)
 
         return await self._run("update_user", _txn)
 

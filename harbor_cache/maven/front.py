@@ -210,10 +210,10 @@ class MavenFront:
             user = await self.credentials.check(username, password)
             if user is None:
                 raise AuthChallenge(401, "invalid username or password", [BASIC_CHALLENGE])
-            if not can_push(user["role"]):
-                reason = f"user {username} ({user['role']}) may not deploy"
+            if not can_push(user.role):
+                reason = f"user {username} ({user.role}) may not deploy"
                 raise AuthChallenge(403, reason, [_bearer_error("insufficient_scope", reason)])
-            return user["username"]
+            return user.username
         claims = await self.authorize(request, repo_id, WRITE)
         return str(claims.get("sub"))
 
@@ -437,10 +437,10 @@ class MavenFront:
         repositories = (self._form(request, b"repositories") or "").split(",")
         scopes = (self._form(request, b"scope") or "").split(",")
         try:
-            repositories, scopes = plan_artifact_token(user["role"], repositories,
+            repositories, scopes = plan_artifact_token(user.role, repositories,
                                                        list(self.cache.repositories), scopes)
-            token = self.tokens.mint(user["username"], repositories, scopes, hours,
-                                     stamp=credential_stamp(user["password_hash"]))
+            token = self.tokens.mint(user.username, repositories, scopes, hours,
+                                     stamp=credential_stamp(user.password_hash))
         except ArtifactTokenRequestError as e:
             raise (Denied(e.reason) if e.status == 403 else BadRequest(e.reason)) from None
         log.info("artifact token for {user}: {repositories} {scopes} {hours}h",

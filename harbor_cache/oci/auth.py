@@ -46,6 +46,7 @@ from harbor_cache.errors import Denied, Unauthorized
 from harbor_cache.grammar.names import is_valid_repository_name
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.grammar.timestamps import iso8601
+from harbor_cache.index.rows import User
 
 log = Logger()
 
@@ -102,20 +103,20 @@ class RegistryAuthorizer:
             user = await self._basic_user(*basic)
             if user is None:
                 raise Unauthorized("invalid username or password", headers=self.challenge(request, name, actions))
-            return Caller(user["username"], role=user["role"])
+            return Caller(user.username, role=user.role)
         token = parse_bearer_authorization(header)
         if token is None:
             raise Unauthorized("unsupported Authorization header", headers=self.challenge(request, name, actions))
         try:
             claims = self.tokens.verify(token)
             username = claims.get("sub") or None
-            role = (await current_holder(self.index, claims, username))["role"] if username else None
+            role = (await current_holder(self.index, claims, username)).role if username else None
         except InvalidToken as e:
             raise Unauthorized(f"invalid token: {e.reason}",
                                headers=self.challenge(request, name, actions, "invalid_token")) from None
         return Caller(username, role=role, claims=claims)
 
-    async def _basic_user(self, username: str, password: str) -> dict | None:
+    async def _basic_user(self, username: str, password: str) -> User | None:
         """The user row for Basic credentials, or None."""
         return await self.credentials.check(username, password)
 
@@ -194,7 +195,7 @@ class RegistryAuthorizer:
                 if user is None:
                     raise Unauthorized("invalid username or password",
                                        headers={"WWW-Authenticate": f'Basic realm="{SERVICE}"'})
-                username, role, stamp = user["username"], user["role"], credential_stamp(user["password_hash"])
+                username, role, stamp = user.username, user.role, credential_stamp(user.password_hash)
             else:
                 caller = await self.identify(request)  # checks the holder: the stamp is today's
                 assert caller is not None  # a header is present, so never anonymous

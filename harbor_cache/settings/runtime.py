@@ -139,14 +139,14 @@ class RuntimeSettings:
     async def load(self) -> None:
         """Read stored values at start-up; a stored value that no longer validates is ignored."""
         for row in await self._index.get_settings():
-            setting = SETTINGS.get(row["key"])
+            setting = SETTINGS.get(row.key)
             if setting is None:
                 continue
             try:
-                self._values[row["key"]] = setting.parse(row["value"])
+                self._values[row.key] = setting.parse(row.value)
             except ValueError:
                 continue
-            self._stored[row["key"]] = (row["value"], row["updated_at"])
+            self._stored[row.key] = (row.value, row.updated_at)
 
     async def reload(self) -> None:
         """Mirror the index again: values changed or reset on another node sharing it apply here.
@@ -156,14 +156,14 @@ class RuntimeSettings:
         values = {k: s.parse(s.default) for k, s in SETTINGS.items()}
         stored: dict[str, tuple[str, float]] = {}
         for row in await self._index.get_settings():
-            setting = SETTINGS.get(row["key"])
+            setting = SETTINGS.get(row.key)
             if setting is None:
                 continue
             try:
-                values[row["key"]] = setting.parse(row["value"])
+                values[row.key] = setting.parse(row.value)
             except ValueError:
                 continue
-            stored[row["key"]] = (row["value"], row["updated_at"])
+            stored[row.key] = (row.value, row.updated_at)
         self._values, self._stored = values, stored
 
     def get(self, key: str) -> Any:
