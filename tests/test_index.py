@@ -125,7 +125,7 @@ class IndexTestsMixin:
         self.assertEqual(run(self, self.index.update_user(admin.id, "read-only", None, 2.0))[0], "last_admin")
         status, row = run(self, self.index.update_user(bob.id, "admin", "h2", 3.0))
         self.assertEqual((status, row.role, row.password_hash, row.updated_at), ("ok", "admin", "h2", 3.0))
-        self.assertEqual(run(self, self.index.count_admins()), 2)
+        self.assertEqual([u.role for u in run(self, self.index.list_users())], ["admin", "admin"])
         self.assertEqual(run(self, self.index.delete_user(bob.id)), "ok")
         self.assertEqual(run(self, self.index.delete_user(admin.id)), "last_admin")
         self.assertEqual(run(self, self.index.delete_user(9999)), "missing")
@@ -203,7 +203,6 @@ class IndexTestsMixin:
         """Paging is by byte order on both engines (PostgreSQL compares TEXT with the C collation)."""
         for tag in ("b", "B", "a-1", "a_1", "Z"):
             run(self, self.index.put_tag("lib/x", tag, "sha256:1", "proxy", None, 1.0))
-        self.assertEqual(run(self, self.index.list_tags("lib/x")), ["B", "Z", "a-1", "a_1", "b"])
         self.assertEqual(run(self, self.index.list_tags_page("lib/x", "Z", 2)), ["a-1", "a_1"])
         self.assertEqual(run(self, self.index.list_tags_page("lib/x", None, None)), ["B", "Z", "a-1", "a_1", "b"])
         run(self, self.index.mark_tag_fetched("lib/x", "b", 9.0))
@@ -213,7 +212,6 @@ class IndexTestsMixin:
         self.assertEqual(run(self, self.index.list_repositories_page("Lib/y", 1)), ["lib/x"])
         self.assertTrue(run(self, self.index.repository_known("Lib/y")))
         self.assertFalse(run(self, self.index.repository_known("nope")))
-        self.assertEqual(run(self, self.index.delete_tags("lib/x", "sha256:1")), 5)
 
     def test_hosted_manifest_tag_referrer_and_delete(self):
         row = run(self, self.index.put_hosted_manifest(
@@ -269,10 +267,9 @@ class IndexTestsMixin:
         self.assertTrue(acquire("b", 120.5))  # expired: taken over
         self.assertFalse(run(self, self.index.renew_lease("download:x", "a", 121.0, 10.0)))
         run(self, self.index.release_lease("download:x", "a"))  # not a's any more: no effect
-        self.assertEqual(run(self, self.index.get_lease("download:x")).node, "b")
+        self.assertFalse(acquire("c", 121.0))  # still b's
         run(self, self.index.release_lease("download:x", "b"))
-        self.assertIsNone(run(self, self.index.get_lease("download:x")))
-        self.assertTrue(acquire("c", 121.0))
+        self.assertTrue(acquire("c", 121.0))  # free before its expiry
 
     def test_upload_sessions(self):
         """Caps counted in the insert's transaction; one writer at a time; stale sessions removed."""
@@ -290,7 +287,7 @@ class IndexTestsMixin:
         self.assertEqual((row.size, row.writer, row.owner, row.repository), (42, "b", "bob", "r"))
         self.assertEqual(run(self, self.index.stale_uploads(3.0, 6.0)), ["s2", "s3"])  # s1 is being written
         self.assertEqual(run(self, self.index.stale_uploads(100.0, 16.0)), ["s1"])  # its writer's hold ran out
-        self.assertEqual(run(self, self.index.count_uploads()), 0)
+        self.assertEqual([run(self, self.index.get_upload(s)) for s in ("s1", "s2", "s3")], [None] * 3)
         self.assertFalse(run(self, self.index.delete_upload("s1")))
 
     def test_ping(self):

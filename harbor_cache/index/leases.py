@@ -6,8 +6,7 @@ renews it, anyone may take it over once it has expired (its node died).
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store, fetch_one
-from harbor_cache.index.rows import Lease
+from harbor_cache.index.engine import Store
 
 
 class LeasesStore(Store):
@@ -44,10 +43,3 @@ class LeasesStore(Store):
             self._exec(txn, "DELETE FROM leases WHERE name = ? AND node = ?", (name, node))
 
         await self._run("release_lease", _txn)
-
-    async def get_lease(self, name: str) -> Lease | None:
-        def _txn(txn):
-            self._exec(txn, "SELECT name, node, expires_at FROM leases WHERE name = ?", (name,))
-            return fetch_one(txn, Lease)
-
-        return await self._run("get_lease", _txn)

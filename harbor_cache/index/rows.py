@@ -114,15 +114,6 @@ class Upstream:
 
 
 @dataclass(frozen=True, slots=True)
-class Lease:
-    """A named lease held by one node until ``expires_at``."""
-
-    name: str
-    node: str
-    expires_at: float
-
-
-@dataclass(frozen=True, slots=True)
 class Upload:
     """An upload session of the hosted registry; ``writer`` appends to it until ``writer_until``."""
 

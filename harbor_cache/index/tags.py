@@ -41,20 +41,6 @@ class TagsStore(Store):
 
         await self._run("mark_tag_fetched", _txn)
 
-    async def list_tags(self, repository: str) -> list[str]:
-        def _txn(txn):
-            self._exec(txn, "SELECT tag FROM tags WHERE repository = ? ORDER BY tag", (repository,))
-            return [r[0] for r in txn.fetchall()]
-
-        return await self._run("list_tags", _txn)
-
-    async def delete_tags(self, repository: str, digest: str) -> int:
-        def _txn(txn):
-            self._exec(txn, "DELETE FROM tags WHERE repository = ? AND digest = ?", (repository, digest))
-            return txn.rowcount
-
-        return await self._run("delete_tags", _txn)
-
     async def delete_hosted_tag(self, repository: str, tag: str) -> str | None:
         """Remove a hosted tag; returns the digest it pointed at, None when there was no hosted tag."""
 

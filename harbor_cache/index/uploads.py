@@ -96,10 +96,3 @@ class UploadsStore(Store):
             return ids
 
         return await self._run("stale_uploads", _txn)
-
-    async def count_uploads(self) -> int:
-        def _txn(txn):
-            self._exec(txn, "SELECT COUNT(*) FROM upload_sessions")
-            return txn.fetchone()[0]
-
-        return await self._run("count_uploads", _txn)

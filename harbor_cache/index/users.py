@@ -16,13 +16,6 @@ class UsersStore(Store):
 
         return await self._run("count_users", _txn)
 
-    async def count_admins(self) -> int:
-        def _txn(txn):
-            self._exec(txn, "SELECT COUNT(*) FROM users WHERE role = 'admin'")
-            return txn.fetchone()[0]
-
-        return await self._run("count_admins", _txn)
-
     async def create_user(self, username: str, password_hash: str, role: str, now: float) -> User | None:
         """Returns the new user, or None when the username is taken."""
 
