@@ -97,9 +97,13 @@ class InlineBcrypt:
     `auth.check_password` (which run on the bcrypt thread pool).
     """
 
+    _dummy: str | None = None  # one per process: a test harness builds many
+
     def __init__(self):
         self.checks: list[tuple[str, str | None]] = []
-        self.dummy = bcrypt.hashpw(b"dummy", bcrypt.gensalt(4)).decode()
+        if InlineBcrypt._dummy is None:
+            InlineBcrypt._dummy = bcrypt.hashpw(b"dummy", bcrypt.gensalt(4)).decode()
+        self.dummy = InlineBcrypt._dummy
 
     async def hash(self, password: str) -> str:
         return bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()

@@ -125,7 +125,9 @@ class ApiFront:
         self.console = console
         # Called after clear / cleanup / delete so gauges follow at once (service: refresh metrics).
         self.on_cache_change = on_cache_change or (lambda: None)
-        self._openapi = json.dumps(openapi_document or {}).encode()
+        # Serialized on first request (~8 ms for the whole document; most processes never serve it).
+        self._openapi_document = openapi_document or {}
+        self._openapi: bytes | None = None
 
     async def record(self, request, action: str, actor: str | None, target: str | None = None,
                      detail: dict | None = None) -> None:
@@ -429,4 +431,6 @@ class ApiFront:
     @app.route("/api/v1/openapi.json", methods=["GET"])
     async def openapi(self, request):
         request.setHeader(b"Content-Type", b"application/json")
+        if self._openapi is None:
+            self._openapi = json.dumps(self._openapi_document).encode()
         return self._openapi
