@@ -280,7 +280,7 @@ class HarborApp:
                                      metrics=self.metrics, clock=clock, node=self.node_name)
         hosted_front = HostedFront(self.hosted, self.registry_policy, self.metrics, audit=self.audit)
         self.oci_front = OciFront(self.oci, self.settings, self.metrics, policy=self.registry_policy,
-                                  public_url=self.public_url, extensions=hosted_front.routes())
+                                  extensions=hosted_front.routes())
 
     def _registry_upstream(self, config: UpstreamConfig) -> RegistryUpstream:
         return RegistryUpstream(config, self.http, self.clock, header_timeout=self.config.upstream_idle_timeout,

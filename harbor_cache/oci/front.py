@@ -17,7 +17,6 @@ from harbor_cache.errors import (
     ManifestUnknown,
     NameUnknown,
     NotFound,
-    Unauthorized,
     Unsupported,
 )
 from harbor_cache.grammar.digests import is_digest_reference
@@ -25,7 +24,6 @@ from harbor_cache.grammar.mediatypes import INDEX_TYPES, accepts
 from harbor_cache.grammar.names import is_valid_tag
 from harbor_cache.grammar.namespaces import UnknownRegistry
 from harbor_cache.grammar.oci_paths import V2Route, parse_v2_path
-from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.http.serving import serve_source
 from harbor_cache.http.site import install_error_handlers
 from harbor_cache.oci.checks import check_digest, check_name, scope_name
@@ -33,29 +31,6 @@ from harbor_cache.oci.checks import check_digest, check_name, scope_name
 log = Logger()
 
 API_VERSION_HEADER = (b"Docker-Distribution-API-Version", b"registry/2.0")
-
-
-class AnonymousPullPolicy:
-    """Default access policy: pulls follow ``registry.anonymous_pull``; nothing else is allowed.
-
-    The registry token flow (users, roles, push) replaces this with a full
-    authorizer; the front only needs ``authorize(request, name, actions)``.
-    """
-
-    def __init__(self, settings, public_url=None):
-        self.settings = settings
-        self.public_url = PublicURL.of(public_url)
-
-    def challenge(self, request, name: str | None, actions: set[str]) -> dict[str, str]:
-        value = f'Bearer realm="{self.public_url.for_request(request)}/v2/token",service="harbor-cache"'
-        if name:
-            value += f',scope="repository:{name}:{",".join(sorted(actions))}"'
-        return {"WWW-Authenticate": value}
-
-    async def authorize(self, request, name: str | None, actions: set[str]) -> str | None:
-        if actions <= {"pull"} and self.settings.get("registry.anonymous_pull"):
-            return None
-        raise Unauthorized("authentication required", headers=self.challenge(request, name, actions))
 
 
 def etag_matches(header: bytes | None, digest: str) -> bool:
@@ -79,14 +54,14 @@ class OciFront:
     app = Klein()
     install_error_handlers(app)
 
-    def __init__(self, cache, settings, metrics, policy=None, public_url=None,
-                 extensions: Mapping[str, RouteHandler] | None = None):
-        """``extensions``: route kind -> handler for everything but GET/HEAD of manifests and blobs
-        (uploads, manifest PUT, deletes, tags, catalog, token, referrers): `oci.hosted.HostedFront.routes`."""
+    def __init__(self, cache, settings, metrics, policy, extensions: Mapping[str, RouteHandler] | None = None):
+        """``policy``: who may do what (`oci.auth.RegistryAuthorizer`); ``extensions``: route kind -> handler
+        for everything but GET/HEAD of manifests and blobs (uploads, manifest PUT, deletes, tags, catalog,
+        token, referrers): `oci.hosted.HostedFront.routes`."""
         self.cache = cache
         self.settings = settings
         self.metrics = metrics
-        self.policy = policy or AnonymousPullPolicy(settings, public_url)
+        self.policy = policy
         self.extensions: Mapping[str, RouteHandler] = extensions or {}
 
     @app.route("/v2/", methods=["GET", "HEAD"])
