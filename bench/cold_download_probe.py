@@ -54,10 +54,9 @@ async def probe(url: str, runs: int) -> None:
                 else:
                     temp = storage.new_temp(response.length)
                     if mode == "write":
-                        temp._lanes = [temp._writer]
+                        temp._writer.work = temp._write_chunks
                     elif mode == "hash":
-                        temp._lanes = temp._lanes[1:]
-                        temp._writer = temp._lanes[0]
+                        temp._writer.work = lambda chunks, h=temp._hashers["sha256"]: [h.update(c) for c in chunks]
                     await stream_to_temp(response, temp, reactor, 30, lambda n: None)
                     await temp._wait_drained()
                     temp.abort(Exception("probe done"))

@@ -41,6 +41,23 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu(pid):
+    """(reactor thread's CPU seconds, all other threads' CPU seconds) of process ``pid``."""
+    main = other = 0.0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue  # a thread that just ended
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        if int(tid) == pid:
+            main += cpu
+        else:
+            other += cpu
+    return main, other
+
+
 def leaf(stack):
     """The innermost frame of a collapsed stack, without the file's directory."""
     frame = stack.split(";")[-1]
@@ -83,9 +100,11 @@ def main():
                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                         time.sleep(1.0)
                     cpu0 = cpu_seconds(srv.pid)
+                    main0, other0 = thread_cpu(srv.pid)
                     cp = support.check_ok(support.run(["curl", "-sf", "-o", "/dev/null", "-w", "%{time_total}",
                                                        srv.url + blob_path], timeout=600))
                     cpu = cpu_seconds(srv.pid) - cpu0
+                    main1, other1 = thread_cpu(srv.pid)
                     if spy is not None:
                         time.sleep(0.3)
                         spy.send_signal(2)
@@ -93,8 +112,9 @@ def main():
                 finally:
                     srv.close()
                 figures[name].append((float(cp.stdout), cpu))
-                print("run %d %-4s: curl %.3f s, server CPU %.3f s (%.2f ms/MiB)"
-                      % (run, name, float(cp.stdout), cpu, cpu * 1000 / (layer["size"] / MIB)), flush=True)
+                print("run %d %-4s: curl %.3f s, server CPU %.3f s (%.2f ms/MiB; reactor thread %.3f s, others %.3f s)"
+                      % (run, name, float(cp.stdout), cpu, cpu * 1000 / (layer["size"] / MIB), main1 - main0,
+                         other1 - other0), flush=True)
                 if spy is None or tree is not None:
                     continue  # the profile shows this build only
                 with open(raw) as f:

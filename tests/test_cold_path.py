@@ -16,7 +16,7 @@ from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone, readBody
 from twisted.web.http_headers import Headers
 
 from harbor_cache.http.serving import serve_source
-from harbor_cache.storage import RangeProducer, Storage, StoredSource, disk
+from harbor_cache.storage import RangeProducer, Storage, StoredSource, disk, writer
 from harbor_cache.testing import InlineIO
 from harbor_cache.upstream.body import UpstreamStalled, stream_to_temp
 from harbor_cache.upstream.recv import MIN_ROOM, BufferPool, DirectReader
@@ -32,7 +32,22 @@ class ReleaseTicketTests(SynchronousTestCase):
         self.io = ManualIO()
         self.storage = Storage(self.mktemp(), self.io)
 
-    def test_release_waits_for_every_lane(self):
+    def test_release_waits_for_the_batch_to_be_written_and_hashed(self):
+        temp = self.storage.new_temp(8)
+        released = []
+        temp.write(memoryview(b"abcd"), lambda: released.append(1))
+        temp.write(memoryview(b"efgh"), lambda: released.append(2))
+        self.assertEqual(len(self.io.jobs), 1)  # one lane: write, then hash, the first chunk
+        self.io.step()
+        self.assertEqual(released, [1])
+        self.io.run_all()
+        self.assertEqual(released, [1, 2])
+        d = defer.Deferred.fromCoroutine(temp.finish())
+        self.io.run_all()
+        self.assertEqual(self.successResultOf(d), "sha256:" + hashlib.sha256(b"abcdefgh").hexdigest())
+
+    def test_release_waits_for_every_lane_when_they_run_side_by_side(self):
+        self.patch(writer, "PARALLEL_LANES", True)
         temp = self.storage.new_temp(8)
         released = []
         temp.write(memoryview(b"abcd"), lambda: released.append(1))

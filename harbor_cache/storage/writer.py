@@ -27,12 +27,17 @@ HIGH_WATER = 8 << 20
 LOW_WATER = 2 << 20
 
 
-class _Lane:
-    """One ordered stream of work over the chunks of a TempBlob (the disk write, or one hash).
+# How a TempBlob's work is split over the I/O pool. False (the default): one lane writes each
+# batch of chunks and then hashes it from the same buffers while they are still in the CPU cache;
+# one thread hand-off per batch instead of one per lane. True: the write and each hash in lanes of
+# their own, side by side (their sum no longer bounds a download, but every batch wakes every lane).
+# One lane cost about 20% less CPU per cold MiB on the 2-core bench machine at no loss of time
+# (bench/RESULTS.md, "Cold path, round 2").
+PARALLEL_LANES = False
 
-    Lanes run on the I/O pool side by side: writing and each hash release the
-    GIL, so the slowest of them, not their sum, bounds a cold download.
-    """
+
+class _Lane:
+    """One ordered stream of work over the chunks of a TempBlob (write and hash, or one of them)."""
 
     def __init__(self, work: Callable[[list[bytes | memoryview]], None]):
         self.work = work
@@ -78,8 +83,12 @@ class TempBlob(GrowingSource):
         # Where the write lane is in the file, and up to where it has asked for writeback (I/O pool only).
         self._file_end = offset
         self._writeback_from = offset
-        self._writer = _Lane(self._write_chunks)
-        self._lanes = [self._writer] + [_Lane(self._hash_lane(h)) for h in self._hashers.values()]
+        if PARALLEL_LANES:
+            self._writer = _Lane(self._write_chunks)
+            self._lanes = [self._writer] + [_Lane(self._hash_lane(h)) for h in self._hashers.values()]
+        else:
+            self._writer = _Lane(self._write_and_hash)
+            self._lanes = [self._writer]
         self._high = False
         self._drained: list[defer.Deferred] = []
         # (bytes written since creation up to the end of a chunk, its release callback), oldest first
@@ -139,6 +148,13 @@ class TempBlob(GrowingSource):
         if self._file_end - self._writeback_from >= disk.WRITEBACK_STEP:
             disk.start_writeback(self._fd, self._writeback_from, self._file_end - self._writeback_from)
             self._writeback_from = self._file_end
+
+    def _write_and_hash(self, chunks: list[bytes | memoryview]) -> None:
+        """Runs on the I/O pool: write a batch, then hash it from the same (cache-warm) buffers."""
+        self._write_chunks(chunks)
+        for hasher in self._hashers.values():
+            for c in chunks:
+                hasher.update(c)
 
     @staticmethod
     def _hash_lane(hasher) -> Callable[[list[bytes | memoryview]], None]:
