@@ -364,7 +364,15 @@ class RowTests(SynchronousTestCase):
         self.addCleanup(conn.close)
         cursor = conn.execute("SELECT 'v' AS value, 'x' AS extra, 2.5 AS updated_at, 'k' AS key")
         self.assertEqual(fetch_all(cursor, Setting), [Setting(key="k", value="v", updated_at=2.5)])
-        self.assertIsNone(fetch_one(conn.execute("SELECT 'k' AS key WHERE 0"), Setting))
+        self.assertIsNone(fetch_one(conn.execute("SELECT 'k' AS key, 'v' AS value, 1.0 AS updated_at WHERE 0"), Setting))
+        in_order = conn.execute("SELECT 'k' AS key, 'v' AS value, 1.0 AS updated_at")
+        self.assertEqual(fetch_one(in_order, Setting), Setting("k", "v", 1.0))
+
+    def test_a_missing_column_is_an_error(self):
+        conn = sqlite3.connect(":memory:")
+        self.addCleanup(conn.close)
+        with self.assertRaises(ValueError):
+            fetch_all(conn.execute("SELECT 'k' AS key, 'v' AS value"), Setting)
 
 
 class SqliteIndexTests(IndexTestsMixin, SynchronousTestCase):

@@ -32,26 +32,39 @@ log = Logger()
 
 R = TypeVar("R")
 
+# (row class, column names) -> the column index of each field in field order, or None when
+# the columns are the fields in order; a handful of entries, one per query shape.
+_PLANS: dict[tuple[type, tuple[str, ...]], tuple[int, ...] | None] = {}
 
-_FIELD_NAMES: dict[type, frozenset[str]] = {}
 
-
-def _field_names(cls: type) -> frozenset[str]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
-    return names
+def _plan(cls: type, description) -> tuple[int, ...] | None:
+    names = tuple(c[0] for c in description)
+    key = (cls, names)
+    try:
+        return _PLANS[key]
+    except KeyError:
+        pass
+    fields = tuple(f.name for f in dataclasses.fields(cls))
+    position = {name: i for i, name in enumerate(names)}
+    missing = [f for f in fields if f not in position]
+    if missing:
+        raise ValueError(f"{cls.__name__} needs columns {missing} that the query does not return")
+    plan = None if names == fields else tuple(position[f] for f in fields)
+    _PLANS[key] = plan
+    return plan
 
 
 def fetch_all(txn, cls: type[R]) -> list[R]:
     """The cursor's remaining rows as ``cls`` (a dataclass of `harbor_cache.index.rows`), by column name.
 
     Columns ``cls`` does not name are skipped: a newer node may have added
-    one to a table that this node reads with ``SELECT *``.
+    one to a table that this node reads with ``SELECT *``.  How columns map
+    to fields is worked out once per query shape (rows are built on hot paths).
     """
-    wanted = _field_names(cls)
-    keep = [(i, c[0]) for i, c in enumerate(txn.description) if c[0] in wanted]
-    return [cls(**{name: r[i] for i, name in keep}) for r in txn.fetchall()]
+    plan = _plan(cls, txn.description)
+    if plan is None:
+        return [cls(*r) for r in txn.fetchall()]
+    return [cls(*[r[i] for i in plan]) for r in txn.fetchall()]
 
 
 def fetch_one(txn, cls: type[R]) -> R | None:
