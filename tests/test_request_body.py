@@ -274,6 +274,38 @@ class SlowClientTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"")
         closes(h, transport)
 
+    def test_header_deadline_counts_from_the_last_response(self):
+        """The deadline restarts with each response (one timer per connection, moved on)."""
+        h = Harness(self, header_timeout_seconds=10)
+        channel, transport = h.connect()
+        h.clock.advance(6)
+        channel.dataReceived(head("POST", "/api/v1/echo", "Content-Length: 2") + b"hi")
+        self.assertEqual(response(transport)[0], 200)
+        transport.clear()
+        h.clock.advance(9)
+        self.assertFalse(transport.disconnecting)
+        h.clock.advance(1)
+        self.assertEqual(transport.value(), b"")
+        closes(h, transport)
+
+    def test_header_deadline_spares_a_long_request(self):
+        """A request handled for longer than the deadline is not cut; the deadline starts after its response."""
+        h = Harness(self, header_timeout_seconds=10)
+        h.front.gate = Deferred()
+        channel, transport = h.connect()
+        channel.dataReceived(head("POST", "/v2/x/blobs/uploads/", "Content-Length: 0"))
+        h.clock.advance(30)
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(transport.value(), b"")
+        h.front.gate.callback(None)
+        self.assertEqual(response(transport)[0], 202)
+        transport.clear()
+        h.clock.advance(9)
+        self.assertFalse(transport.disconnecting)
+        h.clock.advance(1)
+        self.assertEqual(transport.value(), b"")
+        closes(h, transport)
+
     def test_minimum_body_rate(self):
         """A body arriving slower than min_body_rate_bytes over the window: 408 and closed."""
         h = Harness(self, min_body_rate_bytes=100, body_rate_window_seconds=10)
