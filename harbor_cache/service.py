@@ -334,7 +334,7 @@ class HarborApp:
         ui = ConsoleFiles(os.path.join(os.path.dirname(__file__), "ui"))
         ui.childNotFound = NotFoundResource()  # type: ignore[assignment]
         self.root.put(b"ui", ui)
-        self.root.mount(b"v2", self.oci_front.app.resource())
+        self.root.mount(b"v2", self.oci_front.app.resource(), hot=self.oci_front.hot_manifest)
         self.root.mount(b"api", self.api_front.app.resource())
         maven_resource = self.maven_front.app.resource()
         for segment in (b"repositories", b"token", b".well-known"):

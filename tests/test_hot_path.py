@@ -14,6 +14,7 @@ import json
 import os
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import eventAsJSON, globalLogPublisher
@@ -22,6 +23,8 @@ from twisted.web import http
 
 from harbor_cache.http.site import HarborSite, HotRoute, Root
 from harbor_cache.settings.startup import MavenRepositoryConfig
+from harbor_cache.testing import OCI_MANIFEST, FakeRegistry, resolved
+from tests.fakes import Harness
 from tests.maven_fakes import START, UPSTREAM_MODIFIED, FakeMavenRepo, MavenHarness
 
 POM = "org/example/lib/1.0/lib-1.0.pom"
@@ -31,33 +34,13 @@ SEGMENTS = (b"artifacts", b"repositories", b"token", b".well-known")
 _LEGACY_KEYS = frozenset(("message", "format", "system", "isError", "time", "log_legacy"))
 
 
-class HotPathTests(SynchronousTestCase):
-    def setUp(self):
-        self.up = FakeMavenRepo()
-        self.pom = b"<project>" + os.urandom(3000).hex().encode() + b"</project>"
-        self.up.put(POM, self.pom)
-        self.up.put(JAR, os.urandom(200_000))  # over the small-file limit: never a memory hit
-        self.up.put(META, b"<metadata/>")
-        hosted = MavenRepositoryConfig(id="releases", type="hosted")
-        self.h = MavenHarness(self.mktemp(), self.up, extra_repositories=(hosted,))
-        self.events: list[dict] = []
-        globalLogPublisher.addObserver(self.events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
-        klein = self.h.front.app.resource()
-        self.klein_root = Root()
-        for segment in SEGMENTS:
-            self.klein_root.mount(segment, klein)
-        self.hot_root = Root()
-        for segment in SEGMENTS:
-            self.hot_root.mount(segment, klein, hot=self.spy if segment == b"artifacts" else None)
-        self.answered: list[bool] = []
-        self.clock = Clock()
-        self.clock.advance(START)
+class _Sites:
+    """Raw requests to two sites over one harness: ``klein_root`` (fronts only) and ``hot_root`` (with hot routes).
 
-    def spy(self, request):
-        body = self.h.front.hot_artifact(request)
-        self.answered.append(body is not None)
-        return body
+    Needs ``self.h`` (a harness), ``self.klein_root``, ``self.hot_root``,
+    ``self.answered`` (what the spied hot handler did), ``self.events``,
+    ``self.clock`` and ``self.served_front``.
+    """
 
     # -- driving ------------------------------------------------------------------
 
@@ -98,7 +81,7 @@ class HotPathTests(SynchronousTestCase):
             "hits": m.hits._value.get(),
             "misses": m.misses._value.get(),
             "requests": m.requests._value.get(),
-            "served": m.served_bytes.labels("maven")._value.get(),
+            "served": m.served_bytes.labels(self.served_front)._value.get(),
             "touches": dict(self.h.access._touches),
             "counts": dict(self.h.access._counters),
         }
@@ -107,13 +90,7 @@ class HotPathTests(SynchronousTestCase):
     def without_date(raw: bytes) -> bytes:
         return b"\r\n".join(line for line in raw.split(b"\r\n") if not line.lower().startswith(b"date: "))
 
-    def warm(self, path: str) -> None:
-        """Miss, then a disk hit that puts the small file in memory (both through Klein)."""
-        for _ in range(2):
-            self.assertIn(b" 200 ", self.raw(self.klein_root, "GET", "/artifacts/central/" + path).split(b"\r\n")[0])
-        self.access()
-
-    def same(self, method: str, path: str, headers: dict[str, str] | None = None, hot: bool = True) -> bytes:
+    def same(self, method: str, path: str, headers: dict[str, str] | None = None, hot: bool | None = True) -> bytes:
         """Klein's answer, then the hot root's: equal bytes, access events and counter steps."""
         before = self.counters()
         klein = self.raw(self.klein_root, method, path, headers)
@@ -128,8 +105,46 @@ class HotPathTests(SynchronousTestCase):
         self.assertEqual(len(fast_events), 1)
         for name in ("hits", "misses", "requests", "served"):
             self.assertEqual(after[name] - middle[name], middle[name] - before[name], name)
-        self.assertEqual(self.answered, [hot] if method in ("GET", "HEAD") else [])
+        if hot is not None:  # (None: whatever it did, the answer is Klein's)
+            self.assertEqual(self.answered, [hot] if method in ("GET", "HEAD") else [])
         return fast
+
+
+class HotPathTests(_Sites, SynchronousTestCase):
+    served_front = "maven"
+
+    def setUp(self):
+        self.up = FakeMavenRepo()
+        self.pom = b"<project>" + os.urandom(3000).hex().encode() + b"</project>"
+        self.up.put(POM, self.pom)
+        self.up.put(JAR, os.urandom(200_000))  # over the small-file limit: never a memory hit
+        self.up.put(META, b"<metadata/>")
+        hosted = MavenRepositoryConfig(id="releases", type="hosted")
+        self.h = MavenHarness(self.mktemp(), self.up, extra_repositories=(hosted,))
+        self.events: list[dict] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        klein = self.h.front.app.resource()
+        self.klein_root = Root()
+        for segment in SEGMENTS:
+            self.klein_root.mount(segment, klein)
+        self.hot_root = Root()
+        for segment in SEGMENTS:
+            self.hot_root.mount(segment, klein, hot=self.spy if segment == b"artifacts" else None)
+        self.answered: list[bool] = []
+        self.clock = Clock()
+        self.clock.advance(START)
+
+    def spy(self, request):
+        body = self.h.front.hot_artifact(request)
+        self.answered.append(body is not None)
+        return body
+
+    def warm(self, path: str) -> None:
+        """Miss, then a disk hit that puts the small file in memory (both through Klein)."""
+        for _ in range(2):
+            self.assertIn(b" 200 ", self.raw(self.klein_root, "GET", "/artifacts/central/" + path).split(b"\r\n")[0])
+        self.access()
 
     # -- hits -----------------------------------------------------------------------
 
@@ -276,6 +291,99 @@ class HotPathTests(SynchronousTestCase):
             self.assertLessEqual(len(self.h.front._hot_targets), 2)
         self.raw(self.hot_root, "GET", "/artifacts/central/org/../x.pom")
         self.assertNotIn(b"/artifacts/central/org/../x.pom", self.h.front._hot_targets)
+
+
+class OciHotPathTests(_Sites, SynchronousTestCase):
+    """`OciFront.hot_manifest`: anonymous GET/HEAD of a fresh tag from memory, else Klein's `get_manifest`."""
+
+    served_front = "oci"
+
+    def setUp(self):
+        self.up = FakeRegistry()
+        config = self.up.add_blob(b'{"architecture":"amd64"}')
+        self.manifest, self.digest = self.up.add_manifest("library/app", "1", {
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 24},
+            "layers": []})
+        self.h = Harness(self.mktemp(), self.up)
+        self.events: list[dict] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        klein = self.h.oci_front.app.resource()
+        self.klein_root = Root()
+        self.klein_root.mount(b"v2", klein)
+        self.hot_root = Root()
+        self.hot_root.mount(b"v2", klein, hot=self.spy)
+        self.answered: list[bool] = []
+        self.clock = self.h.clock
+
+    def spy(self, request):
+        body = self.h.oci_front.hot_manifest(request)
+        self.answered.append(body is not None)
+        return body
+
+    def warm(self) -> None:
+        """The tag fetched once through Klein (a miss: body, row and tag now in memory)."""
+        raw = self.raw(self.klein_root, "GET", "/v2/library/app/manifests/1", {"Accept": OCI_MANIFEST})
+        self.assertTrue(raw.startswith(b"HTTP/1.1 200 "), raw[:100])
+        self.access()
+
+    def test_get_by_tag(self):
+        self.warm()
+        raw = self.same("GET", "/v2/library/app/manifests/1", {"Accept": OCI_MANIFEST})
+        self.assertTrue(raw.endswith(self.manifest))
+        for header in (b"Docker-Content-Digest: " + self.digest.encode(), b"ETag: \"%s\"" % self.digest.encode(),
+                       b"Docker-Distribution-Api-Version: registry/2.0", b"Content-Type: " + OCI_MANIFEST.encode()):
+            self.assertIn(b"\r\n" + header + b"\r\n", raw)
+        self.assertEqual(self.up.count("GET", "/manifests/1"), 1)
+
+    def test_head_and_304(self):
+        self.warm()
+        self.same("HEAD", "/v2/library/app/manifests/1", {"Accept": OCI_MANIFEST})
+        raw = self.same("GET", "/v2/library/app/manifests/1", {"If-None-Match": '"%s"' % self.digest})
+        self.assertTrue(raw.startswith(b"HTTP/1.1 304 "))
+
+    def test_no_accept_header(self):
+        """No Accept header: what Klein answers for it (the hot path asks the same question)."""
+        self.warm()
+        self.same("GET", "/v2/library/app/manifests/1", hot=None)
+
+    def test_refused_media_type_goes_to_klein(self):
+        """An Accept the manifest's type is not in: Klein's 404, the hit counted once (by Klein)."""
+        self.warm()
+        raw = self.same("GET", "/v2/library/app/manifests/1",
+                        {"Accept": "application/vnd.docker.distribution.manifest.v1+json"}, hot=False)
+        self.assertTrue(raw.startswith(b"HTTP/1.1 404 "))
+
+    def test_credentials_go_to_klein(self):
+        """Any Authorization header is checked by the registry authorizer (here: a 401 for a bad token)."""
+        self.warm()
+        raw = self.same("GET", "/v2/library/app/manifests/1",
+                        {"Accept": OCI_MANIFEST, "Authorization": "Bearer nope"}, hot=False)
+        self.assertTrue(raw.startswith(b"HTTP/1.1 401 "))
+
+    def test_anonymous_pull_off_goes_to_klein(self):
+        self.warm()
+        resolved(Deferred.fromCoroutine(self.h.settings.update([("registry.anonymous_pull", "false")])))
+        raw = self.same("GET", "/v2/library/app/manifests/1", {"Accept": OCI_MANIFEST}, hot=False)
+        self.assertTrue(raw.startswith(b"HTTP/1.1 401 "))
+
+    def test_other_requests_go_to_klein(self):
+        """Digests, ?ns=, odd paths, blobs, misses and stale tags: all Klein's, answered as before."""
+        self.warm()
+        for path in ("/v2/library/app/manifests/" + self.digest, "/v2/library/app/manifests/1?ns=docker.io",
+                     "/v2/library//app/manifests/1", "/v2/library/app/manifests/1/", "/v2/library/a%70p/manifests/1",
+                     "/v2/library/app/manifests/nope", "/v2/library/app/manifests/-bad", "/v2/Library/app/manifests/1",
+                     "/v2/library/app/tags/list", "/v2/", "/v2"):
+            self.same("GET", path, {"Accept": OCI_MANIFEST}, hot=None)
+        self.h.clock.advance(self.h.settings.get("cache.tag_ttl_seconds") + 1)
+        self.answered.clear()
+        raw = self.raw(self.hot_root, "GET", "/v2/library/app/manifests/1", {"Accept": OCI_MANIFEST})
+        self.assertTrue(raw.startswith(b"HTTP/1.1 200 "))
+        self.assertEqual(self.answered, [False])
+        [[fields, _]] = self.access()
+        self.assertIn(("cache_status", "revalidated"), fields)
+        self.same("GET", "/v2/library/app/manifests/1", {"Accept": OCI_MANIFEST})  # fresh again: hot
 
 
 class _FakeRequest:

@@ -13,6 +13,7 @@ manifest is served with ``stale=True`` (the front adds ``Warning: 110``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from twisted.internet.interfaces import IReactorTime
@@ -493,6 +494,25 @@ class OciCache:
                 return None
             state = self._tags[(name, tag)] = TagState(row.digest, row.media_type, row.kind, row.fetched_at)
         return state
+
+    def memory_manifest_by_tag(self, name: str, tag: str, wanted: Callable[[str], bool]) -> ManifestResult | None:
+        """What `get_manifest_by_tag` would answer at once from memory, when ``wanted(media_type)``; else None.
+
+        Synchronous, for the front's hot path (no Deferred, no coroutine): a
+        fresh tag whose manifest body is in memory.  The hit is counted only
+        when a result is returned (``wanted`` lets the front refuse a media
+        type first); None changes nothing.
+        """
+        state = self._tags.get((name, tag))
+        if state is None or not (state.kind == "hosted"
+                                 or self.clock.seconds() - state.fetched_at < self.settings.get("cache.tag_ttl_seconds")):
+            return None
+        row = self._manifest_rows.get((name, state.digest))
+        item = self.manifests.get(state.digest) if row is not None else None
+        if row is None or item is None or not wanted(item[1]):
+            return None
+        self.outcomes.hit(row[0], "cache")
+        return ManifestResult(item[0], state.digest, item[1], "hit")
 
     async def get_manifest_by_tag(self, name: str, tag: str) -> ManifestResult:
         state = await self._tag_state(name, tag)

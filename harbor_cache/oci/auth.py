@@ -123,6 +123,12 @@ class RegistryAuthorizer:
     def _anonymous_pull(self) -> bool:
         return bool(self.settings.get("registry.anonymous_pull"))
 
+    def lets_pull_at_once(self, request) -> bool:
+        """True when `authorize` would let this request pull from any repository without awaiting anything:
+        no Authorization header and anonymous pulls on (the front's hot path; anything else goes through
+        `authorize`)."""
+        return not request.getHeader(b"Authorization") and self._anonymous_pull()
+
     # -- decisions ------------------------------------------------------------------------
 
     async def allowed(self, caller: Caller | None, name: str, actions: set[str]) -> set[str]:

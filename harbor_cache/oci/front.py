@@ -21,7 +21,7 @@ from harbor_cache.errors import (
 )
 from harbor_cache.grammar.digests import is_digest_reference
 from harbor_cache.grammar.mediatypes import INDEX_TYPES, accepts
-from harbor_cache.grammar.names import is_valid_tag
+from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
 from harbor_cache.grammar.namespaces import UnknownRegistry
 from harbor_cache.grammar.oci_paths import V2Route, parse_v2_path
 from harbor_cache.http.serving import serve_source
@@ -48,6 +48,13 @@ def etag_matches(header: bytes | None, digest: str) -> bool:
 
 # Handles one parsed /v2/ route: (request, route) -> the response body.
 RouteHandler = Callable[[Any, V2Route], Awaitable[Any]]
+
+
+def _acceptable(request, media_type: str) -> bool:
+    """Whether a manifest of ``media_type`` may answer this request by tag (its Accept header; an index
+    always may)."""
+    accept = b",".join(request.requestHeaders.getRawHeaders(b"Accept") or []).decode("latin-1") or None
+    return accepts(accept, media_type) or media_type in INDEX_TYPES
 
 
 class OciFront:
@@ -140,12 +147,15 @@ class OciFront:
             result = await self.cache.get_manifest_by_tag(name, reference)
         request.cache_status = result.cache_status
         request.upstream = result.upstream
-        accept = b",".join(request.requestHeaders.getRawHeaders(b"Accept") or []).decode("latin-1") or None
-        if not by_digest and not accepts(accept, result.media_type) and result.media_type not in INDEX_TYPES:
+        if not by_digest and not _acceptable(request, result.media_type):
             raise ManifestUnknown(
                 f"manifest is of type {result.media_type}, which the Accept header does not allow",
                 {"name": name, "reference": reference},
             )
+        return self._manifest_answer(request, result)
+
+    def _manifest_answer(self, request, result) -> bytes:
+        """Headers for a manifest the client may have; its body (b"" for HEAD and 304)."""
         request.setHeader(b"Content-Type", result.media_type.encode())
         request.setHeader(b"Docker-Content-Digest", result.digest.encode())
         request.setHeader(b"ETag", b'"%s"' % result.digest.encode())
@@ -159,6 +169,41 @@ class OciFront:
             return b""
         self.metrics.served_bytes.labels("oci").inc(len(result.body))
         return result.body
+
+    def hot_manifest(self, request) -> bytes | None:
+        """`get_manifest` for an anonymous GET or HEAD of a fresh tag whose manifest is in memory, without Klein.
+
+        The `site.HotRoute` of ``/v2``: returns the body (b"" for HEAD and
+        304) after setting what `dispatch` and `get_manifest` would set, or
+        None having set nothing whenever they would do more: credentials to
+        check, ``?ns=``, a digest reference, a path Klein would redirect or
+        refuse, a stale or uncached tag, a media type the Accept header
+        refuses (a 404 Klein writes).
+        """
+        path = request.path
+        if (not path.startswith(b"/v2/") or b"%" in path or b"//" in path or path.endswith(b"/")
+                or request.args.get(b"ns")):
+            return None
+        try:
+            rest = path[4:].decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        route = parse_v2_path(rest)
+        if route is None or route.kind != "manifest" or route.name is None or route.reference is None:
+            return None
+        name, tag = route.name, route.reference
+        if is_digest_reference(tag) or not is_valid_tag(tag) or not is_valid_repository_name(name):
+            return None
+        if not self.policy.lets_pull_at_once(request):
+            return None
+        result = self.cache.memory_manifest_by_tag(name, tag, lambda media_type: _acceptable(request, media_type))
+        if result is None:
+            return None
+        request.front = "oci"
+        request.setHeader(*API_VERSION_HEADER)
+        request.cache_status = result.cache_status
+        request.upstream = result.upstream
+        return self._manifest_answer(request, result)
 
     # -- blobs -----------------------------------------------------------------
 
