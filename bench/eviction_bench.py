@@ -78,7 +78,7 @@ def build(root: str, rows: int, now: float, seed: int = 1) -> None:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.close()
     # migrations through the real Index (inline pool)
-    from harbor_cache.index import InlinePool
+    from harbor_cache.testing import InlinePool
 
     pool = InlinePool(db)
     index = Index(pool)

@@ -17,7 +17,9 @@ import base64
 import hashlib
 import json
 import os
+import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import bcrypt
@@ -32,7 +34,7 @@ from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from harbor_cache.http.site import HarborSite
-from harbor_cache.index import InlinePool
+from harbor_cache.index.engine import POSTGRES_CONNECT_OPTIONS, postgres_connect_options, sqlite_connect_options
 from harbor_cache.service import HarborApp, TokenKeys
 from harbor_cache.settings.startup import Config
 
@@ -473,3 +475,43 @@ def build_app(directory: str, *, clock: Clock | None = None, client: Any = None,
     if migrate:
         resolved(defer.Deferred.fromCoroutine(app.index.migrate()))
     return app
+
+
+class InlinePool:
+    """A threadless stand-in for ConnectionPool: each interaction runs at once.
+
+    For unit tests (SQL finishes inside the test's own call stack) and the benchmarks' tools.
+    ``InlinePool(path)`` opens a sqlite file; `InlinePool.postgres` a server.
+    """
+
+    def __init__(self, path: str | None = None, *, conn=None, dbapi=None):
+        if conn is None:
+            assert path is not None, "a path or a connection"
+            conn = sqlite3.connect(path, check_same_thread=False)
+            sqlite_connect_options(conn)
+            dbapi = sqlite3
+        self.conn = conn
+        self.dbapi = dbapi
+
+    @classmethod
+    def postgres(cls, url: str) -> InlinePool:
+        import psycopg2
+
+        conn = psycopg2.connect(url, **POSTGRES_CONNECT_OPTIONS)
+        postgres_connect_options(conn)
+        return cls(conn=conn, dbapi=psycopg2)
+
+    def runInteraction(self, fn: Callable, *args, **kw) -> defer.Deferred:
+        cur = self.conn.cursor()
+        try:
+            result = fn(cur, *args, **kw)
+        except BaseException:
+            self.conn.rollback()
+            return defer.fail()
+        finally:
+            cur.close()
+        self.conn.commit()
+        return defer.succeed(result)
+
+    def close(self) -> None:
+        self.conn.close()

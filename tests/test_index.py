@@ -14,10 +14,11 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from harbor_cache.index import Index, InlinePool, open_postgres_pool
+from harbor_cache.index import Index, open_postgres_pool
 from harbor_cache.index.engine import fetch_all, fetch_one, postgres_ddl
 from harbor_cache.index.migrations import MIGRATIONS
 from harbor_cache.index.rows import CacheTotals, Setting
+from harbor_cache.testing import InlinePool
 from tests import pg_support
 
 

@@ -6,7 +6,8 @@ from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.errors import NotFound
-from harbor_cache.index import Index, InlinePool, migrations
+from harbor_cache.index import Index, migrations
+from harbor_cache.testing import InlinePool
 from tests.maven_fakes import FakeMavenRepo, MavenHarness
 
 JAR = "harness/small/1.0/small-1.0.jar"

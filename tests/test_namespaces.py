@@ -403,7 +403,8 @@ class MigrationTests(SynchronousTestCase):
         """An index at schema 4 migrates to 5 untouched: its tags are the default namespace's, and the
         upstreams tables start empty and unseeded (seeding happens once)."""
         import harbor_cache.index.migrations as migrations
-        from harbor_cache.index import Index, InlinePool
+        from harbor_cache.index import Index
+        from harbor_cache.testing import InlinePool
 
         def run(coro):
             return self.successResultOf(Deferred.fromCoroutine(coro))

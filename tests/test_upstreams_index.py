@@ -8,8 +8,9 @@ from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.core.upstreams import config_from_row, row_from_config
-from harbor_cache.index import Index, InlinePool
+from harbor_cache.index import Index
 from harbor_cache.settings.startup import UpstreamConfig
+from harbor_cache.testing import InlinePool
 from tests import pg_support
 
 HUB = UpstreamConfig(name="hub", url="http://127.0.0.1:1", registry="docker.io", routes=("*",), priority=1,

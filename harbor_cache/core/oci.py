@@ -35,7 +35,7 @@ from harbor_cache.errors import (
     UpstreamUnavailable,
 )
 from harbor_cache.grammar.digests import InvalidDigest, digest_bytes, parse_digest
-from harbor_cache.grammar.mediatypes import MANIFEST_ACCEPT, InvalidManifest, detect_manifest_media_type
+from harbor_cache.grammar.mediatypes import MANIFEST_ACCEPT, OCI_MANIFEST, InvalidManifest, detect_manifest_media_type
 from harbor_cache.grammar.numbers import parse_decimal
 from harbor_cache.index.rows import Entry
 from harbor_cache.storage import GrowingSource
@@ -383,7 +383,9 @@ class OciCache:
             entry = await self.index.get_entry("manifest", name, digest)
             if entry is None:
                 return None
-            row = self._manifest_rows[(name, digest)] = (entry.id, entry.media_type, entry.digest)
+            # A manifest row always has its media type; a missing one is served as the spec's default.
+            row = (entry.id, entry.media_type or OCI_MANIFEST, entry.digest)
+            self._manifest_rows[(name, digest)] = row
         item = self.manifests.get(digest)
         if item is None:
             try:

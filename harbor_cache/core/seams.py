@@ -4,7 +4,7 @@ The core decides; storage, the index and the upstreams do the I/O.  These
 are the calls the caches make on them, so a reader sees the whole contract
 in one place and a test can hand in any object that keeps it (the real
 classes are `storage.Storage`, `index.Index` and `upstream.maven.MavenUpstream`; mypy checks them against these where
-`service.HarborApp` wires them).  Rows are the index's; clocks are
+`service.HarborApp` wires them).  Rows are the index's (`index.rows`); clocks are
 `twisted.internet.interfaces.IReactorTime`.
 """
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Literal, Protocol
 
+from harbor_cache.index import EntryWrite
+from harbor_cache.index.rows import Entry, MavenRepositoryStats, Tag
 from harbor_cache.storage.io import StorageIO
 
 #: What a response was served from, as the access log and ``X-Cache`` say it:
@@ -45,13 +47,13 @@ class BlobStore(Protocol):
 class CacheIndex(Protocol):
     """The index queries the pull caches make: `index.Index`."""
 
-    async def get_entry(self, type_: str, repository: str, key: str) -> Any: ...
+    async def get_entry(self, type_: str, repository: str, key: str) -> Entry | None: ...
 
     async def put_entry(self, *, kind: str, type_: str, repository: str, key: str, digest: str, size: int,
                         now: float, media_type: str | None = None, sha1: str | None = None,
-                        upstream: str | None = None, upstream_modified: float | None = None) -> Any: ...
+                        upstream: str | None = None, upstream_modified: float | None = None) -> Entry: ...
 
-    async def put_entries(self, writes: list[Any], now: float) -> tuple[list[Any], list[str]]: ...
+    async def put_entries(self, writes: list[EntryWrite], now: float) -> tuple[list[Entry], list[str]]: ...
 
     async def mark_fetched(self, entry_id: int, now: float) -> None: ...
 
@@ -59,7 +61,7 @@ class CacheIndex(Protocol):
 
     async def delete_entries(self, ids: list[int]) -> list[str]: ...
 
-    async def get_tag(self, repository: str, tag: str) -> Any: ...
+    async def get_tag(self, repository: str, tag: str) -> Tag | None: ...
 
     async def put_tag(self, repository: str, tag: str, digest: str, kind: str, media_type: str | None,
                       now: float) -> None: ...
@@ -70,9 +72,9 @@ class CacheIndex(Protocol):
 
     async def repository_known(self, repository: str) -> bool: ...
 
-    async def maven_entries_under(self, repository: str, prefix: str) -> list[Any]: ...
+    async def maven_entries_under(self, repository: str, prefix: str) -> list[Entry]: ...
 
-    async def maven_repository_stats(self) -> dict[str, Any]: ...
+    async def maven_repository_stats(self) -> dict[str, MavenRepositoryStats]: ...
 
 
 class MavenRemote(Protocol):

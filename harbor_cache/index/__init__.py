@@ -11,7 +11,6 @@ dataclasses) in `harbor_cache.index.rows`.  Times are float epoch seconds.
 from harbor_cache.index.audit import AuditStore
 from harbor_cache.index.console import ConsoleStore
 from harbor_cache.index.engine import (
-    InlinePool,
     Store,
     dialect_of,
     dialect_of_url,
@@ -34,7 +33,6 @@ from harbor_cache.index.users import UsersStore
 __all__ = [
     "EntryWrite",
     "Index",
-    "InlinePool",
     "Store",
     "dialect_of",
     "dialect_of_url",

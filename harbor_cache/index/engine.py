@@ -88,7 +88,7 @@ def contains_pattern(text: str) -> str:
 # -- pools ----------------------------------------------------------------
 
 
-def _sqlite_connect_options(conn) -> None:
+def sqlite_connect_options(conn) -> None:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
@@ -103,7 +103,7 @@ def open_sqlite_pool(path: str) -> adbapi.ConnectionPool:
         check_same_thread=False,
         cp_min=1,
         cp_max=1,
-        cp_openfun=_sqlite_connect_options,
+        cp_openfun=sqlite_connect_options,
     )
 
 
@@ -120,7 +120,7 @@ POSTGRES_CONNECT_OPTIONS = {
 }
 
 
-def _postgres_connect_options(conn) -> None:
+def postgres_connect_options(conn) -> None:
     """NUMERIC (what SUM of integers gives) as int or float, like sqlite; UTC timestamps."""
     import psycopg2.extensions
 
@@ -146,7 +146,7 @@ def open_postgres_pool(url: str, size: int = 10) -> adbapi.ConnectionPool:
         cp_min=1,
         cp_max=size,
         cp_reconnect=True,
-        cp_openfun=_postgres_connect_options,
+        cp_openfun=postgres_connect_options,
         **POSTGRES_CONNECT_OPTIONS,
     )
 
@@ -167,46 +167,6 @@ def dialect_of(pool) -> str:
     """"postgresql" or "sqlite", from the pool's DB-API module."""
     name = str(getattr(pool, "dbapiName", None) or getattr(getattr(pool, "dbapi", None), "__name__", "sqlite3"))
     return "postgresql" if name.startswith("psycopg") else "sqlite"
-
-
-class InlinePool:
-    """A threadless stand-in for ConnectionPool: each interaction runs at once.
-
-    For unit tests (SQL finishes inside the test's own call stack) and tools.
-    ``InlinePool(path)`` opens a sqlite file; `InlinePool.postgres` a server.
-    """
-
-    def __init__(self, path: str | None = None, *, conn=None, dbapi=None):
-        if conn is None:
-            assert path is not None, "a path or a connection"
-            conn = sqlite3.connect(path, check_same_thread=False)
-            _sqlite_connect_options(conn)
-            dbapi = sqlite3
-        self.conn = conn
-        self.dbapi = dbapi
-
-    @classmethod
-    def postgres(cls, url: str) -> InlinePool:
-        import psycopg2
-
-        conn = psycopg2.connect(url, **POSTGRES_CONNECT_OPTIONS)
-        _postgres_connect_options(conn)
-        return cls(conn=conn, dbapi=psycopg2)
-
-    def runInteraction(self, fn: Callable, *args, **kw) -> defer.Deferred:
-        cur = self.conn.cursor()
-        try:
-            result = fn(cur, *args, **kw)
-        except BaseException:
-            self.conn.rollback()
-            return defer.fail()
-        finally:
-            cur.close()
-        self.conn.commit()
-        return defer.succeed(result)
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 # -- dialects -------------------------------------------------------------
