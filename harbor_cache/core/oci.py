@@ -445,6 +445,14 @@ class OciCache:
         self.outcomes.miss(up.name)
         return body, digest, media_type, up.name
 
+    async def _fetch_existing_manifest(self, name: str, reference: str) -> tuple[bytes, str, str, str]:
+        """`_fetch_manifest`, with upstream's 404 remembered in the negative cache and raised as `ManifestUnknown`."""
+        try:
+            return await self._fetch_manifest(name, reference)
+        except UpstreamNotFound:
+            self.negative.remember(("manifest", name, reference))
+            raise ManifestUnknown("manifest unknown", {"name": name, "reference": reference}) from None
+
     def _verified_manifest_digest(self, body: bytes, reference: str, response, source: str) -> str | None:
         """The digest of a fetched manifest, or None when it contradicts what was asked or announced."""
         claimed = None
@@ -477,10 +485,7 @@ class OciCache:
 
         async def work():
             try:
-                body, got, media_type, source = await self._fetch_manifest(name, digest)
-            except UpstreamNotFound:
-                self.negative.remember(("manifest", name, digest))
-                raise ManifestUnknown("manifest unknown", {"name": name, "reference": digest}) from None
+                body, got, media_type, source = await self._fetch_existing_manifest(name, digest)
             except UpstreamError as e:
                 raise _map_upstream_failure(e, "manifest") from None
             await self._store_manifest(name, body, got, media_type, source)
@@ -534,10 +539,7 @@ class OciCache:
             if result is not None:
                 return result
         try:
-            body, digest, media_type, source = await self._fetch_manifest(name, tag)
-        except UpstreamNotFound:
-            self.negative.remember(("manifest", name, tag))
-            raise ManifestUnknown("manifest unknown", {"name": name, "reference": tag}) from None
+            body, digest, media_type, source = await self._fetch_existing_manifest(name, tag)
         except UpstreamError as e:
             stale = await self._stale(name, state)
             if stale is not None:
