@@ -197,6 +197,25 @@ class DirectReaderTests(TestCase):
 
         return defer.Deferred.fromCoroutine(go())
 
+    def test_detach_leaves_an_aborted_connections_read_alone(self):
+        """abortConnection swaps in its own doRead; detaching must not bring Twisted's reading back."""
+
+        class Conn:
+            def doRead(self):
+                return "class"
+
+        conn = Conn()
+        reader = DirectReader(conn, None, None, None, lambda view, release: None, BufferPool())
+        conn.doRead = reader.doRead
+        reader.attached = True
+        conn.doRead = lambda: "aborted"
+        reader.detach()
+        self.assertEqual(conn.doRead(), "aborted")
+        conn.doRead = reader.doRead
+        reader.attached = True
+        reader.detach()
+        self.assertEqual(conn.doRead(), "class")
+
     def test_chunked_body_stays_with_twisted(self):
         async def go():
             sink = await self._get(self.url + b"?chunked=1")

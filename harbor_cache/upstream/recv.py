@@ -140,12 +140,11 @@ class DirectReader:
         return reader
 
     def detach(self) -> None:
+        """Give the connection back its own ``doRead`` (unless Twisted replaced ours meanwhile, as aborting does)."""
         if self.attached:
             self.attached = False
-            try:
+            if vars(self.conn).get("doRead") == self.doRead:
                 del self.conn.doRead
-            except AttributeError:
-                pass
 
     def _ours(self) -> bool:
         """Whether the next bytes on the socket are body bytes that may skip the parser."""
