@@ -306,6 +306,46 @@ class SlowClientTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"")
         closes(h, transport)
 
+    def test_header_deadline_spares_a_pipelined_request(self):
+        """A pipelined request, replayed when the one before it answers and still being handled, is not cut."""
+        h = Harness(self, header_timeout_seconds=10)
+        first = h.front.gate = Deferred()
+        channel, transport = h.connect()
+        channel.dataReceived(head("POST", "/v2/x/blobs/uploads/", "Content-Length: 0"))
+        channel.dataReceived(head("POST", "/v2/y/blobs/uploads/", "Content-Length: 0"))  # (buffered meanwhile)
+        second = h.front.gate = Deferred()
+        first.callback(None)
+        self.assertEqual(response(transport)[0], 202)
+        self.assertEqual(h.front.calls, [b"POST", b"POST"])  # the second one is being handled
+        transport.clear()
+        h.clock.advance(30)
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(transport.value(), b"")
+        second.callback(None)
+        self.assertEqual(response(transport)[0], 202)
+        transport.clear()
+        h.clock.advance(10)
+        self.assertEqual(transport.value(), b"")
+        closes(h, transport)
+
+    def test_header_deadline_after_a_pipelined_partial_request(self):
+        """Headers of a pipelined request still incomplete when the one before answers: due within the deadline."""
+        h = Harness(self, header_timeout_seconds=10)
+        first = h.front.gate = Deferred()
+        channel, transport = h.connect()
+        channel.dataReceived(head("POST", "/v2/x/blobs/uploads/", "Content-Length: 0"))
+        channel.dataReceived(b"POST /api/v1/echo HTTP/1.1\r\nHost: a\r\n")  # (no end of headers)
+        h.clock.advance(5)
+        first.callback(None)
+        self.assertEqual(response(transport)[0], 202)
+        transport.clear()
+        h.clock.advance(9)
+        self.assertFalse(transport.disconnecting)
+        h.clock.advance(1)
+        status, _, body = response(transport)
+        self.assertEqual((status, error_code(body)), (408, "REQUEST_TIMEOUT"))
+        closes(h, transport)
+
     def test_minimum_body_rate(self):
         """A body arriving slower than min_body_rate_bytes over the window: 408 and closed."""
         h = Harness(self, min_body_rate_bytes=100, body_rate_window_seconds=10)

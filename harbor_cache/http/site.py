@@ -475,8 +475,12 @@ class HarborChannel(http.HTTPChannel):
             saved = getattr(self, "_saved_buffer_size", None)
             if saved is not None and self.transport is not None:
                 self.transport.bufferSize, self._saved_buffer_size = saved, None
+            # Headers are due again, unless a pipelined request that `super().requestDone` replays gets its
+            # headers (`allHeadersReceived` disarms) and is still being handled when it returns.
+            self._awaiting_headers = True
             super().requestDone(request)
-            if self.persistent and self.transport is not None and not self.transport.disconnecting:
+            if (self._awaiting_headers and self.persistent and self.transport is not None
+                    and not self.transport.disconnecting):
                 self._arm_header_deadline()
             return
         if request != self.requests[0]:
