@@ -54,6 +54,7 @@ from harbor_cache.core.upstream_health import HealthMonitor
 from harbor_cache.core.upstreams import UpstreamCatalog
 from harbor_cache.core.users import UserService
 from harbor_cache.grammar.public_url import PublicURL
+from harbor_cache.http.access_log import AccessLogFile, AccessLogService, resolve_path
 from harbor_cache.http.site import ConsoleFiles, HarborSite, NotFoundResource, Root, SiteFront
 from harbor_cache.index import Index, dialect_of_url, open_pool
 from harbor_cache.maven.front import MavenFront
@@ -213,7 +214,11 @@ class HarborApp:
         self._build_maven()
         self.root = Root()
         self._mount_fronts()
-        self.site = HarborSite(self.root, self.metrics, limits=config.limits)
+        # [log] access_file: opened here, so a path that cannot be written stops the start at once.
+        self.access_file: AccessLogFile | None = None
+        if config.access_log_file is not None:
+            self.access_file = AccessLogFile(resolve_path(config.access_log_file, self.data_dir), self.clock)
+        self.site = HarborSite(self.root, self.metrics, limits=config.limits, access_file=self.access_file)
 
     @property
     def token_issuer(self) -> str:
@@ -468,6 +473,9 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
 
     if app.io_pool is not None:
         StartStopService(app.io_pool).setServiceParent(top)
+    if app.access_file is not None:
+        # Before the state (and its listener): stopped after it, so the last requests' lines are flushed.
+        AccessLogService(app.access_file).setServiceParent(top)
     state = HarborState(app)
     state.setServiceParent(top)
 

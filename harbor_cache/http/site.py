@@ -25,6 +25,7 @@ from werkzeug.exceptions import NotFound as WerkzeugNotFound
 
 from harbor_cache import __version__
 from harbor_cache.errors import HarborError, error_body
+from harbor_cache.http.access_log import AccessLogFile
 from harbor_cache.http.client_limits import ClientLimits, raw_error
 from harbor_cache.http.errors import status_of
 from harbor_cache.http.request_body import BodyRules, BodyTooLarge, BodyTooSlow, ClientGone, StreamedBody, default_rules
@@ -541,9 +542,12 @@ class HarborSite(server.Site):
     requestFactory = HarborRequest
     protocol = HarborChannel  # type: ignore[assignment]  # a channel class is a factory of channels
 
-    def __init__(self, root, metrics, limits: ClientLimits | None = None, body_rules: BodyRules | None = None, **kw):
+    def __init__(self, root, metrics, limits: ClientLimits | None = None, body_rules: BodyRules | None = None,
+                 access_file: AccessLogFile | None = None, **kw):
         super().__init__(root, **kw)
         self.metrics = metrics
+        # `[log] access_file`: access lines go there instead of to twisted.logger (see `http.access_log`).
+        self.access_file = access_file
         self.limits = limits or ClientLimits()
         self.body_rules = body_rules or default_rules(self.limits.max_body_bytes, self.limits.max_upload_bytes)
         self.open_connections = 0
@@ -564,7 +568,8 @@ class HarborSite(server.Site):
         the memo stays small), and the access event is built here and handed
         to the logger's observer, exactly the event ``access_log.info`` would
         emit (same keys, same order, same values) minus ``Logger.emit``'s
-        per-call overhead.
+        per-call overhead.  With an access log file (``[log] access_file``)
+        the same values go to that file instead, and no event is emitted.
         """
         started = getattr(request, "started_at", None)
         duration = 0.0 if started is None else time.monotonic() - started
@@ -585,6 +590,11 @@ class HarborSite(server.Site):
             if len(self._seconds) < _MEMO_LIMIT:
                 self._seconds[front] = seconds
         seconds.observe(duration)
+        if self.access_file is not None:
+            self.access_file.line(method.decode("latin-1"), request.uri.decode("latin-1"), status,
+                                  request.sentLength, duration * 1000, request.cache_status or "-",
+                                  request.upstream or "-")
+            return
         access_log.observer({
             "method": method.decode("latin-1"),
             "path": request.uri.decode("latin-1"),

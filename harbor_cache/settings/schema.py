@@ -57,6 +57,9 @@ SCHEMA: dict[str, Any] = {
         "node_name": KEY,
         "lease_seconds": KEY,
     },
+    "log": {
+        "access_file": KEY,
+    },
     "limits": {
         "max_body_bytes": KEY,
         "max_upload_bytes": KEY,

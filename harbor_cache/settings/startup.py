@@ -113,6 +113,8 @@ class Config:
     maven_repositories: tuple[MavenRepositoryConfig, ...] = field(
         default_factory=lambda: (MavenRepositoryConfig(id="central", url=MAVEN_CENTRAL_URL),)
     )
+    # [log] access_file: the access log file (relative: to data_dir); None: access lines go to the main log.
+    access_log_file: str | None = None
     # [limits]: what one client may cost (body sizes, slowness, connections); docs/security.md.
     limits: ClientLimits = field(default_factory=ClientLimits)
 
@@ -342,9 +344,20 @@ def parse_config(document: dict[str, Any]) -> Config:
         if problem:
             raise ConfigError(f"maven.repositories: {problem}")
     values["limits"] = _limits(document.get("limits", {}))
+    values["access_log_file"] = _access_log_file(document.get("log", {}))
     if values["eviction_interval_seconds"] <= 0:
         raise ConfigError("server.eviction_interval_seconds must be positive")
     return Config(**values)
+
+
+def _access_log_file(table: Any) -> str | None:
+    """``[log] access_file``: a non-empty path (kept as written; `HarborApp` resolves it against data_dir)."""
+    if not isinstance(table, dict):
+        raise ConfigError("[log] must be a table")
+    path = _take(table, "access_file", str, "log")
+    if path is not None and (not path.strip() or "\0" in path):
+        raise ConfigError(f"log.access_file: expected a file path, got {path!r}")
+    return path
 
 
 def _limits(table: Any) -> ClientLimits:
