@@ -19,6 +19,11 @@ Targets: warm build <= 1.2x nginx (issue 6), small-file req/s >= 0.2x nginx (iss
 
 ``--compare DIR`` runs another harbor-cache (its code from checkout DIR) as a third peer in the same alternating
 wrk rounds, so two builds are compared under the same machine load.
+
+harbor-cache writes its access log to a file of its own (``[log] access_file``, in the bench's temp dir), as a
+production deployment would; nginx runs with ``access_log off``, so harbor-cache still does more per request.
+``--compare-main-log`` runs the compared checkout without ``[log]`` (access lines as twisted.logger events in
+its main log, the behaviour before ``access_file`` existed; needed for a checkout older than that key).
 """
 
 from __future__ import annotations
@@ -110,6 +115,11 @@ class CheckoutHarborServer(support.HarborServer):
         self._daemon.wait_ready(self.url + "/health", self.timeout)
 
 
+def access_file_table(path: str) -> str:
+    """The ``[log]`` table that sends harbor-cache's access lines to ``path`` (see the module doc)."""
+    return '\n[log]\naccess_file = "%s"\n' % path
+
+
 def build(settings: str, project: str, local_repo: str) -> float:
     shutil.rmtree(local_repo, ignore_errors=True)
     started = time.monotonic()
@@ -177,13 +187,18 @@ def main() -> int:
                         help="skip the mvn builds: fetch the small file once through each cache, then only wrk")
     parser.add_argument("--compare", metavar="CHECKOUT",
                         help="also run harbor-cache from this checkout (e.g. /work/main) in the same wrk rounds")
+    parser.add_argument("--compare-main-log", action="store_true",
+                        help="the compared checkout logs access lines to its main log (no [log] access_file)")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="harbor-bench-maven-")
     upstream = support.MavenUpstream()
     config = support.maven_config([{"id": "central", "url": upstream.url}])
-    harbor = support.HarborServer(config)
-    other = CheckoutHarborServer(args.compare, config) if args.compare else None
+    harbor = support.HarborServer(config + access_file_table(os.path.join(work, "access.log")))
+    other = None
+    if args.compare:
+        other = CheckoutHarborServer(args.compare, config if args.compare_main_log
+                                     else config + access_file_table(os.path.join(work, "access-compared.log")))
     nginx = NginxProxyCache(upstream.url)
     times: dict[str, list[float]] = {}
     cold: dict[str, float] = {}
@@ -240,7 +255,10 @@ def main() -> int:
         lines = [
             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python bench/maven_bench.py "
             f"--wrk-only --wrk-seconds {args.wrk_seconds} --wrk-runs {args.wrk_runs}"
-            + (" --compare CHECKOUT" if other is not None else "") + f"` ({os.cpu_count()} CPUs, loopback).",
+            + (" --compare CHECKOUT" if other is not None else "")
+            + (" --compare-main-log" if other is not None and args.compare_main_log else "")
+            + f"` ({os.cpu_count()} CPUs, loopback; harbor-cache writes its access log to a file, "
+            "nginx has access_log off).",
             "",
             "| | req/s (median) | ratio to nginx |",
             "|---|---|---|",

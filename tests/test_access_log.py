@@ -102,6 +102,19 @@ class AccessLogFileTests(SynchronousTestCase):
             "status": "aborted", "bytes": 0, "duration_ms": 12.346, "cache_status": "miss", "upstream": "hub",
         }])
 
+    def test_line_is_what_json_dumps_writes(self):
+        """The hand-built line is byte for byte the compact json.dumps of the fields (quotes, escapes, Unicode)."""
+        for path, duration in (('/a"b\\c\n\x01', 0.5), ("/é/\u2028/\U0001f600", 1e-7), ("/x", 123456789.123456)):
+            self.log.line("GET", path, "200", 7, duration, "hit", 'up"stream')
+        self.log.flush()
+        with open(self.path, encoding="utf-8") as f:
+            raw = f.read().splitlines()
+        for text in raw:
+            fields = json.loads(text)
+            self.assertEqual(text, json.dumps(fields, separators=(",", ":")))
+        self.assertEqual([json.loads(x)["path"] for x in raw], ['/a"b\\c\n\x01', "/é/\u2028/\U0001f600", "/x"])
+        self.assertEqual([json.loads(x)["duration_ms"] for x in raw], [0.5, 0.0, 123456789.123])
+
     def test_service_closes_on_stop(self):
         top = service.MultiService()
         AccessLogService(self.log).setServiceParent(top)

@@ -4,10 +4,10 @@ Without it every access line is a twisted.logger event, and the observer
 ``twist``/``twistd`` installs (a JSON file observer when output is not a
 terminal) flattens and serializes each event: about 165 us of CPU per
 request, more than the rest of a warm hit together.  With it the line is
-one ``json.dumps`` of eight fields, appended to a list in memory, and the
-list goes to the file in one write when it holds more than `FLUSH_BYTES`,
-within `FLUSH_SECONDS` of the first line otherwise, and when the service
-stops, as nginx's ``access_log ... buffer= flush=`` does.  A write of one
+eight fields formatted as ``json.dumps`` would (about 3 us), appended to a
+list in memory, and the list goes to the file in one write when it holds
+more than `FLUSH_BYTES`, within `FLUSH_SECONDS` of the first line otherwise,
+and when the service stops, as nginx's ``access_log ... buffer= flush=`` does.  A write of one
 buffered chunk to a local file runs on the reactor thread, as Twisted's own
 file log observer does for every event.
 
@@ -18,9 +18,9 @@ at that instant; there is no reopen on a signal.
 
 from __future__ import annotations
 
-import json
 import os
 import time
+from json.encoder import encode_basestring_ascii as _string
 
 from twisted.application import service
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -33,7 +33,11 @@ FLUSH_BYTES = 64 * 1024
 #: a line waits at most this long in the buffer
 FLUSH_SECONDS = 1.0
 
-_dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+# The line is the compact ``json.dumps`` of the eight fields, in this order, built by hand: each string through
+# the C string encoder json.dumps itself uses, numbers with %d and repr (what json.dumps writes for an int and a
+# float).  A third of json.dumps's cost (3 us against 8).
+_LINE = ('{"time":"%s","method":%s,"path":%s,"status":%s,"bytes":%d,"duration_ms":%r,"cache_status":%s,'
+         '"upstream":%s}\n')
 
 
 class AccessLogFile:
@@ -71,16 +75,8 @@ class AccessLogFile:
     def line(self, method: str, path: str, status: str, sent: int, duration_ms: float, cache_status: str,
              upstream: str) -> None:
         """One request's line (the fields and values of the access event)."""
-        text = _dumps({
-            "time": self._timestamp(self.clock.seconds()),
-            "method": method,
-            "path": path,
-            "status": status,
-            "bytes": sent,
-            "duration_ms": round(duration_ms, 3),
-            "cache_status": cache_status,
-            "upstream": upstream,
-        }) + "\n"
+        text = _LINE % (self._timestamp(self.clock.seconds()), _string(method), _string(path), _string(status),
+                        sent, round(duration_ms, 3), _string(cache_status), _string(upstream))
         self._lines.append(text)
         self._size += len(text)
         if self.closed:
