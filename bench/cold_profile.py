@@ -95,14 +95,32 @@ def main():
                 spy = None
                 try:
                     if not args.no_spy:
-                        spy = subprocess.Popen(["py-spy", "record", "-r", str(args.rate), "--threads",
-                                                "--nonblocking", "--format", "raw", "-o", raw, "-p", str(srv.pid)],
-                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        spy = subprocess.Popen(
+                            [
+                                "py-spy",
+                                "record",
+                                "-r",
+                                str(args.rate),
+                                "--threads",
+                                "--nonblocking",
+                                "--format",
+                                "raw",
+                                "-o",
+                                raw,
+                                "-p",
+                                str(srv.pid),
+                            ],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                        )
                         time.sleep(1.0)
                     cpu0 = cpu_seconds(srv.pid)
                     main0, other0 = thread_cpu(srv.pid)
-                    cp = support.check_ok(support.run(["curl", "-sf", "-o", "/dev/null", "-w", "%{time_total}",
-                                                       srv.url + blob_path], timeout=600))
+                    cp = support.check_ok(
+                        support.run(
+                            ["curl", "-sf", "-o", "/dev/null", "-w", "%{time_total}", srv.url + blob_path], timeout=600
+                        )
+                    )
                     cpu = cpu_seconds(srv.pid) - cpu0
                     main1, other1 = thread_cpu(srv.pid)
                     if spy is not None:
@@ -112,9 +130,19 @@ def main():
                 finally:
                     srv.close()
                 figures[name].append((float(cp.stdout), cpu))
-                print("run %d %-4s: curl %.3f s, server CPU %.3f s (%.2f ms/MiB; reactor thread %.3f s, others %.3f s)"
-                      % (run, name, float(cp.stdout), cpu, cpu * 1000 / (layer["size"] / MIB), main1 - main0,
-                         other1 - other0), flush=True)
+                print(
+                    "run %d %-4s: curl %.3f s, server CPU %.3f s (%.2f ms/MiB; reactor thread %.3f s, others %.3f s)"
+                    % (
+                        run,
+                        name,
+                        float(cp.stdout),
+                        cpu,
+                        cpu * 1000 / (layer["size"] / MIB),
+                        main1 - main0,
+                        other1 - other0,
+                    ),
+                    flush=True,
+                )
                 if spy is None or tree is not None:
                     continue  # the profile shows this build only
                 with open(raw) as f:
@@ -135,9 +163,16 @@ def main():
         times = sorted(t for t, _ in values)
         cpus = sorted(c for _, c in values)
         mid = len(values) // 2
-        print("%-4s median curl %.3f s, median server CPU %.3f s (%.2f ms/MiB); runs: %s"
-              % (name, times[mid], cpus[mid], cpus[mid] * 1000 / (layer["size"] / MIB),
-                 ", ".join("%.3f/%.3f" % v for v in values)))
+        print(
+            "%-4s median curl %.3f s, median server CPU %.3f s (%.2f ms/MiB); runs: %s"
+            % (
+                name,
+                times[mid],
+                cpus[mid],
+                cpus[mid] * 1000 / (layer["size"] / MIB),
+                ", ".join("%.3f/%.3f" % v for v in values),
+            )
+        )
     if not total:
         return
     print("\n%d busy samples over %d runs (raw stacks in %s)" % (total, args.runs, out))

@@ -65,8 +65,11 @@ class Heartbeat:
 
     def summary(self) -> dict:
         lates = sorted(self.lates) or [0.0]
-        return {"max_stall_ms": lates[-1] * 1000, "p99_stall_ms": lates[int(len(lates) * 0.99) - 1] * 1000,
-                "ticks": len(self.lates)}
+        return {
+            "max_stall_ms": lates[-1] * 1000,
+            "p99_stall_ms": lates[int(len(lates) * 0.99) - 1] * 1000,
+            "ticks": len(self.lates),
+        }
 
 
 def build(root: str, rows: int, now: float, seed: int = 1) -> None:
@@ -102,7 +105,9 @@ def build(root: str, rows: int, now: float, seed: int = 1) -> None:
         open(os.path.join(sub, hexd), "wb").close()
     conn.executemany(
         """INSERT INTO entries (kind, type, repository, key, digest, size, created_at, fetched_at, last_access,
-                                access_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", values)
+                                access_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        values,
+    )
     conn.commit()
     conn.close()
 
@@ -122,14 +127,22 @@ async def one_pass(reactor, root: str, policy: str, batch: int, retention: bool)
             # Retention only: entries unused for 30 days go; no size pressure.
             await settings.update([("cache.retention_days", "30"), ("cache.max_size", str(1 << 60))])
         else:
-            await settings.update([("cache.retention_days", "0"), ("cache.max_size", "1"),
-                                   ("cache.eviction_policy", policy)])
+            await settings.update(
+                [("cache.retention_days", "0"), ("cache.max_size", "1"), ("cache.eviction_policy", policy)]
+            )
 
         class NoDownloads:
             inflight: dict = {}
 
-        evictor = Evictor(index=index, storage=storage, downloads=NoDownloads(), settings=settings,
-                          access=access, clock=reactor, batch_size=batch)
+        evictor = Evictor(
+            index=index,
+            storage=storage,
+            downloads=NoDownloads(),
+            settings=settings,
+            access=access,
+            clock=reactor,
+            batch_size=batch,
+        )
         rows_before = (await index.cache_totals()).entries
         beat = Heartbeat(reactor)
         beat.start()
@@ -139,9 +152,16 @@ async def one_pass(reactor, root: str, policy: str, batch: int, retention: bool)
         beat.stop()
         files_left = sum(len(files) for _, _, files in os.walk(os.path.join(root, "blobs")))
         rows_after = (await index.cache_totals()).entries
-        return {"policy": "retention" if retention else policy, "rows": rows_before, "removed": removed,
-                "rows_left": rows_after, "files_left": files_left, "seconds": elapsed,
-                "rows_per_s": removed / elapsed if elapsed else 0.0, **beat.summary()}
+        return {
+            "policy": "retention" if retention else policy,
+            "rows": rows_before,
+            "removed": removed,
+            "rows_left": rows_after,
+            "files_left": files_left,
+            "seconds": elapsed,
+            "rows_per_s": removed / elapsed if elapsed else 0.0,
+            **beat.summary(),
+        }
     finally:
         db_pool.close()
         io_pool.stop()
@@ -169,9 +189,12 @@ def main(argv=None) -> None:
             shutil.copytree(template, root)
             result = await one_pass(reactor, root, name, args.batch, retention=(name == "retention"))
             results.append(result)
-            print("{policy:9} rows={rows} removed={removed} left={rows_left}/{files_left} "
-                  "pass={seconds:.2f}s ({rows_per_s:.0f} rows/s) max_stall={max_stall_ms:.1f}ms "
-                  "p99_stall={p99_stall_ms:.1f}ms ticks={ticks}".format(**result), flush=True)
+            print(
+                "{policy:9} rows={rows} removed={removed} left={rows_left}/{files_left} "
+                "pass={seconds:.2f}s ({rows_per_s:.0f} rows/s) max_stall={max_stall_ms:.1f}ms "
+                "p99_stall={p99_stall_ms:.1f}ms ticks={ticks}".format(**result),
+                flush=True,
+            )
             shutil.rmtree(root, ignore_errors=True)
 
     try:

@@ -62,38 +62,43 @@ class NginxProxyCache:
         d = self.dir
         conf = os.path.join(d, "nginx.conf")
         with open(conf, "w") as f:
-            f.write("\n".join([
-                "user root;" if os.geteuid() == 0 else "",
-                "worker_processes 1;",
-                "daemon off;",
-                "pid %s/nginx.pid;" % d,
-                "error_log %s/error.log warn;" % d,
-                "events { worker_connections 1024; }",
-                "http {",
-                "  access_log off;",
-                "  client_body_temp_path %s/tmp/body;" % d,
-                "  proxy_temp_path %s/tmp/proxy;" % d,
-                "  fastcgi_temp_path %s/tmp/fastcgi;" % d,
-                "  uwsgi_temp_path %s/tmp/uwsgi;" % d,
-                "  scgi_temp_path %s/tmp/scgi;" % d,
-                "  proxy_cache_path %s/tmp/cache levels=1:2 keys_zone=maven:10m max_size=2g inactive=1d;" % d,
-                "  sendfile on;",
-                "  keepalive_requests 100000;",
-                "  server {",
-                "    listen %s:%d;" % (support.LOOPBACK, self.port),
-                "    location / {",
-                "      proxy_pass %s;" % upstream_url,
-                "      proxy_http_version 1.1;",
-                "      proxy_set_header Connection \"\";",
-                "      proxy_cache maven;",
-                "      proxy_cache_valid 200 1d;",
-                "      proxy_cache_valid 404 1m;",
-                "      proxy_cache_lock on;",
-                "      proxy_cache_use_stale error timeout updating;",
-                "    }",
-                "  }",
-                "}",
-                ""]))
+            f.write(
+                "\n".join(
+                    [
+                        "user root;" if os.geteuid() == 0 else "",
+                        "worker_processes 1;",
+                        "daemon off;",
+                        "pid %s/nginx.pid;" % d,
+                        "error_log %s/error.log warn;" % d,
+                        "events { worker_connections 1024; }",
+                        "http {",
+                        "  access_log off;",
+                        "  client_body_temp_path %s/tmp/body;" % d,
+                        "  proxy_temp_path %s/tmp/proxy;" % d,
+                        "  fastcgi_temp_path %s/tmp/fastcgi;" % d,
+                        "  uwsgi_temp_path %s/tmp/uwsgi;" % d,
+                        "  scgi_temp_path %s/tmp/scgi;" % d,
+                        "  proxy_cache_path %s/tmp/cache levels=1:2 keys_zone=maven:10m max_size=2g inactive=1d;" % d,
+                        "  sendfile on;",
+                        "  keepalive_requests 100000;",
+                        "  server {",
+                        "    listen %s:%d;" % (support.LOOPBACK, self.port),
+                        "    location / {",
+                        "      proxy_pass %s;" % upstream_url,
+                        "      proxy_http_version 1.1;",
+                        '      proxy_set_header Connection "";',
+                        "      proxy_cache maven;",
+                        "      proxy_cache_valid 200 1d;",
+                        "      proxy_cache_valid 404 1m;",
+                        "      proxy_cache_lock on;",
+                        "      proxy_cache_use_stale error timeout updating;",
+                        "    }",
+                        "  }",
+                        "}",
+                        "",
+                    ]
+                )
+            )
         self._daemon = support._Daemon("nginx proxy_cache :%d" % self.port, os.path.join(d, "nginx.out"))
         self._daemon.start(["nginx", "-p", d, "-c", conf])
         self._daemon.wait_ready(self.url + "/" + SMALL_FILE, 20)
@@ -133,8 +138,9 @@ def wrk(url: str, seconds: int, pid: int | None = None) -> float:
     """req/s of one wrk run; with ``pid``, also that process's CPU time per request (`cpu_per_request`)."""
     support.require("wrk")
     before = _cpu_seconds(pid)
-    cp = support.check_ok(support.run(["wrk", "-t2", "-c16", "-d%ds" % seconds, "--latency", url],
-                                      timeout=seconds + 60))
+    cp = support.check_ok(
+        support.run(["wrk", "-t2", "-c16", "-d%ds" % seconds, "--latency", url], timeout=seconds + 60)
+    )
     m = re.search(r"Requests/sec:\s+([0-9.]+)", cp.stdout)
     if not m:
         raise RuntimeError("no Requests/sec in wrk output:\n" + cp.stdout)
@@ -183,12 +189,21 @@ def main() -> int:
     parser.add_argument("--wrk-seconds", type=int, default=10)
     parser.add_argument("--wrk-runs", type=int, default=3, help="wrk runs per peer, alternating; the median counts")
     parser.add_argument("--record", action="store_true", help="write the figures to bench/RESULTS.md")
-    parser.add_argument("--wrk-only", action="store_true",
-                        help="skip the mvn builds: fetch the small file once through each cache, then only wrk")
-    parser.add_argument("--compare", metavar="CHECKOUT",
-                        help="also run harbor-cache from this checkout (e.g. /work/main) in the same wrk rounds")
-    parser.add_argument("--compare-main-log", action="store_true",
-                        help="the compared checkout logs access lines to its main log (no [log] access_file)")
+    parser.add_argument(
+        "--wrk-only",
+        action="store_true",
+        help="skip the mvn builds: fetch the small file once through each cache, then only wrk",
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="CHECKOUT",
+        help="also run harbor-cache from this checkout (e.g. /work/main) in the same wrk rounds",
+    )
+    parser.add_argument(
+        "--compare-main-log",
+        action="store_true",
+        help="the compared checkout logs access lines to its main log (no [log] access_file)",
+    )
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="harbor-bench-maven-")
@@ -197,8 +212,10 @@ def main() -> int:
     harbor = support.HarborServer(config + access_file_table(os.path.join(work, "access.log")))
     other = None
     if args.compare:
-        other = CheckoutHarborServer(args.compare, config if args.compare_main_log
-                                     else config + access_file_table(os.path.join(work, "access-compared.log")))
+        other = CheckoutHarborServer(
+            args.compare,
+            config if args.compare_main_log else config + access_file_table(os.path.join(work, "access-compared.log")),
+        )
     nginx = NginxProxyCache(upstream.url)
     times: dict[str, list[float]] = {}
     cold: dict[str, float] = {}
@@ -215,12 +232,15 @@ def main() -> int:
                 cp = support.run(["curl", "-fsS", "-o", "/dev/null", small], timeout=60)
                 if cp.returncode != 0:
                     server = {"harbor-cache": harbor, COMPARED: other}.get(name)
-                    raise RuntimeError(f"{name}: {small} failed: {cp.stderr}"
-                                       + ("\n" + server.log_text()[-4000:] if server is not None else ""))
+                    raise RuntimeError(
+                        f"{name}: {small} failed: {cp.stderr}"
+                        + ("\n" + server.log_text()[-4000:] if server is not None else "")
+                    )
         else:
-            settings = {name: support.write_maven_settings(os.path.join(work, name.replace(" ", "-") + ".xml"),
-                                                           mirror)
-                        for name, (mirror, _) in peers.items()}
+            settings = {
+                name: support.write_maven_settings(os.path.join(work, name.replace(" ", "-") + ".xml"), mirror)
+                for name, (mirror, _) in peers.items()
+            }
             cold = {name: build(settings[name], project, os.path.join(work, "m2")) for name in peers}
             print("cold builds:", {k: round(v, 2) for k, v in cold.items()}, flush=True)
             times = {name: [] for name in peers}
@@ -248,30 +268,42 @@ def main() -> int:
 
     rps_ratio = rps["harbor-cache"] / rps["nginx proxy_cache"]
     loadavg = " ".join(open("/proc/loadavg").read().split()[:3])
-    per_run = "Small-file req/s per run: " + "; ".join(
-        f"{name}: " + ", ".join(f"{r:.0f}" for r in v) for name, v in rps_runs.items()) + "."
+    per_run = (
+        "Small-file req/s per run: "
+        + "; ".join(f"{name}: " + ", ".join(f"{r:.0f}" for r in v) for name, v in rps_runs.items())
+        + "."
+    )
     verdict = f"small file req/s vs nginx {rps_ratio:5.2f}  target >= 0.2  {'OK' if rps_ratio >= 0.2 else 'MISSED'}"
     if args.wrk_only:
-        lines = [
-            f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python bench/maven_bench.py "
-            f"--wrk-only --wrk-seconds {args.wrk_seconds} --wrk-runs {args.wrk_runs}"
-            + (" --compare CHECKOUT" if other is not None else "")
-            + (" --compare-main-log" if other is not None and args.compare_main_log else "")
-            + f"` ({os.cpu_count()} CPUs, loopback; harbor-cache writes its access log to a file, "
-            "nginx has access_log off).",
-            "",
-            "| | req/s (median) | ratio to nginx |",
-            "|---|---|---|",
-        ] + [f"| {name} | {r:.0f} | {r / rps['nginx proxy_cache']:.3f}x |" for name, r in rps.items()] + [
-            "",
-            per_run,
-        ] + [f"CPU per request of {name} (us, median; per run): {statistics.median(cpu_per_request[small]) * 1e6:.0f}; "
-             + ", ".join(f"{c * 1e6:.0f}" for c in cpu_per_request[small])
-             for name, (_, small) in peers.items() if small in cpu_per_request] + [
-            f"loadavg at the end: {loadavg}",
-            "",
-            verdict,
-        ]
+        lines = (
+            [
+                f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python bench/maven_bench.py "
+                f"--wrk-only --wrk-seconds {args.wrk_seconds} --wrk-runs {args.wrk_runs}"
+                + (" --compare CHECKOUT" if other is not None else "")
+                + (" --compare-main-log" if other is not None and args.compare_main_log else "")
+                + f"` ({os.cpu_count()} CPUs, loopback; harbor-cache writes its access log to a file, "
+                "nginx has access_log off).",
+                "",
+                "| | req/s (median) | ratio to nginx |",
+                "|---|---|---|",
+            ]
+            + [f"| {name} | {r:.0f} | {r / rps['nginx proxy_cache']:.3f}x |" for name, r in rps.items()]
+            + [
+                "",
+                per_run,
+            ]
+            + [
+                f"CPU per request of {name} (us, median; per run): {statistics.median(cpu_per_request[small]) * 1e6:.0f}; "
+                + ", ".join(f"{c * 1e6:.0f}" for c in cpu_per_request[small])
+                for name, (_, small) in peers.items()
+                if small in cpu_per_request
+            ]
+            + [
+                f"loadavg at the end: {loadavg}",
+                "",
+                verdict,
+            ]
+        )
         text = "\n".join(lines)
         print()
         print(text)
@@ -295,8 +327,9 @@ def main() -> int:
         f"| small file (POM) with wrk -t2 -c16 (req/s) | {rps['harbor-cache']:.0f} | "
         f"{rps['nginx proxy_cache']:.0f} | {rps_ratio:.2f}x | >= 0.2x |",
         "",
-        "Warm build times per run: " + "; ".join(
-            f"{name}: " + ", ".join(f"{t:.2f}" for t in v) for name, v in times.items()) + ".",
+        "Warm build times per run: "
+        + "; ".join(f"{name}: " + ", ".join(f"{t:.2f}" for t in v) for name, v in times.items())
+        + ".",
         per_run,
         f"loadavg at the end: {loadavg}",
         "",

@@ -57,19 +57,24 @@ class DistributionProxy:
         self.url = "http://127.0.0.1:%d" % self.port
         self.config = os.path.join(self.dir, "proxy.yml")
         with open(self.config, "w") as f:
-            f.write("\n".join([
-                "version: 0.1",
-                "log: {level: warn, accesslog: {disabled: true}}",
-                "storage:",
-                "  filesystem: {rootdirectory: %s}" % self.storage,
-                "  delete: {enabled: true}",
-                "  cache: {blobdescriptor: inmemory}",
-                "http:",
-                "  addr: 127.0.0.1:%d" % self.port,
-                "  secret: bench-not-secret",
-                "health: {storagedriver: {enabled: false}}",
-                "proxy: {remoteurl: '%s'}" % remote_url,
-                ""]))
+            f.write(
+                "\n".join(
+                    [
+                        "version: 0.1",
+                        "log: {level: warn, accesslog: {disabled: true}}",
+                        "storage:",
+                        "  filesystem: {rootdirectory: %s}" % self.storage,
+                        "  delete: {enabled: true}",
+                        "  cache: {blobdescriptor: inmemory}",
+                        "http:",
+                        "  addr: 127.0.0.1:%d" % self.port,
+                        "  secret: bench-not-secret",
+                        "health: {storagedriver: {enabled: false}}",
+                        "proxy: {remoteurl: '%s'}" % remote_url,
+                        "",
+                    ]
+                )
+            )
         self.daemon = support._Daemon("dist-proxy :%d" % self.port, os.path.join(self.dir, "proxy.log"))
         support._CLOSE_AT_EXIT.append(self.close)
         self.cmd = ["docker-registry", "serve", self.config]
@@ -130,8 +135,16 @@ def vm_rss(pid):
 def skopeo_copy(hostport, out):
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.monotonic()
-    support.check_ok(support.skopeo("copy", "-q", "--src-tls-verify=false",
-                                    "docker://%s/library/test:large" % hostport, "oci:%s:x" % out, timeout=900))
+    support.check_ok(
+        support.skopeo(
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            "docker://%s/library/test:large" % hostport,
+            "oci:%s:x" % out,
+            timeout=900,
+        )
+    )
     return time.monotonic() - t0
 
 
@@ -147,10 +160,17 @@ def main(argv=None):
     ap.add_argument("--slow-readers", type=int, default=20)
     ap.add_argument("--slow-rate", default="2M", help="curl --limit-rate of each slow reader (default 2M)")
     ap.add_argument("--markdown", action="store_true", help="also print a Markdown section for bench/RESULTS.md")
-    ap.add_argument("--only", default=",".join(SECTIONS),
-                    help="comma-separated sections to run (default: all of %s)" % ",".join(SECTIONS))
-    ap.add_argument("--baseline", metavar="DIR", default=None,
-                    help="another checkout whose harbor-cache runs as harbor-base in the cold figures (A/B)")
+    ap.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help="comma-separated sections to run (default: all of %s)" % ",".join(SECTIONS),
+    )
+    ap.add_argument(
+        "--baseline",
+        metavar="DIR",
+        default=None,
+        help="another checkout whose harbor-cache runs as harbor-base in the cold figures (A/B)",
+    )
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
     if not only <= set(SECTIONS):
@@ -185,10 +205,14 @@ def main(argv=None):
     # (name, checkout) of the harbor-cache builds in the cold figures, in the order they run
     builds = [("harbor", None)] + ([("harbor-base", baseline)] if baseline else [])
 
-    say("blob: %s, %d bytes (%.1f MiB); %d runs per figure; MB = 1e6 bytes"
-        % (layer["digest"], size, size / MIB, args.runs))
-    say("nproc %d, python %s, loadavg at start %s" % (os.cpu_count(), sys.version.split()[0],
-                                                      " ".join(open("/proc/loadavg").read().split()[:3])))
+    say(
+        "blob: %s, %d bytes (%.1f MiB); %d runs per figure; MB = 1e6 bytes"
+        % (layer["digest"], size, size / MIB, args.runs)
+    )
+    say(
+        "nproc %d, python %s, loadavg at start %s"
+        % (os.cpu_count(), sys.version.split()[0], " ".join(open("/proc/loadavg").read().split()[:3]))
+    )
     say()
 
     warm, rps, cold_med, growth, sk = {}, {}, {}, None, {}
@@ -202,8 +226,10 @@ def main(argv=None):
         curl_get(base + blob_path)  # page cache
         speeds = [curl_get(base + blob_path)[1] for _ in range(args.runs)]
         warm[name] = statistics.median(speeds)
-        say("warm blob   %-10s median %7.1f MB/s  runs: %s" % (name, warm[name] / MB,
-                                                              ", ".join("%.0f" % (s / MB) for s in speeds)))
+        say(
+            "warm blob   %-10s median %7.1f MB/s  runs: %s"
+            % (name, warm[name] / MB, ", ".join("%.0f" % (s / MB) for s in speeds))
+        )
     if "warm" in only:
         say("  cmd: curl -sf -o /dev/null -w '%%{speed_download}' %s%s" % ("<base>", blob_path))
 
@@ -211,7 +237,9 @@ def main(argv=None):
     manifest_path = "/v2/library/test/manifests/1"
     if "manifest" in only and "warm" not in only:
         proxy.cold_start()
-    for name, base in (("direct", reg.url), ("dist-proxy", proxy.url), ("harbor", srv.url)) if "manifest" in only else ():
+    for name, base in (
+        (("direct", reg.url), ("dist-proxy", proxy.url), ("harbor", srv.url)) if "manifest" in only else ()
+    ):
         status, _, _ = support.http("GET", base + manifest_path, {"Accept": oci.OCI_MANIFEST})
         assert status == 200, (name, status)
         rps[name], bad, cmd = wrk(base + manifest_path)
@@ -238,8 +266,10 @@ def main(argv=None):
         cold_med = {k: statistics.median(v) for k, v in cold.items()}
         for name, values in cold.items():
             say("cold blob   %-11s median %.3f s  runs: %s" % (name, cold_med[name], fmt_runs(values)))
-        say("  cold = fresh harbor-cache data dir per run / dist-proxy stopped, storage wiped, restarted; "
-            "direct = same GET")
+        say(
+            "  cold = fresh harbor-cache data dir per run / dist-proxy stopped, storage wiped, restarted; "
+            "direct = same GET"
+        )
         if baseline:
             say("  harbor-base = the checkout in %s; harbor and harbor-base alternate which goes first" % baseline)
 
@@ -251,11 +281,18 @@ def main(argv=None):
             base_rss = vm_rss(s.pid)
             peak = base_rss
             for _ in range(args.slow_readers):
-                slow.append(subprocess.Popen(["curl", "-s", "-o", "/dev/null", "--limit-rate", args.slow_rate,
-                                              s.url + blob_path], stdin=subprocess.DEVNULL))
-            fast = subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", "%{time_total} %{size_download}",
-                                     s.url + blob_path],
-                                    stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+                slow.append(
+                    subprocess.Popen(
+                        ["curl", "-s", "-o", "/dev/null", "--limit-rate", args.slow_rate, s.url + blob_path],
+                        stdin=subprocess.DEVNULL,
+                    )
+                )
+            fast = subprocess.Popen(
+                ["curl", "-s", "-o", "/dev/null", "-w", "%{time_total} %{size_download}", s.url + blob_path],
+                stdout=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                text=True,
+            )
             samples = 0
             end = None
             while True:
@@ -279,10 +316,21 @@ def main(argv=None):
                 p.wait(10)
             s.close()
         growth = peak - base_rss
-        say("rss         harbor     base %.1f MiB, peak %.1f MiB, growth %.1f MiB (%d samples); fast reader %.2f s; "
+        say(
+            "rss         harbor     base %.1f MiB, peak %.1f MiB, growth %.1f MiB (%d samples); fast reader %.2f s; "
             "%d of %d slow readers (--limit-rate %s) still reading at the end; rss then %.1f MiB"
-            % (base_rss / MIB, peak / MIB, growth / MIB, samples, fast_time, alive, args.slow_readers, args.slow_rate,
-               final_rss / MIB))
+            % (
+                base_rss / MIB,
+                peak / MIB,
+                growth / MIB,
+                samples,
+                fast_time,
+                alive,
+                args.slow_readers,
+                args.slow_rate,
+                final_rss / MIB,
+            )
+        )
 
     # -- skopeo copy -------------------------------------------------------------
     if "skopeo" in only:
@@ -307,10 +355,14 @@ def main(argv=None):
         warm_srv.close()
         total = large["bytes_total"]
         for name, values in sk.items():
-            say("skopeo copy %-16s median %.2f s (%.0f MB/s)  runs: %s" % (
-                name, statistics.median(values), total / statistics.median(values) / MB, fmt_runs(values)))
-        say("  cmd: skopeo copy -q --src-tls-verify=false docker://<host>/library/test:large oci:<dir>:x  (%d bytes)"
-            % total)
+            say(
+                "skopeo copy %-16s median %.2f s (%.0f MB/s)  runs: %s"
+                % (name, statistics.median(values), total / statistics.median(values) / MB, fmt_runs(values))
+            )
+        say(
+            "  cmd: skopeo copy -q --src-tls-verify=false docker://<host>/library/test:large oci:<dir>:x  (%d bytes)"
+            % total
+        )
 
     # -- verdict -----------------------------------------------------------------
     say()
@@ -327,21 +379,30 @@ def main(argv=None):
     if "cold" in only:
         checks.append(("cold time vs dist-proxy cold", cold_med["harbor"] / cold_med["dist-proxy"], "<=", 1.0))
     if "skopeo" in only:
-        checks.append(("skopeo cold vs direct",
-                       statistics.median(sk["harbor-cold"]) / statistics.median(sk["direct"]), "<=", 1.1))
+        checks.append(
+            ("skopeo cold vs direct", statistics.median(sk["harbor-cold"]) / statistics.median(sk["direct"]), "<=", 1.1)
+        )
     if "manifest" in only:
         checks.append(("manifest req/s vs direct", rps["harbor"] / rps["direct"], ">=", 2.0))
     if baseline and "cold" in only:
         checks.append(("base: cold vs dist-proxy cold", cold_med["harbor-base"] / cold_med["dist-proxy"], "<=", 1.0))
     if baseline and "skopeo" in only:
-        checks.append(("base: skopeo cold vs direct",
-                       statistics.median(sk["harbor-base-cold"]) / statistics.median(sk["direct"]), "<=", 1.1))
+        checks.append(
+            (
+                "base: skopeo cold vs direct",
+                statistics.median(sk["harbor-base-cold"]) / statistics.median(sk["direct"]),
+                "<=",
+                1.1,
+            )
+        )
     for name, value, op, target in checks:
         ok = {">=": value >= target, "<=": value <= target, "<": value < target}[op]
         say("%-30s %8.2f  target %s %g  %s" % (name, value, op, target, "OK" if ok else "MISSED"))
     if "cold" in only and "warm" in only:
-        say("(cold vs dist-proxy cold: %.2f; warm vs dist-proxy warm: %.2f)"
-            % (cold_med["harbor"] / cold_med["dist-proxy"], warm["harbor"] / warm["dist-proxy"]))
+        say(
+            "(cold vs dist-proxy cold: %.2f; warm vs dist-proxy warm: %.2f)"
+            % (cold_med["harbor"] / cold_med["dist-proxy"], warm["harbor"] / warm["dist-proxy"])
+        )
     say("loadavg at the end %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
 
     proxy.close()

@@ -47,21 +47,40 @@ def fresh_image(layout: str, mib: int) -> int:
     with open("/dev/urandom", "rb") as r:
         layer = r.read(mib * MIB)
     layer_digest, layer_size = _blob(layout, layer)
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "rootfs": {"type": "layers", "diff_ids": [layer_digest]}}).encode()
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer_digest]}}
+    ).encode()
     config_digest, config_size = _blob(layout, config)
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest,
-                   "size": config_size},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest,
-                    "size": layer_size}],
-    }).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest,
+                "size": config_size,
+            },
+            "layers": [
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}
+            ],
+        }
+    ).encode()
     manifest_digest, manifest_size = _blob(layout, manifest)
     with open(os.path.join(layout, "index.json"), "w") as f:
-        json.dump({"schemaVersion": 2, "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
-            "size": manifest_size, "annotations": {"org.opencontainers.image.ref.name": "x"}}]}, f)
+        json.dump(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": manifest_digest,
+                        "size": manifest_size,
+                        "annotations": {"org.opencontainers.image.ref.name": "x"},
+                    }
+                ],
+            },
+            f,
+        )
     with open(os.path.join(layout, "oci-layout"), "w") as f:
         json.dump({"imageLayoutVersion": "1.0.0"}, f)
     return layer_size + config_size + manifest_size
@@ -72,8 +91,7 @@ def push(layout: str, hostport: str, target: str, creds: str | None) -> float:
     if creds:
         args += ["--dest-creds", creds]
     t0 = time.monotonic()
-    support.check_ok(support.skopeo(*args, "oci:%s:x" % layout, "docker://%s/%s" % (hostport, target),
-                                    timeout=900))
+    support.check_ok(support.skopeo(*args, "oci:%s:x" % layout, "docker://%s/%s" % (hostport, target), timeout=900))
     return time.monotonic() - t0
 
 
@@ -106,9 +124,11 @@ def main(argv=None):
     times = {"direct": [], "harbor": []}
     harbor_cpu = []
     try:
-        say("push: skopeo copy -q --dest-tls-verify=false --preserve-digests oci:<fresh layout>:x "
+        say(
+            "push: skopeo copy -q --dest-tls-verify=false --preserve-digests oci:<fresh layout>:x "
             "docker://<host>/bench/push<N>:1  (%d MiB random layer, new each run); nproc %d, loadavg %s"
-            % (args.mib, os.cpu_count(), " ".join(open("/proc/loadavg").read().split()[:3])))
+            % (args.mib, os.cpu_count(), " ".join(open("/proc/loadavg").read().split()[:3]))
+        )
         for i in range(args.runs):
             total = fresh_image(layout, args.mib)
             order = [("direct", reg.hostport, None), ("harbor", harbor.hostport, creds)]
@@ -121,15 +141,21 @@ def main(argv=None):
                     harbor_cpu.append(cpu_seconds(harbor.pid) - before)
         med = {k: statistics.median(v) for k, v in times.items()}
         for name, values in times.items():
-            say("push %-7s median %.2f s (%.0f MB/s)  runs: %s" % (
-                name, med[name], total / med[name] / 1e6, ", ".join("%.2f" % v for v in values)))
+            say(
+                "push %-7s median %.2f s (%.0f MB/s)  runs: %s"
+                % (name, med[name], total / med[name] / 1e6, ", ".join("%.2f" % v for v in values))
+            )
         ratio = med["harbor"] / med["direct"]
         per_run = [h / d for h, d in zip(times["harbor"], times["direct"], strict=False)]
         say("per-run ratios: %s" % ", ".join("%.2f" % r for r in per_run))
-        say("harbor-cache CPU per push (utime+stime, load-independent): median %.2f s  runs: %s" % (
-            statistics.median(harbor_cpu), ", ".join("%.2f" % c for c in harbor_cpu)))
-        say("%-30s %8.2f  target <= %g  %s" % ("push time vs direct", ratio, TARGET,
-                                                "OK" if ratio <= TARGET else "MISSED"))
+        say(
+            "harbor-cache CPU per push (utime+stime, load-independent): median %.2f s  runs: %s"
+            % (statistics.median(harbor_cpu), ", ".join("%.2f" % c for c in harbor_cpu))
+        )
+        say(
+            "%-30s %8.2f  target <= %g  %s"
+            % ("push time vs direct", ratio, TARGET, "OK" if ratio <= TARGET else "MISSED")
+        )
     finally:
         harbor.close()
         reg.close()

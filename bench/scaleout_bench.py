@@ -37,14 +37,19 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 def curl_speed(url: str) -> float:
-    out = subprocess.run(["curl", "-sf", "-o", "/dev/null", "-w", "%{speed_download}", url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["curl", "-sf", "-o", "/dev/null", "-w", "%{speed_download}", url], capture_output=True, text=True, check=True
+    ).stdout
     return float(out) / 1e6
 
 
 def wrk(url: str, seconds: int) -> tuple[float, str]:
-    out = subprocess.run(["wrk", "-t2", "-c16", "-d%ds" % seconds, "-H", "Accept: " + OCI_MANIFEST, url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["wrk", "-t2", "-c16", "-d%ds" % seconds, "-H", "Accept: " + OCI_MANIFEST, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return rate, bad.group(1) if bad else "0"
@@ -58,8 +63,8 @@ def measure(label: str, base: str, digest: str, args) -> list[str]:
     speeds = [curl_speed(blob) for _ in range(args.runs)]
     rate, bad = wrk(manifest, args.wrk_seconds)
     return [
-        "%-28s warm blob median %7.1f MB/s  runs: %s" % (label, statistics.median(speeds),
-                                                          ", ".join("%.0f" % s for s in speeds)),
+        "%-28s warm blob median %7.1f MB/s  runs: %s"
+        % (label, statistics.median(speeds), ", ".join("%.0f" % s for s in speeds)),
         "%-28s manifest  %9.0f req/s  (non-2xx: %s)" % (label, rate, bad),
     ]
 
@@ -80,9 +85,16 @@ def main() -> None:
     layout, images = support.oci_layout(large=args.large_mib)
     layer = max(images["images"]["large"]["layers"], key=lambda l: l["size"])
     reg = support.Registry()
-    lines = ["blob %s, %d bytes (%.1f MiB); MB = 1e6 bytes; nproc %d; load before: %s" % (
-        layer["digest"], layer["size"], layer["size"] / 2**20, os.cpu_count(),
-        open("/proc/loadavg").read().split()[:3])]
+    lines = [
+        "blob %s, %d bytes (%.1f MiB); MB = 1e6 bytes; nproc %d; load before: %s"
+        % (
+            layer["digest"],
+            layer["size"],
+            layer["size"] / 2**20,
+            os.cpu_count(),
+            open("/proc/loadavg").read().split()[:3],
+        )
+    ]
     peers = []
     try:
         support.push_layout(layout, reg.hostport, "library/test", names=["single", "large"])

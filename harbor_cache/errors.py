@@ -50,8 +50,9 @@ class HarborError(Exception):
 
     code: ErrorCode = ErrorCode.INTERNAL_ERROR
 
-    def __init__(self, message: str, detail: Any = None, *, code: ErrorCode | None = None,
-                 headers: dict[str, str] | None = None):
+    def __init__(
+        self, message: str, detail: Any = None, *, code: ErrorCode | None = None, headers: dict[str, str] | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.detail = detail

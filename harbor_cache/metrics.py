@@ -55,30 +55,45 @@ class Metrics:
         self.stale_served = Counter(
             "harbor_cache_stale_served", "Stale content served while upstream was unavailable", labels, registry=r
         )
-        self.inflight = Gauge("harbor_cache_inflight_downloads", "Upstream downloads in progress", ("front",), registry=r)
+        self.inflight = Gauge(
+            "harbor_cache_inflight_downloads", "Upstream downloads in progress", ("front",), registry=r
+        )
         # Refreshed from the index by the service (a timer, and after clears and deletes).
-        self.cache_bytes = Gauge("harbor_cache_cache_bytes", "Bytes of content on disk (each digest once)",
-                                 registry=r)
-        self.cache_entries = Gauge("harbor_cache_cache_entries", "Index entries by kind (proxy, hosted)",
-                                   ("kind",), registry=r)
+        self.cache_bytes = Gauge("harbor_cache_cache_bytes", "Bytes of content on disk (each digest once)", registry=r)
+        self.cache_entries = Gauge(
+            "harbor_cache_cache_entries", "Index entries by kind (proxy, hosted)", ("kind",), registry=r
+        )
         self.pushes = Counter("harbor_cache_pushes", "Manifests and blobs pushed", ("type",), registry=r)
         self.push_bytes = Counter("harbor_cache_push_bytes", "Bytes received by pushes", registry=r)
         self.evicted = Counter("harbor_cache_evicted_entries", "Entries removed by eviction", ("reason",), registry=r)
         per_upstream = ("upstream",)
-        self.upstream_up = Gauge("harbor_cache_upstream_up", "1 when the last probe or request succeeded",
-                                 per_upstream, registry=r)
-        self.upstream_blocked = Gauge("harbor_cache_upstream_blocked", "1 while the upstream is blocked",
-                                      per_upstream, registry=r)
-        self.upstream_failures = Gauge("harbor_cache_upstream_consecutive_failures",
-                                       "Failed probes and requests in a row", per_upstream, registry=r)
-        self.upstream_latency = Gauge("harbor_cache_upstream_probe_latency_seconds",
-                                      "Time the last GET /v2/ probe took", per_upstream, registry=r)
-        self.upstream_ratelimit_limit = Gauge("harbor_cache_upstream_ratelimit_limit",
-                                              "The upstream's ratelimit-limit header (Docker Hub)", per_upstream,
-                                              registry=r)
-        self.upstream_ratelimit_remaining = Gauge("harbor_cache_upstream_ratelimit_remaining",
-                                                  "The upstream's ratelimit-remaining header (Docker Hub)",
-                                                  per_upstream, registry=r)
+        self.upstream_up = Gauge(
+            "harbor_cache_upstream_up", "1 when the last probe or request succeeded", per_upstream, registry=r
+        )
+        self.upstream_blocked = Gauge(
+            "harbor_cache_upstream_blocked", "1 while the upstream is blocked", per_upstream, registry=r
+        )
+        self.upstream_failures = Gauge(
+            "harbor_cache_upstream_consecutive_failures",
+            "Failed probes and requests in a row",
+            per_upstream,
+            registry=r,
+        )
+        self.upstream_latency = Gauge(
+            "harbor_cache_upstream_probe_latency_seconds", "Time the last GET /v2/ probe took", per_upstream, registry=r
+        )
+        self.upstream_ratelimit_limit = Gauge(
+            "harbor_cache_upstream_ratelimit_limit",
+            "The upstream's ratelimit-limit header (Docker Hub)",
+            per_upstream,
+            registry=r,
+        )
+        self.upstream_ratelimit_remaining = Gauge(
+            "harbor_cache_upstream_ratelimit_remaining",
+            "The upstream's ratelimit-remaining header (Docker Hub)",
+            per_upstream,
+            registry=r,
+        )
         self.responses = Counter(
             "harbor_cache_http_responses", "HTTP responses by method and status", ("method", "status"), registry=r
         )

@@ -102,8 +102,6 @@ def _timer(name: str, seconds: float, call, clock, parent: service.MultiService)
 UPSTREAM_POLL_SECONDS = 3.0
 
 
-
-
 class HarborState(service.MultiService):
     """Runs the async start-up (migrations, settings, first admin), then starts its children.
 
@@ -188,10 +186,19 @@ class HarborApp:
     ``reactor`` is needed only for those defaults (the global one when None).
     """
 
-    def __init__(self, config: Config, reactor: Any = None, *, clock: IReactorTime | None = None,
-                 db_pool: Any = None, io: StorageIO | None = None, http: Any = None,
-                 hash_password: PasswordHasher = hash_password, check_password: PasswordChecker = check_password,
-                 token_keys: TokenKeys | None = None):
+    def __init__(
+        self,
+        config: Config,
+        reactor: Any = None,
+        *,
+        clock: IReactorTime | None = None,
+        db_pool: Any = None,
+        io: StorageIO | None = None,
+        http: Any = None,
+        hash_password: PasswordHasher = hash_password,
+        check_password: PasswordChecker = check_password,
+        token_keys: TokenKeys | None = None,
+    ):
         if reactor is None and None in (clock, db_pool, io, http):
             from twisted.internet import reactor as global_reactor
 
@@ -245,8 +252,9 @@ class HarborApp:
                 make_private_file(index_path)
             self.db_pool = open_pool(config.index_url, index_path, config.index_pool_size)
         self.index = Index(self.db_pool)
-        self.leases = (LeaseBook(self.index, self.node_name, clock, ttl=config.lease_seconds)
-                       if self.shared_index else None)
+        self.leases = (
+            LeaseBook(self.index, self.node_name, clock, ttl=config.lease_seconds) if self.shared_index else None
+        )
         self.settings = RuntimeSettings(self.index, clock)
         self.audit = AuditLog(self.index, clock, self.settings)
         self.access = AccessRecorder(self.index, clock)
@@ -255,10 +263,13 @@ class HarborApp:
             self.http_pool = HTTPConnectionPool(reactor, persistent=True)
             self.http_pool.maxPersistentPerHost = 16
             self.http_pool.cachedConnectionTimeout = 120
-            agent: Any = Agent(reactor, connectTimeout=config.upstream_connect_timeout, pool=self.http_pool)  # an IAgent
+            agent: Any = Agent(
+                reactor, connectTimeout=config.upstream_connect_timeout, pool=self.http_pool
+            )  # an IAgent
             self.http = HTTPClient(agent)
-        self.downloads = Downloads(self.storage, clock, self.metrics, idle_timeout=config.upstream_idle_timeout,
-                                   leases=self.leases)
+        self.downloads = Downloads(
+            self.storage, clock, self.metrics, idle_timeout=config.upstream_idle_timeout, leases=self.leases
+        )
 
     def _build_oci(self) -> None:
         """The OCI cache core, the hosted registry, registry tokens and the /v2 front."""
@@ -266,30 +277,50 @@ class HarborApp:
         self.upstreams = UpstreamSet([self._registry_upstream(u) for u in config.upstreams])
         self.upstream_health = HealthMonitor(self.upstreams, self.settings, self.metrics, clock)
         self.upstream_catalog = UpstreamCatalog(
-            index=self.index, upstream_set=self.upstreams, health=self.upstream_health,
-            build=self._registry_upstream, seed=config.upstreams,
+            index=self.index,
+            upstream_set=self.upstreams,
+            health=self.upstream_health,
+            build=self._registry_upstream,
+            seed=config.upstreams,
             maven_repositories=tuple(r for r in config.maven_repositories if r.is_proxy),
             clock=clock,
         )
-        self.oci = OciCache(index=self.index, storage=self.storage, downloads=self.downloads,
-                            upstreams=self.upstreams, settings=self.settings, access=self.access,
-                            metrics=self.metrics, clock=clock, health=self.upstream_health)
+        self.oci = OciCache(
+            index=self.index,
+            storage=self.storage,
+            downloads=self.downloads,
+            upstreams=self.upstreams,
+            settings=self.settings,
+            access=self.access,
+            metrics=self.metrics,
+            clock=clock,
+            health=self.upstream_health,
+        )
         self.upstream_catalog.listeners.append(self.oci.upstreams_changed)
         self.public_url = PublicURL(config.public_url, config.trusted_proxies)
         self.registry_tokens = RegistryTokens(self.token_keys.registry, clock, issuer=self.token_issuer)
         # One username/password check for /v2/, the Maven front and the management API.
         self.credentials = Credentials(self.index, clock, self.check_password)
-        self.registry_policy = RegistryAuthorizer(self.index, self.settings, self.registry_tokens,
-                                                  self.public_url, clock, credentials=self.credentials)
-        self.hosted = HostedRegistry(cache=self.oci, index=self.index, storage=self.storage,
-                                     metrics=self.metrics, clock=clock, node=self.node_name)
+        self.registry_policy = RegistryAuthorizer(
+            self.index, self.settings, self.registry_tokens, self.public_url, clock, credentials=self.credentials
+        )
+        self.hosted = HostedRegistry(
+            cache=self.oci,
+            index=self.index,
+            storage=self.storage,
+            metrics=self.metrics,
+            clock=clock,
+            node=self.node_name,
+        )
         hosted_front = HostedFront(self.hosted, self.registry_policy, self.metrics, audit=self.audit)
-        self.oci_front = OciFront(self.oci, self.settings, self.metrics, policy=self.registry_policy,
-                                  extensions=hosted_front.routes())
+        self.oci_front = OciFront(
+            self.oci, self.settings, self.metrics, policy=self.registry_policy, extensions=hosted_front.routes()
+        )
 
     def _registry_upstream(self, config: UpstreamConfig) -> RegistryUpstream:
-        return RegistryUpstream(config, self.http, self.clock, header_timeout=self.config.upstream_idle_timeout,
-                                metrics=self.metrics)
+        return RegistryUpstream(
+            config, self.http, self.clock, header_timeout=self.config.upstream_idle_timeout, metrics=self.metrics
+        )
 
     def _build_management(self) -> None:
         """Users, management tokens, eviction, /health and the /api/v1 front."""
@@ -300,36 +331,74 @@ class HarborApp:
         self.site_front = SiteFront(self.index, self.storage, self.metrics, space=self.space)
         self.management_tokens = ManagementTokens(self.token_keys.management, clock)
         self.users = UserService(self.index, clock, hasher=self.hash_password, credentials=self.credentials)
-        self.evictor = Evictor(index=self.index, storage=self.storage, downloads=self.downloads,
-                               settings=self.settings, access=self.access, clock=clock)
+        self.evictor = Evictor(
+            index=self.index,
+            storage=self.storage,
+            downloads=self.downloads,
+            settings=self.settings,
+            access=self.access,
+            clock=clock,
+        )
         self.evictor.invalidators.append(self.oci.invalidate)
-        self.console_api = ConsoleApi(index=self.index, downloads=self.downloads, evictor=self.evictor,
-                                      settings=self.settings, oci=self.oci, hosted=self.hosted,
-                                      metrics=self.metrics, site_front=self.site_front, clock=clock,
-                                      public_url=self.public_url)
+        self.console_api = ConsoleApi(
+            index=self.index,
+            downloads=self.downloads,
+            evictor=self.evictor,
+            settings=self.settings,
+            oci=self.oci,
+            hosted=self.hosted,
+            metrics=self.metrics,
+            site_front=self.site_front,
+            clock=clock,
+            public_url=self.public_url,
+        )
         self.evictor.space = self.space
-        self.evictor.orphans = OrphanSweeper(index=self.index, storage=self.storage, settings=self.settings,
-                                             clock=clock, busy=self.evictor.busy_digests)
-        self.api_front = ApiFront(users=self.users, tokens=self.management_tokens, settings=self.settings,
-                                  evictor=self.evictor, openapi_document=build_document(__version__),
-                                  upstreams=self.upstream_catalog, audit=self.audit, console=self.console_api,
-                                  on_cache_change=self.refresh_gauges_soon)
+        self.evictor.orphans = OrphanSweeper(
+            index=self.index, storage=self.storage, settings=self.settings, clock=clock, busy=self.evictor.busy_digests
+        )
+        self.api_front = ApiFront(
+            users=self.users,
+            tokens=self.management_tokens,
+            settings=self.settings,
+            evictor=self.evictor,
+            openapi_document=build_document(__version__),
+            upstreams=self.upstream_catalog,
+            audit=self.audit,
+            console=self.console_api,
+            on_cache_change=self.refresh_gauges_soon,
+        )
 
     def _build_maven(self) -> None:
         """Maven repositories on the shared download core, artifact tokens and the Kagami front."""
         clock, config = self.clock, self.config
-        self.artifact_tokens = ArtifactTokens(self.token_keys.artifact_key, self.token_issuer, clock,
-                                              config.artifact_token_max_hours)
+        self.artifact_tokens = ArtifactTokens(
+            self.token_keys.artifact_key, self.token_issuer, clock, config.artifact_token_max_hours
+        )
         self.maven = MavenCache(
             repositories=config.maven_repositories,
-            upstreams={r.id: MavenUpstream(r, self.http, clock, header_timeout=config.upstream_idle_timeout)
-                       for r in config.maven_repositories if r.is_proxy},
-            index=self.index, storage=self.storage, downloads=self.downloads, settings=self.settings,
-            access=self.access, metrics=self.metrics, clock=clock,
+            upstreams={
+                r.id: MavenUpstream(r, self.http, clock, header_timeout=config.upstream_idle_timeout)
+                for r in config.maven_repositories
+                if r.is_proxy
+            },
+            index=self.index,
+            storage=self.storage,
+            downloads=self.downloads,
+            settings=self.settings,
+            access=self.access,
+            metrics=self.metrics,
+            clock=clock,
         )
         self.evictor.invalidators.append(self.maven.invalidate)
-        self.maven_front = MavenFront(self.maven, self.artifact_tokens, self.index, self.metrics, audit=self.audit,
-                                      public_url=self.public_url, credentials=self.credentials)
+        self.maven_front = MavenFront(
+            self.maven,
+            self.artifact_tokens,
+            self.index,
+            self.metrics,
+            audit=self.audit,
+            public_url=self.public_url,
+            credentials=self.credentials,
+        )
 
     def _mount_fronts(self) -> None:
         site_resource = self.site_front.app.resource()
@@ -361,8 +430,12 @@ class HarborApp:
         if recorded:
             log.info("recorded the blobs of {count} hosted manifests pushed before blob claims", count=recorded)
         self.console_api.started_at = self.clock.seconds()
-        log.info("harbor-cache {version} ready: data in {data_dir}, index schema {schema}",
-                 version=__version__, data_dir=self.data_dir, schema=version)
+        log.info(
+            "harbor-cache {version} ready: data in {data_dir}, index schema {schema}",
+            version=__version__,
+            data_dir=self.data_dir,
+            schema=version,
+        )
 
     def run_eviction(self) -> defer.Deferred:
         """One eviction pass (the TimerService waits for it, so passes never overlap).

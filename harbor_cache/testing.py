@@ -234,16 +234,16 @@ class FakeRegistry(resource.Resource):
             return self._token(request)
         if path.startswith("/cdn/"):
             self.cdn_authorization.append(request.getHeader(b"Authorization"))
-            data = self.blobs[path[len("/cdn/"):]]
+            data = self.blobs[path[len("/cdn/") :]]
             request.setHeader(b"Content-Length", b"%d" % len(data))
             return data
         if not self._authorized(request):
             return b'{"errors":[{"code":"UNAUTHORIZED"}]}'
         if path in ("/v2/", "/v2"):
             return b"{}"
-        rest = path[len("/v2/"):]
+        rest = path[len("/v2/") :]
         if rest.endswith("/tags/list"):
-            return self._tags(request, rest[:-len("/tags/list")])
+            return self._tags(request, rest[: -len("/tags/list")])
         if "/manifests/" in rest:
             name, _, ref = rest.rpartition("/manifests/")
             item = self.manifests.get((name, ref))
@@ -255,7 +255,7 @@ class FakeRegistry(resource.Resource):
             request.setHeader(b"Docker-Content-Digest", sha(body).encode())
             if self.no_length and method == "GET":
                 for i in range(0, len(body), 65536):
-                    request.write(body[i:i + 65536])
+                    request.write(body[i : i + 65536])
                 request.finish()
                 return server.NOT_DONE_YET
             request.setHeader(b"Content-Length", b"%d" % len(body))
@@ -298,8 +298,10 @@ class FakeRegistry(resource.Resource):
         if n is not None:
             limit = int(n[0])
             if len(tags) > limit:
-                request.setHeader(b"Link", b'</v2/%s/tags/list?n=%d&last=%s>; rel="next"'
-                                  % (name.encode(), limit, tags[limit - 1].encode()))
+                request.setHeader(
+                    b"Link",
+                    b'</v2/%s/tags/list?n=%d&last=%s>; rel="next"' % (name.encode(), limit, tags[limit - 1].encode()),
+                )
             tags = tags[:limit]
         return json.dumps({"name": name, "tags": tags}).encode()
 
@@ -321,11 +323,12 @@ class FakeRegistry(resource.Resource):
         if self.bearer is not None:
             if request.getHeader(b"Authorization") == b"Bearer " + self.bearer.encode():
                 return True
-            name = request.path.decode()[len("/v2/"):].rpartition("/")[0].rpartition("/")[0]
+            name = request.path.decode()[len("/v2/") :].rpartition("/")[0].rpartition("/")[0]
             request.setResponseCode(401)
-            request.setHeader(b"WWW-Authenticate",
-                              b'Bearer realm="http://upstream.test/token",service="fake",scope="repository:%s:pull"'
-                              % name.encode())
+            request.setHeader(
+                b"WWW-Authenticate",
+                b'Bearer realm="http://upstream.test/token",service="fake",scope="repository:%s:pull"' % name.encode(),
+            )
             return False
         if self.basic_auth is not None and not self._basic_ok(request):
             request.setResponseCode(401)
@@ -338,8 +341,9 @@ class FakeRegistry(resource.Resource):
         held, self.held = self.held, []
         for request, rest in held:
             if fail:
-                request.transport.abortConnection() if hasattr(request.transport, "abortConnection") \
-                    else request.transport.loseConnection()
+                request.transport.abortConnection() if hasattr(
+                    request.transport, "abortConnection"
+                ) else request.transport.loseConnection()
             else:
                 request.write(rest)
                 request.finish()
@@ -382,8 +386,9 @@ class FakeMavenRepo(resource.Resource):
         path = unquote(request.path.decode()[1:])
         method = request.method.decode()
         self.requests[(method, path)] += 1
-        self.headers_seen.append((method, path, {k.decode().lower(): v[0].decode()
-                                                 for k, v in request.requestHeaders.getAllRawHeaders()}))
+        self.headers_seen.append(
+            (method, path, {k.decode().lower(): v[0].decode() for k, v in request.requestHeaders.getAllRawHeaders()})
+        )
         if path in self.status:
             request.setResponseCode(self.status[path])
             return b"error"
@@ -407,7 +412,7 @@ class FakeMavenRepo(resource.Resource):
             return b""
         if path in self.chunked:
             for i in range(0, len(data), 65536):
-                request.write(data[i:i + 65536])
+                request.write(data[i : i + 65536])
             request.finish()
             return server.NOT_DONE_YET
         request.setHeader(b"Content-Length", b"%d" % len(data))
@@ -444,8 +449,16 @@ def fixed_keys(registry: bytes = b"r" * 32, management: bytes = b"m" * 32) -> To
     return TokenKeys(registry=registry, management=management, artifact_key=rsa_key())
 
 
-def build_app(directory: str, *, clock: Clock | None = None, client: Any = None, passwords: Any = None,
-              token_keys: TokenKeys | None = None, migrate: bool = True, **config: Any) -> HarborApp:
+def build_app(
+    directory: str,
+    *,
+    clock: Clock | None = None,
+    client: Any = None,
+    passwords: Any = None,
+    token_keys: TokenKeys | None = None,
+    migrate: bool = True,
+    **config: Any,
+) -> HarborApp:
     """The production `HarborApp` over the doubles of this module, in ``directory`` (created if need be).
 
     ``config`` are `Config` fields (``upstreams`` and ``maven_repositories``
@@ -468,10 +481,16 @@ def build_app(directory: str, *, clock: Clock | None = None, client: Any = None,
         client = HTTPClient(RequestTraversalAgent(resource.NoResource()))
     if passwords is None:
         passwords = InlineBcrypt()
-    app = HarborApp(Config(data_dir=data_dir, **config), clock=clock,
-                    db_pool=InlinePool(os.path.join(directory, "index.sqlite")), io=InlineIO(), http=client,
-                    hash_password=passwords.hash, check_password=passwords.check,
-                    token_keys=token_keys if token_keys is not None else fixed_keys())
+    app = HarborApp(
+        Config(data_dir=data_dir, **config),
+        clock=clock,
+        db_pool=InlinePool(os.path.join(directory, "index.sqlite")),
+        io=InlineIO(),
+        http=client,
+        hash_password=passwords.hash,
+        check_password=passwords.check,
+        token_keys=token_keys if token_keys is not None else fixed_keys(),
+    )
     if migrate:
         resolved(defer.Deferred.fromCoroutine(app.index.migrate()))
     return app

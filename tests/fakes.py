@@ -37,15 +37,25 @@ def migrated_index(case) -> Index:
 class Harness:
     """A whole harbor-cache on fakes, with one upstream registry ``fake`` at http://upstream.test."""
 
-    def __init__(self, tmpdir: str, upstream: FakeRegistry | None = None, username: str | None = None,
-                 password: str | None = None):
+    def __init__(
+        self,
+        tmpdir: str,
+        upstream: FakeRegistry | None = None,
+        username: str | None = None,
+        password: str | None = None,
+    ):
         self.clock = Clock()
         self.clock.advance(1_000_000)
         self.upstream = upstream or FakeRegistry()
         self.upstream_agent = RequestTraversalAgent(self.upstream)
         upstream_config = UpstreamConfig(name="fake", url="http://upstream.test", username=username, password=password)
-        self.app = app = build_app(tmpdir, clock=self.clock, client=HTTPClient(self.upstream_agent),
-                                   public_url="http://cache.test", upstreams=(upstream_config,))
+        self.app = app = build_app(
+            tmpdir,
+            clock=self.clock,
+            client=HTTPClient(self.upstream_agent),
+            public_url="http://cache.test",
+            upstreams=(upstream_config,),
+        )
         self.metrics = app.metrics
         self.storage = app.storage
         self.pool = app.db_pool

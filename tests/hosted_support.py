@@ -50,9 +50,15 @@ class Registry:
             self.clock.advance(1_700_000_000)
         else:
             self.dir, self.clock = twin_of.dir, twin_of.clock
-        self.app = app = build_app(self.dir, clock=self.clock, passwords=PlainPasswords, public_url=PUBLIC_URL,
-                                   node_name=node, token_keys=fixed_keys(registry=b"k" * 32),
-                                   migrate=twin_of is None)
+        self.app = app = build_app(
+            self.dir,
+            clock=self.clock,
+            passwords=PlainPasswords,
+            public_url=PUBLIC_URL,
+            node_name=node,
+            token_keys=fixed_keys(registry=b"k" * 32),
+            migrate=twin_of is None,
+        )
         self.pool = app.db_pool
         case.addCleanup(self.pool.close)
         self.storage = app.storage
@@ -83,8 +89,9 @@ class Registry:
 
     # -- HTTP -------------------------------------------------------------------
 
-    def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None,
-                user: str | None = "admin"):
+    def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict | None = None, user: str | None = "admin"
+    ):
         """(response, body bytes); ``user`` adds Basic credentials (None: anonymous)."""
         h = dict(basic(user) if user else {})
         for k, v in (headers or {}).items():
@@ -111,8 +118,13 @@ class Registry:
 
     def push_blob(self, name: str, data: bytes, user: str = "admin") -> str:
         digest = sha256(data)
-        response, body = self.request("POST", f"/v2/{name}/blobs/uploads/?digest={digest}", data, user=user,
-                                      headers={"Content-Type": "application/octet-stream"})
+        response, body = self.request(
+            "POST",
+            f"/v2/{name}/blobs/uploads/?digest={digest}",
+            data,
+            user=user,
+            headers={"Content-Type": "application/octet-stream"},
+        )
         self.case.assertEqual(response.code, 201, body)
         return digest
 
@@ -120,10 +132,19 @@ class Registry:
         doc = {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": self.push_blob(name, config), "size": len(config)},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                        "digest": self.push_blob(name, layer), "size": len(layer)} for layer in layers],
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": self.push_blob(name, config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": self.push_blob(name, layer),
+                    "size": len(layer),
+                }
+                for layer in layers
+            ],
         }
         doc.update(extra)
         return json.dumps(doc).encode()

@@ -42,12 +42,19 @@ class MavenHarness:
         self.http = FlakyHTTP(HTTPClient(self.upstream_agent))
         self.repositories = (
             MavenRepositoryConfig(id="central", url="http://upstream.test/"),
-            MavenRepositoryConfig(id="secret", url="http://upstream.test/", private=True,
-                                  username="up-user", password="up-pass"),
+            MavenRepositoryConfig(
+                id="secret", url="http://upstream.test/", private=True, username="up-user", password="up-pass"
+            ),
         ) + tuple(extra_repositories)
         self.passwords = InlineBcrypt()  # records every password check
-        self.app = app = build_app(tmpdir, clock=self.clock, client=self.http, passwords=self.passwords,
-                                   public_url="http://cache.test", maven_repositories=self.repositories)
+        self.app = app = build_app(
+            tmpdir,
+            clock=self.clock,
+            client=self.http,
+            passwords=self.passwords,
+            public_url="http://cache.test",
+            maven_repositories=self.repositories,
+        )
         self.metrics = app.metrics
         self.storage = app.storage
         self.pool = app.db_pool

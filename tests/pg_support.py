@@ -76,16 +76,52 @@ def _start() -> str:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": root}
     data = os.path.join(root, "data")
     subprocess.run(
-        [os.path.join(bindir, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "--no-sync",
-         "-E", "UTF8", "--locale=C"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=root, **run_as,
+        [
+            os.path.join(bindir, "initdb"),
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=root,
+        **run_as,
     )
     port = _free_port()
     log = open(os.path.join(root, "postgres.log"), "wb")
     proc = subprocess.Popen(
-        [os.path.join(bindir, "postgres"), "-D", data, "-h", "127.0.0.1", "-p", str(port), "-k", root,
-         "-F", "-c", "max_connections=200", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True, **run_as,
+        [
+            os.path.join(bindir, "postgres"),
+            "-D",
+            data,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-k",
+            root,
+            "-F",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "synchronous_commit=off",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=root,
+        start_new_session=True,
+        **run_as,
     )
     _state.update(proc=proc, root=root, log=log)
     atexit.register(stop)
@@ -170,7 +206,9 @@ def _with(url: str, path: str | None = None, options: str | None = None) -> str:
     query = urllib.parse.parse_qsl(parts.query)
     if options:
         query.append(("options", options))
-    return urllib.parse.urlunsplit(parts._replace(path=path or parts.path, query=urllib.parse.urlencode(query, quote_via=urllib.parse.quote)))
+    return urllib.parse.urlunsplit(
+        parts._replace(path=path or parts.path, query=urllib.parse.urlencode(query, quote_via=urllib.parse.quote))
+    )
 
 
 def fresh_schema_url(case) -> str:

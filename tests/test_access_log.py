@@ -97,10 +97,21 @@ class AccessLogFileTests(SynchronousTestCase):
     def test_line_fields(self):
         self.log.line("HEAD", "/v2/x/manifests/é?n=1", "aborted", 0, 12.3456789, "miss", "hub")
         self.log.flush()
-        self.assertEqual(self.lines(), [{
-            "time": "2026-12-03T08:00:00.250Z", "method": "HEAD", "path": "/v2/x/manifests/é?n=1",
-            "status": "aborted", "bytes": 0, "duration_ms": 12.346, "cache_status": "miss", "upstream": "hub",
-        }])
+        self.assertEqual(
+            self.lines(),
+            [
+                {
+                    "time": "2026-12-03T08:00:00.250Z",
+                    "method": "HEAD",
+                    "path": "/v2/x/manifests/é?n=1",
+                    "status": "aborted",
+                    "bytes": 0,
+                    "duration_ms": 12.346,
+                    "cache_status": "miss",
+                    "upstream": "hub",
+                }
+            ],
+        )
 
     def test_line_is_what_json_dumps_writes(self):
         """The hand-built line is byte for byte the compact json.dumps of the fields (quotes, escapes, Unicode)."""
@@ -136,8 +147,11 @@ class SiteAccessFileTests(SynchronousTestCase):
         self.clock.advance(NOON_ISH)
 
     def requests(self):
-        return [_FakeRequest(b"GET", 200, "hit", None, False), _FakeRequest(b"HEAD", 404, None, "hub", False),
-                _FakeRequest(b"BREW", 500, "miss", None, True)]
+        return [
+            _FakeRequest(b"GET", 200, "hit", None, False),
+            _FakeRequest(b"HEAD", 404, None, "hub", False),
+            _FakeRequest(b"BREW", 500, "miss", None, True),
+        ]
 
     def access_events(self):
         return [e for e in self.events if e.get("log_namespace") == "harbor_cache.access"]
@@ -164,8 +178,11 @@ class SiteAccessFileTests(SynchronousTestCase):
         for line, event in zip(lines, expected, strict=True):
             self.assertLess(abs(line["duration_ms"] - event["duration_ms"]), 50.0)
             self.assertEqual(line["time"], "2026-12-03T08:00:00.000Z")
-        samples = {(s.labels.get("method"), s.labels.get("status")): s.value
-                   for s in site.metrics.responses.collect()[0].samples if s.name.endswith("_total")}
+        samples = {
+            (s.labels.get("method"), s.labels.get("status")): s.value
+            for s in site.metrics.responses.collect()[0].samples
+            if s.name.endswith("_total")
+        }
         self.assertEqual(samples, {("GET", "200"): 1.0, ("HEAD", "404"): 1.0, ("other", "aborted"): 1.0})
 
 
@@ -176,10 +193,12 @@ class ConfigTests(SynchronousTestCase):
 
     def test_access_file(self):
         self.assertEqual(parse_config({"log": {"access_file": "logs/a.log"}}).access_log_file, "logs/a.log")
-        for doc, message in (({"log": {"access_file": ""}}, "log.access_file"),
-                             ({"log": {"access_file": 3}}, "log.access_file"),
-                             ({"log": "x"}, "[log]"),
-                             ({"log": {"error_file": "x"}}, "log.error_file: unknown key")):
+        for doc, message in (
+            ({"log": {"access_file": ""}}, "log.access_file"),
+            ({"log": {"access_file": 3}}, "log.access_file"),
+            ({"log": "x"}, "[log]"),
+            ({"log": {"error_file": "x"}}, "log.error_file: unknown key"),
+        ):
             e = self.assertRaises(ConfigError, parse_config, doc)
             self.assertIn(message, str(e))
 
@@ -204,23 +223,31 @@ class WiringTests(SynchronousTestCase):
         self.assertEqual(app.access_file.path, os.path.join(app.data_dir, "access.log"))
         self.assertIs(app.site.access_file, app.access_file)
         agent = RequestTraversalAgent(app.root)
-        agent._serverFactory = HarborSite(app.root, app.metrics, reactor=agent._memoryReactor,
-                                          access_file=app.access_file)
+        agent._serverFactory = HarborSite(
+            app.root, app.metrics, reactor=agent._memoryReactor, access_file=app.access_file
+        )
         d = HTTPClient(agent).get("http://cache.test/nothing/here")
         agent.flush()
         self.assertEqual(self.successResultOf(d).code, 404)
         clock.advance(1)
         with open(app.access_file.path) as f:
             (line,) = [json.loads(x) for x in f]
-        self.assertEqual((line["method"], line["path"], line["status"], line["cache_status"], line["upstream"]),
-                         ("GET", "/nothing/here", "404", "-", "-"))
+        self.assertEqual(
+            (line["method"], line["path"], line["status"], line["cache_status"], line["upstream"]),
+            ("GET", "/nothing/here", "404", "-", "-"),
+        )
         self.assertGreater(line["bytes"], 0)
 
     def test_make_service_stops_it_after_the_state(self):
         """The AccessLogService is a child of the top service, before the state (so stopped after it)."""
         data_dir = os.path.abspath(self.mktemp())
-        config = Config(listen="tcp:0:interface=127.0.0.1", data_dir=data_dir, upstreams=(),
-                        maven_repositories=(), access_log_file="a.log")
+        config = Config(
+            listen="tcp:0:interface=127.0.0.1",
+            data_dir=data_dir,
+            upstreams=(),
+            maven_repositories=(),
+            access_log_file="a.log",
+        )
         top = make_service(config)
         app = top.harbor  # type: ignore[attr-defined]
         self.addCleanup(app.access_file.close)

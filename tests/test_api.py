@@ -66,8 +66,9 @@ class ApiCase(SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(T0)
         self.crypt = InlineBcrypt()
-        self.app = app = build_app(self.mktemp(), clock=self.clock, passwords=self.crypt,
-                                   token_keys=fixed_keys(management=SECRET))
+        self.app = app = build_app(
+            self.mktemp(), clock=self.clock, passwords=self.crypt, token_keys=fixed_keys(management=SECRET)
+        )
         self.addCleanup(app.db_pool.close)
         self.index = app.index
         self.pool = app.db_pool
@@ -106,8 +107,7 @@ class ApiCase(SynchronousTestCase):
         return Response(code=response.code, headers=response.headers, body=content)
 
     def login(self, username, password=None):
-        r = self.request("POST", "/api/v1/auth/login",
-                         {"username": username, "password": password or f"{username}-pw"})
+        r = self.request("POST", "/api/v1/auth/login", {"username": username, "password": password or f"{username}-pw"})
         self.assertEqual(r.code, 200, r.body)
         return r.json()["token"]
 
@@ -133,9 +133,17 @@ class LoginTests(ApiCase):
         self.assertEqual(body["expires_in"], 86400)
         self.assertEqual(jwt.get_unverified_header(body["token"])["alg"], "HS256")
         claims = jwt.decode(body["token"], SECRET, algorithms=["HS256"], options={"verify_exp": False})
-        self.assertEqual(claims, {"sub": str(self.accounts["admin"].id), "username": "admin", "role": "admin",
-                                  "iat": int(T0), "exp": int(T0) + 86400,
-                                  "cst": credential_stamp(self.accounts["admin"].password_hash)})
+        self.assertEqual(
+            claims,
+            {
+                "sub": str(self.accounts["admin"].id),
+                "username": "admin",
+                "role": "admin",
+                "iat": int(T0),
+                "exp": int(T0) + 86400,
+                "cst": credential_stamp(self.accounts["admin"].password_hash),
+            },
+        )
 
     def test_wrong_password(self):
         """A wrong password: 401 UNAUTHORIZED "Invalid credentials" with WWW-Authenticate: Bearer."""
@@ -154,8 +162,15 @@ class LoginTests(ApiCase):
 
     def test_malformed_bodies(self):
         """Not JSON, not an object, or non-string fields: 400 BAD_REQUEST."""
-        for raw in (b"", b"{", b"[]", b'"x"', json.dumps({"username": "admin"}).encode(),
-                    json.dumps({"username": 1, "password": "x"}).encode(), b"\xff\xfe"):
+        for raw in (
+            b"",
+            b"{",
+            b"[]",
+            b'"x"',
+            json.dumps({"username": "admin"}).encode(),
+            json.dumps({"username": 1, "password": "x"}).encode(),
+            b"\xff\xfe",
+        ):
             r = self.request("POST", "/api/v1/auth/login", raw=raw)
             self.assert_error(r, 400, "BAD_REQUEST")
 
@@ -199,8 +214,9 @@ class RoleMatrixTests(ApiCase):
         for method, path, body, _ in ENDPOINTS:
             r = self.call(method, path, body, token)
             self.assert_error(r, 401, "UNAUTHORIZED")
-            self.assertTrue(r.header("WWW-Authenticate").startswith(b'Bearer error="invalid_token"'),
-                            r.header("WWW-Authenticate"))
+            self.assertTrue(
+                r.header("WWW-Authenticate").startswith(b'Bearer error="invalid_token"'), r.header("WWW-Authenticate")
+            )
             if reason:
                 self.assertIn(reason.encode(), r.header("WWW-Authenticate"))
 
@@ -221,16 +237,26 @@ class RoleMatrixTests(ApiCase):
 
     def test_alg_none_token(self):
         """An unsigned "alg: none" token is refused (the algorithm is pinned)."""
-        claims = {"sub": str(self.accounts["admin"].id), "username": "admin", "role": "admin",
-                  "iat": int(T0), "exp": int(T0) + 3600}
+        claims = {
+            "sub": str(self.accounts["admin"].id),
+            "username": "admin",
+            "role": "admin",
+            "iat": int(T0),
+            "exp": int(T0) + 3600,
+        }
         token = jwt.encode(claims, None, algorithm="none")
         self.bad_token_answers(token)
         self.bad_token_answers(token + "c2ln")
 
     def test_token_of_another_secret(self):
         """A well-formed HS256 token signed with another key is refused."""
-        claims = {"sub": str(self.accounts["admin"].id), "username": "admin", "role": "admin",
-                  "iat": int(T0), "exp": int(T0) + 3600}
+        claims = {
+            "sub": str(self.accounts["admin"].id),
+            "username": "admin",
+            "role": "admin",
+            "iat": int(T0),
+            "exp": int(T0) + 3600,
+        }
         self.bad_token_answers(jwt.encode(claims, b"x" * 32, algorithm="HS256"), "bad signature")
 
     def test_garbage_tokens(self):
@@ -311,8 +337,12 @@ class UserEndpointTests(ApiCase):
 
     def test_create(self):
         """POST /api/v1/users: 201, the new user, a Location; the user can log in."""
-        r = self.request("POST", "/api/v1/users", {"username": "newuser", "password": "secret", "role": "read-write"},
-                         token=self.admin)
+        r = self.request(
+            "POST",
+            "/api/v1/users",
+            {"username": "newuser", "password": "secret", "role": "read-write"},
+            token=self.admin,
+        )
         self.assertEqual(r.code, 201)
         user = r.json()
         self.assertEqual((user["username"], user["role"]), ("newuser", "read-write"))
@@ -321,14 +351,17 @@ class UserEndpointTests(ApiCase):
 
     def test_create_errors(self):
         """409 for a duplicate username, 400 for an unknown role, an empty password or a bad body."""
-        dup = self.request("POST", "/api/v1/users", {"username": "admin", "password": "x", "role": "admin"},
-                           token=self.admin)
+        dup = self.request(
+            "POST", "/api/v1/users", {"username": "admin", "password": "x", "role": "admin"}, token=self.admin
+        )
         self.assert_error(dup, 409, "CONFLICT")
-        for body in ({"username": "u", "password": "x", "role": "god"},
-                     {"username": "u", "password": "", "role": "read-only"},
-                     {"username": "u", "role": "read-only"},
-                     {"password": "x", "role": "read-only"},
-                     ["u"]):
+        for body in (
+            {"username": "u", "password": "x", "role": "god"},
+            {"username": "u", "password": "", "role": "read-only"},
+            {"username": "u", "role": "read-only"},
+            {"password": "x", "role": "read-only"},
+            ["u"],
+        ):
             self.assert_error(self.request("POST", "/api/v1/users", body, token=self.admin), 400, "BAD_REQUEST")
 
     def test_get(self):
@@ -360,11 +393,13 @@ class UserEndpointTests(ApiCase):
         uid = self.accounts["read-only"].id
         for body in ({"role": "x"}, {"password": ""}, {"password": None}, {"role": None}, "text"):
             self.assert_error(self.request("PUT", f"/api/v1/users/{uid}", body, token=self.admin), 400, "BAD_REQUEST")
-        self.assert_error(self.request("PUT", "/api/v1/users/999", {"role": "admin"}, token=self.admin),
-                          404, "NOT_FOUND")
+        self.assert_error(
+            self.request("PUT", "/api/v1/users/999", {"role": "admin"}, token=self.admin), 404, "NOT_FOUND"
+        )
         admin_id = self.accounts["admin"].id
-        self.assert_error(self.request("PUT", f"/api/v1/users/{admin_id}", {"role": "read-only"}, token=self.admin),
-                          409, "CONFLICT")
+        self.assert_error(
+            self.request("PUT", f"/api/v1/users/{admin_id}", {"role": "read-only"}, token=self.admin), 409, "CONFLICT"
+        )
 
     def test_delete(self):
         """DELETE /api/v1/users/{id}: 204 and empty; then 404; the last admin is 409."""
@@ -387,34 +422,44 @@ class ConfigEndpointTests(ApiCase):
         entries = r.json()
         self.assertEqual([e["key"] for e in entries], sorted(SETTINGS))
         by_key = {e["key"]: e for e in entries}
-        self.assertEqual(by_key["cache.max_size"], {"key": "cache.max_size", "value": "10737418240",
-                                                    "updated_at": None})
+        self.assertEqual(
+            by_key["cache.max_size"], {"key": "cache.max_size", "value": "10737418240", "updated_at": None}
+        )
 
     def test_put_then_get(self):
         """PUT stores every entry and answers {"updated": n}; the new value applies at once."""
-        r = self.request("PUT", "/api/v1/config", {"entries": [
-            {"key": "cache.max_size", "value": "21474836480"},
-            {"key": "cache.retention_days", "value": "60"}]}, token=self.admin)
+        r = self.request(
+            "PUT",
+            "/api/v1/config",
+            {
+                "entries": [
+                    {"key": "cache.max_size", "value": "21474836480"},
+                    {"key": "cache.retention_days", "value": "60"},
+                ]
+            },
+            token=self.admin,
+        )
         self.assertEqual((r.code, r.json()), (200, {"updated": 2}))
         self.assertEqual(self.settings.get("cache.max_size"), 21474836480)
         r = self.request("GET", "/api/v1/config/cache.retention_days", token=self.admin)
-        self.assertEqual(r.json(), {"key": "cache.retention_days", "value": "60",
-                                    "updated_at": "2023-11-14T22:13:20Z"})
+        self.assertEqual(r.json(), {"key": "cache.retention_days", "value": "60", "updated_at": "2023-11-14T22:13:20Z"})
 
     def test_put_is_all_or_nothing(self):
         """One bad value or unknown key: 400 and nothing changes."""
-        for bad in ({"key": "cache.retention_days", "value": "soon"},
-                    {"key": "no.such.key", "value": "1"},
-                    {"key": "cache.eviction_policy", "value": "random"},
-                    {"key": "cache.max_size", "value": "0"},
-                    {"key": "cache.max_size"},
-                    "cache.max_size=1"):
-            r = self.request("PUT", "/api/v1/config", {"entries": [
-                {"key": "cache.max_size", "value": "5"}, bad]}, token=self.admin)
+        for bad in (
+            {"key": "cache.retention_days", "value": "soon"},
+            {"key": "no.such.key", "value": "1"},
+            {"key": "cache.eviction_policy", "value": "random"},
+            {"key": "cache.max_size", "value": "0"},
+            {"key": "cache.max_size"},
+            "cache.max_size=1",
+        ):
+            r = self.request(
+                "PUT", "/api/v1/config", {"entries": [{"key": "cache.max_size", "value": "5"}, bad]}, token=self.admin
+            )
             self.assert_error(r, 400, "BAD_REQUEST")
             self.assertEqual(self.settings.get("cache.max_size"), 10 << 30)
-        self.assert_error(self.request("PUT", "/api/v1/config", {"entries": "x"}, token=self.admin),
-                          400, "BAD_REQUEST")
+        self.assert_error(self.request("PUT", "/api/v1/config", {"entries": "x"}, token=self.admin), 400, "BAD_REQUEST")
 
     def test_every_integer_key_is_bounded(self):
         """Out-of-bounds, 400-digit and non-ASCII-digit values get 400; the bounds themselves pass."""
@@ -423,13 +468,13 @@ class ConfigEndpointTests(ApiCase):
             if bounds is None:
                 continue
             low, high = bounds
-            for bad in (str(high + 1), str(low - 1), "9" * 400, "\u0663\u0660", "1e3", 10 ** 400):
-                r = self.request("PUT", "/api/v1/config", {"entries": [{"key": key, "value": bad}]},
-                                 token=self.admin)
+            for bad in (str(high + 1), str(low - 1), "9" * 400, "\u0663\u0660", "1e3", 10**400):
+                r = self.request("PUT", "/api/v1/config", {"entries": [{"key": key, "value": bad}]}, token=self.admin)
                 self.assert_error(r, 400, "BAD_REQUEST")
             for good in (low, high):
-                r = self.request("PUT", "/api/v1/config", {"entries": [{"key": key, "value": str(good)}]},
-                                 token=self.admin)
+                r = self.request(
+                    "PUT", "/api/v1/config", {"entries": [{"key": key, "value": str(good)}]}, token=self.admin
+                )
                 self.assertEqual(r.code, 200, (key, good))
 
     def test_unknown_key(self):
@@ -439,8 +484,9 @@ class ConfigEndpointTests(ApiCase):
 
     def test_delete_restores_default(self):
         """DELETE /api/v1/config/{key}: 204 and the default is back."""
-        self.request("PUT", "/api/v1/config", {"entries": [{"key": "cache.eviction_policy", "value": "lfu"}]},
-                     token=self.admin)
+        self.request(
+            "PUT", "/api/v1/config", {"entries": [{"key": "cache.eviction_policy", "value": "lfu"}]}, token=self.admin
+        )
         r = self.request("DELETE", "/api/v1/config/cache.eviction_policy", token=self.admin)
         self.assertEqual((r.code, r.body), (204, b""))
         self.assertEqual(self.settings.get("cache.eviction_policy"), "lru")
@@ -455,8 +501,11 @@ class CacheEndpointTests(ApiCase):
 
     def add(self, name, kind="proxy", type_="blob", size=100, accessed=0.0):
         digest = self.wait(self.storage.store_bytes((name.encode() * size)[:size]))
-        entry = self.wait(self.index.put_entry(kind=kind, type_=type_, repository="r", key=name, digest=digest,
-                                               size=size, now=T0 + accessed))
+        entry = self.wait(
+            self.index.put_entry(
+                kind=kind, type_=type_, repository="r", key=name, digest=digest, size=size, now=T0 + accessed
+            )
+        )
         return entry
 
     def test_stats(self):
@@ -466,9 +515,19 @@ class CacheEndpointTests(ApiCase):
         self.access.count("hits", 3)
         self.access.count("misses", 1)
         r = self.request("GET", "/api/v1/cache/stats", token=self.token("read-only"))
-        self.assertEqual(r.json(), {"total_size": (1 << 20) + 100, "total_size_human": "1.00 MB",
-                                    "entry_count": 2, "manifest_count": 1, "blob_count": 1,
-                                    "hit_count": 3, "miss_count": 1, "hit_rate": 0.75})
+        self.assertEqual(
+            r.json(),
+            {
+                "total_size": (1 << 20) + 100,
+                "total_size_human": "1.00 MB",
+                "entry_count": 2,
+                "manifest_count": 1,
+                "blob_count": 1,
+                "hit_count": 3,
+                "miss_count": 1,
+                "hit_rate": 0.75,
+            },
+        )
 
     def test_clear_keeps_hosted(self):
         """DELETE /api/v1/cache: {"cleared": n} proxy entries; hosted content stays."""
@@ -485,8 +544,9 @@ class CacheEndpointTests(ApiCase):
         """POST /api/v1/cache/cleanup: a pass with the current settings; {"cleaned": n}."""
         self.add("old", accessed=0)
         self.add("new", accessed=10)
-        self.request("PUT", "/api/v1/config", {"entries": [{"key": "cache.max_size", "value": "100"}]},
-                     token=self.admin)
+        self.request(
+            "PUT", "/api/v1/config", {"entries": [{"key": "cache.max_size", "value": "100"}]}, token=self.admin
+        )
         r = self.request("POST", "/api/v1/cache/cleanup", token=self.admin)
         self.assertEqual(r.json(), {"cleaned": 1})
         self.assertEqual(self.request("POST", "/api/v1/cache/cleanup", token=self.admin).json(), {"cleaned": 0})
@@ -517,14 +577,24 @@ class OpenApiTests(ApiCase):
         """/health, /metrics, /v2 pull and push, Maven and token endpoints are in the document."""
         paths = build_document(__version__)["paths"]
         for path, method in [
-            ("/health", "get"), ("/healthz", "get"), ("/metrics", "get"), ("/v2/", "get"),
-            ("/v2/{name}/manifests/{reference}", "get"), ("/v2/{name}/manifests/{reference}", "head"),
-            ("/v2/{name}/manifests/{reference}", "put"), ("/v2/{name}/blobs/{digest}", "get"),
-            ("/v2/{name}/blobs/uploads/", "post"), ("/v2/{name}/blobs/uploads/{session_id}", "patch"),
-            ("/v2/{name}/blobs/uploads/{session_id}", "put"), ("/repositories", "get"),
-            ("/repositories/{repositoryId}/browse", "get"), ("/repositories/{repositoryId}/info", "get"),
-            ("/artifacts/{repositoryId}/{artifactPath}", "get"), ("/artifacts/{repositoryId}/{artifactPath}", "delete"),
-            ("/token", "post"), ("/.well-known/jwks.json", "get"),
+            ("/health", "get"),
+            ("/healthz", "get"),
+            ("/metrics", "get"),
+            ("/v2/", "get"),
+            ("/v2/{name}/manifests/{reference}", "get"),
+            ("/v2/{name}/manifests/{reference}", "head"),
+            ("/v2/{name}/manifests/{reference}", "put"),
+            ("/v2/{name}/blobs/{digest}", "get"),
+            ("/v2/{name}/blobs/uploads/", "post"),
+            ("/v2/{name}/blobs/uploads/{session_id}", "patch"),
+            ("/v2/{name}/blobs/uploads/{session_id}", "put"),
+            ("/repositories", "get"),
+            ("/repositories/{repositoryId}/browse", "get"),
+            ("/repositories/{repositoryId}/info", "get"),
+            ("/artifacts/{repositoryId}/{artifactPath}", "get"),
+            ("/artifacts/{repositoryId}/{artifactPath}", "delete"),
+            ("/token", "post"),
+            ("/.well-known/jwks.json", "get"),
         ]:
             self.assertIn(method, paths.get(path, {}), path)
 

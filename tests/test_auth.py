@@ -89,9 +89,7 @@ def craft(header: dict, payload: dict, signature: bytes = b"") -> str:
 
 def hmac_by_hand(header: dict, payload: dict, key: bytes, digest=hashlib.sha256) -> str:
     """An HMAC-signed JWT made without pyjwt (which guards against misuse)."""
-    signing_input = (
-        b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(payload).encode())
-    )
+    signing_input = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(payload).encode())
     sig = hmac.new(key, signing_input.encode("ascii"), digest).digest()
     return signing_input + "." + b64url(sig)
 
@@ -230,9 +228,7 @@ class PlanArtifactTokenTests(unittest.SynchronousTestCase):
             (["private"], ["artifacts:read"]),
         )
         self.assertEqual(
-            plan_artifact_token(
-                "read-write", ["snapshots", "releases"], self.known, ["artifacts:delete"]
-            ),
+            plan_artifact_token("read-write", ["snapshots", "releases"], self.known, ["artifacts:delete"]),
             (["snapshots", "releases"], ["artifacts:delete"]),
         )
 
@@ -257,8 +253,10 @@ class PlanArtifactTokenTests(unittest.SynchronousTestCase):
     def test_write_scope_never_beyond_role(self) -> None:
         """artifacts:write (deploy) goes to read-write and admin; read-only asking for it is refused."""
         self.assertRefused(403, "read-only", [], self.known, ["artifacts:write"])
-        self.assertEqual(plan_artifact_token("read-write", ["releases"], self.known, ["artifacts:write"]),
-                         (["releases"], ["artifacts:write"]))
+        self.assertEqual(
+            plan_artifact_token("read-write", ["releases"], self.known, ["artifacts:write"]),
+            (["releases"], ["artifacts:write"]),
+        )
         self.assertEqual(plan_artifact_token("read-only", [], self.known, [])[1], ["artifacts:read"])
 
     def test_unknown_repository_400(self) -> None:
@@ -269,9 +267,7 @@ class PlanArtifactTokenTests(unittest.SynchronousTestCase):
     def test_scope_beyond_role_403(self) -> None:
         """read-only asking for delete is refused, not narrowed to read."""
         self.assertRefused(403, "read-only", [], self.known, ["artifacts:delete"])
-        self.assertRefused(
-            403, "read-only", ["releases"], self.known, ["artifacts:read", "artifacts:delete"]
-        )
+        self.assertRefused(403, "read-only", ["releases"], self.known, ["artifacts:read", "artifacts:delete"])
 
     def test_unknown_role_403(self) -> None:
         """A role without artifact scopes gets nothing, by default or by asking."""
@@ -280,9 +276,7 @@ class PlanArtifactTokenTests(unittest.SynchronousTestCase):
 
     def test_no_known_repositories(self) -> None:
         """With no repositories at all, the default is an empty list."""
-        self.assertEqual(
-            plan_artifact_token("read-only", [], [], []), ([], ["artifacts:read"])
-        )
+        self.assertEqual(plan_artifact_token("read-only", [], [], []), ([], ["artifacts:read"]))
 
 
 # ----------------------------------------------------------------- passwords
@@ -419,9 +413,7 @@ class SecretFileTests(unittest.SynchronousTestCase):
         with open(path, "rb") as f:
             self.assertTrue(f.read().startswith(b"-----BEGIN PRIVATE KEY-----"))
         again = load_or_create_rsa_key(path)
-        self.assertEqual(
-            again.private_numbers().d, key.private_numbers().d
-        )
+        self.assertEqual(again.private_numbers().d, key.private_numbers().d)
         self.assertEqual(os.listdir(self.dir), ["artifact-key.pem"])
 
     def test_rsa_not_a_key(self) -> None:
@@ -589,9 +581,7 @@ class ParseScopeTests(unittest.SynchronousTestCase):
 
     def test_actions_tidied(self) -> None:
         """Empty and repeated actions are dropped, order kept."""
-        self.assertEqual(
-            parse_scope("repository:a:pull,,push,pull")[0]["actions"], ["pull", "push"]
-        )
+        self.assertEqual(parse_scope("repository:a:pull,,push,pull")[0]["actions"], ["pull", "push"])
         self.assertEqual(parse_scope("repository:a:")[0]["actions"], [])
 
     def test_malformed_skipped(self) -> None:
@@ -629,9 +619,7 @@ class RegistryTokenTests(TokenFailureMixin, unittest.SynchronousTestCase):
 
     def test_unique(self) -> None:
         """Two tokens minted in the same second differ (jti)."""
-        self.assertNotEqual(
-            self.tokens.mint("a", self.access), self.tokens.mint("a", self.access)
-        )
+        self.assertNotEqual(self.tokens.mint("a", self.access), self.tokens.mint("a", self.access))
 
     def test_anonymous(self) -> None:
         """An anonymous token has an empty sub."""
@@ -786,12 +774,8 @@ class ArtifactTokenTests(TokenFailureMixin, unittest.SynchronousTestCase):
     def test_tampered_payload(self) -> None:
         """Adding a repository or scope breaks the signature."""
         token = self.mint()
-        self.assertInvalid(
-            self.tokens, tamper_payload(token, scope=list(ARTIFACT_SCOPES)), "bad signature"
-        )
-        self.assertInvalid(
-            self.tokens, tamper_payload(token, sub="admin"), "bad signature"
-        )
+        self.assertInvalid(self.tokens, tamper_payload(token, scope=list(ARTIFACT_SCOPES)), "bad signature")
+        self.assertInvalid(self.tokens, tamper_payload(token, sub="admin"), "bad signature")
 
     def test_tampered_signature(self) -> None:
         self.assertInvalid(self.tokens, tamper_signature(self.mint()), "bad signature")
@@ -831,9 +815,7 @@ class ArtifactTokenTests(TokenFailureMixin, unittest.SynchronousTestCase):
     def test_wrong_issuer(self) -> None:
         """A token minted for another base URL is refused."""
         other = ArtifactTokens(self.key, "http://other:8080/", self.clock)
-        self.assertInvalid(
-            self.tokens, other.mint("a", ["r"], ["artifacts:read"]), "wrong issuer"
-        )
+        self.assertInvalid(self.tokens, other.mint("a", ["r"], ["artifacts:read"]), "wrong issuer")
 
     def test_missing_claims(self) -> None:
         _, claims, _ = segments(self.mint())
@@ -851,9 +833,7 @@ class ArtifactTokenTests(TokenFailureMixin, unittest.SynchronousTestCase):
 
     def test_covers(self) -> None:
         """Exact repository and exact scope; delete does not imply read."""
-        claims = self.tokens.verify(
-            self.mint(repositories=["releases"], scopes=["artifacts:delete"])
-        )
+        claims = self.tokens.verify(self.mint(repositories=["releases"], scopes=["artifacts:delete"]))
         self.assertTrue(ArtifactTokens.covers(claims, "releases", "artifacts:delete"))
         self.assertFalse(self.tokens.covers(claims, "releases", "artifacts:read"))
         self.assertFalse(self.tokens.covers(claims, "private", "artifacts:delete"))
@@ -864,9 +844,7 @@ class ArtifactTokenTests(TokenFailureMixin, unittest.SynchronousTestCase):
         """The JWK Set verifies our tokens and names the header's kid."""
         jwks = self.tokens.jwks()
         (jwk,) = jwks["keys"]
-        self.assertEqual(
-            set(jwk), {"kty", "n", "e", "kid", "alg", "use"}
-        )
+        self.assertEqual(set(jwk), {"kty", "n", "e", "kid", "alg", "use"})
         self.assertEqual(jwk["kty"], "RSA")
         self.assertEqual(jwk["alg"], "RS256")
         self.assertEqual(jwk["use"], "sig")
@@ -875,7 +853,10 @@ class ArtifactTokenTests(TokenFailureMixin, unittest.SynchronousTestCase):
         self.assertNotIn("=", jwk["n"])
         public = jwt.PyJWK(jwk).key
         claims = jwt.decode(
-            self.mint(), public, algorithms=["RS256"], audience="kagami",
+            self.mint(),
+            public,
+            algorithms=["RS256"],
+            audience="kagami",
             options={"verify_exp": False, "verify_iat": False},
         )
         self.assertEqual(claims["sub"], "alice")
@@ -902,9 +883,7 @@ class AuthorizationHeaderTests(unittest.SynchronousTestCase):
         header = self.basic("alice:s3cret")
         self.assertEqual(parse_basic_authorization(header), ("alice", "s3cret"))
         self.assertEqual(parse_basic_authorization(header.encode()), ("alice", "s3cret"))
-        self.assertEqual(
-            parse_basic_authorization("basic " + header.split()[1]), ("alice", "s3cret")
-        )
+        self.assertEqual(parse_basic_authorization("basic " + header.split()[1]), ("alice", "s3cret"))
         self.assertEqual(
             parse_basic_authorization("  BASIC   " + header.split()[1] + " "),
             ("alice", "s3cret"),
@@ -960,7 +939,7 @@ class AuthorizationHeaderTests(unittest.SynchronousTestCase):
             "Bearer ",
             "Basic abc",
             "Bearer a b",
-            "Bearer a\"b",
+            'Bearer a"b',
             "Bearer ==abc",
             b"Bearer \xff",
             5,

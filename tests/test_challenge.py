@@ -91,7 +91,7 @@ class ParseChallengeTests(SynchronousTestCase):
 
     def test_garbage_does_not_raise(self):
         """Garbled values never raise."""
-        for value in ['=', '"', 'Bearer =x', 'Bearer "x"', 'Bearer ,,,', 'Bearer realm=', "Bearer a=b=c"]:
+        for value in ["=", '"', "Bearer =x", 'Bearer "x"', "Bearer ,,,", "Bearer realm=", "Bearer a=b=c"]:
             scheme, params = parse_www_authenticate(value)
             self.assertIsInstance(params, dict)
 

@@ -319,8 +319,9 @@ class DirectSendTests(SynchronousTestCase):
     def test_rest_of_a_growing_file_goes_by_sendfile_and_the_last_byte_still_waits(self):
         consumer = StringTransport()
         sockets = []
-        producer = RangeProducer(self.temp, consumer, direct=lambda: sockets.append(FakeSocket(consumer))
-                                 or sockets[-1])
+        producer = RangeProducer(
+            self.temp, consumer, direct=lambda: sockets.append(FakeSocket(consumer)) or sockets[-1]
+        )
         done = producer.start()
         self.temp.write(self.data[:MIB])
         self.assertEqual(consumer.value(), self.data[:MIB])
@@ -390,8 +391,9 @@ class _Served(resource.Resource):
 
     def render_GET(self, request):
         self.requests.append(request)
-        d = defer.Deferred.fromCoroutine(serve_source(request, StoredSource(self.path, self.size), self.size,
-                                                      b"application/octet-stream", self))
+        d = defer.Deferred.fromCoroutine(
+            serve_source(request, StoredSource(self.path, self.size), self.size, b"application/octet-stream", self)
+        )
         d.addCallback(lambda _: request.finish())
         return server.NOT_DONE_YET
 

@@ -35,16 +35,29 @@ class ConfigTests(SynchronousTestCase):
 
     def test_upstreams_and_repositories(self):
         """Upstreams and Maven repositories are read with their options."""
-        c = parse_config({
-            "upstreams": [{"name": "a", "url": "http://127.0.0.1:5000/", "routes": ["team/*"], "priority": 2,
-                           "username": "u", "password": "p"}],
-            "maven": {"repositories": [{"id": "r", "url": "http://127.0.0.1:8082", "private": True}]},
-        })
+        c = parse_config(
+            {
+                "upstreams": [
+                    {
+                        "name": "a",
+                        "url": "http://127.0.0.1:5000/",
+                        "routes": ["team/*"],
+                        "priority": 2,
+                        "username": "u",
+                        "password": "p",
+                    }
+                ],
+                "maven": {"repositories": [{"id": "r", "url": "http://127.0.0.1:8082", "private": True}]},
+            }
+        )
         u = c.upstreams[0]
-        self.assertEqual((u.url, u.routes, u.priority, u.username, u.library_prefix),
-                         ("http://127.0.0.1:5000", ("team/*",), 2, "u", False))
-        self.assertEqual((c.maven_repositories[0].url, c.maven_repositories[0].private),
-                         ("http://127.0.0.1:8082/", True))
+        self.assertEqual(
+            (u.url, u.routes, u.priority, u.username, u.library_prefix),
+            ("http://127.0.0.1:5000", ("team/*",), 2, "u", False),
+        )
+        self.assertEqual(
+            (c.maven_repositories[0].url, c.maven_repositories[0].private), ("http://127.0.0.1:8082/", True)
+        )
 
     def test_bad_values_are_named(self):
         """A wrong type or missing key is refused with the key in the message."""
@@ -68,10 +81,19 @@ class ConfigTests(SynchronousTestCase):
             ({"index": {"uri": "x"}}, "index.uri"),
             ({"indexes": {"url": "x"}}, "indexes"),
             ({"server": {"listen": "tcp:1", "listn": "tcp:2"}}, "server.listn"),
-            ({"upstreams": [{"name": "a", "url": "http://a"},
-                            {"name": "b", "url": "http://b", "strip_prefix": "x"}]}, "upstreams[1].strip_prefix"),
-            ({"maven": {"repositories": [{"id": "r", "url": "http://a", "privat": True}]}},
-             "maven.repositories[0].privat"),
+            (
+                {
+                    "upstreams": [
+                        {"name": "a", "url": "http://a"},
+                        {"name": "b", "url": "http://b", "strip_prefix": "x"},
+                    ]
+                },
+                "upstreams[1].strip_prefix",
+            ),
+            (
+                {"maven": {"repositories": [{"id": "r", "url": "http://a", "privat": True}]}},
+                "maven.repositories[0].privat",
+            ),
             ({"maven": {"mirrors": []}}, "maven.mirrors"),
         ):
             e = self.assertRaises(ConfigError, parse_config, doc)
@@ -81,17 +103,19 @@ class ConfigTests(SynchronousTestCase):
         """The schema knows every key the parser reads (a full file parses)."""
         path = self.write(
             '[server]\nlisten = "tcp:1"\npublic_url = "http://h"\ndata_dir = "/tmp/d"\n'
-            'eviction_interval_seconds = 1\naccess_flush_seconds = 1\nupstream_connect_timeout = 1\n'
-            'upstream_idle_timeout = 1\nartifact_token_max_hours = 1\n'
+            "eviction_interval_seconds = 1\naccess_flush_seconds = 1\nupstream_connect_timeout = 1\n"
+            "upstream_idle_timeout = 1\nartifact_token_max_hours = 1\n"
             '[[upstreams]]\nname = "a"\nurl = "http://a"\nroutes = ["*"]\npriority = 1\nusername = "u"\n'
             'password = "p"\nlibrary_prefix = false\nallow_push = true\n'
             '[[upstreams]]\nname = "q"\nurl = "http://q"\nregistry = "quay.io"\nprefix = "quay"\n'
             '[[maven.repositories]]\nid = "r"\nurl = "http://a"\nprivate = true\nusername = "u"\n'
             'password = "p"\n'
-            '[index]\nurl = "postgresql://u:p@db/harbor"\npool_size = 4\n')
+            '[index]\nurl = "postgresql://u:p@db/harbor"\npool_size = 4\n'
+        )
         config = load_config(path, environ={})
-        self.assertEqual((config.listen, config.index_url, config.index_pool_size),
-                         ("tcp:1", "postgresql://u:p@db/harbor", 4))
+        self.assertEqual(
+            (config.listen, config.index_url, config.index_pool_size), ("tcp:1", "postgresql://u:p@db/harbor", 4)
+        )
 
     def test_index_section(self):
         """[index] url picks PostgreSQL; no url keeps sqlite; bad values are named."""

@@ -26,28 +26,46 @@ from harbor_cache.http.site import Root
 from harbor_cache.metrics import Metrics
 from tests.test_api import T0, ApiCase
 
-INDEX = json.dumps({
-    "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-    "manifests": [
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:" + "a" * 64, "size": 500,
-         "platform": {"os": "linux", "architecture": "amd64"}},
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:" + "b" * 64, "size": 501,
-         "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
-    ],
-}).encode()
-IMAGE = json.dumps({
-    "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + "c" * 64, "size": 7},
-    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "sha256:" + "d" * 64, "size": 1000},
-               {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "sha256:" + "e" * 64, "size": 24}],
-    "annotations": {"note": "<b>x</b>"},
-}).encode()
+INDEX = json.dumps(
+    {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": "sha256:" + "a" * 64,
+                "size": 500,
+                "platform": {"os": "linux", "architecture": "amd64"},
+            },
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": "sha256:" + "b" * 64,
+                "size": 501,
+                "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"},
+            },
+        ],
+    }
+).encode()
+IMAGE = json.dumps(
+    {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + "c" * 64, "size": 7},
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "sha256:" + "d" * 64, "size": 1000},
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "sha256:" + "e" * 64, "size": 24},
+        ],
+        "annotations": {"note": "<b>x</b>"},
+    }
+).encode()
 
 
 class FakeOci:
     def __init__(self):
-        self.manifests = {("library/x", "multi"): (INDEX, "application/vnd.oci.image.index.v1+json"),
-                          ("library/x", "sha256:" + "a" * 64): (IMAGE, "application/vnd.oci.image.manifest.v1+json")}
+        self.manifests = {
+            ("library/x", "multi"): (INDEX, "application/vnd.oci.image.index.v1+json"),
+            ("library/x", "sha256:" + "a" * 64): (IMAGE, "application/vnd.oci.image.manifest.v1+json"),
+        }
 
     async def get_manifest_by_tag(self, name, tag):
         return self._get(name, tag)
@@ -83,22 +101,46 @@ class ConsoleCase(ApiCase):
         self.audit = AuditLog(self.index, self.clock, self.settings)
         self.hosted = FakeHosted()
         site = SimpleNamespace(problems=lambda: defer.succeed([]))
-        self.console = ConsoleApi(index=self.index, downloads=self.downloads, evictor=self.evictor,
-                                  settings=self.settings, oci=FakeOci(), hosted=self.hosted, metrics=self.metrics,
-                                  site_front=site, clock=self.clock, public_url="http://cache.example:5001")
+        self.console = ConsoleApi(
+            index=self.index,
+            downloads=self.downloads,
+            evictor=self.evictor,
+            settings=self.settings,
+            oci=FakeOci(),
+            hosted=self.hosted,
+            metrics=self.metrics,
+            site_front=site,
+            clock=self.clock,
+            public_url="http://cache.example:5001",
+        )
         self.changes = []
-        self.front = ApiFront(users=self.users, tokens=self.tokens, settings=self.settings, evictor=self.evictor,
-                              openapi_document=build_document(__version__), audit=self.audit, console=self.console,
-                              on_cache_change=lambda: self.changes.append(1))
+        self.front = ApiFront(
+            users=self.users,
+            tokens=self.tokens,
+            settings=self.settings,
+            evictor=self.evictor,
+            openapi_document=build_document(__version__),
+            audit=self.audit,
+            console=self.console,
+            on_cache_change=lambda: self.changes.append(1),
+        )
         root = Root()
         root.mount(b"api", self.front.app.resource())
         self.http = StubTreq(root)
         self.admin = self.token("admin")
 
     def put(self, kind, type_, repository, key, size, *, created=0.0, access=0.0, hits=0):
-        row = self.wait(self.index.put_entry(kind=kind, type_=type_, repository=repository, key=key,
-                                             digest="sha256:" + key.encode().hex()[:64].ljust(64, "0"), size=size,
-                                             now=T0 + created))
+        row = self.wait(
+            self.index.put_entry(
+                kind=kind,
+                type_=type_,
+                repository=repository,
+                key=key,
+                digest="sha256:" + key.encode().hex()[:64].ljust(64, "0"),
+                size=size,
+                now=T0 + created,
+            )
+        )
         self.wait(self.index.record_access({row.id: (T0 + access, hits)}, {}))
         return row.id
 
@@ -143,15 +185,27 @@ class CacheEntriesTests(ConsoleCase):
         page = self.get("/api/v1/cache/entries?sort=size&limit=1&offset=1")
         self.assertEqual((page["total"], [e["id"] for e in page["entries"]]), (3, [ids["c"]]))
         entry = self.get("/api/v1/cache/entries?front=maven")["entries"][0]
-        self.assertEqual((entry["front"], entry["kind"], entry["hits"], entry["size"], entry["last_access"]),
-                         ("maven", "proxy", 2, 300, "2023-11-14T22:13:25Z"))
+        self.assertEqual(
+            (entry["front"], entry["kind"], entry["hits"], entry["size"], entry["last_access"]),
+            ("maven", "proxy", 2, 300, "2023-11-14T22:13:25Z"),
+        )
 
     def test_bad_parameters(self):
         """Unknown sort, order, front or kind, a limit out of 1..500, a negative offset: 400 BAD_REQUEST."""
-        for query in ("sort=name", "order=up", "front=npm", "kind=x", "limit=0", "limit=501", "offset=-1",
-                      "limit=abc", "q=" + "x" * 300):
-            self.assert_error(self.request("GET", "/api/v1/cache/entries?" + query, token=self.admin), 400,
-                              "BAD_REQUEST")
+        for query in (
+            "sort=name",
+            "order=up",
+            "front=npm",
+            "kind=x",
+            "limit=0",
+            "limit=501",
+            "offset=-1",
+            "limit=abc",
+            "q=" + "x" * 300,
+        ):
+            self.assert_error(
+                self.request("GET", "/api/v1/cache/entries?" + query, token=self.admin), 400, "BAD_REQUEST"
+            )
 
     def test_delete_entry(self):
         """A proxied entry goes (204, audited, gauges told); hosted is 409 CONFLICT; unknown is 404."""
@@ -159,14 +213,17 @@ class CacheEntriesTests(ConsoleCase):
         self.assertEqual(r.code, 204, r.body)
         self.assertIsNone(self.wait(self.index.get_entry_by_id(self.ids["a"])))
         self.assertEqual(self.changes, [1])
-        self.assert_error(self.request("DELETE", "/api/v1/cache/entries/%d" % self.ids["a"], token=self.admin),
-                          404, "NOT_FOUND")
-        self.assert_error(self.request("DELETE", "/api/v1/cache/entries/%d" % self.ids["c"], token=self.admin),
-                          409, "CONFLICT")
+        self.assert_error(
+            self.request("DELETE", "/api/v1/cache/entries/%d" % self.ids["a"], token=self.admin), 404, "NOT_FOUND"
+        )
+        self.assert_error(
+            self.request("DELETE", "/api/v1/cache/entries/%d" % self.ids["c"], token=self.admin), 409, "CONFLICT"
+        )
         self.assertIsNotNone(self.wait(self.index.get_entry_by_id(self.ids["c"])))
         record = self.get("/api/v1/audit?action=cache")["entries"][0]
-        self.assertEqual((record["action"], record["actor"], record["target"]),
-                         ("cache.delete", "admin", "central org/a/1/a-1.jar"))
+        self.assertEqual(
+            (record["action"], record["actor"], record["target"]), ("cache.delete", "admin", "central org/a/1/a-1.jar")
+        )
 
     def test_admin_only(self):
         """Listing and deleting entries are admin operations."""
@@ -189,19 +246,34 @@ class DownloadsTests(ConsoleCase):
         self.downloads.inflight[blob.key] = blob
         self.clock.advance(4)
         got = self.get("/api/v1/downloads", token=self.token("read-only"))["downloads"]
-        self.assertEqual(got[0], {
-            "front": "maven", "source": "central", "repository": "central", "target": "org/a/1/a-1.jar",
-            "bytes_done": 4096, "total": 10240, "rate": 1024.0, "clients": 3,
-            "started_at": "2023-11-14T22:13:20Z", "elapsed_seconds": 4.0, "state": "body"})
-        self.assertEqual((got[1]["target"], got[1]["bytes_done"], got[1]["total"], got[1]["state"], got[1]["clients"]),
-                         ("sha256:" + "9" * 64, 0, None, "connecting", 1))
+        self.assertEqual(
+            got[0],
+            {
+                "front": "maven",
+                "source": "central",
+                "repository": "central",
+                "target": "org/a/1/a-1.jar",
+                "bytes_done": 4096,
+                "total": 10240,
+                "rate": 1024.0,
+                "clients": 3,
+                "started_at": "2023-11-14T22:13:20Z",
+                "elapsed_seconds": 4.0,
+                "state": "body",
+            },
+        )
+        self.assertEqual(
+            (got[1]["target"], got[1]["bytes_done"], got[1]["total"], got[1]["state"], got[1]["clients"]),
+            ("sha256:" + "9" * 64, 0, None, "connecting", 1),
+        )
 
 
 class ConfigSchemaTests(ConsoleCase):
     def test_every_key_described(self):
         """Each runtime key: type, bounds or choices, description, default, current value, updated_at."""
-        self.request("PUT", "/api/v1/config", {"entries": [{"key": "cache.retention_days", "value": "7"}]},
-                     token=self.admin)
+        self.request(
+            "PUT", "/api/v1/config", {"entries": [{"key": "cache.retention_days", "value": "7"}]}, token=self.admin
+        )
         keys = {k["key"]: k for k in self.get("/api/v1/config/schema")["keys"]}
         self.assertEqual(set(keys), {e["key"] for e in self.get("/api/v1/config")})
         self.assertEqual(keys["cache.max_size"]["type"], "integer")
@@ -209,8 +281,10 @@ class ConfigSchemaTests(ConsoleCase):
         self.assertEqual(keys["cache.max_size"]["default"], str(10 << 30))
         self.assertEqual(keys["cache.eviction_policy"]["enum"], ["lru", "lfu", "fifo"])
         self.assertEqual(keys["registry.anonymous_pull"]["type"], "boolean")
-        self.assertEqual((keys["cache.retention_days"]["value"], keys["cache.retention_days"]["updated_at"]),
-                         ("7", "2023-11-14T22:13:20Z"))
+        self.assertEqual(
+            (keys["cache.retention_days"]["value"], keys["cache.retention_days"]["updated_at"]),
+            ("7", "2023-11-14T22:13:20Z"),
+        )
         self.assertIsNone(keys["cache.max_size"]["updated_at"])
         self.assertTrue(all(k["description"] for k in keys.values()))
 
@@ -219,26 +293,44 @@ class AuditTests(ConsoleCase):
     def test_management_actions_are_recorded(self):
         """Logins, failed logins, user and config changes, clears and cleanups land in the audit log."""
         self.request("POST", "/api/v1/auth/login", {"username": "admin", "password": "nope"})
-        r = self.request("POST", "/api/v1/users", {"username": "carol", "password": "pw", "role": "read-only"},
-                         token=self.admin)
+        r = self.request(
+            "POST", "/api/v1/users", {"username": "carol", "password": "pw", "role": "read-only"}, token=self.admin
+        )
         carol = r.json()["id"]
         self.request("PUT", "/api/v1/users/%d" % carol, {"role": "read-write"}, token=self.admin)
         self.request("PUT", "/api/v1/users/%d" % carol, {"password": "new"}, token=self.admin)
         self.request("DELETE", "/api/v1/users/%d" % carol, token=self.admin)
-        self.request("PUT", "/api/v1/config", {"entries": [{"key": "cache.retention_days", "value": "7"}]},
-                     token=self.admin)
+        self.request(
+            "PUT", "/api/v1/config", {"entries": [{"key": "cache.retention_days", "value": "7"}]}, token=self.admin
+        )
         self.request("DELETE", "/api/v1/config/cache.retention_days", token=self.admin)
         self.request("DELETE", "/api/v1/cache", token=self.admin)
         self.request("POST", "/api/v1/cache/cleanup", token=self.admin)
-        self.assertEqual(self.audit_actions(), [
-            "login", "login.failed", "user.create", "user.update", "user.update", "user.delete",
-            "config.update", "config.reset", "cache.clear", "cache.cleanup"])
+        self.assertEqual(
+            self.audit_actions(),
+            [
+                "login",
+                "login.failed",
+                "user.create",
+                "user.update",
+                "user.update",
+                "user.delete",
+                "config.update",
+                "config.reset",
+                "cache.clear",
+                "cache.cleanup",
+            ],
+        )
         records = self.get("/api/v1/audit?action=user")["entries"]
-        self.assertEqual([(e["action"], e["target"], e["detail"]) for e in records], [
-            ("user.delete", "carol", {"id": carol}),
-            ("user.update", "carol", {"password_changed": True}),
-            ("user.update", "carol", {"role": "read-write"}),
-            ("user.create", "carol", {"role": "read-only"})])
+        self.assertEqual(
+            [(e["action"], e["target"], e["detail"]) for e in records],
+            [
+                ("user.delete", "carol", {"id": carol}),
+                ("user.update", "carol", {"password_changed": True}),
+                ("user.update", "carol", {"role": "read-write"}),
+                ("user.create", "carol", {"role": "read-only"}),
+            ],
+        )
         failed = self.get("/api/v1/audit?action=login.failed")["entries"]
         self.assertEqual([(e["actor"], e["at"]) for e in failed], [("admin", "2023-11-14T22:13:20Z")])
 
@@ -277,10 +369,18 @@ class ImagesTests(ConsoleCase):
     def setUp(self):
         super().setUp()
         self.wait(self.index.put_tag("library/x", "multi", "sha256:" + "f" * 64, "proxy", None, T0))
-        self.wait(self.index.put_hosted_manifest(repository="team/app", key="sha256:" + "1" * 64,
-                                                 digest="sha256:" + "1" * 64, size=42, now=T0 + 5, tag="v1",
-                                                 media_type="application/vnd.oci.image.manifest.v1+json",
-                                                 referrer=None))
+        self.wait(
+            self.index.put_hosted_manifest(
+                repository="team/app",
+                key="sha256:" + "1" * 64,
+                digest="sha256:" + "1" * 64,
+                size=42,
+                now=T0 + 5,
+                tag="v1",
+                media_type="application/vnd.oci.image.manifest.v1+json",
+                referrer=None,
+            )
+        )
 
     def test_repositories_and_tags(self):
         """Repositories say hosted or cached; tags carry kind, size and the pull lines for this server."""
@@ -289,29 +389,45 @@ class ImagesTests(ConsoleCase):
         self.assertEqual((repos["team/app"]["hosted"], repos["team/app"]["tag_count"]), (True, 1))
         tags = self.get("/api/v1/images/tags?repository=team/app")["tags"]
         self.assertEqual([(t["tag"], t["kind"], t["size"]) for t in tags], [("v1", "hosted", 42)])
-        self.assertEqual(tags[0]["pull"], {"docker": "docker pull cache.example:5001/team/app:v1",
-                                           "podman": "podman pull cache.example:5001/team/app:v1"})
-        self.assert_error(self.request("GET", "/api/v1/images/tags?repository=no/such", token=self.admin),
-                          404, "NAME_UNKNOWN")
-        self.assert_error(self.request("GET", "/api/v1/images/tags?repository=Bad!", token=self.admin),
-                          400, "NAME_INVALID")
+        self.assertEqual(
+            tags[0]["pull"],
+            {
+                "docker": "docker pull cache.example:5001/team/app:v1",
+                "podman": "podman pull cache.example:5001/team/app:v1",
+            },
+        )
+        self.assert_error(
+            self.request("GET", "/api/v1/images/tags?repository=no/such", token=self.admin), 404, "NAME_UNKNOWN"
+        )
+        self.assert_error(
+            self.request("GET", "/api/v1/images/tags?repository=Bad!", token=self.admin), 400, "NAME_INVALID"
+        )
 
     def test_index_and_image_views(self):
         """An index lists its platforms; an image its config, layers and their total; annotations as strings."""
         index = self.get("/api/v1/images/manifest?repository=library/x&reference=multi")
         self.assertEqual(index["kind"], "index")
-        self.assertEqual([(p["os"], p["architecture"], p["variant"]) for p in index["platforms"]],
-                         [("linux", "amd64", None), ("linux", "arm64", "v8")])
+        self.assertEqual(
+            [(p["os"], p["architecture"], p["variant"]) for p in index["platforms"]],
+            [("linux", "amd64", None), ("linux", "arm64", "v8")],
+        )
         self.assertEqual(index["pull"]["docker"], "docker pull cache.example:5001/library/x:multi")
         image = self.get("/api/v1/images/manifest?repository=library/x&reference=sha256:" + "a" * 64)
-        self.assertEqual((image["kind"], image["total_size"], len(image["layers"]), image["config"]["size"]),
-                         ("image", 1024, 2, 7))
+        self.assertEqual(
+            (image["kind"], image["total_size"], len(image["layers"]), image["config"]["size"]), ("image", 1024, 2, 7)
+        )
         self.assertEqual(image["annotations"], {"note": "<b>x</b>"})
         self.assertEqual(image["pull"]["podman"], "podman pull cache.example:5001/library/x@sha256:" + "a" * 64)
-        self.assert_error(self.request("GET", "/api/v1/images/manifest?repository=library/x&reference=nope",
-                                       token=self.admin), 404, "MANIFEST_UNKNOWN")
-        self.assert_error(self.request("GET", "/api/v1/images/manifest?repository=library/x&reference=-bad",
-                                       token=self.admin), 400, "TAG_INVALID")
+        self.assert_error(
+            self.request("GET", "/api/v1/images/manifest?repository=library/x&reference=nope", token=self.admin),
+            404,
+            "MANIFEST_UNKNOWN",
+        )
+        self.assert_error(
+            self.request("GET", "/api/v1/images/manifest?repository=library/x&reference=-bad", token=self.admin),
+            400,
+            "TAG_INVALID",
+        )
 
     def test_manifest_view_of_odd_documents(self):
         """Not JSON or not an object: MANIFEST_INVALID; descriptors without sizes count as 0."""
@@ -327,12 +443,21 @@ class ImagesTests(ConsoleCase):
         r = self.request("DELETE", "/api/v1/images/tags?repository=team/app&tag=v1", token=self.token("read-write"))
         self.assertEqual(r.code, 204, r.body)
         self.assertEqual(self.hosted.deleted, [("team/app", "v1")])
-        self.assert_error(self.request("DELETE", "/api/v1/images/tags?repository=team/app&tag=cached",
-                                       token=self.admin), 409, "CONFLICT")
-        self.assert_error(self.request("DELETE", "/api/v1/images/tags?repository=team/app&tag=missing",
-                                       token=self.admin), 404, "MANIFEST_UNKNOWN")
-        self.assert_error(self.request("DELETE", "/api/v1/images/tags?repository=team/app&tag=v1",
-                                       token=self.token("read-only")), 403, "DENIED")
+        self.assert_error(
+            self.request("DELETE", "/api/v1/images/tags?repository=team/app&tag=cached", token=self.admin),
+            409,
+            "CONFLICT",
+        )
+        self.assert_error(
+            self.request("DELETE", "/api/v1/images/tags?repository=team/app&tag=missing", token=self.admin),
+            404,
+            "MANIFEST_UNKNOWN",
+        )
+        self.assert_error(
+            self.request("DELETE", "/api/v1/images/tags?repository=team/app&tag=v1", token=self.token("read-only")),
+            403,
+            "DENIED",
+        )
         record = self.get("/api/v1/audit?action=image.delete")["entries"][0]
         self.assertEqual((record["actor"], record["target"]), ("read-write", "team/app:v1"))
 
@@ -349,6 +474,18 @@ class DashboardTests(ConsoleCase):
         d = self.get("/api/v1/dashboard", token=self.token("read-only"))
         self.assertEqual((d["version"], d["status"], d["uptime_seconds"]), (__version__, "healthy", 90))
         self.assertEqual((d["cache"]["entry_count"], d["cache"]["max_size"]), (1, 10 << 30))
-        self.assertEqual(d["sources"], [{"front": "oci", "source": "hub", "hits": 3, "misses": 1,
-                                         "upstream_bytes": 2048, "errors": 0, "coalesced": 0}])
+        self.assertEqual(
+            d["sources"],
+            [
+                {
+                    "front": "oci",
+                    "source": "hub",
+                    "hits": 3,
+                    "misses": 1,
+                    "upstream_bytes": 2048,
+                    "errors": 0,
+                    "coalesced": 0,
+                }
+            ],
+        )
         self.assertEqual(d["served_bytes"], {"maven": 10})

@@ -100,7 +100,9 @@ class ParseDigestTests(SynchronousTestCase):
     def test_separator_algorithm_unsupported(self):
         """Algorithm names with separators (e.g. multihash+base58) are well formed
         but unsupported."""
-        self.assertRaises(UnsupportedDigest, parse_digest, "multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8")
+        self.assertRaises(
+            UnsupportedDigest, parse_digest, "multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8"
+        )
 
     def test_unsupported_is_invalid(self):
         """UnsupportedDigest is an InvalidDigest and a ValueError."""

@@ -59,9 +59,16 @@ class EvictionCase(SynchronousTestCase):
             self.cooperations += 1
             return defer.succeed(None)
 
-        evictor = Evictor(index=self.index, storage=self.storage, downloads=self.downloads,
-                          settings=self.settings, access=self.access, clock=self.clock,
-                          batch_size=batch_size, cooperate=cooperate or _cooperate)
+        evictor = Evictor(
+            index=self.index,
+            storage=self.storage,
+            downloads=self.downloads,
+            settings=self.settings,
+            access=self.access,
+            clock=self.clock,
+            batch_size=batch_size,
+            cooperate=cooperate or _cooperate,
+        )
         evictor.invalidators.append(lambda *a: self.invalidated.append(a))
         return evictor
 
@@ -72,14 +79,28 @@ class EvictionCase(SynchronousTestCase):
         pairs = [(k.replace("__", "."), str(v)) for k, v in values.items()]
         self.wait(self.settings.update(pairs))
 
-    def add(self, name, size=100, *, kind="proxy", type_="blob", repository="", created=0.0, accessed=None,
-            hits=0, data=None):
+    def add(
+        self,
+        name,
+        size=100,
+        *,
+        kind="proxy",
+        type_="blob",
+        repository="",
+        created=0.0,
+        accessed=None,
+        hits=0,
+        data=None,
+    ):
         """Store a file of ``size`` bytes and an entry for it; returns the entry."""
         data = data if data is not None else (name.encode() * size)[:size]
         digest = self.wait(self.storage.store_bytes(data))
         key = digest if type_ == "blob" else name
-        entry = self.wait(self.index.put_entry(kind=kind, type_=type_, repository=repository, key=key,
-                                               digest=digest, size=len(data), now=T0 + created))
+        entry = self.wait(
+            self.index.put_entry(
+                kind=kind, type_=type_, repository=repository, key=key, digest=digest, size=len(data), now=T0 + created
+            )
+        )
         if accessed is not None or hits:
             when = T0 + (accessed if accessed is not None else created)
             self.wait(self.index.record_access({entry.id: (when, hits)}, {}))
@@ -215,8 +236,17 @@ class SafetyTests(EvictionCase):
     def test_entry_that_became_hosted_is_not_deleted(self):
         """The DELETE re-checks kind: an entry pushed after it was picked survives."""
         entry = self.add("x")
-        self.wait(self.index.put_entry(kind="hosted", type_="blob", repository="", key=entry.key,
-                                       digest=entry.digest, size=entry.size, now=T0 + 5))
+        self.wait(
+            self.index.put_entry(
+                kind="hosted",
+                type_="blob",
+                repository="",
+                key=entry.key,
+                digest=entry.digest,
+                size=entry.size,
+                now=T0 + 5,
+            )
+        )
         deleted, orphans = self.wait(self.index.delete_proxy_entries([entry.id]))
         self.assertEqual((deleted, orphans), ([], []))
         self.assertEqual(self.remaining(), [entry.id])
@@ -291,8 +321,7 @@ class SafetyTests(EvictionCase):
         m = self.add("manifest", type_="manifest", repository="lib/x", created=0, accessed=0)
         b = self.add("blob", created=1, accessed=1)
         self.wait(self.evictor.clear_proxy())
-        self.assertEqual(sorted(self.invalidated),
-                         sorted([("manifest", "lib/x", m.key), ("blob", "", b.key)]))
+        self.assertEqual(sorted(self.invalidated), sorted([("manifest", "lib/x", m.key), ("blob", "", b.key)]))
 
     def test_a_failing_invalidator_does_not_stop_eviction(self):
         """An invalidator that raises is logged; the pass goes on."""
@@ -354,7 +383,6 @@ class BatchTests(EvictionCase):
         self.assertEqual(self.successResultOf(first), 2)
         self.assertEqual(self.successResultOf(second), 0)
 
-
     def test_cancelled_caller_does_not_cut_a_pass(self):
         """A client that leaves (Klein cancels its Deferred) does not stop the pass half-way."""
         gate = defer.Deferred()
@@ -379,16 +407,19 @@ class StatsTests(EvictionCase):
         self.access.count("hits", 3)
         self.access.count("misses", 1)
         stats = self.wait(self.evictor.stats())
-        self.assertEqual(stats, {
-            "total_size": 1324,
-            "total_size_human": "1.29 KB",
-            "entry_count": 4,
-            "manifest_count": 2,
-            "blob_count": 2,
-            "hit_count": 3,
-            "miss_count": 1,
-            "hit_rate": 0.75,
-        })
+        self.assertEqual(
+            stats,
+            {
+                "total_size": 1324,
+                "total_size_human": "1.29 KB",
+                "entry_count": 4,
+                "manifest_count": 2,
+                "blob_count": 2,
+                "hit_count": 3,
+                "miss_count": 1,
+                "hit_rate": 0.75,
+            },
+        )
 
     def test_stats_of_an_empty_cache(self):
         """No entries and no lookups: zeros, and a hit rate of 0.0 (not a division error)."""

@@ -157,6 +157,7 @@ class DownloadFaultTests(SynchronousTestCase):
 
     def test_local_write_error_stops_upstream_and_frees_the_key(self):
         """A failed disk write ends the download at once: upstream transfer stopped, key free, temp gone."""
+
         def fail_write(fd, data):
             raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -398,9 +399,15 @@ class FullDiskEvictionTests(SynchronousTestCase):
         self.free = 10 << 30
         self.patch(self.h.storage, "free_bytes", lambda: self.free)
         self.space = DiskSpace(self.h.storage, self.h.settings)
-        self.evictor = Evictor(index=self.h.index, storage=self.h.storage, downloads=self.h.downloads,
-                               settings=self.h.settings, access=self.h.access, clock=self.h.clock,
-                               cooperate=lambda: defer.succeed(None))
+        self.evictor = Evictor(
+            index=self.h.index,
+            storage=self.h.storage,
+            downloads=self.h.downloads,
+            settings=self.h.settings,
+            access=self.h.access,
+            clock=self.h.clock,
+            cooperate=lambda: defer.succeed(None),
+        )
         self.evictor.space = self.space
 
     def test_clear_on_a_full_disk_gives_back_the_reserve_and_works(self):

@@ -209,8 +209,7 @@ class ManifestTests(SynchronousTestCase):
         self.assertEqual(self.r.header(response, "Docker-Content-Digest"), digest)
         self.assertEqual(self.r.header(response, "Location"), f"/v2/{NAME}/manifests/{digest}")
         for ref in ("v1", digest):
-            response, got = self.r.request("GET", f"/v2/{NAME}/manifests/{ref}",
-                                           headers={"Accept": OCI_MANIFEST})
+            response, got = self.r.request("GET", f"/v2/{NAME}/manifests/{ref}", headers={"Accept": OCI_MANIFEST})
             self.assertEqual((response.code, got), (200, body))
             self.assertEqual(self.r.header(response, "Content-Type"), OCI_MANIFEST)
         tag = self.successResultOf(Deferred.fromCoroutine(self.r.index.get_tag(NAME, "v1")))
@@ -248,8 +247,9 @@ class ManifestTests(SynchronousTestCase):
     def test_missing_blob(self):
         """A manifest naming a layer we do not hold: 400 MANIFEST_BLOB_UNKNOWN."""
         body = json.loads(self.r.image_manifest(NAME, [b"l"]))
-        body["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                               "digest": sha256(b"never pushed"), "size": 12})
+        body["layers"].append(
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(b"never pushed"), "size": 12}
+        )
         response, err = self.r.put_manifest(NAME, "v1", json.dumps(body).encode())
         self.assertEqual((response.code, self.r.error_code(err)), (400, "MANIFEST_BLOB_UNKNOWN"))
         self.assertEqual(self.r.request("GET", f"/v2/{NAME}/manifests/v1")[0].code, 404)
@@ -264,8 +264,13 @@ class ManifestTests(SynchronousTestCase):
     def test_index_needs_its_children(self):
         """An index is accepted once its child manifests are in the repository, refused before."""
         child = self.r.image_manifest(NAME, [b"arm"])
-        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-            {"mediaType": OCI_MANIFEST, "digest": sha256(child), "size": len(child)}]}).encode()
+        index = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_INDEX,
+                "manifests": [{"mediaType": OCI_MANIFEST, "digest": sha256(child), "size": len(child)}],
+            }
+        ).encode()
         response, err = self.r.put_manifest(NAME, "multi", index, OCI_INDEX)
         self.assertEqual((response.code, self.r.error_code(err)), (400, "MANIFEST_BLOB_UNKNOWN"))
         self.assertEqual(self.r.put_manifest(NAME, sha256(child), child)[0].code, 201)
@@ -312,8 +317,7 @@ class ManifestTests(SynchronousTestCase):
             (no_size, OCI_MANIFEST),
         ):
             response, err = self.r.put_manifest(NAME, "v1", json.dumps(body).encode(), content_type)
-            self.assertEqual((response.code, self.r.error_code(err)), (400, "MANIFEST_INVALID"),
-                             (body, content_type))
+            self.assertEqual((response.code, self.r.error_code(err)), (400, "MANIFEST_INVALID"), (body, content_type))
         self.assertEqual(self.r.request("GET", f"/v2/{NAME}/manifests/v1")[0].code, 404)
         self.assertEqual(self.r.put_manifest(NAME, "v1", json.dumps(good).encode())[0].code, 201)
 
@@ -321,8 +325,13 @@ class ManifestTests(SynchronousTestCase):
         """An index whose child descriptor states another size than the stored manifest: MANIFEST_INVALID."""
         child = self.r.image_manifest(NAME, [b"arm"])
         self.assertEqual(self.r.put_manifest(NAME, sha256(child), child)[0].code, 201)
-        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-            {"mediaType": OCI_MANIFEST, "digest": sha256(child), "size": len(child) + 1}]}).encode()
+        index = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_INDEX,
+                "manifests": [{"mediaType": OCI_MANIFEST, "digest": sha256(child), "size": len(child) + 1}],
+            }
+        ).encode()
         response, err = self.r.put_manifest(NAME, "multi", index, OCI_INDEX)
         self.assertEqual((response.code, self.r.error_code(err)), (400, "MANIFEST_INVALID"))
 
@@ -337,13 +346,22 @@ class ManifestTests(SynchronousTestCase):
         layer = b"cached layer"
         digest = sha256(layer)
         stored = self.successResultOf(Deferred.fromCoroutine(self.r.storage.store_bytes(layer)))
-        self.successResultOf(Deferred.fromCoroutine(self.r.index.put_entry(
-            kind="proxy", type_="blob", repository="", key=stored, digest=stored, size=len(layer), now=1.0)))
+        self.successResultOf(
+            Deferred.fromCoroutine(
+                self.r.index.put_entry(
+                    kind="proxy", type_="blob", repository="", key=stored, digest=stored, size=len(layer), now=1.0
+                )
+            )
+        )
         config = self.r.push_blob(NAME, b"{}")
-        body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config,
-                                      "size": 2},
-                           "layers": [{"mediaType": "x", "digest": digest, "size": len(layer)}]}).encode()
+        body = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+                "layers": [{"mediaType": "x", "digest": digest, "size": len(layer)}],
+            }
+        ).encode()
         self.assertEqual(self.r.put_manifest(NAME, "v1", body)[0].code, 201)
         entry = self.successResultOf(Deferred.fromCoroutine(self.r.index.get_entry("blob", "", digest)))
         self.assertEqual(entry.kind, "hosted")
@@ -411,9 +429,20 @@ class ListingAndDeleteTests(SynchronousTestCase):
         """Cached (proxy) manifests and blobs are not deleted through /v2 (405)."""
         stored = self.successResultOf(Deferred.fromCoroutine(self.r.storage.store_bytes(b"cached")))
         for type_, repo in (("blob", ""), ("manifest", NAME)):
-            self.successResultOf(Deferred.fromCoroutine(self.r.index.put_entry(
-                kind="proxy", type_=type_, repository=repo, key=stored, digest=stored, size=6, now=1.0,
-                media_type=OCI_MANIFEST)))
+            self.successResultOf(
+                Deferred.fromCoroutine(
+                    self.r.index.put_entry(
+                        kind="proxy",
+                        type_=type_,
+                        repository=repo,
+                        key=stored,
+                        digest=stored,
+                        size=6,
+                        now=1.0,
+                        media_type=OCI_MANIFEST,
+                    )
+                )
+            )
         self.assertEqual(self.r.request("DELETE", f"/v2/{NAME}/blobs/{stored}")[0].code, 405)
         self.assertEqual(self.r.request("DELETE", f"/v2/{NAME}/manifests/{stored}")[0].code, 405)
         self.assertIsNotNone(self.r.storage.stat_blob(stored))
@@ -484,8 +513,10 @@ class ListingAndDeleteTests(SynchronousTestCase):
         response, body = self.r.request("GET", f"/v2/{NAME}/referrers/{subject}")
         index = json.loads(body)
         self.assertEqual(self.r.header(response, "Content-Type"), OCI_INDEX)
-        self.assertEqual([(m["digest"], m["artifactType"]) for m in index["manifests"]],
-                         [(sha256(sig_body), "application/example.sig")])
+        self.assertEqual(
+            [(m["digest"], m["artifactType"]) for m in index["manifests"]],
+            [(sha256(sig_body), "application/example.sig")],
+        )
         response, body = self.r.request("GET", f"/v2/{NAME}/referrers/{subject}?artifactType=other")
         self.assertEqual(json.loads(body)["manifests"], [])
         self.assertEqual(self.r.header(response, "OCI-Filters-Applied"), "artifactType")

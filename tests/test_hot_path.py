@@ -154,9 +154,14 @@ class HotPathTests(_Sites, SynchronousTestCase):
         raw = self.same("GET", "/artifacts/central/" + POM)
         self.assertTrue(raw.startswith(b"HTTP/1.1 200 OK\r\n"))
         self.assertTrue(raw.endswith(self.pom))
-        for header in (b"Content-Length: %d" % len(self.pom), b"Content-Type: application/xml",
-                       b"Accept-Ranges: bytes", b"ETag: ", b"Access-Control-Allow-Origin: *",
-                       b"Last-Modified: " + http.datetimeToString(UPSTREAM_MODIFIED)):
+        for header in (
+            b"Content-Length: %d" % len(self.pom),
+            b"Content-Type: application/xml",
+            b"Accept-Ranges: bytes",
+            b"ETag: ",
+            b"Access-Control-Allow-Origin: *",
+            b"Last-Modified: " + http.datetimeToString(UPSTREAM_MODIFIED),
+        ):
             self.assertIn(b"\r\n" + header, raw)
 
     def test_hit_records_access_time(self):
@@ -178,11 +183,14 @@ class HotPathTests(_Sites, SynchronousTestCase):
         raw = self.raw(self.klein_root, "GET", "/artifacts/central/" + POM)
         etag = [line for line in raw.split(b"\r\n") if line.startswith(b"ETag: ")][0][6:].decode()
         self.access()
-        for headers, status in (({"If-None-Match": etag}, b"304"), ({"If-None-Match": "W/" + etag}, b"304"),
-                                ({"If-None-Match": "*"}, b"304"), ({"If-None-Match": '"other"'}, b"200"),
-                                ({"If-Modified-Since": http.datetimeToString(UPSTREAM_MODIFIED).decode()}, b"304"),
-                                ({"If-Modified-Since": http.datetimeToString(UPSTREAM_MODIFIED - 1).decode()},
-                                 b"200")):
+        for headers, status in (
+            ({"If-None-Match": etag}, b"304"),
+            ({"If-None-Match": "W/" + etag}, b"304"),
+            ({"If-None-Match": "*"}, b"304"),
+            ({"If-None-Match": '"other"'}, b"200"),
+            ({"If-Modified-Since": http.datetimeToString(UPSTREAM_MODIFIED).decode()}, b"304"),
+            ({"If-Modified-Since": http.datetimeToString(UPSTREAM_MODIFIED - 1).decode()}, b"200"),
+        ):
             raw = self.same("GET", "/artifacts/central/" + POM, headers)
             self.assertTrue(raw.startswith(b"HTTP/1.1 " + status), (headers, raw[:40]))
 
@@ -228,13 +236,15 @@ class HotPathTests(_Sites, SynchronousTestCase):
     def test_bad_paths_go_to_klein(self):
         """Unsafe or odd paths get Klein's error answers, unchanged."""
         self.warm(POM)
-        for path, status in (("/artifacts/central/org/../etc/passwd", b"400"),
-                             ("/artifacts/central/org/%2e%2e/x.pom", b"400"),
-                             ("/artifacts/central/org/a%2fb.pom", b"400"),
-                             ("/artifacts/central/org/example/", b"404"),
-                             ("/artifacts/nope/" + POM, b"404"),
-                             ("/artifacts/", b"400"),
-                             ("/artifacts", b"308")):
+        for path, status in (
+            ("/artifacts/central/org/../etc/passwd", b"400"),
+            ("/artifacts/central/org/%2e%2e/x.pom", b"400"),
+            ("/artifacts/central/org/a%2fb.pom", b"400"),
+            ("/artifacts/central/org/example/", b"404"),
+            ("/artifacts/nope/" + POM, b"404"),
+            ("/artifacts/", b"400"),
+            ("/artifacts", b"308"),
+        ):
             raw = self.same("GET", path, hot=False)
             self.assertTrue(raw.startswith(b"HTTP/1.1 " + status), (path, raw[:60]))
 
@@ -301,10 +311,16 @@ class OciHotPathTests(_Sites, SynchronousTestCase):
     def setUp(self):
         self.up = FakeRegistry()
         config = self.up.add_blob(b'{"architecture":"amd64"}')
-        self.manifest, self.digest = self.up.add_manifest("library/app", "1", {
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 24},
-            "layers": []})
+        self.manifest, self.digest = self.up.add_manifest(
+            "library/app",
+            "1",
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 24},
+                "layers": [],
+            },
+        )
         self.h = Harness(self.mktemp(), self.up)
         self.events: list[dict] = []
         globalLogPublisher.addObserver(self.events.append)
@@ -332,8 +348,12 @@ class OciHotPathTests(_Sites, SynchronousTestCase):
         self.warm()
         raw = self.same("GET", "/v2/library/app/manifests/1", {"Accept": OCI_MANIFEST})
         self.assertTrue(raw.endswith(self.manifest))
-        for header in (b"Docker-Content-Digest: " + self.digest.encode(), b"ETag: \"%s\"" % self.digest.encode(),
-                       b"Docker-Distribution-Api-Version: registry/2.0", b"Content-Type: " + OCI_MANIFEST.encode()):
+        for header in (
+            b"Docker-Content-Digest: " + self.digest.encode(),
+            b'ETag: "%s"' % self.digest.encode(),
+            b"Docker-Distribution-Api-Version: registry/2.0",
+            b"Content-Type: " + OCI_MANIFEST.encode(),
+        ):
             self.assertIn(b"\r\n" + header + b"\r\n", raw)
         self.assertEqual(self.up.count("GET", "/manifests/1"), 1)
 
@@ -351,15 +371,20 @@ class OciHotPathTests(_Sites, SynchronousTestCase):
     def test_refused_media_type_goes_to_klein(self):
         """An Accept the manifest's type is not in: Klein's 404, the hit counted once (by Klein)."""
         self.warm()
-        raw = self.same("GET", "/v2/library/app/manifests/1",
-                        {"Accept": "application/vnd.docker.distribution.manifest.v1+json"}, hot=False)
+        raw = self.same(
+            "GET",
+            "/v2/library/app/manifests/1",
+            {"Accept": "application/vnd.docker.distribution.manifest.v1+json"},
+            hot=False,
+        )
         self.assertTrue(raw.startswith(b"HTTP/1.1 404 "))
 
     def test_credentials_go_to_klein(self):
         """Any Authorization header is checked by the registry authorizer (here: a 401 for a bad token)."""
         self.warm()
-        raw = self.same("GET", "/v2/library/app/manifests/1",
-                        {"Accept": OCI_MANIFEST, "Authorization": "Bearer nope"}, hot=False)
+        raw = self.same(
+            "GET", "/v2/library/app/manifests/1", {"Accept": OCI_MANIFEST, "Authorization": "Bearer nope"}, hot=False
+        )
         self.assertTrue(raw.startswith(b"HTTP/1.1 401 "))
 
     def test_anonymous_pull_off_goes_to_klein(self):
@@ -371,10 +396,19 @@ class OciHotPathTests(_Sites, SynchronousTestCase):
     def test_other_requests_go_to_klein(self):
         """Digests, ?ns=, odd paths, blobs, misses and stale tags: all Klein's, answered as before."""
         self.warm()
-        for path in ("/v2/library/app/manifests/" + self.digest, "/v2/library/app/manifests/1?ns=docker.io",
-                     "/v2/library//app/manifests/1", "/v2/library/app/manifests/1/", "/v2/library/a%70p/manifests/1",
-                     "/v2/library/app/manifests/nope", "/v2/library/app/manifests/-bad", "/v2/Library/app/manifests/1",
-                     "/v2/library/app/tags/list", "/v2/", "/v2"):
+        for path in (
+            "/v2/library/app/manifests/" + self.digest,
+            "/v2/library/app/manifests/1?ns=docker.io",
+            "/v2/library//app/manifests/1",
+            "/v2/library/app/manifests/1/",
+            "/v2/library/a%70p/manifests/1",
+            "/v2/library/app/manifests/nope",
+            "/v2/library/app/manifests/-bad",
+            "/v2/Library/app/manifests/1",
+            "/v2/library/app/tags/list",
+            "/v2/",
+            "/v2",
+        ):
             self.same("GET", path, {"Accept": OCI_MANIFEST}, hot=None)
         self.h.clock.advance(self.h.settings.get("cache.tag_ttl_seconds") + 1)
         self.answered.clear()
@@ -420,9 +454,11 @@ class AccessLineTests(SynchronousTestCase):
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         site = HarborSite(Root(), Metrics(), reactor=Clock())
-        for method, code, cache_status, upstream, lost in ((b"GET", 200, "hit", None, False),
-                                                           (b"HEAD", 404, None, "hub", False),
-                                                           (b"BREW", 500, "miss", None, True)):
+        for method, code, cache_status, upstream, lost in (
+            (b"GET", 200, "hit", None, False),
+            (b"HEAD", 404, None, "hub", False),
+            (b"BREW", 500, "miss", None, True),
+        ):
             request = _FakeRequest("/x?y=1")
             request.method, request.code, request.uri = method, code, b"/x?y=1"
             request.cache_status, request.upstream, request.sentLength = cache_status, upstream, 12
@@ -430,9 +466,16 @@ class AccessLineTests(SynchronousTestCase):
             if lost:
                 request.channel_lost = True
             site.log(request)
-            access_log.info(ACCESS_FORMAT, method=method.decode(), path="/x?y=1",
-                            status="aborted" if lost else str(code), bytes=12, duration_ms=1.5,
-                            cache_status=cache_status or "-", upstream=upstream or "-")
+            access_log.info(
+                ACCESS_FORMAT,
+                method=method.decode(),
+                path="/x?y=1",
+                status="aborted" if lost else str(code),
+                bytes=12,
+                duration_ms=1.5,
+                cache_status=cache_status or "-",
+                upstream=upstream or "-",
+            )
             ours, theirs = [{k: v for k, v in e.items() if k not in _LEGACY_KEYS} for e in events[-2:]]
             self.assertEqual(list(ours), list(theirs))
             for k in ("duration_ms", "log_time"):
@@ -440,8 +483,10 @@ class AccessLineTests(SynchronousTestCase):
                 theirs.pop(k)
             self.assertEqual(ours, theirs)
             self.assertIs(ours["log_logger"], access_log)
-        samples = {(s.labels.get("method"), s.labels.get("status")): s.value
-                   for s in site.metrics.responses.collect()[0].samples if s.name.endswith("_total")}
+        samples = {
+            (s.labels.get("method"), s.labels.get("status")): s.value
+            for s in site.metrics.responses.collect()[0].samples
+            if s.name.endswith("_total")
+        }
         self.assertEqual(samples, {("GET", "200"): 1.0, ("HEAD", "404"): 1.0, ("other", "aborted"): 1.0})
         self.assertEqual(site.metrics.requests._value.get(), 3)
-

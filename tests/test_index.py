@@ -38,8 +38,12 @@ class IndexTestsMixin:
         raise NotImplementedError
 
     def entry(self, key, kind="proxy", type_="blob", repository="", size=10, now=100.0):
-        return run(self, self.index.put_entry(kind=kind, type_=type_, repository=repository, key=key,
-                                              digest=key, size=size, now=now))
+        return run(
+            self,
+            self.index.put_entry(
+                kind=kind, type_=type_, repository=repository, key=key, digest=key, size=size, now=now
+            ),
+        )
 
     def test_migrations_are_numbered_and_idempotent(self):
         """Migrating again applies nothing and reports the same version."""
@@ -62,25 +66,41 @@ class IndexTestsMixin:
 
     def test_put_hosted_maven_file(self):
         """Deploy: created, refused ("exists", nothing written) without overwrite, replaced with it."""
+
         def put(digest, overwrite, now=10.0):
-            return run(self, self.index.put_hosted_maven_file(
-                repository="releases", key="a/b/1/b-1.jar", digest=digest, size=3, media_type="application/java-archive",
-                sha1="0" * 40, now=now, overwrite=overwrite))
+            return run(
+                self,
+                self.index.put_hosted_maven_file(
+                    repository="releases",
+                    key="a/b/1/b-1.jar",
+                    digest=digest,
+                    size=3,
+                    media_type="application/java-archive",
+                    sha1="0" * 40,
+                    now=now,
+                    overwrite=overwrite,
+                ),
+            )
 
         outcome, entry, previous = put("sha256:d1", False)
         self.assertEqual((outcome, entry.kind, entry.digest, previous), ("created", "hosted", "sha256:d1", None))
         self.assertEqual(put("sha256:d2", False), ("exists", None, "sha256:d1"))
         self.assertEqual(run(self, self.index.get_entry("maven", "releases", "a/b/1/b-1.jar")).digest, "sha256:d1")
         outcome, entry, previous = put("sha256:d2", True, now=20.0)
-        self.assertEqual((outcome, entry.digest, entry.upstream_modified, previous),
-                         ("replaced", "sha256:d2", 20.0, "sha256:d1"))
+        self.assertEqual(
+            (outcome, entry.digest, entry.upstream_modified, previous), ("replaced", "sha256:d2", 20.0, "sha256:d1")
+        )
         self.assertEqual(entry.created_at, 10.0)
 
     def test_delete_returns_only_orphaned_digests(self):
         """A digest still referenced by another entry is not reported as deletable."""
         a = self.entry("sha256:cc", type_="blob")
-        run(self, self.index.put_entry(kind="proxy", type_="maven", repository="central", key="a/b.jar",
-                                       digest="sha256:cc", size=10, now=1.0))
+        run(
+            self,
+            self.index.put_entry(
+                kind="proxy", type_="maven", repository="central", key="a/b.jar", digest="sha256:cc", size=10, now=1.0
+            ),
+        )
         self.assertEqual(run(self, self.index.delete_entries([a.id])), [])
         m = run(self, self.index.get_entry("maven", "central", "a/b.jar"))
         self.assertEqual(run(self, self.index.delete_entries([m.id])), ["sha256:cc"])
@@ -116,7 +136,6 @@ class IndexTestsMixin:
         self.assertIsNone(run(self, self.index.create_user("bob", "h", "admin", 1.0)))
         self.assertEqual(run(self, self.index.count_users()), 1)
 
-
     # -- the rest of the queries, so each engine runs every statement once ------
 
     def test_user_updates_and_last_admin(self):
@@ -138,8 +157,10 @@ class IndexTestsMixin:
     def test_settings_upsert_and_delete(self):
         run(self, self.index.put_settings([("a", "1"), ("b", "2")], 1.0))
         run(self, self.index.put_settings([("a", "3")], 2.0))
-        self.assertEqual([(r.key, r.value, r.updated_at) for r in run(self, self.index.get_settings())],
-                         [("a", "3", 2.0), ("b", "2", 1.0)])
+        self.assertEqual(
+            [(r.key, r.value, r.updated_at) for r in run(self, self.index.get_settings())],
+            [("a", "3", 2.0), ("b", "2", 1.0)],
+        )
         self.assertTrue(run(self, self.index.delete_setting("a")))
         self.assertFalse(run(self, self.index.delete_setting("a")))
 
@@ -167,8 +188,12 @@ class IndexTestsMixin:
     def test_delete_proxy_entries_reports_orphans_and_spares_hosted(self):
         a = self.entry("sha256:a1", size=7)
         b = self.entry("sha256:b1", kind="hosted")
-        run(self, self.index.put_entry(kind="proxy", type_="maven", repository="central", key="x.jar",
-                                       digest="sha256:a1", size=7, now=1.0))
+        run(
+            self,
+            self.index.put_entry(
+                kind="proxy", type_="maven", repository="central", key="x.jar", digest="sha256:a1", size=7, now=1.0
+            ),
+        )
         self.assertEqual(run(self, self.index.evictable_size()), 7)
         deleted, orphans = run(self, self.index.delete_proxy_entries([a.id, b.id]))
         self.assertEqual(([r.id for r in deleted], orphans), ([a.id], []))
@@ -182,8 +207,12 @@ class IndexTestsMixin:
 
     def test_cache_totals_count_each_digest_once(self):
         self.entry("sha256:t1", size=10)
-        run(self, self.index.put_entry(kind="proxy", type_="maven", repository="central", key="a.jar",
-                                       digest="sha256:t1", size=10, now=1.0))
+        run(
+            self,
+            self.index.put_entry(
+                kind="proxy", type_="maven", repository="central", key="a.jar", digest="sha256:t1", size=10, now=1.0
+            ),
+        )
         self.entry("sha256:t2", type_="manifest", repository="r", size=5, kind="hosted")
         totals = run(self, self.index.cache_totals())
         self.assertEqual(totals, CacheTotals(entries=3, manifests=1, blobs=1, maven=1, proxy=2, total_size=15))
@@ -192,8 +221,18 @@ class IndexTestsMixin:
 
     def test_maven_listing_and_stats(self):
         for key, size in (("g/a/1/a.jar", 100), ("g/a/1/a.jar.sha1", 40), ("g/b/1/b.pom", 3), ("g0/x", 1)):
-            run(self, self.index.put_entry(kind="proxy", type_="maven", repository="central", key=key,
-                                           digest="sha256:" + key, size=size, now=5.0))
+            run(
+                self,
+                self.index.put_entry(
+                    kind="proxy",
+                    type_="maven",
+                    repository="central",
+                    key=key,
+                    digest="sha256:" + key,
+                    size=size,
+                    now=5.0,
+                ),
+            )
         under = run(self, self.index.maven_entries_under("central", "g/a"))
         self.assertEqual([r.key for r in under], ["g/a/1/a.jar", "g/a/1/a.jar.sha1"])
         self.assertEqual(len(run(self, self.index.maven_entries_under("central", ""))), 4)
@@ -215,18 +254,28 @@ class IndexTestsMixin:
         self.assertFalse(run(self, self.index.repository_known("nope")))
 
     def test_hosted_manifest_tag_referrer_and_delete(self):
-        row = run(self, self.index.put_hosted_manifest(
-            repository="r", key="sha256:m1", digest="sha256:m1", size=3, media_type="application/x", now=2.0,
-            tag="v1", referrer={"subject": "sha256:s", "artifact_type": "t/a", "annotations": "{}"}))
+        row = run(
+            self,
+            self.index.put_hosted_manifest(
+                repository="r",
+                key="sha256:m1",
+                digest="sha256:m1",
+                size=3,
+                media_type="application/x",
+                now=2.0,
+                tag="v1",
+                referrer={"subject": "sha256:s", "artifact_type": "t/a", "annotations": "{}"},
+            ),
+        )
         self.assertEqual((row.kind, row.type), ("hosted", "manifest"))
         self.assertEqual(run(self, self.index.get_tag("r", "v1")).digest, "sha256:m1")
-        self.assertEqual([r.digest for r in run(self, self.index.list_referrers("r", "sha256:s", None))],
-                         ["sha256:m1"])
+        self.assertEqual([r.digest for r in run(self, self.index.list_referrers("r", "sha256:s", None))], ["sha256:m1"])
         self.assertEqual(run(self, self.index.list_referrers("r", "sha256:s", "other")), [])
         self.assertEqual(run(self, self.index.delete_hosted_tag("r", "v1")), "sha256:m1")
         self.assertIsNone(run(self, self.index.delete_hosted_tag("r", "v1")))
-        self.assertEqual(run(self, self.index.delete_hosted_entry("manifest", "r", "sha256:m1")),
-                         ("hosted", ["sha256:m1"]))
+        self.assertEqual(
+            run(self, self.index.delete_hosted_entry("manifest", "r", "sha256:m1")), ("hosted", ["sha256:m1"])
+        )
         self.assertEqual(run(self, self.index.delete_hosted_entry("manifest", "r", "sha256:m1")), (None, []))
         p = self.entry("sha256:p1")
         self.assertEqual(run(self, self.index.delete_hosted_entry("blob", "", "sha256:p1")), ("proxy", []))
@@ -237,8 +286,18 @@ class IndexTestsMixin:
 
     def test_upstreams_crud_bumps_generation(self):
         def row(name, **kw):
-            base = {"name": name, "url": "https://r.example", "registry": None, "prefix": None, "routes": '["*"]',
-                    "priority": 0, "allow_push": 0, "library_prefix": 1, "username": None, "password": None}
+            base = {
+                "name": name,
+                "url": "https://r.example",
+                "registry": None,
+                "prefix": None,
+                "routes": '["*"]',
+                "priority": 0,
+                "allow_push": 0,
+                "library_prefix": 1,
+                "username": None,
+                "password": None,
+            }
             return {**base, **kw}
 
         g0 = run(self, self.index.upstreams_generation())
@@ -294,16 +353,35 @@ class IndexTestsMixin:
     def test_ping(self):
         self.assertTrue(run(self, self.index.ping()))
 
-
     # -- the console's queries (issue 13) --------------------------------------------
 
     def test_cache_entries_page_sorts_filters_and_counts(self):
         """Sort by size either way; front, kind, repository and a literal text filter; total counts matches."""
-        a = run(self, self.index.put_entry(kind="proxy", type_="maven", repository="central", key="org/a_b/1/x%.jar",
-                                           digest="sha256:a1", size=30, now=10.0))
+        a = run(
+            self,
+            self.index.put_entry(
+                kind="proxy",
+                type_="maven",
+                repository="central",
+                key="org/a_b/1/x%.jar",
+                digest="sha256:a1",
+                size=30,
+                now=10.0,
+            ),
+        )
         b = self.entry("sha256:b2", size=20)
-        c = run(self, self.index.put_entry(kind="hosted", type_="manifest", repository="team/app", key="sha256:c3",
-                                           digest="sha256:c3", size=10, now=30.0))
+        c = run(
+            self,
+            self.index.put_entry(
+                kind="hosted",
+                type_="manifest",
+                repository="team/app",
+                key="sha256:c3",
+                digest="sha256:c3",
+                size=10,
+                now=30.0,
+            ),
+        )
 
         def ids(**kw):
             args = dict(offset=0, limit=10, sort="size", descending=True)
@@ -323,10 +401,16 @@ class IndexTestsMixin:
 
     def test_audit_page_and_prune(self):
         """Newest first; an area matches its actions; actor and literal text filter; prune drops the old."""
-        for at, action, actor, target in [(1.0, "login", "ann", None), (2.0, "user.create", "ann", "bob_1"),
-                                          (3.0, "user.delete", "cy", "bob_1"), (4.0, "userx", "cy", "100%")]:
-            run(self, self.index.add_audit(at=at, actor=actor, action=action, target=target, detail=None,
-                                           client="127.0.0.1"))
+        for at, action, actor, target in [
+            (1.0, "login", "ann", None),
+            (2.0, "user.create", "ann", "bob_1"),
+            (3.0, "user.delete", "cy", "bob_1"),
+            (4.0, "userx", "cy", "100%"),
+        ]:
+            run(
+                self,
+                self.index.add_audit(at=at, actor=actor, action=action, target=target, detail=None, client="127.0.0.1"),
+            )
 
         def actions(**kw):
             total, rows = run(self, self.index.audit_page(offset=0, limit=10, **kw))
@@ -344,17 +428,40 @@ class IndexTestsMixin:
     def test_image_repositories_and_tags(self):
         """Hosted and cached counts per repository; tags with the size of the manifest they point at."""
         run(self, self.index.put_tag("library/x", "1", "sha256:m1", "proxy", None, 5.0))
-        run(self, self.index.put_entry(kind="proxy", type_="manifest", repository="library/x", key="sha256:m1",
-                                       digest="sha256:m1", size=77, now=6.0))
-        run(self, self.index.put_hosted_manifest(repository="team/app", key="sha256:m2", digest="sha256:m2", size=5,
-                                                 media_type="application/vnd.oci.image.manifest.v1+json", now=7.0,
-                                                 tag="v1", referrer=None))
+        run(
+            self,
+            self.index.put_entry(
+                kind="proxy",
+                type_="manifest",
+                repository="library/x",
+                key="sha256:m1",
+                digest="sha256:m1",
+                size=77,
+                now=6.0,
+            ),
+        )
+        run(
+            self,
+            self.index.put_hosted_manifest(
+                repository="team/app",
+                key="sha256:m2",
+                digest="sha256:m2",
+                size=5,
+                media_type="application/vnd.oci.image.manifest.v1+json",
+                now=7.0,
+                tag="v1",
+                referrer=None,
+            ),
+        )
         repos = {r.name: r for r in run(self, self.index.image_repositories())}
-        self.assertEqual((repos["library/x"].cached_tags, repos["library/x"].cached_manifests,
-                          repos["library/x"].hosted_tags), (1, 1, 0))
+        self.assertEqual(
+            (repos["library/x"].cached_tags, repos["library/x"].cached_manifests, repos["library/x"].hosted_tags),
+            (1, 1, 0),
+        )
         self.assertEqual((repos["team/app"].hosted_tags, repos["team/app"].updated_at), (1, 7.0))
         tags = run(self, self.index.image_tags("library/x"))
         self.assertEqual([(t.tag, t.digest, t.kind, t.size) for t in tags], [("1", "sha256:m1", "proxy", 77)])
+
 
 class RowTests(SynchronousTestCase):
     """Rows are built from a query's columns by name."""
@@ -365,7 +472,9 @@ class RowTests(SynchronousTestCase):
         self.addCleanup(conn.close)
         cursor = conn.execute("SELECT 'v' AS value, 'x' AS extra, 2.5 AS updated_at, 'k' AS key")
         self.assertEqual(fetch_all(cursor, Setting), [Setting(key="k", value="v", updated_at=2.5)])
-        self.assertIsNone(fetch_one(conn.execute("SELECT 'k' AS key, 'v' AS value, 1.0 AS updated_at WHERE 0"), Setting))
+        self.assertIsNone(
+            fetch_one(conn.execute("SELECT 'k' AS key, 'v' AS value, 1.0 AS updated_at WHERE 0"), Setting)
+        )
         in_order = conn.execute("SELECT 'k' AS key, 'v' AS value, 1.0 AS updated_at")
         self.assertEqual(fetch_one(in_order, Setting), Setting("k", "v", 1.0))
 
@@ -404,15 +513,27 @@ class PostgresIndexTests(IndexTestsMixin, SynchronousTestCase):
     def test_ddl_types_are_wide(self):
         """Sizes beyond 2 GiB and epoch seconds with sub-millisecond digits survive PostgreSQL."""
         big = 5 << 40
-        run(self, self.index.put_entry(kind="proxy", type_="blob", repository="", key="sha256:big",
-                                       digest="sha256:big", size=big, now=1700000000.123456))
+        run(
+            self,
+            self.index.put_entry(
+                kind="proxy",
+                type_="blob",
+                repository="",
+                key="sha256:big",
+                digest="sha256:big",
+                size=big,
+                now=1700000000.123456,
+            ),
+        )
         got = run(self, self.index.get_entry("blob", "", "sha256:big"))
         self.assertEqual((got.size, got.created_at), (big, 1700000000.123456))
 
     def test_ddl_translation(self):
-        self.assertEqual(postgres_ddl("CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, a REAL, b TEXT)"),
-                         'CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, '
-                         'a DOUBLE PRECISION, b TEXT COLLATE "C")')
+        self.assertEqual(
+            postgres_ddl("CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, a REAL, b TEXT)"),
+            "CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, "
+            'a DOUBLE PRECISION, b TEXT COLLATE "C")',
+        )
         self.assertEqual(postgres_ddl("CREATE INDEX i ON t (a)"), "CREATE INDEX i ON t (a)")
 
 

@@ -52,15 +52,21 @@ class TwoNodeTests(SynchronousTestCase):
             self.assertEqual(response.code, 200)
             self.assertEqual(self.successResultOf(self.b.body(response)), self.layer)
         self.assertEqual(self.up.count("GET", "/blobs/"), 1)
-        free = self.successResultOf(Deferred.fromCoroutine(self.a.index.acquire_lease(
-            lease_name(("blob", self.digest)), "probe", self.a.clock.seconds(), 1)))
+        free = self.successResultOf(
+            Deferred.fromCoroutine(
+                self.a.index.acquire_lease(lease_name(("blob", self.digest)), "probe", self.a.clock.seconds(), 1)
+            )
+        )
         self.assertTrue(free, "the lease outlived the download")
 
     def test_dead_nodes_lease_blocks_only_until_it_expires(self):
         """A lease left by a node that died (never renewed) is taken over after its expiry, not before."""
         name = lease_name(("blob", self.digest))
-        self.assertTrue(self.successResultOf(Deferred.fromCoroutine(
-            self.a.index.acquire_lease(name, "a", self.a.clock.seconds(), 10))))
+        self.assertTrue(
+            self.successResultOf(
+                Deferred.fromCoroutine(self.a.index.acquire_lease(name, "a", self.a.clock.seconds(), 10))
+            )
+        )
         on_b = self.b.request("GET", self.path)
         self.advance(9)
         self.assertNoResult(on_b)

@@ -65,8 +65,9 @@ class MavenCoreTests(SynchronousTestCase):
         self.assertEqual(self.up.count("GET", JAR), 1)
         self.assertEqual(self.metric("harbor_cache_source_hits_total", front="maven", source="central"), 1)
         self.assertEqual(self.metric("harbor_cache_source_misses_total", front="maven", source="central"), 1)
-        self.assertGreaterEqual(self.metric("harbor_cache_upstream_bytes_total", front="maven", source="central"),
-                                len(self.jar))
+        self.assertGreaterEqual(
+            self.metric("harbor_cache_upstream_bytes_total", front="maven", source="central"), len(self.jar)
+        )
 
     def test_cold_get_runs_two_transactions(self):
         """A cold GET looks its row up once and records the file with its .sha1 in one transaction."""
@@ -116,8 +117,12 @@ class MavenCoreTests(SynchronousTestCase):
         self.assertIsNone(self.entry(JAR + ".sha1"))
         self.assertIsNone(self.h.storage.stat_blob("sha256:" + sha256(self.jar)))
         self.assertEqual(os.listdir(self.h.storage.tmp_dir), [])
-        self.assertEqual(self.metric("harbor_cache_upstream_errors_total", front="maven", source="central",
-                                     reason="digest_mismatch"), 1)
+        self.assertEqual(
+            self.metric(
+                "harbor_cache_upstream_errors_total", front="maven", source="central", reason="digest_mismatch"
+            ),
+            1,
+        )
         # Nothing was remembered: the next request tries again.
         self.get(JAR)
         self.assertEqual(self.up.count("GET", JAR), 2)
@@ -240,8 +245,9 @@ class MavenCoreTests(SynchronousTestCase):
         f = self.get_failure(JAR)
         f.trap(NotFound)
         self.assertIn("unavailable", f.value.message)
-        self.assertEqual(self.metric("harbor_cache_upstream_errors_total", front="maven", source="central",
-                                     reason="connect"), 1)
+        self.assertEqual(
+            self.metric("harbor_cache_upstream_errors_total", front="maven", source="central", reason="connect"), 1
+        )
 
     def test_upstream_refuses_credentials(self):
         """An upstream 401 is a 502 (our configuration is wrong), not a 404."""
@@ -276,8 +282,10 @@ class MavenCoreTests(SynchronousTestCase):
         self.assertEqual(doc["repositoryId"], "central")
         self.assertEqual(doc["currentPath"], "")
         self.assertIsNone(doc["parentPath"])
-        self.assertEqual([(e["name"], e["type"], e["path"]) for e in doc["entries"]],
-                         [("com", "directory", "com"), ("org", "directory", "org")])
+        self.assertEqual(
+            [(e["name"], e["type"], e["path"]) for e in doc["entries"]],
+            [("com", "directory", "com"), ("org", "directory", "org")],
+        )
         for e in doc["entries"]:
             self.assertNotIn("size", e)
             self.assertEqual(e["lastModified"], iso8601(UPSTREAM_MODIFIED))
@@ -291,23 +299,42 @@ class MavenCoreTests(SynchronousTestCase):
         by_name = {e["name"]: e for e in doc["entries"]}
         self.assertEqual(sorted(by_name), ["lib-1.0.jar", "lib-1.0.jar.sha1", "lib-1.0.pom", "lib-1.0.pom.sha1"])
         jar = by_name["lib-1.0.jar"]
-        self.assertEqual(jar, {"name": "lib-1.0.jar", "type": "file", "path": JAR, "size": len(self.jar),
-                               "lastModified": "2020-09-13T12:26:40Z"})
+        self.assertEqual(
+            jar,
+            {
+                "name": "lib-1.0.jar",
+                "type": "file",
+                "path": JAR,
+                "size": len(self.jar),
+                "lastModified": "2020-09-13T12:26:40Z",
+            },
+        )
 
     def test_browse_mixed_and_parent_of_top_level(self):
         """Directories come before files; the parent of a top-level directory is the root ("")."""
         self.fill()
         doc = self.successResultOf(self.h.run(self.cache.browse("central", "org/example/lib")))
-        self.assertEqual([(e["name"], e["type"]) for e in doc["entries"]],
-                         [("1.0", "directory"), ("maven-metadata.xml", "file"), ("maven-metadata.xml.sha1", "file")])
+        self.assertEqual(
+            [(e["name"], e["type"]) for e in doc["entries"]],
+            [("1.0", "directory"), ("maven-metadata.xml", "file"), ("maven-metadata.xml.sha1", "file")],
+        )
         doc = self.successResultOf(self.h.run(self.cache.browse("central", "org")))
         self.assertEqual(doc["parentPath"], "")
 
     def test_browse_lastmodified_falls_back_to_cache_time(self):
         """Without an upstream Last-Modified, lastModified is when the file was cached."""
         self.h.clock.advance(5)
-        self.h.run(self.h.index.put_entry(kind="proxy", type_="maven", repository="central", key="n/o/1/o-1.jar",
-                                          digest="sha256:" + "0" * 64, size=3, now=self.h.clock.seconds()))
+        self.h.run(
+            self.h.index.put_entry(
+                kind="proxy",
+                type_="maven",
+                repository="central",
+                key="n/o/1/o-1.jar",
+                digest="sha256:" + "0" * 64,
+                size=3,
+                now=self.h.clock.seconds(),
+            )
+        )
         doc = self.successResultOf(self.h.run(self.cache.browse("central", "n/o/1")))
         self.assertEqual(doc["entries"][0]["lastModified"], iso8601(START + 5))
 
@@ -323,11 +350,20 @@ class MavenCoreTests(SynchronousTestCase):
         """Every field of the seed's info document, sha1/sha256 as computed while writing."""
         self.fill()
         doc = self.successResultOf(self.h.run(self.cache.info("central", JAR)))
-        self.assertEqual(doc, {
-            "repositoryId": "central", "path": JAR, "name": "lib-1.0.jar", "type": "file",
-            "size": len(self.jar), "lastModified": "2020-09-13T12:26:40Z",
-            "contentType": "application/java-archive", "sha1": sha1(self.jar), "sha256": sha256(self.jar),
-        })
+        self.assertEqual(
+            doc,
+            {
+                "repositoryId": "central",
+                "path": JAR,
+                "name": "lib-1.0.jar",
+                "type": "file",
+                "size": len(self.jar),
+                "lastModified": "2020-09-13T12:26:40Z",
+                "contentType": "application/java-archive",
+                "sha1": sha1(self.jar),
+                "sha256": sha256(self.jar),
+            },
+        )
         doc = self.successResultOf(self.h.run(self.cache.info("central", "com/acme/a/1/a-1.asc")))
         self.assertEqual(doc["contentType"], "application/pgp-signature")
         self.failureResultOf(self.h.run(self.cache.info("central", "org/example"))).trap(PathNotFound)
@@ -336,9 +372,18 @@ class MavenCoreTests(SynchronousTestCase):
     def test_repository_list(self):
         """artifactCount counts cached files without checksums, totalSize their bytes, lastUpdated the last write."""
         doc = self.successResultOf(self.h.run(self.cache.repository_list()))
-        self.assertEqual(doc[0], {"id": "central", "url": "http://upstream.test/", "artifactCount": 0,
-                                  "totalSize": 0, "lastUpdated": None, "isPrivate": False,
-                                  "type": "proxy"})
+        self.assertEqual(
+            doc[0],
+            {
+                "id": "central",
+                "url": "http://upstream.test/",
+                "artifactCount": 0,
+                "totalSize": 0,
+                "lastUpdated": None,
+                "isPrivate": False,
+                "type": "proxy",
+            },
+        )
         self.assertTrue(doc[1]["isPrivate"])
         self.h.clock.advance(10)
         self.fill()

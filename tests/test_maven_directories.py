@@ -42,8 +42,7 @@ class DirectoryTests(SynchronousTestCase):
         self.up.listings["harness/small/"] = LISTING
         self.get_failure("harness/small").trap(NotFound)
         self.assertIsNone(self.entry("harness/small"))
-        self.assertEqual([(e["name"], e["type"]) for e in self.browse("harness")["entries"]],
-                         [("small", "directory")])
+        self.assertEqual([(e["name"], e["type"]) for e in self.browse("harness")["entries"]], [("small", "directory")])
 
     def test_html_index_without_redirect_is_404(self):
         """An upstream answering a directory path with 200 text/html: 404, nothing stored."""
@@ -88,15 +87,28 @@ class RepairMigrationTests(SynchronousTestCase):
         everything = migrations.MIGRATIONS
         before = self.patch(migrations, "MIGRATIONS", everything[:8])
         run(index.migrate())
-        for repo, key in (("central", "harness/small"), ("central", JAR), ("central", "harness/smallish.jar"),
-                          ("central", "a_b"), ("central", "axb/c.jar"), ("other", "harness/small")):
-            run(index.put_entry(kind="proxy", type_="maven", repository=repo, key=key, digest="sha256:" + "1" * 64,
-                                size=1, now=1.0))
+        for repo, key in (
+            ("central", "harness/small"),
+            ("central", JAR),
+            ("central", "harness/smallish.jar"),
+            ("central", "a_b"),
+            ("central", "axb/c.jar"),
+            ("other", "harness/small"),
+        ):
+            run(
+                index.put_entry(
+                    kind="proxy", type_="maven", repository=repo, key=key, digest="sha256:" + "1" * 64, size=1, now=1.0
+                )
+            )
         before.restore()
         run(index.migrate())
         self.assertIsNone(run(index.get_entry("maven", "central", "harness/small")))
-        for repo, key in (("central", JAR), ("central", "harness/smallish.jar"), ("central", "a_b"),
-                          ("other", "harness/small")):
+        for repo, key in (
+            ("central", JAR),
+            ("central", "harness/smallish.jar"),
+            ("central", "a_b"),
+            ("other", "harness/small"),
+        ):
             self.assertIsNotNone(run(index.get_entry("maven", repo, key)), (repo, key))
 
 

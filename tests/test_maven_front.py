@@ -54,9 +54,15 @@ class FrontBase(SynchronousTestCase):
             form.append("scope=" + scope)
         if expires_in is not None:
             form.append("expires_in=" + str(expires_in))
-        response, body = self.call("POST", "/token", {
-            "Authorization": basic(user, password or f"{user.split('-')[0]}-pw"),
-            "Content-Type": "application/x-www-form-urlencoded"}, "&".join(form).encode())
+        response, body = self.call(
+            "POST",
+            "/token",
+            {
+                "Authorization": basic(user, password or f"{user.split('-')[0]}-pw"),
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            "&".join(form).encode(),
+        )
         self.assertEqual(response.code, 200, body)
         return body.decode()
 
@@ -269,10 +275,10 @@ class RepositoryDocumentTests(FrontBase):
         doc = json.loads(body)
         self.assertEqual([r["id"] for r in doc["repositories"]], ["central", "secret"])
         central = doc["repositories"][0]
-        self.assertEqual(set(central), {"id", "url", "artifactCount", "totalSize", "lastUpdated", "isPrivate",
-                                        "type"})
-        self.assertEqual((central["artifactCount"], central["totalSize"], central["isPrivate"]),
-                         (1, len(self.jar), False))
+        self.assertEqual(set(central), {"id", "url", "artifactCount", "totalSize", "lastUpdated", "isPrivate", "type"})
+        self.assertEqual(
+            (central["artifactCount"], central["totalSize"], central["isPrivate"]), (1, len(self.jar), False)
+        )
         self.assertRegex(central["lastUpdated"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
         self.assertEqual(doc["repositories"][1]["lastUpdated"], None)
         self.assertEqual(doc["repositories"][1]["isPrivate"], True)
@@ -280,13 +286,30 @@ class RepositoryDocumentTests(FrontBase):
     def test_browse(self):
         _, body = self.call("GET", "/repositories/central/browse")
         doc = json.loads(body)
-        self.assertEqual(doc, {"repositoryId": "central", "currentPath": "", "parentPath": None, "entries": [
-            {"name": "org", "type": "directory", "path": "org", "lastModified": "2020-09-13T12:26:40Z"}]})
+        self.assertEqual(
+            doc,
+            {
+                "repositoryId": "central",
+                "currentPath": "",
+                "parentPath": None,
+                "entries": [
+                    {"name": "org", "type": "directory", "path": "org", "lastModified": "2020-09-13T12:26:40Z"}
+                ],
+            },
+        )
         _, body = self.call("GET", "/repositories/central/browse?path=org/example/lib/1.0")
         doc = json.loads(body)
         self.assertEqual(doc["parentPath"], "org/example/lib")
-        self.assertEqual(doc["entries"][0], {"name": "lib-1.0.jar", "type": "file", "path": JAR,
-                                             "size": len(self.jar), "lastModified": "2020-09-13T12:26:40Z"})
+        self.assertEqual(
+            doc["entries"][0],
+            {
+                "name": "lib-1.0.jar",
+                "type": "file",
+                "path": JAR,
+                "size": len(self.jar),
+                "lastModified": "2020-09-13T12:26:40Z",
+            },
+        )
 
     def test_browse_errors(self):
         response, body = self.call("GET", "/repositories/nope/browse")
@@ -296,15 +319,29 @@ class RepositoryDocumentTests(FrontBase):
 
     def test_info(self):
         _, body = self.call("GET", "/repositories/central/info?path=" + JAR)
-        self.assertEqual(json.loads(body), {
-            "repositoryId": "central", "path": JAR, "name": "lib-1.0.jar", "type": "file", "size": len(self.jar),
-            "lastModified": "2020-09-13T12:26:40Z", "contentType": "application/java-archive",
-            "sha1": hashlib.sha1(self.jar).hexdigest(), "sha256": hashlib.sha256(self.jar).hexdigest()})
+        self.assertEqual(
+            json.loads(body),
+            {
+                "repositoryId": "central",
+                "path": JAR,
+                "name": "lib-1.0.jar",
+                "type": "file",
+                "size": len(self.jar),
+                "lastModified": "2020-09-13T12:26:40Z",
+                "contentType": "application/java-archive",
+                "sha1": hashlib.sha1(self.jar).hexdigest(),
+                "sha256": hashlib.sha256(self.jar).hexdigest(),
+            },
+        )
 
     def test_info_errors(self):
         """Missing path, unknown file, unknown repository: 400."""
-        for path in ("/repositories/central/info", "/repositories/central/info?path=",
-                     "/repositories/central/info?path=no/such.jar", "/repositories/nope/info?path=" + JAR):
+        for path in (
+            "/repositories/central/info",
+            "/repositories/central/info?path=",
+            "/repositories/central/info?path=no/such.jar",
+            "/repositories/nope/info?path=" + JAR,
+        ):
             response, body = self.call("GET", path)
             self.assertEqual((path, response.code), (path, 400))
             self.assertIn("errors", json.loads(body))
@@ -334,7 +371,9 @@ class TokenEndpointTests(FrontBase):
     def test_token_as_asked(self):
         token = self.token("secret", "artifacts:read,artifacts:delete", user="writer", expires_in=24)
         claims = self.h.tokens.verify(token)
-        self.assertEqual((claims["repositories"], claims["scope"]), (["secret"], ["artifacts:read", "artifacts:delete"]))
+        self.assertEqual(
+            (claims["repositories"], claims["scope"]), (["secret"], ["artifacts:read", "artifacts:delete"])
+        )
         self.assertEqual(claims["exp"] - claims["iat"], 24 * 3600)
 
     def test_token_refusals(self):
@@ -345,12 +384,22 @@ class TokenEndpointTests(FrontBase):
         for auth in (basic("reader", "wrong"), basic("ghost", "x"), "Bearer " + self.token()):
             response, _ = self.call("POST", "/token", {"Authorization": auth})
             self.assertEqual(response.code, 401)
-        cases = [("scope=artifacts:delete", 403), ("repositories=nope", 400), ("scope=artifacts:write", 403), ("scope=artifacts:admin", 400),
-                 ("expires_in=abc", 400), ("expires_in=-1", 400), ("expires_in=100000", 400)]
+        cases = [
+            ("scope=artifacts:delete", 403),
+            ("repositories=nope", 400),
+            ("scope=artifacts:write", 403),
+            ("scope=artifacts:admin", 400),
+            ("expires_in=abc", 400),
+            ("expires_in=-1", 400),
+            ("expires_in=100000", 400),
+        ]
         for form, status in cases:
-            response, body = self.call("POST", "/token", {
-                "Authorization": basic("reader", "reader-pw"),
-                "Content-Type": "application/x-www-form-urlencoded"}, form.encode())
+            response, body = self.call(
+                "POST",
+                "/token",
+                {"Authorization": basic("reader", "reader-pw"), "Content-Type": "application/x-www-form-urlencoded"},
+                form.encode(),
+            )
             self.assertEqual((form, response.code), (form, status), body)
             self.assertIn("errors", json.loads(body))
 
@@ -394,21 +443,31 @@ class ScopeMatrixTests(FrontBase):
             if status == 200:
                 self.assertEqual(body, self.jar)
             elif status == 403:
-                self.assertTrue(self.headers(response, "WWW-Authenticate")[0].startswith(
-                    'Bearer error="insufficient_scope", error_description="'))
+                self.assertTrue(
+                    self.headers(response, "WWW-Authenticate")[0].startswith(
+                        'Bearer error="insufficient_scope", error_description="'
+                    )
+                )
                 self.assertEqual(self.error_code(body), "DENIED")
             else:
-                self.assertTrue(self.headers(response, "WWW-Authenticate")[0].startswith(
-                    'Bearer error="invalid_token", error_description="'))
+                self.assertTrue(
+                    self.headers(response, "WWW-Authenticate")[0].startswith(
+                        'Bearer error="invalid_token", error_description="'
+                    )
+                )
 
     def test_browse_info_private(self):
         response, _ = self.call("GET", "/repositories/secret/browse")
         self.assertEqual(response.code, 401)
-        response, _ = self.call("GET", "/repositories/secret/browse",
-                                {"Authorization": "Bearer " + self.token("secret", "artifacts:read")})
+        response, _ = self.call(
+            "GET", "/repositories/secret/browse", {"Authorization": "Bearer " + self.token("secret", "artifacts:read")}
+        )
         self.assertEqual(response.code, 200)
-        response, _ = self.call("GET", "/repositories/secret/info?path=x",
-                                {"Authorization": "Bearer " + self.token("central", "artifacts:read")})
+        response, _ = self.call(
+            "GET",
+            "/repositories/secret/info?path=x",
+            {"Authorization": "Bearer " + self.token("central", "artifacts:read")},
+        )
         self.assertEqual(response.code, 403)
 
     def test_expired(self):
@@ -434,9 +493,16 @@ class ScopeMatrixTests(FrontBase):
         """Properly signed tokens for another audience or issuer are refused."""
         now = int(self.h.clock.seconds())
         admin = self.successResultOf(defer.Deferred.fromCoroutine(self.h.index.get_user_by_name("admin")))
-        base = {"iss": "http://cache.test", "aud": "kagami", "sub": "admin", "repositories": ["secret"],
-                "scope": ["artifacts:read"], "iat": now, "exp": now + 3600,
-                "cst": credential_stamp(admin.password_hash)}
+        base = {
+            "iss": "http://cache.test",
+            "aud": "kagami",
+            "sub": "admin",
+            "repositories": ["secret"],
+            "scope": ["artifacts:read"],
+            "iat": now,
+            "exp": now + 3600,
+            "cst": credential_stamp(admin.password_hash),
+        }
         good = jwt.encode(base, rsa_key(), algorithm="RS256", headers={"kid": self.h.tokens.kid})
         self.assertEqual(self.get_secret("Bearer " + good)[0].code, 200)
         for change in ({"aud": "harbor-cache"}, {"iss": "http://elsewhere"}):
@@ -497,8 +563,9 @@ class DeleteTests(FrontBase):
         self.assertEqual(self.headers(response, "WWW-Authenticate")[0], "Bearer")
         response, _ = self.call("DELETE", path, {"Authorization": "Bearer " + self.token("central", "artifacts:read")})
         self.assertEqual(response.code, 403)
-        response, _ = self.call("DELETE", path,
-                                {"Authorization": "Bearer " + self.token("secret", "artifacts:delete", user="writer")})
+        response, _ = self.call(
+            "DELETE", path, {"Authorization": "Bearer " + self.token("secret", "artifacts:delete", user="writer")}
+        )
         self.assertEqual(response.code, 403)
         delete = "Bearer " + self.token("central", "artifacts:delete", user="writer")
         response, body = self.call("DELETE", path, {"Authorization": delete})
@@ -512,11 +579,13 @@ class DeleteTests(FrontBase):
         """A successful DELETE leaves an artifact.delete record naming the token's user; refused ones leave none."""
         path = "/artifacts/central/" + JAR
         self.call("DELETE", path, {"Authorization": "Bearer " + self.token("central", "artifacts:read")})
-        self.call("DELETE", path, {"Authorization": "Bearer " + self.token("central", "artifacts:delete", user="writer")})
-        total, rows = self.successResultOf(defer.Deferred.fromCoroutine(
-            self.h.index.audit_page(offset=0, limit=10)))
-        self.assertEqual([(r.action, r.actor, r.target) for r in rows],
-                         [("artifact.delete", "writer", "central/" + JAR)])
+        self.call(
+            "DELETE", path, {"Authorization": "Bearer " + self.token("central", "artifacts:delete", user="writer")}
+        )
+        total, rows = self.successResultOf(defer.Deferred.fromCoroutine(self.h.index.audit_page(offset=0, limit=10)))
+        self.assertEqual(
+            [(r.action, r.actor, r.target) for r in rows], [("artifact.delete", "writer", "central/" + JAR)]
+        )
 
     def test_delete_directory(self):
         delete = "Bearer " + self.token("central", "artifacts:delete")

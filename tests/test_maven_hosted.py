@@ -82,9 +82,12 @@ class HostedBase(SynchronousTestCase):
         return self.successResultOf(defer.Deferred.fromCoroutine(self.h.index.get_entry("maven", repo, path)))
 
     def token(self, repositories, scope, user="admin"):
-        response, body = self.call("POST", "/token", {
-            "Authorization": basic(user, f"{user}-pw"), "Content-Type": "application/x-www-form-urlencoded"},
-            f"repositories={repositories}&scope={scope}".encode())
+        response, body = self.call(
+            "POST",
+            "/token",
+            {"Authorization": basic(user, f"{user}-pw"), "Content-Type": "application/x-www-form-urlencoded"},
+            f"repositories={repositories}&scope={scope}".encode(),
+        )
         return response.code, body.decode()
 
 
@@ -131,8 +134,7 @@ class DeployAuthTests(HostedBase):
         self.assertEqual(response.code, 403)
         self.assertIn("artifacts:write", self.error(body)["message"])
         _, other = self.token("loose", "artifacts:write")
-        self.assertEqual(self.put("releases", "a/b/1/b-1.jar", b"x", {"Authorization": "Bearer " + other})[0].code,
-                         403)
+        self.assertEqual(self.put("releases", "a/b/1/b-1.jar", b"x", {"Authorization": "Bearer " + other})[0].code, 403)
         status, _ = self.token("releases", "artifacts:write", user="reader")
         self.assertEqual(status, 403)
 
@@ -171,8 +173,9 @@ class DeployTests(HostedBase):
         self.put("releases", JAR + ".sha1", hashlib.sha1(jar).hexdigest().encode())
         self.put("releases", JAR, b"again")  # a release is not redeployed: refused, not recorded
         total, rows = self.successResultOf(defer.Deferred.fromCoroutine(self.h.index.audit_page(offset=0, limit=10)))
-        self.assertEqual([(r.action, r.actor, r.target) for r in rows],
-                         [("artifact.deploy", "writer", "releases/" + JAR)])
+        self.assertEqual(
+            [(r.action, r.actor, r.target) for r in rows], [("artifact.deploy", "writer", "releases/" + JAR)]
+        )
 
     def test_redeploy_release_refused(self):
         """A second PUT of a release is 409 with the reason in the status line; the first bytes stay."""
@@ -201,8 +204,9 @@ class DeployTests(HostedBase):
             sha1 = hashlib.sha1(meta).hexdigest().encode()
             self.assertIn(self.put("releases", SNAP_DIR + "/maven-metadata.xml.sha1", sha1)[0].code, (200, 201))
         self.assertIn(b"<build>2</build>", self.call("GET", f"/artifacts/releases/{SNAP_DIR}/maven-metadata.xml")[1])
-        self.assertEqual(self.call("GET", f"/artifacts/releases/{SNAP_DIR}/lib-2.0-20261123.120001-1.jar")[1],
-                         b"build 1")
+        self.assertEqual(
+            self.call("GET", f"/artifacts/releases/{SNAP_DIR}/lib-2.0-20261123.120001-1.jar")[1], b"build 1"
+        )
         self.assertEqual(self.put("releases", f"{SNAP_DIR}/lib-2.0-SNAPSHOT.jar", b"a")[0].code, 201)
         self.assertEqual(self.put("releases", f"{SNAP_DIR}/lib-2.0-SNAPSHOT.jar", b"b")[0].code, 200)
 
@@ -241,9 +245,20 @@ class DeployTests(HostedBase):
 
         def elsewhere(path, body):
             digest = self.successResultOf(defer.Deferred.fromCoroutine(self.h.storage.store_bytes(body)))
-            self.successResultOf(defer.Deferred.fromCoroutine(self.h.index.put_hosted_maven_file(
-                repository="releases", key=path, digest=digest, size=len(body), media_type="application/xml",
-                sha1=hashlib.sha1(body).hexdigest(), now=self.h.clock.seconds(), overwrite=True)))
+            self.successResultOf(
+                defer.Deferred.fromCoroutine(
+                    self.h.index.put_hosted_maven_file(
+                        repository="releases",
+                        key=path,
+                        digest=digest,
+                        size=len(body),
+                        media_type="application/xml",
+                        sha1=hashlib.sha1(body).hexdigest(),
+                        now=self.h.clock.seconds(),
+                        overwrite=True,
+                    )
+                )
+            )
 
         elsewhere(meta, b"<metadata>two</metadata>")
         self.assertEqual(self.call("GET", "/artifacts/releases/" + meta)[1], b"<metadata>two</metadata>")
@@ -262,9 +277,15 @@ class DeployTests(HostedBase):
         self.put("releases", JAR, b"deployed")
         self.call("GET", "/artifacts/central/" + CENTRAL_JAR)
         self.assertIsNotNone(self.entry("central", CENTRAL_JAR))
-        evictor = Evictor(index=self.h.index, storage=self.h.storage, downloads=self.h.downloads,
-                          settings=self.h.settings, access=self.h.access, clock=self.h.clock,
-                          cooperate=lambda: defer.succeed(None))
+        evictor = Evictor(
+            index=self.h.index,
+            storage=self.h.storage,
+            downloads=self.h.downloads,
+            settings=self.h.settings,
+            access=self.h.access,
+            clock=self.h.clock,
+            cooperate=lambda: defer.succeed(None),
+        )
         evictor.invalidators.append(self.h.cache.invalidate)
         self.successResultOf(defer.Deferred.fromCoroutine(evictor.clear_proxy()))
         self.assertIsNone(self.entry("central", CENTRAL_JAR))
@@ -294,8 +315,10 @@ class GroupTests(HostedBase):
         self.assertEqual(self.call("GET", "/artifacts/public/" + JAR)[1], b"hosted jar")
         response, body = self.call("GET", "/artifacts/public/" + CENTRAL_JAR)
         self.assertEqual((response.code, body), (200, self.dep))
-        self.assertEqual(self.call("GET", "/artifacts/public/" + CENTRAL_JAR + ".sha1")[1],
-                         hashlib.sha1(self.dep).hexdigest().encode())
+        self.assertEqual(
+            self.call("GET", "/artifacts/public/" + CENTRAL_JAR + ".sha1")[1],
+            hashlib.sha1(self.dep).hexdigest().encode(),
+        )
         self.assertEqual(self.call("GET", "/artifacts/public/no/such/1/such-1.jar")[0].code, 404)
         # The first member wins when both have the path.
         self.up.put(JAR, b"central jar")
@@ -316,8 +339,9 @@ class GroupTests(HostedBase):
         response, merged = self.call("GET", "/artifacts/public/com/example/lib/maven-metadata.xml")
         self.assertEqual(response.code, 200, merged)
         root = ET.fromstring(merged)
-        self.assertEqual([v.text for v in root.findall("versioning/versions/version")],
-                         ["0.8", "0.9", "1.0", "2.0-SNAPSHOT"])
+        self.assertEqual(
+            [v.text for v in root.findall("versioning/versions/version")], ["0.8", "0.9", "1.0", "2.0-SNAPSHOT"]
+        )
         self.assertEqual(root.findtext("versioning/latest"), "2.0-SNAPSHOT")
         self.assertEqual(root.findtext("versioning/release"), "1.0")
         self.assertEqual(root.findtext("versioning/lastUpdated"), "20261123120000")
@@ -333,8 +357,9 @@ class GroupTests(HostedBase):
         self.put("releases", "com/example/lib/maven-metadata.xml", HOSTED_METADATA)
         response, _ = self.call("GET", "/artifacts/public/com/example/lib/maven-metadata.xml")
         etag = response.headers.getRawHeaders(b"ETag")[0].decode()
-        response, body = self.call("GET", "/artifacts/public/com/example/lib/maven-metadata.xml",
-                                   {"If-None-Match": etag})
+        response, body = self.call(
+            "GET", "/artifacts/public/com/example/lib/maven-metadata.xml", {"If-None-Match": etag}
+        )
         self.assertEqual((response.code, body), (304, b""))
 
     def test_bad_member_metadata_is_502(self):
@@ -349,11 +374,13 @@ class GroupTests(HostedBase):
         _, body = self.call("GET", "/repositories")
         docs = {r["id"]: r for r in json.loads(body)["repositories"]}
         self.assertEqual(docs["central"]["type"], "proxy")
-        self.assertEqual((docs["releases"]["type"], docs["releases"]["url"]),
-                         ("hosted", "http://cache.test/artifacts/releases/"))
+        self.assertEqual(
+            (docs["releases"]["type"], docs["releases"]["url"]), ("hosted", "http://cache.test/artifacts/releases/")
+        )
         self.assertEqual((docs["public"]["type"], docs["public"]["members"]), ("group", ["releases", "central"]))
-        self.assertEqual(docs["public"]["artifactCount"],
-                         docs["releases"]["artifactCount"] + docs["central"]["artifactCount"])
+        self.assertEqual(
+            docs["public"]["artifactCount"], docs["releases"]["artifactCount"] + docs["central"]["artifactCount"]
+        )
         self.assertEqual(docs["public"]["artifactCount"], 2)
         _, body = self.call("GET", "/repositories/public/browse")
         self.assertEqual([e["name"] for e in json.loads(body)["entries"]], ["com", "org"])

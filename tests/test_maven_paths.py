@@ -96,8 +96,19 @@ class ArtifactPathTests(SynchronousTestCase):
 
     def test_segments_other_servers_read_as_dot_dot(self):
         """';' parameters (Tomcat), trailing dots/spaces (IIS), NFKC dots: all refused, encoded or not."""
-        for raw in ("a/..;/b", "a/..;x=1/b", "..;/etc/passwd", "a/%2e%2e;/b", "a/b;jsessionid=1/c.jar",
-                    "a/.../b", "a/.. /b", "a/..%20/b", "a/%EF%BC%8E%EF%BC%8E/b", "a/\uff0e\uff0e/b", "a/. ./b"):
+        for raw in (
+            "a/..;/b",
+            "a/..;x=1/b",
+            "..;/etc/passwd",
+            "a/%2e%2e;/b",
+            "a/b;jsessionid=1/c.jar",
+            "a/.../b",
+            "a/.. /b",
+            "a/..%20/b",
+            "a/%EF%BC%8E%EF%BC%8E/b",
+            "a/\uff0e\uff0e/b",
+            "a/. ./b",
+        ):
             with self.assertRaises(InvalidPath, msg=repr(raw)):
                 normalize_artifact_path(raw)
         with self.assertRaises(InvalidPath):

@@ -22,11 +22,16 @@ def image(registry: FakeRegistry, name: str, tag: str, marker: bytes) -> str:
     """Put a one-layer image whose content says ``marker`` under name:tag; returns the manifest digest."""
     layer = registry.add_blob(b"layer of " + marker)
     config = registry.add_blob(b'{"marker": "%s"}' % marker)
-    _, digest = registry.add_manifest(name, tag, {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 10},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 10}],
-    })
+    _, digest = registry.add_manifest(
+        name,
+        tag,
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 10},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 10}],
+        },
+    )
     return digest
 
 
@@ -50,23 +55,41 @@ class PureTests(SynchronousTestCase):
 
     def test_config_keys(self):
         """prefix, registry and allow_push parse; a namespaced upstream routes nothing by default."""
-        c = parse_config({"upstreams": [
-            {"name": "hub", "url": "http://127.0.0.1:1", "registry": "docker.io", "routes": ["*"]},
-            {"name": "quay", "url": "http://127.0.0.1:2", "registry": "quay.io", "prefix": "quay",
-             "allow_push": True},
-            {"name": "plain", "url": "http://127.0.0.1:3"},
-        ]})
+        c = parse_config(
+            {
+                "upstreams": [
+                    {"name": "hub", "url": "http://127.0.0.1:1", "registry": "docker.io", "routes": ["*"]},
+                    {
+                        "name": "quay",
+                        "url": "http://127.0.0.1:2",
+                        "registry": "quay.io",
+                        "prefix": "quay",
+                        "allow_push": True,
+                    },
+                    {"name": "plain", "url": "http://127.0.0.1:3"},
+                ]
+            }
+        )
         hub, quay, plain = c.upstreams
         self.assertEqual((hub.routes, quay.routes, plain.routes), (("*",), (), ("*",)))
         self.assertEqual((quay.prefix, quay.registry, quay.allow_push), ("quay", "quay.io", True))
         self.assertEqual(parse_config({}).upstreams[0].registry, "docker.io")
-        for bad in ({"name": "a", "url": "http://a", "prefix": "A/B"}, {"name": "a", "url": "http://a",
-                                                                      "registry": "no spaces"},
-                    {"name": "a", "url": "http://a", "allow_push": "yes"}):
+        for bad in (
+            {"name": "a", "url": "http://a", "prefix": "A/B"},
+            {"name": "a", "url": "http://a", "registry": "no spaces"},
+            {"name": "a", "url": "http://a", "allow_push": "yes"},
+        ):
             self.assertRaises(ConfigError, parse_config, {"upstreams": [bad]})
-        self.assertRaises(ConfigError, parse_config, {"upstreams": [
-            {"name": "a", "url": "http://a", "prefix": "p", "registry": "a.io"},
-            {"name": "b", "url": "http://b", "prefix": "p", "registry": "b.io"}]})
+        self.assertRaises(
+            ConfigError,
+            parse_config,
+            {
+                "upstreams": [
+                    {"name": "a", "url": "http://a", "prefix": "p", "registry": "a.io"},
+                    {"name": "b", "url": "http://b", "prefix": "p", "registry": "b.io"},
+                ]
+            },
+        )
 
 
 class TwoRegistries(SynchronousTestCase):
@@ -79,12 +102,18 @@ class TwoRegistries(SynchronousTestCase):
         self.quay_digest = image(self.quay, "library/test", "1", b"quay")
         self.quay_agent = RequestTraversalAgent(self.quay)
         self.health = self.h.app.upstream_health
-        hub = RegistryUpstream(UpstreamConfig(name="hub", url="http://upstream.test", registry="docker.io",
-                                              routes=("*",)),
-                               self.h.upstreams.upstreams[0]._http, self.h.clock, header_timeout=10)
-        quay = RegistryUpstream(UpstreamConfig(name="quay", url="http://quay.test", registry="quay.io",
-                                               prefix="quay", routes=()),
-                                HTTPClient(self.quay_agent), self.h.clock, header_timeout=10)
+        hub = RegistryUpstream(
+            UpstreamConfig(name="hub", url="http://upstream.test", registry="docker.io", routes=("*",)),
+            self.h.upstreams.upstreams[0]._http,
+            self.h.clock,
+            header_timeout=10,
+        )
+        quay = RegistryUpstream(
+            UpstreamConfig(name="quay", url="http://quay.test", registry="quay.io", prefix="quay", routes=()),
+            HTTPClient(self.quay_agent),
+            self.h.clock,
+            header_timeout=10,
+        )
         self.h.upstreams.replace([hub, quay])
         flush = self.h.flush
 
@@ -128,11 +157,19 @@ class TwoRegistries(SynchronousTestCase):
         self.get("/v2/library/test/manifests/1?ns=quay.io")
         self.get("/v2/library/test/manifests/1?ns=docker.io")
         self.get("/v2/library/test/manifests/1?ns=quay.io")
-        lines = [(e["path"], e["cache_status"], e["upstream"]) for e in events
-                 if e.get("log_namespace") == "harbor_cache.access" and "path" in e]
-        self.assertEqual(lines, [("/v2/library/test/manifests/1?ns=quay.io", "miss", "quay"),
-                                 ("/v2/library/test/manifests/1?ns=docker.io", "miss", "hub"),
-                                 ("/v2/library/test/manifests/1?ns=quay.io", "hit", "-")])
+        lines = [
+            (e["path"], e["cache_status"], e["upstream"])
+            for e in events
+            if e.get("log_namespace") == "harbor_cache.access" and "path" in e
+        ]
+        self.assertEqual(
+            lines,
+            [
+                ("/v2/library/test/manifests/1?ns=quay.io", "miss", "quay"),
+                ("/v2/library/test/manifests/1?ns=docker.io", "miss", "hub"),
+                ("/v2/library/test/manifests/1?ns=quay.io", "hit", "-"),
+            ],
+        )
 
     def test_unknown_ns_is_name_unknown(self):
         """A registry no upstream serves is 404 NAME_UNKNOWN (containerd then tries its next host)."""
@@ -193,8 +230,7 @@ class TwoRegistries(SynchronousTestCase):
         self.get("/v2/quay/library/test/manifests/1")
         self.quay.status = 503
         for _ in range(3):
-            self.successResultOf(Deferred.fromCoroutine(
-                self.health.probe_all()))
+            self.successResultOf(Deferred.fromCoroutine(self.health.probe_all()))
             self.h.flush()
         quay = self.h.upstreams.by_name("quay")
         self.assertTrue(self.health.is_blocked(quay))
@@ -210,8 +246,7 @@ class TwoRegistries(SynchronousTestCase):
         self.assertIn(b"110", response.headers.getRawHeaders(b"Warning")[0])
         self.assertEqual(self.quay.count("GET", "/manifests/") + self.quay.count("HEAD", "/manifests/"), before)
         self.quay.status = None
-        self.successResultOf(Deferred.fromCoroutine(
-            self.health.probe_all()))
+        self.successResultOf(Deferred.fromCoroutine(self.health.probe_all()))
         self.assertEqual(self.health.health_of("quay").view(self.h.clock.seconds())["status"], "healthy")
         self.assertFalse(self.health.is_blocked(quay))
 
@@ -223,15 +258,21 @@ class _ThreeUpstreams(SynchronousTestCase):
         self.r = hosted_support.Registry(self)
         self.r.case = self
         http = HTTPClient(RequestTraversalAgent(FakeRegistry()))
-        self.r.oci.upstreams.replace([
-            RegistryUpstream(UpstreamConfig("hub", "http://hub.test", routes=("library/*",)), http, self.r.clock),
-            RegistryUpstream(UpstreamConfig("quay", "http://quay.test", registry="quay.io", prefix="quay", routes=()),
-                             http,
-                             self.r.clock),
-            RegistryUpstream(UpstreamConfig("team", "http://team.test", prefix="team", allow_push=True, routes=()),
-                             http,
-                             self.r.clock),
-        ])
+        self.r.oci.upstreams.replace(
+            [
+                RegistryUpstream(UpstreamConfig("hub", "http://hub.test", routes=("library/*",)), http, self.r.clock),
+                RegistryUpstream(
+                    UpstreamConfig("quay", "http://quay.test", registry="quay.io", prefix="quay", routes=()),
+                    http,
+                    self.r.clock,
+                ),
+                RegistryUpstream(
+                    UpstreamConfig("team", "http://team.test", prefix="team", allow_push=True, routes=()),
+                    http,
+                    self.r.clock,
+                ),
+            ]
+        )
 
 
 class ReadOnlyProxyTests(_ThreeUpstreams):
@@ -242,8 +283,7 @@ class ReadOnlyProxyTests(_ThreeUpstreams):
             self.assertEqual(response.code, 403, body)
             self.assertEqual(self.r.error_code(body), "DENIED")
             self.assertIn(b"proxy", body)
-            response, body = self.r.request("PUT", f"/v2/{name}/manifests/1", b"{}",
-                                            {"Content-Type": OCI_MANIFEST})
+            response, body = self.r.request("PUT", f"/v2/{name}/manifests/1", b"{}", {"Content-Type": OCI_MANIFEST})
             self.assertEqual((response.code, self.r.error_code(body)), (403, "DENIED"))
             response, body = self.r.request("DELETE", f"/v2/{name}/manifests/1")
             self.assertEqual((response.code, self.r.error_code(body)), (403, "DENIED"))
@@ -277,11 +317,18 @@ class ProbeScheduleTests(SynchronousTestCase):
                 return self.code
 
         self.clock = Clock()
-        self.settings = Settings({"upstreams.probe_interval_seconds": 30, "upstreams.block_after_failures": 3,
-                                  "upstreams.block_seconds": 60, "upstreams.failing_probe_interval_seconds": 2})
+        self.settings = Settings(
+            {
+                "upstreams.probe_interval_seconds": 30,
+                "upstreams.block_after_failures": 3,
+                "upstreams.block_seconds": 60,
+                "upstreams.failing_probe_interval_seconds": 2,
+            }
+        )
         self.a, self.b = Probed("a"), Probed("b")
-        self.monitor = HealthMonitor(type("S", (), {"upstreams": [self.a, self.b]})(), self.settings, Metrics(),
-                                     self.clock)
+        self.monitor = HealthMonitor(
+            type("S", (), {"upstreams": [self.a, self.b]})(), self.settings, Metrics(), self.clock
+        )
         self.monitor.start()
         self.addCleanup(self.monitor.stop)
         self.clock.advance(0)
@@ -344,8 +391,9 @@ class HostedNamesTests(_ThreeUpstreams):
         name = "library/ours"
         response, body = self.r.request("POST", f"/v2/{name}/blobs/uploads/")
         self.assertEqual(response.code, 403, body)
-        self.successResultOf(Deferred.fromCoroutine(self.r.settings.update([("registry.hosted_names",
-                                                                            "library/ours*, quay/*")])))
+        self.successResultOf(
+            Deferred.fromCoroutine(self.r.settings.update([("registry.hosted_names", "library/ours*, quay/*")]))
+        )
         response, answer = self.r.put_manifest(name, "1", self.r.image_manifest(name, [os.urandom(50)]))
         self.assertEqual(response.code, 201, answer)
         self.assertEqual(self.r.oci.route(name).upstreams, [])
@@ -360,24 +408,32 @@ class NsTokenScopeTests(SynchronousTestCase):
         """containerd's token names library/test; the same request with ns=quay.io is not a 401 loop."""
         r = hosted_support.Registry(self, anonymous_pull=False)
         r.case = self
-        r.oci.upstreams.replace([_DownUpstream(UpstreamConfig("quay", "http://quay.test", registry="quay.io",
-                                                              prefix="quay", routes=()))])
-        response, body = r.request("GET", "/v2/token?service=harbor-cache&scope=repository:library/test:pull",
-                                   user="reader")
+        r.oci.upstreams.replace(
+            [_DownUpstream(UpstreamConfig("quay", "http://quay.test", registry="quay.io", prefix="quay", routes=()))]
+        )
+        response, body = r.request(
+            "GET", "/v2/token?service=harbor-cache&scope=repository:library/test:pull", user="reader"
+        )
         token = json.loads(body)["token"]
-        response, body = r.request("GET", "/v2/library/test/manifests/1?ns=quay.io", user=None,
-                                   headers={"Authorization": "Bearer " + token})
+        response, body = r.request(
+            "GET", "/v2/library/test/manifests/1?ns=quay.io", user=None, headers={"Authorization": "Bearer " + token}
+        )
         self.assertEqual(response.code, 503, body)  # past authorization: the (down) upstream was asked
-        response, body = r.request("GET", "/v2/other/name/manifests/1?ns=quay.io", user=None,
-                                   headers={"Authorization": "Bearer " + token})
+        response, body = r.request(
+            "GET", "/v2/other/name/manifests/1?ns=quay.io", user=None, headers={"Authorization": "Bearer " + token}
+        )
         self.assertEqual(response.code, 401, body)
 
 
 class FallbackAndRateLimitTests(TwoRegistries):
     def test_blocked_upstream_is_skipped_in_priority_fallback(self):
         """Two upstreams serve the default namespace; the first one blocked is not even asked."""
-        second = RegistryUpstream(UpstreamConfig(name="second", url="http://quay.test", routes=("*",), priority=5),
-                                  HTTPClient(self.quay_agent), self.h.clock, header_timeout=10)
+        second = RegistryUpstream(
+            UpstreamConfig(name="second", url="http://quay.test", routes=("*",), priority=5),
+            HTTPClient(self.quay_agent),
+            self.h.clock,
+            header_timeout=10,
+        )
         hub = self.h.upstreams.by_name("hub")
         self.h.upstreams.replace([hub, second])
         only_second = image(self.quay, "library/only", "1", b"only")
@@ -433,8 +489,12 @@ class CheckAccessTests(SynchronousTestCase):
         from twisted.internet.task import Clock
 
         agent = RequestTraversalAgent(registry)
-        up = RegistryUpstream(UpstreamConfig("t", "http://upstream.test", username=username, password=password),
-                              HTTPClient(agent), Clock(), header_timeout=10)
+        up = RegistryUpstream(
+            UpstreamConfig("t", "http://upstream.test", username=username, password=password),
+            HTTPClient(agent),
+            Clock(),
+            header_timeout=10,
+        )
         d = Deferred.fromCoroutine(up.check_access())
         for _ in range(20):
             agent.flush()

@@ -18,13 +18,26 @@ class OciTests(SynchronousTestCase):
         self.layer_digest = self.up.add_blob(self.layer)
         self.config = b'{"architecture":"amd64"}'
         self.config_digest = self.up.add_blob(self.config)
-        self.manifest, self.manifest_digest = self.up.add_manifest("library/app", "1", {
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": self.config_digest,
-                       "size": len(self.config)},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": self.layer_digest,
-                        "size": len(self.layer)}],
-        })
+        self.manifest, self.manifest_digest = self.up.add_manifest(
+            "library/app",
+            "1",
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": self.config_digest,
+                    "size": len(self.config),
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                        "digest": self.layer_digest,
+                        "size": len(self.layer),
+                    }
+                ],
+            },
+        )
         self.h = Harness(self.mktemp(), self.up)
 
     def get(self, path, method="GET", headers=None):
@@ -38,7 +51,9 @@ class OciTests(SynchronousTestCase):
     def test_base(self):
         """GET /v2/ answers {} with the API version header (to a user: an anonymous ping is challenged)."""
         self.h.add_user("reader", "reader-pw", "read-only")
-        response, body = self.get("/v2/", headers={"Authorization": "Basic " + base64.b64encode(b"reader:reader-pw").decode()})
+        response, body = self.get(
+            "/v2/", headers={"Authorization": "Basic " + base64.b64encode(b"reader:reader-pw").decode()}
+        )
         self.assertEqual((response.code, body), (200, b"{}"))
         self.assertEqual(self.header(response, "Docker-Distribution-API-Version"), "registry/2.0")
 
@@ -209,8 +224,9 @@ class OciTests(SynchronousTestCase):
     def test_changed_tag_is_fetched_again(self):
         """When upstream moved the tag, the new manifest is fetched and served."""
         self.get("/v2/library/app/manifests/1")
-        new_body, new_digest = self.up.add_manifest("library/app", "1", {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                                                                         "config": {}, "layers": []})
+        new_body, new_digest = self.up.add_manifest(
+            "library/app", "1", {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}, "layers": []}
+        )
         self.h.clock.advance(301)
         response, body = self.get("/v2/library/app/manifests/1")
         self.assertEqual((body, self.header(response, "Docker-Content-Digest")), (new_body, new_digest))
@@ -233,21 +249,27 @@ class OciTests(SynchronousTestCase):
 
     def test_accept_negotiation(self):
         """A manifest type the client does not accept is 404, an index is returned as is."""
-        response, body = self.get("/v2/library/app/manifests/1",
-                                  headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+        response, body = self.get(
+            "/v2/library/app/manifests/1", headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+        )
         self.assertEqual(response.code, 404)
-        index_body, _ = self.up.add_manifest("library/app", "multi", {"schemaVersion": 2, "mediaType": INDEX,
-                                                                       "manifests": []}, INDEX)
-        response, body = self.get("/v2/library/app/manifests/multi",
-                                  headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+        index_body, _ = self.up.add_manifest(
+            "library/app", "multi", {"schemaVersion": 2, "mediaType": INDEX, "manifests": []}, INDEX
+        )
+        response, body = self.get(
+            "/v2/library/app/manifests/multi",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        )
         self.assertEqual((response.code, body), (200, index_body))
         self.assertEqual(self.header(response, "Content-Type"), INDEX)
 
     def test_by_digest_served_as_stored_whatever_accept_says(self):
         """A known digest requested with a Docker-v2-only Accept: 200 with the stored type (by tag: 404)."""
         self.get("/v2/library/app/manifests/1")
-        response, body = self.get("/v2/library/app/manifests/" + self.manifest_digest,
-                                  headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+        response, body = self.get(
+            "/v2/library/app/manifests/" + self.manifest_digest,
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        )
         self.assertEqual((response.code, body), (200, self.manifest))
         self.assertEqual(self.header(response, "Content-Type"), OCI_MANIFEST)
 
@@ -259,8 +281,9 @@ class OciTests(SynchronousTestCase):
         for ref in ("1", self.manifest_digest):
             for method in ("GET", "HEAD"):
                 for value in (etag, "W/" + etag, '"sha256:other", ' + etag):
-                    response, body = self.get("/v2/library/app/manifests/" + ref, method=method,
-                                              headers={"If-None-Match": value})
+                    response, body = self.get(
+                        "/v2/library/app/manifests/" + ref, method=method, headers={"If-None-Match": value}
+                    )
                     self.assertEqual((response.code, body), (304, b""), (ref, method, value))
                     self.assertEqual(self.header(response, "Docker-Content-Digest"), self.manifest_digest)
         response, body = self.get("/v2/library/app/manifests/1", headers={"If-None-Match": '"sha256:other"'})

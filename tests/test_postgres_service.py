@@ -66,8 +66,14 @@ class PostgresServiceTests(TestCase):
         self.relay.open()
         self.addCleanup(lambda: self.relay.port.connected and self.relay.cut())
         relayed = parts._replace(netloc=f"postgres@127.0.0.1:{self.relay.number}").geturl()
-        self.config = Config(listen="tcp:0:interface=127.0.0.1", data_dir=os.path.abspath(self.mktemp()),
-                             upstreams=(), maven_repositories=(), index_url=relayed, index_pool_size=2)
+        self.config = Config(
+            listen="tcp:0:interface=127.0.0.1",
+            data_dir=os.path.abspath(self.mktemp()),
+            upstreams=(),
+            maven_repositories=(),
+            index_url=relayed,
+            index_pool_size=2,
+        )
 
     async def health(self, port):
         response = await treq.get(f"http://127.0.0.1:{port}/health", persistent=False)

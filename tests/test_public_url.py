@@ -22,8 +22,7 @@ def request(host=None, peer="10.0.0.1", **headers):
 
 class PublicUrlTests(SynchronousTestCase):
     def test_configured_wins(self):
-        self.assertEqual(PublicURL("https://cache.example/").for_request(request("other:1")),
-                         "https://cache.example")
+        self.assertEqual(PublicURL("https://cache.example/").for_request(request("other:1")), "https://cache.example")
 
     def test_host_of_the_request(self):
         self.assertEqual(PublicURL().for_request(request("127.0.0.1:8080")), "http://127.0.0.1:8080")
@@ -47,10 +46,14 @@ class PublicUrlTests(SynchronousTestCase):
     def test_config(self):
         """public_url is unset by default; a bad one or a bad proxy address is refused by name."""
         self.assertIsNone(parse_config({}).public_url)
-        self.assertEqual(parse_config({"server": {"trusted_proxies": ["10.0.0.1", "fd00::/8"]}}).trusted_proxies,
-                         ("10.0.0.1", "fd00::/8"))
-        for server, key in (({"public_url": "ftp://x"}, "server.public_url"),
-                            ({"public_url": 'http://a"b'}, "server.public_url"),
-                            ({"trusted_proxies": ["nope"]}, "server.trusted_proxies")):
+        self.assertEqual(
+            parse_config({"server": {"trusted_proxies": ["10.0.0.1", "fd00::/8"]}}).trusted_proxies,
+            ("10.0.0.1", "fd00::/8"),
+        )
+        for server, key in (
+            ({"public_url": "ftp://x"}, "server.public_url"),
+            ({"public_url": 'http://a"b'}, "server.public_url"),
+            ({"trusted_proxies": ["nope"]}, "server.trusted_proxies"),
+        ):
             e = self.assertRaises(ConfigError, parse_config, {"server": server})
             self.assertIn(key, str(e))

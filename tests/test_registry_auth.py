@@ -60,8 +60,9 @@ class MatrixTests(SynchronousTestCase):
         """Anonymous push: 401 with scope pull,push in the challenge."""
         response, _ = self.start_upload()
         self.assertEqual(response.code, 401)
-        self.assertEqual(self.r.header(response, "WWW-Authenticate"),
-                         CHALLENGE + f',scope="repository:{NAME}:pull,push"')
+        self.assertEqual(
+            self.r.header(response, "WWW-Authenticate"), CHALLENGE + f',scope="repository:{NAME}:pull,push"'
+        )
 
     def test_read_only_push_denied(self):
         """A read-only user pushing: 403 DENIED."""
@@ -73,8 +74,7 @@ class MatrixTests(SynchronousTestCase):
         body = self.r.image_manifest(NAME, [b"l"])
         self.assertEqual(self.r.put_manifest(NAME, "v1", body, user="reader")[0].code, 403)
         self.r.put_manifest(NAME, "v1", body)
-        self.assertEqual(self.r.request("DELETE", f"/v2/{NAME}/manifests/{sha256(body)}", user="reader")[0].code,
-                         403)
+        self.assertEqual(self.r.request("DELETE", f"/v2/{NAME}/manifests/{sha256(body)}", user="reader")[0].code, 403)
         self.assertEqual(self.r.request("DELETE", f"/v2/{NAME}/blobs/{sha256(b'l')}", user="reader")[0].code, 403)
 
     def test_read_write_and_admin_push(self):
@@ -156,13 +156,16 @@ class MatrixTests(SynchronousTestCase):
         """A cross-repository mount only succeeds when the caller may pull the source (else a session)."""
         digest = self.r.push_blob("src/repo", b"layer")
         token = json.loads(self.token("writer", scope=f"repository:{NAME}:pull,push")[1])["token"]
-        response, _ = self.r.request("POST", f"/v2/{NAME}/blobs/uploads/?mount={digest}&from=src/repo",
-                                     headers=bearer(token), user=None)
+        response, _ = self.r.request(
+            "POST", f"/v2/{NAME}/blobs/uploads/?mount={digest}&from=src/repo", headers=bearer(token), user=None
+        )
         self.assertEqual(response.code, 202)
-        token = json.loads(self.token("writer", scope=f"repository:{NAME}:pull,push repository:src/repo:pull")[1]
-                           )["token"]
-        response, _ = self.r.request("POST", f"/v2/{NAME}/blobs/uploads/?mount={digest}&from=src/repo",
-                                     headers=bearer(token), user=None)
+        token = json.loads(self.token("writer", scope=f"repository:{NAME}:pull,push repository:src/repo:pull")[1])[
+            "token"
+        ]
+        response, _ = self.r.request(
+            "POST", f"/v2/{NAME}/blobs/uploads/?mount={digest}&from=src/repo", headers=bearer(token), user=None
+        )
         self.assertEqual(response.code, 201)
 
 
@@ -177,8 +180,9 @@ class TokenHolderTests(SynchronousTestCase):
 
     def writer_token(self, password="writer-pw"):
         headers = {k.decode(): v[0] for k, v in basic("writer", password).items()}
-        response, body = self.r.request("GET", f"/v2/token?scope=repository:{NAME}:pull,push", headers=headers,
-                                        user=None)
+        response, body = self.r.request(
+            "GET", f"/v2/token?scope=repository:{NAME}:pull,push", headers=headers, user=None
+        )
         self.assertEqual(response.code, 200, body)
         return json.loads(body)["token"]
 
@@ -205,8 +209,9 @@ class TokenHolderTests(SynchronousTestCase):
         response, body = self.r.request("POST", f"/v2/{NAME}/blobs/uploads/", headers=bearer(token), user=None)
         self.assertEqual((response.code, self.r.error_code(body)), (403, "DENIED"))
         # Pulling with it still works (404: nothing there, not 401/403).
-        self.assertEqual(self.r.request("GET", f"/v2/{NAME}/manifests/x", headers=bearer(token),
-                                        user=None)[0].code, 404)
+        self.assertEqual(
+            self.r.request("GET", f"/v2/{NAME}/manifests/x", headers=bearer(token), user=None)[0].code, 404
+        )
 
     def test_password_change_revokes_tokens_and_cached_basic(self):
         token = self.writer_token()
@@ -221,11 +226,13 @@ class TokenHolderTests(SynchronousTestCase):
     def test_anonymous_token_follows_the_setting(self):
         response, body = self.r.request("GET", f"/v2/token?scope=repository:{NAME}:pull", user=None)
         token = json.loads(body)["token"]
-        self.assertEqual(self.r.request("GET", f"/v2/{NAME}/manifests/x", headers=bearer(token),
-                                        user=None)[0].code, 404)
+        self.assertEqual(
+            self.r.request("GET", f"/v2/{NAME}/manifests/x", headers=bearer(token), user=None)[0].code, 404
+        )
         self.wait(self.r.settings.update([("registry.anonymous_pull", "false")]))
-        self.assertEqual(self.r.request("GET", f"/v2/{NAME}/manifests/x", headers=bearer(token),
-                                        user=None)[0].code, 401)
+        self.assertEqual(
+            self.r.request("GET", f"/v2/{NAME}/manifests/x", headers=bearer(token), user=None)[0].code, 401
+        )
 
 
 class NoAnonymousPullTests(SynchronousTestCase):

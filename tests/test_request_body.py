@@ -97,7 +97,7 @@ def head(method, path, *headers):
 def response(transport):
     raw = transport.value()
     if raw.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"):
-        raw = raw[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
+        raw = raw[len(b"HTTP/1.1 100 Continue\r\n\r\n") :]
     head_part, _, body = raw.partition(b"\r\n\r\n")
     status = int(head_part.split(b" ", 2)[1])
     if b"Transfer-Encoding: chunked" in head_part:
@@ -108,7 +108,7 @@ def response(transport):
             if n == 0:
                 break
             out += rest[:n]
-            body = rest[n + 2:]
+            body = rest[n + 2 :]
         body = out
     return status, head_part, body
 
@@ -408,8 +408,7 @@ class SlowClientTests(SynchronousTestCase):
 class BodyObjectTests(SynchronousTestCase):
     def test_read_all_refuses_from_content_length(self):
         body = StreamedBody(5000, 1 << 20, lambda: None, lambda: None)
-        f = self.failureResultOf(Deferred.fromCoroutine(
-            body.read_all(1000)))
+        f = self.failureResultOf(Deferred.fromCoroutine(body.read_all(1000)))
         f.trap(BodyTooLarge)
 
     def test_buffered_body_same_api(self):

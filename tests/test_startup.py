@@ -22,8 +22,9 @@ class StartupTests(TestCase):
     def setUp(self):
         self.patch(passwords, "BCRYPT_ROUNDS", 4)
         self.data_dir = os.path.abspath(self.mktemp())
-        self.config = Config(listen="tcp:0:interface=127.0.0.1", data_dir=self.data_dir, upstreams=(),
-                             maven_repositories=())
+        self.config = Config(
+            listen="tcp:0:interface=127.0.0.1", data_dir=self.data_dir, upstreams=(), maven_repositories=()
+        )
         self.events = []
         globalLogPublisher.addObserver(self.events.append)
         self.addCleanup(globalLogPublisher.removeObserver, self.events.append)

@@ -153,7 +153,7 @@ class GrowingReaderTests(SynchronousTestCase):
         slow_done = RangeProducer(self.temp, slow).start()
         fast_done = RangeProducer(self.temp, fast).start()
         for i in range(0, len(self.data), 10_000):
-            self.temp.write(self.data[i:i + 10_000])
+            self.temp.write(self.data[i : i + 10_000])
         self.successResultOf(self._finish())
         self.successResultOf(fast_done)
         self.assertEqual(fast.value(), self.data)

@@ -56,8 +56,9 @@ class UploadSessionTests(SynchronousTestCase):
         for user in ("admin", "writer", "admin"):
             self.location(user=user)
         response, body = self.start(user="writer")
-        self.assertEqual((response.code, json.loads(body)["errors"][0]["detail"]["setting"]),
-                         (429, "uploads.max_sessions"))
+        self.assertEqual(
+            (response.code, json.loads(body)["errors"][0]["detail"]["setting"]), (429, "uploads.max_sessions")
+        )
 
     def test_idle_sessions_hold_no_file_descriptor(self):
         """Forty sessions with bytes in them: open descriptors do not grow with them."""

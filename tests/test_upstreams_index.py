@@ -13,10 +13,19 @@ from harbor_cache.settings.startup import UpstreamConfig
 from harbor_cache.testing import InlinePool
 from tests import pg_support
 
-HUB = UpstreamConfig(name="hub", url="http://127.0.0.1:1", registry="docker.io", routes=("*",), priority=1,
-                     username="u", password="p", library_prefix=True)
-QUAY = UpstreamConfig(name="quay", url="http://127.0.0.1:2", registry="quay.io", prefix="quay", routes=(),
-                      allow_push=True)
+HUB = UpstreamConfig(
+    name="hub",
+    url="http://127.0.0.1:1",
+    registry="docker.io",
+    routes=("*",),
+    priority=1,
+    username="u",
+    password="p",
+    library_prefix=True,
+)
+QUAY = UpstreamConfig(
+    name="quay", url="http://127.0.0.1:2", registry="quay.io", prefix="quay", routes=(), allow_push=True
+)
 
 
 def run(case, coro):
@@ -47,8 +56,7 @@ class UpstreamRowsMixin:
         updated = run(self, self.index.update_upstream(created.id, row_from_config(moved), 3.0))
         self.assertEqual((config_from_row(updated), updated.created_at, updated.updated_at), (moved, 1.0, 3.0))
         clash = UpstreamConfig(**{**QUAY.__dict__, "name": "hub"})
-        self.assertEqual(run(self, self.index.update_upstream(other.id, row_from_config(clash), 4.0)),
-                         "name_taken")
+        self.assertEqual(run(self, self.index.update_upstream(other.id, row_from_config(clash), 4.0)), "name_taken")
         self.assertEqual(run(self, self.index.update_upstream(999, row_from_config(QUAY), 4.0)), "missing")
         self.assertEqual(run(self, self.index.upstreams_generation()), 3)
         self.assertTrue(run(self, self.index.delete_upstream(created.id)))

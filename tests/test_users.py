@@ -55,11 +55,20 @@ class UserRuleTests(SynchronousTestCase):
     def test_bad_fields_are_bad_requests(self):
         """Unknown role, empty or missing password, bad usernames: 400, nothing created."""
         for username, password, role in [
-            ("u", "pw", "root"), ("u", "pw", None), ("u", "pw", "Admin"),
-            ("u", "", "read-only"), ("u", None, "read-only"), ("u", 5, "read-only"),
-            ("", "pw", "read-only"), (None, "pw", "read-only"), ("a b", "pw", "read-only"),
-            ("a:b", "pw", "read-only"), ("a\x00", "pw", "read-only"), ("x" * 129, "pw", "read-only"),
-            ("u", "p" * 73, "read-only"), ("u", "\ud800", "read-only"),
+            ("u", "pw", "root"),
+            ("u", "pw", None),
+            ("u", "pw", "Admin"),
+            ("u", "", "read-only"),
+            ("u", None, "read-only"),
+            ("u", 5, "read-only"),
+            ("", "pw", "read-only"),
+            (None, "pw", "read-only"),
+            ("a b", "pw", "read-only"),
+            ("a:b", "pw", "read-only"),
+            ("a\x00", "pw", "read-only"),
+            ("x" * 129, "pw", "read-only"),
+            ("u", "p" * 73, "read-only"),
+            ("u", "\ud800", "read-only"),
         ]:
             e = self.fails(self.users.create(username, password, role), BadRequest)
             self.assertEqual(status_of(e), 400)
@@ -70,8 +79,7 @@ class UserRuleTests(SynchronousTestCase):
         bob = self.wait(self.users.create("bob", "old", "read-only"))
         self.clock.advance(60)
         row = self.wait(self.users.update(bob.id, role="read-write"))
-        self.assertEqual((row.role, row.password_hash, row.updated_at),
-                         ("read-write", bob.password_hash, T0 + 60))
+        self.assertEqual((row.role, row.password_hash, row.updated_at), ("read-write", bob.password_hash, T0 + 60))
         self.wait(self.users.update(bob.id, password="new"))
         self.assertIsNone(self.wait(self.users.authenticate("bob", "old")))
         self.assertEqual(self.wait(self.users.authenticate("bob", "new")).role, "read-write")

@@ -91,8 +91,11 @@ class SiteTests(SynchronousTestCase):
         before = len(generate_latest(self.h.metrics.registry))
         for i in range(300):
             self.get("/health", method="X%d" % i)
-        families = {s.labels.get("method") for m in self.h.metrics.registry.collect()
-                    if m.name == "harbor_cache_http_responses" for s in m.samples}
+        families = {
+            s.labels.get("method")
+            for m in self.h.metrics.registry.collect()
+            if m.name == "harbor_cache_http_responses"
+            for s in m.samples
+        }
         self.assertEqual(families - {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}, {"other"})
         self.assertLess(len(generate_latest(self.h.metrics.registry)) - before, 2000)
-

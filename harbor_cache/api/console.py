@@ -41,6 +41,7 @@ MAX_PAGE = 500
 DEFAULT_PAGE = 50
 MAX_TEXT = 256
 
+
 def query_arg(request, name: str) -> str | None:
     """A query parameter as text (the first one), None when absent or empty."""
     values = request.args.get(name.encode())
@@ -77,8 +78,7 @@ def choice_arg(request, name: str, choices, default: str | None = None) -> str |
 
 
 def page_args(request) -> tuple[int, int]:
-    return (int_arg(request, "offset", 0, 0, 1 << 40),
-            int_arg(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE))
+    return (int_arg(request, "offset", 0, 0, 1 << 40), int_arg(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE))
 
 
 def entry_view(row: Entry) -> dict[str, Any]:
@@ -107,8 +107,15 @@ def audit_view(row: AuditRecord) -> dict[str, Any]:
             detail = json.loads(row.detail)
         except ValueError:
             detail = {"text": row.detail}
-    return {"id": row.id, "at": iso8601(row.at), "actor": row.actor, "action": row.action,
-            "target": row.target, "detail": detail, "client": row.client}
+    return {
+        "id": row.id,
+        "at": iso8601(row.at),
+        "actor": row.actor,
+        "action": row.action,
+        "target": row.target,
+        "detail": detail,
+        "client": row.client,
+    }
 
 
 def download_label(key) -> tuple[str, str]:
@@ -121,8 +128,11 @@ def download_label(key) -> tuple[str, str]:
 
 
 def _descriptor(d: dict) -> dict[str, Any]:
-    return {"digest": d.get("digest"), "size": d.get("size") if isinstance(d.get("size"), int) else None,
-            "media_type": d.get("mediaType")}
+    return {
+        "digest": d.get("digest"),
+        "size": d.get("size") if isinstance(d.get("size"), int) else None,
+        "media_type": d.get("mediaType"),
+    }
 
 
 def _strings(obj) -> dict[str, str]:
@@ -139,9 +149,13 @@ def manifest_view(body: bytes, digest: str, media_type: str) -> dict[str, Any]:
         raise ManifestInvalid("stored manifest is not JSON", {"digest": digest}) from None
     if not isinstance(document, dict):
         raise ManifestInvalid("stored manifest is not a JSON object", {"digest": digest})
-    view: dict[str, Any] = {"digest": digest, "media_type": media_type, "size": len(body),
-                            "annotations": _strings(document.get("annotations")),
-                            "artifact_type": document.get("artifactType")}
+    view: dict[str, Any] = {
+        "digest": digest,
+        "media_type": media_type,
+        "size": len(body),
+        "annotations": _strings(document.get("annotations")),
+        "artifact_type": document.get("artifactType"),
+    }
     if media_type in INDEX_TYPES or isinstance(document.get("manifests"), list):
         view["kind"] = "index"
         platforms = []
@@ -151,10 +165,16 @@ def manifest_view(body: bytes, digest: str, media_type: str) -> dict[str, Any]:
             platform = child.get("platform")
             if not isinstance(platform, dict):
                 platform = {}
-            platforms.append({**_descriptor(child),
-                              "os": platform.get("os"), "architecture": platform.get("architecture"),
-                              "variant": platform.get("variant"), "os_version": platform.get("os.version"),
-                              "annotations": _strings(child.get("annotations"))})
+            platforms.append(
+                {
+                    **_descriptor(child),
+                    "os": platform.get("os"),
+                    "architecture": platform.get("architecture"),
+                    "variant": platform.get("variant"),
+                    "os_version": platform.get("os.version"),
+                    "annotations": _strings(child.get("annotations")),
+                }
+            )
         view["platforms"] = platforms
         return view
     view["kind"] = "image"
@@ -170,8 +190,21 @@ def manifest_view(body: bytes, digest: str, media_type: str) -> dict[str, Any]:
 class ConsoleApi:
     """Collaborators the console's endpoints read; `ApiFront` calls these after checking the caller."""
 
-    def __init__(self, *, index, downloads, evictor, settings, oci, hosted, metrics, site_front,
-                 clock, public_url: PublicURL | str | None = None, started_at: float | None = None):
+    def __init__(
+        self,
+        *,
+        index,
+        downloads,
+        evictor,
+        settings,
+        oci,
+        hosted,
+        metrics,
+        site_front,
+        clock,
+        public_url: PublicURL | str | None = None,
+        started_at: float | None = None,
+    ):
         self.index = index
         self.downloads = downloads
         self.evictor = evictor
@@ -191,14 +224,23 @@ class ConsoleApi:
         sort = choice_arg(request, "sort", self.index.ENTRY_SORTS, "last_access")
         order = choice_arg(request, "order", {"asc", "desc"}, "desc")
         total, rows = await self.index.cache_entries_page(
-            offset=offset, limit=limit, sort=sort, descending=order == "desc",
+            offset=offset,
+            limit=limit,
+            sort=sort,
+            descending=order == "desc",
             front=choice_arg(request, "front", {"oci", "maven"}),
             kind=choice_arg(request, "kind", {"proxy", "hosted"}),
             repository=query_arg(request, "repository"),
             text=query_arg(request, "q"),
         )
-        return {"total": total, "offset": offset, "limit": limit, "sort": sort, "order": order,
-                "entries": [entry_view(r) for r in rows]}
+        return {
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "sort": sort,
+            "order": order,
+            "entries": [entry_view(r) for r in rows],
+        }
 
     async def delete_entry(self, entry_id: int) -> dict[str, Any]:
         """Remove one proxied entry; NotFound, or Conflict for hosted content."""
@@ -206,8 +248,9 @@ class ConsoleApi:
         if row is None:
             raise NotFound("no cache entry with this id", {"id": entry_id})
         if row.kind == "hosted":
-            raise Conflict("hosted content is deleted through the registry or artifact API, not the cache",
-                           {"id": entry_id})
+            raise Conflict(
+                "hosted content is deleted through the registry or artifact API, not the cache", {"id": entry_id}
+            )
         if not await self.evictor.delete_entry(entry_id):
             raise NotFound("no cache entry with this id", {"id": entry_id})
         return entry_view(row)
@@ -222,14 +265,21 @@ class ConsoleApi:
             done = dl.temp.received if dl.temp is not None else 0
             started = getattr(dl, "started_at", None) or now
             elapsed = max(now - started, 0.0)
-            out.append({
-                "front": dl.front, "source": dl.source, "repository": repository, "target": what,
-                "bytes_done": done, "total": dl.length,
-                "rate": round(done / elapsed, 1) if elapsed > 0 else 0.0,
-                "clients": dl.joined + 1,
-                "started_at": iso8601(started), "elapsed_seconds": round(elapsed, 3),
-                "state": "body" if dl.temp is not None else "connecting",
-            })
+            out.append(
+                {
+                    "front": dl.front,
+                    "source": dl.source,
+                    "repository": repository,
+                    "target": what,
+                    "bytes_done": done,
+                    "total": dl.length,
+                    "rate": round(done / elapsed, 1) if elapsed > 0 else 0.0,
+                    "clients": dl.joined + 1,
+                    "started_at": iso8601(started),
+                    "elapsed_seconds": round(elapsed, 3),
+                    "state": "body" if dl.temp is not None else "connecting",
+                }
+            )
         out.sort(key=lambda d: d["started_at"] or "")
         return {"downloads": out}
 
@@ -247,11 +297,19 @@ class ConsoleApi:
         offset, limit = page_args(request)
         areas = set(ACTIONS) | {a.split(".")[0] for a in ACTIONS}
         total, rows = await self.index.audit_page(
-            offset=offset, limit=limit, action=choice_arg(request, "action", areas),
-            actor=query_arg(request, "actor"), text=query_arg(request, "q"),
+            offset=offset,
+            limit=limit,
+            action=choice_arg(request, "action", areas),
+            actor=query_arg(request, "actor"),
+            text=query_arg(request, "q"),
         )
-        return {"total": total, "offset": offset, "limit": limit, "actions": list(ACTIONS),
-                "entries": [audit_view(r) for r in rows]}
+        return {
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "actions": list(ACTIONS),
+            "entries": [audit_view(r) for r in rows],
+        }
 
     # -- dashboard ----------------------------------------------------------------------
 
@@ -264,8 +322,18 @@ class ConsoleApi:
                     if not sample.name.endswith("_total"):
                         continue
                     key = (sample.labels.get("front", ""), sample.labels.get("source", ""))
-                    row = table.setdefault(key, {"front": key[0], "source": key[1], "hits": 0, "misses": 0,
-                                                 "upstream_bytes": 0, "errors": 0, "coalesced": 0})
+                    row = table.setdefault(
+                        key,
+                        {
+                            "front": key[0],
+                            "source": key[1],
+                            "hits": 0,
+                            "misses": 0,
+                            "upstream_bytes": 0,
+                            "errors": 0,
+                            "coalesced": 0,
+                        },
+                    )
                     row[field] += int(sample.value)
 
         m = self.metrics
@@ -295,8 +363,11 @@ class ConsoleApi:
             "started_at": iso8601(self.started_at),
             "uptime_seconds": int(max(now - self.started_at, 0)),
             "server_time": iso8601(now),
-            "cache": {**stats, "max_size": self.settings.get("cache.max_size"),
-                      "eviction_policy": self.settings.get("cache.eviction_policy")},
+            "cache": {
+                **stats,
+                "max_size": self.settings.get("cache.max_size"),
+                "eviction_policy": self.settings.get("cache.eviction_policy"),
+            },
             "sources": self._source_counters(),
             "served_bytes": self._served_bytes(),
             "inflight": len(self.downloads.inflight),
@@ -315,14 +386,16 @@ class ConsoleApi:
     async def images(self) -> dict[str, Any]:
         repos = []
         for r in await self.index.image_repositories():
-            repos.append({
-                "name": r.name,
-                "hosted": bool(r.hosted_tags or r.hosted_manifests),
-                "cached": bool(r.cached_tags or r.cached_manifests),
-                "tag_count": r.hosted_tags + r.cached_tags,
-                "manifest_count": r.hosted_manifests + r.cached_manifests,
-                "updated_at": iso8601(r.updated_at or None),
-            })
+            repos.append(
+                {
+                    "name": r.name,
+                    "hosted": bool(r.hosted_tags or r.hosted_manifests),
+                    "cached": bool(r.cached_tags or r.cached_manifests),
+                    "tag_count": r.hosted_tags + r.cached_tags,
+                    "manifest_count": r.hosted_manifests + r.cached_manifests,
+                    "updated_at": iso8601(r.updated_at or None),
+                }
+            )
         return {"repositories": repos}
 
     @staticmethod
@@ -355,11 +428,21 @@ class ConsoleApi:
         rows = await self.index.image_tags(name)
         if not rows and not await self.index.repository_known(name):
             raise NameUnknown("repository name not known to this cache", {"repository": name})
-        return {"repository": name, "tags": [
-            {"tag": r.tag, "digest": r.digest, "kind": "hosted" if r.kind == "hosted" else "cached",
-             "media_type": r.media_type, "size": r.size, "updated_at": iso8601(r.updated_at),
-             "pull": self.pull_lines(request, name, r.tag)}
-            for r in rows]}
+        return {
+            "repository": name,
+            "tags": [
+                {
+                    "tag": r.tag,
+                    "digest": r.digest,
+                    "kind": "hosted" if r.kind == "hosted" else "cached",
+                    "media_type": r.media_type,
+                    "size": r.size,
+                    "updated_at": iso8601(r.updated_at),
+                    "pull": self.pull_lines(request, name, r.tag),
+                }
+                for r in rows
+            ],
+        }
 
     async def image_manifest(self, request) -> dict[str, Any]:
         name, reference = self._name(request), self._reference(request)
@@ -368,8 +451,14 @@ class ConsoleApi:
         else:
             result = await self.oci.get_manifest_by_tag(name, reference)
         view = manifest_view(result.body, result.digest, result.media_type)
-        view.update({"repository": name, "reference": reference, "cache_status": result.cache_status,
-                     "pull": self.pull_lines(request, name, reference)})
+        view.update(
+            {
+                "repository": name,
+                "reference": reference,
+                "cache_status": result.cache_status,
+                "pull": self.pull_lines(request, name, reference),
+            }
+        )
         return view
 
     async def delete_tag(self, request) -> tuple[str, str]:
@@ -381,6 +470,8 @@ class ConsoleApi:
         try:
             await self.hosted.delete_manifest(name, tag, True)
         except NotHosted:
-            raise Conflict("only hosted (pushed) tags can be deleted; cached tags follow their upstream",
-                           {"repository": name, "tag": tag}) from None
+            raise Conflict(
+                "only hosted (pushed) tags can be deleted; cached tags follow their upstream",
+                {"repository": name, "tag": tag},
+            ) from None
         return name, tag

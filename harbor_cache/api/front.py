@@ -52,10 +52,6 @@ ADMIN = "admin"
 WRITER_ROLES = ("admin", "read-write")
 
 
-
-
-
-
 def user_view(row: User) -> dict[str, Any]:
     """A user as the API shows it (never the password hash)."""
     return {
@@ -114,8 +110,19 @@ class ApiFront:
     app = Klein()
     install_error_handlers(app)
 
-    def __init__(self, *, users, tokens, settings, evictor, openapi_document: dict | None = None, upstreams=None,
-                 audit=None, console=None, on_cache_change=None):
+    def __init__(
+        self,
+        *,
+        users,
+        tokens,
+        settings,
+        evictor,
+        openapi_document: dict | None = None,
+        upstreams=None,
+        audit=None,
+        console=None,
+        on_cache_change=None,
+    ):
         self.users = users
         self.upstreams = upstreams  # core.upstreams.UpstreamCatalog
         self.tokens = tokens
@@ -129,8 +136,9 @@ class ApiFront:
         self._openapi_document = openapi_document or {}
         self._openapi: bytes | None = None
 
-    async def record(self, request, action: str, actor: str | None, target: str | None = None,
-                     detail: dict | None = None) -> None:
+    async def record(
+        self, request, action: str, actor: str | None, target: str | None = None, detail: dict | None = None
+    ) -> None:
         """One audit record (no-op without an audit log)."""
         if self.audit is not None:
             await self.audit.record(action, actor=actor, target=target, detail=detail, request=request)
@@ -150,28 +158,38 @@ class ApiFront:
             raise Unauthorized("authentication required", headers=_challenge())
         token = parse_bearer_authorization(header)
         if token is None:
-            raise Unauthorized("a Bearer token is required",
-                               headers=_challenge("invalid_request", "expected: Bearer <token>"))
+            raise Unauthorized(
+                "a Bearer token is required", headers=_challenge("invalid_request", "expected: Bearer <token>")
+            )
         try:
             claims = self.tokens.verify(token)
         except InvalidToken as e:
-            raise Unauthorized("invalid token", e.reason,
-                               headers=_challenge("invalid_token", e.reason)) from None
+            raise Unauthorized("invalid token", e.reason, headers=_challenge("invalid_token", e.reason)) from None
         user = await self.users.find(int(claims["sub"]))
         if user is None or user.username != claims["username"]:
-            raise Unauthorized("invalid token", "user no longer exists",
-                               headers=_challenge("invalid_token", "user no longer exists"))
+            raise Unauthorized(
+                "invalid token", "user no longer exists", headers=_challenge("invalid_token", "user no longer exists")
+            )
         if claims.get(STAMP_CLAIM) != credential_stamp(user.password_hash):
             reason = "password changed since the token was issued"
             raise Unauthorized("invalid token", reason, headers=_challenge("invalid_token", reason))
         if role == WRITER and user.role not in WRITER_ROLES:
-            raise Denied("read-write or admin role required", {"role": user.role},
-                         headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", '
-                                                      'error_description="read-write role required"'})
+            raise Denied(
+                "read-write or admin role required",
+                {"role": user.role},
+                headers={
+                    "WWW-Authenticate": 'Bearer error="insufficient_scope", '
+                    'error_description="read-write role required"'
+                },
+            )
         if role == ADMIN and user.role != "admin":
-            raise Denied("admin role required", {"role": user.role},
-                         headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", '
-                                                      'error_description="admin role required"'})
+            raise Denied(
+                "admin role required",
+                {"role": user.role},
+                headers={
+                    "WWW-Authenticate": 'Bearer error="insufficient_scope", error_description="admin role required"'
+                },
+            )
         return user
 
     # -- auth ----------------------------------------------------------------
@@ -187,8 +205,7 @@ class ApiFront:
             await self.record(request, "login.failed", username[:128])
             raise Unauthorized("Invalid credentials", headers=_challenge())
         await self.record(request, "login", user.username)
-        token = self.tokens.mint(user.id, user.username, user.role,
-                                 stamp=credential_stamp(user.password_hash))
+        token = self.tokens.mint(user.id, user.username, user.role, stamp=credential_stamp(user.password_hash))
         request.setHeader(b"Cache-Control", b"no-store")
         return json_response(request, {"token": token, "expires_in": self.tokens.lifetime})
 
@@ -228,8 +245,9 @@ class ApiFront:
     async def create_user(self, request, caller):
         body = read_json_object(request)
         row = await self.users.create(body.get("username"), body.get("password"), body.get("role"))
-        log.info("{username} created user {created} ({role})",
-                 username=caller.username, created=row.username, role=row.role)
+        log.info(
+            "{username} created user {created} ({role})", username=caller.username, created=row.username, role=row.role
+        )
         await self.record(request, "user.create", caller.username, row.username, {"role": row.role})
         request.setHeader(b"Location", b"/api/v1/users/%d" % row.id)
         return json_response(request, user_view(row), 201)
@@ -288,10 +306,18 @@ class ApiFront:
             updated = await self.settings.update(pairs)
         except SettingError as e:
             raise BadRequest(str(e), {"key": e.key}) from None
-        log.info("{username} changed configuration: {keys}",
-                 username=caller.username, keys=", ".join(str(k) for k, _ in pairs))
-        await self.record(request, "config.update", caller.username, ", ".join(str(k) for k, _ in pairs),
-                          {str(k): v for k, v in pairs})
+        log.info(
+            "{username} changed configuration: {keys}",
+            username=caller.username,
+            keys=", ".join(str(k) for k, _ in pairs),
+        )
+        await self.record(
+            request,
+            "config.update",
+            caller.username,
+            ", ".join(str(k) for k, _ in pairs),
+            {str(k): v for k, v in pairs},
+        )
         return json_response(request, {"updated": updated})
 
     @app.route("/api/v1/config/<key>", methods=["GET"])
@@ -327,10 +353,16 @@ class ApiFront:
     async def create_upstream(self, request, caller):
         body = read_json_object(request)
         view = await self.upstreams.create(body)
-        await self.record(request, "upstream.create", caller.username, view["name"],
-                          {"id": view["id"], "url": view["url"], "fields": sorted(body)})
-        log.info("{username} added upstream {name} ({url})", username=caller.username, name=view["name"],
-                 url=view["url"])
+        await self.record(
+            request,
+            "upstream.create",
+            caller.username,
+            view["name"],
+            {"id": view["id"], "url": view["url"], "fields": sorted(body)},
+        )
+        log.info(
+            "{username} added upstream {name} ({url})", username=caller.username, name=view["name"], url=view["url"]
+        )
         request.setHeader(b"Location", b"/api/v1/upstreams/%d" % view["id"])
         return json_response(request, view, 201)
 
@@ -350,8 +382,9 @@ class ApiFront:
     async def update_upstream(self, request, upstream_id, caller):
         body = read_json_object(request)
         view = await self.upstreams.update(upstream_id, body)
-        await self.record(request, "upstream.update", caller.username, view["name"],
-                          {"id": view["id"], "fields": sorted(body)})
+        await self.record(
+            request, "upstream.update", caller.username, view["name"], {"id": view["id"], "fields": sorted(body)}
+        )
         log.info("{username} changed upstream {name}", username=caller.username, name=view["name"])
         return json_response(request, view)
 
@@ -387,8 +420,13 @@ class ApiFront:
     @requires(ADMIN)
     async def delete_cache_entry(self, request, entry_id, caller):
         entry = await self._console().delete_entry(entry_id)
-        await self.record(request, "cache.delete", caller.username, f"{entry['repository']} {entry['key']}",
-                          {"id": entry_id, "type": entry["type"], "size": entry["size"]})
+        await self.record(
+            request,
+            "cache.delete",
+            caller.username,
+            f"{entry['repository']} {entry['key']}",
+            {"id": entry_id, "type": entry["type"], "size": entry["size"]},
+        )
         self.on_cache_change()
         request.setResponseCode(204)
         return b""

@@ -62,5 +62,3 @@ __all__ = [
     "parse_scope",
     "plan_artifact_token",
 ]
-
-

@@ -109,4 +109,3 @@ def load_or_create_rsa_key(path: str) -> rsa.RSAPrivateKey:
     if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < RSA_KEY_BITS:
         raise ValueError(f"{path} is not an RSA key of at least {RSA_KEY_BITS} bits")
     return key
-

@@ -84,4 +84,3 @@ async def check_password(password: str, hashed: str | None) -> bool:
     except (AttributeError, UnicodeEncodeError):
         stored = b"malformed"
     return await run_hashing(_check_blocking, encoded, stored, BCRYPT_ROUNDS)
-

@@ -42,9 +42,7 @@ def can_push(role: str | None) -> bool:
     return role in ("admin", "read-write")
 
 
-def allowed_registry_actions(
-    role: str | None, requested: set[str], anonymous_pull: bool
-) -> set[str]:
+def allowed_registry_actions(role: str | None, requested: set[str], anonymous_pull: bool) -> set[str]:
     """
     The subset of requested docker actions that role may have on a repository.
 
@@ -122,9 +120,7 @@ def plan_artifact_token(
         scopes = [s for s in ARTIFACT_SCOPES if s in allowed]
     beyond = [s for s in scopes if s not in allowed]
     if beyond:
-        raise ArtifactTokenRequestError(
-            403, "scope not allowed for role: " + ", ".join(beyond)
-        )
+        raise ArtifactTokenRequestError(403, "scope not allowed for role: " + ", ".join(beyond))
     if not repositories:
         repositories = _clean(list(known_repositories))
     return repositories, scopes

@@ -83,11 +83,7 @@ def _b64url(data: bytes) -> str:
 
 
 def _is_number(value: object) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_str_list(value: object) -> bool:
@@ -189,9 +185,7 @@ class ManagementTokens:
 
     def verify(self, token: str) -> dict[str, Any]:
         """The token's claims; raises InvalidToken if it must not be honoured."""
-        claims = _decode(
-            token, self._secret, self.algorithm, self.clock, self.required_claims
-        )
+        claims = _decode(token, self._secret, self.algorithm, self.clock, self.required_claims)
         sub = claims["sub"]
         if not (sub.isascii() and sub.isdigit()):
             raise InvalidToken("malformed claim: sub")
@@ -238,11 +232,7 @@ def granted_actions(claims: dict[str, Any], name: str) -> set[str]:
     """
     granted: set[str] = set()
     for entry in claims.get("access") or ():
-        if (
-            isinstance(entry, dict)
-            and entry.get("type") == "repository"
-            and entry.get("name") == name
-        ):
+        if isinstance(entry, dict) and entry.get("type") == "repository" and entry.get("name") == name:
             granted.update(a for a in entry.get("actions") or () if isinstance(a, str))
     if "*" in granted:
         granted.update(REGISTRY_ACTIONS)
@@ -375,9 +365,7 @@ class ArtifactTokens:
         if not _is_number(expires_hours) or expires_hours <= 0:
             raise ArtifactTokenRequestError(400, "expires_in must be a positive number")
         if expires_hours > self.max_hours:
-            raise ArtifactTokenRequestError(
-                400, f"expires_in must be at most {self.max_hours} hours"
-            )
+            raise ArtifactTokenRequestError(400, f"expires_in must be at most {self.max_hours} hours")
         unknown = [s for s in scopes if s not in ARTIFACT_SCOPES]
         if unknown:
             raise ArtifactTokenRequestError(400, "unknown scope: " + ", ".join(unknown))

@@ -21,13 +21,23 @@ DAY = 86400.0
 
 #: every action the server records, by area (the console's filter offers these)
 ACTIONS = (
-    "login", "login.failed",
-    "user.create", "user.update", "user.delete",
-    "config.update", "config.reset",
-    "cache.clear", "cache.cleanup", "cache.delete",
-    "image.push", "image.delete",
-    "artifact.deploy", "artifact.delete",
-    "upstream.create", "upstream.update", "upstream.delete",
+    "login",
+    "login.failed",
+    "user.create",
+    "user.update",
+    "user.delete",
+    "config.update",
+    "config.reset",
+    "cache.clear",
+    "cache.cleanup",
+    "cache.delete",
+    "image.push",
+    "image.delete",
+    "artifact.deploy",
+    "artifact.delete",
+    "upstream.create",
+    "upstream.update",
+    "upstream.delete",
 )
 
 
@@ -45,11 +55,21 @@ class AuditLog:
         self.clock = clock
         self.settings = settings
 
-    async def record(self, action: str, *, actor: str | None, target: str | None = None,
-                     detail: dict[str, Any] | None = None, request=None) -> None:
+    async def record(
+        self,
+        action: str,
+        *,
+        actor: str | None,
+        target: str | None = None,
+        detail: dict[str, Any] | None = None,
+        request=None,
+    ) -> None:
         try:
             await self.index.add_audit(
-                at=self.clock.seconds(), actor=actor, action=action, target=target,
+                at=self.clock.seconds(),
+                actor=actor,
+                action=action,
+                target=target,
                 detail=json.dumps(detail, sort_keys=True) if detail else None,
                 client=client_of(request) if request is not None else None,
             )

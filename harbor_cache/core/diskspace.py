@@ -70,5 +70,6 @@ class DiskSpace:
                 self.on_low()
             except Exception:
                 log.failure("asking for an eviction pass")
-        raise InsufficientStorage("the cache's disk is full: it cannot store this now",
-                                  {"free_bytes": free, "needed_bytes": needed})
+        raise InsufficientStorage(
+            "the cache's disk is full: it cannot store this now", {"free_bytes": free, "needed_bytes": needed}
+        )

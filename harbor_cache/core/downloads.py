@@ -182,8 +182,9 @@ class Downloads:
             end_certain = await stream_to_temp(response, dl.temp, self.clock, self.idle_timeout, counter.inc)
             expected = await job.expected_digest()
             if not end_certain and expected is None:
-                raise UpstreamBodyFailed("the body ended with the connection, with no length and no checksum "
-                                         "to show it is whole")
+                raise UpstreamBodyFailed(
+                    "the body ended with the connection, with no length and no checksum to show it is whole"
+                )
             await dl.temp.finish(expected)
             dl.result = await job.commit(dl)
             dl.committed.fire(dl)
@@ -193,8 +194,13 @@ class Downloads:
                 # The upstream answered but its body failed or did not verify;
                 # failures before that are counted where the upstream is chosen.
                 self.metrics.upstream_errors.labels(dl.front, dl.source, _body_failure_reason(e)).inc()
-            log.warn("download {key} from {source} failed: {reason}: {error}",
-                     key=dl.key, source=dl.source, reason=reason, error=e)
+            log.warn(
+                "download {key} from {source} failed: {reason}: {error}",
+                key=dl.key,
+                source=dl.source,
+                reason=reason,
+                error=e,
+            )
             if dl.temp is not None:
                 dl.temp.abort(e if isinstance(e, Exception) else Exception(reason))
             dl.headers_ready.fail(e)

@@ -125,8 +125,18 @@ def _detached(coro) -> defer.Deferred:
 class Evictor:
     """Runs eviction passes and cache clears over the index and the store."""
 
-    def __init__(self, *, index, storage, downloads, settings, access, clock,
-                 batch_size: int = 500, cooperate: Callable[[], Any] | None = None):
+    def __init__(
+        self,
+        *,
+        index,
+        storage,
+        downloads,
+        settings,
+        access,
+        clock,
+        batch_size: int = 500,
+        cooperate: Callable[[], Any] | None = None,
+    ):
         self.index = index
         self.storage = storage
         self.downloads = downloads
@@ -232,17 +242,30 @@ class Evictor:
         space = self.space
         shortfall = space.shortfall() if space is not None else 0
         if space is not None and shortfall > 0:
-            log.warn("{free} bytes free, below cache.min_free_bytes: evicting {shortfall} bytes",
-                     free=space.free(), shortfall=shortfall)
+            log.warn(
+                "{free} bytes free, below cache.min_free_bytes: evicting {shortfall} bytes",
+                free=space.free(),
+                shortfall=shortfall,
+            )
             more, size = await self._sweep(policy, excess=shortfall, size=size)
             evicted += more
         await self._keep_reserve()
-        self.last_pass = {"expired": expired, "evicted": evicted, "evictable_size": size,
-                          "seconds": self.clock.seconds() - started}
+        self.last_pass = {
+            "expired": expired,
+            "evicted": evicted,
+            "evictable_size": size,
+            "seconds": self.clock.seconds() - started,
+        }
         if expired or evicted:
-            log.info("eviction: {expired} expired, {evicted} evicted by {policy}; "
-                     "{size} bytes of proxied content left (limit {max_size})",
-                     expired=expired, evicted=evicted, policy=policy, size=size, max_size=max_size)
+            log.info(
+                "eviction: {expired} expired, {evicted} evicted by {policy}; "
+                "{size} bytes of proxied content left (limit {max_size})",
+                expired=expired,
+                evicted=evicted,
+                policy=policy,
+                size=size,
+                max_size=max_size,
+            )
         return expired + evicted
 
     async def _clear(self) -> int:
@@ -270,8 +293,15 @@ class Evictor:
         except Exception:
             log.failure("recreating the disk reserve")
 
-    async def _sweep(self, order: str, *, accessed_before: float | None = None,
-                     excess: int | None = None, size: int = 0, protect: bool = True) -> tuple[int, int]:
+    async def _sweep(
+        self,
+        order: str,
+        *,
+        accessed_before: float | None = None,
+        excess: int | None = None,
+        size: int = 0,
+        protect: bool = True,
+    ) -> tuple[int, int]:
         """Walk proxy entries in ``order`` and delete them batch by batch.
 
         Stops at the end, or once ``excess`` bytes were freed.  Returns
@@ -289,7 +319,7 @@ class Evictor:
                 break
             finished_window = True
             for start in range(0, len(window), self.batch_size):
-                chunk = window[start:start + self.batch_size]
+                chunk = window[start : start + self.batch_size]
                 busy = self.busy_digests() if protect else set()
                 victims = []
                 planned = 0
@@ -382,4 +412,4 @@ class Evictor:
     async def _delete_pending_files(self) -> None:
         pending = sorted(self.pending_files)
         for start in range(0, len(pending), self.batch_size):
-            await self._unlink(pending[start:start + self.batch_size])
+            await self._unlink(pending[start : start + self.batch_size])

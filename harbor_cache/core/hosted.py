@@ -103,8 +103,18 @@ class PushedManifest:
 
 
 class HostedRegistry:
-    def __init__(self, *, cache, index, storage, metrics, clock, upload_idle_seconds: float = UPLOAD_IDLE_SECONDS,
-                 max_manifest_bytes: int = MAX_MANIFEST_BYTES, node: str = "local"):
+    def __init__(
+        self,
+        *,
+        cache,
+        index,
+        storage,
+        metrics,
+        clock,
+        upload_idle_seconds: float = UPLOAD_IDLE_SECONDS,
+        max_manifest_bytes: int = MAX_MANIFEST_BYTES,
+        node: str = "local",
+    ):
         self.cache = cache
         self.index = index
         self.storage = storage
@@ -138,8 +148,11 @@ class HostedRegistry:
         overall = self._setting("uploads.max_sessions", 1024)
         outcome = await self.index.create_upload(session_id, name, who, self.clock.seconds(), per_owner, overall)
         if outcome != "ok":
-            limit, setting = ((per_owner, "uploads.max_sessions_per_user") if outcome == "owner_cap"
-                              else (overall, "uploads.max_sessions"))
+            limit, setting = (
+                (per_owner, "uploads.max_sessions_per_user")
+                if outcome == "owner_cap"
+                else (overall, "uploads.max_sessions")
+            )
             raise TooManyRequests(
                 "too many open upload sessions: finish or cancel some first",
                 {"limit": limit, "setting": setting, "user": who or None},
@@ -189,13 +202,16 @@ class HostedRegistry:
 
     async def _claim(self, session: UploadSession) -> None:
         """Make this request the session's only writer (on any node), or 416."""
-        if not await self.index.claim_upload_write(session.id, self.node, session.size, self.clock.seconds(),
-                                                   UPLOAD_WRITE_HOLD_SECONDS):
-            raise UploadRangeInvalid("another request is writing to this upload (or it moved on)",
-                                     {"session": session.id})
+        if not await self.index.claim_upload_write(
+            session.id, self.node, session.size, self.clock.seconds(), UPLOAD_WRITE_HOLD_SECONDS
+        ):
+            raise UploadRangeInvalid(
+                "another request is writing to this upload (or it moved on)", {"session": session.id}
+            )
 
-    async def append(self, session: UploadSession, body: RequestBodySource,
-                     content_range: tuple[int, int] | None) -> int:
+    async def append(
+        self, session: UploadSession, body: RequestBodySource, content_range: tuple[int, int] | None
+    ) -> int:
         """Append these bytes to session X: stream ``body`` into the session's file; returns the new offset.
 
         This is the seam between how bytes arrive (the request body, pulled
@@ -252,9 +268,10 @@ class HostedRegistry:
         if expected_length is not None and copied != expected_length:
             assert content_range is not None  # the expected length comes from it
             await self._drop(session)
-            raise UploadRangeInvalid("chunk length does not match its Content-Range",
-                                     {"offset": before, "range": f"{content_range[0]}-{content_range[1]}",
-                                      "length": copied})
+            raise UploadRangeInvalid(
+                "chunk length does not match its Content-Range",
+                {"offset": before, "range": f"{content_range[0]}-{content_range[1]}", "length": copied},
+            )
         if hashers:
             self._hash_state[session.id] = (size, hashers)
         self.metrics.push_bytes.inc(copied)
@@ -268,8 +285,9 @@ class HostedRegistry:
             raise BlobUploadInvalid("upload failed while writing", str(temp.failure))
         return copied
 
-    async def complete_upload(self, session: UploadSession, digest: str, body: RequestBodySource,
-                              content_range: tuple[int, int] | None) -> str:
+    async def complete_upload(
+        self, session: UploadSession, digest: str, body: RequestBodySource, content_range: tuple[int, int] | None
+    ) -> str:
         """Append the optional last chunk, verify ``digest`` and commit the blob as hosted.
 
         On a digest mismatch the session ends, nothing is stored and
@@ -284,8 +302,9 @@ class HostedRegistry:
         try:
             got = await self.files.commit(session.id, expected, session.size, known)
         except BlobCorrupt as e:
-            raise DigestInvalid("content does not match the digest", {"expected": expected, "actual": e.actual}) \
-                from None
+            raise DigestInvalid(
+                "content does not match the digest", {"expected": expected, "actual": e.actual}
+            ) from None
         finally:
             await self.index.delete_upload(session.id)
         return await self._record_blob(session.name, got, session.size)
@@ -306,15 +325,21 @@ class HostedRegistry:
         try:
             got = await temp.finish(expected)
         except BlobCorrupt as e:
-            raise DigestInvalid("content does not match the digest", {"expected": expected, "actual": e.actual}) \
-                from None
+            raise DigestInvalid(
+                "content does not match the digest", {"expected": expected, "actual": e.actual}
+            ) from None
         except SourceFailed as e:
             raise BlobUploadInvalid("upload could not be stored", str(e)) from None
         return await self._record_blob(name, got, temp.available)  # == total once finished
 
     async def _record_blob(self, name: str, got: str, size: int) -> str:
         await self.index.put_entry(
-            kind="hosted", type_="blob", repository="", key=got, digest=got, size=size,
+            kind="hosted",
+            type_="blob",
+            repository="",
+            key=got,
+            digest=got,
+            size=size,
             now=self.clock.seconds(),
         )
         await self.index.claim_blob(name, got)
@@ -345,8 +370,12 @@ class HostedRegistry:
                 body = await self.storage.read_bytes(row.digest)
                 blobs, _ = manifest_references(body)
             except (OSError, InvalidManifest) as e:
-                log.warn("cannot read hosted manifest {name}@{key} to record its blobs: {error}",
-                         name=row.repository, key=row.key, error=e)
+                log.warn(
+                    "cannot read hosted manifest {name}@{key} to record its blobs: {error}",
+                    name=row.repository,
+                    key=row.key,
+                    error=e,
+                )
                 continue
             if blobs:
                 await self.index.add_blob_refs(row.repository, row.key, blobs)
@@ -367,8 +396,11 @@ class HostedRegistry:
         if outcome == "proxy":
             raise NotHosted("cached blobs are removed through the management API", {"digest": digest})
         if outcome == "in_use":
-            raise Conflict("blob is still used by a manifest of this repository; delete the manifest first",
-                           {"digest": digest, "manifest": detail}, code=ErrorCode.DENIED)
+            raise Conflict(
+                "blob is still used by a manifest of this repository; delete the manifest first",
+                {"digest": digest, "manifest": detail},
+                code=ErrorCode.DENIED,
+            )
         orphans = detail
         self.cache.invalidate("blob", "", digest)
         for d in orphans:
@@ -386,8 +418,9 @@ class HostedRegistry:
         except TooLarge:
             raise TooLarge("manifest too large", {"limit": self.max_manifest_bytes}) from None
 
-    async def put_manifest(self, name: str, reference: str, body: bytes, content_type: str | None,
-                           tag: str | None) -> PushedManifest:
+    async def put_manifest(
+        self, name: str, reference: str, body: bytes, content_type: str | None, tag: str | None
+    ) -> PushedManifest:
         """Validate and store a pushed manifest; ``reference`` is a checked digest or the tag.
 
         Raises ManifestInvalid (bad JSON, unknown type, Content-Type and
@@ -434,19 +467,26 @@ class HostedRegistry:
             referrer = {
                 "subject": subject,
                 "artifact_type": _artifact_type(document),
-                "annotations": json.dumps(document["annotations"]) if isinstance(document.get("annotations"), dict)
+                "annotations": json.dumps(document["annotations"])
+                if isinstance(document.get("annotations"), dict)
                 else None,
             }
         stored = await self.storage.store_bytes(body, key if key.startswith("sha256:") else None)
         await self.index.put_hosted_manifest(
-            repository=name, key=key, digest=stored, size=len(body), media_type=media_type,
-            now=self.clock.seconds(), tag=tag, referrer=referrer, blobs=blobs,
+            repository=name,
+            key=key,
+            digest=stored,
+            size=len(body),
+            media_type=media_type,
+            now=self.clock.seconds(),
+            tag=tag,
+            referrer=referrer,
+            blobs=blobs,
         )
         self.cache.manifest_pushed(name, key, body, media_type, tag)
         self.metrics.pushes.labels("manifest").inc()
         self.metrics.push_bytes.inc(len(body))
-        log.info("pushed manifest {digest} to {name}{tag}", digest=key, name=name,
-                 tag=f":{tag}" if tag else "")
+        log.info("pushed manifest {digest} to {name}{tag}", digest=key, name=name, tag=f":{tag}" if tag else "")
         return PushedManifest(key, media_type, subject)
 
     async def delete_manifest(self, name: str, reference: str, is_tag: bool) -> None:
@@ -537,8 +577,10 @@ def _check_manifest(body: bytes, content_type: str | None) -> tuple[str, dict]:
         raise ManifestInvalid("manifest is not a JSON object")
     declared = (content_type or "").split(";", 1)[0].strip().lower() or None
     if declared is not None and declared not in PUSHABLE_TYPES:
-        raise ManifestInvalid("Content-Type is not a manifest type this registry accepts",
-                              {"content_type": declared, "accepted": sorted(PUSHABLE_TYPES)})
+        raise ManifestInvalid(
+            "Content-Type is not a manifest type this registry accepts",
+            {"content_type": declared, "accepted": sorted(PUSHABLE_TYPES)},
+        )
     version = document.get("schemaVersion")
     if type(version) is not int or version != 2:
         raise ManifestInvalid("schemaVersion must be 2", {"schemaVersion": version})
@@ -550,8 +592,9 @@ def _check_manifest(body: bytes, content_type: str | None) -> tuple[str, dict]:
         raise ManifestInvalid("unsupported manifest media type", {"mediaType": media_type})
     inner = document.get("mediaType")
     if inner is not None and (not isinstance(inner, str) or inner.strip().lower() != media_type):
-        raise ManifestInvalid("mediaType in the body does not match Content-Type",
-                              {"content_type": media_type, "mediaType": inner})
+        raise ManifestInvalid(
+            "mediaType in the body does not match Content-Type", {"content_type": media_type, "mediaType": inner}
+        )
     if media_type in INDEX_TYPES and not isinstance(document.get("manifests"), list):
         raise ManifestInvalid("an index needs a manifests list")
     if media_type not in INDEX_TYPES and "config" not in document:
@@ -585,8 +628,9 @@ def _check_size(digest: str, declared: dict[str, int], stored: int) -> None:
     """A descriptor must state the size of what is stored under its digest (400 MANIFEST_INVALID)."""
     size = declared.get(digest)
     if size is not None and size != stored:
-        raise ManifestInvalid("descriptor size differs from the stored content",
-                              {"digest": digest, "size": size, "stored": stored})
+        raise ManifestInvalid(
+            "descriptor size differs from the stored content", {"digest": digest, "size": size, "stored": stored}
+        )
 
 
 def _subject(document: dict) -> str | None:

@@ -41,19 +41,20 @@ class Lease:
 
     def _start(self) -> None:
         self._renewal.start(self.book.ttl / 3, now=False).addErrback(
-            lambda f: log.failure("renewing lease {name} failed", f, name=self.name))
+            lambda f: log.failure("renewing lease {name} failed", f, name=self.name)
+        )
 
     async def _renew_async(self) -> None:
         try:
-            held = await self.book.index.renew_lease(self.name, self.book.node, self.book.clock.seconds(),
-                                                     self.book.ttl)
+            held = await self.book.index.renew_lease(
+                self.name, self.book.node, self.book.clock.seconds(), self.book.ttl
+            )
         except Exception as e:  # the database may be briefly away: keep working, try again next time
             log.warn("could not renew lease {name}: {error}", name=self.name, error=e)
             return
         if not held and not self.lost:
             self.lost = True
-            log.warn("lease {name} was taken over by another node (this one was too slow to renew it)",
-                     name=self.name)
+            log.warn("lease {name} was taken over by another node (this one was too slow to renew it)", name=self.name)
 
     def _renew(self) -> defer.Deferred:
         return defer.Deferred.fromCoroutine(self._renew_async())
@@ -70,8 +71,7 @@ class Lease:
 class LeaseBook:
     """Takes, renews, waits for and releases leases of one node."""
 
-    def __init__(self, index, node: str, clock, ttl: float = DEFAULT_LEASE_SECONDS,
-                 poll: float = DEFAULT_POLL_SECONDS):
+    def __init__(self, index, node: str, clock, ttl: float = DEFAULT_LEASE_SECONDS, poll: float = DEFAULT_POLL_SECONDS):
         self.index = index
         self.node = node
         self.clock = clock

@@ -84,8 +84,16 @@ class CachedRow:
 
     @classmethod
     def from_entry(cls, entry: Entry) -> CachedRow:
-        return cls(entry.id, entry.digest, entry.size, entry.sha1, entry.upstream_modified,
-                   entry.created_at, entry.fetched_at, is_mutable(entry.key))
+        return cls(
+            entry.id,
+            entry.digest,
+            entry.size,
+            entry.sha1,
+            entry.upstream_modified,
+            entry.created_at,
+            entry.fetched_at,
+            is_mutable(entry.key),
+        )
 
     @property
     def last_modified(self) -> float:
@@ -126,16 +134,25 @@ def parse_http_date(value: str | None) -> float | None:
         return None
 
 
-
-
 def _read_head(path: str, limit: int) -> bytes:
     with open(path, "rb") as f:
         return f.read(limit)
 
 
 class MavenCache:
-    def __init__(self, *, repositories, upstreams: Mapping[str, MavenRemote], index: CacheIndex, storage: BlobStore,
-                 downloads: Downloads, settings, access, metrics, clock: IReactorTime):
+    def __init__(
+        self,
+        *,
+        repositories,
+        upstreams: Mapping[str, MavenRemote],
+        index: CacheIndex,
+        storage: BlobStore,
+        downloads: Downloads,
+        settings,
+        access,
+        metrics,
+        clock: IReactorTime,
+    ):
         """``repositories``: the configured `MavenRepositoryConfig`s in order;
         ``upstreams``: proxy repository id -> `upstream.maven.MavenUpstream`.
 
@@ -183,8 +200,11 @@ class MavenCache:
                 return None
             row = self._rows[(repo_id, path)] = CachedRow.from_entry(entry)
         if self.storage.stat_blob(row.digest) is None:
-            log.warn("index lists {repository}/{path} but its file is gone; treating as a miss",
-                     repository=repo_id, path=path)
+            log.warn(
+                "index lists {repository}/{path} but its file is gone; treating as a miss",
+                repository=repo_id,
+                path=path,
+            )
             self._rows.pop((repo_id, path), None)
             return None
         return row
@@ -197,17 +217,29 @@ class MavenCache:
     def _in_memory(self, repo_id: str, path: str, row: CachedRow, body: bytes) -> MavenFile:
         if row.hit is None or row.hit.body is not body:
             row.hit = MavenFile(
-                repository=repo_id, path=path, size=row.size, source=self.storage.open_stored(row.digest, row.size),
-                content_type=content_type_for(path), last_modified=row.last_modified,
-                etag='"%s"' % row.digest.partition(":")[2], cache_status="hit", body=body,
+                repository=repo_id,
+                path=path,
+                size=row.size,
+                source=self.storage.open_stored(row.digest, row.size),
+                content_type=content_type_for(path),
+                last_modified=row.last_modified,
+                etag='"%s"' % row.digest.partition(":")[2],
+                cache_status="hit",
+                body=body,
             )
         return row.hit
 
     def _stored(self, repo_id: str, path: str, row: CachedRow, status: CacheStatus, stale: bool = False) -> MavenFile:
         return MavenFile(
-            repository=repo_id, path=path, size=row.size, source=self.storage.open_stored(row.digest, row.size),
-            content_type=content_type_for(path), last_modified=row.last_modified,
-            etag='"%s"' % row.digest.partition(":")[2], cache_status=status, stale=stale,
+            repository=repo_id,
+            path=path,
+            size=row.size,
+            source=self.storage.open_stored(row.digest, row.size),
+            content_type=content_type_for(path),
+            last_modified=row.last_modified,
+            etag='"%s"' % row.digest.partition(":")[2],
+            cache_status=status,
+            stale=stale,
         )
 
     # -- files --------------------------------------------------------------
@@ -236,7 +268,7 @@ class MavenCache:
             row = await self._row(repo_id, path)
         else:
             if path.endswith(".sha1"):
-                await self._sidecar_settled(repo_id, path[:-len(".sha1")])
+                await self._sidecar_settled(repo_id, path[: -len(".sha1")])
             known_missing = self.negative.known_missing(key)
             if not known_missing:
                 row = await self._row(repo_id, path)
@@ -348,11 +380,19 @@ class MavenCache:
             return row.sha1
         return await self.storage.io.run(hash_file, self.storage.blob_path(row.digest), algorithm)
 
-    def in_memory_file(self, repo_id: str, path: str, body: bytes, last_modified: float, status: CacheStatus) -> MavenFile:
+    def in_memory_file(
+        self, repo_id: str, path: str, body: bytes, last_modified: float, status: CacheStatus
+    ) -> MavenFile:
         """A file made here (a computed checksum, a merged maven-metadata.xml), served from memory."""
         return MavenFile(
-            repository=repo_id, path=path, size=len(body), source=None, content_type=content_type_for(path),
-            last_modified=last_modified, etag='"%s"' % hashlib.sha256(body).hexdigest(), cache_status=status,
+            repository=repo_id,
+            path=path,
+            size=len(body),
+            source=None,
+            content_type=content_type_for(path),
+            last_modified=last_modified,
+            etag='"%s"' % hashlib.sha256(body).hexdigest(),
+            cache_status=status,
             body=body,
         )
 
@@ -380,8 +420,9 @@ class MavenCache:
         assert source is not None  # no body in memory, so a source holds the content
         while not source.verified:
             if source.failure is not None:
-                raise UpstreamBadResponse("upstream failed", {"repositoryId": f.repository, "path": f.path,
-                                                              "reason": str(source.failure)})
+                raise UpstreamBadResponse(
+                    "upstream failed", {"repositoryId": f.repository, "path": f.path, "reason": str(source.failure)}
+                )
             changed: Deferred = Deferred()
 
             def wake(d: Deferred = changed) -> None:
@@ -411,22 +452,31 @@ class MavenCache:
             if row is not None and self.storage.stat_blob(row.digest) is not None:
                 return self._stale(repo_id, path, row)
             if e.code is not None and 400 <= e.code < 500:
-                raise UpstreamBadResponse("upstream refused the request", {"repositoryId": repo_id, "path": path,
-                                                                           "reason": str(e)}) from None
-            raise NotFound("artifact not cached and upstream unavailable",
-                           {"repositoryId": repo_id, "path": path, "reason": str(e)}) from None
+                raise UpstreamBadResponse(
+                    "upstream refused the request", {"repositoryId": repo_id, "path": path, "reason": str(e)}
+                ) from None
+            raise NotFound(
+                "artifact not cached and upstream unavailable",
+                {"repositoryId": repo_id, "path": path, "reason": str(e)},
+            ) from None
         except HarborError:
             raise  # e.g. InsufficientStorage: the disk cannot take it
         except Exception as e:
-            raise UpstreamBadResponse("upstream failed", {"repositoryId": repo_id, "path": path,
-                                                          "reason": f"{type(e).__name__}: {e}"}) from None
+            raise UpstreamBadResponse(
+                "upstream failed", {"repositoryId": repo_id, "path": path, "reason": f"{type(e).__name__}: {e}"}
+            ) from None
         if status == "miss":
             self.outcomes.miss(repo_id)
         last_modified = parse_http_date(dl.header("Last-Modified"))
         return MavenFile(
-            repository=repo_id, path=path, size=dl.length, source=dl.temp, content_type=content_type_for(path),
+            repository=repo_id,
+            path=path,
+            size=dl.length,
+            source=dl.temp,
+            content_type=content_type_for(path),
             last_modified=last_modified if last_modified is not None else self.clock.seconds(),
-            etag=None, cache_status=status,
+            etag=None,
+            cache_status=status,
         )
 
     async def _open(self, repo_id: str, path: str, headers: dict[bytes, bytes] | None = None):
@@ -460,8 +510,9 @@ class MavenCache:
         def _failed(failure):
             # Downloads counts the failure (upstream_errors, reason digest_mismatch/body/stalled).
             if failure.check(BlobCorrupt):
-                log.warn("{repository}/{path} does not match upstream's .sha1; nothing stored",
-                         repository=repo_id, path=path)
+                log.warn(
+                    "{repository}/{path} does not match upstream's .sha1; nothing stored", repository=repo_id, path=path
+                )
 
         dl.committed.observe().addErrback(_failed)
         return dl
@@ -483,8 +534,9 @@ class MavenCache:
             if e.reason == "too_large":
                 # A checksum file is a few dozen bytes: a huge one is an upstream (or a man in the
                 # middle) misbehaving, and the file is not stored unchecked on its word.
-                log.warn("{repository}/{path}.sha1 is over the limit; not storing the file", repository=repo_id,
-                         path=path)
+                log.warn(
+                    "{repository}/{path}.sha1 is over the limit; not storing the file", repository=repo_id, path=path
+                )
                 raise
             log.warn("no checksum for {repository}/{path}: {error}", repository=repo_id, path=path, error=e)
             return None
@@ -507,8 +559,20 @@ class MavenCache:
         """
         temp = dl.temp
         now = self.clock.seconds()
-        writes = [EntryWrite("proxy", "maven", repo_id, path, temp.digest, temp.total, content_type_for(path),
-                             temp.hashes.get("sha1"), repo_id, parse_http_date(dl.header("Last-Modified")))]
+        writes = [
+            EntryWrite(
+                "proxy",
+                "maven",
+                repo_id,
+                path,
+                temp.digest,
+                temp.total,
+                content_type_for(path),
+                temp.hashes.get("sha1"),
+                repo_id,
+                parse_http_date(dl.header("Last-Modified")),
+            )
+        ]
         if published is not None:
             sidecar = path + ".sha1"
             try:
@@ -516,9 +580,20 @@ class MavenCache:
             except Exception:
                 log.failure("storing {repository}/{path} failed", repository=repo_id, path=sidecar)
             else:
-                writes.append(EntryWrite("proxy", "maven", repo_id, sidecar, sidecar_digest, len(published[1]),
-                                         content_type_for(sidecar), hashlib.sha1(published[1]).hexdigest(),
-                                         repo_id, published[2]))
+                writes.append(
+                    EntryWrite(
+                        "proxy",
+                        "maven",
+                        repo_id,
+                        sidecar,
+                        sidecar_digest,
+                        len(published[1]),
+                        content_type_for(sidecar),
+                        hashlib.sha1(published[1]).hexdigest(),
+                        repo_id,
+                        published[2],
+                    )
+                )
         rows, orphans = await self.index.put_entries(writes, now)
         for write, entry in zip(writes, rows, strict=True):
             self._remember_row(repo_id, write.key, entry)
@@ -594,11 +669,16 @@ class MavenCache:
             if sep:
                 directories[name] = max(directories.get(name, modified), modified)
             else:
-                files.append({"name": name, "type": "file", "path": r.key, "size": r.size,
-                              "lastModified": iso8601(modified)})
+                files.append(
+                    {"name": name, "type": "file", "path": r.key, "size": r.size, "lastModified": iso8601(modified)}
+                )
         entries = [
-            {"name": name, "type": "directory", "path": f"{path}/{name}" if path else name,
-             "lastModified": iso8601(modified)}
+            {
+                "name": name,
+                "type": "directory",
+                "path": f"{path}/{name}" if path else name,
+                "lastModified": iso8601(modified),
+            }
             for name, modified in sorted(directories.items())
         ]
         entries += sorted(files, key=lambda e: e["name"] or "")
@@ -664,8 +744,10 @@ class MavenCache:
         """
         repo = self.repository(repo_id)
         if repo.is_group:
-            raise NotAllowed(f"repository {repo_id} is a group; delete from one of its members",
-                             {"repositoryId": repo_id, "members": list(repo.members)})
+            raise NotAllowed(
+                f"repository {repo_id} is a group; delete from one of its members",
+                {"repositoryId": repo_id, "members": list(repo.members)},
+            )
         entry = await self.index.get_entry("maven", repo_id, path)
         rows = [entry] if entry is not None else await self.index.maven_entries_under(repo_id, path)
         if not rows:
@@ -710,7 +792,8 @@ class MavenDownload:
         if not is_checksum(self.path):
             answer = self._sha1 = Observable()
             Deferred.fromCoroutine(self.cache._published_sha1(self.repo_id, self.path)).addCallbacks(
-                answer.fire, answer.fail)
+                answer.fire, answer.fail
+            )
         return Opened(response, self.repo_id)
 
     async def expected_digest(self) -> str | None:

@@ -60,8 +60,9 @@ class MavenGroups:
     def _not_found(group, path: str, failures: list[str]):
         detail = {"repositoryId": group.id, "path": path, "members": list(group.members)}
         if failures:
-            raise UpstreamBadResponse("no member of the group has the file and some could not answer",
-                                      {**detail, "failures": failures})
+            raise UpstreamBadResponse(
+                "no member of the group has the file and some could not answer", {**detail, "failures": failures}
+            )
         raise NotFound("artifact not found", detail)
 
     async def _member_copy(self, member: str, path: str):
@@ -81,24 +82,26 @@ class MavenGroups:
         if not metadata_path.endswith(METADATA_NAME):
             # A checksum of a checksum, e.g. maven-metadata.xml.sha1.md5: not something a client asks.
             raise NotFound("artifact not found", {"repositoryId": group.id, "path": path})
-        copies = await gatherResults([Deferred.fromCoroutine(self._member_copy(m, metadata_path))
-                                      for m in group.members])
+        copies = await gatherResults(
+            [Deferred.fromCoroutine(self._member_copy(m, metadata_path)) for m in group.members]
+        )
         found = [c for c in copies if isinstance(c, tuple)]
         failures = [c for c in copies if isinstance(c, str)]
         if not found:
             self._not_found(group, path, failures)
         if failures:
-            log.warn("merging {group}/{path} without {failures}", group=group.id, path=metadata_path,
-                     failures=failures)
+            log.warn("merging {group}/{path} without {failures}", group=group.id, path=metadata_path, failures=failures)
         try:
             merged = merge_metadata([body for body, _ in found]) if len(found) > 1 else found[0][0]
         except MetadataInvalid as e:
-            raise UpstreamBadResponse("a member's maven-metadata.xml cannot be merged",
-                                      {"repositoryId": group.id, "path": metadata_path, "reason": str(e)}) from None
+            raise UpstreamBadResponse(
+                "a member's maven-metadata.xml cannot be merged",
+                {"repositoryId": group.id, "path": metadata_path, "reason": str(e)},
+            ) from None
         last_modified = max(modified for _, modified in found)
         body = merged
         if base is not None:
-            algorithm = _ALGORITHMS[path[len(base):]]
+            algorithm = _ALGORITHMS[path[len(base) :]]
             body = hashlib.new(algorithm, merged).hexdigest().encode()
         return self.cache.in_memory_file(group.id, path, body, last_modified, "merged")
 

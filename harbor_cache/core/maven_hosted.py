@@ -79,7 +79,8 @@ class MavenDeployer:
         if not repo.is_hosted:
             raise DeployNotAllowed(
                 f"repository {repo_id} is a {repo.type} repository; deploy to a hosted one",
-                {"repositoryId": repo_id, "type": repo.type})
+                {"repositoryId": repo_id, "type": repo.type},
+            )
         return repo
 
     async def deploy(self, repo_id: str, path: str, body, user: str) -> bool:
@@ -118,8 +119,14 @@ class MavenDeployer:
         length = temp.total
         overwrite = repo.redeploy == "allow" or is_mutable(path)
         outcome, entry, previous = await self.index.put_hosted_maven_file(
-            repository=repo_id, key=path, digest=digest, size=length, media_type=content_type_for(path),
-            sha1=temp.hashes.get("sha1"), now=self.clock.seconds(), overwrite=overwrite,
+            repository=repo_id,
+            key=path,
+            digest=digest,
+            size=length,
+            media_type=content_type_for(path),
+            sha1=temp.hashes.get("sha1"),
+            now=self.clock.seconds(),
+            overwrite=overwrite,
         )
         if outcome == "exists":
             if previous == digest and algorithm is not None:
@@ -127,13 +134,19 @@ class MavenDeployer:
             await self.cache.drop_if_orphan(digest)
             raise DeployRefused(
                 f"{path} is already deployed in {repo_id} and the repository does not allow redeploying releases",
-                {"repositoryId": repo_id, "path": path, "redeploy": repo.redeploy})
+                {"repositoryId": repo_id, "path": path, "redeploy": repo.redeploy},
+            )
         self.cache.remember(repo_id, path, entry)
         if previous is not None and previous != digest:
             await self.cache.drop_if_orphan(previous)
         self.metrics.push_bytes.inc(length)
-        log.info("{user} deployed {repository}/{path} ({bytes} bytes)", user=user, repository=repo_id,
-                 path=path, bytes=length)
+        log.info(
+            "{user} deployed {repository}/{path} ({bytes} bytes)",
+            user=user,
+            repository=repo_id,
+            path=path,
+            bytes=length,
+        )
         return outcome == "created"
 
     async def _check_checksum(self, repo_id: str, path: str, source, algorithm: str) -> bytes:
@@ -150,11 +163,14 @@ class MavenDeployer:
         base = checksum_base(path)
         actual = await self.cache.stored_checksum(repo_id, base, algorithm)
         if actual is None:
-            raise DigestInvalid(f"{base} is not deployed: upload it before its checksum",
-                                {"repositoryId": repo_id, "path": path})
+            raise DigestInvalid(
+                f"{base} is not deployed: upload it before its checksum", {"repositoryId": repo_id, "path": path}
+            )
         if actual != claimed:
-            raise DigestInvalid(f"{algorithm} of {base} is {actual}, not {claimed}",
-                                {"repositoryId": repo_id, "path": path, "expected": claimed, "actual": actual})
+            raise DigestInvalid(
+                f"{algorithm} of {base} is {actual}, not {claimed}",
+                {"repositoryId": repo_id, "path": path, "expected": claimed, "actual": actual},
+            )
         return body
 
 

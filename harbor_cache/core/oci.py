@@ -93,8 +93,19 @@ def _map_upstream_failure(e: BaseException, what: str) -> Exception:
 
 
 class OciCache:
-    def __init__(self, *, index: CacheIndex, storage: BlobStore, downloads: Downloads, upstreams, settings, access,
-                 metrics, clock: IReactorTime, health=None):
+    def __init__(
+        self,
+        *,
+        index: CacheIndex,
+        storage: BlobStore,
+        downloads: Downloads,
+        upstreams,
+        settings,
+        access,
+        metrics,
+        clock: IReactorTime,
+        health=None,
+    ):
         self.index = index
         self.health = health  # HealthMonitor: skips blocked upstreams, learns from each answer
         self.storage = storage
@@ -128,8 +139,11 @@ class OciCache:
         allowed.  A prefix namespace always belongs to its upstreams.
         """
         route = self.upstreams.route(key)
-        if route.prefix is None and route.upstreams and route_matches(
-                list(self.settings.get("registry.hosted_names")), key):
+        if (
+            route.prefix is None
+            and route.upstreams
+            and route_matches(list(self.settings.get("registry.hosted_names")), key)
+        ):
             return Route(key, None, key, [])
         return route
 
@@ -150,9 +164,11 @@ class OciCache:
             return
         names = ", ".join(u.name for u in route.upstreams if not u.config.allow_push)
         where = f"namespace {route.prefix!r}" if route.prefix else "the default namespace (by route)"
-        raise Denied(f"{key} is in {where}, a read-only proxy of {names}; pushes and deletes are refused "
-                     f"(allow_push = true on the upstream makes it writable)",
-                     {"name": key, "namespace": route.prefix or "", "upstreams": names.split(", ")})
+        raise Denied(
+            f"{key} is in {where}, a read-only proxy of {names}; pushes and deletes are refused "
+            f"(allow_push = true on the upstream makes it writable)",
+            {"name": key, "namespace": route.prefix or "", "upstreams": names.split(", ")},
+        )
 
     # -- bookkeeping --------------------------------------------------------
 
@@ -269,8 +285,9 @@ class OciCache:
                 stale = False
             except (UpstreamError, ValueError, AttributeError) as e:
                 self.outcomes.upstream_error(up.name, "body")
-                log.warn("{upstream} sent an unreadable tag list for {key}: {error}", upstream=up.name, key=key,
-                         error=str(e))
+                log.warn(
+                    "{upstream} sent an unreadable tag list for {key}: {error}", upstream=up.name, key=key, error=str(e)
+                )
                 upstream_tags, upstream_more, stale = None, False, True
         if upstream_tags is None and not cached and last is None and not stale:
             if not await self.index.repository_known(key):
@@ -280,8 +297,15 @@ class OciCache:
             return merged, False, stale
         return merged[:n], upstream_more or len(merged) > n, stale
 
-    async def _first_answer(self, name: str, method: str, kind: str, reference: str, accept: str | None = None,
-                            query: dict[str, str] | None = None):
+    async def _first_answer(
+        self,
+        name: str,
+        method: str,
+        kind: str,
+        reference: str,
+        accept: str | None = None,
+        query: dict[str, str] | None = None,
+    ):
         """The first 200 among the upstreams serving ``name``, by priority: (upstream, response).
 
         ``name`` is the cache key; its namespace picks the upstreams and the
@@ -325,8 +349,14 @@ class OciCache:
 
     async def _commit_blob(self, digest: str, size: int, source: str) -> Entry:
         entry = await self.index.put_entry(
-            kind="proxy", type_="blob", repository="", key=digest, digest=digest,
-            size=size, now=self.clock.seconds(), upstream=source,
+            kind="proxy",
+            type_="blob",
+            repository="",
+            key=digest,
+            digest=digest,
+            size=size,
+            now=self.clock.seconds(),
+            upstream=source,
         )
         self._blob_rows[digest] = (entry.id, entry.size)
         return entry
@@ -411,8 +441,15 @@ class OciCache:
     async def _store_manifest_files(self, name: str, body: bytes, digest: str, media_type: str, source: str) -> None:
         stored = await self.storage.store_bytes(body, digest if digest.startswith("sha256:") else None)
         entry = await self.index.put_entry(
-            kind="proxy", type_="manifest", repository=name, key=digest, digest=stored,
-            size=len(body), now=self.clock.seconds(), media_type=media_type, upstream=source,
+            kind="proxy",
+            type_="manifest",
+            repository=name,
+            key=digest,
+            digest=stored,
+            size=len(body),
+            now=self.clock.seconds(),
+            media_type=media_type,
+            upstream=source,
         )
         self._manifest_rows[(name, digest)] = (entry.id, media_type, stored)
         self.manifests.put(digest, (body, media_type))
@@ -511,8 +548,10 @@ class OciCache:
         type first); None changes nothing.
         """
         state = self._tags.get((name, tag))
-        if state is None or not (state.kind == "hosted"
-                                 or self.clock.seconds() - state.fetched_at < self.settings.get("cache.tag_ttl_seconds")):
+        if state is None or not (
+            state.kind == "hosted"
+            or self.clock.seconds() - state.fetched_at < self.settings.get("cache.tag_ttl_seconds")
+        ):
             return None
         row = self._manifest_rows.get((name, state.digest))
         item = self.manifests.get(state.digest) if row is not None else None
@@ -524,7 +563,9 @@ class OciCache:
     async def get_manifest_by_tag(self, name: str, tag: str) -> ManifestResult:
         state = await self._tag_state(name, tag)
         now = self.clock.seconds()
-        if state is not None and (state.kind == "hosted" or now - state.fetched_at < self.settings.get("cache.tag_ttl_seconds")):
+        if state is not None and (
+            state.kind == "hosted" or now - state.fetched_at < self.settings.get("cache.tag_ttl_seconds")
+        ):
             cached = await self._cached_manifest(name, state.digest)
             if cached is not None:
                 return cached

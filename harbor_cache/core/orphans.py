@@ -39,7 +39,7 @@ class OrphanSweeper:
         now = self.clock.seconds()
         removed = removed_bytes = left_bytes = 0
         for start in range(0, len(files), BATCH):
-            batch = files[start:start + BATCH]
+            batch = files[start : start + BATCH]
             referenced = await self.index.digests_referenced([digest for digest, _, _ in batch])
             busy = self.busy()
             doomed = []
@@ -59,8 +59,11 @@ class OrphanSweeper:
                 removed_bytes += sum(size for _, size in doomed)
         self.orphan_bytes = left_bytes
         if removed:
-            log.info("removed {count} orphan files ({size} bytes) that no index entry pointed at",
-                     count=removed, size=removed_bytes)
+            log.info(
+                "removed {count} orphan files ({size} bytes) that no index entry pointed at",
+                count=removed,
+                size=removed_bytes,
+            )
         return removed, removed_bytes
 
 

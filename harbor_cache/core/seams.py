@@ -49,9 +49,21 @@ class CacheIndex(Protocol):
 
     async def get_entry(self, type_: str, repository: str, key: str) -> Entry | None: ...
 
-    async def put_entry(self, *, kind: str, type_: str, repository: str, key: str, digest: str, size: int,
-                        now: float, media_type: str | None = None, sha1: str | None = None,
-                        upstream: str | None = None, upstream_modified: float | None = None) -> Entry: ...
+    async def put_entry(
+        self,
+        *,
+        kind: str,
+        type_: str,
+        repository: str,
+        key: str,
+        digest: str,
+        size: int,
+        now: float,
+        media_type: str | None = None,
+        sha1: str | None = None,
+        upstream: str | None = None,
+        upstream_modified: float | None = None,
+    ) -> Entry: ...
 
     async def put_entries(self, writes: list[EntryWrite], now: float) -> tuple[list[Entry], list[str]]: ...
 
@@ -63,8 +75,9 @@ class CacheIndex(Protocol):
 
     async def get_tag(self, repository: str, tag: str) -> Tag | None: ...
 
-    async def put_tag(self, repository: str, tag: str, digest: str, kind: str, media_type: str | None,
-                      now: float) -> None: ...
+    async def put_tag(
+        self, repository: str, tag: str, digest: str, kind: str, media_type: str | None, now: float
+    ) -> None: ...
 
     async def mark_tag_fetched(self, repository: str, tag: str, now: float) -> None: ...
 

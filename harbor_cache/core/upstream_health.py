@@ -107,7 +107,10 @@ class HealthMonitor:
             health.blocked_until = now + cool_down
             access_log.warn(
                 "upstream {upstream} blocked for {seconds}s after {failures} failures in a row: {error}",
-                upstream=upstream.name, seconds=cool_down, failures=health.consecutive_failures, error=error,
+                upstream=upstream.name,
+                seconds=cool_down,
+                failures=health.consecutive_failures,
+                error=error,
             )
         self._export(upstream)
 
@@ -124,9 +127,14 @@ class HealthMonitor:
     def forget(self, name: str) -> None:
         """Drop the health and gauges of an upstream that was removed or changed."""
         self._health.pop(name, None)
-        for gauge in (self.metrics.upstream_up, self.metrics.upstream_blocked, self.metrics.upstream_failures,
-                      self.metrics.upstream_latency, self.metrics.upstream_ratelimit_limit,
-                      self.metrics.upstream_ratelimit_remaining):
+        for gauge in (
+            self.metrics.upstream_up,
+            self.metrics.upstream_blocked,
+            self.metrics.upstream_failures,
+            self.metrics.upstream_latency,
+            self.metrics.upstream_ratelimit_limit,
+            self.metrics.upstream_ratelimit_remaining,
+        ):
             try:
                 gauge.remove(name)
             except KeyError:

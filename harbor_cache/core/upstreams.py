@@ -32,17 +32,31 @@ log = Logger()
 
 MAVEN_ID_PREFIX = "maven:"
 _TYPES: dict[str, tuple[type, ...]] = {
-    "name": (str,), "url": (str,), "registry": (str, type(None)), "prefix": (str, type(None)),
-    "routes": (list,), "priority": (int,), "allow_push": (bool,), "library_prefix": (bool,),
-    "username": (str, type(None)), "password": (str, type(None)),
+    "name": (str,),
+    "url": (str,),
+    "registry": (str, type(None)),
+    "prefix": (str, type(None)),
+    "routes": (list,),
+    "priority": (int,),
+    "allow_push": (bool,),
+    "library_prefix": (bool,),
+    "username": (str, type(None)),
+    "password": (str, type(None)),
 }
 
 
 def config_from_row(row: Upstream) -> UpstreamConfig:
     return UpstreamConfig(
-        name=row.name, url=row.url, routes=tuple(json.loads(row.routes)), priority=int(row.priority),
-        username=row.username, password=row.password, library_prefix=bool(row.library_prefix),
-        registry=row.registry, prefix=row.prefix, allow_push=bool(row.allow_push),
+        name=row.name,
+        url=row.url,
+        routes=tuple(json.loads(row.routes)),
+        priority=int(row.priority),
+        username=row.username,
+        password=row.password,
+        library_prefix=bool(row.library_prefix),
+        registry=row.registry,
+        prefix=row.prefix,
+        allow_push=bool(row.allow_push),
     )
 
 
@@ -62,10 +76,14 @@ def config_from_body(body: dict[str, Any], current: UpstreamConfig | None) -> Up
     which field is wrong.
     """
     if body.get("kind", "oci") != "oci":
-        raise BadRequest('only OCI upstreams ("kind": "oci") are managed here; Maven repositories come from '
-                         "the config file", {"field": "kind"})
+        raise BadRequest(
+            'only OCI upstreams ("kind": "oci") are managed here; Maven repositories come from the config file',
+            {"field": "kind"},
+        )
     for field, types in _TYPES.items():
-        if field in body and (not isinstance(body[field], types) or (bool not in types and isinstance(body[field], bool))):
+        if field in body and (
+            not isinstance(body[field], types) or (bool not in types and isinstance(body[field], bool))
+        ):
             raise BadRequest(f"{field} has the wrong type", {"field": field})
     if current is None:
         for field in ("name", "url"):
@@ -74,7 +92,9 @@ def config_from_body(body: dict[str, Any], current: UpstreamConfig | None) -> Up
         url = body["url"].rstrip("/")
         reached_otherwise = body.get("prefix") is not None or body.get("registry") is not None
         current = UpstreamConfig(
-            name=body["name"], url=url, routes=() if reached_otherwise else ("*",),
+            name=body["name"],
+            url=url,
+            routes=() if reached_otherwise else ("*",),
             library_prefix=url == DOCKER_HUB_URL,
             registry=DOCKER_HUB_REGISTRY if url == DOCKER_HUB_URL and "registry" not in body else None,
         )
@@ -101,8 +121,17 @@ def config_from_body(body: dict[str, Any], current: UpstreamConfig | None) -> Up
 class UpstreamCatalog:
     """The OCI upstreams of this node, mirrored from the index; the API's rules."""
 
-    def __init__(self, *, index, upstream_set, health, build: Callable[[UpstreamConfig], Any],
-                 seed: tuple[UpstreamConfig, ...], maven_repositories=(), clock):
+    def __init__(
+        self,
+        *,
+        index,
+        upstream_set,
+        health,
+        build: Callable[[UpstreamConfig], Any],
+        seed: tuple[UpstreamConfig, ...],
+        maven_repositories=(),
+        clock,
+    ):
         self.index = index
         self.upstream_set = upstream_set
         self.health = health
@@ -123,8 +152,10 @@ class UpstreamCatalog:
             log.info("seeded {count} upstreams from the config file into the index", count=len(self._seed))
         await self.reload()
         if {u.name: u for u in self._seed} != {u.name: u.config for u in self.upstream_set.upstreams}:
-            log.warn("the config file's [[upstreams]] differ from those in the index; the index's are used "
-                     "(they were seeded from the file at the first start; change them with /api/v1/upstreams)")
+            log.warn(
+                "the config file's [[upstreams]] differ from those in the index; the index's are used "
+                "(they were seeded from the file at the first start; change them with /api/v1/upstreams)"
+            )
 
     async def reload(self) -> None:
         generation, rows = await self.index.list_upstreams()
@@ -183,17 +214,30 @@ class UpstreamCatalog:
 
     def maven_view(self, repo) -> dict[str, Any]:
         return {
-            "id": MAVEN_ID_PREFIX + repo.id, "name": repo.id, "kind": "maven", "url": repo.url,
-            "registry": None, "prefix": None, "effective_prefix": None, "routes": [], "priority": 0,
-            "allow_push": False, "library_prefix": False,
+            "id": MAVEN_ID_PREFIX + repo.id,
+            "name": repo.id,
+            "kind": "maven",
+            "url": repo.url,
+            "registry": None,
+            "prefix": None,
+            "effective_prefix": None,
+            "routes": [],
+            "priority": 0,
+            "allow_push": False,
+            "library_prefix": False,
             "has_credentials": bool(repo.username or repo.password),
-            "health": {"status": "unknown", "last_check": None, "latency_ms": None, "last_error": None,
-                       "consecutive_failures": 0, "blocked_until": None},
+            "health": {
+                "status": "unknown",
+                "last_check": None,
+                "latency_ms": None,
+                "last_error": None,
+                "consecutive_failures": 0,
+                "blocked_until": None,
+            },
         }
 
     def list(self) -> list[dict[str, Any]]:
-        return ([self.view(row) for row in self._rows.values()]
-                + [self.maven_view(r) for r in self.maven_repositories])
+        return [self.view(row) for row in self._rows.values()] + [self.maven_view(r) for r in self.maven_repositories]
 
     def get(self, upstream_id: str) -> dict[str, Any]:
         if upstream_id.startswith(MAVEN_ID_PREFIX):
@@ -211,9 +255,9 @@ class UpstreamCatalog:
 
     def _writable_id(self, upstream_id: str) -> int:
         if upstream_id.startswith(MAVEN_ID_PREFIX) and any(
-                MAVEN_ID_PREFIX + r.id == upstream_id for r in self.maven_repositories):
-            raise Conflict("Maven repositories are read-only here: they come from the config file",
-                           {"id": upstream_id})
+            MAVEN_ID_PREFIX + r.id == upstream_id for r in self.maven_repositories
+        ):
+            raise Conflict("Maven repositories are read-only here: they come from the config file", {"id": upstream_id})
         oci_id = self._oci_id(upstream_id)
         if oci_id is None or oci_id not in self._rows:
             raise NotFound("no such upstream", {"id": upstream_id})

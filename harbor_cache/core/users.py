@@ -60,8 +60,9 @@ def check_role(role: Any) -> str:
 class UserService:
     """Create, change, delete and authenticate users; rows are the index's `User` rows."""
 
-    def __init__(self, index, clock, *, hasher=hash_password, checker=check_password,
-                 credentials: Credentials | None = None):
+    def __init__(
+        self, index, clock, *, hasher=hash_password, checker=check_password, credentials: Credentials | None = None
+    ):
         self.index = index
         self.clock = clock
         # Both run bcrypt off the reactor thread; tests pass inline versions.

@@ -66,9 +66,7 @@ def parse_digest(s: str) -> Digest:
     if length is None:
         raise UnsupportedDigest(f"unsupported digest algorithm: {algorithm!r}")
     if len(encoded) != length or _LOWER_HEX_RE.fullmatch(encoded) is None:
-        raise InvalidDigest(
-            f"invalid {algorithm} digest: expected {length} lowercase hex characters"
-        )
+        raise InvalidDigest(f"invalid {algorithm} digest: expected {length} lowercase hex characters")
     return Digest(algorithm, encoded)
 
 

@@ -28,8 +28,22 @@ __all__ = ["MetadataInvalid", "merge_metadata", "version_key", "MAX_METADATA_BYT
 # commons-lang's with every version ever released is ~10 KiB).
 MAX_METADATA_BYTES = 4 << 20
 
-_QUALIFIERS = {"alpha": 1, "a": 1, "beta": 2, "b": 2, "milestone": 3, "m": 3, "rc": 4, "cr": 4,
-               "snapshot": 5, "": 6, "ga": 6, "final": 6, "release": 6, "sp": 7}
+_QUALIFIERS = {
+    "alpha": 1,
+    "a": 1,
+    "beta": 2,
+    "b": 2,
+    "milestone": 3,
+    "m": 3,
+    "rc": 4,
+    "cr": 4,
+    "snapshot": 5,
+    "": 6,
+    "ga": 6,
+    "final": 6,
+    "release": 6,
+    "sp": 7,
+}
 _TOKEN_RE = re.compile(r"\d+|[a-zA-Z]+")
 
 

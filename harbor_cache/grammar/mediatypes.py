@@ -215,7 +215,6 @@ def manifest_references(body: bytes) -> tuple[list[str], list[str]]:
     for i, layer in enumerate(_descriptor_list(document, "fsLayers")):
         blobs.append(_descriptor_digest(layer, f"fsLayers[{i}]", key="blobSum"))
     children = [
-        _descriptor_digest(child, f"manifests[{i}]")
-        for i, child in enumerate(_descriptor_list(document, "manifests"))
+        _descriptor_digest(child, f"manifests[{i}]") for i, child in enumerate(_descriptor_list(document, "manifests"))
     ]
     return _unique(blobs), _unique(children)

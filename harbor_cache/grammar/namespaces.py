@@ -39,7 +39,9 @@ __all__ = [
 ]
 
 _COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
-_HOST_RE = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*(?::[0-9]{1,5})?")
+_HOST_RE = re.compile(
+    r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*(?::[0-9]{1,5})?"
+)
 
 
 class UnknownRegistry(Exception):
@@ -60,14 +62,14 @@ class UpstreamLike(Protocol):
 def check_prefix(prefix: str) -> str | None:
     """Why ``prefix`` cannot be a namespace prefix (one repository-name component), or None."""
     if not isinstance(prefix, str) or not _COMPONENT_RE.fullmatch(prefix) or len(prefix) > 64:
-        return f"{prefix!r} is not one lowercase repository-name component (e.g. \"quay\")"
+        return f'{prefix!r} is not one lowercase repository-name component (e.g. "quay")'
     return None
 
 
 def check_registry_host(host: str) -> str | None:
     """Why ``host`` is not a registry host as containerd sends it in ``ns`` (``quay.io``, ``reg:5000``)."""
     if not isinstance(host, str) or not _HOST_RE.fullmatch(host) or len(host) > 255:
-        return f"{host!r} is not a lowercase registry host such as \"quay.io\""
+        return f'{host!r} is not a lowercase registry host such as "quay.io"'
     return None
 
 

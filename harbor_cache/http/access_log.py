@@ -36,8 +36,7 @@ FLUSH_SECONDS = 1.0
 # The line is the compact ``json.dumps`` of the eight fields, in this order, built by hand: each string through
 # the C string encoder json.dumps itself uses, numbers with %d and repr (what json.dumps writes for an int and a
 # float).  A third of json.dumps's cost (3 us against 8).
-_LINE = ('{"time":"%s","method":%s,"path":%s,"status":%s,"bytes":%d,"duration_ms":%r,"cache_status":%s,'
-         '"upstream":%s}\n')
+_LINE = '{"time":"%s","method":%s,"path":%s,"status":%s,"bytes":%d,"duration_ms":%r,"cache_status":%s,"upstream":%s}\n'
 
 
 class AccessLogFile:
@@ -50,8 +49,9 @@ class AccessLogFile:
     stragglers of connections cut at shutdown), never lost in a buffer.
     """
 
-    def __init__(self, path: str, clock: IReactorTime, flush_bytes: int = FLUSH_BYTES,
-                 flush_seconds: float = FLUSH_SECONDS):
+    def __init__(
+        self, path: str, clock: IReactorTime, flush_bytes: int = FLUSH_BYTES, flush_seconds: float = FLUSH_SECONDS
+    ):
         self.path = path
         self.clock = clock
         self.flush_bytes = flush_bytes
@@ -72,11 +72,20 @@ class AccessLogFile:
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return "%s.%03dZ" % (self._second_text, int((now - second) * 1000))
 
-    def line(self, method: str, path: str, status: str, sent: int, duration_ms: float, cache_status: str,
-             upstream: str) -> None:
+    def line(
+        self, method: str, path: str, status: str, sent: int, duration_ms: float, cache_status: str, upstream: str
+    ) -> None:
         """One request's line (the fields and values of the access event)."""
-        text = _LINE % (self._timestamp(self.clock.seconds()), _string(method), _string(path), _string(status),
-                        sent, round(duration_ms, 3), _string(cache_status), _string(upstream))
+        text = _LINE % (
+            self._timestamp(self.clock.seconds()),
+            _string(method),
+            _string(path),
+            _string(status),
+            sent,
+            round(duration_ms, 3),
+            _string(cache_status),
+            _string(upstream),
+        )
         self._lines.append(text)
         self._size += len(text)
         if self.closed:

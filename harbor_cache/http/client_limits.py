@@ -43,6 +43,8 @@ LIMIT_KEYS: tuple[tuple[str, type, float, float], ...] = (
 def raw_error(status: int, reason: str, code: str, message: str, detail=None) -> bytes:
     """A whole HTTP/1.1 response in the error format, closing the connection (no request to answer through)."""
     body = error_body(code, message, detail)
-    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
     return head.encode("latin-1") + body

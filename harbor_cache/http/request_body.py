@@ -127,8 +127,14 @@ class StreamedBody:
     kept (at most one socket read).  ``pause``/``resume`` are the channel's.
     """
 
-    def __init__(self, length: int | None, limit: int, pause: Callable[[], None], resume: Callable[[], None],
-                 send_continue: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        length: int | None,
+        limit: int,
+        pause: Callable[[], None],
+        resume: Callable[[], None],
+        send_continue: Callable[[], None] | None = None,
+    ):
         self.length = length
         self.limit = limit
         self.received = 0

@@ -35,8 +35,14 @@ async def serve_source(request, source, size: int | None, content_type: bytes, s
         try:
             wanted = parse_range(range_header, size)
         except UnsatisfiableRange:
-            return write_error(request, 416, "RANGE_INVALID", "requested range not satisfiable",
-                               {"size": size}, headers={"Content-Range": unsatisfied_range_header(size)})
+            return write_error(
+                request,
+                416,
+                "RANGE_INVALID",
+                "requested range not satisfiable",
+                {"size": size},
+                headers={"Content-Range": unsatisfied_range_header(size)},
+            )
         if wanted is not None:
             start, end = wanted
             request.setResponseCode(206)

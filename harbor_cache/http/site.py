@@ -58,8 +58,9 @@ def json_response(request, obj: Any, status: int = 200) -> bytes:
     return json.dumps(obj).encode()
 
 
-def write_error(request, status: int, code: str, message: str, detail: Any = None,
-                headers: dict[str, str] | None = None) -> bytes:
+def write_error(
+    request, status: int, code: str, message: str, detail: Any = None, headers: dict[str, str] | None = None
+) -> bytes:
     """Set status and headers for an error; returns the body (empty for HEAD)."""
     request.setResponseCode(status)
     request.setHeader(b"Content-Type", b"application/json")
@@ -77,8 +78,12 @@ def crash_response(request, failure) -> bytes | None:
 
     Returns the body to write, or None when the connection was aborted.
     """
-    log.failure("unhandled error on {method} {path}", failure,
-                method=request.method.decode("latin-1"), path=request.path.decode("latin-1"))
+    log.failure(
+        "unhandled error on {method} {path}",
+        failure,
+        method=request.method.decode("latin-1"),
+        path=request.path.decode("latin-1"),
+    )
     if request.startedWriting:
         request.transport.abortConnection()
         return None
@@ -143,8 +148,9 @@ class HarborRequest(server.Request):
         rules: BodyRules = site.body_rules
         if length != 0 and rules.streamed(channel._command, channel._path):  # no body: nothing to stream
             self.content = io.BytesIO()
-            self.body = StreamedBody(length, rules.max_upload_bytes, channel.pause_body, channel.resume_body,
-                                     channel.send_continue)
+            self.body = StreamedBody(
+                length, rules.max_upload_bytes, channel.pause_body, channel.resume_body, channel.send_continue
+            )
             return
         self._buffer_limit = rules.max_body_bytes
         self.content = io.BytesIO()
@@ -337,9 +343,15 @@ class HarborChannel(http.HTTPChannel):
             return
         if self.requests or self._bytes_in > self._bytes_at_idle or self._dataBuffer:
             seconds = self.limits.header_timeout_seconds
-            self.transport.write(raw_error(408, "Request Timeout", "REQUEST_TIMEOUT",
-                                           f"request headers not complete within {seconds:g} s",
-                                           {"header_timeout_seconds": seconds}))
+            self.transport.write(
+                raw_error(
+                    408,
+                    "Request Timeout",
+                    "REQUEST_TIMEOUT",
+                    f"request headers not complete within {seconds:g} s",
+                    {"header_timeout_seconds": seconds},
+                )
+            )
         self.transport.loseConnection()
 
     # -- body ---------------------------------------------------------------------------
@@ -454,9 +466,14 @@ class HarborChannel(http.HTTPChannel):
 
     def _body_too_slow(self, req, got: int):
         limits = self.limits
-        error = BodyTooSlow(f"request body slower than {limits.min_body_rate_bytes} bytes/s",
-                            {"min_body_rate_bytes": limits.min_body_rate_bytes,
-                             "received_in_window": got, "window_seconds": limits.body_rate_window_seconds})
+        error = BodyTooSlow(
+            f"request body slower than {limits.min_body_rate_bytes} bytes/s",
+            {
+                "min_body_rate_bytes": limits.min_body_rate_bytes,
+                "received_in_window": got,
+                "window_seconds": limits.body_rate_window_seconds,
+            },
+        )
         self._rate_request = None
         if req.body is not None and not req.startedWriting:
             req.body.fail(error)  # the handler answers it (in the error format) and the connection closes
@@ -480,8 +497,12 @@ class HarborChannel(http.HTTPChannel):
             # headers (`allHeadersReceived` disarms) and is still being handled when it returns.
             self._awaiting_headers = True
             super().requestDone(request)
-            if (self._awaiting_headers and self.persistent and self.transport is not None
-                    and not self.transport.disconnecting):
+            if (
+                self._awaiting_headers
+                and self.persistent
+                and self.transport is not None
+                and not self.transport.disconnecting
+            ):
                 self._arm_header_deadline()
             return
         if request != self.requests[0]:
@@ -530,9 +551,15 @@ class _Refusal(protocol.Protocol):
         self.limit = limit
 
     def connectionMade(self):
-        self.transport.write(raw_error(503, "Service Unavailable", "TOO_MANY_CONNECTIONS",
-                                       "too many open connections, retry later",
-                                       {"max_connections": self.limit}))
+        self.transport.write(
+            raw_error(
+                503,
+                "Service Unavailable",
+                "TOO_MANY_CONNECTIONS",
+                "too many open connections, retry later",
+                {"max_connections": self.limit},
+            )
+        )
         self.transport.loseConnection()
 
 
@@ -542,8 +569,15 @@ class HarborSite(server.Site):
     requestFactory = HarborRequest
     protocol = HarborChannel  # type: ignore[assignment]  # a channel class is a factory of channels
 
-    def __init__(self, root, metrics, limits: ClientLimits | None = None, body_rules: BodyRules | None = None,
-                 access_file: AccessLogFile | None = None, **kw):
+    def __init__(
+        self,
+        root,
+        metrics,
+        limits: ClientLimits | None = None,
+        body_rules: BodyRules | None = None,
+        access_file: AccessLogFile | None = None,
+        **kw,
+    ):
         super().__init__(root, **kw)
         self.metrics = metrics
         # `[log] access_file`: access lines go there instead of to twisted.logger (see `http.access_log`).
@@ -591,25 +625,33 @@ class HarborSite(server.Site):
                 self._seconds[front] = seconds
         seconds.observe(duration)
         if self.access_file is not None:
-            self.access_file.line(method.decode("latin-1"), request.uri.decode("latin-1"), status,
-                                  request.sentLength, duration * 1000, request.cache_status or "-",
-                                  request.upstream or "-")
+            self.access_file.line(
+                method.decode("latin-1"),
+                request.uri.decode("latin-1"),
+                status,
+                request.sentLength,
+                duration * 1000,
+                request.cache_status or "-",
+                request.upstream or "-",
+            )
             return
-        access_log.observer({
-            "method": method.decode("latin-1"),
-            "path": request.uri.decode("latin-1"),
-            "status": status,
-            "bytes": request.sentLength,
-            "duration_ms": duration * 1000,
-            "cache_status": request.cache_status or "-",
-            "upstream": request.upstream or "-",
-            "log_logger": access_log,
-            "log_level": LogLevel.info,
-            "log_namespace": _ACCESS_NAMESPACE,
-            "log_source": None,
-            "log_format": ACCESS_FORMAT,
-            "log_time": time.time(),
-        })
+        access_log.observer(
+            {
+                "method": method.decode("latin-1"),
+                "path": request.uri.decode("latin-1"),
+                "status": status,
+                "bytes": request.sentLength,
+                "duration_ms": duration * 1000,
+                "cache_status": request.cache_status or "-",
+                "upstream": request.upstream or "-",
+                "log_logger": access_log,
+                "log_level": LogLevel.info,
+                "log_namespace": _ACCESS_NAMESPACE,
+                "log_source": None,
+                "log_format": ACCESS_FORMAT,
+                "log_time": time.time(),
+            }
+        )
 
 
 class NotFoundResource(resource.Resource):
@@ -620,8 +662,10 @@ class NotFoundResource(resource.Resource):
 
 
 #: the console's policy: its own scripts and styles only (no inline script, no eval), JSON from this origin
-CONSOLE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-               "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 class ConsoleFiles(File):
@@ -631,10 +675,15 @@ class ConsoleFiles(File):
     somehow reached the page as markup still could not run script.
     """
 
-    contentTypes = dict(File.contentTypes, **{".js": "text/javascript; charset=utf-8",
-                                             ".css": "text/css; charset=utf-8",
-                                             ".html": "text/html; charset=utf-8",
-                                             ".svg": "image/svg+xml"})
+    contentTypes = dict(
+        File.contentTypes,
+        **{
+            ".js": "text/javascript; charset=utf-8",
+            ".css": "text/css; charset=utf-8",
+            ".html": "text/html; charset=utf-8",
+            ".svg": "image/svg+xml",
+        },
+    )
 
     def render(self, request):
         request.setHeader(b"Content-Security-Policy", CONSOLE_CSP.encode())
@@ -658,8 +707,13 @@ class BadPathResource(resource.Resource):
     isLeaf = True
 
     def render(self, request):
-        return write_error(request, 400, "BAD_REQUEST", "path is not UTF-8 after percent-decoding",
-                           request.path.decode("latin-1")[:200])
+        return write_error(
+            request,
+            400,
+            "BAD_REQUEST",
+            "path is not UTF-8 after percent-decoding",
+            request.path.decode("latin-1")[:200],
+        )
 
 
 def _utf8_path(path: bytes) -> bool:
@@ -722,8 +776,7 @@ class Root(resource.Resource):
         self._plain: dict[bytes, resource.Resource] = {}
         self._hot: dict[bytes, HotRoute] = {}
 
-    def mount(self, segment: bytes, res: resource.Resource,
-              hot: Callable[[Any], bytes | None] | None = None) -> None:
+    def mount(self, segment: bytes, res: resource.Resource, hot: Callable[[Any], bytes | None] | None = None) -> None:
         """Route /segment/... to a Klein resource whose routes include /segment.
 
         ``hot``: the front's synchronous answer for hot GET/HEADs under this

@@ -9,16 +9,28 @@ from harbor_cache.index.rows import AuditRecord
 class AuditStore(Store):
     """The ``audit_log`` table: append, page through newest first, prune."""
 
-    async def add_audit(self, *, at: float, actor: str | None, action: str, target: str | None,
-                        detail: str | None, client: str | None) -> None:
+    async def add_audit(
+        self, *, at: float, actor: str | None, action: str, target: str | None, detail: str | None, client: str | None
+    ) -> None:
         def _txn(txn):
-            self._exec(txn, "INSERT INTO audit_log (at, actor, action, target, detail, client) VALUES (?, ?, ?, ?, ?, ?)",
-                       (at, actor, action, target, detail, client))
+            self._exec(
+                txn,
+                "INSERT INTO audit_log (at, actor, action, target, detail, client) VALUES (?, ?, ?, ?, ?, ?)",
+                (at, actor, action, target, detail, client),
+            )
 
         await self._run("add_audit", _txn)
 
-    async def audit_page(self, *, offset: int, limit: int, action: str | None = None, actor: str | None = None,
-                         text: str | None = None, since: float | None = None) -> tuple[int, list[AuditRecord]]:
+    async def audit_page(
+        self,
+        *,
+        offset: int,
+        limit: int,
+        action: str | None = None,
+        actor: str | None = None,
+        text: str | None = None,
+        since: float | None = None,
+    ) -> tuple[int, list[AuditRecord]]:
         """(matching count, one page of audit records, newest first)."""
         where, args = [], []
         if action is not None:
@@ -29,8 +41,9 @@ class AuditStore(Store):
             where.append("actor = ?")
             args.append(actor)
         if text:
-            where.append("(lower(coalesce(target, '')) LIKE ? ESCAPE '!' "
-                         "OR lower(coalesce(detail, '')) LIKE ? ESCAPE '!')")
+            where.append(
+                "(lower(coalesce(target, '')) LIKE ? ESCAPE '!' OR lower(coalesce(detail, '')) LIKE ? ESCAPE '!')"
+            )
             args += [contains_pattern(text)] * 2
         if since is not None:
             where.append("at >= ?")
@@ -40,8 +53,11 @@ class AuditStore(Store):
         def _txn(txn):
             self._exec(txn, "SELECT COUNT(*) FROM audit_log" + clause, args)
             total = int(txn.fetchone()[0])
-            self._exec(txn, "SELECT * FROM audit_log" + clause + " ORDER BY at DESC, id DESC LIMIT ? OFFSET ?",
-                       (*args, limit, offset))
+            self._exec(
+                txn,
+                "SELECT * FROM audit_log" + clause + " ORDER BY at DESC, id DESC LIMIT ? OFFSET ?",
+                (*args, limit, offset),
+            )
             return total, fetch_all(txn, AuditRecord)
 
         return await self._run("audit_page", _txn)

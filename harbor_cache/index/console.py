@@ -10,12 +10,18 @@ class ConsoleStore(Store):
     """Read-only queries over entries and tags, shaped for the console's tables."""
 
     #: sort keys of GET /api/v1/cache/entries -> column (id breaks ties)
-    ENTRY_SORTS = {"size": "size", "last_access": "last_access", "hits": "access_count",
-                   "created": "created_at", "repository": "repository"}
+    ENTRY_SORTS = {
+        "size": "size",
+        "last_access": "last_access",
+        "hits": "access_count",
+        "created": "created_at",
+        "repository": "repository",
+    }
 
     @staticmethod
-    def _entry_filters(front: str | None, kind: str | None, repository: str | None,
-                       text: str | None) -> tuple[list[str], list]:
+    def _entry_filters(
+        front: str | None, kind: str | None, repository: str | None, text: str | None
+    ) -> tuple[list[str], list]:
         where, args = [], []
         if front == "oci":
             where.append("type IN ('manifest', 'blob')")
@@ -33,9 +39,18 @@ class ConsoleStore(Store):
             args += [contains_pattern(text)] * 2
         return where, args
 
-    async def cache_entries_page(self, *, offset: int, limit: int, sort: str, descending: bool,
-                                 front: str | None = None, kind: str | None = None,
-                                 repository: str | None = None, text: str | None = None) -> tuple[int, list[Entry]]:
+    async def cache_entries_page(
+        self,
+        *,
+        offset: int,
+        limit: int,
+        sort: str,
+        descending: bool,
+        front: str | None = None,
+        kind: str | None = None,
+        repository: str | None = None,
+        text: str | None = None,
+    ) -> tuple[int, list[Entry]]:
         """(matching count, one page of entries) for the console's cache table."""
         column = self.ENTRY_SORTS[sort]
         direction = "DESC" if descending else "ASC"
@@ -80,14 +95,16 @@ class ConsoleStore(Store):
             out = []
             for name in sorted(set(tags) | set(manifests)):
                 t, m = tags.get(name, {}), manifests.get(name, {})
-                out.append(ImageRepository(
-                    name=name,
-                    hosted_tags=int(t.get("hosted_tags") or 0),
-                    cached_tags=int(t.get("cached_tags") or 0),
-                    hosted_manifests=int(m.get("hosted_manifests") or 0),
-                    cached_manifests=int(m.get("cached_manifests") or 0),
-                    updated_at=max(x for x in (t.get("updated_at"), m.get("fetched_at"), 0) if x is not None),
-                ))
+                out.append(
+                    ImageRepository(
+                        name=name,
+                        hosted_tags=int(t.get("hosted_tags") or 0),
+                        cached_tags=int(t.get("cached_tags") or 0),
+                        hosted_manifests=int(m.get("hosted_manifests") or 0),
+                        cached_manifests=int(m.get("cached_manifests") or 0),
+                        updated_at=max(x for x in (t.get("updated_at"), m.get("fetched_at"), 0) if x is not None),
+                    )
+                )
             return out
 
         return await self._run("image_repositories", _txn)

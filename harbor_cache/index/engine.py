@@ -152,7 +152,7 @@ def open_postgres_pool(url: str, size: int = 10) -> adbapi.ConnectionPool:
 
 
 def dialect_of_url(url: str | None) -> str:
-    """"postgresql" for a postgresql:// (or postgres://) URL; anything else is the sqlite file."""
+    """ "postgresql" for a postgresql:// (or postgres://) URL; anything else is the sqlite file."""
     return "postgresql" if url and url.split(":", 1)[0] in ("postgresql", "postgres") else "sqlite"
 
 
@@ -164,7 +164,7 @@ def open_pool(url: str | None, sqlite_path: str, size: int = 10) -> adbapi.Conne
 
 
 def dialect_of(pool) -> str:
-    """"postgresql" or "sqlite", from the pool's DB-API module."""
+    """ "postgresql" or "sqlite", from the pool's DB-API module."""
     name = str(getattr(pool, "dbapiName", None) or getattr(getattr(pool, "dbapi", None), "__name__", "sqlite3"))
     return "postgresql" if name.startswith("psycopg") else "sqlite"
 

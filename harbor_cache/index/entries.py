@@ -33,9 +33,8 @@ def referenced_txn(store: Store, txn, digests: list[str]) -> set[str]:
     """The subset of ``digests`` some entry references, inside a transaction of ``store``."""
     found: set[str] = set()
     for start in range(0, len(digests), 500):
-        chunk = digests[start:start + 500]
-        store._exec(txn, f"SELECT DISTINCT digest FROM entries WHERE digest IN ({', '.join('?' * len(chunk))})",
-                    chunk)
+        chunk = digests[start : start + 500]
+        store._exec(txn, f"SELECT DISTINCT digest FROM entries WHERE digest IN ({', '.join('?' * len(chunk))})", chunk)
         found.update(r[0] for r in txn.fetchall())
     return found
 
@@ -45,7 +44,9 @@ class EntriesStore(Store):
 
     async def get_entry(self, type_: str, repository: str, key: str) -> Entry | None:
         def _txn(txn):
-            self._exec(txn, "SELECT * FROM entries WHERE type = ? AND repository = ? AND key = ?", (type_, repository, key))
+            self._exec(
+                txn, "SELECT * FROM entries WHERE type = ? AND repository = ? AND key = ?", (type_, repository, key)
+            )
             return fetch_one(txn, Entry)
 
         return await self._run("get_entry", _txn)
@@ -87,8 +88,11 @@ class EntriesStore(Store):
             replaced: set[str] = set()
             rows = []
             for write in writes:
-                self._exec(txn, "SELECT digest FROM entries WHERE type = ? AND repository = ? AND key = ?",
-                           (write.type_, write.repository, write.key))
+                self._exec(
+                    txn,
+                    "SELECT digest FROM entries WHERE type = ? AND repository = ? AND key = ?",
+                    (write.type_, write.repository, write.key),
+                )
                 old = txn.fetchone()
                 if old is not None and old[0] != write.digest:
                     replaced.add(old[0])
@@ -115,11 +119,27 @@ class EntriesStore(Store):
                    sha1 = excluded.sha1, upstream = excluded.upstream,
                    upstream_modified = excluded.upstream_modified,
                    fetched_at = excluded.fetched_at""",
-            (write.kind, write.type_, write.repository, write.key, write.digest, write.size, write.media_type,
-             write.sha1, write.upstream, write.upstream_modified, now, now, now),
+            (
+                write.kind,
+                write.type_,
+                write.repository,
+                write.key,
+                write.digest,
+                write.size,
+                write.media_type,
+                write.sha1,
+                write.upstream,
+                write.upstream_modified,
+                now,
+                now,
+                now,
+            ),
         )
-        self._exec(txn, "SELECT * FROM entries WHERE type = ? AND repository = ? AND key = ?",
-                   (write.type_, write.repository, write.key))
+        self._exec(
+            txn,
+            "SELECT * FROM entries WHERE type = ? AND repository = ? AND key = ?",
+            (write.type_, write.repository, write.key),
+        )
         row = fetch_one(txn, Entry)
         assert row is not None
         return row

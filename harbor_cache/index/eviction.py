@@ -43,7 +43,7 @@ class EvictionStore(Store):
             self._exec(
                 txn,
                 f"""SELECT {_PROXY_COLUMNS}
-                    FROM entries WHERE {' AND '.join(where)} ORDER BY {', '.join(cols)} LIMIT ?""",
+                    FROM entries WHERE {" AND ".join(where)} ORDER BY {", ".join(cols)} LIMIT ?""",
                 (*args, limit),
             )
             return fetch_all(txn, ProxyEntry)
@@ -116,7 +116,13 @@ class EvictionStore(Store):
                 "SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM entries GROUP BY digest) AS d",
             )
             total = txn.fetchone()[0]
-            return CacheTotals(entries=int(entries), manifests=int(manifests), blobs=int(blobs),
-                               maven=int(maven), proxy=int(proxy), total_size=int(total))
+            return CacheTotals(
+                entries=int(entries),
+                manifests=int(manifests),
+                blobs=int(blobs),
+                maven=int(maven),
+                proxy=int(proxy),
+                total_size=int(total),
+            )
 
         return await self._run("cache_totals", _txn)

@@ -31,8 +31,12 @@ class HostedStore(Store):
         """Record that ``repository`` holds a blob (pushed or mounted into it)."""
 
         def _txn(txn):
-            self._exec(txn, """INSERT INTO blob_refs (repository, digest, manifest) VALUES (?, ?, '')
-                               ON CONFLICT (repository, digest, manifest) DO NOTHING""", (repository, digest))
+            self._exec(
+                txn,
+                """INSERT INTO blob_refs (repository, digest, manifest) VALUES (?, ?, '')
+                               ON CONFLICT (repository, digest, manifest) DO NOTHING""",
+                (repository, digest),
+            )
 
         await self._run("claim_blob", _txn)
 
@@ -40,11 +44,14 @@ class HostedStore(Store):
         """Hosted manifests with no ``blob_refs`` rows: pushed before claims were recorded (or blob-less)."""
 
         def _txn(txn):
-            self._exec(txn, """SELECT m.* FROM entries AS m
+            self._exec(
+                txn,
+                """SELECT m.* FROM entries AS m
                                WHERE m.type = 'manifest' AND m.kind = 'hosted' AND NOT EXISTS (
                                    SELECT 1 FROM blob_refs AS r
                                    WHERE r.repository = m.repository AND r.manifest = m.key)
-                               ORDER BY m.id""")
+                               ORDER BY m.id""",
+            )
             return fetch_all(txn, Entry)
 
         return await self._run("hosted_manifests_without_refs", _txn)
@@ -54,9 +61,12 @@ class HostedStore(Store):
 
         def _txn(txn):
             for blob in blobs:
-                self._exec(txn, """INSERT INTO blob_refs (repository, digest, manifest) VALUES (?, ?, ?)
+                self._exec(
+                    txn,
+                    """INSERT INTO blob_refs (repository, digest, manifest) VALUES (?, ?, ?)
                                    ON CONFLICT (repository, digest, manifest) DO NOTHING""",
-                           (repository, blob, manifest))
+                    (repository, blob, manifest),
+                )
 
         await self._run("add_blob_refs", _txn)
 
@@ -83,12 +93,14 @@ class HostedStore(Store):
             using = sorted(m for m in mine if m)
             if using:
                 return "in_use", using[0]
-            self._exec(txn, "DELETE FROM blob_refs WHERE repository = ? AND digest = ? AND manifest = ''",
-                       (repository, digest))
+            self._exec(
+                txn, "DELETE FROM blob_refs WHERE repository = ? AND digest = ? AND manifest = ''", (repository, digest)
+            )
             if len(rows) > len(mine):
                 return "released", []
-            self._exec(txn, "SELECT id, kind FROM entries WHERE type = 'blob' AND repository = '' AND key = ?",
-                       (digest,))
+            self._exec(
+                txn, "SELECT id, kind FROM entries WHERE type = 'blob' AND repository = '' AND key = ?", (digest,)
+            )
             r = txn.fetchone()
             if r is None:
                 return ("released", []) if rows else ("unknown", None)
@@ -101,8 +113,17 @@ class HostedStore(Store):
         return await self._run("release_blob", _txn)
 
     async def put_hosted_manifest(
-        self, *, repository: str, key: str, digest: str, size: int, media_type: str, now: float,
-        tag: str | None, referrer: dict | None, blobs: Sequence[str] = (),
+        self,
+        *,
+        repository: str,
+        key: str,
+        digest: str,
+        size: int,
+        media_type: str,
+        now: float,
+        tag: str | None,
+        referrer: dict | None,
+        blobs: Sequence[str] = (),
     ) -> Entry:
         """Record a pushed manifest: its hosted entry, its tag, its referrer row and the blobs it
         needs (``blob_refs``), in one transaction."""
@@ -110,9 +131,12 @@ class HostedStore(Store):
         def _txn(txn):
             self._exec(txn, "DELETE FROM blob_refs WHERE repository = ? AND manifest = ?", (repository, key))
             for blob in blobs:
-                self._exec(txn, """INSERT INTO blob_refs (repository, digest, manifest) VALUES (?, ?, ?)
+                self._exec(
+                    txn,
+                    """INSERT INTO blob_refs (repository, digest, manifest) VALUES (?, ?, ?)
                                    ON CONFLICT (repository, digest, manifest) DO NOTHING""",
-                           (repository, blob, key))
+                    (repository, blob, key),
+                )
             self._exec(
                 txn,
                 """INSERT INTO entries (kind, type, repository, key, digest, size, media_type, created_at,
@@ -142,11 +166,19 @@ class HostedStore(Store):
                            subject = excluded.subject, media_type = excluded.media_type,
                            artifact_type = excluded.artifact_type, size = excluded.size,
                            annotations = excluded.annotations""",
-                    (repository, key, referrer["subject"], media_type, referrer.get("artifact_type"), size,
-                     referrer.get("annotations")),
+                    (
+                        repository,
+                        key,
+                        referrer["subject"],
+                        media_type,
+                        referrer.get("artifact_type"),
+                        size,
+                        referrer.get("annotations"),
+                    ),
                 )
-            self._exec(txn, "SELECT * FROM entries WHERE type = 'manifest' AND repository = ? AND key = ?",
-                       (repository, key))
+            self._exec(
+                txn, "SELECT * FROM entries WHERE type = 'manifest' AND repository = ? AND key = ?", (repository, key)
+            )
             return fetch_one(txn, Entry)
 
         return await self._run("put_hosted_manifest", _txn)
@@ -160,8 +192,11 @@ class HostedStore(Store):
         """
 
         def _txn(txn):
-            self._exec(txn, "SELECT id, kind, digest FROM entries WHERE type = ? AND repository = ? AND key = ?",
-                       (type_, repository, key))
+            self._exec(
+                txn,
+                "SELECT id, kind, digest FROM entries WHERE type = ? AND repository = ? AND key = ?",
+                (type_, repository, key),
+            )
             r = txn.fetchone()
             if r is None:
                 return None, []

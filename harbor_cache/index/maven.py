@@ -52,8 +52,16 @@ class MavenStore(Store):
         return await self._run("maven_repository_stats", _txn)
 
     async def put_hosted_maven_file(
-        self, *, repository: str, key: str, digest: str, size: int, media_type: str | None,
-        sha1: str | None, now: float, overwrite: bool,
+        self,
+        *,
+        repository: str,
+        key: str,
+        digest: str,
+        size: int,
+        media_type: str | None,
+        sha1: str | None,
+        now: float,
+        overwrite: bool,
     ) -> tuple[str, Entry | None, str | None]:
         """Deploy one file into a hosted Maven repository, in one transaction.
 
@@ -64,8 +72,11 @@ class MavenStore(Store):
         """
 
         def _txn(txn):
-            self._exec(txn, "SELECT id, digest FROM entries WHERE type = 'maven' AND repository = ? AND key = ?",
-                       (repository, key))
+            self._exec(
+                txn,
+                "SELECT id, digest FROM entries WHERE type = 'maven' AND repository = ? AND key = ?",
+                (repository, key),
+            )
             r = txn.fetchone()
             if r is not None and not overwrite:
                 return "exists", None, r[1]
@@ -84,8 +95,13 @@ class MavenStore(Store):
                        VALUES ('hosted', 'maven', ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, 0)""",
                     (repository, key, digest, size, media_type, sha1, now, now, now, now),
                 )
-            self._exec(txn, "SELECT * FROM entries WHERE type = 'maven' AND repository = ? AND key = ?",
-                       (repository, key))
-            return ("replaced" if r is not None else "created"), fetch_one(txn, Entry), (r[1] if r is not None else None)
+            self._exec(
+                txn, "SELECT * FROM entries WHERE type = 'maven' AND repository = ? AND key = ?", (repository, key)
+            )
+            return (
+                ("replaced" if r is not None else "created"),
+                fetch_one(txn, Entry),
+                (r[1] if r is not None else None),
+            )
 
         return await self._run("put_hosted_maven_file", _txn)

@@ -45,8 +45,9 @@ class TagsStore(Store):
         """Remove a hosted tag; returns the digest it pointed at, None when there was no hosted tag."""
 
         def _txn(txn):
-            self._exec(txn, "SELECT digest FROM tags WHERE repository = ? AND tag = ? AND kind = 'hosted'",
-                       (repository, tag))
+            self._exec(
+                txn, "SELECT digest FROM tags WHERE repository = ? AND tag = ? AND kind = 'hosted'", (repository, tag)
+            )
             r = txn.fetchone()
             if r is None:
                 return None

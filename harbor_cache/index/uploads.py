@@ -14,8 +14,9 @@ from harbor_cache.index.rows import Upload
 class UploadsStore(Store):
     """The ``upload_sessions`` table."""
 
-    async def create_upload(self, session_id: str, repository: str, owner: str, now: float,
-                            per_owner: int, overall: int) -> str:
+    async def create_upload(
+        self, session_id: str, repository: str, owner: str, now: float, per_owner: int, overall: int
+    ) -> str:
         """Record a new session: "ok", or "owner_cap" / "overall_cap" when a cap is reached (nothing recorded).
 
         The counts and the insert share one transaction; nodes racing on the

@@ -14,8 +14,18 @@ from harbor_cache.index.rows import Upstream
 class UpstreamsStore(Store):
     """The ``upstreams`` table and its generation counter."""
 
-    UPSTREAM_FIELDS = ("name", "url", "registry", "prefix", "routes", "priority", "allow_push", "library_prefix",
-                       "username", "password")
+    UPSTREAM_FIELDS = (
+        "name",
+        "url",
+        "registry",
+        "prefix",
+        "routes",
+        "priority",
+        "allow_push",
+        "library_prefix",
+        "username",
+        "password",
+    )
 
     def _bump_upstreams_txn(self, txn) -> None:
         self._exec(txn, "UPDATE upstreams_meta SET generation = generation + 1 WHERE id = 1")
@@ -58,8 +68,8 @@ class UpstreamsStore(Store):
         cols = self.UPSTREAM_FIELDS
         self._exec(
             txn,
-            f"""INSERT INTO upstreams ({', '.join(cols)}, created_at, updated_at)
-                VALUES ({', '.join('?' * (len(cols) + 2))})""",
+            f"""INSERT INTO upstreams ({", ".join(cols)}, created_at, updated_at)
+                VALUES ({", ".join("?" * (len(cols) + 2))})""",
             [row[c] for c in cols] + [now, now],
         )
 

@@ -145,8 +145,9 @@ class MavenFront:
 
     install_error_handlers(app)
 
-    def __init__(self, cache, tokens, index, metrics, audit=None, public_url=None,
-                 credentials: Credentials | None = None):
+    def __init__(
+        self, cache, tokens, index, metrics, audit=None, public_url=None, credentials: Credentials | None = None
+    ):
         self.cache = cache
         self.public_url = PublicURL.of(public_url)
         self.deployer = MavenDeployer(cache)
@@ -174,8 +175,11 @@ class MavenFront:
             if basic is not None:
                 username, token = basic
         if not token:
-            raise AuthChallenge(401, "malformed Authorization header",
-                                [_bearer_error("invalid_token", "malformed Authorization header")])
+            raise AuthChallenge(
+                401,
+                "malformed Authorization header",
+                [_bearer_error("invalid_token", "malformed Authorization header")],
+            )
         return token, username
 
     async def authorize(self, request, repo_id: str, scope: str) -> dict:
@@ -233,7 +237,7 @@ class MavenFront:
         if not raw.startswith(ARTIFACTS_PREFIX):
             raise NotFound("no such endpoint", raw.decode("latin-1"))
         try:
-            rest = raw[len(ARTIFACTS_PREFIX):].decode("ascii")
+            rest = raw[len(ARTIFACTS_PREFIX) :].decode("ascii")
         except UnicodeDecodeError:
             raise _bad_path(InvalidPath("path is not ASCII (percent-encode it)")) from None
         if _ENCODED_SEPARATOR_RE.search(rest):
@@ -259,14 +263,17 @@ class MavenFront:
         repo = self._repository(repo_id)
         if request.method != b"DELETE" and request.path.endswith(b"/"):
             # A directory: its listing is never served or stored as a file (browse lists directories).
-            raise NotFound("not a file (directories are listed by /repositories/{id}/browse)",
-                           {"repositoryId": repo_id, "path": path})
+            raise NotFound(
+                "not a file (directories are listed by /repositories/{id}/browse)",
+                {"repositoryId": repo_id, "path": path},
+            )
         if request.method == b"DELETE":
             claims = await self.authorize(request, repo_id, DELETE)
             await self.cache.delete(repo_id, path)
             if self.audit is not None:
-                await self.audit.record("artifact.delete", actor=claims.get("sub"), target=f"{repo_id}/{path}",
-                                        request=request)
+                await self.audit.record(
+                    "artifact.delete", actor=claims.get("sub"), target=f"{repo_id}/{path}", request=request
+                )
             request.setResponseCode(204)
             return b""
         if repo.private:
@@ -275,8 +282,9 @@ class MavenFront:
         body = self._answer(request, f)
         if body is not None:
             return body
-        return await serve_source(request, f.source, f.size, f.content_type.encode(),
-                                  self.metrics.served_bytes.labels("maven"))
+        return await serve_source(
+            request, f.source, f.size, f.content_type.encode(), self.metrics.served_bytes.labels("maven")
+        )
 
     def _answer(self, request, f: MavenFile) -> bytes | None:
         """Status and headers for ``f``; the body when it is answered at once (304, or small and in memory).
@@ -361,8 +369,13 @@ class MavenFront:
             request.setHeader(b"Content-Length", b"%d" % len(body))
             return body
         if self.audit is not None and not is_checksum(path):  # (a .sha1 beside each file would only be noise)
-            await self.audit.record("artifact.deploy", actor=user, target=f"{repo_id}/{path}",
-                                    detail={"replaced": not created}, request=request)
+            await self.audit.record(
+                "artifact.deploy",
+                actor=user,
+                target=f"{repo_id}/{path}",
+                detail={"replaced": not created},
+                request=request,
+            )
         request.setResponseCode(201 if created else 200)
         request.setHeader(b"Content-Length", b"0")
         return b""
@@ -371,8 +384,9 @@ class MavenFront:
     @app.route("/repositories/", methods=["GET", "HEAD"])
     async def repositories(self, request):
         request.front = "maven"
-        return self._json(request, {"repositories": await self.cache.repository_list(
-            self.public_url.for_request(request))})
+        return self._json(
+            request, {"repositories": await self.cache.repository_list(self.public_url.for_request(request))}
+        )
 
     def _query_path(self, request, required: bool) -> str:
         values = request.args.get(b"path")
@@ -437,14 +451,19 @@ class MavenFront:
         repositories = (self._form(request, b"repositories") or "").split(",")
         scopes = (self._form(request, b"scope") or "").split(",")
         try:
-            repositories, scopes = plan_artifact_token(user.role, repositories,
-                                                       list(self.cache.repositories), scopes)
-            token = self.tokens.mint(user.username, repositories, scopes, hours,
-                                     stamp=credential_stamp(user.password_hash))
+            repositories, scopes = plan_artifact_token(user.role, repositories, list(self.cache.repositories), scopes)
+            token = self.tokens.mint(
+                user.username, repositories, scopes, hours, stamp=credential_stamp(user.password_hash)
+            )
         except ArtifactTokenRequestError as e:
             raise (Denied(e.reason) if e.status == 403 else BadRequest(e.reason)) from None
-        log.info("artifact token for {user}: {repositories} {scopes} {hours}h",
-                 user=username, repositories=repositories, scopes=scopes, hours=hours)
+        log.info(
+            "artifact token for {user}: {repositories} {scopes} {hours}h",
+            user=username,
+            repositories=repositories,
+            scopes=scopes,
+            hours=hours,
+        )
         request.setHeader(b"Content-Type", b"text/plain")
         request.setHeader(b"Cache-Control", b"no-store")
         body = token.encode("ascii")

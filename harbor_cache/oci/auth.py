@@ -67,8 +67,16 @@ class Caller:
 class RegistryAuthorizer:
     """The access policy of the OCI front: ``authorize(request, name, actions)``."""
 
-    def __init__(self, index, settings, tokens, public_url, clock, password_checker=check_password,
-                 credentials: Credentials | None = None):
+    def __init__(
+        self,
+        index,
+        settings,
+        tokens,
+        public_url,
+        clock,
+        password_checker=check_password,
+        credentials: Credentials | None = None,
+    ):
         self.index = index
         self.settings = settings
         self.tokens = tokens
@@ -78,8 +86,9 @@ class RegistryAuthorizer:
 
     # -- challenges -----------------------------------------------------------------
 
-    def challenge(self, request, name: str | None, actions: set[str] | None = None, error: str | None = None
-                  ) -> dict[str, str]:
+    def challenge(
+        self, request, name: str | None, actions: set[str] | None = None, error: str | None = None
+    ) -> dict[str, str]:
         value = f'Bearer realm="{self.public_url.for_request(request)}/v2/token",service="{SERVICE}"'
         if name and actions:
             value += f',scope="repository:{name}:{",".join(_ordered(actions))}"'
@@ -112,8 +121,9 @@ class RegistryAuthorizer:
             username = claims.get("sub") or None
             role = (await current_holder(self.index, claims, username)).role if username else None
         except InvalidToken as e:
-            raise Unauthorized(f"invalid token: {e.reason}",
-                               headers=self.challenge(request, name, actions, "invalid_token")) from None
+            raise Unauthorized(
+                f"invalid token: {e.reason}", headers=self.challenge(request, name, actions, "invalid_token")
+            ) from None
         return Caller(username, role=role, claims=claims)
 
     async def _basic_user(self, username: str, password: str) -> User | None:
@@ -159,10 +169,11 @@ class RegistryAuthorizer:
         if caller.claims is not None:
             # A token narrower than the role: ask the client for a new one.
             if actions <= allowed_registry_actions(caller.role, actions, self._anonymous_pull()):
-                raise Unauthorized("token does not cover this action",
-                                   headers=self.challenge(request, name, actions, "insufficient_scope"))
-        raise Denied("requested access to the resource is denied",
-                     {"name": name, "actions": _ordered(actions)})
+                raise Unauthorized(
+                    "token does not cover this action",
+                    headers=self.challenge(request, name, actions, "insufficient_scope"),
+                )
+        raise Denied("requested access to the resource is denied", {"name": name, "actions": _ordered(actions)})
 
     async def may(self, request, name: str, actions: set[str]) -> bool:
         """Like `authorize`, but answers False instead of raising (cross-repository mounts)."""
@@ -199,8 +210,9 @@ class RegistryAuthorizer:
             if basic is not None:
                 user = await self._basic_user(*basic)
                 if user is None:
-                    raise Unauthorized("invalid username or password",
-                                       headers={"WWW-Authenticate": f'Basic realm="{SERVICE}"'})
+                    raise Unauthorized(
+                        "invalid username or password", headers={"WWW-Authenticate": f'Basic realm="{SERVICE}"'}
+                    )
                 username, role, stamp = user.username, user.role, credential_stamp(user.password_hash)
             else:
                 caller = await self.identify(request)  # checks the holder: the stamp is today's

@@ -116,8 +116,10 @@ class OciFront:
         try:
             key = self.cache.key_for(name, value)
         except UnknownRegistry:
-            raise NameUnknown(f"this cache serves no upstream for registry {value}; configure one with "
-                              f"registry = \"{value}\"", {"name": name, "ns": value}) from None
+            raise NameUnknown(
+                f'this cache serves no upstream for registry {value}; configure one with registry = "{value}"',
+                {"name": name, "ns": value},
+            ) from None
         # The client's token names the repository as the client wrote it.
         request.scope_name = name
         return key
@@ -181,8 +183,13 @@ class OciFront:
         refuses (a 404 Klein writes).
         """
         path = request.path
-        if (not path.startswith(b"/v2/") or b"%" in path or b"//" in path or path.endswith(b"/")
-                or request.args.get(b"ns")):
+        if (
+            not path.startswith(b"/v2/")
+            or b"%" in path
+            or b"//" in path
+            or path.endswith(b"/")
+            or request.args.get(b"ns")
+        ):
             return None
         try:
             rest = path[4:].decode("ascii")
@@ -224,5 +231,6 @@ class OciFront:
         handle = await self.cache.get_blob(name, digest)
         request.cache_status = handle.cache_status
         request.upstream = handle.upstream
-        return await serve_source(request, handle.source, handle.size, b"application/octet-stream",
-                                  self.metrics.served_bytes.labels("oci"))
+        return await serve_source(
+            request, handle.source, handle.size, b"application/octet-stream", self.metrics.served_bytes.labels("oci")
+        )

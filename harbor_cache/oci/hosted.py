@@ -52,8 +52,11 @@ def _page_size(request) -> int | None:
         return None
     n = parse_decimal(raw)
     if n is None:
-        raise BadRequest("n must be a non-negative integer of at most 18 ASCII digits", {"n": raw[:40]},
-                         code=ErrorCode.PAGINATION_NUMBER_INVALID)
+        raise BadRequest(
+            "n must be a non-negative integer of at most 18 ASCII digits",
+            {"n": raw[:40]},
+            code=ErrorCode.PAGINATION_NUMBER_INVALID,
+        )
     return n
 
 
@@ -123,8 +126,9 @@ class HostedFront:
             return b""
         if method == b"PUT":
             content_range = parse_content_range(request.getHeader(b"Content-Range"))
-            digest = await self.hosted.complete_upload(session, _arg(request, "digest"), body_of(request),
-                                                       content_range)
+            digest = await self.hosted.complete_upload(
+                session, _arg(request, "digest"), body_of(request), content_range
+            )
             return _blob_created(request, name, digest)
         if method == b"GET":
             request.setResponseCode(204)
@@ -143,7 +147,8 @@ class HostedFront:
         if mount is not None:
             digest = check_digest(mount)
             source_ok = source is None or (
-                is_valid_repository_name(source) and await self.policy.may(request, source, {"pull"}))
+                is_valid_repository_name(source) and await self.policy.may(request, source, {"pull"})
+            )
             if source_ok and await self.hosted.mount(name, digest):
                 return _blob_created(request, name, digest)
         monolithic = _arg(request, "digest")
@@ -176,10 +181,19 @@ class HostedFront:
             body = await self.hosted.read_manifest_body(body_of(request))
             content_type = request.getHeader(b"Content-Type")
             pushed = await self.hosted.put_manifest(
-                name, reference, body, content_type.decode("latin-1") if content_type else None,
-                tag=reference if is_tag else None)
-            await self._record(request, "image.push", pusher, f"{name}:{reference}" if is_tag else f"{name}@{reference}",
-                               {"digest": pushed.digest, "media_type": pushed.media_type})
+                name,
+                reference,
+                body,
+                content_type.decode("latin-1") if content_type else None,
+                tag=reference if is_tag else None,
+            )
+            await self._record(
+                request,
+                "image.push",
+                pusher,
+                f"{name}:{reference}" if is_tag else f"{name}@{reference}",
+                {"digest": pushed.digest, "media_type": pushed.media_type},
+            )
             request.setResponseCode(201)
             request.setHeader(b"Location", f"/v2/{name}/manifests/{pushed.digest}".encode())
             request.setHeader(b"Docker-Content-Digest", pushed.digest.encode())
@@ -191,8 +205,9 @@ class HostedFront:
             deleter = await self.policy.authorize(request, name, {"delete"})
             self.hosted.ensure_writable(name)
             await self.hosted.delete_manifest(name, reference, is_tag)
-            await self._record(request, "image.delete", deleter,
-                               f"{name}:{reference}" if is_tag else f"{name}@{reference}")
+            await self._record(
+                request, "image.delete", deleter, f"{name}:{reference}" if is_tag else f"{name}@{reference}"
+            )
             request.setResponseCode(202)
             request.setHeader(b"Content-Length", b"0")
             return b""

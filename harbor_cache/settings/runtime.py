@@ -75,7 +75,7 @@ def _parse_globs(text: str) -> tuple[str, ...]:
     """Comma-separated repository-name globs ("team/*, ci/*"); empty means none."""
     globs = tuple(g.strip() for g in text.split(",") if g.strip())
     if len(globs) > 100 or any(len(g) > 255 or not g.isprintable() or " " in g for g in globs):
-        raise ValueError("expected up to 100 comma-separated globs without spaces, e.g. \"team/*, ci/*\"")
+        raise ValueError('expected up to 100 comma-separated globs without spaces, e.g. "team/*, ci/*"')
     return globs
 
 
@@ -90,39 +90,82 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     s.key: s
     for s in (
-        Setting("cache.max_size", str(10 * GIB), _parse_int(1, 1 << 60),
-                "Bytes of proxied content kept before eviction"),
-        Setting("cache.retention_days", "30", _parse_int(0, 36500),
-                "Proxied entries unused this long are removed (0 = off)"),
-        Setting("cache.min_free_bytes", str(GIB), _parse_int(0, 1 << 60),
-                "Free disk space kept on the data directory: eviction frees space below it, /health is "
-                "degraded below it"),
-        Setting("cache.orphan_grace_seconds", "900", _parse_int(0, 7 * DAY),
-                "A stored file no index row points at is removed once this old (a commit in progress is younger)"),
+        Setting(
+            "cache.max_size", str(10 * GIB), _parse_int(1, 1 << 60), "Bytes of proxied content kept before eviction"
+        ),
+        Setting(
+            "cache.retention_days", "30", _parse_int(0, 36500), "Proxied entries unused this long are removed (0 = off)"
+        ),
+        Setting(
+            "cache.min_free_bytes",
+            str(GIB),
+            _parse_int(0, 1 << 60),
+            "Free disk space kept on the data directory: eviction frees space below it, /health is degraded below it",
+        ),
+        Setting(
+            "cache.orphan_grace_seconds",
+            "900",
+            _parse_int(0, 7 * DAY),
+            "A stored file no index row points at is removed once this old (a commit in progress is younger)",
+        ),
         Setting("cache.eviction_policy", "lru", _parse_choice("lru", "lfu", "fifo"), "Which entries go first"),
-        Setting("cache.tag_ttl_seconds", "300", _parse_int(0, YEAR),
-                "Manifest tags are revalidated upstream after this"),
+        Setting(
+            "cache.tag_ttl_seconds", "300", _parse_int(0, YEAR), "Manifest tags are revalidated upstream after this"
+        ),
         Setting("cache.negative_ttl_seconds", "60", _parse_int(0, YEAR), "An upstream 404 is remembered this long"),
-        Setting("maven.metadata_ttl_seconds", "300", _parse_int(0, YEAR),
-                "maven-metadata.xml and SNAPSHOTs revalidate after"),
+        Setting(
+            "maven.metadata_ttl_seconds",
+            "300",
+            _parse_int(0, YEAR),
+            "maven-metadata.xml and SNAPSHOTs revalidate after",
+        ),
         Setting("registry.anonymous_pull", "true", _parse_bool, "Pulls without credentials are allowed"),
-        Setting("registry.hosted_names", "", _parse_globs,
-                "Globs of names that are hosted even though a route claims them (never proxied; pushable)"),
-        Setting("upstreams.probe_interval_seconds", "30", _parse_int(1, DAY),
-                "Each OCI upstream gets a GET /v2/ this often"),
-        Setting("upstreams.failing_probe_interval_seconds", "2", _parse_int(1, DAY),
-                "A failing or blocked upstream is probed this often (at most probe_interval_seconds)"),
-        Setting("upstreams.block_after_failures", "3", _parse_int(0, 1000),
-                "Failures in a row that block an upstream (0 = never block)"),
+        Setting(
+            "registry.hosted_names",
+            "",
+            _parse_globs,
+            "Globs of names that are hosted even though a route claims them (never proxied; pushable)",
+        ),
+        Setting(
+            "upstreams.probe_interval_seconds", "30", _parse_int(1, DAY), "Each OCI upstream gets a GET /v2/ this often"
+        ),
+        Setting(
+            "upstreams.failing_probe_interval_seconds",
+            "2",
+            _parse_int(1, DAY),
+            "A failing or blocked upstream is probed this often (at most probe_interval_seconds)",
+        ),
+        Setting(
+            "upstreams.block_after_failures",
+            "3",
+            _parse_int(0, 1000),
+            "Failures in a row that block an upstream (0 = never block)",
+        ),
         Setting("upstreams.block_seconds", "60", _parse_int(1, DAY), "How long a blocked upstream is skipped"),
-        Setting("audit.retention_days", "90", _parse_int(0, 36500),
-                "Audit log records older than this are dropped (0 = keep)"),
-        Setting("uploads.max_sessions_per_user", "64", _parse_int(1, 100_000),
-                "Open blob upload sessions one user (or all anonymous clients together) may hold; more get 429"),
-        Setting("uploads.max_sessions", "1024", _parse_int(1, 1_000_000),
-                "Open blob upload sessions in all (every node together); more get 429"),
-        Setting("uploads.idle_seconds", "3600", _parse_int(60, 7 * DAY),
-                "An upload session nobody touches for this long is removed with its bytes"),
+        Setting(
+            "audit.retention_days",
+            "90",
+            _parse_int(0, 36500),
+            "Audit log records older than this are dropped (0 = keep)",
+        ),
+        Setting(
+            "uploads.max_sessions_per_user",
+            "64",
+            _parse_int(1, 100_000),
+            "Open blob upload sessions one user (or all anonymous clients together) may hold; more get 429",
+        ),
+        Setting(
+            "uploads.max_sessions",
+            "1024",
+            _parse_int(1, 1_000_000),
+            "Open blob upload sessions in all (every node together); more get 429",
+        ),
+        Setting(
+            "uploads.idle_seconds",
+            "3600",
+            _parse_int(60, 7 * DAY),
+            "An upload session nobody touches for this long is removed with its bytes",
+        ),
     )
 }
 
@@ -207,8 +250,15 @@ class RuntimeSettings:
             setting = SETTINGS[key]
             entry = self.entry(key)
             described = dict(getattr(setting.parse, "schema", {"type": "string"}))
-            described.update({"key": key, "description": setting.description, "default": setting.default,
-                              "value": entry["value"], "updated_at": entry["updated_at"]})
+            described.update(
+                {
+                    "key": key,
+                    "description": setting.description,
+                    "default": setting.default,
+                    "value": entry["value"],
+                    "updated_at": entry["updated_at"],
+                }
+            )
             out.append(described)
         return out
 

@@ -268,8 +268,13 @@ def _public_url(value: str | None) -> str | None:
     if value is None:
         return None
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment \
-            or any(c in value for c in '" ,\\'):
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or parts.query
+        or parts.fragment
+        or any(c in value for c in '" ,\\')
+    ):
         raise ConfigError(f"server.public_url: expected an http:// or https:// URL, got {value!r}")
     return value.rstrip("/")
 
@@ -317,7 +322,9 @@ def parse_config(document: dict[str, Any]) -> Config:
     values["index_url"] = _take(index, "url", str, "index", base.index_url)
     values["index_pool_size"] = _take(index, "pool_size", int, "index", base.index_pool_size)
     if values["index_url"] is not None and values["index_url"].split(":", 1)[0] not in (
-        "postgresql", "postgres", "sqlite"
+        "postgresql",
+        "postgres",
+        "sqlite",
     ):
         raise ConfigError("index.url: expected a postgresql:// URL (or sqlite: for the embedded file)")
     if not 1 <= values["index_pool_size"] <= 200:

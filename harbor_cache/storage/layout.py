@@ -190,5 +190,3 @@ class Storage:
                         continue
                     found.append((f"{algo}:{name}", st.st_size, st.st_mtime))
         return found
-
-

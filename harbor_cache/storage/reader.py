@@ -96,7 +96,6 @@ class StoredSource(GrowingSource):
         self.verified = True
 
 
-
 @implementer(IPushProducer)
 class RangeProducer:
     """Moves bytes ``[start, end]`` of a source to a consumer, following the writer.
@@ -111,8 +110,14 @@ class RangeProducer:
     must make the client see an incomplete body (abort the connection).
     """
 
-    def __init__(self, source: GrowingSource, consumer, start: int = 0, end: int | None = None,
-                 direct: Callable[[], DirectSend | None] | None = None):
+    def __init__(
+        self,
+        source: GrowingSource,
+        consumer,
+        start: int = 0,
+        end: int | None = None,
+        direct: Callable[[], DirectSend | None] | None = None,
+    ):
         """``direct``, when given, is asked once after the first chunk went out the ordinary way
         (with the headers) for the consumer's `DirectSend`; None keeps ``pread`` and ``write``."""
         self.source = source

@@ -59,8 +59,16 @@ class TempBlob(GrowingSource):
     the file into the store; `abort` throws everything away.
     """
 
-    def __init__(self, storage: Storage, total: int | None, extra_hashes: tuple[str, ...] = (), *,
-                 append_to: str | None = None, offset: int = 0, hashers: dict | None = None):
+    def __init__(
+        self,
+        storage: Storage,
+        total: int | None,
+        extra_hashes: tuple[str, ...] = (),
+        *,
+        append_to: str | None = None,
+        offset: int = 0,
+        hashers: dict | None = None,
+    ):
         """A new file under ``DATA/tmp``; or, with ``append_to``, more bytes for an existing file.
 
         Appending (an upload session's next chunk, `UploadFiles.appender`):

@@ -38,12 +38,20 @@ def basic_authorization(username: str | None, password: str | None) -> bytes | N
     return b"Basic " + base64.b64encode(f"{username}:{password or ''}".encode())
 
 
-async def send_request(http, method: str, url: str, headers: Headers, *, timeout: float, clock, who: str,
-                       allow_redirects: bool = True):
+async def send_request(
+    http, method: str, url: str, headers: Headers, *, timeout: float, clock, who: str, allow_redirects: bool = True
+):
     """One unbuffered request; raises UpstreamError when no headers arrive in ``timeout`` seconds."""
     try:
-        return await http.request(method, url, headers=headers, unbuffered=True, timeout=timeout, reactor=clock,
-                                  allow_redirects=allow_redirects)
+        return await http.request(
+            method,
+            url,
+            headers=headers,
+            unbuffered=True,
+            timeout=timeout,
+            reactor=clock,
+            allow_redirects=allow_redirects,
+        )
     except defer.CancelledError:
         raise UpstreamError(f"{who}: no answer within {timeout:g}s", "timeout") from None
     except Exception as e:

@@ -79,9 +79,16 @@ class MavenUpstream:
         """
         url = self.url_for(path)
         for _ in range(MAX_REDIRECTS + 1):
-            response = await send_request(self._http, method, url, self._headers(headers),
-                                          timeout=self._header_timeout, clock=self._clock, who=self.id,
-                                          allow_redirects=False)
+            response = await send_request(
+                self._http,
+                method,
+                url,
+                self._headers(headers),
+                timeout=self._header_timeout,
+                clock=self._clock,
+                who=self.id,
+                allow_redirects=False,
+            )
             if response.code not in _REDIRECTS:
                 return response
             location = header(response, "Location")
@@ -107,8 +114,7 @@ class MavenUpstream:
             return None
         if response.code != 200:
             await discard_body(response)
-            raise UpstreamError(f"{self.id}: {path} answered {response.code}", f"http_{response.code}",
-                                response.code)
+            raise UpstreamError(f"{self.id}: {path} answered {response.code}", f"http_{response.code}", response.code)
         length = response_length(response)
         if length is not None and length > limit:
             await discard_body(response)

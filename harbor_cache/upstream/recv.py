@@ -62,12 +62,12 @@ class BufferPool:
             cur.filled = 0
             cur.current = True
             self._current = cur
-        return cur.view[cur.filled:]
+        return cur.view[cur.filled :]
 
     def take(self, n: int) -> tuple[memoryview, Callable[[], None]]:
         cur = self._current
         assert cur is not None and n <= self.size - cur.filled
-        view = cur.view[cur.filled:cur.filled + n]
+        view = cur.view[cur.filled : cur.filled + n]
         cur.filled += n
         cur.users += 1
         return view, cur.release
@@ -102,8 +102,9 @@ class DirectReader:
     an instance ``doRead``; `detach` (idempotent) puts Twisted's back.
     """
 
-    def __init__(self, conn: Any, decoder: Any, response: Any, sink: Any, deliver: Callable[..., None],
-                 pool: BufferPool):
+    def __init__(
+        self, conn: Any, decoder: Any, response: Any, sink: Any, deliver: Callable[..., None], pool: BufferPool
+    ):
         self.conn = conn
         self.decoder = decoder
         self.response = response
@@ -113,8 +114,9 @@ class DirectReader:
         self.attached = False
 
     @classmethod
-    def attach(cls, transport: Any, sink: Any, deliver: Callable[..., None],
-               pool: BufferPool | None = None) -> DirectReader | None:
+    def attach(
+        cls, transport: Any, sink: Any, deliver: Callable[..., None], pool: BufferPool | None = None
+    ) -> DirectReader | None:
         """Take over the reads of ``sink``'s body when it is safe to, else None.
 
         ``transport`` is what `Response.deliverBody` gave the body protocol
@@ -150,8 +152,13 @@ class DirectReader:
         """Whether the next bytes on the socket are body bytes that may skip the parser."""
         dec = self.decoder
         left = dec.contentLength
-        return (left is not None and left > 1 and dec.dataCallback is not None
-                and self.response._state == "CONNECTED" and self.response._bodyProtocol is self.sink)
+        return (
+            left is not None
+            and left > 1
+            and dec.dataCallback is not None
+            and self.response._state == "CONNECTED"
+            and self.response._bodyProtocol is self.sink
+        )
 
     def doRead(self):
         """One read for the reactor, as ``tcp.Connection.doRead`` does it, minus the new buffer."""

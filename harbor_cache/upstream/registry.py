@@ -30,7 +30,6 @@ from harbor_cache.upstream.routing import route_matches, upstream_repository_nam
 log = Logger()
 
 
-
 class RegistryUpstream:
     """Talks to one registry for pulls."""
 
@@ -54,8 +53,9 @@ class RegistryUpstream:
         return basic_authorization(self.config.username, self.config.password)
 
     async def _send(self, method: str, url: str, headers: dict[bytes, list[bytes]]):
-        return await send_request(self._http, method, url, Headers(headers), timeout=self._header_timeout,
-                                  clock=self._clock, who=self.name)
+        return await send_request(
+            self._http, method, url, Headers(headers), timeout=self._header_timeout, clock=self._clock, who=self.name
+        )
 
     async def _token(self, params: dict[str, str], scope: str) -> str | None:
         realm = params.get("realm")
@@ -70,8 +70,9 @@ class RegistryUpstream:
         if basic:
             headers[b"Authorization"] = [basic]
         try:
-            resp = await self._http.get(realm, params=query, headers=Headers(headers),
-                                        timeout=self._header_timeout, reactor=self._clock)
+            resp = await self._http.get(
+                realm, params=query, headers=Headers(headers), timeout=self._header_timeout, reactor=self._clock
+            )
             body = await resp.content()
         except Exception as e:
             raise UpstreamError(f"{self.name}: token endpoint failed: {e}", "token") from None
@@ -95,8 +96,15 @@ class RegistryUpstream:
         self._tokens.pop(scope, None)
         return None
 
-    async def request(self, method: str, name: str, kind: str, reference: str, accept: str | None = None,
-                      query: dict[str, str] | None = None):
+    async def request(
+        self,
+        method: str,
+        name: str,
+        kind: str,
+        reference: str,
+        accept: str | None = None,
+        query: dict[str, str] | None = None,
+    ):
         """Send one request for ``/v2/<name>/<kind>/<reference>``; returns the unbuffered response.
 
         401 challenges are answered once.  Raises `UpstreamError` when the
@@ -145,8 +153,10 @@ class RegistryUpstream:
         """Docker Hub's ``ratelimit-limit: 100;w=21600`` / ``ratelimit-remaining: 76;w=21600`` as gauges."""
         if self._metrics is None:
             return
-        for name, gauge in ((b"ratelimit-limit", self._metrics.upstream_ratelimit_limit),
-                            (b"ratelimit-remaining", self._metrics.upstream_ratelimit_remaining)):
+        for name, gauge in (
+            (b"ratelimit-limit", self._metrics.upstream_ratelimit_limit),
+            (b"ratelimit-remaining", self._metrics.upstream_ratelimit_remaining),
+        ):
             raw = response.headers.getRawHeaders(name)
             if raw:
                 count = raw[0].decode("latin-1").split(";")[0].strip()
@@ -265,4 +275,3 @@ class UpstreamSet:
         if prefix is not None:
             return Route(key, prefix, remote, list(self._by_prefix[prefix]))
         return Route(key, None, key, [u for u in self.upstreams if u.matches(key)])
-

@@ -34,8 +34,17 @@ import threading
 import time
 import urllib.parse
 
-HOP_HEADERS = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-               "transfer-encoding", "upgrade", "host"}
+HOP_HEADERS = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+}
 CHUNK = 64 * 1024
 
 
@@ -74,9 +83,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _log_access(self, status, size):
         line = '%s - - [%s] "%s %s %s" %d %d "-" "%s"\n' % (
-            self.client_address[0], time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
-            self.command, self.path, self.request_version, status, size,
-            self.headers.get("User-Agent", "-"))
+            self.client_address[0],
+            time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
+            self.command,
+            self.path,
+            self.request_version,
+            status,
+            size,
+            self.headers.get("User-Agent", "-"),
+        )
         with self.server.log_lock:
             with open(self.server.log_path, "a") as f:
                 f.write(line)
@@ -129,8 +144,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             for k, v in resp.getheaders():
                 if k.lower() not in HOP_HEADERS and not (truncate and k.lower() == "content-length"):
                     self.send_header(k, v)
-            if truncate or (resp.getheader("Content-Length") is None and self.command != "HEAD"
-                            and resp.status not in (204, 304)):
+            if truncate or (
+                resp.getheader("Content-Length") is None and self.command != "HEAD" and resp.status not in (204, 304)
+            ):
                 self.close_connection = True
             self.end_headers()
             sent = 0
@@ -188,7 +204,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return sent
             if mode == "flip" and sent <= rule["offset"] < sent + len(data):
                 i = rule["offset"] - sent
-                data = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:]
+                data = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1 :]
             if mode == "rate":
                 due = started + (sent + len(data)) / float(rule["rate"])
                 delay = due - time.monotonic()

@@ -41,7 +41,7 @@ def harbor_config(upstream_url, **server):
 # --------------------------------------------------------------------------
 # metrics
 
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)')
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
@@ -118,8 +118,9 @@ def set_runtime_settings(srv, **values):
     except AssertionError:
         token = None
     if token is not None:
-        status, _, body = support.http("PUT", srv.url + "/api/v1/config", {"Authorization": "Bearer " + token},
-                                       {"entries": entries})
+        status, _, body = support.http(
+            "PUT", srv.url + "/api/v1/config", {"Authorization": "Bearer " + token}, {"entries": entries}
+        )
         if status == 200:
             return "api"
         raise AssertionError("PUT /api/v1/config: %d %r" % (status, body[:300]))
@@ -128,8 +129,10 @@ def set_runtime_settings(srv, **values):
     try:
         with db:
             for e in entries:
-                db.execute("INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES (?, ?, ?)",
-                           (e["key"], e["value"], time.time()))
+                db.execute(
+                    "INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES (?, ?, ?)",
+                    (e["key"], e["value"], time.time()),
+                )
     finally:
         db.close()
     srv.start()
@@ -215,8 +218,9 @@ def fetch_concurrently(urls, headers=None, keep=True, barrier=True):
 def start_fetch(url, headers=None, keep=False, delay=0.0, chunk=1 << 20):
     """``fetch`` in a background thread: returns (thread, BodyResult)."""
     r = BodyResult()
-    t = threading.Thread(target=fetch, args=(url, headers), kwargs=dict(keep=keep, delay=delay, chunk=chunk, result=r),
-                         daemon=True)
+    t = threading.Thread(
+        target=fetch, args=(url, headers), kwargs=dict(keep=keep, delay=delay, chunk=chunk, result=r), daemon=True
+    )
     t.start()
     return t, r
 
@@ -273,8 +277,7 @@ def push_raw(layout, registry_url, name, ref, tag):
     unchanged) with monolithic blob uploads.
     """
     with open(os.path.join(layout, "index.json")) as f:
-        desc = [m for m in json.load(f)["manifests"]
-                if m["annotations"]["org.opencontainers.image.ref.name"] == ref][0]
+        desc = [m for m in json.load(f)["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] == ref][0]
 
     def blob(digest):
         with open(os.path.join(layout, "blobs", *digest.split(":", 1)), "rb") as f:
@@ -288,8 +291,9 @@ def push_raw(layout, registry_url, name, ref, tag):
         if location.startswith("/"):
             location = registry_url + location
         sep = "&" if "?" in location else "?"
-        status, _, body = support.http("PUT", location + sep + "digest=" + digest,
-                                       {"Content-Type": "application/octet-stream"}, blob(digest))
+        status, _, body = support.http(
+            "PUT", location + sep + "digest=" + digest, {"Content-Type": "application/octet-stream"}, blob(digest)
+        )
         if status != 201:
             raise AssertionError("upload %s: %d %r" % (digest, status, body))
 
@@ -300,8 +304,9 @@ def push_raw(layout, registry_url, name, ref, tag):
             put_manifest(child, child["digest"])
         for b in [doc["config"]] + doc["layers"] if "config" in doc else []:
             put_blob(b["digest"])
-        status, _, body = support.http("PUT", "%s/v2/%s/manifests/%s" % (registry_url, name, reference),
-                                       {"Content-Type": d["mediaType"]}, data)
+        status, _, body = support.http(
+            "PUT", "%s/v2/%s/manifests/%s" % (registry_url, name, reference), {"Content-Type": d["mediaType"]}, data
+        )
         if status != 201:
             raise AssertionError("manifest %s: %d %r" % (reference, status, body))
 
@@ -333,9 +338,21 @@ class FaultUpstream(support._Counting):
     def start(self, timeout=20):
         env = dict(os.environ)
         env["PYTHONPATH"] = support.REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        self._daemon.start([sys.executable, "-m", "tests.integration.fault_upstream", "--port", str(self.port),
-                            "--upstream", self.upstream_url, "--log", self.access_log_path],
-                           env=env, cwd=support.REPO_ROOT)
+        self._daemon.start(
+            [
+                sys.executable,
+                "-m",
+                "tests.integration.fault_upstream",
+                "--port",
+                str(self.port),
+                "--upstream",
+                self.upstream_url,
+                "--log",
+                self.access_log_path,
+            ],
+            env=env,
+            cwd=support.REPO_ROOT,
+        )
         self._daemon.wait_ready(self.url + "/_fault/ping", timeout)
 
     def stop(self, grace=5):

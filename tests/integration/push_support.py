@@ -34,8 +34,9 @@ def admin_basic(server):
 
 
 def management_api_available(server):
-    status, _, _ = support.http("POST", server.url + "/api/v1/auth/login",
-                                body={"username": "admin", "password": server.admin_password})
+    status, _, _ = support.http(
+        "POST", server.url + "/api/v1/auth/login", body={"username": "admin", "password": server.admin_password}
+    )
     return status == 200
 
 
@@ -43,9 +44,12 @@ def ensure_user(server, username, password, role):
     """Create a user through /api/v1/users, or straight in the index while the management API is not there."""
     if management_api_available(server):
         token = server.login()
-        status, _, body = support.http("POST", server.url + "/api/v1/users",
-                                       headers={"Authorization": "Bearer " + token},
-                                       body={"username": username, "password": password, "role": role})
+        status, _, body = support.http(
+            "POST",
+            server.url + "/api/v1/users",
+            headers={"Authorization": "Bearer " + token},
+            body={"username": username, "password": password, "role": role},
+        )
         if status in (200, 201):
             return
         if status != 409:
@@ -55,8 +59,11 @@ def ensure_user(server, username, password, role):
     conn = sqlite3.connect(os.path.join(server.data_dir, "index.sqlite"), timeout=30)
     try:
         now = time.time()
-        conn.execute("INSERT OR IGNORE INTO users (username, password_hash, role, created_at, updated_at) "
-                     "VALUES (?, ?, ?, ?, ?)", (username, hashed, role, now, now))
+        conn.execute(
+            "INSERT OR IGNORE INTO users (username, password_hash, role, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (username, hashed, role, now, now),
+        )
         conn.commit()
     finally:
         conn.close()

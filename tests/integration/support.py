@@ -185,8 +185,15 @@ class _Daemon:
             log.write(("\n=== %s start: %s\n" % (time.strftime("%H:%M:%S"), " ".join(cmd))).encode())
             log.flush()
             self.proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=env, cwd=cwd, start_new_session=True, preexec_fn=_die_with_parent)
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         _LIVE.add(self)
 
     def stop(self, grace=10.0):
@@ -218,8 +225,9 @@ class _Daemon:
             wait_http(url, timeout=timeout, status=status, proc=self.proc)
         except (TimeoutError, RuntimeError) as e:
             self.stop()
-            raise RuntimeError("%s not ready: %s\n--- %s (tail) ---\n%s"
-                               % (self.name, e, self.log_path, _tail(self.log_path))) from None
+            raise RuntimeError(
+                "%s not ready: %s\n--- %s (tail) ---\n%s" % (self.name, e, self.log_path, _tail(self.log_path))
+            ) from None
 
 
 def _tail(path, n=60):
@@ -355,24 +363,28 @@ class Registry(_Counting):
         self.access_log_path = self.log_path
         self.config_path = os.path.join(self.dir, "config.yml")
         with open(self.config_path, "w") as f:
-            f.write("\n".join([
-                "version: 0.1",
-                "log: {level: info, accesslog: {disabled: false}, fields: {service: harbor-it-upstream}}",
-                "storage:",
-                "  filesystem: {rootdirectory: %s}" % self.storage,
-                "  delete: {enabled: true}",
-                "  cache: {blobdescriptor: inmemory}",
-                "http:",
-                "  addr: %s" % self.hostport,
-                "  secret: harbor-it-not-secret",
-                "health: {storagedriver: {enabled: false}}",
-                ""]))
+            f.write(
+                "\n".join(
+                    [
+                        "version: 0.1",
+                        "log: {level: info, accesslog: {disabled: false}, fields: {service: harbor-it-upstream}}",
+                        "storage:",
+                        "  filesystem: {rootdirectory: %s}" % self.storage,
+                        "  delete: {enabled: true}",
+                        "  cache: {blobdescriptor: inmemory}",
+                        "http:",
+                        "  addr: %s" % self.hostport,
+                        "  secret: harbor-it-not-secret",
+                        "health: {storagedriver: {enabled: false}}",
+                        "",
+                    ]
+                )
+            )
         self._launch(_Daemon("docker-registry :%d" % self.port, self.log_path), start)
 
     def start(self, timeout=20):
         self._daemon.start(["docker-registry", "serve", self.config_path])
         self._daemon.wait_ready(self.url + "/v2/", timeout)
-
 
 
 def _file_hash(path):
@@ -505,8 +517,12 @@ def maven_repo_dir(big_mib=DEFAULT_BIG_MIB, seed=1, src=DEBIAN_MAVEN_REPO):
 
     def build(out):
         os.rmdir(out)  # the generator wants to create it
-        check_ok(run([sys.executable, script, "--src", src, "--out", out,
-                      "--seed", str(seed), "--big-mib", str(big_mib)], timeout=900))
+        check_ok(
+            run(
+                [sys.executable, script, "--src", src, "--out", out, "--seed", str(seed), "--big-mib", str(big_mib)],
+                timeout=900,
+            )
+        )
         os.makedirs(out, exist_ok=True)
 
     return _cached_dir(key, build)
@@ -537,35 +553,39 @@ class MavenUpstream(_Counting):
         d = self.dir
         mime = "/etc/nginx/mime.types"
         with open(self.config_path, "w") as f:
-            f.write("\n".join([
-                # as root the workers would otherwise run as nobody and could not
-                # read a test's own 0700 temp dirs
-                "user root;" if os.geteuid() == 0 else "",
-                "worker_processes 1;",
-                "daemon off;",
-                "pid %s/nginx.pid;" % d,
-                "error_log %s info;" % self.log_path,
-                "events { worker_connections 1024; }",
-                "http {",
-                "  include %s;" % mime if os.path.exists(mime) else "",
-                "  default_type application/octet-stream;",
-                "  access_log %s;" % self.access_log_path,
-                "  client_body_temp_path %s/tmp/body;" % d,
-                "  proxy_temp_path %s/tmp/proxy;" % d,
-                "  fastcgi_temp_path %s/tmp/fastcgi;" % d,
-                "  uwsgi_temp_path %s/tmp/uwsgi;" % d,
-                "  scgi_temp_path %s/tmp/scgi;" % d,
-                "  sendfile on;",
-                "  keepalive_requests 100000;",
-                "  server { listen %s; root %s; autoindex on; }" % (self.hostport, self.root),
-                "}",
-                ""]))
+            f.write(
+                "\n".join(
+                    [
+                        # as root the workers would otherwise run as nobody and could not
+                        # read a test's own 0700 temp dirs
+                        "user root;" if os.geteuid() == 0 else "",
+                        "worker_processes 1;",
+                        "daemon off;",
+                        "pid %s/nginx.pid;" % d,
+                        "error_log %s info;" % self.log_path,
+                        "events { worker_connections 1024; }",
+                        "http {",
+                        "  include %s;" % mime if os.path.exists(mime) else "",
+                        "  default_type application/octet-stream;",
+                        "  access_log %s;" % self.access_log_path,
+                        "  client_body_temp_path %s/tmp/body;" % d,
+                        "  proxy_temp_path %s/tmp/proxy;" % d,
+                        "  fastcgi_temp_path %s/tmp/fastcgi;" % d,
+                        "  uwsgi_temp_path %s/tmp/uwsgi;" % d,
+                        "  scgi_temp_path %s/tmp/scgi;" % d,
+                        "  sendfile on;",
+                        "  keepalive_requests 100000;",
+                        "  server { listen %s; root %s; autoindex on; }" % (self.hostport, self.root),
+                        "}",
+                        "",
+                    ]
+                )
+            )
         self._launch(_Daemon("nginx :%d" % self.port, os.path.join(self.dir, "nginx.out")), start)
 
     def start(self, timeout=20):
         self._daemon.start(["nginx", "-p", self.dir, "-e", self.log_path, "-c", self.config_path])
         self._daemon.wait_ready(self.url, timeout)
-
 
 
 _SHARED_MAVEN = None
@@ -692,8 +712,18 @@ class HarborServer(_Peer):
         self._launch(_Daemon("harbor-cache :%d" % self.port, self.log_path), start)
 
     def command(self):
-        return [sys.executable, "-m", "twisted", "harbor-cache", "--config", self.config_path,
-                "--listen", "tcp:%d:interface=127.0.0.1" % self.port, "--data-dir", self.data_dir]
+        return [
+            sys.executable,
+            "-m",
+            "twisted",
+            "harbor-cache",
+            "--config",
+            self.config_path,
+            "--listen",
+            "tcp:%d:interface=127.0.0.1" % self.port,
+            "--data-dir",
+            self.data_dir,
+        ]
 
     def start(self):
         self._daemon.start(self.command(), env=self.env, cwd=REPO_ROOT)
@@ -717,12 +747,12 @@ class HarborServer(_Peer):
     def login(self, username="admin", password=None):
         """JWT from POST /api/v1/auth/login (AssertionError unless 200)."""
         password = self.admin_password if password is None else password
-        status, _, body = http("POST", self.url + "/api/v1/auth/login",
-                               body={"username": username, "password": password})
+        status, _, body = http(
+            "POST", self.url + "/api/v1/auth/login", body={"username": username, "password": password}
+        )
         if status != 200:
             raise AssertionError("login as %s: %d %r" % (username, status, body[:500]))
         return json.loads(body)["token"]
-
 
 
 # --------------------------------------------------------------------------
@@ -731,9 +761,17 @@ class HarborServer(_Peer):
 
 def run(cmd, env=None, cwd=None, timeout=600, text=True, input=None):
     """subprocess.run with output captured, no stdin, never raising on exit status."""
-    return subprocess.run(cmd, env=env, cwd=cwd, timeout=timeout, text=text, capture_output=True,
-                          input=input, stdin=None if input is not None else subprocess.DEVNULL,
-                          errors="replace" if text else None)
+    return subprocess.run(
+        cmd,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        text=text,
+        capture_output=True,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        errors="replace" if text else None,
+    )
 
 
 def check_ok(cp):
@@ -741,8 +779,10 @@ def check_ok(cp):
     if cp.returncode != 0:
         out = cp.stdout if isinstance(cp.stdout, str) else (cp.stdout or b"").decode("utf-8", "replace")
         err = cp.stderr if isinstance(cp.stderr, str) else (cp.stderr or b"").decode("utf-8", "replace")
-        raise AssertionError("exit %d: %s\n--- stdout ---\n%s\n--- stderr ---\n%s"
-                             % (cp.returncode, " ".join(map(str, cp.args)), out[-8000:], err[-8000:]))
+        raise AssertionError(
+            "exit %d: %s\n--- stdout ---\n%s\n--- stderr ---\n%s"
+            % (cp.returncode, " ".join(map(str, cp.args)), out[-8000:], err[-8000:])
+        )
     return cp
 
 
@@ -764,15 +804,32 @@ def podman(root_dir, *args, env=None, timeout=600, text=True):
             with open(auth, "w") as f:
                 f.write('{"auths": {}}\n')
         e["REGISTRY_AUTH_FILE"] = auth
-    return run(["podman", "--root", os.path.join(root_dir, "root"), "--runroot", os.path.join(root_dir, "run"),
-                "--storage-driver", "vfs", *args], env=e, timeout=timeout, text=text)
+    return run(
+        [
+            "podman",
+            "--root",
+            os.path.join(root_dir, "root"),
+            "--runroot",
+            os.path.join(root_dir, "run"),
+            "--storage-driver",
+            "vfs",
+            *args,
+        ],
+        env=e,
+        timeout=timeout,
+        text=text,
+    )
 
 
 def mvn(settings_path, local_repo, *args, cwd=None, env=None, timeout=900):
     """``mvn -B -s SETTINGS -Dmaven.repo.local=LOCAL ARGS`` in ``cwd``."""
     require("mvn")
-    return run(["mvn", "-B", "-s", settings_path, "-Dmaven.repo.local=" + os.path.abspath(local_repo), *args],
-               cwd=cwd, env=env, timeout=timeout)
+    return run(
+        ["mvn", "-B", "-s", settings_path, "-Dmaven.repo.local=" + os.path.abspath(local_repo), *args],
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )
 
 
 MIRROR_ID = "harbor-cache"
@@ -788,8 +845,10 @@ def write_maven_settings(path, mirror_url, username=None, password=None):
     x = _xml_escape
     servers = ""
     if username is not None:
-        servers = ("  <servers>\n    <server><id>%s</id><username>%s</username><password>%s</password></server>\n"
-                   "  </servers>\n" % (MIRROR_ID, x(username), x(password or "")))
+        servers = (
+            "  <servers>\n    <server><id>%s</id><username>%s</username><password>%s</password></server>\n"
+            "  </servers>\n" % (MIRROR_ID, x(username), x(password or ""))
+        )
     text = """<settings>
 %s  <mirrors>
     <mirror><id>%s</id><mirrorOf>*</mirrorOf><url>%s</url></mirror>

@@ -36,13 +36,20 @@ class AccessFileTests(SynchronousTestCase):
         while len(_lines(path)) < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
         lines = _lines(path)
-        self.assertEqual([(x["method"], x["path"], x["status"], x["cache_status"]) for x in lines], [
-            ("GET", "/artifacts/central/" + SMALL, "200", "miss"),
-            # (the first answer may end before its file is committed: the second then joins that commit)
-            ("GET", "/artifacts/central/" + SMALL, "200", "coalesced" if lines[1]["cache_status"] == "coalesced"
-             else "hit"),
-            ("GET", "/artifacts/central/no/such/1.0/such-1.0.pom", "404", lines[2]["cache_status"]),
-        ])
+        self.assertEqual(
+            [(x["method"], x["path"], x["status"], x["cache_status"]) for x in lines],
+            [
+                ("GET", "/artifacts/central/" + SMALL, "200", "miss"),
+                # (the first answer may end before its file is committed: the second then joins that commit)
+                (
+                    "GET",
+                    "/artifacts/central/" + SMALL,
+                    "200",
+                    "coalesced" if lines[1]["cache_status"] == "coalesced" else "hit",
+                ),
+                ("GET", "/artifacts/central/no/such/1.0/such-1.0.pom", "404", lines[2]["cache_status"]),
+            ],
+        )
         self.assertEqual(lines[0]["bytes"], lines[1]["bytes"])
         self.assertGreater(lines[1]["bytes"], 1000)
         for x in lines:
@@ -54,5 +61,7 @@ class AccessFileTests(SynchronousTestCase):
         support.http("GET", base + SMALL + "?last")
         srv.stop()
         last = _lines(path)[-1]
-        self.assertEqual((last["path"], last["status"], last["cache_status"]),
-                         ("/artifacts/central/" + SMALL + "?last", "200", "hit"))
+        self.assertEqual(
+            (last["path"], last["status"], last["cache_status"]),
+            ("/artifacts/central/" + SMALL + "?last", "200", "hit"),
+        )

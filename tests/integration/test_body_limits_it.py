@@ -77,7 +77,7 @@ def _read_response(sock, timeout=10):
             n = int(size, 16)
             if n == 0:
                 break
-            out, body = out + rest[:n], rest[n + 2:]
+            out, body = out + rest[:n], rest[n + 2 :]
         body = out
     return status, head, body
 
@@ -98,8 +98,12 @@ class BodyLimitTests(SynchronousTestCase):
         tmp = os.path.join(self.server.data_dir, "tmp")
         before = _dir_bytes(self.server.data_dir)
         sock = self.connect()
-        sock.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s"
-                      "Content-Length: 1073741824\r\n\r\n" % (method, path, extra)).encode())
+        sock.sendall(
+            (
+                "%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s"
+                "Content-Length: 1073741824\r\n\r\n" % (method, path, extra)
+            ).encode()
+        )
         sock.settimeout(0.5)
         try:
             for _ in range(64):
@@ -126,8 +130,9 @@ class BodyLimitTests(SynchronousTestCase):
 
     def test_chunked_200mib_patch_rss_flat(self):
         """A chunked 200 MiB PATCH goes straight into the session file: RSS grows < 50 MiB; the digest checks."""
-        status, headers, _ = support.http("POST", self.server.url + "/v2/hosted/big/blobs/uploads/",
-                                          headers={"Authorization": self.auth})
+        status, headers, _ = support.http(
+            "POST", self.server.url + "/v2/hosted/big/blobs/uploads/", headers={"Authorization": self.auth}
+        )
         self.assertEqual(status, 202)
         location = headers.get("Location")
         pid = self.server.pid
@@ -145,8 +150,12 @@ class BodyLimitTests(SynchronousTestCase):
         block = hashlib.sha256(b"seed").digest() * 32768  # 1 MiB, not all zeroes
         digest = hashlib.sha256()
         sock = self.connect()
-        sock.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nTransfer-Encoding: chunked\r\n"
-                      "Content-Type: application/octet-stream\r\n\r\n" % (location, self.auth)).encode())
+        sock.sendall(
+            (
+                "PATCH %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nTransfer-Encoding: chunked\r\n"
+                "Content-Type: application/octet-stream\r\n\r\n" % (location, self.auth)
+            ).encode()
+        )
         for i in range(200):
             piece = block[:-1] + bytes([i])
             digest.update(piece)
@@ -159,12 +168,16 @@ class BodyLimitTests(SynchronousTestCase):
         growth_mib = (peak[0] - base) / 1024
         print("chunked 200 MiB PATCH: RSS %d KiB -> peak %d KiB (+%.1f MiB)" % (base, peak[0], growth_mib))
         self.assertLess(growth_mib, 50, "RSS grew %.1f MiB" % growth_mib)
-        loc = [line.split(b":", 1)[1].strip().decode() for line in head.split(b"\r\n")
-               if line.lower().startswith(b"location:")][0]
+        loc = [
+            line.split(b":", 1)[1].strip().decode()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"location:")
+        ][0]
         sep = "&" if "?" in loc else "?"
         d = "sha256:" + digest.hexdigest()
-        status, _, body = support.http("PUT", self.server.url + loc + sep + "digest=" + urllib.parse.quote(d),
-                                       headers={"Authorization": self.auth})
+        status, _, body = support.http(
+            "PUT", self.server.url + loc + sep + "digest=" + urllib.parse.quote(d), headers={"Authorization": self.auth}
+        )
         self.assertEqual(status, 201, body)
 
     def test_header_deadline(self):
@@ -212,10 +225,12 @@ class MavenDeployStreamTests(SynchronousTestCase):
         creds = "admin:" + srv.admin_password
         for i, extra in enumerate(([], ["-H", "Transfer-Encoding: chunked"])):
             url = srv.url + "/artifacts/releases/org/example/big/1.%d/big-1.%d.jar" % (i, i)
-            cp = support.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", creds, "-T", path,
-                              *extra, url])
+            cp = support.run(
+                ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", creds, "-T", path, *extra, url]
+            )
             self.assertEqual(cp.stdout, "201", cp.stderr)
-            status, _, body = support.http("GET", url, headers={
-                "Authorization": "Basic " + base64.b64encode(creds.encode()).decode()})
+            status, _, body = support.http(
+                "GET", url, headers={"Authorization": "Basic " + base64.b64encode(creds.encode()).decode()}
+            )
             self.assertEqual(status, 200)
             self.assertEqual(hashlib.sha1(body).hexdigest(), hashlib.sha1(data).hexdigest())

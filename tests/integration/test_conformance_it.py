@@ -57,19 +57,26 @@ class Conformance(SynchronousTestCase):
     def push_blob(self, data, repo=REPO):
         status, headers, body = self.call("POST", "/v2/%s/blobs/uploads/" % repo)
         self.assertEqual(status, 202, body)
-        status, headers, body = self.call("PUT", "%s%sdigest=%s" % (
-            headers["Location"], "&" if "?" in headers["Location"] else "?", digest_of(data)), data,
-            {"Content-Type": "application/octet-stream"})
+        status, headers, body = self.call(
+            "PUT",
+            "%s%sdigest=%s" % (headers["Location"], "&" if "?" in headers["Location"] else "?", digest_of(data)),
+            data,
+            {"Content-Type": "application/octet-stream"},
+        )
         self.assertEqual(status, 201, body)
         return digest_of(data)
 
     def image(self, repo=REPO, layer=None, **extra):
-        config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers",
-                                                                              "diff_ids": []}}).encode()
+        config = json.dumps(
+            {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+        ).encode()
         layer = layer if layer is not None else os.urandom(1024)
-        doc = {"schemaVersion": 2, "mediaType": MANIFEST,
-               "config": {"mediaType": CONFIG, "digest": self.push_blob(config, repo), "size": len(config)},
-               "layers": [{"mediaType": LAYER, "digest": self.push_blob(layer, repo), "size": len(layer)}]}
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {"mediaType": CONFIG, "digest": self.push_blob(config, repo), "size": len(config)},
+            "layers": [{"mediaType": LAYER, "digest": self.push_blob(layer, repo), "size": len(layer)}],
+        }
         doc.update(extra)
         return json.dumps(doc).encode()
 
@@ -109,8 +116,9 @@ class PullTests(Conformance):
 
     def test_pull_blob_range(self):
         """A Range request on a blob answers 206 with that slice."""
-        status, headers, body = self.call("GET", "/v2/%s/blobs/%s" % (REPO, digest_of(self.layer)),
-                                          headers={"Range": "bytes=10-19"})
+        status, headers, body = self.call(
+            "GET", "/v2/%s/blobs/%s" % (REPO, digest_of(self.layer)), headers={"Range": "bytes=10-19"}
+        )
         self.assertEqual((status, body), (206, self.layer[10:20]))
 
     def test_missing_manifest_and_blob(self):
@@ -136,11 +144,15 @@ class PullTests(Conformance):
     def test_by_digest_whatever_accept_and_if_none_match(self):
         """By digest the manifest comes as stored even with a Docker-v2-only Accept; If-None-Match: 304."""
         digest = digest_of(self.manifest)
-        status, headers, body = self.call("GET", "/v2/%s/manifests/%s" % (REPO, digest),
-                                          headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+        status, headers, body = self.call(
+            "GET",
+            "/v2/%s/manifests/%s" % (REPO, digest),
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        )
         self.assertEqual((status, body, headers["Content-Type"]), (200, self.manifest, MANIFEST))
-        status, _, body = self.call("GET", "/v2/%s/manifests/pull" % REPO,
-                                    headers={"Accept": MANIFEST, "If-None-Match": '"%s"' % digest})
+        status, _, body = self.call(
+            "GET", "/v2/%s/manifests/pull" % REPO, headers={"Accept": MANIFEST, "If-None-Match": '"%s"' % digest}
+        )
         self.assertEqual((status, body), (304, b""))
 
     def test_invalid_name_and_digest(self):
@@ -166,8 +178,12 @@ class PushTests(Conformance):
     def test_single_post_with_digest(self):
         """POST ?digest= with the body: 201 in one request."""
         data = os.urandom(512)
-        status, headers, _ = self.call("POST", "/v2/%s/blobs/uploads/?digest=%s" % (REPO, digest_of(data)), data,
-                                       {"Content-Type": "application/octet-stream"})
+        status, headers, _ = self.call(
+            "POST",
+            "/v2/%s/blobs/uploads/?digest=%s" % (REPO, digest_of(data)),
+            data,
+            {"Content-Type": "application/octet-stream"},
+        )
         self.assertEqual(status, 201)
         self.assertEqual(self.call("GET", "/v2/%s/blobs/%s" % (REPO, digest_of(data)))[2], data)
 
@@ -176,20 +192,35 @@ class PushTests(Conformance):
         data = os.urandom(3 * 1024 * 1024)
         status, headers, _ = self.call("POST", "/v2/%s/blobs/uploads/" % REPO)
         location = headers["Location"]
-        first, second = data[:1 << 20], data[1 << 20:]
-        status, headers, _ = self.call("PATCH", location, first, {
-            "Content-Type": "application/octet-stream", "Content-Range": "0-%d" % (len(first) - 1),
-            "Content-Length": str(len(first))})
+        first, second = data[: 1 << 20], data[1 << 20 :]
+        status, headers, _ = self.call(
+            "PATCH",
+            location,
+            first,
+            {
+                "Content-Type": "application/octet-stream",
+                "Content-Range": "0-%d" % (len(first) - 1),
+                "Content-Length": str(len(first)),
+            },
+        )
         self.assertEqual(status, 202)
         self.assertEqual(headers["Range"], "0-%d" % (len(first) - 1))
         location = urllib.parse.urljoin(self.server.url, headers["Location"])
-        status, headers, _ = self.call("PATCH", location, second, {
-            "Content-Type": "application/octet-stream", "Content-Range": "%d-%d" % (len(first) + 10, len(data) + 9)})
+        status, headers, _ = self.call(
+            "PATCH",
+            location,
+            second,
+            {"Content-Type": "application/octet-stream", "Content-Range": "%d-%d" % (len(first) + 10, len(data) + 9)},
+        )
         self.assertEqual(status, 416)
         status, headers, _ = self.call("GET", location)
         self.assertEqual((status, headers["Range"]), (204, "0-%d" % (len(first) - 1)))
-        status, headers, _ = self.call("PATCH", location, second, {
-            "Content-Type": "application/octet-stream", "Content-Range": "%d-%d" % (len(first), len(data) - 1)})
+        status, headers, _ = self.call(
+            "PATCH",
+            location,
+            second,
+            {"Content-Type": "application/octet-stream", "Content-Range": "%d-%d" % (len(first), len(data) - 1)},
+        )
         self.assertEqual(status, 202)
         status, headers, _ = self.call("PUT", location + "?digest=" + digest_of(data))
         self.assertEqual(status, 201)
@@ -246,8 +277,11 @@ class PushTests(Conformance):
         good = self.image()
         doc = json.loads(good)
         doc["layers"][0]["size"] += 1
-        for body, media_type in ((good, "text/plain"), (b'{"schemaVersion":1}', "text/plain"),
-                                 (json.dumps(doc).encode(), MANIFEST)):
+        for body, media_type in (
+            (good, "text/plain"),
+            (b'{"schemaVersion":1}', "text/plain"),
+            (json.dumps(doc).encode(), MANIFEST),
+        ):
             status, _, err = self.put_manifest("invalid", body, media_type=media_type)
             self.assertEqual((status, self.error_codes(err)), (400, ["MANIFEST_INVALID"]), (body[:40], media_type))
 
@@ -260,9 +294,20 @@ class PushTests(Conformance):
         """An image index whose children were pushed by digest is accepted."""
         child = self.image()
         self.assertEqual(self.put_manifest(digest_of(child), child)[0], 201)
-        index = json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": [
-            {"mediaType": MANIFEST, "digest": digest_of(child), "size": len(child),
-             "platform": {"architecture": "amd64", "os": "linux"}}]}).encode()
+        index = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": INDEX,
+                "manifests": [
+                    {
+                        "mediaType": MANIFEST,
+                        "digest": digest_of(child),
+                        "size": len(child),
+                        "platform": {"architecture": "amd64", "os": "linux"},
+                    }
+                ],
+            }
+        ).encode()
         status, headers, body = self.put_manifest("index", index, media_type=INDEX)
         self.assertEqual(status, 201, body)
         status, headers, got = self.call("GET", "/v2/%s/manifests/index" % REPO, headers={"Accept": INDEX})
@@ -274,8 +319,9 @@ class DiscoveryTests(Conformance):
 
     def setUp(self):
         super().setUp()
-        self.token = push_support.registry_token(self.server, *push_support.WRITER,
-                                                 "repository:%s:pull,push,delete" % self.repo)
+        self.token = push_support.registry_token(
+            self.server, *push_support.WRITER, "repository:%s:pull,push,delete" % self.repo
+        )
         self.body = self.image(self.repo)
         for tag in ("t4", "t1", "t3", "t2"):
             self.assertEqual(self.put_manifest(tag, self.body, self.repo)[0], 201)
@@ -299,17 +345,22 @@ class DiscoveryTests(Conformance):
         status, headers, body = self.call("GET", "/v2/%s/referrers/%s" % (self.repo, subject))
         self.assertEqual(status, 200)
         self.assertEqual(json.loads(body)["manifests"], [])
-        referrer = self.image(self.repo, artifactType="application/vnd.example.sbom",
-                              subject={"mediaType": MANIFEST, "digest": subject, "size": len(self.body)})
+        referrer = self.image(
+            self.repo,
+            artifactType="application/vnd.example.sbom",
+            subject={"mediaType": MANIFEST, "digest": subject, "size": len(self.body)},
+        )
         status, headers, _ = self.put_manifest(digest_of(referrer), referrer, self.repo)
         self.assertEqual((status, headers["OCI-Subject"]), (201, subject))
         status, headers, body = self.call("GET", "/v2/%s/referrers/%s" % (self.repo, subject))
         self.assertEqual(headers["Content-Type"], INDEX)
         found = json.loads(body)["manifests"]
-        self.assertEqual([(m["digest"], m["artifactType"]) for m in found],
-                         [(digest_of(referrer), "application/vnd.example.sbom")])
+        self.assertEqual(
+            [(m["digest"], m["artifactType"]) for m in found], [(digest_of(referrer), "application/vnd.example.sbom")]
+        )
         status, headers, body = self.call(
-            "GET", "/v2/%s/referrers/%s?artifactType=application/other" % (self.repo, subject))
+            "GET", "/v2/%s/referrers/%s?artifactType=application/other" % (self.repo, subject)
+        )
         self.assertEqual((json.loads(body)["manifests"], headers["OCI-Filters-Applied"]), ([], "artifactType"))
 
     def test_catalog(self):
@@ -324,8 +375,9 @@ class ManagementTests(Conformance):
 
     def setUp(self):
         super().setUp()
-        self.token = push_support.registry_token(self.server, *push_support.WRITER,
-                                                 "repository:%s:pull,push,delete" % self.repo)
+        self.token = push_support.registry_token(
+            self.server, *push_support.WRITER, "repository:%s:pull,push,delete" % self.repo
+        )
         self.layer = os.urandom(777)
         self.body = self.image(self.repo, layer=self.layer)
         self.assertEqual(self.put_manifest("keep", self.body, self.repo)[0], 201)
@@ -362,14 +414,16 @@ class ManagementTests(Conformance):
         """A blob DELETE through a repository that does not hold it is 404 and the layer stays pullable."""
         digest = digest_of(self.layer)
         token = push_support.registry_token(self.server, *push_support.WRITER, "repository:conformance/x:delete")
-        status, _, body = self.call("DELETE", "/v2/conformance/x/blobs/%s" % digest,
-                                    headers={"Authorization": "Bearer " + token})
+        status, _, body = self.call(
+            "DELETE", "/v2/conformance/x/blobs/%s" % digest, headers={"Authorization": "Bearer " + token}
+        )
         self.assertEqual((status, self.error_codes(body)), (404, ["BLOB_UNKNOWN"]))
         self.assertEqual(self.call("GET", "/v2/%s/blobs/%s" % (self.repo, digest))[0], 200)
 
     def test_read_only_may_not_delete(self):
         """A read-only user's DELETE is refused."""
         push_support.ensure_user(self.server, *push_support.READER, "read-only")
-        status, _, _ = self.call("DELETE", "/v2/%s/manifests/keep" % self.repo,
-                                 headers=push_support.basic_header(*push_support.READER))
+        status, _, _ = self.call(
+            "DELETE", "/v2/%s/manifests/keep" % self.repo, headers=push_support.basic_header(*push_support.READER)
+        )
         self.assertEqual(status, 403)

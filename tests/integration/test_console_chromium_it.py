@@ -80,28 +80,43 @@ def _quote(path):
 
 def _push_hosted(server):
     """team/app:v1, pushed through /v2 with Basic credentials; its manifest carries a markup annotation."""
-    auth = {"Authorization": "Basic " + __import__("base64").b64encode(
-        ("admin:" + server.admin_password).encode()).decode()}
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    auth = {
+        "Authorization": "Basic " + __import__("base64").b64encode(("admin:" + server.admin_password).encode()).decode()
+    }
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
     layer = os.urandom(300 * 1024)
     digests = []
     for blob in (config, layer):
         digest = oci.sha256_digest(blob)
-        status, _, body = support.http("POST", "%s/v2/%s/blobs/uploads/?digest=%s" % (server.url, HOSTED_REPO, digest),
-                                       headers=dict(auth, **{"Content-Type": "application/octet-stream"}), body=blob)
+        status, _, body = support.http(
+            "POST",
+            "%s/v2/%s/blobs/uploads/?digest=%s" % (server.url, HOSTED_REPO, digest),
+            headers=dict(auth, **{"Content-Type": "application/octet-stream"}),
+            body=blob,
+        )
         assert status == 201, (status, body)
         digests.append(digest)
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digests[0], "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digests[1],
-                    "size": len(layer)}],
-        "annotations": {"org.opencontainers.image.description": MARKUP_ANNOTATION},
-    }).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": digests[0],
+                "size": len(config),
+            },
+            "layers": [
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digests[1], "size": len(layer)}
+            ],
+            "annotations": {"org.opencontainers.image.description": MARKUP_ANNOTATION},
+        }
+    ).encode()
     status, _, body = support.http(
-        "PUT", "%s/v2/%s/manifests/%s" % (server.url, HOSTED_REPO, HOSTED_TAG),
-        headers=dict(auth, **{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}), body=manifest)
+        "PUT",
+        "%s/v2/%s/manifests/%s" % (server.url, HOSTED_REPO, HOSTED_TAG),
+        headers=dict(auth, **{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}),
+        body=manifest,
+    )
     assert status == 201, (status, body)
 
 
@@ -123,9 +138,14 @@ class Console:
             self.closers.append(self.maven.close)
             # library/* is proxied (read-only); every other name, team/app included, is hosted
             config = support.oci_config(
-                self.fault.url, server={"public_url": "http://127.0.0.1:@PORT@"}, routes=["library/*"],
-                maven_repositories=[{"id": "central", "url": self.maven.url, "private": False},
-                                    {"id": "secret", "url": self.maven.url, "private": True}])
+                self.fault.url,
+                server={"public_url": "http://127.0.0.1:@PORT@"},
+                routes=["library/*"],
+                maven_repositories=[
+                    {"id": "central", "url": self.maven.url, "private": False},
+                    {"id": "secret", "url": self.maven.url, "private": True},
+                ],
+            )
             self.server = support.HarborServer(config)
             self.closers.append(self.server.close)
             self.prime()
@@ -133,18 +153,30 @@ class Console:
             self.closers.append(lambda: shutil.rmtree(self.profile, ignore_errors=True))
             options = webdriver.ChromeOptions()
             options.binary_location = CHROMIUM
-            for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                        "--no-first-run", "--no-default-browser-check", "--disable-extensions",
-                        "--user-data-dir=" + self.profile, "--window-size=1280,900", "--lang=en-US"):
+            for arg in (
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-extensions",
+                "--user-data-dir=" + self.profile,
+                "--window-size=1280,900",
+                "--lang=en-US",
+            ):
                 options.add_argument(arg)
             options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
             self.driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
             self.closers.append(self.driver.quit)
             self.downloads = os.path.join(self.profile, "downloads")
             os.makedirs(self.downloads)
-            self.driver.execute_cdp_cmd("Browser.setDownloadBehavior",
-                                        {"behavior": "allow", "downloadPath": self.downloads})
+            self.driver.execute_cdp_cmd(
+                "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": self.downloads}
+            )
         except BaseException:
             self.close()
             raise
@@ -152,19 +184,25 @@ class Console:
     def prime(self):
         """Put content in the cache as clients would: Maven files, the multi-arch index, a hosted push."""
         for repo in ("central", "secret"):
-            for path in ("harness/small/1.0/small-1.0.jar", "harness/small/1.0/small-1.0.pom",
-                         "harness/xss/1.0/" + MARKUP_FILE, "harness/%s/inside.txt" % MARKUP_DIR):
+            for path in (
+                "harness/small/1.0/small-1.0.jar",
+                "harness/small/1.0/small-1.0.pom",
+                "harness/xss/1.0/" + MARKUP_FILE,
+                "harness/%s/inside.txt" % MARKUP_DIR,
+            ):
                 if repo == "secret" and "xss" in path:
                     continue
                 headers = {}
                 if repo == "secret":
                     headers["Authorization"] = "Bearer " + self.artifact_token()
-                status, _, body = support.http("GET", "%s/artifacts/%s/%s" % (self.server.url, repo, _quote(path)),
-                                               headers=headers)
+                status, _, body = support.http(
+                    "GET", "%s/artifacts/%s/%s" % (self.server.url, repo, _quote(path)), headers=headers
+                )
                 assert status == 200, (repo, path, status, body[:200])
         accept = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json"
-        status, _, _ = support.http("GET", self.server.url + "/v2/library/test/manifests/multi",
-                                    headers={"Accept": accept})
+        status, _, _ = support.http(
+            "GET", self.server.url + "/v2/library/test/manifests/multi", headers={"Accept": accept}
+        )
         assert status == 200, status
         _push_hosted(self.server)
 
@@ -172,9 +210,12 @@ class Console:
         import base64
 
         basic = base64.b64encode(("admin:" + self.server.admin_password).encode()).decode()
-        status, _, body = support.http("POST", self.server.url + "/token", headers={
-            "Authorization": "Basic " + basic, "Content-Type": "application/x-www-form-urlencoded"},
-            body="scope=artifacts:read")
+        status, _, body = support.http(
+            "POST",
+            self.server.url + "/token",
+            headers={"Authorization": "Basic " + basic, "Content-Type": "application/x-www-form-urlencoded"},
+            body="scope=artifacts:read",
+        )
         assert status == 200, (status, body)
         return body.decode().strip()
 
@@ -205,21 +246,25 @@ class ConsoleTests(SynchronousTestCase):
         from selenium.webdriver.support.ui import WebDriverWait
 
         # (a re-render may replace an element between finding and reading it: look again)
-        return WebDriverWait(self.d, timeout, poll_frequency=0.1,
-                             ignored_exceptions=[StaleElementReferenceException]).until(condition, message)
+        return WebDriverWait(
+            self.d, timeout, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
+        ).until(condition, message)
 
     def css(self, selector, timeout=WAIT):
         from selenium.webdriver.support import expected_conditions as ec
 
-        return self.wait(ec.visibility_of_element_located(("css selector", selector)), timeout,
-                         "no visible %s" % selector)
+        return self.wait(
+            ec.visibility_of_element_located(("css selector", selector)), timeout, "no visible %s" % selector
+        )
 
     def all(self, selector):
         return self.d.find_elements("css selector", selector)
 
     def heading(self, text):
-        self.wait(lambda d: any(e.text == text for e in d.find_elements("css selector", "main h1")),
-                  message="heading %r never shown" % (text,))
+        self.wait(
+            lambda d: any(e.text == text for e in d.find_elements("css selector", "main h1")),
+            message="heading %r never shown" % (text,),
+        )
 
     def open(self, hash_):
         """Type an address: a full load of /ui/#/..., as a bookmark or a reload would do."""
@@ -248,14 +293,17 @@ class ConsoleTests(SynchronousTestCase):
 
     def click_link(self, text, scope="main"):
         """Click the first link reading ``text`` once it is there."""
-        links = self.wait(lambda d: [a for a in self.all(scope + " a") if a.text == text],
-                          message="no link %r in %s" % (text, scope))
+        links = self.wait(
+            lambda d: [a for a in self.all(scope + " a") if a.text == text], message="no link %r in %s" % (text, scope)
+        )
         links[0].click()
 
     def crumbs(self, expected):
         """Wait until the breadcrumbs read ``expected`` (the listing of that directory is rendered)."""
-        self.wait(lambda d: [li.text for li in self.all(".crumbs li")] == expected and self.all("table.entries"),
-                  message="breadcrumbs never read %r" % (expected,))
+        self.wait(
+            lambda d: [li.text for li in self.all(".crumbs li")] == expected and self.all("table.entries"),
+            message="breadcrumbs never read %r" % (expected,),
+        )
 
     def hash_params(self):
         fragment = urllib.parse.urlsplit(self.d.current_url).fragment
@@ -269,8 +317,11 @@ class ConsoleTests(SynchronousTestCase):
     def downloaded(self, name, timeout=WAIT):
         """The bytes of ``name`` once Chromium has finished saving it in the download directory."""
         path = os.path.join(self.c.downloads, name)
-        self.wait(lambda d: os.path.exists(path) and not os.path.exists(path + ".crdownload"), timeout,
-                  "%s was not downloaded" % name)
+        self.wait(
+            lambda d: os.path.exists(path) and not os.path.exists(path + ".crdownload"),
+            timeout,
+            "%s was not downloaded" % name,
+        )
         with open(path, "rb") as f:
             data = f.read()
         os.unlink(path)
@@ -278,8 +329,7 @@ class ConsoleTests(SynchronousTestCase):
 
     def api(self, method, path, body=None):
         token = self.c.server.login()
-        status, _, data = support.http(method, self.url + path, headers={"Authorization": "Bearer " + token},
-                                       body=body)
+        status, _, data = support.http(method, self.url + path, headers={"Authorization": "Bearer " + token}, body=body)
         return status, (json.loads(data) if data else None)
 
     # -- stories ------------------------------------------------------------------------
@@ -316,8 +366,9 @@ class ConsoleTests(SynchronousTestCase):
         self.open("#/maven")
         self.heading("Maven repositories")
         select = self.css("#repo-select")
-        self.assertEqual([o.text for o in select.find_elements("css selector", "option")],
-                         ["central", "secret (private)"])
+        self.assertEqual(
+            [o.text for o in select.find_elements("css selector", "option")], ["central", "secret (private)"]
+        )
         up = self.css("#up")
         self.assertEqual(up.tag_name, "button")
         self.assertFalse(up.is_enabled(), "up is disabled at the root")
@@ -344,8 +395,12 @@ class ConsoleTests(SynchronousTestCase):
         panel = self.css("#info-panel")
         with open(local, "rb") as f:
             data = f.read()
-        fields = {dt.text: dd for dt, dd in zip(panel.find_elements("css selector", "dt"),
-                                                panel.find_elements("css selector", "dd"), strict=False)}
+        fields = {
+            dt.text: dd
+            for dt, dd in zip(
+                panel.find_elements("css selector", "dt"), panel.find_elements("css selector", "dd"), strict=False
+            )
+        }
         self.assertEqual(fields["SHA-1"].find_element("css selector", "code").text, hashlib.sha1(data).hexdigest())
         self.assertEqual(fields["SHA-256"].find_element("css selector", "code").text, hashlib.sha256(data).hexdigest())
         self.assertEqual(fields["Content type"].find_element("css selector", "code").text, "application/java-archive")
@@ -353,26 +408,34 @@ class ConsoleTests(SynchronousTestCase):
         # timestamps in the browser's zone: the <time> keeps the ISO value, the text is toLocaleString()
         stamp = fields["Last modified"].find_element("css selector", "time")
         self.assertRegex(stamp.get_attribute("datetime"), r"Z$")
-        self.assertEqual(stamp.text, self.d.execute_script(
-            "return new Date(arguments[0]).toLocaleString()", stamp.get_attribute("datetime")))
+        self.assertEqual(
+            stamp.text,
+            self.d.execute_script("return new Date(arguments[0]).toLocaleString()", stamp.get_attribute("datetime")),
+        )
         self.shot("maven-info")
         # the download link, followed by the browser itself (fetch of its href) and checked byte for byte
         link = self.d.find_element("id", "download-link")
-        self.assertEqual(urllib.parse.urlsplit(link.get_attribute("href")).path,
-                         "/artifacts/central/harness/small/1.0/small-1.0.jar")
-        got = self.d.execute_async_script("""
+        self.assertEqual(
+            urllib.parse.urlsplit(link.get_attribute("href")).path, "/artifacts/central/harness/small/1.0/small-1.0.jar"
+        )
+        got = self.d.execute_async_script(
+            """
             const done = arguments[arguments.length - 1];
             fetch(arguments[0]).then(r => r.arrayBuffer()).then(b => crypto.subtle.digest('SHA-1', b))
               .then(h => done(Array.from(new Uint8Array(h)).map(x => x.toString(16).padStart(2, '0')).join('')))
-              .catch(e => done('error ' + e));""", link.get_attribute("href"))
+              .catch(e => done('error ' + e));""",
+            link.get_attribute("href"),
+        )
         self.assertEqual(got, hashlib.sha1(data).hexdigest())
         link.click()
         self.assertEqual(self.downloaded("small-1.0.jar"), data)
         # reload keeps the place (repository, path and the open file); back goes to the previous directory
         self.d.refresh()
         self.css("#info-panel")
-        self.assertEqual(self.hash_params(), {"repo": "central", "path": "harness/small/1.0",
-                                              "file": "harness/small/1.0/small-1.0.jar"})
+        self.assertEqual(
+            self.hash_params(),
+            {"repo": "central", "path": "harness/small/1.0", "file": "harness/small/1.0/small-1.0.jar"},
+        )
         self.d.back()
         self.wait(lambda d: "file" not in self.hash_params())
         self.d.back()
@@ -447,8 +510,13 @@ class ConsoleTests(SynchronousTestCase):
         platforms = [r.find_element("css selector", "a").text for r in self.all("table.platforms tbody tr")]
         self.assertEqual(sorted(platforms), ["linux/amd64", "linux/arm64/v8"])
         pulls = [c.text for c in self.all("dd.pull code")]
-        self.assertEqual(pulls, ["docker pull %s/library/test:multi" % self.c.server.hostport,
-                                 "podman pull %s/library/test:multi" % self.c.server.hostport])
+        self.assertEqual(
+            pulls,
+            [
+                "docker pull %s/library/test:multi" % self.c.server.hostport,
+                "podman pull %s/library/test:multi" % self.c.server.hostport,
+            ],
+        )
         self.shot("image-index")
         self.click_link("linux/arm64/v8")
         arm = multi["manifests"]["arm64"]
@@ -456,8 +524,10 @@ class ConsoleTests(SynchronousTestCase):
         self.css("table.layers")
         self.assertEqual(len(self.all("table.layers tr.layer")), len(arm["layers"]))
         total = sum(layer["size"] for layer in arm["layers"])
-        self.assertEqual(self.css("#layers-total").text, "%.2f MB" % (total / 1048576) if total >= 1048576
-                         else "%.2f KB" % (total / 1024))
+        self.assertEqual(
+            self.css("#layers-total").text,
+            "%.2f MB" % (total / 1048576) if total >= 1048576 else "%.2f KB" % (total / 1024),
+        )
         self.shot("image-manifest")
 
     def test_f_delete_hosted_tag(self):
@@ -496,16 +566,23 @@ class ConsoleTests(SynchronousTestCase):
 
         Select(row.find_element("css selector", "select")).select_by_value("read-write")
         [b for b in row.find_elements("css selector", "button") if b.text == "Save role"][0].click()
-        self.wait(lambda d: Select(self.css("tr[data-username='carol'] select")).first_selected_option.text
-                  == "read-write")
+        self.wait(
+            lambda d: Select(self.css("tr[data-username='carol'] select")).first_selected_option.text == "read-write"
+        )
         status, users = self.api("GET", "/api/v1/users")
         self.assertEqual([u["role"] for u in users if u["username"] == "carol"], ["read-write"])
         row = self.css("tr[data-username='carol']")
         row.find_element("css selector", "input[type=password]").send_keys("carol-new-pw")
         [b for b in row.find_elements("css selector", "button") if b.text == "Set password"][0].click()
-        self.wait(lambda d: support.http("POST", self.url + "/api/v1/auth/login",
-                                         body={"username": "carol", "password": "carol-new-pw"})[0] == 200,
-                  message="the new password never worked")
+        self.wait(
+            lambda d: (
+                support.http(
+                    "POST", self.url + "/api/v1/auth/login", body={"username": "carol", "password": "carol-new-pw"}
+                )[0]
+                == 200
+            ),
+            message="the new password never worked",
+        )
         self.css("tr[data-username='carol'] button[aria-label='Delete user carol']").click()
         self.wait(lambda d: not self.all("tr[data-username='carol']"))
 
@@ -558,8 +635,10 @@ class ConsoleTests(SynchronousTestCase):
         self.css("#f-q").send_keys("inside.txt")
         self.d.find_element("css selector", "#cache-filters button[type=submit]").click()
         self.wait(lambda d: self.hash_params().get("q") == "inside.txt")
-        rows = self.wait(lambda d: [r for r in self.all("table.entries tbody tr") if "inside.txt" in r.text],
-                         message="the filtered entry is not listed")
+        rows = self.wait(
+            lambda d: [r for r in self.all("table.entries tbody tr") if "inside.txt" in r.text],
+            message="the filtered entry is not listed",
+        )
         victim = rows[0].get_attribute("data-id")
         rows[0].find_element("css selector", "button").click()
         self.css("dialog.confirm button[data-confirm='yes']").click()
@@ -567,10 +646,15 @@ class ConsoleTests(SynchronousTestCase):
         self.assertEqual(self.api("DELETE", "/api/v1/cache/entries/" + victim)[0], 404)
         # /metrics follows the delete (gauges refreshed from the index)
         stats = self.api("GET", "/api/v1/cache/stats")[1]
-        self.wait(lambda d: oci.metric(self.c.server, "harbor_cache_cache_bytes") == stats["total_size"]
-                  and oci.metric(self.c.server, "harbor_cache_cache_entries", kind="proxy")
-                  + oci.metric(self.c.server, "harbor_cache_cache_entries", kind="hosted") == stats["entry_count"],
-                  message="the cache gauges of /metrics do not match the index")
+        self.wait(
+            lambda d: (
+                oci.metric(self.c.server, "harbor_cache_cache_bytes") == stats["total_size"]
+                and oci.metric(self.c.server, "harbor_cache_cache_entries", kind="proxy")
+                + oci.metric(self.c.server, "harbor_cache_cache_entries", kind="hosted")
+                == stats["entry_count"]
+            ),
+            message="the cache gauges of /metrics do not match the index",
+        )
         self.css("#cleanup").click()
         self.css("dialog.confirm button[data-confirm='yes']").click()
         self.wait(lambda d: "Cleanup removed" in self.css("#cache-status").text)
@@ -594,21 +678,38 @@ class ConsoleTests(SynchronousTestCase):
         self.login()
         self.click_link("Audit", "nav")
         self.heading("Audit log")
-        self.wait(lambda d: "login" in {r.get_attribute("data-action") for r in self.all("tr.audit")},
-                  message="no login in the audit table")
+        self.wait(
+            lambda d: "login" in {r.get_attribute("data-action") for r in self.all("tr.audit")},
+            message="no login in the audit table",
+        )
         self.shot("audit")
         status, page = self.api("GET", "/api/v1/audit?limit=500")
         seen = {e["action"] for e in page["entries"]}
-        for needed in ("login", "login.failed", "user.create", "user.update", "user.delete", "config.update",
-                       "config.reset", "image.push", "image.delete", "cache.delete"):
+        for needed in (
+            "login",
+            "login.failed",
+            "user.create",
+            "user.update",
+            "user.delete",
+            "config.update",
+            "config.reset",
+            "image.push",
+            "image.delete",
+            "cache.delete",
+        ):
             self.assertIn(needed, seen)
         from selenium.webdriver.support.ui import Select
 
         Select(self.css("#a-action")).select_by_value("user")
         self.d.find_element("css selector", "#audit-filters button[type=submit]").click()
         self.wait(lambda d: self.hash_params().get("action") == "user")
-        self.wait(lambda d: {r.get_attribute("data-action") for r in self.all("tr.audit")}
-                  == {"user.create", "user.update", "user.delete"}, message="the user.* filter")
+        self.wait(
+            lambda d: (
+                {r.get_attribute("data-action") for r in self.all("tr.audit")}
+                == {"user.create", "user.update", "user.delete"}
+            ),
+            message="the user.* filter",
+        )
 
     def test_k_upstreams_page(self):
         """Upstreams with health, or a clear "not available" state when the server has no /api/v1/upstreams."""
@@ -667,8 +768,11 @@ class ConsoleTests(SynchronousTestCase):
         width = self.d.execute_script("return window.innerWidth")
         self.assertLessEqual(width, 420)
         pages = [
-            ("#/maven?repo=central&path=harness/small/1.0&file=harness/small/1.0/small-1.0.jar", "#info-panel",
-             "mobile-maven"),
+            (
+                "#/maven?repo=central&path=harness/small/1.0&file=harness/small/1.0/small-1.0.jar",
+                "#info-panel",
+                "mobile-maven",
+            ),
             ("#/images?repo=library/test&ref=multi", "table.platforms", "mobile-image"),
             ("#/dashboard", "#dash-summary .stats", "mobile-dashboard"),
             ("#/cache", "table.entries", "mobile-cache"),
@@ -678,7 +782,8 @@ class ConsoleTests(SynchronousTestCase):
             self.open(address)
             self.css(ready)
             overflow = self.d.execute_script(
-                "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
             self.assertLessEqual(overflow, 0, "%s scrolls sideways by %d px" % (address, overflow))
             self.shot(name)
 
@@ -706,8 +811,11 @@ class ConsoleTests(SynchronousTestCase):
         self.assertEqual(total, layer["size"])
         self.assertLess(done1, total)
         second, r2 = oci.start_fetch(self.url + path)
-        self.wait(lambda d: (p := progress(d)) and p[0] > done1 and p[2].find_element(
-            "css selector", ".clients").text == "2", timeout=10, message="progress and the joined client")
+        self.wait(
+            lambda d: (p := progress(d)) and p[0] > done1 and p[2].find_element("css selector", ".clients").text == "2",
+            timeout=10,
+            message="progress and the joined client",
+        )
         done2, _, row = progress(None)
         self.assertLess(done2, total, "the download ended before the dashboard showed it")
         self.assertIn("of 120.04 MB", row.text)

@@ -84,8 +84,7 @@ class DiskFullTests(SynchronousTestCase):
         token = srv.login()
         status, _, body = support.http("DELETE", srv.url + "/api/v1/cache", {"Authorization": "Bearer " + token})
         self.assertEqual(status, 200, body)
-        status, _, body = support.http("POST", srv.url + "/api/v1/cache/cleanup",
-                                       {"Authorization": "Bearer " + token})
+        status, _, body = support.http("POST", srv.url + "/api/v1/cache/cleanup", {"Authorization": "Bearer " + token})
         self.assertEqual(status, 200, body)
 
         os.unlink(os.path.join(mount, "filler"))

@@ -97,8 +97,10 @@ def _write(path, text):
 
 def library(path, server, artifact, version, java):
     """A one-class library project deploying to the server's hosted repositories."""
-    _write(os.path.join(path, "pom.xml"), LIBRARY_POM % {"group": GROUP, "artifact": artifact,
-                                                          "version": version, "server": server})
+    _write(
+        os.path.join(path, "pom.xml"),
+        LIBRARY_POM % {"group": GROUP, "artifact": artifact, "version": version, "server": server},
+    )
     _write(os.path.join(path, "src/main/java/com/example/hc", artifact, java[0]), java[1])
     return path
 
@@ -106,8 +108,10 @@ def library(path, server, artifact, version, java):
 def settings_with_servers(path, mirror_url):
     """support's settings.xml (mirror of everything, snapshots on) plus the deploy credentials."""
     support.write_maven_settings(path, mirror_url)
-    servers = "".join("    <server><id>%s</id><username>%s</username><password>%s</password></server>\n"
-                      % (sid, WRITER[0], WRITER[1]) for sid in ("hc-releases", "hc-snapshots"))
+    servers = "".join(
+        "    <server><id>%s</id><username>%s</username><password>%s</password></server>\n" % (sid, WRITER[0], WRITER[1])
+        for sid in ("hc-releases", "hc-snapshots")
+    )
     with open(path) as f:
         text = f.read()
     with open(path, "w") as f:
@@ -124,12 +128,16 @@ class DeployAndGroupTests(SynchronousTestCase):
     def setUp(self):
         support.require("mvn")
         self.up = support.shared_maven_upstream()
-        self.srv = support.HarborServer(support.maven_config([
-            {"id": "central", "url": self.up.url},
-            {"id": "releases", "type": "hosted"},
-            {"id": "snapshots", "type": "hosted"},
-            {"id": "public", "type": "group", "members": ["releases", "snapshots", "central"]},
-        ]))
+        self.srv = support.HarborServer(
+            support.maven_config(
+                [
+                    {"id": "central", "url": self.up.url},
+                    {"id": "releases", "type": "hosted"},
+                    {"id": "snapshots", "type": "hosted"},
+                    {"id": "public", "type": "group", "members": ["releases", "snapshots", "central"]},
+                ]
+            )
+        )
         self.addCleanup(self.srv.close)
         ensure_user(self.srv, WRITER[0], WRITER[1], "read-write")
         self.dir = tempfile.mkdtemp(prefix="harbor-it-deploy-")
@@ -146,9 +154,17 @@ class DeployAndGroupTests(SynchronousTestCase):
 
     def test_deploy_then_resolve_through_group(self):
         srv = self.srv
-        greeter = library(os.path.join(self.dir, "greeter"), srv.url, "greeter", "1.0", (
-            "Greeter.java", "package com.example.hc.greeter;\n"
-                            "public class Greeter { public static String greet(String s) { return \"hi \" + s; } }\n"))
+        greeter = library(
+            os.path.join(self.dir, "greeter"),
+            srv.url,
+            "greeter",
+            "1.0",
+            (
+                "Greeter.java",
+                "package com.example.hc.greeter;\n"
+                'public class Greeter { public static String greet(String s) { return "hi " + s; } }\n',
+            ),
+        )
         # 2 MiB of noise in the jar: above limits.max_body_bytes, so the PUT must be streamed.
         os.makedirs(os.path.join(greeter, "src/main/resources"))
         with open(os.path.join(greeter, "src/main/resources/noise.bin"), "wb") as f:
@@ -161,15 +177,24 @@ class DeployAndGroupTests(SynchronousTestCase):
         self.assertEqual(status, 200)
         self.assertGreater(len(body), 2 << 20)
         self.assertEqual(hashlib.sha1(body).hexdigest(), sha1_file(os.path.join(greeter, "target/greeter-1.0.jar")))
-        self.assertEqual(self.get(release_jar + ".sha1", "releases")[2].decode().split()[0],
-                         hashlib.sha1(body).hexdigest())
+        self.assertEqual(
+            self.get(release_jar + ".sha1", "releases")[2].decode().split()[0], hashlib.sha1(body).hexdigest()
+        )
 
         # The SNAPSHOT twice: two timestamped builds, metadata moving to build 2.
         util_jars = []
         for build in (1, 2):
-            util = library(os.path.join(self.dir, "util"), srv.url, "util", "2.0-SNAPSHOT", (
-                "Util.java", "package com.example.hc.util;\n"
-                             "public class Util { public static final String BUILD = \"build%d\"; }\n" % build))
+            util = library(
+                os.path.join(self.dir, "util"),
+                srv.url,
+                "util",
+                "2.0-SNAPSHOT",
+                (
+                    "Util.java",
+                    "package com.example.hc.util;\n"
+                    'public class Util { public static final String BUILD = "build%d"; }\n' % build,
+                ),
+            )
             cp = self.deploy(util)
             support.check_ok(cp)
             util_jars.append(sha1_file(os.path.join(util, "target/util-2.0-SNAPSHOT.jar")))
@@ -195,14 +220,18 @@ class DeployAndGroupTests(SynchronousTestCase):
         got = os.path.join(m2_consumer, GROUP_PATH, "util", "2.0-SNAPSHOT", "util-2.0-SNAPSHOT.jar")
         self.assertEqual(sha1_file(got), util_jars[1])  # the newest build
         self.assertTrue(os.path.exists(os.path.join(m2_consumer, GROUP_PATH, "greeter", "1.0", "greeter-1.0.jar")))
-        self.assertTrue(os.path.exists(os.path.join(m2_consumer, "org/apache/commons/commons-lang3/3.12.0",
-                                                    "commons-lang3-3.12.0.jar")))
+        self.assertTrue(
+            os.path.exists(
+                os.path.join(m2_consumer, "org/apache/commons/commons-lang3/3.12.0", "commons-lang3-3.12.0.jar")
+            )
+        )
         # The group's merged artifact metadata lists the deployed release.
         status, _, merged = self.get("%s/greeter/maven-metadata.xml" % GROUP_PATH)
         self.assertEqual(status, 200)
         self.assertEqual(ET.fromstring(merged).findtext("versioning/release"), "1.0")
-        self.assertEqual(self.get("%s/greeter/maven-metadata.xml.sha1" % GROUP_PATH)[2].decode(),
-                         hashlib.sha1(merged).hexdigest())
+        self.assertEqual(
+            self.get("%s/greeter/maven-metadata.xml.sha1" % GROUP_PATH)[2].decode(), hashlib.sha1(merged).hexdigest()
+        )
 
         # gradle through the group, from nothing.
         self.gradle_resolves(util_jars[1])
@@ -212,14 +241,17 @@ class DeployAndGroupTests(SynchronousTestCase):
         self.assertNotEqual(cp.returncode, 0)
         self.assertIn("BUILD FAILURE", cp.stdout)
         self.assertIn("already deployed in releases", cp.stdout)
-        self.assertEqual(hashlib.sha1(self.get(release_jar, "releases")[2]).hexdigest(),
-                         hashlib.sha1(body).hexdigest())
+        self.assertEqual(hashlib.sha1(self.get(release_jar, "releases")[2]).hexdigest(), hashlib.sha1(body).hexdigest())
 
         # A wrong .sha1 is refused, and not stored.
         auth = "Basic " + base64.b64encode(("%s:%s" % WRITER).encode()).decode()
         snap_pom = [e for e in json.loads(listing)["entries"] if e["name"].endswith(".pom")][0]["path"]
-        status, _, err = support.http("PUT", "%s/artifacts/snapshots/%s.sha1" % (srv.url, snap_pom),
-                                      headers={"Authorization": auth}, body=b"0" * 40)
+        status, _, err = support.http(
+            "PUT",
+            "%s/artifacts/snapshots/%s.sha1" % (srv.url, snap_pom),
+            headers={"Authorization": auth},
+            body=b"0" * 40,
+        )
         self.assertEqual(status, 400, err)
         self.assertEqual(json.loads(err)["errors"][0]["code"], "DIGEST_INVALID")
         status, _, sha1 = self.get(snap_pom + ".sha1", "snapshots")
@@ -238,15 +270,17 @@ class DeployAndGroupTests(SynchronousTestCase):
         _write(os.path.join(project, "settings.gradle"), "rootProject.name = 'gradle-consumer'\n")
         env = dict(os.environ, GRADLE_USER_HOME=os.path.join(self.dir, "gradle-home"))
         env.pop("GRADLE_OPTS", None)
-        cp = support.run(["gradle", "--no-daemon", "--console=plain", "-q", "resolveAll"], env=env, cwd=project,
-                         timeout=600)
+        cp = support.run(
+            ["gradle", "--no-daemon", "--console=plain", "-q", "resolveAll"], env=env, cwd=project, timeout=600
+        )
         support.check_ok(cp)
         resolved = dict(line.split()[1:3] for line in cp.stdout.splitlines() if line.startswith("RESOLVED "))
         self.assertIn("greeter-1.0.jar", resolved, cp.stdout)
         self.assertIn("commons-lang3-3.12.0.jar", resolved, cp.stdout)
         snapshot = [name for name in resolved if name.startswith("util-2.0-")]
         self.assertEqual(len(snapshot), 1, cp.stdout)
-        cached = [os.path.join(d, f) for d, _, files in os.walk(env["GRADLE_USER_HOME"]) for f in files
-                  if f == snapshot[0]]
+        cached = [
+            os.path.join(d, f) for d, _, files in os.walk(env["GRADLE_USER_HOME"]) for f in files if f == snapshot[0]
+        ]
         self.assertTrue(cached, snapshot)
         self.assertEqual(sha1_file(cached[0]), newest_util_sha1)

@@ -61,8 +61,10 @@ class MavenFaultTests(SynchronousTestCase):
     def test_truncated_body_without_length_is_neither_served_whole_nor_kept(self):
         """No Content-Length, closed half way, .sha1 500: curl fails, nothing stored; after recovery all is well."""
         half = self.big_size // 2
-        self.fault.set_rules({"method": "GET", "path": BIG + ".sha1", "mode": "status", "status": 500},
-                             {"method": "GET", "path": BIG, "mode": "truncate", "after": half, "times": 1})
+        self.fault.set_rules(
+            {"method": "GET", "path": BIG + ".sha1", "mode": "status", "status": 500},
+            {"method": "GET", "path": BIG, "mode": "truncate", "after": half, "times": 1},
+        )
         out = os.path.join(self.tmp, "first.jar")
         code, status, _ = curl(self.url(BIG), out)
         got = os.path.getsize(out) if os.path.exists(out) else 0

@@ -97,23 +97,28 @@ class MavenBuildTests(SynchronousTestCase):
 
         auth = "Basic " + base64.b64encode(b"admin:" + srv.admin_password.encode()).decode()
         status, headers, token = support.http(
-            "POST", srv.url + "/token", headers={"Authorization": auth,
-                                                 "Content-Type": "application/x-www-form-urlencoded"},
-            body="repositories=internal&scope=artifacts:read&expires_in=1")
+            "POST",
+            srv.url + "/token",
+            headers={"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"},
+            body="repositories=internal&scope=artifacts:read&expires_in=1",
+        )
         self.assertEqual(status, 200, token)
         self.assertEqual(headers.get("Content-Type"), "text/plain")
         token = token.decode()
 
         d = _tmpdir(self)
-        settings = support.write_maven_settings(os.path.join(d, "settings.xml"), srv.url + "/artifacts/internal/",
-                                                "admin", token)
-        cp = support.mvn(settings, os.path.join(d, "m2"), "-C", "dependency:get",
-                         "-Dartifact=harness:small:1.0", cwd=d)
+        settings = support.write_maven_settings(
+            os.path.join(d, "settings.xml"), srv.url + "/artifacts/internal/", "admin", token
+        )
+        cp = support.mvn(settings, os.path.join(d, "m2"), "-C", "dependency:get", "-Dartifact=harness:small:1.0", cwd=d)
         support.check_ok(cp)
         self.assertTrue(os.path.exists(os.path.join(d, "m2", "harness", "small", "1.0", "small-1.0.jar")))
 
-        status, _, _ = support.http("GET", srv.url + "/artifacts/internal/harness/small/1.0/small-1.0.pom",
-                                    headers={"Authorization": "Bearer " + token})
+        status, _, _ = support.http(
+            "GET",
+            srv.url + "/artifacts/internal/harness/small/1.0/small-1.0.pom",
+            headers={"Authorization": "Bearer " + token},
+        )
         self.assertEqual(status, 200)
 
 
@@ -129,9 +134,15 @@ class ConcurrentColdTests(SynchronousTestCase):
         self.addCleanup(srv.close)
         d = _tmpdir(self)
         url = srv.url + "/artifacts/central/" + BIG
-        procs = [subprocess.Popen(["curl", "-sS", "-f", "-o", os.path.join(d, "big-%d.jar" % i), url],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                 for i in range(20)]
+        procs = [
+            subprocess.Popen(
+                ["curl", "-sS", "-f", "-o", os.path.join(d, "big-%d.jar" % i), url],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for i in range(20)
+        ]
         for p in procs:
             _, err = p.communicate(timeout=300)
             self.assertEqual(p.returncode, 0, err)

@@ -55,8 +55,11 @@ def access_lines(srv, log_format, upstream="quay"):
             event = json.loads(line)
         except ValueError:
             continue
-        if (event.get("log_namespace") == "harbor_cache.access" and event.get("log_format", "").startswith(log_format)
-                and event.get("upstream") == upstream):
+        if (
+            event.get("log_namespace") == "harbor_cache.access"
+            and event.get("log_format", "").startswith(log_format)
+            and event.get("upstream") == upstream
+        ):
             events.append(event)
     return events
 
@@ -112,8 +115,9 @@ class NamespacesIT(SynchronousTestCase):
 
     def api(self, method, path, body=None):
         token = self.srv.login()
-        status, headers, answer = support.http(method, self.srv.url + path, body=body,
-                                               headers={"Authorization": "Bearer " + token})
+        status, headers, answer = support.http(
+            method, self.srv.url + path, body=body, headers={"Authorization": "Bearer " + token}
+        )
         return status, (json.loads(answer) if answer else None)
 
     def upstream(self, name):
@@ -130,15 +134,25 @@ class NamespacesIT(SynchronousTestCase):
         sock = os.path.join(self.dir, "c.sock")
         config = os.path.join(self.dir, "config.toml")
         with open(config, "w") as f:
-            f.write("\n".join([
-                "version = 2",
-                'root = "%s"' % os.path.join(self.dir, "root"),
-                'state = "%s"' % os.path.join(self.dir, "state"),
-                'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-                "[grpc]", '  address = "%s"' % sock,
-                "[ttrpc]", '  address = "%s.ttrpc"' % sock,
-                "[debug]", '  address = ""',
-                "[metrics]", '  address = ""', ""]))
+            f.write(
+                "\n".join(
+                    [
+                        "version = 2",
+                        'root = "%s"' % os.path.join(self.dir, "root"),
+                        'state = "%s"' % os.path.join(self.dir, "state"),
+                        'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+                        "[grpc]",
+                        '  address = "%s"' % sock,
+                        "[ttrpc]",
+                        '  address = "%s.ttrpc"' % sock,
+                        "[debug]",
+                        '  address = ""',
+                        "[metrics]",
+                        '  address = ""',
+                        "",
+                    ]
+                )
+            )
         daemon = support._Daemon("containerd", os.path.join(self.dir, "containerd.log"))
         daemon.start(["containerd", "--config", config])
         self.addCleanup(daemon.stop, 20)
@@ -160,13 +174,18 @@ class NamespacesIT(SynchronousTestCase):
         for registry in ("docker.io", "quay.io"):
             os.makedirs(os.path.join(hosts, registry))
             with open(os.path.join(hosts, registry, "hosts.toml"), "w") as f:
-                f.write('server = "http://%s"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n'
-                        % (DEAD, self.srv.hostport))
+                f.write(
+                    'server = "http://%s"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n'
+                    % (DEAD, self.srv.hostport)
+                )
         pulled = {}
         for registry in ("docker.io", "quay.io"):
             ref = "%s/library/test:1" % registry
-            support.check_ok(support.run(["ctr", "--address", sock, "images", "pull", "--hosts-dir", hosts,
-                                          "--plain-http", ref], timeout=300))
+            support.check_ok(
+                support.run(
+                    ["ctr", "--address", sock, "images", "pull", "--hosts-dir", hosts, "--plain-http", ref], timeout=300
+                )
+            )
             cp = support.check_ok(support.run(["ctr", "--address", sock, "images", "ls"], timeout=60))
             line = next(row for row in cp.stdout.splitlines() if row.startswith(ref + " "))
             pulled[registry] = next(word for word in line.split() if word.startswith("sha256:"))
@@ -180,8 +199,10 @@ class NamespacesIT(SynchronousTestCase):
     def test_podman_pulls_through_a_prefix(self):
         """podman pull <cache>/quay/library/test:1 is quay's image; <cache>/library/test:1 is docker.io's."""
         support.require("podman")
-        for ref, digest in (("%s/quay/library/test:1" % self.srv.hostport, self.quay_digest),
-                            ("%s/library/test:1" % self.srv.hostport, self.hub_digest)):
+        for ref, digest in (
+            ("%s/quay/library/test:1" % self.srv.hostport, self.quay_digest),
+            ("%s/library/test:1" % self.srv.hostport, self.hub_digest),
+        ):
             root = os.path.join(self.dir, "podman-" + digest[7:15])
             support.check_ok(support.podman(root, "pull", "--tls-verify=false", ref))
             cp = support.check_ok(support.podman(root, "image", "inspect", "--format", "{{.Digest}}", ref))
@@ -198,14 +219,29 @@ class NamespacesIT(SynchronousTestCase):
         daemon = support._Daemon("dockerd", os.path.join(self.dir, "dockerd.log"))
         # Docker Hub itself is only reachable through a proxy that does not exist:
         # if the mirror failed, the fallback would fail too instead of leaving loopback.
-        env = dict(os.environ, HTTPS_PROXY="http://" + DEAD, HTTP_PROXY="http://" + DEAD,
-                   NO_PROXY="127.0.0.1")
-        daemon.start(["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
-                      "--storage-driver=vfs", "--data-root", os.path.join(self.dir, "data"),
-                      "--exec-root", os.path.join(self.dir, "exec"),
-                      "--pidfile", os.path.join(self.dir, "dockerd.pid"),
-                      "-H", "unix://" + sock, "--registry-mirror", self.srv.url,
-                      "--insecure-registry", self.srv.hostport], env=env)
+        env = dict(os.environ, HTTPS_PROXY="http://" + DEAD, HTTP_PROXY="http://" + DEAD, NO_PROXY="127.0.0.1")
+        daemon.start(
+            [
+                "dockerd",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--bridge=none",
+                "--storage-driver=vfs",
+                "--data-root",
+                os.path.join(self.dir, "data"),
+                "--exec-root",
+                os.path.join(self.dir, "exec"),
+                "--pidfile",
+                os.path.join(self.dir, "dockerd.pid"),
+                "-H",
+                "unix://" + sock,
+                "--registry-mirror",
+                self.srv.url,
+                "--insecure-registry",
+                self.srv.hostport,
+            ],
+            env=env,
+        )
         self.addCleanup(daemon.stop, 20)
         client = dict(os.environ, DOCKER_HOST="unix://" + sock)
         deadline = time.monotonic() + 60
@@ -215,8 +251,13 @@ class NamespacesIT(SynchronousTestCase):
                     support.unavailable("dockerd cannot run here: %s" % f.read()[-2000:].decode("utf-8", "replace"))
             time.sleep(0.2)
         support.check_ok(support.run(["docker", "pull", "library/test:1"], env=client, timeout=600))
-        cp = support.check_ok(support.run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}",
-                                           "library/test:1"], env=client, timeout=60))
+        cp = support.check_ok(
+            support.run(
+                ["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", "library/test:1"],
+                env=client,
+                timeout=60,
+            )
+        )
         self.assertIn("test@" + self.hub_digest, " ".join(json.loads(cp.stdout)))
 
     # -- read-only proxies -------------------------------------------------------------------
@@ -227,17 +268,28 @@ class NamespacesIT(SynchronousTestCase):
         pushes_before = self.quay.count_requests("PUT", "/v2/")
         creds = "admin:" + self.srv.admin_password
         for name in ("quay/library/test", "library/test"):
-            cp = support.skopeo("copy", "--dest-tls-verify=false", "--dest-creds", creds, "oci:%s:single" % layout,
-                                "docker://%s/%s:1" % (self.srv.hostport, name), timeout=300)
+            cp = support.skopeo(
+                "copy",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                creds,
+                "oci:%s:single" % layout,
+                "docker://%s/%s:1" % (self.srv.hostport, name),
+                timeout=300,
+            )
             self.assertNotEqual(cp.returncode, 0, cp.stdout)
             self.assertIn("denied", cp.stderr.lower())
-        status, _, body = support.http("POST", self.srv.url + "/v2/quay/library/test/blobs/uploads/",
-                                       headers={"Authorization": "Basic " + _basic(creds)})
+        status, _, body = support.http(
+            "POST",
+            self.srv.url + "/v2/quay/library/test/blobs/uploads/",
+            headers={"Authorization": "Basic " + _basic(creds)},
+        )
         self.assertEqual((status, oci.oci_error_codes(body)), (403, ["DENIED"]))
         self.assertIn(b"proxy", body)
         self.assertEqual(self.quay.count_requests("PUT", "/v2/"), pushes_before)
-        status, headers, _ = support.http("GET", self.srv.url + "/v2/quay/library/test/manifests/1",
-                                          {"Accept": oci.OCI_MANIFEST})
+        status, headers, _ = support.http(
+            "GET", self.srv.url + "/v2/quay/library/test/manifests/1", {"Accept": oci.OCI_MANIFEST}
+        )
         self.assertEqual((status, headers.get("docker-content-digest")), (200, self.quay_digest))
 
     # -- health ---------------------------------------------------------------------------
@@ -245,23 +297,42 @@ class NamespacesIT(SynchronousTestCase):
     def test_stopped_upstream_is_blocked_then_unblocked(self):
         """quay stopped: failing, then blocked (API, metrics, access log), cached tag served stale;
         quay restarted: healthy and unblocked at the next probe."""
-        status, _ = self.api("PUT", "/api/v1/config", {"entries": [
-            {"key": "upstreams.probe_interval_seconds", "value": "1"},
-            {"key": "upstreams.block_after_failures", "value": "2"},
-            {"key": "upstreams.block_seconds", "value": "300"},
-            {"key": "cache.tag_ttl_seconds", "value": "0"}]})
+        status, _ = self.api(
+            "PUT",
+            "/api/v1/config",
+            {
+                "entries": [
+                    {"key": "upstreams.probe_interval_seconds", "value": "1"},
+                    {"key": "upstreams.block_after_failures", "value": "2"},
+                    {"key": "upstreams.block_seconds", "value": "300"},
+                    {"key": "cache.tag_ttl_seconds", "value": "0"},
+                ]
+            },
+        )
         self.assertEqual(status, 200)
-        self.addCleanup(self.api, "PUT", "/api/v1/config", {"entries": [
-            {"key": "upstreams.probe_interval_seconds", "value": "30"},
-            {"key": "cache.tag_ttl_seconds", "value": "300"}]})
-        status, _, _ = support.http("GET", self.srv.url + "/v2/quay/library/test/manifests/1",
-                                    {"Accept": oci.OCI_MANIFEST})
+        self.addCleanup(
+            self.api,
+            "PUT",
+            "/api/v1/config",
+            {
+                "entries": [
+                    {"key": "upstreams.probe_interval_seconds", "value": "30"},
+                    {"key": "cache.tag_ttl_seconds", "value": "300"},
+                ]
+            },
+        )
+        status, _, _ = support.http(
+            "GET", self.srv.url + "/v2/quay/library/test/manifests/1", {"Accept": oci.OCI_MANIFEST}
+        )
         self.assertEqual(status, 200)
         wait_for(lambda: self.upstream("quay")["health"]["status"] == "healthy", 10, "quay healthy")
         self.quay.stop()
         self.addCleanup(lambda: self.quay.running() or self.quay.start())
-        blocked = wait_for(lambda: (lambda u: u if u["health"]["status"] == "blocked" else None)(
-            self.upstream("quay")), 15, "quay blocked")
+        blocked = wait_for(
+            lambda: (lambda u: u if u["health"]["status"] == "blocked" else None)(self.upstream("quay")),
+            15,
+            "quay blocked",
+        )
         self.assertGreaterEqual(blocked["health"]["consecutive_failures"], 2)
         self.assertIsNotNone(blocked["health"]["blocked_until"])
         self.assertTrue(blocked["health"]["last_error"])
@@ -270,12 +341,16 @@ class NamespacesIT(SynchronousTestCase):
         self.assertIn(("harbor_cache_upstream_blocked", {"upstream": "quay"}, 1.0), samples)
         self.assertTrue(access_lines(self.srv, "upstream {upstream} blocked"))
         # Blocked: skipped without a connection attempt; the cached tag is served stale.
-        status, headers, _ = support.http("GET", self.srv.url + "/v2/quay/library/test/manifests/1",
-                                          {"Accept": oci.OCI_MANIFEST})
+        status, headers, _ = support.http(
+            "GET", self.srv.url + "/v2/quay/library/test/manifests/1", {"Accept": oci.OCI_MANIFEST}
+        )
         self.assertEqual((status, headers.get("warning")), (200, oci.STALE_WARNING))
         self.quay.start()
-        healthy = wait_for(lambda: (lambda u: u if u["health"]["status"] == "healthy" else None)(
-            self.upstream("quay")), 15, "quay unblocked")
+        healthy = wait_for(
+            lambda: (lambda u: u if u["health"]["status"] == "healthy" else None)(self.upstream("quay")),
+            15,
+            "quay unblocked",
+        )
         self.assertEqual((healthy["health"]["consecutive_failures"], healthy["health"]["blocked_until"]), (0, None))
         self.assertTrue(access_lines(self.srv, "upstream {upstream} unblocked"))
         self.assertIn(("harbor_cache_upstream_blocked", {"upstream": "quay"}, 0.0), oci.metrics(self.srv))
@@ -284,19 +359,24 @@ class NamespacesIT(SynchronousTestCase):
 
     def test_upstream_added_through_the_api_serves_at_once_and_persists(self):
         """POST /api/v1/upstreams: the new prefix pulls without a restart; after a restart it is still there."""
-        status, created = self.api("POST", "/api/v1/upstreams",
-                                   {"name": "mirror2", "url": self.quay.url, "prefix": "second", "username": "u",
-                                    "password": "never-shown"})
+        status, created = self.api(
+            "POST",
+            "/api/v1/upstreams",
+            {"name": "mirror2", "url": self.quay.url, "prefix": "second", "username": "u", "password": "never-shown"},
+        )
         self.assertEqual(status, 201, created)
         self.addCleanup(self.api, "DELETE", "/api/v1/upstreams/%d" % created["id"])
         self.assertNotIn("never-shown", json.dumps(created))
-        status, headers, _ = support.http("GET", self.srv.url + "/v2/second/library/test/manifests/1",
-                                          {"Accept": oci.OCI_MANIFEST})
+        status, headers, _ = support.http(
+            "GET", self.srv.url + "/v2/second/library/test/manifests/1", {"Accept": oci.OCI_MANIFEST}
+        )
         self.assertEqual((status, headers.get("docker-content-digest")), (200, self.quay_digest))
         self.srv.restart()
         self.assertEqual(self.upstream("mirror2")["prefix"], "second")
-        self.assertEqual([u["name"] for u in self.api("GET", "/api/v1/upstreams")[1]["upstreams"]
-                          if u["kind"] == "oci"], ["hub", "quay", "mirror2"])
+        self.assertEqual(
+            [u["name"] for u in self.api("GET", "/api/v1/upstreams")[1]["upstreams"] if u["kind"] == "oci"],
+            ["hub", "quay", "mirror2"],
+        )
 
 
 def _basic(creds):
@@ -319,16 +399,26 @@ class SecondNodeIT(SynchronousTestCase):
         status, _, _ = support.http("GET", node_b.url + url, {"Accept": oci.OCI_MANIFEST})
         self.assertEqual(status, 404)
         token = node_a.login()
-        status, _, body = support.http("POST", node_a.url + "/api/v1/upstreams",
-                                       headers={"Authorization": "Bearer " + token},
-                                       body={"name": "third", "url": _PEERS.quay.url, "prefix": "third"})
+        status, _, body = support.http(
+            "POST",
+            node_a.url + "/api/v1/upstreams",
+            headers={"Authorization": "Bearer " + token},
+            body={"name": "third", "url": _PEERS.quay.url, "prefix": "third"},
+        )
         self.assertEqual(status, 201, body)
         created = json.loads(body)
-        self.addCleanup(support.http, "DELETE", node_a.url + "/api/v1/upstreams/%d" % created["id"],
-                        {"Authorization": "Bearer " + node_a.login()})
+        self.addCleanup(
+            support.http,
+            "DELETE",
+            node_a.url + "/api/v1/upstreams/%d" % created["id"],
+            {"Authorization": "Bearer " + node_a.login()},
+        )
         started = time.monotonic()
-        wait_for(lambda: support.http("GET", node_b.url + url, {"Accept": oci.OCI_MANIFEST})[0] == 200, 10,
-                 "node B to serve the new prefix")
+        wait_for(
+            lambda: support.http("GET", node_b.url + url, {"Accept": oci.OCI_MANIFEST})[0] == 200,
+            10,
+            "node B to serve the new prefix",
+        )
         self.assertLess(time.monotonic() - started, 8)
         status, headers, _ = support.http("GET", node_b.url + url, {"Accept": oci.OCI_MANIFEST})
         self.assertEqual(headers.get("docker-content-digest"), _PEERS.quay_digest)

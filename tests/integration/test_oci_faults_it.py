@@ -68,8 +68,9 @@ class BlobFaultTests(SynchronousTestCase):
 
     def assertRetryWorks(self, layer):
         again = oci.fetch(self._url(layer["digest"]))
-        self.assertEqual((again.status, again.error, again.length, again.digest),
-                         (200, None, layer["size"], layer["digest"]))
+        self.assertEqual(
+            (again.status, again.error, again.length, again.digest), (200, None, layer["size"], layer["digest"])
+        )
         self.assertTrue(os.path.exists(oci.blob_file(self.srv, layer["digest"])))
 
     def test_connection_cut_mid_blob(self):
@@ -168,8 +169,9 @@ class OutageTests(SynchronousTestCase):
         self.addCleanup(lambda: self.reg.running() or self.reg.start())
 
     def _manifest(self, ref, method="GET"):
-        return support.http(method, "%s/v2/library/test/manifests/%s" % (self.srv.url, ref),
-                            {"Accept": oci.OCI_MANIFEST}, timeout=30)
+        return support.http(
+            method, "%s/v2/library/test/manifests/%s" % (self.srv.url, ref), {"Accept": oci.OCI_MANIFEST}, timeout=30
+        )
 
     def test_stale_manifest_when_upstream_down(self):
         """Tag cached, TTL expired, upstream down: the cached manifest with `Warning: 110`; fresh again after."""
@@ -209,13 +211,14 @@ class OutageTests(SynchronousTestCase):
         """Upstream down, nothing cached: 503 UPSTREAM_UNAVAILABLE in the OCI format, in well under 5 s."""
         self.reg.stop()
         missing = oci.sha256_digest(b"never pulled")
-        for method, path in (("GET", "/v2/library/test/manifests/never-pulled"),
-                             ("GET", "/v2/other/name/manifests/1"),
-                             ("GET", "/v2/library/test/blobs/" + missing),
-                             ("HEAD", "/v2/library/test/blobs/" + missing)):
+        for method, path in (
+            ("GET", "/v2/library/test/manifests/never-pulled"),
+            ("GET", "/v2/other/name/manifests/1"),
+            ("GET", "/v2/library/test/blobs/" + missing),
+            ("HEAD", "/v2/library/test/blobs/" + missing),
+        ):
             started = time.monotonic()
-            status, headers, body = support.http(method, self.srv.url + path, {"Accept": oci.OCI_MANIFEST},
-                                                 timeout=30)
+            status, headers, body = support.http(method, self.srv.url + path, {"Accept": oci.OCI_MANIFEST}, timeout=30)
             self.assertLess(time.monotonic() - started, 5, path)
             self.assertEqual(status, 503, (method, path, body))
             if method == "GET":
@@ -242,9 +245,11 @@ class NegativeCacheTests(SynchronousTestCase):
     def test_404_remembered(self):
         """Upstream 404 for a tag and a blob: 404 in the OCI format, and the repeat does not reach upstream."""
         missing = oci.sha256_digest(b"not in the registry")
-        for method, path, code in (("GET", "/v2/library/test/manifests/no-such-tag", "MANIFEST_UNKNOWN"),
-                                   ("GET", "/v2/library/test/blobs/" + missing, "BLOB_UNKNOWN"),
-                                   ("HEAD", "/v2/library/test/blobs/" + oci.sha256_digest(b"x"), None)):
+        for method, path, code in (
+            ("GET", "/v2/library/test/manifests/no-such-tag", "MANIFEST_UNKNOWN"),
+            ("GET", "/v2/library/test/blobs/" + missing, "BLOB_UNKNOWN"),
+            ("HEAD", "/v2/library/test/blobs/" + oci.sha256_digest(b"x"), None),
+        ):
             first, second, upstream_first, upstream_second = self._twice(method, path)
             for status, _, body in (first, second):
                 self.assertEqual(status, 404, path)

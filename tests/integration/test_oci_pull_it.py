@@ -71,8 +71,11 @@ class SkopeoTests(_UpstreamCase):
     def test_copy_single(self):
         """skopeo copy of library/test:1 gives the upstream's manifest digest and every blob."""
         out = os.path.join(_tmpdir(self), "out")
-        support.check_ok(support.skopeo("copy", "--src-tls-verify=false",
-                                        "docker://%s/library/test:1" % self.srv.hostport, "oci:%s:1" % out))
+        support.check_ok(
+            support.skopeo(
+                "copy", "--src-tls-verify=false", "docker://%s/library/test:1" % self.srv.hostport, "oci:%s:1" % out
+            )
+        )
         with open(os.path.join(out, "index.json")) as f:
             index = json.load(f)
         single = self.image("single")
@@ -85,8 +88,16 @@ class SkopeoTests(_UpstreamCase):
     def test_copy_all_index(self):
         """skopeo copy --all --preserve-digests of the index: same index digest, both children, all layers."""
         out = os.path.join(_tmpdir(self), "out")
-        support.check_ok(support.skopeo("copy", "--all", "--preserve-digests", "--src-tls-verify=false",
-                                        "docker://%s/library/test:multi" % self.srv.hostport, "oci:%s:multi" % out))
+        support.check_ok(
+            support.skopeo(
+                "copy",
+                "--all",
+                "--preserve-digests",
+                "--src-tls-verify=false",
+                "docker://%s/library/test:multi" % self.srv.hostport,
+                "oci:%s:multi" % out,
+            )
+        )
         with open(os.path.join(out, "index.json")) as f:
             index = json.load(f)
         multi = self.image("multi")
@@ -105,8 +116,11 @@ class SkopeoTests(_UpstreamCase):
         for name in (SOLO_NAME, DEEP_NAME):
             support.push_layout(layout, self.reg.hostport, name, names=["single"])
             out = os.path.join(_tmpdir(self), "out")
-            support.check_ok(support.skopeo("copy", "--src-tls-verify=false",
-                                            "docker://%s/%s:1" % (self.srv.hostport, name), "oci:%s:1" % out))
+            support.check_ok(
+                support.skopeo(
+                    "copy", "--src-tls-verify=false", "docker://%s/%s:1" % (self.srv.hostport, name), "oci:%s:1" % out
+                )
+            )
             with open(os.path.join(out, "index.json")) as f:
                 self.assertEqual(json.load(f)["manifests"][0]["digest"], single["digest"])
             self.assertLayoutHolds(out, single)
@@ -115,8 +129,9 @@ class SkopeoTests(_UpstreamCase):
             status, headers, body = support.http("GET", "%s/v2/%s/blobs/%s" % (self.srv.url, name, layer["digest"]))
             self.assertEqual((status, oci.sha256_digest(body)), (200, layer["digest"]))
         # a name the upstream does not have is still answered in the OCI error format
-        status, _, body = support.http("GET", self.srv.url + "/v2/it/deep/nothing/manifests/1",
-                                       {"Accept": oci.OCI_MANIFEST})
+        status, _, body = support.http(
+            "GET", self.srv.url + "/v2/it/deep/nothing/manifests/1", {"Accept": oci.OCI_MANIFEST}
+        )
         self.assertEqual((status, oci.oci_error_codes(body)), (404, ["MANIFEST_UNKNOWN"]))
 
 
@@ -167,13 +182,17 @@ class BlobHttpTests(_UpstreamCase):
         layer = self.image("single")["layers"][1]
         url, whole = self._cached(layer)
         size = layer["size"]
-        for spec, start, end in (("10-19", 10, 19), ("1000-", 1000, size - 1), ("-7", size - 7, size - 1),
-                                 ("0-%d" % (size + 100), 0, size - 1)):
+        for spec, start, end in (
+            ("10-19", 10, 19),
+            ("1000-", 1000, size - 1),
+            ("-7", size - 7, size - 1),
+            ("0-%d" % (size + 100), 0, size - 1),
+        ):
             status, headers, body = support.http("GET", url, {"Range": "bytes=" + spec})
             self.assertEqual(status, 206, spec)
             self.assertEqual(headers["Content-Range"], "bytes %d-%d/%d" % (start, end, size), spec)
             self.assertEqual(int(headers["Content-Length"]), end - start + 1, spec)
-            self.assertEqual(body, whole[start:end + 1], spec)
+            self.assertEqual(body, whole[start : end + 1], spec)
         status, headers, body = support.http("GET", url, {"Range": "bytes=%d-" % size})
         self.assertEqual(status, 416)
         self.assertEqual(headers["Content-Range"], "bytes */%d" % size)
@@ -240,17 +259,23 @@ class ManifestAcceptTests(_UpstreamCase):
         single, multi = self.image("single"), self.image("multi")
         everything = ", ".join([oci.OCI_MANIFEST, oci.OCI_INDEX, oci.DOCKER_MANIFEST, oci.DOCKER_LIST])
         for accept in (oci.OCI_MANIFEST, everything, "*/*", None):
-            self.assertManifest(self._get(self.srv.url, "library/test", "1", accept), oci.OCI_MANIFEST,
-                                single["digest"])
-            self.assertManifest(self._get(self.srv.url, "library/test", single["digest"], accept), oci.OCI_MANIFEST,
-                                single["digest"])
+            self.assertManifest(
+                self._get(self.srv.url, "library/test", "1", accept), oci.OCI_MANIFEST, single["digest"]
+            )
+            self.assertManifest(
+                self._get(self.srv.url, "library/test", single["digest"], accept), oci.OCI_MANIFEST, single["digest"]
+            )
         for accept in (oci.OCI_INDEX, everything, oci.DOCKER_LIST, oci.OCI_MANIFEST):
             # the index is returned as is, whatever manifest type is asked for
-            self.assertManifest(self._get(self.srv.url, "library/test", "multi", accept), oci.OCI_INDEX,
-                                multi["digest"])
+            self.assertManifest(
+                self._get(self.srv.url, "library/test", "multi", accept), oci.OCI_INDEX, multi["digest"]
+            )
         for _arch, child in multi["manifests"].items():
-            self.assertManifest(self._get(self.srv.url, "library/test", child["digest"], oci.OCI_MANIFEST),
-                                oci.OCI_MANIFEST, child["digest"])
+            self.assertManifest(
+                self._get(self.srv.url, "library/test", child["digest"], oci.OCI_MANIFEST),
+                oci.OCI_MANIFEST,
+                child["digest"],
+            )
 
     def test_refused_type_like_distribution(self):
         """An OCI manifest asked for with only the Docker type: the status distribution gives, OCI error body."""
@@ -265,11 +290,13 @@ class ManifestAcceptTests(_UpstreamCase):
         single, multi = self.docker_images["images"]["single"], self.docker_images["images"]["multi"]
         self.assertEqual(single["mediaType"], oci.DOCKER_MANIFEST)
         for accept in (oci.DOCKER_MANIFEST, oci.DOCKER_MANIFEST + ", " + oci.OCI_MANIFEST):
-            self.assertManifest(self._get(self.srv.url, DOCKER_TYPES_NAME, "1", accept), oci.DOCKER_MANIFEST,
-                                single["digest"])
+            self.assertManifest(
+                self._get(self.srv.url, DOCKER_TYPES_NAME, "1", accept), oci.DOCKER_MANIFEST, single["digest"]
+            )
         for accept in (oci.DOCKER_LIST, oci.OCI_INDEX):
-            self.assertManifest(self._get(self.srv.url, DOCKER_TYPES_NAME, "multi", accept), oci.DOCKER_LIST,
-                                multi["digest"])
+            self.assertManifest(
+                self._get(self.srv.url, DOCKER_TYPES_NAME, "multi", accept), oci.DOCKER_LIST, multi["digest"]
+            )
 
     def test_head_manifest(self):
         """HEAD of a manifest: headers of the GET, no body."""
@@ -340,11 +367,25 @@ class DockerPullTests(SynchronousTestCase):
         self.addCleanup(shutil.rmtree, self.dir, True)
         self.sock = os.path.join(self.dir, "docker.sock")
         self.daemon = support._Daemon("dockerd", os.path.join(self.dir, "dockerd.log"))
-        self.daemon.start(["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
-                           "--storage-driver=vfs", "--data-root", os.path.join(self.dir, "data"),
-                           "--exec-root", os.path.join(self.dir, "exec"),
-                           "--pidfile", os.path.join(self.dir, "dockerd.pid"),
-                           "-H", "unix://" + self.sock, "--insecure-registry", self.srv.hostport])
+        self.daemon.start(
+            [
+                "dockerd",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--bridge=none",
+                "--storage-driver=vfs",
+                "--data-root",
+                os.path.join(self.dir, "data"),
+                "--exec-root",
+                os.path.join(self.dir, "exec"),
+                "--pidfile",
+                os.path.join(self.dir, "dockerd.pid"),
+                "-H",
+                "unix://" + self.sock,
+                "--insecure-registry",
+                self.srv.hostport,
+            ]
+        )
         self.addCleanup(self.daemon.stop, 20)
         self.env = dict(os.environ, DOCKER_HOST="unix://" + self.sock)
         deadline = time.monotonic() + 60

@@ -27,13 +27,15 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration import support
 
-CHECKS = ",".join([
-    "not_a_server_error",
-    "status_code_conformance",
-    "content_type_conformance",
-    "response_headers_conformance",
-    "response_schema_conformance",
-])
+CHECKS = ",".join(
+    [
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_headers_conformance",
+        "response_schema_conformance",
+    ]
+)
 MAX_EXAMPLES = os.environ.get("HARBOR_FUZZ_EXAMPLES", "25")
 SEED = os.environ.get("HARBOR_FUZZ_SEED", "20240115")
 USER_MUTATIONS = "^(updateUser|deleteUser)$"
@@ -54,28 +56,47 @@ class OpenApiFuzzTests(SynchronousTestCase):
     def schemathesis(self, *selection):
         token = self.server.login()
         cmd = [
-            sys.executable, "-m", "schemathesis.cli", "run",
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
             self.server.url + "/api/v1/openapi.json",
-            "--url", self.server.url,
-            "-H", "Authorization: Bearer " + token,
-            "--checks", CHECKS,
-            "--max-examples", MAX_EXAMPLES,
-            "--seed", SEED,
-            "--phases", "examples,coverage,fuzzing",
-            "--workers", "1",
-            "--request-timeout", "20",
+            "--url",
+            self.server.url,
+            "-H",
+            "Authorization: Bearer " + token,
+            "--checks",
+            CHECKS,
+            "--max-examples",
+            MAX_EXAMPLES,
+            "--seed",
+            SEED,
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--workers",
+            "1",
+            "--request-timeout",
+            "20",
             "--no-color",
             *selection,
         ]
         try:
-            cp = subprocess.run(cmd, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL,
-                                env=dict(os.environ, SCHEMATHESIS_HOOKS=""))
+            cp = subprocess.run(
+                cmd,
+                capture_output=True,
+                text=True,
+                timeout=900,
+                stdin=subprocess.DEVNULL,
+                env=dict(os.environ, SCHEMATHESIS_HOOKS=""),
+            )
         except subprocess.TimeoutExpired as e:
             raise AssertionError("schemathesis did not finish in 900 s: %s" % (e.stdout or "")[-4000:]) from e
         output = cp.stdout + cp.stderr
         if cp.returncode != 0:
-            raise AssertionError("schemathesis failed (exit %d):\n%s\n--- server log ---\n%s"
-                                 % (cp.returncode, output[-12000:], self.server.log_text()[-6000:]))
+            raise AssertionError(
+                "schemathesis failed (exit %d):\n%s\n--- server log ---\n%s"
+                % (cp.returncode, output[-12000:], self.server.log_text()[-6000:])
+            )
         self.assertIn("passed", output)
         return output
 
@@ -88,8 +109,9 @@ class OpenApiFuzzTests(SynchronousTestCase):
 
     def test_management_api_conforms(self):
         """No 5xx and no response outside the document for /api/v1 (but user mutations), /health*, /metrics."""
-        self.schemathesis("--include-path-regex", "^/(api/v1/.*|health|healthz|metrics)$",
-                          "--exclude-operation-id-regex", NOT_FUZZED)
+        self.schemathesis(
+            "--include-path-regex", "^/(api/v1/.*|health|healthz|metrics)$", "--exclude-operation-id-regex", NOT_FUZZED
+        )
         self.assert_server_sound()
 
     def test_user_mutations_conform(self):
@@ -97,8 +119,11 @@ class OpenApiFuzzTests(SynchronousTestCase):
         # A few users to hit, besides the admin (which must survive: it is the last admin).
         token = self.server.login()
         for i in range(3):
-            support.http("POST", self.server.url + "/api/v1/users",
-                         headers={"Authorization": "Bearer " + token},
-                         body={"username": "fuzz%d" % i, "password": "pw", "role": "read-only"})
+            support.http(
+                "POST",
+                self.server.url + "/api/v1/users",
+                headers={"Authorization": "Bearer " + token},
+                body={"username": "fuzz%d" % i, "password": "pw", "role": "read-only"},
+            )
         self.schemathesis("--include-operation-id-regex", USER_MUTATIONS)
         self.assert_server_sound()

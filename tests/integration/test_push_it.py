@@ -38,12 +38,20 @@ class PushTests(SynchronousTestCase):
         self.admin = ("admin", self.server.admin_password)
 
     def copy(self, ref, target, creds, *extra):
-        return skopeo("copy", "--dest-tls-verify=false", "--preserve-digests", "--dest-creds", _creds(creds),
-                      *extra, "oci:%s:%s" % (self.layout, ref), "docker://%s/%s" % (self.host, target), timeout=900)
+        return skopeo(
+            "copy",
+            "--dest-tls-verify=false",
+            "--preserve-digests",
+            "--dest-creds",
+            _creds(creds),
+            *extra,
+            "oci:%s:%s" % (self.layout, ref),
+            "docker://%s/%s" % (self.host, target),
+            timeout=900,
+        )
 
     def raw_manifest(self, ref):
-        cp = check_ok(skopeo("inspect", "--tls-verify=false", "--raw", "docker://%s/%s" % (self.host, ref),
-                             text=False))
+        cp = check_ok(skopeo("inspect", "--tls-verify=false", "--raw", "docker://%s/%s" % (self.host, ref), text=False))
         return cp.stdout
 
     def podman_pull_digest(self, ref, creds=None):
@@ -86,9 +94,20 @@ class PushTests(SynchronousTestCase):
         check_ok(podman(root, "pull", "oci:%s:large" % self.layout, timeout=900))
         digest_file = os.path.join(root, "digest")
         target = "%s/hosted/large:large" % self.host
-        check_ok(podman(root, "push", "--tls-verify=false", "--creds", _creds(push_support.WRITER),
-                        "--digestfile", digest_file, large["config"].split(":")[1], "docker://" + target,
-                        timeout=1800))
+        check_ok(
+            podman(
+                root,
+                "push",
+                "--tls-verify=false",
+                "--creds",
+                _creds(push_support.WRITER),
+                "--digestfile",
+                digest_file,
+                large["config"].split(":")[1],
+                "docker://" + target,
+                timeout=1800,
+            )
+        )
         with open(digest_file) as f:
             pushed = f.read().strip()
         manifest = json.loads(self.raw_manifest("hosted/large:large"))
@@ -97,8 +116,14 @@ class PushTests(SynchronousTestCase):
 
     def test_push_refused_for_anonymous_and_read_only(self):
         """Anonymous and read-only pushes fail (401/403); nothing is stored."""
-        cp = skopeo("copy", "--dest-tls-verify=false", "--preserve-digests", "--dest-no-creds",
-                    "oci:%s:single" % self.layout, "docker://%s/hosted/nope:1" % self.host)
+        cp = skopeo(
+            "copy",
+            "--dest-tls-verify=false",
+            "--preserve-digests",
+            "--dest-no-creds",
+            "oci:%s:single" % self.layout,
+            "docker://%s/hosted/nope:1" % self.host,
+        )
         self.assertNotEqual(cp.returncode, 0)
         self.assertRegex(cp.stderr.lower(), "unauthorized|authentication required|401")
         cp = self.copy("single", "hosted/nope:1", push_support.READER)
@@ -106,11 +131,15 @@ class PushTests(SynchronousTestCase):
         self.assertRegex(cp.stderr.lower(), "denied|403|unauthorized")
         status, _, _ = http("POST", self.server.url + "/v2/hosted/nope/blobs/uploads/")
         self.assertEqual(status, 401)
-        status, _, body = http("POST", self.server.url + "/v2/hosted/nope/blobs/uploads/",
-                               headers=push_support.basic_header(*push_support.READER))
+        status, _, body = http(
+            "POST",
+            self.server.url + "/v2/hosted/nope/blobs/uploads/",
+            headers=push_support.basic_header(*push_support.READER),
+        )
         self.assertEqual((status, json.loads(body)["errors"][0]["code"]), (403, "DENIED"))
-        status, _, _ = http("GET", self.server.url + "/v2/hosted/nope/tags/list",
-                            headers=push_support.admin_basic(self.server))
+        status, _, _ = http(
+            "GET", self.server.url + "/v2/hosted/nope/tags/list", headers=push_support.admin_basic(self.server)
+        )
         self.assertEqual(status, 404)
 
     def test_pushed_image_survives_cache_clear_and_eviction(self):
@@ -119,8 +148,12 @@ class PushTests(SynchronousTestCase):
         want = self.images["images"]["single"]["digest"]
         if push_support.management_api_available(self.server):
             auth = {"Authorization": "Bearer " + self.server.login()}
-            status, _, body = http("PUT", self.server.url + "/api/v1/config", headers=auth,
-                                   body={"entries": [{"key": "cache.max_size", "value": "1"}]})
+            status, _, body = http(
+                "PUT",
+                self.server.url + "/api/v1/config",
+                headers=auth,
+                body={"entries": [{"key": "cache.max_size", "value": "1"}]},
+            )
             self.assertEqual(status, 200, body)
             status, _, body = http("DELETE", self.server.url + "/api/v1/cache", headers=auth)
             self.assertEqual(status, 200, body)
@@ -128,7 +161,8 @@ class PushTests(SynchronousTestCase):
             self.assertEqual(status, 200, body)
         kinds = push_support.entry_kinds(self.server)
         self.assertEqual(kinds[("manifest", "hosted/keep", want)], "hosted")
-        self.assertTrue(all(kind == "hosted" for (t, repo, _), kind in kinds.items()
-                            if repo == "hosted/keep" or t == "blob"))
+        self.assertTrue(
+            all(kind == "hosted" for (t, repo, _), kind in kinds.items() if repo == "hosted/keep" or t == "blob")
+        )
         self.server.restart()
         self.assertEqual(self.podman_pull_digest("hosted/keep:1"), want)

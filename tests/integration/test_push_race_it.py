@@ -32,13 +32,21 @@ class PushDuringColdPullTests(SynchronousTestCase):
         pull, result = oci.start_fetch("%s/v2/library/test/blobs/%s" % (srv.url, large["digest"]))
         oci.wait_metric(srv, "harbor_cache_upstream_bytes", lambda v: v >= 10_000_000, front="oci", timeout=30)
         started = time.monotonic()
-        cp = support.skopeo("copy", "--dest-tls-verify=false", "--preserve-digests",
-                            "--dest-creds", "%s:%s" % push_support.WRITER,
-                            "oci:%s:large" % layout, "docker://%s/hosted/race:1" % srv.hostport, timeout=300)
+        cp = support.skopeo(
+            "copy",
+            "--dest-tls-verify=false",
+            "--preserve-digests",
+            "--dest-creds",
+            "%s:%s" % push_support.WRITER,
+            "oci:%s:large" % layout,
+            "docker://%s/hosted/race:1" % srv.hostport,
+            timeout=300,
+        )
         support.check_ok(cp)
         pull.join(120)
-        self.assertEqual((result.status, result.length, result.digest, result.error),
-                         (200, large["size"], large["digest"], None))
+        self.assertEqual(
+            (result.status, result.length, result.digest, result.error), (200, large["size"], large["digest"], None)
+        )
         self.assertLess(time.monotonic() - started, 120)
         back = support.skopeo("inspect", "--tls-verify=false", "--raw", "docker://%s/hosted/race:1" % srv.hostport)
         support.check_ok(back)

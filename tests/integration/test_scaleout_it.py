@@ -48,34 +48,39 @@ class RoundRobinNginx(support._Peer):
             os.makedirs(os.path.join(self.dir, "tmp", sub))
         d = self.dir
         with open(self.config_path, "w") as f:
-            f.write("\n".join([
-                "user root;" if os.geteuid() == 0 else "",
-                "worker_processes 1;",
-                "daemon off;",
-                "pid %s/nginx.pid;" % d,
-                "error_log %s info;" % self.log_path,
-                "events { worker_connections 1024; }",
-                "http {",
-                "  log_format lb '$request_method $uri $status $upstream_addr';",
-                "  access_log %s lb;" % self.access_log_path,
-                "  client_body_temp_path %s/tmp/body;" % d,
-                "  proxy_temp_path %s/tmp/proxy;" % d,
-                "  fastcgi_temp_path %s/tmp/fastcgi;" % d,
-                "  uwsgi_temp_path %s/tmp/uwsgi;" % d,
-                "  scgi_temp_path %s/tmp/scgi;" % d,
-                "  upstream nodes { %s }" % " ".join("server %s;" % b for b in backends),
-                "  server {",
-                "    listen %s;" % self.hostport,
-                "    client_max_body_size 0;",
-                "    proxy_request_buffering off;",
-                "    proxy_buffering off;",
-                "    proxy_http_version 1.1;",
-                "    proxy_read_timeout 300s;",
-                "    proxy_set_header Host $http_host;",
-                "    location / { proxy_pass http://nodes; }",
-                "  }",
-                "}",
-                ""]))
+            f.write(
+                "\n".join(
+                    [
+                        "user root;" if os.geteuid() == 0 else "",
+                        "worker_processes 1;",
+                        "daemon off;",
+                        "pid %s/nginx.pid;" % d,
+                        "error_log %s info;" % self.log_path,
+                        "events { worker_connections 1024; }",
+                        "http {",
+                        "  log_format lb '$request_method $uri $status $upstream_addr';",
+                        "  access_log %s lb;" % self.access_log_path,
+                        "  client_body_temp_path %s/tmp/body;" % d,
+                        "  proxy_temp_path %s/tmp/proxy;" % d,
+                        "  fastcgi_temp_path %s/tmp/fastcgi;" % d,
+                        "  uwsgi_temp_path %s/tmp/uwsgi;" % d,
+                        "  scgi_temp_path %s/tmp/scgi;" % d,
+                        "  upstream nodes { %s }" % " ".join("server %s;" % b for b in backends),
+                        "  server {",
+                        "    listen %s;" % self.hostport,
+                        "    client_max_body_size 0;",
+                        "    proxy_request_buffering off;",
+                        "    proxy_buffering off;",
+                        "    proxy_http_version 1.1;",
+                        "    proxy_read_timeout 300s;",
+                        "    proxy_set_header Host $http_host;",
+                        "    location / { proxy_pass http://nodes; }",
+                        "  }",
+                        "}",
+                        "",
+                    ]
+                )
+            )
         self._launch(support._Daemon("nginx lb :%d" % self.port, os.path.join(self.dir, "nginx.out")), start)
 
     def start(self, timeout=20):
@@ -100,8 +105,9 @@ class TwoNodeTests(SynchronousTestCase):
 
     def node(self, name, config, start=True):
         """A node on the shared data dir and database (``config``: the TOML without [index])."""
-        index = support._toml_table("[index]", {"url": self.db_url, "node_name": name,
-                                                "lease_seconds": LEASE_SECONDS, "pool_size": 4})
+        index = support._toml_table(
+            "[index]", {"url": self.db_url, "node_name": name, "lease_seconds": LEASE_SECONDS, "pool_size": 4}
+        )
         srv = support.HarborServer(config + "\n" + index, data_dir=self.data_dir, start=start)
         self.addCleanup(srv.close)
         return srv
@@ -150,8 +156,11 @@ class TwoNodeTests(SynchronousTestCase):
         self.assertEqual(fault.count_requests("GET", digest), 2)  # A's, cut short, then B's
         self.assertLess(waited, LEASE_SECONDS + 60)
         self.assertTrue(os.path.exists(oci.blob_file(b, digest)))
-        self.assertNotEqual(os.listdir(os.path.join(self.data_dir, "tmp", "a")), [],
-                            "A's partial download should still be in its own temp dir")
+        self.assertNotEqual(
+            os.listdir(os.path.join(self.data_dir, "tmp", "a")),
+            [],
+            "A's partial download should still be in its own temp dir",
+        )
         a.start()  # the same node name comes back: it cleans its own temp dir only
         self.assertEqual(os.listdir(os.path.join(self.data_dir, "tmp", "a")), [])
 
@@ -161,13 +170,16 @@ class TwoNodeTests(SynchronousTestCase):
         push_support.ensure_user(a, "carol", "carol-password", "read-write")
         self.assertTrue(b.login("carol", "carol-password"))
         token = a.login()
-        status, _, body = support.http("PUT", a.url + "/api/v1/config", {"Authorization": "Bearer " + token},
-                                       {"entries": [{"key": "cache.tag_ttl_seconds", "value": "123"}]})
+        status, _, body = support.http(
+            "PUT",
+            a.url + "/api/v1/config",
+            {"Authorization": "Bearer " + token},
+            {"entries": [{"key": "cache.tag_ttl_seconds", "value": "123"}]},
+        )
         self.assertEqual(status, 200, body)
         deadline = time.monotonic() + 10
         while True:
-            status, _, body = support.http("GET", b.url + "/api/v1/config",
-                                           {"Authorization": "Bearer " + b.login()})
+            status, _, body = support.http("GET", b.url + "/api/v1/config", {"Authorization": "Bearer " + b.login()})
             document = json.loads(body)
             rows = document["entries"] if isinstance(document, dict) else document
             entries = {e["key"]: e["value"] for e in rows}
@@ -180,16 +192,25 @@ class TwoNodeTests(SynchronousTestCase):
         """skopeo copy through a round-robin nginx: uploads are continued across nodes and the image reads back."""
         layout, _ = support.oci_layout()
         lb_port = support.free_port()
-        config = support.oci_config("http://127.0.0.1:9", routes=["proxied/*"],
-                                    server={"public_url": "http://127.0.0.1:%d" % lb_port})
+        config = support.oci_config(
+            "http://127.0.0.1:9", routes=["proxied/*"], server={"public_url": "http://127.0.0.1:%d" % lb_port}
+        )
         a = self.node("a", config)
         b = self.node("b", config)
         push_support.ensure_user(a, *push_support.WRITER, "read-write")
         lb = RoundRobinNginx([a.hostport, b.hostport], port=lb_port)
         self.addCleanup(lb.close)
         creds = "%s:%s" % push_support.WRITER
-        cp = support.skopeo("copy", "--dest-tls-verify=false", "--preserve-digests", "--dest-creds", creds,
-                            "oci:%s:single" % layout, "docker://%s/hosted/single:1" % lb.hostport, timeout=600)
+        cp = support.skopeo(
+            "copy",
+            "--dest-tls-verify=false",
+            "--preserve-digests",
+            "--dest-creds",
+            creds,
+            "oci:%s:single" % layout,
+            "docker://%s/hosted/single:1" % lb.hostport,
+            timeout=600,
+        )
         self.assertEqual(cp.returncode, 0, cp.stderr[-2000:])
         by_session: dict[str, set] = {}
         for method, path, _status, upstream in lb.requests():
@@ -197,10 +218,18 @@ class TwoNodeTests(SynchronousTestCase):
             if m and method in ("PATCH", "PUT"):
                 by_session.setdefault(m.group(1), set()).add(upstream)
         self.assertTrue(by_session, "no chunked upload went through the balancer: %r" % lb.requests()[:20])
-        self.assertTrue(any(len(nodes) > 1 for nodes in by_session.values()),
-                        "no upload had its PATCH and PUT on different nodes: %r" % by_session)
+        self.assertTrue(
+            any(len(nodes) > 1 for nodes in by_session.values()),
+            "no upload had its PATCH and PUT on different nodes: %r" % by_session,
+        )
         for srv in (a, b):  # each node serves the pushed image whole
-            cp = support.skopeo("copy", "--src-tls-verify=false", "--src-creds", creds,
-                                "docker://%s/hosted/single:1" % srv.hostport,
-                                "oci:%s:check" % tempfile.mkdtemp(prefix="harbor-it-check-"), timeout=300)
+            cp = support.skopeo(
+                "copy",
+                "--src-tls-verify=false",
+                "--src-creds",
+                creds,
+                "docker://%s/hosted/single:1" % srv.hostport,
+                "oci:%s:check" % tempfile.mkdtemp(prefix="harbor-it-check-"),
+                timeout=300,
+            )
             self.assertEqual(cp.returncode, 0, cp.stderr[-2000:])

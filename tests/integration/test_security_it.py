@@ -21,8 +21,7 @@ def _server():
     """One server without public_url (a [server] table without it keeps the harness from adding one)."""
     global _SERVER
     if _SERVER is None or not _SERVER.running():
-        config = "[server]\naccess_flush_seconds = 1\n" + support.oci_config("http://127.0.0.1:9",
-                                                                             routes=["proxied/*"])
+        config = "[server]\naccess_flush_seconds = 1\n" + support.oci_config("http://127.0.0.1:9", routes=["proxied/*"])
         _SERVER = support.HarborServer(config)
         push_support.ensure_user(_SERVER, *push_support.WRITER, "read-write")
     return _SERVER
@@ -38,21 +37,33 @@ class PublicUrlTests(SynchronousTestCase):
         status, headers, _ = http("GET", self.server.url + "/v2/")
         self.assertEqual(status, 401)
         self.assertIn('realm="http://%s/v2/token"' % self.server.hostport, headers["WWW-Authenticate"])
-        status, headers, _ = http("GET", self.server.url + "/v2/",
-                                  headers={"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"})
+        status, headers, _ = http(
+            "GET", self.server.url + "/v2/", headers={"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
+        )
         self.assertIn('realm="http://%s/v2/token"' % self.server.hostport, headers["WWW-Authenticate"])
 
     def test_skopeo_copy_without_public_url(self):
         """skopeo copy --dest-creds to a server started on a free port without public_url succeeds."""
         support.require("skopeo")
         layout, images = support.oci_layout()
-        check_ok(skopeo("copy", "--dest-tls-verify=false", "--preserve-digests",
-                        "--dest-creds", "%s:%s" % push_support.WRITER,
-                        "oci:%s:single" % layout, "docker://%s/sec/single:1" % self.server.hostport, timeout=600))
+        check_ok(
+            skopeo(
+                "copy",
+                "--dest-tls-verify=false",
+                "--preserve-digests",
+                "--dest-creds",
+                "%s:%s" % push_support.WRITER,
+                "oci:%s:single" % layout,
+                "docker://%s/sec/single:1" % self.server.hostport,
+                timeout=600,
+            )
+        )
         token = push_support.registry_token(self.server, *push_support.WRITER, "repository:sec/single:pull")
-        status, headers, _ = http("HEAD", self.server.url + "/v2/sec/single/manifests/1",
-                                  headers={"Authorization": "Bearer " + token,
-                                           "Accept": "application/vnd.oci.image.manifest.v1+json"})
+        status, headers, _ = http(
+            "HEAD",
+            self.server.url + "/v2/sec/single/manifests/1",
+            headers={"Authorization": "Bearer " + token, "Accept": "application/vnd.oci.image.manifest.v1+json"},
+        )
         self.assertEqual(status, 200)
         self.assertEqual(headers["Docker-Content-Digest"], images["images"]["single"]["digest"])
 
@@ -69,16 +80,21 @@ class TokenHolderTests(SynchronousTestCase):
             push_support.ensure_user(self.server, name, "first-password", "read-write")
             status, _, body = http("GET", self.server.url + "/api/v1/users", headers=admin)
             user_id = next(u["id"] for u in json.loads(body) if u["username"] == name)
-            token = push_support.registry_token(self.server, name, "first-password",
-                                                "repository:sec/holder:pull,push")
+            token = push_support.registry_token(self.server, name, "first-password", "repository:sec/holder:pull,push")
             bearer = {"Authorization": "Bearer " + token}
             self.assertEqual(http("POST", self.server.url + "/v2/sec/holder/blobs/uploads/", headers=bearer)[0], 202)
             if change == "delete":
-                self.assertEqual(http("DELETE", self.server.url + "/api/v1/users/%d" % user_id, headers=admin)[0],
-                                 204)
+                self.assertEqual(http("DELETE", self.server.url + "/api/v1/users/%d" % user_id, headers=admin)[0], 204)
             else:
-                self.assertEqual(http("PUT", self.server.url + "/api/v1/users/%d" % user_id, headers=admin,
-                                      body={"password": "second-password"})[0], 200)
+                self.assertEqual(
+                    http(
+                        "PUT",
+                        self.server.url + "/api/v1/users/%d" % user_id,
+                        headers=admin,
+                        body={"password": "second-password"},
+                    )[0],
+                    200,
+                )
             status, headers, _ = http("POST", self.server.url + "/v2/sec/holder/blobs/uploads/", headers=bearer)
             self.assertEqual(status, 401, change)
             self.assertIn('error="invalid_token"', headers["WWW-Authenticate"])

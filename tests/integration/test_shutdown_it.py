@@ -23,8 +23,11 @@ class ShutdownTests(SynchronousTestCase):
         fault.set_rules({"method": "GET", "path": cold["digest"], "mode": "rate", "rate": 2_000_000, "times": 1})
         cold_url = "%s/v2/library/test/blobs/%s" % (srv.url, cold["digest"])
         # readers at full speed and slow ones (paused transports), on a cold and a warm blob
-        threads = [oci.start_fetch(cold_url, delay=0.2, chunk=64 << 10),
-                   oci.start_fetch(warm_url, delay=0.5, chunk=64 << 10), oci.start_fetch(cold_url)]
+        threads = [
+            oci.start_fetch(cold_url, delay=0.2, chunk=64 << 10),
+            oci.start_fetch(warm_url, delay=0.5, chunk=64 << 10),
+            oci.start_fetch(cold_url),
+        ]
         time.sleep(2)
         started = time.monotonic()
         srv.stop()

@@ -26,8 +26,7 @@ def _tmpdir(case):
 class RequireTests(SynchronousTestCase):
     def _with_ci(self, value):
         old = os.environ.get("CI")
-        self.addCleanup(lambda: os.environ.__setitem__("CI", old) if old is not None
-                        else os.environ.pop("CI", None))
+        self.addCleanup(lambda: os.environ.__setitem__("CI", old) if old is not None else os.environ.pop("CI", None))
         if value is None:
             os.environ.pop("CI", None)
         else:
@@ -53,19 +52,38 @@ class RequireTests(SynchronousTestCase):
 class ConfigTests(SynchronousTestCase):
     def test_oci_config_is_toml(self):
         """oci_config gives one [[upstreams]] with defaults and overrides."""
-        text = support.oci_config("http://127.0.0.1:1", username="u", password='p"w', library_prefix=True,
-                                  server={"eviction_interval_seconds": 5})
+        text = support.oci_config(
+            "http://127.0.0.1:1",
+            username="u",
+            password='p"w',
+            library_prefix=True,
+            server={"eviction_interval_seconds": 5},
+        )
         cfg = tomllib.loads(text)
         self.assertEqual(cfg["server"], {"eviction_interval_seconds": 5})
-        self.assertEqual(cfg["upstreams"], [{"name": "upstream", "url": "http://127.0.0.1:1", "routes": ["*"],
-                                             "priority": 0, "username": "u", "password": 'p"w',
-                                             "library_prefix": True}])
+        self.assertEqual(
+            cfg["upstreams"],
+            [
+                {
+                    "name": "upstream",
+                    "url": "http://127.0.0.1:1",
+                    "routes": ["*"],
+                    "priority": 0,
+                    "username": "u",
+                    "password": 'p"w',
+                    "library_prefix": True,
+                }
+            ],
+        )
 
     def test_maven_config_is_toml(self):
         """maven_config gives [[maven.repositories]] with private defaulting to false."""
-        text = support.maven_config([{"id": "central", "url": "http://127.0.0.1:2/"},
-                                     {"id": "secret", "url": "http://127.0.0.1:3/", "private": True,
-                                      "username": "a", "password": "b"}])
+        text = support.maven_config(
+            [
+                {"id": "central", "url": "http://127.0.0.1:2/"},
+                {"id": "secret", "url": "http://127.0.0.1:3/", "private": True, "username": "a", "password": "b"},
+            ]
+        )
         repos = tomllib.loads(text)["maven"]["repositories"]
         self.assertEqual([(r["id"], r["private"]) for r in repos], [("central", False), ("secret", True)])
         self.assertEqual(repos[1]["username"], "a")
@@ -86,14 +104,30 @@ class RegistryTests(SynchronousTestCase):
         """The shared upstream serves library/test with the digests in images.json."""
         reg, images = support.shared_upstream()
         for tag, name in (("1", "single"), ("multi", "multi"), ("large", "large")):
-            cp = support.check_ok(support.skopeo("inspect", "--tls-verify=false", "--raw",
-                                                 "docker://%s/library/test:%s" % (reg.hostport, tag), text=False))
+            cp = support.check_ok(
+                support.skopeo(
+                    "inspect",
+                    "--tls-verify=false",
+                    "--raw",
+                    "docker://%s/library/test:%s" % (reg.hostport, tag),
+                    text=False,
+                )
+            )
             self.assertEqual("sha256:" + hashlib.sha256(cp.stdout).hexdigest(), images["images"][name]["digest"])
-        cp = support.check_ok(support.skopeo("inspect", "--tls-verify=false", "--override-arch", "arm64",
-                                             "docker://%s/library/test:multi" % reg.hostport))
+        cp = support.check_ok(
+            support.skopeo(
+                "inspect",
+                "--tls-verify=false",
+                "--override-arch",
+                "arm64",
+                "docker://%s/library/test:multi" % reg.hostport,
+            )
+        )
         arm = json.loads(cp.stdout)
         self.assertEqual(arm["Architecture"], "arm64")
-        self.assertEqual(arm["Layers"], [l["digest"] for l in images["images"]["multi"]["manifests"]["arm64"]["layers"]])
+        self.assertEqual(
+            arm["Layers"], [l["digest"] for l in images["images"]["multi"]["manifests"]["arm64"]["layers"]]
+        )
         self.assertGreaterEqual(reg.wait_requests("GET", "/v2/library/test/manifests/large", 1), 1)
         big = max(images["images"]["large"]["layers"], key=lambda l: l["size"])
         self.assertGreaterEqual(big["size"], 100 * 1024 * 1024)
@@ -122,16 +156,16 @@ class RegistryTests(SynchronousTestCase):
         self.assertRaises(ConnectionRefusedError, support.http, "GET", url)
         reg.start()
         status, headers, _ = support.http("GET", url, accept)
-        self.assertEqual((status, headers.get("docker-content-digest")),
-                         (200, images["images"]["single"]["digest"]))
+        self.assertEqual((status, headers.get("docker-content-digest")), (200, images["images"]["single"]["digest"]))
 
     def test_podman_pull(self):
         """podman() pulls from the loopback registry into its own storage."""
         reg, images = support.shared_upstream()
         root = _tmpdir(self)
         support.check_ok(support.podman(root, "pull", "--tls-verify=false", "%s/library/test:1" % reg.hostport))
-        cp = support.check_ok(support.podman(root, "image", "inspect", "--format", "{{.Digest}}",
-                                             "%s/library/test:1" % reg.hostport))
+        cp = support.check_ok(
+            support.podman(root, "image", "inspect", "--format", "{{.Digest}}", "%s/library/test:1" % reg.hostport)
+        )
         self.assertEqual(cp.stdout.strip(), images["images"]["single"]["digest"])
 
 
@@ -171,8 +205,9 @@ class MavenUpstreamTests(SynchronousTestCase):
         up = support.shared_maven_upstream()
         d = _tmpdir(self)
         settings = support.write_maven_settings(os.path.join(d, "settings.xml"), up.url, "user", "pw")
-        cp = support.mvn(settings, os.path.join(d, "m2"), "-C", "dependency:get",
-                         "-Dartifact=harness:snap:1.0-SNAPSHOT", cwd=d)
+        cp = support.mvn(
+            settings, os.path.join(d, "m2"), "-C", "dependency:get", "-Dartifact=harness:snap:1.0-SNAPSHOT", cwd=d
+        )
         support.check_ok(cp)
         self.assertIn("BUILD SUCCESS", cp.stdout)
         jar = os.path.join(d, "m2", "harness", "snap", "1.0-SNAPSHOT", "snap-1.0-SNAPSHOT.jar")
@@ -213,8 +248,9 @@ class HarborServerTests(SynchronousTestCase):
 
     def test_own_server_section_and_env(self):
         """A config with [server] is kept as given; env overrides the admin password."""
-        srv = _StandInServer('[server]\npublic_url = "http://localhost:@PORT@"\n',
-                             env={"HARBOR_CACHE_ADMIN_PASSWORD": "x"})
+        srv = _StandInServer(
+            '[server]\npublic_url = "http://localhost:@PORT@"\n', env={"HARBOR_CACHE_ADMIN_PASSWORD": "x"}
+        )
         self.addCleanup(srv.close)
         cfg = tomllib.loads(open(srv.config_path).read())
         self.assertEqual(cfg, {"server": {"public_url": "http://localhost:%d" % srv.port}})
