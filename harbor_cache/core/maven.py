@@ -216,20 +216,18 @@ class MavenCache:
 
     def _in_memory(self, repo_id: str, path: str, row: CachedRow, body: bytes) -> MavenFile:
         if row.hit is None or row.hit.body is not body:
-            row.hit = MavenFile(
-                repository=repo_id,
-                path=path,
-                size=row.size,
-                source=self.storage.open_stored(row.digest, row.size),
-                content_type=content_type_for(path),
-                last_modified=row.last_modified,
-                etag='"%s"' % row.digest.partition(":")[2],
-                cache_status="hit",
-                body=body,
-            )
+            row.hit = self._stored(repo_id, path, row, "hit", body=body)
         return row.hit
 
-    def _stored(self, repo_id: str, path: str, row: CachedRow, status: CacheStatus, stale: bool = False) -> MavenFile:
+    def _stored(
+        self,
+        repo_id: str,
+        path: str,
+        row: CachedRow,
+        status: CacheStatus,
+        stale: bool = False,
+        body: bytes | None = None,
+    ) -> MavenFile:
         return MavenFile(
             repository=repo_id,
             path=path,
@@ -240,6 +238,7 @@ class MavenCache:
             etag='"%s"' % row.digest.partition(":")[2],
             cache_status=status,
             stale=stale,
+            body=body,
         )
 
     # -- files --------------------------------------------------------------

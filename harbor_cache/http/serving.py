@@ -14,6 +14,7 @@ import os
 from twisted.internet import tcp
 from twisted.logger import Logger
 
+from harbor_cache.errors import ErrorCode
 from harbor_cache.grammar.ranges import UnsatisfiableRange, content_range_header, parse_range, unsatisfied_range_header
 from harbor_cache.http.site import write_error
 from harbor_cache.storage import READ_CHUNK, RangeProducer, SourceFailed
@@ -38,7 +39,7 @@ async def serve_source(request, source, size: int | None, content_type: bytes, s
             return write_error(
                 request,
                 416,
-                "RANGE_INVALID",
+                ErrorCode.RANGE_INVALID,
                 "requested range not satisfiable",
                 {"size": size},
                 headers={"Content-Range": unsatisfied_range_header(size)},

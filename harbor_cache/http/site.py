@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as WerkzeugNotFound
 
 from harbor_cache import __version__
-from harbor_cache.errors import HarborError, error_body
+from harbor_cache.errors import ErrorCode, HarborError, error_body
 from harbor_cache.http.access_log import AccessLogFile
 from harbor_cache.http.client_limits import ClientLimits, raw_error
 from harbor_cache.http.errors import status_of
@@ -87,7 +87,7 @@ def crash_response(request, failure) -> bytes | None:
     if request.startedWriting:
         request.transport.abortConnection()
         return None
-    body = write_error(request, 500, "INTERNAL_ERROR", "internal server error")
+    body = write_error(request, 500, ErrorCode.INTERNAL_ERROR, "internal server error")
     if request.method != b"HEAD":  # (write_error already set it for HEAD)
         request.setHeader(b"Content-Length", b"%d" % len(body))
     return body
@@ -103,17 +103,17 @@ def install_error_handlers(app: Klein) -> None:
 
     @app.handle_errors(WerkzeugNotFound)
     def _not_found(self, request, failure):
-        return write_error(request, 404, "NOT_FOUND", "no such endpoint", request.path.decode("latin-1"))
+        return write_error(request, 404, ErrorCode.NOT_FOUND, "no such endpoint", request.path.decode("latin-1"))
 
     @app.handle_errors(MethodNotAllowed)
     def _not_allowed(self, request, failure):
         allowed = ", ".join(failure.value.valid_methods or [])
-        return write_error(request, 405, "UNSUPPORTED", "method not allowed", headers={"Allow": allowed})
+        return write_error(request, 405, ErrorCode.UNSUPPORTED, "method not allowed", headers={"Allow": allowed})
 
     @app.handle_errors(HTTPException)
     def _http_exception(self, request, failure):
         e = failure.value
-        return write_error(request, e.code or 400, "BAD_REQUEST", e.description or "bad request")
+        return write_error(request, e.code or 400, ErrorCode.BAD_REQUEST, e.description or "bad request")
 
     @app.handle_errors(Exception)
     def _crash(self, request, failure):
@@ -658,7 +658,7 @@ class NotFoundResource(resource.Resource):
     isLeaf = True
 
     def render(self, request):
-        return write_error(request, 404, "NOT_FOUND", "no such endpoint", request.path.decode("latin-1"))
+        return write_error(request, 404, ErrorCode.NOT_FOUND, "no such endpoint", request.path.decode("latin-1"))
 
 
 #: the console's policy: its own scripts and styles only (no inline script, no eval), JSON from this origin
