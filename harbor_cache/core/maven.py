@@ -396,10 +396,7 @@ class MavenCache:
         )
 
     def remember(self, repo_id: str, path: str, entry: Entry) -> None:
-        """A deploy committed ``entry``: the next GET sees it without SQL."""
-        self._remember_row(repo_id, path, entry)
-
-    def _remember_row(self, repo_id: str, path: str, entry: Entry) -> None:
+        """A commit or a deploy recorded ``entry``: the next GET sees it without SQL."""
         old = self._rows.get((repo_id, path))
         if old is not None and old.digest != entry.digest:
             self.small.discard(old.digest)
@@ -407,7 +404,9 @@ class MavenCache:
 
     async def drop_if_orphan(self, digest: str) -> None:
         """Delete a stored file no entry references any more."""
-        await self._drop_if_orphan(digest)
+        if not await self.index.digest_in_use(digest):
+            self.small.discard(digest)
+            await self.storage.delete_blob(digest)
 
     async def whole_body(self, f: MavenFile, limit: int) -> bytes:
         """All of ``f`` in memory (waiting for a download in flight); `HarborError` when above ``limit``."""
@@ -595,17 +594,12 @@ class MavenCache:
                 )
         rows, orphans = await self.index.put_entries(writes, now)
         for write, entry in zip(writes, rows, strict=True):
-            self._remember_row(repo_id, write.key, entry)
+            self.remember(repo_id, write.key, entry)
             self.negative.forget(("maven", repo_id, write.key))
         for digest in orphans:
             self.small.discard(digest)
             await self.storage.delete_blob(digest)
         return rows[0]
-
-    async def _drop_if_orphan(self, digest: str) -> None:
-        if not await self.index.digest_in_use(digest):
-            self.small.discard(digest)
-            await self.storage.delete_blob(digest)
 
     async def _revalidate(self, repo_id: str, path: str, row: CachedRow) -> tuple[str, Any]:
         """Ask upstream whether our copy still holds.

@@ -539,6 +539,12 @@ class OciCache:
             state = self._tags[(name, tag)] = TagState(row.digest, row.media_type, row.kind, row.fetched_at)
         return state
 
+    def _fresh(self, state: TagState) -> bool:
+        """Whether a tag may be served without asking upstream: pushed here, or fetched within the tag TTL."""
+        return state.kind == "hosted" or self.clock.seconds() - state.fetched_at < self.settings.get(
+            "cache.tag_ttl_seconds"
+        )
+
     def memory_manifest_by_tag(self, name: str, tag: str, wanted: Callable[[str], bool]) -> ManifestResult | None:
         """What `get_manifest_by_tag` would answer at once from memory, when ``wanted(media_type)``; else None.
 
@@ -548,10 +554,7 @@ class OciCache:
         type first); None changes nothing.
         """
         state = self._tags.get((name, tag))
-        if state is None or not (
-            state.kind == "hosted"
-            or self.clock.seconds() - state.fetched_at < self.settings.get("cache.tag_ttl_seconds")
-        ):
+        if state is None or not self._fresh(state):
             return None
         row = self._manifest_rows.get((name, state.digest))
         item = self.manifests.get(state.digest) if row is not None else None
@@ -562,10 +565,7 @@ class OciCache:
 
     async def get_manifest_by_tag(self, name: str, tag: str) -> ManifestResult:
         state = await self._tag_state(name, tag)
-        now = self.clock.seconds()
-        if state is not None and (
-            state.kind == "hosted" or now - state.fetched_at < self.settings.get("cache.tag_ttl_seconds")
-        ):
+        if state is not None and self._fresh(state):
             cached = await self._cached_manifest(name, state.digest)
             if cached is not None:
                 return cached

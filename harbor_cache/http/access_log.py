@@ -107,19 +107,22 @@ class AccessLogFile:
             self._timer = None
         if not self._lines:
             return
-        chunk = "".join(self._lines)
-        self._lines.clear()
-        self._size = 0
+        chunk = self._take()
         try:
             self._file.write(chunk)
             self._file.flush()
         except (OSError, ValueError) as e:
             log.warn("could not write the access log {path}: {error}", path=self.path, error=e)
 
-    def _write_through(self) -> None:
+    def _take(self) -> str:
+        """The buffered lines as one string; the buffer is empty afterwards."""
         chunk = "".join(self._lines)
         self._lines.clear()
         self._size = 0
+        return chunk
+
+    def _write_through(self) -> None:
+        chunk = self._take()
         try:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(chunk)
