@@ -302,7 +302,7 @@ class HarborApp:
         # One username/password check for /v2/, the Maven front and the management API.
         self.credentials = Credentials(self.index, clock, self.check_password)
         self.registry_policy = RegistryAuthorizer(
-            self.index, self.settings, self.registry_tokens, self.public_url, clock, credentials=self.credentials
+            self.index, self.settings, self.registry_tokens, self.public_url, clock, self.credentials
         )
         self.hosted = HostedRegistry(
             cache=self.oci,
@@ -330,7 +330,7 @@ class HarborApp:
         self._eviction_asked = False
         self.site_front = SiteFront(self.index, self.storage, self.metrics, space=self.space)
         self.management_tokens = ManagementTokens(self.token_keys.management, clock)
-        self.users = UserService(self.index, clock, hasher=self.hash_password, credentials=self.credentials)
+        self.users = UserService(self.index, clock, self.credentials, hasher=self.hash_password)
         self.evictor = Evictor(
             index=self.index,
             storage=self.storage,
@@ -395,9 +395,9 @@ class HarborApp:
             self.artifact_tokens,
             self.index,
             self.metrics,
+            self.credentials,
             audit=self.audit,
             public_url=self.public_url,
-            credentials=self.credentials,
         )
 
     def _mount_fronts(self) -> None:

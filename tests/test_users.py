@@ -8,6 +8,7 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbor_cache.core.credentials import Credentials
 from harbor_cache.core.users import UserService
 from harbor_cache.errors import BadRequest, Conflict, NotFound
 from harbor_cache.http.errors import status_of
@@ -27,7 +28,8 @@ def make_users(case) -> tuple[UserService, Index, Clock, InlineBcrypt]:
     clock = Clock()
     clock.advance(T0)
     crypt = InlineBcrypt()
-    return UserService(index, clock, hasher=crypt.hash, checker=crypt.check), index, clock, crypt
+    users = UserService(index, clock, Credentials(index, clock, crypt.check), hasher=crypt.hash)
+    return users, index, clock, crypt
 
 
 class UserRuleTests(SynchronousTestCase):

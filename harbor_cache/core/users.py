@@ -12,16 +12,16 @@ The management API only parses and shapes; every rule about users is here:
   nor demoted (409, decided inside the SQL transaction so two concurrent
   requests cannot both pass the check).
 
-Hashing and checking run on a thread (`auth.hash_password`,
-`auth.check_password`); `authenticate` costs one bcrypt check whether or not
-the user exists.
+Hashing runs on a thread (`auth.hash_password`); `authenticate` is the one
+credentials check the fronts share (`core.credentials.Credentials`), which
+costs one bcrypt check whether or not the user exists.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from harbor_cache.auth import MAX_PASSWORD_BYTES, ROLES, check_password, hash_password, is_valid_role
+from harbor_cache.auth import MAX_PASSWORD_BYTES, ROLES, hash_password, is_valid_role
 from harbor_cache.core.credentials import MAX_USERNAME_LENGTH, Credentials, encodable
 from harbor_cache.errors import BadRequest, Conflict, NotFound
 from harbor_cache.index.rows import User
@@ -60,14 +60,12 @@ def check_role(role: Any) -> str:
 class UserService:
     """Create, change, delete and authenticate users; rows are the index's `User` rows."""
 
-    def __init__(
-        self, index, clock, *, hasher=hash_password, checker=check_password, credentials: Credentials | None = None
-    ):
+    def __init__(self, index, clock, credentials: Credentials, *, hasher=hash_password):
         self.index = index
         self.clock = clock
-        # Both run bcrypt off the reactor thread; tests pass inline versions.
+        # bcrypt, off the reactor thread (tests pass an inline version); checks go through ``credentials``.
         self._hash = hasher
-        self.credentials = credentials if credentials is not None else Credentials(index, clock, checker)
+        self.credentials = credentials
 
     async def list(self) -> list[User]:
         return await self.index.list_users()

@@ -145,9 +145,7 @@ class MavenFront:
 
     install_error_handlers(app)
 
-    def __init__(
-        self, cache, tokens, index, metrics, audit=None, public_url=None, credentials: Credentials | None = None
-    ):
+    def __init__(self, cache, tokens, index, metrics, credentials: Credentials, audit=None, public_url=None):
         self.cache = cache
         self.public_url = PublicURL.of(public_url)
         self.deployer = MavenDeployer(cache)
@@ -157,7 +155,7 @@ class MavenFront:
         self.audit = audit
         self._served = metrics.served_bytes.labels("maven")
         # The username/password check shared with /v2/ and the management API.
-        self.credentials = credentials if credentials is not None else Credentials(index, tokens.clock)
+        self.credentials = credentials
         # Raw request path -> (repository id, clean path) of paths the hot path parsed (a pure function of the path).
         self._hot_targets: dict[bytes, tuple[str, str]] = {}
 

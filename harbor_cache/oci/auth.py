@@ -33,7 +33,6 @@ from harbor_cache.auth import (
     STAMP_CLAIM,
     InvalidToken,
     allowed_registry_actions,
-    check_password,
     credential_stamp,
     granted_actions,
     parse_basic_authorization,
@@ -74,15 +73,14 @@ class RegistryAuthorizer:
         tokens,
         public_url,
         clock,
-        password_checker=check_password,
-        credentials: Credentials | None = None,
+        credentials: Credentials,
     ):
         self.index = index
         self.settings = settings
         self.tokens = tokens
         self.public_url = PublicURL.of(public_url)
         self.clock = clock
-        self.credentials = credentials if credentials is not None else Credentials(index, clock, password_checker)
+        self.credentials = credentials  # the username/password check shared with the other fronts
 
     # -- challenges -----------------------------------------------------------------
 
