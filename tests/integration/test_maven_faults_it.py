@@ -90,9 +90,9 @@ class MavenFaultTests(SynchronousTestCase):
         """curl the jar, then its .sha1: the .sha1 is served from the cache (one upstream .sha1 request in all)."""
         out = os.path.join(self.tmp, "big.jar")
         self.assertEqual(curl(self.url(BIG), out)[:2], (0, 200))
-        self.assertEqual(self.fault.count_requests("GET", BIG + ".sha1"), 1)
+        self.assertEqual(self.fault.wait_requests("GET", BIG + ".sha1", 1), 1)
         sha_out = os.path.join(self.tmp, "big.jar.sha1")
         self.assertEqual(curl(self.url(BIG + ".sha1"), sha_out)[:2], (0, 200))
         with open(sha_out) as f:
             self.assertEqual(f.read().split()[0], file_sha1(self.big_path))
-        self.assertEqual(self.fault.count_requests("GET", BIG + ".sha1"), 1)
+        self.assertEqual(self.fault.wait_requests("GET", BIG + ".sha1", 1), 1)

@@ -71,10 +71,10 @@ class MavenBuildTests(SynchronousTestCase):
         jar = os.path.join(d, "m2-cold", "harness", "snap", "1.0-SNAPSHOT")
         self.assertTrue(os.path.isdir(jar), cold.stdout[-3000:])
         self.assertTrue(os.path.isdir(os.path.join(d, "m2-cold", "harness", "small", "1.0")))
+        up.stop()  # nginx has written its last access line once it is stopped
         upstream_requests = up.count_requests(None, "/")
         self.assertGreater(upstream_requests, 10)
 
-        up.stop()
         warm = support.mvn(settings, os.path.join(d, "m2-warm"), "-C", "clean", "install", cwd=project)
         support.check_ok(warm)
         self.assertIn("BUILD SUCCESS", warm.stdout)

@@ -191,7 +191,7 @@ class NamespacesIT(SynchronousTestCase):
             pulled[registry] = next(word for word in line.split() if word.startswith("sha256:"))
         self.assertEqual(pulled, {"docker.io": self.hub_digest, "quay.io": self.quay_digest})
         # containerd really sent ns=: each registry was asked for its own library/test:1.
-        self.assertGreaterEqual(self.quay.count_requests("GET", "/v2/library/test/manifests/1"), 1)
+        self.assertGreaterEqual(self.quay.wait_requests("GET", "/v2/library/test/manifests/1", 1), 1)
         self.assertIn("ns=quay.io", self.srv.log_text())
 
     # -- podman ---------------------------------------------------------------------------

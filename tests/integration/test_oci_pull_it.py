@@ -349,7 +349,7 @@ class RangeWhileDownloadingTests(SynchronousTestCase):
             self.assertEqual(body, f.read(1024))
             f.seek(size - 4096)
             self.assertEqual(tail, f.read())
-        self.assertEqual(self.fault.count_requests("GET", "/blobs/" + digest), 1)
+        self.assertEqual(self.fault.wait_requests("GET", "/blobs/" + digest, 1), 1)
 
 
 class DockerPullTests(SynchronousTestCase):

@@ -153,7 +153,7 @@ class TwoNodeTests(SynchronousTestCase):
         again = oci.fetch(b.url + path, keep=False)
         waited = time.monotonic() - started
         self.assertEqual((again.status, again.error, again.length, again.digest), (200, None, size, digest))
-        self.assertEqual(fault.count_requests("GET", digest), 2)  # A's, cut short, then B's
+        self.assertEqual(fault.wait_requests("GET", digest, 2), 2)  # A's, cut short, then B's
         self.assertLess(waited, LEASE_SECONDS + 60)
         self.assertTrue(os.path.exists(oci.blob_file(b, digest)))
         self.assertNotEqual(

@@ -198,7 +198,7 @@ class MavenUpstreamTests(SynchronousTestCase):
         self.assertRaises(ConnectionRefusedError, support.http, "GET", up.url + SMALL_JAR)
         up.start()
         self.assertEqual(support.http("GET", up.url + SMALL_JAR)[0], 200)
-        self.assertEqual(up.count_requests("GET", SMALL_JAR, status=200), 1)
+        self.assertEqual(up.wait_requests("GET", SMALL_JAR, 1, status=200), 1)
 
     def test_mvn_dependency_get(self):
         """mvn() with write_maven_settings resolves a snapshot with strict checksums."""
