@@ -6,6 +6,7 @@ import hashlib
 import os
 
 from twisted.internet import defer, reactor
+from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -15,6 +16,7 @@ from twisted.web import resource, server
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone, readBody
 from twisted.web.http_headers import Headers
 
+from harbor_cache.http import serving
 from harbor_cache.http.serving import serve_source
 from harbor_cache.storage import RangeProducer, Storage, StoredSource, disk, writer
 from harbor_cache.testing import InlineIO
@@ -274,6 +276,8 @@ class IdleWatchdogTests(SynchronousTestCase):
 class FakeSocket:
     """A `DirectSend` that copies file bytes into ``sent``; ``room`` bytes fit before it is full."""
 
+    chunk = 4 * MIB
+
     def __init__(self, consumer, room: int | None = None, ready: bool = True):
         self.consumer = consumer
         self.sent = bytearray()
@@ -399,7 +403,11 @@ class _Served(resource.Resource):
 
 
 class SocketSendTests(TestCase):
-    """Over real loopback TCP: a stored file served by sendfile, whole, counted, ranges too."""
+    """Over real loopback TCP: a stored file served straight from the file, whole, counted, ranges too.
+
+    Loopback clients get `SocketCopy` (pread and send); with that switched off, the same
+    connection shows `SocketSend` (sendfile), which clients on other hosts get.
+    """
 
     def setUp(self):
         self.data = os.urandom(5 * MIB + 3)
@@ -414,10 +422,19 @@ class SocketSendTests(TestCase):
         self.agent = Agent(reactor, pool=self.pool)
         self.url = b"http://127.0.0.1:%d/f" % self.port.getHost().port
 
-    def test_whole_file_and_a_range(self):
+    def test_whole_file_and_a_range_by_sendfile(self):
+        self.patch(serving, "COPY_TO_LOOPBACK", False)
+        return self._whole_file_and_a_range(os, "sendfile")
+
+    def test_whole_file_and_a_range_by_pread_and_send_to_this_host(self):
+        return self._whole_file_and_a_range(os, "preadv", unused=(os, "sendfile"))
+
+    def _whole_file_and_a_range(self, module, name, unused=None):
         calls = []
-        real = os.sendfile
-        self.patch(os, "sendfile", lambda *a: calls.append(a) or real(*a))
+        real = getattr(module, name)
+        self.patch(module, name, lambda *a: calls.append(a) or real(*a))
+        if unused is not None:
+            self.patch(*unused, lambda *a: self.fail("%s called" % unused[1]))
 
         async def go():
             response = await self.agent.request(b"GET", self.url)
@@ -431,3 +448,22 @@ class SocketSendTests(TestCase):
             self.assertEqual(await readBody(response), self.data[1048000:4000001])
 
         return defer.Deferred.fromCoroutine(go())
+
+
+class LoopbackTests(SynchronousTestCase):
+    """Which peers count as this host for `SocketCopy`."""
+
+    def test_loopback_addresses(self):
+        for host, expected in (
+            ("127.0.0.1", True),
+            ("127.3.4.5", True),
+            ("::1", True),
+            ("::ffff:127.0.0.1", True),
+            ("10.0.0.7", False),
+            ("192.168.1.2", False),
+            ("2001:db8::1", False),
+            ("::ffff:10.0.0.7", False),
+            ("not an address", False),
+        ):
+            transport = StringTransport(peerAddress=IPv4Address("TCP", host, 1234))
+            self.assertEqual(serving._is_loopback(transport), expected, host)

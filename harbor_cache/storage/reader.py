@@ -3,8 +3,9 @@ that streams a byte range of it to an HTTP response, following the writer and
 holding back the last byte until the content is verified.
 
 Where the consumer's socket allows it (plain TCP, a body of known length), the
-bytes go from the file to the socket with ``os.sendfile`` (a `DirectSend` the
-caller provides): no ``pread`` into a new buffer and no copy back out of it.
+bytes go from the file straight to the socket (a `DirectSend` the caller
+provides: ``os.sendfile``, or ``pread`` into one reused buffer and ``send``),
+not through new ``bytes`` and the transport's buffer.
 """
 
 from __future__ import annotations
@@ -26,20 +27,21 @@ log = Logger()
 # How much a reader moves per read: large enough that per-chunk Python
 # overhead stays small, small enough that one read never stalls the reactor.
 READ_CHUNK = 1 << 20
-# How much one sendfile call may move (the socket takes what fits; the rest waits for writability).
-SENDFILE_CHUNK = 4 << 20
 
 
 class DirectSend(Protocol):
-    """The consumer's socket, for moving file bytes with ``os.sendfile`` instead of ``write``.
+    """The consumer's socket, for moving file bytes straight to it instead of through ``write``.
 
     `ready`: nothing written the ordinary way is still queued ahead (the
     headers, a first chunk), so bytes sent now are in order. `send` moves up
-    to ``count`` bytes of ``fd`` at ``offset``; it returns how many went (0:
-    the socket is full) and raises OSError when the connection is broken.
-    `wait` asks for the producer's ``resumeProducing`` once the socket can
-    take more (or the queue ahead has gone).
+    to ``count`` (at most ``chunk``) bytes of ``fd`` at ``offset``; it
+    returns how many went (fewer than ``count``: the socket is full; -1: the
+    file ended) and raises OSError when the connection is broken.  `wait`
+    asks for the producer's ``resumeProducing`` once the socket can take more
+    (or the queue ahead has gone).
     """
+
+    chunk: int
 
     def ready(self) -> bool: ...
 
@@ -212,12 +214,12 @@ class RangeProducer:
             self._pumping = False
 
     def _send_direct(self, direct: DirectSend, limit: int) -> bool:
-        """One ``sendfile`` of the bytes up to ``limit``; False when the pump must stop for now."""
+        """One send of the bytes up to ``limit``; False when the pump must stop for now."""
         if not direct.ready():
             self.paused = True
             direct.wait()
             return False
-        count = min(SENDFILE_CHUNK, limit - self.offset)
+        count = min(direct.chunk, limit - self.offset)
         try:
             n = direct.send(self._fd, self.offset, count)
         except InterruptedError:
