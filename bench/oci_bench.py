@@ -29,6 +29,7 @@ layout is generated once per machine (see tests/integration/support.py).
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -132,8 +133,12 @@ def vm_rss(pid):
     raise RuntimeError("no VmRSS for %d" % pid)
 
 
+SKOPEO_CPU = {}  # host:port -> skopeo's CPU seconds (user+sys) per copy, in order
+
+
 def skopeo_copy(hostport, out):
     shutil.rmtree(out, ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     support.check_ok(
         support.skopeo(
@@ -145,7 +150,10 @@ def skopeo_copy(hostport, out):
             timeout=900,
         )
     )
-    return time.monotonic() - t0
+    elapsed = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    SKOPEO_CPU.setdefault(hostport, []).append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return elapsed
 
 
 def fmt_runs(values, unit="s"):
@@ -157,6 +165,12 @@ def main(argv=None):
     ap.add_argument("--large-mib", type=int, default=200, help="size of the large layer (default 200)")
     ap.add_argument("--runs", type=int, default=5, help="runs per throughput/cold figure (default 5)")
     ap.add_argument("--skopeo-runs", type=int, default=3)
+    ap.add_argument(
+        "--skopeo-dest",
+        default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+        help="where skopeo writes its copies (default /dev/shm, a tmpfs: the client's own 200 MiB of disk writes "
+        "per copy are not what is measured, and they made every peer's runs drift)",
+    )
     ap.add_argument("--slow-readers", type=int, default=20)
     ap.add_argument("--slow-rate", default="2M", help="curl --limit-rate of each slow reader (default 2M)")
     ap.add_argument("--markdown", action="store_true", help="also print a Markdown section for bench/RESULTS.md")
@@ -334,17 +348,19 @@ def main(argv=None):
 
     # -- skopeo copy -------------------------------------------------------------
     if "skopeo" in only:
-        out = os.path.join(work, "skopeo-out")
-        sk = {"direct": []}
+        out = tempfile.mkdtemp(prefix="bench-oci-skopeo-", dir=args.skopeo_dest)
+        sk, sk_cpu = {"direct": []}, {"direct": []}
         sk.update({name + "-cold": [] for name, _ in builds})
         sk["harbor-warm"] = []
         warm_srv = None
         for run in range(args.skopeo_runs):
             sk["direct"].append(skopeo_copy(reg.hostport, out))
+            sk_cpu["direct"].append(SKOPEO_CPU[reg.hostport][-1])
             for name, tree in builds if run % 2 == 0 else builds[::-1]:
                 s = harbor(tree)
                 try:
                     sk[name + "-cold"].append(skopeo_copy(s.hostport, out))
+                    sk_cpu[name + "-cold"] = sk_cpu.get(name + "-cold", []) + [SKOPEO_CPU[s.hostport][-1]]
                 finally:
                     if warm_srv is None and tree is None:
                         warm_srv = s
@@ -352,16 +368,24 @@ def main(argv=None):
                         s.close()
         for _ in range(args.skopeo_runs):
             sk["harbor-warm"].append(skopeo_copy(warm_srv.hostport, out))
+        sk_cpu["harbor-warm"] = SKOPEO_CPU[warm_srv.hostport][-args.skopeo_runs :]
         warm_srv.close()
+        shutil.rmtree(out, ignore_errors=True)
         total = large["bytes_total"]
         for name, values in sk.items():
             say(
-                "skopeo copy %-16s median %.2f s (%.0f MB/s)  runs: %s"
-                % (name, statistics.median(values), total / statistics.median(values) / MB, fmt_runs(values))
+                "skopeo copy %-16s median %.2f s (%.0f MB/s)  runs: %s; skopeo cpu median %.2f s"
+                % (
+                    name,
+                    statistics.median(values),
+                    total / statistics.median(values) / MB,
+                    fmt_runs(values),
+                    statistics.median(sk_cpu[name]),
+                )
             )
         say(
-            "  cmd: skopeo copy -q --src-tls-verify=false docker://<host>/library/test:large oci:<dir>:x  (%d bytes)"
-            % total
+            "  cmd: skopeo copy -q --src-tls-verify=false docker://<host>/library/test:large oci:<dir>:x  (%d bytes; "
+            "<dir> under %s)" % (total, args.skopeo_dest or tempfile.gettempdir())
         )
 
     # -- verdict -----------------------------------------------------------------
