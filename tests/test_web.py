@@ -1,9 +1,16 @@
 """The site: health, error format, CORS and metrics, through a real HarborSite."""
 
 import json
+import time
 
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web import http, server
 
+from harbor_cache.http import site as site_module
 from tests.fakes import Harness
 
 
@@ -99,3 +106,55 @@ class SiteTests(SynchronousTestCase):
         }
         self.assertEqual(families - {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}, {"other"})
         self.assertLess(len(generate_latest(self.h.metrics.registry)) - before, 2000)
+
+
+class BaseHeadersTests(SynchronousTestCase):
+    """The headers every response carries, set without `setHeader`: the same bytes, in the same order."""
+
+    def setUp(self):
+        self.h = Harness(self.mktemp())
+
+    def raw_response(self, request_bytes: bytes) -> bytes:
+        channel = self.h.app.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+        channel.makeConnection(transport)
+        channel.dataReceived(request_bytes)
+        self.h.flush()
+        channel.connectionLost(Failure(ConnectionDone()))  # its timers are the real reactor's
+        return transport.value()
+
+    def header_lines(self, response: bytes) -> list[bytes]:
+        return response.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+
+    def test_cors_server_and_date_first_as_twisted_sets_them(self):
+        """The first four header lines: the CORS pair, then Server and Date as server.Request.process writes them."""
+        self.patch(time, "time", lambda: 1796300000.25)
+        lines = self.header_lines(self.raw_response(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"))
+        cors = [name + b": " + value for name, value in site_module.CORS_HEADERS.items()]
+        self.assertEqual(
+            lines[:4],
+            cors + [b"Server: " + server.version, b"Date: " + http.datetimeToString(1796300000.25)],
+        )
+        self.assertEqual(http.datetimeToString(1796300000.25), b"Thu, 03 Dec 2026 12:13:20 GMT")
+
+    def test_date_follows_the_clock_second_by_second(self):
+        """The Date value is formatted once a second, and each response gets lists of its own."""
+        now = [1796300000.0]
+        self.patch(time, "time", lambda: now[0])
+        headers = site_module._BaseHeaders()
+        first = headers.every_response()
+        now[0] += 0.9
+        self.assertEqual(headers.every_response(), first)
+        now[0] += 0.1
+        later = headers.every_response()
+        self.assertEqual(later[b"Date"], [http.datetimeToString(1796300001.0)])
+        later[b"Date"].append(b"x")  # a handler adding to a list never reaches the next response
+        self.assertEqual(headers.every_response()[b"Date"], [http.datetimeToString(1796300001.0)])
+
+    def test_preflight_has_cors_and_no_server_or_date(self):
+        """An OPTIONS preflight keeps its headers as before: the CORS pair, no Server or Date."""
+        lines = self.header_lines(self.raw_response(b"OPTIONS /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"))
+        names = [line.split(b":", 1)[0] for line in lines]
+        self.assertEqual(names[:2], list(site_module.CORS_HEADERS))
+        self.assertNotIn(b"Server", names)
+        self.assertNotIn(b"Date", names)
