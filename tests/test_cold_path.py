@@ -18,7 +18,8 @@ from twisted.web.http_headers import Headers
 
 from harbor_cache.http import serving
 from harbor_cache.http.serving import serve_source
-from harbor_cache.storage import RangeProducer, Storage, StoredSource, disk, writer
+from harbor_cache.storage import RangeProducer, SourceFailed, Storage, StoredSource, disk, writer
+from harbor_cache.storage.errors import BlobCorrupt
 from harbor_cache.testing import InlineIO
 from harbor_cache.upstream.body import UpstreamStalled, stream_to_temp
 from harbor_cache.upstream.recv import MIN_ROOM, BufferPool, DirectReader
@@ -467,3 +468,71 @@ class LoopbackTests(SynchronousTestCase):
         ):
             transport = StringTransport(peerAddress=IPv4Address("TCP", host, 1234))
             self.assertEqual(serving._is_loopback(transport), expected, host)
+
+
+class CompleteBeforeDurableTests(SynchronousTestCase):
+    """The last byte leaves once the digest matches; the fsync and the rename into the store come after."""
+
+    def setUp(self):
+        self.io = ManualIO()
+        self.storage = Storage(self.mktemp(), self.io)
+        self.data = os.urandom(3 * MIB + 5)
+        self.temp = self.storage.new_temp(len(self.data))
+        self.consumer = StringTransport()
+        self.done = RangeProducer(self.temp, self.consumer).start()
+        self.temp.write(self.data)
+        self.io.run_all()  # written and hashed
+        self.assertEqual(self.consumer.value(), self.data[:-1])  # held back
+
+    def finish(self, digest: str):
+        return defer.Deferred.fromCoroutine(self.temp.finish(digest))
+
+    def test_last_byte_leaves_before_the_fsync_and_the_rename(self):
+        """Readers finish while the fsync is still queued; the file is in the store once the I/O ran."""
+        synced = []
+        self.patch(disk, "sync_file", lambda fd: synced.append(fd))
+        finished = self.finish("sha256:" + hashlib.sha256(self.data).hexdigest())
+        self.assertEqual((synced, self.temp.complete, self.temp.verified), ([], True, False))
+        self.assertEqual(self.consumer.value(), self.data)
+        self.successResultOf(self.done)
+        self.io.run_all()  # fsync, close, rename
+        self.assertEqual(len(synced), 1)
+        digest = self.successResultOf(finished)
+        self.assertTrue(self.temp.verified)
+        with open(self.storage.blob_path(digest), "rb") as f:
+            self.assertEqual(f.read(), self.data)
+
+    def test_a_wrong_digest_never_lets_the_last_byte_go(self):
+        """A mismatch aborts before anything is complete: the reader fails, one byte short."""
+        finished = self.finish("sha256:" + "0" * 64)
+        self.failureResultOf(finished, BlobCorrupt)
+        self.assertFalse(self.temp.complete)
+        self.failureResultOf(self.done, SourceFailed)
+        self.assertEqual(self.consumer.value(), self.data[:-1])
+
+    def test_a_failed_fsync_cuts_off_a_reader_still_sending(self):
+        """Complete, then the fsync fails: a ranged reader not yet at its end is aborted, nothing is stored."""
+        late = StringTransport()
+        late_producer = RangeProducer(self.temp, late, start=0, end=len(self.data) - 1)
+        late_producer.pauseProducing()
+        late_done = late_producer.start()
+
+        def broken(fd):
+            raise OSError(5, "Input/output error")
+
+        self.patch(disk, "sync_file", broken)
+        finished = self.finish("sha256:" + hashlib.sha256(self.data).hexdigest())
+        self.successResultOf(self.done)  # the first reader got every byte, verified
+        while self.io.jobs:
+            fn, args, d = self.io.jobs.pop(0)
+            try:
+                d.callback(fn(*args))
+            except OSError as e:
+                d.errback(e)
+        self.failureResultOf(finished)
+        late_producer.resumeProducing()  # its socket can take more: it sees the failure
+        self.failureResultOf(late_done, SourceFailed)
+        self.assertLess(len(late.value()), len(self.data))
+        stored = self.storage.blob_path("sha256:" + hashlib.sha256(self.data).hexdigest())
+        self.assertFalse(os.path.exists(stored))
+        self.assertEqual(os.listdir(self.storage.tmp_dir), [])

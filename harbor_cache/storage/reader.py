@@ -56,7 +56,9 @@ class GrowingSource:
     """What readers need to know about a file that may still be growing.
 
     ``available`` bytes are on disk at ``path``; ``total`` is the final size when
-    known.  ``verified`` means the file is complete and its digest checked;
+    known.  ``complete`` means every byte is there and the digest checked:
+    readers may send the last byte.  ``verified`` means the file is also
+    durable and renamed into the store (``path`` is its final one).
     ``failure`` means it never will be.
     """
 
@@ -64,6 +66,7 @@ class GrowingSource:
         self.path = path
         self.total = total
         self.available = 0
+        self.complete = False
         self.verified = False
         self.failure: Exception | None = None
         self._waiters: list[Callable[[], None]] = []
@@ -95,6 +98,7 @@ class StoredSource(GrowingSource):
     def __init__(self, path: str, size: int):
         super().__init__(path, size)
         self.available = size
+        self.complete = True
         self.verified = True
 
 
@@ -160,7 +164,7 @@ class RangeProducer:
         """How far (exclusive) we may read now."""
         src = self.source
         limit = src.available
-        if not src.verified:
+        if not src.complete:
             # Hold back the last byte until the digest is checked.
             if src.total is not None:
                 limit = min(limit, src.total - 1)
@@ -178,13 +182,13 @@ class RangeProducer:
                 if src.failure is not None:
                     self._finish(SourceFailed(str(src.failure)))
                     return
-                target_end = self.end + 1 if self.end is not None else (src.total if src.verified else None)
+                target_end = self.end + 1 if self.end is not None else (src.total if src.complete else None)
                 if target_end is not None and self.offset >= target_end:
                     self._finish(None)
                     return
                 limit = self._limit()
                 if self.offset >= limit:
-                    if src.verified and self.end is None and src.total is not None and self.offset >= src.total:
+                    if src.complete and self.end is None and src.total is not None and self.offset >= src.total:
                         self._finish(None)
                         return
                     src.wait(self._wake)

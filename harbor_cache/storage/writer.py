@@ -232,7 +232,7 @@ class TempBlob(GrowingSource):
         self.closed = True
 
     async def finish(self, expected_digest: str | None = None) -> str:
-        """Wait for every byte to reach disk, verify, rename into the store.
+        """Wait for every byte, verify, let readers finish (`complete`), make durable, rename into the store.
 
         Returns the ``sha256:<hex>`` digest.  Raises `BlobCorrupt` (and aborts)
         when ``expected_digest`` (sha256 or, for Maven, any extra hash given
@@ -240,14 +240,6 @@ class TempBlob(GrowingSource):
         a different number of bytes arrived.
         """
         await self._settle_writes()
-        fd = self._fd
-        try:
-            await self._storage.io.run(disk.sync_file, fd)
-        except Exception as e:
-            self.abort(write_failure("flushing to disk", e))
-            raise self._failure() from None
-        self._fd = -1
-        await self._storage.io.run(os.close, fd)
         self.hashes = {name: h.hexdigest() for name, h in self._hashers.items()}
         digest = "sha256:" + self.hashes["sha256"]
         if self.total is not None and self.available != self.total:
@@ -261,6 +253,19 @@ class TempBlob(GrowingSource):
                 corrupt = BlobCorrupt(expected_digest, f"{algo}:{actual}")
                 self.abort(corrupt)
                 raise corrupt
+        # Every byte is here and matches: readers may send the last one now.  Making the file durable
+        # and renaming it into the store are the cache's own business; if they fail, the file only
+        # stays out of the store (readers still sending are cut off, as for any failure).
+        self.complete = True
+        self._changed()
+        fd = self._fd
+        try:
+            await self._storage.io.run(disk.sync_file, fd)
+        except Exception as e:
+            self.abort(write_failure("flushing to disk", e))
+            raise self._failure() from None
+        self._fd = -1
+        await self._storage.io.run(os.close, fd)
         final = self._storage.blob_path(digest)
         try:
             await self._storage.io.run(self._storage._install, self.path, final)
