@@ -155,6 +155,23 @@ class DownloadFaultTests(SynchronousTestCase):
         self.successResultOf(committed)
         self.assertEqual(self.committed, [sha256(b"chunked body")])
 
+    def test_a_download_asks_for_no_early_writeback_a_push_does(self):
+        """A download's readers finish before the fsync, so it writes without write-behind; a push keeps it."""
+        calls = []
+        self.patch(disk, "start_writeback", lambda fd, offset, length: calls.append(length))
+        data = os.urandom(3 * disk.WRITEBACK_STEP)
+        response = FakeResponse(len(data))
+        dl, done = self.start(response)
+        response.send(data)
+        response.end(ResponseDone())
+        self.successResultOf(done)
+        self.assertEqual(self.committed, ["sha256:" + hashlib.sha256(data).hexdigest()])
+        self.assertEqual(calls, [])
+        pushed = self.storage.new_temp(len(data))  # what the hosted fronts use for a pushed blob
+        pushed.write(data)
+        self.successResultOf(defer.Deferred.fromCoroutine(pushed.finish()))
+        self.assertEqual(calls, [len(data)])
+
     def test_local_write_error_stops_upstream_and_frees_the_key(self):
         """A failed disk write ends the download at once: upstream transfer stopped, key free, temp gone."""
 

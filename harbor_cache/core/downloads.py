@@ -176,7 +176,8 @@ class Downloads:
                 except Exception:
                     abandon_body(response)
                     raise
-            dl.temp = self.storage.new_temp(response_length(response), job.extra_hashes)
+            # No write-behind: the readers are done before the fsync (see `TempBlob`).
+            dl.temp = self.storage.new_temp(response_length(response), job.extra_hashes, write_behind=False)
             dl.headers_ready.fire(dl)
             counter = self.metrics.upstream_bytes.labels(dl.front, dl.source)
             end_certain = await stream_to_temp(response, dl.temp, self.clock, self.idle_timeout, counter.inc)

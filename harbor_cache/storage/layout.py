@@ -66,8 +66,10 @@ class Storage:
         for path in created:
             disk.sync_dir(os.path.dirname(path))
 
-    def new_temp(self, total: int | None = None, extra_hashes: tuple[str, ...] = ()) -> TempBlob:
-        temp = TempBlob(self, total, extra_hashes)
+    def new_temp(
+        self, total: int | None = None, extra_hashes: tuple[str, ...] = (), *, write_behind: bool = True
+    ) -> TempBlob:
+        temp = TempBlob(self, total, extra_hashes, write_behind=write_behind)
         temp.readers = self.live_readers
         return temp
 
