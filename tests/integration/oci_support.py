@@ -90,6 +90,20 @@ def blob_file(srv, digest):
     return os.path.join(srv.data_dir, "blobs", algo, hexpart[:2], hexpart)
 
 
+def stored_blob(srv, digest, timeout=10):
+    """``blob_file``, once it exists (or ``timeout`` s have passed).
+
+    A client gets the last byte once the digest matches; the fsync and the
+    rename into the store come just after, so the file may appear a moment
+    after the client is done.
+    """
+    path = blob_file(srv, digest)
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return path
+
+
 def tmp_files(srv):
     d = os.path.join(srv.data_dir, "tmp")
     return sorted(os.listdir(d)) if os.path.isdir(d) else []

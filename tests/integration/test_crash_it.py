@@ -43,4 +43,4 @@ class CrashRecoveryTests(SynchronousTestCase):
         self.assertEqual(oci.tmp_files(srv), [])
         again = oci.fetch(url, keep=False)
         self.assertEqual((again.status, again.length, again.digest), (200, size, digest))
-        self.assertTrue(os.path.exists(oci.blob_file(srv, digest)))
+        self.assertTrue(os.path.exists(oci.stored_blob(srv, digest)))

@@ -78,6 +78,8 @@ class CoalescingTests(SynchronousTestCase):
         late = [oci.start_fetch(srv.url + path) for _ in range(4)]
         for t, _ in early + late:
             t.join(300)
+        # the clients are done once the digest matched; the commit follows: "after" comes after it
+        oci.wait_metric(srv, "harbor_cache_inflight_downloads", lambda v: v == 0, front="oci")
         after = oci.fetch(srv.url + path, keep=False)
         for i, (_, r) in enumerate(early + late):
             self.assertEqual((r.status, r.error, r.length, r.digest), (200, None, size, digest), "client %d" % i)

@@ -71,7 +71,7 @@ class BlobFaultTests(SynchronousTestCase):
         self.assertEqual(
             (again.status, again.error, again.length, again.digest), (200, None, layer["size"], layer["digest"])
         )
-        self.assertTrue(os.path.exists(oci.blob_file(self.srv, layer["digest"])))
+        self.assertTrue(os.path.exists(oci.stored_blob(self.srv, layer["digest"])))
 
     def test_connection_cut_mid_blob(self):
         """Upstream closes the connection after 200 kB: short body, nothing kept, a retry succeeds."""

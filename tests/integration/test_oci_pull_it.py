@@ -83,7 +83,7 @@ class SkopeoTests(_UpstreamCase):
         self.assertLayoutHolds(out, single)
         # the bytes came through the cache: every layer is now committed under DATA/blobs
         for layer in single["layers"]:
-            self.assertTrue(os.path.exists(oci.blob_file(self.srv, layer["digest"])), layer["digest"])
+            self.assertTrue(os.path.exists(oci.stored_blob(self.srv, layer["digest"])), layer["digest"])
 
     def test_copy_all_index(self):
         """skopeo copy --all --preserve-digests of the index: same index digest, both children, all layers."""
@@ -167,7 +167,7 @@ class PodmanTests(_UpstreamCase):
         digests = json.loads(self._inspect(root, ref, "{{json .RepoDigests}}"))
         self.assertIn("%s/library/test@%s" % (self.srv.hostport, multi["manifests"]["arm64"]["digest"]), digests)
         for layer in multi["manifests"]["arm64"]["layers"]:
-            self.assertTrue(os.path.exists(oci.blob_file(self.srv, layer["digest"])), layer["digest"])
+            self.assertTrue(os.path.exists(oci.stored_blob(self.srv, layer["digest"])), layer["digest"])
 
 
 class BlobHttpTests(_UpstreamCase):
@@ -344,7 +344,7 @@ class RangeWhileDownloadingTests(SynchronousTestCase):
         thread.join(120)
         self.assertEqual((whole.status, whole.error, whole.digest), (200, None, digest))
         # the ranges were the right bytes: compare with the committed file
-        with open(oci.blob_file(self.srv, digest), "rb") as f:
+        with open(oci.stored_blob(self.srv, digest), "rb") as f:
             f.seek(1048576)
             self.assertEqual(body, f.read(1024))
             f.seek(size - 4096)
@@ -413,4 +413,4 @@ class DockerPullTests(SynchronousTestCase):
         arch = self._docker("image", "inspect", "--format", "{{.Architecture}}", multi).stdout.strip()
         self.assertEqual(arch, "arm64")
         for layer in self.images["images"]["multi"]["manifests"]["arm64"]["layers"]:
-            self.assertTrue(os.path.exists(oci.blob_file(self.srv, layer["digest"])), layer["digest"])
+            self.assertTrue(os.path.exists(oci.stored_blob(self.srv, layer["digest"])), layer["digest"])

@@ -155,7 +155,7 @@ class TwoNodeTests(SynchronousTestCase):
         self.assertEqual((again.status, again.error, again.length, again.digest), (200, None, size, digest))
         self.assertEqual(fault.wait_requests("GET", digest, 2), 2)  # A's, cut short, then B's
         self.assertLess(waited, LEASE_SECONDS + 60)
-        self.assertTrue(os.path.exists(oci.blob_file(b, digest)))
+        self.assertTrue(os.path.exists(oci.stored_blob(b, digest)))
         self.assertNotEqual(
             os.listdir(os.path.join(self.data_dir, "tmp", "a")),
             [],
