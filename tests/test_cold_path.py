@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 
 from twisted.internet import defer, reactor
 from twisted.internet.address import IPv4Address
@@ -424,11 +425,19 @@ class SocketSendTests(TestCase):
         self.url = b"http://127.0.0.1:%d/f" % self.port.getHost().port
 
     def test_whole_file_and_a_range_by_sendfile(self):
+        """Another host's client (the switch off): sendfile, whole and ranged, counted."""
         self.patch(serving, "COPY_TO_LOOPBACK", False)
         return self._whole_file_and_a_range(os, "sendfile")
 
     def test_whole_file_and_a_range_by_pread_and_send_to_this_host(self):
+        """A client on this host judged slow: pread and send, sendfile never called."""
+        self.patch(serving.LoopbackSend, "start_copying", True)
         return self._whole_file_and_a_range(os, "preadv", unused=(os, "sendfile"))
+
+    def test_a_client_on_this_host_starts_on_sendfile(self):
+        """A client on this host whose pace is not judged yet gets sendfile."""
+        self.patch(serving, "WATCH_WAITED", 3600.0)  # (its pace is judged in LoopbackSendTests)
+        return self._whole_file_and_a_range(os, "sendfile", unused=(os, "preadv"))
 
     def _whole_file_and_a_range(self, module, name, unused=None):
         calls = []
@@ -536,3 +545,93 @@ class CompleteBeforeDurableTests(SynchronousTestCase):
         stored = self.storage.blob_path("sha256:" + hashlib.sha256(self.data).hexdigest())
         self.assertFalse(os.path.exists(stored))
         self.assertEqual(os.listdir(self.storage.tmp_dir), [])
+
+
+class _Paced:
+    """The transport side of a `LoopbackSend` over a real socket pair whose far end the test drains."""
+
+    def __init__(self, test):
+        self.socket, self.far = socket.socketpair()
+        test.addCleanup(self.socket.close)
+        test.addCleanup(self.far.close)
+        for sock in (self.socket, self.far):
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 << 10)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+        self.producerPaused = False
+        self.writing = 0
+        self.received = 0
+
+    def startWriting(self):
+        self.writing += 1
+
+    def drain(self):
+        while True:
+            try:
+                got = self.far.recv(1 << 20)
+            except BlockingIOError:
+                return
+            self.received += len(got)
+
+
+class LoopbackSendTests(SynchronousTestCase):
+    """sendfile while the client keeps up; `send` from a buffer once its pace shows it is the slow end."""
+
+    def setUp(self):
+        path = self.mktemp()
+        self.data = os.urandom(8 * MIB)
+        with open(path, "wb") as f:
+            f.write(self.data)
+        self.fd = os.open(path, os.O_RDONLY)
+        self.addCleanup(os.close, self.fd)
+        self.now = [100.0]
+        self.patch(serving.LoopbackSend, "clock", staticmethod(lambda: self.now[0]))
+        self.transport = _Paced(self)
+        self.request = type("Request", (), {"sentLength": 0})()
+        self.sender = serving.LoopbackSend(self.request, self.transport)
+        self.offset = 0
+
+    def pump(self, seconds_per_wait: float, rounds: int) -> None:
+        """Send until the socket is full, wait (the clock moves on), let the client drain; ``rounds`` times."""
+        for _ in range(rounds):
+            while self.offset < len(self.data):
+                count = min(self.sender.chunk, len(self.data) - self.offset)
+                n = self.sender.send(self.fd, self.offset, count)
+                self.offset += max(n, 0)
+                if n < count:
+                    break
+            self.sender.wait()
+            self.now[0] += seconds_per_wait
+            self.transport.drain()
+
+    def test_a_slow_client_gets_send_after_the_watch(self):
+        """Waiting 20 ms in all while the socket took a few hundred KiB: under 400 MB/s, so `send` from then on."""
+        self.pump(seconds_per_wait=0.005, rounds=3)
+        self.assertFalse(self.sender.copying)  # not yet 20 ms of waiting: still watching
+        self.assertEqual(self.sender.chunk, serving.SENDFILE_CHUNK)
+        rounds = 0
+        while not self.sender.copying and rounds < 10:
+            self.pump(seconds_per_wait=0.005, rounds=1)
+            rounds += 1
+        self.assertLessEqual(rounds, 3)
+        preads = []
+        real = os.preadv
+        self.patch(os, "preadv", lambda *a: preads.append(a) or real(*a))
+        self.pump(seconds_per_wait=0.005, rounds=1)
+        self.assertEqual(self.sender.chunk, serving.COPY_CHUNK)
+        self.assertTrue(preads)
+        while self.offset < len(self.data):
+            self.pump(seconds_per_wait=0.005, rounds=1)
+        self.transport.drain()
+        self.assertEqual((self.transport.received, self.request.sentLength), (len(self.data), len(self.data)))
+
+    def test_a_client_that_keeps_up_stays_on_sendfile(self):
+        """Waits of 10 us while the socket takes its buffer each time: far over 400 MB/s, sendfile to the end."""
+        self.patch(serving, "WATCH_BYTES", 2 * MIB)
+        self.patch(os, "preadv", lambda *a: self.fail("preadv called"))
+        while self.offset < len(self.data):
+            self.pump(seconds_per_wait=0.00001, rounds=1)
+        self.assertFalse(self.sender.copying)
+        self.assertFalse(self.sender._watching)  # decided after WATCH_BYTES
+        self.transport.drain()
+        self.assertEqual(self.transport.received, len(self.data))

@@ -4,14 +4,16 @@ Shared by every front (OCI blobs, Maven files), split like twisted.web.static:
 `ranges.parse_range` parses, `serve_source` sets status and headers (200, 206,
 416), `storage.RangeProducer` only moves bytes; over plain TCP it moves them
 straight from the file to the socket, by ``os.sendfile`` (`SocketSend`) or, to
-a client on the same host, by ``pread`` into one reused buffer and ``send``
-(`SocketCopy`); the first chunk, with the headers, still goes the ordinary way.
+a client on the same host that reads slower than we send, by ``pread`` into
+one reused buffer and ``send`` (`LoopbackSend`, `SocketCopy`); the first
+chunk, with the headers, still goes the ordinary way.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import time
 
 from twisted.internet import tcp
 from twisted.logger import Logger
@@ -97,9 +99,16 @@ SENDFILE_CHUNK = 4 << 20
 # How much `SocketCopy` reads per send: a socket that is taking bytes at all takes this
 # much, so little is read twice when it takes less.
 COPY_CHUNK = 256 << 10
-# Whether clients on the same host get `SocketCopy` instead of sendfile (tests switch it off
-# to exercise sendfile over loopback).
+# Whether clients on the same host get `LoopbackSend` instead of plain sendfile (tests switch it
+# off to exercise sendfile over loopback).
 COPY_TO_LOOPBACK = True
+# `LoopbackSend`: a client on this host that takes bytes slower than this while we wait for its
+# socket is the slow end of the transfer, and gets them by `send` (bytes per second).
+SLOW_CLIENT_RATE = 400e6
+# ... judged once this long has been spent waiting for its socket (seconds) ...
+WATCH_WAITED = 0.02
+# ... or, if it never made us wait that long, kept on sendfile after this many bytes.
+WATCH_BYTES = 32 << 20
 
 
 class SocketSend:
@@ -136,7 +145,7 @@ class SocketSend:
         if not all(hasattr(transport, a) for a in ("dataBuffer", "offset", "_tempDataLen", "producerPaused")):
             return None
         if COPY_TO_LOOPBACK and _is_loopback(transport):
-            return SocketCopy(request, transport)
+            return LoopbackSend(request, transport)
         return cls(request, transport)
 
     def ready(self) -> bool:
@@ -162,7 +171,7 @@ class SocketSend:
 
 
 class SocketCopy(SocketSend):
-    """`SocketSend` by ``pread`` into one reused buffer and ``send``, for clients on this host.
+    """`SocketSend` by ``pread`` into one reused buffer and ``send``: what `LoopbackSend` turns to for a slow client.
 
     Over loopback the receiving process copies the bytes out of whatever
     buffers the sender queued.  sendfile queues the file's page-cache pages
@@ -192,6 +201,64 @@ class SocketCopy(SocketSend):
             return 0
         self.request.sentLength += sent
         return sent
+
+
+class LoopbackSend(SocketCopy):
+    """For a client on this host: sendfile while it keeps up, `SocketCopy`'s ``send`` once it is the slow end.
+
+    Which one costs less depends on the client. One that does work on the
+    bytes as it reads them (every registry client hashes them) is the slow
+    end of a loopback transfer and spends less CPU on what ``send`` queues
+    (see `SocketCopy`); one that keeps up (``curl -o /dev/null``, or any
+    client while it waits for a download in progress) leaves our side as
+    the slow end, and sendfile's saved copy is worth more.  So the bytes go
+    by sendfile while the client's pace is watched: the bytes its socket
+    took (after it first filled) over the time we spent waiting for it.  Once `WATCH_WAITED` of
+    waiting shows a pace under `SLOW_CLIENT_RATE`, the rest goes by
+    ``send``; a client that has not made us wait that long after
+    `WATCH_BYTES` keeps sendfile.  Either way the choice is made once.
+    """
+
+    clock = staticmethod(time.monotonic)
+    # True: `send` from the first byte, no watching (tests use it to take that path over real loopback).
+    start_copying = False
+
+    def __init__(self, request, transport: tcp.Connection):
+        super().__init__(request, transport)
+        self.copying = self.start_copying
+        self._watching = not self.start_copying
+        self._wait_began: float | None = None
+        self._waited = 0.0  # seconds spent waiting for the client's socket
+        self._taken = 0  # bytes its socket took after the first wait (the first fill of its buffer is no pace)
+        self._moved = 0
+
+    @property
+    def chunk(self) -> int:  # type: ignore[override]  # (a class attribute on the others)
+        return COPY_CHUNK if self.copying else SENDFILE_CHUNK
+
+    def send(self, fd: int, offset: int, count: int) -> int:
+        if self.copying:
+            return super().send(fd, offset, count)
+        n = SocketSend.send(self, fd, offset, count)
+        if self._watching:
+            if self._wait_began is not None:
+                self._waited += self.clock() - self._wait_began
+                self._wait_began = None
+            if n > 0:
+                self._moved += n
+                if self._waited:
+                    self._taken += n
+            if self._waited and self._waited >= WATCH_WAITED:
+                self._watching = False
+                self.copying = self._taken / self._waited < SLOW_CLIENT_RATE
+            elif self._moved >= WATCH_BYTES:
+                self._watching = False
+        return n
+
+    def wait(self) -> None:
+        if self._watching:
+            self._wait_began = self.clock()
+        super().wait()
 
 
 def _is_loopback(transport: tcp.Connection) -> bool:
