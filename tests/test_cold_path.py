@@ -278,7 +278,7 @@ class IdleWatchdogTests(SynchronousTestCase):
 class FakeSocket:
     """A `DirectSend` that copies file bytes into ``sent``; ``room`` bytes fit before it is full."""
 
-    chunk = 4 * MIB
+    chunk = serving.SENDFILE_CHUNK
 
     def __init__(self, consumer, room: int | None = None, ready: bool = True):
         self.consumer = consumer
@@ -407,8 +407,9 @@ class _Served(resource.Resource):
 class SocketSendTests(TestCase):
     """Over real loopback TCP: a stored file served straight from the file, whole, counted, ranges too.
 
-    Loopback clients get `SocketCopy` (pread and send); with that switched off, the same
-    connection shows `SocketSend` (sendfile), which clients on other hosts get.
+    Loopback clients get `LoopbackSend`: sendfile until their pace is judged, pread and send
+    once judged slow.  With it switched off, the same connection shows `SocketSend` (sendfile),
+    which clients on other hosts get.
     """
 
     def setUp(self):

@@ -133,7 +133,7 @@ class SocketSend:
     def of(cls, request) -> SocketSend | None:
         """The request's socket when its body may bypass the transport: headers out, a length, no TLS or encoding.
 
-        A `SocketCopy` when the client is on this host (see there), a `SocketSend` otherwise.
+        A `LoopbackSend` when the client is on this host (see there), a `SocketSend` otherwise.
         """
         if not hasattr(os, "sendfile") or not request.startedWriting or request.chunked:
             return None

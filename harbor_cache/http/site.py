@@ -46,6 +46,13 @@ CORS_HEADERS = {
     b"Content-Range, WWW-Authenticate, Link, Warning",
 }
 
+PREFLIGHT_HEADERS = {
+    b"Access-Control-Allow-Methods": b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+    b"Access-Control-Allow-Headers": b"Authorization, Content-Type, Range, Accept, Content-Range, "
+    b"If-None-Match, If-Modified-Since",
+    b"Access-Control-Max-Age": b"86400",
+}
+
 
 class _BaseHeaders:
     """The CORS pair, ``Server`` and ``Date`` as `Headers` stores them, names and values checked once.
@@ -85,12 +92,6 @@ class _BaseHeaders:
         return headers
 
 
-PREFLIGHT_HEADERS = {
-    b"Access-Control-Allow-Methods": b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
-    b"Access-Control-Allow-Headers": b"Authorization, Content-Type, Range, Accept, Content-Range, "
-    b"If-None-Match, If-Modified-Since",
-    b"Access-Control-Max-Age": b"86400",
-}
 _BASE_HEADERS = _BaseHeaders()
 
 
