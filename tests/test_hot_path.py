@@ -42,6 +42,9 @@ class _Sites:
     ``self.clock`` and ``self.served_front``.
     """
 
+    #: send each head in two reads, so Twisted parses it and `HotRoute` answers (one read: `http.quick`)
+    split_reads = False
+
     # -- driving ------------------------------------------------------------------
 
     def raw(self, root, method: str, path: str, headers: dict[str, str] | None = None) -> bytes:
@@ -52,7 +55,12 @@ class _Sites:
         channel.makeConnection(transport)
         lines = [f"{method} {path} HTTP/1.1", "Host: cache.test"]
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-        channel.dataReceived(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        if self.split_reads:
+            channel.dataReceived(head[:5])
+            channel.dataReceived(head[5:])
+        else:
+            channel.dataReceived(head)
         self.h.flush()
         out = transport.value()
         channel.connectionLost(None)
@@ -490,3 +498,138 @@ class AccessLineTests(SynchronousTestCase):
         }
         self.assertEqual(samples, {("GET", "200"): 1.0, ("HEAD", "404"): 1.0, ("other", "aborted"): 1.0})
         self.assertEqual(site.metrics.requests._value.get(), 3)
+
+
+class HotRouteTests(HotPathTests):
+    """`HotPathTests` with each head in two reads: Twisted parses it and `HotRoute` answers, not `http.quick`."""
+
+    split_reads = True
+
+
+class OciHotRouteTests(OciHotPathTests):
+    """`OciHotPathTests` through Twisted's parser and `HotRoute`."""
+
+    split_reads = True
+
+
+class QuickChannelTests(SynchronousTestCase):
+    """`HarborChannel` answering a hot head from one read (`http.quick`): the connection around it."""
+
+    def setUp(self):
+        self.up = FakeMavenRepo()
+        self.pom = b"<project>" + b"x" * 3000 + b"</project>"
+        self.up.put(POM, self.pom)
+        self.h = MavenHarness(self.mktemp(), self.up)
+        self.root = Root()
+        self.root.mount(b"artifacts", self.h.front.app.resource(), hot=self.h.front.hot_artifact)
+        self.clock = Clock()
+        self.site = HarborSite(self.root, self.h.metrics, reactor=self.clock)
+        for _ in range(2):  # a miss, then the disk hit that puts the file in memory
+            self.assertIn(b" 200 OK", self.exchange(self.connect(), self.head())[0])
+        self.requests_built = 0
+        self.patch(self.site, "requestFactory", self._counting(self.site.requestFactory))
+
+    def _counting(self, factory):
+        def build(*args, **kw):
+            self.requests_built += 1
+            return factory(*args, **kw)
+
+        return build
+
+    def connect(self):
+        channel = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        self.addCleanup(lambda: transport.disconnected or channel.connectionLost(None))
+        return channel, transport
+
+    @staticmethod
+    def head(path: str = "/artifacts/central/" + POM, *extra: str, version: str = "HTTP/1.1") -> bytes:
+        return ("\r\n".join((f"GET {path} {version}", "Host: cache.test", *extra)) + "\r\n\r\n").encode()
+
+    def exchange(self, conn, *reads: bytes) -> list[bytes]:
+        """Feed ``reads`` to the connection; the responses written back, split after each body."""
+        channel, transport = conn
+        transport.clear()
+        for data in reads:
+            channel.dataReceived(data)
+        self.h.flush()
+        out, responses = transport.value(), []
+        while out:
+            head, _, rest = out.partition(b"\r\n\r\n")
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]) if b"Content-Length: " in head else 0
+            responses.append(head + b"\r\n\r\n" + rest[:length])
+            out = rest[length:]
+        return responses
+
+    def test_hits_need_no_request_object(self):
+        """Three hits on one kept-alive connection: three whole answers, no `Request` built, the connection open."""
+        conn = self.connect()
+        for _ in range(3):
+            [answer] = self.exchange(conn, self.head())
+            self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK\r\n"))
+            self.assertTrue(answer.endswith(self.pom))
+        self.assertEqual(self.requests_built, 0)
+        self.assertFalse(conn[1].disconnecting)
+        self.assertEqual(self.h.metrics.requests._value.get(), 5)
+
+    def test_idle_and_header_timers_restart_after_a_quick_answer(self):
+        """A quick answer moves the header deadline on: an idle connection is closed silently after it, as after
+        any response, and not before."""
+        channel, transport = conn = self.connect()
+        seconds = self.site.limits.header_timeout_seconds
+        self.clock.advance(seconds - 1)
+        self.exchange(conn, self.head())
+        transport.clear()
+        self.clock.advance(seconds - 1)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(2)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(transport.value(), b"")  # nothing was pending: no 408
+
+    def test_shapes_left_to_twisted(self):
+        """Pipelined heads, a head in two reads, Connection: close, HTTP/1.0: Twisted parses them; same answers."""
+        quick = self.exchange(self.connect(), self.head())[0]
+        cases = [
+            ((self.head() + self.head(),), 2, False),
+            ((self.head()[:9], self.head()[9:]), 1, False),
+            ((self.head("/artifacts/central/" + POM, "Connection: close"),), 1, True),
+            ((self.head(version="HTTP/1.0"),), 1, True),
+        ]
+        for reads, count, closes in cases:
+            self.requests_built = 0
+            channel, transport = conn = self.connect()
+            answers = self.exchange(conn, *reads)
+            self.assertEqual(self.requests_built, count, reads)
+            self.assertEqual(len(answers), count, reads)
+            for answer in answers:
+                self.assertTrue(answer.endswith(self.pom), reads)
+                if not closes:
+                    self.assertEqual(_Sites.without_date(answer), _Sites.without_date(quick))
+            self.assertEqual(transport.disconnecting, closes, reads)
+
+    def test_a_failing_hot_handler_takes_the_usual_path(self):
+        """The hot handler raises: the request goes to Twisted (which asks it again and answers 500)."""
+
+        def broken(request):
+            raise RuntimeError("boom")
+
+        self.root.mount(b"artifacts", self.h.front.app.resource(), hot=broken)
+        [answer] = self.exchange(self.connect(), self.head())
+        self.assertTrue(answer.startswith(b"HTTP/1.1 500 "), answer[:60])
+        self.assertEqual(self.requests_built, 1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+
+    def test_declined_once(self):
+        """A head the hot handler declines is not offered to it again by `HotRoute`."""
+        asked = []
+
+        def declining(request):
+            asked.append(request.path)
+            return None
+
+        self.root.mount(b"artifacts", self.h.front.app.resource(), hot=declining)
+        [answer] = self.exchange(self.connect(), self.head())
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK\r\n"))
+        self.assertEqual(len(asked), 1)
+        self.assertEqual(self.requests_built, 1)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote_to_bytes
 
@@ -26,9 +25,11 @@ from werkzeug.exceptions import NotFound as WerkzeugNotFound
 
 from harbor_cache import __version__
 from harbor_cache.errors import ErrorCode, HarborError, error_body
+from harbor_cache.grammar.request_head import parse_head
 from harbor_cache.http.access_log import AccessLogFile
 from harbor_cache.http.client_limits import ClientLimits, raw_error
 from harbor_cache.http.errors import status_of
+from harbor_cache.http.quick import HotHandler, QuickRequest
 from harbor_cache.http.request_body import BodyRules, BodyTooLarge, BodyTooSlow, ClientGone, StreamedBody, default_rules
 from harbor_cache.metrics import front_label, method_label, status_label
 
@@ -370,9 +371,55 @@ class HarborChannel(http.HTTPChannel):
                 self.transport.loseConnection()
                 return
         self._bytes_in += len(data)
+        if self._between_requests() and self._answer_at_once(data):
+            return
         super().dataReceived(data)
+        self.hot_declined = False
 
     _bytes_in = 0
+    #: the hot handler already declined the request being parsed (`HotRoute` does not ask it again)
+    hot_declined = False
+
+    # -- hot GETs without a Request (`http.quick`) ------------------------------------------
+
+    def _between_requests(self) -> bool:
+        """Nothing of a request is buffered or in progress: the next byte starts a request's head."""
+        return bool(
+            not self.requests
+            and not self._handlingRequest
+            and self.line_mode
+            and not self._buffer
+            and self.persistent
+            and not self._body_paused
+        )
+
+    def _answer_at_once(self, data: bytes) -> bool:
+        """Answer ``data`` if it is one plain GET/HEAD head that a hot handler takes; False: parse it as usual.
+
+        The response, the access line and the metrics are those of the
+        usual path (`HotRoute`); the connection then waits for its next
+        request exactly as after `requestDone`.
+        """
+        head = parse_head(data)
+        if head is None:
+            return False
+        hot = self.site.hot_for(head.path)
+        if hot is None:
+            return False
+        request = QuickRequest(head, _BASE_HEADERS.every_response())
+        try:
+            body = hot(request)
+        except Exception:
+            log.failure("hot handler failed on {path}; the request takes the usual path", path=head.path)
+            return False
+        if body is None:
+            self.hot_declined = True  # (the request is processed within this read: a head and no body)
+            return False
+        self.resetTimeout()
+        self.transport.writeSequence(request.response(body))  # type: ignore[union-attr]
+        self.site.log(request)
+        self._arm_header_deadline()
+        return True
 
     # -- header deadline ----------------------------------------------------------------
 
@@ -655,6 +702,11 @@ class HarborSite(server.Site):
         self._responses: dict[tuple[bytes, str], Any] = {}  # (method, status) -> labelled child
         self._seconds: dict[Any, Any] = {}  # front -> labelled child
 
+    def hot_for(self, path: bytes) -> HotHandler | None:
+        """The hot handler for a request to ``path`` (see `HotRoute`), if the root has one."""
+        root = self.resource
+        return root.hot_for(path) if isinstance(root, Root) else None
+
     def buildProtocol(self, addr):
         if self.open_connections >= self.limits.max_connections:
             log.warn("refused a connection: {open} open (limits.max_connections)", open=self.open_connections)
@@ -815,13 +867,13 @@ class HotRoute(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, front: resource.Resource, hot: Callable[[Any], bytes | None]):
+    def __init__(self, front: resource.Resource, hot: HotHandler):
         super().__init__()
         self.front = front
         self.hot = hot
 
     def render(self, request):
-        if request.method in _HOT_METHODS:
+        if request.method in _HOT_METHODS and not getattr(request.channel, "hot_declined", False):
             body = self.hot(request)
             if body is not None:
                 request.write(body)  # as Klein writes a handler's bytes, then finishes
@@ -843,7 +895,7 @@ class Root(resource.Resource):
         self._plain: dict[bytes, resource.Resource] = {}
         self._hot: dict[bytes, HotRoute] = {}
 
-    def mount(self, segment: bytes, res: resource.Resource, hot: Callable[[Any], bytes | None] | None = None) -> None:
+    def mount(self, segment: bytes, res: resource.Resource, hot: HotHandler | None = None) -> None:
         """Route /segment/... to a Klein resource whose routes include /segment.
 
         ``hot``: the front's synchronous answer for hot GET/HEADs under this
@@ -854,6 +906,11 @@ class Root(resource.Resource):
             self._hot[segment] = HotRoute(res, hot)
         else:
             self._hot.pop(segment, None)
+
+    def hot_for(self, path: bytes) -> HotHandler | None:
+        """The hot handler of ``path``'s first segment (an undecoded path: `grammar.request_head` has no escapes)."""
+        route = self._hot.get(path[1:].partition(b"/")[0])
+        return None if route is None else route.hot
 
     def put(self, segment: bytes, res: resource.Resource) -> None:
         """Route /segment/... to an ordinary Twisted resource (static files)."""
