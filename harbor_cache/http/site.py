@@ -373,8 +373,10 @@ class HarborChannel(http.HTTPChannel):
         self._bytes_in += len(data)
         if self._between_requests() and self._answer_at_once(data):
             return
-        super().dataReceived(data)
-        self.hot_declined = False
+        try:
+            super().dataReceived(data)
+        finally:
+            self.hot_declined = False
 
     _bytes_in = 0
     #: the hot handler already declined the request being parsed (`HotRoute` does not ask it again)
