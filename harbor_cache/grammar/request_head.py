@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["MAX_HEAD_BYTES", "MAX_HEADERS", "RequestHead", "parse_head"]
+__all__ = ["HOT_METHODS", "MAX_HEAD_BYTES", "MAX_HEADERS", "RequestHead", "parse_head"]
 
 #: a longer head goes to Twisted's parser (a hot GET's head is a few hundred bytes)
 MAX_HEAD_BYTES = 8192
@@ -34,7 +34,8 @@ MAX_HEADERS = 64
 _TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Printable ASCII without space and without "%" (escapes are decoded, and checked, on the slow path).
 _TARGET_RE = re.compile(rb"/[!-$&-~]*")
-_METHODS = {b"GET": b"GET", b"HEAD": b"HEAD"}
+#: the methods a hot handler answers (here and in `site.HotRoute`)
+HOT_METHODS = frozenset((b"GET", b"HEAD"))
 # Headers whose presence means the request is not a plain bodiless GET on a kept-alive connection.
 _REFUSED = frozenset((b"content-length", b"transfer-encoding", b"expect", b"upgrade"))
 
@@ -68,9 +69,8 @@ def parse_head(data: bytes) -> RequestHead | None:
     parts = lines[0].split(b" ")
     if len(parts) != 3 or parts[2] != b"HTTP/1.1":
         return None
-    method = _METHODS.get(parts[0])
-    target = parts[1]
-    if method is None or _TARGET_RE.fullmatch(target) is None:
+    method, target = parts[0], parts[1]
+    if method not in HOT_METHODS or _TARGET_RE.fullmatch(target) is None:
         return None
     headers: dict[bytes, list[bytes]] = {}
     for line in lines[1:]:

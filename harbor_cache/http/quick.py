@@ -33,6 +33,11 @@ __all__ = ["QuickRequest", "HotHandler"]
 HotHandler = Callable[[Any], bytes | None]
 
 
+def _lower(name: bytes | str) -> bytes:
+    """A header name as `parse_head` keys it (Twisted's `Headers` takes str names too)."""
+    return name.lower() if isinstance(name, bytes) else name.lower().encode("latin-1")
+
+
 class _RequestHeaders:
     """The read side of `twisted.web.http_headers.Headers` over a parsed head (names lower-case)."""
 
@@ -42,13 +47,11 @@ class _RequestHeaders:
         self._raw = raw
 
     def getRawHeaders(self, name: bytes | str, default: Any = None) -> Any:
-        key = name.lower() if isinstance(name, bytes) else name.lower().encode("latin-1")
-        values = self._raw.get(key)
+        values = self._raw.get(_lower(name))
         return default if values is None else list(values)
 
     def hasHeader(self, name: bytes | str) -> bool:
-        key = name.lower() if isinstance(name, bytes) else name.lower().encode("latin-1")
-        return key in self._raw
+        return _lower(name) in self._raw
 
 
 class QuickRequest:

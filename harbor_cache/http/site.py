@@ -25,7 +25,7 @@ from werkzeug.exceptions import NotFound as WerkzeugNotFound
 
 from harbor_cache import __version__
 from harbor_cache.errors import ErrorCode, HarborError, error_body
-from harbor_cache.grammar.request_head import parse_head
+from harbor_cache.grammar.request_head import HOT_METHODS, parse_head
 from harbor_cache.http.access_log import AccessLogFile
 from harbor_cache.http.client_limits import ClientLimits, raw_error
 from harbor_cache.http.errors import status_of
@@ -878,7 +878,7 @@ class HotRoute(resource.Resource):
         self.hot = hot
 
     def render(self, request):
-        if request.method in _HOT_METHODS and not getattr(request.channel, "hot_declined", False):
+        if request.method in HOT_METHODS and not getattr(request.channel, "hot_declined", False):
             body = self.hot(request)
             if body is not None:
                 request.write(body)  # as Klein writes a handler's bytes, then finishes
@@ -886,9 +886,6 @@ class HotRoute(resource.Resource):
                 return server.NOT_DONE_YET
         request.postpath.insert(0, request.prepath.pop())
         return self.front.render(request)
-
-
-_HOT_METHODS = frozenset((b"GET", b"HEAD"))
 
 
 class Root(resource.Resource):
