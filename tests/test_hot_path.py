@@ -169,6 +169,8 @@ class HotPathTests(_Sites, SynchronousTestCase):
             b"ETag: ",
             b"Access-Control-Allow-Origin: *",
             b"Last-Modified: " + http.datetimeToString(UPSTREAM_MODIFIED),
+            b"Content-Security-Policy: default-src 'none'; sandbox\r\n",
+            b"X-Content-Type-Options: nosniff\r\n",
         ):
             self.assertIn(b"\r\n" + header, raw)
 
@@ -361,9 +363,27 @@ class OciHotPathTests(_Sites, SynchronousTestCase):
             b'ETag: "%s"' % self.digest.encode(),
             b"Docker-Distribution-Api-Version: registry/2.0",
             b"Content-Type: " + OCI_MANIFEST.encode(),
+            b"Content-Security-Policy: default-src 'none'; sandbox",
+            b"X-Content-Type-Options: nosniff",
         ):
             self.assertIn(b"\r\n" + header + b"\r\n", raw)
         self.assertEqual(self.up.count("GET", "/manifests/1"), 1)
+
+    def test_foreign_media_type_as_octet_stream(self):
+        """A tag whose upstream called it text/html: octet-stream and the sandbox on both paths, the same bytes."""
+        body, _ = self.up.add_manifest("library/app", "page", {"mediaType": "text/html", "x": "<b>"}, "text/html")
+        raw = self.raw(self.klein_root, "GET", "/v2/library/app/manifests/page")
+        self.assertTrue(raw.startswith(b"HTTP/1.1 200 "), raw[:100])
+        self.access()
+        raw = self.same("GET", "/v2/library/app/manifests/page")
+        self.assertTrue(raw.endswith(body))
+        for header in (
+            b"Content-Type: application/octet-stream",
+            b"Content-Security-Policy: default-src 'none'; sandbox",
+        ):
+            self.assertIn(b"\r\n" + header + b"\r\n", raw)
+        raw = self.same("GET", "/v2/library/app/manifests/page", {"Accept": "text/html"}, hot=False)
+        self.assertTrue(raw.startswith(b"HTTP/1.1 404 "))
 
     def test_head_and_304(self):
         self.warm()

@@ -17,6 +17,7 @@ from harbor_cache.grammar.mediatypes import (
     accepts,
     detect_manifest_media_type,
     manifest_references,
+    served_manifest_type,
 )
 
 D1 = "sha256:" + "1" * 64
@@ -228,3 +229,14 @@ class ReferencesTests(SynchronousTestCase):
     def test_unsupported_digest(self):
         """A digest with an algorithm we cannot verify raises InvalidManifest."""
         self.assertRaises(InvalidManifest, manifest_references, dump({"manifests": [{"digest": "blake3:" + "a" * 64}]}))
+
+
+class ServedTypeTests(SynchronousTestCase):
+    def test_manifest_types_as_they_are(self):
+        for media_type in MANIFEST_TYPES:
+            self.assertEqual(served_manifest_type(media_type), media_type)
+
+    def test_anything_else_as_octet_stream(self):
+        """What an upstream may call a manifest that is no manifest type is never served as that type."""
+        for media_type in ("text/html", "application/xml", "image/svg+xml", OCI_EMPTY, "", "TEXT/HTML"):
+            self.assertEqual(served_manifest_type(media_type), "application/octet-stream", media_type)

@@ -308,3 +308,26 @@ class OciTests(SynchronousTestCase):
         entry = self.successResultOf(Deferred.fromCoroutine(self.h.index.get_entry("blob", "", self.layer_digest)))
         self.assertEqual(entry.access_count, 3)
         self.assertEqual(self.h.access.totals, {"misses": 1, "hits": 3})
+
+    def test_foreign_media_type_served_as_octet_stream(self):
+        """Issue 24.1: a proxied manifest whose upstream calls it text/html (header and body) is stored, but served
+        as application/octet-stream, by tag and by digest, with the sandboxing policy: never as a page of ours."""
+        hostile = {"mediaType": "text/html", "schemaVersion": 2, "x": "<script>document.title='ran'</script>"}
+        body, digest = self.up.add_manifest("library/app", "page", hostile, media_type="text/html")
+        for path in ("/v2/library/app/manifests/page", "/v2/library/app/manifests/" + digest):
+            for method in ("GET", "HEAD", "GET"):  # a miss, then hits from memory
+                response, got = self.get(path, method)
+                self.assertEqual(response.code, 200, (path, method))
+                self.assertEqual(got, b"" if method == "HEAD" else body)
+                self.assertEqual(self.header(response, "Content-Type"), "application/octet-stream", (path, method))
+                self.assertEqual(self.header(response, "Docker-Content-Digest"), digest)
+                self.assertEqual(self.header(response, "Content-Security-Policy"), "default-src 'none'; sandbox")
+                self.assertEqual(self.header(response, "X-Content-Type-Options"), "nosniff")
+        # By tag, a client asking only for text/html is not given it (the type it would be served as is not that).
+        response, _ = self.get("/v2/library/app/manifests/page", headers={"Accept": "text/html"})
+        self.assertEqual(response.code, 404)
+        response, _ = self.get("/v2/library/app/manifests/page", headers={"Accept": "application/octet-stream"})
+        self.assertEqual(response.code, 200)
+        # Manifest types are served as they are.
+        response, _ = self.get("/v2/library/app/manifests/1")
+        self.assertEqual(self.header(response, "Content-Type"), OCI_MANIFEST)

@@ -127,13 +127,15 @@ class BaseHeadersTests(SynchronousTestCase):
         return response.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
 
     def test_cors_server_and_date_first_as_twisted_sets_them(self):
-        """The first four header lines: the CORS pair, then Server and Date as server.Request.process writes them."""
+        """The first six header lines: the CORS and security pairs, then Server and Date as server.Request.process
+        writes them."""
         self.patch(time, "time", lambda: 1796300000.25)
         lines = self.header_lines(self.raw_response(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"))
-        cors = [name + b": " + value for name, value in site_module.CORS_HEADERS.items()]
+        common = {**site_module.CORS_HEADERS, **site_module.SECURITY_HEADERS}
         self.assertEqual(
-            lines[:4],
-            cors + [b"Server: " + server.version, b"Date: " + http.datetimeToString(1796300000.25)],
+            lines[:6],
+            [name + b": " + value for name, value in common.items()]
+            + [b"Server: " + server.version, b"Date: " + http.datetimeToString(1796300000.25)],
         )
         self.assertEqual(http.datetimeToString(1796300000.25), b"Thu, 03 Dec 2026 12:13:20 GMT")
 
@@ -158,3 +160,76 @@ class BaseHeadersTests(SynchronousTestCase):
         self.assertEqual(names[:2], list(site_module.CORS_HEADERS))
         self.assertNotIn(b"Server", names)
         self.assertNotIn(b"Date", names)
+
+
+SANDBOX = b"default-src 'none'; sandbox"
+
+
+class SecurityHeadersTests(SynchronousTestCase):
+    """Issue 24.1: what we serve outside /ui/ is data; opened in a browser it never runs script on our origin."""
+
+    setUp = BaseHeadersTests.setUp
+    raw_response = BaseHeadersTests.raw_response
+    header_lines = BaseHeadersTests.header_lines
+
+    def security(self, response: bytes) -> dict[bytes, list[bytes]]:
+        found: dict[bytes, list[bytes]] = {}
+        for line in self.header_lines(response):
+            name, _, value = line.partition(b": ")
+            if name.lower() in (b"content-security-policy", b"x-content-type-options"):
+                found.setdefault(name.lower(), []).append(value)
+        return found
+
+    def test_every_response_outside_ui_is_sandboxed(self):
+        """Health, 404s, the registry, the API, Maven, a preflight: one sandboxing policy and nosniff each."""
+        for head in (
+            b"GET /health HTTP/1.1",
+            b"GET /nope HTTP/1.1",
+            b"GET /v2/ HTTP/1.1",
+            b"GET /v2/library/app/manifests/1 HTTP/1.1",
+            b"GET /api/v1/users HTTP/1.1",
+            b"GET /artifacts/central/a/b/1/b-1.pom HTTP/1.1",
+            b"OPTIONS /v2/ HTTP/1.1",
+            b"GET / HTTP/1.1",
+            b"DELETE /health HTTP/1.1",
+        ):
+            response = self.raw_response(head + b"\r\nHost: x\r\n\r\n")
+            self.assertEqual(
+                self.security(response),
+                {b"content-security-policy": [SANDBOX], b"x-content-type-options": [b"nosniff"]},
+                head,
+            )
+
+    def test_refused_before_the_body_is_sandboxed(self):
+        """A request refused from its headers (413, no `process`) carries the pair too."""
+        response = self.raw_response(b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
+        self.assertTrue(response.startswith(b"HTTP/1.1 413 "), response[:40])
+        self.assertEqual(
+            self.security(response), {b"content-security-policy": [SANDBOX], b"x-content-type-options": [b"nosniff"]}
+        )
+
+    def test_raw_errors_are_sandboxed(self):
+        """The connection-level answers written without a request (408, 503) carry the same two headers."""
+        from harbor_cache.http.client_limits import raw_error
+
+        response = raw_error(503, "Service Unavailable", "TOO_MANY_CONNECTIONS", "too many")
+        self.assertEqual(
+            self.security(response), {b"content-security-policy": [SANDBOX], b"x-content-type-options": [b"nosniff"]}
+        )
+        for name, value in site_module.SECURITY_HEADERS.items():
+            self.assertIn(b"\r\n" + name + b": " + value + b"\r\n", response)
+
+    def test_console_keeps_its_own_policy(self):
+        """/ui/ files carry the console's policy (its own scripts may run), once, instead of the sandbox."""
+        for path in (b"/ui/", b"/ui/app.js", b"/ui/style.css", b"/ui/icons/folder.svg"):
+            # (HEAD: a GET's body is produced by the real reactor)
+            response = self.raw_response(b"HEAD " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertTrue(response.startswith(b"HTTP/1.1 200 "), (path, response[:40]))
+            self.assertEqual(
+                self.security(response),
+                {
+                    b"content-security-policy": [site_module.CONSOLE_CSP.encode()],
+                    b"x-content-type-options": [b"nosniff"],
+                },
+                path,
+            )

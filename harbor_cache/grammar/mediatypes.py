@@ -34,6 +34,7 @@ __all__ = [
     "accepts",
     "detect_manifest_media_type",
     "manifest_references",
+    "served_manifest_type",
 ]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -130,6 +131,18 @@ def accepts(accept_header: str | None, media_type: str) -> bool:
         elif rank == best_rank:
             best_q = max(best_q, q)
     return best_rank >= 0 and best_q > 0
+
+
+def served_manifest_type(media_type: str) -> str:
+    """The ``Content-Type`` a stored manifest is served with: its media type when a manifest type, else octet-stream.
+
+    A proxied manifest's type comes from its upstream (``Content-Type`` or
+    the body's ``mediaType``) and may be anything, ``text/html`` included;
+    served as such, a browser would render it as a document of our origin.
+    Such a manifest is still stored and served (by digest its bytes are
+    what the client asked for), but as `OCTET_STREAM` (docs/security.md).
+    """
+    return media_type if media_type in MANIFEST_TYPES else OCTET_STREAM
 
 
 def _load_object(body: bytes) -> dict[str, Any]:

@@ -45,6 +45,8 @@ def raw_error(status: int, reason: str, code: str, message: str, detail=None) ->
     body = error_body(code, message, detail)
     head = (
         f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+        # (`site.SECURITY_HEADERS`, which every response carries)
+        "Content-Security-Policy: default-src 'none'; sandbox\r\nX-Content-Type-Options: nosniff\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     )
     return head.encode("latin-1") + body

@@ -55,21 +55,31 @@ PREFLIGHT_HEADERS = {
 }
 
 
+#: on every response outside ``/ui/`` (`ConsoleFiles` replaces the policy with `CONSOLE_CSP`): what we serve is
+#: data (a deployed ``.pom``, a proxied ``.xml`` or manifest), and a browser that opens it as a document must not
+#: run script from it on the console's origin, whatever its Content-Type says (docs/security.md)
+SECURITY_HEADERS = {
+    b"Content-Security-Policy": b"default-src 'none'; sandbox",
+    b"X-Content-Type-Options": b"nosniff",
+}
+
+
 class _BaseHeaders:
-    """The CORS pair, ``Server`` and ``Date`` as `Headers` stores them, names and values checked once.
+    """The CORS pair, the security pair, ``Server`` and ``Date`` as `Headers` stores them, checked once.
 
     `every_response` gives fresh lists each time (a handler may add to a
-    header's list), in the order the headers were set before: CORS, then
-    ``Server`` and ``Date`` as `server.Request.process` sets them.  The
-    ``Date`` value is `http.datetimeToString` of the current second, kept
-    until the second changes.
+    header's list), in the order the headers were set before: CORS and
+    `SECURITY_HEADERS`, then ``Server`` and ``Date`` as
+    `server.Request.process` sets them.  The ``Date`` value is
+    `http.datetimeToString` of the current second, kept until the second
+    changes.
     """
 
     def __init__(self):
         checked = http_headers.Headers()
-        for name, value in CORS_HEADERS.items():
+        for name, value in {**CORS_HEADERS, **SECURITY_HEADERS}.items():
             checked.setRawHeaders(name, [value])
-        self._cors = [(name, values[0]) for name, values in checked._rawHeaders.items()]
+        self._common = [(name, values[0]) for name, values in checked._rawHeaders.items()]
         checked.setRawHeaders(b"Server", [server.version])
         checked.setRawHeaders(b"Date", [b""])
         names = list(checked._rawHeaders)
@@ -78,8 +88,9 @@ class _BaseHeaders:
         self._second = -1
         self._date = b""
 
-    def cors(self) -> dict[bytes, list[bytes]]:
-        return {name: [value] for name, value in self._cors}
+    def common(self) -> dict[bytes, list[bytes]]:
+        """CORS and `SECURITY_HEADERS`: what a preflight answer carries too."""
+        return {name: [value] for name, value in self._common}
 
     def every_response(self) -> dict[bytes, list[bytes]]:
         now = time.time()
@@ -87,7 +98,7 @@ class _BaseHeaders:
         if second != self._second:
             self._second = second
             self._date = http.datetimeToString(now)
-        headers = self.cors()
+        headers = self.common()
         headers[self._server[0]] = [self._server[1]]
         headers[self._date_name] = [self._date]
         return headers
@@ -247,6 +258,8 @@ class HarborRequest(server.Request):
         self.started_at = time.monotonic()
         channel.persistent = False
         body = write_error(self, status_of(error), error.code, error.message, error.detail)
+        for name, value in SECURITY_HEADERS.items():
+            self.setHeader(name, value)
         self.setHeader(b"Connection", b"close")
         self.setHeader(b"Content-Length", b"%d" % len(body))
         self.write(b"" if self.method == b"HEAD" else body)
@@ -273,7 +286,7 @@ class HarborRequest(server.Request):
         self.started_at = time.monotonic()
         raw = self.responseHeaders._rawHeaders
         if self.method == b"OPTIONS":
-            raw.update(_BASE_HEADERS.cors())
+            raw.update(_BASE_HEADERS.common())
             for name, value in PREFLIGHT_HEADERS.items():
                 self.setHeader(name, value)
             self.setResponseCode(204)

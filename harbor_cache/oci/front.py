@@ -20,7 +20,7 @@ from harbor_cache.errors import (
     Unsupported,
 )
 from harbor_cache.grammar.digests import is_digest_reference
-from harbor_cache.grammar.mediatypes import INDEX_TYPES, accepts
+from harbor_cache.grammar.mediatypes import INDEX_TYPES, accepts, served_manifest_type
 from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
 from harbor_cache.grammar.namespaces import UnknownRegistry
 from harbor_cache.grammar.oci_paths import V2Route, parse_v2_path
@@ -51,10 +51,10 @@ RouteHandler = Callable[[Any, V2Route], Awaitable[Any]]
 
 
 def _acceptable(request, media_type: str) -> bool:
-    """Whether a manifest of ``media_type`` may answer this request by tag (its Accept header; an index
-    always may)."""
+    """Whether a manifest of ``media_type`` may answer this request by tag (its Accept header, for the type it
+    is served as; an index always may)."""
     accept = b",".join(request.requestHeaders.getRawHeaders(b"Accept") or []).decode("latin-1") or None
-    return accepts(accept, media_type) or media_type in INDEX_TYPES
+    return accepts(accept, served_manifest_type(media_type)) or media_type in INDEX_TYPES
 
 
 class OciFront:
@@ -158,7 +158,7 @@ class OciFront:
 
     def _manifest_answer(self, request, result) -> bytes:
         """Headers for a manifest the client may have; its body (b"" for HEAD and 304)."""
-        request.setHeader(b"Content-Type", result.media_type.encode())
+        request.setHeader(b"Content-Type", served_manifest_type(result.media_type).encode())
         request.setHeader(b"Docker-Content-Digest", result.digest.encode())
         request.setHeader(b"ETag", b'"%s"' % result.digest.encode())
         if result.stale:
