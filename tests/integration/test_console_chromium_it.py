@@ -327,6 +327,23 @@ class ConsoleTests(SynchronousTestCase):
         os.unlink(path)
         return data
 
+    def assert_icon(self, row, svg):
+        """The row's icon shows ``icons/<svg>`` (issue 23.3): the computed background image names it, it is not
+        repeated, and the browser fetched it."""
+        icon = row.find_element("css selector", ".icon")
+        image = self.d.execute_script("return getComputedStyle(arguments[0]).backgroundImage", icon)
+        self.assertRegex(image, r'^url\("[^"]*/ui/icons/%s"\)$' % svg.replace(".", r"\."))
+        self.assertEqual(
+            self.d.execute_script("return getComputedStyle(arguments[0]).backgroundRepeat", icon), "no-repeat"
+        )
+        self.wait(
+            lambda d: d.execute_script(
+                "return performance.getEntriesByType('resource').some(e => e.name.endsWith('/ui/icons/' + arguments[0]))",
+                svg,
+            ),
+            message="icons/%s was never fetched" % svg,
+        )
+
     def api(self, method, path, body=None):
         token = self.c.server.login()
         status, _, data = support.http(method, self.url + path, headers={"Authorization": "Bearer " + token}, body=body)
@@ -380,6 +397,7 @@ class ConsoleTests(SynchronousTestCase):
         self.assertIn("small", rows)
         self.assertEqual(rows["small"].find_elements("css selector", "td")[1].text, "", "directories have no size")
         self.assertEqual(rows["small"].find_element("css selector", ".icon").get_attribute("class"), "icon icon-dir")
+        self.assert_icon(rows["small"], "folder.svg")
         self.click_link("small")
         self.wait(lambda d: self.hash_params().get("path") == "harness/small")
         self.crumbs(["central", "harness", "small"])
@@ -388,6 +406,7 @@ class ConsoleTests(SynchronousTestCase):
         self.crumbs(["central", "harness", "small", "1.0"])
         jar_row = [r for r in self.all("table.entries tbody tr") if "small-1.0.jar" in r.text][0]
         self.assertEqual(jar_row.find_element("css selector", ".icon").get_attribute("class"), "icon icon-file")
+        self.assert_icon(jar_row, "file.svg")
         local = os.path.join(self.c.maven_root, "harness/small/1.0/small-1.0.jar")
         size = os.path.getsize(local)
         self.assertRegex(jar_row.find_elements("css selector", "td")[1].text, r"^\d+(\.\d\d KB| B)$")
