@@ -3,13 +3,14 @@
 Three ways markup reached the origin as a document before: a ``.pom`` a
 read-write user deployed (plain HTTP ``PUT`` into the hosted Maven repository
 ``releases``) holding an XHTML ``<x:script>``, served as ``application/xml``;
-the same file proxied from an upstream (nginx, repository ``central``); and a
-manifest that a loopback OCI upstream labels ``text/html`` (header and
-``mediaType``), served back as ``text/html``.  Chromium opens each address
-the way a user following a link would; each script would set
-``document.title`` and write ``localStorage`` of the origin.  Neither may
-happen, and the console itself (its own scripts, under its own policy) still
-logs in and shows the dashboard.
+the same file proxied from an upstream as ``.pom`` and ``.xml`` (nginx,
+repository ``central``); and a manifest that a loopback OCI upstream labels
+``text/html`` (header and ``mediaType``), served back as ``text/html``.
+Chromium opens each address the way a user following a link would; each
+script would set ``document.title`` (in an HTML document) and write
+``localStorage`` of the origin, which is read back from ``/ui/``.  Neither
+may happen, and the console itself (its own scripts, under its own policy)
+still logs in and shows the dashboard.
 
 The browser is headless, sandbox and GPU off, a fresh profile, downloads
 refused; it only ever talks to 127.0.0.1.
@@ -51,6 +52,7 @@ def _pom(source: str) -> bytes:
 
 
 POM_PATH = "org/evil/evil/1.0/evil-1.0.pom"
+XML_PATH = "org/evil/evil/1.0/evil-1.0-descriptor.xml"
 #: the manifest: JSON that an HTML parser reads as a page with a script in it
 MANIFEST = json.dumps(
     {"schemaVersion": 2, "mediaType": "text/html", "x": "<script>%s</script>" % _script("manifest")}
@@ -103,8 +105,9 @@ class Peers:
             self.maven_root = tempfile.mkdtemp(prefix="harbor-it-hostile-maven-")
             self.closers.append(lambda: shutil.rmtree(self.maven_root, ignore_errors=True))
             os.makedirs(os.path.join(self.maven_root, os.path.dirname(POM_PATH)))
-            with open(os.path.join(self.maven_root, POM_PATH), "wb") as f:
-                f.write(_pom("proxied"))
+            for path in (POM_PATH, XML_PATH):
+                with open(os.path.join(self.maven_root, path), "wb") as f:
+                    f.write(_pom("proxied"))
             for dirpath, _dirnames, filenames in os.walk(self.maven_root):
                 os.chmod(dirpath, 0o755)
                 for name in filenames:
@@ -196,10 +199,13 @@ class StoredScriptTests(SynchronousTestCase):
         self.assertEqual(headers.get("Content-Security-Policy"), "default-src 'none'; sandbox")
         self.assertEqual(headers.get("X-Content-Type-Options"), "nosniff")
 
-    def test_proxied_pom(self):
-        """The same file proxied from a Maven upstream (a miss, then a hit from the cache)."""
-        for _ in range(2):
-            self.open_and_check("/artifacts/central/" + POM_PATH, "proxied")
+    def test_proxied_pom_and_xml(self):
+        """The same file proxied from a Maven upstream as .pom and as .xml (a miss, then a hit from the cache)."""
+        for path in (POM_PATH, XML_PATH):
+            for _ in range(2):
+                self.open_and_check("/artifacts/central/" + path, "proxied")
+            status, headers, _ = support.http("GET", "%s/artifacts/central/%s" % (self.url, path))
+            self.assertEqual((status, headers.get("Content-Type")), (200, "application/xml"))
 
     def test_proxied_manifest_labelled_html(self):
         """A manifest the upstream labels text/html: served as application/octet-stream, and nothing runs."""
