@@ -12,6 +12,7 @@ import json
 import os
 import re
 from types import SimpleNamespace
+from unittest.mock import Mock
 
 import jwt
 from treq.testing import StubTreq
@@ -22,6 +23,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbor_cache import __version__
 from harbor_cache.api.openapi import build_document
 from harbor_cache.auth import credential_stamp
+from harbor_cache.grammar.oci_paths import parse_v2_path
+from harbor_cache.oci.hosted import HostedFront
 from harbor_cache.settings.runtime import SETTINGS
 from harbor_cache.testing import InlineBcrypt, build_app, fixed_keys
 
@@ -597,6 +600,26 @@ class OpenApiTests(ApiCase):
             ("/.well-known/jwks.json", "get"),
         ]:
             self.assertIn(method, paths.get(path, {}), path)
+
+    def test_every_v2_kind_is_described(self):
+        """Each kind of /v2/ path the OCI front serves (grammar.oci_paths) has a path in the document.
+
+        The served kinds are the front's own (base, manifest and blob pulls) and
+        HostedFront's extensions; a documented path is mapped back to its kind
+        by the same parser the front uses.
+        """
+        samples = {"{name}": "library/x", "{reference}": "latest", "{digest}": "sha256:" + "0" * 64}
+        samples["{session_id}"] = "session"
+        documented = set()
+        for path in build_document(__version__)["paths"]:
+            if path.startswith("/v2/"):
+                for template, value in samples.items():
+                    path = path.replace(template, value)
+                route = parse_v2_path(path[len("/v2/") :])
+                self.assertIsNotNone(route, path)
+                documented.add(route.kind)
+        served = {"base", "manifest", "blob"} | set(HostedFront.routes(Mock()))  # only the keys matter
+        self.assertEqual(served - documented, set())
 
     def test_refs_resolve(self):
         """Every $ref points at a schema that exists."""

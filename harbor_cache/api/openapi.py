@@ -1479,6 +1479,28 @@ def _v2_paths() -> dict:
                 security=security[:2],
             ),
         },
+        "/v2/{name}/referrers/{digest}": {
+            "get": _op(
+                "Manifests pushed here whose subject is this digest (OCI referrers API; HEAD too)",
+                {
+                    "200": {
+                        "description": "Their descriptors as an OCI image index (empty when there are none); "
+                        "OCI-Filters-Applied: artifactType when that filter was applied.",
+                        "content": {"application/vnd.oci.image.index.v1+json": {"schema": {"type": "object"}}},
+                    },
+                    "400": _error("NAME_INVALID or DIGEST_INVALID."),
+                    **unauthorized,
+                },
+                parameters=[
+                    name,
+                    digest,
+                    _query_param("artifactType", {"type": "string"}, "Only referrers of this artifact type"),
+                ],
+                tags=tags,
+                operation_id="getReferrers",
+                security=security,
+            ),
+        },
     }
 
 
