@@ -420,14 +420,18 @@ class ConfigEndpointTests(ApiCase):
         self.admin = self.token("admin")
 
     def test_list(self):
-        """GET /api/v1/config: every runtime key with its value; updated_at null while at the default."""
+        """GET /api/v1/config: every runtime key with its value; a key at its default is dated (as the seed
+        dates every entry) when the default came into effect: the start, here the clock's time at start-up."""
+        self.clock.advance(3600)
         r = self.request("GET", "/api/v1/config", token=self.admin)
         entries = r.json()
         self.assertEqual([e["key"] for e in entries], sorted(SETTINGS))
         by_key = {e["key"]: e for e in entries}
         self.assertEqual(
-            by_key["cache.max_size"], {"key": "cache.max_size", "value": "10737418240", "updated_at": None}
+            by_key["cache.max_size"],
+            {"key": "cache.max_size", "value": "10737418240", "updated_at": "2023-11-14T22:13:20Z"},
         )
+        self.assertTrue(all(e["updated_at"] is not None for e in entries))
 
     def test_put_then_get(self):
         """PUT stores every entry and answers {"updated": n}; the new value applies at once."""
@@ -490,11 +494,15 @@ class ConfigEndpointTests(ApiCase):
         self.request(
             "PUT", "/api/v1/config", {"entries": [{"key": "cache.eviction_policy", "value": "lfu"}]}, token=self.admin
         )
+        self.clock.advance(60)
         r = self.request("DELETE", "/api/v1/config/cache.eviction_policy", token=self.admin)
         self.assertEqual((r.code, r.body), (204, b""))
         self.assertEqual(self.settings.get("cache.eviction_policy"), "lru")
+        self.clock.advance(60)
         r = self.request("GET", "/api/v1/config/cache.eviction_policy", token=self.admin)
-        self.assertEqual(r.json()["updated_at"], None)
+        self.assertEqual(
+            r.json(), {"key": "cache.eviction_policy", "value": "lru", "updated_at": "2023-11-14T22:14:20Z"}
+        )
 
 
 class CacheEndpointTests(ApiCase):

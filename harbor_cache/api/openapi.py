@@ -235,8 +235,9 @@ SCHEMAS: dict[str, Any] = {
             "key": _ref("ConfigKey"),
             "value": {"type": "string"},
             "updated_at": {
-                "anyOf": [TIMESTAMP, {"type": "null"}],
-                "description": "null while the key is at its default",
+                **TIMESTAMP,
+                "description": "When the value was stored; for a key at its default, when the default came into "
+                "effect on this node (process start, or the reset that brought it back)",
             },
         },
     },
@@ -541,7 +542,7 @@ SCHEMAS.update(
                 "description": {"type": "string"},
                 "default": {"type": "string"},
                 "value": {"type": "string", "description": "Current value, as stored"},
-                "updated_at": NULLABLE_TIMESTAMP,
+                "updated_at": {**NULLABLE_TIMESTAMP, "description": "When the value was stored; null at the default"},
                 "minimum": {"type": "integer"},
                 "maximum": {"type": "integer"},
                 "enum": {"type": "array", "items": {"type": "string"}},
