@@ -633,7 +633,12 @@ class OciCache:
         if cached is None:
             return None
         now = self.clock.seconds()
-        await self.index.mark_tag_fetched(name, tag, now)
+        try:
+            await self.index.mark_tag_fetched(name, tag, now)
+        except Exception as e:
+            if not is_disk_full(e):
+                raise
+            log.warn("disk full: tag {name}:{tag} revalidated, its new time kept in memory only", name=name, tag=tag)
         state.fetched_at = now
         cached.cache_status = "revalidated"
         cached.upstream = up.name
