@@ -1,8 +1,11 @@
 """Prometheus metrics, on a registry of our own (never the process-global one).
 
 The seed's four plain counters come first; the labelled ones break the same
-events down by front (``oci``/``maven``) and source (upstream name or Maven
-repository id).  Label names match the fields of our log lines.
+events down by front (``oci``/``maven``) and source: the upstream's name for
+OCI (for a hit or a stale serve, the upstream the content came from;
+``hosted`` for pushed content), the repository id for Maven.  Both are
+configured names, so the series stay bounded.  Label names match the fields
+of our log lines.
 """
 
 from __future__ import annotations

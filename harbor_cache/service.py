@@ -275,7 +275,7 @@ class HarborApp:
         """The OCI cache core, the hosted registry, registry tokens and the /v2 front."""
         clock, config = self.clock, self.config
         self.upstreams = UpstreamSet([self._registry_upstream(u) for u in config.upstreams])
-        self.upstream_health = HealthMonitor(self.upstreams, self.settings, self.metrics, clock)
+        self.upstream_health = HealthMonitor(self.upstreams, self.settings, self.metrics, clock, audit=self.audit)
         self.upstream_catalog = UpstreamCatalog(
             index=self.index,
             upstream_set=self.upstreams,

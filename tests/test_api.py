@@ -12,6 +12,7 @@ import json
 import os
 import re
 from types import SimpleNamespace
+from unittest.mock import Mock
 
 import jwt
 from treq.testing import StubTreq
@@ -22,6 +23,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbor_cache import __version__
 from harbor_cache.api.openapi import build_document
 from harbor_cache.auth import credential_stamp
+from harbor_cache.grammar.oci_paths import parse_v2_path
+from harbor_cache.oci.hosted import HostedFront
 from harbor_cache.settings.runtime import SETTINGS
 from harbor_cache.testing import InlineBcrypt, build_app, fixed_keys
 
@@ -417,14 +420,18 @@ class ConfigEndpointTests(ApiCase):
         self.admin = self.token("admin")
 
     def test_list(self):
-        """GET /api/v1/config: every runtime key with its value; updated_at null while at the default."""
+        """GET /api/v1/config: every runtime key with its value; a key at its default is dated (as the seed
+        dates every entry) when the default came into effect: the start, here the clock's time at start-up."""
+        self.clock.advance(3600)
         r = self.request("GET", "/api/v1/config", token=self.admin)
         entries = r.json()
         self.assertEqual([e["key"] for e in entries], sorted(SETTINGS))
         by_key = {e["key"]: e for e in entries}
         self.assertEqual(
-            by_key["cache.max_size"], {"key": "cache.max_size", "value": "10737418240", "updated_at": None}
+            by_key["cache.max_size"],
+            {"key": "cache.max_size", "value": "10737418240", "updated_at": "2023-11-14T22:13:20Z"},
         )
+        self.assertTrue(all(e["updated_at"] is not None for e in entries))
 
     def test_put_then_get(self):
         """PUT stores every entry and answers {"updated": n}; the new value applies at once."""
@@ -487,11 +494,15 @@ class ConfigEndpointTests(ApiCase):
         self.request(
             "PUT", "/api/v1/config", {"entries": [{"key": "cache.eviction_policy", "value": "lfu"}]}, token=self.admin
         )
+        self.clock.advance(60)
         r = self.request("DELETE", "/api/v1/config/cache.eviction_policy", token=self.admin)
         self.assertEqual((r.code, r.body), (204, b""))
         self.assertEqual(self.settings.get("cache.eviction_policy"), "lru")
+        self.clock.advance(60)
         r = self.request("GET", "/api/v1/config/cache.eviction_policy", token=self.admin)
-        self.assertEqual(r.json()["updated_at"], None)
+        self.assertEqual(
+            r.json(), {"key": "cache.eviction_policy", "value": "lru", "updated_at": "2023-11-14T22:14:20Z"}
+        )
 
 
 class CacheEndpointTests(ApiCase):
@@ -597,6 +608,26 @@ class OpenApiTests(ApiCase):
             ("/.well-known/jwks.json", "get"),
         ]:
             self.assertIn(method, paths.get(path, {}), path)
+
+    def test_every_v2_kind_is_described(self):
+        """Each kind of /v2/ path the OCI front serves (grammar.oci_paths) has a path in the document.
+
+        The served kinds are the front's own (base, manifest and blob pulls) and
+        HostedFront's extensions; a documented path is mapped back to its kind
+        by the same parser the front uses.
+        """
+        samples = {"{name}": "library/x", "{reference}": "latest", "{digest}": "sha256:" + "0" * 64}
+        samples["{session_id}"] = "session"
+        documented = set()
+        for path in build_document(__version__)["paths"]:
+            if path.startswith("/v2/"):
+                for template, value in samples.items():
+                    path = path.replace(template, value)
+                route = parse_v2_path(path[len("/v2/") :])
+                self.assertIsNotNone(route, path)
+                documented.add(route.kind)
+        served = {"base", "manifest", "blob"} | set(HostedFront.routes(Mock()))  # only the keys matter
+        self.assertEqual(served - documented, set())
 
     def test_refs_resolve(self):
         """Every $ref points at a schema that exists."""

@@ -11,6 +11,7 @@ import os
 
 from twisted.internet import defer
 from twisted.internet.task import Clock
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.core.eviction import DAY, Evictor, human_size
@@ -436,3 +437,57 @@ class StatsTests(EvictionCase):
         self.assertEqual(human_size(1 << 30), "1.00 GB")
         self.assertEqual(human_size((1 << 20) - 1), "1.00 MB")
         self.assertEqual(human_size(10 * (1 << 40)), "10.00 TB")
+
+
+class FakeSpace:
+    """A `DiskSpace` whose free bytes the test sets."""
+
+    def __init__(self, floor):
+        self.floor_bytes = floor
+        self.free_bytes = floor
+
+    def free(self):
+        return self.free_bytes
+
+    def shortfall(self):
+        return max(0, self.floor_bytes - self.free_bytes)
+
+
+class FreeSpaceFloorLogTests(EvictionCase):
+    def setUp(self):
+        super().setUp()
+        self.space = self.evictor.space = FakeSpace(1 << 30)
+        self.lines = []
+
+        def observe(event):
+            if event.get("log_namespace") == "harbor_cache.core.eviction":
+                self.lines.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+
+    def test_below_the_floor_is_logged_once_per_state_change(self):
+        """A disk that stays below cache.min_free_bytes logs one line, not one per pass; so does the way back.
+
+        First pass: below, one entry to evict (the "below" line); then nothing
+        left to evict (one "no proxied content left" line for any number of
+        passes); then free again (one "back above" line); below again: logged again.
+        """
+        self.add("a", 100)
+        self.space.free_bytes -= 50
+        self.assertEqual(self.run_pass(), 1)
+        self.assertEqual(len([line for line in self.lines if "below cache.min_free_bytes: evicting" in line]), 1)
+        for _ in range(5):
+            self.assertEqual(self.run_pass(), 0)
+        below = [line for line in self.lines if "below cache.min_free_bytes" in line]
+        self.assertEqual(len(below), 2, below)  # "evicting", then "no proxied content left"
+        self.assertIn("no proxied content left to evict", below[1])
+        self.assertEqual(self.evictor.floor_state, "stuck")
+        self.space.free_bytes = self.space.floor_bytes
+        self.run_pass()
+        self.run_pass()
+        self.assertEqual(len([line for line in self.lines if "back above" in line]), 1)
+        self.space.free_bytes -= 1
+        self.run_pass()
+        self.run_pass()
+        self.assertEqual(len([line for line in self.lines if "below cache.min_free_bytes: evicting" in line]), 2)

@@ -17,7 +17,9 @@ when a token was sent but cannot be honoured), 403 ``DENIED`` with
 Decisions the seed leaves open (also stated in the OpenAPI document):
 
 - timestamps are ISO 8601 UTC with a ``Z`` and whole seconds;
-  a configuration entry still at its default has ``"updated_at": null``;
+  a configuration entry still at its default is dated when the default came
+  into effect on this node (process start, or the reset that brought it back),
+  as the seed gives every entry a timestamp;
 - 409 ``CONFLICT`` for a taken username and for deleting or demoting the
   last admin; 404 ``NOT_FOUND`` for an unknown user id or configuration key
   (GET, DELETE); PUT with an unknown key or bad value is 400 and changes

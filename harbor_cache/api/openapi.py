@@ -235,8 +235,9 @@ SCHEMAS: dict[str, Any] = {
             "key": _ref("ConfigKey"),
             "value": {"type": "string"},
             "updated_at": {
-                "anyOf": [TIMESTAMP, {"type": "null"}],
-                "description": "null while the key is at its default",
+                **TIMESTAMP,
+                "description": "When the value was stored; for a key at its default, when the default came into "
+                "effect on this node (process start, or the reset that brought it back)",
             },
         },
     },
@@ -541,7 +542,7 @@ SCHEMAS.update(
                 "description": {"type": "string"},
                 "default": {"type": "string"},
                 "value": {"type": "string", "description": "Current value, as stored"},
-                "updated_at": NULLABLE_TIMESTAMP,
+                "updated_at": {**NULLABLE_TIMESTAMP, "description": "When the value was stored; null at the default"},
                 "minimum": {"type": "integer"},
                 "maximum": {"type": "integer"},
                 "enum": {"type": "array", "items": {"type": "string"}},
@@ -1477,6 +1478,28 @@ def _v2_paths() -> dict:
                 tags=tags,
                 operation_id="cancelUpload",
                 security=security[:2],
+            ),
+        },
+        "/v2/{name}/referrers/{digest}": {
+            "get": _op(
+                "Manifests pushed here whose subject is this digest (OCI referrers API; HEAD too)",
+                {
+                    "200": {
+                        "description": "Their descriptors as an OCI image index (empty when there are none); "
+                        "OCI-Filters-Applied: artifactType when that filter was applied.",
+                        "content": {"application/vnd.oci.image.index.v1+json": {"schema": {"type": "object"}}},
+                    },
+                    "400": _error("NAME_INVALID or DIGEST_INVALID."),
+                    **unauthorized,
+                },
+                parameters=[
+                    name,
+                    digest,
+                    _query_param("artifactType", {"type": "string"}, "Only referrers of this artifact type"),
+                ],
+                tags=tags,
+                operation_id="getReferrers",
+                security=security,
             ),
         },
     }

@@ -57,6 +57,18 @@ class AccessRecorder:
         return len(touches)
 
 
+def hit_source(entry) -> str:
+    """The ``source`` label of a hit on an index entry: the upstream it came from.
+
+    Upstream names are configured, so the label set stays bounded.  Pushed
+    content has no upstream ("hosted"); a proxied row that does not say
+    (written before rows named their upstream) is "unknown".
+    """
+    if entry.upstream:
+        return entry.upstream
+    return "hosted" if entry.kind == "hosted" else "unknown"
+
+
 class Outcomes:
     """What a front's cache core reports per request: hits, misses, upstream errors.
 

@@ -1,7 +1,8 @@
 """The audit log: who did what and when, kept in the index for the console.
 
 Fronts call `AuditLog.record` after an action succeeded (or, for a failed
-login, after it failed).  Recording never fails the action it describes: a
+login, after it failed); the upstream health monitor records the blocks and
+unblocks it decides (``upstream.block``/``upstream.unblock``, no actor).  Recording never fails the action it describes: a
 write error is logged and swallowed, because refusing a push or a login
 because the log could not be written would turn a bookkeeping fault into an
 outage.  Records older than ``audit.retention_days`` are dropped by `prune`
@@ -38,6 +39,8 @@ ACTIONS = (
     "upstream.create",
     "upstream.update",
     "upstream.delete",
+    "upstream.block",
+    "upstream.unblock",
 )
 
 

@@ -67,7 +67,8 @@ class DownloadJob(Protocol):
 
     ``key`` identifies it in the in-flight table (and the lease); ``front``
     and ``source`` label its metrics until `open` names the upstream that
-    answered; ``extra_hashes`` are computed beside the sha256 as the body
+    answered (so ``source`` is the upstream expected to answer: joins of a
+    download that fails before any answer are counted under it); ``extra_hashes`` are computed beside the sha256 as the body
     arrives (Maven's sha1).  ``adoptable``: with a lease book, another node
     may be fetching it, and `adopt` finds its commit.
     """
@@ -113,6 +114,9 @@ class Download:
         self.committed = Observable()
         self.result: Any = None
         self.joined = 0
+        # Joins before `source` is known (the upstream has not answered yet): counted once it is.
+        self.unlabelled_joins = 0
+        self.source_known = False
         self.started_at: float | None = None
 
     @property
@@ -141,8 +145,18 @@ class Downloads:
         dl = self.inflight.get(key)
         if dl is not None:
             dl.joined += 1
-            self.metrics.coalesced.labels(dl.front, dl.source).inc()
+            if dl.source_known:
+                self.metrics.coalesced.labels(dl.front, dl.source).inc()
+            else:
+                dl.unlabelled_joins += 1
         return dl
+
+    def _label_joins(self, dl: Download) -> None:
+        """``dl.source`` is final: the joins so far are counted under it, later ones at once."""
+        dl.source_known = True
+        if dl.unlabelled_joins:
+            self.metrics.coalesced.labels(dl.front, dl.source).inc(dl.unlabelled_joins)
+            dl.unlabelled_joins = 0
 
     def start(self, job: DownloadJob) -> Download:
         """Begin ``job``'s download; the caller then waits on ``download.headers_ready``."""
@@ -161,7 +175,9 @@ class Downloads:
             if job.adoptable and self.leases is not None:
                 lease, adopted = await self.leases.hold_or_adopt(lease_name(dl.key), job.adopt)
                 if lease is None:
-                    dl.source = "node"
+                    # Another node fetched it: the upstream its row names (else "node").
+                    dl.source = getattr(adopted.result, "upstream", None) or "node"
+                    self._label_joins(dl)
                     dl.result, dl.temp = adopted
                     dl.headers_ready.fire(dl)
                     dl.committed.fire(dl)
@@ -169,6 +185,7 @@ class Downloads:
             if self.space is not None:
                 self.space.check_room(None)  # not even worth asking the upstream
             response, dl.source = await job.open()
+            self._label_joins(dl)
             dl.response = response
             if self.space is not None:
                 try:
@@ -191,6 +208,7 @@ class Downloads:
             dl.committed.fire(dl)
         except BaseException as e:
             reason = type(e).__name__
+            self._label_joins(dl)  # no upstream answered: under the one expected to (the job's source)
             if dl.headers_ready.fired:
                 # The upstream answered but its body failed or did not verify;
                 # failures before that are counted where the upstream is chosen.

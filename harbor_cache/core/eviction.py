@@ -154,6 +154,9 @@ class Evictor:
         self.last_pass: dict[str, Any] = {}
         self.space: DiskSpace | None = None  # core.diskspace.DiskSpace: the free-space floor (None: not kept)
         self.orphans: OrphanSweeper | None = None  # core.orphans.OrphanSweeper (None: no sweep)
+        # Where the free-space floor stood after the last pass: "ok", "evicting" (below it, proxied content
+        # went) or "stuck" (below it with nothing left to evict).  Logged when it changes, not every pass.
+        self.floor_state = "ok"
 
     # -- public ------------------------------------------------------------
 
@@ -242,13 +245,17 @@ class Evictor:
         space = self.space
         shortfall = space.shortfall() if space is not None else 0
         if space is not None and shortfall > 0:
-            log.warn(
-                "{free} bytes free, below cache.min_free_bytes: evicting {shortfall} bytes",
-                free=space.free(),
-                shortfall=shortfall,
-            )
+            if self.floor_state == "ok":
+                log.warn(
+                    "{free} bytes free, below cache.min_free_bytes: evicting {shortfall} bytes",
+                    free=space.free(),
+                    shortfall=shortfall,
+                )
             more, size = await self._sweep(policy, excess=shortfall, size=size)
             evicted += more
+            self._floor_now("evicting" if more else "stuck", space)
+        elif space is not None:
+            self._floor_now("ok", space)
         await self._keep_reserve()
         self.last_pass = {
             "expired": expired,
@@ -267,6 +274,20 @@ class Evictor:
                 max_size=max_size,
             )
         return expired + evicted
+
+    def _floor_now(self, state: str, space: DiskSpace) -> None:
+        """Record where the free-space floor stands; log only a change (a full disk would log every pass)."""
+        previous, self.floor_state = self.floor_state, state
+        if state == previous:
+            return
+        if state == "stuck":
+            log.warn(
+                "{free} bytes free, below cache.min_free_bytes, and no proxied content left to evict: "
+                "hosted content or other files fill the disk",
+                free=space.free(),
+            )
+        elif state == "ok":
+            log.info("{free} bytes free: back above cache.min_free_bytes", free=space.free())
 
     async def _clear(self) -> int:
         removed, _ = await self._sweep("id", protect=False)

@@ -34,6 +34,7 @@ from twisted.web import http
 from twisted.web.http import datetimeToString
 
 from harbor_cache.core.access import NegativeCache, Outcomes
+from harbor_cache.core.diskspace import is_disk_full
 from harbor_cache.core.downloads import Adopted, Download, Downloads, Opened
 from harbor_cache.core.maven_group import MavenGroups
 from harbor_cache.core.maven_hosted import checksum_algorithm, hash_file
@@ -616,7 +617,12 @@ class MavenCache:
             response = await self._open(repo_id, path, headers)
         except NotModified:
             now = self.clock.seconds()
-            await self.index.mark_fetched(row.id, now)
+            try:
+                await self.index.mark_fetched(row.id, now)
+            except Exception as e:
+                if not is_disk_full(e):
+                    raise
+                log.warn("disk full: {path} revalidated, its new time kept in memory only", path=path)
             current = self._rows.get((repo_id, path))
             if current is not None:
                 current.fetched_at = now

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from harbor_cache.core.access import NegativeCache, Outcomes
+from harbor_cache.core.access import NegativeCache, Outcomes, hit_source
 from harbor_cache.core.diskspace import is_disk_full
 from harbor_cache.core.downloads import Adopted, Download, Downloads, Opened
 from harbor_cache.core.memory import BoundedMemory
@@ -68,6 +68,7 @@ class ManifestResult:
     cache_status: CacheStatus
     stale: bool = False
     upstream: str | None = None  # the upstream that answered this time (None: the cache alone)
+    source: str = "unknown"  # from the cache: the upstream it came from (`hit_source`), which stale serves name
 
 
 @dataclass
@@ -118,9 +119,10 @@ class OciCache:
         self.negative = NegativeCache(clock, lambda: settings.get("cache.negative_ttl_seconds"))
         # Manifest bodies and media types by digest.
         self.manifests: BoundedMemory[tuple[bytes, str]] = BoundedMemory(MANIFEST_MEMORY_BYTES, _first_length)
-        self._blob_rows: dict[str, tuple[int, int]] = {}  # digest -> (entry id, size)
-        # (name, digest) -> (entry id, media type, digest of the stored file)
-        self._manifest_rows: dict[tuple[str, str], tuple[int, str, str]] = {}
+        # digest -> (entry id, size, `hit_source`: the upstream it came from, for the hit and stale metrics)
+        self._blob_rows: dict[str, tuple[int, int, str]] = {}
+        # (name, digest) -> (entry id, media type, digest of the stored file, `hit_source`)
+        self._manifest_rows: dict[tuple[str, str], tuple[int, str, str, str]] = {}
         self._tags: dict[tuple[str, str], TagState] = {}
         self._single = SingleFlight()
         self.outcomes = Outcomes("oci", access, metrics)
@@ -203,13 +205,13 @@ class OciCache:
 
     # -- blobs ---------------------------------------------------------------
 
-    async def _blob_row(self, digest: str) -> tuple[int, int] | None:
+    async def _blob_row(self, digest: str) -> tuple[int, int, str] | None:
         row = self._blob_rows.get(digest)
         if row is None:
             entry = await self.index.get_entry("blob", "", digest)
             if entry is None:
                 return None
-            row = self._blob_rows[digest] = (entry.id, entry.size)
+            row = self._blob_rows[digest] = (entry.id, entry.size, hit_source(entry))
         return row
 
     async def stored_blob_size(self, digest: str) -> int | None:
@@ -231,7 +233,8 @@ class OciCache:
         """
         size = await self.stored_blob_size(digest)
         if size is not None:
-            self.outcomes.hit(self._blob_rows[digest][0], "cache")
+            entry_id, _, source = self._blob_rows[digest]
+            self.outcomes.hit(entry_id, source)
             return BlobHandle(digest, size, self.storage.open_stored(digest, size), "hit")
         key = ("blob", digest)
         dl = self.downloads.get(key)
@@ -358,7 +361,7 @@ class OciCache:
             now=self.clock.seconds(),
             upstream=source,
         )
-        self._blob_rows[digest] = (entry.id, entry.size)
+        self._blob_rows[digest] = (entry.id, entry.size, hit_source(entry))
         return entry
 
     async def _adopt_blob(self, digest: str) -> Adopted | None:
@@ -366,7 +369,7 @@ class OciCache:
         entry = await self.index.get_entry("blob", "", digest)
         if entry is None or self.storage.stat_blob(digest) is None:
             return None
-        self._blob_rows[digest] = (entry.id, entry.size)
+        self._blob_rows[digest] = (entry.id, entry.size, hit_source(entry))
         return Adopted(entry, self.storage.open_stored(digest, entry.size))
 
     async def head_blob(self, name: str, digest: str) -> tuple[int | None, str]:
@@ -379,7 +382,8 @@ class OciCache:
         """
         size = await self.stored_blob_size(digest)
         if size is not None:
-            self.outcomes.hit(self._blob_rows[digest][0], "cache")
+            entry_id, _, source = self._blob_rows[digest]
+            self.outcomes.hit(entry_id, source)
             return size, "hit"
         dl = self.downloads.inflight.get(("blob", digest))
         if dl is not None:
@@ -414,7 +418,7 @@ class OciCache:
             if entry is None:
                 return None
             # A manifest row always has its media type; a missing one is served as the spec's default.
-            row = (entry.id, entry.media_type or OCI_MANIFEST, entry.digest)
+            row = (entry.id, entry.media_type or OCI_MANIFEST, entry.digest, hit_source(entry))
             self._manifest_rows[(name, digest)] = row
         item = self.manifests.get(digest)
         if item is None:
@@ -426,8 +430,8 @@ class OciCache:
                 return None
             self.manifests.put(digest, (body, row[1]))
             item = (body, row[1])
-        self.outcomes.hit(row[0], "cache")
-        return ManifestResult(item[0], digest, item[1], "hit")
+        self.outcomes.hit(row[0], row[3])
+        return ManifestResult(item[0], digest, item[1], "hit", source=row[3])
 
     async def _store_manifest(self, name: str, body: bytes, digest: str, media_type: str, source: str) -> None:
         """Keep a fetched manifest; when the disk is full it is served without being kept."""
@@ -451,7 +455,7 @@ class OciCache:
             media_type=media_type,
             upstream=source,
         )
-        self._manifest_rows[(name, digest)] = (entry.id, media_type, stored)
+        self._manifest_rows[(name, digest)] = (entry.id, media_type, stored, hit_source(entry))
         self.manifests.put(digest, (body, media_type))
 
     async def _fetch_manifest(self, name: str, reference: str) -> tuple[bytes, str, str, str]:
@@ -560,7 +564,7 @@ class OciCache:
         item = self.manifests.get(state.digest) if row is not None else None
         if row is None or item is None or not wanted(item[1]):
             return None
-        self.outcomes.hit(row[0], "cache")
+        self.outcomes.hit(row[0], row[3])
         return ManifestResult(item[0], state.digest, item[1], "hit")
 
     async def get_manifest_by_tag(self, name: str, tag: str) -> ManifestResult:
@@ -605,7 +609,7 @@ class OciCache:
         cached = await self._cached_manifest(name, state.digest)
         if cached is None:
             return None
-        self.metrics.stale_served.labels("oci", "upstream").inc()
+        self.metrics.stale_served.labels("oci", cached.source).inc()
         cached.cache_status = "stale"
         cached.stale = True
         return cached
@@ -629,7 +633,12 @@ class OciCache:
         if cached is None:
             return None
         now = self.clock.seconds()
-        await self.index.mark_tag_fetched(name, tag, now)
+        try:
+            await self.index.mark_tag_fetched(name, tag, now)
+        except Exception as e:
+            if not is_disk_full(e):
+                raise
+            log.warn("disk full: tag {name}:{tag} revalidated, its new time kept in memory only", name=name, tag=tag)
         state.fetched_at = now
         cached.cache_status = "revalidated"
         cached.upstream = up.name
@@ -640,7 +649,6 @@ class BlobDownload:
     """The `DownloadJob` of one proxied blob: keyed by digest alone, verified by it."""
 
     front = "oci"
-    source = "upstream"
     extra_hashes: tuple[str, ...] = ()
     adoptable = True
 
@@ -649,6 +657,9 @@ class BlobDownload:
         self.name = name
         self.digest = digest
         self.key = ("blob", digest)
+        # Until one answers: the first upstream serving the name (`open` names the one that answered).
+        upstreams = cache.route(name).upstreams
+        self.source = upstreams[0].name if upstreams else "none"
 
     async def open(self) -> Opened:
         up, response = await self.cache._first_answer(self.name, "GET", "blobs", self.digest)

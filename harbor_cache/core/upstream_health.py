@@ -12,21 +12,32 @@ ends without a success the upstream is tried again (state ``failing``), and
 one more failure blocks it for another cool-down.
 
 Each node keeps its own health: it is what this node can reach.
+
+Blocks and unblocks are written to the main log, in the access log's
+namespace (``harbor_cache.access``: they explain the 503s and stale answers
+around them; with ``[log] access_file`` they stay in the main log, as that
+file holds request lines only), and to the audit log as ``upstream.block``
+and ``upstream.unblock`` by no user (actor null), so the console shows when
+and why an upstream was skipped.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from harbor_cache.grammar.timestamps import iso8601
 
+if TYPE_CHECKING:
+    from harbor_cache.core.audit import AuditLog
+
 log = Logger()
 TICK_SECONDS = 1.0
-# Blocks and unblocks go to the access log too: they explain the 503s and stale answers around them.
+# Blocks and unblocks are logged in the access namespace (see the module docstring).
 access_log = Logger(namespace="harbor_cache.access")
 
 
@@ -64,11 +75,12 @@ class UpstreamHealth:
 class HealthMonitor:
     """Probes the OCI upstreams, records request outcomes, blocks and unblocks."""
 
-    def __init__(self, upstreams, settings, metrics, clock):
+    def __init__(self, upstreams, settings, metrics, clock, audit: AuditLog | None = None):
         self.upstreams = upstreams  # the live UpstreamSet (replaced lists are picked up each round)
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
+        self.audit = audit  # blocks and unblocks are recorded there (None: not recorded)
         self._call = None
         self._health: dict[str, UpstreamHealth] = {}
         self._probing: set[str] = set()
@@ -94,6 +106,7 @@ class HealthMonitor:
             health.latency_ms = latency_ms
         if was_blocked:
             access_log.info("upstream {upstream} unblocked: it answers again", upstream=upstream.name)
+            self._audit("upstream.unblock", upstream.name, None)
         self._export(upstream)
 
     def failed(self, upstream, error: str) -> None:
@@ -112,7 +125,14 @@ class HealthMonitor:
                 failures=health.consecutive_failures,
                 error=error,
             )
+            detail = {"seconds": cool_down, "failures": health.consecutive_failures, "error": error}
+            self._audit("upstream.block", upstream.name, detail)
         self._export(upstream)
+
+    def _audit(self, action: str, name: str, detail: dict | None) -> None:
+        """An audit record, written in the background (`AuditLog.record` never fails)."""
+        if self.audit is not None:
+            defer.Deferred.fromCoroutine(self.audit.record(action, actor=None, target=name, detail=detail))
 
     def _export(self, upstream) -> None:
         name = upstream.name

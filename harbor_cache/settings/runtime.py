@@ -171,12 +171,20 @@ SETTINGS: dict[str, Setting] = {
 
 
 class RuntimeSettings:
-    """The current value of every runtime setting, mirrored from the index."""
+    """The current value of every runtime setting, mirrored from the index.
+
+    A key never set has no row, yet the seed gives every entry an
+    ``updated_at`` timestamp: for a key at its default it is when the
+    default came into effect here, the start of this process or the reset
+    (through this node, or seen by `reload`) that brought it back.
+    """
 
     def __init__(self, index, clock):
         self._index = index
         self._clock = clock
         self._stored: dict[str, tuple[str, float]] = {}
+        self._default_since = clock.seconds()
+        self._reset_at: dict[str, float] = {}  # keys reset since the start: when their default came back
         self._values: dict[str, Any] = {k: s.parse(s.default) for k, s in SETTINGS.items()}
 
     async def load(self) -> None:
@@ -207,6 +215,9 @@ class RuntimeSettings:
             except ValueError:
                 continue
             stored[row.key] = (row.value, row.updated_at)
+        now = self._clock.seconds()
+        for key in self._stored.keys() - stored.keys():
+            self._reset_at[key] = now  # reset (or made invalid) elsewhere: the default is back from now
         self._values, self._stored = values, stored
 
     def get(self, key: str) -> Any:
@@ -230,14 +241,14 @@ class RuntimeSettings:
         return value.strip(), parsed
 
     def entry(self, key: str) -> dict[str, Any]:
-        """One entry as the API shows it; updated_at is None for a default never set."""
+        """One entry as the API shows it; a key at its default is dated when the default came into effect."""
         if key not in SETTINGS:
             raise SettingError(key, "unknown configuration key")
         stored = self._stored.get(key)
         return {
             "key": key,
             "value": stored[0] if stored else SETTINGS[key].default,
-            "updated_at": stored[1] if stored else None,
+            "updated_at": stored[1] if stored else self._reset_at.get(key, self._default_since),
         }
 
     def entries(self) -> list[dict[str, Any]]:
@@ -249,6 +260,7 @@ class RuntimeSettings:
         for key in sorted(SETTINGS):
             setting = SETTINGS[key]
             entry = self.entry(key)
+            stored = self._stored.get(key)
             described = dict(getattr(setting.parse, "schema", {"type": "string"}))
             described.update(
                 {
@@ -256,7 +268,7 @@ class RuntimeSettings:
                     "description": setting.description,
                     "default": setting.default,
                     "value": entry["value"],
-                    "updated_at": entry["updated_at"],
+                    "updated_at": stored[1] if stored else None,  # null: at the default (the console's "default")
                 }
             )
             out.append(described)
@@ -277,6 +289,7 @@ class RuntimeSettings:
         if key not in SETTINGS:
             raise SettingError(key, "unknown configuration key")
         existed = await self._index.delete_setting(key)
-        self._stored.pop(key, None)
+        if self._stored.pop(key, None) is not None:
+            self._reset_at[key] = self._clock.seconds()
         self._values[key] = SETTINGS[key].parse(SETTINGS[key].default)
         return existed

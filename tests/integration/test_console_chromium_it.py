@@ -630,7 +630,7 @@ class ConsoleTests(SynchronousTestCase):
         self.d.refresh()
         row = self.css("tr[data-key='cache.max_size']")
         [b for b in row.find_elements("css selector", "button") if b.text == "Reset to default"][0].click()
-        self.wait(lambda d: self.api("GET", "/api/v1/config/cache.max_size")[1]["updated_at"] is None)
+        self.wait(lambda d: self.api("GET", "/api/v1/config/cache.max_size")[1]["value"] == "10737418240")
 
     def test_i_cache_page(self):
         """Entries paged and sorted by size; filter by front; delete one; clear behind a confirmation."""
