@@ -126,6 +126,51 @@ class SqliteUpstreamRowsTests(UpstreamRowsMixin, SynchronousTestCase):
 
 class PostgresUpstreamRowsTests(UpstreamRowsMixin, SynchronousTestCase):
     def open_pool(self):
-        pool = InlinePool.postgres(pg_support.fresh_schema_url(self))
+        return self.open_pool_at(pg_support.fresh_schema_url(self))
+
+    def open_pool_at(self, url):
+        pool = InlinePool.postgres(url)
         self.addCleanup(pool.close)
         return pool
+
+    def test_nodes_starting_together_apply_one_after_the_other(self):
+        """Another node mid-apply (meta row written, a row inserted, not committed): this node's apply
+        waits for it and then finds that row, instead of failing on a duplicate name."""
+        import threading
+        import time
+
+        import psycopg2
+
+        url = pg_support.fresh_schema_url(self)
+        index = Index(self.open_pool_at(url))
+        run(self, index.migrate())
+        run(self, index.apply_declared_upstreams([], 1.0))
+        other = psycopg2.connect(url)
+        self.addCleanup(other.close)
+        cur = other.cursor()
+        cur.execute("UPDATE upstreams_meta SET seeded_at = COALESCE(seeded_at, 1) WHERE id = 1")
+        cur.execute(
+            """INSERT INTO upstreams (name, url, routes, priority, allow_push, library_prefix, managed_by,
+               created_at, updated_at) VALUES ('ghcr', 'http://127.0.0.1:3', '[]', 0, 0, 0, 'config', 1, 1)"""
+        )
+        ghcr = UpstreamConfig(name="ghcr", url="http://127.0.0.1:3", prefix="gh", routes=())
+        outcome: list = []
+        node = Index(self.open_pool_at(url))
+        worker = threading.Thread(
+            target=lambda: Deferred.fromCoroutine(node.apply_declared_upstreams([row_from_config(ghcr)], 2.0)).addBoth(
+                outcome.append
+            )
+        )
+        worker.start()
+        watcher = psycopg2.connect(url)
+        self.addCleanup(watcher.close)
+        watcher.autocommit = True
+        deadline = time.monotonic() + 10
+        while not outcome and time.monotonic() < deadline:  # until this node waits for a lock
+            with watcher.cursor() as w:
+                w.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                if w.fetchone()[0]:
+                    break
+        other.commit()
+        worker.join(10)
+        self.assertEqual(outcome, [[("ghcr", "updated", ["prefix"])]])

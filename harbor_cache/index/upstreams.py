@@ -76,7 +76,9 @@ class UpstreamsStore(Store):
         """
 
         def _txn(txn):
-            self._exec(txn, "UPDATE upstreams_meta SET seeded_at = ? WHERE id = 1 AND seeded_at IS NULL", (now,))
+            # Always writes the meta row: its lock makes nodes starting together apply one after the
+            # other (PostgreSQL), so the second finds the first's rows instead of a duplicate name.
+            self._exec(txn, "UPDATE upstreams_meta SET seeded_at = COALESCE(seeded_at, ?) WHERE id = 1", (now,))
             self._exec(txn, "SELECT * FROM upstreams ORDER BY id")
             existing = {r.name: r for r in fetch_all(txn, Upstream)}
             declared = {row["name"]: row for row in rows}
