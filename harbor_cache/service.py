@@ -63,7 +63,7 @@ from harbor_cache.oci.auth import RegistryAuthorizer
 from harbor_cache.oci.front import OciFront
 from harbor_cache.oci.hosted import HostedFront
 from harbor_cache.settings.runtime import RuntimeSettings
-from harbor_cache.settings.startup import Config, UpstreamConfig
+from harbor_cache.settings.startup import Config, ConfigError, UpstreamConfig
 from harbor_cache.storage import Storage, StorageIO, ThreadIO
 from harbor_cache.storage.private_files import make_private_dir, make_private_file
 from harbor_cache.upstream.maven import MavenUpstream
@@ -133,7 +133,10 @@ class HarborState(service.MultiService):
         self.ready = d
 
     def _failed(self, failure):
-        log.failure("harbor-cache failed to start", failure)
+        if failure.check(ConfigError):  # e.g. the file's upstreams clash with the API's: its message says it all
+            log.error("harbor-cache failed to start: {error}", error=failure.value)
+        else:
+            log.failure("harbor-cache failed to start", failure)
         from twisted.internet import reactor
 
         if reactor.running:
@@ -281,7 +284,9 @@ class HarborApp:
             upstream_set=self.upstreams,
             health=self.upstream_health,
             build=self._registry_upstream,
-            seed=config.upstreams,
+            seed=() if config.upstreams_declared else config.upstreams,
+            declared=config.upstreams if config.upstreams_declared else None,
+            config_file=config.config_file,
             maven_repositories=tuple(r for r in config.maven_repositories if r.is_proxy),
             clock=clock,
         )

@@ -205,6 +205,7 @@ class FakeRegistry(resource.Resource):
         self.redirect_blobs = False  # answer blob GETs with a 307 to /cdn/<digest>
         self.cdn_authorization: list = []
         self.extra_headers: dict[bytes, bytes] = {}  # sent with every answer
+        self.token_realm = b"http://upstream.test/token"  # the Bearer challenge's realm
 
     def add_blob(self, data: bytes) -> str:
         digest = sha(data)
@@ -327,7 +328,7 @@ class FakeRegistry(resource.Resource):
             request.setResponseCode(401)
             request.setHeader(
                 b"WWW-Authenticate",
-                b'Bearer realm="http://upstream.test/token",service="fake",scope="repository:%s:pull"' % name.encode(),
+                b'Bearer realm="%s",service="fake",scope="repository:%s:pull"' % (self.token_realm, name.encode()),
             )
             return False
         if self.basic_auth is not None and not self._basic_ok(request):

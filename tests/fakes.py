@@ -43,12 +43,13 @@ class Harness:
         upstream: FakeRegistry | None = None,
         username: str | None = None,
         password: str | None = None,
+        url: str = "http://upstream.test",
     ):
         self.clock = Clock()
         self.clock.advance(1_000_000)
         self.upstream = upstream or FakeRegistry()
         self.upstream_agent = RequestTraversalAgent(self.upstream)
-        upstream_config = UpstreamConfig(name="fake", url="http://upstream.test", username=username, password=password)
+        upstream_config = UpstreamConfig(name="fake", url=url, username=username, password=password)
         self.app = app = build_app(
             tmpdir,
             clock=self.clock,

@@ -1,9 +1,11 @@
-"""The upstream client: token dance, Basic credentials, redirects."""
+"""The upstream client: token dance, Basic credentials, redirects, IPv6 literal hosts."""
 
 import os
 
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbor_cache.upstream.http import request_url
 from tests.fakes import FakeRegistry, Harness
 
 
@@ -64,3 +66,29 @@ class UpstreamAuthTests(SynchronousTestCase):
         response, body = self.get(h, "/v2/library/app/blobs/" + self.digest)
         self.assertEqual((response.code, body), (200, self.data))
         self.assertEqual(self.up.cdn_authorization, [None])
+
+    def test_ipv6_literal_upstream(self):
+        """http://[::1]:5000: pulls (with the token dance at a realm on [::1]) and probes go through.
+
+        treq's URL handling IDNA-encodes hosts and refused ``::1`` (InvalidCodepoint) before.
+        """
+        self.up.bearer = "tok"
+        self.up.token_realm = b"http://[::1]:5000/token"
+        h = Harness(self.mktemp(), self.up, url="http://[::1]:5000")
+        response, body = self.get(h, "/v2/library/app/blobs/" + self.digest)
+        self.assertEqual((response.code, body), (200, self.data))
+        self.assertEqual(self.up.tokens_issued, 1)
+        (upstream,) = h.upstreams.upstreams
+        d = Deferred.fromCoroutine(upstream.check_access())
+        h.flush()
+        result = self.successResultOf(d)
+        self.assertEqual((result["reachable"], result["error"]), (True, None))
+
+    def test_request_url_keeps_an_ip_literal_host(self):
+        """What treq sends: the IPv6 host as written, the rest encoded as usual; other hosts untouched."""
+        url = request_url("http://[::1]:5000/v2/a b/manifests/1")
+        self.assertEqual(url.to_uri().to_text(), "http://[::1]:5000/v2/a%20b/manifests/1")
+        self.assertEqual(
+            url.replace(query=(("scope", "x"),)).to_uri().to_text(), "http://[::1]:5000/v2/a%20b/manifests/1?scope=x"
+        )
+        self.assertEqual(request_url("http://127.0.0.1:5000/v2/"), "http://127.0.0.1:5000/v2/")

@@ -1,13 +1,16 @@
-"""/api/v1/upstreams: the agreed list shape, changes at run time, seeding, write-only credentials."""
+"""/api/v1/upstreams: the agreed list shape, changes at run time, seeding, the config file's upstreams
+(configuration as code), write-only credentials bound to the URL's origin."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
+from twisted.internet import defer
+
 from harbor_cache.core.upstream_health import HealthMonitor
-from harbor_cache.core.upstreams import UpstreamCatalog
+from harbor_cache.core.upstreams import UpstreamCatalog, url_origin
 from harbor_cache.metrics import Metrics
-from harbor_cache.settings.startup import MavenRepositoryConfig, UpstreamConfig
+from harbor_cache.settings.startup import ConfigError, MavenRepositoryConfig, UpstreamConfig
 from harbor_cache.upstream.registry import UpstreamSet
 from tests.test_api import ApiCase
 
@@ -50,13 +53,15 @@ class UpstreamsApiCase(ApiCase):
         self.front.upstreams = self.catalog
         self.admin = self.token("admin")
 
-    def make_catalog(self, upstream_set, health, seed=SEED):
+    def make_catalog(self, upstream_set, health, seed=SEED, declared=None, config_file=None):
         return UpstreamCatalog(
             index=self.index,
             upstream_set=upstream_set,
             health=health,
             build=FakeUpstream,
             seed=seed,
+            declared=declared,
+            config_file=config_file,
             maven_repositories=(MavenRepositoryConfig("central", "http://m/"),),
             clock=self.clock,
         )
@@ -77,7 +82,19 @@ class ListTests(UpstreamsApiCase):
         hub, quay, central = listed
         for u in listed:
             self.assertLessEqual(
-                {"id", "name", "kind", "url", "registry", "prefix", "routes", "priority", "allow_push", "health"},
+                {
+                    "id",
+                    "name",
+                    "kind",
+                    "url",
+                    "registry",
+                    "prefix",
+                    "routes",
+                    "priority",
+                    "allow_push",
+                    "managed_by",
+                    "health",
+                },
                 set(u),
             )
             self.assertEqual(set(u["health"]), HEALTH_KEYS)
@@ -246,26 +263,6 @@ class PersistenceTests(UpstreamsApiCase):
         self.wait(other.poll())
         self.assertIs(other_set.upstreams[0], unchanged)  # no change: same objects (tokens and health kept)
 
-    def test_a_changed_config_file_is_reported_not_applied(self):
-        """After the first start the index wins; a config file that differs says so in the log."""
-        from twisted.logger import globalLogPublisher
-
-        events = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
-        restarted = UpstreamSet([])
-        changed = (UpstreamConfig(name="other", url="http://127.0.0.1:5"),)
-        catalog = self.make_catalog(
-            restarted, HealthMonitor(restarted, self.settings, Metrics(), self.clock), seed=changed
-        )
-        self.wait(catalog.start())
-        self.assertEqual(sorted(u.name for u in restarted.upstreams), ["hub", "quay"])
-        self.assertTrue(any("differ" in e.get("log_format", "") for e in events))
-        events.clear()
-        same = UpstreamSet([])
-        self.wait(self.make_catalog(same, HealthMonitor(same, self.settings, Metrics(), self.clock)).start())
-        self.assertFalse(any("differ" in e.get("log_format", "") for e in events))
-
     def test_list_survives_an_index_outage(self):
         """GET /api/v1/upstreams still answers (this node's list) when the index cannot be asked."""
         from twisted.internet import defer
@@ -275,3 +272,147 @@ class PersistenceTests(UpstreamsApiCase):
         self.assertEqual(r.code, 200, r.body)
         self.assertEqual(len(r.json()["upstreams"]), 3)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+CONFIG_FILE = "/etc/harbor-cache/harbor.toml"
+
+
+class ConfigFileTests(UpstreamsApiCase):
+    """The file's [[upstreams]] are applied at every start and read-only in the API (issue 23.5)."""
+
+    def restart(self, declared):
+        """A new catalog on the same index (a restart) with the file's upstreams ``declared``; its log lines."""
+        from twisted.logger import formatEvent, globalLogPublisher
+
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        restarted = UpstreamSet([])
+        catalog = self.make_catalog(
+            restarted,
+            HealthMonitor(restarted, self.settings, Metrics(), self.clock),
+            declared=declared,
+            config_file=CONFIG_FILE,
+        )
+        self.wait(catalog.start())
+        globalLogPublisher.removeObserver(events.append)
+        self.catalog = self.front.upstreams = catalog
+        return [formatEvent(e) for e in events if "of the config file" in e.get("log_format", "")]
+
+    def by_name(self):
+        return {u["name"]: u for u in self.upstreams()}
+
+    def test_a_changed_file_applies_at_the_next_start(self):
+        """Created, updated and removed among the file's; the API's upstreams stay; one log line each."""
+        hub_from_file = UpstreamConfig(**{**SEED[0].__dict__, "url": "http://127.0.0.1:9", "priority": 4})
+        ghcr = UpstreamConfig(name="ghcr", url="http://127.0.0.1:3", prefix="gh", routes=())
+        lines = self.restart((hub_from_file, ghcr))
+        self.assertEqual(
+            lines,
+            [
+                "upstream hub of the config file updated: url, priority, managed_by",
+                "upstream ghcr of the config file created",
+            ],
+        )
+        listed = self.by_name()
+        self.assertEqual(
+            {name: u["managed_by"] for name, u in listed.items()},
+            {"hub": "config", "quay": "api", "ghcr": "config", "central": "config"},
+        )
+        self.assertEqual((listed["hub"]["url"], listed["hub"]["priority"]), ("http://127.0.0.1:9", 4))
+        self.assertEqual([u.name for u in self.set.route("gh/a").upstreams], [])  # the old catalog's set
+        self.assertEqual([u.name for u in self.catalog.upstream_set.route("gh/a").upstreams], ["ghcr"])
+        # the same file again: nothing logged; a changed one: only what changed
+        self.assertEqual(self.restart((hub_from_file, ghcr)), [])
+        self.assertEqual(
+            self.restart((UpstreamConfig(**{**ghcr.__dict__, "prefix": "ghcr"}),)),
+            ["upstream hub of the config file removed", "upstream ghcr of the config file updated: prefix"],
+        )
+        self.assertEqual(sorted(self.by_name()), ["central", "ghcr", "quay"])
+
+    def test_the_files_upstreams_are_read_only_in_the_api(self):
+        """PUT and DELETE of a file's upstream are 409 naming the file; the API's own stay changeable."""
+        self.restart((UpstreamConfig(name="ghcr", url="http://127.0.0.1:3", prefix="gh", routes=()),))
+        listed = self.by_name()
+        ghcr, quay = listed["ghcr"], listed["quay"]
+        for method, body in (("PUT", {"priority": 3}), ("DELETE", None)):
+            r = self.request(method, f"/api/v1/upstreams/{ghcr['id']}", body, token=self.admin)
+            self.assert_error(r, 409, "CONFLICT")
+            self.assertIn(CONFIG_FILE, r.json()["errors"][0]["message"])
+        self.assertEqual(self.by_name()["ghcr"], ghcr)
+        r = self.request("POST", "/api/v1/upstreams/test", {"id": ghcr["id"]}, token=self.admin)
+        self.assertEqual(r.code, 200, r.body)  # testing changes nothing: allowed
+        r = self.request("PUT", f"/api/v1/upstreams/{quay['id']}", {"priority": 3}, token=self.admin)
+        self.assertEqual((r.code, r.json()["managed_by"]), (200, "api"))
+        self.assert_error(
+            self.request("POST", "/api/v1/upstreams", {"name": "ghcr", "url": "http://x"}, token=self.admin),
+            409,
+            "CONFLICT",
+        )
+        r = self.request("DELETE", f"/api/v1/upstreams/{quay['id']}", token=self.admin)
+        self.assertEqual(r.code, 204)
+
+    def test_a_namespace_clash_with_the_apis_stops_the_start(self):
+        """A file upstream claiming an API upstream's prefix for another registry: ConfigError, nothing applied."""
+        clash = UpstreamConfig(name="other", url="http://127.0.0.1:3", prefix="quay", registry="other.io", routes=())
+        restarted = UpstreamSet([])
+        catalog = self.make_catalog(
+            restarted, HealthMonitor(restarted, self.settings, Metrics(), self.clock), declared=(clash,)
+        )
+        failure = self.failureResultOf(defer.ensureDeferred(catalog.start()), ConfigError)
+        self.assertIn("/api/v1/upstreams", str(failure.value))
+        self.assertEqual(sorted(self.by_name()), ["central", "hub", "quay"])
+
+
+class CredentialOriginTests(UpstreamsApiCase):
+    """Stored credentials are bound to the URL's origin (issue 24.3): a new host never receives them."""
+
+    def hub(self):
+        return next(u for u in self.upstreams() if u["name"] == "hub")
+
+    def stored(self, upstream_id):
+        return next(r for r in self.wait(self.index.list_upstreams())[1] if r.id == upstream_id)
+
+    def test_a_new_origin_drops_stored_credentials(self):
+        """PUT with a URL on another host, port or scheme drops them; the same origin keeps them."""
+        hub = self.hub()
+        r = self.request("PUT", f"/api/v1/upstreams/{hub['id']}", {"url": "http://127.0.0.1:1/"}, token=self.admin)
+        self.assertTrue(r.json()["has_credentials"])  # same origin (a trailing slash)
+        r = self.request("PUT", f"/api/v1/upstreams/{hub['id']}", {"url": "http://127.0.0.1:7"}, token=self.admin)
+        self.assertEqual(r.code, 200, r.body)
+        self.assertFalse(r.json()["has_credentials"])
+        row = self.stored(hub["id"])
+        self.assertEqual((row.username, row.password), (None, None))
+
+    def test_credentials_given_again_go_with_the_new_origin(self):
+        """A new URL with credentials in the same request stores those."""
+        hub = self.hub()
+        body = {"url": "https://127.0.0.1:7", "username": "v", "password": "other-pw"}
+        r = self.request("PUT", f"/api/v1/upstreams/{hub['id']}", body, token=self.admin)
+        self.assertTrue(r.json()["has_credentials"])
+        row = self.stored(hub["id"])
+        self.assertEqual((row.username, row.password), ("v", "other-pw"))
+
+    def test_testing_another_url_does_not_send_stored_credentials(self):
+        """POST /test with an id and another origin builds the upstream without the stored credentials."""
+        built = []
+        self.catalog._build = lambda config: built.append(config) or FakeUpstream(config)
+        hub = self.hub()
+        for url in ("http://127.0.0.1:1", "http://elsewhere.invalid", "https://127.0.0.1:1"):
+            r = self.request("POST", "/api/v1/upstreams/test", {"id": hub["id"], "url": url}, token=self.admin)
+            self.assertEqual(r.code, 200, r.body)
+        self.assertEqual(
+            [(c.url, c.username, c.password) for c in built],
+            [
+                ("http://127.0.0.1:1", "u", "secret-pw"),
+                ("http://elsewhere.invalid", None, None),
+                ("https://127.0.0.1:1", None, None),
+            ],
+        )
+
+    def test_origin(self):
+        """Scheme, host (any case) and port, the default port spelled out."""
+        self.assertEqual(url_origin("http://Example.COM"), url_origin("http://example.com:80/v2"))
+        self.assertEqual(url_origin("http://[::1]:5000"), ("http", "::1", 5000))
+        self.assertNotEqual(url_origin("http://example.com"), url_origin("https://example.com"))
+        self.assertNotEqual(url_origin("http://example.com"), url_origin("http://example.com.evil"))

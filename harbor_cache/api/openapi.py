@@ -366,7 +366,19 @@ SCHEMAS: dict[str, Any] = {
     },
     "Upstream": {
         "type": "object",
-        "required": ["id", "name", "kind", "url", "registry", "prefix", "routes", "priority", "allow_push", "health"],
+        "required": [
+            "id",
+            "name",
+            "kind",
+            "url",
+            "registry",
+            "prefix",
+            "routes",
+            "priority",
+            "allow_push",
+            "managed_by",
+            "health",
+        ],
         "properties": {
             "id": {
                 "type": ["integer", "string"],
@@ -393,7 +405,17 @@ SCHEMAS: dict[str, Any] = {
             "priority": {"type": "integer", "description": "Lower is tried first"},
             "allow_push": {"type": "boolean", "description": "Pushes into this proxy namespace are allowed"},
             "library_prefix": {"type": "boolean"},
-            "has_credentials": {"type": "boolean", "description": "Credentials are write-only: never shown"},
+            "has_credentials": {
+                "type": "boolean",
+                "description": "Credentials are write-only: never shown. A change of the URL's origin (scheme, "
+                "host, port) drops them unless the same request gives them again",
+            },
+            "managed_by": {
+                "type": "string",
+                "enum": ["config", "api"],
+                "description": "config: declared in the config file, applied at every start, read-only here "
+                "(PUT and DELETE answer 409); api: created through this API",
+            },
             "health": _ref("UpstreamHealth"),
         },
     },
@@ -405,7 +427,8 @@ SCHEMAS: dict[str, Any] = {
     "UpstreamChange": {
         "type": "object",
         "description": "POST: name and url are required. PUT: every field is optional and keeps its value when "
-        "left out; username/password left out are kept, null clears them. Other fields are ignored.",
+        "left out; username/password left out are kept, null clears them, and a url with another origin "
+        "(scheme, host, port) drops them unless they are given again. Other fields are ignored.",
         "properties": {
             "name": {"type": "string"},
             "url": {"type": "string", "description": "http:// or https:// base URL of the registry"},
@@ -912,8 +935,8 @@ def _management_paths() -> dict:
                             "properties": {
                                 "id": {
                                     "type": ["integer", "string"],
-                                    "description": "Test a stored upstream (with its credentials), "
-                                    "changed by the other fields",
+                                    "description": "Test a stored upstream (with its credentials, unless url "
+                                    "names another origin), changed by the other fields",
                                 }
                             },
                         },
@@ -936,7 +959,10 @@ def _management_paths() -> dict:
                 "Change an OCI upstream (fields left out keep their value)",
                 {
                     "200": _json(_ref("Upstream"), "The changed upstream."),
-                    "409": _error("Name or namespace clash, or a Maven repository (code CONFLICT)."),
+                    "409": _error(
+                        "Name or namespace clash, a Maven repository, or an upstream declared in the config file "
+                        "(code CONFLICT)."
+                    ),
                     **not_found_upstream,
                     **BAD_BODY,
                 },
@@ -950,7 +976,7 @@ def _management_paths() -> dict:
                 "Remove an OCI upstream (cached content stays until evicted)",
                 {
                     "204": {"description": "Deleted."},
-                    "409": _error("A Maven repository (code CONFLICT)."),
+                    "409": _error("A Maven repository or an upstream declared in the config file (code CONFLICT)."),
                     **not_found_upstream,
                 },
                 role="admin",

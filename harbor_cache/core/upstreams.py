@@ -1,14 +1,21 @@
-"""OCI upstreams at run time: kept in the index, seeded once from the config file.
+"""OCI upstreams at run time: kept in the index, from the config file and from the API.
 
-The config file's ``[[upstreams]]`` are written to the index at the first
-start (on any node; later starts leave the index alone), and from then on
-``/api/v1/upstreams`` manages them.  Every change bumps a generation number in
+Configuration as code: the config file's ``[[upstreams]]`` are applied to the
+index at every start (created, updated, and removed among those the file
+declared; each change logged) and are read-only in ``/api/v1/upstreams``
+(``"managed_by": "config"``, 409 on a change).  Upstreams created through the
+API (``"managed_by": "api"``) are the API's alone.  A file without
+``[[upstreams]]`` declares none: the embedded default (Docker Hub) is then
+seeded once, at the first start, as the API's.  Every change bumps a generation number in
 the same transaction; each node polls it every few seconds (`poll`) and
 rebuilds its `UpstreamSet` when it moved, so a change made on one node
 applies on the others without a restart.  The set is replaced whole: a
 request in progress finishes with the list it started with.
 
-Credentials are write-only: stored, used, never shown (``has_credentials``).
+Credentials are write-only: stored, used, never shown (``has_credentials``),
+and bound to the URL's origin: a change of scheme, host or port drops them
+unless the same request gives them again (`config_from_body`), so stored
+credentials are never sent to a host they were not given for.
 Maven repositories are listed for completeness and stay read-only here (they
 come from the config file).
 """
@@ -19,6 +26,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from twisted.logger import Logger
 
@@ -26,7 +34,13 @@ from harbor_cache.errors import BadRequest, Conflict, NotFound
 from harbor_cache.grammar.namespaces import check_namespaces, effective_prefix
 from harbor_cache.grammar.numbers import parse_decimal
 from harbor_cache.index.rows import Upstream
-from harbor_cache.settings.startup import DOCKER_HUB_REGISTRY, DOCKER_HUB_URL, UpstreamConfig, check_upstream
+from harbor_cache.settings.startup import (
+    DOCKER_HUB_REGISTRY,
+    DOCKER_HUB_URL,
+    ConfigError,
+    UpstreamConfig,
+    check_upstream,
+)
 
 log = Logger()
 
@@ -43,6 +57,18 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "username": (str, type(None)),
     "password": (str, type(None)),
 }
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def url_origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of ``url``, the default port spelled out: what credentials are bound to."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return (url, "", None)  # not a URL: an origin of its own (check_upstream refuses it anyway)
+    scheme = parts.scheme.lower()
+    return (scheme, (parts.hostname or "").lower(), port if port is not None else _DEFAULT_PORTS.get(scheme))
 
 
 def config_from_row(row: Upstream) -> UpstreamConfig:
@@ -72,8 +98,10 @@ def config_from_body(body: dict[str, Any], current: UpstreamConfig | None) -> Up
     """An upstream from an API body: a new one (``current`` None) or changes to ``current``.
 
     Fields left out keep their value (new: the config file's defaults);
-    credentials left out are kept, ``null`` clears them.  BadRequest says
-    which field is wrong.
+    credentials left out are kept, ``null`` clears them, except when the URL
+    moves to another origin (scheme, host, port): then stored credentials
+    are dropped unless given again here, since they were given for the old
+    host only.  BadRequest says which field is wrong.
     """
     if body.get("kind", "oci") != "oci":
         raise BadRequest(
@@ -101,6 +129,9 @@ def config_from_body(body: dict[str, Any], current: UpstreamConfig | None) -> Up
     changes = {f: body[f] for f in _TYPES if f in body}
     if "url" in changes:
         changes["url"] = changes["url"].rstrip("/")
+        if url_origin(changes["url"]) != url_origin(current.url):
+            changes.setdefault("username", None)
+            changes.setdefault("password", None)
     if "routes" in changes:
         routes = changes["routes"]
         if not all(isinstance(r, str) and r and len(r) <= 255 for r in routes) or len(routes) > 100:
@@ -128,15 +159,22 @@ class UpstreamCatalog:
         upstream_set,
         health,
         build: Callable[[UpstreamConfig], Any],
-        seed: tuple[UpstreamConfig, ...],
+        seed: tuple[UpstreamConfig, ...] = (),
+        declared: tuple[UpstreamConfig, ...] | None = None,
+        config_file: str | None = None,
         maven_repositories=(),
         clock,
     ):
+        """``declared``: the config file's ``[[upstreams]]`` (None when it has none), applied at every
+        start; ``seed``: the embedded default, stored once at the first start when the file declares none;
+        ``config_file``: the file's path, named when the API refuses to change what it declares."""
         self.index = index
         self.upstream_set = upstream_set
         self.health = health
         self._build = build
         self._seed = seed
+        self._declared = declared
+        self.config_file = config_file
         self.maven_repositories = tuple(maven_repositories)
         self.clock = clock
         self.generation: int | None = None
@@ -147,14 +185,37 @@ class UpstreamCatalog:
     # -- loading ----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Seed the index from the config file (first start only), then load it."""
-        if await self.index.seed_upstreams([row_from_config(u) for u in self._seed], self.clock.seconds()):
-            log.info("seeded {count} upstreams from the config file into the index", count=len(self._seed))
+        """Apply the config file's upstreams (or seed the default at the first start), then load them.
+
+        ConfigError when the file's upstreams clash with those created through the API.
+        """
+        now = self.clock.seconds()
+        if self._declared is None:
+            if await self.index.seed_upstreams([row_from_config(u) for u in self._seed], now):
+                log.info("seeded {count} default upstreams into the index", count=len(self._seed))
+        else:
+            await self._check_declared()
+            changes = await self.index.apply_declared_upstreams([row_from_config(u) for u in self._declared], now)
+            for name, what, fields in changes:
+                log.info(
+                    "upstream {name} of the config file {what}{fields}",
+                    name=name,
+                    what=what,
+                    fields=f": {', '.join(fields)}" if fields else "",
+                )
         await self.reload()
-        if {u.name: u for u in self._seed} != {u.name: u.config for u in self.upstream_set.upstreams}:
-            log.warn(
-                "the config file's [[upstreams]] differ from those in the index; the index's are used "
-                "(they were seeded from the file at the first start; change them with /api/v1/upstreams)"
+
+    async def _check_declared(self) -> None:
+        """The file's upstreams and the API's others must not claim one namespace (nothing is applied if so)."""
+        assert self._declared is not None
+        names = {u.name for u in self._declared}
+        _, rows = await self.index.list_upstreams()
+        others = [config_from_row(r) for r in rows if r.managed_by != "config" and r.name not in names]
+        problem = check_namespaces(others + list(self._declared))
+        if problem:
+            raise ConfigError(
+                f"upstreams: {problem} (between the config file's [[upstreams]] and those created through "
+                "/api/v1/upstreams: change one of them)"
             )
 
     async def reload(self) -> None:
@@ -209,6 +270,7 @@ class UpstreamCatalog:
             "allow_push": config.allow_push,
             "library_prefix": config.library_prefix,
             "has_credentials": bool(config.username or config.password),
+            "managed_by": row.managed_by,
             "health": self.health.health_of(config.name).view(now),
         }
 
@@ -226,6 +288,7 @@ class UpstreamCatalog:
             "allow_push": False,
             "library_prefix": False,
             "has_credentials": bool(repo.username or repo.password),
+            "managed_by": "config",
             "health": {
                 "status": "unknown",
                 "last_check": None,
@@ -263,6 +326,18 @@ class UpstreamCatalog:
             raise NotFound("no such upstream", {"id": upstream_id})
         return oci_id
 
+    def _changeable_id(self, upstream_id: str) -> int:
+        """`_writable_id`, and not one the config file declares (the next start would undo the change)."""
+        oci_id = self._writable_id(upstream_id)
+        row = self._rows[oci_id]
+        if row.managed_by == "config":
+            raise Conflict(
+                f"upstream {row.name!r} is declared in the config file {self.config_file or ''}".rstrip()
+                + ": change it there (the file is applied at every start)",
+                {"id": upstream_id, "managed_by": "config"},
+            )
+        return oci_id
+
     # -- changes ----------------------------------------------------------------------
 
     def _check_together(self, config: UpstreamConfig, replacing: int | None) -> None:
@@ -285,7 +360,7 @@ class UpstreamCatalog:
 
     async def update(self, upstream_id: str, body: dict[str, Any]) -> dict[str, Any]:
         await self.poll()
-        oci_id = self._writable_id(upstream_id)
+        oci_id = self._changeable_id(upstream_id)
         config = config_from_body(body, config_from_row(self._rows[oci_id]))
         self._check_together(config, oci_id)
         row = await self.index.update_upstream(oci_id, row_from_config(config), self.clock.seconds())
@@ -298,7 +373,7 @@ class UpstreamCatalog:
 
     async def delete(self, upstream_id: str) -> None:
         await self.poll()
-        oci_id = self._writable_id(upstream_id)
+        oci_id = self._changeable_id(upstream_id)
         if not await self.index.delete_upstream(oci_id):
             raise NotFound("no such upstream", {"id": upstream_id})
         await self.reload()
@@ -307,7 +382,8 @@ class UpstreamCatalog:
         """Reachability and authentication of an upstream as described (nothing is stored).
 
         With an ``id`` the stored upstream is the base (its credentials
-        included) and the other fields change it for the test.
+        included, unless ``url`` names another origin) and the other fields
+        change it for the test.
         """
         current = None
         if "id" in body:

@@ -163,6 +163,11 @@ MIGRATIONS: list[list[str]] = [
                WHERE below.type = 'maven' AND below.repository = entries.repository
                  AND below.key > entries.key || '/' AND below.key < entries.key || '0')""",
     ],
+    # 10: configuration as code: 'config' rows are the config file's [[upstreams]], applied at
+    #     every start (and read-only in the API); 'api' rows (every older one) are the API's
+    [
+        "ALTER TABLE upstreams ADD COLUMN managed_by TEXT NOT NULL DEFAULT 'api'",
+    ],
 ]
 
 

@@ -111,6 +111,8 @@ class Upstream:
     password: str | None
     created_at: float
     updated_at: float
+    # "config": declared in the config file (applied at every start); "api": created through the API.
+    managed_by: str = "api"
 
 
 @dataclass(frozen=True, slots=True)

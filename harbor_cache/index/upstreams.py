@@ -1,4 +1,4 @@
-"""OCI upstreams managed at run time (seeded from the config file once).
+"""OCI upstreams managed at run time: the config file's (``managed_by`` 'config') and the API's.
 
 Rows hold routes as a JSON list and booleans as 0/1 (portable to
 PostgreSQL).  Every change bumps ``upstreams_meta.generation`` in the same
@@ -64,13 +64,61 @@ class UpstreamsStore(Store):
 
         return await self._run("seed_upstreams", _txn)
 
-    def _insert_upstream_txn(self, txn, row: dict, now: float) -> None:
+    async def apply_declared_upstreams(self, rows: list[dict], now: float) -> list[tuple[str, str, list[str]]]:
+        """Make the config file's upstreams (``rows``) the 'config' rows, in one transaction.
+
+        A declared name is created, or updated (an 'api' row of that name is
+        taken over: the file declares it); a 'config' row the file no longer
+        declares is removed; 'api' rows of other names are left alone.  Returns
+        what changed, as (name, "created" | "updated" | "removed", changed
+        field names), and bumps the generation only when something did.  Also
+        marks the index seeded, so the embedded default never lands later.
+        """
+
+        def _txn(txn):
+            # Always writes the meta row: its lock makes nodes starting together apply one after the
+            # other (PostgreSQL), so the second finds the first's rows instead of a duplicate name.
+            self._exec(txn, "UPDATE upstreams_meta SET seeded_at = COALESCE(seeded_at, ?) WHERE id = 1", (now,))
+            self._exec(txn, "SELECT * FROM upstreams ORDER BY id")
+            existing = {r.name: r for r in fetch_all(txn, Upstream)}
+            declared = {row["name"]: row for row in rows}
+            changes: list[tuple[str, str, list[str]]] = []
+            for name, old in existing.items():
+                if old.managed_by == "config" and name not in declared:
+                    self._exec(txn, "DELETE FROM upstreams WHERE id = ?", (old.id,))
+                    changes.append((name, "removed", []))
+            cols = self.UPSTREAM_FIELDS
+            for name, row in declared.items():
+                old = existing.get(name)
+                if old is None:
+                    self._insert_upstream_txn(txn, row, now, managed_by="config")
+                    changes.append((name, "created", []))
+                    continue
+                fields = [c for c in cols if getattr(old, c) != row[c]]
+                if old.managed_by != "config":
+                    fields.append("managed_by")
+                if not fields:
+                    continue
+                self._exec(
+                    txn,
+                    f"""UPDATE upstreams SET {", ".join(c + " = ?" for c in cols)}, managed_by = 'config',
+                        updated_at = ? WHERE id = ?""",
+                    [row[c] for c in cols] + [now, old.id],
+                )
+                changes.append((name, "updated", fields))
+            if changes:
+                self._bump_upstreams_txn(txn)
+            return changes
+
+        return await self._run("apply_declared_upstreams", _txn)
+
+    def _insert_upstream_txn(self, txn, row: dict, now: float, managed_by: str = "api") -> None:
         cols = self.UPSTREAM_FIELDS
         self._exec(
             txn,
-            f"""INSERT INTO upstreams ({", ".join(cols)}, created_at, updated_at)
-                VALUES ({", ".join("?" * (len(cols) + 2))})""",
-            [row[c] for c in cols] + [now, now],
+            f"""INSERT INTO upstreams ({", ".join(cols)}, managed_by, created_at, updated_at)
+                VALUES ({", ".join("?" * (len(cols) + 3))})""",
+            [row[c] for c in cols] + [managed_by, now, now],
         )
 
     async def create_upstream(self, row: dict, now: float) -> Upstream | None:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from harbor_cache.grammar.namespaces import check_namespaces, check_prefix, check_registry_host
 from harbor_cache.grammar.public_url import parse_trusted_proxies
 from harbor_cache.http.client_limits import LIMIT_KEYS, ClientLimits
+from harbor_cache.settings.optional import require
 from harbor_cache.settings.schema import unknown_keys
 
 DOCKER_HUB_URL = "https://registry-1.docker.io"
@@ -110,6 +111,11 @@ class Config:
             UpstreamConfig(name="dockerhub", url=DOCKER_HUB_URL, library_prefix=True, registry="docker.io"),
         )
     )
+    # The file has `upstreams` (even an empty array): they are applied to the index at every start
+    # (configuration as code). False: `upstreams` is the embedded default, seeded at the first start only.
+    upstreams_declared: bool = False
+    # The file this came from (named in messages that send the reader there); None: no file.
+    config_file: str | None = None
     maven_repositories: tuple[MavenRepositoryConfig, ...] = field(
         default_factory=lambda: (MavenRepositoryConfig(id="central", url=MAVEN_CENTRAL_URL),)
     )
@@ -327,6 +333,8 @@ def parse_config(document: dict[str, Any]) -> Config:
         "sqlite",
     ):
         raise ConfigError("index.url: expected a postgresql:// URL (or sqlite: for the embedded file)")
+    if values["index_url"] is not None and values["index_url"].split(":", 1)[0] in ("postgresql", "postgres"):
+        require("psycopg2", needed_by="`[index] url` is PostgreSQL", extra="postgresql")
     if not 1 <= values["index_pool_size"] <= 200:
         raise ConfigError("index.pool_size: must be between 1 and 200")
     values["node_name"] = _take(index, "node_name", str, "index", base.node_name)
@@ -337,6 +345,7 @@ def parse_config(document: dict[str, Any]) -> Config:
         raise ConfigError("index.lease_seconds: must be between 1 and 3600")
     if "upstreams" in document:
         values["upstreams"] = _table_array(document["upstreams"], "upstreams", _upstream, "name")
+        values["upstreams_declared"] = True
         problem = check_namespaces(values["upstreams"])
         if problem:
             raise ConfigError(f"upstreams: {problem}")
@@ -400,7 +409,7 @@ def load_config(
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config file {path}: {e}") from e
     config = parse_config(document)
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = {"config_file": os.path.abspath(path)} if path else {}
     if listen:
         overrides["listen"] = listen
     if data_dir:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 
+from hyperlink import EncodedURL
 from twisted.internet import defer
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH
@@ -31,6 +32,27 @@ class NotModified(Exception):
     """The upstream confirmed our copy (304)."""
 
 
+class _IPLiteralURL(EncodedURL):
+    """A URL whose host is an IPv6 literal (``http://[::1]:5000``), as treq can send it.
+
+    treq turns every URL into a URI with hyperlink's ``to_uri``, which
+    IDNA-encodes the host and refuses ``::1`` (``InvalidCodepoint``).  An IP
+    literal needs no encoding: the rest of the URL is encoded as usual and
+    the host kept.  (Twisted's Agent then connects to it and brackets it in
+    the Host header.)
+    """
+
+    def to_uri(self):
+        return EncodedURL.to_uri(self.replace(host="ip-literal.invalid")).replace(host=self.host)
+
+
+def request_url(url: str) -> str | EncodedURL:
+    """``url`` in the form treq can request: the text itself, or for an IPv6 host a `_IPLiteralURL`."""
+    if "://[" not in url:
+        return url
+    return _IPLiteralURL.from_text(url)
+
+
 def basic_authorization(username: str | None, password: str | None) -> bytes | None:
     """The Basic header value for configured upstream credentials, or None."""
     if username is None:
@@ -45,7 +67,7 @@ async def send_request(
     try:
         return await http.request(
             method,
-            url,
+            request_url(url),
             headers=headers,
             unbuffered=True,
             timeout=timeout,

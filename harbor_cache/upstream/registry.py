@@ -24,7 +24,7 @@ from harbor_cache.grammar.numbers import parse_decimal
 from harbor_cache.settings.startup import UpstreamConfig
 from harbor_cache.upstream.body import BodyTooLarge, discard_body, read_body_limited
 from harbor_cache.upstream.challenge import parse_www_authenticate
-from harbor_cache.upstream.http import UpstreamError, basic_authorization, response_length, send_request
+from harbor_cache.upstream.http import UpstreamError, basic_authorization, request_url, response_length, send_request
 from harbor_cache.upstream.routing import route_matches, upstream_repository_name
 
 log = Logger()
@@ -71,7 +71,11 @@ class RegistryUpstream:
             headers[b"Authorization"] = [basic]
         try:
             resp = await self._http.get(
-                realm, params=query, headers=Headers(headers), timeout=self._header_timeout, reactor=self._clock
+                request_url(realm),
+                params=query,
+                headers=Headers(headers),
+                timeout=self._header_timeout,
+                reactor=self._clock,
             )
             body = await resp.content()
         except Exception as e:

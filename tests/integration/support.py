@@ -84,10 +84,11 @@ def unavailable(reason):
 # ports and HTTP
 
 
-def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
+def free_port(address=LOOPBACK):
+    """A TCP port on ``address`` (127.0.0.1, or "::1") that was free a moment ago (bind to port 0)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((address, 0))
         return s.getsockname()[1]
 
 
@@ -349,15 +350,18 @@ class Registry(_Counting):
     access log (one combined-format line per request) in ``log_path``.
     ``stop()`` then ``start()`` reuses port and storage: an outage and its
     recovery. ``close()`` also removes the temp dir. Started on construction.
+    ``address="::1"`` listens on IPv6 loopback (``hostport`` is then ``[::1]:port``); ``storage``
+    serves another Registry's storage directory (skopeo cannot name an IPv6 host: push to an IPv4
+    one, then serve its storage on [::1]).
     """
 
-    def __init__(self, start=True):
+    def __init__(self, start=True, address=LOOPBACK, storage=None):
         require("docker-registry")
         self.dir = tempfile.mkdtemp(prefix="harbor-it-registry-")
-        self.storage = os.path.join(self.dir, "storage")
-        os.makedirs(self.storage)
-        self.port = free_port()
-        self.hostport = "%s:%d" % (LOOPBACK, self.port)
+        self.storage = storage or os.path.join(self.dir, "storage")
+        os.makedirs(self.storage, exist_ok=True)
+        self.port = free_port(address)
+        self.hostport = "%s:%d" % ("[%s]" % address if ":" in address else address, self.port)
         self.url = "http://" + self.hostport
         self.log_path = os.path.join(self.dir, "registry.log")
         self.access_log_path = self.log_path
@@ -373,7 +377,7 @@ class Registry(_Counting):
                         "  delete: {enabled: true}",
                         "  cache: {blobdescriptor: inmemory}",
                         "http:",
-                        "  addr: %s" % self.hostport,
+                        '  addr: "%s"' % self.hostport,
                         "  secret: harbor-it-not-secret",
                         "health: {storagedriver: {enabled: false}}",
                         "",

@@ -742,6 +742,8 @@ class ConsoleTests(SynchronousTestCase):
             self.css("table.upstreams")
             names = [r.get_attribute("data-name") for r in self.all("tr.upstream")]
             self.assertIn("upstream", names)
+            # declared in the config file: labelled so (its changes go there)
+            self.assertEqual(self.css('tr.upstream[data-name="upstream"] .managed-config').text, "config")
         self.shot("upstreams")
 
     def test_l_keyboard_navigation(self):

@@ -26,10 +26,16 @@ class HarborCacheServiceMaker:
     options = Options
 
     def makeService(self, options):
+        """The service; a configuration that cannot work (a bad key, a missing optional driver) is one
+        line on stderr and a non-zero exit, never a traceback."""
         from harbor_cache.service import make_service
-        from harbor_cache.settings.startup import load_config
+        from harbor_cache.settings.optional import MissingDependency
+        from harbor_cache.settings.startup import ConfigError, load_config
 
-        config = load_config(options["config"], listen=options["listen"], data_dir=options["data-dir"])
+        try:
+            config = load_config(options["config"], listen=options["listen"], data_dir=options["data-dir"])
+        except (ConfigError, MissingDependency) as e:
+            raise SystemExit(str(e)) from None
         return make_service(config)
 
 

@@ -1,5 +1,6 @@
 // Upstreams: each OCI upstream and Maven repository with its URL, health, last error and latency (read-only).
 // Built against GET /api/v1/upstreams; a server without that endpoint (404) gets a clear "not available" state.
+// Upstreams the config file declares ("managed_by": "config") carry a small "config" label: they change there only.
 import { api, ApiError, errorBox, h, table, timeEl } from "../lib.js";
 
 export async function render(main) {
@@ -24,7 +25,10 @@ export async function render(main) {
       (u.routes || []).join(", ") || null, `priority ${u.priority}`, u.allow_push ? "push allowed" : null]
       .filter(Boolean).join(" · ");
     return h("tr", { class: "upstream", dataset: { name: u.name } },
-      h("td", {}, u.name), h("td", {}, u.kind), h("td", { class: "wrap" }, h("code", {}, u.url)),
+      h("td", {}, u.name, u.managed_by === "config"
+        ? [" ", h("span", { class: "badge managed-config", title: "Declared in the config file: change it there (applied at every start)" }, "config")]
+        : ""),
+      h("td", {}, u.kind), h("td", { class: "wrap" }, h("code", {}, u.url)),
       h("td", { class: "wrap" }, where),
       h("td", {}, h("span", { class: "badge " + health.status }, health.status),
         health.consecutive_failures ? ` (${health.consecutive_failures} failures)` : "",
