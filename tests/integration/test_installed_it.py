@@ -221,6 +221,20 @@ class WheelIT(SynchronousTestCase):
         self.assertIn("harbor_cache/ui/views/maven.js", expected)  # the walk itself sees subfolders
         self.assertEqual([n for n in expected if n not in self.names], [])
 
+    def test_wheel_holds_every_module(self):
+        """Every .py under harbor_cache/ of the checkout is in the wheel (no subpackage left behind)."""
+        root = os.path.dirname(os.path.dirname(UI_DIR))
+        expected = []
+        for dirpath, dirnames, filenames in os.walk(os.path.join(root, "harbor_cache")):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            expected += [
+                os.path.relpath(os.path.join(dirpath, n), root).replace(os.sep, "/")
+                for n in filenames
+                if n.endswith(".py")
+            ]
+        self.assertIn("harbor_cache/settings/startup.py", expected)
+        self.assertEqual([n for n in sorted(expected) if n not in self.names], [])
+
     def test_wheel_holds_the_twistd_plugin_and_no_twisted_package_file(self):
         """twisted/plugins/harbor_cache_plugin.py ships; Twisted's own __init__ files are never overwritten."""
         self.assertIn(PLUGIN, self.names)
