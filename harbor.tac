@@ -2,8 +2,8 @@
 # $HARBOR_CACHE_CONFIG (a TOML file) or, without it, by the embedded defaults.
 from twisted.application import service
 
-from harbor_cache.config import load_config
 from harbor_cache.service import make_service
+from harbor_cache.settings.startup import load_config
 
 application = service.Application("harbor-cache")
 make_service(load_config()).setServiceParent(application)
