@@ -104,3 +104,16 @@ class ClientTextTests(ApiCase):
         for value in ("%EF%BC%95", "1_0", "1e1", "nan"):
             r = self.request("POST", "/token", headers=header, raw=f"expires_in={value}".encode())
             self.assert_bad(r)
+
+    def test_upstream_credentials_and_routes(self):
+        admin = self.token("admin")
+        base = {"name": "u1", "url": "http://127.0.0.1:9"}
+        for extra, key in (
+            ({"username": "a\x00b", "password": "pw"}, "username"),
+            ({"username": "a", "password": "p\x00w"}, "password"),
+            ({"routes": ["team/\x00*"]}, "routes"),
+        ):
+            r = self.request("POST", "/api/v1/upstreams", {**base, **extra}, token=admin)
+            self.assert_bad(r)
+            self.assertIn(f"{key}: may not contain control characters", r.json()["errors"][0]["message"])
+        self.assertEqual(self.request("POST", "/api/v1/upstreams", base, token=admin).code, 201)

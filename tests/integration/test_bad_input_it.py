@@ -4,7 +4,8 @@ PostgreSQL refuses NUL in text: a NUL in a username (login JSON, Basic on
 ``/v2/``, ``/v2/token``, ``POST /token``) or in an admin filter used to fail
 the query with 500 and a critical traceback.  Numbers from clients are ASCII
 (``?limit=²`` was a 500, ``?limit=５`` was 5), ids in paths too, and
-``/ui/app.js%00.html`` was a 500.  Each case is sent over real HTTP; each
+``/ui/app.js%00.html`` was a 500, as was an upstream's username or
+password with a NUL (``POST /api/v1/upstreams``).  Each case is sent over real HTTP; each
 answer must be the expected status in the error format, and the server log
 must hold no critical (or error) line afterwards.
 """
@@ -74,6 +75,13 @@ class BadInputOnPostgresTests(SynchronousTestCase):
                 b"expires_in=%EF%BC%95",
             ),
             ("GET", "/ui/app.js%00.html", 404, None, None),
+            (
+                "POST",
+                "/api/v1/upstreams",
+                400,
+                self.admin,
+                {"name": "u1", "url": "http://127.0.0.1:9", "username": "a\x00b", "password": "p\x00"},
+            ),
         ]
         for method, path, status, headers, body in cases:
             self.assert_answer(method, path, status, headers, body)
