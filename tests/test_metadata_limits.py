@@ -187,3 +187,19 @@ class GroupLimitTests(HostedBase):
         changed = self.call("GET", "/artifacts/public/" + META)[1]
         self.assertIn(b"<version>1.5</version>", changed)
         self.assertEqual(calls, [2, 2])
+
+    def test_merge_and_deploy_check_run_off_the_reactor(self):
+        """Parsing megabytes is CPU work: it goes through the storage's I/O runner (a thread pool in production)."""
+        ran = []
+        io = self.h.storage.io
+        real = io.run
+
+        def run(fn, *args):
+            ran.append(fn.__name__)
+            return real(fn, *args)
+
+        self.patch(io, "run", run)
+        self.put("releases", META, HOSTED_METADATA)
+        self.assertIn("check_limits", ran)
+        self.assertEqual(self.call("GET", "/artifacts/public/" + META)[0].code, 200)
+        self.assertIn("merge_within_limits", ran)
