@@ -203,3 +203,16 @@ class GroupLimitTests(HostedBase):
         self.assertIn("check_limits", ran)
         self.assertEqual(self.call("GET", "/artifacts/public/" + META)[0].code, 200)
         self.assertIn("merge_within_limits", ran)
+
+    def test_every_copy_beyond_the_limits_is_502_until_the_limits_change(self):
+        self.put("releases", META, HOSTED_METADATA)
+        self.call("GET", "/artifacts/central/" + META)
+        self.h.settings._values["maven.metadata_max_versions"] = 1
+        response, body = self.call("GET", "/artifacts/public/" + META)
+        self.assertEqual(response.code, 502, body)
+        self.assertIn("within the limits", self.error(body)["message"])
+        self.h.settings._values["maven.metadata_max_versions"] = 2  # a new limit applies at once
+        response, body = self.call("GET", "/artifacts/public/" + META)
+        self.assertEqual(response.code, 200, body)
+        self.assertIn(b"<version>0.8</version>", body)
+        self.assertIn(b"<version>2.0-SNAPSHOT</version>", body)

@@ -117,7 +117,7 @@ class MavenGroups:
         merged = await self._merged_body(group, metadata_path, found, failures)
         if merged is None:
             raise UpstreamBadResponse(
-                "no member's maven-metadata.xml is within the limits",
+                "no member's maven-metadata.xml is within the limits (or could be read)",
                 {"repositoryId": group.id, "path": metadata_path, "members": [m for m, _ in found]},
             )
         last_modified = max(f.last_modified for _, f in found)
@@ -129,14 +129,15 @@ class MavenGroups:
 
     async def _merged_body(self, group, metadata_path: str, found: list, failures: list[str]) -> bytes | None:
         """The merge of the ``found`` (member, file) copies: from memory while no member's ETag changed."""
+        limits = metadata_limits(self.cache.settings)
         etags = [f.etag for _, f in found]
         key = None
-        if all(etags):
-            key = "\0".join([group.id, metadata_path, *(f"{m}={e}" for (m, _), e in zip(found, etags, strict=True))])
+        if all(etags):  # (a download in flight has no ETag yet)
+            named = (f"{m}={e}" for (m, _), e in zip(found, etags, strict=True))
+            key = "\0".join([group.id, metadata_path, repr(limits), *named])
             held = self._merged.get(key)
             if held is not None:
                 return held[0]
-        limits = metadata_limits(self.cache.settings)
         bodies = await gatherResults(
             [Deferred.fromCoroutine(self._member_body(m, f, limits.max_bytes)) for m, f in found]
         )

@@ -14,6 +14,12 @@ serves one ``maven-metadata.xml`` built from every member that has one:
 - ``plugins`` (group-level metadata): the union by ``prefix``.
 
 The same rules as Maven's own ``Metadata.merge``, applied to N copies.
+
+A copy comes from an upstream nobody here controls, so what one may cost is
+bounded (`MetadataLimits`: bytes, versions, length of a version; a copy
+beyond them is refused, `merge_within_limits` leaves it out), each version's
+sort key is computed once and in linear time, and the parser refuses any
+DTD (no entity expansion).
 """
 
 from __future__ import annotations
