@@ -579,7 +579,11 @@ class OpenApiTests(ApiCase):
         described = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops if p.startswith("/api/")}
         routed = set()
         for rule in self.front.app.url_map.iter_rules():
-            path = re.sub(r"<int:\w+>", "{id}", rule.rule).replace("<key>", "{key}").replace("<upstream_id>", "{id}")
+            path = (
+                re.sub(r"<(?:int|id):\w+>", "{id}", rule.rule)
+                .replace("<key>", "{key}")
+                .replace("<upstream_id>", "{id}")
+            )
             for method in rule.methods - {"HEAD", "OPTIONS"}:
                 routed.add((method, path))
         self.assertEqual(described, routed)

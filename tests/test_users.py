@@ -127,10 +127,17 @@ class UserRuleTests(SynchronousTestCase):
 
     def test_unknown_user_costs_one_bcrypt_check(self):
         """An unknown user (or a non-string name) still runs one bcrypt check, against a dummy hash."""
-        for name in ("ghost", None, "", "x" * 500, "\ud800"):
+        for name in ("ghost", None, "", "x" * 500):
             self.crypt.checks.clear()
             self.assertIsNone(self.wait(self.users.authenticate(name, "pw")))
             self.assertEqual(self.crypt.checks, [("pw", None)])
+        # A name no user can have (a control character, a lone surrogate) is bad input, refused before
+        # any lookup: it reveals nothing about which users exist (issue 24.7).
+        for name in ("\ud800", "a\x00b", "\x1b[31m"):
+            self.crypt.checks.clear()
+            failure = self.failureResultOf(defer.ensureDeferred(self.users.authenticate(name, "pw")), BadRequest)
+            self.assertIn("control characters", failure.value.message)
+            self.assertEqual(self.crypt.checks, [])
         self.crypt.checks.clear()
         self.wait(self.users.authenticate("admin", "wrong"))
         self.assertEqual(self.crypt.checks, [("wrong", self.admin.password_hash)])

@@ -30,9 +30,11 @@ from harbor_cache.errors import (
     NotFound,
     NotHosted,
 )
+from harbor_cache.grammar.client_text import is_clean_text
 from harbor_cache.grammar.digests import is_digest_reference
 from harbor_cache.grammar.mediatypes import INDEX_TYPES
 from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
+from harbor_cache.grammar.numbers import parse_decimal
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.grammar.timestamps import iso8601
 from harbor_cache.index.rows import AuditRecord, Entry
@@ -53,17 +55,19 @@ def query_arg(request, name: str) -> str | None:
         raise BadRequest(f"{name} is not UTF-8") from None
     if len(text) > MAX_TEXT:
         raise BadRequest(f"{name} is longer than {MAX_TEXT} characters", {name: text[:32]})
+    if not is_clean_text(text):
+        # Filters reach SQL, and PostgreSQL refuses NUL in text: bad input, never a 500.
+        raise BadRequest(f"{name} may not contain control characters")
     return text or None
 
 
 def int_arg(request, name: str, default: int, minimum: int, maximum: int) -> int:
+    """An integer query parameter: ASCII digits only (`numbers.parse_decimal`), within the bounds."""
     raw = query_arg(request, name)
     if raw is None:
         return default
-    if not raw.isdigit():
-        raise BadRequest(f"{name} must be an integer from {minimum} to {maximum}", {name: raw})
-    value = int(raw)
-    if not minimum <= value <= maximum:
+    value = parse_decimal(raw)
+    if value is None or not minimum <= value <= maximum:
         raise BadRequest(f"{name} must be an integer from {minimum} to {maximum}", {name: raw})
     return value
 

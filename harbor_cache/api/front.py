@@ -36,6 +36,7 @@ from typing import Any
 
 from klein import Klein
 from twisted.logger import Logger
+from werkzeug.routing import BaseConverter
 
 from harbor_cache.auth import STAMP_CLAIM, InvalidToken, credential_stamp, parse_bearer_authorization
 from harbor_cache.errors import BadRequest, Denied, NotFound, TooLarge, Unauthorized
@@ -106,10 +107,25 @@ def requires(role: str):
     return decorate
 
 
+class IdConverter(BaseConverter):
+    """A row id in a path: ASCII digits only, at most 18 (`grammar.numbers.MAX_DIGITS`)."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value) -> str:
+        return str(int(value))
+
+
 class ApiFront:
     """The /api/v1 Klein app; collaborators are passed in, nothing here does I/O itself."""
 
     app = Klein()
+    # ``<int:...>`` would take any Unicode digits ("/users/５" is user 5) and any length (a 30-digit id
+    # overflows the index's 64-bit integers: a 500); ids are 1 to 18 ASCII digits, anything else is 404.
+    app.url_map.converters["id"] = IdConverter
     install_error_handlers(app)
 
     def __init__(
@@ -254,12 +270,12 @@ class ApiFront:
         request.setHeader(b"Location", b"/api/v1/users/%d" % row.id)
         return json_response(request, user_view(row), 201)
 
-    @app.route("/api/v1/users/<int:user_id>", methods=["GET"])
+    @app.route("/api/v1/users/<id:user_id>", methods=["GET"])
     @requires(ADMIN)
     async def get_user(self, request, user_id, caller):
         return json_response(request, user_view(await self.users.get(user_id)))
 
-    @app.route("/api/v1/users/<int:user_id>", methods=["PUT"])
+    @app.route("/api/v1/users/<id:user_id>", methods=["PUT"])
     @requires(ADMIN)
     async def update_user(self, request, user_id, caller):
         body = read_json_object(request)
@@ -275,7 +291,7 @@ class ApiFront:
         await self.record(request, "user.update", caller.username, row.username, changes)
         return json_response(request, user_view(row))
 
-    @app.route("/api/v1/users/<int:user_id>", methods=["DELETE"])
+    @app.route("/api/v1/users/<id:user_id>", methods=["DELETE"])
     @requires(ADMIN)
     async def delete_user(self, request, user_id, caller):
         gone = await self.users.get(user_id)
@@ -418,7 +434,7 @@ class ApiFront:
     async def cache_entries(self, request, caller):
         return json_response(request, await self._console().entries(request))
 
-    @app.route("/api/v1/cache/entries/<int:entry_id>", methods=["DELETE"])
+    @app.route("/api/v1/cache/entries/<id:entry_id>", methods=["DELETE"])
     @requires(ADMIN)
     async def delete_cache_entry(self, request, entry_id, caller):
         entry = await self._console().delete_entry(entry_id)

@@ -8,6 +8,12 @@ user is still read on every request, and a remembered check counts only while
 the stored hash is the one it was made against: a password change ends it at
 once.  An unknown user costs one bcrypt check (against a dummy hash), so the
 timing of a refusal does not reveal which usernames exist.
+
+A username with a control character (NUL: PostgreSQL refuses it in text) is
+not a wrong password but bad input, whichever front it came through (login
+JSON, Basic on ``/v2/``, ``/v2/token``, ``POST /token``, Maven routes): it is
+refused with `BadRequest` (400) before any lookup, and never reaches the
+index or the audit log.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from typing import Any
 from twisted.internet.interfaces import IReactorTime
 
 from harbor_cache.auth import check_password
+from harbor_cache.errors import BadRequest
+from harbor_cache.grammar.client_text import is_clean_text
 from harbor_cache.index.rows import User
 
 # Usernames are at most this long (`core.users.check_username`): a longer one is never looked up.
@@ -48,6 +56,9 @@ class Credentials:
         self._remembered: dict[bytes, float] = {}  # sha256(username, password, hash) -> until
 
     async def check(self, username: Any, password: Any) -> User | None:
+        """The user's row when the password is right, else None; `BadRequest` for a username no user can have."""
+        if isinstance(username, str) and not is_clean_text(username):
+            raise BadRequest("username may not contain control characters")
         row = None
         if isinstance(username, str) and 0 < len(username) <= MAX_USERNAME_LENGTH and encodable(username):
             row = await self.index.get_user_by_name(username)

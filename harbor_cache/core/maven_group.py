@@ -10,9 +10,13 @@ no member has the file the answer is 502 if one of them failed (the file may
 exist there), else 404.
 
 ``maven-metadata.xml`` is different: every member is asked and the copies
-are merged (`grammar.maven_metadata.merge_metadata`), so a version deployed to a
-hosted member and the versions of Central appear in one list.  Its
-checksums are computed for the merged file, never taken from a member.
+are merged (`grammar.maven_metadata.merge_within_limits`), so a version deployed
+to a hosted member and the versions of Central appear in one list.  Its
+checksums are computed for the merged file, never taken from a member.  A
+member's copy beyond the ``maven.metadata_*`` limits is left out with a log
+line (a hostile upstream must not cost every client of the group); the merge
+runs on the I/O pool, and its result is kept in memory, named by the members'
+ETags, until a member's copy changes.
 
 Browse of a group lists the union of what its members hold (the first
 member's entry wins for a name both hold); info answers for the first member
@@ -26,13 +30,25 @@ import hashlib
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
+from harbor_cache.core.memory import BoundedMemory
 from harbor_cache.errors import HarborError, NotFound, UpstreamBadResponse
-from harbor_cache.grammar.maven_metadata import MAX_METADATA_BYTES, MetadataInvalid, merge_metadata
+from harbor_cache.grammar.maven_metadata import MetadataInvalid, MetadataLimits, merge_within_limits
 from harbor_cache.grammar.maven_paths import METADATA_NAME, checksum_base, is_metadata, parent_path
 
 log = Logger()
 
 _ALGORITHMS = {".sha1": "sha1", ".md5": "md5", ".sha256": "sha256", ".sha512": "sha512"}
+# Merged maven-metadata.xml documents kept (least recently used go first).
+MERGED_MEMORY_BYTES = 8 << 20
+
+
+def metadata_limits(settings) -> MetadataLimits:
+    """The ``maven.metadata_*`` runtime settings as the grammar's limits (read per request: they may change)."""
+    return MetadataLimits(
+        max_bytes=settings.get("maven.metadata_max_bytes"),
+        max_versions=settings.get("maven.metadata_max_versions"),
+        max_version_length=settings.get("maven.metadata_max_version_length"),
+    )
 
 
 class MavenGroups:
@@ -40,6 +56,10 @@ class MavenGroups:
 
     def __init__(self, cache):
         self.cache = cache
+        # "group\0path\0member ETags" -> the merged body (None: every copy was beyond the limits).
+        self._merged: BoundedMemory[tuple[bytes | None]] = BoundedMemory(
+            MERGED_MEMORY_BYTES, lambda held: len(held[0] or b"") + 256
+        )
 
     async def get_file(self, group, path: str):
         if is_metadata(path):
@@ -65,16 +85,21 @@ class MavenGroups:
             )
         raise NotFound("artifact not found", detail)
 
-    async def _member_copy(self, member: str, path: str):
-        """(body, last modified) of a member's file; None when it has none; a failure text when it failed."""
+    async def _member_file(self, member: str, path: str):
+        """A member's file; None when it has none; a failure text when it failed."""
         try:
-            f = await self.cache.get_file(member, path)
-            body = await self.cache.whole_body(f, MAX_METADATA_BYTES)
+            return await self.cache.get_file(member, path)
         except NotFound:
             return None
         except HarborError as e:
             return f"{member}: {e.message}"
-        return body, f.last_modified
+
+    async def _member_body(self, member: str, f, limit: int):
+        """The whole body of a member's file; a failure text when it cannot be had within ``limit``."""
+        try:
+            return await self.cache.whole_body(f, limit)
+        except HarborError as e:
+            return f"{member}: {e.message}"
 
     async def _metadata_file(self, group, path: str):
         base = checksum_base(path)
@@ -82,28 +107,68 @@ class MavenGroups:
         if not metadata_path.endswith(METADATA_NAME):
             # A checksum of a checksum, e.g. maven-metadata.xml.sha1.md5: not something a client asks.
             raise NotFound("artifact not found", {"repositoryId": group.id, "path": path})
-        copies = await gatherResults(
-            [Deferred.fromCoroutine(self._member_copy(m, metadata_path)) for m in group.members]
+        files = await gatherResults(
+            [Deferred.fromCoroutine(self._member_file(m, metadata_path)) for m in group.members]
         )
-        found = [c for c in copies if isinstance(c, tuple)]
-        failures = [c for c in copies if isinstance(c, str)]
+        found = [(m, f) for m, f in zip(group.members, files, strict=True) if f is not None and not isinstance(f, str)]
+        failures = [f for f in files if isinstance(f, str)]
         if not found:
             self._not_found(group, path, failures)
-        if failures:
-            log.warn("merging {group}/{path} without {failures}", group=group.id, path=metadata_path, failures=failures)
-        try:
-            merged = merge_metadata([body for body, _ in found]) if len(found) > 1 else found[0][0]
-        except MetadataInvalid as e:
+        merged = await self._merged_body(group, metadata_path, found, failures)
+        if merged is None:
             raise UpstreamBadResponse(
-                "a member's maven-metadata.xml cannot be merged",
-                {"repositoryId": group.id, "path": metadata_path, "reason": str(e)},
-            ) from None
-        last_modified = max(modified for _, modified in found)
+                "no member's maven-metadata.xml is within the limits (or could be read)",
+                {"repositoryId": group.id, "path": metadata_path, "members": [m for m, _ in found]},
+            )
+        last_modified = max(f.last_modified for _, f in found)
         body = merged
         if base is not None:
             algorithm = _ALGORITHMS[path[len(base) :]]
             body = hashlib.new(algorithm, merged).hexdigest().encode()
         return self.cache.in_memory_file(group.id, path, body, last_modified, "merged")
+
+    async def _merged_body(self, group, metadata_path: str, found: list, failures: list[str]) -> bytes | None:
+        """The merge of the ``found`` (member, file) copies: from memory while no member's ETag changed."""
+        limits = metadata_limits(self.cache.settings)
+        etags = [f.etag for _, f in found]
+        key = None
+        if all(etags):  # (a download in flight has no ETag yet)
+            named = (f"{m}={e}" for (m, _), e in zip(found, etags, strict=True))
+            key = "\0".join([group.id, metadata_path, repr(limits), *named])
+            held = self._merged.get(key)
+            if held is not None:
+                return held[0]
+        bodies = await gatherResults(
+            [Deferred.fromCoroutine(self._member_body(m, f, limits.max_bytes)) for m, f in found]
+        )
+        members = [m for (m, _), b in zip(found, bodies, strict=True) if isinstance(b, bytes)]
+        failures = failures + [b for b in bodies if isinstance(b, str)]
+        copies = [b for b in bodies if isinstance(b, bytes)]
+        if failures:
+            log.warn("merging {group}/{path} without {failures}", group=group.id, path=metadata_path, failures=failures)
+        if not copies:
+            return None
+        if len(copies) == 1:
+            return copies[0]  # nothing to merge: served as the member serves it
+        try:
+            # Parsing and merging megabytes is CPU work: off the reactor's thread, as file work is.
+            merged, refused = await self.cache.storage.io.run(merge_within_limits, copies, limits)
+        except MetadataInvalid as e:
+            raise UpstreamBadResponse(
+                "a member's maven-metadata.xml cannot be merged",
+                {"repositoryId": group.id, "path": metadata_path, "reason": str(e)},
+            ) from None
+        for i, why in refused:
+            log.warn(
+                "merging {group}/{path} without {member}'s copy: {why}",
+                group=group.id,
+                path=metadata_path,
+                member=members[i],
+                why=why,
+            )
+        if key is not None and not failures:
+            self._merged.put(key, (merged,))
+        return merged
 
     # -- browse, info, statistics ---------------------------------------------
 

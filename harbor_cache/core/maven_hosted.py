@@ -19,6 +19,9 @@ Rules, checked before the index row is written:
   those) may always be replaced: that is how SNAPSHOT builds and version
   lists move on.  A checksum identical to the one stored is accepted (a
   client retrying is not redeploying).
+- A ``maven-metadata.xml`` beyond the ``maven.metadata_*`` limits (bytes,
+  versions, length of a version) is refused with 400: a group would refuse
+  to merge it anyway (docs/security.md).
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ import hashlib
 
 from twisted.logger import Logger
 
+from harbor_cache.core.maven_group import metadata_limits
 from harbor_cache.errors import BadRequest, DeployNotAllowed, DeployRefused, DigestInvalid, HarborError, TooLarge
-from harbor_cache.grammar.maven_paths import checksum_base, content_type_for, is_mutable
+from harbor_cache.grammar.maven_metadata import MetadataTooLarge, check_limits
+from harbor_cache.grammar.maven_paths import METADATA_NAME, checksum_base, content_type_for, is_mutable
 from harbor_cache.storage import BlobCorrupt, SourceFailed
 from harbor_cache.storage.writer import drained
 
@@ -99,6 +104,8 @@ class MavenDeployer:
         checksum_body = None
         if algorithm is not None:
             checksum_body = await self._check_checksum(repo_id, path, body, algorithm)
+        elif path.rpartition("/")[2] == METADATA_NAME:
+            checksum_body = await self._check_metadata(repo_id, path, body)
         temp = self.storage.new_temp(body.length, extra_hashes=("sha1",))
         try:
             if checksum_body is not None:
@@ -148,6 +155,23 @@ class MavenDeployer:
             bytes=length,
         )
         return outcome == "created"
+
+    async def _check_metadata(self, repo_id: str, path: str, source) -> bytes:
+        """Refuse a maven-metadata.xml beyond the limits a group merges within; returns it (read whole)."""
+        limits = metadata_limits(self.cache.settings)
+        detail = {"repositoryId": repo_id, "path": path}
+        too_large = f"a maven-metadata.xml is at most {limits.max_bytes} bytes (maven.metadata_max_bytes)"
+        if source.length is not None and source.length > limits.max_bytes:
+            raise BadRequest(too_large, detail)
+        try:
+            body = await source.read_all(limits.max_bytes)
+        except TooLarge:
+            raise BadRequest(too_large, detail) from None
+        try:
+            await self.storage.io.run(check_limits, body, limits)
+        except MetadataTooLarge as e:
+            raise BadRequest(f"{path} is beyond the metadata limits: {e}", {**detail, "reason": str(e)}) from None
+        return body
 
     async def _check_checksum(self, repo_id: str, path: str, source, algorithm: str) -> bytes:
         """Refuse a checksum file that is malformed or does not match the deployed file it names; returns it."""

@@ -14,19 +14,49 @@ serves one ``maven-metadata.xml`` built from every member that has one:
 - ``plugins`` (group-level metadata): the union by ``prefix``.
 
 The same rules as Maven's own ``Metadata.merge``, applied to N copies.
+
+A copy comes from an upstream nobody here controls, so what one may cost is
+bounded (`MetadataLimits`: bytes, versions, length of a version; a copy
+beyond them is refused, `merge_within_limits` leaves it out), each version's
+sort key is computed once and in linear time, and the parser refuses any
+DTD (no entity expansion).
 """
 
 from __future__ import annotations
 
-import functools
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pyexpat import ExpatError, ParserCreate
 
-__all__ = ["MetadataInvalid", "merge_metadata", "version_key", "MAX_METADATA_BYTES"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "MetadataInvalid",
+    "MetadataLimits",
+    "MetadataTooLarge",
+    "check_limits",
+    "merge_metadata",
+    "merge_within_limits",
+    "version_key",
+]
 
-# A member's maven-metadata.xml above this is not merged (a real one is a few KiB;
-# commons-lang's with every version ever released is ~10 KiB).
-MAX_METADATA_BYTES = 4 << 20
+
+@dataclass(frozen=True)
+class MetadataLimits:
+    """What one maven-metadata.xml may hold before it is refused (the ``maven.metadata_*`` settings).
+
+    A real file is a few KiB (commons-lang's, with every version ever
+    released, is ~10 KiB; Central's largest hold a few thousand versions of
+    under 100 characters).  Maven itself sets no bound, but one hostile copy
+    must not cost more than any real one: see docs/security.md.
+    """
+
+    max_bytes: int = 4 << 20
+    max_versions: int = 10_000
+    max_version_length: int = 256
+
+
+DEFAULT_LIMITS = MetadataLimits()
 
 _QUALIFIERS = {
     "alpha": 1,
@@ -44,54 +74,61 @@ _QUALIFIERS = {
     "release": 6,
     "sp": 7,
 }
-_TOKEN_RE = re.compile(r"\d+|[a-zA-Z]+")
+_TOKEN_RE = re.compile(r"(\d+)|([a-zA-Z]+)")
+_ZERO = (1, 0, "")
+_RELEASE = (0, 6, "")
 
 
 class MetadataInvalid(ValueError):
     """A maven-metadata.xml that is not XML, or whose root is not <metadata>."""
 
 
+class MetadataTooLarge(MetadataInvalid):
+    """A maven-metadata.xml beyond `MetadataLimits` (bytes, versions, length of a version)."""
+
+
 def _items(version: str) -> list[tuple]:
+    """Maven's items of ``version``, normalised; linear in its length (it is computed once per version).
+
+    A number is ``(1, digits, text)``: compared by length, then text, it
+    orders as the number would with no bound on its size (``int`` refuses
+    more than 4300 digits).
+    """
     items: list[tuple] = []
-    for token in _TOKEN_RE.findall(version):
-        if token.isdigit():
-            items.append((1, int(token), ""))
+    append = items.append
+    for digits, letters in _TOKEN_RE.findall(version):
+        if digits:
+            digits = digits.lstrip("0")
+            append((1, len(digits), digits))
         else:
-            lowered = token.lower()
+            lowered = letters.lower()
             rank = _QUALIFIERS.get(lowered)
-            items.append((0, rank, "") if rank is not None else (0, 8, lowered))
+            append((0, rank, "") if rank is not None else (0, 8, lowered))
     # Maven's normalisation: a zero before a qualifier or at the end means
     # nothing (1.0 == 1, 1.0-rc1 == 1-rc1), and so does a "release" qualifier.
-    changed = True
-    while changed:
-        changed = False
-        for i in range(len(items) - 1, -1, -1):
-            last = i == len(items) - 1
-            if items[i] in ((1, 0, ""), _RELEASE) and (last or items[i + 1][0] == 0):
-                del items[i]
-                changed = True
-                break
-    return items
+    # Whether an item goes depends only on the item kept after it, so one pass
+    # from the end decides each once.
+    kept: list[tuple] = []
+    for item in reversed(items):
+        if (item == _ZERO or item == _RELEASE) and (not kept or kept[-1][0] == 0):
+            continue
+        kept.append(item)
+    kept.reverse()
+    return kept
 
 
-_RELEASE = (0, 6, "")
+def version_key(version: str) -> tuple:
+    """A sort key approximating Maven's ComparableVersion, computed once per version (decorate-sort).
 
-
-def _compare(a: str, b: str) -> int:
-    left, right = _items(a), _items(b)
-    for i in range(max(len(left), len(right))):
-        x = left[i] if i < len(left) else _RELEASE
-        y = right[i] if i < len(right) else _RELEASE
-        if x != y:
-            return -1 if x < y else 1
-    return (a > b) - (a < b)  # equal by Maven's rules: a stable order all the same
-
-
-# A sort key approximating Maven's ComparableVersion: numbers compare as
-# numbers and beat qualifiers; 1.0 == 1.0.0; known qualifiers order
-# alpha < beta < milestone < rc < snapshot < (release) < sp, and an unknown
-# qualifier sorts after them, alphabetically.
-version_key = functools.cmp_to_key(_compare)
+    Numbers compare as numbers and beat qualifiers; 1.0 == 1.0.0; known
+    qualifiers order alpha < beta < milestone < rc < snapshot < (release) <
+    sp, and an unknown qualifier sorts after them, alphabetically.  Maven pads
+    the shorter list with "release" items: the closing ``_RELEASE`` does that
+    (after it, the other list can only go on with a number, which is higher,
+    as a longer tuple is).  Versions equal by Maven's rules fall back to
+    their text, for a stable order all the same.
+    """
+    return (*_items(version), _RELEASE), version
 
 
 def _text(parent: ET.Element | None, tag: str) -> str | None:
@@ -108,29 +145,100 @@ def _set(parent: ET.Element, tag: str, value: str | None) -> None:
         ET.SubElement(parent, tag).text = value
 
 
-def _parse(body: bytes) -> ET.Element:
-    if len(body) > MAX_METADATA_BYTES:
-        raise MetadataInvalid(f"larger than {MAX_METADATA_BYTES} bytes")
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise MetadataInvalid("DTDs and entities are not accepted")
+def _refuse_dtd(*_args) -> None:
+    raise MetadataInvalid("DTDs and entities are not accepted")
+
+
+def _parse(body: bytes, limits: MetadataLimits) -> ET.Element:
+    """The tree of ``body``, built from expat's events with any DTD refused as it starts.
+
+    Refusing ``<!DOCTYPE`` in the parser (not by looking for the bytes) holds
+    in every encoding expat reads (UTF-16 too), so no entity is ever declared:
+    no expansion ("billion laughs"; expat >= 2.4 bounds it as well), and no
+    external entity (expat here never fetches one anyway).
+    """
+    if len(body) > limits.max_bytes:
+        raise MetadataTooLarge(f"larger than {limits.max_bytes} bytes")
+    builder = ET.TreeBuilder()
+    parser = ParserCreate(namespace_separator="}")
+    parser.buffer_text = True
+    parser.StartDoctypeDeclHandler = _refuse_dtd
+    parser.EntityDeclHandler = _refuse_dtd
+    # Some writers put the POM namespace on <metadata>: namespaces are dropped.
+    parser.StartElementHandler = lambda tag, attrs: builder.start(tag.rpartition("}")[2], attrs)
+    parser.EndElementHandler = lambda tag: builder.end(tag.rpartition("}")[2])
+    parser.CharacterDataHandler = builder.data
     try:
-        root = ET.fromstring(body)
-    except ET.ParseError as e:
+        parser.Parse(body, True)
+        root = builder.close()
+    except ExpatError as e:
         raise MetadataInvalid(f"not XML: {e}") from None
-    # Some writers put the POM namespace on <metadata>; drop namespaces.
-    for el in root.iter():
-        if isinstance(el.tag, str) and el.tag.startswith("{"):
-            el.tag = el.tag.split("}", 1)[1]
+    except AssertionError:  # TreeBuilder.close without a root (cannot happen once expat accepted the body)
+        raise MetadataInvalid("not XML: no root element") from None
     if root.tag != "metadata":
         raise MetadataInvalid(f"root element is <{root.tag}>, not <metadata>")
+    _check_versions(root, limits)
     return root
 
 
-def merge_metadata(bodies: list[bytes]) -> bytes:
+def _check_versions(root: ET.Element, limits: MetadataLimits) -> None:
+    versions = root.findall("versioning/versions/version")
+    if len(versions) > limits.max_versions:
+        raise MetadataTooLarge(f"more than {limits.max_versions} versions")
+    pointers = [root.find(tag) for tag in ("version", "versioning/latest", "versioning/release")]
+    for el in [*versions, *pointers]:
+        if el is not None and el.text and len(el.text.strip()) > limits.max_version_length:
+            raise MetadataTooLarge(f"a version longer than {limits.max_version_length} characters")
+
+
+def check_limits(body: bytes, limits: MetadataLimits) -> None:
+    """Raise `MetadataTooLarge` when ``body`` is beyond ``limits``; a body that is not metadata passes.
+
+    For a deploy: what is stored is the client's business until a group
+    merges it (then `MetadataInvalid` is answered), but a copy that would be
+    refused there for its size is refused at once.
+    """
+    try:
+        _parse(body, limits)
+    except MetadataTooLarge:
+        raise
+    except MetadataInvalid:
+        return
+
+
+def merge_metadata(bodies: list[bytes], limits: MetadataLimits = DEFAULT_LIMITS) -> bytes:
     """One maven-metadata.xml from the members' copies (in member order); raises `MetadataInvalid`."""
     if not bodies:
         raise MetadataInvalid("nothing to merge")
-    roots = [_parse(b) for b in bodies]
+    return _merge([_parse(b, limits) for b in bodies])
+
+
+def merge_within_limits(bodies: list[bytes], limits: MetadataLimits) -> tuple[bytes | None, list[tuple[int, str]]]:
+    """Merge the copies within ``limits``, leaving out those beyond them: (merged, [(index, why)]).
+
+    A group's answer does not depend on one member's excess: its copy is left
+    out (the caller logs why) and the others are merged.  One copy left is
+    returned as it is; none left gives None.  A copy that is not metadata at
+    all raises `MetadataInvalid`, as `merge_metadata` does.
+    """
+    roots: list[ET.Element] = []
+    kept: list[bytes] = []
+    refused: list[tuple[int, str]] = []
+    for i, body in enumerate(bodies):
+        try:
+            roots.append(_parse(body, limits))
+        except MetadataTooLarge as e:
+            refused.append((i, str(e)))
+            continue
+        kept.append(body)
+    if not roots:
+        return None, refused
+    if len(roots) == 1:
+        return kept[0], refused
+    return _merge(roots), refused
+
+
+def _merge(roots: list[ET.Element]) -> bytes:
     first = roots[0]
     out = ET.Element("metadata")
     model_version = first.get("modelVersion")

@@ -830,6 +830,11 @@ class ConsoleFiles(File):
         request.setHeader(b"Cache-Control", b"no-cache")
         return super().render(request)
 
+    def getChild(self, path, request):
+        if b"\0" in path:  # "/ui/app.js%00.html": the file system refuses the name (a 500 before); no such file
+            return NotFoundResource()
+        return super().getChild(path, request)
+
     def directoryListing(self):
         return NotFoundResource()
 

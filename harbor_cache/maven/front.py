@@ -46,6 +46,7 @@ from harbor_cache.grammar.maven_paths import (
     normalize_artifact_path,
     normalize_browse_path,
 )
+from harbor_cache.grammar.numbers import parse_fraction
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.http.errors import status_of
 from harbor_cache.http.request_body import body_of
@@ -442,10 +443,9 @@ class MavenFront:
         if user is None:
             raise AuthChallenge(401, "invalid username or password", [BASIC_CHALLENGE])
         expires_in = self._form(request, b"expires_in")
-        try:
-            hours = float(expires_in) if expires_in else 3.0
-        except ValueError:
-            raise BadRequest("expires_in must be a number of hours", {"expires_in": expires_in}) from None
+        hours = parse_fraction(expires_in) if expires_in else 3.0
+        if hours is None:  # ASCII digits only, as every client number (grammar.numbers)
+            raise BadRequest("expires_in must be a number of hours", {"expires_in": expires_in})
         repositories = (self._form(request, b"repositories") or "").split(",")
         scopes = (self._form(request, b"scope") or "").split(",")
         try:

@@ -14,6 +14,7 @@ import re
 from urllib.parse import urlencode
 
 from harbor_cache.errors import BadRequest, ErrorCode, ManifestUnknown, NotAllowed, TagInvalid, UploadRangeInvalid
+from harbor_cache.grammar.client_text import is_clean_text
 from harbor_cache.grammar.digests import is_digest_reference
 from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
 from harbor_cache.grammar.numbers import parse_decimal
@@ -26,8 +27,14 @@ _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?\s*([0-9]+)-([0-9]+)(?:/(?:[0-9]+|\
 
 
 def _arg(request, name: str) -> str | None:
+    """A query parameter as text; 400 for a control character (``last=%00`` would reach SQL: a 500)."""
     values = request.args.get(name.encode())
-    return values[0].decode("utf-8", "replace") if values else None
+    if not values:
+        return None
+    text = values[0].decode("utf-8", "replace")
+    if not is_clean_text(text):
+        raise BadRequest(f"{name} may not contain control characters")
+    return text
 
 
 def parse_content_range(value: bytes | str | None) -> tuple[int, int] | None:

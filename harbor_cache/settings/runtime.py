@@ -119,6 +119,24 @@ SETTINGS: dict[str, Setting] = {
             _parse_int(0, YEAR),
             "maven-metadata.xml and SNAPSHOTs revalidate after",
         ),
+        Setting(
+            "maven.metadata_max_bytes",
+            str(4 << 20),
+            _parse_int(1024, 64 << 20),
+            "A maven-metadata.xml larger than this is not deployed (400) nor merged into a group's",
+        ),
+        Setting(
+            "maven.metadata_max_versions",
+            "10000",
+            _parse_int(1, 1_000_000),
+            "A maven-metadata.xml listing more versions is not deployed (400) nor merged into a group's",
+        ),
+        Setting(
+            "maven.metadata_max_version_length",
+            "256",
+            _parse_int(16, 4096),
+            "A maven-metadata.xml naming a longer version is not deployed (400) nor merged into a group's",
+        ),
         Setting("registry.anonymous_pull", "true", _parse_bool, "Pulls without credentials are allowed"),
         Setting(
             "registry.hosted_names",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from harbor_cache.grammar.client_text import is_clean_text
 from harbor_cache.grammar.namespaces import check_namespaces, check_prefix, check_registry_host
 from harbor_cache.grammar.public_url import parse_trusted_proxies
 from harbor_cache.http.client_limits import LIMIT_KEYS, ClientLimits
@@ -186,6 +187,12 @@ def check_upstream(upstream: UpstreamConfig) -> str | None:
         return "url: credentials go in username and password, never in the URL"
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         return f"url: expected an http:// or https:// URL, got {upstream.url!r}"
+    # Stored in the index (PostgreSQL refuses NUL in text: a 500 from the management API).
+    for key, value in (("username", upstream.username), ("password", upstream.password)):
+        if value is not None and not is_clean_text(value):
+            return f"{key}: may not contain control characters"
+    if not all(is_clean_text(route) for route in upstream.routes):
+        return "routes: may not contain control characters"
     if upstream.prefix is not None and (problem := check_prefix(upstream.prefix)):
         return f"prefix: {problem}"
     if upstream.registry is not None and (problem := check_registry_host(upstream.registry)):
