@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,11 +49,13 @@ from harbor_cache.core.eviction import Evictor
 from harbor_cache.core.hosted import HostedRegistry
 from harbor_cache.core.leases import LeaseBook
 from harbor_cache.core.maven import MavenCache
+from harbor_cache.core.nodes import NodeName, NodeNameInUse
 from harbor_cache.core.oci import OciCache
 from harbor_cache.core.orphans import OrphanSweeper
 from harbor_cache.core.upstream_health import HealthMonitor
 from harbor_cache.core.upstreams import UpstreamCatalog
 from harbor_cache.core.users import UserService
+from harbor_cache.errors import IndexUnavailable
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.http.access_log import AccessLogFile, AccessLogService, resolve_path
 from harbor_cache.http.site import ConsoleFiles, HarborSite, NotFoundResource, Root, SiteFront
@@ -101,6 +104,28 @@ def _timer(name: str, seconds: float, call, clock, parent: service.MultiService)
 # How often each node checks whether upstreams were changed (on any node).
 UPSTREAM_POLL_SECONDS = 3.0
 
+# The exit status of a process that could not start (a node name in use, an index that cannot be migrated).
+START_FAILED_STATUS = 1
+
+
+def _logged(what: str):
+    """An errback for a timer's pass: log the failure, except the index being away (the index logs that once)."""
+
+    def errback(failure):
+        if failure.check(IndexUnavailable):
+            return None
+        log.failure(what, failure)
+        return None
+
+    return errback
+
+
+def _exit_after_stop(status: int) -> None:
+    """End the process with ``status`` once the reactor has stopped (twist itself always exits 0)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
 
 class HarborState(service.MultiService):
     """Runs the async start-up (migrations, settings, first admin), then starts its children.
@@ -133,10 +158,14 @@ class HarborState(service.MultiService):
         self.ready = d
 
     def _failed(self, failure):
-        log.failure("harbor-cache failed to start", failure)
+        if failure.check(NodeNameInUse):
+            log.critical("harbor-cache refuses to start: {reason}", reason=str(failure.value))
+        else:
+            log.failure("harbor-cache failed to start", failure)
         from twisted.internet import reactor
 
         if reactor.running:
+            reactor.addSystemEventTrigger("after", "shutdown", _exit_after_stop, START_FAILED_STATUS)
             reactor.stop()
 
     def stopService(self):
@@ -255,6 +284,7 @@ class HarborApp:
         self.leases = (
             LeaseBook(self.index, self.node_name, clock, ttl=config.lease_seconds) if self.shared_index else None
         )
+        self.node = NodeName(self.index, self.node_name, clock, config.lease_seconds, shared=self.shared_index)
         self.settings = RuntimeSettings(self.index, clock)
         self.audit = AuditLog(self.index, clock, self.settings)
         self.access = AccessRecorder(self.index, clock)
@@ -404,6 +434,8 @@ class HarborApp:
         site_resource = self.site_front.app.resource()
         self.root.mount(b"health", site_resource)
         self.root.mount(b"healthz", site_resource)
+        self.root.mount(b"livez", site_resource)
+        self.root.mount(b"readyz", site_resource)
         self.root.put(b"metrics", MetricsResource(registry=self.metrics.registry))  # type: ignore[arg-type]
         ui = ConsoleFiles(os.path.join(os.path.dirname(__file__), "ui"))
         ui.childNotFound = NotFoundResource()  # type: ignore[assignment]
@@ -416,10 +448,12 @@ class HarborApp:
         self.root.mount(b"artifacts", maven_resource, hot=self.maven_front.hot_artifact)
 
     async def start(self) -> None:
+        version = await self.index.migrate()
+        # The name first: the temp files cleaned next are those of this name's previous (dead) process only.
+        await self.node.claim()
         removed = self.storage.clean_temp()
         if removed:
             log.info("removed {count} temp files left by the previous run", count=removed)
-        version = await self.index.migrate()
         await self.settings.load()
         await self.access.load()
         await self.ensure_admin()
@@ -443,7 +477,7 @@ class HarborApp:
         A failed pass is logged and swallowed: an error would stop the LoopingCall.
         """
         d = defer.Deferred.fromCoroutine(self._evict_once())
-        d.addErrback(lambda f: log.failure("eviction pass failed", f))
+        d.addErrback(_logged("eviction pass failed"))
         d.addCallback(lambda _: self.refresh_gauges())
         return d
 
@@ -457,7 +491,7 @@ class HarborApp:
             self.metrics.cache_entries.labels("hosted").set(totals.entries - totals.proxy)
 
         d = defer.Deferred.fromCoroutine(work())
-        d.addErrback(lambda f: log.failure("could not refresh cache gauges", f))
+        d.addErrback(_logged("could not refresh cache gauges"))
         return d
 
     def refresh_gauges_soon(self) -> None:
@@ -465,7 +499,7 @@ class HarborApp:
 
     def prune_audit(self) -> defer.Deferred:
         d = defer.Deferred.fromCoroutine(self.audit.prune())
-        d.addErrback(lambda f: log.failure("audit log pruning failed", f))
+        d.addErrback(_logged("audit log pruning failed"))
         return d
 
     async def _evict_once(self) -> None:
@@ -513,19 +547,19 @@ class HarborApp:
     def reload_settings(self) -> defer.Deferred:
         """Pick up runtime settings changed on another node; a failed reload is logged and retried."""
         d = defer.Deferred.fromCoroutine(self.settings.reload())
-        d.addErrback(lambda f: log.failure("reloading runtime settings failed", f))
+        d.addErrback(_logged("reloading runtime settings failed"))
         return d
 
     def expire_uploads(self) -> defer.Deferred:
         """Remove idle upload sessions (of any node); a failed pass is logged and retried next time."""
         d = defer.Deferred.fromCoroutine(self.hosted.expire_uploads())
-        d.addErrback(lambda f: log.failure("expiring upload sessions failed", f))
+        d.addErrback(_logged("expiring upload sessions failed"))
         return d
 
     def poll_upstreams(self) -> defer.Deferred:
         """Pick up upstream changes made on another node; a failed poll is logged and retried."""
         d = defer.Deferred.fromCoroutine(self.upstream_catalog.poll())
-        d.addErrback(lambda f: log.failure("reloading upstreams failed", f))
+        d.addErrback(_logged("reloading upstreams failed"))
         return d
 
     async def stop(self) -> None:
@@ -533,6 +567,7 @@ class HarborApp:
         await self.access.flush()
         if self.http_pool is not None:
             await self.http_pool.closeCachedConnections()
+        await self.node.release()
 
 
 def make_service(config: Config, reactor=None) -> service.MultiService:

@@ -163,6 +163,16 @@ MIGRATIONS: list[list[str]] = [
                WHERE below.type = 'maven' AND below.repository = entries.repository
                  AND below.key > entries.key || '/' AND below.key < entries.key || '0')""",
     ],
+    # 10: one live process per node name: each process holds its name with a random instance
+    #     id and refreshes the heartbeat; a second live process with the same name refuses to start
+    [
+        """CREATE TABLE nodes (
+            name TEXT PRIMARY KEY,
+            instance TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL
+        )""",
+    ],
 ]
 
 
