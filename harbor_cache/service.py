@@ -69,6 +69,7 @@ from harbor_cache.settings.runtime import RuntimeSettings
 from harbor_cache.settings.startup import Config, UpstreamConfig
 from harbor_cache.storage import Storage, StorageIO, ThreadIO
 from harbor_cache.storage.private_files import make_private_dir, make_private_file
+from harbor_cache.storage.process_lock import ProcessLock
 from harbor_cache.upstream.maven import MavenUpstream
 from harbor_cache.upstream.registry import RegistryUpstream, UpstreamSet
 
@@ -164,9 +165,12 @@ class HarborState(service.MultiService):
             log.failure("harbor-cache failed to start", failure)
         from twisted.internet import reactor
 
-        if reactor.running:
+        def stop():
             reactor.addSystemEventTrigger("after", "shutdown", _exit_after_stop, START_FAILED_STATUS)
             reactor.stop()
+
+        # A failure before the reactor runs (a sqlite data directory in use fails at once) stops it once it does.
+        reactor.callWhenRunning(stop)
 
     def stopService(self):
         d = defer.maybeDeferred(super().stopService)
@@ -284,7 +288,9 @@ class HarborApp:
         self.leases = (
             LeaseBook(self.index, self.node_name, clock, ttl=config.lease_seconds) if self.shared_index else None
         )
-        self.node = NodeName(self.index, self.node_name, clock, config.lease_seconds, shared=self.shared_index)
+        # One live process per node name (PostgreSQL), or per data directory (sqlite: one process only).
+        self.node = NodeName(self.index, self.node_name, clock, config.lease_seconds) if self.shared_index else None
+        self.process_lock = None if self.shared_index else ProcessLock(self.data_dir)
         self.settings = RuntimeSettings(self.index, clock)
         self.audit = AuditLog(self.index, clock, self.settings)
         self.access = AccessRecorder(self.index, clock)
@@ -448,9 +454,15 @@ class HarborApp:
         self.root.mount(b"artifacts", maven_resource, hot=self.maven_front.hot_artifact)
 
     async def start(self) -> None:
+        # The data directory or the node name first: the temp files cleaned below must be a dead process's.
+        if self.process_lock is not None and not self.process_lock.acquire():
+            raise NodeNameInUse(
+                f"another harbor-cache process serves {self.data_dir} with the sqlite index, which serves one "
+                "process only (several need a PostgreSQL index, each with its own [index] node_name)"
+            )
         version = await self.index.migrate()
-        # The name first: the temp files cleaned next are those of this name's previous (dead) process only.
-        await self.node.claim()
+        if self.node is not None:
+            await self.node.claim()
         removed = self.storage.clean_temp()
         if removed:
             log.info("removed {count} temp files left by the previous run", count=removed)
@@ -567,7 +579,10 @@ class HarborApp:
         await self.access.flush()
         if self.http_pool is not None:
             await self.http_pool.closeCachedConnections()
-        await self.node.release()
+        if self.node is not None:
+            await self.node.release()
+        if self.process_lock is not None:
+            self.process_lock.release()
 
 
 def make_service(config: Config, reactor=None) -> service.MultiService:

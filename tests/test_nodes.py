@@ -108,13 +108,6 @@ class NodeNameTests(SynchronousTestCase):
         self.successResultOf(self.claim(self.node("a")))
         self.successResultOf(self.claim(self.node("b")))
 
-    def test_sqlite_refusal_says_one_process_only(self):
-        self.successResultOf(self.claim(self.node()))
-        second = self.claim(self.node(shared=False))
-        for _ in range(4):
-            self.clock.advance(LEASE / 6)
-        self.assertIn("sqlite index serves one process", str(self.failureResultOf(second, NodeNameInUse).value))
-
 
 class NodesOnPostgresTests(NodeNameTests):
     """The same on PostgreSQL (the claim's upsert with its WHERE, the heartbeat's row count)."""

@@ -18,6 +18,10 @@ so a crashed node restarted at once waits at most ``lease_seconds``, and a
 clash is reported within about a third of that.  Only whether the heartbeat
 moves is compared, never two hosts' clocks, except for the staleness test
 (like every lease).
+
+With the sqlite index (one process only, on one host) a lock on the data
+directory does this instead (`harbor_cache.storage.process_lock`): the
+kernel drops it when its holder dies, so a crashed node restarts at once.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ log = Logger()
 
 
 class NodeNameInUse(Exception):
-    """Another live process holds this node name: this one must not start."""
+    """Another live process holds this node name (or, with the sqlite index, the data directory): do not start."""
 
 
 class NodeName:
@@ -47,14 +51,12 @@ class NodeName:
         clock: IReactorTime,
         lease_seconds: float,
         *,
-        shared: bool = True,
         instance: str | None = None,
     ):
         self.index = index
         self.name = name
         self.clock = clock
         self.lease_seconds = lease_seconds
-        self.shared = shared  # a PostgreSQL index several nodes share (else: sqlite, one process only)
         self.instance = instance or secrets.token_hex(8)
         self.taken_over = False
         self._heartbeat = task.LoopingCall(self._beat)
@@ -95,13 +97,10 @@ class NodeName:
         )
 
     def _clash_message(self, holder: str) -> str:
-        text = (
+        return (
             f"node name {self.name!r} is held by another live harbor-cache process (instance {holder}); "
             "give each process its own [index] node_name"
         )
-        if not self.shared:
-            text += " (the sqlite index serves one process only: several need a PostgreSQL index)"
-        return text
 
     async def _beat_async(self) -> None:
         try:

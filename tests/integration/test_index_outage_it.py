@@ -91,6 +91,9 @@ class IndexOutageTests(SynchronousTestCase):
         self.assertGreaterEqual(back[0]["failed"], refused)
         loud = [e for e in events if e["log_level"]["name"] in ("critical", "error") or "log_failure" in e]
         self.assertEqual(loud, away)
+        # Besides: one warning for the first transaction that lost its connection (retried once), none per request.
+        warnings = [e for e in events if e["log_level"]["name"] == "warn" and "index" in e.get("log_namespace", "")]
+        self.assertEqual(len(warnings), 1, warnings)
         self.assertNotIn("Rollback failed", self.srv.log_text())
 
     def events(self):
