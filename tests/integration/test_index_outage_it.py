@@ -7,7 +7,7 @@ upstream is the shared docker-registry.  During the outage:
 
 * a request that needs the index (a login, a cold manifest) is 503 with code
   ``INDEX_UNAVAILABLE`` in the error format, never 500;
-* a warm manifest hit, answered from memory, is still 200;
+* warm hits (a manifest by tag, a blob), answered from memory and disk, are still 200;
 * ``/livez`` stays 200 (no restart), ``/readyz`` and ``/health`` are 503;
 
 and the log says once that the database went away and once that it is back,
@@ -32,7 +32,8 @@ class IndexOutageTests(SynchronousTestCase):
     def setUp(self):
         support.require("docker-registry", "skopeo")
         self.db_url = pg_support.fresh_database_url(self)
-        self.reg, _ = support.shared_upstream()
+        self.reg, images = support.shared_upstream()
+        self.layer = min(images["images"]["single"]["layers"], key=lambda layer: layer["size"])["digest"]
         index = support._toml_table("[index]", {"url": self.db_url, "node_name": "outage", "pool_size": 4})
         self.srv = support.HarborServer(oci.harbor_config(self.reg.url) + "\n" + index)
         self.addCleanup(self.srv.close)
@@ -54,6 +55,10 @@ class IndexOutageTests(SynchronousTestCase):
         self.assertEqual(status, 200)
         self.assertEqual(self.manifest("1")[0], 200)  # now in memory
         self.assertEqual(self.login()[0], 200)
+        blob_path = "/v2/library/test/blobs/" + self.layer
+        status, _, blob = self.get(blob_path)
+        self.assertEqual((status, oci.sha256_digest(blob)), (200, self.layer))
+        self.wait_for_hit(blob_path)  # its row is remembered from then on
 
         pg_support.pause()
         self.addCleanup(pg_support.resume)
@@ -71,6 +76,7 @@ class IndexOutageTests(SynchronousTestCase):
         self.assertEqual((status, oci.oci_error_codes(body)), (503, ["INDEX_UNAVAILABLE"]))
         status, _, body = self.manifest("1")  # warm, from memory
         self.assertEqual((status, body), (200, warm))
+        self.assertEqual(self.get(blob_path)[::2], (200, blob))  # warm: its row is remembered, its file on disk
         status, _, body = self.get("/livez")
         self.assertEqual((status, json.loads(body)["status"]), (200, "alive"))
         status, _, body = self.get("/readyz")
@@ -95,6 +101,16 @@ class IndexOutageTests(SynchronousTestCase):
         warnings = [e for e in events if e["log_level"]["name"] == "warn" and "index" in e.get("log_namespace", "")]
         self.assertEqual(len(warnings), 1, warnings)
         self.assertNotIn("Rollback failed", self.srv.log_text())
+
+    def wait_for_hit(self, path):
+        """GET ``path`` until the node answers it as a hit (the first GETs may join the download's commit)."""
+        for _ in range(50):
+            self.assertEqual(self.get(path)[0], 200)
+            hits = [e for e in self.events() if e.get("path") == path and e.get("cache_status") == "hit"]
+            if hits:
+                return
+            time.sleep(0.1)
+        self.fail("no hit for " + path)
 
     def events(self):
         """The node's log events (one JSON object a line; the harness's own marker lines skipped)."""
