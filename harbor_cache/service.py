@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,13 +48,12 @@ from harbor_cache.core.eviction import Evictor
 from harbor_cache.core.hosted import HostedRegistry
 from harbor_cache.core.leases import LeaseBook
 from harbor_cache.core.maven import MavenCache
-from harbor_cache.core.nodes import NodeName, NodeNameInUse
+from harbor_cache.core.nodes import NodeName
 from harbor_cache.core.oci import OciCache
 from harbor_cache.core.orphans import OrphanSweeper
 from harbor_cache.core.upstream_health import HealthMonitor
 from harbor_cache.core.upstreams import UpstreamCatalog
 from harbor_cache.core.users import UserService
-from harbor_cache.errors import IndexUnavailable
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.http.access_log import AccessLogFile, AccessLogService, resolve_path
 from harbor_cache.http.site import ConsoleFiles, HarborSite, NotFoundResource, Root, SiteFront
@@ -65,6 +63,7 @@ from harbor_cache.metrics import Metrics
 from harbor_cache.oci.auth import RegistryAuthorizer
 from harbor_cache.oci.front import OciFront
 from harbor_cache.oci.hosted import HostedFront
+from harbor_cache.process import logged, start_failed
 from harbor_cache.settings.runtime import RuntimeSettings
 from harbor_cache.settings.startup import Config, UpstreamConfig
 from harbor_cache.storage import Storage, StorageIO, ThreadIO
@@ -105,28 +104,6 @@ def _timer(name: str, seconds: float, call, clock, parent: service.MultiService)
 # How often each node checks whether upstreams were changed (on any node).
 UPSTREAM_POLL_SECONDS = 3.0
 
-# The exit status of a process that could not start (a node name in use, an index that cannot be migrated).
-START_FAILED_STATUS = 1
-
-
-def _logged(what: str):
-    """An errback for a timer's pass: log the failure, except the index being away (the index logs that once)."""
-
-    def errback(failure):
-        if failure.check(IndexUnavailable):
-            return None
-        log.failure(what, failure)
-        return None
-
-    return errback
-
-
-def _exit_after_stop(status: int) -> None:
-    """End the process with ``status`` once the reactor has stopped (twist itself always exits 0)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
-
 
 class HarborState(service.MultiService):
     """Runs the async start-up (migrations, settings, first admin), then starts its children.
@@ -159,18 +136,9 @@ class HarborState(service.MultiService):
         self.ready = d
 
     def _failed(self, failure):
-        if failure.check(NodeNameInUse):
-            log.critical("harbor-cache refuses to start: {reason}", reason=str(failure.value))
-        else:
-            log.failure("harbor-cache failed to start", failure)
         from twisted.internet import reactor
 
-        def stop():
-            reactor.addSystemEventTrigger("after", "shutdown", _exit_after_stop, START_FAILED_STATUS)
-            reactor.stop()
-
-        # A failure before the reactor runs (a sqlite data directory in use fails at once) stops it once it does.
-        reactor.callWhenRunning(stop)
+        start_failed(failure, reactor)
 
     def stopService(self):
         d = defer.maybeDeferred(super().stopService)
@@ -455,11 +423,8 @@ class HarborApp:
 
     async def start(self) -> None:
         # The data directory or the node name first: the temp files cleaned below must be a dead process's.
-        if self.process_lock is not None and not self.process_lock.acquire():
-            raise NodeNameInUse(
-                f"another harbor-cache process serves {self.data_dir} with the sqlite index, which serves one "
-                "process only (several need a PostgreSQL index, each with its own [index] node_name)"
-            )
+        if self.process_lock is not None:
+            self.process_lock.hold()
         version = await self.index.migrate()
         if self.node is not None:
             await self.node.claim()
@@ -489,7 +454,7 @@ class HarborApp:
         A failed pass is logged and swallowed: an error would stop the LoopingCall.
         """
         d = defer.Deferred.fromCoroutine(self._evict_once())
-        d.addErrback(_logged("eviction pass failed"))
+        d.addErrback(logged("eviction pass failed"))
         d.addCallback(lambda _: self.refresh_gauges())
         return d
 
@@ -503,7 +468,7 @@ class HarborApp:
             self.metrics.cache_entries.labels("hosted").set(totals.entries - totals.proxy)
 
         d = defer.Deferred.fromCoroutine(work())
-        d.addErrback(_logged("could not refresh cache gauges"))
+        d.addErrback(logged("could not refresh cache gauges"))
         return d
 
     def refresh_gauges_soon(self) -> None:
@@ -511,7 +476,7 @@ class HarborApp:
 
     def prune_audit(self) -> defer.Deferred:
         d = defer.Deferred.fromCoroutine(self.audit.prune())
-        d.addErrback(_logged("audit log pruning failed"))
+        d.addErrback(logged("audit log pruning failed"))
         return d
 
     async def _evict_once(self) -> None:
@@ -559,19 +524,19 @@ class HarborApp:
     def reload_settings(self) -> defer.Deferred:
         """Pick up runtime settings changed on another node; a failed reload is logged and retried."""
         d = defer.Deferred.fromCoroutine(self.settings.reload())
-        d.addErrback(_logged("reloading runtime settings failed"))
+        d.addErrback(logged("reloading runtime settings failed"))
         return d
 
     def expire_uploads(self) -> defer.Deferred:
         """Remove idle upload sessions (of any node); a failed pass is logged and retried next time."""
         d = defer.Deferred.fromCoroutine(self.hosted.expire_uploads())
-        d.addErrback(_logged("expiring upload sessions failed"))
+        d.addErrback(logged("expiring upload sessions failed"))
         return d
 
     def poll_upstreams(self) -> defer.Deferred:
         """Pick up upstream changes made on another node; a failed poll is logged and retried."""
         d = defer.Deferred.fromCoroutine(self.upstream_catalog.poll())
-        d.addErrback(_logged("reloading upstreams failed"))
+        d.addErrback(logged("reloading upstreams failed"))
         return d
 
     async def stop(self) -> None:

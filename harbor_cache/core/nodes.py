@@ -38,7 +38,7 @@ log = Logger()
 
 
 class NodeNameInUse(Exception):
-    """Another live process holds this node name (or, with the sqlite index, the data directory): do not start."""
+    """Another live process holds this node name: this one must not start."""
 
 
 class NodeName:

@@ -17,6 +17,10 @@ import os
 LOCK_NAME = "harbor-cache.lock"
 
 
+class DataDirInUse(Exception):
+    """Another live process serves this data directory with the sqlite index: do not start."""
+
+
 class ProcessLock:
     """An exclusive, non-blocking ``flock`` on one file (one open, one syscall: start-up only)."""
 
@@ -36,6 +40,14 @@ class ProcessLock:
             return False
         self._fd = fd
         return True
+
+    def hold(self) -> None:
+        """Take the lock, or raise `DataDirInUse` saying what to do."""
+        if not self.acquire():
+            raise DataDirInUse(
+                f"another harbor-cache process serves {os.path.dirname(self.path)} with the sqlite index, which "
+                "serves one process only (several need a PostgreSQL index, each with its own [index] node_name)"
+            )
 
     def release(self) -> None:
         if self._fd is not None:
