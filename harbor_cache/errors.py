@@ -43,6 +43,7 @@ class ErrorCode(StrEnum):
     UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
     UPSTREAM_ERROR = "UPSTREAM_ERROR"
     INSUFFICIENT_STORAGE = "INSUFFICIENT_STORAGE"
+    INDEX_UNAVAILABLE = "INDEX_UNAVAILABLE"
 
 
 class HarborError(Exception):
@@ -211,6 +212,17 @@ class InsufficientStorage(HarborError):
     """The cache's disk is too full to store what was asked."""
 
     code = ErrorCode.INSUFFICIENT_STORAGE
+
+
+class IndexUnavailable(HarborError):
+    """The index's database does not answer (PostgreSQL down or unreachable): try again later.
+
+    Raised by the index itself for a transaction that failed for want of a
+    connection, so every caller sees one error and the log says once that
+    the database went away (`harbor_cache.index.engine.IndexAvailability`).
+    """
+
+    code = ErrorCode.INDEX_UNAVAILABLE
 
 
 # -- the hosted registry: uploads and manifest pushes ---------------------------------

@@ -48,6 +48,7 @@ from harbor_cache.core.eviction import Evictor
 from harbor_cache.core.hosted import HostedRegistry
 from harbor_cache.core.leases import LeaseBook
 from harbor_cache.core.maven import MavenCache
+from harbor_cache.core.nodes import NodeName
 from harbor_cache.core.oci import OciCache
 from harbor_cache.core.orphans import OrphanSweeper
 from harbor_cache.core.upstream_health import HealthMonitor
@@ -62,10 +63,12 @@ from harbor_cache.metrics import Metrics
 from harbor_cache.oci.auth import RegistryAuthorizer
 from harbor_cache.oci.front import OciFront
 from harbor_cache.oci.hosted import HostedFront
+from harbor_cache.process import logged, start_failed
 from harbor_cache.settings.runtime import RuntimeSettings
-from harbor_cache.settings.startup import Config, ConfigError, UpstreamConfig
+from harbor_cache.settings.startup import Config, UpstreamConfig
 from harbor_cache.storage import Storage, StorageIO, ThreadIO
 from harbor_cache.storage.private_files import make_private_dir, make_private_file
+from harbor_cache.storage.process_lock import ProcessLock
 from harbor_cache.upstream.maven import MavenUpstream
 from harbor_cache.upstream.registry import RegistryUpstream, UpstreamSet
 
@@ -133,14 +136,9 @@ class HarborState(service.MultiService):
         self.ready = d
 
     def _failed(self, failure):
-        if failure.check(ConfigError):  # e.g. the file's upstreams clash with the API's: its message says it all
-            log.error("harbor-cache failed to start: {error}", error=failure.value)
-        else:
-            log.failure("harbor-cache failed to start", failure)
         from twisted.internet import reactor
 
-        if reactor.running:
-            reactor.stop()
+        start_failed(failure, reactor)
 
     def stopService(self):
         d = defer.maybeDeferred(super().stopService)
@@ -258,6 +256,9 @@ class HarborApp:
         self.leases = (
             LeaseBook(self.index, self.node_name, clock, ttl=config.lease_seconds) if self.shared_index else None
         )
+        # One live process per node name (PostgreSQL), or per data directory (sqlite: one process only).
+        self.node = NodeName(self.index, self.node_name, clock, config.lease_seconds) if self.shared_index else None
+        self.process_lock = None if self.shared_index else ProcessLock(self.data_dir)
         self.settings = RuntimeSettings(self.index, clock)
         self.audit = AuditLog(self.index, clock, self.settings)
         self.access = AccessRecorder(self.index, clock)
@@ -409,6 +410,8 @@ class HarborApp:
         site_resource = self.site_front.app.resource()
         self.root.mount(b"health", site_resource)
         self.root.mount(b"healthz", site_resource)
+        self.root.mount(b"livez", site_resource)
+        self.root.mount(b"readyz", site_resource)
         self.root.put(b"metrics", MetricsResource(registry=self.metrics.registry))  # type: ignore[arg-type]
         ui = ConsoleFiles(os.path.join(os.path.dirname(__file__), "ui"))
         ui.childNotFound = NotFoundResource()  # type: ignore[assignment]
@@ -421,10 +424,15 @@ class HarborApp:
         self.root.mount(b"artifacts", maven_resource, hot=self.maven_front.hot_artifact)
 
     async def start(self) -> None:
+        # The data directory or the node name first: the temp files cleaned below must be a dead process's.
+        if self.process_lock is not None:
+            self.process_lock.hold()
+        version = await self.index.migrate()
+        if self.node is not None:
+            await self.node.claim()
         removed = self.storage.clean_temp()
         if removed:
             log.info("removed {count} temp files left by the previous run", count=removed)
-        version = await self.index.migrate()
         await self.settings.load()
         await self.access.load()
         await self.ensure_admin()
@@ -448,7 +456,7 @@ class HarborApp:
         A failed pass is logged and swallowed: an error would stop the LoopingCall.
         """
         d = defer.Deferred.fromCoroutine(self._evict_once())
-        d.addErrback(lambda f: log.failure("eviction pass failed", f))
+        d.addErrback(logged("eviction pass failed"))
         d.addCallback(lambda _: self.refresh_gauges())
         return d
 
@@ -462,7 +470,7 @@ class HarborApp:
             self.metrics.cache_entries.labels("hosted").set(totals.entries - totals.proxy)
 
         d = defer.Deferred.fromCoroutine(work())
-        d.addErrback(lambda f: log.failure("could not refresh cache gauges", f))
+        d.addErrback(logged("could not refresh cache gauges"))
         return d
 
     def refresh_gauges_soon(self) -> None:
@@ -470,7 +478,7 @@ class HarborApp:
 
     def prune_audit(self) -> defer.Deferred:
         d = defer.Deferred.fromCoroutine(self.audit.prune())
-        d.addErrback(lambda f: log.failure("audit log pruning failed", f))
+        d.addErrback(logged("audit log pruning failed"))
         return d
 
     async def _evict_once(self) -> None:
@@ -518,19 +526,19 @@ class HarborApp:
     def reload_settings(self) -> defer.Deferred:
         """Pick up runtime settings changed on another node; a failed reload is logged and retried."""
         d = defer.Deferred.fromCoroutine(self.settings.reload())
-        d.addErrback(lambda f: log.failure("reloading runtime settings failed", f))
+        d.addErrback(logged("reloading runtime settings failed"))
         return d
 
     def expire_uploads(self) -> defer.Deferred:
         """Remove idle upload sessions (of any node); a failed pass is logged and retried next time."""
         d = defer.Deferred.fromCoroutine(self.hosted.expire_uploads())
-        d.addErrback(lambda f: log.failure("expiring upload sessions failed", f))
+        d.addErrback(logged("expiring upload sessions failed"))
         return d
 
     def poll_upstreams(self) -> defer.Deferred:
         """Pick up upstream changes made on another node; a failed poll is logged and retried."""
         d = defer.Deferred.fromCoroutine(self.upstream_catalog.poll())
-        d.addErrback(lambda f: log.failure("reloading upstreams failed", f))
+        d.addErrback(logged("reloading upstreams failed"))
         return d
 
     async def stop(self) -> None:
@@ -538,6 +546,10 @@ class HarborApp:
         await self.access.flush()
         if self.http_pool is not None:
             await self.http_pool.closeCachedConnections()
+        if self.node is not None:
+            await self.node.release()
+        if self.process_lock is not None:
+            self.process_lock.release()
 
 
 def make_service(config: Config, reactor=None) -> service.MultiService:

@@ -96,44 +96,51 @@ def _start() -> str:
         **run_as,
     )
     port = _free_port()
-    log = open(os.path.join(root, "postgres.log"), "wb")
-    proc = subprocess.Popen(
-        [
-            os.path.join(bindir, "postgres"),
-            "-D",
-            data,
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-k",
-            root,
-            "-F",
-            "-c",
-            "max_connections=200",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "synchronous_commit=off",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=root,
-        start_new_session=True,
-        **run_as,
-    )
-    _state.update(proc=proc, root=root, log=log)
+    command = [
+        os.path.join(bindir, "postgres"),
+        "-D",
+        data,
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-k",
+        root,
+        "-F",
+        "-c",
+        "max_connections=200",
+        "-c",
+        "full_page_writes=off",
+        "-c",
+        "synchronous_commit=off",
+    ]
+    _state.update(root=root, launch={"args": command, "env": env, "cwd": root, **run_as})
     atexit.register(stop)
+    _launch()
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    deadline = time.monotonic() + 30
+    _wait_accepting(url)
+    return url
 
+
+def _launch() -> None:
+    """Start ``postgres`` on the cluster's files and port (first start, or `resume` after `pause`)."""
+    log = open(os.path.join(_state["root"], "postgres.log"), "ab")
+    launch = dict(_state["launch"])
+    proc = subprocess.Popen(launch.pop("args"), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **launch)
+    _state.update(proc=proc, log=log)
+
+
+def _wait_accepting(url: str) -> None:
+    import psycopg2
+
+    proc = _state["proc"]
+    deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:
             raise OSError(f"postgres exited with {proc.returncode}: {_log_tail()}")
         try:
             psycopg2.connect(url, connect_timeout=2).close()
-            return url
+            return
         except psycopg2.OperationalError:
             if time.monotonic() > deadline:
                 raise OSError(f"postgres did not accept connections within 30 s: {_log_tail()}") from None
@@ -150,6 +157,14 @@ def _log_tail() -> str:
 
 def stop() -> None:
     """Fast shutdown of the cluster this process started, then remove its files."""
+    _shut_down()
+    _state.pop("launch", None)
+    root = _state.pop("root", None)
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _shut_down() -> None:
     proc = _state.pop("proc", None)
     if proc is not None and proc.poll() is None:
         proc.send_signal(signal.SIGINT)
@@ -161,9 +176,26 @@ def stop() -> None:
     log = _state.pop("log", None)
     if log is not None:
         log.close()
-    root = _state.pop("root", None)
-    if root is not None:
-        shutil.rmtree(root, ignore_errors=True)
+
+
+def pause() -> None:
+    """Stop the throwaway cluster (a fast shutdown: clients are cut off), keeping its files and port.
+
+    A database outage for the tests that need one; `resume` starts it again.
+    Raises SkipTest for a server given by ``HARBOR_TEST_POSTGRES_URL`` (not ours to stop).
+    """
+    if os.environ.get("HARBOR_TEST_POSTGRES_URL"):
+        raise SkipTest("HARBOR_TEST_POSTGRES_URL names a server the tests may not stop")
+    server_url()
+    _shut_down()
+
+
+def resume() -> None:
+    """Start the cluster `pause` stopped, on the same port, and wait until it accepts connections."""
+    if "proc" in _state or "launch" not in _state:
+        return
+    _launch()
+    _wait_accepting(_state["url"])
 
 
 def server_url() -> str:

@@ -594,6 +594,8 @@ class OpenApiTests(ApiCase):
         for path, method in [
             ("/health", "get"),
             ("/healthz", "get"),
+            ("/livez", "get"),
+            ("/readyz", "get"),
             ("/metrics", "get"),
             ("/v2/", "get"),
             ("/v2/{name}/manifests/{reference}", "get"),

@@ -38,6 +38,32 @@ class SiteTests(SynchronousTestCase):
         self.assertEqual(response.code, 503)
         self.assertEqual(json.loads(body)["status"], "degraded")
 
+    def test_livez_answers_while_the_index_and_the_disk_fail(self):
+        """/livez is 200 alive with the index broken and the disk below the floor; /readyz is 503 with both."""
+        for path in ("/livez", "/readyz"):
+            response, body = self.get(path)
+            self.assertEqual(response.code, 200, path)
+        self.assertEqual(json.loads(self.get("/readyz")[1]), {"status": "ready", "version": "0.1.0"})
+        self.patch(self.h.storage, "free_bytes", lambda: 1 << 20)  # under cache.min_free_bytes (1 GiB)
+        self.h.pool.close()
+        response, body = self.get("/livez")
+        self.assertEqual((response.code, json.loads(body)), (200, {"status": "alive", "version": "0.1.0"}))
+        response, body = self.get("/readyz")
+        self.assertEqual(response.code, 503)
+        self.assertEqual(
+            json.loads(body), {"status": "not_ready", "version": "0.1.0", "problems": ["index", "disk_space"]}
+        )
+        self.assertEqual(response.headers.getRawHeaders(b"Content-Type"), [b"application/json"])
+        response, body = self.get("/readyz", "HEAD")
+        self.assertEqual((response.code, body), (503, b""))
+
+    def test_readyz_fails_on_a_full_disk_alone(self):
+        """Free space under cache.min_free_bytes: not ready (problem disk_space), still alive."""
+        self.patch(self.h.storage, "free_bytes", lambda: 1 << 20)
+        response, body = self.get("/readyz")
+        self.assertEqual((response.code, json.loads(body)["problems"]), (503, ["disk_space"]))
+        self.assertEqual(self.get("/livez")[0].code, 200)
+
     def test_unknown_path_is_404_in_error_format(self):
         """Unknown paths get the seed's error body, never an HTML page."""
         response, body = self.get("/nope/x")

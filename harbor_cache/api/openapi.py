@@ -133,6 +133,23 @@ SCHEMAS: dict[str, Any] = {
             "problems": {"type": "array", "items": {"type": "string"}},
         },
     },
+    "Liveness": {
+        "type": "object",
+        "required": ["status", "version"],
+        "properties": {"status": {"type": "string", "enum": ["alive"]}, "version": {"type": "string"}},
+    },
+    "Readiness": {
+        "type": "object",
+        "required": ["status", "version"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ready", "not_ready"]},
+            "version": {"type": "string"},
+            "problems": {
+                "type": "array",
+                "items": {"type": "string", "enum": ["index", "data_dir", "disk_space"]},
+            },
+        },
+    },
     "LoginRequest": {
         "type": "object",
         "required": ["username", "password"],
@@ -1198,6 +1215,30 @@ def _site_paths() -> dict:
     return {
         "/health": {"get": _op("Health check", health, tags=tags, operation_id="health", security=[])},
         "/healthz": {"get": _op("Alias for /health", health, tags=tags, operation_id="healthz", security=[])},
+        "/livez": {
+            "get": _op(
+                "Liveness probe: the process answers (never fails for the index or the disk)",
+                {"200": _json(_ref("Liveness"), "The process and its event loop answer.")},
+                tags=tags,
+                operation_id="livez",
+                security=[],
+            )
+        },
+        "/readyz": {
+            "get": _op(
+                "Readiness probe: the node can serve",
+                {
+                    "200": _json(
+                        _ref("Readiness"),
+                        "Index reachable, data directory writable, free space above cache.min_free_bytes.",
+                    ),
+                    "503": _json(_ref("Readiness"), "Not ready: problems lists what failed."),
+                },
+                tags=tags,
+                operation_id="readyz",
+                security=[],
+            )
+        },
         "/metrics": {
             "get": _op(
                 "Prometheus metrics",
@@ -1735,7 +1776,8 @@ def build_document(version: str) -> dict:
             "version": version,
             "description": "Pull-through cache for OCI registries and Maven repositories, "
             "with a management API. Errors of /v2 and /api/v1 use "
-            '{"errors": [{"code", "message", "detail"}]}.',
+            '{"errors": [{"code", "message", "detail"}]}. Any operation that needs the index answers '
+            "503 with code INDEX_UNAVAILABLE (and Retry-After) while the index database does not answer.",
         },
         "servers": [{"url": "/"}],
         "tags": [{"name": "health"}, {"name": "oci"}, {"name": "management"}, {"name": "console"}, {"name": "maven"}],

@@ -11,6 +11,8 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from harbor_cache.errors import IndexUnavailable
+
 log = Logger()
 
 
@@ -46,8 +48,9 @@ class AccessRecorder:
         counters, self._counters = self._counters, {}
         try:
             await self._index.record_access(touches, counters)
-        except Exception:
-            log.failure("flushing access times failed; will retry")
+        except Exception as e:
+            if not isinstance(e, IndexUnavailable):  # (the index logs its outage once)
+                log.failure("flushing access times failed; will retry")
             for k, v in touches.items():
                 when, count = self._touches.get(k, (0.0, 0))
                 self._touches[k] = (max(when, v[0]), count + v[1])

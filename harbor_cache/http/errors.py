@@ -35,6 +35,7 @@ STATUS: dict[type[e.HarborError], int] = {
     e.UpstreamBadResponse: 502,
     e.TooManyRequests: 429,
     e.InsufficientStorage: 507,
+    e.IndexUnavailable: 503,
     e.BlobUploadUnknown: 404,
     e.BlobUploadInvalid: 400,
     e.UploadRangeInvalid: 416,

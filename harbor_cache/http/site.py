@@ -953,7 +953,15 @@ class Root(resource.Resource):
 
 
 class SiteFront:
-    """/health and /healthz (/metrics is prometheus_client's own MetricsResource)."""
+    """/health, /healthz and the orchestrator probes /livez and /readyz (/metrics is prometheus_client's own).
+
+    /health is the API contract's (and what load balancers poll). The probes
+    split it for Kubernetes and the like: /livez fails only when the process
+    does not answer at all, so a database outage or a full disk (which no
+    restart mends, and through which warm hits from memory keep being
+    served) never restarts the process; /readyz fails on the same problems
+    as /health, so a node that cannot serve is taken out of rotation.
+    """
 
     app = Klein()
     install_error_handlers(app)
@@ -988,5 +996,23 @@ class SiteFront:
             body = json_response(request, {"status": "degraded", "version": __version__, "problems": problems}, 503)
         else:
             body = json_response(request, {"status": "healthy", "version": __version__})
+        request.setHeader(b"Content-Length", b"%d" % len(body))
+        return b"" if request.method == b"HEAD" else body
+
+    @app.route("/livez", methods=["GET", "HEAD"])
+    def livez(self, request):
+        """200 whenever the reactor runs this: nothing here waits for the index or the disk."""
+        body = json_response(request, {"status": "alive", "version": __version__})
+        request.setHeader(b"Content-Length", b"%d" % len(body))
+        return b"" if request.method == b"HEAD" else body
+
+    @app.route("/readyz", methods=["GET", "HEAD"])
+    async def readyz(self, request):
+        """200 when this node can serve (index answers, data directory writable, free space above the floor)."""
+        problems = await self.problems()
+        if problems:
+            body = json_response(request, {"status": "not_ready", "version": __version__, "problems": problems}, 503)
+        else:
+            body = json_response(request, {"status": "ready", "version": __version__})
         request.setHeader(b"Content-Length", b"%d" % len(body))
         return b"" if request.method == b"HEAD" else body

@@ -24,6 +24,7 @@ from harbor_cache.index.hosted import HostedStore
 from harbor_cache.index.leases import LeasesStore
 from harbor_cache.index.maven import MavenStore
 from harbor_cache.index.migrations import SchemaStore
+from harbor_cache.index.nodes import NodesStore
 from harbor_cache.index.settings import SettingsStore
 from harbor_cache.index.tags import TagsStore
 from harbor_cache.index.uploads import UploadsStore
@@ -56,5 +57,6 @@ class Index(
     UploadsStore,
     AuditStore,
     ConsoleStore,
+    NodesStore,
 ):
     """Every query the rest of the program makes, by name: the stores over one pool."""

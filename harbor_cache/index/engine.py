@@ -20,12 +20,15 @@ from __future__ import annotations
 import dataclasses
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from twisted.enterprise import adbapi
 from twisted.internet import defer
 from twisted.logger import Logger
+
+from harbor_cache.errors import IndexUnavailable
 
 log = Logger()
 
@@ -133,14 +136,68 @@ def postgres_connect_options(conn) -> None:
     psycopg2.extensions.register_type(numeric, conn)
 
 
+class QuietConnection(adbapi.Connection):
+    """adbapi's `Connection` without its traceback per failed rollback.
+
+    With ``cp_reconnect`` adbapi logs "Rollback failed" with a traceback
+    twice for each transaction that fails on a dead connection (once here,
+    once in ``_runInteraction`` for the `ConnectionLost` raised here): a
+    hundred critical tracebacks for a few seconds of database outage.  This
+    one drops the dead connection the same way and lets the transaction's own
+    error through, which `Store._run` turns into one log line per outage.
+    """
+
+    def rollback(self):
+        try:
+            self._connection.rollback()
+            cursor = self._connection.cursor()
+            cursor.execute(self._pool.good_sql)
+            cursor.close()
+            self._connection.commit()
+        except Exception:
+            self._pool.disconnect(self._connection)
+            self._connection = None
+            # The next transaction on this thread opens a new connection (ConnectionPool.connect).
+
+    def reconnect(self):
+        if self._connection is not None:
+            try:
+                self._pool.disconnect(self._connection)
+            except Exception:  # "wrong connection for thread": already dropped by rollback
+                pass
+        self._connection = self._pool.connect()
+
+
+class QuietTransaction(adbapi.Transaction):
+    """adbapi's `Transaction` without its traceback when a cursor cannot be made on a dead connection."""
+
+    def reopen(self):
+        if self._cursor is not None:
+            self.close()
+        try:
+            self._cursor = self._connection.cursor()
+            return
+        except Exception:
+            pass
+        self.reconnect()
+        self._cursor = self._connection.cursor()
+
+
+class QuietConnectionPool(adbapi.ConnectionPool):
+    """The PostgreSQL pool: adbapi's, with `QuietConnection` and `QuietTransaction`."""
+
+    connectionFactory = QuietConnection
+    transactionFactory = QuietTransaction
+
+
 def open_postgres_pool(url: str, size: int = 10) -> adbapi.ConnectionPool:
     """A pool of up to ``size`` connections; a connection found dead is dropped and reopened.
 
     ``cp_reconnect``: when a transaction fails because the connection is gone,
-    adbapi closes it and the next transaction opens a new one (`Store._run`
+    the connection is closed and the next transaction opens a new one (`Store._run`
     retries a transaction that failed that way, once).
     """
-    return adbapi.ConnectionPool(
+    return QuietConnectionPool(
         "psycopg2",
         url,
         cp_min=1,
@@ -201,8 +258,62 @@ def connection_lost(failure) -> bool:
     # OperationalError also covers lock timeouts and the like; only a closed connection counts.
     if failure.check(psycopg2.OperationalError):
         text = str(failure.value).lower()
-        return any(s in text for s in ("closed", "terminat", "connection", "server"))
+        return any(s in text for s in _CONNECTION_WORDS)
     return False
+
+
+# Words of a psycopg2 OperationalError that mean the server is gone, refused, or not accepting yet.
+_CONNECTION_WORDS = (
+    "closed",
+    "terminat",
+    "connection",
+    "server",
+    "could not connect",
+    "timeout expired",
+    "starting up",
+    "shutting down",
+    "not yet accepting",
+)
+
+
+class IndexAvailability:
+    """Whether the index's database answers, as the last transactions found it.
+
+    Its job is the log: one error line when the database goes away (however
+    many requests and timers fail meanwhile, each of them gets
+    `IndexUnavailable`) and one line when it is back, with how long it was
+    away, instead of a traceback per failed transaction.
+    """
+
+    def __init__(self, now: Callable[[], float] = time.monotonic):
+        self.up = True
+        self._now = now
+        self._since = 0.0
+        self.failed = 0  # transactions refused while away (for the "back" line)
+
+    def went_away(self, error: BaseException) -> None:
+        self.failed += 1
+        if not self.up:
+            return
+        self.up = False
+        self._since = self._now()
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        log.error(
+            "index: the database does not answer ({reason}); requests that need it get 503 "
+            "INDEX_UNAVAILABLE until it is back",
+            reason=reason,
+        )
+
+    def came_back(self) -> None:
+        if self.up:
+            return
+        self.up = True
+        log.info(
+            "index: the database answers again after {seconds:.1f} s ({failed} transactions refused meanwhile)",
+            seconds=self._now() - self._since,
+            failed=self.failed,
+        )
+        self.failed = 0
 
 
 # -- the base of every store ----------------------------------------------
@@ -220,6 +331,7 @@ class Store:
     def __init__(self, pool):
         self._pool = pool
         self.dialect = dialect_of(pool)
+        self.availability = IndexAvailability()
         dbapi = getattr(pool, "dbapi", sqlite3)
         self._format = getattr(dbapi, "paramstyle", "qmark") in ("format", "pyformat")
         # GREATEST(a, b) in PostgreSQL is sqlite's two-argument MAX(a, b).
@@ -234,18 +346,35 @@ class Store:
         A transaction that fails that way was rolled back by the server, so
         running it again does not apply it twice (except in the rare case of a
         connection lost during the commit itself, where a counter increment
-        may count twice). ``desc`` names it in logs.
+        may count twice). ``desc`` names it in logs.  When the retry fails
+        too, the database is away: the caller gets `IndexUnavailable` (503
+        ``INDEX_UNAVAILABLE``) and `availability` logs the outage once.
         """
         d = self._pool.runInteraction(fn, *args)
         if self.dialect == "postgresql":
+            availability = self.availability
 
             def retry(failure):
                 if not connection_lost(failure):
                     return failure
-                log.warn("index: {desc} lost its database connection; retrying once", desc=desc)
+                if availability.up:
+                    log.warn("index: {desc} lost its database connection; retrying once", desc=desc)
                 return self._pool.runInteraction(fn, *args)
 
+            def answered(result):
+                availability.came_back()
+                return result
+
+            def away(failure):
+                if not connection_lost(failure):
+                    return failure
+                availability.went_away(failure.value)
+                raise IndexUnavailable(
+                    "the cache's index database is unavailable; try again later", headers={"Retry-After": "5"}
+                )
+
             d.addErrback(retry)
+            d.addCallbacks(answered, away)
         return d
 
     def _exec(self, txn, sql: str, args: Iterable = ()) -> None:

@@ -168,6 +168,16 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE upstreams ADD COLUMN managed_by TEXT NOT NULL DEFAULT 'api'",
     ],
+    # 11: one live process per node name: each process holds its name with a random instance
+    #     id and refreshes the heartbeat; a second live process with the same name refuses to start
+    [
+        """CREATE TABLE nodes (
+            name TEXT PRIMARY KEY,
+            instance TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL
+        )""",
+    ],
 ]
 
 

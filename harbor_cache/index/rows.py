@@ -187,3 +187,13 @@ class MavenRepositoryStats:
     artifact_count: int
     total_size: int
     last_updated: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeClaim:
+    """Which process holds a node name (table ``nodes``): its random instance id and last heartbeat."""
+
+    name: str
+    instance: str
+    started_at: float
+    heartbeat_at: float

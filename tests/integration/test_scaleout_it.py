@@ -164,6 +164,32 @@ class TwoNodeTests(SynchronousTestCase):
         a.start()  # the same node name comes back: it cleans its own temp dir only
         self.assertEqual(os.listdir(os.path.join(self.data_dir, "tmp", "a")), [])
 
+    def test_a_second_process_under_a_live_node_name_refuses_to_start(self):
+        """Two processes, one data dir and index, one node_name: the second exits non-zero with one line naming the
+        clash and the setting, leaving the first's download in progress alone; a clean stop frees the name."""
+        config = support.oci_config("http://127.0.0.1:9", routes=["proxied/*"])
+        first = self.node("a", config)
+        in_progress = os.path.join(self.data_dir, "tmp", "a", "in-progress")
+        with open(in_progress, "wb") as f:
+            f.write(b"half a blob")
+        twin = self.node("a", config, start=False)
+        twin._daemon.start(twin.command(), env=twin.env, cwd=support.REPO_ROOT)
+        status = twin._daemon.proc.wait(LEASE_SECONDS + 60)
+        self.assertNotEqual(status, 0)
+        events = [json.loads(line) for line in twin.log_text().splitlines() if line.startswith("{")]
+        refusals = [e for e in events if e.get("log_format", "").startswith("harbor-cache refuses to start")]
+        self.assertEqual(len(refusals), 1, twin.log_text()[-3000:])
+        self.assertIn("[index] node_name", refusals[0]["reason"])
+        self.assertIn("'a'", refusals[0]["reason"])
+        self.assertEqual([e for e in events if "log_failure" in e], [])
+        self.assertTrue(os.path.exists(in_progress), "the twin must not clean the live node's temp files")
+        self.assertEqual(support.http("GET", first.url + "/readyz")[0], 200)
+
+        first.stop()  # a clean stop gives the name up: the next process under it starts without waiting
+        twin.start()
+        self.assertNotIn("watching it for up to", twin.log_text().split("refuses to start")[-1])
+        self.assertFalse(os.path.exists(in_progress))  # the name's own leftovers are cleaned as before
+
     def test_user_and_settings_made_on_one_node_apply_on_the_other(self):
         a = self.node("a", support.oci_config("http://127.0.0.1:9", routes=["proxied/*"]))
         b = self.node("b", support.oci_config("http://127.0.0.1:9", routes=["proxied/*"]))
