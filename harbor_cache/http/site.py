@@ -170,9 +170,11 @@ class HarborRequest(server.Request):
     The body is never spooled: `gotLength` (headers in, body not yet read)
     asks the site's `BodyRules` whether the route streams its body.  If so,
     the request is processed at once with a `StreamedBody` as ``body`` (the
-    handler pulls it; see `request_body`); otherwise the body is buffered in
-    memory up to ``max_body_bytes`` and a larger one is refused with 413
-    before (Content-Length) or as soon as (chunked) it goes over.
+    handler pulls it; see `request_body`), unless its Content-Length is over
+    ``max_upload_bytes`` (413 at once, the handler never runs); otherwise the
+    body is buffered in memory up to ``max_body_bytes`` and a larger one is
+    refused with 413 before (Content-Length) or as soon as (chunked) it goes
+    over.
     """
 
     cache_status: str | None = None
@@ -192,6 +194,11 @@ class HarborRequest(server.Request):
         rules: BodyRules = site.body_rules
         if length != 0 and rules.streamed(channel._command, channel._path):  # no body: nothing to stream
             self.content = io.BytesIO()
+            if length is not None and length > rules.max_upload_bytes:
+                # Decided from the headers: the handler never runs and not a byte of the body is read.
+                limit = rules.max_upload_bytes
+                self.refuse(BodyTooLarge("request body too large", {"size": length, "limit": limit}))
+                return
             self.body = StreamedBody(
                 length, rules.max_upload_bytes, channel.pause_body, channel.resume_body, channel.send_continue
             )
