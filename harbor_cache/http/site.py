@@ -344,6 +344,9 @@ class HarborChannel(http.HTTPChannel):
       *we* paused the socket (backpressure, a handler not yet reading) does not
       count.  Too slow: 408 and close.
     * A streamed body pauses the socket while its handler is not pulling.
+    * At most ``max_connections_per_address`` connections per client
+      address; at ``max_connections`` the connection that has waited longest
+      for its next request's headers is shed to make room (`HarborSite`).
     * A read that holds exactly one plain GET/HEAD head, between requests,
       is first offered to the hot handler of its path and answered without
       a `Request` (`http.quick`); anything else is parsed as usual.
@@ -358,6 +361,8 @@ class HarborChannel(http.HTTPChannel):
     _rate_bytes = 0
     _early_saved_timeout = None
     _counted = False
+    #: the client's address (None for a non-IP transport), counted in `HarborSite.by_address`
+    peer_host: str | None = None
 
     site: HarborSite  # set by the factory that builds the channel
 
@@ -368,7 +373,7 @@ class HarborChannel(http.HTTPChannel):
     def connectionMade(self):
         super().connectionMade()
         self._counted = True
-        self.site.open_connections += 1
+        self.site.count(self, 1)
         self._arm_header_deadline()
 
     def dataReceived(self, data):
@@ -444,6 +449,9 @@ class HarborChannel(http.HTTPChannel):
         """
         self._bytes_at_idle = self._bytes_in
         self._awaiting_headers = True
+        site = self.site
+        site.awaiting_headers.pop(self, None)
+        site.awaiting_headers[self] = None  # (the newest waiter: shed last)
         timeout = self.limits.header_timeout_seconds
         call = self._header_deadline
         if call is not None and call.active():
@@ -454,9 +462,11 @@ class HarborChannel(http.HTTPChannel):
     def _disarm_header_deadline(self):
         """Headers are in: the timer stays scheduled, but firing now does nothing."""
         self._awaiting_headers = False
+        self.site.awaiting_headers.pop(self, None)
 
     def _cancel_header_deadline(self):
         self._awaiting_headers = False
+        self.site.awaiting_headers.pop(self, None)
         if self._header_deadline is not None and self._header_deadline.active():
             self._header_deadline.cancel()
         self._header_deadline = None
@@ -467,7 +477,7 @@ class HarborChannel(http.HTTPChannel):
             return  # a request is being handled; its response arms the deadline again
         if self.transport is None or self.transport.disconnecting:
             return
-        if self.requests or self._bytes_in > self._bytes_at_idle or self._dataBuffer:
+        if self._started_a_request():
             seconds = self.limits.header_timeout_seconds
             self.transport.write(
                 raw_error(
@@ -479,6 +489,36 @@ class HarborChannel(http.HTTPChannel):
                 )
             )
         self.transport.loseConnection()
+
+    def _started_a_request(self) -> bool:
+        """Bytes of a request that is not complete yet arrived (else the connection is idle between requests)."""
+        return bool(self.requests or self._bytes_in > self._bytes_at_idle or self._dataBuffer)
+
+    def shed(self) -> None:
+        """Close this connection, which still owes its headers, to make room for a new one (`HarborSite`).
+
+        A client that began a request is told why (503 in the error format);
+        an idle kept-alive connection is closed silently, as after its header
+        deadline.  It stops counting at once, so the newcomer is accepted now.
+        """
+        self._cancel_header_deadline()
+        if self._counted:
+            self._counted = False
+            self.site.count(self, -1)
+        transport = self.transport
+        if transport is None or getattr(transport, "disconnecting", False):
+            return
+        if self._started_a_request():
+            transport.write(
+                raw_error(
+                    503,
+                    "Service Unavailable",
+                    "TOO_MANY_CONNECTIONS",
+                    "the server is at its connection limit: a connection still sending its headers was closed",
+                    {"max_connections": self.limits.max_connections},
+                )
+            )
+        transport.loseConnection()
 
     # -- body ---------------------------------------------------------------------------
 
@@ -666,15 +706,17 @@ class HarborChannel(http.HTTPChannel):
             linger.cancel()
         if self._counted:
             self._counted = False
-            self.site.open_connections -= 1
+            self.site.count(self, -1)
         super().connectionLost(reason)
 
 
 class _Refusal(protocol.Protocol):
-    """A connection over ``max_connections``: one 503 in the error format, then closed."""
+    """A connection over a connection cap: one 503 in the error format, then closed."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, setting: str = "max_connections", message: str = "too many open connections"):
         self.limit = limit
+        self.setting = setting
+        self.message = message
 
     def connectionMade(self):
         self.transport.write(
@@ -682,15 +724,24 @@ class _Refusal(protocol.Protocol):
                 503,
                 "Service Unavailable",
                 "TOO_MANY_CONNECTIONS",
-                "too many open connections, retry later",
-                {"max_connections": self.limit},
+                f"{self.message}, retry later",
+                {self.setting: self.limit},
             )
         )
         self.transport.loseConnection()
 
 
 class HarborSite(server.Site):
-    """The site: our request class, limits per client, and an access line (plus metrics) per request."""
+    """The site: our request class, limits per client, and an access line (plus metrics) per request.
+
+    Connections are counted overall (``open_connections``) and per client
+    address (``by_address``).  ``awaiting_headers`` holds the connections
+    that owe the headers of their next request, the one that has waited
+    longest first: at ``max_connections`` the first of them is shed for a
+    newcomer, so clients that trickle headers over many connections cannot
+    keep everyone else out (each of them also stops at
+    ``max_connections_per_address``).
+    """
 
     requestFactory = HarborRequest
     protocol = HarborChannel  # type: ignore[assignment]  # a channel class is a factory of channels
@@ -711,6 +762,8 @@ class HarborSite(server.Site):
         self.limits = limits or ClientLimits()
         self.body_rules = body_rules or default_rules(self.limits.max_body_bytes, self.limits.max_upload_bytes)
         self.open_connections = 0
+        self.by_address: dict[str, int] = {}
+        self.awaiting_headers: dict[HarborChannel, None] = {}  # insertion order: longest waiting first
         self._responses: dict[tuple[bytes, str], Any] = {}  # (method, status) -> labelled child
         self._seconds: dict[Any, Any] = {}  # front -> labelled child
 
@@ -720,10 +773,47 @@ class HarborSite(server.Site):
         return root.hot_for(path) if isinstance(root, Root) else None
 
     def buildProtocol(self, addr):
-        if self.open_connections >= self.limits.max_connections:
+        limits = self.limits
+        host = getattr(addr, "host", None)
+        if host is not None and self.by_address.get(host, 0) >= limits.max_connections_per_address:
+            log.warn(
+                "refused a connection from {host}: {open} open from it (limits.max_connections_per_address)",
+                host=host,
+                open=self.by_address[host],
+            )
+            return _Refusal(
+                limits.max_connections_per_address,
+                "max_connections_per_address",
+                "too many open connections from your address",
+            )
+        if self.open_connections >= limits.max_connections and not self._shed_one():
             log.warn("refused a connection: {open} open (limits.max_connections)", open=self.open_connections)
-            return _Refusal(self.limits.max_connections)
-        return super().buildProtocol(addr)
+            return _Refusal(limits.max_connections)
+        channel = super().buildProtocol(addr)
+        channel.peer_host = host
+        return channel
+
+    def _shed_one(self) -> bool:
+        """Close the connection that has waited longest for its headers; False when every one is busy."""
+        channel = next(iter(self.awaiting_headers), None)
+        if channel is None:
+            return False
+        log.info("shed a connection still owing its headers (limits.max_connections)")
+        channel.shed()
+        self.awaiting_headers.pop(channel, None)
+        return True
+
+    def count(self, channel: HarborChannel, delta: int) -> None:
+        """A channel opened (+1) or closed (-1): the overall and per-address counts."""
+        self.open_connections += delta
+        host = channel.peer_host
+        if host is None:
+            return
+        n = self.by_address.get(host, 0) + delta
+        if n > 0:
+            self.by_address[host] = n
+        else:
+            self.by_address.pop(host, None)
 
     def log(self, request):
         """Metrics and the access line of a finished (or aborted) request.

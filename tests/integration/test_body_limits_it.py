@@ -28,6 +28,7 @@ LIMITS = """
 [limits]
 header_timeout_seconds = 2.0
 max_connections = 40
+max_connections_per_address = 30
 """
 
 
@@ -93,8 +94,8 @@ class BodyLimitTests(SynchronousTestCase):
         self.addCleanup(self.server.close)
         self.auth = "Basic " + base64.b64encode(("admin:" + self.server.admin_password).encode()).decode()
 
-    def connect(self):
-        sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+    def connect(self, source="127.0.0.1"):
+        sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=10, source_address=(source, 0))
         self.addCleanup(sock.close)
         return sock
 
@@ -248,18 +249,88 @@ class BodyLimitTests(SynchronousTestCase):
         self.assertLess(time.monotonic() - started, 6)
 
     def test_connection_cap(self):
-        """Past limits.max_connections (40) a new client gets 503 TOO_MANY_CONNECTIONS; /health works again after."""
-        held = [self.connect() for _ in range(40)]
-        time.sleep(0.3)
+        """40 connections busy in a handler (limits.max_connections): a new client gets 503 TOO_MANY_CONNECTIONS;
+        /health works again after."""
+        held = []
+        for i in range(40):
+            sock = self.connect("127.0.0.%d" % (2 + i % 2))  # (30 per address at most)
+            sock.sendall(
+                (
+                    "PUT /v2/hosted/busy/manifests/%d HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
+                    "Content-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 100\r\n\r\n"
+                    % (i, self.auth)
+                ).encode()
+            )
+            held.append(sock)
+        time.sleep(0.5)
         extra = self.connect()
         status, _, body = _read_response(extra)
         self.assertEqual(status, 503)
         self.assertEqual(json.loads(body)["errors"][0]["code"], "TOO_MANY_CONNECTIONS")
         for s in held:
             s.close()
-        time.sleep(0.3)
-        status, _, _ = support.http("GET", self.server.url + "/health")
+        # (a paused socket notices its close once its handler reads again: after its password check)
+        deadline = time.monotonic() + 20
+        while True:
+            status, _, _ = support.http("GET", self.server.url + "/health")
+            if status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
         self.assertEqual(status, 200)
+
+    def test_slow_header_connections_are_shed_for_a_new_client(self):
+        """Two addresses hold all 40 connections (30 + 10) trickling headers: a 31st from the first is refused
+        (per address); a third client gets 200, the connection that waited longest being closed with 503."""
+        held = [self.connect("127.0.0.2") for _ in range(30)] + [self.connect("127.0.0.3") for _ in range(10)]
+        for s in held:
+            s.sendall(b"GET /health HTTP/1.1\r\nX-Slow: a")
+        time.sleep(0.5)
+        extra = self.connect("127.0.0.2")
+        status, _, body = _read_response(extra)
+        self.assertEqual(status, 503)
+        self.assertEqual(json.loads(body)["errors"][0]["detail"], {"max_connections_per_address": 30})
+        over = self.connect("127.0.0.3")
+        over.sendall(b"GET /health HTTP/1.1\r\nX-Slow: a")
+        time.sleep(0.3)
+        status, _, body = support.http("GET", self.server.url + "/health")
+        self.assertEqual(status, 200, body)
+        status, _, body = _read_response(held[0])
+        self.assertEqual(status, 503)
+        self.assertEqual(json.loads(body)["errors"][0]["code"], "TOO_MANY_CONNECTIONS")
+
+
+class OneAddressTests(SynchronousTestCase):
+    def test_1100_slow_connections_from_one_address_leave_room_for_others(self):
+        """Default limits: 127.0.0.2 opens 1,100 connections trickling headers; 127.0.0.1 still gets 200.
+
+        It keeps max_connections_per_address (256) of them; the rest get 503 at once.
+        (1,100 sockets here and at most 768 + a few in the server: ``ulimit -n`` must allow it.)
+        """
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        self.assertGreater(soft, 1300, "ulimit -n too low for this test")
+        srv = support.HarborServer(support.oci_config("http://127.0.0.1:9", routes=["proxied/*"]))
+        self.addCleanup(srv.close)
+        held = []
+        refused = 0
+        for _ in range(1100):
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10, source_address=("127.0.0.2", 0))
+            self.addCleanup(sock.close)
+            try:
+                sock.sendall(b"GET /health HTTP/1.1\r\nX-Slow: a")
+            except OSError:
+                pass
+            held.append(sock)
+        status, _, body = support.http("GET", srv.url + "/health", timeout=10)
+        self.assertEqual(status, 200, body)
+        for sock in held:
+            sock.setblocking(False)
+            try:
+                refused += sock.recv(64).startswith(b"HTTP/1.1 503")
+            except OSError:
+                pass
+        self.assertEqual(refused, 1100 - 256)
 
 
 class MavenDeployStreamTests(SynchronousTestCase):
