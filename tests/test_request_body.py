@@ -471,7 +471,7 @@ class ConnectionShareTests(SynchronousTestCase):
         ping(self, h, OTHER)
         first.connectionLost(None)
         ping(self, h)
-        self.assertEqual(h.site.by_address, {"127.0.0.1": 2, "127.0.0.2": 1})
+        self.assertEqual(h.site.connections.by_address, {"127.0.0.1": 2, "127.0.0.2": 1})
 
     def test_one_address_with_1100_slow_connections_does_not_lock_others_out(self):
         """Default limits: 1,100 connections from one address trickling headers; another client gets 200."""

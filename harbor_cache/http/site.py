@@ -28,6 +28,7 @@ from harbor_cache.errors import ErrorCode, HarborError, error_body
 from harbor_cache.grammar.request_head import HOT_METHODS, parse_head
 from harbor_cache.http.access_log import AccessLogFile
 from harbor_cache.http.client_limits import ClientLimits, raw_error
+from harbor_cache.http.connections import ConnectionTable
 from harbor_cache.http.errors import status_of
 from harbor_cache.http.quick import HotHandler, QuickRequest
 from harbor_cache.http.request_body import BodyRules, BodyTooLarge, BodyTooSlow, ClientGone, StreamedBody, default_rules
@@ -344,9 +345,8 @@ class HarborChannel(http.HTTPChannel):
       *we* paused the socket (backpressure, a handler not yet reading) does not
       count.  Too slow: 408 and close.
     * A streamed body pauses the socket while its handler is not pulling.
-    * At most ``max_connections_per_address`` connections per client
-      address; at ``max_connections`` the connection that has waited longest
-      for its next request's headers is shed to make room (`HarborSite`).
+    * While it owes a request's headers it may be shed for a newcomer at
+      ``max_connections`` (`http.connections`).
     * A read that holds exactly one plain GET/HEAD head, between requests,
       is first offered to the hot handler of its path and answered without
       a `Request` (`http.quick`); anything else is parsed as usual.
@@ -361,7 +361,7 @@ class HarborChannel(http.HTTPChannel):
     _rate_bytes = 0
     _early_saved_timeout = None
     _counted = False
-    #: the client's address (None for a non-IP transport), counted in `HarborSite.by_address`
+    #: the client's address (None for a non-IP transport), counted per address (`http.connections`)
     peer_host: str | None = None
 
     site: HarborSite  # set by the factory that builds the channel
@@ -373,7 +373,7 @@ class HarborChannel(http.HTTPChannel):
     def connectionMade(self):
         super().connectionMade()
         self._counted = True
-        self.site.count(self, 1)
+        self.site.connections.opened(self.peer_host)
         self._arm_header_deadline()
 
     def dataReceived(self, data):
@@ -449,9 +449,7 @@ class HarborChannel(http.HTTPChannel):
         """
         self._bytes_at_idle = self._bytes_in
         self._awaiting_headers = True
-        site = self.site
-        site.awaiting_headers.pop(self, None)
-        site.awaiting_headers[self] = None  # (the newest waiter: shed last)
+        self.site.connections.waiting(self)
         timeout = self.limits.header_timeout_seconds
         call = self._header_deadline
         if call is not None and call.active():
@@ -462,11 +460,11 @@ class HarborChannel(http.HTTPChannel):
     def _disarm_header_deadline(self):
         """Headers are in: the timer stays scheduled, but firing now does nothing."""
         self._awaiting_headers = False
-        self.site.awaiting_headers.pop(self, None)
+        self.site.connections.busy(self)
 
     def _cancel_header_deadline(self):
         self._awaiting_headers = False
-        self.site.awaiting_headers.pop(self, None)
+        self.site.connections.busy(self)
         if self._header_deadline is not None and self._header_deadline.active():
             self._header_deadline.cancel()
         self._header_deadline = None
@@ -495,16 +493,15 @@ class HarborChannel(http.HTTPChannel):
         return bool(self.requests or self._bytes_in > self._bytes_at_idle or self._dataBuffer)
 
     def shed(self) -> None:
-        """Close this connection, which still owes its headers, to make room for a new one (`HarborSite`).
+        """Close this connection, which still owes its headers, for a newcomer (`http.connections`).
 
-        A client that began a request is told why (503 in the error format);
-        an idle kept-alive connection is closed silently, as after its header
-        deadline.  It stops counting at once, so the newcomer is accepted now.
+        503 in the error format if it began a request, else silently (as
+        after its header deadline); it stops counting at once.
         """
         self._cancel_header_deadline()
         if self._counted:
             self._counted = False
-            self.site.count(self, -1)
+            self.site.connections.closed(self, self.peer_host)
         transport = self.transport
         if transport is None or getattr(transport, "disconnecting", False):
             return
@@ -706,7 +703,7 @@ class HarborChannel(http.HTTPChannel):
             linger.cancel()
         if self._counted:
             self._counted = False
-            self.site.count(self, -1)
+            self.site.connections.closed(self, self.peer_host)
         super().connectionLost(reason)
 
 
@@ -734,13 +731,8 @@ class _Refusal(protocol.Protocol):
 class HarborSite(server.Site):
     """The site: our request class, limits per client, and an access line (plus metrics) per request.
 
-    Connections are counted overall (``open_connections``) and per client
-    address (``by_address``).  ``awaiting_headers`` holds the connections
-    that owe the headers of their next request, the one that has waited
-    longest first: at ``max_connections`` the first of them is shed for a
-    newcomer, so clients that trickle headers over many connections cannot
-    keep everyone else out (each of them also stops at
-    ``max_connections_per_address``).
+    Which connections are admitted (per address, overall, shedding those that
+    owe headers) is `http.connections.ConnectionTable`'s to decide.
     """
 
     requestFactory = HarborRequest
@@ -761,9 +753,7 @@ class HarborSite(server.Site):
         self.access_file = access_file
         self.limits = limits or ClientLimits()
         self.body_rules = body_rules or default_rules(self.limits.max_body_bytes, self.limits.max_upload_bytes)
-        self.open_connections = 0
-        self.by_address: dict[str, int] = {}
-        self.awaiting_headers: dict[HarborChannel, None] = {}  # insertion order: longest waiting first
+        self.connections = ConnectionTable(self.limits)
         self._responses: dict[tuple[bytes, str], Any] = {}  # (method, status) -> labelled child
         self._seconds: dict[Any, Any] = {}  # front -> labelled child
 
@@ -772,48 +762,22 @@ class HarborSite(server.Site):
         root = self.resource
         return root.hot_for(path) if isinstance(root, Root) else None
 
+    @property
+    def open_connections(self) -> int:
+        return self.connections.open
+
     def buildProtocol(self, addr):
-        limits = self.limits
         host = getattr(addr, "host", None)
-        if host is not None and self.by_address.get(host, 0) >= limits.max_connections_per_address:
+        refused = self.connections.refusal(host)
+        if refused is not None:
+            setting, limit, message = refused
             log.warn(
-                "refused a connection from {host}: {open} open from it (limits.max_connections_per_address)",
-                host=host,
-                open=self.by_address[host],
+                "refused a connection from {host}: limits.{setting} ({limit})", host=host, setting=setting, limit=limit
             )
-            return _Refusal(
-                limits.max_connections_per_address,
-                "max_connections_per_address",
-                "too many open connections from your address",
-            )
-        if self.open_connections >= limits.max_connections and not self._shed_one():
-            log.warn("refused a connection: {open} open (limits.max_connections)", open=self.open_connections)
-            return _Refusal(limits.max_connections)
+            return _Refusal(limit, setting, message)
         channel = super().buildProtocol(addr)
         channel.peer_host = host
         return channel
-
-    def _shed_one(self) -> bool:
-        """Close the connection that has waited longest for its headers; False when every one is busy."""
-        channel = next(iter(self.awaiting_headers), None)
-        if channel is None:
-            return False
-        log.info("shed a connection still owing its headers (limits.max_connections)")
-        channel.shed()
-        self.awaiting_headers.pop(channel, None)
-        return True
-
-    def count(self, channel: HarborChannel, delta: int) -> None:
-        """A channel opened (+1) or closed (-1): the overall and per-address counts."""
-        self.open_connections += delta
-        host = channel.peer_host
-        if host is None:
-            return
-        n = self.by_address.get(host, 0) + delta
-        if n > 0:
-            self.by_address[host] = n
-        else:
-            self.by_address.pop(host, None)
 
     def log(self, request):
         """Metrics and the access line of a finished (or aborted) request.
