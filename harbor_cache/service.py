@@ -333,6 +333,7 @@ class HarborApp:
         clock = self.clock
         self.space = DiskSpace(self.storage, self.settings, on_low=self.evict_soon)
         self.downloads.space = self.space
+        self.hosted.space = self.space  # pushes that would end below the floor: 507 before the body is read
         self._eviction_asked = False
         self.site_front = SiteFront(self.index, self.storage, self.metrics, space=self.space)
         self.management_tokens = ManagementTokens(self.token_keys.management, clock)
@@ -405,6 +406,7 @@ class HarborApp:
             audit=self.audit,
             public_url=self.public_url,
         )
+        self.maven_front.deployer.space = self.space
 
     def _mount_fronts(self) -> None:
         site_resource = self.site_front.app.resource()

@@ -188,6 +188,32 @@ class DeployTests(HostedBase):
         blobs = [f for _, _, files in os.walk(os.path.join(self.h.storage.root, "blobs")) for f in files]
         self.assertEqual(len(blobs), 1)  # "second" was stored, refused, and removed again
 
+    def test_release_race_lost_between_check_and_insert(self):
+        """Another node commits the same release path after our check, before our insert: 409, our file removed.
+
+        (On PostgreSQL this is two nodes deploying at once; the loser used to get 500 from the unique key.)
+        """
+        real = self.h.index._exec
+        rival = "sha256:" + "0" * 64
+
+        def _exec(txn, sql, args=()):
+            if sql.lstrip().startswith("INSERT INTO entries") and not getattr(_exec, "fired", False):
+                _exec.fired = True  # type: ignore[attr-defined]
+                real(
+                    txn,
+                    """INSERT INTO entries (kind, type, repository, key, digest, size, created_at, fetched_at,
+                           last_access, access_count) VALUES ('hosted', 'maven', 'releases', ?, ?, 5, 1, 1, 1, 0)""",
+                    (JAR, rival),
+                )
+            return real(txn, sql, args)
+
+        self.patch(self.h.index, "_exec", _exec)
+        response, body = self.put("releases", JAR, b"mine")
+        self.assertEqual((response.code, self.error(body)["code"]), (409, "CONFLICT"))
+        self.assertIsNone(self.h.storage.stat_blob("sha256:" + hashlib.sha256(b"mine").hexdigest()))
+        entry = self.successResultOf(defer.Deferred.fromCoroutine(self.h.index.get_entry("maven", "releases", JAR)))
+        self.assertEqual(entry.digest, rival)
+
     def test_redeploy_allowed_by_policy(self):
         self.put("loose", JAR, b"first")
         response, _ = self.put("loose", JAR, b"second")

@@ -12,8 +12,10 @@ import json
 from klein import Klein
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.errors import Unauthorized
@@ -65,6 +67,10 @@ class App:
         request.setResponseCode(202)
         return b"%d" % n
 
+    @app.route("/api/v1/ping", methods=["GET"])
+    def ping(self, request):
+        return b"pong"
+
     @app.route("/api/v1/echo", methods=["POST"])
     def echo(self, request):
         self.calls.append(request.method)
@@ -82,8 +88,8 @@ class Harness:
         self.site = HarborSite(root, Metrics(), limits=ClientLimits(**limits), reactor=self.clock)
         self.case = case
 
-    def connect(self):
-        channel = self.site.buildProtocol(ADDR)
+    def connect(self, addr=ADDR):
+        channel = self.site.buildProtocol(addr)
         transport = StringTransport()
         channel.makeConnection(transport)
         return channel, transport
@@ -388,10 +394,13 @@ class SlowClientTests(SynchronousTestCase):
         self.assertEqual((status, len(body)), (200, 3000))
 
     def test_connection_cap(self):
-        """Past max_connections a new client gets 503 TOO_MANY_CONNECTIONS and is closed; a slot frees on close."""
+        """Past max_connections, all busy: a new client gets 503 TOO_MANY_CONNECTIONS and is closed; a slot frees on close."""
         h = Harness(self, max_connections=2)
+        h.front.gate = Deferred()  # both connections are in a handler, none owes its headers
         first, t1 = h.connect()
-        h.connect()
+        first.dataReceived(head("PATCH", "/v2/a/blobs/uploads/1", "Content-Length: 10"))
+        second, _ = h.connect()
+        second.dataReceived(head("PATCH", "/v2/a/blobs/uploads/2", "Content-Length: 10"))
         refused = h.site.buildProtocol(ADDR)
         t3 = StringTransport()
         refused.makeConnection(t3)
@@ -399,10 +408,93 @@ class SlowClientTests(SynchronousTestCase):
         self.assertEqual(status, 503)
         self.assertEqual(error_code(body), "TOO_MANY_CONNECTIONS")
         self.assertTrue(t3.disconnecting)
-        first.connectionLost(None)
+        first.connectionLost(Failure(ConnectionDone()))
         again, t4 = h.connect()
         self.assertEqual(t4.value(), b"")
         self.assertEqual(h.site.open_connections, 2)
+
+
+OTHER = IPv4Address("TCP", "127.0.0.2", 40000)
+
+
+def ping(case, h, addr=ADDR):
+    channel, transport = h.connect(addr)
+    channel.dataReceived(head("GET", "/api/v1/ping"))
+    status, _, body = response(transport)
+    case.assertEqual((status, body), (200, b"pong"))
+
+
+class ConnectionShareTests(SynchronousTestCase):
+    """Issue 24 (6): one client (or a few) trickling headers over many connections does not keep others out."""
+
+    def test_at_the_cap_the_longest_waiting_for_headers_is_shed(self):
+        """At max_connections a newcomer takes the place of the connection that waited longest for its headers:
+        an idle one is closed silently, one that began a request gets 503 first; busy ones are never shed."""
+        h = Harness(self, max_connections=3)
+        h.front.gate = Deferred()
+        busy, t_busy = h.connect()
+        busy.dataReceived(head("PATCH", "/v2/a/blobs/uploads/1", "Content-Length: 10"))
+        idle, t_idle = h.connect()
+        trickling, t_trickling = h.connect()
+        trickling.dataReceived(b"GET /api/v1/ping HTTP/1.1\r\nX-Slow: ")
+        newcomer, t_new = h.connect(OTHER)
+        self.assertTrue(t_idle.disconnecting)
+        self.assertEqual(t_idle.value(), b"")
+        self.assertFalse(t_trickling.disconnecting)
+        self.assertEqual(h.site.open_connections, 3)
+        newcomer.dataReceived(head("GET", "/api/v1/ping"))
+        self.assertEqual(response(t_new)[0], 200)
+        # the newcomer, between requests again, is now the newest waiter: the trickling one goes next
+        h.connect(OTHER)
+        self.assertTrue(t_trickling.disconnecting)
+        status, _, body = response(t_trickling)
+        self.assertEqual((status, error_code(body)), (503, "TOO_MANY_CONNECTIONS"))
+        self.assertFalse(t_busy.disconnecting)
+        self.assertFalse(t_new.disconnecting)
+        # every remaining connection busy or newer: nothing left to shed... until one owes headers again
+        idle.connectionLost(None)
+        trickling.connectionLost(None)
+        self.assertEqual(h.site.open_connections, 3)
+
+    def test_per_address_cap(self):
+        """Past max_connections_per_address from one address: 503 naming the setting; other addresses unaffected."""
+        h = Harness(self, max_connections_per_address=2)
+        first, _ = h.connect()
+        h.connect()
+        refused = h.site.buildProtocol(ADDR)
+        t = StringTransport()
+        refused.makeConnection(t)
+        status, _, body = response(t)
+        self.assertEqual((status, error_code(body)), (503, "TOO_MANY_CONNECTIONS"))
+        self.assertEqual(json.loads(body)["errors"][0]["detail"], {"max_connections_per_address": 2})
+        self.assertTrue(t.disconnecting)
+        ping(self, h, OTHER)
+        first.connectionLost(None)
+        ping(self, h)
+        self.assertEqual(h.site.connections.by_address, {"127.0.0.1": 2, "127.0.0.2": 1})
+
+    def test_one_address_with_1100_slow_connections_does_not_lock_others_out(self):
+        """Default limits: 1,100 connections from one address trickling headers; another client gets 200."""
+        h = Harness(self)
+        slow = []
+        for _ in range(1100):
+            channel, transport = h.connect()
+            if not transport.disconnecting:
+                channel.dataReceived(b"GET /api/v1/ping HTTP/1.1\r\nX-Slow: a")
+                slow.append(transport)
+        self.assertEqual(len(slow), ClientLimits().max_connections_per_address)
+        ping(self, h, OTHER)
+
+    def test_many_addresses_at_the_cap_still_let_a_new_client_in(self):
+        """Four addresses holding 4 x 256 trickling connections (over max_connections, 768): a fifth client gets 200."""
+        h = Harness(self)
+        for n in range(4):
+            addr = IPv4Address("TCP", "127.0.1.%d" % n, 40000)
+            for _ in range(256):
+                channel, transport = h.connect(addr)
+                channel.dataReceived(b"GET /api/v1/ping HTTP/1.1\r\nX-Slow: a")
+        self.assertEqual(h.site.open_connections, 768)
+        ping(self, h, OTHER)
 
 
 class BodyObjectTests(SynchronousTestCase):

@@ -1344,6 +1344,14 @@ def _v2_paths() -> dict:
         **unauthorized,
         **denied,
     }
+    upload_errors = {
+        **push_errors,
+        "413": _error("Content-Length over limits.max_upload_bytes (code SIZE_INVALID), before the body is read."),
+        "507": _error(
+            "The body would take the disk below cache.min_free_bytes (before it is read), or the disk filled "
+            "up while it was written; nothing is kept (code INSUFFICIENT_STORAGE)."
+        ),
+    }
     security: list[dict[str, list[str]]] = [{"basicAuth": []}, {"bearerAuth": []}, {}]
     return {
         "/v2/": {
@@ -1490,7 +1498,7 @@ def _v2_paths() -> dict:
                         "headers": {"Location": _header("Blob URL"), "Docker-Content-Digest": _header("Digest")},
                     },
                     "202": {"description": "Upload session started.", "headers": upload_headers},
-                    **push_errors,
+                    **upload_errors,
                 },
                 parameters=[
                     name,
@@ -1517,7 +1525,7 @@ def _v2_paths() -> dict:
                 {
                     "202": {"description": "Chunk stored.", "headers": upload_headers},
                     "416": _error("Chunk out of order (code BLOB_UPLOAD_INVALID)."),
-                    **push_errors,
+                    **upload_errors,
                 },
                 parameters=[name, session],
                 tags=tags,
@@ -1531,7 +1539,7 @@ def _v2_paths() -> dict:
                         "description": "Stored.",
                         "headers": {"Location": _header("Blob URL"), "Docker-Content-Digest": _header("Digest")},
                     },
-                    **push_errors,
+                    **upload_errors,
                 },
                 parameters=[name, session, _query_param("digest", {"type": "string"}, "Final digest", True)],
                 tags=tags,
@@ -1700,7 +1708,13 @@ def _maven_paths() -> dict:
                     "405": {"description": "A proxy or group repository (deploy to a hosted one)."},
                     "409": {
                         "description": "A release file already deployed, and the repository's redeploy policy "
-                        "is deny. The message is also the status line's reason phrase."
+                        "is deny (answered before the body is read). The message is also the status line's reason "
+                        "phrase."
+                    },
+                    "413": {"description": "Content-Length over limits.max_upload_bytes, before the body is read."},
+                    "507": {
+                        "description": "The file would take the disk below cache.min_free_bytes (before the body "
+                        "is read), or the disk filled up while it was written (code INSUFFICIENT_STORAGE)."
                     },
                     **kagami_401,
                     **kagami_403,

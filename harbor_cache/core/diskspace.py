@@ -5,7 +5,10 @@ directory's filesystem: below it /health reports ``degraded`` (problem
 ``disk_space``) and each eviction pass frees proxied content until the floor
 holds again.  A cold download is refused (507 ``INSUFFICIENT_STORAGE``) only
 when the disk cannot take it at all (its length plus `storage.errors.RESERVE_BYTES`),
-and each refusal asks for an eviction pass at once.
+and each refusal asks for an eviction pass at once.  A push (blob upload, Maven
+deploy) is refused from its Content-Length when it would end below the floor
+(`check_upload_room`), and one that fills the disk midway is 507 as well
+(`disk_full_error`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,17 @@ def is_disk_full(error: BaseException) -> bool:
     return "disk is full" in str(error) or "No space left" in str(error)
 
 
+def disk_full_error(error: BaseException) -> InsufficientStorage | None:
+    """``error`` as the 507 a client gets when its push ran out of space midway; None for any other error."""
+    if isinstance(error, InsufficientStorage):
+        return error
+    if not is_disk_full(error):
+        return None
+    return InsufficientStorage(
+        "the cache's disk filled up while storing this: nothing was kept", {"reason": str(error)}
+    )
+
+
 class DiskSpace:
     def __init__(self, storage, settings, on_low: Callable[[], Any] | None = None):
         self.storage = storage
@@ -60,8 +74,22 @@ class DiskSpace:
 
     def check_room(self, length: int | None) -> None:
         """Raise `InsufficientStorage` when a body of ``length`` bytes (None: unknown) cannot be stored."""
+        self._refuse_short(length, RESERVE_BYTES)
+
+    def check_upload_room(self, length: int | None) -> None:
+        """Raise `InsufficientStorage` when a pushed body of ``length`` bytes would end below the floor.
+
+        Stricter than `check_room`: pushed content is never evicted, so an
+        upload that took the disk below ``cache.min_free_bytes`` would leave
+        the cache degraded until an operator steps in.  Checked from the
+        headers, before a byte of the body is read (None: chunked, the disk
+        must at least be above the floor now).
+        """
+        self._refuse_short(length, max(self.floor(), RESERVE_BYTES))
+
+    def _refuse_short(self, length: int | None, margin: int) -> None:
         free = self.free()
-        needed = (length or 0) + RESERVE_BYTES
+        needed = (length or 0) + margin
         if free >= needed:
             return
         log.warn("refusing to store {length} bytes: {free} bytes free", length=length, free=free)

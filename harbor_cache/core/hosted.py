@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from twisted.logger import Logger
 
+from harbor_cache.core.diskspace import DiskSpace
 from harbor_cache.errors import (
     BlobUnknown,
     BlobUploadInvalid,
@@ -60,7 +61,7 @@ from harbor_cache.grammar.mediatypes import (
     detect_manifest_media_type,
     manifest_references,
 )
-from harbor_cache.storage import BlobCorrupt, SourceFailed, TempBlob
+from harbor_cache.storage import BlobCorrupt, SourceFailed, StorageFull, TempBlob
 from harbor_cache.storage.uploads import SESSION_ID, UploadFiles
 
 log = Logger()
@@ -124,6 +125,8 @@ class HostedRegistry:
         self.max_manifest_bytes = max_manifest_bytes
         self.node = node
         self.files = UploadFiles(storage)
+        # A `core.diskspace.DiskSpace` (set by the service): a push that would end below the floor is 507 unread.
+        self.space: DiskSpace | None = None
         # session id -> (offset, hash states at that offset) for sessions this node wrote last
         self._hash_state: dict[str, tuple[int, dict]] = {}
 
@@ -235,6 +238,7 @@ class HostedRegistry:
                     "chunk does not continue the upload",
                     {"offset": session.offset, "range": f"{start}-{end}", "length": length},
                 )
+        self._check_room(length)
         await self._claim(session)
         before = size = session.size
         hashers = self._hashers_at(session)
@@ -277,10 +281,16 @@ class HostedRegistry:
         self.metrics.push_bytes.inc(copied)
         return session.offset
 
+    def _check_room(self, length: int | None) -> None:
+        if self.space is not None:
+            self.space.check_upload_room(length)
+
     async def _stream_into(self, temp: TempBlob, body: RequestBodySource) -> int:
         if body.length == 0:
             return 0
         copied = await body.stream_to(temp)
+        if isinstance(temp.failure, StorageFull):
+            raise temp.failure  # (507, `oci.hosted`)
         if temp.failure is not None:
             raise BlobUploadInvalid("upload failed while writing", str(temp.failure))
         return copied
@@ -312,6 +322,7 @@ class HostedRegistry:
     async def upload_monolithic(self, name: str, digest: str, body: RequestBodySource) -> str:
         """POST ...?digest=: the whole blob in one request."""
         expected = _upload_digest(digest)
+        self._check_room(body.length)
         temp = self.storage.new_temp(body.length)
         try:
             copied = await self._stream_into(temp, body)
@@ -328,6 +339,8 @@ class HostedRegistry:
             raise DigestInvalid(
                 "content does not match the digest", {"expected": expected, "actual": e.actual}
             ) from None
+        except StorageFull:
+            raise  # (507, `oci.hosted`)
         except SourceFailed as e:
             raise BlobUploadInvalid("upload could not be stored", str(e)) from None
         return await self._record_blob(name, got, temp.available)  # == total once finished

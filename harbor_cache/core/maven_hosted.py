@@ -1,12 +1,15 @@
 """Deploying into hosted Maven repositories (``mvn deploy``, gradle publish): PUT, checks, commit.
 
-A PUT body has already been received by the web layer (Twisted spools a big
-body to a temporary file, a small one to memory); it is copied chunk by chunk
-on the I/O pool into a `TempBlob` (hashed as it grows: sha256, sha1, md5,
-sha512), which ``finish`` renames into the content store, and only then does
-one index transaction make the file visible.  A refused or failed deploy
-leaves nothing behind: the temp file goes, and a stored blob that no entry
-references is deleted again.
+A PUT body is a streamed route (`http.request_body`): everything the path and
+the headers decide is checked before a byte of it is read - the repository,
+who deploys, a release already there under ``redeploy = "deny"`` (409), the
+free space (507 when the file would end below ``cache.min_free_bytes``).
+Only then is the body pulled from the socket into a `TempBlob` (hashed as it
+grows: sha256, sha1), which ``finish`` renames into the content store, and
+then one index transaction makes the file visible.  A refused or failed
+deploy leaves nothing behind: the temp file goes, and a stored blob that no
+entry references is deleted again (also when another node won a race for the
+same release path: the loser gets 409).
 
 Rules, checked before the index row is written:
 
@@ -31,6 +34,7 @@ import hashlib
 from twisted.logger import Logger
 
 from harbor_cache.core.maven_group import metadata_limits
+from harbor_cache.core.diskspace import DiskSpace, disk_full_error
 from harbor_cache.errors import BadRequest, DeployNotAllowed, DeployRefused, DigestInvalid, HarborError, TooLarge
 from harbor_cache.grammar.maven_metadata import MetadataTooLarge, check_limits
 from harbor_cache.grammar.maven_paths import METADATA_NAME, checksum_base, content_type_for, is_mutable
@@ -77,6 +81,8 @@ class MavenDeployer:
         self.storage = cache.storage
         self.clock = cache.clock
         self.metrics = cache.metrics
+        # A `core.diskspace.DiskSpace` (set by the service): a deploy that would end below the floor is 507 unread.
+        self.space: DiskSpace | None = None
 
     def hosted(self, repo_id: str):
         """The hosted repository's config; `UnknownRepository`, or `DeployNotAllowed` for proxy/group."""
@@ -101,6 +107,11 @@ class MavenDeployer:
         """
         repo = self.hosted(repo_id)
         algorithm = checksum_algorithm(path)
+        overwrite = repo.redeploy == "allow" or is_mutable(path)
+        if not overwrite and algorithm is None and await self.index.get_entry("maven", repo_id, path) is not None:
+            raise self._refused(repo, path)  # before the body is read (a checksum may be a retry: read it)
+        if self.space is not None:
+            self.space.check_upload_room(body.length)
         checksum_body = None
         if algorithm is not None:
             checksum_body = await self._check_checksum(repo_id, path, body, algorithm)
@@ -119,30 +130,37 @@ class MavenDeployer:
         except BlobCorrupt as e:  # (no expected digest is given, but be exact)
             raise DigestInvalid("upload did not match its digest", {"reason": str(e)}) from None
         except SourceFailed as e:
+            temp.abort(e)
+            full = disk_full_error(e)
+            if full is not None:
+                raise full from None
             raise HarborError("upload could not be stored", {"reason": str(e)}) from None
         except BaseException as e:
             temp.abort(e if isinstance(e, Exception) else SourceFailed("cancelled"))
             raise
         length = temp.total
-        overwrite = repo.redeploy == "allow" or is_mutable(path)
-        outcome, entry, previous = await self.index.put_hosted_maven_file(
-            repository=repo_id,
-            key=path,
-            digest=digest,
-            size=length,
-            media_type=content_type_for(path),
-            sha1=temp.hashes.get("sha1"),
-            now=self.clock.seconds(),
-            overwrite=overwrite,
-        )
+        try:
+            outcome, entry, previous = await self.index.put_hosted_maven_file(
+                repository=repo_id,
+                key=path,
+                digest=digest,
+                size=length,
+                media_type=content_type_for(path),
+                sha1=temp.hashes.get("sha1"),
+                now=self.clock.seconds(),
+                overwrite=overwrite,
+            )
+        except BaseException:
+            try:
+                await self.cache.drop_if_orphan(digest)
+            except Exception:
+                log.failure("removing {digest} after a failed deploy", digest=digest)
+            raise
         if outcome == "exists":
             if previous == digest and algorithm is not None:
                 return False  # the same checksum again: a retry, not a redeploy
             await self.cache.drop_if_orphan(digest)
-            raise DeployRefused(
-                f"{path} is already deployed in {repo_id} and the repository does not allow redeploying releases",
-                {"repositoryId": repo_id, "path": path, "redeploy": repo.redeploy},
-            )
+            raise self._refused(repo, path)
         self.cache.remember(repo_id, path, entry)
         if previous is not None and previous != digest:
             await self.cache.drop_if_orphan(previous)
@@ -172,6 +190,13 @@ class MavenDeployer:
         except MetadataTooLarge as e:
             raise BadRequest(f"{path} is beyond the metadata limits: {e}", {**detail, "reason": str(e)}) from None
         return body
+
+    @staticmethod
+    def _refused(repo, path: str) -> DeployRefused:
+        return DeployRefused(
+            f"{path} is already deployed in {repo.id} and the repository does not allow redeploying releases",
+            {"repositoryId": repo.id, "path": path, "redeploy": repo.redeploy},
+        )
 
     async def _check_checksum(self, repo_id: str, path: str, source, algorithm: str) -> bytes:
         """Refuse a checksum file that is malformed or does not match the deployed file it names; returns it."""

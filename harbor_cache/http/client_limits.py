@@ -25,8 +25,11 @@ class ClientLimits:
     # While we are reading a body, at least this many bytes per second, averaged over the window.
     min_body_rate_bytes: int = 1024
     body_rate_window_seconds: float = 30.0
-    # Open client connections; one more is answered 503 and closed.
+    # Open client connections; at the cap the oldest one still owing its headers is shed for a newcomer,
+    # and when none is, the newcomer is answered 503 and closed.
     max_connections: int = 768
+    # Open connections from one client address (one more is answered 503): one client cannot take them all.
+    max_connections_per_address: int = 256
 
 
 # (key, type, low, high): the bounds each [limits] key is checked against at start.
@@ -37,6 +40,7 @@ LIMIT_KEYS: tuple[tuple[str, type, float, float], ...] = (
     ("min_body_rate_bytes", int, 0, 1 << 30),
     ("body_rate_window_seconds", float, 1.0, 3600.0),
     ("max_connections", int, 1, 1_000_000),
+    ("max_connections_per_address", int, 1, 1_000_000),
 )
 
 

@@ -28,6 +28,7 @@ from harbor_cache.errors import ErrorCode, HarborError, error_body
 from harbor_cache.grammar.request_head import HOT_METHODS, parse_head
 from harbor_cache.http.access_log import AccessLogFile
 from harbor_cache.http.client_limits import ClientLimits, raw_error
+from harbor_cache.http.connections import ConnectionTable
 from harbor_cache.http.errors import status_of
 from harbor_cache.http.quick import HotHandler, QuickRequest
 from harbor_cache.http.request_body import BodyRules, BodyTooLarge, BodyTooSlow, ClientGone, StreamedBody, default_rules
@@ -181,9 +182,11 @@ class HarborRequest(server.Request):
     The body is never spooled: `gotLength` (headers in, body not yet read)
     asks the site's `BodyRules` whether the route streams its body.  If so,
     the request is processed at once with a `StreamedBody` as ``body`` (the
-    handler pulls it; see `request_body`); otherwise the body is buffered in
-    memory up to ``max_body_bytes`` and a larger one is refused with 413
-    before (Content-Length) or as soon as (chunked) it goes over.
+    handler pulls it; see `request_body`), unless its Content-Length is over
+    ``max_upload_bytes`` (413 at once, the handler never runs); otherwise the
+    body is buffered in memory up to ``max_body_bytes`` and a larger one is
+    refused with 413 before (Content-Length) or as soon as (chunked) it goes
+    over.
     """
 
     cache_status: str | None = None
@@ -203,6 +206,11 @@ class HarborRequest(server.Request):
         rules: BodyRules = site.body_rules
         if length != 0 and rules.streamed(channel._command, channel._path):  # no body: nothing to stream
             self.content = io.BytesIO()
+            if length is not None and length > rules.max_upload_bytes:
+                # Decided from the headers: the handler never runs and not a byte of the body is read.
+                limit = rules.max_upload_bytes
+                self.refuse(BodyTooLarge("request body too large", {"size": length, "limit": limit}))
+                return
             self.body = StreamedBody(
                 length, rules.max_upload_bytes, channel.pause_body, channel.resume_body, channel.send_continue
             )
@@ -350,6 +358,8 @@ class HarborChannel(http.HTTPChannel):
       *we* paused the socket (backpressure, a handler not yet reading) does not
       count.  Too slow: 408 and close.
     * A streamed body pauses the socket while its handler is not pulling.
+    * While it owes a request's headers it may be shed for a newcomer at
+      ``max_connections`` (`http.connections`).
     * A read that holds exactly one plain GET/HEAD head, between requests,
       is first offered to the hot handler of its path and answered without
       a `Request` (`http.quick`); anything else is parsed as usual.
@@ -364,6 +374,8 @@ class HarborChannel(http.HTTPChannel):
     _rate_bytes = 0
     _early_saved_timeout = None
     _counted = False
+    #: the client's address (None for a non-IP transport), counted per address (`http.connections`)
+    peer_host: str | None = None
 
     site: HarborSite  # set by the factory that builds the channel
 
@@ -374,7 +386,7 @@ class HarborChannel(http.HTTPChannel):
     def connectionMade(self):
         super().connectionMade()
         self._counted = True
-        self.site.open_connections += 1
+        self.site.connections.opened(self.peer_host)
         self._arm_header_deadline()
 
     def dataReceived(self, data):
@@ -450,6 +462,7 @@ class HarborChannel(http.HTTPChannel):
         """
         self._bytes_at_idle = self._bytes_in
         self._awaiting_headers = True
+        self.site.connections.waiting(self)
         timeout = self.limits.header_timeout_seconds
         call = self._header_deadline
         if call is not None and call.active():
@@ -460,9 +473,11 @@ class HarborChannel(http.HTTPChannel):
     def _disarm_header_deadline(self):
         """Headers are in: the timer stays scheduled, but firing now does nothing."""
         self._awaiting_headers = False
+        self.site.connections.busy(self)
 
     def _cancel_header_deadline(self):
         self._awaiting_headers = False
+        self.site.connections.busy(self)
         if self._header_deadline is not None and self._header_deadline.active():
             self._header_deadline.cancel()
         self._header_deadline = None
@@ -473,7 +488,7 @@ class HarborChannel(http.HTTPChannel):
             return  # a request is being handled; its response arms the deadline again
         if self.transport is None or self.transport.disconnecting:
             return
-        if self.requests or self._bytes_in > self._bytes_at_idle or self._dataBuffer:
+        if self._started_a_request():
             seconds = self.limits.header_timeout_seconds
             self.transport.write(
                 raw_error(
@@ -485,6 +500,35 @@ class HarborChannel(http.HTTPChannel):
                 )
             )
         self.transport.loseConnection()
+
+    def _started_a_request(self) -> bool:
+        """Bytes of a request that is not complete yet arrived (else the connection is idle between requests)."""
+        return bool(self.requests or self._bytes_in > self._bytes_at_idle or self._dataBuffer)
+
+    def shed(self) -> None:
+        """Close this connection, which still owes its headers, for a newcomer (`http.connections`).
+
+        503 in the error format if it began a request, else silently (as
+        after its header deadline); it stops counting at once.
+        """
+        self._cancel_header_deadline()
+        if self._counted:
+            self._counted = False
+            self.site.connections.closed(self, self.peer_host)
+        transport = self.transport
+        if transport is None or getattr(transport, "disconnecting", False):
+            return
+        if self._started_a_request():
+            transport.write(
+                raw_error(
+                    503,
+                    "Service Unavailable",
+                    "TOO_MANY_CONNECTIONS",
+                    "the server is at its connection limit: a connection still sending its headers was closed",
+                    {"max_connections": self.limits.max_connections},
+                )
+            )
+        transport.loseConnection()
 
     # -- body ---------------------------------------------------------------------------
 
@@ -672,15 +716,17 @@ class HarborChannel(http.HTTPChannel):
             linger.cancel()
         if self._counted:
             self._counted = False
-            self.site.open_connections -= 1
+            self.site.connections.closed(self, self.peer_host)
         super().connectionLost(reason)
 
 
 class _Refusal(protocol.Protocol):
-    """A connection over ``max_connections``: one 503 in the error format, then closed."""
+    """A connection over a connection cap: one 503 in the error format, then closed."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, setting: str = "max_connections", message: str = "too many open connections"):
         self.limit = limit
+        self.setting = setting
+        self.message = message
 
     def connectionMade(self):
         self.transport.write(
@@ -688,15 +734,19 @@ class _Refusal(protocol.Protocol):
                 503,
                 "Service Unavailable",
                 "TOO_MANY_CONNECTIONS",
-                "too many open connections, retry later",
-                {"max_connections": self.limit},
+                f"{self.message}, retry later",
+                {self.setting: self.limit},
             )
         )
         self.transport.loseConnection()
 
 
 class HarborSite(server.Site):
-    """The site: our request class, limits per client, and an access line (plus metrics) per request."""
+    """The site: our request class, limits per client, and an access line (plus metrics) per request.
+
+    Which connections are admitted (per address, overall, shedding those that
+    owe headers) is `http.connections.ConnectionTable`'s to decide.
+    """
 
     requestFactory = HarborRequest
     protocol = HarborChannel  # type: ignore[assignment]  # a channel class is a factory of channels
@@ -716,7 +766,7 @@ class HarborSite(server.Site):
         self.access_file = access_file
         self.limits = limits or ClientLimits()
         self.body_rules = body_rules or default_rules(self.limits.max_body_bytes, self.limits.max_upload_bytes)
-        self.open_connections = 0
+        self.connections = ConnectionTable(self.limits)
         self._responses: dict[tuple[bytes, str], Any] = {}  # (method, status) -> labelled child
         self._seconds: dict[Any, Any] = {}  # front -> labelled child
 
@@ -725,11 +775,22 @@ class HarborSite(server.Site):
         root = self.resource
         return root.hot_for(path) if isinstance(root, Root) else None
 
+    @property
+    def open_connections(self) -> int:
+        return self.connections.open
+
     def buildProtocol(self, addr):
-        if self.open_connections >= self.limits.max_connections:
-            log.warn("refused a connection: {open} open (limits.max_connections)", open=self.open_connections)
-            return _Refusal(self.limits.max_connections)
-        return super().buildProtocol(addr)
+        host = getattr(addr, "host", None)
+        refused = self.connections.refusal(host)
+        if refused is not None:
+            setting, limit, message = refused
+            log.warn(
+                "refused a connection from {host}: limits.{setting} ({limit})", host=host, setting=setting, limit=limit
+            )
+            return _Refusal(limit, setting, message)
+        channel = super().buildProtocol(addr)
+        channel.peer_host = host
+        return channel
 
     def log(self, request):
         """Metrics and the access line of a finished (or aborted) request.

@@ -67,34 +67,47 @@ class MavenStore(Store):
 
         Returns ``(outcome, entry, previous digest)``: outcome "created",
         "replaced", or "exists" when a file is there and ``overwrite`` is
-        false (nothing written; entry None).  The check and the write are one
-        transaction, so two racing deploys of a release cannot both win.
+        false (nothing written; entry None).  Two deploys of one path racing
+        on two nodes (PostgreSQL, READ COMMITTED) may both find no row: the
+        INSERT is ``ON CONFLICT DO NOTHING``, so the one that inserts second
+        waits for the first to commit, inserts nothing, and then reads the
+        winner's row like any later deploy ("exists", or replaces it when
+        ``overwrite``), instead of failing on the unique key.
         """
 
-        def _txn(txn):
+        def _existing(txn):
             self._exec(
                 txn,
                 "SELECT id, digest FROM entries WHERE type = 'maven' AND repository = ? AND key = ?",
                 (repository, key),
             )
-            r = txn.fetchone()
-            if r is not None and not overwrite:
-                return "exists", None, r[1]
-            if r is not None:
-                self._exec(
-                    txn,
-                    """UPDATE entries SET kind = 'hosted', digest = ?, size = ?, media_type = ?, sha1 = ?,
-                           upstream = NULL, upstream_modified = ?, fetched_at = ? WHERE id = ?""",
-                    (digest, size, media_type, sha1, now, now, r[0]),
-                )
-            else:
+            return txn.fetchone()
+
+        def _replace(txn, row_id):
+            self._exec(
+                txn,
+                """UPDATE entries SET kind = 'hosted', digest = ?, size = ?, media_type = ?, sha1 = ?,
+                       upstream = NULL, upstream_modified = ?, fetched_at = ? WHERE id = ?""",
+                (digest, size, media_type, sha1, now, now, row_id),
+            )
+
+        def _txn(txn):
+            r = _existing(txn)
+            if r is None:
                 self._exec(
                     txn,
                     """INSERT INTO entries (kind, type, repository, key, digest, size, media_type, sha1, upstream,
                            upstream_modified, created_at, fetched_at, last_access, access_count)
-                       VALUES ('hosted', 'maven', ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, 0)""",
+                       VALUES ('hosted', 'maven', ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, 0)
+                       ON CONFLICT (type, repository, key) DO NOTHING""",
                     (repository, key, digest, size, media_type, sha1, now, now, now, now),
                 )
+                if txn.rowcount != 1:  # another deploy of this path committed in between
+                    r = _existing(txn)
+            if r is not None and not overwrite:
+                return "exists", None, r[1]
+            if r is not None:
+                _replace(txn, r[0])
             self._exec(
                 txn, "SELECT * FROM entries WHERE type = 'maven' AND repository = ? AND key = ?", (repository, key)
             )

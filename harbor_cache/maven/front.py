@@ -35,6 +35,7 @@ from harbor_cache.auth import (
     plan_artifact_token,
 )
 from harbor_cache.core.credentials import Credentials
+from harbor_cache.core.diskspace import disk_full_error
 from harbor_cache.core.maven import MavenFile, parse_http_date
 from harbor_cache.core.maven_hosted import MavenDeployer
 from harbor_cache.core.token_holders import current_artifact_scopes, current_holder
@@ -357,7 +358,10 @@ class MavenFront:
             self.deployer.hosted(repo_id)
             user = await self.authorize_write(request, repo_id)
             created = await self.deployer.deploy(repo_id, path, body_of(request), user)
-        except HarborError as e:
+        except Exception as failed:
+            e = failed if isinstance(failed, HarborError) else disk_full_error(failed)  # (507: nothing was kept)
+            if e is None:
+                raise
             status = status_of(e)
             body = write_error(request, status, e.code, e.message, e.detail, e.headers)
             request.setResponseCode(status, _reason_phrase(e.message))

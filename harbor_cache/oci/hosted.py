@@ -13,6 +13,7 @@ import json
 import re
 from urllib.parse import urlencode
 
+from harbor_cache.core.diskspace import disk_full_error
 from harbor_cache.errors import BadRequest, ErrorCode, ManifestUnknown, NotAllowed, TagInvalid, UploadRangeInvalid
 from harbor_cache.grammar.client_text import is_clean_text
 from harbor_cache.grammar.digests import is_digest_reference
@@ -115,6 +116,16 @@ class HostedFront:
     # -- uploads -----------------------------------------------------------------------
 
     async def upload(self, request, route):
+        """The upload routes; a disk that fills up midway is 507 INSUFFICIENT_STORAGE (nothing is kept)."""
+        try:
+            return await self._upload(request, route)
+        except Exception as e:
+            full = disk_full_error(e)
+            if full is None:
+                raise
+            raise full from None
+
+    async def _upload(self, request, route):
         name = route.name
         check_name(name)
         method = request.method

@@ -67,6 +67,7 @@ SCHEMA: dict[str, Any] = {
         "min_body_rate_bytes": KEY,
         "body_rate_window_seconds": KEY,
         "max_connections": KEY,
+        "max_connections_per_address": KEY,
     },
     "maven": {
         "repositories": [

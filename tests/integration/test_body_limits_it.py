@@ -4,6 +4,10 @@ Issue 10 (12, 13) and issue 17 (2): bodies are decided from the headers before
 they are read; an upload body goes from the socket into the session file
 (never spooled, never held: RSS stays flat for a 200 MiB chunked PATCH);
 headers have a deadline; connections are capped.
+
+Issue 24 (4): a push the headers decide (over ``max_upload_bytes``, below the
+free-space floor, a release redeploy) is answered with its body unsent; a push
+that fills the disk midway is 507 and the server goes on.
 """
 
 import base64
@@ -17,12 +21,14 @@ import urllib.parse
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.integration import support
+from tests.integration import oci_support, push_support, support
+from tests.integration.test_disk_full_it import _mount_tmpfs
 
 LIMITS = """
 [limits]
 header_timeout_seconds = 2.0
 max_connections = 40
+max_connections_per_address = 30
 """
 
 
@@ -88,8 +94,8 @@ class BodyLimitTests(SynchronousTestCase):
         self.addCleanup(self.server.close)
         self.auth = "Basic " + base64.b64encode(("admin:" + self.server.admin_password).encode()).decode()
 
-    def connect(self):
-        sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+    def connect(self, source="127.0.0.1"):
+        sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=10, source_address=(source, 0))
         self.addCleanup(sock.close)
         return sock
 
@@ -127,6 +133,53 @@ class BodyLimitTests(SynchronousTestCase):
         self.assertEqual(status, 401)
         self.assertEqual(json.loads(body)["errors"][0]["code"], "UNAUTHORIZED")
         self.assertLess(grown, 1 << 20)
+
+    def _head_only(self, method, path, length, auth=None):
+        """Send a head announcing ``length`` bytes and no body; (status, body, seconds) of the answer."""
+        sock = self.connect()
+        started = time.monotonic()
+        sock.sendall(
+            (
+                "%s %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nExpect: 100-continue\r\n"
+                "Content-Length: %d\r\n\r\n" % (method, path, auth or self.auth, length)
+            ).encode()
+        )
+        status, head, body = _read_response(sock, timeout=5)
+        self.assertNotEqual(status, 100, "the body was asked for")
+        self.assertIn(b"Connection: close", head)
+        return status, body, time.monotonic() - started
+
+    def _session(self):
+        status, headers, _ = support.http(
+            "POST", self.server.url + "/v2/hosted/big/blobs/uploads/", headers={"Authorization": self.auth}
+        )
+        self.assertEqual(status, 202)
+        return headers.get("Location")
+
+    def test_upload_over_the_limit_is_413_before_the_body(self):
+        """PATCH, PUT and monolithic POST announcing 65 GiB (> max_upload_bytes, 64 GiB): 413 with no body sent."""
+        location = self._session()
+        digest = "sha256:" + "0" * 64
+        before = _dir_bytes(self.server.data_dir)
+        for method, path in (
+            ("PATCH", location),
+            ("PUT", location + "?digest=" + digest),
+            ("POST", "/v2/hosted/big/blobs/uploads/?digest=" + digest),
+        ):
+            status, body, seconds = self._head_only(method, path, 65 << 30)
+            self.assertEqual((method, status), (method, 413), body)
+            self.assertEqual(json.loads(body)["errors"][0]["code"], "SIZE_INVALID")
+            self.assertLess(seconds, 2)
+        self.assertLess(_dir_bytes(self.server.data_dir) - before, 1 << 20)
+
+    def test_upload_below_the_free_space_floor_is_507_before_the_body(self):
+        """With cache.min_free_bytes above the free space, a 1 GiB PATCH is 507 INSUFFICIENT_STORAGE unread."""
+        location = self._session()
+        oci_support.set_runtime_settings(self.server, cache_min_free_bytes=1 << 59)
+        status, body, seconds = self._head_only("PATCH", location, 1 << 30)
+        self.assertEqual(status, 507, body)
+        self.assertEqual(json.loads(body)["errors"][0]["code"], "INSUFFICIENT_STORAGE")
+        self.assertLess(seconds, 2)
 
     def test_chunked_200mib_patch_rss_flat(self):
         """A chunked 200 MiB PATCH goes straight into the session file: RSS grows < 50 MiB; the digest checks."""
@@ -196,21 +249,113 @@ class BodyLimitTests(SynchronousTestCase):
         self.assertLess(time.monotonic() - started, 6)
 
     def test_connection_cap(self):
-        """Past limits.max_connections (40) a new client gets 503 TOO_MANY_CONNECTIONS; /health works again after."""
-        held = [self.connect() for _ in range(40)]
-        time.sleep(0.3)
+        """40 connections busy in a handler (limits.max_connections): a new client gets 503 TOO_MANY_CONNECTIONS;
+        /health works again after."""
+        held = []
+        for i in range(40):
+            sock = self.connect("127.0.0.%d" % (2 + i % 2))  # (30 per address at most)
+            sock.sendall(
+                (
+                    "PUT /v2/hosted/busy/manifests/%d HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
+                    "Content-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 100\r\n\r\n"
+                    % (i, self.auth)
+                ).encode()
+            )
+            held.append(sock)
+        time.sleep(0.5)
         extra = self.connect()
         status, _, body = _read_response(extra)
         self.assertEqual(status, 503)
         self.assertEqual(json.loads(body)["errors"][0]["code"], "TOO_MANY_CONNECTIONS")
         for s in held:
             s.close()
-        time.sleep(0.3)
-        status, _, _ = support.http("GET", self.server.url + "/health")
+        # (a paused socket notices its close once its handler reads again: after its password check)
+        deadline = time.monotonic() + 20
+        while True:
+            status, _, _ = support.http("GET", self.server.url + "/health")
+            if status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
         self.assertEqual(status, 200)
+
+    def test_slow_header_connections_are_shed_for_a_new_client(self):
+        """Two addresses hold all 40 connections (30 + 10) trickling headers: a 31st from the first is refused
+        (per address); a third client gets 200, the connection that waited longest being closed with 503."""
+        held = [self.connect("127.0.0.2") for _ in range(30)] + [self.connect("127.0.0.3") for _ in range(10)]
+        for s in held:
+            s.sendall(b"GET /health HTTP/1.1\r\nX-Slow: a")
+        time.sleep(0.5)
+        extra = self.connect("127.0.0.2")
+        status, _, body = _read_response(extra)
+        self.assertEqual(status, 503)
+        self.assertEqual(json.loads(body)["errors"][0]["detail"], {"max_connections_per_address": 30})
+        over = self.connect("127.0.0.3")
+        over.sendall(b"GET /health HTTP/1.1\r\nX-Slow: a")
+        time.sleep(0.3)
+        status, _, body = support.http("GET", self.server.url + "/health")
+        self.assertEqual(status, 200, body)
+        status, _, body = _read_response(held[0])
+        self.assertEqual(status, 503)
+        self.assertEqual(json.loads(body)["errors"][0]["code"], "TOO_MANY_CONNECTIONS")
+
+
+class OneAddressTests(SynchronousTestCase):
+    def test_1100_slow_connections_from_one_address_leave_room_for_others(self):
+        """Default limits: 127.0.0.2 opens 1,100 connections trickling headers; 127.0.0.1 still gets 200.
+
+        It keeps max_connections_per_address (256) of them; the rest get 503 at once.
+        (1,100 sockets here and at most 768 + a few in the server: ``ulimit -n`` must allow it.)
+        """
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        self.assertGreater(soft, 1300, "ulimit -n too low for this test")
+        srv = support.HarborServer(support.oci_config("http://127.0.0.1:9", routes=["proxied/*"]))
+        self.addCleanup(srv.close)
+        held = []
+        refused = 0
+        for _ in range(1100):
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10, source_address=("127.0.0.2", 0))
+            self.addCleanup(sock.close)
+            try:
+                sock.sendall(b"GET /health HTTP/1.1\r\nX-Slow: a")
+            except OSError:
+                pass
+            held.append(sock)
+        status, _, body = support.http("GET", srv.url + "/health", timeout=10)
+        self.assertEqual(status, 200, body)
+        for sock in held:
+            sock.setblocking(False)
+            try:
+                refused += sock.recv(64).startswith(b"HTTP/1.1 503")
+            except OSError:
+                pass
+        self.assertEqual(refused, 1100 - 256)
 
 
 class MavenDeployStreamTests(SynchronousTestCase):
+    def test_release_redeploy_is_409_before_the_body(self):
+        """redeploy = "deny": a second 50 MiB PUT of a release is 409 with its body unsent (it used to take 5 s)."""
+        srv = support.HarborServer(support.maven_config([{"id": "releases", "type": "hosted"}]))
+        self.addCleanup(srv.close)
+        auth = push_support.admin_basic(srv)
+        url = srv.url + "/artifacts/releases/org/example/lib/1.0/lib-1.0.jar"
+        status, _, body = support.http("PUT", url, headers=auth, body=b"first")
+        self.assertEqual(status, 201, body)
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        self.addCleanup(sock.close)
+        started = time.monotonic()
+        sock.sendall(
+            (
+                "PUT /artifacts/releases/org/example/lib/1.0/lib-1.0.jar HTTP/1.1\r\nHost: x\r\n"
+                "Authorization: %s\r\nContent-Length: %d\r\n\r\n" % (auth["Authorization"], 50 << 20)
+            ).encode()
+        )
+        status, _, body = _read_response(sock, timeout=5)
+        self.assertEqual(status, 409, body)
+        self.assertEqual(json.loads(body)["errors"][0]["code"], "CONFLICT")
+        self.assertLess(time.monotonic() - started, 2)
+
     def test_large_deploy_streams_past_the_buffer_limit(self):
         """curl PUT of a 24 MiB jar (chunked and with Content-Length) into a hosted repository: stored whole.
 
@@ -234,3 +379,61 @@ class MavenDeployStreamTests(SynchronousTestCase):
             )
             self.assertEqual(status, 200)
             self.assertEqual(hashlib.sha1(body).hexdigest(), hashlib.sha1(data).hexdigest())
+
+
+class DiskFillsMidwayTests(SynchronousTestCase):
+    def test_push_that_fills_the_disk_is_507_and_the_server_goes_on(self):
+        """On a 96 MiB tmpfs, a chunked 150 MiB PATCH and Maven PUT run out of space midway: 507
+        INSUFFICIENT_STORAGE in the error format, nothing kept in tmp/ or uploads/, and a small push works after."""
+        mount = _mount_tmpfs(self)
+        srv = support.HarborServer(
+            support.oci_config(
+                "http://127.0.0.1:9", routes=["proxied/*"], maven_repositories=[{"id": "releases", "type": "hosted"}]
+            ),
+            data_dir=os.path.join(mount, "data"),
+            start=False,
+        )
+        self.addCleanup(srv.close)
+        srv._daemon.start(srv.command(), env=srv.env, cwd=support.REPO_ROOT)
+        srv._daemon.wait_ready(srv.url + "/health", 30, status=503)  # 96 MiB is below the default floor
+        oci_support.set_runtime_settings(srv, cache_min_free_bytes=0)
+        auth = push_support.admin_basic(srv)["Authorization"]
+        status, headers, _ = support.http("POST", srv.url + "/v2/hosted/full/blobs/uploads/", {"Authorization": auth})
+        self.assertEqual(status, 202)
+        block = hashlib.sha256(b"fill").digest() * 32768  # 1 MiB
+        for method, path in (
+            ("PATCH", headers.get("Location")),
+            ("PUT", "/artifacts/releases/org/example/full/1.0/full-1.0.jar"),
+        ):
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+            self.addCleanup(sock.close)
+            sock.sendall(
+                (
+                    "%s %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    % (method, path, auth)
+                ).encode()
+            )
+            try:
+                for _ in range(150):
+                    sock.sendall(b"%x\r\n" % len(block) + block + b"\r\n")
+                sock.sendall(b"0\r\n\r\n")
+            except OSError:
+                pass  # answered and closed midway
+            status, _, body = _read_response(sock, timeout=30)
+            self.assertEqual((method, status), (method, 507), body[:300])
+            self.assertEqual(json.loads(body)["errors"][0]["code"], "INSUFFICIENT_STORAGE")
+            leftovers = _dir_bytes(os.path.join(srv.data_dir, "tmp")) + _dir_bytes(
+                os.path.join(srv.data_dir, "uploads")
+            )
+            self.assertEqual(leftovers, 0, method)
+        status, _, _ = support.http("GET", srv.url + "/health")
+        self.assertIn(status, (200, 503))
+        data = b"small blob"
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        status, _, body = support.http(
+            "POST",
+            srv.url + "/v2/hosted/full/blobs/uploads/?digest=" + digest,
+            {"Authorization": auth, "Content-Type": "application/octet-stream"},
+            data,
+        )
+        self.assertEqual(status, 201, body)
