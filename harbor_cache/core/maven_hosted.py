@@ -33,8 +33,8 @@ import hashlib
 
 from twisted.logger import Logger
 
-from harbor_cache.core.maven_group import metadata_limits
 from harbor_cache.core.diskspace import DiskSpace, disk_full_error
+from harbor_cache.core.maven_group import metadata_limits
 from harbor_cache.errors import BadRequest, DeployNotAllowed, DeployRefused, DigestInvalid, HarborError, TooLarge
 from harbor_cache.grammar.maven_metadata import MetadataTooLarge, check_limits
 from harbor_cache.grammar.maven_paths import METADATA_NAME, checksum_base, content_type_for, is_mutable
