@@ -30,6 +30,7 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests import pg_support
 from tests.integration import oci_support as oci
 from tests.integration import support
 
@@ -387,14 +388,21 @@ def _basic(creds):
 
 class SecondNodeIT(SynchronousTestCase):
     def test_a_change_on_one_node_applies_on_another_within_seconds(self):
-        """Two processes on one index (SQLite here, PostgreSQL in a cluster): an upstream added through
-        node A serves on node B without a restart, within a few seconds."""
+        """Two nodes on one PostgreSQL index and data directory (a sqlite index serves one process only): an
+        upstream added through node A serves on node B without a restart, within a few seconds."""
         global _PEERS
         if _PEERS is None:
             _PEERS = _Peers()
-        node_a = _PEERS.srv
-        node_b = support.HarborServer(node_a.config_text, data_dir=node_a.data_dir)
-        self.addCleanup(node_b.close)
+        db_url = pg_support.fresh_database_url(self)
+        data_dir = tempfile.mkdtemp(prefix="harbor-it-shared-")
+        self.addCleanup(shutil.rmtree, data_dir, True)
+        nodes = []
+        for name in ("node-a", "node-b"):
+            index = support._toml_table("[index]", {"url": db_url, "node_name": name, "pool_size": 4})
+            node = support.HarborServer(_PEERS.srv.config_text + "\n" + index, data_dir=data_dir)
+            self.addCleanup(node.close)
+            nodes.append(node)
+        node_a, node_b = nodes
         url = "/v2/third/library/test/manifests/1"
         status, _, _ = support.http("GET", node_b.url + url, {"Accept": oci.OCI_MANIFEST})
         self.assertEqual(status, 404)
