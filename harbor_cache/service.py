@@ -348,7 +348,7 @@ class HarborApp:
         )
         self.evictor.invalidators.append(self.oci.invalidate)
         self.console_api = ConsoleApi(
-            index=self.index,
+            queries=self.index,  # typed ConsoleQueries: the front sees the console's reads, not the Index
             downloads=self.downloads,
             evictor=self.evictor,
             settings=self.settings,

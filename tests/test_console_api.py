@@ -21,6 +21,7 @@ from harbor_cache.api.openapi import build_document
 from harbor_cache.core.audit import AuditLog
 from harbor_cache.core.downloads import Download
 from harbor_cache.core.oci import ManifestResult
+from harbor_cache.core.seams import ConsoleQueries
 from harbor_cache.errors import ManifestUnknown, NotHosted
 from harbor_cache.http.site import Root
 from harbor_cache.metrics import Metrics
@@ -92,6 +93,25 @@ class FakeHosted:
         self.deleted.append((name, reference))
 
 
+class OnlyProtocol:
+    """``target`` seen through ``protocol``: any other attribute is an AttributeError.
+
+    The console gets the index as `ConsoleQueries`; handing it this view proves it asks for nothing else.
+    """
+
+    def __init__(self, target, protocol):
+        self._target = target
+        self._protocol = protocol
+        self._names = {n for n in vars(protocol) if not n.startswith("_")} | set(
+            vars(protocol).get("__annotations__", {})
+        )
+
+    def __getattr__(self, name):
+        if name.startswith("_") or name not in self._names:
+            raise AttributeError(f"{name} is not part of {self._protocol.__name__}")
+        return getattr(self._target, name)
+
+
 class ConsoleCase(ApiCase):
     def setUp(self):
         super().setUp()
@@ -102,7 +122,7 @@ class ConsoleCase(ApiCase):
         self.hosted = FakeHosted()
         site = SimpleNamespace(problems=lambda: defer.succeed([]))
         self.console = ConsoleApi(
-            index=self.index,
+            queries=OnlyProtocol(self.index, ConsoleQueries),
             downloads=self.downloads,
             evictor=self.evictor,
             settings=self.settings,

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from harbor_cache import __version__
 from harbor_cache.core.audit import ACTIONS
+from harbor_cache.core.seams import AuditRecord, ConsoleQueries, Entry
 from harbor_cache.errors import (
     BadRequest,
     Conflict,
@@ -37,7 +38,6 @@ from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
 from harbor_cache.grammar.numbers import parse_decimal
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.grammar.timestamps import iso8601
-from harbor_cache.index.rows import AuditRecord, Entry
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
@@ -197,7 +197,7 @@ class ConsoleApi:
     def __init__(
         self,
         *,
-        index,
+        queries: ConsoleQueries,
         downloads,
         evictor,
         settings,
@@ -209,7 +209,7 @@ class ConsoleApi:
         public_url: PublicURL | str | None = None,
         started_at: float | None = None,
     ):
-        self.index = index
+        self.queries = queries
         self.downloads = downloads
         self.evictor = evictor
         self.settings = settings
@@ -225,9 +225,9 @@ class ConsoleApi:
 
     async def entries(self, request) -> dict[str, Any]:
         offset, limit = page_args(request)
-        sort = choice_arg(request, "sort", self.index.ENTRY_SORTS, "last_access")
+        sort = choice_arg(request, "sort", self.queries.ENTRY_SORTS) or "last_access"
         order = choice_arg(request, "order", {"asc", "desc"}, "desc")
-        total, rows = await self.index.cache_entries_page(
+        total, rows = await self.queries.cache_entries_page(
             offset=offset,
             limit=limit,
             sort=sort,
@@ -248,7 +248,7 @@ class ConsoleApi:
 
     async def delete_entry(self, entry_id: int) -> dict[str, Any]:
         """Remove one proxied entry; NotFound, or Conflict for hosted content."""
-        row = await self.index.get_entry_by_id(entry_id)
+        row = await self.queries.get_entry_by_id(entry_id)
         if row is None:
             raise NotFound("no cache entry with this id", {"id": entry_id})
         if row.kind == "hosted":
@@ -300,7 +300,7 @@ class ConsoleApi:
     async def audit(self, request) -> dict[str, Any]:
         offset, limit = page_args(request)
         areas = set(ACTIONS) | {a.split(".")[0] for a in ACTIONS}
-        total, rows = await self.index.audit_page(
+        total, rows = await self.queries.audit_page(
             offset=offset,
             limit=limit,
             action=choice_arg(request, "action", areas),
@@ -389,7 +389,7 @@ class ConsoleApi:
 
     async def images(self) -> dict[str, Any]:
         repos = []
-        for r in await self.index.image_repositories():
+        for r in await self.queries.image_repositories():
             repos.append(
                 {
                     "name": r.name,
@@ -429,8 +429,8 @@ class ConsoleApi:
 
     async def image_tags(self, request) -> dict[str, Any]:
         name = self._name(request)
-        rows = await self.index.image_tags(name)
-        if not rows and not await self.index.repository_known(name):
+        rows = await self.queries.image_tags(name)
+        if not rows and not await self.queries.repository_known(name):
             raise NameUnknown("repository name not known to this cache", {"repository": name})
         return {
             "repository": name,

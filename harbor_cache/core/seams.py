@@ -1,19 +1,53 @@
-"""What the core needs from the layers below it, as Protocols.
+"""What the core needs from the layers below it, and what the fronts may ask of it, as Protocols.
 
 The core decides; storage, the index and the upstreams do the I/O.  These
 are the calls the caches make on them, so a reader sees the whole contract
 in one place and a test can hand in any object that keeps it (the real
 classes are `storage.Storage`, `index.Index` and `upstream.maven.MavenUpstream`; mypy checks them against these where
-`service.HarborApp` wires them).  Rows are the index's (`index.rows`); clocks are
-`twisted.internet.interfaces.IReactorTime`.
+`service.HarborApp` wires them).  Clocks are `twisted.internet.interfaces.IReactorTime`.
+
+The fronts import nothing of `harbor_cache.index` (tests/test_layers.py).  What
+they need of it comes through here:
+
+* **Rows.**  The frozen dataclasses of `index.rows` are what the core hands
+  out (a `User` from `core.users`, an `Entry` from a cache), so they are
+  re-exported below and a front names them as the core's records.  They stay
+  defined in `index/rows.py`, next to the columns they mirror field by field,
+  the way Synapse keeps a store's row classes beside the store and lets its
+  handlers pass them up: one definition, no copy to keep in step, and a new
+  column is one edit in index/.
+* **Read-only console queries** (`ConsoleQueries`).  The console's tables are
+  plain reads with nothing to decide, so a core service around them would only
+  forward; instead the front is given the `Index` typed as this Protocol
+  (`service.HarborApp` wires it, mypy checks that `Index` keeps it), which
+  keeps the SQL in index/ and the front blind to the `Index` class and to
+  every other query.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
 from harbor_cache.index import EntryWrite
-from harbor_cache.index.rows import Entry, MavenRepositoryStats, Tag
+from harbor_cache.index.rows import AuditRecord, Entry, ImageRepository, ImageTag, MavenRepositoryStats, Tag, User
+
+__all__ = [
+    # the rows the core hands the fronts (defined in index/rows.py)
+    "AuditRecord",
+    "Entry",
+    "ImageRepository",
+    "ImageTag",
+    "MavenRepositoryStats",
+    "Tag",
+    "User",
+    # the Protocols
+    "BlobStore",
+    "CacheIndex",
+    "CacheStatus",
+    "ConsoleQueries",
+    "MavenRemote",
+]
 from harbor_cache.storage.io import StorageIO
 
 #: What a response was served from, as the access log and ``X-Cache`` say it:
@@ -98,3 +132,44 @@ class MavenRemote(Protocol):
     async def request(self, method: str, path: str, headers: dict[bytes, bytes] | None = None) -> Any: ...
 
     async def fetch_small(self, path: str, limit: int = ...) -> tuple[bytes, str | None] | None: ...
+
+
+class ConsoleQueries(Protocol):
+    """The reads behind the console's tables (`api.console.ConsoleApi`): `index.Index`, given to the front as this."""
+
+    @property
+    def ENTRY_SORTS(self) -> Mapping[str, str]:  # noqa: N802 (the index's name for it)
+        """The sort keys `cache_entries_page` accepts."""
+        ...
+
+    async def cache_entries_page(
+        self,
+        *,
+        offset: int,
+        limit: int,
+        sort: str,
+        descending: bool,
+        front: str | None = None,
+        kind: str | None = None,
+        repository: str | None = None,
+        text: str | None = None,
+    ) -> tuple[int, list[Entry]]: ...
+
+    async def get_entry_by_id(self, entry_id: int) -> Entry | None: ...
+
+    async def audit_page(
+        self,
+        *,
+        offset: int,
+        limit: int,
+        action: str | None = None,
+        actor: str | None = None,
+        text: str | None = None,
+        since: float | None = None,
+    ) -> tuple[int, list[AuditRecord]]: ...
+
+    async def image_repositories(self) -> list[ImageRepository]: ...
+
+    async def image_tags(self, repository: str) -> list[ImageTag]: ...
+
+    async def repository_known(self, repository: str) -> bool: ...

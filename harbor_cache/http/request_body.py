@@ -40,12 +40,8 @@ from typing import BinaryIO, Protocol
 from twisted.internet import defer
 
 from harbor_cache.errors import ErrorCode, HarborError, TooLarge
+from harbor_cache.settings.client_limits import MAX_BODY_BYTES, MAX_UPLOAD_BYTES
 from harbor_cache.storage.writer import drained
-
-# Bodies of routes that are not streamed are buffered in memory up to this.
-MAX_BODY_BYTES = 1 << 20
-# Streamed bodies (one blob upload request, a Maven deploy) stop here.
-MAX_UPLOAD_BYTES = 64 << 30
 
 
 class BodyTooLarge(TooLarge):

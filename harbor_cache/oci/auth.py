@@ -40,12 +40,12 @@ from harbor_cache.auth import (
     parse_scope,
 )
 from harbor_cache.core.credentials import Credentials
+from harbor_cache.core.seams import User
 from harbor_cache.core.token_holders import current_holder, current_registry_actions
 from harbor_cache.errors import Denied, Unauthorized
 from harbor_cache.grammar.names import is_valid_repository_name
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.grammar.timestamps import iso8601
-from harbor_cache.index.rows import User
 
 log = Logger()
 

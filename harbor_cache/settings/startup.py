@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from harbor_cache.grammar.client_text import is_clean_text
 from harbor_cache.grammar.namespaces import check_namespaces, check_prefix, check_registry_host
 from harbor_cache.grammar.public_url import parse_trusted_proxies
-from harbor_cache.http.client_limits import LIMIT_KEYS, ClientLimits
+from harbor_cache.settings.client_limits import LIMIT_KEYS, ClientLimits
 from harbor_cache.settings.optional import require
 from harbor_cache.settings.schema import unknown_keys
 
@@ -384,7 +384,7 @@ def _access_log_file(table: Any) -> str | None:
 
 
 def _limits(table: Any) -> ClientLimits:
-    """The [limits] table: each key within its bounds (`client_limits.LIMIT_KEYS`)."""
+    """The [limits] table: each key within its bounds (`settings.client_limits.LIMIT_KEYS`)."""
     if not isinstance(table, dict):
         raise ConfigError("[limits] must be a table")
     base = ClientLimits()
