@@ -51,8 +51,8 @@ from harbor_cache.grammar.numbers import parse_fraction
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.http.errors import status_of
 from harbor_cache.http.request_body import body_of
+from harbor_cache.http.responses import install_error_handlers, json_response, write_error
 from harbor_cache.http.serving import serve_source
-from harbor_cache.http.site import install_error_handlers, json_response, write_error
 
 log = Logger()
 

@@ -24,8 +24,8 @@ from harbor_cache.grammar.mediatypes import INDEX_TYPES, accepts, served_manifes
 from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
 from harbor_cache.grammar.namespaces import UnknownRegistry
 from harbor_cache.grammar.oci_paths import V2Route, parse_v2_path
+from harbor_cache.http.responses import install_error_handlers
 from harbor_cache.http.serving import serve_source
-from harbor_cache.http.site import install_error_handlers
 from harbor_cache.oci.checks import check_digest, check_name, scope_name
 
 log = Logger()
