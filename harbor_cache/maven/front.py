@@ -202,7 +202,7 @@ class MavenFront:
     def hot_artifact(self, request) -> bytes | None:
         """`artifact` for a GET or HEAD of a warm small file in a public proxy repository, without Klein.
 
-        The `site.HotRoute` of ``/artifacts``: returns the body (b"" for
+        The `http.resources.HotRoute` of ``/artifacts``: returns the body (b"" for
         HEAD and 304) after setting what `artifact` would set, or None having
         set nothing, whenever `artifact` would have to do more than this: a
         bad path, a directory, a private repository (token check), a Range,

@@ -164,7 +164,7 @@ class OciFront:
     def hot_manifest(self, request) -> bytes | None:
         """`get_manifest` for an anonymous GET or HEAD of a fresh tag whose manifest is in memory, without Klein.
 
-        The `site.HotRoute` of ``/v2``: returns the body (b"" for HEAD and
+        The `http.resources.HotRoute` of ``/v2``: returns the body (b"" for HEAD and
         304) after setting what `dispatch` and `get_manifest` would set, or
         None having set nothing whenever they would do more: credentials to
         check, ``?ns=``, a digest reference, a path Klein would redirect or
