@@ -29,6 +29,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from harbor_cache import __version__
 from harbor_cache.api.console import ConsoleApi
 from harbor_cache.api.front import ApiFront
+from harbor_cache.api.health import HealthFront
 from harbor_cache.api.openapi import build_document
 from harbor_cache.auth import (
     ArtifactTokens,
@@ -56,7 +57,8 @@ from harbor_cache.core.upstreams import UpstreamCatalog
 from harbor_cache.core.users import UserService
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.http.access_log import AccessLogFile, AccessLogService, resolve_path
-from harbor_cache.http.site import ConsoleFiles, HarborSite, NotFoundResource, Root, SiteFront
+from harbor_cache.http.resources import ConsoleFiles, NotFoundResource, Root
+from harbor_cache.http.site import HarborSite
 from harbor_cache.index import Index, dialect_of_url, open_pool
 from harbor_cache.maven.front import MavenFront
 from harbor_cache.metrics import Metrics
@@ -335,7 +337,7 @@ class HarborApp:
         self.downloads.space = self.space
         self.hosted.space = self.space  # pushes that would end below the floor: 507 before the body is read
         self._eviction_asked = False
-        self.site_front = SiteFront(self.index, self.storage, self.metrics, space=self.space)
+        self.site_front = HealthFront(self.index, self.storage, self.metrics, space=self.space)
         self.management_tokens = ManagementTokens(self.token_keys.management, clock)
         self.users = UserService(self.index, clock, self.credentials, hasher=self.hash_password)
         self.evictor = Evictor(

@@ -23,7 +23,7 @@ from harbor_cache.core.downloads import Download
 from harbor_cache.core.oci import ManifestResult
 from harbor_cache.core.seams import ConsoleQueries
 from harbor_cache.errors import ManifestUnknown, NotHosted
-from harbor_cache.http.site import Root
+from harbor_cache.http.resources import Root
 from harbor_cache.metrics import Metrics
 from tests.test_api import T0, ApiCase
 

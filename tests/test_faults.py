@@ -387,9 +387,9 @@ class DiskFullTests(SynchronousTestCase):
         """/health reports degraded with problem disk_space below cache.min_free_bytes."""
         import json
 
-        from harbor_cache.http.site import SiteFront
+        from harbor_cache.api.health import HealthFront
 
-        front = SiteFront(self.h.index, self.h.storage, self.h.metrics, space=self.space)
+        front = HealthFront(self.h.index, self.h.storage, self.h.metrics, space=self.space)
         self.h.root.mount(b"health", front.app.resource())
         self.free = 1 << 20
         response = self.successResultOf(self.h.request("GET", "/health"))

@@ -21,7 +21,8 @@ from twisted.logger import eventAsJSON, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import http
 
-from harbor_cache.http.site import HarborSite, HotRoute, Root
+from harbor_cache.http.resources import HotRoute, Root
+from harbor_cache.http.site import HarborSite
 from harbor_cache.settings.startup import MavenRepositoryConfig
 from harbor_cache.testing import OCI_MANIFEST, FakeRegistry, resolved
 from tests.fakes import Harness

@@ -132,6 +132,19 @@ class ArtifactTests(FrontBase):
         response, body = self.call("GET", "/artifacts/central/" + JAR, {"If-None-Match": '"other"'})
         self.assertEqual((response.code, body), (200, self.jar))
 
+    def test_if_none_match_is_the_shared_matcher(self):
+        """The grammar.etags rules, as on /v2/: an unquoted tag, a list, and a comma inside quotes."""
+        self.call("GET", "/artifacts/central/" + JAR)
+        response, _ = self.call("GET", "/artifacts/central/" + JAR)
+        etag = self.header(response, "ETag")
+        for value, status in (
+            (etag.strip('"'), 304),  # (an exact comparison of the header's bytes refused this)
+            ('"a", W/' + etag, 304),
+            ('"a, %s"' % etag.strip('"'), 200),
+        ):
+            response, _ = self.call("GET", "/artifacts/central/" + JAR, {"If-None-Match": value})
+            self.assertEqual(response.code, status, value)
+
     def test_if_modified_since(self):
         """If-Modified-Since at or after Last-Modified -> 304; before -> 200."""
         self.call("GET", "/artifacts/central/" + JAR)

@@ -289,6 +289,16 @@ class OciTests(SynchronousTestCase):
         response, body = self.get("/v2/library/app/manifests/1", headers={"If-None-Match": '"sha256:other"'})
         self.assertEqual((response.code, body), (200, self.manifest))
 
+    def test_if_none_match_is_the_shared_matcher(self):
+        """The grammar.etags rules, as on /artifacts: a comma inside a quoted tag does not split it."""
+        for value, status in (
+            ('"other, %s"' % self.manifest_digest, 200),  # (a split on every comma said 304)
+            (self.manifest_digest, 304),
+            ("*", 304),
+        ):
+            response, _ = self.get("/v2/library/app/manifests/1", headers={"If-None-Match": value})
+            self.assertEqual(response.code, status, value)
+
     def test_manifest_digest_verified(self):
         """A manifest by digest whose body does not hash to it is refused, not stored."""
         wrong = sha(b"something else")

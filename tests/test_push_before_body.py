@@ -27,8 +27,9 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbor_cache.http.channel import LINGER_SECONDS
 from harbor_cache.http.client_limits import ClientLimits
-from harbor_cache.http.site import LINGER_SECONDS, HarborSite
+from harbor_cache.http.site import HarborSite
 from harbor_cache.settings.startup import MavenRepositoryConfig
 from harbor_cache.storage import disk
 from harbor_cache.testing import PlainPasswords, build_app

@@ -19,9 +19,12 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.errors import Unauthorized
+from harbor_cache.http.channel import LINGER_BYTES, LINGER_SECONDS
 from harbor_cache.http.client_limits import ClientLimits
 from harbor_cache.http.request_body import BodyTooLarge, BufferedBody, StreamedBody, body_of
-from harbor_cache.http.site import LINGER_BYTES, LINGER_SECONDS, HarborSite, Root, install_error_handlers
+from harbor_cache.http.resources import Root
+from harbor_cache.http.responses import install_error_handlers
+from harbor_cache.http.site import HarborSite
 from harbor_cache.metrics import Metrics
 
 ADDR = IPv4Address("TCP", "127.0.0.1", 40000)

@@ -10,7 +10,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import http, server
 
-from harbor_cache.http import site as site_module
+from harbor_cache.http import resources, responses
 from tests.fakes import Harness
 
 
@@ -157,7 +157,7 @@ class BaseHeadersTests(SynchronousTestCase):
         writes them."""
         self.patch(time, "time", lambda: 1796300000.25)
         lines = self.header_lines(self.raw_response(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"))
-        common = {**site_module.CORS_HEADERS, **site_module.SECURITY_HEADERS}
+        common = {**responses.CORS_HEADERS, **responses.SECURITY_HEADERS}
         self.assertEqual(
             lines[:6],
             [name + b": " + value for name, value in common.items()]
@@ -169,7 +169,7 @@ class BaseHeadersTests(SynchronousTestCase):
         """The Date value is formatted once a second, and each response gets lists of its own."""
         now = [1796300000.0]
         self.patch(time, "time", lambda: now[0])
-        headers = site_module._BaseHeaders()
+        headers = responses._BaseHeaders()
         first = headers.every_response()
         now[0] += 0.9
         self.assertEqual(headers.every_response(), first)
@@ -183,7 +183,7 @@ class BaseHeadersTests(SynchronousTestCase):
         """An OPTIONS preflight keeps its headers as before: the CORS pair, no Server or Date."""
         lines = self.header_lines(self.raw_response(b"OPTIONS /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"))
         names = [line.split(b":", 1)[0] for line in lines]
-        self.assertEqual(names[:2], list(site_module.CORS_HEADERS))
+        self.assertEqual(names[:2], list(responses.CORS_HEADERS))
         self.assertNotIn(b"Server", names)
         self.assertNotIn(b"Date", names)
 
@@ -242,7 +242,7 @@ class SecurityHeadersTests(SynchronousTestCase):
         self.assertEqual(
             self.security(response), {b"content-security-policy": [SANDBOX], b"x-content-type-options": [b"nosniff"]}
         )
-        for name, value in site_module.SECURITY_HEADERS.items():
+        for name, value in responses.SECURITY_HEADERS.items():
             self.assertIn(b"\r\n" + name + b": " + value + b"\r\n", response)
 
     def test_console_keeps_its_own_policy(self):
@@ -254,7 +254,7 @@ class SecurityHeadersTests(SynchronousTestCase):
             self.assertEqual(
                 self.security(response),
                 {
-                    b"content-security-policy": [site_module.CONSOLE_CSP.encode()],
+                    b"content-security-policy": [resources.CONSOLE_CSP.encode()],
                     b"x-content-type-options": [b"nosniff"],
                 },
                 path,

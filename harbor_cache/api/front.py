@@ -42,7 +42,7 @@ from harbor_cache.auth import STAMP_CLAIM, InvalidToken, credential_stamp, parse
 from harbor_cache.core.seams import User
 from harbor_cache.errors import BadRequest, Denied, NotFound, TooLarge, Unauthorized
 from harbor_cache.grammar.timestamps import iso8601
-from harbor_cache.http.site import install_error_handlers, json_response
+from harbor_cache.http.responses import install_error_handlers, json_response
 from harbor_cache.settings.runtime import SettingError
 
 log = Logger()

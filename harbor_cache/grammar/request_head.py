@@ -34,7 +34,7 @@ MAX_HEADERS = 64
 _TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Printable ASCII without space and without "%" (escapes are decoded, and checked, on the slow path).
 _TARGET_RE = re.compile(rb"/[!-$&-~]*")
-#: the methods a hot handler answers (here and in `site.HotRoute`)
+#: the methods a hot handler answers (here and in `http.resources.HotRoute`)
 HOT_METHODS = frozenset((b"GET", b"HEAD"))
 # Headers whose presence means the request is not a plain bodiless GET on a kept-alive connection.
 _REFUSED = frozenset((b"content-length", b"transfer-encoding", b"expect", b"upgrade"))

@@ -1,7 +1,7 @@
 """Limits on what one HTTP client may cost us: body sizes, slowness, connections.
 
 Each is a ``[limits]`` key of the config file (see docs/security.md for what a
-client sees when it hits one).  The channel and request classes in `http.site`
+client sees when it hits one).  The channel and request classes (`http.channel`, `http.request`)
 enforce them.  The numbers are settings, so `ClientLimits` and its bounds are
 defined in `settings.client_limits` (settings/ imports no layer) and only
 re-exported here for the shell; this module adds the raw error reply used

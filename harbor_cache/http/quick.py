@@ -6,7 +6,7 @@ lookup); what is left of a hit is Twisted's parsing line by line, its
 channel's bookkeeping) and the idle timer it cancels and re-creates per
 request: about half of a hit's CPU.  So `HarborChannel` first offers each
 read that holds exactly one plain GET/HEAD head (`grammar.request_head`)
-to the hot handler of its first path segment (`site.HotRoute`'s, the same
+to the hot handler of its first path segment (`http.resources.HotRoute`'s, the same
 function) through a `QuickRequest`, which has what those handlers touch
 and writes the response the way `twisted.web` would, byte for byte.
 
@@ -29,7 +29,7 @@ from harbor_cache.grammar.request_head import RequestHead
 
 __all__ = ["QuickRequest", "HotHandler"]
 
-#: a front's synchronous answer: the body to write, or None having set nothing (see `site.HotRoute`)
+#: a front's synchronous answer: the body to write, or None having set nothing (see `http.resources.HotRoute`)
 HotHandler = Callable[[Any], bytes | None]
 
 

@@ -1,7 +1,7 @@
 """Request bodies that the route decides about before a byte of them is read.
 
 Twisted's `Request` reads the whole body before any handler runs (into memory,
-or into a temp file above 100 kB).  `http.site.HarborRequest` replaces that:
+or into a temp file above 100 kB).  `http.request.HarborRequest` replaces that:
 
 * **Streamed routes** (blob upload PATCH/PUT/POST, manifest PUT, and whatever
   a front registers with `BodyRules.stream`) are handed to their handler as

@@ -20,7 +20,7 @@ from twisted.logger import Logger
 
 from harbor_cache.errors import ErrorCode
 from harbor_cache.grammar.ranges import UnsatisfiableRange, content_range_header, parse_range, unsatisfied_range_header
-from harbor_cache.http.site import write_error
+from harbor_cache.http.responses import write_error
 from harbor_cache.storage import READ_CHUNK, RangeProducer, SourceFailed
 
 log = Logger()

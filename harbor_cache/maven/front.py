@@ -7,13 +7,9 @@ it hands to resources, which would hide ``%2e%2e`` and ``%2f``) and go through
 `grammar.maven_paths.normalize_artifact_path` before anything else happens, so a bad
 path is a 400 before any file or upstream is touched.
 
-Private repositories, and every DELETE, need an RS256 artifact token from
-``POST /token``: ``Authorization: Bearer <jwt>`` or Basic with the JWT as the
-password (what Maven's settings.xml can send).  A missing token gets a 401
-with ``WWW-Authenticate: Bearer`` (plus a Basic challenge, because Maven's
-HTTP client only sends its configured credentials when challenged with a
-scheme it knows); a bad one ``error="invalid_token"``; one that does not
-cover the repository or scope a 403 ``error="insufficient_scope"``.
+Who may read a private repository, delete or deploy, and the tokens of
+``POST /token`` and ``/.well-known/jwks.json``, are `maven.auth`'s: this
+front routes to it and writes its `AuthChallenge` with the challenges.
 """
 
 from __future__ import annotations
@@ -25,21 +21,12 @@ from klein import Klein
 from twisted.logger import Logger
 from werkzeug.routing import PathConverter
 
-from harbor_cache.auth import (
-    ArtifactTokenRequestError,
-    InvalidToken,
-    can_push,
-    credential_stamp,
-    parse_basic_authorization,
-    parse_bearer_authorization,
-    plan_artifact_token,
-)
 from harbor_cache.core.credentials import Credentials
 from harbor_cache.core.diskspace import disk_full_error
 from harbor_cache.core.maven import MavenFile, parse_http_date
 from harbor_cache.core.maven_hosted import MavenDeployer
-from harbor_cache.core.token_holders import current_artifact_scopes, current_holder
-from harbor_cache.errors import BadRequest, Denied, ErrorCode, HarborError, NotFound, UnknownRepository, UriTooLong
+from harbor_cache.errors import BadRequest, HarborError, NotFound, UnknownRepository, UriTooLong
+from harbor_cache.grammar.etags import if_none_match_hits
 from harbor_cache.grammar.maven_paths import (
     InvalidPath,
     PathTooLong,
@@ -47,40 +34,20 @@ from harbor_cache.grammar.maven_paths import (
     normalize_artifact_path,
     normalize_browse_path,
 )
-from harbor_cache.grammar.numbers import parse_fraction
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.http.errors import status_of
 from harbor_cache.http.request_body import body_of
+from harbor_cache.http.responses import install_error_handlers, json_response, write_error
 from harbor_cache.http.serving import serve_source
-from harbor_cache.http.site import install_error_handlers, json_response, write_error
+from harbor_cache.maven.auth import DELETE, READ, ArtifactAuthorizer, AuthChallenge
 
 log = Logger()
 
-READ = "artifacts:read"
-DELETE = "artifacts:delete"
-WRITE = "artifacts:write"
-# A verified Basic user:password is remembered this long (keyed by the stored
-# hash too, so a password change ends it; the role is read on every request).
-BASIC_CHALLENGE = 'Basic realm="harbor-cache"'
 ARTIFACTS_PREFIX = b"/artifacts/"
 # How many parsed artifact paths the hot path remembers (then it starts over).
 _HOT_TARGETS_SIZE = 4096
 # An encoded "/" or "\\" would turn into a separator after decoding; NUL never belongs in a path.
 _ENCODED_SEPARATOR_RE = re.compile(r"%(2f|5c|00)", re.IGNORECASE)
-
-
-class AuthChallenge(HarborError):
-    """401 or 403 with one or more ``WWW-Authenticate`` values."""
-
-    def __init__(self, status: int, message: str, challenges: list[str]):
-        super().__init__(message, code=ErrorCode.UNAUTHORIZED if status == 401 else ErrorCode.DENIED)
-        self.http_status = status
-        self.challenges = challenges
-
-
-def _bearer_error(error: str, description: str) -> str:
-    description = description.replace("\\", "\\\\").replace('"', '\\"')
-    return f'Bearer error="{error}", error_description="{description}"'
 
 
 def _bad_path(e: Exception, raw: str | None = None) -> HarborError:
@@ -91,33 +58,17 @@ def _bad_path(e: Exception, raw: str | None = None) -> HarborError:
     return BadRequest("invalid path", detail)
 
 
-def _looks_like_jwt(password: str) -> bool:
-    """A JWT (header.payload.signature, the header a base64url JSON object) rather than a password."""
-    return password.startswith("eyJ") and password.count(".") == 2
-
-
 def _reason_phrase(message: str) -> bytes:
     """``message`` as a safe HTTP reason phrase (printable ASCII, one line, bounded)."""
     text = "".join(c if 32 <= ord(c) < 127 else "?" for c in message)
     return text[:300].encode("ascii")
 
 
-def _etag_matches(header: bytes, etag: str | None) -> bool:
-    if etag is None:
-        return False
-    wanted = etag.encode()
-    for candidate in header.split(b","):
-        candidate = candidate.strip()
-        if candidate == b"*" or candidate == wanted or candidate == b"W/" + wanted:
-            return True
-    return False
-
-
 def not_modified(request, f: MavenFile) -> bool:
     """True when the client's conditional headers say its copy is current (If-None-Match wins)."""
     inm = request.getHeader(b"If-None-Match")
     if inm is not None:
-        return _etag_matches(inm, f.etag)
+        return if_none_match_hits(inm, f.etag)
     ims = request.getHeader(b"If-Modified-Since")
     if ims is not None:
         since = parse_http_date(ims.decode("latin-1"))
@@ -151,75 +102,12 @@ class MavenFront:
         self.cache = cache
         self.public_url = PublicURL.of(public_url)
         self.deployer = MavenDeployer(cache)
-        self.tokens = tokens
-        self.index = index
         self.metrics = metrics
         self.audit = audit
         self._served = metrics.served_bytes.labels("maven")
-        # The username/password check shared with /v2/ and the management API.
-        self.credentials = credentials
+        self.auth = ArtifactAuthorizer(tokens, index, credentials, lambda: cache.repositories)
         # Raw request path -> (repository id, clean path) of paths the hot path parsed (a pure function of the path).
         self._hot_targets: dict[bytes, tuple[str, str]] = {}
-
-    # -- auth ---------------------------------------------------------------
-
-    def _token(self, request) -> tuple[str | None, str | None]:
-        """(JWT, Basic username) the request carries (Bearer, or Basic's password); (None, None) without one."""
-        header = request.getHeader(b"Authorization")
-        if header is None:
-            return None, None
-        token = parse_bearer_authorization(header)
-        username = None
-        if token is None:
-            basic = parse_basic_authorization(header)
-            if basic is not None:
-                username, token = basic
-        if not token:
-            raise AuthChallenge(
-                401,
-                "malformed Authorization header",
-                [_bearer_error("invalid_token", "malformed Authorization header")],
-            )
-        return token, username
-
-    async def authorize(self, request, repo_id: str, scope: str) -> dict:
-        """The verified claims of a token covering ``repo_id`` and ``scope``; raises `AuthChallenge`.
-
-        The token's user must still exist with the password it had at issue,
-        its current role must still allow ``scope`` (see core.token_holders),
-        and a Basic username must be the token's subject.
-        """
-        token, basic_username = self._token(request)
-        if token is None:
-            raise AuthChallenge(401, "authentication required", ["Bearer", BASIC_CHALLENGE])
-        try:
-            claims = self.tokens.verify(token)
-            if basic_username is not None and basic_username != claims["sub"]:
-                raise InvalidToken("username does not match the token's subject")
-            user = await current_holder(self.index, claims, claims["sub"])
-        except InvalidToken as e:
-            raise AuthChallenge(401, f"invalid token: {e.reason}", [_bearer_error("invalid_token", e.reason)]) from None
-        if not (self.tokens.covers(claims, repo_id, scope) and scope in current_artifact_scopes(user, claims)):
-            reason = f"token does not grant {scope} on {repo_id}"
-            raise AuthChallenge(403, reason, [_bearer_error("insufficient_scope", reason)])
-        return claims
-
-    async def authorize_write(self, request, repo_id: str) -> str:
-        """Who may deploy into ``repo_id``: a read-write or admin user by Basic user:password,
-        or a token with artifacts:write on it (Bearer, or Basic with the JWT as password)."""
-        header = request.getHeader(b"Authorization")
-        basic = parse_basic_authorization(header) if header is not None else None
-        if basic is not None and not _looks_like_jwt(basic[1]):
-            username, password = basic
-            user = await self.credentials.check(username, password)
-            if user is None:
-                raise AuthChallenge(401, "invalid username or password", [BASIC_CHALLENGE])
-            if not can_push(user.role):
-                reason = f"user {username} ({user.role}) may not deploy"
-                raise AuthChallenge(403, reason, [_bearer_error("insufficient_scope", reason)])
-            return user.username
-        claims = await self.authorize(request, repo_id, WRITE)
-        return str(claims.get("sub"))
 
     def _repository(self, repo_id: str, unknown_status: int = 404):
         try:
@@ -268,7 +156,7 @@ class MavenFront:
                 {"repositoryId": repo_id, "path": path},
             )
         if request.method == b"DELETE":
-            claims = await self.authorize(request, repo_id, DELETE)
+            claims = await self.auth.authorize(request, repo_id, DELETE)
             await self.cache.delete(repo_id, path)
             if self.audit is not None:
                 await self.audit.record(
@@ -277,7 +165,7 @@ class MavenFront:
             request.setResponseCode(204)
             return b""
         if repo.private:
-            await self.authorize(request, repo_id, READ)
+            await self.auth.authorize(request, repo_id, READ)
         f = await self.cache.get_file(repo_id, path, repo)
         body = self._answer(request, f)
         if body is not None:
@@ -314,7 +202,7 @@ class MavenFront:
     def hot_artifact(self, request) -> bytes | None:
         """`artifact` for a GET or HEAD of a warm small file in a public proxy repository, without Klein.
 
-        The `site.HotRoute` of ``/artifacts``: returns the body (b"" for
+        The `http.resources.HotRoute` of ``/artifacts``: returns the body (b"" for
         HEAD and 304) after setting what `artifact` would set, or None having
         set nothing, whenever `artifact` would have to do more than this: a
         bad path, a directory, a private repository (token check), a Range,
@@ -356,7 +244,7 @@ class MavenFront:
             repo_id, path = self._artifact_target(request)
             self._repository(repo_id)
             self.deployer.hosted(repo_id)
-            user = await self.authorize_write(request, repo_id)
+            user = await self.auth.authorize_write(request, repo_id)
             created = await self.deployer.deploy(repo_id, path, body_of(request), user)
         except Exception as failed:
             e = failed if isinstance(failed, HarborError) else disk_full_error(failed)  # (507: nothing was kept)
@@ -425,7 +313,7 @@ class MavenFront:
         path = self._query_path(request, required=required)
         repo = self._repository(repo_id, unknown_status=400)
         if repo.private:
-            await self.authorize(request, repo_id, READ)
+            await self.auth.authorize(request, repo_id, READ)
         return path
 
     def _json(self, request, doc) -> bytes:
@@ -437,52 +325,11 @@ class MavenFront:
 
     @app.route("/token", methods=["POST"])
     async def token(self, request):
-        """Mint an artifact token for a harbor-cache user (Basic username/password)."""
+        """Mint an artifact token (`maven.auth.ArtifactAuthorizer.token_response`)."""
         request.front = "maven"
-        creds = parse_basic_authorization(request.getHeader(b"Authorization"))
-        if creds is None:
-            raise AuthChallenge(401, "Basic username and password required", [BASIC_CHALLENGE])
-        username, password = creds
-        user = await self.credentials.check(username, password)
-        if user is None:
-            raise AuthChallenge(401, "invalid username or password", [BASIC_CHALLENGE])
-        expires_in = self._form(request, b"expires_in")
-        hours = parse_fraction(expires_in) if expires_in else 3.0
-        if hours is None:  # ASCII digits only, as every client number (grammar.numbers)
-            raise BadRequest("expires_in must be a number of hours", {"expires_in": expires_in})
-        repositories = (self._form(request, b"repositories") or "").split(",")
-        scopes = (self._form(request, b"scope") or "").split(",")
-        try:
-            repositories, scopes = plan_artifact_token(user.role, repositories, list(self.cache.repositories), scopes)
-            token = self.tokens.mint(
-                user.username, repositories, scopes, hours, stamp=credential_stamp(user.password_hash)
-            )
-        except ArtifactTokenRequestError as e:
-            raise (Denied(e.reason) if e.status == 403 else BadRequest(e.reason)) from None
-        log.info(
-            "artifact token for {user}: {repositories} {scopes} {hours}h",
-            user=username,
-            repositories=repositories,
-            scopes=scopes,
-            hours=hours,
-        )
-        request.setHeader(b"Content-Type", b"text/plain")
-        request.setHeader(b"Cache-Control", b"no-store")
-        body = token.encode("ascii")
-        request.setHeader(b"Content-Length", b"%d" % len(body))
-        return body
-
-    @staticmethod
-    def _form(request, name: bytes) -> str | None:
-        values = request.args.get(name)
-        if not values:
-            return None
-        try:
-            return values[0].decode("utf-8").strip()
-        except UnicodeDecodeError:
-            raise BadRequest(f"{name.decode()} is not UTF-8") from None
+        return await self.auth.token_response(request)
 
     @app.route("/.well-known/jwks.json", methods=["GET", "HEAD"])
     async def jwks(self, request):
         request.front = "maven"
-        return self._json(request, self.tokens.jwks())
+        return self._json(request, self.auth.jwks())

@@ -20,30 +20,18 @@ from harbor_cache.errors import (
     Unsupported,
 )
 from harbor_cache.grammar.digests import is_digest_reference
+from harbor_cache.grammar.etags import if_none_match_hits
 from harbor_cache.grammar.mediatypes import INDEX_TYPES, accepts, served_manifest_type
 from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
 from harbor_cache.grammar.namespaces import UnknownRegistry
 from harbor_cache.grammar.oci_paths import V2Route, parse_v2_path
+from harbor_cache.http.responses import install_error_handlers
 from harbor_cache.http.serving import serve_source
-from harbor_cache.http.site import install_error_handlers
 from harbor_cache.oci.checks import check_digest, check_name, scope_name
 
 log = Logger()
 
 API_VERSION_HEADER = (b"Docker-Distribution-API-Version", b"registry/2.0")
-
-
-def etag_matches(header: bytes | None, digest: str) -> bool:
-    """Whether an ``If-None-Match`` header names this digest (quoted, weak or not) or is ``*``."""
-    if not header:
-        return False
-    for item in header.decode("latin-1").split(","):
-        tag = item.strip()
-        if tag.startswith("W/"):
-            tag = tag[2:]
-        if tag == "*" or tag.strip('"') == digest:
-            return True
-    return False
 
 
 # Handles one parsed /v2/ route: (request, route) -> the response body.
@@ -160,10 +148,11 @@ class OciFront:
         """Headers for a manifest the client may have; its body (b"" for HEAD and 304)."""
         request.setHeader(b"Content-Type", served_manifest_type(result.media_type).encode())
         request.setHeader(b"Docker-Content-Digest", result.digest.encode())
-        request.setHeader(b"ETag", b'"%s"' % result.digest.encode())
+        etag = '"%s"' % result.digest
+        request.setHeader(b"ETag", etag.encode())
         if result.stale:
             request.setHeader(b"Warning", b'110 - "Response is Stale"')
-        if etag_matches(request.getHeader(b"If-None-Match"), result.digest):
+        if if_none_match_hits(request.getHeader(b"If-None-Match"), etag):
             request.setResponseCode(304)
             return b""
         request.setHeader(b"Content-Length", b"%d" % len(result.body))
@@ -175,7 +164,7 @@ class OciFront:
     def hot_manifest(self, request) -> bytes | None:
         """`get_manifest` for an anonymous GET or HEAD of a fresh tag whose manifest is in memory, without Klein.
 
-        The `site.HotRoute` of ``/v2``: returns the body (b"" for HEAD and
+        The `http.resources.HotRoute` of ``/v2``: returns the body (b"" for HEAD and
         304) after setting what `dispatch` and `get_manifest` would set, or
         None having set nothing whenever they would do more: credentials to
         check, ``?ns=``, a digest reference, a path Klein would redirect or

@@ -1,0 +1,189 @@
+"""Who may do what under ``/artifacts`` and ``/repositories``, and the artifact tokens of ``POST /token``.
+
+Private repositories, and every DELETE, need an RS256 artifact token from
+``POST /token``: ``Authorization: Bearer <jwt>`` or Basic with the JWT as the
+password (what Maven's settings.xml can send).  A missing token gets a 401
+with ``WWW-Authenticate: Bearer`` (plus a Basic challenge, because Maven's
+HTTP client only sends its configured credentials when challenged with a
+scheme it knows); a bad one ``error="invalid_token"``; one that does not
+cover the repository or scope a 403 ``error="insufficient_scope"``.
+
+Deploys also take a read-write or admin user's Basic user:password.  The
+rules (which scopes a role may hold, what a token request may ask for) are
+`auth`'s and `core.token_holders`'; this module reads the headers, asks them
+and raises `AuthChallenge`.  `maven.front.MavenFront` routes ``/token`` and
+``/.well-known/jwks.json`` here, as `oci.auth` is the policy of ``/v2/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from twisted.logger import Logger
+
+from harbor_cache.auth import (
+    ArtifactTokenRequestError,
+    InvalidToken,
+    can_push,
+    credential_stamp,
+    parse_basic_authorization,
+    parse_bearer_authorization,
+    plan_artifact_token,
+)
+from harbor_cache.core.credentials import Credentials
+from harbor_cache.core.token_holders import current_artifact_scopes, current_holder
+from harbor_cache.errors import BadRequest, Denied, ErrorCode, HarborError
+from harbor_cache.grammar.numbers import parse_fraction
+
+log = Logger()
+
+READ = "artifacts:read"
+DELETE = "artifacts:delete"
+WRITE = "artifacts:write"
+BASIC_CHALLENGE = 'Basic realm="harbor-cache"'
+
+
+class AuthChallenge(HarborError):
+    """401 or 403 with one or more ``WWW-Authenticate`` values."""
+
+    def __init__(self, status: int, message: str, challenges: list[str]):
+        super().__init__(message, code=ErrorCode.UNAUTHORIZED if status == 401 else ErrorCode.DENIED)
+        self.http_status = status
+        self.challenges = challenges
+
+
+def bearer_error(error: str, description: str) -> str:
+    """A ``Bearer`` challenge carrying an RFC 6750 error (the description quoted and escaped)."""
+    description = description.replace("\\", "\\\\").replace('"', '\\"')
+    return f'Bearer error="{error}", error_description="{description}"'
+
+
+def _looks_like_jwt(password: str) -> bool:
+    """A JWT (header.payload.signature, the header a base64url JSON object) rather than a password."""
+    return password.startswith("eyJ") and password.count(".") == 2
+
+
+def _form(request, name: bytes) -> str | None:
+    values = request.args.get(name)
+    if not values:
+        return None
+    try:
+        return values[0].decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise BadRequest(f"{name.decode()} is not UTF-8") from None
+
+
+class ArtifactAuthorizer:
+    """The access policy of the Maven front, and the issuer of its tokens.
+
+    ``repository_ids``: the ids of the configured repositories now (a token
+    request may name only those).
+    """
+
+    def __init__(self, tokens, index, credentials: Credentials, repository_ids: Callable[[], Iterable[str]]):
+        self.tokens = tokens
+        self.index = index
+        # The username/password check shared with /v2/ and the management API.
+        self.credentials = credentials
+        self.repository_ids = repository_ids
+
+    # -- checks -------------------------------------------------------------------------
+
+    def _token(self, request) -> tuple[str | None, str | None]:
+        """(JWT, Basic username) the request carries (Bearer, or Basic's password); (None, None) without one."""
+        header = request.getHeader(b"Authorization")
+        if header is None:
+            return None, None
+        token = parse_bearer_authorization(header)
+        username = None
+        if token is None:
+            basic = parse_basic_authorization(header)
+            if basic is not None:
+                username, token = basic
+        if not token:
+            raise AuthChallenge(
+                401,
+                "malformed Authorization header",
+                [bearer_error("invalid_token", "malformed Authorization header")],
+            )
+        return token, username
+
+    async def authorize(self, request, repo_id: str, scope: str) -> dict:
+        """The verified claims of a token covering ``repo_id`` and ``scope``; raises `AuthChallenge`.
+
+        The token's user must still exist with the password it had at issue,
+        its current role must still allow ``scope`` (see core.token_holders),
+        and a Basic username must be the token's subject.
+        """
+        token, basic_username = self._token(request)
+        if token is None:
+            raise AuthChallenge(401, "authentication required", ["Bearer", BASIC_CHALLENGE])
+        try:
+            claims = self.tokens.verify(token)
+            if basic_username is not None and basic_username != claims["sub"]:
+                raise InvalidToken("username does not match the token's subject")
+            user = await current_holder(self.index, claims, claims["sub"])
+        except InvalidToken as e:
+            raise AuthChallenge(401, f"invalid token: {e.reason}", [bearer_error("invalid_token", e.reason)]) from None
+        if not (self.tokens.covers(claims, repo_id, scope) and scope in current_artifact_scopes(user, claims)):
+            reason = f"token does not grant {scope} on {repo_id}"
+            raise AuthChallenge(403, reason, [bearer_error("insufficient_scope", reason)])
+        return claims
+
+    async def authorize_write(self, request, repo_id: str) -> str:
+        """Who may deploy into ``repo_id``: a read-write or admin user by Basic user:password,
+        or a token with artifacts:write on it (Bearer, or Basic with the JWT as password)."""
+        header = request.getHeader(b"Authorization")
+        basic = parse_basic_authorization(header) if header is not None else None
+        if basic is not None and not _looks_like_jwt(basic[1]):
+            username, password = basic
+            user = await self.credentials.check(username, password)
+            if user is None:
+                raise AuthChallenge(401, "invalid username or password", [BASIC_CHALLENGE])
+            if not can_push(user.role):
+                reason = f"user {username} ({user.role}) may not deploy"
+                raise AuthChallenge(403, reason, [bearer_error("insufficient_scope", reason)])
+            return user.username
+        claims = await self.authorize(request, repo_id, WRITE)
+        return str(claims.get("sub"))
+
+    # -- tokens ---------------------------------------------------------------------------
+
+    async def token_response(self, request) -> bytes:
+        """``POST /token``: mint an artifact token for a harbor-cache user (Basic username/password)."""
+        creds = parse_basic_authorization(request.getHeader(b"Authorization"))
+        if creds is None:
+            raise AuthChallenge(401, "Basic username and password required", [BASIC_CHALLENGE])
+        username, password = creds
+        user = await self.credentials.check(username, password)
+        if user is None:
+            raise AuthChallenge(401, "invalid username or password", [BASIC_CHALLENGE])
+        expires_in = _form(request, b"expires_in")
+        hours = parse_fraction(expires_in) if expires_in else 3.0
+        if hours is None:  # ASCII digits only, as every client number (grammar.numbers)
+            raise BadRequest("expires_in must be a number of hours", {"expires_in": expires_in})
+        repositories = (_form(request, b"repositories") or "").split(",")
+        scopes = (_form(request, b"scope") or "").split(",")
+        try:
+            repositories, scopes = plan_artifact_token(user.role, repositories, list(self.repository_ids()), scopes)
+            token = self.tokens.mint(
+                user.username, repositories, scopes, hours, stamp=credential_stamp(user.password_hash)
+            )
+        except ArtifactTokenRequestError as e:
+            raise (Denied(e.reason) if e.status == 403 else BadRequest(e.reason)) from None
+        log.info(
+            "artifact token for {user}: {repositories} {scopes} {hours}h",
+            user=username,
+            repositories=repositories,
+            scopes=scopes,
+            hours=hours,
+        )
+        request.setHeader(b"Content-Type", b"text/plain")
+        request.setHeader(b"Cache-Control", b"no-store")
+        body = token.encode("ascii")
+        request.setHeader(b"Content-Length", b"%d" % len(body))
+        return body
+
+    def jwks(self) -> dict:
+        """The JSON Web Key Set that verifies artifact tokens (``/.well-known/jwks.json``)."""
+        return self.tokens.jwks()
