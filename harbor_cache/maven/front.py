@@ -1,7 +1,7 @@
 """The Maven front (the Kagami API): ``/artifacts``, ``/repositories``, ``/token``, ``/.well-known/jwks.json``.
 
 It parses requests, checks tokens and shapes responses; the cache core
-(`core.maven.MavenCache`) decides what to serve.  Artifact paths are taken
+(`core.maven.cache.MavenCache`) decides what to serve.  Artifact paths are taken
 from the raw request path (Twisted has already percent-decoded the segments
 it hands to resources, which would hide ``%2e%2e`` and ``%2f``) and go through
 `grammar.maven_paths.normalize_artifact_path` before anything else happens, so a bad
@@ -34,11 +34,11 @@ from harbor_cache.auth import (
     parse_bearer_authorization,
     plan_artifact_token,
 )
-from harbor_cache.core.credentials import Credentials
-from harbor_cache.core.diskspace import disk_full_error
-from harbor_cache.core.maven import MavenFile, parse_http_date
-from harbor_cache.core.maven_hosted import MavenDeployer
-from harbor_cache.core.token_holders import current_artifact_scopes, current_holder
+from harbor_cache.core.identity.credentials import Credentials
+from harbor_cache.core.identity.token_holders import current_artifact_scopes, current_holder
+from harbor_cache.core.maven.cache import MavenFile, parse_http_date
+from harbor_cache.core.maven.deploy import MavenDeployer
+from harbor_cache.core.operations.diskspace import disk_full_error
 from harbor_cache.errors import BadRequest, Denied, ErrorCode, HarborError, NotFound, UnknownRepository, UriTooLong
 from harbor_cache.grammar.maven_paths import (
     InvalidPath,

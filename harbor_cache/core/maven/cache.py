@@ -33,13 +33,13 @@ from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.http import datetimeToString
 
-from harbor_cache.core.access import NegativeCache, Outcomes
-from harbor_cache.core.diskspace import is_disk_full
-from harbor_cache.core.downloads import Adopted, Download, Downloads, Opened
-from harbor_cache.core.maven_group import MavenGroups
-from harbor_cache.core.maven_hosted import checksum_algorithm, hash_file
-from harbor_cache.core.memory import BoundedMemory
-from harbor_cache.core.observable import Observable, SingleFlight
+from harbor_cache.core.flight.access import NegativeCache, Outcomes
+from harbor_cache.core.flight.downloads import Adopted, Download, Downloads, Opened
+from harbor_cache.core.flight.memory import BoundedMemory
+from harbor_cache.core.flight.observable import Observable, SingleFlight
+from harbor_cache.core.maven.deploy import checksum_algorithm, hash_file
+from harbor_cache.core.maven.group import MavenGroups
+from harbor_cache.core.operations.diskspace import is_disk_full
 from harbor_cache.core.seams import BlobStore, CacheIndex, CacheStatus, MavenRemote
 from harbor_cache.errors import HarborError, NotAllowed, NotFound, PathNotFound, UnknownRepository, UpstreamBadResponse
 from harbor_cache.grammar.maven_paths import (

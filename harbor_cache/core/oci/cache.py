@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from harbor_cache.core.access import NegativeCache, Outcomes, hit_source
-from harbor_cache.core.diskspace import is_disk_full
-from harbor_cache.core.downloads import Adopted, Download, Downloads, Opened
-from harbor_cache.core.memory import BoundedMemory
-from harbor_cache.core.observable import SingleFlight
+from harbor_cache.core.flight.access import NegativeCache, Outcomes, hit_source
+from harbor_cache.core.flight.downloads import Adopted, Download, Downloads, Opened
+from harbor_cache.core.flight.memory import BoundedMemory
+from harbor_cache.core.flight.observable import SingleFlight
+from harbor_cache.core.operations.diskspace import is_disk_full
 from harbor_cache.core.seams import BlobStore, CacheIndex, CacheStatus
 from harbor_cache.errors import (
     BlobUnknown,

@@ -30,7 +30,7 @@ import hashlib
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
-from harbor_cache.core.memory import BoundedMemory
+from harbor_cache.core.flight.memory import BoundedMemory
 from harbor_cache.errors import HarborError, NotFound, UpstreamBadResponse
 from harbor_cache.grammar.maven_metadata import MetadataInvalid, MetadataLimits, merge_within_limits
 from harbor_cache.grammar.maven_paths import METADATA_NAME, checksum_base, is_metadata, parent_path

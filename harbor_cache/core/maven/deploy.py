@@ -33,8 +33,8 @@ import hashlib
 
 from twisted.logger import Logger
 
-from harbor_cache.core.diskspace import DiskSpace, disk_full_error
-from harbor_cache.core.maven_group import metadata_limits
+from harbor_cache.core.maven.group import metadata_limits
+from harbor_cache.core.operations.diskspace import DiskSpace, disk_full_error
 from harbor_cache.errors import BadRequest, DeployNotAllowed, DeployRefused, DigestInvalid, HarborError, TooLarge
 from harbor_cache.grammar.maven_metadata import MetadataTooLarge, check_limits
 from harbor_cache.grammar.maven_paths import METADATA_NAME, checksum_base, content_type_for, is_mutable
@@ -81,7 +81,7 @@ class MavenDeployer:
         self.storage = cache.storage
         self.clock = cache.clock
         self.metrics = cache.metrics
-        # A `core.diskspace.DiskSpace` (set by the service): a deploy that would end below the floor is 507 unread.
+        # A `core.operations.diskspace.DiskSpace` (set by the service): a deploy that would end below the floor is 507 unread.
         self.space: DiskSpace | None = None
 
     def hosted(self, repo_id: str):

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from twisted.logger import Logger
 
-from harbor_cache.core.diskspace import DiskSpace
+from harbor_cache.core.operations.diskspace import DiskSpace
 from harbor_cache.errors import (
     BlobUnknown,
     BlobUploadInvalid,
@@ -125,7 +125,7 @@ class HostedRegistry:
         self.max_manifest_bytes = max_manifest_bytes
         self.node = node
         self.files = UploadFiles(storage)
-        # A `core.diskspace.DiskSpace` (set by the service): a push that would end below the floor is 507 unread.
+        # A `core.operations.diskspace.DiskSpace` (set by the service): a push that would end below the floor is 507 unread.
         self.space: DiskSpace | None = None
         # session id -> (offset, hash states at that offset) for sessions this node wrote last
         self._hash_state: dict[str, tuple[int, dict]] = {}
