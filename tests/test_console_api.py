@@ -19,7 +19,7 @@ from harbor_cache.api.console import ConsoleApi, manifest_view
 from harbor_cache.api.front import ApiFront
 from harbor_cache.api.openapi import build_document
 from harbor_cache.core.flight.downloads import Download
-from harbor_cache.core.oci.cache import ManifestResult
+from harbor_cache.core.oci.proxy import ManifestResult
 from harbor_cache.core.operations.audit import AuditLog
 from harbor_cache.errors import ManifestUnknown, NotHosted
 from harbor_cache.http.site import Root
