@@ -7,9 +7,7 @@ from twisted.logger import Logger
 from harbor_cache.core.flight.access import hit_source
 from harbor_cache.core.oci.proxy import ManifestResult, ProxyCore, map_upstream_failure
 from harbor_cache.core.operations.diskspace import is_disk_full
-from harbor_cache.errors import (
-    ManifestUnknown,
-)
+from harbor_cache.errors import ManifestUnknown
 from harbor_cache.grammar.digests import InvalidDigest, digest_bytes, parse_digest
 from harbor_cache.grammar.mediatypes import MANIFEST_ACCEPT, OCI_MANIFEST, InvalidManifest, detect_manifest_media_type
 from harbor_cache.upstream.http import UpstreamError, UpstreamNotFound
