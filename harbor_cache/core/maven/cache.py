@@ -24,39 +24,32 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web import http
-from twisted.web.http import datetimeToString
 
 from harbor_cache.core.flight.access import NegativeCache, Outcomes
-from harbor_cache.core.flight.downloads import Adopted, Download, Downloads, Opened
+from harbor_cache.core.flight.downloads import Adopted, Downloads
 from harbor_cache.core.flight.memory import BoundedMemory
-from harbor_cache.core.flight.observable import Observable, SingleFlight
+from harbor_cache.core.flight.observable import SingleFlight
+from harbor_cache.core.maven.browse import MavenBrowse
 from harbor_cache.core.maven.deploy import checksum_algorithm, hash_file
+from harbor_cache.core.maven.download import MavenDownload
+from harbor_cache.core.maven.files import CachedRow, MavenFile, parse_http_date
 from harbor_cache.core.maven.group import MavenGroups
 from harbor_cache.core.operations.diskspace import is_disk_full
 from harbor_cache.core.seams import BlobStore, CacheIndex, CacheStatus, MavenRemote
-from harbor_cache.errors import HarborError, NotAllowed, NotFound, PathNotFound, UnknownRepository, UpstreamBadResponse
-from harbor_cache.grammar.maven_paths import (
-    checksum_base,
-    content_type_for,
-    is_checksum,
-    is_directory_listing,
-    is_mutable,
-    parent_path,
-)
-from harbor_cache.grammar.timestamps import iso8601
+from harbor_cache.errors import HarborError, NotAllowed, NotFound, UnknownRepository, UpstreamBadResponse
+from harbor_cache.grammar.maven_paths import checksum_base, content_type_for, is_directory_listing, is_mutable
 from harbor_cache.index import EntryWrite
 from harbor_cache.index.rows import Entry
-from harbor_cache.storage import BlobCorrupt, GrowingSource
+from harbor_cache.storage import BlobCorrupt
 from harbor_cache.upstream.body import discard_body
 from harbor_cache.upstream.http import NotModified, UpstreamError, UpstreamNotFound, header
-from harbor_cache.upstream.maven import NotAFile, parse_sha1
+from harbor_cache.upstream.maven import NotAFile
 
 if TYPE_CHECKING:
     from harbor_cache.settings.startup import MavenRepositoryConfig
@@ -69,78 +62,14 @@ SMALL_FILE_BYTES = 64 << 10
 SMALL_MEMORY_BYTES = 32 << 20
 
 
-@dataclass
-class CachedRow:
-    """What the hit path needs of an index row, kept in memory."""
-
-    id: int
-    digest: str
-    size: int
-    sha1: str | None
-    upstream_modified: float | None
-    created_at: float
-    fetched_at: float
-    mutable: bool = False
-    hit: MavenFile | None = None  # the answer for an in-memory hit, built once
-
-    @classmethod
-    def from_entry(cls, entry: Entry) -> CachedRow:
-        return cls(
-            entry.id,
-            entry.digest,
-            entry.size,
-            entry.sha1,
-            entry.upstream_modified,
-            entry.created_at,
-            entry.fetched_at,
-            is_mutable(entry.key),
-        )
-
-    @property
-    def last_modified(self) -> float:
-        return self.upstream_modified if self.upstream_modified is not None else self.created_at
-
-
-@dataclass
-class MavenFile:
-    """A file to serve: a (possibly growing) source and the headers that describe it."""
-
-    repository: str
-    path: str
-    size: int | None
-    source: GrowingSource | None  # None for a file made here and held in ``body``
-    content_type: str
-    last_modified: float
-    etag: str | None
-    cache_status: CacheStatus
-    stale: bool = False
-    body: bytes | None = None  # the whole content, when it is small and in memory
-
-    @property
-    def http_last_modified(self) -> bytes:
-        """Last-Modified as an HTTP date (computed once: in-memory hits reuse their MavenFile)."""
-        value = self.__dict__.get("_http_lm")
-        if value is None:
-            value = self.__dict__["_http_lm"] = datetimeToString(self.last_modified)
-        return value
-
-
-def parse_http_date(value: str | None) -> float | None:
-    """Epoch seconds of an HTTP date, or None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return float(http.stringToDatetime(value.encode("latin-1")))
-    except (ValueError, IndexError, KeyError, UnicodeEncodeError):
-        return None
-
-
 def _read_head(path: str, limit: int) -> bytes:
     with open(path, "rb") as f:
         return f.read(limit)
 
 
-class MavenCache:
+class MavenCache(MavenBrowse):
+    """Proxy, hosted and group Maven files: hit, miss, join, revalidate or serve stale; delete."""
+
     def __init__(
         self,
         *,
@@ -524,32 +453,6 @@ class MavenCache:
         self._rows[(repo_id, path)] = CachedRow.from_entry(entry)
         return Adopted(entry, self.storage.open_stored(entry.digest, entry.size))
 
-    async def _published_sha1(self, repo_id: str, path: str) -> tuple[str, bytes, float | None] | None:
-        """(hex, file body, Last-Modified) of upstream's ``<path>.sha1``; None when it has none or cannot be asked."""
-        try:
-            found = await self.upstreams[repo_id].fetch_small(path + ".sha1")
-        except UpstreamError as e:
-            self.outcomes.upstream_error(repo_id, "checksum_" + e.reason)
-            if e.reason == "too_large":
-                # A checksum file is a few dozen bytes: a huge one is an upstream (or a man in the
-                # middle) misbehaving, and the file is not stored unchecked on its word.
-                log.warn(
-                    "{repository}/{path}.sha1 is over the limit; not storing the file", repository=repo_id, path=path
-                )
-                raise
-            log.warn("no checksum for {repository}/{path}: {error}", repository=repo_id, path=path, error=e)
-            return None
-        except Exception as e:
-            log.warn("no checksum for {repository}/{path}: {error}", repository=repo_id, path=path, error=e)
-            return None
-        if found is None:
-            return None
-        hexsha = parse_sha1(found[0])
-        if hexsha is None:
-            log.warn("{repository}/{path}.sha1 holds no SHA-1; not checking", repository=repo_id, path=path)
-            return None
-        return hexsha, found[0], parse_http_date(found[1])
-
     async def _commit(self, repo_id: str, path: str, dl, published: tuple[str, bytes, float | None] | None) -> Entry:
         """Record the verified file, and the ``.sha1`` upstream published for it, in one transaction.
 
@@ -643,95 +546,7 @@ class MavenCache:
         return "changed", self._start(repo_id, path, response)
 
     # -- the cache's view: browse, info, stats, delete ------------------------
-
-    async def browse(self, repo_id: str, path: str) -> dict:
-        """The seed's browse document for directory ``path`` ("" = root) of what is cached.
-
-        Raises `UnknownRepository`; `PathNotFound` when ``path`` is a file or
-        holds nothing cached.  A group lists the union of its members.
-        """
-        repo = self.repository(repo_id)
-        if repo.is_group:
-            return await self.groups.browse(repo, path)
-        rows = await self.index.maven_entries_under(repo_id, path)
-        if path and not rows:
-            if await self.index.get_entry("maven", repo_id, path) is not None:
-                raise PathNotFound("path is a file, not a directory", {"repositoryId": repo_id, "path": path})
-            raise PathNotFound("path not found", {"repositoryId": repo_id, "path": path})
-        start = len(path) + 1 if path else 0
-        directories: dict[str, float] = {}
-        files: list[dict] = []
-        for r in rows:
-            rest = r.key[start:]
-            name, sep, _ = rest.partition("/")
-            modified = r.upstream_modified if r.upstream_modified is not None else r.created_at
-            if sep:
-                directories[name] = max(directories.get(name, modified), modified)
-            else:
-                files.append(
-                    {"name": name, "type": "file", "path": r.key, "size": r.size, "lastModified": iso8601(modified)}
-                )
-        entries = [
-            {
-                "name": name,
-                "type": "directory",
-                "path": f"{path}/{name}" if path else name,
-                "lastModified": iso8601(modified),
-            }
-            for name, modified in sorted(directories.items())
-        ]
-        entries += sorted(files, key=lambda e: e["name"] or "")
-        return {"repositoryId": repo_id, "currentPath": path, "parentPath": parent_path(path), "entries": entries}
-
-    async def info(self, repo_id: str, path: str) -> dict:
-        """The seed's info document for a cached file; raises `UnknownRepository`, `PathNotFound`."""
-        repo = self.repository(repo_id)
-        if repo.is_group:
-            return await self.groups.info(repo, path)
-        entry = await self.index.get_entry("maven", repo_id, path)
-        if entry is None:
-            raise PathNotFound("file not found", {"repositoryId": repo_id, "path": path})
-        row = CachedRow.from_entry(entry)
-        doc = {
-            "repositoryId": repo_id,
-            "path": path,
-            "name": path.rsplit("/", 1)[-1],
-            "type": "file",
-            "size": row.size,
-            "lastModified": iso8601(row.last_modified),
-            "contentType": content_type_for(path),
-        }
-        if row.sha1:
-            doc["sha1"] = row.sha1
-        if row.digest.startswith("sha256:"):
-            doc["sha256"] = row.digest.partition(":")[2]
-        return doc
-
-    async def repository_list(self, base_url: str = "") -> list[dict]:
-        """Every configured repository with the seed's statistics of what is cached.
-
-        Beyond the seed's fields: ``type`` (proxy, hosted, group) and, for a
-        group, ``members``.  A hosted or group repository's ``url`` is its own
-        address here, under ``base_url`` (it has no remote); a group's counts
-        are its members' sums.
-        """
-        stats = await self.index.maven_repository_stats()
-        docs: dict[str, dict] = {}
-        for repo in self.repositories.values():
-            s = stats.get(repo.id)
-            docs[repo.id] = {
-                "id": repo.id,
-                "url": repo.url if repo.is_proxy else f"{base_url}/artifacts/{repo.id}/",
-                "artifactCount": s.artifact_count if s else 0,
-                "totalSize": s.total_size if s else 0,
-                "lastUpdated": iso8601(s.last_updated if s else None),
-                "isPrivate": bool(repo.private),
-                "type": repo.type,
-            }
-        for repo in self.repositories.values():
-            if repo.is_group:
-                docs[repo.id].update(self.groups.statistics(repo, docs), members=list(repo.members))
-        return list(docs.values())
+    # -- the cache's own files: delete ------------------------------------------
 
     async def delete(self, repo_id: str, path: str) -> int:
         """Remove a file, or every file under a directory, from the cache (never upstream).
@@ -761,47 +576,3 @@ class MavenCache:
             await self.storage.delete_blob(digest)
         log.info("deleted {count} files under {repository}/{path}", count=len(rows), repository=repo_id, path=path)
         return len(rows)
-
-
-class MavenDownload:
-    """The `DownloadJob` of one proxied Maven file.
-
-    Upstream's ``<path>.sha1`` is asked for while the body streams; its
-    answer verifies the body and is then stored beside the file.  A
-    revalidation hands in the response it already opened (and is never
-    adopted: this node holds the file already).
-    """
-
-    front = "maven"
-    extra_hashes = ("sha1",)
-
-    def __init__(self, cache: MavenCache, repo_id: str, path: str, response=None):
-        self.cache = cache
-        self.repo_id = repo_id
-        self.path = path
-        self.key = ("maven", repo_id, path)
-        self.source = repo_id
-        self.response = response
-        self.adoptable = response is None
-        self._sha1: Observable | None = None  # upstream's answer for <path>.sha1, once asked
-        self.published: tuple[str, bytes, float | None] | None = None
-
-    async def open(self) -> Opened:
-        response = self.response if self.response is not None else await self.cache._open(self.repo_id, self.path)
-        if not is_checksum(self.path):
-            answer = self._sha1 = Observable()
-            Deferred.fromCoroutine(self.cache._published_sha1(self.repo_id, self.path)).addCallbacks(
-                answer.fire, answer.fail
-            )
-        return Opened(response, self.repo_id)
-
-    async def expected_digest(self) -> str | None:
-        if self._sha1 is not None:
-            self.published = await self._sha1.observe()
-        return None if self.published is None else "sha1:" + self.published[0]
-
-    async def commit(self, download: Download) -> Entry:
-        return await self.cache._commit(self.repo_id, self.path, download, self.published)
-
-    async def adopt(self) -> Adopted | None:
-        return await self.cache._adopt(self.repo_id, self.path)
