@@ -11,8 +11,9 @@ made hosted too.  A pushed tag is served before any upstream lookup.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.logger import Logger
 
@@ -30,18 +31,21 @@ from harbor_cache.errors import (
     TooLarge,
 )
 from harbor_cache.grammar.digests import digest_bytes, parse_digest
+from harbor_cache.grammar.manifest_checks import (
+    ManifestRefused,
+    artifact_type,
+    check_pushable,
+    descriptor_sizes,
+    subject_digest,
+)
 from harbor_cache.grammar.mediatypes import (
-    DOCKER_MANIFEST_LIST,
-    DOCKER_MANIFEST_V2,
-    INDEX_TYPES,
-    OCI_INDEX,
-    OCI_MANIFEST,
     InvalidManifest,
-    detect_manifest_media_type,
     manifest_references,
 )
 
 log = Logger()
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -140,7 +144,7 @@ class HostedRegistry(HostedUploads):
         """
         if len(body) > self.max_manifest_bytes:
             raise TooLarge("manifest too large", {"size": len(body), "limit": self.max_manifest_bytes})
-        media_type, document = _check_manifest(body, content_type)
+        media_type, document = _invalid(check_pushable, body, content_type)
         if tag is None:
             parsed = parse_digest(reference)
             if str(digest_bytes(body, parsed.algorithm)) != reference:
@@ -152,7 +156,7 @@ class HostedRegistry(HostedUploads):
             blobs, children = manifest_references(body)
         except InvalidManifest as e:
             raise ManifestInvalid("manifest not valid", str(e)) from None
-        declared = _descriptor_sizes(document)
+        declared = _invalid(descriptor_sizes, document)
         needed: list[int] = []
         for digest in blobs:
             stored_size = await self.cache.stored_blob_size(digest)
@@ -171,12 +175,12 @@ class HostedRegistry(HostedUploads):
                 needed.append(entry.id)
         if needed:
             await self.index.mark_hosted(needed)
-        subject = _subject(document)
+        subject = _invalid(subject_digest, document)
         referrer = None
         if subject is not None:
             referrer = {
                 "subject": subject,
-                "artifact_type": _artifact_type(document),
+                "artifact_type": artifact_type(document),
                 "annotations": json.dumps(document["annotations"])
                 if isinstance(document.get("annotations"), dict)
                 else None,
@@ -255,71 +259,6 @@ class HostedRegistry(HostedUploads):
         return {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
 
 
-# that carry no sizes) is still served from upstreams but never accepted.
-PUSHABLE_TYPES = frozenset({OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_V2, DOCKER_MANIFEST_LIST})
-
-
-def _check_manifest(body: bytes, content_type: str | None) -> tuple[str, dict]:
-    """(media type, document): the media type from Content-Type, checked against the body's ``mediaType``.
-
-    Content-Type, when sent, must be a pushable manifest type (``text/plain``
-    is refused, not sniffed); ``schemaVersion`` must be the integer 2.
-    """
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError) as e:
-        raise ManifestInvalid("manifest is not valid JSON", str(e)) from None
-    if not isinstance(document, dict):
-        raise ManifestInvalid("manifest is not a JSON object")
-    declared = (content_type or "").split(";", 1)[0].strip().lower() or None
-    if declared is not None and declared not in PUSHABLE_TYPES:
-        raise ManifestInvalid(
-            "Content-Type is not a manifest type this registry accepts",
-            {"content_type": declared, "accepted": sorted(PUSHABLE_TYPES)},
-        )
-    version = document.get("schemaVersion")
-    if type(version) is not int or version != 2:
-        raise ManifestInvalid("schemaVersion must be 2", {"schemaVersion": version})
-    try:
-        media_type = detect_manifest_media_type(body, declared)
-    except InvalidManifest as e:
-        raise ManifestInvalid("manifest not valid", str(e)) from None
-    if media_type not in PUSHABLE_TYPES:
-        raise ManifestInvalid("unsupported manifest media type", {"mediaType": media_type})
-    inner = document.get("mediaType")
-    if inner is not None and (not isinstance(inner, str) or inner.strip().lower() != media_type):
-        raise ManifestInvalid(
-            "mediaType in the body does not match Content-Type", {"content_type": media_type, "mediaType": inner}
-        )
-    if media_type in INDEX_TYPES and not isinstance(document.get("manifests"), list):
-        raise ManifestInvalid("an index needs a manifests list")
-    if media_type not in INDEX_TYPES and "config" not in document:
-        raise ManifestInvalid("an image manifest needs a config descriptor")
-    return media_type, document
-
-
-def _descriptor_sizes(document: dict) -> dict[str, int]:
-    """Digest -> size of every config, layer and child descriptor; each must carry an integer size."""
-    descriptors = []
-    if isinstance(document.get("config"), dict):
-        descriptors.append(("config", document["config"]))
-    for field in ("layers", "manifests"):
-        items = document.get(field)
-        if isinstance(items, list):
-            descriptors.extend((f"{field}[{i}]", d) for i, d in enumerate(items) if isinstance(d, dict))
-    sizes: dict[str, int] = {}
-    for where, descriptor in descriptors:
-        size = descriptor.get("size")
-        if type(size) is not int or size < 0:
-            raise ManifestInvalid(f"{where}: size must be a non-negative integer", {"size": size})
-        digest = descriptor.get("digest")
-        if isinstance(digest, str):
-            if sizes.get(digest, size) != size:
-                raise ManifestInvalid(f"{where}: two sizes for one digest", {"digest": digest})
-            sizes[digest] = size
-    return sizes
-
-
 def _check_size(digest: str, declared: dict[str, int], stored: int) -> None:
     """A descriptor must state the size of what is stored under its digest (400 MANIFEST_INVALID)."""
     size = declared.get(digest)
@@ -329,25 +268,9 @@ def _check_size(digest: str, declared: dict[str, int], stored: int) -> None:
         )
 
 
-def _subject(document: dict) -> str | None:
-    subject = document.get("subject")
-    if not isinstance(subject, dict):
-        return None
-    digest = subject.get("digest")
-    if not isinstance(digest, str):
-        return None
+def _invalid(check: Callable[..., T], *args: Any) -> T:
+    """Run a `grammar.manifest_checks` check; its refusal is 400 MANIFEST_INVALID with the same message and detail."""
     try:
-        return str(parse_digest(digest))
-    except ValueError:
-        raise ManifestInvalid("subject has no valid digest") from None
-
-
-def _artifact_type(document: dict) -> str | None:
-    """``artifactType``, else the config's media type (the referrers API's rule for images)."""
-    value = document.get("artifactType")
-    if isinstance(value, str) and value:
-        return value
-    config = document.get("config")
-    if isinstance(config, dict) and isinstance(config.get("mediaType"), str):
-        return config["mediaType"]
-    return None
+        return check(*args)
+    except ManifestRefused as e:
+        raise ManifestInvalid(e.message, e.detail) from None

@@ -339,6 +339,3 @@ def _upload_digest(digest: str | None) -> str:
     if parsed.algorithm != "sha256":
         raise DigestInvalid("uploads must name a sha256 digest", {"digest": digest})
     return str(parsed)
-
-
-# What may be pushed: schema 2 only. Schema 1 (deprecated, unsigned bodies
