@@ -37,9 +37,10 @@ from harbor_cache.auth import (
 from harbor_cache.core.identity.credentials import Credentials
 from harbor_cache.core.identity.token_holders import current_artifact_scopes, current_holder
 from harbor_cache.core.maven.deploy import MavenDeployer
-from harbor_cache.core.maven.files import MavenFile, parse_http_date
+from harbor_cache.core.maven.files import MavenFile
 from harbor_cache.core.operations.diskspace import disk_full_error
 from harbor_cache.errors import BadRequest, Denied, ErrorCode, HarborError, NotFound, UnknownRepository, UriTooLong
+from harbor_cache.grammar.http_dates import parse_http_date
 from harbor_cache.grammar.maven_paths import (
     InvalidPath,
     PathTooLong,

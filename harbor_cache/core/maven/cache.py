@@ -29,20 +29,21 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.web import http
 
 from harbor_cache.core.flight.access import NegativeCache, Outcomes
 from harbor_cache.core.flight.downloads import Adopted, Downloads
 from harbor_cache.core.flight.memory import BoundedMemory
 from harbor_cache.core.flight.observable import SingleFlight
 from harbor_cache.core.maven.browse import MavenBrowse
-from harbor_cache.core.maven.deploy import checksum_algorithm, hash_file
+from harbor_cache.core.maven.deploy import hash_file
 from harbor_cache.core.maven.download import MavenDownload
-from harbor_cache.core.maven.files import CachedRow, MavenFile, parse_http_date
+from harbor_cache.core.maven.files import CachedRow, MavenFile
 from harbor_cache.core.maven.group import MavenGroups
 from harbor_cache.core.operations.diskspace import is_disk_full
 from harbor_cache.core.seams import BlobStore, CacheIndex, CacheStatus, MavenRemote
 from harbor_cache.errors import HarborError, NotAllowed, NotFound, UnknownRepository, UpstreamBadResponse
+from harbor_cache.grammar.http_dates import format_http_date, parse_http_date
+from harbor_cache.grammar.maven_checksums import checksum_algorithm
 from harbor_cache.grammar.maven_paths import checksum_base, content_type_for, is_directory_listing, is_mutable
 from harbor_cache.index import EntryWrite
 from harbor_cache.index.rows import Entry
@@ -515,7 +516,7 @@ class MavenCache(MavenBrowse):
         """
         headers = {}
         if row.upstream_modified is not None:
-            headers[b"If-Modified-Since"] = http.datetimeToString(row.upstream_modified)
+            headers[b"If-Modified-Since"] = format_http_date(row.upstream_modified)
         try:
             response = await self._open(repo_id, path, headers)
         except NotModified:

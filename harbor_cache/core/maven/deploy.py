@@ -36,6 +36,7 @@ from twisted.logger import Logger
 from harbor_cache.core.maven.group import metadata_limits
 from harbor_cache.core.operations.diskspace import DiskSpace, disk_full_error
 from harbor_cache.errors import BadRequest, DeployNotAllowed, DeployRefused, DigestInvalid, HarborError, TooLarge
+from harbor_cache.grammar.maven_checksums import checksum_algorithm, parse_checksum
 from harbor_cache.grammar.maven_metadata import MetadataTooLarge, check_limits
 from harbor_cache.grammar.maven_paths import METADATA_NAME, checksum_base, content_type_for, is_mutable
 from harbor_cache.storage import BlobCorrupt, SourceFailed
@@ -46,30 +47,6 @@ log = Logger()
 COPY_CHUNK = 1 << 20
 # A checksum file is one hex digest, maybe followed by a file name.
 MAX_CHECKSUM_BYTES = 1024
-CHECKSUM_ALGORITHMS = {".sha1": "sha1", ".md5": "md5", ".sha256": "sha256", ".sha512": "sha512"}
-_HEX_LENGTHS = {"sha1": 40, "md5": 32, "sha256": 64, "sha512": 128}
-
-
-def checksum_algorithm(path: str) -> str | None:
-    """The hashlib name for a checksum file's extension, or None for any other file."""
-    for extension, algorithm in CHECKSUM_ALGORITHMS.items():
-        if path.endswith(extension) and checksum_base(path) is not None:
-            return algorithm
-    return None
-
-
-def parse_checksum(body: bytes, algorithm: str) -> str | None:
-    """The lower-case hex digest at the start of a checksum file, or None when there is none."""
-    try:
-        words = body.decode("ascii").split()
-    except UnicodeDecodeError:
-        return None
-    if not words:
-        return None
-    first = words[0].lower()
-    if len(first) != _HEX_LENGTHS[algorithm] or any(c not in "0123456789abcdef" for c in first):
-        return None
-    return first
 
 
 class MavenDeployer:

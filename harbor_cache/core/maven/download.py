@@ -9,7 +9,7 @@ from twisted.logger import Logger
 
 from harbor_cache.core.flight.downloads import Adopted, Download, Opened
 from harbor_cache.core.flight.observable import Observable
-from harbor_cache.core.maven.files import parse_http_date
+from harbor_cache.grammar.http_dates import parse_http_date
 from harbor_cache.grammar.maven_paths import is_checksum
 from harbor_cache.index.rows import Entry
 from harbor_cache.upstream.http import UpstreamError

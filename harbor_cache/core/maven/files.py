@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from twisted.web import http
-from twisted.web.http import datetimeToString
-
 from harbor_cache.core.seams import CacheStatus
+from harbor_cache.grammar.http_dates import format_http_date
 from harbor_cache.grammar.maven_paths import is_mutable
 from harbor_cache.index.rows import Entry
 from harbor_cache.storage import GrowingSource
@@ -65,15 +63,5 @@ class MavenFile:
         """Last-Modified as an HTTP date (computed once: in-memory hits reuse their MavenFile)."""
         value = self.__dict__.get("_http_lm")
         if value is None:
-            value = self.__dict__["_http_lm"] = datetimeToString(self.last_modified)
+            value = self.__dict__["_http_lm"] = format_http_date(self.last_modified)
         return value
-
-
-def parse_http_date(value: str | None) -> float | None:
-    """Epoch seconds of an HTTP date, or None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return float(http.stringToDatetime(value.encode("latin-1")))
-    except (ValueError, IndexError, KeyError, UnicodeEncodeError):
-        return None
