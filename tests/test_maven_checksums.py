@@ -2,7 +2,8 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.grammar.maven_checksums import checksum_algorithm, parse_checksum
+from harbor_cache.grammar.maven_checksums import parse_checksum
+from harbor_cache.grammar.maven_paths import checksum_algorithm
 
 SHA1 = "a9993e364706816aba3e25717850c26c9cd0d89d"
 

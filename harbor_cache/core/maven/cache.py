@@ -43,8 +43,7 @@ from harbor_cache.core.operations.diskspace import is_disk_full
 from harbor_cache.core.seams import BlobStore, CacheIndex, CacheStatus, MavenRemote
 from harbor_cache.errors import HarborError, NotAllowed, NotFound, UnknownRepository, UpstreamBadResponse
 from harbor_cache.grammar.http_dates import format_http_date, parse_http_date
-from harbor_cache.grammar.maven_checksums import checksum_algorithm
-from harbor_cache.grammar.maven_paths import checksum_base, content_type_for, is_directory_listing, is_mutable
+from harbor_cache.grammar.maven_paths import MavenPath, content_type_for
 from harbor_cache.index import EntryWrite
 from harbor_cache.index.rows import Entry
 from harbor_cache.storage import BlobCorrupt
@@ -123,7 +122,7 @@ class MavenCache(MavenBrowse):
             if row is not None:
                 self.small.discard(row.digest)
 
-    async def _row(self, repo_id: str, path: str) -> CachedRow | None:
+    async def _row(self, repo_id: str, path: str, mutable: bool | None = None) -> CachedRow | None:
         row = self._rows.get((repo_id, path))
         if row is None:
             entry = await self.index.get_entry("maven", repo_id, path)
@@ -145,15 +144,15 @@ class MavenCache(MavenBrowse):
             return False
         return self.clock.seconds() - row.fetched_at >= self.settings.get("maven.metadata_ttl_seconds")
 
-    def _in_memory(self, repo_id: str, path: str, row: CachedRow, body: bytes) -> MavenFile:
+    def _in_memory(self, repo_id: str, target: MavenPath, row: CachedRow, body: bytes) -> MavenFile:
         if row.hit is None or row.hit.body is not body:
-            row.hit = self._stored(repo_id, path, row, "hit", body=body)
+            row.hit = self._stored(repo_id, target, row, "hit", body=body)
         return row.hit
 
     def _stored(
         self,
         repo_id: str,
-        path: str,
+        target: MavenPath,
         row: CachedRow,
         status: CacheStatus,
         stale: bool = False,
@@ -161,10 +160,10 @@ class MavenCache(MavenBrowse):
     ) -> MavenFile:
         return MavenFile(
             repository=repo_id,
-            path=path,
+            path=target.path,
             size=row.size,
             source=self.storage.open_stored(row.digest, row.size),
-            content_type=content_type_for(path),
+            content_type=target.content_type,
             last_modified=row.last_modified,
             etag='"%s"' % row.digest.partition(":")[2],
             cache_status=status,
@@ -174,54 +173,60 @@ class MavenCache(MavenBrowse):
 
     # -- files --------------------------------------------------------------
 
-    async def get_file(self, repo_id: str, path: str, repo: MavenRepositoryConfig | None = None) -> MavenFile:
+    async def get_file(
+        self, repo_id: str, target: MavenPath | str, repo: MavenRepositoryConfig | None = None
+    ) -> MavenFile:
         """A file to serve: stored, joined in flight, revalidated, stale, or a new download.
 
-        ``path`` must already be validated (`grammar.maven_paths.normalize_artifact_path`);
-        ``repo`` is the repository's config when the caller has looked it up
-        already.  Raises `UnknownRepository` or `NotFound` (404: not upstream,
-        or not cached and upstream unreachable), `UpstreamBadResponse` (502).
+        ``target`` is the path parsed once (`grammar.maven_paths.MavenPath`; a
+        plain path, already validated, is classified here); ``repo`` is the
+        repository's config when the caller has looked it up already.  Raises
+        `UnknownRepository` or `NotFound` (404: not upstream, or not cached
+        and upstream unreachable), `UpstreamBadResponse` (502).
         """
+        if isinstance(target, str):
+            target = MavenPath.of(target)
+        path = target.path
         if repo is None:
             repo = self.repository(repo_id)
         if repo.is_hosted:
-            return await self._hosted_file(repo_id, path)
+            return await self._hosted_file(repo_id, target)
         if repo.is_group:
-            return await self.groups.get_file(repo, path)
+            return await self.groups.get_file(repo, target)
         key = ("maven", repo_id, path)
         row: CachedRow | None = self._rows.get((repo_id, path))
         known_missing = False
         if row is not None:
-            hit = self._memory_hit(repo_id, path)
+            hit = self._memory_hit(repo_id, target)
             if hit is not None:
                 return hit
-            row = await self._row(repo_id, path)
+            row = await self._row(repo_id, path, target.mutable)
         else:
             if path.endswith(".sha1"):
                 await self._sidecar_settled(repo_id, path[: -len(".sha1")])
             known_missing = self.negative.known_missing(key)
             if not known_missing:
-                row = await self._row(repo_id, path)
+                row = await self._row(repo_id, path, target.mutable)
         if row is not None and not self._expired(path, row):
-            return await self._hit(repo_id, path, row)
+            return await self._hit(repo_id, target, row)
         dl = self.downloads.get(key)
         if dl is not None:
-            return await self._join(dl, repo_id, path, "coalesced", row)
+            return await self._join(dl, repo_id, target, "coalesced", row)
         if row is not None:
-            outcome, dl = await self._single.run(("revalidate",) + key, lambda: self._revalidate(repo_id, path, row))
+            outcome, dl = await self._single.run(("revalidate",) + key, lambda: self._revalidate(repo_id, target, row))
             if outcome == "fresh":
                 fresh = self._rows.get((repo_id, path), row)
                 self.outcomes.hit(fresh.id, repo_id)
-                return self._stored(repo_id, path, fresh, "revalidated")
+                return self._stored(repo_id, target, fresh, "revalidated")
             if outcome == "stale":
-                return self._stale(repo_id, path, row)
-            return await self._join(dl, repo_id, path, "refreshed" if outcome == "changed" else "coalesced", row)
+                return self._stale(repo_id, target, row)
+            return await self._join(dl, repo_id, target, "refreshed" if outcome == "changed" else "coalesced", row)
         if known_missing:
             raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path})
-        dl = self._start(repo_id, path)
-        return await self._join(dl, repo_id, path, "miss", None)
+        dl = self._start(repo_id, target)
+        return await self._join(dl, repo_id, target, "miss", None)
 
-    def memory_hit(self, repo_id: str, path: str) -> MavenFile | None:
+    def memory_hit(self, repo_id: str, target: MavenPath) -> MavenFile | None:
         """The answer `get_file` would give at once for a warm small file of a proxy repository, or None.
 
         Synchronous, for the front's hot path (no Deferred, no coroutine):
@@ -231,17 +236,17 @@ class MavenCache(MavenBrowse):
         repo = self.repositories.get(repo_id)
         if repo is None or repo.is_hosted or repo.is_group:
             return None
-        return self._memory_hit(repo_id, path)
+        return self._memory_hit(repo_id, target)
 
-    def _memory_hit(self, repo_id: str, path: str) -> MavenFile | None:
-        row = self._rows.get((repo_id, path))
-        if row is None or self._expired(path, row):
+    def _memory_hit(self, repo_id: str, target: MavenPath) -> MavenFile | None:
+        row = self._rows.get((repo_id, target.path))
+        if row is None or self._expired(target.path, row):
             return None
         body = self.small.get(row.digest)
         if body is None:
             return None
         self.outcomes.hit(row.id, repo_id)
-        return self._in_memory(repo_id, path, row, body)
+        return self._in_memory(repo_id, target, row, body)
 
     async def _sidecar_settled(self, repo_id: str, file_path: str) -> None:
         """Wait for the download of ``file_path`` to end, when one is running.
@@ -258,7 +263,7 @@ class MavenCache(MavenBrowse):
         except Exception:
             pass  # the file failed; the .sha1 request goes its own way
 
-    async def _hit(self, repo_id: str, path: str, row: CachedRow) -> MavenFile:
+    async def _hit(self, repo_id: str, target: MavenPath, row: CachedRow) -> MavenFile:
         self.outcomes.hit(row.id, repo_id)
         if row.size <= SMALL_FILE_BYTES:
             body = self.small.get(row.digest)
@@ -269,12 +274,12 @@ class MavenCache(MavenBrowse):
                     body = None
             if body is not None and len(body) == row.size:
                 self.small.put(row.digest, body)
-                return self._in_memory(repo_id, path, row, body)
-        return self._stored(repo_id, path, row, "hit")
+                return self._in_memory(repo_id, target, row, body)
+        return self._stored(repo_id, target, row, "hit")
 
     # -- hosted repositories --------------------------------------------------
 
-    async def _hosted_file(self, repo_id: str, path: str) -> MavenFile:
+    async def _hosted_file(self, repo_id: str, target: MavenPath) -> MavenFile:
         """What was deployed at ``path``; a checksum nobody uploaded is computed from its file.
 
         A file that can be replaced (SNAPSHOT, maven-metadata.xml, anything
@@ -282,13 +287,14 @@ class MavenCache(MavenBrowse):
         another node sharing the index may have replaced it, and this node's
         memory of the row would serve the old one.
         """
-        if is_mutable(path) or self.repositories[repo_id].redeploy == "allow":
+        path = target.path
+        if target.mutable or self.repositories[repo_id].redeploy == "allow":
             self._rows.pop((repo_id, path), None)
-        row = await self._row(repo_id, path)
+        row = await self._row(repo_id, path, target.mutable)
         if row is not None:
-            return await self._hit(repo_id, path, row)
-        base = checksum_base(path)
-        algorithm = checksum_algorithm(path)
+            return await self._hit(repo_id, target, row)
+        base = target.checksum_base
+        algorithm = target.checksum_algorithm
         if base is not None and algorithm is not None:
             base_row = await self._row(repo_id, base)
             if base_row is not None:
@@ -326,12 +332,15 @@ class MavenCache(MavenBrowse):
             body=body,
         )
 
-    def remember(self, repo_id: str, path: str, entry: Entry) -> None:
-        """A commit or a deploy recorded ``entry``: the next GET sees it without SQL."""
+    def remember(self, repo_id: str, path: str, entry: Entry, mutable: bool | None = None) -> None:
+        """A commit or a deploy recorded ``entry``: the next GET sees it without SQL.
+
+        ``mutable``: the path's `MavenPath.mutable` when the caller has it (None: classified here).
+        """
         old = self._rows.get((repo_id, path))
         if old is not None and old.digest != entry.digest:
             self.small.discard(old.digest)
-        self._rows[(repo_id, path)] = CachedRow.from_entry(entry)
+        self._rows[(repo_id, path)] = CachedRow.from_entry(entry, mutable)
 
     async def drop_if_orphan(self, digest: str) -> None:
         """Delete a stored file no entry references any more."""
@@ -365,12 +374,13 @@ class MavenCache(MavenBrowse):
             raise UpstreamBadResponse(f"{f.path} is larger than {limit} bytes", {"path": f.path})
         return body
 
-    def _stale(self, repo_id: str, path: str, row: CachedRow) -> MavenFile:
+    def _stale(self, repo_id: str, target: MavenPath, row: CachedRow) -> MavenFile:
         self.metrics.stale_served.labels("maven", repo_id).inc()
         self.access.touch(row.id)
-        return self._stored(repo_id, path, row, "stale", stale=True)
+        return self._stored(repo_id, target, row, "stale", stale=True)
 
-    async def _join(self, dl, repo_id: str, path: str, status: CacheStatus, row: CachedRow | None) -> MavenFile:
+    async def _join(self, dl, repo_id: str, target: MavenPath, status: CacheStatus, row: CachedRow | None) -> MavenFile:
+        path = target.path
         key = ("maven", repo_id, path)
         try:
             await dl.headers_ready.observe()
@@ -379,7 +389,7 @@ class MavenCache(MavenBrowse):
             raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path}) from None
         except UpstreamError as e:
             if row is not None and self.storage.stat_blob(row.digest) is not None:
-                return self._stale(repo_id, path, row)
+                return self._stale(repo_id, target, row)
             if e.code is not None and 400 <= e.code < 500:
                 raise UpstreamBadResponse(
                     "upstream refused the request", {"repositoryId": repo_id, "path": path, "reason": str(e)}
@@ -402,14 +412,15 @@ class MavenCache(MavenBrowse):
             path=path,
             size=dl.length,
             source=dl.temp,
-            content_type=content_type_for(path),
+            content_type=target.content_type,
             last_modified=last_modified if last_modified is not None else self.clock.seconds(),
             etag=None,
             cache_status=status,
         )
 
-    async def _open(self, repo_id: str, path: str, headers: dict[bytes, bytes] | None = None):
+    async def _open(self, repo_id: str, target: MavenPath, headers: dict[bytes, bytes] | None = None):
         """GET from upstream: the 200 response, or `NotModified` / `UpstreamNotFound` / `UpstreamError`."""
+        path = target.path
         up = self.upstreams[repo_id]
         try:
             response = await up.request("GET", path, headers)
@@ -418,7 +429,7 @@ class MavenCache(MavenBrowse):
         except UpstreamError as e:
             self.outcomes.upstream_error(repo_id, e.reason)
             raise
-        if response.code == 200 and is_directory_listing(path, header(response, "Content-Type")):
+        if response.code == 200 and target.directory_listing(header(response, "Content-Type")):
             # A directory's HTML index is not the file: never stored, 404 like a missing file.
             await discard_body(response)
             raise UpstreamNotFound(path)
@@ -432,9 +443,10 @@ class MavenCache(MavenBrowse):
         self.outcomes.upstream_error(repo_id, f"http_{response.code}")
         raise UpstreamError(f"{repo_id}: {path} answered {response.code}", f"http_{response.code}", response.code)
 
-    def _start(self, repo_id: str, path: str, response=None):
-        """Begin the one download of ``path`` (with an already-open response, when revalidating)."""
-        dl = self.downloads.start(MavenDownload(self, repo_id, path, response))
+    def _start(self, repo_id: str, target: MavenPath, response=None):
+        """Begin the one download of ``target`` (with an already-open response, when revalidating)."""
+        path = target.path
+        dl = self.downloads.start(MavenDownload(self, repo_id, target, response))
 
         def _failed(failure):
             # Downloads counts the failure (upstream_errors, reason digest_mismatch/body/stalled).
@@ -446,20 +458,24 @@ class MavenCache(MavenBrowse):
         dl.committed.observe().addErrback(_failed)
         return dl
 
-    async def _adopt(self, repo_id: str, path: str) -> Adopted | None:
+    async def _adopt(self, repo_id: str, target: MavenPath) -> Adopted | None:
         """The file as another node sharing the index and the store committed it (a miss only)."""
+        path = target.path
         entry = await self.index.get_entry("maven", repo_id, path)
         if entry is None or self.storage.stat_blob(entry.digest) is None:
             return None
-        self._rows[(repo_id, path)] = CachedRow.from_entry(entry)
+        self._rows[(repo_id, path)] = CachedRow.from_entry(entry, target.mutable)
         return Adopted(entry, self.storage.open_stored(entry.digest, entry.size))
 
-    async def _commit(self, repo_id: str, path: str, dl, published: tuple[str, bytes, float | None] | None) -> Entry:
+    async def _commit(
+        self, repo_id: str, target: MavenPath, dl, published: tuple[str, bytes, float | None] | None
+    ) -> Entry:
         """Record the verified file, and the ``.sha1`` upstream published for it, in one transaction.
 
         Both appear together: a client that has the file asks for its
         ``.sha1`` next, and finds it.
         """
+        path = target.path
         temp = dl.temp
         now = self.clock.seconds()
         writes = [
@@ -470,7 +486,7 @@ class MavenCache(MavenBrowse):
                 path,
                 temp.digest,
                 temp.total,
-                content_type_for(path),
+                target.content_type,
                 temp.hashes.get("sha1"),
                 repo_id,
                 parse_http_date(dl.header("Last-Modified")),
@@ -499,14 +515,14 @@ class MavenCache(MavenBrowse):
                 )
         rows, orphans = await self.index.put_entries(writes, now)
         for write, entry in zip(writes, rows, strict=True):
-            self.remember(repo_id, write.key, entry)
+            self.remember(repo_id, write.key, entry, target.mutable if write.key == path else None)
             self.negative.forget(("maven", repo_id, write.key))
         for digest in orphans:
             self.small.discard(digest)
             await self.storage.delete_blob(digest)
         return rows[0]
 
-    async def _revalidate(self, repo_id: str, path: str, row: CachedRow) -> tuple[str, Any]:
+    async def _revalidate(self, repo_id: str, target: MavenPath, row: CachedRow) -> tuple[str, Any]:
         """Ask upstream whether our copy still holds.
 
         Returns ("fresh", None) after a 304 (the TTL restarts), ("changed",
@@ -514,11 +530,12 @@ class MavenCache(MavenBrowse):
         download was already running, ("stale", None) when upstream could not
         answer.  Raises `NotFound` when upstream no longer has the file.
         """
+        path = target.path
         headers = {}
         if row.upstream_modified is not None:
             headers[b"If-Modified-Since"] = format_http_date(row.upstream_modified)
         try:
-            response = await self._open(repo_id, path, headers)
+            response = await self._open(repo_id, target, headers)
         except NotModified:
             now = self.clock.seconds()
             try:
@@ -544,7 +561,7 @@ class MavenCache(MavenBrowse):
             await discard_body(response)
             return "joined", running
         self.outcomes.miss(repo_id)
-        return "changed", self._start(repo_id, path, response)
+        return "changed", self._start(repo_id, target, response)
 
     # -- the cache's view: browse, info, stats, delete ------------------------
     # -- the cache's own files: delete ------------------------------------------

@@ -10,7 +10,7 @@ from twisted.logger import Logger
 from harbor_cache.core.flight.downloads import Adopted, Download, Opened
 from harbor_cache.core.flight.observable import Observable
 from harbor_cache.grammar.http_dates import parse_http_date
-from harbor_cache.grammar.maven_paths import is_checksum
+from harbor_cache.grammar.maven_paths import MavenPath
 from harbor_cache.index.rows import Entry
 from harbor_cache.upstream.http import UpstreamError
 from harbor_cache.upstream.maven import parse_sha1
@@ -33,10 +33,11 @@ class MavenDownload:
     front = "maven"
     extra_hashes = ("sha1",)
 
-    def __init__(self, cache: MavenCache, repo_id: str, path: str, response=None):
+    def __init__(self, cache: MavenCache, repo_id: str, target: MavenPath, response=None):
         self.cache = cache
         self.repo_id = repo_id
-        self.path = path
+        self.target = target
+        self.path = path = target.path
         self.key = ("maven", repo_id, path)
         self.source = repo_id
         self.response = response
@@ -45,8 +46,8 @@ class MavenDownload:
         self.published: tuple[str, bytes, float | None] | None = None
 
     async def open(self) -> Opened:
-        response = self.response if self.response is not None else await self.cache._open(self.repo_id, self.path)
-        if not is_checksum(self.path):
+        response = self.response if self.response is not None else await self.cache._open(self.repo_id, self.target)
+        if not self.target.is_checksum:
             answer = self._sha1 = Observable()
             Deferred.fromCoroutine(self._published_sha1()).addCallbacks(answer.fire, answer.fail)
         return Opened(response, self.repo_id)
@@ -57,10 +58,10 @@ class MavenDownload:
         return None if self.published is None else "sha1:" + self.published[0]
 
     async def commit(self, download: Download) -> Entry:
-        return await self.cache._commit(self.repo_id, self.path, download, self.published)
+        return await self.cache._commit(self.repo_id, self.target, download, self.published)
 
     async def adopt(self) -> Adopted | None:
-        return await self.cache._adopt(self.repo_id, self.path)
+        return await self.cache._adopt(self.repo_id, self.target)
 
     async def _published_sha1(self) -> tuple[str, bytes, float | None] | None:
         """(hex, file body, Last-Modified) of upstream's ``<path>.sha1``; None when it has none or cannot be asked."""

@@ -26,7 +26,8 @@ class CachedRow:
     hit: MavenFile | None = None  # the answer for an in-memory hit, built once
 
     @classmethod
-    def from_entry(cls, entry: Entry) -> CachedRow:
+    def from_entry(cls, entry: Entry, mutable: bool | None = None) -> CachedRow:
+        """The row of ``entry``; ``mutable`` as its `MavenPath` says, when the caller has one (None: classified here)."""
         return cls(
             entry.id,
             entry.digest,
@@ -35,7 +36,7 @@ class CachedRow:
             entry.upstream_modified,
             entry.created_at,
             entry.fetched_at,
-            is_mutable(entry.key),
+            is_mutable(entry.key) if mutable is None else mutable,
         )
 
     @property
