@@ -23,7 +23,6 @@ CLASSIFIERS = (
     "checksum_base",
     "checksum_algorithm",
     "is_checksum",
-    "is_directory_listing",
     "normalize_artifact_path",
 )
 

@@ -9,7 +9,6 @@ from harbor_cache.grammar.maven_paths import (
     checksum_base,
     content_type_for,
     is_checksum,
-    is_directory_listing,
     is_metadata,
     is_mutable,
     is_snapshot,
@@ -300,15 +299,19 @@ class MavenPathTests(SynchronousTestCase):
             self.assertEqual(p.is_checksum, is_checksum(path), path)
             self.assertEqual(p.metadata, is_metadata(path), path)
             self.assertEqual(p.mutable, is_mutable(path), path)
-            for content_type in (
-                None,
-                "",
-                "text/html",
-                "Text/HTML; charset=utf-8",
-                "application/xhtml+xml",
-                "text/plain",
-            ):
-                self.assertEqual(p.directory_listing(content_type), is_directory_listing(path, content_type), path)
+            self.assertFalse(p.directory_listing(None), path)
+            self.assertFalse(p.directory_listing("text/plain"), path)
+
+    def test_directory_listing(self):
+        """An HTML answer is a directory's index unless the name has a file extension Maven repositories hold."""
+        for html in ("text/html", "Text/HTML; charset=utf-8", "application/xhtml+xml"):
+            self.assertTrue(MavenPath.of("org/example/lib").directory_listing(html))
+            self.assertTrue(MavenPath.of("org/example/lib/1.0").directory_listing(html))
+            self.assertFalse(MavenPath.of(JAR).directory_listing(html))
+            self.assertFalse(MavenPath.of("org/example/lib/1.0/lib-1.0.JAR").directory_listing(html))
+            self.assertFalse(MavenPath.of("org/example/lib/maven-metadata.xml.sha1").directory_listing(html))
+        for other in (None, "", "application/java-archive", "text/plain"):
+            self.assertFalse(MavenPath.of("org/example/lib").directory_listing(other))
 
     def test_parse_validates_as_normalize_artifact_path(self):
         self.assertEqual(MavenPath.parse("org/apache/").path, "org/apache")

@@ -50,7 +50,7 @@ _CONTENT_TYPES = (
 )
 _DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
-# Extensions of files found in Maven repositories (see is_directory_listing).
+# Extensions of files found in Maven repositories (see MavenPath.directory_listing).
 _FILE_EXTENSIONS = (
     ".jar",
     ".pom",
@@ -184,16 +184,6 @@ def normalize_browse_path(raw: str | None) -> str:
     return _check_relative(raw)
 
 
-def is_directory_listing(path: str, content_type: str | None) -> bool:
-    """Whether an upstream 200 for ``path`` is an HTML directory index rather than the file.
-
-    Repositories answer a directory (``org/example/lib``, ``.../1.0``) with an
-    HTML page. Some servers also label real files text/html, so a name with
-    a file extension Maven repositories hold is always taken as a file.
-    """
-    return _is_html(content_type) and not _has_file_extension(path)
-
-
 def _is_html(content_type: str | None) -> bool:
     if not content_type:
         return False
@@ -290,7 +280,7 @@ class MavenPath:
     checksum_algorithm: str | None  # hashlib name of a checksum file's extension (`checksum_algorithm`)
     metadata: bool  # maven-metadata.xml or one of its checksums (`is_metadata`)
     mutable: bool  # follows the metadata TTL and may be redeployed (`is_mutable`)
-    file_extension: bool  # ends in an extension Maven repositories hold (see `is_directory_listing`)
+    file_extension: bool  # ends in an extension Maven repositories hold (see `directory_listing`)
 
     @classmethod
     def parse(cls, raw: str) -> MavenPath:
@@ -318,5 +308,10 @@ class MavenPath:
         return self.checksum_base is not None
 
     def directory_listing(self, content_type: str | None) -> bool:
-        """Whether an upstream 200 with this Content-Type is an HTML directory index (`is_directory_listing`)."""
+        """Whether an upstream 200 for this path, with this Content-Type, is an HTML directory index, not the file.
+
+        Repositories answer a directory (``org/example/lib``, ``.../1.0``) with an
+        HTML page. Some servers also label real files text/html, so a name with
+        a file extension Maven repositories hold is always taken as a file.
+        """
         return _is_html(content_type) and not self.file_extension
