@@ -31,8 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from twisted.internet import defer, task  # noqa: E402
 from twisted.python.threadpool import ThreadPool  # noqa: E402
 
-from harbor_cache.core.access import AccessRecorder  # noqa: E402
-from harbor_cache.core.eviction import DAY, Evictor  # noqa: E402
+from harbor_cache.core.flight.access import AccessRecorder  # noqa: E402
+from harbor_cache.core.operations.eviction import DAY, Evictor  # noqa: E402
 from harbor_cache.index import Index, open_sqlite_pool  # noqa: E402
 from harbor_cache.settings.runtime import RuntimeSettings  # noqa: E402
 from harbor_cache.storage import Storage, ThreadIO  # noqa: E402

@@ -12,7 +12,7 @@ import sys
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from harbor_cache.core.nodes import NodeNameInUse
+from harbor_cache.core.operations.nodes import NodeNameInUse
 from harbor_cache.errors import IndexUnavailable
 from harbor_cache.settings.startup import ConfigError
 from harbor_cache.storage.process_lock import DataDirInUse

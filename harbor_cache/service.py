@@ -40,21 +40,21 @@ from harbor_cache.auth import (
     load_or_create_rsa_key,
     load_or_create_secret,
 )
-from harbor_cache.core.access import AccessRecorder
-from harbor_cache.core.audit import AuditLog
-from harbor_cache.core.credentials import Credentials, PasswordChecker
-from harbor_cache.core.diskspace import DiskSpace
-from harbor_cache.core.downloads import Downloads
-from harbor_cache.core.eviction import Evictor
-from harbor_cache.core.hosted import HostedRegistry
-from harbor_cache.core.leases import LeaseBook
-from harbor_cache.core.maven import MavenCache
-from harbor_cache.core.nodes import NodeName
-from harbor_cache.core.oci import OciCache
-from harbor_cache.core.orphans import OrphanSweeper
-from harbor_cache.core.upstream_health import HealthMonitor
-from harbor_cache.core.upstreams import UpstreamCatalog
-from harbor_cache.core.users import UserService
+from harbor_cache.core.flight.access import AccessRecorder
+from harbor_cache.core.flight.downloads import Downloads
+from harbor_cache.core.flight.leases import LeaseBook
+from harbor_cache.core.hosted.registry import HostedRegistry
+from harbor_cache.core.identity.credentials import Credentials, PasswordChecker
+from harbor_cache.core.identity.users import UserService
+from harbor_cache.core.maven.cache import MavenCache
+from harbor_cache.core.oci.cache import OciCache
+from harbor_cache.core.operations.audit import AuditLog
+from harbor_cache.core.operations.diskspace import DiskSpace
+from harbor_cache.core.operations.eviction import Evictor
+from harbor_cache.core.operations.nodes import NodeName
+from harbor_cache.core.operations.orphans import OrphanSweeper
+from harbor_cache.core.operations.upstream_health import HealthMonitor
+from harbor_cache.core.operations.upstreams import UpstreamCatalog
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.http.access_log import AccessLogFile, AccessLogService, resolve_path
 from harbor_cache.http.resources import ConsoleFiles, NotFoundResource, Root

@@ -18,9 +18,9 @@ from harbor_cache import __version__
 from harbor_cache.api.console import ConsoleApi, manifest_view
 from harbor_cache.api.front import ApiFront
 from harbor_cache.api.openapi import build_document
-from harbor_cache.core.audit import AuditLog
-from harbor_cache.core.downloads import Download
-from harbor_cache.core.oci import ManifestResult
+from harbor_cache.core.flight.downloads import Download
+from harbor_cache.core.oci.proxy import ManifestResult
+from harbor_cache.core.operations.audit import AuditLog
 from harbor_cache.core.seams import ConsoleQueries
 from harbor_cache.errors import ManifestUnknown, NotHosted
 from harbor_cache.http.resources import Root

@@ -14,7 +14,7 @@ from twisted.internet.task import Clock
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.core.eviction import DAY, Evictor, human_size
+from harbor_cache.core.operations.eviction import DAY, Evictor, human_size
 from harbor_cache.storage import RangeProducer
 from harbor_cache.testing import build_app
 
@@ -460,7 +460,7 @@ class FreeSpaceFloorLogTests(EvictionCase):
         self.lines = []
 
         def observe(event):
-            if event.get("log_namespace") == "harbor_cache.core.eviction":
+            if event.get("log_namespace") == "harbor_cache.core.operations.eviction":
                 self.lines.append(formatEvent(event))
 
         globalLogPublisher.addObserver(observe)

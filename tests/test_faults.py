@@ -16,7 +16,7 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH
 
-from harbor_cache.core.downloads import Downloads, Opened
+from harbor_cache.core.flight.downloads import Downloads, Opened
 from harbor_cache.metrics import Metrics
 from harbor_cache.storage import RangeProducer, SourceFailed, Storage, disk
 from harbor_cache.testing import InlineIO
@@ -361,7 +361,7 @@ class DiskFullTests(SynchronousTestCase):
         self.layer = os.urandom(100_000)
         self.digest = self.up.add_blob(self.layer)
         self.h = Harness(self.mktemp(), self.up)
-        from harbor_cache.core.diskspace import DiskSpace
+        from harbor_cache.core.operations.diskspace import DiskSpace
 
         self.free = 10 << 30
         self.patch(self.h.storage, "free_bytes", lambda: self.free)
@@ -402,8 +402,8 @@ class DiskFullTests(SynchronousTestCase):
 
 class FullDiskEvictionTests(SynchronousTestCase):
     def setUp(self):
-        from harbor_cache.core.diskspace import DiskSpace
-        from harbor_cache.core.eviction import Evictor
+        from harbor_cache.core.operations.diskspace import DiskSpace
+        from harbor_cache.core.operations.eviction import Evictor
 
         self.up = FakeRegistry()
         self.h = Harness(self.mktemp(), self.up)
@@ -465,7 +465,7 @@ class OrphanTests(SynchronousTestCase):
         """A file no row points at goes once older than the grace; indexed and young files stay; stats count them."""
         import time
 
-        from harbor_cache.core.orphans import OrphanSweeper
+        from harbor_cache.core.operations.orphans import OrphanSweeper
 
         up = FakeRegistry()
         h = Harness(self.mktemp(), up)

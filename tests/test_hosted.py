@@ -8,7 +8,7 @@ import os
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.core import hosted as hosted_module
+from harbor_cache.core.hosted import uploads as hosted_module
 from harbor_cache.oci.hosted import parse_content_range
 from tests.hosted_support import OCI_INDEX, OCI_MANIFEST, Registry, sha256
 

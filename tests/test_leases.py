@@ -11,8 +11,8 @@ import os
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.core.downloads import lease_name
-from harbor_cache.core.leases import LeaseBook
+from harbor_cache.core.flight.downloads import lease_name
+from harbor_cache.core.flight.leases import LeaseBook
 from tests.fakes import FakeRegistry, Harness
 
 

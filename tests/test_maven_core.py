@@ -5,8 +5,8 @@ import os
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.core.maven import iso8601
 from harbor_cache.errors import NotFound, PathNotFound, UnknownRepository, UpstreamBadResponse
+from harbor_cache.grammar.timestamps import iso8601
 from harbor_cache.upstream.maven import parse_sha1
 from tests.maven_fakes import START, UPSTREAM_MODIFIED, FakeMavenRepo, MavenHarness
 

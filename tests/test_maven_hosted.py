@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.core.eviction import Evictor
+from harbor_cache.core.operations.eviction import Evictor
 from harbor_cache.settings.startup import MavenRepositoryConfig
 from tests.maven_fakes import FakeMavenRepo, MavenHarness
 from tests.test_maven_front import basic

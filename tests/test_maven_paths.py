@@ -4,6 +4,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.grammar.maven_paths import (
     InvalidPath,
+    MavenPath,
+    checksum_algorithm,
     checksum_base,
     content_type_for,
     is_checksum,
@@ -265,3 +267,59 @@ class PathShapeTests(SynchronousTestCase):
         self.assertEqual(split_path(""), [])
         self.assertEqual(split_path("org"), ["org"])
         self.assertEqual(split_path("org/apache/x.jar"), ["org", "apache", "x.jar"])
+
+
+class MavenPathTests(SynchronousTestCase):
+    """`MavenPath` holds what the classifying functions say, computed once at parse time."""
+
+    CORPUS = [
+        JAR,
+        JAR + ".sha1",
+        JAR + ".md5",
+        "org/example/lib/maven-metadata.xml",
+        "org/example/lib/maven-metadata.xml.sha256",
+        "org/example/lib/1.0-SNAPSHOT/lib-1.0-20240101.120000-1.jar",
+        "org/example/lib/1.0-SNAPSHOT/maven-metadata.xml.sha512",
+        "org/example/lib",
+        "org/example/lib/1.0",
+        "org/example/lib/1.0/lib-1.0.pom",
+        "org/example/lib/1.0/lib-1.0.JAR",
+        "a/.sha1",
+        "notes",
+    ]
+
+    def test_properties_match_the_functions(self):
+        for path in self.CORPUS:
+            p = MavenPath.of(path)
+            self.assertEqual(p.path, path)
+            self.assertEqual(p.name, path.rpartition("/")[2])
+            self.assertEqual(p.content_type, content_type_for(path), path)
+            self.assertEqual(p.checksum_base, checksum_base(path), path)
+            self.assertEqual(p.checksum_algorithm, checksum_algorithm(path), path)
+            self.assertEqual(p.is_checksum, is_checksum(path), path)
+            self.assertEqual(p.metadata, is_metadata(path), path)
+            self.assertEqual(p.mutable, is_mutable(path), path)
+            self.assertFalse(p.directory_listing(None), path)
+            self.assertFalse(p.directory_listing("text/plain"), path)
+
+    def test_directory_listing(self):
+        """An HTML answer is a directory's index unless the name has a file extension Maven repositories hold."""
+        for html in ("text/html", "Text/HTML; charset=utf-8", "application/xhtml+xml"):
+            self.assertTrue(MavenPath.of("org/example/lib").directory_listing(html))
+            self.assertTrue(MavenPath.of("org/example/lib/1.0").directory_listing(html))
+            self.assertFalse(MavenPath.of(JAR).directory_listing(html))
+            self.assertFalse(MavenPath.of("org/example/lib/1.0/lib-1.0.JAR").directory_listing(html))
+            self.assertFalse(MavenPath.of("org/example/lib/maven-metadata.xml.sha1").directory_listing(html))
+        for other in (None, "", "application/java-archive", "text/plain"):
+            self.assertFalse(MavenPath.of("org/example/lib").directory_listing(other))
+
+    def test_parse_validates_as_normalize_artifact_path(self):
+        self.assertEqual(MavenPath.parse("org/apache/").path, "org/apache")
+        self.assertEqual(MavenPath.parse("org/caf%C3%A9/x.jar").path, "org/café/x.jar")
+        for raw in TRAVERSAL_CORPUS:
+            self.assertRaises(InvalidPath, MavenPath.parse, raw)
+
+    def test_frozen(self):
+        p = MavenPath.of(JAR)
+        self.assertRaises(AttributeError, setattr, p, "mutable", True)
+        self.assertEqual(p, MavenPath.of(JAR))

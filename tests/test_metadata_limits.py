@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.core import maven_group
+from harbor_cache.core.maven import group as maven_group
 from harbor_cache.grammar.maven_metadata import (
     MetadataInvalid,
     MetadataLimits,

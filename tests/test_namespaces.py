@@ -10,7 +10,7 @@ from treq.testing import RequestTraversalAgent
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.core.upstream_health import HealthMonitor
+from harbor_cache.core.operations.upstream_health import HealthMonitor
 from harbor_cache.grammar.namespaces import check_namespaces, effective_prefix, namespaced_key, split_prefix
 from harbor_cache.settings.startup import ConfigError, UpstreamConfig, parse_config
 from harbor_cache.upstream.registry import RegistryUpstream

@@ -13,8 +13,8 @@ from twisted.internet.task import Clock
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.core import nodes as nodes_module
-from harbor_cache.core.nodes import NodeName, NodeNameInUse
+from harbor_cache.core.operations import nodes as nodes_module
+from harbor_cache.core.operations.nodes import NodeName, NodeNameInUse
 from harbor_cache.index import Index
 from harbor_cache.testing import InlinePool, resolved
 from tests import pg_support

@@ -50,7 +50,7 @@ class SourceLabelTests(SynchronousTestCase):
 
     def test_a_hit_on_pushed_content_is_hosted(self):
         """No upstream: ``hosted`` (a label of its own, not an upstream's)."""
-        from harbor_cache.core.access import hit_source
+        from harbor_cache.core.flight.access import hit_source
 
         row = self.successResultOf(
             Deferred.fromCoroutine(

@@ -61,8 +61,8 @@ class BlockRecordTests(SynchronousTestCase):
         self.assertEqual(len([line for line in self.access_lines if "hub unblocked" in line]), 1)
 
     def test_the_audit_filter_offers_the_actions(self):
-        """The console's audit filter (core.audit.ACTIONS) knows both actions."""
-        from harbor_cache.core.audit import ACTIONS
+        """The console's audit filter (core.operations.audit.ACTIONS) knows both actions."""
+        from harbor_cache.core.operations.audit import ACTIONS
 
         self.assertIn("upstream.block", ACTIONS)
         self.assertIn("upstream.unblock", ACTIONS)

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 from twisted.internet import defer
 
-from harbor_cache.core.upstream_health import HealthMonitor
-from harbor_cache.core.upstreams import UpstreamCatalog, url_origin
+from harbor_cache.core.operations.upstream_health import HealthMonitor
+from harbor_cache.core.operations.upstreams import UpstreamCatalog, url_origin
 from harbor_cache.metrics import Metrics
 from harbor_cache.settings.startup import ConfigError, MavenRepositoryConfig, UpstreamConfig
 from harbor_cache.upstream.registry import UpstreamSet

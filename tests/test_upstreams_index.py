@@ -7,7 +7,7 @@ import os
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.core.upstreams import config_from_row, row_from_config
+from harbor_cache.core.operations.upstreams import config_from_row, row_from_config
 from harbor_cache.index import Index, migrations
 from harbor_cache.settings.startup import UpstreamConfig
 from harbor_cache.testing import InlinePool

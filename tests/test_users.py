@@ -8,8 +8,8 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbor_cache.core.credentials import Credentials
-from harbor_cache.core.users import UserService
+from harbor_cache.core.identity.credentials import Credentials
+from harbor_cache.core.identity.users import UserService
 from harbor_cache.errors import BadRequest, Conflict, NotFound
 from harbor_cache.http.errors import status_of
 from harbor_cache.index import Index

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harbor_cache import __version__
-from harbor_cache.core.audit import ACTIONS
+from harbor_cache.core.operations.audit import ACTIONS
 from harbor_cache.core.seams import AuditRecord, ConsoleQueries, Entry
 from harbor_cache.errors import (
     BadRequest,

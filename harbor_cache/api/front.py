@@ -1,8 +1,8 @@
 """The management API: every ``/api/v1`` endpoint of seeds/harbor-cache-api.md.
 
 This front only parses requests, checks who is calling and shapes JSON; the
-rules live in `core.users.UserService`, `settings.runtime.RuntimeSettings`
-and `core.eviction.Evictor`.
+rules live in `core.identity.users.UserService`, `settings.runtime.RuntimeSettings`
+and `core.operations.eviction.Evictor`.
 
 Who may do what is decided in one place, `requires`: every route names the
 lowest role it accepts (`ANY_USER` for ``GET /api/v1/cache/stats``, `ADMIN`
@@ -142,7 +142,7 @@ class ApiFront:
         on_cache_change=None,
     ):
         self.users = users
-        self.upstreams = upstreams  # core.upstreams.UpstreamCatalog
+        self.upstreams = upstreams  # core.operations.upstreams.UpstreamCatalog
         self.tokens = tokens
         self.settings = settings
         self.evictor = evictor

@@ -32,7 +32,7 @@ class HealthFront:
         self.index = index
         self.storage = storage
         self.metrics = metrics
-        self.space = space  # core.diskspace.DiskSpace: "disk_space" below cache.min_free_bytes
+        self.space = space  # core.operations.diskspace.DiskSpace: "disk_space" below cache.min_free_bytes
 
     async def problems(self) -> list[str]:
         """What is wrong now: "index" (no answer to a ping), "data_dir" (not writable); [] when healthy."""

@@ -10,7 +10,7 @@ The fronts import nothing of `harbor_cache.index` (tests/test_layers.py).  What
 they need of it comes through here:
 
 * **Rows.**  The frozen dataclasses of `index.rows` are what the core hands
-  out (a `User` from `core.users`, an `Entry` from a cache), so they are
+  out (a `User` from `core.identity.users`, an `Entry` from a cache), so they are
   re-exported below and a front names them as the core's records.  They stay
   defined in `index/rows.py`, next to the columns they mirror field by field,
   the way Synapse keeps a store's row classes beside the store and lets its

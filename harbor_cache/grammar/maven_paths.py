@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 __all__ = [
+    "MavenPath",
     "InvalidPath",
     "normalize_artifact_path",
     "normalize_browse_path",
@@ -22,6 +24,8 @@ __all__ = [
     "METADATA_NAME",
     "is_checksum",
     "checksum_base",
+    "checksum_algorithm",
+    "CHECKSUM_ALGORITHMS",
     "is_metadata",
     "is_snapshot",
     "is_mutable",
@@ -31,6 +35,8 @@ __all__ = [
 
 METADATA_NAME = "maven-metadata.xml"
 CHECKSUM_EXTENSIONS = (".sha1", ".sha256", ".sha512", ".md5")
+# The hashlib name of each checksum file extension.
+CHECKSUM_ALGORITHMS = {".sha1": "sha1", ".md5": "md5", ".sha256": "sha256", ".sha512": "sha512"}
 
 _CONTENT_TYPES = (
     (".jar", "application/java-archive"),
@@ -44,7 +50,7 @@ _CONTENT_TYPES = (
 )
 _DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
-# Extensions of files found in Maven repositories (see is_directory_listing).
+# Extensions of files found in Maven repositories (see MavenPath.directory_listing).
 _FILE_EXTENSIONS = (
     ".jar",
     ".pom",
@@ -178,19 +184,14 @@ def normalize_browse_path(raw: str | None) -> str:
     return _check_relative(raw)
 
 
-def is_directory_listing(path: str, content_type: str | None) -> bool:
-    """Whether an upstream 200 for ``path`` is an HTML directory index rather than the file.
-
-    Repositories answer a directory (``org/example/lib``, ``.../1.0``) with an
-    HTML page. Some servers also label real files text/html, so a name with
-    a file extension Maven repositories hold is always taken as a file.
-    """
+def _is_html(content_type: str | None) -> bool:
     if not content_type:
         return False
-    bare = content_type.split(";", 1)[0].strip().lower()
-    if bare not in ("text/html", "application/xhtml+xml"):
-        return False
-    return not _basename(path).lower().endswith(_FILE_EXTENSIONS)
+    return content_type.split(";", 1)[0].strip().lower() in ("text/html", "application/xhtml+xml")
+
+
+def _has_file_extension(path: str) -> bool:
+    return _basename(path).lower().endswith(_FILE_EXTENSIONS)
 
 
 def content_type_for(name: str) -> str:
@@ -218,6 +219,14 @@ def checksum_base(path: str) -> str | None:
     for extension in CHECKSUM_EXTENSIONS:
         if path.endswith(extension) and len(path) > len(extension):
             return path[: -len(extension)]
+    return None
+
+
+def checksum_algorithm(path: str) -> str | None:
+    """The hashlib name for a checksum file's extension, or None for any other file."""
+    for extension, algorithm in CHECKSUM_ALGORITHMS.items():
+        if path.endswith(extension) and checksum_base(path) is not None:
+            return algorithm
     return None
 
 
@@ -253,3 +262,56 @@ def parent_path(path: str) -> str | None:
     if not segments:
         return None
     return "/".join(segments[:-1])
+
+
+@dataclass(frozen=True, slots=True)
+class MavenPath:
+    """A validated artifact path, classified once: what the front and the core ask of it on every request.
+
+    Built by `parse` (a raw path from the URL) or `of` (a path already
+    normalized, e.g. a key from the index); the fronts keep one per request
+    (and the hot path one per distinct URL), so a GET never re-classifies it.
+    """
+
+    path: str
+    name: str  # the last segment
+    content_type: str  # `content_type_for`
+    checksum_base: str | None  # the file a checksum file is for (`checksum_base`), None for other files
+    checksum_algorithm: str | None  # hashlib name of a checksum file's extension (`checksum_algorithm`)
+    metadata: bool  # maven-metadata.xml or one of its checksums (`is_metadata`)
+    mutable: bool  # follows the metadata TTL and may be redeployed (`is_mutable`)
+    file_extension: bool  # ends in an extension Maven repositories hold (see `directory_listing`)
+
+    @classmethod
+    def parse(cls, raw: str) -> MavenPath:
+        """Decode and validate the raw path after ``/artifacts/{repo}/`` (`normalize_artifact_path`)."""
+        return cls.of(normalize_artifact_path(raw))
+
+    @classmethod
+    def of(cls, path: str) -> MavenPath:
+        """Classify an already normalized path."""
+        metadata = is_metadata(path)
+        return cls(
+            path=path,
+            name=_basename(path),
+            content_type=content_type_for(path),
+            checksum_base=checksum_base(path),
+            checksum_algorithm=checksum_algorithm(path),
+            metadata=metadata,
+            mutable=metadata or is_snapshot(path),
+            file_extension=_has_file_extension(path),
+        )
+
+    @property
+    def is_checksum(self) -> bool:
+        """True for ``.sha1``, ``.sha256``, ``.sha512`` and ``.md5`` files (`is_checksum`)."""
+        return self.checksum_base is not None
+
+    def directory_listing(self, content_type: str | None) -> bool:
+        """Whether an upstream 200 for this path, with this Content-Type, is an HTML directory index, not the file.
+
+        Repositories answer a directory (``org/example/lib``, ``.../1.0``) with an
+        HTML page. Some servers also label real files text/html, so a name with
+        a file extension Maven repositories hold is always taken as a file.
+        """
+        return _is_html(content_type) and not self.file_extension

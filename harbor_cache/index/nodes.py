@@ -3,7 +3,7 @@
 Two processes under one ``node_name`` would share ``tmp/<node>/`` (each
 start cleans the other's downloads in progress) and every lease (a lease
 held by "the same node" is taken again), so both would download the same
-blob.  `harbor_cache.core.nodes` holds a name with a random instance id and
+blob.  `harbor_cache.core.operations.nodes` holds a name with a random instance id and
 refreshes ``heartbeat_at``; a name not refreshed for the lease time is free.
 """
 

@@ -10,7 +10,7 @@ cover the repository or scope a 403 ``error="insufficient_scope"``.
 
 Deploys also take a read-write or admin user's Basic user:password.  The
 rules (which scopes a role may hold, what a token request may ask for) are
-`auth`'s and `core.token_holders`'; this module reads the headers, asks them
+`auth`'s and `core.identity.token_holders`'; this module reads the headers, asks them
 and raises `AuthChallenge`.  `maven.front.MavenFront` routes ``/token`` and
 ``/.well-known/jwks.json`` here, as `oci.auth` is the policy of ``/v2/``.
 """
@@ -30,8 +30,8 @@ from harbor_cache.auth import (
     parse_bearer_authorization,
     plan_artifact_token,
 )
-from harbor_cache.core.credentials import Credentials
-from harbor_cache.core.token_holders import current_artifact_scopes, current_holder
+from harbor_cache.core.identity.credentials import Credentials
+from harbor_cache.core.identity.token_holders import current_artifact_scopes, current_holder
 from harbor_cache.errors import BadRequest, Denied, ErrorCode, HarborError
 from harbor_cache.grammar.numbers import parse_fraction
 
@@ -112,7 +112,7 @@ class ArtifactAuthorizer:
         """The verified claims of a token covering ``repo_id`` and ``scope``; raises `AuthChallenge`.
 
         The token's user must still exist with the password it had at issue,
-        its current role must still allow ``scope`` (see core.token_holders),
+        its current role must still allow ``scope`` (see core.identity.token_holders),
         and a Basic username must be the token's subject.
         """
         token, basic_username = self._token(request)

@@ -1,10 +1,10 @@
 """The Maven front (the Kagami API): ``/artifacts``, ``/repositories``, ``/token``, ``/.well-known/jwks.json``.
 
 It parses requests, checks tokens and shapes responses; the cache core
-(`core.maven.MavenCache`) decides what to serve.  Artifact paths are taken
+(`core.maven.cache.MavenCache`) decides what to serve.  Artifact paths are taken
 from the raw request path (Twisted has already percent-decoded the segments
 it hands to resources, which would hide ``%2e%2e`` and ``%2f``) and go through
-`grammar.maven_paths.normalize_artifact_path` before anything else happens, so a bad
+`grammar.maven_paths.MavenPath.parse` (classified once) before anything else happens, so a bad
 path is a 400 before any file or upstream is touched.
 
 Who may read a private repository, delete or deploy, and the tokens of
@@ -21,17 +21,17 @@ from klein import Klein
 from twisted.logger import Logger
 from werkzeug.routing import PathConverter
 
-from harbor_cache.core.credentials import Credentials
-from harbor_cache.core.diskspace import disk_full_error
-from harbor_cache.core.maven import MavenFile, parse_http_date
-from harbor_cache.core.maven_hosted import MavenDeployer
+from harbor_cache.core.identity.credentials import Credentials
+from harbor_cache.core.maven.deploy import MavenDeployer
+from harbor_cache.core.maven.files import MavenFile
+from harbor_cache.core.operations.diskspace import disk_full_error
 from harbor_cache.errors import BadRequest, HarborError, NotFound, UnknownRepository, UriTooLong
 from harbor_cache.grammar.etags import if_none_match_hits
+from harbor_cache.grammar.http_dates import parse_http_date
 from harbor_cache.grammar.maven_paths import (
     InvalidPath,
+    MavenPath,
     PathTooLong,
-    is_checksum,
-    normalize_artifact_path,
     normalize_browse_path,
 )
 from harbor_cache.grammar.public_url import PublicURL
@@ -107,7 +107,7 @@ class MavenFront:
         self._served = metrics.served_bytes.labels("maven")
         self.auth = ArtifactAuthorizer(tokens, index, credentials, lambda: cache.repositories)
         # Raw request path -> (repository id, clean path) of paths the hot path parsed (a pure function of the path).
-        self._hot_targets: dict[bytes, tuple[str, str]] = {}
+        self._hot_targets: dict[bytes, tuple[str, MavenPath]] = {}
 
     def _repository(self, repo_id: str, unknown_status: int = 404):
         try:
@@ -119,7 +119,7 @@ class MavenFront:
 
     # -- artifacts ----------------------------------------------------------
 
-    def _artifact_target(self, request) -> tuple[str, str]:
+    def _artifact_target(self, request) -> tuple[str, MavenPath]:
         """(repository id, clean path) from the raw request path; 400 for anything unsafe."""
         raw = request.path
         if not raw.startswith(ARTIFACTS_PREFIX):
@@ -138,7 +138,7 @@ class MavenFront:
         if not repo_id or "/" in repo_id or "\\" in repo_id or repo_id in (".", ".."):
             raise BadRequest("invalid repository id", {"repositoryId": repo_id})
         try:
-            path = normalize_artifact_path(path_raw)
+            path = MavenPath.parse(path_raw)
         except InvalidPath as e:
             raise _bad_path(e, path_raw) from None
         return repo_id, path
@@ -147,20 +147,21 @@ class MavenFront:
     @app.route("/artifacts/<anypath:rest>", methods=["GET", "HEAD", "DELETE"])
     async def artifact(self, request, rest: str = ""):
         request.front = "maven"
-        repo_id, path = self._artifact_target(request)
+        # (the hot route parsed this raw path already when it saw it first: not again)
+        repo_id, path = self._hot_targets.get(request.path) or self._artifact_target(request)
         repo = self._repository(repo_id)
         if request.method != b"DELETE" and request.path.endswith(b"/"):
             # A directory: its listing is never served or stored as a file (browse lists directories).
             raise NotFound(
                 "not a file (directories are listed by /repositories/{id}/browse)",
-                {"repositoryId": repo_id, "path": path},
+                {"repositoryId": repo_id, "path": path.path},
             )
         if request.method == b"DELETE":
             claims = await self.auth.authorize(request, repo_id, DELETE)
-            await self.cache.delete(repo_id, path)
+            await self.cache.delete(repo_id, path.path)
             if self.audit is not None:
                 await self.audit.record(
-                    "artifact.delete", actor=claims.get("sub"), target=f"{repo_id}/{path}", request=request
+                    "artifact.delete", actor=claims.get("sub"), target=f"{repo_id}/{path.path}", request=request
                 )
             request.setResponseCode(204)
             return b""
@@ -259,11 +260,11 @@ class MavenFront:
                 request.setHeader(b"Allow", b"GET, HEAD, DELETE")
             request.setHeader(b"Content-Length", b"%d" % len(body))
             return body
-        if self.audit is not None and not is_checksum(path):  # (a .sha1 beside each file would only be noise)
+        if self.audit is not None and not path.is_checksum:  # (a .sha1 beside each file would only be noise)
             await self.audit.record(
                 "artifact.deploy",
                 actor=user,
-                target=f"{repo_id}/{path}",
+                target=f"{repo_id}/{path.path}",
                 detail={"replaced": not created},
                 request=request,
             )

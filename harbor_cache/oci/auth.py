@@ -12,11 +12,11 @@ a scope the role would allow get 401 with the challenge (so the client asks
 for a wider token); an authenticated user whose role does not allow the
 action gets 403 ``DENIED``.
 
-Basic credentials are checked by `core.credentials.Credentials`, the same
+Basic credentials are checked by `core.identity.credentials.Credentials`, the same
 check the Maven front and the management API use (it remembers a verified
 password for a minute, so bcrypt does not run on every request).
 
-Every request re-checks the holder of a registry token (core.token_holders):
+Every request re-checks the holder of a registry token (core.identity.token_holders):
 a deleted user's or a pre-password-change token is refused (401
 ``invalid_token``), and a token grants only what the user's current role
 (for anonymous tokens: the current ``registry.anonymous_pull``) allows.
@@ -39,9 +39,9 @@ from harbor_cache.auth import (
     parse_bearer_authorization,
     parse_scope,
 )
-from harbor_cache.core.credentials import Credentials
+from harbor_cache.core.identity.credentials import Credentials
+from harbor_cache.core.identity.token_holders import current_holder, current_registry_actions
 from harbor_cache.core.seams import User
-from harbor_cache.core.token_holders import current_holder, current_registry_actions
 from harbor_cache.errors import Denied, Unauthorized
 from harbor_cache.grammar.names import is_valid_repository_name
 from harbor_cache.grammar.public_url import PublicURL

@@ -1,6 +1,6 @@
 """The OCI Distribution front (``/v2/``): parses requests, checks access, shapes responses.
 
-It never touches files or SQL: the cache core (`core.oci.OciCache`) decides
+It never touches files or SQL: the cache core (`core.oci.cache.OciCache`) decides
 what to serve and hands back a source that `storage.RangeProducer` streams.
 Paths are parsed by `grammar.oci_paths.parse_v2_path` so names of any depth work.
 """

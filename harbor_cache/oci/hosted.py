@@ -3,7 +3,7 @@
 `HostedFront.routes` gives one handler per route kind, which `OciFront` is
 built with (its ``extensions``); the front keeps GET/HEAD of manifests and blobs and
 hands everything else here.  Decisions (sessions, offsets, digests,
-validation, storage) belong to `core.hosted.HostedRegistry`; who may do what
+validation, storage) belong to `core.hosted.registry.HostedRegistry`; who may do what
 to `oci.auth.RegistryAuthorizer`.
 """
 
@@ -13,7 +13,7 @@ import json
 import re
 from urllib.parse import urlencode
 
-from harbor_cache.core.diskspace import disk_full_error
+from harbor_cache.core.operations.diskspace import disk_full_error
 from harbor_cache.errors import BadRequest, ErrorCode, ManifestUnknown, NotAllowed, TagInvalid, UploadRangeInvalid
 from harbor_cache.grammar.client_text import is_clean_text
 from harbor_cache.grammar.digests import is_digest_reference

@@ -6,7 +6,7 @@ is downloading.  An exclusive ``flock`` held for the process's life keeps
 it out; the kernel drops it when the holder dies, however it dies, so a
 node restarted after a crash starts at once (a PostgreSQL index, shared by
 hosts over a network file system where such locks are not to be trusted,
-uses heartbeats in the index instead: `harbor_cache.core.nodes`).
+uses heartbeats in the index instead: `harbor_cache.core.operations.nodes`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ The management API only parses and shapes; every rule about users is here:
   requests cannot both pass the check).
 
 Hashing runs on a thread (`auth.hash_password`); `authenticate` is the one
-credentials check the fronts share (`core.credentials.Credentials`), which
+credentials check the fronts share (`core.identity.credentials.Credentials`), which
 costs one bcrypt check whether or not the user exists.
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from harbor_cache.auth import MAX_PASSWORD_BYTES, ROLES, hash_password, is_valid_role
-from harbor_cache.core.credentials import MAX_USERNAME_LENGTH, Credentials, encodable
+from harbor_cache.core.identity.credentials import MAX_USERNAME_LENGTH, Credentials, encodable
 from harbor_cache.errors import BadRequest, Conflict, NotFound
 from harbor_cache.index.rows import User
 
@@ -125,5 +125,5 @@ class UserService:
             raise Conflict("the last admin cannot be deleted", {"id": user_id})
 
     async def authenticate(self, username: Any, password: Any) -> User | None:
-        """The user's row when the password matches, else None (`core.credentials.Credentials`)."""
+        """The user's row when the password matches, else None (`core.identity.credentials.Credentials`)."""
         return await self.credentials.check(username, password)

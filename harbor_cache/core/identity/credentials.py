@@ -29,7 +29,7 @@ from harbor_cache.errors import BadRequest
 from harbor_cache.grammar.client_text import is_clean_text
 from harbor_cache.index.rows import User
 
-# Usernames are at most this long (`core.users.check_username`): a longer one is never looked up.
+# Usernames are at most this long (`core.identity.users.check_username`): a longer one is never looked up.
 MAX_USERNAME_LENGTH = 128
 REMEMBER_SECONDS = 60.0
 REMEMBER_SIZE = 1024

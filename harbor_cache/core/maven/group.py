@@ -30,10 +30,10 @@ import hashlib
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
-from harbor_cache.core.memory import BoundedMemory
+from harbor_cache.core.flight.memory import BoundedMemory
 from harbor_cache.errors import HarborError, NotFound, UpstreamBadResponse
 from harbor_cache.grammar.maven_metadata import MetadataInvalid, MetadataLimits, merge_within_limits
-from harbor_cache.grammar.maven_paths import METADATA_NAME, checksum_base, is_metadata, parent_path
+from harbor_cache.grammar.maven_paths import METADATA_NAME, MavenPath, checksum_base, parent_path
 
 log = Logger()
 
@@ -61,13 +61,15 @@ class MavenGroups:
             MERGED_MEMORY_BYTES, lambda held: len(held[0] or b"") + 256
         )
 
-    async def get_file(self, group, path: str):
-        if is_metadata(path):
+    async def get_file(self, group, target: MavenPath):
+        """A member's file (the first that has it, by order), or maven-metadata.xml merged from all of them."""
+        path = target.path
+        if target.metadata:
             return await self._metadata_file(group, path)
         failures: list[str] = []
         for member in group.members:
             try:
-                f = await self.cache.get_file(member, path)
+                f = await self.cache.get_file(member, target)
             except NotFound:
                 continue
             except HarborError as e:

@@ -33,7 +33,7 @@ from twisted.logger import Logger
 from harbor_cache.grammar.timestamps import iso8601
 
 if TYPE_CHECKING:
-    from harbor_cache.core.audit import AuditLog
+    from harbor_cache.core.operations.audit import AuditLog
 
 log = Logger()
 TICK_SECONDS = 1.0

@@ -24,39 +24,32 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.web import http
-from twisted.web.http import datetimeToString
 
-from harbor_cache.core.access import NegativeCache, Outcomes
-from harbor_cache.core.diskspace import is_disk_full
-from harbor_cache.core.downloads import Adopted, Download, Downloads, Opened
-from harbor_cache.core.maven_group import MavenGroups
-from harbor_cache.core.maven_hosted import checksum_algorithm, hash_file
-from harbor_cache.core.memory import BoundedMemory
-from harbor_cache.core.observable import Observable, SingleFlight
+from harbor_cache.core.flight.access import NegativeCache, Outcomes
+from harbor_cache.core.flight.downloads import Adopted, Downloads
+from harbor_cache.core.flight.memory import BoundedMemory
+from harbor_cache.core.flight.observable import SingleFlight
+from harbor_cache.core.maven.browse import MavenBrowse
+from harbor_cache.core.maven.deploy import hash_file
+from harbor_cache.core.maven.download import MavenDownload
+from harbor_cache.core.maven.files import CachedRow, MavenFile
+from harbor_cache.core.maven.group import MavenGroups
+from harbor_cache.core.operations.diskspace import is_disk_full
 from harbor_cache.core.seams import BlobStore, CacheIndex, CacheStatus, MavenRemote
-from harbor_cache.errors import HarborError, NotAllowed, NotFound, PathNotFound, UnknownRepository, UpstreamBadResponse
-from harbor_cache.grammar.maven_paths import (
-    checksum_base,
-    content_type_for,
-    is_checksum,
-    is_directory_listing,
-    is_mutable,
-    parent_path,
-)
-from harbor_cache.grammar.timestamps import iso8601
+from harbor_cache.errors import HarborError, NotAllowed, NotFound, UnknownRepository, UpstreamBadResponse
+from harbor_cache.grammar.http_dates import format_http_date, parse_http_date
+from harbor_cache.grammar.maven_paths import MavenPath, content_type_for
 from harbor_cache.index import EntryWrite
 from harbor_cache.index.rows import Entry
-from harbor_cache.storage import BlobCorrupt, GrowingSource
+from harbor_cache.storage import BlobCorrupt
 from harbor_cache.upstream.body import discard_body
 from harbor_cache.upstream.http import NotModified, UpstreamError, UpstreamNotFound, header
-from harbor_cache.upstream.maven import NotAFile, parse_sha1
+from harbor_cache.upstream.maven import NotAFile
 
 if TYPE_CHECKING:
     from harbor_cache.settings.startup import MavenRepositoryConfig
@@ -69,78 +62,14 @@ SMALL_FILE_BYTES = 64 << 10
 SMALL_MEMORY_BYTES = 32 << 20
 
 
-@dataclass
-class CachedRow:
-    """What the hit path needs of an index row, kept in memory."""
-
-    id: int
-    digest: str
-    size: int
-    sha1: str | None
-    upstream_modified: float | None
-    created_at: float
-    fetched_at: float
-    mutable: bool = False
-    hit: MavenFile | None = None  # the answer for an in-memory hit, built once
-
-    @classmethod
-    def from_entry(cls, entry: Entry) -> CachedRow:
-        return cls(
-            entry.id,
-            entry.digest,
-            entry.size,
-            entry.sha1,
-            entry.upstream_modified,
-            entry.created_at,
-            entry.fetched_at,
-            is_mutable(entry.key),
-        )
-
-    @property
-    def last_modified(self) -> float:
-        return self.upstream_modified if self.upstream_modified is not None else self.created_at
-
-
-@dataclass
-class MavenFile:
-    """A file to serve: a (possibly growing) source and the headers that describe it."""
-
-    repository: str
-    path: str
-    size: int | None
-    source: GrowingSource | None  # None for a file made here and held in ``body``
-    content_type: str
-    last_modified: float
-    etag: str | None
-    cache_status: CacheStatus
-    stale: bool = False
-    body: bytes | None = None  # the whole content, when it is small and in memory
-
-    @property
-    def http_last_modified(self) -> bytes:
-        """Last-Modified as an HTTP date (computed once: in-memory hits reuse their MavenFile)."""
-        value = self.__dict__.get("_http_lm")
-        if value is None:
-            value = self.__dict__["_http_lm"] = datetimeToString(self.last_modified)
-        return value
-
-
-def parse_http_date(value: str | None) -> float | None:
-    """Epoch seconds of an HTTP date, or None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return float(http.stringToDatetime(value.encode("latin-1")))
-    except (ValueError, IndexError, KeyError, UnicodeEncodeError):
-        return None
-
-
 def _read_head(path: str, limit: int) -> bytes:
     with open(path, "rb") as f:
         return f.read(limit)
 
 
-class MavenCache:
+class MavenCache(MavenBrowse):
+    """Proxy, hosted and group Maven files: hit, miss, join, revalidate or serve stale; delete."""
+
     def __init__(
         self,
         *,
@@ -193,7 +122,7 @@ class MavenCache:
             if row is not None:
                 self.small.discard(row.digest)
 
-    async def _row(self, repo_id: str, path: str) -> CachedRow | None:
+    async def _row(self, repo_id: str, path: str, mutable: bool | None = None) -> CachedRow | None:
         row = self._rows.get((repo_id, path))
         if row is None:
             entry = await self.index.get_entry("maven", repo_id, path)
@@ -215,15 +144,15 @@ class MavenCache:
             return False
         return self.clock.seconds() - row.fetched_at >= self.settings.get("maven.metadata_ttl_seconds")
 
-    def _in_memory(self, repo_id: str, path: str, row: CachedRow, body: bytes) -> MavenFile:
+    def _in_memory(self, repo_id: str, target: MavenPath, row: CachedRow, body: bytes) -> MavenFile:
         if row.hit is None or row.hit.body is not body:
-            row.hit = self._stored(repo_id, path, row, "hit", body=body)
+            row.hit = self._stored(repo_id, target, row, "hit", body=body)
         return row.hit
 
     def _stored(
         self,
         repo_id: str,
-        path: str,
+        target: MavenPath,
         row: CachedRow,
         status: CacheStatus,
         stale: bool = False,
@@ -231,10 +160,10 @@ class MavenCache:
     ) -> MavenFile:
         return MavenFile(
             repository=repo_id,
-            path=path,
+            path=target.path,
             size=row.size,
             source=self.storage.open_stored(row.digest, row.size),
-            content_type=content_type_for(path),
+            content_type=target.content_type,
             last_modified=row.last_modified,
             etag='"%s"' % row.digest.partition(":")[2],
             cache_status=status,
@@ -244,54 +173,60 @@ class MavenCache:
 
     # -- files --------------------------------------------------------------
 
-    async def get_file(self, repo_id: str, path: str, repo: MavenRepositoryConfig | None = None) -> MavenFile:
+    async def get_file(
+        self, repo_id: str, target: MavenPath | str, repo: MavenRepositoryConfig | None = None
+    ) -> MavenFile:
         """A file to serve: stored, joined in flight, revalidated, stale, or a new download.
 
-        ``path`` must already be validated (`grammar.maven_paths.normalize_artifact_path`);
-        ``repo`` is the repository's config when the caller has looked it up
-        already.  Raises `UnknownRepository` or `NotFound` (404: not upstream,
-        or not cached and upstream unreachable), `UpstreamBadResponse` (502).
+        ``target`` is the path parsed once (`grammar.maven_paths.MavenPath`; a
+        plain path, already validated, is classified here); ``repo`` is the
+        repository's config when the caller has looked it up already.  Raises
+        `UnknownRepository` or `NotFound` (404: not upstream, or not cached
+        and upstream unreachable), `UpstreamBadResponse` (502).
         """
+        if isinstance(target, str):
+            target = MavenPath.of(target)
+        path = target.path
         if repo is None:
             repo = self.repository(repo_id)
         if repo.is_hosted:
-            return await self._hosted_file(repo_id, path)
+            return await self._hosted_file(repo_id, target)
         if repo.is_group:
-            return await self.groups.get_file(repo, path)
+            return await self.groups.get_file(repo, target)
         key = ("maven", repo_id, path)
         row: CachedRow | None = self._rows.get((repo_id, path))
         known_missing = False
         if row is not None:
-            hit = self._memory_hit(repo_id, path)
+            hit = self._memory_hit(repo_id, target)
             if hit is not None:
                 return hit
-            row = await self._row(repo_id, path)
+            row = await self._row(repo_id, path, target.mutable)
         else:
             if path.endswith(".sha1"):
                 await self._sidecar_settled(repo_id, path[: -len(".sha1")])
             known_missing = self.negative.known_missing(key)
             if not known_missing:
-                row = await self._row(repo_id, path)
+                row = await self._row(repo_id, path, target.mutable)
         if row is not None and not self._expired(path, row):
-            return await self._hit(repo_id, path, row)
+            return await self._hit(repo_id, target, row)
         dl = self.downloads.get(key)
         if dl is not None:
-            return await self._join(dl, repo_id, path, "coalesced", row)
+            return await self._join(dl, repo_id, target, "coalesced", row)
         if row is not None:
-            outcome, dl = await self._single.run(("revalidate",) + key, lambda: self._revalidate(repo_id, path, row))
+            outcome, dl = await self._single.run(("revalidate",) + key, lambda: self._revalidate(repo_id, target, row))
             if outcome == "fresh":
                 fresh = self._rows.get((repo_id, path), row)
                 self.outcomes.hit(fresh.id, repo_id)
-                return self._stored(repo_id, path, fresh, "revalidated")
+                return self._stored(repo_id, target, fresh, "revalidated")
             if outcome == "stale":
-                return self._stale(repo_id, path, row)
-            return await self._join(dl, repo_id, path, "refreshed" if outcome == "changed" else "coalesced", row)
+                return self._stale(repo_id, target, row)
+            return await self._join(dl, repo_id, target, "refreshed" if outcome == "changed" else "coalesced", row)
         if known_missing:
             raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path})
-        dl = self._start(repo_id, path)
-        return await self._join(dl, repo_id, path, "miss", None)
+        dl = self._start(repo_id, target)
+        return await self._join(dl, repo_id, target, "miss", None)
 
-    def memory_hit(self, repo_id: str, path: str) -> MavenFile | None:
+    def memory_hit(self, repo_id: str, target: MavenPath) -> MavenFile | None:
         """The answer `get_file` would give at once for a warm small file of a proxy repository, or None.
 
         Synchronous, for the front's hot path (no Deferred, no coroutine):
@@ -301,17 +236,17 @@ class MavenCache:
         repo = self.repositories.get(repo_id)
         if repo is None or repo.is_hosted or repo.is_group:
             return None
-        return self._memory_hit(repo_id, path)
+        return self._memory_hit(repo_id, target)
 
-    def _memory_hit(self, repo_id: str, path: str) -> MavenFile | None:
-        row = self._rows.get((repo_id, path))
-        if row is None or self._expired(path, row):
+    def _memory_hit(self, repo_id: str, target: MavenPath) -> MavenFile | None:
+        row = self._rows.get((repo_id, target.path))
+        if row is None or self._expired(target.path, row):
             return None
         body = self.small.get(row.digest)
         if body is None:
             return None
         self.outcomes.hit(row.id, repo_id)
-        return self._in_memory(repo_id, path, row, body)
+        return self._in_memory(repo_id, target, row, body)
 
     async def _sidecar_settled(self, repo_id: str, file_path: str) -> None:
         """Wait for the download of ``file_path`` to end, when one is running.
@@ -328,7 +263,7 @@ class MavenCache:
         except Exception:
             pass  # the file failed; the .sha1 request goes its own way
 
-    async def _hit(self, repo_id: str, path: str, row: CachedRow) -> MavenFile:
+    async def _hit(self, repo_id: str, target: MavenPath, row: CachedRow) -> MavenFile:
         self.outcomes.hit(row.id, repo_id)
         if row.size <= SMALL_FILE_BYTES:
             body = self.small.get(row.digest)
@@ -339,12 +274,12 @@ class MavenCache:
                     body = None
             if body is not None and len(body) == row.size:
                 self.small.put(row.digest, body)
-                return self._in_memory(repo_id, path, row, body)
-        return self._stored(repo_id, path, row, "hit")
+                return self._in_memory(repo_id, target, row, body)
+        return self._stored(repo_id, target, row, "hit")
 
     # -- hosted repositories --------------------------------------------------
 
-    async def _hosted_file(self, repo_id: str, path: str) -> MavenFile:
+    async def _hosted_file(self, repo_id: str, target: MavenPath) -> MavenFile:
         """What was deployed at ``path``; a checksum nobody uploaded is computed from its file.
 
         A file that can be replaced (SNAPSHOT, maven-metadata.xml, anything
@@ -352,13 +287,14 @@ class MavenCache:
         another node sharing the index may have replaced it, and this node's
         memory of the row would serve the old one.
         """
-        if is_mutable(path) or self.repositories[repo_id].redeploy == "allow":
+        path = target.path
+        if target.mutable or self.repositories[repo_id].redeploy == "allow":
             self._rows.pop((repo_id, path), None)
-        row = await self._row(repo_id, path)
+        row = await self._row(repo_id, path, target.mutable)
         if row is not None:
-            return await self._hit(repo_id, path, row)
-        base = checksum_base(path)
-        algorithm = checksum_algorithm(path)
+            return await self._hit(repo_id, target, row)
+        base = target.checksum_base
+        algorithm = target.checksum_algorithm
         if base is not None and algorithm is not None:
             base_row = await self._row(repo_id, base)
             if base_row is not None:
@@ -396,12 +332,15 @@ class MavenCache:
             body=body,
         )
 
-    def remember(self, repo_id: str, path: str, entry: Entry) -> None:
-        """A commit or a deploy recorded ``entry``: the next GET sees it without SQL."""
+    def remember(self, repo_id: str, path: str, entry: Entry, mutable: bool | None = None) -> None:
+        """A commit or a deploy recorded ``entry``: the next GET sees it without SQL.
+
+        ``mutable``: the path's `MavenPath.mutable` when the caller has it (None: classified here).
+        """
         old = self._rows.get((repo_id, path))
         if old is not None and old.digest != entry.digest:
             self.small.discard(old.digest)
-        self._rows[(repo_id, path)] = CachedRow.from_entry(entry)
+        self._rows[(repo_id, path)] = CachedRow.from_entry(entry, mutable)
 
     async def drop_if_orphan(self, digest: str) -> None:
         """Delete a stored file no entry references any more."""
@@ -435,12 +374,13 @@ class MavenCache:
             raise UpstreamBadResponse(f"{f.path} is larger than {limit} bytes", {"path": f.path})
         return body
 
-    def _stale(self, repo_id: str, path: str, row: CachedRow) -> MavenFile:
+    def _stale(self, repo_id: str, target: MavenPath, row: CachedRow) -> MavenFile:
         self.metrics.stale_served.labels("maven", repo_id).inc()
         self.access.touch(row.id)
-        return self._stored(repo_id, path, row, "stale", stale=True)
+        return self._stored(repo_id, target, row, "stale", stale=True)
 
-    async def _join(self, dl, repo_id: str, path: str, status: CacheStatus, row: CachedRow | None) -> MavenFile:
+    async def _join(self, dl, repo_id: str, target: MavenPath, status: CacheStatus, row: CachedRow | None) -> MavenFile:
+        path = target.path
         key = ("maven", repo_id, path)
         try:
             await dl.headers_ready.observe()
@@ -449,7 +389,7 @@ class MavenCache:
             raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path}) from None
         except UpstreamError as e:
             if row is not None and self.storage.stat_blob(row.digest) is not None:
-                return self._stale(repo_id, path, row)
+                return self._stale(repo_id, target, row)
             if e.code is not None and 400 <= e.code < 500:
                 raise UpstreamBadResponse(
                     "upstream refused the request", {"repositoryId": repo_id, "path": path, "reason": str(e)}
@@ -472,14 +412,15 @@ class MavenCache:
             path=path,
             size=dl.length,
             source=dl.temp,
-            content_type=content_type_for(path),
+            content_type=target.content_type,
             last_modified=last_modified if last_modified is not None else self.clock.seconds(),
             etag=None,
             cache_status=status,
         )
 
-    async def _open(self, repo_id: str, path: str, headers: dict[bytes, bytes] | None = None):
+    async def _open(self, repo_id: str, target: MavenPath, headers: dict[bytes, bytes] | None = None):
         """GET from upstream: the 200 response, or `NotModified` / `UpstreamNotFound` / `UpstreamError`."""
+        path = target.path
         up = self.upstreams[repo_id]
         try:
             response = await up.request("GET", path, headers)
@@ -488,7 +429,7 @@ class MavenCache:
         except UpstreamError as e:
             self.outcomes.upstream_error(repo_id, e.reason)
             raise
-        if response.code == 200 and is_directory_listing(path, header(response, "Content-Type")):
+        if response.code == 200 and target.directory_listing(header(response, "Content-Type")):
             # A directory's HTML index is not the file: never stored, 404 like a missing file.
             await discard_body(response)
             raise UpstreamNotFound(path)
@@ -502,9 +443,10 @@ class MavenCache:
         self.outcomes.upstream_error(repo_id, f"http_{response.code}")
         raise UpstreamError(f"{repo_id}: {path} answered {response.code}", f"http_{response.code}", response.code)
 
-    def _start(self, repo_id: str, path: str, response=None):
-        """Begin the one download of ``path`` (with an already-open response, when revalidating)."""
-        dl = self.downloads.start(MavenDownload(self, repo_id, path, response))
+    def _start(self, repo_id: str, target: MavenPath, response=None):
+        """Begin the one download of ``target`` (with an already-open response, when revalidating)."""
+        path = target.path
+        dl = self.downloads.start(MavenDownload(self, repo_id, target, response))
 
         def _failed(failure):
             # Downloads counts the failure (upstream_errors, reason digest_mismatch/body/stalled).
@@ -516,46 +458,24 @@ class MavenCache:
         dl.committed.observe().addErrback(_failed)
         return dl
 
-    async def _adopt(self, repo_id: str, path: str) -> Adopted | None:
+    async def _adopt(self, repo_id: str, target: MavenPath) -> Adopted | None:
         """The file as another node sharing the index and the store committed it (a miss only)."""
+        path = target.path
         entry = await self.index.get_entry("maven", repo_id, path)
         if entry is None or self.storage.stat_blob(entry.digest) is None:
             return None
-        self._rows[(repo_id, path)] = CachedRow.from_entry(entry)
+        self._rows[(repo_id, path)] = CachedRow.from_entry(entry, target.mutable)
         return Adopted(entry, self.storage.open_stored(entry.digest, entry.size))
 
-    async def _published_sha1(self, repo_id: str, path: str) -> tuple[str, bytes, float | None] | None:
-        """(hex, file body, Last-Modified) of upstream's ``<path>.sha1``; None when it has none or cannot be asked."""
-        try:
-            found = await self.upstreams[repo_id].fetch_small(path + ".sha1")
-        except UpstreamError as e:
-            self.outcomes.upstream_error(repo_id, "checksum_" + e.reason)
-            if e.reason == "too_large":
-                # A checksum file is a few dozen bytes: a huge one is an upstream (or a man in the
-                # middle) misbehaving, and the file is not stored unchecked on its word.
-                log.warn(
-                    "{repository}/{path}.sha1 is over the limit; not storing the file", repository=repo_id, path=path
-                )
-                raise
-            log.warn("no checksum for {repository}/{path}: {error}", repository=repo_id, path=path, error=e)
-            return None
-        except Exception as e:
-            log.warn("no checksum for {repository}/{path}: {error}", repository=repo_id, path=path, error=e)
-            return None
-        if found is None:
-            return None
-        hexsha = parse_sha1(found[0])
-        if hexsha is None:
-            log.warn("{repository}/{path}.sha1 holds no SHA-1; not checking", repository=repo_id, path=path)
-            return None
-        return hexsha, found[0], parse_http_date(found[1])
-
-    async def _commit(self, repo_id: str, path: str, dl, published: tuple[str, bytes, float | None] | None) -> Entry:
+    async def _commit(
+        self, repo_id: str, target: MavenPath, dl, published: tuple[str, bytes, float | None] | None
+    ) -> Entry:
         """Record the verified file, and the ``.sha1`` upstream published for it, in one transaction.
 
         Both appear together: a client that has the file asks for its
         ``.sha1`` next, and finds it.
         """
+        path = target.path
         temp = dl.temp
         now = self.clock.seconds()
         writes = [
@@ -566,7 +486,7 @@ class MavenCache:
                 path,
                 temp.digest,
                 temp.total,
-                content_type_for(path),
+                target.content_type,
                 temp.hashes.get("sha1"),
                 repo_id,
                 parse_http_date(dl.header("Last-Modified")),
@@ -595,14 +515,14 @@ class MavenCache:
                 )
         rows, orphans = await self.index.put_entries(writes, now)
         for write, entry in zip(writes, rows, strict=True):
-            self.remember(repo_id, write.key, entry)
+            self.remember(repo_id, write.key, entry, target.mutable if write.key == path else None)
             self.negative.forget(("maven", repo_id, write.key))
         for digest in orphans:
             self.small.discard(digest)
             await self.storage.delete_blob(digest)
         return rows[0]
 
-    async def _revalidate(self, repo_id: str, path: str, row: CachedRow) -> tuple[str, Any]:
+    async def _revalidate(self, repo_id: str, target: MavenPath, row: CachedRow) -> tuple[str, Any]:
         """Ask upstream whether our copy still holds.
 
         Returns ("fresh", None) after a 304 (the TTL restarts), ("changed",
@@ -610,11 +530,12 @@ class MavenCache:
         download was already running, ("stale", None) when upstream could not
         answer.  Raises `NotFound` when upstream no longer has the file.
         """
+        path = target.path
         headers = {}
         if row.upstream_modified is not None:
-            headers[b"If-Modified-Since"] = http.datetimeToString(row.upstream_modified)
+            headers[b"If-Modified-Since"] = format_http_date(row.upstream_modified)
         try:
-            response = await self._open(repo_id, path, headers)
+            response = await self._open(repo_id, target, headers)
         except NotModified:
             now = self.clock.seconds()
             try:
@@ -640,98 +561,10 @@ class MavenCache:
             await discard_body(response)
             return "joined", running
         self.outcomes.miss(repo_id)
-        return "changed", self._start(repo_id, path, response)
+        return "changed", self._start(repo_id, target, response)
 
     # -- the cache's view: browse, info, stats, delete ------------------------
-
-    async def browse(self, repo_id: str, path: str) -> dict:
-        """The seed's browse document for directory ``path`` ("" = root) of what is cached.
-
-        Raises `UnknownRepository`; `PathNotFound` when ``path`` is a file or
-        holds nothing cached.  A group lists the union of its members.
-        """
-        repo = self.repository(repo_id)
-        if repo.is_group:
-            return await self.groups.browse(repo, path)
-        rows = await self.index.maven_entries_under(repo_id, path)
-        if path and not rows:
-            if await self.index.get_entry("maven", repo_id, path) is not None:
-                raise PathNotFound("path is a file, not a directory", {"repositoryId": repo_id, "path": path})
-            raise PathNotFound("path not found", {"repositoryId": repo_id, "path": path})
-        start = len(path) + 1 if path else 0
-        directories: dict[str, float] = {}
-        files: list[dict] = []
-        for r in rows:
-            rest = r.key[start:]
-            name, sep, _ = rest.partition("/")
-            modified = r.upstream_modified if r.upstream_modified is not None else r.created_at
-            if sep:
-                directories[name] = max(directories.get(name, modified), modified)
-            else:
-                files.append(
-                    {"name": name, "type": "file", "path": r.key, "size": r.size, "lastModified": iso8601(modified)}
-                )
-        entries = [
-            {
-                "name": name,
-                "type": "directory",
-                "path": f"{path}/{name}" if path else name,
-                "lastModified": iso8601(modified),
-            }
-            for name, modified in sorted(directories.items())
-        ]
-        entries += sorted(files, key=lambda e: e["name"] or "")
-        return {"repositoryId": repo_id, "currentPath": path, "parentPath": parent_path(path), "entries": entries}
-
-    async def info(self, repo_id: str, path: str) -> dict:
-        """The seed's info document for a cached file; raises `UnknownRepository`, `PathNotFound`."""
-        repo = self.repository(repo_id)
-        if repo.is_group:
-            return await self.groups.info(repo, path)
-        entry = await self.index.get_entry("maven", repo_id, path)
-        if entry is None:
-            raise PathNotFound("file not found", {"repositoryId": repo_id, "path": path})
-        row = CachedRow.from_entry(entry)
-        doc = {
-            "repositoryId": repo_id,
-            "path": path,
-            "name": path.rsplit("/", 1)[-1],
-            "type": "file",
-            "size": row.size,
-            "lastModified": iso8601(row.last_modified),
-            "contentType": content_type_for(path),
-        }
-        if row.sha1:
-            doc["sha1"] = row.sha1
-        if row.digest.startswith("sha256:"):
-            doc["sha256"] = row.digest.partition(":")[2]
-        return doc
-
-    async def repository_list(self, base_url: str = "") -> list[dict]:
-        """Every configured repository with the seed's statistics of what is cached.
-
-        Beyond the seed's fields: ``type`` (proxy, hosted, group) and, for a
-        group, ``members``.  A hosted or group repository's ``url`` is its own
-        address here, under ``base_url`` (it has no remote); a group's counts
-        are its members' sums.
-        """
-        stats = await self.index.maven_repository_stats()
-        docs: dict[str, dict] = {}
-        for repo in self.repositories.values():
-            s = stats.get(repo.id)
-            docs[repo.id] = {
-                "id": repo.id,
-                "url": repo.url if repo.is_proxy else f"{base_url}/artifacts/{repo.id}/",
-                "artifactCount": s.artifact_count if s else 0,
-                "totalSize": s.total_size if s else 0,
-                "lastUpdated": iso8601(s.last_updated if s else None),
-                "isPrivate": bool(repo.private),
-                "type": repo.type,
-            }
-        for repo in self.repositories.values():
-            if repo.is_group:
-                docs[repo.id].update(self.groups.statistics(repo, docs), members=list(repo.members))
-        return list(docs.values())
+    # -- the cache's own files: delete ------------------------------------------
 
     async def delete(self, repo_id: str, path: str) -> int:
         """Remove a file, or every file under a directory, from the cache (never upstream).
@@ -761,47 +594,3 @@ class MavenCache:
             await self.storage.delete_blob(digest)
         log.info("deleted {count} files under {repository}/{path}", count=len(rows), repository=repo_id, path=path)
         return len(rows)
-
-
-class MavenDownload:
-    """The `DownloadJob` of one proxied Maven file.
-
-    Upstream's ``<path>.sha1`` is asked for while the body streams; its
-    answer verifies the body and is then stored beside the file.  A
-    revalidation hands in the response it already opened (and is never
-    adopted: this node holds the file already).
-    """
-
-    front = "maven"
-    extra_hashes = ("sha1",)
-
-    def __init__(self, cache: MavenCache, repo_id: str, path: str, response=None):
-        self.cache = cache
-        self.repo_id = repo_id
-        self.path = path
-        self.key = ("maven", repo_id, path)
-        self.source = repo_id
-        self.response = response
-        self.adoptable = response is None
-        self._sha1: Observable | None = None  # upstream's answer for <path>.sha1, once asked
-        self.published: tuple[str, bytes, float | None] | None = None
-
-    async def open(self) -> Opened:
-        response = self.response if self.response is not None else await self.cache._open(self.repo_id, self.path)
-        if not is_checksum(self.path):
-            answer = self._sha1 = Observable()
-            Deferred.fromCoroutine(self.cache._published_sha1(self.repo_id, self.path)).addCallbacks(
-                answer.fire, answer.fail
-            )
-        return Opened(response, self.repo_id)
-
-    async def expected_digest(self) -> str | None:
-        if self._sha1 is not None:
-            self.published = await self._sha1.observe()
-        return None if self.published is None else "sha1:" + self.published[0]
-
-    async def commit(self, download: Download) -> Entry:
-        return await self.cache._commit(self.repo_id, self.path, download, self.published)
-
-    async def adopt(self) -> Adopted | None:
-        return await self.cache._adopt(self.repo_id, self.path)

@@ -37,13 +37,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from harbor_cache.core.observable import Observable
+from harbor_cache.core.flight.observable import Observable
 from harbor_cache.storage import Storage, TempBlob
 from harbor_cache.upstream.body import UpstreamBodyFailed, abandon_body, stream_to_temp
 from harbor_cache.upstream.http import header, response_length
 
 if TYPE_CHECKING:
-    from harbor_cache.core.diskspace import DiskSpace
+    from harbor_cache.core.operations.diskspace import DiskSpace
 
 log = Logger()
 
@@ -137,7 +137,7 @@ class Downloads:
         self.metrics = metrics
         self.idle_timeout = idle_timeout
         self.inflight: dict[Hashable, Download] = {}
-        # A `core.diskspace.DiskSpace`: a body the disk cannot take is refused
+        # A `core.operations.diskspace.DiskSpace`: a body the disk cannot take is refused
         # (507) before anything is written.  None: no check.
         self.space: DiskSpace | None = None
 

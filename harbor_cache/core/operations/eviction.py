@@ -14,7 +14,7 @@ the pass (so a change through /api/v1/config applies at the next pass):
    disk may be shared with other data: ``cache.max_size`` alone cannot
    promise room).
 
-Each pass also sweeps orphan files (`core.orphans`).  At 100% full sqlite
+Each pass also sweeps orphan files (`core.operations.orphans`).  At 100% full sqlite
 cannot even journal a DELETE ("database or disk is full"): the pass then
 gives back the space of ``DATA/.reserve`` (`Storage.release_reserve`) and
 tries again, so clearing the cache and cleanup work on a full disk; the
@@ -56,12 +56,12 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from harbor_cache.core.diskspace import is_disk_full
+from harbor_cache.core.operations.diskspace import is_disk_full
 from harbor_cache.storage.errors import RESERVE_BYTES
 
 if TYPE_CHECKING:
-    from harbor_cache.core.diskspace import DiskSpace
-    from harbor_cache.core.orphans import OrphanSweeper
+    from harbor_cache.core.operations.diskspace import DiskSpace
+    from harbor_cache.core.operations.orphans import OrphanSweeper
 
 log = Logger()
 
@@ -152,8 +152,8 @@ class Evictor:
         # Files whose rows are gone but which were being read when we wanted to unlink them.
         self.pending_files: set[str] = set()
         self.last_pass: dict[str, Any] = {}
-        self.space: DiskSpace | None = None  # core.diskspace.DiskSpace: the free-space floor (None: not kept)
-        self.orphans: OrphanSweeper | None = None  # core.orphans.OrphanSweeper (None: no sweep)
+        self.space: DiskSpace | None = None  # operations.diskspace.DiskSpace: the free-space floor (None: not kept)
+        self.orphans: OrphanSweeper | None = None  # operations.orphans.OrphanSweeper (None: no sweep)
         # Where the free-space floor stood after the last pass: "ok", "evicting" (below it, proxied content
         # went) or "stuck" (below it with nothing left to evict).  Logged when it changes, not every pass.
         self.floor_state = "ok"

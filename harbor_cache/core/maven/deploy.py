@@ -33,11 +33,12 @@ import hashlib
 
 from twisted.logger import Logger
 
-from harbor_cache.core.diskspace import DiskSpace, disk_full_error
-from harbor_cache.core.maven_group import metadata_limits
+from harbor_cache.core.maven.group import metadata_limits
+from harbor_cache.core.operations.diskspace import DiskSpace, disk_full_error
 from harbor_cache.errors import BadRequest, DeployNotAllowed, DeployRefused, DigestInvalid, HarborError, TooLarge
+from harbor_cache.grammar.maven_checksums import parse_checksum
 from harbor_cache.grammar.maven_metadata import MetadataTooLarge, check_limits
-from harbor_cache.grammar.maven_paths import METADATA_NAME, checksum_base, content_type_for, is_mutable
+from harbor_cache.grammar.maven_paths import METADATA_NAME, MavenPath
 from harbor_cache.storage import BlobCorrupt, SourceFailed
 from harbor_cache.storage.writer import drained
 
@@ -46,30 +47,6 @@ log = Logger()
 COPY_CHUNK = 1 << 20
 # A checksum file is one hex digest, maybe followed by a file name.
 MAX_CHECKSUM_BYTES = 1024
-CHECKSUM_ALGORITHMS = {".sha1": "sha1", ".md5": "md5", ".sha256": "sha256", ".sha512": "sha512"}
-_HEX_LENGTHS = {"sha1": 40, "md5": 32, "sha256": 64, "sha512": 128}
-
-
-def checksum_algorithm(path: str) -> str | None:
-    """The hashlib name for a checksum file's extension, or None for any other file."""
-    for extension, algorithm in CHECKSUM_ALGORITHMS.items():
-        if path.endswith(extension) and checksum_base(path) is not None:
-            return algorithm
-    return None
-
-
-def parse_checksum(body: bytes, algorithm: str) -> str | None:
-    """The lower-case hex digest at the start of a checksum file, or None when there is none."""
-    try:
-        words = body.decode("ascii").split()
-    except UnicodeDecodeError:
-        return None
-    if not words:
-        return None
-    first = words[0].lower()
-    if len(first) != _HEX_LENGTHS[algorithm] or any(c not in "0123456789abcdef" for c in first):
-        return None
-    return first
 
 
 class MavenDeployer:
@@ -81,7 +58,7 @@ class MavenDeployer:
         self.storage = cache.storage
         self.clock = cache.clock
         self.metrics = cache.metrics
-        # A `core.diskspace.DiskSpace` (set by the service): a deploy that would end below the floor is 507 unread.
+        # A `core.operations.diskspace.DiskSpace` (set by the service): a deploy that would end below the floor is 507 unread.
         self.space: DiskSpace | None = None
 
     def hosted(self, repo_id: str):
@@ -94,7 +71,7 @@ class MavenDeployer:
             )
         return repo
 
-    async def deploy(self, repo_id: str, path: str, body, user: str) -> bool:
+    async def deploy(self, repo_id: str, target: MavenPath | str, body, user: str) -> bool:
         """Store the request ``body`` at ``path``; True when it is new, False when it replaced a file.
 
         ``body`` is a request body source (`request_body.StreamedBody`, or
@@ -105,17 +82,20 @@ class MavenDeployer:
         Raises `DeployNotAllowed`, `DeployRefused` (redeploy), `DigestInvalid`
         (a checksum that does not match), `BadRequest`.
         """
+        if isinstance(target, str):
+            target = MavenPath.of(target)
+        path = target.path
         repo = self.hosted(repo_id)
-        algorithm = checksum_algorithm(path)
-        overwrite = repo.redeploy == "allow" or is_mutable(path)
+        algorithm = target.checksum_algorithm
+        overwrite = repo.redeploy == "allow" or target.mutable
         if not overwrite and algorithm is None and await self.index.get_entry("maven", repo_id, path) is not None:
             raise self._refused(repo, path)  # before the body is read (a checksum may be a retry: read it)
         if self.space is not None:
             self.space.check_upload_room(body.length)
         checksum_body = None
         if algorithm is not None:
-            checksum_body = await self._check_checksum(repo_id, path, body, algorithm)
-        elif path.rpartition("/")[2] == METADATA_NAME:
+            checksum_body = await self._check_checksum(repo_id, target, body, algorithm)
+        elif target.name == METADATA_NAME:
             checksum_body = await self._check_metadata(repo_id, path, body)
         temp = self.storage.new_temp(body.length, extra_hashes=("sha1",))
         try:
@@ -145,7 +125,7 @@ class MavenDeployer:
                 key=path,
                 digest=digest,
                 size=length,
-                media_type=content_type_for(path),
+                media_type=target.content_type,
                 sha1=temp.hashes.get("sha1"),
                 now=self.clock.seconds(),
                 overwrite=overwrite,
@@ -161,7 +141,7 @@ class MavenDeployer:
                 return False  # the same checksum again: a retry, not a redeploy
             await self.cache.drop_if_orphan(digest)
             raise self._refused(repo, path)
-        self.cache.remember(repo_id, path, entry)
+        self.cache.remember(repo_id, path, entry, target.mutable)
         if previous is not None and previous != digest:
             await self.cache.drop_if_orphan(previous)
         self.metrics.push_bytes.inc(length)
@@ -198,8 +178,9 @@ class MavenDeployer:
             {"repositoryId": repo.id, "path": path, "redeploy": repo.redeploy},
         )
 
-    async def _check_checksum(self, repo_id: str, path: str, source, algorithm: str) -> bytes:
+    async def _check_checksum(self, repo_id: str, target: MavenPath, source, algorithm: str) -> bytes:
         """Refuse a checksum file that is malformed or does not match the deployed file it names; returns it."""
+        path = target.path
         if source.length is not None and source.length > MAX_CHECKSUM_BYTES:
             raise BadRequest(f"a checksum file is at most {MAX_CHECKSUM_BYTES} bytes", {"path": path})
         try:
@@ -209,7 +190,8 @@ class MavenDeployer:
         claimed = parse_checksum(body, algorithm)
         if claimed is None:
             raise BadRequest(f"{path} does not hold a {algorithm} digest", {"repositoryId": repo_id, "path": path})
-        base = checksum_base(path)
+        base = target.checksum_base
+        assert base is not None  # (a checksum file names its file)
         actual = await self.cache.stored_checksum(repo_id, base, algorithm)
         if actual is None:
             raise DigestInvalid(

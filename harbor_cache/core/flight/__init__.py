@@ -1,0 +1,1 @@
+"""Shared cache machinery: one download per key, leases, bounded memory, single-flight and access outcomes."""

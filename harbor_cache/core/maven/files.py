@@ -1,0 +1,68 @@
+"""What a Maven file is to the cache: the row kept in memory for the hit path, and the file to serve."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harbor_cache.core.seams import CacheStatus
+from harbor_cache.grammar.http_dates import format_http_date
+from harbor_cache.grammar.maven_paths import is_mutable
+from harbor_cache.index.rows import Entry
+from harbor_cache.storage import GrowingSource
+
+
+@dataclass
+class CachedRow:
+    """What the hit path needs of an index row, kept in memory."""
+
+    id: int
+    digest: str
+    size: int
+    sha1: str | None
+    upstream_modified: float | None
+    created_at: float
+    fetched_at: float
+    mutable: bool = False
+    hit: MavenFile | None = None  # the answer for an in-memory hit, built once
+
+    @classmethod
+    def from_entry(cls, entry: Entry, mutable: bool | None = None) -> CachedRow:
+        """The row of ``entry``; ``mutable`` as its `MavenPath` says, when the caller has one (None: classified here)."""
+        return cls(
+            entry.id,
+            entry.digest,
+            entry.size,
+            entry.sha1,
+            entry.upstream_modified,
+            entry.created_at,
+            entry.fetched_at,
+            is_mutable(entry.key) if mutable is None else mutable,
+        )
+
+    @property
+    def last_modified(self) -> float:
+        return self.upstream_modified if self.upstream_modified is not None else self.created_at
+
+
+@dataclass
+class MavenFile:
+    """A file to serve: a (possibly growing) source and the headers that describe it."""
+
+    repository: str
+    path: str
+    size: int | None
+    source: GrowingSource | None  # None for a file made here and held in ``body``
+    content_type: str
+    last_modified: float
+    etag: str | None
+    cache_status: CacheStatus
+    stale: bool = False
+    body: bytes | None = None  # the whole content, when it is small and in memory
+
+    @property
+    def http_last_modified(self) -> bytes:
+        """Last-Modified as an HTTP date (computed once: in-memory hits reuse their MavenFile)."""
+        value = self.__dict__.get("_http_lm")
+        if value is None:
+            value = self.__dict__["_http_lm"] = format_http_date(self.last_modified)
+        return value

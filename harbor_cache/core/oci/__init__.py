@@ -1,0 +1,1 @@
+"""The OCI pull-through cache: hit, miss, join, revalidate or serve stale for proxied blobs, manifests and tags."""

@@ -1,0 +1,1 @@
+"""Keeping the cache running: eviction, orphans, disk space, audit, upstream health and catalog, node names."""
