@@ -218,3 +218,17 @@ class ReferrersThroughTheCache(SynchronousTestCase):
         response, body = self.get(f"/v2/{NAME}/manifests/{tag}")
         self.assertEqual((response.code, body), (200, self.sig))
         self.assertEqual(self.header(response, "Docker-Content-Digest"), self.sig_digest)
+
+    def test_upstream_list_change_forgets_the_answers(self) -> None:
+        """A new upstream list: the next request asks upstream again, within the TTL."""
+        self.referrers()
+        self.h.oci.upstreams_changed()
+        self.referrers()
+        self.assertEqual(self.up.count("GET", "/referrers/"), 2)
+
+
+class ReferrersTag(SynchronousTestCase):
+    def test_tag_schema_names(self) -> None:
+        """<alg>-<ref>, the algorithm cut to 32 characters and the encoded part to 64 (OCI distribution spec)."""
+        self.assertEqual(referrers_tag("sha256:" + "a" * 64), "sha256-" + "a" * 64)
+        self.assertEqual(referrers_tag("sha512:" + "b" * 128), "sha512-" + "b" * 64)

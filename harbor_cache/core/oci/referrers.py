@@ -42,8 +42,12 @@ class ReferrersAnswer:
 
 
 def referrers_tag(subject: str) -> str:
-    """The fallback tag of the referrers tag schema: ``sha256:<hex>`` -> ``sha256-<hex>`` (at most 128 chars)."""
-    return subject.replace(":", "-", 1)[:128]
+    """The fallback tag of the referrers tag schema: ``sha256:<hex>`` -> ``sha256-<hex>``.
+
+    The spec truncates the algorithm to 32 characters and the encoded part to 64, so a tag stays valid.
+    """
+    algorithm, _, encoded = subject.partition(":")
+    return f"{algorithm[:32]}-{encoded[:64]}"
 
 
 def referrer_descriptors(document: Any) -> list[dict[str, Any]]:
@@ -67,6 +71,11 @@ class ProxyReferrers(ProxyTags):
         super().__init__(**kwargs)
         # (key, subject, artifactType) -> the last upstream answer, oldest first.
         self._referrer_answers: dict[tuple[str, str, str | None], ReferrersAnswer] = {}
+
+    def upstreams_changed(self) -> None:
+        """The upstream list was replaced: answers from the old list may not hold any more."""
+        super().upstreams_changed()
+        self._referrer_answers.clear()
 
     async def proxied_referrers(
         self, key: str, subject: str, artifact_type: str | None
