@@ -13,12 +13,15 @@ import json
 import re
 from urllib.parse import urlencode
 
+from twisted.web.server import Request
+
 from harbor_cache.core.operations.diskspace import disk_full_error
 from harbor_cache.errors import BadRequest, ErrorCode, ManifestUnknown, NotAllowed, TagInvalid, UploadRangeInvalid
 from harbor_cache.grammar.client_text import is_clean_text
 from harbor_cache.grammar.digests import is_digest_reference
 from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
 from harbor_cache.grammar.numbers import parse_decimal
+from harbor_cache.grammar.oci_paths import V2Route
 from harbor_cache.http.request_body import body_of
 from harbor_cache.oci.checks import check_digest, check_name
 from harbor_cache.oci.front import RouteHandler
@@ -274,14 +277,17 @@ class HostedFront:
         body = _json(request, {"repositories": names})
         return b"" if request.method == b"HEAD" else body
 
-    async def referrers(self, request, route):
-        name = route.name
+    async def referrers(self, request: Request, route: V2Route) -> bytes:
+        """Referrers of a digest: hosted ones, then (for a proxied name) the upstream's; Warning 110 when stale."""
+        name = route.name or ""  # always set for this route kind
         check_name(name)
-        digest = check_digest(route.reference)
+        digest = check_digest(route.reference or "")
         _only_get(request)
         await self.policy.authorize(request, name, {"pull"})
         artifact_type = _arg(request, "artifactType")
-        index = await self.hosted.referrers(name, digest, artifact_type)
+        index, stale = await self.hosted.referrers(name, digest, artifact_type)
+        if stale:
+            request.setHeader(b"Warning", b'110 - "Response is Stale"')
         if artifact_type is not None:
             request.setHeader(b"OCI-Filters-Applied", b"artifactType")
         body = _json(request, index, b"application/vnd.oci.image.index.v1+json")

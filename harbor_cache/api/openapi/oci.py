@@ -271,11 +271,13 @@ def paths() -> dict:
         "/v2/{name}/referrers/{digest}": {
             "get": _pull(
                 "getReferrers",
-                "Manifests pushed here whose subject is this digest (OCI referrers API; HEAD too)",
+                "Manifests whose subject is this digest (OCI referrers API; HEAD too)",
                 {
                     "200": {
                         "description": "Their descriptors as an OCI image index (empty when there are none); "
-                        "OCI-Filters-Applied: artifactType when that filter was applied.",
+                        "OCI-Filters-Applied: artifactType when that filter was applied. When the upstream "
+                        "cannot answer, the last answer (or the hosted referrers alone) with "
+                        'Warning: 110 - "Response is Stale" - never an error.',
                         "content": {"application/vnd.oci.image.index.v1+json": {"schema": {"type": "object"}}},
                     },
                     **_BAD_NAME,
@@ -286,6 +288,11 @@ def paths() -> dict:
                     _DIGEST,
                     query_param("artifactType", STRING, "Only referrers of this artifact type"),
                 ],
+                description="Those pushed here come first. For a proxied name the upstream's follow: its "
+                "referrers API (artifactType passed through and also applied here), else, when it answers 404, "
+                "the referrers tag schema (the sha256-<hex> tag holding an image index of the referrers). The "
+                "upstream's answer is cached for cache.tag_ttl_seconds, like a tag, and served stale when the "
+                "upstream fails.",
             ),
         },
     }

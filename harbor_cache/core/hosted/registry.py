@@ -245,8 +245,13 @@ class HostedRegistry(HostedUploads):
         more = n is not None and len(names) > n
         return names[:n] if n is not None else names, more
 
-    async def referrers(self, name: str, subject: str, artifact_type: str | None) -> dict[str, Any]:
-        """The referrers of ``subject`` as an OCI image index (empty when there are none)."""
+    async def referrers(self, name: str, subject: str, artifact_type: str | None) -> tuple[dict[str, Any], bool]:
+        """(the referrers of ``subject`` as an OCI image index, stale); the index is empty when there are none.
+
+        For a proxied name the upstream's referrers (`ProxyReferrers`) follow
+        those pushed here; ``stale`` says the upstream could not answer and an
+        older answer, or none, stands in for it.
+        """
         rows = await self.index.list_referrers(name, subject, artifact_type)
         manifests = []
         for row in rows:
@@ -256,7 +261,13 @@ class HostedRegistry(HostedUploads):
             if row.annotations:
                 descriptor["annotations"] = json.loads(row.annotations)
             manifests.append(descriptor)
-        return {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
+        stale = False
+        if self.cache.route(name).proxied:
+            upstream, stale = await self.cache.proxied_referrers(name, subject, artifact_type)
+            seen = {d["digest"] for d in manifests}
+            manifests.extend(d for d in upstream if d["digest"] not in seen)
+        index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
+        return index, stale
 
 
 def _check_size(digest: str, declared: dict[str, int], stored: int) -> None:

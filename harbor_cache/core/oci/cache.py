@@ -13,8 +13,8 @@ manifest is served with ``stale=True`` (the front adds ``Warning: 110``).
 from __future__ import annotations
 
 from harbor_cache.core.oci.blobs import ProxyBlobs
-from harbor_cache.core.oci.tags import ProxyTags
+from harbor_cache.core.oci.referrers import ProxyReferrers
 
 
-class OciCache(ProxyTags, ProxyBlobs):
-    """The OCI cache core the fronts ask: blobs, manifests and tags (their modules say how each is decided)."""
+class OciCache(ProxyReferrers, ProxyBlobs):
+    """The OCI cache core the fronts ask: blobs, manifests, tags and referrers (their modules say how each is decided)."""
