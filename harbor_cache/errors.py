@@ -258,5 +258,12 @@ class DeployRefused(Conflict):
     """The deploy breaks a repository rule; the message is also the HTTP reason phrase mvn prints."""
 
 
+class VersionPolicyRefused(BadRequest):
+    """A SNAPSHOT into a release repository or a release into a snapshot one (``version_policy``); 400.
+
+    Like `DeployRefused`, the message is also the HTTP reason phrase mvn prints.
+    """
+
+
 class DeployNotAllowed(NotAllowed):
     """PUT to a proxy or group repository."""

@@ -37,6 +37,7 @@ __all__ = [
     "check_limits",
     "merge_metadata",
     "merge_within_limits",
+    "parse_metadata",
     "version_key",
 ]
 
@@ -179,6 +180,11 @@ def _parse(body: bytes, limits: MetadataLimits) -> ET.Element:
         raise MetadataInvalid(f"root element is <{root.tag}>, not <metadata>")
     _check_versions(root, limits)
     return root
+
+
+def parse_metadata(body: bytes, limits: MetadataLimits = DEFAULT_LIMITS) -> ET.Element:
+    """The root element of a maven-metadata.xml within ``limits`` (no DTD); `MetadataInvalid` otherwise."""
+    return _parse(body, limits)
 
 
 def _check_versions(root: ET.Element, limits: MetadataLimits) -> None:

@@ -28,6 +28,8 @@ __all__ = [
     "CHECKSUM_ALGORITHMS",
     "is_metadata",
     "is_snapshot",
+    "is_snapshot_version",
+    "SNAPSHOT_SUFFIX",
     "is_mutable",
     "parent_path",
     "split_path",
@@ -255,6 +257,17 @@ def is_mutable(path: str) -> bool:
     return is_metadata(path) or is_snapshot(path)
 
 
+SNAPSHOT_SUFFIX = "-SNAPSHOT"
+# A timestamped SNAPSHOT build in a version or file name: -yyyyMMdd.HHmmss-buildNumber (Maven's VERSION_FILE_PATTERN).
+_TIMESTAMPED_VERSION_RE = re.compile(r"-\d{8}\.\d{6}-\d+$")
+_TIMESTAMPED_NAME_RE = re.compile(r"-\d{8}\.\d{6}-\d+(?=[-.]|$)")
+
+
+def is_snapshot_version(version: str) -> bool:
+    """Maven's ``ArtifactUtils.isSnapshot``: ends in ``-SNAPSHOT`` (any case) or is a timestamped build."""
+    return version.upper().endswith(SNAPSHOT_SUFFIX) or _TIMESTAMPED_VERSION_RE.search(version) is not None
+
+
 def parent_path(path: str) -> str | None:
     """The directory holding ``path``: ``"org"`` for ``"org/apache"``,
     ``""`` for ``"org"``, L{None} for the root ``""``."""
@@ -306,6 +319,35 @@ class MavenPath:
     def is_checksum(self) -> bool:
         """True for ``.sha1``, ``.sha256``, ``.sha512`` and ``.md5`` files (`is_checksum`)."""
         return self.checksum_base is not None
+
+    @property
+    def version(self) -> str | None:
+        """The version directory this file is in (``g/a/1.0/a-1.0.jar`` -> ``1.0``), or None.
+
+        None for a ``maven-metadata.xml`` (or its checksums) at the artifact or
+        group level - one whose directory is not a ``-SNAPSHOT`` version: a
+        release version directory holds no metadata Maven writes - and for a
+        file with fewer than three segments (no group/artifact/version).
+        """
+        segments = split_path(self.path)
+        if len(segments) < 3:
+            return None
+        if self.metadata and not segments[-2].endswith(SNAPSHOT_SUFFIX):
+            return None
+        return segments[-2]
+
+    @property
+    def is_snapshot(self) -> bool:
+        """Whether this file belongs to a SNAPSHOT version, as Maven's ``ArtifactUtils.isSnapshot`` decides.
+
+        The version directory ends in ``-SNAPSHOT`` (or is itself a timestamped
+        ``1.0-20240101.120000-1``), or the file name holds a timestamped
+        build (``a-1.0-20240101.120000-1.jar``).
+        """
+        version = self.version
+        if version is None:
+            return False
+        return is_snapshot_version(version) or _TIMESTAMPED_NAME_RE.search(self.name) is not None
 
     def directory_listing(self, content_type: str | None) -> bool:
         """Whether an upstream 200 for this path, with this Content-Type, is an HTML directory index, not the file.

@@ -101,7 +101,7 @@ class MavenFront:
     def __init__(self, cache, tokens, index, metrics, credentials: Credentials, audit=None, public_url=None):
         self.cache = cache
         self.public_url = PublicURL.of(public_url)
-        self.deployer = MavenDeployer(cache)
+        self.deployer = MavenDeployer(cache, audit)
         self.metrics = metrics
         self.audit = audit
         self._served = metrics.served_bytes.labels("maven")

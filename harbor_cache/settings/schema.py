@@ -80,6 +80,9 @@ SCHEMA: dict[str, Any] = {
                 "type": KEY,
                 "members": KEY,
                 "redeploy": KEY,
+                "version_policy": KEY,
+                "snapshot_keep": KEY,
+                "snapshot_max_idle_days": KEY,
             }
         ],
     },

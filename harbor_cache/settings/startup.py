@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harbor_cache.grammar.client_text import is_clean_text
+from harbor_cache.grammar.maven_snapshots import DEFAULT_VERSION_POLICY, VERSION_POLICIES
 from harbor_cache.grammar.namespaces import check_namespaces, check_prefix, check_registry_host
 from harbor_cache.grammar.public_url import parse_trusted_proxies
 from harbor_cache.settings.client_limits import LIMIT_KEYS, ClientLimits
@@ -53,6 +54,8 @@ class UpstreamConfig:
 
 MAVEN_REPOSITORY_TYPES = ("proxy", "hosted", "group")
 REDEPLOY_POLICIES = ("deny", "allow")
+# The largest snapshot_keep / snapshot_max_idle_days (a sanity bound: larger is a typo).
+MAX_SNAPSHOT_SETTING = 100_000
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,12 @@ class MavenRepositoryConfig:
     type: str = "proxy"
     members: tuple[str, ...] = ()
     redeploy: str = "deny"
+    # Hosted only: which versions it takes ("release", "snapshot", "mixed"; grammar.maven_snapshots.policy_refusal).
+    version_policy: str = DEFAULT_VERSION_POLICY
+    # Hosted only: timestamped builds kept per SNAPSHOT version (0: all), and days a SNAPSHOT version may go
+    # without a download or deploy before it is removed (0: forever); core.maven.snapshot_cleanup.
+    snapshot_keep: int = 0
+    snapshot_max_idle_days: int = 0
 
     @property
     def is_proxy(self) -> bool:
@@ -202,7 +211,7 @@ def check_upstream(upstream: UpstreamConfig) -> str | None:
 
 _KEYS_BY_MAVEN_TYPE = {
     "proxy": {"url", "username", "password"},
-    "hosted": {"redeploy"},
+    "hosted": {"redeploy", "version_policy", "snapshot_keep", "snapshot_max_idle_days"},
     "group": {"members"},
 }
 
@@ -232,6 +241,16 @@ def _maven_repository(table: dict[str, Any], i: int) -> MavenRepositoryConfig:
     redeploy = _take(table, "redeploy", str, where, "deny")
     if redeploy not in REDEPLOY_POLICIES:
         raise ConfigError(f"{where}.redeploy: expected one of {', '.join(REDEPLOY_POLICIES)}, got {redeploy!r}")
+    version_policy = _take(table, "version_policy", str, where, DEFAULT_VERSION_POLICY)
+    if version_policy not in VERSION_POLICIES:
+        raise ConfigError(
+            f"{where}.version_policy: expected one of {', '.join(VERSION_POLICIES)}, got {version_policy!r}"
+        )
+    snapshot_keep = _take(table, "snapshot_keep", int, where, 0)
+    max_idle_days = _take(table, "snapshot_max_idle_days", int, where, 0)
+    for key, value in (("snapshot_keep", snapshot_keep), ("snapshot_max_idle_days", max_idle_days)):
+        if not 0 <= value <= MAX_SNAPSHOT_SETTING:
+            raise ConfigError(f"{where}.{key}: expected 0 (no limit) to {MAX_SNAPSHOT_SETTING}, got {value!r}")
     return MavenRepositoryConfig(
         id=repo_id,
         url=(url if url.endswith("/") else url + "/") if url else "",
@@ -241,6 +260,9 @@ def _maven_repository(table: dict[str, Any], i: int) -> MavenRepositoryConfig:
         type=kind,
         members=tuple(members),
         redeploy=redeploy,
+        version_policy=version_policy,
+        snapshot_keep=snapshot_keep,
+        snapshot_max_idle_days=max_idle_days,
     )
 
 

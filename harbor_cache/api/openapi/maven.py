@@ -208,7 +208,9 @@ def _artifact() -> dict:
                         201: "Deployed.",
                         200: "Replaced (SNAPSHOT, maven-metadata.xml, or a redeploy the policy allows).",
                         400: "Invalid path; a checksum file that is malformed, names a file not "
-                        "deployed, or does not match it (DIGEST_INVALID).",
+                        "deployed, or does not match it (DIGEST_INVALID); a SNAPSHOT into a "
+                        "version_policy = release repository or a release into a snapshot one (BAD_REQUEST, "
+                        "before the body is read; the message is also the reason phrase).",
                         404: "Repository not found.",
                         405: "A proxy or group repository (deploy to a hosted one).",
                         409: "A release file already deployed, and the repository's redeploy policy "

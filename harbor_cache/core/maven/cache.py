@@ -584,6 +584,12 @@ class MavenCache(MavenBrowse):
         rows = [entry] if entry is not None else await self.index.maven_entries_under(repo_id, path)
         if not rows:
             raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path})
+        await self.delete_rows(repo_id, rows)
+        log.info("deleted {count} files under {repository}/{path}", count=len(rows), repository=repo_id, path=path)
+        return len(rows)
+
+    async def delete_rows(self, repo_id: str, rows: list[Entry]) -> None:
+        """Remove these entries of ``repo_id`` and every blob no other entry uses (`delete`, snapshot cleanup)."""
         ids = [r.id for r in rows]
         orphans = await self.index.delete_entries(ids)
         for r in rows:
@@ -592,5 +598,3 @@ class MavenCache(MavenBrowse):
         for digest in orphans:
             self.small.discard(digest)
             await self.storage.delete_blob(digest)
-        log.info("deleted {count} files under {repository}/{path}", count=len(rows), repository=repo_id, path=path)
-        return len(rows)

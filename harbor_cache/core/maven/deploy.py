@@ -25,20 +25,39 @@ Rules, checked before the index row is written:
 - A ``maven-metadata.xml`` beyond the ``maven.metadata_*`` limits (bytes,
   versions, length of a version) is refused with 400: a group would refuse
   to merge it anyway (docs/security.md).
+- A SNAPSHOT into a ``version_policy = "release"`` repository, or a release
+  into a ``"snapshot"`` one, is refused with 400 before the body is read
+  (`grammar.maven_snapshots.policy_refusal`; artifact-level metadata is
+  always taken).
+
+After a SNAPSHOT version's ``maven-metadata.xml`` is stored, the repository's
+``snapshot_keep`` / ``snapshot_max_idle_days`` are applied
+(`core.maven.snapshot_cleanup`).
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from twisted.logger import Logger
 
 from harbor_cache.core.maven.group import metadata_limits
+from harbor_cache.core.maven.snapshot_cleanup import SnapshotCleaner, triggers_cleanup
 from harbor_cache.core.operations.diskspace import DiskSpace, disk_full_error
-from harbor_cache.errors import BadRequest, DeployNotAllowed, DeployRefused, DigestInvalid, HarborError, TooLarge
+from harbor_cache.errors import (
+    BadRequest,
+    DeployNotAllowed,
+    DeployRefused,
+    DigestInvalid,
+    HarborError,
+    TooLarge,
+    VersionPolicyRefused,
+)
 from harbor_cache.grammar.maven_checksums import parse_checksum
 from harbor_cache.grammar.maven_metadata import MetadataTooLarge, check_limits
 from harbor_cache.grammar.maven_paths import METADATA_NAME, MavenPath
+from harbor_cache.grammar.maven_snapshots import policy_refusal
 from harbor_cache.storage import BlobCorrupt, SourceFailed
 from harbor_cache.storage.writer import drained
 
@@ -52,7 +71,7 @@ MAX_CHECKSUM_BYTES = 1024
 class MavenDeployer:
     """PUT into hosted repositories; shares the cache core's index, storage and memory of rows."""
 
-    def __init__(self, cache):
+    def __init__(self, cache: Any, audit: Any = None) -> None:
         self.cache = cache
         self.index = cache.index
         self.storage = cache.storage
@@ -60,6 +79,8 @@ class MavenDeployer:
         self.metrics = cache.metrics
         # A `core.operations.diskspace.DiskSpace` (set by the service): a deploy that would end below the floor is 507 unread.
         self.space: DiskSpace | None = None
+        # Old SNAPSHOT builds go after a SNAPSHOT version's metadata is deployed (snapshot_keep, ...).
+        self.cleaner = SnapshotCleaner(cache, audit)
 
     def hosted(self, repo_id: str):
         """The hosted repository's config; `UnknownRepository`, or `DeployNotAllowed` for proxy/group."""
@@ -86,6 +107,11 @@ class MavenDeployer:
             target = MavenPath.of(target)
         path = target.path
         repo = self.hosted(repo_id)
+        refusal = policy_refusal(repo.version_policy, repo_id, target)
+        if refusal is not None:  # (decided by the path: before a byte of the body is read)
+            raise VersionPolicyRefused(
+                refusal, {"repositoryId": repo_id, "path": path, "versionPolicy": repo.version_policy}
+            )
         algorithm = target.checksum_algorithm
         overwrite = repo.redeploy == "allow" or target.mutable
         if not overwrite and algorithm is None and await self.index.get_entry("maven", repo_id, path) is not None:
@@ -152,6 +178,11 @@ class MavenDeployer:
             path=path,
             bytes=length,
         )
+        if checksum_body is not None and algorithm is None and triggers_cleanup(repo, target):
+            try:
+                await self.cleaner.after_metadata(repo, target, checksum_body, user)
+            except Exception:  # (the deploy itself succeeded: a failed cleanup is retried by the next one)
+                log.failure("snapshot cleanup after {repository}/{path}", repository=repo_id, path=path)
         return outcome == "created"
 
     async def _check_metadata(self, repo_id: str, path: str, source) -> bytes:

@@ -36,6 +36,7 @@ ACTIONS = (
     "image.delete",
     "artifact.deploy",
     "artifact.delete",
+    "maven.snapshot_cleanup",
     "upstream.create",
     "upstream.update",
     "upstream.delete",
