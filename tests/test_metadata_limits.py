@@ -36,19 +36,22 @@ class VersionKeyTests(SynchronousTestCase):
         """The report's 20 KB version, even with no limit, merges in well under 100 ms (was 16 s)."""
         bodies = [metadata(["1.0", "2.0"]), metadata(["1.1", HOSTILE_VERSION])]
         timings = []
-        for _ in range(3):  # the best of three: a loaded test machine must not fail it
-            started = time.perf_counter()
+        for _ in range(3):  # CPU time, the best of three: a loaded test machine must not fail it
+            started = time.process_time()
             merged = merge_metadata(bodies, UNBOUNDED)
-            timings.append(time.perf_counter() - started)
+            timings.append(time.process_time() - started)
         self.assertLess(min(timings), 0.1)
         versions = [v.text for v in ET.fromstring(merged).findall("versioning/versions/version")]
         self.assertEqual(versions, [HOSTILE_VERSION, "1.0", "1.1", "2.0"])
 
     def test_long_runs_of_zeros_are_linear(self):
         """Normalisation drops each zero once (it used to rescan the list after every one)."""
-        started = time.perf_counter()
-        key = version_key("1" + ".0" * 20000 + "-rc")
-        self.assertLess(time.perf_counter() - started, 0.1)
+        timings = []
+        for _ in range(3):  # CPU time, the best of three (the quadratic version took seconds)
+            started = time.process_time()
+            key = version_key("1" + ".0" * 20000 + "-rc")
+            timings.append(time.process_time() - started)
+        self.assertLess(min(timings), 0.1)
         self.assertEqual(key, version_key("1-rc")[:1] + (key[1],))
 
     def test_huge_numbers_compare_as_numbers(self):
@@ -159,9 +162,9 @@ class GroupLimitTests(HostedBase):
         """The proxy member's copy beyond the limits is not merged: the hosted member's is served, and logged."""
         self.up.put(META, metadata(["0.1", HOSTILE_VERSION]))
         self.put("releases", META, HOSTED_METADATA)
-        started = time.perf_counter()
+        started = time.process_time()  # CPU time: a loaded test machine must not fail it
         response, body = self.call("GET", "/artifacts/public/" + META)
-        self.assertLess(time.perf_counter() - started, 0.1)
+        self.assertLess(time.process_time() - started, 0.1)
         self.assertEqual((response.code, body), (200, HOSTED_METADATA))
         self.assertTrue(
             [line for line in self.logged if "without central's copy" in line and "longer than 256" in line],
