@@ -106,6 +106,7 @@ class RetentionApiTests(SynchronousTestCase):
         _, made = self.r.api(
             "POST", "/api/v1/retention", {"repositories": "team-a/*", "keep_last": 1, "keep_tags": ["v*"]}
         )
+        self.assertEqual(self.r.request("GET", "/v2/team-a/app/manifests/mid")[0].code, 200)  # now held in memory too
         code, dry = self.r.api("POST", f"/api/v1/retention/{made['id']}/run", {"dry_run": True})
         self.assertEqual(code, 200, dry)
         self.assertEqual(
@@ -117,6 +118,7 @@ class RetentionApiTests(SynchronousTestCase):
         code, done = self.r.api("POST", "/api/v1/retention/run", {"dry_run": False})
         self.assertEqual((code, done["deleted"]), (200, 2))
         self.assertEqual(self.tag_list(), ["new", "v1"])
+        self.assertEqual(self.r.request("GET", "/v2/team-a/app/manifests/mid")[0].code, 404)
         self.assertEqual(self.tag_list("team-b/app"), ["old"])
         # The manifest stays (garbage collection's business); the tags went as a /v2/ DELETE does.
         self.assertEqual(self.r.request("GET", f"/v2/team-a/app/manifests/{dry['tags'][0]['digest']}")[0].code, 200)
