@@ -31,6 +31,7 @@ from harbor_cache.api.console import ConsoleApi
 from harbor_cache.api.front import ApiFront
 from harbor_cache.api.health import HealthFront
 from harbor_cache.api.openapi import build_document
+from harbor_cache.api.policies import attach as attach_policies
 from harbor_cache.auth import (
     ArtifactTokens,
     ManagementTokens,
@@ -43,7 +44,9 @@ from harbor_cache.auth import (
 from harbor_cache.core.flight.access import AccessRecorder
 from harbor_cache.core.flight.downloads import Downloads
 from harbor_cache.core.flight.leases import LeaseBook
+from harbor_cache.core.hosted.immutable import ImmutableTags
 from harbor_cache.core.hosted.registry import HostedRegistry
+from harbor_cache.core.hosted.retention import Retention
 from harbor_cache.core.identity.credentials import Credentials, PasswordChecker
 from harbor_cache.core.identity.users import UserService
 from harbor_cache.core.maven.cache import MavenCache
@@ -376,6 +379,9 @@ class HarborApp:
             console=self.console_api,
             on_cache_change=self.refresh_gauges_soon,
         )
+        self.hosted.immutable = ImmutableTags(self.index, clock)
+        self.retention = Retention(self.index, self.hosted, self.settings, clock, self.audit, self.leases)
+        attach_policies(self.api_front, self.retention, self.hosted.immutable)
 
     def _build_maven(self) -> None:
         """Maven repositories on the shared download core, artifact tokens and the Kagami front."""
@@ -581,6 +587,7 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
     _timer("eviction", config.eviction_interval_seconds, app.run_eviction, reactor, state)
     _timer("cache-gauges", 15, app.refresh_gauges, reactor, state)
     _timer("audit-prune", 3600, app.prune_audit, reactor, state)
+    _timer("retention", 60, app.retention.tick, reactor, state)
     _timer("upload-expiry", 60, app.expire_uploads, reactor, state)
     _timer("upstream-poll", UPSTREAM_POLL_SECONDS, app.poll_upstreams, reactor, state)
 

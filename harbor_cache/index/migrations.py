@@ -178,6 +178,24 @@ MIGRATIONS: list[list[str]] = [
             heartbeat_at REAL NOT NULL
         )""",
     ],
+    # 12: hosted-content policies: tag retention rules (keep_tags a JSON list) and immutable-tag rules
+    [
+        """CREATE TABLE retention_rules (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            repositories TEXT NOT NULL,
+            keep_last INTEGER,
+            keep_days INTEGER,
+            keep_tags TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE immutable_rules (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            repositories TEXT NOT NULL,
+            tags TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+    ],
 ]
 
 

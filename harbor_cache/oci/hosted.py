@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from twisted.web.server import Request
 
+from harbor_cache.core.hosted.immutable import TagImmutable
 from harbor_cache.core.operations.diskspace import disk_full_error
 from harbor_cache.errors import BadRequest, ErrorCode, ManifestUnknown, NotAllowed, TagInvalid, UploadRangeInvalid
 from harbor_cache.grammar.client_text import is_clean_text
@@ -201,13 +202,17 @@ class HostedFront:
             self.hosted.ensure_writable(name)
             body = await self.hosted.read_manifest_body(body_of(request))
             content_type = request.getHeader(b"Content-Type")
-            pushed = await self.hosted.put_manifest(
-                name,
-                reference,
-                body,
-                content_type.decode("latin-1") if content_type else None,
-                tag=reference if is_tag else None,
-            )
+            try:
+                pushed = await self.hosted.put_manifest(
+                    name,
+                    reference,
+                    body,
+                    content_type.decode("latin-1") if content_type else None,
+                    tag=reference if is_tag else None,
+                )
+            except TagImmutable as e:
+                await self._record(request, "immutable.refused", pusher, f"{name}:{reference}", e.detail)
+                raise
             await self._record(
                 request,
                 "image.push",
@@ -225,7 +230,12 @@ class HostedFront:
         if request.method == b"DELETE":
             deleter = await self.policy.authorize(request, name, {"delete"})
             self.hosted.ensure_writable(name)
-            await self.hosted.delete_manifest(name, reference, is_tag)
+            try:
+                await self.hosted.delete_manifest(name, reference, is_tag)
+            except TagImmutable as e:
+                target = f"{name}:{reference}" if is_tag else f"{name}@{reference}"
+                await self._record(request, "immutable.refused", deleter, target, e.detail)
+                raise
             await self._record(
                 request, "image.delete", deleter, f"{name}:{reference}" if is_tag else f"{name}@{reference}"
             )

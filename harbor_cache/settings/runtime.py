@@ -167,6 +167,12 @@ SETTINGS: dict[str, Setting] = {
             "Audit log records older than this are dropped (0 = keep)",
         ),
         Setting(
+            "retention.interval_seconds",
+            "3600",
+            _parse_int(0, 7 * DAY),
+            "Tag retention rules are applied this often (0 = only when run through the API)",
+        ),
+        Setting(
             "uploads.max_sessions_per_user",
             "64",
             _parse_int(1, 100_000),

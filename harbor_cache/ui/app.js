@@ -7,6 +7,7 @@ import * as dashboard from "./views/dashboard.js";
 import * as images from "./views/images.js";
 import * as login from "./views/login.js";
 import * as maven from "./views/maven.js";
+import * as policies from "./views/policies.js";
 import * as upstreams from "./views/upstreams.js";
 import * as users from "./views/users.js";
 
@@ -20,6 +21,7 @@ const PAGES = [
   ["config", "Config", config, "admin"],
   ["upstreams", "Upstreams", upstreams, "admin"],
   ["audit", "Audit", audit, "admin"],
+  ["policies", "Policies", policies, "admin"],
 ];
 
 let cleanup = null;

@@ -70,8 +70,8 @@ _UNAUTHORIZED = {
 }
 _DENIED = errors(
     {
-        403: "The caller's role may not do this, or the name is in a read-only proxy namespace "
-        "(code DENIED; the message says which)."
+        403: "The caller's role may not do this, the name is in a read-only proxy namespace, or (manifest PUT "
+        "and DELETE) an immutable-tag rule protects the tag (code DENIED; the message says which, naming the rule)."
     }
 )
 _BAD_NAME = errors({400: "NAME_INVALID or DIGEST_INVALID."})

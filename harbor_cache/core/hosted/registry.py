@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from twisted.logger import Logger
 
+from harbor_cache.core.hosted.immutable import ImmutableTags
 from harbor_cache.core.hosted.uploads import HostedUploads, RequestBodySource
 from harbor_cache.errors import (
     BlobUnknown,
@@ -57,6 +58,9 @@ class PushedManifest:
 
 class HostedRegistry(HostedUploads):
     """Hosted content beyond uploads: mounts, manifests, deletes, tag and repository lists, referrers."""
+
+    #: immutable-tag rules (set by the service); None: every tag may move
+    immutable: ImmutableTags | None = None
 
     def ensure_writable(self, name: str) -> None:
         """403 DENIED for a name a read-only proxy namespace serves (see `OciCache.ensure_writable`)."""
@@ -152,6 +156,8 @@ class HostedRegistry(HostedUploads):
             key = reference
         else:
             key = str(digest_bytes(body, "sha256"))
+        if tag is not None and self.immutable is not None:
+            await self.immutable.check_push(name, tag, key)
         try:
             blobs, children = manifest_references(body)
         except InvalidManifest as e:
@@ -205,6 +211,11 @@ class HostedRegistry(HostedUploads):
 
     async def delete_manifest(self, name: str, reference: str, is_tag: bool) -> None:
         """DELETE by digest removes a hosted manifest and its tags; by tag only the (hosted) tag."""
+        if self.immutable is not None:
+            if is_tag:
+                await self.immutable.check_delete_tag(name, reference)
+            else:
+                await self.immutable.check_delete_manifest(name, reference)
         if is_tag:
             if await self.index.delete_hosted_tag(name, reference) is None:
                 if await self.index.get_tag(name, reference) is not None:

@@ -42,6 +42,13 @@ ACTIONS = (
     "upstream.delete",
     "upstream.block",
     "upstream.unblock",
+    "retention.create",
+    "retention.update",
+    "retention.delete",
+    "retention.run",
+    "immutable.create",
+    "immutable.delete",
+    "immutable.refused",
 )
 
 
