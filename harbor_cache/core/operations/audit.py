@@ -41,6 +41,7 @@ ACTIONS = (
     "upstream.delete",
     "upstream.block",
     "upstream.unblock",
+    "gc.run",
 )
 
 
