@@ -10,6 +10,8 @@ manifest PUT or mount naming a blob swept a moment before).
 from __future__ import annotations
 
 import os
+import threading
+import time
 from typing import Any
 
 from twisted.internet import defer
@@ -261,7 +263,9 @@ class CollectMixin:
         image = self.manifest("image", [layer])
         self.later()
         report = self.collect(dry_run=True)
-        self.assertEqual((report["dry_run"], report["manifests"], report["blobs"], report["freed_bytes"]), (True, 1, 1, 52))
+        self.assertEqual(
+            (report["dry_run"], report["manifests"], report["blobs"], report["freed_bytes"]), (True, 1, 1, 52)
+        )
         self.assertTrue(self.has_manifest(image) and self.has_blob(layer))
         self.assertEqual(self.metrics.gc_runs._value.get(), 0)
         report = self.collect()
@@ -328,7 +332,7 @@ class CollectMixin:
 
     def test_manifest_put_between_mark_and_sweep_keeps_its_blobs(self) -> None:
         """The manifest names blobs that were garbage at the mark: the sweep sees its refs and keeps them."""
-        a, b, c = self.blob("a"), self.blob("b"), self.blob("c")
+        a, _b, c = self.blob("a"), self.blob("b"), self.blob("c")
         self.later()
         gate: Deferred = Deferred()
         self.gc._cooperate = lambda: gate
@@ -389,6 +393,46 @@ class SqliteCollectTests(CollectMixin, SynchronousTestCase):
 
 class PostgresCollectTests(CollectMixin, SynchronousTestCase):
     def open_pool(self) -> Any:
-        pool = InlinePool.postgres(pg_support.fresh_schema_url(self))
+        self.url = pg_support.fresh_schema_url(self)
+        pool = InlinePool.postgres(self.url)
         self.addCleanup(pool.close)
         return pool
+
+    def test_sweep_waits_for_a_push_holding_the_blob(self) -> None:
+        """Another node's manifest PUT holds the blob's row (FOR SHARE) and adds its ref, not yet committed:
+        the sweep waits for it, then sees the ref and keeps the blob."""
+        import psycopg2
+
+        layer = self.blob("layer")
+        self.later()
+        pusher = psycopg2.connect(self.url)
+        self.addCleanup(pusher.close)
+        cur = pusher.cursor()
+        cur.execute("SELECT 1 FROM entries WHERE type = 'blob' AND key = %s FOR SHARE", (layer,))
+        cur.execute(
+            "INSERT INTO blob_refs (repository, digest, manifest) VALUES ('team/app', %s, 'sha256:m')", (layer,)
+        )
+        outcome: list = []
+        sweeper_pool = InlinePool.postgres(self.url)
+        self.addCleanup(sweeper_pool.close)
+        sweeper = Index(sweeper_pool)
+        worker = threading.Thread(
+            target=lambda: Deferred.fromCoroutine(
+                sweeper.gc_sweep_blobs([layer], self.clock.seconds() - GRACE)
+            ).addBoth(outcome.append)
+        )
+        worker.start()
+        watcher = psycopg2.connect(self.url)
+        self.addCleanup(watcher.close)
+        watcher.autocommit = True
+        deadline = time.monotonic() + 10
+        while not outcome and time.monotonic() < deadline:  # until the sweep waits for the pusher's lock
+            with watcher.cursor() as w:
+                w.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                if w.fetchone()[0]:
+                    break
+        self.assertEqual(outcome, [])
+        pusher.commit()
+        worker.join(10)
+        self.assertEqual(outcome, [([], [])])
+        self.assertTrue(self.has_blob(layer))

@@ -156,7 +156,7 @@ class HostedStore(Store):
         the caller checked raises `ReferenceGone` and nothing is recorded.
         """
 
-        def _txn(txn):
+        def _txn(txn: Any) -> Entry | None:
             for blob in blobs:
                 self._exec(
                     txn,
@@ -243,7 +243,7 @@ class HostedStore(Store):
         orphans are the file digests no entry references any more.
         """
 
-        def _txn(txn):
+        def _txn(txn: Any) -> tuple[str | None, list[str]]:
             self._exec(
                 txn,
                 "SELECT id, kind, digest FROM entries WHERE type = ? AND repository = ? AND key = ?",
