@@ -4,6 +4,7 @@ import * as audit from "./views/audit.js";
 import * as cache from "./views/cache.js";
 import * as config from "./views/config.js";
 import * as dashboard from "./views/dashboard.js";
+import * as gc from "./views/gc.js";
 import * as images from "./views/images.js";
 import * as login from "./views/login.js";
 import * as maven from "./views/maven.js";
@@ -20,6 +21,7 @@ const PAGES = [
   ["config", "Config", config, "admin"],
   ["upstreams", "Upstreams", upstreams, "admin"],
   ["audit", "Audit", audit, "admin"],
+  ["gc", "Garbage collection", gc, "admin"],
 ];
 
 let cleanup = null;
