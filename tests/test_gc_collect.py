@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbor_cache.core.flight.leases import LeaseBook
 from harbor_cache.core.hosted.gc import GarbageCollector, GcBusy
 from harbor_cache.index import Index
 from harbor_cache.index.hosted import ReferenceGone
@@ -397,6 +398,27 @@ class PostgresCollectTests(CollectMixin, SynchronousTestCase):
         pool = InlinePool.postgres(self.url)
         self.addCleanup(pool.close)
         return pool
+
+    def test_one_collector_across_nodes(self) -> None:
+        """Two nodes on one index: while one collects (holding the "gc" lease), the other is refused."""
+        self.gc.leases = LeaseBook(self.index, "node-a", self.clock)
+        other = self.collector()
+        other.leases = LeaseBook(self.index, "node-b", self.clock)
+        other.node = "node-b"
+        gate: Deferred = Deferred()
+        self.gc._cooperate = lambda: gate
+        self.blob("a")
+        self.blob("b")
+        self.blob("c")
+        self.later()
+        first = Deferred.fromCoroutine(self.gc.collect())
+        self.assertNoResult(first)
+        self.failureResultOf(Deferred.fromCoroutine(other.collect()), GcBusy)
+        self.settings.values["gc.interval_seconds"] = 1  # due, but the other node is collecting: skipped
+        self.assertIsNone(run(self, other.run_if_due()))
+        gate.callback(None)
+        self.assertEqual(self.successResultOf(first)["blobs"], 3)
+        self.assertEqual(run(self, other.collect())["node"], "node-b")
 
     def test_sweep_waits_for_a_push_holding_the_blob(self) -> None:
         """Another node's manifest PUT holds the blob's row (FOR SHARE) and adds its ref, not yet committed:
