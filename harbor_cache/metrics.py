@@ -107,3 +107,11 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120),
             registry=r,
         )
+        # Garbage collection of hosted content (core.hosted.gc): real runs only, dry runs count nothing.
+        self.gc_runs = Counter("harbor_cache_gc_runs", "Garbage collections of hosted content", registry=r)
+        self.gc_removed = Counter(
+            "harbor_cache_gc_removed", "Hosted manifests and blobs removed by garbage collection", ("type",), registry=r
+        )
+        self.gc_freed_bytes = Counter(
+            "harbor_cache_gc_freed_bytes", "Bytes of files removed by garbage collection", registry=r
+        )

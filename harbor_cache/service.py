@@ -29,6 +29,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from harbor_cache import __version__
 from harbor_cache.api.console import ConsoleApi
 from harbor_cache.api.front import ApiFront
+from harbor_cache.api.gc import GcFront
 from harbor_cache.api.health import HealthFront
 from harbor_cache.api.openapi import build_document
 from harbor_cache.api.policies import attach as attach_policies
@@ -44,6 +45,7 @@ from harbor_cache.auth import (
 from harbor_cache.core.flight.access import AccessRecorder
 from harbor_cache.core.flight.downloads import Downloads
 from harbor_cache.core.flight.leases import LeaseBook
+from harbor_cache.core.hosted.gc import GC_TICK_SECONDS, GarbageCollector, detached
 from harbor_cache.core.hosted.immutable import ImmutableTags
 from harbor_cache.core.hosted.registry import HostedRegistry
 from harbor_cache.core.hosted.retention import Retention
@@ -368,6 +370,17 @@ class HarborApp:
         self.evictor.orphans = OrphanSweeper(
             index=self.index, storage=self.storage, settings=self.settings, clock=clock, busy=self.evictor.busy_digests
         )
+        self.gc = GarbageCollector(
+            index=self.index,
+            storage=self.storage,
+            settings=self.settings,
+            metrics=self.metrics,
+            clock=clock,
+            audit=self.audit,
+            leases=self.leases,
+            node=self.node_name,
+        )
+        self.gc.invalidators.append(self.oci.invalidate)
         self.api_front = ApiFront(
             users=self.users,
             tokens=self.management_tokens,
@@ -378,6 +391,7 @@ class HarborApp:
             audit=self.audit,
             console=self.console_api,
             on_cache_change=self.refresh_gauges_soon,
+            gc=GcFront(self.gc, self.settings, detached),
         )
         self.hosted.immutable = ImmutableTags(self.index, clock)
         self.retention = Retention(self.index, self.hosted, self.settings, clock, self.audit, self.leases)
@@ -468,6 +482,12 @@ class HarborApp:
         d = defer.Deferred.fromCoroutine(self._evict_once())
         d.addErrback(logged("eviction pass failed"))
         d.addCallback(lambda _: self.refresh_gauges())
+        return d
+
+    def run_gc_if_due(self) -> defer.Deferred:
+        """A scheduled garbage collection when ``gc.interval_seconds`` have passed (failures logged, never raised)."""
+        d = defer.Deferred.fromCoroutine(self.gc.run_if_due())
+        d.addErrback(logged("garbage collection failed"))
         return d
 
     def refresh_gauges(self) -> defer.Deferred:
@@ -585,6 +605,7 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
 
     _timer("access-flush", config.access_flush_seconds, flush_access, reactor, state)
     _timer("eviction", config.eviction_interval_seconds, app.run_eviction, reactor, state)
+    _timer("gc", GC_TICK_SECONDS, app.run_gc_if_due, reactor, state)
     _timer("cache-gauges", 15, app.refresh_gauges, reactor, state)
     _timer("audit-prune", 3600, app.prune_audit, reactor, state)
     _timer("retention", 60, app.retention.tick, reactor, state)

@@ -70,12 +70,14 @@ def config_view(entry: dict) -> dict[str, Any]:
     return {"key": entry["key"], "value": entry["value"], "updated_at": iso8601(entry["updated_at"])}
 
 
-def read_json_object(request) -> dict[str, Any]:
-    """The request body as a JSON object; BadRequest / 413 otherwise."""
+def read_json_object(request, allow_empty: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object (an empty body is ``{}`` when ``allow_empty``); BadRequest / 413 otherwise."""
     content = request.content
     data = content.read(MAX_BODY_BYTES + 1) if content is not None else b""
     if len(data) > MAX_BODY_BYTES:
         raise TooLarge(f"request body larger than {MAX_BODY_BYTES} bytes")
+    if allow_empty and not data.strip():
+        return {}
     try:
         body = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -140,6 +142,7 @@ class ApiFront:
         audit=None,
         console=None,
         on_cache_change=None,
+        gc=None,
     ):
         self.users = users
         self.upstreams = upstreams  # core.operations.upstreams.UpstreamCatalog
@@ -148,6 +151,7 @@ class ApiFront:
         self.evictor = evictor
         self.audit = audit
         self.console = console
+        self.gc = gc  # api.gc.GcFront
         # Called after clear / cleanup / delete so gauges follow at once (service: refresh metrics).
         self.on_cache_change = on_cache_change or (lambda: None)
         # Serialized on first request (~8 ms for the whole document; most processes never serve it).
@@ -250,6 +254,22 @@ class ApiFront:
         await self.record(request, "cache.cleanup", caller.username, detail={"cleaned": cleaned})
         self.on_cache_change()
         return json_response(request, {"cleaned": cleaned})
+
+    # -- garbage collection of hosted content (answers shaped in api/gc.py) -----------
+
+    @app.route("/api/v1/gc", methods=["POST"])
+    @requires(ADMIN)
+    async def run_gc(self, request, caller):
+        if self.gc is None:
+            raise NotFound("garbage collection is not enabled")
+        return await self.gc.run(request, read_json_object(request, allow_empty=True), caller.username)
+
+    @app.route("/api/v1/gc", methods=["GET"])
+    @requires(ADMIN)
+    async def gc_runs(self, request, caller):
+        if self.gc is None:
+            raise NotFound("garbage collection is not enabled")
+        return await self.gc.history(request)
 
     # -- users -----------------------------------------------------------------
 

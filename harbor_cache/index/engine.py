@@ -336,6 +336,10 @@ class Store:
         self._format = getattr(dbapi, "paramstyle", "qmark") in ("format", "pyformat")
         # GREATEST(a, b) in PostgreSQL is sqlite's two-argument MAX(a, b).
         self.greatest = "GREATEST" if self.dialect == "postgresql" else "MAX"
+        # Row locks for claims that must not race the garbage collector (`index.gc`): PostgreSQL
+        # takes them; sqlite has one connection, so its transactions never interleave anyway.
+        self.for_update = " FOR UPDATE" if self.dialect == "postgresql" else ""
+        self.for_share = " FOR SHARE" if self.dialect == "postgresql" else ""
 
     def _q(self, sql: str) -> str:
         return sql.replace("?", "%s") if self._format else sql

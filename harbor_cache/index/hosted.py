@@ -15,6 +15,14 @@ from harbor_cache.index.engine import Store, fetch_all, fetch_one
 from harbor_cache.index.rows import Entry, Referrer
 
 
+class ReferenceGone(Exception):
+    """A blob or child manifest a pushed manifest names was removed (garbage collected) meanwhile."""
+
+    def __init__(self, digest: str):
+        super().__init__(digest)
+        self.digest = digest
+
+
 class HostedStore(Store):
     """Writes of pushed content and the bookkeeping that keeps its blobs alive."""
 
@@ -27,18 +35,32 @@ class HostedStore(Store):
 
         await self._run("mark_hosted", _txn)
 
-    async def claim_blob(self, repository: str, digest: str) -> None:
-        """Record that ``repository`` holds a blob (pushed or mounted into it)."""
+    async def claim_blob(self, repository: str, digest: str, now: float | None = None) -> bool:
+        """Record that ``repository`` holds a blob (pushed or mounted into it), at ``now``.
 
-        def _txn(txn):
+        The claim's time keeps the blob from the garbage collector for
+        ``gc.grace_seconds`` (`index.gc`).  The blob's row is locked while the
+        claim is written, so a sweep either sees the claim or has already
+        removed the blob: then nothing is claimed and False is returned.
+        """
+
+        def _txn(txn: Any) -> bool:
             self._exec(
                 txn,
-                """INSERT INTO blob_refs (repository, digest, manifest) VALUES (?, ?, '')
-                               ON CONFLICT (repository, digest, manifest) DO NOTHING""",
-                (repository, digest),
+                "SELECT 1 FROM entries WHERE type = 'blob' AND repository = '' AND key = ?" + self.for_share,
+                (digest,),
             )
+            if txn.fetchone() is None:
+                return False
+            self._exec(
+                txn,
+                """INSERT INTO blob_refs (repository, digest, manifest, claimed_at) VALUES (?, ?, '', ?)
+                   ON CONFLICT (repository, digest, manifest) DO UPDATE SET claimed_at = excluded.claimed_at""",
+                (repository, digest, now),
+            )
+            return True
 
-        await self._run("claim_blob", _txn)
+        return await self._run("claim_blob", _txn)
 
     async def hosted_manifests_without_refs(self) -> list[Entry]:
         """Hosted manifests with no ``blob_refs`` rows: pushed before claims were recorded (or blob-less)."""
@@ -124,11 +146,41 @@ class HostedStore(Store):
         tag: str | None,
         referrer: dict | None,
         blobs: Sequence[str] = (),
+        children: Sequence[str] = (),
     ) -> Entry:
-        """Record a pushed manifest: its hosted entry, its tag, its referrer row and the blobs it
-        needs (``blob_refs``), in one transaction."""
+        """Record a pushed manifest: its hosted entry, its tag, its referrer row, the blobs it
+        needs (``blob_refs``) and its child manifests (``manifest_children``), in one transaction.
 
-        def _txn(txn):
+        Each blob and child is looked up again with its row locked (the push's
+        claim against the garbage collector, see `index.gc`): one removed since
+        the caller checked raises `ReferenceGone` and nothing is recorded.
+        """
+
+        def _txn(txn: Any) -> Entry | None:
+            for blob in blobs:
+                self._exec(
+                    txn,
+                    "SELECT 1 FROM entries WHERE type = 'blob' AND repository = '' AND key = ?" + self.for_share,
+                    (blob,),
+                )
+                if txn.fetchone() is None:
+                    raise ReferenceGone(blob)
+            for child in children:
+                self._exec(
+                    txn,
+                    "SELECT 1 FROM entries WHERE type = 'manifest' AND repository = ? AND key = ?" + self.for_share,
+                    (repository, child),
+                )
+                if txn.fetchone() is None:
+                    raise ReferenceGone(child)
+            self._exec(txn, "DELETE FROM manifest_children WHERE repository = ? AND manifest = ?", (repository, key))
+            for child in children:
+                self._exec(
+                    txn,
+                    """INSERT INTO manifest_children (repository, manifest, child) VALUES (?, ?, ?)
+                       ON CONFLICT (repository, manifest, child) DO NOTHING""",
+                    (repository, key, child),
+                )
             self._exec(txn, "DELETE FROM blob_refs WHERE repository = ? AND manifest = ?", (repository, key))
             for blob in blobs:
                 self._exec(
@@ -191,7 +243,7 @@ class HostedStore(Store):
         orphans are the file digests no entry references any more.
         """
 
-        def _txn(txn):
+        def _txn(txn: Any) -> tuple[str | None, list[str]]:
             self._exec(
                 txn,
                 "SELECT id, kind, digest FROM entries WHERE type = ? AND repository = ? AND key = ?",
@@ -206,6 +258,9 @@ class HostedStore(Store):
             self._exec(txn, "DELETE FROM entries WHERE id = ?", (entry_id,))
             if type_ == "manifest":
                 self._exec(txn, "DELETE FROM blob_refs WHERE repository = ? AND manifest = ?", (repository, key))
+                self._exec(
+                    txn, "DELETE FROM manifest_children WHERE repository = ? AND manifest = ?", (repository, key)
+                )
                 self._exec(txn, "DELETE FROM tags WHERE repository = ? AND digest = ?", (repository, key))
                 self._exec(txn, "DELETE FROM referrers WHERE repository = ? AND digest = ?", (repository, key))
             self._exec(txn, "SELECT 1 FROM entries WHERE digest = ? LIMIT 1", (digest,))

@@ -196,6 +196,32 @@ MIGRATIONS: list[list[str]] = [
             created_at REAL NOT NULL
         )""",
     ],
+    # 13: online garbage collection of hosted content: claims carry their time (an upload or
+    #     mount protects a blob for gc.grace_seconds), an index records its child manifests,
+    #     and the last collections are kept for GET /api/v1/gc
+    [
+        "ALTER TABLE blob_refs ADD COLUMN claimed_at REAL",
+        """CREATE TABLE manifest_children (
+            repository TEXT NOT NULL,
+            manifest TEXT NOT NULL,
+            child TEXT NOT NULL,
+            PRIMARY KEY (repository, manifest, child)
+        )""",
+        "CREATE INDEX manifest_children_child ON manifest_children (repository, child)",
+        """CREATE TABLE gc_runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            started_at REAL NOT NULL,
+            finished_at REAL NOT NULL,
+            node TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            dry_run INTEGER NOT NULL,
+            manifests INTEGER NOT NULL,
+            blobs INTEGER NOT NULL,
+            freed_bytes INTEGER NOT NULL,
+            error TEXT
+        )""",
+        "CREATE INDEX gc_runs_finished ON gc_runs (finished_at)",
+    ],
 ]
 
 

@@ -190,6 +190,24 @@ SETTINGS: dict[str, Setting] = {
             _parse_int(60, 7 * DAY),
             "An upload session nobody touches for this long is removed with its bytes",
         ),
+        Setting(
+            "gc.grace_seconds",
+            "3600",
+            _parse_int(0, 30 * DAY),
+            "Hosted content pushed, uploaded or mounted more recently than this is never garbage collected",
+        ),
+        Setting(
+            "gc.interval_seconds",
+            "86400",
+            _parse_int(0, 30 * DAY),
+            "Seconds between scheduled garbage collections of hosted content (0 = only on demand)",
+        ),
+        Setting(
+            "gc.history",
+            "50",
+            _parse_int(1, 10_000),
+            "How many garbage collection runs GET /api/v1/gc keeps",
+        ),
     )
 }
 

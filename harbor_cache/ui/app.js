@@ -4,6 +4,7 @@ import * as audit from "./views/audit.js";
 import * as cache from "./views/cache.js";
 import * as config from "./views/config.js";
 import * as dashboard from "./views/dashboard.js";
+import * as gc from "./views/gc.js";
 import * as images from "./views/images.js";
 import * as login from "./views/login.js";
 import * as maven from "./views/maven.js";
@@ -22,6 +23,7 @@ const PAGES = [
   ["upstreams", "Upstreams", upstreams, "admin"],
   ["audit", "Audit", audit, "admin"],
   ["policies", "Policies", policies, "admin"],
+  ["gc", "Garbage collection", gc, "admin"],
 ];
 
 let cleanup = null;

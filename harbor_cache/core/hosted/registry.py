@@ -43,6 +43,7 @@ from harbor_cache.grammar.mediatypes import (
     InvalidManifest,
     manifest_references,
 )
+from harbor_cache.index.hosted import ReferenceGone
 
 log = Logger()
 
@@ -70,8 +71,8 @@ class HostedRegistry(HostedUploads):
         """Whether a blob can be mounted (we hold it); a mounted blob is claimed by ``name``."""
         if await self.cache.stored_blob_size(digest) is None:
             return False
-        await self.index.claim_blob(name, digest)
-        return True
+        # False when the garbage collector removed the blob meanwhile: the client uploads it instead.
+        return bool(await self.index.claim_blob(name, digest, self.clock.seconds()))
 
     # -- blobs ----------------------------------------------------------------
 
@@ -192,17 +193,22 @@ class HostedRegistry(HostedUploads):
                 else None,
             }
         stored = await self.storage.store_bytes(body, key if key.startswith("sha256:") else None)
-        await self.index.put_hosted_manifest(
-            repository=name,
-            key=key,
-            digest=stored,
-            size=len(body),
-            media_type=media_type,
-            now=self.clock.seconds(),
-            tag=tag,
-            referrer=referrer,
-            blobs=blobs,
-        )
+        try:
+            await self.index.put_hosted_manifest(
+                repository=name,
+                key=key,
+                digest=stored,
+                size=len(body),
+                media_type=media_type,
+                now=self.clock.seconds(),
+                tag=tag,
+                referrer=referrer,
+                blobs=blobs,
+                children=children,
+            )
+        except ReferenceGone as e:  # garbage collected since the checks above: never a manifest without it
+            self.cache.invalidate("blob", "", e.digest)
+            raise ManifestBlobUnknown("blob unknown to registry", {"digest": e.digest}) from None
         self.cache.manifest_pushed(name, key, body, media_type, tag)
         self.metrics.pushes.labels("manifest").inc()
         self.metrics.push_bytes.inc(len(body))

@@ -321,7 +321,7 @@ class HostedUploads:
             size=size,
             now=self.clock.seconds(),
         )
-        await self.index.claim_blob(name, got)
+        await self.index.claim_blob(name, got, self.clock.seconds())
         self.cache.blob_pushed(name, got)
         self.metrics.pushes.labels("blob").inc()
         log.info("pushed blob {digest} ({bytes} bytes) to {name}", digest=got, bytes=size, name=name)

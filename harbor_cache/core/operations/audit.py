@@ -49,6 +49,7 @@ ACTIONS = (
     "immutable.create",
     "immutable.delete",
     "immutable.refused",
+    "gc.run",
 )
 
 
