@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from harbor_cache.index.engine import Store, fetch_all, fetch_one
+from harbor_cache.index.cursor import Cursor
+from harbor_cache.index.engine import Store, fetch_all, fetch_written
 from harbor_cache.index.rows import Entry, Referrer
 
 
@@ -21,7 +22,7 @@ class HostedStore(Store):
     async def mark_hosted(self, ids: list[int]) -> None:
         """Make entries hosted (a pushed manifest now needs them): eviction skips them from now on."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> None:
             for entry_id in ids:
                 self._exec(txn, "UPDATE entries SET kind = 'hosted' WHERE id = ?", (entry_id,))
 
@@ -30,7 +31,7 @@ class HostedStore(Store):
     async def claim_blob(self, repository: str, digest: str) -> None:
         """Record that ``repository`` holds a blob (pushed or mounted into it)."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> None:
             self._exec(
                 txn,
                 """INSERT INTO blob_refs (repository, digest, manifest) VALUES (?, ?, '')
@@ -43,7 +44,7 @@ class HostedStore(Store):
     async def hosted_manifests_without_refs(self) -> list[Entry]:
         """Hosted manifests with no ``blob_refs`` rows: pushed before claims were recorded (or blob-less)."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> list[Entry]:
             self._exec(
                 txn,
                 """SELECT m.* FROM entries AS m
@@ -59,7 +60,7 @@ class HostedStore(Store):
     async def add_blob_refs(self, repository: str, manifest: str, blobs: list[str]) -> None:
         """Record that a hosted manifest needs these blobs (kept idempotent)."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> None:
             for blob in blobs:
                 self._exec(
                     txn,
@@ -84,7 +85,7 @@ class HostedStore(Store):
         repository were its only holder.
         """
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> tuple[str, Any]:
             self._exec(txn, "SELECT repository, manifest FROM blob_refs WHERE digest = ?", (digest,))
             rows = txn.fetchall()
             mine = [m for r, m in rows if r == repository]
@@ -128,7 +129,7 @@ class HostedStore(Store):
         """Record a pushed manifest: its hosted entry, its tag, its referrer row and the blobs it
         needs (``blob_refs``), in one transaction."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> Entry:
             self._exec(txn, "DELETE FROM blob_refs WHERE repository = ? AND manifest = ?", (repository, key))
             for blob in blobs:
                 self._exec(
@@ -179,7 +180,7 @@ class HostedStore(Store):
             self._exec(
                 txn, "SELECT * FROM entries WHERE type = 'manifest' AND repository = ? AND key = ?", (repository, key)
             )
-            return fetch_one(txn, Entry)
+            return fetch_written(txn, Entry)
 
         return await self._run("put_hosted_manifest", _txn)
 
@@ -191,7 +192,7 @@ class HostedStore(Store):
         orphans are the file digests no entry references any more.
         """
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> tuple[str | None, list[str]]:
             self._exec(
                 txn,
                 "SELECT id, kind, digest FROM entries WHERE type = ? AND repository = ? AND key = ?",
@@ -216,7 +217,7 @@ class HostedStore(Store):
     async def list_referrers(self, repository: str, subject: str, artifact_type: str | None) -> list[Referrer]:
         """Manifests in a repository whose ``subject`` is this digest, optionally of one artifact type."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> list[Referrer]:
             sql = "SELECT * FROM referrers WHERE repository = ? AND subject = ?"
             args: list = [repository, subject]
             if artifact_type is not None:
