@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harbor_cache.index.cursor import Cursor, Row
-from harbor_cache.index.engine import Store, fetch_all, fetch_one
+from harbor_cache.index.engine import Store, fetch_all, fetch_one, fetch_written
 from harbor_cache.index.rows import Entry, MavenRepositoryStats
 
 
@@ -114,7 +114,7 @@ class MavenStore(Store):
             )
             return (
                 ("replaced" if r is not None else "created"),
-                fetch_one(txn, Entry),
+                fetch_written(txn, Entry),
                 (r[1] if r is not None else None),
             )
 

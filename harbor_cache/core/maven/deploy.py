@@ -30,6 +30,7 @@ Rules, checked before the index row is written:
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
 
@@ -42,6 +43,11 @@ from harbor_cache.grammar.maven_paths import METADATA_NAME, MavenPath
 from harbor_cache.storage import BlobCorrupt, SourceFailed
 from harbor_cache.storage.writer import drained
 
+if TYPE_CHECKING:
+    from harbor_cache.core.hosted.uploads import RequestBodySource
+    from harbor_cache.core.maven.cache import MavenCache
+    from harbor_cache.settings.startup import MavenRepositoryConfig
+
 log = Logger()
 
 COPY_CHUNK = 1 << 20
@@ -52,7 +58,7 @@ MAX_CHECKSUM_BYTES = 1024
 class MavenDeployer:
     """PUT into hosted repositories; shares the cache core's index, storage and memory of rows."""
 
-    def __init__(self, cache):
+    def __init__(self, cache: MavenCache) -> None:
         self.cache = cache
         self.index = cache.index
         self.storage = cache.storage
@@ -61,7 +67,7 @@ class MavenDeployer:
         # A `core.operations.diskspace.DiskSpace` (set by the service): a deploy that would end below the floor is 507 unread.
         self.space: DiskSpace | None = None
 
-    def hosted(self, repo_id: str):
+    def hosted(self, repo_id: str) -> MavenRepositoryConfig:
         """The hosted repository's config; `UnknownRepository`, or `DeployNotAllowed` for proxy/group."""
         repo = self.cache.repository(repo_id)
         if not repo.is_hosted:
@@ -71,7 +77,7 @@ class MavenDeployer:
             )
         return repo
 
-    async def deploy(self, repo_id: str, target: MavenPath | str, body, user: str) -> bool:
+    async def deploy(self, repo_id: str, target: MavenPath | str, body: RequestBodySource, user: str) -> bool:
         """Store the request ``body`` at ``path``; True when it is new, False when it replaced a file.
 
         ``body`` is a request body source (`request_body.StreamedBody`, or
@@ -119,6 +125,7 @@ class MavenDeployer:
             temp.abort(e if isinstance(e, Exception) else SourceFailed("cancelled"))
             raise
         length = temp.total
+        assert length is not None, "finish() has counted the bytes"
         try:
             outcome, entry, previous = await self.index.put_hosted_maven_file(
                 repository=repo_id,
@@ -136,7 +143,7 @@ class MavenDeployer:
             except Exception:
                 log.failure("removing {digest} after a failed deploy", digest=digest)
             raise
-        if outcome == "exists":
+        if entry is None:  # outcome "exists": nothing was written
             if previous == digest and algorithm is not None:
                 return False  # the same checksum again: a retry, not a redeploy
             await self.cache.drop_if_orphan(digest)
@@ -154,7 +161,7 @@ class MavenDeployer:
         )
         return outcome == "created"
 
-    async def _check_metadata(self, repo_id: str, path: str, source) -> bytes:
+    async def _check_metadata(self, repo_id: str, path: str, source: RequestBodySource) -> bytes:
         """Refuse a maven-metadata.xml beyond the limits a group merges within; returns it (read whole)."""
         limits = metadata_limits(self.cache.settings)
         detail = {"repositoryId": repo_id, "path": path}
@@ -172,13 +179,15 @@ class MavenDeployer:
         return body
 
     @staticmethod
-    def _refused(repo, path: str) -> DeployRefused:
+    def _refused(repo: MavenRepositoryConfig, path: str) -> DeployRefused:
         return DeployRefused(
             f"{path} is already deployed in {repo.id} and the repository does not allow redeploying releases",
             {"repositoryId": repo.id, "path": path, "redeploy": repo.redeploy},
         )
 
-    async def _check_checksum(self, repo_id: str, target: MavenPath, source, algorithm: str) -> bytes:
+    async def _check_checksum(
+        self, repo_id: str, target: MavenPath, source: RequestBodySource, algorithm: str
+    ) -> bytes:
         """Refuse a checksum file that is malformed or does not match the deployed file it names; returns it."""
         path = target.path
         if source.length is not None and source.length > MAX_CHECKSUM_BYTES:
