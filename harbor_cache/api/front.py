@@ -101,7 +101,6 @@ def requires(role: str):
             caller = await self.authorize(request, role)
             return await handler(self, request, *args, caller=caller, **kwargs)
 
-        wrapper.required_role = role
         return wrapper
 
     return decorate

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harbor_cache.index.cursor import Cursor, Row
-from harbor_cache.index.engine import Store, fetch_all, fetch_one, fetch_written
+from harbor_cache.index.engine import Store, fetch_all, fetch_written
 from harbor_cache.index.rows import Entry, MavenRepositoryStats
 
 

@@ -80,10 +80,12 @@ class OciFront:
         if route.name is not None:
             route = route._replace(name=self._namespaced(request, route.name))
         ext = self.extensions.get(route.kind)
-        if route.kind == "manifest" and method in ("GET", "HEAD"):
-            return await self.get_manifest(request, route.name, route.reference)
-        if route.kind == "blob" and method in ("GET", "HEAD"):
-            return await self.get_blob(request, route.name, route.reference)
+        if route.kind in ("manifest", "blob") and method in ("GET", "HEAD"):
+            name, reference = route.name, route.reference
+            assert name is not None and reference is not None  # parse_v2_path names both for these kinds
+            if route.kind == "manifest":
+                return await self.get_manifest(request, name, reference)
+            return await self.get_blob(request, name, reference)
         if ext is not None:
             return await ext(request, route)
         if route.kind in ("manifest", "blob", "upload"):

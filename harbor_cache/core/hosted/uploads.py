@@ -59,7 +59,10 @@ UPLOAD_WRITE_HOLD_SECONDS = 600.0
 class RequestBodySource(Protocol):
     """Where pushed bytes come from (`request_body.StreamedBody` or `BufferedBody`)."""
 
-    length: int | None
+    @property
+    def length(self) -> int | None:
+        """The declared Content-Length; None when the body is chunked."""
+        ...
 
     def stream_to(self, sink: TempBlob) -> Awaitable[int]: ...
 
