@@ -42,6 +42,7 @@ class HarborRequest(server.Request):
     upstream: str | None = None  # the upstream that answered, when one did (OCI)
     front: str = "site"
     body: StreamedBody | None = None
+    scope_name: str | None = None  # OCI: the repository as the client named it, when ``?ns=`` keyed it otherwise
     refused = False
     _line_parsed = False
     _buffered = 0
