@@ -263,10 +263,11 @@ class FakeRegistry(resource.Resource):
             return b"" if method == "HEAD" else body
         if "/blobs/" in rest:
             digest = rest.rpartition("/blobs/")[2]
-            data = self.blobs.get(digest)
-            if data is None:
+            found = self.blobs.get(digest)
+            if found is None:
                 request.setResponseCode(404)
                 return b'{"errors":[{"code":"BLOB_UNKNOWN"}]}'
+            data = found
             if digest in self.corrupt:
                 data = bytes([data[0] ^ 0xFF]) + data[1:]
             if not self.no_length:

@@ -38,13 +38,14 @@ from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
 from harbor_cache.grammar.numbers import parse_decimal
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.grammar.timestamps import iso8601
+from harbor_cache.http.request import HarborRequest
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
 MAX_TEXT = 256
 
 
-def query_arg(request, name: str) -> str | None:
+def query_arg(request: HarborRequest, name: str) -> str | None:
     """A query parameter as text (the first one), None when absent or empty."""
     values = request.args.get(name.encode())
     if not values:
@@ -61,7 +62,7 @@ def query_arg(request, name: str) -> str | None:
     return text or None
 
 
-def int_arg(request, name: str, default: int, minimum: int, maximum: int) -> int:
+def int_arg(request: HarborRequest, name: str, default: int, minimum: int, maximum: int) -> int:
     """An integer query parameter: ASCII digits only (`numbers.parse_decimal`), within the bounds."""
     raw = query_arg(request, name)
     if raw is None:
@@ -72,7 +73,7 @@ def int_arg(request, name: str, default: int, minimum: int, maximum: int) -> int
     return value
 
 
-def choice_arg(request, name: str, choices, default: str | None = None) -> str | None:
+def choice_arg(request: HarborRequest, name: str, choices, default: str | None = None) -> str | None:
     raw = query_arg(request, name)
     if raw is None:
         return default
@@ -81,7 +82,7 @@ def choice_arg(request, name: str, choices, default: str | None = None) -> str |
     return raw
 
 
-def page_args(request) -> tuple[int, int]:
+def page_args(request: HarborRequest) -> tuple[int, int]:
     return (int_arg(request, "offset", 0, 0, 1 << 40), int_arg(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE))
 
 
@@ -223,7 +224,7 @@ class ConsoleApi:
 
     # -- cache entries -------------------------------------------------------------
 
-    async def entries(self, request) -> dict[str, Any]:
+    async def entries(self, request: HarborRequest) -> dict[str, Any]:
         offset, limit = page_args(request)
         sort = choice_arg(request, "sort", self.queries.ENTRY_SORTS) or "last_access"
         order = choice_arg(request, "order", {"asc", "desc"}, "desc")
@@ -297,7 +298,7 @@ class ConsoleApi:
 
     # -- audit ------------------------------------------------------------------------
 
-    async def audit(self, request) -> dict[str, Any]:
+    async def audit(self, request: HarborRequest) -> dict[str, Any]:
         offset, limit = page_args(request)
         areas = set(ACTIONS) | {a.split(".")[0] for a in ACTIONS}
         total, rows = await self.queries.audit_page(
@@ -380,7 +381,7 @@ class ConsoleApi:
 
     # -- container images ---------------------------------------------------------------
 
-    def pull_lines(self, request, name: str, reference: str) -> dict[str, str]:
+    def pull_lines(self, request: HarborRequest, name: str, reference: str) -> dict[str, str]:
         """``docker pull`` / ``podman pull`` of this server (server.public_url, else the request's Host)."""
         base = self.public_url.for_request(request)
         host = urlsplit(base).netloc or base
@@ -403,7 +404,7 @@ class ConsoleApi:
         return {"repositories": repos}
 
     @staticmethod
-    def _name(request) -> str:
+    def _name(request: HarborRequest) -> str:
         name = query_arg(request, "repository")
         if name is None:
             raise BadRequest("repository is required")
@@ -412,7 +413,7 @@ class ConsoleApi:
         return name
 
     @staticmethod
-    def _reference(request) -> str:
+    def _reference(request: HarborRequest) -> str:
         reference = query_arg(request, "reference")
         if reference is None:
             raise BadRequest("reference is required")
@@ -427,7 +428,7 @@ class ConsoleApi:
             raise BadRequest("invalid tag", {"reference": reference}, code=ErrorCode.TAG_INVALID)
         return reference
 
-    async def image_tags(self, request) -> dict[str, Any]:
+    async def image_tags(self, request: HarborRequest) -> dict[str, Any]:
         name = self._name(request)
         rows = await self.queries.image_tags(name)
         if not rows and not await self.queries.repository_known(name):
@@ -448,7 +449,7 @@ class ConsoleApi:
             ],
         }
 
-    async def image_manifest(self, request) -> dict[str, Any]:
+    async def image_manifest(self, request: HarborRequest) -> dict[str, Any]:
         name, reference = self._name(request), self._reference(request)
         if is_digest_reference(reference):
             result = await self.oci.get_manifest_by_digest(name, reference)
@@ -465,7 +466,7 @@ class ConsoleApi:
         )
         return view
 
-    async def delete_tag(self, request) -> tuple[str, str]:
+    async def delete_tag(self, request: HarborRequest) -> tuple[str, str]:
         name = self._name(request)
         tag = query_arg(request, "tag")
         if tag is None or not is_valid_tag(tag):

@@ -42,6 +42,7 @@ from harbor_cache.auth import STAMP_CLAIM, InvalidToken, credential_stamp, parse
 from harbor_cache.core.seams import User
 from harbor_cache.errors import BadRequest, Denied, NotFound, TooLarge, Unauthorized
 from harbor_cache.grammar.timestamps import iso8601
+from harbor_cache.http.request import HarborRequest
 from harbor_cache.http.responses import install_error_handlers, json_response
 from harbor_cache.settings.runtime import SettingError
 
@@ -70,7 +71,7 @@ def config_view(entry: dict) -> dict[str, Any]:
     return {"key": entry["key"], "value": entry["value"], "updated_at": iso8601(entry["updated_at"])}
 
 
-def read_json_object(request, allow_empty: bool = False) -> dict[str, Any]:
+def read_json_object(request: HarborRequest, allow_empty: bool = False) -> dict[str, Any]:
     """The request body as a JSON object (an empty body is ``{}`` when ``allow_empty``); BadRequest / 413 otherwise."""
     content = request.content
     data = content.read(MAX_BODY_BYTES + 1) if content is not None else b""
@@ -99,11 +100,10 @@ def requires(role: str):
 
     def decorate(handler):
         @functools.wraps(handler)
-        async def wrapper(self, request, *args, **kwargs):
+        async def wrapper(self, request: HarborRequest, *args, **kwargs):
             caller = await self.authorize(request, role)
             return await handler(self, request, *args, caller=caller, **kwargs)
 
-        wrapper.required_role = role
         return wrapper
 
     return decorate
@@ -159,7 +159,12 @@ class ApiFront:
         self._openapi: bytes | None = None
 
     async def record(
-        self, request, action: str, actor: str | None, target: str | None = None, detail: dict | None = None
+        self,
+        request: HarborRequest,
+        action: str,
+        actor: str | None,
+        target: str | None = None,
+        detail: dict | None = None,
     ) -> None:
         """One audit record (no-op without an audit log)."""
         if self.audit is not None:
@@ -172,7 +177,7 @@ class ApiFront:
 
     # -- who is calling ----------------------------------------------------
 
-    async def authorize(self, request, role: str) -> dict:
+    async def authorize(self, request: HarborRequest, role: str) -> dict:
         """The caller's current user row; Unauthorized (401) or Denied (403)."""
         request.front = "api"
         header = request.getHeader(b"Authorization")
@@ -217,7 +222,7 @@ class ApiFront:
     # -- auth ----------------------------------------------------------------
 
     @app.route("/api/v1/auth/login", methods=["POST"])
-    async def login(self, request):
+    async def login(self, request: HarborRequest):
         body = read_json_object(request)
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not isinstance(password, str):
@@ -235,12 +240,12 @@ class ApiFront:
 
     @app.route("/api/v1/cache/stats", methods=["GET"])
     @requires(ANY_USER)
-    async def cache_stats(self, request, caller):
+    async def cache_stats(self, request: HarborRequest, caller: User):
         return json_response(request, await self.evictor.stats())
 
     @app.route("/api/v1/cache", methods=["DELETE"])
     @requires(ADMIN)
-    async def clear_cache(self, request, caller):
+    async def clear_cache(self, request: HarborRequest, caller: User):
         cleared = await self.evictor.clear_proxy()
         log.info("{username} cleared the cache: {count} proxy entries", username=caller.username, count=cleared)
         await self.record(request, "cache.clear", caller.username, detail={"cleared": cleared})
@@ -249,7 +254,7 @@ class ApiFront:
 
     @app.route("/api/v1/cache/cleanup", methods=["POST"])
     @requires(ADMIN)
-    async def cleanup_cache(self, request, caller):
+    async def cleanup_cache(self, request: HarborRequest, caller: User):
         cleaned = await self.evictor.run()
         await self.record(request, "cache.cleanup", caller.username, detail={"cleaned": cleaned})
         self.on_cache_change()
@@ -275,12 +280,12 @@ class ApiFront:
 
     @app.route("/api/v1/users", methods=["GET"])
     @requires(ADMIN)
-    async def list_users(self, request, caller):
+    async def list_users(self, request: HarborRequest, caller: User):
         return json_response(request, [user_view(u) for u in await self.users.list()])
 
     @app.route("/api/v1/users", methods=["POST"])
     @requires(ADMIN)
-    async def create_user(self, request, caller):
+    async def create_user(self, request: HarborRequest, caller: User):
         body = read_json_object(request)
         row = await self.users.create(body.get("username"), body.get("password"), body.get("role"))
         log.info(
@@ -292,12 +297,12 @@ class ApiFront:
 
     @app.route("/api/v1/users/<id:user_id>", methods=["GET"])
     @requires(ADMIN)
-    async def get_user(self, request, user_id, caller):
+    async def get_user(self, request: HarborRequest, user_id, caller: User):
         return json_response(request, user_view(await self.users.get(user_id)))
 
     @app.route("/api/v1/users/<id:user_id>", methods=["PUT"])
     @requires(ADMIN)
-    async def update_user(self, request, user_id, caller):
+    async def update_user(self, request: HarborRequest, user_id, caller: User):
         body = read_json_object(request)
         for field in ("role", "password"):
             if field in body and body[field] is None:
@@ -313,7 +318,7 @@ class ApiFront:
 
     @app.route("/api/v1/users/<id:user_id>", methods=["DELETE"])
     @requires(ADMIN)
-    async def delete_user(self, request, user_id, caller):
+    async def delete_user(self, request: HarborRequest, user_id, caller: User):
         gone = await self.users.get(user_id)
         await self.users.delete(user_id)
         await self.record(request, "user.delete", caller.username, gone.username, {"id": user_id})
@@ -325,12 +330,12 @@ class ApiFront:
 
     @app.route("/api/v1/config", methods=["GET"])
     @requires(ADMIN)
-    async def list_config(self, request, caller):
+    async def list_config(self, request: HarborRequest, caller: User):
         return json_response(request, [config_view(e) for e in self.settings.entries()])
 
     @app.route("/api/v1/config", methods=["PUT"])
     @requires(ADMIN)
-    async def update_config(self, request, caller):
+    async def update_config(self, request: HarborRequest, caller: User):
         body = read_json_object(request)
         entries = body.get("entries")
         if not isinstance(entries, list):
@@ -360,7 +365,7 @@ class ApiFront:
 
     @app.route("/api/v1/config/<key>", methods=["GET"])
     @requires(ADMIN)
-    async def get_config(self, request, key, caller):
+    async def get_config(self, request: HarborRequest, key, caller: User):
         try:
             entry = self.settings.entry(key)
         except SettingError:
@@ -369,7 +374,7 @@ class ApiFront:
 
     @app.route("/api/v1/config/<key>", methods=["DELETE"])
     @requires(ADMIN)
-    async def delete_config(self, request, key, caller):
+    async def delete_config(self, request: HarborRequest, key, caller: User):
         try:
             await self.settings.reset(key)
         except SettingError:
@@ -382,13 +387,13 @@ class ApiFront:
 
     @app.route("/api/v1/upstreams", methods=["GET"])
     @requires(ADMIN)
-    async def list_upstreams(self, request, caller):
+    async def list_upstreams(self, request: HarborRequest, caller: User):
         await self.upstreams.fresh()
         return json_response(request, {"upstreams": self.upstreams.list()})
 
     @app.route("/api/v1/upstreams", methods=["POST"])
     @requires(ADMIN)
-    async def create_upstream(self, request, caller):
+    async def create_upstream(self, request: HarborRequest, caller: User):
         body = read_json_object(request)
         view = await self.upstreams.create(body)
         await self.record(
@@ -406,18 +411,18 @@ class ApiFront:
 
     @app.route("/api/v1/upstreams/test", methods=["POST"])
     @requires(ADMIN)
-    async def test_upstream(self, request, caller):
+    async def test_upstream(self, request: HarborRequest, caller: User):
         return json_response(request, await self.upstreams.test(read_json_object(request)))
 
     @app.route("/api/v1/upstreams/<upstream_id>", methods=["GET"])
     @requires(ADMIN)
-    async def get_upstream(self, request, upstream_id, caller):
+    async def get_upstream(self, request: HarborRequest, upstream_id, caller: User):
         await self.upstreams.fresh()
         return json_response(request, self.upstreams.get(upstream_id))
 
     @app.route("/api/v1/upstreams/<upstream_id>", methods=["PUT"])
     @requires(ADMIN)
-    async def update_upstream(self, request, upstream_id, caller):
+    async def update_upstream(self, request: HarborRequest, upstream_id, caller: User):
         body = read_json_object(request)
         view = await self.upstreams.update(upstream_id, body)
         await self.record(
@@ -428,7 +433,7 @@ class ApiFront:
 
     @app.route("/api/v1/upstreams/<upstream_id>", methods=["DELETE"])
     @requires(ADMIN)
-    async def delete_upstream(self, request, upstream_id, caller):
+    async def delete_upstream(self, request: HarborRequest, upstream_id, caller: User):
         await self.upstreams.poll()
         gone = self.upstreams.get(upstream_id)
         await self.upstreams.delete(upstream_id)
@@ -441,22 +446,22 @@ class ApiFront:
 
     @app.route("/api/v1/dashboard", methods=["GET"])
     @requires(ANY_USER)
-    async def dashboard(self, request, caller):
+    async def dashboard(self, request: HarborRequest, caller: User):
         return json_response(request, await self._console().dashboard())
 
     @app.route("/api/v1/downloads", methods=["GET"])
     @requires(ANY_USER)
-    async def downloads(self, request, caller):
+    async def downloads(self, request: HarborRequest, caller: User):
         return json_response(request, self._console().downloads_now())
 
     @app.route("/api/v1/cache/entries", methods=["GET"])
     @requires(ADMIN)
-    async def cache_entries(self, request, caller):
+    async def cache_entries(self, request: HarborRequest, caller: User):
         return json_response(request, await self._console().entries(request))
 
     @app.route("/api/v1/cache/entries/<id:entry_id>", methods=["DELETE"])
     @requires(ADMIN)
-    async def delete_cache_entry(self, request, entry_id, caller):
+    async def delete_cache_entry(self, request: HarborRequest, entry_id, caller: User):
         entry = await self._console().delete_entry(entry_id)
         await self.record(
             request,
@@ -471,27 +476,27 @@ class ApiFront:
 
     @app.route("/api/v1/config/schema", methods=["GET"])
     @requires(ADMIN)
-    async def config_schema(self, request, caller):
+    async def config_schema(self, request: HarborRequest, caller: User):
         return json_response(request, self._console().config_schema())
 
     @app.route("/api/v1/audit", methods=["GET"])
     @requires(ADMIN)
-    async def audit_log(self, request, caller):
+    async def audit_log(self, request: HarborRequest, caller: User):
         return json_response(request, await self._console().audit(request))
 
     @app.route("/api/v1/images", methods=["GET"])
     @requires(ANY_USER)
-    async def images(self, request, caller):
+    async def images(self, request: HarborRequest, caller: User):
         return json_response(request, await self._console().images())
 
     @app.route("/api/v1/images/tags", methods=["GET"])
     @requires(ANY_USER)
-    async def image_tags(self, request, caller):
+    async def image_tags(self, request: HarborRequest, caller: User):
         return json_response(request, await self._console().image_tags(request))
 
     @app.route("/api/v1/images/tags", methods=["DELETE"])
     @requires(WRITER)
-    async def delete_image_tag(self, request, caller):
+    async def delete_image_tag(self, request: HarborRequest, caller: User):
         name, tag = await self._console().delete_tag(request)
         await self.record(request, "image.delete", caller.username, f"{name}:{tag}")
         request.setResponseCode(204)
@@ -499,13 +504,13 @@ class ApiFront:
 
     @app.route("/api/v1/images/manifest", methods=["GET"])
     @requires(ANY_USER)
-    async def image_manifest(self, request, caller):
+    async def image_manifest(self, request: HarborRequest, caller: User):
         return json_response(request, await self._console().image_manifest(request))
 
     # -- the document ------------------------------------------------------------
 
     @app.route("/api/v1/openapi.json", methods=["GET"])
-    async def openapi(self, request):
+    async def openapi(self, request: HarborRequest):
         request.setHeader(b"Content-Type", b"application/json")
         if self._openapi is None:
             self._openapi = json.dumps(self._openapi_document).encode()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from klein import Klein
 
 from harbor_cache import __version__
+from harbor_cache.http.request import HarborRequest
 from harbor_cache.http.responses import install_error_handlers, json_response
 
 
@@ -51,7 +52,7 @@ class HealthFront:
 
     @app.route("/health", methods=["GET", "HEAD"])
     @app.route("/healthz", methods=["GET", "HEAD"])
-    async def health(self, request):
+    async def health(self, request: HarborRequest):
         self.metrics.health_checks.inc()
         problems = await self.problems()
         if problems:
@@ -62,14 +63,14 @@ class HealthFront:
         return b"" if request.method == b"HEAD" else body
 
     @app.route("/livez", methods=["GET", "HEAD"])
-    def livez(self, request):
+    def livez(self, request: HarborRequest):
         """200 whenever the reactor runs this: nothing here waits for the index or the disk."""
         body = json_response(request, {"status": "alive", "version": __version__})
         request.setHeader(b"Content-Length", b"%d" % len(body))
         return b"" if request.method == b"HEAD" else body
 
     @app.route("/readyz", methods=["GET", "HEAD"])
-    async def readyz(self, request):
+    async def readyz(self, request: HarborRequest):
         """200 when this node can serve (index answers, data directory writable, free space above the floor)."""
         problems = await self.problems()
         if problems:

@@ -27,7 +27,9 @@ they need of it comes through here:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
+
+from twisted.web.iweb import IResponse
 
 from harbor_cache.index import EntryWrite
 from harbor_cache.index.rows import AuditRecord, Entry, ImageRepository, ImageTag, MavenRepositoryStats, Tag, User
@@ -49,6 +51,8 @@ __all__ = [
     "MavenRemote",
 ]
 from harbor_cache.storage.io import StorageIO
+from harbor_cache.storage.reader import StoredSource
+from harbor_cache.storage.writer import TempBlob
 
 #: What a response was served from, as the access log and ``X-Cache`` say it:
 #: stored (hit), fetched now (miss), joined a fetch in flight (coalesced),
@@ -67,11 +71,11 @@ class BlobStore(Protocol):
 
     def new_temp(
         self, total: int | None = None, extra_hashes: tuple[str, ...] = (), *, write_behind: bool = True
-    ) -> Any: ...
+    ) -> TempBlob: ...
 
     def stat_blob(self, digest: str) -> int | None: ...
 
-    def open_stored(self, digest: str, size: int | None = None) -> Any: ...
+    def open_stored(self, digest: str, size: int | None = None) -> StoredSource: ...
 
     async def store_bytes(self, data: bytes, expected_digest: str | None = None) -> str: ...
 
@@ -123,13 +127,26 @@ class CacheIndex(Protocol):
 
     async def maven_entries_under(self, repository: str, prefix: str) -> list[Entry]: ...
 
+    async def put_hosted_maven_file(
+        self,
+        *,
+        repository: str,
+        key: str,
+        digest: str,
+        size: int,
+        media_type: str | None,
+        sha1: str | None,
+        now: float,
+        overwrite: bool,
+    ) -> tuple[str, Entry | None, str | None]: ...
+
     async def maven_repository_stats(self) -> dict[str, MavenRepositoryStats]: ...
 
 
 class MavenRemote(Protocol):
     """One proxied Maven repository: `upstream.maven.MavenUpstream`."""
 
-    async def request(self, method: str, path: str, headers: dict[bytes, bytes] | None = None) -> Any: ...
+    async def request(self, method: str, path: str, headers: dict[bytes, bytes] | None = None) -> IResponse: ...
 
     async def fetch_small(self, path: str, limit: int = ...) -> tuple[bytes, str | None] | None: ...
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 __all__ = [
     "Digest",
@@ -79,7 +82,7 @@ def is_digest_reference(ref: str) -> bool:
     return ":" in ref
 
 
-def new_hasher(algorithm: str):
+def new_hasher(algorithm: str) -> HASH:
     """Return a fresh hashlib object for a supported algorithm.
 
     @raise UnsupportedDigest: for any other algorithm name.

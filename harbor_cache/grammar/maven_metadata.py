@@ -146,7 +146,7 @@ def _set(parent: ET.Element, tag: str, value: str | None) -> None:
         ET.SubElement(parent, tag).text = value
 
 
-def _refuse_dtd(*_args) -> None:
+def _refuse_dtd(*_args: object) -> None:
     raise MetadataInvalid("DTDs and entities are not accepted")
 
 

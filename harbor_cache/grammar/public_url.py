@@ -17,12 +17,26 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 # host[:port]: a DNS name or IPv4 address, or a bracketed IPv6 address.
 _HOST_RE = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 
 
-def parse_trusted_proxies(values) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+class RequestView(Protocol):
+    """What the URL is built from: the part of a Twisted request it reads (grammar/ imports no Twisted)."""
+
+    def getHeader(self, key: bytes) -> bytes | None: ...  # noqa: N802 (Twisted's name)
+
+    def isSecure(self) -> bool: ...  # noqa: N802
+
+    def getClientAddress(self) -> Any: ...  # noqa: N802 (an IAddress: IPv4/IPv6 have .host, UNIX has not)
+
+    def getHost(self) -> Any: ...  # noqa: N802 (the IPv4Address/IPv6Address the connection arrived on)
+
+
+def parse_trusted_proxies(values: Iterable[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """Networks from a list of addresses or CIDRs; ValueError names the first bad one."""
     networks = []
     for value in values:
@@ -33,7 +47,7 @@ def parse_trusted_proxies(values) -> tuple[ipaddress.IPv4Network | ipaddress.IPv
     return tuple(networks)
 
 
-def _first(request, name: bytes) -> str | None:
+def _first(request: RequestView, name: bytes) -> str | None:
     value = request.getHeader(name)
     if not value:
         return None
@@ -43,7 +57,7 @@ def _first(request, name: bytes) -> str | None:
 class PublicURL:
     """``for_request(request)`` -> ``scheme://host[:port]`` without a trailing slash."""
 
-    def __init__(self, configured: str | None = None, trusted_proxies=()):
+    def __init__(self, configured: str | None = None, trusted_proxies: Iterable[str] = ()) -> None:
         self.configured = configured.rstrip("/") if configured else None
         self.trusted = parse_trusted_proxies(trusted_proxies)
 
@@ -51,7 +65,7 @@ class PublicURL:
     def of(cls, value: PublicURL | str | None) -> PublicURL:
         return value if isinstance(value, PublicURL) else cls(value or None)
 
-    def _from_trusted_proxy(self, request) -> bool:
+    def _from_trusted_proxy(self, request: RequestView) -> bool:
         if not self.trusted:
             return False
         try:
@@ -60,7 +74,7 @@ class PublicURL:
             return False
         return any(peer in network for network in self.trusted)
 
-    def for_request(self, request) -> str:
+    def for_request(self, request: RequestView) -> str:
         if self.configured:
             return self.configured
         scheme = "https" if request.isSecure() else "http"

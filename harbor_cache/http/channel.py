@@ -9,9 +9,11 @@ at all is `http.connections`' to decide, through the site.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web import http
 
 from harbor_cache.grammar.request_head import parse_head
@@ -67,6 +69,8 @@ class HarborChannel(http.HTTPChannel):
     peer_host: str | None = None
 
     site: HarborSite  # set by the factory that builds the channel
+    # The TCP transport (``disconnecting``, ``bufferSize``), set by makeConnection; twisted types it as an ITransport.
+    transport: Any
 
     @property
     def limits(self) -> ClientLimits:
@@ -135,7 +139,7 @@ class HarborChannel(http.HTTPChannel):
             self.hot_declined = True  # (the request is processed within this read: a head and no body)
             return False
         self.resetTimeout()
-        self.transport.writeSequence(request.response(body))  # type: ignore[union-attr]
+        self.transport.writeSequence(request.response(body))
         self.site.log(request)
         self._arm_header_deadline()
         return True
@@ -262,7 +266,7 @@ class HarborChannel(http.HTTPChannel):
             self._handlingRequest = True
             self._dataBuffer = []
             self.setRawMode()
-            self.rawDataReceived = lambda data: None
+            self.rawDataReceived = lambda data: None  # type: ignore[method-assign]  # this connection only
             return
         if req.body is not None:
             saved = self._early_saved_timeout
@@ -347,7 +351,7 @@ class HarborChannel(http.HTTPChannel):
         if not req.startedWriting and not req.finished:
             req.refuse(error)
             return
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        self.transport.loseConnection()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -387,7 +391,7 @@ class HarborChannel(http.HTTPChannel):
         self._stop_rate_check()
         self._cancel_header_deadline()
         self._lingered = 0
-        self.dataReceived = self._discard
+        self.dataReceived = self._discard  # type: ignore[method-assign]  # this connection only, from now on
         self._body_paused = False
         self._networkProducer.resumeProducing()
         self._linger_call = self.callLater(LINGER_SECONDS, self.loseConnection)
@@ -397,7 +401,7 @@ class HarborChannel(http.HTTPChannel):
         if self._lingered > LINGER_BYTES:
             self.loseConnection()
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel_header_deadline()
         self._stop_rate_check()
         linger = getattr(self, "_linger_call", None)

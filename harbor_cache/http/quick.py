@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qs
 
 from twisted.web.http import NO_BODY_CODES, RESPONSES
 from twisted.web.http_headers import Headers
 
 from harbor_cache.grammar.request_head import RequestHead
+
+if TYPE_CHECKING:
+    from harbor_cache.http.request import HarborRequest
 
 __all__ = ["QuickRequest", "HotHandler"]
 
@@ -113,3 +116,8 @@ class QuickRequest:
         elif body:
             out.append(body)
         return out
+
+
+#: The request a handler shared by the hot and the slow path receives: `QuickRequest` from the
+#: channel's hot path, `HarborRequest` from Klein.  Such a handler reads and sets only what both have.
+AnyRequest: TypeAlias = "HarborRequest | QuickRequest"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from twisted.python import failure
@@ -18,6 +19,9 @@ from harbor_cache.errors import HarborError
 from harbor_cache.http.errors import status_of
 from harbor_cache.http.request_body import BodyRules, BodyTooLarge, ClientGone, StreamedBody
 from harbor_cache.http.responses import BASE_HEADERS, PREFLIGHT_HEADERS, SECURITY_HEADERS, crash_response, write_error
+
+if TYPE_CHECKING:
+    from harbor_cache.http.channel import HarborChannel
 
 
 class HarborRequest(server.Request):
@@ -33,10 +37,12 @@ class HarborRequest(server.Request):
     over.
     """
 
+    channel: HarborChannel  # the site's channels are ours (`HarborSite.protocol`)
     cache_status: str | None = None
     upstream: str | None = None  # the upstream that answered, when one did (OCI)
     front: str = "site"
     body: StreamedBody | None = None
+    scope_name: str | None = None  # OCI: the repository as the client named it, when ``?ns=`` keyed it otherwise
     refused = False
     _line_parsed = False
     _buffered = 0
@@ -74,6 +80,7 @@ class HarborRequest(server.Request):
         if self._buffered > self._buffer_limit:
             self.refuse(BodyTooLarge("request body too large", {"limit": self._buffer_limit}))
             return
+        assert self.content is not None  # a BytesIO since gotLength
         self.content.write(data)
 
     def _parse_request_line(self, command, path, version):
@@ -84,7 +91,7 @@ class HarborRequest(server.Request):
         target, _, query = path.partition(b"?")
         self.path = target
         if query:
-            self.args = parse_qs(query, 1)
+            self.args = parse_qs(query, True)
 
     def start_early(self, command, path, version):
         """Process a streamed-body request now; its handler pulls the body."""

@@ -42,7 +42,9 @@ class _Refusal(protocol.Protocol):
         self.setting = setting
         self.message = message
 
-    def connectionMade(self):
+    transport: Any  # the TCP transport, set by makeConnection
+
+    def connectionMade(self) -> None:
         self.transport.write(
             raw_error(
                 503,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store, contains_pattern, fetch_all
+from harbor_cache.index.cursor import Cursor
+from harbor_cache.index.engine import Store, contains_pattern, fetch_all, fetch_value
 from harbor_cache.index.rows import AuditRecord
 
 
@@ -12,7 +13,7 @@ class AuditStore(Store):
     async def add_audit(
         self, *, at: float, actor: str | None, action: str, target: str | None, detail: str | None, client: str | None
     ) -> None:
-        def _txn(txn):
+        def _txn(txn: Cursor) -> None:
             self._exec(
                 txn,
                 "INSERT INTO audit_log (at, actor, action, target, detail, client) VALUES (?, ?, ?, ?, ?, ?)",
@@ -50,9 +51,9 @@ class AuditStore(Store):
             args.append(since)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> tuple[int, list[AuditRecord]]:
             self._exec(txn, "SELECT COUNT(*) FROM audit_log" + clause, args)
-            total = int(txn.fetchone()[0])
+            total = int(fetch_value(txn))
             self._exec(
                 txn,
                 "SELECT * FROM audit_log" + clause + " ORDER BY at DESC, id DESC LIMIT ? OFFSET ?",
@@ -65,7 +66,7 @@ class AuditStore(Store):
     async def prune_audit(self, before: float) -> int:
         """Drop audit records older than ``before``; how many went."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> int:
             self._exec(txn, "DELETE FROM audit_log WHERE at < ?", (before,))
             return txn.rowcount
 

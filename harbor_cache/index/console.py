@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store, contains_pattern, fetch_all, fetch_dicts
+from harbor_cache.index.cursor import Cursor
+from harbor_cache.index.engine import Store, contains_pattern, fetch_all, fetch_dicts, fetch_value
 from harbor_cache.index.rows import Entry, ImageRepository, ImageTag
 
 
@@ -57,9 +58,9 @@ class ConsoleStore(Store):
         where, args = self._entry_filters(front, kind, repository, text)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> tuple[int, list[Entry]]:
             self._exec(txn, "SELECT COUNT(*) FROM entries" + clause, args)
-            total = int(txn.fetchone()[0])
+            total = int(fetch_value(txn))
             self._exec(
                 txn,
                 f"""SELECT * FROM entries{clause}
@@ -73,7 +74,7 @@ class ConsoleStore(Store):
     async def image_repositories(self) -> list[ImageRepository]:
         """Every OCI repository with a tag or a manifest: name, hosted/cached tag and manifest counts, last update."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> list[ImageRepository]:
             self._exec(
                 txn,
                 """SELECT repository,
@@ -112,7 +113,7 @@ class ConsoleStore(Store):
     async def image_tags(self, repository: str) -> list[ImageTag]:
         """Tags of one repository with what they point at, by tag."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> list[ImageTag]:
             self._exec(
                 txn,
                 """SELECT t.tag, t.digest, t.kind, t.media_type, t.updated_at, e.size

@@ -21,14 +21,16 @@ import dataclasses
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from twisted.enterprise import adbapi
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from harbor_cache.errors import IndexUnavailable
+from harbor_cache.index.cursor import Cursor, Row
 
 log = Logger()
 
@@ -40,8 +42,8 @@ R = TypeVar("R")
 _PLANS: dict[tuple[type, tuple[str, ...]], tuple[int, ...] | None] = {}
 
 
-def _plan(cls: type, description) -> tuple[int, ...] | None:
-    names = tuple(c[0] for c in description)
+def _plan(cls: type, description: Sequence[Sequence[Any]] | None) -> tuple[int, ...] | None:
+    names = tuple(c[0] for c in description or ())
     key = (cls, names)
     try:
         return _PLANS[key]
@@ -57,7 +59,7 @@ def _plan(cls: type, description) -> tuple[int, ...] | None:
     return plan
 
 
-def fetch_all(txn, cls: type[R]) -> list[R]:
+def fetch_all(txn: Cursor, cls: type[R]) -> list[R]:
     """The cursor's remaining rows as ``cls`` (a dataclass of `harbor_cache.index.rows`), by column name.
 
     Columns ``cls`` does not name are skipped: a newer node may have added
@@ -70,15 +72,44 @@ def fetch_all(txn, cls: type[R]) -> list[R]:
     return [cls(*[r[i] for i in plan]) for r in txn.fetchall()]
 
 
-def fetch_one(txn, cls: type[R]) -> R | None:
+def fetch_one(txn: Cursor, cls: type[R]) -> R | None:
     """The cursor's first row as ``cls``, or None when the query found nothing."""
     rows = fetch_all(txn, cls)
     return rows[0] if rows else None
 
 
-def fetch_dicts(txn) -> list[dict[str, Any]]:
+def fetch_written(txn: Cursor, cls: type[R]) -> R:
+    """The row the transaction has just written and selected again, as ``cls`` (see `fetch_one`).
+
+    The write and the read share the transaction, so the row is there; its
+    absence is a broken query and raises rather than passing a None on.
+    """
+    row = fetch_one(txn, cls)
+    if row is None:
+        raise LookupError(f"the {cls.__name__} just written is not there")
+    return row
+
+
+def fetch_row(txn: Cursor) -> Row:
+    """The one row a query always returns (an aggregate: ``COUNT``, ``SUM``, ``MAX``).
+
+    A missing row here is a broken query, not an empty table, so it raises
+    rather than handing the caller a None to index into.
+    """
+    row = txn.fetchone()
+    if row is None:
+        raise LookupError("the query returned no row")
+    return row
+
+
+def fetch_value(txn: Cursor) -> Any:
+    """The first column of the one row a query always returns (see `fetch_row`)."""
+    return fetch_row(txn)[0]
+
+
+def fetch_dicts(txn: Cursor) -> list[dict[str, Any]]:
     """The cursor's remaining rows as dicts keyed by column name (for aggregates shaped in Python)."""
-    cols = [c[0] for c in txn.description]
+    cols = [c[0] for c in txn.description or ()]
     return [dict(zip(cols, r, strict=False)) for r in txn.fetchall()]
 
 
@@ -91,7 +122,7 @@ def contains_pattern(text: str) -> str:
 # -- pools ----------------------------------------------------------------
 
 
-def sqlite_connect_options(conn) -> None:
+def sqlite_connect_options(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
@@ -123,11 +154,11 @@ POSTGRES_CONNECT_OPTIONS = {
 }
 
 
-def postgres_connect_options(conn) -> None:
+def postgres_connect_options(conn: Any) -> None:
     """NUMERIC (what SUM of integers gives) as int or float, like sqlite; UTC timestamps."""
     import psycopg2.extensions
 
-    def cast(value, cur):
+    def cast(value: str | None, cur: object) -> int | float | None:
         if value is None:
             return None
         return int(value) if value.lstrip("-").isdigit() else float(value)
@@ -147,19 +178,21 @@ class QuietConnection(adbapi.Connection):
     error through, which `Store._run` turns into one log line per outage.
     """
 
-    def rollback(self):
+    def rollback(self) -> None:
+        # None after an earlier failed rollback; then the first call fails and lands below, as for a dead one.
+        connection: Any = self._connection
         try:
-            self._connection.rollback()
-            cursor = self._connection.cursor()
+            connection.rollback()
+            cursor = connection.cursor()
             cursor.execute(self._pool.good_sql)
             cursor.close()
-            self._connection.commit()
+            connection.commit()
         except Exception:
             self._pool.disconnect(self._connection)
             self._connection = None
             # The next transaction on this thread opens a new connection (ConnectionPool.connect).
 
-    def reconnect(self):
+    def reconnect(self) -> None:
         if self._connection is not None:
             try:
                 self._pool.disconnect(self._connection)
@@ -171,7 +204,7 @@ class QuietConnection(adbapi.Connection):
 class QuietTransaction(adbapi.Transaction):
     """adbapi's `Transaction` without its traceback when a cursor cannot be made on a dead connection."""
 
-    def reopen(self):
+    def reopen(self) -> None:
         if self._cursor is not None:
             self.close()
         try:
@@ -220,7 +253,7 @@ def open_pool(url: str | None, sqlite_path: str, size: int = 10) -> adbapi.Conne
     return open_sqlite_pool(sqlite_path)
 
 
-def dialect_of(pool) -> str:
+def dialect_of(pool: adbapi.ConnectionPool) -> str:
     """ "postgresql" or "sqlite", from the pool's DB-API module."""
     name = str(getattr(pool, "dbapiName", None) or getattr(getattr(pool, "dbapi", None), "__name__", "sqlite3"))
     return "postgresql" if name.startswith("psycopg") else "sqlite"
@@ -245,7 +278,7 @@ def postgres_ddl(statement: str) -> str:
     return _TYPE_WORDS.sub(lambda m: _POSTGRES_TYPES[m.group(1)], statement)
 
 
-def connection_lost(failure) -> bool:
+def connection_lost(failure: Failure) -> bool:
     """Whether a transaction failed because the database connection broke (worth one retry)."""
     if failure.check(adbapi.ConnectionLost):
         return True
@@ -285,13 +318,13 @@ class IndexAvailability:
     away, instead of a traceback per failed transaction.
     """
 
-    def __init__(self, now: Callable[[], float] = time.monotonic):
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
         self.up = True
         self._now = now
         self._since = 0.0
         self.failed = 0  # transactions refused while away (for the "back" line)
 
-    def went_away(self, error: BaseException) -> None:
+    def went_away(self, error: BaseException | None) -> None:
         self.failed += 1
         if not self.up:
             return
@@ -328,7 +361,7 @@ class Store:
     `harbor_cache.index.Index` composes them by inheritance, one pool for all.
     """
 
-    def __init__(self, pool):
+    def __init__(self, pool: adbapi.ConnectionPool) -> None:
         self._pool = pool
         self.dialect = dialect_of(pool)
         self.availability = IndexAvailability()
@@ -344,7 +377,7 @@ class Store:
     def _q(self, sql: str) -> str:
         return sql.replace("?", "%s") if self._format else sql
 
-    def _run(self, desc: str, fn: Callable, *args) -> defer.Deferred:
+    def _run(self, desc: str, fn: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
         """Run one transaction; one broken by a lost database connection is run again once.
 
         A transaction that fails that way was rolled back by the server, so
@@ -358,18 +391,18 @@ class Store:
         if self.dialect == "postgresql":
             availability = self.availability
 
-            def retry(failure):
+            def retry(failure: Failure) -> Any:
                 if not connection_lost(failure):
                     return failure
                 if availability.up:
                     log.warn("index: {desc} lost its database connection; retrying once", desc=desc)
                 return self._pool.runInteraction(fn, *args)
 
-            def answered(result):
+            def answered(result: Any) -> Any:
                 availability.came_back()
                 return result
 
-            def away(failure):
+            def away(failure: Failure) -> Failure:
                 if not connection_lost(failure):
                     return failure
                 availability.went_away(failure.value)
@@ -381,7 +414,7 @@ class Store:
             d.addCallbacks(answered, away)
         return d
 
-    def _exec(self, txn, sql: str, args: Iterable = ()) -> None:
+    def _exec(self, txn: Cursor, sql: str, args: Iterable = ()) -> None:
         txn.execute(self._q(sql), tuple(args))
 
     def _ddl(self, statement: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harbor_cache.index.cursor import Cursor
 from harbor_cache.index.engine import Store, fetch_one
 from harbor_cache.index.rows import Entry
 
@@ -29,7 +30,7 @@ class EntryWrite:
     upstream_modified: float | None = None
 
 
-def referenced_txn(store: Store, txn, digests: list[str]) -> set[str]:
+def referenced_txn(store: Store, txn: Cursor, digests: list[str]) -> set[str]:
     """The subset of ``digests`` some entry references, inside a transaction of ``store``."""
     found: set[str] = set()
     for start in range(0, len(digests), 500):
@@ -43,7 +44,7 @@ class EntriesStore(Store):
     """Reads and writes single entries, their access times, and the counters."""
 
     async def get_entry(self, type_: str, repository: str, key: str) -> Entry | None:
-        def _txn(txn):
+        def _txn(txn: Cursor) -> Entry | None:
             self._exec(
                 txn, "SELECT * FROM entries WHERE type = ? AND repository = ? AND key = ?", (type_, repository, key)
             )
@@ -52,7 +53,7 @@ class EntriesStore(Store):
         return await self._run("get_entry", _txn)
 
     async def get_entry_by_id(self, entry_id: int) -> Entry | None:
-        def _txn(txn):
+        def _txn(txn: Cursor) -> Entry | None:
             self._exec(txn, "SELECT * FROM entries WHERE id = ?", (entry_id,))
             return fetch_one(txn, Entry)
 
@@ -84,7 +85,7 @@ class EntriesStore(Store):
         replaced that no entry references any more (files the caller may delete).
         """
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> tuple[list[Entry], list[str]]:
             replaced: set[str] = set()
             rows = []
             for write in writes:
@@ -106,7 +107,7 @@ class EntriesStore(Store):
 
         return await self._run("put_entries", _txn)
 
-    def _upsert_entry_txn(self, txn, write: EntryWrite, now: float) -> Entry:
+    def _upsert_entry_txn(self, txn: Cursor, write: EntryWrite, now: float) -> Entry:
         self._exec(
             txn,
             """INSERT INTO entries (kind, type, repository, key, digest, size, media_type, sha1, upstream,
@@ -147,7 +148,7 @@ class EntriesStore(Store):
     async def mark_fetched(self, entry_id: int, now: float) -> None:
         """Record a successful revalidation (TTL restarts)."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> None:
             self._exec(txn, "UPDATE entries SET fetched_at = ? WHERE id = ?", (now, entry_id))
 
         await self._run("mark_fetched", _txn)
@@ -155,7 +156,7 @@ class EntriesStore(Store):
     async def record_access(self, touches: dict[int, tuple[float, int]], counters: dict[str, int]) -> None:
         """Flush a batch of last-access times / hit counts and counter deltas in one transaction."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> None:
             for entry_id, (when, count) in touches.items():
                 self._exec(
                     txn,
@@ -173,14 +174,14 @@ class EntriesStore(Store):
         await self._run("record_access", _txn)
 
     async def get_counters(self) -> dict[str, int]:
-        def _txn(txn):
+        def _txn(txn: Cursor) -> dict[str, int]:
             self._exec(txn, "SELECT name, value FROM counters")
             return {name: value for name, value in txn.fetchall()}
 
         return await self._run("get_counters", _txn)
 
     async def digest_in_use(self, digest: str) -> bool:
-        def _txn(txn):
+        def _txn(txn: Cursor) -> bool:
             self._exec(txn, "SELECT 1 FROM entries WHERE digest = ? LIMIT 1", (digest,))
             return txn.fetchone() is not None
 
@@ -189,7 +190,7 @@ class EntriesStore(Store):
     async def digests_referenced(self, digests: list[str]) -> set[str]:
         """The subset of digests that some entry still references."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> set[str]:
             return referenced_txn(self, txn, list(digests))
 
         return await self._run("digests_referenced", _txn)
@@ -197,7 +198,7 @@ class EntriesStore(Store):
     async def delete_entries(self, ids: list[int]) -> list[str]:
         """Delete entries by id; returns the digests no longer referenced by any entry."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> list[str]:
             digests: set[str] = set()
             for entry_id in ids:
                 self._exec(txn, "SELECT digest FROM entries WHERE id = ?", (entry_id,))

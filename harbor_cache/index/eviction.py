@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store, fetch_all
+from harbor_cache.index.cursor import Cursor
+from harbor_cache.index.engine import Store, fetch_all, fetch_row, fetch_value
 from harbor_cache.index.entries import referenced_txn
 from harbor_cache.index.rows import CacheTotals, ProxyEntry
 
@@ -32,7 +33,7 @@ class EvictionStore(Store):
         """
         cols = self.EVICTION_ORDERS[order]
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> list[ProxyEntry]:
             where, args = ["kind = 'proxy'"], []
             if accessed_before is not None:
                 where.append("last_access < ?")
@@ -60,7 +61,7 @@ class EvictionStore(Store):
         of rows costs milliseconds; keep ``ids`` under a few thousand.
         """
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> tuple[list[ProxyEntry], list[tuple[str, int]]]:
             if not ids:
                 return [], []
             marks = ", ".join("?" * len(ids))
@@ -86,21 +87,21 @@ class EvictionStore(Store):
     async def evictable_size(self) -> int:
         """Bytes on disk that eviction could free: digests referenced only by proxy entries."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> int:
             self._exec(
                 txn,
                 """SELECT COALESCE(SUM(size), 0) FROM (
                        SELECT MAX(size) AS size FROM entries GROUP BY digest
                        HAVING SUM(CASE WHEN kind = 'hosted' THEN 1 ELSE 0 END) = 0) AS only_proxy""",
             )
-            return int(txn.fetchone()[0])
+            return int(fetch_value(txn))
 
         return await self._run("evictable_size", _txn)
 
     async def cache_totals(self) -> CacheTotals:
         """Entry counts by type and the bytes on disk (each digest counted once)."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> CacheTotals:
             self._exec(
                 txn,
                 """SELECT COUNT(*),
@@ -110,12 +111,12 @@ class EvictionStore(Store):
                           COALESCE(SUM(CASE WHEN kind = 'proxy' THEN 1 ELSE 0 END), 0)
                    FROM entries""",
             )
-            entries, manifests, blobs, maven, proxy = txn.fetchone()
+            entries, manifests, blobs, maven, proxy = fetch_row(txn)
             self._exec(
                 txn,
                 "SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM entries GROUP BY digest) AS d",
             )
-            total = txn.fetchone()[0]
+            total = fetch_value(txn)
             return CacheTotals(
                 entries=int(entries),
                 manifests=int(manifests),

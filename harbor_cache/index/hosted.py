@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from harbor_cache.index.engine import Store, fetch_all, fetch_one
+from harbor_cache.index.cursor import Cursor
+from harbor_cache.index.engine import Store, fetch_all, fetch_written
 from harbor_cache.index.rows import Entry, Referrer
 
 
@@ -29,7 +30,7 @@ class HostedStore(Store):
     async def mark_hosted(self, ids: list[int]) -> None:
         """Make entries hosted (a pushed manifest now needs them): eviction skips them from now on."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> None:
             for entry_id in ids:
                 self._exec(txn, "UPDATE entries SET kind = 'hosted' WHERE id = ?", (entry_id,))
 
@@ -44,7 +45,7 @@ class HostedStore(Store):
         removed the blob: then nothing is claimed and False is returned.
         """
 
-        def _txn(txn: Any) -> bool:
+        def _txn(txn: Cursor) -> bool:
             self._exec(
                 txn,
                 "SELECT 1 FROM entries WHERE type = 'blob' AND repository = '' AND key = ?" + self.for_share,
@@ -65,7 +66,7 @@ class HostedStore(Store):
     async def hosted_manifests_without_refs(self) -> list[Entry]:
         """Hosted manifests with no ``blob_refs`` rows: pushed before claims were recorded (or blob-less)."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> list[Entry]:
             self._exec(
                 txn,
                 """SELECT m.* FROM entries AS m
@@ -81,7 +82,7 @@ class HostedStore(Store):
     async def add_blob_refs(self, repository: str, manifest: str, blobs: list[str]) -> None:
         """Record that a hosted manifest needs these blobs (kept idempotent)."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> None:
             for blob in blobs:
                 self._exec(
                     txn,
@@ -106,7 +107,7 @@ class HostedStore(Store):
         repository were its only holder.
         """
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> tuple[str, Any]:
             self._exec(txn, "SELECT repository, manifest FROM blob_refs WHERE digest = ?", (digest,))
             rows = txn.fetchall()
             mine = [m for r, m in rows if r == repository]
@@ -156,7 +157,7 @@ class HostedStore(Store):
         the caller checked raises `ReferenceGone` and nothing is recorded.
         """
 
-        def _txn(txn: Any) -> Entry | None:
+        def _txn(txn: Cursor) -> Entry | None:
             for blob in blobs:
                 self._exec(
                     txn,
@@ -231,7 +232,7 @@ class HostedStore(Store):
             self._exec(
                 txn, "SELECT * FROM entries WHERE type = 'manifest' AND repository = ? AND key = ?", (repository, key)
             )
-            return fetch_one(txn, Entry)
+            return fetch_written(txn, Entry)
 
         return await self._run("put_hosted_manifest", _txn)
 
@@ -243,7 +244,7 @@ class HostedStore(Store):
         orphans are the file digests no entry references any more.
         """
 
-        def _txn(txn: Any) -> tuple[str | None, list[str]]:
+        def _txn(txn: Cursor) -> tuple[str | None, list[str]]:
             self._exec(
                 txn,
                 "SELECT id, kind, digest FROM entries WHERE type = ? AND repository = ? AND key = ?",
@@ -271,7 +272,7 @@ class HostedStore(Store):
     async def list_referrers(self, repository: str, subject: str, artifact_type: str | None) -> list[Referrer]:
         """Manifests in a repository whose ``subject`` is this digest, optionally of one artifact type."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> list[Referrer]:
             sql = "SELECT * FROM referrers WHERE repository = ? AND subject = ?"
             args: list = [repository, subject]
             if artifact_type is not None:

@@ -6,6 +6,7 @@ renews it, anyone may take it over once it has expired (its node died).
 
 from __future__ import annotations
 
+from harbor_cache.index.cursor import Cursor
 from harbor_cache.index.engine import Store
 
 
@@ -15,7 +16,7 @@ class LeasesStore(Store):
     async def acquire_lease(self, name: str, node: str, now: float, ttl: float) -> bool:
         """Take ``name`` for ``node`` until now + ttl when free, expired or already ours; True if held."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> bool:
             self._exec(
                 txn,
                 """INSERT INTO leases (name, node, expires_at) VALUES (?, ?, ?)
@@ -32,14 +33,14 @@ class LeasesStore(Store):
     async def renew_lease(self, name: str, node: str, now: float, ttl: float) -> bool:
         """Extend a lease this node holds; False when it is no longer ours."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> bool:
             self._exec(txn, "UPDATE leases SET expires_at = ? WHERE name = ? AND node = ?", (now + ttl, name, node))
             return txn.rowcount == 1
 
         return await self._run("renew_lease", _txn)
 
     async def release_lease(self, name: str, node: str) -> None:
-        def _txn(txn):
+        def _txn(txn: Cursor) -> None:
             self._exec(txn, "DELETE FROM leases WHERE name = ? AND node = ?", (name, node))
 
         await self._run("release_lease", _txn)

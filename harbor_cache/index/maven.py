@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store, fetch_all, fetch_one
+from harbor_cache.index.cursor import Cursor, Row
+from harbor_cache.index.engine import Store, fetch_all, fetch_written
 from harbor_cache.index.rows import Entry, MavenRepositoryStats
 
 
@@ -16,7 +17,7 @@ class MavenStore(Store):
         "/") so the (type, repository, key) index answers it.
         """
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> list[Entry]:
             sql = "SELECT * FROM entries WHERE type = 'maven' AND repository = ?"
             args: list = [repository]
             if prefix:
@@ -34,7 +35,7 @@ class MavenStore(Store):
         suffixes = ["%.sha1", "%.sha256", "%.sha512", "%.md5"]
         is_checksum = " OR ".join(["key LIKE ?"] * len(suffixes))
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> dict[str, MavenRepositoryStats]:
             self._exec(
                 txn,
                 f"""SELECT repository,
@@ -75,7 +76,7 @@ class MavenStore(Store):
         ``overwrite``), instead of failing on the unique key.
         """
 
-        def _existing(txn):
+        def _existing(txn: Cursor) -> Row | None:
             self._exec(
                 txn,
                 "SELECT id, digest FROM entries WHERE type = 'maven' AND repository = ? AND key = ?",
@@ -83,7 +84,7 @@ class MavenStore(Store):
             )
             return txn.fetchone()
 
-        def _replace(txn, row_id):
+        def _replace(txn: Cursor, row_id: int) -> None:
             self._exec(
                 txn,
                 """UPDATE entries SET kind = 'hosted', digest = ?, size = ?, media_type = ?, sha1 = ?,
@@ -91,7 +92,7 @@ class MavenStore(Store):
                 (digest, size, media_type, sha1, now, now, row_id),
             )
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> tuple[str, Entry | None, str | None]:
             r = _existing(txn)
             if r is None:
                 self._exec(
@@ -113,7 +114,7 @@ class MavenStore(Store):
             )
             return (
                 ("replaced" if r is not None else "created"),
-                fetch_one(txn, Entry),
+                fetch_written(txn, Entry),
                 (r[1] if r is not None else None),
             )
 

@@ -8,7 +8,8 @@ new migrations at the end; never edit or renumber an applied one, since
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store
+from harbor_cache.index.cursor import Cursor
+from harbor_cache.index.engine import Store, fetch_value
 
 MIGRATIONS: list[list[str]] = [
     # 1: the first schema
@@ -235,13 +236,13 @@ class SchemaStore(Store):
     async def migrate(self) -> int:
         """Apply the numbered migrations not yet applied; returns the schema version."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> int:
             if self.dialect == "postgresql":
                 # Nodes starting together: one migrates, the others wait and then find nothing to do.
                 self._exec(txn, "SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
             self._exec(txn, self._ddl("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"))
             self._exec(txn, "SELECT MAX(version) FROM schema_version")
-            current = txn.fetchone()[0] or 0
+            current = fetch_value(txn) or 0
             for number, statements in enumerate(MIGRATIONS, start=1):
                 if number <= current:
                     continue
@@ -256,8 +257,8 @@ class SchemaStore(Store):
     async def ping(self) -> bool:
         """One trivial query: True when the database answers (``/health``)."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> bool:
             self._exec(txn, "SELECT 1")
-            return txn.fetchone()[0] == 1
+            return fetch_value(txn) == 1
 
         return await self._run("ping", _txn)

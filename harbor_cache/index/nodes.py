@@ -9,7 +9,8 @@ refreshes ``heartbeat_at``; a name not refreshed for the lease time is free.
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store, fetch_one
+from harbor_cache.index.cursor import Cursor
+from harbor_cache.index.engine import Store, fetch_written
 from harbor_cache.index.rows import NodeClaim
 
 
@@ -23,7 +24,7 @@ class NodesStore(Store):
         else the live holder's (the caller refuses to start, or waits).
         """
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> NodeClaim:
             self._exec(
                 txn,
                 """INSERT INTO nodes (name, instance, started_at, heartbeat_at) VALUES (?, ?, ?, ?)
@@ -33,14 +34,14 @@ class NodesStore(Store):
                 (name, instance, now, now, stale_before),
             )
             self._exec(txn, "SELECT name, instance, started_at, heartbeat_at FROM nodes WHERE name = ?", (name,))
-            return fetch_one(txn, NodeClaim)
+            return fetch_written(txn, NodeClaim)
 
         return await self._run("claim_node", _txn)
 
     async def node_heartbeat(self, name: str, instance: str, now: float) -> bool:
         """Refresh the heartbeat of a name ``instance`` holds; False when another process holds it now."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> bool:
             self._exec(txn, "UPDATE nodes SET heartbeat_at = ? WHERE name = ? AND instance = ?", (now, name, instance))
             return txn.rowcount == 1
 
@@ -49,7 +50,7 @@ class NodesStore(Store):
     async def release_node(self, name: str, instance: str) -> None:
         """Give the name up (a clean stop): the next process under it starts at once."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> None:
             self._exec(txn, "DELETE FROM nodes WHERE name = ? AND instance = ?", (name, instance))
 
         await self._run("release_node", _txn)

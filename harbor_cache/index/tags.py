@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harbor_cache.index.cursor import Cursor
 from harbor_cache.index.engine import Store, fetch_one
 from harbor_cache.index.rows import Tag
 
@@ -10,7 +11,7 @@ class TagsStore(Store):
     """Tags of cached and hosted repositories (a hosted tag is never overwritten by a cached one)."""
 
     async def get_tag(self, repository: str, tag: str) -> Tag | None:
-        def _txn(txn):
+        def _txn(txn: Cursor) -> Tag | None:
             self._exec(txn, "SELECT * FROM tags WHERE repository = ? AND tag = ?", (repository, tag))
             return fetch_one(txn, Tag)
 
@@ -21,7 +22,7 @@ class TagsStore(Store):
     ) -> None:
         """Point a tag at a digest; a hosted tag is never overwritten by a proxy one."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> None:
             self._exec(
                 txn,
                 """INSERT INTO tags (repository, tag, digest, kind, media_type, fetched_at, updated_at)
@@ -36,7 +37,7 @@ class TagsStore(Store):
         await self._run("put_tag", _txn)
 
     async def mark_tag_fetched(self, repository: str, tag: str, now: float) -> None:
-        def _txn(txn):
+        def _txn(txn: Cursor) -> None:
             self._exec(txn, "UPDATE tags SET fetched_at = ? WHERE repository = ? AND tag = ?", (now, repository, tag))
 
         await self._run("mark_tag_fetched", _txn)
@@ -44,7 +45,7 @@ class TagsStore(Store):
     async def delete_hosted_tag(self, repository: str, tag: str) -> str | None:
         """Remove a hosted tag; returns the digest it pointed at, None when there was no hosted tag."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> str | None:
             self._exec(
                 txn, "SELECT digest FROM tags WHERE repository = ? AND tag = ? AND kind = 'hosted'", (repository, tag)
             )
@@ -59,7 +60,7 @@ class TagsStore(Store):
     async def list_tags_page(self, repository: str, last: str | None, limit: int | None) -> list[str]:
         """Tags of a repository in byte order, after ``last``; at most ``limit`` (None: all)."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> list[str]:
             sql = "SELECT tag FROM tags WHERE repository = ? AND tag > ? ORDER BY tag"
             args: list = [repository, last or ""]
             if limit is not None:
@@ -73,7 +74,7 @@ class TagsStore(Store):
     async def repository_known(self, repository: str) -> bool:
         """Whether any tag or manifest is recorded under this repository name."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> bool:
             self._exec(txn, "SELECT 1 FROM tags WHERE repository = ? LIMIT 1", (repository,))
             if txn.fetchone() is not None:
                 return True
@@ -85,7 +86,7 @@ class TagsStore(Store):
     async def list_repositories_page(self, last: str | None, limit: int | None) -> list[str]:
         """Repository names with a tag or a manifest, in byte order, after ``last``."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> list[str]:
             sql = """SELECT repository FROM (
                          SELECT repository FROM tags
                          UNION SELECT repository FROM entries WHERE type = 'manifest'

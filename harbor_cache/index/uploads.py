@@ -7,7 +7,8 @@ session at once.
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store, fetch_one
+from harbor_cache.index.cursor import Cursor
+from harbor_cache.index.engine import Store, fetch_one, fetch_value
 from harbor_cache.index.rows import Upload
 
 
@@ -23,12 +24,12 @@ class UploadsStore(Store):
         last free slot may overshoot a cap by at most one session each.
         """
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> str:
             self._exec(txn, "SELECT COUNT(*) FROM upload_sessions")
-            if txn.fetchone()[0] >= overall:
+            if fetch_value(txn) >= overall:
                 return "overall_cap"
             self._exec(txn, "SELECT COUNT(*) FROM upload_sessions WHERE owner = ?", (owner,))
-            if txn.fetchone()[0] >= per_owner:
+            if fetch_value(txn) >= per_owner:
                 return "owner_cap"
             self._exec(
                 txn,
@@ -41,7 +42,7 @@ class UploadsStore(Store):
         return await self._run("create_upload", _txn)
 
     async def get_upload(self, session_id: str) -> Upload | None:
-        def _txn(txn):
+        def _txn(txn: Cursor) -> Upload | None:
             self._exec(txn, "SELECT * FROM upload_sessions WHERE id = ?", (session_id,))
             return fetch_one(txn, Upload)
 
@@ -50,7 +51,7 @@ class UploadsStore(Store):
     async def claim_upload_write(self, session_id: str, node: str, size: int, now: float, hold: float) -> bool:
         """Make ``node`` the session's only writer when nobody writes and it still holds ``size`` bytes."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> bool:
             self._exec(
                 txn,
                 """UPDATE upload_sessions SET writer = ?, writer_until = ?, touched_at = ?
@@ -64,7 +65,7 @@ class UploadsStore(Store):
     async def end_upload_write(self, session_id: str, node: str, size: int, now: float) -> None:
         """The writer is done: record the session's new size and let the next request in."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> None:
             self._exec(
                 txn,
                 """UPDATE upload_sessions SET size = ?, touched_at = ?, writer = NULL, writer_until = NULL
@@ -75,7 +76,7 @@ class UploadsStore(Store):
         await self._run("end_upload_write", _txn)
 
     async def delete_upload(self, session_id: str) -> bool:
-        def _txn(txn):
+        def _txn(txn: Cursor) -> bool:
             self._exec(txn, "DELETE FROM upload_sessions WHERE id = ?", (session_id,))
             return txn.rowcount == 1
 
@@ -84,7 +85,7 @@ class UploadsStore(Store):
     async def stale_uploads(self, idle_before: float, now: float) -> list[str]:
         """Sessions untouched since ``idle_before`` and not being written: removed, their ids returned."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> list[str]:
             self._exec(
                 txn,
                 """SELECT id FROM upload_sessions

@@ -7,7 +7,8 @@ transaction, so every node notices a change made on another one.
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store, fetch_all, fetch_one
+from harbor_cache.index.cursor import Cursor
+from harbor_cache.index.engine import Store, fetch_all, fetch_one, fetch_value, fetch_written
 from harbor_cache.index.rows import Upstream
 
 
@@ -27,24 +28,24 @@ class UpstreamsStore(Store):
         "password",
     )
 
-    def _bump_upstreams_txn(self, txn) -> None:
+    def _bump_upstreams_txn(self, txn: Cursor) -> None:
         self._exec(txn, "UPDATE upstreams_meta SET generation = generation + 1 WHERE id = 1")
 
     async def upstreams_generation(self) -> int:
         """A number that changes whenever any upstream row does (cheap enough to poll)."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> int:
             self._exec(txn, "SELECT generation FROM upstreams_meta WHERE id = 1")
-            return int(txn.fetchone()[0])
+            return int(fetch_value(txn))
 
         return await self._run("upstreams_generation", _txn)
 
     async def list_upstreams(self) -> tuple[int, list[Upstream]]:
         """(generation, every upstream row by id), read in one transaction."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> tuple[int, list[Upstream]]:
             self._exec(txn, "SELECT generation FROM upstreams_meta WHERE id = 1")
-            generation = int(txn.fetchone()[0])
+            generation = int(fetch_value(txn))
             self._exec(txn, "SELECT * FROM upstreams ORDER BY id")
             return generation, fetch_all(txn, Upstream)
 
@@ -53,7 +54,7 @@ class UpstreamsStore(Store):
     async def seed_upstreams(self, rows: list[dict], now: float) -> bool:
         """Insert the config file's upstreams unless that was done before (on any node); True if done now."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> bool:
             self._exec(txn, "UPDATE upstreams_meta SET seeded_at = ? WHERE id = 1 AND seeded_at IS NULL", (now,))
             if txn.rowcount != 1:
                 return False
@@ -75,7 +76,7 @@ class UpstreamsStore(Store):
         marks the index seeded, so the embedded default never lands later.
         """
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> list[tuple[str, str, list[str]]]:
             # Always writes the meta row: its lock makes nodes starting together apply one after the
             # other (PostgreSQL), so the second finds the first's rows instead of a duplicate name.
             self._exec(txn, "UPDATE upstreams_meta SET seeded_at = COALESCE(seeded_at, ?) WHERE id = 1", (now,))
@@ -83,9 +84,9 @@ class UpstreamsStore(Store):
             existing = {r.name: r for r in fetch_all(txn, Upstream)}
             declared = {row["name"]: row for row in rows}
             changes: list[tuple[str, str, list[str]]] = []
-            for name, old in existing.items():
-                if old.managed_by == "config" and name not in declared:
-                    self._exec(txn, "DELETE FROM upstreams WHERE id = ?", (old.id,))
+            for name, current in existing.items():
+                if current.managed_by == "config" and name not in declared:
+                    self._exec(txn, "DELETE FROM upstreams WHERE id = ?", (current.id,))
                     changes.append((name, "removed", []))
             cols = self.UPSTREAM_FIELDS
             for name, row in declared.items():
@@ -112,7 +113,7 @@ class UpstreamsStore(Store):
 
         return await self._run("apply_declared_upstreams", _txn)
 
-    def _insert_upstream_txn(self, txn, row: dict, now: float, managed_by: str = "api") -> None:
+    def _insert_upstream_txn(self, txn: Cursor, row: dict, now: float, managed_by: str = "api") -> None:
         cols = self.UPSTREAM_FIELDS
         self._exec(
             txn,
@@ -124,7 +125,7 @@ class UpstreamsStore(Store):
     async def create_upstream(self, row: dict, now: float) -> Upstream | None:
         """Insert an upstream; None when the name is taken."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> Upstream | None:
             self._exec(txn, "SELECT 1 FROM upstreams WHERE name = ?", (row["name"],))
             if txn.fetchone() is not None:
                 return None
@@ -138,7 +139,7 @@ class UpstreamsStore(Store):
     async def update_upstream(self, upstream_id: int, row: dict, now: float) -> Upstream | str:
         """Replace an upstream's fields; "missing" or "name_taken" when that cannot be done."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> Upstream | str:
             self._exec(txn, "SELECT 1 FROM upstreams WHERE id = ?", (upstream_id,))
             if txn.fetchone() is None:
                 return "missing"
@@ -153,12 +154,12 @@ class UpstreamsStore(Store):
             )
             self._bump_upstreams_txn(txn)
             self._exec(txn, "SELECT * FROM upstreams WHERE id = ?", (upstream_id,))
-            return fetch_one(txn, Upstream)
+            return fetch_written(txn, Upstream)
 
         return await self._run("update_upstream", _txn)
 
     async def delete_upstream(self, upstream_id: int) -> bool:
-        def _txn(txn):
+        def _txn(txn: Cursor) -> bool:
             self._exec(txn, "DELETE FROM upstreams WHERE id = ?", (upstream_id,))
             if txn.rowcount != 1:
                 return False

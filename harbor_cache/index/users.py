@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harbor_cache.index.engine import Store, fetch_all, fetch_one
+from harbor_cache.index.cursor import Cursor
+from harbor_cache.index.engine import Store, fetch_all, fetch_one, fetch_value
 from harbor_cache.index.rows import User
 
 
@@ -10,16 +11,16 @@ class UsersStore(Store):
     """Users; the last admin can be neither demoted nor deleted."""
 
     async def count_users(self) -> int:
-        def _txn(txn):
+        def _txn(txn: Cursor) -> int:
             self._exec(txn, "SELECT COUNT(*) FROM users")
-            return txn.fetchone()[0]
+            return fetch_value(txn)
 
         return await self._run("count_users", _txn)
 
     async def create_user(self, username: str, password_hash: str, role: str, now: float) -> User | None:
         """Returns the new user, or None when the username is taken."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> User | None:
             self._exec(txn, "SELECT 1 FROM users WHERE username = ?", (username,))
             if txn.fetchone() is not None:
                 return None
@@ -34,21 +35,21 @@ class UsersStore(Store):
         return await self._run("create_user", _txn)
 
     async def get_user(self, user_id: int) -> User | None:
-        def _txn(txn):
+        def _txn(txn: Cursor) -> User | None:
             self._exec(txn, "SELECT * FROM users WHERE id = ?", (user_id,))
             return fetch_one(txn, User)
 
         return await self._run("get_user", _txn)
 
     async def get_user_by_name(self, username: str) -> User | None:
-        def _txn(txn):
+        def _txn(txn: Cursor) -> User | None:
             self._exec(txn, "SELECT * FROM users WHERE username = ?", (username,))
             return fetch_one(txn, User)
 
         return await self._run("get_user_by_name", _txn)
 
     async def list_users(self) -> list[User]:
-        def _txn(txn):
+        def _txn(txn: Cursor) -> list[User]:
             self._exec(txn, "SELECT * FROM users ORDER BY id")
             return fetch_all(txn, User)
 
@@ -63,16 +64,16 @@ class UsersStore(Store):
         the change would leave no admin (nothing is changed then).
         """
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> tuple[str, User | None]:
             self._exec(txn, "SELECT * FROM users WHERE id = ?", (user_id,))
             row = fetch_one(txn, User)
             if row is None:
                 return "missing", None
             if row.role == "admin" and role is not None and role != "admin":
                 self._exec(txn, "SELECT COUNT(*) FROM users WHERE role = 'admin'")
-                if txn.fetchone()[0] <= 1:
+                if fetch_value(txn) <= 1:
                     return "last_admin", row
-            sets, args = ["updated_at = ?"], [now]
+            sets, args = ["updated_at = ?"], list[object]([now])
             if role is not None:
                 sets.append("role = ?")
                 args.append(role)
@@ -88,14 +89,14 @@ class UsersStore(Store):
     async def delete_user(self, user_id: int) -> str:
         """Returns "ok", "missing", or "last_admin" (the only admin is never deleted)."""
 
-        def _txn(txn):
+        def _txn(txn: Cursor) -> str:
             self._exec(txn, "SELECT role FROM users WHERE id = ?", (user_id,))
             r = txn.fetchone()
             if r is None:
                 return "missing"
             if r[0] == "admin":
                 self._exec(txn, "SELECT COUNT(*) FROM users WHERE role = 'admin'")
-                if txn.fetchone()[0] <= 1:
+                if fetch_value(txn) <= 1:
                     return "last_admin"
             self._exec(txn, "DELETE FROM users WHERE id = ?", (user_id,))
             return "ok"

@@ -34,6 +34,7 @@ from harbor_cache.core.identity.credentials import Credentials
 from harbor_cache.core.identity.token_holders import current_artifact_scopes, current_holder
 from harbor_cache.errors import BadRequest, Denied, ErrorCode, HarborError
 from harbor_cache.grammar.numbers import parse_fraction
+from harbor_cache.http.request import HarborRequest
 
 log = Logger()
 
@@ -63,7 +64,7 @@ def _looks_like_jwt(password: str) -> bool:
     return password.startswith("eyJ") and password.count(".") == 2
 
 
-def _form(request, name: bytes) -> str | None:
+def _form(request: HarborRequest, name: bytes) -> str | None:
     values = request.args.get(name)
     if not values:
         return None
@@ -89,7 +90,7 @@ class ArtifactAuthorizer:
 
     # -- checks -------------------------------------------------------------------------
 
-    def _token(self, request) -> tuple[str | None, str | None]:
+    def _token(self, request: HarborRequest) -> tuple[str | None, str | None]:
         """(JWT, Basic username) the request carries (Bearer, or Basic's password); (None, None) without one."""
         header = request.getHeader(b"Authorization")
         if header is None:
@@ -108,7 +109,7 @@ class ArtifactAuthorizer:
             )
         return token, username
 
-    async def authorize(self, request, repo_id: str, scope: str) -> dict:
+    async def authorize(self, request: HarborRequest, repo_id: str, scope: str) -> dict:
         """The verified claims of a token covering ``repo_id`` and ``scope``; raises `AuthChallenge`.
 
         The token's user must still exist with the password it had at issue,
@@ -130,7 +131,7 @@ class ArtifactAuthorizer:
             raise AuthChallenge(403, reason, [bearer_error("insufficient_scope", reason)])
         return claims
 
-    async def authorize_write(self, request, repo_id: str) -> str:
+    async def authorize_write(self, request: HarborRequest, repo_id: str) -> str:
         """Who may deploy into ``repo_id``: a read-write or admin user by Basic user:password,
         or a token with artifacts:write on it (Bearer, or Basic with the JWT as password)."""
         header = request.getHeader(b"Authorization")
@@ -149,7 +150,7 @@ class ArtifactAuthorizer:
 
     # -- tokens ---------------------------------------------------------------------------
 
-    async def token_response(self, request) -> bytes:
+    async def token_response(self, request: HarborRequest) -> bytes:
         """``POST /token``: mint an artifact token for a harbor-cache user (Basic username/password)."""
         creds = parse_basic_authorization(request.getHeader(b"Authorization"))
         if creds is None:

@@ -19,6 +19,8 @@ from urllib.parse import unquote
 
 from klein import Klein
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
 from werkzeug.routing import PathConverter
 
 from harbor_cache.core.identity.credentials import Credentials
@@ -36,6 +38,8 @@ from harbor_cache.grammar.maven_paths import (
 )
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.http.errors import status_of
+from harbor_cache.http.quick import AnyRequest
+from harbor_cache.http.request import HarborRequest
 from harbor_cache.http.request_body import body_of
 from harbor_cache.http.responses import install_error_handlers, json_response, write_error
 from harbor_cache.http.serving import serve_source
@@ -64,7 +68,7 @@ def _reason_phrase(message: str) -> bytes:
     return text[:300].encode("ascii")
 
 
-def not_modified(request, f: MavenFile) -> bool:
+def not_modified(request: AnyRequest, f: MavenFile) -> bool:
     """True when the client's conditional headers say its copy is current (If-None-Match wins)."""
     inm = request.getHeader(b"If-None-Match")
     if inm is not None:
@@ -90,8 +94,9 @@ class MavenFront:
     app.url_map.converters["anypath"] = _AnyPath
 
     @app.handle_errors(AuthChallenge)
-    def _challenge(self, request, failure):
+    def _challenge(self, request: IRequest, failure: Failure) -> bytes:
         e = failure.value
+        assert isinstance(e, AuthChallenge)  # what handle_errors routes here
         body = write_error(request, status_of(e), e.code, e.message, e.detail)
         request.responseHeaders.setRawHeaders(b"WWW-Authenticate", [c.encode() for c in e.challenges])
         return body
@@ -119,7 +124,7 @@ class MavenFront:
 
     # -- artifacts ----------------------------------------------------------
 
-    def _artifact_target(self, request) -> tuple[str, MavenPath]:
+    def _artifact_target(self, request: AnyRequest) -> tuple[str, MavenPath]:
         """(repository id, clean path) from the raw request path; 400 for anything unsafe."""
         raw = request.path
         if not raw.startswith(ARTIFACTS_PREFIX):
@@ -145,7 +150,7 @@ class MavenFront:
 
     @app.route("/artifacts/", methods=["GET", "HEAD", "DELETE"])
     @app.route("/artifacts/<anypath:rest>", methods=["GET", "HEAD", "DELETE"])
-    async def artifact(self, request, rest: str = ""):
+    async def artifact(self, request: HarborRequest, rest: str = ""):
         request.front = "maven"
         # (the hot route parsed this raw path already when it saw it first: not again)
         repo_id, path = self._hot_targets.get(request.path) or self._artifact_target(request)
@@ -175,7 +180,7 @@ class MavenFront:
             request, f.source, f.size, f.content_type.encode(), self.metrics.served_bytes.labels("maven")
         )
 
-    def _answer(self, request, f: MavenFile) -> bytes | None:
+    def _answer(self, request: AnyRequest, f: MavenFile) -> bytes | None:
         """Status and headers for ``f``; the body when it is answered at once (304, or small and in memory).
 
         None: the body is to be streamed from ``f.source`` (`serve_source`).
@@ -200,7 +205,7 @@ class MavenFront:
             return f.body
         return None
 
-    def hot_artifact(self, request) -> bytes | None:
+    def hot_artifact(self, request: AnyRequest) -> bytes | None:
         """`artifact` for a GET or HEAD of a warm small file in a public proxy repository, without Klein.
 
         The `http.resources.HotRoute` of ``/artifacts``: returns the body (b"" for
@@ -234,7 +239,7 @@ class MavenFront:
     # -- repositories ---------------------------------------------------------
 
     @app.route("/artifacts/<anypath:rest>", methods=["PUT"])
-    async def deploy(self, request, rest: str = ""):
+    async def deploy(self, request: HarborRequest, rest: str = ""):
         """Deploy one file into a hosted repository (201 new, 200 replaced).
 
         An error's message is also the status line's reason phrase: Maven's
@@ -274,13 +279,13 @@ class MavenFront:
 
     @app.route("/repositories", methods=["GET", "HEAD"])
     @app.route("/repositories/", methods=["GET", "HEAD"])
-    async def repositories(self, request):
+    async def repositories(self, request: HarborRequest):
         request.front = "maven"
         return self._json(
             request, {"repositories": await self.cache.repository_list(self.public_url.for_request(request))}
         )
 
-    def _query_path(self, request, required: bool) -> str:
+    def _query_path(self, request: HarborRequest, required: bool) -> str:
         values = request.args.get(b"path")
         if not values or values[0] == b"":
             if required:
@@ -299,16 +304,16 @@ class MavenFront:
         return path
 
     @app.route("/repositories/<repo_id>/browse", methods=["GET", "HEAD"])
-    async def browse(self, request, repo_id: str):
+    async def browse(self, request: HarborRequest, repo_id: str):
         path = await self._readable_path(request, repo_id, required=False)
         return self._json(request, await self.cache.browse(repo_id, path))
 
     @app.route("/repositories/<repo_id>/info", methods=["GET", "HEAD"])
-    async def info(self, request, repo_id: str):
+    async def info(self, request: HarborRequest, repo_id: str):
         path = await self._readable_path(request, repo_id, required=True)
         return self._json(request, await self.cache.info(repo_id, path))
 
-    async def _readable_path(self, request, repo_id: str, required: bool) -> str:
+    async def _readable_path(self, request: HarborRequest, repo_id: str, required: bool) -> str:
         """The validated ``path`` query of a browse/info request, after the repository's read check."""
         request.front = "maven"
         path = self._query_path(request, required=required)
@@ -317,7 +322,7 @@ class MavenFront:
             await self.auth.authorize(request, repo_id, READ)
         return path
 
-    def _json(self, request, doc) -> bytes:
+    def _json(self, request: HarborRequest, doc) -> bytes:
         body = json_response(request, doc)
         request.setHeader(b"Content-Length", b"%d" % len(body))
         return b"" if request.method == b"HEAD" else body
@@ -325,12 +330,12 @@ class MavenFront:
     # -- tokens ---------------------------------------------------------------
 
     @app.route("/token", methods=["POST"])
-    async def token(self, request):
+    async def token(self, request: HarborRequest):
         """Mint an artifact token (`maven.auth.ArtifactAuthorizer.token_response`)."""
         request.front = "maven"
         return await self.auth.token_response(request)
 
     @app.route("/.well-known/jwks.json", methods=["GET", "HEAD"])
-    async def jwks(self, request):
+    async def jwks(self, request: HarborRequest):
         request.front = "maven"
         return self._json(request, self.auth.jwks())

@@ -46,6 +46,8 @@ from harbor_cache.errors import Denied, Unauthorized
 from harbor_cache.grammar.names import is_valid_repository_name
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.grammar.timestamps import iso8601
+from harbor_cache.http.quick import AnyRequest
+from harbor_cache.http.request import HarborRequest
 
 log = Logger()
 
@@ -85,7 +87,7 @@ class RegistryAuthorizer:
     # -- challenges -----------------------------------------------------------------
 
     def challenge(
-        self, request, name: str | None, actions: set[str] | None = None, error: str | None = None
+        self, request: HarborRequest, name: str | None, actions: set[str] | None = None, error: str | None = None
     ) -> dict[str, str]:
         value = f'Bearer realm="{self.public_url.for_request(request)}/v2/token",service="{SERVICE}"'
         if name and actions:
@@ -96,7 +98,9 @@ class RegistryAuthorizer:
 
     # -- identification ---------------------------------------------------------------
 
-    async def identify(self, request, name: str | None = None, actions: set[str] | None = None) -> Caller | None:
+    async def identify(
+        self, request: HarborRequest, name: str | None = None, actions: set[str] | None = None
+    ) -> Caller | None:
         """The caller behind the Authorization header; None when anonymous.
 
         Bad credentials or an invalid token raise Unauthorized (with the
@@ -131,7 +135,7 @@ class RegistryAuthorizer:
     def _anonymous_pull(self) -> bool:
         return bool(self.settings.get("registry.anonymous_pull"))
 
-    def lets_pull_at_once(self, request) -> bool:
+    def lets_pull_at_once(self, request: AnyRequest) -> bool:
         """True when `authorize` would let this request pull from any repository without awaiting anything:
         no Authorization header and anonymous pulls on (the front's hot path; anything else goes through
         `authorize`)."""
@@ -148,7 +152,7 @@ class RegistryAuthorizer:
             return current_registry_actions(caller.role, granted, self._anonymous_pull())
         return allowed_registry_actions(caller.role, actions, self._anonymous_pull())
 
-    async def authorize(self, request, name: str | None, actions: set[str]) -> str | None:
+    async def authorize(self, request: HarborRequest, name: str | None, actions: set[str]) -> str | None:
         """The username allowed to do ``actions`` on ``name`` (None: anonymous), or raise.
 
         ``name`` None is the ``/v2/`` ping: anonymous callers always get the
@@ -173,7 +177,7 @@ class RegistryAuthorizer:
                 )
         raise Denied("requested access to the resource is denied", {"name": name, "actions": _ordered(actions)})
 
-    async def may(self, request, name: str, actions: set[str]) -> bool:
+    async def may(self, request: HarborRequest, name: str, actions: set[str]) -> bool:
         """Like `authorize`, but answers False instead of raising (cross-repository mounts)."""
         try:
             caller = await self.identify(request, name, actions)
@@ -181,7 +185,7 @@ class RegistryAuthorizer:
             return False
         return set(actions) <= await self.allowed(caller, name, actions)
 
-    async def authorize_catalog(self, request) -> str | None:
+    async def authorize_catalog(self, request: HarborRequest) -> str | None:
         """The catalog: any valid credentials, or anyone when anonymous pulls are on."""
         caller = await self.identify(request)
         if caller is None and not self._anonymous_pull():
@@ -190,7 +194,7 @@ class RegistryAuthorizer:
 
     # -- the token endpoint -------------------------------------------------------------------
 
-    async def issue_token(self, request) -> dict:
+    async def issue_token(self, request: HarborRequest) -> dict:
         """``GET /v2/token``: a registry token for the requested scopes, narrowed to the role.
 
         Basic credentials identify the user; none means anonymous (pull only,

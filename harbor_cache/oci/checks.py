@@ -5,6 +5,7 @@ from __future__ import annotations
 from harbor_cache.errors import DigestInvalid, NameInvalid
 from harbor_cache.grammar.digests import InvalidDigest, UnsupportedDigest, parse_digest
 from harbor_cache.grammar.names import is_valid_repository_name
+from harbor_cache.http.request import HarborRequest
 
 
 def check_name(name: str) -> None:
@@ -21,7 +22,7 @@ def check_digest(digest: str) -> str:
         raise DigestInvalid("invalid digest", {"digest": digest}) from None
 
 
-def scope_name(request, key: str) -> str:
+def scope_name(request: HarborRequest, key: str) -> str:
     """The repository name to check the caller's access (and token scope) against: the name the
     client wrote, which differs from the cache key for containerd's ``?ns=``."""
     return getattr(request, "scope_name", None) or key

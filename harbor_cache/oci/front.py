@@ -25,6 +25,8 @@ from harbor_cache.grammar.mediatypes import INDEX_TYPES, accepts, served_manifes
 from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
 from harbor_cache.grammar.namespaces import UnknownRegistry
 from harbor_cache.grammar.oci_paths import V2Route, parse_v2_path
+from harbor_cache.http.quick import AnyRequest
+from harbor_cache.http.request import HarborRequest
 from harbor_cache.http.responses import install_error_handlers
 from harbor_cache.http.serving import serve_source
 from harbor_cache.oci.checks import check_digest, check_name, scope_name
@@ -38,7 +40,7 @@ API_VERSION_HEADER = (b"Docker-Distribution-API-Version", b"registry/2.0")
 RouteHandler = Callable[[Any, V2Route], Awaitable[Any]]
 
 
-def _acceptable(request, media_type: str) -> bool:
+def _acceptable(request: AnyRequest, media_type: str) -> bool:
     """Whether a manifest of ``media_type`` may answer this request by tag (its Accept header, for the type it
     is served as; an index always may)."""
     accept = b",".join(request.requestHeaders.getRawHeaders(b"Accept") or []).decode("latin-1") or None
@@ -61,7 +63,7 @@ class OciFront:
 
     @app.route("/v2/", methods=["GET", "HEAD"])
     @app.route("/v2", methods=["GET", "HEAD"])
-    async def base(self, request):
+    async def base(self, request: HarborRequest):
         request.front = "oci"
         request.setHeader(*API_VERSION_HEADER)
         await self.policy.authorize(request, None, {"pull"})
@@ -70,7 +72,7 @@ class OciFront:
         return b"" if request.method == b"HEAD" else b"{}"
 
     @app.route("/v2/<path:rest>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
-    async def dispatch(self, request, rest):
+    async def dispatch(self, request: HarborRequest, rest):
         request.front = "oci"
         request.setHeader(*API_VERSION_HEADER)
         route = parse_v2_path(rest)
@@ -80,17 +82,19 @@ class OciFront:
         if route.name is not None:
             route = route._replace(name=self._namespaced(request, route.name))
         ext = self.extensions.get(route.kind)
-        if route.kind == "manifest" and method in ("GET", "HEAD"):
-            return await self.get_manifest(request, route.name, route.reference)
-        if route.kind == "blob" and method in ("GET", "HEAD"):
-            return await self.get_blob(request, route.name, route.reference)
+        if route.kind in ("manifest", "blob") and method in ("GET", "HEAD"):
+            name, reference = route.name, route.reference
+            assert name is not None and reference is not None  # parse_v2_path names both for these kinds
+            if route.kind == "manifest":
+                return await self.get_manifest(request, name, reference)
+            return await self.get_blob(request, name, reference)
         if ext is not None:
             return await ext(request, route)
         if route.kind in ("manifest", "blob", "upload"):
             raise Unsupported("this registry does not accept pushes yet", {"method": method})
         raise NotFound("no such endpoint", request.path.decode("latin-1"))
 
-    def _namespaced(self, request, name: str) -> str:
+    def _namespaced(self, request: HarborRequest, name: str) -> str:
         """The cache key of ``name``: containerd's ``?ns=<registry host>`` files it under that
         registry's namespace (a path prefix is already part of the name)."""
         ns = request.args.get(b"ns")
@@ -114,7 +118,7 @@ class OciFront:
 
     # -- manifests -------------------------------------------------------------
 
-    async def get_manifest(self, request, name: str, reference: str):
+    async def get_manifest(self, request: HarborRequest, name: str, reference: str):
         """A manifest by tag or digest.
 
         A reference that is no valid tag names no manifest: 404
@@ -144,7 +148,7 @@ class OciFront:
             )
         return self._manifest_answer(request, result)
 
-    def _manifest_answer(self, request, result) -> bytes:
+    def _manifest_answer(self, request: AnyRequest, result) -> bytes:
         """Headers for a manifest the client may have; its body (b"" for HEAD and 304)."""
         request.setHeader(b"Content-Type", served_manifest_type(result.media_type).encode())
         request.setHeader(b"Docker-Content-Digest", result.digest.encode())
@@ -161,7 +165,7 @@ class OciFront:
         self.metrics.served_bytes.labels("oci").inc(len(result.body))
         return result.body
 
-    def hot_manifest(self, request) -> bytes | None:
+    def hot_manifest(self, request: AnyRequest) -> bytes | None:
         """`get_manifest` for an anonymous GET or HEAD of a fresh tag whose manifest is in memory, without Klein.
 
         The `http.resources.HotRoute` of ``/v2``: returns the body (b"" for HEAD and
@@ -203,7 +207,7 @@ class OciFront:
 
     # -- blobs -----------------------------------------------------------------
 
-    async def get_blob(self, request, name: str, digest: str):
+    async def get_blob(self, request: HarborRequest, name: str, digest: str):
         check_name(name)
         digest = check_digest(digest)
         await self.policy.authorize(request, scope_name(request, name), {"pull"})

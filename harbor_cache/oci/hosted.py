@@ -13,8 +13,6 @@ import json
 import re
 from urllib.parse import urlencode
 
-from twisted.web.server import Request
-
 from harbor_cache.core.hosted.immutable import TagImmutable
 from harbor_cache.core.operations.diskspace import disk_full_error
 from harbor_cache.errors import BadRequest, ErrorCode, ManifestUnknown, NotAllowed, TagInvalid, UploadRangeInvalid
@@ -23,6 +21,7 @@ from harbor_cache.grammar.digests import is_digest_reference
 from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
 from harbor_cache.grammar.numbers import parse_decimal
 from harbor_cache.grammar.oci_paths import V2Route
+from harbor_cache.http.request import HarborRequest
 from harbor_cache.http.request_body import body_of
 from harbor_cache.oci.checks import check_digest, check_name
 from harbor_cache.oci.front import RouteHandler
@@ -31,7 +30,7 @@ from harbor_cache.oci.front import RouteHandler
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?\s*([0-9]+)-([0-9]+)(?:/(?:[0-9]+|\*))?$")
 
 
-def _arg(request, name: str) -> str | None:
+def _arg(request: HarborRequest, name: str) -> str | None:
     """A query parameter as text; 400 for a control character (``last=%00`` would reach SQL: a 500)."""
     values = request.args.get(name.encode())
     if not values:
@@ -58,7 +57,7 @@ def parse_content_range(value: bytes | str | None) -> tuple[int, int] | None:
     return start, end
 
 
-def _page_size(request) -> int | None:
+def _page_size(request: HarborRequest) -> int | None:
     raw = _arg(request, "n")
     if raw is None or raw == "":
         return None
@@ -72,14 +71,14 @@ def _page_size(request) -> int | None:
     return n
 
 
-def _upload_headers(request, name: str, session) -> None:
+def _upload_headers(request: HarborRequest, name: str, session) -> None:
     request.setHeader(b"Location", f"/v2/{name}/blobs/uploads/{session.id}".encode())
     request.setHeader(b"Docker-Upload-UUID", session.id.encode())
     request.setHeader(b"Range", b"0-%d" % max(session.offset - 1, 0))
     request.setHeader(b"Content-Length", b"0")
 
 
-def _blob_created(request, name: str, digest: str) -> bytes:
+def _blob_created(request: HarborRequest, name: str, digest: str) -> bytes:
     request.setResponseCode(201)
     request.setHeader(b"Location", f"/v2/{name}/blobs/{digest}".encode())
     request.setHeader(b"Docker-Content-Digest", digest.encode())
@@ -87,7 +86,7 @@ def _blob_created(request, name: str, digest: str) -> bytes:
     return b""
 
 
-def _json(request, obj, content_type: bytes = b"application/json") -> bytes:
+def _json(request: HarborRequest, obj, content_type: bytes = b"application/json") -> bytes:
     body = json.dumps(obj).encode()
     request.setHeader(b"Content-Type", content_type)
     request.setHeader(b"Content-Length", b"%d" % len(body))
@@ -101,7 +100,7 @@ class HostedFront:
         self.metrics = metrics
         self.audit = audit
 
-    async def _record(self, request, action: str, actor: str | None, target: str, detail=None) -> None:
+    async def _record(self, request: HarborRequest, action: str, actor: str | None, target: str, detail=None) -> None:
         if self.audit is not None:
             await self.audit.record(action, actor=actor, target=target, detail=detail, request=request)
 
@@ -119,7 +118,7 @@ class HostedFront:
 
     # -- uploads -----------------------------------------------------------------------
 
-    async def upload(self, request, route):
+    async def upload(self, request: HarborRequest, route):
         """The upload routes; a disk that fills up midway is 507 INSUFFICIENT_STORAGE (nothing is kept)."""
         try:
             return await self._upload(request, route)
@@ -129,7 +128,7 @@ class HostedFront:
                 raise
             raise full from None
 
-    async def _upload(self, request, route):
+    async def _upload(self, request: HarborRequest, route):
         name = route.name
         check_name(name)
         method = request.method
@@ -163,7 +162,7 @@ class HostedFront:
             return b""
         raise NotAllowed("method not allowed here", {"method": method.decode()})
 
-    async def _start(self, request, name: str, user: str | None):
+    async def _start(self, request: HarborRequest, name: str, user: str | None):
         mount = _arg(request, "mount")
         source = _arg(request, "from")
         if mount is not None:
@@ -184,7 +183,7 @@ class HostedFront:
 
     # -- manifests and blobs ---------------------------------------------------------------
 
-    async def manifest(self, request, route):
+    async def manifest(self, request: HarborRequest, route):
         name, reference = route.name, route.reference
         check_name(name)
         is_tag = not is_digest_reference(reference)
@@ -244,7 +243,7 @@ class HostedFront:
             return b""
         raise NotAllowed("method not allowed here", {"method": request.method.decode()})
 
-    async def blob(self, request, route):
+    async def blob(self, request: HarborRequest, route):
         name = route.name
         check_name(name)
         digest = check_digest(route.reference)
@@ -259,7 +258,7 @@ class HostedFront:
 
     # -- listings ------------------------------------------------------------------------------
 
-    async def tags(self, request, route):
+    async def tags(self, request: HarborRequest, route):
         name = route.name
         check_name(name)
         _only_get(request)
@@ -275,7 +274,7 @@ class HostedFront:
         body = _json(request, {"name": name, "tags": tags})
         return b"" if request.method == b"HEAD" else body
 
-    async def catalog(self, request, route):
+    async def catalog(self, request: HarborRequest, route):
         _only_get(request)
         n = _page_size(request)
         last = _arg(request, "last")
@@ -287,7 +286,7 @@ class HostedFront:
         body = _json(request, {"repositories": names})
         return b"" if request.method == b"HEAD" else body
 
-    async def referrers(self, request: Request, route: V2Route) -> bytes:
+    async def referrers(self, request: HarborRequest, route: V2Route) -> bytes:
         """Referrers of a digest: hosted ones, then (for a proxied name) the upstream's; Warning 110 when stale."""
         name = route.name or ""  # always set for this route kind
         check_name(name)
@@ -303,13 +302,13 @@ class HostedFront:
         body = _json(request, index, b"application/vnd.oci.image.index.v1+json")
         return b"" if request.method == b"HEAD" else body
 
-    async def token(self, request, route):
+    async def token(self, request: HarborRequest, route):
         if request.method != b"GET":
             raise NotAllowed("the token endpoint takes GET", {"method": request.method.decode()})
         request.setHeader(b"Cache-Control", b"no-store")
         return _json(request, await self.policy.issue_token(request))
 
 
-def _only_get(request) -> None:
+def _only_get(request: HarborRequest) -> None:
     if request.method not in (b"GET", b"HEAD"):
         raise NotAllowed("method not allowed here", {"method": request.method.decode()})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Callable
 
 # How much newly written data is worth an early writeback request (`start_writeback`).
 WRITEBACK_STEP = 4 << 20
@@ -12,7 +13,7 @@ WRITEBACK_STEP = 4 << 20
 _SYNC_FILE_RANGE_WRITE = 2  # linux/fs.h: start writeback of dirty pages, do not wait for it
 
 
-def _load_sync_file_range():
+def _load_sync_file_range() -> Callable[..., int] | None:
     """libc's sync_file_range (Linux), or None where there is none."""
     try:
         fn = ctypes.CDLL(None, use_errno=True).sync_file_range

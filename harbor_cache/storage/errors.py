@@ -28,7 +28,7 @@ DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 RESERVE_BYTES = 16 << 20
 
 
-def write_failure(what: str, error: BaseException) -> SourceFailed:
+def write_failure(what: str, error: BaseException | None) -> SourceFailed:
     if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
         return StorageFull(f"{what} failed: disk full ({error.strerror})")
     return SourceFailed(f"{what} failed: {error}")

@@ -108,14 +108,14 @@ class Storage:
     async def read_bytes(self, digest: str) -> bytes:
         """Read a small committed file (manifests) off the reactor thread."""
 
-        def _read():
+        def _read() -> bytes:
             with open(self.blob_path(digest), "rb") as f:
                 return f.read()
 
         return await self.io.run(_read)
 
     async def delete_blob(self, digest: str) -> bool:
-        def _delete():
+        def _delete() -> bool:
             try:
                 os.unlink(self.blob_path(digest))
                 return True

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -119,11 +119,11 @@ class RangeProducer:
     def __init__(
         self,
         source: GrowingSource,
-        consumer,
+        consumer: IConsumer,
         start: int = 0,
         end: int | None = None,
         direct: Callable[[], DirectSend | None] | None = None,
-    ):
+    ) -> None:
         """``direct``, when given, is asked once after the first chunk went out the ordinary way
         (with the headers) for the consumer's `DirectSend`; None keeps ``pread`` and ``write``."""
         self.source = source

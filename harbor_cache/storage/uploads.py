@@ -40,7 +40,7 @@ class UploadFiles:
     async def create(self, session_id: str) -> None:
         path = self.path(session_id)
 
-        def _create():
+        def _create() -> None:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
         await self.storage.io.run(_create)
@@ -52,7 +52,7 @@ class UploadFiles:
     async def remove(self, session_id: str) -> None:
         path = self.path(session_id)
 
-        def _remove():
+        def _remove() -> None:
             try:
                 os.unlink(path)
             except FileNotFoundError:

@@ -8,16 +8,19 @@ import os
 import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from harbor_cache.storage import disk
 from harbor_cache.storage.errors import BlobCorrupt, SourceFailed, StorageFull, write_failure
 from harbor_cache.storage.reader import GrowingSource
 
 if TYPE_CHECKING:  # the layout creates temp blobs; a temp blob only names its layout
+    from _hashlib import HASH
+
     from harbor_cache.storage.layout import Storage
 
 log = Logger()
@@ -175,7 +178,7 @@ class TempBlob(GrowingSource):
                 hasher.update(c)
 
     @staticmethod
-    def _hash_lane(hasher) -> Callable[[list[bytes | memoryview]], None]:
+    def _hash_lane(hasher: HASH) -> Callable[[list[bytes | memoryview]], None]:
         def work(chunks: list[bytes | memoryview]) -> None:
             """Runs on the I/O pool: hashlib releases the GIL for large updates."""
             for c in chunks:
@@ -209,7 +212,7 @@ class TempBlob(GrowingSource):
             for d in drained:
                 d.callback(None)
 
-    def _lane_failed(self, lane: _Lane, failure) -> None:
+    def _lane_failed(self, lane: _Lane, failure: Failure) -> None:
         lane.busy = False
         error = write_failure("write", failure.value)
         if isinstance(error, StorageFull):
@@ -309,7 +312,7 @@ class TempBlob(GrowingSource):
         path = self.path
         keep_to = self._append_offset  # an upload session's file: cut back to where this request began
 
-        def _remove():
+        def _remove() -> None:
             if fd >= 0:
                 try:
                     os.close(fd)
@@ -349,12 +352,18 @@ class TempBlob(GrowingSource):
             self.on_drain()
 
 
-def drained(sink) -> defer.Deferred:
+class Drainable(Protocol):
+    """A write queue that calls ``on_drain`` when it is low again (`TempBlob`; it may also have ``queued``/``failure``)."""
+
+    on_drain: Callable[[], None] | None
+
+
+def drained(sink: Drainable) -> defer.Deferred[None]:
     """Fires once ``sink``'s write queue is low again, or it failed (a `TempBlob`, or any object with
     ``on_drain``, ``queued`` and ``failure``): the socket feeding it stays paused until then."""
-    d: defer.Deferred = defer.Deferred()
+    d: defer.Deferred[None] = defer.Deferred()
 
-    def fire():
+    def fire() -> None:
         sink.on_drain = None
         if not d.called:
             d.callback(None)

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 
@@ -105,7 +106,7 @@ class _TempSink(Protocol):
         if self.transport is not None:
             self.transport.stopProducing()
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self.direct is not None:
             self.direct.detach()
         if self._watchdog is not None and self._watchdog.active():
@@ -161,7 +162,7 @@ class _Limited(Protocol):
             return
         self.chunks.append(data)
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self.done.called:
             return
         if reason.check(ResponseDone, PotentialDataLoss):
@@ -186,7 +187,7 @@ class _Discard(Protocol):
     def __init__(self, done):
         self.done = done
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.done.callback(None)
 
 
@@ -201,7 +202,9 @@ def discard_body(response) -> defer.Deferred:
 
 
 class _Abandon(Protocol):
-    def connectionMade(self):
+    transport: Any  # the TCP transport (an IPushProducer), set by makeConnection
+
+    def connectionMade(self) -> None:
         self.transport.stopProducing()
 
 

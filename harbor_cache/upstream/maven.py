@@ -15,6 +15,7 @@ import re
 from urllib.parse import quote, urljoin, urlsplit
 
 from twisted.web.http_headers import Headers
+from twisted.web.iweb import IResponse
 
 from harbor_cache.settings.startup import MavenRepositoryConfig
 from harbor_cache.upstream.body import BodyTooLarge, discard_body, read_body_limited
@@ -66,7 +67,7 @@ class MavenUpstream:
         bare = url.split("?", 1)[0].split("#", 1)[0]
         return bare.startswith(self.base) and len(bare) > len(self.base) and not parts.path.endswith("/")
 
-    async def request(self, method: str, path: str, headers: dict[bytes, bytes] | None = None):
+    async def request(self, method: str, path: str, headers: dict[bytes, bytes] | None = None) -> IResponse:
         """Send one request for ``path``; returns the unbuffered treq response (any status but 3xx).
 
         Redirects are followed by hand, and only to files under this

@@ -7,17 +7,26 @@ counts and hit/miss counters in one transaction.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
 from harbor_cache.errors import IndexUnavailable
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from twisted.internet.interfaces import IReactorTime
+
+    from harbor_cache.index import Index
+    from harbor_cache.index.rows import Entry
+    from harbor_cache.metrics import Metrics
+
 log = Logger()
 
 
 class AccessRecorder:
-    def __init__(self, index, clock):
+    def __init__(self, index: Index, clock: IReactorTime) -> None:
         self._index = index
         self._clock = clock
         self._touches: dict[int, tuple[float, int]] = {}
@@ -36,7 +45,7 @@ class AccessRecorder:
         self._counters[name] = self._counters.get(name, 0) + delta
         self.totals[name] = self.totals.get(name, 0) + delta
 
-    def forget(self, entry_ids) -> None:
+    def forget(self, entry_ids: Iterable[int]) -> None:
         for entry_id in entry_ids:
             self._touches.pop(entry_id, None)
 
@@ -60,7 +69,7 @@ class AccessRecorder:
         return len(touches)
 
 
-def hit_source(entry) -> str:
+def hit_source(entry: Entry) -> str:
     """The ``source`` label of a hit on an index entry: the upstream it came from.
 
     Upstream names are configured, so the label set stays bounded.  Pushed
@@ -80,7 +89,7 @@ class Outcomes:
     counters, and the per-front, per-source labelled breakdown.
     """
 
-    def __init__(self, front: str, access: AccessRecorder, metrics):
+    def __init__(self, front: str, access: AccessRecorder, metrics: Metrics) -> None:
         self.front = front
         self._access = access
         self._metrics = metrics
@@ -108,7 +117,7 @@ class Outcomes:
 class NegativeCache:
     """Upstream 404s remembered for a while, so a missing thing costs one upstream request."""
 
-    def __init__(self, clock, ttl):
+    def __init__(self, clock: IReactorTime, ttl: Callable[[], float]) -> None:
         self._clock = clock
         self._ttl = ttl  # a callable: the TTL is a runtime setting
         self._until: dict[object, float] = {}

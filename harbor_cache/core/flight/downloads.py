@@ -43,7 +43,11 @@ from harbor_cache.upstream.body import UpstreamBodyFailed, abandon_body, stream_
 from harbor_cache.upstream.http import header, response_length
 
 if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+    from harbor_cache.core.flight.leases import LeaseBook
     from harbor_cache.core.operations.diskspace import DiskSpace
+    from harbor_cache.metrics import Metrics
 
 log = Logger()
 
@@ -130,7 +134,14 @@ class Download:
 class Downloads:
     """The in-flight table and the work of each download."""
 
-    def __init__(self, storage: Storage, clock, metrics, idle_timeout: float = 30.0, leases=None):
+    def __init__(
+        self,
+        storage: Storage,
+        clock: IReactorTime,
+        metrics: Metrics,
+        idle_timeout: float = 30.0,
+        leases: LeaseBook | None = None,
+    ) -> None:
         self.storage = storage
         self.leases = leases  # a LeaseBook when several nodes share the index, else None
         self.clock = clock

@@ -17,10 +17,15 @@ lease book.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+    from harbor_cache.index import Index
 
 log = Logger()
 
@@ -71,7 +76,14 @@ class Lease:
 class LeaseBook:
     """Takes, renews, waits for and releases leases of one node."""
 
-    def __init__(self, index, node: str, clock, ttl: float = DEFAULT_LEASE_SECONDS, poll: float = DEFAULT_POLL_SECONDS):
+    def __init__(
+        self,
+        index: Index,
+        node: str,
+        clock: IReactorTime,
+        ttl: float = DEFAULT_LEASE_SECONDS,
+        poll: float = DEFAULT_POLL_SECONDS,
+    ) -> None:
         self.index = index
         self.node = node
         self.clock = clock

@@ -74,7 +74,7 @@ class SingleFlight:
         if flight is None:
             flight = self._flights[key] = Observable()
 
-            async def _run():
+            async def _run() -> None:
                 try:
                     flight.fire(await work())
                 except BaseException as e:

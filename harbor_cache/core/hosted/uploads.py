@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from twisted.logger import Logger
 
@@ -39,6 +39,16 @@ from harbor_cache.grammar.mediatypes import MAX_MANIFEST_BYTES
 from harbor_cache.storage import BlobCorrupt, SourceFailed, StorageFull, TempBlob
 from harbor_cache.storage.uploads import SESSION_ID, UploadFiles
 
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from twisted.internet.interfaces import IReactorTime
+
+    from harbor_cache.core.oci.cache import OciCache
+    from harbor_cache.index import Index
+    from harbor_cache.metrics import Metrics
+    from harbor_cache.storage import Storage
+
 log = Logger()
 
 UPLOAD_IDLE_SECONDS = 3600.0
@@ -49,9 +59,12 @@ UPLOAD_WRITE_HOLD_SECONDS = 600.0
 class RequestBodySource(Protocol):
     """Where pushed bytes come from (`request_body.StreamedBody` or `BufferedBody`)."""
 
-    length: int | None
+    @property
+    def length(self) -> int | None:
+        """The declared Content-Length; None when the body is chunked."""
+        ...
 
-    def stream_to(self, sink) -> Any: ...
+    def stream_to(self, sink: TempBlob) -> Awaitable[int]: ...
 
     async def read_all(self, limit: int) -> bytes: ...
 
@@ -77,15 +90,15 @@ class HostedUploads:
     def __init__(
         self,
         *,
-        cache,
-        index,
-        storage,
-        metrics,
-        clock,
+        cache: OciCache,
+        index: Index,
+        storage: Storage,
+        metrics: Metrics,
+        clock: IReactorTime,
         upload_idle_seconds: float = UPLOAD_IDLE_SECONDS,
         max_manifest_bytes: int = MAX_MANIFEST_BYTES,
         node: str = "local",
-    ):
+    ) -> None:
         self.cache = cache
         self.index = index
         self.storage = storage

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -28,6 +28,9 @@ from harbor_cache.auth import check_password
 from harbor_cache.errors import BadRequest
 from harbor_cache.grammar.client_text import is_clean_text
 from harbor_cache.index.rows import User
+
+if TYPE_CHECKING:
+    from harbor_cache.index import Index
 
 # Usernames are at most this long (`core.identity.users.check_username`): a longer one is never looked up.
 MAX_USERNAME_LENGTH = 128
@@ -49,7 +52,7 @@ def encodable(text: str) -> bool:
 class Credentials:
     """``check(username, password)``: the user's row when the password is right, else None."""
 
-    def __init__(self, index, clock: IReactorTime, checker: PasswordChecker = check_password):
+    def __init__(self, index: Index, clock: IReactorTime, checker: PasswordChecker = check_password) -> None:
         self.index = index
         self.clock = clock
         self._check = checker

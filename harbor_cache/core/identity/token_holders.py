@@ -17,6 +17,8 @@ request, for every token kind, the front looks the user up again:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from harbor_cache.auth import (
     STAMP_CLAIM,
     InvalidToken,
@@ -26,8 +28,11 @@ from harbor_cache.auth import (
 )
 from harbor_cache.index.rows import User
 
+if TYPE_CHECKING:
+    from harbor_cache.index import Index
 
-async def current_holder(index, claims: dict, username: str | None) -> User:
+
+async def current_holder(index: Index, claims: dict, username: str | None) -> User:
     """The user row behind verified ``claims`` now; InvalidToken when it no longer holds them."""
     user = await index.get_user_by_name(username) if username else None
     if user is None:

@@ -19,12 +19,19 @@ costs one bcrypt check whether or not the user exists.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harbor_cache.auth import MAX_PASSWORD_BYTES, ROLES, hash_password, is_valid_role
 from harbor_cache.core.identity.credentials import MAX_USERNAME_LENGTH, Credentials, encodable
 from harbor_cache.errors import BadRequest, Conflict, NotFound
 from harbor_cache.index.rows import User
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from twisted.internet.interfaces import IReactorTime
+
+    from harbor_cache.index import Index
 
 # SQLite integers are signed 64-bit: a larger id cannot name a user.
 MAX_USER_ID = (1 << 63) - 1
@@ -60,7 +67,14 @@ def check_role(role: Any) -> str:
 class UserService:
     """Create, change, delete and authenticate users; rows are the index's `User` rows."""
 
-    def __init__(self, index, clock, credentials: Credentials, *, hasher=hash_password):
+    def __init__(
+        self,
+        index: Index,
+        clock: IReactorTime,
+        credentials: Credentials,
+        *,
+        hasher: Callable[[str], Awaitable[str]] = hash_password,
+    ) -> None:
         self.index = index
         self.clock = clock
         # bcrypt, off the reactor thread (tests pass an inline version); checks go through ``credentials``.
@@ -108,10 +122,10 @@ class UserService:
         await self.get(user_id)
         hashed = await self._hash(password) if password is not None else None
         status, row = await self.index.update_user(user_id, role, hashed, self.clock.seconds())
-        if status == "missing":
-            raise NotFound("user not found", {"id": user_id})
         if status == "last_admin":
             raise Conflict("the last admin cannot be demoted", {"id": user_id})
+        if row is None:  # "missing"
+            raise NotFound("user not found", {"id": user_id})
         return row
 
     async def delete(self, user_id: int) -> None:

@@ -52,6 +52,15 @@ from harbor_cache.upstream.http import NotModified, UpstreamError, UpstreamNotFo
 from harbor_cache.upstream.maven import NotAFile
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from twisted.python.failure import Failure
+    from twisted.web.iweb import IResponse
+
+    from harbor_cache.core.flight.access import AccessRecorder
+    from harbor_cache.core.flight.downloads import Download
+    from harbor_cache.metrics import Metrics
+    from harbor_cache.settings.runtime import RuntimeSettings
     from harbor_cache.settings.startup import MavenRepositoryConfig
 
 log = Logger()
@@ -73,16 +82,16 @@ class MavenCache(MavenBrowse):
     def __init__(
         self,
         *,
-        repositories,
+        repositories: Iterable[MavenRepositoryConfig],
         upstreams: Mapping[str, MavenRemote],
         index: CacheIndex,
         storage: BlobStore,
         downloads: Downloads,
-        settings,
-        access,
-        metrics,
+        settings: RuntimeSettings,
+        access: AccessRecorder,
+        metrics: Metrics,
         clock: IReactorTime,
-    ):
+    ) -> None:
         """``repositories``: the configured `MavenRepositoryConfig`s in order;
         ``upstreams``: proxy repository id -> `upstream.maven.MavenUpstream`.
 
@@ -108,7 +117,7 @@ class MavenCache(MavenBrowse):
 
     # -- bookkeeping --------------------------------------------------------
 
-    def repository(self, repo_id: str):
+    def repository(self, repo_id: str) -> MavenRepositoryConfig:
         """The repository's config; raises `UnknownRepository`."""
         repo = self.repositories.get(repo_id)
         if repo is None:
@@ -379,7 +388,9 @@ class MavenCache(MavenBrowse):
         self.access.touch(row.id)
         return self._stored(repo_id, target, row, "stale", stale=True)
 
-    async def _join(self, dl, repo_id: str, target: MavenPath, status: CacheStatus, row: CachedRow | None) -> MavenFile:
+    async def _join(
+        self, dl: Download, repo_id: str, target: MavenPath, status: CacheStatus, row: CachedRow | None
+    ) -> MavenFile:
         path = target.path
         key = ("maven", repo_id, path)
         try:
@@ -418,7 +429,7 @@ class MavenCache(MavenBrowse):
             cache_status=status,
         )
 
-    async def _open(self, repo_id: str, target: MavenPath, headers: dict[bytes, bytes] | None = None):
+    async def _open(self, repo_id: str, target: MavenPath, headers: dict[bytes, bytes] | None = None) -> IResponse:
         """GET from upstream: the 200 response, or `NotModified` / `UpstreamNotFound` / `UpstreamError`."""
         path = target.path
         up = self.upstreams[repo_id]
@@ -443,12 +454,12 @@ class MavenCache(MavenBrowse):
         self.outcomes.upstream_error(repo_id, f"http_{response.code}")
         raise UpstreamError(f"{repo_id}: {path} answered {response.code}", f"http_{response.code}", response.code)
 
-    def _start(self, repo_id: str, target: MavenPath, response=None):
+    def _start(self, repo_id: str, target: MavenPath, response: IResponse | None = None) -> Download:
         """Begin the one download of ``target`` (with an already-open response, when revalidating)."""
         path = target.path
         dl = self.downloads.start(MavenDownload(self, repo_id, target, response))
 
-        def _failed(failure):
+        def _failed(failure: Failure) -> None:
             # Downloads counts the failure (upstream_errors, reason digest_mismatch/body/stalled).
             if failure.check(BlobCorrupt):
                 log.warn(
@@ -468,7 +479,7 @@ class MavenCache(MavenBrowse):
         return Adopted(entry, self.storage.open_stored(entry.digest, entry.size))
 
     async def _commit(
-        self, repo_id: str, target: MavenPath, dl, published: tuple[str, bytes, float | None] | None
+        self, repo_id: str, target: MavenPath, dl: Download, published: tuple[str, bytes, float | None] | None
     ) -> Entry:
         """Record the verified file, and the ``.sha1`` upstream published for it, in one transaction.
 
@@ -477,6 +488,8 @@ class MavenCache(MavenBrowse):
         """
         path = target.path
         temp = dl.temp
+        # Committed only after the download wrote its file and `TempBlob.finish` set its digest and size.
+        assert temp is not None and temp.digest is not None and temp.total is not None
         now = self.clock.seconds()
         writes = [
             EntryWrite(

@@ -38,7 +38,7 @@ After a SNAPSHOT version's ``maven-metadata.xml`` is stored, the repository's
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
 
@@ -61,6 +61,12 @@ from harbor_cache.grammar.maven_snapshots import policy_refusal
 from harbor_cache.storage import BlobCorrupt, SourceFailed
 from harbor_cache.storage.writer import drained
 
+if TYPE_CHECKING:
+    from harbor_cache.core.hosted.uploads import RequestBodySource
+    from harbor_cache.core.maven.cache import MavenCache
+    from harbor_cache.core.operations.audit import AuditLog
+    from harbor_cache.settings.startup import MavenRepositoryConfig
+
 log = Logger()
 
 COPY_CHUNK = 1 << 20
@@ -71,7 +77,7 @@ MAX_CHECKSUM_BYTES = 1024
 class MavenDeployer:
     """PUT into hosted repositories; shares the cache core's index, storage and memory of rows."""
 
-    def __init__(self, cache: Any, audit: Any = None) -> None:
+    def __init__(self, cache: MavenCache, audit: AuditLog | None = None) -> None:
         self.cache = cache
         self.index = cache.index
         self.storage = cache.storage
@@ -82,7 +88,7 @@ class MavenDeployer:
         # Old SNAPSHOT builds go after a SNAPSHOT version's metadata is deployed (snapshot_keep, ...).
         self.cleaner = SnapshotCleaner(cache, audit)
 
-    def hosted(self, repo_id: str):
+    def hosted(self, repo_id: str) -> MavenRepositoryConfig:
         """The hosted repository's config; `UnknownRepository`, or `DeployNotAllowed` for proxy/group."""
         repo = self.cache.repository(repo_id)
         if not repo.is_hosted:
@@ -92,7 +98,7 @@ class MavenDeployer:
             )
         return repo
 
-    async def deploy(self, repo_id: str, target: MavenPath | str, body, user: str) -> bool:
+    async def deploy(self, repo_id: str, target: MavenPath | str, body: RequestBodySource, user: str) -> bool:
         """Store the request ``body`` at ``path``; True when it is new, False when it replaced a file.
 
         ``body`` is a request body source (`request_body.StreamedBody`, or
@@ -145,6 +151,7 @@ class MavenDeployer:
             temp.abort(e if isinstance(e, Exception) else SourceFailed("cancelled"))
             raise
         length = temp.total
+        assert length is not None, "finish() has counted the bytes"
         try:
             outcome, entry, previous = await self.index.put_hosted_maven_file(
                 repository=repo_id,
@@ -162,7 +169,7 @@ class MavenDeployer:
             except Exception:
                 log.failure("removing {digest} after a failed deploy", digest=digest)
             raise
-        if outcome == "exists":
+        if entry is None:  # outcome "exists": nothing was written
             if previous == digest and algorithm is not None:
                 return False  # the same checksum again: a retry, not a redeploy
             await self.cache.drop_if_orphan(digest)
@@ -185,7 +192,7 @@ class MavenDeployer:
                 log.failure("snapshot cleanup after {repository}/{path}", repository=repo_id, path=path)
         return outcome == "created"
 
-    async def _check_metadata(self, repo_id: str, path: str, source) -> bytes:
+    async def _check_metadata(self, repo_id: str, path: str, source: RequestBodySource) -> bytes:
         """Refuse a maven-metadata.xml beyond the limits a group merges within; returns it (read whole)."""
         limits = metadata_limits(self.cache.settings)
         detail = {"repositoryId": repo_id, "path": path}
@@ -203,13 +210,15 @@ class MavenDeployer:
         return body
 
     @staticmethod
-    def _refused(repo, path: str) -> DeployRefused:
+    def _refused(repo: MavenRepositoryConfig, path: str) -> DeployRefused:
         return DeployRefused(
             f"{path} is already deployed in {repo.id} and the repository does not allow redeploying releases",
             {"repositoryId": repo.id, "path": path, "redeploy": repo.redeploy},
         )
 
-    async def _check_checksum(self, repo_id: str, target: MavenPath, source, algorithm: str) -> bytes:
+    async def _check_checksum(
+        self, repo_id: str, target: MavenPath, source: RequestBodySource, algorithm: str
+    ) -> bytes:
         """Refuse a checksum file that is malformed or does not match the deployed file it names; returns it."""
         path = target.path
         if source.length is not None and source.length > MAX_CHECKSUM_BYTES:

@@ -16,6 +16,8 @@ from harbor_cache.upstream.http import UpstreamError
 from harbor_cache.upstream.maven import parse_sha1
 
 if TYPE_CHECKING:
+    from twisted.web.iweb import IResponse
+
     from harbor_cache.core.maven.cache import MavenCache
 
 log = Logger()
@@ -33,7 +35,7 @@ class MavenDownload:
     front = "maven"
     extra_hashes = ("sha1",)
 
-    def __init__(self, cache: MavenCache, repo_id: str, target: MavenPath, response=None):
+    def __init__(self, cache: MavenCache, repo_id: str, target: MavenPath, response: IResponse | None = None) -> None:
         self.cache = cache
         self.repo_id = repo_id
         self.target = target

@@ -26,6 +26,7 @@ holding the file and names it in ``member``.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING, NoReturn
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
@@ -35,6 +36,12 @@ from harbor_cache.errors import HarborError, NotFound, UpstreamBadResponse
 from harbor_cache.grammar.maven_metadata import MetadataInvalid, MetadataLimits, merge_within_limits
 from harbor_cache.grammar.maven_paths import METADATA_NAME, MavenPath, checksum_base, parent_path
 
+if TYPE_CHECKING:
+    from harbor_cache.core.maven.cache import MavenCache
+    from harbor_cache.core.maven.files import MavenFile
+    from harbor_cache.settings.runtime import RuntimeSettings
+    from harbor_cache.settings.startup import MavenRepositoryConfig
+
 log = Logger()
 
 _ALGORITHMS = {".sha1": "sha1", ".md5": "md5", ".sha256": "sha256", ".sha512": "sha512"}
@@ -42,7 +49,7 @@ _ALGORITHMS = {".sha1": "sha1", ".md5": "md5", ".sha256": "sha256", ".sha512": "
 MERGED_MEMORY_BYTES = 8 << 20
 
 
-def metadata_limits(settings) -> MetadataLimits:
+def metadata_limits(settings: RuntimeSettings) -> MetadataLimits:
     """The ``maven.metadata_*`` runtime settings as the grammar's limits (read per request: they may change)."""
     return MetadataLimits(
         max_bytes=settings.get("maven.metadata_max_bytes"),
@@ -54,14 +61,14 @@ def metadata_limits(settings) -> MetadataLimits:
 class MavenGroups:
     """Answers for group repositories on top of the cache core's per-repository answers."""
 
-    def __init__(self, cache):
+    def __init__(self, cache: MavenCache) -> None:
         self.cache = cache
         # "group\0path\0member ETags" -> the merged body (None: every copy was beyond the limits).
         self._merged: BoundedMemory[tuple[bytes | None]] = BoundedMemory(
             MERGED_MEMORY_BYTES, lambda held: len(held[0] or b"") + 256
         )
 
-    async def get_file(self, group, target: MavenPath):
+    async def get_file(self, group: MavenRepositoryConfig, target: MavenPath) -> MavenFile:
         """A member's file (the first that has it, by order), or maven-metadata.xml merged from all of them."""
         path = target.path
         if target.metadata:
@@ -79,7 +86,7 @@ class MavenGroups:
         self._not_found(group, path, failures)
 
     @staticmethod
-    def _not_found(group, path: str, failures: list[str]):
+    def _not_found(group: MavenRepositoryConfig, path: str, failures: list[str]) -> NoReturn:
         detail = {"repositoryId": group.id, "path": path, "members": list(group.members)}
         if failures:
             raise UpstreamBadResponse(
@@ -87,7 +94,7 @@ class MavenGroups:
             )
         raise NotFound("artifact not found", detail)
 
-    async def _member_file(self, member: str, path: str):
+    async def _member_file(self, member: str, path: str) -> MavenFile | str | None:
         """A member's file; None when it has none; a failure text when it failed."""
         try:
             return await self.cache.get_file(member, path)
@@ -96,14 +103,14 @@ class MavenGroups:
         except HarborError as e:
             return f"{member}: {e.message}"
 
-    async def _member_body(self, member: str, f, limit: int):
+    async def _member_body(self, member: str, f: MavenFile, limit: int) -> bytes | str:
         """The whole body of a member's file; a failure text when it cannot be had within ``limit``."""
         try:
             return await self.cache.whole_body(f, limit)
         except HarborError as e:
             return f"{member}: {e.message}"
 
-    async def _metadata_file(self, group, path: str):
+    async def _metadata_file(self, group: MavenRepositoryConfig, path: str) -> MavenFile:
         base = checksum_base(path)
         metadata_path = base if base is not None else path
         if not metadata_path.endswith(METADATA_NAME):
@@ -129,7 +136,9 @@ class MavenGroups:
             body = hashlib.new(algorithm, merged).hexdigest().encode()
         return self.cache.in_memory_file(group.id, path, body, last_modified, "merged")
 
-    async def _merged_body(self, group, metadata_path: str, found: list, failures: list[str]) -> bytes | None:
+    async def _merged_body(
+        self, group: MavenRepositoryConfig, metadata_path: str, found: list[tuple[str, MavenFile]], failures: list[str]
+    ) -> bytes | None:
         """The merge of the ``found`` (member, file) copies: from memory while no member's ETag changed."""
         limits = metadata_limits(self.cache.settings)
         etags = [f.etag for _, f in found]
@@ -174,7 +183,7 @@ class MavenGroups:
 
     # -- browse, info, statistics ---------------------------------------------
 
-    async def browse(self, group, path: str) -> dict:
+    async def browse(self, group: MavenRepositoryConfig, path: str) -> dict:
         """The union of the members' browse documents for ``path``."""
         entries: dict[str, dict] = {}
         last_error = None
@@ -196,7 +205,7 @@ class MavenGroups:
         ordered += sorted((e for e in entries.values() if e["type"] != "directory"), key=lambda e: e["name"])
         return {"repositoryId": group.id, "currentPath": path, "parentPath": parent_path(path), "entries": ordered}
 
-    async def info(self, group, path: str) -> dict:
+    async def info(self, group: MavenRepositoryConfig, path: str) -> dict:
         """The info document of the first member holding ``path``, with ``member`` naming it."""
         last_error = None
         for member in group.members:
@@ -210,7 +219,7 @@ class MavenGroups:
         raise last_error.__class__(last_error.message, {"repositoryId": group.id, "path": path})
 
     @staticmethod
-    def statistics(group, per_repository: dict[str, dict]) -> dict:
+    def statistics(group: MavenRepositoryConfig, per_repository: dict[str, dict]) -> dict:
         """A group's counts: the sums over its members (a file two members hold counts twice)."""
         docs = [per_repository[m] for m in group.members if m in per_repository]
         updated = [d["lastUpdated"] for d in docs if d["lastUpdated"]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from twisted.logger import Logger
 
 from harbor_cache.core.flight.access import hit_source
@@ -12,6 +14,9 @@ from harbor_cache.grammar.digests import InvalidDigest, digest_bytes, parse_dige
 from harbor_cache.grammar.mediatypes import MANIFEST_ACCEPT, OCI_MANIFEST, InvalidManifest, detect_manifest_media_type
 from harbor_cache.upstream.http import UpstreamError, UpstreamNotFound
 from harbor_cache.upstream.registry import read_limited
+
+if TYPE_CHECKING:
+    from twisted.web.iweb import IResponse
 
 log = Logger()
 
@@ -102,7 +107,7 @@ class ProxyManifests(ProxyCore):
             self.negative.remember(("manifest", name, reference))
             raise ManifestUnknown("manifest unknown", {"name": name, "reference": reference}) from None
 
-    def _verified_manifest_digest(self, body: bytes, reference: str, response, source: str) -> str | None:
+    def _verified_manifest_digest(self, body: bytes, reference: str, response: IResponse, source: str) -> str | None:
         """The digest of a fetched manifest, or None when it contradicts what was asked or announced."""
         claimed = None
         if ":" in reference:
@@ -132,7 +137,7 @@ class ProxyManifests(ProxyCore):
         if self.negative.known_missing(("manifest", name, digest)):
             raise ManifestUnknown("manifest unknown", {"name": name, "reference": digest})
 
-        async def work():
+        async def work() -> ManifestResult:
             try:
                 body, got, media_type, source = await self._fetch_existing_manifest(name, digest)
             except UpstreamError as e:

@@ -8,6 +8,7 @@ build on this; `OciCache` joins them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -27,6 +28,15 @@ from harbor_cache.upstream.body import discard_body
 from harbor_cache.upstream.http import UpstreamError, UpstreamNotFound
 from harbor_cache.upstream.registry import Route
 from harbor_cache.upstream.routing import route_matches
+
+if TYPE_CHECKING:
+    from twisted.web.iweb import IResponse
+
+    from harbor_cache.core.flight.access import AccessRecorder
+    from harbor_cache.core.operations.upstream_health import HealthMonitor
+    from harbor_cache.metrics import Metrics
+    from harbor_cache.settings.runtime import RuntimeSettings
+    from harbor_cache.upstream.registry import RegistryUpstream, UpstreamSet
 
 log = Logger()
 
@@ -86,13 +96,13 @@ class ProxyCore:
         index: CacheIndex,
         storage: BlobStore,
         downloads: Downloads,
-        upstreams,
-        settings,
-        access,
-        metrics,
+        upstreams: UpstreamSet,
+        settings: RuntimeSettings,
+        access: AccessRecorder,
+        metrics: Metrics,
         clock: IReactorTime,
-        health=None,
-    ):
+        health: HealthMonitor | None = None,
+    ) -> None:
         self.index = index
         self.health = health  # HealthMonitor: skips blocked upstreams, learns from each answer
         self.storage = storage
@@ -197,7 +207,7 @@ class ProxyCore:
         reference: str,
         accept: str | None = None,
         query: dict[str, str] | None = None,
-    ):
+    ) -> tuple[RegistryUpstream, IResponse]:
         """The first 200 among the upstreams serving ``name``, by priority: (upstream, response).
 
         ``name`` is the cache key; its namespace picks the upstreams and the

@@ -12,9 +12,16 @@ outage.  Records older than ``audit.retention_days`` are dropped by `prune`
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+    from twisted.web.iweb import IRequest
+
+    from harbor_cache.index import Index
+    from harbor_cache.settings.runtime import RuntimeSettings
 
 log = Logger()
 
@@ -53,7 +60,7 @@ ACTIONS = (
 )
 
 
-def client_of(request) -> str | None:
+def client_of(request: IRequest) -> str | None:
     """The peer address of a request (no proxy headers are trusted)."""
     try:
         return request.getClientAddress().host
@@ -62,7 +69,7 @@ def client_of(request) -> str | None:
 
 
 class AuditLog:
-    def __init__(self, index, clock, settings):
+    def __init__(self, index: Index, clock: IReactorTime, settings: RuntimeSettings) -> None:
         self.index = index
         self.clock = clock
         self.settings = settings
@@ -74,7 +81,7 @@ class AuditLog:
         actor: str | None,
         target: str | None = None,
         detail: dict[str, Any] | None = None,
-        request=None,
+        request: IRequest | None = None,
     ) -> None:
         try:
             await self.index.add_audit(

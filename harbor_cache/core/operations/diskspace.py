@@ -16,12 +16,16 @@ from __future__ import annotations
 import errno
 import sqlite3
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
 from harbor_cache.errors import InsufficientStorage
 from harbor_cache.storage.errors import RESERVE_BYTES, StorageFull
+
+if TYPE_CHECKING:
+    from harbor_cache.settings.runtime import RuntimeSettings
+    from harbor_cache.storage import Storage
 
 log = Logger()
 
@@ -49,7 +53,7 @@ def disk_full_error(error: BaseException) -> InsufficientStorage | None:
 
 
 class DiskSpace:
-    def __init__(self, storage, settings, on_low: Callable[[], Any] | None = None):
+    def __init__(self, storage: Storage, settings: RuntimeSettings, on_low: Callable[[], Any] | None = None) -> None:
         self.storage = storage
         self.settings = settings
         # Called (not awaited) when a download is refused: the service runs an eviction pass.

@@ -50,7 +50,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -60,10 +60,21 @@ from harbor_cache.core.operations.diskspace import is_disk_full
 from harbor_cache.storage.errors import RESERVE_BYTES
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Coroutine
+
+    from twisted.internet.interfaces import IReactorTime
+
+    from harbor_cache.core.flight.access import AccessRecorder
+    from harbor_cache.core.flight.downloads import Downloads
     from harbor_cache.core.operations.diskspace import DiskSpace
     from harbor_cache.core.operations.orphans import OrphanSweeper
+    from harbor_cache.index import Index
+    from harbor_cache.settings.runtime import RuntimeSettings
+    from harbor_cache.storage import Storage
 
 log = Logger()
+
+T = TypeVar("T")
 
 Invalidator = Callable[[str, str, str], Any]
 
@@ -101,7 +112,7 @@ def _digests_in_keys(keys: Iterable[Any]) -> set[str]:
     return found
 
 
-def _detached(coro) -> defer.Deferred:
+def _detached(coro: Coroutine[Any, Any, T]) -> defer.Deferred[T]:
     """Run ``coro`` to its end even when the caller stops waiting.
 
     Klein cancels a handler's Deferred when the client disconnects; a pass cut
@@ -109,9 +120,9 @@ def _detached(coro) -> defer.Deferred:
     points at.  Cancelling the returned Deferred only stops the waiting.
     """
     work = defer.Deferred.fromCoroutine(coro)
-    out: defer.Deferred = defer.Deferred()
+    out: defer.Deferred[T] = defer.Deferred()
 
-    def _done(result):
+    def _done(result: T | Failure) -> None:
         if not out.called:
             out.callback(result)
         elif isinstance(result, Failure):
@@ -128,15 +139,15 @@ class Evictor:
     def __init__(
         self,
         *,
-        index,
-        storage,
-        downloads,
-        settings,
-        access,
-        clock,
+        index: Index,
+        storage: Storage,
+        downloads: Downloads,
+        settings: RuntimeSettings,
+        access: AccessRecorder,
+        clock: IReactorTime,
         batch_size: int = 500,
         cooperate: Callable[[], Any] | None = None,
-    ):
+    ) -> None:
         self.index = index
         self.storage = storage
         self.downloads = downloads
@@ -179,7 +190,7 @@ class Evictor:
         A file being downloaded or read is unlinked by a later pass, as in eviction.
         """
 
-        async def work():
+        async def work() -> int:
             count, _ = await self._delete([entry_id])
             return count
 
@@ -214,7 +225,7 @@ class Evictor:
 
     # -- passes ------------------------------------------------------------
 
-    async def _locked(self, work) -> int:
+    async def _locked(self, work: Callable[[], Awaitable[int]]) -> int:
         await self._lock.acquire()
         try:
             return await work()
@@ -421,7 +432,7 @@ class Evictor:
             return
         storage = self.storage
 
-        def _unlink_all(paths):
+        def _unlink_all(paths: list[str]) -> None:
             for path in paths:
                 try:
                     os.unlink(path)

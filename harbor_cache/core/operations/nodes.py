@@ -27,12 +27,16 @@ kernel drops it when its holder dies, so a crashed node restarts at once.
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from harbor_cache.errors import IndexUnavailable
+
+if TYPE_CHECKING:
+    from harbor_cache.index import Index
 
 log = Logger()
 
@@ -46,13 +50,13 @@ class NodeName:
 
     def __init__(
         self,
-        index,
+        index: Index,
         name: str,
         clock: IReactorTime,
         lease_seconds: float,
         *,
         instance: str | None = None,
-    ):
+    ) -> None:
         self.index = index
         self.name = name
         self.clock = clock

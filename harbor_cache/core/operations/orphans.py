@@ -15,8 +15,18 @@ go, orphans are counted in the cache statistics' ``total_size``.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from twisted.internet.interfaces import IReactorTime
+
+    from harbor_cache.index import Index
+    from harbor_cache.settings.runtime import RuntimeSettings
+    from harbor_cache.storage import Storage
 
 log = Logger()
 
@@ -24,7 +34,15 @@ BATCH = 500
 
 
 class OrphanSweeper:
-    def __init__(self, *, index, storage, settings, clock, busy=lambda: set()):
+    def __init__(
+        self,
+        *,
+        index: Index,
+        storage: Storage,
+        settings: RuntimeSettings,
+        clock: IReactorTime,
+        busy: Callable[[], set[str]] = lambda: set(),
+    ) -> None:
         self.index = index
         self.storage = storage
         self.settings = settings

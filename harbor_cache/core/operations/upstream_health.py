@@ -33,7 +33,12 @@ from twisted.logger import Logger
 from harbor_cache.grammar.timestamps import iso8601
 
 if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
     from harbor_cache.core.operations.audit import AuditLog
+    from harbor_cache.metrics import Metrics
+    from harbor_cache.settings.runtime import RuntimeSettings
+    from harbor_cache.upstream.registry import RegistryUpstream, UpstreamSet
 
 log = Logger()
 TICK_SECONDS = 1.0
@@ -75,13 +80,20 @@ class UpstreamHealth:
 class HealthMonitor:
     """Probes the OCI upstreams, records request outcomes, blocks and unblocks."""
 
-    def __init__(self, upstreams, settings, metrics, clock, audit: AuditLog | None = None):
+    def __init__(
+        self,
+        upstreams: UpstreamSet,
+        settings: RuntimeSettings,
+        metrics: Metrics,
+        clock: IReactorTime,
+        audit: AuditLog | None = None,
+    ) -> None:
         self.upstreams = upstreams  # the live UpstreamSet (replaced lists are picked up each round)
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
         self.audit = audit  # blocks and unblocks are recorded there (None: not recorded)
-        self._call = None
+        self._call: IDelayedCall | None = None
         self._health: dict[str, UpstreamHealth] = {}
         self._probing: set[str] = set()
 
@@ -91,12 +103,12 @@ class HealthMonitor:
             health = self._health[name] = UpstreamHealth()
         return health
 
-    def is_blocked(self, upstream) -> bool:
+    def is_blocked(self, upstream: RegistryUpstream) -> bool:
         return self.health_of(upstream.name).is_blocked(self.clock.seconds())
 
     # -- outcomes ----------------------------------------------------------
 
-    def succeeded(self, upstream, latency_ms: float | None = None) -> None:
+    def succeeded(self, upstream: RegistryUpstream, latency_ms: float | None = None) -> None:
         health = self.health_of(upstream.name)
         was_blocked = health.blocked_until is not None
         health.consecutive_failures = 0
@@ -109,7 +121,7 @@ class HealthMonitor:
             self._audit("upstream.unblock", upstream.name, None)
         self._export(upstream)
 
-    def failed(self, upstream, error: str) -> None:
+    def failed(self, upstream: RegistryUpstream, error: str) -> None:
         health = self.health_of(upstream.name)
         now = self.clock.seconds()
         health.consecutive_failures += 1
@@ -134,7 +146,7 @@ class HealthMonitor:
         if self.audit is not None:
             defer.Deferred.fromCoroutine(self.audit.record(action, actor=None, target=name, detail=detail))
 
-    def _export(self, upstream) -> None:
+    def _export(self, upstream: RegistryUpstream) -> None:
         name = upstream.name
         health = self.health_of(name)
         now = self.clock.seconds()
@@ -162,7 +174,7 @@ class HealthMonitor:
 
     # -- probes ------------------------------------------------------------
 
-    async def probe(self, upstream) -> None:
+    async def probe(self, upstream: RegistryUpstream) -> None:
         started = time.monotonic()
         self.health_of(upstream.name).last_check = self.clock.seconds()
         try:

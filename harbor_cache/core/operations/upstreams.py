@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from twisted.logger import Logger
@@ -38,9 +38,19 @@ from harbor_cache.settings.startup import (
     DOCKER_HUB_REGISTRY,
     DOCKER_HUB_URL,
     ConfigError,
+    MavenRepositoryConfig,
     UpstreamConfig,
     check_upstream,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from twisted.internet.interfaces import IReactorTime
+
+    from harbor_cache.core.operations.upstream_health import HealthMonitor
+    from harbor_cache.index import Index
+    from harbor_cache.upstream.registry import UpstreamSet
 
 log = Logger()
 
@@ -155,16 +165,16 @@ class UpstreamCatalog:
     def __init__(
         self,
         *,
-        index,
-        upstream_set,
-        health,
+        index: Index,
+        upstream_set: UpstreamSet,
+        health: HealthMonitor,
         build: Callable[[UpstreamConfig], Any],
         seed: tuple[UpstreamConfig, ...] = (),
         declared: tuple[UpstreamConfig, ...] | None = None,
         config_file: str | None = None,
-        maven_repositories=(),
-        clock,
-    ):
+        maven_repositories: Iterable[MavenRepositoryConfig] = (),
+        clock: IReactorTime,
+    ) -> None:
         """``declared``: the config file's ``[[upstreams]]`` (None when it has none), applied at every
         start; ``seed``: the embedded default, stored once at the first start when the file declares none;
         ``config_file``: the file's path, named when the API refuses to change what it declares."""
@@ -274,7 +284,7 @@ class UpstreamCatalog:
             "health": self.health.health_of(config.name).view(now),
         }
 
-    def maven_view(self, repo) -> dict[str, Any]:
+    def maven_view(self, repo: MavenRepositoryConfig) -> dict[str, Any]:
         return {
             "id": MAVEN_ID_PREFIX + repo.id,
             "name": repo.id,
@@ -366,7 +376,7 @@ class UpstreamCatalog:
         row = await self.index.update_upstream(oci_id, row_from_config(config), self.clock.seconds())
         if row == "missing":
             raise NotFound("no such upstream", {"id": upstream_id})
-        if row == "name_taken":
+        if isinstance(row, str):  # "name_taken"
             raise Conflict("an upstream with this name exists", {"name": config.name})
         await self.reload()
         return self.view(row)
