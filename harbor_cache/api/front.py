@@ -38,6 +38,7 @@ from klein import Klein
 from twisted.logger import Logger
 from werkzeug.routing import BaseConverter
 
+from harbor_cache.api.quotas import quota_view
 from harbor_cache.auth import STAMP_CLAIM, InvalidToken, credential_stamp, parse_bearer_authorization
 from harbor_cache.core.seams import User
 from harbor_cache.errors import BadRequest, Denied, NotFound, TooLarge, Unauthorized
@@ -140,6 +141,7 @@ class ApiFront:
         audit=None,
         console=None,
         on_cache_change=None,
+        quotas=None,
     ):
         self.users = users
         self.upstreams = upstreams  # core.operations.upstreams.UpstreamCatalog
@@ -148,6 +150,7 @@ class ApiFront:
         self.evictor = evictor
         self.audit = audit
         self.console = console
+        self.quotas = quotas  # core.operations.quotas.QuotaBook
         # Called after clear / cleanup / delete so gauges follow at once (service: refresh metrics).
         self.on_cache_change = on_cache_change or (lambda: None)
         # Serialized on first request (~8 ms for the whole document; most processes never serve it).
@@ -414,6 +417,41 @@ class ApiFront:
         await self.upstreams.delete(upstream_id)
         await self.record(request, "upstream.delete", caller.username, gone["name"], {"id": gone["id"]})
         log.info("{username} deleted upstream {id}", username=caller.username, id=upstream_id)
+        request.setResponseCode(204)
+        return b""
+
+    # -- quotas (see core/operations/quotas.py, api/quotas.py) ------------------------
+
+    @app.route("/api/v1/quotas", methods=["GET"])
+    @requires(ADMIN)
+    async def list_quotas(self, request, caller):
+        return json_response(request, {"quotas": [quota_view(q, u) for q, u in await self.quotas.listing()]})
+
+    @app.route("/api/v1/quotas", methods=["POST"])
+    @requires(ADMIN)
+    async def create_quota(self, request, caller):
+        row = await self.quotas.create(read_json_object(request))
+        await self.record(request, "quota.create", caller.username, row.repositories, quota_view(row))
+        request.setHeader(b"Location", b"/api/v1/quotas/%d" % row.id)
+        return json_response(request, quota_view(*await self.quotas.get(row.id)), 201)
+
+    @app.route("/api/v1/quotas/<id:quota_id>", methods=["GET"])
+    @requires(ADMIN)
+    async def get_quota(self, request, quota_id, caller):
+        return json_response(request, quota_view(*await self.quotas.get(quota_id)))
+
+    @app.route("/api/v1/quotas/<id:quota_id>", methods=["PUT"])
+    @requires(ADMIN)
+    async def update_quota(self, request, quota_id, caller):
+        row = await self.quotas.update(quota_id, read_json_object(request))
+        await self.record(request, "quota.update", caller.username, row.repositories, quota_view(row))
+        return json_response(request, quota_view(*await self.quotas.get(row.id)))
+
+    @app.route("/api/v1/quotas/<id:quota_id>", methods=["DELETE"])
+    @requires(ADMIN)
+    async def delete_quota(self, request, quota_id, caller):
+        gone = await self.quotas.delete(quota_id)
+        await self.record(request, "quota.delete", caller.username, gone.repositories, {"id": quota_id})
         request.setResponseCode(204)
         return b""
 

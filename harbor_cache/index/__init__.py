@@ -25,6 +25,7 @@ from harbor_cache.index.leases import LeasesStore
 from harbor_cache.index.maven import MavenStore
 from harbor_cache.index.migrations import SchemaStore
 from harbor_cache.index.nodes import NodesStore
+from harbor_cache.index.quotas import QuotasStore
 from harbor_cache.index.settings import SettingsStore
 from harbor_cache.index.tags import TagsStore
 from harbor_cache.index.uploads import UploadsStore
@@ -58,5 +59,6 @@ class Index(
     AuditStore,
     ConsoleStore,
     NodesStore,
+    QuotasStore,
 ):
     """Every query the rest of the program makes, by name: the stores over one pool."""

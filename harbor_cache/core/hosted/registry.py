@@ -21,6 +21,7 @@ from harbor_cache.core.hosted.uploads import HostedUploads, RequestBodySource
 from harbor_cache.errors import (
     BlobUnknown,
     Conflict,
+    Denied,
     DigestInvalid,
     ErrorCode,
     ManifestBlobUnknown,
@@ -64,8 +65,14 @@ class HostedRegistry(HostedUploads):
 
     async def mount(self, name: str, digest: str) -> bool:
         """Whether a blob can be mounted (we hold it); a mounted blob is claimed by ``name``."""
-        if await self.cache.stored_blob_size(digest) is None:
+        size = await self.cache.stored_blob_size(digest)
+        if size is None:
             return False
+        if self.quotas is not None:
+            try:
+                await self.quotas.check_blob(name, size, digest)
+            except Denied:
+                return False  # (the client uploads instead, and is told why that is refused)
         await self.index.claim_blob(name, digest)
         return True
 
@@ -173,6 +180,8 @@ class HostedRegistry(HostedUploads):
             _check_size(digest, declared, entry.size)
             if entry.kind != "hosted":
                 needed.append(entry.id)
+        if self.quotas is not None:
+            await self.quotas.check_manifest(name, key, len(body), tag)  # (403 DENIED: nothing written yet)
         if needed:
             await self.index.mark_hosted(needed)
         subject = _invalid(subject_digest, document)

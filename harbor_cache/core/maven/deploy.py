@@ -35,6 +35,7 @@ from twisted.logger import Logger
 
 from harbor_cache.core.maven.group import metadata_limits
 from harbor_cache.core.operations.diskspace import DiskSpace, disk_full_error
+from harbor_cache.core.operations.quotas import QuotaBook
 from harbor_cache.errors import BadRequest, DeployNotAllowed, DeployRefused, DigestInvalid, HarborError, TooLarge
 from harbor_cache.grammar.maven_checksums import parse_checksum
 from harbor_cache.grammar.maven_metadata import MetadataTooLarge, check_limits
@@ -60,6 +61,8 @@ class MavenDeployer:
         self.metrics = cache.metrics
         # A `core.operations.diskspace.DiskSpace` (set by the service): a deploy that would end below the floor is 507 unread.
         self.space: DiskSpace | None = None
+        # A `core.operations.quotas.QuotaBook` (set by the service): a deploy beyond a quota is 403, unread when it can be.
+        self.quotas: QuotaBook | None = None
 
     def hosted(self, repo_id: str):
         """The hosted repository's config; `UnknownRepository`, or `DeployNotAllowed` for proxy/group."""
@@ -92,6 +95,8 @@ class MavenDeployer:
             raise self._refused(repo, path)  # before the body is read (a checksum may be a retry: read it)
         if self.space is not None:
             self.space.check_upload_room(body.length)
+        if self.quotas is not None and body.length is not None:
+            await self.quotas.check_maven(repo_id, path, body.length, actor=user)
         checksum_body = None
         if algorithm is not None:
             checksum_body = await self._check_checksum(repo_id, target, body, algorithm)
@@ -106,6 +111,8 @@ class MavenDeployer:
                 await body.stream_to(temp)
             if temp.failure is not None:
                 raise SourceFailed(str(temp.failure))
+            if self.quotas is not None and body.length is None:  # (chunked: its size is known only now)
+                await self.quotas.check_maven(repo_id, path, temp.available, actor=user)
             digest = await temp.finish()
         except BlobCorrupt as e:  # (no expected digest is given, but be exact)
             raise DigestInvalid("upload did not match its digest", {"reason": str(e)}) from None

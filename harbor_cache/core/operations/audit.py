@@ -41,6 +41,10 @@ ACTIONS = (
     "upstream.delete",
     "upstream.block",
     "upstream.unblock",
+    "quota.create",
+    "quota.update",
+    "quota.delete",
+    "quota.refused",
 )
 
 
