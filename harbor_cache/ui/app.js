@@ -20,6 +20,7 @@ const PAGES = [
   ["config", "Config", config, "admin"],
   ["upstreams", "Upstreams", upstreams, "admin"],
   ["audit", "Audit", audit, "admin"],
+  ["quotas", "Quotas", await import("./views/quotas.js"), "admin"],
 ];
 
 let cleanup = null;
