@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harbor_cache.core.operations.quotas import Usage, maven_id
+from harbor_cache.core.operations.quotas import QuotaRow, Usage, maven_id
 from harbor_cache.grammar.timestamps import iso8601
-from harbor_cache.index.quotas import QuotaRow
 
 
 def quota_view(quota: QuotaRow, usage: Usage | None = None) -> dict[str, Any]:
