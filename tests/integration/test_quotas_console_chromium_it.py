@@ -10,6 +10,8 @@ import base64
 import hashlib
 import shutil
 import tempfile
+from collections.abc import Callable
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -20,7 +22,7 @@ WAIT = 15
 
 
 class QuotaConsoleTests(SynchronousTestCase):
-    def setUp(self):
+    def setUp(self) -> None:
         _selenium()
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -47,7 +49,7 @@ class QuotaConsoleTests(SynchronousTestCase):
         self.d = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
         self.addCleanup(self.d.quit)
 
-    def wait(self, condition, message=""):
+    def wait(self, condition: Callable[[Any], Any], message: str = "") -> Any:
         from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
@@ -55,17 +57,17 @@ class QuotaConsoleTests(SynchronousTestCase):
             self.d, WAIT, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
         ).until(condition, message)
 
-    def css(self, selector):
+    def css(self, selector: str) -> Any:
         from selenium.webdriver.support import expected_conditions as ec
 
         return self.wait(ec.visibility_of_element_located(("css selector", selector)), "no visible %s" % selector)
 
-    def heading(self, text):
+    def heading(self, text: str) -> None:
         self.wait(
             lambda d: any(e.text == text for e in d.find_elements("css selector", "main h1")), "no heading %r" % text
         )
 
-    def push_blob(self, name, data):
+    def push_blob(self, name: str, data: bytes) -> None:
         basic = base64.b64encode(("admin:" + self.server.admin_password).encode()).decode()
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         status, _, body = support.http(
@@ -76,14 +78,14 @@ class QuotaConsoleTests(SynchronousTestCase):
         )
         self.assertEqual(status, 201, body)
 
-    def add(self, repositories, max_bytes):
+    def add(self, repositories: str, max_bytes: int) -> None:
         for field, value in (("#new-quota-repositories", repositories), ("#new-quota-max-bytes", str(max_bytes))):
             box = self.css(field)
             box.clear()
             box.send_keys(value)
         self.d.find_element("css selector", "#create-quota button[type=submit]").click()
 
-    def test_add_see_usage_refuse_and_delete(self):
+    def test_add_see_usage_refuse_and_delete(self) -> None:
         self.push_blob("team-a/x", b"q" * 250)
         self.d.get(self.server.url + "/ui/#/login")
         self.css("#login-username").send_keys("admin")

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -22,19 +23,19 @@ from tests.integration.support import check_ok, skopeo
 from tests.integration.test_maven_deploy_it import WRITER, library, settings_with_servers
 
 
-def _api(server, token, method, path, body=None):
+def _api(server: Any, token: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     status, _, answer = support.http(method, server.url + path, headers={"Authorization": "Bearer " + token}, body=body)
     return status, (json.loads(answer) if answer else None)
 
 
 class SkopeoQuotaTests(SynchronousTestCase):
-    def setUp(self):
+    def setUp(self) -> None:
         support.require("skopeo")
         self.layout, self.images = support.oci_layout()
         self.server = push_support.hosted_server(self)
         self.token = self.server.login()
 
-    def copy(self, target):
+    def copy(self, target: str) -> Any:
         return skopeo(
             "copy",
             "--dest-tls-verify=false",
@@ -46,7 +47,7 @@ class SkopeoQuotaTests(SynchronousTestCase):
             timeout=900,
         )
 
-    def test_push_under_and_over_a_quota(self):
+    def test_push_under_and_over_a_quota(self) -> None:
         single = self.images["images"]["single"]
         blobs = single["bytes_total"]  # config, layers and manifest
         status, quota = _api(
@@ -77,7 +78,7 @@ class SkopeoQuotaTests(SynchronousTestCase):
 
 
 class MavenQuotaTests(SynchronousTestCase):
-    def test_mvn_deploy_over_a_quota_is_refused(self):
+    def test_mvn_deploy_over_a_quota_is_refused(self) -> None:
         support.require("mvn")
         up = support.shared_maven_upstream()
         srv = support.HarborServer(

@@ -78,15 +78,15 @@ class HostedUploads:
     def __init__(
         self,
         *,
-        cache,
-        index,
-        storage,
-        metrics,
-        clock,
+        cache: Any,
+        index: Any,
+        storage: Any,
+        metrics: Any,
+        clock: Any,
         upload_idle_seconds: float = UPLOAD_IDLE_SECONDS,
         max_manifest_bytes: int = MAX_MANIFEST_BYTES,
         node: str = "local",
-    ):
+    ) -> None:
         self.cache = cache
         self.index = index
         self.storage = storage

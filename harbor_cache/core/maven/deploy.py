@@ -30,6 +30,7 @@ Rules, checked before the index row is written:
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from twisted.logger import Logger
 
@@ -53,7 +54,7 @@ MAX_CHECKSUM_BYTES = 1024
 class MavenDeployer:
     """PUT into hosted repositories; shares the cache core's index, storage and memory of rows."""
 
-    def __init__(self, cache):
+    def __init__(self, cache: Any) -> None:
         self.cache = cache
         self.index = cache.index
         self.storage = cache.storage
@@ -74,7 +75,7 @@ class MavenDeployer:
             )
         return repo
 
-    async def deploy(self, repo_id: str, target: MavenPath | str, body, user: str) -> bool:
+    async def deploy(self, repo_id: str, target: MavenPath | str, body: Any, user: str) -> bool:
         """Store the request ``body`` at ``path``; True when it is new, False when it replaced a file.
 
         ``body`` is a request body source (`request_body.StreamedBody`, or
