@@ -144,6 +144,15 @@ class QuotaRowsMixin(_Case):
         self.assertEqual(denied.detail["used_bytes"], 110)
         run(self, self.book.check_blob("team-a/y", None))  # unknown length, not full: decided at the commit
         run(self, self.book.check_manifest("team-a/x", "sha256:m1", 10, "v1"))
+        # a manifest naming a stored blob no team-a repository holds adds that blob's bytes
+        self.blob("team-b/x", "sha256:l5", 36)
+        run(self, self.book.check_manifest("team-a/x", "sha256:m8", 5, None, {"sha256:l1": 100}))
+        denied = failure(
+            self,
+            self.book.check_manifest("team-a/x", "sha256:m8", 5, None, {"sha256:l1": 100, "sha256:l5": 36}),
+            Denied,
+        )
+        self.assertEqual(denied.detail["push_bytes"], 41)
         denied = failure(self, self.book.check_manifest("team-a/x", "sha256:m9", 5, "v2"), Denied)
         self.assertIn("1 tags", denied.message)
 

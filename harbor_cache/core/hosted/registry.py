@@ -165,10 +165,12 @@ class HostedRegistry(HostedUploads):
             raise ManifestInvalid("manifest not valid", str(e)) from None
         declared = _invalid(descriptor_sizes, document)
         needed: list[int] = []
+        sizes: dict[str, int] = {}
         for digest in blobs:
             stored_size = await self.cache.stored_blob_size(digest)
             if stored_size is None:
                 raise ManifestBlobUnknown("blob unknown to registry", {"digest": digest})
+            sizes[digest] = stored_size
             _check_size(digest, declared, stored_size)
             entry = await self.index.get_entry("blob", "", digest)
             if entry is not None and entry.kind != "hosted":
@@ -181,7 +183,7 @@ class HostedRegistry(HostedUploads):
             if entry.kind != "hosted":
                 needed.append(entry.id)
         if self.quotas is not None:
-            await self.quotas.check_manifest(name, key, len(body), tag)  # (403 DENIED: nothing written yet)
+            await self.quotas.check_manifest(name, key, len(body), tag, sizes)  # (403 DENIED: nothing written yet)
         if needed:
             await self.index.mark_hosted(needed)
         subject = _invalid(subject_digest, document)

@@ -230,13 +230,24 @@ class QuotaBook:
                 await self._refuse(quota, usage, name, adding, actor)
 
     async def check_manifest(
-        self, name: str, digest: str, size: int, tag: str | None, actor: str | None = None
+        self,
+        name: str,
+        digest: str,
+        size: int,
+        tag: str | None,
+        blobs: dict[str, int] | None = None,
+        actor: str | None = None,
     ) -> None:
-        """Refuse a manifest (its bytes, and its tag when new) beyond a quota covering ``name``."""
+        """Refuse a manifest beyond a quota covering ``name``: its bytes and those of the ``blobs`` it names
+        (digest: size) that the quota does not count yet (stored, but held by no matching repository), and
+        its tag when new."""
         for quota in await self._covering(name):
             usage = await self.usage(quota)
-            if digest not in usage.digests and usage.used_bytes + size > quota.max_bytes:
-                await self._refuse(quota, usage, name, size, actor)
+            adding = sum(s for d, s in (blobs or {}).items() if d not in usage.digests)
+            if digest not in usage.digests:
+                adding += size
+            if adding and usage.used_bytes + adding > quota.max_bytes:
+                await self._refuse(quota, usage, name, adding, actor)
             if (
                 tag is not None
                 and quota.max_tags is not None
