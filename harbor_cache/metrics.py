@@ -97,6 +97,13 @@ class Metrics:
             per_upstream,
             registry=r,
         )
+        self.quota_used_bytes = Gauge(
+            "harbor_cache_quota_used_bytes", "Bytes a quota counts now", ("quota",), registry=r
+        )
+        self.quota_limit_bytes = Gauge("harbor_cache_quota_limit_bytes", "A quota's max_bytes", ("quota",), registry=r)
+        self.quota_used_tags = Gauge(
+            "harbor_cache_quota_used_tags", "Hosted tags a quota counts now", ("quota",), registry=r
+        )
         self.responses = Counter(
             "harbor_cache_http_responses", "HTTP responses by method and status", ("method", "status"), registry=r
         )

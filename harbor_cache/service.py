@@ -58,6 +58,7 @@ from harbor_cache.core.operations.diskspace import DiskSpace
 from harbor_cache.core.operations.eviction import Evictor
 from harbor_cache.core.operations.nodes import NodeName
 from harbor_cache.core.operations.orphans import OrphanSweeper
+from harbor_cache.core.operations.quotas import QuotaBook
 from harbor_cache.core.operations.upstream_health import HealthMonitor
 from harbor_cache.core.operations.upstreams import UpstreamCatalog
 from harbor_cache.grammar.public_url import PublicURL
@@ -341,6 +342,7 @@ class HarborApp:
         self.space = DiskSpace(self.storage, self.settings, on_low=self.evict_soon)
         self.downloads.space = self.space
         self.hosted.space = self.space  # pushes that would end below the floor: 507 before the body is read
+        self.hosted.quotas = self.quotas = QuotaBook(self.index, clock, self.config.maven_repositories, self.audit)
         self._eviction_asked = False
         self.site_front = HealthFront(self.index, self.storage, self.metrics, space=self.space)
         self.management_tokens = ManagementTokens(self.token_keys.management, clock)
@@ -392,6 +394,7 @@ class HarborApp:
             console=self.console_api,
             on_cache_change=self.refresh_gauges_soon,
             gc=GcFront(self.gc, self.settings, detached),
+            quotas=self.quotas,
         )
         self.hosted.immutable = ImmutableTags(self.index, clock)
         self.retention = Retention(self.index, self.hosted, self.settings, clock, self.audit, self.leases)
@@ -428,7 +431,7 @@ class HarborApp:
             audit=self.audit,
             public_url=self.public_url,
         )
-        self.maven_front.deployer.space = self.space
+        self.maven_front.deployer.space, self.maven_front.deployer.quotas = self.space, self.quotas
 
     def _mount_fronts(self) -> None:
         site_resource = self.site_front.app.resource()
@@ -498,6 +501,7 @@ class HarborApp:
             self.metrics.cache_bytes.set(totals.total_size)
             self.metrics.cache_entries.labels("proxy").set(totals.proxy)
             self.metrics.cache_entries.labels("hosted").set(totals.entries - totals.proxy)
+            await self.quotas.publish(self.metrics)
 
         d = defer.Deferred.fromCoroutine(work())
         d.addErrback(logged("could not refresh cache gauges"))

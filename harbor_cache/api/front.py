@@ -38,7 +38,10 @@ from klein import Klein
 from twisted.logger import Logger
 from werkzeug.routing import BaseConverter
 
+from harbor_cache.api.gc import GcFront
+from harbor_cache.api.quotas import quota_view
 from harbor_cache.auth import STAMP_CLAIM, InvalidToken, credential_stamp, parse_bearer_authorization
+from harbor_cache.core.operations.quotas import QuotaBook
 from harbor_cache.core.seams import User
 from harbor_cache.errors import BadRequest, Denied, NotFound, TooLarge, Unauthorized
 from harbor_cache.grammar.timestamps import iso8601
@@ -142,7 +145,8 @@ class ApiFront:
         audit=None,
         console=None,
         on_cache_change=None,
-        gc=None,
+        gc: GcFront | None = None,
+        quotas: QuotaBook | None = None,
     ):
         self.users = users
         self.upstreams = upstreams  # core.operations.upstreams.UpstreamCatalog
@@ -152,6 +156,7 @@ class ApiFront:
         self.audit = audit
         self.console = console
         self.gc = gc  # api.gc.GcFront
+        self.quotas = quotas  # core.operations.quotas.QuotaBook
         # Called after clear / cleanup / delete so gauges follow at once (service: refresh metrics).
         self.on_cache_change = on_cache_change or (lambda: None)
         # Serialized on first request (~8 ms for the whole document; most processes never serve it).
@@ -169,6 +174,11 @@ class ApiFront:
         """One audit record (no-op without an audit log)."""
         if self.audit is not None:
             await self.audit.record(action, actor=actor, target=target, detail=detail, request=request)
+
+    def _quotas(self) -> QuotaBook:
+        if self.quotas is None:
+            raise NotFound("quotas are not enabled")
+        return self.quotas
 
     def _console(self):
         if self.console is None:
@@ -439,6 +449,41 @@ class ApiFront:
         await self.upstreams.delete(upstream_id)
         await self.record(request, "upstream.delete", caller.username, gone["name"], {"id": gone["id"]})
         log.info("{username} deleted upstream {id}", username=caller.username, id=upstream_id)
+        request.setResponseCode(204)
+        return b""
+
+    # -- quotas (see core/operations/quotas.py, api/quotas.py) ------------------------
+
+    @app.route("/api/v1/quotas", methods=["GET"])
+    @requires(ADMIN)
+    async def list_quotas(self, request: Any, caller: User) -> bytes:
+        return json_response(request, {"quotas": [quota_view(q, u) for q, u in await self._quotas().listing()]})
+
+    @app.route("/api/v1/quotas", methods=["POST"])
+    @requires(ADMIN)
+    async def create_quota(self, request: Any, caller: User) -> bytes:
+        row = await self._quotas().create(read_json_object(request))
+        await self.record(request, "quota.create", caller.username, row.repositories, quota_view(row))
+        request.setHeader(b"Location", b"/api/v1/quotas/%d" % row.id)
+        return json_response(request, quota_view(*await self._quotas().get(row.id)), 201)
+
+    @app.route("/api/v1/quotas/<id:quota_id>", methods=["GET"])
+    @requires(ADMIN)
+    async def get_quota(self, request: Any, quota_id: int, caller: User) -> bytes:
+        return json_response(request, quota_view(*await self._quotas().get(quota_id)))
+
+    @app.route("/api/v1/quotas/<id:quota_id>", methods=["PUT"])
+    @requires(ADMIN)
+    async def update_quota(self, request: Any, quota_id: int, caller: User) -> bytes:
+        row = await self._quotas().update(quota_id, read_json_object(request))
+        await self.record(request, "quota.update", caller.username, row.repositories, quota_view(row))
+        return json_response(request, quota_view(*await self._quotas().get(row.id)))
+
+    @app.route("/api/v1/quotas/<id:quota_id>", methods=["DELETE"])
+    @requires(ADMIN)
+    async def delete_quota(self, request: Any, quota_id: int, caller: User) -> bytes:
+        gone = await self._quotas().delete(quota_id)
+        await self.record(request, "quota.delete", caller.username, gone.repositories, {"id": quota_id})
         request.setResponseCode(204)
         return b""
 

@@ -27,6 +27,7 @@ from harbor_cache.index.maven import MavenStore
 from harbor_cache.index.migrations import SchemaStore
 from harbor_cache.index.nodes import NodesStore
 from harbor_cache.index.policies import PoliciesStore
+from harbor_cache.index.quotas import QuotasStore
 from harbor_cache.index.settings import SettingsStore
 from harbor_cache.index.tags import TagsStore
 from harbor_cache.index.uploads import UploadsStore
@@ -62,5 +63,6 @@ class Index(
     NodesStore,
     PoliciesStore,
     GcStore,
+    QuotasStore,
 ):
     """Every query the rest of the program makes, by name: the stores over one pool."""

@@ -223,6 +223,18 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX gc_runs_finished ON gc_runs (finished_at)",
     ],
+    # 14: quotas on hosted content: a repository glob ("team-a/*") or one hosted Maven repository
+    #     ("maven:<id>"); usage is computed from the index (blob_refs, entries, tags) when asked
+    [
+        """CREATE TABLE quotas (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            repositories TEXT NOT NULL UNIQUE,
+            max_bytes INTEGER NOT NULL,
+            max_tags INTEGER,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+    ],
 ]
 
 

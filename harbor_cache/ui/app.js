@@ -24,6 +24,7 @@ const PAGES = [
   ["audit", "Audit", audit, "admin"],
   ["policies", "Policies", policies, "admin"],
   ["gc", "Garbage collection", gc, "admin"],
+  ["quotas", "Quotas", await import("./views/quotas.js"), "admin"],
 ];
 
 let cleanup = null;

@@ -4,7 +4,7 @@ Written from the seeds (seeds/harbor-cache-api.md, seeds/kagami-api.md) and
 API-NOTES.md, and kept true to what the fronts do: when an endpoint, a status
 code or a field changes, change it here in the same commit.  One module per
 front writes its paths and schemas (`probes`, `oci`, `maven`, `management`,
-`upstreams`, `console`) from the builders of `common`; this one assembles them.
+`upstreams`, `quotas`, `console`) from the builders of `common`; this one assembles them.
 
 The management API part is checked against the live server by
 ``tests/integration/test_openapi_fuzz.py`` (schemathesis): every status code a
@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from harbor_cache.api.openapi import console, gc, management, maven, oci, policies, probes, upstreams
+from harbor_cache.api.openapi import console, gc, management, maven, oci, policies, probes, quotas, upstreams
 from harbor_cache.api.openapi.common import ERROR_SCHEMA
 
 __all__ = ["SCHEMAS", "build_document"]
 
-_PARTS = (probes, oci, management, upstreams, policies, console, maven, gc)
+_PARTS = (probes, oci, management, upstreams, policies, quotas, console, maven, gc)
 
 SCHEMAS: dict[str, Any] = {"Error": ERROR_SCHEMA}
 for _part in _PARTS:

@@ -22,6 +22,7 @@ from harbor_cache.core.hosted.uploads import HostedUploads, RequestBodySource
 from harbor_cache.errors import (
     BlobUnknown,
     Conflict,
+    Denied,
     DigestInvalid,
     ErrorCode,
     ManifestBlobUnknown,
@@ -69,8 +70,14 @@ class HostedRegistry(HostedUploads):
 
     async def mount(self, name: str, digest: str) -> bool:
         """Whether a blob can be mounted (we hold it); a mounted blob is claimed by ``name``."""
-        if await self.cache.stored_blob_size(digest) is None:
+        size = await self.cache.stored_blob_size(digest)
+        if size is None:
             return False
+        if self.quotas is not None:
+            try:
+                await self.quotas.check_blob(name, size, digest)
+            except Denied:
+                return False  # (the client uploads instead, and is told why that is refused)
         # False when the garbage collector removed the blob meanwhile: the client uploads it instead.
         return bool(await self.index.claim_blob(name, digest, self.clock.seconds()))
 
@@ -165,10 +172,12 @@ class HostedRegistry(HostedUploads):
             raise ManifestInvalid("manifest not valid", str(e)) from None
         declared = _invalid(descriptor_sizes, document)
         needed: list[int] = []
+        sizes: dict[str, int] = {}
         for digest in blobs:
             stored_size = await self.cache.stored_blob_size(digest)
             if stored_size is None:
                 raise ManifestBlobUnknown("blob unknown to registry", {"digest": digest})
+            sizes[digest] = stored_size
             _check_size(digest, declared, stored_size)
             entry = await self.index.get_entry("blob", "", digest)
             if entry is not None and entry.kind != "hosted":
@@ -180,6 +189,8 @@ class HostedRegistry(HostedUploads):
             _check_size(digest, declared, entry.size)
             if entry.kind != "hosted":
                 needed.append(entry.id)
+        if self.quotas is not None:
+            await self.quotas.check_manifest(name, key, len(body), tag, sizes)  # (403 DENIED: nothing written yet)
         if needed:
             await self.index.mark_hosted(needed)
         subject = _invalid(subject_digest, document)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 from twisted.logger import Logger
 
 from harbor_cache.core.operations.diskspace import DiskSpace
+from harbor_cache.core.operations.quotas import QuotaBook
 from harbor_cache.errors import (
     BlobUploadInvalid,
     BlobUploadUnknown,
@@ -110,6 +111,8 @@ class HostedUploads:
         self.files = UploadFiles(storage)
         # A `core.operations.diskspace.DiskSpace` (set by the service): a push that would end below the floor is 507 unread.
         self.space: DiskSpace | None = None
+        # A `core.operations.quotas.QuotaBook` (set by the service): a push beyond a quota is 403 DENIED.
+        self.quotas: QuotaBook | None = None
         # session id -> (offset, hash states at that offset) for sessions this node wrote last
         self._hash_state: dict[str, tuple[int, dict]] = {}
 
@@ -218,6 +221,7 @@ class HostedUploads:
                     {"offset": session.offset, "range": f"{start}-{end}", "length": length},
                 )
         self._check_room(length)
+        await self._check_quota(session.name, None if length is None else session.size + length, None, session.owner)
         await self._claim(session)
         before = size = session.size
         hashers = self._hashers_at(session)
@@ -264,6 +268,11 @@ class HostedUploads:
         if self.space is not None:
             self.space.check_upload_room(length)
 
+    async def _check_quota(self, name: str, adding: int | None, digest: str | None, actor: str | None) -> None:
+        """403 DENIED when ``adding`` bytes (None: unknown yet) would take ``name`` beyond a quota."""
+        if self.quotas is not None:
+            await self.quotas.check_blob(name, adding, digest, actor=actor)
+
     async def _stream_into(self, temp: TempBlob, body: RequestBodySource) -> int:
         if body.length == 0:
             return 0
@@ -286,6 +295,11 @@ class HostedUploads:
         if body.length != 0 or content_range is not None:
             await self.append(session, body, content_range)
         await self._claim(session)
+        try:
+            await self._check_quota(session.name, session.size, expected, session.owner)
+        except BaseException:
+            await self._drop(session)  # (refused: nothing is committed, the session's file goes)
+            raise
         offset, hashers = self._hash_state.pop(session.id, (None, None))
         known = hashers["sha256"].hexdigest() if hashers and offset == session.size and "sha256" in hashers else None
         try:
@@ -302,9 +316,12 @@ class HostedUploads:
         """POST ...?digest=: the whole blob in one request."""
         expected = _upload_digest(digest)
         self._check_room(body.length)
+        await self._check_quota(name, body.length, expected, None)
         temp = self.storage.new_temp(body.length)
         try:
             copied = await self._stream_into(temp, body)
+            if body.length is None:
+                await self._check_quota(name, copied, expected, None)  # (chunked: known only now)
         except BaseException as e:
             temp.abort(e if isinstance(e, Exception) else SourceFailed("cancelled"))
             raise

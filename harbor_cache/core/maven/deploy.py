@@ -45,6 +45,7 @@ from twisted.logger import Logger
 from harbor_cache.core.maven.group import metadata_limits
 from harbor_cache.core.maven.snapshot_cleanup import SnapshotCleaner, triggers_cleanup
 from harbor_cache.core.operations.diskspace import DiskSpace, disk_full_error
+from harbor_cache.core.operations.quotas import QuotaBook
 from harbor_cache.errors import (
     BadRequest,
     DeployNotAllowed,
@@ -87,6 +88,8 @@ class MavenDeployer:
         self.space: DiskSpace | None = None
         # Old SNAPSHOT builds go after a SNAPSHOT version's metadata is deployed (snapshot_keep, ...).
         self.cleaner = SnapshotCleaner(cache, audit)
+        # A `core.operations.quotas.QuotaBook` (set by the service): a deploy beyond a quota is 403, unread when it can be.
+        self.quotas: QuotaBook | None = None
 
     def hosted(self, repo_id: str) -> MavenRepositoryConfig:
         """The hosted repository's config; `UnknownRepository`, or `DeployNotAllowed` for proxy/group."""
@@ -124,6 +127,8 @@ class MavenDeployer:
             raise self._refused(repo, path)  # before the body is read (a checksum may be a retry: read it)
         if self.space is not None:
             self.space.check_upload_room(body.length)
+        if self.quotas is not None and body.length is not None:
+            await self.quotas.check_maven(repo_id, path, body.length, actor=user)
         checksum_body = None
         if algorithm is not None:
             checksum_body = await self._check_checksum(repo_id, target, body, algorithm)
@@ -138,6 +143,8 @@ class MavenDeployer:
                 await body.stream_to(temp)
             if temp.failure is not None:
                 raise SourceFailed(str(temp.failure))
+            if self.quotas is not None and body.length is None:  # (chunked: its size is known only now)
+                await self.quotas.check_maven(repo_id, path, temp.available, actor=user)
             digest = await temp.finish()
         except BlobCorrupt as e:  # (no expected digest is given, but be exact)
             raise DigestInvalid("upload did not match its digest", {"reason": str(e)}) from None

@@ -57,6 +57,10 @@ ACTIONS = (
     "immutable.delete",
     "immutable.refused",
     "gc.run",
+    "quota.create",
+    "quota.update",
+    "quota.delete",
+    "quota.refused",
 )
 
 
