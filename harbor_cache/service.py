@@ -1,10 +1,9 @@
-"""makeService: the one place that builds and wires everything.
+"""HarborApp: the one place that builds and wires the object graph.
 
-Start order (a MultiService starts children in order and stops them in
-reverse): the index pool and migrations, the runtime state (settings,
-counters, the first admin user), the web listener, then timers (eviction,
-access-time flush).  `harbor.tac` and the twistd plugin both call
-`make_service`.
+Every collaborator (index, storage, upstreams, caches, fronts, the site) is
+built here, in `HarborApp.__init__`; `harbor_cache.daemon.make_service` puts the
+app into the twistd service tree, and `harbor_cache.testing.build_app` builds
+the same app for the tests.
 """
 
 from __future__ import annotations
@@ -19,8 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client.twisted import MetricsResource
 from treq.client import HTTPClient
-from twisted.application import internet, service
-from twisted.internet import defer, endpoints
+from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -45,7 +43,7 @@ from harbor_cache.auth import (
 from harbor_cache.core.flight.access import AccessRecorder
 from harbor_cache.core.flight.downloads import Downloads
 from harbor_cache.core.flight.leases import LeaseBook
-from harbor_cache.core.hosted.gc import GC_TICK_SECONDS, GarbageCollector, detached
+from harbor_cache.core.hosted.gc import GarbageCollector, detached
 from harbor_cache.core.hosted.immutable import ImmutableTags
 from harbor_cache.core.hosted.registry import HostedRegistry
 from harbor_cache.core.hosted.retention import Retention
@@ -62,7 +60,7 @@ from harbor_cache.core.operations.quotas import QuotaBook
 from harbor_cache.core.operations.upstream_health import HealthMonitor
 from harbor_cache.core.operations.upstreams import UpstreamCatalog
 from harbor_cache.grammar.public_url import PublicURL
-from harbor_cache.http.access_log import AccessLogFile, AccessLogService, resolve_path
+from harbor_cache.http.access_log import AccessLogFile, resolve_path
 from harbor_cache.http.resources import ConsoleFiles, NotFoundResource, Root
 from harbor_cache.http.site import HarborSite
 from harbor_cache.index import Index, dialect_of_url, open_pool
@@ -71,7 +69,7 @@ from harbor_cache.metrics import Metrics
 from harbor_cache.oci.auth import RegistryAuthorizer
 from harbor_cache.oci.front import OciFront
 from harbor_cache.oci.hosted import HostedFront
-from harbor_cache.process import logged, start_failed
+from harbor_cache.process import logged
 from harbor_cache.settings.runtime import RuntimeSettings
 from harbor_cache.settings.startup import Config, UpstreamConfig
 from harbor_cache.storage import Storage, StorageIO, ThreadIO
@@ -84,74 +82,6 @@ log = Logger()
 
 # A password's bcrypt hash (whether a password matches a stored hash is a `PasswordChecker`).
 PasswordHasher = Callable[[str], Awaitable[str]]
-
-
-class StartStopService(service.Service):
-    """Starts and stops one object with ``start()``/``stop()`` (a thread pool, the upstream prober) with the app."""
-
-    def __init__(self, target: ThreadPool | HealthMonitor):
-        self.target = target
-
-    def startService(self):
-        super().startService()
-        self.target.start()
-
-    def stopService(self):
-        super().stopService()
-        self.target.stop()
-
-
-def _timer(name: str, seconds: float, call, clock, parent: service.MultiService) -> None:
-    """A named `TimerService` on ``clock`` under ``parent`` (runs never overlap: it waits for a Deferred)."""
-    timer = internet.TimerService(seconds, call)
-    timer.clock = clock
-    timer.setName(name)
-    timer.setServiceParent(parent)
-
-
-# How often each node checks whether upstreams were changed (on any node).
-UPSTREAM_POLL_SECONDS = 3.0
-
-
-class HarborState(service.MultiService):
-    """Runs the async start-up (migrations, settings, first admin), then starts its children.
-
-    The listener and timers are children of this service, so nothing is
-    served and no timer fires before the index is ready: no request is ever
-    answered with the defaults of settings not yet loaded (an anonymous pull
-    while ``registry.anonymous_pull`` is stored as false), and ``/health``
-    never says healthy before the first admin exists.
-
-    twistd calls ``privilegedStartService`` before ``startService``; a
-    MultiService passes it on, and ``StreamServerEndpointService`` opens its
-    port there. So it is *not* passed on: the port opens in ``startService``,
-    after start-up (binding a port below 1024 therefore needs the capability
-    to do so, not twistd's root-then-drop).
-    """
-
-    def __init__(self, app: HarborApp):
-        super().__init__()
-        self.app = app
-
-    def privilegedStartService(self):
-        service.Service.privilegedStartService(self)
-
-    def startService(self):
-        service.Service.startService(self)
-        d = defer.Deferred.fromCoroutine(self.app.start())
-        d.addCallback(lambda _: [child.startService() for child in self if self.running])
-        d.addErrback(self._failed)
-        self.ready = d
-
-    def _failed(self, failure):
-        from twisted.internet import reactor
-
-        start_failed(failure, reactor)
-
-    def stopService(self):
-        d = defer.maybeDeferred(super().stopService)
-        d.addCallback(lambda _: defer.Deferred.fromCoroutine(self.app.stop()))
-        return d
 
 
 @dataclass(frozen=True)
@@ -584,48 +514,3 @@ class HarborApp:
             await self.node.release()
         if self.process_lock is not None:
             self.process_lock.release()
-
-
-def make_service(config: Config, reactor=None) -> service.MultiService:
-    if reactor is None:
-        from twisted.internet import reactor as global_reactor
-
-        reactor = global_reactor
-    app = HarborApp(config, reactor)
-    top = service.MultiService()
-    top.harbor = app  # type: ignore[attr-defined]  # for tests and tools
-
-    if app.io_pool is not None:
-        StartStopService(app.io_pool).setServiceParent(top)
-    if app.access_file is not None:
-        # Before the state (and its listener), so stopped after it; a MultiService does not wait for the state's
-        # stop, so the lines of requests that end later are written through by the closed file (http.access_log).
-        AccessLogService(app.access_file).setServiceParent(top)
-    state = HarborState(app)
-    state.setServiceParent(top)
-
-    def flush_access():
-        return defer.Deferred.fromCoroutine(app.access.flush())
-
-    _timer("access-flush", config.access_flush_seconds, flush_access, reactor, state)
-    _timer("eviction", config.eviction_interval_seconds, app.run_eviction, reactor, state)
-    _timer("gc", GC_TICK_SECONDS, app.run_gc_if_due, reactor, state)
-    _timer("cache-gauges", 15, app.refresh_gauges, reactor, state)
-    _timer("audit-prune", 3600, app.prune_audit, reactor, state)
-    _timer("retention", 60, app.retention.tick, reactor, state)
-    _timer("upload-expiry", 60, app.expire_uploads, reactor, state)
-    _timer("upstream-poll", UPSTREAM_POLL_SECONDS, app.poll_upstreams, reactor, state)
-
-    if app.shared_index:
-        # Several nodes: runtime settings changed on another node apply here within this many seconds.
-        _timer("settings-poll", UPSTREAM_POLL_SECONDS, app.reload_settings, reactor, state)
-
-    probes = StartStopService(app.upstream_health)
-    probes.setName("upstream-probes")
-    probes.setServiceParent(state)
-
-    endpoint = endpoints.serverFromString(reactor, config.listen)
-    web = internet.StreamServerEndpointService(endpoint, app.site)
-    web.setName("web")
-    web.setServiceParent(state)
-    return top

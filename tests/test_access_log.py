@@ -13,11 +13,11 @@ from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbor_cache.daemon import make_service
 from harbor_cache.http.access_log import AccessLogFile, AccessLogService, resolve_path
 from harbor_cache.http.resources import Root
 from harbor_cache.http.site import HarborSite
 from harbor_cache.metrics import Metrics
-from harbor_cache.service import make_service
 from harbor_cache.settings.startup import Config, ConfigError, parse_config
 from harbor_cache.testing import build_app
 

@@ -17,7 +17,7 @@ from twisted.protocols import portforward
 from twisted.trial.unittest import TestCase
 
 from harbor_cache.auth import passwords
-from harbor_cache.service import make_service
+from harbor_cache.daemon import make_service
 from harbor_cache.settings.startup import Config
 from tests import pg_support
 

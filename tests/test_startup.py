@@ -14,7 +14,7 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from harbor_cache.auth import passwords
-from harbor_cache.service import make_service
+from harbor_cache.daemon import make_service
 from harbor_cache.settings.startup import Config
 
 
@@ -81,7 +81,7 @@ class StartupTests(TestCase):
 
 
 def _state(top):
-    from harbor_cache.service import HarborState
+    from harbor_cache.daemon import HarborState
 
     return next(s for s in top if isinstance(s, HarborState))
 

@@ -28,7 +28,7 @@ class HarborCacheServiceMaker:
     def makeService(self, options):
         """The service; a configuration that cannot work (a bad key, a missing optional driver) is one
         line on stderr and a non-zero exit, never a traceback."""
-        from harbor_cache.service import make_service
+        from harbor_cache.daemon import make_service
         from harbor_cache.settings.optional import MissingDependency
         from harbor_cache.settings.startup import ConfigError, load_config
 

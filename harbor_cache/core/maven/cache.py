@@ -39,9 +39,10 @@ from harbor_cache.core.maven.deploy import hash_file
 from harbor_cache.core.maven.download import MavenDownload
 from harbor_cache.core.maven.files import CachedRow, MavenFile
 from harbor_cache.core.maven.group import MavenGroups
+from harbor_cache.core.maven.removal import MavenRemoval
 from harbor_cache.core.operations.diskspace import is_disk_full
 from harbor_cache.core.seams import BlobStore, CacheIndex, CacheStatus, MavenRemote
-from harbor_cache.errors import HarborError, NotAllowed, NotFound, UnknownRepository, UpstreamBadResponse
+from harbor_cache.errors import HarborError, NotFound, UnknownRepository, UpstreamBadResponse
 from harbor_cache.grammar.http_dates import format_http_date, parse_http_date
 from harbor_cache.grammar.maven_paths import MavenPath, content_type_for
 from harbor_cache.index import EntryWrite
@@ -76,7 +77,7 @@ def _read_head(path: str, limit: int) -> bytes:
         return f.read(limit)
 
 
-class MavenCache(MavenBrowse):
+class MavenCache(MavenRemoval, MavenBrowse):
     """Proxy, hosted and group Maven files: hit, miss, join, revalidate or serve stale; delete."""
 
     def __init__(
@@ -575,39 +576,3 @@ class MavenCache(MavenBrowse):
             return "joined", running
         self.outcomes.miss(repo_id)
         return "changed", self._start(repo_id, target, response)
-
-    # -- the cache's view: browse, info, stats, delete ------------------------
-    # -- the cache's own files: delete ------------------------------------------
-
-    async def delete(self, repo_id: str, path: str) -> int:
-        """Remove a file, or every file under a directory, from the cache (never upstream).
-
-        Returns how many files went; raises `UnknownRepository`, or `NotFound`
-        when nothing is cached there.  A blob file is deleted only when no
-        other entry still uses it.  A group has nothing of its own to delete
-        (405): delete through its members.
-        """
-        repo = self.repository(repo_id)
-        if repo.is_group:
-            raise NotAllowed(
-                f"repository {repo_id} is a group; delete from one of its members",
-                {"repositoryId": repo_id, "members": list(repo.members)},
-            )
-        entry = await self.index.get_entry("maven", repo_id, path)
-        rows = [entry] if entry is not None else await self.index.maven_entries_under(repo_id, path)
-        if not rows:
-            raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path})
-        await self.delete_rows(repo_id, rows)
-        log.info("deleted {count} files under {repository}/{path}", count=len(rows), repository=repo_id, path=path)
-        return len(rows)
-
-    async def delete_rows(self, repo_id: str, rows: list[Entry]) -> None:
-        """Remove these entries of ``repo_id`` and every blob no other entry uses (`delete`, snapshot cleanup)."""
-        ids = [r.id for r in rows]
-        orphans = await self.index.delete_entries(ids)
-        for r in rows:
-            self._rows.pop((repo_id, r.key), None)
-        self.access.forget(ids)
-        for digest in orphans:
-            self.small.discard(digest)
-            await self.storage.delete_blob(digest)
