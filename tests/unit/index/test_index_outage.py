@@ -3,7 +3,7 @@
 A stand-in pool with psycopg2 as its DB-API fails or answers on demand; the
 quiet adbapi pool is checked on a real (threadless) sqlite connection that
 dies mid-transaction.  The whole service through a real outage is
-`tests.test_postgres_service` and `tests.integration.test_index_outage_it`.
+`tests.unit.service.test_postgres_service` and `tests.integration.test_index_outage_it`.
 """
 
 from __future__ import annotations

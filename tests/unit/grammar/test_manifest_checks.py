@@ -1,7 +1,7 @@
 """Tests for L{harbor_cache.grammar.manifest_checks}: the pure checks of a pushed manifest.
 
 The hosted core turns each `ManifestRefused` into 400 MANIFEST_INVALID with the
-same message and detail (tests.test_hosted covers that end to end).
+same message and detail (tests.unit.oci.test_hosted covers that end to end).
 """
 
 import json

@@ -25,7 +25,7 @@ from harbor_cache.core.seams import ConsoleQueries
 from harbor_cache.errors import ManifestUnknown, NotHosted
 from harbor_cache.http.resources import Root
 from harbor_cache.metrics import Metrics
-from tests.test_api import T0, ApiCase
+from tests.unit.api.test_api import T0, ApiCase
 
 INDEX = json.dumps(
     {

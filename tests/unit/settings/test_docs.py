@@ -9,7 +9,9 @@ from twisted.trial import unittest
 
 from harbor_cache.settings.runtime import SETTINGS
 
-README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+README = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))), "README.md"
+)
 TABLE_INTRO = "Settings that change at run time"
 ROW = re.compile(r"^\| `([a-z_.]+)` \| ([^|]*) \|")
 

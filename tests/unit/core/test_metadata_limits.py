@@ -23,8 +23,8 @@ from harbor_cache.grammar.maven_metadata import (
     merge_within_limits,
     version_key,
 )
-from tests.test_maven_hosted import HOSTED_METADATA, HostedBase
-from tests.test_maven_kinds import metadata
+from tests.unit.core.test_maven_kinds import metadata
+from tests.unit.maven.test_maven_hosted import HOSTED_METADATA, HostedBase
 
 HOSTILE_VERSION = "0a" * 5000 + "1b" * 5000
 UNBOUNDED = MetadataLimits(max_bytes=1 << 30, max_versions=1 << 30, max_version_length=1 << 30)

@@ -13,8 +13,8 @@ from harbor_cache.core.maven import group as group_module
 from harbor_cache.grammar import maven_paths
 from harbor_cache.grammar.maven_paths import MavenPath
 from harbor_cache.maven import front as front_module
-from tests.test_maven_front import JAR, FrontBase
-from tests.test_maven_hosted import HostedBase
+from tests.unit.maven.test_maven_front import JAR, FrontBase
+from tests.unit.maven.test_maven_hosted import HostedBase
 
 CLASSIFIERS = (
     "content_type_for",

@@ -12,7 +12,7 @@ from harbor_cache.core.operations.upstreams import UpstreamCatalog, url_origin
 from harbor_cache.metrics import Metrics
 from harbor_cache.settings.startup import ConfigError, MavenRepositoryConfig, UpstreamConfig
 from harbor_cache.upstream.registry import UpstreamSet
-from tests.test_api import ApiCase
+from tests.unit.api.test_api import ApiCase
 
 SEED = (
     UpstreamConfig(

@@ -3,7 +3,7 @@
 Two whole harbor-cache harnesses (fakes, Clock) share one data directory and
 one sqlite index file, each with its own lease book ("a" and "b"), as two
 processes share a PostgreSQL index in production. The lease SQL itself runs
-on both engines in `tests.test_index`.
+on both engines in `tests.unit.index.test_index`.
 """
 
 import os

@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbor_cache.core.operations.eviction import Evictor
 from harbor_cache.settings.startup import MavenRepositoryConfig
 from tests.maven_fakes import FakeMavenRepo, MavenHarness
-from tests.test_maven_front import basic
+from tests.unit.maven.test_maven_front import basic
 
 JAR = "com/example/lib/1.0/lib-1.0.jar"
 POM = "com/example/lib/1.0/lib-1.0.pom"

@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.grammar.client_text import is_clean_text
 from harbor_cache.grammar.numbers import parse_fraction
-from tests.test_api import ApiCase
+from tests.unit.api.test_api import ApiCase
 
 NUL_USER = "a\x00b"
 

@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbor_cache.settings.optional import MissingDependency, require
 from harbor_cache.settings.startup import load_config, parse_config
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PG_MESSAGE = "`[index] url` is PostgreSQL but psycopg2 is not installed: pip install 'harbor-cache[postgresql]'"
 
 

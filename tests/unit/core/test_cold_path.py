@@ -24,7 +24,7 @@ from harbor_cache.storage.errors import BlobCorrupt
 from harbor_cache.testing import InlineIO
 from harbor_cache.upstream.body import UpstreamStalled, stream_to_temp
 from harbor_cache.upstream.recv import MIN_ROOM, BufferPool, DirectReader
-from tests.test_faults import FakeResponse, ManualIO
+from tests.unit.core.test_faults import FakeResponse, ManualIO
 
 MIB = 1 << 20
 
