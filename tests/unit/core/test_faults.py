@@ -20,8 +20,7 @@ from harbor_cache.core.flight.downloads import Downloads, Opened
 from harbor_cache.metrics import Metrics
 from harbor_cache.storage import RangeProducer, SourceFailed, Storage, disk
 from harbor_cache.testing import InlineIO
-from tests.fakes import FakeRegistry, Harness
-from tests.maven_fakes import FakeMavenRepo, MavenHarness
+from tests.unit.base import MavenCacheCase, OciCacheCase
 
 
 def sha256(data: bytes) -> str:
@@ -278,110 +277,106 @@ class DurabilityTests(SynchronousTestCase):
         self.assertEqual(os.listdir(store.tmp_dir), [])
 
 
-class HeadInFlightTests(SynchronousTestCase):
+class HeadInFlightTests(OciCacheCase):
     def setUp(self):
-        self.up = FakeRegistry()
+        super().setUp()
         self.layer = os.urandom(100_000)
-        self.digest = self.up.add_blob(self.layer)
-        self.h = Harness(self.mktemp(), self.up)
+        self.digest = self.upstream.add_blob(self.layer)
 
     def test_head_of_a_blob_in_flight_waits_for_its_commit(self):
         """HEAD of a blob still downloading answers only once it is committed (a push would skip it otherwise)."""
-        self.up.hold[self.digest] = 10_000
-        get = self.h.request("GET", "/v2/library/app/blobs/" + self.digest)
-        body = self.h.body(self.successResultOf(get))
-        head = self.h.request("HEAD", "/v2/other/name/blobs/" + self.digest)
+        self.upstream.hold[self.digest] = 10_000
+        get = self.request("GET", "/v2/library/app/blobs/" + self.digest)
+        body = self.read_body(self.successResultOf(get))
+        head = self.request("HEAD", "/v2/other/name/blobs/" + self.digest)
         self.assertNoResult(head)
-        self.up.release()
-        self.h.flush()
+        self.upstream.release()
+        self.flush()
         response = self.successResultOf(head)
         self.assertEqual(response.code, 200)
         self.assertEqual(response.headers.getRawHeaders(b"Content-Length"), [b"%d" % len(self.layer)])
         self.assertEqual(self.successResultOf(body), self.layer)
-        self.assertIsNotNone(self.h.storage.stat_blob(self.digest))
+        self.assertIsNotNone(self.app.storage.stat_blob(self.digest))
 
     def test_head_of_a_blob_whose_download_fails_asks_upstream(self):
         """If the download it waited for fails, the HEAD answers what the upstream says."""
-        self.up.hold[self.digest] = 10_000
-        get = self.h.request("GET", "/v2/library/app/blobs/" + self.digest)
-        body = self.h.body(self.successResultOf(get))
-        head = self.h.request("HEAD", "/v2/library/app/blobs/" + self.digest)
+        self.upstream.hold[self.digest] = 10_000
+        get = self.request("GET", "/v2/library/app/blobs/" + self.digest)
+        body = self.read_body(self.successResultOf(get))
+        head = self.request("HEAD", "/v2/library/app/blobs/" + self.digest)
         self.assertNoResult(head)
-        self.up.release(fail=True)
-        self.h.flush()
+        self.upstream.release(fail=True)
+        self.flush()
         self.failureResultOf(body)
         self.assertEqual(self.successResultOf(head).code, 200)
-        self.assertEqual(self.up.count("HEAD", "/blobs/"), 1)
-        self.assertIsNone(self.h.storage.stat_blob(self.digest))
+        self.assertEqual(self.upstream.count("HEAD", "/blobs/"), 1)
+        self.assertIsNone(self.app.storage.stat_blob(self.digest))
 
 
-class MavenChecksumTests(SynchronousTestCase):
+class MavenChecksumTests(MavenCacheCase):
     JAR = "org/example/lib/1.0/lib-1.0.jar"
 
     def test_sha1_answered_after_the_body_is_still_stored(self):
         """The upstream .sha1 used for verification is stored even when it arrives after the body."""
-        up = FakeMavenRepo()
+        up = self.upstream
         jar = os.urandom(50_000)
         up.put(self.JAR, jar)
-        h = MavenHarness(self.mktemp(), up)
         pending = defer.Deferred()
-        upstream = h.upstreams["central"]
+        upstream = self.app.maven.upstreams["central"]
         self.patch(upstream, "fetch_small", lambda path, limit=None: pending)
-        got = h.run(h.cache.get_file("central", self.JAR))
+        got = self.drive(self.app.maven.get_file("central", self.JAR))
         f = self.successResultOf(got)
         self.assertFalse(f.source.verified)  # waits for the checksum
         pending.callback((hashlib.sha1(jar).hexdigest().encode(), None))
-        h.flush()
+        self.flush()
         self.assertTrue(f.source.verified)
-        entry = self.successResultOf(h.run(h.index.get_entry("maven", "central", self.JAR + ".sha1")))
+        entry = self.successResultOf(self.drive(self.app.index.get_entry("maven", "central", self.JAR + ".sha1")))
         self.assertIsNotNone(entry)
         self.assertEqual(entry.size, 40)
 
     def test_sha1_asked_before_the_commit_is_served_from_the_commit(self):
         """A client's .sha1 request that arrives before the jar's commit waits for it: no second upstream GET."""
-        up = FakeMavenRepo()
+        up = self.upstream
         jar = os.urandom(50_000)
         up.put(self.JAR, jar)
-        h = MavenHarness(self.mktemp(), up)
         pending = defer.Deferred()
-        upstream = h.upstreams["central"]
+        upstream = self.app.maven.upstreams["central"]
         self.patch(upstream, "fetch_small", lambda path, limit=None: pending)
-        self.successResultOf(h.run(h.cache.get_file("central", self.JAR)))
-        sidecar = h.run(h.cache.get_file("central", self.JAR + ".sha1"))
+        self.successResultOf(self.drive(self.app.maven.get_file("central", self.JAR)))
+        sidecar = self.drive(self.app.maven.get_file("central", self.JAR + ".sha1"))
         pending.callback((hashlib.sha1(jar).hexdigest().encode(), None))
-        h.flush()
+        self.flush()
         f = self.successResultOf(sidecar)
         self.assertEqual(up.count("GET", self.JAR + ".sha1"), 0)
         self.assertEqual(f.cache_status, "hit")
 
 
-class DiskFullTests(SynchronousTestCase):
+class DiskFullTests(OciCacheCase):
     def setUp(self):
-        self.up = FakeRegistry()
+        super().setUp()
         self.layer = os.urandom(100_000)
-        self.digest = self.up.add_blob(self.layer)
-        self.h = Harness(self.mktemp(), self.up)
+        self.digest = self.upstream.add_blob(self.layer)
         from harbor_cache.core.operations.diskspace import DiskSpace
 
         self.free = 10 << 30
-        self.patch(self.h.storage, "free_bytes", lambda: self.free)
-        self.space = DiskSpace(self.h.storage, self.h.settings)
-        self.h.downloads.space = self.space
+        self.patch(self.app.storage, "free_bytes", lambda: self.free)
+        self.space = DiskSpace(self.app.storage, self.app.settings)
+        self.app.downloads.space = self.space
 
     def test_cold_blob_that_cannot_be_stored_is_507_in_oci_format(self):
         """With no room, a cold blob gets 507 INSUFFICIENT_STORAGE (not a reset) and upstream is not asked."""
         import json
 
         self.free = 1 << 20
-        response = self.successResultOf(self.h.request("GET", "/v2/library/app/blobs/" + self.digest))
+        response = self.successResultOf(self.request("GET", "/v2/library/app/blobs/" + self.digest))
         self.assertEqual(response.code, 507)
-        body = json.loads(self.successResultOf(self.h.body(response)))
+        body = json.loads(self.successResultOf(self.read_body(response)))
         self.assertEqual(body["errors"][0]["code"], "INSUFFICIENT_STORAGE")
-        self.assertEqual(self.up.count("GET", "/blobs/"), 0)
-        self.assertEqual(self.h.downloads.inflight, {})
+        self.assertEqual(self.upstream.count("GET", "/blobs/"), 0)
+        self.assertEqual(self.app.downloads.inflight, {})
         self.free = 10 << 30
-        response = self.successResultOf(self.h.request("GET", "/v2/library/app/blobs/" + self.digest))
-        self.assertEqual((response.code, self.successResultOf(self.h.body(response))), (200, self.layer))
+        response = self.successResultOf(self.request("GET", "/v2/library/app/blobs/" + self.digest))
+        self.assertEqual((response.code, self.successResultOf(self.read_body(response))), (200, self.layer))
 
     def test_health_degraded_below_the_free_space_floor(self):
         """/health reports degraded with problem disk_space below cache.min_free_bytes."""
@@ -389,40 +384,39 @@ class DiskFullTests(SynchronousTestCase):
 
         from harbor_cache.api.health import HealthFront
 
-        front = HealthFront(self.h.index, self.h.storage, self.h.metrics, space=self.space)
-        self.h.root.mount(b"health", front.app.resource())
+        front = HealthFront(self.app.index, self.app.storage, self.app.metrics, space=self.space)
+        self.app.root.mount(b"health", front.app.resource())
         self.free = 1 << 20
-        response = self.successResultOf(self.h.request("GET", "/health"))
-        body = json.loads(self.successResultOf(self.h.body(response)))
+        response = self.successResultOf(self.request("GET", "/health"))
+        body = json.loads(self.successResultOf(self.read_body(response)))
         self.assertEqual((body["status"], body["problems"]), ("degraded", ["disk_space"]))
         self.free = 10 << 30
-        response = self.successResultOf(self.h.request("GET", "/health"))
-        self.assertEqual(json.loads(self.successResultOf(self.h.body(response)))["status"], "healthy")
+        response = self.successResultOf(self.request("GET", "/health"))
+        self.assertEqual(json.loads(self.successResultOf(self.read_body(response)))["status"], "healthy")
 
 
-class FullDiskEvictionTests(SynchronousTestCase):
+class FullDiskEvictionTests(OciCacheCase):
     def setUp(self):
         from harbor_cache.core.operations.diskspace import DiskSpace
         from harbor_cache.core.operations.eviction import Evictor
 
-        self.up = FakeRegistry()
-        self.h = Harness(self.mktemp(), self.up)
+        super().setUp()
         self.digests = []
         for _ in range(3):
-            d = self.up.add_blob(os.urandom(1000))
+            d = self.upstream.add_blob(os.urandom(1000))
             self.digests.append(d)
-            response = self.successResultOf(self.h.request("GET", "/v2/library/app/blobs/" + d))
-            self.successResultOf(self.h.body(response))
+            response = self.successResultOf(self.request("GET", "/v2/library/app/blobs/" + d))
+            self.successResultOf(self.read_body(response))
         self.free = 10 << 30
-        self.patch(self.h.storage, "free_bytes", lambda: self.free)
-        self.space = DiskSpace(self.h.storage, self.h.settings)
+        self.patch(self.app.storage, "free_bytes", lambda: self.free)
+        self.space = DiskSpace(self.app.storage, self.app.settings)
         self.evictor = Evictor(
-            index=self.h.index,
-            storage=self.h.storage,
-            downloads=self.h.downloads,
-            settings=self.h.settings,
-            access=self.h.access,
-            clock=self.h.clock,
+            index=self.app.index,
+            storage=self.app.storage,
+            downloads=self.app.downloads,
+            settings=self.app.settings,
+            access=self.app.access,
+            clock=self.clock,
             cooperate=lambda: defer.succeed(None),
         )
         self.evictor.space = self.space
@@ -431,8 +425,8 @@ class FullDiskEvictionTests(SynchronousTestCase):
         """sqlite's "database or disk is full" on DELETE: the reserve is released and the clear succeeds."""
         import sqlite3
 
-        self.assertTrue(self.h.storage.ensure_reserve(1 << 16))
-        real = self.h.index.delete_proxy_entries
+        self.assertTrue(self.app.storage.ensure_reserve(1 << 16))
+        real = self.app.index.delete_proxy_entries
         calls = []
 
         async def full_once(ids):
@@ -441,49 +435,50 @@ class FullDiskEvictionTests(SynchronousTestCase):
                 raise sqlite3.OperationalError("database or disk is full")
             return await real(ids)
 
-        self.patch(self.h.index, "delete_proxy_entries", full_once)
+        self.patch(self.app.index, "delete_proxy_entries", full_once)
         removed = self.successResultOf(defer.Deferred.fromCoroutine(self.evictor.clear_proxy()))
         self.assertEqual(removed, 3)
-        self.assertFalse(os.path.exists(self.h.storage.reserve_path) and len(calls) < 2)
+        self.assertFalse(os.path.exists(self.app.storage.reserve_path) and len(calls) < 2)
         for d in self.digests:
-            self.assertIsNone(self.h.storage.stat_blob(d))
+            self.assertIsNone(self.app.storage.stat_blob(d))
 
     def test_eviction_keeps_the_free_space_floor(self):
         """Below cache.min_free_bytes a pass evicts proxied content even under cache.max_size."""
         self.free = (1 << 30) - 1500  # 1500 bytes short of the default floor (1 GiB)
-        real_delete = self.h.storage.delete_blob
+        real_delete = self.app.storage.delete_blob
 
         removed = self.successResultOf(defer.Deferred.fromCoroutine(self.evictor.run()))
         self.assertEqual(removed, 2)  # 1000 bytes each: two are needed
-        left = [d for d in self.digests if self.h.storage.stat_blob(d) is not None]
+        left = [d for d in self.digests if self.app.storage.stat_blob(d) is not None]
         self.assertEqual(len(left), 1)
         del real_delete
 
 
-class OrphanTests(SynchronousTestCase):
+class OrphanTests(OciCacheCase):
     def test_sweep_removes_old_unreferenced_files_only(self):
         """A file no row points at goes once older than the grace; indexed and young files stay; stats count them."""
         import time
 
         from harbor_cache.core.operations.orphans import OrphanSweeper
 
-        up = FakeRegistry()
-        h = Harness(self.mktemp(), up)
+        up = self.upstream
         kept = up.add_blob(b"indexed")
-        self.successResultOf(h.body(self.successResultOf(h.request("GET", "/v2/library/app/blobs/" + kept))))
+        self.successResultOf(self.read_body(self.successResultOf(self.request("GET", "/v2/library/app/blobs/" + kept))))
         old = sha256(b"orphan left by kill -9")
         young = sha256(b"a commit in progress")
         for digest, data, age in ((old, b"orphan left by kill -9", 3600), (young, b"a commit in progress", 10)):
-            path = h.storage.blob_path(digest)
+            path = self.app.storage.blob_path(digest)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "wb") as f:
                 f.write(data)
             os.utime(path, (time.time() - age, time.time() - age))
-        h.clock.advance(time.time() - h.clock.seconds())
-        sweeper = OrphanSweeper(index=h.index, storage=h.storage, settings=h.settings, clock=h.clock)
+        self.clock.advance(time.time() - self.clock.seconds())
+        sweeper = OrphanSweeper(
+            index=self.app.index, storage=self.app.storage, settings=self.app.settings, clock=self.clock
+        )
         removed = self.successResultOf(defer.Deferred.fromCoroutine(sweeper.sweep()))
         self.assertEqual(removed, (1, len(b"orphan left by kill -9")))
-        self.assertIsNone(h.storage.stat_blob(old))
-        self.assertIsNotNone(h.storage.stat_blob(young))
-        self.assertIsNotNone(h.storage.stat_blob(kept))
+        self.assertIsNone(self.app.storage.stat_blob(old))
+        self.assertIsNotNone(self.app.storage.stat_blob(young))
+        self.assertIsNotNone(self.app.storage.stat_blob(kept))
         self.assertEqual(sweeper.orphan_bytes, len(b"a commit in progress"))

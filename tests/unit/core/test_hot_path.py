@@ -24,9 +24,8 @@ from twisted.web import http
 from harbor_cache.http.resources import HotRoute, Root
 from harbor_cache.http.site import HarborSite
 from harbor_cache.settings.startup import MavenRepositoryConfig
-from harbor_cache.testing import OCI_MANIFEST, FakeRegistry, resolved
-from tests.fakes import Harness
-from tests.maven_fakes import START, UPSTREAM_MODIFIED, FakeMavenRepo, MavenHarness
+from harbor_cache.testing import OCI_MANIFEST, UPSTREAM_MODIFIED, resolved
+from tests.unit.base import MAVEN_START, MavenCacheCase, OciCacheCase
 
 POM = "org/example/lib/1.0/lib-1.0.pom"
 JAR = "org/example/lib/1.0/lib-1.0.jar"
@@ -38,9 +37,9 @@ _LEGACY_KEYS = frozenset(("message", "format", "system", "isError", "time", "log
 class _Sites:
     """Raw requests to two sites over one harness: ``klein_root`` (fronts only) and ``hot_root`` (with hot routes).
 
-    Needs ``self.h`` (a harness), ``self.klein_root``, ``self.hot_root``,
+    Needs ``self.app`` (a `HarborTestCase`'s), ``self.klein_root``, ``self.hot_root``,
     ``self.answered`` (what the spied hot handler did), ``self.events``,
-    ``self.clock`` and ``self.served_front``.
+    ``self.site_clock`` (the sites' reactor) and ``self.served_front``.
     """
 
     #: send each head in two reads, so Twisted parses it and `HotRoute` answers (one read: `http.quick`)
@@ -50,7 +49,7 @@ class _Sites:
 
     def raw(self, root, method: str, path: str, headers: dict[str, str] | None = None) -> bytes:
         """One request on a fresh connection to a HarborSite over ``root``: the bytes written back."""
-        site = HarborSite(root, self.h.metrics, reactor=self.clock)
+        site = HarborSite(root, self.app.metrics, reactor=self.site_clock)
         channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
         transport = StringTransport()
         channel.makeConnection(transport)
@@ -62,7 +61,7 @@ class _Sites:
             channel.dataReceived(head[5:])
         else:
             channel.dataReceived(head)
-        self.h.flush()
+        self.flush()
         out = transport.value()
         channel.connectionLost(None)
         return out
@@ -85,14 +84,14 @@ class _Sites:
         return kept
 
     def counters(self) -> dict:
-        m = self.h.metrics
+        m = self.app.metrics
         return {
             "hits": m.hits._value.get(),
             "misses": m.misses._value.get(),
             "requests": m.requests._value.get(),
             "served": m.served_bytes.labels(self.served_front)._value.get(),
-            "touches": dict(self.h.access._touches),
-            "counts": dict(self.h.access._counters),
+            "touches": dict(self.app.access._touches),
+            "counts": dict(self.app.access._counters),
         }
 
     @staticmethod
@@ -119,21 +118,20 @@ class _Sites:
         return fast
 
 
-class HotPathTests(_Sites, SynchronousTestCase):
+class HotPathTests(_Sites, MavenCacheCase):
     served_front = "maven"
+    extra_repositories = (MavenRepositoryConfig(id="releases", type="hosted"),)
 
     def setUp(self):
-        self.up = FakeMavenRepo()
+        super().setUp()
         self.pom = b"<project>" + os.urandom(3000).hex().encode() + b"</project>"
-        self.up.put(POM, self.pom)
-        self.up.put(JAR, os.urandom(200_000))  # over the small-file limit: never a memory hit
-        self.up.put(META, b"<metadata/>")
-        hosted = MavenRepositoryConfig(id="releases", type="hosted")
-        self.h = MavenHarness(self.mktemp(), self.up, extra_repositories=(hosted,))
+        self.upstream.put(POM, self.pom)
+        self.upstream.put(JAR, os.urandom(200_000))  # over the small-file limit: never a memory hit
+        self.upstream.put(META, b"<metadata/>")
         self.events: list[dict] = []
         globalLogPublisher.addObserver(self.events.append)
         self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
-        klein = self.h.front.app.resource()
+        klein = self.app.maven_front.app.resource()
         self.klein_root = Root()
         for segment in SEGMENTS:
             self.klein_root.mount(segment, klein)
@@ -141,11 +139,11 @@ class HotPathTests(_Sites, SynchronousTestCase):
         for segment in SEGMENTS:
             self.hot_root.mount(segment, klein, hot=self.spy if segment == b"artifacts" else None)
         self.answered: list[bool] = []
-        self.clock = Clock()
-        self.clock.advance(START)
+        self.site_clock = Clock()
+        self.site_clock.advance(MAVEN_START)
 
     def spy(self, request):
-        body = self.h.front.hot_artifact(request)
+        body = self.app.maven_front.hot_artifact(request)
         self.answered.append(body is not None)
         return body
 
@@ -178,9 +176,9 @@ class HotPathTests(_Sites, SynchronousTestCase):
     def test_hit_records_access_time(self):
         """The hot hit touches the entry (batched, no SQL) like a Klein hit."""
         self.warm(POM)
-        self.h.access._touches.clear()
+        self.app.access._touches.clear()
         self.raw(self.hot_root, "GET", "/artifacts/central/" + POM)
-        self.assertEqual([count for _, count in self.h.access._touches.values()], [1])
+        self.assertEqual([count for _, count in self.app.access._touches.values()], [1])
 
     def test_head_hit(self):
         self.warm(POM)
@@ -225,7 +223,7 @@ class HotPathTests(_Sites, SynchronousTestCase):
 
     def test_miss_goes_to_klein(self):
         """A cold file (and the disk hit that follows) are Klein's; the next one is hot."""
-        self.assertEqual(self.h.front.hot_artifact(_FakeRequest("/artifacts/central/" + POM)), None)
+        self.assertEqual(self.app.maven_front.hot_artifact(_FakeRequest("/artifacts/central/" + POM)), None)
         self.raw(self.hot_root, "GET", "/artifacts/central/" + POM)
         self.raw(self.hot_root, "GET", "/artifacts/central/" + POM)
         self.assertEqual(self.answered, [False, False])
@@ -239,7 +237,7 @@ class HotPathTests(_Sites, SynchronousTestCase):
 
     def test_private_repository_goes_to_klein(self):
         """Private repositories need the token check: 401 challenge from Klein, hot path declined."""
-        self.up.put("a/b/1/b-1.pom", b"<p/>")
+        self.upstream.put("a/b/1/b-1.pom", b"<p/>")
         raw = self.same("GET", "/artifacts/secret/a/b/1/b-1.pom", hot=False)
         self.assertTrue(raw.startswith(b"HTTP/1.1 401 "))
         self.assertIn(b"\r\nWWW-Authenticate: Bearer\r\n", raw)
@@ -267,7 +265,7 @@ class HotPathTests(_Sites, SynchronousTestCase):
         """maven-metadata.xml past its TTL is revalidated by Klein's path; fresh, it is hot."""
         self.warm(META)
         self.same("GET", "/artifacts/central/" + META)
-        self.h.clock.advance(self.h.settings.get("maven.metadata_ttl_seconds") + 1)
+        self.clock.advance(self.app.settings.get("maven.metadata_ttl_seconds") + 1)
         self.answered.clear()
         raw = self.raw(self.hot_root, "GET", "/artifacts/central/" + META)
         self.assertTrue(raw.startswith(b"HTTP/1.1 200 "))
@@ -286,15 +284,15 @@ class HotPathTests(_Sites, SynchronousTestCase):
         """hot_artifact returning None leaves the request as it found it (headers, code, front)."""
         self.warm(POM)
         request = _FakeRequest("/artifacts/central/" + POM, {b"range": b"bytes=0-1"})
-        self.assertIsNone(self.h.front.hot_artifact(request))
+        self.assertIsNone(self.app.maven_front.hot_artifact(request))
         self.assertEqual(request.set, {})
         request = _FakeRequest("/artifacts/central/" + POM)
-        self.assertEqual(self.h.front.hot_artifact(request), self.pom)
+        self.assertEqual(self.app.maven_front.hot_artifact(request), self.pom)
         self.assertEqual(request.front, "maven")
 
     def test_mount_without_hot_forgets_it(self):
         root = Root()
-        klein = self.h.front.app.resource()
+        klein = self.app.maven_front.app.resource()
         root.mount(b"artifacts", klein, hot=self.spy)
         self.assertIsInstance(root._hot[b"artifacts"], HotRoute)
         root.mount(b"artifacts", klein)
@@ -309,20 +307,20 @@ class HotPathTests(_Sites, SynchronousTestCase):
         for i in range(5):
             self.raw(self.hot_root, "GET", f"/artifacts/central/{POM}?{i}")  # (the query is not part of the path)
             self.raw(self.hot_root, "GET", f"/artifacts/central/org/example/lib/1.0/x-{i}.pom")
-            self.assertLessEqual(len(self.h.front._hot_targets), 2)
+            self.assertLessEqual(len(self.app.maven_front._hot_targets), 2)
         self.raw(self.hot_root, "GET", "/artifacts/central/org/../x.pom")
-        self.assertNotIn(b"/artifacts/central/org/../x.pom", self.h.front._hot_targets)
+        self.assertNotIn(b"/artifacts/central/org/../x.pom", self.app.maven_front._hot_targets)
 
 
-class OciHotPathTests(_Sites, SynchronousTestCase):
+class OciHotPathTests(_Sites, OciCacheCase):
     """`OciFront.hot_manifest`: anonymous GET/HEAD of a fresh tag from memory, else Klein's `get_manifest`."""
 
     served_front = "oci"
 
     def setUp(self):
-        self.up = FakeRegistry()
-        config = self.up.add_blob(b'{"architecture":"amd64"}')
-        self.manifest, self.digest = self.up.add_manifest(
+        super().setUp()
+        config = self.upstream.add_blob(b'{"architecture":"amd64"}')
+        self.manifest, self.digest = self.upstream.add_manifest(
             "library/app",
             "1",
             {
@@ -332,20 +330,19 @@ class OciHotPathTests(_Sites, SynchronousTestCase):
                 "layers": [],
             },
         )
-        self.h = Harness(self.mktemp(), self.up)
         self.events: list[dict] = []
         globalLogPublisher.addObserver(self.events.append)
         self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
-        klein = self.h.oci_front.app.resource()
+        klein = self.app.oci_front.app.resource()
         self.klein_root = Root()
         self.klein_root.mount(b"v2", klein)
         self.hot_root = Root()
         self.hot_root.mount(b"v2", klein, hot=self.spy)
         self.answered: list[bool] = []
-        self.clock = self.h.clock
+        self.site_clock = self.clock
 
     def spy(self, request):
-        body = self.h.oci_front.hot_manifest(request)
+        body = self.app.oci_front.hot_manifest(request)
         self.answered.append(body is not None)
         return body
 
@@ -368,11 +365,11 @@ class OciHotPathTests(_Sites, SynchronousTestCase):
             b"X-Content-Type-Options: nosniff",
         ):
             self.assertIn(b"\r\n" + header + b"\r\n", raw)
-        self.assertEqual(self.up.count("GET", "/manifests/1"), 1)
+        self.assertEqual(self.upstream.count("GET", "/manifests/1"), 1)
 
     def test_foreign_media_type_as_octet_stream(self):
         """A tag whose upstream called it text/html: octet-stream and the sandbox on both paths, the same bytes."""
-        body, _ = self.up.add_manifest("library/app", "page", {"mediaType": "text/html", "x": "<b>"}, "text/html")
+        body, _ = self.upstream.add_manifest("library/app", "page", {"mediaType": "text/html", "x": "<b>"}, "text/html")
         raw = self.raw(self.klein_root, "GET", "/v2/library/app/manifests/page")
         self.assertTrue(raw.startswith(b"HTTP/1.1 200 "), raw[:100])
         self.access()
@@ -418,7 +415,7 @@ class OciHotPathTests(_Sites, SynchronousTestCase):
 
     def test_anonymous_pull_off_goes_to_klein(self):
         self.warm()
-        resolved(Deferred.fromCoroutine(self.h.settings.update([("registry.anonymous_pull", "false")])))
+        resolved(Deferred.fromCoroutine(self.app.settings.update([("registry.anonymous_pull", "false")])))
         raw = self.same("GET", "/v2/library/app/manifests/1", {"Accept": OCI_MANIFEST}, hot=False)
         self.assertTrue(raw.startswith(b"HTTP/1.1 401 "))
 
@@ -439,7 +436,7 @@ class OciHotPathTests(_Sites, SynchronousTestCase):
             "/v2",
         ):
             self.same("GET", path, {"Accept": OCI_MANIFEST}, hot=None)
-        self.h.clock.advance(self.h.settings.get("cache.tag_ttl_seconds") + 1)
+        self.clock.advance(self.app.settings.get("cache.tag_ttl_seconds") + 1)
         self.answered.clear()
         raw = self.raw(self.hot_root, "GET", "/v2/library/app/manifests/1", {"Accept": OCI_MANIFEST})
         self.assertTrue(raw.startswith(b"HTTP/1.1 200 "))
@@ -533,18 +530,17 @@ class OciHotRouteTests(OciHotPathTests):
     split_reads = True
 
 
-class QuickChannelTests(SynchronousTestCase):
+class QuickChannelTests(MavenCacheCase):
     """`HarborChannel` answering a hot head from one read (`http.quick`): the connection around it."""
 
     def setUp(self):
-        self.up = FakeMavenRepo()
+        super().setUp()
         self.pom = b"<project>" + b"x" * 3000 + b"</project>"
-        self.up.put(POM, self.pom)
-        self.h = MavenHarness(self.mktemp(), self.up)
+        self.upstream.put(POM, self.pom)
         self.root = Root()
-        self.root.mount(b"artifacts", self.h.front.app.resource(), hot=self.h.front.hot_artifact)
-        self.clock = Clock()
-        self.site = HarborSite(self.root, self.h.metrics, reactor=self.clock)
+        self.root.mount(b"artifacts", self.app.maven_front.app.resource(), hot=self.app.maven_front.hot_artifact)
+        self.site_clock = Clock()
+        self.site = HarborSite(self.root, self.app.metrics, reactor=self.site_clock)
         for _ in range(2):  # a miss, then the disk hit that puts the file in memory
             self.assertIn(b" 200 OK", self.exchange(self.connect(), self.head())[0])
         self.requests_built = 0
@@ -574,7 +570,7 @@ class QuickChannelTests(SynchronousTestCase):
         transport.clear()
         for data in reads:
             channel.dataReceived(data)
-        self.h.flush()
+        self.flush()
         out, responses = transport.value(), []
         while out:
             head, _, rest = out.partition(b"\r\n\r\n")
@@ -592,19 +588,19 @@ class QuickChannelTests(SynchronousTestCase):
             self.assertTrue(answer.endswith(self.pom))
         self.assertEqual(self.requests_built, 0)
         self.assertFalse(conn[1].disconnecting)
-        self.assertEqual(self.h.metrics.requests._value.get(), 5)
+        self.assertEqual(self.app.metrics.requests._value.get(), 5)
 
     def test_idle_and_header_timers_restart_after_a_quick_answer(self):
         """A quick answer moves the header deadline on: an idle connection is closed silently after it, as after
         any response, and not before."""
         channel, transport = conn = self.connect()
         seconds = self.site.limits.header_timeout_seconds
-        self.clock.advance(seconds - 1)
+        self.site_clock.advance(seconds - 1)
         self.exchange(conn, self.head())
         transport.clear()
-        self.clock.advance(seconds - 1)
+        self.site_clock.advance(seconds - 1)
         self.assertFalse(transport.disconnecting)
-        self.clock.advance(2)
+        self.site_clock.advance(2)
         self.assertTrue(transport.disconnecting)
         self.assertEqual(transport.value(), b"")  # nothing was pending: no 408
 
@@ -635,7 +631,7 @@ class QuickChannelTests(SynchronousTestCase):
         def broken(request):
             raise RuntimeError("boom")
 
-        self.root.mount(b"artifacts", self.h.front.app.resource(), hot=broken)
+        self.root.mount(b"artifacts", self.app.maven_front.app.resource(), hot=broken)
         [answer] = self.exchange(self.connect(), self.head())
         self.assertTrue(answer.startswith(b"HTTP/1.1 500 "), answer[:60])
         self.assertEqual(self.requests_built, 1)
@@ -649,7 +645,7 @@ class QuickChannelTests(SynchronousTestCase):
             asked.append(request.path)
             return None
 
-        self.root.mount(b"artifacts", self.h.front.app.resource(), hot=declining)
+        self.root.mount(b"artifacts", self.app.maven_front.app.resource(), hot=declining)
         [answer] = self.exchange(self.connect(), self.head())
         self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK\r\n"))
         self.assertEqual(len(asked), 1)

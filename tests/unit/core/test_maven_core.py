@@ -3,12 +3,11 @@
 import hashlib
 import os
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from harbor_cache.errors import NotFound, PathNotFound, UnknownRepository, UpstreamBadResponse
 from harbor_cache.grammar.timestamps import iso8601
+from harbor_cache.testing import UPSTREAM_MODIFIED
 from harbor_cache.upstream.maven import parse_sha1
-from tests.maven_fakes import START, UPSTREAM_MODIFIED, FakeMavenRepo, MavenHarness
+from tests.unit.base import MAVEN_START, MavenCacheCase
 
 JAR = "org/example/lib/1.0/lib-1.0.jar"
 POM = "org/example/lib/1.0/lib-1.0.pom"
@@ -23,31 +22,30 @@ def sha1(data):
     return hashlib.sha1(data).hexdigest()
 
 
-class MavenCoreTests(SynchronousTestCase):
+class MavenCoreTests(MavenCacheCase):
     def setUp(self):
-        self.up = FakeMavenRepo()
+        super().setUp()
         self.jar = os.urandom(100_000)
-        self.up.put(JAR, self.jar)
-        self.up.put(POM, b"<project/>")
-        self.up.put(META, b"<metadata>v1</metadata>")
-        self.h = MavenHarness(self.mktemp(), self.up)
-        self.cache = self.h.cache
+        self.upstream.put(JAR, self.jar)
+        self.upstream.put(POM, b"<project/>")
+        self.upstream.put(META, b"<metadata>v1</metadata>")
+        self.cache = self.app.maven
 
     def get(self, path, repo="central"):
-        return self.successResultOf(self.h.run(self.cache.get_file(repo, path)))
+        return self.successResultOf(self.drive(self.cache.get_file(repo, path)))
 
     def get_failure(self, path, repo="central"):
-        return self.failureResultOf(self.h.run(self.cache.get_file(repo, path)))
+        return self.failureResultOf(self.drive(self.cache.get_file(repo, path)))
 
     def read(self, f):
         with open(f.source.path, "rb") as fh:
             return fh.read()
 
     def entry(self, path, repo="central"):
-        return self.successResultOf(self.h.run(self.h.index.get_entry("maven", repo, path)))
+        return self.successResultOf(self.drive(self.app.index.get_entry("maven", repo, path)))
 
     def metric(self, name, **labels):
-        return self.h.metrics.registry.get_sample_value(name, labels) or 0
+        return self.app.metrics.registry.get_sample_value(name, labels) or 0
 
     def test_miss_then_hit(self):
         """The first GET fetches once and records a row; the second is a hit without upstream traffic."""
@@ -57,12 +55,12 @@ class MavenCoreTests(SynchronousTestCase):
         self.assertEqual(self.read(f), self.jar)
         self.assertEqual(f.content_type, "application/java-archive")
         self.assertEqual(f.last_modified, UPSTREAM_MODIFIED)
-        self.assertEqual(self.up.count("GET", JAR), 1)
+        self.assertEqual(self.upstream.count("GET", JAR), 1)
         f2 = self.get(JAR)
         self.assertEqual(f2.cache_status, "hit")
         self.assertEqual(self.read(f2), self.jar)
         self.assertEqual(f2.etag, '"%s"' % sha256(self.jar))
-        self.assertEqual(self.up.count("GET", JAR), 1)
+        self.assertEqual(self.upstream.count("GET", JAR), 1)
         self.assertEqual(self.metric("harbor_cache_source_hits_total", front="maven", source="central"), 1)
         self.assertEqual(self.metric("harbor_cache_source_misses_total", front="maven", source="central"), 1)
         self.assertGreaterEqual(
@@ -71,20 +69,20 @@ class MavenCoreTests(SynchronousTestCase):
 
     def test_cold_get_runs_two_transactions(self):
         """A cold GET looks its row up once and records the file with its .sha1 in one transaction."""
-        self.up.put(JAR + ".sha1", sha1(self.jar).encode())
+        self.upstream.put(JAR + ".sha1", sha1(self.jar).encode())
         calls = []
-        run = self.h.pool.runInteraction
+        run = self.app.db_pool.runInteraction
 
         def counting(fn, *args, **kw):
             calls.append(fn)
             return run(fn, *args, **kw)
 
-        self.h.pool.runInteraction = counting
+        self.app.db_pool.runInteraction = counting
         f = self.get(JAR)
         self.assertEqual(f.cache_status, "miss")
         self.assertEqual(len(calls), 2, calls)
         self.assertIsNotNone(self.entry(JAR + ".sha1"))
-        self.assertEqual(self.up.count("GET", JAR), 1)
+        self.assertEqual(self.upstream.count("GET", JAR), 1)
 
     def test_index_row(self):
         """The row: type maven, repository id, key = path, sha256 digest, sha1, size, media type, Last-Modified."""
@@ -100,23 +98,23 @@ class MavenCoreTests(SynchronousTestCase):
     def test_sha1_fetched_for_check_is_kept(self):
         """The upstream .sha1 used to check the file is stored, so the client's .sha1 request is a hit."""
         self.get(JAR)
-        self.assertEqual(self.up.count("GET", JAR + ".sha1"), 1)
+        self.assertEqual(self.upstream.count("GET", JAR + ".sha1"), 1)
         f = self.get(JAR + ".sha1")
         self.assertEqual(f.cache_status, "hit")
         self.assertEqual(self.read(f), sha1(self.jar).encode())
         self.assertEqual(f.content_type, "text/plain")
-        self.assertEqual(self.up.count("GET", JAR + ".sha1"), 1)
+        self.assertEqual(self.upstream.count("GET", JAR + ".sha1"), 1)
 
     def test_sha1_mismatch_stores_nothing(self):
         """A body that does not match upstream's .sha1 is thrown away: no row, no blob, readers see a failure."""
-        self.up.put(JAR, self.jar, sha1="0" * 40)
+        self.upstream.put(JAR, self.jar, sha1="0" * 40)
         f = self.get(JAR)
         self.assertIsNotNone(f.source.failure)
         self.assertFalse(f.source.verified)
         self.assertIsNone(self.entry(JAR))
         self.assertIsNone(self.entry(JAR + ".sha1"))
-        self.assertIsNone(self.h.storage.stat_blob("sha256:" + sha256(self.jar)))
-        self.assertEqual(os.listdir(self.h.storage.tmp_dir), [])
+        self.assertIsNone(self.app.storage.stat_blob("sha256:" + sha256(self.jar)))
+        self.assertEqual(os.listdir(self.app.storage.tmp_dir), [])
         self.assertEqual(
             self.metric(
                 "harbor_cache_upstream_errors_total", front="maven", source="central", reason="digest_mismatch"
@@ -125,11 +123,11 @@ class MavenCoreTests(SynchronousTestCase):
         )
         # Nothing was remembered: the next request tries again.
         self.get(JAR)
-        self.assertEqual(self.up.count("GET", JAR), 2)
+        self.assertEqual(self.upstream.count("GET", JAR), 2)
 
     def test_no_sha1_upstream(self):
         """Without an upstream .sha1 the file is stored unchecked; its own sha1 is still computed."""
-        self.up.put("a/b/1/b-1.jar", b"payload", sha1=False)
+        self.upstream.put("a/b/1/b-1.jar", b"payload", sha1=False)
         f = self.get("a/b/1/b-1.jar")
         self.assertTrue(f.source.verified)
         self.assertEqual(self.entry("a/b/1/b-1.jar").sha1, sha1(b"payload"))
@@ -138,19 +136,19 @@ class MavenCoreTests(SynchronousTestCase):
         """A .sha1 file holding 'hex  filename' is understood."""
         self.assertEqual(parse_sha1(b"%s  lib-1.0.jar\n" % sha1(b"x").upper().encode()), sha1(b"x"))
         self.assertIsNone(parse_sha1(b"not a checksum"))
-        self.up.put(JAR, self.jar, sha1=sha1(self.jar) + "  lib-1.0.jar\n")
+        self.upstream.put(JAR, self.jar, sha1=sha1(self.jar) + "  lib-1.0.jar\n")
         self.assertTrue(self.get(JAR).source.verified)
 
     def test_twenty_concurrent_cold_gets_one_upstream_get(self):
         """Twenty clients asking while the body is still arriving share one upstream GET."""
-        self.up.hold = True
-        ds = [self.h.run(self.cache.get_file("central", JAR)) for _ in range(20)]
+        self.upstream.hold = True
+        ds = [self.drive(self.cache.get_file("central", JAR)) for _ in range(20)]
         handles = [self.successResultOf(d) for d in ds]
         self.assertEqual(sorted(h.cache_status for h in handles), ["coalesced"] * 19 + ["miss"])
         self.assertFalse(handles[0].source.verified)
-        self.up.release()
-        self.h.flush()
-        self.assertEqual(self.up.count("GET", JAR), 1)
+        self.upstream.release()
+        self.flush()
+        self.assertEqual(self.upstream.count("GET", JAR), 1)
         for handle in handles:
             self.assertTrue(handle.source.verified)
             self.assertEqual(self.read(handle), self.jar)
@@ -160,10 +158,10 @@ class MavenCoreTests(SynchronousTestCase):
         """An upstream 404 is remembered for cache.negative_ttl_seconds, then asked again."""
         self.get_failure("x/y/1/y-1.jar").trap(NotFound)
         self.get_failure("x/y/1/y-1.jar").trap(NotFound)
-        self.assertEqual(self.up.count("GET", "x/y/1/y-1.jar"), 1)
-        self.h.clock.advance(61)
+        self.assertEqual(self.upstream.count("GET", "x/y/1/y-1.jar"), 1)
+        self.clock.advance(61)
         self.get_failure("x/y/1/y-1.jar").trap(NotFound)
-        self.assertEqual(self.up.count("GET", "x/y/1/y-1.jar"), 2)
+        self.assertEqual(self.upstream.count("GET", "x/y/1/y-1.jar"), 2)
 
     def test_unknown_repository(self):
         self.get_failure(JAR, repo="nope").trap(UnknownRepository)
@@ -171,54 +169,54 @@ class MavenCoreTests(SynchronousTestCase):
     def test_release_files_never_expire(self):
         """A release jar is served from the cache long after the metadata TTL."""
         self.get(JAR)
-        self.h.clock.advance(10 * 86400)
-        self.up.put(JAR, b"changed upstream", modified=UPSTREAM_MODIFIED + 100)
+        self.clock.advance(10 * 86400)
+        self.upstream.put(JAR, b"changed upstream", modified=UPSTREAM_MODIFIED + 100)
         f = self.get(JAR)
         self.assertEqual(f.cache_status, "hit")
         self.assertEqual(self.read(f), self.jar)
-        self.assertEqual(self.up.count("GET", JAR), 1)
+        self.assertEqual(self.upstream.count("GET", JAR), 1)
 
     def test_metadata_revalidated_not_modified(self):
         """After the TTL, metadata is revalidated with If-Modified-Since; a 304 restarts the TTL."""
         self.get(META)
         self.assertEqual(self.get(META).cache_status, "hit")
-        self.h.clock.advance(301)
+        self.clock.advance(301)
         f = self.get(META)
         self.assertEqual(f.cache_status, "revalidated")
         self.assertEqual(self.read(f), b"<metadata>v1</metadata>")
-        method, path, headers = self.up.headers_seen[-1]
+        method, path, headers = self.upstream.headers_seen[-1]
         self.assertEqual((method, path), ("GET", META))
         self.assertEqual(headers["if-modified-since"], "Sun, 13 Sep 2020 12:26:40 GMT")
         self.assertEqual(self.get(META).cache_status, "hit")
-        self.assertEqual(self.entry(META).fetched_at, START + 301)
+        self.assertEqual(self.entry(META).fetched_at, MAVEN_START + 301)
 
     def test_metadata_changed_upstream(self):
         """Changed metadata replaces the cached copy; the old blob goes when nothing uses it."""
         self.get(META)
         old_digest = self.entry(META).digest
-        self.up.put(META, b"<metadata>v2</metadata>", modified=UPSTREAM_MODIFIED + 3600)
-        self.h.clock.advance(301)
+        self.upstream.put(META, b"<metadata>v2</metadata>", modified=UPSTREAM_MODIFIED + 3600)
+        self.clock.advance(301)
         f = self.get(META)
         self.assertEqual(f.cache_status, "refreshed")
         self.assertEqual(self.read(f), b"<metadata>v2</metadata>")
         self.assertEqual(self.entry(META).digest, "sha256:" + sha256(b"<metadata>v2</metadata>"))
         self.assertEqual(self.entry(META + ".sha1").sha1, sha1(sha1(b"<metadata>v2</metadata>").encode()))
-        self.assertIsNone(self.h.storage.stat_blob(old_digest))
+        self.assertIsNone(self.app.storage.stat_blob(old_digest))
         self.assertEqual(self.read(self.get(META + ".sha1")), sha1(b"<metadata>v2</metadata>").encode())
 
     def test_snapshot_files_follow_ttl(self):
         """Files under a -SNAPSHOT directory are revalidated like metadata."""
         path = "org/example/lib/1.1-SNAPSHOT/lib-1.1-SNAPSHOT.pom"
-        self.up.put(path, b"<project>snap</project>")
+        self.upstream.put(path, b"<project>snap</project>")
         self.get(path)
-        self.h.clock.advance(301)
+        self.clock.advance(301)
         self.assertEqual(self.get(path).cache_status, "revalidated")
 
     def test_stale_when_upstream_down(self):
         """Metadata past its TTL is served stale while upstream is unreachable."""
         self.get(META)
-        self.h.clock.advance(301)
-        self.h.http.down = True
+        self.clock.advance(301)
+        self.http.down = True
         f = self.get(META)
         self.assertEqual(f.cache_status, "stale")
         self.assertTrue(f.stale)
@@ -227,21 +225,21 @@ class MavenCoreTests(SynchronousTestCase):
 
     def test_stale_on_upstream_5xx(self):
         self.get(META)
-        self.h.clock.advance(301)
-        self.up.status[META] = 503
+        self.clock.advance(301)
+        self.upstream.status[META] = 503
         self.assertEqual(self.get(META).cache_status, "stale")
 
     def test_metadata_gone_upstream(self):
         """Metadata that upstream no longer has is forgotten and answered 404."""
         self.get(META)
-        self.h.clock.advance(301)
-        del self.up.files[META]
+        self.clock.advance(301)
+        del self.upstream.files[META]
         self.get_failure(META).trap(NotFound)
         self.assertIsNone(self.entry(META))
 
     def test_cold_miss_with_upstream_down_is_404(self):
         """Not cached and upstream unreachable: 404 (a build tool treats it as absent), error counted."""
-        self.h.http.down = True
+        self.http.down = True
         f = self.get_failure(JAR)
         f.trap(NotFound)
         self.assertIn("unavailable", f.value.message)
@@ -251,34 +249,34 @@ class MavenCoreTests(SynchronousTestCase):
 
     def test_upstream_refuses_credentials(self):
         """An upstream 401 is a 502 (our configuration is wrong), not a 404."""
-        self.up.status[JAR] = 401
+        self.upstream.status[JAR] = 401
         self.get_failure(JAR).trap(UpstreamBadResponse)
 
     def test_private_upstream_gets_basic_credentials(self):
         """A repository configured with username/password sends them upstream as Basic."""
         self.get(JAR, repo="secret")
-        _, _, headers = [s for s in self.up.headers_seen if s[1] == JAR][0]
+        _, _, headers = [s for s in self.upstream.headers_seen if s[1] == JAR][0]
         self.assertEqual(headers["authorization"], "Basic dXAtdXNlcjp1cC1wYXNz")
 
     def test_hit_without_blob_is_a_miss(self):
         """A row whose blob file vanished is fetched again."""
         self.get(JAR)
-        os.unlink(self.h.storage.blob_path("sha256:" + sha256(self.jar)))
+        os.unlink(self.app.storage.blob_path("sha256:" + sha256(self.jar)))
         self.assertEqual(self.get(JAR).cache_status, "miss")
-        self.assertEqual(self.up.count("GET", JAR), 2)
+        self.assertEqual(self.upstream.count("GET", JAR), 2)
 
     # -- browse / info / stats / delete -----------------------------------------
 
     def fill(self):
         for p in (JAR, POM, META, "org/other/x/2.0/x-2.0.jar", "com/acme/a/1/a-1.asc"):
-            if p not in self.up.files:
-                self.up.put(p, b"data:" + p.encode())
+            if p not in self.upstream.files:
+                self.upstream.put(p, b"data:" + p.encode())
             self.get(p)
 
     def test_browse_root(self):
         """The root lists top-level directories; parentPath is null and currentPath empty."""
         self.fill()
-        doc = self.successResultOf(self.h.run(self.cache.browse("central", "")))
+        doc = self.successResultOf(self.drive(self.cache.browse("central", "")))
         self.assertEqual(doc["repositoryId"], "central")
         self.assertEqual(doc["currentPath"], "")
         self.assertIsNone(doc["parentPath"])
@@ -293,7 +291,7 @@ class MavenCoreTests(SynchronousTestCase):
     def test_browse_directory_of_files(self):
         """A version directory lists its files with size, path and lastModified (upstream Last-Modified)."""
         self.fill()
-        doc = self.successResultOf(self.h.run(self.cache.browse("central", "org/example/lib/1.0")))
+        doc = self.successResultOf(self.drive(self.cache.browse("central", "org/example/lib/1.0")))
         self.assertEqual(doc["currentPath"], "org/example/lib/1.0")
         self.assertEqual(doc["parentPath"], "org/example/lib")
         by_name = {e["name"]: e for e in doc["entries"]}
@@ -313,43 +311,43 @@ class MavenCoreTests(SynchronousTestCase):
     def test_browse_mixed_and_parent_of_top_level(self):
         """Directories come before files; the parent of a top-level directory is the root ("")."""
         self.fill()
-        doc = self.successResultOf(self.h.run(self.cache.browse("central", "org/example/lib")))
+        doc = self.successResultOf(self.drive(self.cache.browse("central", "org/example/lib")))
         self.assertEqual(
             [(e["name"], e["type"]) for e in doc["entries"]],
             [("1.0", "directory"), ("maven-metadata.xml", "file"), ("maven-metadata.xml.sha1", "file")],
         )
-        doc = self.successResultOf(self.h.run(self.cache.browse("central", "org")))
+        doc = self.successResultOf(self.drive(self.cache.browse("central", "org")))
         self.assertEqual(doc["parentPath"], "")
 
     def test_browse_lastmodified_falls_back_to_cache_time(self):
         """Without an upstream Last-Modified, lastModified is when the file was cached."""
-        self.h.clock.advance(5)
-        self.h.run(
-            self.h.index.put_entry(
+        self.clock.advance(5)
+        self.drive(
+            self.app.index.put_entry(
                 kind="proxy",
                 type_="maven",
                 repository="central",
                 key="n/o/1/o-1.jar",
                 digest="sha256:" + "0" * 64,
                 size=3,
-                now=self.h.clock.seconds(),
+                now=self.clock.seconds(),
             )
         )
-        doc = self.successResultOf(self.h.run(self.cache.browse("central", "n/o/1")))
-        self.assertEqual(doc["entries"][0]["lastModified"], iso8601(START + 5))
+        doc = self.successResultOf(self.drive(self.cache.browse("central", "n/o/1")))
+        self.assertEqual(doc["entries"][0]["lastModified"], iso8601(MAVEN_START + 5))
 
     def test_browse_errors(self):
         self.fill()
-        self.failureResultOf(self.h.run(self.cache.browse("central", "nothing/here"))).trap(PathNotFound)
-        self.failureResultOf(self.h.run(self.cache.browse("central", JAR))).trap(PathNotFound)
-        self.failureResultOf(self.h.run(self.cache.browse("nope", ""))).trap(UnknownRepository)
-        doc = self.successResultOf(self.h.run(self.cache.browse("secret", "")))
+        self.failureResultOf(self.drive(self.cache.browse("central", "nothing/here"))).trap(PathNotFound)
+        self.failureResultOf(self.drive(self.cache.browse("central", JAR))).trap(PathNotFound)
+        self.failureResultOf(self.drive(self.cache.browse("nope", ""))).trap(UnknownRepository)
+        doc = self.successResultOf(self.drive(self.cache.browse("secret", "")))
         self.assertEqual(doc["entries"], [])
 
     def test_info(self):
         """Every field of the seed's info document, sha1/sha256 as computed while writing."""
         self.fill()
-        doc = self.successResultOf(self.h.run(self.cache.info("central", JAR)))
+        doc = self.successResultOf(self.drive(self.cache.info("central", JAR)))
         self.assertEqual(
             doc,
             {
@@ -364,14 +362,14 @@ class MavenCoreTests(SynchronousTestCase):
                 "sha256": sha256(self.jar),
             },
         )
-        doc = self.successResultOf(self.h.run(self.cache.info("central", "com/acme/a/1/a-1.asc")))
+        doc = self.successResultOf(self.drive(self.cache.info("central", "com/acme/a/1/a-1.asc")))
         self.assertEqual(doc["contentType"], "application/pgp-signature")
-        self.failureResultOf(self.h.run(self.cache.info("central", "org/example"))).trap(PathNotFound)
-        self.failureResultOf(self.h.run(self.cache.info("central", "no/such.jar"))).trap(PathNotFound)
+        self.failureResultOf(self.drive(self.cache.info("central", "org/example"))).trap(PathNotFound)
+        self.failureResultOf(self.drive(self.cache.info("central", "no/such.jar"))).trap(PathNotFound)
 
     def test_repository_list(self):
         """artifactCount counts cached files without checksums, totalSize their bytes, lastUpdated the last write."""
-        doc = self.successResultOf(self.h.run(self.cache.repository_list()))
+        doc = self.successResultOf(self.drive(self.cache.repository_list()))
         self.assertEqual(
             doc[0],
             {
@@ -385,47 +383,47 @@ class MavenCoreTests(SynchronousTestCase):
             },
         )
         self.assertTrue(doc[1]["isPrivate"])
-        self.h.clock.advance(10)
+        self.clock.advance(10)
         self.fill()
-        doc = self.successResultOf(self.h.run(self.cache.repository_list()))
+        doc = self.successResultOf(self.drive(self.cache.repository_list()))
         files = [JAR, POM, META, "org/other/x/2.0/x-2.0.jar", "com/acme/a/1/a-1.asc"]
-        sizes = [len(self.up.files[p][0]) for p in files]
+        sizes = [len(self.upstream.files[p][0]) for p in files]
         self.assertEqual(doc[0]["artifactCount"], 5)
         self.assertEqual(doc[0]["totalSize"], sum(sizes))
-        self.assertEqual(doc[0]["lastUpdated"], iso8601(START + 10))
+        self.assertEqual(doc[0]["lastUpdated"], iso8601(MAVEN_START + 10))
 
     def test_delete_file(self):
         """Deleting a file removes its row and blob; the next GET is a miss."""
         self.fill()
         digest = self.entry(JAR).digest
-        n = self.successResultOf(self.h.run(self.cache.delete("central", JAR)))
+        n = self.successResultOf(self.drive(self.cache.delete("central", JAR)))
         self.assertEqual(n, 1)
         self.assertIsNone(self.entry(JAR))
-        self.assertIsNone(self.h.storage.stat_blob(digest))
+        self.assertIsNone(self.app.storage.stat_blob(digest))
         self.assertIsNotNone(self.entry(JAR + ".sha1"))
         self.assertEqual(self.get(JAR).cache_status, "miss")
 
     def test_delete_directory(self):
         """Deleting a directory removes everything under it, nothing else."""
         self.fill()
-        n = self.successResultOf(self.h.run(self.cache.delete("central", "org/example")))
+        n = self.successResultOf(self.drive(self.cache.delete("central", "org/example")))
         self.assertEqual(n, 6)  # jar, pom, metadata and their .sha1 files
         self.assertIsNone(self.entry(POM))
         self.assertIsNotNone(self.entry("org/other/x/2.0/x-2.0.jar"))
-        self.failureResultOf(self.h.run(self.cache.delete("central", "org/example"))).trap(NotFound)
+        self.failureResultOf(self.drive(self.cache.delete("central", "org/example"))).trap(NotFound)
 
     def test_delete_keeps_shared_blob(self):
         """A blob used by another entry (same bytes elsewhere) stays on disk."""
-        self.up.put("a/a/1/a-1.jar", b"same bytes")
-        self.up.put("b/b/1/b-1.jar", b"same bytes")
+        self.upstream.put("a/a/1/a-1.jar", b"same bytes")
+        self.upstream.put("b/b/1/b-1.jar", b"same bytes")
         self.get("a/a/1/a-1.jar")
         self.get("b/b/1/b-1.jar")
-        self.successResultOf(self.h.run(self.cache.delete("central", "a/a/1/a-1.jar")))
-        self.assertIsNotNone(self.h.storage.stat_blob("sha256:" + sha256(b"same bytes")))
+        self.successResultOf(self.drive(self.cache.delete("central", "a/a/1/a-1.jar")))
+        self.assertIsNotNone(self.app.storage.stat_blob("sha256:" + sha256(b"same bytes")))
         self.assertEqual(self.read(self.get("b/b/1/b-1.jar")), b"same bytes")
 
     def test_delete_not_found(self):
-        self.failureResultOf(self.h.run(self.cache.delete("central", "no/thing"))).trap(NotFound)
+        self.failureResultOf(self.drive(self.cache.delete("central", "no/thing"))).trap(NotFound)
 
     def test_invalidate(self):
         """invalidate() drops the memory row, so the next lookup asks the index."""
@@ -441,7 +439,7 @@ class MavenCoreTests(SynchronousTestCase):
         self.get(POM)
         f = self.get(POM)
         self.assertEqual((f.cache_status, f.body), ("hit", b"<project/>"))
-        os.unlink(self.h.storage.blob_path(self.entry(POM).digest))
+        os.unlink(self.app.storage.blob_path(self.entry(POM).digest))
         self.assertEqual(self.get(POM).body, b"<project/>")
         self.cache.invalidate("maven", "central", POM)
         self.assertIsNone(self.cache.small.get(self.entry(POM).digest))
@@ -449,7 +447,7 @@ class MavenCoreTests(SynchronousTestCase):
     def test_large_files_not_in_memory(self):
         """Files over the small-file limit are streamed from disk on every hit."""
         big = os.urandom(70_000)
-        self.up.put("g/big/1/big-1.jar", big)
+        self.upstream.put("g/big/1/big-1.jar", big)
         self.get("g/big/1/big-1.jar")
         f = self.get("g/big/1/big-1.jar")
         self.assertEqual((f.cache_status, f.body), ("hit", None))

@@ -148,7 +148,7 @@ class GroupLimitTests(HostedBase):
             self.assertEqual(response.code, 400, answer)
             self.assertEqual(self.error(answer)["code"], "BAD_REQUEST")
             self.assertIn(why, self.error(answer)["message"])
-        self.h.settings._values["maven.metadata_max_bytes"] = 2048
+        self.app.settings._values["maven.metadata_max_bytes"] = 2048
         response, answer = self.put("releases", META, metadata(["1"]) + b" " * 2048)
         self.assertEqual(response.code, 400, answer)
         self.assertIn("maven.metadata_max_bytes", self.error(answer)["message"])
@@ -157,7 +157,7 @@ class GroupLimitTests(HostedBase):
 
     def test_hostile_upstream_member_left_out(self):
         """The proxy member's copy beyond the limits is not merged: the hosted member's is served, and logged."""
-        self.up.put(META, metadata(["0.1", HOSTILE_VERSION]))
+        self.upstream.put(META, metadata(["0.1", HOSTILE_VERSION]))
         self.put("releases", META, HOSTED_METADATA)
         started = time.perf_counter()
         response, body = self.call("GET", "/artifacts/public/" + META)
@@ -191,7 +191,7 @@ class GroupLimitTests(HostedBase):
     def test_merge_and_deploy_check_run_off_the_reactor(self):
         """Parsing megabytes is CPU work: it goes through the storage's I/O runner (a thread pool in production)."""
         ran = []
-        io = self.h.storage.io
+        io = self.app.storage.io
         real = io.run
 
         def run(fn, *args):
@@ -207,11 +207,11 @@ class GroupLimitTests(HostedBase):
     def test_every_copy_beyond_the_limits_is_502_until_the_limits_change(self):
         self.put("releases", META, HOSTED_METADATA)
         self.call("GET", "/artifacts/central/" + META)
-        self.h.settings._values["maven.metadata_max_versions"] = 1
+        self.app.settings._values["maven.metadata_max_versions"] = 1
         response, body = self.call("GET", "/artifacts/public/" + META)
         self.assertEqual(response.code, 502, body)
         self.assertIn("within the limits", self.error(body)["message"])
-        self.h.settings._values["maven.metadata_max_versions"] = 2  # a new limit applies at once
+        self.app.settings._values["maven.metadata_max_versions"] = 2  # a new limit applies at once
         response, body = self.call("GET", "/artifacts/public/" + META)
         self.assertEqual(response.code, 200, body)
         self.assertIn(b"<version>0.8</version>", body)

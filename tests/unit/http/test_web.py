@@ -7,20 +7,16 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import http, server
 
 from harbor_cache.http import resources, responses
-from tests.fakes import Harness
+from tests.unit.base import OciCacheCase
 
 
-class SiteTests(SynchronousTestCase):
-    def setUp(self):
-        self.h = Harness(self.mktemp())
-
+class SiteTests(OciCacheCase):
     def get(self, path, method="GET", headers=None):
-        response = self.successResultOf(self.h.request(method, path, headers))
-        return response, self.successResultOf(self.h.body(response))
+        response = self.successResultOf(self.request(method, path, headers))
+        return response, self.successResultOf(self.read_body(response))
 
     def test_health_matches_seed(self):
         """GET /health and /healthz answer {"status":"healthy","version":...}."""
@@ -33,7 +29,7 @@ class SiteTests(SynchronousTestCase):
 
     def test_health_degraded_when_index_broken(self):
         """A broken index makes /health answer 503 degraded."""
-        self.h.pool.close()
+        self.app.db_pool.close()
         response, body = self.get("/health")
         self.assertEqual(response.code, 503)
         self.assertEqual(json.loads(body)["status"], "degraded")
@@ -44,8 +40,8 @@ class SiteTests(SynchronousTestCase):
             response, body = self.get(path)
             self.assertEqual(response.code, 200, path)
         self.assertEqual(json.loads(self.get("/readyz")[1]), {"status": "ready", "version": "0.1.0"})
-        self.patch(self.h.storage, "free_bytes", lambda: 1 << 20)  # under cache.min_free_bytes (1 GiB)
-        self.h.pool.close()
+        self.patch(self.app.storage, "free_bytes", lambda: 1 << 20)  # under cache.min_free_bytes (1 GiB)
+        self.app.db_pool.close()
         response, body = self.get("/livez")
         self.assertEqual((response.code, json.loads(body)), (200, {"status": "alive", "version": "0.1.0"}))
         response, body = self.get("/readyz")
@@ -59,7 +55,7 @@ class SiteTests(SynchronousTestCase):
 
     def test_readyz_fails_on_a_full_disk_alone(self):
         """Free space under cache.min_free_bytes: not ready (problem disk_space), still alive."""
-        self.patch(self.h.storage, "free_bytes", lambda: 1 << 20)
+        self.patch(self.app.storage, "free_bytes", lambda: 1 << 20)
         response, body = self.get("/readyz")
         self.assertEqual((response.code, json.loads(body)["problems"]), (503, ["disk_space"]))
         self.assertEqual(self.get("/livez")[0].code, 200)
@@ -102,8 +98,8 @@ class SiteTests(SynchronousTestCase):
         async def boom(*a, **k):
             raise RuntimeError("kaboom")
 
-        self.h.index.ping = boom
-        self.h.storage.usable = lambda: (_ for _ in ()).throw(RuntimeError("disk on fire"))
+        self.app.index.ping = boom
+        self.app.storage.usable = lambda: (_ for _ in ()).throw(RuntimeError("disk on fire"))
         response, body = self.get("/health")
         self.assertEqual(response.code, 500)
         self.assertEqual(json.loads(body)["errors"][0]["code"], "INTERNAL_ERROR")
@@ -111,41 +107,38 @@ class SiteTests(SynchronousTestCase):
 
     def test_request_and_health_counters_move(self):
         """The seed's counters count requests and health checks."""
-        before = self.h.metrics.requests._value.get()
+        before = self.app.metrics.requests._value.get()
         self.get("/health")
         self.get("/nope")
-        self.assertEqual(self.h.metrics.requests._value.get() - before, 2)
-        self.assertEqual(self.h.metrics.health_checks._value.get(), 1)
+        self.assertEqual(self.app.metrics.requests._value.get() - before, 2)
+        self.assertEqual(self.app.metrics.health_checks._value.get(), 1)
 
     def test_made_up_methods_share_one_label(self):
         """5,000 requests with made-up methods add one 'other' series, not 5,000 (and /metrics stays small)."""
         from prometheus_client import generate_latest
 
-        before = len(generate_latest(self.h.metrics.registry))
+        before = len(generate_latest(self.app.metrics.registry))
         for i in range(300):
             self.get("/health", method="X%d" % i)
         families = {
             s.labels.get("method")
-            for m in self.h.metrics.registry.collect()
+            for m in self.app.metrics.registry.collect()
             if m.name == "harbor_cache_http_responses"
             for s in m.samples
         }
         self.assertEqual(families - {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}, {"other"})
-        self.assertLess(len(generate_latest(self.h.metrics.registry)) - before, 2000)
+        self.assertLess(len(generate_latest(self.app.metrics.registry)) - before, 2000)
 
 
-class BaseHeadersTests(SynchronousTestCase):
+class BaseHeadersTests(OciCacheCase):
     """The headers every response carries, set without `setHeader`: the same bytes, in the same order."""
 
-    def setUp(self):
-        self.h = Harness(self.mktemp())
-
     def raw_response(self, request_bytes: bytes) -> bytes:
-        channel = self.h.app.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        channel = self.app.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
         transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
         channel.makeConnection(transport)
         channel.dataReceived(request_bytes)
-        self.h.flush()
+        self.flush()
         channel.connectionLost(Failure(ConnectionDone()))  # its timers are the real reactor's
         return transport.value()
 
@@ -191,10 +184,9 @@ class BaseHeadersTests(SynchronousTestCase):
 SANDBOX = b"default-src 'none'; sandbox"
 
 
-class SecurityHeadersTests(SynchronousTestCase):
+class SecurityHeadersTests(OciCacheCase):
     """Issue 24.1: what we serve outside /ui/ is data; opened in a browser it never runs script on our origin."""
 
-    setUp = BaseHeadersTests.setUp
     raw_response = BaseHeadersTests.raw_response
     header_lines = BaseHeadersTests.header_lines
 

@@ -9,11 +9,11 @@ import os
 import bcrypt
 import jwt
 from twisted.internet import defer
-from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import http
 
 from harbor_cache.auth import credential_stamp
-from tests.maven_fakes import START, UPSTREAM_MODIFIED, FakeMavenRepo, MavenHarness, rsa_key
+from harbor_cache.testing import UPSTREAM_MODIFIED, rsa_key
+from tests.unit.base import MAVEN_START, MavenCacheCase
 
 JAR = "org/example/lib/1.0/lib-1.0.jar"
 
@@ -22,19 +22,18 @@ def basic(user, password):
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-class FrontBase(SynchronousTestCase):
+class FrontBase(MavenCacheCase):
     def setUp(self):
-        self.up = FakeMavenRepo()
+        super().setUp()
         self.jar = os.urandom(50_000)
-        self.up.put(JAR, self.jar)
-        self.h = MavenHarness(self.mktemp(), self.up)
-        self.h.add_user("admin", "admin-pw", "admin")
-        self.h.add_user("writer", "writer-pw", "read-write")
-        self.h.add_user("reader", "reader-pw", "read-only")
+        self.upstream.put(JAR, self.jar)
+        self.add_user("admin", "admin-pw", "admin")
+        self.add_user("writer", "writer-pw", "read-write")
+        self.add_user("reader", "reader-pw", "read-only")
 
     def call(self, method, path, headers=None, body=None):
-        response = self.successResultOf(self.h.request(method, path, headers, body))
-        return response, self.successResultOf(self.h.body(response))
+        response = self.successResultOf(self.request(method, path, headers, body))
+        return response, self.successResultOf(self.read_body(response))
 
     def header(self, response, name):
         values = response.headers.getRawHeaders(name.encode())
@@ -79,7 +78,7 @@ class ArtifactTests(FrontBase):
         response, body = self.call("GET", "/artifacts/central/" + JAR)
         self.assertEqual(body, self.jar)
         self.assertEqual(self.header(response, "ETag"), '"%s"' % hashlib.sha256(self.jar).hexdigest())
-        self.assertEqual(self.up.count("GET", JAR), 1)
+        self.assertEqual(self.upstream.count("GET", JAR), 1)
 
     def test_head(self):
         """HEAD: the headers of a GET, no body."""
@@ -96,7 +95,7 @@ class ArtifactTests(FrontBase):
         self.assertEqual(self.header(response, "Content-Length"), str(len(self.jar)))
         response, body = self.call("GET", "/artifacts/central/" + JAR)
         self.assertEqual(body, self.jar)
-        self.assertEqual(self.up.count("GET", JAR), 1)
+        self.assertEqual(self.upstream.count("GET", JAR), 1)
 
     def test_content_type_table(self):
         """Content-Type by extension, as the seed's table (checked on GET and in /info)."""
@@ -113,8 +112,8 @@ class ArtifactTests(FrontBase):
             "a/b/1/b-1.tar.gz": "application/octet-stream",
         }
         for path in table:
-            if path not in self.up.files:
-                self.up.put(path, b"x" + path.encode(), sha1=False)
+            if path not in self.upstream.files:
+                self.upstream.put(path, b"x" + path.encode(), sha1=False)
         for path, ctype in table.items():
             response, _ = self.call("GET", "/artifacts/central/" + path)
             self.assertEqual((path, response.code, self.header(response, "Content-Type")), (path, 200, ctype))
@@ -171,28 +170,28 @@ class ArtifactTests(FrontBase):
         self.assertEqual(self.error_code(body), "NOT_FOUND")
         response, body = self.call("GET", "/artifacts/nope/" + JAR)
         self.assertEqual(response.code, 404)
-        self.assertEqual(self.up.total(), 1)
+        self.assertEqual(self.upstream.total(), 1)
 
     def test_sha1_mismatch_aborts_client(self):
         """A body that fails the .sha1 check never reaches the client complete."""
-        self.up.put(JAR, self.jar, sha1="1" * 40)
-        self.up.hold = True
-        d = self.h.request("GET", "/artifacts/central/" + JAR)
+        self.upstream.put(JAR, self.jar, sha1="1" * 40)
+        self.upstream.hold = True
+        d = self.request("GET", "/artifacts/central/" + JAR)
         response = self.successResultOf(d)
         self.assertEqual(response.code, 200)
-        body = self.h.body(response)
+        body = self.read_body(response)
         self.assertNoResult(body)
-        self.up.release()
-        self.h.flush()
+        self.upstream.release()
+        self.flush()
         self.failureResultOf(body)
-        self.assertIsNone(self.successResultOf(self.h.run(self.h.index.get_entry("maven", "central", JAR))))
+        self.assertIsNone(self.successResultOf(self.drive(self.app.index.get_entry("maven", "central", JAR))))
 
     def test_stale_warning(self):
         """Metadata served stale carries Warning: 110."""
-        self.up.put("g/a/maven-metadata.xml", b"<metadata/>")
+        self.upstream.put("g/a/maven-metadata.xml", b"<metadata/>")
         self.call("GET", "/artifacts/central/g/a/maven-metadata.xml")
-        self.h.clock.advance(301)
-        self.h.http.down = True
+        self.clock.advance(301)
+        self.http.down = True
         response, body = self.call("GET", "/artifacts/central/g/a/maven-metadata.xml")
         self.assertEqual((response.code, body), (200, b"<metadata/>"))
         self.assertEqual(self.header(response, "Warning"), '110 - "Response is Stale"')
@@ -240,7 +239,7 @@ class TraversalTests(FrontBase):
         response, body = self.call("GET", "/artifacts/central/" + "a/" * 1100 + "x.jar")
         self.assertEqual((response.code, self.error_code(body)), (414, "URI_TOO_LONG"))
         self.assertEqual(self.header(response, "Content-Type"), "application/json")
-        self.assertEqual(self.up.total(), 0)
+        self.assertEqual(self.upstream.total(), 0)
 
     def test_huge_range_numbers(self):
         """Range values with thousands of digits on a Maven file: 416 or the clamped range, never 500."""
@@ -252,13 +251,13 @@ class TraversalTests(FrontBase):
 
     def test_corpus(self):
         """Every unsafe path is a 400 (GET, HEAD and DELETE) before any upstream or file access."""
-        tmp_before = os.listdir(self.h.storage.tmp_dir)
+        tmp_before = os.listdir(self.app.storage.tmp_dir)
         for path in TRAVERSAL:
             for method in ("GET", "HEAD", "DELETE"):
                 response, body = self.call(method, path)
                 self.assertEqual((path, method, response.code), (path, method, 400), body)
-        self.assertEqual(self.up.total(), 0)
-        self.assertEqual(os.listdir(self.h.storage.tmp_dir), tmp_before)
+        self.assertEqual(self.upstream.total(), 0)
+        self.assertEqual(os.listdir(self.app.storage.tmp_dir), tmp_before)
 
     def test_not_utf8(self):
         """Percent-encoded bytes that are not UTF-8 are refused with 400 (by Klein, which logs them)."""
@@ -266,7 +265,7 @@ class TraversalTests(FrontBase):
             response, _ = self.call("GET", path)
             self.assertEqual(response.code, 400)
         self.flushLoggedErrors(UnicodeDecodeError)
-        self.assertEqual(self.up.total(), 0)
+        self.assertEqual(self.upstream.total(), 0)
 
     def test_browse_and_info_paths(self):
         """browse/info refuse unsafe path parameters with 400."""
@@ -363,7 +362,7 @@ class RepositoryDocumentTests(FrontBase):
         response, body = self.call("GET", "/.well-known/jwks.json")
         self.assertEqual(response.code, 200)
         key = json.loads(body)["keys"][0]
-        self.assertEqual((key["kty"], key["alg"], key["kid"]), ("RSA", "RS256", self.h.tokens.kid))
+        self.assertEqual((key["kty"], key["alg"], key["kid"]), ("RSA", "RS256", self.app.artifact_tokens.kid))
 
 
 class TokenEndpointTests(FrontBase):
@@ -372,7 +371,7 @@ class TokenEndpointTests(FrontBase):
         response, body = self.call("POST", "/token", {"Authorization": basic("reader", "reader-pw")})
         self.assertEqual(response.code, 200)
         self.assertEqual(self.header(response, "Content-Type"), "text/plain")
-        claims = self.h.tokens.verify(body.decode())
+        claims = self.app.artifact_tokens.verify(body.decode())
         self.assertEqual(claims["sub"], "reader")
         self.assertEqual(claims["aud"], "kagami")
         self.assertEqual(claims["iss"], "http://cache.test")
@@ -383,7 +382,7 @@ class TokenEndpointTests(FrontBase):
 
     def test_token_as_asked(self):
         token = self.token("secret", "artifacts:read,artifacts:delete", user="writer", expires_in=24)
-        claims = self.h.tokens.verify(token)
+        claims = self.app.artifact_tokens.verify(token)
         self.assertEqual(
             (claims["repositories"], claims["scope"]), (["secret"], ["artifacts:read", "artifacts:delete"])
         )
@@ -430,7 +429,7 @@ class ScopeMatrixTests(FrontBase):
         self.assertEqual(response.code, 401)
         self.assertEqual(self.headers(response, "WWW-Authenticate"), ["Bearer", 'Basic realm="harbor-cache"'])
         self.assertEqual(self.error_code(body), "UNAUTHORIZED")
-        self.assertEqual(self.up.total(), 0)
+        self.assertEqual(self.upstream.total(), 0)
 
     def test_matrix(self):
         """(token repositories, scopes, how it is sent) -> status of GET on the private repository."""
@@ -485,7 +484,7 @@ class ScopeMatrixTests(FrontBase):
 
     def test_expired(self):
         token = self.token("secret", "artifacts:read", expires_in=1)
-        self.h.clock.advance(3601)
+        self.clock.advance(3601)
         response, _ = self.get_secret("Bearer " + token)
         self.assertEqual(response.code, 401)
         self.assertIn('error="invalid_token"', self.headers(response, "WWW-Authenticate")[0])
@@ -504,8 +503,8 @@ class ScopeMatrixTests(FrontBase):
 
     def test_wrong_audience_and_issuer(self):
         """Properly signed tokens for another audience or issuer are refused."""
-        now = int(self.h.clock.seconds())
-        admin = self.successResultOf(defer.Deferred.fromCoroutine(self.h.index.get_user_by_name("admin")))
+        now = int(self.clock.seconds())
+        admin = self.successResultOf(defer.Deferred.fromCoroutine(self.app.index.get_user_by_name("admin")))
         base = {
             "iss": "http://cache.test",
             "aud": "kagami",
@@ -516,7 +515,7 @@ class ScopeMatrixTests(FrontBase):
             "exp": now + 3600,
             "cst": credential_stamp(admin.password_hash),
         }
-        good = jwt.encode(base, rsa_key(), algorithm="RS256", headers={"kid": self.h.tokens.kid})
+        good = jwt.encode(base, rsa_key(), algorithm="RS256", headers={"kid": self.app.artifact_tokens.kid})
         self.assertEqual(self.get_secret("Bearer " + good)[0].code, 200)
         for change in ({"aud": "harbor-cache"}, {"iss": "http://elsewhere"}):
             token = jwt.encode({**base, **change}, rsa_key(), algorithm="RS256")
@@ -527,7 +526,7 @@ class ScopeMatrixTests(FrontBase):
 
     def test_token_follows_the_user(self):
         """Deleted user, demoted role, changed password: the token stops working at once (401 / 403)."""
-        index = self.h.index
+        index = self.app.index
 
         def run(coro):
             return self.successResultOf(defer.Deferred.fromCoroutine(coro))
@@ -536,12 +535,12 @@ class ScopeMatrixTests(FrontBase):
         both = self.token("central,secret", "artifacts:read,artifacts:delete", user="writer", password="writer-pw")
         self.assertEqual(self.get_secret("Bearer " + both)[0].code, 200)
         # Demoted to read-only: reading still works, deleting does not (403 insufficient_scope).
-        run(index.update_user(writer.id, "read-only", None, START))
+        run(index.update_user(writer.id, "read-only", None, MAVEN_START))
         self.assertEqual(self.get_secret("Bearer " + both)[0].code, 200)
         response, body = self.call("DELETE", "/artifacts/central/" + JAR, {"Authorization": "Bearer " + both})
         self.assertEqual((response.code, self.error_code(body)), (403, "DENIED"))
         # A password change revokes every token issued before it; a new one works.
-        run(index.update_user(writer.id, None, bcrypt.hashpw(b"new-pw", bcrypt.gensalt(4)).decode(), START))
+        run(index.update_user(writer.id, None, bcrypt.hashpw(b"new-pw", bcrypt.gensalt(4)).decode(), MAVEN_START))
         response, _ = self.get_secret("Bearer " + both)
         self.assertEqual(response.code, 401)
         self.assertIn("password changed", self.headers(response, "WWW-Authenticate")[0])
@@ -554,7 +553,7 @@ class ScopeMatrixTests(FrontBase):
             self.assertEqual(response.code, 401)
             self.assertIn("user no longer exists", self.headers(response, "WWW-Authenticate")[0])
         # Re-created under the same name: a new password hash, the old tokens stay dead.
-        self.h.add_user("writer", "new-pw", "read-write")
+        self.add_user("writer", "new-pw", "read-write")
         self.assertEqual(self.get_secret("Bearer " + fresh)[0].code, 401)
 
     def test_public_get_ignores_tokens(self):
@@ -595,7 +594,7 @@ class DeleteTests(FrontBase):
         self.call(
             "DELETE", path, {"Authorization": "Bearer " + self.token("central", "artifacts:delete", user="writer")}
         )
-        total, rows = self.successResultOf(defer.Deferred.fromCoroutine(self.h.index.audit_page(offset=0, limit=10)))
+        total, rows = self.successResultOf(defer.Deferred.fromCoroutine(self.app.index.audit_page(offset=0, limit=10)))
         self.assertEqual(
             [(r.action, r.actor, r.target) for r in rows], [("artifact.delete", "writer", "central/" + JAR)]
         )

@@ -12,11 +12,10 @@ import os
 import xml.etree.ElementTree as ET
 
 from twisted.internet import defer
-from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.core.operations.eviction import Evictor
 from harbor_cache.settings.startup import MavenRepositoryConfig
-from tests.maven_fakes import FakeMavenRepo, MavenHarness
+from tests.unit.base import MavenCacheCase
 from tests.unit.maven.test_maven_front import basic
 
 JAR = "com/example/lib/1.0/lib-1.0.jar"
@@ -51,26 +50,26 @@ HOSTED_METADATA = b"""<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-class HostedBase(SynchronousTestCase):
+class HostedBase(MavenCacheCase):
+    extra_repositories = (
+        MavenRepositoryConfig(id="releases", type="hosted"),
+        MavenRepositoryConfig(id="loose", type="hosted", redeploy="allow"),
+        MavenRepositoryConfig(id="public", type="group", members=("releases", "central")),
+    )
+
     def setUp(self):
-        self.up = FakeMavenRepo()
+        super().setUp()
         self.dep = os.urandom(3000)
-        self.up.put(CENTRAL_JAR, self.dep)
-        self.up.put("com/example/lib/maven-metadata.xml", UPSTREAM_METADATA)
-        extra = (
-            MavenRepositoryConfig(id="releases", type="hosted"),
-            MavenRepositoryConfig(id="loose", type="hosted", redeploy="allow"),
-            MavenRepositoryConfig(id="public", type="group", members=("releases", "central")),
-        )
-        self.h = MavenHarness(self.mktemp(), self.up, extra_repositories=extra)
-        self.h.add_user("admin", "admin-pw", "admin")
-        self.h.add_user("writer", "writer-pw", "read-write")
-        self.h.add_user("reader", "reader-pw", "read-only")
+        self.upstream.put(CENTRAL_JAR, self.dep)
+        self.upstream.put("com/example/lib/maven-metadata.xml", UPSTREAM_METADATA)
+        self.add_user("admin", "admin-pw", "admin")
+        self.add_user("writer", "writer-pw", "read-write")
+        self.add_user("reader", "reader-pw", "read-only")
         self.writer = {"Authorization": basic("writer", "writer-pw")}
 
     def call(self, method, path, headers=None, body=None):
-        response = self.successResultOf(self.h.request(method, path, headers, body))
-        return response, self.successResultOf(self.h.body(response))
+        response = self.successResultOf(self.request(method, path, headers, body))
+        return response, self.successResultOf(self.read_body(response))
 
     def put(self, repo, path, body, headers=None):
         return self.call("PUT", f"/artifacts/{repo}/{path}", self.writer if headers is None else headers, body)
@@ -79,7 +78,7 @@ class HostedBase(SynchronousTestCase):
         return json.loads(body)["errors"][0]
 
     def entry(self, repo, path):
-        return self.successResultOf(defer.Deferred.fromCoroutine(self.h.index.get_entry("maven", repo, path)))
+        return self.successResultOf(defer.Deferred.fromCoroutine(self.app.index.get_entry("maven", repo, path)))
 
     def token(self, repositories, scope, user="admin"):
         response, body = self.call(
@@ -112,12 +111,12 @@ class DeployAuthTests(HostedBase):
 
     def test_password_remembered_until_it_changes(self):
         """A verified password is not re-hashed per PUT, but a changed stored hash ends that."""
-        calls = self.h.passwords.checks
+        calls = self.passwords.checks
         del calls[:]
         self.put("releases", JAR, b"jar")
         self.put("releases", POM, b"pom")
         self.assertEqual(len(calls), 1)
-        self.h.add_user("writer2", "writer-pw", "read-write")  # other user: other key
+        self.add_user("writer2", "writer-pw", "read-write")  # other user: other key
         self.put("releases", "x/y/1/y-1.jar", b"y", {"Authorization": basic("writer2", "writer-pw")})
         self.assertEqual(len(calls), 2)
 
@@ -162,9 +161,9 @@ class DeployTests(HostedBase):
         self.assertEqual(response.headers.getRawHeaders(b"Content-Type"), [b"application/java-archive"])
         entry = self.entry("releases", JAR)
         self.assertEqual((entry.kind, entry.sha1), ("hosted", hashlib.sha1(jar).hexdigest()))
-        self.assertEqual(self.up.total(), 0)  # a hosted repository never asks an upstream
+        self.assertEqual(self.upstream.total(), 0)  # a hosted repository never asks an upstream
         self.assertEqual(self.call("GET", "/artifacts/releases/" + POM)[0].code, 404)
-        self.assertEqual(os.listdir(self.h.storage.tmp_dir), [])
+        self.assertEqual(os.listdir(self.app.storage.tmp_dir), [])
 
     def test_deploy_is_audited(self):
         """A deploy leaves an artifact.deploy record with the deployer; checksum sidecars and refusals leave none."""
@@ -172,7 +171,7 @@ class DeployTests(HostedBase):
         self.put("releases", JAR, jar)
         self.put("releases", JAR + ".sha1", hashlib.sha1(jar).hexdigest().encode())
         self.put("releases", JAR, b"again")  # a release is not redeployed: refused, not recorded
-        total, rows = self.successResultOf(defer.Deferred.fromCoroutine(self.h.index.audit_page(offset=0, limit=10)))
+        total, rows = self.successResultOf(defer.Deferred.fromCoroutine(self.app.index.audit_page(offset=0, limit=10)))
         self.assertEqual(
             [(r.action, r.actor, r.target) for r in rows], [("artifact.deploy", "writer", "releases/" + JAR)]
         )
@@ -185,7 +184,7 @@ class DeployTests(HostedBase):
         self.assertIn(b"already deployed", response.phrase)
         self.assertIn("does not allow redeploying", self.error(body)["message"])
         self.assertEqual(self.call("GET", "/artifacts/releases/" + JAR)[1], b"first")
-        blobs = [f for _, _, files in os.walk(os.path.join(self.h.storage.root, "blobs")) for f in files]
+        blobs = [f for _, _, files in os.walk(os.path.join(self.app.storage.root, "blobs")) for f in files]
         self.assertEqual(len(blobs), 1)  # "second" was stored, refused, and removed again
 
     def test_release_race_lost_between_check_and_insert(self):
@@ -193,7 +192,7 @@ class DeployTests(HostedBase):
 
         (On PostgreSQL this is two nodes deploying at once; the loser used to get 500 from the unique key.)
         """
-        real = self.h.index._exec
+        real = self.app.index._exec
         rival = "sha256:" + "0" * 64
 
         def _exec(txn, sql, args=()):
@@ -207,11 +206,11 @@ class DeployTests(HostedBase):
                 )
             return real(txn, sql, args)
 
-        self.patch(self.h.index, "_exec", _exec)
+        self.patch(self.app.index, "_exec", _exec)
         response, body = self.put("releases", JAR, b"mine")
         self.assertEqual((response.code, self.error(body)["code"]), (409, "CONFLICT"))
-        self.assertIsNone(self.h.storage.stat_blob("sha256:" + hashlib.sha256(b"mine").hexdigest()))
-        entry = self.successResultOf(defer.Deferred.fromCoroutine(self.h.index.get_entry("maven", "releases", JAR)))
+        self.assertIsNone(self.app.storage.stat_blob("sha256:" + hashlib.sha256(b"mine").hexdigest()))
+        entry = self.successResultOf(defer.Deferred.fromCoroutine(self.app.index.get_entry("maven", "releases", JAR)))
         self.assertEqual(entry.digest, rival)
 
     def test_redeploy_allowed_by_policy(self):
@@ -250,7 +249,7 @@ class DeployTests(HostedBase):
         response, body = self.put("releases", POM + ".sha1", hashlib.sha1(b"").hexdigest().encode())
         self.assertEqual(response.code, 400)
         self.assertIn("not deployed", self.error(body)["message"])
-        self.assertEqual(os.listdir(self.h.storage.tmp_dir), [])
+        self.assertEqual(os.listdir(self.app.storage.tmp_dir), [])
 
     def test_right_checksums_and_retries(self):
         jar = b"the jar"
@@ -270,17 +269,17 @@ class DeployTests(HostedBase):
         self.call("GET", "/artifacts/releases/" + JAR)
 
         def elsewhere(path, body):
-            digest = self.successResultOf(defer.Deferred.fromCoroutine(self.h.storage.store_bytes(body)))
+            digest = self.successResultOf(defer.Deferred.fromCoroutine(self.app.storage.store_bytes(body)))
             self.successResultOf(
                 defer.Deferred.fromCoroutine(
-                    self.h.index.put_hosted_maven_file(
+                    self.app.index.put_hosted_maven_file(
                         repository="releases",
                         key=path,
                         digest=digest,
                         size=len(body),
                         media_type="application/xml",
                         sha1=hashlib.sha1(body).hexdigest(),
-                        now=self.h.clock.seconds(),
+                        now=self.clock.seconds(),
                         overwrite=True,
                     )
                 )
@@ -304,22 +303,22 @@ class DeployTests(HostedBase):
         self.call("GET", "/artifacts/central/" + CENTRAL_JAR)
         self.assertIsNotNone(self.entry("central", CENTRAL_JAR))
         evictor = Evictor(
-            index=self.h.index,
-            storage=self.h.storage,
-            downloads=self.h.downloads,
-            settings=self.h.settings,
-            access=self.h.access,
-            clock=self.h.clock,
+            index=self.app.index,
+            storage=self.app.storage,
+            downloads=self.app.downloads,
+            settings=self.app.settings,
+            access=self.app.access,
+            clock=self.clock,
             cooperate=lambda: defer.succeed(None),
         )
-        evictor.invalidators.append(self.h.cache.invalidate)
+        evictor.invalidators.append(self.app.maven.invalidate)
         self.successResultOf(defer.Deferred.fromCoroutine(evictor.clear_proxy()))
         self.assertIsNone(self.entry("central", CENTRAL_JAR))
         self.assertEqual(self.call("GET", "/artifacts/releases/" + JAR)[1], b"deployed")
         # A size-driven pass with room for nothing still keeps the deployed file.
         self.call("GET", "/artifacts/central/" + CENTRAL_JAR)
-        self.successResultOf(defer.Deferred.fromCoroutine(self.h.settings.update([("cache.max_size", "1")])))
-        self.h.clock.advance(3600)
+        self.successResultOf(defer.Deferred.fromCoroutine(self.app.settings.update([("cache.max_size", "1")])))
+        self.clock.advance(3600)
         self.successResultOf(defer.Deferred.fromCoroutine(evictor.run()))
         self.assertIsNone(self.entry("central", CENTRAL_JAR))
         self.assertEqual(self.call("GET", "/artifacts/releases/" + JAR)[1], b"deployed")
@@ -347,16 +346,16 @@ class GroupTests(HostedBase):
         )
         self.assertEqual(self.call("GET", "/artifacts/public/no/such/1/such-1.jar")[0].code, 404)
         # The first member wins when both have the path.
-        self.up.put(JAR, b"central jar")
+        self.upstream.put(JAR, b"central jar")
         self.assertEqual(self.call("GET", "/artifacts/public/" + JAR)[1], b"hosted jar")
 
     def test_member_failure_when_nobody_has_it(self):
         """A member refusing (upstream 403) makes a miss 502; an unreachable one is a 404, as for the proxy."""
-        self.up.status["no/such/1/such-1.jar"] = 403
+        self.upstream.status["no/such/1/such-1.jar"] = 403
         response, body = self.call("GET", "/artifacts/public/no/such/1/such-1.jar")
         self.assertEqual(response.code, 502)
         self.assertIn("central", json.dumps(self.error(body)["detail"]))
-        self.h.http.down = True
+        self.http.down = True
         self.assertEqual(self.call("GET", "/artifacts/public/no/such/2/such-2.jar")[0].code, 404)
 
     def test_merged_metadata_and_checksums(self):

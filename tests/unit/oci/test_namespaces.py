@@ -13,9 +13,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbor_cache.core.operations.upstream_health import HealthMonitor
 from harbor_cache.grammar.namespaces import check_namespaces, effective_prefix, namespaced_key, split_prefix
 from harbor_cache.settings.startup import ConfigError, UpstreamConfig, parse_config
+from harbor_cache.testing import FakeRegistry, sha
 from harbor_cache.upstream.registry import RegistryUpstream
-from tests import hosted_support
-from tests.fakes import OCI_MANIFEST, FakeRegistry, Harness, sha
+from tests.unit.base import OCI_MANIFEST, HostedRegistryCase, OciCacheCase, error_code, header
 
 
 def image(registry: FakeRegistry, name: str, tag: str, marker: bytes) -> str:
@@ -92,41 +92,34 @@ class PureTests(SynchronousTestCase):
         )
 
 
-class TwoRegistries(SynchronousTestCase):
+class TwoRegistries(OciCacheCase):
     """docker.io (routes *) and quay.io (prefix quay), each holding a different library/test:1."""
 
     def setUp(self):
-        self.h = Harness(self.mktemp())
-        self.hub, self.quay = self.h.upstream, FakeRegistry()
+        super().setUp()
+        self.hub, self.quay = self.upstream, FakeRegistry()
         self.hub_digest = image(self.hub, "library/test", "1", b"hub")
         self.quay_digest = image(self.quay, "library/test", "1", b"quay")
         self.quay_agent = RequestTraversalAgent(self.quay)
-        self.health = self.h.app.upstream_health
+        self.health = self.app.upstream_health
         hub = RegistryUpstream(
             UpstreamConfig(name="hub", url="http://upstream.test", registry="docker.io", routes=("*",)),
-            self.h.upstreams.upstreams[0]._http,
-            self.h.clock,
+            self.app.upstreams.upstreams[0]._http,
+            self.clock,
             header_timeout=10,
         )
         quay = RegistryUpstream(
             UpstreamConfig(name="quay", url="http://quay.test", registry="quay.io", prefix="quay", routes=()),
             HTTPClient(self.quay_agent),
-            self.h.clock,
+            self.clock,
             header_timeout=10,
         )
-        self.h.upstreams.replace([hub, quay])
-        flush = self.h.flush
-
-        def flush_both():
-            for _ in range(5):
-                self.quay_agent.flush()
-                flush()
-
-        self.h.flush = flush_both
+        self.app.upstreams.replace([hub, quay])
+        self.extra_agents.append(self.quay_agent)
 
     def get(self, path, method="GET"):
-        response = self.successResultOf(self.h.request(method, path))
-        return response, self.successResultOf(self.h.body(response))
+        response = self.successResultOf(self.request(method, path))
+        return response, self.successResultOf(self.read_body(response))
 
     def digest_of(self, path):
         response, body = self.get(path)
@@ -144,7 +137,7 @@ class TwoRegistries(SynchronousTestCase):
         self.assertEqual(self.digest_of("/v2/library/test/manifests/1"), self.hub_digest)
         # ns=quay.io and the quay prefix share one entry: quay was asked once.
         self.assertEqual(self.quay.count("GET", "/v2/library/test/manifests/1"), 1)
-        tags = self.successResultOf(self.h.index.get_tag("quay/library/test", "1"))
+        tags = self.successResultOf(self.app.index.get_tag("quay/library/test", "1"))
         self.assertEqual(tags.digest, self.quay_digest)
 
     def test_access_log_names_the_upstream(self):
@@ -192,7 +185,7 @@ class TwoRegistries(SynchronousTestCase):
         digest = image(self.quay, "library/late", "1", b"late")
         response, _ = self.get("/v2/quay/library/late/manifests/1")
         self.assertEqual(response.code, 404)  # remembered
-        self.h.oci.upstreams_changed()
+        self.app.oci.upstreams_changed()
         self.assertEqual(self.digest_of("/v2/quay/library/late/manifests/1"), digest)
 
     def test_blobs_are_shared_by_digest(self):
@@ -231,45 +224,44 @@ class TwoRegistries(SynchronousTestCase):
         self.quay.status = 503
         for _ in range(3):
             self.successResultOf(Deferred.fromCoroutine(self.health.probe_all()))
-            self.h.flush()
-        quay = self.h.upstreams.by_name("quay")
+            self.flush()
+        quay = self.app.upstreams.by_name("quay")
         self.assertTrue(self.health.is_blocked(quay))
-        view = self.health.health_of("quay").view(self.h.clock.seconds())
+        view = self.health.health_of("quay").view(self.clock.seconds())
         self.assertEqual((view["status"], view["consecutive_failures"]), ("blocked", 3))
         self.assertIsNotNone(view["blocked_until"])
-        self.assertEqual(self.h.metrics.upstream_blocked.labels("quay")._value.get(), 1)
+        self.assertEqual(self.app.metrics.upstream_blocked.labels("quay")._value.get(), 1)
         before = self.quay.count("GET", "/manifests/")
-        self.h.clock.advance(10_000)  # tag TTL over: revalidation would ask upstream
-        self.health.health_of("quay").blocked_until = self.h.clock.seconds() + 60
+        self.clock.advance(10_000)  # tag TTL over: revalidation would ask upstream
+        self.health.health_of("quay").blocked_until = self.clock.seconds() + 60
         response, _ = self.get("/v2/quay/library/test/manifests/1")
         self.assertEqual(response.code, 200)
         self.assertIn(b"110", response.headers.getRawHeaders(b"Warning")[0])
         self.assertEqual(self.quay.count("GET", "/manifests/") + self.quay.count("HEAD", "/manifests/"), before)
         self.quay.status = None
         self.successResultOf(Deferred.fromCoroutine(self.health.probe_all()))
-        self.assertEqual(self.health.health_of("quay").view(self.h.clock.seconds())["status"], "healthy")
+        self.assertEqual(self.health.health_of("quay").view(self.clock.seconds())["status"], "healthy")
         self.assertFalse(self.health.is_blocked(quay))
 
 
-class _ThreeUpstreams(SynchronousTestCase):
+class _ThreeUpstreams(HostedRegistryCase):
     """A hosted registry whose names are partly claimed: hub by route library/*, quay and team by prefix."""
 
     def setUp(self):
-        self.r = hosted_support.Registry(self)
-        self.r.case = self
+        super().setUp()
         http = HTTPClient(RequestTraversalAgent(FakeRegistry()))
-        self.r.oci.upstreams.replace(
+        self.app.oci.upstreams.replace(
             [
-                RegistryUpstream(UpstreamConfig("hub", "http://hub.test", routes=("library/*",)), http, self.r.clock),
+                RegistryUpstream(UpstreamConfig("hub", "http://hub.test", routes=("library/*",)), http, self.clock),
                 RegistryUpstream(
                     UpstreamConfig("quay", "http://quay.test", registry="quay.io", prefix="quay", routes=()),
                     http,
-                    self.r.clock,
+                    self.clock,
                 ),
                 RegistryUpstream(
                     UpstreamConfig("team", "http://team.test", prefix="team", allow_push=True, routes=()),
                     http,
-                    self.r.clock,
+                    self.clock,
                 ),
             ]
         )
@@ -279,22 +271,22 @@ class ReadOnlyProxyTests(_ThreeUpstreams):
     def test_push_into_a_proxy_namespace_is_denied(self):
         """Blob upload, manifest PUT and DELETE under a proxied name: 403 DENIED saying it is a proxy."""
         for name in ("library/test", "quay/library/test"):
-            response, body = self.r.request("POST", f"/v2/{name}/blobs/uploads/")
+            response, body = self.fetch("POST", f"/v2/{name}/blobs/uploads/")
             self.assertEqual(response.code, 403, body)
-            self.assertEqual(self.r.error_code(body), "DENIED")
+            self.assertEqual(error_code(body), "DENIED")
             self.assertIn(b"proxy", body)
-            response, body = self.r.request("PUT", f"/v2/{name}/manifests/1", b"{}", {"Content-Type": OCI_MANIFEST})
-            self.assertEqual((response.code, self.r.error_code(body)), (403, "DENIED"))
-            response, body = self.r.request("DELETE", f"/v2/{name}/manifests/1")
-            self.assertEqual((response.code, self.r.error_code(body)), (403, "DENIED"))
+            response, body = self.fetch("PUT", f"/v2/{name}/manifests/1", b"{}", {"Content-Type": OCI_MANIFEST})
+            self.assertEqual((response.code, error_code(body)), (403, "DENIED"))
+            response, body = self.fetch("DELETE", f"/v2/{name}/manifests/1")
+            self.assertEqual((response.code, error_code(body)), (403, "DENIED"))
 
     def test_hosted_and_allow_push_names_take_pushes(self):
         """Names no proxy claims, and names of an allow_push namespace, are writable."""
         for name in ("myteam/app", "team/app"):
-            body = self.r.image_manifest(name, [os.urandom(100)])
-            response, answer = self.r.put_manifest(name, "1", body)
+            body = self.image_manifest(name, [os.urandom(100)])
+            response, answer = self.put_manifest(name, "1", body)
             self.assertEqual(response.code, 201, answer)
-            self.assertEqual(self.r.header(response, "Docker-Content-Digest"), sha(body))
+            self.assertEqual(header(response, "Docker-Content-Digest"), sha(body))
 
 
 class ProbeScheduleTests(SynchronousTestCase):
@@ -389,37 +381,37 @@ class HostedNamesTests(_ThreeUpstreams):
     def test_hosted_names_override_routes(self):
         """registry.hosted_names carves hosted names out of a route's claim, at run time; not out of a prefix."""
         name = "library/ours"
-        response, body = self.r.request("POST", f"/v2/{name}/blobs/uploads/")
+        response, body = self.fetch("POST", f"/v2/{name}/blobs/uploads/")
         self.assertEqual(response.code, 403, body)
         self.successResultOf(
-            Deferred.fromCoroutine(self.r.settings.update([("registry.hosted_names", "library/ours*, quay/*")]))
+            Deferred.fromCoroutine(self.app.settings.update([("registry.hosted_names", "library/ours*, quay/*")]))
         )
-        response, answer = self.r.put_manifest(name, "1", self.r.image_manifest(name, [os.urandom(50)]))
+        response, answer = self.put_manifest(name, "1", self.image_manifest(name, [os.urandom(50)]))
         self.assertEqual(response.code, 201, answer)
-        self.assertEqual(self.r.oci.route(name).upstreams, [])
-        response, body = self.r.request("POST", "/v2/quay/library/test/blobs/uploads/")
+        self.assertEqual(self.app.oci.route(name).upstreams, [])
+        response, body = self.fetch("POST", "/v2/quay/library/test/blobs/uploads/")
         self.assertEqual(response.code, 403, body)
-        response, body = self.r.request("POST", "/v2/library/test/blobs/uploads/")
+        response, body = self.fetch("POST", "/v2/library/test/blobs/uploads/")
         self.assertEqual(response.code, 403, body)
 
 
-class NsTokenScopeTests(SynchronousTestCase):
+class NsTokenScopeTests(HostedRegistryCase):
+    anonymous_pull = False
+
     def test_token_for_the_client_name_covers_an_ns_request(self):
         """containerd's token names library/test; the same request with ns=quay.io is not a 401 loop."""
-        r = hosted_support.Registry(self, anonymous_pull=False)
-        r.case = self
-        r.oci.upstreams.replace(
+        self.app.oci.upstreams.replace(
             [_DownUpstream(UpstreamConfig("quay", "http://quay.test", registry="quay.io", prefix="quay", routes=()))]
         )
-        response, body = r.request(
+        response, body = self.fetch(
             "GET", "/v2/token?service=harbor-cache&scope=repository:library/test:pull", user="reader"
         )
         token = json.loads(body)["token"]
-        response, body = r.request(
+        response, body = self.fetch(
             "GET", "/v2/library/test/manifests/1?ns=quay.io", user=None, headers={"Authorization": "Bearer " + token}
         )
         self.assertEqual(response.code, 503, body)  # past authorization: the (down) upstream was asked
-        response, body = r.request(
+        response, body = self.fetch(
             "GET", "/v2/other/name/manifests/1?ns=quay.io", user=None, headers={"Authorization": "Bearer " + token}
         )
         self.assertEqual(response.code, 401, body)
@@ -431,11 +423,11 @@ class FallbackAndRateLimitTests(TwoRegistries):
         second = RegistryUpstream(
             UpstreamConfig(name="second", url="http://quay.test", routes=("*",), priority=5),
             HTTPClient(self.quay_agent),
-            self.h.clock,
+            self.clock,
             header_timeout=10,
         )
-        hub = self.h.upstreams.by_name("hub")
-        self.h.upstreams.replace([hub, second])
+        hub = self.app.upstreams.by_name("hub")
+        self.app.upstreams.replace([hub, second])
         only_second = image(self.quay, "library/only", "1", b"only")
         for _ in range(3):
             self.health.failed(hub, "test")
@@ -446,12 +438,12 @@ class FallbackAndRateLimitTests(TwoRegistries):
 
     def test_ratelimit_headers_become_gauges(self):
         """ratelimit-limit / ratelimit-remaining (Docker Hub's "100;w=21600") are exported per upstream."""
-        metrics_upstream = self.h.upstreams.by_name("hub")
-        metrics_upstream._metrics = self.h.metrics
+        metrics_upstream = self.app.upstreams.by_name("hub")
+        metrics_upstream._metrics = self.app.metrics
         self.hub.extra_headers = {b"ratelimit-limit": b"100;w=21600", b"ratelimit-remaining": b"76;w=21600"}
         self.digest_of("/v2/library/test/manifests/1")
-        self.assertEqual(self.h.metrics.upstream_ratelimit_limit.labels("hub")._value.get(), 100)
-        self.assertEqual(self.h.metrics.upstream_ratelimit_remaining.labels("hub")._value.get(), 76)
+        self.assertEqual(self.app.metrics.upstream_ratelimit_limit.labels("hub")._value.get(), 100)
+        self.assertEqual(self.app.metrics.upstream_ratelimit_remaining.labels("hub")._value.get(), 76)
 
 
 class MigrationTests(SynchronousTestCase):

@@ -4,21 +4,20 @@ import base64
 import json
 import os
 
-from twisted.trial.unittest import SynchronousTestCase
-
-from tests.fakes import OCI_MANIFEST, FakeRegistry, Harness, sha
+from harbor_cache.testing import sha
+from tests.unit.base import OCI_MANIFEST, OciCacheCase
 
 INDEX = "application/vnd.oci.image.index.v1+json"
 
 
-class OciTests(SynchronousTestCase):
+class OciTests(OciCacheCase):
     def setUp(self):
-        self.up = FakeRegistry()
+        super().setUp()
         self.layer = os.urandom(200_000)
-        self.layer_digest = self.up.add_blob(self.layer)
+        self.layer_digest = self.upstream.add_blob(self.layer)
         self.config = b'{"architecture":"amd64"}'
-        self.config_digest = self.up.add_blob(self.config)
-        self.manifest, self.manifest_digest = self.up.add_manifest(
+        self.config_digest = self.upstream.add_blob(self.config)
+        self.manifest, self.manifest_digest = self.upstream.add_manifest(
             "library/app",
             "1",
             {
@@ -38,11 +37,10 @@ class OciTests(SynchronousTestCase):
                 ],
             },
         )
-        self.h = Harness(self.mktemp(), self.up)
 
     def get(self, path, method="GET", headers=None):
-        response = self.successResultOf(self.h.request(method, path, headers))
-        return response, self.successResultOf(self.h.body(response))
+        response = self.successResultOf(self.request(method, path, headers))
+        return response, self.successResultOf(self.read_body(response))
 
     def header(self, response, name):
         values = response.headers.getRawHeaders(name.encode())
@@ -50,7 +48,7 @@ class OciTests(SynchronousTestCase):
 
     def test_base(self):
         """GET /v2/ answers {} with the API version header (to a user: an anonymous ping is challenged)."""
-        self.h.add_user("reader", "reader-pw", "read-only")
+        self.add_user("reader", "reader-pw", "read-only")
         response, body = self.get(
             "/v2/", headers={"Authorization": "Basic " + base64.b64encode(b"reader:reader-pw").decode()}
         )
@@ -66,10 +64,10 @@ class OciTests(SynchronousTestCase):
             self.assertEqual(self.header(response, "Docker-Content-Digest"), self.manifest_digest)
             self.assertEqual(self.header(response, "Content-Type"), OCI_MANIFEST)
             self.assertEqual(response.length, len(self.manifest))
-        self.assertEqual(self.up.count("GET", "/manifests/1"), 1)
+        self.assertEqual(self.upstream.count("GET", "/manifests/1"), 1)
         response, body = self.get("/v2/library/app/manifests/" + self.manifest_digest)
         self.assertEqual(body, self.manifest)
-        self.assertEqual(self.up.count("GET", "/manifests/sha256"), 0)
+        self.assertEqual(self.upstream.count("GET", "/manifests/sha256"), 0)
 
     def test_blob_miss_then_hit(self):
         """A blob is fetched once, verified, stored, then served from disk."""
@@ -79,53 +77,53 @@ class OciTests(SynchronousTestCase):
             self.assertEqual(body, self.layer)
             self.assertEqual(response.length, len(self.layer))
             self.assertEqual(self.header(response, "Docker-Content-Digest"), self.layer_digest)
-        self.assertEqual(self.up.count("GET", "/blobs/"), 1)
-        self.assertIsNotNone(self.h.storage.stat_blob(self.layer_digest))
-        self.assertEqual(self.h.metrics.hits._value.get(), 1)
-        self.assertEqual(self.h.metrics.misses._value.get(), 1)
+        self.assertEqual(self.upstream.count("GET", "/blobs/"), 1)
+        self.assertIsNotNone(self.app.storage.stat_blob(self.layer_digest))
+        self.assertEqual(self.app.metrics.hits._value.get(), 1)
+        self.assertEqual(self.app.metrics.misses._value.get(), 1)
 
     def test_single_flight_for_concurrent_clients(self):
         """Five clients asking while the body is still arriving cause one upstream GET and get identical bodies."""
-        self.up.hold[self.layer_digest] = 50_000
-        first = self.h.request("GET", "/v2/library/app/blobs/" + self.layer_digest)
-        others = [self.h.request("GET", "/v2/library/app/blobs/" + self.layer_digest) for _ in range(4)]
-        bodies = [self.h.body(self.successResultOf(d)) for d in [first] + others]
+        self.upstream.hold[self.layer_digest] = 50_000
+        first = self.request("GET", "/v2/library/app/blobs/" + self.layer_digest)
+        others = [self.request("GET", "/v2/library/app/blobs/" + self.layer_digest) for _ in range(4)]
+        bodies = [self.read_body(self.successResultOf(d)) for d in [first] + others]
         for b in bodies:
             self.assertNoResult(b)  # body not complete: upstream is still sending
-        self.up.release()
-        self.h.flush()
+        self.upstream.release()
+        self.flush()
         for b in bodies:
             self.assertEqual(self.successResultOf(b), self.layer)
-        self.assertEqual(self.up.count("GET", "/blobs/"), 1)
-        self.assertEqual(self.h.metrics.coalesced.labels("oci", "fake")._value.get(), 4)
+        self.assertEqual(self.upstream.count("GET", "/blobs/"), 1)
+        self.assertEqual(self.app.metrics.coalesced.labels("oci", "fake")._value.get(), 4)
 
     def test_corrupt_blob_is_never_served_whole_nor_stored(self):
         """Bytes that do not match the digest: clients see a broken body and nothing is cached."""
-        self.up.corrupt.add(self.layer_digest)
-        d = self.h.request("GET", "/v2/library/app/blobs/" + self.layer_digest)
+        self.upstream.corrupt.add(self.layer_digest)
+        d = self.request("GET", "/v2/library/app/blobs/" + self.layer_digest)
         # Either the response never completes its headers or its body fails: never a whole body.
         if d.called and not isinstance(d.result, Exception) and hasattr(d.result, "code"):
-            self.failureResultOf(self.h.body(self.successResultOf(d)))
+            self.failureResultOf(self.read_body(self.successResultOf(d)))
         else:
             self.failureResultOf(d)
-        self.assertIsNone(self.h.storage.stat_blob(self.layer_digest))
-        self.assertEqual(os.listdir(self.h.storage.tmp_dir), [])
-        self.assertEqual(self.h.metrics.upstream_errors.labels("oci", "fake", "digest_mismatch")._value.get(), 1)
-        self.up.corrupt.clear()
+        self.assertIsNone(self.app.storage.stat_blob(self.layer_digest))
+        self.assertEqual(os.listdir(self.app.storage.tmp_dir), [])
+        self.assertEqual(self.app.metrics.upstream_errors.labels("oci", "fake", "digest_mismatch")._value.get(), 1)
+        self.upstream.corrupt.clear()
         response, data = self.get("/v2/library/app/blobs/" + self.layer_digest)
         self.assertEqual(data, self.layer)
 
     def test_upstream_cut_mid_blob_aborts_clients(self):
         """An upstream that dies mid-body leaves clients with an incomplete body and no file."""
-        self.up.hold[self.layer_digest] = 10_000
-        response = self.successResultOf(self.h.request("GET", "/v2/library/app/blobs/" + self.layer_digest))
-        body = self.h.body(response)
-        self.up.release(fail=True)
-        self.h.flush()
+        self.upstream.hold[self.layer_digest] = 10_000
+        response = self.successResultOf(self.request("GET", "/v2/library/app/blobs/" + self.layer_digest))
+        body = self.read_body(response)
+        self.upstream.release(fail=True)
+        self.flush()
         self.failureResultOf(body)
-        self.assertEqual(self.h.metrics.upstream_errors.labels("oci", "fake", "body")._value.get(), 1)
-        self.assertIsNone(self.h.storage.stat_blob(self.layer_digest))
-        self.assertEqual(os.listdir(self.h.storage.tmp_dir), [])
+        self.assertEqual(self.app.metrics.upstream_errors.labels("oci", "fake", "body")._value.get(), 1)
+        self.assertIsNone(self.app.storage.stat_blob(self.layer_digest))
+        self.assertEqual(os.listdir(self.app.storage.tmp_dir), [])
 
     def test_range_requests(self):
         """Single ranges answer 206 with Content-Range; past the end is 416."""
@@ -163,21 +161,21 @@ class OciTests(SynchronousTestCase):
             return original(protocol, data)
 
         self.patch(body_module._Limited, "dataReceived", counting)
-        self.up.add_manifest("library/app", "huge", {"schemaVersion": 2, "pad": "x" * (6 << 20)})
-        self.up.no_length = True
+        self.upstream.add_manifest("library/app", "huge", {"schemaVersion": 2, "pad": "x" * (6 << 20)})
+        self.upstream.no_length = True
         response, body = self.get("/v2/library/app/manifests/huge")
         self.assertEqual(response.code, 502)
         self.assertLessEqual(sum(seen), (4 << 20) + 65536)
-        self.up.no_length = False
-        self.assertEqual(self.up.count("GET", "/manifests/huge"), 1)
+        self.upstream.no_length = False
+        self.assertEqual(self.upstream.count("GET", "/manifests/huge"), 1)
 
     def test_head_blob_does_not_download(self):
         """HEAD of an uncached blob asks upstream with HEAD only."""
         response, body = self.get("/v2/library/app/blobs/" + self.layer_digest, "HEAD")
         self.assertEqual((response.code, body), (200, b""))
         self.assertEqual(self.header(response, "Content-Length"), str(len(self.layer)))
-        self.assertEqual(self.up.count("GET", "/blobs/"), 0)
-        self.assertEqual(self.up.count("HEAD", "/blobs/"), 1)
+        self.assertEqual(self.upstream.count("GET", "/blobs/"), 0)
+        self.assertEqual(self.upstream.count("HEAD", "/blobs/"), 1)
 
     def test_unknown_things_are_404_and_remembered(self):
         """Upstream 404s map to MANIFEST_UNKNOWN/BLOB_UNKNOWN and are not asked again within the negative TTL."""
@@ -185,10 +183,10 @@ class OciTests(SynchronousTestCase):
             response, body = self.get("/v2/library/app/manifests/nope")
             self.assertEqual(response.code, 404)
             self.assertEqual(json.loads(body)["errors"][0]["code"], "MANIFEST_UNKNOWN")
-        self.assertEqual(self.up.count("GET", "/manifests/nope"), 1)
-        self.h.clock.advance(61)
+        self.assertEqual(self.upstream.count("GET", "/manifests/nope"), 1)
+        self.clock.advance(61)
         self.get("/v2/library/app/manifests/nope")
-        self.assertEqual(self.up.count("GET", "/manifests/nope"), 2)
+        self.assertEqual(self.upstream.count("GET", "/manifests/nope"), 2)
         missing = sha(b"missing")
         response, body = self.get("/v2/library/app/blobs/" + missing)
         self.assertEqual(json.loads(body)["errors"][0]["code"], "BLOB_UNKNOWN")
@@ -207,42 +205,42 @@ class OciTests(SynchronousTestCase):
             response, body = self.get(path)
             self.assertEqual(response.code, status, path)
             self.assertEqual(json.loads(body)["errors"][0]["code"], code)
-        self.assertEqual(sum(self.up.requests.values()), 0)
+        self.assertEqual(sum(self.upstream.requests.values()), 0)
 
     def test_tag_revalidated_with_head_after_ttl(self):
         """After the TTL a tag is checked with HEAD; an unchanged digest costs no GET."""
         self.get("/v2/library/app/manifests/1")
-        self.h.clock.advance(301)
+        self.clock.advance(301)
         response, body = self.get("/v2/library/app/manifests/1")
         self.assertEqual(body, self.manifest)
-        self.assertEqual(self.up.count("HEAD", "/manifests/1"), 1)
-        self.assertEqual(self.up.count("GET", "/manifests/1"), 1)
+        self.assertEqual(self.upstream.count("HEAD", "/manifests/1"), 1)
+        self.assertEqual(self.upstream.count("GET", "/manifests/1"), 1)
         # within the (restarted) TTL: no upstream traffic at all
         self.get("/v2/library/app/manifests/1")
-        self.assertEqual(self.up.count("HEAD", "/manifests/1"), 1)
+        self.assertEqual(self.upstream.count("HEAD", "/manifests/1"), 1)
 
     def test_changed_tag_is_fetched_again(self):
         """When upstream moved the tag, the new manifest is fetched and served."""
         self.get("/v2/library/app/manifests/1")
-        new_body, new_digest = self.up.add_manifest(
+        new_body, new_digest = self.upstream.add_manifest(
             "library/app", "1", {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}, "layers": []}
         )
-        self.h.clock.advance(301)
+        self.clock.advance(301)
         response, body = self.get("/v2/library/app/manifests/1")
         self.assertEqual((body, self.header(response, "Docker-Content-Digest")), (new_body, new_digest))
 
     def test_stale_tag_served_when_upstream_fails(self):
         """Upstream 5xx after the TTL: the cached manifest is served with a Warning."""
         self.get("/v2/library/app/manifests/1")
-        self.h.clock.advance(301)
-        self.up.status = 503
+        self.clock.advance(301)
+        self.upstream.status = 503
         response, body = self.get("/v2/library/app/manifests/1")
         self.assertEqual((response.code, body), (200, self.manifest))
         self.assertEqual(self.header(response, "Warning"), '110 - "Response is Stale"')
 
     def test_nothing_cached_and_upstream_down_is_503(self):
         """No cached copy and an upstream error: 503 in the error format."""
-        self.up.status = 500
+        self.upstream.status = 500
         response, body = self.get("/v2/library/app/manifests/1")
         self.assertEqual(response.code, 503)
         self.assertEqual(json.loads(body)["errors"][0]["code"], "UPSTREAM_UNAVAILABLE")
@@ -253,7 +251,7 @@ class OciTests(SynchronousTestCase):
             "/v2/library/app/manifests/1", headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
         )
         self.assertEqual(response.code, 404)
-        index_body, _ = self.up.add_manifest(
+        index_body, _ = self.upstream.add_manifest(
             "library/app", "multi", {"schemaVersion": 2, "mediaType": INDEX, "manifests": []}, INDEX
         )
         response, body = self.get(
@@ -302,10 +300,10 @@ class OciTests(SynchronousTestCase):
     def test_manifest_digest_verified(self):
         """A manifest by digest whose body does not hash to it is refused, not stored."""
         wrong = sha(b"something else")
-        self.up.manifests[("library/app", wrong)] = (self.manifest, OCI_MANIFEST)
+        self.upstream.manifests[("library/app", wrong)] = (self.manifest, OCI_MANIFEST)
         response, body = self.get("/v2/library/app/manifests/" + wrong)
         self.assertEqual(response.code, 502)
-        self.assertIsNone(self.h.storage.stat_blob(wrong))
+        self.assertIsNone(self.app.storage.stat_blob(wrong))
 
     def test_hits_update_access_in_batches(self):
         """Hits touch memory only; a flush writes last access and counts in one go."""
@@ -314,16 +312,16 @@ class OciTests(SynchronousTestCase):
             self.get("/v2/library/app/blobs/" + self.layer_digest)
         from twisted.internet.defer import Deferred
 
-        self.assertEqual(self.successResultOf(Deferred.fromCoroutine(self.h.access.flush())), 1)
-        entry = self.successResultOf(Deferred.fromCoroutine(self.h.index.get_entry("blob", "", self.layer_digest)))
+        self.assertEqual(self.successResultOf(Deferred.fromCoroutine(self.app.access.flush())), 1)
+        entry = self.successResultOf(Deferred.fromCoroutine(self.app.index.get_entry("blob", "", self.layer_digest)))
         self.assertEqual(entry.access_count, 3)
-        self.assertEqual(self.h.access.totals, {"misses": 1, "hits": 3})
+        self.assertEqual(self.app.access.totals, {"misses": 1, "hits": 3})
 
     def test_foreign_media_type_served_as_octet_stream(self):
         """Issue 24.1: a proxied manifest whose upstream calls it text/html (header and body) is stored, but served
         as application/octet-stream, by tag and by digest, with the sandboxing policy: never as a page of ours."""
         hostile = {"mediaType": "text/html", "schemaVersion": 2, "x": "<script>document.title='ran'</script>"}
-        body, digest = self.up.add_manifest("library/app", "page", hostile, media_type="text/html")
+        body, digest = self.upstream.add_manifest("library/app", "page", hostile, media_type="text/html")
         for path in ("/v2/library/app/manifests/page", "/v2/library/app/manifests/" + digest):
             for method in ("GET", "HEAD", "GET"):  # a miss, then hits from memory
                 response, got = self.get(path, method)

@@ -3,7 +3,7 @@
 Upstream names are configured, so the labels stay bounded; before, OCI hits
 were all ``source="cache"`` and stale serves and early joins
 ``source="upstream"``, neither of which is an upstream.  On the fakes of
-`tests.fakes.Harness` (one upstream, ``fake``).
+`tests.unit.base.OciCacheCase` (one upstream, ``fake``).
 """
 
 from __future__ import annotations
@@ -11,24 +11,22 @@ from __future__ import annotations
 import os
 
 from twisted.internet.defer import Deferred
-from twisted.trial.unittest import SynchronousTestCase
 
-from tests.fakes import OCI_MANIFEST, FakeRegistry, Harness
+from tests.unit.base import OCI_MANIFEST, OciCacheCase
 
 
-class SourceLabelTests(SynchronousTestCase):
+class SourceLabelTests(OciCacheCase):
     def setUp(self):
-        self.up = FakeRegistry()
+        super().setUp()
         self.layer = os.urandom(10_000)
-        self.layer_digest = self.up.add_blob(self.layer)
-        self.manifest, self.manifest_digest = self.up.add_manifest(
+        self.layer_digest = self.upstream.add_blob(self.layer)
+        self.manifest, self.manifest_digest = self.upstream.add_manifest(
             "library/app", "1", {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}, "layers": []}
         )
-        self.h = Harness(self.mktemp(), self.up)
 
     def get(self, path):
-        response = self.successResultOf(self.h.request("GET", path))
-        return response, self.successResultOf(self.h.body(response))
+        response = self.successResultOf(self.request("GET", path))
+        return response, self.successResultOf(self.read_body(response))
 
     def sources(self, counter):
         """{source: value} of an OCI counter's samples."""
@@ -45,8 +43,8 @@ class SourceLabelTests(SynchronousTestCase):
             self.get("/v2/library/app/blobs/" + self.layer_digest)
             self.get("/v2/library/app/manifests/1")
         self.get("/v2/library/app/manifests/" + self.manifest_digest)
-        self.assertEqual(self.sources(self.h.metrics.source_hits), {"fake": 3})
-        self.assertEqual(self.sources(self.h.metrics.source_misses), {"fake": 2})
+        self.assertEqual(self.sources(self.app.metrics.source_hits), {"fake": 3})
+        self.assertEqual(self.sources(self.app.metrics.source_misses), {"fake": 2})
 
     def test_a_hit_on_pushed_content_is_hosted(self):
         """No upstream: ``hosted`` (a label of its own, not an upstream's)."""
@@ -54,7 +52,7 @@ class SourceLabelTests(SynchronousTestCase):
 
         row = self.successResultOf(
             Deferred.fromCoroutine(
-                self.h.index.put_entry(
+                self.app.index.put_entry(
                     kind="hosted", type_="blob", repository="", key="k", digest="sha256:" + "1" * 64, size=1, now=1.0
                 )
             )
@@ -64,15 +62,15 @@ class SourceLabelTests(SynchronousTestCase):
     def test_stale_serves_are_labelled_with_the_upstream(self):
         """The upstream fails after the tag TTL: the stale serve counts under ``fake``."""
         self.get("/v2/library/app/manifests/1")
-        self.h.clock.advance(301)
-        self.up.status = 503
+        self.clock.advance(301)
+        self.upstream.status = 503
         response, _ = self.get("/v2/library/app/manifests/1")
         self.assertEqual(response.code, 200)
-        self.assertEqual(self.sources(self.h.metrics.stale_served), {"fake": 1})
+        self.assertEqual(self.sources(self.app.metrics.stale_served), {"fake": 1})
 
     def test_joins_before_the_upstream_answers_are_labelled_with_it(self):
         """Clients that join while the upstream has not answered yet count under the one that answers."""
-        upstream = self.h.upstreams.upstreams[0]
+        upstream = self.app.upstreams.upstreams[0]
         answer, request = Deferred(), upstream.request
 
         async def slow_request(*args, **kwargs):
@@ -80,12 +78,12 @@ class SourceLabelTests(SynchronousTestCase):
             return await request(*args, **kwargs)
 
         self.patch(upstream, "request", slow_request)
-        pulls = [Deferred.fromCoroutine(self.h.oci.get_blob("library/app", self.layer_digest)) for _ in range(3)]
+        pulls = [Deferred.fromCoroutine(self.app.oci.get_blob("library/app", self.layer_digest)) for _ in range(3)]
         for pull in pulls:
             self.assertNoResult(pull)  # the upstream has not answered: nobody knows who will
         answer.callback(None)
-        self.h.flush()
+        self.flush()
         handles = [self.successResultOf(pull) for pull in pulls]
         self.assertEqual([h.cache_status for h in handles], ["miss", "coalesced", "coalesced"])
-        self.assertEqual(self.sources(self.h.metrics.coalesced), {"fake": 2})
-        self.h.flush()
+        self.assertEqual(self.sources(self.app.metrics.coalesced), {"fake": 2})
+        self.flush()

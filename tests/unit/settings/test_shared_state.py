@@ -5,7 +5,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.settings.runtime import RuntimeSettings
-from tests.fakes import migrated_index
+from tests.unit.base import migrated_index
 
 
 class SettingsAcrossNodesTests(SynchronousTestCase):

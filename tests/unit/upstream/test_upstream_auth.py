@@ -3,84 +3,85 @@
 import os
 
 from twisted.internet.defer import Deferred
-from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.upstream.http import request_url
-from tests.fakes import FakeRegistry, Harness
+from tests.unit.base import OciCacheCase
 
 
-class UpstreamAuthTests(SynchronousTestCase):
+class UpstreamAuthTests(OciCacheCase):
+    """Each test starts its own cache (`start_cache`) with the upstream credentials or URL it needs."""
+
     def setUp(self):
-        self.up = FakeRegistry()
+        super().setUp()
         self.data = os.urandom(5000)
-        self.digest = self.up.add_blob(self.data)
+        self.digest = self.upstream.add_blob(self.data)
 
-    def get(self, h, path):
-        response = self.successResultOf(h.request("GET", path))
-        return response, self.successResultOf(h.body(response))
+    def get(self, path):
+        response = self.successResultOf(self.request("GET", path))
+        return response, self.successResultOf(self.read_body(response))
 
     def test_bearer_token_dance_and_cache(self):
         """A Bearer challenge is answered with a token from the realm, cached per scope."""
-        self.up.bearer = "tok-123"
-        self.up.basic_auth = ("robot", "secret")
-        h = Harness(self.mktemp(), self.up, username="robot", password="secret")
-        response, body = self.get(h, "/v2/library/app/blobs/" + self.digest)
+        self.upstream.bearer = "tok-123"
+        self.upstream.basic_auth = ("robot", "secret")
+        self.start_cache(username="robot", password="secret")
+        response, body = self.get("/v2/library/app/blobs/" + self.digest)
         self.assertEqual((response.code, body), (200, self.data))
-        self.assertEqual(self.up.tokens_issued, 1)
-        self.assertEqual(self.up.last_token_scope, "repository:library/app:pull")
-        self.up.blobs[self.up.add_blob(b"second")] = b"second"
-        self.get(h, "/v2/library/app/blobs/" + self.up.add_blob(b"second"))
-        self.assertEqual(self.up.tokens_issued, 1)  # same scope: cached token
-        h.clock.advance(301)
-        self.get(h, "/v2/library/app/blobs/" + self.up.add_blob(b"third"))
-        self.assertEqual(self.up.tokens_issued, 2)  # expired: fetched again
+        self.assertEqual(self.upstream.tokens_issued, 1)
+        self.assertEqual(self.upstream.last_token_scope, "repository:library/app:pull")
+        self.upstream.blobs[self.upstream.add_blob(b"second")] = b"second"
+        self.get("/v2/library/app/blobs/" + self.upstream.add_blob(b"second"))
+        self.assertEqual(self.upstream.tokens_issued, 1)  # same scope: cached token
+        self.clock.advance(301)
+        self.get("/v2/library/app/blobs/" + self.upstream.add_blob(b"third"))
+        self.assertEqual(self.upstream.tokens_issued, 2)  # expired: fetched again
 
     def test_anonymous_token(self):
         """Without credentials the token endpoint is asked anonymously (Docker Hub's public images)."""
-        self.up.bearer = "anon"
-        h = Harness(self.mktemp(), self.up)
-        response, body = self.get(h, "/v2/library/app/blobs/" + self.digest)
+        self.upstream.bearer = "anon"
+        self.start_cache()
+        response, body = self.get("/v2/library/app/blobs/" + self.digest)
         self.assertEqual(body, self.data)
 
     def test_basic_credentials(self):
         """A registry that wants Basic gets the configured credentials."""
-        self.up.basic_auth = ("u", "p")
-        h = Harness(self.mktemp(), self.up, username="u", password="p")
-        response, body = self.get(h, "/v2/library/app/blobs/" + self.digest)
+        self.upstream.basic_auth = ("u", "p")
+        self.start_cache(username="u", password="p")
+        response, body = self.get("/v2/library/app/blobs/" + self.digest)
         self.assertEqual(body, self.data)
 
     def test_refused_access_counts_as_unknown(self):
         """An upstream that refuses us (Docker Hub's 401 for unknown names) means 404 here, and is counted."""
-        self.up.basic_auth = ("u", "p")
-        h = Harness(self.mktemp(), self.up, username="u", password="wrong")
-        response, body = self.get(h, "/v2/library/app/manifests/1")
+        self.upstream.basic_auth = ("u", "p")
+        self.start_cache(username="u", password="wrong")
+        response, body = self.get("/v2/library/app/manifests/1")
         self.assertEqual(response.code, 404)
         self.assertIn(b"MANIFEST_UNKNOWN", body)
-        self.assertEqual(h.metrics.upstream_errors.labels("oci", "fake", "auth")._value.get(), 1)
+        self.assertEqual(self.app.metrics.upstream_errors.labels("oci", "fake", "auth")._value.get(), 1)
 
     def test_blob_redirect_followed_without_credentials(self):
         """Blob redirects (S3/CDN) are followed; Authorization is not sent to the other host."""
-        self.up.redirect_blobs = True
-        self.up.bearer = "tok"
-        h = Harness(self.mktemp(), self.up)
-        response, body = self.get(h, "/v2/library/app/blobs/" + self.digest)
+        self.upstream.redirect_blobs = True
+        self.upstream.bearer = "tok"
+        self.start_cache()
+        response, body = self.get("/v2/library/app/blobs/" + self.digest)
         self.assertEqual((response.code, body), (200, self.data))
-        self.assertEqual(self.up.cdn_authorization, [None])
+        self.assertEqual(self.upstream.cdn_authorization, [None])
 
     def test_ipv6_literal_upstream(self):
         """http://[::1]:5000: pulls (with the token dance at a realm on [::1]) and probes go through.
 
         treq's URL handling IDNA-encodes hosts and refused ``::1`` (InvalidCodepoint) before.
         """
-        self.up.bearer = "tok"
-        self.up.token_realm = b"http://[::1]:5000/token"
-        h = Harness(self.mktemp(), self.up, url="http://[::1]:5000")
-        response, body = self.get(h, "/v2/library/app/blobs/" + self.digest)
+        self.upstream.bearer = "tok"
+        self.upstream.token_realm = b"http://[::1]:5000/token"
+        self.start_cache(url="http://[::1]:5000")
+        response, body = self.get("/v2/library/app/blobs/" + self.digest)
         self.assertEqual((response.code, body), (200, self.data))
-        self.assertEqual(self.up.tokens_issued, 1)
-        (upstream,) = h.upstreams.upstreams
+        self.assertEqual(self.upstream.tokens_issued, 1)
+        (upstream,) = self.app.upstreams.upstreams
         d = Deferred.fromCoroutine(upstream.check_access())
-        h.flush()
+        self.flush()
         result = self.successResultOf(d)
         self.assertEqual((result["reachable"], result["error"]), (True, None))
 
