@@ -11,6 +11,7 @@ import hmac
 import json
 import os
 import stat
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -119,7 +120,13 @@ def clock_at(seconds: float = START) -> Clock:
     return clock
 
 
-class TokenFailureMixin:
+if TYPE_CHECKING:  # the mixin's asserts are those of the TestCase it is mixed into
+    _MixinBase = unittest.SynchronousTestCase
+else:
+    _MixinBase = object
+
+
+class TokenFailureMixin(_MixinBase):
     """Shared expectations: every verifier raises InvalidToken with a reason."""
 
     def assertInvalid(self, verifier, token, reason: str | None = None) -> InvalidToken:
@@ -142,8 +149,8 @@ class RoleTests(unittest.SynchronousTestCase):
         """Only the exact role names are valid."""
         for role in ROLES:
             self.assertTrue(is_valid_role(role))
-        for role in ("Admin", "", "readonly", None, 1, "read_write"):
-            self.assertFalse(is_valid_role(role))
+        for bad in ("Admin", "", "readonly", None, 1, "read_write"):
+            self.assertFalse(is_valid_role(bad))
 
     def test_can_push(self) -> None:
         """admin and read-write may push; read-only, anonymous, unknown may not."""
@@ -286,7 +293,7 @@ class PasswordTests(unittest.TestCase):
     def setUp(self) -> None:
         self.patch(passwords, "BCRYPT_ROUNDS", 4)
 
-    def test_hash_and_check(self) -> None:
+    def test_hash_and_check(self) -> Deferred[None]:
         """A hash checks true for its password and false for another."""
 
         async def go() -> None:
@@ -299,7 +306,7 @@ class PasswordTests(unittest.TestCase):
 
         return Deferred.fromCoroutine(go())
 
-    def test_salted(self) -> None:
+    def test_salted(self) -> Deferred[None]:
         """Two hashes of one password differ."""
 
         async def go() -> None:
@@ -307,7 +314,7 @@ class PasswordTests(unittest.TestCase):
 
         return Deferred.fromCoroutine(go())
 
-    def test_unicode_and_colon(self) -> None:
+    def test_unicode_and_colon(self) -> Deferred[None]:
         """Non-ASCII and ':' are fine in passwords."""
 
         async def go() -> None:
@@ -316,7 +323,7 @@ class PasswordTests(unittest.TestCase):
 
         return Deferred.fromCoroutine(go())
 
-    def test_unknown_user(self) -> None:
+    def test_unknown_user(self) -> Deferred[None]:
         """hashed None answers False (after a dummy check), never raises."""
 
         async def go() -> None:
@@ -325,7 +332,7 @@ class PasswordTests(unittest.TestCase):
 
         return Deferred.fromCoroutine(go())
 
-    def test_malformed_hash(self) -> None:
+    def test_malformed_hash(self) -> Deferred[None]:
         """A malformed stored hash answers False instead of raising."""
 
         async def go() -> None:
@@ -334,7 +341,7 @@ class PasswordTests(unittest.TestCase):
 
         return Deferred.fromCoroutine(go())
 
-    def test_too_long(self) -> None:
+    def test_too_long(self) -> Deferred[None]:
         """Over 72 bytes: hashing refuses, checking answers False."""
 
         async def go() -> None:
@@ -905,6 +912,7 @@ class AuthorizationHeaderTests(unittest.SynchronousTestCase):
 
     def test_basic_malformed(self) -> None:
         """Anything malformed is None, never an exception."""
+        header: Any
         for header in (
             None,
             "",
@@ -932,6 +940,7 @@ class AuthorizationHeaderTests(unittest.SynchronousTestCase):
         self.assertEqual(parse_bearer_authorization("Bearer abc=="), "abc==")
 
     def test_bearer_malformed(self) -> None:
+        header: Any
         for header in (
             None,
             "",

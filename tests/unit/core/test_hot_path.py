@@ -25,7 +25,7 @@ from harbor_cache.http.resources import HotRoute, Root
 from harbor_cache.http.site import HarborSite
 from harbor_cache.settings.startup import MavenRepositoryConfig
 from harbor_cache.testing import OCI_MANIFEST, UPSTREAM_MODIFIED, resolved
-from tests.unit.base import MAVEN_START, MavenCacheCase, OciCacheCase
+from tests.unit.base import MAVEN_START, HarborTestCase, MavenCacheCase, OciCacheCase
 
 POM = "org/example/lib/1.0/lib-1.0.pom"
 JAR = "org/example/lib/1.0/lib-1.0.jar"
@@ -34,7 +34,7 @@ SEGMENTS = (b"artifacts", b"repositories", b"token", b".well-known")
 _LEGACY_KEYS = frozenset(("message", "format", "system", "isError", "time", "log_legacy"))
 
 
-class _Sites:
+class _Sites(HarborTestCase):
     """Raw requests to two sites over one harness: ``klein_root`` (fronts only) and ``hot_root`` (with hot routes).
 
     Needs ``self.app`` (a `HarborTestCase`'s), ``self.klein_root``, ``self.hot_root``,
@@ -44,6 +44,12 @@ class _Sites:
 
     #: send each head in two reads, so Twisted parses it and `HotRoute` answers (one read: `http.quick`)
     split_reads = False
+    served_front: str
+    klein_root: Root
+    hot_root: Root
+    answered: list[bool]
+    events: list[dict]
+    site_clock: Clock
 
     # -- driving ------------------------------------------------------------------
 

@@ -250,7 +250,7 @@ class WiringTests(SynchronousTestCase):
             access_log_file="a.log",
         )
         top = make_service(config)
-        app = top.harbor  # type: ignore[attr-defined]
+        app = top.harbor
         self.addCleanup(app.access_file.close)
         self.addCleanup(app.db_pool.close)
         children = list(top)

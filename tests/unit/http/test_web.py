@@ -130,8 +130,8 @@ class SiteTests(OciCacheCase):
         self.assertLess(len(generate_latest(self.app.metrics.registry)) - before, 2000)
 
 
-class BaseHeadersTests(OciCacheCase):
-    """The headers every response carries, set without `setHeader`: the same bytes, in the same order."""
+class _RawCase(OciCacheCase):
+    """Raw bytes in and out of the app's HarborSite (no tests of its own)."""
 
     def raw_response(self, request_bytes: bytes) -> bytes:
         channel = self.app.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
@@ -144,6 +144,10 @@ class BaseHeadersTests(OciCacheCase):
 
     def header_lines(self, response: bytes) -> list[bytes]:
         return response.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+
+
+class BaseHeadersTests(_RawCase):
+    """The headers every response carries, set without `setHeader`: the same bytes, in the same order."""
 
     def test_cors_server_and_date_first_as_twisted_sets_them(self):
         """The first six header lines: the CORS and security pairs, then Server and Date as server.Request.process
@@ -184,11 +188,8 @@ class BaseHeadersTests(OciCacheCase):
 SANDBOX = b"default-src 'none'; sandbox"
 
 
-class SecurityHeadersTests(OciCacheCase):
+class SecurityHeadersTests(_RawCase):
     """Issue 24.1: what we serve outside /ui/ is data; opened in a browser it never runs script on our origin."""
-
-    raw_response = BaseHeadersTests.raw_response
-    header_lines = BaseHeadersTests.header_lines
 
     def security(self, response: bytes) -> dict[bytes, list[bytes]]:
         found: dict[bytes, list[bytes]] = {}

@@ -197,7 +197,7 @@ class DeployTests(HostedBase):
 
         def _exec(txn, sql, args=()):
             if sql.lstrip().startswith("INSERT INTO entries") and not getattr(_exec, "fired", False):
-                _exec.fired = True  # type: ignore[attr-defined]
+                _exec.fired = True
                 real(
                     txn,
                     """INSERT INTO entries (kind, type, repository, key, digest, size, created_at, fetched_at,

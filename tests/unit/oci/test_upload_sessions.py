@@ -26,7 +26,7 @@ class UploadSessionTests(HostedRegistryCase):
         self.assertEqual(response.code, 202, body)
         return header(response, "Location")
 
-    def patch(self, r: HarborApp | None, location, data, start):
+    def patch_chunk(self, r: HarborApp | None, location, data, start):
         return self.fetch("PATCH", location, data, {"Content-Range": f"{start}-{start + len(data) - 1}"}, app=r)
 
     def test_per_user_cap_is_429_and_a_cancel_frees_a_slot(self):
@@ -57,7 +57,7 @@ class UploadSessionTests(HostedRegistryCase):
         before = len(os.listdir("/proc/self/fd"))
         for _ in range(40):
             location = self.location()
-            self.assertEqual(self.patch(None, location, b"abc", 0)[0].code, 202)
+            self.assertEqual(self.patch_chunk(None, location, b"abc", 0)[0].code, 202)
         self.assertLess(len(os.listdir("/proc/self/fd")) - before, 5)
 
     def test_patch_on_one_node_put_on_another(self):
@@ -65,8 +65,8 @@ class UploadSessionTests(HostedRegistryCase):
         b = self.other_node("b")
         data = os.urandom(5000)
         location = self.location()
-        self.assertEqual(self.patch(None, location, data[:2000], 0)[0].code, 202)
-        response, _ = self.patch(b, location, data[2000:4000], 2000)
+        self.assertEqual(self.patch_chunk(None, location, data[:2000], 0)[0].code, 202)
+        response, _ = self.patch_chunk(b, location, data[2000:4000], 2000)
         self.assertEqual((response.code, header(response, "Range")), (202, "0-3999"))
         response, body = self.fetch("GET", location)
         self.assertEqual(header(response, "Range"), "0-3999")
@@ -78,16 +78,16 @@ class UploadSessionTests(HostedRegistryCase):
     def test_wrong_digest_after_node_switch_is_refused(self):
         b = self.other_node("b")
         location = self.location()
-        self.patch(None, location, b"abc", 0)
+        self.patch_chunk(None, location, b"abc", 0)
         response, body = self.fetch("PUT", f"{location}?digest={sha256(b'abd')}", app=b)
         self.assertEqual((response.code, error_code(body)), (400, "DIGEST_INVALID"))
         self.assertEqual(self.fetch("GET", location)[0].code, 404)
 
     def test_session_survives_a_restart(self):
         location = self.location()
-        self.patch(None, location, b"hello ", 0)
+        self.patch_chunk(None, location, b"hello ", 0)
         restarted = self.other_node("local")  # same node name, empty memory
-        self.patch(restarted, location, b"world", 6)
+        self.patch_chunk(restarted, location, b"world", 6)
         response, body = self.fetch("PUT", f"{location}?digest={sha256(b'hello world')}", app=restarted)
         self.assertEqual(response.code, 201, body)
 
@@ -96,8 +96,8 @@ class UploadSessionTests(HostedRegistryCase):
         location = self.location()
         session_id = location.rsplit("/", 1)[1]
         self.assertTrue(self.wait(self.app.index.claim_upload_write(session_id, "b", 0, self.clock.seconds(), 600)))
-        response, body = self.patch(None, location, b"abc", 0)
+        response, body = self.patch_chunk(None, location, b"abc", 0)
         self.assertEqual((response.code, error_code(body)), (416, "BLOB_UPLOAD_INVALID"))
         self.assertEqual(os.path.getsize(os.path.join(self.app.hosted.files.dir, session_id)), 0)
         self.clock.advance(601)  # that node died: its hold expires
-        self.assertEqual(self.patch(None, location, b"abc", 0)[0].code, 202)
+        self.assertEqual(self.patch_chunk(None, location, b"abc", 0)[0].code, 202)

@@ -28,7 +28,7 @@ class RequireTests(SynchronousTestCase):
         self.addCleanup(lambda: (sys.modules.pop(module, None), sys.modules.update(saved)))
         for k in saved:
             del sys.modules[k]
-        sys.modules[module] = None  # type: ignore[assignment]
+        sys.modules[module] = None
 
     def test_require_names_the_setting_and_the_fix(self):
         """A missing module: MissingDependency with the setting, the module and the pip line."""
