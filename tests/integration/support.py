@@ -34,6 +34,8 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Callable
+from typing import Any
 from xml.sax.saxutils import escape as _xml_escape
 
 from twisted.trial import unittest
@@ -149,11 +151,11 @@ def wait_http(url, timeout=20, status=200, proc=None):
 # --------------------------------------------------------------------------
 # processes
 
-_LIVE = set()  # every _Daemon with a running process
-_CLOSE_AT_EXIT = []  # close() of every Registry, MavenUpstream, HarborServer made
+_LIVE: set["_Daemon"] = set()  # every _Daemon with a running process
+_CLOSE_AT_EXIT: list[Callable[[], None]] = []  # close() of every Registry, MavenUpstream, HarborServer made
 _PR_SET_PDEATHSIG = 1
 try:
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+    _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # not Linux
     _prctl = None
 
