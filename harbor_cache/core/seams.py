@@ -6,7 +6,7 @@ in one place and a test can hand in any object that keeps it (the real
 classes are `storage.Storage`, `index.Index` and `upstream.maven.MavenUpstream`; mypy checks them against these where
 `service.HarborApp` wires them).  Clocks are `twisted.internet.interfaces.IReactorTime`.
 
-The fronts import nothing of `harbor_cache.index` (tests/test_layers.py).  What
+The fronts import nothing of `harbor_cache.index` (tests/unit/test_layers.py).  What
 they need of it comes through here:
 
 * **Rows.**  The frozen dataclasses of `index.rows` are what the core hands

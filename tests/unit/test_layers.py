@@ -205,3 +205,20 @@ class GrammarPurityTests(unittest.TestCase):
         env = dict(os.environ, PYTHONPATH=str(SOURCE_ROOT))
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
         self.assertEqual(out.stdout.strip(), "", "a grammar module pulled in Twisted")
+
+
+#: docs/architecture.md: "Small modules (none over 600 lines)"
+MAX_MODULE_LINES = 600
+
+
+class ModuleSizeTests(unittest.TestCase):
+    """No module of harbor_cache grows past MAX_MODULE_LINES: a module that does is doing two things."""
+
+    def test_no_module_over_the_limit(self):
+        sizes = {
+            str(path.relative_to(SOURCE_ROOT)): len(path.read_text(encoding="utf-8").splitlines())
+            for path in PACKAGE_DIR.rglob("*.py")
+        }
+        self.assertGreater(len(sizes), 50)
+        over = {name: lines for name, lines in sorted(sizes.items()) if lines > MAX_MODULE_LINES}
+        self.assertEqual(over, {}, f"modules over {MAX_MODULE_LINES} lines")

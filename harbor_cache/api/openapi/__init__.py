@@ -11,7 +11,7 @@ The management API part is checked against the live server by
 ``/api/v1`` operation can answer is listed, and every body matches its schema.
 Request schemas are never stricter than the server (a body the schema forbids
 is refused by the server too), so schemathesis' negative tests hold.
-``tests/test_openapi.py`` checks that every served route is documented and
+``tests/unit/api/test_openapi.py`` checks that every served route is documented and
 every documented path is served.
 """
 
