@@ -22,7 +22,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from twisted.enterprise import adbapi
 from twisted.internet import defer
@@ -253,7 +253,13 @@ def open_pool(url: str | None, sqlite_path: str, size: int = 10) -> adbapi.Conne
     return open_sqlite_pool(sqlite_path)
 
 
-def dialect_of(pool: adbapi.ConnectionPool) -> str:
+class TransactionPool(Protocol):
+    """What a store needs of its pool: adbapi's ``ConnectionPool``, or the tests' threadless `InlinePool`."""
+
+    def runInteraction(self, fn: Callable[..., Any], /, *args: Any, **kw: Any) -> defer.Deferred[Any]: ...
+
+
+def dialect_of(pool: TransactionPool) -> str:
     """ "postgresql" or "sqlite", from the pool's DB-API module."""
     name = str(getattr(pool, "dbapiName", None) or getattr(getattr(pool, "dbapi", None), "__name__", "sqlite3"))
     return "postgresql" if name.startswith("psycopg") else "sqlite"
@@ -361,7 +367,7 @@ class Store:
     `harbor_cache.index.Index` composes them by inheritance, one pool for all.
     """
 
-    def __init__(self, pool: adbapi.ConnectionPool) -> None:
+    def __init__(self, pool: TransactionPool) -> None:
         self._pool = pool
         self.dialect = dialect_of(pool)
         self.availability = IndexAvailability()

@@ -75,6 +75,16 @@ def require(*tools):
         unavailable("required tool(s) not installed: %s" % ", ".join(missing))
 
 
+def needs_root(what):
+    """Skip the calling test when not root: ``what`` (dockerd, containerd) cannot run as a user here.
+
+    A skip even under CI: CI runs as root, where this never skips; a user who
+    runs the suite (the README's second command, as a user) cannot start them.
+    """
+    if os.geteuid() != 0:
+        raise unittest.SkipTest("%s needs root" % what)
+
+
 def unavailable(reason):
     """Skip the calling test for ``reason``, or fail it when CI is set."""
     if in_ci():

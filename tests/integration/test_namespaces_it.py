@@ -130,8 +130,7 @@ class NamespacesIT(SynchronousTestCase):
 
     def start_containerd(self):
         support.require("containerd", "ctr")
-        if os.geteuid() != 0:
-            support.unavailable("containerd needs root here")
+        support.needs_root("containerd")
         sock = os.path.join(self.dir, "c.sock")
         config = os.path.join(self.dir, "config.toml")
         with open(config, "w") as f:
@@ -214,8 +213,7 @@ class NamespacesIT(SynchronousTestCase):
     def test_docker_pulls_through_registry_mirrors(self):
         """dockerd with registry-mirrors: library/test:1 comes from the default namespace (routes: docker.io)."""
         support.require("dockerd", "docker")
-        if os.geteuid() != 0:
-            support.unavailable("dockerd needs root")
+        support.needs_root("dockerd")
         sock = os.path.join(self.dir, "docker.sock")
         daemon = support._Daemon("dockerd", os.path.join(self.dir, "dockerd.log"))
         # Docker Hub itself is only reachable through a proxy that does not exist:

@@ -357,8 +357,7 @@ class DockerPullTests(SynchronousTestCase):
 
     def setUp(self):
         support.require("dockerd", "docker")
-        if os.geteuid() != 0:
-            support.unavailable("dockerd needs root")
+        support.needs_root("dockerd")
         self.reg, self.images = support.shared_upstream()
         self.srv = support.HarborServer(oci.harbor_config(self.reg.url))
         self.addCleanup(self.srv.close)
