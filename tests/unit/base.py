@@ -19,12 +19,13 @@ import hashlib
 import json
 import os
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, cast
 
 import bcrypt
 import treq
 from treq.client import HTTPClient
 from treq.testing import RequestTraversalAgent
+from twisted.enterprise import adbapi
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial import unittest
@@ -214,6 +215,50 @@ class HarborTestCase(unittest.TestCase):
         response = self.successResultOf(self.request(method, path, h, body or None, app=app))
         return response, self.successResultOf(self.read_body(response))
 
+    def settle(self, d: defer.Deferred[Any]) -> defer.Deferred[Any]:
+        """Flush and fire due timers (``clock.advance(0)``: a cooperating task such as GC) until ``d`` fires."""
+        fired: list[bool] = []
+
+        def note(result: Any) -> Any:
+            fired.append(True)
+            return result
+
+        d.addBoth(note)
+        for _ in range(50):
+            if fired:
+                break
+            self.clock.advance(0)
+            self.flush()
+        return d
+
+    def api_login(self, user: str = "admin", password: str | None = None) -> str:
+        """A fresh /api/v1 token of one of `USERS` from a real login (tests move the clock past a token's life)."""
+        password = USERS[user][0] if password is None else password
+        code, body = self.api("POST", "/api/v1/auth/login", {"username": user, "password": password}, user=None)
+        self.assertEqual(code, 200, body)
+        return str(body["token"])
+
+    def api(
+        self, method: str, path: str, body: Any = None, user: str | None = "admin", token: str | None = None
+    ) -> tuple[int, Any]:
+        """(status, parsed JSON body or None) of a management API call with a Bearer token: ``token``, or one
+        of ``user`` from a fresh login (None: no credentials).  ``body`` is JSON-encoded unless it is bytes."""
+        headers: dict[Any, Any] = {}
+        if token is None and user is not None:
+            token = self.api_login(user)
+        if token is not None:
+            headers["Authorization"] = "Bearer " + token
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        response = self.successResultOf(self.settle(self.request(method, path, headers, data)))
+        raw = self.successResultOf(self.settle(self.read_body(response)))
+        return response.code, (json.loads(raw) if raw else None)
+
+    def audit_actions(self, *, app: HarborApp | None = None) -> list[tuple[str, str | None]]:
+        """(action, target) of every audit record, oldest first."""
+        target = app if app is not None else self.app
+        _, rows = self.successResultOf(self.drive(target.index.audit_page(limit=1000, offset=0)))
+        return [(r.action, r.target) for r in reversed(rows)]
+
     def add_user(self, name: str, password: str, role: str, *, app: HarborApp | None = None) -> None:
         """A user with a cost-4 bcrypt hash (what `InlineBcrypt` checks)."""
         hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
@@ -363,12 +408,17 @@ class MavenCacheCase(HarborTestCase):
         return {"maven_repositories": repositories}
 
 
+def inline_index(pool: InlinePool) -> Index:
+    """An `Index` over an `InlinePool` (threadless; it stands in for the adbapi pool `Store` is typed for)."""
+    return Index(cast(adbapi.ConnectionPool, pool))
+
+
 def migrated_index(case: unittest.TestCase) -> Index:
     """A fresh, migrated index on a sqlite file in the test's temp dir; closed at cleanup."""
     tmp = case.mktemp()
     os.makedirs(tmp)
     pool = InlinePool(os.path.join(tmp, "index.sqlite"))
     case.addCleanup(pool.close)
-    index = Index(pool)
+    index = inline_index(pool)
     case.successResultOf(defer.Deferred.fromCoroutine(index.migrate()))
     return index

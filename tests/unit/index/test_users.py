@@ -14,6 +14,7 @@ from harbor_cache.errors import BadRequest, Conflict, NotFound
 from harbor_cache.http.errors import status_of
 from harbor_cache.index import Index
 from harbor_cache.testing import InlineBcrypt, InlinePool
+from tests.unit.base import inline_index
 
 T0 = 1_700_000_000.0
 
@@ -23,7 +24,7 @@ def make_users(case) -> tuple[UserService, Index, Clock, InlineBcrypt]:
     os.makedirs(tmp)
     pool = InlinePool(os.path.join(tmp, "index.sqlite"))
     case.addCleanup(pool.close)
-    index = Index(pool)
+    index = inline_index(pool)
     case.successResultOf(defer.ensureDeferred(index.migrate()))
     clock = Clock()
     clock.advance(T0)

@@ -22,8 +22,7 @@ from harbor_cache.grammar.maven_snapshots import (
     listed_builds,
 )
 from harbor_cache.settings.startup import MavenRepositoryConfig
-from tests.maven_fakes import FakeMavenRepo, MavenHarness
-from tests.test_maven_front import basic
+from tests.unit.base import MavenCacheCase, basic
 
 DIR = "com/example/lib/2.0-SNAPSHOT"
 
@@ -96,25 +95,26 @@ class SelectionTests(SynchronousTestCase):
         self.assertEqual(idle_versions(used, 25 * day, 0), [])
 
 
-class CleanupAfterDeployTests(SynchronousTestCase):
+class CleanupAfterDeployTests(MavenCacheCase):
+    extra_repositories = (
+        MavenRepositoryConfig(id="snaps", type="hosted", version_policy="snapshot", snapshot_keep=2),
+        MavenRepositoryConfig(id="idle", type="hosted", snapshot_max_idle_days=3),
+        MavenRepositoryConfig(id="all", type="hosted"),
+    )
+
     def setUp(self):
-        extra = (
-            MavenRepositoryConfig(id="snaps", type="hosted", version_policy="snapshot", snapshot_keep=2),
-            MavenRepositoryConfig(id="idle", type="hosted", snapshot_max_idle_days=3),
-            MavenRepositoryConfig(id="all", type="hosted"),
-        )
-        self.h = MavenHarness(self.mktemp(), FakeMavenRepo(), extra_repositories=extra)
-        self.h.add_user("writer", "writer-pw", "read-write")
+        super().setUp()
+        self.add_user("writer", "writer-pw", "read-write")
 
     def put(self, repo, path, body):
-        headers = {"Authorization": basic("writer", "writer-pw")}
-        response = self.successResultOf(self.h.request("PUT", f"/artifacts/{repo}/{path}", headers, body))
-        self.successResultOf(self.h.body(response))
+        headers = basic("writer", "writer-pw")
+        response = self.successResultOf(self.request("PUT", f"/artifacts/{repo}/{path}", headers, body))
+        self.successResultOf(self.read_body(response))
         self.assertIn(response.code, (200, 201), path)
 
     def status(self, repo, path):
-        response = self.successResultOf(self.h.request("GET", f"/artifacts/{repo}/{path}"))
-        self.successResultOf(self.h.body(response))
+        response = self.successResultOf(self.request("GET", f"/artifacts/{repo}/{path}"))
+        self.successResultOf(self.read_body(response))
         return response.code
 
     def deploy_build(self, repo, n, listed=None):
@@ -131,7 +131,7 @@ class CleanupAfterDeployTests(SynchronousTestCase):
         return hashlib.md5(data).hexdigest().encode()
 
     def audits(self):
-        _, rows = self.successResultOf(self.h.run(self.h.index.audit_page(offset=0, limit=50)))
+        _, rows = self.successResultOf(self.drive(self.app.index.audit_page(offset=0, limit=50)))
         return [r for r in rows if r.action == "maven.snapshot_cleanup"]
 
     def test_keeps_the_newest_builds(self):
@@ -169,11 +169,11 @@ class CleanupAfterDeployTests(SynchronousTestCase):
         self.put("idle", "com/example/lib/1.0-SNAPSHOT/lib-1.0-SNAPSHOT.jar", b"old")
         self.put("idle", "com/example/lib/1.5-SNAPSHOT/lib-1.5-SNAPSHOT.jar", b"used")
         self.put("idle", "com/example/lib/0.9/lib-0.9.jar", b"release")
-        self.h.clock.advance(2 * 86400)
+        self.clock.advance(2 * 86400)
         self.assertEqual(self.status("idle", "com/example/lib/1.5-SNAPSHOT/lib-1.5-SNAPSHOT.jar"), 200)
-        self.h.clock.advance(5)
-        self.successResultOf(self.h.run(self.h.access.flush()))
-        self.h.clock.advance(2 * 86400)
+        self.clock.advance(5)
+        self.successResultOf(self.drive(self.app.access.flush()))
+        self.clock.advance(2 * 86400)
         self.deploy_build("idle", 1)
         self.assertEqual(self.status("idle", "com/example/lib/1.0-SNAPSHOT/lib-1.0-SNAPSHOT.jar"), 404)
         self.assertEqual(self.status("idle", "com/example/lib/1.5-SNAPSHOT/lib-1.5-SNAPSHOT.jar"), 200)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.core.hosted.retention import DAY, doomed
 from harbor_cache.index.policies import HostedTag, RetentionRuleRow
-from tests.policies_support import PolicyRegistry
+from tests.unit.base import HostedRegistryCase
 
 NOW = 1_000 * DAY
 
@@ -53,36 +52,36 @@ class KeepClauseTests(SynchronousTestCase):
         self.assertEqual(names(doomed(both, tags(), NOW)), ["latest", "t1", "t2", "t3"])
 
 
-class RetentionApiTests(SynchronousTestCase):
+class RetentionApiTests(HostedRegistryCase):
     def setUp(self) -> None:
-        self.r = PolicyRegistry(self)
-        self.body = self.r.image_manifest("team-a/app", [b"layer"])
+        super().setUp()
+        self.body = self.image_manifest("team-a/app", [b"layer"])
         for tag in ("old", "v1", "mid", "new"):
-            self.assertEqual(self.r.put_manifest("team-a/app", tag, self.body)[0].code, 201)
-            self.r.clock.advance(DAY)
-        self.r.put_manifest("team-b/app", "old", self.r.image_manifest("team-b/app", [b"b"]))
+            self.assertEqual(self.put_manifest("team-a/app", tag, self.body)[0].code, 201)
+            self.clock.advance(DAY)
+        self.put_manifest("team-b/app", "old", self.image_manifest("team-b/app", [b"b"]))
 
     def tag_list(self, name: str = "team-a/app") -> list[str]:
         import json
 
-        return json.loads(self.r.request("GET", f"/v2/{name}/tags/list")[1])["tags"]
+        return json.loads(self.fetch("GET", f"/v2/{name}/tags/list")[1])["tags"]
 
     def test_crud(self) -> None:
-        code, made = self.r.api("POST", "/api/v1/retention", {"repositories": "team-a/*", "keep_last": 2})
+        code, made = self.api("POST", "/api/v1/retention", {"repositories": "team-a/*", "keep_last": 2})
         self.assertEqual(code, 201, made)
         self.assertEqual(
             {k: made[k] for k in ("repositories", "keep_last", "keep_days", "keep_tags")},
             {"repositories": "team-a/*", "keep_last": 2, "keep_days": None, "keep_tags": []},
         )
         path = f"/api/v1/retention/{made['id']}"
-        self.assertEqual(self.r.api("GET", path), (200, made))
-        code, changed = self.r.api("PUT", path, {"repositories": "team-*", "keep_days": 7, "keep_tags": ["v*"]})
+        self.assertEqual(self.api("GET", path), (200, made))
+        code, changed = self.api("PUT", path, {"repositories": "team-*", "keep_days": 7, "keep_tags": ["v*"]})
         self.assertEqual((code, changed["keep_last"], changed["keep_tags"]), (200, None, ["v*"]))
-        self.assertEqual(self.r.api("GET", "/api/v1/retention")[1]["rules"], [changed])
-        self.assertEqual(self.r.api("DELETE", path)[0], 204)
-        self.assertEqual(self.r.api("GET", path)[0], 404)
-        self.assertEqual(self.r.api("PUT", path, {"repositories": "x", "keep_last": 1})[0], 404)
-        actions = [a for a, _ in self.r.audit_actions()]
+        self.assertEqual(self.api("GET", "/api/v1/retention")[1]["rules"], [changed])
+        self.assertEqual(self.api("DELETE", path)[0], 204)
+        self.assertEqual(self.api("GET", path)[0], 404)
+        self.assertEqual(self.api("PUT", path, {"repositories": "x", "keep_last": 1})[0], 404)
+        actions = [a for a, _ in self.audit_actions()]
         for action in ("retention.create", "retention.update", "retention.delete"):
             self.assertIn(action, actions)
 
@@ -96,18 +95,18 @@ class RetentionApiTests(SynchronousTestCase):
             ({"repositories": "team-a/*", "keep_tags": ["ok", "b@d"]}, "keep_tags"),
             ({"repositories": "team-a/*", "keep_tags": "v*"}, "keep_tags"),
         ):
-            code, answer = self.r.api("POST", "/api/v1/retention", body)
+            code, answer = self.api("POST", "/api/v1/retention", body)
             self.assertEqual(code, 400, body)
             self.assertIn(words, answer["errors"][0]["message"])
-        self.assertEqual(self.r.api("GET", "/api/v1/retention")[1]["rules"], [])
+        self.assertEqual(self.api("GET", "/api/v1/retention")[1]["rules"], [])
 
     def test_dry_run_lists_and_run_deletes(self) -> None:
         """Dry run lists repository, tag, digest, pushed_at and deletes nothing; a run deletes just those tags."""
-        _, made = self.r.api(
+        _, made = self.api(
             "POST", "/api/v1/retention", {"repositories": "team-a/*", "keep_last": 1, "keep_tags": ["v*"]}
         )
-        self.assertEqual(self.r.request("GET", "/v2/team-a/app/manifests/mid")[0].code, 200)  # now held in memory too
-        code, dry = self.r.api("POST", f"/api/v1/retention/{made['id']}/run", {"dry_run": True})
+        self.assertEqual(self.fetch("GET", "/v2/team-a/app/manifests/mid")[0].code, 200)  # now held in memory too
+        code, dry = self.api("POST", f"/api/v1/retention/{made['id']}/run", {"dry_run": True})
         self.assertEqual(code, 200, dry)
         self.assertEqual(
             [(t["repository"], t["tag"]) for t in dry["tags"]], [("team-a/app", "mid"), ("team-a/app", "old")]
@@ -115,37 +114,37 @@ class RetentionApiTests(SynchronousTestCase):
         self.assertEqual(set(dry["tags"][0]), {"repository", "tag", "digest", "pushed_at"})
         self.assertEqual((dry["dry_run"], dry["deleted"]), (True, 0))
         self.assertEqual(self.tag_list(), ["mid", "new", "old", "v1"])
-        code, done = self.r.api("POST", "/api/v1/retention/run", {"dry_run": False})
+        code, done = self.api("POST", "/api/v1/retention/run", {"dry_run": False})
         self.assertEqual((code, done["deleted"]), (200, 2))
         self.assertEqual(self.tag_list(), ["new", "v1"])
-        self.assertEqual(self.r.request("GET", "/v2/team-a/app/manifests/mid")[0].code, 404)
+        self.assertEqual(self.fetch("GET", "/v2/team-a/app/manifests/mid")[0].code, 404)
         self.assertEqual(self.tag_list("team-b/app"), ["old"])
         # The manifest stays (garbage collection's business); the tags went as a /v2/ DELETE does.
-        self.assertEqual(self.r.request("GET", f"/v2/team-a/app/manifests/{dry['tags'][0]['digest']}")[0].code, 200)
-        self.assertIn(("retention.run", "all rules"), self.r.audit_actions())
-        self.assertEqual(self.r.api("POST", "/api/v1/retention/999/run", {"dry_run": True})[0], 404)
-        self.assertEqual(self.r.api("POST", "/api/v1/retention/run", {"dry_run": "yes"})[0], 400)
+        self.assertEqual(self.fetch("GET", f"/v2/team-a/app/manifests/{dry['tags'][0]['digest']}")[0].code, 200)
+        self.assertIn(("retention.run", "all rules"), self.audit_actions())
+        self.assertEqual(self.api("POST", "/api/v1/retention/999/run", {"dry_run": True})[0], 404)
+        self.assertEqual(self.api("POST", "/api/v1/retention/run", {"dry_run": "yes"})[0], 400)
 
     def test_immutable_tags_are_kept(self) -> None:
-        self.r.api("POST", "/api/v1/immutable-tags", {"repositories": "team-a/*", "tags": "o*"})
-        self.r.api("POST", "/api/v1/retention", {"repositories": "team-a/*", "keep_last": 1})
-        _, dry = self.r.api("POST", "/api/v1/retention/run", {"dry_run": True})
+        self.api("POST", "/api/v1/immutable-tags", {"repositories": "team-a/*", "tags": "o*"})
+        self.api("POST", "/api/v1/retention", {"repositories": "team-a/*", "keep_last": 1})
+        _, dry = self.api("POST", "/api/v1/retention/run", {"dry_run": True})
         self.assertEqual([t["tag"] for t in dry["tags"]], ["mid", "v1"])
 
     def test_schedule(self) -> None:
         """The tick runs every rule once per retention.interval_seconds (the first one interval after start)."""
-        self.r.api("POST", "/api/v1/retention", {"repositories": "team-a/*", "keep_last": 3})
+        self.api("POST", "/api/v1/retention", {"repositories": "team-a/*", "keep_last": 3})
 
         def tick() -> bool:
-            return bool(self.successResultOf(Deferred.fromCoroutine(self.r.retention.run_if_due())))
+            return bool(self.successResultOf(self.drive(self.app.retention.run_if_due())))
 
         self.assertFalse(tick())
-        self.r.clock.advance(3599)
+        self.clock.advance(3599)
         self.assertFalse(tick())
         self.assertEqual(len(self.tag_list()), 4)
-        self.r.clock.advance(1)
+        self.clock.advance(1)
         self.assertTrue(tick())
         self.assertEqual(self.tag_list(), ["mid", "new", "v1"])
-        self.successResultOf(Deferred.fromCoroutine(self.r.settings.update([("retention.interval_seconds", "0")])))
-        self.r.clock.advance(7200)
+        self.successResultOf(self.drive(self.app.settings.update([("retention.interval_seconds", "0")])))
+        self.clock.advance(7200)
         self.assertFalse(tick())

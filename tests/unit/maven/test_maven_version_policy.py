@@ -13,8 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbor_cache.grammar.maven_paths import MavenPath, is_snapshot_version
 from harbor_cache.grammar.maven_snapshots import policy_refusal
 from harbor_cache.settings.startup import ConfigError, MavenRepositoryConfig, parse_config
-from tests.maven_fakes import FakeMavenRepo, MavenHarness
-from tests.test_maven_front import basic
+from tests.unit.base import MavenCacheCase, basic
 
 SNAP_JAR = "com/example/lib/2.0-SNAPSHOT/lib-2.0-20261201.101010-1.jar"
 REL_JAR = "com/example/lib/1.0/lib-1.0.jar"
@@ -109,23 +108,24 @@ class PolicyConfigTests(SynchronousTestCase):
             self.assertNotIn("\n", str(e))
 
 
-class PolicyDeployTests(SynchronousTestCase):
+class PolicyDeployTests(MavenCacheCase):
+    extra_repositories = (
+        MavenRepositoryConfig(id="rel", type="hosted", version_policy="release"),
+        MavenRepositoryConfig(id="snaps", type="hosted", version_policy="snapshot"),
+        MavenRepositoryConfig(id="both", type="hosted"),
+    )
+
     def setUp(self):
-        extra = (
-            MavenRepositoryConfig(id="rel", type="hosted", version_policy="release"),
-            MavenRepositoryConfig(id="snaps", type="hosted", version_policy="snapshot"),
-            MavenRepositoryConfig(id="both", type="hosted"),
-        )
-        self.h = MavenHarness(self.mktemp(), FakeMavenRepo(), extra_repositories=extra)
-        self.h.add_user("writer", "writer-pw", "read-write")
+        super().setUp()
+        self.add_user("writer", "writer-pw", "read-write")
 
     def put(self, repo, path, body=b"data"):
-        headers = {"Authorization": basic("writer", "writer-pw")}
-        response = self.successResultOf(self.h.request("PUT", f"/artifacts/{repo}/{path}", headers, body))
-        return response, self.successResultOf(self.h.body(response))
+        headers = basic("writer", "writer-pw")
+        response = self.successResultOf(self.request("PUT", f"/artifacts/{repo}/{path}", headers, body))
+        return response, self.successResultOf(self.read_body(response))
 
     def stored(self, repo, path):
-        return self.successResultOf(self.h.run(self.h.index.get_entry("maven", repo, path))) is not None
+        return self.successResultOf(self.drive(self.app.index.get_entry("maven", repo, path))) is not None
 
     def test_snapshot_into_release_repository(self):
         response, body = self.put("rel", SNAP_JAR)

@@ -11,10 +11,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.core.operations.quotas import QuotaBook, literal_prefix
 from harbor_cache.errors import BadRequest, Conflict, Denied, NotFound
-from harbor_cache.index import Index
 from harbor_cache.settings.startup import MavenRepositoryConfig
 from harbor_cache.testing import InlinePool
 from tests import pg_support
+from tests.unit.base import inline_index
 
 MAVEN = (MavenRepositoryConfig(id="releases", type="hosted"), MavenRepositoryConfig("central", "http://m/"))
 
@@ -38,7 +38,7 @@ class QuotaRowsMixin(_Case):
         raise NotImplementedError
 
     def setUp(self) -> None:
-        self.index = Index(self.open_pool())
+        self.index = inline_index(self.open_pool())
         run(self, self.index.migrate())
         self.clock = Clock()
         self.clock.advance(1000)

@@ -1,26 +1,20 @@
 """Quotas through a whole app: the API, pushes refused before their body or at the commit, gauges, audit.
 
 Each push goes over an in-memory transport into the real `HarborSite` (see
-tests/test_push_before_body.py): a refusal decided from the headers must be
+tests/unit/oci/test_push_before_body.py): a refusal decided from the headers must be
 written before a byte of the body is asked for.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.test_push_before_body import RELEASE, Wire, error_code, head
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+from tests.unit.base import OCI_MANIFEST, error_code, sha256
+from tests.unit.oci.test_push_before_body import RELEASE, Wire, head
 
 
 class QuotaWire(Wire):

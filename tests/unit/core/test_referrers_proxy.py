@@ -8,14 +8,13 @@ import os
 from typing import Any
 from urllib.parse import quote
 
-from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.core.oci.referrers import referrers_tag
-from tests.fakes import OCI_MANIFEST, FakeRegistry, Harness, sha
+from harbor_cache.testing import FakeRegistry
+from tests.unit.base import OCI_INDEX, OCI_MANIFEST, OciCacheCase, header, sha256
 
 NAME = "library/app"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 EMPTY = "application/vnd.oci.empty.v1+json"
 SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
 SBOM = "application/spdx+json"
@@ -48,25 +47,29 @@ class ReferrersRegistry(FakeRegistry):
         return result
 
 
-class ReferrersThroughTheCache(SynchronousTestCase):
+class ReferrersThroughTheCache(OciCacheCase):
+    upstream: ReferrersRegistry
+
+    def make_upstream(self) -> ReferrersRegistry:
+        return ReferrersRegistry()
+
     def setUp(self) -> None:
-        self.up = ReferrersRegistry()
+        super().setUp()
         self.config = b'{"architecture":"amd64"}'
-        self.config_digest = self.up.add_blob(self.config)
-        self.image, self.image_digest = self.up.add_manifest(NAME, "1", self.manifest_doc(self.config_digest))
-        self.empty_digest = self.up.add_blob(b"{}")
+        self.config_digest = self.upstream.add_blob(self.config)
+        self.image, self.image_digest = self.upstream.add_manifest(NAME, "1", self.manifest_doc(self.config_digest))
+        self.empty_digest = self.upstream.add_blob(b"{}")
         self.sig_payload = os.urandom(300)
-        self.sig_blob = self.up.add_blob(self.sig_payload)
+        self.sig_blob = self.upstream.add_blob(self.sig_payload)
         self.sbom_payload = b'{"spdxVersion":"SPDX-2.3"}'
-        self.sbom_blob = self.up.add_blob(self.sbom_payload)
+        self.sbom_blob = self.upstream.add_blob(self.sbom_payload)
         self.sig, self.sig_digest = self.referrer(SIG, self.sig_blob, len(self.sig_payload))
         self.sbom, self.sbom_digest = self.referrer(SBOM, self.sbom_blob, len(self.sbom_payload))
         self.descriptors = [
             {"mediaType": OCI_MANIFEST, "digest": self.sig_digest, "size": len(self.sig), "artifactType": SIG},
             {"mediaType": OCI_MANIFEST, "digest": self.sbom_digest, "size": len(self.sbom), "artifactType": SBOM},
         ]
-        self.up.referrers[(NAME, self.image_digest)] = self.descriptors
-        self.h = Harness(self.mktemp(), self.up)
+        self.upstream.referrers[(NAME, self.image_digest)] = self.descriptors
 
     def manifest_doc(self, config_digest: str) -> dict[str, Any]:
         return {
@@ -87,23 +90,17 @@ class ReferrersThroughTheCache(SynchronousTestCase):
             "subject": {"mediaType": OCI_MANIFEST, "digest": self.image_digest, "size": len(self.image)},
         }
         body = json.dumps(doc).encode()
-        digest = sha(body)
-        self.up.manifests[(NAME, digest)] = (body, OCI_MANIFEST)
+        digest = sha256(body)
+        self.upstream.manifests[(NAME, digest)] = (body, OCI_MANIFEST)
         return body, digest
 
     def get(self, path: str, method: str = "GET") -> tuple[Any, bytes]:
-        response = self.successResultOf(self.h.request(method, path))
-        body: Any = self.h.body(response)  # a Deferred, whatever Harness.body's annotation says
-        return response, self.successResultOf(body)
-
-    def header(self, response: Any, name: str) -> str | None:
-        values = response.headers.getRawHeaders(name.encode())
-        return values[0].decode() if values else None
+        return self.fetch(method, path, user=None)
 
     def referrers(self, query: str = "") -> tuple[Any, list[tuple[str, str]]]:
         response, body = self.get(f"/v2/{NAME}/referrers/{self.image_digest}{query}")
         self.assertEqual(response.code, 200, body)
-        self.assertEqual(self.header(response, "Content-Type"), OCI_INDEX)
+        self.assertEqual(header(response, "Content-Type"), OCI_INDEX)
         index = json.loads(body)
         self.assertEqual((index["schemaVersion"], index["mediaType"]), (2, OCI_INDEX))
         return response, [(m["digest"], m.get("artifactType")) for m in index["manifests"]]
@@ -112,82 +109,82 @@ class ReferrersThroughTheCache(SynchronousTestCase):
         """Both referrers the upstream lists are served; artifactType is passed through and announced."""
         response, found = self.referrers()
         self.assertEqual(found, [(self.sig_digest, SIG), (self.sbom_digest, SBOM)])
-        self.assertIsNone(self.header(response, "OCI-Filters-Applied"))
+        self.assertIsNone(header(response, "OCI-Filters-Applied"))
         response, found = self.referrers(f"?artifactType={quote(SBOM, safe='')}")
         self.assertEqual(found, [(self.sbom_digest, SBOM)])
-        self.assertEqual(self.header(response, "OCI-Filters-Applied"), "artifactType")
-        self.assertEqual(self.up.asked_types, [None, SBOM])
+        self.assertEqual(header(response, "OCI-Filters-Applied"), "artifactType")
+        self.assertEqual(self.upstream.asked_types, [None, SBOM])
 
     def test_filter_applied_here_when_upstream_ignores_it(self) -> None:
         """An upstream that ignores artifactType: the cache filters, and says so."""
-        self.up.filters = False
+        self.upstream.filters = False
         response, found = self.referrers(f"?artifactType={quote(SIG, safe='')}")
         self.assertEqual(found, [(self.sig_digest, SIG)])
-        self.assertEqual(self.header(response, "OCI-Filters-Applied"), "artifactType")
+        self.assertEqual(header(response, "OCI-Filters-Applied"), "artifactType")
 
     def test_answer_cached_for_the_tag_ttl(self) -> None:
         """Within cache.tag_ttl_seconds the upstream is not asked again; after it, it is."""
         self.referrers()
         self.referrers()
-        self.assertEqual(self.up.count("GET", "/referrers/"), 1)
-        self.h.clock.advance(301)
-        self.up.referrers[(NAME, self.image_digest)] = self.descriptors[:1]
+        self.assertEqual(self.upstream.count("GET", "/referrers/"), 1)
+        self.clock.advance(301)
+        self.upstream.referrers[(NAME, self.image_digest)] = self.descriptors[:1]
         _, found = self.referrers()
         self.assertEqual(found, [(self.sig_digest, SIG)])
-        self.assertEqual(self.up.count("GET", "/referrers/"), 2)
+        self.assertEqual(self.upstream.count("GET", "/referrers/"), 2)
 
     def test_upstream_down_serves_the_cached_answer_stale(self) -> None:
         """After the TTL with the upstream failing: the last answer, with Warning 110."""
         self.referrers()
-        self.h.clock.advance(301)
-        self.up.status = 503
+        self.clock.advance(301)
+        self.upstream.status = 503
         response, found = self.referrers()
         self.assertEqual(found, [(self.sig_digest, SIG), (self.sbom_digest, SBOM)])
-        self.assertEqual(self.header(response, "Warning"), '110 - "Response is Stale"')
+        self.assertEqual(header(response, "Warning"), '110 - "Response is Stale"')
 
     def test_upstream_down_and_nothing_cached_is_an_empty_index_not_an_error(self) -> None:
         """No answer upstream and none cached: 200 with what is hosted (nothing here), never a 5xx."""
-        self.up.status = 500
+        self.upstream.status = 500
         response, found = self.referrers()
         self.assertEqual(found, [])
-        self.assertEqual(self.header(response, "Warning"), '110 - "Response is Stale"')
+        self.assertEqual(header(response, "Warning"), '110 - "Response is Stale"')
 
     def test_tag_schema_fallback_when_upstream_has_no_api(self) -> None:
         """The upstream answers 404 for the API: the sha256-<hex> tag's index is the answer, filtered here."""
-        self.up.api = False
+        self.upstream.api = False
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": self.descriptors}
-        self.up.add_manifest(NAME, referrers_tag(self.image_digest), index, OCI_INDEX)
+        self.upstream.add_manifest(NAME, referrers_tag(self.image_digest), index, OCI_INDEX)
         _, found = self.referrers()
         self.assertEqual(found, [(self.sig_digest, SIG), (self.sbom_digest, SBOM)])
         response, found = self.referrers(f"?artifactType={quote(SIG, safe='')}")
         self.assertEqual(found, [(self.sig_digest, SIG)])
-        self.assertEqual(self.header(response, "OCI-Filters-Applied"), "artifactType")
+        self.assertEqual(header(response, "OCI-Filters-Applied"), "artifactType")
         # The fallback tag is cached like any tag: with the upstream down after the TTL it is served stale.
-        self.h.clock.advance(301)
-        self.up.status = 503
+        self.clock.advance(301)
+        self.upstream.status = 503
         response, found = self.referrers(f"?artifactType={quote(SBOM, safe='')}")
         self.assertEqual(found, [(self.sbom_digest, SBOM)])
-        self.assertEqual(self.header(response, "Warning"), '110 - "Response is Stale"')
+        self.assertEqual(header(response, "Warning"), '110 - "Response is Stale"')
 
     def test_tag_schema_fallback_without_the_tag_is_empty(self) -> None:
         """No API and no sha256-<hex> tag: no referrers, 200."""
-        self.up.api = False
+        self.upstream.api = False
         response, found = self.referrers()
         self.assertEqual(found, [])
-        self.assertIsNone(self.header(response, "Warning"))
+        self.assertIsNone(header(response, "Warning"))
 
     def test_hosted_referrers_merged_in(self) -> None:
         """A referrer recorded here under the proxied name comes first, then the upstream's."""
         local = "sha256:" + "ab" * 32
         self.successResultOf(
-            Deferred.fromCoroutine(
-                self.h.index.put_hosted_manifest(
+            self.drive(
+                self.app.index.put_hosted_manifest(
                     repository=NAME,
                     key=local,
                     digest=local,
                     size=10,
                     media_type=OCI_MANIFEST,
-                    now=self.h.clock.seconds(),
+                    now=self.clock.seconds(),
                     tag=None,
                     referrer={
                         "subject": self.image_digest,
@@ -209,22 +206,22 @@ class ReferrersThroughTheCache(SynchronousTestCase):
         response, body = self.get(f"/v2/{NAME}/blobs/{self.empty_digest}")
         self.assertEqual((response.code, body), (200, b"{}"))
         self.get(f"/v2/{NAME}/manifests/{self.sig_digest}")
-        self.assertEqual(self.up.count("GET", f"/manifests/{self.sig_digest}"), 1)
+        self.assertEqual(self.upstream.count("GET", f"/manifests/{self.sig_digest}"), 1)
 
     def test_cosign_sig_tag_pulls_through(self) -> None:
         """A cosign-style ``sha256-<hex>.sig`` tag is just a tag."""
         tag = referrers_tag(self.image_digest) + ".sig"
-        self.up.manifests[(NAME, tag)] = (self.sig, OCI_MANIFEST)
+        self.upstream.manifests[(NAME, tag)] = (self.sig, OCI_MANIFEST)
         response, body = self.get(f"/v2/{NAME}/manifests/{tag}")
         self.assertEqual((response.code, body), (200, self.sig))
-        self.assertEqual(self.header(response, "Docker-Content-Digest"), self.sig_digest)
+        self.assertEqual(header(response, "Docker-Content-Digest"), self.sig_digest)
 
     def test_upstream_list_change_forgets_the_answers(self) -> None:
         """A new upstream list: the next request asks upstream again, within the TTL."""
         self.referrers()
-        self.h.oci.upstreams_changed()
+        self.app.oci.upstreams_changed()
         self.referrers()
-        self.assertEqual(self.up.count("GET", "/referrers/"), 2)
+        self.assertEqual(self.upstream.count("GET", "/referrers/"), 2)
 
 
 class ReferrersTag(SynchronousTestCase):

@@ -1,7 +1,7 @@
 """POST and GET /api/v1/gc over a whole app: pushes through /v2, collection through the API.
 
-The registry is `tests.hosted_support.Registry` (sqlite inline, a Clock); the
-management API is reached through StubTreq on the app's root.  What a client
+The registry is a `HostedRegistryCase` (sqlite inline, a Clock); the
+management API is reached through the same site (``self.api``).  What a client
 sees: deleted tags free their layers, tagged images stay whole, a dry run
 changes nothing, the history, the audit record, the metrics, bad bodies and
 roles, and a manifest PUT racing the collector failing cleanly.
@@ -12,71 +12,38 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from treq.testing import StubTreq
-from twisted.internet.defer import Deferred, succeed
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet.defer import succeed
 
-from tests.hosted_support import Registry, sha256
+from tests.unit.base import HostedRegistryCase, error_code, header, sha256
 
 GRACE = 3600
 
 
-class GcApiTests(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.registry = Registry(self)
-        self.app = self.registry.app
-        self.clock = self.registry.clock
-        self.api = StubTreq(self.app.root)
-
-    def call(self, method: str, path: str, body: Any = None, user: str = "admin", raw: bytes | None = None):
-        token = self.login(user)
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        d = self.api.request(
-            method, "http://registry.test" + path, headers={"Authorization": f"Bearer {token}"}, data=data
-        )
-        for _ in range(50):
-            self.api.flush()
-            self.clock.advance(0)
-        response = self.successResultOf(d)
-        content = self.successResultOf(self.api.content(response))
-        return response.code, json.loads(content)
-
-    def login(self, user: str) -> str:
-        d = self.api.request(
-            "POST",
-            "http://registry.test/api/v1/auth/login",
-            data=json.dumps({"username": user, "password": f"{user}-pw"}).encode(),
-        )
-        self.api.flush()
-        response = self.successResultOf(d)
-        content = self.successResultOf(self.api.content(response))
-        self.assertEqual(response.code, 200, content)
-        return json.loads(content)["token"]
-
+class GcApiTests(HostedRegistryCase):
     def push(self, name: str, tag: str, layers: list[bytes]) -> tuple[str, list[str]]:
-        body = self.registry.image_manifest(name, layers, config=b'{"tag":"%s"}' % tag.encode())
-        response, content = self.registry.put_manifest(name, tag, body)
+        body = self.image_manifest(name, layers, config=b'{"tag":"%s"}' % tag.encode())
+        response, content = self.put_manifest(name, tag, body)
         self.assertEqual(response.code, 201, content)
         digests = [layer["digest"] for layer in json.loads(body)["layers"]] + [json.loads(body)["config"]["digest"]]
-        return self.registry.header(response, "Docker-Content-Digest") or "", digests
+        return header(response, "Docker-Content-Digest") or "", digests
 
     def blob_status(self, name: str, digest: str) -> int:
-        response, _ = self.registry.request("GET", f"/v2/{name}/blobs/{digest}")
+        response, _ = self.fetch("GET", f"/v2/{name}/blobs/{digest}")
         return response.code
 
     def test_deleted_tag_frees_layers_and_tagged_images_stay_whole(self) -> None:
         _, kept_blobs = self.push("team/app", "keep", [b"shared", b"kept layer"])
         _, gone_blobs = self.push("team/app", "drop", [b"shared", b"dropped layer"])
-        response, _ = self.registry.request("DELETE", "/v2/team/app/manifests/drop")
+        response, _ = self.fetch("DELETE", "/v2/team/app/manifests/drop")
         self.assertEqual(response.code, 202)
         self.clock.advance(GRACE + 1)
 
-        code, dry = self.call("POST", "/api/v1/gc", {"dry_run": True})
+        code, dry = self.api("POST", "/api/v1/gc", {"dry_run": True})
         self.assertEqual(code, 200, dry)
         self.assertEqual((dry["dry_run"], dry["manifests"], dry["blobs"]), (True, 1, 2))
         self.assertEqual(self.blob_status("team/app", gone_blobs[1]), 200)
 
-        code, report = self.call("POST", "/api/v1/gc")
+        code, report = self.api("POST", "/api/v1/gc")
         self.assertEqual(code, 200, report)
         self.assertEqual((report["dry_run"], report["manifests"], report["blobs"]), (False, 1, 2))
         self.assertGreater(report["freed_bytes"], len(b"dropped layer"))
@@ -86,58 +53,59 @@ class GcApiTests(SynchronousTestCase):
             self.assertEqual(self.blob_status("team/app", digest), 404)
         for digest in kept_blobs:
             self.assertEqual(self.blob_status("team/app", digest), 200)
-        response, _ = self.registry.request("GET", "/v2/team/app/manifests/keep")
+        response, _ = self.fetch("GET", "/v2/team/app/manifests/keep")
         self.assertEqual(response.code, 200)
 
-        code, history = self.call("GET", "/api/v1/gc")
+        code, history = self.api("GET", "/api/v1/gc")
         self.assertEqual(code, 200)
         self.assertEqual([r["dry_run"] for r in history["runs"]], [False, True])
         self.assertEqual(
             (history["grace_seconds"], history["interval_seconds"], history["running"]), (3600, 86400, False)
         )
-        _, records = self.successResultOf(
-            Deferred.fromCoroutine(self.app.index.audit_page(offset=0, limit=10, action="gc"))
-        )
+        _, records = self.successResultOf(self.drive(self.app.index.audit_page(offset=0, limit=10, action="gc")))
         self.assertEqual([(r.action, r.actor) for r in records], [("gc.run", "admin"), ("gc.run", "admin")])
         self.assertEqual(json.loads(records[0].detail)["blobs"], 2)
         self.assertEqual(self.app.metrics.gc_removed.labels("blob")._value.get(), 2)
 
     def test_untagged_within_grace_stays(self) -> None:
-        body = self.registry.image_manifest("team/app", [b"fresh"])
+        body = self.image_manifest("team/app", [b"fresh"])
         digest = sha256(body)
-        response, _ = self.registry.put_manifest("team/app", digest, body)
+        response, _ = self.put_manifest("team/app", digest, body)
         self.assertEqual(response.code, 201)
         self.clock.advance(GRACE - 60)
-        code, report = self.call("POST", "/api/v1/gc")
+        code, report = self.api("POST", "/api/v1/gc")
         self.assertEqual((code, report["manifests"], report["blobs"]), (200, 0, 0))
-        response, _ = self.registry.request("GET", f"/v2/team/app/manifests/{digest}")
+        response, _ = self.fetch("GET", f"/v2/team/app/manifests/{digest}")
         self.assertEqual(response.code, 200)
 
     def test_bad_body_and_roles(self) -> None:
-        code, body = self.call("POST", "/api/v1/gc", {"dry_run": "yes"})
+        code, body = self.api("POST", "/api/v1/gc", {"dry_run": "yes"})
         self.assertEqual((code, body["errors"][0]["code"]), (400, "BAD_REQUEST"))
-        code, body = self.call("POST", "/api/v1/gc", raw=b"[1]")
+        code, body = self.api("POST", "/api/v1/gc", b"[1]")
         self.assertEqual((code, body["errors"][0]["code"]), (400, "BAD_REQUEST"))
         for method in ("POST", "GET"):
-            code, body = self.call(method, "/api/v1/gc", user="writer")
+            code, body = self.api(method, "/api/v1/gc", user="writer")
             self.assertEqual((code, body["errors"][0]["code"]), (403, "DENIED"))
-        self.assertEqual(self.call("GET", "/api/v1/gc")[1]["runs"], [])
+        self.assertEqual(self.api("GET", "/api/v1/gc")[1]["runs"], [])
 
     def test_manifest_put_racing_the_sweep_fails_cleanly(self) -> None:
         """The blob passes the PUT's checks, then is swept before the PUT's transaction: 400, nothing recorded."""
-        layer = self.registry.push_blob("team/app", b"lonely layer")
-        config = self.registry.push_blob("team/app", b"{}")
+        layer = self.push_blob("team/app", b"lonely layer")
+        config = self.push_blob("team/app", b"{}")
         self.clock.advance(GRACE + 1)
         index = self.app.index
         put = index.put_hosted_manifest
 
+        swept: list[bool] = []
+
         async def swept_first(**kw: Any) -> Any:
-            index.put_hosted_manifest = put
-            await self.app.gc.collect()
+            if not swept:  # the first PUT only
+                swept.append(True)
+                await self.app.gc.collect()
             return await put(**kw)
 
-        index.put_hosted_manifest = swept_first
-        self.app.gc._cooperate = lambda: succeed(None)  # the PUT's request runs it inline
+        self.patch(index, "put_hosted_manifest", swept_first)
+        self.patch(self.app.gc, "_cooperate", lambda: succeed(None))  # the PUT's request runs it inline
         body = json.dumps(
             {
                 "schemaVersion": 2,
@@ -146,13 +114,13 @@ class GcApiTests(SynchronousTestCase):
                 "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 12}],
             }
         ).encode()
-        response, content = self.registry.put_manifest("team/app", "v1", body)
+        response, content = self.put_manifest("team/app", "v1", body)
         self.assertEqual(response.code, 400, content)
-        self.assertEqual(self.registry.error_code(content), "MANIFEST_BLOB_UNKNOWN")
-        response, _ = self.registry.request("GET", "/v2/team/app/manifests/v1")
+        self.assertEqual(error_code(content), "MANIFEST_BLOB_UNKNOWN")
+        response, _ = self.fetch("GET", "/v2/team/app/manifests/v1")
         self.assertEqual(response.code, 404)
         # The client uploads again and the push goes through.
-        self.registry.push_blob("team/app", b"lonely layer")
-        self.registry.push_blob("team/app", b"{}")
-        response, content = self.registry.put_manifest("team/app", "v1", body)
+        self.push_blob("team/app", b"lonely layer")
+        self.push_blob("team/app", b"{}")
+        response, content = self.put_manifest("team/app", "v1", body)
         self.assertEqual(response.code, 201, content)
