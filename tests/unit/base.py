@@ -19,13 +19,12 @@ import hashlib
 import json
 import os
 from collections.abc import Coroutine
-from typing import Any, cast
+from typing import Any
 
 import bcrypt
 import treq
 from treq.client import HTTPClient
 from treq.testing import RequestTraversalAgent
-from twisted.enterprise import adbapi
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial import unittest
@@ -409,8 +408,8 @@ class MavenCacheCase(HarborTestCase):
 
 
 def inline_index(pool: InlinePool) -> Index:
-    """An `Index` over an `InlinePool` (threadless; it stands in for the adbapi pool `Store` is typed for)."""
-    return Index(cast(adbapi.ConnectionPool, pool))
+    """An `Index` over an `InlinePool` (threadless; a `TransactionPool` like adbapi's)."""
+    return Index(pool)
 
 
 def migrated_index(case: unittest.TestCase) -> Index:
