@@ -9,8 +9,8 @@ from twisted.trial import unittest
 
 from harbor_cache.core.operations.sync_rules import newest_first, parse_rule, select_tags, wanted_platform
 from harbor_cache.errors import BadRequest, Conflict
-from harbor_cache.testing import FakeRegistry
-from tests.unit.base import OCI_INDEX, OCI_MANIFEST, OciCacheCase
+from harbor_cache.testing import FakeMavenRepo, FakeRegistry
+from tests.unit.base import OCI_INDEX, OCI_MANIFEST, MavenCacheCase, OciCacheCase
 
 RULE = {"upstream": "fake", "repositories": ["library/python"], "tags": ["3.*-slim"], "interval_seconds": 600}
 
@@ -228,3 +228,30 @@ class SyncRunTests(OciCacheCase):
             },
         )
         json.dumps(view)
+
+
+class MavenSyncTests(MavenCacheCase):
+    """A Maven rule fetches maven-metadata.xml through the Maven core's get path."""
+
+    upstream: FakeMavenRepo
+
+    def test_metadata_is_prefetched(self) -> None:
+        path = "org/example/lib/maven-metadata.xml"
+        self.upstream.put(path, b"<metadata>v1</metadata>")
+        body = {"maven_repository": "central", "artifacts": ["org.example:lib", "org.example:gone"]}
+        view = self.successResultOf(self.drive(self.app.sync.create({**body, "interval_seconds": 300})))
+        started = self.successResultOf(self.drive(self.app.sync.start(view["id"])))
+        self.flush()
+        run = self.successResultOf(started[1])
+        self.assertEqual((run["status"], run["manifests"], run["tags_seen"]), ("succeeded", 1, 1), run)
+        self.assertEqual(run["bytes"], len(b"<metadata>v1</metadata>"))
+        self.assertEqual(self.upstream.count("GET", path), 1)
+        # A client now gets it from the cache: no new upstream request.
+        response, content = self.fetch("GET", "/artifacts/central/" + path, user=None)
+        self.assertEqual((response.code, content), (200, b"<metadata>v1</metadata>"))
+        self.assertEqual(self.upstream.count("GET", path), 1)
+
+    def test_unknown_or_hosted_repository_is_400(self) -> None:
+        body = {"maven_repository": "nope", "artifacts": ["a:b"], "interval_seconds": 300}
+        failure = self.failureResultOf(self.drive(self.app.sync.create(body)), BadRequest)
+        self.assertIn("not a proxy Maven repository", str(failure.value))
