@@ -16,6 +16,7 @@ from twisted.internet import defer, endpoints
 from twisted.python.threadpool import ThreadPool
 
 from harbor_cache.core.hosted.gc import GC_TICK_SECONDS
+from harbor_cache.core.operations.sync import SYNC_TICK_SECONDS
 from harbor_cache.core.operations.upstream_health import HealthMonitor
 from harbor_cache.http.access_log import AccessLogService
 from harbor_cache.process import start_failed
@@ -118,6 +119,7 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
     _timer("cache-gauges", 15, app.refresh_gauges, reactor, state)
     _timer("audit-prune", 3600, app.prune_audit, reactor, state)
     _timer("retention", 60, app.retention.tick, reactor, state)
+    _timer("sync", SYNC_TICK_SECONDS, app.sync.tick, reactor, state)
     _timer("upload-expiry", 60, app.expire_uploads, reactor, state)
     _timer("upstream-poll", UPSTREAM_POLL_SECONDS, app.poll_upstreams, reactor, state)
 

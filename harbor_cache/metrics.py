@@ -122,3 +122,10 @@ class Metrics:
         self.gc_freed_bytes = Counter(
             "harbor_cache_gc_freed_bytes", "Bytes of files removed by garbage collection", registry=r
         )
+        self.sync_runs = Counter("harbor_cache_sync_runs", "Sync rule runs ended, by status", ("status",), registry=r)
+        self.sync_bytes = Counter(
+            "harbor_cache_sync_fetched_bytes",
+            "Bytes sync runs fetched from upstream, by rule id",
+            ("sync",),
+            registry=r,
+        )

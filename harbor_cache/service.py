@@ -31,6 +31,7 @@ from harbor_cache.api.gc import GcFront
 from harbor_cache.api.health import HealthFront
 from harbor_cache.api.openapi import build_document
 from harbor_cache.api.policies import attach as attach_policies
+from harbor_cache.api.sync import attach as attach_sync
 from harbor_cache.auth import (
     ArtifactTokens,
     ManagementTokens,
@@ -57,6 +58,7 @@ from harbor_cache.core.operations.eviction import Evictor
 from harbor_cache.core.operations.nodes import NodeName
 from harbor_cache.core.operations.orphans import OrphanSweeper
 from harbor_cache.core.operations.quotas import QuotaBook
+from harbor_cache.core.operations.sync import SyncRules
 from harbor_cache.core.operations.upstream_health import HealthMonitor
 from harbor_cache.core.operations.upstreams import UpstreamCatalog
 from harbor_cache.grammar.public_url import PublicURL
@@ -158,6 +160,7 @@ class HarborApp:
         self._build_oci()
         self._build_management()
         self._build_maven()
+        self._build_sync()
         self.root = Root()
         self._mount_fronts()
         # [log] access_file: opened here, so a path that cannot be written stops the start at once.
@@ -362,6 +365,22 @@ class HarborApp:
             public_url=self.public_url,
         )
         self.maven_front.deployer.space, self.maven_front.deployer.quotas = self.space, self.quotas
+
+    def _build_sync(self) -> None:
+        """Scheduled pre-fetch: sync rules pull through the OCI and Maven cores (ticked by daemon.py)."""
+        self.sync = SyncRules(
+            index=self.index,
+            oci=self.oci,
+            maven=self.maven,
+            space=self.space,
+            settings=self.settings,
+            clock=self.clock,
+            metrics=self.metrics,
+            node=self.node_name,
+            audit=self.audit,
+            leases=self.leases,
+        )
+        attach_sync(self.api_front, self.sync)
 
     def _mount_fronts(self) -> None:
         site_resource = self.site_front.app.resource()

@@ -235,6 +235,32 @@ MIGRATIONS: list[list[str]] = [
             updated_at REAL NOT NULL
         )""",
     ],
+    # sync rules (scheduled pre-fetch): the rule's fields as JSON in ``spec``; one row per run in sync_runs
+    [
+        """CREATE TABLE sync_rules (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            interval_seconds INTEGER NOT NULL,
+            enabled INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE sync_runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            rule_id INTEGER NOT NULL,
+            node TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            status TEXT NOT NULL,
+            manifests INTEGER NOT NULL,
+            blobs INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            tags_seen INTEGER NOT NULL,
+            error TEXT
+        )""",
+        "CREATE INDEX sync_runs_rule ON sync_runs (rule_id, started_at)",
+    ],
 ]
 
 

@@ -208,6 +208,18 @@ SETTINGS: dict[str, Setting] = {
             _parse_int(1, 10_000),
             "How many garbage collection runs GET /api/v1/gc keeps",
         ),
+        Setting(
+            "sync.min_interval_seconds",
+            "300",
+            _parse_int(10, DAY),
+            "The shortest interval_seconds a sync rule may have (shorter ones are refused with 400)",
+        ),
+        Setting(
+            "sync.ratelimit_min_remaining",
+            "10",
+            _parse_int(0, 1_000_000),
+            "A sync run stops when the upstream's ratelimit-remaining falls to this (0 = never stop for it)",
+        ),
     )
 }
 

@@ -25,6 +25,7 @@ const PAGES = [
   ["policies", "Policies", policies, "admin"],
   ["gc", "Garbage collection", gc, "admin"],
   ["quotas", "Quotas", await import("./views/quotas.js"), "admin"],
+  ["sync", "Sync", await import("./views/sync.js"), "admin"],
 ];
 
 let cleanup = null;

@@ -42,6 +42,8 @@ class RegistryUpstream:
         self._clock = clock
         self._header_timeout = header_timeout
         self._tokens: dict[str, tuple[str, float]] = {}
+        # The last ``ratelimit-remaining`` the registry sent (None: it sends none); sync runs stop on it.
+        self.ratelimit_remaining: float | None = None
 
     def matches(self, name: str) -> bool:
         return route_matches(list(self.config.routes), name)
@@ -155,6 +157,11 @@ class RegistryUpstream:
 
     def _note_ratelimit(self, response) -> None:
         """Docker Hub's ``ratelimit-limit: 100;w=21600`` / ``ratelimit-remaining: 76;w=21600`` as gauges."""
+        raw_remaining = response.headers.getRawHeaders(b"ratelimit-remaining")
+        if raw_remaining:
+            remaining = parse_decimal(raw_remaining[0].decode("latin-1").split(";")[0].strip())
+            if remaining is not None:
+                self.ratelimit_remaining = remaining
         if self._metrics is None:
             return
         for name, gauge in (

@@ -108,6 +108,11 @@ class ProxyTags(ProxyManifests):
             raise ManifestUnknown("manifest unknown", {"name": name, "reference": tag})
         return await self._single.run(("tag", name, tag), lambda: self._refresh_tag(name, tag))
 
+    async def refresh_tag(self, name: str, tag: str) -> ManifestResult:
+        """`get_manifest_by_tag` without trusting the tag TTL: asked upstream now (a HEAD, then a GET if it
+        changed), through the same single-flight a client's pull joins (sync runs)."""
+        return await self._single.run(("tag", name, tag), lambda: self._refresh_tag(name, tag))
+
     async def _refresh_tag(self, name: str, tag: str) -> ManifestResult:
         state = await self._tag_state(name, tag)
         if state is not None:

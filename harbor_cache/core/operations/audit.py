@@ -61,6 +61,10 @@ ACTIONS = (
     "quota.update",
     "quota.delete",
     "quota.refused",
+    "sync.create",
+    "sync.update",
+    "sync.delete",
+    "sync.run",
 )
 
 
