@@ -235,7 +235,7 @@ MIGRATIONS: list[list[str]] = [
             updated_at REAL NOT NULL
         )""",
     ],
-    # sync rules (scheduled pre-fetch): the rule's fields as JSON in ``spec``; one row per run in sync_runs
+    # 15: sync rules (scheduled pre-fetch): the rule's fields as JSON in ``spec``; one row per run in sync_runs
     [
         """CREATE TABLE sync_rules (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
