@@ -71,29 +71,70 @@ class StatsHistory:
     def __init__(self, index: Index, clock: IReactorTime) -> None:
         self._index = index
         self._clock = clock
-        self._pending: dict[tuple[int, str, str], int] = {}
+        # minute -> kind -> label -> count, since the last flush
+        self._pending: dict[int, dict[str, dict[str, int]]] = {}
+        # The current minute's bounds and its "requests" / "served_bytes" dicts: a request costs one clock
+        # read, a comparison and one or two dict updates (no key tuple built per request).
+        self._minute_start = 0.0
+        self._minute_end = 0.0
+        self._requests: dict[str, int] = {}
+        self._served: dict[str, int] = {}
         self._pruned_at: float | None = None
+
+    def _minute(self, now: float) -> dict[str, dict[str, int]]:
+        """The counters of the minute ``now`` is in (and make it the current one)."""
+        minute = int(now) // MINUTE * MINUTE
+        kinds = self._pending.setdefault(minute, {})
+        self._minute_start, self._minute_end = float(minute), float(minute + MINUTE)
+        self._requests = kinds.setdefault("requests", {})
+        self._served = kinds.setdefault("served_bytes", {})
+        return kinds
 
     def count(self, kind: str, label: str, delta: int = 1) -> None:
         """Add ``delta`` to ``kind``/``label`` in the current minute (memory only)."""
-        key = (int(self._clock.seconds()) // MINUTE * MINUTE, kind, label)
-        pending = self._pending
-        pending[key] = pending.get(key, 0) + delta
+        labels = self._minute(self._clock.seconds()).setdefault(kind, {})
+        labels[label] = labels.get(label, 0) + delta
 
     def request(self, cache_status: str, sent_bytes: int) -> None:
         """One answered content request (from the site's log): its cache status and body bytes."""
-        minute = int(self._clock.seconds()) // MINUTE * MINUTE
-        pending = self._pending
-        key = (minute, "requests", cache_status)
-        pending[key] = pending.get(key, 0) + 1
+        now = self._clock.seconds()
+        if not self._minute_start <= now < self._minute_end:
+            self._minute(now)
+        requests = self._requests
+        requests[cache_status] = requests.get(cache_status, 0) + 1
         if sent_bytes:
-            key = (minute, "served_bytes", cache_status)
-            pending[key] = pending.get(key, 0) + sent_bytes
+            served = self._served
+            served[cache_status] = served.get(cache_status, 0) + sent_bytes
+
+    def _take(self) -> dict[tuple[int, str, str], int]:
+        """Everything pending, as (minute, kind, label) -> count; memory starts over."""
+        pending, self._pending = self._pending, {}
+        self._minute_end = 0.0  # the next request finds its minute in the new dict
+        return {
+            (minute, kind, label): value
+            for minute, kinds in pending.items()
+            for kind, labels in kinds.items()
+            for label, value in labels.items()
+            if value
+        }
+
+    def _give_back(self, counts: dict[tuple[int, str, str], int]) -> None:
+        """Counts a failed flush did not write, back in memory (the oldest dropped past `MAX_PENDING`)."""
+        merged = self._take()
+        for key, value in counts.items():
+            merged[key] = merged.get(key, 0) + value
+        if len(merged) > MAX_PENDING:
+            log.warn("traffic history: {n} counters wait for the index; dropping the oldest", n=len(merged))
+            for key in sorted(merged)[: len(merged) - MAX_PENDING]:
+                del merged[key]
+        for (minute, kind, label), value in merged.items():
+            labels = self._pending.setdefault(minute, {}).setdefault(kind, {})
+            labels[label] = labels.get(label, 0) + value
 
     @property
     def pending(self) -> int:
         """How many (minute, kind, label) counters wait for the next flush."""
-        return len(self._pending)
+        return sum(1 for kinds in self._pending.values() for labels in kinds.values() for v in labels.values() if v)
 
     async def flush(self) -> int:
         """Add the accumulated counters to the index; returns how many rows were written.
@@ -102,13 +143,13 @@ class StatsHistory:
         outage delays the history, it does not lose it), up to `MAX_PENDING`
         keys; past that the oldest are dropped with a warning.
         """
-        if not self._pending:
+        counts = self._take()
+        if not counts:
             await self._prune_if_due()
             return 0
-        pending, self._pending = self._pending, {}
         hours: dict[tuple[int, str, str], int] = {}
         rows: list[tuple[int, int, str, str, int]] = []
-        for (minute, kind, label), value in pending.items():
+        for (minute, kind, label), value in counts.items():
             rows.append((MINUTE, minute, kind, label, value))
             hour_key = (minute // HOUR * HOUR, kind, label)
             hours[hour_key] = hours.get(hour_key, 0) + value
@@ -118,12 +159,7 @@ class StatsHistory:
         except Exception as e:
             if not isinstance(e, IndexUnavailable):  # (the index logs its outage once)
                 log.failure("flushing the traffic history failed; will retry")
-            for key, value in pending.items():
-                self._pending[key] = self._pending.get(key, 0) + value
-            if len(self._pending) > MAX_PENDING:
-                log.warn("traffic history: {n} counters wait for the index; dropping the oldest", n=len(self._pending))
-                for key in sorted(self._pending)[: len(self._pending) - MAX_PENDING]:
-                    del self._pending[key]
+            self._give_back(counts)
             return 0
         await self._prune_if_due()
         return len(rows)
