@@ -16,6 +16,7 @@ from twisted.internet import defer, endpoints
 from twisted.python.threadpool import ThreadPool
 
 from harbor_cache.core.hosted.gc import GC_TICK_SECONDS
+from harbor_cache.core.operations.history import FLUSH_SECONDS as HISTORY_FLUSH_SECONDS
 from harbor_cache.core.operations.sync import SYNC_TICK_SECONDS
 from harbor_cache.core.operations.upstream_health import HealthMonitor
 from harbor_cache.http.access_log import AccessLogService
@@ -114,6 +115,11 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
         return defer.Deferred.fromCoroutine(app.access.flush())
 
     _timer("access-flush", config.access_flush_seconds, flush_access, reactor, state)
+
+    def flush_history():
+        return defer.Deferred.fromCoroutine(app.history.flush())
+
+    _timer("history-flush", HISTORY_FLUSH_SECONDS, flush_history, reactor, state)
     _timer("eviction", config.eviction_interval_seconds, app.run_eviction, reactor, state)
     _timer("gc", GC_TICK_SECONDS, app.run_gc_if_due, reactor, state)
     _timer("cache-gauges", 15, app.refresh_gauges, reactor, state)

@@ -29,6 +29,7 @@ from harbor_cache.api.console import ConsoleApi
 from harbor_cache.api.front import ApiFront
 from harbor_cache.api.gc import GcFront
 from harbor_cache.api.health import HealthFront
+from harbor_cache.api.history import attach as attach_history
 from harbor_cache.api.openapi import build_document
 from harbor_cache.api.policies import attach as attach_policies
 from harbor_cache.api.sync import attach as attach_sync
@@ -55,6 +56,7 @@ from harbor_cache.core.oci.cache import OciCache
 from harbor_cache.core.operations.audit import AuditLog
 from harbor_cache.core.operations.diskspace import DiskSpace
 from harbor_cache.core.operations.eviction import Evictor
+from harbor_cache.core.operations.history import StatsHistory
 from harbor_cache.core.operations.nodes import NodeName
 from harbor_cache.core.operations.orphans import OrphanSweeper
 from harbor_cache.core.operations.quotas import QuotaBook
@@ -167,7 +169,9 @@ class HarborApp:
         self.access_file: AccessLogFile | None = None
         if config.access_log_file is not None:
             self.access_file = AccessLogFile(resolve_path(config.access_log_file, self.data_dir), self.clock)
-        self.site = HarborSite(self.root, self.metrics, limits=config.limits, access_file=self.access_file)
+        self.site = HarborSite(
+            self.root, self.metrics, limits=config.limits, access_file=self.access_file, history=self.history
+        )
 
     @property
     def token_issuer(self) -> str:
@@ -203,6 +207,9 @@ class HarborApp:
         self.settings = RuntimeSettings(self.index, clock)
         self.audit = AuditLog(self.index, clock, self.settings)
         self.access = AccessRecorder(self.index, clock)
+        # The dashboard's traffic history: counted in memory by the site, downloads and outcomes, flushed by a timer.
+        self.history = StatsHistory(self.index, clock)
+        self.access.history = self.history
         self.http_pool: HTTPConnectionPool | None = None
         if self.http is None:
             self.http_pool = HTTPConnectionPool(reactor, persistent=True)
@@ -215,6 +222,7 @@ class HarborApp:
         self.downloads = Downloads(
             self.storage, clock, self.metrics, idle_timeout=config.upstream_idle_timeout, leases=self.leases
         )
+        self.downloads.history = self.history
 
     def _build_oci(self) -> None:
         """The OCI cache core, the hosted registry, registry tokens and the /v2 front."""
@@ -332,6 +340,7 @@ class HarborApp:
         self.hosted.immutable = ImmutableTags(self.index, clock)
         self.retention = Retention(self.index, self.hosted, self.settings, clock, self.audit, self.leases)
         attach_policies(self.api_front, self.retention, self.hosted.immutable)
+        attach_history(self.api_front, self.history)
 
     def _build_maven(self) -> None:
         """Maven repositories on the shared download core, artifact tokens and the Kagami front."""
@@ -527,6 +536,7 @@ class HarborApp:
     async def stop(self) -> None:
         self.upstream_health.stop()
         await self.access.flush()
+        await self.history.flush()
         if self.http_pool is not None:
             await self.http_pool.closeCachedConnections()
         if self.node is not None:

@@ -436,10 +436,10 @@ class FakeMavenRepo(resource.Resource):
 # -- clients -------------------------------------------------------------------
 
 
-def site_client(root, metrics) -> tuple[RequestTraversalAgent, HTTPClient]:
-    """An in-memory client for ``root`` served by our own HarborSite (CORS, access log, errors)."""
+def site_client(root, metrics, history: Any = None) -> tuple[RequestTraversalAgent, HTTPClient]:
+    """An in-memory client for ``root`` served by our own HarborSite (CORS, access log, errors, traffic history)."""
     agent = RequestTraversalAgent(root)
-    agent._serverFactory = HarborSite(root, metrics, reactor=agent._memoryReactor)
+    agent._serverFactory = HarborSite(root, metrics, reactor=agent._memoryReactor, history=history)
     return agent, HTTPClient(agent)
 
 

@@ -9,7 +9,7 @@ mounted in) and `http.responses` (headers and the error format they share).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.internet import protocol
 from twisted.logger import Logger, LogLevel
@@ -32,6 +32,12 @@ _ACCESS_NAMESPACE = "harbor_cache.access"
 ACCESS_FORMAT = "{method} {path} {status} {bytes} {duration_ms:.1f}ms {cache_status} {upstream}"
 # Memo sizes for labelled metric children (keys: raw method and status, or front; bounded for made-up methods).
 _MEMO_LIMIT = 256
+
+
+class TrafficHistory(Protocol):
+    """Where the site counts each content request for the dashboard's charts (`core.operations.history`)."""
+
+    def request(self, cache_status: str, sent_bytes: int) -> None: ...
 
 
 class _Refusal(protocol.Protocol):
@@ -74,12 +80,15 @@ class HarborSite(server.Site):
         limits: ClientLimits | None = None,
         body_rules: BodyRules | None = None,
         access_file: AccessLogFile | None = None,
+        history: TrafficHistory | None = None,
         **kw,
     ):
         super().__init__(root, **kw)
         self.metrics = metrics
         # `[log] access_file`: access lines go there instead of to twisted.logger (see `http.access_log`).
         self.access_file = access_file
+        # Requests with a cache status are counted in memory for the traffic history (flushed by a timer).
+        self.history = history
         self.limits = limits or ClientLimits()
         self.body_rules = body_rules or default_rules(self.limits.max_body_bytes, self.limits.max_upload_bytes)
         self.connections = ConnectionTable(self.limits)
@@ -138,6 +147,9 @@ class HarborSite(server.Site):
             if len(self._seconds) < _MEMO_LIMIT:
                 self._seconds[front] = seconds
         seconds.observe(duration)
+        cache_status = request.cache_status
+        if cache_status is not None and self.history is not None:
+            self.history.request(cache_status, request.sentLength)
         if self.access_file is not None:
             self.access_file.line(
                 method.decode("latin-1"),
@@ -145,7 +157,7 @@ class HarborSite(server.Site):
                 status,
                 request.sentLength,
                 duration * 1000,
-                request.cache_status or "-",
+                cache_status or "-",
                 request.upstream or "-",
             )
             return
@@ -156,7 +168,7 @@ class HarborSite(server.Site):
                 "status": status,
                 "bytes": request.sentLength,
                 "duration_ms": duration * 1000,
-                "cache_status": request.cache_status or "-",
+                "cache_status": cache_status or "-",
                 "upstream": request.upstream or "-",
                 "log_logger": access_log,
                 "log_level": LogLevel.info,

@@ -21,6 +21,7 @@ from harbor_cache.index.engine import (
 from harbor_cache.index.entries import EntriesStore, EntryWrite
 from harbor_cache.index.eviction import EvictionStore
 from harbor_cache.index.gc import GcStore
+from harbor_cache.index.history import HistoryStore
 from harbor_cache.index.hosted import HostedStore
 from harbor_cache.index.leases import LeasesStore
 from harbor_cache.index.maven import MavenStore
@@ -66,5 +67,6 @@ class Index(
     GcStore,
     QuotasStore,
     SyncStore,
+    HistoryStore,
 ):
     """Every query the rest of the program makes, by name: the stores over one pool."""

@@ -261,6 +261,18 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX sync_runs_rule ON sync_runs (rule_id, started_at)",
     ],
+    # 16: traffic history for the dashboard's charts: counters in time buckets (seconds: 60 or 3600),
+    #     added to by every node's periodic flush (core/operations/history.py)
+    [
+        """CREATE TABLE stats_buckets (
+            granularity INTEGER NOT NULL,
+            bucket_start INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            label TEXT NOT NULL,
+            value INTEGER NOT NULL,
+            PRIMARY KEY (granularity, bucket_start, kind, label)
+        )""",
+    ],
 ]
 
 

@@ -143,7 +143,7 @@ class HarborTestCase(unittest.TestCase):
             **fields,
         )
         self.addCleanup(app.db_pool.close)
-        agent, client = site_client(app.root, app.metrics)
+        agent, client = site_client(app.root, app.metrics, app.history)
         self._sites.append((app, agent, client))
         if current:
             self.app = app

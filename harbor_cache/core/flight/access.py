@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from twisted.internet.interfaces import IReactorTime
 
+    from harbor_cache.core.operations.history import StatsHistory
     from harbor_cache.index import Index
     from harbor_cache.index.rows import Entry
     from harbor_cache.metrics import Metrics
@@ -33,6 +34,8 @@ class AccessRecorder:
         self._counters: dict[str, int] = {}
         # Counters that are persisted, as loaded at start plus what happened since.
         self.totals: dict[str, int] = {}
+        # The traffic history upstream errors are also counted in (set by the service).
+        self.history: StatsHistory | None = None
 
     async def load(self) -> None:
         self.totals = await self._index.get_counters()
@@ -112,6 +115,9 @@ class Outcomes:
 
     def upstream_error(self, source: str, reason: str) -> None:
         self._metrics.upstream_errors.labels(self.front, source, reason).inc()
+        history = self._access.history
+        if history is not None:
+            history.count("upstream_errors", source)
 
 
 class NegativeCache:

@@ -31,7 +31,7 @@ takes the download over.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from twisted.internet import defer
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from harbor_cache.core.flight.leases import LeaseBook
     from harbor_cache.core.operations.diskspace import DiskSpace
+    from harbor_cache.core.operations.history import StatsHistory
     from harbor_cache.metrics import Metrics
 
 log = Logger()
@@ -151,6 +152,19 @@ class Downloads:
         # A `core.operations.diskspace.DiskSpace`: a body the disk cannot take is refused
         # (507) before anything is written.  None: no check.
         self.space: DiskSpace | None = None
+        # A `core.operations.history.StatsHistory` that upstream bytes and body failures are also counted in.
+        self.history: StatsHistory | None = None
+
+    def _history_counter(self, inc: Callable[[int], None], source: str) -> Callable[[int], None]:
+        """``inc`` (the Prometheus child) plus the traffic history's in-memory counter, per chunk received."""
+        history = self.history
+        assert history is not None
+
+        def on_bytes(n: int) -> None:
+            inc(n)
+            history.count("upstream_bytes", source, n)
+
+        return on_bytes
 
     def get(self, key: Hashable) -> Download | None:
         dl = self.inflight.get(key)
@@ -208,7 +222,8 @@ class Downloads:
             dl.temp = self.storage.new_temp(response_length(response), job.extra_hashes, write_behind=False)
             dl.headers_ready.fire(dl)
             counter = self.metrics.upstream_bytes.labels(dl.front, dl.source)
-            end_certain = await stream_to_temp(response, dl.temp, self.clock, self.idle_timeout, counter.inc)
+            on_bytes = counter.inc if self.history is None else self._history_counter(counter.inc, dl.source)
+            end_certain = await stream_to_temp(response, dl.temp, self.clock, self.idle_timeout, on_bytes)
             expected = await job.expected_digest()
             if not end_certain and expected is None:
                 raise UpstreamBodyFailed(
@@ -224,6 +239,8 @@ class Downloads:
                 # The upstream answered but its body failed or did not verify;
                 # failures before that are counted where the upstream is chosen.
                 self.metrics.upstream_errors.labels(dl.front, dl.source, _body_failure_reason(e)).inc()
+                if self.history is not None:
+                    self.history.count("upstream_errors", dl.source)
             log.warn(
                 "download {key} from {source} failed: {reason}: {error}",
                 key=dl.key,

@@ -1,6 +1,7 @@
 // The dashboard: health, version, uptime, hit rate, size against cache.max_size, counters by source,
 // and in-flight downloads refreshed every second (no reload).
 import { api, clear, errorBox, formatDuration, formatSize, h, table, timeEl } from "../lib.js";
+import { historySection } from "./history.js";
 
 const DOWNLOADS_EVERY_MS = 1000;
 const SUMMARY_EVERY_MS = 5000;
@@ -61,7 +62,8 @@ export async function render(main) {
   main.append(h("h1", { tabindex: "-1" }, "Dashboard"));
   const top = h("section", { id: "dash-summary", "aria-live": "off" });
   const inflight = h("section", { id: "dash-downloads", "aria-labelledby": "dl-title" });
-  main.append(top, h("h2", { id: "dl-title" }, "Downloads in flight"), inflight);
+  const [history, stopHistory] = historySection();
+  main.append(top, history, h("h2", { id: "dl-title" }, "Downloads in flight"), inflight);
 
   let stopped = false;
   const refreshSummary = async () => {
@@ -79,5 +81,5 @@ export async function render(main) {
   };
   await Promise.all([refreshSummary(), refreshDownloads()]);
   const timers = [setInterval(refreshSummary, SUMMARY_EVERY_MS), setInterval(refreshDownloads, DOWNLOADS_EVERY_MS)];
-  return () => { stopped = true; timers.forEach(clearInterval); };
+  return () => { stopped = true; timers.forEach(clearInterval); stopHistory(); };
 }
