@@ -10,6 +10,7 @@ const LIMIT = 25;
 // A detail value as text: scalars as they are, lists and objects as compact JSON.
 function fieldText(value) {
   if (value === null || value === undefined) return "—";
+  if (Array.isArray(value) && value.every(v => typeof v !== "object")) return value.join(", ");
   return typeof value === "object" ? JSON.stringify(value) : String(value);
 }
 
