@@ -299,15 +299,10 @@ class ConsoleApi:
     # -- audit ------------------------------------------------------------------------
 
     async def audit(self, request: HarborRequest) -> dict[str, Any]:
+        from harbor_cache.api.audit import audit_filters  # api.audit imports this module's helpers
+
         offset, limit = page_args(request)
-        areas = set(ACTIONS) | {a.split(".")[0] for a in ACTIONS}
-        total, rows = await self.queries.audit_page(
-            offset=offset,
-            limit=limit,
-            action=choice_arg(request, "action", areas),
-            actor=query_arg(request, "actor"),
-            text=query_arg(request, "q"),
-        )
+        total, rows = await self.queries.audit_page(offset=offset, limit=limit, **audit_filters(request))
         return {
             "total": total,
             "offset": offset,

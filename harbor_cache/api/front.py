@@ -38,6 +38,7 @@ from klein import Klein
 from twisted.logger import Logger
 from werkzeug.routing import BaseConverter
 
+from harbor_cache.api.audit import export as audit_export
 from harbor_cache.api.gc import GcFront
 from harbor_cache.api.quotas import quota_view
 from harbor_cache.auth import STAMP_CLAIM, InvalidToken, credential_stamp, parse_bearer_authorization
@@ -528,6 +529,15 @@ class ApiFront:
     @requires(ADMIN)
     async def audit_log(self, request: HarborRequest, caller: User):
         return json_response(request, await self._console().audit(request))
+
+    @app.route("/api/v1/audit/export", methods=["GET"])
+    @requires(ADMIN)
+    async def audit_export(self, request: HarborRequest, caller: User) -> bytes:
+        """The filtered audit log as CSV or JSON, bounded by ``audit.export_max_rows`` (api/audit.py)."""
+        console = self._console()
+        limit = self.settings.get("audit.export_max_rows")
+        body, _ = await audit_export(console.queries, request, limit)
+        return body
 
     @app.route("/api/v1/images", methods=["GET"])
     @requires(ANY_USER)

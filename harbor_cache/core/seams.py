@@ -183,6 +183,8 @@ class ConsoleQueries(Protocol):
         actor: str | None = None,
         text: str | None = None,
         since: float | None = None,
+        until: float | None = None,
+        exclude: str | None = None,
     ) -> tuple[int, list[AuditRecord]]: ...
 
     async def image_repositories(self) -> list[ImageRepository]: ...

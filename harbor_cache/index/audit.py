@@ -31,9 +31,16 @@ class AuditStore(Store):
         actor: str | None = None,
         text: str | None = None,
         since: float | None = None,
+        until: float | None = None,
+        exclude: str | None = None,
     ) -> tuple[int, list[AuditRecord]]:
-        """(matching count, one page of audit records, newest first)."""
-        where, args = [], []
+        """(matching count, one page of audit records, newest first).
+
+        ``since`` is inclusive, ``until`` exclusive; ``exclude`` drops one exact
+        action (the console hides routine ``login`` records with it).
+        """
+        where: list[str] = []
+        args: list[object] = []
         if action is not None:
             # "user" matches user.create, user.update, ...; "login" matches login only.
             where.append("(action = ? OR substr(action, 1, ?) = ?)")
@@ -49,6 +56,12 @@ class AuditStore(Store):
         if since is not None:
             where.append("at >= ?")
             args.append(since)
+        if until is not None:
+            where.append("at < ?")
+            args.append(until)
+        if exclude is not None:
+            where.append("action <> ?")
+            args.append(exclude)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
 
         def _txn(txn: Cursor) -> tuple[int, list[AuditRecord]]:

@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from werkzeug.routing import PathConverter
 
+from harbor_cache.auth import parse_basic_authorization
 from harbor_cache.core.identity.credentials import Credentials
 from harbor_cache.core.maven.deploy import MavenDeployer
 from harbor_cache.core.maven.files import MavenFile
@@ -257,6 +258,7 @@ class MavenFront:
             if e is None:
                 raise
             status = status_of(e)
+            await self._record_refusal(request, status, e, rest)
             body = write_error(request, status, e.code, e.message, e.detail, e.headers)
             request.setResponseCode(status, _reason_phrase(e.message))
             if isinstance(e, AuthChallenge):
@@ -276,6 +278,24 @@ class MavenFront:
         request.setResponseCode(201 if created else 200)
         request.setHeader(b"Content-Length", b"0")
         return b""
+
+    async def _record_refusal(self, request: HarborRequest, status: int, e: HarborError, rest: str) -> None:
+        """A deploy refused (401 with credentials, 403, 409) as ``artifact.deploy.refused``.
+
+        A 401 without an Authorization header is the challenge a client gets
+        before it sends credentials: routine, not recorded.
+        """
+        if self.audit is None or status not in (401, 403, 409):
+            return
+        header = request.getHeader(b"Authorization")
+        if status == 401 and not header:
+            return
+        basic = parse_basic_authorization(header) if header else None
+        actor = basic[0][:128] if basic is not None and basic[0] else None
+        detail = {"status": status, "code": str(e.code), "reason": e.message}
+        await self.audit.record(
+            "artifact.deploy.refused", actor=actor, target=rest[:512], detail=detail, request=request
+        )
 
     @app.route("/repositories", methods=["GET", "HEAD"])
     @app.route("/repositories/", methods=["GET", "HEAD"])

@@ -128,6 +128,26 @@ class RegistryAuthorizer:
             ) from None
         return Caller(username, role=role, claims=claims)
 
+    def claimed_username(self, request: HarborRequest) -> str | None:
+        """The username the Authorization header names, unchecked (for the audit record of a refusal).
+
+        No I/O and never raises: a Basic username as sent, or a verifiable
+        token's subject; None otherwise.
+        """
+        header = request.getHeader(b"Authorization")
+        if not header:
+            return None
+        basic = parse_basic_authorization(header)
+        if basic is not None:
+            return basic[0][:128] or None
+        token = parse_bearer_authorization(header)
+        if token is None:
+            return None
+        try:
+            return self.tokens.verify(token).get("sub") or None
+        except InvalidToken:
+            return None
+
     async def _basic_user(self, username: str, password: str) -> User | None:
         """The user row for Basic credentials, or None."""
         return await self.credentials.check(username, password)

@@ -15,7 +15,16 @@ from urllib.parse import urlencode
 
 from harbor_cache.core.hosted.immutable import TagImmutable
 from harbor_cache.core.operations.diskspace import disk_full_error
-from harbor_cache.errors import BadRequest, ErrorCode, ManifestUnknown, NotAllowed, TagInvalid, UploadRangeInvalid
+from harbor_cache.errors import (
+    BadRequest,
+    Denied,
+    ErrorCode,
+    ManifestUnknown,
+    NotAllowed,
+    TagInvalid,
+    Unauthorized,
+    UploadRangeInvalid,
+)
 from harbor_cache.grammar.client_text import is_clean_text
 from harbor_cache.grammar.digests import is_digest_reference
 from harbor_cache.grammar.names import is_valid_repository_name, is_valid_tag
@@ -104,6 +113,22 @@ class HostedFront:
         if self.audit is not None:
             await self.audit.record(action, actor=actor, target=target, detail=detail, request=request)
 
+    async def _authorize_push(self, request: HarborRequest, name: str) -> str | None:
+        """`policy.authorize` for pull+push, recording a refusal as ``image.push.refused``.
+
+        A refusal is recorded when credentials were sent (bad ones, or a user
+        or token without push): the anonymous 401 every client gets before it
+        authenticates is routine and not recorded.
+        """
+        try:
+            return await self.policy.authorize(request, name, {"pull", "push"})
+        except (Denied, Unauthorized) as e:
+            if isinstance(e, Denied) or request.getHeader(b"Authorization"):
+                actor = self.policy.claimed_username(request)
+                detail = {"status": 403 if isinstance(e, Denied) else 401, "code": e.code, "reason": e.message}
+                await self._record(request, "image.push.refused", actor, name, detail)
+            raise
+
     def routes(self) -> dict[str, RouteHandler]:
         """Route kind -> handler, for `OciFront`'s ``extensions`` (built with the same policy)."""
         return {
@@ -132,7 +157,7 @@ class HostedFront:
         name = route.name
         check_name(name)
         method = request.method
-        user = await self.policy.authorize(request, name, {"pull", "push"})
+        user = await self._authorize_push(request, name)
         self.hosted.ensure_writable(name)
         if route.reference is None:
             if method != b"POST":
@@ -197,7 +222,7 @@ class HostedFront:
         else:
             reference = check_digest(reference)
         if request.method == b"PUT":
-            pusher = await self.policy.authorize(request, name, {"pull", "push"})
+            pusher = await self._authorize_push(request, name)
             self.hosted.ensure_writable(name)
             body = await self.hosted.read_manifest_body(body_of(request))
             content_type = request.getHeader(b"Content-Type")

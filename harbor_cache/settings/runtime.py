@@ -167,6 +167,12 @@ SETTINGS: dict[str, Setting] = {
             "Audit log records older than this are dropped (0 = keep)",
         ),
         Setting(
+            "audit.export_max_rows",
+            "10000",
+            _parse_int(1, 1000000),
+            "Most audit records one export (GET /api/v1/audit/export) returns, newest first",
+        ),
+        Setting(
             "retention.interval_seconds",
             "3600",
             _parse_int(0, 7 * DAY),

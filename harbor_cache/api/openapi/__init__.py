@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from harbor_cache.api.openapi import (
+    audit,
     console,
     gc,
     history,
@@ -36,7 +37,7 @@ from harbor_cache.api.openapi.common import ERROR_SCHEMA
 
 __all__ = ["SCHEMAS", "build_document"]
 
-_PARTS = (probes, oci, management, upstreams, policies, quotas, console, maven, gc, sync, history)
+_PARTS = (probes, oci, management, upstreams, policies, quotas, console, audit, maven, gc, sync, history)
 
 SCHEMAS: dict[str, Any] = {"Error": ERROR_SCHEMA}
 for _part in _PARTS:

@@ -331,26 +331,6 @@ def paths() -> dict:
                 role=_ADMIN,
             )
         },
-        "/api/v1/audit": {
-            "get": _op(
-                "auditLog",
-                "The audit log, newest first",
-                {
-                    "200": json_body(
-                        page("entries", ref("AuditRecord"), {"actions": array_of(STRING)}),
-                        "One page, the number of matching records and every action name.",
-                    ),
-                    **_BAD_QUERY,
-                },
-                role=_ADMIN,
-                parameters=[
-                    *_PAGING,
-                    query_param("action", STRING, "An action (user.create) or an area (user: every user.* action)"),
-                    query_param("actor", _TEXT, "Exactly this username"),
-                    query_param("q", _TEXT, "Text in the target or detail"),
-                ],
-            )
-        },
         **_image_paths(),
     }
 

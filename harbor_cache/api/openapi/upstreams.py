@@ -24,7 +24,11 @@ _STRINGS = array_of(STRING)
 SCHEMAS = {
     "UpstreamHealth": obj(
         ["status", "last_check", "latency_ms", "last_error", "consecutive_failures", "blocked_until"],
-        status={"type": "string", "enum": ["healthy", "failing", "blocked", "unknown"]},
+        status={
+            "type": "string",
+            "enum": ["healthy", "failing", "blocked", "unknown", "not_probed"],
+            "description": "unknown: not probed yet; not_probed: never probed (Maven repositories)",
+        },
         last_check={**NULLABLE_TIMESTAMP, "description": "Last GET /v2/ probe"},
         latency_ms={"type": ["number", "null"]},
         last_error=NULLABLE_STRING,
@@ -76,6 +80,10 @@ SCHEMAS = {
             "enum": ["config", "api"],
             "description": "config: declared in the config file, applied at every start, read-only here "
             "(PUT and DELETE answer 409); api: created through this API",
+        },
+        config_file={
+            "type": ["string", "null"],
+            "description": "For managed_by config: the config file's path (null when not known or managed_by api)",
         },
         health=ref("UpstreamHealth"),
     ),

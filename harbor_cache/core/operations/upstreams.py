@@ -281,6 +281,7 @@ class UpstreamCatalog:
             "library_prefix": config.library_prefix,
             "has_credentials": bool(config.username or config.password),
             "managed_by": row.managed_by,
+            "config_file": self.config_file if row.managed_by == "config" else None,
             "health": self.health.health_of(config.name).view(now),
         }
 
@@ -299,8 +300,10 @@ class UpstreamCatalog:
             "library_prefix": False,
             "has_credentials": bool(repo.username or repo.password),
             "managed_by": "config",
+            "config_file": self.config_file,
+            # Maven repositories are not probed (only OCI upstreams get GET /v2/): said plainly, not "unknown".
             "health": {
-                "status": "unknown",
+                "status": "not_probed",
                 "last_check": None,
                 "latency_ms": None,
                 "last_error": None,

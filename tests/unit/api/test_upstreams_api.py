@@ -98,7 +98,8 @@ class ListTests(UpstreamsApiCase):
                 set(u),
             )
             self.assertEqual(set(u["health"]), HEALTH_KEYS)
-            self.assertEqual(u["health"]["status"], "unknown")
+        # OCI upstreams not probed yet are "unknown"; Maven repositories are never probed: said so (issue 29)
+        self.assertEqual([u["health"]["status"] for u in listed], ["unknown", "unknown", "not_probed"])
         self.assertIsInstance(hub["id"], int)
         self.assertEqual(
             (hub["registry"], hub["prefix"], hub["effective_prefix"], hub["routes"], hub["priority"]),
@@ -318,6 +319,11 @@ class ConfigFileTests(UpstreamsApiCase):
         self.assertEqual(
             {name: u["managed_by"] for name, u in listed.items()},
             {"hub": "config", "quay": "api", "ghcr": "config", "central": "config"},
+        )
+        # the console names the file beside what it declares (issue 29)
+        self.assertEqual(
+            {name: u["config_file"] for name, u in listed.items()},
+            {"hub": CONFIG_FILE, "quay": None, "ghcr": CONFIG_FILE, "central": CONFIG_FILE},
         )
         self.assertEqual((listed["hub"]["url"], listed["hub"]["priority"]), ("http://127.0.0.1:9", 4))
         self.assertEqual([u.name for u in self.set.route("gh/a").upstreams], [])  # the old catalog's set

@@ -422,6 +422,9 @@ class IndexTestsMixin:
         self.assertEqual(actions(actor="cy"), (2, ["userx", "user.delete"]))
         self.assertEqual(actions(text="0%"), (1, ["userx"]))
         self.assertEqual(actions(text="B_1"), (2, ["user.delete", "user.create"]))
+        self.assertEqual(actions(since=2.0, until=4.0), (2, ["user.delete", "user.create"]))  # until is exclusive
+        self.assertEqual(actions(exclude="login"), (3, ["userx", "user.delete", "user.create"]))
+        self.assertEqual(actions(exclude="login", actor="ann"), (1, ["user.create"]))
         self.assertEqual(run(self, self.index.prune_audit(2.5)), 2)
         self.assertEqual(actions(), (2, ["userx", "user.delete"]))
 

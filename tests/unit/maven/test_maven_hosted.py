@@ -166,14 +166,35 @@ class DeployTests(HostedBase):
         self.assertEqual(os.listdir(self.app.storage.tmp_dir), [])
 
     def test_deploy_is_audited(self):
-        """A deploy leaves an artifact.deploy record with the deployer; checksum sidecars and refusals leave none."""
+        """A deploy leaves an artifact.deploy record with the deployer; checksum sidecars leave none."""
         jar = os.urandom(1000)
         self.put("releases", JAR, jar)
         self.put("releases", JAR + ".sha1", hashlib.sha1(jar).hexdigest().encode())
-        self.put("releases", JAR, b"again")  # a release is not redeployed: refused, not recorded
         total, rows = self.successResultOf(defer.Deferred.fromCoroutine(self.app.index.audit_page(offset=0, limit=10)))
         self.assertEqual(
             [(r.action, r.actor, r.target) for r in rows], [("artifact.deploy", "writer", "releases/" + JAR)]
+        )
+
+    def test_refused_deploys_are_audited(self):
+        """409 (release redeploy), 403 (a reader) and 401 with bad credentials are artifact.deploy.refused with
+        the status and reason; the anonymous 401 challenge is routine and not recorded."""
+        self.put("releases", JAR, b"first")
+        self.assertEqual(self.put("releases", JAR, b"again")[0].code, 409)
+        self.assertEqual(self.put("releases", POM, b"x", {"Authorization": basic("reader", "reader-pw")})[0].code, 403)
+        self.assertEqual(self.put("releases", POM, b"x", {"Authorization": basic("writer", "wrong")})[0].code, 401)
+        self.assertEqual(self.put("releases", POM, b"x", {})[0].code, 401)
+        _, rows = self.successResultOf(
+            defer.Deferred.fromCoroutine(
+                self.app.index.audit_page(offset=0, limit=10, action="artifact.deploy.refused")
+            )
+        )
+        self.assertEqual(
+            [(r.actor, r.target, json.loads(r.detail or "{}")["status"]) for r in rows],
+            [
+                ("writer", "releases/" + POM, 401),
+                ("reader", "releases/" + POM, 403),
+                ("writer", "releases/" + JAR, 409),
+            ],
         )
 
     def test_redeploy_release_refused(self):

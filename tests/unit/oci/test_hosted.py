@@ -9,7 +9,7 @@ from twisted.internet.defer import Deferred
 
 from harbor_cache.core.hosted import uploads as hosted_module
 from harbor_cache.oci.hosted import parse_content_range
-from tests.unit.base import OCI_INDEX, OCI_MANIFEST, HostedRegistryCase, error_code, header, sha256
+from tests.unit.base import OCI_INDEX, OCI_MANIFEST, USERS, HostedRegistryCase, error_code, header, sha256
 
 NAME = "team/app"
 
@@ -513,3 +513,25 @@ class ListingAndDeleteTests(HostedRegistryCase):
         response, body = self.fetch("GET", f"/v2/{NAME}/referrers/{subject}?artifactType=other")
         self.assertEqual(json.loads(body)["manifests"], [])
         self.assertEqual(header(response, "OCI-Filters-Applied"), "artifactType")
+
+
+class RefusedPushAuditTests(HostedRegistryCase):
+    """Refused pushes leave an image.push.refused record (issue 29); the anonymous challenge does not."""
+
+    def refused(self) -> list[tuple[str | None, str | None, int]]:
+        _, rows = self.successResultOf(
+            Deferred.fromCoroutine(self.app.index.audit_page(offset=0, limit=10, action="image.push.refused"))
+        )
+        return [(r.actor, r.target, json.loads(r.detail or "{}")["status"]) for r in rows]
+
+    def test_denied_and_bad_credentials_are_recorded(self) -> None:
+        reader = [u for u, (_, role) in USERS.items() if role == "read-only"][0]
+        response, _ = self.fetch("POST", f"/v2/{NAME}/blobs/uploads/", user=reader)
+        self.assertEqual(response.code, 403)
+        response, _ = self.fetch(
+            "PUT", f"/v2/{NAME}/manifests/1", b"{}", {"Authorization": "Basic " + "YWRtaW46d3Jvbmc="}, user=None
+        )  # admin:wrong
+        self.assertEqual(response.code, 401)
+        response, _ = self.fetch("POST", f"/v2/{NAME}/blobs/uploads/", user=None)
+        self.assertEqual(response.code, 401)  # anonymous: the routine challenge, not recorded
+        self.assertEqual(self.refused(), [("admin", NAME, 401), (reader, NAME, 403)])
