@@ -22,6 +22,7 @@ from harbor_cache.index.entries import EntriesStore, EntryWrite
 from harbor_cache.index.eviction import EvictionStore
 from harbor_cache.index.gc import GcStore
 from harbor_cache.index.hosted import HostedStore
+from harbor_cache.index.image_facts import ImageFactsStore
 from harbor_cache.index.leases import LeasesStore
 from harbor_cache.index.maven import MavenStore
 from harbor_cache.index.migrations import SchemaStore
@@ -60,6 +61,7 @@ class Index(
     UploadsStore,
     AuditStore,
     ConsoleStore,
+    ImageFactsStore,
     NodesStore,
     PoliciesStore,
     GcStore,

@@ -235,6 +235,15 @@ MIGRATIONS: list[list[str]] = [
             updated_at REAL NOT NULL
         )""",
     ],
+    # 15: which image a proxied blob belongs to (the console names blob rows): one row per blob and
+    #     repository, written when a proxied image manifest is stored; hosted blobs have blob_refs
+    [
+        """CREATE TABLE blob_images (
+            digest TEXT NOT NULL,
+            repository TEXT NOT NULL,
+            PRIMARY KEY (digest, repository)
+        )""",
+    ],
 ]
 
 

@@ -145,6 +145,21 @@ class ProxyCore:
             return Route(key, None, key, [])
         return route
 
+    def image_identity(self, key: str) -> tuple[str, str]:
+        """(registry, name there) of the upstream image a cache key names; ("", key) for a hosted name.
+
+        Clients reach one upstream image by several keys: containerd's ``?ns=docker.io`` files
+        ``library/test`` under ``docker.io/library/test``, a mirror-configured docker asks
+        ``library/test``, and an upstream with ``library_prefix`` turns ``test`` into
+        ``library/test``. The console merges the keys with one identity into one row.
+        """
+        route = self.route(key)
+        if not route.upstreams:
+            return "", key
+        first = route.upstreams[0]
+        registry = first.config.registry or route.prefix or first.name
+        return registry.lower(), first.remote_name(route.remote)
+
     def upstreams_changed(self) -> None:
         """The upstream list was replaced: a 404 remembered from the old list may not hold any more."""
         self.negative.clear()
