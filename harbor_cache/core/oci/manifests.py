@@ -77,6 +77,7 @@ class ProxyManifests(ProxyCore):
         )
         self._manifest_rows[(name, digest)] = (entry.id, media_type, stored, hit_source(entry))
         self.manifests.put(digest, (body, media_type))
+        self.outcomes.served(entry.id, 1)  # the client that caused the fetch read it too (as for blobs)
         await self._record_blob_images(name, body)
 
     async def _record_blob_images(self, name: str, body: bytes) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -157,7 +158,8 @@ class ProxyCore:
         if not route.upstreams:
             return "", key
         first = route.upstreams[0]
-        registry = first.config.registry or route.prefix or first.name
+        # The registry host it serves (containerd's ns), else the host of its URL: what a client would name.
+        registry = first.config.registry or urlsplit(first.config.url).netloc or first.name
         return registry.lower(), first.remote_name(route.remote)
 
     def upstreams_changed(self) -> None:
