@@ -65,7 +65,7 @@ from harbor_cache.core.operations.upstream_health import HealthMonitor
 from harbor_cache.core.operations.upstreams import UpstreamCatalog
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.http.access_log import AccessLogFile, resolve_path
-from harbor_cache.http.resources import ConsoleFiles, NotFoundResource, Root
+from harbor_cache.http.resources import ConsoleFiles, NotFoundResource, RedirectToUI, Root
 from harbor_cache.http.site import HarborSite
 from harbor_cache.index import Index, dialect_of_url, open_pool
 from harbor_cache.maven.front import MavenFront
@@ -401,6 +401,7 @@ class HarborApp:
         ui = ConsoleFiles(os.path.join(os.path.dirname(__file__), "ui"))
         ui.childNotFound = NotFoundResource()  # type: ignore[assignment]
         self.root.put(b"ui", ui)
+        self.root.put(b"favicon.ico", RedirectToUI(b"/ui/favicon.svg"))
         self.root.mount(b"v2", self.oci_front.app.resource(), hot=self.oci_front.hot_manifest)
         self.root.mount(b"api", self.api_front.app.resource())
         maven_resource = self.maven_front.app.resource()

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from harbor_cache import __version__
 from harbor_cache.core.operations.audit import ACTIONS
-from harbor_cache.core.seams import AuditRecord, ConsoleQueries, Entry
+from harbor_cache.core.seams import AuditRecord, ConsoleQueries, Entry, ImageRepository
 from harbor_cache.errors import (
     BadRequest,
     Conflict,
@@ -189,6 +189,7 @@ def manifest_view(body: bytes, digest: str, media_type: str) -> dict[str, Any]:
     view["config"] = _descriptor(document["config"]) if isinstance(document.get("config"), dict) else None
     view["layers"] = [{**_descriptor(d), "annotations": _strings(d.get("annotations"))} for d in layers]
     view["total_size"] = sum(layer["size"] or 0 for layer in view["layers"])
+    view["image_size"] = view["total_size"] + ((view["config"] or {}).get("size") or 0)
     return view
 
 
@@ -238,14 +239,30 @@ class ConsoleApi:
             repository=query_arg(request, "repository"),
             text=query_arg(request, "q"),
         )
+        views = [entry_view(r) for r in rows]
+        await self._name_blobs(views)
         return {
             "total": total,
             "offset": offset,
             "limit": limit,
             "sort": sort,
             "order": order,
-            "entries": [entry_view(r) for r in rows],
+            "entries": views,
         }
+
+    async def _name_blobs(self, views: list[dict[str, Any]]) -> None:
+        """A blob row's ``image``: a repository known to use it (one query for the page), else None.
+
+        Hosted blobs are known by their claims, proxied ones by the manifests stored since
+        ``blob_images`` exists; ``image_count`` says how many repositories use it.
+        """
+        digests = [v["key"] for v in views if v["type"] == "blob"]
+        owners = await self.queries.blob_owners(digests) if digests else {}
+        for v in views:
+            if v["type"] == "blob":
+                names = owners.get(v["key"], [])
+                v["image"] = names[0] if names else None
+                v["image_count"] = len(names)
 
     async def delete_entry(self, entry_id: int) -> dict[str, Any]:
         """Remove one proxied entry; NotFound, or Conflict for hosted content."""
@@ -383,19 +400,45 @@ class ConsoleApi:
         ref = f"{name}@{reference}" if is_digest_reference(reference) else f"{name}:{reference}"
         return {"docker": f"docker pull {host}/{ref}", "podman": f"podman pull {host}/{ref}"}
 
+    def _identity(self, key: str) -> tuple[str, str]:
+        identify = getattr(self.oci, "image_identity", None)
+        return identify(key) if identify is not None else ("", key)
+
     async def images(self) -> dict[str, Any]:
-        repos = []
+        """One row per upstream image, whichever keys clients reached it by (`OciCache.image_identity`).
+
+        ``name`` is the key the row's tags are browsed by (the one with the most tags), ``paths`` every
+        key it is stored under, ``registry`` the upstream registry ("" for hosted names) and ``image``
+        the name there. Counts of a merged row are distinct tags and manifests, not sums.
+        """
+        groups: dict[tuple[str, str], list[ImageRepository]] = {}
         for r in await self.queries.image_repositories():
+            groups.setdefault(self._identity(r.name), []).append(r)
+        merged = [r.name for members in groups.values() if len(members) > 1 for r in members]
+        contents = await self.queries.repository_contents(merged) if merged else {}
+        repos = []
+        for (registry, image), members in groups.items():
+            primary = min(members, key=lambda r: (-(r.hosted_tags + r.cached_tags), len(r.name), r.name))
+            if len(members) > 1:
+                tag_count = len(set().union(*(contents.get(m.name, (set(), set()))[0] for m in members)))
+                manifest_count = len(set().union(*(contents.get(m.name, (set(), set()))[1] for m in members)))
+            else:
+                tag_count = primary.hosted_tags + primary.cached_tags
+                manifest_count = primary.hosted_manifests + primary.cached_manifests
             repos.append(
                 {
-                    "name": r.name,
-                    "hosted": bool(r.hosted_tags or r.hosted_manifests),
-                    "cached": bool(r.cached_tags or r.cached_manifests),
-                    "tag_count": r.hosted_tags + r.cached_tags,
-                    "manifest_count": r.hosted_manifests + r.cached_manifests,
-                    "updated_at": iso8601(r.updated_at or None),
+                    "name": primary.name,
+                    "registry": registry,
+                    "image": image,
+                    "paths": sorted(m.name for m in members),
+                    "hosted": any(m.hosted_tags or m.hosted_manifests for m in members),
+                    "cached": any(m.cached_tags or m.cached_manifests for m in members),
+                    "tag_count": tag_count,
+                    "manifest_count": manifest_count,
+                    "updated_at": iso8601(max(m.updated_at for m in members) or None),
                 }
             )
+        repos.sort(key=lambda r: (r["image"], r["registry"]))
         return {"repositories": repos}
 
     @staticmethod
@@ -451,6 +494,8 @@ class ConsoleApi:
         else:
             result = await self.oci.get_manifest_by_tag(name, reference)
         view = manifest_view(result.body, result.digest, result.media_type)
+        if view["kind"] == "index":
+            await self._platform_sizes(view["platforms"])
         view.update(
             {
                 "repository": name,
@@ -460,6 +505,28 @@ class ConsoleApi:
             }
         )
         return view
+
+    async def _platform_sizes(self, platforms: list[dict[str, Any]]) -> None:
+        """Each platform's ``image_size`` (config + layers of its manifest), from manifests we hold.
+
+        Only stored manifests are read (memory or disk, `OciCache.stored_manifest`): viewing an
+        index never asks upstream for every platform. A platform not cached here gets None.
+        """
+        stored = getattr(self.oci, "stored_manifest", None)
+        for platform in platforms:
+            platform["image_size"] = None
+            digest = platform.get("digest")
+            if stored is None or not isinstance(digest, str):
+                continue
+            body = await stored(digest)
+            if body is None:
+                continue
+            try:
+                child = manifest_view(body, digest, platform.get("media_type") or "")
+            except ManifestInvalid:
+                continue
+            if child["kind"] == "image":
+                platform["image_size"] = child["image_size"]
 
     async def delete_tag(self, request: HarborRequest) -> tuple[str, str]:
         name = self._name(request)

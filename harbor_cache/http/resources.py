@@ -97,11 +97,17 @@ def _utf8_path(path: bytes) -> bool:
 
 
 class RedirectToUI(resource.Resource):
+    """A 302 into the console: ``/`` to ``/ui/``; ``/favicon.ico`` (browsers ask it unprompted) to the SVG icon."""
+
     isLeaf = True
+
+    def __init__(self, location: bytes = b"/ui/") -> None:
+        super().__init__()
+        self.location = location
 
     def render(self, request):
         request.setResponseCode(302)
-        request.setHeader(b"Location", b"/ui/")
+        request.setHeader(b"Location", self.location)
         return b""
 
 

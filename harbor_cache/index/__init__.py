@@ -23,6 +23,7 @@ from harbor_cache.index.eviction import EvictionStore
 from harbor_cache.index.gc import GcStore
 from harbor_cache.index.history import HistoryStore
 from harbor_cache.index.hosted import HostedStore
+from harbor_cache.index.image_facts import ImageFactsStore
 from harbor_cache.index.leases import LeasesStore
 from harbor_cache.index.maven import MavenStore
 from harbor_cache.index.migrations import SchemaStore
@@ -62,6 +63,7 @@ class Index(
     UploadsStore,
     AuditStore,
     ConsoleStore,
+    ImageFactsStore,
     NodesStore,
     PoliciesStore,
     GcStore,

@@ -273,6 +273,15 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (granularity, bucket_start, kind, label)
         )""",
     ],
+    # 17: which image a proxied blob belongs to (the console names blob rows): one row per blob and
+    #     repository, written when a proxied image manifest is stored; hosted blobs have blob_refs
+    [
+        """CREATE TABLE blob_images (
+            digest TEXT NOT NULL,
+            repository TEXT NOT NULL,
+            PRIMARY KEY (digest, repository)
+        )""",
+    ],
 ]
 
 

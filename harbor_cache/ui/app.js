@@ -87,10 +87,12 @@ async function render() {
   const entry = PAGES.find(p => p[0] === page);
   const ctx = { navigate, params, here: location.hash };
   if (page === "login") {
+    document.title = "Log in · harbor-cache";
     keep(await login.render(main, ctx));
     return;
   }
   if (!entry) {
+    document.title = "Not found · harbor-cache";
     main.appendChild(h("h1", { tabindex: "-1" }, "Not found"));
     main.appendChild(h("p", {}, "There is no such page. ", h("a", { href: "#/maven" }, "Back to the repositories")));
     return;

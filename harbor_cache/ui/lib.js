@@ -81,7 +81,8 @@ export function setUnauthorizedHandler(fn) { onUnauthorized = fn; }
 
 // auth: "management" (the /api/v1 token; a 401 ends the session and shows the login form),
 // "artifact" (the Kagami token, when the user is logged in), or "none".
-export async function api(path, { method = "GET", body, auth = "management", headers = {} } = {}) {
+// exact: integers beyond 2^53 arrive as strings (`parseJsonExact`).
+export async function api(path, { method = "GET", body, auth = "management", headers = {}, exact = false } = {}) {
   const init = { method, headers: { Accept: "application/json", ...headers }, credentials: "omit" };
   const token = auth === "management" ? session.token : auth === "artifact" ? session.artifactToken : null;
   if (token) init.headers.Authorization = "Bearer " + token;
@@ -98,7 +99,7 @@ export async function api(path, { method = "GET", body, auth = "management", hea
   if (response.status === 204) return null;
   const text = await response.text();
   let data = null;
-  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  try { data = text ? (exact ? parseJsonExact(text) : JSON.parse(text)) : null; } catch { data = null; }
   if (!response.ok) {
     const first = data && Array.isArray(data.errors) ? data.errors[0] : null;
     const message = first?.message || `${response.status} ${response.statusText || "error"}`;
@@ -127,6 +128,27 @@ export function formatSize(n) {
   let value = n, unit = 0;
   while (value >= 1024 && unit < UNITS.length - 1) { value /= 1024; unit++; }
   return `${value.toFixed(2)} ${UNITS[unit]}`;
+}
+
+// A size as text ("1.50 MB") with the exact byte count on hover; "" when unknown.
+export function sizeEl(n, unknown = "") {
+  if (n === undefined || n === null) return unknown;
+  return h("span", { class: "size", title: `${BigInt(n).toLocaleString("en-US")} bytes` }, formatSize(n));
+}
+
+// A repository name or path that may wrap after each "/" (never mid-word): text with <wbr> after every slash.
+export function wrapName(name) {
+  const parts = String(name ?? "").split("/");
+  return h("span", { class: "name" }, parts.flatMap((p, i) => (i < parts.length - 1 ? [p + "/", h("wbr", {})] : [p])));
+}
+
+// JSON text with integers beyond 2^53 kept exact, as strings: the config schema's bounds
+// (cache.max_size may be 2^60) would otherwise print rounded. Strings are matched whole first,
+// so digits inside them are left alone.
+export function parseJsonExact(text) {
+  const marked = text.replace(/"(?:[^"\\]|\\.)*"|-?\d{16,}(?![.eE\d])/g,
+    token => (token[0] === '"' || Number.isSafeInteger(Number(token)) ? token : `"${token}"`));
+  return JSON.parse(marked);
 }
 
 // ISO 8601 from the server, shown in the browser's own time zone.
@@ -192,12 +214,15 @@ export function errorBox(error) {
   return h("p", { class: "error", role: "alert" }, error instanceof Error ? error.message : String(error));
 }
 
-export function table(headers, rows, { caption, className } = {}) {
+// No rows: one row saying so (`empty`, e.g. "No images cached yet"), never a bare header.
+export function table(headers, rows, { caption, className, empty = "Nothing here yet." } = {}) {
+  const body = rows.length ? rows
+    : h("tr", { class: "empty" }, h("td", { colspan: headers.length, class: "muted" }, empty));
   return h("div", { class: "table-wrap" },
     h("table", { class: className },
       caption ? h("caption", {}, caption) : null,
       h("thead", {}, h("tr", {}, headers.map(t => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, rows)));
+      h("tbody", {}, body)));
 }
 
 // A modal confirmation (a <dialog>: focus stays inside, Escape cancels). Resolves true or false.

@@ -603,6 +603,8 @@ class ConsoleTests(SynchronousTestCase):
             message="the new password never worked",
         )
         self.css("tr[data-username='carol'] button[aria-label='Delete user carol']").click()
+        self.assertIn("Delete the user carol", self.css("dialog.confirm p").text)
+        self.css("dialog.confirm button[data-confirm='yes']").click()
         self.wait(lambda d: not self.all("tr[data-username='carol']"))
 
     def test_h_config_invalid_value(self):

@@ -148,7 +148,11 @@ class PoliciesConsoleTests(SynchronousTestCase):
         # delete both
         immutable_id = self.api("/api/v1/immutable-tags")["rules"][0]["id"]
         self.css("button[aria-label='Delete immutable-tag rule %d']" % immutable_id).click()
+        self.assertIn("Delete immutable-tag rule %d (team/*: v*)" % immutable_id, self.css("dialog.confirm p").text)
+        self.css("dialog.confirm button[data-confirm='yes']").click()
         self.css("#no-immutable")
         self.css("button[aria-label='Delete retention rule %d']" % rule_id).click()
+        self.assertIn("Delete retention rule %d on " % rule_id, self.css("dialog.confirm p").text)
+        self.css("dialog.confirm button[data-confirm='yes']").click()
         self.css("#no-retention")
         self.assertEqual(self.api("/api/v1/retention")["rules"], [])

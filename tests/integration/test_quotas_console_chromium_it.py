@@ -108,5 +108,7 @@ class QuotaConsoleTests(SynchronousTestCase):
         self.assertIn("bad repository glob", error.text)
 
         self.d.find_element("css selector", 'button[aria-label="Delete quota team-a/*"]').click()
+        self.assertIn("Delete the quota on team-a/*", self.css("dialog.confirm p").text)
+        self.css("dialog.confirm button[data-confirm='yes']").click()
         self.css("#no-quotas")
         self.assertEqual(self.d.find_elements("css selector", 'tr[data-repositories="team-a/*"]'), [])

@@ -22,6 +22,7 @@ from typing import Any
 from harbor_cache.api.openapi import (
     audit,
     console,
+    favicon,
     gc,
     history,
     management,
@@ -37,7 +38,7 @@ from harbor_cache.api.openapi.common import ERROR_SCHEMA
 
 __all__ = ["SCHEMAS", "build_document"]
 
-_PARTS = (probes, oci, management, upstreams, policies, quotas, console, audit, maven, gc, sync, history)
+_PARTS = (probes, oci, management, upstreams, policies, quotas, console, audit, maven, gc, sync, history, favicon)
 
 SCHEMAS: dict[str, Any] = {"Error": ERROR_SCHEMA}
 for _part in _PARTS:

@@ -70,7 +70,13 @@ SCHEMAS = {
         created_at=TIMESTAMP,
         fetched_at=TIMESTAMP,
         last_access=TIMESTAMP,
-        hits=COUNT,
+        hits={**COUNT, "description": "Reads of the entry: hits, and the clients served while it downloaded"},
+        image={
+            **NULLABLE_STRING,
+            "description": "Blob rows only: a repository known to use the blob (hosted claims, stored proxied "
+            "manifests), null when none is known",
+        },
+        image_count={**COUNT, "description": "Blob rows only: how many repositories are known to use it"},
     ),
     "Download": obj(
         [
@@ -168,8 +174,14 @@ SCHEMAS = {
         ["repositories"],
         repositories=array_of(
             obj(
-                ["name", "hosted", "cached", "tag_count", "manifest_count", "updated_at"],
-                name=STRING,
+                ["name", "registry", "image", "paths", "hosted", "cached", "tag_count", "manifest_count", "updated_at"],
+                name={
+                    "type": "string",
+                    "description": "The key to browse the tags by (of paths, the one with most tags)",
+                },
+                registry={"type": "string", "description": 'Upstream registry host, e.g. docker.io ("" when hosted)'},
+                image={"type": "string", "description": "The image's name in that registry"},
+                paths=array_of({**STRING, "description": "Every repository name clients reached this image by"}),
                 hosted={"type": "boolean"},
                 cached={"type": "boolean"},
                 tag_count=COUNT,
@@ -226,11 +238,16 @@ SCHEMAS = {
                 variant=NULLABLE_STRING,
                 os_version=NULLABLE_STRING,
                 annotations=STRING_MAP,
+                image_size={
+                    **_NULLABLE_INTEGER,
+                    "description": "Config + layers of this platform's manifest; null when it is not cached here",
+                },
             ),
         },
         config={"anyOf": [_descriptor(), {"type": "null"}]},
         layers=array_of(_descriptor(annotations=STRING_MAP)),
         total_size={"type": "integer", "minimum": 0, "description": "Sum of the layer sizes"},
+        image_size={"type": "integer", "minimum": 0, "description": "An image: config + layers"},
     ),
 }
 

@@ -40,9 +40,9 @@ class AccessRecorder:
     async def load(self) -> None:
         self.totals = await self._index.get_counters()
 
-    def touch(self, entry_id: int) -> None:
+    def touch(self, entry_id: int, reads: int = 1) -> None:
         _, count = self._touches.get(entry_id, (0.0, 0))
-        self._touches[entry_id] = (self._clock.seconds(), count + 1)
+        self._touches[entry_id] = (self._clock.seconds(), count + reads)
 
     def count(self, name: str, delta: int = 1) -> None:
         self._counters[name] = self._counters.get(name, 0) + delta
@@ -107,6 +107,14 @@ class Outcomes:
         if child is None:
             child = self._source_hits[source] = self._metrics.source_hits.labels(self.front, source)
         child.inc()
+
+    def served(self, entry_id: int, reads: int) -> None:
+        """``reads`` clients got an entry while it was fetched (a miss and its coalesced joiners).
+
+        Not hits (the hit/miss counters stay as they were), but reads of the entry: its access
+        count and last access include them, as the console's hit column and LFU expect.
+        """
+        self._access.touch(entry_id, reads)
 
     def miss(self, source: str) -> None:
         self._access.count("misses")

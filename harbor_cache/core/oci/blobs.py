@@ -161,7 +161,11 @@ class BlobDownload:
 
     async def commit(self, download: Download) -> Entry:
         assert download.temp is not None and download.temp.total is not None  # verified: its length is known
-        return await self.cache._commit_blob(self.digest, download.temp.total, download.source)
+        entry = await self.cache._commit_blob(self.digest, download.temp.total, download.source)
+        # The clients that read the body while it downloaded (the first and every joiner) read this
+        # entry too: without this a blob three clients pulled at once shows 0 hits and LFU evicts it first.
+        self.cache.outcomes.served(entry.id, download.joined + 1)
+        return entry
 
     async def adopt(self) -> Adopted | None:
         return await self.cache._adopt_blob(self.digest)

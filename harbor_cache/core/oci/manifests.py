@@ -11,7 +11,14 @@ from harbor_cache.core.oci.proxy import ManifestResult, ProxyCore, map_upstream_
 from harbor_cache.core.operations.diskspace import is_disk_full
 from harbor_cache.errors import ManifestUnknown
 from harbor_cache.grammar.digests import InvalidDigest, digest_bytes, parse_digest
-from harbor_cache.grammar.mediatypes import MANIFEST_ACCEPT, OCI_MANIFEST, InvalidManifest, detect_manifest_media_type
+from harbor_cache.grammar.mediatypes import (
+    MANIFEST_ACCEPT,
+    MAX_MANIFEST_BYTES,
+    OCI_MANIFEST,
+    InvalidManifest,
+    detect_manifest_media_type,
+    manifest_references,
+)
 from harbor_cache.upstream.http import UpstreamError, UpstreamNotFound
 from harbor_cache.upstream.registry import read_limited
 
@@ -70,6 +77,36 @@ class ProxyManifests(ProxyCore):
         )
         self._manifest_rows[(name, digest)] = (entry.id, media_type, stored, hit_source(entry))
         self.manifests.put(digest, (body, media_type))
+        self.outcomes.served(entry.id, 1)  # the client that caused the fetch read it too (as for blobs)
+        await self._record_blob_images(name, body)
+
+    async def _record_blob_images(self, name: str, body: bytes) -> None:
+        """Remember which blobs this image uses, so the console can name a blob row after its image.
+
+        Written once per stored manifest (not per pull); an unreadable body records nothing.
+        """
+        try:
+            blobs, _children = manifest_references(body)
+        except InvalidManifest:
+            return
+        await self.index.add_blob_images(name, blobs)
+
+    async def stored_manifest(self, digest: str) -> bytes | None:
+        """A manifest we hold, from memory or disk, without asking upstream or counting a hit (None: not here)."""
+        try:
+            digest = str(parse_digest(digest))
+        except InvalidDigest:
+            return None
+        item = self.manifests.get(digest)
+        if item is not None:
+            return item[0]
+        size = self.storage.stat_blob(digest)
+        if size is None or size > MAX_MANIFEST_BYTES:  # a descriptor may name a layer: never read one whole
+            return None
+        try:
+            return await self.storage.read_bytes(digest)
+        except FileNotFoundError:
+            return None
 
     async def _fetch_manifest(self, name: str, reference: str) -> tuple[bytes, str, str, str]:
         """GET from the first upstream that has it: (body, digest, media type, upstream name).

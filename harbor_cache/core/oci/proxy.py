@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -144,6 +145,22 @@ class ProxyCore:
         ):
             return Route(key, None, key, [])
         return route
+
+    def image_identity(self, key: str) -> tuple[str, str]:
+        """(registry, name there) of the upstream image a cache key names; ("", key) for a hosted name.
+
+        Clients reach one upstream image by several keys: containerd's ``?ns=docker.io`` files
+        ``library/test`` under ``docker.io/library/test``, a mirror-configured docker asks
+        ``library/test``, and an upstream with ``library_prefix`` turns ``test`` into
+        ``library/test``. The console merges the keys with one identity into one row.
+        """
+        route = self.route(key)
+        if not route.upstreams:
+            return "", key
+        first = route.upstreams[0]
+        # The registry host it serves (containerd's ns), else the host of its URL: what a client would name.
+        registry = first.config.registry or urlsplit(first.config.url).netloc or first.name
+        return registry.lower(), first.remote_name(route.remote)
 
     def upstreams_changed(self) -> None:
         """The upstream list was replaced: a 404 remembered from the old list may not hold any more."""

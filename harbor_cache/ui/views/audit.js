@@ -95,7 +95,7 @@ export async function render(main, { params, navigate }) {
     h("td", { class: "action" }, h("code", {}, r.action)),
     h("td", { class: "wrap" }, r.target ?? ""), h("td", { class: "wrap detail" }, detailFields(r.detail)),
     h("td", {}, r.client ?? "")));
-  main.append(table(["When", "User", "Action", "Target", "Detail", "Client"], rows, { className: "audit-log" }));
-  if (!rows.length) main.append(h("p", { class: "muted" }, "No record matches."));
+  main.append(table(["When", "User", "Action", "Target", "Detail", "Client"], rows,
+    { className: "audit-log", empty: "No record matches." }));
   main.append(pager(page.total, offset, LIMIT, o => navigate("audit", { ...state, offset: o })));
 }

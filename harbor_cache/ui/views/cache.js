@@ -1,6 +1,6 @@
 // Cache entries: paged, sortable, filterable; delete one; clean up and clear behind a confirmation.
 // Address: #/cache?sort=..&order=..&front=..&kind=..&repository=..&q=..&offset=..
-import { api, confirmDialog, errorBox, formatSize, h, pager, qs, shortDigest, table, timeEl } from "../lib.js";
+import { api, confirmDialog, errorBox, h, pager, qs, shortDigest, sizeEl, table, timeEl, wrapName } from "../lib.js";
 
 const LIMIT = 25;
 const SORTS = [["last_access", "Last access"], ["size", "Size"], ["hits", "Hits"], ["created", "Created"],
@@ -24,12 +24,14 @@ export async function render(main, { params, navigate }) {
   const status = h("p", { role: "status", id: "cache-status" });
   const actions = h("div", { class: "toolbar" },
     h("button", { type: "button", id: "cleanup", onclick: async () => {
-      if (!(await confirmDialog("Run eviction and retention now?", "Clean up"))) return;
+      if (!(await confirmDialog("Run eviction and retention now: proxied entries over the size limit or past " +
+        "their retention are deleted. Hosted content is kept.", "Clean up now"))) return;
       try { status.textContent = `Cleanup removed ${(await api("/api/v1/cache/cleanup", { method: "POST" })).cleaned} entries.`; }
       catch (e) { status.textContent = e.message; }
     } }, "Clean up now"),
     h("button", { type: "button", class: "danger", id: "clear-cache", onclick: async () => {
-      if (!(await confirmDialog("Remove every proxied entry? Hosted content is kept.", "Clear cache"))) return;
+      if (!(await confirmDialog("Delete every proxied entry of every front and repository, whatever the filters " +
+        "show? Hosted content is kept.", "Clear the whole cache"))) return;
       try {
         status.textContent = `Cleared ${(await api("/api/v1/cache", { method: "DELETE" })).cleared} entries.`;
         go({ offset: 0 });
@@ -64,23 +66,32 @@ export async function render(main, { params, navigate }) {
   const sortHeader = (key, label) => h("button", { type: "button", class: "link sort", "aria-label": "Sort by " + label,
     onclick: () => go({ sort: key, order: state.sort === key && state.order === "desc" ? "asc" : "desc", offset: 0 }) },
     label + (state.sort === key ? (state.order === "desc" ? " ▼" : " ▲") : ""));
+  // A blob is named after an image that uses it (the API knows hosted claims and stored proxied manifests).
+  const owner = e => e.repository ? wrapName(e.repository)
+    : e.image ? [wrapName(e.image), e.image_count > 1 ? h("span", { class: "muted" }, ` +${e.image_count - 1}`) : null]
+      : h("span", { class: "muted" }, "(no image known)");
+  const what = e => (e.type === "blob" ? "blob" : e.type === "manifest" ? "manifest" : "file");
   const rows = page.entries.map(e => {
     const row = h("tr", { dataset: { id: e.id } },
       h("td", {}, e.front), h("td", {}, h("span", { class: "badge " + e.kind }, e.kind === "proxy" ? "proxied" : "hosted")),
-      h("td", { class: "wrap" }, e.repository || "(blob)"),
-      h("td", { class: "wrap" }, e.type === "maven" ? e.key : h("code", { title: e.key }, shortDigest(e.key))),
-      h("td", { class: "num" }, formatSize(e.size)), h("td", { class: "num" }, e.hits),
+      h("td", { class: "wrap owner" }, owner(e)),
+      h("td", { class: "wrap" }, e.type === "maven" ? wrapName(e.key) : h("code", { title: e.key }, shortDigest(e.key))),
+      h("td", { class: "num" }, sizeEl(e.size)), h("td", { class: "num hits" }, e.hits),
       h("td", {}, timeEl(e.last_access)), h("td", {}, timeEl(e.created_at)),
       h("td", {}, e.kind === "proxy" ? h("button", { type: "button", class: "small", "aria-label": "Delete entry " + e.key,
         onclick: async () => {
-          if (!(await confirmDialog(`Delete ${e.repository ? e.repository + " " : ""}${e.key} from the cache?`, "Delete"))) return;
+          const of = e.repository || e.image;
+          if (!(await confirmDialog(`Delete the cached ${what(e)} ${e.type === "maven" ? e.key : shortDigest(e.key)}` +
+            `${of ? " of " + of : ""} (${sizeEl(e.size).textContent})? It is fetched again on the next request.`,
+            `Delete ${what(e)}`))) return;
           try { await api(`/api/v1/cache/entries/${e.id}`, { method: "DELETE" }); row.remove(); status.textContent = "Deleted."; }
           catch (err) { status.textContent = err.message; }
         } }, "Delete") : ""));
     return row;
   });
-  main.append(table(["Front", "Kind", "Repository", "Key", sortHeader("size", "Size"), sortHeader("hits", "Hits"),
-    sortHeader("last_access", "Last access"), sortHeader("created", "Created"), ""], rows, { className: "entries" }));
-  if (!rows.length) main.append(h("p", { class: "muted" }, "No entry matches."));
+  main.append(table(["Front", "Kind", "Repository / image", "Key", sortHeader("size", "Size"), sortHeader("hits", "Hits"),
+    sortHeader("last_access", "Last access"), sortHeader("created", "Created"), ""], rows,
+    { className: "entries", empty: Object.values({ ...state, sort: "", order: "", offset: "" }).some(Boolean)
+      ? "No entry matches these filters." : "Nothing is cached yet." }));
   main.append(pager(page.total, offset, LIMIT, o => go({ offset: o })));
 }

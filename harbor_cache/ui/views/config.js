@@ -1,6 +1,6 @@
 // Runtime configuration (admin): every key with type, description, default and current value;
 // an invalid value shows the API's error inline; reset to default.
-import { api, errorBox, h, table, timeEl } from "../lib.js";
+import { api, errorBox, h, sizeEl, table, timeEl } from "../lib.js";
 
 function editor(key) {
   const id = "cfg-" + key.key.replace(/[^a-z0-9]/gi, "-");
@@ -12,6 +12,9 @@ function editor(key) {
   input.value = key.value;
   return input;
 }
+
+// A byte count (cache.max_size, ...): its default also shown in KB/MB/GB, the exact count on hover.
+const isByteCount = key => key.type === "integer" && /(size|bytes)$/.test(key.key);
 
 function bounds(key) {
   const parts = [];
@@ -25,7 +28,8 @@ export async function render(main, { navigate }) {
   main.append(h("h1", { tabindex: "-1" }, "Configuration"));
   main.append(h("p", { class: "muted" }, "Changes apply at once, without a restart."));
   let schema;
-  try { schema = await api("/api/v1/config/schema"); } catch (e) { main.append(errorBox(e)); return; }
+  // exact: bounds such as cache.max_size's 2^60 stay exact (JSON numbers past 2^53 would round)
+  try { schema = await api("/api/v1/config/schema", { exact: true }); } catch (e) { main.append(errorBox(e)); return; }
   const rows = schema.keys.map(key => {
     const input = editor(key);
     const err = h("p", { class: "error", role: "alert", hidden: true });
@@ -46,10 +50,11 @@ export async function render(main, { navigate }) {
     } }, "Reset to default");
     return h("tr", { dataset: { key: key.key } },
       h("th", { scope: "row" }, h("code", {}, key.key), h("div", { class: "muted" }, key.description)),
-      h("td", {}, key.type, bounds(key) ? h("div", { class: "muted" }, bounds(key)) : null),
-      h("td", {}, h("code", {}, key.default)),
+      h("td", {}, key.type, bounds(key) ? h("div", { class: "muted bounds" }, bounds(key)) : null),
+      h("td", {}, h("code", { class: "raw-number" }, key.default),
+        isByteCount(key) && /^\d+$/.test(key.default) ? h("div", { class: "muted" }, sizeEl(key.default)) : null),
       h("td", {}, input, " ", save, " ", reset, " ", status, err,
         h("div", { class: "muted" }, key.updated_at ? ["changed ", timeEl(key.updated_at)] : "default")));
   });
-  main.append(table(["Key", "Type", "Default", "Value"], rows, { className: "config" }));
+  main.append(table(["Key", "Type", "Default", "Value"], rows, { className: "config", empty: "No runtime settings." }));
 }

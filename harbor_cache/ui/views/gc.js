@@ -32,12 +32,12 @@ export async function render(main) {
         `Removes hosted manifests nothing tags or references and blobs no manifest needs; ` +
         `content newer than ${history.grace_seconds} s is kept. Scheduled: ${every}.`),
       table(["Started", "Kind", "Reason", "Node", "Manifests", "Blobs", "Freed", "Duration", "Error"],
-        history.runs.map(runRow), { className: "gc-runs", caption: "Last runs, newest first" }),
-      history.runs.length ? "" : h("p", { class: "muted" }, "No run yet."));
+        history.runs.map(runRow), { className: "gc-runs", caption: "Last runs, newest first", empty: "No run yet." }));
   }
 
   async function collect(dryRun) {
-    if (!dryRun && !(await confirmDialog("Remove unreferenced hosted content now?", "Run"))) return;
+    if (!dryRun && !(await confirmDialog("Delete every hosted manifest nothing tags or references and every hosted blob no " +
+      "manifest needs, now? (A dry run first says how many.)", "Collect garbage"))) return;
     status.textContent = dryRun ? "Dry run…" : "Collecting…";
     try {
       const r = await api("/api/v1/gc", { method: "POST", body: { dry_run: dryRun } });

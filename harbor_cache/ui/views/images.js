@@ -1,38 +1,42 @@
 // Container images: repositories (hosted and cached), tags, and one manifest.
 // Address: #/images, #/images?repo=<name>, #/images?repo=<name>&ref=<tag or digest>.
-import { api, confirmDialog, copyable, errorBox, formatSize, h, qs, session, shortDigest, table, timeEl } from "../lib.js";
+import { api, confirmDialog, copyable, errorBox, h, qs, session, shortDigest, sizeEl, table, timeEl, wrapName } from "../lib.js";
 
 const link = (repo, ref, text, attrs = {}) =>
   h("a", { href: "#/images" + qs({ repo, ref }), ...attrs }, text);
 
+// One row per upstream image: containerd's ?ns=docker.io and a mirror's library/test are one image
+// of docker.io; the paths clients used are listed under the name.
 async function repositories(main) {
   main.append(h("h1", { tabindex: "-1" }, "Container images"));
   const { repositories: repos } = await api("/api/v1/images");
-  if (!repos.length) {
-    main.append(h("p", { class: "muted" }, "Nothing is hosted or cached yet. Pull or push through this server."));
-    return;
-  }
-  main.append(table(["Repository", "Hosted", "Cached", "Tags", "Updated"], repos.map(r =>
-    h("tr", {},
-      h("td", {}, link(r.name, null, r.name, { class: "repo-link" })),
+  main.append(table(["Repository", "Registry", "Hosted", "Cached", "Tags", "Updated"], repos.map(r =>
+    h("tr", { class: "image", dataset: { registry: r.registry, image: r.image } },
+      h("td", { class: "wrap" }, link(r.name, null, wrapName(r.image), { class: "repo-link" }),
+        r.paths.length > 1 || r.paths[0] !== r.image
+          ? h("div", { class: "muted paths" }, "as ", r.paths.flatMap((p, i) => [i ? ", " : "", h("code", {}, wrapName(p))]))
+          : null),
+      h("td", { class: "registry" }, r.registry || h("span", { class: "muted" }, "this server")),
       h("td", {}, r.hosted ? h("span", { class: "badge hosted" }, "hosted") : ""),
       h("td", {}, r.cached ? h("span", { class: "badge cached" }, "cached") : ""),
       h("td", { class: "num" }, r.tag_count),
-      h("td", {}, timeEl(r.updated_at))))));
+      h("td", {}, timeEl(r.updated_at)))),
+    { className: "images", empty: "No images cached yet. Pull or push through this server." }));
 }
 
 async function tags(main, repo) {
   main.append(h("nav", { class: "crumbs-bar", "aria-label": "Breadcrumbs" },
     h("ol", { class: "crumbs" }, h("li", {}, h("a", { href: "#/images" }, "Images")),
       h("li", {}, h("span", { "aria-current": "location" }, repo)))));
-  main.append(h("h1", { tabindex: "-1" }, repo));
+  main.append(h("h1", { tabindex: "-1", class: "wrap" }, wrapName(repo)));
   const status = h("p", { role: "status" });
   main.append(status);
   const data = await api("/api/v1/images/tags" + qs({ repository: repo }));
   const rows = data.tags.map(t => {
     const remove = t.kind === "hosted" && session.canWrite
       ? h("button", { type: "button", class: "danger small", "aria-label": "Delete tag " + t.tag, onclick: async () => {
-          if (!(await confirmDialog(`Delete the tag ${repo}:${t.tag}? The manifest stays reachable by digest.`, "Delete tag"))) return;
+          if (!(await confirmDialog(`Delete 1 tag of ${repo} (${t.tag})? The manifest stays reachable by digest.`,
+            `Delete tag ${t.tag}`))) return;
           try {
             await api("/api/v1/images/tags" + qs({ repository: repo, tag: t.tag }), { method: "DELETE" });
             status.textContent = `Deleted ${repo}:${t.tag}.`;
@@ -46,13 +50,13 @@ async function tags(main, repo) {
       h("td", {}, link(repo, t.tag, t.tag, { class: "tag-link" })),
       h("td", {}, h("span", { class: "badge " + t.kind }, t.kind)),
       h("td", {}, link(repo, t.digest, shortDigest(t.digest), { title: t.digest })),
-      h("td", { class: "num" }, formatSize(t.size)),
+      h("td", { class: "num" }, sizeEl(t.size)),
       h("td", {}, timeEl(t.updated_at)),
       h("td", {}, remove));
     return row;
   });
-  main.append(rows.length ? table(["Tag", "Kind", "Digest", "Size", "Updated", ""], rows, { className: "tags" })
-    : h("p", { class: "muted" }, "No tags; manifests are cached by digest only."));
+  main.append(table(["Tag", "Kind", "Digest", "Size", "Updated", ""], rows,
+    { className: "tags", empty: "No tags; manifests are cached by digest only." }));
 }
 
 async function manifest(main, repo, ref) {
@@ -60,37 +64,40 @@ async function manifest(main, repo, ref) {
   main.append(h("nav", { class: "crumbs-bar", "aria-label": "Breadcrumbs" },
     h("ol", { class: "crumbs" }, h("li", {}, h("a", { href: "#/images" }, "Images")),
       h("li", {}, link(repo, null, repo)), h("li", {}, h("span", { "aria-current": "location" }, ref)))));
-  main.append(h("h1", { tabindex: "-1" }, `${repo}${ref.includes(":") ? "@" : ":"}${ref}`));
+  main.append(h("h1", { tabindex: "-1", class: "wrap" }, wrapName(`${repo}${ref.includes(":") ? "@" : ":"}${ref}`)));
   main.append(h("dl", { class: "card facts", id: "manifest-facts" },
     h("dt", {}, "Media type"), h("dd", { id: "manifest-media-type" }, m.media_type),
     h("dt", {}, "Digest"), h("dd", { id: "manifest-digest" }, copyable(m.digest, "digest")),
-    h("dt", {}, "Size"), h("dd", {}, formatSize(m.size)),
+    h("dt", {}, "Manifest size"), h("dd", {}, sizeEl(m.size)),
+    m.kind === "image" ? [h("dt", {}, "Image size"), h("dd", { id: "image-size" }, sizeEl(m.image_size))] : null,
     h("dt", {}, "Pull"), h("dd", { class: "pull" }, copyable(m.pull.docker, "docker pull command"),
       copyable(m.pull.podman, "podman pull command")),
     m.artifact_type ? [h("dt", {}, "Artifact type"), h("dd", {}, m.artifact_type)] : null));
   if (m.kind === "index") {
     main.append(h("h2", {}, `Platforms (${m.platforms.length})`));
-    main.append(table(["Platform", "Digest", "Size", "Media type"], m.platforms.map(p => {
+    main.append(table(["Platform", "Digest", "Image size", "Media type"], m.platforms.map(p => {
       const name = [p.os, p.architecture, p.variant].filter(Boolean).join("/") || "unknown";
       return h("tr", { class: "platform" },
         h("td", {}, link(repo, p.digest, name, { class: "platform-link" })),
         h("td", {}, h("code", { title: p.digest }, shortDigest(p.digest))),
-        h("td", { class: "num" }, formatSize(p.size)),
+        h("td", { class: "num image-size" }, p.image_size === null
+          ? h("span", { class: "muted", title: "This platform is not cached here; its manifest is " + p.size + " bytes" }, "not cached")
+          : sizeEl(p.image_size)),
         h("td", {}, p.media_type || ""));
-    }), { className: "platforms" }));
+    }), { className: "platforms", empty: "This index lists no platforms." }));
   } else {
     if (m.config) {
       main.append(h("p", {}, "Config: ", h("code", { title: m.config.digest }, shortDigest(m.config.digest)),
-        ` (${formatSize(m.config.size)})`));
+        " (", sizeEl(m.config.size), ")"));
     }
     main.append(h("h2", {}, `Layers (${m.layers.length})`));
     const rows = m.layers.map((l, i) => h("tr", { class: "layer" },
       h("td", { class: "num" }, i + 1),
       h("td", {}, h("code", { title: l.digest }, shortDigest(l.digest))),
-      h("td", { class: "num" }, formatSize(l.size)),
+      h("td", { class: "num" }, sizeEl(l.size)),
       h("td", {}, l.media_type || "")));
     rows.push(h("tr", { class: "total" }, h("th", { scope: "row", colspan: 2 }, "Total"),
-      h("td", { class: "num", id: "layers-total" }, formatSize(m.total_size)), h("td", {})));
+      h("td", { class: "num", id: "layers-total" }, sizeEl(m.total_size)), h("td", {})));
     main.append(table(["#", "Digest", "Size", "Media type"], rows, { className: "layers" }));
   }
   const notes = Object.entries(m.annotations || {});

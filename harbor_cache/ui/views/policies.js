@@ -1,6 +1,6 @@
 // Policies (admin): tag retention rules and immutable-tag rules of hosted images — list, add, delete —
 // and a retention dry run (what a run would delete), all through /api/v1/retention and /api/v1/immutable-tags.
-import { api, errorBox, h, table, timeEl } from "../lib.js";
+import { api, confirmDialog, errorBox, h, table, timeEl } from "../lib.js";
 
 function errorLine(id) {
   return h("p", { class: "error", role: "alert", id, hidden: true });
@@ -50,6 +50,8 @@ export async function render(main, { navigate }) {
         } }, "Dry run"),
         h("button", { type: "button", class: "danger small", "aria-label": `Delete retention rule ${r.id}`, onclick: async () => {
           err.hidden = true;
+          if (!(await confirmDialog(`Delete retention rule ${r.id} on ${r.repositories}? Its tags are no longer pruned.`,
+            "Delete rule"))) return;
           try { await api(`/api/v1/retention/${r.id}`, { method: "DELETE" }); reload(); }
           catch (e) { err.textContent = e.message; err.hidden = false; }
         } }, "Delete"), err));
@@ -83,6 +85,8 @@ export async function render(main, { navigate }) {
       h("td", {}, h("code", {}, r.tags)), h("td", {}, timeEl(r.created_at)),
       h("td", {}, h("button", { type: "button", class: "danger small", "aria-label": `Delete immutable-tag rule ${r.id}`, onclick: async () => {
         err.hidden = true;
+        if (!(await confirmDialog(`Delete immutable-tag rule ${r.id} (${r.repositories}: ${r.tags})? Those tags can then be overwritten.`,
+          "Delete rule"))) return;
         try { await api(`/api/v1/immutable-tags/${r.id}`, { method: "DELETE" }); reload(); }
         catch (e) { err.textContent = e.message; err.hidden = false; }
       } }, "Delete"), err));

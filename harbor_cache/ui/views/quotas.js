@@ -1,5 +1,5 @@
 // Quotas (admin): each quota with a usage bar, add one, delete one; the API's error is shown inline.
-import { api, errorBox, formatSize, h, table } from "../lib.js";
+import { api, confirmDialog, errorBox, formatSize, h, table } from "../lib.js";
 
 function usageBar(q) {
   const share = q.max_bytes ? Math.min(1, q.used_bytes / q.max_bytes) : 0;
@@ -47,6 +47,8 @@ export async function render(main, { navigate }) {
       h("td", { class: "tags" }, q.used_tags === null ? "—" : `${q.used_tags}${q.max_tags ? " of " + q.max_tags : ""}`),
       h("td", {}, h("button", { type: "button", class: "danger small", "aria-label": `Delete quota ${q.repositories}`, onclick: async () => {
         err.hidden = true;
+        if (!(await confirmDialog(`Delete the quota on ${q.repositories}? Its repositories may then grow without limit.`,
+          "Delete quota"))) return;
         try { await api(`/api/v1/quotas/${q.id}`, { method: "DELETE" }); reload(); }
         catch (e) { err.textContent = e.message; err.hidden = false; }
       } }, "Delete"), err));

@@ -1,5 +1,5 @@
 // Users (admin): list, create, change role or password, delete; the API's error is shown inline.
-import { api, errorBox, h, session, table, timeEl } from "../lib.js";
+import { api, confirmDialog, errorBox, h, session, table, timeEl } from "../lib.js";
 
 const ROLES = ["admin", "read-write", "read-only"];
 
@@ -56,8 +56,10 @@ export async function render(main, { navigate }) {
       h("td", {}, timeEl(u.created_at)),
       h("td", {}, h("button", { type: "button", class: "danger small", "aria-label": `Delete user ${u.username}`, onclick: async () => {
         err.hidden = true;
+        if (!(await confirmDialog(`Delete the user ${u.username} (${u.role})? They can no longer log in or pull.`,
+          `Delete user ${u.username}`))) return;
         try { await api(`/api/v1/users/${u.id}`, { method: "DELETE" }); reload(); } catch (e) { show(e); }
       } }, "Delete"), err));
   });
-  main.append(table(["Id", "Username", "Role", "Password", "Created", ""], rows, { className: "users" }), form);
+  main.append(table(["Id", "Username", "Role", "Password", "Created", ""], rows, { className: "users", empty: "No users yet." }), form);
 }
