@@ -31,6 +31,7 @@ from harbor_cache.api.gc import GcFront
 from harbor_cache.api.health import HealthFront
 from harbor_cache.api.openapi import build_document
 from harbor_cache.api.policies import attach as attach_policies
+from harbor_cache.api.search import attach as attach_search
 from harbor_cache.auth import (
     ArtifactTokens,
     ManagementTokens,
@@ -57,6 +58,7 @@ from harbor_cache.core.operations.eviction import Evictor
 from harbor_cache.core.operations.nodes import NodeName
 from harbor_cache.core.operations.orphans import OrphanSweeper
 from harbor_cache.core.operations.quotas import QuotaBook
+from harbor_cache.core.operations.search import Search
 from harbor_cache.core.operations.upstream_health import HealthMonitor
 from harbor_cache.core.operations.upstreams import UpstreamCatalog
 from harbor_cache.grammar.public_url import PublicURL
@@ -329,6 +331,8 @@ class HarborApp:
         self.hosted.immutable = ImmutableTags(self.index, clock)
         self.retention = Retention(self.index, self.hosted, self.settings, clock, self.audit, self.leases)
         attach_policies(self.api_front, self.retention, self.hosted.immutable)
+        private_maven = (r.id for r in self.config.maven_repositories if r.private)
+        attach_search(self.api_front, Search(self.index, private_maven))
 
     def _build_maven(self) -> None:
         """Maven repositories on the shared download core, artifact tokens and the Kagami front."""

@@ -28,6 +28,7 @@ from harbor_cache.index.migrations import SchemaStore
 from harbor_cache.index.nodes import NodesStore
 from harbor_cache.index.policies import PoliciesStore
 from harbor_cache.index.quotas import QuotasStore
+from harbor_cache.index.search import SearchStore
 from harbor_cache.index.settings import SettingsStore
 from harbor_cache.index.tags import TagsStore
 from harbor_cache.index.uploads import UploadsStore
@@ -64,5 +65,6 @@ class Index(
     PoliciesStore,
     GcStore,
     QuotasStore,
+    SearchStore,
 ):
     """Every query the rest of the program makes, by name: the stores over one pool."""

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from harbor_cache.api.openapi import console, gc, management, maven, oci, policies, probes, quotas, upstreams
+from harbor_cache.api.openapi import console, gc, management, maven, oci, policies, probes, quotas, search, upstreams
 from harbor_cache.api.openapi.common import ERROR_SCHEMA
 
 __all__ = ["SCHEMAS", "build_document"]
 
-_PARTS = (probes, oci, management, upstreams, policies, quotas, console, maven, gc)
+_PARTS = (probes, oci, management, upstreams, policies, quotas, console, maven, gc, search)
 
 SCHEMAS: dict[str, Any] = {"Error": ERROR_SCHEMA}
 for _part in _PARTS:
