@@ -161,8 +161,22 @@ def generate(index: Index, pool: InlinePool, n: int, seed: int, batch: int = 20_
 
     def flush() -> None:
         cur = conn.cursor()
-        cur.executemany(entry_sql, [(*e, e[-1], e[-1]) for e in entries])
-        cur.executemany(tag_sql, [(*t, t[-1]) for t in tags])
+        if fmt:  # one multi-row INSERT per 1,000 rows (psycopg2's executemany is a round trip per row)
+            from psycopg2.extras import execute_values
+
+            values = "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 0)"
+            execute_values(
+                cur, entry_sql.replace(values, "VALUES %s"), [(*e, e[-1], e[-1], 0) for e in entries], page_size=1000
+            )
+            execute_values(
+                cur,
+                tag_sql.replace("VALUES (%s, %s, %s, %s, %s, %s)", "VALUES %s"),
+                [(*t, t[-1]) for t in tags],
+                page_size=1000,
+            )
+        else:
+            cur.executemany(entry_sql, [(*e, e[-1], e[-1]) for e in entries])
+            cur.executemany(tag_sql, [(*t, t[-1]) for t in tags])
         conn.commit()
         entries.clear()
         tags.clear()

@@ -128,7 +128,8 @@ class SearchStore(Store):
 
     def _match_sql(self, match: SearchMatch) -> tuple[str, list]:
         if match.starts is not None:
-            return "s.text >= ? AND s.text < ?", [match.starts, match.starts + _TOP]
+            # the expression of the search_items_head index (a short prefix: the head holds it)
+            return "substr(s.text, 1, 200) >= ? AND substr(s.text, 1, 200) < ?", [match.starts, match.starts + _TOP]
         if match.contains is not None:
             if self.dialect == "sqlite":
                 phrase = '"' + match.contains.replace('"', '""') + '"'

@@ -276,7 +276,9 @@ def _backfill(dialect: str) -> list[str]:
 
 SEARCH_MIGRATION: list[str] = [
     _TABLE,
-    "CREATE INDEX search_items_text ON search_items (text)",
+    # prefixes under 3 characters; on the text's head only (a PostgreSQL b-tree row holds at most ~2.7 kB,
+    # a Maven path may have 2048 characters, and its text holds it twice)
+    "CREATE INDEX search_items_head ON search_items (substr(text, 1, 200))",
     "CREATE INDEX search_items_recent ON search_items (updated_at, id)",
     *[only("sqlite", s) for s in _SQLITE[:3]],
     *_backfill("sqlite"),

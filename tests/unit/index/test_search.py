@@ -7,6 +7,7 @@ reads through `Search`, so a write path that forgot the table fails here.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 from typing import Any
@@ -109,6 +110,15 @@ class SearchTestsMixin(SynchronousTestCase):
             {"group": "org.example", "name": "lib", "version": "2.0", "path": "org/example/lib/2.0/lib-2.0.pom"},
         )
         self.assertIn("/ui/#/maven?repo=central", page["results"][0]["link"])
+
+    def test_a_long_maven_path_is_indexed(self) -> None:
+        """A 2000-character path (its text twice that) neither fails the write nor goes unfound."""
+        # segments that do not compress (PostgreSQL compresses a long index row before it refuses it)
+        key = "org/" + "/".join(hashlib.sha512(bytes([i])).hexdigest()[:100] * 2 for i in range(9))
+        key += "/deep/1.0/deep-1.0.jar"
+        self.maven("central", key)
+        self.assertEqual(self.find("a:deep"), [("maven", "central", "1.0")])
+        self.assertEqual(len(self.find("or", kind="maven")), 1)
 
     def test_private_maven_only_for_admins(self) -> None:
         self.maven("secret", "com/acme/core/1.0/core-1.0.jar")
