@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -137,6 +138,9 @@ def decode_cursor(cursor: str) -> SearchKey:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         rank, at, last = json.loads(raw)
         if not (isinstance(rank, int) and isinstance(at, int | float) and isinstance(last, int)):
+            raise ValueError(cursor)
+        # bounded so a forged cursor is a 400, never a 64-bit overflow in the database (a 500)
+        if not (0 <= rank <= 2 and math.isfinite(at) and 0 <= last < 2**63):
             raise ValueError(cursor)
         return rank, float(at), last
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as e:

@@ -7,6 +7,7 @@ reads through `Search`, so a write path that forgot the table fails here.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import sqlite3
@@ -150,6 +151,8 @@ class SearchTestsMixin(SynchronousTestCase):
             ("x" * 300, {}),
             ("abc", {"cursor": "!!"}),
             ("abc", {"kind": "x"}),
+            # a forged cursor past 64 bits: a 400, not an overflow in the database
+            ("abc", {"cursor": base64.urlsafe_b64encode(b"[1, 1.0, 100000000000000000000000]").decode()}),
         ]
         for q, kw in cases:
             d = Deferred.fromCoroutine(self.search.run(q, is_admin=True, **kw))
