@@ -32,6 +32,7 @@ from harbor_cache.api.health import HealthFront
 from harbor_cache.api.history import attach as attach_history
 from harbor_cache.api.openapi import build_document
 from harbor_cache.api.policies import attach as attach_policies
+from harbor_cache.api.search import attach as attach_search
 from harbor_cache.api.sync import attach as attach_sync
 from harbor_cache.auth import (
     ArtifactTokens,
@@ -60,6 +61,7 @@ from harbor_cache.core.operations.history import StatsHistory
 from harbor_cache.core.operations.nodes import NodeName
 from harbor_cache.core.operations.orphans import OrphanSweeper
 from harbor_cache.core.operations.quotas import QuotaBook
+from harbor_cache.core.operations.search import Search
 from harbor_cache.core.operations.sync import SyncRules
 from harbor_cache.core.operations.upstream_health import HealthMonitor
 from harbor_cache.core.operations.upstreams import UpstreamCatalog
@@ -341,6 +343,8 @@ class HarborApp:
         self.retention = Retention(self.index, self.hosted, self.settings, clock, self.audit, self.leases)
         attach_policies(self.api_front, self.retention, self.hosted.immutable)
         attach_history(self.api_front, self.history)
+        private_maven = (r.id for r in self.config.maven_repositories if r.private)
+        attach_search(self.api_front, Search(self.index, private_maven))
 
     def _build_maven(self) -> None:
         """Maven repositories on the shared download core, artifact tokens and the Kagami front."""

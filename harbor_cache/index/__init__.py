@@ -30,6 +30,7 @@ from harbor_cache.index.migrations import SchemaStore
 from harbor_cache.index.nodes import NodesStore
 from harbor_cache.index.policies import PoliciesStore
 from harbor_cache.index.quotas import QuotasStore
+from harbor_cache.index.search import SearchStore
 from harbor_cache.index.settings import SettingsStore
 from harbor_cache.index.sync import SyncStore
 from harbor_cache.index.tags import TagsStore
@@ -70,5 +71,6 @@ class Index(
     QuotasStore,
     SyncStore,
     HistoryStore,
+    SearchStore,
 ):
     """Every query the rest of the program makes, by name: the stores over one pool."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from harbor_cache.index.cursor import Cursor
 from harbor_cache.index.engine import Store, fetch_value
+from harbor_cache.index.search_schema import SEARCH_MIGRATION, dialect_of_statement
 
 MIGRATIONS: list[list[str]] = [
     # 1: the first schema
@@ -282,6 +283,9 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (digest, repository)
         )""",
     ],
+    # 18: search: one row per repository, tag, manifest and Maven file, kept by triggers, with the
+    #     engine's trigram index over its text (index/search_schema.py; back-fills existing rows)
+    SEARCH_MIGRATION,
 ]
 
 
@@ -306,7 +310,11 @@ class SchemaStore(Store):
                 if number <= current:
                     continue
                 for statement in statements:
-                    self._exec(txn, self._ddl(statement))
+                    if dialect_of_statement(statement) not in (None, self.dialect):
+                        continue  # written for the other engine (index/search_schema.py `only`)
+                    self._exec(
+                        txn, self._ddl(statement.split("\n", 1)[1] if statement.startswith("-- only ") else statement)
+                    )
                 self._exec(txn, "INSERT INTO schema_version (version) VALUES (?)", (number,))
                 current = number
             return current

@@ -9,6 +9,7 @@ import * as images from "./views/images.js";
 import * as login from "./views/login.js";
 import * as maven from "./views/maven.js";
 import * as policies from "./views/policies.js";
+import * as search from "./views/search.js";
 import * as upstreams from "./views/upstreams.js";
 import * as users from "./views/users.js";
 
@@ -91,6 +92,12 @@ async function render() {
     keep(await login.render(main, ctx));
     return;
   }
+  if (page === "search") {  // the header's search box (index.html), not a nav entry
+    if (!session.token) { navigate("login", { next: location.hash }, { replace: true }); return; }
+    document.title = "Search · harbor-cache";
+    keep(await search.render(main, ctx));
+    return;
+  }
   if (!entry) {
     document.title = "Not found · harbor-cache";
     main.appendChild(h("h1", { tabindex: "-1" }, "Not found"));
@@ -114,5 +121,9 @@ setUnauthorizedHandler(() => {
   if (parseHash().page !== "login") navigate("login", { next, expired: "1" });
 });
 
+document.getElementById("header-search").addEventListener("submit", e => {
+  e.preventDefault();
+  navigate("search", { q: document.getElementById("search-box").value.trim() });
+});
 window.addEventListener("hashchange", render);
 render();

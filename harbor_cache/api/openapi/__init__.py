@@ -31,6 +31,7 @@ from harbor_cache.api.openapi import (
     policies,
     probes,
     quotas,
+    search,
     sync,
     upstreams,
 )
@@ -38,7 +39,22 @@ from harbor_cache.api.openapi.common import ERROR_SCHEMA
 
 __all__ = ["SCHEMAS", "build_document"]
 
-_PARTS = (probes, oci, management, upstreams, policies, quotas, console, audit, maven, gc, sync, history, favicon)
+_PARTS = (
+    probes,
+    oci,
+    management,
+    upstreams,
+    policies,
+    quotas,
+    console,
+    audit,
+    maven,
+    gc,
+    sync,
+    history,
+    favicon,
+    search,
+)
 
 SCHEMAS: dict[str, Any] = {"Error": ERROR_SCHEMA}
 for _part in _PARTS:
