@@ -9,7 +9,7 @@ upstream that fails) are written once here.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 JSON = "application/json"
 
@@ -169,3 +169,94 @@ def operation(
     elif security is not None:
         op["security"] = security
     return op
+
+
+class Op(NamedTuple):
+    """One admin CRUD operation as `admin_collection` and `admin_item` take it.
+
+    ``errors``: the error answers of this operation alone (a 409, say),
+    besides those the builder adds.
+    """
+
+    operation_id: str
+    summary: str
+    errors: dict | None = None
+
+
+def _admin(op: Op, responses: dict, **rest: Any) -> dict:
+    return operation(
+        op.operation_id, op.summary, {**responses, **(op.errors or {})}, tag="management", role="admin", **rest
+    )
+
+
+def admin_collection(
+    path: str,
+    item: str,
+    body: dict,
+    *,
+    list_op: Op,
+    listed: dict,
+    listed_as: str,
+    create_op: Op,
+    bad: dict = BAD_BODY,
+) -> dict:
+    """The collection path of an admin resource: GET lists, POST creates.
+
+    Written once because every admin resource (users, upstreams, quotas,
+    retention, immutable tags, sync) answers alike: the list is ``listed``
+    (described ``listed_as``); a create answers 201 with the new ``item``
+    and its Location ``{path}/{id}``, or the errors of a bad body (``bad``).
+    """
+    return {
+        "get": _admin(list_op, {"200": json_body(listed, listed_as)}),
+        "post": _admin(
+            create_op,
+            {
+                "201": json_body(ref(item), "Created.", {"Location": header(path + "/{id}")}),
+                **bad,
+            },
+            body=body,
+        ),
+    }
+
+
+def admin_item(
+    item: str,
+    noun: str,
+    parameters: list,
+    not_found: dict,
+    *,
+    get: Op | None = None,
+    put: Op | None = None,
+    delete: Op | None = None,
+    body: dict | None = None,
+    bad: dict = BAD_BODY,
+    changed: str = "changed",
+) -> dict:
+    """The item path (``.../{id}``) of an admin resource: those of GET, PUT and DELETE it has.
+
+    Each answers ``not_found`` for an unknown id (``parameters``); GET gives
+    "The {noun}.", PUT takes ``body`` and gives "The {changed} {noun}." or
+    the errors of a bad body (``bad``), DELETE answers 204.
+    """
+    out: dict[str, Any] = {}
+    if get is not None:
+        out["get"] = _admin(
+            get,
+            {"200": json_body(ref(item), f"The {noun}."), **not_found},
+            parameters=parameters,
+        )
+    if put is not None:
+        out["put"] = _admin(
+            put,
+            {"200": json_body(ref(item), f"The {changed} {noun}."), **not_found, **bad},
+            parameters=parameters,
+            body=body,
+        )
+    if delete is not None:
+        out["delete"] = _admin(
+            delete,
+            {"204": {"description": "Deleted."}, **not_found},
+            parameters=parameters,
+        )
+    return out

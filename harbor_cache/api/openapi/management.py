@@ -16,10 +16,12 @@ from harbor_cache.api.openapi.common import (
     STRING,
     TIMESTAMP,
     WWW_AUTHENTICATE,
+    Op,
+    admin_collection,
+    admin_item,
     array_of,
     error,
     errors,
-    header,
     json_body,
     obj,
     operation,
@@ -189,58 +191,34 @@ def paths() -> dict:
 
 def _user_paths() -> dict:
     return {
-        "/api/v1/users": {
-            "get": _op(
-                "listUsers",
-                "List users",
-                {"200": json_body(array_of(ref("User")), "Every user, by id.")},
-                role=_ADMIN,
-            ),
-            "post": _op(
-                "createUser",
-                "Create a user",
-                {
-                    "201": json_body(ref("User"), "Created.", {"Location": header("/api/v1/users/{id}")}),
-                    **errors({409: "The username is taken (code CONFLICT)."}),
-                    **BAD_BODY,
-                },
-                role=_ADMIN,
-                body=ref("UserCreate"),
-            ),
-        },
-        "/api/v1/users/{id}": {
-            "get": _op(
-                "getUser",
-                "Get a user",
-                {"200": json_body(ref("User"), "The user."), **_NO_USER},
-                role=_ADMIN,
-                parameters=_USER_ID,
-            ),
-            "put": _op(
+        "/api/v1/users": admin_collection(
+            "/api/v1/users",
+            "User",
+            ref("UserCreate"),
+            list_op=Op("listUsers", "List users"),
+            listed=array_of(ref("User")),
+            listed_as="Every user, by id.",
+            create_op=Op("createUser", "Create a user", errors({409: "The username is taken (code CONFLICT)."})),
+        ),
+        "/api/v1/users/{id}": admin_item(
+            "User",
+            "user",
+            _USER_ID,
+            _NO_USER,
+            get=Op("getUser", "Get a user"),
+            put=Op(
                 "updateUser",
                 "Update a user's role and/or password",
-                {
-                    "200": json_body(ref("User"), "The updated user."),
-                    **errors({409: "Would demote the last admin (code CONFLICT)."}),
-                    **_NO_USER,
-                    **BAD_BODY,
-                },
-                role=_ADMIN,
-                parameters=_USER_ID,
-                body=ref("UserUpdate"),
+                errors({409: "Would demote the last admin (code CONFLICT)."}),
             ),
-            "delete": _op(
+            delete=Op(
                 "deleteUser",
                 "Delete a user (their tokens stop working at once)",
-                {
-                    "204": {"description": "Deleted."},
-                    **errors({409: "The last admin cannot be deleted (code CONFLICT)."}),
-                    **_NO_USER,
-                },
-                role=_ADMIN,
-                parameters=_USER_ID,
+                errors({409: "The last admin cannot be deleted (code CONFLICT)."}),
             ),
-        },
+            body=ref("UserUpdate"),
+            changed="updated",
+        ),
     }
 
 

@@ -8,9 +8,11 @@ from harbor_cache.api.openapi.common import (
     BAD_BODY,
     STRING,
     TIMESTAMP,
+    Op,
+    admin_collection,
+    admin_item,
     array_of,
     errors,
-    header,
     json_body,
     obj,
     operation,
@@ -95,22 +97,15 @@ _RUN_BODY = {"required": False, "content": {"application/json": {"schema": ref("
 def paths() -> dict:
     """The policy paths."""
     return {
-        "/api/v1/retention": {
-            "get": _admin(
-                "listRetentionRules",
-                "Tag retention rules",
-                {"200": json_body(ref("RetentionRuleList"), "Rules by id.")},
-            ),
-            "post": _admin(
-                "createRetentionRule",
-                "Add a tag retention rule (applied every retention.interval_seconds)",
-                {
-                    "201": json_body(ref("RetentionRule"), "Created.", {"Location": header("/api/v1/retention/{id}")}),
-                    **BAD_BODY,
-                },
-                body=ref("RetentionRuleChange"),
-            ),
-        },
+        "/api/v1/retention": admin_collection(
+            "/api/v1/retention",
+            "RetentionRule",
+            ref("RetentionRuleChange"),
+            list_op=Op("listRetentionRules", "Tag retention rules"),
+            listed=ref("RetentionRuleList"),
+            listed_as="Rules by id.",
+            create_op=Op("createRetentionRule", "Add a tag retention rule (applied every retention.interval_seconds)"),
+        ),
         "/api/v1/retention/run": {
             "post": _admin(
                 "runRetention",
@@ -119,27 +114,16 @@ def paths() -> dict:
                 request_body=_RUN_BODY,
             ),
         },
-        "/api/v1/retention/{id}": {
-            "get": _admin(
-                "getRetentionRule",
-                "One retention rule",
-                {"200": json_body(ref("RetentionRule"), "The rule."), **_NO_RULE},
-                parameters=_ID,
-            ),
-            "put": _admin(
-                "updateRetentionRule",
-                "Replace a retention rule",
-                {"200": json_body(ref("RetentionRule"), "The changed rule."), **_NO_RULE, **BAD_BODY},
-                parameters=_ID,
-                body=ref("RetentionRuleChange"),
-            ),
-            "delete": _admin(
-                "deleteRetentionRule",
-                "Remove a retention rule",
-                {"204": {"description": "Deleted."}, **_NO_RULE},
-                parameters=_ID,
-            ),
-        },
+        "/api/v1/retention/{id}": admin_item(
+            "RetentionRule",
+            "rule",
+            _ID,
+            _NO_RULE,
+            get=Op("getRetentionRule", "One retention rule"),
+            put=Op("updateRetentionRule", "Replace a retention rule"),
+            delete=Op("deleteRetentionRule", "Remove a retention rule"),
+            body=ref("RetentionRuleChange"),
+        ),
         "/api/v1/retention/{id}/run": {
             "post": _admin(
                 "runRetentionRule",
@@ -149,30 +133,23 @@ def paths() -> dict:
                 request_body=_RUN_BODY,
             ),
         },
-        "/api/v1/immutable-tags": {
-            "get": _admin(
-                "listImmutableTagRules",
-                "Immutable-tag rules",
-                {"200": json_body(ref("ImmutableRuleList"), "Rules by id.")},
-            ),
-            "post": _admin(
+        "/api/v1/immutable-tags": admin_collection(
+            "/api/v1/immutable-tags",
+            "ImmutableRule",
+            ref("ImmutableRuleChange"),
+            list_op=Op("listImmutableTagRules", "Immutable-tag rules"),
+            listed=ref("ImmutableRuleList"),
+            listed_as="Rules by id.",
+            create_op=Op(
                 "createImmutableTagRule",
                 "Add an immutable-tag rule: matching hosted tags can no longer be moved or deleted",
-                {
-                    "201": json_body(
-                        ref("ImmutableRule"), "Created.", {"Location": header("/api/v1/immutable-tags/{id}")}
-                    ),
-                    **BAD_BODY,
-                },
-                body=ref("ImmutableRuleChange"),
             ),
-        },
-        "/api/v1/immutable-tags/{id}": {
-            "delete": _admin(
-                "deleteImmutableTagRule",
-                "Remove an immutable-tag rule",
-                {"204": {"description": "Deleted."}, **_NO_RULE},
-                parameters=_ID,
-            ),
-        },
+        ),
+        "/api/v1/immutable-tags/{id}": admin_item(
+            "ImmutableRule",
+            "rule",
+            _ID,
+            _NO_RULE,
+            delete=Op("deleteImmutableTagRule", "Remove an immutable-tag rule"),
+        ),
     }

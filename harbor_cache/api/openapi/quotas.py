@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from harbor_cache.api.openapi.common import (
     COUNT,
     STRING,
     TIMESTAMP,
+    Op,
+    admin_collection,
+    admin_item,
     array_of,
     errors,
-    header,
-    json_body,
     obj,
-    operation,
     path_param,
     ref,
 )
@@ -53,7 +51,6 @@ SCHEMAS = {
     },
 }
 
-_admin = partial(operation, tag="management", role="admin")
 _QUOTA_ID = [path_param("id", {"type": "integer"}, "Quota id")]
 _NO_QUOTA = errors({404: "No quota with this id (code NOT_FOUND)."})
 _BAD = errors(
@@ -69,42 +66,27 @@ _TAKEN = errors({409: "A quota for the same repositories exists (code CONFLICT).
 def paths() -> dict:
     """The /api/v1/quotas paths."""
     return {
-        "/api/v1/quotas": {
-            "get": _admin(
-                "listQuotas",
-                "Quotas with their usage now",
-                {"200": json_body(ref("QuotaList"), "Quotas by id.")},
+        "/api/v1/quotas": admin_collection(
+            "/api/v1/quotas",
+            "Quota",
+            ref("QuotaChange"),
+            list_op=Op("listQuotas", "Quotas with their usage now"),
+            listed=ref("QuotaList"),
+            listed_as="Quotas by id.",
+            create_op=Op(
+                "createQuota", "Add a quota (pushes beyond it are refused with 403 DENIED from now on)", _TAKEN
             ),
-            "post": _admin(
-                "createQuota",
-                "Add a quota (pushes beyond it are refused with 403 DENIED from now on)",
-                {
-                    "201": json_body(ref("Quota"), "Created.", {"Location": header("/api/v1/quotas/{id}")}),
-                    **_TAKEN,
-                    **_BAD,
-                },
-                body=ref("QuotaChange"),
-            ),
-        },
-        "/api/v1/quotas/{id}": {
-            "get": _admin(
-                "getQuota",
-                "One quota with its usage",
-                {"200": json_body(ref("Quota"), "The quota."), **_NO_QUOTA},
-                parameters=_QUOTA_ID,
-            ),
-            "put": _admin(
-                "updateQuota",
-                "Change a quota",
-                {"200": json_body(ref("Quota"), "The changed quota."), **_NO_QUOTA, **_TAKEN, **_BAD},
-                parameters=_QUOTA_ID,
-                body=ref("QuotaChange"),
-            ),
-            "delete": _admin(
-                "deleteQuota",
-                "Remove a quota (nothing hosted is removed)",
-                {"204": {"description": "Deleted."}, **_NO_QUOTA},
-                parameters=_QUOTA_ID,
-            ),
-        },
+            bad=_BAD,
+        ),
+        "/api/v1/quotas/{id}": admin_item(
+            "Quota",
+            "quota",
+            _QUOTA_ID,
+            _NO_QUOTA,
+            get=Op("getQuota", "One quota with its usage"),
+            put=Op("updateQuota", "Change a quota", _TAKEN),
+            delete=Op("deleteQuota", "Remove a quota (nothing hosted is removed)"),
+            body=ref("QuotaChange"),
+            bad=_BAD,
+        ),
     }

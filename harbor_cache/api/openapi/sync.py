@@ -5,12 +5,14 @@ from __future__ import annotations
 from functools import partial
 
 from harbor_cache.api.openapi.common import (
-    BAD_BODY,
     COUNT,
     NULLABLE_STRING,
     NULLABLE_TIMESTAMP,
     STRING,
     TIMESTAMP,
+    Op,
+    admin_collection,
+    admin_item,
     array_of,
     errors,
     header,
@@ -111,43 +113,25 @@ _NO_RULE = errors({404: "No sync rule with this id (code NOT_FOUND)."})
 def paths() -> dict:
     """The sync paths."""
     return {
-        "/api/v1/sync": {
-            "get": _admin(
-                "listSyncRules",
-                "Sync rules (scheduled pre-fetch), each with its last run",
-                {"200": json_body(ref("SyncRuleList"), "Rules by id.")},
-            ),
-            "post": _admin(
-                "createSyncRule",
-                "Add a sync rule",
-                {
-                    "201": json_body(ref("SyncRule"), "Created.", {"Location": header("/api/v1/sync/{id}")}),
-                    **BAD_BODY,
-                },
-                body=ref("SyncRuleChange"),
-            ),
-        },
-        "/api/v1/sync/{id}": {
-            "get": _admin(
-                "getSyncRule",
-                "One sync rule",
-                {"200": json_body(ref("SyncRule"), "The rule."), **_NO_RULE},
-                parameters=_ID,
-            ),
-            "put": _admin(
-                "updateSyncRule",
-                "Replace a sync rule",
-                {"200": json_body(ref("SyncRule"), "The changed rule."), **_NO_RULE, **BAD_BODY},
-                parameters=_ID,
-                body=ref("SyncRuleChange"),
-            ),
-            "delete": _admin(
-                "deleteSyncRule",
-                "Remove a sync rule and its history",
-                {"204": {"description": "Deleted."}, **_NO_RULE},
-                parameters=_ID,
-            ),
-        },
+        "/api/v1/sync": admin_collection(
+            "/api/v1/sync",
+            "SyncRule",
+            ref("SyncRuleChange"),
+            list_op=Op("listSyncRules", "Sync rules (scheduled pre-fetch), each with its last run"),
+            listed=ref("SyncRuleList"),
+            listed_as="Rules by id.",
+            create_op=Op("createSyncRule", "Add a sync rule"),
+        ),
+        "/api/v1/sync/{id}": admin_item(
+            "SyncRule",
+            "rule",
+            _ID,
+            _NO_RULE,
+            get=Op("getSyncRule", "One sync rule"),
+            put=Op("updateSyncRule", "Replace a sync rule"),
+            delete=Op("deleteSyncRule", "Remove a sync rule and its history"),
+            body=ref("SyncRuleChange"),
+        ),
         "/api/v1/sync/{id}/run": {
             "post": _admin(
                 "runSyncRule",

@@ -9,9 +9,11 @@ from harbor_cache.api.openapi.common import (
     NULLABLE_STRING,
     NULLABLE_TIMESTAMP,
     STRING,
+    Op,
+    admin_collection,
+    admin_item,
     array_of,
     errors,
-    header,
     json_body,
     obj,
     operation,
@@ -144,25 +146,19 @@ _TEST_BODY = {
 def paths() -> dict:
     """The /api/v1/upstreams paths."""
     return {
-        "/api/v1/upstreams": {
-            "get": _admin(
-                "listUpstreams",
-                "OCI upstreams (and Maven repositories, read-only) with their health",
-                {"200": json_body(ref("UpstreamList"), "OCI upstreams by id, then Maven repositories.")},
-            ),
-            "post": _admin(
+        "/api/v1/upstreams": admin_collection(
+            "/api/v1/upstreams",
+            "Upstream",
+            ref("UpstreamChange"),
+            list_op=Op("listUpstreams", "OCI upstreams (and Maven repositories, read-only) with their health"),
+            listed=ref("UpstreamList"),
+            listed_as="OCI upstreams by id, then Maven repositories.",
+            create_op=Op(
                 "createUpstream",
                 "Add an OCI upstream (applies at once, on every node within seconds)",
-                {
-                    "201": json_body(ref("Upstream"), "Created.", {"Location": header("/api/v1/upstreams/{id}")}),
-                    **errors(
-                        {409: "The name is taken, or the prefix/registry clash with another upstream (code CONFLICT)."}
-                    ),
-                    **BAD_BODY,
-                },
-                body=ref("UpstreamChange"),
+                errors({409: "The name is taken, or the prefix/registry clash with another upstream (code CONFLICT)."}),
             ),
-        },
+        ),
         "/api/v1/upstreams/test": {
             "post": _admin(
                 "testUpstream",
@@ -176,39 +172,27 @@ def paths() -> dict:
                 body=_TEST_BODY,
             ),
         },
-        "/api/v1/upstreams/{id}": {
-            "get": _admin(
-                "getUpstream",
-                "One upstream",
-                {"200": json_body(ref("Upstream"), "The upstream."), **_NO_UPSTREAM},
-                parameters=_UPSTREAM_ID,
-            ),
-            "put": _admin(
+        "/api/v1/upstreams/{id}": admin_item(
+            "Upstream",
+            "upstream",
+            _UPSTREAM_ID,
+            _NO_UPSTREAM,
+            get=Op("getUpstream", "One upstream"),
+            put=Op(
                 "updateUpstream",
                 "Change an OCI upstream (fields left out keep their value)",
-                {
-                    "200": json_body(ref("Upstream"), "The changed upstream."),
-                    **errors(
-                        {
-                            409: "Name or namespace clash, a Maven repository, or an upstream declared in the config "
-                            "file (code CONFLICT)."
-                        }
-                    ),
-                    **_NO_UPSTREAM,
-                    **BAD_BODY,
-                },
-                parameters=_UPSTREAM_ID,
-                body=ref("UpstreamChange"),
+                errors(
+                    {
+                        409: "Name or namespace clash, a Maven repository, or an upstream declared in the config "
+                        "file (code CONFLICT)."
+                    }
+                ),
             ),
-            "delete": _admin(
+            delete=Op(
                 "deleteUpstream",
                 "Remove an OCI upstream (cached content stays until evicted)",
-                {
-                    "204": {"description": "Deleted."},
-                    **errors({409: "A Maven repository or an upstream declared in the config file (code CONFLICT)."}),
-                    **_NO_UPSTREAM,
-                },
-                parameters=_UPSTREAM_ID,
+                errors({409: "A Maven repository or an upstream declared in the config file (code CONFLICT)."}),
             ),
-        },
+            body=ref("UpstreamChange"),
+        ),
     }
