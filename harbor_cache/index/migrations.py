@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from harbor_cache.index.cursor import Cursor
 from harbor_cache.index.engine import Store, fetch_value
-from harbor_cache.index.search_schema import SEARCH_MIGRATION, dialect_of_statement
+from harbor_cache.index.search_schema import SEARCH_MIGRATION, SEARCH_NAME_INDEX, dialect_of_statement
 
 MIGRATIONS: list[list[str]] = [
     # 1: the first schema
@@ -286,6 +286,8 @@ MIGRATIONS: list[list[str]] = [
     # 18: search: one row per repository, tag, manifest and Maven file, kept by triggers, with the
     #     engine's trigram index over its text (index/search_schema.py; back-fills existing rows)
     SEARCH_MIGRATION,
+    # 19: search ranks by name in bounded, index-ordered steps: an index on the lowercased name
+    SEARCH_NAME_INDEX,
 ]
 
 

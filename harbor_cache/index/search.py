@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from twisted.logger import Logger
 
 from harbor_cache.index.cursor import Cursor
-from harbor_cache.index.engine import Store, contains_pattern, fetch_all
+from harbor_cache.index.engine import Store, contains_pattern
 
 log = Logger()
 
@@ -61,6 +61,31 @@ class SearchHit:
 SearchKey = tuple[int, float, int]
 """Where a page ends: (rank, updated_at, id) of its last hit."""
 
+# A tier with fewer hits than this is fetched whole and sorted; one with more is walked on the recency index.
+DENSE = 1000
+# PostgreSQL: rank 2 (substring hits) first looks at this many newest rows (bench/RESULTS.md, Issue 29).
+WINDOW = 10000
+
+_COLUMNS = "s.id, s.kind, s.repository, s.src, s.name, s.digest, s.size, s.hosted, s.updated_at"
+_HEAD = "substr(s.text, 1, 200) >= ? AND substr(s.text, 1, 200) < ?"
+
+
+def _hit(row: Sequence, rank: int) -> SearchHit:
+    """A row of `_COLUMNS` as a hit of ``rank``."""
+    id_, kind, repository, src, name, digest, size, hosted, updated_at = row
+    return SearchHit(id_, kind, repository, src, name, digest, size, hosted, updated_at, rank)
+
+
+@dataclass(frozen=True, slots=True)
+class _Tier:
+    """One rank's hits: ``source``/``where`` through its own index, ``probe`` checked row by row on a walk."""
+
+    source: str
+    where: str
+    args: list
+    probe: str
+    probe_args: list
+
 
 class SearchStore(Store):
     """Runs a search; `search_backend` says which text index answers it."""
@@ -97,45 +122,150 @@ class SearchStore(Store):
         after: SearchKey | None = None,
         limit: int = 20,
     ) -> list[SearchHit]:
-        """Up to ``limit`` hits after ``after``, best first; Maven repositories in ``hidden_maven`` left out."""
-        where, args = self._match_sql(match)
+        """Up to ``limit`` hits after ``after``, best first; Maven repositories in ``hidden_maven`` left out.
+
+        Each rank (tier) is its own bounded query, best tier first, until the
+        page is full: sorting every hit of a dense query (tens of thousands)
+        cost more than the whole 50 ms budget at 1M rows (bench/RESULTS.md,
+        Issue 29), so no query here sorts more than `DENSE` rows.
+        """
+        filters, filter_args = "", []
         if kinds:
-            where += f" AND s.kind IN ({', '.join('?' * len(kinds))})"
-            args += list(kinds)
+            # sqlite: "+" keeps the planner off the (kind, repository, src) index, which would scan a whole kind
+            filters += f" AND {'+' if self.dialect == 'sqlite' else ''}s.kind IN ({', '.join('?' * len(kinds))})"
+            filter_args += list(kinds)
         if hidden_maven:
-            where += f" AND NOT (s.kind = 'maven' AND s.repository IN ({', '.join('?' * len(hidden_maven))}))"
-            args += list(hidden_maven)
-        prefix = contains_pattern(match.exact)[1:]
-        sql = f"""SELECT * FROM (
-                      SELECT s.id, s.kind, s.repository, s.src, s.name, s.digest, s.size, s.hosted, s.updated_at,
-                             CASE WHEN lower(s.name) = ? THEN 0 WHEN lower(s.name) LIKE ? ESCAPE '!' THEN 1
-                                  ELSE 2 END AS rank
-                      FROM search_items AS s WHERE {where}
-                  ) AS hits"""
-        params: list = [match.exact, prefix, *args]
-        if after is not None:
-            rank, at, last = after
-            sql += " WHERE rank > ? OR (rank = ? AND (updated_at < ? OR (updated_at = ? AND id < ?)))"
-            params += [rank, rank, at, at, last]
-        sql += " ORDER BY rank, updated_at DESC, id DESC LIMIT ?"
-        params.append(limit)
+            filters += f" AND NOT (s.kind = 'maven' AND s.repository IN ({', '.join('?' * len(hidden_maven))}))"
+            filter_args += list(hidden_maven)
 
         def _txn(txn: Cursor) -> list[SearchHit]:
-            self._exec(txn, sql, params)
-            return fetch_all(txn, SearchHit)
+            hits: list[SearchHit] = []
+            for rank in range(after[0] if after is not None else 0, 3):
+                if len(hits) >= limit:
+                    break
+                position = (after[1], after[2]) if after is not None and rank == after[0] else None
+                tier = self._tier_sql(match, rank)
+                if tier is not None:
+                    hits += self._tier(txn, rank, tier, filters, filter_args, position, limit - len(hits))
+            return hits
 
         return await self._run("search", _txn)
 
-    def _match_sql(self, match: SearchMatch) -> tuple[str, list]:
+    def _tier(
+        self,
+        txn: Cursor,
+        rank: int,
+        tier: _Tier,
+        filters: str,
+        filter_args: list,
+        position: tuple[float, int] | None,
+        need: int,
+    ) -> list[SearchHit]:
+        """The first ``need`` hits of one rank after ``position`` (updated_at, id), newest first.
+
+        First the tier's hits through its own index (the name index, or the
+        text index), at most `DENSE` of them: fewer means that is all of them,
+        sorted here.  More means the tier is dense, and then walking the
+        recency index newest first and checking each row finds a page after
+        about ``need * rows / hits`` rows, however many hits there are.
+        """
+        keyset, keyset_args = "", []
+        if position is not None:
+            keyset, keyset_args = " AND (s.updated_at, s.id) < (?, ?)", [position[0], position[1]]
+        recent = "search_items AS s INDEXED BY search_items_recent" if self.dialect == "sqlite" else "search_items AS s"
+        if rank == 2 and self.dialect == "postgresql":
+            # the newest WINDOW rows first: a dense query fills its page there before the GIN index is opened
+            # (a common trigram's posting list costs 20-50 ms; on sqlite FTS5 is cheaper than the window)
+            self._exec(
+                txn,
+                f"SELECT {_COLUMNS} FROM (SELECT * FROM {recent} WHERE 1 = 1{keyset} "
+                f"ORDER BY s.updated_at DESC, s.id DESC LIMIT {WINDOW}) AS s WHERE {tier.probe}{filters} "
+                "ORDER BY s.updated_at DESC, s.id DESC LIMIT ?",
+                [*keyset_args, *tier.probe_args, *filter_args, need],
+            )
+            rows = txn.fetchall()
+            if len(rows) == need:
+                return [_hit(row, rank) for row in rows]
+        self._exec(
+            txn,
+            f"SELECT {_COLUMNS} FROM {tier.source} WHERE {tier.where}{filters}{keyset} LIMIT {DENSE}",
+            [*tier.args, *filter_args, *keyset_args],
+        )
+        rows = txn.fetchall()
+        if len(rows) < DENSE:
+            rows = sorted(rows, key=lambda row: (row[8], row[0]), reverse=True)[:need]
+            return [_hit(row, rank) for row in rows]
+        if self.dialect == "postgresql":
+            # the GIN index only does bitmap scans: off, the planner walks the recency index instead
+            self._exec(txn, "SET LOCAL enable_bitmapscan = off")
+        self._exec(
+            txn,
+            f"SELECT {_COLUMNS} FROM {recent} WHERE {tier.probe}{filters}{keyset} "
+            "ORDER BY s.updated_at DESC, s.id DESC LIMIT ?",
+            [*tier.probe_args, *filter_args, *keyset_args, need],
+        )
+        rows = txn.fetchall()
+        if self.dialect == "postgresql":
+            self._exec(txn, "SET LOCAL enable_bitmapscan = on")
+        return [_hit(row, rank) for row in rows]
+
+    def _tier_sql(self, match: SearchMatch, rank: int) -> _Tier | None:
+        """How one rank's hits are found (None: this query has none of that rank).
+
+        Rank 0 is ``lower(name) = exact``, rank 1 a name starting with it
+        (and not equal), rank 2 every other hit; a name is always part of its
+        text, so the name tiers only check the text row by row.
+        """
+        probe, probe_args = self._probe_sql(match)
+        drive_source, drive, drive_args = self._drive_sql(match)
+        prefix = contains_pattern(match.exact)[1:]
+        if not match.exact:  # Maven coordinates without a:, every hit starts with "": all are rank 1
+            if rank != 1:
+                return None
+            return _Tier(drive_source, drive, drive_args, probe, probe_args)
+        if rank == 0:
+            where = f"lower(s.name) = ? AND {probe}"
+            return _Tier("search_items AS s", where, [match.exact, *probe_args], where, [match.exact, *probe_args])
+        if rank == 1:
+            op = ("~>=~", "~<~") if self.dialect == "postgresql" else (">=", "<")
+            where = (
+                f"lower(s.name) {op[0]} ? AND lower(s.name) {op[1]} ? AND lower(s.name) LIKE ? ESCAPE '!' "
+                f"AND lower(s.name) <> ? AND {probe}"
+            )
+            args = [match.exact, match.exact + _TOP, prefix, match.exact, *probe_args]
+            return _Tier("search_items AS s", where, args, where, args)
+        not_prefix = "NOT (lower(s.name) LIKE ? ESCAPE '!')"
+        return _Tier(
+            drive_source,
+            f"{drive} AND {not_prefix}",
+            [*drive_args, prefix],
+            f"{probe} AND {not_prefix}",
+            [*probe_args, prefix],
+        )
+
+    def _drive_sql(self, match: SearchMatch) -> tuple[str, str, list]:
+        """The text index's answer to ``match``: (FROM, WHERE, arguments)."""
         if match.starts is not None:
             # the expression of the search_items_head index (a short prefix: the head holds it)
-            return "substr(s.text, 1, 200) >= ? AND substr(s.text, 1, 200) < ?", [match.starts, match.starts + _TOP]
-        if match.contains is not None:
-            if self.dialect == "sqlite":
-                phrase = '"' + match.contains.replace('"', '""') + '"'
-                return "s.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)", [phrase]
-            return "s.text LIKE ? ESCAPE '!'", [contains_pattern(match.contains)]
-        assert match.like is not None, "a SearchMatch selects by contains, starts or like"
+            return "search_items AS s", _HEAD, [match.starts, match.starts + _TOP]
         if self.dialect == "sqlite":
-            return "s.id IN (SELECT rowid FROM search_fts WHERE text LIKE ?)", [match.like]
+            # CROSS JOIN: sqlite keeps the text index as the outer loop (the page's rows come from it)
+            source = "search_fts CROSS JOIN search_items AS s ON s.id = search_fts.rowid"
+            if match.contains is not None:
+                return source, "search_fts MATCH ?", ['"' + match.contains.replace('"', '""') + '"']
+            return source, "search_fts.text LIKE ?", [match.like]
+        if match.contains is not None:
+            return "search_items AS s", "s.text LIKE ? ESCAPE '!'", [contains_pattern(match.contains)]
+        return "search_items AS s", "s.text LIKE ?", [match.like]
+
+    def _probe_sql(self, match: SearchMatch) -> tuple[str, list]:
+        """``match`` checked on one row, no text index (the same rows `_drive_sql` finds)."""
+        if match.starts is not None:
+            return _HEAD, [match.starts, match.starts + _TOP]
+        if match.contains is not None:
+            return ("instr(s.text, ?) > 0" if self.dialect == "sqlite" else "strpos(s.text, ?) > 0"), [match.contains]
+        assert match.like is not None, "a SearchMatch selects by contains, starts or like"
+        if self.dialect == "postgresql":
+            # not the GIN index's expression: a name tier checks its rows, it does not intersect 40 ms of GIN
+            return "(s.text || '') LIKE ?", [match.like]
         return "s.text LIKE ?", [match.like]

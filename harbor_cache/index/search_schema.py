@@ -287,3 +287,10 @@ SEARCH_MIGRATION: list[str] = [
     *_backfill("postgresql"),
     *[only("postgresql", s) for s in _POSTGRES[2:]],
 ]
+
+# The exact and prefix tiers of a search (index/search.py) look names up here, never through the text index.
+# PostgreSQL: text_pattern_ops, so a LIKE 'prefix%' is a range on it whatever the database's collation.
+SEARCH_NAME_INDEX: list[str] = [
+    only("sqlite", "CREATE INDEX search_items_name ON search_items (lower(name))"),
+    only("postgresql", "CREATE INDEX search_items_name ON search_items (lower(name) text_pattern_ops)"),
+]
