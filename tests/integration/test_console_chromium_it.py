@@ -23,6 +23,7 @@ import os
 import shutil
 import tempfile
 import urllib.parse
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -124,8 +125,6 @@ class Console:
     """Everything the tests share: peers, the server, the browser."""
 
     def __init__(self):
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
 
         self.closers = []
         try:
@@ -151,26 +150,7 @@ class Console:
             self.prime()
             self.profile = tempfile.mkdtemp(prefix="harbor-it-chromium-")
             self.closers.append(lambda: shutil.rmtree(self.profile, ignore_errors=True))
-            options = webdriver.ChromeOptions()
-            options.binary_location = CHROMIUM
-            for arg in (
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--no-default-browser-check",
-                "--disable-extensions",
-                "--user-data-dir=" + self.profile,
-                "--window-size=1280,900",
-                "--lang=en-US",
-            ):
-                options.add_argument(arg)
-            options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-            self.driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+            self.driver = start_chromium(self.profile, window="1280,900", logs=True)
             self.closers.append(self.driver.quit)
             self.downloads = os.path.join(self.profile, "downloads")
             os.makedirs(self.downloads)
@@ -868,3 +848,34 @@ class ConsoleTests(SynchronousTestCase):
             document.head.appendChild(s);
             return window.__inline === 1;""")
         self.assertFalse(ran, "an inline script ran despite the CSP")
+
+
+def start_chromium(profile: str, window: str = "1280,900", logs: bool = False) -> Any:
+    """Headless Debian chromium through chromedriver, on its own profile dir: the one start of every Chromium test.
+
+    ``window`` is ``"width,height"``; ``logs`` keeps the browser console (``driver.get_log("browser")``).
+    """
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-extensions",
+        "--user-data-dir=" + profile,
+        "--window-size=" + window,
+        "--lang=en-US",
+    ):
+        options.add_argument(arg)
+    if logs:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)

@@ -23,6 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.integration import oci_support as oci
 from tests.integration import support
 from tests.integration import test_console_chromium_it as base
+from tests.integration import test_console_chromium_it as chromium
 
 ACCEPT = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json"
 
@@ -31,8 +32,6 @@ class TruthConsole:
     """The server (upstream registry docker.io), content pulled by two paths, and a browser."""
 
     def __init__(self) -> None:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
 
         self.closers: list[Any] = []
         try:
@@ -48,25 +47,7 @@ class TruthConsole:
             self.prime()
             self.profile = tempfile.mkdtemp(prefix="harbor-it-chromium-truth-")
             self.closers.append(lambda: shutil.rmtree(self.profile, ignore_errors=True))
-            options = webdriver.ChromeOptions()
-            options.binary_location = base.CHROMIUM
-            for arg in (
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--no-default-browser-check",
-                "--disable-extensions",
-                "--user-data-dir=" + self.profile,
-                "--window-size=1280,900",
-                "--lang=en-US",
-            ):
-                options.add_argument(arg)
-            self.driver = webdriver.Chrome(service=Service(executable_path=base.CHROMEDRIVER), options=options)
+            self.driver = chromium.start_chromium(self.profile, window="1280,900")
             self.closers.append(self.driver.quit)
         except BaseException:
             self.close()

@@ -16,6 +16,7 @@ import tempfile
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration import push_support, support
+from tests.integration import test_console_chromium_it as chromium
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -35,8 +36,6 @@ def _selenium():
 class GcConsoleTests(SynchronousTestCase):
     def setUp(self):
         _selenium()
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
 
         self.server = push_support.hosted_server(self)
         self.url = self.server.url
@@ -61,21 +60,7 @@ class GcConsoleTests(SynchronousTestCase):
         self.basic = {"Authorization": "Basic " + basic}
         profile = tempfile.mkdtemp(prefix="harbor-it-gc-chromium-")
         self.addCleanup(shutil.rmtree, profile, True)
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for arg in (
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--no-first-run",
-            "--disable-extensions",
-            "--user-data-dir=" + profile,
-            "--window-size=1280,900",
-        ):
-            options.add_argument(arg)
-        self.d = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+        self.d = chromium.start_chromium(profile, window="1280,900")
         self.addCleanup(self.d.quit)
 
     def wait(self, condition, message=""):

@@ -20,7 +20,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration import oci_support as oci
 from tests.integration import support
-from tests.integration.test_console_chromium_it import CHROMEDRIVER, CHROMIUM, DOCS_SHOTS, WAIT, _selenium
+from tests.integration import test_console_chromium_it as chromium
+from tests.integration.test_console_chromium_it import DOCS_SHOTS, WAIT, _selenium
 
 JAR = "harness/small/1.0/small-1.0.jar"
 
@@ -29,8 +30,6 @@ class Story:
     """The server, its Maven upstream and the browser, shared by the tests of the class."""
 
     def __init__(self) -> None:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
 
         self.closers: list[Any] = []
         try:
@@ -41,25 +40,7 @@ class Story:
             self.closers.append(self.server.close)
             self.profile = tempfile.mkdtemp(prefix="harbor-it-history-")
             self.closers.append(lambda: shutil.rmtree(self.profile, ignore_errors=True))
-            options = webdriver.ChromeOptions()
-            options.binary_location = CHROMIUM
-            for arg in (
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--no-default-browser-check",
-                "--disable-extensions",
-                "--user-data-dir=" + self.profile,
-                "--window-size=1280,1400",
-                "--lang=en-US",
-            ):
-                options.add_argument(arg)
-            self.driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+            self.driver = chromium.start_chromium(self.profile, window="1280,1400")
             self.closers.append(self.driver.quit)
         except BaseException:
             self.close()

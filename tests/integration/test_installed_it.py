@@ -40,6 +40,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration import oci_support as oci
 from tests.integration import support
+from tests.integration import test_console_chromium_it as chromium
 
 UI_DIR = os.path.join(support.REPO_ROOT, "harbor_cache", "ui")
 PLUGIN = "twisted/plugins/harbor_cache_plugin.py"
@@ -181,30 +182,7 @@ class InstalledServer(support._Peer):
 
 def _chrome(profile: str):
     """Debian's headless chromium through chromedriver, as the console tests drive it."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    from tests.integration.test_console_chromium_it import CHROMEDRIVER, CHROMIUM
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-extensions",
-        "--user-data-dir=" + profile,
-        "--window-size=1280,900",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    return chromium.start_chromium(profile, window="1280,900", logs=True)
 
 
 class WheelIT(SynchronousTestCase):

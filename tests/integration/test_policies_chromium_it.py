@@ -20,7 +20,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration import oci_support as oci
 from tests.integration import push_support, support
-from tests.integration.test_console_chromium_it import CHROMEDRIVER, CHROMIUM, WAIT, _selenium
+from tests.integration import test_console_chromium_it as chromium
+from tests.integration.test_console_chromium_it import WAIT, _selenium
 
 
 def _push(server, repo, tag, payload):
@@ -52,8 +53,6 @@ def _push(server, repo, tag, payload):
 class PoliciesConsoleTests(SynchronousTestCase):
     def setUp(self):
         _selenium()
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
 
         self.server = push_support.hosted_server(self)
         self.url = self.server.url
@@ -61,23 +60,7 @@ class PoliciesConsoleTests(SynchronousTestCase):
         _push(self.server, "team/app", "new", "2")
         profile = tempfile.mkdtemp(prefix="harbor-it-policies-chromium-")
         self.addCleanup(shutil.rmtree, profile, True)
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for arg in (
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-extensions",
-            "--user-data-dir=" + profile,
-            "--window-size=1280,900",
-        ):
-            options.add_argument(arg)
-        self.d = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+        self.d = chromium.start_chromium(profile, window="1280,900")
         self.addCleanup(self.d.quit)
         self.shots = os.environ.get("HARBOR_SCREENSHOTS") or os.path.abspath("screenshots")
         os.makedirs(self.shots, exist_ok=True)

@@ -16,7 +16,8 @@ from typing import Any
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration import push_support, support
-from tests.integration.test_console_chromium_it import CHROMEDRIVER, CHROMIUM, _selenium
+from tests.integration import test_console_chromium_it as chromium
+from tests.integration.test_console_chromium_it import _selenium
 
 WAIT = 15
 
@@ -24,29 +25,11 @@ WAIT = 15
 class QuotaConsoleTests(SynchronousTestCase):
     def setUp(self) -> None:
         _selenium()
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
 
         self.server = push_support.hosted_server(self)
         profile = tempfile.mkdtemp(prefix="harbor-it-chromium-quota-")
         self.addCleanup(shutil.rmtree, profile, True)
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for arg in (
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-extensions",
-            "--user-data-dir=" + profile,
-            "--window-size=1280,900",
-        ):
-            options.add_argument(arg)
-        self.d = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+        self.d = chromium.start_chromium(profile, window="1280,900")
         self.addCleanup(self.d.quit)
 
     def wait(self, condition: Callable[[Any], Any], message: str = "") -> Any:

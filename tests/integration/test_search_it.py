@@ -21,9 +21,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration import oci_support as oci
 from tests.integration import support
+from tests.integration import test_console_chromium_it as chromium
 from tests.integration.test_console_chromium_it import (
-    CHROMEDRIVER,
-    CHROMIUM,
     DOCS_SHOTS,
     HOSTED_REPO,
     HOSTED_TAG,
@@ -39,8 +38,6 @@ class Site:
     """The server, its peers and the browser, shared by the tests of the class."""
 
     def __init__(self) -> None:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
 
         self.closers: list[Any] = []
         try:
@@ -60,24 +57,7 @@ class Site:
             _push_hosted(self.server)
             self.profile = tempfile.mkdtemp(prefix="harbor-it-search-")
             self.closers.append(lambda: shutil.rmtree(self.profile, ignore_errors=True))
-            options = webdriver.ChromeOptions()
-            options.binary_location = CHROMIUM
-            for arg in (
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-extensions",
-                "--user-data-dir=" + self.profile,
-                "--window-size=1280,800",
-                "--lang=en-US",
-            ):
-                options.add_argument(arg)
-            self.driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+            self.driver = chromium.start_chromium(self.profile, window="1280,800")
             self.closers.append(self.driver.quit)
         except BaseException:
             self.close()

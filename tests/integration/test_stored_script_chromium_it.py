@@ -30,7 +30,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration import oci_support as oci
 from tests.integration import push_support, support
-from tests.integration.test_console_chromium_it import CHROMEDRIVER, CHROMIUM, WAIT, _selenium
+from tests.integration import test_console_chromium_it as chromium
+from tests.integration.test_console_chromium_it import WAIT, _selenium
 
 MARK = "pwned"
 
@@ -92,8 +93,6 @@ class Peers:
     """The hostile OCI upstream, nginx with the hostile .pom, the server, and Chromium."""
 
     def __init__(self):
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
 
         self.closers = []
         try:
@@ -128,24 +127,7 @@ class Peers:
             push_support.ensure_user(self.server, *push_support.WRITER, "read-write")
             self.profile = tempfile.mkdtemp(prefix="harbor-it-chromium-")
             self.closers.append(lambda: shutil.rmtree(self.profile, ignore_errors=True))
-            options = webdriver.ChromeOptions()
-            options.binary_location = CHROMIUM
-            for arg in (
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--no-default-browser-check",
-                "--disable-extensions",
-                "--user-data-dir=" + self.profile,
-                "--window-size=1280,900",
-            ):
-                options.add_argument(arg)
-            self.driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+            self.driver = chromium.start_chromium(self.profile, window="1280,900")
             self.closers.append(self.driver.quit)
             self.driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "deny"})
         except BaseException:

@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration import oci_support as oci
 from tests.integration import support
+from tests.integration import test_console_chromium_it as chromium
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -36,29 +37,13 @@ def _selenium() -> None:
 class SyncConsoleTests(SynchronousTestCase):
     def setUp(self) -> None:
         _selenium()
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
 
         self.reg, _ = support.shared_upstream()
         self.server = support.HarborServer(oci.harbor_config(self.reg.url))
         self.addCleanup(self.server.close)
         profile = tempfile.mkdtemp(prefix="harbor-it-sync-chromium-")
         self.addCleanup(shutil.rmtree, profile, True)
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for arg in (
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--no-first-run",
-            "--disable-extensions",
-            "--user-data-dir=" + profile,
-            "--window-size=1400,900",
-        ):
-            options.add_argument(arg)
-        self.d = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+        self.d = chromium.start_chromium(profile, window="1400,900")
         self.addCleanup(self.d.quit)
 
     def wait(self, condition, message=""):
