@@ -21,6 +21,7 @@ from harbor_cache.index.engine import (
 from harbor_cache.index.entries import EntriesStore, EntryWrite
 from harbor_cache.index.eviction import EvictionStore
 from harbor_cache.index.gc import GcStore
+from harbor_cache.index.groups import GroupsStore
 from harbor_cache.index.history import HistoryStore
 from harbor_cache.index.hosted import HostedStore
 from harbor_cache.index.image_facts import ImageFactsStore
@@ -58,6 +59,7 @@ class Index(
     HostedStore,
     MavenStore,
     UsersStore,
+    GroupsStore,
     SettingsStore,
     UpstreamsStore,
     LeasesStore,

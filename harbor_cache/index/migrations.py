@@ -288,6 +288,39 @@ MIGRATIONS: list[list[str]] = [
     SEARCH_MIGRATION,
     # 19: search ranks by name in bounded, index-ordered steps: an index on the lowercased name
     SEARCH_NAME_INDEX,
+    # 20: identity for an organisation: robots are ``users`` rows of kind 'robot' (``robot$<name>``);
+    #     ``source`` says where a user comes from (local, ldap, oidc) and ``external_id`` names it
+    #     there (a DN, an OIDC subject); ``grants`` is a JSON list of `auth.permissions.Grant`;
+    #     groups hold grants (and optionally a role) for their members
+    [
+        "ALTER TABLE users ADD COLUMN kind TEXT NOT NULL DEFAULT 'user'",
+        "ALTER TABLE users ADD COLUMN source TEXT NOT NULL DEFAULT 'local'",
+        "ALTER TABLE users ADD COLUMN external_id TEXT",
+        "ALTER TABLE users ADD COLUMN grants TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE users ADD COLUMN description TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE users ADD COLUMN expires_at REAL",
+        "ALTER TABLE users ADD COLUMN last_used_at REAL",
+        "ALTER TABLE users ADD COLUMN last_used_addr TEXT",
+        "ALTER TABLE users ADD COLUMN created_by TEXT",
+        """CREATE TABLE groups (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            description TEXT NOT NULL DEFAULT '',
+            role TEXT,
+            grants TEXT NOT NULL DEFAULT '[]',
+            source TEXT NOT NULL DEFAULT 'local',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE group_members (
+            group_id INTEGER NOT NULL,
+            user_id INTEGER NOT NULL,
+            source TEXT NOT NULL DEFAULT 'local',
+            PRIMARY KEY (group_id, user_id)
+        )""",
+        "CREATE INDEX group_members_user ON group_members (user_id)",
+    ],
 ]
 
 

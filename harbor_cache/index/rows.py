@@ -83,6 +83,34 @@ class User:
     role: str
     created_at: float
     updated_at: float
+    #: "user" or "robot" (a robot's username is ``robot$<name>``; its role is "none")
+    kind: str = "user"
+    #: where the account comes from: "local", "ldap" or "oidc"
+    source: str = "local"
+    #: its name there: an LDAP DN, an OIDC subject
+    external_id: str | None = None
+    #: a JSON list of grants (`harbor_cache.auth.permissions.parse_grants`)
+    grants: str = "[]"
+    description: str = ""
+    disabled: int = 0
+    expires_at: float | None = None
+    last_used_at: float | None = None
+    last_used_addr: str | None = None
+    created_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A group of users (table ``groups``): its grants, and optionally a role, apply to every member."""
+
+    id: int
+    name: str
+    description: str
+    role: str | None
+    grants: str
+    source: str
+    created_at: float
+    updated_at: float
 
 
 @dataclass(frozen=True, slots=True)
