@@ -44,6 +44,7 @@ class ErrorCode(StrEnum):
     UPSTREAM_ERROR = "UPSTREAM_ERROR"
     INSUFFICIENT_STORAGE = "INSUFFICIENT_STORAGE"
     INDEX_UNAVAILABLE = "INDEX_UNAVAILABLE"
+    DIRECTORY_UNAVAILABLE = "DIRECTORY_UNAVAILABLE"
 
 
 class HarborError(Exception):
@@ -223,6 +224,17 @@ class IndexUnavailable(HarborError):
     """
 
     code = ErrorCode.INDEX_UNAVAILABLE
+
+
+class DirectoryUnavailable(HarborError):
+    """The LDAP directory (``[auth.ldap]``) does not answer, times out or refuses TLS or the service bind.
+
+    A login that needs the directory fails closed with it (503
+    ``DIRECTORY_UNAVAILABLE``) on every front; local users are not affected.
+    `harbor_cache.core.identity.directory` logs each outage once.
+    """
+
+    code = ErrorCode.DIRECTORY_UNAVAILABLE
 
 
 # -- the hosted registry: uploads and manifest pushes ---------------------------------

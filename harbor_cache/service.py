@@ -51,6 +51,7 @@ from harbor_cache.core.hosted.immutable import ImmutableTags
 from harbor_cache.core.hosted.registry import HostedRegistry
 from harbor_cache.core.hosted.retention import Retention
 from harbor_cache.core.identity.credentials import Credentials, PasswordChecker
+from harbor_cache.core.identity.directory import DirectoryLogin
 from harbor_cache.core.identity.users import UserService
 from harbor_cache.core.maven.cache import MavenCache
 from harbor_cache.core.oci.cache import OciCache
@@ -81,6 +82,7 @@ from harbor_cache.settings.startup import Config, UpstreamConfig
 from harbor_cache.storage import Storage, StorageIO, ThreadIO
 from harbor_cache.storage.private_files import make_private_dir, make_private_file
 from harbor_cache.storage.process_lock import ProcessLock
+from harbor_cache.upstream.ldap import LdapDirectory
 from harbor_cache.upstream.maven import MavenUpstream
 from harbor_cache.upstream.registry import RegistryUpstream, UpstreamSet
 
@@ -258,6 +260,11 @@ class HarborApp:
         self.registry_tokens = RegistryTokens(self.token_keys.registry, clock, issuer=self.token_issuer)
         # One username/password check for /v2/, the Maven front and the management API.
         self.credentials = Credentials(self.index, clock, self.check_password)
+        if config.ldap is not None:  # [auth.ldap]: users who are not local are checked against the directory
+            directory = LdapDirectory(config.ldap, self.reactor)
+            self.credentials.directory = DirectoryLogin(
+                directory, self.index, clock, config.ldap.group_roles, self.audit
+            )
         self.registry_policy = RegistryAuthorizer(
             self.index, self.settings, self.registry_tokens, self.public_url, clock, self.credentials
         )

@@ -10,6 +10,7 @@ dataclasses) in `harbor_cache.index.rows`.  Times are float epoch seconds.
 
 from harbor_cache.index.audit import AuditStore
 from harbor_cache.index.console import ConsoleStore
+from harbor_cache.index.directory_users import DirectoryUsersStore
 from harbor_cache.index.engine import (
     Store,
     dialect_of,
@@ -60,6 +61,7 @@ class Index(
     MavenStore,
     UsersStore,
     GroupsStore,
+    DirectoryUsersStore,
     SettingsStore,
     UpstreamsStore,
     LeasesStore,

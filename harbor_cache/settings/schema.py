@@ -86,6 +86,23 @@ SCHEMA: dict[str, Any] = {
             }
         ],
     },
+    "auth": {
+        # [auth.ldap] (settings.ldap); group_roles maps any group cn, so its keys are not checked here
+        "ldap": {
+            "url": KEY,
+            "start_tls": KEY,
+            "bind_dn": KEY,
+            "bind_password": KEY,
+            "ca_file": KEY,
+            "user_base": KEY,
+            "user_filter": KEY,
+            "group_membership": KEY,
+            "group_base": KEY,
+            "group_filter": KEY,
+            "timeout_seconds": KEY,
+            "group_roles": KEY,
+        },
+    },
 }
 
 

@@ -14,6 +14,11 @@ not a wrong password but bad input, whichever front it came through (login
 JSON, Basic on ``/v2/``, ``/v2/token``, ``POST /token``, Maven routes): it is
 refused with `BadRequest` (400) before any lookup, and never reaches the
 index or the audit log.
+
+With ``[auth.ldap]`` a username that is no local user's (no row, or a row
+with ``source = 'ldap'``) is the directory's to check
+(`core.identity.directory.DirectoryLogin`); its yes is remembered the same
+way, so a push of many requests binds once per `REMEMBER_SECONDS`.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from harbor_cache.grammar.client_text import is_clean_text
 from harbor_cache.index.rows import User
 
 if TYPE_CHECKING:
+    from harbor_cache.core.identity.directory import DirectoryLogin
     from harbor_cache.index import Index
 
 # Usernames are at most this long (`core.identity.users.check_username`): a longer one is never looked up.
@@ -57,16 +63,20 @@ class Credentials:
         self.clock = clock
         self._check = checker
         self._remembered: dict[bytes, float] = {}  # sha256(username, password, hash) -> until
+        self.directory: DirectoryLogin | None = None  # [auth.ldap]: set by the service when LDAP is on
 
     async def check(self, username: Any, password: Any) -> User | None:
         """The user's row when the password is right, else None; `BadRequest` for a username no user can have."""
         if isinstance(username, str) and not is_clean_text(username):
             raise BadRequest("username may not contain control characters")
         row = None
-        if isinstance(username, str) and 0 < len(username) <= MAX_USERNAME_LENGTH and encodable(username):
+        usable = isinstance(username, str) and 0 < len(username) <= MAX_USERNAME_LENGTH and encodable(username)
+        if usable:
             row = await self.index.get_user_by_name(username)
         if not isinstance(password, str):
             password = ""
+        if usable and self.directory is not None and self.directory.handles(row):
+            return await self._ask_directory(username, password, row)
         if row is None:
             await self._check(password, None)  # the same cost as a wrong password
             return None
@@ -78,9 +88,25 @@ class Credentials:
             return row
         if not await self._check(password, hashed):
             return None
+        self._remember(key, now)
+        return row
+
+    async def _ask_directory(self, username: str, password: str, row: User | None) -> User | None:
+        """An LDAP login: remembered like a local one (keyed apart from any stored hash), else the directory."""
+        assert self.directory is not None
+        key = hashlib.sha256("\0".join(("ldap", username, password)).encode("utf-8", "surrogatepass")).digest()
+        now = self.clock.seconds()
+        until = self._remembered.get(key)
+        if row is not None and until is not None and until > now:
+            return row
+        user = await self.directory.login(username, password)
+        if user is not None:
+            self._remember(key, self.clock.seconds())
+        return user
+
+    def _remember(self, key: bytes, now: float) -> None:
         if len(self._remembered) >= REMEMBER_SIZE:
             self._remembered = {k: t for k, t in self._remembered.items() if t > now}
             if len(self._remembered) >= REMEMBER_SIZE:
                 self._remembered.clear()
         self._remembered[key] = now + REMEMBER_SECONDS
-        return row

@@ -31,6 +31,7 @@ DAY = 86400.0
 ACTIONS = (
     "login",
     "login.failed",
+    "login.ldap",
     "user.create",
     "user.update",
     "user.delete",
