@@ -74,7 +74,9 @@ def build_document(version: str) -> dict:
             "description": "Pull-through cache for OCI registries and Maven repositories, "
             "with a management API. Errors of /v2 and /api/v1 use "
             '{"errors": [{"code", "message", "detail"}]}. Any operation that needs the index answers '
-            "503 with code INDEX_UNAVAILABLE (and Retry-After) while the index database does not answer.",
+            "503 with code INDEX_UNAVAILABLE (and Retry-After) while the index database does not answer. "
+            "With [auth.ldap], a login that needs the directory answers 503 DIRECTORY_UNAVAILABLE while it does "
+            "not answer.",
         },
         "servers": [{"url": "/"}],
         "tags": [{"name": "health"}, {"name": "oci"}, {"name": "management"}, {"name": "console"}, {"name": "maven"}],

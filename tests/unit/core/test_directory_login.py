@@ -58,7 +58,7 @@ class DirectoryLoginTests(SynchronousTestCase):
         self.users, self.index, self.clock, self.crypt = make_users(self)
         self.credentials = self.users.credentials
         self.directory = FakeDirectory()
-        self.audit = AuditLog(self.index, self.clock, None)  # type: ignore[arg-type]  # (prune is not used)
+        self.audit = AuditLog(self.index, self.clock, None)  # (settings: only prune reads them)
         self.credentials.directory = DirectoryLogin(self.directory, self.index, self.clock, ROLES, self.audit)
         self.wait(self.users.create("admin", "admin-pw", "admin"))
 
