@@ -308,9 +308,10 @@ class ApiFront:
             "{username} created user {created} ({role})", username=caller.username, created=row.username, role=row.role
         )
         view = user_view(row)
-        await self.record(
-            request, "user.create", caller.username, row.username, {"role": row.role, "grants": view["grants"]}
-        )
+        detail: dict = {"role": row.role}
+        if "grants" in body:
+            detail["grants"] = view["grants"]
+        await self.record(request, "user.create", caller.username, row.username, detail)
         request.setHeader(b"Location", b"/api/v1/users/%d" % row.id)
         return json_response(request, view, 201)
 
