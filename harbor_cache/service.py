@@ -28,6 +28,7 @@ from harbor_cache import __version__
 from harbor_cache.api.console import ConsoleApi
 from harbor_cache.api.front import ApiFront
 from harbor_cache.api.gc import GcFront
+from harbor_cache.api.groups import attach as attach_groups
 from harbor_cache.api.health import HealthFront
 from harbor_cache.api.history import attach as attach_history
 from harbor_cache.api.openapi import build_document
@@ -52,6 +53,7 @@ from harbor_cache.core.hosted.registry import HostedRegistry
 from harbor_cache.core.hosted.retention import Retention
 from harbor_cache.core.identity.credentials import Credentials, PasswordChecker
 from harbor_cache.core.identity.directory import DirectoryLogin
+from harbor_cache.core.identity.groups import GroupService
 from harbor_cache.core.identity.users import UserService
 from harbor_cache.core.maven.cache import MavenCache
 from harbor_cache.core.oci.cache import OciCache
@@ -350,6 +352,7 @@ class HarborApp:
         self.retention = Retention(self.index, self.hosted, self.settings, clock, self.audit, self.leases)
         attach_policies(self.api_front, self.retention, self.hosted.immutable)
         attach_history(self.api_front, self.history)
+        attach_groups(self.api_front, GroupService(self.index, clock))
         private_maven = (r.id for r in self.config.maven_repositories if r.private)
         attach_search(self.api_front, Search(self.index, private_maven))
 

@@ -42,6 +42,7 @@ from harbor_cache.api.audit import export as audit_export
 from harbor_cache.api.gc import GcFront
 from harbor_cache.api.quotas import quota_view
 from harbor_cache.auth import STAMP_CLAIM, InvalidToken, credential_stamp, parse_bearer_authorization
+from harbor_cache.auth.permissions import grants_json, load_grants
 from harbor_cache.core.operations.quotas import QuotaBook
 from harbor_cache.core.seams import User
 from harbor_cache.errors import BadRequest, Denied, NotFound, TooLarge, Unauthorized
@@ -66,6 +67,8 @@ def user_view(row: User) -> dict[str, Any]:
         "id": row.id,
         "username": row.username,
         "role": row.role,
+        "grants": grants_json(load_grants(row.grants)),
+        "source": row.source,
         "created_at": iso8601(row.created_at),
         "updated_at": iso8601(row.updated_at),
     }
@@ -298,13 +301,19 @@ class ApiFront:
     @requires(ADMIN)
     async def create_user(self, request: HarborRequest, caller: User):
         body = read_json_object(request)
-        row = await self.users.create(body.get("username"), body.get("password"), body.get("role"))
+        if "grants" in body and body["grants"] is None:
+            raise BadRequest("grants may be left out but not null")
+        row = await self.users.create(body.get("username"), body.get("password"), body.get("role"), body.get("grants"))
         log.info(
             "{username} created user {created} ({role})", username=caller.username, created=row.username, role=row.role
         )
-        await self.record(request, "user.create", caller.username, row.username, {"role": row.role})
+        view = user_view(row)
+        detail: dict = {"role": row.role}
+        if "grants" in body:
+            detail["grants"] = view["grants"]
+        await self.record(request, "user.create", caller.username, row.username, detail)
         request.setHeader(b"Location", b"/api/v1/users/%d" % row.id)
-        return json_response(request, user_view(row), 201)
+        return json_response(request, view, 201)
 
     @app.route("/api/v1/users/<id:user_id>", methods=["GET"])
     @requires(ADMIN)
@@ -315,17 +324,22 @@ class ApiFront:
     @requires(ADMIN)
     async def update_user(self, request: HarborRequest, user_id, caller: User):
         body = read_json_object(request)
-        for field in ("role", "password"):
+        for field in ("role", "password", "grants"):
             if field in body and body[field] is None:
                 raise BadRequest(f"{field} may be left out but not null")
-        row = await self.users.update(user_id, role=body.get("role"), password=body.get("password"))
+        row = await self.users.update(
+            user_id, role=body.get("role"), password=body.get("password"), grants=body.get("grants")
+        )
+        view = user_view(row)
         changes: dict = {}
         if "role" in body:
             changes["role"] = row.role
         if "password" in body:
             changes["password_changed"] = True
+        if "grants" in body:
+            changes["grants"] = view["grants"]  # the grants now, as stored (a grant change is audited in full)
         await self.record(request, "user.update", caller.username, row.username, changes)
-        return json_response(request, user_view(row))
+        return json_response(request, view)
 
     @app.route("/api/v1/users/<id:user_id>", methods=["DELETE"])
     @requires(ADMIN)

@@ -1,10 +1,17 @@
-"""Users of the management API and the registry: name, password hash, role."""
+"""Users of the management API and the registry: name, password hash, role, own grants.
+
+Robots are rows of kind "robot" in the same table; the listing and the
+last-admin rules here count people only (kind "user").
+"""
 
 from __future__ import annotations
 
 from harbor_cache.index.cursor import Cursor
 from harbor_cache.index.engine import Store, fetch_all, fetch_one, fetch_value
 from harbor_cache.index.rows import User
+
+# the admins the last-admin rules count: people, never robots (whose role is "none" anyway)
+_ADMINS = "SELECT COUNT(*) FROM users WHERE role = 'admin' AND kind = 'user'"
 
 
 class UsersStore(Store):
@@ -17,8 +24,10 @@ class UsersStore(Store):
 
         return await self._run("count_users", _txn)
 
-    async def create_user(self, username: str, password_hash: str, role: str, now: float) -> User | None:
-        """Returns the new user, or None when the username is taken."""
+    async def create_user(
+        self, username: str, password_hash: str, role: str, now: float, *, grants: str = "[]"
+    ) -> User | None:
+        """Returns the new user, or None when the username is taken (``grants``: `auth.permissions.dump_grants`)."""
 
         def _txn(txn: Cursor) -> User | None:
             self._exec(txn, "SELECT 1 FROM users WHERE username = ?", (username,))
@@ -26,8 +35,9 @@ class UsersStore(Store):
                 return None
             self._exec(
                 txn,
-                "INSERT INTO users (username, password_hash, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                (username, password_hash, role, now, now),
+                "INSERT INTO users (username, password_hash, role, grants, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (username, password_hash, role, grants, now, now),
             )
             self._exec(txn, "SELECT * FROM users WHERE username = ?", (username,))
             return fetch_one(txn, User)
@@ -48,17 +58,22 @@ class UsersStore(Store):
 
         return await self._run("get_user_by_name", _txn)
 
-    async def list_users(self) -> list[User]:
+    async def list_users(self, kind: str | None = None) -> list[User]:
+        """Every user by id; only those of ``kind`` ("user", "robot") when given."""
+
         def _txn(txn: Cursor) -> list[User]:
-            self._exec(txn, "SELECT * FROM users ORDER BY id")
+            if kind is None:
+                self._exec(txn, "SELECT * FROM users ORDER BY id")
+            else:
+                self._exec(txn, "SELECT * FROM users WHERE kind = ? ORDER BY id", (kind,))
             return fetch_all(txn, User)
 
         return await self._run("list_users", _txn)
 
     async def update_user(
-        self, user_id: int, role: str | None, password_hash: str | None, now: float
+        self, user_id: int, role: str | None, password_hash: str | None, now: float, *, grants: str | None = None
     ) -> tuple[str, User | None]:
-        """Change role and/or password in one transaction.
+        """Change role, password and/or grants (stored form) in one transaction.
 
         Returns ("ok", row), ("missing", None), or ("last_admin", row) when
         the change would leave no admin (nothing is changed then).
@@ -70,7 +85,7 @@ class UsersStore(Store):
             if row is None:
                 return "missing", None
             if row.role == "admin" and role is not None and role != "admin":
-                self._exec(txn, "SELECT COUNT(*) FROM users WHERE role = 'admin'")
+                self._exec(txn, _ADMINS)
                 if fetch_value(txn) <= 1:
                     return "last_admin", row
             sets, args = ["updated_at = ?"], list[object]([now])
@@ -80,6 +95,9 @@ class UsersStore(Store):
             if password_hash is not None:
                 sets.append("password_hash = ?")
                 args.append(password_hash)
+            if grants is not None:
+                sets.append("grants = ?")
+                args.append(grants)
             self._exec(txn, f"UPDATE users SET {', '.join(sets)} WHERE id = ?", (*args, user_id))
             self._exec(txn, "SELECT * FROM users WHERE id = ?", (user_id,))
             return "ok", fetch_one(txn, User)
@@ -95,10 +113,12 @@ class UsersStore(Store):
             if r is None:
                 return "missing"
             if r[0] == "admin":
-                self._exec(txn, "SELECT COUNT(*) FROM users WHERE role = 'admin'")
+                self._exec(txn, _ADMINS)
                 if fetch_value(txn) <= 1:
                     return "last_admin"
             self._exec(txn, "DELETE FROM users WHERE id = ?", (user_id,))
+            # no foreign keys in the schema: a deleted user leaves no memberships behind
+            self._exec(txn, "DELETE FROM group_members WHERE user_id = ?", (user_id,))
             return "ok"
 
         return await self._run("delete_user", _txn)

@@ -20,6 +20,7 @@ const PAGES = [
   ["dashboard", "Dashboard", dashboard, "user"],
   ["cache", "Cache", cache, "admin"],
   ["users", "Users", users, "admin"],
+  ["groups", "Groups", await import("./views/groups.js"), "admin"],
   ["config", "Config", config, "admin"],
   ["upstreams", "Upstreams", upstreams, "admin"],
   ["audit", "Audit", audit, "admin"],

@@ -587,6 +587,44 @@ class ConsoleTests(SynchronousTestCase):
         self.css("dialog.confirm button[data-confirm='yes']").click()
         self.wait(lambda d: not self.all("tr[data-username='carol']"))
 
+    def test_g_groups_with_a_grant(self):
+        """Issue 27: create a group with a grant and a member on the Groups page; it is listed and stored."""
+        self.login()
+        self.click_link("Groups", "nav")
+        self.heading("Groups")
+        self.css("#new-group-name").send_keys("qa-team")
+        self.d.find_element("id", "new-group-members").send_keys("admin")
+        self.d.find_element("css selector", "#new-group-grants .add-grant").click()
+        self.css("#new-group-grants-pattern-0").send_keys("team-a/*")
+        for action in ("pull", "push"):
+            self.d.find_element("css selector", "#new-group-grants input[name='%s']" % action).click()
+        self.d.find_element("id", "create-group").find_element("css selector", "button[type=submit]").click()
+        row = self.css("tr[data-name='qa-team']")
+        self.assertEqual(row.find_element("css selector", "td.grants").text, "team-a/*: pull, push")
+        self.assertEqual(row.find_element("css selector", "td.members").text, "admin")
+        self.shot("groups")
+        _, listed = self.api("GET", "/api/v1/groups")
+        group = [g for g in listed["groups"] if g["name"] == "qa-team"][0]
+        self.assertEqual(group["grants"], [{"repositories": "team-a/*", "actions": ["pull", "push"]}])
+        self.api("DELETE", "/api/v1/groups/%d" % group["id"])
+        # a user's own grants: the folded editor on the users page
+        self.click_link("Users", "nav")
+        self.heading("Users")
+        self.css("tr[data-username='admin'] td.grants summary").click()
+        self.css("tr[data-username='admin'] .add-grant").click()
+        row = self.css("tr[data-username='admin'] .grant-row")
+        row.find_element("css selector", ".grant-pattern").send_keys("maven:central")
+        row.find_element("css selector", "input[name='pull']").click()
+        self.css("tr[data-username='admin'] .save-grants").click()
+        self.wait(
+            lambda d: self.css("tr[data-username='admin'] .grants-summary").text == "maven:central: pull",
+            message="the user's grants were never shown",
+        )
+        _, users = self.api("GET", "/api/v1/users")
+        admin = [u for u in users if u["username"] == "admin"][0]
+        self.assertEqual(admin["grants"], [{"repositories": "maven:central", "actions": ["pull"]}])
+        self.api("PUT", "/api/v1/users/%d" % admin["id"], {"grants": []})
+
     def test_h_config_invalid_value(self):
         """An invalid value shows the API's error inline and changes nothing; a valid one saves; reset restores."""
         self.login()

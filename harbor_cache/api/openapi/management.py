@@ -31,6 +31,8 @@ from harbor_cache.api.openapi.common import (
 from harbor_cache.settings.runtime import SETTINGS
 
 _ROLE = ref("Role")
+_GRANTS = ref("Grants")  # (defined with the groups, api/openapi/groups.py)
+_SOURCE = {"type": "string", "enum": ["local", "ldap", "oidc"], "description": "Where the account comes from"}
 
 SCHEMAS = {
     "LoginRequest": obj(["username", "password"], username=STRING, password=STRING),
@@ -72,10 +74,12 @@ SCHEMAS = {
     "Updated": obj(["updated"], updated=COUNT),
     "Role": {"type": "string", "enum": ["admin", "read-write", "read-only"]},
     "User": obj(
-        ["id", "username", "role", "created_at", "updated_at"],
+        ["id", "username", "role", "grants", "source", "created_at", "updated_at"],
         id={"type": "integer", "minimum": 1},
         username=STRING,
         role=_ROLE,
+        grants=_GRANTS,
+        source=_SOURCE,
         created_at=TIMESTAMP,
         updated_at=TIMESTAMP,
     ),
@@ -85,16 +89,21 @@ SCHEMAS = {
             "type": "string",
             "minLength": 1,
             "maxLength": 128,
-            "pattern": "^[^\\s:]+$",
-            "description": "Printable, no whitespace, no ':'",
+            "pattern": "^(?!robot\\$)[^\\s:]+$",
+            "description": "Printable, no whitespace, no ':', not starting with robot$ (robot accounts' names)",
         },
         password={"type": "string", "minLength": 1, "maxLength": 72, "description": "At most 72 UTF-8 bytes (bcrypt)"},
         role=_ROLE,
+        grants={**_GRANTS, "description": "The user's own grants, on top of the role's (default: none)"},
     ),
     "UserUpdate": {
         "type": "object",
         "description": "All fields optional; only those given are changed. The last admin cannot be demoted.",
-        "properties": {"role": _ROLE, "password": {"type": "string", "minLength": 1, "maxLength": 72}},
+        "properties": {
+            "role": _ROLE,
+            "password": {"type": "string", "minLength": 1, "maxLength": 72},
+            "grants": {**_GRANTS, "description": "Replaces the user's own grants"},
+        },
     },
     "ConfigKey": {"type": "string", "enum": sorted(SETTINGS)},
     "ConfigEntry": obj(
@@ -208,7 +217,7 @@ def _user_paths() -> dict:
             get=Op("getUser", "Get a user"),
             put=Op(
                 "updateUser",
-                "Update a user's role and/or password",
+                "Update a user's role, password and/or grants",
                 errors({409: "Would demote the last admin (code CONFLICT)."}),
             ),
             delete=Op(

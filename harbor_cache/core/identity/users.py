@@ -7,6 +7,11 @@ The management API only parses and shapes; every rule about users is here:
   to /v2/ or a Maven repository);
 - passwords are non-empty and at most 72 UTF-8 bytes (bcrypt ignores the rest);
 - roles are one of `auth.ROLES`;
+- a username may not start with ``robot$`` (robot accounts are named so);
+- own grants are a list `auth.permissions.parse_grants` accepts (400 naming
+  the problem), stored in `dump_grants` form;
+- the listing and the last-admin rules are about people (kind "user"): a
+  robot is neither listed nor found here (``/api/v1/robots`` has them);
 - a username is unique (409 on a duplicate);
 - there is always at least one admin: the last one can neither be deleted
   nor demoted (409, decided inside the SQL transaction so two concurrent
@@ -22,6 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from harbor_cache.auth import MAX_PASSWORD_BYTES, ROLES, hash_password, is_valid_role
+from harbor_cache.auth.permissions import GrantError, dump_grants, parse_grants
 from harbor_cache.core.identity.credentials import MAX_USERNAME_LENGTH, Credentials, encodable
 from harbor_cache.errors import BadRequest, Conflict, NotFound
 from harbor_cache.index.rows import User
@@ -35,6 +41,8 @@ if TYPE_CHECKING:
 
 # SQLite integers are signed 64-bit: a larger id cannot name a user.
 MAX_USER_ID = (1 << 63) - 1
+#: the prefix of robot accounts' usernames, which no person's may have
+ROBOT_PREFIX = "robot$"
 
 
 def check_username(username: Any) -> str:
@@ -46,6 +54,22 @@ def check_username(username: Any) -> str:
     if ":" in username or any(c.isspace() or not c.isprintable() for c in username):
         raise BadRequest("username may not contain whitespace, control characters or ':'")
     return username
+
+
+def check_new_username(username: Any) -> str:
+    """A username for a new person: `check_username`, and not a robot's name."""
+    username = check_username(username)
+    if username.startswith(ROBOT_PREFIX):
+        raise BadRequest(f"username may not start with {ROBOT_PREFIX!r} (robot accounts are named so)")
+    return username
+
+
+def check_grants(grants: Any) -> str:
+    """A ``grants`` field in its stored form, or BadRequest with the `GrantError` message."""
+    try:
+        return dump_grants(parse_grants(grants))
+    except GrantError as e:
+        raise BadRequest(f"grants: {e}", {"field": "grants"}) from None
 
 
 def check_new_password(password: Any) -> str:
@@ -82,7 +106,8 @@ class UserService:
         self.credentials = credentials
 
     async def list(self) -> list[User]:
-        return await self.index.list_users()
+        """People only (robots are listed by ``/api/v1/robots``)."""
+        return await self.index.list_users(kind="user")
 
     async def find(self, user_id: int) -> User | None:
         """The user's row, or None (also for ids no user can have)."""
@@ -91,26 +116,27 @@ class UserService:
         return await self.index.get_user(user_id)
 
     async def get(self, user_id: int) -> User:
-        """The user's row; raises NotFound."""
+        """The person's row; raises NotFound (also for a robot: the users endpoints do not manage robots)."""
         row = await self.find(user_id)
-        if row is None:
+        if row is None or row.kind != "user":
             raise NotFound("user not found", {"id": user_id})
         return row
 
-    async def create(self, username: Any, password: Any, role: Any) -> User:
+    async def create(self, username: Any, password: Any, role: Any, grants: Any = None) -> User:
         """The new user's row; BadRequest for bad fields, Conflict for a taken username."""
-        username = check_username(username)
+        username = check_new_username(username)
         password = check_new_password(password)
         role = check_role(role)
+        stored = check_grants(grants) if grants is not None else "[]"
         if await self.index.get_user_by_name(username) is not None:
             raise Conflict("username already exists", {"username": username})
         hashed = await self._hash(password)
-        row = await self.index.create_user(username, hashed, role, self.clock.seconds())
+        row = await self.index.create_user(username, hashed, role, self.clock.seconds(), grants=stored)
         if row is None:  # created by a concurrent request while we hashed
             raise Conflict("username already exists", {"username": username})
         return row
 
-    async def update(self, user_id: int, *, role: Any = None, password: Any = None) -> User:
+    async def update(self, user_id: int, *, role: Any = None, password: Any = None, grants: Any = None) -> User:
         """Change the given fields (None = leave as is); the updated row.
 
         Raises NotFound, BadRequest, or Conflict when it would demote the last admin.
@@ -119,9 +145,10 @@ class UserService:
             check_role(role)
         if password is not None:
             check_new_password(password)
+        stored = check_grants(grants) if grants is not None else None
         await self.get(user_id)
         hashed = await self._hash(password) if password is not None else None
-        status, row = await self.index.update_user(user_id, role, hashed, self.clock.seconds())
+        status, row = await self.index.update_user(user_id, role, hashed, self.clock.seconds(), grants=stored)
         if status == "last_admin":
             raise Conflict("the last admin cannot be demoted", {"id": user_id})
         if row is None:  # "missing"
@@ -130,8 +157,7 @@ class UserService:
 
     async def delete(self, user_id: int) -> None:
         """Raises NotFound, or Conflict for the last admin."""
-        if await self.find(user_id) is None:
-            raise NotFound("user not found", {"id": user_id})
+        await self.get(user_id)
         status = await self.index.delete_user(user_id)
         if status == "missing":
             raise NotFound("user not found", {"id": user_id})

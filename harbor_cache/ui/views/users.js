@@ -1,10 +1,22 @@
-// Users (admin): list, create, change role or password, delete; the API's error is shown inline.
+// Users (admin): list, create, change role, password or grants, delete; the API's error is shown inline.
 import { api, confirmDialog, errorBox, h, session, table, timeEl } from "../lib.js";
+import { grantsEditor, grantsSummary } from "./grants_editor.js";
 
 const ROLES = ["admin", "read-write", "read-only"];
 
 function roleSelect(id, value) {
   return h("select", { id, name: "role" }, ROLES.map(r => h("option", { value: r, selected: r === value }, r)));
+}
+
+// The user's own grants (on top of the role's) and, folded, an editor to change them.
+function grantsCell(u, show, reload) {
+  const editor = grantsEditor(u.grants, `grants-${u.id}`, u.username);
+  const save = h("button", { type: "button", class: "small save-grants", onclick: async () => {
+    try { await api(`/api/v1/users/${u.id}`, { method: "PUT", body: { grants: editor.value() } }); reload(); } catch (e) { show(e); }
+  } }, "Save grants");
+  return h("td", { class: "grants" }, h("details", {},
+    h("summary", { "aria-label": `Grants of ${u.username}` }, h("span", { class: "grants-summary" }, grantsSummary(u.grants))),
+    editor.element, save));
 }
 
 export async function render(main, { navigate }) {
@@ -48,6 +60,7 @@ export async function render(main, { navigate }) {
           err.hidden = true;
           try { await api(`/api/v1/users/${u.id}`, { method: "PUT", body: { role: sel.value } }); reload(); } catch (e) { show(e); }
         } }, "Save role")),
+      grantsCell(u, show, reload),
       h("td", {}, pw, h("button", { type: "button", class: "small", onclick: async () => {
         err.hidden = true;
         try { await api(`/api/v1/users/${u.id}`, { method: "PUT", body: { password: pw.value } }); pw.value = ""; err.textContent = ""; }
@@ -61,5 +74,5 @@ export async function render(main, { navigate }) {
         try { await api(`/api/v1/users/${u.id}`, { method: "DELETE" }); reload(); } catch (e) { show(e); }
       } }, "Delete"), err));
   });
-  main.append(table(["Id", "Username", "Role", "Password", "Created", ""], rows, { className: "users", empty: "No users yet." }), form);
+  main.append(table(["Id", "Username", "Role", "Grants", "Password", "Created", ""], rows, { className: "users", empty: "No users yet." }), form);
 }

@@ -335,7 +335,8 @@ class UserEndpointTests(ApiCase):
         users = r.json()
         self.assertEqual([u["username"] for u in users], list(ROLES))
         for u in users:
-            self.assertEqual(sorted(u), ["created_at", "id", "role", "updated_at", "username"])
+            self.assertEqual(sorted(u), ["created_at", "grants", "id", "role", "source", "updated_at", "username"])
+            self.assertEqual((u["grants"], u["source"]), ([], "local"))
             self.assertEqual(u["created_at"], "2023-11-14T22:13:20Z")
 
     def test_create(self):
