@@ -30,6 +30,7 @@ from harbor_cache.api.front import ApiFront
 from harbor_cache.api.gc import GcFront
 from harbor_cache.api.health import HealthFront
 from harbor_cache.api.history import attach as attach_history
+from harbor_cache.api.oidc import attach as attach_oidc
 from harbor_cache.api.openapi import build_document
 from harbor_cache.api.policies import attach as attach_policies
 from harbor_cache.api.search import attach as attach_search
@@ -50,7 +51,9 @@ from harbor_cache.core.hosted.gc import GarbageCollector, detached
 from harbor_cache.core.hosted.immutable import ImmutableTags
 from harbor_cache.core.hosted.registry import HostedRegistry
 from harbor_cache.core.hosted.retention import Retention
+from harbor_cache.core.identity.cli_secret import CliSecrets
 from harbor_cache.core.identity.credentials import Credentials, PasswordChecker
+from harbor_cache.core.identity.oidc import OidcLogin
 from harbor_cache.core.identity.users import UserService
 from harbor_cache.core.maven.cache import MavenCache
 from harbor_cache.core.oci.cache import OciCache
@@ -82,6 +85,8 @@ from harbor_cache.storage import Storage, StorageIO, ThreadIO
 from harbor_cache.storage.private_files import make_private_dir, make_private_file
 from harbor_cache.storage.process_lock import ProcessLock
 from harbor_cache.upstream.maven import MavenUpstream
+from harbor_cache.upstream.oidc import OidcProvider
+from harbor_cache.upstream.oidc import client_for as oidc_client_for
 from harbor_cache.upstream.registry import RegistryUpstream, UpstreamSet
 
 log = Logger()
@@ -345,6 +350,17 @@ class HarborApp:
         attach_history(self.api_front, self.history)
         private_maven = (r.id for r in self.config.maven_repositories if r.private)
         attach_search(self.api_front, Search(self.index, private_maven))
+        self._build_oidc()
+
+    def _build_oidc(self) -> None:
+        """``[auth.oidc]``: console login through an OpenID provider (off without it), and CLI secrets."""
+        oidc = self.config.oidc
+        login = None
+        if oidc is not None:
+            client = oidc_client_for(oidc, self.reactor, self.http)
+            provider = OidcProvider(oidc, client, self.clock)
+            login = OidcLogin(oidc, provider, self.index, self.clock, self.token_keys.management)
+        attach_oidc(self.api_front, login, CliSecrets(self.index, self.clock, self.hash_password), self.public_url)
 
     def _build_maven(self) -> None:
         """Maven repositories on the shared download core, artifact tokens and the Kagami front."""

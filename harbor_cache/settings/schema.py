@@ -69,6 +69,23 @@ SCHEMA: dict[str, Any] = {
         "max_connections": KEY,
         "max_connections_per_address": KEY,
     },
+    # [auth.oidc]: console login through an OpenID provider (settings/oidc.py); group_roles is a free table
+    "auth": {
+        "oidc": {
+            "issuer": KEY,
+            "client_id": KEY,
+            "client_secret": KEY,
+            "scopes": KEY,
+            "groups_claim": KEY,
+            "username_claim": KEY,
+            "display_name": KEY,
+            "ca_file": KEY,
+            "redirect_url": KEY,
+            "default_role": KEY,
+            "group_roles": KEY,
+            "metadata_ttl_seconds": KEY,
+        },
+    },
     "maven": {
         "repositories": [
             {

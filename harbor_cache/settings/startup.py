@@ -20,6 +20,7 @@ from harbor_cache.grammar.maven_snapshots import DEFAULT_VERSION_POLICY, VERSION
 from harbor_cache.grammar.namespaces import check_namespaces, check_prefix, check_registry_host
 from harbor_cache.grammar.public_url import parse_trusted_proxies
 from harbor_cache.settings.client_limits import LIMIT_KEYS, ClientLimits
+from harbor_cache.settings.oidc import OidcConfig, OidcConfigError, parse_oidc
 from harbor_cache.settings.optional import require
 from harbor_cache.settings.schema import unknown_keys
 
@@ -133,6 +134,8 @@ class Config:
     access_log_file: str | None = None
     # [limits]: what one client may cost (body sizes, slowness, connections); docs/security.md.
     limits: ClientLimits = field(default_factory=ClientLimits)
+    # [auth.oidc]: console login through an OpenID provider; None: off (settings/oidc.py).
+    oidc: OidcConfig | None = None
 
 
 def _take(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any = None) -> Any:
@@ -390,6 +393,10 @@ def parse_config(document: dict[str, Any]) -> Config:
             raise ConfigError(f"maven.repositories: {problem}")
     values["limits"] = _limits(document.get("limits", {}))
     values["access_log_file"] = _access_log_file(document.get("log", {}))
+    try:
+        values["oidc"] = parse_oidc(document.get("auth", {}))
+    except OidcConfigError as e:
+        raise ConfigError(str(e)) from None
     if values["eviction_interval_seconds"] <= 0:
         raise ConfigError("server.eviction_interval_seconds must be positive")
     return Config(**values)
