@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from typing import Any
 
 from tests.integration.support import _Daemon, _Peer, free_port
 
@@ -53,3 +54,24 @@ def oidc_config(issuer: str, **extra: str) -> str:
     lines += ['%s = "%s"' % kv for kv in extra.items()]
     lines += ["[auth.oidc.group_roles]", 'devs = "read-write"']
     return "\n".join(lines) + "\n"
+
+
+_SHARED: dict[str, Any] = {}
+
+
+def shared_server_and_provider() -> tuple[Any, OpenIDProvider]:
+    """One harbor-cache with ``[auth.oidc]`` and its provider for the whole test module (trial has no
+    setUpModule: made at the first call, both closed when the test process exits)."""
+    if "server" not in _SHARED:
+        from tests.integration.support import HarborServer
+
+        op_port = free_port()
+        server = HarborServer(oidc_config("http://127.0.0.1:%d" % op_port), start=False)
+        try:
+            op = OpenIDProvider(server.url + "/api/v1/auth/oidc/callback", port=op_port)
+            server.start()
+        except BaseException:
+            server.close()
+            raise
+        _SHARED.update(server=server, op=op)
+    return _SHARED["server"], _SHARED["op"]

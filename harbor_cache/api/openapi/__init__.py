@@ -28,6 +28,7 @@ from harbor_cache.api.openapi import (
     management,
     maven,
     oci,
+    oidc,
     policies,
     probes,
     quotas,
@@ -54,6 +55,7 @@ _PARTS = (
     history,
     favicon,
     search,
+    oidc,
 )
 
 SCHEMAS: dict[str, Any] = {"Error": ERROR_SCHEMA}

@@ -31,9 +31,11 @@ DAY = 86400.0
 ACTIONS = (
     "login",
     "login.failed",
+    "login.oidc",
     "user.create",
     "user.update",
     "user.delete",
+    "user.cli_secret",
     "config.update",
     "config.reset",
     "cache.clear",
