@@ -2,7 +2,7 @@
 
 Run as ``python -m tests.oidc_provider --port P --client-id ID --client-secret S --redirect-uri URL``
 (tests/oidc_support.py starts it on 127.0.0.1).  It speaks the authorization
-code flow with OpenID Connect and PKCE required (``CodeChallenge(required=True)``),
+code flow with OpenID Connect and PKCE S256 required of every client (`RequiredS256`),
 publishes a discovery document and its RS256 key as a JWKS, and logs users in
 through an HTML form.  Users live in memory: alice (groups ["devs"]) and bob
 (no groups), passwords ``<name>-op-pw``.
@@ -21,7 +21,7 @@ os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer  # noqa: E402
 from authlib.oauth2.rfc6749 import grants  # noqa: E402
-from authlib.oauth2.rfc6749.errors import OAuth2Error  # noqa: E402
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error  # noqa: E402
 from authlib.oauth2.rfc7636 import CodeChallenge  # noqa: E402
 from authlib.oidc.core import UserInfo  # noqa: E402
 from authlib.oidc.core.grants import OpenIDCode  # noqa: E402
@@ -102,6 +102,16 @@ class Code:
         return None
 
 
+class RequiredS256(CodeChallenge):
+    """PKCE with S256 for every client: authlib's ``required=True`` binds public clients only, and
+    harbor-cache is a confidential one; a request without a challenge is refused at the authorization."""
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        if grant.request.payload.data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("PKCE required: code_challenge with code_challenge_method=S256")
+        return super().validate_code_challenge(grant, redirect_uri)
+
+
 def build_app(issuer: str, client: Client) -> Flask:
     app = Flask(__name__)
     app.config["OAUTH2_TOKEN_EXPIRES_IN"] = {"authorization_code": 3600}
@@ -157,7 +167,7 @@ def build_app(issuer: str, client: Client) -> Flask:
 
     server = AuthorizationServer(app, query_client=lambda cid: client if cid == client.client_id else None,
                                  save_token=lambda token, req: None)  # fmt: skip
-    server.register_grant(CodeGrant, [OpenID(require_nonce=True), CodeChallenge(required=True)])
+    server.register_grant(CodeGrant, [OpenID(require_nonce=True), RequiredS256(required=True)])
 
     @app.get("/.well-known/openid-configuration")
     def discovery():

@@ -85,6 +85,15 @@ class OidcHttpFlowTests(SynchronousTestCase):
         )
         self.assertIn("bob", body.decode())
 
+    def test_the_provider_insists_on_pkce(self):
+        """The provider under test refuses an authorization request without S256 (so the flow above used it)."""
+        status, headers, _ = support.http("GET", self.server.url + "/api/v1/auth/oidc/login")
+        parts = urllib.parse.urlsplit(headers["Location"])
+        query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if not k.startswith("code_challenge")]
+        status, _, page = support.http("GET", self.op.issuer + "/authorize?" + urllib.parse.urlencode(query))
+        self.assertEqual(status, 400)
+        self.assertIn(b"PKCE required", page)
+
     def test_a_forged_state_is_refused_and_audited(self):
         status, headers, _ = support.http("GET", self.server.url + "/api/v1/auth/oidc/login")
         cookie = _cookie(headers)
