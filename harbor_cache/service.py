@@ -31,6 +31,7 @@ from harbor_cache.api.gc import GcFront
 from harbor_cache.api.groups import attach as attach_groups
 from harbor_cache.api.health import HealthFront
 from harbor_cache.api.history import attach as attach_history
+from harbor_cache.api.oidc import attach as attach_oidc
 from harbor_cache.api.openapi import build_document
 from harbor_cache.api.policies import attach as attach_policies
 from harbor_cache.api.search import attach as attach_search
@@ -51,9 +52,11 @@ from harbor_cache.core.hosted.gc import GarbageCollector, detached
 from harbor_cache.core.hosted.immutable import ImmutableTags
 from harbor_cache.core.hosted.registry import HostedRegistry
 from harbor_cache.core.hosted.retention import Retention
+from harbor_cache.core.identity.cli_secret import CliSecrets
 from harbor_cache.core.identity.credentials import Credentials, PasswordChecker
 from harbor_cache.core.identity.directory import DirectoryLogin
 from harbor_cache.core.identity.groups import GroupService
+from harbor_cache.core.identity.oidc import OidcLogin
 from harbor_cache.core.identity.users import UserService
 from harbor_cache.core.maven.cache import MavenCache
 from harbor_cache.core.oci.cache import OciCache
@@ -86,6 +89,8 @@ from harbor_cache.storage.private_files import make_private_dir, make_private_fi
 from harbor_cache.storage.process_lock import ProcessLock
 from harbor_cache.upstream.ldap import LdapDirectory
 from harbor_cache.upstream.maven import MavenUpstream
+from harbor_cache.upstream.oidc import OidcProvider
+from harbor_cache.upstream.oidc import client_for as oidc_client_for
 from harbor_cache.upstream.registry import RegistryUpstream, UpstreamSet
 
 log = Logger()
@@ -355,6 +360,17 @@ class HarborApp:
         attach_groups(self.api_front, GroupService(self.index, clock))
         private_maven = (r.id for r in self.config.maven_repositories if r.private)
         attach_search(self.api_front, Search(self.index, private_maven))
+        self._build_oidc()
+
+    def _build_oidc(self) -> None:
+        """``[auth.oidc]``: console login through an OpenID provider (off without it), and CLI secrets."""
+        oidc = self.config.oidc
+        login = None
+        if oidc is not None:
+            client = oidc_client_for(oidc, self.reactor, self.http)
+            provider = OidcProvider(oidc, client, self.clock)
+            login = OidcLogin(oidc, provider, self.index, self.clock, self.token_keys.management)
+        attach_oidc(self.api_front, login, CliSecrets(self.index, self.clock, self.hash_password), self.public_url)
 
     def _build_maven(self) -> None:
         """Maven repositories on the shared download core, artifact tokens and the Kagami front."""

@@ -21,6 +21,7 @@ from harbor_cache.index.engine import (
 )
 from harbor_cache.index.entries import EntriesStore, EntryWrite
 from harbor_cache.index.eviction import EvictionStore
+from harbor_cache.index.external_users import ExternalUsersStore
 from harbor_cache.index.gc import GcStore
 from harbor_cache.index.groups import GroupsStore
 from harbor_cache.index.history import HistoryStore
@@ -62,6 +63,7 @@ class Index(
     UsersStore,
     GroupsStore,
     DirectoryUsersStore,
+    ExternalUsersStore,
     SettingsStore,
     UpstreamsStore,
     LeasesStore,

@@ -69,6 +69,38 @@ SCHEMA: dict[str, Any] = {
         "max_connections": KEY,
         "max_connections_per_address": KEY,
     },
+    "auth": {
+        # [auth.oidc]: console login through an OpenID provider (settings/oidc.py); group_roles is a free table
+        "oidc": {
+            "issuer": KEY,
+            "client_id": KEY,
+            "client_secret": KEY,
+            "scopes": KEY,
+            "groups_claim": KEY,
+            "username_claim": KEY,
+            "display_name": KEY,
+            "ca_file": KEY,
+            "redirect_url": KEY,
+            "default_role": KEY,
+            "group_roles": KEY,
+            "metadata_ttl_seconds": KEY,
+        },
+        # [auth.ldap] (settings.ldap); group_roles maps any group cn, so its keys are not checked here
+        "ldap": {
+            "url": KEY,
+            "start_tls": KEY,
+            "bind_dn": KEY,
+            "bind_password": KEY,
+            "ca_file": KEY,
+            "user_base": KEY,
+            "user_filter": KEY,
+            "group_membership": KEY,
+            "group_base": KEY,
+            "group_filter": KEY,
+            "timeout_seconds": KEY,
+            "group_roles": KEY,
+        },
+    },
     "maven": {
         "repositories": [
             {
@@ -85,23 +117,6 @@ SCHEMA: dict[str, Any] = {
                 "snapshot_max_idle_days": KEY,
             }
         ],
-    },
-    "auth": {
-        # [auth.ldap] (settings.ldap); group_roles maps any group cn, so its keys are not checked here
-        "ldap": {
-            "url": KEY,
-            "start_tls": KEY,
-            "bind_dn": KEY,
-            "bind_password": KEY,
-            "ca_file": KEY,
-            "user_base": KEY,
-            "user_filter": KEY,
-            "group_membership": KEY,
-            "group_base": KEY,
-            "group_filter": KEY,
-            "timeout_seconds": KEY,
-            "group_roles": KEY,
-        },
     },
 }
 

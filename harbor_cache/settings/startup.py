@@ -21,6 +21,7 @@ from harbor_cache.grammar.namespaces import check_namespaces, check_prefix, chec
 from harbor_cache.grammar.public_url import parse_trusted_proxies
 from harbor_cache.settings.client_limits import LIMIT_KEYS, ClientLimits
 from harbor_cache.settings.ldap import LdapConfig, LdapConfigError, parse_ldap
+from harbor_cache.settings.oidc import OidcConfig, OidcConfigError, parse_oidc
 from harbor_cache.settings.optional import require
 from harbor_cache.settings.schema import unknown_keys
 
@@ -136,6 +137,8 @@ class Config:
     limits: ClientLimits = field(default_factory=ClientLimits)
     # [auth.ldap]: None is LDAP off (settings.ldap)
     ldap: LdapConfig | None = None
+    # [auth.oidc]: console login through an OpenID provider; None: off (settings/oidc.py).
+    oidc: OidcConfig | None = None
 
 
 def _take(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any = None) -> Any:
@@ -395,7 +398,8 @@ def parse_config(document: dict[str, Any]) -> Config:
     values["access_log_file"] = _access_log_file(document.get("log", {}))
     try:
         values["ldap"] = parse_ldap(document.get("auth", {}))
-    except LdapConfigError as e:
+        values["oidc"] = parse_oidc(document.get("auth", {}))
+    except (LdapConfigError, OidcConfigError) as e:
         raise ConfigError(str(e)) from None
     if values["eviction_interval_seconds"] <= 0:
         raise ConfigError("server.eviction_interval_seconds must be positive")

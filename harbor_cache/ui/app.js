@@ -1,5 +1,6 @@
 // The console's router: one page per "#/<page>?<query>" address, so reload and the back button keep the place.
 import { clear, h, session, setUnauthorizedHandler } from "./lib.js";
+import * as account from "./views/account.js";
 import * as audit from "./views/audit.js";
 import * as cache from "./views/cache.js";
 import * as config from "./views/config.js";
@@ -18,6 +19,7 @@ const PAGES = [
   ["maven", "Maven", maven, "all"],
   ["images", "Images", images, "user"],
   ["dashboard", "Dashboard", dashboard, "user"],
+  ["account", "Account", account, "user"],
   ["cache", "Cache", cache, "admin"],
   ["users", "Users", users, "admin"],
   ["groups", "Groups", await import("./views/groups.js"), "admin"],
@@ -88,6 +90,12 @@ async function render() {
   };
   const entry = PAGES.find(p => p[0] === page);
   const ctx = { navigate, params, here: location.hash };
+  if (page === "oidc") {  // back from the identity provider: the token is in the fragment; keep it, then drop it
+    const token = params.get("token");
+    if (token) session.start(token);
+    navigate(token ? "dashboard" : "login", {}, { replace: true });
+    return;
+  }
   if (page === "login") {
     document.title = "Log in · harbor-cache";
     keep(await login.render(main, ctx));

@@ -29,6 +29,7 @@ from harbor_cache.api.openapi import (
     management,
     maven,
     oci,
+    oidc,
     policies,
     probes,
     quotas,
@@ -56,6 +57,7 @@ _PARTS = (
     history,
     favicon,
     search,
+    oidc,
 )
 
 SCHEMAS: dict[str, Any] = {"Error": ERROR_SCHEMA}

@@ -17,6 +17,15 @@ async function artifactToken(username, password) {
   }
 }
 
+// "Log in with <provider>" when [auth.oidc] is configured: a plain link, the server redirects to the provider.
+async function oidcButton(form) {
+  let methods;
+  try { methods = await api("/api/v1/auth/methods", { auth: "none" }); } catch { return; }
+  if (!methods?.oidc) return;
+  form.append(h("div", { class: "actions oidc-login" },
+    h("a", { id: "login-oidc", class: "button", href: methods.oidc.login_url }, "Log in with " + methods.oidc.display_name)));
+}
+
 export async function render(main, { navigate, params }) {
   document.title = "Log in · harbor-cache";
   const error = h("p", { class: "error", role: "alert", hidden: true });
@@ -31,7 +40,13 @@ export async function render(main, { navigate, params }) {
   main.append(h("h1", { tabindex: "-1" }, "Log in"));
   if (params.get("expired")) main.append(h("p", { class: "notice" }, "Your session ended. Log in again."));
   main.append(form);
+  const oidcError = params.get("oidc_error");
+  if (oidcError) {  // the provider login (GET /api/v1/auth/oidc/callback) failed: the server's reason, as text
+    error.textContent = "Login through the identity provider failed: " + oidcError;
+    error.hidden = false;
+  }
   username.focus();
+  oidcButton(form);
   form.addEventListener("submit", async event => {
     event.preventDefault();
     error.hidden = true;
