@@ -32,6 +32,7 @@ from harbor_cache.api.health import HealthFront
 from harbor_cache.api.history import attach as attach_history
 from harbor_cache.api.openapi import build_document
 from harbor_cache.api.policies import attach as attach_policies
+from harbor_cache.api.robots import attach as attach_robots
 from harbor_cache.api.search import attach as attach_search
 from harbor_cache.api.sync import attach as attach_sync
 from harbor_cache.auth import (
@@ -51,6 +52,7 @@ from harbor_cache.core.hosted.immutable import ImmutableTags
 from harbor_cache.core.hosted.registry import HostedRegistry
 from harbor_cache.core.hosted.retention import Retention
 from harbor_cache.core.identity.credentials import Credentials, PasswordChecker
+from harbor_cache.core.identity.robots import RobotService
 from harbor_cache.core.identity.users import UserService
 from harbor_cache.core.maven.cache import MavenCache
 from harbor_cache.core.oci.cache import OciCache
@@ -345,6 +347,7 @@ class HarborApp:
         attach_history(self.api_front, self.history)
         private_maven = (r.id for r in self.config.maven_repositories if r.private)
         attach_search(self.api_front, Search(self.index, private_maven))
+        attach_robots(self.api_front, RobotService(self.index, clock, self.settings, hasher=self.hash_password))
 
     def _build_maven(self) -> None:
         """Maven repositories on the shared download core, artifact tokens and the Kagami front."""

@@ -31,6 +31,7 @@ from harbor_cache.index.migrations import SchemaStore
 from harbor_cache.index.nodes import NodesStore
 from harbor_cache.index.policies import PoliciesStore
 from harbor_cache.index.quotas import QuotasStore
+from harbor_cache.index.robots import RobotsStore
 from harbor_cache.index.search import SearchStore
 from harbor_cache.index.settings import SettingsStore
 from harbor_cache.index.sync import SyncStore
@@ -60,6 +61,7 @@ class Index(
     MavenStore,
     UsersStore,
     GroupsStore,
+    RobotsStore,
     SettingsStore,
     UpstreamsStore,
     LeasesStore,

@@ -31,6 +31,7 @@ from harbor_cache.api.openapi import (
     policies,
     probes,
     quotas,
+    robots,
     search,
     sync,
     upstreams,
@@ -54,6 +55,7 @@ _PARTS = (
     history,
     favicon,
     search,
+    robots,
 )
 
 SCHEMAS: dict[str, Any] = {"Error": ERROR_SCHEMA}

@@ -138,6 +138,6 @@ class UserService:
         if status == "last_admin":
             raise Conflict("the last admin cannot be deleted", {"id": user_id})
 
-    async def authenticate(self, username: Any, password: Any) -> User | None:
+    async def authenticate(self, username: Any, password: Any, client: str | None = None) -> User | None:
         """The user's row when the password matches, else None (`core.identity.credentials.Credentials`)."""
-        return await self.credentials.check(username, password)
+        return await self.credentials.check(username, password, client)
