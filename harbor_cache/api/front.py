@@ -205,7 +205,7 @@ class ApiFront:
             claims = self.tokens.verify(token)
         except InvalidToken as e:
             raise Unauthorized("invalid token", e.reason, headers=_challenge("invalid_token", e.reason)) from None
-        user = await self.users.find(int(claims["sub"]))
+        user = await self.users.find(int(claims["sub"]), robots=True)
         if user is None or user.username != claims["username"]:
             raise Unauthorized(
                 "invalid token", "user no longer exists", headers=_challenge("invalid_token", "user no longer exists")

@@ -45,6 +45,8 @@ def check_username(username: Any) -> str:
         raise BadRequest(f"username longer than {MAX_USERNAME_LENGTH} characters")
     if ":" in username or any(c.isspace() or not c.isprintable() for c in username):
         raise BadRequest("username may not contain whitespace, control characters or ':'")
+    if username.startswith("robot$"):  # reserved for robot accounts (core.identity.robots; the audit's actor kind)
+        raise BadRequest("usernames starting with robot$ are reserved for robot accounts")
     return username
 
 
@@ -82,13 +84,15 @@ class UserService:
         self.credentials = credentials
 
     async def list(self) -> list[User]:
-        return await self.index.list_users()
+        """The users (robot accounts are /api/v1/robots')."""
+        return [u for u in await self.index.list_users() if u.kind != "robot"]
 
-    async def find(self, user_id: int) -> User | None:
-        """The user's row, or None (also for ids no user can have)."""
+    async def find(self, user_id: int, *, robots: bool = False) -> User | None:
+        """The user's row, or None (also for ids no user can have, and for robots unless ``robots``)."""
         if not isinstance(user_id, int) or not 0 < user_id <= MAX_USER_ID:
             return None
-        return await self.index.get_user(user_id)
+        row = await self.index.get_user(user_id)
+        return row if row is None or robots or row.kind != "robot" else None
 
     async def get(self, user_id: int) -> User:
         """The user's row; raises NotFound."""

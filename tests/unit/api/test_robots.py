@@ -293,3 +293,17 @@ class ChangeTests(RobotCase):
         self.assert_error(self.as_("admin", "GET", "/api/v1/audit?actor_kind=bot"), 400, "BAD_REQUEST")
         r = self.as_("admin", "GET", "/api/v1/audit/export?format=json&actor_kind=robot")
         self.assertEqual([e["actor"] for e in r[1]["entries"]], ["robot$ci-a"])
+
+
+class UsersApiTests(RobotCase):
+    def test_robots_are_not_users(self) -> None:
+        """/api/v1/users neither lists nor touches robots; robot$ names are reserved for robots."""
+        robot = self.create()
+        code, users = self.as_("admin", "GET", "/api/v1/users")
+        self.assertNotIn("robot$ci-a", [u["username"] for u in users])
+        path = f"/api/v1/users/{robot['id']}"
+        self.assert_error(self.as_("admin", "GET", path), 404, "NOT_FOUND")
+        self.assert_error(self.as_("admin", "PUT", path, {"role": "admin"}), 404, "NOT_FOUND")
+        self.assert_error(self.as_("admin", "DELETE", path), 404, "NOT_FOUND")
+        body = {"username": "robot$sneaky", "password": "pw", "role": "admin"}
+        self.assert_error(self.as_("admin", "POST", "/api/v1/users", body), 400, "BAD_REQUEST", "reserved")
