@@ -34,6 +34,7 @@ from harbor_cache.api.history import attach as attach_history
 from harbor_cache.api.oidc import attach as attach_oidc
 from harbor_cache.api.openapi import build_document
 from harbor_cache.api.policies import attach as attach_policies
+from harbor_cache.api.robots import attach as attach_robots
 from harbor_cache.api.search import attach as attach_search
 from harbor_cache.api.sync import attach as attach_sync
 from harbor_cache.auth import (
@@ -57,6 +58,7 @@ from harbor_cache.core.identity.credentials import Credentials, PasswordChecker
 from harbor_cache.core.identity.directory import DirectoryLogin
 from harbor_cache.core.identity.groups import GroupService
 from harbor_cache.core.identity.oidc import OidcLogin
+from harbor_cache.core.identity.robots import RobotService
 from harbor_cache.core.identity.users import UserService
 from harbor_cache.core.maven.cache import MavenCache
 from harbor_cache.core.oci.cache import OciCache
@@ -358,6 +360,7 @@ class HarborApp:
         attach_policies(self.api_front, self.retention, self.hosted.immutable)
         attach_history(self.api_front, self.history)
         attach_groups(self.api_front, GroupService(self.index, clock))
+        attach_robots(self.api_front, RobotService(self.index, clock, self.settings, hasher=self.hash_password))
         private_maven = (r.id for r in self.config.maven_repositories if r.private)
         attach_search(self.api_front, Search(self.index, private_maven))
         self._build_oidc()

@@ -43,6 +43,8 @@ from harbor_cache.api.gc import GcFront
 from harbor_cache.api.quotas import quota_view
 from harbor_cache.auth import STAMP_CLAIM, InvalidToken, credential_stamp, parse_bearer_authorization
 from harbor_cache.auth.permissions import grants_json, load_grants
+from harbor_cache.core.identity.standing import refusal
+from harbor_cache.core.operations.audit import client_of
 from harbor_cache.core.operations.quotas import QuotaBook
 from harbor_cache.core.seams import User
 from harbor_cache.errors import BadRequest, Denied, NotFound, TooLarge, Unauthorized
@@ -206,7 +208,7 @@ class ApiFront:
             claims = self.tokens.verify(token)
         except InvalidToken as e:
             raise Unauthorized("invalid token", e.reason, headers=_challenge("invalid_token", e.reason)) from None
-        user = await self.users.find(int(claims["sub"]))
+        user = await self.users.find(int(claims["sub"]), robots=True)
         if user is None or user.username != claims["username"]:
             raise Unauthorized(
                 "invalid token", "user no longer exists", headers=_challenge("invalid_token", "user no longer exists")
@@ -214,6 +216,10 @@ class ApiFront:
         if claims.get(STAMP_CLAIM) != credential_stamp(user.password_hash):
             reason = "password changed since the token was issued"
             raise Unauthorized("invalid token", reason, headers=_challenge("invalid_token", reason))
+        standing = refusal(user, self.tokens.clock.seconds())  # a disabled or expired robot
+        if standing is not None:
+            raise Unauthorized("invalid token", standing, headers=_challenge("invalid_token", standing))
+        self.users.credentials.note_use(user, client_of(request))
         if role == WRITER and user.role not in WRITER_ROLES:
             raise Denied(
                 "read-write or admin role required",
@@ -241,7 +247,7 @@ class ApiFront:
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not isinstance(password, str):
             raise BadRequest("username and password must be strings")
-        user = await self.users.authenticate(username, password)
+        user = await self.users.authenticate(username, password, client_of(request))
         if user is None:
             await self.record(request, "login.failed", username[:128])
             raise Unauthorized("Invalid credentials", headers=_challenge())

@@ -191,7 +191,7 @@ class ManagementTokens:
             raise InvalidToken("malformed claim: sub")
         if not isinstance(claims["username"], str):
             raise InvalidToken("malformed claim: username")
-        if not is_valid_role(claims["role"]):
+        if not (is_valid_role(claims["role"]) or claims["role"] == "none"):  # "none": robots (grants only)
             raise InvalidToken("unknown role")
         return claims
 

@@ -187,6 +187,7 @@ class ConsoleQueries(Protocol):
         since: float | None = None,
         until: float | None = None,
         exclude: str | None = None,
+        actor_kind: str | None = None,
     ) -> tuple[int, list[AuditRecord]]: ...
 
     async def image_repositories(self) -> list[ImageRepository]: ...

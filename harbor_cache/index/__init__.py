@@ -33,6 +33,7 @@ from harbor_cache.index.migrations import SchemaStore
 from harbor_cache.index.nodes import NodesStore
 from harbor_cache.index.policies import PoliciesStore
 from harbor_cache.index.quotas import QuotasStore
+from harbor_cache.index.robots import RobotsStore
 from harbor_cache.index.search import SearchStore
 from harbor_cache.index.settings import SettingsStore
 from harbor_cache.index.sync import SyncStore
@@ -64,6 +65,7 @@ class Index(
     GroupsStore,
     DirectoryUsersStore,
     ExternalUsersStore,
+    RobotsStore,
     SettingsStore,
     UpstreamsStore,
     LeasesStore,

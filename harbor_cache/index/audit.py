@@ -33,11 +33,15 @@ class AuditStore(Store):
         since: float | None = None,
         until: float | None = None,
         exclude: str | None = None,
+        actor_kind: str | None = None,
     ) -> tuple[int, list[AuditRecord]]:
         """(matching count, one page of audit records, newest first).
 
         ``since`` is inclusive, ``until`` exclusive; ``exclude`` drops one exact
         action (the console hides routine ``login`` records with it).
+        ``actor_kind``: "robot" keeps records whose actor is named ``robot$...``
+        (only robots can be: the prefix is reserved), "user" those of any other
+        named actor (records without an actor, such as upstream blocks, are neither).
         """
         where: list[str] = []
         args: list[object] = []
@@ -62,6 +66,12 @@ class AuditStore(Store):
         if exclude is not None:
             where.append("action <> ?")
             args.append(exclude)
+        if actor_kind == "robot":
+            where.append("substr(actor, 1, 6) = ?")
+            args.append("robot$")
+        elif actor_kind == "user":
+            where.append("(actor IS NOT NULL AND substr(actor, 1, 6) <> ?)")
+            args.append("robot$")
         clause = (" WHERE " + " AND ".join(where)) if where else ""
 
         def _txn(txn: Cursor) -> tuple[int, list[AuditRecord]]:

@@ -32,6 +32,7 @@ from harbor_cache.auth import (
 )
 from harbor_cache.core.identity.credentials import Credentials
 from harbor_cache.core.identity.token_holders import current_artifact_scopes, current_holder
+from harbor_cache.core.operations.audit import client_of
 from harbor_cache.errors import BadRequest, Denied, ErrorCode, HarborError
 from harbor_cache.grammar.numbers import parse_fraction
 from harbor_cache.http.request import HarborRequest
@@ -123,12 +124,13 @@ class ArtifactAuthorizer:
             claims = self.tokens.verify(token)
             if basic_username is not None and basic_username != claims["sub"]:
                 raise InvalidToken("username does not match the token's subject")
-            user = await current_holder(self.index, claims, claims["sub"])
+            user = await current_holder(self.index, claims, claims["sub"], now=self.tokens.clock.seconds())
         except InvalidToken as e:
             raise AuthChallenge(401, f"invalid token: {e.reason}", [bearer_error("invalid_token", e.reason)]) from None
         if not (self.tokens.covers(claims, repo_id, scope) and scope in current_artifact_scopes(user, claims)):
             reason = f"token does not grant {scope} on {repo_id}"
             raise AuthChallenge(403, reason, [bearer_error("insufficient_scope", reason)])
+        self.credentials.note_use(user, client_of(request))
         return claims
 
     async def authorize_write(self, request: HarborRequest, repo_id: str) -> str:
@@ -138,7 +140,7 @@ class ArtifactAuthorizer:
         basic = parse_basic_authorization(header) if header is not None else None
         if basic is not None and not _looks_like_jwt(basic[1]):
             username, password = basic
-            user = await self.credentials.check(username, password)
+            user = await self.credentials.check(username, password, client_of(request))
             if user is None:
                 raise AuthChallenge(401, "invalid username or password", [BASIC_CHALLENGE])
             if not can_push(user.role):
@@ -156,7 +158,7 @@ class ArtifactAuthorizer:
         if creds is None:
             raise AuthChallenge(401, "Basic username and password required", [BASIC_CHALLENGE])
         username, password = creds
-        user = await self.credentials.check(username, password)
+        user = await self.credentials.check(username, password, client_of(request))
         if user is None:
             raise AuthChallenge(401, "invalid username or password", [BASIC_CHALLENGE])
         expires_in = _form(request, b"expires_in")

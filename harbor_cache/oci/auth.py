@@ -41,6 +41,7 @@ from harbor_cache.auth import (
 )
 from harbor_cache.core.identity.credentials import Credentials
 from harbor_cache.core.identity.token_holders import current_holder, current_registry_actions
+from harbor_cache.core.operations.audit import client_of
 from harbor_cache.core.seams import User
 from harbor_cache.errors import Denied, Unauthorized
 from harbor_cache.grammar.names import is_valid_repository_name
@@ -111,7 +112,7 @@ class RegistryAuthorizer:
             return None
         basic = parse_basic_authorization(header)
         if basic is not None:
-            user = await self._basic_user(*basic)
+            user = await self._basic_user(*basic, client=client_of(request))
             if user is None:
                 raise Unauthorized("invalid username or password", headers=self.challenge(request, name, actions))
             return Caller(user.username, role=user.role)
@@ -121,7 +122,10 @@ class RegistryAuthorizer:
         try:
             claims = self.tokens.verify(token)
             username = claims.get("sub") or None
-            role = (await current_holder(self.index, claims, username)).role if username else None
+            holder = await current_holder(self.index, claims, username, now=self.clock.seconds()) if username else None
+            role = holder.role if holder is not None else None
+            if holder is not None:
+                self.credentials.note_use(holder, client_of(request))
         except InvalidToken as e:
             raise Unauthorized(
                 f"invalid token: {e.reason}", headers=self.challenge(request, name, actions, "invalid_token")
@@ -148,9 +152,9 @@ class RegistryAuthorizer:
         except InvalidToken:
             return None
 
-    async def _basic_user(self, username: str, password: str) -> User | None:
-        """The user row for Basic credentials, or None."""
-        return await self.credentials.check(username, password)
+    async def _basic_user(self, username: str, password: str, client: str | None = None) -> User | None:
+        """The user row for Basic credentials, or None (``client``: the address noted as a robot's last use)."""
+        return await self.credentials.check(username, password, client)
 
     def _anonymous_pull(self) -> bool:
         return bool(self.settings.get("registry.anonymous_pull"))
@@ -230,7 +234,7 @@ class RegistryAuthorizer:
         if header:
             basic = parse_basic_authorization(header)
             if basic is not None:
-                user = await self._basic_user(*basic)
+                user = await self._basic_user(*basic, client=client_of(request))
                 if user is None:
                     raise Unauthorized(
                         "invalid username or password", headers={"WWW-Authenticate": f'Basic realm="{SERVICE}"'}

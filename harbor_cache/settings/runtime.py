@@ -173,6 +173,12 @@ SETTINGS: dict[str, Setting] = {
             "Most audit records one export (GET /api/v1/audit/export) returns, newest first",
         ),
         Setting(
+            "robots.max_expiry_days",
+            "365",
+            _parse_int(1, 36500),
+            "The longest expires_in_days a robot account may be given (-1 or null: never expires, still allowed)",
+        ),
+        Setting(
             "retention.interval_seconds",
             "3600",
             _parse_int(0, 7 * DAY),

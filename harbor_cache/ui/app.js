@@ -30,6 +30,7 @@ const PAGES = [
   ["gc", "Garbage collection", gc, "admin"],
   ["quotas", "Quotas", await import("./views/quotas.js"), "admin"],
   ["sync", "Sync", await import("./views/sync.js"), "admin"],
+  ["robots", "Robots", await import("./views/robots.js"), "admin"],
 ];
 
 let cleanup = null;

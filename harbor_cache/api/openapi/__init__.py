@@ -33,6 +33,7 @@ from harbor_cache.api.openapi import (
     policies,
     probes,
     quotas,
+    robots,
     search,
     sync,
     upstreams,
@@ -58,6 +59,7 @@ _PARTS = (
     favicon,
     search,
     oidc,
+    robots,
 )
 
 SCHEMAS: dict[str, Any] = {"Error": ERROR_SCHEMA}

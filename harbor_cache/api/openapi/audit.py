@@ -43,6 +43,12 @@ _FILTERS = [
         "hide: leave out successful logins (action login, routine); failed logins stay. Default show; the console "
         "asks for hide and has a toggle",
     ),
+    query_param(
+        "actor_kind",
+        {"type": "string", "enum": ["user", "robot"]},
+        "robot: records of robot accounts (actors named robot$...); user: those of every other named actor "
+        "(records without an actor are neither). Default: all",
+    ),
 ]
 _PAGING = [
     query_param("offset", {"type": "integer", "minimum": 0}, "Rows to skip (default 0)"),

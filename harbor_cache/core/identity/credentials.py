@@ -19,6 +19,10 @@ With ``[auth.ldap]`` a username that is no local user's (no row, or a row
 with ``source = 'ldap'``) is the directory's to check
 (`core.identity.directory.DirectoryLogin`); its yes is remembered the same
 way, so a push of many requests binds once per `REMEMBER_SECONDS`.
+A disabled or expired account (`core.identity.standing.refusal`: robots,
+mostly) fails the check like a wrong password, after the same bcrypt work; a
+robot's successful check is noted as its last use (`standing.LastUse`,
+throttled, never waited for).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.interfaces import IReactorTime
 
 from harbor_cache.auth import check_password
+from harbor_cache.core.identity.standing import LastUse, refusal
 from harbor_cache.errors import BadRequest
 from harbor_cache.grammar.client_text import is_clean_text
 from harbor_cache.index.rows import User
@@ -58,15 +63,38 @@ def encodable(text: str) -> bool:
 class Credentials:
     """``check(username, password)``: the user's row when the password is right, else None."""
 
-    def __init__(self, index: Index, clock: IReactorTime, checker: PasswordChecker = check_password) -> None:
+    def __init__(
+        self,
+        index: Index,
+        clock: IReactorTime,
+        checker: PasswordChecker = check_password,
+        last_use: LastUse | None = None,
+    ) -> None:
         self.index = index
         self.clock = clock
         self._check = checker
         self._remembered: dict[bytes, float] = {}  # sha256(username, password, hash) -> until
         self.directory: DirectoryLogin | None = None  # [auth.ldap]: set by the service when LDAP is on
+        self.last_use = last_use if last_use is not None else LastUse(index, clock)
 
-    async def check(self, username: Any, password: Any) -> User | None:
-        """The user's row when the password is right, else None; `BadRequest` for a username no user can have."""
+    async def check(self, username: Any, password: Any, client: str | None = None) -> User | None:
+        """The user's row when the password is right and the account may act now, else None.
+
+        `BadRequest` for a username no user can have.  ``client``: the caller's
+        address, recorded as a robot's last use.
+        """
+        row = await self._verified(username, password)
+        if row is None or refusal(row, self.clock.seconds()) is not None:
+            return None
+        self.note_use(row, client)
+        return row
+
+    def note_use(self, user: User, client: str | None) -> None:
+        """Record a use of ``user``'s credentials or tokens (robots only; throttled; never fails)."""
+        self.last_use.note(user, client)
+
+    async def _verified(self, username: Any, password: Any) -> User | None:
+        """The row when the password is right (whatever its standing), else None."""
         if isinstance(username, str) and not is_clean_text(username):
             raise BadRequest("username may not contain control characters")
         row = None

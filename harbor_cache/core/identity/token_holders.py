@@ -7,7 +7,9 @@ request, for every token kind, the front looks the user up again:
 
 - a deleted user (or one deleted and re-created under the same name, which
   has a new password hash) holds nothing;
-- a password change revokes every token issued before it: tokens carry the
+- a disabled or expired account (robots) holds nothing
+  (`core.identity.standing.refusal`), though its tokens have not expired;
+- a password change (a robot's secret rotation) revokes every token issued before it: tokens carry the
   ``cst`` credential stamp of the hash at issue (`credential_stamp`);
 - what a token grants is cut to what the user's *current* role allows,
   per scope or action, with the same role tables that decided it at issue
@@ -26,19 +28,23 @@ from harbor_cache.auth import (
     allowed_registry_actions,
     credential_stamp,
 )
+from harbor_cache.core.identity.standing import refusal
 from harbor_cache.index.rows import User
 
 if TYPE_CHECKING:
     from harbor_cache.index import Index
 
 
-async def current_holder(index: Index, claims: dict, username: str | None) -> User:
-    """The user row behind verified ``claims`` now; InvalidToken when it no longer holds them."""
+async def current_holder(index: Index, claims: dict, username: str | None, *, now: float) -> User:
+    """The user row behind verified ``claims`` at ``now``; InvalidToken when it no longer holds them."""
     user = await index.get_user_by_name(username) if username else None
     if user is None:
         raise InvalidToken("user no longer exists")
     if claims.get(STAMP_CLAIM) != credential_stamp(user.password_hash):
         raise InvalidToken("password changed since the token was issued")
+    why = refusal(user, now)
+    if why is not None:
+        raise InvalidToken(why)
     return user
 
 

@@ -53,6 +53,8 @@ def check_username(username: Any) -> str:
         raise BadRequest(f"username longer than {MAX_USERNAME_LENGTH} characters")
     if ":" in username or any(c.isspace() or not c.isprintable() for c in username):
         raise BadRequest("username may not contain whitespace, control characters or ':'")
+    if username.startswith("robot$"):  # reserved for robot accounts (core.identity.robots; the audit's actor kind)
+        raise BadRequest("usernames starting with robot$ are reserved for robot accounts")
     return username
 
 
@@ -109,11 +111,12 @@ class UserService:
         """People only (robots are listed by ``/api/v1/robots``)."""
         return await self.index.list_users(kind="user")
 
-    async def find(self, user_id: int) -> User | None:
-        """The user's row, or None (also for ids no user can have)."""
+    async def find(self, user_id: int, *, robots: bool = False) -> User | None:
+        """The user's row, or None (also for ids no user can have, and for robots unless ``robots``)."""
         if not isinstance(user_id, int) or not 0 < user_id <= MAX_USER_ID:
             return None
-        return await self.index.get_user(user_id)
+        row = await self.index.get_user(user_id)
+        return row if row is None or robots or row.kind != "robot" else None
 
     async def get(self, user_id: int) -> User:
         """The person's row; raises NotFound (also for a robot: the users endpoints do not manage robots)."""
@@ -164,6 +167,6 @@ class UserService:
         if status == "last_admin":
             raise Conflict("the last admin cannot be deleted", {"id": user_id})
 
-    async def authenticate(self, username: Any, password: Any) -> User | None:
+    async def authenticate(self, username: Any, password: Any, client: str | None = None) -> User | None:
         """The user's row when the password matches, else None (`core.identity.credentials.Credentials`)."""
-        return await self.credentials.check(username, password)
+        return await self.credentials.check(username, password, client)

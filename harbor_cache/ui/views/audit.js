@@ -1,5 +1,5 @@
 // The audit log (admin): who did what and when, newest first, paged and filterable.
-// Address: #/audit?action=..&actor=..&q=..&since=..&until=..&logins=show&offset=..
+// Address: #/audit?action=..&actor=..&actor_kind=user|robot&q=..&since=..&until=..&logins=show&offset=..
 // Times in the filter are UTC (as the server writes them). Successful logins are routine and hidden unless
 // "Show routine logins" is ticked (the API's logins=hide); failed logins always show. Details are shown as
 // fields, and the export buttons download the same filtered records (GET /api/v1/audit/export, bounded).
@@ -48,9 +48,10 @@ export async function render(main, { params, navigate }) {
   const state = {
     action: params.get("action") || "", actor: params.get("actor") || "", q: params.get("q") || "",
     since: params.get("since") || "", until: params.get("until") || "", logins: params.get("logins") || "",
+    actor_kind: ["user", "robot"].includes(params.get("actor_kind")) ? params.get("actor_kind") : "",
   };
   const filters = { action: state.action, actor: state.actor, q: state.q, since: state.since, until: state.until,
-    logins: state.logins === "show" ? "show" : "hide" };
+    logins: state.logins === "show" ? "show" : "hide", actor_kind: state.actor_kind };
   const offset = parseInt(params.get("offset") || "0", 10) || 0;
   let page;
   try {
@@ -65,6 +66,9 @@ export async function render(main, { params, navigate }) {
     areas.map(a => h("option", { value: a, selected: a === state.action }, a + " (all)")),
     page.actions.map(a => h("option", { value: a, selected: a === state.action }, a)));
   const actor = h("input", { id: "a-actor", name: "actor", value: state.actor, size: 12 });
+  const actorKind = h("select", { id: "a-actor-kind", name: "actor_kind" },
+    [["", "users and robots"], ["user", "users"], ["robot", "robots"]].map(([value, label]) =>
+      h("option", { value, selected: value === state.actor_kind }, label)));
   const text = h("input", { id: "a-q", name: "q", type: "search", value: state.q, size: 14 });
   const since = h("input", { id: "a-since", name: "since", type: "datetime-local", value: toInput(state.since) });
   const until = h("input", { id: "a-until", name: "until", type: "datetime-local", value: toInput(state.until) });
@@ -72,6 +76,7 @@ export async function render(main, { params, navigate }) {
   const form = h("form", { class: "filters", id: "audit-filters", role: "search" },
     h("label", { for: "a-action" }, "Action"), action,
     h("label", { for: "a-actor" }, "User"), actor,
+    h("label", { for: "a-actor-kind" }, "Kind"), actorKind,
     h("label", { for: "a-q" }, "Contains"), text,
     h("label", { for: "a-since" }, "From (UTC)"), since,
     h("label", { for: "a-until" }, "To (UTC)"), until,
@@ -79,7 +84,7 @@ export async function render(main, { params, navigate }) {
     h("button", { type: "submit" }, "Apply"));
   form.addEventListener("submit", e => {
     e.preventDefault();
-    navigate("audit", { action: action.value, actor: actor.value.trim(), q: text.value.trim(),
+    navigate("audit", { action: action.value, actor: actor.value.trim(), actor_kind: actorKind.value, q: text.value.trim(),
       since: fromInput(since.value), until: fromInput(until.value), logins: logins.checked ? "show" : "" });
   });
   main.append(form);
