@@ -56,7 +56,7 @@ class CredentialSource:
         self._profile = settings.profile
         self._resolve = resolve or _chain_credentials
         self._credentials: Any = None
-        self._waiters: list[defer.Deferred[Any]] = []
+        self._waiters: dict[str, list[defer.Deferred[Any]]] = {"chain": [], "refresh": []}
         if settings.access_key_id is not None:
             self._credentials = Credentials(
                 settings.access_key_id, settings.secret_access_key, settings.session_token, method="explicit"
@@ -71,9 +71,9 @@ class CredentialSource:
         """Credentials good for signing now; resolves or refreshes them on a thread when needed."""
         creds = self._credentials
         if creds is None:
-            creds = await self._once(self._resolve_chain)
+            creds = await self._once("chain", self._resolve_chain)
         if isinstance(creds, RefreshableCredentials) and creds.refresh_needed():
-            frozen: ReadOnlyCredentials = await self._once(creds.get_frozen_credentials)
+            frozen: ReadOnlyCredentials = await self._once("refresh", creds.get_frozen_credentials)
             return frozen
         return creds.get_frozen_credentials()
 
@@ -88,12 +88,13 @@ class CredentialSource:
         self._credentials = creds
         return creds
 
-    async def _once(self, fn: Callable[[], Any]) -> Any:
-        """Run blocking ``fn`` on the I/O pool, shared by every caller that asks while it runs."""
+    async def _once(self, what: str, fn: Callable[[], Any]) -> Any:
+        """Run blocking ``fn`` on the I/O pool, shared by every caller that asks for ``what`` while it runs."""
         waiter: defer.Deferred[Any] = defer.Deferred()
-        self._waiters.append(waiter)
-        if len(self._waiters) == 1:
-            self._io.run(fn).addBoth(self._settle)
+        waiters = self._waiters[what]
+        waiters.append(waiter)
+        if len(waiters) == 1:
+            self._io.run(fn).addBoth(self._settle, what)
         try:
             return await waiter
         except S3CredentialsError:
@@ -101,8 +102,8 @@ class CredentialSource:
         except Exception as e:
             raise S3CredentialsError(f"resolving S3 credentials failed: {e}", code="CredentialsFailed") from e
 
-    def _settle(self, result: Any) -> None:
-        waiters, self._waiters = self._waiters, []
+    def _settle(self, result: Any, what: str) -> None:
+        waiters, self._waiters[what] = self._waiters[what], []
         for waiter in waiters:
             if isinstance(result, Failure):
                 waiter.errback(result)

@@ -21,6 +21,7 @@ from typing import Any
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 
 from harbor_cache.storage.io import StorageIO
@@ -175,9 +176,21 @@ class S3Client:
             data=producer,
             unbuffered=True,
         )
+        # The caller's cancellation (a client gone, a shutdown) must end the operation, not be retried
+        # like a dropped connection: it reaches `outer`, which cancels the request and raises CancelledError.
+        cancelled = []
+
+        def cancel(_: Any) -> None:
+            cancelled.append(True)
+            request.cancel()
+
+        outer: defer.Deferred[Any] = defer.Deferred(cancel)
+        request.addBoth(_settle_into, outer)
         try:
-            return await request
+            return await outer
         except Exception as e:
+            if cancelled:
+                raise defer.CancelledError() from None
             local = getattr(producer, "failure", None)
             if isinstance(local, LocalReadError):
                 raise S3Error(str(local), code="LocalReadError") from None
@@ -397,6 +410,16 @@ class S3Client:
         from harbor_cache.storage.s3.transfer import put_file
 
         return await put_file(self, key, path, part_size=part_size, content_type=content_type, sha256=sha256)
+
+
+def _settle_into(result: Any, outer: defer.Deferred[Any]) -> None:
+    """Hand the request's result to ``outer`` unless the caller already cancelled it (then drop it)."""
+    if outer.called:
+        return
+    if isinstance(result, Failure):
+        outer.errback(result)
+    else:
+        outer.callback(result)
 
 
 def _file_size(path: str) -> int:
