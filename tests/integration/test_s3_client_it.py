@@ -21,6 +21,7 @@ from treq.client import HTTPClient
 from twisted.internet import defer, reactor, threads
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionLost
+from twisted.protocols import portforward
 from twisted.trial import unittest
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.iweb import IAgentEndpointFactory
@@ -58,6 +59,22 @@ class _FailingParts:
             self.failed += 1
             return defer.fail(ConnectionLost("reset by the test"))
         return self.http.request(method, url, **kwargs)
+
+
+class _CutPartTwo(portforward.ProxyServer):
+    """Forwards to the server, but drops the first connection that uploads part 2, 1 MiB into its body."""
+
+    def dataReceived(self, data: bytes) -> None:
+        factory = self.factory
+        if not factory.cut and (self.counting or b"partNumber=2&" in data):
+            self.counting = getattr(self, "counting", 0) + len(data)
+            if self.counting > MiB:
+                factory.cut = True
+                self.transport.abortConnection()
+                return
+        super().dataReceived(data)
+
+    counting = 0
 
 
 class S3ClientTests(unittest.TestCase):
@@ -171,6 +188,22 @@ class S3ClientTests(unittest.TestCase):
         self.assertEqual((caught.exception.code, caught.exception.attempts, failing.failed), ("ConnectionError", 3, 3))
         self.assertEqual((yield defer.ensureDeferred(c.list_multipart_uploads())), [])
         self.assertIsNone((yield defer.ensureDeferred(c.head_object("big"))))
+
+    @defer.inlineCallbacks
+    def test_a_connection_reset_mid_part_is_retried_and_the_object_is_whole(self):
+        factory = portforward.ProxyFactory("127.0.0.1", self.server.port)
+        factory.protocol = _CutPartTwo
+        factory.cut = False
+        listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
+        endpoint = f"http://127.0.0.1:{listening.getHost().port}"
+        c = self.client(endpoint=endpoint, multipart_threshold=5 * MiB, read_chunk=256 * 1024)
+        path, sha = self.big_file(12 * MiB)
+        yield defer.ensureDeferred(c.put_file("big", path, part_size=5 * MiB))
+        self.assertTrue(factory.cut)
+        self.assertEqual(c.retries, 1)
+        body = yield defer.ensureDeferred(self.body_of(c, "big"))
+        self.assertEqual(hashlib.sha256(body).hexdigest(), sha)
 
     @defer.inlineCallbacks
     def test_a_file_that_cannot_be_read_mid_upload_aborts_and_is_not_retried(self):

@@ -420,3 +420,15 @@ class ProducerTests(unittest.TestCase):
         consumer = type("C", (), {"write": lambda self, b: None})()
         failure = self.failureResultOf(producer.startProducing(consumer), LocalReadError)
         self.assertIn("ended 1000 bytes early", str(failure.value))
+
+
+class PlanPartsTests(unittest.TestCase):
+    def test_parts_cover_the_file_and_respect_s3_limits(self):
+        from harbor_cache.storage.s3.transfer import plan_parts
+
+        self.assertEqual(
+            plan_parts(12 * MiB, 5 * MiB), [(1, 0, 5 * MiB), (2, 5 * MiB, 5 * MiB), (3, 10 * MiB, 2 * MiB)]
+        )
+        self.assertEqual(plan_parts(12 * MiB, MiB)[0][2], 5 * MiB)  # never under S3's 5 MiB minimum
+        huge = plan_parts(100_000 * MiB, 5 * MiB)  # would be 20,000 parts: the part size grows instead
+        self.assertEqual((len(huge), sum(p[2] for p in huge)), (10_000, 100_000 * MiB))
