@@ -65,12 +65,13 @@ class _CutPartTwo(portforward.ProxyServer):
     """Forwards to the server, but drops the first connection that uploads part 2, 1 MiB into its body."""
 
     def dataReceived(self, data: bytes) -> None:
-        factory = self.factory
+        factory: Any = self.factory
         if not factory.cut and (self.counting or b"partNumber=2&" in data):
             self.counting = getattr(self, "counting", 0) + len(data)
             if self.counting > MiB:
                 factory.cut = True
-                self.transport.abortConnection()
+                transport: Any = self.transport
+                transport.abortConnection()
                 return
         super().dataReceived(data)
 
