@@ -33,7 +33,15 @@ from harbor_cache.storage.io import StorageIO
 from harbor_cache.storage.s3.config import S3CredentialsError, S3Settings
 
 EMPTY_SHA256 = sha256(b"").hexdigest()
-__all__ = ["EMPTY_SHA256", "UNSIGNED_PAYLOAD", "CredentialSource", "Addresser", "sign_headers", "presign_url"]
+__all__ = [
+    "EMPTY_SHA256",
+    "UNSIGNED_PAYLOAD",
+    "Addresser",
+    "CredentialSource",
+    "payload_hash",
+    "presign_url",
+    "sign_headers",
+]
 
 
 def _chain_credentials(profile: str | None) -> Any:
@@ -181,7 +189,5 @@ def presign_url(credentials: ReadOnlyCredentials, region: str, url: str, expires
 
 
 def payload_hash(body: bytes | None) -> str:
+    """The SHA-256 a body in memory is signed with (the empty body's for none)."""
     return EMPTY_SHA256 if not body else sha256(body).hexdigest()
-
-
-__all__ += ["payload_hash"]
