@@ -4,12 +4,17 @@ This front only parses requests, checks who is calling and shapes JSON; the
 rules live in `core.identity.users.UserService`, `settings.runtime.RuntimeSettings`
 and `core.operations.eviction.Evictor`.
 
-Who may do what is decided in one place, `requires`: every route names the
-lowest role it accepts (`ANY_USER` for ``GET /api/v1/cache/stats``, `ADMIN`
-for everything else; login and the OpenAPI document are public).  The caller
-is looked up in the index on every request, so a deleted user's token stops
-working at once and a changed role applies to the next request (the role in
-the token is ignored).  Failures use the seed's error body: 401
+Who may do what is decided from the caller's permissions
+(`core.identity.principals.permissions_of`: role, own grants, groups),
+computed once per request in `ApiFront.authorize` and kept on the request
+(`caller_permissions`).  Every route names what it needs in `requires`:
+`ANY_USER` (any valid login; listings then show only what the caller may
+pull), `ADMIN` (``server_admin``: the server's own operations); operations
+on one repository check the action there (a tag delete needs ``delete`` on
+the repository); login and the OpenAPI document are public.  The caller is
+looked up in the index on every request, so a deleted user's token stops
+working at once and a changed role or grant applies to the next request (the
+role in the token is ignored).  Failures use the seed's error body: 401
 ``UNAUTHORIZED`` with ``WWW-Authenticate: Bearer`` (plus ``error="invalid_token"``
 when a token was sent but cannot be honoured), 403 ``DENIED`` with
 ``error="insufficient_scope"``.
@@ -32,16 +37,19 @@ from __future__ import annotations
 
 import functools
 import json
+from functools import partial
 from typing import Any
 
 from klein import Klein
 from twisted.logger import Logger
 from werkzeug.routing import BaseConverter
 
+from harbor_cache.api.access import caller_permissions, keep_permissions, permissions_view, require_oci
 from harbor_cache.api.audit import export as audit_export
 from harbor_cache.api.gc import GcFront
 from harbor_cache.api.quotas import quota_view
 from harbor_cache.auth import STAMP_CLAIM, InvalidToken, credential_stamp, parse_bearer_authorization
+from harbor_cache.core.identity.principals import permissions_of
 from harbor_cache.core.operations.quotas import QuotaBook
 from harbor_cache.core.seams import User
 from harbor_cache.errors import BadRequest, Denied, NotFound, TooLarge, Unauthorized
@@ -55,6 +63,7 @@ log = Logger()
 MAX_BODY_BYTES = 64 * 1024
 
 ANY_USER = "any"
+#: push somewhere (what the read-write role gives); per-repository operations check the repository itself
 WRITER = "read-write"
 ADMIN = "admin"
 WRITER_ROLES = ("admin", "read-write")
@@ -211,7 +220,9 @@ class ApiFront:
         if claims.get(STAMP_CLAIM) != credential_stamp(user.password_hash):
             reason = "password changed since the token was issued"
             raise Unauthorized("invalid token", reason, headers=_challenge("invalid_token", reason))
-        if role == WRITER and user.role not in WRITER_ROLES:
+        permissions = await permissions_of(self.users.index, user, False)
+        keep_permissions(request, permissions)
+        if role == WRITER and not permissions.may_anywhere("push"):
             raise Denied(
                 "read-write or admin role required",
                 {"role": user.role},
@@ -220,7 +231,7 @@ class ApiFront:
                     'error_description="read-write role required"'
                 },
             )
-        if role == ADMIN and user.role != "admin":
+        if role == ADMIN and not permissions.server_admin:
             raise Denied(
                 "admin role required",
                 {"role": user.role},
@@ -305,6 +316,14 @@ class ApiFront:
         await self.record(request, "user.create", caller.username, row.username, {"role": row.role})
         request.setHeader(b"Location", b"/api/v1/users/%d" % row.id)
         return json_response(request, user_view(row), 201)
+
+    @app.route("/api/v1/users/me", methods=["GET"])
+    @requires(ANY_USER)
+    async def who_am_i(self, request: HarborRequest, caller: User):
+        """The caller, with their effective permissions (the console hides what they cannot use)."""
+        return json_response(
+            request, {**user_view(caller), "permissions": permissions_view(caller_permissions(request))}
+        )
 
     @app.route("/api/v1/users/<id:user_id>", methods=["GET"])
     @requires(ADMIN)
@@ -498,7 +517,7 @@ class ApiFront:
     @app.route("/api/v1/downloads", methods=["GET"])
     @requires(ANY_USER)
     async def downloads(self, request: HarborRequest, caller: User):
-        return json_response(request, self._console().downloads_now())
+        return json_response(request, self._console().downloads_now(caller_permissions(request)))
 
     @app.route("/api/v1/cache/entries", methods=["GET"])
     @requires(ADMIN)
@@ -542,17 +561,23 @@ class ApiFront:
     @app.route("/api/v1/images", methods=["GET"])
     @requires(ANY_USER)
     async def images(self, request: HarborRequest, caller: User):
-        return json_response(request, await self._console().images())
+        permissions = caller_permissions(request)
+        visible = None if permissions.sees_everything(maven=False) else partial(permissions.may_oci, "pull")
+        return json_response(request, await self._console().images(visible))
 
     @app.route("/api/v1/images/tags", methods=["GET"])
     @requires(ANY_USER)
     async def image_tags(self, request: HarborRequest, caller: User):
-        return json_response(request, await self._console().image_tags(request))
+        console = self._console()
+        require_oci(request, "pull", console.repository_arg(request))
+        return json_response(request, await console.image_tags(request))
 
     @app.route("/api/v1/images/tags", methods=["DELETE"])
-    @requires(WRITER)
+    @requires(ANY_USER)
     async def delete_image_tag(self, request: HarborRequest, caller: User):
-        name, tag = await self._console().delete_tag(request)
+        console = self._console()
+        require_oci(request, "delete", console.repository_arg(request))
+        name, tag = await console.delete_tag(request)
         await self.record(request, "image.delete", caller.username, f"{name}:{tag}")
         request.setResponseCode(204)
         return b""
@@ -560,7 +585,9 @@ class ApiFront:
     @app.route("/api/v1/images/manifest", methods=["GET"])
     @requires(ANY_USER)
     async def image_manifest(self, request: HarborRequest, caller: User):
-        return json_response(request, await self._console().image_manifest(request))
+        console = self._console()
+        require_oci(request, "pull", console.repository_arg(request))
+        return json_response(request, await console.image_manifest(request))
 
     # -- the document ------------------------------------------------------------
 

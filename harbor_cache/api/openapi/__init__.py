@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from harbor_cache.api.openapi import (
+    access,
     audit,
     console,
     favicon,
@@ -54,6 +55,7 @@ _PARTS = (
     history,
     favicon,
     search,
+    access,
 )
 
 SCHEMAS: dict[str, Any] = {"Error": ERROR_SCHEMA}
