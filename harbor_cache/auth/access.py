@@ -80,6 +80,28 @@ def maven_actions_in(permissions: Permissions, repository_id: str) -> frozenset[
     return frozenset(allowed)
 
 
+def maven_pull_prefixes(permissions: Permissions, repository_id: str) -> tuple[str, ...] | None:
+    """Where in a Maven repository ``pull`` is granted: None for all of it, else the path prefixes (maybe none)."""
+    if permissions.server_admin:
+        return None
+    prefixes: list[str] = []
+    for grant in permissions.grants:
+        if not grant.is_maven or "pull" not in grant.allowed():
+            continue
+        repo, prefix = grant.maven_parts()
+        if repo in ("*", repository_id):
+            if not prefix:
+                return None
+            prefixes.append(prefix)
+    return tuple(prefixes)
+
+
+def on_the_way(prefixes: Iterable[str], path: str) -> bool:
+    """True when ``path`` is under one of ``prefixes`` or a directory on the way to one (browsing down to it)."""
+    path = path.strip("/")
+    return any(not path or path == p or path.startswith(p + "/") or p.startswith(path + "/") for p in prefixes)
+
+
 def _maven_anywhere(permissions: Permissions, action: str) -> bool:
     return permissions.may_anywhere(action, maven=True)
 

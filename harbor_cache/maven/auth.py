@@ -31,7 +31,14 @@ from harbor_cache.auth import (
     parse_basic_authorization,
     parse_bearer_authorization,
 )
-from harbor_cache.auth.access import SCOPE_ACTIONS, missing_permission, plan_artifact_token
+from harbor_cache.auth.access import (
+    SCOPE_ACTIONS,
+    maven_pull_prefixes,
+    missing_permission,
+    on_the_way,
+    plan_artifact_token,
+)
+from harbor_cache.auth.permissions import Permissions
 from harbor_cache.core.identity.credentials import Credentials
 from harbor_cache.core.identity.principals import permissions_of
 from harbor_cache.core.identity.token_holders import current_artifact_scope, current_holder
@@ -83,6 +90,14 @@ def _where(repo_id: str, path: str) -> str:
     return f"maven:{repo_id}/{path}" if path else f"maven:{repo_id}"
 
 
+def _not_granted(scope: str, repo_id: str, path: str) -> AuthChallenge:
+    """403 ``insufficient_scope``: the token names the scope, the holder's permissions no longer allow it there."""
+    reason = f"token does not grant {scope} on {repo_id}: " + missing_permission(
+        SCOPE_ACTIONS[scope], _where(repo_id, path)
+    )
+    return AuthChallenge(403, reason, [bearer_error("insufficient_scope", reason)])
+
+
 class ArtifactAuthorizer:
     """The access policy of the Maven front, and the issuer of its tokens.
 
@@ -126,6 +141,13 @@ class ArtifactAuthorizer:
         ``path`` in ``repo_id`` (see core.identity.token_holders), and a Basic
         username must be the token's subject.
         """
+        claims, permissions = await self._holder(request, repo_id, scope)
+        if not current_artifact_scope(permissions, claims, scope, repo_id, path):
+            raise _not_granted(scope, repo_id, path)
+        return claims
+
+    async def _holder(self, request: HarborRequest, repo_id: str, scope: str) -> tuple[dict, Permissions]:
+        """(claims, the holder's current permissions) of a token that names ``scope`` on ``repo_id``."""
         token, basic_username = self._token(request)
         if token is None:
             raise AuthChallenge(401, "authentication required", ["Bearer", BASIC_CHALLENGE])
@@ -139,13 +161,18 @@ class ArtifactAuthorizer:
         if not self.tokens.covers(claims, repo_id, scope):
             reason = f"token does not grant {scope} on {repo_id}"
             raise AuthChallenge(403, reason, [bearer_error("insufficient_scope", reason)])
-        permissions = await permissions_of(self.index, user, False)
-        if not current_artifact_scope(permissions, claims, scope, repo_id, path):
-            reason = f"token does not grant {scope} on {repo_id}: " + missing_permission(
-                SCOPE_ACTIONS[scope], _where(repo_id, path)
-            )
-            raise AuthChallenge(403, reason, [bearer_error("insufficient_scope", reason)])
-        return claims
+        return claims, await permissions_of(self.index, user, False)
+
+    async def browse_filter(self, request: HarborRequest, repo_id: str, path: str) -> Callable[[str], bool] | None:
+        """Who may list directory ``path`` of a private repository: a read token whose holder may pull there
+        (None: every entry shows) or below it (a filter: only the entries on the way to what they may pull)."""
+        claims, permissions = await self._holder(request, repo_id, READ)
+        if current_artifact_scope(permissions, claims, READ, repo_id, path):
+            return None
+        prefixes = maven_pull_prefixes(permissions, repo_id)
+        if prefixes is None or not on_the_way(prefixes, path):
+            raise _not_granted(READ, repo_id, path)
+        return lambda entry: on_the_way(prefixes, entry)
 
     async def authorize_write(self, request: HarborRequest, repo_id: str, path: str = "") -> str:
         """Who may deploy ``path`` into ``repo_id``: a user granted ``push`` there, by Basic user:password,

@@ -325,8 +325,14 @@ class MavenFront:
 
     @app.route("/repositories/<repo_id>/browse", methods=["GET", "HEAD"])
     async def browse(self, request: HarborRequest, repo_id: str):
-        path = await self._readable_path(request, repo_id, required=False)
-        return self._json(request, await self.cache.browse(repo_id, path))
+        request.front = "maven"
+        path = self._query_path(request, required=False)
+        repo = self._repository(repo_id, unknown_status=400)
+        visible = await self.auth.browse_filter(request, repo_id, path) if repo.private else None
+        doc = await self.cache.browse(repo_id, path)
+        if visible is not None:  # pull granted below this directory only: the entries on the way there
+            doc["entries"] = [e for e in doc["entries"] if visible(e["path"])]
+        return self._json(request, doc)
 
     @app.route("/repositories/<repo_id>/info", methods=["GET", "HEAD"])
     async def info(self, request: HarborRequest, repo_id: str):

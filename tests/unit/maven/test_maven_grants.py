@@ -93,3 +93,26 @@ class MavenGrantTests(HostedBase):
         response, body = self.put("releases", JAR, b"jar", {"Authorization": "Bearer " + token})
         self.assertEqual(response.code, 403)
         self.assertIn("not granted", self.error(body)["message"])
+
+    def test_browse_down_to_a_granted_prefix(self):
+        """pull on maven:vault/org/team: browsing vault shows only the way down to org/team; org/else is 403."""
+        for path in ("org/team/a/1/a-1.jar", "org/else/b/1/b-1.jar", "net/c/1/c-1.jar"):
+            self.put("vault", path, b"x", {"Authorization": basic("admin", "admin-pw")})
+        _, token = self.token("vault", "artifacts:read", user="team")
+        auth = {"Authorization": "Bearer " + token}
+
+        def names(path):
+            response, body = self.call("GET", "/repositories/vault/browse?path=" + path, auth)
+            self.assertEqual(response.code, 200, body)
+            return [e["name"] for e in json.loads(body)["entries"]]
+
+        self.assertEqual(names(""), ["org"])
+        self.assertEqual(names("org"), ["team"])
+        self.assertEqual(names("org/team/a"), ["1"])
+        response, body = self.call("GET", "/repositories/vault/browse?path=org/else", auth)
+        self.assertEqual(response.code, 403)
+        self.assertIn("pull on maven:vault/org/else not granted", self.error(body)["message"])
+        # an admin's token lists everything
+        _, admin = self.token("vault", "artifacts:read")
+        response, body = self.call("GET", "/repositories/vault/browse?path=", {"Authorization": "Bearer " + admin})
+        self.assertEqual([e["name"] for e in json.loads(body)["entries"]], ["net", "org"])
