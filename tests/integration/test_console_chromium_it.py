@@ -857,10 +857,11 @@ class ConsoleTests(SynchronousTestCase):
         _push_hosted(self.c.server)
         ensure_user(self.c.server, "gina", "gina-pw", "read-only")
         set_grants(self.c.server, "gina", [{"repositories": "other/*", "actions": ["delete"]}])
+        self.logout()
+        self.login("gina", "gina-pw")
+        # The grant changes while gina is logged in: a reload asks GET /api/v1/users/me again.
         for grant, shown in (("other/*", False), ("team/*", True)):
             set_grants(self.c.server, "gina", [{"repositories": grant, "actions": ["delete"]}])
-            self.logout()
-            self.login("gina", "gina-pw")
             self.open("#/images?repo=" + HOSTED_REPO)
             self.css("tr[data-tag='%s']" % HOSTED_TAG)
             buttons = self.all("tr[data-tag='%s'] button.danger" % HOSTED_TAG)
