@@ -40,8 +40,9 @@ from harbor_cache.auth.access import (
 )
 from harbor_cache.auth.permissions import Permissions
 from harbor_cache.core.identity.credentials import Credentials
-from harbor_cache.core.identity.principals import permissions_of
+from harbor_cache.core.identity.principals import own_permissions, permissions_of
 from harbor_cache.core.identity.token_holders import current_artifact_scope, current_holder
+from harbor_cache.core.seams import User
 from harbor_cache.errors import BadRequest, Denied, ErrorCode, HarborError
 from harbor_cache.grammar.numbers import parse_fraction
 from harbor_cache.http.request import HarborRequest
@@ -141,13 +142,19 @@ class ArtifactAuthorizer:
         ``path`` in ``repo_id`` (see core.identity.token_holders), and a Basic
         username must be the token's subject.
         """
-        claims, permissions = await self._holder(request, repo_id, scope)
-        if not current_artifact_scope(permissions, claims, scope, repo_id, path):
+        claims, user = await self._holder(request, repo_id, scope)
+        if not await self._decide(user, lambda p: current_artifact_scope(p, claims, scope, repo_id, path)):
             raise _not_granted(scope, repo_id, path)
         return claims
 
-    async def _holder(self, request: HarborRequest, repo_id: str, scope: str) -> tuple[dict, Permissions]:
-        """(claims, the holder's current permissions) of a token that names ``scope`` on ``repo_id``."""
+    async def _decide(self, user: User, allowed: Callable[[Permissions], bool]) -> bool:
+        """``allowed`` of the user's current permissions: role and own grants first, groups only if needed."""
+        if allowed(own_permissions(user)):
+            return True
+        return user.kind != "robot" and allowed(await permissions_of(self.index, user, False))
+
+    async def _holder(self, request: HarborRequest, repo_id: str, scope: str) -> tuple[dict, User]:
+        """(claims, the holder now) of a token that names ``scope`` on ``repo_id``."""
         token, basic_username = self._token(request)
         if token is None:
             raise AuthChallenge(401, "authentication required", ["Bearer", BASIC_CHALLENGE])
@@ -161,12 +168,13 @@ class ArtifactAuthorizer:
         if not self.tokens.covers(claims, repo_id, scope):
             reason = f"token does not grant {scope} on {repo_id}"
             raise AuthChallenge(403, reason, [bearer_error("insufficient_scope", reason)])
-        return claims, await permissions_of(self.index, user, False)
+        return claims, user
 
     async def browse_filter(self, request: HarborRequest, repo_id: str, path: str) -> Callable[[str], bool] | None:
         """Who may list directory ``path`` of a private repository: a read token whose holder may pull there
         (None: every entry shows) or below it (a filter: only the entries on the way to what they may pull)."""
-        claims, permissions = await self._holder(request, repo_id, READ)
+        claims, user = await self._holder(request, repo_id, READ)
+        permissions = await permissions_of(self.index, user, False)
         if current_artifact_scope(permissions, claims, READ, repo_id, path):
             return None
         prefixes = maven_pull_prefixes(permissions, repo_id)
@@ -184,8 +192,7 @@ class ArtifactAuthorizer:
             user = await self.credentials.check(username, password)
             if user is None:
                 raise AuthChallenge(401, "invalid username or password", [BASIC_CHALLENGE])
-            permissions = await permissions_of(self.index, user, False)
-            if not permissions.may_maven("push", repo_id, path):
+            if not await self._decide(user, lambda p: p.may_maven("push", repo_id, path)):
                 reason = f"user {username} may not deploy: " + missing_permission("push", _where(repo_id, path))
                 raise AuthChallenge(403, reason, [bearer_error("insufficient_scope", reason)])
             return user.username

@@ -47,7 +47,7 @@ from harbor_cache.auth import (
 from harbor_cache.auth.access import missing_permission, registry_actions
 from harbor_cache.auth.permissions import Permissions
 from harbor_cache.core.identity.credentials import Credentials
-from harbor_cache.core.identity.principals import permissions_of
+from harbor_cache.core.identity.principals import own_permissions, permissions_of
 from harbor_cache.core.identity.token_holders import current_holder, current_registry_actions
 from harbor_cache.core.seams import User
 from harbor_cache.errors import Denied, Unauthorized
@@ -68,13 +68,17 @@ ALL_ACTIONS = ("pull", "push", "delete")
 class Caller:
     """An identified caller: a user (Basic), or the claims of a registry token (Bearer), and their permissions.
 
-    ``permissions`` are the holder's *current* ones, computed once when the
-    caller is identified.
+    ``permissions`` are the holder's *current* ones, computed once per
+    request: first from the role and own grants (`own_permissions`), which
+    decide most requests without another index query; the groups' grants are
+    added (`RegistryAuthorizer.complete`) only when those fall short.
     """
 
     username: str | None
     permissions: Permissions
     claims: dict | None = None
+    #: the user row, while ``permissions`` lack their groups' grants (`RegistryAuthorizer.complete`)
+    partial_of: User | None = None
 
 
 class RegistryAuthorizer:
@@ -126,7 +130,7 @@ class RegistryAuthorizer:
             user = await self._basic_user(*basic)
             if user is None:
                 raise Unauthorized("invalid username or password", headers=self.challenge(request, name, actions))
-            return Caller(user.username, await permissions_of(self.index, user, self._anonymous_pull()))
+            return _caller(user)
         token = parse_bearer_authorization(header)
         if token is None:
             raise Unauthorized("unsupported Authorization header", headers=self.challenge(request, name, actions))
@@ -138,7 +142,9 @@ class RegistryAuthorizer:
             raise Unauthorized(
                 f"invalid token: {e.reason}", headers=self.challenge(request, name, actions, "invalid_token")
             ) from None
-        return Caller(username, await permissions_of(self.index, holder, self._anonymous_pull()), claims=claims)
+        if holder is None:
+            return Caller(username, Permissions.anonymous(self._anonymous_pull()), claims=claims)
+        return _caller(holder, claims)
 
     def claimed_username(self, request: HarborRequest) -> str | None:
         """The username the Authorization header names, unchecked (for the audit record of a refusal).
@@ -178,13 +184,29 @@ class RegistryAuthorizer:
     def _permissions(self, caller: Caller | None) -> Permissions:
         return caller.permissions if caller is not None else Permissions.anonymous(self._anonymous_pull())
 
-    async def allowed(self, caller: Caller | None, name: str, actions: set[str]) -> set[str]:
-        """Which of ``actions`` the caller holds on repository ``name``."""
+    async def complete(self, caller: Caller | None) -> Permissions:
+        """The caller's whole permissions (their groups' grants added when not yet there)."""
+        if caller is None:
+            return Permissions.anonymous(self._anonymous_pull())
+        if caller.partial_of is not None:
+            caller.permissions = await permissions_of(self.index, caller.partial_of, self._anonymous_pull())
+            caller.partial_of = None
+        return caller.permissions
+
+    def _allowed_now(self, caller: Caller | None, name: str, actions: set[str]) -> set[str]:
         permissions = self._permissions(caller)
         if caller is not None and caller.claims is not None:
             granted = set(actions) & granted_actions(caller.claims, name)
             return current_registry_actions(permissions, name, granted)
         return registry_actions(permissions, name, actions)
+
+    async def allowed(self, caller: Caller | None, name: str, actions: set[str]) -> set[str]:
+        """Which of ``actions`` the caller holds on repository ``name``."""
+        allowed = self._allowed_now(caller, name, actions)
+        if not set(actions) <= allowed and caller is not None and caller.partial_of is not None:
+            await self.complete(caller)
+            allowed = self._allowed_now(caller, name, actions)
+        return allowed
 
     async def authorize(self, request: HarborRequest, name: str | None, actions: set[str]) -> str | None:
         """The username allowed to do ``actions`` on ``name`` (None: anonymous), or raise.
@@ -232,7 +254,9 @@ class RegistryAuthorizer:
         caller = await self.identify(request)
         if caller is None and not self._anonymous_pull():
             raise Unauthorized("authentication required", headers=self.challenge(request, None))
-        return self._permissions(caller)
+        if caller is not None and caller.permissions.sees_everything(maven=False):
+            return caller.permissions
+        return await self.complete(caller)
 
     # -- the token endpoint -------------------------------------------------------------------
 
@@ -262,7 +286,7 @@ class RegistryAuthorizer:
             else:
                 caller = await self.identify(request)  # checks the holder: the stamp is today's
                 assert caller is not None  # a header is present, so never anonymous
-                username, permissions, claims = caller.username, caller.permissions, caller.claims
+                username, permissions, claims = caller.username, await self.complete(caller), caller.claims
                 stamp = claims.get(STAMP_CLAIM) if claims else None
         scopes = [arg.decode("utf-8", "replace") for arg in request.args.get(b"scope", [])]
         access = []
@@ -281,6 +305,13 @@ class RegistryAuthorizer:
         issued = iso8601(now)
         log.debug("registry token for {user}: {access}", user=username or "<anonymous>", access=json.dumps(access))
         return {"token": token, "access_token": token, "expires_in": self.tokens.lifetime, "issued_at": issued}
+
+
+def _caller(user: User, claims: dict | None = None) -> Caller:
+    """A user's `Caller` with the permissions of their role and own grants (groups asked for when needed)."""
+    return Caller(
+        user.username, own_permissions(user), claims=claims, partial_of=None if user.kind == "robot" else user
+    )
 
 
 def _ordered(actions) -> list[str]:

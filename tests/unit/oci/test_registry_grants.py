@@ -141,6 +141,24 @@ class TokenGrantTests(GrantedUserCase):
         self.wait(go())
         self.assertEqual(self.upload("team-b/app", self.as_user("teamer"))[0].code, 202)
 
+    def test_groups_are_asked_only_when_role_and_own_grants_fall_short(self):
+        """Requests the role or own grants allow cost no groups query; a refusal asks the groups first."""
+        calls = []
+        real = self.app.index.groups_of_user
+
+        async def counting(user_id):
+            calls.append(user_id)
+            return await real(user_id)
+
+        self.patch(self.app.index, "groups_of_user", counting)
+        self.assertEqual(self.upload("team-a/app", self.as_user("teamer"))[0].code, 202)
+        self.assertEqual(
+            self.fetch("GET", "/v2/team-b/x/manifests/v1", headers=self.as_user("teamer"), user=None)[0].code, 404
+        )
+        self.assertEqual(calls, [])
+        self.assertEqual(self.upload("team-b/app", self.as_user("teamer"))[0].code, 403)
+        self.assertEqual(calls, [self.teamer])
+
 
 class CatalogGrantTests(GrantedUserCase):
     def setUp(self):
