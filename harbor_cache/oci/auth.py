@@ -60,7 +60,7 @@ from harbor_cache.http.request import HarborRequest
 log = Logger()
 
 SERVICE = "harbor-cache"
-# "*" on a repository is spelled out when a role is narrower than admin.
+# "*" on a repository is spelled out for anyone but a server admin (auth.access.registry_actions).
 ALL_ACTIONS = ("pull", "push", "delete")
 
 
@@ -261,7 +261,7 @@ class RegistryAuthorizer:
     # -- the token endpoint -------------------------------------------------------------------
 
     async def issue_token(self, request: HarborRequest) -> dict:
-        """``GET /v2/token``: a registry token for the requested scopes, narrowed to the role.
+        """``GET /v2/token``: a registry token for the requested scopes, each cut to the caller's permissions on its repository.
 
         Basic credentials identify the user; none means anonymous (pull only,
         when allowed).  Wrong credentials raise Unauthorized.  A Bearer
