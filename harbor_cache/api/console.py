@@ -15,10 +15,12 @@ answers ``{"total": N, "offset": o, "limit": l, <items>: [...]}``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from harbor_cache import __version__
+from harbor_cache.auth.permissions import Permissions
 from harbor_cache.core.operations.audit import ACTIONS
 from harbor_cache.core.seams import AuditRecord, ConsoleQueries, Entry, ImageRepository
 from harbor_cache.errors import (
@@ -130,6 +132,15 @@ def download_label(key) -> tuple[str, str]:
     if isinstance(key, tuple) and len(key) == 2:
         return "", str(key[1])
     return "", str(key)
+
+
+def _may_see_download(permissions: Permissions | None, key) -> bool:
+    """True when the caller may pull what an in-flight download fetches (a blob: when they may pull every name)."""
+    if permissions is None:
+        return True
+    if isinstance(key, tuple) and len(key) == 3 and key[0] == "maven":
+        return permissions.may_maven("pull", str(key[1]), str(key[2]))
+    return permissions.sees_everything(maven=False)
 
 
 def _descriptor(d: dict) -> dict[str, Any]:
@@ -279,11 +290,17 @@ class ConsoleApi:
 
     # -- downloads -------------------------------------------------------------------
 
-    def downloads_now(self) -> dict[str, Any]:
+    def downloads_now(self, permissions: Permissions | None = None) -> dict[str, Any]:
+        """Downloads in flight; with ``permissions``, only those of what the caller may pull."""
         now = self.clock.seconds()
         out = []
+        everything = permissions is None or (
+            permissions.sees_everything(maven=False) and permissions.sees_everything(maven=True)
+        )
         for dl in list(self.downloads.inflight.values()):
             repository, what = download_label(dl.key)
+            if not everything and not _may_see_download(permissions, dl.key):
+                continue
             done = dl.temp.received if dl.temp is not None else 0
             started = getattr(dl, "started_at", None) or now
             elapsed = max(now - started, 0.0)
@@ -404,7 +421,7 @@ class ConsoleApi:
         identify = getattr(self.oci, "image_identity", None)
         return identify(key) if identify is not None else ("", key)
 
-    async def images(self) -> dict[str, Any]:
+    async def images(self, visible: Callable[[str], bool] | None = None) -> dict[str, Any]:
         """One row per upstream image, whichever keys clients reached it by (`OciCache.image_identity`).
 
         ``name`` is the key the row's tags are browsed by (the one with the most tags), ``paths`` every
@@ -413,6 +430,8 @@ class ConsoleApi:
         """
         groups: dict[tuple[str, str], list[ImageRepository]] = {}
         for r in await self.queries.image_repositories():
+            if visible is not None and not visible(r.name):
+                continue  # the caller may not pull it (`Permissions.may_oci`)
             groups.setdefault(self._identity(r.name), []).append(r)
         merged = [r.name for members in groups.values() if len(members) > 1 for r in members]
         contents = await self.queries.repository_contents(merged) if merged else {}
@@ -440,6 +459,11 @@ class ConsoleApi:
             )
         repos.sort(key=lambda r: (r["image"], r["registry"]))
         return {"repositories": repos}
+
+    @staticmethod
+    def repository_arg(request: HarborRequest) -> str:
+        """The ``repository`` query argument, checked (400 when missing or not a repository name)."""
+        return ConsoleApi._name(request)
 
     @staticmethod
     def _name(request: HarborRequest) -> str:

@@ -4,12 +4,17 @@ This front only parses requests, checks who is calling and shapes JSON; the
 rules live in `core.identity.users.UserService`, `settings.runtime.RuntimeSettings`
 and `core.operations.eviction.Evictor`.
 
-Who may do what is decided in one place, `requires`: every route names the
-lowest role it accepts (`ANY_USER` for ``GET /api/v1/cache/stats``, `ADMIN`
-for everything else; login and the OpenAPI document are public).  The caller
-is looked up in the index on every request, so a deleted user's token stops
-working at once and a changed role applies to the next request (the role in
-the token is ignored).  Failures use the seed's error body: 401
+Who may do what is decided from the caller's permissions
+(`core.identity.principals.permissions_of`: role, own grants, groups),
+computed once per request in `ApiFront.authorize` and kept on the request
+(`caller_permissions`).  Every route names what it needs in `requires`:
+`ANY_USER` (any valid login; listings then show only what the caller may
+pull), `ADMIN` (``server_admin``: the server's own operations); operations
+on one repository check the action there (a tag delete needs ``delete`` on
+the repository); login and the OpenAPI document are public.  The caller is
+looked up in the index on every request, so a deleted user's token stops
+working at once and a changed role or grant applies to the next request (the
+role in the token is ignored).  Failures use the seed's error body: 401
 ``UNAUTHORIZED`` with ``WWW-Authenticate: Bearer`` (plus ``error="invalid_token"``
 when a token was sent but cannot be honoured), 403 ``DENIED`` with
 ``error="insufficient_scope"``.
@@ -32,17 +37,19 @@ from __future__ import annotations
 
 import functools
 import json
+from functools import partial
 from typing import Any
 
 from klein import Klein
 from twisted.logger import Logger
 from werkzeug.routing import BaseConverter
 
+from harbor_cache.api.access import caller_permissions, keep_permissions, require_oci
 from harbor_cache.api.audit import export as audit_export
 from harbor_cache.api.gc import GcFront
 from harbor_cache.api.quotas import quota_view
 from harbor_cache.auth import STAMP_CLAIM, InvalidToken, credential_stamp, parse_bearer_authorization
-from harbor_cache.auth.permissions import grants_json, load_grants
+from harbor_cache.core.identity.principals import permissions_of
 from harbor_cache.core.identity.standing import refusal
 from harbor_cache.core.operations.audit import client_of
 from harbor_cache.core.operations.quotas import QuotaBook
@@ -58,22 +65,10 @@ log = Logger()
 MAX_BODY_BYTES = 64 * 1024
 
 ANY_USER = "any"
+#: push somewhere (what the read-write role gives); per-repository operations check the repository itself
 WRITER = "read-write"
 ADMIN = "admin"
 WRITER_ROLES = ("admin", "read-write")
-
-
-def user_view(row: User) -> dict[str, Any]:
-    """A user as the API shows it (never the password hash)."""
-    return {
-        "id": row.id,
-        "username": row.username,
-        "role": row.role,
-        "grants": grants_json(load_grants(row.grants)),
-        "source": row.source,
-        "created_at": iso8601(row.created_at),
-        "updated_at": iso8601(row.updated_at),
-    }
 
 
 def config_view(entry: dict) -> dict[str, Any]:
@@ -220,7 +215,9 @@ class ApiFront:
         if standing is not None:
             raise Unauthorized("invalid token", standing, headers=_challenge("invalid_token", standing))
         self.users.credentials.note_use(user, client_of(request))
-        if role == WRITER and user.role not in WRITER_ROLES:
+        permissions = await permissions_of(self.users.index, user, False)
+        keep_permissions(request, permissions)
+        if role == WRITER and not permissions.may_anywhere("push"):
             raise Denied(
                 "read-write or admin role required",
                 {"role": user.role},
@@ -229,7 +226,7 @@ class ApiFront:
                     'error_description="read-write role required"'
                 },
             )
-        if role == ADMIN and user.role != "admin":
+        if role == ADMIN and not permissions.server_admin:
             raise Denied(
                 "admin role required",
                 {"role": user.role},
@@ -295,67 +292,6 @@ class ApiFront:
         if self.gc is None:
             raise NotFound("garbage collection is not enabled")
         return await self.gc.history(request)
-
-    # -- users -----------------------------------------------------------------
-
-    @app.route("/api/v1/users", methods=["GET"])
-    @requires(ADMIN)
-    async def list_users(self, request: HarborRequest, caller: User):
-        return json_response(request, [user_view(u) for u in await self.users.list()])
-
-    @app.route("/api/v1/users", methods=["POST"])
-    @requires(ADMIN)
-    async def create_user(self, request: HarborRequest, caller: User):
-        body = read_json_object(request)
-        if "grants" in body and body["grants"] is None:
-            raise BadRequest("grants may be left out but not null")
-        row = await self.users.create(body.get("username"), body.get("password"), body.get("role"), body.get("grants"))
-        log.info(
-            "{username} created user {created} ({role})", username=caller.username, created=row.username, role=row.role
-        )
-        view = user_view(row)
-        detail: dict = {"role": row.role}
-        if "grants" in body:
-            detail["grants"] = view["grants"]
-        await self.record(request, "user.create", caller.username, row.username, detail)
-        request.setHeader(b"Location", b"/api/v1/users/%d" % row.id)
-        return json_response(request, view, 201)
-
-    @app.route("/api/v1/users/<id:user_id>", methods=["GET"])
-    @requires(ADMIN)
-    async def get_user(self, request: HarborRequest, user_id, caller: User):
-        return json_response(request, user_view(await self.users.get(user_id)))
-
-    @app.route("/api/v1/users/<id:user_id>", methods=["PUT"])
-    @requires(ADMIN)
-    async def update_user(self, request: HarborRequest, user_id, caller: User):
-        body = read_json_object(request)
-        for field in ("role", "password", "grants"):
-            if field in body and body[field] is None:
-                raise BadRequest(f"{field} may be left out but not null")
-        row = await self.users.update(
-            user_id, role=body.get("role"), password=body.get("password"), grants=body.get("grants")
-        )
-        view = user_view(row)
-        changes: dict = {}
-        if "role" in body:
-            changes["role"] = row.role
-        if "password" in body:
-            changes["password_changed"] = True
-        if "grants" in body:
-            changes["grants"] = view["grants"]  # the grants now, as stored (a grant change is audited in full)
-        await self.record(request, "user.update", caller.username, row.username, changes)
-        return json_response(request, view)
-
-    @app.route("/api/v1/users/<id:user_id>", methods=["DELETE"])
-    @requires(ADMIN)
-    async def delete_user(self, request: HarborRequest, user_id, caller: User):
-        gone = await self.users.get(user_id)
-        await self.users.delete(user_id)
-        await self.record(request, "user.delete", caller.username, gone.username, {"id": user_id})
-        log.info("{username} deleted user id {id}", username=caller.username, id=user_id)
-        request.setResponseCode(204)
-        return b""
 
     # -- configuration -----------------------------------------------------------
 
@@ -518,7 +454,7 @@ class ApiFront:
     @app.route("/api/v1/downloads", methods=["GET"])
     @requires(ANY_USER)
     async def downloads(self, request: HarborRequest, caller: User):
-        return json_response(request, self._console().downloads_now())
+        return json_response(request, self._console().downloads_now(caller_permissions(request)))
 
     @app.route("/api/v1/cache/entries", methods=["GET"])
     @requires(ADMIN)
@@ -562,17 +498,23 @@ class ApiFront:
     @app.route("/api/v1/images", methods=["GET"])
     @requires(ANY_USER)
     async def images(self, request: HarborRequest, caller: User):
-        return json_response(request, await self._console().images())
+        permissions = caller_permissions(request)
+        visible = None if permissions.sees_everything(maven=False) else partial(permissions.may_oci, "pull")
+        return json_response(request, await self._console().images(visible))
 
     @app.route("/api/v1/images/tags", methods=["GET"])
     @requires(ANY_USER)
     async def image_tags(self, request: HarborRequest, caller: User):
-        return json_response(request, await self._console().image_tags(request))
+        console = self._console()
+        require_oci(request, "pull", console.repository_arg(request))
+        return json_response(request, await console.image_tags(request))
 
     @app.route("/api/v1/images/tags", methods=["DELETE"])
-    @requires(WRITER)
+    @requires(ANY_USER)
     async def delete_image_tag(self, request: HarborRequest, caller: User):
-        name, tag = await self._console().delete_tag(request)
+        console = self._console()
+        require_oci(request, "delete", console.repository_arg(request))
+        name, tag = await console.delete_tag(request)
         await self.record(request, "image.delete", caller.username, f"{name}:{tag}")
         request.setResponseCode(204)
         return b""
@@ -580,7 +522,9 @@ class ApiFront:
     @app.route("/api/v1/images/manifest", methods=["GET"])
     @requires(ANY_USER)
     async def image_manifest(self, request: HarborRequest, caller: User):
-        return json_response(request, await self._console().image_manifest(request))
+        console = self._console()
+        require_oci(request, "pull", console.repository_arg(request))
+        return json_response(request, await console.image_manifest(request))
 
     # -- the document ------------------------------------------------------------
 
@@ -590,3 +534,8 @@ class ApiFront:
         if self._openapi is None:
             self._openapi = json.dumps(self._openapi_document).encode()
         return self._openapi
+
+
+# The routes of the modules below join `ApiFront.app` when they are imported; they import this module's
+# names, so they come last.
+from harbor_cache.api import users as _users  # noqa: E402,F401

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harbor_cache.api.access import caller_permissions
 from harbor_cache.api.console import query_arg
 from harbor_cache.api.front import ANY_USER, ApiFront, requires
 from harbor_cache.core.operations.search import Search, parse_limit
@@ -35,7 +36,8 @@ async def search(self: Any, request: Any, caller: Any) -> bytes:
         raise BadRequest("q: required")
     page = await engine.run(
         q,
-        is_admin=caller.role == "admin",
+        is_admin=caller_permissions(request).server_admin,
+        permissions=caller_permissions(request),
         cursor=query_arg(request, "cursor"),
         limit=parse_limit(query_arg(request, "limit")),
         kind=query_arg(request, "kind"),

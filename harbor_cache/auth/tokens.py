@@ -191,7 +191,8 @@ class ManagementTokens:
             raise InvalidToken("malformed claim: sub")
         if not isinstance(claims["username"], str):
             raise InvalidToken("malformed claim: username")
-        if not (is_valid_role(claims["role"]) or claims["role"] == "none"):  # "none": robots (grants only)
+        # "none": an account whose access is only its grants (issue 27); the API decides from the current row.
+        if not (is_valid_role(claims["role"]) or claims["role"] == "none"):
             raise InvalidToken("unknown role")
         return claims
 

@@ -122,3 +122,12 @@ class UsersStore(Store):
             return "ok"
 
         return await self._run("delete_user", _txn)
+
+    async def set_user_grants(self, user_id: int, grants_json: str) -> bool:
+        """Store a user's grants (JSON, `auth.permissions.dump_grants`); False when there is no such user."""
+
+        def _txn(txn: Cursor) -> bool:
+            self._exec(txn, "UPDATE users SET grants = ? WHERE id = ?", (grants_json, user_id))
+            return bool(txn.rowcount)
+
+        return await self._run("set_user_grants", _txn)

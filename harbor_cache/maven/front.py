@@ -163,7 +163,7 @@ class MavenFront:
                 {"repositoryId": repo_id, "path": path.path},
             )
         if request.method == b"DELETE":
-            claims = await self.auth.authorize(request, repo_id, DELETE)
+            claims = await self.auth.authorize(request, repo_id, DELETE, path.path)
             await self.cache.delete(repo_id, path.path)
             if self.audit is not None:
                 await self.audit.record(
@@ -172,7 +172,7 @@ class MavenFront:
             request.setResponseCode(204)
             return b""
         if repo.private:
-            await self.auth.authorize(request, repo_id, READ)
+            await self.auth.authorize(request, repo_id, READ, path.path)
         f = await self.cache.get_file(repo_id, path, repo)
         body = self._answer(request, f)
         if body is not None:
@@ -251,7 +251,7 @@ class MavenFront:
             repo_id, path = self._artifact_target(request)
             self._repository(repo_id)
             self.deployer.hosted(repo_id)
-            user = await self.auth.authorize_write(request, repo_id)
+            user = await self.auth.authorize_write(request, repo_id, path.path)
             created = await self.deployer.deploy(repo_id, path, body_of(request), user)
         except Exception as failed:
             e = failed if isinstance(failed, HarborError) else disk_full_error(failed)  # (507: nothing was kept)
@@ -325,8 +325,14 @@ class MavenFront:
 
     @app.route("/repositories/<repo_id>/browse", methods=["GET", "HEAD"])
     async def browse(self, request: HarborRequest, repo_id: str):
-        path = await self._readable_path(request, repo_id, required=False)
-        return self._json(request, await self.cache.browse(repo_id, path))
+        request.front = "maven"
+        path = self._query_path(request, required=False)
+        repo = self._repository(repo_id, unknown_status=400)
+        visible = await self.auth.browse_filter(request, repo_id, path) if repo.private else None
+        doc = await self.cache.browse(repo_id, path)
+        if visible is not None:  # pull granted below this directory only: the entries on the way there
+            doc["entries"] = [e for e in doc["entries"] if visible(e["path"])]
+        return self._json(request, doc)
 
     @app.route("/repositories/<repo_id>/info", methods=["GET", "HEAD"])
     async def info(self, request: HarborRequest, repo_id: str):
@@ -339,7 +345,7 @@ class MavenFront:
         path = self._query_path(request, required=required)
         repo = self._repository(repo_id, unknown_status=400)
         if repo.private:
-            await self.auth.authorize(request, repo_id, READ)
+            await self.auth.authorize(request, repo_id, READ, path)
         return path
 
     def _json(self, request: HarborRequest, doc) -> bytes:

@@ -3,14 +3,19 @@
 Clients ping ``/v2/``; without credentials they get 401 and a challenge
 naming the token endpoint (``GET /v2/token``), which takes Basic credentials
 (or none, for an anonymous token) and mints a short-lived registry token
-holding only the actions the user's role allows.  Later requests carry that
+holding only the actions the caller's permissions allow on each repository
+(`core.identity.principals.permissions_of`: role, own grants, groups;
+`auth.access.registry_actions`).  Later requests carry that
 token as ``Bearer``.  Basic credentials straight on ``/v2/`` requests are
 accepted too.
 
 Refusals follow what clients expect: anonymous callers and tokens that lack
-a scope the role would allow get 401 with the challenge (so the client asks
-for a wider token); an authenticated user whose role does not allow the
-action gets 403 ``DENIED``.
+a scope the permissions would allow get 401 with the challenge (so the client
+asks for a wider token); an authenticated caller whose permissions do not
+allow the action gets 403 ``DENIED`` naming what is missing ("push on
+team-b/app not granted").  A token whose actions the permissions no longer
+allow is cut to what they do allow: for docker, a pull-only user's push token
+lacks push, so the push is answered 401 ``insufficient_scope``.
 
 Basic credentials are checked by `core.identity.credentials.Credentials`, the same
 check the Maven front and the management API use (it remembers a verified
@@ -18,8 +23,9 @@ password for a minute, so bcrypt does not run on every request).
 
 Every request re-checks the holder of a registry token (core.identity.token_holders):
 a deleted user's or a pre-password-change token is refused (401
-``invalid_token``), and a token grants only what the user's current role
-(for anonymous tokens: the current ``registry.anonymous_pull``) allows.
+``invalid_token``), and a token grants only what the holder's current
+permissions (for anonymous tokens: the current ``registry.anonymous_pull``)
+allow.  Permissions are computed once per request (`Caller`).
 """
 
 from __future__ import annotations
@@ -32,14 +38,16 @@ from twisted.logger import Logger
 from harbor_cache.auth import (
     STAMP_CLAIM,
     InvalidToken,
-    allowed_registry_actions,
     credential_stamp,
     granted_actions,
     parse_basic_authorization,
     parse_bearer_authorization,
     parse_scope,
 )
+from harbor_cache.auth.access import missing_permission, registry_actions
+from harbor_cache.auth.permissions import Permissions
 from harbor_cache.core.identity.credentials import Credentials
+from harbor_cache.core.identity.principals import own_permissions, permissions_of
 from harbor_cache.core.identity.token_holders import current_holder, current_registry_actions
 from harbor_cache.core.operations.audit import client_of
 from harbor_cache.core.seams import User
@@ -53,17 +61,25 @@ from harbor_cache.http.request import HarborRequest
 log = Logger()
 
 SERVICE = "harbor-cache"
-# "*" on a repository is spelled out when a role is narrower than admin.
+# "*" on a repository is spelled out for anyone but a server admin (auth.access.registry_actions).
 ALL_ACTIONS = ("pull", "push", "delete")
 
 
 @dataclass
 class Caller:
-    """An identified caller: a user with a role (Basic), or the claims of a registry token (Bearer)."""
+    """An identified caller: a user (Basic), or the claims of a registry token (Bearer), and their permissions.
+
+    ``permissions`` are the holder's *current* ones, computed once per
+    request: first from the role and own grants (`own_permissions`), which
+    decide most requests without another index query; the groups' grants are
+    added (`RegistryAuthorizer.complete`) only when those fall short.
+    """
 
     username: str | None
-    role: str | None = None
+    permissions: Permissions
     claims: dict | None = None
+    #: the user row, while ``permissions`` lack their groups' grants (`RegistryAuthorizer.complete`)
+    partial_of: User | None = None
 
 
 class RegistryAuthorizer:
@@ -115,7 +131,7 @@ class RegistryAuthorizer:
             user = await self._basic_user(*basic, client=client_of(request))
             if user is None:
                 raise Unauthorized("invalid username or password", headers=self.challenge(request, name, actions))
-            return Caller(user.username, role=user.role)
+            return _caller(user)
         token = parse_bearer_authorization(header)
         if token is None:
             raise Unauthorized("unsupported Authorization header", headers=self.challenge(request, name, actions))
@@ -123,14 +139,15 @@ class RegistryAuthorizer:
             claims = self.tokens.verify(token)
             username = claims.get("sub") or None
             holder = await current_holder(self.index, claims, username, now=self.clock.seconds()) if username else None
-            role = holder.role if holder is not None else None
             if holder is not None:
                 self.credentials.note_use(holder, client_of(request))
         except InvalidToken as e:
             raise Unauthorized(
                 f"invalid token: {e.reason}", headers=self.challenge(request, name, actions, "invalid_token")
             ) from None
-        return Caller(username, role=role, claims=claims)
+        if holder is None:
+            return Caller(username, Permissions.anonymous(self._anonymous_pull()), claims=claims)
+        return _caller(holder, claims)
 
     def claimed_username(self, request: HarborRequest) -> str | None:
         """The username the Authorization header names, unchecked (for the audit record of a refusal).
@@ -167,14 +184,32 @@ class RegistryAuthorizer:
 
     # -- decisions ------------------------------------------------------------------------
 
+    def _permissions(self, caller: Caller | None) -> Permissions:
+        return caller.permissions if caller is not None else Permissions.anonymous(self._anonymous_pull())
+
+    async def complete(self, caller: Caller | None) -> Permissions:
+        """The caller's whole permissions (their groups' grants added when not yet there)."""
+        if caller is None:
+            return Permissions.anonymous(self._anonymous_pull())
+        if caller.partial_of is not None:
+            caller.permissions = await permissions_of(self.index, caller.partial_of, self._anonymous_pull())
+            caller.partial_of = None
+        return caller.permissions
+
+    def _allowed_now(self, caller: Caller | None, name: str, actions: set[str]) -> set[str]:
+        permissions = self._permissions(caller)
+        if caller is not None and caller.claims is not None:
+            granted = set(actions) & granted_actions(caller.claims, name)
+            return current_registry_actions(permissions, name, granted)
+        return registry_actions(permissions, name, actions)
+
     async def allowed(self, caller: Caller | None, name: str, actions: set[str]) -> set[str]:
         """Which of ``actions`` the caller holds on repository ``name``."""
-        if caller is None:
-            return allowed_registry_actions(None, actions, self._anonymous_pull())
-        if caller.claims is not None:
-            granted = set(actions) & granted_actions(caller.claims, name)
-            return current_registry_actions(caller.role, granted, self._anonymous_pull())
-        return allowed_registry_actions(caller.role, actions, self._anonymous_pull())
+        allowed = self._allowed_now(caller, name, actions)
+        if not set(actions) <= allowed and caller is not None and caller.partial_of is not None:
+            await self.complete(caller)
+            allowed = self._allowed_now(caller, name, actions)
+        return allowed
 
     async def authorize(self, request: HarborRequest, name: str | None, actions: set[str]) -> str | None:
         """The username allowed to do ``actions`` on ``name`` (None: anonymous), or raise.
@@ -192,14 +227,18 @@ class RegistryAuthorizer:
             return caller.username if caller else None
         if caller is None or not caller.username:
             raise Unauthorized("authentication required", headers=self.challenge(request, name, actions))
-        if caller.claims is not None:
-            # A token narrower than the role: ask the client for a new one.
-            if actions <= allowed_registry_actions(caller.role, actions, self._anonymous_pull()):
-                raise Unauthorized(
-                    "token does not cover this action",
-                    headers=self.challenge(request, name, actions, "insufficient_scope"),
-                )
-        raise Denied("requested access to the resource is denied", {"name": name, "actions": _ordered(actions)})
+        permitted = registry_actions(caller.permissions, name, actions)
+        if caller.claims is not None and actions <= permitted:
+            # A token narrower than the permissions: ask the client for a new one.
+            raise Unauthorized(
+                "token does not cover this action",
+                headers=self.challenge(request, name, actions, "insufficient_scope"),
+            )
+        lacking = _ordered(set(actions) - permitted)
+        message = "; ".join(missing_permission(a, name) for a in lacking)
+        # RFC 6750: a token that lacks the scope, and cannot get it, is 403 with error="insufficient_scope".
+        headers = self.challenge(request, name, actions, "insufficient_scope") if caller.claims is not None else None
+        raise Denied(message, {"name": name, "actions": _ordered(actions), "missing": lacking}, headers=headers)
 
     async def may(self, request: HarborRequest, name: str, actions: set[str]) -> bool:
         """Like `authorize`, but answers False instead of raising (cross-repository mounts)."""
@@ -209,17 +248,23 @@ class RegistryAuthorizer:
             return False
         return set(actions) <= await self.allowed(caller, name, actions)
 
-    async def authorize_catalog(self, request: HarborRequest) -> str | None:
-        """The catalog: any valid credentials, or anyone when anonymous pulls are on."""
+    async def authorize_catalog(self, request: HarborRequest) -> Permissions:
+        """The catalog: any valid credentials, or anyone when anonymous pulls are on.
+
+        Answers the caller's permissions: the catalog lists only the
+        repositories they may pull (`Permissions.may_oci`).
+        """
         caller = await self.identify(request)
         if caller is None and not self._anonymous_pull():
             raise Unauthorized("authentication required", headers=self.challenge(request, None))
-        return caller.username if caller else None
+        if caller is not None and caller.permissions.sees_everything(maven=False):
+            return caller.permissions
+        return await self.complete(caller)
 
     # -- the token endpoint -------------------------------------------------------------------
 
     async def issue_token(self, request: HarborRequest) -> dict:
-        """``GET /v2/token``: a registry token for the requested scopes, narrowed to the role.
+        """``GET /v2/token``: a registry token for the requested scopes, each cut to the caller's permissions on its repository.
 
         Basic credentials identify the user; none means anonymous (pull only,
         when allowed).  Wrong credentials raise Unauthorized.  A Bearer
@@ -228,7 +273,7 @@ class RegistryAuthorizer:
         """
         header = request.getHeader(b"Authorization")
         username: str | None = None
-        role: str | None = None
+        permissions = Permissions.anonymous(self._anonymous_pull())
         stamp: str | None = None
         claims = None
         if header:
@@ -239,11 +284,12 @@ class RegistryAuthorizer:
                     raise Unauthorized(
                         "invalid username or password", headers={"WWW-Authenticate": f'Basic realm="{SERVICE}"'}
                     )
-                username, role, stamp = user.username, user.role, credential_stamp(user.password_hash)
+                username, stamp = user.username, credential_stamp(user.password_hash)
+                permissions = await permissions_of(self.index, user, self._anonymous_pull())
             else:
                 caller = await self.identify(request)  # checks the holder: the stamp is today's
                 assert caller is not None  # a header is present, so never anonymous
-                username, role, claims = caller.username, caller.role, caller.claims
+                username, permissions, claims = caller.username, await self.complete(caller), caller.claims
                 stamp = claims.get(STAMP_CLAIM) if claims else None
         scopes = [arg.decode("utf-8", "replace") for arg in request.args.get(b"scope", [])]
         access = []
@@ -252,7 +298,7 @@ class RegistryAuthorizer:
                 if entry["type"] != "repository" or not is_valid_repository_name(entry["name"]):
                     continue
                 wanted = set(entry["actions"])
-                granted = allowed_registry_actions(role, wanted, self._anonymous_pull())
+                granted = registry_actions(permissions, entry["name"], wanted)
                 if claims is not None:
                     granted &= granted_actions(claims, entry["name"])
                 if granted:
@@ -262,6 +308,13 @@ class RegistryAuthorizer:
         issued = iso8601(now)
         log.debug("registry token for {user}: {access}", user=username or "<anonymous>", access=json.dumps(access))
         return {"token": token, "access_token": token, "expires_in": self.tokens.lifetime, "issued_at": issued}
+
+
+def _caller(user: User, claims: dict | None = None) -> Caller:
+    """A user's `Caller` with the permissions of their role and own grants (groups asked for when needed)."""
+    return Caller(
+        user.username, own_permissions(user), claims=claims, partial_of=None if user.kind == "robot" else user
+    )
 
 
 def _ordered(actions) -> list[str]:

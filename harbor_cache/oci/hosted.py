@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from urllib.parse import urlencode
 
 from harbor_cache.core.hosted.immutable import TagImmutable
@@ -303,8 +304,10 @@ class HostedFront:
         _only_get(request)
         n = _page_size(request)
         last = _arg(request, "last")
-        await self.policy.authorize_catalog(request)
-        names, more = await self.hosted.list_repositories(n, last)
+        permissions = await self.policy.authorize_catalog(request)
+        # Only the repositories the caller may pull; nothing to filter for one who may pull everything.
+        visible = None if permissions.sees_everything(maven=False) else partial(permissions.may_oci, "pull")
+        names, more = await self.hosted.list_repositories(n, last, visible)
         if more:
             query = urlencode({"n": n, "last": names[-1]})
             request.setHeader(b"Link", f'</v2/_catalog?{query}>; rel="next"'.encode())

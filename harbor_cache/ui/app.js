@@ -136,4 +136,5 @@ document.getElementById("header-search").addEventListener("submit", e => {
   navigate("search", { q: document.getElementById("search-box").value.trim() });
 });
 window.addEventListener("hashchange", render);
-render();
+// A full load (reload, bookmark) asks again what the caller may do: grants may have changed since login.
+(session.token ? session.loadPermissions() : Promise.resolve()).then(render);

@@ -7,6 +7,7 @@
 const TOKEN = "hc.token";
 const USER = "hc.user";
 const ARTIFACT_TOKEN = "hc.artifactToken";
+const PERMISSIONS = "hc.permissions";
 
 // h("a", {href: "#/x", class: "btn", onclick: fn}, "text", child, [more])
 export function h(tag, attrs, ...children) {
@@ -45,6 +46,14 @@ function decodeJwtPayload(token) {
   return JSON.parse(new TextDecoder().decode(bytes));
 }
 
+// An OCI grant's glob: * matches any run of characters (/ included), ? one; the rest itself.
+function globMatches(pattern, name) {
+  if (pattern === "*") return true;
+  const source = Array.from(pattern, c => c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+    .join("");
+  return new RegExp("^" + source + "$", "s").test(name);
+}
+
 export const session = {
   get token() { return sessionStorage.getItem(TOKEN); },
   get artifactToken() { return sessionStorage.getItem(ARTIFACT_TOKEN); },
@@ -52,8 +61,37 @@ export const session = {
     const raw = sessionStorage.getItem(USER);
     return raw ? JSON.parse(raw) : null;
   },
-  get isAdmin() { return this.user?.role === "admin"; },
-  get canWrite() { return ["admin", "read-write"].includes(this.user?.role); },
+  // What the caller may do ({server_admin, grants}, from GET /api/v1/users/me): buttons the caller cannot use are
+  // hidden. Only a convenience: the server checks every request itself. Before it is known, the role decides.
+  get permissions() {
+    const raw = sessionStorage.getItem(PERMISSIONS);
+    return raw ? JSON.parse(raw) : null;
+  },
+  get isAdmin() {
+    const p = this.permissions;
+    return p ? p.server_admin === true : this.user?.role === "admin";
+  },
+  get canWrite() {
+    const p = this.permissions;
+    if (!p) return ["admin", "read-write"].includes(this.user?.role);
+    return p.server_admin || p.grants.some(g => g.actions.includes("push") || g.actions.includes("admin"));
+  },
+  // May the caller do `action` (pull, push, delete, admin) on OCI repository `name`? (auth/permissions.py's rule.)
+  mayOci(action, name) {
+    const p = this.permissions;
+    if (!p) return action === "pull" || this.canWrite;
+    if (p.server_admin) return true;
+    return p.grants.some(g => !g.repositories.startsWith("maven:") && globMatches(g.repositories, name)
+      && (g.actions.includes(action) || g.actions.includes("admin")));
+  },
+  async loadPermissions() {
+    try {
+      const me = await api("/api/v1/users/me");
+      sessionStorage.setItem(PERMISSIONS, JSON.stringify(me.permissions));
+    } catch {
+      sessionStorage.removeItem(PERMISSIONS);  // the role decides what is shown
+    }
+  },
   start(token, artifactToken) {
     const claims = decodeJwtPayload(token);
     sessionStorage.setItem(TOKEN, token);
@@ -61,7 +99,7 @@ export const session = {
     if (artifactToken) sessionStorage.setItem(ARTIFACT_TOKEN, artifactToken);
   },
   end() {
-    for (const key of [TOKEN, USER, ARTIFACT_TOKEN]) sessionStorage.removeItem(key);
+    for (const key of [TOKEN, USER, ARTIFACT_TOKEN, PERMISSIONS]) sessionStorage.removeItem(key);
   },
 };
 

@@ -887,6 +887,27 @@ class ConsoleTests(SynchronousTestCase):
             return window.__inline === 1;""")
         self.assertFalse(ran, "an inline script ran despite the CSP")
 
+    def test_p_delete_button_follows_grants(self):
+        """Issue 27: the tag Delete button shows only with `delete` on the repository (GET /api/v1/users/me)."""
+        from tests.integration.push_support import ensure_user
+        from tests.integration.test_grants_it import set_grants
+
+        _push_hosted(self.c.server)
+        ensure_user(self.c.server, "gina", "gina-pw", "read-only")
+        set_grants(self.c.server, "gina", [{"repositories": "other/*", "actions": ["delete"]}])
+        self.logout()
+        self.login("gina", "gina-pw")
+        # The grant changes while gina is logged in: a reload asks GET /api/v1/users/me again.
+        for grant, shown in (("other/*", False), ("team/*", True)):
+            set_grants(self.c.server, "gina", [{"repositories": grant, "actions": ["delete"]}])
+            self.open("#/images?repo=" + HOSTED_REPO)
+            self.css("tr[data-tag='%s']" % HOSTED_TAG)
+            buttons = self.all("tr[data-tag='%s'] button.danger" % HOSTED_TAG)
+            self.assertEqual(bool(buttons), shown, grant)
+        me = self.d.execute_script("return JSON.parse(sessionStorage.getItem('hc.permissions'))")
+        self.assertEqual(me["grants"][-1], {"repositories": "team/*", "actions": ["delete"]})
+        self.logout()
+
 
 def start_chromium(profile: str, window: str = "1280,900", logs: bool = False) -> Any:
     """Headless Debian chromium through chromedriver, on its own profile dir: the one start of every Chromium test.

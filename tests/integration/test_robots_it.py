@@ -82,6 +82,3 @@ class RobotClientTests(SynchronousTestCase):
         self.assertEqual(status, 200, body)
         self.assertEqual({e["actor"] for e in json.loads(body)["entries"]}, {ROBOT})
 
-    test_skopeo_copy_with_robot_credentials.skip = (  # type: ignore[attr-defined]
-        "needs enforce lane"  # the /v2/ front still decides pushes by role (a robot's is none): 403 today
-    )

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from harbor_cache.api.openapi import (
+    access,
     audit,
     console,
     favicon,
@@ -60,6 +61,7 @@ _PARTS = (
     search,
     oidc,
     robots,
+    access,
 )
 
 SCHEMAS: dict[str, Any] = {"Error": ERROR_SCHEMA}

@@ -49,6 +49,8 @@ from harbor_cache.index.hosted import ReferenceGone
 log = Logger()
 
 T = TypeVar("T")
+#: index rows read per round when the catalog is filtered to what a caller may pull
+_CATALOG_BATCH = 500
 
 
 @dataclass
@@ -266,12 +268,31 @@ class HostedRegistry(HostedUploads):
         more = n is not None and len(tags) > n
         return tags[:n] if n is not None else tags, more, False
 
-    async def list_repositories(self, n: int | None, last: str | None) -> tuple[list[str], bool]:
+    async def list_repositories(
+        self, n: int | None, last: str | None, visible: Callable[[str], bool] | None = None
+    ) -> tuple[list[str], bool]:
+        """(a page of repository names after ``last``, more to come); only those ``visible`` allows when given.
+
+        With a filter, pages of the index are read until ``n`` visible names
+        (and one more, to know there are more) are found or the names run out.
+        """
         if n == 0:
             return [], False
-        names = await self.index.list_repositories_page(last, None if n is None else n + 1)
-        more = n is not None and len(names) > n
-        return names[:n] if n is not None else names, more
+        if visible is None:
+            names = await self.index.list_repositories_page(last, None if n is None else n + 1)
+            more = n is not None and len(names) > n
+            return names[:n] if n is not None else names, more
+        batch = None if n is None else max(n + 1, _CATALOG_BATCH)
+        found: list[str] = []
+        cursor = last
+        while True:
+            page = await self.index.list_repositories_page(cursor, batch)
+            found.extend(name for name in page if visible(name))
+            if n is not None and len(found) > n:
+                return found[:n], True
+            if batch is None or len(page) < batch:
+                return found, False
+            cursor = page[-1]
 
     async def referrers(self, name: str, subject: str, artifact_type: str | None) -> tuple[dict[str, Any], bool]:
         """(the referrers of ``subject`` as an OCI image index, stale); the index is empty when there are none.

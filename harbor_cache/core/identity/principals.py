@@ -34,3 +34,13 @@ async def permissions_of(index: Index, user: User | None, anonymous_pull: bool) 
         *(load_grants(g.grants) for g in groups),
         group_roles=[g.role for g in groups],
     )
+
+
+def own_permissions(user: User) -> Permissions:
+    """The permissions a user holds without their groups: role and own grants (a robot: its grants).
+
+    Never more than `permissions_of`, so a front may allow on these alone
+    and ask for the groups (one more index query) only when they fall short.
+    """
+    own = load_grants(user.grants)
+    return Permissions.of(None if user.kind == "robot" else user.role, own)

@@ -11,23 +11,20 @@ request, for every token kind, the front looks the user up again:
   (`core.identity.standing.refusal`), though its tokens have not expired;
 - a password change (a robot's secret rotation) revokes every token issued before it: tokens carry the
   ``cst`` credential stamp of the hash at issue (`credential_stamp`);
-- what a token grants is cut to what the user's *current* role allows,
-  per scope or action, with the same role tables that decided it at issue
-  (``auth.roles``), so a scope added there (``artifacts:write``) is checked
-  the same way without code here.
+- what a token grants is cut to what the holder's *current* permissions
+  allow (`core.identity.principals.permissions_of`: role, own grants,
+  groups), per action and repository (and, for Maven, per path), with the
+  same decisions that made the token (``auth.access``), so a grant taken
+  away or a role lowered applies to the next request.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harbor_cache.auth import (
-    STAMP_CLAIM,
-    InvalidToken,
-    allowed_artifact_scopes,
-    allowed_registry_actions,
-    credential_stamp,
-)
+from harbor_cache.auth import STAMP_CLAIM, InvalidToken, credential_stamp
+from harbor_cache.auth.access import SCOPE_ACTIONS, registry_actions
+from harbor_cache.auth.permissions import Permissions
 from harbor_cache.core.identity.standing import refusal
 from harbor_cache.index.rows import User
 
@@ -48,14 +45,15 @@ async def current_holder(index: Index, claims: dict, username: str | None, *, no
     return user
 
 
-def current_artifact_scopes(user: User, claims: dict) -> set[str]:
-    """The scopes of an artifact token that the holder's role still allows."""
+def current_artifact_scope(permissions: Permissions, claims: dict, scope: str, repo_id: str, path: str) -> bool:
+    """True when an artifact token's ``scope`` is still allowed to its holder on ``path`` in ``repo_id``."""
     scopes = claims.get("scope")
-    if not isinstance(scopes, list):
-        return set()
-    return {s for s in scopes if isinstance(s, str)} & allowed_artifact_scopes(user.role)
+    if not isinstance(scopes, list) or scope not in scopes:
+        return False
+    action = SCOPE_ACTIONS.get(scope)
+    return action is not None and permissions.may_maven(action, repo_id, path)
 
 
-def current_registry_actions(role: str | None, granted: set[str], anonymous_pull: bool) -> set[str]:
-    """The actions of a registry token that its holder (role None: anonymous) may still use."""
-    return allowed_registry_actions(role, granted, anonymous_pull) & granted
+def current_registry_actions(permissions: Permissions, name: str, granted: set[str]) -> set[str]:
+    """The actions of a registry token on ``name`` that its holder (or the anonymous caller) may still use."""
+    return registry_actions(permissions, name, granted) & granted

@@ -12,8 +12,11 @@ A query is one of three forms:
 
 Hits are ranked exact name, then name prefix, then anything else, then the
 most recently written first; pages are keyset pages with an opaque cursor.
-Who may search is who may read the management API; Maven repositories marked
-``private`` are left out unless the caller is an admin (docs/security.md).
+Who may search is who may read the management API; hits are limited to what
+the caller may pull (`auth.permissions.Permissions`): OCI names their grants
+cover; Maven repositories marked ``private`` are left out unless the caller
+is a server admin (docs/security.md).  A caller who may pull every OCI name
+costs no filtering.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+from harbor_cache.auth.permissions import Permissions
 from harbor_cache.errors import BadRequest
 from harbor_cache.grammar.timestamps import iso8601
 from harbor_cache.index.search import SearchHit, SearchKey, SearchMatch
@@ -200,10 +204,27 @@ class Search:
         self.index = index
         self.private_maven = tuple(private_maven)
 
+    @staticmethod
+    def _visible(permissions: Permissions, hit: SearchHit) -> bool:
+        """OCI hits the caller may pull; Maven hits stay as before (public repositories, private ones to admins)."""
+        return hit.kind == "maven" or permissions.may_oci("pull", hit.repository)
+
     async def run(
-        self, q: str, *, is_admin: bool, cursor: str | None = None, limit: int = DEFAULT_LIMIT, kind: str | None = None
+        self,
+        q: str,
+        *,
+        is_admin: bool,
+        cursor: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        kind: str | None = None,
+        permissions: Permissions | None = None,
     ) -> dict[str, Any]:
-        """``{"results": [...], "next": cursor or None}`` for one page of ``q``."""
+        """``{"results": [...], "next": cursor or None}`` for one page of ``q``.
+
+        With ``permissions``, only OCI hits the caller may pull (a page may
+        then hold fewer than ``limit`` hits; ``next`` still pages on);
+        ``is_admin`` decides whether private Maven repositories show.
+        """
         query = parse_query(q)
         kinds = query.kinds
         if kind is not None:
@@ -223,6 +244,9 @@ class Search:
         page, more = hits[:limit], len(hits) > limit
         # Maven coordinates are matched exactly here: the LIKE on the index may let a near miss through.
         shown = [h for h in page if not query.coordinates or _coordinates_hold(h.src, query.coordinates)]
+        if permissions is not None and not is_admin:
+            if not permissions.sees_everything(maven=False):
+                shown = [h for h in shown if self._visible(permissions, h)]
         last = page[-1] if page else None
         return {
             "results": [hit_view(h) for h in shown],

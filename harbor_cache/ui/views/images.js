@@ -33,7 +33,7 @@ async function tags(main, repo) {
   main.append(status);
   const data = await api("/api/v1/images/tags" + qs({ repository: repo }));
   const rows = data.tags.map(t => {
-    const remove = t.kind === "hosted" && session.canWrite
+    const remove = t.kind === "hosted" && session.mayOci("delete", repo)
       ? h("button", { type: "button", class: "danger small", "aria-label": "Delete tag " + t.tag, onclick: async () => {
           if (!(await confirmDialog(`Delete 1 tag of ${repo} (${t.tag})? The manifest stays reachable by digest.`,
             `Delete tag ${t.tag}`))) return;

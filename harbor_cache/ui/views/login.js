@@ -55,6 +55,7 @@ export async function render(main, { navigate, params }) {
       const answer = await api("/api/v1/auth/login", { method: "POST", auth: "none",
         body: { username: username.value, password: password.value } });
       session.start(answer.token, await artifactToken(username.value, password.value));
+      await session.loadPermissions();
       password.value = "";
       const next = params.get("next");
       if (next && next.startsWith("#/") && !next.startsWith("#/login")) location.hash = next;
