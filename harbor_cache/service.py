@@ -71,6 +71,7 @@ from harbor_cache.http.access_log import AccessLogFile, resolve_path
 from harbor_cache.http.resources import ConsoleFiles, NotFoundResource, RedirectToUI, Root
 from harbor_cache.http.site import HarborSite
 from harbor_cache.index import Index, dialect_of_url, open_pool
+from harbor_cache.index.engine import open_ping_pool, open_sqlite_read_pool
 from harbor_cache.maven.front import MavenFront
 from harbor_cache.metrics import Metrics
 from harbor_cache.oci.auth import RegistryAuthorizer
@@ -156,6 +157,8 @@ class HarborApp:
         self.hash_password = hash_password
         self.check_password = check_password
         self.db_pool = db_pool
+        self.read_pool: Any = None  # sqlite's read-only connections (production only: tests use db_pool for all)
+        self.ping_pool: Any = None
         self.http = http
         self._io = io
         self.data_dir = os.path.abspath(config.data_dir)
@@ -201,7 +204,12 @@ class HarborApp:
             if not self.shared_index:
                 make_private_file(index_path)
             self.db_pool = open_pool(config.index_url, index_path, config.index_pool_size)
-        self.index = Index(self.db_pool)
+            # Reads beside the one sqlite writer (PostgreSQL's pool already has several connections),
+            # and /health's ping on a connection of its own on either engine (index.engine).
+            if not self.shared_index:
+                self.read_pool = open_sqlite_read_pool(index_path, config.index_sqlite_readers)
+            self.ping_pool = open_ping_pool(config.index_url, index_path)
+        self.index = Index(self.db_pool, self.read_pool, self.ping_pool)
         self.leases = (
             LeaseBook(self.index, self.node_name, clock, ttl=config.lease_seconds) if self.shared_index else None
         )

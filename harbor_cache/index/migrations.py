@@ -363,4 +363,4 @@ class SchemaStore(Store):
             self._exec(txn, "SELECT 1")
             return fetch_value(txn) == 1
 
-        return await self._run("ping", _txn)
+        return await self._run("ping", _txn, pool=self.ping_pool)

@@ -39,21 +39,21 @@ class UsersStore(Store):
             self._exec(txn, "SELECT * FROM users WHERE id = ?", (user_id,))
             return fetch_one(txn, User)
 
-        return await self._run("get_user", _txn)
+        return await self._read("get_user", _txn)
 
     async def get_user_by_name(self, username: str) -> User | None:
         def _txn(txn: Cursor) -> User | None:
             self._exec(txn, "SELECT * FROM users WHERE username = ?", (username,))
             return fetch_one(txn, User)
 
-        return await self._run("get_user_by_name", _txn)
+        return await self._read("get_user_by_name", _txn)
 
     async def list_users(self) -> list[User]:
         def _txn(txn: Cursor) -> list[User]:
             self._exec(txn, "SELECT * FROM users ORDER BY id")
             return fetch_all(txn, User)
 
-        return await self._run("list_users", _txn)
+        return await self._read("list_users", _txn)
 
     async def update_user(
         self, user_id: int, role: str | None, password_hash: str | None, now: float
