@@ -48,7 +48,7 @@ class HealthBesideSlowQueryMixin:
         real = console.fetch_all
 
         def held_fetch_all(txn: Any, cls: type) -> Any:
-            rows = real(txn, cls)
+            rows: Any = real(txn, cls)
             started.set()
             release.wait(30)
             return rows
