@@ -105,6 +105,8 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
 
     if app.io_pool is not None:
         StartStopService(app.io_pool).setServiceParent(top)
+    if app.cpu_pool is not None:
+        StartStopService(app.cpu_pool).setServiceParent(top)
     if app.access_file is not None:
         # Before the state (and its listener), so stopped after it; a MultiService does not wait for the state's
         # stop, so the lines of requests that end later are written through by the closed file (http.access_log).

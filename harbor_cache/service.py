@@ -194,10 +194,16 @@ class HarborApp:
         self.shared_index = dialect_of_url(config.index_url) == "postgresql"
         self.node_name = config.node_name or socket.gethostname()
         self.io_pool: ThreadPool | None = None
+        self.cpu_pool: ThreadPool | None = None
         io = self._io
+        # Shaping and encoding the bodies that grow with the index (image lists, browse): off the reactor,
+        # on a pool of their own so a big listing never holds a file-I/O thread (tests: the injected io, inline).
+        self.offload: StorageIO | None = io
         if io is None:
             self.io_pool = ThreadPool(minthreads=1, maxthreads=4, name="harbor-io")
             io = ThreadIO(reactor, self.io_pool)
+            self.cpu_pool = ThreadPool(minthreads=0, maxthreads=2, name="harbor-cpu")
+            self.offload = ThreadIO(reactor, self.cpu_pool)
         self.storage = Storage(self.data_dir, io, node=self.node_name if self.shared_index else None)
         if self.db_pool is None:
             index_path = os.path.join(self.data_dir, "index.sqlite")
@@ -325,6 +331,7 @@ class HarborApp:
             site_front=self.site_front,
             clock=clock,
             public_url=self.public_url,
+            offload=self.offload,
         )
         self.evictor.space = self.space
         self.evictor.orphans = OrphanSweeper(
@@ -353,6 +360,7 @@ class HarborApp:
             on_cache_change=self.refresh_gauges_soon,
             gc=GcFront(self.gc, self.settings, detached),
             quotas=self.quotas,
+            offload=self.offload,
         )
         self.hosted.immutable = ImmutableTags(self.index, clock)
         self.retention = Retention(self.index, self.hosted, self.settings, clock, self.audit, self.leases)
@@ -393,6 +401,7 @@ class HarborApp:
             public_url=self.public_url,
         )
         self.maven_front.deployer.space, self.maven_front.deployer.quotas = self.space, self.quotas
+        self.maven.offload = self.maven_front.offload = self.offload
 
     def _build_sync(self) -> None:
         """Scheduled pre-fetch: sync rules pull through the OCI and Maven cores (ticked by daemon.py)."""

@@ -12,8 +12,9 @@ little, but not nothing.
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 
 from harbor_cache.metrics import Metrics
 
@@ -21,7 +22,12 @@ INTERVAL = 0.01
 
 
 class ReactorLagProbe:
-    """A `LoopingCall` every `INTERVAL` seconds that records how much later than due each tick ran."""
+    """A timer every `INTERVAL` seconds that records how much later than due each tick ran.
+
+    Each tick schedules the next one ``interval`` from when it ran (not on a
+    fixed grid like `LoopingCall`), so a stall is measured once, in full, and
+    the next tick is judged afresh.
+    """
 
     def __init__(self, clock: IReactorTime, metrics: Metrics, interval: float = INTERVAL) -> None:
         self.clock = clock
@@ -29,23 +35,24 @@ class ReactorLagProbe:
         self.interval = interval
         self.worst = 0.0
         self._due = 0.0
-        self._loop = LoopingCall(self._tick)
-        self._loop.clock = clock
+        self._call: Any = None
 
     def start(self) -> None:
-        self._due = self.clock.seconds() + self.interval
-        self._loop.start(self.interval, now=False)
+        self._schedule()
 
     def stop(self) -> None:
-        if self._loop.running:
-            self._loop.stop()
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def _schedule(self) -> None:
+        self._due = self.clock.seconds() + self.interval
+        self._call = self.clock.callLater(self.interval, self._tick)
 
     def _tick(self) -> None:
-        now = self.clock.seconds()
-        lateness = max(0.0, now - self._due)
-        # LoopingCall skips the ticks a stall swallowed and keeps its grid; the next one is due one interval on.
-        self._due = now + self.interval - (lateness % self.interval)
+        lateness = max(0.0, self.clock.seconds() - self._due)
         self.metrics.reactor_lag.observe(lateness)
         if lateness > self.worst:
             self.worst = lateness
             self.metrics.reactor_lag_max.set(lateness)
+        self._schedule()
