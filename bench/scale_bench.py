@@ -103,6 +103,11 @@ class Client:
         basic = "Basic " + base64.b64encode(f"admin:{server.admin_password}".encode()).decode()
         self.auth = {"bearer": {"Authorization": "Bearer " + token}, "basic": {"Authorization": basic}, "": {}}
 
+    def lag(self) -> dict[float, float]:
+        """The reactor-lag histogram's buckets now."""
+        _, _, text = support.http("GET", self.url + "/metrics")
+        return lag_figures(text.decode())[1]
+
     def get(self, path: str, auth: str = "") -> tuple[float, int, int]:
         started = time.perf_counter()
         status, _, body = support.http("GET", self.url + path, self.auth[auth], timeout=600)
@@ -125,13 +130,13 @@ def lag_figures(metrics_text: str) -> tuple[float, dict[float, float]]:
     return worst, buckets
 
 
-def worst_bucket(before: dict[float, float], after: dict[float, float]) -> str:
+def worst_bucket(before: dict[float, float], after: dict[float, float], short: bool = False) -> str:
     """The lag bound every tick between two scrapes stayed under ("<= 25 ms"), from the histogram's deltas."""
     total = after.get(float("inf"), 0) - before.get(float("inf"), 0)
     for bound in LAG_BUCKETS:
         if after.get(bound, 0) - before.get(bound, 0) >= total:
-            return f"<= {bound * 1000:.0f} ms ({total:.0f} ticks)"
-    return f"> {LAG_BUCKETS[-1] * 1000:.0f} ms ({total:.0f} ticks)"
+            return f"<= {bound * 1000:.0f} ms" + ("" if short else f" ({total:.0f} ticks)")
+    return f"> {LAG_BUCKETS[-1] * 1000:.0f} ms" + ("" if short else f" ({total:.0f} ticks)")
 
 
 def rss_mib(pid: int) -> float:
@@ -208,15 +213,19 @@ def run(args: argparse.Namespace) -> None:
         _, _, metrics = support.http("GET", server.url + "/metrics")
         _, buckets_before = lag_figures(metrics.decode())
         rss_before = rss_mib(server.pid)
-        print(f"\n{'request':44} {'median':>9} {'worst':>9}  {'bytes':>10}  target {TARGET_S * 1000:.0f} ms")
+        print(
+            f"\n{'request':44} {'median':>9} {'worst':>9}  {'bytes':>10}  {'lag':>9}  target {TARGET_S * 1000:.0f} ms"
+        )
         for label, path, auth in requests_of(found):
+            lag_before = client.lag()
             runs = [client.get(path, auth) for _ in range(args.repeat)]
+            lag = worst_bucket(lag_before, client.lag(), short=True)
             statuses = {r[1] for r in runs}
             median = statistics.median(r[0] for r in runs)
             note = "" if statuses == {200} else f"  status {sorted(statuses)}"
             print(
                 f"{label:44} {median * 1000:7.0f} ms {max(r[0] for r in runs) * 1000:6.0f} ms "
-                f"{runs[0][2]:>10,}  {verdict(median, TARGET_S)}{note}",
+                f"{runs[0][2]:>10,}  {lag:>9}  {verdict(median, TARGET_S)}{note}",
                 flush=True,
             )
         rss_after = rss_mib(server.pid)
