@@ -133,6 +133,8 @@ def lag_figures(metrics_text: str) -> tuple[float, dict[float, float]]:
 def worst_bucket(before: dict[float, float], after: dict[float, float], short: bool = False) -> str:
     """The lag bound every tick between two scrapes stayed under ("<= 25 ms"), from the histogram's deltas."""
     total = after.get(float("inf"), 0) - before.get(float("inf"), 0)
+    if not total:
+        return "-"  # no probe (a --tree without it)
     for bound in LAG_BUCKETS:
         if after.get(bound, 0) - before.get(bound, 0) >= total:
             return f"<= {bound * 1000:.0f} ms" + ("" if short else f" ({total:.0f} ticks)")
@@ -194,7 +196,8 @@ def run(args: argparse.Namespace) -> None:
     pool.close()
     print(f"generated {args.rows:,} rows in {seconds:.0f} s ({found['entries']:,} entries)", flush=True)
 
-    server_table = {"reactor_lag_probe": True}
+    # Another checkout (--tree, e.g. the code before this issue) may not know the probe: lag is then not shown.
+    server_table = {"reactor_lag_probe": True} if args.tree is None else {}
     config = support.toml_config(
         server=server_table,
         maven_repositories=[
@@ -205,7 +208,17 @@ def run(args: argparse.Namespace) -> None:
     if pg_url:
         config += "\n" + support._toml_table("[index]", {"url": pg_url, "pool_size": 10})
     started = time.monotonic()
-    server = support.HarborServer(config, data_dir=data_dir, timeout=args.start_timeout)
+    if args.tree is None:
+        server = support.HarborServer(config, data_dir=data_dir, timeout=args.start_timeout)
+    else:
+        tree = os.path.abspath(args.tree)
+
+        class TreeServer(support.HarborServer):
+            def start(self) -> None:
+                self._daemon.start(self.command(), env=self.env, cwd=tree)
+                self._daemon.wait_ready(self.url + "/health", self.timeout)
+
+        server = TreeServer(config, data_dir=data_dir, env={"PYTHONPATH": tree}, timeout=args.start_timeout)
     try:
         print(f"server ready in {time.monotonic() - started:.1f} s (pid {server.pid})", flush=True)
         client = Client(server)
@@ -269,6 +282,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each request (the median is shown)")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds to wait after start before timing")
     parser.add_argument("--start-timeout", type=float, default=300.0)
+    parser.add_argument("--tree", help="run the server from this checkout (e.g. the code before issue 30)")
     parser.add_argument("--pg", action="store_true", help="PostgreSQL: a throwaway cluster (tests/pg_support.py)")
     parser.add_argument("--pg-url", help="PostgreSQL: this server (a superuser URL of an empty database)")
     run(parser.parse_args())

@@ -16,11 +16,14 @@ from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.internet.threads import deferToThread
-from twisted.trial.unittest import TestCase
+from twisted.logger import Logger
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from harbor_cache.index import Index, open_postgres_pool, open_sqlite_pool
+from harbor_cache.errors import IndexUnavailable
+from harbor_cache.index import Index, engine, open_postgres_pool, open_sqlite_pool
 from harbor_cache.index.engine import open_ping_pool, open_sqlite_read_pool
 from tests import pg_support
+from tests.unit.index.test_index_outage import SwitchPool
 
 # A call that does not answer within this while the other transaction is held has queued behind it.
 ANSWER_WITHIN = 5.0
@@ -154,3 +157,28 @@ class PostgresReadersTests(ReadersTestsMixin, TestCase):
             self.addCleanup(pool.close)
         self.index = Index(self.writer, None, self.ping_pool)
         return defer.Deferred.fromCoroutine(self.index.migrate())
+
+
+class PingAfterAnOutageTests(SynchronousTestCase):
+    """While the database is away, the ping also goes through the shared pool, dropping its dead connections."""
+
+    def test_the_shared_pool_is_pinged_only_while_the_database_is_away(self):
+        shared, ping = SwitchPool(), SwitchPool()
+        index = Index(shared, None, ping)
+        self.patch(engine, "log", Logger(observer=lambda e: None))
+
+        def health():
+            return defer.Deferred.fromCoroutine(index.ping())
+
+        self.assertTrue(self.successResultOf(health()))
+        self.assertEqual((shared.calls, ping.calls), (0, 1))  # up: the ping's own connection only
+        shared.down = ping.down = True
+        self.failureResultOf(health(), IndexUnavailable)
+        before = shared.calls
+        self.failureResultOf(health(), IndexUnavailable)
+        self.assertEqual(shared.calls - before, 2)  # away: the shared pool too (a try and its retry)
+        shared.down = ping.down = False
+        self.assertTrue(self.successResultOf(health()))
+        calls = shared.calls
+        self.assertTrue(self.successResultOf(health()))
+        self.assertEqual(shared.calls, calls)  # back: the ping's connection only again
