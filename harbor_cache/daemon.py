@@ -20,6 +20,7 @@ from harbor_cache.core.operations.history import FLUSH_SECONDS as HISTORY_FLUSH_
 from harbor_cache.core.operations.sync import SYNC_TICK_SECONDS
 from harbor_cache.core.operations.upstream_health import HealthMonitor
 from harbor_cache.http.access_log import AccessLogService
+from harbor_cache.http.reactor_lag import ReactorLagProbe
 from harbor_cache.process import start_failed
 from harbor_cache.service import HarborApp
 from harbor_cache.settings.startup import Config
@@ -28,7 +29,7 @@ from harbor_cache.settings.startup import Config
 class StartStopService(service.Service):
     """Starts and stops one object with ``start()``/``stop()`` (a thread pool, the upstream prober) with the app."""
 
-    def __init__(self, target: ThreadPool | HealthMonitor):
+    def __init__(self, target: ThreadPool | HealthMonitor | ReactorLagProbe):
         self.target = target
 
     def startService(self):
@@ -104,6 +105,8 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
 
     if app.io_pool is not None:
         StartStopService(app.io_pool).setServiceParent(top)
+    if app.cpu_pool is not None:
+        StartStopService(app.cpu_pool).setServiceParent(top)
     if app.access_file is not None:
         # Before the state (and its listener), so stopped after it; a MultiService does not wait for the state's
         # stop, so the lines of requests that end later are written through by the closed file (http.access_log).
@@ -136,6 +139,11 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
     probes = StartStopService(app.upstream_health)
     probes.setName("upstream-probes")
     probes.setServiceParent(state)
+
+    if config.reactor_lag_probe:  # harbor_cache_reactor_lag_seconds on /metrics (docs/operations.md)
+        lag = StartStopService(ReactorLagProbe(reactor, app.metrics))
+        lag.setName("reactor-lag-probe")
+        lag.setServiceParent(state)
 
     endpoint = endpoints.serverFromString(reactor, config.listen)
     web = internet.StreamServerEndpointService(endpoint, app.site)

@@ -114,6 +114,16 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120),
             registry=r,
         )
+        # [server] reactor_lag_probe (http.reactor_lag): how late a 10 ms timer ran, i.e. how long the reactor was busy.
+        self.reactor_lag = Histogram(
+            "harbor_cache_reactor_lag_seconds",
+            "How much later than due the reactor ran a 10 ms timer (reactor_lag_probe)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.reactor_lag_max = Gauge(
+            "harbor_cache_reactor_lag_max_seconds", "The worst reactor lag since start (reactor_lag_probe)", registry=r
+        )
         # Garbage collection of hosted content (core.hosted.gc): real runs only, dry runs count nothing.
         self.gc_runs = Counter("harbor_cache_gc_runs", "Garbage collections of hosted content", registry=r)
         self.gc_removed = Counter(

@@ -78,6 +78,7 @@ from harbor_cache.http.access_log import AccessLogFile, resolve_path
 from harbor_cache.http.resources import ConsoleFiles, NotFoundResource, RedirectToUI, Root
 from harbor_cache.http.site import HarborSite
 from harbor_cache.index import Index, dialect_of_url, open_pool
+from harbor_cache.index.engine import open_ping_pool, open_sqlite_read_pool
 from harbor_cache.maven.front import MavenFront
 from harbor_cache.metrics import Metrics
 from harbor_cache.oci.auth import RegistryAuthorizer
@@ -165,6 +166,8 @@ class HarborApp:
         self.hash_password = hash_password
         self.check_password = check_password
         self.db_pool = db_pool
+        self.read_pool: Any = None  # sqlite's read-only connections (production only: tests use db_pool for all)
+        self.ping_pool: Any = None
         self.http = http
         self._io = io
         self.data_dir = os.path.abspath(config.data_dir)
@@ -200,17 +203,28 @@ class HarborApp:
         self.shared_index = dialect_of_url(config.index_url) == "postgresql"
         self.node_name = config.node_name or socket.gethostname()
         self.io_pool: ThreadPool | None = None
+        self.cpu_pool: ThreadPool | None = None
         io = self._io
+        # Shaping and encoding the bodies that grow with the index (image lists, browse): off the reactor,
+        # on a pool of their own so a big listing never holds a file-I/O thread (tests: the injected io, inline).
+        self.offload: StorageIO | None = io
         if io is None:
             self.io_pool = ThreadPool(minthreads=1, maxthreads=4, name="harbor-io")
             io = ThreadIO(reactor, self.io_pool)
+            self.cpu_pool = ThreadPool(minthreads=0, maxthreads=2, name="harbor-cpu")
+            self.offload = ThreadIO(reactor, self.cpu_pool)
         self.storage = Storage(self.data_dir, io, node=self.node_name if self.shared_index else None)
         if self.db_pool is None:
             index_path = os.path.join(self.data_dir, "index.sqlite")
             if not self.shared_index:
                 make_private_file(index_path)
             self.db_pool = open_pool(config.index_url, index_path, config.index_pool_size)
-        self.index = Index(self.db_pool)
+            # Reads beside the one sqlite writer (PostgreSQL's pool already has several connections),
+            # and /health's ping on a connection of its own on either engine (index.engine).
+            if not self.shared_index:
+                self.read_pool = open_sqlite_read_pool(index_path, config.index_sqlite_readers)
+            self.ping_pool = open_ping_pool(config.index_url, index_path)
+        self.index = Index(self.db_pool, self.read_pool, self.ping_pool)
         self.leases = (
             LeaseBook(self.index, self.node_name, clock, ttl=config.lease_seconds) if self.shared_index else None
         )
@@ -326,6 +340,7 @@ class HarborApp:
             site_front=self.site_front,
             clock=clock,
             public_url=self.public_url,
+            offload=self.offload,
         )
         self.evictor.space = self.space
         self.evictor.orphans = OrphanSweeper(
@@ -354,6 +369,7 @@ class HarborApp:
             on_cache_change=self.refresh_gauges_soon,
             gc=GcFront(self.gc, self.settings, detached),
             quotas=self.quotas,
+            offload=self.offload,
         )
         self.hosted.immutable = ImmutableTags(self.index, clock)
         self.retention = Retention(self.index, self.hosted, self.settings, clock, self.audit, self.leases)
@@ -407,6 +423,7 @@ class HarborApp:
             public_url=self.public_url,
         )
         self.maven_front.deployer.space, self.maven_front.deployer.quotas = self.space, self.quotas
+        self.maven.offload = self.maven_front.offload = self.offload
 
     def _build_sync(self) -> None:
         """Scheduled pre-fetch: sync rules pull through the OCI and Maven cores (ticked by daemon.py)."""

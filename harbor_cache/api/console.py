@@ -41,6 +41,7 @@ from harbor_cache.grammar.numbers import parse_decimal
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.grammar.timestamps import iso8601
 from harbor_cache.http.request import HarborRequest
+from harbor_cache.http.responses import Offload
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
@@ -221,6 +222,7 @@ class ConsoleApi:
         clock,
         public_url: PublicURL | str | None = None,
         started_at: float | None = None,
+        offload: Offload | None = None,
     ):
         self.queries = queries
         self.downloads = downloads
@@ -232,6 +234,8 @@ class ConsoleApi:
         self.site_front = site_front
         self.clock = clock
         self.public_url = PublicURL.of(public_url)
+        # Shapes the lists that grow with the index (images, tags) off the reactor (None: inline).
+        self.offload = offload
         self.started_at = clock.seconds() if started_at is None else started_at
 
     # -- cache entries -------------------------------------------------------------
@@ -410,12 +414,17 @@ class ConsoleApi:
 
     # -- container images ---------------------------------------------------------------
 
+    async def _off(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` on the offload thread (pure shaping of rows; it touches no request)."""
+        return fn(*args) if self.offload is None else await self.offload.run(fn, *args)
+
+    def _pull_host(self, request: HarborRequest) -> str:
+        base = self.public_url.for_request(request)
+        return urlsplit(base).netloc or base
+
     def pull_lines(self, request: HarborRequest, name: str, reference: str) -> dict[str, str]:
         """``docker pull`` / ``podman pull`` of this server (server.public_url, else the request's Host)."""
-        base = self.public_url.for_request(request)
-        host = urlsplit(base).netloc or base
-        ref = f"{name}@{reference}" if is_digest_reference(reference) else f"{name}:{reference}"
-        return {"docker": f"docker pull {host}/{ref}", "podman": f"podman pull {host}/{ref}"}
+        return _pull_lines(self._pull_host(request), name, reference)
 
     def _identity(self, key: str) -> tuple[str, str]:
         identify = getattr(self.oci, "image_identity", None)
@@ -428,13 +437,25 @@ class ConsoleApi:
         key it is stored under, ``registry`` the upstream registry ("" for hosted names) and ``image``
         the name there. Counts of a merged row are distinct tags and manifests, not sums.
         """
+        groups = await self._off(self._group_images, await self.queries.image_repositories(), visible)
+        merged = [r.name for members in groups.values() if len(members) > 1 for r in members]
+        contents = await self.queries.repository_contents(merged) if merged else {}
+        return await self._off(self._image_rows, groups, contents)
+
+    def _group_images(
+        self, rows: list[ImageRepository], visible: Callable[[str], bool] | None
+    ) -> dict[tuple[str, str], list[ImageRepository]]:
         groups: dict[tuple[str, str], list[ImageRepository]] = {}
-        for r in await self.queries.image_repositories():
+        for r in rows:
             if visible is not None and not visible(r.name):
                 continue  # the caller may not pull it (`Permissions.may_oci`)
             groups.setdefault(self._identity(r.name), []).append(r)
-        merged = [r.name for members in groups.values() if len(members) > 1 for r in members]
-        contents = await self.queries.repository_contents(merged) if merged else {}
+        return groups
+
+    @staticmethod
+    def _image_rows(
+        groups: dict[tuple[str, str], list[ImageRepository]], contents: dict[str, tuple[set[str], set[str]]]
+    ) -> dict[str, Any]:
         repos = []
         for (registry, image), members in groups.items():
             primary = min(members, key=lambda r: (-(r.hosted_tags + r.cached_tags), len(r.name), r.name))
@@ -495,21 +516,7 @@ class ConsoleApi:
         rows = await self.queries.image_tags(name)
         if not rows and not await self.queries.repository_known(name):
             raise NameUnknown("repository name not known to this cache", {"repository": name})
-        return {
-            "repository": name,
-            "tags": [
-                {
-                    "tag": r.tag,
-                    "digest": r.digest,
-                    "kind": "hosted" if r.kind == "hosted" else "cached",
-                    "media_type": r.media_type,
-                    "size": r.size,
-                    "updated_at": iso8601(r.updated_at),
-                    "pull": self.pull_lines(request, name, r.tag),
-                }
-                for r in rows
-            ],
-        }
+        return await self._off(_tag_rows, name, self._pull_host(request), rows)
 
     async def image_manifest(self, request: HarborRequest) -> dict[str, Any]:
         name, reference = self._name(request), self._reference(request)
@@ -566,3 +573,27 @@ class ConsoleApi:
                 {"repository": name, "tag": tag},
             ) from None
         return name, tag
+
+
+def _pull_lines(host: str, name: str, reference: str) -> dict[str, str]:
+    ref = f"{name}@{reference}" if is_digest_reference(reference) else f"{name}:{reference}"
+    return {"docker": f"docker pull {host}/{ref}", "podman": f"podman pull {host}/{ref}"}
+
+
+def _tag_rows(name: str, host: str, rows: list[Any]) -> dict[str, Any]:
+    """GET /api/v1/images/tags' body (10k tags for a big repository: shaped off the reactor)."""
+    return {
+        "repository": name,
+        "tags": [
+            {
+                "tag": r.tag,
+                "digest": r.digest,
+                "kind": "hosted" if r.kind == "hosted" else "cached",
+                "media_type": r.media_type,
+                "size": r.size,
+                "updated_at": iso8601(r.updated_at),
+                "pull": _pull_lines(host, name, r.tag),
+            }
+            for r in rows
+        ],
+    }

@@ -57,7 +57,7 @@ from harbor_cache.core.seams import User
 from harbor_cache.errors import BadRequest, Denied, NotFound, TooLarge, Unauthorized
 from harbor_cache.grammar.timestamps import iso8601
 from harbor_cache.http.request import HarborRequest
-from harbor_cache.http.responses import install_error_handlers, json_response
+from harbor_cache.http.responses import Offload, install_error_handlers, json_response, json_response_offloaded
 from harbor_cache.settings.runtime import SettingError
 
 log = Logger()
@@ -148,8 +148,10 @@ class ApiFront:
         on_cache_change=None,
         gc: GcFront | None = None,
         quotas: QuotaBook | None = None,
+        offload: Offload | None = None,
     ):
         self.users = users
+        self.offload = offload  # encodes the bodies that grow with the index off the reactor
         self.upstreams = upstreams  # core.operations.upstreams.UpstreamCatalog
         self.tokens = tokens
         self.settings = settings
@@ -500,14 +502,14 @@ class ApiFront:
     async def images(self, request: HarborRequest, caller: User):
         permissions = caller_permissions(request)
         visible = None if permissions.sees_everything(maven=False) else partial(permissions.may_oci, "pull")
-        return json_response(request, await self._console().images(visible))
+        return await json_response_offloaded(request, await self._console().images(visible), self.offload)
 
     @app.route("/api/v1/images/tags", methods=["GET"])
     @requires(ANY_USER)
     async def image_tags(self, request: HarborRequest, caller: User):
         console = self._console()
         require_oci(request, "pull", console.repository_arg(request))
-        return json_response(request, await console.image_tags(request))
+        return await json_response_offloaded(request, await console.image_tags(request), self.offload)
 
     @app.route("/api/v1/images/tags", methods=["DELETE"])
     @requires(ANY_USER)

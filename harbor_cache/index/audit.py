@@ -84,7 +84,7 @@ class AuditStore(Store):
             )
             return total, fetch_all(txn, AuditRecord)
 
-        return await self._run("audit_page", _txn)
+        return await self._read("audit_page", _txn)
 
     async def prune_audit(self, before: float) -> int:
         """Drop audit records older than ``before``; how many went."""

@@ -69,7 +69,7 @@ class ConsoleStore(Store):
             )
             return total, fetch_all(txn, Entry)
 
-        return await self._run("cache_entries_page", _txn)
+        return await self._read("cache_entries_page", _txn)
 
     async def image_repositories(self) -> list[ImageRepository]:
         """Every OCI repository with a tag or a manifest: name, hosted/cached tag and manifest counts, last update."""
@@ -108,7 +108,7 @@ class ConsoleStore(Store):
                 )
             return out
 
-        return await self._run("image_repositories", _txn)
+        return await self._read("image_repositories", _txn)
 
     async def image_tags(self, repository: str) -> list[ImageTag]:
         """Tags of one repository with what they point at, by tag."""
@@ -124,4 +124,4 @@ class ConsoleStore(Store):
             )
             return fetch_all(txn, ImageTag)
 
-        return await self._run("image_tags", _txn)
+        return await self._read("image_tags", _txn)

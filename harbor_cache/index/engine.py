@@ -141,6 +141,31 @@ def open_sqlite_pool(path: str) -> adbapi.ConnectionPool:
     )
 
 
+def sqlite_reader_options(conn: sqlite3.Connection) -> None:
+    """The writer's options, and ``query_only``: a transaction marked read-only that writes fails loudly."""
+    sqlite_connect_options(conn)
+    conn.execute("PRAGMA query_only=ON")
+
+
+def open_sqlite_read_pool(path: str, size: int) -> adbapi.ConnectionPool:
+    """``size`` read-only connections beside the one writer (`open_sqlite_pool`).
+
+    WAL lets readers run while the writer writes: each statement sees what
+    was committed when it began, so a read issued after a write's Deferred
+    fired sees that write.  Hits, ``/health`` and the console's listings run
+    here (`Store._read`), so none of them queues behind a slow console query
+    or a long write transaction on the writer.
+    """
+    return adbapi.ConnectionPool(
+        "sqlite3",
+        path,
+        check_same_thread=False,
+        cp_min=1,
+        cp_max=size,
+        cp_openfun=sqlite_reader_options,
+    )
+
+
 # psycopg2 connection options: give up connecting after a few seconds (a
 # request must not hang on a dead server: /health says degraded instead) and
 # notice a silently dropped TCP connection within about a minute.
@@ -238,6 +263,20 @@ def open_postgres_pool(url: str, size: int = 10) -> adbapi.ConnectionPool:
         cp_reconnect=True,
         cp_openfun=postgres_connect_options,
         **POSTGRES_CONNECT_OPTIONS,
+    )
+
+
+def open_ping_pool(url: str | None, sqlite_path: str) -> adbapi.ConnectionPool:
+    """One connection of its own for ``/health``'s ping (`Store.ping_pool`), on either engine.
+
+    However many slow console queries hold the other connections (PostgreSQL's
+    ``pool_size``, sqlite's readers), the ping never waits for one of them: a
+    probe with a 1 s timeout fails only when the database itself does not answer.
+    """
+    if url is not None and dialect_of_url(url) == "postgresql":
+        return open_postgres_pool(url, 1)
+    return adbapi.ConnectionPool(
+        "sqlite3", sqlite_path, check_same_thread=False, cp_min=1, cp_max=1, cp_openfun=sqlite_reader_options
     )
 
 
@@ -367,8 +406,14 @@ class Store:
     `harbor_cache.index.Index` composes them by inheritance, one pool for all.
     """
 
-    def __init__(self, pool: TransactionPool) -> None:
+    def __init__(
+        self, pool: TransactionPool, read_pool: TransactionPool | None = None, ping_pool: TransactionPool | None = None
+    ) -> None:
         self._pool = pool
+        # Transactions marked read-only (`_read`) run on read_pool when there is one (sqlite's readers);
+        # the ping on ping_pool (a connection of its own).  Without them, everything runs on the one pool.
+        self._read_pool = read_pool if read_pool is not None else pool
+        self.ping_pool = ping_pool if ping_pool is not None else self._read_pool
         self.dialect = dialect_of(pool)
         self.availability = IndexAvailability()
         dbapi = getattr(pool, "dbapi", sqlite3)
@@ -376,14 +421,25 @@ class Store:
         # GREATEST(a, b) in PostgreSQL is sqlite's two-argument MAX(a, b).
         self.greatest = "GREATEST" if self.dialect == "postgresql" else "MAX"
         # Row locks for claims that must not race the garbage collector (`index.gc`): PostgreSQL
-        # takes them; sqlite has one connection, so its transactions never interleave anyway.
+        # takes them; sqlite has one writer connection, so its writing transactions never interleave anyway.
         self.for_update = " FOR UPDATE" if self.dialect == "postgresql" else ""
         self.for_share = " FOR SHARE" if self.dialect == "postgresql" else ""
 
     def _q(self, sql: str) -> str:
         return sql.replace("?", "%s") if self._format else sql
 
-    def _run(self, desc: str, fn: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
+    def _read(self, desc: str, fn: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
+        """`_run` for a transaction that only reads: on the read pool, beside the writer.
+
+        On sqlite that is a pool of ``query_only`` connections (a write there
+        fails), so a lookup on a hit, ``/health`` or a console listing never
+        waits for the single writer nor for a slow query ahead of it.
+        """
+        return self._run(desc, fn, *args, pool=self._read_pool)
+
+    def _run(
+        self, desc: str, fn: Callable[..., Any], *args: Any, pool: TransactionPool | None = None
+    ) -> defer.Deferred[Any]:
         """Run one transaction; one broken by a lost database connection is run again once.
 
         A transaction that fails that way was rolled back by the server, so
@@ -393,7 +449,8 @@ class Store:
         too, the database is away: the caller gets `IndexUnavailable` (503
         ``INDEX_UNAVAILABLE``) and `availability` logs the outage once.
         """
-        d = self._pool.runInteraction(fn, *args)
+        target = self._pool if pool is None else pool
+        d = target.runInteraction(fn, *args)
         if self.dialect == "postgresql":
             availability = self.availability
 
@@ -402,7 +459,7 @@ class Store:
                     return failure
                 if availability.up:
                     log.warn("index: {desc} lost its database connection; retrying once", desc=desc)
-                return self._pool.runInteraction(fn, *args)
+                return target.runInteraction(fn, *args)
 
             def answered(result: Any) -> Any:
                 availability.came_back()

@@ -50,14 +50,14 @@ class EntriesStore(Store):
             )
             return fetch_one(txn, Entry)
 
-        return await self._run("get_entry", _txn)
+        return await self._read("get_entry", _txn)
 
     async def get_entry_by_id(self, entry_id: int) -> Entry | None:
         def _txn(txn: Cursor) -> Entry | None:
             self._exec(txn, "SELECT * FROM entries WHERE id = ?", (entry_id,))
             return fetch_one(txn, Entry)
 
-        return await self._run("get_entry_by_id", _txn)
+        return await self._read("get_entry_by_id", _txn)
 
     async def put_entry(
         self,

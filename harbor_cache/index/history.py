@@ -63,7 +63,7 @@ class HistoryStore(Store):
             )
             return fetch_all(txn, StatsBucket)
 
-        return await self._run("stats_between", _txn)
+        return await self._read("stats_between", _txn)
 
     async def prune_stats(self, granularity: int, before: int) -> int:
         """Delete the buckets of one granularity that start before ``before``; returns how many."""

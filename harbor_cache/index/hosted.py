@@ -281,4 +281,4 @@ class HostedStore(Store):
             self._exec(txn, sql + " ORDER BY digest", args)
             return fetch_all(txn, Referrer)
 
-        return await self._run("list_referrers", _txn)
+        return await self._read("list_referrers", _txn)

@@ -46,7 +46,7 @@ class ImageFactsStore(Store):
                     out[repository][1].add(key)
             return out
 
-        return await self._run("repository_contents", _txn)
+        return await self._read("repository_contents", _txn)
 
     async def add_blob_images(self, repository: str, digests: list[str]) -> None:
         """Record that ``repository``'s stored proxied manifest references these blobs."""
@@ -78,4 +78,4 @@ class ImageFactsStore(Store):
                         found.setdefault(digest, set()).add(repository)
             return {digest: sorted(names) for digest, names in found.items()}
 
-        return await self._run("blob_owners", _txn)
+        return await self._read("blob_owners", _txn)

@@ -26,7 +26,7 @@ class MavenStore(Store):
             self._exec(txn, sql + " ORDER BY key", args)
             return fetch_all(txn, Entry)
 
-        return await self._run("maven_entries_under", _txn)
+        return await self._read("maven_entries_under", _txn)
 
     async def maven_repository_stats(self) -> dict[str, MavenRepositoryStats]:
         """Per Maven repository: files (checksums excluded), their bytes, and the last write time."""
@@ -50,7 +50,7 @@ class MavenStore(Store):
                 for repository, count, size, last in txn.fetchall()
             }
 
-        return await self._run("maven_repository_stats", _txn)
+        return await self._read("maven_repository_stats", _txn)
 
     async def put_hosted_maven_file(
         self,

@@ -363,4 +363,13 @@ class SchemaStore(Store):
             self._exec(txn, "SELECT 1")
             return fetch_value(txn) == 1
 
-        return await self._run("ping", _txn)
+        if not self.availability.up:
+            # After an outage: the shared pools' connections are dead too.  Pinging through them while the
+            # database is away drops those (as /health did when it shared them), so the first requests after
+            # it comes back open fresh connections instead of failing on the dead ones.
+            for pool in {id(p): p for p in (self._pool, self._read_pool) if p is not self.ping_pool}.values():
+                try:
+                    await self._run("ping", _txn, pool=pool)
+                except Exception:
+                    pass
+        return await self._run("ping", _txn, pool=self.ping_pool)

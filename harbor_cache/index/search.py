@@ -149,7 +149,7 @@ class SearchStore(Store):
                     hits += self._tier(txn, rank, tier, filters, filter_args, position, limit - len(hits))
             return hits
 
-        return await self._run("search", _txn)
+        return await self._read("search", _txn)
 
     def _tier(
         self,

@@ -15,7 +15,7 @@ class TagsStore(Store):
             self._exec(txn, "SELECT * FROM tags WHERE repository = ? AND tag = ?", (repository, tag))
             return fetch_one(txn, Tag)
 
-        return await self._run("get_tag", _txn)
+        return await self._read("get_tag", _txn)
 
     async def put_tag(
         self, repository: str, tag: str, digest: str, kind: str, media_type: str | None, now: float
@@ -69,7 +69,7 @@ class TagsStore(Store):
             self._exec(txn, sql, args)
             return [r[0] for r in txn.fetchall()]
 
-        return await self._run("list_tags_page", _txn)
+        return await self._read("list_tags_page", _txn)
 
     async def repository_known(self, repository: str) -> bool:
         """Whether any tag or manifest is recorded under this repository name."""
@@ -81,7 +81,7 @@ class TagsStore(Store):
             self._exec(txn, "SELECT 1 FROM entries WHERE type = 'manifest' AND repository = ? LIMIT 1", (repository,))
             return txn.fetchone() is not None
 
-        return await self._run("repository_known", _txn)
+        return await self._read("repository_known", _txn)
 
     async def list_repositories_page(self, last: str | None, limit: int | None) -> list[str]:
         """Repository names with a tag or a manifest, in byte order, after ``last``."""
@@ -98,4 +98,4 @@ class TagsStore(Store):
             self._exec(txn, sql, args)
             return [r[0] for r in txn.fetchall()]
 
-        return await self._run("list_repositories_page", _txn)
+        return await self._read("list_repositories_page", _txn)

@@ -49,14 +49,14 @@ class UsersStore(Store):
             self._exec(txn, "SELECT * FROM users WHERE id = ?", (user_id,))
             return fetch_one(txn, User)
 
-        return await self._run("get_user", _txn)
+        return await self._read("get_user", _txn)
 
     async def get_user_by_name(self, username: str) -> User | None:
         def _txn(txn: Cursor) -> User | None:
             self._exec(txn, "SELECT * FROM users WHERE username = ?", (username,))
             return fetch_one(txn, User)
 
-        return await self._run("get_user_by_name", _txn)
+        return await self._read("get_user_by_name", _txn)
 
     async def list_users(self, kind: str | None = None) -> list[User]:
         """Every user by id; only those of ``kind`` ("user", "robot") when given."""
@@ -68,7 +68,7 @@ class UsersStore(Store):
                 self._exec(txn, "SELECT * FROM users WHERE kind = ? ORDER BY id", (kind,))
             return fetch_all(txn, User)
 
-        return await self._run("list_users", _txn)
+        return await self._read("list_users", _txn)
 
     async def update_user(
         self, user_id: int, role: str | None, password_hash: str | None, now: float, *, grants: str | None = None

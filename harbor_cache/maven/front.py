@@ -15,6 +15,7 @@ front routes to it and writes its `AuthChallenge` with the challenges.
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import unquote
 
 from klein import Klein
@@ -42,7 +43,7 @@ from harbor_cache.http.errors import status_of
 from harbor_cache.http.quick import AnyRequest
 from harbor_cache.http.request import HarborRequest
 from harbor_cache.http.request_body import body_of
-from harbor_cache.http.responses import install_error_handlers, json_response, write_error
+from harbor_cache.http.responses import install_error_handlers, json_response, json_response_offloaded, write_error
 from harbor_cache.http.serving import serve_source
 from harbor_cache.maven.auth import DELETE, READ, ArtifactAuthorizer, AuthChallenge
 
@@ -114,6 +115,7 @@ class MavenFront:
         self.auth = ArtifactAuthorizer(tokens, index, credentials, lambda: cache.repositories)
         # Raw request path -> (repository id, clean path) of paths the hot path parsed (a pure function of the path).
         self._hot_targets: dict[bytes, tuple[str, MavenPath]] = {}
+        self.offload: Any = None  # encodes browse listings off the reactor (service: a thread pool; None: inline)
 
     def _repository(self, repo_id: str, unknown_status: int = 404):
         try:
@@ -301,7 +303,7 @@ class MavenFront:
     @app.route("/repositories/", methods=["GET", "HEAD"])
     async def repositories(self, request: HarborRequest):
         request.front = "maven"
-        return self._json(
+        return await self._big_json(
             request, {"repositories": await self.cache.repository_list(self.public_url.for_request(request))}
         )
 
@@ -332,7 +334,7 @@ class MavenFront:
         doc = await self.cache.browse(repo_id, path)
         if visible is not None:  # pull granted below this directory only: the entries on the way there
             doc["entries"] = [e for e in doc["entries"] if visible(e["path"])]
-        return self._json(request, doc)
+        return await self._big_json(request, doc)
 
     @app.route("/repositories/<repo_id>/info", methods=["GET", "HEAD"])
     async def info(self, request: HarborRequest, repo_id: str):
@@ -347,6 +349,12 @@ class MavenFront:
         if repo.private:
             await self.auth.authorize(request, repo_id, READ, path)
         return path
+
+    async def _big_json(self, request: HarborRequest, doc) -> bytes:
+        """`_json` for a listing that grows with the index: encoded on `offload`."""
+        body = await json_response_offloaded(request, doc, self.offload)
+        request.setHeader(b"Content-Length", b"%d" % len(body))
+        return b"" if request.method == b"HEAD" else body
 
     def _json(self, request: HarborRequest, doc) -> bytes:
         body = json_response(request, doc)

@@ -36,6 +36,7 @@ SCHEMA: dict[str, Any] = {
         "upstream_connect_timeout": KEY,
         "upstream_idle_timeout": KEY,
         "artifact_token_max_hours": KEY,
+        "reactor_lag_probe": KEY,
     },
     "upstreams": [
         {
@@ -54,6 +55,7 @@ SCHEMA: dict[str, Any] = {
     "index": {
         "url": KEY,
         "pool_size": KEY,
+        "sqlite_readers": KEY,
         "node_name": KEY,
         "lease_seconds": KEY,
     },

@@ -110,10 +110,14 @@ class Config:
     upstream_connect_timeout: float = 10.0
     upstream_idle_timeout: float = 30.0
     artifact_token_max_hours: int = 720
+    # [server] reactor_lag_probe: measure how late the reactor runs a 10 ms timer (harbor_cache_reactor_lag_seconds).
+    reactor_lag_probe: bool = False
     # [index]: None keeps the embedded sqlite file in data_dir; a postgresql:// URL
     # is the shared index of several nodes (pool_size connections per node).
     index_url: str | None = None
     index_pool_size: int = 10
+    # [index] sqlite_readers: read-only sqlite connections beside the one writer (hits, /health, console reads).
+    index_sqlite_readers: int = 4
     # This node's name among several (its temp dir and lease holder name): default the host name.
     node_name: str | None = None
     # How long a lease of a dead node blocks the others (renewed every third of it while alive).
@@ -356,6 +360,7 @@ def parse_config(document: dict[str, Any]) -> Config:
         "artifact_token_max_hours": _take(
             server, "artifact_token_max_hours", int, "server", base.artifact_token_max_hours
         ),
+        "reactor_lag_probe": _take(server, "reactor_lag_probe", bool, "server", base.reactor_lag_probe),
     }
     index = document.get("index", {})
     if not isinstance(index, dict):
@@ -372,6 +377,9 @@ def parse_config(document: dict[str, Any]) -> Config:
         require("psycopg2", needed_by="`[index] url` is PostgreSQL", extra="postgresql")
     if not 1 <= values["index_pool_size"] <= 200:
         raise ConfigError("index.pool_size: must be between 1 and 200")
+    values["index_sqlite_readers"] = _take(index, "sqlite_readers", int, "index", base.index_sqlite_readers)
+    if not 1 <= values["index_sqlite_readers"] <= 64:
+        raise ConfigError("index.sqlite_readers: must be between 1 and 64")
     values["node_name"] = _take(index, "node_name", str, "index", base.node_name)
     if values["node_name"] is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", values["node_name"]):
         raise ConfigError("index.node_name: 1 to 63 letters, digits, '.', '_' or '-' (it names a directory)")

@@ -24,6 +24,8 @@ class MavenBrowse:
     index: CacheIndex
     groups: MavenGroups
     repository: Callable[[str], Any]
+    #: runs the shaping of a big listing off the reactor (`StorageIO`-like ``run``; service: a thread pool)
+    offload: Any = None
 
     async def browse(self, repo_id: str, path: str) -> dict:
         """The seed's browse document for directory ``path`` ("" = root) of what is cached.
@@ -39,30 +41,10 @@ class MavenBrowse:
             if await self.index.get_entry("maven", repo_id, path) is not None:
                 raise PathNotFound("path is a file, not a directory", {"repositoryId": repo_id, "path": path})
             raise PathNotFound("path not found", {"repositoryId": repo_id, "path": path})
-        start = len(path) + 1 if path else 0
-        directories: dict[str, float] = {}
-        files: list[dict] = []
-        for r in rows:
-            rest = r.key[start:]
-            name, sep, _ = rest.partition("/")
-            modified = r.upstream_modified if r.upstream_modified is not None else r.created_at
-            if sep:
-                directories[name] = max(directories.get(name, modified), modified)
-            else:
-                files.append(
-                    {"name": name, "type": "file", "path": r.key, "size": r.size, "lastModified": iso8601(modified)}
-                )
-        entries = [
-            {
-                "name": name,
-                "type": "directory",
-                "path": f"{path}/{name}" if path else name,
-                "lastModified": iso8601(modified),
-            }
-            for name, modified in sorted(directories.items())
-        ]
-        entries += sorted(files, key=lambda e: e["name"] or "")
-        return {"repositoryId": repo_id, "currentPath": path, "parentPath": parent_path(path), "entries": entries}
+        if self.offload is None:
+            return _listing(repo_id, path, rows)
+        doc: dict = await self.offload.run(_listing, repo_id, path, rows)
+        return doc
 
     async def info(self, repo_id: str, path: str) -> dict:
         """The seed's info document for a cached file; raises `UnknownRepository`, `PathNotFound`."""
@@ -113,3 +95,31 @@ class MavenBrowse:
             if repo.is_group:
                 docs[repo.id].update(self.groups.statistics(repo, docs), members=list(repo.members))
         return list(docs.values())
+
+
+def _listing(repo_id: str, path: str, rows: list[Any]) -> dict:
+    """The browse document of directory ``path`` from every row below it (a pure function: run off the reactor)."""
+    start = len(path) + 1 if path else 0
+    directories: dict[str, float] = {}
+    files: list[dict] = []
+    for r in rows:
+        rest = r.key[start:]
+        name, sep, _ = rest.partition("/")
+        modified = r.upstream_modified if r.upstream_modified is not None else r.created_at
+        if sep:
+            directories[name] = max(directories.get(name, modified), modified)
+        else:
+            files.append(
+                {"name": name, "type": "file", "path": r.key, "size": r.size, "lastModified": iso8601(modified)}
+            )
+    entries = [
+        {
+            "name": name,
+            "type": "directory",
+            "path": f"{path}/{name}" if path else name,
+            "lastModified": iso8601(modified),
+        }
+        for name, modified in sorted(directories.items())
+    ]
+    entries += sorted(files, key=lambda e: e["name"] or "")
+    return {"repositoryId": repo_id, "currentPath": path, "parentPath": parent_path(path), "entries": entries}
