@@ -28,13 +28,10 @@ from harbor_cache import __version__
 from harbor_cache.api.console import ConsoleApi
 from harbor_cache.api.front import ApiFront
 from harbor_cache.api.gc import GcFront
-from harbor_cache.api.groups import attach as attach_groups
 from harbor_cache.api.health import HealthFront
 from harbor_cache.api.history import attach as attach_history
-from harbor_cache.api.oidc import attach as attach_oidc
 from harbor_cache.api.openapi import build_document
 from harbor_cache.api.policies import attach as attach_policies
-from harbor_cache.api.robots import attach as attach_robots
 from harbor_cache.api.search import attach as attach_search
 from harbor_cache.api.sync import attach as attach_sync
 from harbor_cache.auth import (
@@ -53,12 +50,7 @@ from harbor_cache.core.hosted.gc import GarbageCollector, detached
 from harbor_cache.core.hosted.immutable import ImmutableTags
 from harbor_cache.core.hosted.registry import HostedRegistry
 from harbor_cache.core.hosted.retention import Retention
-from harbor_cache.core.identity.cli_secret import CliSecrets
-from harbor_cache.core.identity.credentials import Credentials, PasswordChecker
-from harbor_cache.core.identity.directory import DirectoryLogin
-from harbor_cache.core.identity.groups import GroupService
-from harbor_cache.core.identity.oidc import OidcLogin
-from harbor_cache.core.identity.robots import RobotService
+from harbor_cache.core.identity.credentials import PasswordChecker
 from harbor_cache.core.identity.users import UserService
 from harbor_cache.core.maven.cache import MavenCache
 from harbor_cache.core.oci.cache import OciCache
@@ -85,15 +77,13 @@ from harbor_cache.oci.auth import RegistryAuthorizer
 from harbor_cache.oci.front import OciFront
 from harbor_cache.oci.hosted import HostedFront
 from harbor_cache.process import logged
+from harbor_cache.service_identity import attach_identity, build_credentials
 from harbor_cache.settings.runtime import RuntimeSettings
 from harbor_cache.settings.startup import Config, UpstreamConfig
 from harbor_cache.storage import Storage, StorageIO, ThreadIO
 from harbor_cache.storage.private_files import make_private_dir, make_private_file
 from harbor_cache.storage.process_lock import ProcessLock
-from harbor_cache.upstream.ldap import LdapDirectory
 from harbor_cache.upstream.maven import MavenUpstream
-from harbor_cache.upstream.oidc import OidcProvider
-from harbor_cache.upstream.oidc import client_for as oidc_client_for
 from harbor_cache.upstream.registry import RegistryUpstream, UpstreamSet
 
 log = Logger()
@@ -282,12 +272,7 @@ class HarborApp:
         self.public_url = PublicURL(config.public_url, config.trusted_proxies)
         self.registry_tokens = RegistryTokens(self.token_keys.registry, clock, issuer=self.token_issuer)
         # One username/password check for /v2/, the Maven front and the management API.
-        self.credentials = Credentials(self.index, clock, self.check_password)
-        if config.ldap is not None:  # [auth.ldap]: users who are not local are checked against the directory
-            directory = LdapDirectory(config.ldap, self.reactor)
-            self.credentials.directory = DirectoryLogin(
-                directory, self.index, clock, config.ldap.group_roles, self.audit
-            )
+        self.credentials = build_credentials(self)
         self.registry_policy = RegistryAuthorizer(
             self.index, self.settings, self.registry_tokens, self.public_url, clock, self.credentials
         )
@@ -375,21 +360,9 @@ class HarborApp:
         self.retention = Retention(self.index, self.hosted, self.settings, clock, self.audit, self.leases)
         attach_policies(self.api_front, self.retention, self.hosted.immutable)
         attach_history(self.api_front, self.history)
-        attach_groups(self.api_front, GroupService(self.index, clock))
-        attach_robots(self.api_front, RobotService(self.index, clock, self.settings, hasher=self.hash_password))
         private_maven = (r.id for r in self.config.maven_repositories if r.private)
         attach_search(self.api_front, Search(self.index, private_maven))
-        self._build_oidc()
-
-    def _build_oidc(self) -> None:
-        """``[auth.oidc]``: console login through an OpenID provider (off without it), and CLI secrets."""
-        oidc = self.config.oidc
-        login = None
-        if oidc is not None:
-            client = oidc_client_for(oidc, self.reactor, self.http)
-            provider = OidcProvider(oidc, client, self.clock)
-            login = OidcLogin(oidc, provider, self.index, self.clock, self.token_keys.management)
-        attach_oidc(self.api_front, login, CliSecrets(self.index, self.clock, self.hash_password), self.public_url)
+        attach_identity(self)
 
     def _build_maven(self) -> None:
         """Maven repositories on the shared download core, artifact tokens and the Kagami front."""
