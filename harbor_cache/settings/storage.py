@@ -112,12 +112,12 @@ def parse_storage(document: dict[str, Any]) -> StorageConfig:
     return StorageConfig(**values)
 
 
-def _number(table: dict[str, Any], key: str, kind: type, low: float, high: float, default: Any) -> Any:
+def _number(table: dict[str, Any], key: str, kind: type[Any], low: float, high: float, default: Any) -> Any:
     value: Any = table.get(key, default)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or isinstance(value, bool):
         raise StorageConfigError(f"storage.{key}: expected {kind.__name__}, got {value!r}")
-    if not low <= float(value) <= high:
+    if not low <= value <= high:
         raise StorageConfigError(f"storage.{key}: must be between {low:g} and {high:g}, got {value!r}")
     return value
