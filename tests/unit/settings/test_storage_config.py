@@ -77,6 +77,6 @@ class StorageConfigTests(SynchronousTestCase):
         self.addCleanup(lambda: (sys.modules.pop("botocore", None), sys.modules.update(saved)))
         for k in saved:
             del sys.modules[k]
-        sys.modules["botocore"] = None  # type: ignore[assignment]
+        sys.modules["botocore"] = None
         e = self.assertRaises(MissingDependency, parse_config, {"storage": S3})
         self.assertIn("botocore is not installed: pip install 'harbor-cache[s3]'", str(e))

@@ -72,7 +72,7 @@ class BucketOrderTests(SynchronousTestCase):
         self.storage = Storage(self.mktemp(), InlineIO())
         self.bucket = FakeBucket(self.storage.root)
         self.bucket.storage = self.storage
-        self.storage.use_bucket(self.bucket, 1 << 20)  # type: ignore[arg-type]
+        self.storage.use_bucket(self.bucket, 1 << 20)
 
     def test_reader_gets_the_last_byte_before_the_upload_and_the_digest_after(self):
         body = os.urandom(50_000)
