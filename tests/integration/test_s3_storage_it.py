@@ -181,6 +181,12 @@ class S3StorageTests(SynchronousTestCase):
 
         # the local tier is only a cache: wiped, everything comes from the bucket, not the upstream
         self.wipe_tier()
+        # a Range request on content only in the bucket: filled, then served as a range
+        status, _, whole = support.http("GET", "%s/v2/library/test/blobs/%s" % (self.reg.url, layers[1]))
+        status, headers, part = support.http(
+            "GET", self.srv.url + "/v2/library/test/blobs/" + layers[1], {"Range": "bytes=5-14"}
+        )
+        self.assertEqual((status, part), (206, whole[5:15]))
         self.assertEqual(self.pull("library/test:1", "after-wipe"), single["digest"])
         status, body = self.get("/v2/library/test/blobs/" + layers[0])
         self.assertEqual((status, sha256(body)), (200, layers[0]))
