@@ -456,6 +456,7 @@ class HarborApp:
         removed = self.storage.clean_temp()
         if self.storage.bucket is not None:
             await self.storage.io.run(self.storage.load_tier)
+            await self.storage.trim_tier()  # local_cache_bytes may have been lowered since the last run
             self.storage.bucket.start_probing()
         if removed:
             log.info("removed {count} temp files left by the previous run", count=removed)
