@@ -95,7 +95,7 @@ class Bucket:
         self.probe_interval = probe_interval
         #: the last probe's verdict (None: not probed yet); /readyz reports "bucket" while it is False
         self.reachable: bool | None = None
-        self._fills: dict[str, defer.Deferred[bool]] = {}
+        self._fills: dict[str, list[defer.Deferred[bool]]] = {}  # digest -> who waits for its fill
         self._probe_call: IDelayedCall | None = None
         self._probing = False
         #: bytes of objects no row pointed at in the last reconciler pass (counted in bucket bytes until removed)
@@ -134,17 +134,21 @@ class Bucket:
     def fill(self, storage: Storage, digest: str, size: int | None) -> defer.Deferred[bool]:
         """Fetch ``digest`` into ``storage``'s tier: True once installed, False when the bucket does not have it
         (or has a corrupt copy); raises `StorageUnavailable`.  One fetch per digest however many ask."""
-        running = self._fills.get(digest)
-        if running is None:
-            running = self._fills[digest] = defer.ensureDeferred(self._fill(storage, digest, size))
-            running.addBoth(self._filled, digest)
         waiter: defer.Deferred[bool] = defer.Deferred()
-        running.addBoth(_relay, waiter)
+        waiters = self._fills.get(digest)
+        if waiters is not None:
+            waiters.append(waiter)
+            return waiter
+        self._fills[digest] = [waiter]  # (before the fetch starts: it may end at once)
+        defer.ensureDeferred(self._fill(storage, digest, size)).addBoth(self._filled, digest)
         return waiter
 
-    def _filled(self, result: Any, digest: str) -> Any:
-        self._fills.pop(digest, None)
-        return result
+    def _filled(self, result: Any, digest: str) -> None:
+        for waiter in self._fills.pop(digest, []):
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(result)
 
     async def _fill(self, storage: Storage, digest: str, size: int | None) -> bool:
         key = blob_key(digest)
@@ -237,14 +241,6 @@ class Bucket:
                 "503 STORAGE_UNAVAILABLE; warm hits from the local tier go on",
                 bucket=settings.bucket, endpoint=settings.endpoint_url, error=error,
             )  # fmt: skip
-
-
-def _relay(result: Any, waiter: defer.Deferred[Any]) -> Any:
-    if isinstance(result, Failure):
-        waiter.errback(result)
-        return None
-    waiter.callback(result)
-    return result
 
 
 class _IntoTemp(Protocol):

@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 
 from treq.client import HTTPClient
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.trial import unittest
 from twisted.web.client import Agent, HTTPConnectionPool
 
@@ -152,7 +152,8 @@ class S3StorageTests(StorageContract, S3Fixture, unittest.TestCase):
         shutil.rmtree(self.storage.blob_dir)
         os.makedirs(self.storage.blob_dir)
         self.assertIsNone(self.storage.stat_blob(digest))
-        self.assertTrue(await self.storage.ensure_local(digest, len(body)))
+        both = [defer.ensureDeferred(self.storage.ensure_local(digest, len(body))) for _ in range(2)]
+        self.assertEqual(await defer.gatherResults(both), [True, True])  # one fill, both told
         with open(self.storage.blob_path(digest), "rb") as f:
             self.assertEqual(f.read(), body)
         self.assertEqual(await self.storage.read_bytes(small), b"a manifest")  # read_bytes fills by itself
@@ -206,9 +207,11 @@ class S3StorageTests(StorageContract, S3Fixture, unittest.TestCase):
         bucket, _ = self.s3_bucket(endpoint="http://127.0.0.1:1", max_attempts=1)
         storage = Storage(self.mktemp(), InlineIO())
         storage.use_bucket(bucket, 1 << 20)
-        with self.assertRaises(StorageUnavailable) as caught:
-            await storage.ensure_local(sha(b"x"))
-        self.assertEqual(caught.exception.code, "STORAGE_UNAVAILABLE")
+        both = [defer.ensureDeferred(storage.ensure_local(sha(b"x"))) for _ in range(2)]
+        for waiter in both:
+            with self.assertRaises(StorageUnavailable) as caught:
+                await waiter
+            self.assertEqual(caught.exception.code, "STORAGE_UNAVAILABLE")
         self.assertFalse(await bucket.probe())
         with self.assertRaises(StorageUnavailable):
             storage.check_writable()
