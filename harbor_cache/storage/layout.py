@@ -219,7 +219,7 @@ class Storage:
         if self.tier is not None:
             self.tier.discard(digest)
         if self.bucket is not None:
-            await self.bucket.delete([digest])
+            await self._delete_objects([digest])
             return True
         return found
 
@@ -239,7 +239,18 @@ class Storage:
             for d in digests:
                 self.tier.discard(d)
         if self.bucket is not None:
+            await self._delete_objects(digests)
+
+    async def _delete_objects(self, digests: list[str]) -> None:
+        """The bucket's objects of content whose rows are gone; when the bucket does not answer they stay,
+        as orphans the reconciler removes later (the delete the caller asked for is done: no row names them)."""
+        assert self.bucket is not None
+        from harbor_cache.errors import StorageUnavailable
+
+        try:
             await self.bucket.delete(digests)
+        except StorageUnavailable:
+            log.warn("{count} objects stay in the bucket for the orphan sweep", count=len(digests))
 
     def usable(self) -> bool:
         """Can we still write here? (for /health)"""

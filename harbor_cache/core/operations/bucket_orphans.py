@@ -5,7 +5,7 @@ removes the row before the object, so a crash between the two (or a
 delete whose object removal failed) leaves an object nothing refers to.
 This pass lists the bucket (ListObjectsV2, page by page, never the whole
 listing in memory), asks the index which digests are referenced, and
-deletes the others once their LastModified is older than
+deletes the others (and aborts multipart uploads nobody completed) once older than
 ``cache.orphan_grace_seconds`` (a younger one may be a commit whose row is
 on its way, on this node or another).  It runs with the local sweep
 (`OrphanSweeper.sweep`), and what it leaves is counted in the bucket's bytes.
@@ -75,6 +75,11 @@ async def sweep_bucket(
     if page:
         await settle(page)
     bucket.orphan_bytes = left_bytes
+    # Multipart uploads a crashed node never completed nor aborted: their parts are stored (and billed).
+    for upload in await bucket.client.list_multipart_uploads(""):
+        if digest_of_key(upload.key) is not None and _age(upload.initiated, now) >= grace:
+            await bucket.client.abort_multipart_upload(upload.key, upload.upload_id)
+            log.info("aborted the abandoned multipart upload of {key}", key=upload.key)
     if removed:
         log.info(
             "removed {count} objects ({size} bytes) from the bucket that no index entry pointed at",
