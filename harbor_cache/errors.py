@@ -45,6 +45,7 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_STORAGE = "INSUFFICIENT_STORAGE"
     INDEX_UNAVAILABLE = "INDEX_UNAVAILABLE"
     DIRECTORY_UNAVAILABLE = "DIRECTORY_UNAVAILABLE"
+    STORAGE_UNAVAILABLE = "STORAGE_UNAVAILABLE"
 
 
 class HarborError(Exception):
@@ -224,6 +225,17 @@ class IndexUnavailable(HarborError):
     """
 
     code = ErrorCode.INDEX_UNAVAILABLE
+
+
+class StorageUnavailable(HarborError):
+    """The object store behind ``[storage] backend = "s3"`` does not answer (after its retries): try again later.
+
+    Raised for a request that needs the bucket (a commit, content not on
+    this node's local tier); warm hits from the local tier do not. See
+    `harbor_cache.storage.bucket`.
+    """
+
+    code = ErrorCode.STORAGE_UNAVAILABLE
 
 
 class DirectoryUnavailable(HarborError):

@@ -63,6 +63,16 @@ class Metrics:
         )
         # Refreshed from the index by the service (a timer, and after clears and deletes).
         self.cache_bytes = Gauge("harbor_cache_cache_bytes", "Bytes of content on disk (each digest once)", registry=r)
+        # [storage] backend = "s3" only: the bucket's committed content (+ orphans not yet removed), and
+        # this node's local tier of it.
+        self.storage_bucket_bytes = Gauge(
+            "harbor_cache_storage_bucket_bytes", "Bytes of content in the object store's bucket", registry=r
+        )
+        self.storage_local_tier_bytes = Gauge(
+            "harbor_cache_storage_local_tier_bytes",
+            "Bytes of the bucket's content on this node's local tier",
+            registry=r,
+        )
         self.cache_entries = Gauge(
             "harbor_cache_cache_entries", "Index entries by kind (proxy, hosted)", ("kind",), registry=r
         )

@@ -204,6 +204,10 @@ class HarborApp:
             self.cpu_pool = ThreadPool(minthreads=0, maxthreads=2, name="harbor-cpu")
             self.offload = ThreadIO(reactor, self.cpu_pool)
         self.storage = Storage(self.data_dir, io, node=self.node_name if self.shared_index else None)
+        if config.storage.s3:  # the bucket is the store, blobs/ this node's local tier (storage/bucket.py)
+            from harbor_cache.storage.bucket import attach_bucket  # botocore: only with backend = "s3"
+
+            attach_bucket(self.storage, config.storage, reactor, clock)
         if self.db_pool is None:
             index_path = os.path.join(self.data_dir, "index.sqlite")
             if not self.shared_index:
@@ -440,6 +444,10 @@ class HarborApp:
         if self.node is not None:
             await self.node.claim()
         removed = self.storage.clean_temp()
+        if self.storage.bucket is not None:
+            await self.storage.io.run(self.storage.load_tier)
+            await self.storage.trim_tier()  # local_cache_bytes may have been lowered since the last run
+            self.storage.bucket.start_probing()
         if removed:
             log.info("removed {count} temp files left by the previous run", count=removed)
         await self.settings.load()
@@ -483,6 +491,9 @@ class HarborApp:
             self.metrics.cache_bytes.set(totals.total_size)
             self.metrics.cache_entries.labels("proxy").set(totals.proxy)
             self.metrics.cache_entries.labels("hosted").set(totals.entries - totals.proxy)
+            if self.storage.bucket is not None:
+                self.metrics.storage_bucket_bytes.set(totals.total_size + self.storage.bucket.orphan_bytes)
+                self.metrics.storage_local_tier_bytes.set(self.storage.tier.bytes if self.storage.tier else 0)
             await self.quotas.publish(self.metrics)
 
         d = defer.Deferred.fromCoroutine(work())
@@ -559,6 +570,8 @@ class HarborApp:
 
     async def stop(self) -> None:
         self.upstream_health.stop()
+        if self.storage.bucket is not None:
+            await self.storage.bucket.close()
         await self.access.flush()
         await self.history.flush()
         if self.http_pool is not None:

@@ -48,6 +48,9 @@ class HealthFront:
             problems.append("data_dir")
         if self.space is not None and self.space.low():
             problems.append("disk_space")
+        bucket = getattr(self.storage, "bucket", None)
+        if bucket is not None and bucket.reachable is False:  # [storage] backend = "s3": the last probe failed
+            problems.append("bucket")
         return problems
 
     @app.route("/health", methods=["GET", "HEAD"])

@@ -36,6 +36,7 @@ STATUS: dict[type[e.HarborError], int] = {
     e.TooManyRequests: 429,
     e.InsufficientStorage: 507,
     e.IndexUnavailable: 503,
+    e.StorageUnavailable: 503,
     e.DirectoryUnavailable: 503,
     e.BlobUploadUnknown: 404,
     e.BlobUploadInvalid: 400,

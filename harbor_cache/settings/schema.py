@@ -62,6 +62,25 @@ SCHEMA: dict[str, Any] = {
     "log": {
         "access_file": KEY,
     },
+    # [storage] (settings/storage.py): the filesystem, or an S3 bucket with data_dir/blobs as a local tier
+    "storage": {
+        "backend": KEY,
+        "bucket": KEY,
+        "endpoint": KEY,
+        "region": KEY,
+        "prefix": KEY,
+        "addressing": KEY,
+        "access_key_id": KEY,
+        "secret_access_key": KEY,
+        "local_cache_bytes": KEY,
+        "max_attempts": KEY,
+        "backoff_base_seconds": KEY,
+        "backoff_cap_seconds": KEY,
+        "timeout_seconds": KEY,
+        "multipart_threshold_bytes": KEY,
+        "part_size_bytes": KEY,
+        "probe_interval_seconds": KEY,
+    },
     "limits": {
         "max_body_bytes": KEY,
         "max_upload_bytes": KEY,

@@ -24,6 +24,7 @@ from harbor_cache.settings.ldap import LdapConfig, LdapConfigError, parse_ldap
 from harbor_cache.settings.oidc import OidcConfig, OidcConfigError, parse_oidc
 from harbor_cache.settings.optional import require
 from harbor_cache.settings.schema import unknown_keys
+from harbor_cache.settings.storage import StorageConfig, StorageConfigError, parse_storage
 
 DOCKER_HUB_URL = "https://registry-1.docker.io"
 DOCKER_HUB_REGISTRY = "docker.io"
@@ -143,6 +144,8 @@ class Config:
     ldap: LdapConfig | None = None
     # [auth.oidc]: console login through an OpenID provider; None: off (settings/oidc.py).
     oidc: OidcConfig | None = None
+    # [storage]: the filesystem (default) or a bucket with data_dir/blobs as a local tier (settings/storage.py).
+    storage: StorageConfig = field(default_factory=StorageConfig)
 
 
 def _take(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any = None) -> Any:
@@ -407,7 +410,8 @@ def parse_config(document: dict[str, Any]) -> Config:
     try:
         values["ldap"] = parse_ldap(document.get("auth", {}))
         values["oidc"] = parse_oidc(document.get("auth", {}))
-    except (LdapConfigError, OidcConfigError) as e:
+        values["storage"] = parse_storage(document)
+    except (LdapConfigError, OidcConfigError, StorageConfigError) as e:
         raise ConfigError(str(e)) from None
     if values["eviction_interval_seconds"] <= 0:
         raise ConfigError("server.eviction_interval_seconds must be positive")

@@ -5,6 +5,7 @@ when the disk is full; and the operations that move files between them."""
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
 
@@ -13,6 +14,10 @@ from harbor_cache.storage.errors import DISK_FULL_ERRNOS, RESERVE_BYTES
 from harbor_cache.storage.io import StorageIO
 from harbor_cache.storage.reader import RangeProducer, StoredSource
 from harbor_cache.storage.writer import TempBlob
+
+if TYPE_CHECKING:
+    from harbor_cache.storage.bucket import Bucket
+    from harbor_cache.storage.tier import LocalTier
 
 log = Logger()
 
@@ -28,8 +33,28 @@ class Storage:
         self.tmp_dir = os.path.join(self.root, "tmp") if node is None else os.path.join(self.root, "tmp", node)
         self.io = io
         self.live_readers: set[RangeProducer] = set()
+        # [storage] backend = "s3": the bucket is the store and blobs/ its local tier (`use_bucket`).
+        self.bucket: Bucket | None = None
+        self.tier: LocalTier | None = None
         os.makedirs(self.blob_dir, exist_ok=True)
         os.makedirs(self.tmp_dir, exist_ok=True)
+
+    def use_bucket(self, bucket: Bucket, local_cache_bytes: int) -> None:
+        """Make ``bucket`` the store of committed content and ``blobs/`` a tier of at most ``local_cache_bytes``.
+
+        The tier's order of use starts from the files' mtimes (`load_tier`, at start-up).
+        """
+        from harbor_cache.storage.tier import LocalTier
+
+        self.bucket = bucket
+        self.tier = LocalTier(local_cache_bytes)
+
+    def load_tier(self) -> int:
+        """Blocking (start-up, on the I/O pool): the tier's files as they are on disk; returns their bytes."""
+        if self.tier is None:
+            return 0
+        self.tier.load(self.scan_blobs())
+        return self.tier.bytes
 
     def clean_temp(self) -> int:
         """Remove what a previous run left half-written; run once at start-up."""
@@ -91,7 +116,66 @@ class Storage:
         except (FileNotFoundError, ValueError):
             return None
 
+    async def ensure_local(self, digest: str, size: int | None = None) -> bool:
+        """Is the committed file on this node's disk (True), fetched from the bucket if need be?
+
+        False: not on disk and (without a bucket, or not in it) nowhere: the
+        caller's "row without a file" path (refetch upstream, 404). Raises
+        `StorageUnavailable` when the bucket does not answer. Callers check
+        `stat_blob` first, so a warm hit costs what it always did.
+        """
+        if self.stat_blob(digest) is not None:
+            if self.tier is not None:
+                self.tier.touch(digest)
+            return True
+        if self.bucket is None:
+            return False
+        return await self.bucket.fill(self, digest, size)
+
+    def check_writable(self) -> None:
+        """Raise `StorageUnavailable` when the last probe found the bucket unreachable (before a cold download)."""
+        if self.bucket is not None and self.bucket.reachable is False:
+            from harbor_cache.storage.bucket import unavailable
+
+            raise unavailable("commit", Exception("the last probe found the bucket unreachable"))
+
+    async def committed(self, digest: str, path: str, size: int, *, upload: bool = True) -> None:
+        """A verified file was just installed at ``path``: upload it to the bucket (before any row names it).
+
+        Then the tier is trimmed to its limit. Raises `StorageUnavailable`
+        when the upload failed (the local file stays, as a tier copy).
+        """
+        if self.tier is None:
+            return
+        self.tier.add(digest, size)
+        if self.bucket is not None and upload:
+            await self.bucket.upload(digest, path)
+        await self.trim_tier(keep={digest})
+
+    async def trim_tier(self, keep: set[str] = frozenset()) -> int:  # type: ignore[assignment]
+        """Remove least recently used files from the tier (never from the bucket) beyond its limit."""
+        if self.tier is None:
+            return 0
+        victims = self.tier.victims(set(keep) | self.digests_being_read())
+        if not victims:
+            return 0
+        for digest, _ in victims:
+            self.tier.discard(digest)
+        paths = [self.blob_path(d) for d, _ in victims]
+
+        def _unlink() -> None:
+            for path in paths:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+
+        await self.io.run(_unlink)
+        return sum(size for _, size in victims)
+
     def open_stored(self, digest: str, size: int | None = None) -> StoredSource:
+        if self.tier is not None:
+            self.tier.touch(digest)
         path = self.blob_path(digest)
         if size is None:
             size = os.stat(path).st_size
@@ -112,9 +196,18 @@ class Storage:
             with open(self.blob_path(digest), "rb") as f:
                 return f.read()
 
+        if self.tier is not None:
+            self.tier.touch(digest)
+        try:
+            return await self.io.run(_read)
+        except FileNotFoundError:
+            if self.bucket is None or not await self.ensure_local(digest):
+                raise
         return await self.io.run(_read)
 
     async def delete_blob(self, digest: str) -> bool:
+        """Remove committed content no row points at any more: the local file, then the bucket's object."""
+
         def _delete() -> bool:
             try:
                 os.unlink(self.blob_path(digest))
@@ -122,7 +215,42 @@ class Storage:
             except FileNotFoundError:
                 return False
 
-        return await self.io.run(_delete)
+        found = await self.io.run(_delete)
+        if self.tier is not None:
+            self.tier.discard(digest)
+        if self.bucket is not None:
+            await self._delete_objects([digest])
+            return True
+        return found
+
+    async def delete_blobs(self, digests: list[str]) -> None:
+        """`delete_blob` for many (eviction's batches): the local files in one trip to the I/O pool, then the objects."""
+        paths = [self.blob_path(d) for d in digests]
+
+        def _unlink_all() -> None:
+            for path in paths:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+
+        await self.io.run(_unlink_all)
+        if self.tier is not None:
+            for d in digests:
+                self.tier.discard(d)
+        if self.bucket is not None:
+            await self._delete_objects(digests)
+
+    async def _delete_objects(self, digests: list[str]) -> None:
+        """The bucket's objects of content whose rows are gone; when the bucket does not answer they stay,
+        as orphans the reconciler removes later (the delete the caller asked for is done: no row names them)."""
+        assert self.bucket is not None
+        from harbor_cache.errors import StorageUnavailable
+
+        try:
+            await self.bucket.delete(digests)
+        except StorageUnavailable:
+            log.warn("{count} objects stay in the bucket for the orphan sweep", count=len(digests))
 
     def usable(self) -> bool:
         """Can we still write here? (for /health)"""

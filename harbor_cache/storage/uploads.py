@@ -93,5 +93,7 @@ class UploadFiles:
         except BaseException:
             await self.remove(session_id)
             raise
-        await self.storage.io.run(self.storage._install, path, self.storage.blob_path(digest))
+        final = self.storage.blob_path(digest)
+        await self.storage.io.run(self.storage._install, path, final)
+        await self.storage.committed(digest, final, size)  # the bucket's copy before the caller's row
         return digest

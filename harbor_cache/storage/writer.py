@@ -123,6 +123,9 @@ class TempBlob(GrowingSource):
         # Called once with the reason when the blob fails (a local write error,
         # a bad digest): the upstream reader uses it to stop the transfer at once.
         self.on_failure: Callable[[Exception], None] | None = None
+        # With a bucket behind the storage: upload the verified file before `finish` returns
+        # (False for a fill of the local tier from the bucket itself).
+        self.to_bucket = True
 
     @property
     def queued(self) -> int:
@@ -285,6 +288,17 @@ class TempBlob(GrowingSource):
         except Exception as e:
             self.abort(write_failure("commit", e))
             raise self._failure() from None
+        if self._storage.tier is not None:
+            # The bucket's copy before the caller's row (`Storage.committed`). The readers already have
+            # every byte they may send; new ones open the installed file. A failed upload leaves that file
+            # as a tier copy (it is not removed: nothing of this blob's own is left to clean up).
+            self.path = final
+            self._fd = -2
+            try:
+                await self._storage.committed(digest, final, self.available, upload=self.to_bucket)
+            except Exception as e:
+                self.abort(e)
+                raise
         self.digest = digest
         self.path = final
         self.total = self.available

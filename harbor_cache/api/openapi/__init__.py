@@ -84,7 +84,8 @@ def build_document(version: str) -> dict:
             '{"errors": [{"code", "message", "detail"}]}. Any operation that needs the index answers '
             "503 with code INDEX_UNAVAILABLE (and Retry-After) while the index database does not answer. "
             "With [auth.ldap], a login that needs the directory answers 503 DIRECTORY_UNAVAILABLE while it does "
-            "not answer.",
+            'not answer. With [storage] backend = "s3", a request that needs the bucket (a commit, content not '
+            "on this node's local tier) answers 503 STORAGE_UNAVAILABLE (and Retry-After) while it does not answer.",
         },
         "servers": [{"url": "/"}],
         "tags": [{"name": "health"}, {"name": "oci"}, {"name": "management"}, {"name": "console"}, {"name": "maven"}],

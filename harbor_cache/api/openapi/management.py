@@ -51,6 +51,9 @@ SCHEMAS = {
             "hit_count",
             "miss_count",
             "hit_rate",
+            "storage_backend",
+            "bucket_bytes",
+            "local_tier_bytes",
         ],
         total_size={"type": "integer", "minimum": 0, "description": "Bytes on disk, each digest once"},
         total_size_human={
@@ -68,6 +71,19 @@ SCHEMAS = {
         hit_count=COUNT,
         miss_count=COUNT,
         hit_rate={"type": "number", "minimum": 0, "maximum": 1},
+        storage_backend={"type": "string", "enum": ["filesystem", "s3"], "description": "[storage] backend"},
+        bucket_bytes={
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "description": "s3: bytes in the bucket (committed content, each digest once, plus objects no entry "
+            "points at yet); null for the filesystem backend",
+        },
+        local_tier_bytes={
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "description": "s3: bytes of the bucket's content on this node's local tier ([storage] "
+            "local_cache_bytes bounds it); null for the filesystem backend",
+        },
     ),
     "Cleared": obj(["cleared"], cleared=COUNT),
     "Cleaned": obj(["cleaned"], cleaned=COUNT),

@@ -209,6 +209,7 @@ class Downloads:
                     return
             if self.space is not None:
                 self.space.check_room(None)  # not even worth asking the upstream
+            self.storage.check_writable()  # nor while the bucket it would be committed to is unreachable
             response, dl.source = await job.open()
             self._label_joins(dl)
             dl.response = response

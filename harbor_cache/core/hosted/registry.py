@@ -186,7 +186,10 @@ class HostedRegistry(HostedUploads):
                 needed.append(entry.id)
         for digest in children:
             entry = await self.index.get_entry("manifest", name, digest)
-            if entry is None or self.storage.stat_blob(entry.digest) is None:
+            if entry is None or (
+                self.storage.stat_blob(entry.digest) is None
+                and not await self.storage.ensure_local(entry.digest, entry.size)
+            ):
                 raise ManifestBlobUnknown("manifest unknown to registry", {"digest": digest})
             _check_size(digest, declared, entry.size)
             if entry.kind != "hosted":

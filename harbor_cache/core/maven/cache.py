@@ -139,7 +139,7 @@ class MavenCache(MavenRemoval, MavenBrowse):
             if entry is None:
                 return None
             row = self._rows[(repo_id, path)] = CachedRow.from_entry(entry)
-        if self.storage.stat_blob(row.digest) is None:
+        if self.storage.stat_blob(row.digest) is None and not await self.storage.ensure_local(row.digest, row.size):
             log.warn(
                 "index lists {repository}/{path} but its file is gone; treating as a miss",
                 repository=repo_id,
@@ -400,7 +400,7 @@ class MavenCache(MavenRemoval, MavenBrowse):
             self.negative.remember(key)
             raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path}) from None
         except UpstreamError as e:
-            if row is not None and self.storage.stat_blob(row.digest) is not None:
+            if row is not None and await self.storage.ensure_local(row.digest, row.size):
                 return self._stale(repo_id, target, row)
             if e.code is not None and 400 <= e.code < 500:
                 raise UpstreamBadResponse(
@@ -474,7 +474,10 @@ class MavenCache(MavenRemoval, MavenBrowse):
         """The file as another node sharing the index and the store committed it (a miss only)."""
         path = target.path
         entry = await self.index.get_entry("maven", repo_id, path)
-        if entry is None or self.storage.stat_blob(entry.digest) is None:
+        if entry is None or (
+            self.storage.stat_blob(entry.digest) is None
+            and not await self.storage.ensure_local(entry.digest, entry.size)
+        ):
             return None
         self._rows[(repo_id, path)] = CachedRow.from_entry(entry, target.mutable)
         return Adopted(entry, self.storage.open_stored(entry.digest, entry.size))

@@ -37,7 +37,7 @@ class ProxyBlobs(ProxyCore):
         row = await self._blob_row(digest)
         if row is None:
             return None
-        if self.storage.stat_blob(digest) is None:
+        if self.storage.stat_blob(digest) is None and not await self.storage.ensure_local(digest, row[1]):
             log.warn("index lists {digest} but its file is gone; treating as a miss", digest=digest)
             self._blob_rows.pop(digest, None)
             return None
@@ -93,7 +93,9 @@ class ProxyBlobs(ProxyCore):
     async def _adopt_blob(self, digest: str) -> Adopted | None:
         """The blob as committed by another node sharing the index and the store, or None."""
         entry = await self.index.get_entry("blob", "", digest)
-        if entry is None or self.storage.stat_blob(digest) is None:
+        if entry is None or (
+            self.storage.stat_blob(digest) is None and not await self.storage.ensure_local(digest, entry.size)
+        ):
             return None
         self._blob_rows[digest] = (entry.id, entry.size, hit_source(entry))
         return Adopted(entry, self.storage.open_stored(digest, entry.size))

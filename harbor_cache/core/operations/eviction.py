@@ -206,6 +206,7 @@ class Evictor:
         Hits and misses are the persisted counters since the cache was created.
         """
         totals = await self.index.cache_totals()
+        indexed = totals.total_size
         if self.orphans is not None:
             # Files on disk that no entry points at yet count until the sweep removes them.
             totals = replace(totals, total_size=totals.total_size + self.orphans.orphan_bytes)
@@ -221,6 +222,18 @@ class Evictor:
             "hit_count": hits,
             "miss_count": misses,
             "hit_rate": (hits / lookups) if lookups else 0.0,
+            **self._storage_stats(indexed),
+        }
+
+    def _storage_stats(self, indexed: int) -> dict[str, Any]:
+        """Where the bytes are: with ``[storage] backend = "s3"`` the bucket (every committed digest once, plus
+        objects no row points at yet) and this node's local tier of it; null for the filesystem backend."""
+        bucket = getattr(self.storage, "bucket", None)
+        tier = getattr(self.storage, "tier", None)
+        return {
+            "storage_backend": "filesystem" if bucket is None else "s3",
+            "bucket_bytes": None if bucket is None else indexed + bucket.orphan_bytes,
+            "local_tier_bytes": None if tier is None else tier.bytes,
         }
 
     # -- passes ------------------------------------------------------------
@@ -431,6 +444,9 @@ class Evictor:
         if not digests:
             return
         storage = self.storage
+        if getattr(storage, "bucket", None) is not None:
+            await storage.delete_blobs(digests)  # [storage] backend = "s3": the tier's files, then the objects
+            return
 
         def _unlink_all(paths: list[str]) -> None:
             for path in paths:

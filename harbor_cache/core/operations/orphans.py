@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
 
+from harbor_cache.core.operations.bucket_orphans import sweep_bucket
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -76,6 +78,9 @@ class OrphanSweeper:
                 removed += len(doomed)
                 removed_bytes += sum(size for _, size in doomed)
         self.orphan_bytes = left_bytes
+        bucket = getattr(self.storage, "bucket", None)
+        if bucket is not None:  # [storage] backend = "s3": the bucket's objects too (bucket_orphans.py)
+            await sweep_bucket(self.index, bucket, grace, now, self.busy)
         if removed:
             log.info(
                 "removed {count} orphan files ({size} bytes) that no index entry pointed at",

@@ -26,7 +26,12 @@ function summary(d) {
       h("progress", { id: "dash-size-bar", max: 1000, value: Math.round(used * 1000),
         "aria-label": "Cache size against cache.max_size" }),
       h("div", { id: "dash-size" }, `${formatSize(c.total_size)} of ${formatSize(c.max_size)} (cache.max_size), `
-        + `policy ${c.eviction_policy}; ${c.hit_count} hits, ${c.miss_count} misses since the cache was created`)),
+        + `policy ${c.eviction_policy}; ${c.hit_count} hits, ${c.miss_count} misses since the cache was created`),
+      // [storage] backend = "s3": the bucket holds the content, this node's disk a local tier of it
+      c.storage_backend === "s3"
+        ? h("div", { id: "dash-storage" }, `Object storage: ${formatSize(c.bucket_bytes)} in the bucket, `
+          + `${formatSize(c.local_tier_bytes)} on this node's local tier`)
+        : null),
     d.problems.length ? h("p", { class: "error", role: "alert" }, "Problems: " + d.problems.join(", ")) : null,
     h("h2", {}, "By front and source (since start)"),
     d.sources.length

@@ -419,6 +419,10 @@ class StatsTests(EvictionCase):
                 "hit_count": 3,
                 "miss_count": 1,
                 "hit_rate": 0.75,
+                # [storage] (issue 26): where the bytes are; null without a bucket
+                "storage_backend": "filesystem",
+                "bucket_bytes": None,
+                "local_tier_bytes": None,
             },
         )
 
