@@ -10,7 +10,6 @@ dataclasses) in `harbor_cache.index.rows`.  Times are float epoch seconds.
 
 from harbor_cache.index.audit import AuditStore
 from harbor_cache.index.console import ConsoleStore
-from harbor_cache.index.directory_users import DirectoryUsersStore
 from harbor_cache.index.engine import (
     Store,
     dialect_of,
@@ -63,7 +62,6 @@ class Index(
     MavenStore,
     UsersStore,
     GroupsStore,
-    DirectoryUsersStore,
     ExternalUsersStore,
     RobotsStore,
     SettingsStore,

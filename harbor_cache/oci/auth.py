@@ -14,8 +14,11 @@ a scope the permissions would allow get 401 with the challenge (so the client
 asks for a wider token); an authenticated caller whose permissions do not
 allow the action gets 403 ``DENIED`` naming what is missing ("push on
 team-b/app not granted").  A token whose actions the permissions no longer
-allow is cut to what they do allow: for docker, a pull-only user's push token
-lacks push, so the push is answered 401 ``insufficient_scope``.
+allow is cut to what they do allow.  A token that lacks the action and cannot
+get it (a pull-only user's push token) is answered 403 ``DENIED`` with
+``WWW-Authenticate: Bearer ...,error="insufficient_scope"`` and the message
+"insufficient_scope: push on team-a/app not granted": docker reads the body
+of a 403, not the header, and prints "denied: <message>".
 
 Basic credentials are checked by `core.identity.credentials.Credentials`, the same
 check the Maven front and the management API use (it remembers a verified
@@ -236,8 +239,14 @@ class RegistryAuthorizer:
             )
         lacking = _ordered(set(actions) - permitted)
         message = "; ".join(missing_permission(a, name) for a in lacking)
-        # RFC 6750: a token that lacks the scope, and cannot get it, is 403 with error="insufficient_scope".
-        headers = self.challenge(request, name, actions, "insufficient_scope") if caller.claims is not None else None
+        headers = None
+        if caller.claims is not None:
+            # RFC 6750: a token that lacks the scope, and cannot get it, is 403 with error="insufficient_scope".
+            headers = self.challenge(request, name, actions, "insufficient_scope")
+            if set(lacking) - granted_actions(caller.claims, name):
+                # Clients print the body's message, not the header (docker: "denied: <message>"), so the
+                # message says it too when the token itself lacks the action (a pull-only user's push token).
+                message = "insufficient_scope: " + message
         raise Denied(message, {"name": name, "actions": _ordered(actions), "missing": lacking}, headers=headers)
 
     async def may(self, request: HarborRequest, name: str, actions: set[str]) -> bool:

@@ -625,6 +625,25 @@ class ConsoleTests(SynchronousTestCase):
         self.assertEqual(admin["grants"], [{"repositories": "maven:central", "actions": ["pull"]}])
         self.api("PUT", "/api/v1/users/%d" % admin["id"], {"grants": []})
 
+    def test_g_users_new_user_with_grants(self):
+        """Issue 27: the New user form has the grants editor; the user is created with those grants."""
+        self.login()
+        self.click_link("Users", "nav")
+        self.heading("Users")
+        self.css("#new-username").send_keys("erin")
+        self.d.find_element("id", "new-password").send_keys("erin-pw")
+        self.d.find_element("css selector", "#new-user-grants .add-grant").click()
+        self.css("#new-user-grants-pattern-0").send_keys("team-a/*")
+        self.d.find_element("css selector", "#new-user-grants input[name='push']").click()
+        self.d.find_element("id", "create-user").find_element("css selector", "button[type=submit]").click()
+        self.assertEqual(self.css("tr[data-username='erin'] .grants-summary").text, "team-a/*: push")
+        _, users = self.api("GET", "/api/v1/users")
+        erin = [u for u in users if u["username"] == "erin"][0]
+        self.assertEqual(
+            (erin["role"], erin["grants"]), ("read-only", [{"repositories": "team-a/*", "actions": ["push"]}])
+        )
+        self.api("DELETE", "/api/v1/users/%d" % erin["id"])
+
     def test_h_config_invalid_value(self):
         """An invalid value shows the API's error inline and changes nothing; a valid one saves; reset restores."""
         self.login()

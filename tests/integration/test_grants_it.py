@@ -3,21 +3,25 @@
 - skopeo, as a user holding the read-only role plus ``push`` on ``team-a/*``,
   pushes to team-a/app and is refused on team-b/app (403 DENIED, "push on
   team-b/app not granted");
+- skopeo, as a robot (``robot$ci-a``, created through ``POST /api/v1/robots``)
+  with ``pull``+``push`` on ``team-a/*``: the same, and the push is in the
+  audit log under the robot's name with ``actor_kind=robot``;
 - docker (a private dockerd, root only), as a pull-only user, pulls and is
-  refused on push: its token holds pull only, the push is answered 403 with
-  ``WWW-Authenticate: Bearer ...,error="insufficient_scope"`` (docker's
-  registry client prints the challenge's description after "denied:");
-- ``mvn deploy`` by a user with ``push`` on ``maven:releases`` only works
-  into releases and is refused (403, the missing permission in mvn's output)
-  into snapshots.
+  refused on push: its token holds pull only, the push is answered 403
+  DENIED "insufficient_scope: push on team-a/app not granted" with
+  ``WWW-Authenticate: Bearer ...,error="insufficient_scope"`` (docker prints
+  "denied: " and the message);
+- ``mvn deploy`` by a user, and by a robot (``robot$ci-mvn``, its secret as
+  the ``<password>`` in settings.xml), with ``push`` on ``maven:releases``
+  only works into releases and is refused (403, the missing permission in
+  mvn's output) into snapshots.
 
-Grants are written into the index directly (the grants API is its own part).
+Users' grants are set as an admin would, through ``PUT /api/v1/users/{id}``.
 """
 
 import json
 import os
 import shutil
-import sqlite3
 import tempfile
 import time
 
@@ -33,15 +37,35 @@ PULLER = ("puller", "puller-password")
 DEPLOYER = ("deployer", "deployer-pw-1")  # the name test_maven_deploy_it's settings.xml sends
 
 
-def set_grants(server, username, grants):
-    """Store a user's grants straight in the server's index."""
-    conn = sqlite3.connect(os.path.join(server.data_dir, "index.sqlite"), timeout=30)
+def admin_api(server, method, path, body=None):
+    """A management API call as the admin: (status, headers, parsed JSON body or raw bytes)."""
+    status, headers, raw = http(
+        method, server.url + path, headers={"Authorization": "Bearer " + server.login()}, body=body
+    )
     try:
-        cur = conn.execute("UPDATE users SET grants = ? WHERE username = ?", (json.dumps(grants), username))
-        conn.commit()
-        assert cur.rowcount == 1, username
-    finally:
-        conn.close()
+        return status, headers, json.loads(raw)
+    except ValueError:
+        return status, headers, raw
+
+
+def set_grants(server, username, grants):
+    """Set a user's grants through ``PUT /api/v1/users/{id}``, as an admin does."""
+    status, _, users = admin_api(server, "GET", "/api/v1/users")
+    assert status == 200, users
+    rows = users["users"] if isinstance(users, dict) else users
+    (user_id,) = [u["id"] for u in rows if u["username"] == username]
+    status, _, body = admin_api(server, "PUT", "/api/v1/users/%d" % user_id, {"grants": grants})
+    assert status == 200, body
+    assert body["grants"] == grants, body
+
+
+def create_robot(server, name, grants):
+    """``POST /api/v1/robots`` as the admin: (login name, secret, id)."""
+    status, _, body = admin_api(
+        server, "POST", "/api/v1/robots", {"name": name, "grants": grants, "expires_in_days": 1}
+    )
+    assert status == 201, body
+    return body["name"], body["secret"], body["id"]
 
 
 def _tmp(case, prefix):
@@ -107,8 +131,8 @@ class OciGrantTests(SynchronousTestCase):
         check_ok(docker("tag", "%s/team-a/app:1" % self.host, "%s/team-a/app:2" % self.host))
         cp = docker("push", "%s/team-a/app:2" % self.host)
         self.assertNotEqual(cp.returncode, 0)
-        # docker's registry client reads the insufficient_scope challenge: error code "denied", its description.
-        self.assertIn("denied: push on team-a/app not granted", cp.stdout + cp.stderr)
+        # docker prints a 403's error code and message: the message names insufficient_scope and the permission.
+        self.assertIn("denied: insufficient_scope: push on team-a/app not granted", cp.stdout + cp.stderr)
         # What docker was answered, with the token it holds (pull only): 403 with error="insufficient_scope".
         token = push_support.registry_token(self.server, *PULLER, "repository:team-a/app:pull,push")
         status, headers, body = http(
@@ -117,7 +141,11 @@ class OciGrantTests(SynchronousTestCase):
             headers={"Authorization": "Bearer " + token, "Content-Type": "application/vnd.oci.image.manifest.v1+json"},
             body=b"{}",
         )
-        self.assertEqual((status, json.loads(body)["errors"][0]["code"]), (403, "DENIED"))
+        error = json.loads(body)["errors"][0]
+        self.assertEqual(
+            (status, error["code"], error["message"]),
+            (403, "DENIED", "insufficient_scope: push on team-a/app not granted"),
+        )
         self.assertIn('error="insufficient_scope"', headers.get("WWW-Authenticate"))
         status, _, body = http(
             "GET", self.server.url + "/v2/team-a/app/tags/list", headers=push_support.admin_basic(self.server)
@@ -159,6 +187,89 @@ class OciGrantTests(SynchronousTestCase):
                     tail = f.read()[-3000:].decode("utf-8", "replace")
                 support.unavailable("dockerd cannot run here: %s\n%s" % (cp.stderr[-500:], tail))
             time.sleep(0.2)
+
+
+class RobotGrantTests(SynchronousTestCase):
+    """A CI robot with pull and push on team-a/* (issue 27, point 6), created through the API."""
+
+    def setUp(self):
+        support.require("skopeo")
+        self.layout, self.images = support.oci_layout()
+        self.server = push_support.hosted_server(self)
+        self.host = self.server.hostport
+        name, secret, self.robot_id = create_robot(
+            self.server, "ci-a", [{"repositories": "team-a/*", "actions": ["pull", "push"]}]
+        )
+        self.assertEqual(name, "robot$ci-a")
+        self.robot = (name, secret)
+
+    def copy(self, target):
+        return skopeo(
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "%s:%s" % self.robot,
+            "oci:%s:single" % self.layout,
+            "docker://%s/%s" % (self.host, target),
+            timeout=900,
+        )
+
+    def test_robot_pushes_where_granted_denied_elsewhere_audited(self):
+        """skopeo --dest-creds 'robot$ci-a:<secret>': team-a/app pushed and audited as the robot; team-b/app 403."""
+        check_ok(self.copy("team-a/app:1"))
+        status, _, body = http(
+            "GET", self.server.url + "/v2/team-a/app/tags/list", headers=push_support.admin_basic(self.server)
+        )
+        self.assertEqual((status, json.loads(body)["tags"]), (200, ["1"]))
+        cp = self.copy("team-b/app:1")
+        self.assertNotEqual(cp.returncode, 0)
+        # The robot may not even pull there: skopeo's first request (HEAD of a blob, no body to print) is 403.
+        self.assertIn("team-b/app: 403 (Forbidden)", cp.stderr)
+        # What the wire says, as the robot: 403 DENIED naming the missing permission.
+        robot = push_support.basic_header(*self.robot)
+        status, _, body = http("GET", self.server.url + "/v2/team-b/app/tags/list", headers=robot)
+        error = json.loads(body)["errors"][0]
+        self.assertEqual((status, error["code"], error["message"]), (403, "DENIED", "pull on team-b/app not granted"))
+        # Given pull everywhere (push still on team-a/* only), skopeo gets as far as the push and prints why.
+        grants = [{"repositories": "team-a/*", "actions": ["pull", "push"]}, {"repositories": "*", "actions": ["pull"]}]
+        status, _, body = admin_api(self.server, "PUT", "/api/v1/robots/%d" % self.robot_id, {"grants": grants})
+        self.assertEqual(status, 200, body)
+        cp = self.copy("team-b/app:1")
+        self.assertNotEqual(cp.returncode, 0)
+        self.assertIn("push on team-b/app not granted", cp.stderr)
+        self.assertIn("denied", cp.stderr.lower())
+        status, _, body = http("POST", self.server.url + "/v2/team-b/app/blobs/uploads/", headers=robot)
+        error = json.loads(body)["errors"][0]
+        self.assertEqual((status, error["code"], error["message"]), (403, "DENIED", "push on team-b/app not granted"))
+        status, _, _ = http(
+            "GET", self.server.url + "/v2/team-b/app/tags/list", headers=push_support.admin_basic(self.server)
+        )
+        self.assertEqual(status, 404)
+        status, _, body = admin_api(self.server, "GET", "/api/v1/audit?actor_kind=robot&action=image.push")
+        self.assertEqual(status, 200, body)
+        # The push, and the refused pushes, under the robot's name (the action filter matches by prefix).
+        self.assertEqual(
+            {(e["actor"], e["action"], e["target"]) for e in body["entries"]},
+            {("robot$ci-a", "image.push", "team-a/app:1"), ("robot$ci-a", "image.push.refused", "team-b/app")},
+        )
+        status, _, body = admin_api(self.server, "GET", "/api/v1/audit?actor_kind=user&action=image.push")
+        self.assertEqual((status, body["entries"]), (200, []))
+
+
+def robot_settings(path, mirror_url, username, password):
+    """support's settings.xml plus deploy credentials for hc-releases and hc-snapshots (XML-escaped)."""
+    support.write_maven_settings(path, mirror_url)
+    x = support._xml_escape
+    servers = "".join(
+        "    <server><id>%s</id><username>%s</username><password>%s</password></server>\n"
+        % (sid, x(username), x(password))
+        for sid in ("hc-releases", "hc-snapshots")
+    )
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace("<settings>\n", "<settings>\n  <servers>\n%s  </servers>\n" % servers, 1))
+    return path
 
 
 class MavenGrantTests(SynchronousTestCase):
@@ -204,3 +315,35 @@ class MavenGrantTests(SynchronousTestCase):
             "GET", self.srv.url + "/repositories/snapshots/browse?path=com/example/hc/greeter/2.0-SNAPSHOT"
         )
         self.assertNotIn(b".jar", listing)
+
+    def test_mvn_deploy_with_a_robot_secret(self):
+        """robot$ci-mvn's secret as settings.xml's <password>: push on maven:releases deploys there, not to snapshots."""
+        *robot, _ = create_robot(
+            self.srv,
+            "ci-mvn",
+            [
+                {"repositories": "maven:*", "actions": ["pull"]},
+                {"repositories": "maven:releases", "actions": ["push"]},
+            ],
+        )
+        self.assertEqual(robot[0], "robot$ci-mvn")
+        self.settings = robot_settings(
+            os.path.join(self.dir, "robot-settings.xml"), self.srv.url + "/artifacts/public/", *robot
+        )
+        java = ("Robot.java", "package com.example.hc.robotlib;\npublic class Robot {}\n")
+        cp = self.deploy(library(os.path.join(self.dir, "rrel"), self.srv.url, "robotlib", "1.0", java))
+        check_ok(cp)
+        self.assertIn("BUILD SUCCESS", cp.stdout)
+        status, _, _ = http("GET", self.srv.url + "/artifacts/releases/com/example/hc/robotlib/1.0/robotlib-1.0.pom")
+        self.assertEqual(status, 200)
+        cp = self.deploy(library(os.path.join(self.dir, "rsnap"), self.srv.url, "robotlib", "2.0-SNAPSHOT", java))
+        self.assertNotEqual(cp.returncode, 0)
+        self.assertIn("BUILD FAILURE", cp.stdout)
+        self.assertIn("403", cp.stdout)
+        self.assertIn("push on maven:snapshots/com/example/hc/robotlib/2.0-SNAPSHOT", cp.stdout)
+        status, _, body = admin_api(self.srv, "GET", "/api/v1/audit?actor_kind=robot")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(
+            {(e["actor"], e["action"]) for e in body["entries"] if e["action"].startswith("artifact.deploy")},
+            {("robot$ci-mvn", "artifact.deploy"), ("robot$ci-mvn", "artifact.deploy.refused")},
+        )

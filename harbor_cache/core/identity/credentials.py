@@ -81,9 +81,9 @@ class Credentials:
         """The user's row when the password is right and the account may act now, else None.
 
         `BadRequest` for a username no user can have.  ``client``: the caller's
-        address, recorded as a robot's last use.
+        address, recorded as a robot's last use and in the audit record of an LDAP login.
         """
-        row = await self._verified(username, password)
+        row = await self._verified(username, password, client)
         if row is None or refusal(row, self.clock.seconds()) is not None:
             return None
         self.note_use(row, client)
@@ -93,7 +93,7 @@ class Credentials:
         """Record a use of ``user``'s credentials or tokens (robots only; throttled; never fails)."""
         self.last_use.note(user, client)
 
-    async def _verified(self, username: Any, password: Any) -> User | None:
+    async def _verified(self, username: Any, password: Any, client: str | None = None) -> User | None:
         """The row when the password is right (whatever its standing), else None."""
         if isinstance(username, str) and not is_clean_text(username):
             raise BadRequest("username may not contain control characters")
@@ -104,7 +104,7 @@ class Credentials:
         if not isinstance(password, str):
             password = ""
         if usable and self.directory is not None and self.directory.handles(row):
-            return await self._ask_directory(username, password, row)
+            return await self._ask_directory(username, password, row, client)
         if row is None:
             await self._check(password, None)  # the same cost as a wrong password
             return None
@@ -119,7 +119,9 @@ class Credentials:
         self._remember(key, now)
         return row
 
-    async def _ask_directory(self, username: str, password: str, row: User | None) -> User | None:
+    async def _ask_directory(
+        self, username: str, password: str, row: User | None, client: str | None = None
+    ) -> User | None:
         """An LDAP login: remembered like a local one (keyed apart from any stored hash), else the directory."""
         assert self.directory is not None
         key = hashlib.sha256("\0".join(("ldap", username, password)).encode("utf-8", "surrogatepass")).digest()
@@ -127,7 +129,7 @@ class Credentials:
         until = self._remembered.get(key)
         if row is not None and until is not None and until > now:
             return row
-        user = await self.directory.login(username, password)
+        user = await self.directory.login(username, password, client)
         if user is not None:
             self._remember(key, self.clock.seconds())
         return user

@@ -104,7 +104,8 @@ class DirectoryLogin:
         """True when a login as this row (None: no such user here) is the directory's to decide."""
         return row is None or (row.source == "ldap" and row.kind == "user")
 
-    async def login(self, username: str, password: str) -> User | None:
+    async def login(self, username: str, password: str, client: str | None = None) -> User | None:
+        """The user's row when the directory says yes; ``client`` (the caller's address) goes into the audit."""
         if username.startswith(ROBOT_PREFIX) or not password:
             return None  # robot names are never a directory's; an empty password is never a bind
         try:
@@ -114,21 +115,21 @@ class DirectoryLogin:
             raise
         self._up()
         if found is None:
-            await self._record("login.failed", username, {"source": "ldap"})
+            await self._record("login.failed", username, {"source": "ldap"}, client)
             return None
         role, groups = map_groups(self.group_roles, found.groups)
         user = await self.index.upsert_directory_user(
             username, found.dn, role, UNUSABLE_PASSWORD, groups, self.clock.seconds()
         )
         if user is None:  # a local user got the name meanwhile: theirs, not the directory's
-            await self._record("login.failed", username, {"source": "ldap", "reason": "local user"})
+            await self._record("login.failed", username, {"source": "ldap", "reason": "local user"}, client)
             return None
-        await self._record("login.ldap", username, {"dn": found.dn, "role": role, "groups": list(groups)})
+        await self._record("login.ldap", username, {"dn": found.dn, "role": role, "groups": list(groups)}, client)
         return user
 
-    async def _record(self, action: str, username: str, detail: dict[str, Any]) -> None:
+    async def _record(self, action: str, username: str, detail: dict[str, Any], client: str | None) -> None:
         if self.audit is not None:
-            await self.audit.record(action, actor=username[:128], detail=detail)
+            await self.audit.record(action, actor=username[:128], detail=detail, client=client)
 
     def _down(self, error: DirectoryUnavailable) -> None:
         if self._down_since is None:

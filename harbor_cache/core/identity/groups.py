@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from harbor_cache.auth import ROLES, is_valid_role
 from harbor_cache.core.identity.credentials import MAX_USERNAME_LENGTH
-from harbor_cache.core.identity.users import check_grants
+from harbor_cache.core.identity.users import ROBOT_PREFIX, check_grants
 from harbor_cache.errors import BadRequest, Conflict, NotFound
 from harbor_cache.index.groups import KEEP
 from harbor_cache.index.rows import Group
@@ -49,6 +49,8 @@ def check_name(name: Any) -> str:
         raise BadRequest(f"name longer than {MAX_USERNAME_LENGTH} characters")
     if ":" in name or any(c.isspace() or not c.isprintable() for c in name):
         raise BadRequest("name may not contain whitespace, control characters or ':'")
+    if name.startswith(ROBOT_PREFIX):  # like usernames: robot$ names robot accounts (and the audit's actor kind)
+        raise BadRequest(f"name may not start with {ROBOT_PREFIX!r} (robot accounts are named so)")
     return name
 
 

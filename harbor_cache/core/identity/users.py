@@ -13,6 +13,9 @@ The management API only parses and shapes; every rule about users is here:
 - the listing and the last-admin rules are about people (kind "user"): a
   robot is neither listed nor found here (``/api/v1/robots`` has them);
 - a username is unique (409 on a duplicate);
+- an LDAP or OpenID Connect user's password cannot be set (409): it lives in
+  the directory, or the user logs in through the provider and uses a CLI
+  secret (`core.identity.cli_secret`);
 - there is always at least one admin: the last one can neither be deleted
   nor demoted (409, decided inside the SQL transaction so two concurrent
   requests cannot both pass the check).
@@ -90,6 +93,13 @@ def check_role(role: Any) -> str:
     return role
 
 
+#: why an external account's password cannot be set here (409): it is not harbor-cache's to set
+EXTERNAL_PASSWORD = {
+    "ldap": "an LDAP user's password lives in the directory; change it there",
+    "oidc": "an OpenID Connect user has no password here; they log in through the provider and use a CLI secret",
+}
+
+
 class UserService:
     """Create, change, delete and authenticate users; rows are the index's `User` rows."""
 
@@ -142,14 +152,17 @@ class UserService:
     async def update(self, user_id: int, *, role: Any = None, password: Any = None, grants: Any = None) -> User:
         """Change the given fields (None = leave as is); the updated row.
 
-        Raises NotFound, BadRequest, or Conflict when it would demote the last admin.
+        Raises NotFound, BadRequest, or Conflict when it would demote the last admin or set an
+        external (LDAP, OpenID Connect) user's password.
         """
         if role is not None:
             check_role(role)
         if password is not None:
             check_new_password(password)
         stored = check_grants(grants) if grants is not None else None
-        await self.get(user_id)
+        current = await self.get(user_id)
+        if password is not None and current.source != "local":
+            raise Conflict(EXTERNAL_PASSWORD.get(current.source, "this user has no local password"), {"id": user_id})
         hashed = await self._hash(password) if password is not None else None
         status, row = await self.index.update_user(user_id, role, hashed, self.clock.seconds(), grants=stored)
         if status == "last_admin":

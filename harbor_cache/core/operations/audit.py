@@ -100,7 +100,11 @@ class AuditLog:
         target: str | None = None,
         detail: dict[str, Any] | None = None,
         request: IRequest | None = None,
+        client: str | None = None,
     ) -> None:
+        """``client``: the caller's address when there is no request at hand (else taken from ``request``)."""
+        if client is None and request is not None:
+            client = client_of(request)
         try:
             await self.index.add_audit(
                 at=self.clock.seconds(),
@@ -108,7 +112,7 @@ class AuditLog:
                 action=action,
                 target=target,
                 detail=json.dumps(detail, sort_keys=True) if detail else None,
-                client=client_of(request) if request is not None else None,
+                client=client,
             )
         except Exception:
             log.failure("could not write audit record {action} by {actor}", action=action, actor=actor)

@@ -27,17 +27,23 @@ export async function render(main, { navigate }) {
   const username = h("input", { id: "new-username", name: "username", autocomplete: "off", required: true });
   const password = h("input", { id: "new-password", name: "password", type: "password", autocomplete: "new-password", required: true });
   const role = roleSelect("new-role", "read-only");
+  // Grants on top of the role, given at creation (left out of the request when none, as the API allows).
+  const newGrants = grantsEditor([], "new-user-grants", "the new user");
   const form = h("form", { class: "card inline-form", id: "create-user" },
     h("h2", {}, "New user"),
     h("label", { for: "new-username" }, "Username"), username,
     h("label", { for: "new-password" }, "Password"), password,
     h("label", { for: "new-role" }, "Role"), role,
+    newGrants.element,
     h("button", { type: "submit" }, "Create"), createError);
   form.addEventListener("submit", async e => {
     e.preventDefault();
     createError.hidden = true;
+    const body = { username: username.value, password: password.value, role: role.value };
+    const grants = newGrants.value();
+    if (grants.length) body.grants = grants;
     try {
-      await api("/api/v1/users", { method: "POST", body: { username: username.value, password: password.value, role: role.value } });
+      await api("/api/v1/users", { method: "POST", body });
       reload();
     } catch (err) {
       createError.textContent = err.message;

@@ -68,6 +68,26 @@ class UserGrantsTests(GrantsApiCase):
         self.assert_error(r, 400, "BAD_REQUEST")
         self.assertIn("robot$", r.json()["errors"][0]["message"])
 
+    def test_external_users_password_is_409(self):
+        """PUT with a password for an LDAP or OIDC user: 409 (not ours to set); their grants still change."""
+        for source, words in (("ldap", "directory"), ("oidc", "CLI secret")):
+            row = self.wait(self.index.create_user(f"ext-{source}", "!" + source, "none", 1.0))
+            self.successResultOf(
+                self.index._run(
+                    "t",
+                    lambda txn, s=source, i=row.id: self.index._exec(
+                        txn, "UPDATE users SET source = ? WHERE id = ?", (s, i)
+                    ),
+                )
+            )
+            r = self.call("PUT", f"/api/v1/users/{row.id}", {"password": "new-password"})
+            self.assert_error(r, 409, "CONFLICT")
+            self.assertIn(words, r.json()["errors"][0]["message"])
+            self.assertEqual(self.wait(self.index.get_user(row.id)).password_hash, "!" + source)
+            r = self.call("PUT", f"/api/v1/users/{row.id}", {"grants": [GRANT]})
+            self.assertEqual((r.code, r.json()["grants"]), (200, [GRANT]))
+        self.assertNotIn("password_changed", json.dumps(self.audit("user.update")))
+
     def test_robot_rows_are_not_listed(self):
         """GET /api/v1/users lists people only; a robot's id is 404 here."""
         self.wait(self.index.create_user("robot$ci", "!", "none", 1.0))
@@ -132,8 +152,11 @@ class GroupEndpointTests(GrantsApiCase):
         r = self.call("PUT", f"/api/v1/groups/{gid}", {"grants": [{"repositories": "a", "actions": ["fly"]}]})
         self.assert_error(r, 400, "BAD_REQUEST")
         self.assertIn("fly", r.json()["errors"][0]["message"])
-        for body in ({"role": "god", "name": "g"}, {"name": "a b"}, {}, ["g"]):
+        for body in ({"role": "god", "name": "g"}, {"name": "a b"}, {}, ["g"], {"name": "robot$ci"}):
             self.assert_error(self.call("POST", "/api/v1/groups", body), 400, "BAD_REQUEST")
+        r = self.call("PUT", f"/api/v1/groups/{gid}", {"name": "robot$devs"})
+        self.assert_error(r, 400, "BAD_REQUEST")
+        self.assertIn("robot$", r.json()["errors"][0]["message"])
         self.assertEqual([g["name"] for g in self.call("GET", "/api/v1/groups").json()["groups"]], ["devs", "ops"])
 
     def test_admin_only(self):

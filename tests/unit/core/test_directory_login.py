@@ -99,6 +99,15 @@ class DirectoryLoginTests(SynchronousTestCase):
             [("login.failed", "alice", {"source": "ldap"}), ("login.failed", "mallory", {"source": "ldap"})],
         )
 
+    def test_audit_records_carry_the_client_address(self):
+        """The caller's address given to `Credentials.check` is in the directory login's audit records."""
+        self.assertIsNone(self.wait(self.credentials.check("alice", "wrong", "192.0.2.7")))
+        self.assertIsNotNone(self.wait(self.credentials.check("alice", "alice-pw", "192.0.2.8")))
+        _, rows = self.wait(self.index.audit_page(offset=0, limit=100))
+        self.assertEqual(
+            [(r.action, r.client) for r in reversed(rows)], [("login.failed", "192.0.2.7"), ("login.ldap", "192.0.2.8")]
+        )
+
     def test_empty_password_never_reaches_the_directory(self):
         """An empty password would be an unauthenticated bind: refused before the directory is asked."""
         self.assertIsNone(self.check("alice", ""))

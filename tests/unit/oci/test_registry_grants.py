@@ -85,7 +85,7 @@ class TokenGrantTests(GrantedUserCase):
         self.assertEqual(self.upload("team-a/app", bearer(token))[0].code, 202)
         response, body = self.upload("team-b/app", bearer(token))
         self.assertEqual((response.code, error_code(body)), (403, "DENIED"))
-        self.assertEqual(json.loads(body)["errors"][0]["message"], "push on team-b/app not granted")
+        self.assertEqual(json.loads(body)["errors"][0]["message"], "insufficient_scope: push on team-b/app not granted")
         self.assertIn('error="insufficient_scope"', header(response, "WWW-Authenticate"))
 
     def test_pull_only_user_push_is_insufficient_scope(self):
@@ -94,8 +94,10 @@ class TokenGrantTests(GrantedUserCase):
         self.assertEqual(self.access(token)[0]["actions"], ["pull"])
         response, body = self.upload("team-a/app", bearer(token))
         self.assertEqual(response.code, 403)
+        self.assertEqual(error_code(body), "DENIED")
         self.assertIn('error="insufficient_scope"', header(response, "WWW-Authenticate"))
-        self.assertEqual(json.loads(body)["errors"][0]["message"], "push on team-a/app not granted")
+        # In words clients print (docker shows a 403's message: "denied: insufficient_scope: push on ...").
+        self.assertEqual(json.loads(body)["errors"][0]["message"], "insufficient_scope: push on team-a/app not granted")
 
     def test_wildcard_spelled_out_from_admin_grant(self):
         """``*`` asked by a holder of admin on team-a/*: pull, push, delete spelled out; nothing on team-b."""
@@ -106,7 +108,10 @@ class TokenGrantTests(GrantedUserCase):
         )
 
     def test_grant_taken_away_applies_to_the_next_request(self):
-        """A token is re-checked at use: once the grant is gone, its push is refused."""
+        """A token is re-checked at use: once the grant is gone, its push is refused.
+
+        The token itself holds push, so the message is the plain sentence (no ``insufficient_scope:``).
+        """
         token = self.token("teamer", "repository:team-a/app:pull,push")
         self.assertEqual(self.upload("team-a/app", bearer(token))[0].code, 202)
         self.wait(self.app.index.set_user_grants(self.teamer, "[]"))
