@@ -477,6 +477,7 @@ def build_app(
     data_dir = os.path.join(directory, "data")
     config.setdefault("upstreams", ())
     config.setdefault("maven_repositories", ())
+    config.setdefault("access_log_file", None)  # access events through twisted.logger, where tests read them
     if clock is None:
         clock = Clock()
     if client is None:

@@ -36,6 +36,7 @@ SCHEMA: dict[str, Any] = {
         "upstream_connect_timeout": KEY,
         "upstream_idle_timeout": KEY,
         "artifact_token_max_hours": KEY,
+        "workers": KEY,
     },
     "upstreams": [
         {
@@ -59,6 +60,8 @@ SCHEMA: dict[str, Any] = {
     },
     "log": {
         "access_file": KEY,
+        "access_max_bytes": KEY,
+        "access_keep": KEY,
     },
     "limits": {
         "max_body_bytes": KEY,
