@@ -7,6 +7,7 @@ worker supervisor use are named once, here.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 #: where access lines go without ``[log] access_file`` (relative to the data directory)
@@ -47,11 +48,10 @@ def parse_log(table: Any) -> dict[str, Any]:
     }
 
 
-def parse_workers(value: Any, cpu_count: int | None = None) -> int:
+def parse_workers(value: Any, cpu_count: Callable[[], int | None] = os.cpu_count) -> int:
     """``[server] workers``: an integer 1..MAX_WORKERS, or ``"auto"``: one per core (``os.cpu_count()``)."""
     if value == "auto":
-        cores = cpu_count if cpu_count is not None else os.cpu_count()
-        return max(1, min(cores or 1, MAX_WORKERS))
+        return max(1, min(cpu_count() or 1, MAX_WORKERS))
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_WORKERS:
         raise ProcessConfigError(
             f'server.workers: expected an integer from 1 to {MAX_WORKERS} or "auto", got {value!r}'
