@@ -122,6 +122,7 @@ class Supervisor(service.Service):
         log.info("started worker {index} (pid {pid})", index=index, pid=self.processes[index].pid)
 
     def worker_ready(self, index: int) -> None:
+        log.info("worker {index} ready", index=index)
         first = not self.ever_ready
         self.ever_ready.add(index)
         if index == 0 and first:  # worker 0 migrated the index and made the first admin: the rest may start

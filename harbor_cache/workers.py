@@ -94,7 +94,9 @@ class AdoptedPort(service.Service):
 
     def startService(self):
         super().startService()
-        self.port = self.reactor.adoptStreamPort(self.role.listen_fd, self.role.family, self.factory)
+        self.port = one_accept_per_wake(
+            self.reactor.adoptStreamPort(self.role.listen_fd, self.role.family, self.factory)
+        )
 
     def stopService(self):
         super().stopService()
@@ -102,6 +104,21 @@ class AdoptedPort(service.Service):
             port, self.port = self.port, None
             return port.stopListening()
         return None
+
+
+def one_accept_per_wake(port):
+    """Make a Twisted port accept one connection each time its socket is readable (nginx's ``multi_accept off``).
+
+    Twisted's port accepts in a loop until the queue is empty (up to 100 and
+    more): with one socket shared by the workers, whichever wakes first would
+    take a whole burst of connections (wrk's 16 at once) and the others none.
+    One accept per wake lets every worker that is waiting take its turn, and
+    a busy worker, slower to come back to its loop, takes fewer.
+    """
+    cls = type(port)
+    single = type("OneAccept" + cls.__name__, (cls,), {"numberAccepts": property(lambda self: 1, lambda self, n: None)})
+    port.__class__ = single
+    return port
 
 
 class ReadySignal(service.Service):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 
+from twisted.internet import protocol, tcp
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
@@ -24,7 +25,7 @@ from harbor_cache.supervisor import (
     worker_command,
 )
 from harbor_cache.testing import build_app
-from harbor_cache.workers import ENV_WORKER, WorkerRole
+from harbor_cache.workers import ENV_WORKER, WorkerRole, one_accept_per_wake
 
 
 class WorkerCountTests(SynchronousTestCase):
@@ -233,3 +234,14 @@ class WorkerWiringTests(SynchronousTestCase):
         self.assertLessEqual(once, self.timers(0))
         self.assertEqual(once & self.timers(1), set())
         self.assertLessEqual({"access-flush", "history-flush", "cache-gauges", "settings-poll"}, self.timers(1))
+
+
+class OneAcceptTests(SynchronousTestCase):
+    def test_a_port_accepts_one_connection_per_wake(self):
+        """Twisted's accept loop would let one worker take a burst of connections (all 16 of wrk's)."""
+        port = tcp.Port(0, protocol.ServerFactory())
+        port.numberAccepts = 100  # what startListening sets
+        one_accept_per_wake(port)
+        self.assertIsInstance(port, tcp.Port)
+        port.numberAccepts = 121  # what doRead does after a full loop
+        self.assertEqual(port.numberAccepts, 1)
