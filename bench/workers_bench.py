@@ -23,7 +23,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.maven_bench import SMALL_FILE, wrk  # noqa: E402
+from bench.maven_bench import SMALL_FILE, _cpu_seconds, wrk  # noqa: E402
 from tests.integration import support  # noqa: E402
 
 TARGET = 1.3
@@ -39,6 +39,13 @@ def wait_for_workers(server: support.HarborServer, count: int, timeout: float = 
     raise RuntimeError("workers not ready:\n" + server.log_text()[-3000:])
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds so far of ``pid`` and its children (the parent and its workers)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        children = [int(c) for c in f.read().split()]
+    return _cpu_seconds(pid) + sum(_cpu_seconds(c) for c in children)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -52,6 +59,7 @@ def main() -> int:
     many = support.HarborServer(support.maven_config(repos, server={"workers": args.workers}))
     names = {"workers = 1": one, "workers = %d" % args.workers: many}
     runs: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}  # server CPU us per request, per run
     try:
         wait_for_workers(many, args.workers)
         for server in names.values():
@@ -60,8 +68,10 @@ def main() -> int:
             wrk(url, 2)  # warm-up
         for i in range(args.runs):
             for name, server in names.items():
+                before = tree_cpu(server.pid)
                 runs[name].append(wrk(server.url + "/artifacts/central/" + SMALL_FILE, args.seconds))
-                print(f"run {i + 1} {name}: {runs[name][-1]:.0f} req/s", flush=True)
+                cpu[name].append((tree_cpu(server.pid) - before) / (runs[name][-1] * args.seconds) * 1e6)
+                print(f"run {i + 1} {name}: {runs[name][-1]:.0f} req/s, {cpu[name][-1]:.0f} us CPU/request", flush=True)
     finally:
         many.close()
         one.close()
@@ -74,9 +84,12 @@ def main() -> int:
         f"--workers {args.workers} --runs {args.runs} --seconds {args.seconds}` ({os.cpu_count()} CPUs, loopback, "
         f"load average before the end {loadavg}).\n"
     )
-    print("| | req/s (median) | per run |\n|---|---|---|")
+    print("| | req/s (median) | per run | server CPU per request (us, per run) |\n|---|---|---|---|")
     for name, values in runs.items():
-        print(f"| {name} | {medians[name]:.0f} | {', '.join(f'{v:.0f}' for v in values)} |")
+        print(
+            f"| {name} | {medians[name]:.0f} | {', '.join(f'{v:.0f}' for v in values)} "
+            f"| {', '.join(f'{c:.0f}' for c in cpu[name])} |"
+        )
     verdict = "OK" if ratio >= TARGET else "MISSED"
     print(f"\nworkers = {args.workers} vs 1: {ratio:.2f}x  target >= {TARGET}  {verdict}")
     return 0
