@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harbor_cache.index.cursor import Cursor
-from harbor_cache.index.engine import Store, fetch_all, fetch_row, fetch_value
+from harbor_cache.index.engine import Store, fetch_all, fetch_value
 from harbor_cache.index.entries import referenced_txn
 from harbor_cache.index.rows import CacheTotals, ProxyEntry
 
@@ -85,44 +85,36 @@ class EvictionStore(Store):
         return await self._run("delete_proxy_entries", _txn)
 
     async def evictable_size(self) -> int:
-        """Bytes on disk that eviction could free: digests referenced only by proxy entries."""
+        """Bytes on disk that eviction could free: digests referenced only by proxy entries.
+
+        Read from ``byte_totals``, which triggers keep (index/totals_schema.py):
+        one row, however many entries.
+        """
 
         def _txn(txn: Cursor) -> int:
-            self._exec(
-                txn,
-                """SELECT COALESCE(SUM(size), 0) FROM (
-                       SELECT MAX(size) AS size FROM entries GROUP BY digest
-                       HAVING SUM(CASE WHEN kind = 'hosted' THEN 1 ELSE 0 END) = 0) AS only_proxy""",
-            )
+            self._exec(txn, "SELECT evictable_size FROM byte_totals WHERE id = 1")
             return int(fetch_value(txn))
 
         return await self._run("evictable_size", _txn)
 
     async def cache_totals(self) -> CacheTotals:
-        """Entry counts by type and the bytes on disk (each digest counted once)."""
+        """Entry counts by type and the bytes on disk (each digest once), from the maintained totals."""
 
         def _txn(txn: Cursor) -> CacheTotals:
-            self._exec(
-                txn,
-                """SELECT COUNT(*),
-                          COALESCE(SUM(CASE WHEN type = 'manifest' THEN 1 ELSE 0 END), 0),
-                          COALESCE(SUM(CASE WHEN type = 'blob' THEN 1 ELSE 0 END), 0),
-                          COALESCE(SUM(CASE WHEN type = 'maven' THEN 1 ELSE 0 END), 0),
-                          COALESCE(SUM(CASE WHEN kind = 'proxy' THEN 1 ELSE 0 END), 0)
-                   FROM entries""",
-            )
-            entries, manifests, blobs, maven, proxy = fetch_row(txn)
-            self._exec(
-                txn,
-                "SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM entries GROUP BY digest) AS d",
-            )
+            self._exec(txn, "SELECT type, kind, entries FROM entry_totals")
+            counts = {(t, k): int(n) for t, k, n in txn.fetchall()}
+            self._exec(txn, "SELECT total_size FROM byte_totals WHERE id = 1")
             total = fetch_value(txn)
+
+            def of(type_: str | None = None, kind: str | None = None) -> int:
+                return sum(n for (t, k), n in counts.items() if type_ in (None, t) and kind in (None, k))
+
             return CacheTotals(
-                entries=int(entries),
-                manifests=int(manifests),
-                blobs=int(blobs),
-                maven=int(maven),
-                proxy=int(proxy),
+                entries=of(),
+                manifests=of("manifest"),
+                blobs=of("blob"),
+                maven=of("maven"),
+                proxy=of(kind="proxy"),
                 total_size=int(total),
             )
 
