@@ -370,8 +370,8 @@ class SchemaStore(Store):
         sqlite never gathers them by itself, and without them it reads
         ``kind = 'proxy'`` as selective: it pages a clear through
         ``entries_kind_access`` and sorts every proxy row per page.
-        ``analysis_limit`` samples each index, so a full ANALYZE costs
-        milliseconds at a million rows; ``full=False`` is ``PRAGMA optimize``,
+        ``analysis_limit`` samples each index (10,000 rows), so an ANALYZE
+        costs tens of milliseconds at a million rows; ``full=False`` is ``PRAGMA optimize``,
         which analyzes only the tables whose size changed much since (cheap
         enough for every eviction pass).  PostgreSQL's autovacuum keeps its
         statistics, but lags behind a clear of the whole cache; ANALYZE of
@@ -388,7 +388,7 @@ class SchemaStore(Store):
         await self._run("analyze", _txn)
 
     def _analyze_txn(self, txn: Cursor, full: bool = True) -> None:
-        self._exec(txn, "PRAGMA analysis_limit = 1000")
+        self._exec(txn, "PRAGMA analysis_limit = 10000")
         self._exec(txn, "ANALYZE" if full else "PRAGMA optimize")
 
     async def ping(self) -> bool:

@@ -43,6 +43,14 @@ Work is done in batches of ``batch_size`` rows, one SQL transaction each,
 handing the reactor back between batches, so 100k entries never stall it
 (see ``bench/eviction_bench.py``).  Passes never overlap: a second caller
 waits for the running one and then runs its own.
+
+Cost grows with what is removed, not with the index (issue 30): the
+evictable bytes are a maintained total (one row, `index.totals_schema`), so a
+pass with nothing to evict reads it and stops; victims come page by page
+from an index in eviction order, each page starting after the last row of
+the previous one (keyset), and a clear walks proxy rows by id.  After large
+deletes the planner's statistics are refreshed (``ANALYZE``), since sqlite
+keeps none by itself (see ``bench/eviction_scale_bench.py``).
 """
 
 from __future__ import annotations
@@ -79,6 +87,9 @@ T = TypeVar("T")
 Invalidator = Callable[[str, str, str], Any]
 
 DAY = 86400.0
+# A pass that removed at least this many entries refreshes the planner's statistics in full (a clear always
+# does); a smaller one only asks sqlite's ``PRAGMA optimize``, which analyzes what grew or shrank much.
+ANALYZE_AFTER = 10_000
 UNITS = ("B", "KB", "MB", "GB", "TB", "PB", "EB")
 
 
@@ -268,6 +279,7 @@ class Evictor:
         elif space is not None:
             self._floor_now("ok", space)
         await self._keep_reserve()
+        await self._analyze(full=expired + evicted >= ANALYZE_AFTER)
         self.last_pass = {
             "expired": expired,
             "evicted": evicted,
@@ -303,7 +315,15 @@ class Evictor:
     async def _clear(self) -> int:
         removed, _ = await self._sweep("id", protect=False)
         await self._keep_reserve()
+        await self._analyze(full=True)
         return removed
+
+    async def _analyze(self, full: bool) -> None:
+        """Keep the planner's statistics fresh after large deletes (see `SchemaStore.analyze`)."""
+        try:
+            await self.index.analyze(full)
+        except Exception:
+            log.failure("refreshing the index statistics after eviction")
 
     async def _sweep_orphans(self) -> None:
         if self.orphans is None:

@@ -340,6 +340,40 @@ class SafetyTests(EvictionCase):
         self.assertTrue(self.on_disk(hosted))
         self.assertFalse(any(self.on_disk(p) for p in proxies))
 
+    def test_clear_refreshes_the_planner_statistics(self):
+        """After DELETE /api/v1/cache sqlite's statistics count the rows left (ANALYZE), not those before."""
+
+        def entries_rows(txn):
+            txn.execute("SELECT stat FROM sqlite_stat1 WHERE idx = 'entries_kind_access'")
+            row = txn.fetchone()
+            return int(row[0].split()[0]) if row else None
+
+        hosted = self.add("hosted", kind="hosted")
+        for n in "abcdef":
+            self.add(n)
+        self.wait(self.index.analyze())
+        self.assertEqual(self.successResultOf(self.pool.runInteraction(entries_rows)), 7)
+        self.assertEqual(self.wait(self.evictor.clear_proxy()), 6)
+        self.assertEqual(self.remaining(), [hosted.id])
+        self.assertEqual(self.successResultOf(self.pool.runInteraction(entries_rows)), 1)
+
+    def test_a_pass_with_nothing_to_evict_reads_the_maintained_total(self):
+        """Under max_size, with retention off, a pass pages through no entries: one row says nothing is due."""
+        for n in "abc":
+            self.add(n)
+        self.configure(cache__max_size=10_000, cache__retention_days=0)
+        pages = []
+        real = self.index.proxy_entries_page
+
+        async def counted(*args, **kw):
+            pages.append(args)
+            return await real(*args, **kw)
+
+        self.patch(self.index, "proxy_entries_page", counted)
+        self.assertEqual(self.wait(self.evictor.run()), 0)
+        self.assertEqual(pages, [])
+        self.assertEqual(self.evictor.last_pass["evictable_size"], 300)
+
     def test_access_recorder_forgets_deleted_entries(self):
         """Pending touches of evicted entries are dropped (no UPDATE of a row that is gone)."""
         e = self.add("x")
