@@ -16,6 +16,7 @@ ones): the figures are the index's cost.
 
     python bench/eviction_scale_bench.py --rows 100000 1000000
     python bench/eviction_scale_bench.py --rows 100000 --pg postgresql://postgres@127.0.0.1:5432/postgres
+    python bench/eviction_scale_bench.py --rows 100000 --pg throwaway   # a cluster of its own, as the tests do
     python bench/eviction_scale_bench.py --rows 1000000 --keep /tmp/idx   # reuse /tmp/idx/1000000.sqlite
 
 Targets (issue 30): stats < 0.2 s, nothing < 1 s, 10% < 20 s, clear < 60 s, /health ping < 100 ms.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -42,6 +44,8 @@ import bench.index_gen as index_gen  # noqa: E402
 from harbor_cache.core.flight.access import AccessRecorder  # noqa: E402
 from harbor_cache.core.operations.eviction import Evictor  # noqa: E402
 from harbor_cache.index import Index, open_pool  # noqa: E402
+from harbor_cache.index.search_schema import dialect_of_statement  # noqa: E402
+from harbor_cache.index.totals_schema import TOTALS_MIGRATION  # noqa: E402
 from harbor_cache.settings.runtime import RuntimeSettings  # noqa: E402
 from harbor_cache.storage import Storage, ThreadIO  # noqa: E402
 
@@ -56,6 +60,20 @@ def rows_with_blob_digests(n: int, seed: int) -> Iterator[tuple[str, tuple[Any, 
         if what == "entry" and values[1] == "blob":
             values = (*values[:4], values[3], *values[5:])
         yield what, values
+
+
+def refresh_triggers(sqlite: str) -> None:
+    """A kept sqlite file gets the totals triggers of the code being measured (they may have changed since)."""
+    conn = sqlite3.connect(sqlite)
+    try:
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'totals_%'"):
+            conn.execute(f"DROP TRIGGER {name}")
+        for statement in TOTALS_MIGRATION:
+            if dialect_of_statement(statement) == "sqlite" and "CREATE TRIGGER" in statement:
+                conn.execute(statement.split("\n", 1)[1])
+        conn.commit()
+    finally:
+        conn.close()
 
 
 def fill(n: int, sqlite: str | None, pg: str | None) -> float:
@@ -97,7 +115,9 @@ class HealthProbe:
         self._loop.stop()
 
 
-async def measure(reactor: Any, url: str | None, sqlite: str, data: str) -> list[tuple[str, float, float, str]]:
+async def measure(
+    reactor: Any, url: str | None, sqlite: str, data: str, clear_batch: int
+) -> list[tuple[str, float, float, str]]:
     io_pool = ThreadPool(minthreads=1, maxthreads=4, name="bench-io")
     io_pool.start()
     db_pool = open_pool(url, sqlite)
@@ -121,6 +141,7 @@ async def measure(reactor: Any, url: str | None, sqlite: str, data: str) -> list
             settings=settings,
             access=access,
             clock=reactor,
+            clear_batch_size=clear_batch,
         )
         probe = HealthProbe(reactor, index)
 
@@ -179,9 +200,19 @@ async def measure(reactor: Any, url: str | None, sqlite: str, data: str) -> list
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000])
-    parser.add_argument("--pg", help="an empty PostgreSQL database or schema URL (one size only)")
+    parser.add_argument(
+        "--pg",
+        help="an empty PostgreSQL database URL (one size only), or 'throwaway': a new database on the tests' "
+        "throwaway cluster (tests/pg_support.py: initdb on 127.0.0.1, fsync off, removed at exit)",
+    )
+    parser.add_argument("--clear-batch", type=int, default=2000, help="Evictor.clear_batch_size (default 2000)")
     parser.add_argument("--keep", help="a directory to keep generated sqlite files in, and reuse them from")
     args = parser.parse_args(argv)
+    if args.pg == "throwaway":
+        from tests import pg_support
+
+        pg_support.admin("CREATE DATABASE evict_scale")
+        args.pg = pg_support._with(pg_support.server_url(), path="/evict_scale")
     work = tempfile.mkdtemp(prefix="harbor-evict-scale-")
 
     async def all_sizes(reactor: Any) -> None:
@@ -193,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
             kept = os.path.join(args.keep, f"{n}.sqlite") if args.keep and not args.pg else None
             if kept and os.path.exists(kept):
                 shutil.copyfile(kept, sqlite)
+                refresh_triggers(sqlite)
                 print(f"{n:,} rows ({engine}): copied from {kept}", flush=True)
             else:  # blocking, before anything is measured
                 seconds = fill(n, None if args.pg else sqlite, args.pg)
@@ -200,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
                 if kept:
                     os.makedirs(args.keep, exist_ok=True)
                     shutil.copyfile(sqlite, kept)
-            await measure(reactor, args.pg, sqlite, data)
+            await measure(reactor, args.pg, sqlite, data, args.clear_batch)
             shutil.rmtree(data, ignore_errors=True)
 
     try:

@@ -73,17 +73,22 @@ class EvictionStore(Store):
             if not ids:
                 return [], []
             marks = ", ".join("?" * len(ids))
+            # By primary key: sqlite without statistics would walk entries_kind_access for kind = 'proxy'
+            # (every proxy row per batch) unless ``+kind`` keeps it off that index.
+            kind = "+kind" if self.dialect == "sqlite" else "kind"
             self._exec(
                 txn,
                 f"""SELECT {_PROXY_COLUMNS} FROM entries
-                    WHERE kind = 'proxy' AND id IN ({marks})""",
+                    WHERE {kind} = 'proxy' AND id IN ({marks})""",
                 ids,
             )
             deleted = fetch_all(txn, ProxyEntry)
             if not deleted:
                 return [], []
             gone = [row.id for row in deleted]
-            self._exec(txn, f"DELETE FROM entries WHERE kind = 'proxy' AND id IN ({', '.join('?' * len(gone))})", gone)
+            self._exec(
+                txn, f"DELETE FROM entries WHERE {kind} = 'proxy' AND id IN ({', '.join('?' * len(gone))})", gone
+            )
             sizes: dict[str, int] = {}
             for row in deleted:
                 sizes[row.digest] = max(sizes.get(row.digest, 0), row.size)

@@ -143,6 +143,15 @@ def _bytes(r: str, sign: str) -> str:
     )
 
 
+def _bytes_change() -> str:
+    """One UPDATE of byte_totals for a changed digest_refs row (OLD out, NEW in)."""
+    evictable = "CASE WHEN {r}.hosted_refs = 0 THEN {r}.size ELSE 0 END"
+    return (
+        "UPDATE byte_totals SET total_size = total_size - OLD.size + NEW.size, "
+        f"evictable_size = evictable_size - {evictable.format(r='OLD')} + {evictable.format(r='NEW')} WHERE id = 1"
+    )
+
+
 def _body(statements: list[str]) -> str:
     return "\n".join(s + ";" for s in statements)
 
@@ -175,7 +184,7 @@ _SQLITE = [
         {_body([_bytes("NEW", "+")])}
     END""",
     f"""CREATE TRIGGER totals_digests_upd AFTER UPDATE ON digest_refs BEGIN
-        {_body([_bytes("OLD", "-"), _bytes("NEW", "+")])}
+        {_body([_bytes_change()])}
     END""",
     f"""CREATE TRIGGER totals_digests_del AFTER DELETE ON digest_refs BEGIN
         {_body([_bytes("OLD", "-")])}
@@ -213,8 +222,7 @@ BEGIN
     ELSIF TG_OP = 'DELETE' THEN
         {_bytes("OLD", "-")};
     ELSE
-        {_bytes("OLD", "-")};
-        {_bytes("NEW", "+")};
+        {_bytes_change()};
     END IF;
     RETURN NULL;
 END

@@ -157,6 +157,7 @@ class Evictor:
         access: AccessRecorder,
         clock: IReactorTime,
         batch_size: int = 500,
+        clear_batch_size: int = 2000,
         cooperate: Callable[[], Any] | None = None,
     ) -> None:
         self.index = index
@@ -167,6 +168,9 @@ class Evictor:
         self.clock = clock
         self.batch_size = batch_size
         self.page_size = batch_size * 10
+        # A clear removes everything proxied: bigger transactions (fewer commits, each a WAL write of the
+        # same index pages) matter more there than the time one of them holds the writer.
+        self.clear_batch_size = clear_batch_size
         # Called between batches; its Deferred lets the reactor run other work.
         self._cooperate = cooperate or (lambda: task.deferLater(clock, 0, lambda: None))
         self.invalidators: list[Invalidator] = []
@@ -313,7 +317,7 @@ class Evictor:
             log.info("{free} bytes free: back above cache.min_free_bytes", free=space.free())
 
     async def _clear(self) -> int:
-        removed, _ = await self._sweep("id", protect=False)
+        removed, _ = await self._sweep("id", protect=False, batch=self.clear_batch_size)
         await self._keep_reserve()
         await self._analyze(full=True)
         return removed
@@ -353,6 +357,7 @@ class Evictor:
         excess: int | None = None,
         size: int = 0,
         protect: bool = True,
+        batch: int | None = None,
     ) -> tuple[int, int]:
         """Walk proxy entries in ``order`` and delete them batch by batch.
 
@@ -362,16 +367,18 @@ class Evictor:
         removed = 0
         freed = 0
         after = None
+        batch_size = batch or self.batch_size
+        page_size = batch_size * 10
         cols = self.index.EVICTION_ORDERS[order]
         while excess is None or freed < excess:
             # One query fetches a window of several batches (each order has an
             # index on (kind, order columns), migrations 1 and 4).
-            window = await self.index.proxy_entries_page(order, after, self.page_size, accessed_before)
+            window = await self.index.proxy_entries_page(order, after, page_size, accessed_before)
             if not window:
                 break
             finished_window = True
-            for start in range(0, len(window), self.batch_size):
-                chunk = window[start : start + self.batch_size]
+            for start in range(0, len(window), batch_size):
+                chunk = window[start : start + batch_size]
                 busy = self.busy_digests() if protect else set()
                 victims = []
                 planned = 0
@@ -395,7 +402,7 @@ class Evictor:
                 if considered < len(chunk) or (excess is not None and freed >= excess):
                     finished_window = False
                     break
-            if finished_window and len(window) < self.page_size:
+            if finished_window and len(window) < page_size:
                 break
         return removed, size - freed
 

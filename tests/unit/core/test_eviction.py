@@ -392,6 +392,25 @@ class BatchTests(EvictionCase):
         self.assertEqual(self.remaining(), sorted(e.id for e in entries[:3]))
         self.assertGreaterEqual(self.cooperations, 1)
 
+    def test_clear_deletes_in_batches_of_its_own_size(self):
+        """A clear walks proxy rows by id in clear_batch_size transactions, yielding between them."""
+        self.evictor = self.make_evictor(batch_size=2)
+        self.evictor.clear_batch_size = 3
+        for i in range(7):
+            self.add(f"c{i}")
+        calls = []
+        real = self.index.delete_proxy_entries
+
+        async def counted(ids):
+            calls.append(list(ids))
+            return await real(ids)
+
+        self.patch(self.index, "delete_proxy_entries", counted)
+        self.assertEqual(self.wait(self.evictor.clear_proxy()), 7)
+        self.assertEqual([len(c) for c in calls], [3, 3, 1])
+        self.assertEqual(sum(calls, []), sorted(sum(calls, [])))  # by id
+        self.assertGreaterEqual(self.cooperations, 2)
+
     def test_skipped_rows_do_not_stall_paging(self):
         """A page full of busy rows is skipped over, not fetched again forever."""
         self.evictor = self.make_evictor(batch_size=2)

@@ -221,6 +221,21 @@ class TotalsMixin:
                     text = run_txn(self.index, plan)
                     self.assertNotIn("TEMP B-TREE", text, (order, analyzed, text))
                     self.assertRegex(text, r"^SEARCH entries USING", (order, analyzed, text))
+            # The deletion of a batch finds its rows by primary key (as run: the statements traced).
+            statements = []
+            self.pool.conn.set_trace_callback(statements.append)
+            run(self, self.index.delete_proxy_entries([5, 6, 7] if analyzed else [2, 3, 4]))
+            self.pool.conn.set_trace_callback(None)
+            # (each trigger statement is traced with its outer statement's text: once each is enough)
+            on_entries = sorted({s for s in statements if s.lstrip().startswith(("SELECT id,", "DELETE FROM entries"))})
+            self.assertEqual(len(on_entries), 2, statements)
+            for statement in on_entries:
+
+                def plan(txn, statement=statement):
+                    self.index._exec(txn, "EXPLAIN QUERY PLAN " + statement)
+                    return " | ".join(r[-1] for r in txn.fetchall())
+
+                self.assertIn("INTEGER PRIMARY KEY", run_txn(self.index, plan), (analyzed, statement))
 
 
 class SqliteTotalsTests(TotalsMixin, SynchronousTestCase):
