@@ -231,11 +231,11 @@ class TotalsMixin:
             self.assertEqual(len(on_entries), 2, statements)
             for statement in on_entries:
 
-                def plan(txn, statement=statement):
+                def traced_plan(txn, statement=statement):
                     self.index._exec(txn, "EXPLAIN QUERY PLAN " + statement)
                     return " | ".join(r[-1] for r in txn.fetchall())
 
-                self.assertIn("INTEGER PRIMARY KEY", run_txn(self.index, plan), (analyzed, statement))
+                self.assertIn("INTEGER PRIMARY KEY", run_txn(self.index, traced_plan), (analyzed, statement))
 
 
 class SqliteTotalsTests(TotalsMixin, SynchronousTestCase):
