@@ -25,9 +25,12 @@ them: only a change of digest, size, kind or type does.
   ``evictable_size`` (digests with no hosted reference), kept by triggers
   on ``digest_refs``.
 
-On PostgreSQL the ``byte_totals`` row is one hot row every entry write
-updates: writers of entries serialize on it until they commit (transactions
-that write entries are short).
+sqlite counts row by row (its triggers fire right after each row);
+PostgreSQL counts inserts and deletions per statement from the statement's
+transition table (see ``_PG_ADDED``: updating one row thousands of times in a
+transaction is slow there).  On PostgreSQL the ``byte_totals`` row is one hot
+row every entry write updates: writers of entries on several nodes serialize
+on it until they commit (transactions that write entries are short).
 """
 
 from __future__ import annotations
@@ -200,52 +203,98 @@ def _pg(r: str) -> tuple[str, str]:
 
 _PG_SAME = "(OLD.size = digest_refs.size)::int"
 
-_PG_ENTRIES = f"""CREATE OR REPLACE FUNCTION totals_entries_sync() RETURNS trigger LANGUAGE plpgsql AS $f$
+# PostgreSQL keeps each row version of a row updated again and again in one transaction (MVCC): a batch
+# of 2,000 deletions updating byte_totals and entry_totals once per row walks ever longer version chains.
+# So inserts and deletions of entries are counted per statement, from its transition table (one update of
+# each totals row per statement); an update of digest, size, kind or type (rare: a pull of pushed
+# content, a redeploy) is counted per row.  byte_totals follows digest_refs per statement too.
+
+
+def _pg_function(name: str, statements: list[str]) -> str:
+    return f"""CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        {_body(_add("NEW", *_pg("NEW")))}
-    ELSIF TG_OP = 'DELETE' THEN
-        {_body(_drop("OLD", *_pg("OLD"), _PG_SAME, _PG_MARK))}
-    ELSIF NEW.digest IS DISTINCT FROM OLD.digest OR NEW.size IS DISTINCT FROM OLD.size
+    {_body(statements)}
+    RETURN NULL;
+END
+$f$"""
+
+
+_PG_ADDED = [
+    """INSERT INTO digest_refs (digest, size, size_refs, proxy_refs, hosted_refs)
+        SELECT a.digest, m.size, SUM((a.size = m.size)::int), SUM((a.kind = 'proxy')::int),
+               SUM((a.kind = 'hosted')::int)
+        FROM added AS a JOIN (SELECT digest, MAX(size) AS size FROM added GROUP BY digest) AS m
+             ON m.digest = a.digest
+        GROUP BY a.digest, m.size
+        ON CONFLICT (digest) DO UPDATE SET
+            size = GREATEST(digest_refs.size, excluded.size),
+            size_refs = CASE WHEN excluded.size > digest_refs.size THEN excluded.size_refs
+                             WHEN excluded.size = digest_refs.size THEN digest_refs.size_refs + excluded.size_refs
+                             ELSE digest_refs.size_refs END,
+            proxy_refs = digest_refs.proxy_refs + excluded.proxy_refs,
+            hosted_refs = digest_refs.hosted_refs + excluded.hosted_refs""",
+    """UPDATE entry_totals SET entries = entry_totals.entries + c.n
+        FROM (SELECT type, kind, COUNT(*) AS n FROM added GROUP BY type, kind) AS c
+        WHERE entry_totals.type = c.type AND entry_totals.kind = c.kind""",
+]
+
+_PG_REMOVED = [
+    """UPDATE digest_refs SET proxy_refs = digest_refs.proxy_refs - r.p, hosted_refs = digest_refs.hosted_refs - r.h,
+            size_refs = digest_refs.size_refs - r.at_max
+        FROM (SELECT x.digest, SUM((x.kind = 'proxy')::int) AS p, SUM((x.kind = 'hosted')::int) AS h,
+                     SUM((x.size = d.size)::int) AS at_max
+              FROM removed AS x JOIN digest_refs AS d ON d.digest = x.digest GROUP BY x.digest) AS r
+        WHERE digest_refs.digest = r.digest""",
+    """DELETE FROM digest_refs WHERE digest IN (SELECT digest FROM removed) AND proxy_refs + hosted_refs <= 0""",
+    # a statement trigger sees the table as the statement left it: the recount is exact here
+    _recount("digest IN (SELECT digest FROM removed) AND size_refs <= 0"),
+    """UPDATE entry_totals SET entries = entry_totals.entries - c.n
+        FROM (SELECT type, kind, COUNT(*) AS n FROM removed GROUP BY type, kind) AS c
+        WHERE entry_totals.type = c.type AND entry_totals.kind = c.kind""",
+]
+
+_PG_CHANGED = [
+    """IF NEW.digest IS DISTINCT FROM OLD.digest OR NEW.size IS DISTINCT FROM OLD.size
           OR NEW.kind IS DISTINCT FROM OLD.kind OR NEW.type IS DISTINCT FROM OLD.type THEN
-        {_body(_drop("OLD", *_pg("OLD"), _PG_SAME, _PG_MARK))}
-        {_body(_add("NEW", *_pg("NEW")))}
-    END IF;
-    RETURN NULL;
-END
-$f$"""
+        """
+    + _body(_drop("OLD", *_pg("OLD"), _PG_SAME, _PG_MARK))
+    + "\n"
+    + _body(_add("NEW", *_pg("NEW")))
+    + "\n    END IF",
+]
 
-_PG_DIGESTS = f"""CREATE OR REPLACE FUNCTION totals_digests_sync() RETURNS trigger LANGUAGE plpgsql AS $f$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        {_bytes("NEW", "+")};
-    ELSIF TG_OP = 'DELETE' THEN
-        {_bytes("OLD", "-")};
-    ELSE
-        {_bytes_change()};
-    END IF;
-    RETURN NULL;
-END
-$f$"""
 
-_PG_RECOUNT_FN = f"""CREATE OR REPLACE FUNCTION totals_recount() RETURNS trigger LANGUAGE plpgsql AS $f$
-BEGIN
-    {_body(_PG_RECOUNT)}
-    RETURN NULL;
-END
-$f$"""
+def _pg_bytes(table: str, sign: str) -> str:
+    return (
+        f"UPDATE byte_totals SET total_size = total_size {sign} (SELECT COALESCE(SUM(size), 0) FROM {table}), "
+        f"evictable_size = evictable_size {sign} (SELECT COALESCE(SUM(CASE WHEN hosted_refs = 0 THEN size ELSE 0 END), 0) "
+        f"FROM {table}) WHERE id = 1"
+    )
+
 
 _POSTGRES = [
     "CREATE TABLE digest_recount (digest TEXT PRIMARY KEY)",
-    _PG_ENTRIES,
-    _PG_RECOUNT_FN,
-    _PG_DIGESTS,
-    "CREATE TRIGGER totals_entries AFTER INSERT OR DELETE OR UPDATE OF digest, size, kind, type ON entries "
-    "FOR EACH ROW EXECUTE FUNCTION totals_entries_sync()",
-    "CREATE TRIGGER totals_recount AFTER INSERT OR DELETE OR UPDATE OF digest, size, kind, type ON entries "
+    _pg_function("totals_entries_added", _PG_ADDED),
+    _pg_function("totals_entries_removed", _PG_REMOVED),
+    _pg_function("totals_entries_changed", _PG_CHANGED),
+    _pg_function("totals_recount", _PG_RECOUNT),
+    _pg_function("totals_bytes_added", [_pg_bytes("added", "+")]),
+    _pg_function("totals_bytes_removed", [_pg_bytes("removed", "-")]),
+    _pg_function("totals_bytes_changed", [_pg_bytes("removed", "-"), _pg_bytes("added", "+")]),
+    "CREATE TRIGGER totals_entries_ins AFTER INSERT ON entries REFERENCING NEW TABLE AS added "
+    "FOR EACH STATEMENT EXECUTE FUNCTION totals_entries_added()",
+    "CREATE TRIGGER totals_entries_del AFTER DELETE ON entries REFERENCING OLD TABLE AS removed "
+    "FOR EACH STATEMENT EXECUTE FUNCTION totals_entries_removed()",
+    "CREATE TRIGGER totals_entries_upd AFTER UPDATE OF digest, size, kind, type ON entries "
+    "FOR EACH ROW EXECUTE FUNCTION totals_entries_changed()",
+    "CREATE TRIGGER totals_recount AFTER UPDATE OF digest, size, kind, type ON entries "
     "FOR EACH STATEMENT EXECUTE FUNCTION totals_recount()",
-    "CREATE TRIGGER totals_digests AFTER INSERT OR UPDATE OR DELETE ON digest_refs "
-    "FOR EACH ROW EXECUTE FUNCTION totals_digests_sync()",
+    "CREATE TRIGGER totals_bytes_ins AFTER INSERT ON digest_refs REFERENCING NEW TABLE AS added "
+    "FOR EACH STATEMENT EXECUTE FUNCTION totals_bytes_added()",
+    "CREATE TRIGGER totals_bytes_del AFTER DELETE ON digest_refs REFERENCING OLD TABLE AS removed "
+    "FOR EACH STATEMENT EXECUTE FUNCTION totals_bytes_removed()",
+    "CREATE TRIGGER totals_bytes_upd AFTER UPDATE ON digest_refs REFERENCING OLD TABLE AS removed "
+    "NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION totals_bytes_changed()",
 ]
 
 TOTALS_MIGRATION: list[str] = [

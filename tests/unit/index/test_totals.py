@@ -171,8 +171,8 @@ class TotalsMixin:
         expected = recomputed(self.index)
         number = len(MIGRATIONS)
         if self.index.dialect == "postgresql":
-            self.sql("DROP TRIGGER totals_entries ON entries")
-            self.sql("DROP TRIGGER totals_digests ON digest_refs")
+            for trigger in ("ins", "del", "upd"):
+                self.sql(f"DROP TRIGGER totals_entries_{trigger} ON entries")
             self.sql("DROP TRIGGER totals_recount ON entries")
             self.sql("DROP TABLE digest_recount")
         else:
