@@ -185,6 +185,15 @@ class TotalsMixin:
         self.assertEqual(self.maintained(), expected)
         self.assertEqual(expected[0].total_size, 4 + 7)
 
+    def test_analyze_runs_on_each_engine(self):
+        """The statistics refresh a clear and large passes ask for is valid SQL on both engines, full or not."""
+        run(
+            self, self.index.put_entry(kind="proxy", type_="blob", repository="r", key="k", digest="d", size=1, now=1.0)
+        )
+        run(self, self.index.analyze())
+        run(self, self.index.analyze(full=False))
+        self.assertTotalsMatch()
+
     def test_victim_query_uses_an_index(self):
         """Each eviction page query walks an index in its order: no full scan, no temp B-tree (sqlite's plans).
 
