@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harbor_cache.index.cursor import Cursor
-from harbor_cache.index.engine import Store, fetch_all, fetch_row, fetch_value
+from harbor_cache.index.engine import Store, fetch_all, fetch_value
 from harbor_cache.index.entries import referenced_txn
 from harbor_cache.index.rows import CacheTotals, ProxyEntry
 
@@ -31,25 +31,33 @@ class EvictionStore(Store):
         for the first page; the fields of `ProxyEntry` are named like the columns); ``accessed_before`` keeps only entries whose last
         access is older (retention).  Hosted entries are never returned.
         """
-        cols = self.EVICTION_ORDERS[order]
+        sql, args = self.proxy_page_query(order, after, limit, accessed_before)
 
         def _txn(txn: Cursor) -> list[ProxyEntry]:
-            where, args = ["kind = 'proxy'"], []
-            if accessed_before is not None:
-                where.append("last_access < ?")
-                args.append(accessed_before)
-            if after is not None:
-                where.append(f"({', '.join(cols)}) > ({', '.join('?' * len(cols))})")
-                args.extend(after)
-            self._exec(
-                txn,
-                f"""SELECT {_PROXY_COLUMNS}
-                    FROM entries WHERE {" AND ".join(where)} ORDER BY {", ".join(cols)} LIMIT ?""",
-                (*args, limit),
-            )
+            self._exec(txn, sql, args)
             return fetch_all(txn, ProxyEntry)
 
         return await self._run("proxy_entries_page", _txn)
+
+    def proxy_page_query(
+        self, order: str, after: tuple | None, limit: int, accessed_before: float | None = None
+    ) -> tuple[str, list]:
+        """The SQL and arguments of `proxy_entries_page` (its plan is checked by tests/unit/index/test_totals)."""
+        cols = self.EVICTION_ORDERS[order]
+        # By id (a clear) the primary key is the index to walk: on sqlite ``+kind`` keeps the planner off
+        # entries_kind_access (whose order is not the id's: a temp B-tree of every proxy row per page),
+        # whatever its statistics say.  The other orders each have an index on (kind, order columns).
+        kind = "+kind" if order == "id" and self.dialect == "sqlite" else "kind"
+        where, args = [f"{kind} = 'proxy'"], []
+        if accessed_before is not None:
+            where.append("last_access < ?")
+            args.append(accessed_before)
+        if after is not None:
+            where.append(f"({', '.join(cols)}) > ({', '.join('?' * len(cols))})")
+            args.extend(after)
+        sql = f"""SELECT {_PROXY_COLUMNS}
+                  FROM entries WHERE {" AND ".join(where)} ORDER BY {", ".join(cols)} LIMIT ?"""
+        return sql, [*args, limit]
 
     async def delete_proxy_entries(self, ids: list[int]) -> tuple[list[ProxyEntry], list[tuple[str, int]]]:
         """Delete the given entries that are still proxy entries, in one transaction.
@@ -65,17 +73,22 @@ class EvictionStore(Store):
             if not ids:
                 return [], []
             marks = ", ".join("?" * len(ids))
+            # By primary key: sqlite without statistics would walk entries_kind_access for kind = 'proxy'
+            # (every proxy row per batch) unless ``+kind`` keeps it off that index.
+            kind = "+kind" if self.dialect == "sqlite" else "kind"
             self._exec(
                 txn,
                 f"""SELECT {_PROXY_COLUMNS} FROM entries
-                    WHERE kind = 'proxy' AND id IN ({marks})""",
+                    WHERE {kind} = 'proxy' AND id IN ({marks})""",
                 ids,
             )
             deleted = fetch_all(txn, ProxyEntry)
             if not deleted:
                 return [], []
             gone = [row.id for row in deleted]
-            self._exec(txn, f"DELETE FROM entries WHERE kind = 'proxy' AND id IN ({', '.join('?' * len(gone))})", gone)
+            self._exec(
+                txn, f"DELETE FROM entries WHERE {kind} = 'proxy' AND id IN ({', '.join('?' * len(gone))})", gone
+            )
             sizes: dict[str, int] = {}
             for row in deleted:
                 sizes[row.digest] = max(sizes.get(row.digest, 0), row.size)
@@ -85,44 +98,36 @@ class EvictionStore(Store):
         return await self._run("delete_proxy_entries", _txn)
 
     async def evictable_size(self) -> int:
-        """Bytes on disk that eviction could free: digests referenced only by proxy entries."""
+        """Bytes on disk that eviction could free: digests referenced only by proxy entries.
+
+        Read from ``byte_totals``, which triggers keep (index/totals_schema.py):
+        one row, however many entries.
+        """
 
         def _txn(txn: Cursor) -> int:
-            self._exec(
-                txn,
-                """SELECT COALESCE(SUM(size), 0) FROM (
-                       SELECT MAX(size) AS size FROM entries GROUP BY digest
-                       HAVING SUM(CASE WHEN kind = 'hosted' THEN 1 ELSE 0 END) = 0) AS only_proxy""",
-            )
+            self._exec(txn, "SELECT evictable_size FROM byte_totals WHERE id = 1")
             return int(fetch_value(txn))
 
         return await self._run("evictable_size", _txn)
 
     async def cache_totals(self) -> CacheTotals:
-        """Entry counts by type and the bytes on disk (each digest counted once)."""
+        """Entry counts by type and the bytes on disk (each digest once), from the maintained totals."""
 
         def _txn(txn: Cursor) -> CacheTotals:
-            self._exec(
-                txn,
-                """SELECT COUNT(*),
-                          COALESCE(SUM(CASE WHEN type = 'manifest' THEN 1 ELSE 0 END), 0),
-                          COALESCE(SUM(CASE WHEN type = 'blob' THEN 1 ELSE 0 END), 0),
-                          COALESCE(SUM(CASE WHEN type = 'maven' THEN 1 ELSE 0 END), 0),
-                          COALESCE(SUM(CASE WHEN kind = 'proxy' THEN 1 ELSE 0 END), 0)
-                   FROM entries""",
-            )
-            entries, manifests, blobs, maven, proxy = fetch_row(txn)
-            self._exec(
-                txn,
-                "SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM entries GROUP BY digest) AS d",
-            )
+            self._exec(txn, "SELECT type, kind, entries FROM entry_totals")
+            counts = {(t, k): int(n) for t, k, n in txn.fetchall()}
+            self._exec(txn, "SELECT total_size FROM byte_totals WHERE id = 1")
             total = fetch_value(txn)
+
+            def of(type_: str | None = None, kind: str | None = None) -> int:
+                return sum(n for (t, k), n in counts.items() if type_ in (None, t) and kind in (None, k))
+
             return CacheTotals(
-                entries=int(entries),
-                manifests=int(manifests),
-                blobs=int(blobs),
-                maven=int(maven),
-                proxy=int(proxy),
+                entries=of(),
+                manifests=of("manifest"),
+                blobs=of("blob"),
+                maven=of("maven"),
+                proxy=of(kind="proxy"),
                 total_size=int(total),
             )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from harbor_cache.index.cursor import Cursor
 from harbor_cache.index.engine import Store, fetch_value
 from harbor_cache.index.search_schema import SEARCH_MIGRATION, SEARCH_NAME_INDEX, dialect_of_statement
+from harbor_cache.index.totals_schema import TOTALS_MIGRATION
 
 MIGRATIONS: list[list[str]] = [
     # 1: the first schema
@@ -321,6 +322,11 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX group_members_user ON group_members (user_id)",
     ],
+    # 21: maintained totals (issue 30): per-digest reference counts and sizes, entry counts per (type, kind)
+    #     and the byte totals, kept by triggers on entries so that the cache statistics and every eviction
+    #     pass read seven rows instead of a GROUP BY digest over every entry (index/totals_schema.py says
+    #     why triggers rather than the write transactions); back-fills them from the existing rows
+    TOTALS_MIGRATION,
 ]
 
 
@@ -352,9 +358,38 @@ class SchemaStore(Store):
                     )
                 self._exec(txn, "INSERT INTO schema_version (version) VALUES (?)", (number,))
                 current = number
+            if self.dialect == "sqlite":
+                self._analyze_txn(txn)
             return current
 
         return await self._run("migrate", _txn)
+
+    async def analyze(self, full: bool = True) -> None:
+        """Refresh the planner's statistics: at start (`migrate`), after large deletes, each eviction pass.
+
+        sqlite never gathers them by itself, and without them it reads
+        ``kind = 'proxy'`` as selective: it pages a clear through
+        ``entries_kind_access`` and sorts every proxy row per page.
+        ``analysis_limit`` samples each index (10,000 rows), so an ANALYZE
+        costs tens of milliseconds at a million rows; ``full=False`` is ``PRAGMA optimize``,
+        which analyzes only the tables whose size changed much since (cheap
+        enough for every eviction pass).  PostgreSQL's autovacuum keeps its
+        statistics, but lags behind a clear of the whole cache; ANALYZE of
+        the two tables is cheap there too (``full=False`` leaves it to autovacuum).
+        """
+
+        def _txn(txn: Cursor) -> None:
+            if self.dialect == "sqlite":
+                self._analyze_txn(txn, full)
+            elif full:
+                self._exec(txn, "ANALYZE entries")
+                self._exec(txn, "ANALYZE digest_refs")
+
+        await self._run("analyze", _txn)
+
+    def _analyze_txn(self, txn: Cursor, full: bool = True) -> None:
+        self._exec(txn, "PRAGMA analysis_limit = 10000")
+        self._exec(txn, "ANALYZE" if full else "PRAGMA optimize")
 
     async def ping(self) -> bool:
         """One trivial query: True when the database answers (``/health``)."""

@@ -4,7 +4,9 @@ when the disk is full; and the operations that move files between them."""
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
@@ -53,7 +55,7 @@ class Storage:
         """Blocking (start-up, on the I/O pool): the tier's files as they are on disk; returns their bytes."""
         if self.tier is None:
             return 0
-        self.tier.load(self.scan_blobs())
+        self.tier.load(item for shard in self.blob_shards() for item in self.scan_shard(shard))
         return self.tier.bytes
 
     def clean_temp(self) -> int:
@@ -300,23 +302,41 @@ class Storage:
 
     # -- orphans ------------------------------------------------------------
 
-    def scan_blobs(self) -> list[tuple[str, int, float]]:
-        """(digest, size, mtime) of every committed file; blocking (run on the I/O pool)."""
-        found = []
-        for algo in os.listdir(self.blob_dir):
-            algo_dir = os.path.join(self.blob_dir, algo)
-            if not os.path.isdir(algo_dir):
-                continue
-            for prefix in os.listdir(algo_dir):
-                prefix_dir = os.path.join(algo_dir, prefix)
-                try:
-                    names = os.listdir(prefix_dir)
-                except NotADirectoryError:
+    def blob_shards(self) -> list[str]:
+        """The shard directories of ``blobs/`` ("sha256/ab"), sorted; blocking (run on the I/O pool).
+
+        A few hundred names whatever the file count: the orphan sweep walks
+        one shard at a time from a cursor (`core.operations.orphans`).
+        """
+        shards: list[str] = []
+        with os.scandir(self.blob_dir) as algos:
+            for algo in algos:
+                if not algo.is_dir(follow_symlinks=False):
                     continue
-                for name in names:
-                    try:
-                        st = os.stat(os.path.join(prefix_dir, name))
-                    except FileNotFoundError:
-                        continue
-                    found.append((f"{algo}:{name}", st.st_size, st.st_mtime))
-        return found
+                with os.scandir(algo.path) as prefixes:
+                    shards.extend(f"{algo.name}/{p.name}" for p in prefixes if p.is_dir(follow_symlinks=False))
+        return sorted(shards)
+
+    def scan_shard(self, shard: str) -> Iterator[tuple[str, int, float]]:
+        """(digest, size, mtime) of each committed file in one shard, as `os.scandir` finds them.
+
+        A generator over an open directory: the caller takes a batch at a time
+        (`take`, on the I/O pool), so memory holds one batch, not the shard.
+        """
+        algo = shard.split("/", 1)[0]
+        try:
+            listing = os.scandir(os.path.join(self.blob_dir, shard))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        with listing:
+            for item in listing:
+                try:
+                    st = item.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                yield f"{algo}:{item.name}", st.st_size, st.st_mtime
+
+
+def take(items: Iterator[tuple[str, int, float]], count: int) -> list[tuple[str, int, float]]:
+    """The next ``count`` items of an iterator (fewer at its end); blocking when it reads a directory."""
+    return list(itertools.islice(items, count))

@@ -43,6 +43,14 @@ Work is done in batches of ``batch_size`` rows, one SQL transaction each,
 handing the reactor back between batches, so 100k entries never stall it
 (see ``bench/eviction_bench.py``).  Passes never overlap: a second caller
 waits for the running one and then runs its own.
+
+Cost grows with what is removed, not with the index (issue 30): the
+evictable bytes are a maintained total (one row, `index.totals_schema`), so a
+pass with nothing to evict reads it and stops; victims come page by page
+from an index in eviction order, each page starting after the last row of
+the previous one (keyset), and a clear walks proxy rows by id.  After large
+deletes the planner's statistics are refreshed (``ANALYZE``), since sqlite
+keeps none by itself (see ``bench/eviction_scale_bench.py``).
 """
 
 from __future__ import annotations
@@ -79,6 +87,9 @@ T = TypeVar("T")
 Invalidator = Callable[[str, str, str], Any]
 
 DAY = 86400.0
+# A pass that removed at least this many entries refreshes the planner's statistics in full (a clear always
+# does); a smaller one only asks sqlite's ``PRAGMA optimize``, which analyzes what grew or shrank much.
+ANALYZE_AFTER = 10_000
 UNITS = ("B", "KB", "MB", "GB", "TB", "PB", "EB")
 
 
@@ -146,6 +157,7 @@ class Evictor:
         access: AccessRecorder,
         clock: IReactorTime,
         batch_size: int = 500,
+        clear_batch_size: int = 2000,
         cooperate: Callable[[], Any] | None = None,
     ) -> None:
         self.index = index
@@ -156,6 +168,9 @@ class Evictor:
         self.clock = clock
         self.batch_size = batch_size
         self.page_size = batch_size * 10
+        # A clear removes everything proxied: bigger transactions (fewer commits, each a WAL write of the
+        # same index pages) matter more there than the time one of them holds the writer.
+        self.clear_batch_size = clear_batch_size
         # Called between batches; its Deferred lets the reactor run other work.
         self._cooperate = cooperate or (lambda: task.deferLater(clock, 0, lambda: None))
         self.invalidators: list[Invalidator] = []
@@ -281,6 +296,7 @@ class Evictor:
         elif space is not None:
             self._floor_now("ok", space)
         await self._keep_reserve()
+        await self._analyze(full=expired + evicted >= ANALYZE_AFTER)
         self.last_pass = {
             "expired": expired,
             "evicted": evicted,
@@ -314,9 +330,17 @@ class Evictor:
             log.info("{free} bytes free: back above cache.min_free_bytes", free=space.free())
 
     async def _clear(self) -> int:
-        removed, _ = await self._sweep("id", protect=False)
+        removed, _ = await self._sweep("id", protect=False, batch=self.clear_batch_size)
         await self._keep_reserve()
+        await self._analyze(full=True)
         return removed
+
+    async def _analyze(self, full: bool) -> None:
+        """Keep the planner's statistics fresh after large deletes (see `SchemaStore.analyze`)."""
+        try:
+            await self.index.analyze(full)
+        except Exception:
+            log.failure("refreshing the index statistics after eviction")
 
     async def _sweep_orphans(self) -> None:
         if self.orphans is None:
@@ -346,6 +370,7 @@ class Evictor:
         excess: int | None = None,
         size: int = 0,
         protect: bool = True,
+        batch: int | None = None,
     ) -> tuple[int, int]:
         """Walk proxy entries in ``order`` and delete them batch by batch.
 
@@ -355,16 +380,18 @@ class Evictor:
         removed = 0
         freed = 0
         after = None
+        batch_size = batch or self.batch_size
+        page_size = batch_size * 10
         cols = self.index.EVICTION_ORDERS[order]
         while excess is None or freed < excess:
             # One query fetches a window of several batches (each order has an
             # index on (kind, order columns), migrations 1 and 4).
-            window = await self.index.proxy_entries_page(order, after, self.page_size, accessed_before)
+            window = await self.index.proxy_entries_page(order, after, page_size, accessed_before)
             if not window:
                 break
             finished_window = True
-            for start in range(0, len(window), self.batch_size):
-                chunk = window[start : start + self.batch_size]
+            for start in range(0, len(window), batch_size):
+                chunk = window[start : start + batch_size]
                 busy = self.busy_digests() if protect else set()
                 victims = []
                 planned = 0
@@ -388,7 +415,7 @@ class Evictor:
                 if considered < len(chunk) or (excess is not None and freed >= excess):
                     finished_window = False
                     break
-            if finished_window and len(window) < self.page_size:
+            if finished_window and len(window) < page_size:
                 break
         return removed, size - freed
 

@@ -10,6 +10,13 @@ or downloaded are left for a later sweep.
 
 It runs once shortly after start-up and at each eviction pass.  Until they
 go, orphans are counted in the cache statistics' ``total_size``.
+
+The walk is incremental (issue 30): ``blobs/<algo>/<ab>/`` shard by shard
+with `os.scandir`, ``BATCH`` files at a time, from a cursor (the next shard)
+kept between passes.  A pass goes on to the next shard until it has looked at
+``files_per_pass`` files, so its work and memory stay bounded at any file
+count; a small store is swept whole in one pass, a million files in about
+``1M / files_per_pass`` passes.  The orphan bytes are remembered per shard.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import TYPE_CHECKING
 from twisted.logger import Logger
 
 from harbor_cache.core.operations.bucket_orphans import sweep_bucket
+from harbor_cache.storage.layout import take
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -33,6 +41,7 @@ if TYPE_CHECKING:
 log = Logger()
 
 BATCH = 500
+FILES_PER_PASS = 50_000
 
 
 class OrphanSweeper:
@@ -44,22 +53,70 @@ class OrphanSweeper:
         settings: RuntimeSettings,
         clock: IReactorTime,
         busy: Callable[[], set[str]] = lambda: set(),
+        files_per_pass: int = FILES_PER_PASS,
     ) -> None:
         self.index = index
         self.storage = storage
         self.settings = settings
         self.clock = clock
         self.busy = busy  # callable: digests being read or downloaded right now
-        self.orphan_bytes = 0  # unreferenced bytes still on disk after the last sweep
+        self.files_per_pass = files_per_pass
+        self.cursor: str | None = None  # the shard the next pass starts at (None: the first)
+        self._left: dict[str, int] = {}  # shard -> unreferenced bytes still there after its last visit
+        self.shards_visited = 0  # in the last pass (for the tests and the bench)
+        self.files_seen = 0
+
+    @property
+    def orphan_bytes(self) -> int:
+        """Unreferenced bytes still on disk, as each shard's last visit found them."""
+        return sum(self._left.values())
 
     async def sweep(self) -> tuple[int, int]:
-        """One sweep; returns (files removed, bytes removed)."""
-        files = await self.storage.io.run(self.storage.scan_blobs)
+        """One pass from the cursor, ``files_per_pass`` files or so; returns (files removed, bytes removed)."""
+        shards = await self.storage.io.run(self.storage.blob_shards)
+        for vanished in set(self._left) - set(shards):
+            del self._left[vanished]
+        if not shards:
+            self.cursor = None
+            return 0, 0
+        start = 0
+        if self.cursor is not None:
+            start = next((i for i, shard in enumerate(shards) if shard >= self.cursor), 0)
+        removed = removed_bytes = seen = visited = 0
+        for step in range(len(shards)):
+            shard = shards[(start + step) % len(shards)]
+            files, unlinked, unlinked_bytes = await self._sweep_shard(shard)
+            seen += files
+            removed += unlinked
+            removed_bytes += unlinked_bytes
+            visited += 1
+            self.cursor = shards[(start + step + 1) % len(shards)]
+            if seen >= self.files_per_pass:
+                break
+        self.shards_visited, self.files_seen = visited, seen
+        bucket = getattr(self.storage, "bucket", None)
+        if bucket is not None:  # [storage] backend = "s3": the bucket's objects too (bucket_orphans.py)
+            grace = self.settings.get("cache.orphan_grace_seconds")
+            await sweep_bucket(self.index, bucket, grace, self.clock.seconds(), self.busy)
+        if removed:
+            log.info(
+                "removed {count} orphan files ({size} bytes) that no index entry pointed at",
+                count=removed,
+                size=removed_bytes,
+            )
+        return removed, removed_bytes
+
+    async def _sweep_shard(self, shard: str) -> tuple[int, int, int]:
+        """Sweep one shard, a batch at a time; (files looked at, files removed, bytes removed)."""
         grace = self.settings.get("cache.orphan_grace_seconds")
         now = self.clock.seconds()
-        removed = removed_bytes = left_bytes = 0
-        for start in range(0, len(files), BATCH):
-            batch = files[start : start + BATCH]
+        seen = removed = removed_bytes = left_bytes = 0
+        files = self.storage.scan_shard(shard)
+        while True:
+            batch = await self.storage.io.run(take, files, BATCH)
+            if not batch:
+                break
+            seen += len(batch)
             referenced = await self.index.digests_referenced([digest for digest, _, _ in batch])
             busy = self.busy()
             doomed = []
@@ -77,17 +134,8 @@ class OrphanSweeper:
                 await self.storage.io.run(_unlink_all, [self.storage.blob_path(d) for d, _ in doomed], now - grace)
                 removed += len(doomed)
                 removed_bytes += sum(size for _, size in doomed)
-        self.orphan_bytes = left_bytes
-        bucket = getattr(self.storage, "bucket", None)
-        if bucket is not None:  # [storage] backend = "s3": the bucket's objects too (bucket_orphans.py)
-            await sweep_bucket(self.index, bucket, grace, now, self.busy)
-        if removed:
-            log.info(
-                "removed {count} orphan files ({size} bytes) that no index entry pointed at",
-                count=removed,
-                size=removed_bytes,
-            )
-        return removed, removed_bytes
+        self._left[shard] = left_bytes
+        return seen, removed, removed_bytes
 
 
 def _unlink_all(paths: list[str], cutoff: float) -> None:

@@ -340,6 +340,40 @@ class SafetyTests(EvictionCase):
         self.assertTrue(self.on_disk(hosted))
         self.assertFalse(any(self.on_disk(p) for p in proxies))
 
+    def test_clear_refreshes_the_planner_statistics(self):
+        """After DELETE /api/v1/cache sqlite's statistics count the rows left (ANALYZE), not those before."""
+
+        def entries_rows(txn):
+            txn.execute("SELECT stat FROM sqlite_stat1 WHERE idx = 'entries_kind_access'")
+            row = txn.fetchone()
+            return int(row[0].split()[0]) if row else None
+
+        hosted = self.add("hosted", kind="hosted")
+        for n in "abcdef":
+            self.add(n)
+        self.wait(self.index.analyze())
+        self.assertEqual(self.successResultOf(self.pool.runInteraction(entries_rows)), 7)
+        self.assertEqual(self.wait(self.evictor.clear_proxy()), 6)
+        self.assertEqual(self.remaining(), [hosted.id])
+        self.assertEqual(self.successResultOf(self.pool.runInteraction(entries_rows)), 1)
+
+    def test_a_pass_with_nothing_to_evict_reads_the_maintained_total(self):
+        """Under max_size, with retention off, a pass pages through no entries: one row says nothing is due."""
+        for n in "abc":
+            self.add(n)
+        self.configure(cache__max_size=10_000, cache__retention_days=0)
+        pages = []
+        real = self.index.proxy_entries_page
+
+        async def counted(*args, **kw):
+            pages.append(args)
+            return await real(*args, **kw)
+
+        self.patch(self.index, "proxy_entries_page", counted)
+        self.assertEqual(self.wait(self.evictor.run()), 0)
+        self.assertEqual(pages, [])
+        self.assertEqual(self.evictor.last_pass["evictable_size"], 300)
+
     def test_access_recorder_forgets_deleted_entries(self):
         """Pending touches of evicted entries are dropped (no UPDATE of a row that is gone)."""
         e = self.add("x")
@@ -357,6 +391,25 @@ class BatchTests(EvictionCase):
         self.assertEqual(self.run_pass(), 4)
         self.assertEqual(self.remaining(), sorted(e.id for e in entries[:3]))
         self.assertGreaterEqual(self.cooperations, 1)
+
+    def test_clear_deletes_in_batches_of_its_own_size(self):
+        """A clear walks proxy rows by id in clear_batch_size transactions, yielding between them."""
+        self.evictor = self.make_evictor(batch_size=2)
+        self.evictor.clear_batch_size = 3
+        for i in range(7):
+            self.add(f"c{i}")
+        calls = []
+        real = self.index.delete_proxy_entries
+
+        async def counted(ids):
+            calls.append(list(ids))
+            return await real(ids)
+
+        self.patch(self.index, "delete_proxy_entries", counted)
+        self.assertEqual(self.wait(self.evictor.clear_proxy()), 7)
+        self.assertEqual([len(c) for c in calls], [3, 3, 1])
+        self.assertEqual(sum(calls, []), sorted(sum(calls, [])))  # by id
+        self.assertGreaterEqual(self.cooperations, 2)
 
     def test_skipped_rows_do_not_stall_paging(self):
         """A page full of busy rows is skipped over, not fetched again forever."""
