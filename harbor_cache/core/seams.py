@@ -27,7 +27,7 @@ they need of it comes through here:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from twisted.web.iweb import IResponse
 
@@ -68,6 +68,8 @@ class BlobStore(Protocol):
     io: StorageIO
     #: ``[storage] redirect``: how long a blob GET's presigned URL lives (None: redirects off)
     redirect_expiry: int | None
+    #: the object store behind the files (`storage.bucket.Bucket`), None on the filesystem backend
+    bucket: Any
 
     def blob_path(self, digest: str) -> str: ...
 
