@@ -301,6 +301,29 @@ class Storage:
         if self.bucket is not None:
             await self._delete_objects(digests)
 
+    async def remove_orphan_files(self, digests: list[str], cutoff: float) -> list[str]:
+        """The orphan sweep's unlinks: each file of ``digests`` still older than ``cutoff`` (one renamed in
+        since the scan is a new commit) goes, and leaves the tier's byte count and LRU order with it.
+        Returns the digests whose files went."""
+
+        def _unlink_old() -> list[str]:
+            gone = []
+            for digest in digests:
+                path = self.blob_path(digest)
+                try:
+                    if os.stat(path).st_mtime <= cutoff:
+                        os.unlink(path)
+                        gone.append(digest)
+                except FileNotFoundError:
+                    pass
+            return gone
+
+        gone = await self.io.run(_unlink_old)
+        if self.tier is not None:
+            for digest in gone:
+                self.tier.discard(digest)
+        return gone
+
     async def _delete_objects(self, digests: list[str]) -> None:
         """The bucket's objects of content whose rows are gone; when the bucket does not answer they stay,
         as orphans the reconciler removes later (the delete the caller asked for is done: no row names them)."""
