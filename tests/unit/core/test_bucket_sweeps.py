@@ -20,7 +20,8 @@ class _EmptyListing:
     """The part of `S3Client` the bucket's own orphan pass uses, for a bucket with no stray objects."""
 
     async def list_objects_v2(self, prefix: str, page_size: int = 1000) -> AsyncIterator[Any]:
-        for item in ():
+        nothing: list[Any] = []
+        for item in nothing:
             yield item
 
     async def list_multipart_uploads(self, prefix: str) -> list[Any]:
