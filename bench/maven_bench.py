@@ -24,6 +24,8 @@ harbor-cache writes its access log to a file of its own (``[log] access_file``, 
 production deployment would; nginx runs with ``access_log off``, so harbor-cache still does more per request.
 ``--compare-main-log`` runs the compared checkout without ``[log]`` (access lines as twisted.logger events in
 its main log, the behaviour before ``access_file`` existed; needed for a checkout older than that key).
+``--default-log`` runs this checkout without ``[log]`` either: the default configuration (since issue 30 the
+access lines go to ``DATA/logs/access.log``, rotated).
 """
 
 from __future__ import annotations
@@ -204,12 +206,19 @@ def main() -> int:
         action="store_true",
         help="the compared checkout logs access lines to its main log (no [log] access_file)",
     )
+    parser.add_argument(
+        "--default-log",
+        action="store_true",
+        help="this checkout without [log]: the default access log (DATA/logs/access.log, rotated)",
+    )
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="harbor-bench-maven-")
     upstream = support.MavenUpstream()
     config = support.maven_config([{"id": "central", "url": upstream.url}])
-    harbor = support.HarborServer(config + access_file_table(os.path.join(work, "access.log")))
+    harbor = support.HarborServer(
+        config if args.default_log else config + access_file_table(os.path.join(work, "access.log"))
+    )
     other = None
     if args.compare:
         other = CheckoutHarborServer(
@@ -281,6 +290,7 @@ def main() -> int:
                 f"--wrk-only --wrk-seconds {args.wrk_seconds} --wrk-runs {args.wrk_runs}"
                 + (" --compare CHECKOUT" if other is not None else "")
                 + (" --compare-main-log" if other is not None and args.compare_main_log else "")
+                + (" --default-log" if args.default_log else "")
                 + f"` ({os.cpu_count()} CPUs, loopback; harbor-cache writes its access log to a file, "
                 "nginx has access_log off).",
                 "",

@@ -6,10 +6,15 @@ the app's async start-up (index pool and migrations, the runtime state,
 the first admin user) before its children: the timers (eviction, access-time
 flush, GC, gauges, ...), the upstream prober and the web listener.
 `harbor.tac` and the twistd plugin both call `make_service`; `service.py`
-builds and wires the app itself.
+builds and wires the app itself.  With ``[server] workers`` above 1 the
+process becomes the workers' parent (`harbor_cache.supervisor`); each worker
+(`harbor_cache.workers`) builds this tree on the socket its parent handed it,
+and only worker 0 runs the timers that must run once per data directory.
 """
 
 from __future__ import annotations
+
+import os
 
 from twisted.application import internet, service
 from twisted.internet import defer, endpoints
@@ -24,6 +29,7 @@ from harbor_cache.http.reactor_lag import ReactorLagProbe
 from harbor_cache.process import start_failed
 from harbor_cache.service import HarborApp
 from harbor_cache.settings.startup import Config
+from harbor_cache.workers import AdoptedPort, ReadySignal, WorkerRole, die_with_parent
 
 
 class StartStopService(service.Service):
@@ -94,12 +100,25 @@ class HarborState(service.MultiService):
         return d
 
 
-def make_service(config: Config, reactor=None) -> service.MultiService:
+def make_service(config: Config, reactor=None, worker: WorkerRole | None = None) -> service.MultiService:
+    """The server: the app's tree, or (``[server] workers`` > 1) the parent that runs the workers.
+
+    ``worker``: this process's role among the workers (default: from the
+    environment its parent gave it, None for a server of its own).
+    """
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
-    app = HarborApp(config, reactor)
+    if worker is None:
+        worker = WorkerRole.from_env(os.environ)
+    if worker is None and config.workers > 1:
+        from harbor_cache.supervisor import ServerParent
+
+        return ServerParent(config, reactor)
+    if worker is not None:
+        die_with_parent(worker.parent)
+    app = HarborApp(config, reactor, worker=None if worker is None else worker.index)
     top = service.MultiService()
     top.harbor = app  # type: ignore[attr-defined]  # for tests and tools
 
@@ -123,13 +142,14 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
         return defer.Deferred.fromCoroutine(app.history.flush())
 
     _timer("history-flush", HISTORY_FLUSH_SECONDS, flush_history, reactor, state)
-    _timer("eviction", config.eviction_interval_seconds, app.run_eviction, reactor, state)
-    _timer("gc", GC_TICK_SECONDS, app.run_gc_if_due, reactor, state)
-    _timer("cache-gauges", 15, app.refresh_gauges, reactor, state)
-    _timer("audit-prune", 3600, app.prune_audit, reactor, state)
-    _timer("retention", 60, app.retention.tick, reactor, state)
-    _timer("sync", SYNC_TICK_SECONDS, app.sync.tick, reactor, state)
-    _timer("upload-expiry", 60, app.expire_uploads, reactor, state)
+    if worker is None or worker.runs_timers:  # once per data directory: worker 0 of several
+        _timer("eviction", config.eviction_interval_seconds, app.run_eviction, reactor, state)
+        _timer("gc", GC_TICK_SECONDS, app.run_gc_if_due, reactor, state)
+        _timer("audit-prune", 3600, app.prune_audit, reactor, state)
+        _timer("retention", 60, app.retention.tick, reactor, state)
+        _timer("sync", SYNC_TICK_SECONDS, app.sync.tick, reactor, state)
+        _timer("upload-expiry", 60, app.expire_uploads, reactor, state)
+    _timer("cache-gauges", 15, app.refresh_gauges, reactor, state)  # each worker's /metrics has the gauges
     _timer("upstream-poll", UPSTREAM_POLL_SECONDS, app.poll_upstreams, reactor, state)
 
     if app.shared_index:
@@ -145,8 +165,13 @@ def make_service(config: Config, reactor=None) -> service.MultiService:
         lag.setName("reactor-lag-probe")
         lag.setServiceParent(state)
 
-    endpoint = endpoints.serverFromString(reactor, config.listen)
-    web = internet.StreamServerEndpointService(endpoint, app.site)
+    web: service.Service
+    if worker is None:
+        web = internet.StreamServerEndpointService(endpoints.serverFromString(reactor, config.listen), app.site)
+    else:
+        web = AdoptedPort(reactor, worker, app.site)
     web.setName("web")
     web.setServiceParent(state)
+    if worker is not None:
+        ReadySignal(worker).setServiceParent(state)  # last: the port is open, start-up done
     return top

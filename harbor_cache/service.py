@@ -66,7 +66,7 @@ from harbor_cache.core.operations.sync import SyncRules
 from harbor_cache.core.operations.upstream_health import HealthMonitor
 from harbor_cache.core.operations.upstreams import UpstreamCatalog
 from harbor_cache.grammar.public_url import PublicURL
-from harbor_cache.http.access_log import AccessLogFile, resolve_path
+from harbor_cache.http.access_log import AccessLogFile, open_access_file
 from harbor_cache.http.resources import ConsoleFiles, NotFoundResource, RedirectToUI, Root
 from harbor_cache.http.site import HarborSite
 from harbor_cache.index import Index, dialect_of_url, open_pool
@@ -129,6 +129,8 @@ class HarborApp:
       the user service and the one `Credentials` check of the three fronts.
     - ``token_keys``: the keys that sign tokens (default: read from, or created
       in, the data directory by `TokenKeys.in_data_dir`).
+    - ``worker``: the number of this worker process of ``[server] workers``
+      (`harbor_cache.supervisor`): node ``<node>-w<i>``, leases as among nodes.
 
     ``reactor`` is needed only for those defaults (the global one when None).
     """
@@ -145,6 +147,7 @@ class HarborApp:
         hash_password: PasswordHasher = hash_password,
         check_password: PasswordChecker = check_password,
         token_keys: TokenKeys | None = None,
+        worker: int | None = None,
     ):
         if reactor is None and None in (clock, db_pool, io, http):
             from twisted.internet import reactor as global_reactor
@@ -160,6 +163,7 @@ class HarborApp:
         self.ping_pool: Any = None
         self.http = http
         self._io = io
+        self.worker = worker  # [server] workers: this process's number (None: the only process)
         self.data_dir = os.path.abspath(config.data_dir)
         make_private_dir(self.data_dir)
         self.token_keys = token_keys if token_keys is not None else TokenKeys.in_data_dir(self.data_dir)
@@ -171,10 +175,10 @@ class HarborApp:
         self._build_sync()
         self.root = Root()
         self._mount_fronts()
-        # [log] access_file: opened here, so a path that cannot be written stops the start at once.
-        self.access_file: AccessLogFile | None = None
-        if config.access_log_file is not None:
-            self.access_file = AccessLogFile(resolve_path(config.access_log_file, self.data_dir), self.clock)
+        # [log] access_file (default logs/access.log; "-": None, the main log), one per worker.
+        self.access_file: AccessLogFile | None = open_access_file(
+            config.access_log_file, self.data_dir, self.clock, config.access_max_bytes, config.access_keep, worker
+        )
         self.site = HarborSite(
             self.root, self.metrics, limits=config.limits, access_file=self.access_file, history=self.history
         )
@@ -188,10 +192,13 @@ class HarborApp:
     def _build_io(self) -> None:
         """Storage, index, runtime settings, the upstream HTTP client and the in-flight table."""
         reactor, clock, config = self.reactor, self.clock, self.config
-        # A PostgreSQL index may be shared by several nodes on one data directory:
-        # then temp files are per node and downloads and eviction take leases.
-        self.shared_index = dialect_of_url(config.index_url) == "postgresql"
+        # A PostgreSQL index may be shared by several nodes on one data directory, any index by the workers of
+        # one server: then temp files are per node (worker) and downloads and eviction take leases.
+        postgresql = dialect_of_url(config.index_url) == "postgresql"
+        self.shared_index = postgresql or self.worker is not None
         self.node_name = config.node_name or socket.gethostname()
+        if self.worker is not None:
+            self.node_name = "%s-w%d" % (self.node_name, self.worker)
         self.io_pool: ThreadPool | None = None
         self.cpu_pool: ThreadPool | None = None
         io = self._io
@@ -210,7 +217,7 @@ class HarborApp:
             attach_bucket(self.storage, config.storage, reactor, clock)
         if self.db_pool is None:
             index_path = os.path.join(self.data_dir, "index.sqlite")
-            if not self.shared_index:
+            if not postgresql:
                 make_private_file(index_path)
             self.db_pool = open_pool(config.index_url, index_path, config.index_pool_size)
             # Reads beside the one sqlite writer (PostgreSQL's pool already has several connections),
@@ -222,9 +229,10 @@ class HarborApp:
         self.leases = (
             LeaseBook(self.index, self.node_name, clock, ttl=config.lease_seconds) if self.shared_index else None
         )
-        # One live process per node name (PostgreSQL), or per data directory (sqlite: one process only).
-        self.node = NodeName(self.index, self.node_name, clock, config.lease_seconds) if self.shared_index else None
-        self.process_lock = None if self.shared_index else ProcessLock(self.data_dir)
+        # One live process per node name (PostgreSQL), or server per data directory (sqlite: the workers' parent
+        # holds the lock for them, and their names are unique under it).
+        self.node = NodeName(self.index, self.node_name, clock, config.lease_seconds) if postgresql else None
+        self.process_lock = ProcessLock(self.data_dir) if not self.shared_index else None
         self.settings = RuntimeSettings(self.index, clock)
         self.audit = AuditLog(self.index, clock, self.settings)
         self.access = AccessRecorder(self.index, clock)

@@ -459,6 +459,7 @@ def build_app(
     passwords: Any = None,
     token_keys: TokenKeys | None = None,
     migrate: bool = True,
+    worker: int | None = None,
     **config: Any,
 ) -> HarborApp:
     """The production `HarborApp` over the doubles of this module, in ``directory`` (created if need be).
@@ -477,6 +478,7 @@ def build_app(
     data_dir = os.path.join(directory, "data")
     config.setdefault("upstreams", ())
     config.setdefault("maven_repositories", ())
+    config.setdefault("access_log_file", None)  # access events through twisted.logger, where tests read them
     if clock is None:
         clock = Clock()
     if client is None:
@@ -492,6 +494,7 @@ def build_app(
         hash_password=passwords.hash,
         check_password=passwords.check,
         token_keys=token_keys if token_keys is not None else fixed_keys(),
+        worker=worker,
     )
     if migrate:
         resolved(defer.Deferred.fromCoroutine(app.index.migrate()))

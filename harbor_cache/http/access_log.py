@@ -11,9 +11,17 @@ and when the service stops, as nginx's ``access_log ... buffer= flush=`` does.  
 buffered chunk to a local file runs on the reactor thread, as Twisted's own
 file log observer does for every event.
 
-The file is opened in append mode (``O_APPEND``), so rotation by
-``logrotate`` with ``copytruncate`` loses nothing but what is in the buffer
-at that instant; there is no reopen on a signal.
+It is the default destination (``DATA/logs/access.log``, ``settings.processes.DEFAULT_ACCESS_FILE``):
+the main log's event costs about 135 us of a 290 us warm hit.  The file
+rotates itself by size: when a write takes it past ``max_bytes``
+(``[log] access_max_bytes``) it is renamed ``.1`` (``.1`` to ``.2``, ...,
+keeping ``keep`` old files, ``[log] access_keep``) and a new one is opened.
+Rotation happens between two writes, after the buffer went wholly to the
+old file, so no line is lost or split, and it is ``keep`` + 1 renames and
+one open on the reactor thread (tens of microseconds on a local file
+system), once per ``max_bytes`` written.  ``max_bytes = 0`` turns it off
+(then ``logrotate`` with ``copytruncate`` works, as the file is opened in
+append mode; there is no reopen on a signal).
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from json.encoder import encode_basestring_ascii as _string
 from twisted.application import service
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
+
+from harbor_cache.settings.processes import DEFAULT_ACCESS_KEEP
 
 log = Logger()
 
@@ -50,13 +60,23 @@ class AccessLogFile:
     """
 
     def __init__(
-        self, path: str, clock: IReactorTime, flush_bytes: int = FLUSH_BYTES, flush_seconds: float = FLUSH_SECONDS
+        self,
+        path: str,
+        clock: IReactorTime,
+        flush_bytes: int = FLUSH_BYTES,
+        flush_seconds: float = FLUSH_SECONDS,
+        max_bytes: int = 0,
+        keep: int = DEFAULT_ACCESS_KEEP,
     ):
         self.path = path
         self.clock = clock
         self.flush_bytes = flush_bytes
         self.flush_seconds = flush_seconds
+        self.max_bytes = max_bytes
+        self.keep = keep
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115  (closed by close())
+        self._written = os.fstat(self._file.fileno()).st_size
         self._lines: list[str] = []
         self._size = 0
         self._timer: IDelayedCall | None = None
@@ -113,6 +133,30 @@ class AccessLogFile:
             self._file.flush()
         except (OSError, ValueError) as e:
             log.warn("could not write the access log {path}: {error}", path=self.path, error=e)
+            return
+        self._written += len(chunk)  # the lines are ASCII: characters are bytes
+        if self.max_bytes and self._written > self.max_bytes:
+            self.rotate()
+
+    def rotate(self) -> None:
+        """``path.(keep-1)`` to ``path.keep``, ..., ``path`` to ``path.1``, then a new ``path``.
+
+        Called between writes (nothing buffered is in flight).  A failure is
+        logged and the current file kept: lines still go somewhere.
+        """
+        try:
+            for i in range(self.keep - 1, 0, -1):
+                older = "%s.%d" % (self.path, i)
+                if os.path.exists(older):
+                    os.replace(older, "%s.%d" % (self.path, i + 1))
+            os.replace(self.path, self.path + ".1")
+            fresh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115  (closed by close())
+        except OSError as e:
+            log.warn("could not rotate the access log {path}: {error}", path=self.path, error=e)
+            return
+        self._file.close()
+        self._file = fresh
+        self._written = 0
 
     def _take(self) -> str:
         """The buffered lines as one string; the buffer is empty afterwards."""
@@ -149,6 +193,24 @@ class AccessLogService(service.Service):
         self.access_file.close()
 
 
-def resolve_path(configured: str, data_dir: str) -> str:
-    """``[log] access_file`` as an absolute path: a relative one is relative to the data directory."""
-    return os.path.join(data_dir, configured) if not os.path.isabs(configured) else configured
+def open_access_file(
+    configured: str | None, data_dir: str, clock: IReactorTime, max_bytes: int, keep: int, worker: int | None = None
+) -> AccessLogFile | None:
+    """The ``[log]`` access file (opened now: a path that cannot be written stops the start), or None: main log."""
+    if configured is None:
+        return None
+    return AccessLogFile(resolve_path(configured, data_dir, worker), clock, max_bytes=max_bytes, keep=keep)
+
+
+def resolve_path(configured: str, data_dir: str, worker: int | None = None) -> str:
+    """``[log] access_file`` as an absolute path: a relative one is relative to the data directory.
+
+    Worker ``i`` of ``[server] workers`` writes its own file, ``-w<i>`` before
+    the extension (``access-w0.log``): each rotates its own file, so no two
+    processes rename a file under each other.
+    """
+    path = os.path.join(data_dir, configured) if not os.path.isabs(configured) else configured
+    if worker is None:
+        return path
+    stem, ext = os.path.splitext(path)
+    return "%s-w%d%s" % (stem, worker, ext)

@@ -37,6 +37,7 @@ SCHEMA: dict[str, Any] = {
         "upstream_idle_timeout": KEY,
         "artifact_token_max_hours": KEY,
         "reactor_lag_probe": KEY,
+        "workers": KEY,
     },
     "upstreams": [
         {
@@ -61,6 +62,8 @@ SCHEMA: dict[str, Any] = {
     },
     "log": {
         "access_file": KEY,
+        "access_max_bytes": KEY,
+        "access_keep": KEY,
     },
     # [storage] (settings/storage.py): the filesystem, or an S3 bucket with data_dir/blobs as a local tier
     "storage": {

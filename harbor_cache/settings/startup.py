@@ -23,6 +23,14 @@ from harbor_cache.settings.client_limits import LIMIT_KEYS, ClientLimits
 from harbor_cache.settings.ldap import LdapConfig, LdapConfigError, parse_ldap
 from harbor_cache.settings.oidc import OidcConfig, OidcConfigError, parse_oidc
 from harbor_cache.settings.optional import require
+from harbor_cache.settings.processes import (
+    DEFAULT_ACCESS_FILE,
+    DEFAULT_ACCESS_KEEP,
+    DEFAULT_ACCESS_MAX_BYTES,
+    ProcessConfigError,
+    parse_log,
+    parse_workers,
+)
 from harbor_cache.settings.schema import unknown_keys
 from harbor_cache.settings.storage import StorageConfig, StorageConfigError, parse_storage
 
@@ -136,8 +144,13 @@ class Config:
     maven_repositories: tuple[MavenRepositoryConfig, ...] = field(
         default_factory=lambda: (MavenRepositoryConfig(id="central", url=MAVEN_CENTRAL_URL),)
     )
-    # [log] access_file: the access log file (relative: to data_dir); None: access lines go to the main log.
-    access_log_file: str | None = None
+    # [log] access_file: the access log file (relative: to data_dir); None ("-"): access lines go to the main log.
+    access_log_file: str | None = DEFAULT_ACCESS_FILE
+    # [log] access_max_bytes / access_keep: size-based rotation of that file (settings.processes).
+    access_max_bytes: int = DEFAULT_ACCESS_MAX_BYTES
+    access_keep: int = DEFAULT_ACCESS_KEEP
+    # [server] workers: processes serving the port (1: this process serves; more: it supervises them).
+    workers: int = 1
     # [limits]: what one client may cost (body sizes, slowness, connections); docs/security.md.
     limits: ClientLimits = field(default_factory=ClientLimits)
     # [auth.ldap]: None is LDAP off (settings.ldap)
@@ -406,7 +419,11 @@ def parse_config(document: dict[str, Any]) -> Config:
         if problem:
             raise ConfigError(f"maven.repositories: {problem}")
     values["limits"] = _limits(document.get("limits", {}))
-    values["access_log_file"] = _access_log_file(document.get("log", {}))
+    try:
+        values.update(parse_log(document.get("log", {})))
+        values["workers"] = parse_workers(server.get("workers", base.workers))
+    except ProcessConfigError as e:
+        raise ConfigError(str(e)) from None
     try:
         values["ldap"] = parse_ldap(document.get("auth", {}))
         values["oidc"] = parse_oidc(document.get("auth", {}))
@@ -416,16 +433,6 @@ def parse_config(document: dict[str, Any]) -> Config:
     if values["eviction_interval_seconds"] <= 0:
         raise ConfigError("server.eviction_interval_seconds must be positive")
     return Config(**values)
-
-
-def _access_log_file(table: Any) -> str | None:
-    """``[log] access_file``: a non-empty path (kept as written; `HarborApp` resolves it against data_dir)."""
-    if not isinstance(table, dict):
-        raise ConfigError("[log] must be a table")
-    path = _take(table, "access_file", str, "log")
-    if path is not None and (not path.strip() or "\0" in path):
-        raise ConfigError(f"log.access_file: expected a file path, got {path!r}")
-    return path
 
 
 def _limits(table: Any) -> ClientLimits:

@@ -1,8 +1,11 @@
-"""``DATA/harbor-cache.lock``: one process on a data directory whose index is the sqlite file.
+"""``DATA/harbor-cache.lock``: one server on a data directory whose index is the sqlite file.
 
-The sqlite index serves one process: a second one on the same directory
+The sqlite index serves one server: a second one on the same directory
 would empty the first's ``tmp/`` at its start and download what the first
-is downloading.  An exclusive ``flock`` held for the process's life keeps
+is downloading.  A server is one process, or the parent of ``[server]
+workers`` (`harbor_cache.supervisor`): the parent holds the lock, and its
+workers inherit the descriptor (the lock stays held while any of them
+lives); they tell each other apart by node name, as nodes do.  An exclusive ``flock`` held for the process's life keeps
 it out; the kernel drops it when the holder dies, however it dies, so a
 node restarted after a crash starts at once (a PostgreSQL index, shared by
 hosts over a network file system where such locks are not to be trusted,
@@ -41,12 +44,18 @@ class ProcessLock:
         self._fd = fd
         return True
 
+    @property
+    def fd(self) -> int | None:
+        """The locked descriptor (handed to the workers), None when not held."""
+        return self._fd
+
     def hold(self) -> None:
         """Take the lock, or raise `DataDirInUse` saying what to do."""
         if not self.acquire():
             raise DataDirInUse(
-                f"another harbor-cache process serves {os.path.dirname(self.path)} with the sqlite index, which "
-                "serves one process only (several need a PostgreSQL index, each with its own [index] node_name)"
+                f"another harbor-cache server serves {os.path.dirname(self.path)} with the sqlite index, which "
+                "serves one server only (its [server] workers share it; several servers need a PostgreSQL index, "
+                "each with its own [index] node_name)"
             )
 
     def release(self) -> None:

@@ -1,4 +1,5 @@
-"""``[log] access_file`` on a real server: one JSON line per request in the file, none in the main log."""
+"""``[log] access_file`` on a real server: one JSON line per request in the file, none in the main log; the default
+(``DATA/logs/access.log``) and ``"-"`` (the main log)."""
 
 import json
 import os
@@ -65,3 +66,24 @@ class AccessFileTests(SynchronousTestCase):
             (last["path"], last["status"], last["cache_status"]),
             ("/artifacts/central/" + SMALL + "?last", "200", "hit"),
         )
+
+    def test_default_is_the_file_in_the_data_dir_and_dash_is_the_main_log(self):
+        """No [log] table: lines in DATA/logs/access.log (issue 30); access_file = "-": the main log as before."""
+        up = support.shared_maven_upstream()
+        config = support.maven_config([{"id": "central", "url": up.url}])
+        srv = support.HarborServer(config)
+        self.addCleanup(srv.close)
+        self.assertEqual(support.http("GET", srv.url + "/artifacts/central/" + SMALL)[0], 200)
+        srv.stop()  # the buffer is written on the way out
+        lines = _lines(os.path.join(srv.data_dir, "logs", "access.log"))
+        self.assertEqual([x["path"] for x in lines], ["/artifacts/central/" + SMALL])
+        self.assertNotIn(SMALL, srv.log_text())
+
+        main = support.HarborServer(config + '\n[log]\naccess_file = "-"\n')
+        self.addCleanup(main.close)
+        self.assertEqual(support.http("GET", main.url + "/artifacts/central/" + SMALL)[0], 200)
+        main.stop()
+        self.assertFalse(os.path.exists(os.path.join(main.data_dir, "logs")))
+        events = [json.loads(x) for x in main.log_text().splitlines() if x.startswith("{")]
+        access = [e for e in events if e.get("log_namespace") == "harbor_cache.access" and SMALL in e.get("path", "")]
+        self.assertEqual(len(access), 1, main.log_text()[-3000:])

@@ -35,7 +35,9 @@ class IndexOutageTests(SynchronousTestCase):
         self.reg, images = support.shared_upstream()
         self.layer = min(images["images"]["single"]["layers"], key=lambda layer: layer["size"])["digest"]
         index = support._toml_table("[index]", {"url": self.db_url, "node_name": "outage", "pool_size": 4})
-        self.srv = support.HarborServer(oci.harbor_config(self.reg.url) + "\n" + index)
+        self.srv = support.HarborServer(
+            oci.harbor_config(self.reg.url) + "\n" + index + '\n[log]\naccess_file = "-"\n'
+        )  # access events in the main log
         self.addCleanup(self.srv.close)
 
     def get(self, path, headers=None, method="GET", body=None):

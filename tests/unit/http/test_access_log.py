@@ -67,6 +67,46 @@ class AccessLogFileTests(SynchronousTestCase):
         self.clock.advance(1.0)
         self.assertEqual([x["path"] for x in self.lines()], ["/a", "/b", "/c"])
 
+    def test_rotation_by_size_keeps_every_line(self):
+        """Past max_bytes the file becomes .1 (.1 -> .2, ...), a new one is opened; keep bounds the old ones."""
+        path = os.path.join(os.path.abspath(self.mktemp()), "logs", "access.log")  # the directory is created
+        log = AccessLogFile(path, self.clock, max_bytes=400, keep=2)
+        self.addCleanup(log.close)
+        for i in range(30):  # a line is ~170 bytes: a flush per line, a rotation every third flush
+            log.line("GET", "/%d" % i, "200", 1, 1.0, "-", "-")
+            log.flush()
+        names = sorted(os.listdir(os.path.dirname(path)))
+        self.assertEqual(names, ["access.log", "access.log.1", "access.log.2"])
+
+        def paths(name):
+            with open(os.path.join(os.path.dirname(path), name)) as f:
+                return [json.loads(x)["path"] for x in f]
+
+        kept = paths("access.log.2") + paths("access.log.1") + paths("access.log")
+        self.assertEqual(kept, ["/%d" % i for i in range(30 - len(kept), 30)], "in order, none lost or split")
+        self.assertEqual(len(paths("access.log.1")), 3)
+        self.assertLessEqual(os.path.getsize(path + ".1"), 400 + 200)
+
+    def test_rotation_continues_an_existing_file(self):
+        """The size of a file already there counts (a restart does not let it grow past max_bytes)."""
+        with open(self.path + "-old", "w") as f:
+            f.write("x" * 1000 + "\n")
+        log = AccessLogFile(self.path + "-old", self.clock, max_bytes=1000)
+        self.addCleanup(log.close)
+        self.one()
+        log.line("GET", "/a", "200", 5, 1.0, "hit", "-")
+        log.flush()
+        self.assertTrue(os.path.exists(self.path + "-old.1"))
+        self.assertEqual(os.path.getsize(self.path + "-old"), 0)
+
+    def test_no_rotation_with_zero(self):
+        log = AccessLogFile(self.path + "-big", self.clock, max_bytes=0)
+        self.addCleanup(log.close)
+        for _ in range(20):
+            log.line("GET", "/a", "200", 5, 1.0, "hit", "-")
+            log.flush()
+        self.assertFalse(os.path.exists(self.path + "-big.1"))
+
     def test_large_buffer_is_written_at_once(self):
         """Over flush_bytes the buffer is written without waiting, and the pending timer is cancelled."""
         log = AccessLogFile(self.path + "-small", self.clock, flush_bytes=300)
@@ -188,9 +228,28 @@ class SiteAccessFileTests(SynchronousTestCase):
 
 
 class ConfigTests(SynchronousTestCase):
-    def test_default_is_unset(self):
-        self.assertIsNone(parse_config({}).access_log_file)
-        self.assertIsNone(parse_config({"log": {}}).access_log_file)
+    def test_default_is_the_rotated_file_in_the_data_dir(self):
+        """Issue 30: no config file means logs/access.log (100 MiB, 5 kept), not the costly main-log event."""
+        for config in (parse_config({}), parse_config({"log": {}}), Config()):
+            self.assertEqual(
+                (config.access_log_file, config.access_max_bytes, config.access_keep),
+                ("logs/access.log", 100 * 1024 * 1024, 5),
+            )
+
+    def test_dash_is_the_main_log(self):
+        self.assertIsNone(parse_config({"log": {"access_file": "-"}}).access_log_file)
+
+    def test_rotation_settings(self):
+        config = parse_config({"log": {"access_max_bytes": 0, "access_keep": 12}})
+        self.assertEqual((config.access_max_bytes, config.access_keep), (0, 12))
+        for doc, message in (
+            ({"log": {"access_max_bytes": -1}}, "log.access_max_bytes"),
+            ({"log": {"access_max_bytes": "1M"}}, "log.access_max_bytes"),
+            ({"log": {"access_keep": 0}}, "log.access_keep"),
+            ({"log": {"access_keep": True}}, "log.access_keep"),
+        ):
+            e = self.assertRaises(ConfigError, parse_config, doc)
+            self.assertIn(message, str(e))
 
     def test_access_file(self):
         self.assertEqual(parse_config({"log": {"access_file": "logs/a.log"}}).access_log_file, "logs/a.log")
@@ -207,10 +266,21 @@ class ConfigTests(SynchronousTestCase):
         self.assertEqual(resolve_path("access.log", "/d"), "/d/access.log")
         self.assertEqual(resolve_path("/var/log/h.log", "/d"), "/var/log/h.log")
 
+    def test_one_file_per_worker(self):
+        self.assertEqual(resolve_path("logs/access.log", "/d", worker=1), "/d/logs/access-w1.log")
+        self.assertEqual(resolve_path("/var/log/h", "/d", worker=0), "/var/log/h-w0")
+
 
 class WiringTests(SynchronousTestCase):
-    def test_unset_builds_no_file(self):
-        app = build_app(self.mktemp())
+    def test_default_opens_the_file_in_the_data_dir(self):
+        app = build_app(self.mktemp(), access_log_file=Config().access_log_file)
+        self.addCleanup(app.access_file.close)
+        self.assertEqual(app.access_file.path, os.path.join(app.data_dir, "logs", "access.log"))
+        self.assertEqual((app.access_file.max_bytes, app.access_file.keep), (100 * 1024 * 1024, 5))
+        self.assertIs(app.site.access_file, app.access_file)
+
+    def test_main_log_builds_no_file(self):
+        app = build_app(self.mktemp(), access_log_file=None)
         self.assertIsNone(app.access_file)
         self.assertIsNone(app.site.access_file)
         self.assertEqual(os.listdir(app.data_dir).count("access.log"), 0)
