@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import urllib.request
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -93,8 +94,20 @@ class RedirectPullTests(SynchronousTestCase):
         support.check_ok(support.podman(root, "pull", "--tls-verify=false", "%s/library/test:1" % self.srv.hostport))
         self.assertGreaterEqual(self.redirects_metric() - before, 2 * (len(layers) + 1))  # layers + config, twice
         self.assertEqual(self.reg.count_requests("GET", "/blobs/" + layers[0]), upstream_gets)
-        with open(self.srv.log_path) as f:
-            events = [json.loads(e) for e in f.read().split("\x1e") if e.strip().startswith("{")]
-        access = {(e["method"], e["path"], e["status"], e["cache_status"]) for e in events if "cache_status" in e}
-        self.assertIn(("GET", path, "307", "redirect"), access)
-        self.assertIn(("HEAD", path, "200", "hit"), access)
+        wanted = {("GET", path, "307", "redirect"), ("HEAD", path, "200", "hit")}
+        deadline = time.monotonic() + 10  # (the access log file is flushed within a second)
+        while True:
+            access = self.access_lines()
+            if wanted <= access or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(wanted - access, set())
+
+    def access_lines(self) -> set[tuple[str, str, str, str]]:
+        """(method, path, status, cache status) of the access log's lines (DATA/logs/access.log, JSON lines)."""
+        try:
+            with open(os.path.join(self.srv.data_dir, "logs", "access.log")) as f:
+                lines = [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return set()
+        return {(e["method"], e["path"], e["status"], e["cache_status"]) for e in lines}
