@@ -52,6 +52,12 @@ class Metrics:
             "harbor_cache_upstream_bytes", "Bytes received from upstreams", labels, registry=r
         )
         self.served_bytes = Counter("harbor_cache_served_bytes", "Body bytes sent to clients", ("front",), registry=r)
+        self.redirects = Counter(
+            "harbor_cache_redirects",
+            "Blob GETs answered 307 to a presigned URL of the object store ([storage] redirect)",
+            ("front",),
+            registry=r,
+        )
         self.upstream_errors = Counter(
             "harbor_cache_upstream_errors", "Failed upstream requests", ("front", "source", "reason"), registry=r
         )

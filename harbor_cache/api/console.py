@@ -526,7 +526,7 @@ class ConsoleApi:
             result = await self.oci.get_manifest_by_tag(name, reference)
         view = manifest_view(result.body, result.digest, result.media_type)
         if view["kind"] == "index":
-            await self._platform_sizes(view["platforms"])
+            await self._platform_sizes(view["platforms"], name)
         view.update(
             {
                 "repository": name,
@@ -537,11 +537,11 @@ class ConsoleApi:
         )
         return view
 
-    async def _platform_sizes(self, platforms: list[dict[str, Any]]) -> None:
+    async def _platform_sizes(self, platforms: list[dict[str, Any]], name: str) -> None:
         """Each platform's ``image_size`` (config + layers of its manifest), from manifests we hold.
 
-        Only stored manifests are read (memory or disk, `OciCache.stored_manifest`): viewing an
-        index never asks upstream for every platform. A platform not cached here gets None.
+        Only stored manifests are read (memory, disk or the bucket, `OciCache.stored_manifest`): viewing
+        an index never asks upstream for every platform. A platform not cached here gets None.
         """
         stored = getattr(self.oci, "stored_manifest", None)
         for platform in platforms:
@@ -549,7 +549,7 @@ class ConsoleApi:
             digest = platform.get("digest")
             if stored is None or not isinstance(digest, str):
                 continue
-            body = await stored(digest)
+            body = await stored(digest, name)
             if body is None:
                 continue
             try:

@@ -27,7 +27,7 @@ they need of it comes through here:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from twisted.web.iweb import IResponse
 
@@ -66,6 +66,10 @@ class BlobStore(Protocol):
     """Content-addressed files: `storage.Storage`."""
 
     io: StorageIO
+    #: ``[storage] redirect``: how long a blob GET's presigned URL lives (None: redirects off)
+    redirect_expiry: int | None
+    #: the object store behind the files (`storage.bucket.Bucket`), None on the filesystem backend
+    bucket: Any
 
     def blob_path(self, digest: str) -> str: ...
 
@@ -78,6 +82,12 @@ class BlobStore(Protocol):
     def open_stored(self, digest: str, size: int | None = None) -> StoredSource: ...
 
     async def ensure_local(self, digest: str, size: int | None = None) -> bool: ...
+
+    async def open_local(self, digest: str, size: int | None = None) -> StoredSource | None: ...
+
+    def holds(self, digest: str) -> bool: ...
+
+    async def redirect_url(self, digest: str) -> str | None: ...
 
     def check_writable(self) -> None: ...
 

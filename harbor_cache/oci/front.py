@@ -221,6 +221,16 @@ class OciFront:
             if size is not None:
                 request.setHeader(b"Content-Length", b"%d" % size)
             return b""
+        location = await self.cache.redirect_blob(digest)
+        if location is not None:
+            # [storage] redirect: the client fetches the committed object (with its Range header, if any) from
+            # the object store; HEAD above and content still downloading are answered here.
+            request.setResponseCode(307)
+            request.setHeader(b"Location", location.encode("ascii"))
+            request.setHeader(b"Content-Length", b"0")
+            request.cache_status = "redirect"
+            self.metrics.redirects.labels("oci").inc()
+            return b""
         handle = await self.cache.get_blob(name, digest)
         request.cache_status = handle.cache_status
         request.upstream = handle.upstream

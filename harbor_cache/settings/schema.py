@@ -83,6 +83,8 @@ SCHEMA: dict[str, Any] = {
         "multipart_threshold_bytes": KEY,
         "part_size_bytes": KEY,
         "probe_interval_seconds": KEY,
+        "redirect": KEY,
+        "redirect_expiry_seconds": KEY,
     },
     "limits": {
         "max_body_bytes": KEY,

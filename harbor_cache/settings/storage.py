@@ -33,6 +33,7 @@ S3_LIMITS: tuple[tuple[str, type, float, float], ...] = (
     ("multipart_threshold_bytes", int, 5 * 1024 * 1024, 5 * GiB),
     ("part_size_bytes", int, 5 * 1024 * 1024, 5 * GiB),
     ("probe_interval_seconds", float, 1, 3600),
+    ("redirect_expiry_seconds", int, 1, 7 * 24 * 3600),
 )
 S3_KEYS = (
     "bucket",
@@ -43,6 +44,7 @@ S3_KEYS = (
     "access_key_id",
     "secret_access_key",
     "local_cache_bytes",
+    "redirect",
 ) + tuple(k for k, *_ in S3_LIMITS)
 
 
@@ -70,6 +72,10 @@ class StorageConfig:
     part_size_bytes: int = 16 * 1024 * 1024
     #: how often /readyz's view of the bucket is refreshed (one cheap listing request)
     probe_interval_seconds: float = 10.0
+    #: blob GETs of committed content answer 307 to a presigned URL of the object (distribution's ``redirect``)
+    redirect: bool = False
+    #: how long such a URL is valid (distribution's default: 20 minutes)
+    redirect_expiry_seconds: int = 1200
 
     @property
     def s3(self) -> bool:
@@ -103,6 +109,9 @@ def parse_storage(document: dict[str, Any]) -> StorageConfig:
         raise StorageConfigError("storage.access_key_id and storage.secret_access_key: give both or neither")
     if values.get("prefix", "").startswith("/"):
         raise StorageConfigError("storage.prefix: must not start with '/'")
+    if not isinstance(table.get("redirect", False), bool):
+        raise StorageConfigError("storage.redirect: expected true or false")
+    values["redirect"] = table.get("redirect", False)
     values["local_cache_bytes"] = _number(table, "local_cache_bytes", int, 0, 1 << 60, StorageConfig.local_cache_bytes)
     for key, kind, low, high in S3_LIMITS:
         values[key] = _number(table, key, kind, low, high, getattr(StorageConfig, key))

@@ -129,6 +129,17 @@ class Bucket:
         if failed:
             log.warn("the bucket refused to delete {count} objects: {failed}", count=len(failed), failed=failed)
 
+    # -- redirects ---------------------------------------------------------------------
+
+    async def presign(self, digest: str, expires_seconds: int) -> str | None:
+        """A URL anyone can GET the object of ``digest`` with for ``expires_seconds``; None when no URL can be
+        signed (the credential chain failed: the caller serves the bytes itself, which may still work)."""
+        try:
+            return await self.client.presign_get(blob_key(digest), expires_seconds)
+        except Exception as e:
+            log.warn("cannot presign a URL for {digest}: {error}; serving it here", digest=digest, error=e)
+            return None
+
     # -- fills of the local tier -------------------------------------------------------
 
     def fill(self, storage: Storage, digest: str, size: int | None) -> defer.Deferred[bool]:
@@ -304,6 +315,8 @@ def attach_bucket(storage: Storage, config: StorageConfig, reactor: Any, clock: 
     bucket = Bucket(client, clock, config.probe_interval_seconds)
     bucket.pool = pool
     storage.use_bucket(bucket, config.local_cache_bytes)
+    if config.redirect:
+        storage.redirect_expiry = config.redirect_expiry_seconds
     log.info(
         "content in bucket {bucket} at {endpoint} (prefix {prefix!r}); local tier {root} up to {limit} bytes",
         bucket=settings.bucket, endpoint=settings.endpoint_url, prefix=settings.prefix,

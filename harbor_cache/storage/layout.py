@@ -38,6 +38,8 @@ class Storage:
         # [storage] backend = "s3": the bucket is the store and blobs/ its local tier (`use_bucket`).
         self.bucket: Bucket | None = None
         self.tier: LocalTier | None = None
+        #: ``[storage] redirect``: blob GETs of committed content are sent to a presigned URL valid this long
+        self.redirect_expiry: int | None = None
         os.makedirs(self.blob_dir, exist_ok=True)
         os.makedirs(self.tmp_dir, exist_ok=True)
 
@@ -118,6 +120,15 @@ class Storage:
         except (FileNotFoundError, ValueError):
             return None
 
+    def holds(self, digest: str) -> bool:
+        """Whether committed content whose index row the caller found is there, without fetching it.
+
+        With a bucket the row is the proof (a row is written only once its
+        object is complete): a HEAD or a manifest's check of its blobs need
+        not fill the tier with the whole file.  On the filesystem: the file.
+        """
+        return self.bucket is not None or self.stat_blob(digest) is not None
+
     async def ensure_local(self, digest: str, size: int | None = None) -> bool:
         """Is the committed file on this node's disk (True), fetched from the bucket if need be?
 
@@ -133,6 +144,16 @@ class Storage:
         if self.bucket is None:
             return False
         return await self.bucket.fill(self, digest, size)
+
+    async def redirect_url(self, digest: str) -> str | None:
+        """A presigned URL of the committed object of ``digest`` when redirects are on, else None.
+
+        The caller has found the index row: a row is only written once its
+        object is complete, so the URL is signed without asking the bucket.
+        """
+        if self.redirect_expiry is None or self.bucket is None:
+            return None
+        return await self.bucket.presign(digest, self.redirect_expiry)
 
     def check_writable(self) -> None:
         """Raise `StorageUnavailable` when the last probe found the bucket unreachable (before a cold download)."""
@@ -176,12 +197,51 @@ class Storage:
         return sum(size for _, size in victims)
 
     def open_stored(self, digest: str, size: int | None = None) -> StoredSource:
+        """The committed file of ``digest``, opened now when it is there.
+
+        The descriptor is opened here rather than when the response starts
+        streaming, so a tier trim (or any unlink) between the two cannot cut
+        the response off: on POSIX an open file outlives its name.  The
+        source closes it when garbage-collected if no reader takes it.  A
+        file that is gone already gives a source without a descriptor (its
+        reader fails, as it always did); `open_local` fills and retries instead.
+        """
+        try:
+            return self._open(digest, size)
+        except FileNotFoundError:
+            if size is None:
+                raise
+            source = StoredSource(self.blob_path(digest), size)
+            source.readers = self.live_readers
+            return source
+
+    async def open_local(self, digest: str, size: int | None = None) -> StoredSource | None:
+        """`ensure_local` and `open_stored` as one step: the opened file, or None when it is nowhere.
+
+        A file trimmed from the tier between the two (the trim unlinks on
+        the I/O pool) is filled again once.  Raises `StorageUnavailable`.
+        """
+        for _ in range(2):
+            try:
+                return self._open(digest, size)
+            except FileNotFoundError:
+                pass
+            if self.bucket is None or not await self.bucket.fill(self, digest, size):
+                return None
+        return None
+
+    def _open(self, digest: str, size: int | None) -> StoredSource:
         if self.tier is not None:
             self.tier.touch(digest)
         path = self.blob_path(digest)
-        if size is None:
-            size = os.stat(path).st_size
-        source = StoredSource(path, size)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if size is None:
+                size = os.fstat(fd).st_size
+        except BaseException:
+            os.close(fd)
+            raise
+        source = StoredSource(path, size, fd)
         source.readers = self.live_readers
         return source
 
@@ -242,6 +302,29 @@ class Storage:
                 self.tier.discard(d)
         if self.bucket is not None:
             await self._delete_objects(digests)
+
+    async def remove_orphan_files(self, digests: list[str], cutoff: float) -> list[str]:
+        """The orphan sweep's unlinks: each file of ``digests`` still older than ``cutoff`` (one renamed in
+        since the scan is a new commit) goes, and leaves the tier's byte count and LRU order with it.
+        Returns the digests whose files went."""
+
+        def _unlink_old() -> list[str]:
+            gone = []
+            for digest in digests:
+                path = self.blob_path(digest)
+                try:
+                    if os.stat(path).st_mtime <= cutoff:
+                        os.unlink(path)
+                        gone.append(digest)
+                except FileNotFoundError:
+                    pass
+            return gone
+
+        gone = await self.io.run(_unlink_old)
+        if self.tier is not None:
+            for digest in gone:
+                self.tier.discard(digest)
+        return gone
 
     async def _delete_objects(self, digests: list[str]) -> None:
         """The bucket's objects of content whose rows are gone; when the bucket does not answer they stay,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import weakref
 from collections.abc import Callable
 from typing import Protocol
 
@@ -93,13 +94,28 @@ class GrowingSource:
 
 
 class StoredSource(GrowingSource):
-    """A committed file: complete and verified from the start."""
+    """A committed file: complete and verified from the start.
 
-    def __init__(self, path: str, size: int):
+    ``fd``, when given, is the file already opened (`Storage.open_stored`):
+    the first reader takes it (`take_fd`), so the bytes stay readable even
+    if the name is unlinked meanwhile; if no reader ever does, it is closed
+    when the source is garbage-collected.
+    """
+
+    def __init__(self, path: str, size: int, fd: int = -1):
         super().__init__(path, size)
         self.available = size
         self.complete = True
         self.verified = True
+        self._fd_closer = weakref.finalize(self, os.close, fd) if fd >= 0 else None
+        self._fd = fd
+
+    def take_fd(self) -> int:
+        """The descriptor opened for this source (once; the taker closes it), or -1."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0 and self._fd_closer is not None:
+            self._fd_closer.detach()
+        return fd
 
 
 @implementer(IPushProducer)
@@ -144,7 +160,8 @@ class RangeProducer:
         if self.stopped:
             return self.done
         try:
-            self._fd = os.open(self.source.path, os.O_RDONLY)
+            taken = self.source.take_fd() if isinstance(self.source, StoredSource) else -1
+            self._fd = taken if taken >= 0 else os.open(self.source.path, os.O_RDONLY)
         except OSError as e:
             src = self.source
             if e.errno == errno.ENOENT and not src.verified and src.failure is None:

@@ -72,7 +72,7 @@ class HostedRegistry(HostedUploads):
 
     async def mount(self, name: str, digest: str) -> bool:
         """Whether a blob can be mounted (we hold it); a mounted blob is claimed by ``name``."""
-        size = await self.cache.stored_blob_size(digest)
+        size = await self.cache.committed_blob_size(digest)
         if size is None:
             return False
         if self.quotas is not None:
@@ -176,7 +176,7 @@ class HostedRegistry(HostedUploads):
         needed: list[int] = []
         sizes: dict[str, int] = {}
         for digest in blobs:
-            stored_size = await self.cache.stored_blob_size(digest)
+            stored_size = await self.cache.committed_blob_size(digest)
             if stored_size is None:
                 raise ManifestBlobUnknown("blob unknown to registry", {"digest": digest})
             sizes[digest] = stored_size

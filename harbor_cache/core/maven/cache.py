@@ -474,13 +474,13 @@ class MavenCache(MavenRemoval, MavenBrowse):
         """The file as another node sharing the index and the store committed it (a miss only)."""
         path = target.path
         entry = await self.index.get_entry("maven", repo_id, path)
-        if entry is None or (
-            self.storage.stat_blob(entry.digest) is None
-            and not await self.storage.ensure_local(entry.digest, entry.size)
-        ):
+        if entry is None:
+            return None
+        stored = await self.storage.open_local(entry.digest, entry.size)
+        if stored is None:
             return None
         self._rows[(repo_id, path)] = CachedRow.from_entry(entry, target.mutable)
-        return Adopted(entry, self.storage.open_stored(entry.digest, entry.size))
+        return Adopted(entry, stored)
 
     async def _commit(
         self, repo_id: str, target: MavenPath, dl: Download, published: tuple[str, bytes, float | None] | None

@@ -32,16 +32,30 @@ class ProxyBlobs(ProxyCore):
             row = self._blob_rows[digest] = (entry.id, entry.size, hit_source(entry))
         return row
 
-    async def stored_blob_size(self, digest: str) -> int | None:
-        """Size of a committed blob we hold, or None."""
+    async def committed_blob_size(self, digest: str) -> int | None:
+        """Size of a committed blob we hold, or None, without fetching it from the bucket (HEAD, mounts,
+        a pushed manifest's blobs): the row's size when the storage holds it (`Storage.holds`)."""
         row = await self._blob_row(digest)
         if row is None:
             return None
-        if self.storage.stat_blob(digest) is None and not await self.storage.ensure_local(digest, row[1]):
+        if not self.storage.holds(digest):
             log.warn("index lists {digest} but its file is gone; treating as a miss", digest=digest)
             self._blob_rows.pop(digest, None)
             return None
         return row[1]
+
+    async def redirect_blob(self, digest: str) -> str | None:
+        """With ``[storage] redirect``: a presigned URL of the committed blob's object (counted as a hit),
+        else None (redirects off, or not committed: a cold download in flight is streamed as always)."""
+        if self.storage.redirect_expiry is None:
+            return None
+        row = await self._blob_row(digest)
+        if row is None:
+            return None
+        url = await self.storage.redirect_url(digest)
+        if url is not None:
+            self.outcomes.hit(row[0], row[2])
+        return url
 
     async def get_blob(self, name: str, digest: str) -> BlobHandle:
         """A source to stream the blob from: stored, joined in flight, or a new download.
@@ -49,11 +63,14 @@ class ProxyBlobs(ProxyCore):
         Raises BlobUnknown (404 upstream), UpstreamUnavailable (503) or
         UpstreamBadResponse (502).
         """
-        size = await self.stored_blob_size(digest)
-        if size is not None:
-            entry_id, _, source = self._blob_rows[digest]
-            self.outcomes.hit(entry_id, source)
-            return BlobHandle(digest, size, self.storage.open_stored(digest, size), "hit")
+        row = await self._blob_row(digest)
+        if row is not None:
+            stored = await self.storage.open_local(digest, row[1])
+            if stored is not None:
+                self.outcomes.hit(row[0], row[2])
+                return BlobHandle(digest, row[1], stored, "hit")
+            log.warn("index lists {digest} but its file is gone; treating as a miss", digest=digest)
+            self._blob_rows.pop(digest, None)
         key = ("blob", digest)
         dl = self.downloads.get(key)
         status: CacheStatus = "coalesced"
@@ -93,12 +110,13 @@ class ProxyBlobs(ProxyCore):
     async def _adopt_blob(self, digest: str) -> Adopted | None:
         """The blob as committed by another node sharing the index and the store, or None."""
         entry = await self.index.get_entry("blob", "", digest)
-        if entry is None or (
-            self.storage.stat_blob(digest) is None and not await self.storage.ensure_local(digest, entry.size)
-        ):
+        if entry is None:
+            return None
+        stored = await self.storage.open_local(digest, entry.size)
+        if stored is None:
             return None
         self._blob_rows[digest] = (entry.id, entry.size, hit_source(entry))
-        return Adopted(entry, self.storage.open_stored(digest, entry.size))
+        return Adopted(entry, stored)
 
     async def head_blob(self, name: str, digest: str) -> tuple[int | None, str]:
         """(size, cache status) without downloading a body: stored, in flight, or an upstream HEAD.
@@ -107,8 +125,9 @@ class ProxyBlobs(ProxyCore):
         (skopeo, docker) HEAD a blob to decide whether to upload it, and the
         manifest PUT that follows needs it committed.  So the HEAD waits for
         the download's commit; if the download fails it asks the upstream.
+        Content in the bucket is answered from its row, never fetched.
         """
-        size = await self.stored_blob_size(digest)
+        size = await self.committed_blob_size(digest)
         if size is not None:
             entry_id, _, source = self._blob_rows[digest]
             self.outcomes.hit(entry_id, source)
@@ -120,7 +139,7 @@ class ProxyBlobs(ProxyCore):
             except Exception:
                 pass  # the download failed; answer as if it had never run
             else:
-                size = await self.stored_blob_size(digest)
+                size = await self.committed_blob_size(digest)
                 if size is not None:
                     return size, "coalesced"
         if self.negative.known_missing(("blob", name, digest)):

@@ -91,8 +91,10 @@ class ProxyManifests(ProxyCore):
             return
         await self.index.add_blob_images(name, blobs)
 
-    async def stored_manifest(self, digest: str) -> bytes | None:
-        """A manifest we hold, from memory or disk, without asking upstream or counting a hit (None: not here)."""
+    async def stored_manifest(self, digest: str, name: str | None = None) -> bytes | None:
+        """A manifest we hold, from memory, disk or the bucket, without asking upstream or counting a hit
+        (None: not here).  Not on this node's disk, it is filled from the bucket when ``name`` has its row
+        (the row's size says it is a manifest, not a layer a descriptor names)."""
         try:
             digest = str(parse_digest(digest))
         except InvalidDigest:
@@ -100,11 +102,15 @@ class ProxyManifests(ProxyCore):
         item = self.manifests.get(digest)
         if item is not None:
             return item[0]
-        size = self.storage.stat_blob(digest)
+        stored, size = digest, self.storage.stat_blob(digest)
+        if size is None and name is not None and self.storage.bucket is not None:
+            entry = await self.index.get_entry("manifest", name, digest)
+            if entry is not None:
+                stored, size = entry.digest, entry.size  # (read_bytes fills the tier from the bucket)
         if size is None or size > MAX_MANIFEST_BYTES:  # a descriptor may name a layer: never read one whole
             return None
         try:
-            return await self.storage.read_bytes(digest)
+            return await self.storage.read_bytes(stored)
         except FileNotFoundError:
             return None
 

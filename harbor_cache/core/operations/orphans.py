@@ -21,7 +21,6 @@ count; a small store is swept whole in one pass, a million files in about
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
@@ -131,18 +130,8 @@ class OrphanSweeper:
                 # Checked again just before unlinking: a commit may have indexed one meanwhile.
                 again = await self.index.digests_referenced([d for d, _ in doomed])
                 doomed = [(d, size) for d, size in doomed if d not in again]
-                await self.storage.io.run(_unlink_all, [self.storage.blob_path(d) for d, _ in doomed], now - grace)
-                removed += len(doomed)
-                removed_bytes += sum(size for _, size in doomed)
+                gone = set(await self.storage.remove_orphan_files([d for d, _ in doomed], now - grace))
+                removed += len(gone)
+                removed_bytes += sum(size for d, size in doomed if d in gone)
         self._left[shard] = left_bytes
         return seen, removed, removed_bytes
-
-
-def _unlink_all(paths: list[str], cutoff: float) -> None:
-    """Unlink each file still older than ``cutoff`` (one renamed in since the scan is a new commit)."""
-    for path in paths:
-        try:
-            if os.stat(path).st_mtime <= cutoff:
-                os.unlink(path)
-        except FileNotFoundError:
-            pass

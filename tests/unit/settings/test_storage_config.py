@@ -80,3 +80,20 @@ class StorageConfigTests(SynchronousTestCase):
         sys.modules["botocore"] = None
         e = self.assertRaises(MissingDependency, parse_config, {"storage": S3})
         self.assertIn("botocore is not installed: pip install 'harbor-cache[s3]'", str(e))
+
+
+class RedirectKeysTests(SynchronousTestCase):
+    def error(self, table):
+        return str(self.assertRaises(ConfigError, parse_config, {"storage": table}))
+
+    def test_off_by_default_and_parsed(self):
+        self.assertEqual((StorageConfig().redirect, StorageConfig().redirect_expiry_seconds), (False, 1200))
+        storage = parse_config({"storage": {**S3, "redirect": True, "redirect_expiry_seconds": 300}}).storage
+        self.assertEqual((storage.redirect, storage.redirect_expiry_seconds), (True, 300))
+
+    def test_bad_values_and_the_filesystem_backend_are_named(self):
+        self.assertIn('storage.redirect: only meaningful with backend = "s3"', self.error({"redirect": True}))
+        self.assertIn("storage.redirect_expiry_seconds", self.error({"redirect_expiry_seconds": 60}))
+        self.assertIn("storage.redirect: expected true or false", self.error({**S3, "redirect": "yes"}))
+        self.assertIn("storage.redirect_expiry_seconds", self.error({**S3, "redirect_expiry_seconds": 0}))
+        self.assertIn("storage.redirect_expiry_seconds", self.error({**S3, "redirect_expiry_seconds": 8 * 86400}))

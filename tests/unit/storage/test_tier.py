@@ -113,3 +113,62 @@ class BucketOrderTests(SynchronousTestCase):
         self.storage.check_writable()
         self.bucket.reachable = False
         self.assertRaises(StorageUnavailable, self.storage.check_writable)
+
+
+class TrimRaceTests(SynchronousTestCase):
+    """A file trimmed from the tier between `open_stored` and its reader's first byte (the trim unlinks on
+    the I/O pool, concurrently with the reactor) must still reach the client whole."""
+
+    def setUp(self):
+        self.storage = Storage(self.mktemp(), InlineIO())
+        self.bucket = FakeBucket(self.storage.root)
+        self.bucket.storage = self.storage
+        self.storage.use_bucket(self.bucket, 1 << 20)
+        self.body = os.urandom(300_000)
+        temp = self.storage.new_temp(len(self.body))
+        temp.write(self.body)
+        finished = defer.ensureDeferred(temp.finish())
+        self.bucket.uploads[0][1].callback(None)
+        self.digest = self.successResultOf(finished)
+
+    def test_a_file_trimmed_after_open_stored_is_served_whole(self):
+        source = self.storage.open_stored(self.digest, len(self.body))
+        assert self.storage.tier is not None
+        self.storage.tier.limit = 0  # lowered: everything not being read goes
+        trimmed = self.successResultOf(defer.ensureDeferred(self.storage.trim_tier()))
+        self.assertEqual(trimmed, len(self.body))
+        self.assertIsNone(self.storage.stat_blob(self.digest))  # unlinked...
+        client = StringTransport()
+        producer = RangeProducer(source, client, 0, None)
+        producer.start()
+        self.successResultOf(producer.done)
+        self.assertEqual(client.value(), self.body)  # ...but the open file was read to the end
+
+    def test_an_unread_open_source_closes_its_file(self):
+        import gc
+
+        before = len(os.listdir("/proc/self/fd"))
+        source = self.storage.open_stored(self.digest, len(self.body))
+        self.assertEqual(len(os.listdir("/proc/self/fd")), before + 1)
+        del source
+        gc.collect()
+        self.assertEqual(len(os.listdir("/proc/self/fd")), before)
+
+    def test_open_local_fills_a_file_trimmed_before_it_was_opened(self):
+        os.unlink(self.storage.blob_path(self.digest))
+        fills = []
+
+        def fill(storage, digest, size):
+            fills.append(digest)
+            temp = storage.new_temp(size)
+            temp.to_bucket = False
+            temp.write(self.body)
+            return defer.ensureDeferred(temp.finish(digest)).addCallback(lambda _: True)
+
+        self.bucket.fill = fill
+        source = self.successResultOf(defer.ensureDeferred(self.storage.open_local(self.digest, len(self.body))))
+        self.assertEqual(fills, [self.digest])
+        client = StringTransport()
+        producer = RangeProducer(source, client, 0, None)
+        producer.start()
+        self.assertEqual(client.value(), self.body)
