@@ -51,7 +51,7 @@ class Nodes:
             app.downloads.leases = LeaseBook(app.index, node, self.clock, ttl=10, poll=0.25)
         self.events: list[dict[str, Any]] = []
         globalLogPublisher.addObserver(self.events.append)  # type: ignore[arg-type]
-        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)  # type: ignore[arg-type]
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
 
     def advance(self: Any, seconds: float) -> None:
         self.clock.advance(seconds)
