@@ -37,6 +37,7 @@ from tests.integration import push_support, support
 from tests.integration.test_s3_storage_it import Moto, key_of, storage_table
 
 CLIENTS = 20
+KEY_FILES = ("jwt-secret", "registry-secret", "artifact-key.pem")
 SMALL_JAR = "harness/small/1.0/small-1.0.jar"
 
 
@@ -57,11 +58,13 @@ class S3NodesTests(SynchronousTestCase):
         self.tmp = tempfile.mkdtemp(prefix="harbor-it-s3-nodes-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
 
-    def node(self, name: str, upstream_url: str) -> support.HarborServer:
+    def node(
+        self, name: str, upstream_url: str, start: bool = True, public_url: str = "http://127.0.0.1:@PORT@"
+    ) -> support.HarborServer:
         """A node with its own data directory, on the shared index and bucket."""
         config = support.oci_config(
             upstream_url,
-            server={"public_url": "http://127.0.0.1:@PORT@"},
+            server={"public_url": public_url},
             maven_repositories=[{"id": "central", "url": self.maven.url}, {"id": "releases", "type": "hosted"}],
             routes=["library/*"],
         )
@@ -69,13 +72,18 @@ class S3NodesTests(SynchronousTestCase):
             "[index]", {"url": self.db_url, "node_name": name, "lease_seconds": 3, "pool_size": 4}
         )
         log = '[log]\naccess_file = "access.log"\n'
-        srv = support.HarborServer("\n".join([config, storage_table(self.moto.endpoint), index, log]))
+        srv = support.HarborServer("\n".join([config, storage_table(self.moto.endpoint), index, log]), start=start)
         self.addCleanup(srv.close)
         return srv
 
     def two_nodes(self, upstream_url: str) -> tuple[support.HarborServer, support.HarborServer]:
-        a, b = self.node("a", upstream_url), self.node("b", upstream_url)
+        a = self.node("a", upstream_url)
+        # One public URL for both, as behind a load balancer: B's token realm and issuer are A's.
+        b = self.node("b", upstream_url, start=False, public_url=a.url)
         self.assertNotEqual(a.data_dir, b.data_dir)
+        for name in KEY_FILES:  # the token keys are the one thing given to every node (docs/deployment.md)
+            shutil.copy2(os.path.join(a.data_dir, name), os.path.join(b.data_dir, name))
+        b.start()
         push_support.ensure_user(a, *push_support.WRITER, "read-write")  # (users live in the shared index)
         return a, b
 
@@ -119,7 +127,9 @@ class S3NodesTests(SynchronousTestCase):
 
     def test_chunked_push_with_patches_on_both_nodes(self) -> None:
         a, b = self.two_nodes("http://127.0.0.1:9")
-        auth = push_support.basic_header(*push_support.WRITER)
+        # a registry token from A, used on both nodes (they share the token keys)
+        token = push_support.registry_token(a, *push_support.WRITER, "repository:hosted/app:pull,push")
+        auth = {"Authorization": "Bearer " + token}
         first, second = os.urandom(300_000), os.urandom(200_001)
         digest = sha256(first + second)
         status, headers, body = support.http("POST", a.url + "/v2/hosted/app/blobs/uploads/", auth)
