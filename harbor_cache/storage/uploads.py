@@ -37,8 +37,17 @@ class UploadFiles:
         self.storage = storage
         self.dir = os.path.join(storage.root, "uploads")
         os.makedirs(self.dir, exist_ok=True)
-        # [storage] backend = "s3": every chunk is an object too, so any node continues any session
-        self.chunks = UploadChunks(storage, storage.bucket) if storage.bucket is not None else None
+        self._chunks: UploadChunks | None = None
+
+    @property
+    def chunks(self) -> UploadChunks | None:
+        """With ``[storage] backend = "s3"``: every chunk is an object too, so any node continues any session."""
+        bucket = self.storage.bucket
+        if bucket is None:
+            return None
+        if self._chunks is None or self._chunks.bucket is not bucket:
+            self._chunks = UploadChunks(self.storage, bucket)
+        return self._chunks
 
     def path(self, session_id: str) -> str:
         if not SESSION_ID.match(session_id):
@@ -63,22 +72,25 @@ class UploadFiles:
         Raises `UploadChunksMissing` (the session is lost) or `StorageUnavailable`.
         Without a bucket the shared file is the session: nothing to do.
         """
-        if self.chunks is None:
+        chunks = self.chunks
+        if chunks is None:
             return 0
-        return await self.chunks.restore(session_id, self.path(session_id), size)
+        return await chunks.restore(session_id, self.path(session_id), size)
 
     async def publish(self, session_id: str, offset: int, length: int, *, upload: bool = True) -> None:
         """With a bucket: store the chunk just appended at ``offset`` as its object (before the size is recorded).
 
         ``upload=False``: this node's file holds it and commits it at once; no object is needed.
         """
-        if self.chunks is not None:
-            await self.chunks.publish(session_id, self.path(session_id), offset, length, upload=upload)
+        chunks = self.chunks
+        if chunks is not None:
+            await chunks.publish(session_id, self.path(session_id), offset, length, upload=upload)
 
     async def forget(self, session_id: str) -> None:
         """The session ended (committed): its chunk objects go (its file was renamed into the store)."""
-        if self.chunks is not None:
-            await self.chunks.forget(session_id)
+        chunks = self.chunks
+        if chunks is not None:
+            await chunks.forget(session_id)
 
     async def sweep_local(self, idle_before: float, live: Callable[[str], Awaitable[bool]]) -> int:
         """Remove this node's files of sessions untouched since ``idle_before`` that ``live`` says are over.
@@ -107,11 +119,12 @@ class UploadFiles:
     async def remove(self, session_id: str, *, chunks: bool = True) -> None:
         """The session is over: its file goes, and (``chunks``) its chunk objects."""
         path = self.path(session_id)
-        if self.chunks is not None:
+        objects = self.chunks
+        if objects is not None:
             if chunks:
-                await self.chunks.forget(session_id)
+                await objects.forget(session_id)
             else:
-                self.chunks.drop(session_id)
+                objects.drop(session_id)
 
         def _remove() -> None:
             try:
