@@ -116,18 +116,20 @@ class UploadAcrossNodesTests(HostedRegistryCase):
     def location(self, app: HarborApp) -> str:
         response, body = self.fetch("POST", f"/v2/{NAME}/blobs/uploads/", app=app)
         self.assertEqual(response.code, 202, body)
-        return header(response, "Location")
+        location = header(response, "Location")
+        assert location is not None
+        return location
 
-    def patch(self, app: HarborApp, location: str, data: bytes, start: int) -> tuple[Any, bytes]:
+    def patch_chunk(self, app: HarborApp, location: str, data: bytes, start: int) -> tuple[Any, bytes]:
         return self.fetch("PATCH", location, data, {"Content-Range": f"{start}-{start + len(data) - 1}"}, app=app)
 
     def test_patch_on_a_patch_and_put_on_b(self) -> None:
         data = os.urandom(9000)
         location = self.location(self.a)
-        self.assertEqual(self.patch(self.a, location, data[:4000], 0)[0].code, 202)
+        self.assertEqual(self.patch_chunk(self.a, location, data[:4000], 0)[0].code, 202)
         session = location.rsplit("/", 1)[1]
         self.assertEqual(self.chunks(), [f"uploads/{session}/0"])
-        response, body = self.patch(self.b, location, data[4000:7000], 4000)
+        response, body = self.patch_chunk(self.b, location, data[4000:7000], 4000)
         self.assertEqual((response.code, header(response, "Range")), (202, "0-6999"), body)
         self.assertEqual(self.chunks(), [f"uploads/{session}/0", f"uploads/{session}/4000"])
         response, body = self.fetch("PUT", f"{location}?digest={sha256(data)}", data[7000:], app=self.b)
@@ -140,14 +142,14 @@ class UploadAcrossNodesTests(HostedRegistryCase):
     def test_a_chunk_the_bucket_cannot_store_leaves_the_session_where_it_was(self) -> None:
         data = os.urandom(6000)
         location = self.location(self.a)
-        self.assertEqual(self.patch(self.a, location, data[:2000], 0)[0].code, 202)
+        self.assertEqual(self.patch_chunk(self.a, location, data[:2000], 0)[0].code, 202)
         self.bucket.down = True
-        response, body = self.patch(self.a, location, data[2000:4000], 2000)
+        response, body = self.patch_chunk(self.a, location, data[2000:4000], 2000)
         self.assertEqual((response.code, json.loads(body)["errors"][0]["code"]), (503, "STORAGE_UNAVAILABLE"))
         self.bucket.down = False
         response, _ = self.fetch("GET", location, app=self.b)
         self.assertEqual(header(response, "Range"), "0-1999")  # the index never moved past the failed chunk
-        response, body = self.patch(self.b, location, data[2000:4000], 2000)  # the client tries again, elsewhere
+        response, body = self.patch_chunk(self.b, location, data[2000:4000], 2000)  # the client tries again, elsewhere
         self.assertEqual(response.code, 202, body)
         # A's file still has the failed chunk's bytes after 2000: cut back and B's chunk fetched instead
         response, body = self.fetch("PUT", f"{location}?digest={sha256(data)}", data[4000:], app=self.a)
@@ -156,16 +158,16 @@ class UploadAcrossNodesTests(HostedRegistryCase):
 
     def test_a_session_whose_chunks_are_gone_ends(self) -> None:
         location = self.location(self.a)
-        self.assertEqual(self.patch(self.a, location, b"abc", 0)[0].code, 202)
+        self.assertEqual(self.patch_chunk(self.a, location, b"abc", 0)[0].code, 202)
         self.bucket.client.keys.clear()
-        response, body = self.patch(self.b, location, b"def", 3)
+        response, body = self.patch_chunk(self.b, location, b"def", 3)
         self.assertEqual((response.code, json.loads(body)["errors"][0]["code"]), (404, "BLOB_UPLOAD_UNKNOWN"))
         self.assertEqual(self.fetch("GET", location, app=self.a)[0].code, 404)
 
     def test_expiry_removes_the_chunks_and_every_nodes_file(self) -> None:
         location = self.location(self.a)
-        self.assertEqual(self.patch(self.a, location, b"abc", 0)[0].code, 202)
-        self.assertEqual(self.patch(self.b, location, b"def", 3)[0].code, 202)
+        self.assertEqual(self.patch_chunk(self.a, location, b"abc", 0)[0].code, 202)
+        self.assertEqual(self.patch_chunk(self.b, location, b"def", 3)[0].code, 202)
         session = location.rsplit("/", 1)[1]
         self.assertTrue(os.path.exists(os.path.join(self.b.hosted.files.dir, session)))
         self.clock.advance(7200)
