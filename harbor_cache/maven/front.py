@@ -189,6 +189,8 @@ class MavenFront:
         None: the body is to be streamed from ``f.source`` (`serve_source`).
         """
         request.cache_status = f.cache_status
+        if f.upstream is not None:
+            request.upstream = f.upstream
         request.setHeader(b"Last-Modified", f.http_last_modified)
         if f.etag is not None:
             request.setHeader(b"ETag", f.etag.encode())

@@ -1,8 +1,12 @@
-"""The files of upload sessions, shared by every node: ``DATA/uploads/<session id>``.
+"""The files of upload sessions: ``DATA/uploads/<session id>``, and with a bucket their chunk objects.
 
 A session's bytes live in one file on the shared data directory, so a PATCH
 on one node and the next PATCH or the PUT on another continue the same
-upload, and a restart loses nothing. Each request opens the file for
+upload, and a restart loses nothing.  With ``[storage] backend = "s3"`` the
+nodes share no data directory: each accepted chunk is also an object in the
+bucket (`upload_chunks.UploadChunks`), a node rebuilds its own file from them
+before it continues a session (`restore`), and `sweep_local` removes the files
+of sessions that ended on another node. Each request opens the file for
 appending and closes it before it answers (`TempBlob.close_append`): an idle
 session holds no file descriptor, however many there are.
 
@@ -16,10 +20,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Awaitable, Callable
 
 from harbor_cache.storage import disk
 from harbor_cache.storage.errors import BlobCorrupt
 from harbor_cache.storage.layout import Storage
+from harbor_cache.storage.upload_chunks import UploadChunks
 from harbor_cache.storage.writer import TempBlob
 
 SESSION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -31,6 +37,17 @@ class UploadFiles:
         self.storage = storage
         self.dir = os.path.join(storage.root, "uploads")
         os.makedirs(self.dir, exist_ok=True)
+        self._chunks: UploadChunks | None = None
+
+    @property
+    def chunks(self) -> UploadChunks | None:
+        """With ``[storage] backend = "s3"``: every chunk is an object too, so any node continues any session."""
+        bucket = self.storage.bucket
+        if bucket is None:
+            return None
+        if self._chunks is None or self._chunks.bucket is not bucket:
+            self._chunks = UploadChunks(self.storage, bucket)
+        return self._chunks
 
     def path(self, session_id: str) -> str:
         if not SESSION_ID.match(session_id):
@@ -49,8 +66,65 @@ class UploadFiles:
         """A sink for one request's bytes (``write``/``on_drain``), appended at ``offset``; end with ``close_append``."""
         return TempBlob(self.storage, None, append_to=self.path(session_id), offset=offset, hashers=hashers)
 
-    async def remove(self, session_id: str) -> None:
+    async def restore(self, session_id: str, size: int) -> int:
+        """With a bucket: make this node's file hold the session's ``size`` bytes (fetched chunks); returns bytes fetched.
+
+        Raises `UploadChunksMissing` (the session is lost) or `StorageUnavailable`.
+        Without a bucket the shared file is the session: nothing to do.
+        """
+        chunks = self.chunks
+        if chunks is None:
+            return 0
+        return await chunks.restore(session_id, self.path(session_id), size)
+
+    async def publish(self, session_id: str, offset: int, length: int, *, upload: bool = True) -> None:
+        """With a bucket: store the chunk just appended at ``offset`` as its object (before the size is recorded).
+
+        ``upload=False``: this node's file holds it and commits it at once; no object is needed.
+        """
+        chunks = self.chunks
+        if chunks is not None:
+            await chunks.publish(session_id, self.path(session_id), offset, length, upload=upload)
+
+    async def forget(self, session_id: str) -> None:
+        """The session ended (committed): its chunk objects go (its file was renamed into the store)."""
+        chunks = self.chunks
+        if chunks is not None:
+            await chunks.forget(session_id)
+
+    async def sweep_local(self, idle_before: float, live: Callable[[str], Awaitable[bool]]) -> int:
+        """Remove this node's files of sessions untouched since ``idle_before`` that ``live`` says are over.
+
+        With separate data directories a session committed, cancelled or
+        expired on another node leaves its file here; returns how many went.
+        """
+
+        def _old() -> list[str]:
+            found = []
+            for name in os.listdir(self.dir):
+                try:
+                    if SESSION_ID.match(name) and os.stat(os.path.join(self.dir, name)).st_mtime < idle_before:
+                        found.append(name)
+                except FileNotFoundError:
+                    pass
+            return found
+
+        removed = 0
+        for session_id in await self.storage.io.run(_old):
+            if not await live(session_id):
+                await self.remove(session_id, chunks=False)
+                removed += 1
+        return removed
+
+    async def remove(self, session_id: str, *, chunks: bool = True) -> None:
+        """The session is over: its file goes, and (``chunks``) its chunk objects."""
         path = self.path(session_id)
+        objects = self.chunks
+        if objects is not None:
+            if chunks:
+                await objects.forget(session_id)
+            else:
+                objects.drop(session_id)
 
         def _remove() -> None:
             try:

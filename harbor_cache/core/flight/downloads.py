@@ -25,8 +25,11 @@ Several nodes on one index (`leases.LeaseBook`): a download that can be
 stored source") first takes the key's lease in the index. A node
 that finds the lease held by another node fetches nothing: its clients wait
 until the other node commits the file to the shared store and are then
-served that file; when the other node dies, its lease expires and this node
-takes the download over.
+served that file (with ``[storage] backend = "s3"`` the nodes share no data
+directory: ``adopt`` streams the committed object from the bucket into this
+node's local tier, and those requests are logged as "coalesced" from
+"bucket": `Download.cache_status`, `Download.served_from`); when the other
+node dies, its lease expires and this node takes the download over.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from harbor_cache.core.flight.observable import Observable
+from harbor_cache.core.seams import CacheStatus
 from harbor_cache.storage import Storage, TempBlob
 from harbor_cache.upstream.body import UpstreamBodyFailed, abandon_body, stream_to_temp
 from harbor_cache.upstream.http import header, response_length
@@ -123,6 +127,18 @@ class Download:
         self.unlabelled_joins = 0
         self.source_known = False
         self.started_at: float | None = None
+        # Another node downloaded it (the lease was theirs) and this node served its commit: "bucket" when
+        # the content came from the bucket (``[storage] backend = "s3"``), "node" from the shared data directory.
+        self.adopted_from: str | None = None
+
+    @property
+    def served_from(self) -> str:
+        """The access log's ``upstream`` for this download's clients: the upstream, or "bucket" (adopted from it)."""
+        return "bucket" if self.adopted_from == "bucket" else self.source
+
+    def cache_status(self, status: CacheStatus) -> CacheStatus:
+        """A request's status for this download: one that would start it is "coalesced" when another node did."""
+        return "coalesced" if status == "miss" and self.adopted_from is not None else status
 
     @property
     def length(self) -> int | None:
@@ -202,6 +218,7 @@ class Downloads:
                 if lease is None:
                     # Another node fetched it: the upstream its row names (else "node").
                     dl.source = getattr(adopted.result, "upstream", None) or "node"
+                    dl.adopted_from = "bucket" if self.storage.bucket is not None else "node"
                     self._label_joins(dl)
                     dl.result, dl.temp = adopted
                     dl.headers_ready.fire(dl)

@@ -32,12 +32,14 @@ from harbor_cache.errors import (
     BlobUploadInvalid,
     BlobUploadUnknown,
     DigestInvalid,
+    StorageUnavailable,
     TooManyRequests,
     UploadRangeInvalid,
 )
 from harbor_cache.grammar.digests import parse_digest
 from harbor_cache.grammar.mediatypes import MAX_MANIFEST_BYTES
 from harbor_cache.storage import BlobCorrupt, SourceFailed, StorageFull, TempBlob
+from harbor_cache.storage.upload_chunks import UploadChunksMissing
 from harbor_cache.storage.uploads import SESSION_ID, UploadFiles
 
 if TYPE_CHECKING:
@@ -55,6 +57,10 @@ log = Logger()
 UPLOAD_IDLE_SECONDS = 3600.0
 # How long one request may hold a session for writing before another may take it (a node died mid-PATCH).
 UPLOAD_WRITE_HOLD_SECONDS = 600.0
+
+
+class _SessionLost(Exception):
+    """The session's chunk objects do not cover its recorded size: it ends (404 BLOB_UPLOAD_UNKNOWN)."""
 
 
 class RequestBodySource(Protocol):
@@ -176,7 +182,13 @@ class HostedUploads:
             self._hash_state.pop(session_id, None)
             await self.files.remove(session_id)
             log.info("upload {session} expired after {idle} s idle", session=session_id, idle=idle)
+        if self.files.chunks is not None:
+            # Nodes share no data directory: the files here of sessions that ended on other nodes.
+            await self.files.sweep_local(now - idle, self._session_live)
         return len(stale)
+
+    async def _session_live(self, session_id: str) -> bool:
+        return await self.index.get_upload(session_id) is not None
 
     def _hashers_at(self, session: UploadSession) -> dict:
         """The hash state at the session's offset when this node has it, else {} (hash the file at the end)."""
@@ -195,14 +207,23 @@ class HostedUploads:
             )
 
     async def append(
-        self, session: UploadSession, body: RequestBodySource, content_range: tuple[int, int] | None
+        self,
+        session: UploadSession,
+        body: RequestBodySource,
+        content_range: tuple[int, int] | None,
+        *,
+        publish: bool = True,
     ) -> int:
         """Append these bytes to session X: stream ``body`` into the session's file; returns the new offset.
 
         This is the seam between how bytes arrive (the request body, pulled
         from the socket as the file's write queue allows) and where they go
         (the session file's appender, a `TempBlob` opened for appending at
-        the session's offset and closed before this returns).  The session is
+        the session's offset and closed before this returns).  With a bucket
+        this node's file is first rebuilt from the session's chunk objects
+        when another node wrote the last chunks, and the new chunk becomes an
+        object before the index records the new size (``publish=False``: the
+        final PUT's chunk, committed at once by this node).  The session is
         claimed in the index while it is written, so a second request on any
         node gets 416 instead of interleaving bytes.  ``content_range``
         (inclusive, as in the ``Content-Range`` header) must start at the
@@ -224,29 +245,45 @@ class HostedUploads:
         await self._check_quota(session.name, None if length is None else session.size + length, None, session.owner)
         await self._claim(session)
         before = size = session.size
-        hashers = self._hashers_at(session)
-        sink = self.files.appender(session.id, before, hashers)
         broken = False
+        copied = 0
         try:
+            await self._restore(session)
+            hashers = self._hashers_at(session)
+            sink = self.files.appender(session.id, before, hashers)
             try:
-                copied = await self._stream_into(sink, body)
-            except BaseException:
-                # A body cut off mid-way (client gone, too slow, too large): whatever arrived stays
-                # appended (the client can ask for the offset and resume), unless the file broke.
-                if sink.failure is None:
-                    size = await sink.close_append()
-                    if hashers:
-                        self._hash_state[session.id] = (size, hashers)
-                else:
-                    broken = True
+                try:
+                    copied = await self._stream_into(sink, body)
+                except BaseException:
+                    # A body cut off mid-way (client gone, too slow, too large): whatever arrived stays
+                    # appended (the client can ask for the offset and resume), unless the file broke.
+                    if sink.failure is None:
+                        size = await sink.close_append()
+                        if hashers:
+                            self._hash_state[session.id] = (size, hashers)
+                    else:
+                        broken = True
+                    raise
+                size = await sink.close_append()
+            except BaseException as e:
+                if sink.failure is None and not sink.closed:
+                    sink.abort(e if isinstance(e, Exception) else SourceFailed("cancelled"))
+                if sink.failure is not None:
+                    broken = True  # the file could not be written: the session ends
                 raise
-            size = await sink.close_append()
-        except BaseException as e:
-            if sink.failure is None and not sink.closed:
-                sink.abort(e if isinstance(e, Exception) else SourceFailed("cancelled"))
-            if sink.failure is not None:
-                broken = True  # the file could not be written: the session ends
-            raise
+            finally:
+                if size > before and not broken:
+                    # With a bucket the chunk becomes an object before the index moves past it (any node
+                    # continues from there); if that fails the session stays at ``before``.
+                    appended, size = size, before
+                    await self.files.publish(session.id, before, appended - before, upload=publish)
+                    size = appended
+        except _SessionLost:
+            broken = True
+            raise BlobUploadUnknown(
+                "upload session lost: its chunks are not in the bucket; start the upload again",
+                {"name": session.name, "session": session.id},
+            ) from None
         finally:
             await self.index.end_upload_write(session.id, self.node, size, self.clock.seconds())
             session.size = size
@@ -263,6 +300,20 @@ class HostedUploads:
             self._hash_state[session.id] = (size, hashers)
         self.metrics.push_bytes.inc(copied)
         return session.offset
+
+    async def _restore(self, session: UploadSession) -> None:
+        """(With a bucket) this node's file of the session holds its recorded bytes; `_SessionLost` when it cannot."""
+        try:
+            fetched = await self.files.restore(session.id, session.size)
+        except UploadChunksMissing as e:
+            log.warn("upload {session} cannot go on: {error}", session=session.id, error=e)
+            raise _SessionLost() from None
+        if fetched:
+            self._hash_state.pop(session.id, None)
+            log.info(
+                "upload {session}: {bytes} bytes of chunks other nodes wrote fetched from the bucket",
+                session=session.id, bytes=fetched,
+            )  # fmt: skip
 
     def _check_room(self, length: int | None) -> None:
         if self.space is not None:
@@ -293,10 +344,20 @@ class HostedUploads:
         """
         expected = _upload_digest(digest)
         if body.length != 0 or content_range is not None:
-            await self.append(session, body, content_range)
+            await self.append(session, body, content_range, publish=False)
         await self._claim(session)
         try:
             await self._check_quota(session.name, session.size, expected, session.owner)
+            await self._restore(session)  # (with a bucket: the chunks other nodes took)
+        except _SessionLost:
+            await self._drop(session)
+            raise BlobUploadUnknown(
+                "upload session lost: its chunks are not in the bucket; start the upload again",
+                {"name": session.name, "session": session.id},
+            ) from None
+        except StorageUnavailable:
+            await self.index.end_upload_write(session.id, self.node, session.size, self.clock.seconds())
+            raise  # (the session stays: the client may try the PUT again)
         except BaseException:
             await self._drop(session)  # (refused: nothing is committed, the session's file goes)
             raise
@@ -310,6 +371,7 @@ class HostedUploads:
             ) from None
         finally:
             await self.index.delete_upload(session.id)
+            await self.files.forget(session.id)  # (with a bucket: the chunk objects)
         return await self._record_blob(session.name, got, session.size)
 
     async def upload_monolithic(self, name: str, digest: str, body: RequestBodySource) -> str:

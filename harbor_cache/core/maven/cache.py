@@ -416,6 +416,7 @@ class MavenCache(MavenRemoval, MavenBrowse):
             raise UpstreamBadResponse(
                 "upstream failed", {"repositoryId": repo_id, "path": path, "reason": f"{type(e).__name__}: {e}"}
             ) from None
+        status = dl.cache_status(status)  # (another node downloaded it: "coalesced")
         if status == "miss":
             self.outcomes.miss(repo_id)
         last_modified = parse_http_date(dl.header("Last-Modified"))
@@ -428,6 +429,7 @@ class MavenCache(MavenRemoval, MavenBrowse):
             last_modified=last_modified if last_modified is not None else self.clock.seconds(),
             etag=None,
             cache_status=status,
+            upstream="bucket" if dl.adopted_from == "bucket" else None,
         )
 
     async def _open(self, repo_id: str, target: MavenPath, headers: dict[bytes, bytes] | None = None) -> IResponse:

@@ -58,6 +58,7 @@ class MavenFile:
     cache_status: CacheStatus
     stale: bool = False
     body: bytes | None = None  # the whole content, when it is small and in memory
+    upstream: str | None = None  # the access log's upstream field: "bucket" when another node's download was adopted
 
     @property
     def http_last_modified(self) -> bytes:

@@ -88,10 +88,11 @@ class ProxyBlobs(ProxyCore):
             raise  # e.g. InsufficientStorage: the disk cannot take it
         except Exception as e:
             raise map_upstream_failure(e, "blob") from None
+        status = dl.cache_status(status)  # (another node downloaded it: "coalesced", from "bucket")
         if status == "miss":
             self.outcomes.miss(dl.source)
         assert dl.temp is not None  # the headers are in: the file exists
-        return BlobHandle(digest, dl.length, dl.temp, status, dl.source)
+        return BlobHandle(digest, dl.length, dl.temp, status, dl.served_from)
 
     async def _commit_blob(self, digest: str, size: int, source: str) -> Entry:
         entry = await self.index.put_entry(

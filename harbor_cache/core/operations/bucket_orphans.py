@@ -37,13 +37,26 @@ def _age(last_modified: str, now: float) -> float:
 
 
 async def sweep_bucket(
-    index: Index, bucket: Bucket, grace: float, now: float, busy: Callable[[], set[str]]
+    index: Index,
+    bucket: Bucket,
+    grace: float,
+    now: float,
+    busy: Callable[[], set[str]],
+    upload_idle: float | None = None,
 ) -> tuple[int, int]:
-    """One pass over the bucket; returns (objects removed, bytes removed). Sets ``bucket.orphan_bytes``."""
+    """One pass over the bucket; returns (objects removed, bytes removed). Sets ``bucket.orphan_bytes``.
+
+    ``upload_idle`` (``uploads.idle_seconds``): chunk objects of upload
+    sessions (``uploads/<session>/<offset>``) older than that whose session
+    the index no longer has are removed too (a node died before deleting
+    them); None leaves them alone.
+    """
     from harbor_cache.storage.bucket import digest_of_key
+    from harbor_cache.storage.upload_chunks import session_of_key
 
     removed = removed_bytes = left_bytes = 0
     page: list[tuple[str, int, float]] = []
+    stray_chunks: list[tuple[str, str, int]] = []  # (session, key, size) old enough to go if the session is gone
 
     async def settle(page: list[tuple[str, int, float]]) -> None:
         nonlocal removed, removed_bytes, left_bytes
@@ -67,6 +80,9 @@ async def sweep_bucket(
     async for info in bucket.client.list_objects_v2("", page_size=PAGE):
         digest = digest_of_key(info.key)
         if digest is None:
+            chunk = session_of_key(info.key)
+            if chunk is not None and upload_idle is not None and _age(info.last_modified, now) >= upload_idle:
+                stray_chunks.append((chunk[0], info.key, info.size))
             continue
         page.append((digest, info.size, _age(info.last_modified, now)))
         if len(page) >= PAGE:
@@ -75,6 +91,10 @@ async def sweep_bucket(
     if page:
         await settle(page)
     bucket.orphan_bytes = left_bytes
+    if stray_chunks:
+        chunks_removed, chunks_bytes = await _sweep_chunks(index, bucket, stray_chunks)
+        removed += chunks_removed
+        removed_bytes += chunks_bytes
     # Multipart uploads a crashed node never completed nor aborted: their parts are stored (and billed).
     for upload in await bucket.client.list_multipart_uploads(""):
         if digest_of_key(upload.key) is not None and _age(upload.initiated, now) >= grace:
@@ -86,3 +106,20 @@ async def sweep_bucket(
             count=removed, size=removed_bytes,
         )  # fmt: skip
     return removed, removed_bytes
+
+
+async def _sweep_chunks(index: Index, bucket: Bucket, chunks: list[tuple[str, str, int]]) -> tuple[int, int]:
+    """Delete the chunk objects among ``chunks`` whose session the index no longer has; (count, bytes)."""
+    live: dict[str, bool] = {}
+    doomed: list[tuple[str, int]] = []
+    for session_id, key, size in chunks:
+        if session_id not in live:
+            live[session_id] = await index.get_upload(session_id) is not None
+        if not live[session_id]:
+            doomed.append((key, size))
+    if not doomed:
+        return 0, 0
+    failed = await bucket.client.delete_objects([key for key, _ in doomed])
+    gone = [(key, size) for key, size in doomed if key not in failed]
+    log.info("removed {count} chunk objects of upload sessions that ended", count=len(gone))
+    return len(gone), sum(size for _, size in gone)

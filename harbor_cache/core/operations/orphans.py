@@ -96,7 +96,8 @@ class OrphanSweeper:
         bucket = getattr(self.storage, "bucket", None)
         if bucket is not None:  # [storage] backend = "s3": the bucket's objects too (bucket_orphans.py)
             grace = self.settings.get("cache.orphan_grace_seconds")
-            await sweep_bucket(self.index, bucket, grace, self.clock.seconds(), self.busy)
+            upload_idle = self.settings.get("uploads.idle_seconds")
+            await sweep_bucket(self.index, bucket, grace, self.clock.seconds(), self.busy, upload_idle=upload_idle)
         if removed:
             log.info(
                 "removed {count} orphan files ({size} bytes) that no index entry pointed at",

@@ -248,17 +248,20 @@ class S3Client:
         content_type: str | None = None,
         sha256: str | None = None,
         size: int | None = None,
+        offset: int = 0,
     ) -> str:
         """Store ``data`` (bytes, or a file path streamed from disk) as ``key``; returns the ETag.
 
         For a file, ``sha256`` (hex) lets the store verify the body (else it is
-        sent as UNSIGNED-PAYLOAD); ``size`` saves a stat.
+        sent as UNSIGNED-PAYLOAD); ``size`` saves a stat; with ``offset`` (and
+        ``size``) only that region of the file is the object (an upload
+        session's chunk).
         """
         if isinstance(data, bytes):
             body = _Body(data=data)
         else:
-            length = size if size is not None else await self._io.run(_file_size, data)
-            body = _Body(path=data, length=length, sha256=sha256)
+            length = size if size is not None else await self._io.run(_file_size, data) - offset
+            body = _Body(path=data, offset=offset, length=length, sha256=sha256)
         headers = {"Content-Type": content_type} if content_type else {}
         response = await self._call("PUT", key, headers=headers, body=body)
         await self._done(response)
@@ -400,8 +403,12 @@ class S3Client:
         part_size: int | None = None,
         content_type: str | None = None,
         sha256: str | None = None,
+        offset: int = 0,
+        length: int | None = None,
     ) -> str:
         """Store the file at ``path`` as ``key``: one PUT up to the threshold, else a multipart upload.
+
+        ``offset``/``length``: only that region of the file (None: to its end).
 
         A multipart upload that fails in any way (a part, the completion, a
         cancellation) is aborted before the error is raised: the key is either
@@ -409,7 +416,9 @@ class S3Client:
         """
         from harbor_cache.storage.s3.transfer import put_file
 
-        return await put_file(self, key, path, part_size=part_size, content_type=content_type, sha256=sha256)
+        return await put_file(
+            self, key, path, part_size=part_size, content_type=content_type, sha256=sha256, offset=offset, length=length
+        )
 
 
 def _settle_into(result: Any, outer: defer.Deferred[Any]) -> None:

@@ -44,13 +44,15 @@ async def put_file(
     part_size: int | None = None,
     content_type: str | None = None,
     sha256: str | None = None,
+    offset: int = 0,
+    length: int | None = None,
 ) -> str:
     """See `S3Client.put_file`; returns the object's ETag."""
     settings = client.settings
-    size = await client._io.run(_size, path)
+    size = length if length is not None else await client._io.run(_size, path) - offset
     if size <= settings.multipart_threshold:
-        return await client.put_object(key, path, content_type=content_type, sha256=sha256, size=size)
-    parts = plan_parts(size, part_size or settings.part_size)
+        return await client.put_object(key, path, content_type=content_type, sha256=sha256, size=size, offset=offset)
+    parts = [(n, offset + start, count) for n, start, count in plan_parts(size, part_size or settings.part_size)]
     upload_id = await client.create_multipart_upload(key, content_type=content_type)
     try:
         etags = []
