@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from harbor_cache.index.cursor import Cursor
 from harbor_cache.index.engine import Store, fetch_one, fetch_value
 from harbor_cache.index.rows import User
+from harbor_cache.index.users import insert_account
 
 DIRECTORY_SOURCE = "ldap"
 
@@ -51,17 +52,17 @@ class ExternalUsersStore(Store):
         """The new row, or None when the username is taken (by any account, local or not)."""
 
         def _txn(txn: Cursor) -> User | None:
-            self._exec(txn, "SELECT 1 FROM users WHERE username = ?", (username,))
-            if txn.fetchone() is not None:
-                return None
-            self._exec(
+            return insert_account(
+                self,
                 txn,
-                "INSERT INTO users (username, password_hash, role, created_at, updated_at, kind, source, external_id)"
-                " VALUES (?, ?, ?, ?, ?, 'user', ?, ?)",
-                (username, password_hash, role, now, now, source, external_id),
+                username,
+                now=now,
+                password_hash=password_hash,
+                role=role,
+                kind="user",
+                source=source,
+                external_id=external_id,
             )
-            self._exec(txn, "SELECT * FROM users WHERE username = ?", (username,))
-            return fetch_one(txn, User)
 
         return await self._run("create_external_user", _txn)
 

@@ -7,6 +7,7 @@ from typing import Any
 from harbor_cache.index.cursor import Cursor
 from harbor_cache.index.engine import Store, fetch_all, fetch_one
 from harbor_cache.index.rows import User
+from harbor_cache.index.users import insert_account
 
 #: the columns `update_robot` may change (anything else is a programming error)
 ROBOT_COLUMNS = frozenset({"description", "grants", "disabled", "expires_at", "password_hash"})
@@ -29,17 +30,20 @@ class RobotsStore(Store):
         """The new robot's row, or None when the username is taken (by a robot or anyone else)."""
 
         def _txn(txn: Cursor) -> User | None:
-            self._exec(txn, "SELECT 1 FROM users WHERE username = ?", (username,))
-            if txn.fetchone() is not None:
-                return None
-            self._exec(
+            return insert_account(
+                self,
                 txn,
-                "INSERT INTO users (username, password_hash, role, created_at, updated_at, kind, grants, "
-                "description, disabled, expires_at, created_by) VALUES (?, ?, 'none', ?, ?, 'robot', ?, ?, 0, ?, ?)",
-                (username, password_hash, now, now, grants, description, expires_at, created_by),
+                username,
+                now=now,
+                password_hash=password_hash,
+                role="none",
+                kind="robot",
+                grants=grants,
+                description=description,
+                disabled=0,
+                expires_at=expires_at,
+                created_by=created_by,
             )
-            self._exec(txn, "SELECT * FROM users WHERE username = ?", (username,))
-            return fetch_one(txn, User)
 
         return await self._run("create_robot", _txn)
 

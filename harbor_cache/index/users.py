@@ -14,6 +14,25 @@ from harbor_cache.index.rows import User
 _ADMINS = "SELECT COUNT(*) FROM users WHERE role = 'admin' AND kind = 'user'"
 
 
+def insert_account(store: Store, txn: Cursor, username: str, *, now: float, **columns: object) -> User | None:
+    """Insert a ``users`` row (a person, a robot, a directory's user) in ``txn``; None when the name is taken.
+
+    The one INSERT of the table: ``columns`` are the row's other columns by name
+    (the names are this package's, never a caller's input).
+    """
+    store._exec(txn, "SELECT 1 FROM users WHERE username = ?", (username,))
+    if txn.fetchone() is not None:
+        return None
+    names = ["username", "created_at", "updated_at", *columns]
+    store._exec(
+        txn,
+        f"INSERT INTO users ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+        (username, now, now, *columns.values()),
+    )
+    store._exec(txn, "SELECT * FROM users WHERE username = ?", (username,))
+    return fetch_one(txn, User)
+
+
 class UsersStore(Store):
     """Users; the last admin can be neither demoted nor deleted."""
 
@@ -30,17 +49,7 @@ class UsersStore(Store):
         """Returns the new user, or None when the username is taken (``grants``: `auth.permissions.dump_grants`)."""
 
         def _txn(txn: Cursor) -> User | None:
-            self._exec(txn, "SELECT 1 FROM users WHERE username = ?", (username,))
-            if txn.fetchone() is not None:
-                return None
-            self._exec(
-                txn,
-                "INSERT INTO users (username, password_hash, role, grants, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (username, password_hash, role, grants, now, now),
-            )
-            self._exec(txn, "SELECT * FROM users WHERE username = ?", (username,))
-            return fetch_one(txn, User)
+            return insert_account(self, txn, username, password_hash=password_hash, role=role, grants=grants, now=now)
 
         return await self._run("create_user", _txn)
 
