@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 
+from harbor_cache import limited_body
 from harbor_cache.upstream.recv import DirectReader
 
 READ_SIZE = 1 << 20
@@ -136,51 +137,12 @@ def stream_to_temp(response, temp, clock, idle_timeout: float, on_bytes: Callabl
     return done
 
 
-class BodyTooLarge(Exception):
-    """The body went past the limit while streaming; the connection was dropped."""
-
-
-class _Limited(Protocol):
-    """Collects a small body in memory and drops the connection the moment it exceeds ``limit``."""
-
-    transport: Any  # the TCP transport (an IPushProducer), set by makeConnection
-
-    def __init__(self, done: defer.Deferred, limit: int):
-        self.done = done
-        self.limit = limit
-        self.chunks: list[bytes] = []
-        self.total = 0
-
-    def dataReceived(self, data: bytes):
-        if self.done.called:
-            return
-        self.total += len(data)
-        if self.total > self.limit:
-            self.chunks = []
-            self.done.errback(BodyTooLarge(f"body over the {self.limit}-byte limit"))
-            self.transport.stopProducing()
-            return
-        self.chunks.append(data)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self.done.called:
-            return
-        if reason.check(ResponseDone, PotentialDataLoss):
-            self.done.callback(b"".join(self.chunks))
-        else:
-            self.done.errback(UpstreamBodyFailed(reason.getErrorMessage()))
-
-
 def read_body_limited(response, limit: int) -> defer.Deferred:
-    """The whole body of ``response`` as bytes, or BodyTooLarge as soon as more than ``limit`` bytes arrive.
-
-    For bodies kept in memory (manifests, checksums): whatever Content-Length
-    says or does not say, at most ``limit`` bytes (plus one network read) are
-    ever held, and an oversized body is cut off rather than read to the end.
-    """
-    done: defer.Deferred = defer.Deferred()
-    response.deliverBody(_Limited(done, limit))
-    return done
+    """The whole body of ``response`` as bytes, or BodyTooLarge as soon as more than ``limit`` bytes arrive
+    (`harbor_cache.limited_body`); a connection lost mid-body is `UpstreamBodyFailed`."""
+    return limited_body.read_body_limited(
+        response, limit, lost=lambda reason: UpstreamBodyFailed(reason.getErrorMessage())
+    )
 
 
 class _Discard(Protocol):

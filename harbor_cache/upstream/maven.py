@@ -17,8 +17,9 @@ from urllib.parse import quote, urljoin, urlsplit
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
+from harbor_cache.limited_body import BodyTooLarge
 from harbor_cache.settings.startup import MavenRepositoryConfig
-from harbor_cache.upstream.body import BodyTooLarge, discard_body, read_body_limited
+from harbor_cache.upstream.body import discard_body, read_body_limited
 from harbor_cache.upstream.http import UpstreamError, basic_authorization, header, response_length, send_request
 
 # Characters left as they are in the URL path; everything else is percent-encoded.

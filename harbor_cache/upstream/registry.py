@@ -21,8 +21,9 @@ from twisted.web.http_headers import Headers
 from harbor_cache.grammar.mediatypes import MANIFEST_ACCEPT, MAX_MANIFEST_BYTES
 from harbor_cache.grammar.namespaces import UnknownRegistry, effective_prefix, namespaced_key, split_prefix
 from harbor_cache.grammar.numbers import parse_decimal
+from harbor_cache.limited_body import BodyTooLarge
 from harbor_cache.settings.startup import UpstreamConfig
-from harbor_cache.upstream.body import BodyTooLarge, discard_body, read_body_limited
+from harbor_cache.upstream.body import discard_body, read_body_limited
 from harbor_cache.upstream.challenge import parse_www_authenticate
 from harbor_cache.upstream.http import UpstreamError, basic_authorization, request_url, response_length, send_request
 from harbor_cache.upstream.routing import route_matches, upstream_repository_name

@@ -82,6 +82,7 @@ RULES: tuple[Rule, ...] = (
     Rule("harbor_cache.auth", LAYERS + ("harbor_cache.metrics",), "auth/ imports no layer"),
     Rule("harbor_cache.errors", ("harbor_cache",), "errors.py imports nothing of harbor_cache"),
     Rule("harbor_cache.metrics", ("harbor_cache",), "metrics.py imports nothing of harbor_cache"),
+    Rule("harbor_cache.limited_body", ("harbor_cache",), "limited_body.py imports nothing of harbor_cache"),
 )  # fmt: skip
 
 

@@ -18,13 +18,11 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IConsumer
-from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseDone
-from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
+from harbor_cache.limited_body import read_body_limited
 from harbor_cache.storage.io import StorageIO
 
 
@@ -139,41 +137,6 @@ class FileRegionProducer:
         self.resumeProducing()
 
 
-class BodyTooLarge(Exception):
-    """A response the client reads into memory went past its limit."""
-
-
-class _Collect(Protocol):
-    transport: Any
-
-    def __init__(self, done: defer.Deferred[bytes], limit: int) -> None:
-        self.done = done
-        self.limit = limit
-        self.chunks: list[bytes] = []
-        self.total = 0
-
-    def dataReceived(self, data: bytes) -> None:
-        if self.done.called:
-            return
-        self.total += len(data)
-        if self.total > self.limit:
-            self.chunks = []
-            self.done.errback(BodyTooLarge(f"S3 answer over {self.limit} bytes"))
-            self.transport.stopProducing()
-            return
-        self.chunks.append(data)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self.done.called:
-            return
-        if reason.check(ResponseDone, PotentialDataLoss):
-            self.done.callback(b"".join(self.chunks))
-        else:
-            self.done.errback(reason)
-
-
 def read_limited(response: Any, limit: int) -> defer.Deferred[bytes]:
-    """The whole body of ``response`` (at most ``limit`` bytes, else `BodyTooLarge`)."""
-    done: defer.Deferred[bytes] = defer.Deferred()
-    response.deliverBody(_Collect(done, limit))
-    return done
+    """The whole body of ``response`` (at most ``limit`` bytes, else `BodyTooLarge`: `harbor_cache.limited_body`)."""
+    return read_body_limited(response, limit, what="S3 answer")

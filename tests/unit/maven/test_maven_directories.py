@@ -128,7 +128,7 @@ class OversizedChecksumTests(MavenCacheCase):
 
     def test_limited_reader_cuts_early(self):
         """read_body_limited fails as soon as the limit is passed, holding no more than one chunk over it."""
-        from harbor_cache.upstream.body import BodyTooLarge
+        from harbor_cache.limited_body import BodyTooLarge
         from harbor_cache.upstream.maven import MavenUpstream
 
         up = self.upstream

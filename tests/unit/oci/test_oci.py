@@ -150,7 +150,7 @@ class OciTests(OciCacheCase):
 
     def test_oversized_manifest_without_length_is_cut_while_streaming(self):
         """A 6 MiB manifest sent without Content-Length: refused (502) and not stored; the read stops at the limit."""
-        from harbor_cache.upstream import body as body_module
+        from harbor_cache import limited_body as body_module
 
         seen = []
         original = body_module._Limited.dataReceived
