@@ -122,3 +122,19 @@ class DeclaredUpstreamsTests(SynchronousTestCase):
             f.write("upstreams = []\n")
         self.assertEqual(load_config(path, environ={}).config_file, os.path.abspath(path))
         self.assertIsNone(load_config(environ={}).config_file)
+
+
+class WithoutOptionalDriversTests(SynchronousTestCase):
+    def test_the_server_imports_without_botocore_or_psycopg2(self):
+        """`pip install .` brings neither botocore ([s3]) nor psycopg2 ([postgresql]): the default server must not
+        import them (a module of the S3 backend imported at start once made every install fail to start)."""
+        code = (
+            "import sys\n"
+            "sys.modules['botocore'] = None\n"
+            "sys.modules['psycopg2'] = None\n"
+            "import harbor_cache.service, harbor_cache.daemon, harbor_cache.process, harbor_cache.supervisor\n"
+            "import harbor_cache.migrate_storage\n"
+            "print('imported')\n"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        self.assertEqual((done.returncode, done.stdout.strip()), (0, "imported"), done.stderr[-2000:])
