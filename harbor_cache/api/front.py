@@ -500,7 +500,7 @@ class ApiFront:
     async def images(self, request: HarborRequest, caller: User):
         permissions = caller_permissions(request)
         visible = None if permissions.sees_everything(maven=False) else partial(permissions.may_oci, "pull")
-        return json_response(request, await self._console().images(visible))
+        return json_response(request, await self._console().images(request, visible))
 
     @app.route("/api/v1/images/tags", methods=["GET"])
     @requires(ANY_USER)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from harbor_cache.index.cursor import Cursor
 from harbor_cache.index.engine import Store, fetch_value
+from harbor_cache.index.listings_schema import LISTINGS_MIGRATION
 from harbor_cache.index.search_schema import SEARCH_MIGRATION, SEARCH_NAME_INDEX, dialect_of_statement
 
 MIGRATIONS: list[list[str]] = [
@@ -321,6 +322,12 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX group_members_user ON group_members (user_id)",
     ],
+    # 21 (issue 30, listings): keyset paging of the console's entry table with an index behind each
+    #     sort key (id breaks ties; repository= with the default sort has its own); Maven browse in
+    #     proportion to a directory's children: ``parent`` (a file's directory) with an index by
+    #     (repository, parent, key), and ``maven_dirs`` (each directory once, under its parent, with
+    #     the newest write below it), kept on every Maven write (index/listings.py); both back-filled
+    LISTINGS_MIGRATION,
 ]
 
 

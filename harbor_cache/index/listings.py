@@ -1,0 +1,307 @@
+"""Listings that cost one page whatever the index holds: keyset pages, index skip-scans, one directory.
+
+Every query here seeks an index and reads one page (issue 30): the console's
+entry table continues from the last row of the previous page (``(sort, id)``
+after a cursor, never ``OFFSET``); repository names are found by a skip-scan
+(``MIN(repository) > last`` again and again, one index seek per name, in one
+recursive query) instead of ``DISTINCT`` over every row; a Maven directory
+lists its files through ``parent`` and its subdirectories through
+``maven_dirs`` (`harbor_cache.index.listings_schema`), never the rows below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from harbor_cache.index.cursor import Cursor
+from harbor_cache.index.engine import Store, contains_pattern, fetch_all, fetch_dicts
+from harbor_cache.index.rows import Entry, ImageRepository, ImageTag
+
+
+def maven_write_txn(store: Store, txn: Cursor, repository: str, key: str, modified: float) -> None:
+    """Record a Maven file's directory: its ``parent``, and each directory up to the root in ``maven_dirs``.
+
+    Called inside the transaction that wrote the entry, so a listing never
+    misses a file's directory; ``last_modified`` only goes up (the newest
+    write below a directory is its ``lastModified``).
+    """
+    parent = key.rpartition("/")[0]
+    store._exec(
+        txn,
+        "UPDATE entries SET parent = ? WHERE type = 'maven' AND repository = ? AND key = ? AND parent IS NULL",
+        (parent, repository, key),
+    )
+    path = parent
+    while path:
+        above, _, name = path.rpartition("/")
+        store._exec(
+            txn,
+            f"""INSERT INTO maven_dirs (repository, parent, name, last_modified) VALUES (?, ?, ?, ?)
+               ON CONFLICT (repository, parent, name) DO UPDATE
+               SET last_modified = {store.greatest}(maven_dirs.last_modified, excluded.last_modified)""",
+            (repository, above, name, modified),
+        )
+        path = above
+
+
+def _entry_filters(
+    front: str | None, kind: str | None, repository: str | None, text: str | None
+) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    if front == "oci":
+        where.append("type IN ('manifest', 'blob')")
+    elif front == "maven":
+        where.append("type = 'maven'")
+    if kind is not None:
+        where.append("kind = ?")
+        args.append(kind)
+    if repository is not None:
+        where.append("repository = ?")
+        args.append(repository)
+    if text:
+        # LIKE with an escape character: the same on sqlite and PostgreSQL, wildcards taken literally
+        where.append("(lower(repository) LIKE ? ESCAPE '!' OR lower(key) LIKE ? ESCAPE '!')")
+        args += [contains_pattern(text)] * 2
+    return where, args
+
+
+#: recursive skip-scan: the next ``?`` distinct names after ``?``, one index seek each
+_SKIP_SCAN = """WITH RECURSIVE names(name, n) AS (
+        SELECT (SELECT MIN(repository) FROM {table} WHERE {only}repository > ?), 1
+        UNION ALL
+        SELECT (SELECT MIN(repository) FROM {table} WHERE {only}repository > names.name), names.n + 1
+        FROM names WHERE names.name IS NOT NULL AND names.n < ?
+    )
+    SELECT name FROM names WHERE name IS NOT NULL"""
+
+
+class ListingsStore(Store):
+    """Keyset pages of entries, skip-scans of repository names, one Maven directory's children."""
+
+    #: sort keys of GET /api/v1/cache/entries -> column (id breaks ties); each has an index (migration 21)
+    ENTRY_SORTS = {
+        "size": "size",
+        "last_access": "last_access",
+        "hits": "access_count",
+        "created": "created_at",
+        "repository": "repository",
+    }
+
+    def entries_page_sql(
+        self,
+        *,
+        sort: str,
+        descending: bool,
+        after: tuple[Any, int] | None,
+        limit: int,
+        front: str | None = None,
+        kind: str | None = None,
+        repository: str | None = None,
+        text: str | None = None,
+    ) -> tuple[str, list[Any]]:
+        """The keyset page query and its arguments (apart so tests can EXPLAIN it)."""
+        column = self.ENTRY_SORTS[sort]
+        where, args = _entry_filters(front, kind, repository, text)
+        if after is not None:
+            # Row values compare lexicographically on both engines and seek the (column, id) index.
+            where.append(f"({column}, id) {'<' if descending else '>'} (?, ?)")
+            args += [after[0], after[1]]
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        direction = "DESC" if descending else "ASC"
+        return (
+            f"SELECT * FROM entries{clause} ORDER BY {column} {direction}, id {direction} LIMIT ?",
+            [*args, limit],
+        )
+
+    async def cache_entries_after(
+        self,
+        *,
+        sort: str,
+        descending: bool,
+        after: tuple[Any, int] | None,
+        limit: int,
+        front: str | None = None,
+        kind: str | None = None,
+        repository: str | None = None,
+        text: str | None = None,
+    ) -> list[Entry]:
+        """Up to ``limit`` entries in ``sort`` order (id breaks ties) after the row ``after`` = (sort value, id)."""
+        sql, args = self.entries_page_sql(
+            sort=sort,
+            descending=descending,
+            after=after,
+            limit=limit,
+            front=front,
+            kind=kind,
+            repository=repository,
+            text=text,
+        )
+
+        def _txn(txn: Cursor) -> list[Entry]:
+            self._exec(txn, sql, args)
+            return fetch_all(txn, Entry)
+
+        return await self._run("cache_entries_after", _txn)
+
+    async def count_entries_capped(
+        self,
+        cap: int,
+        *,
+        front: str | None = None,
+        kind: str | None = None,
+        repository: str | None = None,
+        text: str | None = None,
+    ) -> tuple[int, bool]:
+        """(matching entries, counting stopped at ``cap``): a count that never reads more than ``cap`` rows."""
+        where, args = _entry_filters(front, kind, repository, text)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+
+        def _txn(txn: Cursor) -> tuple[int, bool]:
+            self._exec(txn, f"SELECT COUNT(*) FROM (SELECT 1 FROM entries{clause} LIMIT ?) AS capped", (*args, cap + 1))
+            row = txn.fetchone()
+            count = int(row[0]) if row else 0
+            return min(count, cap), count > cap
+
+        return await self._run("count_entries_capped", _txn)
+
+    # -- repository names ------------------------------------------------------------------
+
+    def _names_after_txn(self, txn: Cursor, last: str, limit: int) -> list[str]:
+        """The first ``limit`` names with a tag or a manifest after ``last``: two skip-scans, merged."""
+        names: set[str] = set()
+        for table, only in (("tags", ""), ("entries", "type = 'manifest' AND ")):
+            self._exec(txn, _SKIP_SCAN.format(table=table, only=only), (last, limit))
+            names.update(r[0] for r in txn.fetchall())
+        return sorted(names)[:limit]
+
+    def catalog_sql(self) -> Sequence[str]:
+        """The skip-scan statements (for EXPLAIN in tests)."""
+        return [_SKIP_SCAN.format(table=t, only=o) for t, o in (("tags", ""), ("entries", "type = 'manifest' AND "))]
+
+    async def list_repositories_page(self, last: str | None, limit: int | None) -> list[str]:
+        """Repository names with a tag or a manifest, in byte order, after ``last``; at most ``limit``.
+
+        ``limit`` None reads every name (tests and tools only: the API pages).
+        """
+
+        def _txn(txn: Cursor) -> list[str]:
+            if limit is not None:
+                return self._names_after_txn(txn, last or "", limit)
+            out: list[str] = []
+            cursor = last or ""
+            while True:
+                page = self._names_after_txn(txn, cursor, 1000)
+                out += page
+                if len(page) < 1000:
+                    return out
+                cursor = page[-1]
+
+        return await self._run("list_repositories_page", _txn)
+
+    async def image_repositories_page(self, names: list[str]) -> list[ImageRepository]:
+        """Counts for the given repositories, each read through its own index range (never a whole-table GROUP BY)."""
+
+        def _txn(txn: Cursor) -> list[ImageRepository]:
+            out = []
+            for name in names:
+                self._exec(
+                    txn,
+                    """SELECT SUM(CASE WHEN kind = 'hosted' THEN 1 ELSE 0 END) AS hosted,
+                              SUM(CASE WHEN kind = 'proxy' THEN 1 ELSE 0 END) AS cached,
+                              MAX(updated_at) AS updated_at
+                       FROM tags WHERE repository = ?""",
+                    (name,),
+                )
+                t = fetch_dicts(txn)[0]
+                self._exec(
+                    txn,
+                    """SELECT SUM(CASE WHEN kind = 'hosted' THEN 1 ELSE 0 END) AS hosted,
+                              SUM(CASE WHEN kind = 'proxy' THEN 1 ELSE 0 END) AS cached,
+                              MAX(fetched_at) AS fetched_at
+                       FROM entries WHERE type = 'manifest' AND repository = ?""",
+                    (name,),
+                )
+                m = fetch_dicts(txn)[0]
+                out.append(
+                    ImageRepository(
+                        name=name,
+                        hosted_tags=int(t["hosted"] or 0),
+                        cached_tags=int(t["cached"] or 0),
+                        hosted_manifests=int(m["hosted"] or 0),
+                        cached_manifests=int(m["cached"] or 0),
+                        updated_at=max(x for x in (t["updated_at"], m["fetched_at"], 0) if x is not None),
+                    )
+                )
+            return out
+
+        return await self._run("image_repositories_page", _txn)
+
+    def image_tags_sql(self) -> str:
+        return """SELECT t.tag, t.digest, t.kind, t.media_type, t.updated_at, e.size
+                  FROM tags t LEFT JOIN entries e
+                       ON e.type = 'manifest' AND e.repository = t.repository AND e.key = t.digest
+                  WHERE t.repository = ? AND t.tag > ? ORDER BY t.tag LIMIT ?"""
+
+    async def image_tags_page(self, repository: str, last: str, limit: int) -> list[ImageTag]:
+        """Up to ``limit`` tags of one repository after ``last``, by tag, with the size of what each points at."""
+
+        def _txn(txn: Cursor) -> list[ImageTag]:
+            self._exec(txn, self.image_tags_sql(), (repository, last, limit))
+            return fetch_all(txn, ImageTag)
+
+        return await self._run("image_tags_page", _txn)
+
+    # -- one Maven directory -------------------------------------------------------------------
+
+    def maven_files_sql(self) -> str:
+        return """SELECT * FROM entries WHERE type = 'maven' AND repository = ? AND parent = ? AND key > ?
+                  ORDER BY key LIMIT ?"""
+
+    def maven_dirs_sql(self) -> str:
+        return """SELECT name, last_modified FROM maven_dirs WHERE repository = ? AND parent = ? AND name > ?
+                  ORDER BY name LIMIT ?"""
+
+    async def maven_children(
+        self, repository: str, path: str, after: tuple[str, str] | None, limit: int
+    ) -> tuple[list[tuple[str, float]], list[Entry], bool]:
+        """(subdirectories with their newest write, files, more to come): one page of directory ``path``.
+
+        Directories come first, then files, each by name; ``after`` is
+        ("d", name) or ("f", name), the last child of the previous page.  A
+        directory in ``maven_dirs`` whose files are all gone is skipped (one
+        seek each), so a page may need a few rounds; each reads at most
+        ``limit`` rows.
+        """
+        prefix = path + "/" if path else ""
+
+        def _holds_something(txn: Cursor, name: str) -> bool:
+            self._exec(
+                txn,
+                "SELECT 1 FROM entries WHERE type = 'maven' AND repository = ? AND key >= ? AND key < ? LIMIT 1",
+                (repository, f"{prefix}{name}/", f"{prefix}{name}0"),
+            )
+            return txn.fetchone() is not None
+
+        def _txn(txn: Cursor) -> tuple[list[tuple[str, float]], list[Entry], bool]:
+            dirs: list[tuple[str, float]] = []
+            files: list[Entry] = []
+            stage, last = after if after is not None else ("d", "")
+            if stage == "d":
+                while len(dirs) <= limit:
+                    self._exec(txn, self.maven_dirs_sql(), (repository, path, last, limit + 1))
+                    rows = txn.fetchall()
+                    dirs += [(name, float(modified)) for name, modified in rows if _holds_something(txn, name)]
+                    if len(rows) < limit + 1:
+                        break
+                    last = rows[-1][0]
+                if len(dirs) > limit:
+                    return dirs[:limit], [], True
+                last = ""
+            self._exec(txn, self.maven_files_sql(), (repository, path, last, limit - len(dirs) + 1))
+            files = fetch_all(txn, Entry)
+            more = len(dirs) + len(files) > limit
+            return dirs, files[: limit - len(dirs)], more
+
+        return await self._run("maven_children", _txn)
