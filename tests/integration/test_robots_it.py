@@ -81,3 +81,4 @@ class RobotClientTests(SynchronousTestCase):
         status, _, body = self.api("GET", "/api/v1/audit?actor_kind=robot&action=image.push")
         self.assertEqual(status, 200, body)
         self.assertEqual({e["actor"] for e in json.loads(body)["entries"]}, {ROBOT})
+
