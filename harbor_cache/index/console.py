@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harbor_cache.index.cursor import Cursor
 from harbor_cache.index.engine import Store, fetch_all, fetch_dicts, fetch_value
-from harbor_cache.index.listings import ListingsStore, _entry_filters
+from harbor_cache.index.listings import ListingsStore, _entry_filters, unindexed
 from harbor_cache.index.rows import Entry, ImageRepository, ImageTag
 
 
@@ -36,7 +36,7 @@ class ConsoleStore(Store):
         """
         column = self.ENTRY_SORTS[sort]
         direction = "DESC" if descending else "ASC"
-        where, args = _entry_filters(front, kind, repository, text)
+        where, args = _entry_filters(front, kind, repository, text, unindexed(self))
         clause = (" WHERE " + " AND ".join(where)) if where else ""
 
         def _txn(txn: Cursor) -> tuple[int, list[Entry]]:

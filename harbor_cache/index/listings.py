@@ -45,17 +45,24 @@ def maven_write_txn(store: Store, txn: Cursor, repository: str, key: str, modifi
         path = above
 
 
+def unindexed(store: Store) -> str:
+    """sqlite's unary "+" that keeps a column's indexes out of a plan (PostgreSQL plans by its statistics)."""
+    return "+" if store.dialect == "sqlite" else ""
+
+
 def _entry_filters(
-    front: str | None, kind: str | None, repository: str | None, text: str | None
+    front: str | None, kind: str | None, repository: str | None, text: str | None, plus: str = ""
 ) -> tuple[list[str], list[Any]]:
+    """WHERE terms of the entry filters; ``plus`` "+" (sqlite) keeps the planner off the type and kind
+    indexes, which would sort every matching row, so it walks the sort key's index and filters instead."""
     where: list[str] = []
     args: list[Any] = []
     if front == "oci":
-        where.append("type IN ('manifest', 'blob')")
+        where.append(f"{plus}type IN ('manifest', 'blob')")
     elif front == "maven":
-        where.append("type = 'maven'")
+        where.append(f"{plus}type = 'maven'")
     if kind is not None:
-        where.append("kind = ?")
+        where.append(f"{plus}kind = ?")
         args.append(kind)
     if repository is not None:
         where.append("repository = ?")
@@ -103,7 +110,7 @@ class ListingsStore(Store):
     ) -> tuple[str, list[Any]]:
         """The keyset page query and its arguments (apart so tests can EXPLAIN it)."""
         column = self.ENTRY_SORTS[sort]
-        where, args = _entry_filters(front, kind, repository, text)
+        where, args = _entry_filters(front, kind, repository, text, unindexed(self))
         if after is not None:
             # Row values compare lexicographically on both engines and seek the (column, id) index.
             where.append(f"({column}, id) {'<' if descending else '>'} (?, ?)")
