@@ -10,7 +10,7 @@ holding one shows that no index can answer the query, whatever the rows.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
@@ -25,7 +25,13 @@ def run(case: Any, coro: Any) -> Any:
     return case.successResultOf(Deferred.fromCoroutine(coro))
 
 
-class ListingsMixin:
+if TYPE_CHECKING:
+    _Base = SynchronousTestCase
+else:
+    _Base = object
+
+
+class ListingsMixin(_Base):
     index: Index
     pool: Any
 
