@@ -36,6 +36,19 @@ def _name_of(column: str) -> str:
     return f"CASE WHEN replace({column}, '/', '') = {column} THEN {column} ELSE substr({column}, length({stripped}) + 1) END"
 
 
+#: fills ``parent`` of Maven rows that have none (rows written before migration 21, or by a bulk tool)
+PARENT_BACKFILL = f"UPDATE entries SET parent = {_dir_of('key')} WHERE type = 'maven' AND parent IS NULL"
+
+#: fills ``maven_dirs`` from the Maven rows' ``parent`` (every directory up to the root, newest write below it)
+DIRS_BACKFILL = f"""WITH RECURSIVE d(repository, path, modified) AS (
+            SELECT repository, parent, MAX(COALESCE(upstream_modified, created_at))
+            FROM entries WHERE type = 'maven' AND parent <> '' GROUP BY repository, parent
+            UNION ALL
+            SELECT repository, {_dir_of("path")}, modified FROM d WHERE replace(path, '/', '') <> path
+        )
+        INSERT INTO maven_dirs (repository, parent, name, last_modified)
+        SELECT repository, {_dir_of("path")}, {_name_of("path")}, MAX(modified) FROM d GROUP BY repository, path"""
+
 LISTINGS_MIGRATION: list[str] = [
     "CREATE INDEX entries_page_access ON entries (last_access, id)",
     "CREATE INDEX entries_page_size ON entries (size, id)",
@@ -44,7 +57,7 @@ LISTINGS_MIGRATION: list[str] = [
     "CREATE INDEX entries_page_repository ON entries (repository, id)",
     "CREATE INDEX entries_page_repository_access ON entries (repository, last_access, id)",
     "ALTER TABLE entries ADD COLUMN parent TEXT",
-    f"UPDATE entries SET parent = {_dir_of('key')} WHERE type = 'maven'",
+    PARENT_BACKFILL,
     "CREATE INDEX entries_maven_parent ON entries (repository, parent, key) WHERE type = 'maven'",
     """CREATE TABLE maven_dirs (
         repository TEXT NOT NULL,
@@ -53,12 +66,5 @@ LISTINGS_MIGRATION: list[str] = [
         last_modified REAL NOT NULL,
         PRIMARY KEY (repository, parent, name)
     )""",
-    f"""WITH RECURSIVE d(repository, path, modified) AS (
-            SELECT repository, parent, MAX(COALESCE(upstream_modified, created_at))
-            FROM entries WHERE type = 'maven' AND parent <> '' GROUP BY repository, parent
-            UNION ALL
-            SELECT repository, {_dir_of("path")}, modified FROM d WHERE replace(path, '/', '') <> path
-        )
-        INSERT INTO maven_dirs (repository, parent, name, last_modified)
-        SELECT repository, {_dir_of("path")}, {_name_of("path")}, MAX(modified) FROM d GROUP BY repository, path""",
+    DIRS_BACKFILL,
 ]

@@ -141,7 +141,7 @@ SETTINGS: dict[str, Setting] = {
             "maven.browse_page_size",
             "5000",
             _parse_int(1, 100_000),
-            "Most children one browse response lists (and its limit's maximum); more are paged with next/after",
+            "Most children one browse response lists (and its limit's maximum); more are paged with next/cursor",
         ),
         Setting(
             "maven.repository_stats_ttl_seconds",

@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.index import Index
-from harbor_cache.index.listings_schema import LISTINGS_MIGRATION
+from harbor_cache.index.listings_schema import DIRS_BACKFILL, LISTINGS_MIGRATION, PARENT_BACKFILL
 from harbor_cache.testing import InlinePool
 from tests import pg_support
 
@@ -245,9 +245,10 @@ class ListingsMixin(_Base):
         cur = self.pool.conn.cursor()
         cur.execute("DELETE FROM maven_dirs")
         cur.execute("UPDATE entries SET parent = NULL")
-        for statement in LISTINGS_MIGRATION:
-            if statement.startswith("UPDATE") or statement.lstrip().startswith("WITH"):
-                cur.execute(statement)
+        self.assertIn(PARENT_BACKFILL, LISTINGS_MIGRATION)
+        self.assertIn(DIRS_BACKFILL, LISTINGS_MIGRATION)
+        cur.execute(PARENT_BACKFILL)
+        cur.execute(DIRS_BACKFILL)
         self.pool.conn.commit()
         self.assertEqual(self.children("central", ""), ([("org", 30.0)], ["top.txt"], False))
         self.assertEqual(self.children("central", "org"), ([("a", 30.0), ("b", 5.0)], ["org/readme.txt"], False))
