@@ -24,7 +24,9 @@ def maven_write_txn(store: Store, txn: Cursor, repository: str, key: str, modifi
 
     Called inside the transaction that wrote the entry, so a listing never
     misses a file's directory; ``last_modified`` only goes up (the newest
-    write below a directory is its ``lastModified``).
+    write below a directory is its ``lastModified``).  Directories are
+    written deepest first, so two writers meet on the same rows in the same
+    order.
     """
     parent = key.rpartition("/")[0]
     store._exec(
@@ -35,6 +37,17 @@ def maven_write_txn(store: Store, txn: Cursor, repository: str, key: str, modifi
     path = parent
     while path:
         above, _, name = path.rpartition("/")
+        # A directory as new as this write already has ancestors at least as new (each holds the newest
+        # below it): stop there, without writing (or, on PostgreSQL, locking) the rows up to the root.
+        # A proxied file carries its upstream Last-Modified, usually older, so most writes stop at once.
+        store._exec(
+            txn,
+            "SELECT last_modified FROM maven_dirs WHERE repository = ? AND parent = ? AND name = ?",
+            (repository, above, name),
+        )
+        held = txn.fetchone()
+        if held is not None and held[0] >= modified:
+            return
         store._exec(
             txn,
             f"""INSERT INTO maven_dirs (repository, parent, name, last_modified) VALUES (?, ?, ?, ?)
