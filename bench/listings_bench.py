@@ -2,6 +2,7 @@
 
     python bench/listings_bench.py --rows 100000                 # sqlite in a temp dir
     python bench/listings_bench.py --rows 100000 --pg URL         # PostgreSQL (an empty database or schema)
+    python bench/listings_bench.py --rows 100000 --pg-temp        # a throwaway PostgreSQL (tests/pg_support.py)
 
 Fills an index with bench/index_gen.py's rows, then times each listing query
 through the index as the API calls it (median of --runs, milliseconds), each
@@ -67,8 +68,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--pg", help="a PostgreSQL URL (an empty database or schema); default a sqlite file")
+    parser.add_argument("--pg-temp", action="store_true", help="a throwaway PostgreSQL cluster (tests/pg_support.py)")
     parser.add_argument("--old", action="store_true", help="also time the queries these replace")
     args = parser.parse_args()
+    if args.pg_temp:
+        from tests import pg_support
+
+        pg_support.admin("CREATE DATABASE listings_bench")
+        args.pg = pg_support._with(pg_support.server_url(), path="/listings_bench")
     path = None if args.pg else os.path.join(tempfile.mkdtemp(prefix="listings-bench-"), "index.sqlite")
     index, pool = index_gen.open_index(path, args.pg)
     seconds = index_gen.generate(index, pool, args.rows, 29)
