@@ -70,15 +70,16 @@ def main() -> None:
     parser.add_argument("--pg", help="a PostgreSQL URL (an empty database or schema); default a sqlite file")
     parser.add_argument("--pg-temp", action="store_true", help="a throwaway PostgreSQL cluster (tests/pg_support.py)")
     parser.add_argument("--old", action="store_true", help="also time the queries these replace")
+    parser.add_argument("--reuse", help="a sqlite file an earlier run filled (kept in /tmp/listings-bench-*): no fill")
     args = parser.parse_args()
     if args.pg_temp:
         from tests import pg_support
 
         pg_support.admin("CREATE DATABASE listings_bench")
         args.pg = pg_support._with(pg_support.server_url(), path="/listings_bench")
-    path = None if args.pg else os.path.join(tempfile.mkdtemp(prefix="listings-bench-"), "index.sqlite")
+    path = args.reuse or (None if args.pg else os.path.join(tempfile.mkdtemp(prefix="listings-bench-"), "index.sqlite"))
     index, pool = index_gen.open_index(path, args.pg)
-    seconds = index_gen.generate(index, pool, args.rows, 29)
+    seconds = 0.0 if args.reuse else index_gen.generate(index, pool, args.rows, 29)
     if index.dialect == "sqlite":
         pool.conn.execute("ANALYZE")
     else:

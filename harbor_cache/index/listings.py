@@ -120,20 +120,34 @@ class ListingsStore(Store):
         kind: str | None = None,
         repository: str | None = None,
         text: str | None = None,
-    ) -> tuple[str, list[Any]]:
-        """The keyset page query and its arguments (apart so tests can EXPLAIN it)."""
+    ) -> list[tuple[str, list[Any]]]:
+        """The keyset page as statements run in turn, each with its arguments but the LIMIT (for EXPLAIN too).
+
+        After a cursor (value, id) there are two: the rows tied on the value
+        past the id (``column = ? AND id < ?``), then the rows past the value
+        (``column < ?``).  Each seeks the (column, id) index on both engines;
+        a row value ``(column, id) < (?, ?)`` would be one statement, but
+        sqlite seeks only on its first column and then steps over every row
+        tied with the cursor's value (all of them for ``hits`` when nothing
+        was hit twice).
+        """
         column = self.ENTRY_SORTS[sort]
         where, args = _entry_filters(front, kind, repository, text, unindexed(self))
-        if after is not None:
-            # Row values compare lexicographically on both engines and seek the (column, id) index.
-            where.append(f"({column}, id) {'<' if descending else '>'} (?, ?)")
-            args += [after[0], after[1]]
-        clause = (" WHERE " + " AND ".join(where)) if where else ""
         direction = "DESC" if descending else "ASC"
-        return (
-            f"SELECT * FROM entries{clause} ORDER BY {column} {direction}, id {direction} LIMIT ?",
-            [*args, limit],
-        )
+        past = "<" if descending else ">"
+        order = f" ORDER BY {column} {direction}, id {direction} LIMIT ?"
+
+        def statement(extra: list[str], extra_args: list[Any]) -> tuple[str, list[Any]]:
+            terms = where + extra
+            clause = (" WHERE " + " AND ".join(terms)) if terms else ""
+            return f"SELECT * FROM entries{clause}{order}", [*args, *extra_args]
+
+        if after is None:
+            return [statement([], [])]
+        return [
+            statement([f"{column} = ?", f"id {past} ?"], [after[0], after[1]]),
+            statement([f"{column} {past} ?"], [after[0]]),
+        ]
 
     async def cache_entries_after(
         self,
@@ -148,7 +162,7 @@ class ListingsStore(Store):
         text: str | None = None,
     ) -> list[Entry]:
         """Up to ``limit`` entries in ``sort`` order (id breaks ties) after the row ``after`` = (sort value, id)."""
-        sql, args = self.entries_page_sql(
+        steps = self.entries_page_sql(
             sort=sort,
             descending=descending,
             after=after,
@@ -160,8 +174,13 @@ class ListingsStore(Store):
         )
 
         def _txn(txn: Cursor) -> list[Entry]:
-            self._exec(txn, sql, args)
-            return fetch_all(txn, Entry)
+            rows: list[Entry] = []
+            for sql, args in steps:
+                self._exec(txn, sql, [*args, limit - len(rows)])
+                rows += fetch_all(txn, Entry)
+                if len(rows) >= limit:
+                    break
+            return rows
 
         return await self._run("cache_entries_after", _txn)
 

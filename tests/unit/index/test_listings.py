@@ -99,6 +99,23 @@ class ListingsMixin(_Base):
                 ["", 5],
             )
 
+    def assert_steps_seek(self, **page: Any) -> None:
+        steps = self.index.entries_page_sql(limit=50, **page)
+        self.assertEqual(len(steps), 2)
+        for sql, args in steps:
+            self.assert_seeks(sql, [*args, 50])
+
+    def test_tied_values_are_sought_not_stepped_over(self):
+        """Every row tied on the sort value (no entry hit yet): a page deep in the ties reads only its rows."""
+        rows = [self.put(f"t{i:03d}") for i in range(300)]
+        after = (0, rows[10].id)
+        steps = self.index.entries_page_sql(sort="hits", descending=True, after=after, limit=5)
+        if self.index.dialect == "sqlite":
+            text = self.plan(steps[0][0], [*steps[0][1], 5])
+            self.assertIn("access_count=? AND id<?", text)  # both columns of the index, not access_count alone
+        page = run(self, self.index.cache_entries_after(sort="hits", descending=True, after=after, limit=5))
+        self.assertEqual([r.id for r in page], [r.id for r in rows[5:10]][::-1])
+
     # -- entries -----------------------------------------------------------------------------
 
     def fill_entries(self) -> list[Any]:
@@ -155,15 +172,10 @@ class ListingsMixin(_Base):
         for sort in self.index.ENTRY_SORTS:
             for descending in (False, True):
                 after = ("repo1", 5) if sort == "repository" else (3, 5)
-                sql, args = self.index.entries_page_sql(sort=sort, descending=descending, after=after, limit=50)
-                self.assert_seeks(sql, args)
-        sql, args = self.index.entries_page_sql(
-            sort="last_access", descending=True, after=(3, 5), limit=50, repository="repo1"
-        )
-        self.assert_seeks(sql, args)
+                self.assert_steps_seek(sort=sort, descending=descending, after=after)
+        self.assert_steps_seek(sort="last_access", descending=True, after=(3, 5), repository="repo1")
         for filters in ({"front": "maven"}, {"front": "oci", "kind": "hosted"}, {"kind": "proxy"}):
-            sql, args = self.index.entries_page_sql(sort="size", descending=False, after=(3, 5), limit=50, **filters)
-            self.assert_seeks(sql, args)
+            self.assert_steps_seek(sort="size", descending=False, after=(3, 5), **filters)
 
     # -- repository names ----------------------------------------------------------------------
 
