@@ -240,37 +240,41 @@ class ListingsStore(Store):
         return await self._run("list_repositories_page", _txn)
 
     async def image_repositories_page(self, names: list[str]) -> list[ImageRepository]:
-        """Counts for the given repositories, each read through its own index range (never a whole-table GROUP BY)."""
+        """Counts for the given repositories (a page of names): two grouped queries over their index ranges only."""
 
         def _txn(txn: Cursor) -> list[ImageRepository]:
+            if not names:
+                return []
+            marks = ", ".join("?" * len(names))
+            self._exec(
+                txn,
+                f"""SELECT repository, SUM(CASE WHEN kind = 'hosted' THEN 1 ELSE 0 END) AS hosted,
+                          SUM(CASE WHEN kind = 'proxy' THEN 1 ELSE 0 END) AS cached,
+                          MAX(updated_at) AS updated_at
+                   FROM tags WHERE repository IN ({marks}) GROUP BY repository""",
+                names,
+            )
+            tags = {r["repository"]: r for r in fetch_dicts(txn)}
+            self._exec(
+                txn,
+                f"""SELECT repository, SUM(CASE WHEN kind = 'hosted' THEN 1 ELSE 0 END) AS hosted,
+                          SUM(CASE WHEN kind = 'proxy' THEN 1 ELSE 0 END) AS cached,
+                          MAX(fetched_at) AS fetched_at
+                   FROM entries WHERE type = 'manifest' AND repository IN ({marks}) GROUP BY repository""",
+                names,
+            )
+            manifests = {r["repository"]: r for r in fetch_dicts(txn)}
             out = []
             for name in names:
-                self._exec(
-                    txn,
-                    """SELECT SUM(CASE WHEN kind = 'hosted' THEN 1 ELSE 0 END) AS hosted,
-                              SUM(CASE WHEN kind = 'proxy' THEN 1 ELSE 0 END) AS cached,
-                              MAX(updated_at) AS updated_at
-                       FROM tags WHERE repository = ?""",
-                    (name,),
-                )
-                t = fetch_dicts(txn)[0]
-                self._exec(
-                    txn,
-                    """SELECT SUM(CASE WHEN kind = 'hosted' THEN 1 ELSE 0 END) AS hosted,
-                              SUM(CASE WHEN kind = 'proxy' THEN 1 ELSE 0 END) AS cached,
-                              MAX(fetched_at) AS fetched_at
-                       FROM entries WHERE type = 'manifest' AND repository = ?""",
-                    (name,),
-                )
-                m = fetch_dicts(txn)[0]
+                t, m = tags.get(name, {}), manifests.get(name, {})
                 out.append(
                     ImageRepository(
                         name=name,
-                        hosted_tags=int(t["hosted"] or 0),
-                        cached_tags=int(t["cached"] or 0),
-                        hosted_manifests=int(m["hosted"] or 0),
-                        cached_manifests=int(m["cached"] or 0),
-                        updated_at=max(x for x in (t["updated_at"], m["fetched_at"], 0) if x is not None),
+                        hosted_tags=int(t.get("hosted") or 0),
+                        cached_tags=int(t.get("cached") or 0),
+                        hosted_manifests=int(m.get("hosted") or 0),
+                        cached_manifests=int(m.get("cached") or 0),
+                        updated_at=max(x for x in (t.get("updated_at"), m.get("fetched_at"), 0) if x is not None),
                     )
                 )
             return out
