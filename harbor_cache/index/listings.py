@@ -11,7 +11,7 @@ lists its files through ``parent`` and its subdirectories through
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from harbor_cache.index.cursor import Cursor
@@ -58,24 +58,36 @@ def maven_write_txn(store: Store, txn: Cursor, repository: str, key: str, modifi
         path = above
 
 
-def unindexed(store: Store) -> str:
-    """sqlite's unary "+" that keeps a column's indexes out of a plan (PostgreSQL plans by its statistics)."""
-    return "+" if store.dialect == "sqlite" else ""
+def unindexed(store: Store) -> Callable[[str], str]:
+    """A column as an expression no index answers: sqlite's unary "+", PostgreSQL's ``(column || '')``."""
+    if store.dialect == "sqlite":
+        return lambda column: "+" + column
+    return lambda column: f"({column} || '')"
 
 
 def _entry_filters(
-    front: str | None, kind: str | None, repository: str | None, text: str | None, plus: str = ""
+    front: str | None,
+    kind: str | None,
+    repository: str | None,
+    text: str | None,
+    bare: Callable[[str], str] = lambda column: column,
 ) -> tuple[list[str], list[Any]]:
-    """WHERE terms of the entry filters; ``plus`` "+" (sqlite) keeps the planner off the type and kind
-    indexes, which would sort every matching row, so it walks the sort key's index and filters instead."""
+    """WHERE terms of the entry filters.
+
+    ``bare`` (`unindexed`) keeps the planner off the type and kind indexes
+    for a page: through them it would sort every matching row (a tenth to a
+    half of the table) for one page; without them it walks the sort key's
+    index and filters, reading a page's worth of rows divided by the share
+    that matches (a rare kind costs more, never a sort).
+    """
     where: list[str] = []
     args: list[Any] = []
     if front == "oci":
-        where.append(f"{plus}type IN ('manifest', 'blob')")
+        where.append(f"{bare('type')} IN ('manifest', 'blob')")
     elif front == "maven":
-        where.append(f"{plus}type = 'maven'")
+        where.append(f"{bare('type')} = 'maven'")
     if kind is not None:
-        where.append(f"{plus}kind = ?")
+        where.append(f"{bare('kind')} = ?")
         args.append(kind)
     if repository is not None:
         where.append("repository = ?")
