@@ -78,26 +78,34 @@ def _limit_and_last(request: HarborRequest) -> tuple[int, str]:
     return limit, (decode_cursor(raw, str)[0] if raw is not None else "")
 
 
+#: most rounds of names one filtered page reads before answering what it found (with ``next``)
+MAX_ROUNDS = 10
+
+
 async def visible_names(
     names_after: Callable[[str, int], Any], last: str, limit: int, visible: Callable[[str], bool] | None
-) -> tuple[list[str], bool]:
-    """(up to ``limit`` names after ``last`` that ``visible`` allows, more to come), read in bounded rounds.
+) -> tuple[list[str], str | None]:
+    """(up to ``limit`` names after ``last`` that ``visible`` allows, where the next page starts or None).
 
     ``names_after(last, n)`` answers the next ``n`` names in order; a caller
     who sees everything needs one round, others read rounds of at least 200
-    names until the page is full or the names run out - never the whole list.
+    names until the page is full or the names run out - never the whole
+    list, and at most `MAX_ROUNDS` rounds: a caller who may pull a few of
+    many repositories gets a short (even empty) page and a ``next`` that
+    continues the scan from where it stopped.
     """
     batch = limit + 1 if visible is None else max(limit + 1, 200)
     found: list[str] = []
     cursor = last
-    while True:
+    for _ in range(MAX_ROUNDS):
         page = await names_after(cursor, batch)
         found += [n for n in page if visible is None or visible(n)]
         if len(found) > limit:
-            return found[:limit], True
+            return found[:limit], found[limit - 1]
         if len(page) < batch:
-            return found, False
+            return found, None
         cursor = page[-1]
+    return found, cursor
 
 
 async def images_page(
@@ -112,7 +120,7 @@ async def images_page(
     """
     limit, last = _limit_and_last(request)
     queries = console.queries
-    names, more = await visible_names(queries.list_repositories_page, last, limit, visible)
+    names, resume = await visible_names(queries.list_repositories_page, last, limit, visible)
     groups: dict[tuple[str, str], list[ImageRepository]] = {}
     for r in await queries.image_repositories_page(names):
         groups.setdefault(console._identity(r.name), []).append(r)
@@ -141,7 +149,7 @@ async def images_page(
             }
         )
     repos.sort(key=lambda r: (r["image"], r["registry"]))
-    return {"repositories": repos, "next": encode_cursor(names[-1]) if more else None}
+    return {"repositories": repos, "next": encode_cursor(resume) if resume is not None else None}
 
 
 async def tags_page(console: ConsoleApi, request: HarborRequest) -> dict[str, Any]:

@@ -120,10 +120,25 @@ class VisibleNamesTests(SynchronousTestCase):
 
         visible = {"n00150", "n00900", "n01999"}.__contains__
         found = self.successResultOf(defer.Deferred.fromCoroutine(visible_names(names_after, "", 2, visible)))
-        self.assertEqual(found, (["n00150", "n00900"], True))
+        self.assertEqual(found, (["n00150", "n00900"], "n00900"))
         self.assertEqual(set(asked), {200})
         everything = self.successResultOf(defer.Deferred.fromCoroutine(visible_names(names_after, "n01990", 5, None)))
-        self.assertEqual(everything, ([f"n0{i}" for i in range(1991, 1996)], True))
+        self.assertEqual(everything, ([f"n0{i}" for i in range(1991, 1996)], "n01995"))
+        rest = self.successResultOf(defer.Deferred.fromCoroutine(visible_names(names_after, "n01990", 50, None)))
+        self.assertEqual(rest, ([f"n0{i}" for i in range(1991, 2000)], None))
+
+    def test_a_filtered_page_stops_after_its_rounds(self):
+        """Nothing visible in many names: MAX_ROUNDS rounds, then an empty page whose next resumes the scan."""
+        from harbor_cache.api import listings
+
+        self.patch(listings, "MAX_ROUNDS", 3)
+        names = [f"n{i:05d}" for i in range(2000)]
+
+        async def names_after(last, n):
+            return [x for x in names if x > last][:n]
+
+        page = self.successResultOf(defer.Deferred.fromCoroutine(visible_names(names_after, "", 2, lambda n: False)))
+        self.assertEqual(page, ([], "n00599"))
 
     def test_cursor_round_trip(self):
         """A cursor gives back exactly its values (floats included)."""
