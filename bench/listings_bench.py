@@ -118,11 +118,10 @@ def main() -> None:
         "entries page 50, front=maven, cursor at 50%",
         lambda: index.cache_entries_after(sort="last_access", descending=True, after=after, limit=51, front="maven"),
     )
+    size_after = row_at("size", 0.5)
     measure(
         "entries page 50, kind=hosted sort=size, cursor at 50%",
-        lambda: index.cache_entries_after(
-            sort="size", descending=True, after=row_at("size", 0.5), limit=51, kind="hosted"
-        ),
+        lambda: index.cache_entries_after(sort="size", descending=True, after=size_after, limit=51, kind="hosted"),
     )
     measure(
         f"entries page 50, repository={index_gen.BIG_REPO}",
