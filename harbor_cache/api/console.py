@@ -9,7 +9,9 @@ a manifest comes from `OciCache` (pull-through, as a client would get it),
 a hosted tag goes through `HostedRegistry.delete_manifest`.
 
 Every list is paged with ``offset``/``limit`` (limit 1..500, default 50) and
-answers ``{"total": N, "offset": o, "limit": l, <items>: [...]}``.
+answers ``{"total": N, "offset": o, "limit": l, <items>: [...]}``; the cache
+entries, images and tags lists page by keyset instead (``cursor`` from the
+previous page's ``next``, `api.listings`).
 """
 
 from __future__ import annotations
@@ -20,16 +22,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harbor_cache import __version__
+from harbor_cache.api.listings import entries_page, images_page, tags_page
 from harbor_cache.auth.permissions import Permissions
 from harbor_cache.core.operations.audit import ACTIONS
-from harbor_cache.core.seams import AuditRecord, ConsoleQueries, Entry, ImageRepository
+from harbor_cache.core.seams import AuditRecord, ConsoleQueries, Entry
 from harbor_cache.errors import (
     BadRequest,
     Conflict,
     ErrorCode,
     ManifestInvalid,
     NameInvalid,
-    NameUnknown,
     NotFound,
     NotHosted,
 )
@@ -241,29 +243,8 @@ class ConsoleApi:
     # -- cache entries -------------------------------------------------------------
 
     async def entries(self, request: HarborRequest) -> dict[str, Any]:
-        offset, limit = page_args(request)
-        sort = choice_arg(request, "sort", self.queries.ENTRY_SORTS) or "last_access"
-        order = choice_arg(request, "order", {"asc", "desc"}, "desc")
-        total, rows = await self.queries.cache_entries_page(
-            offset=offset,
-            limit=limit,
-            sort=sort,
-            descending=order == "desc",
-            front=choice_arg(request, "front", {"oci", "maven"}),
-            kind=choice_arg(request, "kind", {"proxy", "hosted"}),
-            repository=query_arg(request, "repository"),
-            text=query_arg(request, "q"),
-        )
-        views = [entry_view(r) for r in rows]
-        await self._name_blobs(views)
-        return {
-            "total": total,
-            "offset": offset,
-            "limit": limit,
-            "sort": sort,
-            "order": order,
-            "entries": views,
-        }
+        """A keyset page of cache entries (`api.listings.entries_page`)."""
+        return await entries_page(self, request)
 
     async def _name_blobs(self, views: list[dict[str, Any]]) -> None:
         """A blob row's ``image``: a repository known to use it (one query for the page), else None.
@@ -414,10 +395,6 @@ class ConsoleApi:
 
     # -- container images ---------------------------------------------------------------
 
-    async def _off(self, fn: Any, *args: Any) -> Any:
-        """``fn(*args)`` on the offload thread (pure shaping of rows; it touches no request)."""
-        return fn(*args) if self.offload is None else await self.offload.run(fn, *args)
-
     def _pull_host(self, request: HarborRequest) -> str:
         base = self.public_url.for_request(request)
         return urlsplit(base).netloc or base
@@ -430,56 +407,9 @@ class ConsoleApi:
         identify = getattr(self.oci, "image_identity", None)
         return identify(key) if identify is not None else ("", key)
 
-    async def images(self, visible: Callable[[str], bool] | None = None) -> dict[str, Any]:
-        """One row per upstream image, whichever keys clients reached it by (`OciCache.image_identity`).
-
-        ``name`` is the key the row's tags are browsed by (the one with the most tags), ``paths`` every
-        key it is stored under, ``registry`` the upstream registry ("" for hosted names) and ``image``
-        the name there. Counts of a merged row are distinct tags and manifests, not sums.
-        """
-        groups = await self._off(self._group_images, await self.queries.image_repositories(), visible)
-        merged = [r.name for members in groups.values() if len(members) > 1 for r in members]
-        contents = await self.queries.repository_contents(merged) if merged else {}
-        return await self._off(self._image_rows, groups, contents)
-
-    def _group_images(
-        self, rows: list[ImageRepository], visible: Callable[[str], bool] | None
-    ) -> dict[tuple[str, str], list[ImageRepository]]:
-        groups: dict[tuple[str, str], list[ImageRepository]] = {}
-        for r in rows:
-            if visible is not None and not visible(r.name):
-                continue  # the caller may not pull it (`Permissions.may_oci`)
-            groups.setdefault(self._identity(r.name), []).append(r)
-        return groups
-
-    @staticmethod
-    def _image_rows(
-        groups: dict[tuple[str, str], list[ImageRepository]], contents: dict[str, tuple[set[str], set[str]]]
-    ) -> dict[str, Any]:
-        repos = []
-        for (registry, image), members in groups.items():
-            primary = min(members, key=lambda r: (-(r.hosted_tags + r.cached_tags), len(r.name), r.name))
-            if len(members) > 1:
-                tag_count = len(set().union(*(contents.get(m.name, (set(), set()))[0] for m in members)))
-                manifest_count = len(set().union(*(contents.get(m.name, (set(), set()))[1] for m in members)))
-            else:
-                tag_count = primary.hosted_tags + primary.cached_tags
-                manifest_count = primary.hosted_manifests + primary.cached_manifests
-            repos.append(
-                {
-                    "name": primary.name,
-                    "registry": registry,
-                    "image": image,
-                    "paths": sorted(m.name for m in members),
-                    "hosted": any(m.hosted_tags or m.hosted_manifests for m in members),
-                    "cached": any(m.cached_tags or m.cached_manifests for m in members),
-                    "tag_count": tag_count,
-                    "manifest_count": manifest_count,
-                    "updated_at": iso8601(max(m.updated_at for m in members) or None),
-                }
-            )
-        repos.sort(key=lambda r: (r["image"], r["registry"]))
-        return {"repositories": repos}
+    async def images(self, request: HarborRequest, visible: Callable[[str], bool] | None = None) -> dict[str, Any]:
+        """One page of images, one row per upstream image (`api.listings.images_page`)."""
+        return await images_page(self, request, visible)
 
     @staticmethod
     def repository_arg(request: HarborRequest) -> str:
@@ -512,11 +442,8 @@ class ConsoleApi:
         return reference
 
     async def image_tags(self, request: HarborRequest) -> dict[str, Any]:
-        name = self._name(request)
-        rows = await self.queries.image_tags(name)
-        if not rows and not await self.queries.repository_known(name):
-            raise NameUnknown("repository name not known to this cache", {"repository": name})
-        return await self._off(_tag_rows, name, self._pull_host(request), rows)
+        """One page of a repository's tags (`api.listings.tags_page`)."""
+        return await tags_page(self, request)
 
     async def image_manifest(self, request: HarborRequest) -> dict[str, Any]:
         name, reference = self._name(request), self._reference(request)
@@ -578,22 +505,3 @@ class ConsoleApi:
 def _pull_lines(host: str, name: str, reference: str) -> dict[str, str]:
     ref = f"{name}@{reference}" if is_digest_reference(reference) else f"{name}:{reference}"
     return {"docker": f"docker pull {host}/{ref}", "podman": f"podman pull {host}/{ref}"}
-
-
-def _tag_rows(name: str, host: str, rows: list[Any]) -> dict[str, Any]:
-    """GET /api/v1/images/tags' body (10k tags for a big repository: shaped off the reactor)."""
-    return {
-        "repository": name,
-        "tags": [
-            {
-                "tag": r.tag,
-                "digest": r.digest,
-                "kind": "hosted" if r.kind == "hosted" else "cached",
-                "media_type": r.media_type,
-                "size": r.size,
-                "updated_at": iso8601(r.updated_at),
-                "pull": _pull_lines(host, name, r.tag),
-            }
-            for r in rows
-        ],
-    }

@@ -502,7 +502,7 @@ class ApiFront:
     async def images(self, request: HarborRequest, caller: User):
         permissions = caller_permissions(request)
         visible = None if permissions.sees_everything(maven=False) else partial(permissions.may_oci, "pull")
-        return await json_response_offloaded(request, await self._console().images(visible), self.offload)
+        return await json_response_offloaded(request, await self._console().images(request, visible), self.offload)
 
     @app.route("/api/v1/images/tags", methods=["GET"])
     @requires(ANY_USER)

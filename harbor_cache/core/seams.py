@@ -143,6 +143,10 @@ class CacheIndex(Protocol):
 
     async def maven_entries_under(self, repository: str, prefix: str) -> list[Entry]: ...
 
+    async def maven_children(
+        self, repository: str, path: str, after: tuple[str, str] | None, limit: int
+    ) -> tuple[list[tuple[str, float]], list[Entry], bool]: ...
+
     async def put_hosted_maven_file(
         self,
         *,
@@ -186,7 +190,37 @@ class ConsoleQueries(Protocol):
         kind: str | None = None,
         repository: str | None = None,
         text: str | None = None,
+        count_cap: int = ...,
     ) -> tuple[int, list[Entry]]: ...
+
+    async def cache_entries_after(
+        self,
+        *,
+        sort: str,
+        descending: bool,
+        after: tuple[Any, int] | None,
+        limit: int,
+        front: str | None = None,
+        kind: str | None = None,
+        repository: str | None = None,
+        text: str | None = None,
+    ) -> list[Entry]: ...
+
+    async def count_entries_capped(
+        self,
+        cap: int,
+        *,
+        front: str | None = None,
+        kind: str | None = None,
+        repository: str | None = None,
+        text: str | None = None,
+    ) -> tuple[int, bool]: ...
+
+    async def list_repositories_page(self, last: str | None, limit: int | None) -> list[str]: ...
+
+    async def image_repositories_page(self, names: list[str]) -> list[ImageRepository]: ...
+
+    async def image_tags_page(self, repository: str, last: str, limit: int) -> list[ImageTag]: ...
 
     async def get_entry_by_id(self, entry_id: int) -> Entry | None: ...
 

@@ -27,6 +27,7 @@ from harbor_cache.index.history import HistoryStore
 from harbor_cache.index.hosted import HostedStore
 from harbor_cache.index.image_facts import ImageFactsStore
 from harbor_cache.index.leases import LeasesStore
+from harbor_cache.index.listings import ListingsStore
 from harbor_cache.index.maven import MavenStore
 from harbor_cache.index.migrations import SchemaStore
 from harbor_cache.index.nodes import NodesStore
@@ -57,6 +58,7 @@ class Index(
     SchemaStore,
     EntriesStore,
     EvictionStore,
+    ListingsStore,
     TagsStore,
     HostedStore,
     MavenStore,

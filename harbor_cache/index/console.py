@@ -3,42 +3,16 @@
 from __future__ import annotations
 
 from harbor_cache.index.cursor import Cursor
-from harbor_cache.index.engine import Store, contains_pattern, fetch_all, fetch_dicts, fetch_value
+from harbor_cache.index.engine import Store, fetch_all, fetch_dicts, fetch_value
+from harbor_cache.index.listings import ListingsStore, _entry_filters, unindexed
 from harbor_cache.index.rows import Entry, ImageRepository, ImageTag
 
 
 class ConsoleStore(Store):
     """Read-only queries over entries and tags, shaped for the console's tables."""
 
-    #: sort keys of GET /api/v1/cache/entries -> column (id breaks ties)
-    ENTRY_SORTS = {
-        "size": "size",
-        "last_access": "last_access",
-        "hits": "access_count",
-        "created": "created_at",
-        "repository": "repository",
-    }
-
-    @staticmethod
-    def _entry_filters(
-        front: str | None, kind: str | None, repository: str | None, text: str | None
-    ) -> tuple[list[str], list]:
-        where, args = [], []
-        if front == "oci":
-            where.append("type IN ('manifest', 'blob')")
-        elif front == "maven":
-            where.append("type = 'maven'")
-        if kind is not None:
-            where.append("kind = ?")
-            args.append(kind)
-        if repository is not None:
-            where.append("repository = ?")
-            args.append(repository)
-        if text:
-            # LIKE with an escape character: the same on sqlite and PostgreSQL, wildcards taken literally
-            where.append("(lower(repository) LIKE ? ESCAPE '!' OR lower(key) LIKE ? ESCAPE '!')")
-            args += [contains_pattern(text)] * 2
-        return where, args
+    #: the sort keys of GET /api/v1/cache/entries (each with an index, migration 21)
+    ENTRY_SORTS = ListingsStore.ENTRY_SORTS
 
     async def cache_entries_page(
         self,
@@ -51,15 +25,24 @@ class ConsoleStore(Store):
         kind: str | None = None,
         repository: str | None = None,
         text: str | None = None,
+        count_cap: int = 100_000,
     ) -> tuple[int, list[Entry]]:
-        """(matching count, one page of entries) for the console's cache table."""
+        """(matching count, one page of entries) by ``offset``: kept for clients that page by number.
+
+        The walk follows the sort key's index (no sort of the whole table),
+        but an offset still steps over every row before the page; the API's
+        ``cursor`` seeks instead (`ListingsStore.cache_entries_after`).  The
+        count stops at ``count_cap`` rows (`count_entries_capped`).
+        """
         column = self.ENTRY_SORTS[sort]
         direction = "DESC" if descending else "ASC"
-        where, args = self._entry_filters(front, kind, repository, text)
+        where, args = _entry_filters(front, kind, repository, text, unindexed(self))
         clause = (" WHERE " + " AND ".join(where)) if where else ""
 
         def _txn(txn: Cursor) -> tuple[int, list[Entry]]:
-            self._exec(txn, "SELECT COUNT(*) FROM entries" + clause, args)
+            self._exec(
+                txn, f"SELECT COUNT(*) FROM (SELECT 1 FROM entries{clause} LIMIT ?) AS capped", (*args, count_cap)
+            )
             total = int(fetch_value(txn))
             self._exec(
                 txn,

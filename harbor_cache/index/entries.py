@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from harbor_cache.index.cursor import Cursor
 from harbor_cache.index.engine import Store, fetch_one
+from harbor_cache.index.listings import maven_write_txn
 from harbor_cache.index.rows import Entry
 
 
@@ -136,6 +137,9 @@ class EntriesStore(Store):
                 now,
             ),
         )
+        if write.type_ == "maven":  # its directory, for browse (index/listings.py)
+            modified = write.upstream_modified if write.upstream_modified is not None else now
+            maven_write_txn(self, txn, write.repository, write.key, modified)
         self._exec(
             txn,
             "SELECT * FROM entries WHERE type = ? AND repository = ? AND key = ?",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from harbor_cache.index.cursor import Cursor, Row
 from harbor_cache.index.engine import Store, fetch_all, fetch_written
+from harbor_cache.index.listings import maven_write_txn
 from harbor_cache.index.rows import Entry, MavenRepositoryStats
 
 
@@ -109,6 +110,7 @@ class MavenStore(Store):
                 return "exists", None, r[1]
             if r is not None:
                 _replace(txn, r[0])
+            maven_write_txn(self, txn, repository, key, now)  # its directory, for browse
             self._exec(
                 txn, "SELECT * FROM entries WHERE type = 'maven' AND repository = ? AND key = ?", (repository, key)
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from harbor_cache.index.cursor import Cursor
 from harbor_cache.index.engine import Store, fetch_value
+from harbor_cache.index.listings_schema import LISTINGS_MIGRATION
 from harbor_cache.index.search_schema import SEARCH_MIGRATION, SEARCH_NAME_INDEX, dialect_of_statement
 from harbor_cache.index.totals_schema import TOTALS_MIGRATION
 
@@ -327,6 +328,12 @@ MIGRATIONS: list[list[str]] = [
     #     pass read seven rows instead of a GROUP BY digest over every entry (index/totals_schema.py says
     #     why triggers rather than the write transactions); back-fills them from the existing rows
     TOTALS_MIGRATION,
+    # 22 (issue 30, listings): keyset paging of the console's entry table with an index behind each
+    #     sort key (id breaks ties; repository= with the default sort has its own); Maven browse in
+    #     proportion to a directory's children: ``parent`` (a file's directory) with an index by
+    #     (repository, parent, key), and ``maven_dirs`` (each directory once, under its parent, with
+    #     the newest write below it), kept on every Maven write (index/listings.py); both back-filled
+    LISTINGS_MIGRATION,
 ]
 
 

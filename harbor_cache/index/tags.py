@@ -82,20 +82,3 @@ class TagsStore(Store):
             return txn.fetchone() is not None
 
         return await self._read("repository_known", _txn)
-
-    async def list_repositories_page(self, last: str | None, limit: int | None) -> list[str]:
-        """Repository names with a tag or a manifest, in byte order, after ``last``."""
-
-        def _txn(txn: Cursor) -> list[str]:
-            sql = """SELECT repository FROM (
-                         SELECT repository FROM tags
-                         UNION SELECT repository FROM entries WHERE type = 'manifest'
-                     ) AS names WHERE repository > ? ORDER BY repository"""
-            args: list = [last or ""]
-            if limit is not None:
-                sql += " LIMIT ?"
-                args.append(limit)
-            self._exec(txn, sql, args)
-            return [r[0] for r in txn.fetchall()]
-
-        return await self._read("list_repositories_page", _txn)

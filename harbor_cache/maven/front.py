@@ -39,6 +39,7 @@ from harbor_cache.grammar.maven_paths import (
     normalize_browse_path,
 )
 from harbor_cache.grammar.public_url import PublicURL
+from harbor_cache.http.cursors import cursor_arg, decode_cursor, encode_cursor
 from harbor_cache.http.errors import status_of
 from harbor_cache.http.quick import AnyRequest
 from harbor_cache.http.request import HarborRequest
@@ -333,10 +334,31 @@ class MavenFront:
         path = self._query_path(request, required=False)
         repo = self._repository(repo_id, unknown_status=400)
         visible = await self.auth.browse_filter(request, repo_id, path) if repo.private else None
-        doc = await self.cache.browse(repo_id, path)
+        after, limit = self._browse_page(request)
+        doc = await self.cache.browse(repo_id, path, after, limit)
         if visible is not None:  # pull granted below this directory only: the entries on the way there
             doc["entries"] = [e for e in doc["entries"] if visible(e["path"])]
+        if "next" in doc:  # more children than one page: the cursor to pass back
+            doc["next"] = encode_cursor(*doc["next"])
         return await self._big_json(request, doc)
+
+    def _browse_page(self, request: HarborRequest) -> tuple[tuple[str, str] | None, int | None]:
+        """``cursor`` (a previous page's ``next``) and ``limit`` (1..maven.browse_page_size) of a browse."""
+        raw = cursor_arg(request)
+        after = None
+        if raw is not None:
+            stage, name = decode_cursor(raw, str, str)
+            if stage not in ("d", "f"):
+                raise BadRequest("invalid cursor: pass back the next value of the previous page")
+            after = (stage, name)
+        most = int(self.cache.settings.get("maven.browse_page_size"))
+        values = request.args.get(b"limit")
+        if not values or not values[0]:
+            return after, None
+        text = values[0].decode("latin-1")
+        if not (text.isascii() and text.isdigit() and len(text) <= 9 and 1 <= int(text) <= most):
+            raise BadRequest(f"limit must be an integer from 1 to {most}", {"limit": text[:32]})
+        return after, int(text)
 
     @app.route("/repositories/<repo_id>/info", methods=["GET", "HEAD"])
     async def info(self, request: HarborRequest, repo_id: str):

@@ -67,6 +67,10 @@ def parse_content_range(value: bytes | str | None) -> tuple[int, int] | None:
     return start, end
 
 
+#: most repository names one /v2/_catalog response lists (an index seek each; more follow through Link)
+CATALOG_PAGE = 1000
+
+
 def _page_size(request: HarborRequest) -> int | None:
     raw = _arg(request, "n")
     if raw is None or raw == "":
@@ -303,6 +307,8 @@ class HostedFront:
     async def catalog(self, request: HarborRequest, route):
         _only_get(request)
         n = _page_size(request)
+        # At most CATALOG_PAGE names a response whatever n asks (or none): the rest through the Link header.
+        n = CATALOG_PAGE if n is None or n > CATALOG_PAGE else n
         last = _arg(request, "last")
         permissions = await self.policy.authorize_catalog(request)
         # Only the repositories the caller may pull; nothing to filter for one who may pull everything.

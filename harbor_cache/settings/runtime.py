@@ -137,6 +137,24 @@ SETTINGS: dict[str, Setting] = {
             _parse_int(16, 4096),
             "A maven-metadata.xml naming a longer version is not deployed (400) nor merged into a group's",
         ),
+        Setting(
+            "maven.browse_page_size",
+            "5000",
+            _parse_int(1, 100_000),
+            "Most children one browse response lists (and its limit's maximum); more are paged with next/cursor",
+        ),
+        Setting(
+            "maven.repository_stats_ttl_seconds",
+            "60",
+            _parse_int(0, DAY),
+            "GET /repositories answers from statistics this old at most, recomputed in the background (0 = each call)",
+        ),
+        Setting(
+            "console.entries_count_max",
+            "100000",
+            _parse_int(1000, 1 << 40),
+            "GET /api/v1/cache/entries counts matching entries up to this many (total_capped beyond)",
+        ),
         Setting("registry.anonymous_pull", "true", _parse_bool, "Pulls without credentials are allowed"),
         Setting(
             "registry.hosted_names",

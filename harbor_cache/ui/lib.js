@@ -280,10 +280,14 @@ export function confirmDialog(message, confirmLabel = "Confirm") {
   });
 }
 
-export function pager(total, offset, limit, go) {
-  const first = total ? offset + 1 : 0, last = Math.min(offset + limit, total);
+// Previous / range / Next. A keyset list passes its page (`next` cursor, `total_capped`): Next hands the
+// cursor to `go` (the server seeks to it), and a capped count shows as "100000+".
+export function pager(total, offset, limit, go, page = null) {
+  const shown = page ? page.entries.length : Math.min(limit, total - offset);
+  const first = total && shown ? offset + 1 : 0, last = offset + Math.max(shown, 0);
+  const more = page ? Boolean(page.next) : last < total;
   return h("div", { class: "pager" },
-    h("button", { type: "button", disabled: offset <= 0, onclick: () => go(Math.max(offset - limit, 0)) }, "‹ Previous"),
-    h("span", { class: "range" }, `${first}–${last} of ${total}`),
-    h("button", { type: "button", disabled: last >= total, onclick: () => go(offset + limit) }, "Next ›"));
+    h("button", { type: "button", disabled: offset <= 0, onclick: () => go(Math.max(offset - limit, 0), "") }, "‹ Previous"),
+    h("span", { class: "range" }, `${first}–${last} of ${total}${page && page.total_capped ? "+" : ""}`),
+    h("button", { type: "button", disabled: !more, onclick: () => go(offset + limit, page ? page.next : "") }, "Next ›"));
 }

@@ -79,8 +79,9 @@ def _quote(path):
     return urllib.parse.quote(path, safe="/")
 
 
-def _push_hosted(server):
-    """team/app:v1, pushed through /v2 with Basic credentials; its manifest carries a markup annotation."""
+def _push_hosted(server, repo=HOSTED_REPO, tags=(HOSTED_TAG,)):
+    """team/app:v1 (or ``tags`` of ``repo``), pushed through /v2 with Basic credentials; its manifest carries a markup
+    annotation."""
     auth = {
         "Authorization": "Basic " + __import__("base64").b64encode(("admin:" + server.admin_password).encode()).decode()
     }
@@ -91,7 +92,7 @@ def _push_hosted(server):
         digest = oci.sha256_digest(blob)
         status, _, body = support.http(
             "POST",
-            "%s/v2/%s/blobs/uploads/?digest=%s" % (server.url, HOSTED_REPO, digest),
+            "%s/v2/%s/blobs/uploads/?digest=%s" % (server.url, repo, digest),
             headers=dict(auth, **{"Content-Type": "application/octet-stream"}),
             body=blob,
         )
@@ -112,13 +113,14 @@ def _push_hosted(server):
             "annotations": {"org.opencontainers.image.description": MARKUP_ANNOTATION},
         }
     ).encode()
-    status, _, body = support.http(
-        "PUT",
-        "%s/v2/%s/manifests/%s" % (server.url, HOSTED_REPO, HOSTED_TAG),
-        headers=dict(auth, **{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}),
-        body=manifest,
-    )
-    assert status == 201, (status, body)
+    for tag in tags:
+        status, _, body = support.http(
+            "PUT",
+            "%s/v2/%s/manifests/%s" % (server.url, repo, tag),
+            headers=dict(auth, **{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}),
+            body=manifest,
+        )
+        assert status == 201, (status, body)
 
 
 class Console:
@@ -905,6 +907,20 @@ class ConsoleTests(SynchronousTestCase):
             document.head.appendChild(s);
             return window.__inline === 1;""")
         self.assertFalse(ran, "an inline script ran despite the CSP")
+
+    def test_q_tags_load_more(self):
+        """A repository with more tags than a page lists 100, and "Load more" appends the rest (keyset pages)."""
+        tags = ["t%03d" % i for i in range(105)]
+        _push_hosted(self.c.server, "team/many", tags)
+        self.login()
+        self.open("#/images?repo=team/many")
+        self.heading("team/many")
+        self.wait(lambda d: len(self.all("table.tags tbody tr")) == 100, message="the first page is not 100 tags")
+        self.css("button.load-more").click()
+        self.wait(lambda d: len(self.all("table.tags tbody tr")) == 105, message="Load more did not append the rest")
+        shown = [r.get_attribute("data-tag") for r in self.all("table.tags tbody tr")]
+        self.assertEqual(shown, tags)
+        self.assertFalse(self.all("button.load-more"))
 
     def test_p_delete_button_follows_grants(self):
         """Issue 27: the tag Delete button shows only with `delete` on the repository (GET /api/v1/users/me)."""

@@ -26,6 +26,10 @@ from harbor_cache.api.openapi.common import (
 _FRONT = {"type": "string", "enum": ["oci", "maven"]}
 _ID = {"type": "integer", "minimum": 1}
 _NULLABLE_INTEGER = {"type": ["integer", "null"]}
+_NEXT = {
+    "type": ["string", "null"],
+    "description": "Opaque cursor of the next page (pass it back as cursor); null on the last page",
+}
 
 
 def _descriptor(**extra: dict) -> dict:
@@ -171,7 +175,8 @@ SCHEMAS = {
         last_eviction={"type": "object"},
     ),
     "ImageRepositories": obj(
-        ["repositories"],
+        ["repositories", "next"],
+        next=_NEXT,
         repositories=array_of(
             obj(
                 ["name", "registry", "image", "paths", "hosted", "cached", "tag_count", "manifest_count", "updated_at"],
@@ -192,7 +197,8 @@ SCHEMAS = {
     ),
     "PullLines": obj(["docker", "podman"], docker=STRING, podman=STRING),
     "ImageTags": obj(
-        ["repository", "tags"],
+        ["repository", "tags", "next"],
+        next=_NEXT,
         repository=STRING,
         tags=array_of(
             obj(
@@ -263,6 +269,10 @@ _PAGING = [
 ]
 _REPOSITORY = query_param("repository", STRING, "OCI repository name, e.g. library/alpine", True)
 _TEXT = {"type": "string", "maxLength": 256}
+_CURSOR = query_param(
+    "cursor", {"type": "string", "maxLength": 4096}, "The previous page's next: this page starts after it (a seek)"
+)
+_LIMIT_100 = query_param("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "Page size (default 100)")
 
 
 def _enum(*values: str) -> dict:
@@ -304,7 +314,19 @@ def paths() -> dict:
                 "Cache entries, paged, sorted and filtered",
                 {
                     "200": json_body(
-                        page("entries", ref("CacheEntry"), {"sort": STRING, "order": STRING}),
+                        page(
+                            "entries",
+                            ref("CacheEntry"),
+                            {
+                                "sort": STRING,
+                                "order": STRING,
+                                "total_capped": {
+                                    "type": "boolean",
+                                    "description": "total stopped at console.entries_count_max",
+                                },
+                                "next": _NEXT,
+                            },
+                        ),
                         "One page and the number of matching entries.",
                     ),
                     **_BAD_QUERY,
@@ -320,6 +342,7 @@ def paths() -> dict:
                     query_param("kind", _enum("proxy", "hosted"), "Only proxied or hosted"),
                     query_param("repository", _TEXT, "Exactly this repository"),
                     query_param("q", _TEXT, "Text contained in the repository or key (case-insensitive)"),
+                    _CURSOR,
                 ],
             )
         },
@@ -358,8 +381,9 @@ def _image_paths() -> dict:
             "get": _op(
                 "listImages",
                 "OCI repositories this server hosts or has cached",
-                {"200": json_body(ref("ImageRepositories"), "By name.")},
+                {"200": json_body(ref("ImageRepositories"), "One page, by name."), **_BAD_QUERY},
                 role=_ANYONE,
+                parameters=[_LIMIT_100, _CURSOR],
             )
         },
         "/api/v1/images/tags": {
@@ -372,7 +396,7 @@ def _image_paths() -> dict:
                     **_BAD_QUERY,
                 },
                 role=_ANYONE,
-                parameters=[_REPOSITORY],
+                parameters=[_REPOSITORY, _LIMIT_100, _CURSOR],
             ),
             "delete": _op(
                 "deleteImageTag",

@@ -66,6 +66,10 @@ SCHEMAS = {
                 lastModified=TIMESTAMP,
             )
         ),
+        next={
+            "type": "string",
+            "description": "Only when more children follow (maven.browse_page_size): pass it back as cursor",
+        },
     ),
     "FileInfo": obj(
         ["repositoryId", "path", "name", "type", "size", "lastModified", "contentType"],
@@ -131,7 +135,16 @@ def paths() -> dict:
                     **plain({400: "Invalid repository id or path."}),
                     **_AUTH,
                 },
-                parameters=[_REPO_ID, query_param("path", STRING, "Path inside the repository")],
+                parameters=[
+                    _REPO_ID,
+                    query_param("path", STRING, "Path inside the repository"),
+                    query_param(
+                        "limit",
+                        {"type": "integer", "minimum": 1},
+                        "Most children (default and maximum: maven.browse_page_size)",
+                    ),
+                    query_param("cursor", STRING, "The previous page's next: this page starts after it"),
+                ],
             )
         },
         "/repositories/{repositoryId}/info": {

@@ -26,7 +26,7 @@ holding the file and names it in ``member``.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
@@ -183,27 +183,48 @@ class MavenGroups:
 
     # -- browse, info, statistics ---------------------------------------------
 
-    async def browse(self, group: MavenRepositoryConfig, path: str) -> dict:
-        """The union of the members' browse documents for ``path``."""
+    async def browse(
+        self, group: MavenRepositoryConfig, path: str, after: tuple[str, str] | None = None, limit: int = 5000
+    ) -> dict:
+        """The union of the members' browse pages for ``path``: each member's page after ``after``, merged, cut at ``limit``.
+
+        Each member lists its children in the same order (directories, then
+        files, by name), so the union's first ``limit`` after ``after`` are
+        among the members' first ``limit`` each.
+        """
+        from harbor_cache.core.maven.browse import browse_after
+
         entries: dict[str, dict] = {}
         last_error = None
+        more = False
         for member in group.members:
             try:
-                doc = await self.cache.browse(member, path)
+                doc = await self.cache.browse(member, path, after, limit)
             except HarborError as e:  # PathNotFound: this member holds nothing there
                 last_error = e
                 continue
+            more = more or "next" in doc
             for entry in doc["entries"]:
                 held = entries.get(entry["name"])
                 if held is None:
                     entries[entry["name"]] = dict(entry)
                 elif held["type"] == "directory" and entry["type"] == "directory":
                     held["lastModified"] = max(held["lastModified"] or "", entry["lastModified"] or "") or None
-        if path and not entries and last_error is not None:
+        if path and not entries and last_error is not None and after is None:
             raise last_error.__class__(last_error.message, {"repositoryId": group.id, "path": path})
         ordered = sorted((e for e in entries.values() if e["type"] == "directory"), key=lambda e: e["name"])
         ordered += sorted((e for e in entries.values() if e["type"] != "directory"), key=lambda e: e["name"])
-        return {"repositoryId": group.id, "currentPath": path, "parentPath": parent_path(path), "entries": ordered}
+        more = more or len(ordered) > limit
+        ordered = ordered[:limit]
+        out: dict[str, Any] = {
+            "repositoryId": group.id,
+            "currentPath": path,
+            "parentPath": parent_path(path),
+            "entries": ordered,
+        }
+        if more and ordered:
+            out["next"] = browse_after(ordered[-1])
+        return out
 
     async def info(self, group: MavenRepositoryConfig, path: str) -> dict:
         """The info document of the first member holding ``path``, with ``member`` naming it."""

@@ -1,5 +1,6 @@
 // Cache entries: paged, sortable, filterable; delete one; clean up and clear behind a confirmation.
-// Address: #/cache?sort=..&order=..&front=..&kind=..&repository=..&q=..&offset=..
+// Address: #/cache?sort=..&order=..&front=..&kind=..&repository=..&q=..&offset=..&cursor=..
+// Next follows the API's `next` cursor (a seek, as cheap deep as shallow); offset only numbers the rows.
 import { api, confirmDialog, errorBox, h, pager, qs, shortDigest, sizeEl, table, timeEl, wrapName } from "../lib.js";
 
 const LIMIT = 25;
@@ -14,12 +15,12 @@ function select(id, label, options, value) {
 
 export async function render(main, { params, navigate }) {
   main.append(h("h1", { tabindex: "-1" }, "Cache"));
-  const state = Object.fromEntries(["sort", "order", "front", "kind", "repository", "q", "offset"]
+  const state = Object.fromEntries(["sort", "order", "front", "kind", "repository", "q", "offset", "cursor"]
     .map(k => [k, params.get(k) || ""]));
   state.sort ||= "last_access";
   state.order ||= "desc";
   const offset = parseInt(state.offset || "0", 10) || 0;
-  const go = changes => navigate("cache", { ...state, ...changes });
+  const go = changes => navigate("cache", { ...state, cursor: "", ...changes });
 
   const status = h("p", { role: "status", id: "cache-status" });
   const actions = h("div", { class: "toolbar" },
@@ -58,7 +59,7 @@ export async function render(main, { params, navigate }) {
 
   let page;
   try {
-    page = await api("/api/v1/cache/entries" + qs({ ...state, offset, limit: LIMIT }));
+    page = await api("/api/v1/cache/entries" + qs({ ...state, offset, limit: LIMIT, cursor: state.cursor || null }));
   } catch (e) {
     main.append(errorBox(e));
     return;
@@ -91,7 +92,7 @@ export async function render(main, { params, navigate }) {
   });
   main.append(table(["Front", "Kind", "Repository / image", "Key", sortHeader("size", "Size"), sortHeader("hits", "Hits"),
     sortHeader("last_access", "Last access"), sortHeader("created", "Created"), ""], rows,
-    { className: "entries", empty: Object.values({ ...state, sort: "", order: "", offset: "" }).some(Boolean)
+    { className: "entries", empty: Object.values({ ...state, sort: "", order: "", offset: "", cursor: "" }).some(Boolean)
       ? "No entry matches these filters." : "Nothing is cached yet." }));
-  main.append(pager(page.total, offset, LIMIT, o => go({ offset: o })));
+  main.append(pager(page.total, offset, LIMIT, (o, cursor) => go({ offset: o, cursor }), page));
 }

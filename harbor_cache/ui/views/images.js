@@ -2,15 +2,35 @@
 // Address: #/images, #/images?repo=<name>, #/images?repo=<name>&ref=<tag or digest>.
 import { api, confirmDialog, copyable, errorBox, h, qs, session, shortDigest, sizeEl, table, timeEl, wrapName } from "../lib.js";
 
+const PAGE = 100;
 const link = (repo, ref, text, attrs = {}) =>
   h("a", { href: "#/images" + qs({ repo, ref }), ...attrs }, text);
+
+// The API answers a page at a time (`next`): "Load more" appends the following page to the table.
+function loadMore(main, tableEl, next, fetchPage, rowOf) {
+  if (!next) return;
+  const button = h("button", { type: "button", class: "load-more", onclick: async () => {
+    button.disabled = true;
+    try {
+      const page = await fetchPage(next);
+      const body = tableEl.querySelector("tbody");
+      for (const row of page.rows) body.append(rowOf(row));
+      button.remove();
+      loadMore(main, tableEl, page.next, fetchPage, rowOf);
+    } catch (e) {
+      button.disabled = false;
+      main.append(errorBox(e));
+    }
+  } }, "Load more");
+  main.append(button);
+}
 
 // One row per upstream image: containerd's ?ns=docker.io and a mirror's library/test are one image
 // of docker.io; the paths clients used are listed under the name.
 async function repositories(main) {
   main.append(h("h1", { tabindex: "-1" }, "Container images"));
-  const { repositories: repos } = await api("/api/v1/images");
-  main.append(table(["Repository", "Registry", "Hosted", "Cached", "Tags", "Updated"], repos.map(r =>
+  const first = await api("/api/v1/images" + qs({ limit: PAGE }));
+  const rowOf = r =>
     h("tr", { class: "image", dataset: { registry: r.registry, image: r.image } },
       h("td", { class: "wrap" }, link(r.name, null, wrapName(r.image), { class: "repo-link" }),
         r.paths.length > 1 || r.paths[0] !== r.image
@@ -20,8 +40,14 @@ async function repositories(main) {
       h("td", {}, r.hosted ? h("span", { class: "badge hosted" }, "hosted") : ""),
       h("td", {}, r.cached ? h("span", { class: "badge cached" }, "cached") : ""),
       h("td", { class: "num" }, r.tag_count),
-      h("td", {}, timeEl(r.updated_at)))),
-    { className: "images", empty: "No images cached yet. Pull or push through this server." }));
+      h("td", {}, timeEl(r.updated_at)));
+  const tableEl = table(["Repository", "Registry", "Hosted", "Cached", "Tags", "Updated"], first.repositories.map(rowOf),
+    { className: "images", empty: "No images cached yet. Pull or push through this server." });
+  main.append(tableEl);
+  loadMore(main, tableEl, first.next, async cursor => {
+    const page = await api("/api/v1/images" + qs({ limit: PAGE, cursor }));
+    return { rows: page.repositories, next: page.next };
+  }, rowOf);
 }
 
 async function tags(main, repo) {
@@ -31,8 +57,8 @@ async function tags(main, repo) {
   main.append(h("h1", { tabindex: "-1", class: "wrap" }, wrapName(repo)));
   const status = h("p", { role: "status" });
   main.append(status);
-  const data = await api("/api/v1/images/tags" + qs({ repository: repo }));
-  const rows = data.tags.map(t => {
+  const data = await api("/api/v1/images/tags" + qs({ repository: repo, limit: PAGE }));
+  const rowOf = t => {
     const remove = t.kind === "hosted" && session.mayOci("delete", repo)
       ? h("button", { type: "button", class: "danger small", "aria-label": "Delete tag " + t.tag, onclick: async () => {
           if (!(await confirmDialog(`Delete 1 tag of ${repo} (${t.tag})? The manifest stays reachable by digest.`,
@@ -54,9 +80,14 @@ async function tags(main, repo) {
       h("td", {}, timeEl(t.updated_at)),
       h("td", {}, remove));
     return row;
-  });
-  main.append(table(["Tag", "Kind", "Digest", "Size", "Updated", ""], rows,
-    { className: "tags", empty: "No tags; manifests are cached by digest only." }));
+  };
+  const tableEl = table(["Tag", "Kind", "Digest", "Size", "Updated", ""], data.tags.map(rowOf),
+    { className: "tags", empty: "No tags; manifests are cached by digest only." });
+  main.append(tableEl);
+  loadMore(main, tableEl, data.next, async cursor => {
+    const page = await api("/api/v1/images/tags" + qs({ repository: repo, limit: PAGE, cursor }));
+    return { rows: page.tags, next: page.next };
+  }, rowOf);
 }
 
 async function manifest(main, repo, ref) {

@@ -383,14 +383,24 @@ class MavenCoreTests(MavenCacheCase):
             },
         )
         self.assertTrue(doc[1]["isPrivate"])
-        self.clock.advance(10)
+        self.clock.advance(60)  # maven.repository_stats_ttl_seconds: the figures held are now old
         self.fill()
-        doc = self.successResultOf(self.drive(self.cache.repository_list()))
+        stale = self.successResultOf(self.drive(self.cache.repository_list()))
+        self.assertEqual(stale[0]["artifactCount"], 0)  # answered at once from the figures held ...
+        doc = self.successResultOf(self.drive(self.cache.repository_list()))  # ... while one recount ran
         files = [JAR, POM, META, "org/other/x/2.0/x-2.0.jar", "com/acme/a/1/a-1.asc"]
         sizes = [len(self.upstream.files[p][0]) for p in files]
         self.assertEqual(doc[0]["artifactCount"], 5)
         self.assertEqual(doc[0]["totalSize"], sum(sizes))
-        self.assertEqual(doc[0]["lastUpdated"], iso8601(MAVEN_START + 10))
+        self.assertEqual(doc[0]["lastUpdated"], iso8601(MAVEN_START + 60))
+
+    def test_repository_list_within_ttl(self):
+        """Within maven.repository_stats_ttl_seconds the list answers from the figures held (no recount)."""
+        self.successResultOf(self.drive(self.cache.repository_list()))
+        self.clock.advance(59)
+        self.fill()
+        doc = self.successResultOf(self.drive(self.cache.repository_list()))
+        self.assertEqual(doc[0]["artifactCount"], 0)
 
     def test_delete_file(self):
         """Deleting a file removes its row and blob; the next GET is a miss."""

@@ -94,11 +94,12 @@ class RepairMigrationTests(SynchronousTestCase):
             ("central", "axb/c.jar"),
             ("other", "harness/small"),
         ):
-            run(
-                index.put_entry(
-                    kind="proxy", type_="maven", repository=repo, key=key, digest="sha256:" + "1" * 64, size=1, now=1.0
-                )
+            pool.conn.execute(  # as the code of schema 8 wrote them
+                """INSERT INTO entries (kind, type, repository, key, digest, size, created_at, fetched_at,
+                       last_access) VALUES ('proxy', 'maven', ?, ?, ?, 1, 1.0, 1.0, 1.0)""",
+                (repo, key, "sha256:" + "1" * 64),
             )
+        pool.conn.commit()
         before.restore()
         run(index.migrate())
         self.assertIsNone(run(index.get_entry("maven", "central", "harness/small")))

@@ -437,3 +437,15 @@ class GroupTests(HostedBase):
         self.assertEqual(response.code, 400)
         response, body = self.call("GET", "/repositories/public/browse?path=no/such")
         self.assertEqual(response.code, 400)
+
+    def test_group_browse_pages(self):
+        """A group's browse pages through the union of its members' children, each once, in order."""
+        self.put("releases", JAR, b"hosted jar")
+        self.call("GET", "/artifacts/public/" + CENTRAL_JAR)
+        _, body = self.call("GET", "/repositories/public/browse?limit=1")
+        first = json.loads(body)
+        self.assertEqual([e["name"] for e in first["entries"]], ["com"])
+        _, body = self.call("GET", "/repositories/public/browse?limit=1&cursor=" + first["next"])
+        second = json.loads(body)
+        self.assertEqual([e["name"] for e in second["entries"]], ["org"])
+        self.assertNotIn("next", second)

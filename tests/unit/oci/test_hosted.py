@@ -401,6 +401,17 @@ class ListingAndDeleteTests(HostedRegistryCase):
         self.assertEqual(json.loads(body)["repositories"], ["another/one"])
         self.assertIn("last=another%2Fone", header(response, "Link"))
 
+    def test_catalog_page_is_bounded(self):
+        """Without n, or with a larger n, one response lists at most CATALOG_PAGE names and links to the rest."""
+        from harbor_cache.oci import hosted
+
+        self.patch(hosted, "CATALOG_PAGE", 1)
+        self.put_manifest("another/one", "x", self.image_manifest("another/one", [b"z"]))
+        for query in ("", "?n=5"):
+            response, body = self.fetch("GET", "/v2/_catalog" + query)
+            self.assertEqual(json.loads(body)["repositories"], ["another/one"])
+            self.assertIn("last=another%2Fone", header(response, "Link"))
+
     def test_delete_manifest_by_digest(self):
         """DELETE by digest: 202, manifest and its tags gone (404 afterwards)."""
         digest = sha256(self.body)
