@@ -762,6 +762,15 @@ class HarborServer(_Peer):
         except FileNotFoundError:
             return ""
 
+    def access_log_text(self):
+        """The access lines written so far: by default to ``DATA/logs/access.log`` (``[log] access_file``),
+        flushed at least once a second, so a caller waits a second after the request it looks for."""
+        try:
+            with open(os.path.join(self.data_dir, "logs", "access.log"), encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
     def login(self, username="admin", password=None):
         """JWT from POST /api/v1/auth/login (AssertionError unless 200)."""
         password = self.admin_password if password is None else password

@@ -192,7 +192,7 @@ class NamespacesIT(SynchronousTestCase):
         self.assertEqual(pulled, {"docker.io": self.hub_digest, "quay.io": self.quay_digest})
         # containerd really sent ns=: each registry was asked for its own library/test:1.
         self.assertGreaterEqual(self.quay.wait_requests("GET", "/v2/library/test/manifests/1", 1), 1)
-        self.assertIn("ns=quay.io", self.srv.log_text())
+        wait_for(lambda: "ns=quay.io" in self.srv.access_log_text(), 10, "an access line with ns=quay.io")
 
     # -- podman ---------------------------------------------------------------------------
 
