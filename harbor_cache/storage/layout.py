@@ -14,7 +14,7 @@ from twisted.logger import Logger
 from harbor_cache.storage import disk
 from harbor_cache.storage.errors import DISK_FULL_ERRNOS, RESERVE_BYTES
 from harbor_cache.storage.io import StorageIO
-from harbor_cache.storage.reader import RangeProducer, StoredSource
+from harbor_cache.storage.reader import GrowingSource, RangeProducer, StoredSource
 from harbor_cache.storage.writer import TempBlob
 
 if TYPE_CHECKING:
@@ -229,6 +229,18 @@ class Storage:
             if self.bucket is None or not await self.bucket.fill(self, digest, size):
                 return None
         return None
+
+    async def open_streaming(self, digest: str, size: int | None = None) -> GrowingSource | None:
+        """`open_local` without waiting for the fill: the tier's file, else the bucket's fill of it as it grows
+        (`Bucket.stream`: the first byte goes out once the bucket's answer has begun, not once the whole
+        object is hashed, durable and installed), or None when it is nowhere.  Raises `StorageUnavailable`."""
+        try:
+            return self._open(digest, size)
+        except FileNotFoundError:
+            pass
+        if self.bucket is None:
+            return None
+        return await self.bucket.stream(self, digest, size)
 
     def _open(self, digest: str, size: int | None) -> StoredSource:
         if self.tier is not None:

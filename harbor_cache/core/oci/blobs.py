@@ -65,7 +65,8 @@ class ProxyBlobs(ProxyCore):
         """
         row = await self._blob_row(digest)
         if row is not None:
-            stored = await self.storage.open_local(digest, row[1])
+            # A tier miss streams from the bucket while it fills the tier (`Storage.open_streaming`).
+            stored = await self.storage.open_streaming(digest, row[1])
             if stored is not None:
                 self.outcomes.hit(row[0], row[2])
                 return BlobHandle(digest, row[1], stored, "hit")
