@@ -72,7 +72,12 @@ class MemoryBucket:
         temp = storage.new_temp(len(data))
         temp.to_bucket = False
         temp.write(data)
-        defer.ensureDeferred(temp.finish(digest)).addErrback(lambda f: (f.trap(BlobCorrupt), self.refused.add(digest)))
+
+        def refuse(failure: Any) -> None:
+            failure.trap(BlobCorrupt)
+            self.refused.add(digest)
+
+        defer.ensureDeferred(temp.finish(digest)).addErrback(refuse)
         return defer.succeed(temp)
 
 
