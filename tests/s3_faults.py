@@ -65,6 +65,7 @@ class Seen:
     method: str
     target: str
     fault: str | None
+    range: str | None = None  # the request's Range header
 
 
 @dataclass
@@ -111,14 +112,14 @@ class FaultProxy:
                 and (fault is False or r.fault == fault)
             )
 
-    def _plan(self, method: str, target: str) -> Rule | None:
+    def _plan(self, method: str, target: str, range_: str | None = None) -> Rule | None:
         with self._lock:
             for rule in self.rules:
                 if rule.matches(method, target):
                     rule.hits += 1
-                    self.requests.append(Seen(method, target, rule.fault))
+                    self.requests.append(Seen(method, target, rule.fault, range_))
                     return rule
-            self.requests.append(Seen(method, target, None))
+            self.requests.append(Seen(method, target, None, range_))
             return None
 
     # -- sockets -------------------------------------------------------------------------
@@ -159,7 +160,7 @@ class FaultProxy:
                     return
                 request_line, headers = _parse_head(head)
                 method, target, _ = request_line.split(" ", 2)
-                rule = self._plan(method, target)
+                rule = self._plan(method, target, headers.get("range"))
                 if rule is not None and rule.fault == "reset":
                     reader.body(headers, limit=rule.after_bytes)
                     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

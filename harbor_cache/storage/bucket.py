@@ -36,6 +36,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 
 from harbor_cache.errors import StorageUnavailable
+from harbor_cache.storage.bucket_range import BucketRange
 from harbor_cache.storage.errors import BlobCorrupt, SourceFailed
 from harbor_cache.storage.s3 import S3Client, S3Error, S3NotFound, S3Settings
 
@@ -172,6 +173,27 @@ class Bucket:
         else:
             flight.openers.append(opened)
         return opened
+
+    async def open_range(self, storage: Storage, digest: str, size: int, first: int, last: int) -> BucketRange | None:
+        """Bytes ``[first, last]`` of the object of ``digest`` as the store's ranged answer, to stream straight
+        to a client (`bucket_range`), with the tier's fill started beside it; None: serve it from the fill
+        instead (not in the bucket, refused before, or a store that ignored the Range).  `StorageUnavailable`."""
+        if digest in self.refused:
+            return None
+        key = blob_key(digest)
+        try:
+            response = await self.client.get_object(key, (first, last))
+        except S3NotFound:
+            return None
+        except S3Error as e:
+            self._saw_failure(e)
+            raise unavailable("read", e) from None
+        ranged = BucketRange(key, size, first, last, response, self.clock, self.client.settings.timeout)
+        if response.code != 206:
+            ranged.discard()
+            return None
+        self.fill(storage, digest, size).addErrback(lambda _: None)  # (its failures are logged, or the next read's)
+        return ranged
 
     def _start_fill(self, storage: Storage, digest: str, size: int | None) -> _Fill:
         flight = self._fills.get(digest)

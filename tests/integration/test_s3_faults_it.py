@@ -6,6 +6,8 @@ endpoint is `tests.s3_faults.FaultProxy` in front of moto (issue 26, point 7).
 * a multipart part upload reset in the middle of its body is retried: the push completes;
 * parts that keep failing past ``max_attempts``: the push answers 503 ``STORAGE_UNAVAILABLE``, no row, no
   object, and no multipart upload left open (asked of moto directly);
+* (and, with the proxy as the instrument) a Range request on a tier miss is one ranged GET of the object,
+  the tier's fill a whole one beside it;
 * a bucket that stops answering: a read that needs it answers 503 within
   ``max_attempts × timeout_seconds + (max_attempts − 1) × backoff_cap_seconds`` (docs/deployment.md), while a
   warm hit from the local tier answers 200.
@@ -13,6 +15,7 @@ endpoint is `tests.s3_faults.FaultProxy` in front of moto (issue 26, point 7).
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import shutil
@@ -33,6 +36,21 @@ TIMEOUT = 1.0
 BACKOFF_CAP = 0.1
 #: the documented bound of one S3 operation that never gets an answer
 BOUND = MAX_ATTEMPTS * TIMEOUT + (MAX_ATTEMPTS - 1) * BACKOFF_CAP
+
+
+_UPSTREAM: list = []
+
+
+def own_upstream() -> tuple[support.Registry, dict]:
+    """This module's upstream with library/test (not the shared one: its access log counts every module's
+    GETs, and test_s3_storage_it counts GETs of the same layers)."""
+    if not _UPSTREAM:
+        layout, images = support.oci_layout()
+        reg = support.Registry()
+        atexit.register(reg.close)
+        support.push_layout(layout, reg.hostport, "library/test")
+        _UPSTREAM.extend([reg, images])
+    return _UPSTREAM[0], _UPSTREAM[1]
 
 
 def sha256(data: bytes) -> str:
@@ -70,7 +88,7 @@ class S3FaultTests(SynchronousTestCase):
         self.addCleanup(self.moto.close)
         self.proxy = FaultProxy(self.moto.port)
         self.addCleanup(self.proxy.close)
-        self.reg, self.images = support.shared_upstream()
+        self.reg, self.images = own_upstream()
         config = support.oci_config(
             self.reg.url, server={"public_url": "http://127.0.0.1:@PORT@"}, routes=["library/*"]
         )
@@ -164,3 +182,25 @@ class S3FaultTests(SynchronousTestCase):
         self.assertGreaterEqual(self.proxy.count("GET", key_of(cold), fault="stall"), 1)
         status, body = self.get("/v2/library/test/blobs/" + warm)
         self.assertEqual((status, sha256(body)), (200, warm))
+
+    def test_a_range_on_a_tier_miss_is_a_ranged_bucket_get(self) -> None:
+        layer = max(self.images["images"]["single"]["layers"], key=lambda l: l["size"])
+        digest, size = layer["digest"], layer["size"]
+        status, whole = self.get("/v2/library/test/blobs/" + digest)
+        self.assertEqual((status, sha256(whole)), (200, digest))
+        deadline = time.monotonic() + 10
+        while key_of(digest) not in self.moto.keys() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        tier_file = os.path.join(self.srv.data_dir, *key_of(digest).split("/"))
+        os.unlink(tier_file)
+        status, headers, part = support.http(
+            "GET", self.srv.url + "/v2/library/test/blobs/" + digest, {"Range": "bytes=%d-" % (size - 100)}
+        )
+        self.assertEqual((status, part), (206, whole[-100:]))
+        self.assertEqual(headers["Content-Range"], "bytes %d-%d/%d" % (size - 100, size - 1, size))
+        deadline = time.monotonic() + 10
+        while not os.path.exists(tier_file) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertTrue(os.path.exists(tier_file))  # filled: the next read is a tier hit
+        gets = [r.range for r in self.proxy.requests if r.method == "GET" and key_of(digest) in r.target]
+        self.assertEqual(gets, ["bytes=%d-%d" % (size - 100, size - 1), None])  # the part, and the fill

@@ -18,6 +18,7 @@ from twisted.web.http_headers import Headers
 
 from harbor_cache.storage import RangeProducer, Storage
 from harbor_cache.storage.bucket import Bucket
+from harbor_cache.storage.bucket_range import BucketRange
 from harbor_cache.storage.errors import SourceFailed
 from harbor_cache.testing import InlineIO
 
@@ -27,7 +28,8 @@ def sha(data: bytes) -> str:
 
 
 class FakeResponse:
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, code: int = 200) -> None:
+        self.code = code
         self.headers = Headers({b"content-length": [b"%d" % size]})
         self.protocol: Any = None
         self.transport = StringTransport()
@@ -51,11 +53,16 @@ class FakeClient:
 
     def __init__(self) -> None:
         self.gets: list[tuple[str, FakeResponse]] = []
+        self.ranges: list[Any] = []
         self.size = 0
 
     async def get_object(self, key: str, byte_range: Any = None) -> FakeResponse:
-        response = FakeResponse(self.size)
+        if byte_range is None:
+            response = FakeResponse(self.size)
+        else:
+            response = FakeResponse(byte_range[1] - byte_range[0] + 1, code=206)
         self.gets.append((key, response))
+        self.ranges.append(byte_range)
         return response
 
 
@@ -70,8 +77,9 @@ class BucketStreamTests(SynchronousTestCase):
         self.digest = sha(self.body)
         self.client.size = len(self.body)
 
-    def open(self) -> Any:
-        return self.successResultOf(defer.ensureDeferred(self.storage.open_streaming(self.digest, len(self.body))))
+    def open(self, range_header: bytes | None = None) -> Any:
+        opening = self.storage.open_streaming(self.digest, len(self.body), range_header)
+        return self.successResultOf(defer.ensureDeferred(opening))
 
     def read(self, source: Any) -> tuple[StringTransport, RangeProducer]:
         client = StringTransport()
@@ -119,3 +127,50 @@ class BucketStreamTests(SynchronousTestCase):
         self.successResultOf(defer.ensureDeferred(self.bucket.upload(self.digest, path)))
         self.assertIsNotNone(self.open())  # ...and once its commit replaced the object, it streams again
         self.assertEqual(len(self.client.gets), 2)
+
+    def test_a_range_on_a_tier_miss_is_the_buckets_ranged_answer_and_the_fill_runs_beside(self) -> None:
+        source = self.open(b"bytes=200000-299998")
+        self.assertIsInstance(source, BucketRange)
+        self.assertEqual(self.client.ranges, [(200_000, 299_998), None])  # the part, then the tier's fill
+        client = StringTransport()
+        producer = source.producer(client)
+        done = producer.start()
+        ranged = self.client.gets[0][1]
+        ranged.send(self.body[200_000:250_000])
+        self.assertEqual(client.value(), self.body[200_000:250_000])  # straight through, nothing held back
+        fill = self.client.gets[1][1]
+        fill.send(self.body)
+        fill.end()
+        producer.pauseProducing()  # the client is slow: so is the bucket's connection
+        self.assertEqual(ranged.transport.producerState, "paused")
+        self.clock.advance(1000)  # (and no timeout while paused)
+        self.assertNoResult(done)
+        producer.resumeProducing()
+        self.assertEqual(ranged.transport.producerState, "producing")
+        ranged.send(self.body[250_000:299_999])
+        ranged.end()
+        self.successResultOf(done)
+        self.assertEqual(client.value(), self.body[200_000:299_999])
+        self.assertEqual(self.storage.stat_blob(self.digest), len(self.body))  # the next read is a tier hit
+        self.assertIsNotNone(self.open(b"bytes=5-9").take_fd())
+        self.assertEqual(len(self.client.gets), 2)
+
+    def test_a_short_ranged_answer_fails_its_reader(self) -> None:
+        source = self.open(b"bytes=0-99")
+        producer = source.producer(StringTransport())
+        done = producer.start()
+        ranged = self.client.gets[0][1]
+        ranged.send(self.body[:50])
+        ranged.end()
+        self.failureResultOf(done, SourceFailed)
+
+    def test_a_stalled_ranged_answer_times_out(self) -> None:
+        source = self.open(b"bytes=-10")
+        self.assertEqual(self.client.ranges[0], (len(self.body) - 10, len(self.body) - 1))
+        done = source.producer(StringTransport()).start()
+        self.clock.advance(31)
+        self.failureResultOf(done, SourceFailed)
+
+    def test_a_whole_range_is_the_fill(self) -> None:
+        self.assertNotIsInstance(self.open(b"bytes=0-"), BucketRange)
+        self.assertEqual(self.client.ranges, [None])
