@@ -51,7 +51,7 @@ __all__ = [
     "MavenRemote",
 ]
 from harbor_cache.storage.io import StorageIO
-from harbor_cache.storage.reader import StoredSource
+from harbor_cache.storage.reader import GrowingSource, StoredSource
 from harbor_cache.storage.writer import TempBlob
 
 #: What a response was served from, as the access log and ``X-Cache`` say it:
@@ -84,6 +84,10 @@ class BlobStore(Protocol):
     async def ensure_local(self, digest: str, size: int | None = None) -> bool: ...
 
     async def open_local(self, digest: str, size: int | None = None) -> StoredSource | None: ...
+
+    async def open_streaming(
+        self, digest: str, size: int | None = None, range_header: bytes | None = None
+    ) -> GrowingSource | None: ...
 
     def holds(self, digest: str) -> bool: ...
 

@@ -22,6 +22,7 @@ from harbor_cache.errors import ErrorCode
 from harbor_cache.grammar.ranges import UnsatisfiableRange, content_range_header, parse_range, unsatisfied_range_header
 from harbor_cache.http.responses import write_error
 from harbor_cache.storage import READ_CHUNK, RangeProducer, SourceFailed
+from harbor_cache.storage.bucket_range import BucketRange, RangeBody
 
 log = Logger()
 
@@ -64,7 +65,11 @@ async def serve_source(request, source, size: int | None, content_type: bytes, s
     if transport is not None and hasattr(transport, "SEND_LIMIT"):
         # Let each send(2) take a whole read chunk instead of 128 KiB slices.
         transport.SEND_LIMIT = READ_CHUNK
-    producer = RangeProducer(source, request, start, end, direct=lambda: SocketSend.of(request))
+    producer: RangeProducer | RangeBody
+    if isinstance(source, BucketRange) and end is not None and source.covers(start, end):
+        producer = source.producer(request)  # a tier miss's part, straight from the bucket's ranged answer
+    else:
+        producer = RangeProducer(source, request, start, end, direct=lambda: SocketSend.of(request))
     try:
         await producer.start()
     except SourceFailed as e:

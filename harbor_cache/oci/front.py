@@ -231,7 +231,7 @@ class OciFront:
             request.cache_status = "redirect"
             self.metrics.redirects.labels("oci").inc()
             return b""
-        handle = await self.cache.get_blob(name, digest)
+        handle = await self.cache.get_blob(name, digest, request.getHeader(b"Range"))
         request.cache_status = handle.cache_status
         request.upstream = handle.upstream
         return await serve_source(

@@ -13,7 +13,11 @@ bucket hold the same names.  The order that keeps the index honest:
 * a fill (content committed but not on this node's tier: evicted, or
   written by another node) streams the object into a temp file that is
   hashed as it arrives and renamed into the tier only when its digest
-  matches, so a corrupted object is refused and never served.
+  matches, so a corrupted object is refused and never installed.  Readers
+  may stream that temp file while it grows (`stream`, one fill per digest
+  however many read it), as they stream a cold download: they hold back
+  the last byte until the digest matched, so a corrupt object never
+  reaches a client whole.
 
 Every S3 failure that survives the client's retries reaches the caller as
 `StorageUnavailable` (503 ``STORAGE_UNAVAILABLE``).  `probe` is the cheap
@@ -32,6 +36,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 
 from harbor_cache.errors import StorageUnavailable
+from harbor_cache.storage.bucket_range import BucketRange
 from harbor_cache.storage.errors import BlobCorrupt, SourceFailed
 from harbor_cache.storage.s3 import S3Client, S3Error, S3NotFound, S3Settings
 
@@ -95,7 +100,10 @@ class Bucket:
         self.probe_interval = probe_interval
         #: the last probe's verdict (None: not probed yet); /readyz reports "bucket" while it is False
         self.reachable: bool | None = None
-        self._fills: dict[str, list[defer.Deferred[bool]]] = {}  # digest -> who waits for its fill
+        self._fills: dict[str, _Fill] = {}  # digest -> its fill in flight
+        #: digests whose object a fill refused (corrupt, short): `stream` answers None for them (a miss, so the
+        #: caller downloads the content again and its commit replaces the object) instead of streaming it again
+        self.refused: set[str] = set()
         self._probe_call: IDelayedCall | None = None
         self._probing = False
         #: bytes of objects no row pointed at in the last reconciler pass (counted in bucket bytes until removed)
@@ -109,6 +117,7 @@ class Bucket:
         algo, _, hexpart = digest.partition(":")
         try:
             await self.client.put_file(blob_key(digest), path, sha256=hexpart if algo == "sha256" else None)
+            self.refused.discard(digest)
         except S3Error as e:
             log.warn("storing {digest} in the bucket failed: {error}", digest=digest, error=e)
             self._saw_failure(e)
@@ -146,22 +155,65 @@ class Bucket:
         """Fetch ``digest`` into ``storage``'s tier: True once installed, False when the bucket does not have it
         (or has a corrupt copy); raises `StorageUnavailable`.  One fetch per digest however many ask."""
         waiter: defer.Deferred[bool] = defer.Deferred()
-        waiters = self._fills.get(digest)
-        if waiters is not None:
-            waiters.append(waiter)
-            return waiter
-        self._fills[digest] = [waiter]  # (before the fetch starts: it may end at once)
-        defer.ensureDeferred(self._fill(storage, digest, size)).addBoth(self._filled, digest)
+        self._start_fill(storage, digest, size).waiters.append(waiter)
         return waiter
 
+    def stream(self, storage: Storage, digest: str, size: int | None) -> defer.Deferred[TempBlob | None]:
+        """The fill of ``digest`` as a growing file, as soon as the bucket's answer has begun (None: not in
+        the bucket).  Readers stream it while it fills, as they stream a cold download: the last byte waits
+        for the digest (`TempBlob.complete`), a corrupt or broken fill fails them (`SourceFailed`).  Joins
+        the fill in flight, if any; raises `StorageUnavailable`."""
+        opened: defer.Deferred[TempBlob | None] = defer.Deferred()
+        if digest in self.refused:
+            opened.callback(None)
+            return opened
+        flight = self._start_fill(storage, digest, size)
+        if flight.temp is not None:
+            opened.callback(flight.temp)
+        else:
+            flight.openers.append(opened)
+        return opened
+
+    async def open_range(self, storage: Storage, digest: str, size: int, first: int, last: int) -> BucketRange | None:
+        """Bytes ``[first, last]`` of the object of ``digest`` as the store's ranged answer, to stream straight
+        to a client (`bucket_range`), with the tier's fill started beside it; None: serve it from the fill
+        instead (not in the bucket, refused before, or a store that ignored the Range).  `StorageUnavailable`."""
+        if digest in self.refused:
+            return None
+        key = blob_key(digest)
+        try:
+            response = await self.client.get_object(key, (first, last))
+        except S3NotFound:
+            return None
+        except S3Error as e:
+            self._saw_failure(e)
+            raise unavailable("read", e) from None
+        ranged = BucketRange(key, size, first, last, response, self.clock, self.client.settings.timeout)
+        if response.code != 206:
+            ranged.discard()
+            return None
+        self.fill(storage, digest, size).addErrback(lambda _: None)  # (its failures are logged, or the next read's)
+        return ranged
+
+    def _start_fill(self, storage: Storage, digest: str, size: int | None) -> _Fill:
+        flight = self._fills.get(digest)
+        if flight is None:
+            flight = self._fills[digest] = _Fill()  # (before the fetch starts: it may end at once)
+            defer.ensureDeferred(self._fill(storage, digest, size, flight)).addBoth(self._filled, digest)
+        return flight
+
     def _filled(self, result: Any, digest: str) -> None:
-        for waiter in self._fills.pop(digest, []):
+        flight = self._fills.pop(digest, None)
+        if flight is None:
+            return
+        flight.opened(None if not isinstance(result, Failure) else result)
+        for waiter in flight.waiters:
             if isinstance(result, Failure):
                 waiter.errback(result)
             else:
                 waiter.callback(result)
 
-    async def _fill(self, storage: Storage, digest: str, size: int | None) -> bool:
+    async def _fill(self, storage: Storage, digest: str, size: int | None, flight: _Fill) -> bool:
         key = blob_key(digest)
         try:
             response = await self.client.get_object(key)
@@ -170,19 +222,26 @@ class Bucket:
         except S3Error as e:
             self._saw_failure(e)
             raise unavailable("read", e) from None
+        if size is None:
+            length = response.headers.getRawHeaders(b"content-length")
+            size = int(length[-1]) if length and length[-1].isdigit() else None
         temp = storage.new_temp(size, write_behind=False)
         temp.to_bucket = False  # it comes from there
+        flight.temp = temp
+        flight.opened(temp)
         try:
             await _stream_into(response, temp, self.clock, self.client.settings.timeout)
             await temp.finish(digest)
         except BlobCorrupt as e:
             log.error("the bucket's {key} is not {digest} ({error}): refused", key=key, digest=digest, error=e)
+            self.refused.add(digest)
             return False
         except SourceFailed as e:
             if not temp.failure:
                 temp.abort(e)
             if "short body" in str(e) and size is not None:
                 log.error("the bucket's {key} is not {size} bytes: refused", key=key, size=size)
+                self.refused.add(digest)
                 return False
             raise unavailable("read", e) from None
         except BaseException as e:
@@ -252,6 +311,23 @@ class Bucket:
                 "503 STORAGE_UNAVAILABLE; warm hits from the local tier go on",
                 bucket=settings.bucket, endpoint=settings.endpoint_url, error=error,
             )  # fmt: skip
+
+
+class _Fill:
+    """One fill in flight: who waits for its end (`fill`), who waits for its growing file (`stream`)."""
+
+    def __init__(self) -> None:
+        self.waiters: list[defer.Deferred[bool]] = []
+        self.openers: list[defer.Deferred[TempBlob | None]] = []
+        self.temp: TempBlob | None = None
+
+    def opened(self, result: TempBlob | Failure | None) -> None:
+        openers, self.openers = self.openers, []
+        for opener in openers:
+            if isinstance(result, Failure):
+                opener.errback(result)
+            else:
+                opener.callback(result)
 
 
 class _IntoTemp(Protocol):

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
 
+from harbor_cache.grammar.ranges import UnsatisfiableRange, parse_range
 from harbor_cache.storage import disk
 from harbor_cache.storage.errors import DISK_FULL_ERRNOS, RESERVE_BYTES
 from harbor_cache.storage.io import StorageIO
-from harbor_cache.storage.reader import RangeProducer, StoredSource
+from harbor_cache.storage.reader import GrowingSource, RangeProducer, StoredSource
 from harbor_cache.storage.writer import TempBlob
 
 if TYPE_CHECKING:
@@ -229,6 +230,31 @@ class Storage:
             if self.bucket is None or not await self.bucket.fill(self, digest, size):
                 return None
         return None
+
+    async def open_streaming(
+        self, digest: str, size: int | None = None, range_header: bytes | None = None
+    ) -> GrowingSource | None:
+        """`open_local` without waiting for the fill: the tier's file, else the bucket's fill of it as it grows
+        (`Bucket.stream`: the first byte goes out once the bucket's answer has begun, not once the whole
+        object is hashed, durable and installed), or None when it is nowhere.  With the request's
+        ``range_header`` naming a part of the object, a tier miss is that part as the bucket's ranged answer
+        (`Bucket.open_range`, the fill beside it).  Raises `StorageUnavailable`."""
+        try:
+            return self._open(digest, size)
+        except FileNotFoundError:
+            pass
+        if self.bucket is None:
+            return None
+        if range_header is not None and size:
+            try:
+                wanted = parse_range(range_header, size)
+            except UnsatisfiableRange:
+                wanted = None  # (answered 416 by the front)
+            if wanted is not None and wanted != (0, size - 1):
+                ranged = await self.bucket.open_range(self, digest, size, *wanted)
+                if ranged is not None:
+                    return ranged
+        return await self.bucket.stream(self, digest, size)
 
     def _open(self, digest: str, size: int | None) -> StoredSource:
         if self.tier is not None:

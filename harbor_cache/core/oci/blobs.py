@@ -57,15 +57,19 @@ class ProxyBlobs(ProxyCore):
             self.outcomes.hit(row[0], row[2])
         return url
 
-    async def get_blob(self, name: str, digest: str) -> BlobHandle:
+    async def get_blob(self, name: str, digest: str, range_header: bytes | None = None) -> BlobHandle:
         """A source to stream the blob from: stored, joined in flight, or a new download.
+
+        ``range_header``: the client's Range, so that a part of committed content missing from the local
+        tier is read from the bucket as that part (`Storage.open_streaming`).
 
         Raises BlobUnknown (404 upstream), UpstreamUnavailable (503) or
         UpstreamBadResponse (502).
         """
         row = await self._blob_row(digest)
         if row is not None:
-            stored = await self.storage.open_local(digest, row[1])
+            # A tier miss streams from the bucket while it fills the tier (`Storage.open_streaming`).
+            stored = await self.storage.open_streaming(digest, row[1], range_header)
             if stored is not None:
                 self.outcomes.hit(row[0], row[2])
                 return BlobHandle(digest, row[1], stored, "hit")
