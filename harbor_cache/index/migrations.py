@@ -8,6 +8,7 @@ new migrations at the end; never edit or renumber an applied one, since
 
 from __future__ import annotations
 
+from harbor_cache.index.bulk_delete import BULK_DELETE_MIGRATION
 from harbor_cache.index.cursor import Cursor
 from harbor_cache.index.engine import Store, fetch_value
 from harbor_cache.index.search_schema import SEARCH_MIGRATION, SEARCH_NAME_INDEX, dialect_of_statement
@@ -327,6 +328,10 @@ MIGRATIONS: list[list[str]] = [
     #     pass read seven rows instead of a GROUP BY digest over every entry (index/totals_schema.py says
     #     why triggers rather than the write transactions); back-fills them from the existing rows
     TOTALS_MIGRATION,
+    # 22: set-based batch deletion (issue 30): eviction and clear adjust the totals and the search table once
+    #     per batch and skip the per-row triggers, guarded by the bulk_delete row (sqlite) or the
+    #     transaction-local harbor_cache.bulk_delete setting (PostgreSQL) (index/bulk_delete.py)
+    BULK_DELETE_MIGRATION,
 ]
 
 

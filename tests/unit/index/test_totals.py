@@ -18,6 +18,7 @@ from harbor_cache.index import Index
 from harbor_cache.index.engine import fetch_value
 from harbor_cache.index.migrations import MIGRATIONS
 from harbor_cache.index.rows import CacheTotals
+from harbor_cache.index.totals_schema import TOTALS_MIGRATION
 from harbor_cache.testing import InlinePool
 from tests import pg_support
 
@@ -169,7 +170,7 @@ class TotalsMixin:
                 ),
             )
         expected = recomputed(self.index)
-        number = len(MIGRATIONS)
+        number = MIGRATIONS.index(TOTALS_MIGRATION) + 1  # re-run from it (the later ones guard its triggers)
         if self.index.dialect == "postgresql":
             for trigger in ("ins", "del", "upd"):
                 self.sql(f"DROP TRIGGER totals_entries_{trigger} ON entries")
@@ -178,10 +179,11 @@ class TotalsMixin:
         else:
             for trigger in ("ins", "del", "upd"):
                 self.sql(f"DROP TRIGGER totals_entries_{trigger}")
+            self.sql("DROP TABLE bulk_delete")
         for table in ("digest_refs", "entry_totals", "byte_totals"):
             self.sql(f"DROP TABLE {table}")
-        self.sql("DELETE FROM schema_version WHERE version = ?", (number,))
-        self.assertEqual(run(self, self.index.migrate()), number)
+        self.sql("DELETE FROM schema_version WHERE version >= ?", (number,))
+        self.assertEqual(run(self, self.index.migrate()), len(MIGRATIONS))
         self.assertEqual(self.maintained(), expected)
         self.assertEqual(expected[0].total_size, 4 + 7)
 
