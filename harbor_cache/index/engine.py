@@ -130,10 +130,12 @@ def sqlite_connect_options(conn: sqlite3.Connection) -> None:
 
 
 # The writer's page cache (KiB; sqlite's default is 2 MB).  Deletions and inserts land on random pages of the
-# digest, search and totals B-trees; with 2 MB each of them is a read through the OS, and a batch of
-# eviction or clear costs about 30% more CPU per row at 100k entries (bench/RESULTS.md, "Issue 30:
-# set-based eviction and clear").  An upper bound, used only as pages are touched; readers keep the default.
-SQLITE_WRITER_CACHE_KIB = 65536
+# digest, search (FTS5 trigram) and totals B-trees; with a small cache each is a read through the OS: a batch of
+# eviction or clear costs 30% more CPU per row at 100k entries with 2 MB than with 64 MB, and 28% more at 800k
+# with 64 MB than with 256 MB (bench/RESULTS.md, "Issue 30: set-based eviction and clear").  An upper bound:
+# pages are allocated as they are touched, so a small index never uses more than its size.  Readers keep
+# sqlite's default.
+SQLITE_WRITER_CACHE_KIB = 262144
 
 
 def sqlite_writer_options(conn: sqlite3.Connection) -> None:

@@ -205,4 +205,4 @@ class WriterCacheTests(SynchronousTestCase):
         self.addCleanup(conn.close)
         engine.sqlite_writer_options(conn)
         self.assertEqual(conn.execute("PRAGMA cache_size").fetchone()[0], -engine.SQLITE_WRITER_CACHE_KIB)
-        self.assertGreaterEqual(engine.SQLITE_WRITER_CACHE_KIB, 32768)
+        self.assertGreaterEqual(engine.SQLITE_WRITER_CACHE_KIB, 65536)
