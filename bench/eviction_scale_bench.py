@@ -44,6 +44,8 @@ import bench.index_gen as index_gen  # noqa: E402
 from harbor_cache.core.flight.access import AccessRecorder  # noqa: E402
 from harbor_cache.core.operations.eviction import Evictor  # noqa: E402
 from harbor_cache.index import Index, open_pool  # noqa: E402
+from harbor_cache.index.bulk_delete import SQLITE_GUARDED_TRIGGERS  # noqa: E402
+from harbor_cache.index.engine import open_ping_pool, open_sqlite_read_pool  # noqa: E402
 from harbor_cache.index.search_schema import dialect_of_statement  # noqa: E402
 from harbor_cache.index.totals_schema import TOTALS_MIGRATION  # noqa: E402
 from harbor_cache.settings.runtime import RuntimeSettings  # noqa: E402
@@ -63,7 +65,12 @@ def rows_with_blob_digests(n: int, seed: int) -> Iterator[tuple[str, tuple[Any, 
 
 
 def refresh_triggers(sqlite: str) -> None:
-    """A kept sqlite file gets the totals triggers of the code being measured (they may have changed since)."""
+    """A kept sqlite file gets the totals triggers of the code being measured (they may have changed since).
+
+    With the bulk-delete migration applied (a ``bulk_delete`` table), the
+    triggers it guards are replaced by their guarded form again; a file
+    without it gets that migration from `Index.migrate`.
+    """
     conn = sqlite3.connect(sqlite)
     try:
         for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'totals_%'"):
@@ -71,6 +78,10 @@ def refresh_triggers(sqlite: str) -> None:
         for statement in TOTALS_MIGRATION:
             if dialect_of_statement(statement) == "sqlite" and "CREATE TRIGGER" in statement:
                 conn.execute(statement.split("\n", 1)[1])
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'bulk_delete'").fetchone():
+            for statement in SQLITE_GUARDED_TRIGGERS:
+                conn.execute(f"DROP TRIGGER IF EXISTS {statement.split()[2]}")
+                conn.execute(statement)
         conn.commit()
     finally:
         conn.close()
@@ -126,9 +137,12 @@ async def measure(
     io_pool = ThreadPool(minthreads=1, maxthreads=4, name="bench-io")
     io_pool.start()
     db_pool = open_pool(url, sqlite)
+    # as the service opens them: sqlite readers beside the writer, /health's ping on a connection of its own
+    read_pool = None if url else open_sqlite_read_pool(sqlite, 4)
+    ping_pool = open_ping_pool(url, sqlite)
     results: list[tuple[str, float, float, str]] = []
     try:
-        index = Index(db_pool)
+        index = Index(db_pool, read_pool, ping_pool)
         await index.migrate()
         storage = Storage(data, ThreadIO(reactor, io_pool))
         settings = RuntimeSettings(index, reactor)
@@ -197,7 +211,9 @@ async def measure(
         left = await index.cache_totals()
         print(f"  left: {left.entries:,} entries ({left.proxy} proxy)", flush=True)
     finally:
-        db_pool.close()
+        for pool in (db_pool, read_pool, ping_pool):
+            if pool is not None:
+                pool.close()
         io_pool.stop()
     return results
 

@@ -129,6 +129,21 @@ def sqlite_connect_options(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA busy_timeout=5000")
 
 
+# The writer's page cache (KiB; sqlite's default is 2 MB).  Deletions and inserts land on random pages of the
+# digest, search (FTS5 trigram) and totals B-trees; with a small cache each is a read through the OS: a batch of
+# eviction or clear costs 30% more CPU per row at 100k entries with 2 MB than with 64 MB, and 28% more at 800k
+# with 64 MB than with 256 MB (bench/RESULTS.md, "Issue 30: set-based eviction and clear").  An upper bound:
+# pages are allocated as they are touched, so a small index never uses more than its size.  Readers keep
+# sqlite's default.
+SQLITE_WRITER_CACHE_KIB = 262144
+
+
+def sqlite_writer_options(conn: sqlite3.Connection) -> None:
+    """`sqlite_connect_options` and the writer's larger page cache (SQLITE_WRITER_CACHE_KIB)."""
+    sqlite_connect_options(conn)
+    conn.execute(f"PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB}")
+
+
 def open_sqlite_pool(path: str) -> adbapi.ConnectionPool:
     """One connection, so there is exactly one writer; WAL so a crash never tears a page."""
     return adbapi.ConnectionPool(
@@ -137,7 +152,7 @@ def open_sqlite_pool(path: str) -> adbapi.ConnectionPool:
         check_same_thread=False,
         cp_min=1,
         cp_max=1,
-        cp_openfun=sqlite_connect_options,
+        cp_openfun=sqlite_writer_options,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harbor_cache.index.bulk_delete import bulk_delete_txn
 from harbor_cache.index.cursor import Cursor
 from harbor_cache.index.engine import Store, fetch_all, fetch_value
 from harbor_cache.index.entries import referenced_txn
@@ -74,21 +75,20 @@ class EvictionStore(Store):
                 return [], []
             marks = ", ".join("?" * len(ids))
             # By primary key: sqlite without statistics would walk entries_kind_access for kind = 'proxy'
-            # (every proxy row per batch) unless ``+kind`` keeps it off that index.
+            # (every proxy row per batch) unless ``+kind`` keeps it off that index.  PostgreSQL locks the
+            # rows, so none becomes hosted between this and the deletion.
             kind = "+kind" if self.dialect == "sqlite" else "kind"
             self._exec(
                 txn,
                 f"""SELECT {_PROXY_COLUMNS} FROM entries
-                    WHERE {kind} = 'proxy' AND id IN ({marks})""",
+                    WHERE {kind} = 'proxy' AND id IN ({marks}) ORDER BY id{self.for_update}""",
                 ids,
             )
             deleted = fetch_all(txn, ProxyEntry)
             if not deleted:
                 return [], []
-            gone = [row.id for row in deleted]
-            self._exec(
-                txn, f"DELETE FROM entries WHERE {kind} = 'proxy' AND id IN ({', '.join('?' * len(gone))})", gone
-            )
+            # set-based: the totals and the search table move once for the batch (index/bulk_delete.py)
+            bulk_delete_txn(self.dialect, txn, [row.id for row in deleted])
             sizes: dict[str, int] = {}
             for row in deleted:
                 sizes[row.digest] = max(sizes.get(row.digest, 0), row.size)

@@ -8,6 +8,7 @@ new migrations at the end; never edit or renumber an applied one, since
 
 from __future__ import annotations
 
+from harbor_cache.index.bulk_delete import BULK_DELETE_MIGRATION
 from harbor_cache.index.cursor import Cursor
 from harbor_cache.index.engine import Store, fetch_value
 from harbor_cache.index.listings_schema import LISTINGS_MIGRATION
@@ -334,6 +335,10 @@ MIGRATIONS: list[list[str]] = [
     #     (repository, parent, key), and ``maven_dirs`` (each directory once, under its parent, with
     #     the newest write below it), kept on every Maven write (index/listings.py); both back-filled
     LISTINGS_MIGRATION,
+    # 23: set-based batch deletion (issue 30): eviction and clear adjust the totals and the search table once
+    #     per batch and skip the per-row triggers, guarded by the bulk_delete row (sqlite) or the
+    #     transaction-local harbor_cache.bulk_delete setting (PostgreSQL) (index/bulk_delete.py)
+    BULK_DELETE_MIGRATION,
 ]
 
 
