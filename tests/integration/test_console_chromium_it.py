@@ -682,8 +682,12 @@ class ConsoleTests(SynchronousTestCase):
         self.d.find_element("css selector", "button[aria-label='Sort by Size']").click()
         self.wait(lambda d: self.hash_params().get("sort") == "size")
         status, page = self.api("GET", "/api/v1/cache/entries?sort=size&order=desc&limit=25")
-        shown = [r.get_attribute("data-id") for r in self.all("table.entries tbody tr")]
-        self.assertEqual(shown, [str(e["id"]) for e in page["entries"]])
+        wanted = [str(e["id"]) for e in page["entries"]]
+        # the hash changes before the sorted page is drawn: wait for the table, then compare
+        self.wait(
+            lambda d: [r.get_attribute("data-id") for r in self.all("table.entries tbody tr")] == wanted,
+            message="the table does not show the API's page sorted by size",
+        )
         from selenium.webdriver.support.ui import Select
 
         Select(self.css("#f-front")).select_by_value("maven")
