@@ -92,6 +92,9 @@ class OpenApiFuzzTests(SynchronousTestCase):
         except subprocess.TimeoutExpired as e:
             raise AssertionError("schemathesis did not finish in 900 s: %s" % (e.stdout or "")[-4000:]) from e
         output = cp.stdout + cp.stderr
+        if cp.returncode != 0 and os.environ.get("HARBOR_FUZZ_OUTPUT"):
+            with open(os.environ["HARBOR_FUZZ_OUTPUT"], "w") as f:  # the whole report, for a reader
+                f.write(output)
         if cp.returncode != 0:
             raise AssertionError(
                 "schemathesis failed (exit %d):\n%s\n--- server log ---\n%s"

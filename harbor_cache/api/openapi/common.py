@@ -24,6 +24,10 @@ STRING = {"type": "string"}
 BINARY = {"type": "string", "format": "binary"}
 
 
+#: an opaque page cursor (`http.cursors`): URL-safe base64, at most `http.cursors.MAX_CURSOR` characters
+CURSOR = {"type": "string", "maxLength": 4096, "pattern": "^[A-Za-z0-9_-]*$"}
+
+
 def ref(name: str) -> dict:
     """A reference to the component schema ``name``."""
     return {"$ref": f"#/components/schemas/{name}"}

@@ -6,6 +6,7 @@ from functools import partial
 
 from harbor_cache.api.openapi.common import (
     COUNT,
+    CURSOR,
     NULLABLE_STRING,
     NULLABLE_TIMESTAMP,
     STRING,
@@ -269,9 +270,7 @@ _PAGING = [
 ]
 _REPOSITORY = query_param("repository", STRING, "OCI repository name, e.g. library/alpine", True)
 _TEXT = {"type": "string", "maxLength": 256}
-_CURSOR = query_param(
-    "cursor", {"type": "string", "maxLength": 4096}, "The previous page's next: this page starts after it (a seek)"
-)
+_CURSOR = query_param("cursor", CURSOR, "The previous page's next: this page starts after it (a seek)")
 _LIMIT_100 = query_param("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "Page size (default 100)")
 
 

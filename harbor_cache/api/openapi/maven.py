@@ -10,6 +10,7 @@ from functools import partial
 
 from harbor_cache.api.openapi.common import (
     BINARY,
+    CURSOR,
     NULLABLE_TIMESTAMP,
     STRING,
     TIMESTAMP,
@@ -143,7 +144,7 @@ def paths() -> dict:
                         {"type": "integer", "minimum": 1},
                         "Most children (default and maximum: maven.browse_page_size)",
                     ),
-                    query_param("cursor", STRING, "The previous page's next: this page starts after it"),
+                    query_param("cursor", CURSOR, "The previous page's next: this page starts after it"),
                 ],
             )
         },
