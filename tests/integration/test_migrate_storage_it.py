@@ -23,7 +23,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests import s3_support
 from tests.integration import support
-from tests.integration.test_s3_storage_it import SMALL_POM, Moto, key_of, sha256, storage_table
+from tests.integration.oci_support import sha256_digest as sha256
+from tests.integration.test_s3_storage_it import SMALL_POM, Moto, key_of, storage_table
 
 
 class MigrateStorageTests(SynchronousTestCase):

@@ -16,7 +16,6 @@ endpoint is `tests.s3_faults.FaultProxy` in front of moto (issue 26, point 7).
 from __future__ import annotations
 
 import atexit
-import hashlib
 import os
 import shutil
 import time
@@ -27,7 +26,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests import s3_support
 from tests.integration import oci_support as oci
 from tests.integration import push_support, support
-from tests.integration.test_s3_storage_it import BUCKET, KEYS, Moto, key_of
+from tests.integration import test_s3_storage_it as s3it
+from tests.integration.oci_support import sha256_digest as sha256
+from tests.integration.test_s3_storage_it import BUCKET, Moto, key_of
 from tests.s3_faults import FaultProxy
 
 MiB = 1024 * 1024
@@ -53,29 +54,15 @@ def own_upstream() -> tuple[support.Registry, dict]:
     return _UPSTREAM[0], _UPSTREAM[1]
 
 
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def storage_table(endpoint: str) -> str:
-    return "\n".join(
-        [
-            "[storage]",
-            'backend = "s3"',
-            f'bucket = "{BUCKET}"',
-            f'endpoint = "{endpoint}"',
-            'addressing = "path"',
-            f'access_key_id = "{KEYS[0]}"',
-            f'secret_access_key = "{KEYS[1]}"',
-            f"max_attempts = {MAX_ATTEMPTS}",
-            "backoff_base_seconds = 0.05",
-            f"backoff_cap_seconds = {BACKOFF_CAP}",
-            f"timeout_seconds = {TIMEOUT}",
-            "probe_interval_seconds = 1",
-            f"multipart_threshold_bytes = {5 * MiB}",
-            f"part_size_bytes = {5 * MiB}",
-            "",
-        ]
+    """The tests' table with this module's bounds: few, fast attempts and 5 MiB multipart parts."""
+    return s3it.storage_table(
+        endpoint,
+        max_attempts=MAX_ATTEMPTS,
+        backoff_cap_seconds=BACKOFF_CAP,
+        timeout_seconds=TIMEOUT,
+        multipart_threshold_bytes=5 * MiB,
+        part_size_bytes=5 * MiB,
     )
 
 

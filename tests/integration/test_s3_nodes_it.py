@@ -21,7 +21,6 @@ client arrives while the download is in flight.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -34,15 +33,12 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests import pg_support, s3_support
 from tests.integration import oci_support as oci
 from tests.integration import push_support, support
+from tests.integration.oci_support import sha256_digest as sha256
 from tests.integration.test_s3_storage_it import Moto, key_of, storage_table
 
 CLIENTS = 20
 KEY_FILES = ("jwt-secret", "registry-secret", "artifact-key.pem")
 SMALL_JAR = "harness/small/1.0/small-1.0.jar"
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 class S3NodesTests(SynchronousTestCase):

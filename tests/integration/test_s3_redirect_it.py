@@ -8,7 +8,6 @@ own presigner in tests/unit/core/test_bucket_redirect.py.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,10 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests import s3_support
 from tests.integration import support
 from tests.integration import test_s3_storage_it as s3it
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+from tests.integration.oci_support import sha256_digest as sha256
 
 
 class RedirectPullTests(SynchronousTestCase):

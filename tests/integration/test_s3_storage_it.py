@@ -15,7 +15,6 @@ the same port; moto keeps no state, so the bucket is made again).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -30,6 +29,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests import s3_support
 from tests.integration import oci_support as oci
 from tests.integration import support
+from tests.integration.oci_support import sha256_digest as sha256
 
 BUCKET = "harbor-it"
 KEYS = ("it-access-key", "it-secret-key")
@@ -92,28 +92,30 @@ def key_of(digest: str) -> str:
     return f"blobs/{algo}/{hexpart[:2]}/{hexpart}"
 
 
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+#: the [storage] table of these tests: fast retries, a probe every second (`storage_table` overrides)
+STORAGE_KEYS: dict[str, object] = {
+    "max_attempts": 2,
+    "backoff_base_seconds": 0.05,
+    "backoff_cap_seconds": 0.1,
+    "timeout_seconds": 5,
+    "probe_interval_seconds": 1,
+}
 
 
-def storage_table(endpoint: str) -> str:
-    return "\n".join(
-        [
-            "[storage]",
-            'backend = "s3"',
-            f'bucket = "{BUCKET}"',
-            f'endpoint = "{endpoint}"',
-            'addressing = "path"',
-            f'access_key_id = "{KEYS[0]}"',
-            f'secret_access_key = "{KEYS[1]}"',
-            "max_attempts = 2",
-            "backoff_base_seconds = 0.05",
-            "backoff_cap_seconds = 0.1",
-            "timeout_seconds = 5",
-            "probe_interval_seconds = 1",
-            "",
-        ]
-    )
+def storage_table(endpoint: str, **overrides: object) -> str:
+    """``[storage] backend = "s3"`` on the tests' bucket at ``endpoint``; ``overrides`` change or add keys."""
+    keys = {**STORAGE_KEYS, **overrides}
+    lines = [
+        "[storage]",
+        'backend = "s3"',
+        f'bucket = "{BUCKET}"',
+        f'endpoint = "{endpoint}"',
+        'addressing = "path"',
+        f'access_key_id = "{KEYS[0]}"',
+        f'secret_access_key = "{KEYS[1]}"',
+        *(f"{key} = {value}" for key, value in keys.items()),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 class S3StorageTests(SynchronousTestCase):
