@@ -407,6 +407,18 @@ class MavenCacheCase(HarborTestCase):
         return {"maven_repositories": repositories}
 
 
+def run(case: Any, coro: Coroutine[Any, Any, Any]) -> Any:
+    """The result of a coroutine that finishes at once (inline pools, a Clock): index and core tests.
+
+    ``case`` is a SynchronousTestCase, or a mixin of one."""
+    return case.successResultOf(defer.Deferred.fromCoroutine(coro))
+
+
+def failure(case: unittest.SynchronousTestCase, coro: Coroutine[Any, Any, Any], kind: type) -> Any:
+    """The exception of ``kind`` a coroutine that finishes at once failed with."""
+    return case.failureResultOf(defer.Deferred.fromCoroutine(coro), kind).value
+
+
 def inline_index(pool: InlinePool) -> Index:
     """An `Index` over an `InlinePool` (threadless; a `TransactionPool` like adbapi's)."""
     return Index(pool)

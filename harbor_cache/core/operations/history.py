@@ -100,8 +100,8 @@ class StatsHistory:
         now = self._clock.seconds()
         if not self._minute_start <= now < self._minute_end:
             self._minute(now)
-        requests = self._requests
-        requests[cache_status] = requests.get(cache_status, 0) + 1
+        counts = self._requests
+        counts[cache_status] = counts.get(cache_status, 0) + 1
         if sent_bytes:
             served = self._served
             served[cache_status] = served.get(cache_status, 0) + sent_bytes

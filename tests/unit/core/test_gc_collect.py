@@ -26,7 +26,7 @@ from harbor_cache.index.hosted import ReferenceGone
 from harbor_cache.metrics import Metrics
 from harbor_cache.testing import InlinePool
 from tests import pg_support
-from tests.unit.base import inline_index
+from tests.unit.base import inline_index, run
 
 T0 = 1_700_000_000.0
 GRACE = 3600
@@ -68,10 +68,6 @@ class Audit:
 
     async def record(self, action: str, *, actor: Any, target: Any = None, detail: Any = None, request: Any = None):
         self.records.append((action, actor, detail))
-
-
-def run(case: SynchronousTestCase, coro: Any) -> Any:
-    return case.successResultOf(Deferred.fromCoroutine(coro))
 
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbor_cache.index import Index
 from harbor_cache.testing import InlinePool
 from tests import pg_support
-from tests.unit.index.test_index import run
+from tests.unit.base import run
 
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 

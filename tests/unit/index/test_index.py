@@ -20,10 +20,7 @@ from harbor_cache.index.migrations import MIGRATIONS
 from harbor_cache.index.rows import CacheTotals, Setting
 from harbor_cache.testing import InlinePool
 from tests import pg_support
-
-
-def run(case, coro):
-    return case.successResultOf(Deferred.fromCoroutine(coro))
+from tests.unit.base import run
 
 
 class IndexTestsMixin:

@@ -12,18 +12,13 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.index import Index
 from harbor_cache.index.listings_schema import DIRS_BACKFILL, LISTINGS_MIGRATION, PARENT_BACKFILL
 from harbor_cache.testing import InlinePool
 from tests import pg_support
-
-
-def run(case: Any, coro: Any) -> Any:
-    return case.successResultOf(Deferred.fromCoroutine(coro))
-
+from tests.unit.base import run
 
 if TYPE_CHECKING:
     _Base = SynchronousTestCase

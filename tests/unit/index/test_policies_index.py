@@ -5,16 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.index import Index
 from harbor_cache.testing import InlinePool
 from tests import pg_support
-
-
-def run(case: SynchronousTestCase, coro: Any) -> Any:
-    return case.successResultOf(Deferred.fromCoroutine(coro))
+from tests.unit.base import run
 
 
 class PolicyRowsMixin:
@@ -23,7 +19,7 @@ class PolicyRowsMixin:
 
     def setUp(self) -> None:
         self.index = Index(self.open_pool())
-        run(self, self.index.migrate())  # type: ignore[arg-type]
+        run(self, self.index.migrate())
 
     def test_retention_rules_round_trip(self) -> None:
         case: Any = self

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -14,17 +13,9 @@ from harbor_cache.errors import BadRequest, Conflict, Denied, NotFound
 from harbor_cache.settings.startup import MavenRepositoryConfig
 from harbor_cache.testing import InlinePool
 from tests import pg_support
-from tests.unit.base import inline_index
+from tests.unit.base import failure, inline_index, run
 
 MAVEN = (MavenRepositoryConfig(id="releases", type="hosted"), MavenRepositoryConfig("central", "http://m/"))
-
-
-def run(case: SynchronousTestCase, coro: Any) -> Any:
-    return case.successResultOf(Deferred.fromCoroutine(coro))
-
-
-def failure(case: SynchronousTestCase, coro: Any, kind: type) -> Any:
-    return case.failureResultOf(Deferred.fromCoroutine(coro), kind).value
 
 
 if TYPE_CHECKING:

@@ -25,13 +25,10 @@ from harbor_cache.index.search import SearchMatch
 from harbor_cache.index.search_schema import SEARCH_MIGRATION
 from harbor_cache.testing import InlinePool
 from tests import pg_support
+from tests.unit.base import run
 
 HEX_A = "a" * 60 + "0001"
 HEX_B = "ab" + "c" * 62
-
-
-def run(case: SynchronousTestCase, coro: Any) -> Any:
-    return case.successResultOf(Deferred.fromCoroutine(coro))
 
 
 class SearchTestsMixin(SynchronousTestCase):

@@ -11,7 +11,6 @@ eviction page query uses an index without a temp B-tree.
 import os
 import random
 
-from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.index import Index, migrations
@@ -22,10 +21,7 @@ from harbor_cache.index.rows import CacheTotals
 from harbor_cache.index.totals_schema import TOTALS_MIGRATION
 from harbor_cache.testing import InlinePool
 from tests import pg_support
-
-
-def run(case, coro):
-    return case.successResultOf(Deferred.fromCoroutine(coro))
+from tests.unit.base import run
 
 
 def recomputed(index: Index) -> tuple[CacheTotals, int]:

@@ -12,6 +12,7 @@ from harbor_cache.index import Index, migrations
 from harbor_cache.settings.startup import UpstreamConfig
 from harbor_cache.testing import InlinePool
 from tests import pg_support
+from tests.unit.base import run
 
 HUB = UpstreamConfig(
     name="hub",
@@ -26,10 +27,6 @@ HUB = UpstreamConfig(
 QUAY = UpstreamConfig(
     name="quay", url="http://127.0.0.1:2", registry="quay.io", prefix="quay", routes=(), allow_push=True
 )
-
-
-def run(case, coro):
-    return case.successResultOf(Deferred.fromCoroutine(coro))
 
 
 class UpstreamRowsMixin:
