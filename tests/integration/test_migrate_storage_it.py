@@ -62,10 +62,14 @@ class MigrateStorageTests(SynchronousTestCase):
         fs = support.HarborServer(self.config, data_dir=self.data_dir)
         self.addCleanup(fs.close)
         self.assertEqual(self.pull(fs, "cold"), single["digest"])
+        pom_before = self.maven.count_requests("GET", SMALL_POM)
         status, _, pom = support.http("GET", fs.url + "/artifacts/central/" + SMALL_POM)
         self.assertEqual(status, 200)
         blob_gets = {d: self.reg.count_requests("GET", "/blobs/" + d) for d in layers + [single["config"]]}
-        pom_gets = self.maven.count_requests("GET", SMALL_POM)
+        # the fill fetched the file and its .sha1 (both contain SMALL_POM); the peer logs each line after
+        # its response, so a count taken at once can miss them: wait for both
+        pom_gets = self.maven.wait_requests("GET", SMALL_POM, pom_before + 2, timeout=15)
+        self.assertEqual(pom_gets, pom_before + 2)
         # a download is committed (renamed into blobs/) just after its last byte went out: wait for it
         pom_file = os.path.join(self.data_dir, *key_of(sha256(pom)).split("/"))
         deadline = time.monotonic() + 15
@@ -96,7 +100,8 @@ class MigrateStorageTests(SynchronousTestCase):
         self.assertEqual((status, pom_again), (200, pom))
         for digest, before in blob_gets.items():
             self.assertEqual(self.reg.count_requests("GET", "/blobs/" + digest), before, digest)
-        self.assertEqual(self.maven.count_requests("GET", SMALL_POM), pom_gets)
+        # a GET that went upstream would log its line a moment after our response: give it that moment
+        self.assertEqual(self.maven.wait_requests("GET", SMALL_POM, pom_gets + 1, timeout=2), pom_gets)
 
     def migrate_with_data_dir(self, config_path: str) -> str:
         cp = support.run(
