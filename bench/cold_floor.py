@@ -32,11 +32,8 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
-sys.path.insert(0, os.path.join(REPO_ROOT, "bench"))
 
-from cold_profile import cpu_seconds  # noqa: E402
-from oci_bench import DistributionProxy, curl_get  # noqa: E402
-
+from bench.oci_bench import DistributionProxy, cpu_seconds, curl_get  # noqa: E402
 from tests.integration import oci_support as oci  # noqa: E402
 from tests.integration import support  # noqa: E402
 

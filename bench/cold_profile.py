@@ -26,19 +26,13 @@ import time
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from bench.oci_bench import tree_harbor  # noqa: E402
+from bench.oci_bench import cpu_seconds, tree_harbor  # noqa: E402
 from tests.integration import oci_support as oci  # noqa: E402
 from tests.integration import support  # noqa: E402
 
 MIB = 1 << 20
 # Leaf frames of threads that wait (py-spy counts some waits as busy): left out of the shares.
 WAITING = ("Condition.wait", "EPollReactor.doPoll", "Queue.get")
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def thread_cpu(pid):

@@ -125,6 +125,13 @@ def wrk(url):
     return rps, int(bad.group(1)) if bad else 0, " ".join(cmd)
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of process ``pid`` so far (/proc, in clock ticks)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def vm_rss(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -267,19 +274,32 @@ def main(argv=None):
     if "cold" in only:
         cold = {"direct": [], "dist-proxy": []}
         cold.update({name: [] for name, _ in builds})
+        # the server's CPU seconds over each cold GET (the proxy's background store of its second fetch
+        # counts as far as it ran by the end of the client's GET)
+        cold_cpu = {name: [] for name in cold if name != "direct"}
+
+        def timed_get(name, url, pid):
+            before = cpu_seconds(pid)
+            cold[name].append(curl_get(url)[0])
+            cold_cpu[name].append(cpu_seconds(pid) - before)
+
         for run in range(args.runs):
             cold["direct"].append(curl_get(reg.url + blob_path)[0])
             proxy.cold_start()
-            cold["dist-proxy"].append(curl_get(proxy.url + blob_path)[0])
+            timed_get("dist-proxy", proxy.url + blob_path, proxy.daemon.pid)
             for name, tree in builds if run % 2 == 0 else builds[::-1]:
                 s = harbor(tree)
                 try:
-                    cold[name].append(curl_get(s.url + blob_path)[0])
+                    timed_get(name, s.url + blob_path, s.pid)
                 finally:
                     s.close()
         cold_med = {k: statistics.median(v) for k, v in cold.items()}
         for name, values in cold.items():
             say("cold blob   %-11s median %.3f s  runs: %s" % (name, cold_med[name], fmt_runs(values)))
+        say(
+            "  server CPU per cold GiB (median, over the client's GET): "
+            + ", ".join("%s %.2f s" % (n, statistics.median(v) * (1 << 30) / size) for n, v in cold_cpu.items())
+        )
         say(
             "  cold = fresh harbor-cache data dir per run / dist-proxy stopped, storage wiped, restarted; "
             "direct = same GET"
