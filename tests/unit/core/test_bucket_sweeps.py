@@ -19,7 +19,9 @@ from tests.unit.core.test_bucket_core import MemoryBucket
 class _EmptyListing:
     """The part of `S3Client` the bucket's own orphan pass uses, for a bucket with no stray objects."""
 
-    async def list_objects_v2(self, prefix: str, page_size: int = 1000) -> AsyncIterator[Any]:
+    async def list_objects_v2(
+        self, prefix: str, page_size: int = 1000, start_after: str | None = None
+    ) -> AsyncIterator[Any]:
         nothing: list[Any] = []
         for item in nothing:
             yield item
