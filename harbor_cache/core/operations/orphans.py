@@ -80,8 +80,7 @@ class OrphanSweeper:
         for vanished in set(self._left) - set(shards):
             del self._left[vanished]
         if not shards:
-            self.cursor = None
-            return 0, 0
+            self.cursor = None  # (an empty tier: the bucket is still swept, below)
         start = 0
         if self.cursor is not None:
             start = next((i for i, shard in enumerate(shards) if shard >= self.cursor), 0)
