@@ -42,7 +42,9 @@ class Rule:
 
     Faults: ``"slowdown"`` (503 SlowDown), ``"internal"`` (500 InternalError), ``"reset"`` (the
     connection is reset after ``after_bytes`` bytes of the request body were read), ``"stall"`` (the
-    request is read and never answered).
+    request is read and never answered); and two of the server's answer, forwarded: ``"hold"`` (its
+    first ``after_bytes`` bytes of body, then nothing until `release`) and ``"cut"`` (its first
+    ``after_bytes`` bytes of body, then the connection is reset).  ``reached`` is set once either got there.
     """
 
     fault: str
@@ -51,6 +53,12 @@ class Rule:
     count: int = 1
     after_bytes: int = 0
     hits: int = 0
+    reached: threading.Event = field(default_factory=threading.Event)
+    gate: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        """A ``"hold"``: let the rest of the answer through."""
+        self.gate.set()
 
     def matches(self, method: str, target: str) -> bool:
         return (
@@ -170,7 +178,7 @@ class FaultProxy:
                     while client.recv(65536):  # until the client gives up
                         pass
                     return
-                if rule is not None:
+                if rule is not None and rule.fault not in ("hold", "cut"):
                     status, reason, payload = SLOWDOWN if rule.fault == "slowdown" else INTERNAL
                     client.sendall(
                         b"HTTP/1.1 %d %s\r\nContent-Type: application/xml\r\nContent-Length: %d\r\n\r\n%s"
@@ -183,7 +191,7 @@ class FaultProxy:
                     upstream_reader = _Reader(upstream)
                 assert upstream_reader is not None
                 upstream.sendall(head + body)
-                keep = upstream_reader.relay_response(client, method)
+                keep = upstream_reader.relay_response(client, method, rule)
                 if not keep:
                     return  # the server closed: so does the client's connection
         except OSError:
@@ -255,8 +263,10 @@ class _Reader:
         length = int(headers.get("content-length", "0") or 0)
         return self.take(length if limit is None else min(limit, length))
 
-    def relay_response(self, client: socket.socket, method: str) -> bool:
-        """Send the next response to ``client`` as it arrives; whether the connection stays open."""
+    def relay_response(self, client: socket.socket, method: str, rule: Rule | None = None) -> bool:
+        """Send the next response to ``client`` as it arrives; whether the connection stays open.
+
+        ``rule``: a ``"hold"`` or ``"cut"`` of its body (a Content-Length one) after ``rule.after_bytes``."""
         head = self.head()
         if head is None:
             raise OSError("the server closed the connection")
@@ -276,12 +286,21 @@ class _Reader:
                     return keep
         if "content-length" in headers:
             left = int(headers["content-length"])
+            sent = 0
             while left:
                 if not self.buffer and not self._more():
                     raise OSError("the server closed mid-body")
-                data, self.buffer = self.buffer[:left], self.buffer[left:]
+                n = left if rule is None or sent >= rule.after_bytes else min(left, rule.after_bytes - sent)
+                data, self.buffer = self.buffer[:n], self.buffer[n:]
                 client.sendall(data)
                 left -= len(data)
+                sent += len(data)
+                if rule is not None and sent == rule.after_bytes and not rule.reached.is_set():
+                    rule.reached.set()
+                    if rule.fault == "cut":
+                        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        raise OSError("cut")  # (closed by the caller: an RST, the body cut off)
+                    rule.gate.wait(60)
             return keep
         while True:  # to the end of the connection
             if self.buffer:

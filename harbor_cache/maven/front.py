@@ -176,7 +176,8 @@ class MavenFront:
             return b""
         if repo.private:
             await self.auth.authorize(request, repo_id, READ, path.path)
-        f = await self.cache.get_file(repo_id, path, repo)
+        # (a hit missing from the local tier streams from the bucket: a Range reads only its part, a HEAD nothing)
+        f = await self.cache.get_file(repo_id, path, repo, request.getHeader(b"Range"), request.method == b"HEAD")
         body = self._answer(request, f)
         if body is not None:
             return body

@@ -5,7 +5,7 @@ and ``data_dir/blobs`` is a cache of it, bounded by ``local_cache_bytes``.
 `LocalTier` only knows digests, sizes and their order of use (in memory,
 rebuilt from the files' mtimes at start-up); `Storage` does the unlinks.
 Losing a file from the tier loses nothing: the next read fetches it from
-the bucket again (`Storage.ensure_local`).
+the bucket again (`Storage.open_streaming`: streamed while it fills the tier).
 """
 
 from __future__ import annotations

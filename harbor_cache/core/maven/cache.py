@@ -26,7 +26,6 @@ import hashlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -37,7 +36,7 @@ from harbor_cache.core.flight.observable import SingleFlight
 from harbor_cache.core.maven.browse import MavenBrowse
 from harbor_cache.core.maven.deploy import hash_file
 from harbor_cache.core.maven.download import MavenDownload
-from harbor_cache.core.maven.files import CachedRow, MavenFile
+from harbor_cache.core.maven.files import CachedRow, MavenFile, whole_body
 from harbor_cache.core.maven.group import MavenGroups
 from harbor_cache.core.maven.removal import MavenRemoval
 from harbor_cache.core.operations.diskspace import is_disk_full
@@ -47,7 +46,7 @@ from harbor_cache.grammar.http_dates import format_http_date, parse_http_date
 from harbor_cache.grammar.maven_paths import MavenPath, content_type_for
 from harbor_cache.index import EntryWrite
 from harbor_cache.index.rows import Entry
-from harbor_cache.storage import BlobCorrupt
+from harbor_cache.storage import BlobCorrupt, GrowingSource
 from harbor_cache.upstream.body import discard_body
 from harbor_cache.upstream.http import NotModified, UpstreamError, UpstreamNotFound, header
 from harbor_cache.upstream.maven import NotAFile
@@ -70,11 +69,6 @@ log = Logger()
 # hit is one dict lookup and one write: no file open, no producer.
 SMALL_FILE_BYTES = 64 << 10
 SMALL_MEMORY_BYTES = 32 << 20
-
-
-def _read_head(path: str, limit: int) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(limit)
 
 
 class MavenCache(MavenRemoval, MavenBrowse):
@@ -139,7 +133,7 @@ class MavenCache(MavenRemoval, MavenBrowse):
             if entry is None:
                 return None
             row = self._rows[(repo_id, path)] = CachedRow.from_entry(entry)
-        if self.storage.stat_blob(row.digest) is None and not await self.storage.ensure_local(row.digest, row.size):
+        if not self.storage.holds(row.digest):  # (with a bucket the row is the proof: nothing fetched here)
             log.warn(
                 "index lists {repository}/{path} but its file is gone; treating as a miss",
                 repository=repo_id,
@@ -167,12 +161,13 @@ class MavenCache(MavenRemoval, MavenBrowse):
         status: CacheStatus,
         stale: bool = False,
         body: bytes | None = None,
+        source: GrowingSource | None = None,
     ) -> MavenFile:
         return MavenFile(
             repository=repo_id,
             path=target.path,
             size=row.size,
-            source=self.storage.open_stored(row.digest, row.size),
+            source=source if source is not None else self.storage.open_stored(row.digest, row.size),
             content_type=target.content_type,
             last_modified=row.last_modified,
             etag='"%s"' % row.digest.partition(":")[2],
@@ -181,16 +176,32 @@ class MavenCache(MavenRemoval, MavenBrowse):
             body=body,
         )
 
+    async def _source(
+        self, row: CachedRow, range_header: bytes | None = None, head: bool = False
+    ) -> GrowingSource | None:
+        """The content of ``row`` to stream: the file, or with a bucket on a tier miss its object as it arrives
+        (a Range's part of it: `Storage.open_streaming`), the tier filled beside it; None: it is nowhere.
+        A HEAD's source is never read: nothing is fetched for it."""
+        if head or self.storage.bucket is None:
+            return self.storage.open_stored(row.digest, row.size)
+        return await self.storage.open_streaming(row.digest, row.size, range_header)
+
     # -- files --------------------------------------------------------------
 
     async def get_file(
-        self, repo_id: str, target: MavenPath | str, repo: MavenRepositoryConfig | None = None
+        self,
+        repo_id: str,
+        target: MavenPath | str,
+        repo: MavenRepositoryConfig | None = None,
+        range_header: bytes | None = None,
+        head: bool = False,
     ) -> MavenFile:
         """A file to serve: stored, joined in flight, revalidated, stale, or a new download.
 
         ``target`` is the path parsed once (`grammar.maven_paths.MavenPath`; a
         plain path, already validated, is classified here); ``repo`` is the
-        repository's config when the caller has looked it up already.  Raises
+        repository's config when the caller has looked it up already;
+        ``range_header`` and ``head`` say what a hit will be read for (`_source`).  Raises
         `UnknownRepository` or `NotFound` (404: not upstream, or not cached
         and upstream unreachable), `UpstreamBadResponse` (502).
         """
@@ -200,7 +211,7 @@ class MavenCache(MavenRemoval, MavenBrowse):
         if repo is None:
             repo = self.repository(repo_id)
         if repo.is_hosted:
-            return await self._hosted_file(repo_id, target)
+            return await self._hosted_file(repo_id, target, range_header, head)
         if repo.is_group:
             return await self.groups.get_file(repo, target)
         key = ("maven", repo_id, path)
@@ -218,7 +229,10 @@ class MavenCache(MavenRemoval, MavenBrowse):
             if not known_missing:
                 row = await self._row(repo_id, path, target.mutable)
         if row is not None and not self._expired(path, row):
-            return await self._hit(repo_id, target, row)
+            hit = await self._hit(repo_id, target, row, range_header, head)
+            if hit is not None:
+                return hit
+            row = None  # (its content is nowhere: a miss)
         dl = self.downloads.get(key)
         if dl is not None:
             return await self._join(dl, repo_id, target, "coalesced", row)
@@ -227,9 +241,9 @@ class MavenCache(MavenRemoval, MavenBrowse):
             if outcome == "fresh":
                 fresh = self._rows.get((repo_id, path), row)
                 self.outcomes.hit(fresh.id, repo_id)
-                return self._stored(repo_id, target, fresh, "revalidated")
+                return self._stored(repo_id, target, fresh, "revalidated", source=await self._source(fresh))
             if outcome == "stale":
-                return self._stale(repo_id, target, row)
+                return await self._stale(repo_id, target, row)
             return await self._join(dl, repo_id, target, "refreshed" if outcome == "changed" else "coalesced", row)
         if known_missing:
             raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path})
@@ -273,8 +287,10 @@ class MavenCache(MavenRemoval, MavenBrowse):
         except Exception:
             pass  # the file failed; the .sha1 request goes its own way
 
-    async def _hit(self, repo_id: str, target: MavenPath, row: CachedRow) -> MavenFile:
-        self.outcomes.hit(row.id, repo_id)
+    async def _hit(
+        self, repo_id: str, target: MavenPath, row: CachedRow, range_header: bytes | None = None, head: bool = False
+    ) -> MavenFile | None:
+        """A stored file's answer; None when its content is nowhere (the row is forgotten: the caller's miss)."""
         if row.size <= SMALL_FILE_BYTES:
             body = self.small.get(row.digest)
             if body is None:
@@ -284,12 +300,21 @@ class MavenCache(MavenRemoval, MavenBrowse):
                     body = None
             if body is not None and len(body) == row.size:
                 self.small.put(row.digest, body)
+                self.outcomes.hit(row.id, repo_id)
                 return self._in_memory(repo_id, target, row, body)
-        return self._stored(repo_id, target, row, "hit")
+        source = await self._source(row, range_header, head)
+        if source is None:
+            log.warn("index lists {digest} but the bucket does not have it; treating as a miss", digest=row.digest)
+            self._rows.pop((repo_id, target.path), None)
+            return None
+        self.outcomes.hit(row.id, repo_id)
+        return self._stored(repo_id, target, row, "hit", source=source)
 
     # -- hosted repositories --------------------------------------------------
 
-    async def _hosted_file(self, repo_id: str, target: MavenPath) -> MavenFile:
+    async def _hosted_file(
+        self, repo_id: str, target: MavenPath, range_header: bytes | None = None, head: bool = False
+    ) -> MavenFile:
         """What was deployed at ``path``; a checksum nobody uploaded is computed from its file.
 
         A file that can be replaced (SNAPSHOT, maven-metadata.xml, anything
@@ -301,8 +326,9 @@ class MavenCache(MavenRemoval, MavenBrowse):
         if target.mutable or self.repositories[repo_id].redeploy == "allow":
             self._rows.pop((repo_id, path), None)
         row = await self._row(repo_id, path, target.mutable)
-        if row is not None:
-            return await self._hit(repo_id, target, row)
+        hit = None if row is None else await self._hit(repo_id, target, row, range_header, head)
+        if hit is not None:
+            return hit
         base = target.checksum_base
         algorithm = target.checksum_algorithm
         if base is not None and algorithm is not None:
@@ -324,6 +350,8 @@ class MavenCache(MavenRemoval, MavenBrowse):
             return row.digest.partition(":")[2]
         if algorithm == "sha1" and row.sha1:
             return row.sha1
+        if not await self.storage.ensure_local(row.digest, row.size):  # (the whole file is hashed: fetched first)
+            raise NotFound("artifact not found", {"digest": row.digest})
         return await self.storage.io.run(hash_file, self.storage.blob_path(row.digest), algorithm)
 
     def in_memory_file(
@@ -360,34 +388,12 @@ class MavenCache(MavenRemoval, MavenBrowse):
 
     async def whole_body(self, f: MavenFile, limit: int) -> bytes:
         """All of ``f`` in memory (waiting for a download in flight); `HarborError` when above ``limit``."""
-        if f.body is not None:
-            return f.body
-        if f.size is not None and f.size > limit:
-            raise UpstreamBadResponse(f"{f.path} is larger than {limit} bytes", {"path": f.path})
-        source = f.source
-        assert source is not None  # no body in memory, so a source holds the content
-        while not source.verified:
-            if source.failure is not None:
-                raise UpstreamBadResponse(
-                    "upstream failed", {"repositoryId": f.repository, "path": f.path, "reason": str(source.failure)}
-                )
-            changed: Deferred = Deferred()
+        return await whole_body(self.storage.io, f, limit)
 
-            def wake(d: Deferred = changed) -> None:
-                if not d.called:
-                    d.callback(None)
-
-            source.wait(wake)
-            await changed
-        body = await self.storage.io.run(_read_head, source.path, limit + 1)
-        if len(body) > limit:
-            raise UpstreamBadResponse(f"{f.path} is larger than {limit} bytes", {"path": f.path})
-        return body
-
-    def _stale(self, repo_id: str, target: MavenPath, row: CachedRow) -> MavenFile:
+    async def _stale(self, repo_id: str, target: MavenPath, row: CachedRow) -> MavenFile:
         self.metrics.stale_served.labels("maven", repo_id).inc()
         self.access.touch(row.id)
-        return self._stored(repo_id, target, row, "stale", stale=True)
+        return self._stored(repo_id, target, row, "stale", stale=True, source=await self._source(row))
 
     async def _join(
         self, dl: Download, repo_id: str, target: MavenPath, status: CacheStatus, row: CachedRow | None
@@ -400,8 +406,8 @@ class MavenCache(MavenRemoval, MavenBrowse):
             self.negative.remember(key)
             raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path}) from None
         except UpstreamError as e:
-            if row is not None and await self.storage.ensure_local(row.digest, row.size):
-                return self._stale(repo_id, target, row)
+            if row is not None and self.storage.holds(row.digest):
+                return await self._stale(repo_id, target, row)
             if e.code is not None and 400 <= e.code < 500:
                 raise UpstreamBadResponse(
                     "upstream refused the request", {"repositoryId": repo_id, "path": path, "reason": str(e)}

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from twisted.internet.defer import Deferred
+
 from harbor_cache.core.seams import CacheStatus
+from harbor_cache.errors import UpstreamBadResponse
 from harbor_cache.grammar.http_dates import format_http_date
 from harbor_cache.grammar.maven_paths import is_mutable
 from harbor_cache.index.rows import Entry
 from harbor_cache.storage import GrowingSource
+from harbor_cache.storage.io import StorageIO
 
 
 @dataclass
@@ -67,3 +71,35 @@ class MavenFile:
         if value is None:
             value = self.__dict__["_http_lm"] = format_http_date(self.last_modified)
         return value
+
+
+def _read_head(path: str, limit: int) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(limit)
+
+
+async def whole_body(io: StorageIO, f: MavenFile, limit: int) -> bytes:
+    """All of ``f`` in memory (waiting for a download in flight); `HarborError` when above ``limit``."""
+    if f.body is not None:
+        return f.body
+    if f.size is not None and f.size > limit:
+        raise UpstreamBadResponse(f"{f.path} is larger than {limit} bytes", {"path": f.path})
+    source = f.source
+    assert source is not None  # no body in memory, so a source holds the content
+    while not source.verified:
+        if source.failure is not None:
+            raise UpstreamBadResponse(
+                "upstream failed", {"repositoryId": f.repository, "path": f.path, "reason": str(source.failure)}
+            )
+        changed: Deferred = Deferred()
+
+        def wake(d: Deferred = changed) -> None:
+            if not d.called:
+                d.callback(None)
+
+        source.wait(wake)
+        await changed
+    body = await io.run(_read_head, source.path, limit + 1)
+    if len(body) > limit:
+        raise UpstreamBadResponse(f"{f.path} is larger than {limit} bytes", {"path": f.path})
+    return body

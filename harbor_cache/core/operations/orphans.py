@@ -17,6 +17,7 @@ kept between passes.  A pass goes on to the next shard until it has looked at
 ``files_per_pass`` files, so its work and memory stay bounded at any file
 count; a small store is swept whole in one pass, a million files in about
 ``1M / files_per_pass`` passes.  The orphan bytes are remembered per shard.
+With a bucket, its objects are walked the same way (`bucket_orphans.BucketSweep`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
 
-from harbor_cache.core.operations.bucket_orphans import sweep_bucket
+from harbor_cache.core.operations.bucket_orphans import KEYS_PER_PASS, BucketSweep
 from harbor_cache.storage.layout import take
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class OrphanSweeper:
         clock: IReactorTime,
         busy: Callable[[], set[str]] = lambda: set(),
         files_per_pass: int = FILES_PER_PASS,
+        bucket_keys_per_pass: int = KEYS_PER_PASS,
     ) -> None:
         self.index = index
         self.storage = storage
@@ -64,6 +66,8 @@ class OrphanSweeper:
         self._left: dict[str, int] = {}  # shard -> unreferenced bytes still there after its last visit
         self.shards_visited = 0  # in the last pass (for the tests and the bench)
         self.files_seen = 0
+        #: [storage] backend = "s3": the bucket's walk, its cursor kept between passes like ``cursor``
+        self.bucket_walk = BucketSweep(bucket_keys_per_pass)
 
     @property
     def orphan_bytes(self) -> int:
@@ -76,8 +80,7 @@ class OrphanSweeper:
         for vanished in set(self._left) - set(shards):
             del self._left[vanished]
         if not shards:
-            self.cursor = None
-            return 0, 0
+            self.cursor = None  # (an empty tier: the bucket is still swept, below)
         start = 0
         if self.cursor is not None:
             start = next((i for i, shard in enumerate(shards) if shard >= self.cursor), 0)
@@ -97,7 +100,7 @@ class OrphanSweeper:
         if bucket is not None:  # [storage] backend = "s3": the bucket's objects too (bucket_orphans.py)
             grace = self.settings.get("cache.orphan_grace_seconds")
             upload_idle = self.settings.get("uploads.idle_seconds")
-            await sweep_bucket(self.index, bucket, grace, self.clock.seconds(), self.busy, upload_idle=upload_idle)
+            await self.bucket_walk.sweep(self.index, bucket, grace, self.clock.seconds(), self.busy, upload_idle)
         if removed:
             log.info(
                 "removed {count} orphan files ({size} bytes) that no index entry pointed at",

@@ -290,8 +290,14 @@ class S3Client:
                 failed[self._relative(wire.text(error, "Key"))] = wire.text(error, "Code")
         return failed
 
-    async def list_objects_v2(self, prefix: str = "", page_size: int = 1000) -> AsyncIterator[ObjectInfo]:
-        """Every object under ``prefix`` (relative to the client's prefix), page by page (continuation tokens)."""
+    async def list_objects_v2(
+        self, prefix: str = "", page_size: int = 1000, start_after: str | None = None
+    ) -> AsyncIterator[ObjectInfo]:
+        """Every object under ``prefix`` (relative to the client's prefix), page by page (continuation tokens).
+
+        ``start_after``: only the keys after this one (relative too; S3's StartAfter), so that a walk of a
+        large bucket can stop and resume later from the last key it saw without holding the listing.
+        """
         token: str | None = None
         while True:
             query: list[tuple[str, str | None]] = [("list-type", "2"), ("max-keys", str(page_size))]
@@ -299,6 +305,8 @@ class S3Client:
                 query.append(("prefix", self.addresser.full_key(prefix)))
             if token:
                 query.append(("continuation-token", token))
+            elif start_after:
+                query.append(("start-after", self.addresser.full_key(start_after)))
             root = await self._xml(await self._call("GET", None, query=tuple(sorted(query, key=lambda q: q[0]))))
             for item in wire.children(root, "Contents"):
                 yield ObjectInfo(

@@ -19,7 +19,9 @@ from tests.unit.core.test_bucket_core import MemoryBucket
 class _EmptyListing:
     """The part of `S3Client` the bucket's own orphan pass uses, for a bucket with no stray objects."""
 
-    async def list_objects_v2(self, prefix: str, page_size: int = 1000) -> AsyncIterator[Any]:
+    async def list_objects_v2(
+        self, prefix: str, page_size: int = 1000, start_after: str | None = None
+    ) -> AsyncIterator[Any]:
         nothing: list[Any] = []
         for item in nothing:
             yield item
@@ -49,3 +51,21 @@ class TierOrphanTests(OciCacheCase):
         self.assertIsNone(storage.stat_blob(digest))
         assert storage.tier is not None
         self.assertEqual((storage.tier.bytes, list(storage.tier.files)), (0, []))
+
+    def test_the_bucket_walk_resumes_where_the_last_pass_stopped(self) -> None:
+        from harbor_cache.storage.bucket import Bucket, blob_key
+        from tests.unit.storage.test_bucket_walk import FakeListing
+
+        listing = FakeListing()
+        for i in range(3):
+            listing.objects[blob_key("sha256:" + hashlib.sha256(b"%d" % i).hexdigest())] = (1, "2020-01-01T00:00:00Z")
+        keys = sorted(listing.objects)
+        self.app.storage.use_bucket(Bucket(listing, self.clock), 1 << 30)  # type: ignore[arg-type]
+        sweeper = OrphanSweeper(
+            index=self.app.index, storage=self.app.storage, settings=self.app.settings, clock=self.clock,
+            bucket_keys_per_pass=2,
+        )  # fmt: skip
+        self.successResultOf(defer.Deferred.fromCoroutine(sweeper.sweep()))
+        self.assertEqual((listing.start_afters, sweeper.bucket_walk.cursor), ([None], keys[1]))
+        self.successResultOf(defer.Deferred.fromCoroutine(sweeper.sweep()))
+        self.assertEqual(listing.start_afters, [None, keys[1], None])  # the last key, then the first again
