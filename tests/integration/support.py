@@ -268,12 +268,13 @@ def _stop_all():
 _ACCESS_LINE = re.compile(r'"([A-Z]+) (\S+) HTTP/[0-9.]+" (\d{3}) ')
 
 
-def count_log_requests(log_path, method, path_substring, status=None):
+def count_log_requests(log_path, method, path_substring, status=None, suffix=False):
     """Count combined-format access-log lines in ``log_path``.
 
     A line counts when its method equals ``method`` (``None`` = any), its
-    request target contains ``path_substring`` and, if given, its status
-    equals ``status``.
+    request target contains ``path_substring`` (with ``suffix``: its path, the
+    query left out, ends with it, so ``x.jar`` does not count ``x.jar.sha1``)
+    and, if given, its status equals ``status``.
     """
     n = 0
     try:
@@ -287,11 +288,44 @@ def count_log_requests(log_path, method, path_substring, status=None):
                 continue
             if method is not None and m.group(1) != method:
                 continue
-            if path_substring not in m.group(2):
+            target = m.group(2)
+            if suffix:
+                if not target.split("?", 1)[0].endswith(path_substring):
+                    continue
+            elif path_substring not in target:
                 continue
             if status is not None and int(m.group(3)) != status:
                 continue
             n += 1
+    return n
+
+
+def wait_count(count, at_least, timeout=5):
+    """Poll ``count()`` until it reaches ``at_least`` or ``timeout`` seconds pass; returns the last value.
+
+    For counts of lines a peer writes after its response: expecting n, wait for n; asserting that nothing
+    new came, wait a short ``timeout`` for n + 1 and expect n (an exact count taken at once could pass falsely).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        n = count()
+        if n >= at_least or time.monotonic() >= deadline:
+            return n
+        time.sleep(0.05)
+
+
+def settled_count(count, quiet=1.0, timeout=15):
+    """``count()`` once it has stayed the same for ``quiet`` seconds (at most ``timeout``): a baseline after
+    work whose number of peer log lines is not known, the last of which may still be on its way."""
+    deadline = time.monotonic() + timeout
+    n, since = count(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = count()
+        if now != n:
+            n, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
     return n
 
 
@@ -333,22 +367,17 @@ class _Peer:
 class _Counting(_Peer):
     """Access-log counting shared by the upstreams."""
 
-    def count_requests(self, method, path_substring, status=None):
+    def count_requests(self, method, path_substring, status=None, suffix=False):
         """How many requests the access log shows (see count_log_requests)."""
-        return count_log_requests(self.access_log_path, method, path_substring, status)
+        return count_log_requests(self.access_log_path, method, path_substring, status, suffix)
 
-    def wait_requests(self, method, path_substring, at_least, timeout=5, status=None):
-        """Poll count_requests until it reaches ``at_least``; returns the count.
+    def wait_requests(self, method, path_substring, at_least, timeout=5, status=None, suffix=False):
+        """Poll count_requests until it reaches ``at_least``; returns the count (see wait_count).
 
         The peers write their access-log line after the response, so a
         client can finish a moment before its line appears.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            n = self.count_requests(method, path_substring, status)
-            if n >= at_least or time.monotonic() >= deadline:
-                return n
-            time.sleep(0.05)
+        return wait_count(lambda: self.count_requests(method, path_substring, status, suffix), at_least, timeout)
 
 
 # --------------------------------------------------------------------------

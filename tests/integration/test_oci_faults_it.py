@@ -62,9 +62,10 @@ class BlobFaultTests(SynchronousTestCase):
         self.assertLess(result.length, size)
 
     def assertNothingKept(self, digest):
-        self.assertFalse(os.path.exists(oci.blob_file(self.srv, digest)), "blob committed after a failed download")
+        # the download ends a moment after the client's broken body: look once it has (temp file gone, gauge 0)
         self.assertEqual(oci.wait_tmp_empty(self.srv), [])
-        self.assertEqual(oci.metric(self.srv, "harbor_cache_inflight_downloads", front="oci"), 0)
+        self.assertEqual(oci.wait_metric(self.srv, "harbor_cache_inflight_downloads", lambda v: v == 0, front="oci"), 0)
+        self.assertFalse(os.path.exists(oci.blob_file(self.srv, digest)), "blob committed after a failed download")
 
     def assertRetryWorks(self, layer):
         again = oci.fetch(self._url(layer["digest"]))

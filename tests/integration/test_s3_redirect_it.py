@@ -89,7 +89,10 @@ class RedirectPullTests(SynchronousTestCase):
         root = os.path.join(self.tmp, "podman")
         support.check_ok(support.podman(root, "pull", "--tls-verify=false", "%s/library/test:1" % self.srv.hostport))
         self.assertGreaterEqual(self.redirects_metric() - before, 2 * (len(layers) + 1))  # layers + config, twice
-        self.assertEqual(self.reg.count_requests("GET", "/blobs/" + layers[0]), upstream_gets)
+        # an upstream GET would be logged a moment after its answer: give it that moment
+        self.assertEqual(
+            self.reg.wait_requests("GET", "/blobs/" + layers[0], upstream_gets + 1, timeout=2), upstream_gets
+        )
         wanted = {("GET", path, "307", "redirect"), ("HEAD", path, "200", "hit")}
         deadline = time.monotonic() + 10  # (the access log file is flushed within a second)
         while True:

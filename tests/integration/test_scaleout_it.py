@@ -131,8 +131,14 @@ class TwoNodeTests(SynchronousTestCase):
         for i, r in enumerate(results):
             self.assertEqual((r.status, r.error, r.length, r.digest), (200, None, size, digest), "client %d" % i)
         self.assertEqual(fault.wait_requests("GET", digest, 2, timeout=1), 1)
-        self.assertEqual(os.listdir(os.path.join(self.data_dir, "tmp", "a")), [])
-        self.assertEqual(os.listdir(os.path.join(self.data_dir, "tmp", "b")), [])
+        # the commit (the temp file renamed into blobs/) follows the clients' last byte: give it time
+        deadline = time.monotonic() + 10
+        while True:
+            left = {n: os.listdir(os.path.join(self.data_dir, "tmp", n)) for n in ("a", "b")}
+            if left == {"a": [], "b": []} or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(left, {"a": [], "b": []})
 
     def test_node_killed_mid_download_the_other_serves_after_the_lease_expires(self):
         """A SIGKILLed mid-blob: B serves the blob whole; A's lease held B up for at most its lifetime."""

@@ -49,6 +49,28 @@ class RequireTests(SynchronousTestCase):
         support.require("sh")
 
 
+class CountingTests(SynchronousTestCase):
+    """The log counting the tests rely on, on a log file written here."""
+
+    def test_suffix_leaves_the_checksum_files_out(self):
+        """A substring counts x.jar.sha1 with x.jar; ``suffix`` counts the file alone, its query ignored."""
+        path = os.path.join(_tmpdir(self), "access.log")
+        with open(path, "w") as f:
+            for target in ("/a/x.jar", "/a/x.jar.sha1", "/a/x.jar?y=1", "/a/x.jar.md5"):
+                f.write('127.0.0.1 - - [06/Dec/2026:07:00:00 +0000] "GET %s HTTP/1.1" 200 5 "-" "curl"\n' % target)
+        self.assertEqual(support.count_log_requests(path, "GET", "x.jar"), 4)
+        self.assertEqual(support.count_log_requests(path, "GET", "x.jar", suffix=True), 2)
+
+    def test_wait_count_and_settled_count(self):
+        """wait_count returns once the count is reached, or its last value at the deadline; settled_count returns
+        the value that held still for the quiet time."""
+        values = iter([0, 1, 2, 3])
+        self.assertEqual(support.wait_count(lambda: next(values), 2, timeout=5), 2)
+        self.assertEqual(support.wait_count(lambda: 1, 2, timeout=0.2), 1)
+        moving = iter([0, 1, 2] + [3] * 1000)
+        self.assertEqual(support.settled_count(lambda: next(moving), quiet=0.2, timeout=10), 3)
+
+
 class ConfigTests(SynchronousTestCase):
     def test_oci_config_is_toml(self):
         """oci_config gives one [[upstreams]] with defaults and overrides."""

@@ -78,10 +78,19 @@ class SyncTests(SynchronousTestCase):
         multi = self.images["images"]["multi"]
         # amd64's config and layers, but for those the first run fetched already (the images share a layer)
         self.assertIn(second["blobs"], range(1, 2 + len(multi["manifests"]["amd64"]["layers"])))
-        self.assertEqual([x for x in _access_lines(self.srv) if x["path"].startswith("/v2/")], [])  # no client
 
-        # A skopeo pull of the new tag is a hit: the registry sees no new manifest or blob GET.
-        gets = self.reg.count_requests("GET", "/manifests/") + self.reg.count_requests("GET", "/blobs/")
+        # no client: the server writes its access lines within a second; give a line of the runs that moment
+        def client_lines():
+            return len([x for x in _access_lines(self.srv) if x["path"].startswith("/v2/")])
+
+        self.assertEqual(support.wait_count(client_lines, 1, timeout=2), 0)
+
+        # A skopeo pull of the new tag is a hit: the registry sees no new manifest or blob GET. (The registry logs
+        # each GET after its answer: the run's last lines may still be coming, so count once they have stopped.)
+        def upstream_gets():
+            return self.reg.count_requests("GET", "/manifests/") + self.reg.count_requests("GET", "/blobs/")
+
+        gets = support.settled_count(upstream_gets, quiet=0.5)
         out = tempfile.mkdtemp(prefix="harbor-it-sync-")
         self.addCleanup(shutil.rmtree, out, True)
         support.check_ok(
@@ -94,10 +103,8 @@ class SyncTests(SynchronousTestCase):
                 "oci:%s:multi" % os.path.join(out, "layout"),
             )
         )
-        time.sleep(0.5)  # the registry writes its access line after the response
-        self.assertEqual(
-            self.reg.count_requests("GET", "/manifests/") + self.reg.count_requests("GET", "/blobs/"), gets
-        )
+        # a GET passed on would be logged a moment after its answer: give it that moment
+        self.assertEqual(support.wait_count(upstream_gets, gets + 1, timeout=2), gets)
         deadline = time.monotonic() + 10  # the access file is written within a second or so
         while True:
             pulled = [x for x in _access_lines(self.srv) if x["path"].startswith("/v2/library/test/")]

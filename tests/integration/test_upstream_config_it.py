@@ -117,7 +117,7 @@ class Ipv6UpstreamIT(SynchronousTestCase):
         for layer in json.loads(manifest)["layers"]:
             status, _, blob = support.http("GET", srv.url + "/v2/library/test/blobs/" + layer["digest"])
             self.assertEqual((status, len(blob)), (200, layer["size"]))
-        self.assertGreaterEqual(registry.count_requests("GET", "/v2/library/test/manifests/1"), 1)
+        self.assertGreaterEqual(registry.wait_requests("GET", "/v2/library/test/manifests/1", 1), 1)
         status, body = api(srv, "POST", "/api/v1/upstreams/test", {"name": "t", "url": registry.url})
         self.assertEqual((status, body["reachable"], body["error"]), (200, True, None), body)
         _, body = api(srv, "GET", "/api/v1/upstreams")
