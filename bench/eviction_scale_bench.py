@@ -138,7 +138,7 @@ class HealthProbe:
 
 
 async def measure(
-    reactor: Any, url: str | None, sqlite: str, data: str, clear_batch: int
+    reactor: Any, url: str | None, sqlite: str, data: str, clear_batch: int, clear_rebuild_min: int = 20000
 ) -> list[tuple[str, float, float, str]]:
     io_pool = ThreadPool(minthreads=1, maxthreads=4, name="bench-io")
     io_pool.start()
@@ -224,6 +224,7 @@ async def measure(
                 ("cache.retention_days", "3650"),
                 ("cache.max_size", str(evictable + 1)),
                 ("cache.eviction_policy", "lru"),
+                ("cache.clear_rebuild_min_entries", str(clear_rebuild_min)),
             ]
         )
         await timed("nothing", evictor.run, lambda n: f"removed {n}")
@@ -249,6 +250,12 @@ def main(argv: list[str] | None = None) -> None:
         "throwaway cluster (tests/pg_support.py: initdb on 127.0.0.1, fsync off, removed at exit)",
     )
     parser.add_argument("--clear-batch", type=int, default=2000, help="Evictor.clear_batch_size (default 2000)")
+    parser.add_argument(
+        "--clear-rebuild-min",
+        type=int,
+        default=20000,
+        help="cache.clear_rebuild_min_entries (default 20000; 0: the clear in batches, as before round 2)",
+    )
     parser.add_argument("--keep", help="a directory to keep generated sqlite files in, and reuse them from")
     args = parser.parse_args(argv)
     if args.pg == "throwaway":
@@ -275,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
                 if kept:
                     os.makedirs(args.keep, exist_ok=True)
                     shutil.copyfile(sqlite, kept)
-            await measure(reactor, args.pg, sqlite, data, args.clear_batch)
+            await measure(reactor, args.pg, sqlite, data, args.clear_batch, args.clear_rebuild_min)
             shutil.rmtree(data, ignore_errors=True)
 
     try:

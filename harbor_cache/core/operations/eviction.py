@@ -48,7 +48,11 @@ Cost grows with what is removed, not with the index (issue 30): the
 evictable bytes are a maintained total (one row, `index.totals_schema`), so a
 pass with nothing to evict reads it and stops; victims come page by page
 from an index in eviction order, each page starting after the last row of
-the previous one (keyset), and a clear walks proxy rows by id.  After large
+the previous one (keyset), and a clear walks proxy rows by id - or, on
+sqlite when it removes most of the index, deletes them in one transaction
+that rebuilds the derived tables (`index.clear_rebuild`,
+``cache.clear_rebuild_min_entries``) and then tells the caches and unlinks
+the files page by page.  After large
 deletes the planner's statistics are refreshed (``ANALYZE``), since sqlite
 keeps none by itself (see ``bench/eviction_scale_bench.py``).
 """
