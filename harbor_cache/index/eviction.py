@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harbor_cache.index.bulk_delete import bulk_delete_txn
+from harbor_cache.index.clear_rebuild import clear_rebuild_txn, cleared_page_txn, worth_rebuilding
 from harbor_cache.index.cursor import Cursor
 from harbor_cache.index.engine import Store, fetch_all, fetch_value
 from harbor_cache.index.entries import referenced_txn
@@ -96,6 +97,41 @@ class EvictionStore(Store):
             return deleted, [(d, sizes[d]) for d in sorted(sizes) if d not in still]
 
         return await self._run("delete_proxy_entries", _txn)
+
+    async def clear_proxy_rebuild(self, min_rows: int) -> int | None:
+        """Delete every proxy entry in one transaction, rebuilding the derived tables (index/clear_rebuild.py).
+
+        None (nothing done) on PostgreSQL, or when the clear would remove
+        fewer than ``min_rows`` rows or less than half the index: the caller
+        deletes in batches then.  Otherwise the number of entries deleted;
+        their rows are paged with `cleared_rows_page`.
+        """
+        if self.dialect != "sqlite":
+            return None
+
+        def _txn(txn: Cursor) -> int | None:
+            self._exec(txn, "SELECT kind, SUM(entries) FROM entry_totals GROUP BY kind")
+            counts = {kind: int(n) for kind, n in txn.fetchall()}
+            if not worth_rebuilding(counts.get("proxy", 0), sum(counts.values()), min_rows):
+                return None
+            return clear_rebuild_txn(txn)
+
+        return await self._run("clear_proxy_rebuild", _txn)
+
+    async def cleared_rows_page(self, after: int, limit: int) -> list[tuple[int, str, str, str, str]]:
+        """The rows the last `clear_proxy_rebuild` deleted, by id after ``after``: (id, type, repository, key, digest).
+
+        Read on the writer's connection, which holds them (a temp table);
+        ``limit`` 0 empties it.
+        """
+
+        def _txn(txn: Cursor) -> list[tuple[int, str, str, str, str]]:
+            if limit <= 0:
+                self._exec(txn, "DROP TABLE IF EXISTS temp.cleared_rows")
+                return []
+            return cleared_page_txn(txn, after, limit)
+
+        return await self._run("cleared_rows_page", _txn)
 
     async def evictable_size(self) -> int:
         """Bytes on disk that eviction could free: digests referenced only by proxy entries.

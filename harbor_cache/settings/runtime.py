@@ -110,6 +110,13 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting("cache.eviction_policy", "lru", _parse_choice("lru", "lfu", "fifo"), "Which entries go first"),
         Setting(
+            "cache.clear_rebuild_min_entries",
+            "20000",
+            _parse_int(0, 1 << 40),
+            "A cache clear (sqlite) removing at least this many entries, and half the index or more, runs as one "
+            "transaction that rebuilds the totals and search table (0 = always in batches)",
+        ),
+        Setting(
             "cache.tag_ttl_seconds", "300", _parse_int(0, YEAR), "Manifest tags are revalidated upstream after this"
         ),
         Setting("cache.negative_ttl_seconds", "60", _parse_int(0, YEAR), "An upstream 404 is remembered this long"),

@@ -48,7 +48,11 @@ Cost grows with what is removed, not with the index (issue 30): the
 evictable bytes are a maintained total (one row, `index.totals_schema`), so a
 pass with nothing to evict reads it and stops; victims come page by page
 from an index in eviction order, each page starting after the last row of
-the previous one (keyset), and a clear walks proxy rows by id.  After large
+the previous one (keyset), and a clear walks proxy rows by id - or, on
+sqlite when it removes most of the index, deletes them in one transaction
+that rebuilds the derived tables (`index.clear_rebuild`,
+``cache.clear_rebuild_min_entries``) and then tells the caches and unlinks
+the files page by page.  After large
 deletes the planner's statistics are refreshed (``ANALYZE``), since sqlite
 keeps none by itself (see ``bench/eviction_scale_bench.py``).
 """
@@ -90,6 +94,8 @@ DAY = 86400.0
 # A pass that removed at least this many entries refreshes the planner's statistics in full (a clear always
 # does); a smaller one only asks sqlite's ``PRAGMA optimize``, which analyzes what grew or shrank much.
 ANALYZE_AFTER = 10_000
+# After that transaction, the deleted rows are read back this many at a time (caches told, files unlinked).
+CLEARED_PAGE = 10_000
 UNITS = ("B", "KB", "MB", "GB", "TB", "PB", "EB")
 
 
@@ -330,9 +336,43 @@ class Evictor:
             log.info("{free} bytes free: back above cache.min_free_bytes", free=space.free())
 
     async def _clear(self) -> int:
-        removed, _ = await self._sweep("id", protect=False, batch=self.clear_batch_size)
+        removed = await self._clear_by_rebuild()
+        if removed is None:
+            removed, _ = await self._sweep("id", protect=False, batch=self.clear_batch_size)
         await self._keep_reserve()
         await self._analyze(full=True)
+        return removed
+
+    async def _clear_by_rebuild(self) -> int | None:
+        """A clear of most of the index in one transaction (sqlite; `Index.clear_proxy_rebuild`), then the
+        caches told and the files unlinked page by page; None when the index declines (batches then).
+
+        On a full disk the one transaction cannot be journalled (its WAL is as large as what it deletes):
+        the batches, which give back DATA/.reserve, do the clear instead.
+        """
+        try:
+            min_rows = self.settings.get("cache.clear_rebuild_min_entries")
+            if min_rows <= 0:
+                return None
+            removed = await self.index.clear_proxy_rebuild(min_rows)
+        except Exception as e:
+            if not is_disk_full(e):
+                raise
+            log.warn("disk full: clearing the cache in batches")
+            return None
+        if removed is None:
+            return None
+        after = 0
+        while True:
+            rows = await self.index.cleared_rows_page(after, CLEARED_PAGE)
+            if not rows:
+                break
+            after = rows[-1][0]
+            self.access.forget([row[0] for row in rows])
+            self._invalidate([(type_, repository, key) for _, type_, repository, key, _ in rows])
+            await self._unlink(sorted({row[4] for row in rows}))
+            await self._cooperate()
+        await self.index.cleared_rows_page(0, 0)
         return removed
 
     async def _analyze(self, full: bool) -> None:
@@ -433,14 +473,18 @@ class Evictor:
             log.warn("disk full: gave back DATA/.reserve so that eviction can delete rows")
             deleted, orphans = await self.index.delete_proxy_entries(ids)
         self.access.forget([row.id for row in deleted])
-        for row in deleted:
-            for invalidate in self.invalidators:
-                try:
-                    invalidate(row.type, row.repository, row.key)
-                except Exception:
-                    log.failure("eviction invalidator {hook} failed", hook=invalidate)
+        self._invalidate([(row.type, row.repository, row.key) for row in deleted])
         await self._unlink([digest for digest, _ in orphans])
         return len(deleted), sum(size for _, size in orphans)
+
+    def _invalidate(self, rows: list[tuple[str, str, str]]) -> None:
+        """Tell the memory caches above the index that these (type, repository, key) entries are gone."""
+        for type_, repository, key in rows:
+            for invalidate in self.invalidators:
+                try:
+                    invalidate(type_, repository, key)
+                except Exception:
+                    log.failure("eviction invalidator {hook} failed", hook=invalidate)
 
     async def _unlink(self, digests: list[str]) -> None:
         if not digests:

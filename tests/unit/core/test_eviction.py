@@ -382,6 +382,62 @@ class SafetyTests(EvictionCase):
         self.assertEqual(self.wait(self.access.flush()), 0)
 
 
+class RebuildClearTests(SafetyTests):
+    """Every safety test again with DELETE /api/v1/cache done in one rebuilding transaction (index/clear_rebuild.py)."""
+
+    def setUp(self):
+        super().setUp()
+        self.configure(cache__clear_rebuild_min_entries=1)
+
+    def test_the_clear_is_one_transaction(self):
+        """With most of the index proxied, no batch deletion runs: the rows go at once, the files after."""
+        hosted = self.add("hosted", kind="hosted")
+        proxies = [self.add(f"p{i}") for i in range(5)]
+        self.patch(self.index, "delete_proxy_entries", lambda ids: self.fail("batches ran"))
+        self.assertEqual(self.wait(self.evictor.clear_proxy()), 5)
+        self.assertEqual(self.remaining(), [hosted.id])
+        self.assertFalse(any(self.on_disk(p) for p in proxies))
+        self.assertTrue(self.on_disk(hosted))
+        self.assertEqual(self.wait(self.index.cleared_rows_page(0, 10)), [])  # its rows are dropped after
+
+    def test_a_digest_shared_with_hosted_content_keeps_its_file(self):
+        """A proxy row whose bytes a hosted row also names goes; the file stays for the hosted row."""
+        data = b"s" * 100
+        hosted = self.add("h", kind="hosted", type_="manifest", repository="a/x", data=data)
+        proxy = self.add("p", type_="manifest", repository="b/x", data=data)
+        others = [self.add(f"o{i}") for i in range(3)]
+        self.assertEqual(self.wait(self.evictor.clear_proxy()), 4)
+        self.assertEqual(self.remaining(), [hosted.id])
+        self.assertTrue(self.on_disk(proxy))  # the same digest as hosted
+        self.assertFalse(any(self.on_disk(o) for o in others))
+        totals = self.wait(self.index.cache_totals())
+        self.assertEqual((totals.entries, totals.proxy, totals.total_size), (1, 0, 100))
+        self.assertEqual(self.wait(self.index.evictable_size()), 0)
+
+    def test_a_hosted_heavy_index_is_cleared_in_batches(self):
+        """Fewer proxied rows than hosted ones: the batches do it (the rebuild would re-read what stays)."""
+        for i in range(3):
+            self.add(f"h{i}", kind="hosted")
+        self.add("p")
+        calls = []
+        real = self.index.delete_proxy_entries
+
+        async def counted(ids):
+            calls.append(list(ids))
+            return await real(ids)
+
+        self.patch(self.index, "delete_proxy_entries", counted)
+        self.assertEqual(self.wait(self.evictor.clear_proxy()), 1)
+        self.assertEqual(len(calls), 1)
+
+    def test_zero_turns_the_rebuild_off(self):
+        """cache.clear_rebuild_min_entries = 0: always batches."""
+        self.configure(cache__clear_rebuild_min_entries=0)
+        self.add("p")
+        self.patch(self.index, "clear_proxy_rebuild", lambda n: self.fail("rebuild ran"))
+        self.assertEqual(self.wait(self.evictor.clear_proxy()), 1)
+
+
 class BatchTests(EvictionCase):
     def test_batches_yield_and_keep_order(self):
         """With small batches the pass hands the reactor back between batches and still picks lru victims."""

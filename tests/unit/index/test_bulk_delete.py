@@ -140,6 +140,46 @@ class BulkDeleteMixin:
         self.assertTrue(search)  # hosted rows and tags keep theirs: the comparison is not of empty tables
         self.assertFalse([r for r in search if r[0] in ("manifest", "maven") and r[7] == 0])
 
+    def test_clear_by_rebuild_equals_the_per_row_path(self):
+        """A clear in one transaction (index/clear_rebuild.py) leaves what deleting each proxy row leaves.
+
+        sqlite rebuilds; PostgreSQL declines (None) and the caller's batches do the clear.
+        """
+        ids = proxy_ids(self.bulk)
+        removed = run(self, self.bulk.clear_proxy_rebuild(min_rows=1))
+        if self.bulk.dialect != "sqlite":
+            self.assertIsNone(removed)
+            return
+        self.assertEqual(removed, len(ids))
+        self.delete_per_row(ids)
+        self.check("rebuild")
+        self.assertEqual(recomputed(self.bulk)[0].proxy, 0)
+        # the deleted rows, for the caches and the files, page by page, then dropped
+        pages, after = [], 0
+        while page := run(self, self.bulk.cleared_rows_page(after, 7)):
+            pages.append(page)
+            after = page[-1][0]
+        self.assertEqual([row[0] for page in pages for row in page], ids)
+        self.assertTrue(all(len(page) <= 7 for page in pages))
+        run(self, self.bulk.cleared_rows_page(0, 0))
+        self.assertEqual(run(self, self.bulk.cleared_rows_page(0, 7)), [])
+        # the guard is gone: later writes count through the triggers again
+        run(self, self.bulk.delete_entries(proxy_ids(self.bulk)))
+        _put(self.bulk, "manifest", "team9/x", "sha256:" + "9" * 64, random.Random(1), ["sha256:f00"], [5], 1)
+        _put(self.rows, "manifest", "team9/x", "sha256:" + "9" * 64, random.Random(1), ["sha256:f00"], [5], 1)
+        self.check("after the rebuild")
+
+    def test_rebuild_declines_small_or_hosted_heavy_clears(self):
+        """Fewer proxy rows than min_rows, or fewer than half the index: None, and nothing deleted."""
+        proxy = proxy_ids(self.bulk)
+        before = snapshot(self.bulk)
+        self.assertIsNone(run(self, self.bulk.clear_proxy_rebuild(min_rows=len(proxy) + 1)))
+        self.assertEqual(snapshot(self.bulk), before)
+        run(self, self.bulk.delete_proxy_entries(proxy[: len(proxy) - 20]))  # now most rows are hosted
+        before = snapshot(self.bulk)
+        self.assertIsNone(run(self, self.bulk.clear_proxy_rebuild(min_rows=1)))
+        self.assertEqual(snapshot(self.bulk), before)
+
     def test_later_writes_fire_the_triggers_again(self):
         """The guard is gone after the batch: a later single deletion still counts through the triggers."""
         ids = proxy_ids(self.bulk)
@@ -160,10 +200,15 @@ class SqliteBulkDeleteTests(BulkDeleteMixin, SynchronousTestCase):
 
     def check(self, step):
         super().check(step)
-        for index in (self.bulk, self.rows):  # the FTS index equals its content table
+        for index in (self.bulk, self.rows):  # the FTS index equals its content table (rank 1: compared with it)
 
             def _txn(txn: Any, index: Index = index):
-                index._exec(txn, "INSERT INTO search_fts (search_fts) VALUES ('integrity-check')")
+                index._exec(txn, "INSERT INTO search_fts (search_fts, rank) VALUES ('integrity-check', 1)")
+                # and a trigram query finds exactly the rows whose text holds it
+                index._exec(txn, "SELECT rowid FROM search_fts WHERE search_fts MATCH 'acme' ORDER BY rowid")
+                found = [r[0] for r in txn.fetchall()]
+                index._exec(txn, "SELECT id FROM search_items WHERE text LIKE '%acme%' ORDER BY id")
+                self.assertEqual(found, [r[0] for r in txn.fetchall()], step)
 
             run_txn(index, _txn)
 
