@@ -324,6 +324,7 @@ class HarborApp:
             settings=self.settings,
             access=self.access,
             clock=clock,
+            single_writer=not self.shared_index,
         )
         self.evictor.invalidators.append(self.oci.invalidate)
         self.console_api = ConsoleApi(

@@ -165,6 +165,7 @@ class Evictor:
         batch_size: int = 500,
         clear_batch_size: int = 2000,
         cooperate: Callable[[], Any] | None = None,
+        single_writer: bool = True,
     ) -> None:
         self.index = index
         self.storage = storage
@@ -177,6 +178,9 @@ class Evictor:
         # A clear removes everything proxied: bigger transactions (fewer commits, each a WAL write of the
         # same index pages) matter more there than the time one of them holds the writer.
         self.clear_batch_size = clear_batch_size
+        # False when other processes write the same sqlite index ([server] workers): the one-transaction clear
+        # would hold the file's write lock past their busy timeout, so their writes would fail; batches then.
+        self.single_writer = single_writer
         # Called between batches; its Deferred lets the reactor run other work.
         self._cooperate = cooperate or (lambda: task.deferLater(clock, 0, lambda: None))
         self.invalidators: list[Invalidator] = []
@@ -352,7 +356,7 @@ class Evictor:
         """
         try:
             min_rows = self.settings.get("cache.clear_rebuild_min_entries")
-            if min_rows <= 0:
+            if min_rows <= 0 or not self.single_writer:
                 return None
             removed = await self.index.clear_proxy_rebuild(min_rows)
         except Exception as e:

@@ -437,6 +437,13 @@ class RebuildClearTests(SafetyTests):
         self.patch(self.index, "clear_proxy_rebuild", lambda n: self.fail("rebuild ran"))
         self.assertEqual(self.wait(self.evictor.clear_proxy()), 1)
 
+    def test_a_shared_index_is_cleared_in_batches(self):
+        """Other processes write the same index ([server] workers): batches, whatever the setting says."""
+        self.evictor.single_writer = False
+        self.add("p")
+        self.patch(self.index, "clear_proxy_rebuild", lambda n: self.fail("rebuild ran"))
+        self.assertEqual(self.wait(self.evictor.clear_proxy()), 1)
+
 
 class BatchTests(EvictionCase):
     def test_batches_yield_and_keep_order(self):
