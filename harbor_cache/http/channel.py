@@ -39,11 +39,13 @@ def send_now(transport: Any, chunks: list[bytes]) -> None:
     A Twisted transport only queues a write: it is sent at the reactor's
     next write event, which for a small answer costs one more poll round
     and two ``epoll_ctl`` calls (watch for writability, then stop) per
-    request, about a tenth of a warm hit.  With nothing queued (so the order
-    is kept), not closing and no TLS, the socket gets the bytes at once; what
-    it does not take goes to the transport's queue as usual, and so does
-    everything on an error (EAGAIN, or a reset, which the transport's own
-    write then finds and reports).  Any other transport: ``writeSequence``.
+    request, about a fifth of a warm hit's CPU (bench/RESULTS.md, "Issue 30:
+    warm Maven hit, round 2").  With nothing queued (so the order is kept),
+    the transport neither closing nor half-closed, and no TLS, the socket
+    gets the bytes at once; what it does not take goes to the transport's
+    queue as usual, and so does everything on an error (EAGAIN, or a reset,
+    which the transport's own write then finds and reports).  Any other
+    transport (no ``socket``: tests, TLS wrappers): ``writeSequence``.
     """
     sock = getattr(transport, "socket", None)
     if (
@@ -53,6 +55,8 @@ def send_now(transport: Any, chunks: list[bytes]) -> None:
         or getattr(transport, "TLS", False)
         or not transport.connected
         or transport.disconnecting
+        or transport._writeDisconnecting
+        or transport._writeDisconnected
     ):
         transport.writeSequence(chunks)
         return

@@ -99,6 +99,8 @@ class _Transport:
     TLS = False
     connected = 1
     disconnecting = False
+    _writeDisconnecting = False
+    _writeDisconnected = False
 
     def __init__(self, sock):
         self.socket = sock
@@ -141,7 +143,14 @@ class SendNowTests(SynchronousTestCase):
         self.assertEqual(self.received(), b"")
 
     def test_not_on_tls_closing_or_socketless_transports(self):
-        for attribute, value in (("TLS", True), ("disconnecting", True), ("connected", 0), ("socket", None)):
+        for attribute, value in (
+            ("TLS", True),
+            ("disconnecting", True),
+            ("_writeDisconnecting", True),
+            ("_writeDisconnected", True),
+            ("connected", 0),
+            ("socket", None),
+        ):
             transport = _Transport(self.ours)
             setattr(transport, attribute, value)
             send_now(transport, [b"a"])
