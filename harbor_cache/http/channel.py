@@ -20,7 +20,6 @@ from harbor_cache.grammar.request_head import parse_head
 from harbor_cache.http.client_limits import ClientLimits, raw_error
 from harbor_cache.http.quick import QuickRequest
 from harbor_cache.http.request_body import BodyTooSlow
-from harbor_cache.http.responses import BASE_HEADERS
 
 if TYPE_CHECKING:
     from harbor_cache.http.site import HarborSite
@@ -32,6 +31,42 @@ LINGER_SECONDS = 2.0
 LINGER_BYTES = 16 << 20
 # Socket read size while a streamed body is pulled (Twisted's default is 64 KiB).
 BODY_READ_SIZE = 1 << 20
+
+
+def send_now(transport: Any, chunks: list[bytes]) -> None:
+    """Write ``chunks`` to a TCP transport with one ``send`` now when nothing is queued before them.
+
+    A Twisted transport only queues a write: it is sent at the reactor's
+    next write event, which for a small answer costs one more poll round
+    and two ``epoll_ctl`` calls (watch for writability, then stop) per
+    request, about a fifth of a warm hit's CPU (bench/RESULTS.md, "Issue 30:
+    warm Maven hit, round 2").  With nothing queued (so the order is kept),
+    the transport neither closing nor half-closed, and no TLS, the socket
+    gets the bytes at once; what it does not take goes to the transport's
+    queue as usual, and so does everything on an error (EAGAIN, or a reset,
+    which the transport's own write then finds and reports).  Any other
+    transport (no ``socket``: tests, TLS wrappers): ``writeSequence``.
+    """
+    sock = getattr(transport, "socket", None)
+    if (
+        sock is None
+        or transport.dataBuffer
+        or transport._tempDataLen
+        or getattr(transport, "TLS", False)
+        or not transport.connected
+        or transport.disconnecting
+        or transport._writeDisconnecting
+        or transport._writeDisconnected
+    ):
+        transport.writeSequence(chunks)
+        return
+    data = b"".join(chunks)
+    try:
+        sent = sock.send(data)
+    except OSError:
+        sent = 0
+    if sent < len(data):
+        transport.write(data[sent:])
 
 
 class HarborChannel(http.HTTPChannel):
@@ -129,7 +164,7 @@ class HarborChannel(http.HTTPChannel):
         hot = self.site.hot_for(head.path)
         if hot is None:
             return False
-        request = QuickRequest(head, BASE_HEADERS.every_response())
+        request = QuickRequest(head)
         try:
             body = hot(request)
         except Exception:
@@ -139,7 +174,7 @@ class HarborChannel(http.HTTPChannel):
             self.hot_declined = True  # (the request is processed within this read: a head and no body)
             return False
         self.resetTimeout()
-        self.transport.writeSequence(request.response(body))
+        send_now(self.transport, request.response(body))
         self.site.log(request)
         self._arm_header_deadline()
         return True

@@ -26,11 +26,12 @@ from twisted.web.http import NO_BODY_CODES, RESPONSES
 from twisted.web.http_headers import Headers
 
 from harbor_cache.grammar.request_head import RequestHead
+from harbor_cache.http.responses import BASE_HEADERS
 
 if TYPE_CHECKING:
     from harbor_cache.http.request import HarborRequest
 
-__all__ = ["QuickRequest", "HotHandler"]
+__all__ = ["HeaderBlock", "QuickRequest", "HotHandler"]
 
 #: a front's synchronous answer: the body to write, or None having set nothing (see `http.resources.HotRoute`)
 HotHandler = Callable[[Any], bytes | None]
@@ -57,11 +58,36 @@ class _RequestHeaders:
         return _lower(name) in self._raw
 
 
+class HeaderBlock:
+    """Response headers that are the same on every answer of one cached file, checked and encoded once.
+
+    A front sets them with ``request.set_headers(block)`` (`QuickRequest` and
+    `HarborRequest` both have it).  The quick path then writes ``lines``
+    after the headers of every response instead of building a `Headers` per
+    request: the bytes are those the block's ``setHeader`` calls would give,
+    in the same order.  A block belongs to what it describes (a memory hit's
+    `MavenFile`) and goes when that goes: it holds no state of its own.
+    """
+
+    __slots__ = ("pairs", "lines", "has_length")
+
+    def __init__(self, pairs: list[tuple[bytes, bytes]]):
+        checked = Headers()
+        for name, value in pairs:
+            checked.setRawHeaders(name, [value])
+        self.pairs = [(name, values[0]) for name, values in checked.getAllRawHeaders()]
+        self.lines = b"".join(b"%s: %s\r\n" % pair for pair in self.pairs)
+        self.has_length = checked.hasHeader(b"Content-Length")
+
+
 class QuickRequest:
     """What a hot handler reads and sets on a request, for a head `parse_head` accepted.
 
     The attributes `HarborSite.log` reads are those of `HarborRequest`, so
-    the access line and the metrics are the same as on the slow path.
+    the access line and the metrics are the same as on the slow path.  The
+    response headers start as `BASE_HEADERS` plus at most one `HeaderBlock`,
+    kept as bytes; a `Headers` is built only when a handler sets a header
+    one by one (then the block's pairs go into it first, in order).
     """
 
     clientproto = b"HTTP/1.1"
@@ -71,8 +97,10 @@ class QuickRequest:
     cache_status: str | None = None
     upstream: str | None = None
     sentLength = 0
+    _headers_out: Headers | None = None
+    _block: HeaderBlock | None = None
 
-    def __init__(self, head: RequestHead, base_headers: dict[bytes, list[bytes]]):
+    def __init__(self, head: RequestHead):
         self.started_at = time.monotonic()
         self.method = head.method
         self.uri = head.target
@@ -80,8 +108,19 @@ class QuickRequest:
         self.args = parse_qs(head.query, True) if head.query else {}
         self._headers = head.headers
         self.requestHeaders = _RequestHeaders(head.headers)
-        self.responseHeaders = Headers()
-        self.responseHeaders._rawHeaders.update(base_headers)  # as `HarborRequest.process` does
+
+    @property
+    def responseHeaders(self) -> Headers:
+        """The response headers as a `Headers` (built on first use: `BASE_HEADERS`, then the block's)."""
+        headers = self._headers_out
+        if headers is None:
+            headers = self._headers_out = Headers()
+            headers._rawHeaders.update(BASE_HEADERS.every_response())  # as `HarborRequest.process` does
+            if self._block is not None:
+                for name, value in self._block.pairs:
+                    headers.setRawHeaders(name, [value])
+                self._block = None
+        return headers
 
     def getHeader(self, name: bytes) -> bytes | None:
         values = self._headers.get(name.lower())
@@ -90,14 +129,36 @@ class QuickRequest:
     def setHeader(self, name: bytes | str, value: bytes | str) -> None:
         self.responseHeaders.setRawHeaders(name, [value])
 
+    def set_headers(self, block: HeaderBlock) -> None:
+        """Set each header of ``block``, in order (kept as its bytes when nothing else was set yet)."""
+        if self._headers_out is None and self._block is None:
+            self._block = block
+            return
+        headers = self.responseHeaders
+        for name, value in block.pairs:
+            headers.setRawHeaders(name, [value])
+
     def setResponseCode(self, code: int, message: bytes | None = None) -> None:
         self.code = code
         self.code_message = message or RESPONSES.get(code, b"Unknown Status")
 
     def response(self, body: bytes) -> list[bytes]:
         """The bytes `twisted.web`'s ``request.write(body); request.finish()`` would send, as one sequence."""
-        headers = self.responseHeaders
         no_body = self.method == b"HEAD" or self.code in NO_BODY_CODES
+        block = self._block
+        if self._headers_out is None and (no_body or (block is not None and block.has_length)):
+            # Nothing set one by one, no chunking to add: the encoded lines as they are.
+            head = b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (
+                self.code,
+                self.code_message,
+                BASE_HEADERS.lines(),
+                b"" if block is None else block.lines,
+            )
+            if no_body:
+                return [head]
+            self.sentLength = len(body)
+            return [head, body] if body else [head]
+        headers = self.responseHeaders
         chunked = not no_body and not headers.hasHeader(b"Content-Length")
         if chunked:
             headers.setRawHeaders(b"Transfer-Encoding", [b"chunked"])

@@ -73,21 +73,34 @@ class _BaseHeaders:
         self._date_name = names[-1]
         self._second = -1
         self._date = b""
+        self._lines = b""
 
     def common(self) -> dict[bytes, list[bytes]]:
         """CORS and `SECURITY_HEADERS`: what a preflight answer carries too."""
         return {name: [value] for name, value in self._common}
 
-    def every_response(self) -> dict[bytes, list[bytes]]:
+    def _tick(self) -> None:
         now = time.time()
         second = int(now)
         if second != self._second:
             self._second = second
             self._date = http.datetimeToString(now)
+            self._lines = b"".join(b"%s: %s\r\n" % (name, values[0]) for name, values in self._fresh().items())
+
+    def _fresh(self) -> dict[bytes, list[bytes]]:
         headers = self.common()
         headers[self._server[0]] = [self._server[1]]
         headers[self._date_name] = [self._date]
         return headers
+
+    def every_response(self) -> dict[bytes, list[bytes]]:
+        self._tick()
+        return self._fresh()
+
+    def lines(self) -> bytes:
+        """`every_response` as the header lines Twisted writes for it (encoded once a second, with ``Date``)."""
+        self._tick()
+        return self._lines
 
 
 #: the one instance the request and the quick path share (its ``Date`` is formatted once a second)

@@ -41,7 +41,7 @@ from harbor_cache.grammar.maven_paths import (
 from harbor_cache.grammar.public_url import PublicURL
 from harbor_cache.http.cursors import cursor_arg, decode_cursor, encode_cursor
 from harbor_cache.http.errors import status_of
-from harbor_cache.http.quick import AnyRequest
+from harbor_cache.http.quick import AnyRequest, HeaderBlock
 from harbor_cache.http.request import HarborRequest
 from harbor_cache.http.request_body import body_of
 from harbor_cache.http.responses import install_error_handlers, json_response, json_response_offloaded, write_error
@@ -81,6 +81,28 @@ def not_modified(request: AnyRequest, f: MavenFile) -> bool:
         since = parse_http_date(ims.decode("latin-1"))
         return since is not None and int(f.last_modified) <= since
     return False
+
+
+def file_headers(f: MavenFile) -> tuple[HeaderBlock, HeaderBlock | None]:
+    """The headers of every answer for ``f`` (validators), and those of a whole in-memory body (None: not in memory).
+
+    Encoded once per `MavenFile` (``f.wire``): a memory hit reuses its file until the row or body changes.
+    """
+    wire = f.wire
+    if wire is None:
+        pairs = [(b"Last-Modified", f.http_last_modified)]
+        if f.etag is not None:
+            pairs.append((b"ETag", f.etag.encode()))
+        pairs.append((b"Accept-Ranges", b"bytes"))
+        if f.stale:
+            pairs.append((b"Warning", b'110 - "Response is Stale"'))
+        whole = None
+        if f.body is not None:
+            whole = HeaderBlock(
+                [*pairs, (b"Content-Type", f.content_type.encode()), (b"Content-Length", b"%d" % len(f.body))]
+            )
+        wire = f.wire = (HeaderBlock(pairs), whole)
+    return wire
 
 
 class _AnyPath(PathConverter):
@@ -193,23 +215,20 @@ class MavenFront:
         request.cache_status = f.cache_status
         if f.upstream is not None:
             request.upstream = f.upstream
-        request.setHeader(b"Last-Modified", f.http_last_modified)
-        if f.etag is not None:
-            request.setHeader(b"ETag", f.etag.encode())
-        request.setHeader(b"Accept-Ranges", b"bytes")
-        if f.stale:
-            request.setHeader(b"Warning", b'110 - "Response is Stale"')
+        validators, whole = file_headers(f)
         if not_modified(request, f):
+            request.set_headers(validators)
             request.setResponseCode(304)
             return b""
-        if f.body is not None and (request.getHeader(b"Range") is None or f.source is None):
+        body = f.body
+        if body is not None and whole is not None and (request.getHeader(b"Range") is None or f.source is None):
             # Small and in memory: the whole answer in one write.
-            request.setHeader(b"Content-Type", f.content_type.encode())
-            request.setHeader(b"Content-Length", b"%d" % len(f.body))
+            request.set_headers(whole)
             if request.method == b"HEAD":
                 return b""
-            self._served.inc(len(f.body))
-            return f.body
+            self._served.inc(len(body))
+            return body
+        request.set_headers(validators)
         return None
 
     def hot_artifact(self, request: AnyRequest) -> bytes | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from twisted.internet.defer import Deferred
 
@@ -63,6 +64,10 @@ class MavenFile:
     stale: bool = False
     body: bytes | None = None  # the whole content, when it is small and in memory
     upstream: str | None = None  # the access log's upstream field: "bucket" when another node's download was adopted
+    # The front's encoded response headers for this file, built on first use (`maven.front`).  Every field
+    # above is fixed once the file is made, and a memory hit's MavenFile is made anew whenever its row or its
+    # body changes (`MavenCache._in_memory`), so these never describe another version of the file.
+    wire: Any = field(default=None, repr=False, compare=False)
 
     @property
     def http_last_modified(self) -> bytes:

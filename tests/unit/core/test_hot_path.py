@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 
+from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -280,6 +281,48 @@ class HotPathTests(_Sites, MavenCacheCase):
         self.assertIn(("cache_status", "revalidated"), fields)
         self.same("GET", "/artifacts/central/" + META)  # the TTL restarted: hot again
 
+    def headers_of(self, raw: bytes) -> dict[bytes, bytes]:
+        head = raw.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]
+        return dict(line.split(b": ", 1) for line in head)
+
+    def test_changed_metadata_gets_new_headers(self):
+        """Metadata that changed upstream: after its revalidation the hot answer has the new body and headers."""
+        self.warm(META)
+        before = self.headers_of(self.same("GET", "/artifacts/central/" + META))
+        new = b"<metadata><versioning>2</versioning></metadata>"
+        self.upstream.put(META, new, modified=UPSTREAM_MODIFIED + 3600)
+        self.clock.advance(self.app.settings.get("maven.metadata_ttl_seconds") + 1)
+        self.raw(self.klein_root, "GET", "/artifacts/central/" + META)  # revalidated: the new file
+        self.access()
+        raw = self.same("GET", "/artifacts/central/" + META)
+        after = self.headers_of(raw)
+        self.assertTrue(raw.endswith(new))
+        self.assertEqual(after[b"Content-Length"], b"%d" % len(new))
+        self.assertEqual(after[b"Last-Modified"], http.datetimeToString(UPSTREAM_MODIFIED + 3600))
+        self.assertNotEqual(after[b"ETag"], before[b"ETag"])
+
+    def test_deleted_or_evicted_file_is_not_served_from_memory(self):
+        """After a delete or an eviction (the cache forgets the row) the hot path declines; the refetch is new."""
+        cache = self.app.maven_front.cache
+        for forget in ("delete", "evict"):
+            self.warm(POM)
+            self.same("GET", "/artifacts/central/" + POM)
+            if forget == "delete":
+                self.successResultOf(defer.Deferred.fromCoroutine(cache.delete("central", POM)))
+            else:
+                cache.invalidate("maven", "central", POM)  # what eviction calls for each row it removes
+            self.pom = b"<project>%s</project>" % forget.encode()
+            self.upstream.put(POM, self.pom, modified=UPSTREAM_MODIFIED + 60)
+            self.answered.clear()
+            self.raw(self.hot_root, "GET", "/artifacts/central/" + POM)
+            self.assertEqual(self.answered, [False])
+            self.access()
+            if forget == "delete":  # (eviction's rows are gone from the index as well; here only from memory)
+                self.warm(POM)
+                raw = self.same("GET", "/artifacts/central/" + POM)
+                self.assertTrue(raw.endswith(self.pom))
+                self.assertEqual(self.headers_of(raw)[b"Content-Length"], b"%d" % len(self.pom))
+
     def test_other_methods_go_to_klein(self):
         """DELETE, PUT and OPTIONS never reach the hot path."""
         self.warm(POM)
@@ -470,6 +513,10 @@ class _FakeRequest:
 
     def setHeader(self, name: bytes, value: bytes):
         self.set[name] = value
+
+    def set_headers(self, block):
+        for name, value in block.pairs:
+            self.setHeader(name, value)
 
     def setResponseCode(self, code: int, message: bytes | None = None):
         self.code = code

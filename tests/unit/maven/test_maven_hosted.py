@@ -256,6 +256,22 @@ class DeployTests(HostedBase):
         self.assertEqual(self.put("releases", f"{SNAP_DIR}/lib-2.0-SNAPSHOT.jar", b"a")[0].code, 201)
         self.assertEqual(self.put("releases", f"{SNAP_DIR}/lib-2.0-SNAPSHOT.jar", b"b")[0].code, 200)
 
+    def test_redeployed_file_gets_its_own_headers(self):
+        """A redeployed SNAPSHOT metadata file is answered with its new ETag and length, never the old ones."""
+        path = f"/artifacts/releases/{SNAP_DIR}/maven-metadata.xml"
+        seen = set()
+        for build in (1, 2, 3):
+            meta = b"<metadata><build>%d</build>%s</metadata>" % (build, b" " * build)
+            self.assertIn(self.put("releases", SNAP_DIR + "/maven-metadata.xml", meta)[0].code, (200, 201))
+            for _ in range(2):  # (the second answer comes from memory)
+                response, body = self.call("GET", path)
+                self.assertEqual(body, meta)
+                self.assertEqual(response.length, len(meta))
+                etag = response.headers.getRawHeaders("ETag")[0]
+                self.assertEqual(etag, '"%s"' % hashlib.sha256(meta).hexdigest())
+            seen.add(etag)
+        self.assertEqual(len(seen), 3)
+
     def test_wrong_checksum_refused(self):
         jar = b"the jar"
         self.put("releases", JAR, jar)
