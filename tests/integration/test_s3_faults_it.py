@@ -66,15 +66,21 @@ def storage_table(endpoint: str) -> str:
     )
 
 
+def moto_behind_faults(case: SynchronousTestCase) -> tuple[Moto, FaultProxy]:
+    """A clean AWS environment, a moto server and the fault proxy in front of it, all undone at the case's end."""
+    env = s3_support.clean_aws_environment().__enter__()
+    case.addCleanup(env.__exit__)
+    moto = Moto()
+    case.addCleanup(moto.close)
+    proxy = FaultProxy(moto.port)
+    case.addCleanup(proxy.close)
+    return moto, proxy
+
+
 class S3FaultTests(SynchronousTestCase):
     def setUp(self) -> None:
         support.require("docker-registry")
-        env = s3_support.clean_aws_environment().__enter__()
-        self.addCleanup(env.__exit__)
-        self.moto = Moto()
-        self.addCleanup(self.moto.close)
-        self.proxy = FaultProxy(self.moto.port)
-        self.addCleanup(self.proxy.close)
+        self.moto, self.proxy = moto_behind_faults(self)
         self.reg, self.images = own_upstream()
         config = support.oci_config(
             self.reg.url, server={"public_url": "http://127.0.0.1:@PORT@"}, routes=["library/*"]
