@@ -219,7 +219,9 @@ class HarborApp:
             index_path = os.path.join(self.data_dir, "index.sqlite")
             if not postgresql:
                 make_private_file(index_path)
-            self.db_pool = open_pool(config.index_url, index_path, config.index_pool_size)
+            self.db_pool = open_pool(
+                config.index_url, index_path, config.index_pool_size, config.index_sqlite_writer_cache_mib * 1024
+            )
             # Reads beside the one sqlite writer (PostgreSQL's pool already has several connections),
             # and /health's ping on a connection of its own on either engine (index.engine).
             if not self.shared_index:

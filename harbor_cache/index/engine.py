@@ -129,7 +129,7 @@ def sqlite_connect_options(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA busy_timeout=5000")
 
 
-# The writer's page cache (KiB; sqlite's default is 2 MB).  Deletions and inserts land on random pages of the
+# The writer's page cache by default (KiB; sqlite's default is 2 MB; `[index] sqlite_writer_cache_mib`).  Deletions and inserts land on random pages of the
 # digest, search (FTS5 trigram) and totals B-trees; with a small cache each is a read through the OS: a batch of
 # eviction or clear costs 30% more CPU per row at 100k entries with 2 MB than with 64 MB, and 28% more at 800k
 # with 64 MB than with 256 MB (bench/RESULTS.md, "Issue 30: set-based eviction and clear").  An upper bound:
@@ -138,13 +138,13 @@ def sqlite_connect_options(conn: sqlite3.Connection) -> None:
 SQLITE_WRITER_CACHE_KIB = 262144
 
 
-def sqlite_writer_options(conn: sqlite3.Connection) -> None:
-    """`sqlite_connect_options` and the writer's larger page cache (SQLITE_WRITER_CACHE_KIB)."""
+def sqlite_writer_options(conn: sqlite3.Connection, cache_kib: int = SQLITE_WRITER_CACHE_KIB) -> None:
+    """`sqlite_connect_options` and the writer's larger page cache (``cache_kib``)."""
     sqlite_connect_options(conn)
-    conn.execute(f"PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB}")
+    conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
 
 
-def open_sqlite_pool(path: str) -> adbapi.ConnectionPool:
+def open_sqlite_pool(path: str, writer_cache_kib: int = SQLITE_WRITER_CACHE_KIB) -> adbapi.ConnectionPool:
     """One connection, so there is exactly one writer; WAL so a crash never tears a page."""
     return adbapi.ConnectionPool(
         "sqlite3",
@@ -152,7 +152,7 @@ def open_sqlite_pool(path: str) -> adbapi.ConnectionPool:
         check_same_thread=False,
         cp_min=1,
         cp_max=1,
-        cp_openfun=sqlite_writer_options,
+        cp_openfun=lambda conn: sqlite_writer_options(conn, writer_cache_kib),
     )
 
 
@@ -300,11 +300,13 @@ def dialect_of_url(url: str | None) -> str:
     return "postgresql" if url and url.split(":", 1)[0] in ("postgresql", "postgres") else "sqlite"
 
 
-def open_pool(url: str | None, sqlite_path: str, size: int = 10) -> adbapi.ConnectionPool:
+def open_pool(
+    url: str | None, sqlite_path: str, size: int = 10, writer_cache_kib: int = SQLITE_WRITER_CACHE_KIB
+) -> adbapi.ConnectionPool:
     """The pool ``[index] url`` names: PostgreSQL for a postgresql:// URL, else the sqlite file."""
     if url is not None and dialect_of_url(url) == "postgresql":
         return open_postgres_pool(url, size)
-    return open_sqlite_pool(sqlite_path)
+    return open_sqlite_pool(sqlite_path, writer_cache_kib)
 
 
 class TransactionPool(Protocol):

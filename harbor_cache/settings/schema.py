@@ -57,6 +57,7 @@ SCHEMA: dict[str, Any] = {
         "url": KEY,
         "pool_size": KEY,
         "sqlite_readers": KEY,
+        "sqlite_writer_cache_mib": KEY,
         "node_name": KEY,
         "lease_seconds": KEY,
     },

@@ -127,6 +127,8 @@ class Config:
     index_pool_size: int = 10
     # [index] sqlite_readers: read-only sqlite connections beside the one writer (hits, /health, console reads).
     index_sqlite_readers: int = 4
+    # [index] sqlite_writer_cache_mib: the one sqlite writer's page cache (an upper bound: pages as touched).
+    index_sqlite_writer_cache_mib: int = 256
     # This node's name among several (its temp dir and lease holder name): default the host name.
     node_name: str | None = None
     # How long a lease of a dead node blocks the others (renewed every third of it while alive).
@@ -396,6 +398,11 @@ def parse_config(document: dict[str, Any]) -> Config:
     values["index_sqlite_readers"] = _take(index, "sqlite_readers", int, "index", base.index_sqlite_readers)
     if not 1 <= values["index_sqlite_readers"] <= 64:
         raise ConfigError("index.sqlite_readers: must be between 1 and 64")
+    values["index_sqlite_writer_cache_mib"] = _take(
+        index, "sqlite_writer_cache_mib", int, "index", base.index_sqlite_writer_cache_mib
+    )
+    if not 2 <= values["index_sqlite_writer_cache_mib"] <= 65536:
+        raise ConfigError("index.sqlite_writer_cache_mib: must be between 2 and 65536")
     values["node_name"] = _take(index, "node_name", str, "index", base.node_name)
     if values["node_name"] is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", values["node_name"]):
         raise ConfigError("index.node_name: 1 to 63 letters, digits, '.', '_' or '-' (it names a directory)")

@@ -243,11 +243,12 @@ class WriterCacheTests(SynchronousTestCase):
 
         from harbor_cache.index import engine
 
-        pool = engine.open_sqlite_pool(os.path.join(self.mktemp() + ".sqlite"))
-        self.addCleanup(pool.close)
-        self.assertIs(pool.openfun, engine.sqlite_writer_options)
-        conn = sqlite3.connect(":memory:")
-        self.addCleanup(conn.close)
-        engine.sqlite_writer_options(conn)
-        self.assertEqual(conn.execute("PRAGMA cache_size").fetchone()[0], -engine.SQLITE_WRITER_CACHE_KIB)
+        for kib in (engine.SQLITE_WRITER_CACHE_KIB, 8192):
+            pool = engine.open_sqlite_pool(os.path.join(self.mktemp() + ".sqlite"), kib)
+            self.addCleanup(pool.close)
+            conn = sqlite3.connect(":memory:")
+            self.addCleanup(conn.close)
+            assert pool.openfun is not None
+            pool.openfun(conn)
+            self.assertEqual(conn.execute("PRAGMA cache_size").fetchone()[0], -kib)
         self.assertGreaterEqual(engine.SQLITE_WRITER_CACHE_KIB, 65536)
