@@ -169,8 +169,12 @@ class BucketSweep:
             removed += chunks_removed
             removed_bytes += chunks_bytes
         # Multipart uploads a crashed node never completed nor aborted: their parts are stored (and billed).
-        for upload in await bucket.client.list_multipart_uploads(""):
-            if digest_of_key(upload.key) is not None and _age(upload.initiated, now) >= grace:
+        # One whose digest is being downloaded is that download's commit, however long it has taken.
+        uploads = await bucket.client.list_multipart_uploads("")
+        in_use = busy() if uploads else set()
+        for upload in uploads:
+            digest = digest_of_key(upload.key)
+            if digest is not None and digest not in in_use and _age(upload.initiated, now) >= grace:
                 await bucket.client.abort_multipart_upload(upload.key, upload.upload_id)
                 log.info("aborted the abandoned multipart upload of {key}", key=upload.key)
         if removed:
