@@ -120,7 +120,10 @@ class BucketSweep:
                     doomed.append((digest, size))
             if doomed:
                 again = await index.digests_referenced([d for d, _ in doomed])
-                doomed = [(d, size) for d, size in doomed if d not in again]
+                # and busy again: a download of one that began since uploads its key afresh (the listing's age
+                # is the old object's) and writes its row after this check; it is in flight until then
+                in_use = busy()
+                doomed = [(d, size) for d, size in doomed if d not in again and d not in in_use]
                 await bucket.delete([d for d, _ in doomed])
                 removed += len(doomed)
                 removed_bytes += sum(size for _, size in doomed)

@@ -186,6 +186,24 @@ class WalkTests(unittest.TestCase):
         self.sweep(BucketSweep(), Racing())
         self.assertIn(blob_key(digest), self.listing.objects)
 
+    def test_an_object_uploaded_again_during_the_pass_stays(self) -> None:
+        """An old orphan's digest fetched again while the pass decides: the download uploads the same key
+        afresh (the listing's age is the old object's) and its row comes after the re-check; it is busy then."""
+        digest = self.put(b"fetched again")
+        busy: set[str] = set()
+
+        class Refetched(FakeIndex):
+            calls = 0
+
+            async def digests_referenced(self, digests: list[str]) -> set[str]:
+                self.calls += 1
+                if self.calls == 2:
+                    busy.add(digest)  # the download began after the first check; its row is not there yet
+                return set()
+
+        self.sweep(BucketSweep(), Refetched(), busy)
+        self.assertIn(blob_key(digest), self.listing.objects)
+
     def test_a_multipart_upload_of_content_being_committed_is_not_aborted(self) -> None:
         """A multipart upload older than the grace time whose digest is being downloaded is that download's
         commit (a large blob on a slow link), not one a crashed node left: left alone; an idle one is aborted."""
