@@ -120,7 +120,10 @@ class BucketSweep:
                     doomed.append((digest, size))
             if doomed:
                 again = await index.digests_referenced([d for d, _ in doomed])
-                doomed = [(d, size) for d, size in doomed if d not in again]
+                # and busy again: a download of one that began since uploads its key afresh (the listing's age
+                # is the old object's) and writes its row after this check; it is in flight until then
+                in_use = busy()
+                doomed = [(d, size) for d, size in doomed if d not in again and d not in in_use]
                 await bucket.delete([d for d, _ in doomed])
                 removed += len(doomed)
                 removed_bytes += sum(size for _, size in doomed)
@@ -169,8 +172,12 @@ class BucketSweep:
             removed += chunks_removed
             removed_bytes += chunks_bytes
         # Multipart uploads a crashed node never completed nor aborted: their parts are stored (and billed).
-        for upload in await bucket.client.list_multipart_uploads(""):
-            if digest_of_key(upload.key) is not None and _age(upload.initiated, now) >= grace:
+        # One whose digest is being downloaded is that download's commit, however long it has taken.
+        uploads = await bucket.client.list_multipart_uploads("")
+        in_use = busy() if uploads else set()
+        for upload in uploads:
+            digest = digest_of_key(upload.key)
+            if digest is not None and digest not in in_use and _age(upload.initiated, now) >= grace:
                 await bucket.client.abort_multipart_upload(upload.key, upload.upload_id)
                 log.info("aborted the abandoned multipart upload of {key}", key=upload.key)
         if removed:

@@ -129,6 +129,24 @@ def _digests_in_keys(keys: Iterable[Any]) -> set[str]:
     return found
 
 
+def _digests_being_committed(downloads: Iterable[Any]) -> set[str]:
+    """Digests of in-flight downloads whose bytes are verified (`TempBlob.finish` has their hashes).
+
+    From then on their file is renamed into the store (and uploaded to the
+    bucket) before their row is written; a download keyed by path or tag (a
+    Maven file, a manifest by tag) names no digest in its key, so without
+    this an unlink deciding in that gap (the row not there yet) would take
+    the file a row is about to name: the same bytes fetched again after a
+    clear.
+    """
+    found = set()
+    for download in downloads:
+        hashes = getattr(getattr(download, "temp", None), "hashes", None)
+        if isinstance(hashes, dict) and hashes.get("sha256"):
+            found.add("sha256:" + hashes["sha256"])
+    return found
+
+
 def _detached(coro: Coroutine[Any, Any, T]) -> defer.Deferred[T]:
     """Run ``coro`` to its end even when the caller stops waiting.
 
@@ -464,7 +482,12 @@ class Evictor:
         return removed, size - freed
 
     def busy_digests(self) -> set[str]:
-        return self.storage.digests_being_read() | _digests_in_keys(self.downloads.inflight)
+        inflight = self.downloads.inflight
+        return (
+            self.storage.digests_being_read()
+            | _digests_in_keys(inflight)
+            | _digests_being_committed(list(inflight.values()))
+        )
 
     async def _delete(self, ids: list[int]) -> tuple[int, int]:
         """Delete rows, tell the caches, unlink orphaned files; (rows, bytes freed)."""

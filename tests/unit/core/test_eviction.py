@@ -304,6 +304,27 @@ class SafetyTests(EvictionCase):
         self.assertEqual(self.remaining(), [busy.id])
         self.assertFalse(self.on_disk(other))
 
+    def test_a_file_fetched_again_whose_row_is_on_its_way_is_kept(self):
+        """A Maven file fetched again after its row went: the download renamed the same bytes into the store and
+        waits for the writer to add its row; the clear's unlink (rows gone, digest unreferenced) leaves it."""
+        old = self.add("com/acme/a/1/a-1.jar", type_="maven", repository="central")
+        self.add("other")
+
+        class Finishing:  # a `Download` past `TempBlob.finish`: hashes known, keyed by path (no digest in it)
+            temp = type("Temp", (), {"hashes": {"sha256": old.digest.partition(":")[2], "sha1": "0" * 40}})()
+
+        key = ("maven", "central", old.key)
+        self.downloads.inflight[key] = Finishing()
+        self.assertEqual(self.wait(self.evictor.clear_proxy()), 2)
+        self.assertTrue(self.on_disk(old))
+        self.assertEqual(self.evictor.pending_files, {old.digest})
+        # its row lands, the download leaves the table: the next pass keeps the file for the row
+        del self.downloads.inflight[key]
+        again = self.add("com/acme/a/1/a-1.jar", type_="maven", repository="central")
+        self.run_pass()
+        self.assertTrue(self.on_disk(again))
+        self.assertEqual(self.evictor.pending_files, set())
+
     def test_shared_digest_file_kept_until_last_reference(self):
         """A file referenced by two entries stays until both are gone."""
         data = b"m" * 100

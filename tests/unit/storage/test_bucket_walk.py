@@ -25,7 +25,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from harbor_cache.core.operations.bucket_orphans import BucketSweep, sweep_bucket
 from harbor_cache.storage.bucket import Bucket, blob_key
 from harbor_cache.storage.s3 import S3Client, S3Settings
-from harbor_cache.storage.s3.wire import ObjectInfo
+from harbor_cache.storage.s3.wire import MultipartUpload, ObjectInfo
 from harbor_cache.storage.upload_chunks import chunk_key
 from harbor_cache.testing import InlineIO
 from tests import s3_support
@@ -48,6 +48,8 @@ class FakeListing:
         self.listed: list[str] = []  # keys handed out, in order
         self.page_sizes: list[int] = []
         self.start_afters: list[str | None] = []
+        self.uploads: tuple[MultipartUpload, ...] = ()  # multipart uploads in progress
+        self.aborted: list[str] = []  # the upload ids aborted
 
     async def list_objects_v2(
         self, prefix: str = "", page_size: int = 1000, start_after: str | None = None
@@ -73,7 +75,10 @@ class FakeListing:
         return {}
 
     async def list_multipart_uploads(self, prefix: str) -> list[Any]:
-        return []
+        return list(self.uploads)
+
+    async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        self.aborted.append(upload_id)
 
 
 class FakeIndex:
@@ -180,6 +185,35 @@ class WalkTests(unittest.TestCase):
 
         self.sweep(BucketSweep(), Racing())
         self.assertIn(blob_key(digest), self.listing.objects)
+
+    def test_an_object_uploaded_again_during_the_pass_stays(self) -> None:
+        """An old orphan's digest fetched again while the pass decides: the download uploads the same key
+        afresh (the listing's age is the old object's) and its row comes after the re-check; it is busy then."""
+        digest = self.put(b"fetched again")
+        busy: set[str] = set()
+
+        class Refetched(FakeIndex):
+            calls = 0
+
+            async def digests_referenced(self, digests: list[str]) -> set[str]:
+                self.calls += 1
+                if self.calls == 2:
+                    busy.add(digest)  # the download began after the first check; its row is not there yet
+                return set()
+
+        self.sweep(BucketSweep(), Refetched(), busy)
+        self.assertIn(blob_key(digest), self.listing.objects)
+
+    def test_a_multipart_upload_of_content_being_committed_is_not_aborted(self) -> None:
+        """A multipart upload older than the grace time whose digest is being downloaded is that download's
+        commit (a large blob on a slow link), not one a crashed node left: left alone; an idle one is aborted."""
+        committing, abandoned = sha(b"a large layer"), sha(b"left by a crashed node")
+        self.listing.uploads = (
+            MultipartUpload(key=blob_key(committing), upload_id="committing", initiated=OLD),
+            MultipartUpload(key=blob_key(abandoned), upload_id="abandoned", initiated=OLD),
+        )
+        self.sweep(BucketSweep(), FakeIndex(), busy={committing})
+        self.assertEqual(self.listing.aborted, ["abandoned"])
 
     def test_sweep_bucket_without_a_walk_is_one_fresh_pass(self) -> None:
         self.put(b"orphan")
