@@ -163,3 +163,35 @@ class HostedTierMissTests(hosted.HostedBase):
         self.flush()
         self.successResultOf(done)
         self.assertEqual(b"".join(chunks), jar)
+
+
+class LostMetadataTests(MavenCacheCase):
+    """Metadata past its TTL whose content is gone from the tier and the bucket: revalidated (304) it is
+    downloaded again, and with upstream down it is a 404, never a 200 whose body then breaks off."""
+
+    META = "org/example/big/maven-metadata.xml"
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.bucket = HeldBucket()
+        self.app.storage.use_bucket(self.bucket, 1 << 30)  # type: ignore[arg-type]
+        self.body = b"<metadata>" + os.urandom(100).hex().encode() + b"</metadata>"
+        self.upstream.put(self.META, self.body)
+        self.path = "/artifacts/central/" + self.META
+        self.assertEqual(self.get(), (200, self.body))
+        digest = sha256(self.body)
+        os.unlink(self.app.storage.blob_path(digest))
+        del self.bucket.objects[digest]
+        self.clock.advance(3600 * 24)  # (past maven.metadata_ttl_seconds)
+
+    get = MavenTierMissTests.get
+
+    def test_revalidated_but_lost_is_downloaded_again(self) -> None:
+        self.assertEqual(self.get(), (200, self.body))
+        self.assertEqual(self.upstream.count("GET", self.META), 3)  # the first, the 304, the new copy
+
+    def test_lost_with_upstream_down_is_a_404(self) -> None:
+        self.http.down = True
+        code, body = self.get()
+        self.assertEqual(code, 404)
+        self.assertIn("NOT_FOUND", body.decode())
