@@ -223,7 +223,9 @@ class LostMetadataTests(MavenCacheCase):
         del self.bucket.objects[digest]
         self.clock.advance(3600 * 24)  # (past maven.metadata_ttl_seconds)
 
-    get = MavenTierMissTests.get
+    def get(self) -> tuple[int, bytes]:
+        response = self.successResultOf(self.request("GET", self.path))
+        return response.code, self.successResultOf(self.read_body(response))
 
     def test_revalidated_but_lost_is_downloaded_again(self) -> None:
         self.assertEqual(self.get(), (200, self.body))
