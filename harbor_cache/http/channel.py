@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet import tcp
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -45,9 +46,11 @@ def send_now(transport: Any, chunks: list[bytes]) -> None:
     gets the bytes at once; what it does not take goes to the transport's
     queue as usual, and so does everything on an error (EAGAIN, or a reset,
     which the transport's own write then finds and reports).  Any other
-    transport (no ``socket``: tests, TLS wrappers): ``writeSequence``.
+    transport (not a `tcp.Connection`: TLS wrappers, tests): ``writeSequence``.
     """
-    sock = getattr(transport, "socket", None)
+    # A TLS connection's transport is a wrapper (`TLSMemoryBIOProtocol`) that passes unknown attributes, the
+    # socket included, through to the TCP connection under it: only a `tcp.Connection` itself is written to.
+    sock = transport.socket if isinstance(transport, tcp.Connection) else None
     if (
         sock is None
         or transport.dataBuffer

@@ -47,6 +47,7 @@ from harbor_cache.http.request_body import body_of
 from harbor_cache.http.responses import install_error_handlers, json_response, json_response_offloaded, write_error
 from harbor_cache.http.serving import serve_source
 from harbor_cache.maven.auth import DELETE, READ, ArtifactAuthorizer, AuthChallenge
+from harbor_cache.storage.bucket_range import BucketRange
 
 log = Logger()
 
@@ -217,6 +218,8 @@ class MavenFront:
             request.upstream = f.upstream
         validators, whole = file_headers(f)
         if not_modified(request, f):
+            if isinstance(f.source, BucketRange):
+                f.source.discard()  # (unread, the store's ranged answer would hold its connection paused for good)
             request.set_headers(validators)
             request.setResponseCode(304)
             return b""

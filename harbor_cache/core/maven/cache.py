@@ -240,10 +240,16 @@ class MavenCache(MavenRemoval, MavenBrowse):
             outcome, dl = await self._single.run(("revalidate",) + key, lambda: self._revalidate(repo_id, target, row))
             if outcome == "fresh":
                 fresh = self._rows.get((repo_id, path), row)
-                self.outcomes.hit(fresh.id, repo_id)
-                return self._stored(repo_id, target, fresh, "revalidated", source=await self._source(fresh))
+                if (source := await self._source(fresh)) is not None:
+                    self.outcomes.hit(fresh.id, repo_id)
+                    return self._stored(repo_id, target, fresh, "revalidated", source=source)
+                self._rows.pop((repo_id, path), None)  # (its content is nowhere: downloaded again)
+                dl = self.downloads.get(key) or self._start(repo_id, target)
+                return await self._join(dl, repo_id, target, "miss", None)
             if outcome == "stale":
-                return await self._stale(repo_id, target, row)
+                if (stale := await self._stale(repo_id, target, row)) is not None:
+                    return stale
+                raise NotFound("artifact not cached and upstream unavailable", {"repositoryId": repo_id, "path": path})
             return await self._join(dl, repo_id, target, "refreshed" if outcome == "changed" else "coalesced", row)
         if known_missing:
             raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path})
@@ -390,10 +396,15 @@ class MavenCache(MavenRemoval, MavenBrowse):
         """All of ``f`` in memory (waiting for a download in flight); `HarborError` when above ``limit``."""
         return await whole_body(self.storage.io, f, limit)
 
-    async def _stale(self, repo_id: str, target: MavenPath, row: CachedRow) -> MavenFile:
+    async def _stale(self, repo_id: str, target: MavenPath, row: CachedRow) -> MavenFile | None:
+        """The stored copy served stale; None when its content is nowhere (the row is forgotten)."""
+        source = await self._source(row) if self.storage.holds(row.digest) else None
+        if source is None:
+            self._rows.pop((repo_id, target.path), None)
+            return None
         self.metrics.stale_served.labels("maven", repo_id).inc()
         self.access.touch(row.id)
-        return self._stored(repo_id, target, row, "stale", stale=True, source=await self._source(row))
+        return self._stored(repo_id, target, row, "stale", stale=True, source=source)
 
     async def _join(
         self, dl: Download, repo_id: str, target: MavenPath, status: CacheStatus, row: CachedRow | None
@@ -406,8 +417,8 @@ class MavenCache(MavenRemoval, MavenBrowse):
             self.negative.remember(key)
             raise NotFound("artifact not found", {"repositoryId": repo_id, "path": path}) from None
         except UpstreamError as e:
-            if row is not None and self.storage.holds(row.digest):
-                return await self._stale(repo_id, target, row)
+            if row is not None and (stale := await self._stale(repo_id, target, row)) is not None:
+                return stale
             if e.code is not None and 400 <= e.code < 500:
                 raise UpstreamBadResponse(
                     "upstream refused the request", {"repositoryId": repo_id, "path": path, "reason": str(e)}

@@ -15,6 +15,7 @@ from typing import Any
 import treq
 from twisted.internet import defer
 
+from harbor_cache.storage.bucket_range import BucketRange
 from harbor_cache.storage.errors import SourceFailed
 from tests.unit.base import MavenCacheCase, sha256
 from tests.unit.core.test_bucket_core import MemoryBucket
@@ -65,6 +66,32 @@ class HeldBucket(MemoryBucket):
         return None  # (as a store that ignored the Range: served from the fill)
 
 
+class _Ranged206:
+    """The store's unread 206 answer: records whether anyone read it or dropped it (``deliverBody``)."""
+
+    code = 206
+
+    def __init__(self) -> None:
+        self.delivered_to: list[Any] = []
+
+    def deliverBody(self, protocol: Any) -> None:
+        self.delivered_to.append(protocol)
+
+
+class RangedBucket(HeldBucket):
+    """`open_range` answers with a `BucketRange` over a `_Ranged206` (kept in ``answers``)."""
+
+    def __init__(self, clock: Any) -> None:
+        super().__init__()
+        self.clock = clock
+        self.answers: list[_Ranged206] = []
+
+    async def open_range(self, storage: Any, digest: str, size: int, first: int, last: int) -> Any:
+        self.ranges.append((first, last))
+        self.answers.append(_Ranged206())
+        return BucketRange("blobs/" + digest, size, first, last, self.answers[-1], self.clock, 30.0)
+
+
 class MavenTierMissTests(MavenCacheCase):
     def setUp(self) -> None:
         super().setUp()
@@ -106,6 +133,18 @@ class MavenTierMissTests(MavenCacheCase):
         self.assertEqual((code, body), (206, self.jar[100:200]))
         self.assertEqual(self.bucket.ranges, [(100, 199)])
         self.assertEqual(self.bucket.fill_calls, 0)
+
+    def test_a_range_answered_304_drops_the_buckets_ranged_answer(self) -> None:
+        """Unread, the store's answer would keep its connection paused (never back in the pool) for good."""
+        bucket = RangedBucket(self.clock)
+        bucket.objects = self.bucket.objects
+        self.app.storage.use_bucket(bucket, 1 << 30)  # type: ignore[arg-type]
+        response = self.successResultOf(self.request("HEAD", self.path))
+        etag = response.headers.getRawHeaders(b"ETag")[0].decode()
+        code, _ = self.get({"Range": "bytes=100-199", "If-None-Match": etag})
+        self.assertEqual((code, bucket.ranges), (304, [(100, 199)]))
+        [answer] = bucket.answers
+        self.assertEqual(len(answer.delivered_to), 1)
 
     def test_head_reads_nothing_from_the_bucket(self) -> None:
         response = self.successResultOf(self.request("HEAD", self.path))
@@ -163,3 +202,37 @@ class HostedTierMissTests(hosted.HostedBase):
         self.flush()
         self.successResultOf(done)
         self.assertEqual(b"".join(chunks), jar)
+
+
+class LostMetadataTests(MavenCacheCase):
+    """Metadata past its TTL whose content is gone from the tier and the bucket: revalidated (304) it is
+    downloaded again, and with upstream down it is a 404, never a 200 whose body then breaks off."""
+
+    META = "org/example/big/maven-metadata.xml"
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.bucket = HeldBucket()
+        self.app.storage.use_bucket(self.bucket, 1 << 30)  # type: ignore[arg-type]
+        self.body = b"<metadata>" + os.urandom(100).hex().encode() + b"</metadata>"
+        self.upstream.put(self.META, self.body)
+        self.path = "/artifacts/central/" + self.META
+        self.assertEqual(self.get(), (200, self.body))
+        digest = sha256(self.body)
+        os.unlink(self.app.storage.blob_path(digest))
+        del self.bucket.objects[digest]
+        self.clock.advance(3600 * 24)  # (past maven.metadata_ttl_seconds)
+
+    def get(self) -> tuple[int, bytes]:
+        response = self.successResultOf(self.request("GET", self.path))
+        return response.code, self.successResultOf(self.read_body(response))
+
+    def test_revalidated_but_lost_is_downloaded_again(self) -> None:
+        self.assertEqual(self.get(), (200, self.body))
+        self.assertEqual(self.upstream.count("GET", self.META), 3)  # the first, the 304, the new copy
+
+    def test_lost_with_upstream_down_is_a_404(self) -> None:
+        self.http.down = True
+        code, body = self.get()
+        self.assertEqual(code, 404)
+        self.assertIn("NOT_FOUND", body.decode())

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import socket
+import tempfile
 
+from twisted.internet import ssl, tcp
+from twisted.internet.protocol import Factory, Protocol
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.grammar.request_head import parse_head
@@ -11,6 +15,7 @@ from harbor_cache.http import responses
 from harbor_cache.http.channel import send_now
 from harbor_cache.http.quick import HeaderBlock, QuickRequest
 from harbor_cache.http.responses import BASE_HEADERS
+from tests.ldap_support import make_ca
 
 PAIRS = [
     (b"Last-Modified", b"Mon, 01 Jan 2026 00:00:00 GMT"),
@@ -91,7 +96,7 @@ class HeaderBlockTests(SynchronousTestCase):
         self.assertNotEqual(headers.lines(), first)
 
 
-class _Transport:
+class _Transport(tcp.Connection):
     """What `send_now` reads of a `twisted.internet.tcp.Connection`, over a real socket of a socketpair."""
 
     dataBuffer = b""
@@ -102,7 +107,7 @@ class _Transport:
     _writeDisconnecting = False
     _writeDisconnected = False
 
-    def __init__(self, sock):
+    def __init__(self, sock):  # (not the Connection's: no reactor, no protocol)
         self.socket = sock
         self.queued: list[bytes] = []
 
@@ -170,3 +175,16 @@ class SendNowTests(SynchronousTestCase):
         self.peer.close()
         send_now(self.transport, [b"a", b"b"])  # EPIPE: the transport's own write finds it and reports it
         self.assertEqual(self.transport.queued, [b"ab"])
+
+    def test_never_past_a_tls_layer(self):
+        """An ``ssl:`` listener's transport is a TLS wrapper over the TCP connection, which passes ``socket`` and
+        the queue's attributes through: the answer must go through TLS, never in clear text onto the socket."""
+        directory = tempfile.mkdtemp()
+        self.addCleanup(__import__("shutil").rmtree, directory)
+        _, cert, key = make_ca(directory)
+        with open(cert, "rb") as c, open(key, "rb") as k:
+            options = ssl.PrivateCertificate.loadPEM(c.read() + k.read()).options()
+        tls = TLSMemoryBIOFactory(options, False, Factory.forProtocol(Protocol)).buildProtocol(None)
+        tls.makeConnection(self.transport)
+        send_now(tls, [b"HTTP/1.1 200 OK\r\n\r\n", b"secret"])
+        self.assertNotIn(b"secret", self.received())
