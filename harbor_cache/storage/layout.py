@@ -216,6 +216,13 @@ class Storage:
             source.readers = self.live_readers
             return source
 
+    def stored_source(self, digest: str, size: int) -> StoredSource:
+        """The committed file of ``digest`` as a source that opens it only when a reader starts (no descriptor held:
+        for answers kept in memory, whose body is served from memory and the file read only for a Range)."""
+        source = StoredSource(self.blob_path(digest), size)
+        source.readers = self.live_readers
+        return source
+
     async def open_local(self, digest: str, size: int | None = None) -> StoredSource | None:
         """`ensure_local` and `open_stored` as one step: the opened file, or None when it is nowhere.
 

@@ -36,7 +36,7 @@ from harbor_cache.core.flight.observable import SingleFlight
 from harbor_cache.core.maven.browse import MavenBrowse
 from harbor_cache.core.maven.deploy import hash_file
 from harbor_cache.core.maven.download import MavenDownload
-from harbor_cache.core.maven.files import CachedRow, MavenFile, whole_body
+from harbor_cache.core.maven.files import CachedRow, MavenFile, MemoryHits, RowMemory, whole_body
 from harbor_cache.core.maven.group import MavenGroups
 from harbor_cache.core.maven.removal import MavenRemoval
 from harbor_cache.core.operations.diskspace import is_disk_full
@@ -65,10 +65,9 @@ if TYPE_CHECKING:
 
 log = Logger()
 
-# Small files (POMs, checksums, metadata) are kept in memory once read, so a warm
-# hit is one dict lookup and one write: no file open, no producer.
-SMALL_FILE_BYTES = 64 << 10
-SMALL_MEMORY_BYTES = 32 << 20
+# Small files (POMs, checksums, metadata) are kept in memory once read, so a warm hit is one dict lookup and one
+# write: no file open, no producer; and up to MEMORY_ROWS index rows (`RowMemory`), a few hundred bytes each.
+SMALL_FILE_BYTES, SMALL_MEMORY_BYTES, MEMORY_ROWS = 64 << 10, 32 << 20, 100_000
 
 
 class MavenCache(MavenRemoval, MavenBrowse):
@@ -103,10 +102,11 @@ class MavenCache(MavenRemoval, MavenBrowse):
         self.metrics = metrics
         self.clock = clock
         self.negative = NegativeCache(clock, lambda: settings.get("cache.negative_ttl_seconds"))
-        self._rows: dict[tuple[str, str], CachedRow] = {}
+        self._rows = RowMemory(MEMORY_ROWS)
         self._single = SingleFlight()
         # Bodies of small files by digest: a warm hit is a dict lookup and one write.
         self.small: BoundedMemory[bytes] = BoundedMemory(SMALL_MEMORY_BYTES, len)
+        self._hits = MemoryHits(SMALL_MEMORY_BYTES)
         self.outcomes = Outcomes("maven", access, metrics)
         self.groups = MavenGroups(self)
 
@@ -134,24 +134,21 @@ class MavenCache(MavenRemoval, MavenBrowse):
                 return None
             row = self._rows[(repo_id, path)] = CachedRow.from_entry(entry)
         if not self.storage.holds(row.digest):  # (with a bucket the row is the proof: nothing fetched here)
-            log.warn(
-                "index lists {repository}/{path} but its file is gone; treating as a miss",
-                repository=repo_id,
-                path=path,
-            )
+            log.warn("index lists {repo}/{path} but its file is gone; treating as a miss", repo=repo_id, path=path)
             self._rows.pop((repo_id, path), None)
             return None
         return row
 
     def _expired(self, path: str, row: CachedRow) -> bool:
-        if not row.mutable:
-            return False
-        return self.clock.seconds() - row.fetched_at >= self.settings.get("maven.metadata_ttl_seconds")
+        return row.mutable and self.clock.seconds() - row.fetched_at >= self.settings.get("maven.metadata_ttl_seconds")
 
     def _in_memory(self, repo_id: str, target: MavenPath, row: CachedRow, body: bytes) -> MavenFile:
-        if row.hit is None or row.hit.body is not body:
-            row.hit = self._stored(repo_id, target, row, "hit", body=body)
-        return row.hit
+        hit = self._hits.get(repo_id, target.path, row, body)
+        if hit is None:
+            source = self.storage.stored_source(row.digest, row.size)  # (opened by a Range's reader only)
+            hit = self._stored(repo_id, target, row, "hit", body=body, source=source)
+            self._hits.put(repo_id, target.path, row, hit)
+        return hit
 
     def _stored(
         self,

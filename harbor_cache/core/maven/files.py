@@ -7,6 +7,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
+from harbor_cache.core.flight.memory import BoundedMemory
 from harbor_cache.core.seams import CacheStatus
 from harbor_cache.errors import UpstreamBadResponse
 from harbor_cache.grammar.http_dates import format_http_date
@@ -28,7 +29,6 @@ class CachedRow:
     created_at: float
     fetched_at: float
     mutable: bool = False
-    hit: MavenFile | None = None  # the answer for an in-memory hit, built once
 
     @classmethod
     def from_entry(cls, entry: Entry, mutable: bool | None = None) -> CachedRow:
@@ -108,3 +108,48 @@ async def whole_body(io: StorageIO, f: MavenFile, limit: int) -> bytes:
     if len(body) > limit:
         raise UpstreamBadResponse(f"{f.path} is larger than {limit} bytes", {"path": f.path})
     return body
+
+
+class RowMemory(dict[tuple[str, str], CachedRow]):
+    """(repository, path) -> `CachedRow`, at most ``limit`` of them, the oldest inserted going first.
+
+    A cache of index rows for the hit path: a row that goes is looked up in
+    the index again at its next request, so the bound only costs a query,
+    while without it the process would keep a row for every file it ever
+    served.
+    """
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: tuple[str, str], value: CachedRow) -> None:
+        super().__setitem__(key, value)
+        while len(self) > self.limit:
+            del self[next(iter(self))]
+
+
+class MemoryHits:
+    """The answers of in-memory hits by repository and path, built once (their headers too: `MavenFile.wire`).
+
+    Weighed by their bodies and bounded like the bodies themselves
+    (least recently used first), so that what hits keep does not grow with
+    the number of files ever served; an answer is only reused for the same
+    row and the same body object, so a replaced row or body builds a new one.
+    """
+
+    def __init__(self, limit: int):
+        self._hits: BoundedMemory[tuple[CachedRow, MavenFile]] = BoundedMemory(
+            limit, lambda hit: len(hit[1].body or b"") + 512
+        )
+
+    def get(self, repo_id: str, path: str, row: CachedRow, body: bytes) -> MavenFile | None:
+        hit = self._hits.get(f"{repo_id}/{path}")
+        if hit is None or hit[0] is not row or hit[1].body is not body:
+            return None
+        return hit[1]
+
+    def put(self, repo_id: str, path: str, row: CachedRow, answer: MavenFile) -> None:
+        key = f"{repo_id}/{path}"
+        self._hits.discard(key)
+        self._hits.put(key, (row, answer))

@@ -22,6 +22,7 @@ from twisted.logger import eventAsJSON, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import http
 
+from harbor_cache.grammar.maven_paths import MavenPath
 from harbor_cache.http.resources import HotRoute, Root
 from harbor_cache.http.site import HarborSite
 from harbor_cache.settings.startup import MavenRepositoryConfig
@@ -161,6 +162,17 @@ class HotPathTests(_Sites, MavenCacheCase):
         self.access()
 
     # -- hits -----------------------------------------------------------------------
+
+    def test_a_memory_hit_holds_no_open_file(self):
+        """The answer kept for a warm small file opens nothing (one descriptor per file ever served would run the
+        process out of them); a Range on it still reads its part from the file, as a 206."""
+        self.warm(POM)
+        f = self.app.maven.memory_hit("central", MavenPath.parse(POM))
+        self.assertIsNotNone(f)
+        self.assertEqual(f.source.take_fd(), -1)
+        raw = self.raw(self.klein_root, "GET", "/artifacts/central/" + POM, {"Range": "bytes=2-5"})
+        self.assertTrue(raw.startswith(b"HTTP/1.1 206 "), raw[:40])
+        self.assertTrue(raw.endswith(self.pom[2:6]))
 
     def test_get_hit(self):
         """A warm small file: the same bytes and headers, the same access line, one hit counted, no Klein."""
