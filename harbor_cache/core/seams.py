@@ -50,6 +50,7 @@ __all__ = [
     "ConsoleQueries",
     "MavenRemote",
 ]
+from harbor_cache.storage.commits import Commit
 from harbor_cache.storage.io import StorageIO
 from harbor_cache.storage.reader import GrowingSource, StoredSource
 from harbor_cache.storage.writer import TempBlob
@@ -95,7 +96,11 @@ class BlobStore(Protocol):
 
     def check_writable(self) -> None: ...
 
-    async def store_bytes(self, data: bytes, expected_digest: str | None = None) -> str: ...
+    def commit(self) -> Commit: ...
+
+    async def store_bytes(
+        self, data: bytes, expected_digest: str | None = None, commit: Commit | None = None
+    ) -> str: ...
 
     async def read_bytes(self, digest: str) -> bytes: ...
 

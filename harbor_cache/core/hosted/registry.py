@@ -206,23 +206,24 @@ class HostedRegistry(HostedUploads):
                 if isinstance(document.get("annotations"), dict)
                 else None,
             }
-        stored = await self.storage.store_bytes(body, key if key.startswith("sha256:") else None)
-        try:
-            await self.index.put_hosted_manifest(
-                repository=name,
-                key=key,
-                digest=stored,
-                size=len(body),
-                media_type=media_type,
-                now=self.clock.seconds(),
-                tag=tag,
-                referrer=referrer,
-                blobs=blobs,
-                children=children,
-            )
-        except ReferenceGone as e:  # garbage collected since the checks above: never a manifest without it
-            self.cache.invalidate("blob", "", e.digest)
-            raise ManifestBlobUnknown("blob unknown to registry", {"digest": e.digest}) from None
+        with self.storage.commit() as commit:  # (the body's file held from its rename to its row: `storage.commits`)
+            stored = await self.storage.store_bytes(body, key if key.startswith("sha256:") else None, commit)
+            try:
+                await self.index.put_hosted_manifest(
+                    repository=name,
+                    key=key,
+                    digest=stored,
+                    size=len(body),
+                    media_type=media_type,
+                    now=self.clock.seconds(),
+                    tag=tag,
+                    referrer=referrer,
+                    blobs=blobs,
+                    children=children,
+                )
+            except ReferenceGone as e:  # garbage collected since the checks above: never a manifest without it
+                self.cache.invalidate("blob", "", e.digest)
+                raise ManifestBlobUnknown("blob unknown to registry", {"digest": e.digest}) from None
         self.cache.manifest_pushed(name, key, body, media_type, tag)
         self.metrics.pushes.labels("manifest").inc()
         self.metrics.push_bytes.inc(len(body))

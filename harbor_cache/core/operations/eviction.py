@@ -482,11 +482,14 @@ class Evictor:
         return removed, size - freed
 
     def busy_digests(self) -> set[str]:
+        """Digests no unlink may take now: files being read, downloads in flight or past `TempBlob.finish`,
+        and hosted writes between "file in place" and "row written" (`Storage.committing`)."""
         inflight = self.downloads.inflight
         return (
             self.storage.digests_being_read()
             | _digests_in_keys(inflight)
             | _digests_being_committed(list(inflight.values()))
+            | self.storage.committing.digests()
         )
 
     async def _delete(self, ids: list[int]) -> tuple[int, int]:
@@ -534,26 +537,15 @@ class Evictor:
             log.failure("eviction could not delete {count} files", count=len(work))
 
     async def _delete_files(self, digests: list[str]) -> None:
-        """Unlink committed files in one trip to the storage I/O pool.
+        """Unlink committed files in one trip to the storage I/O pool (`Storage.delete_blobs`).
 
         One job per batch, not one per file: hundreds of thread round trips
-        per batch cost the reactor more than the unlinks themselves.
+        per batch cost the reactor more than the unlinks themselves.  A digest
+        a hosted write started committing since `busy_digests` was asked is
+        skipped there, on the pool (`storage.commits`).
         """
-        if not digests:
-            return
-        storage = self.storage
-        if getattr(storage, "bucket", None) is not None:
-            await storage.delete_blobs(digests)  # [storage] backend = "s3": the tier's files, then the objects
-            return
-
-        def _unlink_all(paths: list[str]) -> None:
-            for path in paths:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
-
-        await storage.io.run(_unlink_all, [storage.blob_path(d) for d in digests])
+        if digests:
+            await self.storage.delete_blobs(digests)  # (with a bucket: the tier's files, then the objects)
 
     async def _delete_pending_files(self) -> None:
         pending = sorted(self.pending_files)
