@@ -50,7 +50,7 @@ __all__ = [
     "ConsoleQueries",
     "MavenRemote",
 ]
-from harbor_cache.storage.commits import Commit
+from harbor_cache.storage.commits import Commit, CommitHolds, Watch
 from harbor_cache.storage.io import StorageIO
 from harbor_cache.storage.reader import GrowingSource, StoredSource
 from harbor_cache.storage.writer import TempBlob
@@ -71,6 +71,8 @@ class BlobStore(Protocol):
     redirect_expiry: int | None
     #: the object store behind the files (`storage.bucket.Bucket`), None on the filesystem backend
     bucket: Any
+    #: digests hosted writes hold between "file in place" and "row written" (`storage.commits`)
+    committing: CommitHolds
 
     def blob_path(self, digest: str) -> str: ...
 
@@ -104,7 +106,7 @@ class BlobStore(Protocol):
 
     async def read_bytes(self, digest: str) -> bytes: ...
 
-    async def delete_blob(self, digest: str) -> bool: ...
+    async def delete_blob(self, digest: str, watch: Watch | None = None) -> bool: ...
 
 
 class CacheIndex(Protocol):

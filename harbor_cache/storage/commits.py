@@ -17,6 +17,13 @@ came after a deleter's checks is never undone by its unlink.
 
 Holds are counted (two pushes of the same bytes at once) and a `Commit`
 releases its own in ``finally`` (``with storage.commit() as commit:``).
+
+A hold that is taken and released entirely between a deleter's index check
+and its unlink (the push's row written after the check read the index) is
+not in the count any more when the unlink runs: a deleter therefore opens a
+`Watch` before its index check (``with storage.committing.watch() as
+seen:``) and passes it to `Storage`'s unlinks, which skip every digest held
+at any moment since (and those held when the watch began).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ class CommitHolds:
 
     def __init__(self) -> None:
         self._count: dict[str, int] = {}
+        self._watches: list[Watch] = []
         #: taken around a rename into the store and around each "still held? then unlink" on the I/O pool
         self.lock = threading.Lock()
 
@@ -41,6 +49,8 @@ class CommitHolds:
 
     def hold(self, digest: str) -> None:
         self._count[digest] = self._count.get(digest, 0) + 1
+        for watch in self._watches:
+            watch.seen.add(digest)
 
     def release(self, digest: str) -> None:
         left = self._count.get(digest, 0) - 1
@@ -48,6 +58,32 @@ class CommitHolds:
             self._count[digest] = left
         else:
             self._count.pop(digest, None)
+
+    def watch(self) -> Watch:
+        """Note every digest held from now on (and those held now) until the watch ends: a deleter's
+        index check to its unlink (``with holds.watch() as seen:``)."""
+        watch = Watch(self, set(self._count))
+        self._watches.append(watch)
+        return watch
+
+    def kept(self, digest: str, watch: Watch | None = None) -> bool:
+        """Must an unlink leave ``digest``? (held now, or since ``watch`` began)"""
+        return digest in self._count or (watch is not None and digest in watch.seen)
+
+
+class Watch:
+    """The digests held at any moment of one deleter's decision (`CommitHolds.watch`)."""
+
+    def __init__(self, holds: CommitHolds, seen: set[str]) -> None:
+        self._holds = holds
+        self.seen = seen
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if self in self._holds._watches:
+            self._holds._watches.remove(self)
 
 
 class Commit:

@@ -13,7 +13,7 @@ from twisted.logger import Logger
 
 from harbor_cache.grammar.ranges import UnsatisfiableRange, parse_range
 from harbor_cache.storage import disk
-from harbor_cache.storage.commits import Commit, CommitHolds
+from harbor_cache.storage.commits import Commit, CommitHolds, Watch
 from harbor_cache.storage.errors import DISK_FULL_ERRNOS, RESERVE_BYTES
 from harbor_cache.storage.io import StorageIO
 from harbor_cache.storage.reader import GrowingSource, RangeProducer, StoredSource
@@ -105,11 +105,12 @@ class Storage:
         the row", ``commit.add(digest)`` before the move (`commits`)."""
         return Commit(self.committing)
 
-    def _unlink_unless_committing(self, digest: str) -> bool | None:
-        """Blocking (I/O pool): unlink ``digest``'s file unless a hosted write holds it; True when it went,
-        False when it was not there, None when it is being committed (kept, and its object too)."""
+    def _unlink_unless_committing(self, digest: str, watch: Watch | None = None) -> bool | None:
+        """Blocking (I/O pool): unlink ``digest``'s file unless a hosted write holds it (or did since ``watch``
+        began); True when it went, False when it was not there, None when it is being committed (kept, and
+        its object too)."""
         with self.committing.lock:
-            if digest in self.committing:
+            if self.committing.kept(digest, watch):
                 return None
             try:
                 os.unlink(self.blob_path(digest))
@@ -315,36 +316,37 @@ class Storage:
                 raise
         return await self.io.run(_read)
 
-    async def delete_blob(self, digest: str) -> bool:
-        """Remove committed content no row points at any more: the local file, then the bucket's object."""
+    async def delete_blob(self, digest: str, watch: Watch | None = None) -> bool:
+        """Remove committed content no row points at any more: the local file, then the bucket's object.
 
-        found = await self.io.run(self._unlink_unless_committing, digest)
+        ``watch``: the caller's `CommitHolds.watch`, begun before it asked the index (`storage.commits`)."""
+        found = await self.io.run(self._unlink_unless_committing, digest, watch)
         if found is None:
             return False  # (a push of the same bytes is committing it: its row is on its way)
         if self.tier is not None:
             self.tier.discard(digest)
         if self.bucket is not None:
-            if digest not in self.committing:  # (held since the unlink: its object is being uploaded again)
+            if not self.committing.kept(digest, watch):  # (held since the unlink: its object is uploaded again)
                 await self._delete_objects([digest])
             return True
         return found
 
-    async def delete_blobs(self, digests: list[str]) -> None:
+    async def delete_blobs(self, digests: list[str], watch: Watch | None = None) -> None:
         """`delete_blob` for many (eviction's batches): the local files in one trip to the I/O pool, then the objects."""
 
         def _unlink_all() -> list[str]:
-            return [d for d in digests if self._unlink_unless_committing(d) is not None]
+            return [d for d in digests if self._unlink_unless_committing(d, watch) is not None]
 
         digests = await self.io.run(_unlink_all)  # (less those being committed meanwhile: their rows are on the way)
         if self.tier is not None:
             for d in digests:
                 self.tier.discard(d)
         if self.bucket is not None:
-            digests = [d for d in digests if d not in self.committing]  # (held since: being uploaded again)
+            digests = [d for d in digests if not self.committing.kept(d, watch)]  # (held since: uploaded again)
             if digests:
                 await self._delete_objects(digests)
 
-    async def remove_orphan_files(self, digests: list[str], cutoff: float) -> list[str]:
+    async def remove_orphan_files(self, digests: list[str], cutoff: float, watch: Watch | None = None) -> list[str]:
         """The orphan sweep's unlinks: each file of ``digests`` still older than ``cutoff`` (one renamed in
         since the scan is a new commit) goes, and leaves the tier's byte count and LRU order with it.
         Returns the digests whose files went."""
@@ -353,7 +355,9 @@ class Storage:
             gone = []
             for digest in digests:
                 try:
-                    if os.stat(self.blob_path(digest)).st_mtime <= cutoff and self._unlink_unless_committing(digest):
+                    if os.stat(self.blob_path(digest)).st_mtime <= cutoff and self._unlink_unless_committing(
+                        digest, watch
+                    ):
                         gone.append(digest)
                 except FileNotFoundError:
                     pass

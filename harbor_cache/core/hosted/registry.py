@@ -118,21 +118,22 @@ class HostedRegistry(HostedUploads):
         the manifest first); one ``name`` never held is 404; cached (proxy)
         blobs are refused with `NotHosted`.
         """
-        outcome, detail = await self.index.release_blob(name, digest)
-        if outcome == "unknown":
-            raise BlobUnknown("blob unknown to registry", {"digest": digest})
-        if outcome == "proxy":
-            raise NotHosted("cached blobs are removed through the management API", {"digest": digest})
-        if outcome == "in_use":
-            raise Conflict(
-                "blob is still used by a manifest of this repository; delete the manifest first",
-                {"digest": digest, "manifest": detail},
-                code=ErrorCode.DENIED,
-            )
-        orphans = detail
-        self.cache.invalidate("blob", "", digest)
-        for d in orphans:
-            await self.storage.delete_blob(d)
+        with self.storage.committing.watch() as seen:  # (pushes of the same bytes meanwhile: `storage.commits`)
+            outcome, detail = await self.index.release_blob(name, digest)
+            if outcome == "unknown":
+                raise BlobUnknown("blob unknown to registry", {"digest": digest})
+            if outcome == "proxy":
+                raise NotHosted("cached blobs are removed through the management API", {"digest": digest})
+            if outcome == "in_use":
+                raise Conflict(
+                    "blob is still used by a manifest of this repository; delete the manifest first",
+                    {"digest": digest, "manifest": detail},
+                    code=ErrorCode.DENIED,
+                )
+            orphans = detail
+            self.cache.invalidate("blob", "", digest)
+            for d in orphans:
+                await self.storage.delete_blob(d, seen)
 
     # -- manifests -------------------------------------------------------------
 
@@ -244,14 +245,15 @@ class HostedRegistry(HostedUploads):
                 raise ManifestUnknown("manifest unknown", {"name": name, "reference": reference})
             self.cache.forget_tag(name, reference)
             return
-        kind, orphans = await self.index.delete_hosted_entry("manifest", name, reference)
-        if kind is None:
-            raise ManifestUnknown("manifest unknown", {"name": name, "reference": reference})
-        if kind != "hosted":
-            raise NotHosted("cached manifests are removed through the management API", {"digest": reference})
-        self.cache.invalidate("manifest", name, reference)
-        for d in orphans:
-            await self.storage.delete_blob(d)
+        with self.storage.committing.watch() as seen:  # (pushes of the same bytes meanwhile: `storage.commits`)
+            kind, orphans = await self.index.delete_hosted_entry("manifest", name, reference)
+            if kind is None:
+                raise ManifestUnknown("manifest unknown", {"name": name, "reference": reference})
+            if kind != "hosted":
+                raise NotHosted("cached manifests are removed through the management API", {"digest": reference})
+            self.cache.invalidate("manifest", name, reference)
+            for d in orphans:
+                await self.storage.delete_blob(d, seen)
 
     # -- listings ---------------------------------------------------------------
 

@@ -358,6 +358,27 @@ class SafetyTests(EvictionCase):
         self.assertTrue(self.on_disk(cached))
         commit.release()
 
+    def test_a_push_done_during_the_index_check_keeps_its_file(self):
+        """A push of the same bytes that holds, renames, writes its row and releases while the unlink's index
+        check is under way (its answer predates the row): the watch begun before the check keeps the file."""
+        cached = self.add("cached")
+        real = self.index.digests_referenced
+
+        async def stale_check(digests):
+            answer = await real(digests)  # (read before the push's row)
+            with self.storage.commit() as commit:
+                commit.add(cached.digest)
+                self.add("cached", kind="hosted")  # the push: file in place again, row written
+            return answer
+
+        self.patch(self.index, "digests_referenced", stale_check)
+        self.assertEqual(self.wait(self.evictor.clear_proxy()), 1)
+        self.assertTrue(self.on_disk(cached))
+        self.patch(self.index, "digests_referenced", real)
+        self.run_pass()  # the pending file now has its hosted row: kept for good
+        self.assertTrue(self.on_disk(cached))
+        self.assertEqual(self.evictor.pending_files, set())
+
     def test_shared_digest_file_kept_until_last_reference(self):
         """A file referenced by two entries stays until both are gone."""
         data = b"m" * 100

@@ -95,3 +95,24 @@ class CommitHoldTests(SynchronousTestCase):
             self.wait(self.storage.delete_blobs([held, free]))
             self.wait(self.storage.delete_blob(held))
         self.assertEqual(log.deleted, [free])
+
+    def test_a_watch_keeps_what_was_held_since_it_began(self) -> None:
+        """A hold taken and released during a deleter's index check (its row newer than the check) is in the
+        deleter's watch, as is one held when the watch began; unlinks given the watch leave both."""
+        during, before, other = self.store(b"during"), self.store(b"before"), self.store(b"other")
+        early = self.storage.commit()
+        early.add(before)
+        with self.storage.committing.watch() as seen:
+            early.release()
+            with self.storage.commit() as push:
+                push.add(during)
+            self.assertEqual(self.storage.committing.digests(), set())
+            self.wait(self.storage.delete_blobs([during, before, other], seen))
+            self.assertFalse(self.wait(self.storage.delete_blob(during, seen)))
+        self.assertEqual(seen.seen, {before, during})
+        self.assertIsNotNone(self.storage.stat_blob(during))
+        self.assertIsNotNone(self.storage.stat_blob(before))
+        self.assertIsNone(self.storage.stat_blob(other))
+        with self.storage.commit() as later:  # (a watch that ended notes nothing more)
+            later.add(other)
+        self.assertEqual(seen.seen, {before, during})
