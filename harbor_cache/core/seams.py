@@ -50,6 +50,7 @@ __all__ = [
     "ConsoleQueries",
     "MavenRemote",
 ]
+from harbor_cache.storage.commits import Commit, CommitHolds, Watch
 from harbor_cache.storage.io import StorageIO
 from harbor_cache.storage.reader import GrowingSource, StoredSource
 from harbor_cache.storage.writer import TempBlob
@@ -70,6 +71,8 @@ class BlobStore(Protocol):
     redirect_expiry: int | None
     #: the object store behind the files (`storage.bucket.Bucket`), None on the filesystem backend
     bucket: Any
+    #: digests hosted writes hold between "file in place" and "row written" (`storage.commits`)
+    committing: CommitHolds
 
     def blob_path(self, digest: str) -> str: ...
 
@@ -97,11 +100,15 @@ class BlobStore(Protocol):
 
     def check_writable(self) -> None: ...
 
-    async def store_bytes(self, data: bytes, expected_digest: str | None = None) -> str: ...
+    def commit(self) -> Commit: ...
+
+    async def store_bytes(
+        self, data: bytes, expected_digest: str | None = None, commit: Commit | None = None
+    ) -> str: ...
 
     async def read_bytes(self, digest: str) -> bytes: ...
 
-    async def delete_blob(self, digest: str) -> bool: ...
+    async def delete_blob(self, digest: str, watch: Watch | None = None) -> bool: ...
 
 
 class CacheIndex(Protocol):

@@ -13,6 +13,7 @@ from twisted.logger import Logger
 
 from harbor_cache.grammar.ranges import UnsatisfiableRange, parse_range
 from harbor_cache.storage import disk
+from harbor_cache.storage.commits import Commit, CommitHolds, Watch
 from harbor_cache.storage.errors import DISK_FULL_ERRNOS, RESERVE_BYTES
 from harbor_cache.storage.io import StorageIO
 from harbor_cache.storage.reader import GrowingSource, RangeProducer, StoredSource
@@ -41,6 +42,8 @@ class Storage:
         self.tier: LocalTier | None = None
         #: ``[storage] redirect``: blob GETs of committed content are sent to a presigned URL valid this long
         self.redirect_expiry: int | None = None
+        #: digests hosted writes are committing (file in place, row on its way): never unlinked (`commits`)
+        self.committing = CommitHolds()
         os.makedirs(self.blob_dir, exist_ok=True)
         os.makedirs(self.tmp_dir, exist_ok=True)
 
@@ -91,10 +94,29 @@ class Storage:
             created.append(walk)
             walk = os.path.dirname(walk)
         os.makedirs(parent, exist_ok=True)
-        os.replace(tmp_path, final)
+        with self.committing.lock:  # (never between an unlink's "still not held?" and its unlink)
+            os.replace(tmp_path, final)
         disk.sync_dir(parent)
         for path in created:
             disk.sync_dir(os.path.dirname(path))
+
+    def commit(self) -> Commit:
+        """Holds for one hosted write: ``with storage.commit() as commit:`` around "move into place + write
+        the row", ``commit.add(digest)`` before the move (`commits`)."""
+        return Commit(self.committing)
+
+    def _unlink_unless_committing(self, digest: str, watch: Watch | None = None) -> bool | None:
+        """Blocking (I/O pool): unlink ``digest``'s file unless a hosted write holds it (or did since ``watch``
+        began); True when it went, False when it was not there, None when it is being committed (kept, and
+        its object too)."""
+        with self.committing.lock:
+            if self.committing.kept(digest, watch):
+                return None
+            try:
+                os.unlink(self.blob_path(digest))
+                return True
+            except FileNotFoundError:
+                return False
 
     def new_temp(
         self, total: int | None = None, extra_hashes: tuple[str, ...] = (), *, write_behind: bool = True
@@ -180,7 +202,7 @@ class Storage:
         """Remove least recently used files from the tier (never from the bucket) beyond its limit."""
         if self.tier is None:
             return 0
-        victims = self.tier.victims(set(keep) | self.digests_being_read())
+        victims = self.tier.victims(set(keep) | self.digests_being_read() | self.committing.digests())
         if not victims:
             return 0
         for digest, _ in victims:
@@ -278,11 +300,12 @@ class Storage:
         source.readers = self.live_readers
         return source
 
-    async def store_bytes(self, data: bytes, expected_digest: str | None = None) -> str:
-        """Write a small body (manifests, checksums) through the same verify-and-rename path."""
+    async def store_bytes(self, data: bytes, expected_digest: str | None = None, commit: Commit | None = None) -> str:
+        """Write a small body (manifests, checksums) through the same verify-and-rename path
+        (``commit``: a hosted write's holds, `TempBlob.finish`)."""
         temp = self.new_temp(len(data))
         temp.write(data)
-        return await temp.finish(expected_digest)
+        return await temp.finish(expected_digest, commit)
 
     async def read_bytes(self, digest: str) -> bytes:
         """Read a small committed file (manifests) off the reactor thread."""
@@ -300,43 +323,37 @@ class Storage:
                 raise
         return await self.io.run(_read)
 
-    async def delete_blob(self, digest: str) -> bool:
-        """Remove committed content no row points at any more: the local file, then the bucket's object."""
+    async def delete_blob(self, digest: str, watch: Watch | None = None) -> bool:
+        """Remove committed content no row points at any more: the local file, then the bucket's object.
 
-        def _delete() -> bool:
-            try:
-                os.unlink(self.blob_path(digest))
-                return True
-            except FileNotFoundError:
-                return False
-
-        found = await self.io.run(_delete)
+        ``watch``: the caller's `CommitHolds.watch`, begun before it asked the index (`storage.commits`)."""
+        found = await self.io.run(self._unlink_unless_committing, digest, watch)
+        if found is None:
+            return False  # (a push of the same bytes is committing it: its row is on its way)
         if self.tier is not None:
             self.tier.discard(digest)
         if self.bucket is not None:
-            await self._delete_objects([digest])
+            if not self.committing.kept(digest, watch):  # (held since the unlink: its object is uploaded again)
+                await self._delete_objects([digest])
             return True
         return found
 
-    async def delete_blobs(self, digests: list[str]) -> None:
+    async def delete_blobs(self, digests: list[str], watch: Watch | None = None) -> None:
         """`delete_blob` for many (eviction's batches): the local files in one trip to the I/O pool, then the objects."""
-        paths = [self.blob_path(d) for d in digests]
 
-        def _unlink_all() -> None:
-            for path in paths:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
+        def _unlink_all() -> list[str]:
+            return [d for d in digests if self._unlink_unless_committing(d, watch) is not None]
 
-        await self.io.run(_unlink_all)
+        digests = await self.io.run(_unlink_all)  # (less those being committed meanwhile: their rows are on the way)
         if self.tier is not None:
             for d in digests:
                 self.tier.discard(d)
         if self.bucket is not None:
-            await self._delete_objects(digests)
+            digests = [d for d in digests if not self.committing.kept(d, watch)]  # (held since: uploaded again)
+            if digests:
+                await self._delete_objects(digests)
 
-    async def remove_orphan_files(self, digests: list[str], cutoff: float) -> list[str]:
+    async def remove_orphan_files(self, digests: list[str], cutoff: float, watch: Watch | None = None) -> list[str]:
         """The orphan sweep's unlinks: each file of ``digests`` still older than ``cutoff`` (one renamed in
         since the scan is a new commit) goes, and leaves the tier's byte count and LRU order with it.
         Returns the digests whose files went."""
@@ -344,10 +361,10 @@ class Storage:
         def _unlink_old() -> list[str]:
             gone = []
             for digest in digests:
-                path = self.blob_path(digest)
                 try:
-                    if os.stat(path).st_mtime <= cutoff:
-                        os.unlink(path)
+                    if os.stat(self.blob_path(digest)).st_mtime <= cutoff and self._unlink_unless_committing(
+                        digest, watch
+                    ):
                         gone.append(digest)
                 except FileNotFoundError:
                     pass

@@ -21,6 +21,7 @@ from harbor_cache.storage.reader import GrowingSource
 if TYPE_CHECKING:  # the layout creates temp blobs; a temp blob only names its layout
     from _hashlib import HASH
 
+    from harbor_cache.storage.commits import Commit
     from harbor_cache.storage.layout import Storage
 
 log = Logger()
@@ -247,13 +248,15 @@ class TempBlob(GrowingSource):
             raise self.failure
         self.closed = True
 
-    async def finish(self, expected_digest: str | None = None) -> str:
+    async def finish(self, expected_digest: str | None = None, commit: Commit | None = None) -> str:
         """Wait for every byte, verify, let readers finish (`complete`), make durable, rename into the store.
 
         Returns the ``sha256:<hex>`` digest.  Raises `BlobCorrupt` (and aborts)
         when ``expected_digest`` (sha256 or, for Maven, any extra hash given
         as ``algo:hex``) does not match, or when ``total`` was announced and
-        a different number of bytes arrived.
+        a different number of bytes arrived.  ``commit`` (a hosted write whose
+        digest is known only now: a Maven deploy) holds the digest from before
+        the rename until the caller's row is written (`storage.commits`).
         """
         await self._settle_writes()
         self.hashes = {name: h.hexdigest() for name, h in self._hashers.items()}
@@ -283,6 +286,8 @@ class TempBlob(GrowingSource):
         self._fd = -1
         await self._storage.io.run(os.close, fd)
         final = self._storage.blob_path(digest)
+        if commit is not None:
+            commit.add(digest)  # (before the rename: no unlink takes the file until the caller's row is written)
         try:
             await self._storage.io.run(self._storage._install, self.path, final)
         except Exception as e:

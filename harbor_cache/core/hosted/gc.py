@@ -246,11 +246,13 @@ class GarbageCollector:
         """Delete files whose rows are gone; one a new row references again (pushed meanwhile) stays."""
         if not files:
             return 0
-        again = await self.index.digests_referenced([digest for digest, _ in files])
         freed = 0
-        for digest, size in files:
-            if digest not in again and await self.storage.delete_blob(digest):
-                freed += size
+        # (a push of the same bytes held during the check may write its row after it: `storage.commits`)
+        with self.storage.committing.watch() as seen:
+            again = await self.index.digests_referenced([digest for digest, _ in files])
+            for digest, size in files:
+                if digest not in again and await self.storage.delete_blob(digest, seen):
+                    freed += size
         return freed
 
     def _invalidate(self, type_: str, repository: str, key: str) -> None:

@@ -118,21 +118,22 @@ class HostedRegistry(HostedUploads):
         the manifest first); one ``name`` never held is 404; cached (proxy)
         blobs are refused with `NotHosted`.
         """
-        outcome, detail = await self.index.release_blob(name, digest)
-        if outcome == "unknown":
-            raise BlobUnknown("blob unknown to registry", {"digest": digest})
-        if outcome == "proxy":
-            raise NotHosted("cached blobs are removed through the management API", {"digest": digest})
-        if outcome == "in_use":
-            raise Conflict(
-                "blob is still used by a manifest of this repository; delete the manifest first",
-                {"digest": digest, "manifest": detail},
-                code=ErrorCode.DENIED,
-            )
-        orphans = detail
-        self.cache.invalidate("blob", "", digest)
-        for d in orphans:
-            await self.storage.delete_blob(d)
+        with self.storage.committing.watch() as seen:  # (pushes of the same bytes meanwhile: `storage.commits`)
+            outcome, detail = await self.index.release_blob(name, digest)
+            if outcome == "unknown":
+                raise BlobUnknown("blob unknown to registry", {"digest": digest})
+            if outcome == "proxy":
+                raise NotHosted("cached blobs are removed through the management API", {"digest": digest})
+            if outcome == "in_use":
+                raise Conflict(
+                    "blob is still used by a manifest of this repository; delete the manifest first",
+                    {"digest": digest, "manifest": detail},
+                    code=ErrorCode.DENIED,
+                )
+            orphans = detail
+            self.cache.invalidate("blob", "", digest)
+            for d in orphans:
+                await self.storage.delete_blob(d, seen)
 
     # -- manifests -------------------------------------------------------------
 
@@ -206,23 +207,24 @@ class HostedRegistry(HostedUploads):
                 if isinstance(document.get("annotations"), dict)
                 else None,
             }
-        stored = await self.storage.store_bytes(body, key if key.startswith("sha256:") else None)
-        try:
-            await self.index.put_hosted_manifest(
-                repository=name,
-                key=key,
-                digest=stored,
-                size=len(body),
-                media_type=media_type,
-                now=self.clock.seconds(),
-                tag=tag,
-                referrer=referrer,
-                blobs=blobs,
-                children=children,
-            )
-        except ReferenceGone as e:  # garbage collected since the checks above: never a manifest without it
-            self.cache.invalidate("blob", "", e.digest)
-            raise ManifestBlobUnknown("blob unknown to registry", {"digest": e.digest}) from None
+        with self.storage.commit() as commit:  # (the body's file held from its rename to its row: `storage.commits`)
+            stored = await self.storage.store_bytes(body, key if key.startswith("sha256:") else None, commit)
+            try:
+                await self.index.put_hosted_manifest(
+                    repository=name,
+                    key=key,
+                    digest=stored,
+                    size=len(body),
+                    media_type=media_type,
+                    now=self.clock.seconds(),
+                    tag=tag,
+                    referrer=referrer,
+                    blobs=blobs,
+                    children=children,
+                )
+            except ReferenceGone as e:  # garbage collected since the checks above: never a manifest without it
+                self.cache.invalidate("blob", "", e.digest)
+                raise ManifestBlobUnknown("blob unknown to registry", {"digest": e.digest}) from None
         self.cache.manifest_pushed(name, key, body, media_type, tag)
         self.metrics.pushes.labels("manifest").inc()
         self.metrics.push_bytes.inc(len(body))
@@ -243,14 +245,15 @@ class HostedRegistry(HostedUploads):
                 raise ManifestUnknown("manifest unknown", {"name": name, "reference": reference})
             self.cache.forget_tag(name, reference)
             return
-        kind, orphans = await self.index.delete_hosted_entry("manifest", name, reference)
-        if kind is None:
-            raise ManifestUnknown("manifest unknown", {"name": name, "reference": reference})
-        if kind != "hosted":
-            raise NotHosted("cached manifests are removed through the management API", {"digest": reference})
-        self.cache.invalidate("manifest", name, reference)
-        for d in orphans:
-            await self.storage.delete_blob(d)
+        with self.storage.committing.watch() as seen:  # (pushes of the same bytes meanwhile: `storage.commits`)
+            kind, orphans = await self.index.delete_hosted_entry("manifest", name, reference)
+            if kind is None:
+                raise ManifestUnknown("manifest unknown", {"name": name, "reference": reference})
+            if kind != "hosted":
+                raise NotHosted("cached manifests are removed through the management API", {"digest": reference})
+            self.cache.invalidate("manifest", name, reference)
+            for d in orphans:
+                await self.storage.delete_blob(d, seen)
 
     # -- listings ---------------------------------------------------------------
 

@@ -363,16 +363,20 @@ class HostedUploads:
             raise
         offset, hashers = self._hash_state.pop(session.id, (None, None))
         known = hashers["sha256"].hexdigest() if hashers and offset == session.size and "sha256" in hashers else None
-        try:
-            got = await self.files.commit(session.id, expected, session.size, known)
-        except BlobCorrupt as e:
-            raise DigestInvalid(
-                "content does not match the digest", {"expected": expected, "actual": e.actual}
-            ) from None
-        finally:
-            await self.index.delete_upload(session.id)
-            await self.files.forget(session.id)  # (with a bucket: the chunk objects)
-        return await self._record_blob(session.name, got, session.size)
+        # From before the file is moved into place until its row is written: no eviction, clear, collection
+        # or orphan sweep unlinks it in between (`storage.commits`).
+        with self.storage.commit() as commit:
+            commit.add(expected)
+            try:
+                got = await self.files.commit(session.id, expected, session.size, known)
+            except BlobCorrupt as e:
+                raise DigestInvalid(
+                    "content does not match the digest", {"expected": expected, "actual": e.actual}
+                ) from None
+            finally:
+                await self.index.delete_upload(session.id)
+                await self.files.forget(session.id)  # (with a bucket: the chunk objects)
+            return await self._record_blob(session.name, got, session.size)
 
     async def upload_monolithic(self, name: str, digest: str, body: RequestBodySource) -> str:
         """POST ...?digest=: the whole blob in one request."""
@@ -391,17 +395,18 @@ class HostedUploads:
         return await self._commit(name, temp, expected)
 
     async def _commit(self, name: str, temp: TempBlob, expected: str) -> str:
-        try:
-            got = await temp.finish(expected)
-        except BlobCorrupt as e:
-            raise DigestInvalid(
-                "content does not match the digest", {"expected": expected, "actual": e.actual}
-            ) from None
-        except StorageFull:
-            raise  # (507, `oci.hosted`)
-        except SourceFailed as e:
-            raise BlobUploadInvalid("upload could not be stored", str(e)) from None
-        return await self._record_blob(name, got, temp.available)  # == total once finished
+        with self.storage.commit() as commit:  # (the digest held from the rename to its row: `storage.commits`)
+            try:
+                got = await temp.finish(expected, commit)
+            except BlobCorrupt as e:
+                raise DigestInvalid(
+                    "content does not match the digest", {"expected": expected, "actual": e.actual}
+                ) from None
+            except StorageFull:
+                raise  # (507, `oci.hosted`)
+            except SourceFailed as e:
+                raise BlobUploadInvalid("upload could not be stored", str(e)) from None
+            return await self._record_blob(name, got, temp.available)  # == total once finished
 
     async def _record_blob(self, name: str, got: str, size: int) -> str:
         await self.index.put_entry(

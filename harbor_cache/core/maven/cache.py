@@ -385,9 +385,10 @@ class MavenCache(MavenRemoval, MavenBrowse):
 
     async def drop_if_orphan(self, digest: str) -> None:
         """Delete a stored file no entry references any more."""
-        if not await self.index.digest_in_use(digest):
-            self.small.discard(digest)
-            await self.storage.delete_blob(digest)
+        with self.storage.committing.watch() as seen:  # (deploys of the same bytes meanwhile: `storage.commits`)
+            if not await self.index.digest_in_use(digest):
+                self.small.discard(digest)
+                await self.storage.delete_blob(digest, seen)
 
     async def whole_body(self, f: MavenFile, limit: int) -> bytes:
         """All of ``f`` in memory (waiting for a download in flight); `HarborError` when above ``limit``."""

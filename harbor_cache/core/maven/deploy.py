@@ -135,47 +135,51 @@ class MavenDeployer:
         elif target.name == METADATA_NAME:
             checksum_body = await self._check_metadata(repo_id, path, body)
         temp = self.storage.new_temp(body.length, extra_hashes=("sha1",))
-        try:
-            if checksum_body is not None:
-                if checksum_body and temp.write(checksum_body):
-                    await drained(temp)
-            elif body.length != 0:
-                await body.stream_to(temp)
-            if temp.failure is not None:
-                raise SourceFailed(str(temp.failure))
-            if self.quotas is not None and body.length is None:  # (chunked: its size is known only now)
-                await self.quotas.check_maven(repo_id, path, temp.available, actor=user)
-            digest = await temp.finish()
-        except BlobCorrupt as e:  # (no expected digest is given, but be exact)
-            raise DigestInvalid("upload did not match its digest", {"reason": str(e)}) from None
-        except SourceFailed as e:
-            temp.abort(e)
-            full = disk_full_error(e)
-            if full is not None:
-                raise full from None
-            raise HarborError("upload could not be stored", {"reason": str(e)}) from None
-        except BaseException as e:
-            temp.abort(e if isinstance(e, Exception) else SourceFailed("cancelled"))
-            raise
-        length = temp.total
-        assert length is not None, "finish() has counted the bytes"
-        try:
-            outcome, entry, previous = await self.index.put_hosted_maven_file(
-                repository=repo_id,
-                key=path,
-                digest=digest,
-                size=length,
-                media_type=target.content_type,
-                sha1=temp.hashes.get("sha1"),
-                now=self.clock.seconds(),
-                overwrite=overwrite,
-            )
-        except BaseException:
+        # The file's digest is held from before its rename (in `TempBlob.finish`) until its row is written: no
+        # eviction, clear, collection or orphan sweep unlinks it in between (`storage.commits`).
+        with self.storage.commit() as commit:
             try:
-                await self.cache.drop_if_orphan(digest)
-            except Exception:
-                log.failure("removing {digest} after a failed deploy", digest=digest)
-            raise
+                if checksum_body is not None:
+                    if checksum_body and temp.write(checksum_body):
+                        await drained(temp)
+                elif body.length != 0:
+                    await body.stream_to(temp)
+                if temp.failure is not None:
+                    raise SourceFailed(str(temp.failure))
+                if self.quotas is not None and body.length is None:  # (chunked: its size is known only now)
+                    await self.quotas.check_maven(repo_id, path, temp.available, actor=user)
+                digest = await temp.finish(commit=commit)
+            except BlobCorrupt as e:  # (no expected digest is given, but be exact)
+                raise DigestInvalid("upload did not match its digest", {"reason": str(e)}) from None
+            except SourceFailed as e:
+                temp.abort(e)
+                full = disk_full_error(e)
+                if full is not None:
+                    raise full from None
+                raise HarborError("upload could not be stored", {"reason": str(e)}) from None
+            except BaseException as e:
+                temp.abort(e if isinstance(e, Exception) else SourceFailed("cancelled"))
+                raise
+            length = temp.total
+            assert length is not None, "finish() has counted the bytes"
+            try:
+                outcome, entry, previous = await self.index.put_hosted_maven_file(
+                    repository=repo_id,
+                    key=path,
+                    digest=digest,
+                    size=length,
+                    media_type=target.content_type,
+                    sha1=temp.hashes.get("sha1"),
+                    now=self.clock.seconds(),
+                    overwrite=overwrite,
+                )
+            except BaseException:
+                commit.release()  # (no row: the file is ours to drop, and no longer held)
+                try:
+                    await self.cache.drop_if_orphan(digest)
+                except Exception:
+                    log.failure("removing {digest} after a failed deploy", digest=digest)
+                raise
         if entry is None:  # outcome "exists": nothing was written
             if previous == digest and algorithm is not None:
                 return False  # the same checksum again: a retry, not a redeploy

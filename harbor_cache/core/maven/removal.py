@@ -56,10 +56,11 @@ class MavenRemoval:
     async def delete_rows(self, repo_id: str, rows: list[Entry]) -> None:
         """Remove these entries of ``repo_id`` and every blob no other entry uses (`delete`, snapshot cleanup)."""
         ids = [r.id for r in rows]
-        orphans = await self.index.delete_entries(ids)
-        for r in rows:
-            self._rows.pop((repo_id, r.key), None)
-        self.access.forget(ids)
-        for digest in orphans:
-            self.small.discard(digest)
-            await self.storage.delete_blob(digest)
+        with self.storage.committing.watch() as seen:  # (deploys of the same bytes meanwhile: `storage.commits`)
+            orphans = await self.index.delete_entries(ids)
+            for r in rows:
+                self._rows.pop((repo_id, r.key), None)
+            self.access.forget(ids)
+            for digest in orphans:
+                self.small.discard(digest)
+                await self.storage.delete_blob(digest, seen)

@@ -63,18 +63,19 @@ class ProxyManifests(ProxyCore):
             log.warn("disk full: manifest {digest} of {name} served without being cached", digest=digest, name=name)
 
     async def _store_manifest_files(self, name: str, body: bytes, digest: str, media_type: str, source: str) -> None:
-        stored = await self.storage.store_bytes(body, digest if digest.startswith("sha256:") else None)
-        entry = await self.index.put_entry(
-            kind="proxy",
-            type_="manifest",
-            repository=name,
-            key=digest,
-            digest=stored,
-            size=len(body),
-            now=self.clock.seconds(),
-            media_type=media_type,
-            upstream=source,
-        )
+        with self.storage.commit() as commit:  # (held from the body's rename to its row: `storage.commits`)
+            stored = await self.storage.store_bytes(body, digest if digest.startswith("sha256:") else None, commit)
+            entry = await self.index.put_entry(
+                kind="proxy",
+                type_="manifest",
+                repository=name,
+                key=digest,
+                digest=stored,
+                size=len(body),
+                now=self.clock.seconds(),
+                media_type=media_type,
+                upstream=source,
+            )
         self._manifest_rows[(name, digest)] = (entry.id, media_type, stored, hit_source(entry))
         self.manifests.put(digest, (body, media_type))
         self.outcomes.served(entry.id, 1)  # the client that caused the fetch read it too (as for blobs)

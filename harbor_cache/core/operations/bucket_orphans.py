@@ -24,6 +24,7 @@ gone from the index and they are older than ``uploads.idle_seconds``.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
     from harbor_cache.index import Index
     from harbor_cache.storage.bucket import Bucket
+    from harbor_cache.storage.commits import CommitHolds
 
 log = Logger()
 
@@ -92,13 +94,15 @@ class BucketSweep:
         now: float,
         busy: Callable[[], set[str]],
         upload_idle: float | None = None,
+        holds: CommitHolds | None = None,
     ) -> tuple[int, int]:
         """One pass of at most ``keys_per_pass`` keys from the cursor; (objects removed, bytes removed).
 
         Sets ``bucket.orphan_bytes``.  ``upload_idle`` (``uploads.idle_seconds``):
         chunk objects of upload sessions older than that whose session the index
         no longer has are removed too (a node died before deleting them); None
-        leaves them alone.
+        leaves them alone.  ``holds`` (`Storage.committing`): a push held during
+        the re-check may have written its row after it; its object stays.
         """
         from harbor_cache.storage.bucket import digest_of_key
         from harbor_cache.storage.upload_chunks import session_of_key
@@ -119,12 +123,13 @@ class BucketSweep:
                 if not kept:
                     doomed.append((digest, size))
             if doomed:
-                again = await index.digests_referenced([d for d, _ in doomed])
-                # and busy again: a download of one that began since uploads its key afresh (the listing's age
-                # is the old object's) and writes its row after this check; it is in flight until then
-                in_use = busy()
-                doomed = [(d, size) for d, size in doomed if d not in again and d not in in_use]
-                await bucket.delete([d for d, _ in doomed])
+                with holds.watch() if holds is not None else nullcontext(None) as seen:
+                    again = await index.digests_referenced([d for d, _ in doomed])
+                    # and busy again: a download of one that began since uploads its key afresh (the listing's age
+                    # is the old object's) and writes its row after this check; it is in flight until then
+                    in_use = busy() | (seen.seen if seen is not None else set())
+                    doomed = [(d, size) for d, size in doomed if d not in again and d not in in_use]
+                    await bucket.delete([d for d, _ in doomed])
                 removed += len(doomed)
                 removed_bytes += sum(size for _, size in doomed)
 

@@ -83,6 +83,7 @@ if TYPE_CHECKING:
     from harbor_cache.index import Index
     from harbor_cache.settings.runtime import RuntimeSettings
     from harbor_cache.storage import Storage
+    from harbor_cache.storage.commits import Watch
 
 log = Logger()
 
@@ -482,11 +483,14 @@ class Evictor:
         return removed, size - freed
 
     def busy_digests(self) -> set[str]:
+        """Digests no unlink may take now: files being read, downloads in flight or past `TempBlob.finish`,
+        and hosted writes between "file in place" and "row written" (`Storage.committing`)."""
         inflight = self.downloads.inflight
         return (
             self.storage.digests_being_read()
             | _digests_in_keys(inflight)
             | _digests_being_committed(list(inflight.values()))
+            | self.storage.committing.digests()
         )
 
     async def _delete(self, ids: list[int]) -> tuple[int, int]:
@@ -516,44 +520,35 @@ class Evictor:
     async def _unlink(self, digests: list[str]) -> None:
         if not digests:
             return
-        still_used = await self.index.digests_referenced(digests)
-        busy = self.busy_digests()
-        work: list[str] = []
-        for digest in digests:
-            if digest in still_used:  # re-committed since its rows went
+        # (a push held and released during the index check below is in ``seen``: its row may be newer than the check)
+        with self.storage.committing.watch() as seen:
+            still_used = await self.index.digests_referenced(digests)
+            busy = self.busy_digests() | seen.seen
+            work: list[str] = []
+            for digest in digests:
+                if digest in still_used:  # re-committed since its rows went
+                    self.pending_files.discard(digest)
+                    continue
+                if digest in busy:
+                    self.pending_files.add(digest)
+                    continue
                 self.pending_files.discard(digest)
-                continue
-            if digest in busy:
-                self.pending_files.add(digest)
-                continue
-            self.pending_files.discard(digest)
-            work.append(digest)
-        try:
-            await self._delete_files(work)
-        except Exception:
-            log.failure("eviction could not delete {count} files", count=len(work))
+                work.append(digest)
+            try:
+                await self._delete_files(work, seen)
+            except Exception:
+                log.failure("eviction could not delete {count} files", count=len(work))
 
-    async def _delete_files(self, digests: list[str]) -> None:
-        """Unlink committed files in one trip to the storage I/O pool.
+    async def _delete_files(self, digests: list[str], seen: Watch | None = None) -> None:
+        """Unlink committed files in one trip to the storage I/O pool (`Storage.delete_blobs`).
 
         One job per batch, not one per file: hundreds of thread round trips
-        per batch cost the reactor more than the unlinks themselves.
+        per batch cost the reactor more than the unlinks themselves.  A digest
+        a hosted write started committing since `busy_digests` was asked is
+        skipped there, on the pool (and so is one held since ``seen`` began: `storage.commits`).
         """
-        if not digests:
-            return
-        storage = self.storage
-        if getattr(storage, "bucket", None) is not None:
-            await storage.delete_blobs(digests)  # [storage] backend = "s3": the tier's files, then the objects
-            return
-
-        def _unlink_all(paths: list[str]) -> None:
-            for path in paths:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
-
-        await storage.io.run(_unlink_all, [storage.blob_path(d) for d in digests])
+        if digests:
+            await self.storage.delete_blobs(digests, seen)  # (with a bucket: the tier's files, then the objects)
 
     async def _delete_pending_files(self) -> None:
         pending = sorted(self.pending_files)

@@ -100,7 +100,9 @@ class OrphanSweeper:
         if bucket is not None:  # [storage] backend = "s3": the bucket's objects too (bucket_orphans.py)
             grace = self.settings.get("cache.orphan_grace_seconds")
             upload_idle = self.settings.get("uploads.idle_seconds")
-            await self.bucket_walk.sweep(self.index, bucket, grace, self.clock.seconds(), self.busy, upload_idle)
+            await self.bucket_walk.sweep(
+                self.index, bucket, grace, self.clock.seconds(), self.busy, upload_idle, self.storage.committing
+            )
         if removed:
             log.info(
                 "removed {count} orphan files ({size} bytes) that no index entry pointed at",
@@ -131,10 +133,12 @@ class OrphanSweeper:
                     continue
                 doomed.append((digest, size))
             if doomed:
-                # Checked again just before unlinking: a commit may have indexed one meanwhile.
-                again = await self.index.digests_referenced([d for d, _ in doomed])
-                doomed = [(d, size) for d, size in doomed if d not in again]
-                gone = set(await self.storage.remove_orphan_files([d for d, _ in doomed], now - grace))
+                # Checked again just before unlinking: a commit may have indexed one meanwhile (and a push held
+                # during the check may have written its row after it: ``held``, `storage.commits`).
+                with self.storage.committing.watch() as held:
+                    again = await self.index.digests_referenced([d for d, _ in doomed])
+                    doomed = [(d, size) for d, size in doomed if d not in again and d not in held.seen]
+                    gone = set(await self.storage.remove_orphan_files([d for d, _ in doomed], now - grace, held))
                 removed += len(gone)
                 removed_bytes += sum(size for d, size in doomed if d in gone)
         self._left[shard] = left_bytes

@@ -69,3 +69,23 @@ class TierOrphanTests(OciCacheCase):
         self.assertEqual((listing.start_afters, sweeper.bucket_walk.cursor), ([None], keys[1]))
         self.successResultOf(defer.Deferred.fromCoroutine(sweeper.sweep()))
         self.assertEqual(listing.start_afters, [None, keys[1], None])  # the last key, then the first again
+
+    def test_the_bucket_object_of_a_digest_being_pushed_stays(self) -> None:
+        """An old unreferenced object whose bytes a hosted push is committing (object uploaded, row on its way;
+        a multipart completion may carry its start as LastModified) is left by the bucket sweep."""
+        from harbor_cache.storage.bucket import Bucket, blob_key
+        from tests.unit.storage.test_bucket_walk import FakeListing
+
+        listing = FakeListing()
+        digest = "sha256:" + hashlib.sha256(b"pushed").hexdigest()
+        listing.objects[blob_key(digest)] = (6, "2020-01-01T00:00:00Z")
+        self.app.storage.use_bucket(Bucket(listing, self.clock), 1 << 30)  # type: ignore[arg-type]
+        sweeper = self.app.evictor.orphans  # (the service's: busy is the evictor's `busy_digests`)
+        assert sweeper is not None
+        self.clock.advance(time.time() - self.clock.seconds())  # (the object is years old)
+        with self.app.storage.commit() as commit:
+            commit.add(digest)
+            self.successResultOf(defer.Deferred.fromCoroutine(sweeper.sweep()))
+            self.assertIn(blob_key(digest), listing.objects)
+        self.successResultOf(defer.Deferred.fromCoroutine(sweeper.sweep()))
+        self.assertNotIn(blob_key(digest), listing.objects)  # (no row came: an orphan after all)

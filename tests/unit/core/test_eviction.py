@@ -325,6 +325,60 @@ class SafetyTests(EvictionCase):
         self.assertTrue(self.on_disk(again))
         self.assertEqual(self.evictor.pending_files, set())
 
+    def test_a_digest_a_push_is_committing_is_kept(self):
+        """A hosted push of the same bytes holds the digest between its rename and its row (`Storage.commit`):
+        the clear deletes the cached row and leaves the file; once the hosted row is there the next pass keeps it."""
+        cached = self.add("cached")
+        commit = self.storage.commit()
+        commit.add(cached.digest)
+        self.assertIn(cached.digest, self.evictor.busy_digests())
+        self.assertEqual(self.wait(self.evictor.clear_proxy()), 1)
+        self.assertTrue(self.on_disk(cached))
+        self.assertEqual(self.evictor.pending_files, {cached.digest})
+        self.add("cached", kind="hosted")  # the push's row
+        commit.release()
+        self.run_pass()
+        self.assertTrue(self.on_disk(cached))
+        self.assertEqual(self.evictor.pending_files, set())
+
+    def test_a_push_begun_after_the_busy_check_keeps_its_file(self):
+        """A push that holds the digest after the unlink asked `busy_digests` (its rename may come before the
+        unlink runs on the I/O pool): the store's unlink checks the hold again and leaves the file."""
+        cached = self.add("cached")
+        commit = self.storage.commit()
+        real = self.evictor.busy_digests
+
+        def busy_then_a_push():
+            busy = real()
+            commit.add(cached.digest)
+            return busy
+
+        self.patch(self.evictor, "busy_digests", busy_then_a_push)
+        self.assertEqual(self.wait(self.evictor.clear_proxy()), 1)
+        self.assertTrue(self.on_disk(cached))
+        commit.release()
+
+    def test_a_push_done_during_the_index_check_keeps_its_file(self):
+        """A push of the same bytes that holds, renames, writes its row and releases while the unlink's index
+        check is under way (its answer predates the row): the watch begun before the check keeps the file."""
+        cached = self.add("cached")
+        real = self.index.digests_referenced
+
+        async def stale_check(digests):
+            answer = await real(digests)  # (read before the push's row)
+            with self.storage.commit() as commit:
+                commit.add(cached.digest)
+                self.add("cached", kind="hosted")  # the push: file in place again, row written
+            return answer
+
+        self.patch(self.index, "digests_referenced", stale_check)
+        self.assertEqual(self.wait(self.evictor.clear_proxy()), 1)
+        self.assertTrue(self.on_disk(cached))
+        self.patch(self.index, "digests_referenced", real)
+        self.run_pass()  # the pending file now has its hosted row: kept for good
+        self.assertTrue(self.on_disk(cached))
+        self.assertEqual(self.evictor.pending_files, set())
+
     def test_shared_digest_file_kept_until_last_reference(self):
         """A file referenced by two entries stays until both are gone."""
         data = b"m" * 100

@@ -24,6 +24,7 @@ from harbor_cache.core.hosted.gc import GarbageCollector, GcBusy
 from harbor_cache.index import Index
 from harbor_cache.index.hosted import ReferenceGone
 from harbor_cache.metrics import Metrics
+from harbor_cache.storage.commits import Commit, CommitHolds, Watch
 from harbor_cache.testing import InlinePool
 from tests import pg_support
 from tests.unit.base import inline_index, run
@@ -43,8 +44,11 @@ class Files:
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
+        self.committing = CommitHolds()  # (pushes holding digests: `storage.commits`)
 
-    async def delete_blob(self, digest: str) -> bool:
+    async def delete_blob(self, digest: str, watch: Watch | None = None) -> bool:
+        if self.committing.kept(digest, watch):
+            return False
         return self.files.pop(digest, None) is not None
 
     async def read_bytes(self, digest: str) -> bytes:
@@ -201,6 +205,23 @@ class CollectMixin(_Case):
         self.assertEqual((report["manifests"], report["blobs"]), (1, 1))
         self.assertFalse(self.has_manifest(a) or self.has_blob(own_a))
         self.assertTrue(self.has_manifest(b) and self.has_blob(shared) and self.has_blob(own_b))
+
+    def test_a_push_of_the_same_bytes_during_the_recheck_keeps_the_file(self) -> None:
+        """The blob's row is swept; a push of the same bytes holds, renames and writes its row while the
+        collector's re-check reads the index (an answer older than the row): the file stays for that row."""
+        layer = self.blob("layer")
+        self.later()
+        real = self.index.digests_referenced
+
+        async def stale_check(digests: list[str]) -> set[str]:
+            answer = await real(digests)
+            with Commit(self.files.committing) as push:  # (the push: file in place again, row written)
+                push.add(layer)
+            return answer
+
+        self.patch(self.index, "digests_referenced", stale_check)
+        self.assertEqual(self.collect()["blobs"], 1)
+        self.assertIn(layer, self.files.files)
 
     def test_deleted_manifest_leaves_layers_that_gc_frees(self) -> None:
         """DELETE of a hosted manifest (202) removes rows only; the collector frees its layers."""
