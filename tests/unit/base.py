@@ -433,3 +433,14 @@ def migrated_index(case: unittest.TestCase) -> Index:
     index = inline_index(pool)
     case.successResultOf(defer.Deferred.fromCoroutine(index.migrate()))
     return index
+
+
+def app_evictor(case: Any) -> Any:
+    """An `Evictor` over ``case.app`` and ``case.clock`` that hands the reactor back at once between batches."""
+    from harbor_cache.core.operations.eviction import Evictor
+
+    app = case.app
+    return Evictor(
+        index=app.index, storage=app.storage, downloads=app.downloads, settings=app.settings, access=app.access,
+        clock=case.clock, cooperate=lambda: defer.succeed(None),
+    )  # fmt: skip

@@ -73,6 +73,18 @@ class EvictionCase(SynchronousTestCase):
         evictor.invalidators.append(lambda *a: self.invalidated.append(a))
         return evictor
 
+    def count_calls(self, name: str) -> list:
+        """The arguments of every call of ``self.index.<name>`` from now on (the calls still go through)."""
+        calls: list = []
+        real = getattr(self.index, name)
+
+        async def counted(*args, **kw):
+            calls.append(list(args[0]) if len(args) == 1 and not kw else args)
+            return await real(*args, **kw)
+
+        self.patch(self.index, name, counted)
+        return calls
+
     def wait(self, coro):
         return self.successResultOf(defer.ensureDeferred(coro))
 
@@ -437,14 +449,7 @@ class SafetyTests(EvictionCase):
         for n in "abc":
             self.add(n)
         self.configure(cache__max_size=10_000, cache__retention_days=0)
-        pages = []
-        real = self.index.proxy_entries_page
-
-        async def counted(*args, **kw):
-            pages.append(args)
-            return await real(*args, **kw)
-
-        self.patch(self.index, "proxy_entries_page", counted)
+        pages = self.count_calls("proxy_entries_page")
         self.assertEqual(self.wait(self.evictor.run()), 0)
         self.assertEqual(pages, [])
         self.assertEqual(self.evictor.last_pass["evictable_size"], 300)
@@ -494,14 +499,7 @@ class RebuildClearTests(SafetyTests):
         for i in range(3):
             self.add(f"h{i}", kind="hosted")
         self.add("p")
-        calls = []
-        real = self.index.delete_proxy_entries
-
-        async def counted(ids):
-            calls.append(list(ids))
-            return await real(ids)
-
-        self.patch(self.index, "delete_proxy_entries", counted)
+        calls = self.count_calls("delete_proxy_entries")
         self.assertEqual(self.wait(self.evictor.clear_proxy()), 1)
         self.assertEqual(len(calls), 1)
 
@@ -536,14 +534,7 @@ class BatchTests(EvictionCase):
         self.evictor.clear_batch_size = 3
         for i in range(7):
             self.add(f"c{i}")
-        calls = []
-        real = self.index.delete_proxy_entries
-
-        async def counted(ids):
-            calls.append(list(ids))
-            return await real(ids)
-
-        self.patch(self.index, "delete_proxy_entries", counted)
+        calls = self.count_calls("delete_proxy_entries")
         self.assertEqual(self.wait(self.evictor.clear_proxy()), 7)
         self.assertEqual([len(c) for c in calls], [3, 3, 1])
         self.assertEqual(sum(calls, []), sorted(sum(calls, [])))  # by id

@@ -20,7 +20,7 @@ from harbor_cache.core.flight.downloads import Downloads, Opened
 from harbor_cache.metrics import Metrics
 from harbor_cache.storage import RangeProducer, SourceFailed, Storage, disk
 from harbor_cache.testing import InlineIO
-from tests.unit.base import MavenCacheCase, OciCacheCase
+from tests.unit.base import MavenCacheCase, OciCacheCase, app_evictor
 
 
 def sha256(data: bytes) -> str:
@@ -398,7 +398,6 @@ class DiskFullTests(OciCacheCase):
 class FullDiskEvictionTests(OciCacheCase):
     def setUp(self):
         from harbor_cache.core.operations.diskspace import DiskSpace
-        from harbor_cache.core.operations.eviction import Evictor
 
         super().setUp()
         self.digests = []
@@ -410,15 +409,7 @@ class FullDiskEvictionTests(OciCacheCase):
         self.free = 10 << 30
         self.patch(self.app.storage, "free_bytes", lambda: self.free)
         self.space = DiskSpace(self.app.storage, self.app.settings)
-        self.evictor = Evictor(
-            index=self.app.index,
-            storage=self.app.storage,
-            downloads=self.app.downloads,
-            settings=self.app.settings,
-            access=self.app.access,
-            clock=self.clock,
-            cooperate=lambda: defer.succeed(None),
-        )
+        self.evictor = app_evictor(self)
         self.evictor.space = self.space
 
     def test_clear_on_a_full_disk_gives_back_the_reserve_and_works(self):

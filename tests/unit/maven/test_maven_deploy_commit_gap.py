@@ -16,6 +16,7 @@ from typing import Any
 from twisted.internet import defer
 
 from harbor_cache.core.operations.eviction import Evictor
+from tests.unit.base import app_evictor
 from tests.unit.maven.test_maven_hosted import CENTRAL_JAR, JAR, HostedBase
 
 
@@ -36,15 +37,7 @@ class DeployCommitGapTests(HostedBase):
         return ran
 
     def evictor(self) -> Evictor:
-        return Evictor(
-            index=self.app.index,
-            storage=self.app.storage,
-            downloads=self.app.downloads,
-            settings=self.app.settings,
-            access=self.app.access,
-            clock=self.clock,
-            cooperate=lambda: defer.succeed(None),
-        )
+        return app_evictor(self)
 
     def digest(self, data: bytes) -> str:
         return "sha256:" + hashlib.sha256(data).hexdigest()

@@ -13,9 +13,8 @@ import xml.etree.ElementTree as ET
 
 from twisted.internet import defer
 
-from harbor_cache.core.operations.eviction import Evictor
 from harbor_cache.settings.startup import MavenRepositoryConfig
-from tests.unit.base import MavenCacheCase
+from tests.unit.base import MavenCacheCase, app_evictor
 from tests.unit.maven.test_maven_front import basic
 
 JAR = "com/example/lib/1.0/lib-1.0.jar"
@@ -339,15 +338,7 @@ class DeployTests(HostedBase):
         self.put("releases", JAR, b"deployed")
         self.call("GET", "/artifacts/central/" + CENTRAL_JAR)
         self.assertIsNotNone(self.entry("central", CENTRAL_JAR))
-        evictor = Evictor(
-            index=self.app.index,
-            storage=self.app.storage,
-            downloads=self.app.downloads,
-            settings=self.app.settings,
-            access=self.app.access,
-            clock=self.clock,
-            cooperate=lambda: defer.succeed(None),
-        )
+        evictor = app_evictor(self)
         evictor.invalidators.append(self.app.maven.invalidate)
         self.successResultOf(defer.Deferred.fromCoroutine(evictor.clear_proxy()))
         self.assertIsNone(self.entry("central", CENTRAL_JAR))
