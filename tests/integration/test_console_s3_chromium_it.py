@@ -57,10 +57,13 @@ class DashboardStorageTests(SynchronousTestCase):
 
         driver = chromium.start_chromium(self.profile)
         self.addCleanup(driver.quit)
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
         driver.get(self.srv.url + "/ui/#/login")
-        wait = WebDriverWait(driver, chromium.WAIT, poll_frequency=0.1)
+        wait = WebDriverWait(
+            driver, chromium.WAIT, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
+        )
         wait.until(lambda d: d.find_elements("id", "login-username"))
         driver.find_element("id", "login-username").send_keys("admin")
         driver.find_element("id", "login-password").send_keys(self.srv.admin_password)

@@ -262,6 +262,7 @@ class NoConfigIT(SynchronousTestCase):
         from tests.integration.test_console_chromium_it import _selenium
 
         _selenium()
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support import expected_conditions as ec
         from selenium.webdriver.support.ui import WebDriverWait
 
@@ -271,7 +272,9 @@ class NoConfigIT(SynchronousTestCase):
         self.addCleanup(driver.quit)
 
         def wait(condition, message):
-            return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(condition, message)
+            # (an element found may be re-rendered before its text is read: look again)
+            stale = [StaleElementReferenceException]
+            return WebDriverWait(driver, WAIT, poll_frequency=0.1, ignored_exceptions=stale).until(condition, message)
 
         def heading(text):
             wait(

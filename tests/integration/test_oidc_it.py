@@ -128,9 +128,11 @@ class OidcChromiumTests(SynchronousTestCase):
         self.addCleanup(self.d.quit)
 
     def wait(self, condition, message):
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.d, WAIT, poll_frequency=0.1).until(condition, message)
+        stale = [StaleElementReferenceException]
+        return WebDriverWait(self.d, WAIT, poll_frequency=0.1, ignored_exceptions=stale).until(condition, message)
 
     def css(self, selector):
         from selenium.webdriver.support import expected_conditions as ec
