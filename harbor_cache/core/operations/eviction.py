@@ -181,7 +181,7 @@ class Evictor:
         settings: RuntimeSettings,
         access: AccessRecorder,
         clock: IReactorTime,
-        batch_size: int = 1000,
+        batch_size: int = 2000,
         clear_batch_size: int = 2000,
         cooperate: Callable[[], Any] | None = None,
         single_writer: bool = True,
@@ -192,8 +192,9 @@ class Evictor:
         self.settings = settings
         self.access = access
         self.clock = clock
-        # Rows per transaction: 1,000 evicts 10% of a million-entry sqlite index 10% faster than 500 (fewer commits
-        # of the same index pages) while holding the writer about a tenth of a second (bench/RESULTS.md).
+        # Rows per transaction: 2,000 (as a clear's batches) evicts 10% of a million-entry sqlite index about 15%
+        # faster than 500 (fewer commits of the same index pages), holding the writer 0.2-0.3 s a batch there
+        # (bench/RESULTS.md); reads, /health and hits never wait for it (their own connections).
         self.batch_size = batch_size
         self.page_size = batch_size * 10
         # A clear removes everything proxied: bigger transactions (fewer commits, each a WAL write of the
