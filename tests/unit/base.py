@@ -424,13 +424,27 @@ def inline_index(pool: InlinePool) -> Index:
     return Index(pool)
 
 
+def sqlite_pool(case: unittest.SynchronousTestCase) -> InlinePool:
+    """A threadless pool on a new sqlite file in the test's temp dir, closed at cleanup."""
+    directory = case.mktemp()
+    os.makedirs(directory)
+    pool = InlinePool(os.path.join(directory, "index.sqlite"))
+    case.addCleanup(pool.close)
+    return pool
+
+
+def postgres_pool(case: unittest.SynchronousTestCase) -> InlinePool:
+    """A threadless pool on a fresh schema of the tests' PostgreSQL (tests/pg_support.py), closed at cleanup."""
+    from tests import pg_support
+
+    pool = InlinePool.postgres(pg_support.fresh_schema_url(case))
+    case.addCleanup(pool.close)
+    return pool
+
+
 def migrated_index(case: unittest.TestCase) -> Index:
     """A fresh, migrated index on a sqlite file in the test's temp dir; closed at cleanup."""
-    tmp = case.mktemp()
-    os.makedirs(tmp)
-    pool = InlinePool(os.path.join(tmp, "index.sqlite"))
-    case.addCleanup(pool.close)
-    index = inline_index(pool)
+    index = inline_index(sqlite_pool(case))
     case.successResultOf(defer.Deferred.fromCoroutine(index.migrate()))
     return index
 

@@ -9,7 +9,6 @@ manifest PUT or mount naming a blob swept a moment before).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,7 @@ from harbor_cache.metrics import Metrics
 from harbor_cache.storage.commits import Commit, CommitHolds, Watch
 from harbor_cache.testing import InlinePool
 from tests import pg_support
-from tests.unit.base import inline_index, run
+from tests.unit.base import inline_index, run, sqlite_pool
 
 T0 = 1_700_000_000.0
 GRACE = 3600
@@ -409,11 +408,7 @@ class CollectMixin(_Case):
 
 class SqliteCollectTests(CollectMixin, SynchronousTestCase):
     def open_pool(self) -> Any:
-        directory = self.mktemp()
-        os.makedirs(directory)
-        pool = InlinePool(os.path.join(directory, "index.sqlite"))
-        self.addCleanup(pool.close)
-        return pool
+        return sqlite_pool(self)
 
 
 class PostgresCollectTests(CollectMixin, SynchronousTestCase):

@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.index import Index
 from harbor_cache.testing import InlinePool
-from tests import pg_support
+from tests.unit.base import postgres_pool, sqlite_pool
 from tests.unit.index.test_totals import recomputed, run, run_txn
 
 
@@ -192,11 +192,7 @@ class BulkDeleteMixin:
 
 class SqliteBulkDeleteTests(BulkDeleteMixin, SynchronousTestCase):
     def open_pool(self) -> InlinePool:
-        directory = self.mktemp()
-        os.makedirs(directory)
-        pool = InlinePool(os.path.join(directory, "index.sqlite"))
-        self.addCleanup(pool.close)
-        return pool
+        return sqlite_pool(self)
 
     def check(self, step):
         super().check(step)
@@ -231,9 +227,7 @@ class SqliteBulkDeleteTests(BulkDeleteMixin, SynchronousTestCase):
 
 class PostgresBulkDeleteTests(BulkDeleteMixin, SynchronousTestCase):
     def open_pool(self) -> InlinePool:
-        pool = InlinePool.postgres(pg_support.fresh_schema_url(self))
-        self.addCleanup(pool.close)
-        return pool
+        return postgres_pool(self)
 
 
 class WriterCacheTests(SynchronousTestCase):

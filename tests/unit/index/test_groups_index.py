@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from twisted.internet.task import Clock
@@ -15,8 +14,7 @@ from harbor_cache.core.identity.principals import permissions_of
 from harbor_cache.core.identity.users import UserService
 from harbor_cache.errors import BadRequest, Conflict, NotFound
 from harbor_cache.testing import InlineBcrypt, InlinePool
-from tests import pg_support
-from tests.unit.base import failure, inline_index, run
+from tests.unit.base import failure, inline_index, postgres_pool, run, sqlite_pool
 
 GRANT = {"repositories": "team-a/*", "actions": ["push", "pull"]}
 
@@ -180,15 +178,9 @@ class GroupRowsMixin(_Case):
 
 class SqliteGroupTests(GroupRowsMixin, SynchronousTestCase):
     def open_pool(self) -> InlinePool:
-        directory = self.mktemp()
-        os.makedirs(directory)
-        pool = InlinePool(os.path.join(directory, "index.sqlite"))
-        self.addCleanup(pool.close)
-        return pool
+        return sqlite_pool(self)
 
 
 class PostgresGroupTests(GroupRowsMixin, SynchronousTestCase):
     def open_pool(self) -> InlinePool:
-        pool = InlinePool.postgres(pg_support.fresh_schema_url(self))
-        self.addCleanup(pool.close)
-        return pool
+        return postgres_pool(self)

@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbor_cache.core.operations.history import HOUR, MINUTE, StatsHistory
 from harbor_cache.index import Index
 from harbor_cache.testing import InlinePool, resolved
-from tests import pg_support
+from tests.unit.base import postgres_pool
 
 T0 = 1_700_006_400
 
@@ -80,6 +80,4 @@ class HistoryStoreOnPostgresTests(HistoryStoreTests):
     """The same on PostgreSQL (the UPSERT's ``stats_buckets.value + excluded.value``, BIGINT values)."""
 
     def make_pool(self) -> Any:
-        pool = InlinePool.postgres(pg_support.fresh_schema_url(self))
-        self.addCleanup(pool.close)
-        return pool
+        return postgres_pool(self)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.index import Index
-from harbor_cache.testing import InlinePool
-from tests import pg_support
-from tests.unit.base import run
+from tests.unit.base import postgres_pool, run, sqlite_pool
 
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 
@@ -46,15 +43,9 @@ class ImageFactsMixin:
 
 class SqliteImageFacts(ImageFactsMixin, SynchronousTestCase):
     def open_pool(self) -> Any:
-        directory = self.mktemp()
-        os.makedirs(directory)
-        pool = InlinePool(os.path.join(directory, "index.sqlite"))
-        self.addCleanup(pool.close)
-        return pool
+        return sqlite_pool(self)
 
 
 class PostgresImageFacts(ImageFactsMixin, SynchronousTestCase):
     def open_pool(self) -> Any:
-        pool = InlinePool.postgres(pg_support.fresh_schema_url(self))
-        self.addCleanup(pool.close)
-        return pool
+        return postgres_pool(self)

@@ -9,16 +9,13 @@ holding one shows that no index can answer the query, whatever the rows.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.index import Index
 from harbor_cache.index.listings_schema import DIRS_BACKFILL, LISTINGS_MIGRATION, PARENT_BACKFILL
-from harbor_cache.testing import InlinePool
-from tests import pg_support
-from tests.unit.base import run
+from tests.unit.base import postgres_pool, run, sqlite_pool
 
 if TYPE_CHECKING:
     _Base = SynchronousTestCase
@@ -272,15 +269,9 @@ class ListingsMixin(_Base):
 
 class SqliteListings(ListingsMixin, SynchronousTestCase):
     def open_pool(self) -> Any:
-        directory = self.mktemp()
-        os.makedirs(directory)
-        pool = InlinePool(os.path.join(directory, "index.sqlite"))
-        self.addCleanup(pool.close)
-        return pool
+        return sqlite_pool(self)
 
 
 class PostgresListings(ListingsMixin, SynchronousTestCase):
     def open_pool(self) -> Any:
-        pool = InlinePool.postgres(pg_support.fresh_schema_url(self))
-        self.addCleanup(pool.close)
-        return pool
+        return postgres_pool(self)

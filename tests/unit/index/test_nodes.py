@@ -17,7 +17,7 @@ from harbor_cache.core.operations import nodes as nodes_module
 from harbor_cache.core.operations.nodes import NodeName, NodeNameInUse
 from harbor_cache.index import Index
 from harbor_cache.testing import InlinePool, resolved
-from tests import pg_support
+from tests.unit.base import postgres_pool
 
 LEASE = 3.0
 
@@ -113,6 +113,4 @@ class NodesOnPostgresTests(NodeNameTests):
     """The same on PostgreSQL (the claim's upsert with its WHERE, the heartbeat's row count)."""
 
     def make_index(self):
-        pool = InlinePool.postgres(pg_support.fresh_schema_url(self))
-        self.addCleanup(pool.close)
-        return pool
+        return postgres_pool(self)

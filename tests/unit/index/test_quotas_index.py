@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from twisted.internet.task import Clock
@@ -12,8 +11,7 @@ from harbor_cache.core.operations.quotas import QuotaBook, literal_prefix
 from harbor_cache.errors import BadRequest, Conflict, Denied, NotFound
 from harbor_cache.settings.startup import MavenRepositoryConfig
 from harbor_cache.testing import InlinePool
-from tests import pg_support
-from tests.unit.base import failure, inline_index, run
+from tests.unit.base import failure, inline_index, postgres_pool, run, sqlite_pool
 
 MAVEN = (MavenRepositoryConfig(id="releases", type="hosted"), MavenRepositoryConfig("central", "http://m/"))
 
@@ -180,15 +178,9 @@ class LiteralPrefixTests(SynchronousTestCase):
 
 class SqliteQuotaTests(QuotaRowsMixin, SynchronousTestCase):
     def open_pool(self) -> InlinePool:
-        directory = self.mktemp()
-        os.makedirs(directory)
-        pool = InlinePool(os.path.join(directory, "index.sqlite"))
-        self.addCleanup(pool.close)
-        return pool
+        return sqlite_pool(self)
 
 
 class PostgresQuotaTests(QuotaRowsMixin, SynchronousTestCase):
     def open_pool(self) -> InlinePool:
-        pool = InlinePool.postgres(pg_support.fresh_schema_url(self))
-        self.addCleanup(pool.close)
-        return pool
+        return postgres_pool(self)

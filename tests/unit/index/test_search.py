@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import sqlite3
 from typing import Any
 
@@ -23,9 +22,7 @@ from harbor_cache.index import search as search_module
 from harbor_cache.index.migrations import MIGRATIONS
 from harbor_cache.index.search import SearchMatch
 from harbor_cache.index.search_schema import SEARCH_MIGRATION
-from harbor_cache.testing import InlinePool
-from tests import pg_support
-from tests.unit.base import run
+from tests.unit.base import postgres_pool, run, sqlite_pool
 
 HEX_A = "a" * 60 + "0001"
 HEX_B = "ab" + "c" * 62
@@ -251,11 +248,7 @@ class SearchTestsMixin(SynchronousTestCase):
 
 class SqliteSearchTests(SearchTestsMixin):
     def open_pool(self) -> Any:
-        directory = self.mktemp()
-        os.makedirs(directory)
-        pool = InlinePool(os.path.join(directory, "index.sqlite"))
-        self.addCleanup(pool.close)
-        return pool
+        return sqlite_pool(self)
 
     def test_dense_query_work_does_not_grow_with_hits(self) -> None:
         """The first page of a query with 4,000 hits costs about what one with 2,000 costs (no sort of every hit)."""
@@ -291,9 +284,7 @@ class SqliteSearchTests(SearchTestsMixin):
 
 class PostgresSearchTests(SearchTestsMixin):
     def open_pool(self) -> Any:
-        pool = InlinePool.postgres(pg_support.fresh_schema_url(self))
-        self.addCleanup(pool.close)
-        return pool
+        return postgres_pool(self)
 
     def test_trigram_index_used(self) -> None:
         self.assertEqual(run(self, self.index.search_backend()), "pg_trgm")

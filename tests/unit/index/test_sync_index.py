@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Coroutine
 from typing import Any
 
@@ -11,8 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.index import Index
 from harbor_cache.index import sync as sync_store
-from harbor_cache.testing import InlinePool
-from tests import pg_support
+from tests.unit.base import postgres_pool, sqlite_pool
 
 
 class SyncStoreMixin(SynchronousTestCase):
@@ -61,18 +59,12 @@ class SyncStoreMixin(SynchronousTestCase):
 
 class SqliteSyncStoreTests(SyncStoreMixin):
     def open_pool(self) -> Any:
-        directory = self.mktemp()
-        os.makedirs(directory)
-        pool = InlinePool(os.path.join(directory, "index.sqlite"))
-        self.addCleanup(pool.close)
-        return pool
+        return sqlite_pool(self)
 
 
 class PostgresSyncStoreTests(SyncStoreMixin):
     def open_pool(self) -> Any:
-        pool = InlinePool.postgres(pg_support.fresh_schema_url(self))
-        self.addCleanup(pool.close)
-        return pool
+        return postgres_pool(self)
 
 
 del SyncStoreMixin

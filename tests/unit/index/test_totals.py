@@ -8,7 +8,6 @@ from the rows.  Also: the migration back-fills rows written before it, and the
 eviction page query uses an index without a temp B-tree.
 """
 
-import os
 import random
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -19,9 +18,7 @@ from harbor_cache.index.listings_schema import LISTINGS_MIGRATION
 from harbor_cache.index.migrations import MIGRATIONS
 from harbor_cache.index.rows import CacheTotals
 from harbor_cache.index.totals_schema import TOTALS_MIGRATION
-from harbor_cache.testing import InlinePool
-from tests import pg_support
-from tests.unit.base import run
+from tests.unit.base import postgres_pool, run, sqlite_pool
 
 
 def recomputed(index: Index) -> tuple[CacheTotals, int]:
@@ -200,11 +197,7 @@ class SqliteTotalsTests(TotalsMixin, SynchronousTestCase):
     """Also the plans of the eviction queries: EXPLAIN QUERY PLAN is sqlite's."""
 
     def open_pool(self):
-        directory = self.mktemp()
-        os.makedirs(directory)
-        pool = InlinePool(os.path.join(directory, "index.sqlite"))
-        self.addCleanup(pool.close)
-        return pool
+        return sqlite_pool(self)
 
     def test_victim_query_uses_an_index(self):
         """Each eviction page query walks an index in its order: no full scan, no temp B-tree (sqlite's plans).
@@ -259,6 +252,4 @@ class SqliteTotalsTests(TotalsMixin, SynchronousTestCase):
 
 class PostgresTotalsTests(TotalsMixin, SynchronousTestCase):
     def open_pool(self):
-        pool = InlinePool.postgres(pg_support.fresh_schema_url(self))
-        self.addCleanup(pool.close)
-        return pool
+        return postgres_pool(self)

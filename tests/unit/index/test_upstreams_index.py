@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -12,7 +10,7 @@ from harbor_cache.index import Index, migrations
 from harbor_cache.settings.startup import UpstreamConfig
 from harbor_cache.testing import InlinePool
 from tests import pg_support
-from tests.unit.base import run
+from tests.unit.base import run, sqlite_pool
 
 HUB = UpstreamConfig(
     name="hub",
@@ -114,11 +112,7 @@ class UpstreamRowsMixin:
 
 class SqliteUpstreamRowsTests(UpstreamRowsMixin, SynchronousTestCase):
     def open_pool(self):
-        directory = self.mktemp()
-        os.makedirs(directory)
-        pool = InlinePool(os.path.join(directory, "index.sqlite"))
-        self.addCleanup(pool.close)
-        return pool
+        return sqlite_pool(self)
 
 
 class PostgresUpstreamRowsTests(UpstreamRowsMixin, SynchronousTestCase):

@@ -7,8 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbor_cache.errors import NotFound
 from harbor_cache.index import Index, migrations
-from harbor_cache.testing import InlinePool
-from tests.unit.base import MavenCacheCase
+from tests.unit.base import MavenCacheCase, sqlite_pool
 
 JAR = "harness/small/1.0/small-1.0.jar"
 LISTING = b"<html><body><a href='1.0/'>1.0/</a></body></html>"
@@ -74,10 +73,7 @@ class DirectoryTests(MavenCacheCase):
 class RepairMigrationTests(SynchronousTestCase):
     def test_directory_rows_are_removed(self):
         """Migration 9 drops a Maven row whose path has files below it; files and other repositories stay."""
-        directory = self.mktemp()
-        os.makedirs(directory)
-        pool = InlinePool(os.path.join(directory, "index.sqlite"))
-        self.addCleanup(pool.close)
+        pool = sqlite_pool(self)
         index = Index(pool)
 
         def run(coro):

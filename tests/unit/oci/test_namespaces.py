@@ -15,7 +15,7 @@ from harbor_cache.grammar.namespaces import check_namespaces, effective_prefix, 
 from harbor_cache.settings.startup import ConfigError, UpstreamConfig, parse_config
 from harbor_cache.testing import FakeRegistry, sha
 from harbor_cache.upstream.registry import RegistryUpstream
-from tests.unit.base import OCI_MANIFEST, HostedRegistryCase, OciCacheCase, error_code, header
+from tests.unit.base import OCI_MANIFEST, HostedRegistryCase, OciCacheCase, error_code, header, sqlite_pool
 
 
 def image(registry: FakeRegistry, name: str, tag: str, marker: bytes) -> str:
@@ -452,15 +452,11 @@ class MigrationTests(SynchronousTestCase):
         upstreams tables start empty and unseeded (seeding happens once)."""
         import harbor_cache.index.migrations as migrations
         from harbor_cache.index import Index
-        from harbor_cache.testing import InlinePool
 
         def run(coro):
             return self.successResultOf(Deferred.fromCoroutine(coro))
 
-        directory = self.mktemp()
-        os.makedirs(directory)
-        pool = InlinePool(os.path.join(directory, "index.sqlite"))
-        self.addCleanup(pool.close)
+        pool = sqlite_pool(self)
         index = Index(pool)
         everything = migrations.MIGRATIONS
         before_namespaces = self.patch(migrations, "MIGRATIONS", everything[:4])
