@@ -24,7 +24,7 @@ from twisted.web.client import ResponseDone
 from zope.interface import implementer
 
 from harbor_cache.storage.errors import SourceFailed
-from harbor_cache.storage.reader import GrowingSource
+from harbor_cache.storage.reader import GrowingSource, end_production
 
 
 class BucketRange(GrowingSource):
@@ -111,16 +111,8 @@ class RangeBody(Protocol):
             self._end(SourceFailed(f"the bucket's answer broke off: {reason.value}"))
 
     def _end(self, error: Exception | None) -> None:
-        if self.done.called:
-            return
-        try:
-            self.consumer.unregisterProducer()
-        except Exception:
-            pass
-        if error is None:
-            self.done.callback(None)
-        else:
-            self.done.errback(error)
+        if not self.done.called:
+            end_production(self.consumer, self.done, error)
 
     # IPushProducer: the client's backpressure reaches the store's connection
     def pauseProducing(self) -> None:

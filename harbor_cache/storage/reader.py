@@ -53,6 +53,18 @@ class DirectSend(Protocol):
     def broken(self) -> None: ...
 
 
+def end_production(consumer: IConsumer, done: defer.Deferred, error: Exception | None) -> None:
+    """A producer's last step: leave ``consumer`` (which may have gone already), then fire ``done``."""
+    try:
+        consumer.unregisterProducer()
+    except Exception:
+        pass
+    if error is None:
+        done.callback(None)
+    else:
+        done.errback(error)
+
+
 class GrowingSource:
     """What readers need to know about a file that may still be growing.
 
@@ -284,14 +296,7 @@ class RangeProducer:
             return
         self.stopped = True
         self._close()
-        try:
-            self.consumer.unregisterProducer()
-        except Exception:
-            pass
-        if error is None:
-            self.done.callback(None)
-        else:
-            self.done.errback(error)
+        end_production(self.consumer, self.done, error)
 
     # IPushProducer
     def pauseProducing(self) -> None:
