@@ -193,19 +193,6 @@ class BucketSweep:
         return removed, removed_bytes
 
 
-async def sweep_bucket(
-    index: Index,
-    bucket: Bucket,
-    grace: float,
-    now: float,
-    busy: Callable[[], set[str]],
-    upload_idle: float | None = None,
-    walk: BucketSweep | None = None,
-) -> tuple[int, int]:
-    """One pass of ``walk`` (`BucketSweep.sweep`); without one, a fresh walk: up to `KEYS_PER_PASS` keys from the first."""
-    return await (walk or BucketSweep()).sweep(index, bucket, grace, now, busy, upload_idle)
-
-
 async def _sweep_chunks(index: Index, bucket: Bucket, chunks: list[tuple[str, str, int]]) -> tuple[int, int]:
     """Delete the chunk objects among ``chunks`` whose session the index no longer has; (count, bytes)."""
     live: dict[str, bool] = {}

@@ -22,7 +22,7 @@ from twisted.internet.task import Clock
 from twisted.trial import unittest
 from twisted.web.client import Agent, HTTPConnectionPool
 
-from harbor_cache.core.operations.bucket_orphans import BucketSweep, sweep_bucket
+from harbor_cache.core.operations.bucket_orphans import BucketSweep
 from harbor_cache.storage.bucket import Bucket, blob_key
 from harbor_cache.storage.s3 import S3Client, S3Settings
 from harbor_cache.storage.s3.wire import MultipartUpload, ObjectInfo
@@ -215,9 +215,9 @@ class WalkTests(unittest.TestCase):
         self.sweep(BucketSweep(), FakeIndex(), busy={committing})
         self.assertEqual(self.listing.aborted, ["abandoned"])
 
-    def test_sweep_bucket_without_a_walk_is_one_fresh_pass(self) -> None:
+    def test_a_fresh_walk_sweeps_from_the_first_key(self) -> None:
         self.put(b"orphan")
-        removed = run(self, sweep_bucket(FakeIndex(), self.bucket, 3600, NOW, lambda: set()))  # type: ignore[arg-type]
+        removed = run(self, BucketSweep().sweep(FakeIndex(), self.bucket, 3600, NOW, lambda: set()))  # type: ignore[arg-type]
         self.assertEqual(removed, (1, len(b"orphan")))
 
 

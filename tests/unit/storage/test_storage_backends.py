@@ -22,7 +22,7 @@ from twisted.internet import defer, reactor
 from twisted.trial import unittest
 from twisted.web.client import Agent, HTTPConnectionPool
 
-from harbor_cache.core.operations.bucket_orphans import sweep_bucket
+from harbor_cache.core.operations.bucket_orphans import BucketSweep
 from harbor_cache.errors import StorageUnavailable
 from harbor_cache.storage import Storage
 from harbor_cache.storage.bucket import Bucket, blob_key, digest_of_key
@@ -229,10 +229,10 @@ class S3StorageTests(StorageContract, S3Fixture, unittest.TestCase):
 
         bucket = self.storage.bucket
         assert bucket is not None
-        self.assertEqual(await sweep_bucket(Index(), bucket, 3600, time.time(), lambda: set()), (0, 0))  # type: ignore[arg-type]
+        self.assertEqual(await BucketSweep().sweep(Index(), bucket, 3600, time.time(), lambda: set()), (0, 0))  # type: ignore[arg-type]
         self.assertEqual(bucket.orphan_bytes, len(b"no row") + len(b"being read"))  # young: kept, and counted
         later = time.time() + 7200
-        removed = await sweep_bucket(Index(), bucket, 3600, later, lambda: {busy})  # type: ignore[arg-type]
+        removed = await BucketSweep().sweep(Index(), bucket, 3600, later, lambda: {busy})  # type: ignore[arg-type]
         self.assertEqual(removed, (1, len(b"no row")))
         self.assertEqual(set(self.objects()), {blob_key(kept), blob_key(busy)})
         self.assertNotIn(blob_key(orphan), self.objects())
@@ -250,9 +250,9 @@ class S3StorageTests(StorageContract, S3Fixture, unittest.TestCase):
 
         # (moto dates every upload 2010-11-10: the pass's "now" is taken relative to what it says)
         initiated = s3.list_multipart_uploads(Bucket=self.bucket_name)["Uploads"][0]["Initiated"].timestamp()
-        await sweep_bucket(Index(), bucket, 3600, initiated + 60, lambda: set())  # type: ignore[arg-type]
+        await BucketSweep().sweep(Index(), bucket, 3600, initiated + 60, lambda: set())  # type: ignore[arg-type]
         self.assertEqual(len(s3.list_multipart_uploads(Bucket=self.bucket_name).get("Uploads", [])), 1)  # young
-        await sweep_bucket(Index(), bucket, 3600, initiated + 7200, lambda: set())  # type: ignore[arg-type]
+        await BucketSweep().sweep(Index(), bucket, 3600, initiated + 7200, lambda: set())  # type: ignore[arg-type]
         self.assertEqual(s3.list_multipart_uploads(Bucket=self.bucket_name).get("Uploads", []), [])
 
     async def test_a_delete_the_bucket_refuses_leaves_an_orphan_not_an_error(self) -> None:

@@ -15,7 +15,7 @@ import uuid
 
 from twisted.trial import unittest
 
-from harbor_cache.core.operations.bucket_orphans import sweep_bucket
+from harbor_cache.core.operations.bucket_orphans import BucketSweep
 from harbor_cache.errors import StorageUnavailable
 from harbor_cache.storage import Storage
 from harbor_cache.storage.bucket import blob_key
@@ -135,11 +135,11 @@ class UploadChunksTests(S3Fixture, unittest.TestCase):
         assert bucket is not None
         before = set(self.objects())
         self.assertEqual(len(before), 2)
-        await sweep_bucket(Index(), bucket, 3600, time.time(), lambda: set(), upload_idle=3600)  # type: ignore[arg-type]
+        await BucketSweep().sweep(Index(), bucket, 3600, time.time(), lambda: set(), upload_idle=3600)  # type: ignore[arg-type]
         self.assertEqual(set(self.objects()), before)  # young: kept
-        removed = await sweep_bucket(Index(), bucket, 3600, time.time() + 7200, lambda: set())  # type: ignore[arg-type]
+        removed = await BucketSweep().sweep(Index(), bucket, 3600, time.time() + 7200, lambda: set())  # type: ignore[arg-type]
         self.assertEqual(removed, (0, 0))  # without the idle time: chunks are left alone
-        removed = await sweep_bucket(Index(), bucket, 3600, time.time() + 7200, lambda: set(), upload_idle=3600)  # type: ignore[arg-type]
+        removed = await BucketSweep().sweep(Index(), bucket, 3600, time.time() + 7200, lambda: set(), upload_idle=3600)  # type: ignore[arg-type]
         self.assertEqual(removed, (1, 5))
         self.assertEqual(set(self.objects()), {chunk_key(live, 0)})
 
