@@ -121,17 +121,17 @@ class EvictionStore(Store):
     async def cleared_rows_page(self, after: int, limit: int) -> list[tuple[int, str, str, str, str]]:
         """The rows the last `clear_proxy_rebuild` deleted, by id after ``after``: (id, type, repository, key, digest).
 
-        Read on the writer's connection, which holds them (a temp table);
-        ``limit`` 0 empties it.
+        Read on the writer's connection, which holds them (a temp table; `drop_cleared_rows` ends it).
         """
+        return await self._run("cleared_rows_page", cleared_page_txn, after, limit)
 
-        def _txn(txn: Cursor) -> list[tuple[int, str, str, str, str]]:
-            if limit <= 0:
-                self._exec(txn, "DROP TABLE IF EXISTS temp.cleared_rows")
-                return []
-            return cleared_page_txn(txn, after, limit)
+    async def drop_cleared_rows(self) -> None:
+        """Forget the rows the last `clear_proxy_rebuild` deleted (its temp table), once they are dealt with."""
 
-        return await self._run("cleared_rows_page", _txn)
+        def _txn(txn: Cursor) -> None:
+            self._exec(txn, "DROP TABLE IF EXISTS temp.cleared_rows")
+
+        await self._run("drop_cleared_rows", _txn)
 
     async def evictable_size(self) -> int:
         """Bytes on disk that eviction could free: digests referenced only by proxy entries.

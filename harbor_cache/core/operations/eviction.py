@@ -398,7 +398,7 @@ class Evictor:
             self._invalidate([(type_, repository, key) for _, type_, repository, key, _ in rows])
             await self._unlink(sorted({row[4] for row in rows}))
             await self._cooperate()
-        await self.index.cleared_rows_page(0, 0)
+        await self.index.drop_cleared_rows()
         return removed
 
     async def _analyze(self, full: bool) -> None:
