@@ -79,6 +79,11 @@ class HeaderBlock:
         self.lines = b"".join(b"%s: %s\r\n" % pair for pair in self.pairs)
         self.has_length = checked.hasHeader(b"Content-Length")
 
+    def apply(self, headers: Headers) -> None:
+        """Set each of the block's headers on ``headers``, in order (replacing what was set under the same name)."""
+        for name, value in self.pairs:
+            headers.setRawHeaders(name, [value])
+
 
 class QuickRequest:
     """What a hot handler reads and sets on a request, for a head `parse_head` accepted.
@@ -117,8 +122,7 @@ class QuickRequest:
             headers = self._headers_out = Headers()
             headers._rawHeaders.update(BASE_HEADERS.every_response())  # as `HarborRequest.process` does
             if self._block is not None:
-                for name, value in self._block.pairs:
-                    headers.setRawHeaders(name, [value])
+                self._block.apply(headers)
                 self._block = None
         return headers
 
@@ -134,9 +138,7 @@ class QuickRequest:
         if self._headers_out is None and self._block is None:
             self._block = block
             return
-        headers = self.responseHeaders
-        for name, value in block.pairs:
-            headers.setRawHeaders(name, [value])
+        block.apply(self.responseHeaders)
 
     def setResponseCode(self, code: int, message: bytes | None = None) -> None:
         self.code = code

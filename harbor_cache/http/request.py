@@ -127,9 +127,7 @@ class HarborRequest(server.Request):
 
     def set_headers(self, block: HeaderBlock) -> None:
         """Set each header of ``block`` in order (what `QuickRequest.set_headers` keeps as bytes)."""
-        headers = self.responseHeaders
-        for name, value in block.pairs:
-            headers.setRawHeaders(name, [value])
+        block.apply(self.responseHeaders)
 
     def write(self, data):
         if not self.startedWriting and self.body is not None and not self.body.complete:
