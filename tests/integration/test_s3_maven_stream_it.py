@@ -84,7 +84,11 @@ class S3MavenStreamTests(SynchronousTestCase):
         self.assertFalse(held.gate.is_set())  # (the rest is still in the bucket)
         held.release()
         self.assertEqual(first + response.read(), jar)
-        self.assertEqual(os.path.getsize(tier_file), len(jar))  # the tier filled beside it
+        # the tier filled beside it (installed by a rename once verified: a moment after the client's last byte)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(tier_file) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(os.path.getsize(tier_file), len(jar))
         self.proxy.clear()
 
         # a Range on a tier miss: that part, by a ranged GET of the object
